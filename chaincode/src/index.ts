@@ -1,0 +1,8 @@
+import { RecordContract } from './record-contract';
+
+export { RecordContract } from './record-contract';
+export { ChaincodeError, ERROR_CODES, errorCodeOf } from './errors';
+export type { ErrorCode } from './errors';
+export type { Anchor, AnchorInput, Commitment, LocatorEntry, Tombstone } from './record-model';
+
+export const contracts: unknown[] = [RecordContract];

@@ -1,0 +1,149 @@
+/**
+ * Record anchors: one entry per FHIR resource version, `Type/id/_history/v`.
+ */
+import type { Context } from 'fabric-contract-api';
+import { invalid } from './errors';
+import {
+  FHIR_ID,
+  FHIR_INSTANT,
+  FHIR_RESOURCE_TYPE,
+  JsonObject,
+  PATIENT_REF_RULE,
+  SECURITY_LABEL,
+  asObject,
+  checkString,
+  isBase64UrlOfLength,
+  isPatientRef,
+  optionalStringArray,
+  rejectUnknownFields,
+  requireString,
+} from './validate';
+
+export const COMMITMENT_ALG = 'HMAC-SHA-256';
+
+export interface Commitment {
+  alg: typeof COMMITMENT_ALG;
+  /** base64url (no padding) of the 32-byte HMAC. */
+  value: string;
+}
+
+/** What a custodian sends to anchor one resource version. */
+export interface AnchorInput {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  /** did:hdx:… or pseudonym:<64 hex>. */
+  patient: string;
+  securityLabels?: string[];
+  lastUpdated: string;
+  commitment: Commitment;
+}
+
+export interface Tombstone {
+  erasedAt: string;
+  txId: string;
+}
+
+/**
+ * The stored anchor. A tombstoned (erased) anchor keeps its key, commitment, custodian, txId and
+ * anchoredAt, and loses everything that links it to a patient (`patient`, `securityLabels`, `lastUpdated`).
+ */
+export interface Anchor {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  patient?: string;
+  securityLabels?: string[];
+  lastUpdated?: string;
+  commitment: Commitment;
+  /** MSP id of the organization that anchored it (the caller), never taken from input. */
+  custodian: string;
+  txId: string;
+  anchoredAt: string;
+  tombstone?: Tombstone;
+}
+
+/** Value of a `patient~resource` index entry: enough for the record locator without reading the anchor. */
+export interface LocatorEntry {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  custodian: string;
+  lastUpdated: string;
+  securityLabels?: string[];
+}
+
+export const ANCHOR_KEY = 'hdx.anchor';
+/** patient~resource index: [patient, custodian, resourceType, id, versionId]. */
+export const PATIENT_RESOURCE_INDEX = 'hdx.anchor~patient';
+
+const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'securityLabels', 'lastUpdated', 'commitment'] as const;
+
+export function resourceRef(resourceType: string, id: string, versionId: string): string {
+  return `${resourceType}/${id}/_history/${versionId}`;
+}
+
+export function anchorKey(ctx: Context, resourceType: string, id: string, versionId: string): string {
+  return ctx.stub.createCompositeKey(ANCHOR_KEY, [resourceType, id, versionId]);
+}
+
+export function patientIndexKey(ctx: Context, anchor: { patient: string; custodian: string; resourceType: string; id: string; versionId: string }): string {
+  return ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, [anchor.patient, anchor.custodian, anchor.resourceType, anchor.id, anchor.versionId]);
+}
+
+export function checkResourceKey(resourceType: string, id: string, versionId: string): void {
+  checkString(resourceType, 'resourceType', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
+  checkString(id, 'id', FHIR_ID, 'must be a FHIR id');
+  checkString(versionId, 'versionId', FHIR_ID, 'must be a FHIR id');
+}
+
+export function parseCommitment(value: unknown, path: string): Commitment {
+  const commitment = asObject(value, path);
+  rejectUnknownFields(commitment, ['alg', 'value'], path);
+  if (commitment.alg !== COMMITMENT_ALG) {
+    throw invalid(`${path}.alg must be ${COMMITMENT_ALG}`);
+  }
+  const digest = requireString(commitment, 'value', path);
+  if (!isBase64UrlOfLength(digest, 32)) {
+    throw invalid(`${path}.value must be base64url (no padding) of 32 bytes`);
+  }
+  return { alg: COMMITMENT_ALG, value: digest };
+}
+
+export function parseAnchorInput(value: unknown, path: string): AnchorInput {
+  const obj: JsonObject = asObject(value, path);
+  rejectUnknownFields(obj, ANCHOR_FIELDS, path);
+  const resourceType = requireString(obj, 'resourceType', path, FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
+  const id = requireString(obj, 'id', path, FHIR_ID, 'must be a FHIR id');
+  const versionId = requireString(obj, 'versionId', path, FHIR_ID, 'must be a FHIR id');
+  const patient = requireString(obj, 'patient', path);
+  if (!isPatientRef(patient)) {
+    throw invalid(`${path}.patient ${PATIENT_REF_RULE}`);
+  }
+  const securityLabels = optionalStringArray(obj, 'securityLabels', path, SECURITY_LABEL, 'must be a code or system|code (printable ASCII, no spaces)');
+  const lastUpdated = requireString(obj, 'lastUpdated', path, FHIR_INSTANT, 'must be a FHIR instant');
+  const commitment = parseCommitment(obj.commitment, `${path}.commitment`);
+  const input: AnchorInput = { resourceType, id, versionId, patient, lastUpdated, commitment };
+  if (securityLabels !== undefined) {
+    input.securityLabels = securityLabels;
+  }
+  return input;
+}
+
+export function sameCommitment(a: Commitment, b: Commitment): boolean {
+  return a.alg === b.alg && a.value === b.value;
+}
+
+export function toLocatorEntry(anchor: Anchor): LocatorEntry {
+  const entry: LocatorEntry = {
+    resourceType: anchor.resourceType,
+    id: anchor.id,
+    versionId: anchor.versionId,
+    custodian: anchor.custodian,
+    lastUpdated: anchor.lastUpdated ?? '',
+  };
+  if (anchor.securityLabels !== undefined) {
+    entry.securityLabels = anchor.securityLabels;
+  }
+  return entry;
+}
