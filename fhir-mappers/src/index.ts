@@ -1,0 +1,1 @@
+export { type FhirIssue, validateResource, prepareValidator, fhirResourceTypes, MAX_ISSUES } from './validate';
