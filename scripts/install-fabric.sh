@@ -34,9 +34,9 @@ mkdir -p "$bin_dir"
 # build <module dir> <cgo> <tool> <package>
 build() {
   local dir=$1 cgo=$2 tool=$3 pkg=$4 start logf
-  if [ -x "$bin_dir/$tool" ]; then log "$tool: cached in $bin_dir"; return; fi
+  if [ -x "$bin_dir/$tool" ]; then return; fi
   start=$(date +%s); logf="$cache_root/build-$tool.log"
-  log "$tool: building $pkg (first build on this machine; a few minutes) ..."
+  log "[$i/${#tools[@]}] $tool: building $pkg (first build on this machine) ..."
   # Build next to the cache and move into place only when done, so an interrupted build is never cached.
   if ! (cd "$repo/fabric-network/build/$dir" &&
         GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=$cgo \
@@ -58,8 +58,19 @@ tools=(
 )
 i=0
 for t in "${tools[@]}"; do
-  i=$((i + 1)); log "[$i/${#tools[@]}]"
+  i=$((i + 1))
   # shellcheck disable=SC2086
   build $t
 done
+# The stock peer and orderer configs ship in the fabric module; the launcher copies them per node and
+# overrides what it needs through CORE_* / ORDERER_* environment variables.
+config_dir="$(dirname "$bin_dir")/config"
+if [ ! -f "$config_dir/core.yaml" ] || [ ! -f "$config_dir/orderer.yaml" ]; then
+  src=$(cd "$repo/fabric-network/build/fabric" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/hyperledger/fabric)
+  mkdir -p "$config_dir"
+  cp "$src/sampleconfig/core.yaml" "$src/sampleconfig/orderer.yaml" "$config_dir/"
+  chmod u+w "$config_dir"/*.yaml
+  log "stock configs copied to $config_dir"
+fi
+log "Fabric $FABRIC_VERSION and Fabric CA $FABRIC_CA_VERSION binaries ready in $bin_dir"
 echo "$bin_dir"

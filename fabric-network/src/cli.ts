@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+import * as fs from 'node:fs';
+import { defaultOptions, down, logFiles, status, up } from './network';
+import { NetworkError } from './proc';
+
+const HELP = `Usage: hdx-network <command> [options]
+  (from the repository root: npm run network -- <command> [options])
+
+Commands:
+  up                 build the Fabric binaries if needed, then start (or resume) the network:
+                     Fabric CAs, Raft orderer(s), peers for hospital1, hospital2, regulator,
+                     channel "hdx" and chaincode "hdx" as a service. Idempotent.
+  down [--wipe]      stop every process this launcher started; --wipe also deletes all state
+  status [--json]    show each node: running, healthy, endpoint
+  logs [NODE] [-n N] print the last N (default 40) lines of a node's log; no NODE lists the logs
+
+Environment (defaults in brackets):
+  HDX_NETWORK_HOME        state folder [<repo>/.hdx/network]
+  HDX_PORT_BASE           first of 110 ports on 127.0.0.1 [7000]
+  HDX_ORDERERS            Raft orderers, 1 or 3 [1]
+  HDX_BATCH_TIMEOUT       orderer BatchTimeout [200ms]
+  HDX_MAX_MESSAGE_COUNT   orderer MaxMessageCount [100]
+  HDX_FABRIC_HOME         Fabric binary cache [~/.cache/hdx/fabric]
+  HDX_CHAINCODE_DIR       chaincode package the chaincode servers run [<repo>/chaincode]
+`;
+
+function say(message: string): void {
+  process.stderr.write(`[hdx-network] ${message}\n`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const options = defaultOptions();
+  switch (command) {
+    case 'up': {
+      const start = Date.now();
+      const info = await up(options, say);
+      say(`network is up in ${((Date.now() - start) / 1000).toFixed(1)}s (state in ${info.home})`);
+      for (const org of Object.values(info.orgs)) say(`  ${org.org}: peer ${org.peerEndpoint}, CA ${org.caUrl}`);
+      return 0;
+    }
+    case 'down':
+      await down(options, { wipe: rest.includes('--wipe') }, say);
+      return 0;
+    case 'status': {
+      const rows = await status(options);
+      if (rest.includes('--json')) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      } else if (rows.length === 0) {
+        say(`no network at ${options.home}`);
+      } else {
+        for (const r of rows) {
+          const state = !r.running ? 'stopped' : r.healthy ? 'healthy' : 'UNHEALTHY';
+          process.stdout.write(`${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint}\n`);
+        }
+      }
+      return rows.every((r) => r.running && r.healthy) ? 0 : 3;
+    }
+    case 'logs': {
+      const files = logFiles(options);
+      const name = rest.find((a) => !a.startsWith('-') && !/^\d+$/.test(a));
+      const nIdx = rest.indexOf('-n');
+      const n = nIdx >= 0 ? Number(rest[nIdx + 1]) : 40;
+      if (!name) {
+        for (const f of files) process.stdout.write(`${f.name.padEnd(22)} ${f.file}\n`);
+        return 0;
+      }
+      const f = files.find((x) => x.name === name);
+      if (!f) throw new NetworkError(`no log for "${name}"; known: ${files.map((x) => x.name).join(', ') || 'none'}`);
+      const lines = fs.readFileSync(f.file, 'utf8').split('\n');
+      process.stdout.write(`${lines.slice(-n - 1).join('\n')}\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof NetworkError) {
+      say(`error: ${err.message}`);
+      for (const line of err.details) process.stderr.write(`    ${line}\n`);
+      say('see `npm run network -- logs` and `npm run network -- status`');
+    } else {
+      say(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,575 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { type Binaries, ensureBinaries, REPO_ROOT } from './binaries';
+import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, writeOrgMsp } from './ca';
+import { ccaasPackage } from './chaincode-package';
+import { configtx, PROFILE } from './configtx';
+import { httpGet, isRunning, logFile, NetworkError, run, sleep, startService, stopService, waitFor, waitHealthy } from './proc';
+import {
+  CHAINCODE_LABEL,
+  CHAINCODE_NAME,
+  CHAINCODE_VERSION,
+  CHANNEL,
+  identityDir,
+  type NetworkOptions,
+  type Org,
+  orgOf,
+  type PeerNode,
+  type PeerOrgName,
+  PEER_ORGS,
+  type Topology,
+  topology,
+} from './topology';
+
+export type Progress = (message: string) => void;
+
+/** The chaincode package the org chaincode servers run (its package.json `main` exports `contracts`). */
+const CHAINCODE_DIR = path.resolve(process.env.HDX_CHAINCODE_DIR ?? path.join(REPO_ROOT, 'chaincode'));
+const BUILDER_DIR = path.join(REPO_ROOT, 'fabric-network', 'builders', 'ccaas');
+/** Fabric's default log format without the colour codes, so log files read well and can be searched. */
+const LOG_FORMAT = '%{time:2006-01-02 15:04:05.000 MST} %{id:04x} %{level:.4s} [%{module}] %{shortfunc} -> %{message}';
+
+/** What `up` writes to <home>/network.json: enough for gateways, tests and `status` to find everything. */
+export interface NetworkInfo {
+  readonly home: string;
+  readonly options: NetworkOptions;
+  readonly channel: string;
+  readonly chaincode: string;
+  readonly fabricBinaries: string;
+  readonly orgs: Record<string, GatewayConnection>;
+  readonly orderers: ReadonlyArray<{ name: string; endpoint: string }>;
+}
+
+/** Everything an org's HDX gateway needs to reach its CA and peer. Written as gateways/<org>.env too. */
+export interface GatewayConnection {
+  readonly org: string;
+  readonly mspId: string;
+  readonly peerEndpoint: string;
+  readonly peerTlsCaFile: string;
+  readonly caUrl: string;
+  readonly caName: string;
+  readonly caTlsCaFile: string;
+  readonly enrollmentId: string;
+  readonly enrollmentSecret: string;
+}
+
+export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
+  const orderers = Number(env.HDX_ORDERERS ?? '1');
+  if (orderers !== 1 && orderers !== 3) throw new NetworkError(`HDX_ORDERERS must be 1 or 3, not ${env.HDX_ORDERERS}`);
+  const portBase = Number(env.HDX_PORT_BASE ?? '7000');
+  if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65_000) {
+    throw new NetworkError(`HDX_PORT_BASE must be an integer between 1024 and 65000, not ${env.HDX_PORT_BASE}`);
+  }
+  const maxMessageCount = Number(env.HDX_MAX_MESSAGE_COUNT ?? '100');
+  if (!Number.isInteger(maxMessageCount) || maxMessageCount < 1) {
+    throw new NetworkError(`HDX_MAX_MESSAGE_COUNT must be a positive integer, not ${env.HDX_MAX_MESSAGE_COUNT}`);
+  }
+  const batchTimeout = env.HDX_BATCH_TIMEOUT ?? '200ms';
+  if (!/^\d+(ms|s)$/.test(batchTimeout)) throw new NetworkError(`HDX_BATCH_TIMEOUT must look like 200ms or 1s, not ${batchTimeout}`);
+  return {
+    home: path.resolve(env.HDX_NETWORK_HOME ?? path.join(REPO_ROOT, '.hdx', 'network')),
+    portBase,
+    orderers,
+    batchTimeout,
+    maxMessageCount,
+  };
+}
+
+const STATE_FILE = 'network.json';
+
+/** Reads the options a network was created with, so a later `up` or `status` uses the same layout. */
+function loadOrCreateOptions(requested: NetworkOptions): NetworkOptions {
+  const file = path.join(requested.home, 'options.json');
+  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as NetworkOptions;
+  fs.mkdirSync(requested.home, { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(requested, null, 2));
+  return requested;
+}
+
+export function readNetworkInfo(home: string): NetworkInfo {
+  const file = path.join(home, STATE_FILE);
+  if (!fs.existsSync(file)) throw new NetworkError(`no network at ${home}: run \`npm run network -- up\` first`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as NetworkInfo;
+}
+
+function marker(t: Topology, step: string): string {
+  return path.join(t.options.home, 'steps', step);
+}
+function done(t: Topology, step: string): boolean {
+  return fs.existsSync(marker(t, step));
+}
+function markDone(t: Topology, step: string): void {
+  fs.mkdirSync(path.dirname(marker(t, step)), { recursive: true });
+  fs.writeFileSync(marker(t, step), new Date().toISOString());
+}
+
+async function timed<T>(progress: Progress, label: string, fn: () => Promise<T>): Promise<T> {
+  const start = Date.now();
+  progress(`${label} ...`);
+  const result = await fn();
+  progress(`${label}: done in ${((Date.now() - start) / 1000).toFixed(1)}s`);
+  return result;
+}
+
+/**
+ * Brings the network up, idempotently: creates what is missing (certificates, channel, chaincode
+ * definition) and starts what is not running. A network that is already up is left as it is.
+ */
+export async function up(requested: NetworkOptions, progress: Progress = () => {}): Promise<NetworkInfo> {
+  const options = loadOrCreateOptions(requested);
+  const t = topology(options);
+  if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
+    throw new NetworkError('the chaincode is not built: run `npm run build` first');
+  }
+  const steps = 7;
+  let step = 0;
+  const s = (label: string): string => `(${++step}/${steps}) ${label}`;
+
+  const bins = await timed(progress, s('Fabric binaries'), async () => ensureBinaries());
+  for (const dir of Object.values(t.dirs)) fs.mkdirSync(dir, { recursive: true });
+
+  await timed(progress, s(`Fabric CAs for ${t.orgs.map((o) => o.name).join(', ')}`), async () => {
+    await Promise.all(t.orgs.map((org) => startCa(t, bins, org)));
+  });
+  await timed(progress, s('Identities (enrolled from each CA)'), () => enrollAll(t, bins));
+  await timed(progress, s(`Raft ordering service (${t.orderers.length} node${t.orderers.length > 1 ? 's' : ''})`), () => startOrderers(t, bins));
+  await timed(progress, s('Peers (hospital1, hospital2, regulator)'), () => startPeers(t, bins));
+  await timed(progress, s(`Channel ${CHANNEL}`), () => createChannel(t, bins));
+  await timed(progress, s(`Chaincode ${CHAINCODE_NAME} (as a service, endorsement MAJORITY)`), () => deployChaincode(t, bins));
+
+  const info = writeNetworkInfo(t, bins);
+  return info;
+}
+
+async function enrollAll(t: Topology, bins: Binaries): Promise<void> {
+  await Promise.all(
+    t.orgs.map(async (org) => {
+      writeOrgMsp(org);
+      await enrollIdentity(t, bins, org, { id: 'orgadmin', type: 'admin', attrs: ['hdx.role=admin'] }, identityDir(org, 'admin', 'admin'), true);
+      if (org.name === 'orderer') {
+        for (const o of t.orderers) await enrollIdentity(t, bins, org, { id: o.name, type: 'orderer' }, o.dir, true);
+        return;
+      }
+      await enrollIdentity(t, bins, org, { id: 'peer0', type: 'peer' }, identityDir(org, 'peer', 'peer0'), true);
+      await enrollIdentity(t, bins, org, { id: 'chaincode', type: 'client' }, identityDir(org, 'chaincode', 'server'), true);
+      // The org's HDX gateway enrolls itself (fabric-ca-client) with this id and secret.
+      await register(t, bins, org, { id: 'gateway', type: 'client', attrs: ['hdx.role=gateway'] });
+    }),
+  );
+}
+
+function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
+  const o = t.orderers[i];
+  if (!o) throw new Error(`no orderer ${i}`);
+  const tls = path.join(o.dir, 'tls');
+  const data = path.join(t.dirs.data, o.name);
+  const orgCa = caCertFile(orgOf(t, 'orderer').ca);
+  return {
+    FABRIC_CFG_PATH: bins.configDir,
+    FABRIC_LOGGING_SPEC: 'info:grpc=error',
+    FABRIC_LOGGING_FORMAT: LOG_FORMAT,
+    ORDERER_GENERAL_LISTENADDRESS: '127.0.0.1',
+    ORDERER_GENERAL_LISTENPORT: String(o.port),
+    ORDERER_GENERAL_LOCALMSPID: 'OrdererMSP',
+    ORDERER_GENERAL_LOCALMSPDIR: path.join(o.dir, 'msp'),
+    ORDERER_GENERAL_TLS_ENABLED: 'true',
+    ORDERER_GENERAL_TLS_PRIVATEKEY: path.join(tls, 'server.key'),
+    ORDERER_GENERAL_TLS_CERTIFICATE: path.join(tls, 'server.crt'),
+    ORDERER_GENERAL_TLS_ROOTCAS: `[${path.join(tls, 'ca.crt')}]`,
+    ORDERER_GENERAL_BOOTSTRAPMETHOD: 'none',
+    ORDERER_CHANNELPARTICIPATION_ENABLED: 'true',
+    ORDERER_FILELEDGER_LOCATION: path.join(data, 'ledger'),
+    ORDERER_CONSENSUS_WALDIR: path.join(data, 'etcdraft', 'wal'),
+    ORDERER_CONSENSUS_SNAPDIR: path.join(data, 'etcdraft', 'snapshot'),
+    ORDERER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${o.operationsPort}`,
+    ORDERER_METRICS_PROVIDER: 'prometheus',
+    ORDERER_ADMIN_LISTENADDRESS: `127.0.0.1:${o.adminPort}`,
+    ORDERER_ADMIN_TLS_ENABLED: 'true',
+    ORDERER_ADMIN_TLS_CERTIFICATE: path.join(tls, 'server.crt'),
+    ORDERER_ADMIN_TLS_PRIVATEKEY: path.join(tls, 'server.key'),
+    ORDERER_ADMIN_TLS_ROOTCAS: `[${orgCa}]`,
+    ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED: 'true',
+    ORDERER_ADMIN_TLS_CLIENTROOTCAS: `[${orgCa}]`,
+  };
+}
+
+async function startOrderers(t: Topology, bins: Binaries): Promise<void> {
+  await Promise.all(
+    t.orderers.map(async (o, i) => {
+      if (!isRunning(t.dirs.pids, o.name)) {
+        startService({ name: o.name, command: bins.orderer, args: [], env: ordererEnv(t, bins, i) }, t.dirs.pids, t.dirs.logs);
+      }
+      await waitHealthy(o.name, `http://127.0.0.1:${o.operationsPort}/healthz`, {
+        timeoutMs: 60_000,
+        pidsDir: t.dirs.pids,
+        log: logFile(t.dirs.logs, o.name),
+      });
+    }),
+  );
+}
+
+function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
+  const org = orgOf(t, p.org);
+  const tls = path.join(p.dir, 'tls');
+  const data = path.join(t.dirs.data, p.name);
+  return {
+    FABRIC_CFG_PATH: bins.configDir,
+    FABRIC_LOGGING_SPEC: 'info:grpc=error:gossip,discovery=warning',
+    FABRIC_LOGGING_FORMAT: LOG_FORMAT,
+    CORE_PEER_ID: p.name,
+    CORE_PEER_ADDRESS: `127.0.0.1:${p.port}`,
+    CORE_PEER_LISTENADDRESS: `127.0.0.1:${p.port}`,
+    CORE_PEER_CHAINCODEADDRESS: `127.0.0.1:${p.chaincodeListenPort}`,
+    CORE_PEER_CHAINCODELISTENADDRESS: `127.0.0.1:${p.chaincodeListenPort}`,
+    CORE_PEER_GOSSIP_BOOTSTRAP: `127.0.0.1:${p.port}`,
+    CORE_PEER_GOSSIP_EXTERNALENDPOINT: `127.0.0.1:${p.port}`,
+    CORE_PEER_LOCALMSPID: org.mspId,
+    CORE_PEER_MSPCONFIGPATH: path.join(p.dir, 'msp'),
+    CORE_PEER_TLS_ENABLED: 'true',
+    CORE_PEER_TLS_CERT_FILE: path.join(tls, 'server.crt'),
+    CORE_PEER_TLS_KEY_FILE: path.join(tls, 'server.key'),
+    CORE_PEER_TLS_ROOTCERT_FILE: path.join(tls, 'ca.crt'),
+    CORE_PEER_FILESYSTEMPATH: data,
+    CORE_LEDGER_SNAPSHOTS_ROOTDIR: path.join(data, 'snapshots'),
+    CORE_OPERATIONS_LISTENADDRESS: `127.0.0.1:${p.operationsPort}`,
+    CORE_METRICS_PROVIDER: 'prometheus',
+    // No Docker: chaincode runs only as a service, through our external builder.
+    CORE_VM_ENDPOINT: '',
+    CORE_CHAINCODE_EXTERNALBUILDERS: `[{name: ccaas, path: ${BUILDER_DIR}}]`,
+    CORE_CHAINCODE_STARTUPTIMEOUT: '30s',
+    CORE_CHAINCODE_EXECUTETIMEOUT: '30s',
+  };
+}
+
+async function startPeers(t: Topology, bins: Binaries): Promise<void> {
+  await Promise.all(
+    t.peers.map(async (p) => {
+      if (!isRunning(t.dirs.pids, p.name)) {
+        startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p) }, t.dirs.pids, t.dirs.logs);
+      }
+      await waitHealthy(p.name, `http://127.0.0.1:${p.operationsPort}/healthz`, {
+        timeoutMs: 60_000,
+        pidsDir: t.dirs.pids,
+        log: logFile(t.dirs.logs, p.name),
+      });
+    }),
+  );
+}
+
+/** Environment for the `peer` CLI acting as an org's admin against its own peer. */
+function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): NodeJS.ProcessEnv {
+  const org = orgOf(t, orgName);
+  const p = t.peers.find((x) => x.org === orgName);
+  if (!p) throw new Error(`no peer for ${orgName}`);
+  return {
+    FABRIC_CFG_PATH: bins.configDir,
+    FABRIC_LOGGING_SPEC: 'warning',
+    CORE_PEER_LOCALMSPID: org.mspId,
+    CORE_PEER_MSPCONFIGPATH: path.join(identityDir(org, 'admin', 'admin'), 'msp'),
+    CORE_PEER_ADDRESS: `127.0.0.1:${p.port}`,
+    CORE_PEER_TLS_ENABLED: 'true',
+    CORE_PEER_TLS_ROOTCERT_FILE: caCertFile(org.ca),
+  };
+}
+
+function ordererArgs(t: Topology): string[] {
+  const o = t.orderers[0];
+  if (!o) throw new Error('no orderer');
+  return ['-o', `127.0.0.1:${o.port}`, '--tls', '--cafile', caCertFile(orgOf(t, 'orderer').ca)];
+}
+
+async function createChannel(t: Topology, bins: Binaries): Promise<void> {
+  const block = path.join(t.dirs.channel, `${CHANNEL}.block`);
+  if (!fs.existsSync(block)) {
+    const cfgDir = path.join(t.dirs.config, 'configtx');
+    fs.mkdirSync(cfgDir, { recursive: true });
+    fs.writeFileSync(path.join(cfgDir, 'configtx.yaml'), JSON.stringify(configtx(t), null, 2));
+    await run(bins.configtxgen, ['-profile', PROFILE, '-channelID', CHANNEL, '-outputBlock', `${block}.partial`], {
+      env: { FABRIC_CFG_PATH: cfgDir },
+    });
+    fs.renameSync(`${block}.partial`, block);
+  }
+  const ordererOrg = orgOf(t, 'orderer');
+  const adminTls = path.join(identityDir(ordererOrg, 'admin', 'admin'), 'tls');
+  for (const o of t.orderers) {
+    const adminArgs = ['-o', `127.0.0.1:${o.adminPort}`, '--ca-file', caCertFile(ordererOrg.ca), '--client-cert', path.join(adminTls, 'server.crt'), '--client-key', path.join(adminTls, 'server.key')];
+    const list = await run(bins.osnadmin, ['channel', 'list', '--channelID', CHANNEL, ...adminArgs]).catch(() => '');
+    if (!list.includes(`"name": "${CHANNEL}"`)) {
+      await run(bins.osnadmin, ['channel', 'join', '--channelID', CHANNEL, '--config-block', block, ...adminArgs]);
+    }
+  }
+  // Raft needs a leader before the channel takes transactions.
+  const first = t.orderers[0];
+  if (!first) throw new Error('no orderer');
+  await waitFor(
+    'Raft leader for channel hdx',
+    async () => {
+      const res = await httpGet(`http://127.0.0.1:${first.operationsPort}/metrics`);
+      return /consensus_etcdraft_is_leader\{channel="hdx"\} 1|consensus_etcdraft_leader_changes\{channel="hdx"\} [1-9]/.test(res.body);
+    },
+    { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
+  );
+  for (const p of t.peers) {
+    const env = adminEnv(t, bins, p.org);
+    const joined = await run(bins.peer, ['channel', 'list'], { env });
+    if (!joined.split('\n').includes(CHANNEL)) await run(bins.peer, ['channel', 'join', '-b', block], { env });
+  }
+  markDone(t, 'channel');
+}
+
+function chaincodeServerName(org: PeerOrgName): string {
+  return `chaincode.${org}`;
+}
+
+/** Each org runs its own chaincode server (TLS, client certificates required); its package points there. */
+function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPackage> {
+  const org = orgOf(t, p.org);
+  const peerTls = path.join(p.dir, 'tls');
+  return ccaasPackage(CHAINCODE_LABEL, {
+    address: `127.0.0.1:${p.chaincodePort}`,
+    dial_timeout: '10s',
+    tls_required: true,
+    client_auth_required: true,
+    root_cert: fs.readFileSync(caCertFile(org.ca), 'utf8'),
+    client_cert: fs.readFileSync(path.join(peerTls, 'server.crt'), 'utf8'),
+    client_key: fs.readFileSync(path.join(peerTls, 'server.key'), 'utf8'),
+  });
+}
+
+function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void {
+  const name = chaincodeServerName(p.org);
+  if (isRunning(t.dirs.pids, name)) return;
+  const org = orgOf(t, p.org);
+  const tls = path.join(identityDir(org, 'chaincode', 'server'), 'tls');
+  const cli = require.resolve('fabric-shim/cli.js', { paths: [CHAINCODE_DIR] });
+  startService(
+    {
+      name,
+      command: process.execPath,
+      args: [
+        cli,
+        'server',
+        '--chaincode-address',
+        `127.0.0.1:${p.chaincodePort}`,
+        '--chaincode-id',
+        packageId,
+        '--module-path',
+        CHAINCODE_DIR,
+        '--chaincode-tls-cert-file',
+        path.join(tls, 'server.crt'),
+        '--chaincode-tls-key-file',
+        path.join(tls, 'server.key'),
+        '--chaincode-tls-client-cacert-file',
+        caCertFile(org.ca),
+      ],
+      env: { CORE_PEER_LOCALMSPID: org.mspId, CORE_CHAINCODE_LOGGING_LEVEL: 'info' },
+      cwd: CHAINCODE_DIR,
+    },
+    t.dirs.pids,
+    t.dirs.logs,
+  );
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port }, () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.on('error', () => resolve(false));
+  });
+}
+
+async function deployChaincode(t: Topology, bins: Binaries): Promise<void> {
+  const packages = new Map(t.peers.map((p) => [p.org, orgPackage(t, p)]));
+  // Chaincode servers first: the peer dials its org's server at commit and on each invoke.
+  for (const p of t.peers) {
+    const pkg = packages.get(p.org);
+    if (!pkg) throw new Error('package missing');
+    startChaincodeServer(t, p, pkg.packageId);
+  }
+  await Promise.all(
+    t.peers.map((p) =>
+      waitFor(`chaincode server for ${p.org} on 127.0.0.1:${p.chaincodePort}`, () => portOpen(p.chaincodePort), {
+        timeoutMs: 30_000,
+        pidsDir: t.dirs.pids,
+        name: chaincodeServerName(p.org),
+        log: logFile(t.dirs.logs, chaincodeServerName(p.org)),
+      }),
+    ),
+  );
+
+  if (!done(t, 'chaincode')) {
+    const sequence = '1';
+    for (const p of t.peers) {
+      const pkg = packages.get(p.org);
+      if (!pkg) throw new Error('package missing');
+      const env = adminEnv(t, bins, p.org);
+      const file = path.join(t.dirs.chaincode, `${p.org}.tgz`);
+      fs.writeFileSync(file, pkg.bytes);
+      const installed = await run(bins.peer, ['lifecycle', 'chaincode', 'queryinstalled'], { env });
+      if (!installed.includes(pkg.packageId)) await run(bins.peer, ['lifecycle', 'chaincode', 'install', file], { env });
+      const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env }).catch(() => '');
+      if (!approved.includes(pkg.packageId)) {
+        await run(bins.peer, ['lifecycle', 'chaincode', 'approveformyorg', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--package-id', pkg.packageId, '--sequence', sequence], { env });
+      }
+    }
+    const env = adminEnv(t, bins, 'hospital1');
+    const committed = await run(bins.peer, ['lifecycle', 'chaincode', 'querycommitted', '-C', CHANNEL, '-n', CHAINCODE_NAME], { env }).catch(() => '');
+    if (!committed.includes(`Sequence: ${sequence}`)) {
+      const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+      await run(bins.peer, ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, ...peerArgs], { env });
+    }
+    markDone(t, 'chaincode');
+  }
+
+  // Ready when every peer can reach its org's chaincode server: ask each for the contract metadata.
+  await Promise.all(
+    t.peers.map((p) =>
+      waitFor(
+        `chaincode ${CHAINCODE_NAME} answering through ${p.name}`,
+        async () => {
+          const out = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', '{"Args":["org.hyperledger.fabric:GetMetadata"]}'], {
+            env: adminEnv(t, bins, p.org),
+            timeoutMs: 20_000,
+          });
+          return out.includes('"contracts"');
+        },
+        { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: chaincodeServerName(p.org), log: logFile(t.dirs.logs, p.name) },
+      ),
+    ),
+  );
+}
+
+function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
+  const orgs: Record<string, GatewayConnection> = {};
+  for (const name of PEER_ORGS) {
+    const org = orgOf(t, name);
+    const p = t.peers.find((x) => x.org === name);
+    if (!p) throw new Error(`no peer for ${name}`);
+    const conn: GatewayConnection = {
+      org: name,
+      mspId: org.mspId,
+      peerEndpoint: `127.0.0.1:${p.port}`,
+      peerTlsCaFile: caCertFile(org.ca),
+      caUrl: caUrl(org.ca),
+      caName: org.ca.name,
+      caTlsCaFile: caCertFile(org.ca),
+      enrollmentId: 'gateway',
+      enrollmentSecret: orgSecrets(t, org).gateway ?? '',
+    };
+    orgs[name] = conn;
+    fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn), { mode: 0o600 });
+  }
+  const info: NetworkInfo = {
+    home: t.options.home,
+    options: t.options,
+    channel: CHANNEL,
+    chaincode: CHAINCODE_NAME,
+    fabricBinaries: bins.binDir,
+    orgs,
+    orderers: t.orderers.map((o) => ({ name: o.name, endpoint: `127.0.0.1:${o.port}` })),
+  };
+  fs.writeFileSync(path.join(t.options.home, STATE_FILE), JSON.stringify(info, null, 2), { mode: 0o600 });
+  return info;
+}
+
+function gatewayEnv(c: GatewayConnection): string {
+  return [
+    `# Written by the HDX network launcher: how the ${c.org} gateway reaches its peer and CA.`,
+    `HDX_ORG=${c.org}`,
+    `HDX_MSP_ID=${c.mspId}`,
+    `HDX_PEER_ENDPOINT=${c.peerEndpoint}`,
+    `HDX_PEER_TLS_CA_FILE=${c.peerTlsCaFile}`,
+    `HDX_CA_URL=${c.caUrl}`,
+    `HDX_CA_NAME=${c.caName}`,
+    `HDX_CA_TLS_CA_FILE=${c.caTlsCaFile}`,
+    `HDX_CA_ENROLLMENT_ID=${c.enrollmentId}`,
+    `HDX_CA_ENROLLMENT_SECRET=${c.enrollmentSecret}`,
+    `HDX_CHANNEL=${CHANNEL}`,
+    `HDX_CHAINCODE=${CHAINCODE_NAME}`,
+    '',
+  ].join('\n');
+}
+
+/** Every process name the launcher may have started, in stop order (dependents first). */
+function serviceNames(t: Topology): string[] {
+  const extra = fs.existsSync(t.dirs.pids)
+    ? fs
+        .readdirSync(t.dirs.pids)
+        .filter((f) => f.endsWith('.pid'))
+        .map((f) => f.slice(0, -4))
+    : [];
+  const core = [
+    ...t.peers.map((p) => chaincodeServerName(p.org)),
+    ...t.peers.map((p) => p.name),
+    ...t.orderers.map((o) => o.name),
+    ...t.orgs.map((o) => o.ca.name),
+  ];
+  // Anything else registered in pids/ (e.g. gateways started by scripts/start.sh) stops first.
+  return [...extra.filter((n) => !core.includes(n)), ...core];
+}
+
+/** Stops exactly the processes this network's launcher started (by recorded pid); `wipe` deletes all state. */
+export async function down(requested: NetworkOptions, opts: { wipe: boolean }, progress: Progress = () => {}): Promise<void> {
+  const optionsFile = path.join(requested.home, 'options.json');
+  const options = fs.existsSync(optionsFile) ? (JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as NetworkOptions) : requested;
+  const t = topology(options);
+  const list: string[] = [];
+  for (const name of serviceNames(t)) {
+    if (await stopService(t.dirs.pids, name)) list.push(name);
+  }
+  progress(list.length > 0 ? `stopped ${list.join(', ')}` : 'nothing was running');
+  if (opts.wipe) {
+    fs.rmSync(options.home, { recursive: true, force: true });
+    progress(`removed ${options.home}`);
+  }
+}
+
+export interface NodeStatus {
+  readonly name: string;
+  readonly kind: 'ca' | 'orderer' | 'peer' | 'chaincode' | 'other';
+  readonly running: boolean;
+  readonly healthy: boolean | undefined;
+  readonly endpoint: string;
+}
+
+export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
+  const optionsFile = path.join(requested.home, 'options.json');
+  if (!fs.existsSync(optionsFile)) return [];
+  const t = topology(JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as NetworkOptions);
+  const healthz = async (port: number): Promise<boolean> => {
+    try {
+      return (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200;
+    } catch {
+      return false;
+    }
+  };
+  const rows: Array<Promise<NodeStatus>> = [
+    ...t.orgs.map(async (o) => ({ name: o.ca.name, kind: 'ca' as const, running: isRunning(t.dirs.pids, o.ca.name), healthy: await healthz(o.ca.operationsPort), endpoint: caUrl(o.ca) })),
+    ...t.orderers.map(async (o) => ({ name: o.name, kind: 'orderer' as const, running: isRunning(t.dirs.pids, o.name), healthy: await healthz(o.operationsPort), endpoint: `127.0.0.1:${o.port}` })),
+    ...t.peers.map(async (p) => ({ name: p.name, kind: 'peer' as const, running: isRunning(t.dirs.pids, p.name), healthy: await healthz(p.operationsPort), endpoint: `127.0.0.1:${p.port}` })),
+    ...t.peers.map(async (p) => ({
+      name: chaincodeServerName(p.org),
+      kind: 'chaincode' as const,
+      running: isRunning(t.dirs.pids, chaincodeServerName(p.org)),
+      healthy: await portOpen(p.chaincodePort),
+      endpoint: `127.0.0.1:${p.chaincodePort}`,
+    })),
+  ];
+  return Promise.all(rows);
+}
+
+/** The names of the nodes that have logs, and the path of each log. */
+export function logFiles(requested: NetworkOptions): Array<{ name: string; file: string }> {
+  const dir = path.join(requested.home, 'logs');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .sort()
+    .map((f) => ({ name: f.slice(0, -4), file: path.join(dir, f) }));
+}
+
+export type { Org };

@@ -1,0 +1,151 @@
+import * as path from 'node:path';
+
+/** The organizations of the default HDX consortium. */
+export const PEER_ORGS = ['hospital1', 'hospital2', 'regulator'] as const;
+export type PeerOrgName = (typeof PEER_ORGS)[number];
+export type OrgName = PeerOrgName | 'orderer';
+
+export const CHANNEL = 'hdx';
+export const CHAINCODE_NAME = 'hdx';
+export const CHAINCODE_LABEL = 'hdx_1.0';
+export const CHAINCODE_VERSION = '1.0';
+
+export interface NetworkOptions {
+  /** Folder holding every file of this network (certificates, ledgers, logs, pids). */
+  readonly home: string;
+  /** First port of the block of ports the network uses (default 7000; 150 ports are used). */
+  readonly portBase: number;
+  /** Raft orderers: 1 (default) or 3. */
+  readonly orderers: 1 | 3;
+  /** Orderer BatchTimeout, e.g. '200ms'. */
+  readonly batchTimeout: string;
+  /** Orderer MaxMessageCount per block. */
+  readonly maxMessageCount: number;
+}
+
+export interface CaNode {
+  readonly org: OrgName;
+  readonly name: string;
+  readonly port: number;
+  readonly operationsPort: number;
+  readonly home: string;
+}
+
+export interface OrdererNode {
+  readonly name: string;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly operationsPort: number;
+  readonly dir: string;
+}
+
+export interface PeerNode {
+  readonly org: PeerOrgName;
+  readonly name: string;
+  readonly port: number;
+  readonly chaincodeListenPort: number;
+  readonly operationsPort: number;
+  readonly dir: string;
+  /** The org's chaincode-as-a-service server. */
+  readonly chaincodePort: number;
+}
+
+export interface Org {
+  readonly name: OrgName;
+  readonly mspId: string;
+  /** Org folder: msp/ (the org MSP for configtx), admin/ (org admin identity), nodes. */
+  readonly dir: string;
+  readonly ca: CaNode;
+}
+
+export interface Topology {
+  readonly options: NetworkOptions;
+  readonly orgs: readonly Org[];
+  readonly orderers: readonly OrdererNode[];
+  readonly peers: readonly PeerNode[];
+  readonly dirs: {
+    readonly config: string;
+    readonly logs: string;
+    readonly pids: string;
+    readonly data: string;
+    readonly channel: string;
+    readonly chaincode: string;
+    readonly gateways: string;
+    readonly secrets: string;
+  };
+}
+
+export function mspIdOf(org: OrgName): string {
+  return `${org.charAt(0).toUpperCase()}${org.slice(1)}MSP`;
+}
+
+/**
+ * Lays out every node's ports and folders. Ports: CAs at base+0..39 (10 per org), orderers at
+ * base+40..69, peers at base+70..99, chaincode servers at base+100..109.
+ */
+export function topology(options: NetworkOptions): Topology {
+  const { home, portBase: b } = options;
+  const orgNames: OrgName[] = ['orderer', ...PEER_ORGS];
+  const orgs: Org[] = orgNames.map((name, i) => ({
+    name,
+    mspId: mspIdOf(name),
+    dir: path.join(home, 'orgs', name),
+    ca: {
+      org: name,
+      name: `ca-${name}`,
+      port: b + i * 10,
+      operationsPort: b + i * 10 + 1,
+      home: path.join(home, 'ca', name),
+    },
+  }));
+  const orderers: OrdererNode[] = Array.from({ length: options.orderers }, (_, i) => ({
+    name: `orderer${i}`,
+    port: b + 40 + i * 10,
+    adminPort: b + 41 + i * 10,
+    operationsPort: b + 42 + i * 10,
+    dir: path.join(home, 'orgs', 'orderer', 'orderers', `orderer${i}`),
+  }));
+  const peers: PeerNode[] = PEER_ORGS.map((org, i) => ({
+    org,
+    name: `peer0.${org}`,
+    port: b + 70 + i * 10,
+    chaincodeListenPort: b + 71 + i * 10,
+    operationsPort: b + 72 + i * 10,
+    dir: path.join(home, 'orgs', org, 'peers', 'peer0'),
+    chaincodePort: b + 100 + i,
+  }));
+  return {
+    options,
+    orgs,
+    orderers,
+    peers,
+    dirs: {
+      config: path.join(home, 'config'),
+      logs: path.join(home, 'logs'),
+      pids: path.join(home, 'pids'),
+      data: path.join(home, 'data'),
+      channel: path.join(home, 'channel'),
+      chaincode: path.join(home, 'chaincode'),
+      gateways: path.join(home, 'gateways'),
+      secrets: path.join(home, 'secrets'),
+    },
+  };
+}
+
+export function orgOf(t: Topology, name: OrgName): Org {
+  const org = t.orgs.find((o) => o.name === name);
+  if (!org) throw new Error(`unknown organization ${name}`);
+  return org;
+}
+
+export function peerOf(t: Topology, org: PeerOrgName): PeerNode {
+  const peer = t.peers.find((p) => p.org === org);
+  if (!peer) throw new Error(`no peer for organization ${org}`);
+  return peer;
+}
+
+/** Where an identity enrolled from its org's CA keeps its MSP (signcerts, keystore, cacerts) and TLS files. */
+export function identityDir(org: Org, kind: 'admin' | 'peer' | 'orderer' | 'chaincode', name: string): string {
+  const sub = kind === 'admin' ? 'users' : kind === 'peer' ? 'peers' : kind === 'orderer' ? 'orderers' : 'chaincode';
+  return path.join(org.dir, sub, name);
+}
