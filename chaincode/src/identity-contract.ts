@@ -1,0 +1,396 @@
+import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import { Caller, REGULATOR_MSP, callerOf, hasRole } from './caller';
+import { alreadyExists, conflict, forbidden, invalid, notFound } from './errors';
+import {
+  DID_KINDS,
+  DID_LINK_INDEX,
+  DID_ORG_INDEX,
+  DID_VERSION_KEY,
+  DidKind,
+  IdentityRecord,
+  buildDocument,
+  currentJwk,
+  didKey,
+  didVersionKey,
+  fhirBaseUrlOf,
+  findIdentity,
+  getActiveIdentity,
+  getIdentity,
+  keyId,
+  resolutionOf,
+} from './identity-model';
+import { jwkThumbprint, parseCompactJws, parseP256Jwk, P256Jwk } from './jose';
+import { INDEX_MARKER, canonicalJson, scanPartial, txInstant, unmarshal, writeState } from './ledger';
+import { verifySignedRequest, verifyWithKey } from './signed-request';
+import { HDX_DID, JsonObject, asObject, checkString, optionalStringArray, parseJsonObject, rejectUnknownFields, requireString } from './validate';
+
+/** A salted identifier hash: base64url of 32 bytes (e.g. HMAC-SHA-256 with the consortium salt). */
+export const IDENTIFIER_HASH = /^[A-Za-z0-9_-]{43}$/;
+const IDENTIFIER_HASH_RULE = 'must be base64url of a 32-byte salted hash';
+
+/** DID registry: DID documents (JsonWebKey2020, P-256), key rotation, deactivation, links, guardians. */
+@Info({ title: 'IdentityContract', description: 'hdx.identity: did:hdx registry' })
+export class IdentityContract extends Contract {
+  public constructor() {
+    super('hdx.identity');
+  }
+
+  /**
+   * Registers a DID: `{kind, publicKeyJwk, proof, did?, fhirBaseUrl?, identifiers?}`. The DID is the
+   * RFC 7638 thumbprint of publicKeyJwk; `proof` is a JWS by that key over `{action:"register", did, kind, nonce, iat}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async Register(ctx: Context, registrationJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    const input = parseJsonObject(registrationJson, 'registration');
+    rejectUnknownFields(input, ['kind', 'publicKeyJwk', 'proof', 'did', 'fhirBaseUrl', 'identifiers'], 'registration');
+    const kind = parseKind(input.kind);
+    mayRegister(caller, kind);
+    const jwk = parseP256Jwk(input.publicKeyJwk, 'registration.publicKeyJwk');
+    const did = `did:hdx:${jwkThumbprint(jwk)}`;
+    if (input.did !== undefined && input.did !== did) {
+      throw invalid('registration.did does not match the RFC 7638 thumbprint of publicKeyJwk');
+    }
+    const fhirBaseUrl = input.fhirBaseUrl === undefined ? undefined : parseFhirBaseUrl(input.fhirBaseUrl);
+    if (kind === 'organization' && fhirBaseUrl === undefined) {
+      throw invalid('registration.fhirBaseUrl is required for an organization');
+    }
+    if (kind !== 'organization' && fhirBaseUrl !== undefined) {
+      throw invalid('registration.fhirBaseUrl is only allowed for an organization');
+    }
+    const identifiers = optionalStringArray(input, 'identifiers', 'registration', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE) ?? [];
+
+    const proof = parseCompactJws(input.proof, 'registration.proof');
+    if (proof.header.kid !== keyId(did, 1)) {
+      throw invalid('registration.proof header.kid must be <did>#key-1');
+    }
+    rejectUnknownFields(proof.payload, ['action', 'did', 'kind', 'nonce', 'iat'], 'registration.proof payload');
+    if (proof.payload.did !== did || proof.payload.kind !== kind) {
+      throw invalid('registration.proof payload must name the registered did and kind');
+    }
+    if (await findIdentity(ctx, did)) {
+      throw alreadyExists(`${did} is already registered`);
+    }
+    if (kind === 'organization' && (await scanPartial(ctx, DID_ORG_INDEX, [caller.mspId])).length > 0) {
+      throw alreadyExists(`${caller.mspId} already has an active organization DID`);
+    }
+    await verifyWithKey(ctx, proof, jwk, ['register'], 'registration.proof', did, input.proof as string);
+
+    const now = txInstant(ctx);
+    const record: IdentityRecord = {
+      did,
+      kind,
+      status: 'active',
+      version: 1,
+      created: now,
+      updated: now,
+      organization: caller.mspId,
+      keyNumber: 1,
+      document: buildDocument(did, jwk, 1, fhirBaseUrl),
+      links: {
+        registeredBy: { mspId: caller.mspId, id: caller.id },
+        identifiers: identifiers.map((hash) => ({ hash, mspId: caller.mspId })).sort(byHashThenMsp),
+      },
+      guardians: [],
+      txId: ctx.stub.getTxID(),
+    };
+    await saveIdentity(ctx, record);
+    for (const hash of identifiers) {
+      await ctx.stub.putState(ctx.stub.createCompositeKey(DID_LINK_INDEX, [hash, did]), INDEX_MARKER);
+    }
+    if (kind === 'organization') {
+      await ctx.stub.putState(ctx.stub.createCompositeKey(DID_ORG_INDEX, [caller.mspId, did]), INDEX_MARKER);
+    }
+    return canonicalJson(resolutionOf(record));
+  }
+
+  /** W3C DID resolution: `{didDocument, didDocumentMetadata: {versionId, created, updated, deactivated}, …}`. */
+  @Transaction(false)
+  @Returns('string')
+  public async Resolve(ctx: Context, did: string): Promise<string> {
+    checkDid(did, 'did');
+    return canonicalJson(resolutionOf(await getIdentity(ctx, did)));
+  }
+
+  /** Every version of a DID document, oldest first, as resolution results. */
+  @Transaction(false)
+  @Returns('string')
+  public async History(ctx: Context, did: string): Promise<string> {
+    checkDid(did, 'did');
+    await getIdentity(ctx, did);
+    const rows = await scanPartial(ctx, DID_VERSION_KEY, [did]);
+    return canonicalJson(rows.map((row) => resolutionOf(unmarshal<IdentityRecord>(row.value))));
+  }
+
+  /**
+   * Updates a DID: `{fhirBaseUrl?, addIdentifiers?, removeIdentifiers?}`. The FHIR endpoint of an
+   * organization: an admin of its MSP. Identifier links: a gateway or admin of any member MSP adds its
+   * own links and removes only its own.
+   */
+  @Transaction()
+  @Returns('string')
+  public async Update(ctx: Context, did: string, updateJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    checkDid(did, 'did');
+    const update = parseJsonObject(updateJson, 'update');
+    rejectUnknownFields(update, ['fhirBaseUrl', 'addIdentifiers', 'removeIdentifiers'], 'update');
+    const add = optionalStringArray(update, 'addIdentifiers', 'update', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE) ?? [];
+    const remove = optionalStringArray(update, 'removeIdentifiers', 'update', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE) ?? [];
+    if (update.fhirBaseUrl === undefined && add.length === 0 && remove.length === 0) {
+      throw invalid('update must change fhirBaseUrl, addIdentifiers or removeIdentifiers');
+    }
+    const record = await getActiveIdentity(ctx, did);
+    let document = record.document;
+    if (update.fhirBaseUrl !== undefined) {
+      const url = parseFhirBaseUrl(update.fhirBaseUrl);
+      if (record.kind !== 'organization') {
+        throw invalid('update.fhirBaseUrl is only allowed for an organization');
+      }
+      if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+        throw forbidden('only an admin of the organization may change its FHIR endpoint');
+      }
+      document = buildDocument(did, currentJwk(record), record.keyNumber, url);
+    }
+    if ((add.length > 0 || remove.length > 0) && !hasRole(caller, 'gateway', 'admin')) {
+      throw forbidden('identifier links are managed by a gateway or admin of a member organization');
+    }
+    let identifiers = record.links.identifiers;
+    for (const hash of remove) {
+      if (!identifiers.some((link) => link.hash === hash && link.mspId === caller.mspId)) {
+        throw notFound(`update.removeIdentifiers: no such link of ${caller.mspId} on ${did}`);
+      }
+      identifiers = identifiers.filter((link) => !(link.hash === hash && link.mspId === caller.mspId));
+      if (!identifiers.some((link) => link.hash === hash)) {
+        await ctx.stub.deleteState(ctx.stub.createCompositeKey(DID_LINK_INDEX, [hash, did]));
+      }
+    }
+    for (const hash of add) {
+      if (!identifiers.some((link) => link.hash === hash && link.mspId === caller.mspId)) {
+        identifiers = [...identifiers, { hash, mspId: caller.mspId }];
+        await ctx.stub.putState(ctx.stub.createCompositeKey(DID_LINK_INDEX, [hash, did]), INDEX_MARKER);
+      }
+    }
+    const next = nextVersion(ctx, record, { document, links: { ...record.links, identifiers: [...identifiers].sort(byHashThenMsp) } });
+    await saveIdentity(ctx, next);
+    return canonicalJson(resolutionOf(next));
+  }
+
+  /**
+   * Replaces the key: `{did, publicKeyJwk, proof?}`. With `proof`: a JWS by the current key over
+   * `{action:"rotate", did, publicKeyJwk, nonce, iat}`. Without: an admin of the owning MSP, for
+   * every kind except patient (a hospital cannot take over a patient's DID).
+   */
+  @Transaction()
+  @Returns('string')
+  public async RotateKey(ctx: Context, rotationJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    const input = parseJsonObject(rotationJson, 'rotation');
+    rejectUnknownFields(input, ['did', 'publicKeyJwk', 'proof'], 'rotation');
+    const did = requireString(input, 'did', 'rotation', HDX_DID, 'must be a did:hdx DID');
+    const jwk = parseP256Jwk(input.publicKeyJwk, 'rotation.publicKeyJwk');
+    const record = await getActiveIdentity(ctx, did);
+    if (jwkThumbprint(jwk) === jwkThumbprint(currentJwk(record))) {
+      throw invalid('rotation.publicKeyJwk is the current key');
+    }
+    if (input.proof !== undefined) {
+      const verified = await verifySignedRequest(ctx, input.proof, ['rotate'], 'rotation.proof');
+      rejectUnknownFields(verified.payload, ['action', 'did', 'publicKeyJwk', 'nonce', 'iat'], 'rotation.proof payload');
+      if (verified.signer !== did || verified.payload.did !== did || !sameJwk(verified.payload.publicKeyJwk, jwk)) {
+        throw forbidden('rotation.proof must be signed by the DID itself over the new key');
+      }
+    } else if (!(record.kind !== 'patient' && caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+      throw forbidden('rotating this key needs a proof signed by its current key');
+    }
+    const keyNumber = record.keyNumber + 1;
+    const next = nextVersion(ctx, record, { keyNumber, document: buildDocument(did, jwk, keyNumber, fhirBaseUrlOf(record)) });
+    await saveIdentity(ctx, next);
+    return canonicalJson(resolutionOf(next));
+  }
+
+  /**
+   * Deactivates a DID: `{did, proof?}`. With `proof`: a JWS by its current key over
+   * `{action:"deactivate", did, nonce, iat}`. Without: an admin of the owning MSP.
+   */
+  @Transaction()
+  @Returns('string')
+  public async Deactivate(ctx: Context, deactivationJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    const input = parseJsonObject(deactivationJson, 'deactivation');
+    rejectUnknownFields(input, ['did', 'proof'], 'deactivation');
+    const did = requireString(input, 'did', 'deactivation', HDX_DID, 'must be a did:hdx DID');
+    const record = await getIdentity(ctx, did);
+    if (record.status === 'deactivated') {
+      throw conflict(`${did} is already deactivated`);
+    }
+    if (input.proof !== undefined) {
+      const verified = await verifySignedRequest(ctx, input.proof, ['deactivate'], 'deactivation.proof');
+      rejectUnknownFields(verified.payload, ['action', 'did', 'nonce', 'iat'], 'deactivation.proof payload');
+      if (verified.signer !== did || verified.payload.did !== did) {
+        throw forbidden('deactivation.proof must be signed by the DID itself');
+      }
+    } else if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+      throw forbidden('deactivating this DID needs its own proof or an admin of its organization');
+    }
+    if (record.kind === 'organization') {
+      await ctx.stub.deleteState(ctx.stub.createCompositeKey(DID_ORG_INDEX, [record.organization, did]));
+    }
+    const next = nextVersion(ctx, record, { status: 'deactivated' });
+    await saveIdentity(ctx, next);
+    return canonicalJson(resolutionOf(next));
+  }
+
+  /** DIDs linked to a salted identifier hash: `[{did, kind, status, organization, linkedBy: [msp]}]`. */
+  @Transaction(false)
+  @Returns('string')
+  public async FindByIdentifier(ctx: Context, identifierHash: string): Promise<string> {
+    const caller = callerOf(ctx);
+    if (!hasRole(caller, 'gateway', 'admin', 'auditor')) {
+      throw forbidden('identifier lookups need a gateway, admin or auditor identity');
+    }
+    checkString(identifierHash, 'identifierHash', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE);
+    const rows = await scanPartial(ctx, DID_LINK_INDEX, [identifierHash]);
+    const found = [];
+    for (const row of rows) {
+      const did = ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '';
+      const record = await getIdentity(ctx, did);
+      found.push({
+        did,
+        kind: record.kind,
+        status: record.status,
+        organization: record.organization,
+        linkedBy: record.links.identifiers.filter((l) => l.hash === identifierHash).map((l) => l.mspId),
+      });
+    }
+    return canonicalJson(found);
+  }
+
+  /**
+   * Registers a guardian who may sign consents for a patient: `{patient, guardian, proof?}`. With
+   * `proof`: a JWS by the patient over `{action:"add-guardian", patient, guardian, nonce, iat}`.
+   * Without: an admin of the patient's organization (guardianship established off chain).
+   */
+  @Transaction()
+  @Returns('string')
+  public async AddGuardian(ctx: Context, guardianJson: string): Promise<string> {
+    return changeGuardian(ctx, guardianJson, 'add-guardian');
+  }
+
+  /** Removes a guardian: `{patient, guardian, proof?}`, authorized like AddGuardian (action "remove-guardian"). */
+  @Transaction()
+  @Returns('string')
+  public async RemoveGuardian(ctx: Context, guardianJson: string): Promise<string> {
+    return changeGuardian(ctx, guardianJson, 'remove-guardian');
+  }
+}
+
+async function changeGuardian(ctx: Context, guardianJson: string, action: 'add-guardian' | 'remove-guardian'): Promise<string> {
+  const caller = callerOf(ctx);
+  const input = parseJsonObject(guardianJson, 'guardianship');
+  rejectUnknownFields(input, ['patient', 'guardian', 'proof'], 'guardianship');
+  const patient = requireString(input, 'patient', 'guardianship', HDX_DID, 'must be a did:hdx DID');
+  const guardian = requireString(input, 'guardian', 'guardianship', HDX_DID, 'must be a did:hdx DID');
+  if (patient === guardian) {
+    throw invalid('guardianship.guardian must differ from the patient');
+  }
+  const record = await getActiveIdentity(ctx, patient);
+  if (record.kind !== 'patient') {
+    throw invalid('guardianship.patient must be a patient DID');
+  }
+  if (input.proof !== undefined) {
+    const verified = await verifySignedRequest(ctx, input.proof, [action], 'guardianship.proof');
+    rejectUnknownFields(verified.payload, ['action', 'patient', 'guardian', 'nonce', 'iat'], 'guardianship.proof payload');
+    if (verified.signer !== patient || verified.payload.patient !== patient || verified.payload.guardian !== guardian) {
+      throw forbidden('guardianship.proof must be signed by the patient over this guardian');
+    }
+  } else if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+    throw forbidden("changing guardians needs the patient's proof or an admin of the patient's organization");
+  }
+  let guardians: string[];
+  if (action === 'add-guardian') {
+    const guardianRecord = await getActiveIdentity(ctx, guardian);
+    if (guardianRecord.kind !== 'patient' && guardianRecord.kind !== 'practitioner') {
+      throw invalid('guardianship.guardian must be a person (patient or practitioner DID)');
+    }
+    if (record.guardians.includes(guardian)) {
+      throw alreadyExists(`${guardian} is already a guardian of ${patient}`);
+    }
+    guardians = [...record.guardians, guardian].sort();
+  } else {
+    if (!record.guardians.includes(guardian)) {
+      throw notFound(`${guardian} is not a guardian of ${patient}`);
+    }
+    guardians = record.guardians.filter((g) => g !== guardian);
+  }
+  const next = nextVersion(ctx, record, { guardians });
+  await saveIdentity(ctx, next);
+  return canonicalJson(resolutionOf(next));
+}
+
+/** Who may register what, from the caller's MSP id and `hdx.role`. */
+function mayRegister(caller: Caller, kind: DidKind): void {
+  const ok =
+    kind === 'auditor'
+      ? caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin', 'gateway')
+      : kind === 'organization' || kind === 'system'
+        ? hasRole(caller, 'admin')
+        : hasRole(caller, 'admin', 'gateway');
+  if (!ok) {
+    throw forbidden(
+      kind === 'auditor'
+        ? 'auditor DIDs are registered only by an admin or gateway of RegulatorMSP'
+        : kind === 'organization' || kind === 'system'
+          ? `${kind} DIDs are registered only by an admin of the organization`
+          : `${kind} DIDs are registered by a gateway or admin of a member organization`,
+    );
+  }
+}
+
+function parseKind(value: unknown): DidKind {
+  if (typeof value !== 'string' || !(DID_KINDS as readonly string[]).includes(value)) {
+    throw invalid(`registration.kind must be one of ${DID_KINDS.join(', ')}`);
+  }
+  return value as DidKind;
+}
+
+function parseFhirBaseUrl(value: unknown): string {
+  let url: URL;
+  try {
+    if (typeof value !== 'string' || value.length > 2048) {
+      throw new Error('not a string');
+    }
+    url = new URL(value);
+  } catch {
+    throw invalid('fhirBaseUrl must be an absolute http(s) URL');
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash) {
+    throw invalid('fhirBaseUrl must be an http(s) URL without credentials, query or fragment');
+  }
+  return value as string;
+}
+
+function checkDid(did: string, name: string): void {
+  checkString(did, name, HDX_DID, 'must be a did:hdx DID');
+}
+
+function sameJwk(value: unknown, jwk: P256Jwk): boolean {
+  try {
+    const other = asObject(value, 'jwk') as JsonObject;
+    return canonicalJson(other) === canonicalJson(jwk);
+  } catch {
+    return false;
+  }
+}
+
+function byHashThenMsp(a: { hash: string; mspId: string }, b: { hash: string; mspId: string }): number {
+  return a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : a.mspId < b.mspId ? -1 : a.mspId > b.mspId ? 1 : 0;
+}
+
+function nextVersion(ctx: Context, record: IdentityRecord, changes: Partial<IdentityRecord>): IdentityRecord {
+  return { ...record, ...changes, version: record.version + 1, updated: txInstant(ctx), txId: ctx.stub.getTxID() };
+}
+
+async function saveIdentity(ctx: Context, record: IdentityRecord): Promise<void> {
+  await writeState(ctx, didKey(ctx, record.did), record);
+  await writeState(ctx, didVersionKey(ctx, record.did, record.version), record);
+}

@@ -1,0 +1,32 @@
+/** P-256 keys, DIDs and compact JWS for tests. */
+import { KeyObject, generateKeyPairSync, sign } from 'node:crypto';
+import { jwkThumbprint, P256Jwk } from '../jose';
+import { canonicalJson } from '../ledger';
+
+export interface TestKey {
+  privateKey: KeyObject;
+  jwk: P256Jwk;
+  /** did:hdx of this key (when it is the initial key). */
+  did: string;
+}
+
+export function newKey(): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const exported = publicKey.export({ format: 'jwk' });
+  const jwk: P256Jwk = { kty: 'EC', crv: 'P-256', x: String(exported.x), y: String(exported.y) };
+  return { privateKey, jwk, did: `did:hdx:${jwkThumbprint(jwk)}` };
+}
+
+/** A compact ES256 JWS over the canonical JSON of `payload`. */
+export function signJws(key: KeyObject, kid: string, payload: unknown, header: Record<string, unknown> = {}): string {
+  const h = Buffer.from(JSON.stringify({ alg: 'ES256', kid, ...header })).toString('base64url');
+  const p = Buffer.from(canonicalJson(payload)).toString('base64url');
+  const signature = sign('sha256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' });
+  return `${h}.${p}.${signature.toString('base64url')}`;
+}
+
+let nonceCounter = 0;
+export function nonce(): string {
+  nonceCounter += 1;
+  return `nonce-${String(nonceCounter).padStart(12, '0')}`;
+}
