@@ -1,19 +1,43 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import { decide, loadEvaluationInputs } from './access-decision';
 import { Caller, callerOf } from './caller';
-import { conflict, forbidden, notFound } from './errors';
-import { canonicalJson, readState, txInstant, writeState } from './ledger';
+import { CONSENT_ACTIONS, ConsentAction, PURPOSE_CODE } from './consent-model';
+import { conflict, forbidden, invalid, notFound } from './errors';
+import { DID_ORG_INDEX, IdentityRecord, fhirBaseUrlOf, findIdentity } from './identity-model';
+import { canonicalJson, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import {
+  ANCHOR_KEY,
   Anchor,
   AnchorInput,
+  Commitment,
+  LocatorEntry,
+  PATIENT_RESOURCE_INDEX,
   anchorKey,
   checkResourceKey,
   parseAnchorInput,
+  parseCommitment,
   patientIndexKey,
   resourceRef,
   sameCommitment,
   toLocatorEntry,
 } from './record-model';
-import { parseJsonObject } from './validate';
+import {
+  FHIR_ID,
+  FHIR_RESOURCE_TYPE,
+  HDX_DID,
+  MSP_ID,
+  PATIENT_REF_RULE,
+  checkString,
+  isBase64UrlOfLength,
+  isPatientRef,
+  optionalString,
+  parseJsonObject,
+  rejectUnknownFields,
+  requireString,
+} from './validate';
+
+/** Most anchors in one AnchorBatch transaction. */
+export const MAX_BATCH = 500;
 
 /** Anchors FHIR resource versions: commitments to content held off chain by the custodian. */
 @Info({ title: 'RecordContract', description: 'hdx.record: FHIR resource version anchors and the record locator' })
@@ -46,6 +70,237 @@ export class RecordContract extends Contract {
     }
     return canonicalJson(anchor);
   }
+
+  /**
+   * Anchors many versions in one transaction, all or nothing: a JSON array of Anchor inputs. Returns
+   * the stored anchors in input order. Repeating an identical entry is harmless; conflicting ones fail all.
+   */
+  @Transaction()
+  @Returns('string')
+  public async AnchorBatch(ctx: Context, anchorsJson: string): Promise<string> {
+    const caller = callerMayAnchor(ctx);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(anchorsJson);
+    } catch {
+      throw invalid('anchors is not valid JSON');
+    }
+    if (!Array.isArray(parsed) || parsed.length === 0 || parsed.length > MAX_BATCH) {
+      throw invalid(`anchors must be an array of 1 to ${MAX_BATCH} anchors`);
+    }
+    const inputs = parsed.map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
+    const seen = new Map<string, Commitment>();
+    for (const input of inputs) {
+      const ref = resourceRef(input.resourceType, input.id, input.versionId);
+      const earlier = seen.get(ref);
+      if (earlier && !sameCommitment(earlier, input.commitment)) {
+        throw conflict(`${ref} appears twice in the batch with different commitments`);
+      }
+      seen.set(ref, input.commitment);
+    }
+    const stored = new Map<string, Anchor>();
+    const out: Anchor[] = [];
+    for (const input of inputs) {
+      const ref = resourceRef(input.resourceType, input.id, input.versionId);
+      const anchor = stored.get(ref) ?? (await anchorOne(ctx, caller, input));
+      stored.set(ref, anchor);
+      out.push(anchor);
+    }
+    return canonicalJson(out);
+  }
+
+  /**
+   * Checks a commitment against the anchor: `{verified, erased, resource, custodian, anchoredAt, txId}`.
+   * `commitment` is the base64url value or the JSON `{alg, value}`.
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async Verify(ctx: Context, resourceType: string, id: string, versionId: string, commitment: string): Promise<string> {
+    checkResourceKey(resourceType, id, versionId);
+    const given: Commitment = commitment.startsWith('{')
+      ? parseCommitment(parseJsonObject(commitment, 'commitment'), 'commitment')
+      : isBase64UrlOfLength(commitment, 32)
+        ? { alg: 'HMAC-SHA-256', value: commitment }
+        : parseCommitment({ alg: 'HMAC-SHA-256', value: commitment }, 'commitment');
+    const anchor = await getAnchor(ctx, resourceType, id, versionId);
+    return canonicalJson({
+      verified: sameCommitment(anchor.commitment, given),
+      erased: anchor.tombstone !== undefined,
+      resource: resourceRef(resourceType, id, versionId),
+      custodian: anchor.custodian,
+      anchoredAt: anchor.anchoredAt,
+      txId: anchor.txId,
+    });
+  }
+
+  /** Every anchored version of a resource, in version order (numeric when the versions are numbers). */
+  @Transaction(false)
+  @Returns('string')
+  public async GetHistory(ctx: Context, resourceType: string, id: string): Promise<string> {
+    checkString(resourceType, 'resourceType', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
+    checkString(id, 'id', FHIR_ID, 'must be a FHIR id');
+    const anchors = (await scanPartial(ctx, ANCHOR_KEY, [resourceType, id])).map((row) => unmarshal<Anchor>(row.value));
+    if (anchors.length === 0) {
+      throw notFound(`${resourceType}/${id} is not anchored`);
+    }
+    return canonicalJson(anchors.sort(byVersion));
+  }
+
+  /**
+   * Erasure (GDPR art. 17) of every version of a resource, by its custodian: each anchor becomes a
+   * tombstone (commitment kept, patient link removed). Returns `{erased: [refs newly tombstoned]}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async EraseResource(ctx: Context, resourceType: string, id: string): Promise<string> {
+    const caller = callerMayAnchor(ctx);
+    checkString(resourceType, 'resourceType', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
+    checkString(id, 'id', FHIR_ID, 'must be a FHIR id');
+    const anchors = (await scanPartial(ctx, ANCHOR_KEY, [resourceType, id])).map((row) => unmarshal<Anchor>(row.value));
+    if (anchors.length === 0) {
+      throw notFound(`${resourceType}/${id} is not anchored`);
+    }
+    if (anchors.some((anchor) => anchor.custodian !== caller.mspId)) {
+      throw forbidden(`${resourceType}/${id} can only be erased by its custodian`);
+    }
+    return canonicalJson({ erased: await tombstone(ctx, anchors.sort(byVersion)) });
+  }
+
+  /**
+   * Erasure of everything the caller's organization anchored for a patient. Returns `{erased: [refs]}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async ErasePatient(ctx: Context, patient: string): Promise<string> {
+    const caller = callerMayAnchor(ctx);
+    if (!isPatientRef(patient)) {
+      throw invalid(`patient ${PATIENT_REF_RULE}`);
+    }
+    const rows = await scanPartial(ctx, PATIENT_RESOURCE_INDEX, [patient, caller.mspId]);
+    const anchors: Anchor[] = [];
+    for (const row of rows) {
+      const entry = unmarshal<LocatorEntry>(row.value);
+      anchors.push(await getAnchor(ctx, entry.resourceType, entry.id, entry.versionId));
+    }
+    return canonicalJson({ erased: await tombstone(ctx, anchors) });
+  }
+
+  /**
+   * Record locator: which custodians hold which resource versions for a patient, filtered by consent
+   * for the requesting actor and purpose. Request: `{patient, actor, actorOrganization, purpose,
+   * action?, custodian?, resourceType?, pageSize?, bookmark?}`. Returns `{custodians: [{custodian,
+   * organization, fhirBaseUrl, resources: [{resourceType, id, versionId, lastUpdated, decision...}]}],
+   * withheld, breakGlass, bookmark, fetchedRecordsCount}`.
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async LocateRecords(ctx: Context, requestJson: string): Promise<string> {
+    callerOf(ctx);
+    const request = parseJsonObject(requestJson, 'request');
+    rejectUnknownFields(request, ['patient', 'actor', 'actorOrganization', 'purpose', 'action', 'custodian', 'resourceType', 'pageSize', 'bookmark'], 'request');
+    const patient = requireString(request, 'patient', 'request');
+    if (!isPatientRef(patient)) {
+      throw invalid(`request.patient ${PATIENT_REF_RULE}`);
+    }
+    const actor = requireString(request, 'actor', 'request', HDX_DID, 'must be a did:hdx DID');
+    const actorOrganization = requireString(request, 'actorOrganization', 'request', MSP_ID, 'must be an MSP id');
+    const purpose = requireString(request, 'purpose', 'request', PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code');
+    const action = (optionalString(request, 'action', 'request') ?? 'access') as ConsentAction;
+    if (!CONSENT_ACTIONS.includes(action)) {
+      throw invalid(`request.action must be one of ${CONSENT_ACTIONS.join(', ')}`);
+    }
+    const custodianFilter = optionalString(request, 'custodian', 'request', MSP_ID, 'must be an MSP id');
+    const typeFilter = optionalString(request, 'resourceType', 'request', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
+    const pageSize = parsePageSize(request.pageSize as string | number | undefined);
+    const bookmark = parseBookmark(optionalString(request, 'bookmark', 'request'));
+
+    const page = await pagePartial(ctx, PATIENT_RESOURCE_INDEX, custodianFilter ? [patient, custodianFilter] : [patient], pageSize, bookmark);
+    const inputs = await loadEvaluationInputs(ctx, patient, actor, actorOrganization);
+    const byCustodian = new Map<string, Array<Omit<LocatorEntry, 'custodian' | 'securityLabels'> & { consents: string[]; reason: string }>>();
+    let withheld = 0;
+    for (const row of page.records) {
+      const entry = unmarshal<LocatorEntry>(row.value);
+      if (typeFilter !== undefined && entry.resourceType !== typeFilter) {
+        continue;
+      }
+      const decision = decide(
+        { patient, actor, actorOrganization, custodian: entry.custodian, action, purpose, resourceType: entry.resourceType, securityLabels: entry.securityLabels ?? [], dataDate: entry.lastUpdated },
+        inputs,
+      );
+      if (decision.decision !== 'permit') {
+        withheld += 1;
+        continue;
+      }
+      const list = byCustodian.get(entry.custodian) ?? [];
+      list.push({ resourceType: entry.resourceType, id: entry.id, versionId: entry.versionId, lastUpdated: entry.lastUpdated, consents: decision.consents, reason: decision.reason });
+      byCustodian.set(entry.custodian, list);
+    }
+    const custodians = [];
+    for (const custodian of [...byCustodian.keys()].sort()) {
+      const organization = await organizationOf(ctx, custodian);
+      custodians.push({
+        custodian,
+        organization: organization?.did ?? null,
+        fhirBaseUrl: organization ? fhirBaseUrlOf(organization) ?? null : null,
+        resources: byCustodian.get(custodian),
+      });
+    }
+    return canonicalJson({ custodians, withheld, breakGlass: purpose === 'ETREAT', bookmark: page.bookmark, fetchedRecordsCount: page.fetchedRecordsCount });
+  }
+}
+
+async function getAnchor(ctx: Context, resourceType: string, id: string, versionId: string): Promise<Anchor> {
+  const anchor = await readState<Anchor>(ctx, anchorKey(ctx, resourceType, id, versionId));
+  if (!anchor) {
+    throw notFound(`${resourceRef(resourceType, id, versionId)} is not anchored`);
+  }
+  return anchor;
+}
+
+/** Tombstones anchors not yet erased; returns their refs. */
+async function tombstone(ctx: Context, anchors: Anchor[]): Promise<string[]> {
+  const erased: string[] = [];
+  const at = txInstant(ctx);
+  for (const anchor of anchors) {
+    if (anchor.tombstone) {
+      continue;
+    }
+    if (anchor.patient !== undefined) {
+      await ctx.stub.deleteState(patientIndexKey(ctx, { ...anchor, patient: anchor.patient }));
+    }
+    const stone: Anchor = {
+      resourceType: anchor.resourceType,
+      id: anchor.id,
+      versionId: anchor.versionId,
+      commitment: anchor.commitment,
+      custodian: anchor.custodian,
+      txId: anchor.txId,
+      anchoredAt: anchor.anchoredAt,
+      tombstone: { erasedAt: at, txId: ctx.stub.getTxID() },
+    };
+    await writeState(ctx, anchorKey(ctx, anchor.resourceType, anchor.id, anchor.versionId), stone);
+    erased.push(resourceRef(anchor.resourceType, anchor.id, anchor.versionId));
+  }
+  return erased;
+}
+
+function byVersion(a: Anchor, b: Anchor): number {
+  const numeric = /^[0-9]{1,15}$/;
+  if (numeric.test(a.versionId) && numeric.test(b.versionId)) {
+    return Number(a.versionId) - Number(b.versionId);
+  }
+  return a.versionId < b.versionId ? -1 : a.versionId > b.versionId ? 1 : 0;
+}
+
+/** The active organization DID registered for an MSP (the lowest DID when there are several). */
+async function organizationOf(ctx: Context, mspId: string): Promise<IdentityRecord | undefined> {
+  for (const row of await scanPartial(ctx, DID_ORG_INDEX, [mspId])) {
+    const record = await findIdentity(ctx, ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '');
+    if (record?.status === 'active') {
+      return record;
+    }
+  }
+  return undefined;
 }
 
 /** Anchoring is for organizations holding data: any member identity except an auditor. */
