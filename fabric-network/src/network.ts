@@ -138,8 +138,9 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   await timed(progress, s(`Channel ${CHANNEL}`), () => createChannel(t, bins));
   await timed(progress, s(`Chaincode ${CHAINCODE_NAME} (as a service, endorsement MAJORITY)`), () => deployChaincode(t, bins));
 
-  const info = writeNetworkInfo(t, bins);
-  return info;
+  await timed(progress, 'Gossip membership (each peer sees the other organizations, so endorsements can be planned)', () => waitForMembership(t));
+
+  return writeNetworkInfo(t, bins);
 }
 
 async function enrollAll(t: Topology, bins: Binaries): Promise<void> {
@@ -224,6 +225,11 @@ function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
     CORE_PEER_CHAINCODELISTENADDRESS: `127.0.0.1:${p.chaincodeListenPort}`,
     CORE_PEER_GOSSIP_BOOTSTRAP: `127.0.0.1:${p.port}`,
     CORE_PEER_GOSSIP_EXTERNALENDPOINT: `127.0.0.1:${p.port}`,
+    // Peers join the channel one after another, so their first cross-org handshakes fail; the stock
+    // 25 s reconnect interval then delays discovery (and endorsement planning) by half a minute.
+    CORE_PEER_GOSSIP_RECONNECTINTERVAL: '2s',
+    CORE_PEER_GOSSIP_ALIVETIMEINTERVAL: '2s',
+    CORE_PEER_GOSSIP_ALIVEEXPIRATIONTIMEOUT: '10s',
     CORE_PEER_LOCALMSPID: org.mspId,
     CORE_PEER_MSPCONFIGPATH: path.join(p.dir, 'msp'),
     CORE_PEER_TLS_ENABLED: 'true',
@@ -316,6 +322,28 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
     if (!joined.split('\n').includes(CHANNEL)) await run(bins.peer, ['channel', 'join', '-b', block], { env });
   }
   markDone(t, 'channel');
+}
+
+/**
+ * The Fabric Gateway plans endorsements from gossip discovery: until every peer knows the peers of the
+ * other organizations, a MAJORITY endorsement cannot be planned ("no peer combination can satisfy the
+ * endorsement policy"). Wait for each peer's `gossip_membership_total_peers_known` to reach the others.
+ */
+async function waitForMembership(t: Topology): Promise<void> {
+  const others = t.peers.length - 1;
+  await Promise.all(
+    t.peers.map((p) =>
+      waitFor(
+        `${p.name} to see the other ${others} peers through gossip`,
+        async () => {
+          const res = await httpGet(`http://127.0.0.1:${p.operationsPort}/metrics`);
+          const m = /gossip_membership_total_peers_known\{channel="hdx"\} (\d+)/.exec(res.body);
+          return m?.[1] !== undefined && Number(m[1]) >= others;
+        },
+        { timeoutMs: 90_000, pidsDir: t.dirs.pids, name: p.name, log: logFile(t.dirs.logs, p.name) },
+      ),
+    ),
+  );
 }
 
 function chaincodeServerName(org: PeerOrgName): string {

@@ -1,0 +1,98 @@
+import * as path from 'node:path';
+import Ajv from 'ajv';
+
+/**
+ * Gateway configuration: read only from environment variables, validated once at start (main.ts),
+ * then passed around frozen. Nothing else in the gateway reads process.env.
+ */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Public base URL of the FHIR API (used in Location headers and references). */
+  readonly baseUrl: string;
+  readonly dataDir: string;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly org: string;
+  readonly mspId: string;
+  readonly peerEndpoint: string;
+  readonly peerTlsCaFile: string;
+  readonly caUrl: string;
+  readonly caName: string;
+  readonly caTlsCaFile: string;
+  readonly enrollmentId: string;
+  readonly enrollmentSecret: string;
+  readonly channel: string;
+  readonly chaincode: string;
+  /** Deadline for ledger queries and endorsements, in milliseconds. */
+  readonly ledgerTimeoutMs: number;
+}
+
+/** Environment variable → config field, with defaults; required ones have no default. */
+const VARS = {
+  HDX_GATEWAY_HOST: { field: 'host', type: 'string', default: '127.0.0.1' },
+  HDX_GATEWAY_PORT: { field: 'port', type: 'integer', default: 8080 },
+  HDX_GATEWAY_BASE_URL: { field: 'baseUrl', type: 'string' },
+  HDX_DATA_DIR: { field: 'dataDir', type: 'string' },
+  HDX_LOG_LEVEL: { field: 'logLevel', type: 'string', default: 'info' },
+  HDX_ORG: { field: 'org', type: 'string' },
+  HDX_MSP_ID: { field: 'mspId', type: 'string' },
+  HDX_PEER_ENDPOINT: { field: 'peerEndpoint', type: 'string' },
+  HDX_PEER_TLS_CA_FILE: { field: 'peerTlsCaFile', type: 'string' },
+  HDX_CA_URL: { field: 'caUrl', type: 'string' },
+  HDX_CA_NAME: { field: 'caName', type: 'string' },
+  HDX_CA_TLS_CA_FILE: { field: 'caTlsCaFile', type: 'string' },
+  HDX_CA_ENROLLMENT_ID: { field: 'enrollmentId', type: 'string' },
+  HDX_CA_ENROLLMENT_SECRET: { field: 'enrollmentSecret', type: 'string' },
+  HDX_CHANNEL: { field: 'channel', type: 'string', default: 'hdx' },
+  HDX_CHAINCODE: { field: 'chaincode', type: 'string', default: 'hdx' },
+  HDX_LEDGER_TIMEOUT_MS: { field: 'ledgerTimeoutMs', type: 'integer', default: 15000 },
+} as const;
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: Object.entries(VARS)
+    .filter(([name, v]) => !('default' in v) && name !== 'HDX_GATEWAY_BASE_URL' && name !== 'HDX_DATA_DIR')
+    .map(([name]) => name),
+  properties: {
+    ...Object.fromEntries(Object.entries(VARS).map(([name, v]) => [name, { type: v.type, minLength: v.type === 'string' ? 1 : undefined, ...('default' in v ? { default: v.default } : {}) }])),
+    HDX_GATEWAY_HOST: { type: 'string', enum: ['127.0.0.1', 'localhost', '::1'], default: '127.0.0.1' },
+    HDX_GATEWAY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    HDX_GATEWAY_BASE_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?[^/]$' },
+    HDX_LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    HDX_PEER_ENDPOINT: { type: 'string', pattern: '^[^:/]+:\\d+$' },
+    HDX_CA_URL: { type: 'string', pattern: '^https://' },
+    HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
+  },
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid gateway configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = ConfigError.name;
+  }
+}
+
+const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: false });
+const check = ajv.compile(schema);
+
+/** Validates the HDX_* environment variables and returns the frozen config, or throws a ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path.resolve(__dirname, '..', '..')): Config {
+  const input: Record<string, unknown> = {};
+  for (const name of Object.keys(VARS)) if (env[name] !== undefined && env[name] !== '') input[name] = env[name];
+  if (!check(input)) {
+    const problems = (check.errors ?? []).map((e) => {
+      if (e.keyword === 'required') return `${String(e.params.missingProperty)} is required (see gateway/.env.sample)`;
+      const name = e.instancePath.slice(1);
+      return `${name} ${e.message ?? 'is invalid'}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(VARS)) out[v.field] = input[name];
+  const org = String(out.org);
+  const port = Number(out.port);
+  out.dataDir = path.resolve(String(out.dataDir ?? path.join(repoRoot, '.hdx', `gateway-${org}`)));
+  out.baseUrl = String(out.baseUrl ?? `http://${String(out.host)}:${port}/fhir`);
+  return Object.freeze(out) as unknown as Config;
+}

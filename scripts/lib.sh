@@ -1,0 +1,23 @@
+# Shared helpers for the entry-point scripts. Source it; do not run it.
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Node 20.19+ (or 22.12+) and Go 1.25+ must be on PATH; gcc builds fabric-ca-server (cgo) and better-sqlite3.
+check_prerequisites() {
+  command -v node >/dev/null 2>&1 || die "Node.js is not installed: install Node 20.19+ (https://nodejs.org) and run again."
+  local v
+  v=$(node -p 'process.versions.node')
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit((a===20&&b>=19)||(a===22&&b>=12)||a>22?0:1)' ||
+    die "Node.js $v is not supported: use Node 20.19+ or 22.12+."
+  command -v go >/dev/null 2>&1 || die "Go is not installed: install Go 1.25+ (https://go.dev/dl/) and run again."
+  command -v gcc >/dev/null 2>&1 || die "gcc is missing: install a C compiler (Debian: apt-get install build-essential)."
+}
+
+# Installs the npm dependencies from the lockfile when node_modules is missing or older than the lockfile.
+ensure_node_modules() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    step "npm ci (dependencies from package-lock.json)"
+    npm ci --no-audit --no-fund
+  fi
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): installs what is missing, builds everything, runs every package's
+# unit tests, then the integration tests against a real Fabric network that they start and always stop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+check_prerequisites
+ensure_node_modules
+step "Fabric binaries (built once per machine, then cached)"
+bash scripts/install-fabric.sh >/dev/null
+step "Build"
+npm run --silent build
+step "Type-check tests"
+npm run --silent typecheck
+npx --no-install tsc -p test/tsconfig.json
+step "Unit tests"
+npm run --silent test:unit
+step "Integration tests (real Fabric network: 4 CAs, Raft, 3 peers, CCaaS chaincode)"
+npm run --silent test:integration
