@@ -1,0 +1,337 @@
+import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import { decideAccess, parseAccessRequest } from './access-decision';
+import {
+  AUDIT_ACTIONS,
+  AUDIT_CLIENT_KEY,
+  AuditAction,
+  AuditEntry,
+  AuditIndex,
+  AuditInput,
+  ENTRY_ID,
+  MAX_RESOURCES,
+  RESOURCE_ID,
+  auditKey,
+  eventIdOfIndexKey,
+  indexKeysOf,
+  indexRange,
+  parseAuditInput,
+  resourceOfRef,
+  timeKeyOf,
+} from './audit-model';
+import { Caller, REGULATOR_MSP, callerOf, hasRole } from './caller';
+import { forbidden, invalid, notFound } from './errors';
+import { findIdentity } from './identity-model';
+import {
+  INDEX_MARKER,
+  canonicalJson,
+  marshal,
+  pageRange,
+  parseBookmark,
+  parsePageSize,
+  readState,
+  txInstant,
+  txTimeKey,
+  writeState,
+} from './ledger';
+import {
+  FHIR_INSTANT,
+  HDX_DID,
+  PATIENT_REF_RULE,
+  isPatientRef,
+  optionalString,
+  optionalStringArray,
+  parseJsonObject,
+  rejectUnknownFields,
+} from './validate';
+
+export const AUDIT_EVENT = 'hdx.audit';
+export const MAX_AUDIT_BATCH = 200;
+
+/** Access history: who saw or changed what, when, why, and what decided it. */
+@Info({ title: 'AuditContract', description: 'hdx.audit: access history entries, range queries and AuthorizeAndRecord' })
+export class AuditContract extends Contract {
+  public constructor() {
+    super('hdx.audit');
+  }
+
+  /** Records one access entry stated by a gateway of an organization that took part in it. */
+  @Transaction()
+  @Returns('string')
+  public async RecordAccess(ctx: Context, entryJson: string): Promise<string> {
+    const caller = callerMayRecord(ctx);
+    const input = parseAuditInput(parseJsonObject(entryJson, 'entry'), 'entry');
+    const [entry] = await recordEntries(ctx, caller, [input]);
+    return canonicalJson(entry);
+  }
+
+  /** Records many entries in one transaction (the gateway's async outbox); all or nothing. */
+  @Transaction()
+  @Returns('string')
+  public async RecordAccessBatch(ctx: Context, entriesJson: string): Promise<string> {
+    const caller = callerMayRecord(ctx);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(entriesJson);
+    } catch {
+      throw invalid('entries is not valid JSON');
+    }
+    if (!Array.isArray(parsed) || parsed.length === 0 || parsed.length > MAX_AUDIT_BATCH) {
+      throw invalid(`entries must be an array of 1 to ${MAX_AUDIT_BATCH} entries`);
+    }
+    const inputs = parsed.map((item, index) => parseAuditInput(item, `entries[${index}]`));
+    const ids = inputs.map((input) => input.entryId).filter((id): id is string => id !== undefined);
+    if (new Set(ids).size !== ids.length) {
+      throw invalid('entries has a repeated entryId');
+    }
+    return canonicalJson(await recordEntries(ctx, caller, inputs));
+  }
+
+  /**
+   * Evaluates consent and records the access in the same transaction (sync audit mode): the entry is
+   * on the ledger, permit or deny, before the gateway releases anything. Request: the EvaluateAccess
+   * request plus `resources?`, `auditAction?` (C|R|U|D|E, default R), `subtype?`, `entryId?`.
+   * Returns `{decision, consents, reason, breakGlass, eventId}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async AuthorizeAndRecord(ctx: Context, requestJson: string): Promise<string> {
+    const caller = callerMayRecord(ctx);
+    const obj = parseJsonObject(requestJson, 'request');
+    const input = parseAccessRequest(obj, 'request', ['resources', 'auditAction', 'subtype', 'entryId']);
+    const extra = optionalStringArray(obj, 'resources', 'request', RESOURCE_ID, 'must be Type/id or Type/id/_history/v', MAX_RESOURCES) ?? [];
+    const auditAction = (optionalString(obj, 'auditAction', 'request') ?? 'R') as AuditAction;
+    if (!AUDIT_ACTIONS.includes(auditAction)) {
+      throw invalid(`request.auditAction must be one of ${AUDIT_ACTIONS.join(', ')}`);
+    }
+    const entryId = optionalString(obj, 'entryId', 'request', ENTRY_ID, 'must be 1 to 128 characters [A-Za-z0-9._:-]');
+    if (entryId !== undefined) {
+      const previous = await entryByClientId(ctx, caller, entryId);
+      if (previous) {
+        return canonicalJson(decisionOf(previous));
+      }
+    }
+    const resolved = await decideAccess(ctx, input, 'request');
+    const resources = [...new Set([...(resolved.resource ? [resolved.resource] : []), ...extra])];
+    if (resources.length > MAX_RESOURCES) {
+      throw invalid(`request.resources has more than ${MAX_RESOURCES} items`);
+    }
+    const auditInput: AuditInput = {
+      actor: resolved.request.actor,
+      actorOrganization: resolved.request.actorOrganization,
+      patient: resolved.request.patient,
+      resources,
+      action: auditAction,
+      purpose: resolved.request.purpose,
+      decision: resolved.decision,
+      consents: resolved.consents,
+      reason: resolved.reason,
+      breakGlass: resolved.breakGlass,
+      custodian: resolved.request.custodian,
+    };
+    const subtype = optionalString(obj, 'subtype', 'request', /^[A-Za-z0-9$._-]{1,64}$/, 'must be a short code');
+    if (subtype !== undefined) auditInput.subtype = subtype;
+    if (entryId !== undefined) auditInput.entryId = entryId;
+    const [entry] = await recordEntries(ctx, caller, [auditInput]);
+    return canonicalJson(decisionOf(entry as AuditEntry));
+  }
+
+  /** One entry by event id, if the requester may read it. `requester`: the DID a gateway acts for ('' for none). */
+  @Transaction(false)
+  @Returns('string')
+  public async GetEntry(ctx: Context, eventId: string, requester: string): Promise<string> {
+    const viewer = await viewerOf(ctx, callerOf(ctx), requester || undefined);
+    if (!/^[A-Za-z0-9]{1,128}\.[0-9]{1,6}$/.test(eventId)) {
+      throw invalid('eventId must be <txId>.<n>');
+    }
+    const entry = await readState<AuditEntry>(ctx, auditKey(ctx, eventId));
+    if (!entry) {
+      throw notFound(`audit entry ${eventId} does not exist`);
+    }
+    if (!(await canSee(ctx, viewer, entry))) {
+      throw forbidden(`audit entry ${eventId} is not visible to the requester`);
+    }
+    return canonicalJson(entry);
+  }
+
+  /**
+   * Range query over the access history, oldest first: `{patient? | actor? | resource?, from?, to?,
+   * pageSize?, bookmark?, requester?}` (at most one of patient/actor/resource; none = all by time;
+   * window [from, to) on the recording time). Returns `{entries, bookmark, fetchedRecordsCount}`;
+   * entries the requester may not see are left out of the page.
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async QueryAccess(ctx: Context, queryJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    const query = parseJsonObject(queryJson, 'query');
+    rejectUnknownFields(query, ['patient', 'actor', 'resource', 'from', 'to', 'pageSize', 'bookmark', 'requester'], 'query');
+    const requester = optionalString(query, 'requester', 'query', HDX_DID, 'must be a did:hdx DID');
+    const viewer = await viewerOf(ctx, caller, requester);
+    const selectors = (['patient', 'actor', 'resource'] as const).filter((field) => query[field] !== undefined);
+    if (selectors.length > 1) {
+      throw invalid('query may select by only one of patient, actor, resource');
+    }
+    const index: AuditIndex = selectors[0] ?? 'time';
+    let value: string | undefined;
+    if (index === 'patient') {
+      value = optionalString(query, 'patient', 'query');
+      if (!isPatientRef(value ?? '')) throw invalid(`query.patient ${PATIENT_REF_RULE}`);
+    } else if (index === 'actor') {
+      value = optionalString(query, 'actor', 'query', HDX_DID, 'must be a did:hdx DID');
+    } else if (index === 'resource') {
+      value = resourceOfRef(optionalString(query, 'resource', 'query', RESOURCE_ID, 'must be Type/id') ?? '');
+    }
+    await mayQuery(ctx, viewer, index, value);
+    const from = optionalString(query, 'from', 'query', FHIR_INSTANT, 'must be a FHIR instant');
+    const to = optionalString(query, 'to', 'query', FHIR_INSTANT, 'must be a FHIR instant');
+    const [start, end] = indexRange(index, value, from === undefined ? undefined : timeKeyOf(from), to === undefined ? undefined : timeKeyOf(to));
+    if (end < start) {
+      throw invalid('query.from must not be after query.to');
+    }
+    const pageSize = parsePageSize(query.pageSize as string | number | undefined);
+    const page = await pageRange(ctx, start, end, pageSize, parseBookmark(optionalString(query, 'bookmark', 'query')));
+    const entries: AuditEntry[] = [];
+    for (const row of page.records) {
+      const entry = await readState<AuditEntry>(ctx, auditKey(ctx, eventIdOfIndexKey(row.key)));
+      if (entry && (await canSee(ctx, viewer, entry))) {
+        entries.push(entry);
+      }
+    }
+    return canonicalJson({ entries, bookmark: page.bookmark, fetchedRecordsCount: page.fetchedRecordsCount });
+  }
+}
+
+/** Gateways and admins record; auditors only read. */
+function callerMayRecord(ctx: Context): Caller {
+  const caller = callerOf(ctx);
+  if (!hasRole(caller, 'gateway', 'admin')) {
+    throw forbidden('access entries are recorded by a gateway or admin identity');
+  }
+  return caller;
+}
+
+async function entryByClientId(ctx: Context, caller: Caller, entryId: string): Promise<AuditEntry | undefined> {
+  const bytes = await ctx.stub.getState(ctx.stub.createCompositeKey(AUDIT_CLIENT_KEY, [caller.mspId, entryId]));
+  if (!bytes || bytes.length === 0) {
+    return undefined;
+  }
+  return readState<AuditEntry>(ctx, auditKey(ctx, Buffer.from(bytes).toString('utf8')));
+}
+
+function decisionOf(entry: AuditEntry): { decision: string; consents: string[]; reason: string; breakGlass: boolean; eventId: string } {
+  return { decision: entry.decision, consents: entry.consents, reason: entry.reason ?? '', breakGlass: entry.breakGlass, eventId: entry.eventId };
+}
+
+/** Writes entries under unique keys with their indexes and one chaincode event for the transaction. */
+async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[]): Promise<AuditEntry[]> {
+  const txId = ctx.stub.getTxID();
+  const recordedAt = txInstant(ctx);
+  const timeKey = txTimeKey(ctx);
+  const entries: AuditEntry[] = [];
+  for (const [index, input] of inputs.entries()) {
+    if (input.actorOrganization !== caller.mspId && input.custodian !== caller.mspId) {
+      throw forbidden(`a gateway of ${caller.mspId} records only accesses its organization took part in`);
+    }
+    if (input.entryId !== undefined) {
+      const previous = await entryByClientId(ctx, caller, input.entryId);
+      if (previous) {
+        entries.push(previous);
+        continue;
+      }
+    }
+    const entry: AuditEntry = { ...input, eventId: `${txId}.${index}`, recordedAt, occurredAt: input.occurredAt ?? recordedAt, gateway: caller.mspId, txId };
+    await writeState(ctx, auditKey(ctx, entry.eventId), entry);
+    for (const key of indexKeysOf(entry, timeKey)) {
+      await ctx.stub.putState(key, INDEX_MARKER);
+    }
+    if (entry.entryId !== undefined) {
+      await ctx.stub.putState(ctx.stub.createCompositeKey(AUDIT_CLIENT_KEY, [caller.mspId, entry.entryId]), Buffer.from(entry.eventId, 'utf8'));
+    }
+    entries.push(entry);
+  }
+  const fresh = entries.filter((entry) => entry.txId === txId);
+  if (fresh.length > 0) {
+    ctx.stub.setEvent(
+      AUDIT_EVENT,
+      marshal({
+        entries: fresh.map((e) => ({
+          eventId: e.eventId,
+          recordedAt: e.recordedAt,
+          patient: e.patient,
+          actor: e.actor,
+          actorOrganization: e.actorOrganization,
+          decision: e.decision,
+          breakGlass: e.breakGlass,
+          resources: e.resources.length,
+        })),
+      }),
+    );
+  }
+  return entries;
+}
+
+/** Who is reading: everything (regulator, auditor DIDs), one organization's entries, or one DID's. */
+interface Viewer {
+  all: boolean;
+  organization?: string;
+  did?: string;
+}
+
+async function viewerOf(ctx: Context, caller: Caller, requester: string | undefined): Promise<Viewer> {
+  if (requester !== undefined && !HDX_DID.test(requester)) {
+    throw invalid('requester must be a did:hdx DID');
+  }
+  if (caller.did !== undefined && requester !== undefined && requester !== caller.did) {
+    throw forbidden('a caller with its own DID reads only as that DID');
+  }
+  const did = caller.did ?? requester;
+  if (did !== undefined) {
+    if (caller.did === undefined && !hasRole(caller, 'gateway', 'admin', 'auditor')) {
+      throw forbidden('only a gateway may read on behalf of a requester');
+    }
+    const record = await findIdentity(ctx, did);
+    if (record?.status === 'active' && record.kind === 'auditor') {
+      return { all: true };
+    }
+    return { all: false, did };
+  }
+  if (caller.mspId === REGULATOR_MSP && hasRole(caller, 'auditor', 'admin')) {
+    return { all: true };
+  }
+  if (hasRole(caller, 'auditor', 'admin')) {
+    return { all: false, organization: caller.mspId };
+  }
+  throw forbidden('reading access history needs a requester DID, or an auditor or admin identity');
+}
+
+async function isGuardianOf(ctx: Context, did: string, patient: string): Promise<boolean> {
+  if (!HDX_DID.test(patient)) {
+    return false;
+  }
+  const record = await findIdentity(ctx, patient);
+  return record?.status === 'active' && record.guardians.includes(did);
+}
+
+async function mayQuery(ctx: Context, viewer: Viewer, index: AuditIndex, value: string | undefined): Promise<void> {
+  if (viewer.all || viewer.organization !== undefined || viewer.did === undefined) {
+    return;
+  }
+  const did = viewer.did;
+  const ok =
+    (index === 'patient' && (value === did || (await isGuardianOf(ctx, did, value ?? '')))) || (index === 'actor' && value === did);
+  if (!ok) {
+    throw forbidden('a requester reads only entries about themselves (as patient or guardian) or their own actions');
+  }
+}
+
+async function canSee(ctx: Context, viewer: Viewer, entry: AuditEntry): Promise<boolean> {
+  if (viewer.all) {
+    return true;
+  }
+  if (viewer.organization !== undefined) {
+    const org = viewer.organization;
+    return entry.gateway === org || entry.actorOrganization === org || entry.custodian === org;
+  }
+  const did = viewer.did as string;
+  return entry.patient === did || entry.actor === did || (await isGuardianOf(ctx, did, entry.patient));
+}
