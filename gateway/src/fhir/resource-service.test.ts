@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { commitmentOf, patientPseudonym } from './commitment';
+import { ResourceService } from './resource-service';
+
+describe('ResourceService.settlePending (crash between store and ledger)', () => {
+  const content = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' } };
+
+  function pending(store: SqliteStore): void {
+    store.insertPending({ resourceType: 'Patient', id: 'p1', versionId: 1, lastUpdated: content.meta.lastUpdated, patientId: 'p1', deleted: false, content: JSON.stringify(content) });
+  }
+
+  it('keeps a pending version the ledger has anchored with the same commitment', async () => {
+    const store = new SqliteStore(':memory:');
+    const ledger = new FakeLedger();
+    pending(store);
+    const key = store.patientKey('p1');
+    await ledger.anchor({ resourceType: 'Patient', id: 'p1', versionId: '1', patient: patientPseudonym(key), lastUpdated: content.meta.lastUpdated, commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(key, content) } });
+    const svc = new ResourceService({ store, ledger, log: newLogger('silent') });
+    expect(await svc.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
+    expect(store.readCurrent('Patient', 'p1')?.state).to.equal('anchored');
+  });
+
+  it('removes a pending version the ledger never anchored', async () => {
+    const store = new SqliteStore(':memory:');
+    pending(store);
+    store.patientKey('p1');
+    const svc = new ResourceService({ store, ledger: new FakeLedger(), log: newLogger('silent') });
+    expect(await svc.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
+    expect(store.readCurrent('Patient', 'p1')).to.equal(undefined);
+    expect(store.listPending()).to.have.length(0);
+  });
+});
+
+describe('commitments', () => {
+  it('do not depend on key order (RFC 8785) but do on content and key', () => {
+    const k = Buffer.alloc(32, 1);
+    expect(commitmentOf(k, { a: 1, b: [1, 2] })).to.equal(commitmentOf(k, { b: [1, 2], a: 1 }));
+    expect(commitmentOf(k, { a: 1 })).to.not.equal(commitmentOf(k, { a: 2 }));
+    expect(commitmentOf(Buffer.alloc(32, 2), { a: 1 })).to.not.equal(commitmentOf(k, { a: 1 }));
+  });
+});
