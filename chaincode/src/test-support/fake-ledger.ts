@@ -166,13 +166,20 @@ export class FakeLedger {
 
   /** Runs `fn` as one transaction of `identity`; commits its writes and events only if it succeeds. */
   public async invoke<T>(identity: FakeIdentity, fn: (ctx: Context) => Promise<T>): Promise<T> {
+    return this.transact((tx) => fn(contextOf(tx, identity)), () => true);
+  }
+
+  /** Runs `fn` on a fresh transaction stub; commits when `committed(result)` says so. */
+  public async transact<T>(fn: (tx: FakeTx) => Promise<T>, committed: (result: T) => boolean): Promise<T> {
     this.sequence += 1;
     const txId = this.sequence.toString(16).padStart(64, '0');
     const tx = new FakeTx(this, txId, this.clock, 123_456_789);
     this.clock += 1;
     this.lastTx = tx;
-    const ctx = contextOf(tx, identity);
-    const result = await fn(ctx);
+    const result = await fn(tx);
+    if (!committed(result)) {
+      return result;
+    }
     for (const [key, value] of tx.writes) {
       if (value === null) {
         this.state.delete(key);
