@@ -5,7 +5,7 @@
  * submit transactions.
  */
 import type { Context } from 'fabric-contract-api';
-import { CONSENT_ACTIONS, CONSENT_PATIENT_INDEX, ConsentAction, ConsentRecord, PURPOSE_CODE, consentKey } from './consent-model';
+import { CONSENT_PATIENT_INDEX, ConsentRecord, PURPOSE_CODE, consentKey, parseConsentAction } from './consent-model';
 import { AccessRequest, Decision, EvaluationContext, StoredConsent, evaluateAccess } from './consent-evaluate';
 import { invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, findIdentity } from './identity-model';
@@ -52,10 +52,7 @@ export function parseAccessRequest(obj: JsonObject, path: string, extraFields: r
   rejectUnknownFields(obj, [...REQUEST_FIELDS, ...extraFields], path);
   const actor = requireString(obj, 'actor', path, HDX_DID, 'must be a did:hdx DID');
   const actorOrganization = requireString(obj, 'actorOrganization', path, MSP_ID, 'must be an MSP id');
-  const action = (optionalString(obj, 'action', path) ?? 'access') as ConsentAction;
-  if (!CONSENT_ACTIONS.includes(action)) {
-    throw invalid(`${path}.action must be one of ${CONSENT_ACTIONS.join(', ')}`);
-  }
+  const action = parseConsentAction(obj, path);
   const purpose = requireString(obj, 'purpose', path, PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code');
   const request: AccessRequestInput['request'] = { actor, actorOrganization, action, purpose };
   const patient = optionalString(obj, 'patient', path);

@@ -40,6 +40,7 @@ import {
   isPatientRef,
   optionalString,
   optionalStringArray,
+  parseJsonArray,
   parseJsonObject,
   rejectUnknownFields,
 } from './validate';
@@ -69,16 +70,7 @@ export class AuditContract extends Contract {
   @Returns('string')
   public async RecordAccessBatch(ctx: Context, entriesJson: string): Promise<string> {
     const caller = callerMayRecord(ctx);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(entriesJson);
-    } catch {
-      throw invalid('entries is not valid JSON');
-    }
-    if (!Array.isArray(parsed) || parsed.length === 0 || parsed.length > MAX_AUDIT_BATCH) {
-      throw invalid(`entries must be an array of 1 to ${MAX_AUDIT_BATCH} entries`);
-    }
-    const inputs = parsed.map((item, index) => parseAuditInput(item, `entries[${index}]`));
+    const inputs = parseJsonArray(entriesJson, 'entries', MAX_AUDIT_BATCH).map((item, index) => parseAuditInput(item, `entries[${index}]`));
     const ids = inputs.map((input) => input.entryId).filter((id): id is string => id !== undefined);
     if (new Set(ids).size !== ids.length) {
       throw invalid('entries has a repeated entryId');

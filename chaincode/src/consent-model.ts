@@ -257,6 +257,15 @@ export function parseConsent(value: unknown, path = 'consent'): ConsentResource 
   return consent;
 }
 
+/** The optional `action` of an access request (default `access`). */
+export function parseConsentAction(obj: JsonObject, path: string): ConsentAction {
+  const action = optionalString(obj, 'action', path) ?? 'access';
+  if (!(CONSENT_ACTIONS as readonly string[]).includes(action)) {
+    throw invalid(`${path}.action must be one of ${CONSENT_ACTIONS.join(', ')}`);
+  }
+  return action as ConsentAction;
+}
+
 export function parsePatientReference(value: unknown, path: string): string {
   const ref = asObject(value, path) as JsonObject;
   rejectUnknownFields(ref, ['reference'], path);

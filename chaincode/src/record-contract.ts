@@ -1,7 +1,7 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 import { decide, loadEvaluationInputs } from './access-decision';
 import { Caller, callerOf } from './caller';
-import { CONSENT_ACTIONS, ConsentAction, PURPOSE_CODE } from './consent-model';
+import { PURPOSE_CODE, parseConsentAction } from './consent-model';
 import { conflict, forbidden, invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, fhirBaseUrlOf, findIdentity } from './identity-model';
 import { canonicalJson, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
@@ -31,6 +31,7 @@ import {
   isBase64UrlOfLength,
   isPatientRef,
   optionalString,
+  parseJsonArray,
   parseJsonObject,
   rejectUnknownFields,
   requireString,
@@ -79,16 +80,7 @@ export class RecordContract extends Contract {
   @Returns('string')
   public async AnchorBatch(ctx: Context, anchorsJson: string): Promise<string> {
     const caller = callerMayAnchor(ctx);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(anchorsJson);
-    } catch {
-      throw invalid('anchors is not valid JSON');
-    }
-    if (!Array.isArray(parsed) || parsed.length === 0 || parsed.length > MAX_BATCH) {
-      throw invalid(`anchors must be an array of 1 to ${MAX_BATCH} anchors`);
-    }
-    const inputs = parsed.map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
+    const inputs = parseJsonArray(anchorsJson, 'anchors', MAX_BATCH).map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
     const seen = new Map<string, Commitment>();
     for (const input of inputs) {
       const ref = resourceRef(input.resourceType, input.id, input.versionId);
@@ -205,10 +197,7 @@ export class RecordContract extends Contract {
     const actor = requireString(request, 'actor', 'request', HDX_DID, 'must be a did:hdx DID');
     const actorOrganization = requireString(request, 'actorOrganization', 'request', MSP_ID, 'must be an MSP id');
     const purpose = requireString(request, 'purpose', 'request', PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code');
-    const action = (optionalString(request, 'action', 'request') ?? 'access') as ConsentAction;
-    if (!CONSENT_ACTIONS.includes(action)) {
-      throw invalid(`request.action must be one of ${CONSENT_ACTIONS.join(', ')}`);
-    }
+    const action = parseConsentAction(request, 'request');
     const custodianFilter = optionalString(request, 'custodian', 'request', MSP_ID, 'must be an MSP id');
     const typeFilter = optionalString(request, 'resourceType', 'request', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
     const pageSize = parsePageSize(request.pageSize as string | number | undefined);

@@ -39,6 +39,20 @@ export function parseJsonObject(text: unknown, name: string): JsonObject {
   return asObject(value, name);
 }
 
+/** A JSON array of 1 to `maxItems` items. */
+export function parseJsonArray(text: unknown, name: string, maxItems: number): unknown[] {
+  let value: unknown;
+  try {
+    value = typeof text === 'string' && text.length <= 10_000_000 ? JSON.parse(text) : undefined;
+  } catch {
+    throw invalid(`${name} is not valid JSON`);
+  }
+  if (!Array.isArray(value) || value.length === 0 || value.length > maxItems) {
+    throw invalid(`${name} must be an array of 1 to ${maxItems} items`);
+  }
+  return value;
+}
+
 export function asObject(value: unknown, path: string): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw invalid(`${path} must be an object`);
