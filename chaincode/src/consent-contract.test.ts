@@ -111,6 +111,7 @@ describe('hdx.consent', () => {
       ['an actor with both DID and MSP', (p) => consentResource('c1', p, { type: 'permit', actor: [{ reference: { reference: p, identifier: { system: 'urn:hdx:msp', value: 'H' } } }] })],
       ['a class that is not a FHIR type', (p) => consentResource('c1', p, { type: 'permit', class: [{ code: 'labs' }] })],
       ['a period ending before it starts', (p) => consentResource('c1', p, { type: 'permit', period: { start: '2024-02-01', end: '2024-01-01' } })],
+      ['a period starting on a day that does not exist', (p) => consentResource('c1', p, { type: 'permit', period: { start: '2023-02-29' } })],
       ['an empty list', (p) => consentResource('c1', p, { type: 'permit', securityLabel: [] })],
       ['nesting deeper than 5', (p) => consentResource('c1', p, { type: 'permit', provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny' }] }] }] }] }] })],
     ];

@@ -125,6 +125,7 @@ describe('hdx.record Anchor / GetAnchor', () => {
     ['security labels not an array', anchorInput({ securityLabels: 'N' })],
     ['a date as lastUpdated', anchorInput({ lastUpdated: '2024-05-01' })],
     ['lastUpdated without a zone', anchorInput({ lastUpdated: '2024-05-01T10:00:00' })],
+    ['lastUpdated on a day that does not exist', anchorInput({ lastUpdated: '2023-02-29T10:00:00Z' })],
     ['another commitment alg', anchorInput({ commitment: { alg: 'SHA-256', value: COMMITMENT } })],
     ['a 31-byte commitment', anchorInput({ commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(31).toString('base64url') } })],
     ['a padded base64 commitment', anchorInput({ commitment: { alg: 'HMAC-SHA-256', value: `${Buffer.alloc(32).toString('base64')}` } })],

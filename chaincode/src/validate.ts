@@ -9,12 +9,33 @@ export type JsonObject = Record<string, unknown>;
 export const FHIR_RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 /** FHIR `id` (also used for versionId). */
 export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
-/** FHIR instant: a full date-time with seconds and a time zone. */
-export const FHIR_INSTANT =
+/** Something that checks a string: a RegExp, or a pattern plus a semantic check. */
+export interface StringRule {
+  test(value: string): boolean;
+}
+
+const INSTANT_PATTERN =
   /^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$/;
-/** FHIR dateTime: a year, year-month, date or full date-time with time zone. */
-export const FHIR_DATE_TIME =
+const DATE_TIME_PATTERN =
   /^([0-9]{4})(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$/;
+
+/** A calendar date that exists (no 2024-02-30) and a time JavaScript can read (no leap second). */
+function isRealDateTime(value: string): boolean {
+  if (value.length >= 10) {
+    const [y, m, d] = [value.slice(0, 4), value.slice(5, 7), value.slice(8, 10)].map(Number) as [number, number, number];
+    const date = new Date(Date.UTC(2000, m - 1, d));
+    date.setUTCFullYear(y);
+    if (date.getUTCMonth() !== m - 1 || date.getUTCDate() !== d) {
+      return false;
+    }
+  }
+  return value.length <= 10 || Number.isFinite(Date.parse(value));
+}
+
+/** FHIR instant: a full date-time with seconds and a time zone, on a real calendar day. */
+export const FHIR_INSTANT: StringRule = { test: (value) => INSTANT_PATTERN.test(value) && isRealDateTime(value) };
+/** FHIR dateTime: a year, year-month, date or full date-time with time zone. */
+export const FHIR_DATE_TIME: StringRule = { test: (value) => DATE_TIME_PATTERN.test(value) && isRealDateTime(value) };
 /** did:hdx:<RFC 7638 thumbprint, base64url SHA-256 = 43 characters>. */
 export const HDX_DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
 export const PSEUDONYM = /^pseudonym:[0-9a-f]{64}$/;
@@ -68,7 +89,7 @@ export function rejectUnknownFields(obj: JsonObject, allowed: readonly string[],
   }
 }
 
-export function requireString(obj: JsonObject, field: string, path: string, pattern?: RegExp, rule?: string): string {
+export function requireString(obj: JsonObject, field: string, path: string, pattern?: StringRule, rule?: string): string {
   const value = obj[field];
   if (typeof value !== 'string' || value.length === 0) {
     throw invalid(`${path}.${field} is required and must be a non-empty string`);
@@ -79,11 +100,11 @@ export function requireString(obj: JsonObject, field: string, path: string, patt
   return value;
 }
 
-export function optionalString(obj: JsonObject, field: string, path: string, pattern?: RegExp, rule?: string): string | undefined {
+export function optionalString(obj: JsonObject, field: string, path: string, pattern?: StringRule, rule?: string): string | undefined {
   return obj[field] === undefined ? undefined : requireString(obj, field, path, pattern, rule);
 }
 
-export function checkString(value: string, name: string, pattern: RegExp, rule: string): string {
+export function checkString(value: string, name: string, pattern: StringRule, rule: string): string {
   if (typeof value !== 'string' || !pattern.test(value)) {
     throw invalid(`${name} ${rule}`);
   }
