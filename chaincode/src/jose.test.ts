@@ -1,0 +1,49 @@
+import { expect } from 'chai';
+import { jwkThumbprint, parseCompactJws, parseP256Jwk, verifyEs256 } from './jose';
+import { newKey, signJws } from './test-support/keys';
+
+const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+describe('jose (ES256 compact JWS, P-256 JWK)', () => {
+  const key = newKey();
+  const kid = `${key.did}#key-1`;
+
+  it('verifies a JWS made with Node crypto in IEEE P1363 form', () => {
+    const jws = parseCompactJws(signJws(key.privateKey, kid, { a: 1, nonce: 'x' }), 'jws');
+    expect(jws.payload).to.deep.equal({ a: 1, nonce: 'x' });
+    verifyEs256(jws, key.jwk, 'jws');
+  });
+
+  it('refuses a signature by another key, or over another payload, with UNAUTHENTICATED', () => {
+    const other = newKey();
+    const jws = parseCompactJws(signJws(other.privateKey, kid, { a: 1 }), 'jws');
+    expect(() => verifyEs256(jws, key.jwk, 'jws')).to.throw(/^UNAUTHENTICATED: /);
+    const [h, , s] = signJws(key.privateKey, kid, { a: 1 }).split('.');
+    const swapped = parseCompactJws(`${h}.${b64('{"a":2}')}.${s}`, 'jws');
+    expect(() => verifyEs256(swapped, key.jwk, 'jws')).to.throw(/^UNAUTHENTICATED: /);
+  });
+
+  const malformed: Array<[string, string]> = [
+    ['two parts', `${b64({ alg: 'ES256', kid })}.${b64('{}')}`],
+    ['alg none', `${b64({ alg: 'none', kid })}.${b64('{}')}.${b64('x'.repeat(64))}`],
+    ['alg HS256', `${b64({ alg: 'HS256', kid })}.${b64('{}')}.${b64('x'.repeat(64))}`],
+    ['a crit header', `${b64({ alg: 'ES256', kid, crit: ['b64'] })}.${b64('{}')}.${b64('x'.repeat(64))}`],
+    ['a jwk header', `${b64({ alg: 'ES256', kid, jwk: key.jwk })}.${b64('{}')}.${b64('x'.repeat(64))}`],
+    ['a kid that is not a DID URL', `${b64({ alg: 'ES256', kid: 'key-1' })}.${b64('{}')}.${b64('x'.repeat(64))}`],
+    ['a DER signature length', `${b64({ alg: 'ES256', kid })}.${b64('{}')}.${b64('x'.repeat(71))}`],
+    ['a payload that is not JSON', `${b64({ alg: 'ES256', kid })}.${b64('nope')}.${b64('x'.repeat(64))}`],
+    ['a non-canonical payload', `${b64({ alg: 'ES256', kid })}.${b64('{"b":1,"a":2}')}.${b64('x'.repeat(64))}`],
+    ['padding characters', `${b64({ alg: 'ES256', kid })}=.${b64('{}')}.${b64('x'.repeat(64))}`],
+  ];
+  for (const [what, jws] of malformed) {
+    it(`refuses ${what} with INVALID`, () => {
+      expect(() => parseCompactJws(jws, 'jws')).to.throw(/^INVALID: /);
+    });
+  }
+
+  it('keeps only kty, crv, x, y of a public key and computes its thumbprint', () => {
+    expect(parseP256Jwk(key.jwk, 'jwk')).to.deep.equal(key.jwk);
+    expect(jwkThumbprint(key.jwk)).to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect(() => parseP256Jwk({ ...key.jwk, kid: 'k' }, 'jwk')).to.throw(/^INVALID: /);
+  });
+});
