@@ -30,3 +30,4 @@ export {
   SUPPORTED_MESSAGES,
   V2_CODE_SYSTEMS,
 } from './hl7v2';
+export { issuesToOperationOutcome, mappingErrorToOperationOutcome } from './outcome';
