@@ -145,6 +145,20 @@ describe('hl7v2ToBundle: ADT', () => {
   });
 });
 
+describe('hl7v2ToBundle: truncated messages', () => {
+  it('names what is missing where the message was cut', () => {
+    const adt = readTestData('hl7v2', 'adt-a01.hl7');
+    const oru = readTestData('hl7v2', 'oru-r01.hl7');
+    const cut = (text: string, marker: string, keep: number): string => text.slice(0, text.indexOf(marker) + keep);
+    expectMappingError(() => hl7v2ToBundle(cut(adt, 'HOSP1^', 5)), 'INVALID', 'MSH-9');
+    expectMappingError(() => hl7v2ToBundle(cut(adt, 'ADT^A01^ADT_A01|MSG', 19)), 'INVALID', 'MSH-12');
+    expectMappingError(() => hl7v2ToBundle(cut(adt, 'PID|', 14)), 'INVALID', 'PV1');
+    expectMappingError(() => hl7v2ToBundle(cut(oru, 'OBX|1|NM|2093-3', 20)), 'INVALID', 'OBX-11');
+    expectMappingError(() => hl7v2ToBundle(cut(oru, 'OBR|1|', 12)), 'INVALID', 'OBR-4');
+    expectMappingError(() => hl7v2ToBundle(cut(adt, 'MSH|', 6)), 'INVALID', 'MSH-2', /truncated/);
+  });
+});
+
 describe('hl7v2ToBundle: ORU^R01', () => {
   it('maps OBR to DiagnosticReport and OBX to Observations with codes, units and statuses kept', () => {
     const b = mapValid(readTestData('hl7v2', 'oru-r01.hl7'));

@@ -80,14 +80,20 @@ function cap(issues: FhirIssue[]): FhirIssue[] {
   return kept;
 }
 
+/** The resource type as expression root, only when it is a real R4 type (anything else could be any text). */
+function knownRoot(resource: unknown, c: Compiled): string {
+  const root = rootName(resource);
+  return c.resourceTypes.has(root) ? root : 'Resource';
+}
+
 function expectedTypeIssues(resource: unknown, expectedType: string, c: Compiled): FhirIssue[] {
   if (!c.resourceTypes.has(expectedType)) {
     return [{ severity: 'error', code: 'invalid', expression: 'Resource.resourceType', diagnostics: `expected type '${safeName(expectedType)}' is not a FHIR R4 resource type` }];
   }
-  const root = rootName(resource);
+  const root = knownRoot(resource, c);
   const actual = (resource as Record<string, unknown>)['resourceType'];
   if (actual === expectedType) return [];
-  const shown = typeof actual === 'string' && root === actual ? `'${actual}'` : 'the given resourceType';
+  const shown = root === actual ? `'${root}'` : 'the given resourceType';
   return [{ severity: 'error', code: 'invalid', expression: `${root}.resourceType`, diagnostics: `${root}.resourceType: ${shown} does not match the expected type '${expectedType}'` }];
 }
 
@@ -101,7 +107,7 @@ export function validateResource(resource: unknown, expectedType?: string): Fhir
     return [{ severity: 'error', code: 'structure', expression: 'Resource', diagnostics: 'Resource: a resource SHALL be a JSON object' }];
   }
   const c = getCompiled();
-  const root = rootName(resource);
+  const root = knownRoot(resource, c);
   const issues: FhirIssue[] = expectedType === undefined ? [] : expectedTypeIssues(resource, expectedType, c);
   try {
     if (!c.validate(resource)) {

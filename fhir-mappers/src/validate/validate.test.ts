@@ -92,7 +92,8 @@ describe('validateResource: schema', () => {
 
   it('rejects a missing or unknown resourceType', () => {
     expect(one(validateResource({ id: 'x' }), 'Resource.resourceType').code).to.equal('required');
-    expect(one(validateResource({ resourceType: 'Spaceship' }), 'Spaceship.resourceType').diagnostics).to.match(/not a FHIR R4 resource type/);
+    expect(one(validateResource({ resourceType: 'Spaceship' }), 'Resource.resourceType').diagnostics).to.match(/not a FHIR R4 resource type/);
+    expect(JSON.stringify(validateResource({ resourceType: 'JaneDoe' }, 'Patient'))).not.to.include('Jane');
     expect(one(validateResource({ resourceType: 42 }), 'Resource.resourceType').code).to.equal('invalid');
   });
 

@@ -7,8 +7,6 @@
  * by `offsetMs`, milliseconds since `start` (wearables stream relative times; one clock per record).
  * Units: each biometric measure has one canonical UCUM unit (see MEASURES in to-bundle.ts).
  */
-import type { JSONSchemaType } from 'ajv';
-import type { VrSessionRecord } from './types';
 
 export const VR_SESSION_SCHEMA_VERSION = '1.0.0';
 export const VR_SESSION_SCHEMA_ID = `https://hdx.example/schemas/vr-session/${VR_SESSION_SCHEMA_VERSION}`;
@@ -204,6 +202,3 @@ export const vrSessionSchema = {
     clinicianNotes: { type: 'string', minLength: 1, maxLength: VR_LIMITS.maxTextLength, pattern: '\\S' },
   },
 } as const;
-
-/** Type-level check that the schema and VrSessionRecord agree. */
-export const vrSessionSchemaTyped = vrSessionSchema as unknown as JSONSchemaType<VrSessionRecord>;
