@@ -5,16 +5,31 @@ import { type Contract, connect, type Gateway, hash, signers } from '@hyperledge
 import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
-import type { Anchor, AnchorInput, LedgerClient } from './ledger-client';
+import type {
+  AccessQuery,
+  Anchor,
+  AnchorInput,
+  AuditEntry,
+  AuthorizeRequest,
+  AuthorizeResult,
+  ConsentRecord,
+  DidResolution,
+  LedgerClient,
+  Page,
+} from './ledger-client';
 
 const MVCC_RETRIES = 3;
+const CONSENT_TX = { grant: 'Grant', update: 'Update', revoke: 'Revoke' } as const;
+
+function parse<T>(bytes: Uint8Array): T {
+  return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+}
 
 /** The ledger through the organization's own peer, with the Fabric Gateway client. */
 export class FabricLedger implements LedgerClient {
   readonly #client: grpc.Client;
   readonly #gateway: Gateway;
-  readonly #record: Contract;
-  readonly #system: Contract;
+  readonly #contracts: Record<'record' | 'identity' | 'consent' | 'audit' | 'system', Contract>;
 
   constructor(config: Config, identity: EnrolledIdentity) {
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
@@ -33,16 +48,21 @@ export class FabricLedger implements LedgerClient {
       commitStatusOptions: () => ({ deadline: Date.now() + 4 * t }),
     });
     const network = this.#gateway.getNetwork(config.channel);
-    this.#record = network.getContract(config.chaincode, 'hdx.record');
-    this.#system = network.getContract(config.chaincode, 'org.hyperledger.fabric');
+    const c = (name: string): Contract => network.getContract(config.chaincode, name);
+    this.#contracts = {
+      record: c('hdx.record'),
+      identity: c('hdx.identity'),
+      consent: c('hdx.consent'),
+      audit: c('hdx.audit'),
+      system: c('org.hyperledger.fabric'),
+    };
   }
 
-  async anchor(input: AnchorInput): Promise<Anchor> {
-    const what = `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`;
+  /** Submits (endorse, order, wait for commit), retrying read-write conflicts a few times. */
+  async #submit<T>(contract: keyof FabricLedger['contractNames'], tx: string, args: string[], what: string): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.#record.submitTransaction('Anchor', JSON.stringify(input));
-        return JSON.parse(Buffer.from(result).toString('utf8')) as Anchor;
+        return parse<T>(await this.#contracts[contract].submitTransaction(tx, ...args));
       } catch (err) {
         if (isMvccConflict(err) && attempt < MVCC_RETRIES) continue;
         throw toLedgerError(err, what);
@@ -50,23 +70,64 @@ export class FabricLedger implements LedgerClient {
     }
   }
 
-  async getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
+  /** Evaluates on the org's peer; `NOT_FOUND` becomes undefined when `notFound` is 'undefined'. */
+  async #evaluate<T>(contract: keyof FabricLedger['contractNames'], tx: string, args: string[], what: string): Promise<T | undefined> {
     try {
-      const result = await this.#record.evaluateTransaction('GetAnchor', resourceType, id, versionId);
-      return JSON.parse(Buffer.from(result).toString('utf8')) as Anchor;
+      return parse<T>(await this.#contracts[contract].evaluateTransaction(tx, ...args));
     } catch (err) {
-      const e = toLedgerError(err, `reading the anchor of ${resourceType}/${id}/_history/${versionId}`);
+      const e = toLedgerError(err, what);
       if (e.code === 'NOT_FOUND') return undefined;
       throw e;
     }
   }
 
+  /** Type-level list of the contracts (keys of #contracts). */
+  declare readonly contractNames: Record<'record' | 'identity' | 'consent' | 'audit' | 'system', true>;
+
+  anchor(input: AnchorInput): Promise<Anchor> {
+    return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
+  }
+
+  getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
+    return this.#evaluate('record', 'GetAnchor', [resourceType, id, versionId], `reading the anchor of ${resourceType}/${id}/_history/${versionId}`);
+  }
+
   async ping(): Promise<void> {
     try {
-      await this.#system.evaluateTransaction('GetMetadata');
+      await this.#contracts.system.evaluateTransaction('GetMetadata');
     } catch (err) {
       throw toLedgerError(err, 'reaching the ledger');
     }
+  }
+
+  resolveDid(did: string): Promise<DidResolution | undefined> {
+    return this.#evaluate('identity', 'Resolve', [did], 'resolving a DID');
+  }
+
+  registerDid(registration: Record<string, unknown>): Promise<DidResolution> {
+    return this.#submit('identity', 'Register', [JSON.stringify(registration)], 'registering a DID');
+  }
+
+  changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord> {
+    return this.#submit('consent', CONSENT_TX[action], [jws], `recording a consent ${action}`);
+  }
+
+  getConsent(id: string): Promise<ConsentRecord | undefined> {
+    return this.#evaluate('consent', 'GetConsent', [id], `reading Consent/${id}`);
+  }
+
+  async listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
+    const page = await this.#evaluate<{ consents: ConsentRecord[]; bookmark: string }>('consent', 'ListByPatient', [patient, String(pageSize), bookmark], 'listing consents');
+    return page ?? { consents: [], bookmark: '' };
+  }
+
+  authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    return this.#submit('audit', 'AuthorizeAndRecord', [JSON.stringify(request)], 'checking consent and recording the access');
+  }
+
+  async queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
+    const page = await this.#evaluate<Page<AuditEntry>>('audit', 'QueryAccess', [JSON.stringify(query)], 'reading the access history');
+    return page ?? { entries: [], bookmark: '', fetchedRecordsCount: 0 };
   }
 
   close(): void {

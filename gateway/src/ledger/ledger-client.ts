@@ -1,6 +1,52 @@
-import type { Anchor, AnchorInput } from '@hdx/chaincode';
+import type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidDocument } from '@hdx/chaincode';
 
-export type { Anchor, AnchorInput };
+export type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision };
+
+/** `hdx.identity:Resolve`: a W3C DID resolution result plus HDX metadata. */
+export interface DidResolution {
+  didDocument: DidDocument;
+  didDocumentMetadata: { versionId: string; created: string; updated: string; deactivated: boolean };
+  didResolutionMetadata?: Record<string, unknown>;
+  hdx: { kind: string; status: string; organization: string; guardians?: string[] };
+}
+
+/** `hdx.audit:AuthorizeAndRecord` request: the access request plus what to record. */
+export interface AuthorizeRequest {
+  actor: string;
+  actorOrganization: string;
+  purpose: string;
+  action?: 'collect' | 'access' | 'use' | 'disclose' | 'correct';
+  /** `Type/id/_history/v` of one anchored version, or patient + custodian + resourceType. */
+  resource?: string;
+  patient?: string;
+  custodian?: string;
+  resourceType?: string;
+  resources?: string[];
+  auditAction?: 'C' | 'R' | 'U' | 'D' | 'E';
+  subtype?: string;
+  entryId?: string;
+}
+
+export interface AuthorizeResult extends Decision {
+  eventId: string;
+}
+
+export interface AccessQuery {
+  patient?: string;
+  actor?: string;
+  resource?: string;
+  from?: string;
+  to?: string;
+  pageSize?: number;
+  bookmark?: string;
+  requester?: string;
+}
+
+export interface Page<T> {
+  entries: T[];
+  bookmark: string;
+  fetchedRecordsCount: number;
+}
 
 /**
  * What the gateway asks of the ledger. The Fabric implementation is fabric-ledger.ts; unit tests use
@@ -13,5 +59,20 @@ export interface LedgerClient {
   getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined>;
   /** Resolves when the ledger answers a query through this organization's peer. */
   ping(): Promise<void>;
+
+  /** The DID document and metadata, or undefined for an unknown DID. */
+  resolveDid(did: string): Promise<DidResolution | undefined>;
+  /** `hdx.identity:Register` with the caller's proof of possession. */
+  registerDid(registration: Record<string, unknown>): Promise<DidResolution>;
+
+  /** `hdx.consent:Grant|Update|Revoke` with the patient's (or guardian's) compact JWS. */
+  changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord>;
+  getConsent(id: string): Promise<ConsentRecord | undefined>;
+  listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }>;
+
+  /** Evaluates consent and records the access on the ledger in one transaction (sync audit mode). */
+  authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult>;
+  queryAccess(query: AccessQuery): Promise<Page<AuditEntry>>;
+
   close(): void;
 }

@@ -1,18 +1,46 @@
-import type { Anchor, AnchorInput, LedgerClient } from '../ledger/ledger-client';
+import type {
+  AccessQuery,
+  Anchor,
+  AnchorInput,
+  AuditEntry,
+  AuthorizeRequest,
+  AuthorizeResult,
+  ConsentRecord,
+  Decision,
+  DidResolution,
+  LedgerClient,
+  Page,
+} from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../fhir/outcome';
 
 /**
- * An in-memory ledger with the hdx.record rules that matter to the gateway (an anchored version never
- * changes; identical re-anchoring is idempotent). Unit tests only: the real path is tested in test/.
+ * An in-memory ledger for unit tests, with the hdx rules that matter to the gateway: an anchored version
+ * never changes (identical re-anchoring is idempotent); access decisions come from `decide` (default:
+ * the custodian may use its records for TREAT, everything else is denied) and every authorization is
+ * recorded. Consents are stored unverified. The real rules are tested against the real network in test/.
  */
 export class FakeLedger implements LedgerClient {
   readonly anchors = new Map<string, Anchor>();
-  /** When set, the next calls fail with this error (e.g. the ledger is down). */
+  readonly dids = new Map<string, DidResolution>();
+  readonly consents = new Map<string, ConsentRecord>();
+  readonly audit: AuditEntry[] = [];
+  /** When set, every call fails with this error (e.g. the ledger is down). */
   failWith: OperationOutcomeError | undefined;
+  decide: (request: AuthorizeRequest, anchor: Anchor | undefined) => Decision = (request, anchor) => {
+    const custodian = anchor?.custodian ?? request.custodian;
+    return request.purpose === 'TREAT' && custodian === request.actorOrganization
+      ? { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false }
+      : { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: request.purpose === 'ETREAT' };
+  };
+
   constructor(readonly mspId = 'Hospital1MSP') {}
 
-  async anchor(input: AnchorInput): Promise<Anchor> {
+  #check(): void {
     if (this.failWith) throw this.failWith;
+  }
+
+  async anchor(input: AnchorInput): Promise<Anchor> {
+    this.#check();
     const key = `${input.resourceType}/${input.id}/_history/${input.versionId}`;
     const existing = this.anchors.get(key);
     if (existing) {
@@ -25,12 +53,93 @@ export class FakeLedger implements LedgerClient {
   }
 
   async getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
-    if (this.failWith) throw this.failWith;
+    this.#check();
     return this.anchors.get(`${resourceType}/${id}/_history/${versionId}`);
   }
 
   async ping(): Promise<void> {
-    if (this.failWith) throw this.failWith;
+    this.#check();
+  }
+
+  async resolveDid(did: string): Promise<DidResolution | undefined> {
+    this.#check();
+    return this.dids.get(did);
+  }
+
+  async registerDid(registration: Record<string, unknown>): Promise<DidResolution> {
+    this.#check();
+    const did = String(registration.did);
+    if (this.dids.has(did)) throw new OperationOutcomeError('ALREADY_EXISTS', 'the DID is already registered');
+    const now = new Date().toISOString();
+    const resolution: DidResolution = {
+      didDocument: { id: did } as DidResolution['didDocument'],
+      didDocumentMetadata: { versionId: '1', created: now, updated: now, deactivated: false },
+      hdx: { kind: String(registration.kind), status: 'active', organization: this.mspId },
+    };
+    this.dids.set(did, resolution);
+    return resolution;
+  }
+
+  async changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord> {
+    this.#check();
+    const payload = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { consent: ConsentRecord['consent'] };
+    const consent = payload.consent;
+    const previous = this.consents.get(consent.id);
+    const now = new Date().toISOString();
+    const record = {
+      id: consent.id,
+      patient: consent.patient.reference,
+      status: action === 'revoke' ? 'inactive' : 'active',
+      version: (previous?.version ?? 0) + 1,
+      consent: action === 'revoke' && previous ? { ...previous.consent, status: 'inactive' } : consent,
+      action,
+      jws,
+      created: previous?.created ?? now,
+      updated: now,
+      submittedBy: this.mspId,
+    } as unknown as ConsentRecord;
+    this.consents.set(consent.id, record);
+    return record;
+  }
+
+  async getConsent(id: string): Promise<ConsentRecord | undefined> {
+    this.#check();
+    return this.consents.get(id);
+  }
+
+  async listConsents(patient: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
+    this.#check();
+    return { consents: [...this.consents.values()].filter((c) => c.patient === patient), bookmark: '' };
+  }
+
+  async authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    this.#check();
+    const anchor = request.resource ? this.anchors.get(request.resource) : undefined;
+    const decision = this.decide(request, anchor);
+    const eventId = `tx-audit-${this.audit.length}.0`;
+    const now = new Date().toISOString();
+    this.audit.push({
+      eventId,
+      recordedAt: now,
+      occurredAt: now,
+      actor: request.actor,
+      actorOrganization: request.actorOrganization,
+      patient: anchor?.patient ?? request.patient ?? '',
+      resources: request.resources ?? (request.resource ? [request.resource] : []),
+      action: request.auditAction ?? 'R',
+      purpose: request.purpose,
+      ...decision,
+      gateway: this.mspId,
+      txId: eventId,
+      ...(request.subtype ? { subtype: request.subtype } : {}),
+    });
+    return { ...decision, eventId };
+  }
+
+  async queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
+    this.#check();
+    const entries = this.audit.filter((e) => (!query.patient || e.patient === query.patient) && (!query.actor || e.actor === query.actor));
+    return { entries, bookmark: '', fetchedRecordsCount: entries.length };
   }
 
   close(): void {}
