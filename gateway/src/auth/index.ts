@@ -1,0 +1,20 @@
+/** The gateway's authentication: bearer tokens (IdP or DID-signed), SMART scopes, replay protection. */
+export { authenticate, requireAuth } from './middleware';
+export {
+  algorithmOfKey,
+  assertTokenVerifierOptions,
+  idpKeysFromText,
+  type IdpKey,
+  type IdpOptions,
+  MAX_DID_TOKEN_LIFETIME_SEC,
+  TOKEN_ALGORITHMS,
+  type TokenAlgorithm,
+  type TokenVerifierOptions,
+  verifyBearerToken,
+} from './token';
+export { AuthenticationError, InsufficientScopeError, wwwAuthenticateOf } from './errors';
+export { grantingScope, hasScope, parseScope, parseScopes, type ParsedScopes, type Permission, requireScope, type Scope, type ScopeAction, type ScopeContext, ScopeSyntaxError } from './scopes';
+export { type JtiStore, MemoryJtiStore, SqliteJtiStore } from './replay';
+export { type AuthContext, type DidResolution, type DidResolver, IDP_ROLES, type IdpRole, type Role } from './types';
+export { didOf, generateDidKey, jwkThumbprint, type P256PrivateJwk, type P256PublicJwk, signCompactJws } from './did-key';
+export { deactivationRequest, registrationRequest, rotationRequest, signConsent, signDidToken, signIdpToken } from './issue';

@@ -1,0 +1,108 @@
+/**
+ * Replay protection for single-use tokens: a `jti` is accepted once until the token expires.
+ * The gateway uses the SQLite store so the protection survives restarts; the in-memory one is for
+ * tests and single-process tools.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface JtiStore {
+  /** True if `jti` was recorded before and has not expired; otherwise records it until `expiresAtSec` and returns false. */
+  seen(jti: string, expiresAtSec: number): boolean;
+}
+
+export interface JtiStoreOptions {
+  /** Clock in milliseconds since the epoch (tests). */
+  readonly now?: () => number;
+  /** How often expired entries are swept, in milliseconds (default 60 s). */
+  readonly sweepIntervalMs?: number;
+}
+
+/** Expiring entries in a Map; swept at most once per sweep interval, on use. */
+export class MemoryJtiStore implements JtiStore {
+  readonly #entries = new Map<string, number>();
+  readonly #now: () => number;
+  readonly #sweepIntervalMs: number;
+  #lastSweep = 0;
+
+  constructor(options: JtiStoreOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  }
+
+  seen(jti: string, expiresAtSec: number): boolean {
+    const nowMs = this.#now();
+    const nowSec = Math.floor(nowMs / 1000);
+    if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
+      this.#lastSweep = nowMs;
+      for (const [key, exp] of this.#entries) if (exp < nowSec) this.#entries.delete(key);
+    }
+    const exp = this.#entries.get(jti);
+    if (exp !== undefined && exp >= nowSec) return true;
+    this.#entries.set(jti, expiresAtSec);
+    return false;
+  }
+
+  /** Entries held (expired ones until the next sweep). */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS token_jti (
+  jti        TEXT    PRIMARY KEY,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS token_jti_expires ON token_jti (expires_at);
+`;
+
+/**
+ * The `token_jti` table of a SQLite database (the gateway's own, or a file of its own). One atomic
+ * statement per check: insert, or take over an expired entry; no change means the jti is live.
+ */
+export class SqliteJtiStore implements JtiStore {
+  readonly #db: Database.Database;
+  readonly #owned: boolean;
+  readonly #now: () => number;
+  readonly #sweepIntervalMs: number;
+  readonly #upsert: Database.Statement<[string, number, number]>;
+  readonly #sweep: Database.Statement<[number]>;
+  #lastSweep = 0;
+
+  /** `database`: an open better-sqlite3 Database (left open by close()) or a file path (opened in WAL mode, closed by close()). */
+  constructor(database: Database.Database | string, options: JtiStoreOptions = {}) {
+    if (typeof database === 'string') {
+      if (database !== ':memory:') fs.mkdirSync(path.dirname(database), { recursive: true, mode: 0o700 });
+      this.#db = new Database(database);
+      this.#db.pragma('journal_mode = WAL');
+      this.#owned = true;
+    } else {
+      this.#db = database;
+      this.#owned = false;
+    }
+    this.#now = options.now ?? Date.now;
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+    this.#db.exec(SCHEMA);
+    this.#upsert = this.#db.prepare(
+      `INSERT INTO token_jti (jti, expires_at) VALUES (?, ?)
+       ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE token_jti.expires_at < ?`,
+    );
+    this.#sweep = this.#db.prepare('DELETE FROM token_jti WHERE expires_at < ?');
+  }
+
+  seen(jti: string, expiresAtSec: number): boolean {
+    const nowMs = this.#now();
+    const nowSec = Math.floor(nowMs / 1000);
+    if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
+      this.#lastSweep = nowMs;
+      this.#sweep.run(nowSec);
+    }
+    return this.#upsert.run(jti, expiresAtSec, nowSec).changes === 0;
+  }
+
+  close(): void {
+    if (this.#owned) this.#db.close();
+  }
+}

@@ -1,0 +1,380 @@
+#!/usr/bin/env node
+/**
+ * `hdx`: keys, DIDs, signed requests and bearer tokens for trying and testing an HDX gateway.
+ * Each command prints JSON or a token on stdout; a usage error exits with 2 and says how to fix it.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateDidKey, HDX_DID, HDX_DID_URL, jwkThumbprint, type P256PrivateJwk, toP256PrivateJwk } from './auth/did-key';
+import {
+  type ConsentAction,
+  deactivationRequest,
+  registrationRequest,
+  rotationRequest,
+  signConsent,
+  signDidToken,
+  signIdpToken,
+} from './auth/issue';
+import { parseScopes, ScopeSyntaxError } from './auth/scopes';
+import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
+import { IDP_ROLES } from './auth/types';
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** A mistake in how the command was called: exit status 2, with the fix. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = UsageError.name;
+  }
+}
+
+const DID_KINDS = ['patient', 'practitioner', 'organization', 'device', 'system', 'auditor'] as const;
+const PURPOSE = /^[A-Z]{2,20}$/;
+
+const USAGE: Record<string, string> = {
+  keygen: `hdx keygen [--out key.json] [--force]
+  A new P-256 key pair (private JWK) and its DID, did:hdx:<RFC 7638 thumbprint>.
+  With --out the private key is written to the file (mode 600) and only the public part is printed.`,
+  'did-proof': `hdx did-proof --key key.json --kind patient [--action register] [--fhir-base-url URL]
+hdx did-proof --key key.json --action deactivate [--kid did:hdx:...#key-n]
+hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:hdx:...#key-n]
+  The hdx.identity input with its proof of possession (a JWS by the key), as one line of JSON:
+  register → {did, kind, publicKeyJwk, proof[, fhirBaseUrl]} for Register; deactivate → {did, proof}
+  for Deactivate; rotate → {did, publicKeyJwk, proof} for RotateKey. --kind is one of
+  ${DID_KINDS.join(', ')}; --fhir-base-url is required for an organization.`,
+  token: `hdx token --key key.json --aud <gateway FHIR base URL> --scope "patient/*.read" --purpose TREAT [--ttl 300] [--kid did:hdx:...#key-n] [--break-glass-reason TEXT]
+  A bearer token self-signed with a DID key (ES256, kid = DID URL, iss = sub = the DID, a random jti).
+  It is valid for --ttl seconds (at most ${MAX_DID_TOKEN_LIFETIME_SEC}) and for one request: make a new one per request.`,
+  'idp-keygen': `hdx idp-keygen --out-dir DIR [--force]
+  A development identity provider key pair: DIR/idp-private.pem (PKCS#8, mode 600) and DIR/idp-public.pem
+  (the public key the gateway is configured with).`,
+  'idp-token': `hdx idp-token --idp-key idp-private.pem --iss <issuer> --aud <audience> --sub <user id> --role practitioner --scope "user/*.read" --purpose TREAT [--did did:hdx:...] [--break-glass-reason TEXT] [--ttl 3600] [--kid KID]
+  A token as the (development) identity provider would issue it: ES256 for a P-256 key, RS256 for RSA.
+  --role is one of ${IDP_ROLES.join(', ')}; --kid defaults to the RFC 7638 thumbprint of the key.`,
+  'consent-sign': `hdx consent-sign --key key.json --consent consent.json --action grant|update|revoke [--kid did:hdx:...#key-n]
+  The compact JWS that hdx.consent Grant, Update or Revoke takes: the canonical {consent, action, nonce, iat}
+  signed by the patient's (or a guardian's) key.`,
+};
+
+function usageText(): string {
+  return ['Usage:', ...Object.values(USAGE).map((u) => `  ${u.split('\n').join('\n  ')}`), '', 'hdx help <command> shows one command.'].join('\n');
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(command: string, args: string[], options: Record<string, { type: 'string' | 'boolean' }>): Values {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean' } }, strict: true, allowPositionals: false }).values as Values;
+  } catch (err) {
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE[command] ?? ''}`);
+  }
+}
+
+function required(values: Values, name: string, command: string, example: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value.length === 0) throw new UsageError(`--${name} is required, e.g. --${name} ${example}\n\n${USAGE[command] ?? ''}`);
+  return value;
+}
+
+function optional(values: Values, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function readText(file: string, flag: string, hint: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the ${flag} file ${file}${code === 'ENOENT' ? ': no such file' : ''} (${hint})`);
+  }
+}
+
+function readJson(file: string, flag: string, hint: string): unknown {
+  const text = readText(file, flag, hint);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`the ${flag} file ${file} is not JSON (${hint})`);
+  }
+}
+
+function readDidKey(file: string, flag = '--key'): P256PrivateJwk {
+  const value = readJson(file, flag, `make one with: hdx keygen --out ${file}`);
+  try {
+    return toP256PrivateJwk(value);
+  } catch (err) {
+    throw new UsageError(`the ${flag} file ${file} is not a private P-256 JWK: ${(err as Error).message} (make one with: hdx keygen --out ${file})`);
+  }
+}
+
+function kidOption(values: Values): string | undefined {
+  const kid = optional(values, 'kid');
+  if (kid !== undefined && !HDX_DID_URL.test(kid)) throw new UsageError('--kid must be a DID URL, e.g. --kid did:hdx:<thumbprint>#key-2 (the key number after a rotation)');
+  return kid;
+}
+
+function checkUrl(value: string, flag: string): string {
+  if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(value)) throw new UsageError(`${flag} must be an http(s) URL, e.g. ${flag} http://127.0.0.1:8080/fhir`);
+  return value;
+}
+
+function checkScope(value: string): string {
+  try {
+    const { scopes } = parseScopes(value);
+    if (scopes.length === 0) throw new UsageError('--scope holds no SMART resource scope, e.g. --scope "patient/*.read" or "user/Observation.rs"');
+  } catch (err) {
+    if (err instanceof ScopeSyntaxError) throw new UsageError(`--scope: ${err.message}, e.g. --scope "patient/*.read user/Observation.write"`);
+    throw err;
+  }
+  return value;
+}
+
+function checkPurpose(value: string): string {
+  if (!PURPOSE.test(value)) throw new UsageError('--purpose must be an HL7 v3 PurposeOfUse code in capitals, e.g. --purpose TREAT (ETREAT for break-glass, HRESCH for research)');
+  return value;
+}
+
+function checkTtl(value: string | undefined, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ttl = Number(value);
+  if (!/^\d+$/.test(value) || ttl < 1 || ttl > max) throw new UsageError(`--ttl must be whole seconds from 1 to ${max}, e.g. --ttl ${Math.min(max, 300)}`);
+  return ttl;
+}
+
+function breakGlass(values: Values, purpose: string): string | undefined {
+  const reason = optional(values, 'break-glass-reason');
+  if (reason !== undefined && purpose !== 'ETREAT') throw new UsageError('--break-glass-reason goes with --purpose ETREAT (emergency access)');
+  return reason;
+}
+
+function writeNew(file: string, content: string, mode: number, force: boolean): void {
+  try {
+    fs.writeFileSync(file, content, { mode, flag: force ? 'w' : 'wx' });
+    if (force) fs.chmodSync(file, mode);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new UsageError(`${file} already exists: choose another path, or add --force to overwrite it`);
+    if (code === 'ENOENT') throw new UsageError(`cannot write ${file}: its folder does not exist`);
+    throw err;
+  }
+}
+
+function json(value: unknown, pretty = false): string {
+  return `${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`;
+}
+
+function keygen(args: string[], io: CliIo): void {
+  const values = parse('keygen', args, { out: { type: 'string' }, force: { type: 'boolean' } });
+  const key = generateDidKey();
+  const out = optional(values, 'out');
+  if (out === undefined) {
+    io.stdout(json({ did: key.did, kid: key.kid, publicKeyJwk: key.publicJwk, privateKeyJwk: key.privateJwk }, true));
+    return;
+  }
+  writeNew(out, json(key.privateJwk, true), 0o600, values.force === true);
+  io.stdout(json({ did: key.did, kid: key.kid, publicKeyJwk: key.publicJwk, keyFile: path.resolve(out) }, true));
+}
+
+function didProof(args: string[], io: CliIo): void {
+  const values = parse('did-proof', args, {
+    key: { type: 'string' },
+    kind: { type: 'string' },
+    action: { type: 'string' },
+    'new-key': { type: 'string' },
+    'fhir-base-url': { type: 'string' },
+    kid: { type: 'string' },
+  });
+  const key = readDidKey(required(values, 'key', 'did-proof', 'key.json'));
+  const action = optional(values, 'action') ?? 'register';
+  if (action === 'register') {
+    const kind = required(values, 'kind', 'did-proof', 'patient');
+    if (!(DID_KINDS as readonly string[]).includes(kind)) throw new UsageError(`--kind must be one of ${DID_KINDS.join(', ')}`);
+    const url = optional(values, 'fhir-base-url');
+    if (kind === 'organization' && url === undefined) throw new UsageError('an organization registers its gateway: add --fhir-base-url https://hospital.example/fhir');
+    if (kind !== 'organization' && url !== undefined) throw new UsageError('--fhir-base-url is only for --kind organization');
+    if (optional(values, 'kid') !== undefined) throw new UsageError('--kid does not apply to register: a DID is registered with its first key, #key-1');
+    io.stdout(json(registrationRequest(key, kind, url !== undefined ? { fhirBaseUrl: checkUrl(url, '--fhir-base-url') } : {})));
+    return;
+  }
+  const kid = kidOption(values);
+  if (action === 'deactivate') {
+    io.stdout(json(deactivationRequest(key, kid !== undefined ? { kid } : {})));
+    return;
+  }
+  if (action === 'rotate') {
+    const newKey = readDidKey(required(values, 'new-key', 'did-proof', 'new-key.json'), '--new-key');
+    io.stdout(json(rotationRequest(key, newKey, kid !== undefined ? { kid } : {})));
+    return;
+  }
+  throw new UsageError('--action must be register, deactivate or rotate');
+}
+
+function token(args: string[], io: CliIo): void {
+  const values = parse('token', args, {
+    key: { type: 'string' },
+    aud: { type: 'string' },
+    scope: { type: 'string' },
+    purpose: { type: 'string' },
+    ttl: { type: 'string' },
+    kid: { type: 'string' },
+    'break-glass-reason': { type: 'string' },
+  });
+  const key = readDidKey(required(values, 'key', 'token', 'key.json'));
+  const audience = checkUrl(required(values, 'aud', 'token', 'http://127.0.0.1:8080/fhir'), '--aud');
+  const scope = checkScope(required(values, 'scope', 'token', '"patient/*.read"'));
+  const purposeOfUse = checkPurpose(required(values, 'purpose', 'token', 'TREAT'));
+  const breakGlassReason = breakGlass(values, purposeOfUse);
+  const kid = kidOption(values);
+  const ttlSec = checkTtl(optional(values, 'ttl'), MAX_DID_TOKEN_LIFETIME_SEC, MAX_DID_TOKEN_LIFETIME_SEC);
+  io.stdout(
+    `${signDidToken({ key, audience, scope, purposeOfUse, ttlSec, ...(kid !== undefined ? { kid } : {}), ...(breakGlassReason !== undefined ? { breakGlassReason } : {}) })}\n`,
+  );
+}
+
+function idpKeygen(args: string[], io: CliIo): void {
+  const values = parse('idp-keygen', args, { 'out-dir': { type: 'string' }, force: { type: 'boolean' } });
+  const dir = required(values, 'out-dir', 'idp-keygen', '.hdx/idp');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateFile = path.join(dir, 'idp-private.pem');
+  const publicFile = path.join(dir, 'idp-public.pem');
+  const force = values.force === true;
+  if (!force) for (const f of [privateFile, publicFile]) if (fs.existsSync(f)) throw new UsageError(`${f} already exists: choose another --out-dir, or add --force to overwrite`);
+  writeNew(privateFile, String(privateKey.export({ format: 'pem', type: 'pkcs8' })), 0o600, force);
+  writeNew(publicFile, String(publicKey.export({ format: 'pem', type: 'spki' })), 0o644, force);
+  const publicKeyJwk = publicKey.export({ format: 'jwk' });
+  io.stdout(json({ privateKey: path.resolve(privateFile), publicKey: path.resolve(publicFile), kid: jwkThumbprint(publicKeyJwk), publicKeyJwk }, true));
+}
+
+function readIdpKey(file: string): KeyObject {
+  const text = readText(file, '--idp-key', `make one with: hdx idp-keygen --out-dir ${path.dirname(file)}`);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(text);
+  } catch {
+    throw new UsageError(`the --idp-key file ${file} is not a PEM private key (make one with: hdx idp-keygen --out-dir DIR)`);
+  }
+  if (!algorithmOfKey(createPublicKey(key))) {
+    throw new UsageError(`the --idp-key file ${file} must hold an EC P-256 or RSA (2048 bits or more) private key`);
+  }
+  return key;
+}
+
+function idpToken(args: string[], io: CliIo): void {
+  const values = parse('idp-token', args, {
+    'idp-key': { type: 'string' },
+    iss: { type: 'string' },
+    aud: { type: 'string' },
+    sub: { type: 'string' },
+    role: { type: 'string' },
+    scope: { type: 'string' },
+    purpose: { type: 'string' },
+    did: { type: 'string' },
+    'break-glass-reason': { type: 'string' },
+    ttl: { type: 'string' },
+    kid: { type: 'string' },
+  });
+  const key = readIdpKey(required(values, 'idp-key', 'idp-token', 'idp-private.pem'));
+  const issuer = required(values, 'iss', 'idp-token', 'https://idp.hospital1.example');
+  const audience = required(values, 'aud', 'idp-token', 'http://127.0.0.1:8080/fhir');
+  const subject = required(values, 'sub', 'idp-token', 'dr-house');
+  const role = required(values, 'role', 'idp-token', 'practitioner');
+  if (!(IDP_ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${IDP_ROLES.join(', ')}`);
+  const scope = checkScope(required(values, 'scope', 'idp-token', '"user/*.read"'));
+  const purposeOfUse = checkPurpose(required(values, 'purpose', 'idp-token', 'TREAT'));
+  const breakGlassReason = breakGlass(values, purposeOfUse);
+  const did = optional(values, 'did');
+  if (did !== undefined && !HDX_DID.test(did)) throw new UsageError('--did must be a did:hdx DID, e.g. the "did" printed by hdx keygen');
+  const ttlSec = checkTtl(optional(values, 'ttl'), 24 * 3600, 3600);
+  const kid = optional(values, 'kid') ?? jwkThumbprint(createPublicKey(key).export({ format: 'jwk' }));
+  io.stdout(
+    `${signIdpToken({
+      key,
+      kid,
+      issuer,
+      audience,
+      subject,
+      role,
+      scope,
+      purposeOfUse,
+      ttlSec,
+      ...(did !== undefined ? { did } : {}),
+      ...(breakGlassReason !== undefined ? { breakGlassReason } : {}),
+    })}\n`,
+  );
+}
+
+function consentSign(args: string[], io: CliIo): void {
+  const values = parse('consent-sign', args, { key: { type: 'string' }, consent: { type: 'string' }, action: { type: 'string' }, kid: { type: 'string' } });
+  const key = readDidKey(required(values, 'key', 'consent-sign', 'key.json'));
+  const file = required(values, 'consent', 'consent-sign', 'consent.json');
+  const action = required(values, 'action', 'consent-sign', 'grant');
+  if (action !== 'grant' && action !== 'update' && action !== 'revoke') throw new UsageError('--action must be grant, update or revoke');
+  const consent = readJson(file, '--consent', 'a FHIR Consent as JSON, see chaincode/README.md');
+  if (typeof consent !== 'object' || consent === null || Array.isArray(consent) || (consent as Record<string, unknown>).resourceType !== 'Consent') {
+    throw new UsageError(`the --consent file ${file} must hold a FHIR Consent ("resourceType": "Consent")`);
+  }
+  const c = consent as Record<string, unknown>;
+  if (typeof c.id !== 'string' || c.id.length === 0) throw new UsageError(`the --consent file ${file} needs an "id" (consent ids are global: use a UUID)`);
+  const patient = (c.patient as { reference?: unknown } | undefined)?.reference;
+  if (typeof patient !== 'string' || !HDX_DID.test(patient)) throw new UsageError(`the --consent file ${file} needs "patient": {"reference": "did:hdx:..."} (the patient's DID)`);
+  const kid = kidOption(values);
+  io.stdout(`${signConsent(key, c, action as ConsentAction, kid !== undefined ? { kid } : {})}\n`);
+}
+
+const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
+  keygen,
+  'did-proof': didProof,
+  token,
+  'idp-keygen': idpKeygen,
+  'idp-token': idpToken,
+  'consent-sign': consentSign,
+};
+
+/** Runs one hdx command; returns the exit status (0 done, 1 failed, 2 usage error). */
+export function run(argv: readonly string[], io: CliIo): number {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = args[0];
+    if (command === undefined) {
+      io.stderr(`hdx: a command is needed\n\n${usageText()}\n`);
+      return 2;
+    }
+    io.stdout(`${topic !== undefined && USAGE[topic] ? USAGE[topic] : usageText()}\n`);
+    return 0;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    io.stderr(`hdx: unknown command ${command}\n\n${usageText()}\n`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout(`${USAGE[command] ?? ''}\n`);
+    return 0;
+  }
+  try {
+    handler(args, io);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`hdx ${command}: ${err.message}\n`);
+      return 2;
+    }
+    io.stderr(`hdx ${command}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  process.exitCode = run(process.argv.slice(2), {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+  });
+}
