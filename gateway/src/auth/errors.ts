@@ -13,17 +13,19 @@ function quoted(text: string): string {
 
 export type BearerErrorCode = 'invalid_request' | 'invalid_token';
 
-/** 401: no usable credentials. `bearerError` is null when the request carried no credentials at all (RFC 6750 §3.1: no error code then). */
+/**
+ * 401: no usable credentials. `bearerError` defaults to invalid_token; pass null when the request
+ * carried no credentials at all (RFC 6750 §3.1: no error code then).
+ */
 export class AuthenticationError extends OperationOutcomeError {
   readonly wwwAuthenticate: string;
-  constructor(
-    message: string,
-    readonly bearerError: BearerErrorCode | null = 'invalid_token',
-  ) {
+  readonly bearerError: BearerErrorCode | null;
+  constructor(message: string, bearerError?: BearerErrorCode | null) {
     super('UNAUTHENTICATED', message);
     this.name = AuthenticationError.name;
+    this.bearerError = bearerError === undefined ? 'invalid_token' : bearerError;
     this.wwwAuthenticate =
-      bearerError === null ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${bearerError}", error_description="${quoted(message)}"`;
+      this.bearerError === null ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${this.bearerError}", error_description="${quoted(message)}"`;
   }
 }
 

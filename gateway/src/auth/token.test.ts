@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { OperationOutcomeError } from '../fhir/outcome';
 import { generateDidKey, type GeneratedDidKey, privateKeyOf } from './did-key';
 import { AuthenticationError } from './errors';
-import { signDidToken, signIdpToken } from './issue';
+import { registrationRequest, signConsent, signDidToken, signIdpToken } from './issue';
 import { MemoryJtiStore } from './replay';
 import { fakeResolver, resolutionOf } from './test-support/fixtures';
 import { assertTokenVerifierOptions, idpKeysFromText, type TokenVerifierOptions, verifyBearerToken } from './token';
@@ -137,6 +137,13 @@ describe('auth/token', () => {
       const confused = handmade({ alg: 'HS256', kid: key.kid }, didClaims(key), { hmacSecret: publicPem });
       await rejects(verifyBearerToken(`Bearer ${confused}`, opts), /signing algorithm is not accepted \(accepted: ES256, RS256\)/);
       expect(resolver.calls).to.deep.equal([]);
+    });
+
+    it('401 for other JWS the same key signs (a signed consent, a registration proof) presented as a bearer token', async () => {
+      const consent = { resourceType: 'Consent', id: 'c1', status: 'active', patient: { reference: key.did }, provision: { type: 'permit' } };
+      await rejects(verifyBearerToken(`Bearer ${signConsent(key.privateJwk, consent, 'grant')}`, opts), /not meant for this gateway/);
+      const proof = String(registrationRequest(key.privateJwk, 'patient').proof);
+      await rejects(verifyBearerToken(`Bearer ${proof}`, opts), /not meant for this gateway/);
     });
 
     it('401 for a DID token not signed with ES256', async () => {
