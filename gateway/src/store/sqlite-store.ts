@@ -3,7 +3,34 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
-import type { ResourceStore, StoredVersion } from './store';
+import type { DateFilter, NewVersion, ResourceStore, StoreQuery, StoredVersion } from './store';
+
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * FHIR date comparisons on normalized values (dates as given, date-times as UTC ISO strings), treating a
+ * partial date as the whole range it names: ge 2024-01 includes 2024-01-15T10:00Z, le 2024-01 includes
+ * the whole of January.
+ */
+function dateFilters(where: string[], params: Record<string, unknown>, column: string, name: string, filters: readonly DateFilter[]): void {
+  filters.forEach((f, i) => {
+    const p = `${name}${i}`;
+    const end = `${p}e`;
+    params[p] = f.value;
+    params[end] = `${f.value}\uffff`;
+    const clause = {
+      eq: `(${column} >= @${p} AND ${column} < @${end})`,
+      ne: `NOT (${column} >= @${p} AND ${column} < @${end})`,
+      ge: `${column} >= @${p}`,
+      gt: `${column} >= @${end}`,
+      le: `${column} < @${end}`,
+      lt: `${column} < @${p}`,
+    }[f.op];
+    where.push(`(${column} IS NOT NULL AND ${clause})`);
+  });
+}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS resource_version (
@@ -14,11 +41,20 @@ CREATE TABLE IF NOT EXISTS resource_version (
   patient_id    TEXT,
   deleted       INTEGER NOT NULL DEFAULT 0,
   content       TEXT    NOT NULL,
+  clinical_date TEXT,
+  codes         TEXT    NOT NULL DEFAULT '',
   state         TEXT    NOT NULL CHECK (state IN ('pending', 'anchored')),
   PRIMARY KEY (resource_type, id, version_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS resource_version_state ON resource_version (state) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS resource_version_patient ON resource_version (patient_id, resource_type);
+
+CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (resource_type, last_updated);
+
+CREATE TABLE IF NOT EXISTS patient_did (
+  patient_id TEXT PRIMARY KEY,
+  did        TEXT NOT NULL UNIQUE
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS patient_key (
   patient_id TEXT PRIMARY KEY,
@@ -66,8 +102,8 @@ export class SqliteStore implements ResourceStore {
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(
-        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, state)
-         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, 'pending')`,
+        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, state)
+         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, 'pending')`,
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
@@ -76,15 +112,19 @@ export class SqliteStore implements ResourceStore {
         `SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`,
       ),
       version: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'anchored'`),
+      history: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC`),
+      linkDid: db.prepare(`INSERT INTO patient_did (patient_id, did) VALUES (?, ?) ON CONFLICT (patient_id) DO UPDATE SET did = excluded.did`),
+      didOf: db.prepare(`SELECT did FROM patient_did WHERE patient_id = ?`),
+      patientOf: db.prepare(`SELECT patient_id FROM patient_did WHERE did = ?`),
       getKey: db.prepare(`SELECT hmac_key FROM patient_key WHERE patient_id = ?`),
       putKey: db.prepare(`INSERT OR IGNORE INTO patient_key (patient_id, hmac_key, created) VALUES (?, ?, ?)`),
       ping: db.prepare('SELECT 1 AS ok'),
     };
   }
 
-  insertPending(v: Omit<StoredVersion, 'state'>): void {
+  insertPending(v: NewVersion): void {
     try {
-      this.#stmts.insert.run({ ...v, deleted: v.deleted ? 1 : 0 });
+      this.#stmts.insert.run({ ...v, deleted: v.deleted ? 1 : 0, codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '' });
     } catch (err) {
       if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('SQLITE_CONSTRAINT')) {
         throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);
@@ -113,6 +153,50 @@ export class SqliteStore implements ResourceStore {
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined {
     const row = this.#stmts.version.get(resourceType, id, versionId) as Row | undefined;
     return row ? toVersion(row) : undefined;
+  }
+
+  history(resourceType: string, id: string): StoredVersion[] {
+    return (this.#stmts.history.all(resourceType, id) as Row[]).map(toVersion);
+  }
+
+  search(q: StoreQuery): StoredVersion[] {
+    const where = [
+      'rv.resource_type = @type',
+      "rv.state = 'anchored'",
+      'rv.deleted = 0',
+      "rv.version_id = (SELECT MAX(r2.version_id) FROM resource_version r2 WHERE r2.resource_type = rv.resource_type AND r2.id = rv.id AND r2.state = 'anchored')",
+    ];
+    const params: Record<string, unknown> = { type: q.resourceType, limit: q.limit };
+    const list = (name: string, values: readonly string[]): string => {
+      values.forEach((v, i) => (params[`${name}${i}`] = v));
+      return values.map((_, i) => `@${name}${i}`).join(', ');
+    };
+    if (q.ids) where.push(q.ids.length === 0 ? '0' : `rv.id IN (${list('id', q.ids)})`);
+    if (q.patientIds) where.push(q.patientIds.length === 0 ? '0' : `rv.patient_id IN (${list('pt', q.patientIds)})`);
+    if (q.codes && q.codes.length > 0) {
+      // Tokens are stored as ` system|code ` (a coding without system as ` |code `).
+      const ors = q.codes.map((c, i) => {
+        params[`code${i}`] = c.includes('|') ? `% ${likeEscape(c)} %` : `%|${likeEscape(c)} %`;
+        return `rv.codes LIKE @code${i} ESCAPE '\\'`;
+      });
+      where.push(`(${ors.join(' OR ')})`);
+    }
+    dateFilters(where, params, 'rv.last_updated', 'lu', q.lastUpdated ?? []);
+    dateFilters(where, params, 'rv.clinical_date', 'cd', q.date ?? []);
+    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY rv.last_updated, rv.id LIMIT @limit`;
+    return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
+  }
+
+  linkPatientDid(patientId: string, did: string): void {
+    this.#stmts.linkDid.run(patientId, did);
+  }
+
+  patientDid(patientId: string): string | undefined {
+    return (this.#stmts.didOf.get(patientId) as { did: string } | undefined)?.did;
+  }
+
+  patientByDid(did: string): string | undefined {
+    return (this.#stmts.patientOf.get(did) as { patient_id: string } | undefined)?.patient_id;
   }
 
   patientKey(patientId: string): Buffer {

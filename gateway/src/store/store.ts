@@ -20,21 +20,56 @@ export interface StoredVersion {
   readonly state: 'pending' | 'anchored';
 }
 
+/** What search needs besides the content: extracted when the version is written. */
+export interface NewVersion extends Omit<StoredVersion, 'state'> {
+  /** The resource's clinical date (normalized), for the `date` search parameter. */
+  readonly date: string | null;
+  /** `system|code` tokens of the resource's main code, for the `code` search parameter. */
+  readonly codes: readonly string[];
+}
+
+export type Comparator = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le';
+export interface DateFilter {
+  readonly op: Comparator;
+  readonly value: string;
+}
+
+/** A search over current (latest, not deleted, anchored) versions. Every filter narrows (AND). */
+export interface StoreQuery {
+  readonly resourceType: string;
+  readonly ids?: readonly string[];
+  readonly patientIds?: readonly string[];
+  readonly lastUpdated?: readonly DateFilter[];
+  readonly date?: readonly DateFilter[];
+  /** Any of these (OR): `system|code`, `|code` (no system) or `code` (any system). */
+  readonly codes?: readonly string[];
+  /** At most this many rows (the caller asks for one more than it allows, to detect overflow). */
+  readonly limit: number;
+}
+
 export interface ResourceStore {
   /** Writes a new version as pending. Fails with a CONFLICT OperationOutcomeError if the version exists. */
-  insertPending(version: Omit<StoredVersion, 'state'>): void;
+  insertPending(version: NewVersion): void;
   markAnchored(resourceType: string, id: string, versionId: number): void;
   /** Removes a pending version whose anchoring failed. Never removes an anchored version. */
   discardPending(resourceType: string, id: string, versionId: number): void;
   listPending(): StoredVersion[];
-  /** The latest anchored version, or undefined. */
+  /** The latest anchored version (deleted or not), or undefined. */
   readCurrent(resourceType: string, id: string): StoredVersion | undefined;
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;
+  /** Every anchored version of a resource, newest first. */
+  history(resourceType: string, id: string): StoredVersion[];
+  /** Current versions matching the query, oldest lastUpdated first (then id). */
+  search(query: StoreQuery): StoredVersion[];
 
   /** The patient's HMAC key, creating it on first use. */
   patientKey(patientId: string): Buffer;
   /** The patient's HMAC key if it exists (undefined after erasure). */
   findPatientKey(patientId: string): Buffer | undefined;
+  /** Links a local patient to the DID the patient registered (one DID per patient). */
+  linkPatientDid(patientId: string, did: string): void;
+  patientDid(patientId: string): string | undefined;
+  patientByDid(did: string): string | undefined;
 
   ping(): void;
   close(): void;

@@ -1,0 +1,51 @@
+/** A searchset Bundle with self/next/previous links built from the request's own query. */
+export function searchset(opts: {
+  baseUrl: string;
+  path: string;
+  query: Record<string, string[]>;
+  resources: ReadonlyArray<Record<string, unknown>>;
+  total?: number;
+  offset?: number;
+  count?: number;
+  next?: Record<string, string>;
+}): Record<string, unknown> {
+  const url = (overrides: Record<string, string>): string => {
+    const params = new URLSearchParams();
+    for (const [k, vs] of Object.entries(opts.query)) if (!(k in overrides)) for (const v of vs) params.append(k, v);
+    for (const [k, v] of Object.entries(overrides)) params.set(k, v);
+    const qs = params.toString();
+    return `${opts.baseUrl}${opts.path}${qs ? `?${qs}` : ''}`;
+  };
+  const link = [{ relation: 'self', url: url({}) }];
+  if (opts.next) link.push({ relation: 'next', url: url(opts.next) });
+  if (opts.offset !== undefined && opts.count !== undefined && opts.total !== undefined) {
+    if (opts.offset + opts.count < opts.total) link.push({ relation: 'next', url: url({ _getpagesoffset: String(opts.offset + opts.count), _count: String(opts.count) }) });
+    if (opts.offset > 0) link.push({ relation: 'previous', url: url({ _getpagesoffset: String(Math.max(0, opts.offset - opts.count)), _count: String(opts.count) }) });
+  }
+  return {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    ...(opts.total !== undefined ? { total: opts.total } : {}),
+    link,
+    entry: opts.resources.map((r) => ({
+      fullUrl: `${opts.baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
+      resource: r,
+      search: { mode: 'match' },
+    })),
+  };
+}
+
+/** A history Bundle: each version with its interaction (PUT for a version, DELETE for a deletion). */
+export function historyBundle(baseUrl: string, versions: ReadonlyArray<{ resource: Record<string, unknown>; deleted: boolean; versionId: string }>): Record<string, unknown> {
+  return {
+    resourceType: 'Bundle',
+    type: 'history',
+    total: versions.length,
+    entry: versions.map(({ resource: r, deleted, versionId }) => ({
+      fullUrl: `${baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
+      ...(deleted ? {} : { resource: r }),
+      request: { method: deleted ? 'DELETE' : versionId === '1' ? 'POST' : 'PUT', url: deleted || versionId !== '1' ? `${String(r.resourceType)}/${String(r.id)}` : String(r.resourceType) },
+      response: { status: deleted ? '204' : versionId === '1' ? '201' : '200', etag: `W/"${versionId}"` },
+    })),
+  };
+}
