@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -488,7 +489,7 @@ function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
       enrollmentSecret: orgSecrets(t, org).gateway ?? '',
     };
     orgs[name] = conn;
-    fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn), { mode: 0o600 });
+    fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn, devIdentityProvider(t, name)), { mode: 0o600 });
   }
   const info: NetworkInfo = {
     home: t.options.home,
@@ -503,7 +504,23 @@ function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
   return info;
 }
 
-function gatewayEnv(c: GatewayConnection): string {
+/**
+ * A development stand-in for each hospital's identity provider: a P-256 key pair whose public half the
+ * org's gateway trusts (HDX_IDP_*) and whose private half `hdx idp-token` signs with. A real deployment
+ * points HDX_IDP_* at its own identity provider instead.
+ */
+function devIdentityProvider(t: Topology, org: string): { issuer: string; publicKeyFile: string; privateKeyFile: string } {
+  const privateKeyFile = path.join(t.dirs.gateways, `${org}-idp-private.pem`);
+  const publicKeyFile = path.join(t.dirs.gateways, `${org}-idp-public.pem`);
+  if (!fs.existsSync(privateKeyFile) || !fs.existsSync(publicKeyFile)) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    fs.writeFileSync(privateKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    fs.writeFileSync(publicKeyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+  }
+  return { issuer: `https://idp.${org}.hdx.test`, publicKeyFile, privateKeyFile };
+}
+
+function gatewayEnv(c: GatewayConnection, idp: { issuer: string; publicKeyFile: string; privateKeyFile: string }): string {
   return [
     `# Written by the HDX network launcher: how the ${c.org} gateway reaches its peer and CA.`,
     `HDX_ORG=${c.org}`,
@@ -517,6 +534,10 @@ function gatewayEnv(c: GatewayConnection): string {
     `HDX_CA_ENROLLMENT_SECRET=${c.enrollmentSecret}`,
     `HDX_CHANNEL=${CHANNEL}`,
     `HDX_CHAINCODE=${CHAINCODE_NAME}`,
+    '# Development identity provider (tokens: hdx idp-token --idp-key <private key below>)',
+    `HDX_IDP_ISSUER=${idp.issuer}`,
+    `HDX_IDP_PUBLIC_KEY_FILE=${idp.publicKeyFile}`,
+    `# private key: ${idp.privateKeyFile}`,
     '',
   ].join('\n');
 }
