@@ -25,6 +25,9 @@ export interface Config {
   readonly chaincode: string;
   /** Deadline for ledger queries and endorsements, in milliseconds. */
   readonly ledgerTimeoutMs: number;
+  /** The hospital identity provider whose tokens this gateway accepts (both set, or both unset). */
+  readonly idpIssuer: string | undefined;
+  readonly idpPublicKeyFile: string | undefined;
 }
 
 /** Environment variable → config field, with defaults; required ones have no default. */
@@ -46,13 +49,18 @@ const VARS = {
   HDX_CHANNEL: { field: 'channel', type: 'string', default: 'hdx' },
   HDX_CHAINCODE: { field: 'chaincode', type: 'string', default: 'hdx' },
   HDX_LEDGER_TIMEOUT_MS: { field: 'ledgerTimeoutMs', type: 'integer', default: 15000 },
+  HDX_IDP_ISSUER: { field: 'idpIssuer', type: 'string' },
+  HDX_IDP_PUBLIC_KEY_FILE: { field: 'idpPublicKeyFile', type: 'string' },
 } as const;
+
+/** Optional variables: everything else without a default is required. */
+const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE']);
 
 const schema = {
   type: 'object',
   additionalProperties: false,
   required: Object.entries(VARS)
-    .filter(([name, v]) => !('default' in v) && name !== 'HDX_GATEWAY_BASE_URL' && name !== 'HDX_DATA_DIR')
+    .filter(([name, v]) => !('default' in v) && !OPTIONAL.has(name))
     .map(([name]) => name),
   properties: {
     ...Object.fromEntries(Object.entries(VARS).map(([name, v]) => [name, { type: v.type, minLength: v.type === 'string' ? 1 : undefined, ...('default' in v ? { default: v.default } : {}) }])),
@@ -64,6 +72,7 @@ const schema = {
     HDX_CA_URL: { type: 'string', pattern: '^https://' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
   },
+  dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'] },
 };
 
 export class ConfigError extends Error {
@@ -83,6 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   if (!check(input)) {
     const problems = (check.errors ?? []).map((e) => {
       if (e.keyword === 'required') return `${String(e.params.missingProperty)} is required (see gateway/.env.sample)`;
+      if (e.keyword === 'dependentRequired') return `${String(e.params.missingProperty)} is required when ${String(e.params.property)} is set`;
       const name = e.instancePath.slice(1);
       return `${name} ${e.message ?? 'is invalid'}`;
     });

@@ -10,3 +10,7 @@ export { FabricLedger } from './ledger/fabric-ledger';
 export { enrollGatewayIdentity, type EnrolledIdentity } from './ledger/enroll';
 export { SqliteStore } from './store/sqlite-store';
 export type { ResourceStore, StoredVersion } from './store/store';
+export { generateDidKey, didOf, publicJwkOf, type P256PrivateJwk } from './auth/did-key';
+export { signDidToken, signIdpToken, registrationRequest, signConsent } from './auth/issue';
+export type { AuthContext } from './auth/types';
+export { DID_IDENTIFIER_SYSTEM } from './fhir/resource-service';

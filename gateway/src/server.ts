@@ -1,8 +1,15 @@
+import * as fs from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { prepareValidator } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
+import { authenticate } from './auth/middleware';
+import { SqliteJtiStore } from './auth/replay';
+import { idpKeysFromText, type IdpOptions } from './auth/token';
 import type { Config } from './config';
+import { AuditService } from './fhir/audit-events';
+import { ConsentService } from './fhir/consent-service';
 import { ResourceService } from './fhir/resource-service';
 import { createApp } from './http/app';
 import { enrollGatewayIdentity } from './ledger/enroll';
@@ -15,19 +22,34 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
+function idpOptions(config: Config): IdpOptions | undefined {
+  if (!config.idpIssuer || !config.idpPublicKeyFile) return undefined;
+  return { issuer: config.idpIssuer, audience: config.baseUrl, keys: idpKeysFromText(fs.readFileSync(config.idpPublicKeyFile, 'utf8')) };
+}
+
 /**
  * Starts a gateway: enrolls (or reuses) its Fabric identity, opens the store, settles versions a crash
  * left pending, connects to the org's peer and serves HTTP on the configured host and port.
  */
 export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
+  prepareValidator();
   const identity = await enrollGatewayIdentity(config, log);
   const store = new SqliteStore(path.join(config.dataDir, 'hdx.db'));
+  const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
   const ledger = new FabricLedger(config, identity);
   try {
-    const resources = new ResourceService({ store, ledger, log });
+    const resources = new ResourceService({ store, ledger, log, mspId: config.mspId });
     const settled = await resources.settlePending();
     if (settled.kept + settled.removed > 0) log.info(settled, 'settled versions left pending by an earlier stop');
-    const app = createApp({ config, log, resources, ledger, store });
+    const idp = idpOptions(config);
+    const authn = authenticate({
+      audience: config.baseUrl,
+      mspId: config.mspId,
+      ...(idp ? { idp } : {}),
+      resolveDid: (did) => ledger.resolveDid(did),
+      jtiStore: jti,
+    });
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -44,11 +66,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         });
         ledger.close();
         store.close();
+        jti.close();
       },
     };
   } catch (err) {
     ledger.close();
     store.close();
+    jti.close();
     throw err;
   }
 }

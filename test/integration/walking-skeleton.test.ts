@@ -7,10 +7,9 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { down, up } from '@hdx/fabric-network';
-import { commitmentOf, type Config, enrollGatewayIdentity, FabricLedger, newLogger, type RunningGateway } from '@hdx/gateway';
+import { commitmentOf, enrollGatewayIdentity, FabricLedger, generateDidKey, newLogger } from '@hdx/gateway';
+import { type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { gatewayConfig, network, startTestGateway } from '../support/network';
-
-const FHIR = 'application/fhir+json';
 
 const patient = {
   resourceType: 'Patient',
@@ -22,8 +21,20 @@ const patient = {
 /** Values that must never appear on the ledger, in errors or logs. */
 const PHI = ['MRN-7734-XQ', 'Zwicky', 'Henrietta', '1971-04-09'];
 
-async function post(url: string, body: unknown): Promise<Response> {
-  return fetch(url, { method: 'POST', headers: { 'content-type': FHIR, accept: FHIR }, body: JSON.stringify(body) });
+/** A hospital1 practitioner, DID registered, authenticated by hospital1's identity provider. */
+const practitioner = generateDidKey();
+let token: string;
+
+async function post(gw: Gw, body: unknown): Promise<Response> {
+  return fetch(`${gw.config.baseUrl}/Patient`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+}
+
+function get(url: string): Promise<Response> {
+  return fetch(url, { headers: { authorization: `Bearer ${token}` } });
 }
 
 async function ledgerOf(org: string): Promise<FabricLedger> {
@@ -33,12 +44,14 @@ async function ledgerOf(org: string): Promise<FabricLedger> {
 }
 
 describe('walking skeleton: hospital1 gateway on the real network', () => {
-  let h1: { gateway: RunningGateway; config: Config };
+  let h1: Gw;
   let hospital2: FabricLedger;
 
   before(async () => {
     h1 = await startTestGateway('hospital1');
     hospital2 = await ledgerOf('hospital2');
+    await registerDid(h1, 'hospital1', 'practitioner', practitioner);
+    token = staffToken(h1, 'hospital1', { did: practitioner.did });
   });
   after(async () => {
     hospital2?.close();
@@ -54,7 +67,7 @@ describe('walking skeleton: hospital1 gateway on the real network', () => {
   });
 
   it('creates a Patient, and hospital2 reads its anchor from its own peer', async () => {
-    const res = await post(`${h1.config.baseUrl}/Patient`, patient);
+    const res = await post(h1, patient);
     expect(res.status).to.equal(201);
     const created = (await res.json()) as { id: string; meta: { versionId: string; lastUpdated: string } };
     expect(res.headers.get('location')).to.equal(`${h1.config.baseUrl}/Patient/${created.id}/_history/1`);
@@ -80,25 +93,25 @@ describe('walking skeleton: hospital1 gateway on the real network', () => {
   });
 
   it('returns the Patient after checking it against its anchor', async () => {
-    const created = (await (await post(`${h1.config.baseUrl}/Patient`, patient)).json()) as { id: string };
-    const res = await fetch(`${h1.config.baseUrl}/Patient/${created.id}`, { headers: { accept: FHIR } });
+    const created = (await (await post(h1, patient)).json()) as { id: string };
+    const res = await get(`${h1.config.baseUrl}/Patient/${created.id}`);
     expect(res.status).to.equal(200);
     expect(res.headers.get('content-type')).to.match(/^application\/fhir\+json/);
     const read = (await res.json()) as Record<string, unknown>;
     expect(read).to.deep.equal(created);
-    const vread = await fetch(`${h1.config.baseUrl}/Patient/${created.id}/_history/1`);
+    const vread = await get(`${h1.config.baseUrl}/Patient/${created.id}/_history/1`);
     expect(vread.status).to.equal(200);
   });
 
   it('withholds a stored record that was tampered with, without echoing its content', async () => {
-    const created = (await (await post(`${h1.config.baseUrl}/Patient`, patient)).json()) as { id: string };
+    const created = (await (await post(h1, patient)).json()) as { id: string };
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'));
     const row = db.prepare('SELECT content FROM resource_version WHERE id = ?').get(created.id) as { content: string };
     const tampered = { ...(JSON.parse(row.content) as object), birthDate: '1971-04-10' };
     db.prepare('UPDATE resource_version SET content = ? WHERE id = ?').run(JSON.stringify(tampered), created.id);
     db.close();
 
-    const res = await fetch(`${h1.config.baseUrl}/Patient/${created.id}`);
+    const res = await get(`${h1.config.baseUrl}/Patient/${created.id}`);
     expect(res.status).to.equal(500);
     const text = await res.text();
     const outcome = JSON.parse(text) as { resourceType: string; issue: Array<{ details: { coding: Array<{ code: string }> } }> };
@@ -108,7 +121,7 @@ describe('walking skeleton: hospital1 gateway on the real network', () => {
   });
 
   it('refuses an invalid Patient with an OperationOutcome naming the element, and anchors nothing', async () => {
-    const res = await post(`${h1.config.baseUrl}/Patient`, { ...patient, gender: 'sometimes', birthDate: '09/04/1971' });
+    const res = await post(h1, { ...patient, gender: 'sometimes', birthDate: '09/04/1971' });
     expect(res.status).to.equal(400);
     const text = await res.text();
     const outcome = JSON.parse(text) as { issue: Array<{ expression?: string[] }> };
@@ -128,7 +141,8 @@ describe('network lifecycle: up is idempotent, and up after down resumes the sam
     const h1 = await startTestGateway('hospital1');
     let id: string;
     try {
-      const created = (await (await post(`${h1.config.baseUrl}/Patient`, patient)).json()) as { id: string };
+      token = staffToken(h1, 'hospital1', { did: practitioner.did });
+      const created = (await (await post(h1, patient)).json()) as { id: string };
       id = created.id;
     } finally {
       await h1.gateway.close();

@@ -1,30 +1,56 @@
 import { randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
-import type { LedgerClient } from '../ledger/ledger-client';
-import type { ResourceStore, StoredVersion } from '../store/store';
+import type { Decision, LedgerClient } from '../ledger/ledger-client';
+import type { DateFilter, ResourceStore, StoredVersion } from '../store/store';
+import { AccessControl, type Caller, type Disclosure } from './access-control';
 import { commitmentOf, commitmentsEqual, patientPseudonym } from './commitment';
 import { invalidResource, OperationOutcomeError } from './outcome';
+import { clinicalDateOf, codeTokensOf, patientReferenceOf, RESOURCE_TYPES, SUPPORTED_TYPES, type TypeInfo } from './resource-types';
 
-/** Resource types this gateway serves today. */
-export const SUPPORTED_TYPES: ReadonlySet<string> = new Set(['Patient']);
+export { SUPPORTED_TYPES };
 
-type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
+export type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
+
+/** The URI identifier system under which a Patient carries the DID the patient registered. */
+export const DID_IDENTIFIER_SYSTEM = 'urn:ietf:rfc:3986';
 
 export interface ResourceServiceDeps {
   readonly store: ResourceStore;
   readonly ledger: LedgerClient;
   readonly log: Logger;
+  /** MSP id of this gateway's organization: the custodian of everything in the store. */
+  readonly mspId: string;
 }
+
+export interface SearchParams {
+  readonly ids?: string[];
+  readonly patientIds?: string[];
+  readonly lastUpdated?: DateFilter[];
+  readonly date?: DateFilter[];
+  readonly codes?: string[];
+  readonly count: number;
+  readonly offset: number;
+}
+
+export interface SearchPage {
+  readonly total: number;
+  readonly resources: Resource[];
+}
+
+/** Candidates looked at by one search at most; a broader search must be narrowed. */
+export const MAX_SEARCH_CANDIDATES = 1000;
 
 function ref(resourceType: string, id: string, versionId: number | string): string {
   return `${resourceType}/${id}/_history/${versionId}`;
 }
 
-/** The local patient a resource belongs to. A Patient belongs to itself. */
-function patientOf(resource: Resource, id: string): string {
-  if (resource.resourceType === 'Patient') return id;
-  throw new OperationOutcomeError('UNSUPPORTED', `${resource.resourceType} is not supported yet`);
+function typeInfo(resourceType: string): TypeInfo {
+  const info = RESOURCE_TYPES[resourceType];
+  if (!info) {
+    throw new OperationOutcomeError('UNSUPPORTED', `Resource type "${resourceType}" is not supported by this server (supported: ${[...SUPPORTED_TYPES].join(', ')})`);
+  }
+  return info;
 }
 
 /** Security labels (meta.security codes) travel to the ledger: they are policy, never PHI. */
@@ -37,48 +63,121 @@ function securityLabels(meta: Record<string, unknown> | undefined): string[] {
     .sort();
 }
 
+function didOf(resource: Resource): string | undefined {
+  const ids = resource.identifier;
+  if (!Array.isArray(ids)) return undefined;
+  const found = ids.find((i: { system?: unknown; value?: unknown }) => i?.system === DID_IDENTIFIER_SYSTEM && typeof i.value === 'string' && i.value.startsWith('did:hdx:'));
+  return found ? String((found as { value: string }).value) : undefined;
+}
+
 /**
- * Create and read of FHIR resources held by this organization, each version anchored on the ledger
- * before it is acknowledged and checked against its anchor before it is served.
+ * FHIR resources held by this organization. Every version is anchored on the ledger before it is
+ * acknowledged and checked against its anchor before it is served; every disclosure goes through
+ * AccessControl (consent asked, access recorded, then released).
  */
 export class ResourceService {
   readonly #store: ResourceStore;
   readonly #ledger: LedgerClient;
   readonly #log: Logger;
+  readonly #mspId: string;
+  readonly access: AccessControl;
 
   constructor(deps: ResourceServiceDeps) {
     this.#store = deps.store;
     this.#ledger = deps.ledger;
     this.#log = deps.log;
+    this.#mspId = deps.mspId;
+    this.access = new AccessControl(deps.ledger, deps.log, deps.mspId);
   }
 
   static assertSupported(resourceType: string): void {
-    if (!SUPPORTED_TYPES.has(resourceType)) {
-      throw new OperationOutcomeError('UNSUPPORTED', `Resource type "${resourceType}" is not supported by this server (supported: ${[...SUPPORTED_TYPES].join(', ')})`);
+    typeInfo(resourceType);
+  }
+
+  /** The patient reference used on the ledger: the patient's DID once linked, else a keyed pseudonym. */
+  patientRef(patientId: string): string {
+    return this.#store.patientDid(patientId) ?? patientPseudonym(this.#store.patientKey(patientId));
+  }
+
+  #refOfVersion = (v: StoredVersion): string => (v.patientId === null ? '' : this.patientRef(v.patientId));
+
+  #assertCustodianUser(caller: Caller): void {
+    if (caller.organization !== this.#mspId) {
+      throw new OperationOutcomeError('FORBIDDEN', `Only users of ${this.#mspId} may change its records`);
     }
   }
 
-  async create(resourceType: string, body: unknown): Promise<Resource> {
-    ResourceService.assertSupported(resourceType);
+  #validate(resourceType: string, body: unknown): Resource {
+    typeInfo(resourceType);
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new OperationOutcomeError('INVALID', `The request body must be a FHIR ${resourceType} resource (a JSON object)`);
     }
     const issues = validateResource(body, resourceType).filter((i) => i.severity === 'error');
     if (issues.length > 0) throw invalidResource(issues, `The ${resourceType} is not valid FHIR R4`);
-
-    // The server assigns id, versionId and lastUpdated on create; a client-sent id is ignored (FHIR create).
-    const input = body as Resource;
-    const id = randomUUID();
-    const lastUpdated = new Date().toISOString();
-    const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
-    const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: '1', lastUpdated } };
-    const patientId = patientOf(resource, id);
-    await this.#write(resource, 1, patientId, lastUpdated);
-    return resource;
+    return body as Resource;
   }
 
-  async #write(resource: Resource, versionId: number, patientId: string, lastUpdated: string): Promise<void> {
-    const id = resource.id ?? '';
+  /** The local patient a resource belongs to; it must be a Patient held here. */
+  #patientOf(resource: Resource, id: string): string {
+    const info = typeInfo(resource.resourceType);
+    if (resource.resourceType === 'Patient') return id;
+    const patientId = patientReferenceOf(resource, info);
+    const path = `${resource.resourceType}.${info.patientPaths[0] ?? 'subject'}`;
+    if (patientId === undefined) throw new OperationOutcomeError('INVALID', `${path} must reference the Patient (Patient/<id>) the record belongs to`);
+    if (patientId.startsWith('!') || !this.#store.readCurrent('Patient', patientId) || this.#store.readCurrent('Patient', patientId)?.deleted) {
+      throw new OperationOutcomeError('INVALID', `${path} must reference a Patient held by this server`);
+    }
+    return patientId;
+  }
+
+  async #linkDid(resource: Resource, patientId: string): Promise<void> {
+    const did = didOf(resource);
+    if (!did) return;
+    const resolved = await this.#ledger.resolveDid(did);
+    if (!resolved || resolved.hdx.kind !== 'patient' || resolved.didDocumentMetadata.deactivated) {
+      throw new OperationOutcomeError('INVALID', 'Patient.identifier names a DID that is not an active patient DID on the ledger');
+    }
+    const other = this.#store.patientByDid(did);
+    if (other !== undefined && other !== patientId) throw new OperationOutcomeError('CONFLICT', 'That DID is already linked to another Patient on this server');
+    this.#store.linkPatientDid(patientId, did);
+  }
+
+  async create(caller: Caller, resourceType: string, body: unknown): Promise<Resource> {
+    this.#assertCustodianUser(caller);
+    AccessControl.requireActor(caller);
+    const input = this.#validate(resourceType, body);
+    // The server assigns id, versionId and lastUpdated on create; a client-sent id is ignored (FHIR create).
+    return this.#writeVersion(caller, { ...input, id: randomUUID() }, 1, false);
+  }
+
+  async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {
+    this.#assertCustodianUser(caller);
+    AccessControl.requireActor(caller);
+    const input = this.#validate(resourceType, body);
+    if (input.id !== id) throw new OperationOutcomeError('INVALID', `${resourceType}.id must equal the id in the URL`);
+    const current = this.#store.readCurrent(resourceType, id);
+    if (!current) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server (update does not create)`);
+    return this.#writeVersion(caller, input, current.versionId + 1, false);
+  }
+
+  async delete(caller: Caller, resourceType: string, id: string): Promise<void> {
+    this.#assertCustodianUser(caller);
+    AccessControl.requireActor(caller);
+    typeInfo(resourceType);
+    const current = this.#store.readCurrent(resourceType, id);
+    if (!current || current.deleted) return; // FHIR: deleting what is not there succeeds
+    const stub: Resource = { resourceType, id };
+    await this.#writeVersion(caller, stub, current.versionId + 1, true, current.patientId ?? undefined);
+  }
+
+  async #writeVersion(caller: Caller, input: Resource, versionId: number, deleted: boolean, knownPatient?: string): Promise<Resource> {
+    const id = String(input.id);
+    const info = typeInfo(input.resourceType);
+    const lastUpdated = new Date().toISOString();
+    const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
+    const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
+    const patientId = knownPatient ?? this.#patientOf(resource, id);
+    if (resource.resourceType === 'Patient' && !deleted) await this.#linkDid(resource, patientId);
     const key = this.#store.patientKey(patientId);
     this.#store.insertPending({
       resourceType: resource.resourceType,
@@ -86,15 +185,18 @@ export class ResourceService {
       versionId,
       lastUpdated,
       patientId,
-      deleted: false,
+      deleted,
       content: JSON.stringify(resource),
+      date: deleted ? null : clinicalDateOf(resource, info),
+      codes: deleted ? [] : codeTokensOf(resource, info),
     });
+    const patient = this.patientRef(patientId);
     try {
       await this.#ledger.anchor({
         resourceType: resource.resourceType,
         id,
         versionId: String(versionId),
-        patient: patientPseudonym(key),
+        patient,
         securityLabels: securityLabels(resource.meta),
         lastUpdated,
         commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(key, resource) },
@@ -105,38 +207,114 @@ export class ResourceService {
       throw err;
     }
     this.#store.markAnchored(resource.resourceType, id, versionId);
+    const stored = this.#store.readVersion(resource.resourceType, id, versionId);
+    if (stored) {
+      // The version is anchored and acknowledged; the change record follows on the ledger.
+      await this.access.recordChange(caller, stored, patient, deleted ? 'D' : versionId === 1 ? 'C' : 'U').catch((err: unknown) => {
+        this.#log.error({ err, resource: ref(resource.resourceType, id, versionId) }, 'change anchored but its access entry could not be recorded');
+      });
+    }
+    return resource;
   }
 
-  async read(resourceType: string, id: string): Promise<Resource> {
-    ResourceService.assertSupported(resourceType);
+  async read(caller: Caller, resourceType: string, id: string): Promise<Resource> {
+    typeInfo(resourceType);
     const v = this.#store.readCurrent(resourceType, id);
     if (!v) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
-    return this.#verified(v);
+    return this.#disclose(caller, v, 'read');
   }
 
-  async vread(resourceType: string, id: string, versionId: string): Promise<Resource> {
-    ResourceService.assertSupported(resourceType);
+  async vread(caller: Caller, resourceType: string, id: string, versionId: string): Promise<Resource> {
+    typeInfo(resourceType);
     const n = Number(versionId);
     const v = Number.isInteger(n) && n > 0 ? this.#store.readVersion(resourceType, id, n) : undefined;
     if (!v) throw new OperationOutcomeError('NOT_FOUND', `${ref(resourceType, id, versionId)} is not known to this server`);
+    return this.#disclose(caller, v, 'vread');
+  }
+
+  /** One version: consent and audit in one transaction, then the integrity check, then release. */
+  async #disclose(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Resource> {
+    await this.access.authorize(caller, v, subtype);
+    if (v.deleted) throw new OperationOutcomeError('GONE', `${v.resourceType}/${v.id} was deleted`);
     return this.#verified(v);
+  }
+
+  /** Every version of one resource the caller may see, newest first (deletions included, without content). */
+  async history(caller: Caller, resourceType: string, id: string): Promise<Array<{ resource: Resource; deleted: boolean; versionId: string }>> {
+    typeInfo(resourceType);
+    const versions = this.#store.history(resourceType, id);
+    if (versions.length === 0) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
+    const permitted = await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion);
+    return Promise.all(
+      permitted.map(async (v) => ({
+        resource: v.deleted ? { resourceType, id } : await this.#verified(v),
+        deleted: v.deleted,
+        versionId: String(v.versionId),
+      })),
+    );
+  }
+
+  async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type'): Promise<SearchPage> {
+    typeInfo(resourceType);
+    AccessControl.requireActor(caller);
+    const candidates = this.#store.search({ resourceType, ...params, limit: MAX_SEARCH_CANDIDATES + 1 });
+    if (candidates.length > MAX_SEARCH_CANDIDATES) {
+      throw new OperationOutcomeError('INVALID', `The search matches more than ${MAX_SEARCH_CANDIDATES} resources: narrow it (patient, date, code, _lastUpdated)`);
+    }
+    // Consent is evaluated for every candidate, so the total counts only what the caller may see.
+    const decisions = await this.access.evaluate(caller, candidates);
+    const visible = candidates.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    const page = visible.slice(params.offset, params.offset + params.count);
+    await this.access.recordDisclosures(caller, page, subtype, this.#refOfVersion);
+    return { total: visible.length, resources: await Promise.all(page.map((x) => this.#verified(x.version))) };
+  }
+
+  /** Patient/$everything: the Patient and every current resource of the patient the caller may see. */
+  async everything(caller: Caller, patientId: string): Promise<Resource[]> {
+    const patient = this.#store.readCurrent('Patient', patientId);
+    if (!patient || patient.deleted) throw new OperationOutcomeError('NOT_FOUND', `Patient/${patientId} is not known to this server`);
+    const versions = [patient];
+    for (const type of SUPPORTED_TYPES) {
+      if (type === 'Patient') continue;
+      versions.push(...this.#store.search({ resourceType: type, patientIds: [patientId], limit: MAX_SEARCH_CANDIDATES + 1 }));
+    }
+    if (versions.length > MAX_SEARCH_CANDIDATES) throw new OperationOutcomeError('INVALID', `Patient/${patientId} has more than ${MAX_SEARCH_CANDIDATES} resources; use search with paging`);
+    const released = await this.access.filterAndRecord(caller, versions, '$everything', this.#refOfVersion);
+    return Promise.all(released.map((v) => this.#verified(v)));
+  }
+
+  /** $verify: the stored current version against its anchor, for a caller allowed to read it. */
+  async verify(caller: Caller, resourceType: string, id: string): Promise<{ verified: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
+    typeInfo(resourceType);
+    const v = this.#store.readCurrent(resourceType, id);
+    if (!v) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
+    await this.access.authorize(caller, v, '$verify');
+    const check = await this.#check(v);
+    return { verified: check.ok, reason: check.reason, ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}) };
+  }
+
+  async #check(v: StoredVersion): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
+    const resource = JSON.parse(v.content) as Resource;
+    const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
+    const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
+    if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
+    if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
+    if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
+    if (!commitmentsEqual(anchor.commitment.value, commitmentOf(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
+    return { ok: true, reason: 'the stored content matches the anchored commitment', anchor };
   }
 
   /** Releases a stored version only if it still matches the commitment anchored on the ledger. */
   async #verified(v: StoredVersion): Promise<Resource> {
-    const resource = JSON.parse(v.content) as Resource;
-    const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
-    const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
-    const ok = anchor !== undefined && key !== undefined && !anchor.tombstone && commitmentsEqual(anchor.commitment.value, commitmentOf(key, resource));
-    if (!ok) {
-      const reason = anchor === undefined ? 'no anchor on the ledger' : anchor.tombstone ? 'anchor is tombstoned' : key === undefined ? 'patient key missing' : 'commitment mismatch';
-      this.#log.warn({ event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason }, 'stored resource does not match its ledger anchor; withheld');
+    const check = await this.#check(v);
+    if (!check.ok) {
+      this.#log.warn({ event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason }, 'stored resource does not match its ledger anchor; withheld');
       throw new OperationOutcomeError(
         'INTEGRITY',
         `${ref(v.resourceType, v.id, v.versionId)} does not match its anchor on the ledger and is withheld; the custodian has been alerted`,
       );
     }
-    return resource;
+    return JSON.parse(v.content) as Resource;
   }
 
   /**

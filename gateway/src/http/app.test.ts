@@ -2,61 +2,191 @@ import { validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
 import request from 'supertest';
 import { newLogger } from '../logger';
-import { ResourceService } from '../fhir/resource-service';
+import { AuditService } from '../fhir/audit-events';
+import { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
+import { ResourceService } from '../fhir/resource-service';
 import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { createApp } from './app';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
+const DR_H1 = `did:hdx:${'a'.repeat(43)}`;
+const DR_H2 = `did:hdx:${'b'.repeat(43)}`;
 const patient = { resourceType: 'Patient', name: [{ family: 'Quist', given: ['Odile'] }], birthDate: '1990-01-31', gender: 'female' };
+/** A hospital1 practitioner treating patients. */
+const staff = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+/** A hospital2 practitioner (another organization). */
+const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
 
 function setup() {
   const store = new SqliteStore(':memory:');
   const ledger = new FakeLedger();
   const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log });
-  const app = createApp({ config: { baseUrl: BASE }, log, resources, ledger, store });
+  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+  const app = createApp({
+    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
+    log,
+    resources,
+    consents: new ConsentService(ledger),
+    audit: new AuditService(ledger),
+    ledger,
+    store,
+    authenticate: fakeAuthenticate,
+  });
   return { app, store, ledger, resources };
+}
+
+type App = ReturnType<typeof setup>['app'];
+
+async function createPatient(app: App, body: object = patient): Promise<{ id: string; meta: { versionId: string } }> {
+  const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(body);
+  expect(res.status, JSON.stringify(res.body)).to.equal(201);
+  return res.body;
 }
 
 function codeOf(body: { issue: Array<{ details?: { coding: Array<{ code: string }> } }> }): string | undefined {
   return body.issue[0]?.details?.coding[0]?.code;
 }
 
+const observation = (patientId: string, code = '8867-4', date = '2026-03-01T10:00:00Z') => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { coding: [{ system: 'http://loinc.org', code }] },
+  subject: { reference: `Patient/${patientId}` },
+  effectiveDateTime: date,
+  valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+});
+
 describe('gateway HTTP (fake ledger)', () => {
-  it('creates a Patient: 201, Location, ETag, server-assigned id and meta, anchored', async () => {
+  it('creates a Patient: 201, Location, ETag, server-assigned id and meta, anchored, change recorded', async () => {
     const { app, ledger } = setup();
-    const res = await request(app).post('/fhir/Patient').set('content-type', FHIR).send({ ...patient, id: 'client-chosen', meta: { versionId: '7' } });
+    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ ...patient, id: 'client-chosen', meta: { versionId: '7' } });
     expect(res.status).to.equal(201);
     expect(res.headers['content-type']).to.match(/^application\/fhir\+json/);
     expect(res.body.id).to.match(/^[0-9a-f-]{36}$/);
-    expect(res.body.id).to.not.equal('client-chosen');
     expect(res.body.meta.versionId).to.equal('1');
     expect(res.headers.location).to.equal(`${BASE}/Patient/${res.body.id}/_history/1`);
     expect(res.headers.etag).to.equal('W/"1"');
     const anchor = ledger.anchors.get(`Patient/${res.body.id}/_history/1`);
     expect(anchor?.patient).to.match(/^pseudonym:[0-9a-f]{64}$/);
     expect(JSON.stringify(anchor)).to.not.include('Quist');
+    expect(ledger.audit.map((e) => [e.action, e.actor])).to.deep.equal([['C', DR_H1]]);
   });
 
-  it('reads and vreads what it created', async () => {
+  it('401 without authentication, with a WWW-Authenticate challenge', async () => {
     const { app } = setup();
-    const created = (await request(app).post('/fhir/Patient').set('content-type', FHIR).send(patient)).body;
-    const read = await request(app).get(`/fhir/Patient/${created.id}`);
+    const res = await request(app).get('/fhir/Patient');
+    expect(res.status).to.equal(401);
+    expect(res.headers['www-authenticate']).to.match(/^Bearer/);
+    expect(res.body.resourceType).to.equal('OperationOutcome');
+    expect((await request(app).get('/fhir/metadata')).status).to.equal(200);
+  });
+
+  it('403 for a scope that does not cover the interaction, and for a token without DID or purpose', async () => {
+    const { app } = setup();
+    const readOnly = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.read' });
+    const res = await request(app).post('/fhir/Patient').set(...readOnly).set('content-type', FHIR).send(patient);
+    expect(res.status).to.equal(403);
+    const p = await createPatient(app);
+    const noDid = await request(app).get(`/fhir/Patient/${p.id}`).set(...asCaller({ organization: 'Hospital1MSP', purpose: 'TREAT' }));
+    expect(noDid.status).to.equal(403);
+    expect(noDid.body.issue[0].diagnostics).to.match(/DID/);
+    const noPurpose = await request(app).get(`/fhir/Patient/${p.id}`).set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP' }));
+    expect(noPurpose.status).to.equal(403);
+  });
+
+  it('reads through the enforcement point: custodian permitted, another organization denied, both recorded', async () => {
+    const { app, ledger } = setup();
+    const created = await createPatient(app);
+    const read = await request(app).get(`/fhir/Patient/${created.id}`).set(...staff);
     expect(read.status).to.equal(200);
     expect(read.body).to.deep.equal(created);
-    const vread = await request(app).get(`/fhir/Patient/${created.id}/_history/1`);
-    expect(vread.status).to.equal(200);
-    expect((await request(app).get(`/fhir/Patient/${created.id}/_history/2`)).status).to.equal(404);
+    const denied = await request(app).get(`/fhir/Patient/${created.id}`).set(...other);
+    expect(denied.status).to.equal(403);
+    expect(JSON.stringify(denied.body)).to.not.include('Quist');
+    const reads = ledger.audit.filter((e) => e.action === 'R');
+    expect(reads.map((e) => [e.actor, e.decision])).to.deep.equal([
+      [DR_H1, 'permit'],
+      [DR_H2, 'deny'],
+    ]);
+  });
+
+  it('break-glass (ETREAT) needs a reason', async () => {
+    const { app } = setup();
+    const created = await createPatient(app);
+    const res = await request(app).get(`/fhir/Patient/${created.id}`).set(...asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'ETREAT', scope: 'user/*.read' }));
+    expect(res.status).to.equal(403);
+    expect(res.body.issue[0].diagnostics).to.match(/reason/);
+  });
+
+  it('search: totals and pages count only what the caller may see; next links page', async () => {
+    const { app, ledger } = setup();
+    const a = await createPatient(app);
+    const b = await createPatient(app);
+    for (let i = 0; i < 3; i++) await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(a.id));
+    await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(b.id, '59408-5'));
+    // Patient b's records are hidden from everyone but by a (fake) consent rule: deny b to the custodian too.
+    const bAnchorPatient = ledger.anchors.get(`Patient/${b.id}/_history/1`)?.patient;
+    ledger.decide = (req, anchor) =>
+      anchor?.patient === bAnchorPatient ? { decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: false } : { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    const page1 = await request(app).get('/fhir/Observation?_count=2').set(...staff);
+    expect(page1.status).to.equal(200);
+    expect(page1.body.total).to.equal(3);
+    expect(page1.body.entry).to.have.length(2);
+    const next = page1.body.link.find((l: { relation: string }) => l.relation === 'next');
+    expect(next.url).to.include('_getpagesoffset=2');
+    const page2 = await request(app).get(new URL(next.url).pathname + new URL(next.url).search).set(...staff);
+    expect(page2.body.entry).to.have.length(1);
+    const byCode = await request(app).get('/fhir/Observation?code=http://loinc.org|59408-5').set(...staff);
+    expect(byCode.body.total).to.equal(0);
+    const byPatient = await request(app).get(`/fhir/Observation?patient=Patient/${a.id}&date=ge2026-03-01&date=lt2026-03-02`).set(...staff);
+    expect(byPatient.body.total).to.equal(3);
+    const disclosed = ledger.audit.filter((e) => e.subtype === 'search-type').flatMap((e) => e.resources);
+    expect(disclosed.every((r) => !r.includes(b.id))).to.equal(true);
+  });
+
+  it('refuses unknown search parameters (ignoring one would widen the search)', async () => {
+    const { app } = setup();
+    const res = await request(app).get('/fhir/Observation?subjet=Patient/1').set(...staff);
+    expect(res.status).to.equal(400);
+    expect(res.body.issue[0].diagnostics).to.include('subjet');
+  });
+
+  it('update makes version 2, history lists both, delete makes the resource gone', async () => {
+    const { app } = setup();
+    const created = await createPatient(app);
+    const upd = await request(app).put(`/fhir/Patient/${created.id}`).set(...staff).set('content-type', FHIR).send({ ...patient, id: created.id, gender: 'other' });
+    expect(upd.status).to.equal(200);
+    expect(upd.body.meta.versionId).to.equal('2');
+    const hist = await request(app).get(`/fhir/Patient/${created.id}/_history`).set(...staff);
+    expect(hist.body.type).to.equal('history');
+    expect(hist.body.entry.map((e: { response: { etag: string } }) => e.response.etag)).to.deep.equal(['W/"2"', 'W/"1"']);
+    expect((await request(app).delete(`/fhir/Patient/${created.id}`).set(...staff)).status).to.equal(204);
+    expect((await request(app).get(`/fhir/Patient/${created.id}`).set(...staff)).status).to.equal(410);
+    expect((await request(app).get(`/fhir/Patient/${created.id}/_history/1`).set(...staff)).status).to.equal(200);
+  });
+
+  it('another organization cannot write into this custodian', async () => {
+    const { app } = setup();
+    const writer = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    const res = await request(app).post('/fhir/Patient').set(...writer).set('content-type', FHIR).send(patient);
+    expect(res.status).to.equal(403);
+  });
+
+  it('an Observation must reference a Patient held here', async () => {
+    const { app } = setup();
+    const res = await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation('nobody'));
+    expect(res.status).to.equal(400);
+    expect(res.body.issue[0].diagnostics).to.include('Observation.subject');
   });
 
   it('400 with one issue per problem and its FHIRPath, without echoing values', async () => {
     const { app, store } = setup();
-    const res = await request(app).post('/fhir/Patient').set('content-type', FHIR).send({ ...patient, birthDate: 'Quist-day', gender: 'x' });
+    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ ...patient, birthDate: 'Quist-day', gender: 'x' });
     expect(res.status).to.equal(400);
-    expect(res.body.resourceType).to.equal('OperationOutcome');
     const expressions = res.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? []);
     expect(expressions).to.include.members(['Patient.birthDate', 'Patient.gender']);
     expect(JSON.stringify(res.body)).to.not.include('Quist');
@@ -65,71 +195,82 @@ describe('gateway HTTP (fake ledger)', () => {
 
   it('400 for a body that is not JSON, or not an object; 415 for another media type', async () => {
     const { app } = setup();
-    const bad = await request(app).post('/fhir/Patient').set('content-type', FHIR).send('{"resourceType": "Patient",');
+    const bad = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send('{"resourceType": "Patient",');
     expect(bad.status).to.equal(400);
     expect(bad.body.issue[0].diagnostics).to.equal('The request body is not valid JSON');
-    const arr = await request(app).post('/fhir/Patient').set('content-type', FHIR).send('[1,2]');
-    expect(arr.status).to.equal(400);
-    const xml = await request(app).post('/fhir/Patient').set('content-type', 'application/fhir+xml').send('<Patient/>');
-    expect(xml.status).to.equal(415);
-  });
-
-  it('400 when the resourceType does not match the URL', async () => {
-    const { app } = setup();
-    const res = await request(app).post('/fhir/Patient').set('content-type', FHIR).send({ resourceType: 'Observation', status: 'final', code: { text: 'x' } });
-    expect(res.status).to.equal(400);
+    expect((await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send('[1,2]')).status).to.equal(400);
+    expect((await request(app).post('/fhir/Patient').set(...staff).set('content-type', 'application/fhir+xml').send('<Patient/>')).status).to.equal(415);
   });
 
   it('404 OperationOutcomes for unknown ids, types and routes', async () => {
     const { app } = setup();
-    const missing = await request(app).get('/fhir/Patient/does-not-exist');
+    const missing = await request(app).get('/fhir/Patient/does-not-exist').set(...staff);
     expect(missing.status).to.equal(404);
     expect(codeOf(missing.body)).to.equal('NOT_FOUND');
-    const type = await request(app).get('/fhir/Spaceship/1');
+    const type = await request(app).get('/fhir/Spaceship/1').set(...staff);
     expect(type.status).to.equal(404);
     expect(codeOf(type.body)).to.equal('UNSUPPORTED');
-    const badId = await request(app).get('/fhir/Patient/has%20space');
-    expect(badId.status).to.equal(400);
+    expect((await request(app).get('/fhir/Patient/has%20space').set(...staff)).status).to.equal(400);
     const route = await request(app).get('/nowhere');
     expect(route.status).to.equal(404);
     expect(route.body.resourceType).to.equal('OperationOutcome');
   });
 
-  it('withholds a tampered version (500 INTEGRITY) and one whose anchor is missing', async () => {
-    const { app, ledger, store } = setup();
-    const created = (await request(app).post('/fhir/Patient').set('content-type', FHIR).send(patient)).body;
-    const v = store.readCurrent('Patient', created.id);
-    // Tamper through a second connection is not possible with :memory:, so change the anchor instead.
-    const anchor = ledger.anchors.get(`Patient/${created.id}/_history/1`);
-    if (!anchor || !v) throw new Error('setup');
-    ledger.anchors.set(`Patient/${created.id}/_history/1`, { ...anchor, commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
-    const res = await request(app).get(`/fhir/Patient/${created.id}`);
+  it('withholds a version whose anchor does not match (500 INTEGRITY), and $verify says why', async () => {
+    const { app, ledger } = setup();
+    const created = await createPatient(app);
+    const key = `Patient/${created.id}/_history/1`;
+    const anchor = ledger.anchors.get(key);
+    if (!anchor) throw new Error('setup');
+    ledger.anchors.set(key, { ...anchor, commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
+    const res = await request(app).get(`/fhir/Patient/${created.id}`).set(...staff);
     expect(res.status).to.equal(500);
     expect(codeOf(res.body)).to.equal('INTEGRITY');
     expect(JSON.stringify(res.body)).to.not.include('Quist');
-    ledger.anchors.delete(`Patient/${created.id}/_history/1`);
-    expect(codeOf((await request(app).get(`/fhir/Patient/${created.id}`)).body)).to.equal('INTEGRITY');
+    const verify = await request(app).get(`/fhir/Patient/${created.id}/$verify`).set(...staff);
+    expect(verify.status).to.equal(200);
+    expect(verify.body.parameter[0]).to.deep.equal({ name: 'verified', valueBoolean: false });
   });
 
   it('503 when the ledger is down, and the unanchored write leaves nothing behind', async () => {
     const { app, ledger, store } = setup();
     ledger.failWith = new OperationOutcomeError('UNAVAILABLE', 'anchoring: the ledger is unavailable');
-    const res = await request(app).post('/fhir/Patient').set('content-type', FHIR).send(patient);
+    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient);
     expect(res.status).to.equal(503);
     expect(res.body.issue[0].code).to.equal('transient');
     expect(store.listPending()).to.have.length(0);
+    expect(store.search({ resourceType: 'Patient', limit: 10 })).to.have.length(0);
     const health = await request(app).get('/healthz');
     expect(health.status).to.equal(503);
-    expect(health.body.checks.ledger.ok).to.equal(false);
   });
 
   it('500 for unexpected errors names only a request id', async () => {
     const { app, ledger } = setup();
     ledger.failWith = new OperationOutcomeError('INTERNAL', 'anchoring failed');
-    const res = await request(app).post('/fhir/Patient').set('content-type', FHIR).send(patient);
+    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient);
     expect(res.status).to.equal(500);
     expect(res.body.issue[0].diagnostics).to.match(/quote request id [0-9a-f-]{36}/);
-    expect(res.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
+  });
+
+  it('Consent changes must come as a signed JWS (application/jose)', async () => {
+    const { app } = setup();
+    const json = await request(app).post('/fhir/Consent').set(...staff).set('content-type', FHIR).send({ resourceType: 'Consent' });
+    expect(json.status).to.equal(415);
+    expect(json.body.issue[0].diagnostics).to.include('hdx consent-sign');
+    const garbage = await request(app).post('/fhir/Consent').set(...staff).set('content-type', 'application/jose').send('not-a-jws');
+    expect(garbage.status).to.equal(400);
+  });
+
+  it('AuditEvents from the ledger are valid R4 AuditEvents', async () => {
+    const { app } = setup();
+    const created = await createPatient(app);
+    await request(app).get(`/fhir/Patient/${created.id}`).set(...other);
+    const res = await request(app).get(`/fhir/AuditEvent?patient=Patient/${created.id}`).set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP', scope: 'user/AuditEvent.read' }));
+    expect(res.status).to.equal(200);
+    expect(res.body.entry.length).to.be.greaterThan(0);
+    for (const e of res.body.entry) expect(validateResource(e.resource, 'AuditEvent')).to.deep.equal([]);
+    const denied = res.body.entry.find((e: { resource: { outcome: string } }) => e.resource.outcome === '4');
+    expect(denied.resource.agent[0].who.identifier.value).to.equal(DR_H2);
   });
 
   it('serves a CapabilityStatement that validates and lists what is implemented', async () => {
@@ -138,7 +279,7 @@ describe('gateway HTTP (fake ledger)', () => {
     expect(res.status).to.equal(200);
     expect(res.body.fhirVersion).to.equal('4.0.1');
     expect(validateResource(res.body, 'CapabilityStatement')).to.deep.equal([]);
-    const patientRes = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
-    expect(patientRes.interaction.map((i: { code: string }) => i.code)).to.deep.equal(['create', 'read', 'vread']);
+    const obs = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Observation');
+    expect(obs.interaction.map((i: { code: string }) => i.code)).to.include.members(['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'search-type']);
   });
 });

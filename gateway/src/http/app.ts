@@ -1,34 +1,47 @@
 import { randomUUID } from 'node:crypto';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import pino, { type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { requireScope, type ScopeAction } from '../auth/scopes';
+import { requireAuth } from '../auth/middleware';
+import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
+import type { Caller } from '../fhir/access-control';
+import { type AuditService } from '../fhir/audit-events';
+import { historyBundle, searchset } from '../fhir/bundle';
 import { capabilityStatement } from '../fhir/capability';
+import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
-import type { ResourceService } from '../fhir/resource-service';
+import type { Resource, ResourceService } from '../fhir/resource-service';
+import { assertKnown, count, dateFilters, ID, list, offset, RESOURCE_SEARCH_PARAMS, rawQuery, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 
 export interface AppDeps {
-  readonly config: Pick<Config, 'baseUrl'>;
+  readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
   readonly log: Logger;
   readonly resources: ResourceService;
+  readonly consents: ConsentService;
+  readonly audit: AuditService;
   readonly ledger: LedgerClient;
   readonly store: ResourceStore;
+  /** Verifies the bearer token and sets `req.auth`, or passes a 401 OperationOutcomeError on. */
+  readonly authenticate: RequestHandler;
   readonly version?: string;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
-const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+const DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
 
-function sendResource(res: Response, status: number, resource: Record<string, unknown>): void {
+function sendResource(res: Response, status: number, resource: unknown): void {
   res.status(status).type(FHIR_JSON).send(JSON.stringify(resource));
 }
 
-function meta(resource: Record<string, unknown>): { versionId: string; lastUpdated: string } {
-  const m = resource.meta as { versionId: string; lastUpdated: string };
-  return m;
+function versionHeaders(res: Response, resource: Resource): void {
+  const m = resource.meta as { versionId?: string; lastUpdated?: string } | undefined;
+  if (m?.versionId) res.setHeader('ETag', `W/"${m.versionId}"`);
+  if (m?.lastUpdated) res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
 }
 
 function checkIds(type: string, id?: string, vid?: string): void {
@@ -37,17 +50,30 @@ function checkIds(type: string, id?: string, vid?: string): void {
   if (vid !== undefined && !/^[0-9]{1,9}$/.test(vid)) throw new OperationOutcomeError('INVALID', 'The version id in the URL is not valid');
 }
 
+/** The caller as the enforcement point sees it, after the scope check for this interaction. */
+function caller(req: Request, ownMsp: string, resourceType: string, action: ScopeAction): Caller {
+  const auth = requireAuth(req);
+  requireScope(auth, resourceType, action);
+  return { did: auth.did, organization: auth.organization ?? ownMsp, purpose: auth.purposeOfUse, breakGlassReason: auth.breakGlassReason };
+}
+
+function needsJson(req: Request): void {
+  if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the resource as application/fhir+json');
+}
+
 /** The Express app: adapts HTTP to the FHIR services; every error becomes an OperationOutcome. */
 export function createApp(deps: AppDeps): express.Express {
-  const { config, log, resources, ledger, store } = deps;
+  const { config, log, resources, consents, audit, ledger, store, authenticate } = deps;
+  const base = config.baseUrl;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.set('query parser', 'extended');
 
   app.use(
     pinoHttp({
       logger: log,
-      genReqId: (req, res) => {
+      genReqId: (_req, res) => {
         const id = randomUUID();
         res.setHeader('X-Request-Id', id);
         return id;
@@ -82,41 +108,216 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
   });
 
+  // --- DIDs: W3C DID resolution from the ledger (public keys only, no PHI), registration by staff ---
+  const did = express.Router();
+  did.use(express.json({ limit: '64kb' }));
+  did.get('/:did', async (req: Request<{ did: string }>, res) => {
+    if (!DID.test(req.params.did)) throw new OperationOutcomeError('INVALID', 'Not a did:hdx DID');
+    const resolution = await ledger.resolveDid(req.params.did);
+    if (!resolution) throw new OperationOutcomeError('NOT_FOUND', 'The DID is not registered on the ledger');
+    res.status(200).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
+  });
+  did.post('/', authenticate, async (req, res) => {
+    const auth = requireAuth(req);
+    if (auth.tokenKind !== 'idp' || !['practitioner', 'admin'].includes(auth.role)) {
+      throw new OperationOutcomeError('FORBIDDEN', "Registering a DID needs a token from this hospital's identity provider with role practitioner or admin");
+    }
+    if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
+      throw new OperationOutcomeError('INVALID', 'The body must be a registration: {kind, publicKeyJwk, proof} (make the proof with `hdx did-proof`)');
+    }
+    const resolution = await ledger.registerDid(req.body as Record<string, unknown>);
+    res.setHeader('Location', `${base.replace(/\/fhir$/, '')}/did/${resolution.didDocument.id}`);
+    res.status(201).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
+  });
+  app.use('/did', did);
+
+  // --- FHIR ---
   const fhir = express.Router();
   fhir.use(express.json({ type: ['application/json', 'application/fhir+json'], limit: '5mb', strict: true }));
+  fhir.use(express.text({ type: 'application/jose', limit: '256kb' }));
 
-  fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(config.baseUrl, deps.version ?? '0.1.0')));
+  fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(base, deps.version ?? '0.1.0')));
+  fhir.use(authenticate);
 
-  fhir.post('/:type', async (req: Request<{ type: string }>, res) => {
-    const { type } = req.params;
-    checkIds(type);
-    if (!req.is(['application/json', 'application/fhir+json'])) {
-      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the resource as application/fhir+json');
+  // Consent: on the ledger, changed only with the patient's signature.
+  const signedBody = (req: Request): string => {
+    if (!req.is('application/jose') || typeof req.body !== 'string') {
+      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)');
     }
-    const created = await resources.create(type, req.body);
-    const m = meta(created);
-    res.setHeader('Location', `${config.baseUrl}/${type}/${String(created.id)}/_history/${m.versionId}`);
-    res.setHeader('ETag', `W/"${m.versionId}"`);
-    res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
-    sendResource(res, 201, created);
+    return req.body;
+  };
+  fhir.post('/Consent', async (req, res) => {
+    requireScope(requireAuth(req), 'Consent', 'create');
+    const { record } = await consents.change(signedBody(req), { actions: ['grant'] });
+    const resource = toFhirConsent(record);
+    res.setHeader('Location', `${base}/Consent/${record.id}/_history/${record.version}`);
+    versionHeaders(res, resource as Resource);
+    sendResource(res, 201, resource);
+  });
+  fhir.put('/Consent/:id', async (req: Request<{ id: string }>, res) => {
+    checkIds('Consent', req.params.id);
+    requireScope(requireAuth(req), 'Consent', 'update');
+    const { record } = await consents.change(signedBody(req), { id: req.params.id, actions: ['update', 'revoke'] });
+    const resource = toFhirConsent(record);
+    versionHeaders(res, resource as Resource);
+    sendResource(res, 200, resource);
+  });
+  fhir.get('/Consent/:id', async (req: Request<{ id: string }>, res) => {
+    checkIds('Consent', req.params.id);
+    requireScope(requireAuth(req), 'Consent', 'read');
+    const resource = toFhirConsent(await consents.read(req.params.id));
+    versionHeaders(res, resource as Resource);
+    sendResource(res, 200, resource);
+  });
+  fhir.get('/Consent', async (req, res) => {
+    requireScope(requireAuth(req), 'Consent', 'search');
+    const q = rawQuery(req.query);
+    assertKnown(q, ['patient', '_count', '_bookmark']);
+    const patient = single(q, 'patient');
+    if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Search Consent by patient=<the patient DID>');
+    const page = await consents.listByPatient(patient, count(q), single(q, '_bookmark') ?? '');
+    sendResource(
+      res,
+      200,
+      searchset({ baseUrl: base, path: '/Consent', query: q, resources: page.records.map(toFhirConsent), ...(page.bookmark ? { next: { _bookmark: page.bookmark } } : {}) }),
+    );
   });
 
-  fhir.get('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+  // AuditEvent: the ledger's access history.
+  fhir.get('/AuditEvent', async (req, res) => {
+    const auth = requireAuth(req);
+    requireScope(auth, 'AuditEvent', 'search');
+    const q = rawQuery(req.query);
+    assertKnown(q, ['patient', 'agent', 'entity', 'date', 'action', 'outcome', '_count', '_bookmark']);
+    let from: string | undefined;
+    let to: string | undefined;
+    for (const f of dateFilters('date', q.date) ?? []) {
+      if (f.op === 'ge' || f.op === 'gt') from = f.value;
+      else if (f.op === 'lt' || f.op === 'le') to = f.value;
+      else throw new OperationOutcomeError('INVALID', 'Search parameter date takes ge/gt and lt/le here');
+    }
+    const patient = single(q, 'patient');
+    const entity = single(q, 'entity');
+    const action = single(q, 'action');
+    const outcome = single(q, 'outcome');
+    const agent = single(q, 'agent');
+    const result = await audit.search(auth.did, {
+      ...(patient !== undefined ? { patient: resolvePatientParam(patient) } : {}),
+      ...(agent !== undefined ? { agent } : {}),
+      ...(entity !== undefined ? { entity } : {}),
+      ...(from ? { from } : {}),
+      ...(to ? { to } : {}),
+      ...(action !== undefined ? { action } : {}),
+      ...(outcome !== undefined ? { outcome } : {}),
+      count: count(q),
+      bookmark: single(q, '_bookmark') ?? '',
+    });
+    sendResource(res, 200, searchset({ baseUrl: base, path: '/AuditEvent', query: q, resources: result.events, ...(result.bookmark ? { next: { _bookmark: result.bookmark } } : {}) }));
+  });
+
+  /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */
+  function resolvePatientParam(value: string): string {
+    if (DID.test(value) || /^pseudonym:[0-9a-f]{64}$/.test(value)) return value;
+    const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
+    if (!ID.test(id) || !store.readCurrent('Patient', id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient must be a patient DID or a Patient held by this server');
+    return resources.patientRef(id);
+  }
+
+  fhir.get('/Patient/:id/$everything', async (req: Request<{ id: string }>, res) => {
+    checkIds('Patient', req.params.id);
+    const everything = await resources.everything(caller(req, config.mspId, 'Patient', 'read'), req.params.id);
+    sendResource(res, 200, searchset({ baseUrl: base, path: `/Patient/${req.params.id}/$everything`, query: {}, resources: everything, total: everything.length }));
+  });
+
+  fhir.get('/:type/:id/$verify', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
-    const resource = await resources.read(req.params.type, req.params.id);
-    const m = meta(resource);
-    res.setHeader('ETag', `W/"${m.versionId}"`);
-    res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
-    sendResource(res, 200, resource);
+    const result = await resources.verify(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
+    const parameter: Array<Record<string, unknown>> = [
+      { name: 'verified', valueBoolean: result.verified },
+      { name: 'reason', valueString: result.reason },
+    ];
+    if (result.anchor) {
+      parameter.push({ name: 'custodian', valueString: result.anchor.custodian }, { name: 'transaction', valueString: result.anchor.txId }, { name: 'anchoredAt', valueInstant: result.anchor.anchoredAt });
+    }
+    sendResource(res, 200, { resourceType: 'Parameters', parameter });
   });
 
   fhir.get('/:type/:id/_history/:vid', async (req: Request<{ type: string; id: string; vid: string }>, res) => {
     checkIds(req.params.type, req.params.id, req.params.vid);
-    const resource = await resources.vread(req.params.type, req.params.id, req.params.vid);
-    const m = meta(resource);
-    res.setHeader('ETag', `W/"${m.versionId}"`);
-    res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
+    const resource = await resources.vread(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id, req.params.vid);
+    versionHeaders(res, resource);
     sendResource(res, 200, resource);
+  });
+
+  fhir.get('/:type/:id/_history', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    const versions = await resources.history(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
+    sendResource(res, 200, historyBundle(base, versions));
+  });
+
+  fhir.get('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    const resource = await resources.read(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
+    versionHeaders(res, resource);
+    sendResource(res, 200, resource);
+  });
+
+  fhir.get('/:type', async (req: Request<{ type: string }>, res) => {
+    const type = req.params.type;
+    checkIds(type);
+    const q = rawQuery(req.query);
+    assertKnown(q, RESOURCE_SEARCH_PARAMS);
+    const patientValues = [...(list(q, 'patient') ?? []), ...(list(q, 'subject') ?? [])];
+    const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
+    const c = count(q);
+    const o = offset(q);
+    const ids = list(q, '_id', ID, 'must be FHIR ids');
+    const lastUpdated = dateFilters('_lastUpdated', q._lastUpdated);
+    const date = dateFilters('date', q.date);
+    const codes = list(q, 'code');
+    const page = await resources.search(caller(req, config.mspId, type, 'search'), type, {
+      ...(ids ? { ids } : {}),
+      ...(patientIds ? { patientIds } : {}),
+      ...(lastUpdated ? { lastUpdated } : {}),
+      ...(date ? { date } : {}),
+      ...(codes ? { codes } : {}),
+      count: c,
+      offset: o,
+    });
+    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c }));
+  });
+
+  /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */
+  function localPatientId(value: string): string | undefined {
+    if (DID.test(value)) return store.patientByDid(value);
+    const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
+    if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient/subject must be Patient/<id>, <id> or a patient DID');
+    return id;
+  }
+
+  fhir.post('/:type', async (req: Request<{ type: string }>, res) => {
+    const { type } = req.params;
+    checkIds(type);
+    needsJson(req);
+    const created = await resources.create(caller(req, config.mspId, type, 'create'), type, req.body);
+    const m = created.meta as { versionId: string };
+    res.setHeader('Location', `${base}/${type}/${String(created.id)}/_history/${m.versionId}`);
+    versionHeaders(res, created);
+    sendResource(res, 201, created);
+  });
+
+  fhir.put('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    needsJson(req);
+    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body);
+    versionHeaders(res, updated);
+    sendResource(res, 200, updated);
+  });
+
+  fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id);
+    res.status(204).end();
   });
 
   fhir.all('/{*rest}', (req) => {
@@ -134,6 +335,8 @@ export function createApp(deps: AppDeps): express.Express {
     if (e.code === 'INTERNAL') req.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'internal error');
     res.err = e;
     if (res.headersSent) return;
+    const challenge = wwwAuthenticateOf(err);
+    if (challenge) res.setHeader('WWW-Authenticate', challenge);
     res.status(e.status).type(FHIR_JSON).send(JSON.stringify(e.outcome));
   });
   return app;
@@ -143,7 +346,7 @@ export function createApp(deps: AppDeps): express.Express {
 function asOutcomeError(err: unknown, requestId: string): OperationOutcomeError {
   if (err instanceof OperationOutcomeError && err.code !== 'INTERNAL') return err;
   const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
-  if (type === 'entity.too.large') return new OperationOutcomeError('TOO_LARGE', 'The request body is larger than 5 MB');
+  if (type === 'entity.too.large') return new OperationOutcomeError('TOO_LARGE', 'The request body is too large');
   if (type === 'entity.parse.failed') return new OperationOutcomeError('INVALID', 'The request body is not valid JSON');
   if (typeof type === 'string') return new OperationOutcomeError('INVALID', 'The request body could not be read');
   const what = err instanceof OperationOutcomeError ? err.message : 'Internal error';

@@ -6,7 +6,10 @@ import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
 import type {
+  AccessEntryInput,
   AccessQuery,
+  Decision,
+  EvaluateRequest,
   Anchor,
   AnchorInput,
   AuditEntry,
@@ -119,6 +122,16 @@ export class FabricLedger implements LedgerClient {
   async listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
     const page = await this.#evaluate<{ consents: ConsentRecord[]; bookmark: string }>('consent', 'ListByPatient', [patient, String(pageSize), bookmark], 'listing consents');
     return page ?? { consents: [], bookmark: '' };
+  }
+
+  async evaluateAccess(request: EvaluateRequest): Promise<Decision> {
+    const d = await this.#evaluate<Decision>('consent', 'EvaluateAccess', [JSON.stringify(request)], 'evaluating consent');
+    if (!d) throw toLedgerError(new Error('NOT_FOUND: no decision'), 'evaluating consent');
+    return d;
+  }
+
+  recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]> {
+    return this.#submit('audit', 'RecordAccessBatch', [JSON.stringify(entries)], 'recording the access');
   }
 
   authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {

@@ -1,14 +1,9 @@
-import type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidDocument } from '@hdx/chaincode';
+import type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision } from '@hdx/chaincode';
+import type { DidResolution } from '../auth/types';
 
 export type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision };
 
-/** `hdx.identity:Resolve`: a W3C DID resolution result plus HDX metadata. */
-export interface DidResolution {
-  didDocument: DidDocument;
-  didDocumentMetadata: { versionId: string; created: string; updated: string; deactivated: boolean };
-  didResolutionMetadata?: Record<string, unknown>;
-  hdx: { kind: string; status: string; organization: string; guardians?: string[] };
-}
+export type { DidResolution };
 
 /** `hdx.audit:AuthorizeAndRecord` request: the access request plus what to record. */
 export interface AuthorizeRequest {
@@ -29,6 +24,27 @@ export interface AuthorizeRequest {
 
 export interface AuthorizeResult extends Decision {
   eventId: string;
+}
+
+/** `hdx.consent:EvaluateAccess` request (evaluate only: nothing is recorded). */
+export type EvaluateRequest = Omit<AuthorizeRequest, 'resources' | 'auditAction' | 'subtype' | 'entryId'> & { securityLabels?: string[]; dataDate?: string };
+
+/** `hdx.audit:RecordAccess*` entry. */
+export interface AccessEntryInput {
+  actor: string;
+  actorOrganization: string;
+  patient: string;
+  resources?: string[];
+  action: 'C' | 'R' | 'U' | 'D' | 'E';
+  subtype?: string;
+  purpose: string;
+  decision: 'permit' | 'deny';
+  consents?: string[];
+  reason?: string;
+  breakGlass: boolean;
+  custodian?: string;
+  occurredAt?: string;
+  entryId?: string;
 }
 
 export interface AccessQuery {
@@ -70,6 +86,10 @@ export interface LedgerClient {
   getConsent(id: string): Promise<ConsentRecord | undefined>;
   listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }>;
 
+  /** Evaluates consent for one request; records nothing. */
+  evaluateAccess(request: EvaluateRequest): Promise<Decision>;
+  /** Records access entries (1–200) in one transaction; entries with an entryId are idempotent. */
+  recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]>;
   /** Evaluates consent and records the access on the ledger in one transaction (sync audit mode). */
   authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult>;
   queryAccess(query: AccessQuery): Promise<Page<AuditEntry>>;

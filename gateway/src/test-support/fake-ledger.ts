@@ -1,5 +1,7 @@
 import type {
+  AccessEntryInput,
   AccessQuery,
+  EvaluateRequest,
   Anchor,
   AnchorInput,
   AuditEntry,
@@ -26,7 +28,7 @@ export class FakeLedger implements LedgerClient {
   readonly audit: AuditEntry[] = [];
   /** When set, every call fails with this error (e.g. the ledger is down). */
   failWith: OperationOutcomeError | undefined;
-  decide: (request: AuthorizeRequest, anchor: Anchor | undefined) => Decision = (request, anchor) => {
+  decide: (request: AuthorizeRequest | EvaluateRequest, anchor: Anchor | undefined) => Decision = (request, anchor) => {
     const custodian = anchor?.custodian ?? request.custodian;
     return request.purpose === 'TREAT' && custodian === request.actorOrganization
       ? { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false }
@@ -74,7 +76,7 @@ export class FakeLedger implements LedgerClient {
     const resolution: DidResolution = {
       didDocument: { id: did } as DidResolution['didDocument'],
       didDocumentMetadata: { versionId: '1', created: now, updated: now, deactivated: false },
-      hdx: { kind: String(registration.kind), status: 'active', organization: this.mspId },
+      hdx: { kind: registration.kind as DidResolution['hdx']['kind'], status: 'active', organization: this.mspId, guardians: [] },
     };
     this.dids.set(did, resolution);
     return resolution;
@@ -110,6 +112,19 @@ export class FakeLedger implements LedgerClient {
   async listConsents(patient: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
     this.#check();
     return { consents: [...this.consents.values()].filter((c) => c.patient === patient), bookmark: '' };
+  }
+
+  async evaluateAccess(request: EvaluateRequest): Promise<Decision> {
+    this.#check();
+    return this.decide(request, request.resource ? this.anchors.get(request.resource) : undefined);
+  }
+
+  async recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]> {
+    this.#check();
+    const now = new Date().toISOString();
+    const stored = entries.map((e, i) => ({ ...e, resources: e.resources ?? [], consents: e.consents ?? [], eventId: `tx-rec-${this.audit.length}.${i}`, recordedAt: now, occurredAt: e.occurredAt ?? now, gateway: this.mspId, txId: `tx-rec-${this.audit.length}` }));
+    this.audit.push(...stored);
+    return stored;
   }
 
   async authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
