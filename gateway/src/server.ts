@@ -15,6 +15,7 @@ import { createApp } from './http/app';
 import { enrollGatewayIdentity } from './ledger/enroll';
 import { FabricLedger } from './ledger/fabric-ledger';
 import { SqliteStore } from './store/sqlite-store';
+import { createMetrics, instrumentLedger } from './metrics';
 
 export interface RunningGateway {
   readonly url: string;
@@ -36,7 +37,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const identity = await enrollGatewayIdentity(config, log);
   const store = new SqliteStore(path.join(config.dataDir, 'hdx.db'));
   const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
-  const ledger = new FabricLedger(config, identity);
+  const metrics = createMetrics();
+  const ledger = instrumentLedger(new FabricLedger(config, identity), metrics);
   try {
     const resources = new ResourceService({ store, ledger, log, mspId: config.mspId });
     const settled = await resources.settlePending();
@@ -49,7 +51,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       resolveDid: (did) => ledger.resolveDid(did),
       jtiStore: jti,
     });
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn });
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

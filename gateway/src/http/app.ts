@@ -16,6 +16,7 @@ import type { Resource, ResourceService } from '../fhir/resource-service';
 import { assertKnown, count, dateFilters, ID, list, offset, RESOURCE_SEARCH_PARAMS, rawQuery, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
+import type { Metrics } from '../metrics';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -27,6 +28,8 @@ export interface AppDeps {
   readonly store: ResourceStore;
   /** Verifies the bearer token and sets `req.auth`, or passes a 401 OperationOutcomeError on. */
   readonly authenticate: RequestHandler;
+  /** Prometheus metrics served at /metrics; none when absent. */
+  readonly metrics?: Metrics;
   readonly version?: string;
 }
 
@@ -88,6 +91,23 @@ export function createApp(deps: AppDeps): express.Express {
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
     }),
   );
+
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.use((req, res, next) => {
+      const end = metrics.httpDuration.startTimer();
+      res.on('finish', () => {
+        // The route pattern, never the concrete path (ids are unbounded label values).
+        const route = req.route ? `${req.baseUrl}${String((req.route as { path: string }).path)}` : 'unmatched';
+        end({ method: req.method, route });
+        metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      });
+      next();
+    });
+    app.get('/metrics', async (_req, res) => {
+      res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+  }
 
   app.get('/healthz', async (_req, res) => {
     const checks: Record<string, { ok: boolean; ms?: number; error?: string }> = {};
@@ -332,6 +352,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Every error leaves as an OperationOutcome; internals stay in the log.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = asOutcomeError(err, String(req.id));
+    metrics?.errors.inc({ code: e.code });
     if (e.code === 'INTERNAL') req.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'internal error');
     res.err = e;
     if (res.headersSent) return;

@@ -1,0 +1,35 @@
+import { expect } from 'chai';
+import request from 'supertest';
+import { AuditService } from '../fhir/audit-events';
+import { ConsentService } from '../fhir/consent-service';
+import { ResourceService } from '../fhir/resource-service';
+import { newLogger } from '../logger';
+import { createMetrics, instrumentLedger } from '../metrics';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { createApp } from './app';
+
+describe('/metrics', () => {
+  it('counts requests by route pattern (never by concrete id), ledger calls, decisions and error codes', async () => {
+    const metrics = createMetrics();
+    const fake = new FakeLedger();
+    const ledger = instrumentLedger(fake, metrics);
+    const store = new SqliteStore(':memory:');
+    const log = newLogger('silent');
+    const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+    const app = createApp({ config: { baseUrl: 'http://x/fhir', mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate, metrics });
+    const staff = asCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' });
+    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', 'application/fhir+json').send({ resourceType: 'Patient', gender: 'other' });
+    expect(created.status).to.equal(201);
+    await request(app).get(`/fhir/Patient/${created.body.id}`).set(...staff);
+    await request(app).get(`/fhir/Patient/${created.body.id}`).set(...asCaller({ did: `did:hdx:${'b'.repeat(43)}`, organization: 'Hospital2MSP', purpose: 'TREAT' }));
+    const text = (await request(app).get('/metrics')).text;
+    expect(text).to.match(/hdx_http_requests_total\{method="GET",route="\/fhir\/:type\/:id",status="200"\} 1/);
+    expect(text).to.not.include(created.body.id);
+    expect(text).to.match(/hdx_ledger_call_duration_seconds_count\{op="anchor",outcome="ok"\} 1/);
+    expect(text).to.match(/hdx_access_decisions_total\{decision="deny",break_glass="false"\} 1/);
+    expect(text).to.match(/hdx_errors_total\{code="FORBIDDEN"\} 1/);
+    expect(text).to.include('hdx_gateway_process_cpu_seconds_total');
+  });
+});
