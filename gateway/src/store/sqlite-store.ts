@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
+import { clinicalDateOf, codeTokensOf, RESOURCE_TYPES } from '../fhir/resource-types';
 import type { DateFilter, NewVersion, ResourceStore, StoreQuery, StoredVersion } from './store';
 
 function likeEscape(s: string): string {
@@ -32,36 +33,70 @@ function dateFilters(where: string[], params: Record<string, unknown>, column: s
   });
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS resource_version (
-  resource_type TEXT    NOT NULL,
-  id            TEXT    NOT NULL,
-  version_id    INTEGER NOT NULL,
-  last_updated  TEXT    NOT NULL,
-  patient_id    TEXT,
-  deleted       INTEGER NOT NULL DEFAULT 0,
-  content       TEXT    NOT NULL,
-  clinical_date TEXT,
-  codes         TEXT    NOT NULL DEFAULT '',
-  state         TEXT    NOT NULL CHECK (state IN ('pending', 'anchored')),
-  PRIMARY KEY (resource_type, id, version_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS resource_version_state ON resource_version (state) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS resource_version_patient ON resource_version (patient_id, resource_type);
+/**
+ * Schema migrations, applied in order and recorded in PRAGMA user_version, each in one transaction.
+ * Never edit a released step: add a new one.
+ */
+const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
+  // 1: resource versions and per-patient keys (the first gateway release).
+  (db) =>
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS resource_version (
+        resource_type TEXT    NOT NULL,
+        id            TEXT    NOT NULL,
+        version_id    INTEGER NOT NULL,
+        last_updated  TEXT    NOT NULL,
+        patient_id    TEXT,
+        deleted       INTEGER NOT NULL DEFAULT 0,
+        content       TEXT    NOT NULL,
+        state         TEXT    NOT NULL CHECK (state IN ('pending', 'anchored')),
+        PRIMARY KEY (resource_type, id, version_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS resource_version_state ON resource_version (state) WHERE state = 'pending';
+      CREATE INDEX IF NOT EXISTS resource_version_patient ON resource_version (patient_id, resource_type);
+      CREATE TABLE IF NOT EXISTS patient_key (
+        patient_id TEXT PRIMARY KEY,
+        hmac_key   BLOB NOT NULL,
+        created    TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `),
+  // 2: search columns (clinical date, code tokens, backfilled from the stored content) and patient DID links.
+  (db) => {
+    db.exec(`
+      ALTER TABLE resource_version ADD COLUMN clinical_date TEXT;
+      ALTER TABLE resource_version ADD COLUMN codes TEXT NOT NULL DEFAULT '';
+      CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (resource_type, last_updated);
+      CREATE TABLE IF NOT EXISTS patient_did (
+        patient_id TEXT PRIMARY KEY,
+        did        TEXT NOT NULL UNIQUE
+      ) WITHOUT ROWID;
+    `);
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as Array<{ resource_type: string; id: string; version_id: number; content: string }>;
+    const update = db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?');
+    for (const r of rows) {
+      const info = RESOURCE_TYPES[r.resource_type];
+      if (!info) continue;
+      const resource = JSON.parse(r.content) as Record<string, unknown>;
+      const codes = codeTokensOf(resource, info);
+      update.run(clinicalDateOf(resource, info), codes.length > 0 ? ` ${codes.join(' ')} ` : '', r.resource_type, r.id, r.version_id);
+    }
+  },
+];
 
-CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (resource_type, last_updated);
+export const SCHEMA_VERSION = MIGRATIONS.length;
 
-CREATE TABLE IF NOT EXISTS patient_did (
-  patient_id TEXT PRIMARY KEY,
-  did        TEXT NOT NULL UNIQUE
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS patient_key (
-  patient_id TEXT PRIMARY KEY,
-  hmac_key   BLOB NOT NULL,
-  created    TEXT NOT NULL
-) WITHOUT ROWID;
-`;
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`the store was written by a newer gateway (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade the gateway`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      MIGRATIONS[v]?.(db);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
 
 interface Row {
   resource_type: string;
@@ -98,7 +133,7 @@ export class SqliteStore implements ResourceStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
-    this.#db.exec(SCHEMA);
+    migrate(this.#db);
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(
