@@ -16,25 +16,24 @@ step "Fabric network (first run builds the Fabric binaries: several minutes)"
 node fabric-network/dist/cli.js up
 
 home="${HDX_NETWORK_HOME:-$PWD/.hdx/network}"
-org="${HDX_ORG_TO_START:-hospital1}"
-port="${HDX_GATEWAY_PORT:-8080}"
-name="gateway.$org"
-pidfile="$home/pids/$name.pid"
-log="$home/logs/$name.log"
+# Gateways to start, each ORG:PORT; hospital1 first (the default FHIR endpoint).
+gateways="${HDX_GATEWAYS:-hospital1:8080 hospital2:8081 regulator:8082}"
 
-pid_of() { node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid))' "$pidfile"; }
-running() { [ -f "$pidfile" ] && kill -0 "$(pid_of)" 2>/dev/null; }
+pid_of() { node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).pid))' "$1"; }
 
-step "HDX gateway for $org"
-if running; then
-  echo "already running (pid $(pid_of))" >&2
-else
+# start_gateway ORG PORT: starts the org's gateway in the background (pid and log with the network's).
+start_gateway() {
+  local org=$1 port=$2 name="gateway.$1" pidfile="$home/pids/gateway.$1.pid" log="$home/logs/gateway.$1.log" gw
+  if [ -f "$pidfile" ] && kill -0 "$(pid_of "$pidfile")" 2>/dev/null; then
+    echo "$name: already running (pid $(pid_of "$pidfile"))" >&2
+    return
+  fi
   (
     set -a
     # shellcheck disable=SC1090
     . "$home/gateways/$org.env"
     set +a
-    export HDX_GATEWAY_PORT="$port" HDX_DATA_DIR="${HDX_DATA_DIR:-$PWD/.hdx/gateway-$org}"
+    export HDX_GATEWAY_PORT="$port" HDX_DATA_DIR="$PWD/.hdx/gateway-$org"
     exec setsid node gateway/dist/main.js >>"$log" 2>&1 </dev/null
   ) &
   gw=$!
@@ -43,21 +42,28 @@ else
     # Our process first: another server already on the port must not pass for this gateway.
     if ! kill -0 "$gw" 2>/dev/null; then
       tail -n 20 "$log" >&2
-      die "the gateway exited (log: $log)"
+      die "$name exited (log: $log)"
     fi
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
     sleep 0.5
   done
   kill -0 "$gw" 2>/dev/null && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null ||
-    die "the gateway did not become healthy (log: $log)"
-fi
+    die "$name did not become healthy (log: $log)"
+  echo "$name: started (pid $gw)" >&2
+}
 
+step "HDX gateways"
+urls=""
+for g in $gateways; do
+  start_gateway "${g%%:*}" "${g##*:}"
+  urls="$urls  ${g%%:*}: http://127.0.0.1:${g##*:}/fhir\n"
+done
+
+printf '\nHDX is running.\n'
+printf 'FHIR API of each organization (try: curl http://127.0.0.1:8080/fhir/metadata):\n%b' "$urls"
 cat <<MSG
-
-HDX is running.
-  FHIR API ($org):  http://127.0.0.1:$port/fhir      (try: curl http://127.0.0.1:$port/fhir/metadata)
-  health:           http://127.0.0.1:$port/healthz
   network status:   npm run network -- status
-  logs:             npm run network -- logs $name
+  logs:             npm run network -- logs gateway.hospital1
+  tokens, keys:     node gateway/dist/cli.js --help   (the hdx CLI; walkthrough in README.md)
   stop everything:  npm run network -- down        (add --wipe to delete all state)
 MSG
