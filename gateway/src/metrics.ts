@@ -62,9 +62,10 @@ export function instrumentLedger(ledger: LedgerClient, metrics: Metrics): Ledger
   return new Proxy(ledger, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function' || prop === 'close') return value;
+      if (typeof value !== 'function') return value;
       // Bound to the real client, so its private fields keep working.
-      return timed(String(prop), (value as (...a: unknown[]) => Promise<unknown>).bind(target));
+      const bound = (value as (...a: unknown[]) => unknown).bind(target);
+      return prop === 'close' ? bound : timed(String(prop), bound as (...a: unknown[]) => Promise<unknown>);
     },
   });
 }

@@ -16,6 +16,7 @@ import { enrollGatewayIdentity } from './ledger/enroll';
 import { FabricLedger } from './ledger/fabric-ledger';
 import { SqliteStore } from './store/sqlite-store';
 import { createMetrics, instrumentLedger } from './metrics';
+import { ErasureService } from './fhir/erasure';
 
 export interface RunningGateway {
   readonly url: string;
@@ -51,7 +52,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       resolveDid: (did) => ledger.resolveDid(did),
       jtiStore: jti,
     });
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics });
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, erasure: new ErasureService(store, ledger, log, config.mspId) });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

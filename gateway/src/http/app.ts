@@ -17,6 +17,7 @@ import { assertKnown, count, dateFilters, ID, list, offset, RESOURCE_SEARCH_PARA
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
+import type { ErasureService } from '../fhir/erasure';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -28,6 +29,8 @@ export interface AppDeps {
   readonly store: ResourceStore;
   /** Verifies the bearer token and sets `req.auth`, or passes a 401 OperationOutcomeError on. */
   readonly authenticate: RequestHandler;
+  /** Patient erasure (POST /fhir/Patient/:id/$erase); not offered when absent. */
+  readonly erasure?: ErasureService;
   /** Prometheus metrics served at /metrics; none when absent. */
   readonly metrics?: Metrics;
   readonly version?: string;
@@ -247,6 +250,23 @@ export function createApp(deps: AppDeps): express.Express {
     checkIds('Patient', req.params.id);
     const everything = await resources.everything(caller(req, config.mspId, 'Patient', 'read'), req.params.id);
     sendResource(res, 200, searchset({ baseUrl: base, path: `/Patient/${req.params.id}/$everything`, query: {}, resources: everything, total: everything.length }));
+  });
+
+  fhir.post('/Patient/:id/$erase', async (req: Request<{ id: string }>, res) => {
+    checkIds('Patient', req.params.id);
+    if (!deps.erasure) throw new OperationOutcomeError('UNSUPPORTED', 'Erasure is not offered by this server');
+    const auth = requireAuth(req);
+    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {
+      throw new OperationOutcomeError('FORBIDDEN', "Erasure needs an admin of this organization, with a token from its identity provider");
+    }
+    const result = await deps.erasure.erasePatient(caller(req, config.mspId, 'Patient', 'delete'), req.params.id);
+    sendResource(res, 200, {
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'versionsDeleted', valueInteger: result.versionsDeleted },
+        { name: 'anchorsTombstoned', valueInteger: result.anchorsTombstoned },
+      ],
+    });
   });
 
   fhir.get('/:type/:id/$verify', async (req: Request<{ type: string; id: string }>, res) => {

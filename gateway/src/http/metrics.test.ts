@@ -33,3 +33,23 @@ describe('/metrics', () => {
     expect(text).to.include('hdx_gateway_process_cpu_seconds_total');
   });
 });
+
+describe('instrumentLedger', () => {
+  it('keeps methods that use private fields working, close included', async () => {
+    class Client {
+      #closed = false;
+      async ping(): Promise<void> {
+        if (this.#closed) throw new Error('closed');
+      }
+      close(): void {
+        this.#closed = true;
+      }
+    }
+    const wrapped = instrumentLedger(new Client() as unknown as import('../ledger/ledger-client').LedgerClient, createMetrics());
+    await wrapped.ping();
+    wrapped.close();
+    let failed = false;
+    await wrapped.ping().catch(() => (failed = true));
+    expect(failed).to.equal(true);
+  });
+});

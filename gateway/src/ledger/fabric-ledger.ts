@@ -91,6 +91,10 @@ export class FabricLedger implements LedgerClient {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
   }
 
+  erasePatient(patient: string): Promise<{ erased: string[] }> {
+    return this.#submit('record', 'ErasePatient', [patient], 'erasing the patient\'s anchors');
+  }
+
   getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
     return this.#evaluate('record', 'GetAnchor', [resourceType, id, versionId], `reading the anchor of ${resourceType}/${id}/_history/${versionId}`);
   }

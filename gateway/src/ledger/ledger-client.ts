@@ -71,6 +71,8 @@ export interface Page<T> {
 export interface LedgerClient {
   /** Anchors one resource version (submit; waits for the commit). Idempotent for identical input. */
   anchor(input: AnchorInput): Promise<Anchor>;
+  /** Tombstones every anchor this organization holds for the patient reference (erasure). */
+  erasePatient(patient: string): Promise<{ erased: string[] }>;
   /** The anchor of a version, or undefined if it was never anchored. */
   getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined>;
   /** Resolves when the ledger answers a query through this organization's peer. */

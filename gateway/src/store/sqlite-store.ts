@@ -248,6 +248,15 @@ export class SqliteStore implements ResourceStore {
     return row?.hmac_key;
   }
 
+  erasePatient(patientId: string): number {
+    return this.#db.transaction(() => {
+      const versions = this.#db.prepare('DELETE FROM resource_version WHERE patient_id = ?').run(patientId).changes;
+      this.#db.prepare('DELETE FROM patient_key WHERE patient_id = ?').run(patientId);
+      this.#db.prepare('DELETE FROM patient_did WHERE patient_id = ?').run(patientId);
+      return versions;
+    })();
+  }
+
   ping(): void {
     this.#stmts.ping.get();
   }

@@ -71,6 +71,12 @@ export interface ResourceStore {
   patientDid(patientId: string): string | undefined;
   patientByDid(did: string): string | undefined;
 
+  /**
+   * Erasure: deletes every version of the patient's resources (the Patient included), the patient's
+   * HMAC key and DID link, in one transaction. Returns how many versions were deleted.
+   */
+  erasePatient(patientId: string): number;
+
   ping(): void;
   close(): void;
 }

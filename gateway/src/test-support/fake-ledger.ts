@@ -54,6 +54,18 @@ export class FakeLedger implements LedgerClient {
     return anchor;
   }
 
+  async erasePatient(patient: string): Promise<{ erased: string[] }> {
+    this.#check();
+    const erased: string[] = [];
+    for (const [key, a] of this.anchors) {
+      if (a.patient !== patient || a.custodian !== this.mspId || a.tombstone) continue;
+      const { patient: _p, securityLabels: _s, lastUpdated: _l, ...kept } = a;
+      this.anchors.set(key, { ...kept, tombstone: { erasedAt: new Date().toISOString(), txId: `tx-erase-${erased.length}` } });
+      erased.push(key);
+    }
+    return { erased };
+  }
+
   async getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
     this.#check();
     return this.anchors.get(`${resourceType}/${id}/_history/${versionId}`);

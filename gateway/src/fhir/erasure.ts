@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { LedgerClient } from '../ledger/ledger-client';
+import type { ResourceStore } from '../store/store';
+import { AccessControl, type Caller } from './access-control';
+import { patientPseudonym } from './commitment';
+import { OperationOutcomeError } from './outcome';
+
+export interface ErasureResult {
+  /** Resource versions deleted from this gateway's store. */
+  readonly versionsDeleted: number;
+  /** Anchors tombstoned on the ledger (`Type/id/_history/v`). */
+  readonly anchorsTombstoned: number;
+}
+
+/**
+ * Erasure (GDPR art. 17) of a patient held by this custodian. On the ledger, every anchor of the patient
+ * (under the DID and under the keyed pseudonym) becomes a tombstone: the commitment stays, the link to
+ * the patient goes. Off chain, the resources and the patient's HMAC key are destroyed, so no commitment
+ * can be linked to any content again. The access history is left intact, and the erasure itself is
+ * recorded in it.
+ *
+ * Ledger first, then the store: if the store step fails, running the erasure again completes it (both
+ * steps are idempotent).
+ */
+export class ErasureService {
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly ledger: LedgerClient,
+    private readonly log: Logger,
+    private readonly mspId: string,
+  ) {}
+
+  async erasePatient(caller: Caller, patientId: string): Promise<ErasureResult> {
+    const { actor, purpose } = AccessControl.requireActor(caller);
+    if (caller.organization !== this.mspId) throw new OperationOutcomeError('FORBIDDEN', `Only ${this.mspId} may erase records it holds`);
+    const did = this.store.patientDid(patientId);
+    const key = this.store.findPatientKey(patientId);
+    if (!this.store.readCurrent('Patient', patientId) && !did && !key) {
+      throw new OperationOutcomeError('NOT_FOUND', `Patient/${patientId} is not known to this server`);
+    }
+    const refs = [did, key ? patientPseudonym(key) : undefined].filter((r): r is string => r !== undefined);
+    let anchorsTombstoned = 0;
+    for (const ref of refs) anchorsTombstoned += (await this.ledger.erasePatient(ref)).erased.length;
+    if (refs.length > 0) {
+      const entry = { actor, actorOrganization: caller.organization, resources: [`Patient/${patientId}`], purpose, consents: [], breakGlass: false, custodian: this.mspId };
+      await this.ledger.recordAccess(refs.map((patient) => ({ ...entry, patient, action: 'D', subtype: 'erase', decision: 'permit', entryId: randomUUID() })));
+    }
+    const versionsDeleted = this.store.erasePatient(patientId);
+    this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned }, 'patient erased');
+    return { versionsDeleted, anchorsTombstoned };
+  }
+}
