@@ -18,6 +18,8 @@ export interface DidTokenInput {
   readonly scope: string;
   readonly purposeOfUse?: string;
   readonly breakGlassReason?: string;
+  /** For an organization DID acting for one of its users: the user's DID (claim hdx_user). */
+  readonly onBehalfOf?: string;
   /** Lifetime in seconds, 1 to 300 (default 300). */
   readonly ttlSec?: number;
   /** Seconds since the epoch (default now). */
@@ -43,6 +45,7 @@ export function signDidToken(input: DidTokenInput): string {
   };
   if (input.purposeOfUse !== undefined) payload.purpose_of_use = input.purposeOfUse;
   if (input.breakGlassReason !== undefined) payload.break_glass_reason = input.breakGlassReason;
+  if (input.onBehalfOf !== undefined) payload.hdx_user = input.onBehalfOf;
   // jsonwebtoken keeps the payload's own iat (noTimestamp would drop it).
   return jwt.sign(payload, privateKeyOf(input.key), { algorithm: 'ES256', keyid: kid });
 }

@@ -71,6 +71,18 @@ describe('auth/token', () => {
       expect(resolver.calls).to.deep.equal([key.did]);
     });
 
+    it('an organization DID may act for one of its users (hdx_user); nobody else may', async () => {
+      const user = generateDidKey();
+      opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { kind: 'organization', organization: 'Hospital2MSP' })) };
+      const token = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'user/*.read', purposeOfUse: 'TREAT', onBehalfOf: user.did });
+      const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
+      expect(ctx).to.deep.include({ subject: key.did, did: user.did, viaOrganization: key.did, role: 'organization', organization: 'Hospital2MSP' });
+      opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { kind: 'practitioner' })) };
+      const byPerson = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'user/*.read', purposeOfUse: 'TREAT', onBehalfOf: user.did });
+      const err = await verifyBearerToken(`Bearer ${byPerson}`, opts).then(() => undefined, (e: unknown) => e as Error);
+      expect(err?.message).to.match(/Only an organization DID may act for a user/);
+    });
+
     it('takes the role from the DID kind, and the aud with or without a trailing slash', async () => {
       opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { kind: 'practitioner' })) };
       const ctx = await verifyBearerToken(`bearer ${didToken(key, { aud: `${BASE}/`, scope: 'user/*.read' })}`, opts);

@@ -339,14 +339,23 @@ async function verifyDidToken(token: string, alg: TokenAlgorithm, kid: string, o
   if (PERSON_KINDS.has(role) && claims.scopes.some((s) => s.context === 'system')) {
     throw unauthenticated(`A ${role} DID token may not carry system/ scopes (use patient/ or user/ scopes)`);
   }
+  // A member organization's gateway may act for one of its users (cross-member exchange): the token is
+  // signed by the organization's DID and names the user in hdx_user. Access is then decided for that
+  // user and organization (the chaincode also checks that the user's DID belongs to the organization).
+  const onBehalfOf = optionalString(payload, 'hdx_user');
+  if (onBehalfOf !== undefined) {
+    if (role !== 'organization') throw unauthenticated('Only an organization DID may act for a user (hdx_user)');
+    if (!HDX_DID.test(onBehalfOf)) throw unauthenticated('The token hdx_user claim must be a did:hdx DID');
+  }
   // Last, so a token refused for another reason does not use up its jti. Keyed per DID (a jti chosen
   // by one DID cannot block another's) and kept while the token could still pass the exp check.
   if (jtiStore.seen(`${did} ${jti}`, exp + tolerance)) throw unauthenticated('The token was already used (jti replay): make a new token for each request');
   return {
     subject: did,
-    did,
+    did: onBehalfOf ?? did,
     role,
     organization: resolution.hdx.organization,
+    ...(onBehalfOf !== undefined ? { viaOrganization: did } : {}),
     ...claims,
     tokenKind: 'did',
     jti,

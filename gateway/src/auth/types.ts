@@ -23,6 +23,8 @@ export interface AuthContext {
   /** Free text given with ETREAT. May hold PHI: never log it. */
   readonly breakGlassReason?: string;
   readonly tokenKind: 'idp' | 'did';
+  /** Set when a member organization's gateway acts for one of its users: the organization's DID (the signer); `did` is then the user's. */
+  readonly viaOrganization?: string;
   readonly jti?: string;
   /** The token's `exp`, in seconds since the epoch. */
   readonly expiresAt: number;
