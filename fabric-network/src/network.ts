@@ -6,6 +6,7 @@ import { type Binaries, ensureBinaries, REPO_ROOT } from './binaries';
 import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, writeOrgMsp } from './ca';
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
+import { orgKey, orgRegistration } from './org-did';
 import { httpGet, isRunning, logFile, NetworkError, run, sleep, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   CHAINCODE_LABEL,
@@ -53,6 +54,9 @@ export interface GatewayConnection {
   readonly caTlsCaFile: string;
   readonly enrollmentId: string;
   readonly enrollmentSecret: string;
+  /** Private JWK of the organization's DID (member-to-member requests). */
+  readonly orgKeyFile: string;
+  readonly orgDid: string;
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
@@ -123,7 +127,7 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
   }
-  const steps = 7;
+  const steps = 9;
   let step = 0;
   const s = (label: string): string => `(${++step}/${steps}) ${label}`;
 
@@ -139,7 +143,8 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   await timed(progress, s(`Channel ${CHANNEL}`), () => createChannel(t, bins));
   await timed(progress, s(`Chaincode ${CHAINCODE_NAME} (as a service, endorsement MAJORITY)`), () => deployChaincode(t, bins));
 
-  await timed(progress, 'Gossip membership (each peer sees the other organizations, so endorsements can be planned)', () => waitForMembership(t));
+  await timed(progress, s('Gossip membership (each peer sees the other organizations, so endorsements can be planned)'), () => waitForMembership(t));
+  await timed(progress, s('Organization DIDs (each member onboarded on the ledger with its gateway URL)'), () => registerOrgDids(t, bins));
 
   return writeNetworkInfo(t, bins);
 }
@@ -347,6 +352,34 @@ async function waitForMembership(t: Topology): Promise<void> {
   );
 }
 
+/** Where `npm start` serves each org's gateway; the organization DIDs name these FHIR base URLs. */
+export function defaultGatewayUrl(org: PeerOrgName): string {
+  return `http://127.0.0.1:${8080 + PEER_ORGS.indexOf(org)}/fhir`;
+}
+
+function orgKeyFile(t: Topology, org: PeerOrgName): string {
+  return path.join(t.dirs.gateways, `${org}-org-key.json`);
+}
+
+/** Registers each member's organization DID (as the org admin), once. */
+async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
+  const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+  for (const org of PEER_ORGS) {
+    if (done(t, `org-did-${org}`)) continue;
+    const key = orgKey(orgKeyFile(t, org));
+    const env = adminEnv(t, bins, org);
+    const known = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', JSON.stringify({ Args: ['hdx.identity:Resolve', key.did] })], { env }).then(
+      () => true,
+      () => false,
+    );
+    if (!known) {
+      const args = JSON.stringify({ Args: ['hdx.identity:Register', JSON.stringify(orgRegistration(key, defaultGatewayUrl(org)))] });
+      await run(bins.peer, ['chaincode', 'invoke', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, ...peerArgs, '-c', args, '--waitForEvent'], { env });
+    }
+    markDone(t, `org-did-${org}`);
+  }
+}
+
 function chaincodeServerName(org: PeerOrgName): string {
   return `chaincode.${org}`;
 }
@@ -487,6 +520,8 @@ function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
       caTlsCaFile: caCertFile(org.ca),
       enrollmentId: 'gateway',
       enrollmentSecret: orgSecrets(t, org).gateway ?? '',
+      orgKeyFile: orgKeyFile(t, name),
+      orgDid: orgKey(orgKeyFile(t, name)).did,
     };
     orgs[name] = conn;
     fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn, devIdentityProvider(t, name)), { mode: 0o600 });
@@ -534,6 +569,8 @@ function gatewayEnv(c: GatewayConnection, idp: { issuer: string; publicKeyFile: 
     `HDX_CA_ENROLLMENT_SECRET=${c.enrollmentSecret}`,
     `HDX_CHANNEL=${CHANNEL}`,
     `HDX_CHAINCODE=${CHAINCODE_NAME}`,
+    '# The organization DID (on the ledger) this gateway signs member-to-member requests with',
+    `HDX_ORG_KEY_FILE=${c.orgKeyFile}`,
     '# Development identity provider (tokens: hdx idp-token --idp-key <private key below>)',
     `HDX_IDP_ISSUER=${idp.issuer}`,
     `HDX_IDP_PUBLIC_KEY_FILE=${idp.publicKeyFile}`,
