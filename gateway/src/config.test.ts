@@ -37,6 +37,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('audit mode: sync by default; async with its flush interval and batch size (at most 200 per transaction)', () => {
+    const c = loadConfig(base, '/repo');
+    expect([c.auditMode, c.auditFlushMs, c.auditBatch]).to.deep.equal(['sync', 200, 100]);
+    const a = loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_AUDIT_FLUSH_MS: '50', HDX_AUDIT_BATCH: '200' }, '/repo');
+    expect([a.auditMode, a.auditFlushMs, a.auditBatch]).to.deep.equal(['async', 50, 200]);
+    expect(() => loadConfig({ ...base, HDX_AUDIT_MODE: 'later' })).to.throw(ConfigError, /HDX_AUDIT_MODE/);
+    expect(() => loadConfig({ ...base, HDX_AUDIT_BATCH: '201' })).to.throw(ConfigError, /HDX_AUDIT_BATCH/);
+    expect(() => loadConfig({ ...base, HDX_AUDIT_FLUSH_MS: '0' })).to.throw(ConfigError, /HDX_AUDIT_FLUSH_MS/);
+  });
+
   it('refuses to bind anywhere but loopback', () => {
     expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: '0.0.0.0' })).to.throw(ConfigError, /HDX_GATEWAY_HOST/);
   });

@@ -28,6 +28,12 @@ export interface Config {
   /** The hospital identity provider whose tokens this gateway accepts (both set, or both unset). */
   readonly idpIssuer: string | undefined;
   readonly idpPublicKeyFile: string | undefined;
+  /** `sync`: each access entry is committed on the ledger before data leaves; `async`: committed to the durable outbox, batched to the ledger. */
+  readonly auditMode: 'sync' | 'async';
+  /** Async mode: pause between outbox deliveries (ms). */
+  readonly auditFlushMs: number;
+  /** Async mode: entries per ledger transaction (1–200). */
+  readonly auditBatch: number;
 }
 
 /** Environment variable → config field, with defaults; required ones have no default. */
@@ -51,6 +57,9 @@ const VARS = {
   HDX_LEDGER_TIMEOUT_MS: { field: 'ledgerTimeoutMs', type: 'integer', default: 15000 },
   HDX_IDP_ISSUER: { field: 'idpIssuer', type: 'string' },
   HDX_IDP_PUBLIC_KEY_FILE: { field: 'idpPublicKeyFile', type: 'string' },
+  HDX_AUDIT_MODE: { field: 'auditMode', type: 'string', default: 'sync' },
+  HDX_AUDIT_FLUSH_MS: { field: 'auditFlushMs', type: 'integer', default: 200 },
+  HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
 } as const;
 
 /** Optional variables: everything else without a default is required. */
@@ -71,6 +80,9 @@ const schema = {
     HDX_PEER_ENDPOINT: { type: 'string', pattern: '^[^:/]+:\\d+$' },
     HDX_CA_URL: { type: 'string', pattern: '^https://' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
+    HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'sync' },
+    HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
+    HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
   },
   dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'] },
 };

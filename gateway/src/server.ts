@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { prepareValidator } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
+import { AuditOutbox } from './audit/outbox';
+import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
@@ -40,8 +42,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
   const metrics = createMetrics();
   const ledger = instrumentLedger(new FabricLedger(config, identity), metrics);
+  // Async audit mode: access entries go to a durable outbox next to the store; delivery starts with the
+  // server (first the entries an earlier process left behind).
+  const outbox =
+    config.auditMode === 'async'
+      ? new AuditOutbox({ file: path.join(config.dataDir, 'outbox.db'), ledger, log, flushMs: config.auditFlushMs, batchSize: config.auditBatch, drainMs: Math.max(10_000, config.ledgerTimeoutMs) })
+      : undefined;
   try {
-    const resources = new ResourceService({ store, ledger, log, mspId: config.mspId });
+    if (outbox) registerOutboxMetrics(metrics.registry, outbox);
+    const resources = new ResourceService({ store, ledger, log, mspId: config.mspId, ...(outbox ? { auditSink: outbox } : {}) });
     const settled = await resources.settlePending();
     if (settled.kept + settled.removed > 0) log.info(settled, 'settled versions left pending by an earlier stop');
     const idp = idpOptions(config);
@@ -52,13 +61,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       resolveDid: (did) => ledger.resolveDid(did),
       jtiStore: jti,
     });
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, erasure: new ErasureService(store, ledger, log, config.mspId) });
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, ...(outbox ? { outbox } : {}), erasure: new ErasureService(store, ledger, log, config.mspId) });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
+    outbox?.start();
     return {
       url: config.baseUrl,
       port,
@@ -67,12 +77,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        // No request is in flight any more: drain what the ledger will take, keep the rest on disk.
+        await outbox?.close();
         ledger.close();
         store.close();
         jti.close();
       },
     };
   } catch (err) {
+    await outbox?.close(false);
     ledger.close();
     store.close();
     jti.close();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { type AuditSink, LedgerAuditSink } from '../audit/sink';
 import type { AccessEntryInput, Decision, LedgerClient } from '../ledger/ledger-client';
 import type { StoredVersion } from '../store/store';
 import { OperationOutcomeError } from './outcome';
@@ -39,21 +40,39 @@ async function mapLimit<T, R>(items: readonly T[], n: number, fn: (t: T) => Prom
   return out;
 }
 
+export interface AccessControlOptions {
+  /** Where access entries go: the ledger (sync audit mode, the default) or the durable outbox (async). */
+  readonly sink?: AuditSink;
+  /** The ledger patient reference of a version (async mode states it in the entry; sync mode lets the chaincode take it from the anchor). */
+  readonly patientRefOf?: (v: StoredVersion) => string;
+}
+
 /**
  * The one enforcement point for every disclosure: it asks the chaincode whether the caller may see each
- * version, records the access on the ledger, and only then lets data go. In `sync` audit mode (the only
- * mode so far) the access entry is committed before anything is released.
+ * version, records the access, and only then lets data go. `sync` audit mode: the access entry is
+ * committed on the ledger before anything is released (consent and entry in one transaction for a single
+ * version). `async` mode: consent is evaluated on the ledger and the entry is committed to the durable
+ * outbox before anything is released; the outbox delivers it to the ledger later.
  */
 export class AccessControl {
   readonly #ledger: LedgerClient;
   readonly #log: Logger;
   /** This gateway's MSP id: the custodian of everything it discloses. */
   readonly #custodian: string;
+  readonly #sink: AuditSink;
+  readonly #patientRefOf: ((v: StoredVersion) => string) | undefined;
 
-  constructor(ledger: LedgerClient, log: Logger, custodian: string) {
+  constructor(ledger: LedgerClient, log: Logger, custodian: string, options: AccessControlOptions = {}) {
     this.#ledger = ledger;
     this.#log = log;
     this.#custodian = custodian;
+    this.#sink = options.sink ?? new LedgerAuditSink(ledger);
+    this.#patientRefOf = options.patientRefOf;
+    if (this.#sink.kind === 'outbox' && !this.#patientRefOf) throw new Error('AccessControl: async audit mode needs patientRefOf');
+  }
+
+  get auditMode(): 'sync' | 'async' {
+    return this.#sink.kind === 'outbox' ? 'async' : 'sync';
   }
 
   static requireActor(caller: Caller): { actor: string; purpose: string } {
@@ -67,30 +86,60 @@ export class AccessControl {
     return { actor: caller.did, purpose: caller.purpose };
   }
 
-  #noteBreakGlass(caller: Caller, decision: Decision, eventIds: string[]): void {
+  /** Break-glass entries are named by eventId once on the ledger (sync), else by entryId (async: the outbox delivers them later). */
+  #noteBreakGlass(caller: Caller, decision: Decision, ids: { eventIds: string[] } | { entryIds: string[] }): void {
     if (decision.breakGlass) {
       // The reason is free text that may name the patient: it stays with the custodian, not in logs.
-      this.#log.warn({ event: 'break-glass', actorOrganization: caller.organization, decision: decision.decision, eventIds }, 'break-glass access: flagged for review');
+      this.#log.warn({ event: 'break-glass', actorOrganization: caller.organization, decision: decision.decision, ...ids }, 'break-glass access: flagged for review');
     }
   }
 
   /**
-   * One version, atomically: consent evaluated and the access recorded (permit or deny) in one ledger
-   * transaction. Throws FORBIDDEN on deny.
+   * One version: consent evaluated and the access recorded (permit or deny) before anything is
+   * released; sync mode does both in one ledger transaction. Throws FORBIDDEN on deny.
    */
-  async authorize(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Decision & { eventId: string }> {
+  async authorize(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Decision & { eventId?: string; entryId: string }> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    const result = await this.#ledger.authorizeAndRecord({
-      actor,
-      actorOrganization: caller.organization,
-      purpose,
-      resource: ref(v),
-      resources: [ref(v)],
-      auditAction: 'R',
-      subtype,
-      entryId: randomUUID(),
-    });
-    this.#noteBreakGlass(caller, result, [result.eventId]);
+    const entryId = randomUUID();
+    let result: Decision & { eventId?: string; entryId: string };
+    if (this.#sink.kind === 'ledger') {
+      result = {
+        ...(await this.#ledger.authorizeAndRecord({
+          actor,
+          actorOrganization: caller.organization,
+          purpose,
+          resource: ref(v),
+          resources: [ref(v)],
+          auditAction: 'R',
+          subtype,
+          entryId,
+        })),
+        entryId,
+      };
+      this.#noteBreakGlass(caller, result, { eventIds: [result.eventId as string] });
+    } else {
+      const decision = await this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, purpose, resource: ref(v) });
+      // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
+      await this.#sink.record([
+        {
+          actor,
+          actorOrganization: caller.organization,
+          patient: (this.#patientRefOf as (v: StoredVersion) => string)(v),
+          resources: [ref(v)],
+          action: 'R',
+          subtype,
+          purpose,
+          decision: decision.decision,
+          consents: decision.consents,
+          reason: decision.reason,
+          breakGlass: decision.breakGlass,
+          custodian: this.#custodian,
+          entryId,
+        },
+      ]);
+      result = { ...decision, entryId };
+      this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
+    }
     if (result.decision !== 'permit') {
       throw new OperationOutcomeError('FORBIDDEN', `Access to ${v.resourceType}/${v.id} is denied (${result.reason}); the attempt is recorded`);
     }
@@ -105,7 +154,7 @@ export class AccessControl {
 
   /**
    * Commits one access entry per patient for versions about to be released (permitted by `evaluate`).
-   * Returns only after the entries are on the ledger.
+   * Returns only after the entries are on the ledger (sync) or in the durable outbox (async).
    */
   async recordDisclosures(caller: Caller, released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>, subtype: Disclosure, patientRefOf: (v: StoredVersion) => string): Promise<void> {
     if (released.length === 0) return;
@@ -133,10 +182,10 @@ export class AccessControl {
       custodian: this.#custodian,
       entryId: randomUUID(),
     }));
-    for (let i = 0; i < entries.length; i += 200) {
-      const recorded = await this.#ledger.recordAccess(entries.slice(i, i + 200));
-      const flagged = recorded.filter((e) => e.breakGlass).map((e) => e.eventId);
-      if (flagged.length > 0) this.#noteBreakGlass(caller, { decision: 'permit', consents: [], reason: 'break-glass', breakGlass: true }, flagged);
+    const flagged = (await this.#sink.record(entries)).filter((e) => e.breakGlass);
+    if (flagged.length > 0) {
+      const ids = this.#sink.kind === 'ledger' ? { eventIds: flagged.map((e) => e.eventId as string) } : { entryIds: flagged.map((e) => e.entryId) };
+      this.#noteBreakGlass(caller, { decision: 'permit', consents: [], reason: 'break-glass', breakGlass: true }, ids);
     }
   }
 
@@ -151,10 +200,10 @@ export class AccessControl {
     return released.map((x) => x.version);
   }
 
-  /** Records a change (create, update, delete) made by the custodian's user. */
+  /** Records a change (create, update, delete) made by the custodian's user (ledger or outbox, as the mode says). */
   async recordChange(caller: Caller, v: StoredVersion, patient: string, action: 'C' | 'U' | 'D'): Promise<void> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    await this.#ledger.recordAccess([
+    await this.#sink.record([
       {
         actor,
         actorOrganization: caller.organization,

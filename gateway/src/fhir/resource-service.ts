@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/sink';
 import type { Decision, LedgerClient } from '../ledger/ledger-client';
 import type { DateFilter, ResourceStore, StoredVersion } from '../store/store';
 import { AccessControl, type Caller, type Disclosure } from './access-control';
@@ -21,6 +22,8 @@ export interface ResourceServiceDeps {
   readonly log: Logger;
   /** MSP id of this gateway's organization: the custodian of everything in the store. */
   readonly mspId: string;
+  /** Where access entries go: omitted → the ledger, each committed before release (sync audit mode); the outbox for async mode. */
+  readonly auditSink?: AuditSink;
 }
 
 export interface SearchParams {
@@ -87,7 +90,7 @@ export class ResourceService {
     this.#ledger = deps.ledger;
     this.#log = deps.log;
     this.#mspId = deps.mspId;
-    this.access = new AccessControl(deps.ledger, deps.log, deps.mspId);
+    this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, { ...(deps.auditSink ? { sink: deps.auditSink } : {}), patientRefOf: this.#refOfVersion });
   }
 
   static assertSupported(resourceType: string): void {

@@ -33,6 +33,8 @@ export interface AppDeps {
   readonly erasure?: ErasureService;
   /** Prometheus metrics served at /metrics; none when absent. */
   readonly metrics?: Metrics;
+  /** The async audit mode's outbox, reported by /healthz (`checks.outbox`); none in sync mode. */
+  readonly outbox?: { health(): { ok: boolean; pending: number; error?: string } };
   readonly version?: string;
 }
 
@@ -113,7 +115,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
 
   app.get('/healthz', async (_req, res) => {
-    const checks: Record<string, { ok: boolean; ms?: number; error?: string }> = {};
+    const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string }> = {};
     const t0 = Date.now();
     try {
       store.ping();
@@ -127,6 +129,7 @@ export function createApp(deps: AppDeps): express.Express {
     } catch (err) {
       checks.ledger = { ok: false, error: err instanceof Error ? err.message : 'ledger unavailable' };
     }
+    if (deps.outbox) checks.outbox = deps.outbox.health();
     const ok = Object.values(checks).every((c) => c.ok);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
   });

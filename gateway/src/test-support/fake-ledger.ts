@@ -26,6 +26,8 @@ export class FakeLedger implements LedgerClient {
   readonly dids = new Map<string, DidResolution>();
   readonly consents = new Map<string, ConsentRecord>();
   readonly audit: AuditEntry[] = [];
+  /** (this MSP, entryId) → the recorded entry: resends are idempotent, as on the chaincode. */
+  readonly #byEntryId = new Map<string, AuditEntry>();
   /** When set, every call fails with this error (e.g. the ledger is down). */
   failWith: OperationOutcomeError | undefined;
   decide: (request: AuthorizeRequest | EvaluateRequest, anchor: Anchor | undefined) => Decision = (request, anchor) => {
@@ -131,16 +133,34 @@ export class FakeLedger implements LedgerClient {
     return this.decide(request, request.resource ? this.anchors.get(request.resource) : undefined);
   }
 
+  /** Like hdx.audit:RecordAccessBatch: 1–200 entries, all or nothing; an entryId already recorded returns the stored entry and writes nothing. */
   async recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]> {
     this.#check();
+    if (entries.length < 1 || entries.length > 200) throw new OperationOutcomeError('INVALID', 'entries must hold 1 to 200 entries');
+    const ids = entries.map((e) => e.entryId).filter((id): id is string => id !== undefined);
+    if (new Set(ids).size !== ids.length) throw new OperationOutcomeError('INVALID', 'entries has a repeated entryId');
+    entries.forEach((e, i) => {
+      if (!/^(did:hdx:[A-Za-z0-9_-]{43}|pseudonym:[0-9a-f]{64})$/.test(e.patient)) throw new OperationOutcomeError('INVALID', `entries[${i}].patient must be a DID or pseudonym`);
+    });
     const now = new Date().toISOString();
-    const stored = entries.map((e, i) => ({ ...e, resources: e.resources ?? [], consents: e.consents ?? [], eventId: `tx-rec-${this.audit.length}.${i}`, recordedAt: now, occurredAt: e.occurredAt ?? now, gateway: this.mspId, txId: `tx-rec-${this.audit.length}` }));
-    this.audit.push(...stored);
+    const txId = `tx-rec-${this.audit.length}`;
+    const stored = entries.map(
+      (e, i) =>
+        (e.entryId !== undefined ? this.#byEntryId.get(e.entryId) : undefined) ??
+        ({ ...e, resources: e.resources ?? [], consents: e.consents ?? [], eventId: `${txId}.${i}`, recordedAt: now, occurredAt: e.occurredAt ?? now, gateway: this.mspId, txId } as AuditEntry),
+    );
+    for (const e of stored) {
+      if (e.entryId !== undefined && this.#byEntryId.has(e.entryId)) continue;
+      this.audit.push(e);
+      if (e.entryId !== undefined) this.#byEntryId.set(e.entryId, e);
+    }
     return stored;
   }
 
   async authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
     this.#check();
+    const previous = request.entryId !== undefined ? this.#byEntryId.get(request.entryId) : undefined;
+    if (previous) return { decision: previous.decision, consents: previous.consents, reason: previous.reason as Decision['reason'], breakGlass: previous.breakGlass, eventId: previous.eventId };
     const anchor = request.resource ? this.anchors.get(request.resource) : undefined;
     const decision = this.decide(request, anchor);
     const eventId = `tx-audit-${this.audit.length}.0`;
@@ -159,7 +179,9 @@ export class FakeLedger implements LedgerClient {
       gateway: this.mspId,
       txId: eventId,
       ...(request.subtype ? { subtype: request.subtype } : {}),
+      ...(request.entryId ? { entryId: request.entryId } : {}),
     });
+    if (request.entryId) this.#byEntryId.set(request.entryId, this.audit[this.audit.length - 1] as AuditEntry);
     return { ...decision, eventId };
   }
 

@@ -1,0 +1,128 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import request from 'supertest';
+import { AuditService } from '../fhir/audit-events';
+import { ConsentService } from '../fhir/consent-service';
+import { OperationOutcomeError } from '../fhir/outcome';
+import { ResourceService } from '../fhir/resource-service';
+import { createApp } from '../http/app';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { AuditOutbox } from './outbox';
+
+const FHIR = 'application/fhir+json';
+const BASE = 'http://127.0.0.1:8080/fhir';
+const DR_H1 = `did:hdx:${'a'.repeat(43)}`;
+const DR_H2 = `did:hdx:${'b'.repeat(43)}`;
+const staff = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+const breakGlass = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'ETREAT', breakGlassReason: 'unconscious in ED', scope: 'user/*.read' });
+
+describe('async audit mode through the enforcement point (fake ledger)', () => {
+  let outbox: AuditOutbox;
+  let dir: string | undefined;
+
+  function setup() {
+    const store = new SqliteStore(':memory:');
+    const ledger = new FakeLedger();
+    const log = newLogger('silent');
+    const calls = { authorizeAndRecord: 0, recordAccess: 0 };
+    const counted = new Proxy(ledger, {
+      get(target, prop, receiver) {
+        if (prop === 'authorizeAndRecord' || prop === 'recordAccess') calls[prop]++;
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-async-'));
+    outbox = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger: counted, log, flushMs: 3_600_000 });
+    const resources = new ResourceService({ store, ledger: counted, log, mspId: 'Hospital1MSP', auditSink: outbox });
+    const app = createApp({
+      config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
+      log,
+      resources,
+      consents: new ConsentService(ledger),
+      audit: new AuditService(ledger),
+      ledger,
+      store,
+      authenticate: fakeAuthenticate,
+      outbox,
+    });
+    return { app, ledger, calls, resources };
+  }
+
+  afterEach(async () => {
+    await outbox.close(false);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('reads record permit and deny entries in the outbox before answering, and submit nothing per read', async () => {
+    const { app, ledger, calls, resources } = setup();
+    expect(resources.access.auditMode).to.equal('async');
+    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    expect(created.status).to.equal(201);
+    const id = created.body.id as string;
+
+    expect((await request(app).get(`/fhir/Patient/${id}`).set(...staff)).status).to.equal(200);
+    const denied = await request(app).get(`/fhir/Patient/${id}`).set(...other);
+    expect(denied.status).to.equal(403);
+    expect(denied.body.issue[0].diagnostics).to.match(/denied \(no-permit\); the attempt is recorded/);
+    expect((await request(app).get(`/fhir/Patient/${id}`).set(...breakGlass)).status).to.equal(403);
+    expect((await request(app).get(`/fhir/Patient?_id=${id}`).set(...staff)).body.total).to.equal(1);
+
+    // Nothing went to the ledger per request: create, 3 reads and the search hit wait in the outbox.
+    expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 0 });
+    expect(ledger.audit).to.have.length(0);
+    expect(outbox.stats().pending).to.equal(5);
+    const health = await request(app).get('/healthz');
+    expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5 });
+
+    expect(await outbox.flush()).to.equal(true);
+    expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 1 });
+    const patient = ledger.anchors.get(`Patient/${id}/_history/1`)?.patient;
+    expect(patient).to.match(/^pseudonym:/);
+    const summary = ledger.audit.map((e) => [e.action, e.subtype, e.actor, e.actorOrganization, e.decision, e.reason ?? null, e.breakGlass, e.patient === patient, e.custodian]);
+    expect(summary).to.deep.equal([
+      ['C', 'create', DR_H1, 'Hospital1MSP', 'permit', null, false, true, 'Hospital1MSP'],
+      ['R', 'read', DR_H1, 'Hospital1MSP', 'permit', 'custodian-treatment', false, true, 'Hospital1MSP'],
+      ['R', 'read', DR_H2, 'Hospital2MSP', 'deny', 'no-permit', false, true, 'Hospital1MSP'],
+      ['R', 'read', DR_H2, 'Hospital2MSP', 'deny', 'no-permit', true, true, 'Hospital1MSP'],
+      ['R', 'search-type', DR_H1, 'Hospital1MSP', 'permit', null, false, true, 'Hospital1MSP'],
+    ]);
+    for (const e of ledger.audit) {
+      expect(e.entryId).to.match(/^[0-9a-f-]{36}$/);
+      expect(e.resources).to.deep.equal([`Patient/${id}/_history/1`]);
+      // When the access happened, not when the outbox delivered it.
+      expect(Date.parse(e.occurredAt)).to.be.at.most(Date.parse(e.recordedAt));
+    }
+    expect(JSON.stringify(ledger.audit)).to.not.include('Quist');
+  });
+
+  it('the ledger down: a read still needs the consent decision, so it fails closed and records nothing', async () => {
+    const { app, ledger } = setup();
+    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    const before = outbox.stats().pending;
+    ledger.failWith = new OperationOutcomeError('UNAVAILABLE', 'evaluating consent: the ledger is unavailable');
+    const read = await request(app).get(`/fhir/Patient/${created.body.id as string}`).set(...staff);
+    expect(read.status).to.equal(503);
+    expect(outbox.stats().pending).to.equal(before);
+  });
+
+  it('sync mode stays the default: no outbox, and /healthz has no outbox check', async () => {
+    const ledger = new FakeLedger();
+    const store = new SqliteStore(':memory:');
+    const log = newLogger('silent');
+    const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+    expect(resources.access.auditMode).to.equal('sync');
+    const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+    const health = await request(app).get('/healthz');
+    expect(health.status).to.equal(200);
+    expect(Object.keys(health.body.checks)).to.deep.equal(['store', 'ledger']);
+    outbox = new AuditOutbox({ file: ':memory:', ledger, log }); // for afterEach
+  });
+});

@@ -1,0 +1,33 @@
+import client from 'prom-client';
+import type { OutboxStats } from './outbox';
+
+/** The async audit outbox on /metrics: backlog, deliveries, failed attempts, quarantined entries (read at scrape time). */
+export function registerOutboxMetrics(registry: client.Registry, outbox: { stats(): OutboxStats }): void {
+  const gauge = (name: string, help: string, read: (s: OutboxStats) => number): void => {
+    new client.Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(outbox.stats()));
+      },
+    });
+  };
+  const counter = (name: string, help: string, read: (s: OutboxStats) => number): void => {
+    new client.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        // The outbox keeps the running total; the counter mirrors it.
+        this.reset();
+        this.inc(read(outbox.stats()));
+      },
+    });
+  };
+  gauge('hdx_audit_outbox_pending', 'Access entries committed to the outbox and not yet on the ledger', (s) => s.pending);
+  gauge('hdx_audit_outbox_oldest_pending_seconds', 'Age of the oldest entry waiting in the outbox (0 when empty)', (s) => s.oldestPendingMs / 1000);
+  gauge('hdx_audit_outbox_quarantined', 'Entries the ledger refused as invalid, kept aside for the operator', (s) => s.quarantined);
+  counter('hdx_audit_outbox_delivered_total', 'Access entries delivered to the ledger by this process', (s) => s.delivered);
+  counter('hdx_audit_outbox_failures_total', 'Delivery attempts that failed (the entries stayed and were retried)', (s) => s.failures);
+}

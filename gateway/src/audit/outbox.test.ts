@@ -1,0 +1,255 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { OperationOutcomeError } from '../fhir/outcome';
+import type { AccessEntryInput, AuditEntry, LedgerClient } from '../ledger/ledger-client';
+import { newLogger } from '../logger';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { AuditOutbox, type OutboxOptions } from './outbox';
+
+const log = newLogger('silent');
+const DR = `did:hdx:${'a'.repeat(43)}`;
+const PATIENT = `pseudonym:${'1'.repeat(64)}`;
+
+function entry(n: number, overrides: Partial<AccessEntryInput> = {}): AccessEntryInput {
+  return {
+    actor: DR,
+    actorOrganization: 'Hospital1MSP',
+    patient: PATIENT,
+    resources: [`Observation/o${n}/_history/1`],
+    action: 'R',
+    subtype: 'read',
+    purpose: 'TREAT',
+    decision: 'permit',
+    consents: [],
+    breakGlass: false,
+    custodian: 'Hospital1MSP',
+    ...overrides,
+  };
+}
+
+const tmpDirs: string[] = [];
+function tmpFile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-outbox-'));
+  tmpDirs.push(dir);
+  return path.join(dir, 'outbox.db');
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A ledger whose recordAccess is replaced (the fake keeps the state and the entryId idempotency). */
+function ledgerWith(fake: FakeLedger, recordAccess: (entries: AccessEntryInput[]) => Promise<AuditEntry[]>): Pick<LedgerClient, 'recordAccess'> {
+  return { recordAccess };
+}
+
+describe('AuditOutbox (async audit mode)', () => {
+  const opened: AuditOutbox[] = [];
+  const open = (options: Partial<OutboxOptions> & Pick<OutboxOptions, 'file' | 'ledger'>): AuditOutbox => {
+    const o = new AuditOutbox({ log, flushMs: 60_000, ...options });
+    opened.push(o);
+    return o;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((o) => o.close(false)));
+  });
+  after(() => {
+    for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('enqueue is on disk when it returns: a process killed right after finds its entries at the next open', () => {
+    const file = tmpFile();
+    // A separate process enqueues, then is killed with SIGKILL before it could close anything.
+    const script = `
+      const { AuditOutbox } = require(${JSON.stringify(path.join(__dirname, 'outbox'))});
+      const { newLogger } = require(${JSON.stringify(path.join(__dirname, '..', 'logger'))});
+      const o = new AuditOutbox({ file: ${JSON.stringify(file)}, ledger: { recordAccess: () => new Promise(() => {}) }, log: newLogger('silent'), flushMs: 60000 });
+      o.enqueue(${JSON.stringify([entry(1), entry(2, { decision: 'deny', reason: 'no-permit' }), entry(3, { entryId: 'chosen-id-3' })])});
+      process.kill(process.pid, 'SIGKILL');
+    `;
+    const child = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.signal, child.stderr).to.equal('SIGKILL');
+
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT entry_id, entry FROM outbox_entry ORDER BY seq').all() as Array<{ entry_id: string; entry: string }>;
+    db.close();
+    expect(rows).to.have.length(3);
+    const entries = rows.map((r) => JSON.parse(r.entry) as AccessEntryInput);
+    expect(entries.map((e) => e.decision)).to.deep.equal(['permit', 'deny', 'permit']);
+    expect(rows[2]?.entry_id).to.equal('chosen-id-3');
+    for (const [i, e] of entries.entries()) {
+      expect(e.entryId).to.equal(rows[i]?.entry_id).and.to.match(/^[A-Za-z0-9._:-]{1,128}$/);
+      expect(Date.parse(e.occurredAt ?? '')).to.be.closeTo(Date.now(), 60_000);
+    }
+    expect(open({ file, ledger: new FakeLedger() }).stats().pending).to.equal(3);
+  });
+
+  it('flush delivers in batches of batchSize and deletes each batch only after the ledger committed it', async () => {
+    const file = tmpFile();
+    const fake = new FakeLedger();
+    const seen: Array<{ size: number; pendingOnDisk: number }> = [];
+    const outbox = open({
+      file,
+      batchSize: 2,
+      ledger: ledgerWith(fake, async (entries) => {
+        const db = new Database(file, { readonly: true });
+        seen.push({ size: entries.length, pendingOnDisk: (db.prepare('SELECT COUNT(*) AS n FROM outbox_entry').get() as { n: number }).n });
+        db.close();
+        return fake.recordAccess(entries);
+      }),
+    });
+    const recorded = outbox.enqueue([1, 2, 3, 4, 5].map((n) => entry(n)));
+    expect(outbox.stats().pending).to.equal(5);
+    expect(await outbox.flush()).to.equal(true);
+    expect(seen).to.deep.equal([
+      { size: 2, pendingOnDisk: 5 },
+      { size: 2, pendingOnDisk: 3 },
+      { size: 1, pendingOnDisk: 1 },
+    ]);
+    expect(fake.audit.map((e) => e.entryId)).to.deep.equal(recorded.map((r) => r.entryId));
+    expect(fake.audit.map((e) => e.resources[0])).to.deep.equal([1, 2, 3, 4, 5].map((n) => `Observation/o${n}/_history/1`));
+    expect(outbox.stats()).to.include({ pending: 0, delivered: 5, failures: 0 });
+  });
+
+  it('ledger down: the entries stay and are retried with backoff until the ledger takes them', async () => {
+    const fake = new FakeLedger();
+    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'recording the access: the ledger is unavailable');
+    const outbox = open({ file: tmpFile(), ledger: fake, flushMs: 10, minBackoffMs: 10, maxBackoffMs: 40 });
+    outbox.start();
+    outbox.enqueue([entry(1), entry(2), entry(3)]);
+    await waitFor('three failed attempts', () => outbox.stats().failures >= 3);
+    expect(outbox.stats()).to.include({ pending: 3, delivered: 0, lastError: 'UNAVAILABLE' });
+    expect(fake.audit).to.have.length(0);
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 3 });
+
+    fake.failWith = undefined;
+    await waitFor('delivery', () => outbox.stats().pending === 0);
+    expect(fake.audit).to.have.length(3);
+    expect(outbox.stats()).to.include({ delivered: 3, consecutiveFailures: 0 });
+  });
+
+  it('a crash after the ledger commit but before the delete: the next process resends, and the ledger keeps each entry once', async () => {
+    const file = tmpFile();
+    const fake = new FakeLedger();
+    // The first process gets its batch committed, then dies before it hears back (never answers).
+    const first = open({ file, ledger: ledgerWith(fake, async (entries) => (await fake.recordAccess(entries), new Promise<AuditEntry[]>(() => {}))) });
+    const ids = first.enqueue([entry(1), entry(2), entry(3)]).map((r) => r.entryId);
+    void first.flush();
+    await waitFor('the first commit', () => fake.audit.length === 3);
+
+    const second = open({ file, ledger: fake, flushMs: 10 });
+    expect(second.stats().pending).to.equal(3);
+    second.start();
+    await waitFor('the resend', () => second.stats().pending === 0);
+    expect(second.stats().delivered).to.equal(3);
+    expect(fake.audit.map((e) => e.entryId)).to.deep.equal(ids);
+  });
+
+  it('a commit the gateway did not hear about (timeout): retried, still once on the ledger', async () => {
+    const fake = new FakeLedger();
+    let timeouts = 1;
+    const outbox = open({
+      file: tmpFile(),
+      ledger: ledgerWith(fake, async (entries) => {
+        const stored = await fake.recordAccess(entries);
+        if (timeouts-- > 0) throw new OperationOutcomeError('TIMEOUT', 'recording the access: the ledger did not answer in time');
+        return stored;
+      }),
+    });
+    outbox.enqueue([entry(1), entry(2)]);
+    expect(await outbox.flush()).to.equal(false);
+    expect(outbox.stats()).to.include({ pending: 2, failures: 1, lastError: 'TIMEOUT' });
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit).to.have.length(2);
+    expect(outbox.stats()).to.include({ pending: 0, delivered: 2 });
+  });
+
+  it('an entry the ledger refuses as INVALID is isolated and quarantined; the rest of its batch is delivered', async () => {
+    const file = tmpFile();
+    const fake = new FakeLedger();
+    const calls: number[] = [];
+    const outbox = open({
+      file,
+      ledger: ledgerWith(fake, async (entries) => {
+        calls.push(entries.length);
+        if (entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('INVALID', 'entries[0].subtype must be a short code');
+        return fake.recordAccess(entries);
+      }),
+    });
+    const ids = outbox.enqueue([entry(1), entry(2), entry(3, { subtype: 'refused' }), entry(4), entry(5)]).map((r) => r.entryId);
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[1], ids[3], ids[4]]);
+    expect(outbox.stats()).to.include({ pending: 0, delivered: 4, quarantined: 1 });
+    expect(calls.length).to.be.lessThan(8);
+    const db = new Database(file, { readonly: true });
+    const q = db.prepare('SELECT entry_id, error FROM outbox_quarantine').all();
+    db.close();
+    expect(q).to.deep.equal([{ entry_id: ids[2], error: 'INVALID: entries[0].subtype must be a short code' }]);
+  });
+
+  it('refuses, before anything is released, an entry the ledger could never take', () => {
+    const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
+    expect(() => outbox.enqueue([entry(1), entry(2, { patient: '' })])).to.throw(OperationOutcomeError, /patient reference/);
+    expect(() => outbox.enqueue([entry(1, { entryId: 'has space' })])).to.throw(OperationOutcomeError, /entryId/);
+    const many = Array.from({ length: 101 }, (_, i) => `Observation/o${i}/_history/1`);
+    expect(() => outbox.enqueue([entry(1, { resources: many })])).to.throw(OperationOutcomeError, /more than 100 resources/);
+    expect(outbox.stats().pending).to.equal(0);
+  });
+
+  it('an entryId enqueued twice is kept once', () => {
+    const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
+    outbox.enqueue([entry(1, { entryId: 'same' })]);
+    outbox.enqueue([entry(1, { entryId: 'same' })]);
+    expect(outbox.stats().pending).to.equal(1);
+  });
+
+  it('a full batch is sent without waiting for the timer', async () => {
+    const fake = new FakeLedger();
+    const outbox = open({ file: tmpFile(), ledger: fake, batchSize: 3, flushMs: 3_600_000 });
+    outbox.start();
+    await new Promise((r) => setTimeout(r, 20)); // the start-up delivery (nothing left from before)
+    outbox.enqueue([entry(1), entry(2)]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fake.audit).to.have.length(0);
+    outbox.enqueue([entry(3)]);
+    await waitFor('the full batch', () => fake.audit.length === 3);
+  });
+
+  it('close drains what the ledger takes; with the ledger down the entries stay for the next start', async () => {
+    const fake = new FakeLedger();
+    const file = tmpFile();
+    const a = open({ file, ledger: fake });
+    a.enqueue([entry(1), entry(2)]);
+    await a.close();
+    expect(fake.audit).to.have.length(2);
+    expect(() => a.enqueue([entry(3)])).to.throw(OperationOutcomeError, /closed/);
+
+    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
+    const b = open({ file, ledger: fake });
+    b.enqueue([entry(4)]);
+    await b.close();
+    fake.failWith = undefined;
+    const c = open({ file, ledger: fake, flushMs: 10 });
+    expect(c.stats().pending).to.equal(1);
+    c.start();
+    await waitFor('delivery at start', () => fake.audit.length === 3);
+  });
+
+  it('health: unhealthy when the oldest entry has waited longer than staleMs', async () => {
+    const fake = new FakeLedger();
+    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
+    const outbox = open({ file: tmpFile(), ledger: fake, staleMs: 20 });
+    outbox.enqueue([entry(1)]);
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1 });
+    await new Promise((r) => setTimeout(r, 40));
+    expect(outbox.health()).to.include({ ok: false, pending: 1 });
+  });
+});
