@@ -220,4 +220,37 @@ export class AccessControl {
       },
     ]);
   }
+
+  /**
+   * Records the changes of one FHIR transaction like recordChange, but one access entry per patient and
+   * action listing its versions (at most 100 per entry, the chaincode's limit), so a whole transaction
+   * takes as few ledger transactions as possible.
+   */
+  async recordChanges(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): Promise<void> {
+    if (changes.length === 0) return;
+    const { actor, purpose } = AccessControl.requireActor(caller);
+    const groups = new Map<string, { patient: string; action: 'C' | 'U' | 'D'; refs: string[] }>();
+    for (const c of changes) {
+      const key = `${c.action} ${c.patient}`;
+      const group = groups.get(key) ?? { patient: c.patient, action: c.action, refs: [] };
+      group.refs.push(ref(c.version));
+      groups.set(key, group);
+    }
+    const slices = [...groups.values()].flatMap((g) => Array.from({ length: Math.ceil(g.refs.length / 100) }, (_, i) => ({ ...g, refs: g.refs.slice(i * 100, (i + 1) * 100) })));
+    const entries: AccessEntryInput[] = slices.map((g) => ({
+      actor,
+      actorOrganization: caller.organization,
+      patient: g.patient,
+      resources: g.refs,
+      action: g.action,
+      subtype: g.action === 'C' ? 'create' : g.action === 'U' ? 'update' : 'delete',
+      purpose,
+      decision: 'permit',
+      consents: [],
+      breakGlass: false,
+      custodian: this.#custodian,
+      entryId: randomUUID(),
+    }));
+    await this.#sink.record(entries);
+  }
 }

@@ -1,12 +1,12 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
-import type { Decision, LedgerClient } from '../ledger/ledger-client';
-import type { DateFilter, ResourceStore, StoredVersion } from '../store/store';
+import { type AnchorInput, type Decision, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import { AccessControl, type Caller, type Disclosure } from './access-control';
 import { commitmentOf, commitmentsEqual, patientPseudonym } from './commitment';
-import { invalidResource, OperationOutcomeError } from './outcome';
+import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { clinicalDateOf, codeTokensOf, patientReferenceOf, RESOURCE_TYPES, SUPPORTED_TYPES, type TypeInfo } from './resource-types';
 
 export { SUPPORTED_TYPES };
@@ -66,6 +66,48 @@ function securityLabels(meta: Record<string, unknown> | undefined): string[] {
     .sort();
 }
 
+/** An INVALID error naming the element at fault (FHIRPath), so a Bundle can point at its entry. */
+function invalidAt(expression: string, message: string): OperationOutcomeError {
+  return new OperationOutcomeError('INVALID', message, [
+    { severity: 'error', code: 'invalid', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'INVALID' }], text: message }, diagnostics: message, expression: [expression] },
+  ]);
+}
+
+/** A version ready to be stored and anchored: validated, its patient resolved, its commitment computed. */
+export interface PreparedVersion {
+  readonly resource: Resource;
+  readonly row: NewVersion;
+  readonly anchor: AnchorInput;
+  /** The patient reference on the ledger (DID or pseudonym). */
+  readonly patient: string;
+  readonly action: 'C' | 'U' | 'D';
+}
+
+/**
+ * The versions of one write: a single create, update or delete, or every entry of a FHIR transaction.
+ * Preparing stores nothing; ResourceService.commitWrite stores them all pending in one SQLite
+ * transaction, anchors them in one ledger transaction and only then marks them anchored.
+ */
+export class WritePlan {
+  readonly versions: PreparedVersion[] = [];
+  /** meta.lastUpdated of every version of the write. */
+  readonly lastUpdated = new Date().toISOString();
+  /** Patients this write creates, updates or deletes, and whether it deletes them. */
+  readonly patients = new Map<string, { deleted: boolean }>();
+  /** Keys of the patients this write creates. */
+  readonly newPatientKeys = new Map<string, Buffer>();
+  /** DID links this write sets (Patient.identifier naming the patient's DID). */
+  readonly didLinks = new Map<string, { did: string; previous: string | undefined }>();
+
+  pendingWrite(): PendingWrite {
+    return {
+      versions: this.versions.map((v) => v.row),
+      newPatientKeys: [...this.newPatientKeys].map(([patientId, key]) => ({ patientId, key })),
+      didLinks: [...this.didLinks].map(([patientId, l]) => ({ patientId, ...l })),
+    };
+  }
+}
+
 function didOf(resource: Resource): string | undefined {
   const ids = resource.identifier;
   if (!Array.isArray(ids)) return undefined;
@@ -110,6 +152,11 @@ export class ResourceService {
     }
   }
 
+  /** The body as a valid FHIR R4 resource of that (supported) type, or an INVALID error with one issue per problem. */
+  validate(resourceType: string, body: unknown): Resource {
+    return this.#validate(resourceType, body);
+  }
+
   #validate(resourceType: string, body: unknown): Resource {
     typeInfo(resourceType);
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -120,20 +167,24 @@ export class ResourceService {
     return body as Resource;
   }
 
-  /** The local patient a resource belongs to; it must be a Patient held here. */
-  #patientOf(resource: Resource, id: string): string {
+  /**
+   * The local patient a resource belongs to; it must be a Patient held here, or one the same write
+   * creates (and does not delete).
+   */
+  #patientOf(resource: Resource, id: string, plan: WritePlan): string {
     const info = typeInfo(resource.resourceType);
     if (resource.resourceType === 'Patient') return id;
     const patientId = patientReferenceOf(resource, info);
     const path = `${resource.resourceType}.${info.patientPaths[0] ?? 'subject'}`;
-    if (patientId === undefined) throw new OperationOutcomeError('INVALID', `${path} must reference the Patient (Patient/<id>) the record belongs to`);
-    if (patientId.startsWith('!') || !this.#store.readCurrent('Patient', patientId) || this.#store.readCurrent('Patient', patientId)?.deleted) {
-      throw new OperationOutcomeError('INVALID', `${path} must reference a Patient held by this server`);
-    }
+    if (patientId === undefined) throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
+    const inPlan = plan.patients.get(patientId);
+    const held = patientId.startsWith('!') ? false : inPlan ? !inPlan.deleted : this.#store.readCurrent('Patient', patientId)?.deleted === false;
+    if (!held) throw invalidAt(path, `${path} must reference a Patient held by this server`);
     return patientId;
   }
 
-  async #linkDid(resource: Resource, patientId: string): Promise<void> {
+  /** Plans the DID link of a Patient naming its DID (stored with the version, undone if it is not anchored). */
+  async #linkDid(resource: Resource, patientId: string, plan: WritePlan): Promise<void> {
     const did = didOf(resource);
     if (!did) return;
     const resolved = await this.#ledger.resolveDid(did);
@@ -141,61 +192,97 @@ export class ResourceService {
       throw new OperationOutcomeError('INVALID', 'Patient.identifier names a DID that is not an active patient DID on the ledger');
     }
     const other = this.#store.patientByDid(did);
-    if (other !== undefined && other !== patientId) throw new OperationOutcomeError('CONFLICT', 'That DID is already linked to another Patient on this server');
-    this.#store.linkPatientDid(patientId, did);
+    const otherInPlan = [...plan.didLinks].some(([p, l]) => l.did === did && p !== patientId);
+    if ((other !== undefined && other !== patientId) || otherInPlan) throw new OperationOutcomeError('CONFLICT', 'That DID is already linked to another Patient on this server');
+    const previous = this.#store.patientDid(patientId);
+    if (previous !== did) plan.didLinks.set(patientId, { did, previous });
   }
 
   async create(caller: Caller, resourceType: string, body: unknown): Promise<Resource> {
-    this.#assertCustodianUser(caller);
-    AccessControl.requireActor(caller);
-    const input = this.#validate(resourceType, body);
-    // The server assigns id, versionId and lastUpdated on create; a client-sent id is ignored (FHIR create).
-    return this.#writeVersion(caller, { ...input, id: randomUUID() }, 1, false);
+    const plan = new WritePlan();
+    const prepared = await this.prepareCreate(caller, resourceType, body, plan);
+    await this.commitWrite(caller, plan);
+    return prepared.resource;
   }
 
   async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {
-    this.#assertCustodianUser(caller);
-    AccessControl.requireActor(caller);
-    const input = this.#validate(resourceType, body);
-    if (input.id !== id) throw new OperationOutcomeError('INVALID', `${resourceType}.id must equal the id in the URL`);
-    const current = this.#store.readCurrent(resourceType, id);
-    if (!current) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server (update does not create)`);
-    return this.#writeVersion(caller, input, current.versionId + 1, false);
+    const plan = new WritePlan();
+    const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan);
+    await this.commitWrite(caller, plan);
+    return prepared.resource;
   }
 
   async delete(caller: Caller, resourceType: string, id: string): Promise<void> {
+    const plan = new WritePlan();
+    await this.prepareDelete(caller, resourceType, id, plan);
+    await this.commitWrite(caller, plan);
+  }
+
+  /**
+   * Adds a create to `plan` (nothing is stored yet). The server assigns the id (a FHIR transaction
+   * assigns it beforehand, to resolve urn:uuid references), versionId and lastUpdated; a client-sent id
+   * is ignored (FHIR create).
+   */
+  async prepareCreate(caller: Caller, resourceType: string, body: unknown, plan: WritePlan, id: string = randomUUID()): Promise<PreparedVersion> {
+    this.#assertCustodianUser(caller);
+    AccessControl.requireActor(caller);
+    const input = this.#validate(resourceType, body);
+    return this.#prepareVersion(plan, { ...input, id }, 1, false);
+  }
+
+  /** Adds an update of an existing resource to `plan` (update does not create). */
+  async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan): Promise<PreparedVersion> {
+    this.#assertCustodianUser(caller);
+    AccessControl.requireActor(caller);
+    const input = this.#validate(resourceType, body);
+    if (input.id !== id) throw invalidAt(`${resourceType}.id`, `${resourceType}.id must equal the id in the URL`);
+    const current = this.#store.readCurrent(resourceType, id);
+    if (!current) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server (update does not create)`);
+    return this.#prepareVersion(plan, input, current.versionId + 1, false);
+  }
+
+  /** Adds a deletion to `plan`; undefined when there is nothing to delete (FHIR: that succeeds too). */
+  async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan): Promise<PreparedVersion | undefined> {
     this.#assertCustodianUser(caller);
     AccessControl.requireActor(caller);
     typeInfo(resourceType);
     const current = this.#store.readCurrent(resourceType, id);
-    if (!current || current.deleted) return; // FHIR: deleting what is not there succeeds
+    if (!current || current.deleted) return undefined;
     const stub: Resource = { resourceType, id };
-    await this.#writeVersion(caller, stub, current.versionId + 1, true, current.patientId ?? undefined);
+    return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId ?? undefined);
   }
 
-  async #writeVersion(caller: Caller, input: Resource, versionId: number, deleted: boolean, knownPatient?: string): Promise<Resource> {
+  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string): Promise<PreparedVersion> {
     const id = String(input.id);
     const info = typeInfo(input.resourceType);
-    const lastUpdated = new Date().toISOString();
+    const lastUpdated = plan.lastUpdated;
     const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
-    const patientId = knownPatient ?? this.#patientOf(resource, id);
-    if (resource.resourceType === 'Patient' && !deleted) await this.#linkDid(resource, patientId);
-    const key = this.#store.patientKey(patientId);
-    this.#store.insertPending({
-      resourceType: resource.resourceType,
-      id,
-      versionId,
-      lastUpdated,
-      patientId,
-      deleted,
-      content: JSON.stringify(resource),
-      date: deleted ? null : clinicalDateOf(resource, info),
-      codes: deleted ? [] : codeTokensOf(resource, info),
-    });
-    const patient = this.patientRef(patientId);
-    try {
-      await this.#ledger.anchor({
+    const patientId = knownPatient ?? this.#patientOf(resource, id, plan);
+    if (resource.resourceType === 'Patient') {
+      if (!deleted) await this.#linkDid(resource, patientId, plan);
+      plan.patients.set(patientId, { deleted });
+    }
+    let key = this.#store.findPatientKey(patientId) ?? plan.newPatientKeys.get(patientId);
+    if (!key) {
+      key = randomBytes(32);
+      plan.newPatientKeys.set(patientId, key);
+    }
+    const patient = plan.didLinks.get(patientId)?.did ?? this.#store.patientDid(patientId) ?? patientPseudonym(key);
+    const prepared: PreparedVersion = {
+      resource,
+      row: {
+        resourceType: resource.resourceType,
+        id,
+        versionId,
+        lastUpdated,
+        patientId,
+        deleted,
+        content: JSON.stringify(resource),
+        date: deleted ? null : clinicalDateOf(resource, info),
+        codes: deleted ? [] : codeTokensOf(resource, info),
+      },
+      anchor: {
         resourceType: resource.resourceType,
         id,
         versionId: String(versionId),
@@ -203,21 +290,40 @@ export class ResourceService {
         securityLabels: securityLabels(resource.meta),
         lastUpdated,
         commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(key, resource) },
-      });
+      },
+      patient,
+      action: deleted ? 'D' : versionId === 1 ? 'C' : 'U',
+    };
+    plan.versions.push(prepared);
+    return prepared;
+  }
+
+  /**
+   * Writes a plan: every version pending in ONE SQLite transaction, anchored in ONE ledger transaction
+   * (AnchorBatch when there are several: all or nothing), then marked anchored. If anchoring fails the
+   * pending versions are discarded: nothing unanchored is ever acknowledged or left in the store.
+   */
+  async commitWrite(caller: Caller, plan: WritePlan): Promise<void> {
+    const [first, ...rest] = plan.versions;
+    if (!first) return;
+    if (plan.versions.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('TOO_LARGE', `One write may anchor at most ${MAX_ANCHOR_BATCH} versions`);
+    const write = plan.pendingWrite();
+    this.#store.insertPendingWrite(write);
+    try {
+      if (rest.length === 0) await this.#ledger.anchor(first.anchor);
+      else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor));
     } catch (err) {
       // Not anchored, so not acknowledged: leave no trace of it in the store.
-      this.#store.discardPending(resource.resourceType, id, versionId);
+      this.#store.discardPendingWrite(write);
       throw err;
     }
-    this.#store.markAnchored(resource.resourceType, id, versionId);
-    const stored = this.#store.readVersion(resource.resourceType, id, versionId);
-    if (stored) {
-      // The version is anchored and acknowledged; the change record follows on the ledger.
-      await this.access.recordChange(caller, stored, patient, deleted ? 'D' : versionId === 1 ? 'C' : 'U').catch((err: unknown) => {
-        this.#log.error({ err, resource: ref(resource.resourceType, id, versionId) }, 'change anchored but its access entry could not be recorded');
-      });
-    }
-    return resource;
+    this.#store.markAnchoredAll(write.versions);
+    // The versions are anchored and acknowledged; the change records follow.
+    const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
+    const recorded = rest.length === 0 ? this.access.recordChange(caller, { ...first.row, state: 'anchored' }, first.patient, first.action) : this.access.recordChanges(caller, changes);
+    await recorded.catch((err: unknown) => {
+      this.#log.error({ err, resource: ref(first.row.resourceType, first.row.id, first.row.versionId), versions: changes.length }, 'change anchored but its access entry could not be recorded');
+    });
   }
 
   async read(caller: Caller, resourceType: string, id: string): Promise<Resource> {

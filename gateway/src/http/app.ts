@@ -9,6 +9,7 @@ import type { Config } from '../config';
 import type { Caller } from '../fhir/access-control';
 import { type AuditService } from '../fhir/audit-events';
 import { historyBundle, searchset } from '../fhir/bundle';
+import { BundleService } from '../fhir/bundle-service';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
@@ -337,6 +338,14 @@ export function createApp(deps: AppDeps): express.Express {
     if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient/subject must be Patient/<id>, <id> or a patient DID');
     return id;
   }
+
+  // Bundle transaction (all or nothing, one ledger transaction) and batch (each entry on its own).
+  const bundles = new BundleService({ resources, log, baseUrl: base });
+  fhir.post('/', async (req, res) => {
+    needsJson(req);
+    const scoped = (type: string, action: ScopeAction): Caller => caller(req, config.mspId, type, action);
+    sendResource(res, 200, await bundles.process(scoped, req.body));
+  });
 
   fhir.post('/:type', async (req: Request<{ type: string }>, res) => {
     const { type } = req.params;

@@ -91,6 +91,10 @@ export class FabricLedger implements LedgerClient {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
   }
 
+  anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
+    return this.#submit('record', 'AnchorBatch', [JSON.stringify(inputs)], `anchoring ${inputs.length} versions`);
+  }
+
   erasePatient(patient: string): Promise<{ erased: string[] }> {
     return this.#submit('record', 'ErasePatient', [patient], 'erasing the patient\'s anchors');
   }

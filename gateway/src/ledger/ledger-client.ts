@@ -58,6 +58,9 @@ export interface AccessQuery {
   requester?: string;
 }
 
+/** Most anchors in one `hdx.record:AnchorBatch` (the chaincode's MAX_BATCH). */
+export const MAX_ANCHOR_BATCH = 500;
+
 export interface Page<T> {
   entries: T[];
   bookmark: string;
@@ -71,6 +74,11 @@ export interface Page<T> {
 export interface LedgerClient {
   /** Anchors one resource version (submit; waits for the commit). Idempotent for identical input. */
   anchor(input: AnchorInput): Promise<Anchor>;
+  /**
+   * `hdx.record:AnchorBatch`: anchors 1–MAX_ANCHOR_BATCH versions in ONE ledger transaction, all or
+   * nothing (submit; waits for the commit). Returns the stored anchors in input order.
+   */
+  anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]>;
   /** Tombstones every anchor this organization holds for the patient reference (erasure). */
   erasePatient(patient: string): Promise<{ erased: string[] }>;
   /** The anchor of a version, or undefined if it was never anchored. */

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
 import { clinicalDateOf, codeTokensOf, RESOURCE_TYPES } from '../fhir/resource-types';
-import type { DateFilter, NewVersion, ResourceStore, StoreQuery, StoredVersion } from './store';
+import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoreQuery, StoredVersion, VersionKey } from './store';
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -109,6 +109,10 @@ interface Row {
   state: 'pending' | 'anchored';
 }
 
+function isConstraintError(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('SQLITE_CONSTRAINT');
+}
+
 function toVersion(r: Row): StoredVersion {
   return {
     resourceType: r.resource_type,
@@ -126,6 +130,9 @@ function toVersion(r: Row): StoredVersion {
 export class SqliteStore implements ResourceStore {
   readonly #db: Database.Database;
   readonly #stmts;
+  readonly #insertWrite: (w: PendingWrite) => void;
+  readonly #discardWrite: (w: PendingWrite) => void;
+  readonly #markAll: (versions: readonly VersionKey[]) => void;
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -154,18 +161,65 @@ export class SqliteStore implements ResourceStore {
       getKey: db.prepare(`SELECT hmac_key FROM patient_key WHERE patient_id = ?`),
       putKey: db.prepare(`INSERT OR IGNORE INTO patient_key (patient_id, hmac_key, created) VALUES (?, ?, ?)`),
       ping: db.prepare('SELECT 1 AS ok'),
+      newKey: db.prepare(`INSERT INTO patient_key (patient_id, hmac_key, created) VALUES (?, ?, ?)`),
+      dropNewKey: db.prepare(`DELETE FROM patient_key WHERE patient_id = ? AND NOT EXISTS (SELECT 1 FROM resource_version WHERE patient_id = ?)`),
+      unlinkDid: db.prepare(`DELETE FROM patient_did WHERE patient_id = ? AND did = ?`),
     };
+    // One SQLite transaction each: a failure anywhere rolls the whole write back.
+    this.#insertWrite = db.transaction((w: PendingWrite) => {
+      const now = new Date().toISOString();
+      for (const k of w.newPatientKeys) {
+        try {
+          this.#stmts.newKey.run(k.patientId, k.key, now);
+        } catch (err) {
+          if (isConstraintError(err)) throw new OperationOutcomeError('CONFLICT', `Patient/${k.patientId} already has a key: retry`);
+          throw err;
+        }
+      }
+      for (const l of w.didLinks) {
+        try {
+          this.#stmts.linkDid.run(l.patientId, l.did);
+        } catch (err) {
+          if (isConstraintError(err)) throw new OperationOutcomeError('CONFLICT', `The DID of Patient/${l.patientId} is already linked to another Patient on this server`);
+          throw err;
+        }
+      }
+      for (const v of w.versions) this.insertPending(v);
+    });
+    this.#discardWrite = db.transaction((w: PendingWrite) => {
+      for (const v of w.versions) this.#stmts.discard.run(v.resourceType, v.id, v.versionId);
+      for (const l of w.didLinks) {
+        if (l.previous === undefined) this.#stmts.unlinkDid.run(l.patientId, l.did);
+        else this.#stmts.linkDid.run(l.patientId, l.previous);
+      }
+      for (const k of w.newPatientKeys) this.#stmts.dropNewKey.run(k.patientId, k.patientId);
+    });
+    this.#markAll = db.transaction((versions: readonly VersionKey[]) => {
+      for (const v of versions) this.#stmts.markAnchored.run(v.resourceType, v.id, v.versionId);
+    });
   }
 
   insertPending(v: NewVersion): void {
     try {
       this.#stmts.insert.run({ ...v, deleted: v.deleted ? 1 : 0, codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '' });
     } catch (err) {
-      if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('SQLITE_CONSTRAINT')) {
+      if (isConstraintError(err)) {
         throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);
       }
       throw err;
     }
+  }
+
+  insertPendingWrite(write: PendingWrite): void {
+    this.#insertWrite(write);
+  }
+
+  discardPendingWrite(write: PendingWrite): void {
+    this.#discardWrite(write);
+  }
+
+  markAnchoredAll(versions: readonly VersionKey[]): void {
+    this.#markAll(versions);
   }
 
   markAnchored(resourceType: string, id: string, versionId: number): void {

@@ -28,6 +28,25 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
   readonly codes: readonly string[];
 }
 
+/** Names one version. */
+export interface VersionKey {
+  readonly resourceType: string;
+  readonly id: string;
+  readonly versionId: number;
+}
+
+/**
+ * Everything one write stores before it is anchored: one version (a create, update or delete) or every
+ * version of a FHIR transaction, with the keys of the patients it creates and the DID links it sets.
+ */
+export interface PendingWrite {
+  readonly versions: readonly NewVersion[];
+  /** HMAC keys of patients first seen in this write (Patients it creates). */
+  readonly newPatientKeys: ReadonlyArray<{ readonly patientId: string; readonly key: Buffer }>;
+  /** Patient DID links this write sets, each with the DID it replaces (restored if the write is discarded). */
+  readonly didLinks: ReadonlyArray<{ readonly patientId: string; readonly did: string; readonly previous: string | undefined }>;
+}
+
 export type Comparator = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le';
 export interface DateFilter {
   readonly op: Comparator;
@@ -54,6 +73,15 @@ export interface ResourceStore {
   /** Removes a pending version whose anchoring failed. Never removes an anchored version. */
   discardPending(resourceType: string, id: string, versionId: number): void;
   listPending(): StoredVersion[];
+  /**
+   * Stores a whole write as pending in ONE transaction: every version, key and link, or none (CONFLICT
+   * if a version exists or a DID is linked to another patient).
+   */
+  insertPendingWrite(write: PendingWrite): void;
+  /** Undoes insertPendingWrite after its anchoring failed, in one transaction; anchored versions are never touched. */
+  discardPendingWrite(write: PendingWrite): void;
+  /** Marks every version of a write anchored, in one transaction. */
+  markAnchoredAll(versions: readonly VersionKey[]): void;
   /** The latest anchored version (deleted or not), or undefined. */
   readCurrent(resourceType: string, id: string): StoredVersion | undefined;
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;

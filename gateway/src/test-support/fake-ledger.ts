@@ -13,6 +13,7 @@ import type {
   LedgerClient,
   Page,
 } from '../ledger/ledger-client';
+import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../fhir/outcome';
 
 /**
@@ -28,6 +29,8 @@ export class FakeLedger implements LedgerClient {
   readonly audit: AuditEntry[] = [];
   /** (this MSP, entryId) → the recorded entry: resends are idempotent, as on the chaincode. */
   readonly #byEntryId = new Map<string, AuditEntry>();
+  /** How many AnchorBatch transactions were submitted. */
+  anchorBatchCalls = 0;
   /** When set, every call fails with this error (e.g. the ledger is down). */
   failWith: OperationOutcomeError | undefined;
   decide: (request: AuthorizeRequest | EvaluateRequest, anchor: Anchor | undefined) => Decision = (request, anchor) => {
@@ -54,6 +57,28 @@ export class FakeLedger implements LedgerClient {
     const anchor: Anchor = { ...input, custodian: this.mspId, txId: `tx${this.anchors.size}`, anchoredAt: new Date().toISOString() };
     this.anchors.set(key, anchor);
     return anchor;
+  }
+
+  /** All or nothing, like the chaincode: every input is checked before any anchor is stored. */
+  async anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
+    this.#check();
+    this.anchorBatchCalls++;
+    if (inputs.length < 1 || inputs.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('INVALID', `anchors must hold 1 to ${MAX_ANCHOR_BATCH} entries`);
+    const seen = new Map<string, string>();
+    for (const input of inputs) {
+      const key = `${input.resourceType}/${input.id}/_history/${input.versionId}`;
+      const existing = this.anchors.get(key)?.commitment.value ?? seen.get(key);
+      if (existing !== undefined && existing !== input.commitment.value) throw new OperationOutcomeError('CONFLICT', `${key} is already anchored with a different commitment`);
+      seen.set(key, input.commitment.value);
+    }
+    const txId = `tx${this.anchors.size}`;
+    const anchoredAt = new Date().toISOString();
+    return inputs.map((input) => {
+      const key = `${input.resourceType}/${input.id}/_history/${input.versionId}`;
+      const anchor = this.anchors.get(key) ?? { ...input, custodian: this.mspId, txId, anchoredAt };
+      this.anchors.set(key, anchor);
+      return anchor;
+    });
   }
 
   async erasePatient(patient: string): Promise<{ erased: string[] }> {

@@ -1,0 +1,315 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { validateResource } from '@hdx/fhir-mappers';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import request from 'supertest';
+import { createApp } from '../http/app';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { AuditService } from './audit-events';
+import { ConsentService } from './consent-service';
+import { OperationOutcomeError } from './outcome';
+import { DID_IDENTIFIER_SYSTEM, ResourceService } from './resource-service';
+
+const FHIR = 'application/fhir+json';
+const BASE = 'http://127.0.0.1:8080/fhir';
+const DR_H1 = `did:hdx:${'a'.repeat(43)}`;
+const DR_H2 = `did:hdx:${'b'.repeat(43)}`;
+const PATIENT_DID = `did:hdx:${'p'.repeat(43)}`;
+const staff = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+
+const P = 'urn:uuid:6b4f4f2e-2d4c-4a51-9a56-3a0b7c7e0f01';
+const patient = (extra: object = {}) => ({ resourceType: 'Patient', name: [{ family: 'Quist', given: ['Odile'] }], birthDate: '1990-01-31', ...extra });
+const observation = (subject: string, code = '8867-4') => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { coding: [{ system: 'http://loinc.org', code }] },
+  subject: { reference: subject },
+  effectiveDateTime: '2026-03-01T10:00:00Z',
+  valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+});
+const post = (resource: object, fullUrl?: string) => ({ ...(fullUrl ? { fullUrl } : {}), resource, request: { method: 'POST', url: (resource as { resourceType: string }).resourceType } });
+const bundle = (type: 'transaction' | 'batch', entry: object[]) => ({ resourceType: 'Bundle', type, entry });
+
+function setup() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bundle-'));
+  const file = path.join(dir, 'hdx.db');
+  const store = new SqliteStore(file);
+  const ledger = new FakeLedger();
+  const log = newLogger('silent');
+  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+  const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+  /** Rows in every table that holds patient data: a failed transaction must leave none. */
+  const rows = (): Record<string, number> => {
+    const db = new Database(file, { readonly: true });
+    try {
+      const n = (t: string): number => (db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n;
+      return { resource_version: n('resource_version'), patient_key: n('patient_key'), patient_did: n('patient_did') };
+    } finally {
+      db.close();
+    }
+  };
+  return { app, store, ledger, rows, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+type Setup = ReturnType<typeof setup>;
+let env: Setup;
+afterEach(() => env?.cleanup());
+
+async function send(body: unknown, as: [string, string] = staff) {
+  return request(env.app).post('/fhir').set(...as).set('content-type', FHIR).send(JSON.stringify(body));
+}
+
+function expressions(body: { issue: Array<{ expression?: string[] }> }): string[] {
+  return body.issue.flatMap((i) => i.expression ?? []);
+}
+
+async function createPatient(): Promise<string> {
+  const res = await request(env.app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient());
+  expect(res.status).to.equal(201);
+  return res.body.id;
+}
+
+const EMPTY = { resource_version: 0, patient_key: 0, patient_did: 0 };
+
+describe('POST /fhir: Bundle transaction (fake ledger)', () => {
+  beforeEach(() => {
+    env = setup();
+  });
+
+  it('creates a Patient and 3 Observations referring to it by urn:uuid, anchored in ONE AnchorBatch', async () => {
+    // The Observations come first in the Bundle: the Patient is still created before they are checked.
+    const res = await send(bundle('transaction', [post(observation(P)), post(observation(P, '8310-5')), post(patient(), P), post(observation(P, '9279-1'))]));
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.headers['content-type']).to.match(/^application\/fhir\+json/);
+    expect(res.body.type).to.equal('transaction-response');
+    expect(validateResource(res.body, 'Bundle')).to.deep.equal([]);
+    const entries = res.body.entry as Array<{ fullUrl: string; resource: { id: string; resourceType: string; subject?: { reference: string } }; response: Record<string, string> }>;
+    expect(entries.map((e) => e.resource.resourceType)).to.deep.equal(['Observation', 'Observation', 'Patient', 'Observation']);
+    const patientId = entries[2]?.resource.id as string;
+    expect(patientId).to.match(/^[0-9a-f-]{36}$/);
+    for (const e of entries) {
+      expect(e.response.status).to.equal('201 Created');
+      expect(e.response.location).to.equal(`${e.resource.resourceType}/${e.resource.id}/_history/1`);
+      expect(e.response.etag).to.equal('W/"1"');
+      expect(e.response.lastModified).to.match(/^\d{4}-\d\d-\d\dT/);
+      expect(e.fullUrl).to.equal(`${BASE}/${e.resource.resourceType}/${e.resource.id}`);
+      expect(env.ledger.anchors.has(`${e.resource.resourceType}/${e.resource.id}/_history/1`)).to.equal(true);
+      if (e.resource.resourceType === 'Observation') expect(e.resource.subject?.reference).to.equal(`Patient/${patientId}`);
+    }
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
+    expect(env.ledger.anchors.size).to.equal(4);
+    // Stored and served with the rewritten reference, checked against its anchor.
+    const read = await request(env.app).get(`/fhir/Observation/${entries[0]?.resource.id}`).set(...staff);
+    expect(read.status).to.equal(200);
+    expect(read.body.subject.reference).to.equal(`Patient/${patientId}`);
+    const search = await request(env.app).get(`/fhir/Observation?patient=Patient/${patientId}`).set(...staff);
+    expect(search.body.total).to.equal(3);
+    // The changes are recorded: one entry for the patient, naming the 4 versions.
+    const changes = env.ledger.audit.filter((e) => e.action === 'C');
+    expect(changes).to.have.length(1);
+    expect(changes[0]?.resources).to.have.length(4);
+    expect(env.store.listPending()).to.have.length(0);
+  });
+
+  it('a large transaction (1 Patient, 150 Observations): one AnchorBatch, changes recorded at most 100 versions per entry', async () => {
+    const res = await send(bundle('transaction', [post(patient(), P), ...Array.from({ length: 150 }, () => post(observation(P)))]));
+    expect(res.status, JSON.stringify(res.body).slice(0, 500)).to.equal(200);
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
+    expect(env.ledger.anchors.size).to.equal(151);
+    const changes = env.ledger.audit.filter((e) => e.action === 'C');
+    expect(changes.map((e) => e.resources.length)).to.deep.equal([100, 51]);
+  });
+
+  it('an invalid entry: 400 naming Bundle.entry[3], and nothing stored or anchored', async () => {
+    const bad = { ...observation(P), status: 'not-a-status' };
+    const res = await send(bundle('transaction', [post(patient(), P), post(observation(P)), post(observation(P)), post(bad)]));
+    expect(res.status).to.equal(400);
+    expect(res.body.resourceType).to.equal('OperationOutcome');
+    expect(expressions(res.body)).to.deep.equal(['Bundle.entry[3].resource.status']);
+    expect(JSON.stringify(res.body)).to.not.include('not-a-status');
+    expect(JSON.stringify(res.body)).to.not.include('Quist');
+    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(env.ledger.anchors.size).to.equal(0);
+    expect(env.ledger.anchorBatchCalls).to.equal(0);
+    expect(env.ledger.audit).to.have.length(0);
+  });
+
+  it('a reference to a Patient not held here (checked after validation): 400 naming the element', async () => {
+    const res = await send(bundle('transaction', [post(patient(), P), post(observation(P)), post(observation('Patient/nobody'))]));
+    expect(res.status).to.equal(400);
+    expect(expressions(res.body)).to.deep.equal(['Bundle.entry[2].resource.subject']);
+    expect(res.body.issue[0].diagnostics).to.equal('Bundle.entry[2].resource.subject must reference a Patient held by this server');
+    expect(env.rows()).to.deep.equal(EMPTY);
+  });
+
+  it('a urn:uuid that is no entry of the Bundle: 400 naming the Reference', async () => {
+    const res = await send(bundle('transaction', [post(patient(), P), post(observation('urn:uuid:00000000-0000-4000-8000-000000000000'))]));
+    expect(res.status).to.equal(400);
+    expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1].resource.subject.reference']);
+    expect(env.rows()).to.deep.equal(EMPTY);
+  });
+
+  it('the ledger refuses the AnchorBatch: nothing is kept (versions, keys, DID links) and a retry succeeds', async () => {
+    await env.ledger.registerDid({ did: PATIENT_DID, kind: 'patient' });
+    const withDid = patient({ identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: PATIENT_DID }] });
+    const tx = bundle('transaction', [post(withDid, P), post(observation(P)), post(observation(P))]);
+    const real = env.ledger.anchorBatch.bind(env.ledger);
+    env.ledger.anchorBatch = async () => {
+      throw new OperationOutcomeError('UNAVAILABLE', 'anchoring 3 versions: the ledger is unavailable');
+    };
+    const res = await send(tx);
+    expect(res.status).to.equal(503);
+    expect(res.body.issue[0].code).to.equal('transient');
+    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(env.ledger.audit).to.have.length(0);
+
+    env.ledger.anchorBatch = real;
+    const retry = await send(tx);
+    expect(retry.status, JSON.stringify(retry.body)).to.equal(200);
+    const patientId = retry.body.entry[0].resource.id;
+    // The anchors name the patient by the DID the transaction linked.
+    expect(env.ledger.anchors.get(`Observation/${retry.body.entry[1].resource.id}/_history/1`)?.patient).to.equal(PATIENT_DID);
+    expect(env.store.patientByDid(PATIENT_DID)).to.equal(patientId);
+    expect(env.rows()).to.deep.equal({ resource_version: 3, patient_key: 1, patient_did: 1 });
+  });
+
+  it('a conflict on the ledger fails the whole transaction, naming the entry whose version conflicts', async () => {
+    const existing = await createPatient();
+    const anchor = env.ledger.anchors.get(`Patient/${existing}/_history/1`);
+    if (!anchor) throw new Error('setup');
+    env.ledger.anchors.set(`Patient/${existing}/_history/2`, { ...anchor, versionId: '2', commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
+    const before = env.rows();
+    const res = await send(
+      bundle('transaction', [post(observation(`Patient/${existing}`)), { resource: { ...patient({ gender: 'other' }), id: existing }, request: { method: 'PUT', url: `Patient/${existing}` } }]),
+    );
+    expect(res.status).to.equal(409);
+    expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1]']);
+    expect(res.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: /);
+    expect(env.rows()).to.deep.equal(before);
+    expect([...env.ledger.anchors.keys()].filter((k) => k.startsWith('Observation/'))).to.have.length(0);
+    expect((await request(env.app).get(`/fhir/Patient/${existing}`).set(...staff)).body.meta.versionId).to.equal('1');
+  });
+
+  it('updates and deletes: 200 with version 2, 204 for the deletion, all in one AnchorBatch', async () => {
+    const p = await createPatient();
+    const o = await request(env.app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(`Patient/${p}`));
+    const res = await send(
+      bundle('transaction', [
+        { resource: { ...patient({ gender: 'female' }), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
+        { request: { method: 'DELETE', url: `Observation/${o.body.id}` } },
+        { request: { method: 'DELETE', url: 'Observation/not-there' } },
+      ]),
+    );
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(validateResource(res.body, 'Bundle')).to.deep.equal([]);
+    expect(res.body.entry[0].response).to.include({ status: '200 OK', location: `Patient/${p}/_history/2`, etag: 'W/"2"' });
+    expect(res.body.entry[1].response).to.include({ status: '204 No Content', etag: 'W/"2"' });
+    expect(res.body.entry[2].response).to.deep.equal({ status: '204 No Content' });
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
+    expect((await request(env.app).get(`/fhir/Observation/${o.body.id}`).set(...staff)).status).to.equal(410);
+    expect(env.ledger.audit.filter((e) => e.action === 'U' || e.action === 'D').map((e) => e.action)).to.have.members(['U', 'D']);
+  });
+
+  it('refuses GET entries, conditional interactions and a resource changed twice', async () => {
+    const p = await createPatient();
+    const get = await send(bundle('transaction', [post(patient()), { request: { method: 'GET', url: `Patient/${p}` } }]));
+    expect(get.status).to.equal(400);
+    expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.method']);
+    expect(get.body.issue[0].diagnostics).to.include('batch');
+    const conditional = await send(bundle('transaction', [{ ...post(patient()), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=x' } }]));
+    expect(conditional.status).to.equal(400);
+    expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneExist']);
+    const twice = await send(
+      bundle('transaction', [
+        { resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
+        { request: { method: 'DELETE', url: `Patient/${p}` } },
+      ]),
+    );
+    expect(twice.status).to.equal(400);
+    expect(expressions(twice.body)).to.deep.equal(['Bundle.entry[1].request.url']);
+    expect(env.ledger.anchorBatchCalls).to.equal(0);
+  });
+
+  it('refuses a Bundle of more than 500 entries (one AnchorBatch takes 500) before doing anything', async () => {
+    const res = await send(bundle('transaction', Array.from({ length: 501 }, () => post(patient()))));
+    expect(res.status).to.equal(413);
+    expect(res.body.issue[0].diagnostics).to.include('at most 500 entries');
+    expect(env.rows()).to.deep.equal(EMPTY);
+  });
+
+  it('needs the scope for every entry, and a user of this custodian', async () => {
+    const patientsOnly = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Patient.write' });
+    const res = await send(bundle('transaction', [post(patient(), P), post(observation(P))]), patientsOnly);
+    expect(res.status).to.equal(403);
+    expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1]']);
+    const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    expect((await send(bundle('transaction', [post(patient(), P)]), other)).status).to.equal(403);
+    expect(env.rows()).to.deep.equal(EMPTY);
+  });
+
+  it('answers 400 for a body that is not a transaction or batch Bundle', async () => {
+    expect((await send({ resourceType: 'Patient' })).status).to.equal(400);
+    const collection = await send({ resourceType: 'Bundle', type: 'collection', entry: [] });
+    expect(collection.status).to.equal(400);
+    expect(expressions(collection.body)).to.deep.equal(['Bundle.type']);
+    const empty = await send({ resourceType: 'Bundle', type: 'transaction' });
+    expect(empty.status).to.equal(200);
+    expect(empty.body).to.include({ resourceType: 'Bundle', type: 'transaction-response' });
+  });
+
+  it('the CapabilityStatement offers transaction and batch', async () => {
+    const res = await request(env.app).get('/fhir/metadata');
+    expect(validateResource(res.body, 'CapabilityStatement')).to.deep.equal([]);
+    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code)).to.deep.equal(['transaction', 'batch']);
+  });
+});
+
+describe('POST /fhir: Bundle batch (fake ledger)', () => {
+  beforeEach(() => {
+    env = setup();
+  });
+
+  it('processes each entry on its own, with its own status and OperationOutcome', async () => {
+    const p = await createPatient();
+    const o = await request(env.app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(`Patient/${p}`));
+    const res = await send(
+      bundle('batch', [
+        post(observation(`Patient/${p}`)),
+        post({ ...observation(`Patient/${p}`), status: 'bogus' }),
+        { request: { method: 'GET', url: `Patient/${p}` } },
+        { request: { method: 'GET', url: 'Patient/missing' } },
+        { request: { method: 'DELETE', url: `Observation/${o.body.id}` } },
+        { resource: { ...patient(), id: 'unknown' }, request: { method: 'PUT', url: 'Patient/unknown' } },
+        post(observation(P)),
+        { request: { method: 'GET', url: `Observation/${o.body.id}/_history/1` } },
+      ]),
+    );
+    expect(res.status).to.equal(200);
+    expect(res.body.type).to.equal('batch-response');
+    expect(validateResource(res.body, 'Bundle')).to.deep.equal([]);
+    const statuses = res.body.entry.map((e: { response: { status: string } }) => e.response.status);
+    expect(statuses).to.deep.equal(['201 Created', '400 Bad Request', '200 OK', '404 Not Found', '204 No Content', '404 Not Found', '400 Bad Request', '200 OK']);
+    expect(expressions(res.body.entry[1].response.outcome)).to.deep.equal(['Bundle.entry[1].resource.status']);
+    expect(res.body.entry[6].response.outcome.issue[0].diagnostics).to.include('use a transaction');
+    expect(res.body.entry[2].resource.id).to.equal(p);
+    expect(res.body.entry[0].response.location).to.match(/^Observation\/[0-9a-f-]{36}\/_history\/1$/);
+    // Each write is its own anchor (no AnchorBatch); each read went through the enforcement point.
+    expect(env.ledger.anchorBatchCalls).to.equal(0);
+    expect(env.ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit')).to.have.length(2);
+  });
+
+  it('reads by another organization go through consent: denied entries are 403 and recorded', async () => {
+    const p = await createPatient();
+    const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const res = await send(bundle('batch', [{ request: { method: 'GET', url: `Patient/${p}` } }, post(patient())]), other);
+    expect(res.status).to.equal(200);
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['403 Forbidden', '403 Forbidden']);
+    expect(JSON.stringify(res.body)).to.not.include('Quist');
+    expect(env.ledger.audit.filter((e) => e.actor === DR_H2 && e.decision === 'deny')).to.have.length(1);
+  });
+});

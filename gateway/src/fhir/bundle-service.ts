@@ -1,0 +1,373 @@
+/**
+ * FHIR R4 Bundle transaction and batch at `POST [base]` (http.html#transaction).
+ *
+ * - transaction: all or nothing. Every entry is checked first (method, URL, scope, FHIR validity, the
+ *   patient it belongs to); the ids of POSTed entries are assigned up front and `urn:uuid:` references
+ *   rewritten to them; then every new version is stored pending in one SQLite transaction, anchored in
+ *   ONE ledger transaction (hdx.record:AnchorBatch) and only then marked anchored. Any failure discards
+ *   every pending version and answers one OperationOutcome naming the entry at fault.
+ * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
+ *   point), with its own status and, on failure, its own OperationOutcome.
+ *
+ * Errors name entries and element paths, never values (no PHI).
+ */
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import { validateResource, type FhirIssue } from '@hdx/fhir-mappers';
+import type { Logger } from 'pino';
+import type { ScopeAction } from '../auth/scopes';
+import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import type { Caller } from './access-control';
+import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from './outcome';
+import { type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
+import { ID } from './search-params';
+
+/** Most entries in one Bundle: a transaction is anchored in one AnchorBatch, which takes at most 500. */
+export const MAX_BUNDLE_ENTRIES = MAX_ANCHOR_BATCH;
+
+/** Batch entries processed at the same time. */
+const BATCH_CONCURRENCY = 8;
+
+/** The Caller for one interaction on one type, after its scope check (app.ts `caller()`); throws FORBIDDEN. */
+export type ScopedCaller = (resourceType: string, action: ScopeAction) => Caller;
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+interface Entry {
+  readonly index: number;
+  readonly method: Method;
+  readonly type: string;
+  /** PUT, DELETE, GET. */
+  readonly id?: string;
+  /** GET of a version (vread). */
+  readonly versionId?: string;
+  /** `urn:uuid:…` of the entry, if it has one. */
+  readonly urn?: string;
+  readonly resource?: Resource;
+}
+
+interface ResponseEntry {
+  fullUrl?: string;
+  resource?: Record<string, unknown>;
+  response: { status: string; location?: string; etag?: string; lastModified?: string; outcome?: OperationOutcome };
+}
+
+const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+const URN_UUID = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince', 'ifMatch', 'ifNoneExist'] as const;
+const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
+/** FHIR transaction processing order (DELETE, POST, PUT, GET); Patients before what refers to them. */
+const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, GET: 3 };
+
+function status(code: number): string {
+  return `${code} ${STATUS_CODES[code] ?? ''}`.trim();
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function invalid(expression: string, message: string): OperationOutcomeError {
+  return invalidResource([{ severity: 'error', code: 'invalid', expression, diagnostics: message }], message);
+}
+
+/** `Observation.subject` (an entry's resource as validated on its own) → `Bundle.entry[3].resource.subject`. */
+function rebase(text: string, entry: string, type: string | undefined): string {
+  if (type === undefined || !text.startsWith(type)) return text;
+  const rest = text.slice(type.length);
+  return rest === '' || /^[.[\s:]/.test(rest) ? `${entry}.resource${rest}` : text;
+}
+
+/**
+ * The error of one entry: each issue's FHIRPath and text rebased onto `Bundle.entry[i]`; an error
+ * without an element names the entry itself. Internal errors pass unchanged (the app hides them).
+ */
+function atEntry(err: unknown, index: number, type: string | undefined): unknown {
+  if (!(err instanceof OperationOutcomeError) || err.code === 'INTERNAL') return err;
+  if (err.message.startsWith('Bundle.')) return err;
+  const entry = `Bundle.entry[${index}]`;
+  const name = (text: string): string => {
+    const rebased = rebase(text, entry, type);
+    return rebased.startsWith('Bundle.') ? rebased : `${entry}: ${rebased}`;
+  };
+  const issues: OperationOutcomeIssue[] = err.outcome.issue.map((i) => ({
+    ...i,
+    ...(i.diagnostics !== undefined ? { diagnostics: name(i.diagnostics) } : {}),
+    ...(i.details ? { details: { ...i.details, ...(i.details.text !== undefined ? { text: name(i.details.text) } : {}) } } : {}),
+    expression: i.expression?.map((e) => rebase(e, entry, type)) ?? [entry],
+  }));
+  return new OperationOutcomeError(err.code, name(err.message), issues);
+}
+
+/** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */
+function parseUrl(url: string, baseUrl: string): { type: string; id?: string; versionId?: string } | undefined {
+  const relative = url.startsWith(`${baseUrl}/`) ? url.slice(baseUrl.length + 1) : url;
+  const parts = relative.split('/');
+  const [type, id, history, versionId] = parts;
+  if (type === undefined || !TYPE.test(type)) return undefined;
+  if (parts.length === 1) return { type };
+  if (id === undefined || !ID.test(id)) return undefined;
+  if (parts.length === 2) return { type, id };
+  if (parts.length === 4 && history === '_history' && versionId !== undefined && /^[0-9]{1,9}$/.test(versionId)) return { type, id, versionId };
+  return undefined;
+}
+
+/** Every `reference` string in a resource, with the FHIRPath of the Reference holding it. */
+function forEachReference(value: unknown, path: string, fn: (holder: Record<string, unknown>, path: string) => void): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => forEachReference(v, `${path}[${i}]`, fn));
+  } else if (isObject(value)) {
+    if (typeof value.reference === 'string') fn(value, path);
+    for (const [k, v] of Object.entries(value)) if (v !== null && typeof v === 'object') forEachReference(v, `${path}.${k}`, fn);
+  }
+}
+
+async function mapLimit<T, R>(items: readonly T[], n: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i] as T, i);
+      }
+    }),
+  );
+  return out;
+}
+
+export interface BundleServiceDeps {
+  readonly resources: ResourceService;
+  readonly log: Logger;
+  /** This server's FHIR base URL (fullUrl of the response entries; accepted as a prefix of request URLs). */
+  readonly baseUrl: string;
+}
+
+export class BundleService {
+  readonly #resources: ResourceService;
+  readonly #log: Logger;
+  readonly #base: string;
+
+  constructor(deps: BundleServiceDeps) {
+    this.#resources = deps.resources;
+    this.#log = deps.log;
+    this.#base = deps.baseUrl;
+  }
+
+  /** `POST [base]`: a transaction or batch Bundle → its transaction-response or batch-response. */
+  async process(scoped: ScopedCaller, body: unknown): Promise<Record<string, unknown>> {
+    if (!isObject(body) || body.resourceType !== 'Bundle') {
+      throw new OperationOutcomeError('INVALID', 'POST to the FHIR base takes a Bundle of type transaction or batch');
+    }
+    if (body.type !== 'transaction' && body.type !== 'batch') throw invalid('Bundle.type', 'Bundle.type must be transaction or batch');
+    const entries = body.entry ?? [];
+    if (!Array.isArray(entries)) throw invalid('Bundle.entry', 'Bundle.entry must be an array');
+    if (entries.length > MAX_BUNDLE_ENTRIES) {
+      throw new OperationOutcomeError(
+        'TOO_LARGE',
+        `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries (a transaction is anchored in one ledger transaction); this one has ${entries.length}: split it`,
+      );
+    }
+    return body.type === 'transaction' ? this.transaction(scoped, body, entries) : this.batch(scoped, body, entries);
+  }
+
+  #parseEntry(raw: unknown, index: number, kind: 'transaction' | 'batch'): Entry {
+    const at = `Bundle.entry[${index}]`;
+    if (!isObject(raw)) throw invalid(at, `${at} must be an object`);
+    const request = raw.request;
+    if (!isObject(request)) throw invalid(`${at}.request`, `${at}.request is required in a ${kind}`);
+    const method = request.method;
+    if (method === 'GET' && kind === 'transaction') {
+      throw invalid(`${at}.request.method`, `${at}: GET entries are not supported in a transaction (a read cannot be undone if the transaction fails); send reads in a batch`);
+    }
+    if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'DELETE') {
+      throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD and PATCH are not supported)`);
+    }
+    const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
+    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: conditional interactions are not supported`);
+    if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
+    if (request.url.includes('?')) throw invalid(`${at}.request.url`, `${at}.request.url: conditional interactions and searches are not supported in a Bundle`);
+    const url = parseUrl(request.url, this.#base);
+    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id', DELETE: 'Type/id' }[method];
+    const fits = url !== undefined && (method === 'POST' ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
+    if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
+    const resource = raw.resource;
+    if (method === 'POST' || method === 'PUT') {
+      if (!isObject(resource)) throw invalid(`${at}.resource`, `${at}.resource is required for ${method}`);
+      if (resource.resourceType !== url.type) throw invalid(`${at}.resource.resourceType`, `${at}.resource.resourceType must be the type named by request.url`);
+    } else if (resource !== undefined) {
+      throw invalid(`${at}.resource`, `${at}: a ${method} entry carries no resource`);
+    }
+    const fullUrl = raw.fullUrl;
+    const urn = typeof fullUrl === 'string' && fullUrl.startsWith('urn:uuid:') ? fullUrl.toLowerCase() : undefined;
+    if (urn !== undefined && !URN_UUID.test(urn)) throw invalid(`${at}.fullUrl`, `${at}.fullUrl: a urn:uuid must hold a UUID`);
+    return {
+      index,
+      method,
+      type: url.type,
+      ...(url.id !== undefined ? { id: url.id } : {}),
+      ...(url.versionId !== undefined ? { versionId: url.versionId } : {}),
+      ...(urn !== undefined ? { urn } : {}),
+      ...(isObject(resource) ? { resource: structuredClone(resource) as Resource } : {}),
+    };
+  }
+
+  /** All or nothing: see the file comment. */
+  async transaction(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
+    const issues = validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error');
+    if (issues.length > 0) throw invalidResource(issues, 'The transaction is not valid FHIR R4; nothing was written');
+    const entries = raw.map((r, i) => this.#parseEntry(r, i, 'transaction'));
+
+    // Who may do all of it: the scope for every entry's interaction, up front.
+    const callers = entries.map((e) => {
+      try {
+        return scoped(e.type, SCOPE_ACTION[e.method]);
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    });
+
+    // Server-assigned ids for POSTs, so urn:uuid references resolve before anything is validated.
+    const ids = new Map<number, string>();
+    const targets = new Map<string, string>();
+    const touched = new Set<string>();
+    for (const e of entries) {
+      const id = e.method === 'POST' ? randomUUID() : (e.id as string);
+      ids.set(e.index, id);
+      if (e.urn !== undefined) {
+        if (targets.has(e.urn)) throw invalid(`Bundle.entry[${e.index}].fullUrl`, `Bundle.entry[${e.index}].fullUrl appears on an earlier entry too`);
+        targets.set(e.urn, `${e.type}/${id}`);
+      }
+      if (e.method !== 'POST') {
+        if (touched.has(`${e.type}/${id}`)) throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
+        touched.add(`${e.type}/${id}`);
+      }
+    }
+    for (const e of entries) {
+      forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
+        const value = holder.reference as string;
+        if (!value.startsWith('urn:uuid:')) return;
+        const target = targets.get(value.toLowerCase());
+        if (target === undefined) throw invalid(path, `${path} refers to a urn:uuid that is not the fullUrl of an entry of this transaction`);
+        holder.reference = target;
+      });
+    }
+
+    // Prepared in dependency order (nothing is stored yet): a Patient before what refers to it.
+    const plan = new WritePlan();
+    const prepared = new Map<number, PreparedVersion | undefined>();
+    const order = [...entries].sort((a, b) => METHOD_ORDER[a.method] - METHOD_ORDER[b.method] || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
+    for (const e of order) {
+      const who = callers[e.index] as Caller;
+      const id = ids.get(e.index) as string;
+      try {
+        if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
+        else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan));
+        else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan));
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
+
+    const [first] = callers;
+    if (first) {
+      try {
+        await this.#resources.commitWrite(first, plan);
+      } catch (err) {
+        // Pending versions are discarded by commitWrite; name the entry if the error names its version.
+        const culprit = entries.find((e) => {
+          const v = prepared.get(e.index);
+          return v !== undefined && err instanceof Error && err.message.includes(`${v.row.resourceType}/${v.row.id}`);
+        });
+        throw culprit ? atEntry(err, culprit.index, culprit.type) : err;
+      }
+    }
+
+    return {
+      resourceType: 'Bundle',
+      id: randomUUID(),
+      type: 'transaction-response',
+      entry: entries.map((e): ResponseEntry => {
+        const v = prepared.get(e.index);
+        if (!v) return { response: { status: status(204) } };
+        return this.#written(v);
+      }),
+    };
+  }
+
+  #written(v: PreparedVersion): ResponseEntry {
+    const { resourceType, id, versionId, lastUpdated } = v.row;
+    const response = { etag: `W/"${versionId}"`, lastModified: lastUpdated };
+    if (v.action === 'D') return { response: { status: status(204), ...response } };
+    return {
+      fullUrl: `${this.#base}/${resourceType}/${id}`,
+      resource: v.resource,
+      response: { status: status(v.action === 'C' ? 201 : 200), location: `${resourceType}/${id}/_history/${versionId}`, ...response },
+    };
+  }
+
+  /** Each entry on its own; the batch-response lists every entry's outcome in request order. */
+  async batch(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
+    // Validation problems belong to their entry; anything else is the whole Bundle's.
+    const byEntry = new Map<number, FhirIssue[]>();
+    const envelope: FhirIssue[] = [];
+    for (const issue of validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error')) {
+      const m = /^Bundle\.entry\[(\d+)\]/.exec(issue.expression);
+      if (m) byEntry.set(Number(m[1]), [...(byEntry.get(Number(m[1])) ?? []), issue]);
+      else envelope.push(issue);
+    }
+    if (envelope.length > 0) throw invalidResource(envelope, 'The batch is not a valid FHIR R4 Bundle');
+
+    const entry = await mapLimit(raw, BATCH_CONCURRENCY, async (r, index): Promise<ResponseEntry> => {
+      let type: string | undefined;
+      try {
+        const problems = byEntry.get(index);
+        if (problems) throw invalidResource(problems, `Bundle.entry[${index}] is not valid FHIR R4`);
+        const e = this.#parseEntry(r, index, 'batch');
+        type = e.type;
+        return await this.#batchEntry(scoped, e);
+      } catch (err) {
+        return this.#failed(atEntry(err, index, type), index);
+      }
+    });
+    return { resourceType: 'Bundle', id: randomUUID(), type: 'batch-response', entry };
+  }
+
+  async #batchEntry(scoped: ScopedCaller, e: Entry): Promise<ResponseEntry> {
+    forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
+      if ((holder.reference as string).startsWith('urn:uuid:')) throw invalid(path, `${path}: entries of a batch cannot refer to each other (urn:uuid); use a transaction`);
+    });
+    const who = scoped(e.type, SCOPE_ACTION[e.method]);
+    const id = e.id as string;
+    switch (e.method) {
+      case 'GET': {
+        const resource = e.versionId === undefined ? await this.#resources.read(who, e.type, id) : await this.#resources.vread(who, e.type, id, e.versionId);
+        const meta = resource.meta as { versionId?: string; lastUpdated?: string } | undefined;
+        return {
+          fullUrl: `${this.#base}/${e.type}/${id}`,
+          resource,
+          response: { status: status(200), ...(meta?.versionId ? { etag: `W/"${meta.versionId}"` } : {}), ...(meta?.lastUpdated ? { lastModified: meta.lastUpdated } : {}) },
+        };
+      }
+      case 'DELETE': {
+        const plan = new WritePlan();
+        const v = await this.#resources.prepareDelete(who, e.type, id, plan);
+        await this.#resources.commitWrite(who, plan);
+        return v ? this.#written(v) : { response: { status: status(204) } };
+      }
+      default: {
+        const plan = new WritePlan();
+        const v = e.method === 'POST' ? await this.#resources.prepareCreate(who, e.type, e.resource, plan) : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan);
+        await this.#resources.commitWrite(who, plan);
+        return this.#written(v);
+      }
+    }
+  }
+
+  #failed(err: unknown, index: number): ResponseEntry {
+    if (err instanceof OperationOutcomeError && err.code !== 'INTERNAL') return { response: { status: status(err.status), outcome: err.outcome } };
+    this.#log.error({ err: (err as { cause?: unknown }).cause ?? err, entry: index }, 'internal error in a batch entry');
+    const e = new OperationOutcomeError('INTERNAL', `Bundle.entry[${index}]: internal error; the operator has been alerted`);
+    return { response: { status: status(500), outcome: e.outcome } };
+  }
+}

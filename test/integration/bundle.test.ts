@@ -1,0 +1,188 @@
+/**
+ * FHIR Bundle transactions on the real network (issue 5): a Patient and three Observations referring to
+ * it by urn:uuid are anchored together in ONE ledger transaction (hdx.record:AnchorBatch); a transaction
+ * with one invalid entry, or one the chaincode refuses, leaves nothing in the store and nothing on the
+ * ledger.
+ */
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { expect } from 'chai';
+import { DID_IDENTIFIER_SYSTEM, generateDidKey } from '@hdx/gateway';
+import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
+import { OrgClient } from '../support/ledger';
+import { startTestGateway } from '../support/network';
+
+interface Anchor {
+  resourceType: string;
+  id: string;
+  versionId: string;
+  patient: string;
+  custodian: string;
+  txId: string;
+}
+
+interface Located {
+  custodians: Array<{ custodian: string; resources: Array<{ resourceType: string; id: string; versionId: string }> }>;
+}
+
+const P = 'urn:uuid:0c9f3a52-7d1e-4b8a-9f64-2e5d8c1b7a30';
+
+const observation = (subject: string, code: string) => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { coding: [{ system: 'http://loinc.org', code }] },
+  subject: { reference: subject },
+  effectiveDateTime: '2026-11-20T09:30:00Z',
+  valueQuantity: { value: 64, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+});
+
+const post = (resource: { resourceType: string } & Record<string, unknown>, fullUrl?: string) => ({ ...(fullUrl ? { fullUrl } : {}), resource, request: { method: 'POST', url: resource.resourceType } });
+
+describe('FHIR Bundle transaction (real network, hospital1 gateway)', function () {
+  let h1: Gw;
+  let hospital2: OrgClient;
+  let hospital1Admin: OrgClient;
+  const practitioner = generateDidKey();
+  const patientKey = generateDidKey();
+  let token: string;
+
+  /** Rows of the gateway's store: a failed transaction must not add any. */
+  const storeRows = (): { versions: number; keys: number; links: number } => {
+    const db = new Database(path.join(h1.config.dataDir, 'hdx.db'), { readonly: true });
+    try {
+      const n = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+      return { versions: n('SELECT COUNT(*) AS n FROM resource_version'), keys: n('SELECT COUNT(*) AS n FROM patient_key'), links: n('SELECT COUNT(*) AS n FROM patient_did') };
+    } finally {
+      db.close();
+    }
+  };
+
+  /** Every anchored version of the patient held by hospital1, as the record locator lists them. */
+  const located = async (): Promise<string[]> => {
+    const result = await hospital2.evaluate<Located>(
+      'hdx.record',
+      'LocateRecords',
+      JSON.stringify({ patient: patientKey.did, actor: practitioner.did, actorOrganization: 'Hospital1MSP', purpose: 'TREAT', custodian: 'Hospital1MSP', pageSize: 100 }),
+    );
+    return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
+  };
+
+  before(async () => {
+    h1 = await startTestGateway('hospital1');
+    hospital2 = OrgClient.admin('hospital2');
+    hospital1Admin = OrgClient.admin('hospital1');
+    await registerDid(h1, 'hospital1', 'practitioner', practitioner);
+    await registerDid(h1, 'hospital1', 'patient', patientKey);
+    token = staffToken(h1, 'hospital1', { did: practitioner.did });
+  });
+
+  after(async () => {
+    hospital2?.close();
+    hospital1Admin?.close();
+    await h1?.gateway.close();
+  });
+
+  let patientId: string;
+
+  it('creates a Patient and 3 Observations referring to it by urn:uuid, all anchored in one ledger transaction', async () => {
+    const patient = { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], name: [{ family: 'Haugland-Mbeki', given: ['Ilse'] }], birthDate: '1979-08-14' };
+    const res = await call(h1, 'POST', '', token, {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [post(observation(P, '8867-4')), post(patient, P), post(observation(P, '8310-5')), post(observation(P, '9279-1'))],
+    });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.body.type).to.equal('transaction-response');
+    const entries = res.body.entry as Array<{ resource: { resourceType: string; id: string; subject?: { reference: string } }; response: { status: string; location: string; etag: string } }>;
+    expect(entries.map((e) => e.response.status)).to.deep.equal(['201 Created', '201 Created', '201 Created', '201 Created']);
+    patientId = entries[1]?.resource.id as string;
+    const refs = entries.map((e) => e.response.location);
+    for (const e of entries) {
+      expect(e.response.location).to.equal(`${e.resource.resourceType}/${e.resource.id}/_history/1`);
+      if (e.resource.resourceType === 'Observation') expect(e.resource.subject?.reference).to.equal(`Patient/${patientId}`);
+    }
+
+    // On the ledger, as another organization sees it: one transaction anchored all four, for the patient's DID.
+    const anchors = await Promise.all(entries.map((e) => hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', e.resource.resourceType, e.resource.id, '1')));
+    expect(new Set(anchors.map((a) => a.txId)).size).to.equal(1);
+    expect(anchors.every((a) => a.custodian === 'Hospital1MSP' && a.patient === patientKey.did)).to.equal(true);
+    expect(await located()).to.deep.equal([...refs].sort());
+
+    // Each stored version matches its anchor ($verify), and reads back with the rewritten reference.
+    for (const e of entries) {
+      const verify = await call(h1, 'GET', `/${e.resource.resourceType}/${e.resource.id}/$verify`, token);
+      expect(verify.status, verify.text).to.equal(200);
+      expect(verify.body.parameter).to.deep.include({ name: 'verified', valueBoolean: true });
+      expect(verify.body.parameter).to.deep.include({ name: 'transaction', valueString: anchors[0]?.txId });
+    }
+    const search = await call(h1, 'GET', `/Observation?patient=Patient/${patientId}`, token);
+    expect(search.body.total).to.equal(3);
+  });
+
+  it('a transaction with one invalid entry: 400 naming it, nothing stored, nothing anchored', async () => {
+    const rowsBefore = storeRows();
+    const locatedBefore = await located();
+    const res = await call(h1, 'POST', '', token, {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' }, request: { method: 'PUT', url: `Patient/${patientId}` } },
+        post(observation(`Patient/${patientId}`, '8867-4')),
+        post({ resourceType: 'Patient', name: [{ family: 'Osei-Brandt' }] }, 'urn:uuid:5a1e7c33-0b6d-4f2e-8c9a-7d3b2e1f0a44'),
+        post({ ...observation(`Patient/${patientId}`, '8310-5'), effectiveDateTime: 'last Tuesday' }),
+      ],
+    });
+    expect(res.status, res.text).to.equal(400);
+    expect(res.body.resourceType).to.equal('OperationOutcome');
+    expect(res.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? [])).to.deep.equal(['Bundle.entry[3].resource.effectiveDateTime']);
+    expect(res.text).to.not.include('last Tuesday');
+    expect(res.text).to.not.include('Osei');
+    expect(storeRows()).to.deep.equal(rowsBefore);
+    expect(await located()).to.deep.equal(locatedBefore);
+    const v2 = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Patient', patientId, '2').catch((err: { code?: string }) => err.code);
+    expect(v2).to.equal('NOT_FOUND');
+    expect((await call(h1, 'GET', `/Patient/${patientId}`, token)).body.meta.versionId).to.equal('1');
+  });
+
+  it('a transaction the chaincode refuses (a version already anchored differently): 409 naming the entry, no part kept', async () => {
+    // Someone anchored Patient/<id>/_history/2 with another commitment: the transaction's update must fail, and with it the rest.
+    await hospital1Admin.submit('hdx.record', 'Anchor', JSON.stringify({ resourceType: 'Patient', id: patientId, versionId: '2', patient: patientKey.did, lastUpdated: new Date().toISOString(), commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } }));
+    const rowsBefore = storeRows();
+    const locatedBefore = await located();
+    expect(locatedBefore).to.include(`Patient/${patientId}/_history/2`);
+    const res = await call(h1, 'POST', '', token, {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        post(observation(`Patient/${patientId}`, '8867-4')),
+        post(observation(`Patient/${patientId}`, '8310-5')),
+        { resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' }, request: { method: 'PUT', url: `Patient/${patientId}` } },
+      ],
+    });
+    expect(res.status, res.text).to.equal(409);
+    expect(res.body.issue[0].expression).to.deep.equal(['Bundle.entry[2]']);
+    expect(storeRows()).to.deep.equal(rowsBefore);
+    // The two Observations of the refused AnchorBatch are not on the ledger either.
+    expect(await located()).to.deep.equal(locatedBefore);
+    expect((await call(h1, 'GET', `/Observation?patient=Patient/${patientId}`, token)).body.total).to.equal(3);
+  });
+
+  it('a batch: each entry on its own (one created, one invalid, one read)', async () => {
+    const res = await call(h1, 'POST', '', token, {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        post(observation(`Patient/${patientId}`, '8867-4')),
+        post(observation('Patient/not-here', '8867-4')),
+        { request: { method: 'GET', url: `Patient/${patientId}` } },
+      ],
+    });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.body.type).to.equal('batch-response');
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '400 Bad Request', '200 OK']);
+    expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1].resource.subject']);
+    const created = res.body.entry[0].resource;
+    const anchor = await hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', 'Observation', created.id, '1');
+    expect(anchor.custodian).to.equal('Hospital1MSP');
+  });
+});
