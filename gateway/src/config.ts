@@ -25,6 +25,10 @@ export interface Config {
   readonly chaincode: string;
   /** Deadline for ledger queries and endorsements, in milliseconds. */
   readonly ledgerTimeoutMs: number;
+  /** Private JWK of this organization's DID, for member-to-member requests; exchange is off without it. */
+  readonly orgKeyFile: string | undefined;
+  /** Gateway FHIR base URLs of other members by MSP id, overriding the URLs registered on the ledger. */
+  readonly memberGateways: Readonly<Record<string, string>>;
   /** The hospital identity provider whose tokens this gateway accepts (both set, or both unset). */
   readonly idpIssuer: string | undefined;
   readonly idpPublicKeyFile: string | undefined;
@@ -55,6 +59,8 @@ const VARS = {
   HDX_CHANNEL: { field: 'channel', type: 'string', default: 'hdx' },
   HDX_CHAINCODE: { field: 'chaincode', type: 'string', default: 'hdx' },
   HDX_LEDGER_TIMEOUT_MS: { field: 'ledgerTimeoutMs', type: 'integer', default: 15000 },
+  HDX_ORG_KEY_FILE: { field: 'orgKeyFile', type: 'string' },
+  HDX_MEMBER_GATEWAYS: { field: 'memberGateways', type: 'string' },
   HDX_IDP_ISSUER: { field: 'idpIssuer', type: 'string' },
   HDX_IDP_PUBLIC_KEY_FILE: { field: 'idpPublicKeyFile', type: 'string' },
   HDX_AUDIT_MODE: { field: 'auditMode', type: 'string', default: 'sync' },
@@ -63,7 +69,7 @@ const VARS = {
 } as const;
 
 /** Optional variables: everything else without a default is required. */
-const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE']);
+const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS']);
 
 const schema = {
   type: 'object',
@@ -79,6 +85,7 @@ const schema = {
     HDX_LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     HDX_PEER_ENDPOINT: { type: 'string', pattern: '^[^:/]+:\\d+$' },
     HDX_CA_URL: { type: 'string', pattern: '^https://' },
+    HDX_MEMBER_GATEWAYS: { type: 'string', pattern: '^[A-Za-z0-9.-]+=https?://[^,=\\s]+(,[A-Za-z0-9.-]+=https?://[^,=\\s]+)*$' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'sync' },
     HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
@@ -116,5 +123,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   const port = Number(out.port);
   out.dataDir = path.resolve(String(out.dataDir ?? path.join(repoRoot, '.hdx', `gateway-${org}`)));
   out.baseUrl = String(out.baseUrl ?? `http://${String(out.host)}:${port}/fhir`);
+  out.memberGateways = Object.fromEntries(
+    String(out.memberGateways ?? '')
+      .split(',')
+      .filter((p) => p !== '')
+      .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1).replace(/\/+$/, '')]),
+  );
   return Object.freeze(out) as unknown as Config;
 }

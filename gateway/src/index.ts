@@ -4,7 +4,7 @@ export { type RunningGateway, startGateway } from './server';
 export { createApp } from './http/app';
 export { ResourceService, SUPPORTED_TYPES } from './fhir/resource-service';
 export { OperationOutcomeError, type OperationOutcome } from './fhir/outcome';
-export { commitmentOf, patientPseudonym } from './fhir/commitment';
+export { commitmentOf, patientPseudonym, versionKey } from './fhir/commitment';
 export type { LedgerClient } from './ledger/ledger-client';
 export { FabricLedger } from './ledger/fabric-ledger';
 export { enrollGatewayIdentity, type EnrolledIdentity } from './ledger/enroll';

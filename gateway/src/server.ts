@@ -19,6 +19,8 @@ import { FabricLedger } from './ledger/fabric-ledger';
 import { SqliteStore } from './store/sqlite-store';
 import { createMetrics, instrumentLedger } from './metrics';
 import { ErasureService } from './fhir/erasure';
+import { ExchangeService } from './exchange/exchange-service';
+import { toP256PrivateJwk } from './auth/did-key';
 
 export interface RunningGateway {
   readonly url: string;
@@ -29,6 +31,13 @@ export interface RunningGateway {
 function idpOptions(config: Config): IdpOptions | undefined {
   if (!config.idpIssuer || !config.idpPublicKeyFile) return undefined;
   return { issuer: config.idpIssuer, audience: config.baseUrl, keys: idpKeysFromText(fs.readFileSync(config.idpPublicKeyFile, 'utf8')) };
+}
+
+/** The organization DID key (private JWK with its kid) the network launcher wrote for this gateway. */
+function orgKeyOf(file: string): ReturnType<typeof toP256PrivateJwk> & { kid: string } {
+  const jwk = JSON.parse(fs.readFileSync(file, 'utf8')) as { kid?: unknown };
+  if (typeof jwk.kid !== 'string') throw new Error(`HDX_ORG_KEY_FILE ${file} has no kid (the DID URL of the key)`);
+  return { ...toP256PrivateJwk(jwk), kid: jwk.kid };
 }
 
 /**
@@ -61,7 +70,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       resolveDid: (did) => ledger.resolveDid(did),
       jtiStore: jti,
     });
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, ...(outbox ? { outbox } : {}), erasure: new ErasureService(store, ledger, log, config.mspId) });
+    const exchange = config.orgKeyFile
+      ? new ExchangeService({ ledger, log, mspId: config.mspId, orgKey: orgKeyOf(config.orgKeyFile), memberUrls: config.memberGateways })
+      : undefined;
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, ...(outbox ? { outbox } : {}), erasure: new ErasureService(store, ledger, log, config.mspId), ...(exchange ? { exchange } : {}) });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

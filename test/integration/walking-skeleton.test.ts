@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { down, up } from '@hdx/fabric-network';
-import { commitmentOf, enrollGatewayIdentity, FabricLedger, generateDidKey, newLogger } from '@hdx/gateway';
+import { commitmentOf, versionKey, enrollGatewayIdentity, FabricLedger, generateDidKey, newLogger } from '@hdx/gateway';
 import { type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { gatewayConfig, network, startTestGateway } from '../support/network';
 
@@ -81,11 +81,12 @@ describe('walking skeleton: hospital1 gateway on the real network', () => {
     expect(anchor?.lastUpdated).to.equal(created.meta.lastUpdated);
     expect(anchor?.patient).to.match(/^pseudonym:[0-9a-f]{64}$/);
 
-    // The commitment is the HMAC of the stored resource under the patient's key, held only by hospital1.
+    // The commitment is the HMAC of the stored resource under the version's key, derived from the
+    // patient's key (held only by hospital1).
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'), { readonly: true });
     const key = (db.prepare('SELECT hmac_key FROM patient_key WHERE patient_id = ?').get(created.id) as { hmac_key: Buffer }).hmac_key;
     db.close();
-    expect(anchor?.commitment.value).to.equal(commitmentOf(key, created));
+    expect(anchor?.commitment.value).to.equal(commitmentOf(versionKey(key, 'Patient', created.id, '1'), created));
 
     // Nothing identifying reaches the ledger.
     const onLedger = JSON.stringify(anchor);

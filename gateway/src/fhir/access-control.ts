@@ -20,6 +20,15 @@ export interface Caller {
 export type Disclosure = 'read' | 'vread' | 'history-instance' | 'history-type' | 'search-type' | '$everything' | '$verify';
 
 const EVALUATE_CONCURRENCY = 8;
+/** hdx.audit takes at most this many resources in one access entry: larger disclosures take several. */
+export const MAX_RESOURCES_PER_ENTRY = 100;
+
+/** Consecutive slices of at most `size` items. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 function ref(v: StoredVersion): string {
   return `${v.resourceType}/${v.id}/_history/${v.versionId}`;
@@ -168,20 +177,22 @@ export class AccessControl {
       group.breakGlass ||= decision.breakGlass;
       byPatient.set(key, group);
     }
-    const entries: AccessEntryInput[] = [...byPatient.entries()].map(([patient, g]) => ({
-      actor,
-      actorOrganization: caller.organization,
-      patient,
-      resources: g.refs,
-      action: 'R',
-      subtype,
-      purpose,
-      decision: 'permit',
-      consents: [...g.consents].sort(),
-      breakGlass: g.breakGlass,
-      custodian: this.#custodian,
-      entryId: randomUUID(),
-    }));
+    const entries: AccessEntryInput[] = [...byPatient.entries()].flatMap(([patient, g]) =>
+      chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((resources) => ({
+        actor,
+        actorOrganization: caller.organization,
+        patient,
+        resources,
+        action: 'R' as const,
+        subtype,
+        purpose,
+        decision: 'permit' as const,
+        consents: [...g.consents].sort(),
+        breakGlass: g.breakGlass,
+        custodian: this.#custodian,
+        entryId: randomUUID(),
+      })),
+    );
     const flagged = (await this.#sink.record(entries)).filter((e) => e.breakGlass);
     if (flagged.length > 0) {
       const ids = this.#sink.kind === 'ledger' ? { eventIds: flagged.map((e) => e.eventId as string) } : { entryIds: flagged.map((e) => e.entryId) };

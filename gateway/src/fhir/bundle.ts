@@ -8,6 +8,8 @@ export function searchset(opts: {
   offset?: number;
   count?: number;
   next?: Record<string, string>;
+  /** Extensions for an entry (e.g. the commitment opening key disclosed to another member). */
+  entryExtension?: (resource: Record<string, unknown>) => Array<Record<string, unknown>> | undefined;
 }): Record<string, unknown> {
   const url = (overrides: Record<string, string>): string => {
     const params = new URLSearchParams();
@@ -27,11 +29,15 @@ export function searchset(opts: {
     type: 'searchset',
     ...(opts.total !== undefined ? { total: opts.total } : {}),
     link,
-    entry: opts.resources.map((r) => ({
-      fullUrl: `${opts.baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
-      resource: r,
-      search: { mode: 'match' },
-    })),
+    entry: opts.resources.map((r) => {
+      const extension = opts.entryExtension?.(r);
+      return {
+        ...(extension && extension.length > 0 ? { extension } : {}),
+        fullUrl: `${opts.baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
+        resource: r,
+        search: { mode: 'match' },
+      };
+    }),
   };
 }
 

@@ -19,6 +19,15 @@ export function commitmentsEqual(a: string, b: string): boolean {
 }
 
 /**
+ * The key that opens one version's commitment: derived from the patient's key and the version's
+ * reference. The custodian reveals it, with the resource, to another member so that member can check
+ * the content against the anchor on the ledger; it opens that version only.
+ */
+export function versionKey(patientKey: Buffer, resourceType: string, id: string, versionId: number | string): Buffer {
+  return createHmac('sha256', patientKey).update(`hdx:version-key:v1|${resourceType}/${id}/_history/${String(versionId)}`, 'utf8').digest();
+}
+
+/**
  * The patient reference put on the ledger before the patient has a DID: derived from the patient's key,
  * so it links the patient's anchors to each other and to nothing else, and is unlinkable once the key
  * is destroyed (erasure).

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { commitmentOf, patientPseudonym } from './commitment';
+import { commitmentOf, patientPseudonym, versionKey } from './commitment';
 import { ResourceService } from './resource-service';
 
 describe('ResourceService.settlePending (crash between store and ledger)', () => {
@@ -17,7 +17,7 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
     const ledger = new FakeLedger();
     pending(store);
     const key = store.patientKey('p1');
-    await ledger.anchor({ resourceType: 'Patient', id: 'p1', versionId: '1', patient: patientPseudonym(key), lastUpdated: content.meta.lastUpdated, commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(key, content) } });
+    await ledger.anchor({ resourceType: 'Patient', id: 'p1', versionId: '1', patient: patientPseudonym(key), lastUpdated: content.meta.lastUpdated, commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(versionKey(key, 'Patient', 'p1', '1'), content) } });
     const svc = new ResourceService({ store, ledger, log: newLogger('silent'), mspId: 'Hospital1MSP' });
     expect(await svc.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
     expect(store.readCurrent('Patient', 'p1')?.state).to.equal('anchored');
@@ -40,5 +40,14 @@ describe('commitments', () => {
     expect(commitmentOf(k, { a: 1, b: [1, 2] })).to.equal(commitmentOf(k, { b: [1, 2], a: 1 }));
     expect(commitmentOf(k, { a: 1 })).to.not.equal(commitmentOf(k, { a: 2 }));
     expect(commitmentOf(Buffer.alloc(32, 2), { a: 1 })).to.not.equal(commitmentOf(k, { a: 1 }));
+  });
+
+  it('each version has its own opening key: revealing one opens no other version or patient', () => {
+    const k = Buffer.alloc(32, 1);
+    const v1 = versionKey(k, 'Observation', 'o1', '1');
+    expect(v1).to.have.length(32);
+    expect(v1.equals(versionKey(k, 'Observation', 'o1', '2'))).to.equal(false);
+    expect(v1.equals(versionKey(k, 'Observation', 'o2', '1'))).to.equal(false);
+    expect(v1.equals(versionKey(Buffer.alloc(32, 2), 'Observation', 'o1', '1'))).to.equal(false);
   });
 });

@@ -5,7 +5,7 @@ import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type Decision, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import { AccessControl, type Caller, type Disclosure } from './access-control';
-import { commitmentOf, commitmentsEqual, patientPseudonym } from './commitment';
+import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { clinicalDateOf, codeTokensOf, patientReferenceOf, RESOURCE_TYPES, SUPPORTED_TYPES, type TypeInfo } from './resource-types';
 
@@ -46,6 +46,12 @@ export const MAX_SEARCH_CANDIDATES = 1000;
 
 function ref(resourceType: string, id: string, versionId: number | string): string {
   return `${resourceType}/${id}/_history/${versionId}`;
+}
+
+/** A version's commitment: HMAC under the key that opens that version only (see versionKey). */
+function commitmentFor(patientKey: Buffer, resource: Resource): string {
+  const meta = resource.meta as { versionId?: string } | undefined;
+  return commitmentOf(versionKey(patientKey, resource.resourceType, String(resource.id), String(meta?.versionId)), resource);
 }
 
 function typeInfo(resourceType: string): TypeInfo {
@@ -289,7 +295,7 @@ export class ResourceService {
         patient,
         securityLabels: securityLabels(resource.meta),
         lastUpdated,
-        commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(key, resource) },
+        commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
       },
       patient,
       action: deleted ? 'D' : versionId === 1 ? 'C' : 'U',
@@ -409,7 +415,7 @@ export class ResourceService {
     if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
     if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
     if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
-    if (!commitmentsEqual(anchor.commitment.value, commitmentOf(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
+    if (!commitmentsEqual(anchor.commitment.value, commitmentFor(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
     return { ok: true, reason: 'the stored content matches the anchored commitment', anchor };
   }
 
@@ -427,6 +433,16 @@ export class ResourceService {
   }
 
   /**
+   * The key that opens one stored version's commitment, for a member this version is being disclosed to
+   * (so it can check the content against the anchor); undefined once the patient is erased.
+   */
+  openingKey(resourceType: string, id: string, versionId: number | string): Buffer | undefined {
+    const v = this.#store.readVersion(resourceType, id, Number(versionId));
+    const key = v?.patientId ? this.#store.findPatientKey(v.patientId) : undefined;
+    return key ? versionKey(key, resourceType, id, versionId) : undefined;
+  }
+
+  /**
    * Settles versions left pending by a crash: anchored on the ledger with the same commitment → kept;
    * otherwise removed (they were never acknowledged). Returns how many of each.
    */
@@ -436,7 +452,7 @@ export class ResourceService {
     for (const v of this.#store.listPending()) {
       const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
       const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
-      if (anchor && key && commitmentsEqual(anchor.commitment.value, commitmentOf(key, JSON.parse(v.content)))) {
+      if (anchor && key && commitmentsEqual(anchor.commitment.value, commitmentFor(key, JSON.parse(v.content) as Resource))) {
         this.#store.markAnchored(v.resourceType, v.id, v.versionId);
         kept++;
       } else {

@@ -19,6 +19,7 @@ import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
 import type { ErasureService } from '../fhir/erasure';
+import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -30,6 +31,8 @@ export interface AppDeps {
   readonly store: ResourceStore;
   /** Verifies the bearer token and sets `req.auth`, or passes a 401 OperationOutcomeError on. */
   readonly authenticate: RequestHandler;
+  /** Exchange between members (GET /fhir/Patient/$exchange); not offered when absent. */
+  readonly exchange?: ExchangeService;
   /** Patient erasure (POST /fhir/Patient/:id/$erase); not offered when absent. */
   readonly erasure?: ErasureService;
   /** Prometheus metrics served at /metrics; none when absent. */
@@ -256,6 +259,20 @@ export function createApp(deps: AppDeps): express.Express {
     sendResource(res, 200, searchset({ baseUrl: base, path: `/Patient/${req.params.id}/$everything`, query: {}, resources: everything, total: everything.length }));
   });
 
+  // Exchange between members: this organization's user asks for a patient's records held elsewhere.
+  fhir.get('/Patient/$exchange', async (req, res) => {
+    if (!deps.exchange) throw new OperationOutcomeError('UNSUPPORTED', 'Exchange between members is not configured on this gateway (HDX_ORG_KEY_FILE)');
+    const q = rawQuery(req.query);
+    assertKnown(q, ['patient', '_type']);
+    const patient = single(q, 'patient');
+    if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Give the patient as patient=<the patient DID>');
+    const types = list(q, '_type', TYPE, 'must be resource types');
+    const auth = requireAuth(req);
+    if (auth.viaOrganization) throw new OperationOutcomeError('FORBIDDEN', 'A member organization cannot relay an exchange further');
+    const who = caller(req, config.mspId, 'Patient', 'read');
+    sendResource(res, 200, await deps.exchange.fetchPatientRecords(who, patient, types));
+  });
+
   fhir.post('/Patient/:id/$erase', async (req: Request<{ id: string }>, res) => {
     checkIds('Patient', req.params.id);
     if (!deps.erasure) throw new OperationOutcomeError('UNSUPPORTED', 'Erasure is not offered by this server');
@@ -328,7 +345,16 @@ export function createApp(deps: AppDeps): express.Express {
       count: c,
       offset: o,
     });
-    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c }));
+    // A member organization fetching for one of its users gets, per version, the key that opens its
+    // commitment, so it can check the content against the ledger before passing it on.
+    const forMember = requireAuth(req).viaOrganization !== undefined;
+    const entryExtension = forMember
+      ? (r: Record<string, unknown>) => {
+          const key = resources.openingKey(String(r.resourceType), String(r.id), String((r.meta as { versionId?: string } | undefined)?.versionId));
+          return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
+        }
+      : undefined;
+    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c, ...(entryExtension ? { entryExtension } : {}) }));
   });
 
   /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */

@@ -10,6 +10,8 @@ import type {
   AccessQuery,
   Decision,
   EvaluateRequest,
+  LocateRequest,
+  LocateResult,
   Anchor,
   AnchorInput,
   AuditEntry,
@@ -93,6 +95,11 @@ export class FabricLedger implements LedgerClient {
 
   anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
     return this.#submit('record', 'AnchorBatch', [JSON.stringify(inputs)], `anchoring ${inputs.length} versions`);
+  }
+
+  async locateRecords(request: LocateRequest): Promise<LocateResult> {
+    const r = await this.#evaluate<LocateResult>('record', 'LocateRecords', [JSON.stringify(request)], 'locating records');
+    return r ?? { custodians: [], withheld: 0, breakGlass: false, bookmark: '', fetchedRecordsCount: 0 };
   }
 
   erasePatient(patient: string): Promise<{ erased: string[] }> {

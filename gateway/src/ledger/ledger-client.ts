@@ -47,6 +47,31 @@ export interface AccessEntryInput {
   entryId?: string;
 }
 
+/** `hdx.record:LocateRecords` request (consent-checked per entry for the actor and purpose). */
+export interface LocateRequest {
+  patient: string;
+  actor: string;
+  actorOrganization: string;
+  purpose: string;
+  custodian?: string;
+  resourceType?: string;
+  pageSize?: number;
+  bookmark?: string;
+}
+
+export interface LocateResult {
+  custodians: Array<{
+    custodian: string;
+    organization?: string;
+    fhirBaseUrl?: string;
+    resources: Array<{ resourceType: string; id: string; versionId: string; lastUpdated: string; consents: string[]; reason: string }>;
+  }>;
+  withheld: number;
+  breakGlass: boolean;
+  bookmark: string;
+  fetchedRecordsCount: number;
+}
+
 export interface AccessQuery {
   patient?: string;
   actor?: string;
@@ -79,6 +104,8 @@ export interface LedgerClient {
    * nothing (submit; waits for the commit). Returns the stored anchors in input order.
    */
   anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]>;
+  /** The record locator: which custodians hold which versions for the patient, as far as the actor may see. */
+  locateRecords(request: LocateRequest): Promise<LocateResult>;
   /** Tombstones every anchor this organization holds for the patient reference (erasure). */
   erasePatient(patient: string): Promise<{ erased: string[] }>;
   /** The anchor of a version, or undefined if it was never anchored. */

@@ -2,6 +2,8 @@ import type {
   AccessEntryInput,
   AccessQuery,
   EvaluateRequest,
+  LocateRequest,
+  LocateResult,
   Anchor,
   AnchorInput,
   AuditEntry,
@@ -79,6 +81,27 @@ export class FakeLedger implements LedgerClient {
       this.anchors.set(key, anchor);
       return anchor;
     });
+  }
+
+  /** The locator over the fake's anchors, filtered by `decide` like the chaincode filters by consent. */
+  async locateRecords(request: LocateRequest): Promise<LocateResult> {
+    this.#check();
+    const byCustodian = new Map<string, LocateResult['custodians'][number]>();
+    let withheld = 0;
+    for (const [key, a] of this.anchors) {
+      if (a.patient !== request.patient || a.tombstone) continue;
+      if (request.custodian && a.custodian !== request.custodian) continue;
+      if (request.resourceType && a.resourceType !== request.resourceType) continue;
+      const d = this.decide({ ...request, resource: key }, a);
+      if (d.decision !== 'permit') {
+        withheld++;
+        continue;
+      }
+      const c = byCustodian.get(a.custodian) ?? { custodian: a.custodian, resources: [] };
+      c.resources.push({ resourceType: a.resourceType, id: a.id, versionId: a.versionId, lastUpdated: a.lastUpdated ?? '', consents: d.consents, reason: d.reason });
+      byCustodian.set(a.custodian, c);
+    }
+    return { custodians: [...byCustodian.values()], withheld, breakGlass: request.purpose === 'ETREAT', bookmark: '', fetchedRecordsCount: this.anchors.size };
   }
 
   async erasePatient(patient: string): Promise<{ erased: string[] }> {
