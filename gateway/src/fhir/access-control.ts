@@ -247,7 +247,7 @@ export class AccessControl {
       group.refs.push(ref(c.version));
       groups.set(key, group);
     }
-    const slices = [...groups.values()].flatMap((g) => Array.from({ length: Math.ceil(g.refs.length / 100) }, (_, i) => ({ ...g, refs: g.refs.slice(i * 100, (i + 1) * 100) })));
+    const slices = [...groups.values()].flatMap((g) => chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((refs) => ({ ...g, refs })));
     const entries: AccessEntryInput[] = slices.map((g) => ({
       actor,
       actorOrganization: caller.organization,

@@ -23,6 +23,17 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
     expect(store.readCurrent('Patient', 'p1')?.state).to.equal('anchored');
   });
 
+  it('a new Patient that never reached the ledger leaves no key or DID link behind', async () => {
+    const store = new SqliteStore(':memory:');
+    pending(store);
+    store.patientKey('p1');
+    store.linkPatientDid('p1', `did:hdx:${'z'.repeat(43)}`);
+    const svc = new ResourceService({ store, ledger: new FakeLedger(), log: newLogger('silent'), mspId: 'Hospital1MSP' });
+    expect(await svc.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
+    expect(store.findPatientKey('p1')).to.equal(undefined);
+    expect(store.patientByDid(`did:hdx:${'z'.repeat(43)}`)).to.equal(undefined);
+  });
+
   it('removes a pending version the ledger never anchored', async () => {
     const store = new SqliteStore(':memory:');
     pending(store);

@@ -457,6 +457,9 @@ export class ResourceService {
         kept++;
       } else {
         this.#store.discardPending(v.resourceType, v.id, v.versionId);
+        // A new Patient that never reached the ledger leaves nothing behind: no key, no DID link (a
+        // retry with the same DID would otherwise be refused as a conflict).
+        if (v.resourceType === 'Patient' && v.versionId === 1 && v.patientId !== null) this.#store.erasePatient(v.patientId);
         removed++;
       }
     }
