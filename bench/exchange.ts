@@ -1,0 +1,476 @@
+/**
+ * Issue 6: the exchange benchmark. One run, one machine, one table:
+ *
+ *  - consent-checked reads (GET /fhir/Observation/:id through the hospital1 gateway's HTTP API, by a
+ *    hospital1 practitioner with an identity-provider token): reads per second, p50 and p99, in `sync`
+ *    and `async` audit mode, against a baseline serving the same read from the gateway's SQLite store
+ *    with no ledger (a plain Express route: no token check, no consent, no audit, no integrity check);
+ *  - anchored ingest through FHIR transaction Bundles (`POST /fhir`, one hdx.record:AnchorBatch per
+ *    Bundle), resources per second for batch sizes 1, 10, 100 and 1000 (1000 = two Bundles of 500, the
+ *    per-transaction limit, sent one after the other), in both audit modes;
+ *  - HL7 v2 messages mapped per second (@hdx/fhir-mappers hl7v2ToBundle, ADT^A01 and ORU^R01);
+ *  - the time from a consent revocation (the PUT /fhir/Consent/:id response) to the first denied read by
+ *    the hospital2 practitioner, median of 20 rounds, in both audit modes.
+ *
+ * It starts its own network (.hdx/bench-exchange, ports from HDX_BENCH_PORT_BASE, default 37000) and
+ * always stops and wipes it. Progress goes to stderr, the table to stdout.
+ *
+ *   npm run bench -- exchange
+ *   HDX_BENCH_SECONDS=5 HDX_BENCH_ROUNDS=10 npm run bench -- exchange     (a shorter run)
+ *   also HDX_BENCH_RESOURCES (read set, 100) and HDX_BENCH_INGEST_<size> (batches per size: 20, 10, 5, 2)
+ */
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Server } from 'node:http';
+import express from 'express';
+import { defaultOptions, down, type NetworkInfo, up } from '@hdx/fabric-network';
+import { hl7v2ToBundle } from '@hdx/fhir-mappers';
+import {
+  type Config,
+  DID_IDENTIFIER_SYSTEM,
+  generateDidKey,
+  loadConfig,
+  newLogger,
+  registrationRequest,
+  type RunningGateway,
+  signConsent,
+  signDidToken,
+  signIdpToken,
+  SqliteStore,
+  startGateway,
+} from '@hdx/gateway';
+import { envFileValues, percentile, printGrid, printTable } from './support';
+
+const SECONDS = Number(process.env.HDX_BENCH_SECONDS ?? '15');
+const ROUNDS = Number(process.env.HDX_BENCH_ROUNDS ?? '20');
+const READ_SET = Number(process.env.HDX_BENCH_RESOURCES ?? '100');
+const CONCURRENCY = [1, 8];
+/** Batch size → how many batches are sent (sequentially). */
+const INGEST: ReadonlyArray<readonly [number, number]> = [
+  [1, Number(process.env.HDX_BENCH_INGEST_1 ?? '20')],
+  [10, Number(process.env.HDX_BENCH_INGEST_10 ?? '10')],
+  [100, Number(process.env.HDX_BENCH_INGEST_100 ?? '5')],
+  [1000, Number(process.env.HDX_BENCH_INGEST_1000 ?? '2')],
+];
+/** Entries per Bundle the gateway accepts (one AnchorBatch per transaction). */
+const MAX_BUNDLE = 500;
+const FHIR = 'application/fhir+json';
+
+const log = (m: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+};
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+interface Gw {
+  gateway: RunningGateway;
+  config: Config;
+}
+
+async function startOrgGateway(info: NetworkInfo, org: string, overrides: Record<string, string> = {}): Promise<Gw> {
+  const config = loadConfig({
+    ...envFileValues(path.join(info.home, 'gateways', `${org}.env`)),
+    HDX_GATEWAY_PORT: String(await freePort()),
+    HDX_DATA_DIR: path.join(info.home, `gateway-${org}`),
+    HDX_LOG_LEVEL: 'warn',
+    ...overrides,
+  });
+  return { gateway: await startGateway(config, newLogger('warn')), config };
+}
+
+interface Reply {
+  status: number;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+async function call(url: string, method: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, text, body: parsed };
+}
+
+function expectStatus(r: Reply, status: number, what: string): void {
+  if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+}
+
+const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+
+interface LoadResult {
+  concurrency: number;
+  ok: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  sorted: number[];
+}
+
+/** `concurrency` workers issue GETs back to back for `seconds`; every status but 200 counts as an error. */
+async function load(concurrency: number, seconds: number, url: (i: number) => string, token: () => string | undefined): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const start = process.hrtime.bigint();
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        const i = next++;
+        const t0 = process.hrtime.bigint();
+        const t = token();
+        const res = await fetch(url(i), { headers: t ? { authorization: `Bearer ${t}` } : {} });
+        const text = await res.text();
+        if (res.status === 200) latencies.push(ms(t0));
+        else {
+          errors++;
+          firstError ??= `${res.status} ${text.slice(0, 300)}`;
+        }
+      }
+    }),
+  );
+  const elapsed = ms(start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { concurrency, ok: latencies.length, errors, ...(firstError ? { firstError } : {}), seconds: elapsed, sorted: latencies };
+}
+
+/** Messages per second of a synchronous function, for `seconds` after a warm-up. */
+function perSecond(seconds: number, fn: () => unknown): number {
+  for (let i = 0; i < 100; i++) fn();
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const until = start + BigInt(Math.round(seconds * 1e9));
+  let now = start;
+  while (now < until) {
+    for (let i = 0; i < 20; i++) fn();
+    n += 20;
+    now = process.hrtime.bigint();
+  }
+  return n / (Number(now - start) / 1e9);
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
+const rate = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
+
+function observation(subject: string, i: number): Record<string, unknown> {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+    subject: { reference: subject },
+    effectiveDateTime: new Date(Date.UTC(2026, 10, 20, 9, 30) + i * 60_000).toISOString(),
+    valueQuantity: { value: 50 + (i % 60), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+  };
+}
+
+function transaction(resources: ReadonlyArray<Record<string, unknown>>): Record<string, unknown> {
+  return { resourceType: 'Bundle', type: 'transaction', entry: resources.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })) };
+}
+
+async function main(): Promise<void> {
+  const runStart = Date.now();
+  const home = path.resolve('.hdx', 'bench-exchange');
+  const portBase = process.env.HDX_BENCH_PORT_BASE ?? '37000';
+  const options = defaultOptions({ ...process.env, HDX_NETWORK_HOME: home, HDX_PORT_BASE: portBase });
+  const loadBefore = os.loadavg();
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  let h1: Gw | undefined;
+  let h2: Gw | undefined;
+  let baseline: { server: Server; store: SqliteStore } | undefined;
+  let upMs = 0;
+
+  log(`network: ${home}, ports ${portBase}..${Number(portBase) + 109}`);
+  await down(options, { wipe: true });
+  try {
+    const upStart = Date.now();
+    const info = await up(options, (m) => log(m));
+    upMs = Date.now() - upStart;
+    const idpKey = (org: string) => createPrivateKey(fs.readFileSync(path.join(info.home, 'gateways', `${org}-idp-private.pem`)));
+    const keys = { hospital1: idpKey('hospital1'), hospital2: idpKey('hospital2') };
+    const staff = (gw: Gw, org: 'hospital1' | 'hospital2', opts: { did?: string; role?: string } = {}): string =>
+      signIdpToken({
+        key: keys[org],
+        issuer: `https://idp.${org}.hdx.test`,
+        audience: gw.config.baseUrl,
+        subject: `bench-${opts.role ?? 'practitioner'}-${org}`,
+        role: opts.role ?? 'practitioner',
+        scope: 'user/*.*',
+        purposeOfUse: 'TREAT',
+        ttlSec: 3600,
+        ...(opts.did ? { did: opts.did } : {}),
+      });
+    const registerDid = async (gw: Gw, org: 'hospital1' | 'hospital2', kind: string, key: ReturnType<typeof generateDidKey>): Promise<void> => {
+      const r = await call(`${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`, 'POST', staff(gw, org, { role: 'admin' }), registrationRequest(key.privateJwk, kind), 'application/json');
+      expectStatus(r, 201, `register ${kind} DID at ${org}`);
+    };
+
+    // --- Set-up: DIDs, the patient, the read set ---
+    const patientKey = generateDidKey();
+    const drH1 = generateDidKey();
+    const drH2 = generateDidKey();
+    log('starting the hospital1 (sync) and hospital2 gateways, registering DIDs');
+    h1 = await startOrgGateway(info, 'hospital1');
+    h2 = await startOrgGateway(info, 'hospital2');
+    await registerDid(h1, 'hospital1', 'patient', patientKey);
+    await registerDid(h1, 'hospital1', 'practitioner', drH1);
+    await registerDid(h2, 'hospital2', 'practitioner', drH2);
+    await h2.gateway.close();
+    h2 = undefined;
+
+    let h1Token = staff(h1, 'hospital1', { did: drH1.did });
+    const p = await call(`${h1.config.baseUrl}/Patient`, 'POST', h1Token, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
+      name: [{ family: 'Benchmark', given: ['Patience'] }],
+      birthDate: '1980-01-01',
+    });
+    expectStatus(p, 201, 'create Patient');
+    const patientRef = `Patient/${String(p.body.id)}`;
+    log(`creating the read set: ${READ_SET} Observations in one transaction Bundle`);
+    const readSet: string[] = [];
+    for (let done = 0; done < READ_SET; done += MAX_BUNDLE) {
+      const n = Math.min(MAX_BUNDLE, READ_SET - done);
+      const r = await call(h1.config.baseUrl, 'POST', h1Token, transaction(Array.from({ length: n }, (_, i) => observation(patientRef, done + i))));
+      expectStatus(r, 200, 'read-set transaction');
+      for (const e of r.body.entry as Array<{ resource: { id: string } }>) readSet.push(e.resource.id);
+    }
+
+    // --- Consent-checked reads and revocation, per audit mode ---
+    const readsFor = async (gw: Gw, mode: string): Promise<void> => {
+      h1Token = staff(gw, 'hospital1', { did: drH1.did });
+      const token = h1Token;
+      const url = (i: number): string => `${gw.config.baseUrl}/Observation/${readSet[i % readSet.length]}`;
+      await load(2, 1, url, () => token); // warm-up
+      for (const c of CONCURRENCY) {
+        log(`reads, ${mode} audit mode, concurrency ${c}, ${SECONDS} s`);
+        const r = await load(c, SECONDS, url, () => token);
+        if (r.errors) notes.push(`${mode} reads c=${c}: ${r.errors} errors, first: ${r.firstError ?? ''}`);
+        rows.push([
+          'consent-checked read',
+          `${mode} audit, c=${c}`,
+          `${rate(r.ok / r.seconds)} reads/s`,
+          `${f1(percentile(r.sorted, 50))} ms`,
+          `${f1(percentile(r.sorted, 99))} ms`,
+          `${r.ok} reads in ${r.seconds.toFixed(1)} s${r.errors ? `, ${r.errors} errors` : ''}`,
+        ]);
+      }
+    };
+
+    const revocation = async (gw: Gw, mode: string): Promise<void> => {
+      log(`revocation → first denied read, ${mode} audit mode, ${ROUNDS} rounds`);
+      const h2Read = (id: string): Promise<Reply> =>
+        call(`${gw.config.baseUrl}/Observation/${id}`, 'GET', signDidToken({ key: drH2.privateJwk, audience: gw.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 }));
+      const patientToken = (): string => signDidToken({ key: patientKey.privateJwk, audience: gw.config.baseUrl, scope: 'patient/Consent.write', ttlSec: 120 });
+      const times: number[] = [];
+      const polls: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const id = readSet[round % readSet.length] as string;
+        const consent = {
+          resourceType: 'Consent',
+          id: randomUUID(),
+          status: 'active',
+          scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+          category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+          patient: { reference: patientKey.did },
+          provision: {
+            type: 'permit',
+            actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+            purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
+          },
+        };
+        expectStatus(await call(`${gw.config.baseUrl}/Consent`, 'POST', patientToken(), signConsent(patientKey.privateJwk, consent, 'grant'), 'application/jose'), 201, 'grant consent');
+        // The grant is in effect: a read is permitted (retried briefly in case it is not yet).
+        for (let tries = 0; ; tries++) {
+          const r = await h2Read(id);
+          if (r.status === 200) break;
+          if (tries >= 50) throw new Error(`hospital2 read still ${r.status} after the grant: ${r.text.slice(0, 300)}`);
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        const revoked = await call(`${gw.config.baseUrl}/Consent/${consent.id}`, 'PUT', patientToken(), signConsent(patientKey.privateJwk, consent, 'revoke'), 'application/jose');
+        const t0 = process.hrtime.bigint();
+        expectStatus(revoked, 200, 'revoke consent');
+        for (let n = 1; ; n++) {
+          const r = await h2Read(id);
+          if (r.status === 403) {
+            times.push(ms(t0));
+            polls.push(n);
+            break;
+          }
+          if (r.status !== 200) throw new Error(`hospital2 read after revocation: ${r.status} ${r.text.slice(0, 300)}`);
+          if (n >= 1000) throw new Error('no denied read after 1000 reads following the revocation');
+        }
+      }
+      times.sort((a, b) => a - b);
+      polls.sort((a, b) => a - b);
+      rows.push([
+        'revocation → first denied read',
+        `${mode} audit`,
+        '-',
+        `${f1(percentile(times, 50))} ms (median)`,
+        `${f1(times[times.length - 1] ?? NaN)} ms (max)`,
+        `${times.length} rounds; reads until denied: median ${percentile(polls, 50)}, max ${polls[polls.length - 1]}`,
+      ]);
+    };
+
+    // --- Anchored ingest through transaction Bundles ---
+    const ingest = async (gw: Gw, mode: string): Promise<void> => {
+      const token = staff(gw, 'hospital1', { did: drH1.did });
+      for (const [size, batches] of INGEST) {
+        log(`ingest, ${mode} audit mode: ${batches} batch(es) of ${size} Observations`);
+        const perBatch: number[] = [];
+        let bundles = 0;
+        const start = process.hrtime.bigint();
+        for (let b = 0; b < batches; b++) {
+          const t0 = process.hrtime.bigint();
+          for (let done = 0; done < size; done += MAX_BUNDLE) {
+            const n = Math.min(MAX_BUNDLE, size - done);
+            const r = await call(gw.config.baseUrl, 'POST', token, transaction(Array.from({ length: n }, (_, i) => observation(patientRef, b * size + done + i))));
+            expectStatus(r, 200, `transaction of ${n}`);
+            bundles++;
+          }
+          perBatch.push(ms(t0));
+        }
+        const seconds = ms(start) / 1000;
+        perBatch.sort((a, b) => a - b);
+        const split = size > MAX_BUNDLE ? ` (each split into ${Math.ceil(size / MAX_BUNDLE)} Bundles of ${MAX_BUNDLE}, sent one after the other)` : '';
+        rows.push([
+          'anchored ingest',
+          `batch ${size}, ${mode} audit`,
+          `${rate((size * batches) / seconds)} resources/s`,
+          `${f1(percentile(perBatch, 50))} ms/batch`,
+          `${f1(perBatch[perBatch.length - 1] ?? NaN)} ms/batch (max)`,
+          `${size * batches} resources, ${batches} batch(es), ${bundles} Bundle(s)${split}`,
+        ]);
+      }
+    };
+
+    await readsFor(h1, 'sync');
+    await ingest(h1, 'sync');
+
+    await revocation(h1, 'sync');
+    await h1.gateway.close();
+    h1 = undefined;
+
+    // --- The same gateway (same store) in async audit mode ---
+    log('restarting the hospital1 gateway with HDX_AUDIT_MODE=async');
+    h1 = await startOrgGateway(info, 'hospital1', { HDX_AUDIT_MODE: 'async' });
+    await readsFor(h1, 'async');
+    await ingest(h1, 'async');
+    await revocation(h1, 'async');
+    log('stopping the async gateway (it drains its outbox first)');
+    const drainStart = process.hrtime.bigint();
+    await h1.gateway.close();
+    notes.push(`async mode: the graceful stop drained the outbox to the ledger in ${(ms(drainStart) / 1000).toFixed(1)} s`);
+    const dataDir = h1.config.dataDir;
+    h1 = undefined;
+
+    // --- Baseline: the same read straight from the store, no ledger ---
+    const store = new SqliteStore(path.join(dataDir, 'hdx.db'));
+    const app = express();
+    app.get('/fhir/:type/:id', (req, res) => {
+      const v = store.readCurrent(String(req.params.type), String(req.params.id));
+      if (!v || v.deleted || v.state !== 'anchored') res.status(404).end();
+      else res.type(FHIR).send(v.content);
+    });
+    const port = await freePort();
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(port, '127.0.0.1', () => resolve(s));
+    });
+    baseline = { server, store };
+    const burl = (i: number): string => `http://127.0.0.1:${port}/fhir/Observation/${readSet[i % readSet.length]}`;
+    await load(2, 1, burl, () => undefined);
+    for (const c of CONCURRENCY) {
+      log(`reads, baseline (store only), concurrency ${c}, ${SECONDS} s`);
+      const r = await load(c, SECONDS, burl, () => undefined);
+      if (r.errors) notes.push(`baseline reads c=${c}: ${r.errors} errors, first: ${r.firstError ?? ''}`);
+      rows.push([
+        'read, no ledger (baseline)',
+        `store only, c=${c}`,
+        `${rate(r.ok / r.seconds)} reads/s`,
+        `${f1(percentile(r.sorted, 50))} ms`,
+        `${f1(percentile(r.sorted, 99))} ms`,
+        `${r.ok} reads in ${r.seconds.toFixed(1)} s${r.errors ? `, ${r.errors} errors` : ''}`,
+      ]);
+    }
+
+    // --- HL7 v2 mapping (no network involved) ---
+    const hl7Dir = path.join(__dirname, '..', 'fhir-mappers', 'test-data', 'hl7v2');
+    const hl7Seconds = Math.max(1, Math.min(3, SECONDS / 3));
+    for (const [label, file] of [
+      ['ADT^A01 (Patient + Encounter)', 'adt-a01.hl7'],
+      ['ORU^R01 (Patient + 5 Obs + report)', 'oru-r01.hl7'],
+    ] as const) {
+      const msg = fs.readFileSync(path.join(hl7Dir, file), 'utf8');
+      log(`HL7 v2 ${label}`);
+      const validated = perSecond(hl7Seconds, () => hl7v2ToBundle(msg));
+      const mapOnly = perSecond(hl7Seconds, () => hl7v2ToBundle(msg, { validate: false }));
+      rows.push(['HL7 v2 mapped', label, `${rate(validated)} msg/s`, '-', '-', `validated Bundle (default); map only: ${rate(mapOnly)} msg/s; 1 thread, ${hl7Seconds} s each`]);
+    }
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    store.close();
+    baseline = undefined;
+
+    // --- The table ---
+    const order = ['consent-checked read', 'read, no ledger (baseline)', 'anchored ingest', 'HL7 v2 mapped', 'revocation → first denied read'];
+    rows.sort((a, b) => order.indexOf(a[0] ?? '') - order.indexOf(b[0] ?? ''));
+    const cpu = os.cpus();
+    printGrid(`HDX exchange benchmark (issue 6), ${new Date().toISOString().slice(0, 16)}Z`, ['measure', 'variant', 'throughput', 'p50 / median', 'p99 / max', 'detail'], rows);
+    printTable('settings', [
+      ['network', `${options.orderers} Raft orderer(s), BatchTimeout ${options.batchTimeout}, MaxMessageCount ${options.maxMessageCount}, endorsement MAJORITY of 3 orgs (hospital1, hospital2, regulator), TLS, native processes`],
+      ['gateway', 'hospital1, in this Node process (the load generator shares its event loop), SQLite store, log level warn'],
+      ['reads', `GET /fhir/Observation/:id over ${readSet.length} Observations of one patient, ${SECONDS} s per row, c = concurrent clients, keep-alive HTTP on 127.0.0.1`],
+      ['read caller', 'hospital1 practitioner with one identity-provider token (ES256, reused): DID tokens are single-use (jti) and signing one per read would dominate the client cost'],
+      ['sync audit', 'hdx.audit:AuthorizeAndRecord per read: endorsed, ordered and committed before the data leaves, then checked against its anchor'],
+      ['async audit', 'hdx.consent:EvaluateAccess per read + access entry in the local SQLite outbox; flushed with RecordAccessBatch in the background (flush 200 ms, batch 100)'],
+      ['baseline', 'plain Express route: SqliteStore.readCurrent + the stored JSON, same HTTP client; no token check, no consent, no audit, no anchor check'],
+      ['ingest', `FHIR transaction Bundles of Observations of one patient (POST /fhir), sent one after the other (1 client); each Bundle validated, stored pending, anchored in ONE ledger transaction (hdx.record:AnchorBatch, at most ${MAX_BUNDLE} entries; a 1-entry Bundle uses hdx.record:Anchor); batch 1000 = 2 Bundles of ${MAX_BUNDLE}`],
+      ['ingest, audit of the change', 'sync: a second ledger transaction (RecordAccessBatch) is committed before the Bundle response, so each Bundle waits for two blocks; async: the change entry goes to the outbox'],
+      ['revocation', 'per round: new consent id, grant (POST /fhir/Consent), a permitted hospital2 read, revoke (PUT, signed JWS); timed from the PUT response to the first 403 of back-to-back hospital2 reads (fresh DID token each)'],
+      ['machine', `${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.versions.node}, ${os.platform()}/${os.arch()}`],
+      ['load average (1/5/15 min)', `before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`],
+      ['caveat', 'the whole network (4 CAs, orderer, 3 peers, 3 chaincode servers), the gateway and the client share this machine; other load on it (e.g. other test networks) changes the figures'],
+      ['network up (binaries cached, fresh state)', `${(upMs / 1000).toFixed(1)} s`],
+      ['whole run', `${((Date.now() - runStart) / 1000).toFixed(0)} s (including network up and down)`],
+      ...notes.map((n, i): [string, string] => [`note ${i + 1}`, n]),
+    ]);
+  } finally {
+    if (baseline) {
+      baseline.server.close();
+      baseline.store.close();
+    }
+    await h1?.gateway.close().catch(() => {});
+    await h2?.gateway.close().catch(() => {});
+    log('stopping and wiping the network');
+    await down(options, { wipe: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});
