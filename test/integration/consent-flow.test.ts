@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
+import { permitOrganizationConsent } from '../support/jose';
 import { startTestGateway } from '../support/network';
 
 describe('consent flow across organizations (real network, three gateways)', function () {
@@ -24,19 +25,7 @@ describe('consent flow across organizations (real network, three gateways)', fun
   let patientId: string;
   let observationId: string;
   const consentId = '3f6c1d5e-8a2b-4c7d-9e0f-1a2b3c4d5e6f';
-  const consent = {
-    resourceType: 'Consent',
-    id: consentId,
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: patientKey.did },
-    provision: {
-      type: 'permit',
-      actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
-      purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
-    },
-  };
+  const consent = permitOrganizationConsent(consentId, patientKey.did, 'Hospital2MSP', 'TREAT') as { id: string } & Record<string, unknown>;
 
   /** A fresh DID token of the hospital2 practitioner, for hospital1's gateway. */
   const h2Token = (scope = 'user/*.read', purpose = 'TREAT'): string => signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope, purposeOfUse: purpose, ttlSec: 120 });

@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { OrgClient } from '../support/ledger';
+import { permitOrganizationConsent } from '../support/jose';
 import { startTestGateway } from '../support/network';
 
 type Entry = { resource: { resourceType: string; id: string; valueQuantity?: { value: number }; issue?: Array<{ diagnostics: string }>; target?: unknown[] } };
@@ -23,19 +24,7 @@ describe('exchange between members (real network, two gateways)', function () {
   const drH1 = generateDidKey();
   const drH2 = generateDidKey();
   let obsId: string;
-  const consent = {
-    resourceType: 'Consent',
-    id: '7d0c2a9e-5b4f-4e1a-8c3d-2f6e9a1b0c4d',
-    status: 'active',
-    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
-    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
-    patient: { reference: patientKey.did },
-    provision: {
-      type: 'permit',
-      actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
-      purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
-    },
-  };
+  const consent = permitOrganizationConsent('7d0c2a9e-5b4f-4e1a-8c3d-2f6e9a1b0c4d', patientKey.did, 'Hospital2MSP', 'TREAT') as { id: string } & Record<string, unknown>;
 
   const exchange = (purpose = 'TREAT', reason?: string) =>
     call(h2, 'GET', `/Patient/$exchange?patient=${patientKey.did}`, staffTokenWithReason(purpose, reason));

@@ -105,12 +105,14 @@ export class DidKey {
 export const PURPOSE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 export const MSP_SYSTEM = 'urn:hdx:msp';
 
-/** A consent (FHIR R4 Consent subset) permitting one organization, by MSP id, one purpose of use. */
+/** A consent (valid FHIR R4 Consent: scope and category included) permitting one organization, by MSP id, one purpose of use. */
 export function permitOrganizationConsent(id: string, patientDid: string, mspId: string, purpose: string): Record<string, unknown> {
   return {
     resourceType: 'Consent',
     id,
     status: 'active',
+    scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+    category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
     patient: { reference: patientDid },
     provision: {
       type: 'permit',

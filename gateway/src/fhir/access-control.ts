@@ -4,6 +4,7 @@ import { type AuditSink, LedgerAuditSink } from '../audit/sink';
 import type { AccessEntryInput, Decision, LedgerClient } from '../ledger/ledger-client';
 import type { StoredVersion } from '../store/store';
 import { OperationOutcomeError } from './outcome';
+import { mapLimit } from '../util/concurrency';
 
 /** Who is asking, as established by authentication, and why. */
 export interface Caller {
@@ -32,21 +33,6 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 function ref(v: StoredVersion): string {
   return `${v.resourceType}/${v.id}/_history/${v.versionId}`;
-}
-
-/** Runs `fn` over items with at most `n` in flight, keeping order. */
-async function mapLimit<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i] as T);
-      }
-    }),
-  );
-  return out;
 }
 
 export interface AccessControlOptions {
@@ -213,23 +199,7 @@ export class AccessControl {
 
   /** Records a change (create, update, delete) made by the custodian's user (ledger or outbox, as the mode says). */
   async recordChange(caller: Caller, v: StoredVersion, patient: string, action: 'C' | 'U' | 'D'): Promise<void> {
-    const { actor, purpose } = AccessControl.requireActor(caller);
-    await this.#sink.record([
-      {
-        actor,
-        actorOrganization: caller.organization,
-        patient,
-        resources: [ref(v)],
-        action,
-        subtype: action === 'C' ? 'create' : action === 'U' ? 'update' : 'delete',
-        purpose,
-        decision: 'permit',
-        consents: [],
-        breakGlass: false,
-        custodian: this.#custodian,
-        entryId: randomUUID(),
-      },
-    ]);
+    await this.recordChanges(caller, [{ version: v, patient, action }]);
   }
 
   /**

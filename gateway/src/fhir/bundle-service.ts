@@ -21,6 +21,7 @@ import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from './outcome';
 import { type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
 import { ID } from './search-params';
+import { mapLimit } from '../util/concurrency';
 
 /** Most entries in one Bundle: a transaction is anchored in one AnchorBatch, which takes at most 500. */
 export const MAX_BUNDLE_ENTRIES = MAX_ANCHOR_BATCH;
@@ -120,20 +121,6 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
     if (typeof value.reference === 'string') fn(value, path);
     for (const [k, v] of Object.entries(value)) if (v !== null && typeof v === 'object') forEachReference(v, `${path}.${k}`, fn);
   }
-}
-
-async function mapLimit<T, R>(items: readonly T[], n: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i] as T, i);
-      }
-    }),
-  );
-  return out;
 }
 
 export interface BundleServiceDeps {
