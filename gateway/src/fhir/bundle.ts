@@ -42,11 +42,16 @@ export function searchset(opts: {
 }
 
 /** A history Bundle: each version with its interaction (PUT for a version, DELETE for a deletion). */
-export function historyBundle(baseUrl: string, versions: ReadonlyArray<{ resource: Record<string, unknown>; deleted: boolean; versionId: string }>): Record<string, unknown> {
+export function historyBundle(
+  baseUrl: string,
+  versions: ReadonlyArray<{ resource: Record<string, unknown>; deleted: boolean; versionId: string }>,
+  page?: { total: number; link: Array<{ relation: string; url: string }> },
+): Record<string, unknown> {
   return {
     resourceType: 'Bundle',
     type: 'history',
-    total: versions.length,
+    total: page?.total ?? versions.length,
+    ...(page ? { link: page.link } : {}),
     entry: versions.map(({ resource: r, deleted, versionId }) => ({
       fullUrl: `${baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
       ...(deleted ? {} : { resource: r }),

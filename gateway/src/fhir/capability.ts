@@ -47,7 +47,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalCreate: false,
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
-            interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'search-type'].map((code) => ({ code })),
+            interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             searchParam: type === 'Patient' ? searchParam.filter((p) => !['patient', 'subject', 'code'].includes(p.name)) : searchParam,
             operation: [
               ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),

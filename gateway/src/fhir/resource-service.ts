@@ -36,6 +36,13 @@ export interface SearchParams {
   readonly offset: number;
 }
 
+/** One version in a history: a deletion has no content. */
+export interface HistoryEntry {
+  readonly resource: Resource;
+  readonly deleted: boolean;
+  readonly versionId: string;
+}
+
 export interface SearchPage {
   readonly total: number;
   readonly resources: Resource[];
@@ -355,14 +362,35 @@ export class ResourceService {
   }
 
   /** Every version of one resource the caller may see, newest first (deletions included, without content). */
-  async history(caller: Caller, resourceType: string, id: string): Promise<Array<{ resource: Resource; deleted: boolean; versionId: string }>> {
+  async history(caller: Caller, resourceType: string, id: string): Promise<HistoryEntry[]> {
     typeInfo(resourceType);
     const versions = this.#store.history(resourceType, id);
     if (versions.length === 0) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
-    const permitted = await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion);
+    return this.#historyEntries(await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion));
+  }
+
+  /**
+   * Every version of every resource of a type the caller may see, newest first, one page of it. Consent
+   * is evaluated for every candidate, so the total counts only what the caller may see.
+   */
+  async typeHistory(caller: Caller, resourceType: string, params: { since?: string; count: number; offset: number }): Promise<{ total: number; entries: HistoryEntry[] }> {
+    typeInfo(resourceType);
+    AccessControl.requireActor(caller);
+    const candidates = this.#store.typeHistory(resourceType, { ...(params.since ? { since: params.since } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    if (candidates.length > MAX_SEARCH_CANDIDATES) {
+      throw new OperationOutcomeError('INVALID', `The history holds more than ${MAX_SEARCH_CANDIDATES} versions: narrow it with _since`);
+    }
+    const decisions = await this.access.evaluate(caller, candidates);
+    const visible = candidates.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    const page = visible.slice(params.offset, params.offset + params.count);
+    await this.access.recordDisclosures(caller, page, 'history-type', this.#refOfVersion);
+    return { total: visible.length, entries: await this.#historyEntries(page.map((x) => x.version)) };
+  }
+
+  #historyEntries(versions: readonly StoredVersion[]): Promise<HistoryEntry[]> {
     return Promise.all(
-      permitted.map(async (v) => ({
-        resource: v.deleted ? { resourceType, id } : await this.#verified(v),
+      versions.map(async (v) => ({
+        resource: v.deleted ? { resourceType: v.resourceType, id: v.id } : await this.#verified(v),
         deleted: v.deleted,
         versionId: String(v.versionId),
       })),

@@ -169,6 +169,26 @@ describe('gateway HTTP (fake ledger)', () => {
     expect((await request(app).get(`/fhir/Patient/${created.id}/_history/1`).set(...staff)).status).to.equal(200);
   });
 
+  it('type history: every version the caller may see, newest first, paged; another organization sees none', async () => {
+    const { app } = setup();
+    const a = await createPatient(app);
+    await createPatient(app);
+    await request(app).put(`/fhir/Patient/${a.id}`).set(...staff).set('content-type', FHIR).send({ ...patient, id: a.id, gender: 'other' });
+    const page1 = await request(app).get('/fhir/Patient/_history?_count=2').set(...staff);
+    expect(page1.status, JSON.stringify(page1.body)).to.equal(200);
+    expect(page1.body.type).to.equal('history');
+    expect(page1.body.total).to.equal(3);
+    expect(page1.body.entry).to.have.length(2);
+    expect(page1.body.entry[0].resource.id).to.equal(a.id);
+    expect(page1.body.entry[0].response.etag).to.equal('W/"2"');
+    expect(page1.body.link.find((l: { relation: string }) => l.relation === 'next').url).to.include('_getpagesoffset=2');
+    const hidden = await request(app).get('/fhir/Patient/_history').set(...other);
+    expect(hidden.body.total).to.equal(0);
+    const future = await request(app).get('/fhir/Patient/_history?_since=2999-01-01T00:00:00Z').set(...staff);
+    expect(future.body.total).to.equal(0);
+    expect((await request(app).get('/fhir/Patient/_history?_since=2024-01-01').set(...staff)).status).to.equal(400);
+  });
+
   it('another organization cannot write into this custodian', async () => {
     const { app } = setup();
     const writer = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });

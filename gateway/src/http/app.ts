@@ -303,6 +303,22 @@ export function createApp(deps: AppDeps): express.Express {
     sendResource(res, 200, { resourceType: 'Parameters', parameter });
   });
 
+  fhir.get('/:type/_history', async (req: Request<{ type: string }>, res) => {
+    const type = req.params.type;
+    checkIds(type);
+    const q = rawQuery(req.query);
+    assertKnown(q, ['_since', '_count', '_getpagesoffset']);
+    const since = dateFilters('_since', q._since)?.map((f) => {
+      if (f.op !== 'eq' || !f.value.includes('T')) throw new OperationOutcomeError('INVALID', 'Search parameter _since must be an instant (e.g. 2026-01-01T00:00:00Z)');
+      return f.value;
+    })[0];
+    const c = count(q);
+    const o = offset(q);
+    const result = await resources.typeHistory(caller(req, config.mspId, type, 'read'), type, { ...(since ? { since } : {}), count: c, offset: o });
+    const paging = searchset({ baseUrl: base, path: `/${type}/_history`, query: q, resources: [], total: result.total, offset: o, count: c }) as { link: Array<{ relation: string; url: string }> };
+    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link: paging.link }));
+  });
+
   fhir.get('/:type/:id/_history/:vid', async (req: Request<{ type: string; id: string; vid: string }>, res) => {
     checkIds(req.params.type, req.params.id, req.params.vid);
     const resource = await resources.vread(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id, req.params.vid);

@@ -248,6 +248,16 @@ export class SqliteStore implements ResourceStore {
     return (this.#stmts.history.all(resourceType, id) as Row[]).map(toVersion);
   }
 
+  typeHistory(resourceType: string, opts: { since?: string; limit: number }): StoredVersion[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM resource_version WHERE resource_type = @type AND state = 'anchored' AND (@since IS NULL OR last_updated >= @since)
+         ORDER BY last_updated DESC, id, version_id DESC LIMIT @limit`,
+      )
+      .all({ type: resourceType, since: opts.since ?? null, limit: opts.limit }) as Row[];
+    return rows.map(toVersion);
+  }
+
   search(q: StoreQuery): StoredVersion[] {
     const where = [
       'rv.resource_type = @type',

@@ -87,6 +87,8 @@ export interface ResourceStore {
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;
   /** Every anchored version of a resource, newest first. */
   history(resourceType: string, id: string): StoredVersion[];
+  /** Every anchored version of every resource of a type, newest first; `since` (an instant) excludes older ones. */
+  typeHistory(resourceType: string, opts: { since?: string; limit: number }): StoredVersion[];
   /** Current versions matching the query, oldest lastUpdated first (then id). */
   search(query: StoreQuery): StoredVersion[];
 
