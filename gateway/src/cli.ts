@@ -20,6 +20,7 @@ import {
 import { parseScopes, ScopeSyntaxError } from './auth/scopes';
 import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
+import { sync } from './ingest/sync';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -60,6 +61,13 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   'consent-sign': `hdx consent-sign --key key.json --consent consent.json --action grant|update|revoke [--kid did:hdx:...#key-n]
   The compact JWS that hdx.consent Grant, Update or Revoke takes: the canonical {consent, action, nonce, iat}
   signed by the patient's (or a guardian's) key.`,
+  sync: `hdx sync --ehr <EHR FHIR base URL> --gateway <gateway FHIR base URL> --types Patient,Observation --state sync-state.json [--page 50] [--source NAME]
+         (--token TOKEN | --idp-key idp-private.pem --iss <issuer> --sub <id> --did did:hdx:... [--role system] [--scope "system/*.write"] [--purpose TREAT])
+         [--ehr-token TOKEN]
+  Pulls every resource of those types changed since the last sync from the EHR (_lastUpdated, paged), gives each a
+  stable local id (from the EHR base URL and Type/id), rewrites references, and pushes each page to the gateway
+  (POST /ingest/fhir). The checkpoint in --state moves only after the gateway acknowledged a page: a sync that was
+  stopped resumes where it was; re-sent pages are no-ops. Prints progress; ends with a JSON summary.`,
 };
 
 function usageText(): string {
@@ -329,6 +337,78 @@ function consentSign(args: string[], io: CliIo): void {
   io.stdout(`${signConsent(key, c, action as ConsentAction, kid !== undefined ? { kid } : {})}\n`);
 }
 
+function positiveInt(value: string | undefined, flag: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UsageError(`${flag} must be a whole number from 1 to ${max}`);
+  return n;
+}
+
+async function syncCommand(args: string[], io: CliIo): Promise<void> {
+  const values = parse('sync', args, {
+    ehr: { type: 'string' },
+    gateway: { type: 'string' },
+    types: { type: 'string' },
+    state: { type: 'string' },
+    page: { type: 'string' },
+    source: { type: 'string' },
+    token: { type: 'string' },
+    'ehr-token': { type: 'string' },
+    'idp-key': { type: 'string' },
+    iss: { type: 'string' },
+    sub: { type: 'string' },
+    did: { type: 'string' },
+    role: { type: 'string' },
+    scope: { type: 'string' },
+    purpose: { type: 'string' },
+  });
+  const ehr = checkUrl(required(values, 'ehr', 'sync', 'https://ehr.example/fhir'), '--ehr');
+  const gateway = checkUrl(required(values, 'gateway', 'sync', 'http://127.0.0.1:8080/fhir'), '--gateway');
+  const types = required(values, 'types', 'sync', 'Patient,Observation').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  if (types.length === 0 || types.some((t) => !/^[A-Z][A-Za-z]{1,63}$/.test(t))) throw new UsageError('--types must be FHIR resource types separated by commas, e.g. --types Patient,Observation');
+  const stateFile = required(values, 'state', 'sync', 'sync-state.json');
+  const pageSize = positiveInt(optional(values, 'page'), '--page', 50, 500);
+  const source = optional(values, 'source');
+  if (source !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(source)) throw new UsageError('--source must be 1 to 64 letters, digits or ._:-');
+  const fixed = optional(values, 'token');
+  let gatewayToken: () => string;
+  if (fixed !== undefined) {
+    if (optional(values, 'idp-key') !== undefined) throw new UsageError('give either --token or --idp-key (with --iss, --sub, --did), not both');
+    gatewayToken = () => fixed;
+  } else {
+    const key = readIdpKey(required(values, 'idp-key', 'sync', 'idp-private.pem'));
+    const issuer = required(values, 'iss', 'sync', 'https://idp.hospital1.example');
+    const subject = required(values, 'sub', 'sync', 'ehr-sync');
+    const did = required(values, 'did', 'sync', 'did:hdx:...');
+    if (!HDX_DID.test(did)) throw new UsageError('--did must be a did:hdx DID (the DID the ingested changes are recorded under)');
+    const role = optional(values, 'role') ?? 'system';
+    if (!(IDP_ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${IDP_ROLES.join(', ')}`);
+    const scope = checkScope(optional(values, 'scope') ?? 'system/*.write');
+    const purposeOfUse = checkPurpose(optional(values, 'purpose') ?? 'TREAT');
+    const kid = jwkThumbprint(createPublicKey(key).export({ format: 'jwk' }));
+    // A fresh token per page: a long sync outlives any one token.
+    gatewayToken = () => signIdpToken({ key, kid, issuer, audience: gateway, subject, role, scope, purposeOfUse, ttlSec: 600, did });
+  }
+  const ehrToken = optional(values, 'ehr-token');
+  const summary = await sync({
+    ehr,
+    gateway,
+    types,
+    stateFile,
+    pageSize,
+    gatewayToken,
+    ...(source !== undefined ? { source } : {}),
+    ...(ehrToken !== undefined ? { ehrToken } : {}),
+    progress: (line) => io.stderr(`${line}\n`),
+  });
+  io.stdout(json(summary));
+}
+
+/** Commands that wait on the network: run through runAsync. */
+const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void>> = {
+  sync: syncCommand,
+};
+
 const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
   keygen,
   'did-proof': didProof,
@@ -372,9 +452,29 @@ export function run(argv: readonly string[], io: CliIo): number {
   }
 }
 
+/** Like run, for every command including those that wait on the network (sync). */
+export async function runAsync(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command, ...args] = argv;
+  const handler = command !== undefined ? ASYNC_COMMANDS[command] : undefined;
+  if (!handler) return run(argv, io);
+  if (args.includes('--help') || args.includes('-h')) {
+    io.stdout(`${USAGE[command as string] ?? ''}\n`);
+    return 0;
+  }
+  try {
+    await handler(args, io);
+    return 0;
+  } catch (err) {
+    io.stderr(`hdx ${String(command)}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
 if (require.main === module) {
-  process.exitCode = run(process.argv.slice(2), {
+  void runAsync(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+  }).then((code) => {
+    process.exitCode = code;
   });
 }

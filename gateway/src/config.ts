@@ -38,6 +38,10 @@ export interface Config {
   readonly auditFlushMs: number;
   /** Async mode: entries per ledger transaction (1–200). */
   readonly auditBatch: number;
+  /** MLLP listener for HL7 v2 (on 127.0.0.1); off when unset. */
+  readonly mllpPort: number | undefined;
+  /** The DID the MLLP listener's ingested changes are recorded under (MLLP carries no token). */
+  readonly mllpActorDid: string | undefined;
 }
 
 /** Environment variable → config field, with defaults; required ones have no default. */
@@ -66,10 +70,12 @@ const VARS = {
   HDX_AUDIT_MODE: { field: 'auditMode', type: 'string', default: 'sync' },
   HDX_AUDIT_FLUSH_MS: { field: 'auditFlushMs', type: 'integer', default: 200 },
   HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
+  HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
+  HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
 } as const;
 
 /** Optional variables: everything else without a default is required. */
-const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS']);
+const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID']);
 
 const schema = {
   type: 'object',
@@ -90,8 +96,10 @@ const schema = {
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'sync' },
     HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
+    HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
+    HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
   },
-  dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'] },
+  dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'], HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'] },
 };
 
 export class ConfigError extends Error {

@@ -21,6 +21,8 @@ import { createMetrics, instrumentLedger } from './metrics';
 import { ErasureService } from './fhir/erasure';
 import { ExchangeService } from './exchange/exchange-service';
 import { toP256PrivateJwk } from './auth/did-key';
+import { IngestService } from './ingest/ingest-service';
+import { type MllpListener, startMllpListener } from './ingest/mllp';
 
 export interface RunningGateway {
   readonly url: string;
@@ -81,10 +83,19 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     });
     const port = (server.address() as AddressInfo).port;
     outbox?.start();
+    let mllp: MllpListener | undefined;
+    if (config.mllpPort !== undefined && config.mllpActorDid !== undefined) {
+      const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl });
+      mllp = await startMllpListener({ port: config.mllpPort, ingest, log, caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT' } }).catch(async (err: unknown) => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw err;
+      });
+    }
     return {
       url: config.baseUrl,
       port,
       close: async () => {
+        await mllp?.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -20,6 +20,8 @@ import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
 import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
+import { IngestService } from '../ingest/ingest-service';
+import { ingestRoutes } from '../ingest/routes';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -419,6 +421,9 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use('/fhir', fhir);
+  // Ingestion (HL7 v2, VR session records, EHR Bundles): idempotent upserts, anchored in batches.
+  const ingest = new IngestService({ resources, store, log, baseUrl: base });
+  app.use('/ingest', ingestRoutes({ ingest, authenticate, scoped: (req) => (type, action) => caller(req, config.mspId, type, action) }));
   app.use((req: Request) => {
     throw new OperationOutcomeError('NOT_FOUND', `${req.method} ${req.path} is not a route of this server`);
   });

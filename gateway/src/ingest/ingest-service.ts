@@ -1,0 +1,275 @@
+/**
+ * Idempotent ingestion (issue 6): FHIR resources from a named source (an HL7 v2 feed through
+ * hl7v2ToBundle, a VR platform through vrSessionToBundle, an EHR pushing or being pulled) are written
+ * into this custodian's store with UPSERT semantics on their stable ids:
+ *
+ * - a resource not held yet is created with the given id (version 1);
+ * - one whose content, ignoring meta.versionId and meta.lastUpdated, equals the current version is a
+ *   no-op: no new version, no anchor, no change record;
+ * - a changed one (or one deleted here) gets a new version.
+ *
+ * The new versions of one ingested Bundle are written as ONE write (ResourceService.commitWrite): stored
+ * pending in one SQLite transaction, anchored in ONE ledger transaction (AnchorBatch) and recorded
+ * through AccessControl. A Bundle with more than MAX_ANCHOR_BATCH (500) changed resources is written in
+ * chunks of at most 500, Patients first, each chunk all or nothing; if a later chunk fails the earlier
+ * ones stay, and re-sending the same Bundle finishes the job (the written ones are then no-ops).
+ * Re-ingesting the same message therefore never duplicates versions or anchors.
+ *
+ * Errors name the entry and element (`Bundle.entry[3].resource.subject`), never values (no PHI).
+ */
+import { randomUUID } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import type { Logger } from 'pino';
+import type { ScopedCaller } from '../fhir/bundle-service';
+import type { Caller } from '../fhir/access-control';
+import { HDX_ERROR_SYSTEM, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
+import { type PreparedVersion, type Resource, type ResourceService, SUPPORTED_TYPES, WritePlan } from '../fhir/resource-service';
+import { ID } from '../fhir/search-params';
+import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import type { ResourceStore } from '../store/store';
+
+/** Most entries in one ingested Bundle (the body limit bounds it too). */
+export const MAX_INGEST_ENTRIES = 10_000;
+
+/** A source name: letters, digits and `._:-`, at most 64 (it goes to logs: never PHI). */
+export const SOURCE_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
+
+const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+
+export type IngestStatus = 'created' | 'updated' | 'unchanged' | 'skipped';
+
+export interface IngestSummary {
+  readonly source: string;
+  readonly created: number;
+  readonly updated: number;
+  readonly unchanged: number;
+  readonly skipped: number;
+  /** Ledger transactions used to anchor (one per chunk of ≤ 500 changed versions; 0 when nothing changed). */
+  readonly anchorTransactions: number;
+}
+
+export interface IngestResult {
+  /** A FHIR `transaction-response` Bundle: one entry per input entry, in input order. */
+  readonly bundle: Record<string, unknown>;
+  readonly summary: IngestSummary;
+}
+
+interface Item {
+  readonly index: number;
+  readonly type: string;
+  readonly id: string;
+  readonly resource: Resource;
+}
+
+interface Outcome {
+  status: IngestStatus;
+  version?: PreparedVersion;
+  current?: { versionId: number; lastUpdated: string };
+  note?: string;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function invalid(expression: string, message: string): OperationOutcomeError {
+  return new OperationOutcomeError('INVALID', message, [
+    { severity: 'error', code: 'invalid', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'INVALID' }], text: message }, diagnostics: message, expression: [expression] },
+  ]);
+}
+
+/** An entry's error, its FHIRPaths rebased from `Observation.x` onto `Bundle.entry[i].resource.x`. */
+function atEntry(err: unknown, index: number, type: string): unknown {
+  if (!(err instanceof OperationOutcomeError) || err.code === 'INTERNAL' || err.message.startsWith('Bundle.')) return err;
+  const entry = `Bundle.entry[${index}]`;
+  const rebase = (e: string): string => (e === type || e.startsWith(`${type}.`) || e.startsWith(`${type}[`) ? `${entry}.resource${e.slice(type.length)}` : e);
+  const issues: OperationOutcomeIssue[] = err.outcome.issue.map((i) => ({
+    ...i,
+    ...(i.diagnostics !== undefined ? { diagnostics: `${entry}: ${i.diagnostics}` } : {}),
+    expression: i.expression?.map(rebase) ?? [entry],
+  }));
+  return new OperationOutcomeError(err.code, `${entry}: ${err.message}`, issues);
+}
+
+/** The content that decides "unchanged": the resource without its server-assigned meta. */
+function comparable(resource: Record<string, unknown>): string {
+  const { meta, ...rest } = resource;
+  const { versionId: _v, lastUpdated: _l, ...keptMeta } = isObject(meta) ? meta : {};
+  return canonicalize(Object.keys(keptMeta).length > 0 ? { ...rest, meta: keptMeta } : rest) ?? '';
+}
+
+/** Every Reference.reference string in a value, with a setter. */
+function forEachReference(value: unknown, path: string, fn: (holder: Record<string, unknown>, path: string) => void): void {
+  if (Array.isArray(value)) value.forEach((v, i) => forEachReference(v, `${path}[${i}]`, fn));
+  else if (isObject(value)) {
+    if (typeof value.reference === 'string') fn(value, path);
+    for (const [k, v] of Object.entries(value)) if (v !== null && typeof v === 'object') forEachReference(v, `${path}.${k}`, fn);
+  }
+}
+
+export interface IngestServiceDeps {
+  readonly resources: ResourceService;
+  readonly store: ResourceStore;
+  readonly log: Logger;
+  readonly baseUrl: string;
+}
+
+export class IngestService {
+  readonly #resources: ResourceService;
+  readonly #store: ResourceStore;
+  readonly #log: Logger;
+  readonly #base: string;
+
+  constructor(deps: IngestServiceDeps) {
+    this.#resources = deps.resources;
+    this.#store = deps.store;
+    this.#log = deps.log;
+    this.#base = deps.baseUrl;
+  }
+
+  /** The local Patient linked to a DID, if any (a VR record names its patient by DID). */
+  patientByDid(did: string): string | undefined {
+    return this.#store.patientByDid(did);
+  }
+
+  /**
+   * Ingests a Bundle (transaction, batch or collection) of `PUT Type/id` entries or of resources with
+   * ids, or one resource with an id. `urn:uuid:` references to entries of the Bundle are rewritten to
+   * `Type/id`. Resource types this gateway does not hold (Device, Provenance, ...) are skipped and said
+   * so in their response entry. `scoped` checks the caller's scopes (create and update for every type).
+   */
+  async ingest(scoped: ScopedCaller, source: string, body: unknown): Promise<IngestResult> {
+    if (!SOURCE_NAME.test(source)) throw new OperationOutcomeError('INVALID', 'The source name must be 1 to 64 letters, digits or ._:-');
+    const items = this.#parse(body);
+
+    // Who may do it: create and update on every type that is stored, before anything is looked at.
+    const callers = new Map<string, Caller>();
+    for (const item of items) {
+      if (!SUPPORTED_TYPES.has(item.type) || callers.has(item.type)) continue;
+      try {
+        scoped(item.type, 'update');
+        callers.set(item.type, scoped(item.type, 'create'));
+      } catch (err) {
+        throw atEntry(err, item.index, item.type);
+      }
+    }
+
+    // Patients first, so what refers to them finds them (in this chunk or an earlier one).
+    const outcomes = new Map<number, Outcome>();
+    const stored = items.filter((i) => SUPPORTED_TYPES.has(i.type)).sort((a, b) => Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
+    for (const item of items) if (!SUPPORTED_TYPES.has(item.type)) outcomes.set(item.index, { status: 'skipped', note: `${item.type} is not a resource type this gateway holds; not stored` });
+
+    let anchorTransactions = 0;
+    let plan = new WritePlan();
+    let planCaller: Caller | undefined;
+    const flush = async (): Promise<void> => {
+      if (plan.versions.length === 0 || !planCaller) return;
+      await this.#resources.commitWrite(planCaller, plan);
+      anchorTransactions++;
+      plan = new WritePlan();
+    };
+    for (const item of stored) {
+      const who = callers.get(item.type) as Caller;
+      planCaller ??= who;
+      const current = this.#store.readCurrent(item.type, item.id);
+      if (current && !current.deleted && comparable(JSON.parse(current.content) as Record<string, unknown>) === comparable(item.resource)) {
+        outcomes.set(item.index, { status: 'unchanged', current: { versionId: current.versionId, lastUpdated: current.lastUpdated } });
+        continue;
+      }
+      if (plan.versions.length >= MAX_ANCHOR_BATCH) await flush();
+      try {
+        const version = current
+          ? await this.#resources.prepareUpdate(who, item.type, item.id, item.resource, plan)
+          : await this.#resources.prepareCreate(who, item.type, item.resource, plan, item.id);
+        outcomes.set(item.index, { status: current ? 'updated' : 'created', version });
+      } catch (err) {
+        throw atEntry(err, item.index, item.type);
+      }
+    }
+    await flush();
+
+    const summary: IngestSummary = {
+      source,
+      created: [...outcomes.values()].filter((o) => o.status === 'created').length,
+      updated: [...outcomes.values()].filter((o) => o.status === 'updated').length,
+      unchanged: [...outcomes.values()].filter((o) => o.status === 'unchanged').length,
+      skipped: [...outcomes.values()].filter((o) => o.status === 'skipped').length,
+      anchorTransactions,
+    };
+    this.#log.info({ event: 'ingest', ...summary, entries: items.length }, 'ingested');
+    return { bundle: this.#response(items, outcomes), summary };
+  }
+
+  #parse(body: unknown): Item[] {
+    if (!isObject(body) || typeof body.resourceType !== 'string') throw new OperationOutcomeError('INVALID', 'The body must be a FHIR Bundle or resource (JSON)');
+    if (body.resourceType !== 'Bundle') return [this.#item(0, body, undefined, 'resource')];
+    if (!['transaction', 'batch', 'collection'].includes(String(body.type))) throw invalid('Bundle.type', 'Bundle.type must be transaction, batch or collection to be ingested');
+    const entries = body.entry ?? [];
+    if (!Array.isArray(entries)) throw invalid('Bundle.entry', 'Bundle.entry must be an array');
+    if (entries.length > MAX_INGEST_ENTRIES) throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${entries.length}`);
+    const items: Item[] = [];
+    const urns = new Map<string, string>();
+    const seen = new Set<string>();
+    entries.forEach((raw, index) => {
+      const at = `Bundle.entry[${index}]`;
+      if (!isObject(raw) || !isObject(raw.resource)) throw invalid(`${at}.resource`, `${at}.resource is required: ingestion takes resources (PUT Type/id)`);
+      const item = this.#item(index, raw.resource, raw.request, at);
+      const key = `${item.type}/${item.id}`;
+      if (seen.has(key)) throw invalid(`${at}.request.url`, `${at}: the same resource appears in an earlier entry`);
+      seen.add(key);
+      if (typeof raw.fullUrl === 'string' && raw.fullUrl.startsWith('urn:uuid:')) urns.set(raw.fullUrl.toLowerCase(), key);
+      items.push(item);
+    });
+    for (const item of items) {
+      forEachReference(item.resource, `Bundle.entry[${item.index}].resource`, (holder, path) => {
+        const value = holder.reference as string;
+        if (!value.startsWith('urn:uuid:')) return;
+        const target = urns.get(value.toLowerCase());
+        if (target === undefined) throw invalid(path, `${path} refers to a urn:uuid that is not the fullUrl of an entry of this Bundle`);
+        holder.reference = target;
+      });
+    }
+    return items;
+  }
+
+  /** One entry: a PUT Type/id (resource id agreeing or absent), or a resource carrying its id. */
+  #item(index: number, raw: Record<string, unknown>, request: unknown, at: string): Item {
+    const resource = structuredClone(raw) as Resource;
+    const type = resource.resourceType;
+    const prefix = at === 'resource' ? type : `${at}.resource`;
+    if (typeof type !== 'string' || !TYPE.test(type)) throw invalid(`${prefix}.resourceType`, `${prefix}.resourceType is not a FHIR resource type`);
+    let id = typeof resource.id === 'string' ? resource.id : undefined;
+    if (request !== undefined) {
+      const r = isObject(request) ? request : {};
+      const url = typeof r.url === 'string' ? r.url.replace(`${this.#base}/`, '') : '';
+      const m = /^([A-Za-z]+)\/([^/?]+)$/.exec(url);
+      if (r.method !== 'PUT' || !m) throw invalid(`${at}.request`, `${at}.request must be PUT Type/id: ingestion writes resources under their stable ids`);
+      if (m[1] !== type || (id !== undefined && id !== m[2])) throw invalid(`${at}.request.url`, `${at}.request.url must name the entry's resource type and id`);
+      id = m[2];
+    }
+    if (id === undefined || !ID.test(id)) throw invalid(`${prefix}.id`, `${prefix}.id is required and must be a FHIR id: ingestion writes resources under their stable ids`);
+    resource.id = id;
+    return { index, type, id, resource };
+  }
+
+  #response(items: readonly Item[], outcomes: ReadonlyMap<number, Outcome>): Record<string, unknown> {
+    const entry = items.map((item) => {
+      const o = outcomes.get(item.index) as Outcome;
+      const info = (text: string): OperationOutcome => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: text }] });
+      if (o.status === 'skipped') return { response: { status: '422 Unprocessable Entity', outcome: { ...info(o.note ?? 'not stored'), issue: [{ severity: 'warning', code: 'not-supported', diagnostics: o.note ?? 'not stored', expression: [`Bundle.entry[${item.index}]`] }] } } };
+      const versionId = o.version ? o.version.row.versionId : (o.current?.versionId as number);
+      const lastUpdated = o.version ? o.version.row.lastUpdated : (o.current?.lastUpdated as string);
+      return {
+        fullUrl: `${this.#base}/${item.type}/${item.id}`,
+        response: {
+          status: o.status === 'created' ? '201 Created' : '200 OK',
+          location: `${item.type}/${item.id}/_history/${versionId}`,
+          etag: `W/"${versionId}"`,
+          lastModified: lastUpdated,
+          outcome: info(o.status === 'unchanged' ? 'unchanged: the content equals the current version; no new version' : o.status === 'created' ? 'created' : 'updated: new version'),
+        },
+      };
+    });
+    return { resourceType: 'Bundle', id: randomUUID(), type: 'transaction-response', entry };
+  }
+}

@@ -1,0 +1,205 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { validateResource } from '@hdx/fhir-mappers';
+import { expect } from 'chai';
+import request from 'supertest';
+import { AuditService } from '../fhir/audit-events';
+import { ConsentService } from '../fhir/consent-service';
+import { ResourceService } from '../fhir/resource-service';
+import { createApp } from '../http/app';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+
+const BASE = 'http://127.0.0.1:8080/fhir';
+const DR = `did:hdx:${'a'.repeat(43)}`;
+const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const HL7 = 'x-application/hl7-v2+er7';
+const data = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');
+const ADT = data('adt-a01.hl7');
+const ORU = data('oru-r01.hl7');
+
+function setup() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-ingest-'));
+  const store = new SqliteStore(path.join(dir, 'hdx.db'));
+  const ledger = new FakeLedger();
+  const log = newLogger('silent');
+  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+  const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+  return { app, store, ledger, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+let env: ReturnType<typeof setup>;
+beforeEach(() => {
+  env = setup();
+});
+afterEach(() => env.cleanup());
+
+const hl7 = (message: string, as: [string, string] = staff, type = HL7) => request(env.app).post('/ingest/hl7v2').set(...as).set('content-type', type).send(message);
+const fhir = (body: unknown, source = 'ehr-1', as: [string, string] = staff) =>
+  request(env.app).post(`/ingest/fhir?source=${source}`).set(...as).set('content-type', 'application/fhir+json').send(JSON.stringify(body));
+const statuses = (body: { entry: Array<{ response: { status: string } }> }): string[] => body.entry.map((e) => e.response.status);
+const changes = () => env.ledger.audit.filter((e) => ['C', 'U', 'D'].includes(e.action));
+
+describe('ingestion (fake ledger)', () => {
+  it('HL7 v2 ADT^A01 then ORU^R01: created with the mapper ids, one anchor transaction per message; re-ingesting is a no-op', async () => {
+    const adt = await hl7(ADT);
+    expect(adt.status, adt.text).to.equal(200);
+    expect(adt.body.type).to.equal('transaction-response');
+    expect(validateResource(adt.body, 'Bundle').filter((i) => i.severity === 'error')).to.deep.equal([]);
+    expect(statuses(adt.body)).to.deep.equal(['201 Created', '201 Created']);
+    const patientUrl = adt.body.entry[0].fullUrl as string;
+    expect(patientUrl).to.match(/\/Patient\/[0-9a-f-]{36}$/);
+    expect(env.ledger.anchors.size).to.equal(2);
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
+
+    // Again: nothing new anywhere.
+    const adtAgain = await hl7(ADT);
+    expect(statuses(adtAgain.body)).to.deep.equal(['200 OK', '200 OK']);
+    expect(adtAgain.body.entry[0].response.outcome.issue[0].diagnostics).to.match(/^unchanged/);
+    expect(env.ledger.anchors.size).to.equal(2);
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
+
+    const oru = await hl7(ORU);
+    expect(oru.status, oru.text).to.equal(200);
+    // The same Patient (same PID-3), a new version since this PID carries less; the results are new.
+    expect(oru.body.entry[0].fullUrl).to.equal(patientUrl);
+    expect(oru.body.entry[0].response.status).to.equal('200 OK');
+    expect(statuses(oru.body).slice(1).every((s) => s === '201 Created')).to.equal(true);
+    const anchorsAfter = env.ledger.anchors.size;
+    expect(anchorsAfter).to.equal(2 + oru.body.entry.length);
+    expect(env.ledger.anchorBatchCalls).to.equal(2);
+    const recorded = changes().length;
+
+    const again = await hl7(ORU);
+    expect(again.status).to.equal(200);
+    expect(statuses(again.body).every((s) => s === '200 OK')).to.equal(true);
+    expect(again.body.entry.every((e: { response: { outcome: { issue: Array<{ diagnostics: string }> } } }) => /^unchanged/.test(e.response.outcome.issue[0]?.diagnostics ?? ''))).to.equal(true);
+    expect(env.ledger.anchors.size).to.equal(anchorsAfter);
+    expect(env.ledger.anchorBatchCalls).to.equal(2);
+    expect(changes()).to.have.length(recorded);
+    const id = patientUrl.split('/').pop() as string;
+    expect(env.store.history('Patient', id)).to.have.length(2);
+
+    // Served, and checked against its anchor, like anything else.
+    const read = await request(env.app).get(`/fhir/Patient/${id}`).set(...staff);
+    expect(read.status).to.equal(200);
+  });
+
+  it('a changed resource gets a new version (meta differences alone do not)', async () => {
+    const patient = { resourceType: 'Patient', id: 'p-1', name: [{ family: 'Quist' }], birthDate: '1990-01-31' };
+    const obs = { resourceType: 'Observation', id: 'o-1', status: 'final', code: { text: 'pulse' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-111111111111' }, valueQuantity: { value: 72 } };
+    const bundle = (p: object, o: object) => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-111111111111', resource: p, request: { method: 'PUT', url: 'Patient/p-1' } },
+        { resource: o, request: { method: 'PUT', url: 'Observation/o-1' } },
+      ],
+    });
+    const first = await fhir(bundle(patient, obs));
+    expect(first.status, first.text).to.equal(200);
+    expect(statuses(first.body)).to.deep.equal(['201 Created', '201 Created']);
+    expect(env.store.readCurrent('Observation', 'o-1')?.content).to.contain('"reference":"Patient/p-1"');
+
+    const metaOnly = await fhir(bundle({ ...patient, meta: { versionId: '17', lastUpdated: '2020-01-01T00:00:00Z' } }, obs));
+    expect(metaOnly.body.entry.map((e: { response: { etag: string } }) => e.response.etag)).to.deep.equal(['W/"1"', 'W/"1"']);
+
+    const changed = await fhir(bundle(patient, { ...obs, valueQuantity: { value: 80 } }));
+    expect(changed.status).to.equal(200);
+    expect(statuses(changed.body)).to.deep.equal(['200 OK', '200 OK']);
+    expect(changed.body.entry[1].response.etag).to.equal('W/"2"');
+    expect(changed.body.entry[1].response.outcome.issue[0].diagnostics).to.match(/^updated/);
+    expect(env.store.history('Observation', 'o-1')).to.have.length(2);
+    expect(env.ledger.anchors.has('Observation/o-1/_history/2')).to.equal(true);
+    expect(env.ledger.anchors.has('Patient/p-1/_history/2')).to.equal(false);
+    expect(changes().filter((e) => e.action === 'U')).to.have.length(1);
+  });
+
+  it('more than 500 changed resources: anchored in chunks of at most 500, Patients first', async () => {
+    const entry: object[] = [];
+    for (let i = 0; i < 600; i++) {
+      entry.push({ resource: { resourceType: 'Observation', id: `o-${i}`, status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p-big' }, valueInteger: i } });
+    }
+    entry.push({ resource: { resourceType: 'Patient', id: 'p-big' } });
+    const res = await fhir({ resourceType: 'Bundle', type: 'collection', entry });
+    expect(res.status, res.text.slice(0, 500)).to.equal(200);
+    expect(env.ledger.anchors.size).to.equal(601);
+    expect(env.ledger.anchorBatchCalls).to.equal(2);
+    const again = await fhir({ resourceType: 'Bundle', type: 'collection', entry });
+    expect(again.status).to.equal(200);
+    expect(env.ledger.anchorBatchCalls).to.equal(2);
+  });
+
+  it('HL7 v2 errors name the segment or field (400/422), and nothing is stored', async () => {
+    const bad = await hl7(ADT.replace('ADT^A01^ADT_A01', 'ADT^A99^ADT_A01'));
+    expect(bad.status).to.equal(422);
+    expect(bad.body.resourceType).to.equal('OperationOutcome');
+    expect(JSON.stringify(bad.body)).to.contain('MSH-9');
+    const garbage = await hl7('not an HL7 message');
+    expect(garbage.status).to.equal(400);
+    expect(garbage.body.issue[0].diagnostics).to.match(/MSH|segment/);
+    expect(JSON.stringify(garbage.body)).to.not.contain("O'Brien");
+    expect(env.ledger.anchors.size).to.equal(0);
+    const wrongType = await hl7(ADT, staff, 'application/json');
+    expect(wrongType.status).to.equal(415);
+  });
+
+  it('only the custodian\'s users with write scopes may ingest', async () => {
+    const reader = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    expect((await hl7(ADT, reader)).status).to.equal(403);
+    const other = asCaller({ did: DR, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    expect((await hl7(ADT, other)).status).to.equal(403);
+    expect((await request(env.app).post('/ingest/hl7v2').set('content-type', HL7).send(ADT)).status).to.equal(401);
+    expect(env.ledger.anchors.size).to.equal(0);
+  });
+
+  it('FHIR pushes: entries need stable ids, PUT only, a named source, and urn:uuid references that resolve', async () => {
+    const post = await fhir({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } }] });
+    expect(post.status).to.equal(400);
+    expect(post.body.issue[0].expression).to.deep.equal(['Bundle.entry[0].request']);
+    const noId = await fhir({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient' } }] });
+    expect(noId.status).to.equal(400);
+    const dangling = await fhir({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [{ resource: { resourceType: 'Observation', id: 'o', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-222222222222' } } }],
+    });
+    expect(dangling.status).to.equal(400);
+    expect(dangling.body.issue[0].expression).to.deep.equal(['Bundle.entry[0].resource.subject']);
+    const invalidObs = await fhir({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', id: 'p' } }, { resource: { resourceType: 'Observation', id: 'o', status: 'bogus', code: { text: 'x' }, subject: { reference: 'Patient/p' } } }] });
+    expect(invalidObs.status).to.equal(400);
+    expect(JSON.stringify(invalidObs.body)).to.contain('Bundle.entry[1].resource.status');
+    expect(env.ledger.anchors.size).to.equal(0);
+    const noSource = await request(env.app).post('/ingest/fhir').set(...staff).set('content-type', 'application/fhir+json').send('{}');
+    expect(noSource.status).to.equal(400);
+    const badSource = await fhir({ resourceType: 'Patient', id: 'p' }, 'a%20b');
+    expect(badSource.status).to.equal(400);
+    // One plain resource with its id is fine.
+    const single = await fhir({ resourceType: 'Patient', id: 'p' });
+    expect(single.status).to.equal(200);
+    expect(statuses(single.body)).to.deep.equal(['201 Created']);
+  });
+
+  it('VR session record: mapped onto the Patient given, unsupported types skipped and said so; idempotent', async () => {
+    const record = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'src', 'vr-session', 'example.json'), 'utf8')) as Record<string, unknown>;
+    const noPatient = await request(env.app).post('/ingest/vr-session').set(...staff).set('content-type', 'application/json').send(record);
+    expect(noPatient.status).to.equal(422);
+    await fhir({ resourceType: 'Patient', id: 'vr-p' });
+    const send = () => request(env.app).post('/ingest/vr-session?patient=Patient/vr-p').set(...staff).set('content-type', 'application/json').send(record);
+    const res = await send();
+    expect(res.status, res.text.slice(0, 1000)).to.equal(200);
+    const st = statuses(res.body);
+    expect(st.filter((s) => s === '201 Created').length).to.be.greaterThan(5);
+    expect(st.filter((s) => s.startsWith('422')).length).to.equal(4); // 3 Devices + Provenance
+    const anchors = env.ledger.anchors.size;
+    const again = await send();
+    expect(statuses(again.body).filter((s) => s === '201 Created')).to.have.length(0);
+    expect(env.ledger.anchors.size).to.equal(anchors);
+    const invalid = await request(env.app).post('/ingest/vr-session?patient=Patient/vr-p').set(...staff).set('content-type', 'application/json').send({ ...record, sessionType: 'dancing' });
+    expect(invalid.status).to.equal(400);
+    expect(JSON.stringify(invalid.body)).to.contain('/sessionType');
+  });
+});

@@ -1,0 +1,84 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { ResourceService } from '../fhir/resource-service';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { IngestService } from './ingest-service';
+import { type MllpListener, startMllpListener } from './mllp';
+
+const ADT = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', 'adt-a01.hl7'), 'utf8');
+const frame = (m: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
+
+/** Sends the bytes (in the chunks given) and collects `n` framed ACKs. */
+function exchange(port: number, chunks: Buffer[], n: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let buffer = Buffer.alloc(0);
+    const acks: string[] = [];
+    socket.on('data', (d: Buffer) => {
+      buffer = Buffer.concat([buffer, d]);
+      for (let end = buffer.indexOf(Buffer.from([0x1c, 0x0d])); end >= 0; end = buffer.indexOf(Buffer.from([0x1c, 0x0d]))) {
+        expect(buffer[0]).to.equal(0x0b);
+        acks.push(buffer.subarray(1, end).toString('utf8'));
+        buffer = buffer.subarray(end + 2);
+      }
+      if (acks.length >= n) {
+        socket.end();
+        resolve(acks);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('connect', () => {
+      for (const c of chunks) socket.write(c);
+    });
+  });
+}
+
+describe('MLLP listener (fake ledger)', () => {
+  let dir: string;
+  let store: SqliteStore;
+  let ledger: FakeLedger;
+  let listener: MllpListener;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-mllp-'));
+    store = new SqliteStore(path.join(dir, 'hdx.db'));
+    ledger = new FakeLedger();
+    const log = newLogger('silent');
+    const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+    const ingest = new IngestService({ resources, store, log, baseUrl: 'http://127.0.0.1:8080/fhir' });
+    listener = await startMllpListener({ port: 0, ingest, log, caller: { did: `did:hdx:${'m'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' } });
+  });
+
+  afterEach(async () => {
+    await listener.close();
+    store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ingests a framed ADT^A01 and answers MSA|AA with its control id; the same message again adds nothing', async () => {
+    const [ack] = await exchange(listener.port, [frame(ADT)], 1);
+    const segments = (ack ?? '').split('\r');
+    expect(segments[0]).to.match(/^MSH\|\^~\\&\|HDX\|HDX\|EPICADT\|HOSP1\^1\.2\.840\.114350\.1\.13\.1\^ISO\|\d{14}\+0000\|\|ACK\^A01\^ACK\|/);
+    expect(segments[1]).to.equal('MSA|AA|MSG00001');
+    expect(ledger.anchors.size).to.equal(2);
+    const [again] = await exchange(listener.port, [frame(ADT)], 1);
+    expect(again?.split('\r')[1]).to.equal('MSA|AA|MSG00001');
+    expect(ledger.anchors.size).to.equal(2);
+  });
+
+  it('answers MSA|AE with an ERR naming the field (never a value), and handles frames split across and packed into chunks', async () => {
+    const bad = ADT.replace('ADT^A01^ADT_A01', 'ADT^A99^ADT_A01');
+    const bytes = Buffer.concat([frame(bad), frame(ADT)]);
+    const acks = await exchange(listener.port, [bytes.subarray(0, 10), bytes.subarray(10, bytes.length - 3), bytes.subarray(bytes.length - 3)], 2);
+    const [first, second] = acks.map((a) => a.split('\r'));
+    expect(first?.[1]).to.match(/^MSA\|AE\|MSG00001\|MSH-9: /);
+    expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|200\^Unsupported message type\^HL70357\|E\|/);
+    expect(acks[0]).to.not.contain('Brien');
+    expect(second?.[1]).to.equal('MSA|AA|MSG00001');
+  });
+});

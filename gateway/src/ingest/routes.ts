@@ -1,0 +1,99 @@
+/**
+ * The ingestion endpoints (mounted at `/ingest`): HTTP in, a mapper, IngestService, HTTP out.
+ *
+ * - `POST /ingest/hl7v2` (x-application/hl7-v2+er7 or text/plain): hl7v2ToBundle, then ingest.
+ * - `POST /ingest/vr-session` (JSON VR session record): vrSessionToBundle, then ingest.
+ * - `POST /ingest/fhir?source=<name>` (a Bundle pushed or pulled from an EHR): ingest.
+ *
+ * Each answers 200 with a `transaction-response` Bundle, or an OperationOutcome: a mapping error names
+ * the segment/field or JSON pointer (400 INVALID, 422 UNMAPPABLE), never a value.
+ */
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { hl7v2ToBundle, isMappingError, type MappingError, mappingErrorToOperationOutcome, parseVrSessionRecord, vrSessionToBundle } from '@hdx/fhir-mappers';
+import type { ScopedCaller } from '../fhir/bundle-service';
+import { OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
+import { ID } from '../fhir/search-params';
+import { type IngestService, SOURCE_NAME } from './ingest-service';
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const HL7_TYPES = ['x-application/hl7-v2+er7', 'application/hl7-v2', 'text/plain'];
+
+export interface IngestRoutesDeps {
+  readonly ingest: IngestService;
+  readonly authenticate: RequestHandler;
+  /** The caller for one interaction after its scope check, as app.ts makes it. */
+  readonly scoped: (req: Request) => ScopedCaller;
+}
+
+function mappingError(err: MappingError): OperationOutcomeError {
+  const outcome = mappingErrorToOperationOutcome(err);
+  const first = err.problems[0];
+  const message = first ? `${first.location}: ${first.message}` : `${err.location}: the message cannot be mapped`;
+  return new OperationOutcomeError(err.code === 'INVALID' ? 'INVALID' : 'UNMAPPABLE', message, outcome.issue as OperationOutcomeIssue[]);
+}
+
+/** Runs a mapper; its MappingError becomes a 400/422 OperationOutcome naming the location. */
+function mapped<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isMappingError(err)) throw mappingError(err);
+    throw err;
+  }
+}
+
+function send(res: Response, bundle: unknown): void {
+  res.status(200).type(FHIR_JSON).send(JSON.stringify(bundle));
+}
+
+function sourceOf(req: Request, fallback: string): string {
+  const s = req.query.source;
+  if (s === undefined) return fallback;
+  if (typeof s !== 'string' || !SOURCE_NAME.test(s)) throw new OperationOutcomeError('INVALID', 'source must be 1 to 64 letters, digits or ._:-');
+  return s;
+}
+
+export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
+  const { ingest, authenticate, scoped } = deps;
+  const router = express.Router();
+  router.use(authenticate);
+
+  router.post('/hl7v2', express.raw({ type: HL7_TYPES, limit: '4mb' }), async (req, res) => {
+    if (!req.is(HL7_TYPES) || !Buffer.isBuffer(req.body)) {
+      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the HL7 v2 message (ER7) with Content-Type: x-application/hl7-v2+er7 or text/plain');
+    }
+    const bundle = mapped(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer)));
+    send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle)).bundle);
+  });
+
+  router.post('/vr-session', express.json({ type: ['application/json'], limit: '64mb' }), async (req, res) => {
+    if (!req.is('application/json')) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the VR session record as application/json');
+    const record = mapped(() => parseVrSessionRecord(req.body));
+    // The session's patient must be a Patient held here: given as ?patient=Patient/<id>, else by DID.
+    const given = req.query.patient;
+    let patientId: string | undefined;
+    if (given !== undefined) {
+      const id = typeof given === 'string' ? given.replace(/^Patient\//, '') : '';
+      if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'patient must be Patient/<id>');
+      patientId = id;
+    } else if (record.patient.did) {
+      patientId = ingest.patientByDid(record.patient.did);
+    }
+    if (patientId === undefined) {
+      throw new OperationOutcomeError('UNMAPPABLE', '/patient: the session\'s patient is not a Patient held here (link the patient\'s DID to a Patient, or give ?patient=Patient/<id>)');
+    }
+    const bundle = mapped(() => vrSessionToBundle(record, { patientReference: `Patient/${patientId}` }));
+    send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
+  });
+
+  router.post('/fhir', express.json({ type: ['application/json', 'application/fhir+json'], limit: '32mb' }), async (req, res) => {
+    if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the Bundle as application/fhir+json');
+    if (req.query.source === undefined) throw new OperationOutcomeError('INVALID', 'Name the source: POST /ingest/fhir?source=<name>');
+    send(res, (await ingest.ingest(scoped(req), sourceOf(req, ''), req.body)).bundle);
+  });
+
+  router.all('/{*rest}', (req: Request, _res: Response, next: NextFunction) => {
+    next(new OperationOutcomeError('NOT_FOUND', `${req.method} /ingest${req.path} is not an ingestion route (hl7v2, vr-session, fhir)`));
+  });
+  return router;
+}

@@ -1,0 +1,270 @@
+/**
+ * `hdx sync`: pulls resources from an EHR's FHIR API (fhir-kit-client) into an HDX gateway
+ * (`POST /ingest/fhir`), incrementally and resumably.
+ *
+ * For each resource type (Patient first, so what refers to a Patient finds it):
+ *
+ * 1. search `Type?_lastUpdated=ge<checkpoint>&_sort=_lastUpdated&_count=<page>` (no filter the first
+ *    time) and follow the `next` links (same origin as the EHR base only: the EHR token goes nowhere else);
+ * 2. give every resource a stable local id, a UUID derived from the EHR base URL + `Type/id`, and rewrite
+ *    the references between EHR resources (`Type/id`, `<EHR base>/Type/id`, with or without
+ *    `_history`) to those ids; `meta.versionId` and `meta.lastUpdated` are the gateway's own;
+ * 3. push the page to the gateway as a transaction Bundle of `PUT Type/<local id>` entries;
+ * 4. only after the gateway acknowledged the page (200), write the checkpoint to the state file
+ *    (written to a temporary file, fsynced, renamed): the next link of the run, the largest
+ *    `lastUpdated` seen and the EHR ids seen at exactly that instant.
+ *
+ * A crash or kill between 3 and 4 re-sends that page on restart: the gateway's ingestion is idempotent
+ * (unchanged content is a no-op), so nothing is lost and nothing is duplicated. The checkpoint is
+ * `ge` plus the ids already seen at that instant, rather than `gt`: resources sharing one lastUpdated
+ * (a bulk load, a transaction) may be split by a page boundary, and `gt` would skip the rest of them.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stableUuid } from '@hdx/fhir-mappers';
+
+export interface SyncOptions {
+  /** The EHR's FHIR base URL. */
+  readonly ehr: string;
+  /** The gateway's FHIR base URL (…/fhir); ingestion is at its origin + /ingest/fhir. */
+  readonly gateway: string;
+  readonly types: readonly string[];
+  readonly stateFile: string;
+  readonly pageSize: number;
+  /** The source name the gateway records (default: the EHR's host). */
+  readonly source?: string;
+  /** A bearer token for the gateway, made fresh for each page. */
+  readonly gatewayToken: () => string;
+  /** A bearer token for the EHR, if it needs one. */
+  readonly ehrToken?: string;
+  readonly progress?: (line: string) => void;
+}
+
+export interface TypeState {
+  /** Resources with lastUpdated ≥ since are still to be looked at … */
+  since?: string;
+  /** … except these EHR ids, already pushed, whose lastUpdated is exactly `since`. */
+  seenAtSince?: string[];
+  /** A run in progress: the next page to fetch, and the largest lastUpdated (and ids at it) pushed so far. */
+  run?: { next: string; max?: string; seenAtMax?: string[] };
+}
+
+export interface SyncState {
+  version: 1;
+  ehr: string;
+  types: Record<string, TypeState>;
+}
+
+export interface SyncSummary {
+  pages: number;
+  resources: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  seconds: number;
+}
+
+type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
+type Bundle = { resourceType: string; link?: Array<{ relation: string; url: string }>; entry?: Array<{ resource?: Resource; search?: { mode?: string } }> };
+
+interface FhirClient {
+  search(p: { resourceType: string; searchParams: Record<string, string | number> }): Promise<unknown>;
+  request(url: string): Promise<unknown>;
+}
+
+/** The stable local id of an EHR resource. */
+export function localIdOf(ehrBase: string, type: string, id: string): string {
+  return stableUuid('ehr-sync', ehrBase.replace(/\/+$/, ''), `${type}/${id}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** References to the EHR's resources → `Type/<local id>`; contained (`#x`), logical and foreign references are kept. */
+export function rewriteReferences(value: unknown, ehrBase: string): void {
+  const base = ehrBase.replace(/\/+$/, '');
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (isObject(v)) {
+      if (typeof v.reference === 'string') {
+        const relative = v.reference.startsWith(`${base}/`) ? v.reference.slice(base.length + 1) : v.reference;
+        const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(relative);
+        if (m?.[1] && m[2]) v.reference = `${m[1]}/${localIdOf(base, m[1], m[2])}`;
+      }
+      for (const child of Object.values(v)) if (child !== null && typeof child === 'object') visit(child);
+    }
+  };
+  visit(value);
+}
+
+export function readState(file: string, ehr: string): SyncState {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, ehr, types: {} };
+    throw err;
+  }
+  const state = JSON.parse(text) as SyncState;
+  if (state.version !== 1 || !isObject(state.types)) throw new Error(`the state file ${file} is not an hdx sync state`);
+  if (state.ehr !== ehr) throw new Error(`the state file ${file} belongs to another EHR (${state.ehr}); use one state file per EHR`);
+  return state;
+}
+
+/** Atomic and durable: a crash leaves the previous state or the new one, never half of it. */
+export function writeState(file: string, state: SyncState): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  try {
+    const dir = fs.openSync(path.dirname(path.resolve(file)), 'r');
+    fs.fsyncSync(dir);
+    fs.closeSync(dir);
+  } catch {
+    // Directory fsync is best effort (not every platform allows it).
+  }
+}
+
+async function ehrClient(options: SyncOptions): Promise<FhirClient> {
+  // fhir-kit-client 2.x is ESM only: loaded with a dynamic import() from this CommonJS module.
+  const { Client } = await import('fhir-kit-client');
+  return new Client({ baseUrl: options.ehr, ...(options.ehrToken ? { bearerToken: options.ehrToken } : {}) }) as unknown as FhirClient;
+}
+
+function ingestUrl(gateway: string, source: string): string {
+  const origin = gateway.replace(/\/+$/, '').replace(/\/fhir$/, '');
+  return `${origin}/ingest/fhir?source=${encodeURIComponent(source)}`;
+}
+
+/** The page pushed to the gateway; the status of each entry comes back in a transaction-response. */
+async function push(options: SyncOptions, source: string, resources: Resource[]): Promise<{ created: number; updated: number; unchanged: number }> {
+  const bundle = {
+    resourceType: 'Bundle',
+    type: 'transaction',
+    entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${String(r.id)}` } })),
+  };
+  const res = await fetch(ingestUrl(options.gateway, source), {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${options.gatewayToken()}` },
+    body: JSON.stringify(bundle),
+  });
+  const text = await res.text();
+  if (res.status !== 200) {
+    let why = text.slice(0, 500);
+    try {
+      const outcome = JSON.parse(text) as { issue?: Array<{ diagnostics?: string }> };
+      why = (outcome.issue ?? []).map((i) => i.diagnostics).filter(Boolean).join('; ') || why;
+    } catch {
+      // not JSON: the text as is
+    }
+    throw new Error(`the gateway refused a page (HTTP ${res.status}): ${why}`);
+  }
+  const reply = JSON.parse(text) as { entry?: Array<{ response?: { status?: string; outcome?: { issue?: Array<{ diagnostics?: string }> } } }> };
+  const counts = { created: 0, updated: 0, unchanged: 0 };
+  for (const e of reply.entry ?? []) {
+    if (e.response?.status?.startsWith('201')) counts.created++;
+    else if (/^unchanged/.test(e.response?.outcome?.issue?.[0]?.diagnostics ?? '')) counts.unchanged++;
+    else counts.updated++;
+  }
+  return counts;
+}
+
+function lastUpdatedOf(r: Resource): string | undefined {
+  const v = r.meta?.lastUpdated;
+  return typeof v === 'string' ? v : undefined;
+}
+
+function laterOf(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
+}
+
+/** Runs one sync; resolves with the totals once every type is up to date. */
+export async function sync(options: SyncOptions): Promise<SyncSummary> {
+  const ehr = options.ehr.replace(/\/+$/, '');
+  const ehrOrigin = new URL(ehr).origin;
+  const source = options.source ?? new URL(ehr).host.replace(/[^A-Za-z0-9._:-]/g, '-');
+  const say = options.progress ?? (() => {});
+  const client = await ehrClient({ ...options, ehr });
+  const state = readState(options.stateFile, ehr);
+  const types = [...options.types].sort((a, b) => Number(b === 'Patient') - Number(a === 'Patient'));
+  const total: SyncSummary = { pages: 0, resources: 0, created: 0, updated: 0, unchanged: 0, seconds: 0 };
+  const t0 = Date.now();
+
+  for (const type of types) {
+    const ts: TypeState = (state.types[type] ??= {});
+    const seen = new Set(ts.seenAtSince ?? []);
+    let page: Bundle;
+    if (ts.run) {
+      say(`${type}: resuming an interrupted run`);
+      page = (await client.request(ts.run.next)) as Bundle;
+    } else {
+      page = (await client.search({
+        resourceType: type,
+        searchParams: { ...(ts.since ? { _lastUpdated: `ge${ts.since}` } : {}), _sort: '_lastUpdated', _count: options.pageSize },
+      })) as Bundle;
+    }
+    let run = ts.run ?? { next: '' };
+    for (;;) {
+      if (page.resourceType !== 'Bundle') throw new Error(`${type}: the EHR answered a search with a ${String(page.resourceType)}, not a Bundle`);
+      const matches = (page.entry ?? []).map((e) => e.resource).filter((r): r is Resource => isObject(r) && r.resourceType === type && typeof r.id === 'string');
+      // Already pushed at the checkpoint's instant (the `ge` boundary): skip.
+      const fresh = matches.filter((r) => !(ts.since !== undefined && lastUpdatedOf(r) === ts.since && seen.has(String(r.id))));
+      let max = run.max;
+      let seenAtMax = new Set(run.seenAtMax ?? []);
+      for (const r of fresh) {
+        const lu = lastUpdatedOf(r);
+        const later = laterOf(max, lu);
+        if (later !== max) {
+          max = later;
+          seenAtMax = new Set();
+        }
+        if (lu !== undefined && lu === max) seenAtMax.add(String(r.id));
+      }
+      if (fresh.length > 0) {
+        const local = fresh.map((r) => {
+          const copy = structuredClone(r);
+          const { versionId: _v, lastUpdated: _l, ...meta } = copy.meta ?? {};
+          rewriteReferences(copy, ehr);
+          return { ...copy, id: localIdOf(ehr, type, String(r.id)), meta: { ...meta, source: meta.source ?? `${ehr}/${type}/${String(r.id)}` } } as Resource;
+        });
+        const counts = await push(options, source, local);
+        total.pages++;
+        total.resources += local.length;
+        total.created += counts.created;
+        total.updated += counts.updated;
+        total.unchanged += counts.unchanged;
+        const secs = (Date.now() - t0) / 1000;
+        say(`${type}: page ${total.pages}: ${local.length} resources (${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged); total ${total.resources} in ${secs.toFixed(1)} s, ${(total.resources / Math.max(secs, 0.001)).toFixed(1)}/s`);
+      }
+      const nextLink = page.link?.find((l) => l.relation === 'next')?.url;
+      if (nextLink !== undefined && new URL(nextLink, `${ehr}/`).origin !== ehrOrigin) throw new Error(`${type}: the EHR's next link leads to another origin; refused`);
+      // Acknowledged by the gateway: now, and only now, the checkpoint moves.
+      if (nextLink !== undefined) {
+        run = { next: nextLink, ...(max !== undefined ? { max, seenAtMax: [...seenAtMax] } : {}) };
+        ts.run = run;
+      } else {
+        delete ts.run;
+        if (max !== undefined) {
+          // The new checkpoint; ids at the old instant carry over if it did not move.
+          const carried = max === ts.since ? [...seen, ...seenAtMax] : [...seenAtMax];
+          ts.since = max;
+          ts.seenAtSince = [...new Set(carried)];
+        }
+      }
+      writeState(options.stateFile, state);
+      if (nextLink === undefined) break;
+      page = (await client.request(nextLink)) as Bundle;
+    }
+  }
+  total.seconds = (Date.now() - t0) / 1000;
+  return total;
+}
