@@ -1,6 +1,7 @@
 /**
- * Benchmark: latency of one anchored FHIR create through the hospital1 gateway (validate, store in
- * SQLite, HMAC commitment, endorsed by a MAJORITY of peers, ordered, committed), sequential requests.
+ * Benchmark: latency of one anchored FHIR create through the hospital1 gateway (token check, validate,
+ * store in SQLite, HMAC commitment, anchor endorsed by a MAJORITY of peers, ordered and committed, then
+ * the change recorded on the ledger in sync audit mode), sequential requests.
  * Starts its own network (own folder and ports) and stops it afterwards.
  *
  *   npm run bench -- anchored-create      (HDX_BENCH_N requests, default 20, after 3 warm-up requests)
@@ -8,7 +9,9 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defaultOptions, down, up } from '@hdx/fabric-network';
-import { loadConfig, newLogger, startGateway } from '@hdx/gateway';
+import { createPrivateKey } from 'node:crypto';
+import * as fs from 'node:fs';
+import { generateDidKey, loadConfig, newLogger, registrationRequest, signIdpToken, startGateway } from '@hdx/gateway';
 import { envFileValues, percentile, printTable } from './support';
 
 async function main(): Promise<void> {
@@ -25,11 +28,31 @@ async function main(): Promise<void> {
     HDX_LOG_LEVEL: 'warn',
   });
   const gateway = await startGateway(config, newLogger('warn'));
+  // A hospital1 practitioner with a registered DID, authenticated by hospital1's (development) identity provider.
+  const idp = (role: string, did?: string): string =>
+    signIdpToken({
+      key: createPrivateKey(fs.readFileSync(path.join(info.home, 'gateways', 'hospital1-idp-private.pem'))),
+      issuer: 'https://idp.hospital1.hdx.test',
+      audience: config.baseUrl,
+      subject: 'bench',
+      role,
+      scope: 'user/*.*',
+      purposeOfUse: 'TREAT',
+      ...(did ? { did } : {}),
+    });
+  const practitioner = generateDidKey();
+  const registered = await fetch(`http://127.0.0.1:${gateway.port}/did`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${idp('admin')}`, 'content-type': 'application/json' },
+    body: JSON.stringify(registrationRequest(practitioner.privateJwk, 'practitioner')),
+  });
+  if (registered.status !== 201) throw new Error(`registering the practitioner failed: ${registered.status}`);
+  const token = idp('practitioner', practitioner.did);
   const url = `http://127.0.0.1:${gateway.port}/fhir/Patient`;
   const body = JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Bench', given: ['Mark'] }], gender: 'unknown' });
   const once = async (): Promise<number> => {
     const t0 = process.hrtime.bigint();
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body });
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` }, body });
     if (res.status !== 201) throw new Error(`create failed: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
     return Number(process.hrtime.bigint() - t0) / 1e6;
