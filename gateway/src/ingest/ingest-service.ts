@@ -107,6 +107,12 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
   }
 }
 
+/**
+ * Per resource, the end of the last ingestion touching it, shared by every IngestService of the process
+ * (the HTTP routes and the MLLP listener): ingestions of the same resources run one after the other.
+ */
+const tails = new Map<string, Promise<void>>();
+
 export interface IngestServiceDeps {
   readonly resources: ResourceService;
   readonly store: ResourceStore;
@@ -119,7 +125,6 @@ export class IngestService {
   readonly #store: ResourceStore;
   readonly #log: Logger;
   readonly #base: string;
-
   constructor(deps: IngestServiceDeps) {
     this.#resources = deps.resources;
     this.#store = deps.store;
@@ -141,6 +146,35 @@ export class IngestService {
   async ingest(scoped: ScopedCaller, source: string, body: unknown): Promise<IngestResult> {
     if (!SOURCE_NAME.test(source)) throw new OperationOutcomeError('INVALID', 'The source name must be 1 to 64 letters, digits or ._:-');
     const items = this.#parse(body);
+    return this.#exclusive(
+      items.map((i) => `${i.type}/${i.id}`),
+      () => this.#ingest(scoped, source, items),
+    );
+  }
+
+  /**
+   * Runs `fn` after every earlier ingestion touching one of `keys` has ended. Two deliveries of the same
+   * message at once (an MLLP resend, a sync retried while its first push is still running) would both
+   * see "not held yet" and collide on version 1; in turn, the second finds the first's versions and is a
+   * no-op. Waiting only on earlier registrations cannot deadlock.
+   */
+  async #exclusive<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const before = [...new Set(keys)].map((k) => tails.get(k)).filter((p): p is Promise<void> => p !== undefined);
+    let release: () => void = () => {};
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    for (const k of keys) tails.set(k, done);
+    try {
+      await Promise.all(before);
+      return await fn();
+    } finally {
+      release();
+      for (const k of keys) if (tails.get(k) === done) tails.delete(k);
+    }
+  }
+
+  async #ingest(scoped: ScopedCaller, source: string, items: readonly Item[]): Promise<IngestResult> {
 
     // Who may do it: create and update on every type that is stored, before anything is looked at.
     const callers = new Map<string, Caller>();

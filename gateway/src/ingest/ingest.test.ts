@@ -88,6 +88,19 @@ describe('ingestion (fake ledger)', () => {
     expect(read.status).to.equal(200);
   });
 
+  it('the same message delivered twice at once: one creates, the other finds it unchanged', async () => {
+    // A ledger that takes its time, as a real one does: the second delivery arrives while the first is anchoring.
+    const anchorBatch = env.ledger.anchorBatch.bind(env.ledger);
+    env.ledger.anchorBatch = async (inputs) => {
+      await new Promise((r) => setTimeout(r, 100));
+      return anchorBatch(inputs);
+    };
+    const [a, b] = await Promise.all([hl7(ADT), hl7(ADT)]);
+    expect([a.status, b.status]).to.deep.equal([200, 200]);
+    expect([...statuses(a.body), ...statuses(b.body)].sort()).to.deep.equal(['200 OK', '200 OK', '201 Created', '201 Created']);
+    expect(env.ledger.anchors.size).to.equal(2);
+  });
+
   it('a changed resource gets a new version (meta differences alone do not)', async () => {
     const patient = { resourceType: 'Patient', id: 'p-1', name: [{ family: 'Quist' }], birthDate: '1990-01-31' };
     const obs = { resourceType: 'Observation', id: 'o-1', status: 'final', code: { text: 'pulse' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-111111111111' }, valueQuantity: { value: 72 } };
