@@ -1,18 +1,37 @@
 /**
  * Ingestion on the real network (issue 6): HL7 v2 ADT^A01 and ORU^R01 through the real gateway
  * (`POST /ingest/hl7v2`), each message anchored in one ledger transaction; re-ingesting the same
- * message creates no new version in the store and no new anchor on the ledger.
+ * message creates no new version in the store and no new anchor on the ledger; the same over MLLP
+ * (HDX_MLLP_PORT), answered with HL7 ACKs.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { generateDidKey } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { OrgClient } from '../support/ledger';
-import { startTestGateway } from '../support/network';
+import { freePort, startTestGateway } from '../support/network';
 
 const HL7 = 'x-application/hl7-v2+er7';
+/** Sends one MLLP-framed message and resolves with the framed ACK's text. */
+function mllp(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(text, 'utf8'), Buffer.from([0x1c, 0x0d])])));
+    let buffer = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buffer = Buffer.concat([buffer, d]);
+      const end = buffer.indexOf(Buffer.from([0x1c, 0x0d]));
+      if (end >= 0) {
+        socket.end();
+        resolve(buffer.subarray(1, end).toString('utf8'));
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
 const message = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');
 
 interface Anchor {
@@ -29,6 +48,7 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
   const practitioner = generateDidKey();
   let token: string;
   let pseudonym: string;
+  let mllpPort: number;
 
   const versions = (): Array<{ ref: string; n: number }> => {
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'), { readonly: true });
@@ -52,7 +72,8 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
   const ingest = (file: string) => call(h1, 'POST', `${h1.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, token, message(file), HL7);
 
   before(async () => {
-    h1 = await startTestGateway('hospital1');
+    mllpPort = await freePort();
+    h1 = await startTestGateway('hospital1', { HDX_MLLP_PORT: String(mllpPort), HDX_MLLP_ACTOR_DID: practitioner.did });
     hospital2 = OrgClient.admin('hospital2');
     await registerDid(h1, 'hospital1', 'practitioner', practitioner);
     token = staffToken(h1, 'hospital1', { did: practitioner.did, scope: 'user/*.*' });
@@ -120,6 +141,20 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     expect(res.status, res.text).to.equal(422);
     expect(res.text).to.contain('MSH-9');
     expect(res.text).to.not.contain('Brien');
+    expect(versions()).to.deep.equal(rows);
+  });
+
+  it('over MLLP: ADT^A04 answered MSA|AA once anchored; the same message again adds nothing; a bad one gets MSA|AE naming MSH-9', async () => {
+    const a04 = message('adt-a04.hl7');
+    const ack = await mllp(mllpPort, a04);
+    expect(ack.split('\r')[1], ack).to.match(/^MSA\|AA\|/);
+    const rows = versions();
+    const again = await mllp(mllpPort, a04);
+    expect(again.split('\r')[1]).to.match(/^MSA\|AA\|/);
+    expect(versions()).to.deep.equal(rows);
+    const bad = await mllp(mllpPort, a04.replace(/ADT\^A04/, 'ADT^A99'));
+    expect(bad.split('\r')[1]).to.match(/^MSA\|AE\|.*MSH-9/);
+    expect(bad).to.match(/\rERR\|\|MSH\^1\^9\|200\^/);
     expect(versions()).to.deep.equal(rows);
   });
 });
