@@ -12,16 +12,21 @@ export interface OutputOptions {
   validate?: boolean;
 }
 
-export function entryFor(resource: FhirResource & { id: string }): BundleEntry {
+/**
+ * A PUT under the resource's stable id. `createOnly` adds `ifNoneMatch: "*"` (HTTP If-None-Match: *):
+ * create it if the receiver does not hold it yet, never replace what it holds.
+ */
+export function entryFor(resource: FhirResource & { id: string }, createOnly = false): BundleEntry {
   return {
     fullUrl: `urn:uuid:${resource.id}`,
     resource,
-    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}` },
+    request: { method: 'PUT', url: `${resource.resourceType}/${resource.id}`, ...(createOnly ? { ifNoneMatch: '*' } : {}) },
   };
 }
 
-export function transaction(resources: ReadonlyArray<FhirResource & { id: string }>): Bundle {
-  return { resourceType: 'Bundle', type: 'transaction', entry: resources.map(entryFor) };
+/** A transaction Bundle of PUTs; resources whose `Type/id` is in `createOnly` are create-only entries. */
+export function transaction(resources: ReadonlyArray<FhirResource & { id: string }>, createOnly: ReadonlySet<string> = new Set()): Bundle {
+  return { resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => entryFor(r, createOnly.has(`${r.resourceType}/${r.id}`))) };
 }
 
 export function checkOutput(bundle: Bundle, options: OutputOptions | undefined): Bundle {

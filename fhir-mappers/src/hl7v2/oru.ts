@@ -307,7 +307,11 @@ function mapOrder(
   return [...observations, report];
 }
 
-/** ORU^R01 → Patient(s), Observations and DiagnosticReports. */
+/**
+ * ORU^R01 → Patient(s), Observations and DiagnosticReports. A result message's PID identifies the patient
+ * but carries less than the ADT feed (often no address or contacts), so its Patient is a create-only
+ * entry: it creates a patient the receiver does not know yet and never replaces a richer one.
+ */
 export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions | undefined): Bundle {
   const resources: Array<FhirResource & { id: string }> = [];
   const patients = new Set<string>();
@@ -320,5 +324,5 @@ export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, o
     const encounter = encounterReference(group.pv1, header, options);
     for (const order of group.orders) resources.push(...mapOrder(order, header, patient, encounter, options));
   }
-  return checkOutput(transaction(resources), options);
+  return checkOutput(transaction(resources, new Set([...patients].map((id) => `Patient/${id}`))), options);
 }

@@ -59,6 +59,8 @@ interface Item {
   readonly type: string;
   readonly id: string;
   readonly resource: Resource;
+  /** `request.ifNoneMatch: "*"`: create the resource only if it is not held yet; never replace it. */
+  readonly createOnly: boolean;
 }
 
 interface Outcome {
@@ -206,7 +208,8 @@ export class IngestService {
       const who = callers.get(item.type) as Caller;
       planCaller ??= who;
       const current = this.#store.readCurrent(item.type, item.id);
-      if (current && !current.deleted && comparable(JSON.parse(current.content) as Record<string, unknown>) === comparable(item.resource)) {
+      // Create-only entries (e.g. the patient a lab result names) never replace what is held.
+      if (current && !current.deleted && (item.createOnly || comparable(JSON.parse(current.content) as Record<string, unknown>) === comparable(item.resource))) {
         outcomes.set(item.index, { status: 'unchanged', current: { versionId: current.versionId, lastUpdated: current.lastUpdated } });
         continue;
       }
@@ -273,17 +276,20 @@ export class IngestService {
     const prefix = at === 'resource' ? type : `${at}.resource`;
     if (typeof type !== 'string' || !TYPE.test(type)) throw invalid(`${prefix}.resourceType`, `${prefix}.resourceType is not a FHIR resource type`);
     let id = typeof resource.id === 'string' ? resource.id : undefined;
+    let createOnly = false;
     if (request !== undefined) {
       const r = isObject(request) ? request : {};
       const url = typeof r.url === 'string' ? r.url.replace(`${this.#base}/`, '') : '';
       const m = /^([A-Za-z]+)\/([^/?]+)$/.exec(url);
       if (r.method !== 'PUT' || !m) throw invalid(`${at}.request`, `${at}.request must be PUT Type/id: ingestion writes resources under their stable ids`);
       if (m[1] !== type || (id !== undefined && id !== m[2])) throw invalid(`${at}.request.url`, `${at}.request.url must name the entry's resource type and id`);
+      if (r.ifNoneMatch !== undefined && r.ifNoneMatch !== '*') throw invalid(`${at}.request.ifNoneMatch`, `${at}.request.ifNoneMatch may only be "*" (create only if absent)`);
+      createOnly = r.ifNoneMatch === '*';
       id = m[2];
     }
     if (id === undefined || !ID.test(id)) throw invalid(`${prefix}.id`, `${prefix}.id is required and must be a FHIR id: ingestion writes resources under their stable ids`);
     resource.id = id;
-    return { index, type, id, resource };
+    return { index, type, id, resource, createOnly };
   }
 
   #response(items: readonly Item[], outcomes: ReadonlyMap<number, Outcome>): Record<string, unknown> {
@@ -300,7 +306,15 @@ export class IngestService {
           location: `${item.type}/${item.id}/_history/${versionId}`,
           etag: `W/"${versionId}"`,
           lastModified: lastUpdated,
-          outcome: info(o.status === 'unchanged' ? 'unchanged: the content equals the current version; no new version' : o.status === 'created' ? 'created' : 'updated: new version'),
+          outcome: info(
+            o.status === 'unchanged'
+              ? item.createOnly
+                ? 'unchanged: already held, and a create-only entry (ifNoneMatch *) does not replace it'
+                : 'unchanged: the content equals the current version; no new version'
+              : o.status === 'created'
+                ? 'created'
+                : 'updated: new version',
+          ),
         },
       };
     });

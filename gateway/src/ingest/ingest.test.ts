@@ -64,12 +64,14 @@ describe('ingestion (fake ledger)', () => {
 
     const oru = await hl7(ORU);
     expect(oru.status, oru.text).to.equal(200);
-    // The same Patient (same PID-3), a new version since this PID carries less; the results are new.
+    // The same Patient (same PID-3), kept as the ADT feed wrote it: a result message's PID carries less
+    // and is a create-only entry, so it does not replace the Patient. The results are new.
     expect(oru.body.entry[0].fullUrl).to.equal(patientUrl);
     expect(oru.body.entry[0].response.status).to.equal('200 OK');
+    expect(oru.body.entry[0].response.outcome.issue[0].diagnostics).to.match(/create-only/);
     expect(statuses(oru.body).slice(1).every((s) => s === '201 Created')).to.equal(true);
     const anchorsAfter = env.ledger.anchors.size;
-    expect(anchorsAfter).to.equal(2 + oru.body.entry.length);
+    expect(anchorsAfter).to.equal(2 + oru.body.entry.length - 1);
     expect(env.ledger.anchorBatchCalls).to.equal(2);
     const recorded = changes().length;
 
@@ -81,11 +83,18 @@ describe('ingestion (fake ledger)', () => {
     expect(env.ledger.anchorBatchCalls).to.equal(2);
     expect(changes()).to.have.length(recorded);
     const id = patientUrl.split('/').pop() as string;
-    expect(env.store.history('Patient', id)).to.have.length(2);
+    expect(env.store.history('Patient', id)).to.have.length(1);
 
     // Served, and checked against its anchor, like anything else.
     const read = await request(env.app).get(`/fhir/Patient/${id}`).set(...staff);
     expect(read.status).to.equal(200);
+  });
+
+  it('an ORU^R01 for a patient not held yet creates the Patient (create-only creates)', async () => {
+    const oru = await hl7(ORU);
+    expect(oru.status, oru.text).to.equal(200);
+    expect(oru.body.entry[0].response.status).to.equal('201 Created');
+    expect(env.store.history('Patient', String(oru.body.entry[0].fullUrl).split('/').pop() as string)).to.have.length(1);
   });
 
   it('the same message delivered twice at once: one creates, the other finds it unchanged', async () => {
