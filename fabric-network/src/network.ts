@@ -562,6 +562,8 @@ function gatewayEnv(c: GatewayConnection, idp: { issuer: string; publicKeyFile: 
     `HDX_MSP_ID=${c.mspId}`,
     `HDX_PEER_ENDPOINT=${c.peerEndpoint}`,
     `HDX_PEER_TLS_CA_FILE=${c.peerTlsCaFile}`,
+    '# the peer certificates name localhost and 127.0.0.1; TLS uses the host name',
+    'HDX_PEER_HOST_ALIAS=localhost',
     `HDX_CA_URL=${c.caUrl}`,
     `HDX_CA_NAME=${c.caName}`,
     `HDX_CA_TLS_CA_FILE=${c.caTlsCaFile}`,

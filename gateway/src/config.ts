@@ -16,6 +16,8 @@ export interface Config {
   readonly mspId: string;
   readonly peerEndpoint: string;
   readonly peerTlsCaFile: string;
+  /** TLS name to expect from the peer instead of the endpoint's host (e.g. localhost for 127.0.0.1). */
+  readonly peerHostAlias: string | undefined;
   readonly caUrl: string;
   readonly caName: string;
   readonly caTlsCaFile: string;
@@ -55,6 +57,7 @@ const VARS = {
   HDX_MSP_ID: { field: 'mspId', type: 'string' },
   HDX_PEER_ENDPOINT: { field: 'peerEndpoint', type: 'string' },
   HDX_PEER_TLS_CA_FILE: { field: 'peerTlsCaFile', type: 'string' },
+  HDX_PEER_HOST_ALIAS: { field: 'peerHostAlias', type: 'string' },
   HDX_CA_URL: { field: 'caUrl', type: 'string' },
   HDX_CA_NAME: { field: 'caName', type: 'string' },
   HDX_CA_TLS_CA_FILE: { field: 'caTlsCaFile', type: 'string' },
@@ -75,7 +78,7 @@ const VARS = {
 } as const;
 
 /** Optional variables: everything else without a default is required. */
-const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID']);
+const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID', 'HDX_PEER_HOST_ALIAS']);
 
 const schema = {
   type: 'object',

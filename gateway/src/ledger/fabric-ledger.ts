@@ -40,6 +40,9 @@ export class FabricLedger implements LedgerClient {
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
     this.#client = new grpc.Client(config.peerEndpoint, grpc.credentials.createSsl(tlsRoot), {
       'grpc.keepalive_time_ms': 120_000,
+      // The TLS name to expect from the peer when it differs from the endpoint's host (an IP address as
+      // TLS ServerName is deprecated, RFC 6066); the peer's certificate must carry it.
+      ...(config.peerHostAlias ? { 'grpc.ssl_target_name_override': config.peerHostAlias, 'grpc.default_authority': config.peerHostAlias } : {}),
     });
     const t = config.ledgerTimeoutMs;
     this.#gateway = connect({
