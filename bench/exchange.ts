@@ -28,6 +28,7 @@ import * as path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
 import { defaultOptions, down, type NetworkInfo, up } from '@hdx/fabric-network';
+import { httpCall, type Reply } from '../test/support/fhir-client';
 import { hl7v2ToBundle } from '@hdx/fhir-mappers';
 import {
   type Config,
@@ -91,28 +92,7 @@ async function startOrgGateway(info: NetworkInfo, org: string, overrides: Record
   return { gateway: await startGateway(config, newLogger('warn')), config };
 }
 
-interface Reply {
-  status: number;
-  text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-}
-
-async function call(url: string, method: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, text, body: parsed };
-}
+const call = httpCall;
 
 function expectStatus(r: Reply, status: number, what: string): void {
   if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);

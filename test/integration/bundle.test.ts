@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { OrgClient } from '../support/ledger';
+import { locatedVersions, OrgClient } from '../support/ledger';
 import { startTestGateway } from '../support/network';
 
 interface Anchor {
@@ -21,9 +21,6 @@ interface Anchor {
   txId: string;
 }
 
-interface Located {
-  custodians: Array<{ custodian: string; resources: Array<{ resourceType: string; id: string; versionId: string }> }>;
-}
 
 const P = 'urn:uuid:0c9f3a52-7d1e-4b8a-9f64-2e5d8c1b7a30';
 
@@ -57,15 +54,8 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     }
   };
 
-  /** Every anchored version of the patient held by hospital1, as the record locator lists them. */
-  const located = async (): Promise<string[]> => {
-    const result = await hospital2.evaluate<Located>(
-      'hdx.record',
-      'LocateRecords',
-      JSON.stringify({ patient: patientKey.did, actor: practitioner.did, actorOrganization: 'Hospital1MSP', purpose: 'TREAT', custodian: 'Hospital1MSP', pageSize: 100 }),
-    );
-    return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
-  };
+  /** Every anchored version of the patient held by hospital1, as the ledger's record locator lists them. */
+  const located = (): Promise<string[]> => locatedVersions(hospital2, { patient: patientKey.did, actor: practitioner.did, custodian: 'Hospital1MSP' });
 
   before(async () => {
     h1 = await startTestGateway('hospital1');

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { generateDidKey } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { OrgClient } from '../support/ledger';
+import { locatedVersions, OrgClient } from '../support/ledger';
 import { freePort, startTestGateway } from '../support/network';
 
 const HL7 = 'x-application/hl7-v2+er7';
@@ -38,9 +38,6 @@ interface Anchor {
   patient: string;
   txId: string;
 }
-interface Located {
-  custodians: Array<{ resources: Array<{ resourceType: string; id: string; versionId: string }> }>;
-}
 
 describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
   let h1: Gw;
@@ -60,14 +57,7 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
   };
 
   /** Every anchored version of the patient held by hospital1, as the ledger's record locator lists them. */
-  const located = async (): Promise<string[]> => {
-    const result = await hospital2.evaluate<Located>(
-      'hdx.record',
-      'LocateRecords',
-      JSON.stringify({ patient: pseudonym, actor: practitioner.did, actorOrganization: 'Hospital1MSP', purpose: 'TREAT', custodian: 'Hospital1MSP', pageSize: 100 }),
-    );
-    return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
-  };
+  const located = (): Promise<string[]> => locatedVersions(hospital2, { patient: pseudonym, actor: practitioner.did, custodian: 'Hospital1MSP' });
 
   const ingest = (file: string) => call(h1, 'POST', `${h1.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, token, message(file), HL7);
 

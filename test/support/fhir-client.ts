@@ -34,9 +34,9 @@ export interface Reply {
   headers: Headers;
 }
 
-/** One HTTP call to a gateway: `url` is relative to its FHIR base unless absolute. */
-export async function call(gw: Gw, method: string, url: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
-  const res = await fetch(url.startsWith('http') ? url : `${gw.config.baseUrl}${url}`, {
+/** One HTTP call: JSON (or text) body, bearer token, the reply parsed when it is JSON. */
+export async function httpCall(url: string, method: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
+  const res = await fetch(url, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
@@ -49,6 +49,11 @@ export async function call(gw: Gw, method: string, url: string, token: string | 
     parsed = undefined;
   }
   return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+/** One HTTP call to a gateway: `url` is relative to its FHIR base unless absolute. */
+export function call(gw: Gw, method: string, url: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
+  return httpCall(url.startsWith('http') ? url : `${gw.config.baseUrl}${url}`, method, token, body, contentType);
 }
 
 /** Registers a DID on the ledger through the org's gateway (POST /did, by an admin of the org). */

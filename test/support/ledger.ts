@@ -203,3 +203,16 @@ export class OrgClient {
 export async function syncPeers(clients: readonly OrgClient[], blockNumber: bigint): Promise<void> {
   await Promise.all(clients.map((c) => c.waitForBlock(blockNumber)));
 }
+
+/**
+ * Every anchored version the record locator lists for a patient held by one custodian, as
+ * `Type/id/_history/v`, sorted (read through `client`'s peer, for `actor` treating at the custodian).
+ */
+export async function locatedVersions(client: OrgClient, q: { patient: string; actor: string; custodian: string }): Promise<string[]> {
+  const result = await client.evaluate<{ custodians: Array<{ resources: Array<{ resourceType: string; id: string; versionId: string }> }> }>(
+    'hdx.record',
+    'LocateRecords',
+    JSON.stringify({ patient: q.patient, actor: q.actor, actorOrganization: q.custodian, purpose: 'TREAT', custodian: q.custodian, pageSize: 100 }),
+  );
+  return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
+}
