@@ -237,10 +237,12 @@ describe('hdx.audit', () => {
       await rejectsWith(query({ patient: patient.did, requester: doctor.did }, H2_GATEWAY), 'FORBIDDEN');
     });
 
-    it('lets the regulator and auditor DIDs read everything', async () => {
+    it('lets the regulator and auditor DIDs read everything, an auditor DID only through its own organization', async () => {
       expect((await query({}, REG_ADMIN)).entries).to.have.length(4);
       const auditorDid = await registerDid(ledger, 'auditor');
-      expect((await query({ requester: auditorDid.did }, H1_GATEWAY)).entries).to.have.length(4);
+      expect((await query({ requester: auditorDid.did }, identity('RegulatorMSP', 'gateway'))).entries).to.have.length(4);
+      // A requester DID is public: another member's gateway naming the regulator's auditor reads nothing.
+      await rejectsWith(query({ requester: auditorDid.did }, H1_GATEWAY), 'FORBIDDEN');
     });
 
     it("limits a hospital admin or auditor to entries involving its organization", async () => {

@@ -283,6 +283,11 @@ async function viewerOf(ctx: Context, caller: Caller, requester: string | undefi
     }
     const record = await findIdentity(ctx, did);
     if (record?.status === 'active' && record.kind === 'auditor') {
+      // An auditor's read-everything right is used only through its own organization's gateway: a
+      // requester DID is public, so another member naming it must not read the whole history.
+      if (caller.did === undefined && record.organization !== caller.mspId) {
+        throw forbidden('an auditor DID reads the access history only through a gateway of its own organization');
+      }
       return { all: true };
     }
     return { all: false, did };

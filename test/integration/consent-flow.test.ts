@@ -116,6 +116,10 @@ describe('consent flow across organizations (real network, three gateways)', fun
     const permitted = h2Reads.find((e: any) => e.outcome === '0');
     expect(permitted.agent[0].policy).to.deep.equal([`Consent/${consentId}`]);
 
+    // Through another member's gateway the auditor's read-all right does not apply.
+    const elsewhere = await call(h1, 'GET', `/AuditEvent?patient=${patientKey.did}`, signDidToken({ key: auditor.privateJwk, audience: h1.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }));
+    expect(elsewhere.status, elsewhere.text).to.equal(403);
+
     const byPatient = await call(h1, 'GET', `/AuditEvent?patient=${patientKey.did}&_count=100`, patientToken(h1, 'patient/AuditEvent.read'));
     expect(byPatient.status, byPatient.text).to.equal(200);
     expect(byPatient.body.entry.length).to.equal(byRegulator.body.entry.length);
