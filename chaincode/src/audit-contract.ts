@@ -70,12 +70,7 @@ export class AuditContract extends Contract {
   @Returns('string')
   public async RecordAccessBatch(ctx: Context, entriesJson: string): Promise<string> {
     const caller = callerMayRecord(ctx);
-    const inputs = parseJsonArray(entriesJson, 'entries', MAX_AUDIT_BATCH).map((item, index) => parseAuditInput(item, `entries[${index}]`));
-    const ids = inputs.map((input) => input.entryId).filter((id): id is string => id !== undefined);
-    if (new Set(ids).size !== ids.length) {
-      throw invalid('entries has a repeated entryId');
-    }
-    return canonicalJson(await recordEntries(ctx, caller, inputs));
+    return canonicalJson(await recordEntries(ctx, caller, parseAuditEntries(entriesJson)));
   }
 
   /**
@@ -193,8 +188,18 @@ export class AuditContract extends Contract {
   }
 }
 
+/** A JSON array of 1–200 access entries, entryIds unique within it. */
+export function parseAuditEntries(entriesJson: string): AuditInput[] {
+  const inputs = parseJsonArray(entriesJson, 'entries', MAX_AUDIT_BATCH).map((item, index) => parseAuditInput(item, `entries[${index}]`));
+  const ids = inputs.map((input) => input.entryId).filter((id): id is string => id !== undefined);
+  if (new Set(ids).size !== ids.length) {
+    throw invalid('entries has a repeated entryId');
+  }
+  return inputs;
+}
+
 /** Gateways and admins record; auditors only read. */
-function callerMayRecord(ctx: Context): Caller {
+export function callerMayRecord(ctx: Context): Caller {
   const caller = callerOf(ctx);
   if (!hasRole(caller, 'gateway', 'admin')) {
     throw forbidden('access entries are recorded by a gateway or admin identity');
@@ -215,7 +220,7 @@ function decisionOf(entry: AuditEntry): { decision: string; consents: string[]; 
 }
 
 /** Writes entries under unique keys with their indexes and one chaincode event for the transaction. */
-async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[]): Promise<AuditEntry[]> {
+export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[]): Promise<AuditEntry[]> {
   const txId = ctx.stub.getTxID();
   const recordedAt = txInstant(ctx);
   const timeKey = txTimeKey(ctx);

@@ -1,5 +1,6 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 import { decide, loadEvaluationInputs } from './access-decision';
+import { callerMayRecord, parseAuditEntries, recordEntries } from './audit-contract';
 import { Caller, callerOf } from './caller';
 import { PURPOSE_CODE, parseConsentAction } from './consent-model';
 import { conflict, forbidden, invalid, notFound } from './errors';
@@ -80,25 +81,22 @@ export class RecordContract extends Contract {
   @Returns('string')
   public async AnchorBatch(ctx: Context, anchorsJson: string): Promise<string> {
     const caller = callerMayAnchor(ctx);
-    const inputs = parseJsonArray(anchorsJson, 'anchors', MAX_BATCH).map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
-    const seen = new Map<string, Commitment>();
-    for (const input of inputs) {
-      const ref = resourceRef(input.resourceType, input.id, input.versionId);
-      const earlier = seen.get(ref);
-      if (earlier && !sameCommitment(earlier, input.commitment)) {
-        throw conflict(`${ref} appears twice in the batch with different commitments`);
-      }
-      seen.set(ref, input.commitment);
-    }
-    const stored = new Map<string, Anchor>();
-    const out: Anchor[] = [];
-    for (const input of inputs) {
-      const ref = resourceRef(input.resourceType, input.id, input.versionId);
-      const anchor = stored.get(ref) ?? (await anchorOne(ctx, caller, input));
-      stored.set(ref, anchor);
-      out.push(anchor);
-    }
-    return canonicalJson(out);
+    return canonicalJson(await anchorMany(ctx, caller, anchorsJson));
+  }
+
+  /**
+   * Anchors resource versions (as AnchorBatch) and records the access entries of those changes (as
+   * hdx.audit:RecordAccessBatch) in ONE transaction: a write and its record on the ledger commit
+   * together or not at all, in one block. Returns `{anchors, entries}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async AnchorAndRecord(ctx: Context, anchorsJson: string, entriesJson: string): Promise<string> {
+    const caller = callerMayAnchor(ctx);
+    callerMayRecord(ctx);
+    const entries = parseAuditEntries(entriesJson);
+    const anchors = await anchorMany(ctx, caller, anchorsJson);
+    return canonicalJson({ anchors, entries: await recordEntries(ctx, caller, entries) });
   }
 
   /**
@@ -290,6 +288,29 @@ async function organizationOf(ctx: Context, mspId: string): Promise<IdentityReco
     }
   }
   return undefined;
+}
+
+/** A JSON array of 1–500 anchor inputs, anchored in order; the same version twice must agree. */
+async function anchorMany(ctx: Context, caller: Caller, anchorsJson: string): Promise<Anchor[]> {
+  const inputs = parseJsonArray(anchorsJson, 'anchors', MAX_BATCH).map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
+  const seen = new Map<string, Commitment>();
+  for (const input of inputs) {
+    const ref = resourceRef(input.resourceType, input.id, input.versionId);
+    const earlier = seen.get(ref);
+    if (earlier && !sameCommitment(earlier, input.commitment)) {
+      throw conflict(`${ref} appears twice in the batch with different commitments`);
+    }
+    seen.set(ref, input.commitment);
+  }
+  const stored = new Map<string, Anchor>();
+  const out: Anchor[] = [];
+  for (const input of inputs) {
+    const ref = resourceRef(input.resourceType, input.id, input.versionId);
+    const anchor = stored.get(ref) ?? (await anchorOne(ctx, caller, input));
+    stored.set(ref, anchor);
+    out.push(anchor);
+  }
+  return out;
 }
 
 /** Anchoring is for organizations holding data: any member identity except an auditor. */

@@ -65,6 +65,46 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
     });
   });
 
+  describe('AnchorAndRecord', () => {
+    const entry = (overrides: Record<string, unknown> = {}) => ({
+      actor: patient.did,
+      actorOrganization: 'Hospital1MSP',
+      patient: patient.did,
+      resources: ['Observation/o1/_history/1'],
+      action: 'C',
+      subtype: 'create',
+      purpose: 'TREAT',
+      decision: 'permit',
+      breakGlass: false,
+      custodian: 'Hospital1MSP',
+      entryId: 'e-1',
+      ...overrides,
+    });
+    const both = (anchors: unknown[], entries: unknown[], who = H1_GATEWAY) =>
+      ledger.invoke(who, (ctx) => records.AnchorAndRecord(ctx, JSON.stringify(anchors), JSON.stringify(entries)));
+
+    it('anchors the versions and records the change in the same transaction', async () => {
+      const result = JSON.parse(await both([input()], [entry()]));
+      expect(result.anchors).to.have.length(1);
+      expect(result.entries).to.have.length(1);
+      expect(result.entries[0].txId).to.equal(result.anchors[0].txId);
+      expect(ledger.keys('hdx.anchor')).to.have.length(1);
+      expect(ledger.keys('hdx.audit')).to.have.length(1);
+    });
+
+    it('is all or nothing: a bad entry leaves no anchor, a bad anchor leaves no entry', async () => {
+      await rejectsWith(both([input()], [entry({ action: 'X' })]), 'INVALID');
+      await rejectsWith(both([input({ patient: 'MRN-1' })], [entry()]), 'INVALID');
+      await rejectsWith(both([input()], [entry({ actorOrganization: 'Hospital2MSP', custodian: 'Hospital2MSP' })]), 'FORBIDDEN');
+      expect(ledger.keys('hdx.anchor')).to.deep.equal([]);
+      expect(ledger.keys('hdx.audit')).to.deep.equal([]);
+    });
+
+    it('refuses auditors', async () => {
+      await rejectsWith(both([input()], [entry()], REG_AUDITOR), 'FORBIDDEN');
+    });
+  });
+
   describe('Verify and GetHistory', () => {
     it('verifies a commitment given as base64url or JSON', async () => {
       await batch([input()]);

@@ -119,7 +119,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
     const expected: Record<string, { submit: string[]; evaluate: string[] }> = {
       'hdx.identity': { submit: ['Register', 'Update', 'RotateKey', 'Deactivate', 'AddGuardian', 'RemoveGuardian'], evaluate: ['Resolve', 'History', 'FindByIdentifier'] },
       'hdx.consent': { submit: ['Grant', 'Update', 'Revoke'], evaluate: ['GetConsent', 'History', 'ListByPatient', 'EvaluateAccess'] },
-      'hdx.record': { submit: ['Anchor', 'AnchorBatch', 'EraseResource', 'ErasePatient'], evaluate: ['GetAnchor', 'Verify', 'GetHistory', 'LocateRecords'] },
+      'hdx.record': { submit: ['Anchor', 'AnchorBatch', 'AnchorAndRecord', 'EraseResource', 'ErasePatient'], evaluate: ['GetAnchor', 'Verify', 'GetHistory', 'LocateRecords'] },
       'hdx.audit': { submit: ['RecordAccess', 'RecordAccessBatch', 'AuthorizeAndRecord'], evaluate: ['GetEntry', 'QueryAccess'] },
     };
     for (const [name, { submit, evaluate }] of Object.entries(expected)) {

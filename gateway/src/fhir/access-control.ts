@@ -208,7 +208,13 @@ export class AccessControl {
    * takes as few ledger transactions as possible.
    */
   async recordChanges(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): Promise<void> {
-    if (changes.length === 0) return;
+    const entries = this.changeEntries(caller, changes);
+    if (entries.length > 0) await this.#sink.record(entries);
+  }
+
+  /** The access entries recording changes: one per patient and action, at most 100 versions each. */
+  changeEntries(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): AccessEntryInput[] {
+    if (changes.length === 0) return [];
     const { actor, purpose } = AccessControl.requireActor(caller);
     const groups = new Map<string, { patient: string; action: 'C' | 'U' | 'D'; refs: string[] }>();
     for (const c of changes) {
@@ -232,6 +238,6 @@ export class AccessControl {
       custodian: this.#custodian,
       entryId: randomUUID(),
     }));
-    await this.#sink.record(entries);
+    return entries;
   }
 }

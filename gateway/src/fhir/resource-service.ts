@@ -48,6 +48,9 @@ export interface SearchPage {
   readonly resources: Resource[];
 }
 
+/** hdx.audit takes at most this many access entries in one transaction. */
+const MAX_ENTRIES_PER_TRANSACTION = 200;
+
 /** Candidates looked at by one search at most; a broader search must be narrowed. */
 export const MAX_SEARCH_CANDIDATES = 1000;
 
@@ -322,8 +325,13 @@ export class ResourceService {
     if (plan.versions.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('TOO_LARGE', `One write may anchor at most ${MAX_ANCHOR_BATCH} versions`);
     const write = plan.pendingWrite();
     this.#store.insertPendingWrite(write);
+    const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
+    // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic).
+    const entries = this.access.auditMode === 'sync' ? this.access.changeEntries(caller, changes) : [];
+    const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
     try {
-      if (rest.length === 0) await this.#ledger.anchor(first.anchor);
+      if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries);
+      else if (rest.length === 0) await this.#ledger.anchor(first.anchor);
       else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor));
     } catch (err) {
       // Not anchored, so not acknowledged: leave no trace of it in the store.
@@ -331,10 +339,9 @@ export class ResourceService {
       throw err;
     }
     this.#store.markAnchoredAll(write.versions);
-    // The versions are anchored and acknowledged; the change records follow.
-    const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
-    const recorded = rest.length === 0 ? this.access.recordChange(caller, { ...first.row, state: 'anchored' }, first.patient, first.action) : this.access.recordChanges(caller, changes);
-    await recorded.catch((err: unknown) => {
+    if (together) return;
+    // Async audit (or more entries than one transaction takes): the change records follow the anchors.
+    await this.access.recordChanges(caller, changes).catch((err: unknown) => {
       this.#log.error({ err, resource: ref(first.row.resourceType, first.row.id, first.row.versionId), versions: changes.length }, 'change anchored but its access entry could not be recorded');
     });
   }

@@ -74,6 +74,8 @@ describe('gateway HTTP (fake ledger)', () => {
     expect(anchor?.patient).to.match(/^pseudonym:[0-9a-f]{64}$/);
     expect(JSON.stringify(anchor)).to.not.include('Quist');
     expect(ledger.audit.map((e) => [e.action, e.actor])).to.deep.equal([['C', DR_H1]]);
+    // Sync audit: the anchor and its change record are one ledger transaction.
+    expect(ledger.anchorAndRecordCalls).to.equal(1);
   });
 
   it('401 without authentication, with a WWW-Authenticate challenge', async () => {

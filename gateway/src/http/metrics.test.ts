@@ -27,7 +27,7 @@ describe('/metrics', () => {
     const text = (await request(app).get('/metrics')).text;
     expect(text).to.match(/hdx_http_requests_total\{method="GET",route="\/fhir\/:type\/:id",status="200"\} 1/);
     expect(text).to.not.include(created.body.id);
-    expect(text).to.match(/hdx_ledger_call_duration_seconds_count\{op="anchor",outcome="ok"\} 1/);
+    expect(text).to.match(/hdx_ledger_call_duration_seconds_count\{op="anchorAndRecord",outcome="ok"\} 1/);
     expect(text).to.match(/hdx_access_decisions_total\{decision="deny",break_glass="false"\} 1/);
     expect(text).to.match(/hdx_errors_total\{code="FORBIDDEN"\} 1/);
     expect(text).to.include('hdx_gateway_process_cpu_seconds_total');

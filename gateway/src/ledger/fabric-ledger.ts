@@ -96,6 +96,10 @@ export class FabricLedger implements LedgerClient {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
   }
 
+  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+    return this.#submit('record', 'AnchorAndRecord', [JSON.stringify(anchors), JSON.stringify(entries)], `anchoring ${anchors.length} version(s) and recording the change`);
+  }
+
   anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
     return this.#submit('record', 'AnchorBatch', [JSON.stringify(inputs)], `anchoring ${inputs.length} versions`);
   }

@@ -104,6 +104,8 @@ export interface LedgerClient {
    * nothing (submit; waits for the commit). Returns the stored anchors in input order.
    */
   anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]>;
+  /** Anchors versions and records their change entries in ONE transaction (hdx.record:AnchorAndRecord). */
+  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }>;
   /** The record locator: which custodians hold which versions for the patient, as far as the actor may see. */
   locateRecords(request: LocateRequest): Promise<LocateResult>;
   /** Tombstones every anchor this organization holds for the patient reference (erasure). */

@@ -62,6 +62,28 @@ export class FakeLedger implements LedgerClient {
   }
 
   /** All or nothing, like the chaincode: every input is checked before any anchor is stored. */
+  anchorAndRecordCalls = 0;
+
+  /** Both or neither, like one chaincode transaction. */
+  async anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+    this.#check();
+    this.anchorAndRecordCalls++;
+    const anchorsBefore = new Map(this.anchors);
+    const auditBefore = this.audit.length;
+    const batchCalls = this.anchorBatchCalls;
+    try {
+      // One version counts like Anchor, several like one AnchorBatch (anchorBatchCalls).
+      const stored = anchors.length === 1 && anchors[0] ? [await this.anchor(anchors[0])] : await this.anchorBatch(anchors);
+      return { anchors: stored, entries: await this.recordAccess(entries) };
+    } catch (err) {
+      this.anchors.clear();
+      for (const [k, v] of anchorsBefore) this.anchors.set(k, v);
+      this.audit.length = auditBefore;
+      this.anchorBatchCalls = batchCalls;
+      throw err;
+    }
+  }
+
   async anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
     this.#check();
     this.anchorBatchCalls++;
