@@ -46,26 +46,23 @@ export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<vo
   const secrets = orgSecrets(t, org);
   const home = path.join(ca.home, 'server');
   fs.mkdirSync(home, { recursive: true });
-  startService(
-    {
-      name: ca.name,
-      command: bins.caServer,
-      args: ['start', '-b', `admin:${secrets.caAdmin}`],
-      env: {
-        FABRIC_CA_SERVER_HOME: home,
-        FABRIC_CA_SERVER_ADDRESS: '127.0.0.1',
-        FABRIC_CA_SERVER_PORT: String(ca.port),
-        FABRIC_CA_SERVER_CA_NAME: ca.name,
-        FABRIC_CA_SERVER_CSR_CN: ca.name,
-        FABRIC_CA_SERVER_CSR_HOSTS: HOSTS,
-        FABRIC_CA_SERVER_TLS_ENABLED: 'true',
-        FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${ca.operationsPort}`,
-        FABRIC_CA_SERVER_METRICS_PROVIDER: 'disabled',
-      },
-    },
-    t.dirs.pids,
-    t.dirs.logs,
-  );
+  const env: NodeJS.ProcessEnv = {
+    FABRIC_CA_SERVER_HOME: home,
+    FABRIC_CA_SERVER_ADDRESS: '127.0.0.1',
+    FABRIC_CA_SERVER_PORT: String(ca.port),
+    FABRIC_CA_SERVER_CA_NAME: ca.name,
+    FABRIC_CA_SERVER_CSR_CN: ca.name,
+    FABRIC_CA_SERVER_CSR_HOSTS: HOSTS,
+    FABRIC_CA_SERVER_TLS_ENABLED: 'true',
+    FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${ca.operationsPort}`,
+    FABRIC_CA_SERVER_METRICS_PROVIDER: 'disabled',
+  };
+  // The bootstrap admin's secret goes only to the short-lived `init`, which stores the identity: the
+  // long-running server's command line (visible to every local user) never carries it.
+  if (!fs.existsSync(path.join(home, 'fabric-ca-server.db'))) {
+    await run(bins.caServer, ['init', '-b', `admin:${secrets.caAdmin}`], { env, timeoutMs: 60_000 });
+  }
+  startService({ name: ca.name, command: bins.caServer, args: ['start'], env }, t.dirs.pids, t.dirs.logs);
   await waitHealthy(ca.name, `http://127.0.0.1:${ca.operationsPort}/healthz`, {
     timeoutMs: 60_000,
     pidsDir: t.dirs.pids,

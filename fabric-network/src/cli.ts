@@ -24,6 +24,12 @@ Environment (defaults in brackets):
   HDX_CHAINCODE_DIR       chaincode package the chaincode servers run [<repo>/chaincode]
 `;
 
+// Output cut short by the reader (e.g. `status | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 function say(message: string): void {
   process.stderr.write(`[hdx-network] ${message}\n`);
 }

@@ -471,6 +471,11 @@ export async function runAsync(argv: readonly string[], io: CliIo): Promise<numb
 }
 
 if (require.main === module) {
+  // Output cut short by the reader (e.g. `hdx keygen | head -1`) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   void runAsync(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
