@@ -33,7 +33,8 @@ start_gateway() {
     # shellcheck disable=SC1090
     . "$home/gateways/$org.env"
     set +a
-    export HDX_GATEWAY_PORT="$port" HDX_DATA_DIR="$PWD/.hdx/gateway-$org"
+    # The store lives with the ledger its records are anchored on: `down --wipe` removes both.
+    export HDX_GATEWAY_PORT="$port" HDX_DATA_DIR="$home/gateway-$org"
     exec setsid node gateway/dist/main.js >>"$log" 2>&1 </dev/null
   ) &
   gw=$!
