@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the entry-point scripts. Source it; do not run it.
 
 step() { printf '\n==> %s\n' "$*" >&2; }

@@ -48,8 +48,9 @@ start_gateway() {
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
     sleep 0.5
   done
-  kill -0 "$gw" 2>/dev/null && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null ||
+  if ! kill -0 "$gw" 2>/dev/null || ! curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null; then
     die "$name did not become healthy (log: $log)"
+  fi
   echo "$name: started (pid $gw)" >&2
 }
 

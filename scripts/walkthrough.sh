@@ -43,7 +43,7 @@ OBS=$(curl -fsS -X POST $H1/Observation -H "authorization: Bearer $STAFF" -H 'co
 asDrH2() { hdx token --key "$W/dr-h2.json" --aud $H1 --scope 'user/*.read' --purpose TREAT; }
 asPatient() { hdx token --key "$W/patient.json" --aud "$1" --scope "$2" --purpose TREAT; }
 
-echo "== 1. Dr H2 (hospital2) reads the Observation at hospital1 without consent: $(status $H1/Observation/$OBS -H "authorization: Bearer $(asDrH2)") (403 expected)"
+echo "== 1. Dr H2 (hospital2) reads the Observation at hospital1 without consent: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (403 expected)"
 
 cat >"$W/consent.json" <<JSON
 {"resourceType": "Consent", "id": "$(node -p 'crypto.randomUUID()')", "status": "active",
@@ -57,12 +57,13 @@ JSON
 CONSENT=$(json id <"$W/consent.json")
 echo "== 2. the patient signs a consent for hospital2 (treatment): $(status -X POST $H1/Consent -H "authorization: Bearer $(asPatient $H1 patient/Consent.write)" \
   -H 'content-type: application/jose' --data "$(hdx consent-sign --key "$W/patient.json" --consent "$W/consent.json" --action grant)") (201 expected)"
-echo "== 3. Dr H2 reads it again: $(status $H1/Observation/$OBS -H "authorization: Bearer $(asDrH2)") (200 expected)"
-echo "== 4. the patient revokes: $(status -X PUT $H1/Consent/$CONSENT -H "authorization: Bearer $(asPatient $H1 patient/Consent.write)" \
+echo "== 3. Dr H2 reads it again: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (200 expected)"
+echo "== 4. the patient revokes: $(status -X PUT "$H1/Consent/$CONSENT" -H "authorization: Bearer $(asPatient $H1 patient/Consent.write)" \
   -H 'content-type: application/jose' --data "$(hdx consent-sign --key "$W/patient.json" --consent "$W/consent.json" --action revoke)") (200 expected)"
-echo "== 5. Dr H2 reads it again: $(status $H1/Observation/$OBS -H "authorization: Bearer $(asDrH2)") (403 expected)"
+echo "== 5. Dr H2 reads it again: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (403 expected)"
 
 echo "== 6. the regulator's auditor reads the patient's access history (AuditEvent):"
+# shellcheck disable=SC2016 # the node script below uses a JavaScript template literal
 curl -fsS "$REG/AuditEvent?patient=$PATIENT" -H "authorization: Bearer $(hdx token --key "$W/auditor.json" --aud $REG --scope 'user/AuditEvent.read' --purpose HOPERAT)" |
   node -e 'for (const {resource: e} of JSON.parse(require("fs").readFileSync(0)).entry) console.log(`   ${e.recorded}  ${e.subtype[0].code.padEnd(7)} ${e.outcomeDesc.padEnd(26)} by ${e.agent[0].who.identifier.value}`)'
 echo "== 7. the patient reads their own: $(curl -fsS "$H1/AuditEvent?patient=$PATIENT" -H "authorization: Bearer $(asPatient $H1 patient/AuditEvent.read)" | json entry.length) events"
