@@ -147,6 +147,12 @@ export class AccessControl {
     return mapLimit(versions, EVALUATE_CONCURRENCY, (v) => this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, purpose, resource: ref(v) }));
   }
 
+  /** The versions the caller may see, each with the decision that permitted it, in input order. */
+  async permitted(caller: Caller, versions: readonly StoredVersion[]): Promise<Array<{ version: StoredVersion; decision: Decision }>> {
+    const decisions = await this.evaluate(caller, versions);
+    return versions.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+  }
+
   /**
    * Commits one access entry per patient for versions about to be released (permitted by `evaluate`).
    * Returns only after the entries are on the ledger (sync) or in the durable outbox (async).
@@ -191,21 +197,15 @@ export class AccessControl {
    * entries are committed. What is withheld is simply absent, so counts never reveal it.
    */
   async filterAndRecord(caller: Caller, versions: readonly StoredVersion[], subtype: Disclosure, patientRefOf: (v: StoredVersion) => string): Promise<StoredVersion[]> {
-    const decisions = await this.evaluate(caller, versions);
-    const released = versions.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    const released = await this.permitted(caller, versions);
     await this.recordDisclosures(caller, released, subtype, patientRefOf);
     return released.map((x) => x.version);
   }
 
-  /** Records a change (create, update, delete) made by the custodian's user (ledger or outbox, as the mode says). */
-  async recordChange(caller: Caller, v: StoredVersion, patient: string, action: 'C' | 'U' | 'D'): Promise<void> {
-    await this.recordChanges(caller, [{ version: v, patient, action }]);
-  }
-
   /**
-   * Records the changes of one FHIR transaction like recordChange, but one access entry per patient and
-   * action listing its versions (at most 100 per entry, the chaincode's limit), so a whole transaction
-   * takes as few ledger transactions as possible.
+   * Records changes (create, update, delete) made by the custodian's users, through the sink (ledger or
+   * outbox): one access entry per patient and action listing its versions (at most 100 per entry, the
+   * chaincode's limit), so a whole transaction takes as few ledger transactions as possible.
    */
   async recordChanges(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): Promise<void> {
     const entries = this.changeEntries(caller, changes);

@@ -1,16 +1,18 @@
-/** A searchset Bundle with self/next/previous links built from the request's own query. */
-export function searchset(opts: {
+export interface PagingOptions {
   baseUrl: string;
   path: string;
   query: Record<string, string[]>;
-  resources: ReadonlyArray<Record<string, unknown>>;
   total?: number;
   offset?: number;
   count?: number;
+  /** Query parameters of the next page when the source pages by bookmark. */
   next?: Record<string, string>;
-  /** Extensions for an entry (e.g. the commitment opening key disclosed to another member). */
-  entryExtension?: (resource: Record<string, unknown>) => Array<Record<string, unknown>> | undefined;
-}): Record<string, unknown> {
+}
+
+export type BundleLink = { relation: string; url: string };
+
+/** self, next and previous links, built from the request's own query. */
+export function pagingLinks(opts: PagingOptions): BundleLink[] {
   const url = (overrides: Record<string, string>): string => {
     const params = new URLSearchParams();
     for (const [k, vs] of Object.entries(opts.query)) if (!(k in overrides)) for (const v of vs) params.append(k, v);
@@ -24,6 +26,18 @@ export function searchset(opts: {
     if (opts.offset + opts.count < opts.total) link.push({ relation: 'next', url: url({ _getpagesoffset: String(opts.offset + opts.count), _count: String(opts.count) }) });
     if (opts.offset > 0) link.push({ relation: 'previous', url: url({ _getpagesoffset: String(Math.max(0, opts.offset - opts.count)), _count: String(opts.count) }) });
   }
+  return link;
+}
+
+/** A searchset Bundle with self/next/previous links built from the request's own query. */
+export function searchset(
+  opts: PagingOptions & {
+    resources: ReadonlyArray<Record<string, unknown>>;
+    /** Extensions for an entry (e.g. the commitment opening key disclosed to another member). */
+    entryExtension?: (resource: Record<string, unknown>) => Array<Record<string, unknown>> | undefined;
+  },
+): Record<string, unknown> {
+  const link = pagingLinks(opts);
   return {
     resourceType: 'Bundle',
     type: 'searchset',
@@ -45,7 +59,7 @@ export function searchset(opts: {
 export function historyBundle(
   baseUrl: string,
   versions: ReadonlyArray<{ resource: Record<string, unknown>; deleted: boolean; versionId: string }>,
-  page?: { total: number; link: Array<{ relation: string; url: string }> },
+  page?: { total: number; link: BundleLink[] },
 ): Record<string, unknown> {
   return {
     resourceType: 'Bundle',

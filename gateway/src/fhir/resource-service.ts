@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
-import { type AnchorInput, type Decision, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import { AccessControl, type Caller, type Disclosure } from './access-control';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
@@ -149,10 +149,6 @@ export class ResourceService {
     this.#log = deps.log;
     this.#mspId = deps.mspId;
     this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, { ...(deps.auditSink ? { sink: deps.auditSink } : {}), patientRefOf: this.#refOfVersion });
-  }
-
-  static assertSupported(resourceType: string): void {
-    typeInfo(resourceType);
   }
 
   /** The patient reference used on the ledger: the patient's DID once linked, else a keyed pseudonym. */
@@ -387,8 +383,7 @@ export class ResourceService {
     if (candidates.length > MAX_SEARCH_CANDIDATES) {
       throw new OperationOutcomeError('INVALID', `The history holds more than ${MAX_SEARCH_CANDIDATES} versions: narrow it with _since`);
     }
-    const decisions = await this.access.evaluate(caller, candidates);
-    const visible = candidates.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
     await this.access.recordDisclosures(caller, page, 'history-type', this.#refOfVersion);
     return { total: visible.length, entries: await this.#historyEntries(page.map((x) => x.version)) };
@@ -412,8 +407,7 @@ export class ResourceService {
       throw new OperationOutcomeError('INVALID', `The search matches more than ${MAX_SEARCH_CANDIDATES} resources: narrow it (patient, date, code, _lastUpdated)`);
     }
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
-    const decisions = await this.access.evaluate(caller, candidates);
-    const visible = candidates.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
     await this.access.recordDisclosures(caller, page, subtype, this.#refOfVersion);
     return { total: visible.length, resources: await Promise.all(page.map((x) => this.#verified(x.version))) };

@@ -8,7 +8,7 @@ import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
 import type { Caller } from '../fhir/access-control';
 import { type AuditService } from '../fhir/audit-events';
-import { historyBundle, searchset } from '../fhir/bundle';
+import { historyBundle, pagingLinks, searchset } from '../fhir/bundle';
 import { BundleService } from '../fhir/bundle-service';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
@@ -317,8 +317,8 @@ export function createApp(deps: AppDeps): express.Express {
     const c = count(q);
     const o = offset(q);
     const result = await resources.typeHistory(caller(req, config.mspId, type, 'read'), type, { ...(since ? { since } : {}), count: c, offset: o });
-    const paging = searchset({ baseUrl: base, path: `/${type}/_history`, query: q, resources: [], total: result.total, offset: o, count: c }) as { link: Array<{ relation: string; url: string }> };
-    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link: paging.link }));
+    const link = pagingLinks({ baseUrl: base, path: `/${type}/_history`, query: q, total: result.total, offset: o, count: c });
+    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link }));
   });
 
   fhir.get('/:type/:id/_history/:vid', async (req: Request<{ type: string; id: string; vid: string }>, res) => {

@@ -24,6 +24,9 @@ import type {
 } from './ledger-client';
 
 const MVCC_RETRIES = 3;
+
+/** The hdx contracts (and Fabric's system contract) this client calls. */
+type ContractName = 'record' | 'identity' | 'consent' | 'audit' | 'system';
 const CONSENT_TX = { grant: 'Grant', update: 'Update', revoke: 'Revoke' } as const;
 
 function parse<T>(bytes: Uint8Array): T {
@@ -34,7 +37,7 @@ function parse<T>(bytes: Uint8Array): T {
 export class FabricLedger implements LedgerClient {
   readonly #client: grpc.Client;
   readonly #gateway: Gateway;
-  readonly #contracts: Record<'record' | 'identity' | 'consent' | 'audit' | 'system', Contract>;
+  readonly #contracts: Record<ContractName, Contract>;
 
   constructor(config: Config, identity: EnrolledIdentity) {
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
@@ -67,7 +70,7 @@ export class FabricLedger implements LedgerClient {
   }
 
   /** Submits (endorse, order, wait for commit), retrying read-write conflicts a few times. */
-  async #submit<T>(contract: keyof FabricLedger['contractNames'], tx: string, args: string[], what: string): Promise<T> {
+  async #submit<T>(contract: ContractName, tx: string, args: string[], what: string): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return parse<T>(await this.#contracts[contract].submitTransaction(tx, ...args));
@@ -79,7 +82,7 @@ export class FabricLedger implements LedgerClient {
   }
 
   /** Evaluates on the org's peer; `NOT_FOUND` becomes undefined when `notFound` is 'undefined'. */
-  async #evaluate<T>(contract: keyof FabricLedger['contractNames'], tx: string, args: string[], what: string): Promise<T | undefined> {
+  async #evaluate<T>(contract: ContractName, tx: string, args: string[], what: string): Promise<T | undefined> {
     try {
       return parse<T>(await this.#contracts[contract].evaluateTransaction(tx, ...args));
     } catch (err) {
@@ -89,8 +92,6 @@ export class FabricLedger implements LedgerClient {
     }
   }
 
-  /** Type-level list of the contracts (keys of #contracts). */
-  declare readonly contractNames: Record<'record' | 'identity' | 'consent' | 'audit' | 'system', true>;
 
   anchor(input: AnchorInput): Promise<Anchor> {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
