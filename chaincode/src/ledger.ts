@@ -123,8 +123,12 @@ export async function pagePartial(
   pageSize: number,
   bookmark: string,
 ): Promise<Page<KV>> {
-  const response = await ctx.stub.getStateByPartialCompositeKeyWithPagination(objectType, attributes, pageSize, bookmark);
-  const records = await drain(response.iterator as unknown as StateIterator);
+  return pageOf(await ctx.stub.getStateByPartialCompositeKeyWithPagination(objectType, attributes, pageSize, bookmark));
+}
+
+/** A paginated query's response as a Page (the shim's metadata may be missing in older peers). */
+async function pageOf(response: { iterator: unknown; metadata?: { fetchedRecordsCount?: number; bookmark?: string } }): Promise<Page<KV>> {
+  const records = await drain(response.iterator as StateIterator);
   return {
     records,
     fetchedRecordsCount: response.metadata?.fetchedRecordsCount ?? records.length,
@@ -140,13 +144,7 @@ export async function pageRange(
   pageSize: number,
   bookmark: string,
 ): Promise<Page<KV>> {
-  const response = await ctx.stub.getStateByRangeWithPagination(startKey, endKey, pageSize, bookmark);
-  const records = await drain(response.iterator as unknown as StateIterator);
-  return {
-    records,
-    fetchedRecordsCount: response.metadata?.fetchedRecordsCount ?? records.length,
-    bookmark: response.metadata?.bookmark ?? '',
-  };
+  return pageOf(await ctx.stub.getStateByRangeWithPagination(startKey, endKey, pageSize, bookmark));
 }
 
 /** A bookmark parameter: opaque, but bounded. */
