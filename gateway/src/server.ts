@@ -86,7 +86,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     let mllp: MllpListener | undefined;
     if (config.mllpPort !== undefined && config.mllpActorDid !== undefined) {
       const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl });
-      mllp = await startMllpListener({ port: config.mllpPort, ingest, log, caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT' } }).catch(async (err: unknown) => {
+      mllp = await startMllpListener({ port: config.mllpPort, ingest, log, caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true } }).catch(async (err: unknown) => {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
       });

@@ -6,6 +6,7 @@ import { commitmentOf, versionKey } from '../fhir/commitment';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { ExchangeService, OPENING_KEY_EXTENSION } from './exchange-service';
+import { staffCaller } from '../test-support/callers';
 
 const PATIENT = `did:hdx:${'p'.repeat(43)}`;
 const DR = `did:hdx:${'d'.repeat(43)}`;
@@ -35,13 +36,13 @@ describe('ExchangeService (requesting member)', () => {
     const svc = new ExchangeService({ ledger, log: newLogger('silent'), mspId: 'Hospital2MSP', orgKey: generateDidKey().privateJwk, memberUrls: { Hospital1MSP: c.url } });
     return { svc, c };
   }
-  const caller = { did: DR, organization: 'Hospital2MSP', purpose: 'TREAT' };
+  const caller = staffCaller({ did: DR, organization: 'Hospital2MSP' });
   type Out = { entry: Array<{ resource: { resourceType: string; issue?: Array<{ diagnostics: string }> } }> };
 
   it('passes on what matches its anchor, with provenance, asking as the organization for the user', async () => {
     const { svc, c } = await setup(obs);
     try {
-      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined)) as Out;
+      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined, () => true)) as Out;
       expect(out.entry.map((e) => e.resource.resourceType)).to.deep.equal(['Observation', 'Provenance']);
       const token = JSON.parse(Buffer.from(String(c.auth[0]).split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
       expect(token).to.include({ hdx_user: DR, aud: c.url, purpose_of_use: 'TREAT' });
@@ -53,7 +54,7 @@ describe('ExchangeService (requesting member)', () => {
   it('withholds content that does not match its anchor, and says so', async () => {
     const { svc, c } = await setup({ ...obs, valueQuantity: { value: 85 } });
     try {
-      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined)) as Out;
+      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined, () => true)) as Out;
       expect(out.entry.map((e) => e.resource.resourceType)).to.deep.equal(['OperationOutcome']);
       expect(out.entry[0]?.resource.issue?.[0]?.diagnostics).to.include('does not match its anchor');
       expect(JSON.stringify(out)).to.not.include('"value":85');
@@ -65,8 +66,22 @@ describe('ExchangeService (requesting member)', () => {
   it('withholds content sent without an opening key', async () => {
     const { svc, c } = await setup(obs, false);
     try {
-      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined)) as Out;
+      const out = (await svc.fetchPatientRecords(caller, PATIENT, undefined, () => true)) as Out;
       expect(out.entry.map((e) => e.resource.resourceType)).to.deep.equal(['OperationOutcome']);
+    } finally {
+      c.server.close();
+    }
+  });
+
+  it("fetches only the types the user's scopes may read, each with a token scoped to that one type (review #14)", async () => {
+    const { svc, c } = await setup(obs);
+    try {
+      const none = (await svc.fetchPatientRecords(caller, PATIENT, undefined, (t) => t === 'Patient')) as Out;
+      expect(none.entry, 'a Patient-only scope must not bring back Observations').to.deep.equal([]);
+      expect(c.auth, 'nothing was asked of the custodian').to.deep.equal([]);
+      await svc.fetchPatientRecords(caller, PATIENT, undefined, (t) => t === 'Observation');
+      const token = JSON.parse(Buffer.from(String(c.auth[0]).split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+      expect(token.scope).to.equal('user/Observation.read');
     } finally {
       c.server.close();
     }

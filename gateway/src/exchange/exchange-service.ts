@@ -40,14 +40,18 @@ export interface ExchangeOptions {
 export class ExchangeService {
   constructor(private readonly opts: ExchangeOptions) {}
 
-  async fetchPatientRecords(caller: Caller, patient: string, types: readonly string[] | undefined): Promise<Record<string, unknown>> {
+  /**
+   * `readable` says which types the user's own scopes let it read: nothing else is fetched, and each
+   * custodian is asked with a token scoped to the one type being fetched (never wider than the user's).
+   */
+  async fetchPatientRecords(caller: Caller, patient: string, types: readonly string[] | undefined, readable: (resourceType: string) => boolean = () => false): Promise<Record<string, unknown>> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    const located = await this.#locate(patient, actor, caller.organization, purpose);
+    const located = await this.#locate(patient, actor, caller.organization, purpose, caller.actorAuth);
     const entries: Array<Record<string, unknown>> = [];
     const issues: OperationOutcomeIssue[] = [];
     for (const c of located) {
       if (c.custodian === this.opts.mspId) continue; // this organization's own records are read here directly
-      const listed = new Set(c.resources.filter((r) => !types || types.includes(r.resourceType)).map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`));
+      const listed = new Set(c.resources.filter((r) => (!types || types.includes(r.resourceType)) && readable(r.resourceType)).map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`));
       if (listed.size === 0) continue;
       const base = this.opts.memberUrls[c.custodian] ?? c.fhirBaseUrl;
       if (!base) {
@@ -58,7 +62,7 @@ export class ExchangeService {
       for (const type of [...new Set([...listed].map((r) => r.split('/')[0] ?? ''))]) {
         let fetched: Entry[];
         try {
-          fetched = await this.#fetchAll(`${base}/${type}?patient=${encodeURIComponent(patient)}&_count=100`, base, actor, caller);
+          fetched = await this.#fetchAll(`${base}/${type}?patient=${encodeURIComponent(patient)}&_count=100`, base, actor, caller, type);
         } catch (err) {
           issues.push(warning(`${type} records of ${c.custodian} could not be fetched: ${err instanceof Error ? err.message : 'error'}`));
           continue;
@@ -80,11 +84,11 @@ export class ExchangeService {
     return { resourceType: 'Bundle', type: 'collection', timestamp: new Date().toISOString(), entry: entries };
   }
 
-  async #locate(patient: string, actor: string, actorOrganization: string, purpose: string): Promise<LocateResult['custodians']> {
+  async #locate(patient: string, actor: string, actorOrganization: string, purpose: string, actorAuth: Caller['actorAuth']): Promise<LocateResult['custodians']> {
     const out = new Map<string, LocateResult['custodians'][number]>();
     let bookmark = '';
     for (let page = 0; page < MAX_PAGES; page++) {
-      const r = await this.opts.ledger.locateRecords({ patient, actor, actorOrganization, purpose, pageSize: LOCATE_PAGE, ...(bookmark ? { bookmark } : {}) });
+      const r = await this.opts.ledger.locateRecords({ patient, actor, actorOrganization, actorAuth, purpose, pageSize: LOCATE_PAGE, ...(bookmark ? { bookmark } : {}) });
       for (const c of r.custodians) {
         const known = out.get(c.custodian);
         if (known) known.resources.push(...c.resources);
@@ -97,7 +101,7 @@ export class ExchangeService {
   }
 
   /** Pages through a custodian's search, with a fresh single-use organization token per request. */
-  async #fetchAll(url: string, base: string, actor: string, caller: Caller): Promise<Entry[]> {
+  async #fetchAll(url: string, base: string, actor: string, caller: Caller, resourceType: string): Promise<Entry[]> {
     const entries: Entry[] = [];
     let next: string | undefined = url;
     for (let page = 0; next && page < MAX_PAGES; page++) {
@@ -105,7 +109,7 @@ export class ExchangeService {
         key: this.opts.orgKey,
         kid: this.opts.orgKey.kid,
         audience: base,
-        scope: 'user/*.read',
+        scope: `user/${resourceType}.read`,
         purposeOfUse: caller.purpose ?? 'TREAT',
         ...(caller.breakGlassReason ? { breakGlassReason: caller.breakGlassReason } : {}),
         onBehalfOf: actor,
@@ -116,7 +120,8 @@ export class ExchangeService {
       const bundle = (await res.json()) as Bundle;
       entries.push(...(bundle.entry ?? []));
       const link = bundle.link?.find((l) => l.relation === 'next')?.url;
-      next = link && link.startsWith(base) ? link : undefined;
+      // Follow only links to the same custodian (same origin and base path), never elsewhere.
+      next = link && sameBase(link, base) ? link : undefined;
     }
     return entries;
   }
@@ -131,6 +136,16 @@ export class ExchangeService {
     if (anchor.custodian !== custodian) return 'its anchor names another custodian';
     if (!commitmentsEqual(anchor.commitment.value, commitmentOf(Buffer.from(keyText, 'base64'), r))) return 'it does not match its anchor';
     return undefined;
+  }
+}
+
+function sameBase(link: string, base: string): boolean {
+  try {
+    const l = new URL(link);
+    const b = new URL(base);
+    return l.origin === b.origin && (l.pathname === b.pathname || l.pathname.startsWith(`${b.pathname.replace(/\/$/, '')}/`));
+  } catch {
+    return false;
   }
 }
 

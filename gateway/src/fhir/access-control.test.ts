@@ -3,6 +3,7 @@ import { newLogger } from '../logger';
 import type { StoredVersion } from '../store/store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { AccessControl, chunks, MAX_RESOURCES_PER_ENTRY } from './access-control';
+import { staffCaller } from '../test-support/callers';
 
 describe('AccessControl.recordDisclosures', () => {
   it('splits a large disclosure into entries of at most 100 resources (the chaincode limit)', async () => {
@@ -20,7 +21,7 @@ describe('AccessControl.recordDisclosures', () => {
     }));
     const decision = { decision: 'permit' as const, consents: [], reason: 'custodian-treatment' as const, breakGlass: false };
     await access.recordDisclosures(
-      { did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' },
+      staffCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP' }),
       versions.map((version) => ({ version, decision })),
       '$everything',
       () => `pseudonym:${'0'.repeat(64)}`,

@@ -5,24 +5,20 @@ import type { AccessEntryInput, Decision, LedgerClient } from '../ledger/ledger-
 import type { StoredVersion } from '../store/store';
 import { OperationOutcomeError } from './outcome';
 import { mapLimit } from '../util/concurrency';
+import type { Caller } from './policy';
 
-/** Who is asking, as established by authentication, and why. */
-export interface Caller {
-  /** The user's DID; consented access is decided for a DID, so disclosure needs one. */
-  readonly did: string | undefined;
-  /** MSP id of the caller's organization. */
-  readonly organization: string;
-  /** HL7 v3 PurposeOfUse code (TREAT, ETREAT, HRESCH, ...). */
-  readonly purpose: string | undefined;
-  /** Required for ETREAT (break-glass); kept off the ledger (free text). */
-  readonly breakGlassReason?: string | undefined;
-}
+export type { Caller };
 
 export type Disclosure = 'read' | 'vread' | 'history-instance' | 'history-type' | 'search-type' | '$everything' | '$verify';
 
 const EVALUATE_CONCURRENCY = 8;
 /** hdx.audit takes at most this many resources in one access entry: larger disclosures take several. */
 export const MAX_RESOURCES_PER_ENTRY = 100;
+
+/** The answer for a resource that is absent or that the caller may not see: the two are never told apart. */
+export function notKnown(resourceType: string, id: string, versionId?: string): OperationOutcomeError {
+  return new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id}${versionId !== undefined ? `/_history/${versionId}` : ''} is not known to this server`);
+}
 
 /** Consecutive slices of at most `size` items. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -102,6 +98,7 @@ export class AccessControl {
         ...(await this.#ledger.authorizeAndRecord({
           actor,
           actorOrganization: caller.organization,
+          actorAuth: caller.actorAuth,
           purpose,
           resource: ref(v),
           resources: [ref(v)],
@@ -113,12 +110,13 @@ export class AccessControl {
       };
       this.#noteBreakGlass(caller, result, { eventIds: [result.eventId as string] });
     } else {
-      const decision = await this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, purpose, resource: ref(v) });
+      const decision = await this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) });
       // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
       await this.#sink.record([
         {
           actor,
           actorOrganization: caller.organization,
+          actorAuth: caller.actorAuth,
           patient: (this.#patientRefOf as (v: StoredVersion) => string)(v),
           resources: [ref(v)],
           action: 'R',
@@ -135,16 +133,46 @@ export class AccessControl {
       result = { ...decision, entryId };
       this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
     }
-    if (result.decision !== 'permit') {
-      throw new OperationOutcomeError('FORBIDDEN', `Access to ${v.resourceType}/${v.id} is denied (${result.reason}); the attempt is recorded`);
-    }
+    // The same answer as for a resource that does not exist (HAPI and Medplum answer compartment misses
+    // so): a denied caller learns nothing, not even that the record is there. The reason is on the ledger.
+    if (result.decision !== 'permit') throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
     return result;
+  }
+
+  /**
+   * A refusal the gateway decides before asking the chaincode (a patient outside their compartment):
+   * recorded as a denied access like any other, then answered exactly as a missing resource.
+   */
+  async refuse(caller: Caller, v: StoredVersion, subtype: Disclosure, reason: 'outside-compartment'): Promise<never> {
+    const { actor, purpose } = AccessControl.requireActor(caller);
+    const patient = this.#patientRefOf?.(v);
+    if (patient) {
+      await this.#sink.record([
+        {
+          actor,
+          actorOrganization: caller.organization,
+          actorAuth: caller.actorAuth,
+          patient,
+          resources: [ref(v)],
+          action: 'R',
+          subtype,
+          purpose,
+          decision: 'deny',
+          consents: [],
+          reason,
+          breakGlass: false,
+          custodian: this.#custodian,
+          entryId: randomUUID(),
+        },
+      ]);
+    }
+    throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
   }
 
   /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
   async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<Decision[]> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    return mapLimit(versions, EVALUATE_CONCURRENCY, (v) => this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, purpose, resource: ref(v) }));
+    return mapLimit(versions, EVALUATE_CONCURRENCY, (v) => this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }));
   }
 
   /** The versions the caller may see, each with the decision that permitted it, in input order. */
@@ -173,6 +201,7 @@ export class AccessControl {
       chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((resources) => ({
         actor,
         actorOrganization: caller.organization,
+        actorAuth: caller.actorAuth,
         patient,
         resources,
         action: 'R' as const,
@@ -227,6 +256,7 @@ export class AccessControl {
     const entries: AccessEntryInput[] = slices.map((g) => ({
       actor,
       actorOrganization: caller.organization,
+      actorAuth: caller.actorAuth,
       patient: g.patient,
       resources: g.refs,
       action: g.action,

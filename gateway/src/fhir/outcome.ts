@@ -13,12 +13,13 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNMAPPABLE'
   | 'TOO_LARGE'
+  | 'TOO_MANY_REQUESTS'
   | 'INTEGRITY'
   | 'UNAVAILABLE'
   | 'TIMEOUT'
   | 'INTERNAL';
 
-type IssueType = 'not-found' | 'deleted' | 'duplicate' | 'conflict' | 'login' | 'forbidden' | 'invalid' | 'not-supported' | 'processing' | 'too-long' | 'exception' | 'transient' | 'timeout';
+type IssueType = 'not-found' | 'deleted' | 'duplicate' | 'conflict' | 'login' | 'forbidden' | 'invalid' | 'not-supported' | 'processing' | 'too-long' | 'throttled' | 'exception' | 'transient' | 'timeout';
 
 /** One exhaustive table: a new code without an HTTP status and issue type does not compile. */
 const TABLE: Record<ErrorCode, { status: number; issue: IssueType }> = {
@@ -33,6 +34,7 @@ const TABLE: Record<ErrorCode, { status: number; issue: IssueType }> = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, issue: 'not-supported' },
   UNMAPPABLE: { status: 422, issue: 'processing' },
   TOO_LARGE: { status: 413, issue: 'too-long' },
+  TOO_MANY_REQUESTS: { status: 429, issue: 'throttled' },
   // Stored content that no longer matches its ledger anchor is withheld, never served.
   INTEGRITY: { status: 500, issue: 'exception' },
   UNAVAILABLE: { status: 503, issue: 'transient' },

@@ -6,7 +6,7 @@ import { requireScope, type ScopeAction } from '../auth/scopes';
 import { requireAuth } from '../auth/middleware';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
-import type { Caller } from '../fhir/access-control';
+import { assertInteraction, bindCaller, type Caller, mayRead, relatedTo, type RelationDeps } from '../fhir/policy';
 import { type AuditService } from '../fhir/audit-events';
 import { historyBundle, pagingLinks, searchset } from '../fhir/bundle';
 import { BundleService } from '../fhir/bundle-service';
@@ -45,6 +45,8 @@ export interface AppDeps {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+/** The consortium's regulator: the only member whose admins register auditor DIDs. */
+const REGULATOR_MSP = 'RegulatorMSP';
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
 
@@ -64,11 +66,20 @@ function checkIds(type: string, id?: string, vid?: string): void {
   if (vid !== undefined && !/^[0-9]{1,9}$/.test(vid)) throw new OperationOutcomeError('INVALID', 'The version id in the URL is not valid');
 }
 
-/** The caller as the enforcement point sees it, after the scope check for this interaction. */
+/** The caller bound to this request for one interaction on one type (scope, kind and purpose checked: policy.ts). */
 function caller(req: Request, ownMsp: string, resourceType: string, action: ScopeAction): Caller {
-  const auth = requireAuth(req);
-  requireScope(auth, resourceType, action);
-  return { did: auth.did, organization: auth.organization ?? ownMsp, purpose: auth.purposeOfUse, breakGlassReason: auth.breakGlassReason };
+  return bindCaller(requireAuth(req), ownMsp, resourceType, action);
+}
+
+/** Known words of this server's URL paths; any other segment (an id, a DID) is logged as `:id`. */
+const PATH_WORD = /^(|[A-Z][A-Za-z]{1,63}|\$[a-z-]{1,32}|_history|_search|fhir|did|ingest|metadata|healthz|metrics|hl7v2|vr-session)$/;
+
+/** The request path without ids: resource ids and DIDs can be derived from patient identifiers (PHI). */
+export function loggablePath(url: string): string {
+  return (url.split('?')[0] ?? '')
+    .split('/')
+    .map((seg) => (PATH_WORD.test(seg) ? seg : ':id'))
+    .join('/');
 }
 
 function needsJson(req: Request): void {
@@ -94,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
       },
       // Path only: query strings can carry PHI (search parameters); bodies are never logged.
       serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+        req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: loggablePath(req.url) }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
         // Our own errors are already explained (and PHI-free): code and message, no stack.
         err: (err: Error) => (err instanceof OperationOutcomeError ? { type: err.code, message: err.message } : pino.stdSerializers.err(err)),
@@ -133,7 +144,9 @@ export function createApp(deps: AppDeps): express.Express {
       await ledger.ping();
       checks.ledger = { ok: true, ms: Date.now() - t0 };
     } catch (err) {
-      checks.ledger = { ok: false, error: err instanceof Error ? err.message : 'ledger unavailable' };
+      // The detail goes to the log only: /healthz answers anyone.
+      log.warn({ err }, 'health check: ledger unavailable');
+      checks.ledger = { ok: false, error: 'ledger unavailable' };
     }
     if (deps.outbox) checks.outbox = deps.outbox.health();
     const ok = Object.values(checks).every((c) => c.ok);
@@ -141,22 +154,30 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   // --- DIDs: W3C DID resolution from the ledger (public keys only, no PHI), registration by staff ---
+  const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: (d) => store.patientByDid(d) !== undefined };
   const did = express.Router();
+  did.use(authenticate);
   did.use(express.json({ limit: '64kb' }));
   did.get('/:did', async (req: Request<{ did: string }>, res) => {
     if (!DID.test(req.params.did)) throw new OperationOutcomeError('INVALID', 'Not a did:hdx DID');
     const resolution = await ledger.resolveDid(req.params.did);
-    if (!resolution) throw new OperationOutcomeError('NOT_FOUND', 'The DID is not registered on the ledger');
+    // A patient's DID document names their hospital and guardians: only those related to the patient
+    // see it, and everyone else gets the same answer as for an unknown DID.
+    const visible = resolution !== undefined && (resolution.hdx.kind !== 'patient' || (await relatedTo(requireAuth(req), req.params.did, config.mspId, relation)));
+    if (!resolution || !visible) throw new OperationOutcomeError('NOT_FOUND', 'The DID is not registered on the ledger');
     res.status(200).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
   });
-  did.post('/', authenticate, async (req, res) => {
+  did.post('/', async (req, res) => {
     const auth = requireAuth(req);
-    if (auth.tokenKind !== 'idp' || !['practitioner', 'admin'].includes(auth.role)) {
-      throw new OperationOutcomeError('FORBIDDEN', "Registering a DID needs a token from this hospital's identity provider with role practitioner or admin");
+    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {
+      throw new OperationOutcomeError('FORBIDDEN', "Registering a DID needs an admin of this organization, with a token from its identity provider");
     }
     if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
       throw new OperationOutcomeError('INVALID', 'The body must be a registration: {kind, publicKeyJwk, proof} (make the proof with `hdx did-proof`)');
     }
+    const kind = (req.body as { kind?: unknown }).kind;
+    if (kind === 'auditor' && config.mspId !== REGULATOR_MSP) throw new OperationOutcomeError('FORBIDDEN', `Auditor DIDs are registered by the regulator (${REGULATOR_MSP}) only`);
+    if (kind === 'organization') throw new OperationOutcomeError('FORBIDDEN', "An organization's DID is registered when the member joins, not through this API");
     const resolution = await ledger.registerDid(req.body as Record<string, unknown>);
     res.setHeader('Location', `${base.replace(/\/fhir$/, '')}/did/${resolution.didDocument.id}`);
     res.status(201).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
@@ -165,11 +186,11 @@ export function createApp(deps: AppDeps): express.Express {
 
   // --- FHIR ---
   const fhir = express.Router();
+  fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(base, deps.version ?? '0.1.0')));
+  // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token.
+  fhir.use(authenticate);
   fhir.use(express.json({ type: ['application/json', 'application/fhir+json'], limit: '5mb', strict: true }));
   fhir.use(express.text({ type: 'application/jose', limit: '256kb' }));
-
-  fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(base, deps.version ?? '0.1.0')));
-  fhir.use(authenticate);
 
   // Consent: on the ledger, changed only with the patient's signature.
   const signedBody = (req: Request): string => {
@@ -196,8 +217,12 @@ export function createApp(deps: AppDeps): express.Express {
   });
   fhir.get('/Consent/:id', async (req: Request<{ id: string }>, res) => {
     checkIds('Consent', req.params.id);
-    requireScope(requireAuth(req), 'Consent', 'read');
-    const resource = toFhirConsent(await consents.read(req.params.id));
+    const auth = requireAuth(req);
+    requireScope(auth, 'Consent', 'read');
+    const record = await consents.read(req.params.id);
+    // A consent says what a patient hides and from whom: only those related to the patient see it.
+    if (!(await relatedTo(auth, record.consent.patient.reference, config.mspId, relation))) throw new OperationOutcomeError('NOT_FOUND', `Consent/${req.params.id} is not on the ledger`);
+    const resource = toFhirConsent(record);
     versionHeaders(res, resource as Resource);
     sendResource(res, 200, resource);
   });
@@ -207,6 +232,10 @@ export function createApp(deps: AppDeps): express.Express {
     assertKnown(q, ['patient', '_count', '_bookmark']);
     const patient = single(q, 'patient');
     if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Search Consent by patient=<the patient DID>');
+    if (!(await relatedTo(requireAuth(req), patient, config.mspId, relation))) {
+      sendResource(res, 200, searchset({ baseUrl: base, path: '/Consent', query: q, resources: [], total: 0 }));
+      return;
+    }
     const page = await consents.listByPatient(patient, count(q), single(q, '_bookmark') ?? '');
     sendResource(
       res,
@@ -219,6 +248,11 @@ export function createApp(deps: AppDeps): express.Express {
   fhir.get('/AuditEvent', async (req, res) => {
     const auth = requireAuth(req);
     requireScope(auth, 'AuditEvent', 'search');
+    // The access history is read by people for themselves: never by a member organization for someone.
+    if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
+      throw new OperationOutcomeError('FORBIDDEN', 'The access history is not available to a member organization acting for a user');
+    }
+    if (!auth.did) throw new OperationOutcomeError('FORBIDDEN', 'Reading the access history needs a registered DID (claim hdx_did)');
     const q = rawQuery(req.query);
     assertKnown(q, ['patient', 'agent', 'entity', 'date', 'action', 'outcome', '_count', '_bookmark']);
     let from: string | undefined;
@@ -272,17 +306,18 @@ export function createApp(deps: AppDeps): express.Express {
     const auth = requireAuth(req);
     if (auth.viaOrganization) throw new OperationOutcomeError('FORBIDDEN', 'A member organization cannot relay an exchange further');
     const who = caller(req, config.mspId, 'Patient', 'read');
-    sendResource(res, 200, await deps.exchange.fetchPatientRecords(who, patient, types));
+    assertInteraction(who, '$exchange', 'Patient', config.mspId);
+    // Only the types the user's own scopes let it read are fetched, and the custodian is told so.
+    const readable = (t: string): boolean => mayRead(auth, t);
+    sendResource(res, 200, await deps.exchange.fetchPatientRecords(who, patient, types, readable));
   });
 
   fhir.post('/Patient/:id/$erase', async (req: Request<{ id: string }>, res) => {
     checkIds('Patient', req.params.id);
     if (!deps.erasure) throw new OperationOutcomeError('UNSUPPORTED', 'Erasure is not offered by this server');
-    const auth = requireAuth(req);
-    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {
-      throw new OperationOutcomeError('FORBIDDEN', "Erasure needs an admin of this organization, with a token from its identity provider");
-    }
-    const result = await deps.erasure.erasePatient(caller(req, config.mspId, 'Patient', 'delete'), req.params.id);
+    const who = caller(req, config.mspId, 'Patient', 'delete');
+    assertInteraction(who, '$erase', 'Patient', config.mspId);
+    const result = await deps.erasure.erasePatient(who, req.params.id);
     sendResource(res, 200, {
       resourceType: 'Parameters',
       parameter: [

@@ -11,6 +11,8 @@ export interface TestCaller {
   purpose?: string;
   breakGlassReason?: string;
   tokenKind?: 'idp' | 'did';
+  actorAuth?: AuthContext['actorAuth'];
+  viaOrganization?: string;
 }
 
 /** The header a unit test sends instead of a bearer token (the real token path is tested in auth/ and test/). */
@@ -35,6 +37,8 @@ export const fakeAuthenticate: RequestHandler = (req, _res, next) => {
     ...(c.purpose ? { purposeOfUse: c.purpose } : {}),
     ...(c.breakGlassReason ? { breakGlassReason: c.breakGlassReason } : {}),
     tokenKind: c.tokenKind ?? 'idp',
+    actorAuth: c.actorAuth ?? (c.viaOrganization ? 'delegated' : (c.tokenKind ?? 'idp')),
+    ...(c.viaOrganization ? { viaOrganization: c.viaOrganization } : {}),
     expiresAt: Math.floor(Date.now() / 1000) + 300,
   };
   next();
