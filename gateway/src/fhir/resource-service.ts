@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
-import { AccessControl, type Caller, type Disclosure } from './access-control';
+import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
+import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { clinicalDateOf, codeTokensOf, patientReferenceOf, RESOURCE_TYPES, SUPPORTED_TYPES, type TypeInfo } from './resource-types';
@@ -46,6 +47,11 @@ export interface HistoryEntry {
 export interface SearchPage {
   readonly total: number;
   readonly resources: Resource[];
+}
+
+/** Too many candidates to decide in one request. Said the same way whoever asks (it counts before consent). */
+function tooBroad(narrowBy: string): OperationOutcomeError {
+  return new OperationOutcomeError('INVALID', `The request is too broad for one answer: narrow it (${narrowBy})`);
 }
 
 /** hdx.audit takes at most this many access entries in one transaction. */
@@ -124,6 +130,13 @@ export class WritePlan {
   }
 }
 
+/** `YYYY-MM` of a resource's clinical date; none for a Patient (its date is the birth date) or a deletion. */
+function dataMonthOf(resource: Resource, info: TypeInfo, deleted: boolean): string | undefined {
+  if (deleted || resource.resourceType === 'Patient') return undefined;
+  const date = clinicalDateOf(resource, info);
+  return date !== null && /^\d{4}-\d{2}/.test(date) ? date.slice(0, 7) : undefined;
+}
+
 function didOf(resource: Resource): string | undefined {
   const ids = resource.identifier;
   if (!Array.isArray(ids)) return undefined;
@@ -158,10 +171,44 @@ export class ResourceService {
 
   #refOfVersion = (v: StoredVersion): string => (v.patientId === null ? '' : this.patientRef(v.patientId));
 
-  #assertCustodianUser(caller: Caller): void {
-    if (caller.organization !== this.#mspId) {
-      throw new OperationOutcomeError('FORBIDDEN', `Only users of ${this.#mspId} may change its records`);
-    }
+  /** The interaction table (policy.ts), then a DID for the record of who changed what. */
+  #assertWrite(caller: Caller, interaction: Interaction, resourceType: string): void {
+    assertInteraction(caller, interaction, resourceType, this.#mspId);
+    AccessControl.requireActor(caller);
+  }
+
+  /**
+   * Whether a compartment-bound caller (a patient) may touch the local patient's data: it is that
+   * patient, or a registered guardian of that patient (read from the patient's DID on the ledger).
+   * Callers that are not compartment-bound are decided by consent alone.
+   */
+  async inCompartment(caller: Caller, patientId: string | null): Promise<boolean> {
+    const self = caller.compartmentOf;
+    if (self === undefined) return true;
+    if (patientId === null) return false;
+    const did = this.#store.patientDid(patientId);
+    if (did === undefined) return false;
+    if (did === self) return true;
+    const resolution = await this.#ledger.resolveDid(did);
+    return resolution?.hdx.status === 'active' && resolution.hdx.guardians.includes(self);
+  }
+
+  /** The local patients a compartment-bound caller may search: itself, and the wards it names. */
+  async #compartmentPatients(caller: Caller, asked: readonly string[] | undefined): Promise<string[] | undefined> {
+    if (caller.compartmentOf === undefined) return asked ? [...asked] : undefined;
+    const own = this.#store.patientByDid(caller.compartmentOf);
+    const candidates = asked ?? (own !== undefined ? [own] : []);
+    const allowed: string[] = [];
+    for (const p of candidates) if (await this.inCompartment(caller, p)) allowed.push(p);
+    return allowed;
+  }
+
+  /** One version to disclose: absent, outside the caller's compartment or denied all answer the same 404. */
+  async #visible(caller: Caller, v: StoredVersion | undefined, subtype: Disclosure, resourceType: string, id: string, versionId?: string): Promise<StoredVersion> {
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    if (!v) throw notKnown(resourceType, id, versionId);
+    if (!(await this.inCompartment(caller, v.patientId))) return this.access.refuse(caller, v, subtype, 'outside-compartment');
+    return v;
   }
 
   /** The body as a valid FHIR R4 resource of that (supported) type, or an INVALID error with one issue per problem. */
@@ -196,8 +243,13 @@ export class ResourceService {
   }
 
   /** Plans the DID link of a Patient naming its DID (stored with the version, undone if it is not anchored). */
-  async #linkDid(resource: Resource, patientId: string, plan: WritePlan): Promise<void> {
+  async #linkDid(resource: Resource, patientId: string, plan: WritePlan, caller: Caller | undefined): Promise<void> {
     const did = didOf(resource);
+    const linked = this.#store.patientDid(patientId);
+    // Re-linking a patient to another DID hands that DID the patient's records and consent: an admin's act.
+    if (linked !== undefined && linked !== did && caller?.kind !== 'admin') {
+      throw invalidAt('Patient.identifier', "The Patient's DID link can only be changed by an admin of this organization");
+    }
     if (!did) return;
     const resolved = await this.#ledger.resolveDid(did);
     if (!resolved || resolved.hdx.kind !== 'patient' || resolved.didDocumentMetadata.deactivated) {
@@ -236,27 +288,33 @@ export class ResourceService {
    * is ignored (FHIR create).
    */
   async prepareCreate(caller: Caller, resourceType: string, body: unknown, plan: WritePlan, id: string = randomUUID()): Promise<PreparedVersion> {
-    this.#assertCustodianUser(caller);
-    AccessControl.requireActor(caller);
+    this.#assertWrite(caller, 'create', resourceType);
     const input = this.#validate(resourceType, body);
-    return this.#prepareVersion(plan, { ...input, id }, 1, false);
+    return this.#guardCompartment(caller, await this.#prepareVersion(plan, { ...input, id }, 1, false, undefined, caller));
+  }
+
+  /** A compartment-bound caller (a patient) writes only its own compartment's records. */
+  async #guardCompartment(caller: Caller, prepared: PreparedVersion): Promise<PreparedVersion> {
+    if (!(await this.inCompartment(caller, prepared.row.patientId))) {
+      throw invalidAt(`${prepared.resource.resourceType}.subject`, 'A patient may only write records of their own compartment');
+    }
+    return prepared;
   }
 
   /** Adds an update of an existing resource to `plan` (update does not create). */
   async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan): Promise<PreparedVersion> {
-    this.#assertCustodianUser(caller);
-    AccessControl.requireActor(caller);
+    this.#assertWrite(caller, 'update', resourceType);
     const input = this.#validate(resourceType, body);
     if (input.id !== id) throw invalidAt(`${resourceType}.id`, `${resourceType}.id must equal the id in the URL`);
     const current = this.#store.readCurrent(resourceType, id);
-    if (!current) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server (update does not create)`);
-    return this.#prepareVersion(plan, input, current.versionId + 1, false);
+    // Someone else's record is answered as a missing one (update does not create).
+    if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    return this.#guardCompartment(caller, await this.#prepareVersion(plan, input, current.versionId + 1, false, undefined, caller));
   }
 
   /** Adds a deletion to `plan`; undefined when there is nothing to delete (FHIR: that succeeds too). */
   async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan): Promise<PreparedVersion | undefined> {
-    this.#assertCustodianUser(caller);
-    AccessControl.requireActor(caller);
+    this.#assertWrite(caller, 'delete', resourceType);
     typeInfo(resourceType);
     const current = this.#store.readCurrent(resourceType, id);
     if (!current || current.deleted) return undefined;
@@ -264,7 +322,7 @@ export class ResourceService {
     return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId ?? undefined);
   }
 
-  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string): Promise<PreparedVersion> {
+  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string, caller?: Caller): Promise<PreparedVersion> {
     const id = String(input.id);
     const info = typeInfo(input.resourceType);
     const lastUpdated = plan.lastUpdated;
@@ -272,7 +330,7 @@ export class ResourceService {
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
     const patientId = knownPatient ?? this.#patientOf(resource, id, plan);
     if (resource.resourceType === 'Patient') {
-      if (!deleted) await this.#linkDid(resource, patientId, plan);
+      if (!deleted) await this.#linkDid(resource, patientId, plan, caller);
       plan.patients.set(patientId, { deleted });
     }
     let key = this.#store.findPatientKey(patientId) ?? plan.newPatientKeys.get(patientId);
@@ -301,6 +359,8 @@ export class ResourceService {
         patient,
         securityLabels: securityLabels(resource.meta),
         lastUpdated,
+        // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.
+        ...(dataMonthOf(resource, info, deleted) ? { dataMonth: dataMonthOf(resource, info, deleted) as string } : {}),
         commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
       },
       patient,
@@ -344,16 +404,15 @@ export class ResourceService {
 
   async read(caller: Caller, resourceType: string, id: string): Promise<Resource> {
     typeInfo(resourceType);
-    const v = this.#store.readCurrent(resourceType, id);
-    if (!v) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
+    const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), 'read', resourceType, id);
     return this.#disclose(caller, v, 'read');
   }
 
   async vread(caller: Caller, resourceType: string, id: string, versionId: string): Promise<Resource> {
     typeInfo(resourceType);
     const n = Number(versionId);
-    const v = Number.isInteger(n) && n > 0 ? this.#store.readVersion(resourceType, id, n) : undefined;
-    if (!v) throw new OperationOutcomeError('NOT_FOUND', `${ref(resourceType, id, versionId)} is not known to this server`);
+    const found = Number.isInteger(n) && n > 0 ? this.#store.readVersion(resourceType, id, n) : undefined;
+    const v = await this.#visible(caller, found, 'vread', resourceType, id, versionId);
     return this.#disclose(caller, v, 'vread');
   }
 
@@ -368,8 +427,11 @@ export class ResourceService {
   async history(caller: Caller, resourceType: string, id: string): Promise<HistoryEntry[]> {
     typeInfo(resourceType);
     const versions = this.#store.history(resourceType, id);
-    if (versions.length === 0) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
-    return this.#historyEntries(await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion));
+    await this.#visible(caller, versions[0], 'history-instance', resourceType, id);
+    const released = await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion);
+    // Nothing the caller may see is answered as nothing there at all.
+    if (released.length === 0) throw notKnown(resourceType, id);
+    return this.#historyEntries(released);
   }
 
   /**
@@ -378,11 +440,12 @@ export class ResourceService {
    */
   async typeHistory(caller: Caller, resourceType: string, params: { since?: string; count: number; offset: number }): Promise<{ total: number; entries: HistoryEntry[] }> {
     typeInfo(resourceType);
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
-    const candidates = this.#store.typeHistory(resourceType, { ...(params.since ? { since: params.since } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
-    if (candidates.length > MAX_SEARCH_CANDIDATES) {
-      throw new OperationOutcomeError('INVALID', `The history holds more than ${MAX_SEARCH_CANDIDATES} versions: narrow it with _since`);
-    }
+    const all = this.#store.typeHistory(resourceType, { ...(params.since ? { since: params.since } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    const allowed = await this.#compartmentPatients(caller, undefined);
+    const candidates = allowed === undefined ? all : all.filter((v) => v.patientId !== null && allowed.includes(v.patientId));
+    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_since');
     const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
     await this.access.recordDisclosures(caller, page, 'history-type', this.#refOfVersion);
@@ -401,11 +464,12 @@ export class ResourceService {
 
   async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type'): Promise<SearchPage> {
     typeInfo(resourceType);
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
-    const candidates = this.#store.search({ resourceType, ...params, limit: MAX_SEARCH_CANDIDATES + 1 });
-    if (candidates.length > MAX_SEARCH_CANDIDATES) {
-      throw new OperationOutcomeError('INVALID', `The search matches more than ${MAX_SEARCH_CANDIDATES} resources: narrow it (patient, date, code, _lastUpdated)`);
-    }
+    // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
+    const patientIds = await this.#compartmentPatients(caller, params.patientIds);
+    const candidates = patientIds !== undefined && patientIds.length === 0 ? [] : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
@@ -415,23 +479,23 @@ export class ResourceService {
 
   /** Patient/$everything: the Patient and every current resource of the patient the caller may see. */
   async everything(caller: Caller, patientId: string): Promise<Resource[]> {
-    const patient = this.#store.readCurrent('Patient', patientId);
-    if (!patient || patient.deleted) throw new OperationOutcomeError('NOT_FOUND', `Patient/${patientId} is not known to this server`);
+    const found = this.#store.readCurrent('Patient', patientId);
+    const patient = await this.#visible(caller, found?.deleted === false ? found : undefined, '$everything', 'Patient', patientId);
     const versions = [patient];
     for (const type of SUPPORTED_TYPES) {
       if (type === 'Patient') continue;
       versions.push(...this.#store.search({ resourceType: type, patientIds: [patientId], limit: MAX_SEARCH_CANDIDATES + 1 }));
     }
-    if (versions.length > MAX_SEARCH_CANDIDATES) throw new OperationOutcomeError('INVALID', `Patient/${patientId} has more than ${MAX_SEARCH_CANDIDATES} resources; use search with paging`);
+    if (versions.length > MAX_SEARCH_CANDIDATES) throw tooBroad('search with paging instead of $everything');
     const released = await this.access.filterAndRecord(caller, versions, '$everything', this.#refOfVersion);
+    if (released.length === 0) throw notKnown('Patient', patientId);
     return Promise.all(released.map((v) => this.#verified(v)));
   }
 
   /** $verify: the stored current version against its anchor, for a caller allowed to read it. */
   async verify(caller: Caller, resourceType: string, id: string): Promise<{ verified: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     typeInfo(resourceType);
-    const v = this.#store.readCurrent(resourceType, id);
-    if (!v) throw new OperationOutcomeError('NOT_FOUND', `${resourceType}/${id} is not known to this server`);
+    const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
     await this.access.authorize(caller, v, '$verify');
     const check = await this.#check(v);
     return { verified: check.ok, reason: check.reason, ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}) };
