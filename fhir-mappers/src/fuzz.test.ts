@@ -6,12 +6,16 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Bundle } from 'fhir/r4';
 import { MappingError } from './errors';
-import { hl7v2ToBundle } from './hl7v2';
+import { type Hl7MapOptions, hl7v2ToBundle as mapHl7 } from './hl7v2';
 import { readTestData } from './test-support/golden';
 import { validateResource } from './validate';
-import { vrSessionToBundle } from './vr-session/to-bundle';
+import { TEST_IDS } from './test-support/ids';
+import { vrSessionToBundle as mapVr } from './vr-session/to-bundle';
 import type { VrSessionRecord } from './vr-session/types';
 import example from './vr-session/example.json';
+
+const hl7v2ToBundle = (m: string | Uint8Array, o?: Omit<Hl7MapOptions, 'ids'>): Bundle => mapHl7(m, { ids: TEST_IDS, ...o });
+const vrSessionToBundle = (r: unknown): Bundle => mapVr(r, { ids: TEST_IDS });
 
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 200);
 

@@ -1,47 +1,93 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import canonicalize from 'canonicalize';
 
-/** Namespace of every HDX name-based id (a fixed, random UUID). */
+/** Namespace of every HDX id (a fixed, random UUID): the domain separation label of the keyed ids. */
 export const HDX_ID_NAMESPACE = '3c5e2b9a-8f1d-4c6e-9a7b-5d2f0e4c1a83';
 
+/** The shortest custodian id secret accepted (HMAC-SHA-256 keys shorter than the hash add nothing but risk). */
+export const MIN_ID_SECRET_BYTES = 32;
+
 /**
- * A name-based UUID: SHA-256 over namespace bytes + the parts (length-prefixed, so ['ab','c'] ≠ ['a','bc']),
- * truncated to 128 bits, with the RFC 9562 version 8 (custom, the SHA-256 name-based example of RFC 9562
- * appendix B.2) and variant bits set. The same natural key always gives the same id.
+ * Where the mappers get their ids from (an explicit parameter: the mappers hold no secret and no state).
+ * Ids are keyed with the custodian's secret, so nobody without it can test a guessed natural key (an MRN,
+ * an order number) against an id seen on the ledger, and two custodians give different ids for the same key.
  */
-export function stableUuid(kind: string, ...parts: ReadonlyArray<string>): string {
-  const h = createHash('sha256');
+export interface StableIds {
+  /** The id of a resource from its natural key: the same key (and secret) always gives the same id. */
+  id(kind: string, ...parts: ReadonlyArray<string>): string;
+  /**
+   * The id of a subject (a Patient) from its natural key and the key's erasure epoch: after the custodian
+   * erased the subject (and bumped the epoch), the same key maps to a new id that cannot be linked to the old.
+   */
+  subject(kind: string, ...parts: ReadonlyArray<string>): string;
+}
+
+/**
+ * The custodian's erasure epoch of a subject, looked up by `subjectKey(secret, kind, ...parts)` (a keyed
+ * hash: the custodian's table never holds the natural key). 0 for a subject never erased.
+ */
+export type EpochLookup = (subjectKey: string) => number;
+
+function mac(secret: Uint8Array, label: string, parts: ReadonlyArray<string>): Buffer {
+  const h = createHmac('sha256', secret);
   h.update(Buffer.from(HDX_ID_NAMESPACE.replace(/-/g, ''), 'hex'));
-  for (const p of [kind, ...parts]) {
+  // Length-prefixed, so ['ab','c'] ≠ ['a','bc'].
+  for (const p of [label, ...parts]) {
     const b = Buffer.from(p, 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(b.length);
     h.update(len);
     h.update(b);
   }
-  const d = h.digest();
+  return h.digest();
+}
+
+/** 128 bits of a digest as a UUID with the RFC 9562 version 8 (custom) and variant bits set. */
+function uuidOf(d: Buffer): string {
   d[6] = ((d[6] ?? 0) & 0x0f) | 0x80; // version 8
   d[8] = ((d[8] ?? 0) & 0x3f) | 0x80; // RFC 4122/9562 variant
   const x = d.subarray(0, 16).toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+function checkSecret(secret: Uint8Array): void {
+  if (!(secret instanceof Uint8Array) || secret.length < MIN_ID_SECRET_BYTES) {
+    throw new RangeError(`the id secret must be at least ${MIN_ID_SECRET_BYTES} bytes`);
+  }
+}
+
 /**
- * RFC 8785 (JCS) canonical JSON for the JSON values a parser produces: object keys sorted by UTF-16 code
- * units, no whitespace, numbers in ECMAScript shortest form (which is what JCS specifies).
+ * The key under which a custodian keeps a subject's erasure epoch: HMAC-SHA-256 (hex) of the natural key
+ * under the id secret, with a label of its own (it is never an id, and no id can be derived from it).
  */
+export function subjectKey(secret: Uint8Array, kind: string, ...parts: ReadonlyArray<string>): string {
+  checkSecret(secret);
+  return mac(secret, 'epoch', [kind, ...parts]).toString('hex');
+}
+
+/**
+ * Keyed stable ids: HMAC-SHA-256 under `secret` (the custodian's, kept off chain) over the namespace,
+ * the kind and the parts, truncated to a version 8 UUID. Subject ids also cover the epoch `epochOf` gives
+ * for the subject's key.
+ */
+export function keyedIds(secret: Uint8Array, epochOf: EpochLookup = () => 0): StableIds {
+  checkSecret(secret);
+  const key = Buffer.from(secret);
+  return Object.freeze({
+    id: (kind: string, ...parts: ReadonlyArray<string>): string => uuidOf(mac(key, 'id', [kind, ...parts])),
+    subject: (kind: string, ...parts: ReadonlyArray<string>): string => {
+      const epoch = epochOf(subjectKey(key, kind, ...parts));
+      if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError('an erasure epoch must be a whole number ≥ 0');
+      return uuidOf(mac(key, 'subject', [kind, String(epoch), ...parts]));
+    },
+  });
+}
+
+/** RFC 8785 (JCS) canonical JSON (the `canonicalize` package). */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new RangeError('non-finite number');
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
-  if (typeof value === 'object') {
-    const o = value as Record<string, unknown>;
-    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
-  }
-  throw new TypeError(`not JSON: ${typeof value}`);
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError(`not JSON: ${typeof value}`);
+  return text;
 }
 
 export function sha256Hex(text: string): string {

@@ -4,16 +4,16 @@
  * Patient: identifiers (PID-3, CX with assigning authority → system, type from table 0203), names
  * (PID-5), birth date (PID-7), gender (PID-8, table 0001), addresses (PID-11), phones (PID-13 home,
  * PID-14 work), marital status (PID-16, table 0002 kept), multiple birth (PID-24/25), death (PID-29/30).
- * The Patient id is derived from the first PID-3 identifier, so every message about the same patient
- * maps to the same resource.
+ * The Patient id is keyed (options.ids.subject) from the first PID-3 identifier and its erasure epoch, so every
+ * message about the same patient maps to the same resource, until the custodian erases that patient.
  * Encounter: class from PV1-2 (table 0004 → v3 ActCode), admission type (PV1-4, table 0007), location
  * (PV1-3, display only), attending / referring / consulting / admitting doctors (PV1-7/8/9/17),
  * hospital service (PV1-10, table 0069), admit source (PV1-14, table 0023), visit number (PV1-19),
- * discharge disposition (PV1-36, table 0112), period (PV1-44/45). Its id is derived from the visit number.
+ * discharge disposition (PV1-36, table 0112), period (PV1-44/45). Its id is keyed from the visit number and
+ * the Patient id (so a patient admitted again after erasure gets new Encounter ids too).
  */
 import type { Bundle, Encounter, EncounterParticipant, Identifier, Patient, Reference } from 'fhir/r4';
 import { MappingError } from '../errors';
-import { stableUuid } from '../ids';
 import { checkOutput, ref, transaction } from '../output';
 import { SYSTEM } from '../systems';
 import {
@@ -34,7 +34,7 @@ export type EncounterResource = Encounter & { id: string };
 
 const GENDER: Readonly<Record<string, Patient['gender']>> = { M: 'male', F: 'female', O: 'other', A: 'other', U: 'unknown', N: 'unknown' };
 
-export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7MapOptions | undefined): PatientResource {
+export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7MapOptions): PatientResource {
   const identifiers: Identifier[] = [];
   repetitions(pid, 3).forEach((rep, i) => {
     const id = cxToIdentifier(rep, location(pid, 3, i + 1), header.facilitySystem, options);
@@ -44,7 +44,7 @@ export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7M
   if (first === undefined) throw new MappingError('INVALID', location(pid, 3), 'patient identifier list is required');
   const patient: PatientResource = {
     resourceType: 'Patient',
-    id: stableUuid('Patient', first.system ?? '', first.value ?? ''),
+    id: options.ids.subject('Patient', first.system ?? '', first.value ?? ''),
     identifier: identifiers,
   };
   const names = repetitions(pid, 5).map(xpnToName).filter((n) => n !== undefined);
@@ -109,7 +109,7 @@ export function mapEncounter(
   header: MessageHeader,
   patient: PatientResource,
   status: Encounter['status'],
-  options: Hl7MapOptions | undefined,
+  options: Hl7MapOptions,
 ): EncounterResource | undefined {
   const klass = value(pv1, 2)?.toUpperCase();
   if (klass === undefined) throw new MappingError('INVALID', location(pv1, 2), 'patient class is required');
@@ -126,7 +126,7 @@ export function mapEncounter(
       : ['message', header.senderKey, header.controlId];
   const encounter: EncounterResource = {
     resourceType: 'Encounter',
-    id: stableUuid('Encounter', ...idKey),
+    id: options.ids.id('Encounter', patient.id, ...idKey),
     status: end !== undefined ? 'finished' : status,
     class: { system: c.system ?? SYSTEM.actCode, code: c.code, display: c.display },
     subject: ref(patient.id),
@@ -172,7 +172,7 @@ export function encounterReference(pv1: Hl7Segment | undefined, header: MessageH
 const ADT_STATUS: Readonly<Record<string, Encounter['status']>> = { A01: 'in-progress', A04: 'arrived', A08: 'unknown' };
 
 /** ADT^A01 (admit), A04 (register), A08 (update) → Patient [+ Encounter]. */
-export function mapAdt(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions | undefined): Bundle {
+export function mapAdt(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions): Bundle {
   const pid = segments.find((s) => s.name === 'PID');
   if (pid === undefined) throw new MappingError('INVALID', 'PID', 'ADT message has no PID segment');
   const patient = mapPatient(pid, header, options);

@@ -1,11 +1,17 @@
 /** HL7 v2 data types → FHIR data types (v2-to-FHIR style), with the option set the mappers share. */
 import type { Address, CodeableConcept, Coding, ContactPoint, HumanName, Identifier, Reference } from 'fhir/r4';
 import { MappingError } from '../errors';
+import type { StableIds } from '../ids';
 import { type OutputOptions } from '../output';
 import { SYSTEM } from '../systems';
 import { comp, subcomponents } from './parse';
 
 export interface Hl7MapOptions extends OutputOptions {
+  /**
+   * The custodian's keyed ids (keyedIds(secret, epochOf)): every resource id is keyed, never a hash of a
+   * natural key (MRN, visit or order number) alone.
+   */
+  ids: StableIds;
   /**
    * Time zone of v2 times that carry no offset, e.g. '+01:00' or 'Z'. Without it such values are kept at
    * date precision (FHIR requires a zone on any time of day).

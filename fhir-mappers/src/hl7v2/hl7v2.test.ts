@@ -3,7 +3,14 @@ import type { Bundle, DiagnosticReport, Encounter, Observation, Patient } from '
 import { validateResource } from '../validate';
 import { expectGolden, readTestData } from '../test-support/golden';
 import { expectMappingError } from '../test-support/expect-error';
-import { hl7v2ToBundle } from './index';
+import { TEST_IDS } from '../test-support/ids';
+import { type Hl7MapOptions, hl7v2ToBundle as mapHl7 } from './index';
+
+type Options = Omit<Hl7MapOptions, 'ids'> & { ids?: Hl7MapOptions['ids'] };
+/** The mapper under the test custodian's keyed ids (TEST_IDS) unless the options name others. */
+function hl7v2ToBundle(message: string | Uint8Array, options?: Options): Bundle {
+  return mapHl7(message, { ids: TEST_IDS, ...options });
+}
 
 const MSH_ADT = 'MSH|^~\\&|APP|FAC^1.2.3.4^ISO|HDX|HDX|20240101120000+0100||ADT^A01|CTRL-1|P|2.5.1';
 const MSH_ORU = 'MSH|^~\\&|LAB|FAC^1.2.3.4^ISO|HDX|HDX|20240101120000+0100||ORU^R01|CTRL-2|P|2.5.1';

@@ -22,7 +22,6 @@ import type {
   Reference,
 } from 'fhir/r4';
 import { MappingError } from '../errors';
-import { stableUuid } from '../ids';
 import { checkOutput, ref, transaction } from '../output';
 import { SYSTEM } from '../systems';
 import { type PatientResource, encounterReference, mapPatient } from './adt';
@@ -218,7 +217,7 @@ interface OrderContext {
   encounter: Reference | undefined;
   reportKey: string[];
   effective: string | undefined;
-  options: Hl7MapOptions | undefined;
+  options: Hl7MapOptions;
 }
 
 function mapObservation(obx: Hl7Segment, notes: Hl7Segment[], ctx: OrderContext, seen: Map<string, number>): ObservationResource {
@@ -234,7 +233,7 @@ function mapObservation(obx: Hl7Segment, notes: Hl7Segment[], ctx: OrderContext,
   seen.set(key.join('|'), n);
   const obs: ObservationResource = {
     resourceType: 'Observation',
-    id: stableUuid('Observation', ...key, String(n)),
+    id: ctx.options.ids.id('Observation', ctx.patient.id, ...key, String(n)),
     status,
     code,
     subject: ref(ctx.patient.id),
@@ -275,7 +274,7 @@ function mapOrder(
   header: MessageHeader,
   patient: PatientResource,
   encounter: Reference | undefined,
-  options: Hl7MapOptions | undefined,
+  options: Hl7MapOptions,
 ): FhirResource[] & Array<{ id: string } & FhirResource> {
   const { obr } = order;
   const code = cweToConcept(repetitions(obr, 4)[0], options);
@@ -292,7 +291,7 @@ function mapOrder(
   const observations = order.results.map((r) => mapObservation(r.obx, r.notes, ctx, seen));
   const report: ReportResource = {
     resourceType: 'DiagnosticReport',
-    id: stableUuid('DiagnosticReport', ...reportKey),
+    id: options.ids.id('DiagnosticReport', patient.id, ...reportKey),
     status: reportStatus(obr, observations),
     code,
     subject: ref(patient.id),
@@ -312,7 +311,7 @@ function mapOrder(
  * but carries less than the ADT feed (often no address or contacts), so its Patient is a create-only
  * entry: it creates a patient the receiver does not know yet and never replaces a richer one.
  */
-export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions | undefined): Bundle {
+export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions): Bundle {
   const resources: Array<FhirResource & { id: string }> = [];
   const patients = new Set<string>();
   for (const group of groups(segments)) {

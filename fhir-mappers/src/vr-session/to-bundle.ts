@@ -1,7 +1,8 @@
 /**
- * VR session record (schema 1.0.0) → FHIR R4 transaction Bundle. Pure and deterministic: ids are
- * name-based UUIDs of natural keys (platform id + session id, device DID or serial), so the same record
- * always maps to the same resources, and re-sending it updates them (PUT) instead of duplicating.
+ * VR session record (schema 1.0.0) → FHIR R4 transaction Bundle. Pure and deterministic: ids are keyed
+ * (options.ids, the custodian's secret) from natural keys (platform id + session id + the patient reference,
+ * device DID or serial), so the same record always maps to the same resources, and re-sending it updates
+ * them (PUT) instead of duplicating; nobody without the secret can derive an id from a key.
  *
  * Produced resources (in this order):
  *  - Encounter: class VR (virtual, `setting: remote`) or AMB (`in-clinic`), type = session type, period,
@@ -38,13 +39,15 @@ import type {
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { MappingError, guard, type MappingProblem } from '../errors';
-import { canonicalJson, sha256Hex, stableUuid } from '../ids';
+import { type StableIds, canonicalJson, sha256Hex } from '../ids';
 import { type OutputOptions, checkOutput, ref, transaction } from '../output';
 import { EXTENSION, SYSTEM, type Concept, type ObservationCategory } from '../systems';
 import { VR_LIMITS, vrSessionSchema } from './schema';
 import type { VrBiometricStream, VrDevice, VrMeasure, VrParty, VrSessionRecord, VrSessionType, VrWearable } from './types';
 
 export interface VrMapOptions extends OutputOptions {
+  /** The custodian's keyed ids (keyedIds(secret)): no id is a hash of a natural key alone. */
+  ids: StableIds;
   /** literal reference to the patient when the gateway has resolved it, e.g. 'Patient/123' */
   patientReference?: string;
   /** literal reference to the clinician, e.g. 'Practitioner/45' */
@@ -292,12 +295,12 @@ function deviceKey(d: { did?: string; manufacturer?: string; model: string; seri
   return d.did ?? `${d.manufacturer ?? ''}|${d.model}|${d.serialNumber ?? ''}`;
 }
 
-function deviceResource(d: VrDevice | VrWearable, type: Concept): Device & { id: string } {
+function deviceResource(ids: StableIds, d: VrDevice | VrWearable, type: Concept): Device & { id: string } {
   const identifier = [];
   if (d.did !== undefined) identifier.push({ system: SYSTEM.uri, value: d.did });
   const device: Device & { id: string } = {
     resourceType: 'Device',
-    id: stableUuid('Device', deviceKey(d)),
+    id: ids.id('Device', deviceKey(d)),
     status: 'active',
     type: concept(type.system, type.code, type.display),
     deviceName: [{ name: d.model, type: 'model-name' }],
@@ -310,10 +313,10 @@ function deviceResource(d: VrDevice | VrWearable, type: Concept): Device & { id:
   return device;
 }
 
-function platformResource(p: VrSessionRecord['platform']): Device & { id: string } {
+function platformResource(ids: StableIds, p: VrSessionRecord['platform']): Device & { id: string } {
   const device: Device & { id: string } = {
     resourceType: 'Device',
-    id: stableUuid('Device/platform', p.id),
+    id: ids.id('Device/platform', p.id),
     identifier: [{ system: SYSTEM.uri, value: p.id }],
     status: 'active',
     type: concept(SYSTEM.hdxDeviceType, 'vr-platform', 'VR telemedicine platform (software)'),
@@ -336,7 +339,9 @@ function round(v: number): number {
 
 interface Ctx {
   record: VrSessionRecord;
-  key: readonly [string, string];
+  ids: StableIds;
+  /** platform id, session id, the patient reference (canonical JSON) */
+  key: readonly string[];
   startMs: number;
   subject: Reference;
   encounter: Reference;
@@ -369,7 +374,7 @@ function streamObservation(ctx: Ctx, s: VrBiometricStream, occurrence: number, d
   });
   return {
     resourceType: 'Observation',
-    id: stableUuid('vr-session/Observation/stream', ...ctx.key, s.measure, s.sensor ?? '', String(occurrence)),
+    id: ctx.ids.id('vr-session/Observation/stream', ...ctx.key, s.measure, s.sensor ?? '', String(occurrence)),
     status: ctx.status,
     category: category(m.category),
     code: { coding: m.coding, text: m.text },
@@ -403,7 +408,7 @@ function scoreObservations(ctx: Ctx, period: { start: string; end?: string }): A
     if (s.unit !== undefined) Object.assign(value, { unit: s.unit, system: SYSTEM.ucum, code: s.unit });
     const obs: Observation & { id: string } = {
       resourceType: 'Observation',
-      id: stableUuid('vr-session/Observation/score', ...ctx.key, s.code.system, s.code.code, String(n)),
+      id: ctx.ids.id('vr-session/Observation/score', ...ctx.key, s.code.system, s.code.code, String(n)),
       status: ctx.status,
       category: category('survey'),
       code: { coding: [coding], text: s.name },
@@ -423,7 +428,7 @@ function eventLog(ctx: Ctx, period: { start: string; end?: string }, device: Ref
   return [
     {
       resourceType: 'Observation',
-      id: stableUuid('vr-session/Observation/events', ...ctx.key),
+      id: ctx.ids.id('vr-session/Observation/events', ...ctx.key),
       status: ctx.status,
       category: category('therapy'),
       code: concept(SYSTEM.hdxVrEvent, 'event-log', 'VR session event log'),
@@ -453,7 +458,7 @@ function recordingDocument(ctx: Ctx, period: { start: string; end?: string }, he
   return [
     {
       resourceType: 'DocumentReference',
-      id: stableUuid('vr-session/DocumentReference', ...ctx.key),
+      id: ctx.ids.id('vr-session/DocumentReference', ...ctx.key),
       status: 'current',
       type: concept(SYSTEM.hdxVrDocument, 'vr-session-recording', 'VR session recording'),
       subject: ctx.subject,
@@ -465,26 +470,28 @@ function recordingDocument(ctx: Ctx, period: { start: string; end?: string }, he
   ];
 }
 
-function mapRecord(r: VrSessionRecord, options: VrMapOptions | undefined): Bundle {
+function mapRecord(r: VrSessionRecord, options: VrMapOptions): Bundle {
   const startMs = Date.parse(r.start);
   const endMs = r.end === undefined ? undefined : Date.parse(r.end);
-  const key = [r.platform.id, r.sessionId] as const;
   const period: { start: string; end?: string } = { start: iso(startMs) };
   if (endMs !== undefined) period.end = iso(endMs);
   const subject = partyReference(r.patient, options?.patientReference, 'Patient');
   if (subject === undefined) throw new MappingError('INVALID', '/patient', 'patient needs a DID or an identifier');
+  // The patient is part of the key: a patient admitted again after erasure (a new Patient id) gets new ids.
+  const key = [r.platform.id, r.sessionId, canonicalJson(subject)];
+  const { ids } = options;
   const clinician = partyReference(r.clinician, options?.clinicianReference, 'Practitioner');
 
-  const headset = deviceResource(r.device, { system: SYSTEM.hdxDeviceType, code: 'vr-headset', display: 'VR headset' });
-  const platform = platformResource(r.platform);
+  const headset = deviceResource(ids, r.device, { system: SYSTEM.hdxDeviceType, code: 'vr-headset', display: 'VR headset' });
+  const platform = platformResource(ids, r.platform);
   const wearables = new Map<string, Device & { id: string }>();
   for (const w of r.wearables ?? []) {
-    wearables.set(w.key, deviceResource(w, { system: SYSTEM.hdxDeviceType, code: 'wearable-sensor', display: 'Wearable biometric sensor' }));
+    wearables.set(w.key, deviceResource(ids, w, { system: SYSTEM.hdxDeviceType, code: 'wearable-sensor', display: 'Wearable biometric sensor' }));
   }
   const devices = [headset, platform, ...wearables.values()];
 
-  const encounterId = stableUuid('vr-session/Encounter', ...key);
-  const ctx: Ctx = { record: r, key, startMs, subject, encounter: ref(encounterId), status: endMs === undefined ? 'preliminary' : 'final' };
+  const encounterId = ids.id('vr-session/Encounter', ...key);
+  const ctx: Ctx = { record: r, ids, key, startMs, subject, encounter: ref(encounterId), status: endMs === undefined ? 'preliminary' : 'final' };
 
   const encounter: Encounter & { id: string } = {
     resourceType: 'Encounter',
@@ -504,7 +511,7 @@ function mapRecord(r: VrSessionRecord, options: VrMapOptions | undefined): Bundl
 
   const procedure: Procedure & { id: string } = {
     resourceType: 'Procedure',
-    id: stableUuid('vr-session/Procedure', ...key),
+    id: ids.id('vr-session/Procedure', ...key),
     identifier: [{ system: r.platform.id, value: r.sessionId }],
     status: endMs === undefined ? 'in-progress' : 'completed',
     code: concept(SYSTEM.hdxVrSessionType, r.sessionType, SESSION_TYPE_DISPLAY[r.sessionType]),
@@ -530,7 +537,7 @@ function mapRecord(r: VrSessionRecord, options: VrMapOptions | undefined): Bundl
   const targets: Array<FhirResource & { id: string }> = [encounter, procedure, ...devices, ...observations, ...documents];
   const provenance: Provenance & { id: string } = {
     resourceType: 'Provenance',
-    id: stableUuid('vr-session/Provenance', ...key),
+    id: ids.id('vr-session/Provenance', ...key),
     target: targets.map((t) => ref(t.id)),
     occurredPeriod: period,
     recorded: iso(endMs ?? startMs),
@@ -553,6 +560,6 @@ function mapRecord(r: VrSessionRecord, options: VrMapOptions | undefined): Bundl
  * Maps a VR session record to a FHIR R4 transaction Bundle. The record is validated first (schema
  * 1.0.0 and semantic rules); every failure is a MappingError naming the JSON pointer of the problem.
  */
-export function vrSessionToBundle(record: unknown, options?: VrMapOptions): Bundle {
+export function vrSessionToBundle(record: unknown, options: VrMapOptions): Bundle {
   return guard(() => checkOutput(mapRecord(parseVrSessionRecord(record), options), options));
 }

@@ -5,7 +5,8 @@ import { validateResource } from '../validate';
 import { expectGolden } from '../test-support/golden';
 import { expectMappingError } from '../test-support/expect-error';
 import { VR_LIMITS } from './schema';
-import { parseVrSessionRecord, vrSessionToBundle } from './to-bundle';
+import { TEST_IDS } from '../test-support/ids';
+import { type VrMapOptions, parseVrSessionRecord, vrSessionToBundle as mapVr } from './to-bundle';
 import type { VrSessionRecord } from './types';
 import example from './example.json';
 
@@ -13,6 +14,12 @@ function record(patch: (r: VrSessionRecord) => void = () => undefined): VrSessio
   const r = structuredClone(example) as VrSessionRecord;
   patch(r);
   return r;
+}
+
+type Options = Omit<VrMapOptions, 'ids'> & { ids?: VrMapOptions['ids'] };
+/** The mapper under the test custodian's keyed ids (TEST_IDS) unless the options name others. */
+function vrSessionToBundle(record: unknown, options?: Options): Bundle {
+  return mapVr(record, { ids: TEST_IDS, ...options });
 }
 
 function resources<T>(bundle: Bundle, type: string): T[] {
