@@ -16,6 +16,9 @@ if command -v shellcheck >/dev/null 2>&1; then
 else
   echo "shellcheck is not installed: skipped (Debian: apt-get install shellcheck)" >&2
 fi
+step "Lint (eslint, typescript-eslint strict) and format (prettier)"
+npm run --silent lint
+npm run --silent format:check
 step "Build"
 npm run --silent build
 step "Type-check tests"

@@ -24,7 +24,12 @@ describe('topology', () => {
 
   it('configtx: Raft consenters for every orderer, MAJORITY endorsement, anchor peers, low-latency cutting', () => {
     const t = topology({ home: '/h', portBase: 7000, orderers: 3, batchTimeout: '250ms', maxMessageCount: 10 });
-    const p = (configtx(t) as { Profiles: Record<string, any> }).Profiles[PROFILE];
+    // The parts of the configtx profile this test reads.
+    type Profile = {
+      Orderer: { EtcdRaft: { Consenters: unknown[] }; BatchTimeout: string; BatchSize: { MaxMessageCount: number } };
+      Application: { Policies: Record<'Endorsement' | 'LifecycleEndorsement', { Rule: string }>; Organizations: Array<{ AnchorPeers: unknown[] }> };
+    };
+    const p = (configtx(t) as { Profiles: Record<string, Profile> }).Profiles[PROFILE] as Profile;
     expect(p.Orderer.EtcdRaft.Consenters).to.have.length(3);
     expect(p.Orderer.BatchTimeout).to.equal('250ms');
     expect(p.Orderer.BatchSize.MaxMessageCount).to.equal(10);

@@ -110,11 +110,12 @@ describe('consent flow across organizations (real network, three gateways)', fun
     const asAuditor = signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 });
     const byRegulator = await call(reg, 'GET', `/AuditEvent?patient=${patientKey.did}&_count=100`, asAuditor);
     expect(byRegulator.status, byRegulator.text).to.equal(200);
-    const events = byRegulator.body.entry.map((e: { resource: any }) => e.resource);
-    const h2Reads = events.filter((e: any) => e.agent[0].who.identifier.value === drH2.did && e.entity.some((x: any) => x.what.reference?.startsWith(`Observation/${observationId}`)));
-    expect(h2Reads.map((e: any) => e.outcome)).to.include.members(['4', '0']);
-    const permitted = h2Reads.find((e: any) => e.outcome === '0');
-    expect(permitted.agent[0].policy).to.deep.equal([`Consent/${consentId}`]);
+    type Event = { outcome: string; agent: Array<{ who: { identifier: { value: string } }; policy?: string[] }>; entity: Array<{ what: { reference?: string } }> };
+    const events = (byRegulator.body.entry as Array<{ resource: Event }>).map((e) => e.resource);
+    const h2Reads = events.filter((e) => e.agent[0]?.who.identifier.value === drH2.did && e.entity.some((x) => x.what.reference?.startsWith(`Observation/${observationId}`)));
+    expect(h2Reads.map((e) => e.outcome)).to.include.members(['4', '0']);
+    const permitted = h2Reads.find((e) => e.outcome === '0');
+    expect(permitted?.agent[0]?.policy).to.deep.equal([`Consent/${consentId}`]);
 
     // Through another member's gateway the auditor's read-all right does not apply.
     const elsewhere = await call(h1, 'GET', `/AuditEvent?patient=${patientKey.did}`, signDidToken({ key: auditor.privateJwk, audience: h1.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }));

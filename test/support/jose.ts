@@ -12,8 +12,6 @@ export interface PublicJwk {
   y: string;
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-
 /**
  * RFC 8785 canonical JSON for the values the tests sign: objects with keys sorted by UTF-16 code units,
  * no whitespace, strings and finite numbers serialized as ECMAScript does (which is what RFC 8785 uses).

@@ -4,7 +4,7 @@ import type { P256PrivateJwk } from '../auth/did-key';
 import { signDidToken } from '../auth/issue';
 import { AccessControl, type Caller } from '../fhir/access-control';
 import { commitmentOf, commitmentsEqual } from '../fhir/commitment';
-import { OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
+import type { OperationOutcomeIssue } from '../fhir/outcome';
 import type { LedgerClient, LocateResult } from '../ledger/ledger-client';
 
 /** Bundle.entry extension in which a custodian reveals the key that opens one version's commitment. */

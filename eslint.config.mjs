@@ -1,0 +1,22 @@
+// ESLint (flat config): typescript-eslint's strict rules for every TypeScript file of the monorepo.
+// Formatting is prettier's job (npm run format:check), so no stylistic rules here.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', '.hdx/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.strict,
+  {
+    languageOptions: { ecmaVersion: 2022, sourceType: 'module' },
+    rules: {
+      // `_name` marks a binding kept on purpose (destructuring a field away, an unused callback argument).
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
+    },
+  },
+  {
+    // Tests assert on values they have just checked; non-null assertions there read better than guards.
+    files: ['**/*.test.ts', 'test/**/*.ts', '**/test-support/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+);
