@@ -5,9 +5,10 @@ import { generateDidKey, type GeneratedDidKey, privateKeyOf } from './did-key';
 import { AuthenticationError } from './errors';
 import { registrationRequest, signConsent, signDidToken, signIdpToken } from './issue';
 import { MemoryJtiStore } from './replay';
+import { DidResolutionCache } from './did-cache';
 import { fakeResolver, resolutionOf } from './test-support/fixtures';
-import { assertTokenVerifierOptions, idpKeysFromText, type TokenVerifierOptions, verifyBearerToken } from './token';
-import type { AuthContext } from './types';
+import { assertTokenVerifierOptions, idpKeysFromText, MAX_IDP_TOKEN_LIFETIME_SEC, subjectLink, type TokenVerifierOptions, verifyBearerToken } from './token';
+import type { AuthContext, DidResolution, DidResolver } from './types';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 const ISSUER = 'https://idp.hospital1.example';
@@ -64,23 +65,12 @@ describe('auth/token', () => {
     it('accepts a token made by signDidToken and returns who is calling', async () => {
       const token = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'patient/*.read user/Observation.rs openid', purposeOfUse: 'TREAT', jti: 'j-1' });
       const ctx: AuthContext = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ subject: key.did, did: key.did, role: 'patient', organization: 'Hospital2MSP', purposeOfUse: 'TREAT', tokenKind: 'did', jti: 'j-1' });
+      expect(ctx).to.deep.include({ subject: key.did, did: key.did, role: 'patient', didKind: 'patient', actorAuth: 'did', organization: 'Hospital2MSP', purposeOfUse: 'TREAT', tokenKind: 'did', jti: 'j-1' });
+      expect(ctx).to.not.have.property('viaOrganization');
       expect(ctx.scopes.map((s) => s.text)).to.deep.equal(['patient/*.read', 'user/Observation.rs']);
       expect(ctx.expiresAt).to.be.within(nowSec() + 298, nowSec() + 300);
       expect(ctx).to.not.have.property('breakGlassReason');
       expect(resolver.calls).to.deep.equal([key.did]);
-    });
-
-    it('an organization DID may act for one of its users (hdx_user); nobody else may', async () => {
-      const user = generateDidKey();
-      opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { kind: 'organization', organization: 'Hospital2MSP' })) };
-      const token = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'user/*.read', purposeOfUse: 'TREAT', onBehalfOf: user.did });
-      const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ subject: key.did, did: user.did, viaOrganization: key.did, role: 'organization', organization: 'Hospital2MSP' });
-      opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { kind: 'practitioner' })) };
-      const byPerson = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'user/*.read', purposeOfUse: 'TREAT', onBehalfOf: user.did });
-      const err = await verifyBearerToken(`Bearer ${byPerson}`, opts).then(() => undefined, (e: unknown) => e as Error);
-      expect(err?.message).to.match(/Only an organization DID may act for a user/);
     });
 
     it('takes the role from the DID kind, and the aud with or without a trailing slash', async () => {
@@ -108,8 +98,9 @@ describe('auth/token', () => {
         const e = await rejects(verifyBearerToken(`Bearer ${bad}`, opts), /not a compact JWT|header is not/);
         expect(e.wwwAuthenticate).to.include('error="invalid_token"');
       }
-      const good = didToken(key).split('.');
-      await rejects(verifyBearerToken(`Bearer ${good[0]}.${b64('not json')}.${good[2]}`, opts), /payload is not base64url JSON/);
+      const input = `${b64({ alg: 'ES256', typ: 'JWT', kid: key.kid })}.${b64('not json')}`;
+      const signed = `${input}.${cryptoSign('sha256', Buffer.from(input), { key: privateKeyOf(key.privateJwk), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+      await rejects(verifyBearerToken(`Bearer ${signed}`, opts), /payload is not base64url JSON/);
     });
 
     it('401 for a wrong signature: another key, or a changed payload', async () => {
@@ -153,9 +144,11 @@ describe('auth/token', () => {
 
     it('401 for other JWS the same key signs (a signed consent, a registration proof) presented as a bearer token', async () => {
       const consent = { resourceType: 'Consent', id: 'c1', status: 'active', patient: { reference: key.did }, provision: { type: 'permit' } };
-      await rejects(verifyBearerToken(`Bearer ${signConsent(key.privateJwk, consent, 'grant')}`, opts), /not meant for this gateway/);
+      // Explicit typing (RFC 8725 §3.11): a bearer DID token has typ JWT, signed requests have none.
+      await rejects(verifyBearerToken(`Bearer ${signConsent(key.privateJwk, consent, 'grant')}`, opts), /must carry the JOSE header typ JWT/);
       const proof = String(registrationRequest(key.privateJwk, 'patient').proof);
-      await rejects(verifyBearerToken(`Bearer ${proof}`, opts), /not meant for this gateway/);
+      await rejects(verifyBearerToken(`Bearer ${proof}`, opts), /must carry the JOSE header typ JWT/);
+      await rejects(verifyBearerToken(`Bearer ${didToken(key, {}, { typ: 'hdx-consent+jws' })}`, opts), /typ JWT/);
     });
 
     it('401 for a DID token not signed with ES256', async () => {
@@ -267,11 +260,234 @@ describe('auth/token', () => {
     });
   });
 
+  describe('delegation: an organization DID acting for one of its practitioners (hdx_user)', () => {
+    const org = generateDidKey();
+    const people = {
+      dr: generateDidKey(),
+      patient: generateDidKey(),
+      guardian: generateDidKey(),
+      auditor: generateDidKey(),
+      device: generateDidKey(),
+      system: generateDidKey(),
+      otherOrgDr: generateDidKey(),
+      gone: generateDidKey(),
+      suspended: generateDidKey(),
+      unregistered: generateDidKey(),
+      otherOrg: generateDidKey(),
+    };
+    let opts: TokenVerifierOptions;
+    let resolver: ReturnType<typeof fakeResolver>;
+
+    beforeEach(() => {
+      resolver = fakeResolver(
+        resolutionOf(org, { kind: 'organization', organization: 'Hospital2MSP' }),
+        resolutionOf(people.dr, { kind: 'practitioner', organization: 'Hospital2MSP' }),
+        resolutionOf(people.patient, { kind: 'patient', organization: 'Hospital2MSP' }),
+        // a guardian is a patient-kind DID named in another patient's record
+        resolutionOf(people.guardian, { kind: 'patient', organization: 'Hospital2MSP' }),
+        resolutionOf(people.auditor, { kind: 'auditor', organization: 'Hospital2MSP' }),
+        resolutionOf(people.device, { kind: 'device', organization: 'Hospital2MSP' }),
+        resolutionOf(people.system, { kind: 'system', organization: 'Hospital2MSP' }),
+        resolutionOf(people.otherOrgDr, { kind: 'practitioner', organization: 'Hospital1MSP' }),
+        resolutionOf(people.gone, { kind: 'practitioner', organization: 'Hospital2MSP', deactivated: true }),
+        resolutionOf(people.suspended, { kind: 'practitioner', organization: 'Hospital2MSP', status: 'suspended' }),
+        resolutionOf(people.otherOrg, { kind: 'organization', organization: 'Hospital2MSP' }),
+      );
+      opts = { audience: BASE, mspId: 'Hospital1MSP', resolveDid: resolver, jtiStore: new MemoryJtiStore() };
+    });
+
+    const onBehalf = (user: string, scope = 'user/*.read'): string => signDidToken({ key: org.privateJwk, audience: BASE, scope, purposeOfUse: 'TREAT', onBehalfOf: user });
+
+    it("accepts an active practitioner DID registered by the signer's organization: the practitioner acts, vouched for by the organization", async () => {
+      const ctx = await verifyBearerToken(`Bearer ${onBehalf(people.dr.did)}`, opts);
+      expect(ctx).to.deep.include({
+        subject: org.did,
+        did: people.dr.did,
+        role: 'practitioner',
+        didKind: 'practitioner',
+        organization: 'Hospital2MSP',
+        viaOrganization: org.did,
+        actorAuth: 'delegated',
+        tokenKind: 'did',
+      });
+      expect(resolver.calls).to.deep.equal([org.did, people.dr.did]);
+    });
+
+    const refused: Array<[string, keyof typeof people, RegExp]> = [
+      ['a patient DID (review #1: reading that patient everywhere as the patient)', 'patient', /hdx_user DID is a patient DID: an organization may act only for its own active practitioners/],
+      ['a guardian (a patient-kind DID)', 'guardian', /hdx_user DID is a patient DID/],
+      ['an auditor DID (review #1: the whole access history at the regulator)', 'auditor', /hdx_user DID is a auditor DID/],
+      ['a device DID', 'device', /hdx_user DID is a device DID/],
+      ['a system DID', 'system', /hdx_user DID is a system DID/],
+      ['another organization DID', 'otherOrg', /hdx_user DID is a organization DID/],
+      ["another organization's practitioner", 'otherOrgDr', /registered by another organization/],
+      ['an unregistered DID (review #1: break-glass as nobody)', 'unregistered', /hdx_user DID is not registered on the ledger/],
+      ['a deactivated practitioner', 'gone', /hdx_user DID is deactivated or suspended/],
+      ['a suspended DID', 'suspended', /hdx_user DID is deactivated or suspended/],
+    ];
+    for (const [what, who, pattern] of refused) {
+      it(`401 for ${what}`, async () => {
+        await rejects(verifyBearerToken(`Bearer ${onBehalf(people[who].did)}`, opts), pattern);
+      });
+    }
+
+    it('401 when a non-organization DID names hdx_user, or hdx_user is not a DID', async () => {
+      const token = signDidToken({ key: people.dr.privateJwk, audience: BASE, scope: 'user/*.read', onBehalfOf: people.dr.did });
+      await rejects(verifyBearerToken(`Bearer ${token}`, opts), /Only an organization DID may act for a user/);
+      const patientToken = signDidToken({ key: people.patient.privateJwk, audience: BASE, scope: 'patient/*.read', onBehalfOf: people.dr.did });
+      await rejects(verifyBearerToken(`Bearer ${patientToken}`, opts), /Only an organization DID may act for a user/);
+      await rejects(verifyBearerToken(`Bearer ${onBehalf('MRN-123')}`, opts), /hdx_user claim must be a did:hdx DID/);
+    });
+
+    it('401 for system/ scopes on behalf of a practitioner; a refused delegation does not use up the jti', async () => {
+      await rejects(verifyBearerToken(`Bearer ${onBehalf(people.dr.did, 'system/*.read')}`, opts), /practitioner DID token may not carry system\/ scopes/);
+      const token = signDidToken({ key: org.privateJwk, audience: BASE, scope: 'user/*.read', onBehalfOf: people.patient.did, jti: 'd-1' });
+      await rejects(verifyBearerToken(`Bearer ${token}`, opts), /patient DID/);
+      const ok = signDidToken({ key: org.privateJwk, audience: BASE, scope: 'user/*.read', onBehalfOf: people.dr.did, jti: 'd-1' });
+      expect((await verifyBearerToken(`Bearer ${ok}`, opts)).actorAuth).to.equal('delegated');
+    });
+
+    it('an organization DID token without hdx_user acts as the organization itself (actorAuth did)', async () => {
+      const token = signDidToken({ key: org.privateJwk, audience: BASE, scope: 'user/*.read' });
+      const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
+      expect(ctx).to.deep.include({ did: org.did, role: 'organization', didKind: 'organization', actorAuth: 'did' });
+      expect(ctx).to.not.have.property('viaOrganization');
+    });
+  });
+
+  describe('DID resolution cache (signature checked against a cached key before any ledger call)', () => {
+    const key = generateDidKey();
+    let clock: number;
+    let ledger: Map<string, DidResolution>;
+    let calls: string[];
+    let opts: TokenVerifierOptions;
+
+    beforeEach(() => {
+      clock = Date.now();
+      ledger = new Map([[key.did, resolutionOf(key, { kind: 'practitioner' })]]);
+      calls = [];
+      const resolveDid: DidResolver = async (did) => {
+        calls.push(did);
+        return ledger.get(did);
+      };
+      opts = { audience: BASE, mspId: 'Hospital1MSP', resolveDid, jtiStore: new MemoryJtiStore(), now: () => clock };
+    });
+
+    const token = (k: GeneratedDidKey = key, kid?: string): string => signDidToken({ key: k.privateJwk, audience: BASE, scope: 'user/*.read', ...(kid !== undefined ? { kid } : {}) });
+
+    it('a junk signature on a cached kid costs no ledger call; a good token neither', async () => {
+      await verifyBearerToken(`Bearer ${token()}`, opts);
+      expect(calls).to.have.length(1);
+      const [h, p] = token().split('.');
+      for (let i = 0; i < 20; i++) await rejects(verifyBearerToken(`Bearer ${h}.${p}.${b64('x'.repeat(64))}`, opts), /signature does not verify/);
+      const forged = handmade({ alg: 'ES256', typ: 'JWT', kid: key.kid }, didClaims(key), privateKeyOf(generateDidKey().privateJwk));
+      await rejects(verifyBearerToken(`Bearer ${forged}`, opts), /signature does not verify/);
+      await verifyBearerToken(`Bearer ${token()}`, opts);
+      expect(calls).to.have.length(1);
+    });
+
+    it('remembers an unknown DID for 5 s, then asks again', async () => {
+      const stranger = generateDidKey();
+      await rejects(verifyBearerToken(`Bearer ${token(stranger)}`, opts), /not registered/);
+      await rejects(verifyBearerToken(`Bearer ${token(stranger)}`, opts), /not registered/);
+      expect(calls).to.deep.equal([stranger.did]);
+      ledger.set(stranger.did, resolutionOf(stranger));
+      clock += 5_000;
+      expect((await verifyBearerToken(`Bearer ${token(stranger)}`, opts)).did).to.equal(stranger.did);
+      expect(calls).to.deep.equal([stranger.did, stranger.did]);
+    });
+
+    it('a deactivation or suspension on the ledger is seen within the 30 s TTL', async () => {
+      await verifyBearerToken(`Bearer ${token()}`, opts);
+      ledger.set(key.did, resolutionOf(key, { kind: 'practitioner', status: 'suspended' }));
+      clock += 29_000;
+      await verifyBearerToken(`Bearer ${token()}`, opts); // within the documented bound
+      clock += 1_000;
+      await rejects(verifyBearerToken(`Bearer ${token()}`, opts), /DID is deactivated/);
+      expect(calls).to.have.length(2);
+      ledger.set(key.did, resolutionOf(key, { kind: 'practitioner', deactivated: true }));
+      clock += 30_000;
+      await rejects(verifyBearerToken(`Bearer ${token()}`, opts), /DID is deactivated/);
+      expect(calls).to.have.length(3);
+    });
+
+    it('a kid rotated in since the DID was cached is looked up again, at most once per 5 s', async () => {
+      await verifyBearerToken(`Bearer ${token()}`, opts);
+      ledger.set(key.did, resolutionOf(key, { kind: 'practitioner', keyNumber: 2 }));
+      const rotated = token(key, `${key.did}#key-2`);
+      await rejects(verifyBearerToken(`Bearer ${rotated}`, opts), /not a current key/);
+      expect(calls).to.have.length(1);
+      clock += 5_000;
+      expect((await verifyBearerToken(`Bearer ${rotated}`, opts)).did).to.equal(key.did);
+      expect(calls).to.have.length(2);
+      await rejects(verifyBearerToken(`Bearer ${token()}`, opts), /not a current key/);
+      expect(calls).to.have.length(2);
+    });
+
+    it('concurrent tokens of an uncached DID share one ledger call; ledger failures are not cached', async () => {
+      await Promise.all([verifyBearerToken(`Bearer ${token()}`, opts), verifyBearerToken(`Bearer ${token()}`, opts), verifyBearerToken(`Bearer ${token()}`, opts)]);
+      expect(calls).to.have.length(1);
+      const down = new OperationOutcomeError('UNAVAILABLE', 'The ledger is unavailable');
+      let failing = true;
+      const flaky: TokenVerifierOptions = { ...opts, resolveDid: async () => (failing ? Promise.reject(down) : resolutionOf(key, { kind: 'practitioner' })) };
+      try {
+        await verifyBearerToken(`Bearer ${token()}`, flaky);
+        expect.fail('should throw');
+      } catch (err) {
+        expect(err).to.equal(down);
+      }
+      failing = false;
+      expect((await verifyBearerToken(`Bearer ${token()}`, flaky)).did).to.equal(key.did);
+    });
+
+    it('didCache: false asks the ledger for every token', async () => {
+      const uncached = { ...opts, didCache: false as const };
+      await verifyBearerToken(`Bearer ${token()}`, uncached);
+      await verifyBearerToken(`Bearer ${token()}`, uncached);
+      expect(calls).to.have.length(2);
+    });
+
+    it('DidResolutionCache keeps at most maxEntries DIDs, dropping the oldest', async () => {
+      const a = generateDidKey();
+      const b = generateDidKey();
+      const c = generateDidKey();
+      const seen: string[] = [];
+      const cache = new DidResolutionCache(
+        async (did) => {
+          seen.push(did);
+          return resolutionOf([a, b, c].find((k) => k.did === did) ?? a);
+        },
+        { maxEntries: 2 },
+      );
+      await cache.resolve(a.did, clock);
+      await cache.resolve(b.did, clock);
+      await cache.resolve(c.did, clock);
+      expect(cache.size).to.equal(2);
+      expect(cache.peek(a.did, clock)).to.equal(undefined);
+      expect(cache.peek(c.did, clock)?.resolution?.didDocument.id).to.equal(c.did);
+      expect(() => new DidResolutionCache(async () => undefined, { ttlMs: 1_000, negativeTtlMs: 2_000 })).to.throw(/negativeTtlMs/);
+    });
+  });
+
   describe('identity provider tokens', () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const drKey = generateDidKey();
     const patientDid = generateDidKey().did;
+    const didOfKind = {
+      practitioner: drKey,
+      patient: generateDidKey(),
+      auditor: generateDidKey(),
+      system: generateDidKey(),
+      device: generateDidKey(),
+      otherOrg: generateDidKey(),
+      gone: generateDidKey(),
+      suspended: generateDidKey(),
+      linked: generateDidKey(),
+    };
+    const SECRET = Buffer.alloc(32, 7);
     let opts: TokenVerifierOptions;
+    let resolver: ReturnType<typeof fakeResolver>;
 
     const claims = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
       iss: ISSUER,
@@ -286,22 +502,85 @@ describe('auth/token', () => {
     });
 
     beforeEach(() => {
-      opts = { audience: BASE, mspId: 'Hospital1MSP', idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: ec.publicKey }, { key: rsa.publicKey }] } };
+      resolver = fakeResolver(
+        resolutionOf(drKey, { kind: 'practitioner', organization: 'Hospital1MSP' }),
+        resolutionOf(didOfKind.patient, { kind: 'patient', organization: 'Hospital1MSP' }),
+        resolutionOf(didOfKind.auditor, { kind: 'auditor', organization: 'Hospital1MSP' }),
+        resolutionOf(didOfKind.system, { kind: 'system', organization: 'Hospital1MSP' }),
+        resolutionOf(didOfKind.device, { kind: 'device', organization: 'Hospital1MSP' }),
+        resolutionOf(didOfKind.otherOrg, { kind: 'practitioner', organization: 'Hospital2MSP' }),
+        resolutionOf(didOfKind.gone, { kind: 'practitioner', organization: 'Hospital1MSP', deactivated: true }),
+        resolutionOf(didOfKind.suspended, { kind: 'patient', organization: 'Hospital1MSP', status: 'suspended' }),
+        resolutionOf(didOfKind.linked, { kind: 'practitioner', organization: 'Hospital1MSP', subject: subjectLink(SECRET, ISSUER, 'dr-house') }),
+      );
+      opts = { audience: BASE, mspId: 'Hospital1MSP', resolveDid: resolver, idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: ec.publicKey }, { key: rsa.publicKey }] } };
     });
 
     it('accepts an ES256 token and reads its claims; organization is this gateway', async () => {
-      const token = signIdpToken({ key: ec.privateKey, issuer: ISSUER, audience: IDP_AUD, subject: 'dr-house', role: 'practitioner', scope: 'user/*.read launch', purposeOfUse: 'TREAT', did: patientDid, jti: 'x' });
+      const token = signIdpToken({ key: ec.privateKey, issuer: ISSUER, audience: IDP_AUD, subject: 'dr-house', role: 'practitioner', scope: 'user/*.read launch', purposeOfUse: 'TREAT', did: drKey.did, jti: 'x' });
       const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ subject: 'dr-house', did: patientDid, role: 'practitioner', organization: 'Hospital1MSP', purposeOfUse: 'TREAT', tokenKind: 'idp', jti: 'x' });
+      expect(ctx).to.deep.include({ subject: 'dr-house', did: drKey.did, didKind: 'practitioner', role: 'practitioner', organization: 'Hospital1MSP', purposeOfUse: 'TREAT', tokenKind: 'idp', actorAuth: 'idp', jti: 'x' });
       expect(ctx.scopes.map((s) => s.text)).to.deep.equal(['user/*.read']);
       // an access token is reusable until it expires
       await verifyBearerToken(`Bearer ${token}`, opts);
     });
 
     it('accepts RS256 with an RSA key, the did claim, and break-glass', async () => {
-      const token = handmade({ alg: 'RS256', typ: 'JWT' }, claims({ did: patientDid, purpose_of_use: 'ETREAT', break_glass_reason: 'cardiac arrest' }), rsa.privateKey);
+      const token = handmade({ alg: 'RS256', typ: 'JWT' }, claims({ did: drKey.did, purpose_of_use: 'ETREAT', break_glass_reason: 'cardiac arrest' }), rsa.privateKey);
       const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ did: patientDid, purposeOfUse: 'ETREAT', breakGlassReason: 'cardiac arrest' });
+      expect(ctx).to.deep.include({ did: drKey.did, purposeOfUse: 'ETREAT', breakGlassReason: 'cardiac arrest' });
+    });
+
+    it('without hdx_did: no DID, no ledger call, actorAuth idp', async () => {
+      const ctx = await verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims(), ec.privateKey)}`, opts);
+      expect(ctx).to.deep.include({ subject: 'dr-house', role: 'practitioner', actorAuth: 'idp', tokenKind: 'idp' });
+      expect(ctx).to.not.have.property('did');
+      expect(ctx).to.not.have.property('didKind');
+      expect(resolver.calls).to.deep.equal([]);
+    });
+
+    it('401 without iat, for a lifetime over 3600 s (or the configured maximum), and for an iat in the future', async () => {
+      const iat = nowSec();
+      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat: undefined }), ec.privateKey)}`, opts), /must carry iat/);
+      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + MAX_IDP_TOKEN_LIFETIME_SEC + 1 }), ec.privateKey)}`, opts), /at most 3600 seconds \(exp - iat\)/);
+      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat }), ec.privateKey)}`, opts), /at most 3600 seconds/);
+      await verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + 3600 }), ec.privateKey)}`, opts);
+      const short: TokenVerifierOptions = { ...opts, idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: ec.publicKey }], maxLifetimeSec: 600 } };
+      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + 601 }), ec.privateKey)}`, short), /at most 600 seconds/);
+      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat: iat + 120, exp: iat + 600 }), ec.privateKey)}`, opts), /iat is in the future/);
+    });
+
+    it('checks hdx_did on the ledger: registered, active, of this MSP, its kind matching the role', async () => {
+      const tok = (role: string, did: string): string => `Bearer ${handmade({ alg: 'ES256' }, claims({ role, hdx_did: did }), ec.privateKey)}`;
+      expect((await verifyBearerToken(tok('admin', drKey.did), opts)).didKind).to.equal('practitioner');
+      expect((await verifyBearerToken(tok('patient', didOfKind.patient.did), opts)).didKind).to.equal('patient');
+      expect((await verifyBearerToken(tok('auditor', didOfKind.auditor.did), opts)).didKind).to.equal('auditor');
+      expect((await verifyBearerToken(tok('system', didOfKind.system.did), opts)).didKind).to.equal('system');
+      expect((await verifyBearerToken(tok('system', didOfKind.device.did), opts)).didKind).to.equal('device');
+      await rejects(verifyBearerToken(tok('practitioner', didOfKind.otherOrg.did), opts), /registered by another organization than this gateway's/);
+      await rejects(verifyBearerToken(tok('practitioner', didOfKind.gone.did), opts), /hdx_did DID is deactivated or suspended/);
+      await rejects(verifyBearerToken(tok('patient', didOfKind.suspended.did), opts), /hdx_did DID is deactivated or suspended/);
+      await rejects(verifyBearerToken(tok('practitioner', patientDid), opts), /hdx_did DID is not registered/);
+      // review #6: an IdP practitioner naming an auditor DID, a patient naming a practitioner DID, …
+      await rejects(verifyBearerToken(tok('practitioner', didOfKind.auditor.did), opts), /role practitioner does not match its hdx_did DID, a auditor DID/);
+      await rejects(verifyBearerToken(tok('practitioner', didOfKind.patient.did), opts), /does not match its hdx_did DID, a patient DID/);
+      await rejects(verifyBearerToken(tok('patient', drKey.did), opts), /does not match its hdx_did DID, a practitioner DID/);
+      await rejects(verifyBearerToken(tok('auditor', drKey.did), opts), /does not match/);
+      await rejects(verifyBearerToken(tok('system', drKey.did), opts), /does not match/);
+      await rejects(verifyBearerToken(tok('admin', didOfKind.system.did), opts), /does not match/);
+      const noLedger: TokenVerifierOptions = { audience: BASE, mspId: 'Hospital1MSP', ...(opts.idp ? { idp: opts.idp } : {}) };
+      await rejects(verifyBearerToken(tok('practitioner', drKey.did), noLedger), /cannot check the token hdx_did/);
+    });
+
+    it("checks the DID's subject link against subjectLink(secret, issuer, sub)", async () => {
+      const tok = (sub: string): string => `Bearer ${handmade({ alg: 'ES256' }, claims({ sub, hdx_did: didOfKind.linked.did }), ec.privateKey)}`;
+      const withSecret: TokenVerifierOptions = { ...opts, subjectLinkSecret: SECRET };
+      expect((await verifyBearerToken(tok('dr-house'), withSecret)).did).to.equal(didOfKind.linked.did);
+      await rejects(verifyBearerToken(tok('dr-watson'), withSecret), /bound to another identity-provider subject/);
+      await rejects(verifyBearerToken(tok('dr-house'), { ...opts, subjectLinkSecret: Buffer.alloc(32, 8) }), /bound to another identity-provider subject/);
+      await rejects(verifyBearerToken(tok('dr-house'), opts), /no subject-link secret/);
+      expect(subjectLink(SECRET, ISSUER, 'dr-house')).to.equal(createHmac('sha256', SECRET).update(`${ISSUER}\ndr-house`).digest('base64url'));
+      expect(subjectLink(SECRET, ISSUER, 'dr-house')).to.not.equal(subjectLink(SECRET, 'https://other-idp.example', 'dr-house'));
     });
 
     it('401 for a wrong issuer, a wrong audience, an expired token or no exp', async () => {
@@ -364,6 +643,9 @@ describe('auth/token', () => {
       expect(() => assertTokenVerifierOptions({ audience: BASE, idp, algorithms: [] })).to.throw(/algorithms/);
       expect(() => assertTokenVerifierOptions({ audience: BASE, idp, algorithms: ['HS256' as 'ES256'] })).to.throw(/algorithms/);
       expect(() => assertTokenVerifierOptions({ audience: BASE, idp, clockToleranceSec: 3600 })).to.throw(/clockToleranceSec/);
+      expect(() => assertTokenVerifierOptions({ audience: BASE, idp: { ...idp, maxLifetimeSec: 0 } })).to.throw(/maxLifetimeSec/);
+      expect(() => assertTokenVerifierOptions({ audience: BASE, idp, subjectLinkSecret: Buffer.alloc(16) })).to.throw(/subjectLinkSecret/);
+      expect(() => assertTokenVerifierOptions({ audience: BASE, idp, didCache: { ttlMs: -1 } })).to.throw(/ttlMs/);
       expect(() => assertTokenVerifierOptions({ audience: BASE, idp: { ...idp, keys: [] } })).to.throw(/at least one/);
       expect(() => assertTokenVerifierOptions({ audience: BASE, idp: { ...idp, keys: [{ key: ecKey.privateKey }] } })).to.throw(/public EC P-256 or RSA/);
       const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;

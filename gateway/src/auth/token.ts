@@ -12,19 +12,27 @@
  * Every failure is a 401 AuthenticationError whose message names the rule that failed and never
  * repeats anything from the token.
  */
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import jwt from 'jsonwebtoken';
+import { createHmac, createPublicKey, type JsonWebKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import type { DidKind } from '@hdx/chaincode';
+import { errors as joseErrors, jwtVerify } from 'jose';
 import { OperationOutcomeError } from '../fhir/outcome';
+import { assertDidCacheOptions, type DidCacheOptions, DidResolutionCache, resolveOrUndefined } from './did-cache';
 import { HDX_DID, HDX_DID_URL, splitDidUrl, toP256PublicJwk } from './did-key';
 import { AuthenticationError, unauthenticated } from './errors';
 import type { JtiStore } from './replay';
 import { parseScopes, type Scope, ScopeSyntaxError } from './scopes';
-import { type AuthContext, type DidResolution, type DidResolver, IDP_ROLES, type IdpRole, type Role } from './types';
+import { type AuthContext, type DidResolution, type DidResolver, IDP_ROLES, type IdpRole } from './types';
 
 export type TokenAlgorithm = 'ES256' | 'RS256';
 export const TOKEN_ALGORITHMS: readonly TokenAlgorithm[] = ['ES256', 'RS256'];
 /** DESIGN.md §3: a DID token is valid for at most 5 minutes. */
 export const MAX_DID_TOKEN_LIFETIME_SEC = 300;
+/** Longest lifetime (exp - iat) of an identity-provider token unless IdpOptions.maxLifetimeSec says otherwise. */
+export const MAX_IDP_TOKEN_LIFETIME_SEC = 3600;
+/** The JOSE header `typ` of DID tokens (RFC 8725 §3.11 explicit typing; signDidToken sets it). */
+export const DID_TOKEN_TYP = 'JWT';
+/** A kid the cached DID document does not list re-reads the DID from the ledger at most this often (ms). */
+export const KID_REFRESH_FLOOR_MS = 5_000;
 /** Longest Authorization header accepted (a JWT with a few scopes is well under 2 KB). */
 export const MAX_AUTHORIZATION_LENGTH = 8192;
 
@@ -41,6 +49,8 @@ export interface IdpOptions {
   /** The `aud` its tokens must carry for this gateway. */
   readonly audience: string;
   readonly keys: readonly IdpKey[];
+  /** Longest token lifetime accepted, exp - iat, in seconds (default MAX_IDP_TOKEN_LIFETIME_SEC = 3600). `iat` is required. */
+  readonly maxLifetimeSec?: number;
 }
 
 export interface TokenVerifierOptions {
@@ -52,6 +62,13 @@ export interface TokenVerifierOptions {
   readonly idp?: IdpOptions;
   /** `hdx.identity:Resolve` on the ledger; DID tokens are refused when absent. */
   readonly resolveDid?: DidResolver;
+  /**
+   * The cache of DID resolutions (one per resolveDid function): options, or false for none. Default
+   * 30 s / 10 000 DIDs, 5 s for unknown DIDs: a deactivation or suspension is seen within ttlMs.
+   */
+  readonly didCache?: DidCacheOptions | false;
+  /** The secret of subjectLink(): needed to accept an IdP token whose hdx_did DID carries a subject link. At least 32 bytes. */
+  readonly subjectLinkSecret?: Buffer;
   /** Where DID-token `jti`s are recorded (SqliteJtiStore in the gateway); required with resolveDid. */
   readonly jtiStore?: JtiStore;
   /** Signing algorithms accepted (default ES256 and RS256). DID tokens need ES256. */
@@ -83,7 +100,13 @@ export function assertTokenVerifierOptions(opts: TokenVerifierOptions): void {
   if (opts.resolveDid && !opts.jtiStore) throw new Error('auth: DID tokens need a jtiStore (replay protection)');
   if (opts.resolveDid && !algorithms.includes('ES256')) throw new Error('auth: DID tokens need ES256 among the algorithms');
   if (!opts.resolveDid && !opts.idp) throw new Error('auth: configure an identity provider (idp), DID tokens (resolveDid) or both');
+  if (opts.didCache) assertDidCacheOptions(opts.didCache);
+  if (opts.subjectLinkSecret !== undefined && (!Buffer.isBuffer(opts.subjectLinkSecret) || opts.subjectLinkSecret.length < 32)) {
+    throw new Error('auth: subjectLinkSecret must be a Buffer of at least 32 bytes');
+  }
   if (opts.idp) {
+    const max = opts.idp.maxLifetimeSec ?? MAX_IDP_TOKEN_LIFETIME_SEC;
+    if (!Number.isInteger(max) || max < 1 || max > 86_400) throw new Error('auth: idp.maxLifetimeSec must be an integer from 1 to 86400');
     if (opts.idp.issuer.length === 0) throw new Error('auth: idp.issuer must not be empty');
     if (opts.idp.audience.length === 0) throw new Error('auth: idp.audience must not be empty');
     if (opts.idp.keys.length === 0) throw new Error('auth: idp.keys must hold at least one public key');
@@ -209,42 +232,56 @@ function audiencesOf(audience: string): [string, string] {
 
 type JwtPayload = Record<string, unknown>;
 
-/** jsonwebtoken's verify with an explicit single-algorithm allow-list; its errors become PHI-free 401s. */
-function jwtVerify(token: string, key: KeyObject, alg: TokenAlgorithm, options: { audience: string; issuer?: string; subject?: string; kind: 'DID' | 'identity provider' }, opts: TokenVerifierOptions): JwtPayload {
+/** jose's jwtVerify with an explicit single-algorithm allow-list; its errors become PHI-free 401s. */
+async function verifyJwt(
+  token: string,
+  key: KeyObject,
+  alg: TokenAlgorithm,
+  options: { audience: string; issuer?: string; subject?: string; typ?: string; kind: 'DID' | 'identity provider' },
+  opts: TokenVerifierOptions,
+): Promise<JwtPayload> {
   const { nowSec, tolerance } = clockOf(opts);
-  let payload: unknown;
   try {
-    payload = jwt.verify(token, key, {
+    const { payload } = await jwtVerify(token, key, {
       algorithms: [alg],
       audience: audiencesOf(options.audience),
       ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
       ...(options.subject !== undefined ? { subject: options.subject } : {}),
+      ...(options.typ !== undefined ? { typ: options.typ } : {}),
       clockTolerance: tolerance,
-      clockTimestamp: nowSec,
+      currentDate: new Date(nowSec * 1000),
     });
+    return payload as JwtPayload;
   } catch (err) {
-    throw jwtErrorToOutcome(err, options);
+    throw joseErrorToOutcome(err, options);
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw unauthenticated('The token payload is not a JSON object');
-  return payload as JwtPayload;
 }
 
-function jwtErrorToOutcome(err: unknown, options: { audience: string; kind: 'DID' | 'identity provider' }): AuthenticationError {
-  if (err instanceof jwt.TokenExpiredError) return unauthenticated('The token has expired');
-  if (err instanceof jwt.NotBeforeError) return unauthenticated('The token is not valid yet (nbf is in the future)');
-  if (err instanceof SyntaxError) return unauthenticated('The bearer token payload is not base64url JSON');
-  const message = err instanceof Error ? err.message : '';
-  if (message === 'invalid signature') return unauthenticated('The token signature does not verify');
-  if (message.startsWith('jwt audience invalid')) return unauthenticated(`The token is not meant for this gateway: its aud must be ${options.audience}`);
-  if (message.startsWith('jwt issuer invalid')) {
-    return unauthenticated(options.kind === 'DID' ? "A DID token's iss must be the DID of its kid" : 'The token issuer is not the configured identity provider');
+function joseErrorToOutcome(err: unknown, options: { audience: string; typ?: string; kind: 'DID' | 'identity provider' }): AuthenticationError {
+  if (err instanceof joseErrors.JWTExpired) return unauthenticated('The token has expired');
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return unauthenticated('The token signature does not verify');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return unauthenticated('The token signing algorithm is not accepted');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (err.claim) {
+      case 'aud':
+        return unauthenticated(`The token is not meant for this gateway: its aud must be ${options.audience}`);
+      case 'iss':
+        return unauthenticated(options.kind === 'DID' ? "A DID token's iss must be the DID of its kid" : 'The token issuer is not the configured identity provider');
+      case 'sub':
+        return unauthenticated(options.kind === 'DID' ? "A DID token's sub must be the DID of its kid" : 'The token sub is not valid');
+      case 'typ':
+        return unauthenticated(`A ${options.kind} token must carry the JOSE header typ ${options.typ ?? 'JWT'}`);
+      case 'nbf':
+        return err.reason === 'check_failed' ? unauthenticated('The token is not valid yet (nbf is in the future)') : unauthenticated('The token exp and nbf must be numbers of seconds');
+      case 'exp':
+      case 'iat':
+        return unauthenticated(`The token ${err.claim} must be a number of seconds`);
+      default:
+        return unauthenticated('The token claims could not be verified');
+    }
   }
-  if (message.startsWith('jwt subject invalid')) return unauthenticated("A DID token's sub must be the DID of its kid");
-  if (message === 'invalid exp value' || message === 'invalid nbf value') return unauthenticated('The token exp and nbf must be numbers of seconds');
-  if (message === 'invalid algorithm') return unauthenticated('The token signing algorithm is not accepted');
-  if (message === 'jwt malformed' || message === 'invalid token' || message === 'jwt signature is required') {
-    return unauthenticated('The bearer token is not a well-formed signed JWT');
-  }
+  if (err instanceof joseErrors.JWTInvalid) return unauthenticated('The bearer token payload is not base64url JSON');
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JOSENotSupported) return unauthenticated('The bearer token is not a well-formed signed JWT');
   return unauthenticated('The token could not be verified');
 }
 
@@ -289,31 +326,91 @@ function commonClaims(payload: JwtPayload): CommonClaims {
   };
 }
 
-/** A ledger NOT_FOUND from the resolver means "not registered"; other failures pass through. */
-async function resolve(resolveDid: DidResolver, did: string): Promise<DidResolution | undefined> {
-  try {
-    return await resolveDid(did);
-  } catch (err) {
-    if (err instanceof OperationOutcomeError && err.code === 'NOT_FOUND') return undefined;
-    throw err;
+/** The per-resolver DID cache (one per `resolveDid` function, so one per gateway), or none when disabled. */
+const caches = new WeakMap<DidResolver, DidResolutionCache>();
+function cacheOf(opts: TokenVerifierOptions): DidResolutionCache | undefined {
+  const { resolveDid } = opts;
+  if (!resolveDid || opts.didCache === false) return undefined;
+  let cache = caches.get(resolveDid);
+  if (!cache) {
+    cache = new DidResolutionCache(resolveDid, opts.didCache ?? {});
+    caches.set(resolveDid, cache);
   }
+  return cache;
 }
 
-/** The key a DID token's kid names: a current verification method, listed for authentication or assertion. */
-function keyOfDid(resolution: DidResolution, did: string, kid: string): KeyObject {
+function nowMsOf(opts: TokenVerifierOptions): number {
+  return opts.now?.() ?? Date.now();
+}
+
+/** A DID's resolution through the cache when there is one, else straight from the ledger. */
+async function lookUp(opts: TokenVerifierOptions, resolveDid: DidResolver, did: string): Promise<DidResolution | undefined> {
+  const cache = cacheOf(opts);
+  return cache ? cache.resolve(did, nowMsOf(opts)) : resolveOrUndefined(resolveDid, did);
+}
+
+/** The resolution as this gateway can read it: the document of `did`; an INTERNAL error otherwise. */
+function checkedDocument(resolution: DidResolution, did: string): DidResolution['didDocument'] {
   const doc = resolution.didDocument as Partial<DidResolution['didDocument']> | undefined;
-  if (!doc || doc.id !== did || !Array.isArray(doc.verificationMethod)) {
+  if (!doc || doc.id !== did || !Array.isArray(doc.verificationMethod) || typeof resolution.hdx?.kind !== 'string') {
     throw new OperationOutcomeError('INTERNAL', 'The ledger returned a DID resolution this gateway cannot read');
   }
-  if (resolution.didDocumentMetadata?.deactivated !== false || resolution.hdx?.status !== 'active') throw unauthenticated("The token's DID is deactivated");
+  return doc as DidResolution['didDocument'];
+}
+
+/** Active: neither deactivated nor suspended. */
+function isActive(resolution: DidResolution): boolean {
+  return resolution.didDocumentMetadata?.deactivated === false && resolution.hdx?.status === 'active';
+}
+
+/** The key a kid names when it is a current verification method listed for authentication or assertion; else undefined. */
+function currentKeyOf(resolution: DidResolution, did: string, kid: string): KeyObject | undefined {
+  const doc = checkedDocument(resolution, did);
   const listed = (list: unknown): boolean => Array.isArray(list) && list.includes(kid);
   const method = doc.verificationMethod.find((m) => m.id === kid);
-  if (!method || !(listed(doc.authentication) || listed(doc.assertionMethod))) throw unauthenticated("The token's kid is not a current key of its DID");
+  if (!method || !(listed(doc.authentication) || listed(doc.assertionMethod))) return undefined;
   try {
     return createPublicKey({ key: { ...toP256PublicJwk(method.publicKeyJwk) }, format: 'jwk' });
   } catch {
     throw unauthenticated("The key the token's kid names is not a P-256 key");
   }
+}
+
+/**
+ * The signer's resolution and key. A fresh cached resolution is used without a ledger call, so the
+ * signature is then checked before anything reaches the ledger; a kid the cached document does not
+ * list (a key rotated in since) asks the ledger again, at most once per KID_REFRESH_FLOOR_MS per DID.
+ */
+async function signerOf(opts: TokenVerifierOptions, resolveDid: DidResolver, did: string, kid: string): Promise<{ resolution: DidResolution; key: KeyObject }> {
+  const cache = cacheOf(opts);
+  const nowMs = nowMsOf(opts);
+  const cached = cache?.peek(did, nowMs);
+  let resolution: DidResolution | undefined;
+  if (cache && cached) {
+    resolution = cached.resolution;
+    if (resolution && isActive(resolution) && !currentKeyOf(resolution, did, kid) && cached.ageMs >= KID_REFRESH_FLOOR_MS) resolution = await cache.refresh(did, nowMs);
+  } else {
+    resolution = cache ? await cache.refresh(did, nowMs) : await resolveOrUndefined(resolveDid, did);
+  }
+  if (!resolution) throw unauthenticated("The token's DID is not registered on the ledger");
+  checkedDocument(resolution, did);
+  if (!isActive(resolution)) throw unauthenticated("The token's DID is deactivated");
+  const key = currentKeyOf(resolution, did, kid);
+  if (!key) throw unauthenticated("The token's kid is not a current key of its DID");
+  return { resolution, key };
+}
+
+const ORGANIZATION_ACTS_FOR = 'an organization may act only for its own active practitioners';
+
+/** The practitioner an organization DID acts for (hdx_user): registered, active, a practitioner, of the signer's organization. */
+async function delegatedUser(opts: TokenVerifierOptions, resolveDid: DidResolver, userDid: string, organization: string): Promise<DidResolution> {
+  const user = await lookUp(opts, resolveDid, userDid);
+  if (!user) throw unauthenticated(`The token hdx_user DID is not registered on the ledger: ${ORGANIZATION_ACTS_FOR}`);
+  checkedDocument(user, userDid);
+  if (!isActive(user)) throw unauthenticated(`The token hdx_user DID is deactivated or suspended: ${ORGANIZATION_ACTS_FOR}`);
+  if (user.hdx.kind !== 'practitioner') throw unauthenticated(`The token hdx_user DID is a ${user.hdx.kind} DID: ${ORGANIZATION_ACTS_FOR}`);
+  if (user.hdx.organization !== organization) throw unauthenticated(`The token hdx_user DID is registered by another organization: ${ORGANIZATION_ACTS_FOR}`);
+  return user;
 }
 
 async function verifyDidToken(token: string, alg: TokenAlgorithm, kid: string, opts: TokenVerifierOptions): Promise<AuthContext> {
@@ -322,10 +419,8 @@ async function verifyDidToken(token: string, alg: TokenAlgorithm, kid: string, o
   if (!HDX_DID_URL.test(kid)) throw unauthenticated("A DID token's kid must be a DID URL: did:hdx:<thumbprint>#key-<n>");
   if (alg !== 'ES256') throw unauthenticated('A DID token must be signed with ES256');
   const { did } = splitDidUrl(kid);
-  const resolution = await resolve(resolveDid, did);
-  if (!resolution) throw unauthenticated("The token's DID is not registered on the ledger");
-  const key = keyOfDid(resolution, did, kid);
-  const payload = jwtVerify(token, key, 'ES256', { audience: opts.audience, issuer: did, subject: did, kind: 'DID' }, opts);
+  const { resolution, key } = await signerOf(opts, resolveDid, did, kid);
+  const payload = await verifyJwt(token, key, 'ES256', { audience: opts.audience, issuer: did, subject: did, typ: DID_TOKEN_TYP, kind: 'DID' }, opts);
 
   const iat = requireSeconds(payload, 'iat', 'A DID token');
   const exp = requireSeconds(payload, 'exp', 'A DID token');
@@ -335,32 +430,80 @@ async function verifyDidToken(token: string, alg: TokenAlgorithm, kid: string, o
   const jti = optionalString(payload, 'jti');
   if (jti === undefined) throw unauthenticated('A DID token must carry a jti (a unique id per token)');
   const claims = commonClaims(payload);
-  const role: Role = resolution.hdx.kind;
-  if (PERSON_KINDS.has(role) && claims.scopes.some((s) => s.context === 'system')) {
-    throw unauthenticated(`A ${role} DID token may not carry system/ scopes (use patient/ or user/ scopes)`);
-  }
-  // A member organization's gateway may act for one of its users (cross-member exchange): the token is
-  // signed by the organization's DID and names the user in hdx_user. Access is then decided for that
-  // user and organization (the chaincode also checks that the user's DID belongs to the organization).
+  const signerKind = resolution.hdx.kind;
+  const organization = resolution.hdx.organization;
+
+  // A member organization's gateway may act for one of its own practitioners (cross-member exchange):
+  // the token is signed by the organization's DID and names the user in hdx_user. Only an active
+  // practitioner DID registered by that organization; patients, guardians, auditors, devices,
+  // unregistered DIDs and other organizations' DIDs are refused (review #1).
   const onBehalfOf = optionalString(payload, 'hdx_user');
+  let actor: Pick<AuthContext, 'did' | 'role' | 'didKind' | 'actorAuth' | 'viaOrganization'>;
   if (onBehalfOf !== undefined) {
-    if (role !== 'organization') throw unauthenticated('Only an organization DID may act for a user (hdx_user)');
+    if (signerKind !== 'organization') throw unauthenticated('Only an organization DID may act for a user (hdx_user)');
     if (!HDX_DID.test(onBehalfOf)) throw unauthenticated('The token hdx_user claim must be a did:hdx DID');
+    await delegatedUser(opts, resolveDid, onBehalfOf, organization);
+    actor = { did: onBehalfOf, role: 'practitioner', didKind: 'practitioner', actorAuth: 'delegated', viaOrganization: did };
+  } else {
+    actor = { did, role: signerKind, didKind: signerKind, actorAuth: 'did' };
+  }
+  if (PERSON_KINDS.has(actor.role) && claims.scopes.some((s) => s.context === 'system')) {
+    throw unauthenticated(`A ${actor.role} DID token may not carry system/ scopes (use patient/ or user/ scopes)`);
   }
   // Last, so a token refused for another reason does not use up its jti. Keyed per DID (a jti chosen
   // by one DID cannot block another's) and kept while the token could still pass the exp check.
   if (jtiStore.seen(`${did} ${jti}`, exp + tolerance)) throw unauthenticated('The token was already used (jti replay): make a new token for each request');
   return {
     subject: did,
-    did: onBehalfOf ?? did,
-    role,
-    organization: resolution.hdx.organization,
-    ...(onBehalfOf !== undefined ? { viaOrganization: did } : {}),
+    did: actor.did,
+    role: actor.role,
+    organization,
+    ...(actor.viaOrganization !== undefined ? { viaOrganization: actor.viaOrganization } : {}),
     ...claims,
     tokenKind: 'did',
+    actorAuth: actor.actorAuth,
+    ...(actor.didKind !== undefined ? { didKind: actor.didKind } : {}),
     jti,
     expiresAt: exp,
   };
+}
+
+/** The DID kinds an IdP role may name in hdx_did. */
+const KINDS_OF_IDP_ROLE: Record<IdpRole, readonly DidKind[]> = {
+  patient: ['patient'],
+  practitioner: ['practitioner'],
+  admin: ['practitioner'],
+  auditor: ['auditor'],
+  system: ['system', 'device'],
+};
+
+/**
+ * The opaque link between a staff DID and the identity-provider subject it was registered for
+ * (stored with the DID at registration, CONTRACT.md): base64url(HMAC-SHA-256(secret, issuer "\n" sub)).
+ */
+export function subjectLink(secret: Buffer, issuer: string, sub: string): string {
+  return createHmac('sha256', secret).update(`${issuer}\n${sub}`, 'utf8').digest('base64url');
+}
+
+/** Checks the hdx_did of an IdP token (review #6, #17) and returns its registered kind. */
+async function idpDidKind(opts: TokenVerifierOptions, did: string, role: IdpRole, subject: string, issuer: string): Promise<DidKind> {
+  const { resolveDid, mspId } = opts;
+  if (!resolveDid || mspId === undefined) throw unauthenticated('This gateway cannot check the token hdx_did claim (it has no ledger resolver or MSP id)');
+  const resolution = await lookUp(opts, resolveDid, did);
+  if (!resolution) throw unauthenticated('The token hdx_did DID is not registered on the ledger');
+  checkedDocument(resolution, did);
+  if (!isActive(resolution)) throw unauthenticated('The token hdx_did DID is deactivated or suspended');
+  if (resolution.hdx.organization !== mspId) throw unauthenticated("The token hdx_did DID is registered by another organization than this gateway's");
+  const kind = resolution.hdx.kind;
+  if (!KINDS_OF_IDP_ROLE[role].includes(kind)) throw unauthenticated(`The token role ${role} does not match its hdx_did DID, a ${kind} DID`);
+  const link = resolution.hdx.subject;
+  if (link !== undefined) {
+    if (!opts.subjectLinkSecret) throw unauthenticated('The token hdx_did DID is bound to an identity-provider subject, and this gateway has no subject-link secret to check it');
+    const expected = Buffer.from(subjectLink(opts.subjectLinkSecret, issuer, subject), 'utf8');
+    const actual = Buffer.from(String(link), 'utf8');
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw unauthenticated('The token hdx_did DID is bound to another identity-provider subject');
+  }
+  return kind;
 }
 
 async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, opts: TokenVerifierOptions): Promise<AuthContext> {
@@ -375,7 +518,7 @@ async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, 
   let lastError: AuthenticationError | undefined;
   for (const candidate of candidates) {
     try {
-      payload = jwtVerify(token, candidate.key, alg, { audience: idp.audience, issuer: idp.issuer, kind: 'identity provider' }, opts);
+      payload = await verifyJwt(token, candidate.key, alg, { audience: idp.audience, issuer: idp.issuer, kind: 'identity provider' }, opts);
       break;
     } catch (err) {
       // Another key of the IdP may have signed it (key rollover): only a bad signature moves on.
@@ -386,6 +529,11 @@ async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, 
   if (!payload) throw lastError ?? unauthenticated('The token signature does not verify');
 
   const exp = requireSeconds(payload, 'exp', 'An identity provider token');
+  const iat = requireSeconds(payload, 'iat', 'An identity provider token');
+  const maxLifetime = idp.maxLifetimeSec ?? MAX_IDP_TOKEN_LIFETIME_SEC;
+  const { nowSec, tolerance } = clockOf(opts);
+  if (exp <= iat || exp - iat > maxLifetime) throw unauthenticated(`An identity provider token may be valid for at most ${maxLifetime} seconds (exp - iat)`);
+  if (iat > nowSec + tolerance) throw unauthenticated('The token iat is in the future');
   const subject = optionalString(payload, 'sub');
   if (subject === undefined) throw unauthenticated('An identity provider token must carry sub');
   const role = payload.role;
@@ -397,14 +545,18 @@ async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, 
   if (hdxDid !== undefined && plainDid !== undefined && hdxDid !== plainDid) throw unauthenticated('The token hdx_did and did claims disagree');
   const did = hdxDid ?? plainDid;
   if (did !== undefined && !HDX_DID.test(did)) throw unauthenticated('The token hdx_did claim must be a did:hdx DID');
+  const claims = commonClaims(payload);
   const jti = optionalString(payload, 'jti');
+  const didKind = did !== undefined ? await idpDidKind(opts, did, role as IdpRole, subject, idp.issuer) : undefined;
   return {
     subject,
     ...(did !== undefined ? { did } : {}),
     role: role as IdpRole,
     ...(opts.mspId !== undefined ? { organization: opts.mspId } : {}),
-    ...commonClaims(payload),
+    ...claims,
     tokenKind: 'idp',
+    actorAuth: 'idp',
+    ...(didKind !== undefined ? { didKind } : {}),
     ...(jti !== undefined ? { jti } : {}),
     expiresAt: exp,
   };

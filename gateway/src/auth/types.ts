@@ -8,6 +8,9 @@ export type IdpRole = (typeof IDP_ROLES)[number];
 /** The caller's role: an IdP role, or the kind of a DID (patient, practitioner, auditor, system, organization, device). */
 export type Role = IdpRole | DidKind;
 
+/** How the caller was authenticated (CONTRACT.md, "Caller authentication"). */
+export type ActorAuth = 'did' | 'idp' | 'delegated';
+
 /** Who is calling, as established from a verified bearer token. Never holds the token itself. */
 export interface AuthContext {
   /** IdP tokens: the `sub` claim; DID tokens: the DID. */
@@ -23,6 +26,15 @@ export interface AuthContext {
   /** Free text given with ETREAT. May hold PHI: never log it. */
   readonly breakGlassReason?: string;
   readonly tokenKind: 'idp' | 'did';
+  /**
+   * How the actor (`did`, else `subject`) was authenticated (CONTRACT.md, actorAuth):
+   * `did` the actor signed its own DID token; `idp` this gateway's identity provider vouches for it;
+   * `delegated` a member organization (signing with its organization DID) acts for one of its own
+   * active practitioners.
+   */
+  readonly actorAuth: ActorAuth;
+  /** The ledger-registered kind of `did` (absent when there is no `did`). */
+  readonly didKind?: DidKind;
   /** Set when a member organization's gateway acts for one of its users: the organization's DID (the signer); `did` is then the user's. */
   readonly viaOrganization?: string;
   readonly jti?: string;
@@ -42,9 +54,12 @@ export interface DidResolution {
   didResolutionMetadata?: { contentType?: string };
   hdx: {
     kind: DidKind;
-    status: 'active' | 'deactivated';
+    /** `suspended`: an admin's deactivation of a patient without the patient's proof (reversible); refused like deactivated. */
+    status: 'active' | 'deactivated' | 'suspended';
     organization: string;
     guardians: string[];
+    /** Opaque link to the identity-provider subject the DID was registered for: subjectLink(secret, issuer, sub). */
+    subject?: string;
   };
 }
 

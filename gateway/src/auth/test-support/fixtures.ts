@@ -11,6 +11,10 @@ export interface ResolutionOptions {
   keyNumber?: number;
   /** Leave the key out of authentication and assertionMethod. */
   unlisted?: boolean;
+  /** `suspended` (an admin's reversible deactivation of a patient); overrides `deactivated` for hdx.status. */
+  status?: DidResolution['hdx']['status'];
+  /** The subject link stored at registration (subjectLink(secret, issuer, sub)). */
+  subject?: string;
 }
 
 export function resolutionOf(key: GeneratedDidKey, options: ResolutionOptions = {}): DidResolution {
@@ -27,7 +31,13 @@ export function resolutionOf(key: GeneratedDidKey, options: ResolutionOptions = 
     },
     didDocumentMetadata: { versionId: '1', created: '2025-01-01T00:00:00.000Z', updated: '2025-01-01T00:00:00.000Z', deactivated },
     didResolutionMetadata: { contentType: 'application/did+json' },
-    hdx: { kind: options.kind ?? 'patient', status: deactivated ? 'deactivated' : 'active', organization: options.organization ?? 'Hospital1MSP', guardians: [] },
+    hdx: {
+      kind: options.kind ?? 'patient',
+      status: options.status ?? (deactivated ? 'deactivated' : 'active'),
+      organization: options.organization ?? 'Hospital1MSP',
+      guardians: [],
+      ...(options.subject !== undefined ? { subject: options.subject } : {}),
+    },
   };
 }
 
