@@ -5,11 +5,14 @@
  * submit transactions.
  */
 import type { Context } from 'fabric-contract-api';
-import { CONSENT_PATIENT_INDEX, ConsentRecord, PURPOSE_CODE, consentKey, parseConsentAction } from './consent-model';
+import { ACTOR_AUTHS, ActorAuth, DEFAULT_ACTOR_AUTH, effectiveAction } from './actor-rules';
+import { callerOf } from './caller';
+import { CONSENT_PATIENT_INDEX, ConsentAction, ConsentRecord, PURPOSE_CODE, consentKey, parseConsentAction } from './consent-model';
 import { AccessRequest, Decision, EvaluationContext, StoredConsent, evaluateAccess } from './consent-evaluate';
 import { invalid, notFound } from './errors';
-import { DID_ORG_INDEX, IdentityRecord, findIdentity } from './identity-model';
+import { DID_ORG_INDEX, findIdentity } from './identity-model';
 import { readState, scanPartial, txEpochSeconds } from './ledger';
+import { subjectOf } from './patient-link';
 import { Anchor, anchorKey, checkResourceKey, resourceRef } from './record-model';
 import {
   FHIR_DATE_TIME,
@@ -30,6 +33,7 @@ export const REQUEST_FIELDS = [
   'patient',
   'actor',
   'actorOrganization',
+  'actorAuth',
   'custodian',
   'action',
   'purpose',
@@ -41,7 +45,7 @@ export const REQUEST_FIELDS = [
 
 /** An access request as sent: either `resource` (an anchored version) or patient + custodian + resourceType. */
 export interface AccessRequestInput {
-  request: Partial<AccessRequest> & Pick<AccessRequest, 'actor' | 'actorOrganization' | 'action' | 'purpose'>;
+  request: Partial<Omit<AccessRequest, 'action'>> & Pick<AccessRequest, 'actor' | 'actorOrganization' | 'actorAuth' | 'purpose'> & { action?: ConsentAction };
   /** `Type/id/_history/v` when the request names an anchored version. */
   resource?: { resourceType: string; id: string; versionId: string };
 }
@@ -52,9 +56,10 @@ export function parseAccessRequest(obj: JsonObject, path: string, extraFields: r
   rejectUnknownFields(obj, [...REQUEST_FIELDS, ...extraFields], path);
   const actor = requireString(obj, 'actor', path, HDX_DID, 'must be a did:hdx DID');
   const actorOrganization = requireString(obj, 'actorOrganization', path, MSP_ID, 'must be an MSP id');
-  const action = parseConsentAction(obj, path);
+  const actorAuth = parseActorAuth(obj, path);
   const purpose = requireString(obj, 'purpose', path, PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code');
-  const request: AccessRequestInput['request'] = { actor, actorOrganization, action, purpose };
+  const request: AccessRequestInput['request'] = { actor, actorOrganization, actorAuth, purpose };
+  if (obj.action !== undefined) request.action = parseConsentAction(obj, path);
   const patient = optionalString(obj, 'patient', path);
   if (patient !== undefined) {
     if (!isPatientRef(patient)) {
@@ -85,23 +90,37 @@ export function parseAccessRequest(obj: JsonObject, path: string, extraFields: r
   return input;
 }
 
+/** `actorAuth` of a request: did | idp | delegated; absent = delegated (fail safe). */
+export function parseActorAuth(obj: JsonObject, path: string): ActorAuth {
+  const value = optionalString(obj, 'actorAuth', path) ?? DEFAULT_ACTOR_AUTH;
+  if (!(ACTOR_AUTHS as readonly string[]).includes(value)) {
+    throw invalid(`${path}.actorAuth must be one of ${ACTOR_AUTHS.join(', ')}`);
+  }
+  return value as ActorAuth;
+}
+
 /** Everything on the ledger an evaluation for one patient and actor needs; read once, reused per resource. */
 export interface EvaluationInputs {
   consents: StoredConsent[];
   context: EvaluationContext;
-  /** A reason to deny whatever the consents say (the actor's identity is not usable). */
-  actorRefusal?: 'actor-deactivated' | 'actor-organization-mismatch';
 }
 
+/**
+ * Reads the actor's identity, its organization's DIDs, and the patient's status, active guardians and
+ * consents. `patient` is the decision's subject (a linked pseudonym already replaced by its DID).
+ */
 export async function loadEvaluationInputs(ctx: Context, patient: string, actor: string, actorOrganization: string): Promise<EvaluationInputs> {
+  const submitter = callerOf(ctx).mspId;
   const actorRecord = await findIdentity(ctx, actor);
   const orgRows = await scanPartial(ctx, DID_ORG_INDEX, [actorOrganization]);
   const actorOrganizationDids = orgRows.map((row) => ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '').sort();
   let guardians: string[] = [];
+  let patientStatus: EvaluationContext['patientStatus'];
   const consents: StoredConsent[] = [];
   if (HDX_DID.test(patient)) {
     const patientRecord = await findIdentity(ctx, patient);
-    guardians = patientRecord?.status === 'active' ? patientRecord.guardians : [];
+    patientStatus = patientRecord?.status;
+    guardians = patientRecord?.status === 'active' ? await activeGuardians(ctx, patientRecord.guardians) : [];
     for (const row of await scanPartial(ctx, CONSENT_PATIENT_INDEX, [patient])) {
       const id = ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '';
       const record = await readState<ConsentRecord>(ctx, consentKey(ctx, id));
@@ -110,28 +129,29 @@ export async function loadEvaluationInputs(ctx: Context, patient: string, actor:
       }
     }
   }
-  const inputs: EvaluationInputs = { consents, context: { now: txEpochSeconds(ctx) * 1000, actorOrganizationDids, guardians } };
-  const refusal = actorRefusalOf(actorRecord, actorOrganization);
-  if (refusal) {
-    inputs.actorRefusal = refusal;
-  }
-  return inputs;
+  const context: EvaluationContext = {
+    now: txEpochSeconds(ctx) * 1000,
+    actorOrganizationDids,
+    guardians,
+    actorIdentity: actorRecord ? { kind: actorRecord.kind, status: actorRecord.status, organization: actorRecord.organization } : undefined,
+    submitter,
+  };
+  if (patientStatus !== undefined) context.patientStatus = patientStatus;
+  return { consents, context };
 }
 
-function actorRefusalOf(record: IdentityRecord | undefined, actorOrganization: string): EvaluationInputs['actorRefusal'] {
-  if (!record) {
-    return undefined;
+/** The guardians whose own DIDs are still active. */
+async function activeGuardians(ctx: Context, guardians: string[]): Promise<string[]> {
+  const active: string[] = [];
+  for (const guardian of guardians) {
+    if ((await findIdentity(ctx, guardian))?.status === 'active') {
+      active.push(guardian);
+    }
   }
-  if (record.status !== 'active') {
-    return 'actor-deactivated';
-  }
-  return record.kind !== 'patient' && record.organization !== actorOrganization ? 'actor-organization-mismatch' : undefined;
+  return active;
 }
 
 export function decide(request: AccessRequest, inputs: EvaluationInputs): Decision {
-  if (inputs.actorRefusal) {
-    return { decision: 'deny', consents: [], reason: inputs.actorRefusal, breakGlass: request.purpose === 'ETREAT' };
-  }
   return evaluateAccess(request, inputs.consents, inputs.context);
 }
 
@@ -156,26 +176,40 @@ export async function decideAccess(ctx: Context, input: AccessRequestInput, path
       throw notFound(`${ref} is not anchored`);
     }
     erased = anchor.tombstone !== undefined;
+    // The anchor's pseudonym stands for its linked DID when the custodian linked it.
+    const subject = anchor.patient === undefined ? undefined : await subjectOf(ctx, anchor.custodian, anchor.patient);
     const fromAnchor = {
-      patient: anchor.patient ?? stated.patient ?? '',
+      patient: subject ?? stated.patient ?? '',
       custodian: anchor.custodian,
       resourceType: anchor.resourceType,
     };
-    for (const field of ['patient', 'custodian', 'resourceType'] as const) {
+    if (stated.patient !== undefined && stated.patient !== fromAnchor.patient && stated.patient !== anchor.patient) {
+      throw invalid(`${path}.patient does not match the anchor of ${ref}`);
+    }
+    for (const field of ['custodian', 'resourceType'] as const) {
       if (stated[field] !== undefined && stated[field] !== fromAnchor[field]) {
         throw invalid(`${path}.${field} does not match the anchor of ${ref}`);
       }
     }
+    // The data's date is the anchor's clinical month (never the write time); a stated date must lie in it.
+    if (stated.dataDate !== undefined && (anchor.dataMonth === undefined || stated.dataDate.slice(0, 7) !== anchor.dataMonth)) {
+      throw invalid(`${path}.dataDate does not match the anchor of ${ref}`);
+    }
+    const { dataDate: _stated, ...rest } = stated;
     request = {
-      ...stated,
+      ...rest,
       ...fromAnchor,
+      action: effectiveAction(stated.action, stated.actorOrganization, fromAnchor.custodian),
       securityLabels: anchor.securityLabels ?? [],
     } as AccessRequest;
-    if (anchor.lastUpdated !== undefined) {
-      request.dataDate = stated.dataDate ?? anchor.lastUpdated;
+    if (anchor.dataMonth !== undefined) {
+      request.dataDate = anchor.dataMonth;
     }
   } else {
-    request = { securityLabels: [], ...stated } as AccessRequest;
+    request = { securityLabels: [], ...stated, action: effectiveAction(stated.action, stated.actorOrganization, stated.custodian as string) } as AccessRequest;
+    if (request.patient !== undefined) {
+      request.patient = await subjectOf(ctx, request.custodian, request.patient);
+    }
   }
   if (erased) {
     return { decision: 'deny', consents: [], reason: 'resource-erased', breakGlass: request.purpose === 'ETREAT', request, resource: ref as string };

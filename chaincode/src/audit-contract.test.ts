@@ -39,6 +39,10 @@ describe('hdx.audit', () => {
     ledger = new FakeLedger();
     patient = await registerDid(ledger, 'patient');
     doctor = await registerDid(ledger, 'practitioner', H2_GATEWAY);
+    // Hospital1 is the custodian of the resource its entries name (it must stand behind them).
+    await ledger.invoke(H1_GATEWAY, (ctx) =>
+      records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') } })),
+    );
   });
 
   it('is the contract hdx.audit', () => {
@@ -186,7 +190,8 @@ describe('hdx.audit', () => {
         [patient.did, doctor.did, 'Condition/c1/_history/3'],
         [patient.did, doctor.did, 'Observation/o1/_history/2'],
       ] as const) {
-        times.push((await record({ patient: p, actor: a, resources: [res] })).recordedAt);
+        // Recorded by the doctor's own organization (requester side: it registered the actor).
+        times.push((await record({ patient: p, actor: a, resources: [res] }, H2_GATEWAY)).recordedAt);
       }
     });
 
@@ -228,7 +233,8 @@ describe('hdx.audit', () => {
 
     it("lets a guardian read the patient's entries", async () => {
       const guardian = await registerDid(ledger, 'patient');
-      await ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did })));
+      const proof = signedBy(ledger, patient, { action: 'add-guardian', patient: patient.did, guardian: guardian.did });
+      await ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did, proof })));
       expect((await query({ patient: patient.did, requester: guardian.did }, H2_GATEWAY)).entries).to.have.length(3);
     });
 

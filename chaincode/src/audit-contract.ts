@@ -21,6 +21,8 @@ import {
 import { Caller, REGULATOR_MSP, callerOf, hasRole } from './caller';
 import { forbidden, invalid, notFound } from './errors';
 import { findIdentity } from './identity-model';
+import { LINK_KEY, PatientLink, findLink } from './patient-link';
+import { ANCHOR_KEY, Anchor, anchorKey } from './record-model';
 import {
   INDEX_MARKER,
   canonicalJson,
@@ -29,6 +31,7 @@ import {
   parseBookmark,
   parsePageSize,
   readState,
+  scanPartial,
   txInstant,
   txTimeKey,
   writeState,
@@ -61,7 +64,7 @@ export class AuditContract extends Contract {
   public async RecordAccess(ctx: Context, entryJson: string): Promise<string> {
     const caller = callerMayRecord(ctx);
     const input = parseAuditInput(parseJsonObject(entryJson, 'entry'), 'entry');
-    const [entry] = await recordEntries(ctx, caller, [input]);
+    const [entry] = await recordEntries(ctx, caller, [input], {});
     return canonicalJson(entry);
   }
 
@@ -70,7 +73,7 @@ export class AuditContract extends Contract {
   @Returns('string')
   public async RecordAccessBatch(ctx: Context, entriesJson: string): Promise<string> {
     const caller = callerMayRecord(ctx);
-    return canonicalJson(await recordEntries(ctx, caller, parseAuditEntries(entriesJson)));
+    return canonicalJson(await recordEntries(ctx, caller, parseAuditEntries(entriesJson), {}));
   }
 
   /**
@@ -105,6 +108,7 @@ export class AuditContract extends Contract {
     const auditInput: AuditInput = {
       actor: resolved.request.actor,
       actorOrganization: resolved.request.actorOrganization,
+      actorAuth: resolved.request.actorAuth,
       patient: resolved.request.patient,
       resources,
       action: auditAction,
@@ -118,7 +122,7 @@ export class AuditContract extends Contract {
     const subtype = optionalString(obj, 'subtype', 'request', /^[A-Za-z0-9$._-]{1,64}$/, 'must be a short code');
     if (subtype !== undefined) auditInput.subtype = subtype;
     if (entryId !== undefined) auditInput.entryId = entryId;
-    const [entry] = await recordEntries(ctx, caller, [auditInput]);
+    const [entry] = await recordEntries(ctx, caller, [auditInput], 'decided');
     return canonicalJson(decisionOf(entry as AuditEntry));
   }
 
@@ -219,8 +223,67 @@ function decisionOf(entry: AuditEntry): { decision: string; consents: string[]; 
   return { decision: entry.decision, consents: entry.consents, reason: entry.reason ?? '', breakGlass: entry.breakGlass, eventId: entry.eventId };
 }
 
+/**
+ * What the recording organization can stand behind, for entries it states itself: anchors and patient
+ * links written earlier in the same transaction (Fabric reads do not see them). `'decided'`: the entry
+ * is the chaincode's own decision (AuthorizeAndRecord), resolved from the anchor.
+ */
+export type EntryCheck = 'decided' | { fresh?: Map<string, Anchor>; links?: Map<string, PatientLink> };
+
+/**
+ * Refuses a stated entry the creator cannot stand behind. Custodian side: custodian === creator and
+ * every named resource is anchored by the creator under entry.patient (or a pseudonym the creator
+ * linked to it; erased anchors have no patient left to compare). Requester side: actorOrganization ===
+ * creator and the actor is an active DID the creator registered.
+ */
+async function checkStatedEntry(ctx: Context, caller: Caller, input: AuditInput, check: Exclude<EntryCheck, 'decided'>, path: string): Promise<void> {
+  if (input.custodian === caller.mspId && (await anchorsBackEntry(ctx, caller, input, check))) {
+    return;
+  }
+  if (input.actorOrganization === caller.mspId) {
+    const actor = await findIdentity(ctx, input.actor);
+    if (actor?.status === 'active' && actor.organization === caller.mspId) {
+      return;
+    }
+  }
+  throw forbidden(`${path}: ${caller.mspId} can stand behind neither its resources (as custodian) nor its actor (as the actor's organization)`);
+}
+
+async function anchorsBackEntry(ctx: Context, caller: Caller, input: AuditInput, check: Exclude<EntryCheck, 'decided'>): Promise<boolean> {
+  for (const ref of input.resources) {
+    const parts = ref.split('/');
+    const [type = '', id = ''] = parts;
+    let anchors: Anchor[];
+    if (parts.length === 4) {
+      const anchor = check.fresh?.get(ref) ?? (await readState<Anchor>(ctx, anchorKey(ctx, type, id, parts[3] as string)));
+      anchors = anchor ? [anchor] : [];
+    } else {
+      const stored = (await scanPartial(ctx, ANCHOR_KEY, [type, id])).map((row) => JSON.parse(Buffer.from(row.value).toString('utf8')) as Anchor);
+      const fresh = [...(check.fresh?.values() ?? [])].filter((a) => a.resourceType === type && a.id === id);
+      anchors = [...stored, ...fresh];
+    }
+    if (anchors.length === 0) {
+      return false;
+    }
+    for (const anchor of anchors) {
+      if (anchor.custodian !== caller.mspId) {
+        return false;
+      }
+      if (anchor.patient === undefined || anchor.patient === input.patient) {
+        continue;
+      }
+      const linkKey = ctx.stub.createCompositeKey(LINK_KEY, [caller.mspId, anchor.patient]);
+      const link = check.links?.get(linkKey) ?? (await findLink(ctx, caller.mspId, anchor.patient));
+      if (link?.did !== input.patient) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 /** Writes entries under unique keys with their indexes and one chaincode event for the transaction. */
-export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[]): Promise<AuditEntry[]> {
+export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[], check: EntryCheck): Promise<AuditEntry[]> {
   const txId = ctx.stub.getTxID();
   const recordedAt = txInstant(ctx);
   const timeKey = txTimeKey(ctx);
@@ -236,7 +299,11 @@ export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditI
         continue;
       }
     }
-    const entry: AuditEntry = { ...input, eventId: `${txId}.${index}`, recordedAt, occurredAt: input.occurredAt ?? recordedAt, gateway: caller.mspId, txId };
+    if (check !== 'decided') {
+      await checkStatedEntry(ctx, caller, input, check, `entries[${index}]`);
+    }
+    const vouchedBy = input.actorAuth === 'delegated' ? input.actorOrganization : caller.mspId;
+    const entry: AuditEntry = { ...input, vouchedBy, eventId: `${txId}.${index}`, recordedAt, occurredAt: input.occurredAt ?? recordedAt, gateway: caller.mspId, txId };
     await writeState(ctx, auditKey(ctx, entry.eventId), entry);
     for (const key of indexKeysOf(entry, timeKey)) {
       await ctx.stub.putState(key, INDEX_MARKER);
@@ -257,6 +324,7 @@ export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditI
           patient: e.patient,
           actor: e.actor,
           actorOrganization: e.actorOrganization,
+          actorAuth: e.actorAuth,
           decision: e.decision,
           breakGlass: e.breakGlass,
           resources: e.resources.length,

@@ -4,6 +4,7 @@
  * `hdx.audit~<index>~<value>~<timeKey>~<eventId>` so a time window is one key range.
  */
 import type { Context } from 'fabric-contract-api';
+import { ACTOR_AUTHS, ActorAuth, DEFAULT_ACTOR_AUTH } from './actor-rules';
 import { PURPOSE_CODE } from './consent-model';
 import { invalid } from './errors';
 import {
@@ -32,6 +33,13 @@ export interface AuditEntry {
   occurredAt: string;
   actor: string;
   actorOrganization: string;
+  /** How the actor was authenticated (absent in the input = `delegated`). */
+  actorAuth: ActorAuth;
+  /**
+   * MSP id of the organization that stands behind the actor's identity: the recording (creator) MSP
+   * for `did` and `idp`, actorOrganization for `delegated`. Set by the chaincode.
+   */
+  vouchedBy: string;
   patient: string;
   /** `Type/id` or `Type/id/_history/v`. */
   resources: string[];
@@ -119,11 +127,12 @@ export function timeKeyOf(instant: string): string {
 }
 
 /** What a gateway states about one access (the chaincode adds eventId, times, gateway, txId). */
-export type AuditInput = Omit<AuditEntry, 'eventId' | 'recordedAt' | 'occurredAt' | 'gateway' | 'txId'> & { occurredAt?: string };
+export type AuditInput = Omit<AuditEntry, 'eventId' | 'recordedAt' | 'occurredAt' | 'gateway' | 'txId' | 'vouchedBy'> & { occurredAt?: string };
 
 const ENTRY_FIELDS = [
   'actor',
   'actorOrganization',
+  'actorAuth',
   'patient',
   'resources',
   'action',
@@ -160,7 +169,22 @@ export function parseAuditInput(value: unknown, path: string): AuditInput {
     throw invalid(`${path}.breakGlass must be a boolean`);
   }
   const consents = optionalStringArray(obj, 'consents', path, /^[A-Za-z0-9\-.]{1,64}$/, 'must be a consent id') ?? [];
-  const input: AuditInput = { actor, actorOrganization, patient, resources, action, purpose, decision: obj.decision, consents, breakGlass: obj.breakGlass };
+  const actorAuth = optionalString(obj, 'actorAuth', path) ?? DEFAULT_ACTOR_AUTH;
+  if (!(ACTOR_AUTHS as readonly string[]).includes(actorAuth)) {
+    throw invalid(`${path}.actorAuth must be one of ${ACTOR_AUTHS.join(', ')}`);
+  }
+  const input: AuditInput = {
+    actor,
+    actorOrganization,
+    actorAuth: actorAuth as ActorAuth,
+    patient,
+    resources,
+    action,
+    purpose,
+    decision: obj.decision,
+    consents,
+    breakGlass: obj.breakGlass,
+  };
   const subtype = optionalString(obj, 'subtype', path, SUBTYPE, 'must be a short code');
   if (subtype !== undefined) input.subtype = subtype;
   const reason = optionalString(obj, 'reason', path, /^[a-z0-9-]{1,64}$/, 'must be a decision reason code');

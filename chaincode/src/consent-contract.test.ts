@@ -4,7 +4,7 @@ import { IdentityContract } from './identity-contract';
 import { RecordContract } from './record-contract';
 import { FakeLedger, identity, rejectsWith } from './test-support/fake-ledger';
 import { TestKey, newKey, signJws } from './test-support/keys';
-import { H1_ADMIN, H1_GATEWAY, H2_ADMIN, H2_GATEWAY, registerDid, signedBy } from './test-support/registry';
+import { H1_ADMIN, H1_GATEWAY, H2_ADMIN, H2_GATEWAY, REG_ADMIN, registerDid, signedBy } from './test-support/registry';
 
 const consents = new ConsentContract();
 const identities = new IdentityContract();
@@ -52,7 +52,10 @@ describe('hdx.consent', () => {
 
     it('accepts a registered guardian as signer', async () => {
       const guardian = await registerDid(ledger, 'patient');
+      // An admin's guardian needs a second organization (the regulator) before it may sign (#5).
       await ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did })));
+      await rejectsWith(grant(sign(guardian, 'grant', consentResource('c1', patient.did))), 'FORBIDDEN');
+      await ledger.invoke(REG_ADMIN, (ctx) => identities.ApproveGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did })));
       const record = JSON.parse(await grant(sign(guardian, 'grant', consentResource('c1', patient.did))));
       expect(record.signer).to.equal(guardian.did);
     });
@@ -227,7 +230,8 @@ describe('hdx.consent', () => {
 
     it('applies the custodian default to pseudonymous patients (no consents possible)', async () => {
       const pseudonym = `pseudonym:${'a'.repeat(64)}`;
-      expect((await evaluate({ ...base(), patient: pseudonym, actorOrganization: 'Hospital1MSP', actor: (await registerDid(ledger, 'practitioner')).did })).reason).to.equal('custodian-treatment');
+      const actor = (await registerDid(ledger, 'practitioner')).did;
+      expect((await evaluate({ ...base(), patient: pseudonym, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', actor }, H1_GATEWAY)).reason).to.equal('custodian-treatment');
     });
 
     it('refuses malformed requests with INVALID', async () => {

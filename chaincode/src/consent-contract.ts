@@ -14,7 +14,7 @@ import {
   parsePatientReference,
 } from './consent-model';
 import { alreadyExists, conflict, forbidden, invalid, notFound } from './errors';
-import { getActiveIdentity } from './identity-model';
+import { getActiveIdentity, getIdentity } from './identity-model';
 import {
   INDEX_MARKER,
   canonicalJson,
@@ -131,14 +131,18 @@ function parseRevocation(value: unknown): { id: string; patient: string } {
 
 async function changeConsent(ctx: Context, signedConsent: string, action: ConsentChange): Promise<string> {
   const caller = callerOf(ctx);
-  const verified = await verifySignedRequest(ctx, signedConsent, [action], 'signedConsent');
+  const verified = await verifySignedRequest(ctx, signedConsent, [action], 'signedConsent', { allowSuspended: action === 'revoke' });
   rejectUnknownFields(verified.payload, ['consent', 'action', 'nonce', 'iat'], 'signedConsent payload');
   const parsed = action === 'revoke' ? undefined : parseConsent(verified.payload.consent);
   const { id, patient } = parsed ? { id: parsed.id, patient: parsed.patient.reference } : parseRevocation(verified.payload.consent);
 
-  const patientRecord = await getActiveIdentity(ctx, patient);
+  // A suspended patient may still revoke (their permits no longer permit anyway); nothing else.
+  const patientRecord = action === 'revoke' ? await getIdentity(ctx, patient) : await getActiveIdentity(ctx, patient);
   if (patientRecord.kind !== 'patient') {
     throw invalid('consent.patient must be a patient DID');
+  }
+  if (patientRecord.status === 'deactivated') {
+    throw conflict(`${patient} is deactivated`);
   }
   if (verified.signer !== patient && !patientRecord.guardians.includes(verified.signer)) {
     throw forbidden(`Consent/${id} must be signed by the patient or a registered guardian`);

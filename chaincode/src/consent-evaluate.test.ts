@@ -13,6 +13,7 @@ const request = (overrides: Partial<AccessRequest> = {}): AccessRequest => ({
   patient: PATIENT,
   actor: DOCTOR,
   actorOrganization: 'Hospital2MSP',
+  actorAuth: 'did',
   custodian: 'Hospital1MSP',
   action: 'access',
   purpose: 'TREAT',
@@ -20,7 +21,8 @@ const request = (overrides: Partial<AccessRequest> = {}): AccessRequest => ({
   securityLabels: [],
   ...overrides,
 });
-const context = (overrides: Partial<EvaluationContext> = {}): EvaluationContext => ({ now: NOW, actorOrganizationDids: [ORG2], guardians: [GUARDIAN], ...overrides });
+type PartialContext = Omit<EvaluationContext, 'actorIdentity' | 'submitter'> & Partial<Pick<EvaluationContext, 'actorIdentity' | 'submitter'>>;
+const context = (overrides: Partial<EvaluationContext> = {}): PartialContext => ({ now: NOW, actorOrganizationDids: [ORG2], guardians: [GUARDIAN], ...overrides });
 const consent = (id: string, provision: Provision, status: 'active' | 'inactive' = 'active', patient = PATIENT): StoredConsent => ({
   id,
   status,
@@ -31,7 +33,13 @@ const cls = (...codes: string[]) => codes.map((code) => ({ system: 'http://hl7.o
 const byMsp = (value: string) => ({ reference: { identifier: { system: MSP_SYSTEM as typeof MSP_SYSTEM, value } } });
 const byDid = (reference: string) => ({ reference: { reference } });
 const actions = (...codes: Array<'access' | 'use' | 'disclose' | 'collect' | 'correct'>) => codes.map((code) => ({ coding: [{ code }] }));
-const decide = (r: AccessRequest, consents: StoredConsent[] = [], c: EvaluationContext = context()) => evaluateAccess(r, consents, c);
+/** Unless the context says otherwise: the actor is an active DID of its stated organization (a patient DID for PATIENT and GUARDIAN, else a practitioner), submitted by that organization. */
+const decide = (r: AccessRequest, consents: StoredConsent[] = [], c: PartialContext = context()) =>
+  evaluateAccess(r, consents, {
+    actorIdentity: { kind: r.actor === PATIENT || r.actor === GUARDIAN ? 'patient' : 'practitioner', status: 'active', organization: r.actorOrganization },
+    submitter: r.actorOrganization,
+    ...c,
+  });
 
 describe('consent evaluation (precedence rules)', () => {
   describe('defaults when no consent applies', () => {
@@ -51,8 +59,8 @@ describe('consent evaluation (precedence rules)', () => {
     it('always permits the patient and a registered guardian, whatever the consents say', () => {
       const denyAll = [consent('c1', { type: 'deny' })];
       expect(decide(request({ actor: PATIENT, purpose: 'PATRQT' }), denyAll).reason).to.equal('patient-or-guardian');
-      expect(decide(request({ actor: GUARDIAN }), denyAll)).to.deep.include({ decision: 'permit', reason: 'patient-or-guardian' });
-      expect(decide(request({ actor: GUARDIAN }), denyAll, context({ guardians: [] })).decision).to.equal('deny');
+      expect(decide(request({ actor: GUARDIAN, purpose: 'FAMRQT' }), denyAll)).to.deep.include({ decision: 'permit', reason: 'patient-or-guardian' });
+      expect(decide(request({ actor: GUARDIAN, purpose: 'FAMRQT' }), denyAll, context({ guardians: [] })).decision).to.equal('deny');
     });
   });
 
@@ -70,10 +78,11 @@ describe('consent evaluation (precedence rules)', () => {
       expect(decide(request({ purpose: 'TREAT' }), permitResearch).reason).to.equal('no-permit');
     });
     it('matches actions and resource classes', () => {
-      const c = [consent('c1', { type: 'permit', action: actions('access'), class: cls('Observation', 'DiagnosticReport') })];
-      expect(decide(request(), c).decision).to.equal('permit');
-      expect(decide(request({ resourceType: 'Condition' }), c).decision).to.equal('deny');
-      expect(decide(request({ action: 'disclose' }), c).decision).to.equal('deny');
+      const c = [consent('c1', { type: 'permit', action: actions('disclose'), class: cls('Observation', 'DiagnosticReport') })];
+      expect(decide(request({ action: 'disclose' }), c).decision).to.equal('permit');
+      expect(decide(request({ action: 'disclose', resourceType: 'Condition' }), c).decision).to.equal('deny');
+      expect(decide(request({ action: 'access' }), c).decision).to.equal('deny');
+      expect(decide(request({ action: 'collect' }), c).decision).to.equal('deny');
     });
     it('matches security labels by code, and by system when both name one', () => {
       const c = [consent('c1', { type: 'permit', securityLabel: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] })];

@@ -2,7 +2,16 @@
  * Consent evaluation: a pure, deterministic function of the request, the patient's consents and the
  * transaction time. The precedence rules are documented in chaincode/README.md ("Consent precedence").
  */
+import {
+  ActorAuth,
+  BREAK_GLASS_KINDS,
+  CUSTODIAN_TREATMENT_KINDS,
+  DELEGABLE_KINDS,
+  actionCovers,
+  purposeAllowed,
+} from './actor-rules';
 import { ConsentAction, ConsentResource, Coding, Period, Provision, MSP_SYSTEM } from './consent-model';
+import type { DidKind, DidStatus } from './identity-model';
 import { dateTimeEndMs, dateTimeStartMs } from './validate';
 
 export const BREAK_GLASS_PURPOSE = 'ETREAT';
@@ -15,6 +24,8 @@ export interface AccessRequest {
   actor: string;
   /** MSP id of the actor's organization. */
   actorOrganization: string;
+  /** How the actor was authenticated (see actor-rules.ts). */
+  actorAuth: ActorAuth;
   /** MSP id of the organization holding the data. */
   custodian: string;
   action: ConsentAction;
@@ -24,8 +35,19 @@ export interface AccessRequest {
   resourceType: string;
   /** Security labels of the data: `code` or `system|code`. */
   securityLabels: string[];
-  /** Date of the data (FHIR instant or dateTime), when known. */
+  /**
+   * Clinical date of the data, when known: a FHIR dateTime of any precision (anchors give the month,
+   * `YYYY-MM`). It stands for the whole interval of its precision.
+   */
   dataDate?: string;
+}
+
+/** The actor's registered identity, as far as the decision needs it. */
+export interface ActorIdentity {
+  kind: DidKind;
+  status: DidStatus;
+  /** MSP id that registered the DID. */
+  organization: string;
 }
 
 export interface EvaluationContext {
@@ -33,8 +55,14 @@ export interface EvaluationContext {
   now: number;
   /** Active organization DIDs registered for the actor's MSP (actors may name an organization by DID). */
   actorOrganizationDids: string[];
-  /** Guardians registered for the patient. */
+  /** Active guardians registered for the patient (empty unless the patient's DID is active). */
   guardians: string[];
+  /** The actor's registered identity; undefined when the actor DID is not registered. */
+  actorIdentity: ActorIdentity | undefined;
+  /** MSP id of the organization that submitted the transaction (the creator). */
+  submitter: string;
+  /** Status of the patient's DID when it is registered: unless `active`, its permits do not permit. */
+  patientStatus?: DidStatus;
 }
 
 export interface StoredConsent {
@@ -51,8 +79,11 @@ export type DecisionReason =
   | 'custodian-treatment'
   | 'no-permit'
   | 'resource-erased'
+  | 'actor-unregistered'
   | 'actor-deactivated'
-  | 'actor-organization-mismatch';
+  | 'actor-organization-mismatch'
+  | 'delegation-not-allowed'
+  | 'purpose-not-allowed';
 
 export interface Decision {
   decision: 'permit' | 'deny';
@@ -90,7 +121,7 @@ export function provisionMatches(p: Provision, r: AccessRequest, c: EvaluationCo
       : reference.identifier?.system === MSP_SYSTEM && reference.identifier.value === r.actorOrganization)) {
     return false;
   }
-  if (p.action && !p.action.some((concept) => concept.coding.some((coding) => coding.code === r.action))) {
+  if (p.action && !p.action.some((concept) => concept.coding.some((coding) => actionCovers(coding.code, r.action)))) {
     return false;
   }
   if (r.purpose === BREAK_GLASS_PURPOSE && p.type === 'deny') {
@@ -107,16 +138,51 @@ export function provisionMatches(p: Provision, r: AccessRequest, c: EvaluationCo
   if (p.securityLabel && !p.securityLabel.some((label) => r.securityLabels.some((requested) => labelMatches(label, requested)))) {
     return false;
   }
-  if (p.dataPeriod) {
-    // Fail safe when the data's date is unknown: a deny applies, a permit does not.
-    if (r.dataDate === undefined) {
-      return p.type === 'deny';
-    }
-    if (!withinPeriod(dateTimeStartMs(r.dataDate), p.dataPeriod)) {
-      return false;
-    }
+  if (p.dataPeriod && !dataPeriodMatches(p.type, p.dataPeriod, r.dataDate)) {
+    return false;
   }
   return true;
+}
+
+/**
+ * The data's date is an interval (a month for anchors). A deny covers it when the interval meets the
+ * period; a permit only when the whole interval lies inside it. Unknown date: a deny applies, a permit
+ * does not (fail safe).
+ */
+export function dataPeriodMatches(type: Provision['type'], period: Period, dataDate: string | undefined): boolean {
+  if (dataDate === undefined) {
+    return type === 'deny';
+  }
+  const start = dateTimeStartMs(dataDate);
+  const end = dateTimeEndMs(dataDate);
+  const periodStart = period.start === undefined ? -Infinity : dateTimeStartMs(period.start);
+  const periodEnd = period.end === undefined ? Infinity : dateTimeEndMs(period.end);
+  return type === 'deny' ? start < periodEnd && end > periodStart : start >= periodStart && end <= periodEnd;
+}
+
+/** Why the actor's identity refuses the request before any consent is read, or undefined. */
+export function actorRefusal(r: AccessRequest, c: EvaluationContext): DecisionReason | undefined {
+  const actor = c.actorIdentity;
+  if (!actor) {
+    return 'actor-unregistered';
+  }
+  if (actor.status !== 'active') {
+    return 'actor-deactivated';
+  }
+  if (actor.organization !== r.actorOrganization) {
+    return 'actor-organization-mismatch';
+  }
+  if (r.actorAuth === 'idp' && r.actorOrganization !== c.submitter) {
+    // An identity provider vouches only for its own organization's users, through its own gateway.
+    return 'actor-organization-mismatch';
+  }
+  if (r.actorAuth === 'delegated' && !DELEGABLE_KINDS.includes(actor.kind)) {
+    return 'delegation-not-allowed';
+  }
+  if (!purposeAllowed(actor.kind, r.purpose)) {
+    return 'purpose-not-allowed';
+  }
+  return undefined;
 }
 
 /**
@@ -141,9 +207,17 @@ export function evaluateProvision(p: Provision, r: AccessRequest, c: EvaluationC
 /** Deterministic access decision (see README, "Consent precedence"). */
 export function evaluateAccess(r: AccessRequest, consents: StoredConsent[], c: EvaluationContext): Decision {
   const breakGlass = r.purpose === BREAK_GLASS_PURPOSE;
-  if (r.actor === r.patient || c.guardians.includes(r.actor)) {
+  const refusal = actorRefusal(r, c);
+  if (refusal) {
+    return { decision: 'deny', consents: [], reason: refusal, breakGlass };
+  }
+  const kind = (c.actorIdentity as ActorIdentity).kind;
+  const selfAuthenticated = r.actorAuth === 'did' || r.actorAuth === 'idp';
+  if (kind === 'patient' && selfAuthenticated && (r.actor === r.patient || c.guardians.includes(r.actor))) {
     return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass };
   }
+  // A suspended (or deactivated) patient's permits stop permitting; their denies still apply.
+  const permitsCount = c.patientStatus === undefined || c.patientStatus === 'active';
   const denies: string[] = [];
   const permits: string[] = [];
   for (const stored of [...consents].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
@@ -152,7 +226,7 @@ export function evaluateAccess(r: AccessRequest, consents: StoredConsent[], c: E
     }
     const outcome = evaluateProvision(stored.consent.provision, r, c);
     if (outcome === 'deny') denies.push(stored.id);
-    if (outcome === 'permit') permits.push(stored.id);
+    if (outcome === 'permit' && permitsCount) permits.push(stored.id);
   }
   if (denies.length > 0) {
     return { decision: 'deny', consents: denies, reason: 'consent-deny', breakGlass };
@@ -160,10 +234,10 @@ export function evaluateAccess(r: AccessRequest, consents: StoredConsent[], c: E
   if (permits.length > 0) {
     return { decision: 'permit', consents: permits, reason: 'consent-permit', breakGlass };
   }
-  if (breakGlass) {
+  if (breakGlass && BREAK_GLASS_KINDS.includes(kind)) {
     return { decision: 'permit', consents: [], reason: 'break-glass', breakGlass };
   }
-  if (r.purpose === TREATMENT_PURPOSE && r.actorOrganization === r.custodian) {
+  if (r.purpose === TREATMENT_PURPOSE && r.actorOrganization === r.custodian && CUSTODIAN_TREATMENT_KINDS.includes(kind) && selfAuthenticated) {
     return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass };
   }
   return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass };

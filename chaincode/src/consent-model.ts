@@ -1,6 +1,6 @@
 /**
  * Consents shaped like FHIR R4 Consent (a subset, with DIDs for people and MSP ids for organizations).
- * Free text (Consent.text, CodeableConcept.text) is refused: no PHI on the ledger.
+ * Free text (Consent.text, CodeableConcept.text, Coding.display) is refused: no PHI on the ledger.
  */
 import type { Context } from 'fabric-contract-api';
 import { invalid } from './errors';
@@ -136,7 +136,11 @@ function list(value: unknown, path: string): unknown[] {
 
 function parseCoding(value: unknown, path: string, system?: string, codePattern?: RegExp, rule?: string): Coding {
   const obj = asObject(value, path);
-  rejectUnknownFields(obj, ['system', 'code', 'display'], path);
+  if (obj.display !== undefined) {
+    // Coding.display is free text: refused, like Consent.text (no PHI on the ledger).
+    throw invalid(`${path}.display is not allowed (free text); send system and code only`);
+  }
+  rejectUnknownFields(obj, ['system', 'code'], path);
   const coding: Coding = { code: requireString(obj, 'code', path, codePattern ?? /^[\x21-\x7e]{1,256}$/, rule ?? 'must be a code (printable ASCII, no spaces)') };
   const codingSystem = optionalString(obj, 'system', path, /^[\x21-\x7e]{1,512}$/, 'must be a URI');
   if (system !== undefined && codingSystem !== undefined && codingSystem !== system) {
@@ -144,10 +148,6 @@ function parseCoding(value: unknown, path: string, system?: string, codePattern?
   }
   if (codingSystem !== undefined) {
     coding.system = codingSystem;
-  }
-  const display = optionalString(obj, 'display', path, /^[^\n\r]{1,256}$/, 'must be one line of at most 256 characters');
-  if (display !== undefined) {
-    coding.display = display;
   }
   return coding;
 }

@@ -58,7 +58,7 @@ describe('hdx.identity', () => {
       });
       expect(result.didDocumentMetadata).to.deep.include({ versionId: '1', deactivated: false });
       expect(result.didDocumentMetadata.created).to.equal(result.didDocumentMetadata.updated);
-      expect(result.hdx).to.deep.equal({ kind: 'patient', status: 'active', organization: 'Hospital1MSP', guardians: [] });
+      expect(result.hdx).to.deep.equal({ kind: 'patient', status: 'active', organization: 'Hospital1MSP', guardians: [], pendingGuardians: [] });
     });
 
     it('gives an organization a FhirEndpoint service', async () => {
@@ -151,7 +151,6 @@ describe('hdx.identity', () => {
         ['system', H1_ADMIN],
         ['organization', H1_ADMIN],
         ['auditor', REG_ADMIN],
-        ['auditor', identity('RegulatorMSP', 'gateway')],
       ];
       for (const [kind, who] of allowed) {
         it(`allows ${kind} by ${who.mspId} ${who.attributes?.['hdx.role']}`, async () => {
@@ -167,6 +166,8 @@ describe('hdx.identity', () => {
         ['organization', H1_GATEWAY],
         ['auditor', H1_ADMIN],
         ['auditor', REG_AUDITOR],
+        // #6: the regulator's gateway (any IdP user behind it) no longer mints auditor DIDs.
+        ['auditor', identity('RegulatorMSP', 'gateway')],
       ];
       for (const [kind, who] of refused) {
         it(`refuses ${kind} by ${who.mspId} ${who.attributes?.['hdx.role'] ?? '(no role)'} with FORBIDDEN`, async () => {
@@ -334,7 +335,10 @@ describe('hdx.identity', () => {
       await call(H2_GATEWAY, (ctx) => contract.AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did, proof })));
       expect((await resolve(patient.did)).hdx.guardians).to.deep.equal([guardian.did]);
       await rejectsWith(call(H1_ADMIN, (ctx) => contract.AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did }))), 'ALREADY_EXISTS');
+      // Without the patient's proof the admin only proposes the removal; the regulator approves it.
       await call(H1_ADMIN, (ctx) => contract.RemoveGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did })));
+      expect((await resolve(patient.did)).hdx.guardians).to.deep.equal([guardian.did]);
+      await call(REG_ADMIN, (ctx) => contract.ApproveGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did })));
       expect((await resolve(patient.did)).hdx.guardians).to.deep.equal([]);
       await rejectsWith(call(H1_ADMIN, (ctx) => contract.RemoveGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did }))), 'NOT_FOUND');
     });

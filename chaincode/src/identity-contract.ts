@@ -5,9 +5,11 @@ import {
   DID_KINDS,
   DID_LINK_INDEX,
   DID_ORG_INDEX,
+  DID_SUBJECT_INDEX,
   DID_VERSION_KEY,
   DidKind,
   IdentityRecord,
+  PendingGuardian,
   buildDocument,
   currentJwk,
   didKey,
@@ -20,13 +22,17 @@ import {
   resolutionOf,
 } from './identity-model';
 import { jwkThumbprint, parseCompactJws, parseP256Jwk, P256Jwk } from './jose';
-import { INDEX_MARKER, canonicalJson, scanPartial, txInstant, unmarshal, writeState } from './ledger';
+import { INDEX_MARKER, canonicalJson, marshal, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import { verifySignedRequest, verifyWithKey } from './signed-request';
 import { HDX_DID, JsonObject, asObject, checkString, optionalStringArray, parseJsonObject, rejectUnknownFields, requireString } from './validate';
 
 /** A salted identifier hash: base64url of 32 bytes (e.g. HMAC-SHA-256 with the consortium salt). */
 export const IDENTIFIER_HASH = /^[A-Za-z0-9_-]{43}$/;
 const IDENTIFIER_HASH_RULE = 'must be base64url of a 32-byte salted hash';
+/** Opaque keyed hash of an identity-provider subject (made by the gateway): base64url of 32 bytes. */
+export const SUBJECT_HASH = IDENTIFIER_HASH;
+/** Chaincode event of guardian and status changes: `{action, did, guardian?, status, txId}`. */
+export const IDENTITY_EVENT = 'hdx.identity';
 
 /** DID registry: DID documents (JsonWebKey2020, P-256), key rotation, deactivation, links, guardians. */
 @Info({ title: 'IdentityContract', description: 'hdx.identity: did:hdx registry' })
@@ -44,7 +50,7 @@ export class IdentityContract extends Contract {
   public async Register(ctx: Context, registrationJson: string): Promise<string> {
     const caller = callerOf(ctx);
     const input = parseJsonObject(registrationJson, 'registration');
-    rejectUnknownFields(input, ['kind', 'publicKeyJwk', 'proof', 'did', 'fhirBaseUrl', 'identifiers'], 'registration');
+    rejectUnknownFields(input, ['kind', 'publicKeyJwk', 'proof', 'did', 'fhirBaseUrl', 'identifiers', 'subject'], 'registration');
     const kind = parseKind(input.kind);
     mayRegister(caller, kind);
     const jwk = parseP256Jwk(input.publicKeyJwk, 'registration.publicKeyJwk');
@@ -60,6 +66,7 @@ export class IdentityContract extends Contract {
       throw invalid('registration.fhirBaseUrl is only allowed for an organization');
     }
     const identifiers = optionalStringArray(input, 'identifiers', 'registration', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE) ?? [];
+    const subject = input.subject === undefined ? undefined : requireString(input, 'subject', 'registration', SUBJECT_HASH, 'must be base64url of a 32-byte keyed hash of the IdP subject');
 
     const proof = parseCompactJws(input.proof, 'registration.proof');
     if (proof.header.kid !== keyId(did, 1)) {
@@ -91,6 +98,7 @@ export class IdentityContract extends Contract {
       links: {
         registeredBy: { mspId: caller.mspId, id: caller.id },
         identifiers: identifiers.map((hash) => ({ hash, mspId: caller.mspId })).sort(byHashThenMsp),
+        ...(subject === undefined ? {} : { subject }),
       },
       guardians: [],
       txId: ctx.stub.getTxID(),
@@ -102,7 +110,30 @@ export class IdentityContract extends Contract {
     if (kind === 'organization') {
       await ctx.stub.putState(ctx.stub.createCompositeKey(DID_ORG_INDEX, [caller.mspId, did]), INDEX_MARKER);
     }
+    if (subject !== undefined) {
+      await ctx.stub.putState(ctx.stub.createCompositeKey(DID_SUBJECT_INDEX, [caller.mspId, subject, did]), INDEX_MARKER);
+    }
     return canonicalJson(resolutionOf(record));
+  }
+
+  /**
+   * DIDs the caller's organization registered for an identity-provider subject (off-boarding):
+   * `[{did, kind, status}]` in DID order. Gateway or admin of that organization.
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async FindBySubject(ctx: Context, subject: string): Promise<string> {
+    const caller = callerOf(ctx);
+    if (!hasRole(caller, 'gateway', 'admin')) {
+      throw forbidden('subject lookups need a gateway or admin identity');
+    }
+    checkString(subject, 'subject', SUBJECT_HASH, 'must be base64url of a 32-byte keyed hash of the IdP subject');
+    const found = [];
+    for (const row of await scanPartial(ctx, DID_SUBJECT_INDEX, [caller.mspId, subject])) {
+      const record = await getIdentity(ctx, ctx.stub.splitCompositeKey(row.key).attributes[2] ?? '');
+      found.push({ did: record.did, kind: record.kind, status: record.status });
+    }
+    return canonicalJson(found);
   }
 
   /** W3C DID resolution: `{didDocument, didDocumentMetadata: {versionId, created, updated, deactivated}, …}`. */
@@ -210,7 +241,9 @@ export class IdentityContract extends Contract {
 
   /**
    * Deactivates a DID: `{did, proof?}`. With `proof`: a JWS by its current key over
-   * `{action:"deactivate", did, nonce, iat}`. Without: an admin of the owning MSP.
+   * `{action:"deactivate", did, nonce, iat}` (final; a suspended patient may sign it). Without: an admin of
+   * the owning MSP; for a patient DID that only SUSPENDS it (reversible, see Reactivate), other kinds are
+   * deactivated.
    */
   @Transaction()
   @Returns('string')
@@ -223,20 +256,85 @@ export class IdentityContract extends Contract {
     if (record.status === 'deactivated') {
       throw conflict(`${did} is already deactivated`);
     }
+    let status: IdentityRecord['status'] = 'deactivated';
     if (input.proof !== undefined) {
-      const verified = await verifySignedRequest(ctx, input.proof, ['deactivate'], 'deactivation.proof');
+      const verified = await verifySignedRequest(ctx, input.proof, ['deactivate'], 'deactivation.proof', { allowSuspended: true });
       rejectUnknownFields(verified.payload, ['action', 'did', 'nonce', 'iat'], 'deactivation.proof payload');
       if (verified.signer !== did || verified.payload.did !== did) {
         throw forbidden('deactivation.proof must be signed by the DID itself');
       }
     } else if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
       throw forbidden('deactivating this DID needs its own proof or an admin of its organization');
+    } else if (record.kind === 'patient') {
+      if (record.status === 'suspended') {
+        throw conflict(`${did} is already suspended`);
+      }
+      status = 'suspended';
     }
     if (record.kind === 'organization') {
       await ctx.stub.deleteState(ctx.stub.createCompositeKey(DID_ORG_INDEX, [record.organization, did]));
     }
-    const next = nextVersion(ctx, record, { status: 'deactivated' });
+    const next = nextVersion(ctx, record, { status });
+    delete next.pendingReactivation;
     await saveIdentity(ctx, next);
+    emitIdentityEvent(ctx, status === 'suspended' ? 'suspend' : 'deactivate', next);
+    return canonicalJson(resolutionOf(next));
+  }
+
+  /**
+   * Reactivates a SUSPENDED patient DID: `{did, proof?}`. With `proof`: a JWS by the patient over
+   * `{action:"reactivate", did, nonce, iat}` → active at once. Without: an admin of the patient's MSP
+   * proposes it (`hdx.pendingReactivation`), and it takes effect on ApproveReactivation by RegulatorMSP.
+   */
+  @Transaction()
+  @Returns('string')
+  public async Reactivate(ctx: Context, reactivationJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    const input = parseJsonObject(reactivationJson, 'reactivation');
+    rejectUnknownFields(input, ['did', 'proof'], 'reactivation');
+    const did = requireString(input, 'did', 'reactivation', HDX_DID, 'must be a did:hdx DID');
+    const record = await getIdentity(ctx, did);
+    if (record.status !== 'suspended') {
+      throw conflict(`${did} is ${record.status}, not suspended`);
+    }
+    let next: IdentityRecord;
+    if (input.proof !== undefined) {
+      const verified = await verifySignedRequest(ctx, input.proof, ['reactivate'], 'reactivation.proof', { allowSuspended: true });
+      rejectUnknownFields(verified.payload, ['action', 'did', 'nonce', 'iat'], 'reactivation.proof payload');
+      if (verified.signer !== did || verified.payload.did !== did) {
+        throw forbidden('reactivation.proof must be signed by the DID itself');
+      }
+      next = nextVersion(ctx, record, { status: 'active' });
+      delete next.pendingReactivation;
+    } else if (caller.mspId === record.organization && hasRole(caller, 'admin')) {
+      next = nextVersion(ctx, record, { pendingReactivation: { proposedBy: caller.mspId, proposedAt: txInstant(ctx), txId: ctx.stub.getTxID() } });
+    } else {
+      throw forbidden("reactivating this DID needs the patient's proof or an admin of the patient's organization");
+    }
+    await saveIdentity(ctx, next);
+    emitIdentityEvent(ctx, next.status === 'active' ? 'reactivate' : 'propose-reactivate', next);
+    return canonicalJson(resolutionOf(next));
+  }
+
+  /** Approves a proposed reactivation: `{did}`, by an admin of RegulatorMSP (not the proposing MSP). */
+  @Transaction()
+  @Returns('string')
+  public async ApproveReactivation(ctx: Context, approvalJson: string): Promise<string> {
+    const caller = callerMaySecondOrganization(ctx);
+    const input = parseJsonObject(approvalJson, 'approval');
+    rejectUnknownFields(input, ['did'], 'approval');
+    const did = requireString(input, 'did', 'approval', HDX_DID, 'must be a did:hdx DID');
+    const record = await getIdentity(ctx, did);
+    if (record.status !== 'suspended' || !record.pendingReactivation) {
+      throw notFound(`${did} has no proposed reactivation`);
+    }
+    if (record.pendingReactivation.proposedBy === caller.mspId) {
+      throw forbidden('a reactivation is approved by another organization than the one that proposed it');
+    }
+    const next = nextVersion(ctx, record, { status: 'active' });
+    delete next.pendingReactivation;
+    await saveIdentity(ctx, next);
+    emitIdentityEvent(ctx, 'reactivate', next);
     return canonicalJson(resolutionOf(next));
   }
 
@@ -266,9 +364,11 @@ export class IdentityContract extends Contract {
   }
 
   /**
-   * Registers a guardian who may sign consents for a patient: `{patient, guardian, proof?}`. With
-   * `proof`: a JWS by the patient over `{action:"add-guardian", patient, guardian, nonce, iat}`.
-   * Without: an admin of the patient's organization (guardianship established off chain).
+   * Registers a guardian (an active patient-kind DID) who may sign consents for a patient:
+   * `{patient, guardian, proof?}`. With `proof`: a JWS by the patient over `{action:"add-guardian",
+   * patient, guardian, nonce, iat}`, in force at once. Without: an admin of the patient's organization
+   * PROPOSES it (`hdx.pendingGuardians`, event `hdx.identity`); it takes effect only on ApproveGuardian by
+   * an admin of RegulatorMSP.
    */
   @Transaction()
   @Returns('string')
@@ -282,6 +382,67 @@ export class IdentityContract extends Contract {
   public async RemoveGuardian(ctx: Context, guardianJson: string): Promise<string> {
     return changeGuardian(ctx, guardianJson, 'remove-guardian');
   }
+
+  /**
+   * Approves a proposed guardian change: `{patient, guardian}`, by an admin of RegulatorMSP (another
+   * organization than the proposing one). Applies the change and removes the proposal.
+   */
+  @Transaction()
+  @Returns('string')
+  public async ApproveGuardian(ctx: Context, approvalJson: string): Promise<string> {
+    const caller = callerMaySecondOrganization(ctx);
+    const input = parseJsonObject(approvalJson, 'approval');
+    rejectUnknownFields(input, ['patient', 'guardian'], 'approval');
+    const patient = requireString(input, 'patient', 'approval', HDX_DID, 'must be a did:hdx DID');
+    const guardian = requireString(input, 'guardian', 'approval', HDX_DID, 'must be a did:hdx DID');
+    const record = await getActiveIdentity(ctx, patient);
+    const pending = (record.pendingGuardians ?? []).find((p) => p.guardian === guardian);
+    if (!pending) {
+      throw notFound(`no guardian change of ${guardian} is proposed for ${patient}`);
+    }
+    if (pending.proposedBy === caller.mspId) {
+      throw forbidden('a guardian change is approved by another organization than the one that proposed it');
+    }
+    const guardians = await applyGuardianChange(ctx, record, guardian, pending.change);
+    const next = nextVersion(ctx, record, { guardians, pendingGuardians: (record.pendingGuardians ?? []).filter((p) => p.guardian !== guardian) });
+    await saveIdentity(ctx, next);
+    emitIdentityEvent(ctx, pending.change === 'add' ? 'add-guardian' : 'remove-guardian', next, guardian);
+    return canonicalJson(resolutionOf(next));
+  }
+}
+
+/** The second organization of a two-organization change: an admin of RegulatorMSP. */
+function callerMaySecondOrganization(ctx: Context): Caller {
+  const caller = callerOf(ctx);
+  if (!(caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin'))) {
+    throw forbidden('approvals are given by an admin of RegulatorMSP');
+  }
+  return caller;
+}
+
+function emitIdentityEvent(ctx: Context, action: string, record: IdentityRecord, guardian?: string): void {
+  ctx.stub.setEvent(
+    IDENTITY_EVENT,
+    marshal({ action, did: record.did, ...(guardian === undefined ? {} : { guardian }), status: record.status, version: record.version, txId: ctx.stub.getTxID() }),
+  );
+}
+
+/** The guardian list after one change (checks the guardian for an addition). */
+async function applyGuardianChange(ctx: Context, record: IdentityRecord, guardian: string, change: 'add' | 'remove'): Promise<string[]> {
+  if (change === 'add') {
+    const guardianRecord = await getActiveIdentity(ctx, guardian);
+    if (guardianRecord.kind !== 'patient') {
+      throw invalid('guardianship.guardian must be a person: a patient-kind DID');
+    }
+    if (record.guardians.includes(guardian)) {
+      throw alreadyExists(`${guardian} is already a guardian of ${record.did}`);
+    }
+    return [...record.guardians, guardian].sort();
+  }
+  if (!record.guardians.includes(guardian)) {
+    throw notFound(`${guardian} is not a guardian of ${record.did}`);
+  }
+  return record.guardians.filter((g) => g !== guardian);
 }
 
 async function changeGuardian(ctx: Context, guardianJson: string, action: 'add-guardian' | 'remove-guardian'): Promise<string> {
@@ -297,33 +458,32 @@ async function changeGuardian(ctx: Context, guardianJson: string, action: 'add-g
   if (record.kind !== 'patient') {
     throw invalid('guardianship.patient must be a patient DID');
   }
+  const change = action === 'add-guardian' ? 'add' : 'remove';
   if (input.proof !== undefined) {
     const verified = await verifySignedRequest(ctx, input.proof, [action], 'guardianship.proof');
     rejectUnknownFields(verified.payload, ['action', 'patient', 'guardian', 'nonce', 'iat'], 'guardianship.proof payload');
     if (verified.signer !== patient || verified.payload.patient !== patient || verified.payload.guardian !== guardian) {
       throw forbidden('guardianship.proof must be signed by the patient over this guardian');
     }
-  } else if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+    // The patient's own word: in force at once (and it replaces any proposal about this guardian).
+    const guardians = await applyGuardianChange(ctx, record, guardian, change);
+    const next = nextVersion(ctx, record, { guardians, pendingGuardians: (record.pendingGuardians ?? []).filter((p) => p.guardian !== guardian) });
+    await saveIdentity(ctx, next);
+    emitIdentityEvent(ctx, action, next, guardian);
+    return canonicalJson(resolutionOf(next));
+  }
+  if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
     throw forbidden("changing guardians needs the patient's proof or an admin of the patient's organization");
   }
-  let guardians: string[];
-  if (action === 'add-guardian') {
-    const guardianRecord = await getActiveIdentity(ctx, guardian);
-    if (guardianRecord.kind !== 'patient' && guardianRecord.kind !== 'practitioner') {
-      throw invalid('guardianship.guardian must be a person (patient or practitioner DID)');
-    }
-    if (record.guardians.includes(guardian)) {
-      throw alreadyExists(`${guardian} is already a guardian of ${patient}`);
-    }
-    guardians = [...record.guardians, guardian].sort();
-  } else {
-    if (!record.guardians.includes(guardian)) {
-      throw notFound(`${guardian} is not a guardian of ${patient}`);
-    }
-    guardians = record.guardians.filter((g) => g !== guardian);
+  // Without the patient's proof one organization only proposes: a second one (RegulatorMSP) approves.
+  await applyGuardianChange(ctx, record, guardian, change);
+  if ((record.pendingGuardians ?? []).some((p) => p.guardian === guardian)) {
+    throw alreadyExists(`a change of ${guardian} is already proposed for ${patient}`);
   }
-  const next = nextVersion(ctx, record, { guardians });
+  const proposal: PendingGuardian = { guardian, change, proposedBy: caller.mspId, proposedAt: txInstant(ctx), txId: ctx.stub.getTxID() };
+  const next = nextVersion(ctx, record, { pendingGuardians: [...(record.pendingGuardians ?? []), proposal].sort((a, b) => (a.guardian < b.guardian ? -1 : 1)) });
   await saveIdentity(ctx, next);
+  emitIdentityEvent(ctx, `propose-${action}`, next, guardian);
   return canonicalJson(resolutionOf(next));
 }
 
@@ -331,14 +491,14 @@ async function changeGuardian(ctx: Context, guardianJson: string, action: 'add-g
 function mayRegister(caller: Caller, kind: DidKind): void {
   const ok =
     kind === 'auditor'
-      ? caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin', 'gateway')
+      ? caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin')
       : kind === 'organization' || kind === 'system'
         ? hasRole(caller, 'admin')
         : hasRole(caller, 'admin', 'gateway');
   if (!ok) {
     throw forbidden(
       kind === 'auditor'
-        ? 'auditor DIDs are registered only by an admin or gateway of RegulatorMSP'
+        ? 'auditor DIDs are registered only by an admin of RegulatorMSP'
         : kind === 'organization' || kind === 'system'
           ? `${kind} DIDs are registered only by an admin of the organization`
           : `${kind} DIDs are registered by a gateway or admin of a member organization`,

@@ -40,10 +40,34 @@ export interface IdentifierLink {
   mspId: string;
 }
 
+/**
+ * `suspended`: frozen by an admin of the patient's organization without the patient's proof (reversible,
+ * see hdx.identity:Reactivate); `deactivated`: final.
+ */
+export const DID_STATUSES = ['active', 'suspended', 'deactivated'] as const;
+export type DidStatus = (typeof DID_STATUSES)[number];
+
+/** A guardian change proposed by an admin without the patient's proof, waiting for a second organization. */
+export interface PendingGuardian {
+  guardian: string;
+  change: 'add' | 'remove';
+  /** MSP id of the proposing admin. */
+  proposedBy: string;
+  proposedAt: string;
+  txId: string;
+}
+
+/** A reactivation of a suspended patient DID proposed by an admin, waiting for the regulator. */
+export interface PendingReactivation {
+  proposedBy: string;
+  proposedAt: string;
+  txId: string;
+}
+
 export interface IdentityRecord {
   did: string;
   kind: DidKind;
-  status: 'active' | 'deactivated';
+  status: DidStatus;
   /** 1 at registration, +1 per change. */
   version: number;
   created: string;
@@ -56,9 +80,15 @@ export interface IdentityRecord {
   links: {
     registeredBy: { mspId: string; id: string };
     identifiers: IdentifierLink[];
+    /** Opaque keyed hash of the identity-provider subject (made by the gateway), for off-boarding. */
+    subject?: string;
   };
   /** DIDs allowed to sign consents for this patient. */
   guardians: string[];
+  /** Guardian changes proposed without the patient's proof, not yet in force. */
+  pendingGuardians?: PendingGuardian[];
+  /** Reactivation proposed by an admin (suspended patients only), not yet approved. */
+  pendingReactivation?: PendingReactivation;
   txId: string;
 }
 
@@ -68,6 +98,8 @@ export const DID_VERSION_KEY = 'hdx.did~version';
 export const DID_LINK_INDEX = 'hdx.did~link';
 /** [MSP id, did] of organization DIDs. */
 export const DID_ORG_INDEX = 'hdx.did~org';
+/** [registering MSP id, subject hash, did]: DIDs by identity-provider subject, for off-boarding. */
+export const DID_SUBJECT_INDEX = 'hdx.did~subject';
 
 export function didKey(ctx: Context, did: string): string {
   return ctx.stub.createCompositeKey(DID_KEY, [did]);
@@ -129,7 +161,7 @@ export async function getIdentity(ctx: Context, did: string): Promise<IdentityRe
 export async function getActiveIdentity(ctx: Context, did: string): Promise<IdentityRecord> {
   const record = await getIdentity(ctx, did);
   if (record.status !== 'active') {
-    throw conflict(`${did} is deactivated`);
+    throw conflict(`${did} is ${record.status}`);
   }
   return record;
 }
@@ -150,6 +182,8 @@ export function resolutionOf(record: IdentityRecord): unknown {
       status: record.status,
       organization: record.organization,
       guardians: record.guardians,
+      pendingGuardians: record.pendingGuardians ?? [],
+      ...(record.pendingReactivation ? { pendingReactivation: record.pendingReactivation } : {}),
     },
   };
 }

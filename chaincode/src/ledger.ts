@@ -123,6 +123,12 @@ export async function pagePartial(
   pageSize: number,
   bookmark: string,
 ): Promise<Page<KV>> {
+  // Fabric's peer uses a non-empty bookmark as the start key without bounding it by the query's range,
+  // so a bookmark from outside the prefix would read other keys (another patient's, for instance).
+  const prefix = ctx.stub.createCompositeKey(objectType, attributes);
+  if (bookmark !== '' && !bookmark.startsWith(prefix)) {
+    throw invalid('bookmark does not belong to this query');
+  }
   return pageOf(await ctx.stub.getStateByPartialCompositeKeyWithPagination(objectType, attributes, pageSize, bookmark));
 }
 
@@ -144,6 +150,10 @@ export async function pageRange(
   pageSize: number,
   bookmark: string,
 ): Promise<Page<KV>> {
+  // As pagePartial: the peer does not bound a bookmark by [startKey, endKey).
+  if (bookmark !== '' && (bookmark < startKey || bookmark >= endKey)) {
+    throw invalid('bookmark does not belong to this query');
+  }
   return pageOf(await ctx.stub.getStateByRangeWithPagination(startKey, endKey, pageSize, bookmark));
 }
 

@@ -1,8 +1,10 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
-import { decide, loadEvaluationInputs } from './access-decision';
+import { EvaluationInputs, decide, loadEvaluationInputs, parseActorAuth } from './access-decision';
+import { effectiveAction } from './actor-rules';
 import { callerMayRecord, parseAuditEntries, recordEntries } from './audit-contract';
-import { Caller, callerOf } from './caller';
-import { PURPOSE_CODE, parseConsentAction } from './consent-model';
+import { Caller, callerOf, hasRole } from './caller';
+import { AccessRequest } from './consent-evaluate';
+import { ConsentAction, PURPOSE_CODE, parseConsentAction } from './consent-model';
 import { conflict, forbidden, invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, fhirBaseUrlOf, findIdentity } from './identity-model';
 import { canonicalJson, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
@@ -22,12 +24,14 @@ import {
   sameCommitment,
   toLocatorEntry,
 } from './record-model';
+import { LinkInput, PatientLink, findLink, linkPatient, linkedPseudonyms, parseLinkInput } from './patient-link';
 import {
   FHIR_ID,
   FHIR_RESOURCE_TYPE,
   HDX_DID,
   MSP_ID,
   PATIENT_REF_RULE,
+  asObject,
   checkString,
   isBase64UrlOfLength,
   isPatientRef,
@@ -40,6 +44,8 @@ import {
 
 /** Most anchors in one AnchorBatch transaction. */
 export const MAX_BATCH = 500;
+/** Most patient links in one AnchorBatch / AnchorAndRecord. */
+export const MAX_LINKS = 500;
 
 /** Anchors FHIR resource versions: commitments to content held off chain by the custodian. */
 @Info({ title: 'RecordContract', description: 'hdx.record: FHIR resource version anchors and the record locator' })
@@ -81,7 +87,9 @@ export class RecordContract extends Contract {
   @Returns('string')
   public async AnchorBatch(ctx: Context, anchorsJson: string): Promise<string> {
     const caller = callerMayAnchor(ctx);
-    return canonicalJson(await anchorMany(ctx, caller, anchorsJson));
+    const batch = parseAnchorBatch(anchorsJson);
+    await linkMany(ctx, caller, batch.links);
+    return canonicalJson(await anchorMany(ctx, caller, batch.anchors));
   }
 
   /**
@@ -94,9 +102,38 @@ export class RecordContract extends Contract {
   public async AnchorAndRecord(ctx: Context, anchorsJson: string, entriesJson: string): Promise<string> {
     const caller = callerMayAnchor(ctx);
     callerMayRecord(ctx);
+    const batch = parseAnchorBatch(anchorsJson);
     const entries = parseAuditEntries(entriesJson);
-    const anchors = await anchorMany(ctx, caller, anchorsJson);
-    return canonicalJson({ anchors, entries: await recordEntries(ctx, caller, entries) });
+    const links = await linkMany(ctx, caller, batch.links);
+    const anchors = await anchorMany(ctx, caller, batch.anchors);
+    const fresh = new Map(anchors.map((anchor) => [resourceRef(anchor.resourceType, anchor.id, anchor.versionId), anchor]));
+    return canonicalJson({ anchors, entries: await recordEntries(ctx, caller, entries, { fresh, links }) });
+  }
+
+  /**
+   * Links the caller's (custodian's) pseudonym of a patient to the patient's DID: decisions on anchors
+   * under the pseudonym then follow the DID, and LocateRecords by the DID lists them. Idempotent;
+   * `CONFLICT` when the pseudonym is already linked to another DID. Returns the link.
+   */
+  @Transaction()
+  @Returns('string')
+  public async LinkPatient(ctx: Context, pseudonym: string, did: string): Promise<string> {
+    const caller = callerMayAnchor(ctx);
+    const input = parseLinkInput({ pseudonym, did }, 'link');
+    return canonicalJson(await linkPatient(ctx, caller.mspId, input));
+  }
+
+  /** The DID a custodian's pseudonym is linked to: the link, or `NOT_FOUND`. */
+  @Transaction(false)
+  @Returns('string')
+  public async GetPatientLink(ctx: Context, custodian: string, pseudonym: string): Promise<string> {
+    callerOf(ctx);
+    checkString(custodian, 'custodian', MSP_ID, 'must be an MSP id');
+    const link = await findLink(ctx, custodian, pseudonym);
+    if (!link) {
+      throw notFound('the pseudonym is not linked');
+    }
+    return canonicalJson(link);
   }
 
   /**
@@ -177,50 +214,75 @@ export class RecordContract extends Contract {
 
   /**
    * Record locator: which custodians hold which resource versions for a patient, filtered by consent
-   * for the requesting actor and purpose. Request: `{patient, actor, actorOrganization, purpose,
-   * action?, custodian?, resourceType?, pageSize?, bookmark?}`. Returns `{custodians: [{custodian,
-   * organization, fhirBaseUrl, resources: [{resourceType, id, versionId, lastUpdated, decision...}]}],
-   * withheld, breakGlass, bookmark, fetchedRecordsCount}`.
+   * for the requesting actor and purpose. Request: `{patient, actor, actorOrganization, actorAuth?,
+   * purpose, action?, custodian?, resourceType?, pageSize?, bookmark?}`. For a DID, anchors under
+   * pseudonyms linked to it are listed too. Each row is decided with its OWN patient (from the key,
+   * through its custodian's link). A bookmark must come from this query. Returns `{custodians:
+   * [{custodian, organization, fhirBaseUrl, resources: [{resourceType, id, versionId, lastUpdated,
+   * consents, reason}]}], withheld, breakGlass, bookmark, fetchedRecordsCount}`.
    */
   @Transaction(false)
   @Returns('string')
   public async LocateRecords(ctx: Context, requestJson: string): Promise<string> {
     callerOf(ctx);
     const request = parseJsonObject(requestJson, 'request');
-    rejectUnknownFields(request, ['patient', 'actor', 'actorOrganization', 'purpose', 'action', 'custodian', 'resourceType', 'pageSize', 'bookmark'], 'request');
+    rejectUnknownFields(request, ['patient', 'actor', 'actorOrganization', 'actorAuth', 'purpose', 'action', 'custodian', 'resourceType', 'pageSize', 'bookmark'], 'request');
     const patient = requireString(request, 'patient', 'request');
     if (!isPatientRef(patient)) {
       throw invalid(`request.patient ${PATIENT_REF_RULE}`);
     }
     const actor = requireString(request, 'actor', 'request', HDX_DID, 'must be a did:hdx DID');
     const actorOrganization = requireString(request, 'actorOrganization', 'request', MSP_ID, 'must be an MSP id');
+    const actorAuth = parseActorAuth(request, 'request');
     const purpose = requireString(request, 'purpose', 'request', PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code');
-    const action = parseConsentAction(request, 'request');
+    const statedAction: ConsentAction | undefined = request.action === undefined ? undefined : parseConsentAction(request, 'request');
     const custodianFilter = optionalString(request, 'custodian', 'request', MSP_ID, 'must be an MSP id');
     const typeFilter = optionalString(request, 'resourceType', 'request', FHIR_RESOURCE_TYPE, 'must be a FHIR resource type');
     const pageSize = parsePageSize(request.pageSize as string | number | undefined);
     const bookmark = parseBookmark(optionalString(request, 'bookmark', 'request'));
 
-    const page = await pagePartial(ctx, PATIENT_RESOURCE_INDEX, custodianFilter ? [patient, custodianFilter] : [patient], pageSize, bookmark);
-    const inputs = await loadEvaluationInputs(ctx, patient, actor, actorOrganization);
-    const byCustodian = new Map<string, Array<Omit<LocatorEntry, 'custodian' | 'securityLabels'> & { consents: string[]; reason: string }>>();
+    // The index prefixes of this query: the patient itself, then each pseudonym linked to it.
+    const prefixes: string[][] = [custodianFilter ? [patient, custodianFilter] : [patient]];
+    for (const link of await linkedPseudonyms(ctx, patient, custodianFilter)) {
+      prefixes.push([link.pseudonym, link.custodian]);
+    }
+    const page = await pageAcross(ctx, prefixes, pageSize, bookmark);
+
+    const inputsBySubject = new Map<string, EvaluationInputs>();
+    const byCustodian = new Map<string, Array<Omit<LocatorEntry, 'custodian' | 'securityLabels' | 'dataMonth'> & { consents: string[]; reason: string }>>();
     let withheld = 0;
     for (const row of page.records) {
       const entry = unmarshal<LocatorEntry>(row.value);
       if (typeFilter !== undefined && entry.resourceType !== typeFilter) {
         continue;
       }
-      const decision = decide(
-        { patient, actor, actorOrganization, custodian: entry.custodian, action, purpose, resourceType: entry.resourceType, securityLabels: entry.securityLabels ?? [], dataDate: entry.lastUpdated },
-        inputs,
-      );
+      const [rowPatient = '', rowCustodian = entry.custodian] = ctx.stub.splitCompositeKey(row.key).attributes;
+      const subject = (await findLink(ctx, rowCustodian, rowPatient))?.did ?? rowPatient;
+      let inputs = inputsBySubject.get(subject);
+      if (!inputs) {
+        inputs = await loadEvaluationInputs(ctx, subject, actor, actorOrganization);
+        inputsBySubject.set(subject, inputs);
+      }
+      const accessRequest: AccessRequest = {
+        patient: subject,
+        actor,
+        actorOrganization,
+        actorAuth,
+        custodian: rowCustodian,
+        action: effectiveAction(statedAction, actorOrganization, rowCustodian),
+        purpose,
+        resourceType: entry.resourceType,
+        securityLabels: entry.securityLabels ?? [],
+      };
+      if (entry.dataMonth !== undefined) accessRequest.dataDate = entry.dataMonth;
+      const decision = decide(accessRequest, inputs);
       if (decision.decision !== 'permit') {
         withheld += 1;
         continue;
       }
-      const list = byCustodian.get(entry.custodian) ?? [];
+      const list = byCustodian.get(rowCustodian) ?? [];
       list.push({ resourceType: entry.resourceType, id: entry.id, versionId: entry.versionId, lastUpdated: entry.lastUpdated, consents: decision.consents, reason: decision.reason });
-      byCustodian.set(entry.custodian, list);
+      byCustodian.set(rowCustodian, list);
     }
     const custodians = [];
     for (const custodian of [...byCustodian.keys()].sort()) {
@@ -234,6 +296,36 @@ export class RecordContract extends Contract {
     }
     return canonicalJson({ custodians, withheld, breakGlass: purpose === 'ETREAT', bookmark: page.bookmark, fetchedRecordsCount: page.fetchedRecordsCount });
   }
+}
+
+/**
+ * One page of the patient~resource index over several prefixes in order. The bookmark must lie under
+ * one of them (pagePartial refuses anything else); when a prefix runs out, the page continues with the
+ * next, and a bookmark at a prefix boundary is the next prefix's start.
+ */
+async function pageAcross(ctx: Context, prefixes: string[][], pageSize: number, bookmark: string): Promise<{ records: Array<{ key: string; value: Uint8Array }>; bookmark: string; fetchedRecordsCount: number }> {
+  const keys = prefixes.map((attributes) => ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, attributes));
+  const first = bookmark === '' ? 0 : keys.findIndex((key) => bookmark.startsWith(key));
+  if (first < 0) {
+    throw invalid('bookmark does not belong to this query');
+  }
+  const records: Array<{ key: string; value: Uint8Array }> = [];
+  let fetchedRecordsCount = 0;
+  let next = '';
+  for (let i = first; i < prefixes.length; i++) {
+    const page = await pagePartial(ctx, PATIENT_RESOURCE_INDEX, prefixes[i] as string[], pageSize - records.length, i === first ? bookmark : '');
+    records.push(...page.records);
+    fetchedRecordsCount += page.fetchedRecordsCount;
+    if (page.bookmark !== '') {
+      next = page.bookmark;
+      break;
+    }
+    if (records.length >= pageSize) {
+      next = keys[i + 1] ?? '';
+      break;
+    }
+  }
+  return { records, bookmark: next, fetchedRecordsCount };
 }
 
 async function getAnchor(ctx: Context, resourceType: string, id: string, versionId: string): Promise<Anchor> {
@@ -290,9 +382,40 @@ async function organizationOf(ctx: Context, mspId: string): Promise<IdentityReco
   return undefined;
 }
 
-/** A JSON array of 1–500 anchor inputs, anchored in order; the same version twice must agree. */
-async function anchorMany(ctx: Context, caller: Caller, anchorsJson: string): Promise<Anchor[]> {
-  const inputs = parseJsonArray(anchorsJson, 'anchors', MAX_BATCH).map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
+/**
+ * The anchors argument of AnchorBatch / AnchorAndRecord: a JSON array of 1–500 anchor inputs, or
+ * `{anchors: [...], links?: [{pseudonym, did}]}` to link pseudonyms in the same transaction.
+ */
+export function parseAnchorBatch(anchorsJson: string): { anchors: AnchorInput[]; links: LinkInput[] } {
+  const trimmed = typeof anchorsJson === 'string' ? anchorsJson.trimStart() : '';
+  if (trimmed.startsWith('{')) {
+    const obj = parseJsonObject(anchorsJson, 'anchors');
+    rejectUnknownFields(obj, ['anchors', 'links'], 'anchors');
+    const anchors = parseAnchorList(JSON.stringify(obj.anchors ?? null));
+    const links =
+      obj.links === undefined
+        ? []
+        : parseJsonArray(JSON.stringify(obj.links), 'anchors.links', MAX_LINKS).map((item, index) => parseLinkInput(asObject(item, `anchors.links[${index}]`), `anchors.links[${index}]`));
+    return { anchors, links };
+  }
+  return { anchors: parseAnchorList(anchorsJson), links: [] };
+}
+
+function parseAnchorList(anchorsJson: string): AnchorInput[] {
+  return parseJsonArray(anchorsJson, 'anchors', MAX_BATCH).map((item, index) => parseAnchorInput(item, `anchors[${index}]`));
+}
+
+/** Writes the caller's pseudonym links; returns them by key (for checks later in the transaction). */
+async function linkMany(ctx: Context, caller: Caller, links: LinkInput[]): Promise<Map<string, PatientLink>> {
+  const pending = new Map<string, PatientLink>();
+  for (const link of links) {
+    await linkPatient(ctx, caller.mspId, link, pending);
+  }
+  return pending;
+}
+
+/** Anchor inputs anchored in order; the same version twice must agree. */
+async function anchorMany(ctx: Context, caller: Caller, inputs: AnchorInput[]): Promise<Anchor[]> {
   const seen = new Map<string, Commitment>();
   for (const input of inputs) {
     const ref = resourceRef(input.resourceType, input.id, input.versionId);
@@ -313,11 +436,11 @@ async function anchorMany(ctx: Context, caller: Caller, anchorsJson: string): Pr
   return out;
 }
 
-/** Anchoring is for organizations holding data: any member identity except an auditor. */
+/** Anchoring (and erasure, patient links) is for a gateway or admin of the organization holding the data. */
 function callerMayAnchor(ctx: Context): Caller {
   const caller = callerOf(ctx);
-  if (caller.role === 'auditor') {
-    throw forbidden('auditors cannot anchor records');
+  if (!hasRole(caller, 'gateway', 'admin')) {
+    throw forbidden('anchoring, erasure and patient links need a gateway or admin identity (hdx.role)');
   }
   return caller;
 }

@@ -14,6 +14,7 @@ import {
   checkString,
   isBase64UrlOfLength,
   isPatientRef,
+  optionalString,
   optionalStringArray,
   rejectUnknownFields,
   requireString,
@@ -36,6 +37,11 @@ export interface AnchorInput {
   patient: string;
   securityLabels?: string[];
   lastUpdated: string;
+  /**
+   * Clinical date of the resource coarsened to the month, `YYYY-MM` (never lastUpdated). Consent
+   * dataPeriod is matched against it; without it a dataPeriod deny applies and a dataPeriod permit does not.
+   */
+  dataMonth?: string;
   commitment: Commitment;
 }
 
@@ -46,7 +52,7 @@ export interface Tombstone {
 
 /**
  * The stored anchor. A tombstoned (erased) anchor keeps its key, commitment, custodian, txId and
- * anchoredAt, and loses everything that links it to a patient (`patient`, `securityLabels`, `lastUpdated`).
+ * anchoredAt, and loses everything that links it to a patient (`patient`, `securityLabels`, `lastUpdated`, `dataMonth`).
  */
 export interface Anchor {
   resourceType: string;
@@ -55,6 +61,7 @@ export interface Anchor {
   patient?: string;
   securityLabels?: string[];
   lastUpdated?: string;
+  dataMonth?: string;
   commitment: Commitment;
   /** MSP id of the organization that anchored it (the caller), never taken from input. */
   custodian: string;
@@ -71,13 +78,17 @@ export interface LocatorEntry {
   custodian: string;
   lastUpdated: string;
   securityLabels?: string[];
+  dataMonth?: string;
 }
 
 export const ANCHOR_KEY = 'hdx.anchor';
 /** patient~resource index: [patient, custodian, resourceType, id, versionId]. */
 export const PATIENT_RESOURCE_INDEX = 'hdx.anchor~patient';
 
-const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'securityLabels', 'lastUpdated', 'commitment'] as const;
+const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'securityLabels', 'lastUpdated', 'dataMonth', 'commitment'] as const;
+
+/** `YYYY-MM`, a real month. */
+export const DATA_MONTH = /^[0-9]{4}-(0[1-9]|1[0-2])$/;
 
 export function resourceRef(resourceType: string, id: string, versionId: string): string {
   return `${resourceType}/${id}/_history/${versionId}`;
@@ -123,9 +134,13 @@ export function parseAnchorInput(value: unknown, path: string): AnchorInput {
   const securityLabels = optionalStringArray(obj, 'securityLabels', path, SECURITY_LABEL, 'must be a code or system|code (printable ASCII, no spaces)');
   const lastUpdated = requireString(obj, 'lastUpdated', path, FHIR_INSTANT, 'must be a FHIR instant');
   const commitment = parseCommitment(obj.commitment, `${path}.commitment`);
+  const dataMonth = optionalString(obj, 'dataMonth', path, DATA_MONTH, 'must be YYYY-MM (the clinical month of the resource)');
   const input: AnchorInput = { resourceType, id, versionId, patient, lastUpdated, commitment };
   if (securityLabels !== undefined) {
     input.securityLabels = securityLabels;
+  }
+  if (dataMonth !== undefined) {
+    input.dataMonth = dataMonth;
   }
   return input;
 }
@@ -144,6 +159,9 @@ export function toLocatorEntry(anchor: Anchor): LocatorEntry {
   };
   if (anchor.securityLabels !== undefined) {
     entry.securityLabels = anchor.securityLabels;
+  }
+  if (anchor.dataMonth !== undefined) {
+    entry.dataMonth = anchor.dataMonth;
   }
   return entry;
 }

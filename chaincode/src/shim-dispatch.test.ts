@@ -45,8 +45,10 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
 
   it('exposes exactly the decorated transactions of the four contracts', () => {
     const names = (contract: string) => chaincode.metadata.contracts[contract]?.transactions.map((t) => t.name).sort();
-    expect(names('hdx.record')).to.deep.equal(['Anchor', 'AnchorAndRecord', 'AnchorBatch', 'EraseResource', 'ErasePatient', 'GetAnchor', 'GetHistory', 'LocateRecords', 'Verify'].sort());
-    expect(names('hdx.identity')).to.deep.equal(['AddGuardian', 'Deactivate', 'FindByIdentifier', 'History', 'Register', 'RemoveGuardian', 'Resolve', 'RotateKey', 'Update']);
+    expect(names('hdx.record')).to.deep.equal(['Anchor', 'AnchorAndRecord', 'AnchorBatch', 'EraseResource', 'ErasePatient', 'GetAnchor', 'GetHistory', 'GetPatientLink', 'LinkPatient', 'LocateRecords', 'Verify'].sort());
+    expect(names('hdx.identity')).to.deep.equal(
+      ['AddGuardian', 'ApproveGuardian', 'ApproveReactivation', 'Deactivate', 'FindByIdentifier', 'FindBySubject', 'History', 'Reactivate', 'Register', 'RemoveGuardian', 'Resolve', 'RotateKey', 'Update'].sort(),
+    );
     expect(names('hdx.consent')).to.deep.equal(['EvaluateAccess', 'GetConsent', 'Grant', 'History', 'ListByPatient', 'Revoke', 'Update']);
     expect(names('hdx.audit')).to.deep.equal(['AuthorizeAndRecord', 'GetEntry', 'QueryAccess', 'RecordAccess', 'RecordAccessBatch']);
     const getAnchor = chaincode.metadata.contracts['hdx.record']?.transactions.find((t) => t.name === 'GetAnchor');

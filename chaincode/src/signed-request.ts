@@ -68,6 +68,7 @@ export async function verifySignedRequest(
   jws: unknown,
   actions: readonly string[],
   path: string,
+  options: { allowSuspended?: boolean } = {},
 ): Promise<VerifiedRequest & { signerRecord: IdentityRecord }> {
   const parsed = parseCompactJws(jws, path);
   const { did } = splitDidUrl(parsed.header.kid);
@@ -75,8 +76,9 @@ export async function verifySignedRequest(
   if (!signerRecord) {
     throw unauthenticated(`${path} is signed by a DID that is not registered`);
   }
-  if (signerRecord.status !== 'active') {
-    throw forbidden(`${path} is signed by a deactivated DID`);
+  // A suspended DID (an admin's freeze) may still sign what undoes harm: revoking a consent, reactivating.
+  if (signerRecord.status !== 'active' && !(signerRecord.status === 'suspended' && options.allowSuspended === true)) {
+    throw forbidden(`${path} is signed by a ${signerRecord.status} DID`);
   }
   const method = signerRecord.document.verificationMethod.find((m) => m.id === parsed.header.kid);
   if (!method || !signerRecord.document.assertionMethod.includes(parsed.header.kid)) {

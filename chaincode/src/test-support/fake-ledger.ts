@@ -124,7 +124,8 @@ export class FakeTx {
       throw new Error('test ledger: paginated queries are not supported in a transaction that writes');
     }
     this.paginated = true;
-    const from = bookmark && bookmark > startKey ? bookmark : startKey;
+    // Fabric (core/chaincode/handler.go): a non-empty bookmark REPLACES the start key, unbounded.
+    const from = bookmark ? bookmark : startKey;
     const all = this.rows(from, endKey);
     const rows = all.slice(0, pageSize);
     const next = all[pageSize];
