@@ -1,5 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from './config';
+import { ConfigError, loadConfig, loadIdSecret } from './config';
 
 const base = {
   HDX_ORG: 'hospital1',
@@ -49,5 +52,46 @@ describe('loadConfig', () => {
 
   it('refuses to bind anywhere but loopback', () => {
     expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: '0.0.0.0' })).to.throw(ConfigError, /HDX_GATEWAY_HOST/);
+  });
+
+  describe('the custodian id secret (HDX_ID_SECRET_FILE)', () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-config-'));
+    });
+    afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('defaults to <dataDir>/id-secret, created on first start with 32 random bytes, mode 0600, then kept', () => {
+      const c = loadConfig({ ...base, HDX_DATA_DIR: path.join(dir, 'data') }, '/repo');
+      expect(c.idSecretFile).to.equal(path.join(dir, 'data', 'id-secret'));
+      expect(loadConfig(base, '/repo').idSecretFile).to.equal('/repo/.hdx/gateway-hospital1/id-secret');
+      const secret = loadIdSecret(c);
+      expect(secret.length).to.equal(32);
+      expect(fs.statSync(c.idSecretFile).mode & 0o777).to.equal(0o600);
+      expect(loadIdSecret(c).equals(secret)).to.equal(true);
+      // Another gateway (another data dir) gets another secret.
+      const other = loadIdSecret(loadConfig({ ...base, HDX_DATA_DIR: path.join(dir, 'other') }, '/repo'));
+      expect(other.equals(secret)).to.equal(false);
+    });
+
+    it('a file named by HDX_ID_SECRET_FILE must exist: it is never created', () => {
+      const c = loadConfig({ ...base, HDX_DATA_DIR: dir, HDX_ID_SECRET_FILE: path.join(dir, 'typo') }, '/repo');
+      expect(() => loadIdSecret(c)).to.throw(ConfigError, /HDX_ID_SECRET_FILE .*does not exist/);
+      expect(fs.existsSync(path.join(dir, 'typo'))).to.equal(false);
+    });
+
+    it('refuses a secret readable by others, too short, or not a regular file', () => {
+      const file = path.join(dir, 'secret');
+      const c = loadConfig({ ...base, HDX_DATA_DIR: dir, HDX_ID_SECRET_FILE: file }, '/repo');
+      fs.writeFileSync(file, Buffer.alloc(32, 7), { mode: 0o644 });
+      fs.chmodSync(file, 0o644);
+      expect(() => loadIdSecret(c)).to.throw(ConfigError, /owner only/);
+      fs.chmodSync(file, 0o600);
+      expect(loadIdSecret(c).equals(Buffer.alloc(32, 7))).to.equal(true);
+      fs.writeFileSync(file, Buffer.alloc(31, 7));
+      expect(() => loadIdSecret(c)).to.throw(ConfigError, /32 to 4096 bytes/);
+      const asDir = loadConfig({ ...base, HDX_DATA_DIR: dir, HDX_ID_SECRET_FILE: dir }, '/repo');
+      expect(() => loadIdSecret(asDir)).to.throw(ConfigError, /regular file/);
+    });
   });
 });

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Ajv from 'ajv';
 
@@ -44,7 +46,18 @@ export interface Config {
   readonly mllpPort: number | undefined;
   /** The DID the MLLP listener's ingested changes are recorded under (MLLP carries no token). */
   readonly mllpActorDid: string | undefined;
+  /**
+   * The custodian's id secret (HMAC key of every stable id the gateway derives from a natural key: MRNs,
+   * order numbers, EHR ids), kept off chain. Default `<dataDir>/id-secret`, created (32 random bytes, mode
+   * 0600) on first start; read with loadIdSecret once at start.
+   */
+  readonly idSecretFile: string;
 }
+
+/** File name of the id secret in the data dir, when HDX_ID_SECRET_FILE is not set. */
+export const ID_SECRET_FILE_NAME = 'id-secret';
+const ID_SECRET_BYTES = 32;
+const ID_SECRET_MAX_BYTES = 4096;
 
 /** Environment variable → config field, with defaults; required ones have no default. */
 const VARS = {
@@ -75,10 +88,11 @@ const VARS = {
   HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
   HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
   HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
+  HDX_ID_SECRET_FILE: { field: 'idSecretFile', type: 'string' },
 } as const;
 
 /** Optional variables: everything else without a default is required. */
-const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID', 'HDX_PEER_HOST_ALIAS']);
+const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID', 'HDX_PEER_HOST_ALIAS', 'HDX_ID_SECRET_FILE']);
 
 const schema = {
   type: 'object',
@@ -134,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   const port = Number(out.port);
   out.dataDir = path.resolve(String(out.dataDir ?? path.join(repoRoot, '.hdx', `gateway-${org}`)));
   out.baseUrl = String(out.baseUrl ?? `http://${String(out.host)}:${port}/fhir`);
+  out.idSecretFile = path.resolve(String(out.idSecretFile ?? path.join(String(out.dataDir), ID_SECRET_FILE_NAME)));
   out.memberGateways = Object.fromEntries(
     String(out.memberGateways ?? '')
       .split(',')
@@ -141,4 +156,41 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
       .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1).replace(/\/+$/, '')]),
   );
   return Object.freeze(out) as unknown as Config;
+}
+
+/**
+ * The custodian's id secret, validated (once, at start): a regular file of this user, readable by nobody
+ * else (mode 0600 or stricter), of 32 to 4096 bytes, used as is as the HMAC key. When the file is the
+ * default one (`<dataDir>/id-secret`) and does not exist yet, it is created with 32 random bytes, mode 0600.
+ * A file named by HDX_ID_SECRET_FILE is never created: a mistyped path must not fork every id.
+ * Losing the secret changes every id derived afterwards (re-ingested records would be new resources); back it
+ * up with the store, and never share it with another custodian.
+ */
+export function loadIdSecret(config: Pick<Config, 'idSecretFile' | 'dataDir'>): Buffer {
+  const file = config.idSecretFile;
+  const isDefault = file === path.resolve(config.dataDir, ID_SECRET_FILE_NAME);
+  if (isDefault && !fs.existsSync(file)) {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    try {
+      // 'wx': never overwrite a secret another process created meanwhile.
+      fs.writeFileSync(file, randomBytes(ID_SECRET_BYTES), { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(file);
+  } catch {
+    throw new ConfigError([`HDX_ID_SECRET_FILE ${file} does not exist (the custodian id secret; unset the variable to have one created in the data dir)`]);
+  }
+  const problems: string[] = [];
+  if (!stat.isFile()) problems.push(`HDX_ID_SECRET_FILE ${file} must be a regular file`);
+  else {
+    if ((stat.mode & 0o077) !== 0) problems.push(`HDX_ID_SECRET_FILE ${file} must be readable by its owner only (chmod 600)`);
+    if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) problems.push(`HDX_ID_SECRET_FILE ${file} must belong to the user the gateway runs as`);
+    if (stat.size < ID_SECRET_BYTES || stat.size > ID_SECRET_MAX_BYTES) problems.push(`HDX_ID_SECRET_FILE ${file} must hold ${ID_SECRET_BYTES} to ${ID_SECRET_MAX_BYTES} bytes`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return fs.readFileSync(file);
 }
