@@ -80,7 +80,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     expect(ledger.audit).to.have.length(0);
     expect(outbox.stats().pending).to.equal(5);
     const health = await request(app).get('/healthz');
-    expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5 });
+    expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5, deadLetters: 0 });
 
     expect(await outbox.flush()).to.equal(true);
     expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 1 });

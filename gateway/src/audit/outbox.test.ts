@@ -128,7 +128,7 @@ describe('AuditOutbox (async audit mode)', () => {
     await waitFor('three failed attempts', () => outbox.stats().failures >= 3);
     expect(outbox.stats()).to.include({ pending: 3, delivered: 0, lastError: 'UNAVAILABLE' });
     expect(fake.audit).to.have.length(0);
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 3 });
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 3, deadLetters: 0 });
 
     fake.failWith = undefined;
     await waitFor('delivery', () => outbox.stats().pending === 0);
@@ -172,12 +172,13 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(outbox.stats()).to.include({ pending: 0, delivered: 2 });
   });
 
-  it('an entry the ledger refuses as INVALID is isolated and quarantined; the rest of its batch is delivered', async () => {
+  it('an entry the ledger refuses as INVALID is isolated and dead-lettered (maxAttempts 1); the rest of its batch is delivered', async () => {
     const file = tmpFile();
     const fake = new FakeLedger();
     const calls: number[] = [];
     const outbox = open({
       file,
+      maxAttempts: 1,
       ledger: ledgerWith(fake, async (entries) => {
         calls.push(entries.length);
         if (entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('INVALID', 'entries[0].subtype must be a short code');
@@ -187,12 +188,12 @@ describe('AuditOutbox (async audit mode)', () => {
     const ids = outbox.enqueue([entry(1), entry(2), entry(3, { subtype: 'refused' }), entry(4), entry(5)]).map((r) => r.entryId);
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[1], ids[3], ids[4]]);
-    expect(outbox.stats()).to.include({ pending: 0, delivered: 4, quarantined: 1 });
+    expect(outbox.stats()).to.include({ pending: 0, delivered: 4, deadLetters: 1 });
     expect(calls.length).to.be.lessThan(8);
     const db = new Database(file, { readonly: true });
-    const q = db.prepare('SELECT entry_id, error FROM outbox_quarantine').all();
+    const q = db.prepare('SELECT entry_id, error, attempts FROM outbox_quarantine').all();
     db.close();
-    expect(q).to.deep.equal([{ entry_id: ids[2], error: 'INVALID: entries[0].subtype must be a short code' }]);
+    expect(q).to.deep.equal([{ entry_id: ids[2], error: 'INVALID: entries[0].subtype must be a short code', attempts: 1 }]);
   });
 
   it('refuses, before anything is released, an entry the ledger could never take', () => {
@@ -248,7 +249,7 @@ describe('AuditOutbox (async audit mode)', () => {
     fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
     const outbox = open({ file: tmpFile(), ledger: fake, staleMs: 20 });
     outbox.enqueue([entry(1)]);
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1 });
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1, deadLetters: 0 });
     await new Promise((r) => setTimeout(r, 40));
     expect(outbox.health()).to.include({ ok: false, pending: 1 });
   });

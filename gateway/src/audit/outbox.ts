@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { OperationOutcomeError } from '../fhir/outcome';
 import type { AccessEntryInput, LedgerClient } from '../ledger/ledger-client';
+import { isTransientLedgerError } from '../ledger/ledger-errors';
 import { type AuditSink, MAX_LEDGER_BATCH, type RecordedEntry } from './sink';
 
 /**
@@ -16,11 +17,21 @@ import { type AuditSink, MAX_LEDGER_BATCH, type RecordedEntry } from './sink';
  *   capped exponential backoff; entries left by a stopped or crashed process are delivered at start.
  * - A resend after a crash between the ledger commit and the delete is harmless: every entry carries
  *   an `entryId`, and the chaincode records an (MSP, entryId) pair only once.
- * - An entry the ledger refuses as INVALID cannot block the others: the batch is split until the
- *   refused entry is alone, and that entry is moved to a quarantine table (kept, counted, logged by
- *   entryId only) for the operator.
+ * - Never blocks behind, and never drops, an entry the ledger refuses (INVALID, FORBIDDEN, CONFLICT,
+ *   anything but UNAVAILABLE / TIMEOUT): the batch is split until the refused entry is alone; that entry
+ *   is set aside for a later attempt (refusedRetryMs, doubling) while the entries after it keep
+ *   flowing, and after maxAttempts refusals it becomes a dead letter (table outbox_quarantine): kept,
+ *   counted in stats()/health()/metrics, logged by entryId only, listed and re-delivered with
+ *   `hdx outbox dead-letters|redeliver --data-dir <dir>` (OutboxAdmin).
+ * - Change entries of writes (create, update, delete) are not enqueued by the write itself: they are
+ *   stored with the write in the resource store and made ready there in the same SQLite transaction
+ *   that marks the versions anchored (the store and the outbox are separate files, and SQLite is not
+ *   atomic across WAL files). Each flush first moves ready change entries from the store (`changes`,
+ *   a ChangeFeed) into the outbox, then deletes them from the store; a crash in between re-moves them,
+ *   which is harmless (entry_id is unique here, and the ledger records an entryId once).
  *
- * One process owns an outbox file at a time (the gateway's data directory).
+ * One process delivers from an outbox file at a time (the gateway's data directory); the hdx CLI may
+ * open it meanwhile to list and re-deliver dead letters.
  */
 
 const SCHEMA = `
@@ -38,6 +49,55 @@ CREATE TABLE IF NOT EXISTS outbox_quarantine (
   error          TEXT    NOT NULL
 ) WITHOUT ROWID;
 `;
+
+/** Columns added after the first release (outbox files have no schema version: added when missing). */
+const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
+  { table: 'outbox_entry', column: 'attempts', ddl: 'attempts INTEGER NOT NULL DEFAULT 0' },
+  { table: 'outbox_entry', column: 'next_attempt_at', ddl: 'next_attempt_at INTEGER NOT NULL DEFAULT 0' },
+  { table: 'outbox_entry', column: 'last_error', ddl: 'last_error TEXT' },
+  { table: 'outbox_quarantine', column: 'attempts', ddl: 'attempts INTEGER NOT NULL DEFAULT 1' },
+];
+
+function openOutboxDb(file: string, create: boolean): Database.Database {
+  if (!create && file !== ':memory:' && !fs.existsSync(file)) {
+    throw new Error(`there is no audit outbox at ${file} (the async audit mode keeps it in the gateway's data directory, HDX_DATA_DIR)`);
+  }
+  if (create && file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    for (const c of ADDED_COLUMNS) {
+      const columns = db.prepare(`PRAGMA table_info(${c.table})`).all() as Array<{ name: string }>;
+      if (!columns.some((x) => x.name === c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.ddl}`);
+    }
+    db.exec('CREATE INDEX IF NOT EXISTS outbox_entry_due ON outbox_entry (next_attempt_at, seq)');
+  })();
+  if (create && file !== ':memory:') fs.chmodSync(file, 0o600);
+  return db;
+}
+
+/**
+ * Where the change entries of anchored writes wait until the outbox takes them (the resource store:
+ * SqliteStore implements it).
+ */
+export interface ChangeFeed {
+  readyChanges(limit: number): ReadonlyArray<{ readonly entryId: string; readonly entry: AccessEntryInput; readonly readyAt: number }>;
+  dropChanges(entryIds: readonly string[]): void;
+  readyChangeStats(): { count: number; oldestReadyAt: number | undefined };
+}
+
+/** A dead letter as listed for the operator: no entry content (it names a patient reference and an actor). */
+export interface DeadLetter {
+  readonly entryId: string;
+  readonly enqueuedAt: string;
+  readonly deadAt: string;
+  readonly attempts: number;
+  /** The ledger's refusal, `CODE: message`. */
+  readonly error: string;
+}
 
 /** What the chaincode accepts (hdx.audit); checked at enqueue so an entry that could never be delivered is refused before any release. */
 const ENTRY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -61,10 +121,16 @@ export interface OutboxOptions {
   readonly drainMs?: number;
   /** The outbox reports itself unhealthy when its oldest entry is older than this (ms). */
   readonly staleMs?: number;
+  /** Refusals of one entry before it becomes a dead letter (default 5). */
+  readonly maxAttempts?: number;
+  /** Wait before a refused entry is tried again, doubled per refusal up to 10 min (ms, default 30 s). */
+  readonly refusedRetryMs?: number;
+  /** The resource store's ready change entries, moved into the outbox at each flush. */
+  readonly changes?: ChangeFeed;
 }
 
 export interface OutboxStats {
-  /** Entries committed locally and not yet on the ledger. */
+  /** Entries committed locally (in the outbox, or change entries still in the store) and not yet on the ledger; dead letters not included. */
   readonly pending: number;
   /** Entries delivered to the ledger by this process. */
   readonly delivered: number;
@@ -72,8 +138,10 @@ export interface OutboxStats {
   readonly failures: number;
   /** Failed attempts since the last successful one. */
   readonly consecutiveFailures: number;
-  /** Entries the ledger refused as invalid, kept aside for the operator. */
-  readonly quarantined: number;
+  /** Entries the ledger refused maxAttempts times: dead letters, kept for the operator to re-deliver. */
+  readonly deadLetters: number;
+  /** Pending entries the ledger refused at least once, waiting for their next attempt. */
+  readonly retrying: number;
   /** Age of the oldest pending entry (ms), 0 when empty. */
   readonly oldestPendingMs: number;
   /** Error code of the last failed attempt. */
@@ -85,16 +153,28 @@ interface Row {
   entry_id: string;
   entry: string;
   enqueued_at: number;
+  attempts: number;
 }
 
 function codeOf(err: unknown): string {
   return err instanceof OperationOutcomeError ? err.code : 'INTERNAL';
 }
 
-/** The ledger refused the content of the batch (as opposed to being unavailable, slow or misconfigured). */
+/** The ledger answered and refused (as opposed to being unreachable or slow: then the batch is retried as is). */
 function isRefusal(err: unknown): boolean {
-  return err instanceof OperationOutcomeError && err.code === 'INVALID';
+  return !isTransientLedgerError(err);
 }
+
+/** Why the ledger could never take an entry (checked before it is committed locally), or undefined. No values in the message: they may identify the patient. */
+function entryProblem(entry: AccessEntryInput): string | undefined {
+  if (typeof entry.entryId !== 'string' || !ENTRY_ID.test(entry.entryId)) return 'An access entry has an invalid entryId';
+  if (typeof entry.patient !== 'string' || !PATIENT_REF.test(entry.patient)) return 'An access entry has no valid patient reference';
+  if ((entry.resources?.length ?? 0) > MAX_RESOURCES) return `An access entry names more than ${MAX_RESOURCES} resources`;
+  return undefined;
+}
+
+const MAX_REFUSED_RETRY_MS = 10 * 60_000;
+const PULL_BATCH = 500;
 
 export class AuditOutbox implements AuditSink {
   readonly kind = 'outbox';
@@ -108,8 +188,11 @@ export class AuditOutbox implements AuditSink {
   readonly #maxBackoffMs: number;
   readonly #drainMs: number;
   readonly #staleMs: number;
+  readonly #maxAttempts: number;
+  readonly #refusedRetryMs: number;
+  readonly #changes: ChangeFeed | undefined;
+  /** Entries in outbox_entry (kept in step by this process; recounted at each flush, as the CLI may add re-delivered ones). */
   #pending: number;
-  #quarantined: number;
   #delivered = 0;
   #failures = 0;
   #consecutiveFailures = 0;
@@ -129,27 +212,32 @@ export class AuditOutbox implements AuditSink {
     this.#maxBackoffMs = Math.max(this.#minBackoffMs, options.maxBackoffMs ?? 30_000);
     this.#drainMs = options.drainMs ?? 10_000;
     this.#staleMs = options.staleMs ?? Math.max(60_000, 10 * this.#flushMs);
-    if (options.file !== ':memory:') fs.mkdirSync(path.dirname(options.file), { recursive: true, mode: 0o700 });
-    this.#db = new Database(options.file);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.exec(SCHEMA);
-    if (options.file !== ':memory:') fs.chmodSync(options.file, 0o600);
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.#refusedRetryMs = Math.max(0, options.refusedRetryMs ?? 30_000);
+    this.#changes = options.changes;
+    this.#db = openOutboxDb(options.file, true);
     const db = this.#db;
     this.#stmts = {
-      insert: db.prepare(`INSERT INTO outbox_entry (entry_id, entry, enqueued_at) VALUES (?, ?, ?) ON CONFLICT (entry_id) DO NOTHING`),
-      next: db.prepare(`SELECT seq, entry_id, entry, enqueued_at FROM outbox_entry ORDER BY seq LIMIT ?`),
+      insert: db.prepare(
+        `INSERT INTO outbox_entry (entry_id, entry, enqueued_at) SELECT @id, @entry, @at WHERE NOT EXISTS (SELECT 1 FROM outbox_quarantine WHERE entry_id = @id) ON CONFLICT (entry_id) DO NOTHING`,
+      ),
+      next: db.prepare(`SELECT seq, entry_id, entry, enqueued_at, attempts FROM outbox_entry WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?`),
       remove: db.prepare(`DELETE FROM outbox_entry WHERE seq = ?`),
+      refused: db.prepare(`UPDATE outbox_entry SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?`),
       quarantine: db.prepare(
-        `INSERT INTO outbox_quarantine (entry_id, entry, enqueued_at, quarantined_at, error) VALUES (?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO NOTHING`,
+        `INSERT INTO outbox_quarantine (entry_id, entry, enqueued_at, quarantined_at, error, attempts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO NOTHING`,
       ),
       count: db.prepare(`SELECT COUNT(*) AS n FROM outbox_entry`),
+      countRetrying: db.prepare(`SELECT COUNT(*) AS n FROM outbox_entry WHERE attempts > 0`),
       countQuarantined: db.prepare(`SELECT COUNT(*) AS n FROM outbox_quarantine`),
-      oldest: db.prepare(`SELECT enqueued_at FROM outbox_entry ORDER BY seq LIMIT 1`),
+      // Entries waiting after a refusal are counted as `retrying`, not as a stuck ledger.
+      oldest: db.prepare(`SELECT MIN(enqueued_at) AS enqueued_at FROM outbox_entry WHERE attempts = 0`),
     };
-    this.#pending = (this.#stmts.count.get() as { n: number }).n;
-    this.#quarantined = (this.#stmts.countQuarantined.get() as { n: number }).n;
+    this.#pending = this.#count();
+  }
+
+  #count(): number {
+    return (this.#stmts.count.get() as { n: number }).n;
   }
 
   /** Starts delivering; entries an earlier process left are sent right away. */
@@ -175,15 +263,14 @@ export class AuditOutbox implements AuditSink {
     const occurredAt = new Date(now).toISOString();
     const rows = entries.map((e) => {
       const entry: AccessEntryInput = { ...e, entryId: e.entryId ?? randomUUID(), occurredAt: e.occurredAt ?? occurredAt };
-      // Refused here, so nothing is released under an entry the ledger would never take (no values in the message: they may identify the patient).
-      if (!ENTRY_ID.test(entry.entryId as string)) throw new OperationOutcomeError('INTERNAL', 'An access entry has an invalid entryId; nothing was released');
-      if (!PATIENT_REF.test(entry.patient)) throw new OperationOutcomeError('INTERNAL', 'An access entry has no valid patient reference; nothing was released');
-      if ((entry.resources?.length ?? 0) > MAX_RESOURCES) throw new OperationOutcomeError('INTERNAL', `An access entry names more than ${MAX_RESOURCES} resources; nothing was released`);
+      // Refused here, so nothing is released under an entry the ledger would never take.
+      const problem = entryProblem(entry);
+      if (problem) throw new OperationOutcomeError('INTERNAL', `${problem}; nothing was released`);
       return entry;
     });
     let added = 0;
     this.#db.transaction(() => {
-      for (const entry of rows) added += this.#stmts.insert.run(entry.entryId, JSON.stringify(entry), now).changes;
+      for (const entry of rows) added += this.#stmts.insert.run({ id: entry.entryId, entry: JSON.stringify(entry), at: now }).changes;
     })();
     this.#pending += added;
     // A full batch need not wait for the timer (unless the ledger is failing: then the backoff rules).
@@ -192,8 +279,39 @@ export class AuditOutbox implements AuditSink {
   }
 
   /**
-   * Delivers pending entries, batch after batch, until the outbox is empty (→ true) or the ledger fails
-   * (→ false; the entries stay). Concurrent calls share one run.
+   * Moves the store's ready change entries into the outbox (committed here first, then dropped from the
+   * store). An entry the ledger could never take becomes a dead letter at once, so it cannot hold the
+   * feed up either.
+   */
+  #pullChanges(): void {
+    const feed = this.#changes;
+    if (!feed) return;
+    for (;;) {
+      const ready = feed.readyChanges(PULL_BATCH);
+      if (ready.length === 0) return;
+      let added = 0;
+      this.#db.transaction(() => {
+        for (const r of ready) {
+          const entry: AccessEntryInput = { ...r.entry, entryId: r.entryId };
+          const problem = entryProblem(entry);
+          if (problem) {
+            this.#stmts.quarantine.run(r.entryId, JSON.stringify(entry), r.readyAt, Date.now(), `INTERNAL: ${problem}`, 0);
+            this.#log.error({ event: 'audit-outbox-dead-letter', entryId: r.entryId, code: 'INTERNAL' }, 'a change entry the ledger could never take is a dead letter');
+          } else {
+            added += this.#stmts.insert.run({ id: r.entryId, entry: JSON.stringify(entry), at: r.readyAt }).changes;
+          }
+        }
+      })();
+      this.#pending += added;
+      feed.dropChanges(ready.map((r) => r.entryId));
+      if (ready.length < PULL_BATCH) return;
+    }
+  }
+
+  /**
+   * Delivers the entries that are due, batch after batch, until none is left (→ true; refused entries
+   * waiting for their next attempt do not count) or the ledger is unreachable (→ false; the entries
+   * stay). Concurrent calls share one run.
    */
   flush(): Promise<boolean> {
     this.#flushing ??= this.#flushAll().finally(() => {
@@ -203,8 +321,16 @@ export class AuditOutbox implements AuditSink {
   }
 
   async #flushAll(): Promise<boolean> {
+    if (this.#open) {
+      try {
+        this.#pullChanges();
+        this.#pending = this.#count();
+      } catch (err) {
+        this.#log.error({ event: 'audit-outbox-pull', err }, 'change entries could not be moved from the store into the outbox; retried at the next flush');
+      }
+    }
     while (this.#open) {
-      const rows = this.#stmts.next.all(this.#batchSize) as Row[];
+      const rows = this.#stmts.next.all(Date.now(), this.#batchSize) as Row[];
       if (rows.length === 0) return true;
       try {
         await this.#deliver(rows);
@@ -225,14 +351,17 @@ export class AuditOutbox implements AuditSink {
     return false;
   }
 
-  /** One ledger transaction for `rows`, then their deletion; a refused batch is split to isolate the entry at fault. */
+  /**
+   * One ledger transaction for `rows`, then their deletion. A refused batch is split to isolate the
+   * entry at fault, which is set aside (or dead-lettered); an unreachable ledger fails the whole call.
+   */
   async #deliver(rows: Row[]): Promise<void> {
     try {
       await this.#ledger.recordAccess(rows.map((r) => JSON.parse(r.entry) as AccessEntryInput));
     } catch (err) {
       if (!isRefusal(err)) throw err;
       if (rows.length === 1) {
-        this.#quarantine(rows[0] as Row, err as OperationOutcomeError);
+        this.#refused(rows[0] as Row, err);
         return;
       }
       const mid = Math.ceil(rows.length / 2);
@@ -250,15 +379,29 @@ export class AuditOutbox implements AuditSink {
     this.#delivered += removed;
   }
 
-  #quarantine(row: Row, err: OperationOutcomeError): void {
+  /** One entry refused: tried again later (the others go on meanwhile), a dead letter after maxAttempts. */
+  #refused(row: Row, err: unknown): void {
     if (!this.#open) return;
+    const code = codeOf(err);
+    const error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
+    const attempts = row.attempts + 1;
+    this.#failures++;
+    this.#lastError = code;
+    if (attempts < this.#maxAttempts) {
+      const wait = Math.min(MAX_REFUSED_RETRY_MS, this.#refusedRetryMs * 2 ** (attempts - 1));
+      this.#stmts.refused.run(attempts, Date.now() + wait, error, row.seq);
+      this.#log.warn({ event: 'audit-outbox-refused', entryId: row.entry_id, code, attempts, maxAttempts: this.#maxAttempts }, 'the ledger refused an audit entry; it is tried again later, the entries after it go on');
+      return;
+    }
     this.#db.transaction(() => {
-      this.#stmts.quarantine.run(row.entry_id, row.entry, row.enqueued_at, Date.now(), `${err.code}: ${err.message}`);
+      this.#stmts.quarantine.run(row.entry_id, row.entry, row.enqueued_at, Date.now(), error, attempts);
       this.#stmts.remove.run(row.seq);
     })();
     this.#pending--;
-    this.#quarantined++;
-    this.#log.error({ event: 'audit-outbox-quarantine', entryId: row.entry_id, code: err.code }, 'the ledger refused an audit entry; it is kept in the outbox quarantine for the operator');
+    this.#log.error(
+      { event: 'audit-outbox-dead-letter', entryId: row.entry_id, code, attempts },
+      'the ledger refused an audit entry every time; it is a dead letter: list it with `hdx outbox dead-letters`, re-deliver it with `hdx outbox redeliver`',
+    );
   }
 
   #schedule(ms: number): void {
@@ -281,27 +424,33 @@ export class AuditOutbox implements AuditSink {
   }
 
   stats(): OutboxStats {
-    const oldest = this.#open ? (this.#stmts.oldest.get() as { enqueued_at: number } | undefined) : undefined;
+    const oldest = this.#open ? (this.#stmts.oldest.get() as { enqueued_at: number | null } | undefined) : undefined;
+    const inStore = this.#open && this.#changes ? this.#changes.readyChangeStats() : { count: 0, oldestReadyAt: undefined };
+    const oldestAt = Math.min(oldest?.enqueued_at ?? Infinity, inStore.oldestReadyAt ?? Infinity);
     return {
-      pending: this.#pending,
+      pending: (this.#open ? this.#count() : this.#pending) + inStore.count,
       delivered: this.#delivered,
       failures: this.#failures,
       consecutiveFailures: this.#consecutiveFailures,
-      quarantined: this.#quarantined,
-      oldestPendingMs: oldest ? Math.max(0, Date.now() - oldest.enqueued_at) : 0,
+      deadLetters: this.#open ? (this.#stmts.countQuarantined.get() as { n: number }).n : 0,
+      retrying: this.#open ? (this.#stmts.countRetrying.get() as { n: number }).n : 0,
+      oldestPendingMs: Number.isFinite(oldestAt) ? Math.max(0, Date.now() - oldestAt) : 0,
       lastError: this.#lastError,
     };
   }
 
-  /** For /healthz: the outbox answers and its oldest entry is not stuck. */
-  health(): { ok: boolean; pending: number; error?: string } {
-    if (!this.#open) return { ok: false, pending: this.#pending, error: 'audit outbox closed' };
+  /**
+   * For /healthz: the outbox answers and its oldest entry is not stuck. Dead letters are reported (the
+   * operator re-delivers them) but do not make the gateway unhealthy: entries keep flowing past them.
+   */
+  health(): { ok: boolean; pending: number; deadLetters: number; error?: string } {
+    if (!this.#open) return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox closed' };
     try {
       const s = this.stats();
-      if (s.oldestPendingMs > this.#staleMs) return { ok: false, pending: s.pending, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
-      return { ok: true, pending: s.pending };
+      if (s.oldestPendingMs > this.#staleMs) return { ok: false, pending: s.pending, deadLetters: s.deadLetters, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
+      return { ok: true, pending: s.pending, deadLetters: s.deadLetters };
     } catch {
-      return { ok: false, pending: this.#pending, error: 'audit outbox unavailable' };
+      return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox unavailable' };
     }
   }
 
@@ -329,5 +478,54 @@ export class AuditOutbox implements AuditSink {
       this.#db.close();
     })();
     return this.#closing;
+  }
+}
+
+/**
+ * The operator's view of an outbox file (the hdx CLI): dead letters listed and re-delivered. Works
+ * beside a running gateway (SQLite locking; the gateway picks re-delivered entries up at its next flush).
+ */
+export class OutboxAdmin {
+  readonly #db: Database.Database;
+
+  /** Opens an existing outbox file (never creates one). */
+  constructor(file: string) {
+    this.#db = openOutboxDb(file, false);
+  }
+
+  deadLetters(): DeadLetter[] {
+    const rows = this.#db.prepare('SELECT entry_id, enqueued_at, quarantined_at, attempts, error FROM outbox_quarantine ORDER BY quarantined_at, entry_id').all() as Array<{
+      entry_id: string;
+      enqueued_at: number;
+      quarantined_at: number;
+      attempts: number;
+      error: string;
+    }>;
+    return rows.map((r) => ({ entryId: r.entry_id, enqueuedAt: new Date(r.enqueued_at).toISOString(), deadAt: new Date(r.quarantined_at).toISOString(), attempts: r.attempts, error: r.error }));
+  }
+
+  /**
+   * Puts dead letters back at the end of the queue with a fresh attempt count: the one named, or all.
+   * Returns the entryIds moved (empty when `entryId` names no dead letter).
+   */
+  redeliver(entryId?: string): string[] {
+    return this.#db.transaction(() => {
+      const rows = (
+        entryId === undefined
+          ? this.#db.prepare('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine ORDER BY quarantined_at, entry_id').all()
+          : this.#db.prepare('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine WHERE entry_id = ?').all(entryId)
+      ) as Array<{ entry_id: string; entry: string; enqueued_at: number }>;
+      const insert = this.#db.prepare('INSERT INTO outbox_entry (entry_id, entry, enqueued_at) VALUES (?, ?, ?) ON CONFLICT (entry_id) DO NOTHING');
+      const remove = this.#db.prepare('DELETE FROM outbox_quarantine WHERE entry_id = ?');
+      for (const r of rows) {
+        insert.run(r.entry_id, r.entry, r.enqueued_at);
+        remove.run(r.entry_id);
+      }
+      return rows.map((r) => r.entry_id);
+    })();
+  }
+
+  close(): void {
+    this.#db.close();
   }
 }

@@ -3,7 +3,9 @@ import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import { commitOutcomeOf } from '../ledger/ledger-errors';
 import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
+import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
@@ -370,36 +372,245 @@ export class ResourceService {
     return prepared;
   }
 
+  /** Versions being written (between insertPendingWrite and markWriteAnchored) or settled by this process: never settled by anyone else meanwhile. */
+  readonly #inFlight = new Set<string>();
+  readonly #pendingKey = (v: { readonly resourceType: string; readonly id: string; readonly versionId: number }): string => ref(v.resourceType, v.id, v.versionId);
   /**
-   * Writes a plan: every version pending in ONE SQLite transaction, anchored in ONE ledger transaction
-   * (AnchorBatch when there are several: all or nothing), then marked anchored. If anchoring fails the
-   * pending versions are discarded: nothing unanchored is ever acknowledged or left in the store.
+   * After an ambiguous ledger error (the transaction may have committed), when to ask the ledger whether
+   * the write's anchors are there (ms from the error, one GetAnchor per version each time).
+   */
+  settleDelaysMs: readonly number[] = [0, 500, 2000];
+  /** How long after an unsettled write (or undelivered change entries) settlePending runs again by itself (ms). */
+  settleRetryMs = 15_000;
+  #settleTimer: NodeJS.Timeout | undefined;
+  #settleInterval: NodeJS.Timeout | undefined;
+  #settleStopped = false;
+  #settling: Promise<{ kept: number; removed: number; unresolved?: number }> | undefined;
+  #delivering: Promise<boolean> | undefined;
+
+  /**
+   * Writes a plan: every version pending in ONE SQLite transaction (with the write's DID links, new
+   * patients and, unless the ledger transaction records them itself, its change entries), anchored in
+   * ONE ledger transaction (AnchorBatch when there are several: all or nothing), then marked anchored
+   * and its change entries made ready for delivery, in ONE SQLite transaction.
+   *
+   * If anchoring fails, the outcome decides (ledger-errors.ts commitOutcomeOf):
+   * - certainly not committed (endorsement refused, chaincode error, not connected): the write is
+   *   discarded, nothing unanchored is ever acknowledged or left in the store;
+   * - unknown (timeout or unavailability after submit): the write stays pending and the ledger is asked
+   *   (GetAnchor, a few times): all anchors there with this write's commitments → acknowledged; absent
+   *   (or another commitment there) → discarded and the error returned; no answer → 503/504 saying the
+   *   outcome is being settled; the write stays pending (never served) until settlePending settles it.
    */
   async commitWrite(caller: Caller, plan: WritePlan): Promise<void> {
     const [first, ...rest] = plan.versions;
     if (!first) return;
     if (plan.versions.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('TOO_LARGE', `One write may anchor at most ${MAX_ANCHOR_BATCH} versions`);
-    const write = plan.pendingWrite();
-    this.#store.insertPendingWrite(write);
     const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
-    // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic).
-    const entries = this.access.auditMode === 'sync' ? this.access.changeEntries(caller, changes) : [];
+    const entries = this.access.changeEntries(caller, changes).map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated }));
+    // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
+    // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
+    // stored with the write and delivered once it is anchored.
     const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
+    const write: PendingWrite = { ...plan.pendingWrite(), writeId: randomUUID(), changeEntries: together ? [] : entries };
+    await this.#settleEarlierWrites(write);
+    const keys = write.versions.map(this.#pendingKey);
+    if (!this.#claim(keys)) throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
-      if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries);
-      else if (rest.length === 0) await this.#ledger.anchor(first.anchor);
-      else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor));
-    } catch (err) {
-      // Not anchored, so not acknowledged: leave no trace of it in the store.
-      this.#store.discardPendingWrite(write);
-      throw err;
+      this.#store.insertPendingWrite(write);
+      try {
+        if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries);
+        else if (rest.length === 0) await this.#ledger.anchor(first.anchor);
+        else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor));
+      } catch (err) {
+        if (commitOutcomeOf(err) === 'not-committed') {
+          // Not anchored, so not acknowledged: leave no trace of it in the store.
+          this.#store.discardPendingWrite(write);
+          throw err;
+        }
+        const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
+        const outcome = await this.#askLedger(expected, this.settleDelaysMs);
+        const what = { event: 'ambiguous-commit', resource: ref(first.row.resourceType, first.row.id, first.row.versionId), versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
+        if (outcome === 'unresolved') {
+          this.#log.warn(what, 'the ledger outcome of a write is unknown; it stays pending until the ledger answers');
+          this.#armSettling();
+          const code = err instanceof OperationOutcomeError && err.code === 'TIMEOUT' ? 'TIMEOUT' : 'UNAVAILABLE';
+          throw new OperationOutcomeError(
+            code,
+            `The ledger has not confirmed whether this write of ${first.row.resourceType}/${first.row.id} was committed; its outcome is being settled (nothing unconfirmed is served). Read the resource later; if the change is not there, send it again`,
+          );
+        }
+        if (outcome !== 'anchored') {
+          this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger does not have it, so it is discarded');
+          this.#store.discardPendingWrite(write);
+          throw err;
+        }
+        this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
+      }
+      this.#store.markWriteAnchored(write);
+    } finally {
+      this.#release(keys);
     }
-    this.#store.markAnchoredAll(write.versions);
-    if (together) return;
-    // Async audit (or more entries than one transaction takes): the change records follow the anchors.
-    await this.access.recordChanges(caller, changes).catch((err: unknown) => {
-      this.#log.error({ err, resource: ref(first.row.resourceType, first.row.id, first.row.versionId), versions: changes.length }, 'change anchored but its access entry could not be recorded');
+    if (write.changeEntries && write.changeEntries.length > 0) {
+      if (!(await this.#deliverChanges())) {
+        this.#log.error({ event: 'change-audit-pending', resource: ref(first.row.resourceType, first.row.id, first.row.versionId), entries: write.changeEntries.length }, 'change anchored; its access entries are kept in the store and retried');
+      }
+    }
+  }
+
+  /** Marks versions as being worked on by this process; false (nothing marked) if one already is. */
+  #claim(keys: readonly string[]): boolean {
+    if (keys.some((k) => this.#inFlight.has(k))) return false;
+    for (const k of keys) this.#inFlight.add(k);
+    return true;
+  }
+
+  #release(keys: readonly string[]): void {
+    for (const k of keys) this.#inFlight.delete(k);
+  }
+
+  /**
+   * A resource this write touches may still have a pending version of an earlier write whose ledger
+   * outcome was unknown (it holds the version number this write wants). Settle it now: discarded →
+   * this write goes on; anchored → this write was prepared on an outdated version (409, a retry works);
+   * no answer from the ledger → 503, never a permanent wedge (settlePending keeps trying).
+   */
+  async #settleEarlierWrites(write: PendingWrite): Promise<void> {
+    const pending = new Set(write.versions.flatMap((v) => this.#store.pendingVersions(v.resourceType, v.id).map(this.#pendingKey)));
+    if (pending.size === 0) return;
+    const [named] = write.versions;
+    const what = `${named?.resourceType}/${named?.id}`;
+    if ([...pending].some((k) => this.#inFlight.has(k))) throw new OperationOutcomeError('CONFLICT', `${what} is being written by another request; retry when it has finished`);
+    for (const earlier of this.#store.listPendingWrites().filter((w) => w.versions.some((v) => pending.has(this.#pendingKey(v))))) {
+      const outcome = await this.#settleStored(earlier, [0]);
+      if (outcome === 'unresolved' || outcome === 'busy') {
+        this.#armSettling();
+        throw new OperationOutcomeError('UNAVAILABLE', `A previous write of ${what} is still being settled with the ledger (its outcome was unknown); retry shortly`);
+      }
+      if (outcome === 'anchored') throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
+    }
+  }
+
+  /**
+   * Asks the ledger whether a write's anchors are there with its commitments, once per delay: all
+   * there → `anchored`; another commitment at one of its versions → `superseded` (this write did not
+   * make it); none there at the last try → `absent`; the ledger not answering (or a partial batch,
+   * which an atomic batch cannot be) at the last try → `unresolved`.
+   */
+  async #askLedger(expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>, delays: readonly number[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+    let last: 'absent' | 'unresolved' = 'unresolved';
+    for (const delay of delays.length > 0 ? delays : [0]) {
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      try {
+        const anchors = await Promise.all(expected.map((e) => this.#ledger.getAnchor(e.resourceType, e.id, e.versionId)));
+        const equal = anchors.filter((a, i) => a !== undefined && commitmentsEqual(a.commitment.value, expected[i]?.commitment ?? '')).length;
+        const absent = anchors.filter((a) => a === undefined).length;
+        if (equal === expected.length) return 'anchored';
+        if (equal + absent < expected.length) return 'superseded';
+        last = absent === expected.length ? 'absent' : 'unresolved';
+      } catch {
+        last = 'unresolved';
+      }
+    }
+    return last;
+  }
+
+  /** Settles one stored pending write (after a crash or an unknown outcome); `busy` when this process is still writing it. */
+  async #settleStored(w: StoredPendingWrite, delays: readonly number[]): Promise<'anchored' | 'discarded' | 'unresolved' | 'busy'> {
+    const keys = w.versions.map(this.#pendingKey);
+    if (!this.#claim(keys)) return 'busy';
+    try {
+      const expected: Array<{ resourceType: string; id: string; versionId: string; commitment: string }> = [];
+      for (const v of w.versions) {
+        const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
+        // Without its key a version can never be verified, nor served: nothing to keep.
+        if (!key) break;
+        expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
+      }
+      const outcome = expected.length === w.versions.length ? await this.#askLedger(expected, delays) : 'absent';
+      if (outcome === 'unresolved') return 'unresolved';
+      if (outcome === 'anchored') {
+        this.#store.markWriteAnchored(w);
+        return 'anchored';
+      }
+      if (w.writeId !== undefined) {
+        // Undoes the whole write: versions, change entries, the DID links it set, the keys it created.
+        this.#store.discardPendingWrite(w);
+      } else {
+        // A version stored before writes were stored whole.
+        for (const v of w.versions) {
+          this.#store.discardPending(v.resourceType, v.id, v.versionId);
+          // A new Patient that never reached the ledger leaves nothing behind: no key, no DID link (a
+          // retry with the same DID would otherwise be refused as a conflict).
+          if (v.resourceType === 'Patient' && v.versionId === 1 && v.patientId !== null) this.#store.erasePatient(v.patientId);
+        }
+      }
+      return 'discarded';
+    } finally {
+      this.#release(keys);
+    }
+  }
+
+  /**
+   * Sync audit mode: delivers the change entries the store holds ready (writes whose entries did not
+   * fit their ledger transaction) to the ledger, 200 per transaction, each deleted once committed; a
+   * failed transaction leaves its entries for the next try (idempotent: entryId). Async mode: the audit
+   * outbox takes them from the store itself (AuditOutbox `changes`). False when some are left.
+   */
+  #deliverChanges(): Promise<boolean> {
+    if (this.access.auditMode !== 'sync') return Promise.resolve(true);
+    this.#delivering ??= (async () => {
+      let ok = true;
+      const failed = new Set<string>();
+      for (;;) {
+        const ready = this.#store.readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size).filter((c) => !failed.has(c.entryId)).slice(0, MAX_ENTRIES_PER_TRANSACTION);
+        if (ready.length === 0) break;
+        try {
+          await this.#ledger.recordAccess(ready.map((c) => c.entry));
+          this.#store.dropChanges(ready.map((c) => c.entryId));
+        } catch (err) {
+          ok = false;
+          for (const c of ready) failed.add(c.entryId);
+          this.#log.error({ event: 'change-audit-retry', code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', entries: ready.length }, 'change entries could not be recorded on the ledger; they stay in the store and are retried');
+        }
+      }
+      if (!ok) this.#armSettling();
+      return ok;
+    })().finally(() => {
+      this.#delivering = undefined;
     });
+    return this.#delivering;
+  }
+
+  /** Runs settlePending again in settleRetryMs (unref'd: never keeps the process alive), unless already due. */
+  #armSettling(): void {
+    if (this.#settleTimer || this.#settleStopped) return;
+    this.#settleTimer = setTimeout(() => {
+      this.#settleTimer = undefined;
+      this.settlePending().catch((err: unknown) => this.#log.error({ event: 'settle-pending', err }, 'settling pending writes failed; retried later'));
+    }, this.settleRetryMs);
+    this.#settleTimer.unref();
+  }
+
+  /**
+   * Also settles every `intervalMs` whether or not this process left anything pending (a safety net
+   * for the lead's scheduler; unref'd). stopSettling() ends it (call before closing the store).
+   */
+  startSettling(intervalMs = 60_000): void {
+    if (this.#settleStopped || this.#settleInterval) return;
+    this.#settleInterval = setInterval(() => {
+      this.settlePending().catch((err: unknown) => this.#log.error({ event: 'settle-pending', err }, 'settling pending writes failed; retried later'));
+    }, intervalMs);
+    this.#settleInterval.unref();
+  }
+
+  /** No more settling by timer (shutdown). */
+  stopSettling(): void {
+    this.#settleStopped = true;
+    clearTimeout(this.#settleTimer);
+    clearInterval(this.#settleInterval);
+    this.#settleTimer = undefined;
+    this.#settleInterval = undefined;
   }
 
   async read(caller: Caller, resourceType: string, id: string): Promise<Resource> {
@@ -536,26 +747,30 @@ export class ResourceService {
   }
 
   /**
-   * Settles versions left pending by a crash: anchored on the ledger with the same commitment → kept;
-   * otherwise removed (they were never acknowledged). Returns how many of each.
+   * Settles writes left pending by a crash or an unknown ledger outcome: anchored on the ledger with
+   * the same commitments → kept (marked anchored, and their change entries made ready, in one SQLite
+   * transaction); absent → removed with everything the write set (they were never acknowledged); the
+   * ledger not answering → left pending for the next run (`unresolved`, and a retry is scheduled).
+   * Then delivers ready change entries (sync mode; the outbox takes them in async mode). Runs at start
+   * and again by itself while something is left; concurrent calls share one run.
    */
-  async settlePending(): Promise<{ kept: number; removed: number }> {
-    let kept = 0;
-    let removed = 0;
-    for (const v of this.#store.listPending()) {
-      const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
-      const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
-      if (anchor && key && commitmentsEqual(anchor.commitment.value, commitmentFor(key, JSON.parse(v.content) as Resource))) {
-        this.#store.markAnchored(v.resourceType, v.id, v.versionId);
-        kept++;
-      } else {
-        this.#store.discardPending(v.resourceType, v.id, v.versionId);
-        // A new Patient that never reached the ledger leaves nothing behind: no key, no DID link (a
-        // retry with the same DID would otherwise be refused as a conflict).
-        if (v.resourceType === 'Patient' && v.versionId === 1 && v.patientId !== null) this.#store.erasePatient(v.patientId);
-        removed++;
+  settlePending(): Promise<{ kept: number; removed: number; unresolved?: number }> {
+    this.#settling ??= (async () => {
+      let kept = 0;
+      let removed = 0;
+      let unresolved = 0;
+      for (const w of this.#store.listPendingWrites()) {
+        const outcome = await this.#settleStored(w, [0]);
+        if (outcome === 'anchored') kept += w.versions.length;
+        else if (outcome === 'discarded') removed += w.versions.length;
+        else if (outcome === 'unresolved') unresolved += w.versions.length;
       }
-    }
-    return { kept, removed };
+      const delivered = await this.#deliverChanges();
+      if (unresolved > 0 || !delivered) this.#armSettling();
+      return { kept, removed, ...(unresolved > 0 ? { unresolved } : {}) };
+    })().finally(() => {
+      this.#settling = undefined;
+    });
+    return this.#settling;
   }
 }

@@ -36,13 +36,76 @@ export function isMvccConflict(err: unknown): boolean {
  */
 export function toLedgerError(err: unknown, what: string): OperationOutcomeError {
   if (err instanceof OperationOutcomeError) return err;
+  const outcome = fabricCommitOutcome(err);
+  const mark = (e: OperationOutcomeError): OperationOutcomeError => {
+    if (outcome) COMMIT_OUTCOME.set(e, outcome);
+    return e;
+  };
   const cc = chaincodeError(err);
-  if (cc) return new OperationOutcomeError(cc.code, cc.message);
-  if (isMvccConflict(err)) return new OperationOutcomeError('CONFLICT', `${what}: the ledger changed concurrently; retry`);
+  if (cc) return mark(new OperationOutcomeError(cc.code, cc.message));
+  if (isMvccConflict(err)) return mark(new OperationOutcomeError('CONFLICT', `${what}: the ledger changed concurrently; retry`));
   const code = (err as GatewayLikeError).code;
-  if (code === GrpcStatus.UNAVAILABLE) return new OperationOutcomeError('UNAVAILABLE', `${what}: the ledger is unavailable`);
-  if (code === GrpcStatus.DEADLINE_EXCEEDED) return new OperationOutcomeError('TIMEOUT', `${what}: the ledger did not answer in time`);
-  const wrapped = new OperationOutcomeError('INTERNAL', `${what} failed`);
+  if (code === GrpcStatus.UNAVAILABLE) return mark(new OperationOutcomeError('UNAVAILABLE', `${what}: the ledger is unavailable`));
+  if (code === GrpcStatus.DEADLINE_EXCEEDED) return mark(new OperationOutcomeError('TIMEOUT', `${what}: the ledger did not answer in time`));
+  const wrapped = mark(new OperationOutcomeError('INTERNAL', `${what} failed`));
   (wrapped as { cause?: unknown }).cause = err;
   return wrapped;
+}
+
+/**
+ * What a failed submit says about the transaction:
+ * - `not-committed`: it certainly did not change the ledger (endorsement refused or never reached, a
+ *   chaincode error, or the block marked it invalid). The write can be discarded.
+ * - `unknown`: it may have committed (the orderer may have it; the commit status was not seen). Only
+ *   the ledger can tell (read what the transaction would have written).
+ */
+export type CommitOutcome = 'not-committed' | 'unknown';
+
+/** Outcomes known from the Fabric Gateway error class, attached by toLedgerError. */
+const COMMIT_OUTCOME = new WeakMap<object, CommitOutcome>();
+
+/**
+ * From the fabric-gateway error classes: EndorseError (the transaction was never sent to the orderer,
+ * including "not connected") and CommitError (committed in a block but invalidated, e.g. an MVCC
+ * conflict) are definite; SubmitError (the orderer may have received it) and CommitStatusError (the
+ * commit status wait failed or timed out, the 4 x timeout deadline) are not.
+ */
+function fabricCommitOutcome(err: unknown): CommitOutcome | undefined {
+  const name = (err as { name?: unknown } | null)?.name;
+  if (name === 'EndorseError' || name === 'CommitError') return 'not-committed';
+  if (name === 'SubmitError' || name === 'CommitStatusError') return 'unknown';
+  return undefined;
+}
+
+/** Codes that are the chaincode's (or the gateway's) refusal of the request: nothing was committed. */
+const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'CONFLICT',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'INVALID',
+  'UNSUPPORTED',
+  'TOO_LARGE',
+  'UNMAPPABLE',
+]);
+
+/**
+ * Whether a transaction that failed with `err` (from anchor, anchorBatch, anchorAndRecord) may
+ * nevertheless be on the ledger. The Fabric error class decides when known; otherwise a refusal code
+ * means not committed, and anything else (TIMEOUT, UNAVAILABLE, INTERNAL, an unexpected throw) is
+ * `unknown`: fail safe, the caller asks the ledger before discarding anything.
+ */
+export function commitOutcomeOf(err: unknown): CommitOutcome {
+  if (err !== null && typeof err === 'object') {
+    const known = COMMIT_OUTCOME.get(err);
+    if (known) return known;
+  }
+  if (err instanceof OperationOutcomeError && REFUSAL_CODES.has(err.code)) return 'not-committed';
+  return 'unknown';
+}
+
+/** For a delivery that may be retried as is (an idempotent resend): the ledger was unreachable or slow, not refusing. */
+export function isTransientLedgerError(err: unknown): boolean {
+  return err instanceof OperationOutcomeError ? err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT' : true;
 }

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
 import { clinicalDateOf, codeTokensOf, RESOURCE_TYPES } from '../fhir/resource-types';
-import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoreQuery, StoredVersion, VersionKey } from './store';
+import type { AccessEntryInput } from '../ledger/ledger-client';
+import type { DateFilter, NewVersion, PendingWrite, PendingWriteRef, ReadyChange, ResourceStore, StoredPendingWrite, StoreQuery, StoredVersion, VersionKey } from './store';
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -81,6 +82,30 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       update.run(clinicalDateOf(resource, info), codes.length > 0 ? ` ${codes.join(' ')} ` : '', r.resource_type, r.id, r.version_id);
     }
   },
+  // 3: whole pending writes (their DID links and new patients, to undo them after a restart) and the
+  // change entries of each write, durable with its versions and made ready in the transaction that
+  // marks them anchored (then delivered to the audit outbox or the ledger, and deleted).
+  (db) =>
+    db.exec(`
+      ALTER TABLE resource_version ADD COLUMN write_id TEXT;
+      CREATE INDEX IF NOT EXISTS resource_version_write ON resource_version (write_id) WHERE write_id IS NOT NULL;
+      CREATE TABLE IF NOT EXISTS pending_write (
+        write_id     TEXT PRIMARY KEY,
+        did_links    TEXT NOT NULL,
+        new_patients TEXT NOT NULL,
+        created      TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS change_entry (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry_id TEXT    NOT NULL UNIQUE,
+        write_id TEXT    NOT NULL,
+        entry    TEXT    NOT NULL,
+        state    TEXT    NOT NULL CHECK (state IN ('pending', 'ready')),
+        ready_at INTEGER
+      );
+      CREATE INDEX IF NOT EXISTS change_entry_write ON change_entry (write_id);
+      CREATE INDEX IF NOT EXISTS change_entry_ready ON change_entry (state, seq);
+    `),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -107,6 +132,7 @@ interface Row {
   deleted: number;
   content: string;
   state: 'pending' | 'anchored';
+  write_id?: string | null;
 }
 
 function isConstraintError(err: unknown): boolean {
@@ -131,8 +157,9 @@ export class SqliteStore implements ResourceStore {
   readonly #db: Database.Database;
   readonly #stmts;
   readonly #insertWrite: (w: PendingWrite) => void;
-  readonly #discardWrite: (w: PendingWrite) => void;
+  readonly #discardWrite: (w: PendingWriteRef) => void;
   readonly #markAll: (versions: readonly VersionKey[]) => void;
+  readonly #markWrite: (w: PendingWriteRef) => void;
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -164,6 +191,18 @@ export class SqliteStore implements ResourceStore {
       newKey: db.prepare(`INSERT INTO patient_key (patient_id, hmac_key, created) VALUES (?, ?, ?)`),
       dropNewKey: db.prepare(`DELETE FROM patient_key WHERE patient_id = ? AND NOT EXISTS (SELECT 1 FROM resource_version WHERE patient_id = ?)`),
       unlinkDid: db.prepare(`DELETE FROM patient_did WHERE patient_id = ? AND did = ?`),
+      setWriteId: db.prepare(`UPDATE resource_version SET write_id = ? WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
+      insertWriteRow: db.prepare(`INSERT INTO pending_write (write_id, did_links, new_patients, created) VALUES (?, ?, ?, ?)`),
+      writeRow: db.prepare(`SELECT did_links, new_patients FROM pending_write WHERE write_id = ?`),
+      deleteWriteRow: db.prepare(`DELETE FROM pending_write WHERE write_id = ?`),
+      insertChange: db.prepare(`INSERT INTO change_entry (entry_id, write_id, entry, state) VALUES (?, ?, ?, 'pending')`),
+      readyChangesOf: db.prepare(`UPDATE change_entry SET state = 'ready', ready_at = ? WHERE write_id = ? AND state = 'pending'`),
+      dropPendingChangesOf: db.prepare(`DELETE FROM change_entry WHERE write_id = ? AND state = 'pending'`),
+      readyChanges: db.prepare(`SELECT entry_id, entry, ready_at FROM change_entry WHERE state = 'ready' ORDER BY seq LIMIT ?`),
+      dropChange: db.prepare(`DELETE FROM change_entry WHERE entry_id = ? AND state = 'ready'`),
+      readyStats: db.prepare(`SELECT COUNT(*) AS n, MIN(ready_at) AS oldest FROM change_entry WHERE state = 'ready'`),
+      pendingOf: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'pending' ORDER BY version_id`),
+      orphanWrites: db.prepare(`SELECT write_id FROM pending_write pw WHERE NOT EXISTS (SELECT 1 FROM resource_version rv WHERE rv.write_id = pw.write_id AND rv.state = 'pending')`),
     };
     // One SQLite transaction each: a failure anywhere rolls the whole write back.
     this.#insertWrite = db.transaction((w: PendingWrite) => {
@@ -185,8 +224,23 @@ export class SqliteStore implements ResourceStore {
         }
       }
       for (const v of w.versions) this.insertPending(v);
+      if (w.writeId !== undefined) {
+        const writeId = w.writeId;
+        this.#stmts.insertWriteRow.run(writeId, JSON.stringify(w.didLinks.map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? null }))), JSON.stringify(w.newPatientKeys.map((k) => k.patientId)), now);
+        for (const v of w.versions) this.#stmts.setWriteId.run(writeId, v.resourceType, v.id, v.versionId);
+        for (const e of w.changeEntries ?? []) {
+          if (typeof e.entryId !== 'string' || e.entryId.length === 0) throw new Error('a change entry needs its entryId before it is stored');
+          this.#stmts.insertChange.run(e.entryId, writeId, JSON.stringify(e));
+        }
+      } else if ((w.changeEntries?.length ?? 0) > 0) {
+        throw new Error('change entries are stored with a write: give the write a writeId');
+      }
     });
-    this.#discardWrite = db.transaction((w: PendingWrite) => {
+    this.#discardWrite = db.transaction((w: PendingWriteRef) => {
+      if (w.writeId !== undefined) {
+        this.#stmts.dropPendingChangesOf.run(w.writeId);
+        this.#stmts.deleteWriteRow.run(w.writeId);
+      }
       for (const v of w.versions) this.#stmts.discard.run(v.resourceType, v.id, v.versionId);
       for (const l of w.didLinks) {
         if (l.previous === undefined) this.#stmts.unlinkDid.run(l.patientId, l.did);
@@ -196,6 +250,13 @@ export class SqliteStore implements ResourceStore {
     });
     this.#markAll = db.transaction((versions: readonly VersionKey[]) => {
       for (const v of versions) this.#stmts.markAnchored.run(v.resourceType, v.id, v.versionId);
+    });
+    this.#markWrite = db.transaction((w: PendingWriteRef) => {
+      for (const v of w.versions) this.#stmts.markAnchored.run(v.resourceType, v.id, v.versionId);
+      if (w.writeId !== undefined) {
+        this.#stmts.readyChangesOf.run(Date.now(), w.writeId);
+        this.#stmts.deleteWriteRow.run(w.writeId);
+      }
     });
   }
 
@@ -214,12 +275,70 @@ export class SqliteStore implements ResourceStore {
     this.#insertWrite(write);
   }
 
-  discardPendingWrite(write: PendingWrite): void {
+  discardPendingWrite(write: PendingWriteRef): void {
     this.#discardWrite(write);
   }
 
   markAnchoredAll(versions: readonly VersionKey[]): void {
     this.#markAll(versions);
+  }
+
+  markWriteAnchored(write: PendingWriteRef): void {
+    this.#markWrite(write);
+  }
+
+  listPendingWrites(): StoredPendingWrite[] {
+    // A write whose versions are all gone (erased meanwhile) leaves nothing to settle.
+    for (const { write_id } of this.#stmts.orphanWrites.all() as Array<{ write_id: string }>) {
+      this.#db.transaction(() => {
+        this.#stmts.dropPendingChangesOf.run(write_id);
+        this.#stmts.deleteWriteRow.run(write_id);
+      })();
+    }
+    const writes = new Map<string, { versions: StoredVersion[] }>();
+    const out: StoredPendingWrite[] = [];
+    for (const row of this.#stmts.pending.all() as Row[]) {
+      const writeId = row.write_id ?? undefined;
+      if (writeId === undefined) {
+        out.push({ writeId: undefined, versions: [toVersion(row)], newPatientKeys: [], didLinks: [] });
+        continue;
+      }
+      const known = writes.get(writeId);
+      if (known) {
+        known.versions.push(toVersion(row));
+        continue;
+      }
+      const meta = this.#stmts.writeRow.get(writeId) as { did_links: string; new_patients: string } | undefined;
+      const versions = [toVersion(row)];
+      writes.set(writeId, { versions });
+      const didLinks = meta ? (JSON.parse(meta.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? undefined })) : [];
+      const newPatientKeys = meta ? (JSON.parse(meta.new_patients) as string[]).map((patientId) => ({ patientId })) : [];
+      out.push({ writeId, versions, newPatientKeys, didLinks });
+    }
+    return out;
+  }
+
+  pendingVersions(resourceType: string, id: string): StoredVersion[] {
+    return (this.#stmts.pendingOf.all(resourceType, id) as Row[]).map(toVersion);
+  }
+
+  readyChanges(limit: number): ReadyChange[] {
+    return (this.#stmts.readyChanges.all(limit) as Array<{ entry_id: string; entry: string; ready_at: number }>).map((r) => ({
+      entryId: r.entry_id,
+      entry: JSON.parse(r.entry) as AccessEntryInput,
+      readyAt: r.ready_at,
+    }));
+  }
+
+  dropChanges(entryIds: readonly string[]): void {
+    this.#db.transaction(() => {
+      for (const id of entryIds) this.#stmts.dropChange.run(id);
+    })();
+  }
+
+  readyChangeStats(): { count: number; oldestReadyAt: number | undefined } {
+    const r = this.#stmts.readyStats.get() as { n: number; oldest: number | null };
+    return { count: r.n, oldestReadyAt: r.oldest ?? undefined };
   }
 
   markAnchored(resourceType: string, id: string, versionId: number): void {
@@ -317,6 +436,7 @@ export class SqliteStore implements ResourceStore {
       const versions = this.#db.prepare('DELETE FROM resource_version WHERE patient_id = ?').run(patientId).changes;
       this.#db.prepare('DELETE FROM patient_key WHERE patient_id = ?').run(patientId);
       this.#db.prepare('DELETE FROM patient_did WHERE patient_id = ?').run(patientId);
+      // Pending writes left without versions are dropped by the next listPendingWrites.
       return versions;
     })();
   }

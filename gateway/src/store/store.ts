@@ -1,3 +1,5 @@
+import type { AccessEntryInput } from '../ledger/ledger-client';
+
 /**
  * The gateway's resource store: every version of every FHIR resource this organization holds as
  * custodian, plus the per-patient keys of the HMAC commitments anchored on the ledger.
@@ -40,11 +42,48 @@ export interface VersionKey {
  * version of a FHIR transaction, with the keys of the patients it creates and the DID links it sets.
  */
 export interface PendingWrite {
+  /**
+   * Names the write in the store (set → the write's DID links, new patients and change entries are
+   * stored with its versions, so a restart can settle the whole write, not only its versions).
+   */
+  readonly writeId?: string;
   readonly versions: readonly NewVersion[];
   /** HMAC keys of patients first seen in this write (Patients it creates). */
   readonly newPatientKeys: ReadonlyArray<{ readonly patientId: string; readonly key: Buffer }>;
   /** Patient DID links this write sets, each with the DID it replaces (restored if the write is discarded). */
   readonly didLinks: ReadonlyArray<{ readonly patientId: string; readonly did: string; readonly previous: string | undefined }>;
+  /**
+   * The access entries recording this change that the ledger transaction does not carry itself (async
+   * audit mode; sync mode beyond one transaction's 200 entries). Stored with the versions; they become
+   * `ready` for delivery in the same SQLite transaction that marks the versions anchored (markWriteAnchored),
+   * and go with the versions when the write is discarded.
+   */
+  readonly changeEntries?: readonly AccessEntryInput[];
+}
+
+/** A write left pending, as stored (for settling after an ambiguous ledger outcome or a crash). */
+export interface StoredPendingWrite {
+  /** Undefined for versions written before writes were stored whole (each such version is its own write). */
+  readonly writeId: string | undefined;
+  readonly versions: readonly StoredVersion[];
+  readonly newPatientKeys: ReadonlyArray<{ readonly patientId: string }>;
+  readonly didLinks: ReadonlyArray<{ readonly patientId: string; readonly did: string; readonly previous: string | undefined }>;
+}
+
+/** What discarding a write needs to know (a PendingWrite or a StoredPendingWrite). */
+export interface PendingWriteRef {
+  readonly writeId?: string | undefined;
+  readonly versions: readonly VersionKey[];
+  readonly newPatientKeys: ReadonlyArray<{ readonly patientId: string }>;
+  readonly didLinks: ReadonlyArray<{ readonly patientId: string; readonly did: string; readonly previous: string | undefined }>;
+}
+
+/** A change entry of an anchored write, durable in the store until delivered (to the outbox or the ledger). */
+export interface ReadyChange {
+  readonly entryId: string;
+  readonly entry: AccessEntryInput;
+  /** When its write was marked anchored (ms since the epoch). */
+  readonly readyAt: number;
 }
 
 export type Comparator = 'eq' | 'ne' | 'gt' | 'lt' | 'ge' | 'le';
@@ -79,9 +118,24 @@ export interface ResourceStore {
    */
   insertPendingWrite(write: PendingWrite): void;
   /** Undoes insertPendingWrite after its anchoring failed, in one transaction; anchored versions are never touched. */
-  discardPendingWrite(write: PendingWrite): void;
+  discardPendingWrite(write: PendingWriteRef): void;
   /** Marks every version of a write anchored, in one transaction. */
   markAnchoredAll(versions: readonly VersionKey[]): void;
+  /**
+   * Marks every version of a write anchored AND makes its change entries ready for delivery, in ONE
+   * SQLite transaction (so no acknowledged change is ever without its access entry).
+   */
+  markWriteAnchored(write: PendingWriteRef): void;
+  /** Writes left pending (every pending version, grouped by write), oldest first. */
+  listPendingWrites(): StoredPendingWrite[];
+  /** The pending versions of one resource. */
+  pendingVersions(resourceType: string, id: string): StoredVersion[];
+  /** Change entries ready for delivery, oldest first. */
+  readyChanges(limit: number): ReadyChange[];
+  /** Removes delivered change entries. */
+  dropChanges(entryIds: readonly string[]): void;
+  /** How many change entries wait for delivery, and since when the oldest (ms since the epoch). */
+  readyChangeStats(): { count: number; oldestReadyAt: number | undefined };
   /** The latest anchored version (deleted or not), or undefined. */
   readCurrent(resourceType: string, id: string): StoredVersion | undefined;
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;
