@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { jwkThumbprint, parseCompactJws, parseP256Jwk, verifyEs256 } from './jose';
+import { CompactSign } from 'jose';
+import { jwkThumbprint, parseCompactJws, parseP256Jwk, thumbprintOf, verifyEs256, verifyJws } from './jose';
 import { newKey, signJws } from './test-support/keys';
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -46,4 +47,40 @@ describe('jose (ES256 compact JWS, P-256 JWK)', () => {
     expect(jwkThumbprint(key.jwk)).to.match(/^[A-Za-z0-9_-]{43}$/);
     expect(() => parseP256Jwk({ ...key.jwk, kid: 'k' }, 'jwk')).to.throw(/^INVALID: /);
   });
+
+  describe('jose (panva) agrees with the synchronous pair', () => {
+    it('verifyJws accepts what verifyEs256 accepts and refuses what it refuses (UNAUTHENTICATED)', async () => {
+      const good = parseCompactJws(signJws(key.privateKey, kid, { a: 1, nonce: 'x' }), 'jws');
+      await verifyJws(good, key.jwk, 'jws');
+      const other = newKey();
+      const forged = parseCompactJws(signJws(other.privateKey, kid, { a: 1 }), 'jws');
+      await rejectsWith(verifyJws(forged, key.jwk, 'jws'), /^UNAUTHENTICATED: jws signature does not verify/);
+      const [h, , s] = signJws(key.privateKey, kid, { a: 1 }).split('.');
+      await rejectsWith(verifyJws(parseCompactJws(`${h}.${b64('{"a":2}')}.${s}`, 'jws'), key.jwk, 'jws'), /^UNAUTHENTICATED: /);
+    });
+
+    it('a JWS made by jose CompactSign parses and verifies both ways', async () => {
+      const jws = await new CompactSign(Buffer.from('{"a":1,"nonce":"x"}', 'utf8')).setProtectedHeader({ alg: 'ES256', kid }).sign(key.privateKey);
+      const parsed = parseCompactJws(jws, 'jws');
+      verifyEs256(parsed, key.jwk, 'jws');
+      await verifyJws(parsed, key.jwk, 'jws');
+    });
+
+    it('thumbprintOf (calculateJwkThumbprint) equals jwkThumbprint and the DID of the key', async () => {
+      for (const k of [key, newKey(), newKey()]) {
+        expect(await thumbprintOf(k.jwk)).to.equal(jwkThumbprint(k.jwk));
+        expect(`did:hdx:${await thumbprintOf(k.jwk)}`).to.equal(k.did);
+      }
+    });
+  });
 });
+
+async function rejectsWith(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(String((err as Error).message)).to.match(pattern);
+    return;
+  }
+  expect.fail(`expected a rejection matching ${pattern}`);
+}

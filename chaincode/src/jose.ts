@@ -1,8 +1,15 @@
 /**
- * JOSE pieces the chaincode needs, on Node's crypto only: P-256 JWKs, RFC 7638 thumbprints and
- * compact JWS (RFC 7515) with ES256 (IEEE P1363 r||s signatures).
+ * JOSE pieces the chaincode needs: P-256 JWKs, RFC 7638 thumbprints and compact JWS (RFC 7515) with
+ * ES256 (IEEE P1363 r||s signatures). The strict parsing (header members, canonical payload, signature
+ * length, DID URL kid) is HDX's own; signature verification and thumbprints are `jose`'s (panva):
+ * `verifyJws` (compactVerify, ES256 only) and `thumbprintOf` (calculateJwkThumbprint).
+ *
+ * `verifyEs256` and `jwkThumbprint` are the synchronous equivalents the contracts call today (jose's
+ * API is async); the tests pin that both give the same answers. Callers in async code should move to
+ * `await verifyJws(...)` / `await thumbprintOf(...)`, after which the synchronous pair can go.
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
+import { calculateJwkThumbprint, compactVerify, errors as joseErrors } from 'jose';
 import { invalid, unauthenticated } from './errors';
 import { canonicalJson } from './ledger';
 import { JsonObject, asObject, isBase64UrlOfLength, rejectUnknownFields } from './validate';
@@ -97,6 +104,27 @@ export function verifyEs256(jws: CompactJws, jwk: P256Jwk, path: string): void {
   if (!ok) {
     throw unauthenticated(`${path} signature does not verify with ${jws.header.kid}`);
   }
+}
+
+/**
+ * Verifies a parsed JWS with jose's compactVerify (algorithms: ES256 only) and a P-256 public key;
+ * UNAUTHENTICATED when the signature does not match, INVALID when jose cannot read the JWS.
+ */
+export async function verifyJws(jws: CompactJws, jwk: P256Jwk, path: string): Promise<void> {
+  const key = createPublicKey({ key: { ...jwk }, format: 'jwk' });
+  try {
+    await compactVerify(`${jws.signingInput}.${jws.signature.toString('base64url')}`, key, { algorithms: ['ES256'] });
+  } catch (err) {
+    if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+      throw unauthenticated(`${path} signature does not verify with ${jws.header.kid}`);
+    }
+    throw invalid(`${path} is not a valid ES256 JWS`);
+  }
+}
+
+/** RFC 7638 thumbprint (SHA-256, base64url) computed by jose's calculateJwkThumbprint. */
+export async function thumbprintOf(jwk: P256Jwk): Promise<string> {
+  return calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, 'sha256');
 }
 
 /** The DID and fragment of a DID URL. */
