@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { expect } from 'chai';
+import { calculateJwkThumbprint, compactVerify, importJWK } from 'jose';
 import {
   didOf,
   generateDidKey,
@@ -97,6 +98,25 @@ describe('auth/did-key', () => {
 
     it('refuses a kid that is not a DID URL', () => {
       expect(() => signCompactJws({}, generateDidKey().privateJwk, 'did:hdx:abc')).to.throw(/DID URL/);
+    });
+  });
+
+  // signCompactJws, jwkThumbprint and didOf stay synchronous (the CLI, the exchange service and the
+  // tests call them so; jose's signing and thumbprints are async): these pin that they agree with jose.
+  describe('agreement with jose (panva)', () => {
+    it('jwkThumbprint equals jose calculateJwkThumbprint (RFC 7638 RSA example, the fixed and fresh P-256 keys)', async () => {
+      expect(jwkThumbprint(RFC7638_RSA)).to.equal(await calculateJwkThumbprint(RFC7638_RSA));
+      expect(jwkThumbprint(EC_JWK)).to.equal(await calculateJwkThumbprint(publicJwkOf(EC_JWK)));
+      const key = generateDidKey();
+      expect(key.did).to.equal(`did:hdx:${await calculateJwkThumbprint(key.publicJwk)}`);
+    });
+
+    it('a signCompactJws JWS verifies with jose compactVerify (ES256 only)', async () => {
+      const key = generateDidKey();
+      const jws = signCompactJws({ action: 'register', did: key.did }, key.privateJwk);
+      const { payload, protectedHeader } = await compactVerify(jws, await importJWK({ ...key.publicJwk }, 'ES256'), { algorithms: ['ES256'] });
+      expect(protectedHeader).to.deep.equal({ alg: 'ES256', kid: key.kid });
+      expect(JSON.parse(Buffer.from(payload).toString('utf8'))).to.deep.equal({ action: 'register', did: key.did });
     });
   });
 });
