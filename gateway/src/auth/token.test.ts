@@ -171,6 +171,8 @@ describe('auth/token', () => {
     it('401 for a deactivated DID, an unregistered DID and a malformed DID URL', async () => {
       opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { deactivated: true })) };
       await rejects(verifyBearerToken(`Bearer ${didToken(key)}`, opts), /DID is deactivated/);
+      opts = { ...opts, resolveDid: fakeResolver(resolutionOf(key, { status: 'suspended' })) };
+      await rejects(verifyBearerToken(`Bearer ${didToken(key)}`, opts), /DID is deactivated or suspended/);
       opts = { ...opts, resolveDid: fakeResolver() };
       await rejects(verifyBearerToken(`Bearer ${didToken(key)}`, opts), /not registered on the ledger/);
       await rejects(verifyBearerToken(`Bearer ${didToken(key, {}, { kid: 'did:hdx:short#key-1' })}`, opts), /kid must be a DID URL/);

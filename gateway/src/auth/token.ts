@@ -1,13 +1,21 @@
 /**
- * Bearer token verification (DESIGN.md §3, §4). Two kinds of JWT are accepted:
+ * Bearer token verification (DESIGN.md §3, §4), on `jose` (jwtVerify with a one-algorithm allow-list).
+ * Two kinds of JWT are accepted:
  *
- * - DID tokens, self-signed with a key of a DID registered on the ledger: header `kid` = DID URL,
- *   ES256, `iss` = `sub` = the DID, `aud` = this gateway's FHIR base URL, `iat`, `exp` at most
- *   5 minutes after `iat`, a `jti` used once, `scope`, `purpose_of_use`.
+ * - DID tokens, self-signed with a key of a DID registered on the ledger: header `typ` JWT and `kid` =
+ *   DID URL, ES256, `iss` = `sub` = the DID, `aud` = this gateway's FHIR base URL, `iat`, `exp` at most
+ *   5 minutes after `iat`, a `jti` used once, `scope`, `purpose_of_use`. The DID must be active
+ *   (deactivated and suspended DIDs are refused). actorAuth `did`, didKind = its registered kind.
+ *   The signature is checked against a cached key (DidResolutionCache, 30 s) before any ledger call
+ *   when the DID was resolved recently; a status change is seen within that TTL.
+ * - Delegated DID tokens: an organization DID's token with `hdx_user` = an ACTIVE practitioner DID
+ *   registered by the same organization (review #1). actorAuth `delegated`, role practitioner.
  * - Identity-provider tokens: signed by one of the configured IdP keys (ES256 for P-256 keys, RS256
- *   for RSA keys), `iss` = the IdP, `aud` = the configured audience, `sub`, `role`, `scope`,
- *   `purpose_of_use`, optional `hdx_did` (or `did`) and `break_glass_reason`. These are access tokens,
- *   reusable until `exp`: their `jti` is not checked for replay.
+ *   for RSA keys), `iss` = the IdP, `aud` = the configured audience, `sub`, `role`, `iat`, `exp` at
+ *   most IdpOptions.maxLifetimeSec (default 3600 s) after `iat`, `scope`, `purpose_of_use`, optional
+ *   `hdx_did` (or `did`) and `break_glass_reason`. A `hdx_did` must be an active DID of this gateway's
+ *   MSP whose kind fits the role, and match its subject link if it has one (review #6, #17). These are
+ *   access tokens, reusable until `exp`: their `jti` is not checked for replay. actorAuth `idp`.
  *
  * Every failure is a 401 AuthenticationError whose message names the rule that failed and never
  * repeats anything from the token.
@@ -394,7 +402,7 @@ async function signerOf(opts: TokenVerifierOptions, resolveDid: DidResolver, did
   }
   if (!resolution) throw unauthenticated("The token's DID is not registered on the ledger");
   checkedDocument(resolution, did);
-  if (!isActive(resolution)) throw unauthenticated("The token's DID is deactivated");
+  if (!isActive(resolution)) throw unauthenticated("The token's DID is deactivated or suspended");
   const key = currentKeyOf(resolution, did, kid);
   if (!key) throw unauthenticated("The token's kid is not a current key of its DID");
   return { resolution, key };
