@@ -194,7 +194,8 @@ export class RecordContract extends Contract {
   }
 
   /**
-   * Erasure of everything the caller's organization anchored for a patient. Returns `{erased: [refs]}`.
+   * Erasure of everything the caller's organization anchored for a patient (for a DID, also under the
+   * caller's pseudonyms linked to it). Returns `{erased: [refs]}`.
    */
   @Transaction()
   @Returns('string')
@@ -203,7 +204,11 @@ export class RecordContract extends Contract {
     if (!isPatientRef(patient)) {
       throw invalid(`patient ${PATIENT_REF_RULE}`);
     }
+    // A DID also covers the caller's own pseudonyms linked to it.
     const rows = await scanPartial(ctx, PATIENT_RESOURCE_INDEX, [patient, caller.mspId]);
+    for (const link of await linkedPseudonyms(ctx, patient, caller.mspId)) {
+      rows.push(...(await scanPartial(ctx, PATIENT_RESOURCE_INDEX, [link.pseudonym, caller.mspId])));
+    }
     const anchors: Anchor[] = [];
     for (const row of rows) {
       const entry = unmarshal<LocatorEntry>(row.value);
