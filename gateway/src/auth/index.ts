@@ -6,6 +6,7 @@ export {
   idpKeysFromText,
   type IdpKey,
   type IdpOptions,
+  deriveSubjectLinkSecret,
   DID_TOKEN_TYP,
   MAX_DID_TOKEN_LIFETIME_SEC,
   MAX_IDP_TOKEN_LIFETIME_SEC,

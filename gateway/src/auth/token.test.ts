@@ -7,7 +7,7 @@ import { registrationRequest, signConsent, signDidToken, signIdpToken } from './
 import { MemoryJtiStore } from './replay';
 import { DidResolutionCache } from './did-cache';
 import { fakeResolver, resolutionOf } from './test-support/fixtures';
-import { assertTokenVerifierOptions, idpKeysFromText, MAX_IDP_TOKEN_LIFETIME_SEC, subjectLink, type TokenVerifierOptions, verifyBearerToken } from './token';
+import { assertTokenVerifierOptions, deriveSubjectLinkSecret, idpKeysFromText, MAX_IDP_TOKEN_LIFETIME_SEC, subjectLink, type TokenVerifierOptions, verifyBearerToken } from './token';
 import type { AuthContext, DidResolution, DidResolver } from './types';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -583,6 +583,11 @@ describe('auth/token', () => {
       await rejects(verifyBearerToken(tok('dr-house'), opts), /no subject-link secret/);
       expect(subjectLink(SECRET, ISSUER, 'dr-house')).to.equal(createHmac('sha256', SECRET).update(`${ISSUER}\ndr-house`).digest('base64url'));
       expect(subjectLink(SECRET, ISSUER, 'dr-house')).to.not.equal(subjectLink(SECRET, 'https://other-idp.example', 'dr-house'));
+      const derived = deriveSubjectLinkSecret(Buffer.alloc(32, 1));
+      expect(derived).to.have.length(32);
+      expect(derived.equals(Buffer.alloc(32, 1))).to.equal(false);
+      expect(deriveSubjectLinkSecret(Buffer.alloc(32, 1)).equals(derived)).to.equal(true);
+      expect(() => deriveSubjectLinkSecret(Buffer.alloc(8))).to.throw(/32 bytes/);
     });
 
     it('401 for a wrong issuer, a wrong audience, an expired token or no exp', async () => {

@@ -493,6 +493,16 @@ export function subjectLink(secret: Buffer, issuer: string, sub: string): string
   return createHmac('sha256', secret).update(`${issuer}\n${sub}`, 'utf8').digest('base64url');
 }
 
+/**
+ * A subject-link secret derived from the custodian's id secret (config.idSecretFile), domain-separated
+ * so the two uses never share a key. Registration (POST /did, off-boarding) and verification must use
+ * the same secret.
+ */
+export function deriveSubjectLinkSecret(idSecret: Buffer): Buffer {
+  if (idSecret.length < 32) throw new Error('auth: the id secret must hold at least 32 bytes');
+  return createHmac('sha256', idSecret).update('hdx subject-link v1', 'utf8').digest();
+}
+
 /** Checks the hdx_did of an IdP token (review #6, #17) and returns its registered kind. */
 async function idpDidKind(opts: TokenVerifierOptions, did: string, role: IdpRole, subject: string, issuer: string): Promise<DidKind> {
   const { resolveDid, mspId } = opts;
