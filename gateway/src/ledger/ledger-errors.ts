@@ -92,16 +92,18 @@ const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 /**
  * Whether a transaction that failed with `err` (from anchor, anchorBatch, anchorAndRecord) may
- * nevertheless be on the ledger. The Fabric error class decides when known; otherwise a refusal code
- * means not committed, and anything else (TIMEOUT, UNAVAILABLE, INTERNAL, an unexpected throw) is
- * `unknown`: fail safe, the caller asks the ledger before discarding anything.
+ * nevertheless be on the ledger. The Fabric error class decides when known (toLedgerError records it).
+ * Otherwise: a refusal code, or UNAVAILABLE without a submit behind it (the ledger client could not
+ * reach the ledger at all: the Fabric client reports an UNAVAILABLE after submit as a SubmitError or
+ * CommitStatusError, which is `unknown`), means not committed; anything else (TIMEOUT, INTERNAL, an
+ * unexpected throw) is `unknown`: fail safe, the caller asks the ledger before discarding anything.
  */
 export function commitOutcomeOf(err: unknown): CommitOutcome {
   if (err !== null && typeof err === 'object') {
     const known = COMMIT_OUTCOME.get(err);
     if (known) return known;
   }
-  if (err instanceof OperationOutcomeError && REFUSAL_CODES.has(err.code)) return 'not-committed';
+  if (err instanceof OperationOutcomeError && (REFUSAL_CODES.has(err.code) || err.code === 'UNAVAILABLE')) return 'not-committed';
   return 'unknown';
 }
 

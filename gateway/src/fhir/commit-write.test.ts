@@ -1,0 +1,340 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { AuditOutbox } from '../audit/outbox';
+import type { AccessEntryInput, Anchor, AnchorInput, AuditEntry } from '../ledger/ledger-client';
+import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import type { ResourceStore } from '../store/store';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { OperationOutcomeError } from './outcome';
+import type { Caller } from './policy';
+import { type Resource, ResourceService, WritePlan } from './resource-service';
+
+const log = newLogger('silent');
+const MSP = 'Hospital1MSP';
+const staff: Caller = { did: `did:hdx:${'a'.repeat(43)}`, organization: MSP, purpose: 'TREAT', kind: 'practitioner', actorAuth: 'idp', local: true };
+const TIMEOUT = (): OperationOutcomeError => new OperationOutcomeError('TIMEOUT', 'anchoring: the ledger did not answer in time');
+
+/**
+ * The project's fake ledger with Fabric's ambiguous failures: `commitThenTimeout` commits the
+ * transaction and then reports TIMEOUT (what a commit-status timeout looks like to the client),
+ * `timeoutBeforeCommit` reports TIMEOUT having committed nothing, `queriesDown` makes GetAnchor fail.
+ */
+class AmbiguousLedger extends FakeLedger {
+  commitThenTimeout = 0;
+  timeoutBeforeCommit = 0;
+  queriesDown = false;
+  recordAccessDown = false;
+
+  /** The fake's AnchorAndRecord calls its own anchor/anchorBatch: only the outer transaction fails. */
+  #depth = 0;
+
+  async #ambiguous<T>(commit: () => Promise<T>): Promise<T> {
+    if (this.#depth > 0) return commit();
+    if (this.timeoutBeforeCommit > 0) {
+      this.timeoutBeforeCommit--;
+      throw TIMEOUT();
+    }
+    this.#depth++;
+    let result: T;
+    try {
+      result = await commit();
+    } finally {
+      this.#depth--;
+    }
+    if (this.commitThenTimeout > 0) {
+      this.commitThenTimeout--;
+      throw TIMEOUT();
+    }
+    return result;
+  }
+
+  override anchor(input: AnchorInput): Promise<Anchor> {
+    return this.#ambiguous(() => super.anchor(input));
+  }
+
+  override anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
+    return this.#ambiguous(() => super.anchorBatch(inputs));
+  }
+
+  override anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+    return this.#ambiguous(() => super.anchorAndRecord(anchors, entries));
+  }
+
+  override getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {
+    if (this.queriesDown) return Promise.reject(new OperationOutcomeError('UNAVAILABLE', 'reading the anchor: the ledger is unavailable'));
+    return super.getAnchor(resourceType, id, versionId);
+  }
+
+  override recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]> {
+    if (this.recordAccessDown) return Promise.reject(new OperationOutcomeError('UNAVAILABLE', 'recording the access: the ledger is unavailable'));
+    return super.recordAccess(entries);
+  }
+}
+
+const observation = (patientId: string, id: string | undefined, value: string): Resource => ({
+  resourceType: 'Observation',
+  ...(id ? { id } : {}),
+  status: 'final',
+  code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+  subject: { reference: `Patient/${patientId}` },
+  valueString: value,
+});
+
+async function rejection(p: Promise<unknown>): Promise<OperationOutcomeError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof OperationOutcomeError) return err;
+    throw err;
+  }
+  throw new Error('expected the promise to be rejected');
+}
+
+describe('commitWrite: writes that survive an ambiguous ledger outcome (review #7, #12)', () => {
+  const services: ResourceService[] = [];
+  const outboxes: AuditOutbox[] = [];
+  const dirs: string[] = [];
+
+  function service(store: ResourceStore, ledger: FakeLedger, outbox?: AuditOutbox): ResourceService {
+    const s = new ResourceService({ store, ledger, log, mspId: MSP, ...(outbox ? { auditSink: outbox } : {}) });
+    s.settleDelaysMs = [0, 0];
+    services.push(s);
+    return s;
+  }
+
+  function outboxFor(store: SqliteStore, ledger: FakeLedger): AuditOutbox {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-commit-'));
+    dirs.push(dir);
+    const o = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger, log, flushMs: 3_600_000, changes: store });
+    outboxes.push(o);
+    return o;
+  }
+
+  async function seed(resources: ResourceService): Promise<{ patientId: string; obsId: string }> {
+    const patient = await resources.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    const obs = await resources.create(staff, 'Observation', observation(String(patient.id), undefined, 'first'));
+    return { patientId: String(patient.id), obsId: String(obs.id) };
+  }
+
+  afterEach(async () => {
+    for (const s of services.splice(0)) s.stopSettling();
+    await Promise.all(outboxes.splice(0).map((o) => o.close(false)));
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  describe('which failures may have committed', () => {
+    it('Fabric: endorsement and block-invalidated errors did not commit; submit and commit-status errors may have', () => {
+      const endorse = toLedgerError({ name: 'EndorseError', code: 14, message: 'no peer', details: [] }, 'anchoring');
+      const refused = toLedgerError({ name: 'EndorseError', code: 2, message: 'endorse failed', details: [{ message: 'chaincode response 500, CONFLICT: Observation/o/_history/2 is already anchored' }] }, 'anchoring');
+      const invalidated = toLedgerError({ name: 'CommitError', code: 10, message: 'ENDORSEMENT_POLICY_FAILURE' }, 'anchoring');
+      const submit = toLedgerError({ name: 'SubmitError', code: 14, message: 'orderer unavailable' }, 'anchoring');
+      const status = toLedgerError({ name: 'CommitStatusError', code: 4, message: 'deadline exceeded' }, 'anchoring');
+      expect([endorse.code, refused.code, invalidated.code, submit.code, status.code]).to.deep.equal(['UNAVAILABLE', 'CONFLICT', 'INTERNAL', 'UNAVAILABLE', 'TIMEOUT']);
+      expect([endorse, refused, invalidated].map(commitOutcomeOf)).to.deep.equal(['not-committed', 'not-committed', 'not-committed']);
+      expect([submit, status].map(commitOutcomeOf)).to.deep.equal(['unknown', 'unknown']);
+    });
+
+    it('without a Fabric class: refusals and "not connected" did not commit; TIMEOUT and anything unexpected may have', () => {
+      const codes = ['INVALID', 'CONFLICT', 'FORBIDDEN', 'UNAVAILABLE', 'TIMEOUT', 'INTERNAL'] as const;
+      expect(codes.map((c) => commitOutcomeOf(new OperationOutcomeError(c, 'x')))).to.deep.equal(['not-committed', 'not-committed', 'not-committed', 'not-committed', 'unknown', 'unknown']);
+      expect(commitOutcomeOf(new Error('socket hang up'))).to.equal('unknown');
+    });
+  });
+
+  it('review PoC G4 turned around: the ledger commits, then times out → the update is acknowledged, and the next update succeeds', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.commitThenTimeout = 1;
+    const amended = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'));
+    expect(amended.meta?.versionId).to.equal('2');
+    expect(store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
+    expect(store.listPending()).to.have.length(0);
+    // Sync mode: the change entry was in the committed transaction (AnchorAndRecord), recorded once.
+    expect(ledger.audit.filter((e) => e.action === 'U').map((e) => e.resources)).to.deep.equal([[`Observation/${obsId}/_history/2`]]);
+    for (const v of ['amended again', 'and again']) await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, v));
+    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(4);
+    expect(JSON.parse(store.readCurrent('Observation', obsId)?.content ?? '{}').valueString).to.equal('and again');
+  });
+
+  it('a timeout where nothing committed: discarded (504 as the ledger said), and the retry succeeds', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.timeoutBeforeCommit = 1;
+    const err = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
+    expect(err.status).to.equal(504);
+    expect(store.listPending()).to.have.length(0);
+    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(1);
+    const retried = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'));
+    expect(retried.meta?.versionId).to.equal('2');
+  });
+
+  it('a create that timed out with nothing committed leaves no patient key, no anchor and no version', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    ledger.timeoutBeforeCommit = 1;
+    const plan = new WritePlan();
+    const prepared = await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] }, plan);
+    await rejection(resources.commitWrite(staff, plan));
+    const id = String(prepared.resource.id);
+    expect(store.findPatientKey(id)).to.equal(undefined);
+    expect(store.listPending()).to.have.length(0);
+    expect(ledger.anchors.size).to.equal(0);
+    expect(ledger.audit).to.have.length(0);
+  });
+
+  it('the ledger cannot tell yet: 504 "being settled", the version stays pending (never served); a later update gets 503, then 409 once it is known to be committed, then succeeds', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.commitThenTimeout = 1;
+    ledger.queriesDown = true;
+    const first = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
+    expect(first.status).to.equal(504);
+    expect(first.message).to.match(/outcome is being settled/);
+    expect(store.listPending().map((v) => v.versionId)).to.deep.equal([2]);
+    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(1);
+
+    const whileDown = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
+    expect([whileDown.status, whileDown.code]).to.deep.equal([503, 'UNAVAILABLE']);
+    expect(whileDown.message).to.match(/previous write of Observation\/.* is still being settled/);
+
+    ledger.queriesDown = false;
+    const stale = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
+    expect([stale.status, stale.code]).to.deep.equal([409, 'CONFLICT']);
+    expect(stale.message).to.match(/turned out to be committed/);
+    expect(store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
+    const next = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other'));
+    expect(next.meta?.versionId).to.equal('3');
+  });
+
+  it('an unsettled write is settled by settlePending, and by itself (an unref\'d timer) once the ledger answers', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    resources.settleRetryMs = 20;
+    const { patientId, obsId } = await seed(resources);
+    ledger.commitThenTimeout = 1;
+    ledger.queriesDown = true;
+    await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
+    expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 0, unresolved: 1 });
+    ledger.queriesDown = false;
+    const deadline = Date.now() + 5000;
+    while (store.listPending().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(store.listPending()).to.have.length(0);
+    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(2);
+  });
+
+  it('an unsettled create that the ledger turns out not to have is removed whole: its patient key goes too', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    ledger.timeoutBeforeCommit = 1;
+    ledger.queriesDown = true;
+    const plan = new WritePlan();
+    const prepared = await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] }, plan);
+    expect((await rejection(resources.commitWrite(staff, plan))).message).to.match(/being settled/);
+    const id = String(prepared.resource.id);
+    expect(store.findPatientKey(id)).to.not.equal(undefined);
+    expect(store.readCurrent('Patient', id)).to.equal(undefined); // pending: never served
+    ledger.queriesDown = false;
+    expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
+    expect(store.findPatientKey(id)).to.equal(undefined);
+    expect(store.listPending()).to.have.length(0);
+  });
+
+  it('async mode: a crash between anchoring and marking → settlePending keeps the version AND hands its change entry to the outbox', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const outbox = outboxFor(store, ledger);
+    const resources = service(store, ledger, outbox);
+    const { patientId, obsId } = await seed(resources);
+    expect(await outbox.flush()).to.equal(true);
+    const before = ledger.audit.length;
+    // The process "dies" right after the ledger committed: markWriteAnchored never happens.
+    const crashing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'markWriteAnchored') {
+          return () => {
+            throw new Error('killed');
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const dying = service(crashing, ledger, outbox);
+    await dying.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')).then(
+      () => expect.fail('the write should have died'),
+      (err: Error) => expect(err.message).to.equal('killed'),
+    );
+    expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
+    expect(store.listPending()).to.have.length(1);
+    expect(store.readyChangeStats().count).to.equal(0); // the entry waits with its version, not yet deliverable
+    // The restart: a new service on the same store.
+    const restarted = service(store, ledger, outbox);
+    expect(await restarted.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
+    expect(store.readyChangeStats().count).to.equal(1);
+    expect(outbox.stats().pending).to.equal(1);
+    expect(await outbox.flush()).to.equal(true);
+    expect(store.readyChangeStats().count).to.equal(0);
+    const recorded = ledger.audit.slice(before);
+    expect(recorded.map((e) => [e.action, e.subtype, e.resources])).to.deep.equal([['U', 'update', [`Observation/${obsId}/_history/2`]]]);
+    expect(Date.parse(recorded[0]?.occurredAt ?? '')).to.be.at.most(Date.parse(recorded[0]?.recordedAt ?? ''));
+  });
+
+  it('async mode: the change entries are ready in the store in the same transaction that marks the write anchored', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const outbox = outboxFor(store, ledger);
+    const resources = service(store, ledger, outbox);
+    ledger.commitThenTimeout = 1; // the ambiguous path too
+    const patient = await resources.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    expect(store.readyChangeStats().count).to.equal(1);
+    expect(ledger.audit).to.have.length(0);
+    expect(await outbox.flush()).to.equal(true);
+    expect(ledger.audit.map((e) => [e.action, e.resources])).to.deep.equal([['C', [`Patient/${String(patient.id)}/_history/1`]]]);
+  });
+
+  it('sync mode beyond 200 change entries: a failed recording is not swallowed: kept in the store and delivered by settlePending', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    resources.settleRetryMs = 3_600_000;
+    const plan = new WritePlan();
+    for (let i = 0; i < 201; i++) await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: `P${i}` }] }, plan);
+    ledger.recordAccessDown = true;
+    await resources.commitWrite(staff, plan); // anchored: acknowledged
+    expect(ledger.anchors.size).to.equal(201);
+    expect(ledger.anchorAndRecordCalls).to.equal(0);
+    expect(store.readyChangeStats().count).to.equal(201);
+    ledger.recordAccessDown = false;
+    expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 0 });
+    expect(store.readyChangeStats().count).to.equal(0);
+    expect(ledger.audit.filter((e) => e.action === 'C')).to.have.length(201);
+  });
+
+  it('a batch that commits and times out is acknowledged whole (AnchorBatch)', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const outbox = outboxFor(store, ledger);
+    const resources = service(store, ledger, outbox);
+    const plan = new WritePlan();
+    const p = await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient' }, plan);
+    await resources.prepareCreate(staff, 'Observation', observation(String(p.resource.id), undefined, 'x'), plan);
+    ledger.commitThenTimeout = 1;
+    await resources.commitWrite(staff, plan);
+    expect(ledger.anchorBatchCalls).to.equal(1);
+    expect(store.listPending()).to.have.length(0);
+    expect(store.readCurrent('Observation', String(plan.versions[1]?.resource.id))?.state).to.equal('anchored');
+  });
+});
