@@ -8,7 +8,7 @@ import { OperationOutcomeError } from '../fhir/outcome';
 import type { AccessEntryInput, AuditEntry, LedgerClient } from '../ledger/ledger-client';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { AuditOutbox, type OutboxOptions } from './outbox';
+import { AuditOutbox, type ChangeFeed, OutboxAdmin, type OutboxOptions } from './outbox';
 
 const log = newLogger('silent');
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -194,6 +194,115 @@ describe('AuditOutbox (async audit mode)', () => {
     const q = db.prepare('SELECT entry_id, error, attempts FROM outbox_quarantine').all();
     db.close();
     expect(q).to.deep.equal([{ entry_id: ids[2], error: 'INVALID: entries[0].subtype must be a short code', attempts: 1 }]);
+  });
+
+  it('head of line: an entry the ledger keeps refusing (FORBIDDEN) does not stop the ones after it; it waits for its next attempt', async () => {
+    const fake = new FakeLedger();
+    let refusals = 0;
+    const outbox = open({
+      file: tmpFile(),
+      refusedRetryMs: 3_600_000,
+      ledger: ledgerWith(fake, async (entries) => {
+        if (entries.some((e) => e.subtype === 'refused')) {
+          refusals++;
+          throw new OperationOutcomeError('FORBIDDEN', 'the recording organization cannot stand behind this entry');
+        }
+        return fake.recordAccess(entries);
+      }),
+    });
+    const ids = outbox.enqueue([entry(1, { subtype: 'refused' }), entry(2), entry(3)]).map((r) => r.entryId);
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[1], ids[2]]);
+    outbox.enqueue([entry(4)]);
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit).to.have.length(3);
+    expect(refusals).to.be.at.most(3); // isolated once, then left alone until its next attempt
+    expect(outbox.stats()).to.include({ pending: 1, retrying: 1, deadLetters: 0, consecutiveFailures: 0 });
+    // Waiting after a refusal is not a stuck ledger: /healthz stays green.
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1, deadLetters: 0 });
+  });
+
+  it('dead letters: refused maxAttempts times → kept aside, counted, listed (no content) and re-delivered by OutboxAdmin (the hdx CLI)', async () => {
+    const file = tmpFile();
+    const fake = new FakeLedger();
+    let refuse = true;
+    const outbox = open({
+      file,
+      maxAttempts: 3,
+      refusedRetryMs: 0,
+      ledger: ledgerWith(fake, async (entries) => {
+        if (refuse && entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('CONFLICT', 'refused');
+        return fake.recordAccess(entries);
+      }),
+    });
+    const ids = outbox.enqueue([entry(1), entry(2, { subtype: 'refused' }), entry(3)]).map((r) => r.entryId);
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[2]]);
+    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 1, retrying: 0 });
+    expect(outbox.health()).to.deep.equal({ ok: true, pending: 0, deadLetters: 1 });
+
+    const admin = new OutboxAdmin(file); // beside the running outbox, as the CLI would be
+    try {
+      const dead = admin.deadLetters();
+      expect(dead.map((d) => [d.entryId, d.attempts, d.error])).to.deep.equal([[ids[1], 3, 'CONFLICT: refused']]);
+      expect(JSON.stringify(dead)).to.not.include(PATIENT);
+      expect(admin.redeliver('no-such-entry')).to.deep.equal([]);
+      refuse = false;
+      expect(admin.redeliver(ids[1])).to.deep.equal([ids[1]]);
+      expect(admin.deadLetters()).to.deep.equal([]);
+    } finally {
+      admin.close();
+    }
+    expect(outbox.stats()).to.include({ pending: 1, deadLetters: 0 });
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit.map((e) => e.entryId)).to.include(ids[1]);
+    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
+  });
+
+  it('an outbox file of the earlier release (no attempt columns) opens, and its entries are delivered', async () => {
+    const file = tmpFile();
+    const old = new Database(file);
+    old.exec(`CREATE TABLE outbox_entry (seq INTEGER PRIMARY KEY AUTOINCREMENT, entry_id TEXT NOT NULL UNIQUE, entry TEXT NOT NULL, enqueued_at INTEGER NOT NULL);
+      CREATE TABLE outbox_quarantine (entry_id TEXT PRIMARY KEY, entry TEXT NOT NULL, enqueued_at INTEGER NOT NULL, quarantined_at INTEGER NOT NULL, error TEXT NOT NULL) WITHOUT ROWID;`);
+    old.prepare('INSERT INTO outbox_entry (entry_id, entry, enqueued_at) VALUES (?, ?, ?)').run('old-1', JSON.stringify({ ...entry(1), entryId: 'old-1' }), Date.now());
+    old.prepare('INSERT INTO outbox_quarantine VALUES (?, ?, ?, ?, ?)').run('old-q', JSON.stringify({ ...entry(2), entryId: 'old-q' }), Date.now(), Date.now(), 'INVALID: x');
+    old.close();
+    const fake = new FakeLedger();
+    const outbox = open({ file, ledger: fake });
+    expect(outbox.stats()).to.include({ pending: 1, deadLetters: 1 });
+    expect(await outbox.flush()).to.equal(true);
+    expect(fake.audit.map((e) => e.entryId)).to.deep.equal(['old-1']);
+  });
+
+  it('OutboxAdmin never creates an outbox where there is none', () => {
+    const file = tmpFile();
+    expect(() => new OutboxAdmin(file)).to.throw(/there is no audit outbox at/);
+    expect(fs.existsSync(file)).to.equal(false);
+  });
+
+  it('takes the change entries of anchored writes from the store (ChangeFeed); one the ledger could never take is a dead letter at once', async () => {
+    const fake = new FakeLedger();
+    const held = [
+      { entryId: 'c1', entry: entry(1, { action: 'C', subtype: 'create', entryId: 'c1' }), readyAt: Date.now() - 1000 },
+      { entryId: 'c2', entry: entry(2, { action: 'U', subtype: 'update', patient: 'not-a-reference', entryId: 'c2' }), readyAt: Date.now() },
+      { entryId: 'c3', entry: entry(3, { action: 'D', subtype: 'delete', entryId: 'c3' }), readyAt: Date.now() },
+    ];
+    const dropped: string[] = [];
+    const feed: ChangeFeed = {
+      readyChanges: (limit) => held.filter((h) => !dropped.includes(h.entryId)).slice(0, limit),
+      dropChanges: (ids) => dropped.push(...ids),
+      readyChangeStats: () => ({ count: held.length - dropped.length, oldestReadyAt: held.find((h) => !dropped.includes(h.entryId))?.readyAt }),
+    };
+    const outbox = open({ file: tmpFile(), ledger: fake, changes: feed });
+    expect(outbox.stats().pending).to.equal(3); // still in the store, but committed locally
+    expect(outbox.stats().oldestPendingMs).to.be.at.least(1000);
+    expect(await outbox.flush()).to.equal(true);
+    expect(dropped).to.deep.equal(['c1', 'c2', 'c3']);
+    expect(fake.audit.map((e) => [e.entryId, e.action])).to.deep.equal([
+      ['c1', 'C'],
+      ['c3', 'D'],
+    ]);
+    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 1 });
   });
 
   it('refuses, before anything is released, an entry the ledger could never take', () => {

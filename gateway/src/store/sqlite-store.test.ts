@@ -3,7 +3,86 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
+import type { AccessEntryInput } from '../ledger/ledger-client';
 import { SCHEMA_VERSION, SqliteStore } from './sqlite-store';
+import type { NewVersion, PendingWrite } from './store';
+
+const DID_OLD = `did:hdx:${'o'.repeat(43)}`;
+const DID_NEW = `did:hdx:${'n'.repeat(43)}`;
+
+function version(resourceType: string, id: string, versionId: number, patientId: string): NewVersion {
+  const content = JSON.stringify({ resourceType, id, meta: { versionId: String(versionId) } });
+  return { resourceType, id, versionId, lastUpdated: '2026-12-01T00:00:00.000Z', patientId, deleted: false, content, date: null, codes: [] };
+}
+
+function change(entryId: string, action: 'C' | 'U'): AccessEntryInput {
+  return { entryId, actor: `did:hdx:${'a'.repeat(43)}`, actorOrganization: 'Hospital1MSP', patient: `pseudonym:${'1'.repeat(64)}`, resources: [], action, purpose: 'TREAT', decision: 'permit', breakGlass: false };
+}
+
+describe('SqliteStore pending writes (stored whole, settled whole)', () => {
+  function tmp(): string {
+    return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
+  }
+
+  it('a write and its change entries survive a restart; marking it anchored makes the entries ready in the same transaction', () => {
+    const file = tmp();
+    const a = new SqliteStore(file);
+    a.patientKey('p1');
+    const write: PendingWrite = {
+      writeId: 'w1',
+      versions: [version('Patient', 'p1', 2, 'p1'), version('Observation', 'o1', 1, 'p1')],
+      newPatientKeys: [],
+      didLinks: [{ patientId: 'p1', did: DID_NEW, previous: undefined }],
+      changeEntries: [change('e1', 'U'), change('e2', 'C')],
+    };
+    a.insertPendingWrite(write);
+    expect(a.readyChangeStats().count).to.equal(0);
+    a.close();
+    const b = new SqliteStore(file); // the restart
+    const [stored, ...others] = b.listPendingWrites();
+    expect(others).to.have.length(0);
+    expect(stored?.writeId).to.equal('w1');
+    expect(stored?.versions.map((v) => `${v.resourceType}/${v.id}/${v.versionId}`)).to.have.members(['Patient/p1/2', 'Observation/o1/1']);
+    expect(stored?.didLinks).to.deep.equal([{ patientId: 'p1', did: DID_NEW, previous: undefined }]);
+    expect(b.pendingVersions('Observation', 'o1').map((v) => v.versionId)).to.deep.equal([1]);
+    b.markWriteAnchored(stored as NonNullable<typeof stored>);
+    expect(b.listPending()).to.have.length(0);
+    expect(b.readyChanges(10).map((c) => [c.entryId, c.entry.action])).to.deep.equal([
+      ['e1', 'U'],
+      ['e2', 'C'],
+    ]);
+    b.dropChanges(['e1']);
+    expect(b.readyChangeStats().count).to.equal(1);
+    b.close();
+  });
+
+  it('discarding a stored write after a restart undoes it whole: versions, change entries, the DID link it replaced, the key it created', () => {
+    const file = tmp();
+    const a = new SqliteStore(file);
+    a.patientKey('p1');
+    a.linkPatientDid('p1', DID_OLD);
+    a.insertPendingWrite({
+      writeId: 'w2',
+      versions: [version('Patient', 'p1', 2, 'p1'), version('Patient', 'p2', 1, 'p2')],
+      newPatientKeys: [{ patientId: 'p2', key: Buffer.alloc(32, 2) }],
+      didLinks: [{ patientId: 'p1', did: DID_NEW, previous: DID_OLD }],
+      changeEntries: [change('e3', 'U')],
+    });
+    expect(a.patientDid('p1')).to.equal(DID_NEW);
+    a.close();
+    const b = new SqliteStore(file);
+    const [stored] = b.listPendingWrites();
+    b.discardPendingWrite(stored as NonNullable<typeof stored>);
+    expect(b.listPending()).to.have.length(0);
+    expect(b.patientDid('p1')).to.equal(DID_OLD);
+    expect(b.findPatientKey('p2')).to.equal(undefined);
+    expect(b.findPatientKey('p1')).to.not.equal(undefined);
+    expect(b.readyChangeStats().count).to.equal(0);
+    expect(b.listPendingWrites()).to.deep.equal([]);
+    b.close();
+  });
+});
+
 
 describe('SqliteStore schema', () => {
   it('upgrades a first-release store in place, backfilling the search columns, and keeps every version', () => {
