@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LedgerClient } from '../ledger/ledger-client';
+import type { CustodianIds } from '../ingest/custodian-ids';
 import type { ResourceStore } from '../store/store';
 import { AccessControl, type Caller } from './access-control';
 import { patientPseudonym } from './commitment';
@@ -18,7 +19,12 @@ export interface ErasureResult {
  * (under the DID and under the keyed pseudonym) becomes a tombstone: the commitment stays, the link to
  * the patient goes. Off chain, the resources and the patient's HMAC key are destroyed, so no commitment
  * can be linked to any content again. The access history is left intact, and the erasure itself is
- * recorded in it.
+ * recorded in it, naming no resource (its entry carries the patient reference and the erasure, never the
+ * local Patient id).
+ *
+ * Re-admission: the patient's keyed id (CustodianIds) gets a new erasure epoch, so the next message about
+ * the same person (same MRN, same EHR id) maps to a new Patient id, unlinkable to the tombstones, and is
+ * anchored like any new patient; without `ids` the returning patient's old id would hit its tombstone.
  *
  * Ledger first, then the store: if the store step fails, running the erasure again completes it (both
  * steps are idempotent).
@@ -29,6 +35,8 @@ export class ErasureService {
     private readonly ledger: LedgerClient,
     private readonly log: Logger,
     private readonly mspId: string,
+    /** The custodian's keyed ids, whose erasure epoch is bumped (so the same patient can be admitted again). */
+    private readonly ids?: CustodianIds,
   ) {}
 
   async erasePatient(caller: Caller, patientId: string): Promise<ErasureResult> {
@@ -37,17 +45,21 @@ export class ErasureService {
     const did = this.store.patientDid(patientId);
     const key = this.store.findPatientKey(patientId);
     if (!this.store.readCurrent('Patient', patientId) && !did && !key) {
-      throw new OperationOutcomeError('NOT_FOUND', `Patient/${patientId} is not known to this server`);
+      throw new OperationOutcomeError('NOT_FOUND', 'The patient is not known to this server');
     }
     const refs = [did, key ? patientPseudonym(key) : undefined].filter((r): r is string => r !== undefined);
     let anchorsTombstoned = 0;
     for (const ref of refs) anchorsTombstoned += (await this.ledger.erasePatient(ref)).erased.length;
     if (refs.length > 0) {
-      const entry = { actor, actorOrganization: caller.organization, resources: [`Patient/${patientId}`], purpose, consents: [], breakGlass: false, custodian: this.mspId };
+      // No `resources`: the local Patient id would link the entry to the tombstones (and, derived from
+      // the MRN, to the person).
+      const entry = { actor, actorOrganization: caller.organization, purpose, consents: [], breakGlass: false, custodian: this.mspId };
       await this.ledger.recordAccess(refs.map((patient) => ({ ...entry, patient, action: 'D', subtype: 'erase', decision: 'permit', entryId: randomUUID() })));
     }
+    // Before the store step: if it fails, running the erasure again bumps the epoch again (harmless).
+    const newEpoch = this.ids?.forgetSubject(patientId) ?? false;
     const versionsDeleted = this.store.erasePatient(patientId);
-    this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned }, 'patient erased');
+    this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned, newEpoch }, 'patient erased');
     return { versionsDeleted, anchorsTombstoned };
   }
 }

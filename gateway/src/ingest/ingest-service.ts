@@ -15,7 +15,12 @@
  * ones stay, and re-sending the same Bundle finishes the job (the written ones are then no-ops).
  * Re-ingesting the same message therefore never duplicates versions or anchors.
  *
- * Errors name the entry and element (`Bundle.entry[3].resource.subject`), never values (no PHI).
+ * Errors name the entry and element (`Bundle.entry[3].resource.subject`), never values (no PHI), and carry
+ * no resource ids or DIDs (redactIds): ids of ingested patients are derived from MRNs, and error messages
+ * end up in logs and HL7 ACKs.
+ *
+ * Ids: the mappers and the EHR import take the custodian's keyed ids (CustodianIds, HDX_ID_SECRET_FILE);
+ * without them this service refuses HL7 v2, VR and EHR-keyed ingestion rather than derive an unkeyed id.
  */
 import { randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -27,6 +32,7 @@ import { type PreparedVersion, type Resource, type ResourceService, SUPPORTED_TY
 import { ID } from '../fhir/search-params';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
+import type { CustodianIds } from './custodian-ids';
 
 /** Most entries in one ingested Bundle (the body limit bounds it too). */
 export const MAX_INGEST_ENTRIES = 10_000;
@@ -93,11 +99,51 @@ function atEntry(err: unknown, index: number, type: string): unknown {
   return new OperationOutcomeError(err.code, `${entry}: ${err.message}`, issues);
 }
 
+const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
+const TYPED_ID = /\b([A-Z][A-Za-z]{1,63})\/(?!_history\b|:id\b)[A-Za-z0-9\-.]{1,64}/g;
+const DID_OR_PSEUDONYM = /\b(did:hdx:[A-Za-z0-9_-]{43}|pseudonym:[0-9a-f]{64})/g;
+
+/** A message without resource ids, UUIDs, DIDs or pseudonyms (`Patient/:id`): ingested ids derive from MRNs. */
+export function redactIds(text: string): string {
+  return text.replace(DID_OR_PSEUDONYM, ':id').replace(TYPED_ID, '$1/:id').replace(UUID, ':id');
+}
+
+/** The same error with its message and issues redacted (redactIds); other errors (internal ones) as they are. */
+export function withoutIds(err: unknown): unknown {
+  if (!(err instanceof OperationOutcomeError)) return err;
+  const issues: OperationOutcomeIssue[] = err.issues.map((i) => ({
+    ...i,
+    ...(i.diagnostics !== undefined ? { diagnostics: redactIds(i.diagnostics) } : {}),
+    ...(i.details?.text !== undefined ? { details: { ...i.details, text: redactIds(i.details.text) } } : {}),
+  }));
+  const out = new OperationOutcomeError(err.code, redactIds(err.message), issues);
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause !== undefined) (out as { cause?: unknown }).cause = cause;
+  return out;
+}
+
 /** The content that decides "unchanged": the resource without its server-assigned meta. */
 function comparable(resource: Record<string, unknown>): string {
   const { meta, ...rest } = resource;
   const { versionId: _v, lastUpdated: _l, ...keptMeta } = isObject(meta) ? meta : {};
   return canonicalize(Object.keys(keptMeta).length > 0 ? { ...rest, meta: keptMeta } : rest) ?? '';
+}
+
+/** References to an EHR's resources → `Type/<local id>`; contained (`#x`), logical and foreign references are kept. */
+export function rewriteEhrReferences(value: unknown, ehrBase: string, localId: (type: string, id: string) => string): void {
+  const base = ehrBase.replace(/\/+$/, '');
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (isObject(v)) {
+      if (typeof v.reference === 'string') {
+        const relative = v.reference.startsWith(`${base}/`) ? v.reference.slice(base.length + 1) : v.reference;
+        const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(relative);
+        if (m?.[1] && m[2]) v.reference = `${m[1]}/${localId(m[1], m[2])}`;
+      }
+      for (const child of Object.values(v)) if (child !== null && typeof child === 'object') visit(child);
+    }
+  };
+  visit(value);
 }
 
 /** Every Reference.reference string in a value, with a setter. */
@@ -120,6 +166,8 @@ export interface IngestServiceDeps {
   readonly store: ResourceStore;
   readonly log: Logger;
   readonly baseUrl: string;
+  /** The custodian's keyed ids (HDX_ID_SECRET_FILE); without them HL7 v2, VR and EHR-keyed ingestion are refused. */
+  readonly ids?: CustodianIds;
 }
 
 export class IngestService {
@@ -127,11 +175,58 @@ export class IngestService {
   readonly #store: ResourceStore;
   readonly #log: Logger;
   readonly #base: string;
+  readonly #ids: CustodianIds | undefined;
   constructor(deps: IngestServiceDeps) {
     this.#resources = deps.resources;
     this.#store = deps.store;
     this.#log = deps.log;
     this.#base = deps.baseUrl;
+    this.#ids = deps.ids;
+  }
+
+  /** The custodian's keyed ids, for the mappers (options.ids); refused when this server has none. */
+  custodianIds(): CustodianIds {
+    if (!this.#ids) {
+      throw new OperationOutcomeError('UNSUPPORTED', 'This server has no custodian id secret (HDX_ID_SECRET_FILE): it does not derive ids for HL7 v2, VR sessions or EHR resources');
+    }
+    return this.#ids;
+  }
+
+  /**
+   * A Bundle of an EHR's resources under the EHR's own ids (`hdx sync`) → the same resources under this
+   * custodian's keyed local ids (CustodianIds.ehrLocalId), references to the EHR's resources (`Type/id`,
+   * `<EHR base>/Type/id`, with or without `_history`) rewritten to them, `meta.versionId` and
+   * `meta.lastUpdated` dropped (they are the gateway's own), `meta.source` the EHR URL of the resource.
+   * The EHR ids never leave this process in an id: the keyed ids are derived here, where the secret is.
+   */
+  fromEhr(ehrBase: string, body: unknown): Record<string, unknown> {
+    const ids = this.custodianIds();
+    let url: URL;
+    try {
+      url = new URL(ehrBase);
+    } catch {
+      throw new OperationOutcomeError('INVALID', 'ehr must be the EHR\'s FHIR base URL (http or https)');
+    }
+    if (!['http:', 'https:'].includes(url.protocol) || url.search !== '' || url.hash !== '' || ehrBase.length > 2048) {
+      throw new OperationOutcomeError('INVALID', 'ehr must be the EHR\'s FHIR base URL (http or https, no query)');
+    }
+    const base = ehrBase.replace(/\/+$/, '');
+    if (!isObject(body) || body.resourceType !== 'Bundle' || !Array.isArray(body.entry)) throw invalid('Bundle.entry', 'An EHR import is a Bundle with entries');
+    if (body.entry.length > MAX_INGEST_ENTRIES) throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${body.entry.length}`);
+    const local = (type: string, id: string): string => ids.ehrLocalId(base, type, id);
+    const entry = body.entry.map((raw: unknown, index: number) => {
+      const at = `Bundle.entry[${index}].resource`;
+      const r = isObject(raw) && isObject(raw.resource) ? (structuredClone(raw.resource) as Record<string, unknown>) : undefined;
+      if (!r || typeof r.resourceType !== 'string' || !TYPE.test(r.resourceType)) throw invalid(`${at}.resourceType`, `${at}.resourceType is not a FHIR resource type`);
+      if (typeof r.id !== 'string' || !ID.test(r.id)) throw invalid(`${at}.id`, `${at}.id is required and must be a FHIR id (the EHR's id)`);
+      const type = r.resourceType;
+      const ehrId = r.id;
+      rewriteEhrReferences(r, base, local);
+      const { versionId: _v, lastUpdated: _l, ...meta } = isObject(r.meta) ? r.meta : {};
+      const id = local(type, ehrId);
+      return { resource: { ...r, id, meta: { ...meta, source: meta.source ?? `${base}/${type}/${ehrId}` } }, request: { method: 'PUT', url: `${type}/${id}` } };
+    });
+    return { resourceType: 'Bundle', type: 'transaction', entry };
   }
 
   /** The local Patient linked to a DID, if any (a VR record names its patient by DID). */
@@ -146,12 +241,17 @@ export class IngestService {
    * so in their response entry. `scoped` checks the caller's scopes (create and update for every type).
    */
   async ingest(scoped: ScopedCaller, source: string, body: unknown): Promise<IngestResult> {
-    if (!SOURCE_NAME.test(source)) throw new OperationOutcomeError('INVALID', 'The source name must be 1 to 64 letters, digits or ._:-');
-    const items = this.#parse(body);
-    return this.#exclusive(
-      items.map((i) => `${i.type}/${i.id}`),
-      () => this.#ingest(scoped, source, items),
-    );
+    try {
+      if (!SOURCE_NAME.test(source)) throw new OperationOutcomeError('INVALID', 'The source name must be 1 to 64 letters, digits or ._:-');
+      const items = this.#parse(body);
+      return await this.#exclusive(
+        items.map((i) => `${i.type}/${i.id}`),
+        () => this.#ingest(scoped, source, items),
+      );
+    } catch (err) {
+      // Ledger and store errors may name `Patient/<id>` (an id derived from an MRN): never passed on.
+      throw withoutIds(err);
+    }
   }
 
   /**

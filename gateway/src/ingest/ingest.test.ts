@@ -1,17 +1,23 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { validateResource } from '@hdx/fhir-mappers';
+import { createHash } from 'node:crypto';
+import { HDX_ID_NAMESPACE, keyedIds, validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
 import request from 'supertest';
 import { AuditService } from '../fhir/audit-events';
 import { ConsentService } from '../fhir/consent-service';
+import type { Caller } from '../fhir/policy';
+import { ErasureService } from '../fhir/erasure';
 import { ResourceService } from '../fhir/resource-service';
 import { createApp } from '../http/app';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
+import { CustodianIds } from './custodian-ids';
+import { IngestService } from './ingest-service';
+import { withIngestRoutes } from './test-app';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -21,17 +27,52 @@ const data = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '
 const ADT = data('adt-a01.hl7');
 const ORU = data('oru-r01.hl7');
 
-function setup() {
+/** This test custodian's id secret (a real one is 32 random bytes in the gateway's data dir). */
+const SECRET = Buffer.alloc(32, 7);
+const MRN_SYSTEM = 'urn:oid:1.2.840.114350.1.13.1.2';
+const ADMIN: Caller = { did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'admin', actorAuth: 'idp', local: true };
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+function setup(options: { ids?: boolean } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-ingest-'));
   const store = new SqliteStore(path.join(dir, 'hdx.db'));
   const ledger = new FakeLedger();
   const log = newLogger('silent');
+  const ids = new CustodianIds(SECRET, path.join(dir, 'id-epochs.db'));
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
-  return { app, store, ledger, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  const fhirApp = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+  const ingest = new IngestService({ resources, store, log, baseUrl: BASE, ...(options.ids === false ? {} : { ids }) });
+  const app = withIngestRoutes(fhirApp, { ingest, authenticate: fakeAuthenticate, mspId: 'Hospital1MSP' });
+  return {
+    app,
+    store,
+    ledger,
+    ids,
+    erasure: (withIds = true) => new ErasureService(store, ledger, log, 'Hospital1MSP', withIds ? ids : undefined),
+    cleanup: () => {
+      ids.close();
+      store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 let env: ReturnType<typeof setup>;
+/** The id scheme before keyed ids: SHA-256 of the public namespace + parts (security-poc/mrn-bruteforce.js). */
+function unkeyedUuid(kind: string, ...parts: string[]): string {
+  const h = createHash('sha256').update(Buffer.from(HDX_ID_NAMESPACE.replace(/-/g, ''), 'hex'));
+  for (const p of [kind, ...parts]) {
+    const l = Buffer.alloc(4);
+    l.writeUInt32BE(Buffer.byteLength(p));
+    h.update(l).update(p);
+  }
+  const d = h.digest();
+  d[6] = ((d[6] ?? 0) & 0x0f) | 0x80;
+  d[8] = ((d[8] ?? 0) & 0x3f) | 0x80;
+  const x = d.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
 beforeEach(() => {
   env = setup();
 });
@@ -223,5 +264,96 @@ describe('ingestion (fake ledger)', () => {
     const invalid = await request(env.app).post('/ingest/vr-session?patient=Patient/vr-p').set(...staff).set('content-type', 'application/json').send({ ...record, sessionType: 'dancing' });
     expect(invalid.status).to.equal(400);
     expect(JSON.stringify(invalid.body)).to.contain('/sessionType');
+  });
+});
+
+describe('ingestion ids: keyed with the custodian secret; re-admission after erasure; no ids in errors', () => {
+  const patientIdOf = (body: { entry: Array<{ fullUrl: string }> }): string => String(body.entry[0]?.fullUrl.split('/').pop());
+
+  it('the Patient id of the golden ADT is keyed: not the unkeyed hash of its MRN, another secret gives another id; same secret, same id', async () => {
+    const adt = await hl7(ADT);
+    expect(adt.status, adt.text).to.equal(200);
+    const id = patientIdOf(adt.body);
+    expect(id).to.not.equal(unkeyedUuid('Patient', MRN_SYSTEM, 'MRN-000042'));
+    expect(id).to.equal(keyedIds(SECRET).subject('Patient', MRN_SYSTEM, 'MRN-000042'));
+    expect(id).to.not.equal(keyedIds(Buffer.alloc(32, 8)).subject('Patient', MRN_SYSTEM, 'MRN-000042'));
+    // The ledger holds only the keyed id.
+    expect([...env.ledger.anchors.keys()].some((k) => k.startsWith(`Patient/${id}/`))).to.equal(true);
+  });
+
+  it('a patient erased, then admitted again, gets a new Patient id and is anchored (the erasure entry names no resource)', async () => {
+    const first = await hl7(ADT);
+    const oldId = patientIdOf(first.body);
+    const encounterOld = String(first.body.entry[1].fullUrl).split('/').pop() as string;
+    await env.erasure().erasePatient(ADMIN, oldId);
+    expect(env.ledger.anchors.get(`Patient/${oldId}/_history/1`)?.tombstone).to.not.equal(undefined);
+    const erase = env.ledger.audit.at(-1);
+    expect(erase).to.include({ action: 'D', subtype: 'erase' });
+    expect(erase?.resources).to.deep.equal([]);
+    expect(JSON.stringify(env.ledger.audit.filter((e) => e.subtype === 'erase'))).to.not.contain(oldId);
+
+    const again = await hl7(ADT);
+    expect(again.status, again.text).to.equal(200);
+    expect(statuses(again.body)).to.deep.equal(['201 Created', '201 Created']);
+    const newId = patientIdOf(again.body);
+    expect(newId).to.not.equal(oldId);
+    expect(String(again.body.entry[1].fullUrl)).to.not.contain(encounterOld);
+    expect(env.ledger.anchors.get(`Patient/${newId}/_history/1`)?.tombstone).to.equal(undefined);
+    // Stable again from now on: the same message is a no-op, and the lab results join the new Patient.
+    expect(statuses((await hl7(ADT)).body)).to.deep.equal(['200 OK', '200 OK']);
+    const oru = await hl7(ORU);
+    expect(oru.status, oru.text).to.equal(200);
+    expect(patientIdOf(oru.body)).to.equal(newId);
+    // Erased twice: a third id.
+    await env.erasure().erasePatient(ADMIN, newId);
+    const third = await hl7(ADT);
+    expect(third.status).to.equal(200);
+    expect([oldId, newId]).to.not.include(patientIdOf(third.body));
+  });
+
+  it('without the new epoch the returning patient hits the tombstone, and the refusal names no id', async () => {
+    const oldId = patientIdOf((await hl7(ADT)).body);
+    await env.erasure(false).erasePatient(ADMIN, oldId);
+    const refused = await hl7(ADT);
+    expect(refused.status).to.equal(409);
+    expect(refused.text).to.not.match(UUID);
+    expect(refused.text).to.not.contain(oldId);
+  });
+
+  it('hdx sync pushes (?ehr=): the gateway keys the EHR ids and rewrites the references; an erased EHR patient comes back under a new id', async () => {
+    const ehr = 'https://ehr.example/fhir';
+    const page = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { resource: { resourceType: 'Patient', id: '123', meta: { versionId: '4', lastUpdated: '2026-01-01T00:00:00Z' } }, request: { method: 'PUT', url: 'Patient/123' } },
+        { resource: { resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'pulse' }, subject: { reference: `${ehr}/Patient/123/_history/4` } }, request: { method: 'PUT', url: 'Observation/o1' } },
+      ],
+    };
+    const push = () => request(env.app).post(`/ingest/fhir?source=ehr-1&ehr=${encodeURIComponent(ehr)}`).set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
+    const res = await push();
+    expect(res.status, res.text).to.equal(200);
+    const patientId = env.ids.ehrLocalId(ehr, 'Patient', '123');
+    const obsId = env.ids.ehrLocalId(ehr, 'Observation', 'o1');
+    expect(statuses(res.body)).to.deep.equal(['201 Created', '201 Created']);
+    expect(patientId).to.not.equal(unkeyedUuid('ehr-sync', ehr, 'Patient/123'));
+    const obs = JSON.parse(env.store.readCurrent('Observation', obsId)?.content ?? '{}') as { subject: { reference: string }; meta: { source: string; versionId: string } };
+    expect(obs.subject.reference).to.equal(`Patient/${patientId}`);
+    expect(obs.meta.source).to.equal(`${ehr}/Observation/o1`);
+    expect(statuses((await push()).body)).to.deep.equal(['200 OK', '200 OK']);
+    await env.erasure().erasePatient(ADMIN, patientId);
+    expect(env.ids.ehrLocalId(ehr, 'Patient', '123')).to.not.equal(patientId);
+    // (the erased patient's other resources keep their EHR-derived ids: see the README, Erasure)
+    const bad = await request(env.app).post('/ingest/fhir?source=ehr-1&ehr=ftp://x').set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
+    expect(bad.status).to.equal(400);
+  });
+
+  it('a server without the custodian id secret refuses HL7 v2 and EHR-keyed ingestion instead of deriving unkeyed ids', async () => {
+    env.cleanup();
+    env = setup({ ids: false });
+    const res = await hl7(ADT);
+    expect(res.status).to.equal(404);
+    expect(res.body.issue[0].diagnostics).to.match(/HDX_ID_SECRET_FILE/);
+    expect(env.ledger.anchors.size).to.equal(0);
   });
 });

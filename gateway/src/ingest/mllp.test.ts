@@ -3,12 +3,18 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
+import { ErasureService } from '../fhir/erasure';
+import type { Caller } from '../fhir/policy';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';
+import { CustodianIds } from './custodian-ids';
 import { IngestService } from './ingest-service';
 import { type MllpListener, startMllpListener } from './mllp';
+
+const FEED: Caller = { did: `did:hdx:${'m'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true };
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
 const ADT = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', 'adt-a01.hl7'), 'utf8');
 const frame = (m: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
@@ -43,20 +49,29 @@ describe('MLLP listener (fake ledger)', () => {
   let store: SqliteStore;
   let ledger: FakeLedger;
   let listener: MllpListener;
+  let ids: CustodianIds;
+  let erasure: ErasureService;
+  const lines: string[] = [];
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-mllp-'));
     store = new SqliteStore(path.join(dir, 'hdx.db'));
     ledger = new FakeLedger();
     const log = newLogger('silent');
+    // What the listener logs, to check it names no id.
+    const mllpLog = newLogger('info', { write: (line: string) => lines.push(line) });
     const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-    const ingest = new IngestService({ resources, store, log, baseUrl: 'http://127.0.0.1:8080/fhir' });
-    listener = await startMllpListener({ port: 0, ingest, log, caller: { did: `did:hdx:${'m'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' } });
+    ids = new CustodianIds(Buffer.alloc(32, 5), ':memory:');
+    erasure = new ErasureService(store, ledger, log, 'Hospital1MSP');
+    const ingest = new IngestService({ resources, store, log, baseUrl: 'http://127.0.0.1:8080/fhir', ids });
+    listener = await startMllpListener({ port: 0, ingest, log: mllpLog, caller: FEED });
   });
 
   afterEach(async () => {
     await listener.close();
     store.close();
+    ids.close();
+    lines.length = 0;
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -80,5 +95,17 @@ describe('MLLP listener (fake ledger)', () => {
     expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|200\^Unsupported message type\^HL70357\|E\|/);
     expect(acks[0]).to.not.contain('Brien');
     expect(second?.[1]).to.equal('MSA|AA|MSG00001');
+  });
+
+  it('an ACK refusing a message (the ledger names the resource) and the log carry no resource id', async () => {
+    await exchange(listener.port, [frame(ADT)], 1);
+    const patientId = [...ledger.anchors.keys()].find((k) => k.startsWith('Patient/'))?.split('/')[1] as string;
+    // Erased without a new epoch: the same message now maps onto the tombstone and is refused.
+    await erasure.erasePatient({ ...FEED, kind: 'admin' }, patientId);
+    const [ack] = await exchange(listener.port, [frame(ADT)], 1);
+    expect(ack?.split('\r')[1]).to.match(/^MSA\|AE\|MSG00001\|/);
+    expect(ack).to.not.match(UUID);
+    expect(ack).to.not.contain(patientId);
+    expect(lines.join('\n')).to.not.match(UUID);
   });
 });

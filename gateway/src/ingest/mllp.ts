@@ -6,6 +6,9 @@
  *
  * MLLP carries no bearer token: the changes are recorded under the DID configured for the listener
  * (`HDX_MLLP_ACTOR_DID`), as this organization, purpose TREAT. Only processes on this host can connect.
+ *
+ * Ids: mapped with the custodian's keyed ids (IngestService.custodianIds). Neither the ACK nor the log
+ * names a resource id or DID (redactIds): ids of ingested patients derive from their MRNs.
  */
 import { randomUUID } from 'node:crypto';
 import * as net from 'node:net';
@@ -13,7 +16,7 @@ import { hl7v2ToBundle, isMappingError } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { Caller } from '../fhir/access-control';
 import { OperationOutcomeError } from '../fhir/outcome';
-import type { IngestService } from './ingest-service';
+import { type IngestService, redactIds } from './ingest-service';
 
 const START = 0x0b;
 const END = Buffer.from([0x1c, 0x0d]);
@@ -61,7 +64,8 @@ export function ackFor(message: string, error?: { code: string; location: string
   if (!error) return `${header}\rMSA|AA|${field(10)}\r`;
   // Table 0357: 100 segment sequence, 101 required field missing, 102 data type, 200 unsupported message type, 207 application error.
   const code = error.location.startsWith('MSH-9') ? '200^Unsupported message type' : error.code === 'INVALID' ? '102^Data type error' : '207^Application internal error';
-  return `${header}\rMSA|AE|${field(10)}|${plain(error.text)}\rERR||${erl(error.location)}|${code}^HL70357|E||||${plain(error.text)}\r`;
+  const why = plain(redactIds(error.text));
+  return `${header}\rMSA|AE|${field(10)}|${why}\rERR||${erl(error.location)}|${code}^HL70357|E||||${why}\r`;
 }
 
 export async function startMllpListener(options: MllpListenerOptions): Promise<MllpListener> {
@@ -71,7 +75,7 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
   const handle = async (raw: Buffer): Promise<string> => {
     const text = raw.toString('utf8');
     try {
-      const bundle = hl7v2ToBundle(new Uint8Array(raw));
+      const bundle = hl7v2ToBundle(new Uint8Array(raw), { ids: ingest.custodianIds().ids });
       await ingest.ingest(() => caller, 'mllp', bundle);
       return ackFor(text);
     } catch (err) {
@@ -83,7 +87,8 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
         const expression = err.outcome.issue[0]?.expression?.[0] ?? '';
         return ackFor(text, { code: err.code, location: expression, text: err.message });
       }
-      log.error({ err }, 'MLLP message could not be ingested');
+      const e = err instanceof Error ? err : new Error(String(err));
+      log.error({ event: 'mllp-error', err: { type: e.name, message: redactIds(e.message), stack: redactIds(e.stack ?? '') } }, 'MLLP message could not be ingested');
       return ackFor(text, { code: 'INTERNAL', location: '', text: 'internal error; the operator has been alerted' });
     }
   };

@@ -4,6 +4,10 @@
  * - `POST /ingest/hl7v2` (x-application/hl7-v2+er7 or text/plain): hl7v2ToBundle, then ingest.
  * - `POST /ingest/vr-session` (JSON VR session record): vrSessionToBundle, then ingest.
  * - `POST /ingest/fhir?source=<name>` (a Bundle pushed or pulled from an EHR): ingest.
+ *   With `&ehr=<EHR FHIR base URL>` (what `hdx sync` sends) the entries carry the EHR's own ids: the gateway
+ *   gives them its keyed local ids and rewrites the references (IngestService.fromEhr).
+ *
+ * The mappers get the custodian's keyed ids (IngestService.custodianIds): never an unkeyed id.
  *
  * Each answers 200 with a `transaction-response` Bundle, or an OperationOutcome: a mapping error names
  * the segment/field or JSON pointer (400 INVALID, 422 UNMAPPABLE), never a value.
@@ -62,12 +66,14 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     if (!req.is(HL7_TYPES) || !Buffer.isBuffer(req.body)) {
       throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the HL7 v2 message (ER7) with Content-Type: x-application/hl7-v2+er7 or text/plain');
     }
-    const bundle = mapped(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer)));
+    const { ids } = ingest.custodianIds();
+    const bundle = mapped(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer), { ids }));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle)).bundle);
   });
 
   router.post('/vr-session', express.json({ type: ['application/json'], limit: '64mb' }), async (req, res) => {
     if (!req.is('application/json')) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the VR session record as application/json');
+    const { ids } = ingest.custodianIds();
     const record = mapped(() => parseVrSessionRecord(req.body));
     // The session's patient must be a Patient held here: given as ?patient=Patient/<id>, else by DID.
     const given = req.query.patient;
@@ -82,14 +88,17 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     if (patientId === undefined) {
       throw new OperationOutcomeError('UNMAPPABLE', '/patient: the session\'s patient is not a Patient held here (link the patient\'s DID to a Patient, or give ?patient=Patient/<id>)');
     }
-    const bundle = mapped(() => vrSessionToBundle(record, { patientReference: `Patient/${patientId}` }));
+    const bundle = mapped(() => vrSessionToBundle(record, { ids, patientReference: `Patient/${patientId}` }));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
   });
 
   router.post('/fhir', express.json({ type: ['application/json', 'application/fhir+json'], limit: '32mb' }), async (req, res) => {
     if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the Bundle as application/fhir+json');
     if (req.query.source === undefined) throw new OperationOutcomeError('INVALID', 'Name the source: POST /ingest/fhir?source=<name>');
-    send(res, (await ingest.ingest(scoped(req), sourceOf(req, ''), req.body)).bundle);
+    const ehr = req.query.ehr;
+    if (ehr !== undefined && typeof ehr !== 'string') throw new OperationOutcomeError('INVALID', 'ehr must be one URL');
+    const body: unknown = ehr === undefined ? req.body : ingest.fromEhr(ehr, req.body);
+    send(res, (await ingest.ingest(scoped(req), sourceOf(req, ''), body)).bundle);
   });
 
   router.all('/{*rest}', (req: Request, _res: Response, next: NextFunction) => {

@@ -14,7 +14,10 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { type MiniFhirServer, startMiniFhirServer } from '../test-support/mini-fhir-server';
-import { localIdOf, readState, rewriteReferences, sync } from './sync';
+import { CustodianIds } from './custodian-ids';
+import { IngestService, rewriteEhrReferences } from './ingest-service';
+import { readState, sync } from './sync';
+import { withIngestRoutes } from './test-app';
 
 const DR = `did:hdx:${'a'.repeat(43)}`;
 /** The unit tests' fake auth reads the caller from the bearer token here. */
@@ -30,6 +33,8 @@ interface Env {
   gatewayBase: string;
   store: SqliteStore;
   ledger: FakeLedger;
+  /** The gateway's keyed ids (its custodian secret): the local id of an EHR resource. */
+  ids: CustodianIds;
   stateFile: string;
   /** Fails the next `n` ingestion requests with 503 (the gateway or ledger down). */
   failNext(n: number): void;
@@ -42,6 +47,7 @@ async function setup(): Promise<Env> {
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+  const ids = new CustodianIds(Buffer.alloc(32, 9), ':memory:');
   let failures = 0;
   const outer = express();
   outer.use('/ingest', (_req, res, next) => {
@@ -55,13 +61,15 @@ async function setup(): Promise<Env> {
   const server: Server = createServer(outer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const gatewayBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
-  outer.use(createApp({ config: { baseUrl: gatewayBase, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: bearerAsTestAuth }));
+  const app = createApp({ config: { baseUrl: gatewayBase, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: bearerAsTestAuth });
+  outer.use(withIngestRoutes(app, { ingest: new IngestService({ resources, store, log, baseUrl: gatewayBase, ids }), authenticate: bearerAsTestAuth, mspId: 'Hospital1MSP' }));
   const ehr = await startMiniFhirServer();
   return {
     ehr,
     gatewayBase,
     store,
     ledger,
+    ids,
     stateFile: path.join(dir, 'state.json'),
     failNext: (n) => {
       failures = n;
@@ -73,6 +81,7 @@ async function setup(): Promise<Env> {
         server.closeAllConnections();
       });
       store.close();
+      ids.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -99,7 +108,7 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
   const versions = (type: string): number[] =>
     ['p1', 'p2', 'o0', 'o1', 'o2', 'o3', 'o4']
       .filter((id) => (type === 'Patient' ? id.startsWith('p') : id.startsWith('o')))
-      .map((id) => env.store.history(type, localIdOf(env.ehr.baseUrl, type, id)).length);
+      .map((id) => env.store.history(type, env.ids.ehrLocalId(env.ehr.baseUrl, type, id)).length);
 
   it('pulls everything (Patients first), with stable local ids and rewritten references; a second run changes nothing', async () => {
     const first = await run();
@@ -107,8 +116,8 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(first.created).to.equal(7);
     expect(versions('Patient')).to.deep.equal([1, 1]);
     expect(versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
-    const o0 = JSON.parse(env.store.readCurrent('Observation', localIdOf(env.ehr.baseUrl, 'Observation', 'o0'))?.content ?? '{}') as { subject: { reference: string }; meta: { source: string } };
-    expect(o0.subject.reference).to.equal(`Patient/${localIdOf(env.ehr.baseUrl, 'Patient', 'p1')}`);
+    const o0 = JSON.parse(env.store.readCurrent('Observation', env.ids.ehrLocalId(env.ehr.baseUrl, 'Observation', 'o0'))?.content ?? '{}') as { subject: { reference: string }; meta: { source: string } };
+    expect(o0.subject.reference).to.equal(`Patient/${env.ids.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1')}`);
     expect(o0.meta.source).to.equal(`${env.ehr.baseUrl}/Observation/o0`);
     expect(env.ehr.searches[0]).to.match(/^\/fhir\/Patient\?/);
     const anchors = env.ledger.anchors.size;
@@ -158,10 +167,20 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(env.ledger.anchors.size).to.equal(7);
   });
 
+  it('the local ids are keyed by the gateway (the sync client sends EHR ids and never holds the secret)', async () => {
+    await run();
+    const other = new CustodianIds(Buffer.alloc(32, 10), ':memory:');
+    const id = env.ids.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1');
+    expect(env.store.readCurrent('Patient', id)).to.not.equal(undefined);
+    expect(other.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1')).to.not.equal(id);
+    other.close();
+  });
+
   it('rewrites only references to the EHR\'s own resources', () => {
     const base = 'https://ehr.example/fhir';
+    const localIdOf = (b: string, type: string, id: string): string => env.ids.ehrLocalId(b, type, id);
     const r = { a: { reference: 'Patient/1' }, b: { reference: `${base}/Encounter/2/_history/3` }, c: { reference: '#c1' }, d: { reference: 'https://other.example/fhir/Patient/1' }, e: [{ reference: 'urn:uuid:x' }] };
-    rewriteReferences(r, base);
+    rewriteEhrReferences(r, base, (type, id) => localIdOf(base, type, id));
     expect(r.a.reference).to.equal(`Patient/${localIdOf(base, 'Patient', '1')}`);
     expect(r.b.reference).to.equal(`Encounter/${localIdOf(base, 'Encounter', '2')}`);
     expect(r.c.reference).to.equal('#c1');

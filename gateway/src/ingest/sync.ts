@@ -6,10 +6,12 @@
  *
  * 1. search `Type?_lastUpdated=ge<checkpoint>&_sort=_lastUpdated&_count=<page>` (no filter the first
  *    time) and follow the `next` links (same origin as the EHR base only: the EHR token goes nowhere else);
- * 2. give every resource a stable local id, a UUID derived from the EHR base URL + `Type/id`, and rewrite
- *    the references between EHR resources (`Type/id`, `<EHR base>/Type/id`, with or without
- *    `_history`) to those ids; `meta.versionId` and `meta.lastUpdated` are the gateway's own;
- * 3. push the page to the gateway as a transaction Bundle of `PUT Type/<local id>` entries;
+ * 2. push the page to the gateway (`POST /ingest/fhir?source=…&ehr=<EHR base>`) as a transaction Bundle
+ *    of the resources under their EHR ids; the gateway gives every resource a stable local id, keyed with
+ *    the custodian's id secret from the EHR base URL + `Type/id` (the secret never leaves the gateway, and
+ *    nobody can derive a local id from an EHR id without it), rewrites the references between EHR
+ *    resources to those ids and drops `meta.versionId` / `meta.lastUpdated` (IngestService.fromEhr);
+ * 3. (the gateway answers with a transaction-response);
  * 4. only after the gateway acknowledged the page (200), write the checkpoint to the state file
  *    (written to a temporary file, fsynced, renamed): the next link of the run, the largest
  *    `lastUpdated` seen and the EHR ids seen at exactly that instant.
@@ -21,7 +23,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { stableUuid } from '@hdx/fhir-mappers';
 
 export interface SyncOptions {
   /** The EHR's FHIR base URL. */
@@ -72,30 +73,8 @@ interface FhirClient {
   request(url: string): Promise<unknown>;
 }
 
-/** The stable local id of an EHR resource. */
-export function localIdOf(ehrBase: string, type: string, id: string): string {
-  return stableUuid('ehr-sync', ehrBase.replace(/\/+$/, ''), `${type}/${id}`);
-}
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** References to the EHR's resources → `Type/<local id>`; contained (`#x`), logical and foreign references are kept. */
-export function rewriteReferences(value: unknown, ehrBase: string): void {
-  const base = ehrBase.replace(/\/+$/, '');
-  const visit = (v: unknown): void => {
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (isObject(v)) {
-      if (typeof v.reference === 'string') {
-        const relative = v.reference.startsWith(`${base}/`) ? v.reference.slice(base.length + 1) : v.reference;
-        const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(relative);
-        if (m?.[1] && m[2]) v.reference = `${m[1]}/${localIdOf(base, m[1], m[2])}`;
-      }
-      for (const child of Object.values(v)) if (child !== null && typeof child === 'object') visit(child);
-    }
-  };
-  visit(value);
 }
 
 export function readState(file: string, ehr: string): SyncState {
@@ -138,19 +117,22 @@ async function ehrClient(options: SyncOptions): Promise<FhirClient> {
   return new Client({ baseUrl: options.ehr, ...(options.ehrToken ? { bearerToken: options.ehrToken } : {}) }) as unknown as FhirClient;
 }
 
-function ingestUrl(gateway: string, source: string): string {
+function ingestUrl(gateway: string, source: string, ehr: string): string {
   const origin = gateway.replace(/\/+$/, '').replace(/\/fhir$/, '');
-  return `${origin}/ingest/fhir?source=${encodeURIComponent(source)}`;
+  return `${origin}/ingest/fhir?source=${encodeURIComponent(source)}&ehr=${encodeURIComponent(ehr)}`;
 }
 
-/** The page pushed to the gateway; the status of each entry comes back in a transaction-response. */
-async function push(options: SyncOptions, source: string, resources: Resource[]): Promise<{ created: number; updated: number; unchanged: number }> {
+/**
+ * The page pushed to the gateway, under the EHR's ids (the gateway keys them); the status of each entry
+ * comes back in a transaction-response.
+ */
+async function push(options: SyncOptions, source: string, ehr: string, resources: Resource[]): Promise<{ created: number; updated: number; unchanged: number }> {
   const bundle = {
     resourceType: 'Bundle',
     type: 'transaction',
     entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${String(r.id)}` } })),
   };
-  const res = await fetch(ingestUrl(options.gateway, source), {
+  const res = await fetch(ingestUrl(options.gateway, source, ehr), {
     method: 'POST',
     headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${options.gatewayToken()}` },
     body: JSON.stringify(bundle),
@@ -230,13 +212,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
         if (lu !== undefined && lu === max) seenAtMax.add(String(r.id));
       }
       if (fresh.length > 0) {
-        const local = fresh.map((r) => {
-          const copy = structuredClone(r);
-          const { versionId: _v, lastUpdated: _l, ...meta } = copy.meta ?? {};
-          rewriteReferences(copy, ehr);
-          return { ...copy, id: localIdOf(ehr, type, String(r.id)), meta: { ...meta, source: meta.source ?? `${ehr}/${type}/${String(r.id)}` } } as Resource;
-        });
-        const counts = await push(options, source, local);
+        const local = fresh;
+        const counts = await push(options, source, ehr, local);
         total.pages++;
         total.resources += local.length;
         total.created += counts.created;
