@@ -111,6 +111,10 @@ describe('hdx.consent', () => {
       ['a purpose from another system', (p) => consentResource('c1', p, { type: 'permit', purpose: [{ system: 'urn:x', code: 'TREAT' }] })],
       ['a lowercase purpose', (p) => consentResource('c1', p, { type: 'permit', purpose: [{ code: 'treat' }] })],
       ['an actor by name', (p) => consentResource('c1', p, { type: 'permit', actor: [{ reference: { display: 'Dr X' } }] })],
+      // #17: Coding.display is free text (possible PHI), refused wherever a coding appears.
+      ['a Coding.display in a security label', (p) => consentResource('c1', p, { type: 'permit', securityLabel: [{ code: 'PSY', display: 'psychiatry notes of Jane' }] })],
+      ['a Coding.display in a purpose', (p) => consentResource('c1', p, { type: 'permit', purpose: [{ code: 'TREAT', display: 'treatment' }] })],
+      ['a Coding.display in the category', (p) => ({ ...consentResource('c1', p), category: [{ coding: [{ code: 'INFA', display: 'information access' }] }] })],
       ['an actor with both DID and MSP', (p) => consentResource('c1', p, { type: 'permit', actor: [{ reference: { reference: p, identifier: { system: 'urn:hdx:msp', value: 'H' } } }] })],
       ['a class that is not a FHIR type', (p) => consentResource('c1', p, { type: 'permit', class: [{ code: 'labs' }] })],
       ['a period ending before it starts', (p) => consentResource('c1', p, { type: 'permit', period: { start: '2024-02-01', end: '2024-01-01' } })],
@@ -141,6 +145,11 @@ describe('hdx.consent', () => {
       expect(record.created).to.not.equal(record.updated);
       const history = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => consents.History(ctx, 'c1')));
       expect(history.map((h: { version: number; action: string }) => [h.version, h.action])).to.deep.equal([[1, 'grant'], [2, 'update']]);
+    });
+
+    it('refuses an update carrying a Coding.display (free text) with INVALID', async () => {
+      const withDisplay = consentResource('c1', patient.did, { type: 'deny', class: [{ code: 'Observation', display: 'HIV test of Jane' }] });
+      expect(await rejectsWith(update(sign(patient, 'update', withDisplay)), 'INVALID')).to.match(/display is not allowed/);
     });
 
     it('refuses an update of an unknown consent (NOT_FOUND) or signed before the last change (CONFLICT)', async () => {

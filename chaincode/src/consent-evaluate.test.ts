@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AccessRequest, EvaluationContext, StoredConsent, evaluateAccess } from './consent-evaluate';
+import { AccessRequest, EvaluationContext, StoredConsent, dataPeriodMatches, evaluateAccess } from './consent-evaluate';
 import { MSP_SYSTEM, Provision } from './consent-model';
 
 const did = (c: string) => `did:hdx:${c.repeat(43)}`;
@@ -184,6 +184,37 @@ describe('consent evaluation (precedence rules)', () => {
       const tree: Provision = { type: 'deny', purpose: purpose('ETREAT'), provision: [{ type: 'permit', actor: [byDid(DOCTOR)] }] };
       expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', tree)]).decision).to.equal('permit');
       expect(decide(request({ purpose: 'ETREAT', actor: did('Y') }), [consent('c1', tree)]).decision).to.equal('deny');
+    });
+  });
+  describe('issue 9: data month, suspended patients, identity first', () => {
+    it('a month meets a deny period if they overlap, and lies in a permit period only if wholly inside', () => {
+      const period = { start: '2024-05-15', end: '2024-12' };
+      expect(dataPeriodMatches('deny', period, '2024-05')).to.equal(true);
+      expect(dataPeriodMatches('permit', period, '2024-05')).to.equal(false);
+      expect(dataPeriodMatches('permit', period, '2024-06')).to.equal(true);
+      expect(dataPeriodMatches('permit', period, '2024-12')).to.equal(true);
+      expect(dataPeriodMatches('deny', period, '2025-01')).to.equal(false);
+      expect(dataPeriodMatches('deny', { end: '2019' }, '2019-12')).to.equal(true);
+      expect(dataPeriodMatches('deny', period, undefined)).to.equal(true);
+      expect(dataPeriodMatches('permit', period, undefined)).to.equal(false);
+    });
+    it("ignores a suspended or deactivated patient's permits and keeps their denies", () => {
+      const permit = [consent('p1', { type: 'permit', actor: [byMsp('Hospital2MSP')] })];
+      const deny = [consent('d1', { type: 'deny', actor: [byMsp('Hospital1MSP')] })];
+      for (const patientStatus of ['suspended', 'deactivated'] as const) {
+        expect(decide(request(), permit, context({ patientStatus })).reason).to.equal('no-permit');
+        expect(decide(request({ actorOrganization: 'Hospital1MSP' }), deny, context({ patientStatus })).reason).to.equal('consent-deny');
+      }
+      expect(decide(request(), permit, context({ patientStatus: 'active' })).reason).to.equal('consent-permit');
+    });
+    it('refuses by identity before any consent: a permit naming the actor does not help an unusable identity', () => {
+      const permit = [consent('p1', { type: 'permit', actor: [byDid(DOCTOR)] })];
+      expect(decide(request(), permit, context({ actorIdentity: undefined })).reason).to.equal('actor-unregistered');
+      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'suspended', organization: 'Hospital2MSP' } })).reason).to.equal('actor-deactivated');
+      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'active', organization: 'Hospital3MSP' } })).reason).to.equal('actor-organization-mismatch');
+      expect(decide(request({ actorAuth: 'delegated' }), permit, context({ actorIdentity: { kind: 'device', status: 'active', organization: 'Hospital2MSP' } })).reason).to.equal('delegation-not-allowed');
+      expect(decide(request({ purpose: 'PATRQT' }), permit).reason).to.equal('purpose-not-allowed');
+      expect(decide(request(), permit).reason).to.equal('consent-permit');
     });
   });
 });
