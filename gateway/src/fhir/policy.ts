@@ -7,7 +7,7 @@
  * The chaincode applies the same kind and purpose rules again (purposeAllowed is imported from it), so
  * a gateway bug or a member organization bypassing its own gateway cannot lift them.
  */
-import { purposeAllowed } from '@hdx/chaincode';
+import { type DidKind, purposeAllowed } from '@hdx/chaincode';
 import { grantingScope, type ScopeAction, requireScope } from '../auth/scopes';
 import type { AuthContext } from '../auth/types';
 import { OperationOutcomeError } from './outcome';
@@ -98,7 +98,7 @@ export function bindCaller(auth: AuthContext, ownMsp: string, resourceType: stri
 }
 
 /** An IdP admin acts with the purposes of a practitioner (the DID kinds the chaincode knows). */
-function kindForPurpose(kind: CallerKind): string {
+function kindForPurpose(kind: CallerKind): DidKind {
   return kind === 'admin' ? 'practitioner' : kind;
 }
 

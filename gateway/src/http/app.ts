@@ -22,6 +22,8 @@ import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from '../ingest/routes';
+import { jsonBody } from './body';
+import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -42,6 +44,8 @@ export interface AppDeps {
   /** The async audit mode's outbox, reported by /healthz (`checks.outbox`); none in sync mode. */
   readonly outbox?: { health(): { ok: boolean; pending: number; error?: string } };
   readonly version?: string;
+  /** Per-identity and per-address request limits (defaults: see rate-limit.ts). */
+  readonly rateLimits?: RateLimitOptions;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -80,6 +84,13 @@ export function loggablePath(url: string): string {
     .split('/')
     .map((seg) => (PATH_WORD.test(seg) ? seg : ':id'))
     .join('/');
+}
+
+function signedBody(req: Request): string {
+  if (!req.is('application/jose') || typeof req.body !== 'string') {
+    throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)');
+  }
+  return req.body;
 }
 
 function needsJson(req: Request): void {
@@ -153,11 +164,14 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
   });
 
+  // Everything below is rate limited: per address before authentication, per identity after it.
+  const limits = createRateLimiters(deps.rateLimits ?? {});
+  app.use(limits.beforeAuth);
+
   // --- DIDs: W3C DID resolution from the ledger (public keys only, no PHI), registration by staff ---
   const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: (d) => store.patientByDid(d) !== undefined };
   const did = express.Router();
-  did.use(authenticate);
-  did.use(express.json({ limit: '64kb' }));
+  did.use(authenticate, limits.afterAuth, jsonBody({ limit: '64kb' }));
   did.get('/:did', async (req: Request<{ did: string }>, res) => {
     if (!DID.test(req.params.did)) throw new OperationOutcomeError('INVALID', 'Not a did:hdx DID');
     const resolution = await ledger.resolveDid(req.params.did);
@@ -187,18 +201,26 @@ export function createApp(deps: AppDeps): express.Express {
   // --- FHIR ---
   const fhir = express.Router();
   fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(base, deps.version ?? '0.1.0')));
+  const joseBody = express.text({ type: 'application/jose', limit: '256kb' });
+  // A revocation needs no bearer token: its own signature, which the chaincode verifies against the
+  // patient's DID document, is the proof. So a patient whose DID an admin suspended (and who can no
+  // longer sign in) can still revoke.
+  fhir.put(
+    '/Consent/:id',
+    (req, _res, next) => next(req.headers.authorization === undefined ? undefined : 'route'),
+    joseBody,
+    async (req: Request<{ id: string }>, res) => {
+      checkIds('Consent', req.params.id);
+      const { record } = await consents.change(signedBody(req), { id: req.params.id, actions: ['revoke'] });
+      const resource = toFhirConsent(record);
+      versionHeaders(res, resource as Resource);
+      sendResource(res, 200, resource);
+    },
+  );
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token.
-  fhir.use(authenticate);
-  fhir.use(express.json({ type: ['application/json', 'application/fhir+json'], limit: '5mb', strict: true }));
-  fhir.use(express.text({ type: 'application/jose', limit: '256kb' }));
+  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb' }), joseBody);
 
   // Consent: on the ledger, changed only with the patient's signature.
-  const signedBody = (req: Request): string => {
-    if (!req.is('application/jose') || typeof req.body !== 'string') {
-      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)');
-    }
-    return req.body;
-  };
   fhir.post('/Consent', async (req, res) => {
     requireScope(requireAuth(req), 'Consent', 'create');
     const { record } = await consents.change(signedBody(req), { actions: ['grant'] });

@@ -39,6 +39,8 @@ export const fakeAuthenticate: RequestHandler = (req, _res, next) => {
     tokenKind: c.tokenKind ?? 'idp',
     actorAuth: c.actorAuth ?? (c.viaOrganization ? 'delegated' : (c.tokenKind ?? 'idp')),
     ...(c.viaOrganization ? { viaOrganization: c.viaOrganization } : {}),
+    // The registered kind of the DID, as the token verifier resolves it (the role of a DID token).
+    ...(c.did ? { didKind: (c.role === 'admin' ? 'practitioner' : (c.role ?? 'practitioner')) as NonNullable<AuthContext['didKind']> } : {}),
     expiresAt: Math.floor(Date.now() / 1000) + 300,
   };
   next();
