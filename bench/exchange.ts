@@ -19,7 +19,7 @@
  *   HDX_BENCH_SECONDS=5 HDX_BENCH_ROUNDS=10 npm run bench -- exchange     (a shorter run)
  *   also HDX_BENCH_RESOURCES (read set, 100) and HDX_BENCH_INGEST_<size> (batches per size: 20, 10, 5, 2)
  */
-import { createPrivateKey, randomUUID } from 'node:crypto';
+import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
@@ -29,7 +29,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import { defaultOptions, down, type NetworkInfo, up } from '@hdx/fabric-network';
 import { httpCall, type Reply } from '../test/support/fhir-client';
-import { hl7v2ToBundle } from '@hdx/fhir-mappers';
+import { hl7v2ToBundle, keyedIds } from '@hdx/fhir-mappers';
 import {
   type Config,
   DID_IDENTIFIER_SYSTEM,
@@ -407,8 +407,10 @@ async function main(): Promise<void> {
     ] as const) {
       const msg = fs.readFileSync(path.join(hl7Dir, file), 'utf8');
       log(`HL7 v2 ${label}`);
-      const validated = perSecond(hl7Seconds, () => hl7v2ToBundle(msg));
-      const mapOnly = perSecond(hl7Seconds, () => hl7v2ToBundle(msg, { validate: false }));
+      // A custodian's keyed ids (a fresh secret: the ids themselves are not measured).
+      const ids = keyedIds(randomBytes(32));
+      const validated = perSecond(hl7Seconds, () => hl7v2ToBundle(msg, { ids }));
+      const mapOnly = perSecond(hl7Seconds, () => hl7v2ToBundle(msg, { ids, validate: false }));
       rows.push(['HL7 v2 mapped', label, `${rate(validated)} msg/s`, '-', '-', `validated Bundle (default); map only: ${rate(mapOnly)} msg/s; 1 thread, ${hl7Seconds} s each`]);
     }
     await new Promise<void>((resolve) => server.close(() => resolve()));

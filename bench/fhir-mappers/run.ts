@@ -5,10 +5,14 @@
  *   npm run bench -w fhir-mappers            (builds, then runs this file)
  *   BENCH_SECONDS=3 npm run bench -w fhir-mappers
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { hl7v2ToBundle, prepareValidator, validateResource, vrSessionToBundle } from '@hdx/fhir-mappers';
+import { hl7v2ToBundle, keyedIds, prepareValidator, validateResource, vrSessionToBundle } from '@hdx/fhir-mappers';
+
+/** A custodian's keyed ids (a fresh secret per run: the ids themselves are not measured). */
+const ids = keyedIds(randomBytes(32));
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 2);
 const ROOT = join(__dirname, '..', '..', 'fhir-mappers');
@@ -57,15 +61,15 @@ function main(): void {
   const vr = JSON.parse(readFileSync(join(ROOT, 'src', 'vr-session', 'example.json'), 'utf8')) as unknown;
 
   console.log('\nmapped per second (map only | map + validate the Bundle, the default)');
-  perSecond('HL7 v2 ADT^A01 (Patient + Encounter)', () => hl7v2ToBundle(adt, { validate: false }));
-  perSecond('HL7 v2 ADT^A01, validated', () => hl7v2ToBundle(adt));
-  perSecond('HL7 v2 ORU^R01 (Patient + 5 Obs + report)', () => hl7v2ToBundle(oru, { validate: false }));
-  perSecond('HL7 v2 ORU^R01, validated', () => hl7v2ToBundle(oru));
-  perSecond('VR session (15 resources)', () => vrSessionToBundle(vr, { validate: false }));
-  perSecond('VR session, validated', () => vrSessionToBundle(vr));
+  perSecond('HL7 v2 ADT^A01 (Patient + Encounter)', () => hl7v2ToBundle(adt, { ids, validate: false }));
+  perSecond('HL7 v2 ADT^A01, validated', () => hl7v2ToBundle(adt, { ids }));
+  perSecond('HL7 v2 ORU^R01 (Patient + 5 Obs + report)', () => hl7v2ToBundle(oru, { ids, validate: false }));
+  perSecond('HL7 v2 ORU^R01, validated', () => hl7v2ToBundle(oru, { ids }));
+  perSecond('VR session (15 resources)', () => vrSessionToBundle(vr, { ids, validate: false }));
+  perSecond('VR session, validated', () => vrSessionToBundle(vr, { ids }));
 
   console.log('\nvalidateResource time per resource');
-  const bundles = [hl7v2ToBundle(adt), hl7v2ToBundle(oru), vrSessionToBundle(vr)];
+  const bundles = [hl7v2ToBundle(adt, { ids }), hl7v2ToBundle(oru, { ids }), vrSessionToBundle(vr, { ids })];
   const byType = new Map<string, unknown>();
   for (const b of bundles) for (const e of b.entry ?? []) if (e.resource && !byType.has(e.resource.resourceType)) byType.set(e.resource.resourceType, e.resource);
   const all = bundles.flatMap((b) => (b.entry ?? []).map((e) => e.resource));
