@@ -21,6 +21,7 @@ import { parseScopes, ScopeSyntaxError } from './auth/scopes';
 import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
 import { sync } from './ingest/sync';
+import { OutboxAdmin } from './audit/outbox';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -68,6 +69,12 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   stable local id (from the EHR base URL and Type/id), rewrites references, and pushes each page to the gateway
   (POST /ingest/fhir). The checkpoint in --state moves only after the gateway acknowledged a page: a sync that was
   stopped resumes where it was; re-sent pages are no-ops. Prints progress; ends with a JSON summary.`,
+  outbox: `hdx outbox dead-letters --data-dir DIR
+hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
+  The async audit outbox (DIR/outbox.db, DIR being the gateway's HDX_DATA_DIR). dead-letters lists, as JSON, the
+  access entries the ledger refused on every attempt (entryId, when, attempts, the ledger's error; never the entry's
+  content). redeliver puts the one named (or all) back at the end of the queue with fresh attempts; a running
+  gateway delivers them at its next flush. Safe to run beside the gateway.`,
 };
 
 function usageText(): string {
@@ -404,6 +411,34 @@ async function syncCommand(args: string[], io: CliIo): Promise<void> {
   io.stdout(json(summary));
 }
 
+function outboxCommand(args: string[], io: CliIo): void {
+  const [sub, ...rest] = args;
+  if (sub !== 'dead-letters' && sub !== 'redeliver') throw new UsageError(`say what to do: hdx outbox dead-letters or hdx outbox redeliver\n\n${USAGE.outbox ?? ''}`);
+  const values = parse('outbox', rest, { 'data-dir': { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean' } });
+  const dataDir = required(values, 'data-dir', 'outbox', '/var/lib/hdx');
+  const id = optional(values, 'id');
+  if (sub === 'dead-letters' && (id !== undefined || values.all !== undefined)) throw new UsageError('--id and --all are for hdx outbox redeliver');
+  if (sub === 'redeliver' && (id === undefined) === (values.all !== true)) throw new UsageError('give --id ENTRY_ID (one dead letter, as listed by hdx outbox dead-letters) or --all');
+  const file = path.join(dataDir, 'outbox.db');
+  let admin: OutboxAdmin;
+  try {
+    admin = new OutboxAdmin(file);
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+  try {
+    if (sub === 'dead-letters') {
+      io.stdout(json({ outbox: file, deadLetters: admin.deadLetters() }));
+      return;
+    }
+    const moved = admin.redeliver(id);
+    if (id !== undefined && moved.length === 0) throw new Error(`no dead letter has entryId ${id} (list them with: hdx outbox dead-letters --data-dir ${dataDir})`);
+    io.stdout(json({ outbox: file, redelivered: moved }));
+  } finally {
+    admin.close();
+  }
+}
+
 /** Commands that wait on the network: run through runAsync. */
 const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void>> = {
   sync: syncCommand,
@@ -416,6 +451,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
   'idp-keygen': idpKeygen,
   'idp-token': idpToken,
   'consent-sign': consentSign,
+  outbox: outboxCommand,
 };
 
 /** Runs one hdx command; returns the exit status (0 done, 1 failed, 2 usage error). */
