@@ -407,12 +407,13 @@ export class ResourceService {
     if (!first) return;
     if (plan.versions.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('TOO_LARGE', `One write may anchor at most ${MAX_ANCHOR_BATCH} versions`);
     const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
-    const entries = this.access.changeEntries(caller, changes).map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated }));
+    const entries = this.access.changeEntries(caller, changes);
     // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
     // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
     // stored with the write and delivered once it is anchored.
     const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
-    const write: PendingWrite = { ...plan.pendingWrite(), writeId: randomUUID(), changeEntries: together ? [] : entries };
+    // Entries delivered later say when the change happened (the ledger's recordedAt is the delivery).
+    const write: PendingWrite = { ...plan.pendingWrite(), writeId: randomUUID(), changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })) };
     await this.#settleEarlierWrites(write);
     const keys = write.versions.map(this.#pendingKey);
     if (!this.#claim(keys)) throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
@@ -558,7 +559,13 @@ export class ResourceService {
    * outbox takes them from the store itself (AuditOutbox `changes`). False when some are left.
    */
   #deliverChanges(): Promise<boolean> {
-    if (this.access.auditMode !== 'sync') return Promise.resolve(true);
+    if (this.access.auditMode !== 'sync') {
+      const { count, oldestReadyAt } = this.#store.readyChangeStats();
+      if (count > 0 && oldestReadyAt !== undefined && Date.now() - oldestReadyAt > 5 * 60_000) {
+        this.#log.error({ event: 'change-audit-waiting', entries: count }, 'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)');
+      }
+      return Promise.resolve(true);
+    }
     this.#delivering ??= (async () => {
       let ok = true;
       const failed = new Set<string>();
