@@ -2,13 +2,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
+import request from 'supertest';
 import { AuditOutbox } from '../audit/outbox';
 import type { AccessEntryInput, Anchor, AnchorInput, AuditEntry } from '../ledger/ledger-client';
 import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
+import { createApp } from '../http/app';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
+import { AuditService } from './audit-events';
+import { ConsentService } from './consent-service';
 import { OperationOutcomeError } from './outcome';
 import type { Caller } from './policy';
 import { type Resource, ResourceService, WritePlan } from './resource-service';
@@ -321,6 +326,37 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 0 });
     expect(store.readyChangeStats().count).to.equal(0);
     expect(ledger.audit.filter((e) => e.action === 'C')).to.have.length(201);
+  });
+
+  it('over HTTP (review PoC G4, turned around): the timed-out update is 200, later updates 200; while the ledger cannot tell, 504 then 503 OperationOutcomes', async () => {
+    const FHIR = 'application/fhir+json';
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const app = createApp({ config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: MSP }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+    const user = asCaller({ did: staff.did, organization: MSP, purpose: 'TREAT', scope: 'user/*.*' });
+    const { patientId, obsId } = await seed(resources);
+    const put = (v: string) => request(app).put(`/fhir/Observation/${obsId}`).set(...user).set('content-type', FHIR).send(observation(patientId, obsId, v));
+    ledger.commitThenTimeout = 1;
+    const first = await put('amended');
+    expect(first.status, JSON.stringify(first.body)).to.equal(200);
+    expect(first.body.meta.versionId).to.equal('2');
+    for (const v of ['amended again', 'and again']) expect((await put(v)).status).to.equal(200);
+
+    ledger.commitThenTimeout = 1;
+    ledger.queriesDown = true;
+    const unsure = await put('unsure');
+    expect([unsure.status, unsure.body.resourceType, unsure.body.issue[0].code]).to.deep.equal([504, 'OperationOutcome', 'timeout']);
+    expect(unsure.body.issue[0].diagnostics).to.match(/outcome is being settled/);
+    const blocked = await put('blocked');
+    expect([blocked.status, blocked.body.issue[0].code]).to.deep.equal([503, 'transient']);
+    expect(blocked.body.issue[0].diagnostics).to.match(/still being settled/);
+    ledger.queriesDown = false;
+    const read = await request(app).get(`/fhir/Observation/${obsId}`).set(...user);
+    expect([read.status, read.body.valueString]).to.deep.equal([200, 'and again']); // the unconfirmed version is not served
+    expect((await put('after')).status).to.equal(409);
+    const done = await put('after');
+    expect([done.status, done.body.meta.versionId]).to.deep.equal([200, '6']);
   });
 
   it('a batch that commits and times out is acknowledged whole (AnchorBatch)', async () => {
