@@ -39,9 +39,9 @@ export const PURPOSES_BY_KIND: Readonly<Record<DidKind, PurposeRule>> = Object.f
   organization: { only: [] },
 });
 
-/** Whether an actor of `kind` may claim `purpose` for patient data. */
-export function purposeAllowed(kind: DidKind, purpose: string): boolean {
-  const rule = PURPOSES_BY_KIND[kind] as PurposeRule | undefined;
+/** Whether an actor of `kind` may claim `purpose` for patient data (an unknown kind may claim nothing). */
+export function purposeAllowed(kind: DidKind | string, purpose: string): boolean {
+  const rule = Object.prototype.hasOwnProperty.call(PURPOSES_BY_KIND, kind) ? PURPOSES_BY_KIND[kind as DidKind] : undefined;
   if (!rule) {
     return false;
   }

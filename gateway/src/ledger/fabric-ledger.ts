@@ -19,8 +19,12 @@ import type {
   AuthorizeResult,
   ConsentRecord,
   DidResolution,
+  GuardianChange,
   LedgerClient,
   Page,
+  PatientLink,
+  PatientLinkInput,
+  SubjectDid,
 } from './ledger-client';
 
 const MVCC_RETRIES = 3;
@@ -28,6 +32,11 @@ const MVCC_RETRIES = 3;
 /** The hdx contracts (and Fabric's system contract) this client calls. */
 type ContractName = 'record' | 'identity' | 'consent' | 'audit' | 'system';
 const CONSENT_TX = { grant: 'Grant', update: 'Update', revoke: 'Revoke' } as const;
+
+/** The anchors argument of AnchorBatch / AnchorAndRecord: a plain array, or `{anchors, links}` with links. */
+function anchorsArgument(anchors: AnchorInput[], links: PatientLinkInput[]): string {
+  return JSON.stringify(links.length > 0 ? { anchors, links } : anchors);
+}
 
 function parse<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
@@ -97,12 +106,16 @@ export class FabricLedger implements LedgerClient {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
   }
 
-  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
-    return this.#submit('record', 'AnchorAndRecord', [JSON.stringify(anchors), JSON.stringify(entries)], `anchoring ${anchors.length} version(s) and recording the change`);
+  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[], links: PatientLinkInput[] = []): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+    return this.#submit('record', 'AnchorAndRecord', [anchorsArgument(anchors, links), JSON.stringify(entries)], `anchoring ${anchors.length} version(s) and recording the change`);
   }
 
-  anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
-    return this.#submit('record', 'AnchorBatch', [JSON.stringify(inputs)], `anchoring ${inputs.length} versions`);
+  anchorBatch(inputs: AnchorInput[], links: PatientLinkInput[] = []): Promise<Anchor[]> {
+    return this.#submit('record', 'AnchorBatch', [anchorsArgument(inputs, links)], `anchoring ${inputs.length} versions`);
+  }
+
+  linkPatient(pseudonym: string, did: string): Promise<PatientLink> {
+    return this.#submit('record', 'LinkPatient', [pseudonym, did], 'linking a patient pseudonym to a DID');
   }
 
   async locateRecords(request: LocateRequest): Promise<LocateResult> {
@@ -132,6 +145,30 @@ export class FabricLedger implements LedgerClient {
 
   registerDid(registration: Record<string, unknown>): Promise<DidResolution> {
     return this.#submit('identity', 'Register', [JSON.stringify(registration)], 'registering a DID');
+  }
+
+  async findBySubject(subject: string): Promise<SubjectDid[]> {
+    return (await this.#evaluate<SubjectDid[]>('identity', 'FindBySubject', [subject], 'finding DIDs by subject')) ?? [];
+  }
+
+  changeGuardian(change: 'add' | 'remove', request: GuardianChange): Promise<DidResolution> {
+    return this.#submit('identity', change === 'add' ? 'AddGuardian' : 'RemoveGuardian', [JSON.stringify(request)], `${change === 'add' ? 'adding' : 'removing'} a guardian`);
+  }
+
+  approveGuardian(request: { patient: string; guardian: string }): Promise<DidResolution> {
+    return this.#submit('identity', 'ApproveGuardian', [JSON.stringify(request)], 'approving a guardian change');
+  }
+
+  deactivateDid(request: { did: string; proof?: string }): Promise<DidResolution> {
+    return this.#submit('identity', 'Deactivate', [JSON.stringify(request)], 'deactivating a DID');
+  }
+
+  reactivateDid(request: { did: string; proof?: string }): Promise<DidResolution> {
+    return this.#submit('identity', 'Reactivate', [JSON.stringify(request)], 'reactivating a DID');
+  }
+
+  approveReactivation(request: { did: string }): Promise<DidResolution> {
+    return this.#submit('identity', 'ApproveReactivation', [JSON.stringify(request)], 'approving a reactivation');
   }
 
   changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord> {

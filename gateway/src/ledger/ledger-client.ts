@@ -1,7 +1,27 @@
-import type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision } from '@hdx/chaincode';
+import type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink } from '@hdx/chaincode';
 import type { DidResolution } from '../auth/types';
 
-export type { Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision };
+export type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink };
+
+/** A custodian's pseudonym of a patient linked to the patient's DID (`hdx.record:LinkPatient`). */
+export interface PatientLinkInput {
+  pseudonym: string;
+  did: string;
+}
+
+/** `hdx.identity:FindBySubject` row: a DID this organization registered for an IdP subject. */
+export interface SubjectDid {
+  did: string;
+  kind: DidKind;
+  status: DidStatus;
+}
+
+/** `hdx.identity:AddGuardian|RemoveGuardian`: with the patient's proof (JWS) in force at once, else proposed. */
+export interface GuardianChange {
+  patient: string;
+  guardian: string;
+  proof?: string;
+}
 
 export type { DidResolution };
 
@@ -9,6 +29,8 @@ export type { DidResolution };
 export interface AuthorizeRequest {
   actor: string;
   actorOrganization: string;
+  /** How the actor was authenticated; the chaincode treats an absent one as `delegated`. */
+  actorAuth?: ActorAuth;
   purpose: string;
   action?: 'collect' | 'access' | 'use' | 'disclose' | 'correct';
   /** `Type/id/_history/v` of one anchored version, or patient + custodian + resourceType. */
@@ -33,6 +55,8 @@ export type EvaluateRequest = Omit<AuthorizeRequest, 'resources' | 'auditAction'
 export interface AccessEntryInput {
   actor: string;
   actorOrganization: string;
+  /** As AuthorizeRequest.actorAuth; the chaincode adds `vouchedBy`. */
+  actorAuth?: ActorAuth;
   patient: string;
   resources?: string[];
   action: 'C' | 'R' | 'U' | 'D' | 'E';
@@ -52,7 +76,10 @@ export interface LocateRequest {
   patient: string;
   actor: string;
   actorOrganization: string;
+  actorAuth?: ActorAuth;
   purpose: string;
+  /** Derived when absent; a request by another member than the custodian is always `disclose`. */
+  action?: 'collect' | 'access' | 'use' | 'disclose' | 'correct';
   custodian?: string;
   resourceType?: string;
   pageSize?: number;
@@ -103,9 +130,14 @@ export interface LedgerClient {
    * `hdx.record:AnchorBatch`: anchors 1–MAX_ANCHOR_BATCH versions in ONE ledger transaction, all or
    * nothing (submit; waits for the commit). Returns the stored anchors in input order.
    */
-  anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]>;
-  /** Anchors versions and records their change entries in ONE transaction (hdx.record:AnchorAndRecord). */
-  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }>;
+  anchorBatch(inputs: AnchorInput[], links?: PatientLinkInput[]): Promise<Anchor[]>;
+  /**
+   * Anchors versions and records their change entries in ONE transaction (hdx.record:AnchorAndRecord);
+   * `links` (pseudonym → DID of this custodian) are written first in the same transaction.
+   */
+  anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[], links?: PatientLinkInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }>;
+  /** `hdx.record:LinkPatient`: this custodian's pseudonym stands for the DID from now on (never re-pointed). */
+  linkPatient(pseudonym: string, did: string): Promise<PatientLink>;
   /** The record locator: which custodians hold which versions for the patient, as far as the actor may see. */
   locateRecords(request: LocateRequest): Promise<LocateResult>;
   /** Tombstones every anchor this organization holds for the patient reference (erasure). */
@@ -117,8 +149,20 @@ export interface LedgerClient {
 
   /** The DID document and metadata, or undefined for an unknown DID. */
   resolveDid(did: string): Promise<DidResolution | undefined>;
-  /** `hdx.identity:Register` with the caller's proof of possession. */
+  /** `hdx.identity:Register` with the caller's proof of possession (and an optional keyed `subject`). */
   registerDid(registration: Record<string, unknown>): Promise<DidResolution>;
+  /** `hdx.identity:FindBySubject`: the DIDs this organization registered for a keyed IdP-subject hash. */
+  findBySubject(subject: string): Promise<SubjectDid[]>;
+  /** `hdx.identity:AddGuardian` / `RemoveGuardian` (proposed without the patient's proof). */
+  changeGuardian(change: 'add' | 'remove', request: GuardianChange): Promise<DidResolution>;
+  /** `hdx.identity:ApproveGuardian` (an admin of RegulatorMSP). */
+  approveGuardian(request: { patient: string; guardian: string }): Promise<DidResolution>;
+  /** `hdx.identity:Deactivate`: an admin without proof suspends a patient and deactivates other kinds. */
+  deactivateDid(request: { did: string; proof?: string }): Promise<DidResolution>;
+  /** `hdx.identity:Reactivate`: a suspended patient, by its proof, or proposed by its organization's admin. */
+  reactivateDid(request: { did: string; proof?: string }): Promise<DidResolution>;
+  /** `hdx.identity:ApproveReactivation` (an admin of RegulatorMSP). */
+  approveReactivation(request: { did: string }): Promise<DidResolution>;
 
   /** `hdx.consent:Grant|Update|Revoke` with the patient's (or guardian's) compact JWS. */
   changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord>;

@@ -12,8 +12,12 @@ import type {
   ConsentRecord,
   Decision,
   DidResolution,
+  GuardianChange,
   LedgerClient,
   Page,
+  PatientLink,
+  PatientLinkInput,
+  SubjectDid,
 } from '../ledger/ledger-client';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../fhir/outcome';
@@ -23,12 +27,24 @@ import { OperationOutcomeError } from '../fhir/outcome';
  * never changes (identical re-anchoring is idempotent); access decisions come from `decide` (default:
  * the custodian may use its records for TREAT, everything else is denied) and every authorization is
  * recorded. Consents are stored unverified. The real rules are tested against the real network in test/.
+ *
+ * Where Fabric and the chaincode have semantics the gateway depends on, the fake keeps them: the locator
+ * lists the request patient's anchors plus those under pseudonyms linked to it (nothing else), decides
+ * each row with the row's own patient (the linked DID), pages in key order with a bookmark that must
+ * belong to the query (a foreign one is INVALID; a bookmark is never clamped into range), and patient
+ * links are never re-pointed.
  */
 export class FakeLedger implements LedgerClient {
   readonly anchors = new Map<string, Anchor>();
   readonly dids = new Map<string, DidResolution>();
   readonly consents = new Map<string, ConsentRecord>();
   readonly audit: AuditEntry[] = [];
+  /** `${custodian}|${pseudonym}` → link (hdx.record:LinkPatient). */
+  readonly links = new Map<string, PatientLink>();
+  /** DID → keyed IdP subject hash given at registration. */
+  readonly subjects = new Map<string, string>();
+  /** patient DID → proposed guardian changes (`add:<did>` / `remove:<did>`), as the chaincode's pendingGuardians. */
+  readonly pendingGuardians = new Map<string, Set<string>>();
   /** (this MSP, entryId) → the recorded entry: resends are idempotent, as on the chaincode. */
   readonly #byEntryId = new Map<string, AuditEntry>();
   /** How many AnchorBatch transactions were submitted. */
@@ -65,29 +81,38 @@ export class FakeLedger implements LedgerClient {
   anchorAndRecordCalls = 0;
 
   /** Both or neither, like one chaincode transaction. */
-  async anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+  async anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[], links: PatientLinkInput[] = []): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
     this.#check();
     this.anchorAndRecordCalls++;
     const anchorsBefore = new Map(this.anchors);
+    const linksBefore = new Map(this.links);
     const auditBefore = this.audit.length;
     const batchCalls = this.anchorBatchCalls;
     try {
+      for (const link of links) await this.linkPatient(link.pseudonym, link.did);
       // One version counts like Anchor, several like one AnchorBatch (anchorBatchCalls).
       const stored = anchors.length === 1 && anchors[0] ? [await this.anchor(anchors[0])] : await this.anchorBatch(anchors);
       return { anchors: stored, entries: await this.recordAccess(entries) };
     } catch (err) {
       this.anchors.clear();
       for (const [k, v] of anchorsBefore) this.anchors.set(k, v);
+      this.links.clear();
+      for (const [k, v] of linksBefore) this.links.set(k, v);
       this.audit.length = auditBefore;
       this.anchorBatchCalls = batchCalls;
       throw err;
     }
   }
 
-  async anchorBatch(inputs: AnchorInput[]): Promise<Anchor[]> {
+  async anchorBatch(inputs: AnchorInput[], links: PatientLinkInput[] = []): Promise<Anchor[]> {
     this.#check();
     this.anchorBatchCalls++;
     if (inputs.length < 1 || inputs.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('INVALID', `anchors must hold 1 to ${MAX_ANCHOR_BATCH} entries`);
+    for (const link of links) {
+      const existing = this.links.get(`${this.mspId}|${link.pseudonym}`);
+      if (existing && existing.did !== link.did) throw new OperationOutcomeError('CONFLICT', 'the pseudonym is already linked to another DID');
+    }
+    for (const link of links) await this.linkPatient(link.pseudonym, link.did);
     const seen = new Map<string, string>();
     for (const input of inputs) {
       const key = `${input.resourceType}/${input.id}/_history/${input.versionId}`;
@@ -105,16 +130,56 @@ export class FakeLedger implements LedgerClient {
     });
   }
 
-  /** The locator over the fake's anchors, filtered by `decide` like the chaincode filters by consent. */
+  /** Like hdx.record:LinkPatient for this custodian: idempotent, never re-pointed (CONFLICT). */
+  async linkPatient(pseudonym: string, did: string): Promise<PatientLink> {
+    this.#check();
+    const key = `${this.mspId}|${pseudonym}`;
+    const existing = this.links.get(key);
+    if (existing) {
+      if (existing.did !== did) throw new OperationOutcomeError('CONFLICT', 'the pseudonym is already linked to another DID');
+      return existing;
+    }
+    const link: PatientLink = { pseudonym, did, custodian: this.mspId, linkedAt: new Date().toISOString(), txId: `tx-link-${this.links.size}` };
+    this.links.set(key, link);
+    return link;
+  }
+
+  /** The patient a decision on this anchor is about: the linked DID of its custodian's pseudonym, else its patient. */
+  subjectOf(anchor: Anchor): string | undefined {
+    return anchor.patient === undefined ? undefined : (this.links.get(`${anchor.custodian}|${anchor.patient}`)?.did ?? anchor.patient);
+  }
+
+  /**
+   * The locator as the chaincode runs it: the request patient's anchors and those under pseudonyms linked
+   * to it, in index-key order, one page (`pageSize`, default 50) from `bookmark`; each row decided by
+   * `decide` with the row's own patient. A bookmark that belongs to no prefix of the query is INVALID.
+   */
   async locateRecords(request: LocateRequest): Promise<LocateResult> {
     this.#check();
+    const prefixes = [request.custodian ? `${request.patient}\u0000${request.custodian}\u0000` : `${request.patient}\u0000`];
+    for (const link of [...this.links.values()].sort((a, b) => (a.custodian < b.custodian ? -1 : a.custodian > b.custodian ? 1 : 0))) {
+      if (link.did === request.patient && (!request.custodian || link.custodian === request.custodian)) prefixes.push(`${link.pseudonym}\u0000${link.custodian}\u0000`);
+    }
+    const bookmark = request.bookmark ?? '';
+    if (bookmark !== '' && !prefixes.some((prefix) => bookmark.startsWith(prefix))) throw new OperationOutcomeError('INVALID', 'bookmark does not belong to this query');
+    const rows: Array<{ key: string; anchor: Anchor; ref: string }> = [];
+    for (const [ref, a] of this.anchors) {
+      if (a.patient === undefined || a.tombstone) continue;
+      const key = `${a.patient}\u0000${a.custodian}\u0000${a.resourceType}\u0000${a.id}\u0000${a.versionId}\u0000`;
+      if (prefixes.some((prefix) => key.startsWith(prefix))) rows.push({ key, anchor: a, ref });
+    }
+    // Prefix order first (the patient, then its linked pseudonyms), key order within a prefix.
+    const order = (key: string): number => prefixes.findIndex((prefix) => key.startsWith(prefix));
+    rows.sort((x, y) => order(x.key) - order(y.key) || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    const from = bookmark === '' ? 0 : rows.findIndex((r) => order(r.key) > order(bookmark) || (order(r.key) === order(bookmark) && r.key >= bookmark));
+    const pageSize = request.pageSize ?? 50;
+    const page = from < 0 ? [] : rows.slice(from, from + pageSize);
+    const next = from < 0 ? undefined : rows[from + pageSize];
     const byCustodian = new Map<string, LocateResult['custodians'][number]>();
     let withheld = 0;
-    for (const [key, a] of this.anchors) {
-      if (a.patient !== request.patient || a.tombstone) continue;
-      if (request.custodian && a.custodian !== request.custodian) continue;
+    for (const { anchor: a, ref } of page) {
       if (request.resourceType && a.resourceType !== request.resourceType) continue;
-      const d = this.decide({ ...request, resource: key }, a);
+      const d = this.decide({ ...request, patient: this.subjectOf(a) as string, resource: ref }, a);
       if (d.decision !== 'permit') {
         withheld++;
         continue;
@@ -123,14 +188,16 @@ export class FakeLedger implements LedgerClient {
       c.resources.push({ resourceType: a.resourceType, id: a.id, versionId: a.versionId, lastUpdated: a.lastUpdated ?? '', consents: d.consents, reason: d.reason });
       byCustodian.set(a.custodian, c);
     }
-    return { custodians: [...byCustodian.values()], withheld, breakGlass: request.purpose === 'ETREAT', bookmark: '', fetchedRecordsCount: this.anchors.size };
+    return { custodians: [...byCustodian.values()], withheld, breakGlass: request.purpose === 'ETREAT', bookmark: next ? next.key : '', fetchedRecordsCount: page.length };
   }
 
   async erasePatient(patient: string): Promise<{ erased: string[] }> {
     this.#check();
     const erased: string[] = [];
+    // A DID also covers this custodian's pseudonyms linked to it (as hdx.record:ErasePatient).
+    const covered = new Set([patient, ...[...this.links.values()].filter((l) => l.did === patient && l.custodian === this.mspId).map((l) => l.pseudonym)]);
     for (const [key, a] of this.anchors) {
-      if (a.patient !== patient || a.custodian !== this.mspId || a.tombstone) continue;
+      if (a.patient === undefined || !covered.has(a.patient) || a.custodian !== this.mspId || a.tombstone) continue;
       const { patient: _p, securityLabels: _s, lastUpdated: _l, ...kept } = a;
       this.anchors.set(key, { ...kept, tombstone: { erasedAt: new Date().toISOString(), txId: `tx-erase-${erased.length}` } });
       erased.push(key);
@@ -163,7 +230,87 @@ export class FakeLedger implements LedgerClient {
       hdx: { kind: registration.kind as DidResolution['hdx']['kind'], status: 'active', organization: this.mspId, guardians: [] },
     };
     this.dids.set(did, resolution);
+    if (typeof registration.subject === 'string') this.subjects.set(did, registration.subject);
     return resolution;
+  }
+
+  async findBySubject(subject: string): Promise<SubjectDid[]> {
+    this.#check();
+    return [...this.subjects]
+      .filter(([did, s]) => s === subject && this.dids.get(did)?.hdx.organization === this.mspId)
+      .map(([did]) => ({ did, kind: this.dids.get(did)?.hdx.kind as SubjectDid['kind'], status: this.dids.get(did)?.hdx.status as SubjectDid['status'] }))
+      .sort((a, b) => (a.did < b.did ? -1 : 1));
+  }
+
+  #known(did: string): DidResolution {
+    const resolution = this.dids.get(did);
+    if (!resolution) throw new OperationOutcomeError('NOT_FOUND', 'the DID is not registered');
+    return resolution;
+  }
+
+  #withStatus(did: string, status: DidResolution['hdx']['status']): DidResolution {
+    const resolution = this.#known(did);
+    const next: DidResolution = { ...resolution, didDocumentMetadata: { ...resolution.didDocumentMetadata, deactivated: status === 'deactivated' }, hdx: { ...resolution.hdx, status } };
+    this.dids.set(did, next);
+    return next;
+  }
+
+  /** With a proof: in force at once (the proof is not verified here). Without: proposed, as the chaincode. */
+  async changeGuardian(change: 'add' | 'remove', request: GuardianChange): Promise<DidResolution> {
+    this.#check();
+    const patient = this.#known(request.patient);
+    if (request.proof === undefined) {
+      const pending = this.pendingGuardians.get(request.patient) ?? new Set<string>();
+      pending.add(`${change}:${request.guardian}`);
+      this.pendingGuardians.set(request.patient, pending);
+      return patient;
+    }
+    return this.#applyGuardian(request.patient, request.guardian, change);
+  }
+
+  #applyGuardian(patient: string, guardian: string, change: 'add' | 'remove'): DidResolution {
+    const resolution = this.#known(patient);
+    const guardians = change === 'add' ? [...new Set([...resolution.hdx.guardians, guardian])].sort() : resolution.hdx.guardians.filter((g) => g !== guardian);
+    const next: DidResolution = { ...resolution, hdx: { ...resolution.hdx, guardians } };
+    this.dids.set(patient, next);
+    return next;
+  }
+
+  async approveGuardian(request: { patient: string; guardian: string }): Promise<DidResolution> {
+    this.#check();
+    const pending = this.pendingGuardians.get(request.patient);
+    const change = pending?.has(`add:${request.guardian}`) ? 'add' : pending?.has(`remove:${request.guardian}`) ? 'remove' : undefined;
+    if (!change || !pending) throw new OperationOutcomeError('NOT_FOUND', 'no guardian change is proposed');
+    pending.delete(`${change}:${request.guardian}`);
+    return this.#applyGuardian(request.patient, request.guardian, change);
+  }
+
+  /** An admin without proof suspends a patient (other kinds: deactivated); with a proof: deactivated. */
+  async deactivateDid(request: { did: string; proof?: string }): Promise<DidResolution> {
+    this.#check();
+    const resolution = this.#known(request.did);
+    if (resolution.hdx.status === 'deactivated') throw new OperationOutcomeError('CONFLICT', 'the DID is already deactivated');
+    return this.#withStatus(request.did, request.proof === undefined && resolution.hdx.kind === 'patient' ? 'suspended' : 'deactivated');
+  }
+
+  /** With a proof: active again; without: proposed (approveReactivation makes it active). */
+  readonly proposedReactivations = new Set<string>();
+
+  async reactivateDid(request: { did: string; proof?: string }): Promise<DidResolution> {
+    this.#check();
+    const resolution = this.#known(request.did);
+    if (resolution.hdx.status !== 'suspended') throw new OperationOutcomeError('CONFLICT', 'the DID is not suspended');
+    if (request.proof === undefined) {
+      this.proposedReactivations.add(request.did);
+      return resolution;
+    }
+    return this.#withStatus(request.did, 'active');
+  }
+
+  async approveReactivation(request: { did: string }): Promise<DidResolution> {
+    this.#check();
+    if (!this.proposedReactivations.delete(request.did)) throw new OperationOutcomeError('NOT_FOUND', 'no reactivation is proposed');
+    return this.#withStatus(request.did, 'active');
   }
 
   async changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord> {
@@ -217,7 +364,18 @@ export class FakeLedger implements LedgerClient {
     const stored = entries.map(
       (e, i) =>
         (e.entryId !== undefined ? this.#byEntryId.get(e.entryId) : undefined) ??
-        ({ ...e, resources: e.resources ?? [], consents: e.consents ?? [], eventId: `${txId}.${i}`, recordedAt: now, occurredAt: e.occurredAt ?? now, gateway: this.mspId, txId } as AuditEntry),
+        ({
+          ...e,
+          actorAuth: e.actorAuth ?? 'delegated',
+          vouchedBy: (e.actorAuth ?? 'delegated') === 'delegated' ? e.actorOrganization : this.mspId,
+          resources: e.resources ?? [],
+          consents: e.consents ?? [],
+          eventId: `${txId}.${i}`,
+          recordedAt: now,
+          occurredAt: e.occurredAt ?? now,
+          gateway: this.mspId,
+          txId,
+        } as AuditEntry),
     );
     for (const e of stored) {
       if (e.entryId !== undefined && this.#byEntryId.has(e.entryId)) continue;
@@ -241,7 +399,9 @@ export class FakeLedger implements LedgerClient {
       occurredAt: now,
       actor: request.actor,
       actorOrganization: request.actorOrganization,
-      patient: anchor?.patient ?? request.patient ?? '',
+      actorAuth: request.actorAuth ?? 'delegated',
+      vouchedBy: (request.actorAuth ?? 'delegated') === 'delegated' ? request.actorOrganization : this.mspId,
+      patient: (anchor ? this.subjectOf(anchor) : undefined) ?? request.patient ?? '',
       resources: request.resources ?? (request.resource ? [request.resource] : []),
       action: request.auditAction ?? 'R',
       purpose: request.purpose,
