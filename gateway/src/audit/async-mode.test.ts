@@ -65,16 +65,40 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
   it('reads record permit and deny entries in the outbox before answering, and submit nothing per read', async () => {
     const { app, ledger, calls, resources } = setup();
     expect(resources.access.auditMode).to.equal('async');
-    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    const created = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
     expect(created.status).to.equal(201);
     const id = created.body.id as string;
 
-    expect((await request(app).get(`/fhir/Patient/${id}`).set(...staff)).status).to.equal(200);
-    const denied = await request(app).get(`/fhir/Patient/${id}`).set(...other);
+    expect(
+      (
+        await request(app)
+          .get(`/fhir/Patient/${id}`)
+          .set(...staff)
+      ).status,
+    ).to.equal(200);
+    const denied = await request(app)
+      .get(`/fhir/Patient/${id}`)
+      .set(...other);
     // Uniform answers: a denied read looks like a miss (404); the deny entry is still recorded (below).
     expect(denied.status).to.equal(404);
-    expect((await request(app).get(`/fhir/Patient/${id}`).set(...breakGlass)).status).to.equal(404);
-    expect((await request(app).get(`/fhir/Patient?_id=${id}`).set(...staff)).body.total).to.equal(1);
+    expect(
+      (
+        await request(app)
+          .get(`/fhir/Patient/${id}`)
+          .set(...breakGlass)
+      ).status,
+    ).to.equal(404);
+    expect(
+      (
+        await request(app)
+          .get(`/fhir/Patient?_id=${id}`)
+          .set(...staff)
+      ).body.total,
+    ).to.equal(1);
 
     // Nothing went to the ledger per request: create, 3 reads and the search hit wait in the outbox.
     expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 0 });
@@ -107,10 +131,16 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
 
   it('the ledger down: a read still needs the consent decision, so it fails closed and records nothing', async () => {
     const { app, ledger } = setup();
-    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
+    const created = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
     const before = outbox.stats().pending;
     ledger.failWith = new OperationOutcomeError('UNAVAILABLE', 'evaluating consent: the ledger is unavailable');
-    const read = await request(app).get(`/fhir/Patient/${created.body.id as string}`).set(...staff);
+    const read = await request(app)
+      .get(`/fhir/Patient/${created.body.id as string}`)
+      .set(...staff);
     expect(read.status).to.equal(503);
     expect(outbox.stats().pending).to.equal(before);
   });
@@ -121,7 +151,16 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     const log = newLogger('silent');
     const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
     expect(resources.access.auditMode).to.equal('sync');
-    const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+    const app = createApp({
+      config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
+      log,
+      resources,
+      consents: new ConsentService(ledger),
+      audit: new AuditService(ledger),
+      ledger,
+      store,
+      authenticate: fakeAuthenticate,
+    });
     const health = await request(app).get('/healthz');
     expect(health.status).to.equal(200);
     expect(Object.keys(health.body.checks)).to.deep.equal(['store', 'ledger']);

@@ -12,7 +12,19 @@ import { AuditOutbox } from './outbox';
 const PATIENT = `pseudonym:${'2'.repeat(64)}`;
 
 function entry(subtype: string): AccessEntryInput {
-  return { actor: `did:hdx:${'a'.repeat(43)}`, actorOrganization: 'Hospital1MSP', patient: PATIENT, resources: ['Observation/o/_history/1'], action: 'R', subtype, purpose: 'TREAT', decision: 'permit', consents: [], breakGlass: false, custodian: 'Hospital1MSP' };
+  return {
+    actor: `did:hdx:${'a'.repeat(43)}`,
+    actorOrganization: 'Hospital1MSP',
+    patient: PATIENT,
+    resources: ['Observation/o/_history/1'],
+    action: 'R',
+    subtype,
+    purpose: 'TREAT',
+    decision: 'permit',
+    consents: [],
+    breakGlass: false,
+    custodian: 'Hospital1MSP',
+  };
 }
 
 function hdx(...argv: string[]): { code: number; out: string; err: string } {

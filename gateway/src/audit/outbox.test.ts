@@ -86,7 +86,9 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(entries.map((e) => e.decision)).to.deep.equal(['permit', 'deny', 'permit']);
     expect(rows[2]?.entry_id).to.equal('chosen-id-3');
     for (const [i, e] of entries.entries()) {
-      expect(e.entryId).to.equal(rows[i]?.entry_id).and.to.match(/^[A-Za-z0-9._:-]{1,128}$/);
+      expect(e.entryId)
+        .to.equal(rows[i]?.entry_id)
+        .and.to.match(/^[A-Za-z0-9._:-]{1,128}$/);
       expect(Date.parse(e.occurredAt ?? '')).to.be.closeTo(Date.now(), 60_000);
     }
     expect(open({ file, ledger: new FakeLedger() }).stats().pending).to.equal(3);

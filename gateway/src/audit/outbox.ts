@@ -390,7 +390,10 @@ export class AuditOutbox implements AuditSink {
     if (attempts < this.#maxAttempts) {
       const wait = Math.min(MAX_REFUSED_RETRY_MS, this.#refusedRetryMs * 2 ** (attempts - 1));
       this.#stmts.refused.run(attempts, Date.now() + wait, error, row.seq);
-      this.#log.warn({ event: 'audit-outbox-refused', entryId: row.entry_id, code, attempts, maxAttempts: this.#maxAttempts }, 'the ledger refused an audit entry; it is tried again later, the entries after it go on');
+      this.#log.warn(
+        { event: 'audit-outbox-refused', entryId: row.entry_id, code, attempts, maxAttempts: this.#maxAttempts },
+        'the ledger refused an audit entry; it is tried again later, the entries after it go on',
+      );
       return;
     }
     this.#db.transaction(() => {
@@ -447,7 +450,8 @@ export class AuditOutbox implements AuditSink {
     if (!this.#open) return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox closed' };
     try {
       const s = this.stats();
-      if (s.oldestPendingMs > this.#staleMs) return { ok: false, pending: s.pending, deadLetters: s.deadLetters, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
+      if (s.oldestPendingMs > this.#staleMs)
+        return { ok: false, pending: s.pending, deadLetters: s.deadLetters, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
       return { ok: true, pending: s.pending, deadLetters: s.deadLetters };
     } catch {
       return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox unavailable' };
@@ -471,7 +475,11 @@ export class AuditOutbox implements AuditSink {
       this.#open = false;
       if (this.#pending > 0) {
         this.#log.warn(
-          { event: 'audit-outbox-closed', pending: this.#pending, reason: drained === 'timeout' ? 'drain timed out' : drained ? 'entries arrived during the drain' : 'ledger unavailable' },
+          {
+            event: 'audit-outbox-closed',
+            pending: this.#pending,
+            reason: drained === 'timeout' ? 'drain timed out' : drained ? 'entries arrived during the drain' : 'ledger unavailable',
+          },
           'audit entries stay in the outbox and will be delivered at the next start',
         );
       }
@@ -501,7 +509,13 @@ export class OutboxAdmin {
       attempts: number;
       error: string;
     }>;
-    return rows.map((r) => ({ entryId: r.entry_id, enqueuedAt: new Date(r.enqueued_at).toISOString(), deadAt: new Date(r.quarantined_at).toISOString(), attempts: r.attempts, error: r.error }));
+    return rows.map((r) => ({
+      entryId: r.entry_id,
+      enqueuedAt: new Date(r.enqueued_at).toISOString(),
+      deadAt: new Date(r.quarantined_at).toISOString(),
+      attempts: r.attempts,
+      error: r.error,
+    }));
   }
 
   /**

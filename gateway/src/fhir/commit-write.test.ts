@@ -134,7 +134,10 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
   describe('which failures may have committed', () => {
     it('Fabric: endorsement and block-invalidated errors did not commit; submit and commit-status errors may have', () => {
       const endorse = toLedgerError({ name: 'EndorseError', code: 14, message: 'no peer', details: [] }, 'anchoring');
-      const refused = toLedgerError({ name: 'EndorseError', code: 2, message: 'endorse failed', details: [{ message: 'chaincode response 500, CONFLICT: Observation/o/_history/2 is already anchored' }] }, 'anchoring');
+      const refused = toLedgerError(
+        { name: 'EndorseError', code: 2, message: 'endorse failed', details: [{ message: 'chaincode response 500, CONFLICT: Observation/o/_history/2 is already anchored' }] },
+        'anchoring',
+      );
       const invalidated = toLedgerError({ name: 'CommitError', code: 10, message: 'ENDORSEMENT_POLICY_FAILURE' }, 'anchoring');
       const submit = toLedgerError({ name: 'SubmitError', code: 14, message: 'orderer unavailable' }, 'anchoring');
       const status = toLedgerError({ name: 'CommitStatusError', code: 4, message: 'deadline exceeded' }, 'anchoring');
@@ -145,7 +148,14 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
     it('without a Fabric class: refusals and "not connected" did not commit; TIMEOUT and anything unexpected may have', () => {
       const codes = ['INVALID', 'CONFLICT', 'FORBIDDEN', 'UNAVAILABLE', 'TIMEOUT', 'INTERNAL'] as const;
-      expect(codes.map((c) => commitOutcomeOf(new OperationOutcomeError(c, 'x')))).to.deep.equal(['not-committed', 'not-committed', 'not-committed', 'not-committed', 'unknown', 'unknown']);
+      expect(codes.map((c) => commitOutcomeOf(new OperationOutcomeError(c, 'x')))).to.deep.equal([
+        'not-committed',
+        'not-committed',
+        'not-committed',
+        'not-committed',
+        'unknown',
+        'unknown',
+      ]);
       expect(commitOutcomeOf(new Error('socket hang up'))).to.equal('unknown');
     });
   });
@@ -222,7 +232,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(next.meta?.versionId).to.equal('3');
   });
 
-  it('an unsettled write is settled by settlePending, and by itself (an unref\'d timer) once the ledger answers', async () => {
+  it("an unsettled write is settled by settlePending, and by itself (an unref'd timer) once the ledger answers", async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');
     const resources = service(store, ledger);
@@ -333,10 +343,24 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');
     const resources = service(store, ledger);
-    const app = createApp({ config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: MSP }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+    const app = createApp({
+      config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: MSP },
+      log,
+      resources,
+      consents: new ConsentService(ledger),
+      audit: new AuditService(ledger),
+      ledger,
+      store,
+      authenticate: fakeAuthenticate,
+    });
     const user = asCaller({ did: staff.did, organization: MSP, purpose: 'TREAT', scope: 'user/*.*' });
     const { patientId, obsId } = await seed(resources);
-    const put = (v: string) => request(app).put(`/fhir/Observation/${obsId}`).set(...user).set('content-type', FHIR).send(observation(patientId, obsId, v));
+    const put = (v: string) =>
+      request(app)
+        .put(`/fhir/Observation/${obsId}`)
+        .set(...user)
+        .set('content-type', FHIR)
+        .send(observation(patientId, obsId, v));
     ledger.commitThenTimeout = 1;
     const first = await put('amended');
     expect(first.status, JSON.stringify(first.body)).to.equal(200);
@@ -352,7 +376,9 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect([blocked.status, blocked.body.issue[0].code]).to.deep.equal([503, 'transient']);
     expect(blocked.body.issue[0].diagnostics).to.match(/still being settled/);
     ledger.queriesDown = false;
-    const read = await request(app).get(`/fhir/Observation/${obsId}`).set(...user);
+    const read = await request(app)
+      .get(`/fhir/Observation/${obsId}`)
+      .set(...user);
     expect([read.status, read.body.valueString]).to.deep.equal([200, 'and again']); // the unconfirmed version is not served
     expect((await put('after')).status).to.equal(409);
     const done = await put('after');

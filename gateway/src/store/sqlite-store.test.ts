@@ -16,7 +16,17 @@ function version(resourceType: string, id: string, versionId: number, patientId:
 }
 
 function change(entryId: string, action: 'C' | 'U'): AccessEntryInput {
-  return { entryId, actor: `did:hdx:${'a'.repeat(43)}`, actorOrganization: 'Hospital1MSP', patient: `pseudonym:${'1'.repeat(64)}`, resources: [], action, purpose: 'TREAT', decision: 'permit', breakGlass: false };
+  return {
+    entryId,
+    actor: `did:hdx:${'a'.repeat(43)}`,
+    actorOrganization: 'Hospital1MSP',
+    patient: `pseudonym:${'1'.repeat(64)}`,
+    resources: [],
+    action,
+    purpose: 'TREAT',
+    decision: 'permit',
+    breakGlass: false,
+  };
 }
 
 describe('SqliteStore pending writes (stored whole, settled whole)', () => {
@@ -83,7 +93,6 @@ describe('SqliteStore pending writes (stored whole, settled whole)', () => {
   });
 });
 
-
 describe('SqliteStore schema', () => {
   it('upgrades a first-release store in place, backfilling the search columns, and keeps every version', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
@@ -92,7 +101,14 @@ describe('SqliteStore schema', () => {
     old.exec(`CREATE TABLE resource_version (resource_type TEXT NOT NULL, id TEXT NOT NULL, version_id INTEGER NOT NULL, last_updated TEXT NOT NULL,
       patient_id TEXT, deleted INTEGER NOT NULL DEFAULT 0, content TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (resource_type, id, version_id)) WITHOUT ROWID;
       CREATE TABLE patient_key (patient_id TEXT PRIMARY KEY, hmac_key BLOB NOT NULL, created TEXT NOT NULL) WITHOUT ROWID;`);
-    const obs = { resourceType: 'Observation', id: 'o1', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] }, subject: { reference: 'Patient/p1' }, effectiveDateTime: '2026-01-02T03:04:05+01:00' };
+    const obs = {
+      resourceType: 'Observation',
+      id: 'o1',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+      subject: { reference: 'Patient/p1' },
+      effectiveDateTime: '2026-01-02T03:04:05+01:00',
+    };
     old.prepare("INSERT INTO resource_version VALUES ('Observation', 'o1', 1, '2026-01-02T00:00:00.000Z', 'p1', 0, ?, 'anchored')").run(JSON.stringify(obs));
     old.close();
 

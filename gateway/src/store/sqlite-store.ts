@@ -72,7 +72,12 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
         did        TEXT NOT NULL UNIQUE
       ) WITHOUT ROWID;
     `);
-    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as Array<{ resource_type: string; id: string; version_id: number; content: string }>;
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as Array<{
+      resource_type: string;
+      id: string;
+      version_id: number;
+      content: string;
+    }>;
     const update = db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?');
     for (const r of rows) {
       const info = RESOURCE_TYPES[r.resource_type];
@@ -177,9 +182,7 @@ export class SqliteStore implements ResourceStore {
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
       pending: db.prepare(`SELECT * FROM resource_version WHERE state = 'pending' ORDER BY last_updated`),
-      current: db.prepare(
-        `SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`,
-      ),
+      current: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`),
       version: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'anchored'`),
       history: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC`),
       linkDid: db.prepare(`INSERT INTO patient_did (patient_id, did) VALUES (?, ?) ON CONFLICT (patient_id) DO UPDATE SET did = excluded.did`),
@@ -202,7 +205,9 @@ export class SqliteStore implements ResourceStore {
       dropChange: db.prepare(`DELETE FROM change_entry WHERE entry_id = ? AND state = 'ready'`),
       readyStats: db.prepare(`SELECT COUNT(*) AS n, MIN(ready_at) AS oldest FROM change_entry WHERE state = 'ready'`),
       pendingOf: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'pending' ORDER BY version_id`),
-      orphanWrites: db.prepare(`SELECT write_id FROM pending_write pw WHERE NOT EXISTS (SELECT 1 FROM resource_version rv WHERE rv.write_id = pw.write_id AND rv.state = 'pending')`),
+      orphanWrites: db.prepare(
+        `SELECT write_id FROM pending_write pw WHERE NOT EXISTS (SELECT 1 FROM resource_version rv WHERE rv.write_id = pw.write_id AND rv.state = 'pending')`,
+      ),
     };
     // One SQLite transaction each: a failure anywhere rolls the whole write back.
     this.#insertWrite = db.transaction((w: PendingWrite) => {
@@ -226,7 +231,12 @@ export class SqliteStore implements ResourceStore {
       for (const v of w.versions) this.insertPending(v);
       if (w.writeId !== undefined) {
         const writeId = w.writeId;
-        this.#stmts.insertWriteRow.run(writeId, JSON.stringify(w.didLinks.map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? null }))), JSON.stringify(w.newPatientKeys.map((k) => k.patientId)), now);
+        this.#stmts.insertWriteRow.run(
+          writeId,
+          JSON.stringify(w.didLinks.map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? null }))),
+          JSON.stringify(w.newPatientKeys.map((k) => k.patientId)),
+          now,
+        );
         for (const v of w.versions) this.#stmts.setWriteId.run(writeId, v.resourceType, v.id, v.versionId);
         for (const e of w.changeEntries ?? []) {
           if (typeof e.entryId !== 'string' || e.entryId.length === 0) throw new Error('a change entry needs its entryId before it is stored');
@@ -311,7 +321,13 @@ export class SqliteStore implements ResourceStore {
       const meta = this.#stmts.writeRow.get(writeId) as { did_links: string; new_patients: string } | undefined;
       const versions = [toVersion(row)];
       writes.set(writeId, { versions });
-      const didLinks = meta ? (JSON.parse(meta.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? undefined })) : [];
+      const didLinks = meta
+        ? (JSON.parse(meta.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({
+            patientId: l.patientId,
+            did: l.did,
+            previous: l.previous ?? undefined,
+          }))
+        : [];
       const newPatientKeys = meta ? (JSON.parse(meta.new_patients) as string[]).map((patientId) => ({ patientId })) : [];
       out.push({ writeId, versions, newPatientKeys, didLinks });
     }
