@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import type { Bundle, DiagnosticReport, Encounter, Observation, Patient } from 'fhir/r4';
 import { hl7v2ToBundle } from './hl7v2';
-import { HDX_ID_NAMESPACE, MIN_ID_SECRET_BYTES, canonicalJson, keyedIds, subjectKey } from './ids';
+import { HDX_ID_NAMESPACE, MIN_ID_SECRET_BYTES, canonicalJson, keyedIds, epochKey } from './ids';
 import { readTestData } from './test-support/golden';
 import { TEST_IDS, TEST_ID_SECRET } from './test-support/ids';
 
@@ -58,9 +58,9 @@ describe('keyed ids (no natural key can be recovered from an id without the cust
     expect(bruteForce(golden, (mrn) => unkeyedUuid('Patient', MRN_SYSTEM, mrn))).to.equal(undefined);
     // Nor does guessing the MRN under a secret that is not the custodian's.
     const other = keyedIds(randomBytes(32));
-    expect(bruteForce(golden, (mrn) => other.subject('Patient', MRN_SYSTEM, mrn))).to.equal(undefined);
+    expect(bruteForce(golden, (mrn) => other.id('Patient', MRN_SYSTEM, mrn))).to.equal(undefined);
     // Only the holder of the secret links the id to the MRN (the test pins what the mapper keys).
-    expect(bruteForce(golden, (mrn) => TEST_IDS.subject('Patient', MRN_SYSTEM, mrn))).to.equal('MRN-000042');
+    expect(bruteForce(golden, (mrn) => TEST_IDS.id('Patient', MRN_SYSTEM, mrn))).to.equal('MRN-000042');
   });
 
   it('two custodians (two secrets) give different ids for the same patient, order and visit', () => {
@@ -86,7 +86,7 @@ describe('keyed ids (no natural key can be recovered from an id without the cust
     const ids = keyedIds(TEST_ID_SECRET, (key) => epochs.get(key) ?? 0);
     const before = { adt: hl7v2ToBundle(ADT, { ids }), oru: hl7v2ToBundle(ORU, { ids }) };
     expect(patientId(before.adt)).to.equal(golden);
-    epochs.set(subjectKey(TEST_ID_SECRET, 'Patient', MRN_SYSTEM, 'MRN-000042'), 1);
+    epochs.set(epochKey(TEST_ID_SECRET, 'Patient', MRN_SYSTEM, 'MRN-000042'), 1);
     const after = { adt: hl7v2ToBundle(ADT, { ids }), oru: hl7v2ToBundle(ORU, { ids }) };
     expect(patientId(after.adt)).to.not.equal(golden);
     expect(patientId(after.oru)).to.equal(patientId(after.adt));
@@ -99,20 +99,20 @@ describe('keyed ids (no natural key can be recovered from an id without the cust
     expect(only<Observation>(after.oru, 'Observation').length).to.be.greaterThan(0);
     expect(only<DiagnosticReport>(after.oru, 'DiagnosticReport')[0]?.subject?.reference).to.equal(`urn:uuid:${patientId(after.adt)}`);
     // The epoch table's key is keyed too, and is not an id.
-    const key = subjectKey(TEST_ID_SECRET, 'Patient', MRN_SYSTEM, 'MRN-000042');
+    const key = epochKey(TEST_ID_SECRET, 'Patient', MRN_SYSTEM, 'MRN-000042');
     expect(key).to.match(/^[0-9a-f]{64}$/);
-    expect(key).to.not.equal(subjectKey(randomBytes(32), 'Patient', MRN_SYSTEM, 'MRN-000042'));
+    expect(key).to.not.equal(epochKey(randomBytes(32), 'Patient', MRN_SYSTEM, 'MRN-000042'));
   });
 
   it('refuses a secret shorter than 32 bytes and a malformed epoch', () => {
     expect(() => keyedIds(Buffer.alloc(MIN_ID_SECRET_BYTES - 1, 1))).to.throw(RangeError, /at least 32 bytes/);
-    expect(() => keyedIds(Buffer.alloc(MIN_ID_SECRET_BYTES, 1), () => -1).subject('Patient', 'x')).to.throw(RangeError, /epoch/);
-    expect(() => keyedIds(Buffer.alloc(MIN_ID_SECRET_BYTES, 1), () => 0.5).subject('Patient', 'x')).to.throw(RangeError, /epoch/);
+    expect(() => keyedIds(Buffer.alloc(MIN_ID_SECRET_BYTES, 1), () => -1).id('Patient', 'x')).to.throw(RangeError, /epoch/);
+    expect(() => keyedIds(Buffer.alloc(MIN_ID_SECRET_BYTES, 1), () => 0.5).id('Patient', 'x')).to.throw(RangeError, /epoch/);
   });
 
   it('length-prefixes the parts: ["ab","c"] and ["a","bc"] differ; kinds separate ids', () => {
     expect(TEST_IDS.id('X', 'ab', 'c')).to.not.equal(TEST_IDS.id('X', 'a', 'bc'));
-    expect(TEST_IDS.id('Patient', 'a', 'b')).to.not.equal(TEST_IDS.subject('Patient', 'a', 'b'));
+    expect(TEST_IDS.id('Patient', 'a', 'b')).to.not.equal(TEST_IDS.id('Encounter', 'a', 'b'));
   });
 });
 

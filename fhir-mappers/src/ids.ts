@@ -13,20 +13,19 @@ export const MIN_ID_SECRET_BYTES = 32;
  * an order number) against an id seen on the ledger, and two custodians give different ids for the same key.
  */
 export interface StableIds {
-  /** The id of a resource from its natural key: the same key (and secret) always gives the same id. */
-  id(kind: string, ...parts: ReadonlyArray<string>): string;
   /**
-   * The id of a subject (a Patient) from its natural key and the key's erasure epoch: after the custodian
-   * erased the subject (and bumped the epoch), the same key maps to a new id that cannot be linked to the old.
+   * The id of a resource from its natural key and the key's erasure epoch: the same key (and secret, and
+   * epoch) always gives the same id; after the custodian erased the resource's patient (and bumped the
+   * epoch), the same key maps to a new id that cannot be linked to the old one.
    */
-  subject(kind: string, ...parts: ReadonlyArray<string>): string;
+  id(kind: string, ...parts: ReadonlyArray<string>): string;
 }
 
 /**
- * The custodian's erasure epoch of a subject, looked up by `subjectKey(secret, kind, ...parts)` (a keyed
- * hash: the custodian's table never holds the natural key). 0 for a subject never erased.
+ * The custodian's erasure epoch of a natural key, looked up by `epochKey(secret, kind, ...parts)` (a keyed
+ * hash: the custodian's table never holds the natural key). 0 for a key never erased.
  */
-export type EpochLookup = (subjectKey: string) => number;
+export type EpochLookup = (epochKey: string) => number;
 
 function mac(secret: Uint8Array, label: string, parts: ReadonlyArray<string>): Buffer {
   const h = createHmac('sha256', secret);
@@ -57,28 +56,27 @@ function checkSecret(secret: Uint8Array): void {
 }
 
 /**
- * The key under which a custodian keeps a subject's erasure epoch: HMAC-SHA-256 (hex) of the natural key
- * under the id secret, with a label of its own (it is never an id, and no id can be derived from it).
+ * The key under which a custodian keeps a natural key's erasure epoch: HMAC-SHA-256 (hex) of the natural
+ * key under the id secret, with a label of its own (it is never an id, and no id can be derived from it).
  */
-export function subjectKey(secret: Uint8Array, kind: string, ...parts: ReadonlyArray<string>): string {
+export function epochKey(secret: Uint8Array, kind: string, ...parts: ReadonlyArray<string>): string {
   checkSecret(secret);
   return mac(secret, 'epoch', [kind, ...parts]).toString('hex');
 }
 
 /**
  * Keyed stable ids: HMAC-SHA-256 under `secret` (the custodian's, kept off chain) over the namespace,
- * the kind and the parts, truncated to a version 8 UUID. Subject ids also cover the epoch `epochOf` gives
- * for the subject's key.
+ * the kind, the erasure epoch `epochOf` gives for the key (0 by default) and the parts, truncated to a
+ * version 8 UUID.
  */
 export function keyedIds(secret: Uint8Array, epochOf: EpochLookup = () => 0): StableIds {
   checkSecret(secret);
   const key = Buffer.from(secret);
   return Object.freeze({
-    id: (kind: string, ...parts: ReadonlyArray<string>): string => uuidOf(mac(key, 'id', [kind, ...parts])),
-    subject: (kind: string, ...parts: ReadonlyArray<string>): string => {
-      const epoch = epochOf(subjectKey(key, kind, ...parts));
+    id: (kind: string, ...parts: ReadonlyArray<string>): string => {
+      const epoch = epochOf(epochKey(key, kind, ...parts));
       if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError('an erasure epoch must be a whole number ≥ 0');
-      return uuidOf(mac(key, 'subject', [kind, String(epoch), ...parts]));
+      return uuidOf(mac(key, 'id', [kind, String(epoch), ...parts]));
     },
   });
 }

@@ -5,7 +5,7 @@
 export { type FhirIssue, validateResource, prepareValidator, fhirResourceTypes, MAX_ISSUES } from './validate';
 export { MappingError, type MappingErrorCode, type MappingProblem, isMappingError } from './errors';
 export { type OutputOptions } from './output';
-export { type StableIds, type EpochLookup, keyedIds, subjectKey, canonicalJson, HDX_ID_NAMESPACE, MIN_ID_SECRET_BYTES } from './ids';
+export { type StableIds, type EpochLookup, keyedIds, epochKey, canonicalJson, HDX_ID_NAMESPACE, MIN_ID_SECRET_BYTES } from './ids';
 export { SYSTEM, EXTENSION } from './systems';
 export { vrSessionToBundle, parseVrSessionRecord, type VrMapOptions, MEASURES as VR_MEASURE_CODES } from './vr-session/to-bundle';
 export {

@@ -4,7 +4,7 @@
  * Patient: identifiers (PID-3, CX with assigning authority → system, type from table 0203), names
  * (PID-5), birth date (PID-7), gender (PID-8, table 0001), addresses (PID-11), phones (PID-13 home,
  * PID-14 work), marital status (PID-16, table 0002 kept), multiple birth (PID-24/25), death (PID-29/30).
- * The Patient id is keyed (options.ids.subject) from the first PID-3 identifier and its erasure epoch, so every
+ * The Patient id is keyed (options.ids) from the first PID-3 identifier and its erasure epoch, so every
  * message about the same patient maps to the same resource, until the custodian erases that patient.
  * Encounter: class from PV1-2 (table 0004 → v3 ActCode), admission type (PV1-4, table 0007), location
  * (PV1-3, display only), attending / referring / consulting / admitting doctors (PV1-7/8/9/17),
@@ -44,7 +44,7 @@ export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7M
   if (first === undefined) throw new MappingError('INVALID', location(pid, 3), 'patient identifier list is required');
   const patient: PatientResource = {
     resourceType: 'Patient',
-    id: options.ids.subject('Patient', first.system ?? '', first.value ?? ''),
+    id: options.ids.id('Patient', first.system ?? '', first.value ?? ''),
     identifier: identifiers,
   };
   const names = repetitions(pid, 5).map(xpnToName).filter((n) => n !== undefined);

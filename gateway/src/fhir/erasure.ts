@@ -6,6 +6,7 @@ import type { ResourceStore } from '../store/store';
 import { AccessControl, type Caller } from './access-control';
 import { patientPseudonym } from './commitment';
 import { OperationOutcomeError } from './outcome';
+import { SUPPORTED_TYPES } from './resource-types';
 
 export interface ErasureResult {
   /** Resource versions deleted from this gateway's store. */
@@ -22,9 +23,10 @@ export interface ErasureResult {
  * recorded in it, naming no resource (its entry carries the patient reference and the erasure, never the
  * local Patient id).
  *
- * Re-admission: the patient's keyed id (CustodianIds) gets a new erasure epoch, so the next message about
- * the same person (same MRN, same EHR id) maps to a new Patient id, unlinkable to the tombstones, and is
- * anchored like any new patient; without `ids` the returning patient's old id would hit its tombstone.
+ * Re-admission: the keyed ids (CustodianIds) of the patient's resources get a new erasure epoch, so the
+ * next message or EHR page about the same person (same MRN, same EHR ids) maps to new ids, unlinkable to
+ * the tombstones, and is anchored like any new patient; without `ids` the returning patient's old ids
+ * would hit their tombstones.
  *
  * Ledger first, then the store: if the store step fails, running the erasure again completes it (both
  * steps are idempotent).
@@ -35,7 +37,7 @@ export class ErasureService {
     private readonly ledger: LedgerClient,
     private readonly log: Logger,
     private readonly mspId: string,
-    /** The custodian's keyed ids, whose erasure epoch is bumped (so the same patient can be admitted again). */
+    /** The custodian's keyed ids, whose erasure epochs are bumped (so the same patient can be admitted again). */
     private readonly ids?: CustodianIds,
   ) {}
 
@@ -47,6 +49,8 @@ export class ErasureService {
     if (!this.store.readCurrent('Patient', patientId) && !did && !key) {
       throw new OperationOutcomeError('NOT_FOUND', 'The patient is not known to this server');
     }
+    // The patient's resources, while the store still has them (their ids get new epochs below).
+    const held = [patientId, ...[...SUPPORTED_TYPES].flatMap((type) => this.store.search({ resourceType: type, patientIds: [patientId], limit: 1_000_000_000 }).map((v) => v.id))];
     const refs = [did, key ? patientPseudonym(key) : undefined].filter((r): r is string => r !== undefined);
     let anchorsTombstoned = 0;
     for (const ref of refs) anchorsTombstoned += (await this.ledger.erasePatient(ref)).erased.length;
@@ -56,10 +60,10 @@ export class ErasureService {
       const entry = { actor, actorOrganization: caller.organization, purpose, consents: [], breakGlass: false, custodian: this.mspId };
       await this.ledger.recordAccess(refs.map((patient) => ({ ...entry, patient, action: 'D', subtype: 'erase', decision: 'permit', entryId: randomUUID() })));
     }
-    // Before the store step: if it fails, running the erasure again bumps the epoch again (harmless).
-    const newEpoch = this.ids?.forgetSubject(patientId) ?? false;
+    // Before the store step: if it fails, running the erasure again bumps the epochs again (harmless).
+    const newEpochs = this.ids?.forget(held) ?? 0;
     const versionsDeleted = this.store.erasePatient(patientId);
-    this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned, newEpoch }, 'patient erased');
+    this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned, newEpochs }, 'patient erased');
     return { versionsDeleted, anchorsTombstoned };
   }
 }

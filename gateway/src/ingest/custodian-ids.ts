@@ -3,14 +3,14 @@
  * number, an EHR id) is keyed with the custodian's id secret (HDX_ID_SECRET_FILE, kept off chain), so a
  * member reading ids on the ledger cannot test guessed MRNs against them, and two custodians' ids differ.
  *
- * Re-admission after erasure: a subject's (Patient's) id also covers its erasure epoch, kept here, off
- * chain, as `subjectKey(secret, natural key)` (a keyed hash, never the key) → counter. Each derived subject
- * id is remembered with the subject key it came from; erasing the patient bumps that key's epoch and
- * forgets the link, so the returning patient's next message maps to a new Patient id (and everything
- * keyed under it to new ids): nothing links it to the tombstones of the erased one.
+ * Re-admission after erasure: every id also covers the erasure epoch of its natural key, kept here, off
+ * chain, as `epochKey(secret, natural key)` (a keyed hash, never the key) → counter. Each derived id is
+ * remembered with the epoch key it came from; erasing a patient bumps the epochs of the patient's
+ * resources and forgets their links, so the returning patient's next message (or EHR page) maps to new
+ * ids: nothing links them to the tombstones of the erased ones.
  */
 import Database from 'better-sqlite3';
-import { keyedIds, type StableIds, subjectKey } from '@hdx/fhir-mappers';
+import { epochKey, keyedIds, type StableIds } from '@hdx/fhir-mappers';
 
 export class CustodianIds {
   readonly #db: Database.Database;
@@ -29,43 +29,49 @@ export class CustodianIds {
       this.#db.pragma('synchronous = FULL');
     }
     this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS epochs (subject_key TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS subjects (id TEXT PRIMARY KEY, subject_key TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS epochs (epoch_key TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS derived (id TEXT PRIMARY KEY, epoch_key TEXT NOT NULL) WITHOUT ROWID;
     `);
-    this.#epoch = this.#db.prepare('SELECT epoch FROM epochs WHERE subject_key = ?');
-    this.#remember = this.#db.prepare('INSERT OR IGNORE INTO subjects (id, subject_key) VALUES (?, ?)');
+    this.#epoch = this.#db.prepare('SELECT epoch FROM epochs WHERE epoch_key = ?');
+    this.#remember = this.#db.prepare('INSERT OR IGNORE INTO derived (id, epoch_key) VALUES (?, ?)');
     const keyed = keyedIds(this.#secret, (key) => this.#epoch.get(key)?.epoch ?? 0);
     this.ids = Object.freeze({
-      id: keyed.id,
-      subject: (kind: string, ...parts: ReadonlyArray<string>): string => {
-        const id = keyed.subject(kind, ...parts);
-        this.#remember.run(id, subjectKey(this.#secret, kind, ...parts));
+      id: (kind: string, ...parts: ReadonlyArray<string>): string => {
+        const id = keyed.id(kind, ...parts);
+        this.#remember.run(id, epochKey(this.#secret, kind, ...parts));
         return id;
       },
     });
   }
 
   /**
-   * The stable local id of an EHR resource (`hdx sync`): keyed from the EHR base URL and `Type/id`;
-   * a Patient's is a subject id (with its erasure epoch).
+   * The stable local id of an EHR resource (`hdx sync`): keyed from the EHR base URL and `Type/id` (and
+   * the epoch of that key).
    */
   ehrLocalId(ehrBase: string, type: string, id: string): string {
-    const base = ehrBase.replace(/\/+$/, '');
-    return type === 'Patient' ? this.ids.subject('ehr-sync/Patient', base, id) : this.ids.id('ehr-sync', base, `${type}/${id}`);
+    return this.ids.id('ehr-sync', ehrBase.replace(/\/+$/, ''), `${type}/${id}`);
   }
 
   /**
-   * At erasure of the subject with this local id: a new epoch for the natural key it was derived from (the
-   * next message about that person gets a new id), and the link from the id to the key is forgotten.
-   * Returns false when this id was not derived here (a Patient created through the FHIR API has no key).
+   * At erasure of a patient, with the local ids of the patient's resources (the Patient included): a new
+   * epoch for each natural key they were derived from (the next message or page about that person maps
+   * to new ids), and the links from the ids to the keys are forgotten. Ids not derived here (created
+   * through the FHIR API) are passed over. Returns how many keys got a new epoch.
    */
-  forgetSubject(id: string): boolean {
-    return this.#db.transaction((): boolean => {
-      const row = this.#db.prepare('SELECT subject_key FROM subjects WHERE id = ?').get(id) as { subject_key: string } | undefined;
-      if (!row) return false;
-      this.#db.prepare('INSERT INTO epochs (subject_key, epoch) VALUES (?, 1) ON CONFLICT (subject_key) DO UPDATE SET epoch = epoch + 1').run(row.subject_key);
-      this.#db.prepare('DELETE FROM subjects WHERE id = ?').run(id);
-      return true;
+  forget(ids: readonly string[]): number {
+    const find = this.#db.prepare('SELECT epoch_key FROM derived WHERE id = ?');
+    const bump = this.#db.prepare('INSERT INTO epochs (epoch_key, epoch) VALUES (?, 1) ON CONFLICT (epoch_key) DO UPDATE SET epoch = epoch + 1');
+    const drop = this.#db.prepare('DELETE FROM derived WHERE id = ?');
+    return this.#db.transaction((): number => {
+      let bumped = 0;
+      for (const id of new Set(ids)) {
+        const row = find.get(id) as { epoch_key: string } | undefined;
+        if (!row) continue;
+        bump.run(row.epoch_key);
+        drop.run(id);
+        bumped++;
+      }
+      return bumped;
     })();
   }
 

@@ -275,8 +275,8 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(adt.status, adt.text).to.equal(200);
     const id = patientIdOf(adt.body);
     expect(id).to.not.equal(unkeyedUuid('Patient', MRN_SYSTEM, 'MRN-000042'));
-    expect(id).to.equal(keyedIds(SECRET).subject('Patient', MRN_SYSTEM, 'MRN-000042'));
-    expect(id).to.not.equal(keyedIds(Buffer.alloc(32, 8)).subject('Patient', MRN_SYSTEM, 'MRN-000042'));
+    expect(id).to.equal(keyedIds(SECRET).id('Patient', MRN_SYSTEM, 'MRN-000042'));
+    expect(id).to.not.equal(keyedIds(Buffer.alloc(32, 8)).id('Patient', MRN_SYSTEM, 'MRN-000042'));
     // The ledger holds only the keyed id.
     expect([...env.ledger.anchors.keys()].some((k) => k.startsWith(`Patient/${id}/`))).to.equal(true);
   });
@@ -320,7 +320,7 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(refused.text).to.not.contain(oldId);
   });
 
-  it('hdx sync pushes (?ehr=): the gateway keys the EHR ids and rewrites the references; an erased EHR patient comes back under a new id', async () => {
+  it('hdx sync pushes (?ehr=): the gateway keys the EHR ids and rewrites the references; an erased EHR patient comes back under new ids', async () => {
     const ehr = 'https://ehr.example/fhir';
     const page = {
       resourceType: 'Bundle',
@@ -342,8 +342,14 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(obs.meta.source).to.equal(`${ehr}/Observation/o1`);
     expect(statuses((await push()).body)).to.deep.equal(['200 OK', '200 OK']);
     await env.erasure().erasePatient(ADMIN, patientId);
-    expect(env.ids.ehrLocalId(ehr, 'Patient', '123')).to.not.equal(patientId);
-    // (the erased patient's other resources keep their EHR-derived ids: see the README, Erasure)
+    // The EHR still holds the patient: the next page re-sends both, under new ids, and both are anchored.
+    const back = await push();
+    expect(back.status, back.text).to.equal(200);
+    expect(statuses(back.body)).to.deep.equal(['201 Created', '201 Created']);
+    const newPatient = env.ids.ehrLocalId(ehr, 'Patient', '123');
+    expect(newPatient).to.not.equal(patientId);
+    expect(env.ids.ehrLocalId(ehr, 'Observation', 'o1')).to.not.equal(obsId);
+    expect(env.store.readCurrent('Observation', env.ids.ehrLocalId(ehr, 'Observation', 'o1'))?.content).to.contain(`"reference":"Patient/${newPatient}"`);
     const bad = await request(env.app).post('/ingest/fhir?source=ehr-1&ehr=ftp://x').set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
     expect(bad.status).to.equal(400);
   });
