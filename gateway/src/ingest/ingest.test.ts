@@ -354,6 +354,13 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(bad.status).to.equal(400);
   });
 
+  it('an unknown ingestion path is answered without echoing it (it may hold an id)', async () => {
+    const id = '0e3c8a1e-8f7e-4d55-9a2c-444444444444';
+    const res = await request(env.app).post(`/ingest/Patient/${id}`).set(...staff).set('content-type', 'application/fhir+json').send('{}');
+    expect(res.status).to.equal(404);
+    expect(res.text).to.not.contain(id);
+  });
+
   it('a server without the custodian id secret refuses HL7 v2 and EHR-keyed ingestion instead of deriving unkeyed ids', async () => {
     env.cleanup();
     env = setup({ ids: false });

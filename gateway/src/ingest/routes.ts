@@ -102,7 +102,8 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
   });
 
   router.all('/{*rest}', (req: Request, _res: Response, next: NextFunction) => {
-    next(new OperationOutcomeError('NOT_FOUND', `${req.method} /ingest${req.path} is not an ingestion route (hl7v2, vr-session, fhir)`));
+    // The path is not echoed: it may hold an id (and the message goes to the log).
+    next(new OperationOutcomeError('NOT_FOUND', `${req.method === 'POST' ? 'This' : `${req.method} on this`} path is not an ingestion route (POST /ingest/hl7v2, /ingest/vr-session, /ingest/fhir)`));
   });
   return router;
 }
