@@ -105,15 +105,15 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     expect(ledger.audit).to.have.length(0);
     expect(outbox.stats().pending).to.equal(5);
     const health = await request(app).get('/healthz');
-    expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5, deadLetters: 0 });
+    expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5 });
 
     expect(await outbox.flush()).to.equal(true);
     expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 1 });
     const patient = ledger.anchors.get(`Patient/${id}/_history/1`)?.patient;
     expect(patient).to.match(/^pseudonym:/);
     const summary = ledger.audit.map((e) => [e.action, e.subtype, e.actor, e.actorOrganization, e.decision, e.reason ?? null, e.breakGlass, e.patient === patient, e.custodian]);
-    // The change entry waited in the store until the flush moved it into the outbox: order is not kept, occurredAt is.
-    expect(summary).to.have.deep.members([
+    // The change entry was made ready in the store; the next access entry brought it into the outbox first.
+    expect(summary).to.deep.equal([
       ['C', 'create', DR_H1, 'Hospital1MSP', 'permit', null, false, true, 'Hospital1MSP'],
       ['R', 'read', DR_H1, 'Hospital1MSP', 'permit', 'custodian-treatment', false, true, 'Hospital1MSP'],
       ['R', 'read', DR_H2, 'Hospital2MSP', 'deny', 'no-permit', false, true, 'Hospital1MSP'],

@@ -259,6 +259,8 @@ export class AuditOutbox implements AuditSink {
    */
   enqueue(entries: readonly AccessEntryInput[]): RecordedEntry[] {
     if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
+    // Changes acknowledged before this access come before it in the outbox too.
+    this.#pullChangesSafely();
     const now = Date.now();
     const occurredAt = new Date(now).toISOString();
     const rows = entries.map((e) => {
@@ -320,14 +322,20 @@ export class AuditOutbox implements AuditSink {
     return this.#flushing;
   }
 
+  /** #pullChanges, never failing its caller (the entries stay in the store for the next try). */
+  #pullChangesSafely(): void {
+    if (!this.#open || !this.#changes) return;
+    try {
+      this.#pullChanges();
+    } catch (err) {
+      this.#log.error({ event: 'audit-outbox-pull', err }, 'change entries could not be moved from the store into the outbox; retried at the next flush');
+    }
+  }
+
   async #flushAll(): Promise<boolean> {
     if (this.#open) {
-      try {
-        this.#pullChanges();
-        this.#pending = this.#count();
-      } catch (err) {
-        this.#log.error({ event: 'audit-outbox-pull', err }, 'change entries could not be moved from the store into the outbox; retried at the next flush');
-      }
+      this.#pullChangesSafely();
+      this.#pending = this.#count();
     }
     while (this.#open) {
       const rows = this.#stmts.next.all(Date.now(), this.#batchSize) as Row[];
@@ -443,18 +451,21 @@ export class AuditOutbox implements AuditSink {
   }
 
   /**
-   * For /healthz: the outbox answers and its oldest entry is not stuck. Dead letters are reported (the
-   * operator re-delivers them) but do not make the gateway unhealthy: entries keep flowing past them.
+   * For /healthz: the outbox answers and its oldest entry is not stuck. Dead letters are reported
+   * (`deadLetters`, when there are any: the operator re-delivers them) but do not make the gateway
+   * unhealthy: entries keep flowing past them.
    */
-  health(): { ok: boolean; pending: number; deadLetters: number; error?: string } {
-    if (!this.#open) return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox closed' };
+  health(): { ok: boolean; pending: number; deadLetters?: number; error?: string } {
+    if (!this.#open) return { ok: false, pending: this.#pending, error: 'audit outbox closed' };
     try {
       const s = this.stats();
+      // Named only when there are some, so the usual answer stays {ok, pending}.
+      const dead = s.deadLetters > 0 ? { deadLetters: s.deadLetters } : {};
       if (s.oldestPendingMs > this.#staleMs)
-        return { ok: false, pending: s.pending, deadLetters: s.deadLetters, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
-      return { ok: true, pending: s.pending, deadLetters: s.deadLetters };
+        return { ok: false, pending: s.pending, ...dead, error: `audit entries have waited ${Math.round(s.oldestPendingMs / 1000)} s for the ledger` };
+      return { ok: true, pending: s.pending, ...dead };
     } catch {
-      return { ok: false, pending: this.#pending, deadLetters: 0, error: 'audit outbox unavailable' };
+      return { ok: false, pending: this.#pending, error: 'audit outbox unavailable' };
     }
   }
 

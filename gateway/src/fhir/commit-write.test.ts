@@ -316,8 +316,15 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const patient = await resources.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] });
     expect(store.readyChangeStats().count).to.equal(1);
     expect(ledger.audit).to.have.length(0);
+    // The next access entry brings the change entry into the outbox first (order kept).
+    await resources.read(staff, 'Patient', String(patient.id));
+    expect(store.readyChangeStats().count).to.equal(0);
+    expect(outbox.stats().pending).to.equal(2);
     expect(await outbox.flush()).to.equal(true);
-    expect(ledger.audit.map((e) => [e.action, e.resources])).to.deep.equal([['C', [`Patient/${String(patient.id)}/_history/1`]]]);
+    expect(ledger.audit.map((e) => [e.action, e.resources])).to.deep.equal([
+      ['C', [`Patient/${String(patient.id)}/_history/1`]],
+      ['R', [`Patient/${String(patient.id)}/_history/1`]],
+    ]);
   });
 
   it('sync mode beyond 200 change entries: a failed recording is not swallowed: kept in the store and delivered by settlePending', async () => {
