@@ -45,6 +45,14 @@ export class CustodianIds {
   }
 
   /**
+   * Runs `fn` (a mapping, which derives many ids) in one SQLite transaction: the ids it derives are
+   * remembered with one commit instead of one per id.
+   */
+  derive<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
+  /**
    * The stable local id of an EHR resource (`hdx sync`): keyed from the EHR base URL and `Type/id` (and
    * the epoch of that key).
    */

@@ -214,7 +214,8 @@ export class IngestService {
     if (!isObject(body) || body.resourceType !== 'Bundle' || !Array.isArray(body.entry)) throw invalid('Bundle.entry', 'An EHR import is a Bundle with entries');
     if (body.entry.length > MAX_INGEST_ENTRIES) throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${body.entry.length}`);
     const local = (type: string, id: string): string => ids.ehrLocalId(base, type, id);
-    const entry = body.entry.map((raw: unknown, index: number) => {
+    const entries: unknown[] = body.entry;
+    const entry = ids.derive(() => entries.map((raw: unknown, index: number) => {
       const at = `Bundle.entry[${index}].resource`;
       const r = isObject(raw) && isObject(raw.resource) ? (structuredClone(raw.resource) as Record<string, unknown>) : undefined;
       if (!r || typeof r.resourceType !== 'string' || !TYPE.test(r.resourceType)) throw invalid(`${at}.resourceType`, `${at}.resourceType is not a FHIR resource type`);
@@ -225,7 +226,7 @@ export class IngestService {
       const { versionId: _v, lastUpdated: _l, ...meta } = isObject(r.meta) ? r.meta : {};
       const id = local(type, ehrId);
       return { resource: { ...r, id, meta: { ...meta, source: meta.source ?? `${base}/${type}/${ehrId}` } }, request: { method: 'PUT', url: `${type}/${id}` } };
-    });
+    }));
     return { resourceType: 'Bundle', type: 'transaction', entry };
   }
 

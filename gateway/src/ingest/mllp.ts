@@ -75,7 +75,8 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
   const handle = async (raw: Buffer): Promise<string> => {
     const text = raw.toString('utf8');
     try {
-      const bundle = hl7v2ToBundle(new Uint8Array(raw), { ids: ingest.custodianIds().ids });
+      const custodian = ingest.custodianIds();
+      const bundle = custodian.derive(() => hl7v2ToBundle(new Uint8Array(raw), { ids: custodian.ids }));
       await ingest.ingest(() => caller, 'mllp', bundle);
       return ackFor(text);
     } catch (err) {

@@ -66,14 +66,14 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     if (!req.is(HL7_TYPES) || !Buffer.isBuffer(req.body)) {
       throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the HL7 v2 message (ER7) with Content-Type: x-application/hl7-v2+er7 or text/plain');
     }
-    const { ids } = ingest.custodianIds();
-    const bundle = mapped(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer), { ids }));
+    const custodian = ingest.custodianIds();
+    const bundle = mapped(() => custodian.derive(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer), { ids: custodian.ids })));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle)).bundle);
   });
 
   router.post('/vr-session', express.json({ type: ['application/json'], limit: '64mb' }), async (req, res) => {
     if (!req.is('application/json')) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the VR session record as application/json');
-    const { ids } = ingest.custodianIds();
+    const custodian = ingest.custodianIds();
     const record = mapped(() => parseVrSessionRecord(req.body));
     // The session's patient must be a Patient held here: given as ?patient=Patient/<id>, else by DID.
     const given = req.query.patient;
@@ -88,7 +88,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     if (patientId === undefined) {
       throw new OperationOutcomeError('UNMAPPABLE', '/patient: the session\'s patient is not a Patient held here (link the patient\'s DID to a Patient, or give ?patient=Patient/<id>)');
     }
-    const bundle = mapped(() => vrSessionToBundle(record, { ids, patientReference: `Patient/${patientId}` }));
+    const bundle = mapped(() => custodian.derive(() => vrSessionToBundle(record, { ids: custodian.ids, patientReference: `Patient/${patientId}` })));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
   });
 
