@@ -249,6 +249,30 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(2);
   });
 
+  it('startSettling: settles on a fixed interval as well (for the server to schedule); stopSettling ends it', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    resources.settleRetryMs = 3_600_000; // not the self-armed retry
+    const { patientId, obsId } = await seed(resources);
+    ledger.commitThenTimeout = 1;
+    ledger.queriesDown = true;
+    await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
+    ledger.queriesDown = false;
+    resources.startSettling(10);
+    const deadline = Date.now() + 5000;
+    while (store.listPending().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(2);
+    resources.stopSettling();
+    ledger.commitThenTimeout = 1;
+    ledger.queriesDown = true;
+    await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'again')));
+    ledger.queriesDown = false;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.listPending()).to.have.length(1); // stopped: nothing settles by timer any more
+    expect(await resources.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
+  });
+
   it('an unsettled create that the ledger turns out not to have is removed whole: its patient key goes too', async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');
