@@ -8,7 +8,9 @@ import { OperationOutcomeError } from '../fhir/outcome';
 import type { AccessEntryInput, AuditEntry, LedgerClient } from '../ledger/ledger-client';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';
+import client from 'prom-client';
 import { AuditOutbox, type ChangeFeed, OutboxAdmin, type OutboxOptions } from './outbox';
+import { registerOutboxMetrics } from './outbox-metrics';
 
 const log = newLogger('silent');
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -259,6 +261,27 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.include(ids[1]);
     expect(outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
+  });
+
+  it('/metrics: dead letters and entries waiting after a refusal are gauges', async () => {
+    const fake = new FakeLedger();
+    const outbox = open({
+      file: tmpFile(),
+      maxAttempts: 2,
+      refusedRetryMs: 3_600_000,
+      ledger: ledgerWith(fake, async (entries) => {
+        if (entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('INVALID', 'no');
+        return fake.recordAccess(entries);
+      }),
+    });
+    const registry = new client.Registry();
+    registerOutboxMetrics(registry, outbox);
+    outbox.enqueue([entry(1, { subtype: 'refused' }), entry(2)]);
+    await outbox.flush();
+    const text = await registry.metrics();
+    expect(text).to.match(/^hdx_audit_outbox_retrying 1$/m);
+    expect(text).to.match(/^hdx_audit_outbox_dead_letters 0$/m);
+    expect(text).to.match(/^hdx_audit_outbox_delivered_total 1$/m);
   });
 
   it('an outbox file of the earlier release (no attempt columns) opens, and its entries are delivered', async () => {
