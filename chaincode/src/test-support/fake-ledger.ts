@@ -2,7 +2,9 @@
  * An in-memory ledger for unit tests. Each `invoke` is one transaction with Fabric's semantics:
  * reads see committed state only (not the transaction's own writes), writes apply only when the
  * transaction succeeds (all-or-nothing), paginated queries are refused in a transaction that writes,
- * and range queries walk keys in sorted order.
+ * range queries walk keys in sorted order, and a non-empty bookmark replaces a paginated query's start
+ * key without any bound (the peer's handler.go does so: the chaincode must check bookmarks itself).
+ * Built into dist/ so the gateway's tests can run the real contracts on it (ContractLedger).
  */
 import { Context } from 'fabric-contract-api';
 
@@ -168,6 +170,11 @@ export class FakeLedger {
   /** Runs `fn` as one transaction of `identity`; commits its writes and events only if it succeeds. */
   public async invoke<T>(identity: FakeIdentity, fn: (ctx: Context) => Promise<T>): Promise<T> {
     return this.transact((tx) => fn(contextOf(tx, identity)), () => true);
+  }
+
+  /** Runs `fn` as an evaluate (query) of `identity`: same stub, nothing committed, as Fabric's evaluateTransaction. */
+  public async evaluate<T>(identity: FakeIdentity, fn: (ctx: Context) => Promise<T>): Promise<T> {
+    return this.transact((tx) => fn(contextOf(tx, identity)), () => false);
   }
 
   /** Runs `fn` on a fresh transaction stub; commits when `committed(result)` says so. */
