@@ -100,7 +100,7 @@ function atEntry(err: unknown, index: number, type: string): unknown {
 }
 
 const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi;
-const TYPED_ID = /\b([A-Z][A-Za-z]{1,63})\/(?!_history\b|:id\b)[A-Za-z0-9\-.]{1,64}/g;
+const TYPED_ID = /\b([A-Z][A-Za-z]{1,63})\/(?!_history\b|:id\b|id\b|<id>)[A-Za-z0-9\-.]{1,64}/g;
 const DID_OR_PSEUDONYM = /\b(did:hdx:[A-Za-z0-9_-]{43}|pseudonym:[0-9a-f]{64})/g;
 
 /** A message without resource ids, UUIDs, DIDs or pseudonyms (`Patient/:id`): ingested ids derive from MRNs. */
@@ -108,9 +108,15 @@ export function redactIds(text: string): string {
   return text.replace(DID_OR_PSEUDONYM, ':id').replace(TYPED_ID, '$1/:id').replace(UUID, ':id');
 }
 
-/** The same error with its message and issues redacted (redactIds); other errors (internal ones) as they are. */
+/**
+ * The same error with its message and issues redacted (redactIds); an error that names no id, one of a
+ * subclass (authentication, scope: they carry their WWW-Authenticate challenge) and other errors (internal
+ * ones) as they are.
+ */
 export function withoutIds(err: unknown): unknown {
-  if (!(err instanceof OperationOutcomeError)) return err;
+  if (!(err instanceof OperationOutcomeError) || err.constructor !== OperationOutcomeError) return err;
+  const texts = [err.message, ...err.issues.flatMap((i) => [i.diagnostics ?? '', i.details?.text ?? ''])];
+  if (texts.every((t) => redactIds(t) === t)) return err;
   const issues: OperationOutcomeIssue[] = err.issues.map((i) => ({
     ...i,
     ...(i.diagnostics !== undefined ? { diagnostics: redactIds(i.diagnostics) } : {}),

@@ -16,7 +16,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { CustodianIds } from './custodian-ids';
-import { IngestService } from './ingest-service';
+import { IngestService, redactIds } from './ingest-service';
 import { withIngestRoutes } from './test-app';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -352,6 +352,14 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(env.store.readCurrent('Observation', env.ids.ehrLocalId(ehr, 'Observation', 'o1'))?.content).to.contain(`"reference":"Patient/${newPatient}"`);
     const bad = await request(env.app).post('/ingest/fhir?source=ehr-1&ehr=ftp://x').set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
     expect(bad.status).to.equal(400);
+  });
+
+  it('redactIds: resource ids, UUIDs, DIDs and pseudonyms go; locations, types and field names stay', () => {
+    const did = `did:hdx:${'b'.repeat(43)}`;
+    const text = `Bundle.entry[2]: Patient/abc-1.2/_history/3 was erased; urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-555555555555 for ${did} and pseudonym:${'c'.repeat(64)}`;
+    expect(redactIds(text)).to.equal('Bundle.entry[2]: Patient/:id/_history/3 was erased; urn:uuid::id for :id and :id');
+    const kept = 'Bundle.entry[0].resource.subject: OBX[3]-5 in x-application/hl7-v2+er7 (MSH-9), PUT Type/id';
+    expect(redactIds(kept)).to.equal(kept);
   });
 
   it('an unknown ingestion path is answered without echoing it (it may hold an id)', async () => {
