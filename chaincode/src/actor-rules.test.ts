@@ -64,7 +64,10 @@ describe('actor rules: DID kind × actorAuth × purpose (real evaluator)', () =>
     const proof = signedBy(ledger, patient, { action: 'add-guardian', patient: patient.did, guardian: guardian.did });
     await ledger.invoke(H1_GATEWAY, (ctx) => new IdentityContract().AddGuardian(ctx, JSON.stringify({ patient: patient.did, guardian: guardian.did, proof })));
     await ledger.invoke(H1_GATEWAY, (ctx) =>
-      records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment: COMMITMENT })),
+      records.Anchor(
+        ctx,
+        JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment: COMMITMENT }),
+      ),
     );
     for (const kind of DID_KINDS) {
       const who = kind === 'auditor' ? REG_ADMIN : kind === 'organization' || kind === 'system' ? H1_ADMIN : H1_GATEWAY;
@@ -111,7 +114,9 @@ describe('actor rules: DID kind × actorAuth × purpose (real evaluator)', () =>
     for (const [who, did, purpose, row] of cases) {
       AUTHS.forEach((auth, column) => {
         it(`${who} / ${auth} / ${purpose} → ${row[column]}`, async () => {
-          expect((await evaluate({ actor: did(), actorOrganization: 'Hospital1MSP', actorAuth: auth, purpose, resource: 'Observation/o1/_history/1' })).reason).to.equal(row[column]);
+          expect((await evaluate({ actor: did(), actorOrganization: 'Hospital1MSP', actorAuth: auth, purpose, resource: 'Observation/o1/_history/1' })).reason).to.equal(
+            row[column],
+          );
         });
       });
     }
@@ -122,7 +127,9 @@ describe('actor rules: DID kind × actorAuth × purpose (real evaluator)', () =>
       const stranger = `did:hdx:${'u'.repeat(43)}`;
       for (const purpose of PURPOSES) {
         for (const auth of AUTHS) {
-          expect((await evaluate({ actor: stranger, actorOrganization: 'Hospital1MSP', actorAuth: auth, purpose, resource: 'Observation/o1/_history/1' })).reason).to.equal('actor-unregistered');
+          expect((await evaluate({ actor: stranger, actorOrganization: 'Hospital1MSP', actorAuth: auth, purpose, resource: 'Observation/o1/_history/1' })).reason).to.equal(
+            'actor-unregistered',
+          );
         }
       }
     });
@@ -130,19 +137,23 @@ describe('actor rules: DID kind × actorAuth × purpose (real evaluator)', () =>
     it('a registered actor named with another organization is denied actor-organization-mismatch (patients too, #1)', async () => {
       for (const kind of DID_KINDS) {
         const actor = actors.get(kind);
-        expect((await evaluate({ actor: actor?.key.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/o1/_history/1' })).reason, kind).to.equal(
-          'actor-organization-mismatch',
-        );
+        expect(
+          (await evaluate({ actor: actor?.key.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/o1/_history/1' })).reason,
+          kind,
+        ).to.equal('actor-organization-mismatch');
       }
-      expect((await evaluate({ actor: patient.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/o1/_history/1' })).reason).to.equal(
-        'actor-organization-mismatch',
-      );
+      expect(
+        (await evaluate({ actor: patient.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/o1/_history/1' })).reason,
+      ).to.equal('actor-organization-mismatch');
     });
 
     it('idp needs actorOrganization to be the submitting MSP', async () => {
       const doctor = actors.get('practitioner');
       // Hospital1's practitioner "vouched for by an IdP" in a request Hospital2's gateway submits.
-      const d = await evaluate({ actor: doctor?.key.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/o1/_history/1' }, identity('Hospital2MSP', 'gateway'));
+      const d = await evaluate(
+        { actor: doctor?.key.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/o1/_history/1' },
+        identity('Hospital2MSP', 'gateway'),
+      );
       expect(d).to.deep.include({ decision: 'deny', reason: 'actor-organization-mismatch' });
     });
 

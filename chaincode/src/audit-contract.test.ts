@@ -31,8 +31,7 @@ describe('hdx.audit', () => {
   });
   const record = async (overrides: Record<string, unknown> = {}, who: FakeIdentity = H1_GATEWAY) =>
     JSON.parse(await ledger.invoke(who, (ctx) => audit.RecordAccess(ctx, JSON.stringify(entry(overrides)))));
-  const query = async (q: Record<string, unknown>, who: FakeIdentity = REG_AUDITOR) =>
-    JSON.parse(await ledger.invoke(who, (ctx) => audit.QueryAccess(ctx, JSON.stringify(q))));
+  const query = async (q: Record<string, unknown>, who: FakeIdentity = REG_AUDITOR) => JSON.parse(await ledger.invoke(who, (ctx) => audit.QueryAccess(ctx, JSON.stringify(q))));
   const ids = (result: { entries: Array<{ eventId: string }> }) => result.entries.map((e) => e.eventId);
 
   beforeEach(async () => {
@@ -41,7 +40,17 @@ describe('hdx.audit', () => {
     doctor = await registerDid(ledger, 'practitioner', H2_GATEWAY);
     // Hospital1 is the custodian of the resource its entries name (it must stand behind them).
     await ledger.invoke(H1_GATEWAY, (ctx) =>
-      records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') } })),
+      records.Anchor(
+        ctx,
+        JSON.stringify({
+          resourceType: 'Observation',
+          id: 'o1',
+          versionId: '1',
+          patient: patient.did,
+          lastUpdated: '2024-05-01T10:00:00Z',
+          commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
+        }),
+      ),
     );
   });
 
@@ -113,9 +122,18 @@ describe('hdx.audit', () => {
     });
 
     it('is all or nothing and refuses repeated entry ids', async () => {
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, JSON.stringify([entry(), entry({ patient: 'x' })]))), 'INVALID');
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, JSON.stringify([entry({ entryId: 'a' }), entry({ entryId: 'a' })]))), 'INVALID');
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, '[]')), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, JSON.stringify([entry(), entry({ patient: 'x' })]))),
+        'INVALID',
+      );
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, JSON.stringify([entry({ entryId: 'a' }), entry({ entryId: 'a' })]))),
+        'INVALID',
+      );
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => audit.RecordAccessBatch(ctx, '[]')),
+        'INVALID',
+      );
       expect((await query({})).entries).to.deep.equal([]);
     });
   });
@@ -133,7 +151,17 @@ describe('hdx.audit', () => {
 
     beforeEach(async () => {
       await ledger.invoke(H1_GATEWAY, (ctx) =>
-        records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, lastUpdated: '2024-01-01T00:00:00Z', commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') } })),
+        records.Anchor(
+          ctx,
+          JSON.stringify({
+            resourceType: 'Observation',
+            id: 'o1',
+            versionId: '1',
+            patient: patient.did,
+            lastUpdated: '2024-01-01T00:00:00Z',
+            commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
+          }),
+        ),
       );
     });
 
@@ -145,7 +173,13 @@ describe('hdx.audit', () => {
     });
 
     it('permits and records after a signed consent, naming it', async () => {
-      const consent = { resourceType: 'Consent', id: 'c1', status: 'active', patient: { reference: patient.did }, provision: { type: 'permit', actor: [{ reference: { reference: doctor.did } }] } };
+      const consent = {
+        resourceType: 'Consent',
+        id: 'c1',
+        status: 'active',
+        patient: { reference: patient.did },
+        provision: { type: 'permit', actor: [{ reference: { reference: doctor.did } }] },
+      };
       await ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, patient, { action: 'grant', consent })));
       const result = await authorize({ resources: ['Observation/o1/_history/1', 'Observation/o2'], entryId: 'req-1', subtype: 'read' });
       expect(result).to.deep.include({ decision: 'permit', consents: ['c1'], reason: 'consent-permit' });
@@ -251,7 +285,7 @@ describe('hdx.audit', () => {
       await rejectsWith(query({ requester: auditorDid.did }, H1_GATEWAY), 'FORBIDDEN');
     });
 
-    it("limits a hospital admin or auditor to entries involving its organization", async () => {
+    it('limits a hospital admin or auditor to entries involving its organization', async () => {
       await record({ actorOrganization: 'Hospital2MSP', custodian: 'Hospital2MSP' }, H2_GATEWAY);
       expect((await query({}, H1_ADMIN)).entries).to.have.length(4);
       expect((await query({}, identity('Hospital1MSP', 'auditor'))).entries).to.have.length(4);
@@ -275,9 +309,18 @@ describe('hdx.audit', () => {
       const eventId = first as string;
       expect(JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => audit.GetEntry(ctx, eventId, patient.did))).eventId).to.equal(eventId);
       const other = await registerDid(ledger, 'patient');
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => audit.GetEntry(ctx, eventId, other.did)), 'FORBIDDEN');
-      await rejectsWith(ledger.invoke(REG_AUDITOR, (ctx) => audit.GetEntry(ctx, `${'f'.repeat(64)}.0`, '')), 'NOT_FOUND');
-      await rejectsWith(ledger.invoke(REG_AUDITOR, (ctx) => audit.GetEntry(ctx, 'bad id', '')), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => audit.GetEntry(ctx, eventId, other.did)),
+        'FORBIDDEN',
+      );
+      await rejectsWith(
+        ledger.invoke(REG_AUDITOR, (ctx) => audit.GetEntry(ctx, `${'f'.repeat(64)}.0`, '')),
+        'NOT_FOUND',
+      );
+      await rejectsWith(
+        ledger.invoke(REG_AUDITOR, (ctx) => audit.GetEntry(ctx, 'bad id', '')),
+        'INVALID',
+      );
     });
   });
 });

@@ -23,30 +23,8 @@ import { forbidden, invalid, notFound } from './errors';
 import { findIdentity } from './identity-model';
 import { LINK_KEY, PatientLink, findLink } from './patient-link';
 import { ANCHOR_KEY, Anchor, anchorKey } from './record-model';
-import {
-  INDEX_MARKER,
-  canonicalJson,
-  marshal,
-  pageRange,
-  parseBookmark,
-  parsePageSize,
-  readState,
-  scanPartial,
-  txInstant,
-  txTimeKey,
-  writeState,
-} from './ledger';
-import {
-  FHIR_INSTANT,
-  HDX_DID,
-  PATIENT_REF_RULE,
-  isPatientRef,
-  optionalString,
-  optionalStringArray,
-  parseJsonArray,
-  parseJsonObject,
-  rejectUnknownFields,
-} from './validate';
+import { INDEX_MARKER, canonicalJson, marshal, pageRange, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
+import { FHIR_INSTANT, HDX_DID, PATIENT_REF_RULE, isPatientRef, optionalString, optionalStringArray, parseJsonArray, parseJsonObject, rejectUnknownFields } from './validate';
 
 export const AUDIT_EVENT = 'hdx.audit';
 export const MAX_AUDIT_BATCH = 200;
@@ -387,8 +365,7 @@ async function mayQuery(ctx: Context, viewer: Viewer, index: AuditIndex, value: 
     return;
   }
   const did = viewer.did;
-  const ok =
-    (index === 'patient' && (value === did || (await isGuardianOf(ctx, did, value ?? '')))) || (index === 'actor' && value === did);
+  const ok = (index === 'patient' && (value === did || (await isGuardianOf(ctx, did, value ?? '')))) || (index === 'actor' && value === did);
   if (!ok) {
     throw forbidden('a requester reads only entries about themselves (as patient or guardian) or their own actions');
   }

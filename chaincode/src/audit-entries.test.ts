@@ -110,7 +110,10 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
     it('AuthorizeAndRecord records the request actorAuth with the decision', async () => {
       const result = JSON.parse(
         await ledger.invoke(H1_GATEWAY, (ctx) =>
-          audit.AuthorizeAndRecord(ctx, JSON.stringify({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/o1/_history/1' })),
+          audit.AuthorizeAndRecord(
+            ctx,
+            JSON.stringify({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/o1/_history/1' }),
+          ),
         ),
       );
       expect(result.reason).to.equal('custodian-treatment');
@@ -128,7 +131,10 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
       const before = ledger.keys().length;
       const wrong = { ...fresh, id: 'new2' };
       const forged = entry({ actor: h2Doctor.did, patient: other.did, resources: ['Observation/new2/_history/1'], action: 'C' });
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorAndRecord(ctx, JSON.stringify([wrong]), JSON.stringify([forged]))), 'FORBIDDEN');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorAndRecord(ctx, JSON.stringify([wrong]), JSON.stringify([forged]))),
+        'FORBIDDEN',
+      );
       expect(ledger.keys().length).to.equal(before);
     });
   });
@@ -145,7 +151,10 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
 
     it('ListByPatient refuses a bookmark of another patient', async () => {
       const foreign = `\u0000hdx.consent~patient\u0000${other.did}\u0000`;
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '10', foreign)), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '10', foreign)),
+        'INVALID',
+      );
       expect(JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '10', ''))).consents).to.deep.equal([]);
     });
 

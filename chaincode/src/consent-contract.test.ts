@@ -10,7 +10,11 @@ const consents = new ConsentContract();
 const identities = new IdentityContract();
 const records = new RecordContract();
 
-function consentResource(id: string, patient: string, provision: unknown = { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }] }) {
+function consentResource(
+  id: string,
+  patient: string,
+  provision: unknown = { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }] },
+) {
   return { resourceType: 'Consent', id, status: 'active', patient: { reference: patient }, provision };
 }
 
@@ -42,7 +46,17 @@ describe('hdx.consent', () => {
     it('stores a consent signed by the patient with its proof, and emits an event', async () => {
       const jws = sign(patient, 'grant', consentResource('c1', patient.did));
       const record = JSON.parse(await grant(jws));
-      expect(record).to.deep.include({ id: 'c1', patient: patient.did, status: 'active', version: 1, action: 'grant', signer: patient.did, kid: `${patient.did}#key-1`, jws, submittedBy: 'Hospital1MSP' });
+      expect(record).to.deep.include({
+        id: 'c1',
+        patient: patient.did,
+        status: 'active',
+        version: 1,
+        action: 'grant',
+        signer: patient.did,
+        kid: `${patient.did}#key-1`,
+        jws,
+        submittedBy: 'Hospital1MSP',
+      });
       expect(record.consent).to.deep.equal(consentResource('c1', patient.did));
       expect(await get('c1')).to.deep.equal(record);
       const event = ledger.events.at(-1);
@@ -63,7 +77,12 @@ describe('hdx.consent', () => {
     it('refuses a signature by anyone else: a hospital cannot forge consent', async () => {
       await rejectsWith(grant(sign(doctor, 'grant', consentResource('c1', patient.did))), 'FORBIDDEN');
       const hospitalKey = newKey();
-      const forged = signJws(hospitalKey.privateKey, `${patient.did}#key-1`, { action: 'grant', consent: consentResource('c1', patient.did), nonce: 'n-0000000000000001', iat: ledger.clock });
+      const forged = signJws(hospitalKey.privateKey, `${patient.did}#key-1`, {
+        action: 'grant',
+        consent: consentResource('c1', patient.did),
+        nonce: 'n-0000000000000001',
+        iat: ledger.clock,
+      });
       await rejectsWith(grant(forged), 'UNAUTHENTICATED');
       const unregistered = newKey();
       await rejectsWith(grant(sign(unregistered, 'grant', consentResource('c1', patient.did))), 'UNAUTHENTICATED');
@@ -115,12 +134,22 @@ describe('hdx.consent', () => {
       ['a Coding.display in a security label', (p) => consentResource('c1', p, { type: 'permit', securityLabel: [{ code: 'PSY', display: 'psychiatry notes of Jane' }] })],
       ['a Coding.display in a purpose', (p) => consentResource('c1', p, { type: 'permit', purpose: [{ code: 'TREAT', display: 'treatment' }] })],
       ['a Coding.display in the category', (p) => ({ ...consentResource('c1', p), category: [{ coding: [{ code: 'INFA', display: 'information access' }] }] })],
-      ['an actor with both DID and MSP', (p) => consentResource('c1', p, { type: 'permit', actor: [{ reference: { reference: p, identifier: { system: 'urn:hdx:msp', value: 'H' } } }] })],
+      [
+        'an actor with both DID and MSP',
+        (p) => consentResource('c1', p, { type: 'permit', actor: [{ reference: { reference: p, identifier: { system: 'urn:hdx:msp', value: 'H' } } }] }),
+      ],
       ['a class that is not a FHIR type', (p) => consentResource('c1', p, { type: 'permit', class: [{ code: 'labs' }] })],
       ['a period ending before it starts', (p) => consentResource('c1', p, { type: 'permit', period: { start: '2024-02-01', end: '2024-01-01' } })],
       ['a period starting on a day that does not exist', (p) => consentResource('c1', p, { type: 'permit', period: { start: '2023-02-29' } })],
       ['an empty list', (p) => consentResource('c1', p, { type: 'permit', securityLabel: [] })],
-      ['nesting deeper than 5', (p) => consentResource('c1', p, { type: 'permit', provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny' }] }] }] }] }] })],
+      [
+        'nesting deeper than 5',
+        (p) =>
+          consentResource('c1', p, {
+            type: 'permit',
+            provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny', provision: [{ type: 'permit', provision: [{ type: 'deny' }] }] }] }] }],
+          }),
+      ],
     ];
     for (const [what, make] of badConsents) {
       it(`refuses ${what} with INVALID`, async () => {
@@ -139,12 +168,19 @@ describe('hdx.consent', () => {
     });
 
     it('updates with a new signed version and keeps the history', async () => {
-      const narrowed = consentResource('c1', patient.did, { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }], purpose: [{ code: 'TREAT' }] });
+      const narrowed = consentResource('c1', patient.did, {
+        type: 'permit',
+        actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+        purpose: [{ code: 'TREAT' }],
+      });
       const record = JSON.parse(await update(sign(patient, 'update', narrowed), H2_GATEWAY));
       expect(record).to.deep.include({ version: 2, action: 'update', status: 'active', submittedBy: 'Hospital2MSP' });
       expect(record.created).to.not.equal(record.updated);
       const history = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => consents.History(ctx, 'c1')));
-      expect(history.map((h: { version: number; action: string }) => [h.version, h.action])).to.deep.equal([[1, 'grant'], [2, 'update']]);
+      expect(history.map((h: { version: number; action: string }) => [h.version, h.action])).to.deep.equal([
+        [1, 'grant'],
+        [2, 'update'],
+      ]);
     });
 
     it('refuses an update carrying a Coding.display (free text) with INVALID', async () => {
@@ -180,7 +216,7 @@ describe('hdx.consent', () => {
   });
 
   describe('ListByPatient', () => {
-    it('pages through a patient\'s consents with a bookmark', async () => {
+    it("pages through a patient's consents with a bookmark", async () => {
       for (const id of ['c3', 'c1', 'c2']) {
         await grant(sign(patient, 'grant', consentResource(id, patient.did)));
       }
@@ -190,8 +226,14 @@ describe('hdx.consent', () => {
       const second = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '2', first.bookmark)));
       expect(second.consents.map((c: { id: string }) => c.id)).to.deep.equal(['c3']);
       expect(second.bookmark).to.equal('');
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '0', '')), 'INVALID');
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '1000', '')), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '0', '')),
+        'INVALID',
+      );
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => consents.ListByPatient(ctx, patient.did, '1000', '')),
+        'INVALID',
+      );
     });
   });
 
@@ -215,9 +257,30 @@ describe('hdx.consent', () => {
     it('takes patient, custodian, type and labels from the anchor when a resource is named', async () => {
       const value = Buffer.alloc(32, 9).toString('base64url');
       await ledger.invoke(H1_GATEWAY, (ctx) =>
-        records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: patient.did, securityLabels: ['PSY'], lastUpdated: '2024-01-01T00:00:00Z', commitment: { alg: 'HMAC-SHA-256', value } })),
+        records.Anchor(
+          ctx,
+          JSON.stringify({
+            resourceType: 'Observation',
+            id: 'o1',
+            versionId: '1',
+            patient: patient.did,
+            securityLabels: ['PSY'],
+            lastUpdated: '2024-01-01T00:00:00Z',
+            commitment: { alg: 'HMAC-SHA-256', value },
+          }),
+        ),
       );
-      await grant(sign(patient, 'grant', consentResource('c1', patient.did, { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }], provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }] })));
+      await grant(
+        sign(
+          patient,
+          'grant',
+          consentResource('c1', patient.did, {
+            type: 'permit',
+            actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+            provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }],
+          }),
+        ),
+      );
       const request = { actor: doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'TREAT', resource: 'Observation/o1/_history/1' };
       expect(await evaluate(request)).to.deep.equal({ decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: false });
       await rejectsWith(evaluate({ ...request, custodian: 'Hospital2MSP' }), 'INVALID');

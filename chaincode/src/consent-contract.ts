@@ -15,19 +15,7 @@ import {
 } from './consent-model';
 import { alreadyExists, conflict, forbidden, invalid, notFound } from './errors';
 import { getActiveIdentity, getIdentity } from './identity-model';
-import {
-  INDEX_MARKER,
-  canonicalJson,
-  marshal,
-  pagePartial,
-  parseBookmark,
-  parsePageSize,
-  readState,
-  scanPartial,
-  txInstant,
-  unmarshal,
-  writeState,
-} from './ledger';
+import { INDEX_MARKER, canonicalJson, marshal, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import { verifySignedRequest } from './signed-request';
 import { FHIR_ID, HDX_DID, asObject, checkString, parseJsonObject, rejectUnknownFields, requireString } from './validate';
 

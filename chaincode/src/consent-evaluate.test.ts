@@ -66,7 +66,12 @@ describe('consent evaluation (precedence rules)', () => {
 
   describe('matching one provision', () => {
     it('matches an actor by DID, by organization DID or by MSP id', () => {
-      expect(decide(request(), [consent('c1', { type: 'permit', actor: [byDid(DOCTOR)] })])).to.deep.equal({ decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false });
+      expect(decide(request(), [consent('c1', { type: 'permit', actor: [byDid(DOCTOR)] })])).to.deep.equal({
+        decision: 'permit',
+        consents: ['c1'],
+        reason: 'consent-permit',
+        breakGlass: false,
+      });
       expect(decide(request(), [consent('c1', { type: 'permit', actor: [byDid(ORG2)] })]).decision).to.equal('permit');
       expect(decide(request(), [consent('c1', { type: 'permit', actor: [byMsp('Hospital2MSP')] })]).decision).to.equal('permit');
       expect(decide(request(), [consent('c1', { type: 'permit', actor: [byMsp('Hospital3MSP'), byDid(did('X'))] })]).reason).to.equal('no-permit');
@@ -120,7 +125,12 @@ describe('consent evaluation (precedence rules)', () => {
     };
     it('a nested deny is an exception to a permit', () => {
       expect(decide(request(), [consent('c1', sharing)]).decision).to.equal('permit');
-      expect(decide(request({ securityLabels: ['PSY'] }), [consent('c1', sharing)])).to.deep.equal({ decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: false });
+      expect(decide(request({ securityLabels: ['PSY'] }), [consent('c1', sharing)])).to.deep.equal({
+        decision: 'deny',
+        consents: ['c1'],
+        reason: 'consent-deny',
+        breakGlass: false,
+      });
     });
     it('nested exceptions go as deep as the tree (deny all, except H2, except PSY)', () => {
       const tree: Provision = { type: 'deny', provision: [{ type: 'permit', actor: [byMsp('Hospital2MSP')], provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }] }] };
@@ -133,7 +143,13 @@ describe('consent evaluation (precedence rules)', () => {
       expect(decide(request(), [consent('c1', tree)]).reason).to.equal('no-permit');
     });
     it('among matching siblings deny wins', () => {
-      const tree: Provision = { type: 'permit', provision: [{ type: 'permit', class: cls('Observation') }, { type: 'deny', purpose: purpose('TREAT') }] };
+      const tree: Provision = {
+        type: 'permit',
+        provision: [
+          { type: 'permit', class: cls('Observation') },
+          { type: 'deny', purpose: purpose('TREAT') },
+        ],
+      };
       expect(decide(request(), [consent('c1', tree)]).decision).to.equal('deny');
       expect(decide(request({ purpose: 'HRESCH' }), [consent('c1', tree)]).decision).to.equal('permit');
     });
@@ -160,17 +176,29 @@ describe('consent evaluation (precedence rules)', () => {
       expect(decide(request(), [consent('c1', { type: 'permit' }, 'active', did('Q'))]).reason).to.equal('no-permit');
     });
     it('falls back to the defaults when no consent applies', () => {
-      expect(decide(request({ actorOrganization: 'Hospital1MSP', resourceType: 'Condition' }), [consent('c1', { type: 'permit', class: cls('Observation') })]).reason).to.equal('custodian-treatment');
+      expect(decide(request({ actorOrganization: 'Hospital1MSP', resourceType: 'Condition' }), [consent('c1', { type: 'permit', class: cls('Observation') })]).reason).to.equal(
+        'custodian-treatment',
+      );
     });
   });
 
   describe('break-glass (ETREAT)', () => {
     it('is not refused by a blanket deny that does not name ETREAT', () => {
-      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'deny' })])).to.deep.equal({ decision: 'permit', consents: [], reason: 'break-glass', breakGlass: true });
+      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'deny' })])).to.deep.equal({
+        decision: 'permit',
+        consents: [],
+        reason: 'break-glass',
+        breakGlass: true,
+      });
       expect(decide(request({ purpose: 'ETREAT', securityLabels: ['PSY'] }), [consent('c1', { type: 'deny', securityLabel: [{ code: 'PSY' }] })]).reason).to.equal('break-glass');
     });
     it('is refused by a deny naming ETREAT, and still flagged', () => {
-      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'deny', purpose: purpose('ETREAT') })])).to.deep.equal({ decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: true });
+      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'deny', purpose: purpose('ETREAT') })])).to.deep.equal({
+        decision: 'deny',
+        consents: ['c1'],
+        reason: 'consent-deny',
+        breakGlass: true,
+      });
     });
     it('is refused only where the ETREAT deny applies (e.g. one organization)', () => {
       const c = [consent('c1', { type: 'deny', purpose: purpose('ETREAT'), actor: [byMsp('Hospital3MSP')] })];
@@ -178,7 +206,12 @@ describe('consent evaluation (precedence rules)', () => {
       expect(decide(request({ purpose: 'ETREAT', actorOrganization: 'Hospital3MSP' }), c).decision).to.equal('deny');
     });
     it('is flagged when a consent permits it too', () => {
-      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'permit', purpose: purpose('ETREAT') })])).to.deep.equal({ decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: true });
+      expect(decide(request({ purpose: 'ETREAT' }), [consent('c1', { type: 'permit', purpose: purpose('ETREAT') })])).to.deep.equal({
+        decision: 'permit',
+        consents: ['c1'],
+        reason: 'consent-permit',
+        breakGlass: true,
+      });
     });
     it('a nested ETREAT exception inside a deny-ETREAT consent permits', () => {
       const tree: Provision = { type: 'deny', purpose: purpose('ETREAT'), provision: [{ type: 'permit', actor: [byDid(DOCTOR)] }] };
@@ -210,9 +243,15 @@ describe('consent evaluation (precedence rules)', () => {
     it('refuses by identity before any consent: a permit naming the actor does not help an unusable identity', () => {
       const permit = [consent('p1', { type: 'permit', actor: [byDid(DOCTOR)] })];
       expect(decide(request(), permit, context({ actorIdentity: undefined })).reason).to.equal('actor-unregistered');
-      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'suspended', organization: 'Hospital2MSP' } })).reason).to.equal('actor-deactivated');
-      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'active', organization: 'Hospital3MSP' } })).reason).to.equal('actor-organization-mismatch');
-      expect(decide(request({ actorAuth: 'delegated' }), permit, context({ actorIdentity: { kind: 'device', status: 'active', organization: 'Hospital2MSP' } })).reason).to.equal('delegation-not-allowed');
+      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'suspended', organization: 'Hospital2MSP' } })).reason).to.equal(
+        'actor-deactivated',
+      );
+      expect(decide(request(), permit, context({ actorIdentity: { kind: 'practitioner', status: 'active', organization: 'Hospital3MSP' } })).reason).to.equal(
+        'actor-organization-mismatch',
+      );
+      expect(decide(request({ actorAuth: 'delegated' }), permit, context({ actorIdentity: { kind: 'device', status: 'active', organization: 'Hospital2MSP' } })).reason).to.equal(
+        'delegation-not-allowed',
+      );
       expect(decide(request({ purpose: 'PATRQT' }), permit).reason).to.equal('purpose-not-allowed');
       expect(decide(request(), permit).reason).to.equal('consent-permit');
     });

@@ -2,14 +2,7 @@
  * Consent evaluation: a pure, deterministic function of the request, the patient's consents and the
  * transaction time. The precedence rules are documented in chaincode/README.md ("Consent precedence").
  */
-import {
-  ActorAuth,
-  BREAK_GLASS_KINDS,
-  CUSTODIAN_TREATMENT_KINDS,
-  DELEGABLE_KINDS,
-  actionCovers,
-  purposeAllowed,
-} from './actor-rules';
+import { ActorAuth, BREAK_GLASS_KINDS, CUSTODIAN_TREATMENT_KINDS, DELEGABLE_KINDS, actionCovers, purposeAllowed } from './actor-rules';
 import { ConsentAction, ConsentResource, Coding, Period, Provision, MSP_SYSTEM } from './consent-model';
 import type { DidKind, DidStatus } from './identity-model';
 import { dateTimeEndMs, dateTimeStartMs } from './validate';
@@ -115,10 +108,14 @@ export function provisionMatches(p: Provision, r: AccessRequest, c: EvaluationCo
   if (p.period && !withinPeriod(c.now, p.period)) {
     return false;
   }
-  if (p.actor && !p.actor.some(({ reference }) =>
-    reference.reference !== undefined
-      ? reference.reference === r.actor || c.actorOrganizationDids.includes(reference.reference)
-      : reference.identifier?.system === MSP_SYSTEM && reference.identifier.value === r.actorOrganization)) {
+  if (
+    p.actor &&
+    !p.actor.some(({ reference }) =>
+      reference.reference !== undefined
+        ? reference.reference === r.actor || c.actorOrganizationDids.includes(reference.reference)
+        : reference.identifier?.system === MSP_SYSTEM && reference.identifier.value === r.actorOrganization,
+    )
+  ) {
     return false;
   }
   if (p.action && !p.action.some((concept) => concept.coding.some((coding) => actionCovers(coding.code, r.action)))) {

@@ -220,11 +220,19 @@ function parseProvision(value: unknown, path: string, depth: number, count: { n:
   if (obj.actor !== undefined) provision.actor = list(obj.actor, `${path}.actor`).map((a, i) => parseActor(a, `${path}.actor[${i}]`));
   if (obj.action !== undefined) {
     const actionRule = `must be one of ${CONSENT_ACTIONS.join(', ')}`;
-    provision.action = list(obj.action, `${path}.action`).map((a, i) => parseConcept(a, `${path}.action[${i}]`, CONSENT_ACTION_SYSTEM, new RegExp(`^(${CONSENT_ACTIONS.join('|')})$`), actionRule));
+    provision.action = list(obj.action, `${path}.action`).map((a, i) =>
+      parseConcept(a, `${path}.action[${i}]`, CONSENT_ACTION_SYSTEM, new RegExp(`^(${CONSENT_ACTIONS.join('|')})$`), actionRule),
+    );
   }
   if (obj.securityLabel !== undefined) provision.securityLabel = list(obj.securityLabel, `${path}.securityLabel`).map((c, i) => parseCoding(c, `${path}.securityLabel[${i}]`));
-  if (obj.purpose !== undefined) provision.purpose = list(obj.purpose, `${path}.purpose`).map((c, i) => parseCoding(c, `${path}.purpose[${i}]`, PURPOSE_SYSTEM, PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code'));
-  if (obj.class !== undefined) provision.class = list(obj.class, `${path}.class`).map((c, i) => parseCoding(c, `${path}.class[${i}]`, RESOURCE_TYPE_SYSTEM, FHIR_RESOURCE_TYPE, 'must be a FHIR resource type'));
+  if (obj.purpose !== undefined)
+    provision.purpose = list(obj.purpose, `${path}.purpose`).map((c, i) =>
+      parseCoding(c, `${path}.purpose[${i}]`, PURPOSE_SYSTEM, PURPOSE_CODE, 'must be an HL7 v3 PurposeOfUse code'),
+    );
+  if (obj.class !== undefined)
+    provision.class = list(obj.class, `${path}.class`).map((c, i) =>
+      parseCoding(c, `${path}.class[${i}]`, RESOURCE_TYPE_SYSTEM, FHIR_RESOURCE_TYPE, 'must be a FHIR resource type'),
+    );
   if (obj.dataPeriod !== undefined) provision.dataPeriod = parsePeriod(obj.dataPeriod, `${path}.dataPeriod`);
   if (obj.provision !== undefined) {
     provision.provision = list(obj.provision, `${path}.provision`).map((p, i) => parseProvision(p, `${path}.provision[${i}]`, depth + 1, count));

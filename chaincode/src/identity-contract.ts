@@ -66,7 +66,8 @@ export class IdentityContract extends Contract {
       throw invalid('registration.fhirBaseUrl is only allowed for an organization');
     }
     const identifiers = optionalStringArray(input, 'identifiers', 'registration', IDENTIFIER_HASH, IDENTIFIER_HASH_RULE) ?? [];
-    const subject = input.subject === undefined ? undefined : requireString(input, 'subject', 'registration', SUBJECT_HASH, 'must be base64url of a 32-byte keyed hash of the IdP subject');
+    const subject =
+      input.subject === undefined ? undefined : requireString(input, 'subject', 'registration', SUBJECT_HASH, 'must be base64url of a 32-byte keyed hash of the IdP subject');
 
     const proof = parseCompactJws(input.proof, 'registration.proof');
     if (proof.header.kid !== keyId(did, 1)) {

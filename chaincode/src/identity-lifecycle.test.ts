@@ -35,13 +35,22 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
     it("without the patient's proof: proposed by the patient's admin, in force only after the regulator approves", async () => {
       await call(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: guardian.did })));
       expect((await resolve(patient.did)).hdx).to.deep.include({ guardians: [] });
-      await rejectsWith(call(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))), 'ALREADY_EXISTS');
-      await rejectsWith(call(H2_ADMIN, (ctx) => identities.ApproveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))), 'FORBIDDEN');
+      await rejectsWith(
+        call(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))),
+        'ALREADY_EXISTS',
+      );
+      await rejectsWith(
+        call(H2_ADMIN, (ctx) => identities.ApproveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))),
+        'FORBIDDEN',
+      );
       const approved = JSON.parse(await call(REG_ADMIN, (ctx) => identities.ApproveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))));
       expect(approved.hdx).to.deep.include({ guardians: [guardian.did], pendingGuardians: [] });
       const event = JSON.parse(Buffer.from(ledger.events.at(-1)?.payload ?? []).toString());
       expect(event).to.deep.include({ action: 'add-guardian', did: patient.did, guardian: guardian.did });
-      await rejectsWith(call(REG_ADMIN, (ctx) => identities.ApproveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))), 'NOT_FOUND');
+      await rejectsWith(
+        call(REG_ADMIN, (ctx) => identities.ApproveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did }))),
+        'NOT_FOUND',
+      );
     });
 
     it("with the patient's proof: in force at once, and it replaces a pending proposal", async () => {
@@ -50,14 +59,19 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       const done = JSON.parse(await call(H2_GATEWAY, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: guardian.did, proof }))));
       expect(done.hdx).to.deep.include({ guardians: [guardian.did], pendingGuardians: [] });
       const removal = signedBy(ledger, patient, { action: 'remove-guardian', patient: patient.did, guardian: guardian.did });
-      expect(JSON.parse(await call(H1_GATEWAY, (ctx) => identities.RemoveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did, proof: removal })))).hdx.guardians).to.deep.equal([]);
+      expect(
+        JSON.parse(await call(H1_GATEWAY, (ctx) => identities.RemoveGuardian(ctx, body({ patient: patient.did, guardian: guardian.did, proof: removal })))).hdx.guardians,
+      ).to.deep.equal([]);
     });
 
     it('guardians are patient-kind DIDs only', async () => {
       for (const kind of ['practitioner', 'device', 'auditor']) {
         const key = await registerDid(ledger, kind);
         const proof = signedBy(ledger, patient, { action: 'add-guardian', patient: patient.did, guardian: key.did });
-        await rejectsWith(call(H1_GATEWAY, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: key.did, proof }))), 'INVALID');
+        await rejectsWith(
+          call(H1_GATEWAY, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: key.did, proof }))),
+          'INVALID',
+        );
       }
     });
 
@@ -65,7 +79,17 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       const proof = signedBy(ledger, patient, { action: 'add-guardian', patient: patient.did, guardian: guardian.did });
       await call(H1_GATEWAY, (ctx) => identities.AddGuardian(ctx, body({ patient: patient.did, guardian: guardian.did, proof })));
       await call(H1_GATEWAY, (ctx) =>
-        records.Anchor(ctx, body({ resourceType: 'Observation', id: 'g1', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 2).toString('base64url') } })),
+        records.Anchor(
+          ctx,
+          body({
+            resourceType: 'Observation',
+            id: 'g1',
+            versionId: '1',
+            patient: patient.did,
+            lastUpdated: '2024-05-01T10:00:00Z',
+            commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 2).toString('base64url') },
+          }),
+        ),
       );
       const ask = { actor: guardian.did, actorOrganization: 'Hospital1MSP', actorAuth: 'did', purpose: 'FAMRQT', resource: 'Observation/g1/_history/1' };
       expect(JSON.parse(await call(H1_GATEWAY, (ctx) => consents.EvaluateAccess(ctx, body(ask)))).reason).to.equal('patient-or-guardian');
@@ -80,7 +104,10 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       const suspended = JSON.parse(await call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: patient.did }))));
       expect(suspended.hdx.status).to.equal('suspended');
       expect(suspended.didDocumentMetadata.deactivated).to.equal(false);
-      await rejectsWith(call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: patient.did }))), 'CONFLICT');
+      await rejectsWith(
+        call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: patient.did }))),
+        'CONFLICT',
+      );
       const doctor = await registerDid(ledger, 'practitioner');
       expect(JSON.parse(await call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: doctor.did })))).hdx.status).to.equal('deactivated');
     });
@@ -92,7 +119,10 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       expect(done.hdx.status).to.equal('deactivated');
       expect(done.didDocumentMetadata.deactivated).to.equal(true);
       const again = signedBy(ledger, patient, { action: 'reactivate', did: patient.did });
-      await rejectsWith(call(H1_GATEWAY, (ctx) => identities.Reactivate(ctx, body({ did: patient.did, proof: again }))), 'CONFLICT');
+      await rejectsWith(
+        call(H1_GATEWAY, (ctx) => identities.Reactivate(ctx, body({ did: patient.did, proof: again }))),
+        'CONFLICT',
+      );
     });
 
     it("Reactivate with the patient's proof restores at once", async () => {
@@ -101,19 +131,37 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       expect(JSON.parse(await call(H2_GATEWAY, (ctx) => identities.Reactivate(ctx, body({ did: patient.did, proof })))).hdx.status).to.equal('active');
       const byOther = signedBy(ledger, guardian, { action: 'reactivate', did: patient.did });
       await call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: patient.did })));
-      await rejectsWith(call(H1_GATEWAY, (ctx) => identities.Reactivate(ctx, body({ did: patient.did, proof: byOther }))), 'FORBIDDEN');
+      await rejectsWith(
+        call(H1_GATEWAY, (ctx) => identities.Reactivate(ctx, body({ did: patient.did, proof: byOther }))),
+        'FORBIDDEN',
+      );
     });
 
     it('Reactivate without proof: the admin proposes, the regulator (and only it) approves', async () => {
-      await rejectsWith(call(H1_ADMIN, (ctx) => identities.Reactivate(ctx, body({ did: patient.did }))), 'CONFLICT');
+      await rejectsWith(
+        call(H1_ADMIN, (ctx) => identities.Reactivate(ctx, body({ did: patient.did }))),
+        'CONFLICT',
+      );
       await call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: patient.did })));
-      await rejectsWith(call(H2_ADMIN, (ctx) => identities.Reactivate(ctx, body({ did: patient.did }))), 'FORBIDDEN');
-      await rejectsWith(call(REG_ADMIN, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))), 'NOT_FOUND');
+      await rejectsWith(
+        call(H2_ADMIN, (ctx) => identities.Reactivate(ctx, body({ did: patient.did }))),
+        'FORBIDDEN',
+      );
+      await rejectsWith(
+        call(REG_ADMIN, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))),
+        'NOT_FOUND',
+      );
       const proposed = JSON.parse(await call(H1_ADMIN, (ctx) => identities.Reactivate(ctx, body({ did: patient.did }))));
       expect(proposed.hdx).to.deep.include({ status: 'suspended' });
       expect(proposed.hdx.pendingReactivation).to.deep.include({ proposedBy: 'Hospital1MSP' });
-      await rejectsWith(call(H1_ADMIN, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))), 'FORBIDDEN');
-      await rejectsWith(call(REG_GATEWAY, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))), 'FORBIDDEN');
+      await rejectsWith(
+        call(H1_ADMIN, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))),
+        'FORBIDDEN',
+      );
+      await rejectsWith(
+        call(REG_GATEWAY, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))),
+        'FORBIDDEN',
+      );
       const approved = JSON.parse(await call(REG_ADMIN, (ctx) => identities.ApproveReactivation(ctx, body({ did: patient.did }))));
       expect(approved.hdx.status).to.equal('active');
       expect(approved.hdx).to.not.have.property('pendingReactivation');
@@ -137,8 +185,14 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
 
     it('refuses a malformed subject and callers without a gateway/admin role', async () => {
       await rejectsWith(registerDid(ledger, 'practitioner', H1_GATEWAY, { subject: 'alice@example.org' }), 'INVALID');
-      await rejectsWith(call(H1_ADMIN, (ctx) => identities.FindBySubject(ctx, 'alice')), 'INVALID');
-      await rejectsWith(call(identity('Hospital1MSP'), (ctx) => identities.FindBySubject(ctx, SUBJECT)), 'FORBIDDEN');
+      await rejectsWith(
+        call(H1_ADMIN, (ctx) => identities.FindBySubject(ctx, 'alice')),
+        'INVALID',
+      );
+      await rejectsWith(
+        call(identity('Hospital1MSP'), (ctx) => identities.FindBySubject(ctx, SUBJECT)),
+        'FORBIDDEN',
+      );
     });
   });
 });

@@ -58,8 +58,7 @@ export function txEpochSeconds(ctx: Context): number {
 function txTimeParts(ctx: Context): { seconds: number; nanos: number } {
   const ts = ctx.stub.getTxTimestamp();
   const raw: unknown = ts.seconds;
-  const seconds =
-    typeof raw === 'number' ? raw : typeof raw === 'object' && raw !== null ? Number(String(raw)) : Number.NaN;
+  const seconds = typeof raw === 'number' ? raw : typeof raw === 'object' && raw !== null ? Number(String(raw)) : Number.NaN;
   if (!Number.isFinite(seconds)) {
     throw new Error('transaction timestamp is unavailable');
   }
@@ -116,13 +115,7 @@ export function parsePageSize(text: string | number | undefined): number {
  * One page under a partial composite key. Paginated queries are only allowed in read-only
  * (evaluate) transactions.
  */
-export async function pagePartial(
-  ctx: Context,
-  objectType: string,
-  attributes: string[],
-  pageSize: number,
-  bookmark: string,
-): Promise<Page<KV>> {
+export async function pagePartial(ctx: Context, objectType: string, attributes: string[], pageSize: number, bookmark: string): Promise<Page<KV>> {
   // Fabric's peer uses a non-empty bookmark as the start key without bounding it by the query's range,
   // so a bookmark from outside the prefix would read other keys (another patient's, for instance).
   const prefix = ctx.stub.createCompositeKey(objectType, attributes);
@@ -143,13 +136,7 @@ async function pageOf(response: { iterator: unknown; metadata?: { fetchedRecords
 }
 
 /** One page of a simple-key range [startKey, endKey). Read-only transactions only. */
-export async function pageRange(
-  ctx: Context,
-  startKey: string,
-  endKey: string,
-  pageSize: number,
-  bookmark: string,
-): Promise<Page<KV>> {
+export async function pageRange(ctx: Context, startKey: string, endKey: string, pageSize: number, bookmark: string): Promise<Page<KV>> {
   // As pagePartial: the peer does not bound a bookmark by [startKey, endKey).
   if (bookmark !== '' && (bookmark < startKey || bookmark >= endKey)) {
     throw invalid('bookmark does not belong to this query');

@@ -25,8 +25,7 @@ function anchorInput(overrides: Record<string, unknown> = {}): Record<string, un
 describe('hdx.record Anchor / GetAnchor', () => {
   let ledger: FakeLedger;
   const contract = new RecordContract();
-  const anchor = (who = H1, input: unknown = anchorInput()) =>
-    ledger.invoke(who, (ctx) => contract.Anchor(ctx, typeof input === 'string' ? input : JSON.stringify(input)));
+  const anchor = (who = H1, input: unknown = anchorInput()) => ledger.invoke(who, (ctx) => contract.Anchor(ctx, typeof input === 'string' ? input : JSON.stringify(input)));
 
   beforeEach(() => {
     ledger = new FakeLedger();
@@ -146,12 +145,21 @@ describe('hdx.record Anchor / GetAnchor', () => {
   });
 
   it('GetAnchor throws NOT_FOUND for a version that is not anchored', async () => {
-    const message = await rejectsWith(ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '123', '1')), 'NOT_FOUND');
+    const message = await rejectsWith(
+      ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '123', '1')),
+      'NOT_FOUND',
+    );
     expect(message).to.equal('NOT_FOUND: Patient/123/_history/1 is not anchored');
   });
 
   it('GetAnchor validates its parameters', async () => {
-    await rejectsWith(ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '', '1')), 'INVALID');
-    await rejectsWith(ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '1', 'x/y')), 'INVALID');
+    await rejectsWith(
+      ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '', '1')),
+      'INVALID',
+    );
+    await rejectsWith(
+      ledger.invoke(H1, (ctx) => contract.GetAnchor(ctx, 'Patient', '1', 'x/y')),
+      'INVALID',
+    );
   });
 });

@@ -286,7 +286,14 @@ export class RecordContract extends Contract {
         continue;
       }
       const list = byCustodian.get(rowCustodian) ?? [];
-      list.push({ resourceType: entry.resourceType, id: entry.id, versionId: entry.versionId, lastUpdated: entry.lastUpdated, consents: decision.consents, reason: decision.reason });
+      list.push({
+        resourceType: entry.resourceType,
+        id: entry.id,
+        versionId: entry.versionId,
+        lastUpdated: entry.lastUpdated,
+        consents: decision.consents,
+        reason: decision.reason,
+      });
       byCustodian.set(rowCustodian, list);
     }
     const custodians = [];
@@ -295,7 +302,7 @@ export class RecordContract extends Contract {
       custodians.push({
         custodian,
         organization: organization?.did ?? null,
-        fhirBaseUrl: organization ? fhirBaseUrlOf(organization) ?? null : null,
+        fhirBaseUrl: organization ? (fhirBaseUrlOf(organization) ?? null) : null,
         resources: byCustodian.get(custodian),
       });
     }
@@ -308,7 +315,12 @@ export class RecordContract extends Contract {
  * one of them (pagePartial refuses anything else); when a prefix runs out, the page continues with the
  * next, and a bookmark at a prefix boundary is the next prefix's start.
  */
-async function pageAcross(ctx: Context, prefixes: string[][], pageSize: number, bookmark: string): Promise<{ records: Array<{ key: string; value: Uint8Array }>; bookmark: string; fetchedRecordsCount: number }> {
+async function pageAcross(
+  ctx: Context,
+  prefixes: string[][],
+  pageSize: number,
+  bookmark: string,
+): Promise<{ records: Array<{ key: string; value: Uint8Array }>; bookmark: string; fetchedRecordsCount: number }> {
   const keys = prefixes.map((attributes) => ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, attributes));
   const first = bookmark === '' ? 0 : keys.findIndex((key) => bookmark.startsWith(key));
   if (first < 0) {
@@ -400,7 +412,9 @@ export function parseAnchorBatch(anchorsJson: string): { anchors: AnchorInput[];
     const links =
       obj.links === undefined
         ? []
-        : parseJsonArray(JSON.stringify(obj.links), 'anchors.links', MAX_LINKS).map((item, index) => parseLinkInput(asObject(item, `anchors.links[${index}]`), `anchors.links[${index}]`));
+        : parseJsonArray(JSON.stringify(obj.links), 'anchors.links', MAX_LINKS).map((item, index) =>
+            parseLinkInput(asObject(item, `anchors.links[${index}]`), `anchors.links[${index}]`),
+          );
     return { anchors, links };
   }
   return { anchors: parseAnchorList(anchorsJson), links: [] };

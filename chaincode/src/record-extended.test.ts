@@ -56,8 +56,14 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
     it('refuses an empty, oversized or non-array batch', async () => {
       await rejectsWith(batch([]), 'INVALID');
       await rejectsWith(batch(Array.from({ length: 501 }, (_, i) => input({ id: `o${i}` }))), 'INVALID');
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify(input()))), 'INVALID');
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, '[')), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify(input()))),
+        'INVALID',
+      );
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, '[')),
+        'INVALID',
+      );
     });
 
     it('refuses auditors', async () => {
@@ -112,8 +118,14 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
       expect(ok).to.deep.include({ verified: true, erased: false, resource: 'Observation/o1/_history/1', custodian: 'Hospital1MSP' });
       const json = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => records.Verify(ctx, 'Observation', 'o1', '1', JSON.stringify(commitment(2)))));
       expect(json.verified).to.equal(false);
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => records.Verify(ctx, 'Observation', 'o1', '1', 'abc')), 'INVALID');
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => records.Verify(ctx, 'Observation', 'o1', '2', commitment(1).value)), 'NOT_FOUND');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => records.Verify(ctx, 'Observation', 'o1', '1', 'abc')),
+        'INVALID',
+      );
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => records.Verify(ctx, 'Observation', 'o1', '2', commitment(1).value)),
+        'NOT_FOUND',
+      );
     });
 
     it('lists every version of a resource in numeric order', async () => {
@@ -121,7 +133,10 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
       await batch([input({ id: 'o10' })]);
       const history = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => records.GetHistory(ctx, 'Observation', 'o1')));
       expect(history.map((a: { versionId: string }) => a.versionId)).to.deep.equal(['1', '2', '10']);
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => records.GetHistory(ctx, 'Observation', 'nope')), 'NOT_FOUND');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => records.GetHistory(ctx, 'Observation', 'nope')),
+        'NOT_FOUND',
+      );
     });
   });
 
@@ -147,8 +162,14 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
 
     it('only the custodian may erase', async () => {
       await batch([input()]);
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => records.EraseResource(ctx, 'Observation', 'o1')), 'FORBIDDEN');
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.EraseResource(ctx, 'Observation', 'missing')), 'NOT_FOUND');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => records.EraseResource(ctx, 'Observation', 'o1')),
+        'FORBIDDEN',
+      );
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.EraseResource(ctx, 'Observation', 'missing')),
+        'NOT_FOUND',
+      );
     });
 
     it("ErasePatient tombstones only the caller's anchors for that patient", async () => {
@@ -157,14 +178,21 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
       const result = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => records.ErasePatient(ctx, patient.did)));
       expect(result.erased).to.deep.equal(['Observation/o1/_history/1', 'Observation/o2/_history/1']);
       expect(ledger.keys('hdx.anchor~patient')).to.have.length(1);
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.ErasePatient(ctx, 'MRN-1')), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.ErasePatient(ctx, 'MRN-1')),
+        'INVALID',
+      );
     });
   });
 
   describe('LocateRecords', () => {
     let doctor: TestKey;
     const locate = async (overrides: Record<string, unknown> = {}, who = H2_GATEWAY) =>
-      JSON.parse(await ledger.invoke(who, (ctx) => records.LocateRecords(ctx, JSON.stringify({ patient: patient.did, actor: doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'TREAT', ...overrides }))));
+      JSON.parse(
+        await ledger.invoke(who, (ctx) =>
+          records.LocateRecords(ctx, JSON.stringify({ patient: patient.did, actor: doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'TREAT', ...overrides })),
+        ),
+      );
 
     beforeEach(async () => {
       doctor = await registerDid(ledger, 'practitioner', H2_GATEWAY);
@@ -182,7 +210,11 @@ describe('hdx.record (batch, verify, history, erasure, locator)', () => {
         id: 'share-h2',
         status: 'active',
         patient: { reference: patient.did },
-        provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }], provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }] },
+        provision: {
+          type: 'permit',
+          actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+          provision: [{ type: 'deny', securityLabel: [{ code: 'PSY' }] }],
+        },
       };
       await ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, patient, { action: 'grant', consent })));
       const result = await locate();

@@ -33,10 +33,13 @@ describe('hdx.record: links, locator prefixes, clinical month, anchoring roles',
     commitment: commitment(1),
     ...overrides,
   });
-  const anchor = async (overrides: Record<string, unknown> = {}, who: FakeIdentity = H1_GATEWAY) => JSON.parse(await ledger.invoke(who, (ctx) => records.Anchor(ctx, JSON.stringify(input(overrides)))));
+  const anchor = async (overrides: Record<string, unknown> = {}, who: FakeIdentity = H1_GATEWAY) =>
+    JSON.parse(await ledger.invoke(who, (ctx) => records.Anchor(ctx, JSON.stringify(input(overrides)))));
   const link = (pseudonym: string, did: string, who: FakeIdentity = H1_GATEWAY) => ledger.invoke(who, (ctx) => records.LinkPatient(ctx, pseudonym, did));
-  const evaluate = async (request: Record<string, unknown>, who: FakeIdentity = H1_GATEWAY) => JSON.parse(await ledger.invoke(who, (ctx) => consents.EvaluateAccess(ctx, JSON.stringify(request))));
-  const locate = async (request: Record<string, unknown>, who: FakeIdentity = H2_GATEWAY) => JSON.parse(await ledger.invoke(who, (ctx) => records.LocateRecords(ctx, JSON.stringify(request))));
+  const evaluate = async (request: Record<string, unknown>, who: FakeIdentity = H1_GATEWAY) =>
+    JSON.parse(await ledger.invoke(who, (ctx) => consents.EvaluateAccess(ctx, JSON.stringify(request))));
+  const locate = async (request: Record<string, unknown>, who: FakeIdentity = H2_GATEWAY) =>
+    JSON.parse(await ledger.invoke(who, (ctx) => records.LocateRecords(ctx, JSON.stringify(request))));
   const idsOf = (result: { custodians: Array<{ resources: Array<{ id: string }> }> }) => result.custodians.flatMap((c) => c.resources.map((r) => r.id)).sort();
   const grant = (key: TestKey, id: string, provision: Record<string, unknown>) =>
     ledger.invoke(H1_GATEWAY, (ctx) =>
@@ -64,7 +67,10 @@ describe('hdx.record: links, locator prefixes, clinical month, anchoring roles',
       expect(JSON.parse(await link(PSEUDO_1, other.did, H2_GATEWAY)).did).to.equal(other.did);
       const read = JSON.parse(await ledger.invoke(H2_GATEWAY, (ctx) => records.GetPatientLink(ctx, 'Hospital1MSP', PSEUDO_1)));
       expect(read.did).to.equal(patient.did);
-      await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => records.GetPatientLink(ctx, 'Hospital1MSP', PSEUDO_2)), 'NOT_FOUND');
+      await rejectsWith(
+        ledger.invoke(H2_GATEWAY, (ctx) => records.GetPatientLink(ctx, 'Hospital1MSP', PSEUDO_2)),
+        'NOT_FOUND',
+      );
     });
 
     it('refuses a non-patient DID, an unknown DID, a malformed pseudonym and callers without a gateway/admin role', async () => {
@@ -90,19 +96,44 @@ describe('hdx.record: links, locator prefixes, clinical month, anchoring roles',
     });
 
     it('AnchorBatch and AnchorAndRecord accept {anchors, links}: the link and the anchors in one transaction', async () => {
-      const stored = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify({ anchors: [input({ id: 'b1', patient: PSEUDO_1 })], links: [{ pseudonym: PSEUDO_1, did: patient.did }] }))));
+      const stored = JSON.parse(
+        await ledger.invoke(H1_GATEWAY, (ctx) =>
+          records.AnchorBatch(ctx, JSON.stringify({ anchors: [input({ id: 'b1', patient: PSEUDO_1 })], links: [{ pseudonym: PSEUDO_1, did: patient.did }] })),
+        ),
+      );
       expect(stored[0]).to.deep.include({ id: 'b1', patient: PSEUDO_1 });
       expect(JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => records.GetPatientLink(ctx, 'Hospital1MSP', PSEUDO_1))).did).to.equal(patient.did);
       // The change entry names the DID; the chaincode stands it behind the fresh anchor and the fresh link.
-      const entry = { actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', patient: other.did, resources: ['Observation/b2/_history/1'], action: 'C', purpose: 'TREAT', decision: 'permit', breakGlass: false, custodian: 'Hospital1MSP' };
+      const entry = {
+        actor: h1Doctor.did,
+        actorOrganization: 'Hospital1MSP',
+        actorAuth: 'idp',
+        patient: other.did,
+        resources: ['Observation/b2/_history/1'],
+        action: 'C',
+        purpose: 'TREAT',
+        decision: 'permit',
+        breakGlass: false,
+        custodian: 'Hospital1MSP',
+      };
       const both = JSON.parse(
         await ledger.invoke(H1_GATEWAY, (ctx) =>
-          records.AnchorAndRecord(ctx, JSON.stringify({ anchors: [input({ id: 'b2', patient: PSEUDO_2 })], links: [{ pseudonym: PSEUDO_2, did: other.did }] }), JSON.stringify([entry])),
+          records.AnchorAndRecord(
+            ctx,
+            JSON.stringify({ anchors: [input({ id: 'b2', patient: PSEUDO_2 })], links: [{ pseudonym: PSEUDO_2, did: other.did }] }),
+            JSON.stringify([entry]),
+          ),
         ),
       );
       expect(both.entries[0]).to.deep.include({ patient: other.did, actorAuth: 'idp', vouchedBy: 'Hospital1MSP' });
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify({ anchors: [input()], links: [{ pseudonym: PSEUDO_2, did: patient.did }] }))), 'CONFLICT');
-      await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify({ anchors: [input()], extra: 1 }))), 'INVALID');
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify({ anchors: [input()], links: [{ pseudonym: PSEUDO_2, did: patient.did }] }))),
+        'CONFLICT',
+      );
+      await rejectsWith(
+        ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify({ anchors: [input()], extra: 1 }))),
+        'INVALID',
+      );
     });
 
     it('ErasePatient by DID also erases the caller pseudonym anchors linked to it', async () => {
@@ -153,7 +184,10 @@ describe('hdx.record: links, locator prefixes, clinical month, anchoring roles',
       await anchor({ id: 'x1', patient: other.did });
       const foreign = `\u0000hdx.anchor~patient\u0000${other.did}\u0000`;
       await rejectsWith(locate({ patient: patient.did, ...h2Treat(), bookmark: foreign }), 'INVALID');
-      await rejectsWith(locate({ patient: patient.did, ...h2Treat(), custodian: 'Hospital2MSP', bookmark: `\u0000hdx.anchor~patient\u0000${patient.did}\u0000Hospital1MSP\u0000` }), 'INVALID');
+      await rejectsWith(
+        locate({ patient: patient.did, ...h2Treat(), custodian: 'Hospital2MSP', bookmark: `\u0000hdx.anchor~patient\u0000${patient.did}\u0000Hospital1MSP\u0000` }),
+        'INVALID',
+      );
     });
 
     it("uses the anchor's clinical month for dataPeriod, never lastUpdated", async () => {
@@ -222,10 +256,22 @@ describe('hdx.record: links, locator prefixes, clinical month, anchoring roles',
   describe('who may anchor (#17)', () => {
     it('needs hdx.role gateway or admin for Anchor, AnchorBatch, AnchorAndRecord, erasure and links', async () => {
       for (const who of [identity('Hospital1MSP'), identity('Hospital1MSP', 'nurse'), REG_AUDITOR]) {
-        await rejectsWith(ledger.invoke(who, (ctx) => records.Anchor(ctx, JSON.stringify(input()))), 'FORBIDDEN');
-        await rejectsWith(ledger.invoke(who, (ctx) => records.AnchorBatch(ctx, JSON.stringify([input()]))), 'FORBIDDEN');
-        await rejectsWith(ledger.invoke(who, (ctx) => records.ErasePatient(ctx, patient.did)), 'FORBIDDEN');
-        await rejectsWith(ledger.invoke(who, (ctx) => records.EraseResource(ctx, 'Observation', 'o1')), 'FORBIDDEN');
+        await rejectsWith(
+          ledger.invoke(who, (ctx) => records.Anchor(ctx, JSON.stringify(input()))),
+          'FORBIDDEN',
+        );
+        await rejectsWith(
+          ledger.invoke(who, (ctx) => records.AnchorBatch(ctx, JSON.stringify([input()]))),
+          'FORBIDDEN',
+        );
+        await rejectsWith(
+          ledger.invoke(who, (ctx) => records.ErasePatient(ctx, patient.did)),
+          'FORBIDDEN',
+        );
+        await rejectsWith(
+          ledger.invoke(who, (ctx) => records.EraseResource(ctx, 'Observation', 'o1')),
+          'FORBIDDEN',
+        );
       }
       expect((await anchor({}, identity('Hospital1MSP', 'admin'))).custodian).to.equal('Hospital1MSP');
       expect(audit.getName()).to.equal('hdx.audit');

@@ -30,7 +30,18 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
 
   const anchor = (patient: string, id: string, who = H1_GATEWAY) =>
     ledger.invoke(who, (ctx) =>
-      records.Anchor(ctx, JSON.stringify({ resourceType: 'Observation', id, versionId: '1', patient, securityLabels: [], lastUpdated: '2024-05-01T10:00:00.000Z', commitment: { alg: 'HMAC-SHA-256', value: COMMITMENT } })),
+      records.Anchor(
+        ctx,
+        JSON.stringify({
+          resourceType: 'Observation',
+          id,
+          versionId: '1',
+          patient,
+          securityLabels: [],
+          lastUpdated: '2024-05-01T10:00:00.000Z',
+          commitment: { alg: 'HMAC-SHA-256', value: COMMITMENT },
+        }),
+      ),
     );
   const authorize = async (req: Record<string, unknown>, who = H2_GATEWAY) => JSON.parse(await ledger.invoke(who, (ctx) => audit.AuthorizeAndRecord(ctx, JSON.stringify(req))));
   const evaluate = async (req: Record<string, unknown>, who = H2_GATEWAY) => JSON.parse(await ledger.invoke(who, (ctx) => consents.EvaluateAccess(ctx, JSON.stringify(req))));
@@ -61,10 +72,16 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
       expect(d.decision, actorAuth).to.equal('deny');
     }
     // Even under its own MSP, an organization cannot act for a patient (delegation is for practitioners only).
-    const own = await authorize({ actor: patientA.did, actorOrganization: 'Hospital1MSP', actorAuth: 'delegated', purpose: 'PATRQT', resource: 'Observation/obs-a/_history/1' }, H1_GATEWAY);
+    const own = await authorize(
+      { actor: patientA.did, actorOrganization: 'Hospital1MSP', actorAuth: 'delegated', purpose: 'PATRQT', resource: 'Observation/obs-a/_history/1' },
+      H1_GATEWAY,
+    );
     expect(own).to.deep.include({ decision: 'deny', reason: 'delegation-not-allowed' });
     // And an unregistered hdx_user is refused (not "taken as stated").
-    expect(await authorize({ actor: STRANGER, actorOrganization: 'Hospital2MSP', purpose: 'ETREAT', resource: 'Observation/obs-a/_history/1' })).to.deep.include({ decision: 'deny', reason: 'actor-unregistered' });
+    expect(await authorize({ actor: STRANGER, actorOrganization: 'Hospital2MSP', purpose: 'ETREAT', resource: 'Observation/obs-a/_history/1' })).to.deep.include({
+      decision: 'deny',
+      reason: 'actor-unregistered',
+    });
   });
 
   it('F2: another patient of the custodian gets no custodian-treatment and cannot break the glass', async () => {
@@ -77,15 +94,20 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
     const bg = await evaluate({ actor: patientB.did, actorOrganization: 'Hospital1MSP', actorAuth: 'did', purpose: 'ETREAT', resource: 'Observation/obs-a/_history/1' });
     expect(bg).to.deep.include({ decision: 'deny', reason: 'purpose-not-allowed', breakGlass: true });
     // The practitioner still gets both.
-    expect((await evaluate({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' }, H1_GATEWAY)).reason).to.equal(
-      'custodian-treatment',
+    expect(
+      (await evaluate({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' }, H1_GATEWAY)).reason,
+    ).to.equal('custodian-treatment');
+    expect((await evaluate({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'ETREAT', resource: 'Observation/obs-a/_history/1' })).reason).to.equal(
+      'break-glass',
     );
-    expect((await evaluate({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'ETREAT', resource: 'Observation/obs-a/_history/1' })).reason).to.equal('break-glass');
   });
 
   it('F3: a hospital admin cannot make itself a guardian and forge a consent', async () => {
     // A practitioner DID the admin controls is no guardian at all (guardians are patient-kind DIDs).
-    await rejectsWith(ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: h1Doctor.did }))), 'INVALID');
+    await rejectsWith(
+      ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: h1Doctor.did }))),
+      'INVALID',
+    );
     // A patient-kind DID the admin controls is only PROPOSED, visible in the resolution and as an event.
     const puppet = await registerDid(ledger, 'patient');
     await ledger.invoke(H1_ADMIN, (ctx) => identities.AddGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: puppet.did })));
@@ -98,11 +120,23 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
     expect(resolution.hdx.pendingGuardians[0]).to.deep.include({ guardian: puppet.did, change: 'add', proposedBy: 'Hospital1MSP' });
     // The forged consent is refused, and nothing permits Hospital2.
     const jws = signedBy(ledger, puppet, { action: 'grant', consent: permitH2(patientA.did, 'forged-1') });
-    await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, jws)), 'FORBIDDEN');
-    expect(await evaluate({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' })).to.deep.include({ decision: 'deny', reason: 'no-permit' });
+    await rejectsWith(
+      ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, jws)),
+      'FORBIDDEN',
+    );
+    expect(await evaluate({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' })).to.deep.include({
+      decision: 'deny',
+      reason: 'no-permit',
+    });
     // The proposing organization cannot approve its own proposal; only the regulator's admin can.
-    await rejectsWith(ledger.invoke(H1_ADMIN, (ctx) => identities.ApproveGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: puppet.did }))), 'FORBIDDEN');
-    await rejectsWith(ledger.invoke(REG_GATEWAY, (ctx) => identities.ApproveGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: puppet.did }))), 'FORBIDDEN');
+    await rejectsWith(
+      ledger.invoke(H1_ADMIN, (ctx) => identities.ApproveGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: puppet.did }))),
+      'FORBIDDEN',
+    );
+    await rejectsWith(
+      ledger.invoke(REG_GATEWAY, (ctx) => identities.ApproveGuardian(ctx, JSON.stringify({ patient: patientA.did, guardian: puppet.did }))),
+      'FORBIDDEN',
+    );
   });
 
   it('F4: an admin deactivation only suspends: the patient can still revoke, and the permit stops permitting at once', async () => {
@@ -116,14 +150,20 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
     const revoked = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => consents.Revoke(ctx, revoke)));
     expect(revoked).to.deep.include({ status: 'inactive', signer: patientA.did });
     // A suspended patient signs nothing else (no new grants).
-    await rejectsWith(ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, patientA, { action: 'grant', consent: permitH2(patientA.did, 'c-2') }))), 'FORBIDDEN');
+    await rejectsWith(
+      ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, patientA, { action: 'grant', consent: permitH2(patientA.did, 'c-2') }))),
+      'FORBIDDEN',
+    );
   });
 
   it("F5: LocateRecords refuses a bookmark outside the patient's prefix (Fabric semantics, no clamping in the fake)", async () => {
     const [low, high] = [patientA, patientB].sort((x, y) => (x.did < y.did ? -1 : 1)) as [TestKey, TestKey];
     const locate = (bookmark: string) =>
       ledger.invoke(H2_GATEWAY, (ctx) =>
-        records.LocateRecords(ctx, JSON.stringify({ patient: high.did, actor: high.did, actorOrganization: 'Hospital1MSP', actorAuth: 'did', purpose: 'PATRQT', ...(bookmark ? { bookmark } : {}) })),
+        records.LocateRecords(
+          ctx,
+          JSON.stringify({ patient: high.did, actor: high.did, actorOrganization: 'Hospital1MSP', actorAuth: 'did', purpose: 'PATRQT', ...(bookmark ? { bookmark } : {}) }),
+        ),
       );
     expect(await rejectsWith(locate('\u0000hdx.anchor~patient\u0000'), 'INVALID')).to.match(/bookmark/);
     expect(await rejectsWith(locate(`\u0000hdx.anchor~patient\u0000${low.did}\u0000`), 'INVALID')).to.match(/bookmark/);
@@ -134,12 +174,21 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
   });
 
   it('F6: no member mints or borrows the auditor read-all; the regulator gateway can no longer register auditor DIDs', async () => {
-    await rejectsWith(ledger.invoke(REG_GATEWAY, (ctx) => identities.Register(ctx, registrationJson(ledger, newKey(), 'auditor'))), 'FORBIDDEN');
+    await rejectsWith(
+      ledger.invoke(REG_GATEWAY, (ctx) => identities.Register(ctx, registrationJson(ledger, newKey(), 'auditor'))),
+      'FORBIDDEN',
+    );
     const auditor = await registerDid(ledger, 'auditor', REG_ADMIN);
     await authorize({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' }, H1_GATEWAY);
-    await rejectsWith(ledger.invoke(H2_GATEWAY, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ requester: auditor.did }))), 'FORBIDDEN');
+    await rejectsWith(
+      ledger.invoke(H2_GATEWAY, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ requester: auditor.did }))),
+      'FORBIDDEN',
+    );
     // A non-auditor requester never widens a read: a practitioner named as requester sees only its own actions.
-    await rejectsWith(ledger.invoke(REG_GATEWAY, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ requester: h2Doctor.did }))), 'FORBIDDEN');
+    await rejectsWith(
+      ledger.invoke(REG_GATEWAY, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ requester: h2Doctor.did }))),
+      'FORBIDDEN',
+    );
     const mine = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ actor: h2Doctor.did, requester: h2Doctor.did }))));
     expect(mine.entries).to.deep.equal([]);
     // The auditor through the regulator's own gateway keeps its read-all (the gateway refuses delegated callers).

@@ -9,10 +9,16 @@ import { FakeLedger, FakeTx } from './test-support/fake-ledger';
 import { GATEWAY_CERT_PEM } from './test-support/fixtures';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const ChaincodeFromContract = require('fabric-shim/lib/contract-spi/chaincodefromcontract') as new (classes: unknown[], serializers: unknown, metadata?: unknown, title?: string, version?: string) => {
-    invokeFunctionality(stub: unknown): Promise<{ status: number; message?: string; payload?: Uint8Array }>;
-    metadata: { contracts: Record<string, { transactions: Array<{ name: string; tag: string[] }> }> };
-  };
+const ChaincodeFromContract = require('fabric-shim/lib/contract-spi/chaincodefromcontract') as new (
+  classes: unknown[],
+  serializers: unknown,
+  metadata?: unknown,
+  title?: string,
+  version?: string,
+) => {
+  invokeFunctionality(stub: unknown): Promise<{ status: number; message?: string; payload?: Uint8Array }>;
+  metadata: { contracts: Record<string, { transactions: Array<{ name: string; tag: string[] }> }> };
+};
 
 type Response = { status: number; message?: string; payload?: Uint8Array };
 
@@ -45,9 +51,25 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
 
   it('exposes exactly the decorated transactions of the four contracts', () => {
     const names = (contract: string) => chaincode.metadata.contracts[contract]?.transactions.map((t) => t.name).sort();
-    expect(names('hdx.record')).to.deep.equal(['Anchor', 'AnchorAndRecord', 'AnchorBatch', 'EraseResource', 'ErasePatient', 'GetAnchor', 'GetHistory', 'GetPatientLink', 'LinkPatient', 'LocateRecords', 'Verify'].sort());
+    expect(names('hdx.record')).to.deep.equal(
+      ['Anchor', 'AnchorAndRecord', 'AnchorBatch', 'EraseResource', 'ErasePatient', 'GetAnchor', 'GetHistory', 'GetPatientLink', 'LinkPatient', 'LocateRecords', 'Verify'].sort(),
+    );
     expect(names('hdx.identity')).to.deep.equal(
-      ['AddGuardian', 'ApproveGuardian', 'ApproveReactivation', 'Deactivate', 'FindByIdentifier', 'FindBySubject', 'History', 'Reactivate', 'Register', 'RemoveGuardian', 'Resolve', 'RotateKey', 'Update'].sort(),
+      [
+        'AddGuardian',
+        'ApproveGuardian',
+        'ApproveReactivation',
+        'Deactivate',
+        'FindByIdentifier',
+        'FindBySubject',
+        'History',
+        'Reactivate',
+        'Register',
+        'RemoveGuardian',
+        'Resolve',
+        'RotateKey',
+        'Update',
+      ].sort(),
     );
     expect(names('hdx.consent')).to.deep.equal(['EvaluateAccess', 'GetConsent', 'Grant', 'History', 'ListByPatient', 'Revoke', 'Update']);
     expect(names('hdx.audit')).to.deep.equal(['AuthorizeAndRecord', 'GetEntry', 'QueryAccess', 'RecordAccess', 'RecordAccessBatch']);

@@ -112,14 +112,7 @@ export function checkString(value: string, name: string, pattern: StringRule, ru
 }
 
 /** An optional array of distinct strings matching `pattern`. */
-export function optionalStringArray(
-  obj: JsonObject,
-  field: string,
-  path: string,
-  pattern: RegExp,
-  rule: string,
-  maxItems = 64,
-): string[] | undefined {
+export function optionalStringArray(obj: JsonObject, field: string, path: string, pattern: RegExp, rule: string, maxItems = 64): string[] | undefined {
   const value = obj[field];
   if (value === undefined) {
     return undefined;

@@ -169,12 +169,18 @@ export class FakeLedger {
 
   /** Runs `fn` as one transaction of `identity`; commits its writes and events only if it succeeds. */
   public async invoke<T>(identity: FakeIdentity, fn: (ctx: Context) => Promise<T>): Promise<T> {
-    return this.transact((tx) => fn(contextOf(tx, identity)), () => true);
+    return this.transact(
+      (tx) => fn(contextOf(tx, identity)),
+      () => true,
+    );
   }
 
   /** Runs `fn` as an evaluate (query) of `identity`: same stub, nothing committed, as Fabric's evaluateTransaction. */
   public async evaluate<T>(identity: FakeIdentity, fn: (ctx: Context) => Promise<T>): Promise<T> {
-    return this.transact((tx) => fn(contextOf(tx, identity)), () => false);
+    return this.transact(
+      (tx) => fn(contextOf(tx, identity)),
+      () => false,
+    );
   }
 
   /** Runs `fn` on a fresh transaction stub; commits when `committed(result)` says so. */

@@ -120,7 +120,10 @@ export class ContractLedger implements LedgerClient {
   }
 
   changeGuardian(change: 'add' | 'remove', request: GuardianChange): Promise<DidResolution> {
-    return this.#submit((ctx) => (change === 'add' ? identities.AddGuardian(ctx, JSON.stringify(request)) : identities.RemoveGuardian(ctx, JSON.stringify(request))), 'changing a guardian');
+    return this.#submit(
+      (ctx) => (change === 'add' ? identities.AddGuardian(ctx, JSON.stringify(request)) : identities.RemoveGuardian(ctx, JSON.stringify(request))),
+      'changing a guardian',
+    );
   }
 
   approveGuardian(request: { patient: string; guardian: string }): Promise<DidResolution> {
@@ -140,7 +143,10 @@ export class ContractLedger implements LedgerClient {
   }
 
   changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord> {
-    return this.#submit((ctx) => (action === 'grant' ? consents.Grant(ctx, jws) : action === 'update' ? consents.Update(ctx, jws) : consents.Revoke(ctx, jws)), `recording a consent ${action}`);
+    return this.#submit(
+      (ctx) => (action === 'grant' ? consents.Grant(ctx, jws) : action === 'update' ? consents.Update(ctx, jws) : consents.Revoke(ctx, jws)),
+      `recording a consent ${action}`,
+    );
   }
 
   getConsent(id: string): Promise<ConsentRecord | undefined> {

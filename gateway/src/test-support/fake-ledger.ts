@@ -250,7 +250,11 @@ export class FakeLedger implements LedgerClient {
 
   #withStatus(did: string, status: DidResolution['hdx']['status']): DidResolution {
     const resolution = this.#known(did);
-    const next: DidResolution = { ...resolution, didDocumentMetadata: { ...resolution.didDocumentMetadata, deactivated: status === 'deactivated' }, hdx: { ...resolution.hdx, status } };
+    const next: DidResolution = {
+      ...resolution,
+      didDocumentMetadata: { ...resolution.didDocumentMetadata, deactivated: status === 'deactivated' },
+      hdx: { ...resolution.hdx, status },
+    };
     this.dids.set(did, next);
     return next;
   }
@@ -388,7 +392,14 @@ export class FakeLedger implements LedgerClient {
   async authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
     this.#check();
     const previous = request.entryId !== undefined ? this.#byEntryId.get(request.entryId) : undefined;
-    if (previous) return { decision: previous.decision, consents: previous.consents, reason: previous.reason as Decision['reason'], breakGlass: previous.breakGlass, eventId: previous.eventId };
+    if (previous)
+      return {
+        decision: previous.decision,
+        consents: previous.consents,
+        reason: previous.reason as Decision['reason'],
+        breakGlass: previous.breakGlass,
+        eventId: previous.eventId,
+      };
     const anchor = request.resource ? this.anchors.get(request.resource) : undefined;
     const decision = this.decide(request, anchor);
     const eventId = `tx-audit-${this.audit.length}.0`;
