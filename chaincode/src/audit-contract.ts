@@ -210,7 +210,7 @@ export type EntryCheck = 'decided' | { fresh?: Map<string, Anchor>; links?: Map<
 
 /**
  * Refuses a stated entry the creator cannot stand behind. Custodian side: custodian === creator and
- * every named resource is anchored by the creator under entry.patient (or a pseudonym the creator
+ * at least one resource is named and every named resource is anchored by the creator under entry.patient (or a pseudonym the creator
  * linked to it; erased anchors have no patient left to compare). Requester side: actorOrganization ===
  * creator and the actor is an active DID the creator registered.
  */
@@ -228,6 +228,10 @@ async function checkStatedEntry(ctx: Context, caller: Caller, input: AuditInput,
 }
 
 async function anchorsBackEntry(ctx: Context, caller: Caller, input: AuditInput, check: Exclude<EntryCheck, 'decided'>): Promise<boolean> {
+  if (input.resources.length === 0) {
+    // Nothing to check the patient against: the custodian side needs at least one anchored resource.
+    return false;
+  }
   for (const ref of input.resources) {
     const parts = ref.split('/');
     const [type = '', id = ''] = parts;

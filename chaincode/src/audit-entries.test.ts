@@ -65,6 +65,11 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
       expect(await rejectsWith(record({ patient: other.did }), 'FORBIDDEN')).to.match(/stand behind/);
     });
 
+    it('refuses a custodian-side entry naming no resource (nothing to check its patient against)', async () => {
+      await rejectsWith(record({ resources: [] }), 'FORBIDDEN');
+      expect((await record({ resources: [] }, H2_GATEWAY)).resources).to.deep.equal([]);
+    });
+
     it('refuses an entry naming a resource that is not anchored, or anchored by another custodian', async () => {
       await rejectsWith(record({ resources: ['Observation/none/_history/1'] }), 'FORBIDDEN');
       await anchor('h2obs', patient.did, '1', H2_GATEWAY);
