@@ -273,6 +273,20 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(await resources.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
   });
 
+  it('an unexpected failure (INTERNAL) stays the error answered, and the write is still asked about, never just dropped', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.failWith = new OperationOutcomeError('INTERNAL', 'anchoring failed');
+    const err = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
+    expect(err.code).to.equal('INTERNAL');
+    expect(store.listPending()).to.have.length(1); // the ledger could not say: kept for settling
+    ledger.failWith = undefined;
+    expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
+    expect((await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'))).meta?.versionId).to.equal('2');
+  });
+
   it('an unsettled create that the ledger turns out not to have is removed whole: its patient key goes too', async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');

@@ -435,9 +435,10 @@ export class ResourceService {
         if (outcome === 'unresolved') {
           this.#log.warn(what, 'the ledger outcome of a write is unknown; it stays pending until the ledger answers');
           this.#armSettling();
-          const code = err instanceof OperationOutcomeError && err.code === 'TIMEOUT' ? 'TIMEOUT' : 'UNAVAILABLE';
+          // An unexpected failure stays what it was (500 naming a request id); the write is settled all the same.
+          if (!(err instanceof OperationOutcomeError) || (err.code !== 'TIMEOUT' && err.code !== 'UNAVAILABLE')) throw err;
           throw new OperationOutcomeError(
-            code,
+            err.code,
             `The ledger has not confirmed whether this write of ${first.row.resourceType}/${first.row.id} was committed; its outcome is being settled (nothing unconfirmed is served). Read the resource later; if the change is not there, send it again`,
           );
         }
