@@ -431,7 +431,8 @@ export class ResourceService {
         }
         const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
         const outcome = await this.#askLedger(expected, this.settleDelaysMs);
-        const what = { event: 'ambiguous-commit', resource: ref(first.row.resourceType, first.row.id, first.row.versionId), versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
+        // No resource ids in logs (a Patient id names the patient).
+        const what = { event: 'ambiguous-commit', resourceType: first.row.resourceType, versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
         if (outcome === 'unresolved') {
           this.#log.warn(what, 'the ledger outcome of a write is unknown; it stays pending until the ledger answers');
           this.#armSettling();
@@ -455,7 +456,7 @@ export class ResourceService {
     }
     if (write.changeEntries && write.changeEntries.length > 0) {
       if (!(await this.#deliverChanges())) {
-        this.#log.error({ event: 'change-audit-pending', resource: ref(first.row.resourceType, first.row.id, first.row.versionId), entries: write.changeEntries.length }, 'change anchored; its access entries are kept in the store and retried');
+        this.#log.error({ event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length }, 'change anchored; its access entries are kept in the store and retried');
       }
     }
   }
