@@ -243,7 +243,9 @@ describe('hdx CLI', () => {
       );
       expect(code).to.equal(0);
       const idp = { issuer: 'https://idp.hospital1.example', audience: 'hdx-hospital1', keys: idpKeysFromText(fs.readFileSync(out.publicKey, 'utf8')) };
-      const ctx = await verifyBearerToken(`Bearer ${stdout.trim()}`, { audience: BASE, mspId: 'Hospital1MSP', idp });
+      // The token's DID is checked on the ledger: registered by this organization, a practitioner.
+      const resolveDid = fakeResolver(resolutionOf(keyFromFile(keyFile), { kind: 'practitioner', organization: 'Hospital1MSP' }));
+      const ctx = await verifyBearerToken(`Bearer ${stdout.trim()}`, { audience: BASE, mspId: 'Hospital1MSP', idp, resolveDid, jtiStore: new MemoryJtiStore() });
       expect(ctx).to.deep.include({ subject: 'dr-house', did, role: 'practitioner', organization: 'Hospital1MSP', tokenKind: 'idp', purposeOfUse: 'TREAT' });
       expect(jwt.decode(stdout.trim(), { complete: true })?.header.kid).to.equal(out.kid);
     });

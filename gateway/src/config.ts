@@ -52,6 +52,10 @@ export interface Config {
    * 0600) on first start; read with loadIdSecret once at start.
    */
   readonly idSecretFile: string;
+  /** Requests per minute one authenticated identity may make (HTTP 429 beyond). */
+  readonly rateLimitPerIdentity: number;
+  /** Requests per minute one client address may make before authentication (HTTP 429 beyond). */
+  readonly rateLimitPerIp: number;
 }
 
 /** File name of the id secret in the data dir, when HDX_ID_SECRET_FILE is not set. */
@@ -89,6 +93,8 @@ const VARS = {
   HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
   HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
   HDX_ID_SECRET_FILE: { field: 'idSecretFile', type: 'string' },
+  HDX_RATE_LIMIT_PER_IDENTITY: { field: 'rateLimitPerIdentity', type: 'integer', default: 600 },
+  HDX_RATE_LIMIT_PER_IP: { field: 'rateLimitPerIp', type: 'integer', default: 1200 },
 } as const;
 
 /** Optional variables: everything else without a default is required. */
@@ -115,6 +121,8 @@ const schema = {
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
     HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
+    HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 10000000, default: 600 },
+    HDX_RATE_LIMIT_PER_IP: { type: 'integer', minimum: 1, maximum: 10000000, default: 1200 },
   },
   dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'], HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'] },
 };

@@ -9,7 +9,9 @@ import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
-import type { Config } from './config';
+import { type Config, loadIdSecret } from './config';
+import { deriveSubjectLinkSecret } from './auth/token';
+import { CustodianIds } from './ingest/custodian-ids';
 import { AuditService } from './fhir/audit-events';
 import { ConsentService } from './fhir/consent-service';
 import { ResourceService } from './fhir/resource-service';
@@ -49,6 +51,10 @@ function orgKeyOf(file: string): ReturnType<typeof toP256PrivateJwk> & { kid: st
 export async function startGateway(config: Config, log: Logger): Promise<RunningGateway> {
   prepareValidator();
   const identity = await enrollGatewayIdentity(config, log);
+  // The custodian's secret (kept off chain): keyed ids of ingested records, and staff DIDs' IdP-subject links.
+  const idSecret = loadIdSecret(config);
+  const subjectLinkSecret = deriveSubjectLinkSecret(idSecret);
+  const custodianIds = new CustodianIds(idSecret, path.join(config.dataDir, 'id-epochs.db'));
   const store = new SqliteStore(path.join(config.dataDir, 'hdx.db'));
   const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
   const metrics = createMetrics();
@@ -57,13 +63,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // server (first the entries an earlier process left behind).
   const outbox =
     config.auditMode === 'async'
-      ? new AuditOutbox({ file: path.join(config.dataDir, 'outbox.db'), ledger, log, flushMs: config.auditFlushMs, batchSize: config.auditBatch, drainMs: Math.max(10_000, config.ledgerTimeoutMs) })
+      ? new AuditOutbox({ file: path.join(config.dataDir, 'outbox.db'), ledger, log, changes: store, flushMs: config.auditFlushMs, batchSize: config.auditBatch, drainMs: Math.max(10_000, config.ledgerTimeoutMs) })
       : undefined;
   try {
     if (outbox) registerOutboxMetrics(metrics.registry, outbox);
     const resources = new ResourceService({ store, ledger, log, mspId: config.mspId, ...(outbox ? { auditSink: outbox } : {}) });
     const settled = await resources.settlePending();
     if (settled.kept + settled.removed > 0) log.info(settled, 'settled versions left pending by an earlier stop');
+    if (settled.unresolved) log.warn(settled, 'some writes left pending have an unknown ledger outcome: they are settled as soon as the ledger answers');
+    // Writes whose ledger outcome was unknown are settled in the background, by asking the ledger.
+    resources.startSettling(60_000);
     const idp = idpOptions(config);
     const authn = authenticate({
       audience: config.baseUrl,
@@ -71,11 +80,21 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ...(idp ? { idp } : {}),
       resolveDid: (did) => ledger.resolveDid(did),
       jtiStore: jti,
+      subjectLinkSecret,
     });
     const exchange = config.orgKeyFile
       ? new ExchangeService({ ledger, log, mspId: config.mspId, orgKey: orgKeyOf(config.orgKeyFile), memberUrls: config.memberGateways })
       : undefined;
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn, metrics, ...(outbox ? { outbox } : {}), erasure: new ErasureService(store, ledger, log, config.mspId), ...(exchange ? { exchange } : {}) });
+    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn,
+      metrics,
+      ...(outbox ? { outbox } : {}),
+      erasure: new ErasureService(store, ledger, log, config.mspId, custodianIds),
+      ...(exchange ? { exchange } : {}),
+      ids: custodianIds,
+      subjectLinkSecret,
+      ...(idp ? { idpIssuer: idp.issuer } : {}),
+      rateLimits: { perIdentity: config.rateLimitPerIdentity, perIp: config.rateLimitPerIp },
+    });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -85,7 +104,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     outbox?.start();
     let mllp: MllpListener | undefined;
     if (config.mllpPort !== undefined && config.mllpActorDid !== undefined) {
-      const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl });
+      const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl, ids: custodianIds });
       mllp = await startMllpListener({ port: config.mllpPort, ingest, log, caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true } }).catch(async (err: unknown) => {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
@@ -101,10 +120,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           server.closeAllConnections();
         });
         // No request is in flight any more: drain what the ledger will take, keep the rest on disk.
+        resources.stopSettling();
         await outbox?.close();
         ledger.close();
         store.close();
         jti.close();
+        custodianIds.close();
       },
     };
   } catch (err) {
@@ -112,6 +133,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     ledger.close();
     store.close();
     jti.close();
+    custodianIds.close();
     throw err;
   }
 }

@@ -303,12 +303,12 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     expect(env.ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit')).to.have.length(2);
   });
 
-  it('reads by another organization go through consent: denied entries are 403 and recorded', async () => {
+  it('reads by another organization go through consent: a denied read answers 404 like a missing one and is recorded; a write is 403', async () => {
     const p = await createPatient();
     const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
     const res = await send(bundle('batch', [{ request: { method: 'GET', url: `Patient/${p}` } }, post(patient())]), other);
     expect(res.status).to.equal(200);
-    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['403 Forbidden', '403 Forbidden']);
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['404 Not Found', '403 Forbidden']);
     expect(JSON.stringify(res.body)).to.not.include('Quist');
     expect(env.ledger.audit.filter((e) => e.actor === DR_H2 && e.decision === 'deny')).to.have.length(1);
   });

@@ -254,7 +254,7 @@ export class ResourceService {
     }
     if (!did) return;
     const resolved = await this.#ledger.resolveDid(did);
-    if (!resolved || resolved.hdx.kind !== 'patient' || resolved.didDocumentMetadata.deactivated) {
+    if (!resolved || resolved.hdx.kind !== 'patient' || resolved.hdx.status !== 'active') {
       throw new OperationOutcomeError('INVALID', 'Patient.identifier names a DID that is not an active patient DID on the ledger');
     }
     const other = this.#store.patientByDid(did);
@@ -402,6 +402,21 @@ export class ResourceService {
    *   (or another commitment there) → discarded and the error returned; no answer → 503/504 saying the
    *   outcome is being settled; the write stays pending (never served) until settlePending settles it.
    */
+  /**
+   * The patient links this write puts on the ledger, in the same transaction as its anchors: a Patient
+   * linked to a DID for the first time binds its pseudonym to the DID, so what was anchored under the
+   * pseudonym before the link is governed by the patient's consents too (review #8). A link on the
+   * ledger is never re-pointed: an admin's re-link of a Patient to another DID is refused there.
+   */
+  #ledgerLinks(plan: WritePlan): Array<{ pseudonym: string; did: string }> {
+    const links: Array<{ pseudonym: string; did: string }> = [];
+    for (const [patientId, link] of plan.didLinks) {
+      const key = this.#store.findPatientKey(patientId) ?? plan.newPatientKeys.get(patientId);
+      if (key && link.previous === undefined) links.push({ pseudonym: patientPseudonym(key), did: link.did });
+    }
+    return links;
+  }
+
   async commitWrite(caller: Caller, plan: WritePlan): Promise<void> {
     const [first, ...rest] = plan.versions;
     if (!first) return;
@@ -420,9 +435,10 @@ export class ResourceService {
     try {
       this.#store.insertPendingWrite(write);
       try {
-        if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries);
-        else if (rest.length === 0) await this.#ledger.anchor(first.anchor);
-        else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor));
+        const links = this.#ledgerLinks(plan);
+        if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries, ...(links.length > 0 ? [links] : []));
+        else if (rest.length === 0 && links.length === 0) await this.#ledger.anchor(first.anchor);
+        else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor), ...(links.length > 0 ? [links] : []));
       } catch (err) {
         if (commitOutcomeOf(err) === 'not-committed') {
           // Not anchored, so not acknowledged: leave no trace of it in the store.

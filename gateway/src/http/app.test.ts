@@ -107,7 +107,8 @@ describe('gateway HTTP (fake ledger)', () => {
     expect(read.status).to.equal(200);
     expect(read.body).to.deep.equal(created);
     const denied = await request(app).get(`/fhir/Patient/${created.id}`).set(...other);
-    expect(denied.status).to.equal(403);
+    // Denied is answered as absent (no existence oracle); the deny is on the ledger.
+    expect(denied.status).to.equal(404);
     expect(JSON.stringify(denied.body)).to.not.include('Quist');
     const reads = ledger.audit.filter((e) => e.action === 'R');
     expect(reads.map((e) => [e.actor, e.decision])).to.deep.equal([

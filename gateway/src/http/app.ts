@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { requireScope, type ScopeAction } from '../auth/scopes';
 import { requireAuth } from '../auth/middleware';
+import { subjectLink } from '../auth/token';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
 import { assertInteraction, bindCaller, type Caller, mayRead, relatedTo, type RelationDeps } from '../fhir/policy';
@@ -23,6 +24,7 @@ import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchang
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from '../ingest/routes';
 import { jsonBody } from './body';
+import type { CustodianIds } from '../ingest/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 
 export interface AppDeps {
@@ -44,6 +46,12 @@ export interface AppDeps {
   /** The async audit mode's outbox, reported by /healthz (`checks.outbox`); none in sync mode. */
   readonly outbox?: { health(): { ok: boolean; pending: number; error?: string } };
   readonly version?: string;
+  /** The custodian's keyed ids for ingestion (HL7 v2, VR, EHR sync); ingestion of mapped data is refused without it. */
+  readonly ids?: CustodianIds;
+  /** Binds staff DIDs registered here to their identity-provider subject (see subjectLink). */
+  readonly subjectLinkSecret?: Buffer;
+  /** `iss` of this organization's identity provider (the subject link covers it). */
+  readonly idpIssuer?: string;
   /** Per-identity and per-address request limits (defaults: see rate-limit.ts). */
   readonly rateLimits?: RateLimitOptions;
 }
@@ -192,11 +200,25 @@ export function createApp(deps: AppDeps): express.Express {
     const kind = (req.body as { kind?: unknown }).kind;
     if (kind === 'auditor' && config.mspId !== REGULATOR_MSP) throw new OperationOutcomeError('FORBIDDEN', `Auditor DIDs are registered by the regulator (${REGULATOR_MSP}) only`);
     if (kind === 'organization') throw new OperationOutcomeError('FORBIDDEN', "An organization's DID is registered when the member joins, not through this API");
-    const resolution = await ledger.registerDid(req.body as Record<string, unknown>);
+    const resolution = await ledger.registerDid(withSubjectLink(req.body as Record<string, unknown>));
     res.setHeader('Location', `${base.replace(/\/fhir$/, '')}/did/${resolution.didDocument.id}`);
     res.status(201).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
   });
   app.use('/did', did);
+
+  /**
+   * A staff DID is tied to its holder's identity-provider subject (`subject` in the registration, the
+   * IdP's `sub`): the ledger keeps only a keyed hash of it, IdP tokens carrying the DID must come from
+   * that subject, and off-boarding the subject finds the DID.
+   */
+  function withSubjectLink(body: Record<string, unknown>): Record<string, unknown> {
+    const { subject, ...rest } = body;
+    if (subject === undefined) return rest;
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256) throw new OperationOutcomeError('INVALID', 'registration.subject must be the identity-provider subject (sub) of the DID holder, 1 to 256 characters');
+    if (rest.kind === 'patient') throw new OperationOutcomeError('INVALID', 'registration.subject ties a staff DID to its IdP account; patients register without one');
+    if (!deps.subjectLinkSecret || !deps.idpIssuer) throw new OperationOutcomeError('UNSUPPORTED', 'This gateway has no identity provider configured to tie DIDs to (HDX_IDP_ISSUER)');
+    return { ...rest, subject: subjectLink(deps.subjectLinkSecret, deps.idpIssuer, subject) };
+  }
 
   // --- FHIR ---
   const fhir = express.Router();
@@ -479,7 +501,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use('/fhir', fhir);
   // Ingestion (HL7 v2, VR session records, EHR Bundles): idempotent upserts, anchored in batches.
-  const ingest = new IngestService({ resources, store, log, baseUrl: base });
+  const ingest = new IngestService({ resources, store, log, baseUrl: base, ...(deps.ids ? { ids: deps.ids } : {}) });
   app.use('/ingest', ingestRoutes({ ingest, authenticate, scoped: (req) => (type, action) => caller(req, config.mspId, type, action) }));
   app.use((req: Request) => {
     throw new OperationOutcomeError('NOT_FOUND', `${req.method} ${req.path} is not a route of this server`);

@@ -29,7 +29,8 @@ describe('/metrics', () => {
     expect(text).to.not.include(created.body.id);
     expect(text).to.match(/hdx_ledger_call_duration_seconds_count\{op="anchorAndRecord",outcome="ok"\} 1/);
     expect(text).to.match(/hdx_access_decisions_total\{decision="deny",break_glass="false"\} 1/);
-    expect(text).to.match(/hdx_errors_total\{code="FORBIDDEN"\} 1/);
+    // The denied read is answered as a missing resource.
+    expect(text).to.match(/hdx_errors_total\{code="NOT_FOUND"\} 1/);
     expect(text).to.include('hdx_gateway_process_cpu_seconds_total');
   });
 });

@@ -18,6 +18,8 @@ import type { ScopedCaller } from '../fhir/bundle-service';
 import { OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
 import { ID } from '../fhir/search-params';
 import { type IngestService, SOURCE_NAME } from './ingest-service';
+import { requireAuth } from '../auth/middleware';
+import { jsonBody } from '../http/body';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const HL7_TYPES = ['x-application/hl7-v2+er7', 'application/hl7-v2', 'text/plain'];
@@ -57,10 +59,18 @@ function sourceOf(req: Request, fallback: string): string {
   return s;
 }
 
+/** Who may push data into this gateway (the interaction table still decides each write). */
+const INGEST_ROLES: ReadonlySet<string> = new Set(['practitioner', 'system', 'device']);
+
 export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
   const { ingest, authenticate, scoped } = deps;
   const router = express.Router();
   router.use(authenticate);
+  // Before any body is read (up to 64 MB): ingestion is for this organization's writers only.
+  router.use((req: Request, _res: Response, next: NextFunction) => {
+    const auth = requireAuth(req);
+    next(INGEST_ROLES.has(auth.role) && auth.actorAuth !== 'delegated' ? undefined : new OperationOutcomeError('FORBIDDEN', `A ${auth.role} may not ingest records (systems, devices and practitioners of this organization do)`));
+  });
 
   router.post('/hl7v2', express.raw({ type: HL7_TYPES, limit: '4mb' }), async (req, res) => {
     if (!req.is(HL7_TYPES) || !Buffer.isBuffer(req.body)) {
@@ -71,7 +81,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle)).bundle);
   });
 
-  router.post('/vr-session', express.json({ type: ['application/json'], limit: '64mb' }), async (req, res) => {
+  router.post('/vr-session', jsonBody({ types: ['application/json'], limit: '64mb' }), async (req, res) => {
     if (!req.is('application/json')) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the VR session record as application/json');
     const custodian = ingest.custodianIds();
     const record = mapped(() => parseVrSessionRecord(req.body));
@@ -92,7 +102,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
   });
 
-  router.post('/fhir', express.json({ type: ['application/json', 'application/fhir+json'], limit: '32mb' }), async (req, res) => {
+  router.post('/fhir', jsonBody({ limit: '32mb' }), async (req, res) => {
     if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the Bundle as application/fhir+json');
     if (req.query.source === undefined) throw new OperationOutcomeError('INVALID', 'Name the source: POST /ingest/fhir?source=<name>');
     const ehr = req.query.ehr;
