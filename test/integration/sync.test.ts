@@ -107,8 +107,9 @@ describe('hdx sync from an EHR FHIR API (real network, hospital1 gateway)', func
   before(async () => {
     h1 = await startTestGateway('hospital1');
     hospital2 = OrgClient.admin('hospital2');
-    // The DID the ingested changes are recorded under (system DIDs are registered by the Fabric org admin only).
-    await registerDid(h1, 'hospital1', 'practitioner', system);
+    // The DID the ingested changes are recorded under: a device DID, which an IdP token of role system may
+    // carry (system DIDs are registered by the Fabric org admin only).
+    await registerDid(h1, 'hospital1', 'device', system);
     ehr = await startMiniFhirServer();
     for (let p = 0; p < PATIENTS; p++) ehr.put({ resourceType: 'Patient', id: `pat-${p}`, name: [{ family: `Ehr-${p}` }], birthDate: '1980-02-02' }, '2026-11-01T09:00:00.000Z');
     // Bulk-loaded: many Observations share one lastUpdated, so page boundaries split equal instants.
