@@ -52,6 +52,12 @@ export function purposeAllowed(kind: DidKind | string, purpose: string): boolean
 export const CUSTODIAN_TREATMENT_KINDS: readonly DidKind[] = ['practitioner', 'system'];
 /** Kinds that may break the glass (ETREAT). */
 export const BREAK_GLASS_KINDS: readonly DidKind[] = ['practitioner'];
+/**
+ * Kinds a consent provision naming an ORGANIZATION (by MSP id or organization DID) covers: its staff and
+ * its systems. A patient (or an auditor) registered by that organization is not "the organization":
+ * "permit Hospital2" lets Hospital2's practitioners in, never Hospital2's other patients.
+ */
+export const ORGANIZATION_ACTOR_KINDS: readonly DidKind[] = ['practitioner', 'system', 'device'];
 /** Kinds an organization may act for (actorAuth `delegated`). */
 export const DELEGABLE_KINDS: readonly DidKind[] = ['practitioner'];
 

@@ -2,7 +2,7 @@
  * Consent evaluation: a pure, deterministic function of the request, the patient's consents and the
  * transaction time. The precedence rules are documented in chaincode/README.md ("Consent precedence").
  */
-import { ActorAuth, BREAK_GLASS_KINDS, CUSTODIAN_TREATMENT_KINDS, DELEGABLE_KINDS, actionCovers, purposeAllowed } from './actor-rules';
+import { ActorAuth, BREAK_GLASS_KINDS, CUSTODIAN_TREATMENT_KINDS, DELEGABLE_KINDS, ORGANIZATION_ACTOR_KINDS, actionCovers, purposeAllowed } from './actor-rules';
 import { ConsentAction, ConsentResource, Coding, Period, Provision, MSP_SYSTEM } from './consent-model';
 import type { DidKind, DidStatus } from './identity-model';
 import { dateTimeEndMs, dateTimeStartMs } from './validate';
@@ -103,6 +103,11 @@ function labelMatches(label: Coding, requested: string): boolean {
   return label.code === code && (label.system === undefined || system === undefined || label.system === system);
 }
 
+/** Whether the actor is one an organization-wide provision covers (staff and systems, not patients). */
+function actsForOrganization(c: EvaluationContext): boolean {
+  return c.actorIdentity !== undefined && ORGANIZATION_ACTOR_KINDS.includes(c.actorIdentity.kind);
+}
+
 /** Whether every criterion of one provision (not its children) covers the request. */
 export function provisionMatches(p: Provision, r: AccessRequest, c: EvaluationContext): boolean {
   if (p.period && !withinPeriod(c.now, p.period)) {
@@ -112,8 +117,8 @@ export function provisionMatches(p: Provision, r: AccessRequest, c: EvaluationCo
     p.actor &&
     !p.actor.some(({ reference }) =>
       reference.reference !== undefined
-        ? reference.reference === r.actor || c.actorOrganizationDids.includes(reference.reference)
-        : reference.identifier?.system === MSP_SYSTEM && reference.identifier.value === r.actorOrganization,
+        ? reference.reference === r.actor || (actsForOrganization(c) && c.actorOrganizationDids.includes(reference.reference))
+        : actsForOrganization(c) && reference.identifier?.system === MSP_SYSTEM && reference.identifier.value === r.actorOrganization,
     )
   ) {
     return false;
