@@ -36,6 +36,9 @@ export const IDENTITY_EVENT = 'hdx.identity';
 
 /** DID registry: DID documents (JsonWebKey2020, P-256), key rotation, deactivation, links, guardians. */
 @Info({ title: 'IdentityContract', description: 'hdx.identity: did:hdx registry' })
+
+/** Staff DID kinds an organization's gateway may deactivate without the DID's proof (off-boarding). */
+const OFFBOARDED_BY_GATEWAY: readonly string[] = ['practitioner', 'device', 'system'];
 export class IdentityContract extends Contract {
   public constructor() {
     super('hdx.identity');
@@ -264,7 +267,9 @@ export class IdentityContract extends Contract {
       if (verified.signer !== did || verified.payload.did !== did) {
         throw forbidden('deactivation.proof must be signed by the DID itself');
       }
-    } else if (!(caller.mspId === record.organization && hasRole(caller, 'admin'))) {
+    } else if (!(caller.mspId === record.organization && (hasRole(caller, 'admin') || (hasRole(caller, 'gateway') && OFFBOARDED_BY_GATEWAY.includes(record.kind))))) {
+      // The organization's gateway off-boards its own staff DIDs (its admin asked, through the identity
+      // provider); a patient's DID is suspended only by an admin identity.
       throw forbidden('deactivating this DID needs its own proof or an admin of its organization');
     } else if (record.kind === 'patient') {
       if (record.status === 'suspended') {

@@ -183,6 +183,22 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       expect(JSON.parse(await call(H2_GATEWAY, (ctx) => identities.FindBySubject(ctx, SUBJECT)))).to.have.length(1);
     });
 
+    it("off-boarding: the organization's gateway deactivates its own staff DIDs, never a patient's nor another member's", async () => {
+      const staff = await registerDid(ledger, 'practitioner', H1_GATEWAY, { subject: SUBJECT });
+      const other = await registerDid(ledger, 'practitioner', H2_GATEWAY, { subject: SUBJECT });
+      const off = JSON.parse(await call(H1_GATEWAY, (ctx) => identities.Deactivate(ctx, body({ did: staff.did }))));
+      expect(off.hdx.status).to.equal('deactivated');
+      await rejectsWith(
+        call(H1_GATEWAY, (ctx) => identities.Deactivate(ctx, body({ did: other.did }))),
+        'FORBIDDEN',
+      );
+      await rejectsWith(
+        call(H1_GATEWAY, (ctx) => identities.Deactivate(ctx, body({ did: patient.did }))),
+        'FORBIDDEN',
+      );
+      expect((await resolve(patient.did)).hdx.status).to.equal('active');
+    });
+
     it('refuses a malformed subject and callers without a gateway/admin role', async () => {
       await rejectsWith(registerDid(ledger, 'practitioner', H1_GATEWAY, { subject: 'alice@example.org' }), 'INVALID');
       await rejectsWith(

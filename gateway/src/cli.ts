@@ -69,6 +69,10 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   stable local id (from the EHR base URL and Type/id), rewrites references, and pushes each page to the gateway
   (POST /ingest/fhir). The checkpoint in --state moves only after the gateway acknowledged a page: a sync that was
   stopped resumes where it was; re-sent pages are no-ops. Prints progress; ends with a JSON summary.`,
+  offboard: `hdx offboard --gateway <gateway base URL, e.g. http://127.0.0.1:8080> --token <admin IdP token> --subject <IdP sub>
+  Off-boarding: deactivates on the ledger every DID this organization registered for that identity-provider
+  subject (its practitioner, device and system DIDs), so the keys stop working when the IdP account ends.
+  Prints {deactivated, alreadyInactive} as JSON.`,
   outbox: `hdx outbox dead-letters --data-dir DIR
 hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
   The async audit outbox (DIR/outbox.db, DIR being the gateway's HDX_DATA_DIR). dead-letters lists, as JSON, the
@@ -442,7 +446,34 @@ function outboxCommand(args: string[], io: CliIo): void {
 /** Commands that wait on the network: run through runAsync. */
 const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void>> = {
   sync: syncCommand,
+  offboard: offboardCommand,
 };
+
+/** `hdx offboard`: POST <gateway>/did/$offboard as an admin of the organization. */
+async function offboardCommand(args: string[], io: CliIo): Promise<void> {
+  const values = parse('offboard', args, { gateway: { type: 'string' }, token: { type: 'string' }, subject: { type: 'string' } });
+  const gateway = required(values, 'gateway', 'offboard', 'http://127.0.0.1:8080').replace(/\/+$/, '').replace(/\/fhir$/, '');
+  const token = required(values, 'token', 'offboard', '"$(hdx idp-token --role admin ...)"');
+  const subject = required(values, 'subject', 'offboard', 'dr-house');
+  if (!/^https?:\/\/[^/]+/.test(gateway)) throw new UsageError(`--gateway must be the gateway's base URL (http(s)://host:port)\n\n${USAGE.offboard ?? ''}`);
+  const res = await fetch(`${gateway}/did/$offboard`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ subject }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) {
+    let detail = text;
+    try {
+      detail = String((JSON.parse(text) as { issue?: Array<{ diagnostics?: string }> }).issue?.[0]?.diagnostics ?? text);
+    } catch {
+      // not JSON: the text as it is
+    }
+    throw new Error(`the gateway answered ${res.status}: ${detail}`);
+  }
+  io.stdout(`${text}\n`);
+}
 
 const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
   keygen,

@@ -7,7 +7,9 @@
  * The chaincode applies the same kind and purpose rules again (purposeAllowed is imported from it), so
  * a gateway bug or a member organization bypassing its own gateway cannot lift them.
  */
-import { type DidKind, purposeAllowed } from '@hdx/chaincode';
+import type { DidKind } from '@hdx/chaincode';
+// The chaincode's own purpose table (actor-rules is plain data: importing it loads no contract).
+import { purposeAllowed } from '@hdx/chaincode/dist/actor-rules';
 import { grantingScope, type ScopeAction, requireScope } from '../auth/scopes';
 import type { AuthContext } from '../auth/types';
 import { OperationOutcomeError } from './outcome';

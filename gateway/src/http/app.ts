@@ -189,6 +189,22 @@ export function createApp(deps: AppDeps): express.Express {
     if (!resolution || !visible) throw new OperationOutcomeError('NOT_FOUND', 'The DID is not registered on the ledger');
     res.status(200).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
   });
+  // Off-boarding: every DID this organization registered for an IdP subject is deactivated on the ledger.
+  did.post('/$offboard', async (req, res) => {
+    const auth = requireAuth(req);
+    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') throw new OperationOutcomeError('FORBIDDEN', 'Off-boarding needs an admin of this organization, with a token from its identity provider');
+    const subject = (req.body as { subject?: unknown } | undefined)?.subject;
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256) throw new OperationOutcomeError('INVALID', 'The body must be {"subject": "<the identity-provider sub to off-board>"}');
+    const { subject: link } = withSubjectLink({ subject });
+    const found = await ledger.findBySubject(String(link));
+    const deactivated: string[] = [];
+    for (const f of found.filter((d) => d.status === 'active')) {
+      await ledger.deactivateDid({ did: f.did });
+      deactivated.push(f.did);
+    }
+    log.info({ event: 'offboard', deactivated: deactivated.length }, 'identity-provider subject off-boarded');
+    res.status(200).json({ deactivated, alreadyInactive: found.filter((d) => d.status !== 'active').map((d) => d.did) });
+  });
   did.post('/', async (req, res) => {
     const auth = requireAuth(req);
     if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {

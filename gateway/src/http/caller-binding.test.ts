@@ -47,7 +47,18 @@ async function setup() {
   }
   const log = newLogger('silent');
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+  const app = createApp({
+    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
+    log,
+    resources,
+    consents: new ConsentService(ledger),
+    audit: new AuditService(ledger),
+    ledger,
+    store,
+    authenticate: fakeAuthenticate,
+    subjectLinkSecret: Buffer.alloc(32, 5),
+    idpIssuer: 'https://idp.hospital1.example',
+  });
   const post = async (path: string, body: object): Promise<string> => {
     const res = await request(app).post(`/fhir/${path}`).set(...staff).set('content-type', FHIR).send(body);
     expect(res.status, JSON.stringify(res.body)).to.equal(201);
@@ -169,5 +180,19 @@ describe('caller binding (HTTP, fake ledger)', () => {
     const list = await request(app).get(`/fhir/Consent?patient=${BOB}`).set(...asPatient(ALICE, 'patient/Consent.read'));
     expect(list.body.total).to.equal(0);
     expect((await request(app).get('/fhir/Consent/c1').set(...staff)).status, 'custodian staff holding the patient').to.equal(200);
+  });
+
+  it("off-boarding an IdP subject deactivates the staff DIDs registered for it, and only an admin may (finding 7)", async () => {
+    const { app, ledger } = await setup();
+    const admin = asCaller({ did: DR, role: 'admin', organization: 'Hospital1MSP', purpose: 'TREAT' });
+    const device = did('v');
+    expect((await request(app).post('/did').set(...admin).send({ did: device, kind: 'device', subject: 'contractor-7' })).status).to.equal(201);
+    expect(ledger.subjects.get(device), 'only a keyed hash of the subject is on the ledger').to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect((await request(app).post('/did').set(...admin).send({ did: did('q'), kind: 'patient', subject: 'x' })).status, 'patients carry no IdP subject').to.equal(400);
+    expect((await request(app).post('/did/$offboard').set(...staff).send({ subject: 'contractor-7' })).status).to.equal(403);
+    const off = await request(app).post('/did/$offboard').set(...admin).send({ subject: 'contractor-7' });
+    expect(off.status, JSON.stringify(off.body)).to.equal(200);
+    expect(off.body.deactivated).to.deep.equal([device]);
+    expect(ledger.dids.get(device)?.hdx.status).to.equal('deactivated');
   });
 });
