@@ -174,6 +174,9 @@ describe('hdx.identity', () => {
         ['system', H1_ADMIN],
         ['organization', H1_ADMIN],
         ['auditor', REG_ADMIN],
+        // The regulator's gateway registers auditors for the regulator's IdP admins only (the gateway
+        // refuses every other caller of POST /did; see gateway/src/http/caller-binding.test.ts).
+        ['auditor', identity('RegulatorMSP', 'gateway')],
       ];
       for (const [kind, who] of allowed) {
         it(`allows ${kind} by ${who.mspId} ${who.attributes?.['hdx.role']}`, async () => {
@@ -189,8 +192,7 @@ describe('hdx.identity', () => {
         ['organization', H1_GATEWAY],
         ['auditor', H1_ADMIN],
         ['auditor', REG_AUDITOR],
-        // #6: the regulator's gateway (any IdP user behind it) no longer mints auditor DIDs.
-        ['auditor', identity('RegulatorMSP', 'gateway')],
+        ['auditor', H1_GATEWAY],
       ];
       for (const [kind, who] of refused) {
         it(`refuses ${kind} by ${who.mspId} ${who.attributes?.['hdx.role'] ?? '(no role)'} with FORBIDDEN`, async () => {

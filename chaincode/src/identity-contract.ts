@@ -497,14 +497,14 @@ async function changeGuardian(ctx: Context, guardianJson: string, action: 'add-g
 function mayRegister(caller: Caller, kind: DidKind): void {
   const ok =
     kind === 'auditor'
-      ? caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin')
+      ? caller.mspId === REGULATOR_MSP && hasRole(caller, 'admin', 'gateway')
       : kind === 'organization' || kind === 'system'
         ? hasRole(caller, 'admin')
         : hasRole(caller, 'admin', 'gateway');
   if (!ok) {
     throw forbidden(
       kind === 'auditor'
-        ? 'auditor DIDs are registered only by an admin of RegulatorMSP'
+        ? 'auditor DIDs are registered only by an admin or gateway of RegulatorMSP'
         : kind === 'organization' || kind === 'system'
           ? `${kind} DIDs are registered only by an admin of the organization`
           : `${kind} DIDs are registered by a gateway or admin of a member organization`,

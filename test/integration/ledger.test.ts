@@ -163,7 +163,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
         expect(resolved.didDocumentMetadata.created).to.match(INSTANT);
         expect(resolved.didDocumentMetadata.updated).to.equal(resolved.didDocumentMetadata.created);
         expect(resolved.didResolutionMetadata).to.deep.equal({ contentType: 'application/did+json' });
-        expect(resolved.hdx).to.deep.equal({ kind: 'patient', status: 'active', organization: H1, guardians: [] });
+        expect(resolved.hdx).to.deep.equal({ kind: 'patient', status: 'active', organization: H1, guardians: [], pendingGuardians: [] });
         // Every peer answers with exactly what the registering transaction returned.
         expect(resolved).to.deep.equal(registered.result);
       }
@@ -187,7 +187,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
       await refused(h2.evaluate(IDENTITY, 'Resolve', auditor.did), 'NOT_FOUND');
 
       const registered = await reg.submitTx<Resolution>(IDENTITY, 'Register', auditor.registration('auditor'));
-      expect(registered.result.hdx).to.deep.equal({ kind: 'auditor', status: 'active', organization: REG, guardians: [] });
+      expect(registered.result.hdx).to.deep.equal({ kind: 'auditor', status: 'active', organization: REG, guardians: [], pendingGuardians: [] });
       await everywhere(registered);
       const resolved = await h2.evaluate<Resolution>(IDENTITY, 'Resolve', auditor.did);
       expect(resolved.hdx.kind).to.equal('auditor');
@@ -356,8 +356,13 @@ describe('hdx chaincode on the real network: three organizations', () => {
       const patient = await registerPatient(h1);
       const consentId = crypto.randomUUID();
       await everywhere(await h1.submitTx(CONSENT, 'Grant', patient.sign(consentPayload(permitOrganizationConsent(consentId, patient.did, H2, 'TREAT'), 'grant'))));
-      const h1Actor = new DidKey().did;
-      const h2Actor = new DidKey().did;
+      // Registered practitioners: the chaincode refuses decisions for unregistered actors, and an entry
+      // an organization records must be about its own records or its own registered users.
+      const [h1Key, h2Key] = [new DidKey(), new DidKey()];
+      await everywhere(await h1.submitTx(IDENTITY, 'Register', h1Key.registration('practitioner')));
+      await everywhere(await h2.submitTx(IDENTITY, 'Register', h2Key.registration('practitioner')));
+      const h1Actor = h1Key.did;
+      const h2Actor = h2Key.did;
 
       // 15 entries stated by hospital1 (its own treatment access) and 15 sync-mode decisions by hospital2.
       const recordAccess = Array.from({ length: 15 }, (_, i) =>
@@ -383,7 +388,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
         h2.submitTx<AccessDecision & { eventId: string }>(
           AUDIT,
           'AuthorizeAndRecord',
-          JSON.stringify({ actor: h2Actor, actorOrganization: H2, purpose: 'TREAT', patient: patient.did, custodian: H1, resourceType: 'Observation' }),
+          JSON.stringify({ actor: h2Actor, actorOrganization: H2, actorAuth: 'did', purpose: 'TREAT', patient: patient.did, custodian: H1, resourceType: 'Observation' }),
         ),
       );
       const outcomes = await Promise.allSettled([...recordAccess, ...authorize]);
