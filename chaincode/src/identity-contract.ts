@@ -34,11 +34,11 @@ export const SUBJECT_HASH = IDENTIFIER_HASH;
 /** Chaincode event of guardian and status changes: `{action, did, guardian?, status, txId}`. */
 export const IDENTITY_EVENT = 'hdx.identity';
 
-/** DID registry: DID documents (JsonWebKey2020, P-256), key rotation, deactivation, links, guardians. */
-@Info({ title: 'IdentityContract', description: 'hdx.identity: did:hdx registry' })
-
 /** Staff DID kinds an organization's gateway may deactivate without the DID's proof (off-boarding). */
 const OFFBOARDED_BY_GATEWAY: readonly string[] = ['practitioner', 'device', 'system'];
+
+/** DID registry: DID documents (JsonWebKey2020, P-256), key rotation, deactivation, links, guardians. */
+@Info({ title: 'IdentityContract', description: 'hdx.identity: did:hdx registry' })
 export class IdentityContract extends Contract {
   public constructor() {
     super('hdx.identity');
