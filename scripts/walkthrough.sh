@@ -41,9 +41,10 @@ OBS=$(curl -fsS -X POST $H1/Observation -H "authorization: Bearer $STAFF" -H 'co
 
 # Dr H2's DID tokens are self-signed and single-use: a fresh one per request.
 asDrH2() { hdx token --key "$W/dr-h2.json" --aud $H1 --scope 'user/*.read' --purpose TREAT; }
-asPatient() { hdx token --key "$W/patient.json" --aud "$1" --scope "$2" --purpose TREAT; }
+# The patient acts under the patient's own purpose of use (PATRQT): TREAT is for practitioners.
+asPatient() { hdx token --key "$W/patient.json" --aud "$1" --scope "$2" --purpose PATRQT; }
 
-echo "== 1. Dr H2 (hospital2) reads the Observation at hospital1 without consent: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (403 expected)"
+echo "== 1. Dr H2 (hospital2) reads the Observation at hospital1 without consent: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (404 expected: denied looks exactly like absent)"
 
 cat >"$W/consent.json" <<JSON
 {"resourceType": "Consent", "id": "$(node -p 'crypto.randomUUID()')", "status": "active",
@@ -60,7 +61,7 @@ echo "== 2. the patient signs a consent for hospital2 (treatment): $(status -X P
 echo "== 3. Dr H2 reads it again: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (200 expected)"
 echo "== 4. the patient revokes: $(status -X PUT "$H1/Consent/$CONSENT" -H "authorization: Bearer $(asPatient $H1 patient/Consent.write)" \
   -H 'content-type: application/jose' --data "$(hdx consent-sign --key "$W/patient.json" --consent "$W/consent.json" --action revoke)") (200 expected)"
-echo "== 5. Dr H2 reads it again: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (403 expected)"
+echo "== 5. Dr H2 reads it again: $(status "$H1/Observation/$OBS" -H "authorization: Bearer $(asDrH2)") (404 expected)"
 
 echo "== 6. the regulator's auditor reads the patient's access history (AuditEvent):"
 # shellcheck disable=SC2016 # the node script below uses a JavaScript template literal

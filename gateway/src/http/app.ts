@@ -528,13 +528,29 @@ export function createApp(deps: AppDeps): express.Express {
     const e = asOutcomeError(err, String(req.id));
     metrics?.errors.inc({ code: e.code });
     if (e.code === 'INTERNAL') req.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'internal error');
-    res.err = e;
+    // The request log gets the code and an id-free message: ids and DIDs can name a patient.
+    res.err = loggableError(e);
     if (res.headersSent) return;
     const challenge = wwwAuthenticateOf(err);
     if (challenge) res.setHeader('WWW-Authenticate', challenge);
     res.status(e.status).type(FHIR_JSON).send(JSON.stringify(e.outcome));
   });
   return app;
+}
+
+/** A resource reference, DID or pseudonym in a message, as the log must not hold them. */
+const IDS_IN_TEXT = /\b([A-Z][A-Za-z]{1,63})\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?|did:hdx:[A-Za-z0-9_-]{43}|pseudonym:[0-9a-f]{64}/g;
+
+export function redactIds(text: string): string {
+  return text.replace(IDS_IN_TEXT, (m, type: string | undefined) => (type ? `${type}/:id` : m.startsWith('did:') ? 'did:hdx:…' : 'pseudonym:…'));
+}
+
+/** What the request log records of an error: its code and a message without ids, no stack. */
+function loggableError(e: OperationOutcomeError): Error {
+  const logged = new Error(redactIds(e.message));
+  logged.name = e.code;
+  delete logged.stack;
+  return logged;
 }
 
 /** Body-parser failures carry a `type`; anything unexpected becomes INTERNAL, naming only the request id. */

@@ -13,7 +13,7 @@ import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp } from './app';
+import { createApp, loggablePath, redactIds } from './app';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -194,5 +194,14 @@ describe('caller binding (HTTP, fake ledger)', () => {
     expect(off.status, JSON.stringify(off.body)).to.equal(200);
     expect(off.body.deactivated).to.deep.equal([device]);
     expect(ledger.dids.get(device)?.hdx.status).to.equal('deactivated');
+  });
+});
+
+describe('logs carry no ids', () => {
+  it('redacts resource references, DIDs and pseudonyms from logged messages', () => {
+    expect(redactIds(`Observation/abc-1/_history/2 of ${did('p')} (pseudonym:${'a'.repeat(64)}) is withheld`)).to.equal('Observation/:id of did:hdx:… (pseudonym:…) is withheld');
+    expect(loggablePath(`/fhir/Patient/1234-5678/_history/3?name=x`)).to.equal('/fhir/Patient/:id/_history/:id');
+    expect(loggablePath(`/did/${did('p')}`)).to.equal('/did/:id');
+    expect(loggablePath('/fhir/Patient/$exchange')).to.equal('/fhir/Patient/$exchange');
   });
 });
