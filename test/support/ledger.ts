@@ -212,8 +212,8 @@ export async function locatedVersions(client: OrgClient, q: { patient: string; a
   const result = await client.evaluate<{ custodians: Array<{ resources: Array<{ resourceType: string; id: string; versionId: string }> }> }>(
     'hdx.record',
     'LocateRecords',
-    // The custodian's own practitioner, vouched for by the custodian (as its gateway's IdP users are).
-    JSON.stringify({ patient: q.patient, actor: q.actor, actorOrganization: q.custodian, actorAuth: 'idp', purpose: 'TREAT', custodian: q.custodian, pageSize: 100 }),
+    // The custodian's own practitioner, authenticated by its own DID signature (so any member may ask).
+    JSON.stringify({ patient: q.patient, actor: q.actor, actorOrganization: q.custodian, actorAuth: 'did', purpose: 'TREAT', custodian: q.custodian, pageSize: 100 }),
   );
   return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
 }
