@@ -1,0 +1,87 @@
+/**
+ * Issue 9, finding 5: MRNs are recoverable from the ledger. Patient ids of HL7-ingested patients were an
+ * unkeyed hash of the MRN (stableUuid over a public namespace, the assigning authority and the MRN);
+ * every member reads them in anchors, audit entries and blocks, they survive erasure (a returning
+ * patient is then refused forever), and MRN-derived ids were in the gateway logs.
+ *
+ * Attacker: another member (Hospital2), reading the ledger through its own peer the way every member
+ * can, with the project's own public id function and an MRN guess. Secure outcome: the id the ledger
+ * holds is not computable from the MRN; after erasure the same patient is admitted again; the
+ * gateway's logs carry no Patient id.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { stableUuid } from '@hdx/fhir-mappers';
+import { call, type Gw, staffToken } from '../../support/fhir-client';
+import { LedgerError, OrgClient } from '../../support/ledger';
+import { extraGateway, securityEnv, type SecurityEnv, show } from '../../support/security';
+
+const HL7 = 'x-application/hl7-v2+er7';
+const golden = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', 'adt-a01.hl7'), 'utf8');
+
+describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasure allows re-admission', function () {
+  let env: SecurityEnv;
+  let gw: Gw;
+  let hospital2: OrgClient;
+  const logLines: string[] = [];
+  // A unique MRN and visit number, so this file never collides with other ingestion tests on the network.
+  const mrn = `MRN-${randomBytes(4).readUInt32BE(0) % 100000000}`;
+  const adt = golden.replace('MRN-000042', mrn).replace('V-2024-777', `V-${mrn}`).replace('MSG00001', `MSG${mrn.slice(4)}`);
+  let patientId: string;
+  let mrnIdentifier: { system: string; value: string };
+  const admin = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did, role: 'admin', scope: 'user/*.*' });
+  const staff = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did, scope: 'user/*.*' });
+  const ingest = () => call(gw, 'POST', `${gw.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, staff(), adt, HL7);
+
+  before(async () => {
+    env = await securityEnv();
+    gw = await extraGateway('hospital1', {}, { write: (line: string) => void logLines.push(line) });
+    hospital2 = OrgClient.admin('hospital2');
+    const res = await ingest();
+    expect(res.status, show(res)).to.equal(200);
+    const loc = (res.body.entry as Array<{ response: { location: string } }>).map((e) => e.response.location).find((l) => l.startsWith('Patient/'));
+    patientId = (loc ?? '').split('/')[1] as string;
+    const p = await call(gw, 'GET', `/Patient/${patientId}`, staff());
+    expect(p.status, show(p)).to.equal(200);
+    mrnIdentifier = (p.body.identifier as Array<{ system: string; value: string }>).find((i) => i.value === mrn) as { system: string; value: string };
+    expect(mrnIdentifier, `the ingested Patient carries the MRN identifier: ${p.text}`).to.not.equal(undefined);
+  });
+
+  after(() => hospital2?.close());
+
+  it('the Patient id is not the unkeyed hash of the MRN', () => {
+    const guessed = stableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
+    expect(patientId, `MRN RECOVERABLE: Patient.id = stableUuid('Patient', '${mrnIdentifier.system}', '${mrn}')`).to.not.equal(guessed);
+  });
+
+  it('another member guessing the MRN finds no anchor under the MRN-derived id on the ledger', async () => {
+    const guessed = stableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
+    let found: unknown;
+    try {
+      found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Patient', guessed, '1');
+    } catch (err) {
+      expect(err instanceof LedgerError ? err.code : String(err)).to.equal('NOT_FOUND');
+      found = undefined;
+    }
+    expect(found, `MRN RECOVERABLE BY A MEMBER: Hospital2 found hospital1's anchor for MRN ${mrn}: ${JSON.stringify(found)}`).to.equal(undefined);
+  });
+
+  it('the gateway’s logs carry no Patient id (nor the MRN)', async () => {
+    const read = await call(gw, 'GET', `/Patient/${patientId}`, staff());
+    expect(read.status).to.equal(200);
+    await new Promise((r) => setTimeout(r, 200));
+    const leaking = logLines.filter((l) => l.includes(patientId) || l.includes(mrn));
+    expect(leaking.map((l) => l.slice(0, 300)), `LOGGED: ${leaking.length} log lines name the MRN-derived Patient id or the MRN`).to.have.length(0);
+  });
+
+  it('after erasure the same patient (same MRN) can be admitted again', async () => {
+    const erased = await call(gw, 'POST', `/Patient/${patientId}/$erase`, admin());
+    expect(erased.status, `precondition: the admin erases the patient: ${show(erased)}`).to.equal(200);
+    const again = await ingest();
+    expect(again.status, `RETURNING PATIENT REFUSED after erasure (same MRN): ${show(again)}`).to.equal(200);
+    const statuses = (again.body.entry as Array<{ response: { status: string } }>).map((e) => e.response.status);
+    expect(statuses.every((s) => s.startsWith('201') || s.startsWith('200')), JSON.stringify(statuses)).to.equal(true);
+  });
+});
