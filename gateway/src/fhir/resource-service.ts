@@ -678,6 +678,8 @@ export class ResourceService {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
+    // Across every patient of this custodian: for its own users only (another member's asks per patient).
+    if (!caller.local) throw new OperationOutcomeError('FORBIDDEN', `The history of every ${resourceType} here is for users of ${this.#mspId}; search by patient instead`);
     const all = this.#store.typeHistory(resourceType, { ...(params.since ? { since: params.since } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
     const allowed = await this.#compartmentPatients(caller, undefined);
     const candidates = allowed === undefined ? all : all.filter((v) => v.patientId !== null && allowed.includes(v.patientId));
@@ -702,6 +704,11 @@ export class ResourceService {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
+    // Another member's user searches one patient's records at a time: a search across this custodian's
+    // patients would tell it how many records match (the candidate limit comes before consent).
+    if (!caller.local && params.patientIds === undefined) {
+      throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} must name the patient (patient=<the patient DID>)`);
+    }
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     const patientIds = await this.#compartmentPatients(caller, params.patientIds);
     const candidates = patientIds !== undefined && patientIds.length === 0 ? [] : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });

@@ -197,6 +197,20 @@ describe('caller binding (HTTP, fake ledger)', () => {
   });
 });
 
+describe("another member's users ask one patient at a time (finding 6: no candidate-count oracle)", () => {
+  it('a search must name the patient, and history across every patient is refused', async () => {
+    const { app } = await setup();
+    const h2 = asCaller({ did: did('h'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read', tokenKind: 'did' });
+    expect((await request(app).get('/fhir/Observation?code=x').set(...h2)).status).to.equal(400);
+    const named = await request(app).get(`/fhir/Observation?patient=${ALICE}`).set(...h2);
+    expect(named.status).to.equal(200);
+    expect(named.body.total, 'no consent: nothing').to.equal(0);
+    expect((await request(app).get('/fhir/Observation/_history').set(...h2)).status).to.equal(403);
+    // This organization's own staff still searches across its patients.
+    expect((await request(app).get('/fhir/Observation').set(...staff)).body.total).to.equal(2);
+  });
+});
+
 describe('logs carry no ids', () => {
   it('redacts resource references, DIDs and pseudonyms from logged messages', () => {
     expect(redactIds(`Observation/abc-1/_history/2 of ${did('p')} (pseudonym:${'a'.repeat(64)}) is withheld`)).to.equal('Observation/:id of did:hdx:… (pseudonym:…) is withheld');
