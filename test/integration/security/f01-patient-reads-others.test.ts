@@ -13,7 +13,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { call, staffToken } from '../../support/fhir-client';
+import { generateDidKey } from '@hdx/gateway';
+import { call, registerDid, staffToken } from '../../support/fhir-client';
 import { auditEventsOf, didToken, eventsBy, missingId, newObservation, newPatient, type PatientParty, REFUSED, resourcesOf, securityEnv, type SecurityEnv, show } from '../../support/security';
 
 const repo = path.resolve(__dirname, '..', '..', '..');
@@ -88,9 +89,23 @@ describe('security finding 1: a patient reads only their own compartment', funct
     expect(history.status, show(history)).to.equal(404);
   });
 
+  it('type-level history by another patient lists nothing of the victim’s', async () => {
+    const res = await call(env.h1, 'GET', '/Observation/_history?_count=100', cliToken('patient/*.read', 'TREAT'));
+    expect(res.text, 'LEAK: /Observation/_history by patient B holds patient A’s result').to.not.include('HIV-1 RNA detected');
+    expect([200, ...REFUSED], show(res)).to.include(res.status);
+  });
+
   it('break-glass (ETREAT with a reason) is not open to a patient', async () => {
     const res = await call(env.h1, 'GET', `/Observation/${victimObs}`, cliToken('patient/*.read', 'ETREAT', ['--break-glass-reason', 'I am a doctor, trust me']));
     expect(res.text, 'LEAK: a patient broke the glass on another patient').to.not.include('HIV-1 RNA detected');
+    expect(REFUSED, show(res)).to.include(res.status);
+  });
+
+  it('break-glass is not open to a device either (ETREAT is for practitioners only)', async () => {
+    const device = generateDidKey();
+    await registerDid(env.h1, 'hospital1', 'device', device);
+    const res = await call(env.h1, 'GET', `/Observation/${victimObs}`, didToken(device.privateJwk, env.h1, 'system/Observation.read', 'ETREAT', { breakGlassReason: 'sensor says so' }));
+    expect(res.text, 'LEAK: a device broke the glass').to.not.include('HIV-1 RNA detected');
     expect(REFUSED, show(res)).to.include(res.status);
   });
 

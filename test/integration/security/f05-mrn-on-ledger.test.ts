@@ -19,7 +19,8 @@ import { LedgerError, OrgClient } from '../../support/ledger';
 import { extraGateway, securityEnv, type SecurityEnv, show } from '../../support/security';
 
 const HL7 = 'x-application/hl7-v2+er7';
-const golden = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', 'adt-a01.hl7'), 'utf8');
+const hl7 = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');
+const golden = hl7('adt-a01.hl7');
 
 describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasure allows re-admission', function () {
   let env: SecurityEnv;
@@ -33,7 +34,10 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
   let mrnIdentifier: { system: string; value: string };
   const admin = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did, role: 'admin', scope: 'user/*.*' });
   const staff = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did, scope: 'user/*.*' });
-  const ingest = () => call(gw, 'POST', `${gw.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, staff(), adt, HL7);
+  const ingest = (message = adt) => call(gw, 'POST', `${gw.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, staff(), message, HL7);
+  // The same patient's lab result, with order numbers of its own.
+  const filler = `FIL-${mrn.slice(4)}`;
+  const oru = hl7('oru-r01.hl7').replace(/MRN-000042/g, mrn).replace(/V-2024-777/g, `V-${mrn}`).replace(/FIL-9/g, filler).replace(/ORD-1/g, `ORD-${mrn.slice(4)}`).replace('LAB-0042', `LAB${mrn.slice(4)}`);
 
   before(async () => {
     env = await securityEnv();
@@ -74,6 +78,24 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
     await new Promise((r) => setTimeout(r, 200));
     const leaking = logLines.filter((l) => l.includes(patientId) || l.includes(mrn));
     expect(leaking.map((l) => l.slice(0, 300)), `LOGGED: ${leaking.length} log lines name the MRN-derived Patient id or the MRN`).to.have.length(0);
+  });
+
+  it('order-number-derived ids: another member cannot compute a lab report’s id from its order number', async () => {
+    const res = await ingest(oru);
+    expect(res.status, show(res)).to.equal(200);
+    const loc = (res.body.entry as Array<{ response: { location: string } }>).map((e) => e.response.location).find((l) => l.startsWith('DiagnosticReport/'));
+    const reportId = (loc ?? '').split('/')[1] as string;
+    const report = await call(gw, 'GET', `/DiagnosticReport/${reportId}`, staff());
+    expect(report.status, show(report)).to.equal(200);
+    const order = (report.body.identifier as Array<{ system?: string; value: string }>).find((i) => i.value === filler);
+    expect(order, `the report carries its filler order number: ${report.text.slice(0, 300)}`).to.not.equal(undefined);
+    const guessed = stableUuid('DiagnosticReport', 'order', order?.system ?? '', filler);
+    expect(reportId, `ORDER NUMBER RECOVERABLE: DiagnosticReport.id = stableUuid('DiagnosticReport', 'order', '${order?.system}', '${filler}')`).to.not.equal(guessed);
+    const found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'DiagnosticReport', guessed, '1').then(
+      (a) => a,
+      () => undefined,
+    );
+    expect(found, `ORDER NUMBER RECOVERABLE BY A MEMBER: Hospital2 found the anchor of order ${filler}`).to.equal(undefined);
   });
 
   it('after erasure the same patient (same MRN) can be admitted again', async () => {
