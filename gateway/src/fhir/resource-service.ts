@@ -272,6 +272,7 @@ export class ResourceService {
   }
 
   async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {
+    await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
     const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan);
     await this.commitWrite(caller, plan);
@@ -279,6 +280,7 @@ export class ResourceService {
   }
 
   async delete(caller: Caller, resourceType: string, id: string): Promise<void> {
+    await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
     await this.prepareDelete(caller, resourceType, id, plan);
     await this.commitWrite(caller, plan);
@@ -495,10 +497,22 @@ export class ResourceService {
    * no answer from the ledger → 503, never a permanent wedge (settlePending keeps trying).
    */
   async #settleEarlierWrites(write: PendingWrite): Promise<void> {
-    const pending = new Set(write.versions.flatMap((v) => this.#store.pendingVersions(v.resourceType, v.id).map(this.#pendingKey)));
-    if (pending.size === 0) return;
     const [named] = write.versions;
-    const what = `${named?.resourceType}/${named?.id}`;
+    if (named) await this.#settlePendingOf(write.versions, `${named.resourceType}/${named.id}`, true);
+  }
+
+  /**
+   * Settles, by asking the ledger, earlier writes of these resources whose outcome was unknown. A single
+   * create, update or delete does this before it is prepared, so that a version which turned out to be
+   * committed simply becomes the current one and the new write follows it (the resource never wedges).
+   */
+  async #settleBefore(resourceType: string, id: string): Promise<void> {
+    await this.#settlePendingOf([{ resourceType, id }], `${resourceType}/${id}`, false);
+  }
+
+  async #settlePendingOf(resources: ReadonlyArray<{ resourceType: string; id: string }>, what: string, conflictOnAnchored: boolean): Promise<void> {
+    const pending = new Set(resources.flatMap((v) => this.#store.pendingVersions(v.resourceType, v.id).map(this.#pendingKey)));
+    if (pending.size === 0) return;
     if ([...pending].some((k) => this.#inFlight.has(k))) throw new OperationOutcomeError('CONFLICT', `${what} is being written by another request; retry when it has finished`);
     for (const earlier of this.#store.listPendingWrites().filter((w) => w.versions.some((v) => pending.has(this.#pendingKey(v))))) {
       const outcome = await this.#settleStored(earlier, [0]);
@@ -506,7 +520,7 @@ export class ResourceService {
         this.#armSettling();
         throw new OperationOutcomeError('UNAVAILABLE', `A previous write of ${what} is still being settled with the ledger (its outcome was unknown); retry shortly`);
       }
-      if (outcome === 'anchored') throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
+      if (outcome === 'anchored' && conflictOnAnchored) throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
     }
   }
 

@@ -292,9 +292,9 @@ export function createApp(deps: AppDeps): express.Express {
     assertKnown(q, ['patient', '_count', '_bookmark']);
     const patient = single(q, 'patient');
     if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Search Consent by patient=<the patient DID>');
+    // Refused alike for a patient who exists and one who does not: the refusal says nothing of either.
     if (!(await relatedTo(requireAuth(req), patient, config.mspId, relation))) {
-      sendResource(res, 200, searchset({ baseUrl: base, path: '/Consent', query: q, resources: [], total: 0 }));
-      return;
+      throw new OperationOutcomeError('FORBIDDEN', "A patient's consents are listed only for the patient, their guardians, the staff of a custodian holding the patient, and auditors");
     }
     const page = await consents.listByPatient(patient, count(q), single(q, '_bookmark') ?? '');
     sendResource(

@@ -178,7 +178,9 @@ describe('caller binding (HTTP, fake ledger)', () => {
     ledger.consents.set('c1', { id: 'c1', patient: BOB, status: 'active', version: 1, consent: { resourceType: 'Consent', id: 'c1', patient: { reference: BOB } } } as never);
     expect((await request(app).get('/fhir/Consent/c1').set(...asPatient(ALICE, 'patient/Consent.read'))).status).to.equal(404);
     const list = await request(app).get(`/fhir/Consent?patient=${BOB}`).set(...asPatient(ALICE, 'patient/Consent.read'));
-    expect(list.body.total).to.equal(0);
+    expect(list.status).to.equal(403);
+    const unknown = await request(app).get(`/fhir/Consent?patient=${did('u')}`).set(...asPatient(ALICE, 'patient/Consent.read'));
+    expect(unknown.body, 'the same refusal for a patient who does not exist').to.deep.equal(list.body);
     expect((await request(app).get('/fhir/Consent/c1').set(...staff)).status, 'custodian staff holding the patient').to.equal(200);
   });
 
