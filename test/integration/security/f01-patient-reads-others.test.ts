@@ -49,12 +49,15 @@ describe('security finding 1: a patient reads only their own compartment', funct
     expect(own.body.valueString).to.equal('attacker own result');
   });
 
-  it('another patient with patient/*.read and self-asserted TREAT gets 404 for the victim’s Observation, exactly like a missing id', async () => {
+  it('another patient with patient/*.read and self-asserted TREAT is refused the victim’s Observation exactly as a missing id', async () => {
     const read = await call(env.h1, 'GET', `/Observation/${victimObs}`, cliToken('patient/*.read', 'TREAT'));
     const absent = await call(env.h1, 'GET', `/Observation/${missingId()}`, cliToken('patient/*.read', 'TREAT'));
     expect(read.text, 'LEAK: patient B read patient A’s Observation').to.not.include('HIV-1 RNA detected');
-    expect(read.status, `patient B reading patient A's Observation: ${show(read)}`).to.equal(404);
+    // TREAT is not a patient's purpose: refused (403) before any record is looked at, so a missing id
+    // gets the very same answer.
+    expect(read.status, `patient B reading patient A's Observation: ${show(read)}`).to.equal(403);
     expect(read.status).to.equal(absent.status);
+    expect(read.body?.issue?.[0]?.diagnostics).to.equal(absent.body?.issue?.[0]?.diagnostics);
     expect(read.body?.issue?.[0]?.code, 'the refusal must look like the missing-id answer').to.equal(absent.body?.issue?.[0]?.code);
   });
 
@@ -81,10 +84,10 @@ describe('security finding 1: a patient reads only their own compartment', funct
   });
 
   it('$everything and _history of the victim are refused to another patient', async () => {
-    const everything = await call(env.h1, 'GET', `/Patient/${victim.patientId}/$everything`, cliToken('patient/*.read', 'TREAT'));
+    const everything = await call(env.h1, 'GET', `/Patient/${victim.patientId}/$everything`, cliToken('patient/*.read', 'PATRQT'));
     expect(everything.text, 'LEAK: $everything of patient A by patient B').to.not.include('HIV-1 RNA detected');
     expect(everything.status, show(everything)).to.equal(404);
-    const history = await call(env.h1, 'GET', `/Observation/${victimObs}/_history`, cliToken('patient/*.read', 'TREAT'));
+    const history = await call(env.h1, 'GET', `/Observation/${victimObs}/_history`, cliToken('patient/*.read', 'PATRQT'));
     expect(history.text, 'LEAK: _history of A’s Observation by patient B').to.not.include('HIV-1 RNA detected');
     expect(history.status, show(history)).to.equal(404);
   });

@@ -13,10 +13,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { stableUuid } from '@hdx/fhir-mappers';
+
 import { call, type Gw, staffToken } from '../../support/fhir-client';
 import { LedgerError, OrgClient } from '../../support/ledger';
-import { extraGateway, securityEnv, type SecurityEnv, show } from '../../support/security';
+import { extraGateway, securityEnv, type SecurityEnv, show, unkeyedStableUuid } from '../../support/security';
 
 const HL7 = 'x-application/hl7-v2+er7';
 const hl7 = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');
@@ -56,12 +56,12 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
   after(() => hospital2?.close());
 
   it('the Patient id is not the unkeyed hash of the MRN', () => {
-    const guessed = stableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
-    expect(patientId, `MRN RECOVERABLE: Patient.id = stableUuid('Patient', '${mrnIdentifier.system}', '${mrn}')`).to.not.equal(guessed);
+    const guessed = unkeyedStableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
+    expect(patientId, `MRN RECOVERABLE: Patient.id = unkeyedStableUuid('Patient', '${mrnIdentifier.system}', '${mrn}')`).to.not.equal(guessed);
   });
 
   it('another member guessing the MRN finds no anchor under the MRN-derived id on the ledger', async () => {
-    const guessed = stableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
+    const guessed = unkeyedStableUuid('Patient', mrnIdentifier.system, mrnIdentifier.value);
     let found: unknown;
     try {
       found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Patient', guessed, '1');
@@ -89,7 +89,7 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
     expect(report.status, show(report)).to.equal(200);
     const order = (report.body.identifier as Array<{ system?: string; value: string }>).find((i) => i.value === filler);
     expect(order, `the report carries its filler order number: ${report.text.slice(0, 300)}`).to.not.equal(undefined);
-    const guessed = stableUuid('DiagnosticReport', 'order', order?.system ?? '', filler);
+    const guessed = unkeyedStableUuid('DiagnosticReport', 'order', order?.system ?? '', filler);
     expect(reportId, `ORDER NUMBER RECOVERABLE: DiagnosticReport.id = stableUuid('DiagnosticReport', 'order', '${order?.system}', '${filler}')`).to.not.equal(guessed);
     const found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'DiagnosticReport', guessed, '1').then(
       (a) => a,
