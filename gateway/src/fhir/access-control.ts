@@ -31,6 +31,10 @@ function ref(v: StoredVersion): string {
   return `${v.resourceType}/${v.id}/_history/${v.versionId}`;
 }
 
+/** The decision for reference data: permitted to every member user, no consent involved. */
+// 'reference-data' is not (yet) one of the chaincode's DecisionReason codes; its entries accept any reason code.
+export const REFERENCE_DATA_DECISION: Decision = { decision: 'permit', consents: [], reason: 'reference-data' as Decision['reason'], breakGlass: false };
+
 export interface AccessControlOptions {
   /** Where access entries go: the ledger (sync audit mode, the default) or the durable outbox (async). */
   readonly sink?: AuditSink;
@@ -88,11 +92,25 @@ export class AccessControl {
   /**
    * One version: consent evaluated and the access recorded (permit or deny) before anything is
    * released; sync mode does both in one ledger transaction. Throws FORBIDDEN on deny.
+   *
+   * Reference data (a version with no patient: Practitioner, Organization, Medication, ...) is in no
+   * patient's compartment, so no consent governs it: any member user with a DID and a purpose (scopes
+   * were checked when the caller was bound) may read it. The access is still recorded, through the same
+   * sink, before anything is released.
    */
   async authorize(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Decision & { eventId?: string; entryId: string }> {
     const { actor, purpose } = AccessControl.requireActor(caller);
     const entryId = randomUUID();
     let result: Decision & { eventId?: string; entryId: string };
+    if (v.patientId === null) {
+      const patient = this.#patientRefOf?.(v);
+      if (!patient) throw new Error('AccessControl: reference data needs patientRefOf (the reference-data pseudonym)');
+      const decision = REFERENCE_DATA_DECISION;
+      const [recorded] = await this.#sink.record([
+        { actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, patient, resources: [ref(v)], action: 'R', subtype, purpose, ...decision, custodian: this.#custodian, entryId },
+      ]);
+      return { ...decision, entryId, ...(recorded?.eventId ? { eventId: recorded.eventId } : {}) };
+    }
     if (this.#sink.kind === 'ledger') {
       result = {
         ...(await this.#ledger.authorizeAndRecord({
@@ -172,7 +190,7 @@ export class AccessControl {
   /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
   async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<Decision[]> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    return mapLimit(versions, EVALUATE_CONCURRENCY, (v) => this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }));
+    return mapLimit(versions, EVALUATE_CONCURRENCY, async (v) => (v.patientId === null ? REFERENCE_DATA_DECISION : this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) })));
   }
 
   /** The versions the caller may see, each with the decision that permitted it, in input order. */

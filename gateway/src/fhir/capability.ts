@@ -1,5 +1,5 @@
 import { RESOURCE_SEARCH_PARAMS } from './search-params';
-import { SUPPORTED_TYPES } from './resource-types';
+import { SUPPORTED_TYPES } from './definitions';
 
 const SEARCH_PARAM_TYPES: Record<string, string> = {
   _id: 'token',

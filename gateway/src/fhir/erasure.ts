@@ -6,7 +6,7 @@ import type { ResourceStore } from '../store/store';
 import { AccessControl, type Caller } from './access-control';
 import { patientPseudonym } from './commitment';
 import { OperationOutcomeError } from './outcome';
-import { SUPPORTED_TYPES } from './resource-types';
+import { SUPPORTED_TYPES } from './definitions';
 
 export interface ErasureResult {
   /** Resource versions deleted from this gateway's store. */

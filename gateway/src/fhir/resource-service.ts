@@ -10,7 +10,7 @@ import { AccessControl, type Caller, type Disclosure, notKnown } from './access-
 import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
-import { clinicalDateOf, codeTokensOf, patientReferenceOf, RESOURCE_TYPES, SUPPORTED_TYPES, type TypeInfo } from './resource-types';
+import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
 
 export { SUPPORTED_TYPES };
 
@@ -72,12 +72,21 @@ function commitmentFor(patientKey: Buffer, resource: Resource): string {
   return commitmentOf(versionKey(patientKey, resource.resourceType, String(resource.id), String(meta?.versionId)), resource);
 }
 
-function typeInfo(resourceType: string): TypeInfo {
-  const info = RESOURCE_TYPES[resourceType];
-  if (!info) {
-    throw new OperationOutcomeError('UNSUPPORTED', `Resource type "${resourceType}" is not supported by this server (supported: ${[...SUPPORTED_TYPES].join(', ')})`);
+/**
+ * The store's key id under which reference data (resources in no patient's compartment: Practitioner,
+ * Organization, Medication, ...) is committed and anchored. `~` is not allowed in a FHIR id, so it never
+ * names a Patient.
+ */
+export const REFERENCE_DATA_KEY_ID = '~reference-data';
+
+/** Caller kinds of the custodian that may write reference data (its staff and its feeds). */
+const REFERENCE_DATA_WRITERS: ReadonlySet<string> = new Set(['practitioner', 'system']);
+
+function typeInfo(resourceType: string): void {
+  if (!SUPPORTED_TYPES.has(resourceType)) {
+    const why = resourceType === 'Consent' || resourceType === 'AuditEvent' ? 'is held on the ledger (see its own routes)' : 'is not an R4 resource type';
+    throw new OperationOutcomeError('UNSUPPORTED', `Resource type "${resourceType}" ${why}`);
   }
-  return info;
 }
 
 /** Security labels (meta.security codes) travel to the ledger: they are policy, never PHI. */
@@ -133,9 +142,9 @@ export class WritePlan {
 }
 
 /** `YYYY-MM` of a resource's clinical date; none for a Patient (its date is the birth date) or a deletion. */
-function dataMonthOf(resource: Resource, info: TypeInfo, deleted: boolean): string | undefined {
+function dataMonthOf(resource: Resource, deleted: boolean): string | undefined {
   if (deleted || resource.resourceType === 'Patient') return undefined;
-  const date = clinicalDateOf(resource, info);
+  const date = clinicalDateOf(resource);
   return date !== null && /^\d{4}-\d{2}/.test(date) ? date.slice(0, 7) : undefined;
 }
 
@@ -171,7 +180,7 @@ export class ResourceService {
     return this.#store.patientDid(patientId) ?? patientPseudonym(this.#store.patientKey(patientId));
   }
 
-  #refOfVersion = (v: StoredVersion): string => (v.patientId === null ? '' : this.patientRef(v.patientId));
+  #refOfVersion = (v: StoredVersion): string => this.patientRef(ResourceService.keyIdOf(v.patientId));
 
   /** The interaction table (policy.ts), then a DID for the record of who changed what. */
   #assertWrite(caller: Caller, interaction: Interaction, resourceType: string): void {
@@ -209,7 +218,8 @@ export class ResourceService {
   async #visible(caller: Caller, v: StoredVersion | undefined, subtype: Disclosure, resourceType: string, id: string, versionId?: string): Promise<StoredVersion> {
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     if (!v) throw notKnown(resourceType, id, versionId);
-    if (!(await this.inCompartment(caller, v.patientId))) return this.access.refuse(caller, v, subtype, 'outside-compartment');
+    // Reference data is in no patient's compartment: a patient reads it as any other member user does.
+    if (v.patientId !== null && !(await this.inCompartment(caller, v.patientId))) return this.access.refuse(caller, v, subtype, 'outside-compartment');
     return v;
   }
 
@@ -229,19 +239,59 @@ export class ResourceService {
   }
 
   /**
-   * The local patient a resource belongs to; it must be a Patient held here, or one the same write
-   * creates (and does not delete).
+   * The local patient whose consents govern a resource (null: reference data, in no patient's
+   * compartment). A type of the spec's patient CompartmentDefinition must reference exactly one Patient
+   * through its compartment parameters; a type outside it is governed by a Patient it references through
+   * a search parameter targeting Patient (Device.patient), else it is reference data. The Patient must be
+   * held here, or created (and not deleted) by the same write.
    */
-  #patientOf(resource: Resource, id: string, plan: WritePlan): string {
-    const info = typeInfo(resource.resourceType);
-    if (resource.resourceType === 'Patient') return id;
-    const patientId = patientReferenceOf(resource, info);
-    const path = `${resource.resourceType}.${info.patientPaths[0] ?? 'subject'}`;
-    if (patientId === undefined) throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
-    const inPlan = plan.patients.get(patientId);
-    const held = patientId.startsWith('!') ? false : inPlan ? !inPlan.deleted : this.#store.readCurrent('Patient', patientId)?.deleted === false;
-    if (!held) throw invalidAt(path, `${path} must reference a Patient held by this server`);
+  #patientOf(resource: Resource, id: string, plan: WritePlan): string | null {
+    const type = resource.resourceType;
+    if (type === 'Patient') return id;
+    const inCompartment = inPatientCompartment(type);
+    const refs = inCompartment ? patientReferencesOf(resource) : patientTargetReferencesOf(resource);
+    const path = `${type}.${compartmentParamsOf(type)[0] ?? 'patient'}`;
+    if (refs.length === 0) {
+      if (!inCompartment) return null;
+      // No Patient named (a Provenance whose targets are the patient's records): governed by the one
+      // patient whose records it references, never left ungoverned.
+      const via = this.#patientsReferenced(resource, plan);
+      if (via.size === 1) return [...via][0] as string;
+      throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
+    }
+    if (refs.length > 1) throw invalidAt(path, `A ${type} in several patients' compartments is not supported here yet: it must reference one Patient`);
+    const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(refs[0] ?? '');
+    const patientId = m?.[1];
+    const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
+    const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : this.#store.readCurrent('Patient', patientId)?.deleted === false;
+    if (!held || patientId === undefined) throw invalidAt(path, `${path} must reference a Patient held by this server`);
     return patientId;
+  }
+
+  /** The patients governing the resources (held here or in this write) a resource references literally. */
+  #patientsReferenced(resource: Resource, plan: WritePlan): Set<string> {
+    const found = new Set<string>();
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') {
+        const ref = (v as { reference?: unknown }).reference;
+        const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
+        if (m?.[1] && m[2]) {
+          const [type, id] = [m[1], m[2]];
+          const planned = plan.versions.find((p) => p.row.resourceType === type && p.row.id === id);
+          const patientId = planned ? planned.row.patientId : this.#store.readCurrent(type, id)?.patientId;
+          if (patientId) found.add(patientId);
+        }
+        Object.values(v).forEach(walk);
+      }
+    };
+    walk(resource);
+    return found;
+  }
+
+  /** The key id of a version's commitment: its patient, or the reference-data key. */
+  static keyIdOf(patientId: string | null): string {
+    return patientId ?? REFERENCE_DATA_KEY_ID;
   }
 
   /** Plans the DID link of a Patient naming its DID (stored with the version, undone if it is not anchored). */
@@ -323,26 +373,33 @@ export class ResourceService {
     const current = this.#store.readCurrent(resourceType, id);
     if (!current || current.deleted) return undefined;
     const stub: Resource = { resourceType, id };
-    return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId ?? undefined);
+    return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId, caller);
   }
 
-  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string, caller?: Caller): Promise<PreparedVersion> {
+  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string | null, caller?: Caller): Promise<PreparedVersion> {
     const id = String(input.id);
-    const info = typeInfo(input.resourceType);
+    typeInfo(input.resourceType);
     const lastUpdated = plan.lastUpdated;
     const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
-    const patientId = knownPatient ?? this.#patientOf(resource, id, plan);
-    if (resource.resourceType === 'Patient') {
+    const patientId = knownPatient !== undefined ? knownPatient : this.#patientOf(resource, id, plan);
+    if (patientId === null && caller !== undefined && !REFERENCE_DATA_WRITERS.has(caller.kind)) {
+      throw new OperationOutcomeError('FORBIDDEN', `A ${caller.kind} may not write reference data (${resource.resourceType} in no patient's compartment): the custodian's staff and feeds do`);
+    }
+    if (patientId === null) {
+      // Created once, outside any write (a key shared by every reference-data version is never undone with one write).
+      this.#store.patientKey(REFERENCE_DATA_KEY_ID);
+    } else if (resource.resourceType === 'Patient') {
       if (!deleted) await this.#linkDid(resource, patientId, plan, caller);
       plan.patients.set(patientId, { deleted });
     }
-    let key = this.#store.findPatientKey(patientId) ?? plan.newPatientKeys.get(patientId);
+    const keyId = ResourceService.keyIdOf(patientId);
+    let key = this.#store.findPatientKey(keyId) ?? plan.newPatientKeys.get(keyId);
     if (!key) {
       key = randomBytes(32);
-      plan.newPatientKeys.set(patientId, key);
+      plan.newPatientKeys.set(keyId, key);
     }
-    const patient = plan.didLinks.get(patientId)?.did ?? this.#store.patientDid(patientId) ?? patientPseudonym(key);
+    const patient = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? this.#store.patientDid(patientId))) ?? patientPseudonym(key);
     const prepared: PreparedVersion = {
       resource,
       row: {
@@ -353,8 +410,8 @@ export class ResourceService {
         patientId,
         deleted,
         content: JSON.stringify(resource),
-        date: deleted ? null : clinicalDateOf(resource, info),
-        codes: deleted ? [] : codeTokensOf(resource, info),
+        date: deleted ? null : clinicalDateOf(resource),
+        codes: deleted ? [] : codeTokensOf(resource),
       },
       anchor: {
         resourceType: resource.resourceType,
@@ -364,7 +421,7 @@ export class ResourceService {
         securityLabels: securityLabels(resource.meta),
         lastUpdated,
         // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.
-        ...(dataMonthOf(resource, info, deleted) ? { dataMonth: dataMonthOf(resource, info, deleted) as string } : {}),
+        ...(dataMonthOf(resource, deleted) ? { dataMonth: dataMonthOf(resource, deleted) as string } : {}),
         commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
       },
       patient,
@@ -555,7 +612,7 @@ export class ResourceService {
     try {
       const expected: Array<{ resourceType: string; id: string; versionId: string; commitment: string }> = [];
       for (const v of w.versions) {
-        const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
+        const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
         // Without its key a version can never be verified, nor served: nothing to keep.
         if (!key) break;
         expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
@@ -720,11 +777,13 @@ export class ResourceService {
     AccessControl.requireActor(caller);
     // Another member's user searches one patient's records at a time: a search across this custodian's
     // patients would tell it how many records match (the candidate limit comes before consent).
-    if (!caller.local && params.patientIds === undefined) {
+    const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
+    if (!caller.local && params.patientIds === undefined && !reference) {
       throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} must name the patient (patient=<the patient DID>)`);
     }
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
-    const patientIds = await this.#compartmentPatients(caller, params.patientIds);
+    // Reference data (in no patient's compartment) is not limited to the caller's compartment.
+    const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
     const candidates = patientIds !== undefined && patientIds.length === 0 ? [] : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
@@ -761,7 +820,7 @@ export class ResourceService {
   async #check(v: StoredVersion): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     const resource = JSON.parse(v.content) as Resource;
     const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
-    const key = v.patientId === null ? undefined : this.#store.findPatientKey(v.patientId);
+    const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
     if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
     if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
     if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
@@ -788,7 +847,7 @@ export class ResourceService {
    */
   openingKey(resourceType: string, id: string, versionId: number | string): Buffer | undefined {
     const v = this.#store.readVersion(resourceType, id, Number(versionId));
-    const key = v?.patientId ? this.#store.findPatientKey(v.patientId) : undefined;
+    const key = v ? this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId)) : undefined;
     return key ? versionKey(key, resourceType, id, versionId) : undefined;
   }
 

@@ -1,6 +1,6 @@
 import type { Comparator, DateFilter } from '../store/store';
 import { OperationOutcomeError } from './outcome';
-import { normalizeDate } from './resource-types';
+import { normalizeDate } from './definitions';
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 100;

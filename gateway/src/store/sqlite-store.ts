@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
-import { clinicalDateOf, codeTokensOf, RESOURCE_TYPES } from '../fhir/resource-types';
+import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../fhir/definitions';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type { DateFilter, NewVersion, PendingWrite, PendingWriteRef, ReadyChange, ResourceStore, StoredPendingWrite, StoreQuery, StoredVersion, VersionKey } from './store';
 
@@ -32,6 +32,23 @@ function dateFilters(where: string[], params: Record<string, unknown>, column: s
     }[f.op];
     where.push(`(${column} IS NOT NULL AND ${clause})`);
   });
+}
+
+interface SearchColumnRow {
+  resource_type: string;
+  id: string;
+  version_id: number;
+  content: string;
+}
+
+/** The clinical date and code tokens of stored versions, computed from their content. */
+function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Database.Statement): void {
+  for (const r of rows) {
+    if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
+    const resource = JSON.parse(r.content) as Record<string, unknown>;
+    const codes = codeTokensOf(resource);
+    update.run(clinicalDateOf(resource), codes.length > 0 ? ` ${codes.join(' ')} ` : '', r.resource_type, r.id, r.version_id);
+  }
 }
 
 /**
@@ -72,20 +89,8 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
         did        TEXT NOT NULL UNIQUE
       ) WITHOUT ROWID;
     `);
-    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as Array<{
-      resource_type: string;
-      id: string;
-      version_id: number;
-      content: string;
-    }>;
-    const update = db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?');
-    for (const r of rows) {
-      const info = RESOURCE_TYPES[r.resource_type];
-      if (!info) continue;
-      const resource = JSON.parse(r.content) as Record<string, unknown>;
-      const codes = codeTokensOf(resource, info);
-      update.run(clinicalDateOf(resource, info), codes.length > 0 ? ` ${codes.join(' ')} ` : '', r.resource_type, r.id, r.version_id);
-    }
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
+    backfillSearchColumns(rows, db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?'));
   },
   // 3: whole pending writes (their DID links and new patients, to undo them after a restart) and the
   // change entries of each write, durable with its versions and made ready in the transaction that
@@ -111,6 +116,11 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE INDEX IF NOT EXISTS change_entry_write ON change_entry (write_id);
       CREATE INDEX IF NOT EXISTS change_entry_ready ON change_entry (state, seq);
     `),
+  // 4: the search columns from the spec's SearchParameter definitions (FHIRPath) instead of a table of 11 types.
+  (db) => {
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
+    backfillSearchColumns(rows, db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?'));
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

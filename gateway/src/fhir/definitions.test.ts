@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import {
+  clinicalDateOf,
+  codeTokensOf,
+  expressionFor,
+  governedByPatientReference,
+  inPatientCompartment,
+  patientReferencesOf,
+  patientTargetReferencesOf,
+  R4_TYPES,
+  searchParamsOf,
+  SUPPORTED_TYPES,
+  valuesOf,
+} from './definitions';
+
+describe('FHIR R4 definitions (from the spec package, evaluated with fhirpath)', () => {
+  it('knows every R4 resource type; stores all but the two the ledger holds', () => {
+    expect(R4_TYPES.size).to.equal(145);
+    expect(SUPPORTED_TYPES.size).to.equal(143);
+    for (const t of ['Practitioner', 'Organization', 'Location', 'Medication', 'Claim', 'ExplanationOfBenefit', 'Provenance', 'ImagingStudy', 'SupplyDelivery'])
+      expect(SUPPORTED_TYPES.has(t), t).to.equal(true);
+    expect(SUPPORTED_TYPES.has('Consent')).to.equal(false);
+    expect(SUPPORTED_TYPES.has('AuditEvent')).to.equal(false);
+  });
+
+  it('the patient compartment decides what is reference data', () => {
+    for (const t of ['Observation', 'Claim', 'CarePlan', 'Provenance', 'MedicationAdministration']) expect(inPatientCompartment(t), t).to.equal(true);
+    for (const t of ['Practitioner', 'Organization', 'Location', 'Medication', 'Device']) expect(inPatientCompartment(t), t).to.equal(false);
+    // Device is outside the compartment but Device.patient targets Patient.
+    expect(governedByPatientReference('Device')).to.equal(true);
+    expect(governedByPatientReference('Practitioner')).to.equal(false);
+  });
+
+  it('finds the patient through the compartment parameters, the date and code through the SearchParameter expressions', () => {
+    const obs = {
+      resourceType: 'Observation',
+      subject: { reference: 'Patient/p1' },
+      performer: [{ reference: 'Practitioner/x' }],
+      effectivePeriod: { start: '2024-01-02T10:00:00+01:00' },
+      code: { coding: [{ system: 'http://loinc.org', code: '1-2' }] },
+    };
+    expect(patientReferencesOf(obs)).to.deep.equal(['Patient/p1']);
+    expect(clinicalDateOf(obs)).to.equal('2024-01-02T09:00:00.000Z');
+    expect(codeTokensOf(obs)).to.deep.equal(['http://loinc.org|1-2']);
+    // A subject that is not a Patient puts no patient in the compartment.
+    expect(patientReferencesOf({ resourceType: 'Observation', subject: { reference: 'Group/g' } })).to.deep.equal([]);
+    // MedicationRequest's code is its medication[x] as a CodeableConcept.
+    expect(codeTokensOf({ resourceType: 'MedicationRequest', medicationCodeableConcept: { coding: [{ system: 's', code: 'c' }] } })).to.deep.equal(['s|c']);
+    expect(valuesOf({ resourceType: 'Patient', id: 'x' }, '_id')).to.deep.equal(['x']);
+  });
+
+  it('outside the compartment, anything but a literal reference to another type counts as a patient reference (refused, not reference data)', () => {
+    expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { identifier: { value: 'MRN' } } })).to.deep.equal(['?']);
+    expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { reference: 'urn:uuid:0' } })).to.deep.equal(['urn:uuid:0']);
+    expect(patientTargetReferencesOf({ resourceType: 'Device' })).to.deep.equal([]);
+  });
+
+  it('cuts a shared expression to the terms for one type, parentheses and quotes respected', () => {
+    expect(expressionFor("A.x | (B.y as Quantity) | B.z.where(a = '|')", 'B')).to.equal("(B.y as Quantity) | B.z.where(a = '|')");
+    expect(expressionFor('A.x', 'B')).to.equal(undefined);
+    expect(searchParamsOf('Observation').get('patient')?.type).to.equal('reference');
+  });
+});
