@@ -1,18 +1,8 @@
-import { RESOURCE_SEARCH_PARAMS } from './search-params';
 import { SUPPORTED_TYPES } from './definitions';
-
-const SEARCH_PARAM_TYPES: Record<string, string> = {
-  _id: 'token',
-  _lastUpdated: 'date',
-  patient: 'reference',
-  subject: 'reference',
-  code: 'token',
-  date: 'date',
-};
+import { supportedSearchParams } from './search-params';
 
 /** The CapabilityStatement: only what this server really does. */
 export function capabilityStatement(baseUrl: string, version: string): Record<string, unknown> {
-  const searchParam = RESOURCE_SEARCH_PARAMS.filter((p) => p in SEARCH_PARAM_TYPES).map((name) => ({ name, type: SEARCH_PARAM_TYPES[name] }));
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',
@@ -48,7 +38,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
             interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
-            searchParam: type === 'Patient' ? searchParam.filter((p) => !['patient', 'subject', 'code'].includes(p.name)) : searchParam,
+            searchParam: supportedSearchParams(type),
             operation: [
               ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
               { name: 'verify', definition: `${baseUrl}/OperationDefinition/hdx-verify` },

@@ -92,6 +92,15 @@ function withoutResolve(expression: string): string {
   return expression.replace(/resolve\(\)\s+is\s+([A-Za-z]+)/g, (_m, t: string) => `(reference.startsWith('${t}/') or type = '${t}')`);
 }
 
+/**
+ * `(x as T)` and `x.as(T)` require a single value in fhirpath.js (strict FHIRPath), but search
+ * expressions apply them to repeating elements (`Observation.component.value as Quantity`): evaluated as
+ * `x.ofType(T)`, which filters each value, as search means.
+ */
+function asOfType(expression: string): string {
+  return expression.replace(/\(([A-Za-z][A-Za-z0-9_.]*) as ([A-Za-z]+)\)/g, '$1.ofType($2)').replace(/\.as\(([A-Za-z]+)\)/g, '.ofType($1)');
+}
+
 function buildSearchParams(): ReadonlyMap<string, ReadonlyMap<string, TypeSearchParam>> {
   const byType = new Map<string, Map<string, TypeSearchParam>>();
   for (const { resource: sp } of searchBundle.entry) {
@@ -102,7 +111,7 @@ function buildSearchParams(): ReadonlyMap<string, ReadonlyMap<string, TypeSearch
       const expression = expressionFor(sp.expression, type);
       if (!expression) continue;
       const params = byType.get(type) ?? new Map<string, TypeSearchParam>();
-      params.set(sp.code, { code: sp.code, type: sp.type as SearchParamType, expression: withoutResolve(expression), target: sp.target ?? [] });
+      params.set(sp.code, { code: sp.code, type: sp.type as SearchParamType, expression: asOfType(withoutResolve(expression)), target: sp.target ?? [] });
       byType.set(type, params);
     }
   }
@@ -127,7 +136,12 @@ export function evaluate(resource: Record<string, unknown>, expression: string):
     fn = (r: unknown): unknown[] => f(r) as unknown[];
     compiled.set(expression, fn);
   }
-  return fn(resource);
+  try {
+    return fn(resource);
+  } catch {
+    // The engine's message quotes the values it met: patient data, never put in an error or a log.
+    throw new Error(`FHIRPath evaluation failed for ${String(resource.resourceType)}: ${expression}`);
+  }
 }
 
 /** The values of one of the type's search parameters in a resource ([] if the type has no such parameter). */

@@ -4,12 +4,13 @@ import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import { commitOutcomeOf } from '../ledger/ledger-errors';
-import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
+import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
+import { indexEntriesOf } from './search-index';
 import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
 
 export { SUPPORTED_TYPES };
@@ -35,6 +36,8 @@ export interface SearchParams {
   readonly lastUpdated?: DateFilter[];
   readonly date?: DateFilter[];
   readonly codes?: string[];
+  /** Criteria on the search index, from the spec's SearchParameters (AND). */
+  readonly criteria?: Criterion[];
   readonly count: number;
   readonly offset: number;
 }
@@ -412,6 +415,7 @@ export class ResourceService {
         content: JSON.stringify(resource),
         date: deleted ? null : clinicalDateOf(resource),
         codes: deleted ? [] : codeTokensOf(resource),
+        index: deleted ? [] : indexEntriesOf(resource),
       },
       anchor: {
         resourceType: resource.resourceType,

@@ -1,6 +1,7 @@
-import type { Comparator, DateFilter } from '../store/store';
+import type { Comparator, Criterion, DateFilter } from '../store/store';
+import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf } from './definitions';
 import { OperationOutcomeError } from './outcome';
-import { normalizeDate } from './definitions';
+import { criteriaOf, indexedParamsOf } from './search-index';
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 100;
@@ -73,6 +74,41 @@ export function assertKnown(q: RawQuery, known: readonly string[]): void {
   }
 }
 
-export const RESOURCE_SEARCH_PARAMS = ['_id', '_lastUpdated', 'patient', 'subject', 'code', 'date', '_count', '_getpagesoffset'] as const;
+/** Parameters every type takes besides its own: the version's columns and paging. */
+export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset'] as const;
+
+/**
+ * Whether `patient` / `subject` of a type name the patient whose consents govern its records (searched
+ * on that, and a patient DID accepted): the type defines the parameter and its records are a patient's.
+ */
+export function patientParam(resourceType: string, code: string): boolean {
+  // Patient?patient=<id or DID>: the Patient itself (HDX's, kept from before the spec's parameters).
+  if (resourceType === 'Patient') return code === 'patient';
+  return (code === 'patient' || code === 'subject') && searchParamsOf(resourceType).has(code) && (inPatientCompartment(resourceType) || governedByPatientReference(resourceType));
+}
+
+/** The search parameters a type takes here (CapabilityStatement), with their kinds. */
+export function supportedSearchParams(resourceType: string): Array<{ name: string; type: string }> {
+  return [
+    { name: '_id', type: 'token' },
+    { name: '_lastUpdated', type: 'date' },
+    ...(resourceType === 'Patient' ? [{ name: 'patient', type: 'reference' }] : []),
+    ...[...indexedParamsOf(resourceType).values()].map((p) => ({ name: p.code, type: p.type })),
+  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** A query's criteria on the search index; every parameter not known for the type is refused. */
+export function searchCriteria(resourceType: string, q: RawQuery): Criterion[] {
+  const criteria: Criterion[] = [];
+  for (const [key, values] of Object.entries(q)) {
+    if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key)) continue;
+    const found = criteriaOf(resourceType, key, values);
+    if (!found) {
+      throw new OperationOutcomeError('INVALID', `Search parameter ${key} is not supported for ${resourceType} here (see the CapabilityStatement at /metadata for the parameters of each type)`);
+    }
+    criteria.push(...found);
+  }
+  return criteria;
+}
 
 export { ID };

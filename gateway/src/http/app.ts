@@ -15,7 +15,7 @@ import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
 import type { Resource, ResourceService } from '../fhir/resource-service';
-import { assertKnown, count, dateFilters, ID, list, offset, RESOURCE_SEARCH_PARAMS, rawQuery, single } from '../fhir/search-params';
+import { assertKnown, count, dateFilters, ID, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -440,21 +440,19 @@ export function createApp(deps: AppDeps): express.Express {
     const type = req.params.type;
     checkIds(type);
     const q = rawQuery(req.query);
-    assertKnown(q, RESOURCE_SEARCH_PARAMS);
-    const patientValues = [...(list(q, 'patient') ?? []), ...(list(q, 'subject') ?? [])];
+    // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
+    const criteria = searchCriteria(type, q);
+    const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
     const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
     const c = count(q);
     const o = offset(q);
     const ids = list(q, '_id', ID, 'must be FHIR ids');
     const lastUpdated = dateFilters('_lastUpdated', q._lastUpdated);
-    const date = dateFilters('date', q.date);
-    const codes = list(q, 'code');
     const page = await resources.search(caller(req, config.mspId, type, 'search'), type, {
       ...(ids ? { ids } : {}),
       ...(patientIds ? { patientIds } : {}),
       ...(lastUpdated ? { lastUpdated } : {}),
-      ...(date ? { date } : {}),
-      ...(codes ? { codes } : {}),
+      ...(criteria.length > 0 ? { criteria } : {}),
       count: c,
       offset: o,
     });

@@ -115,6 +115,17 @@ describe('SqliteStore schema', () => {
     const store = new SqliteStore(file);
     const hits = store.search({ resourceType: 'Observation', codes: ['http://loinc.org|8867-4'], date: [{ op: 'eq', value: '2026-01-02' }], limit: 10 });
     expect(hits.map((h) => h.id)).to.deep.equal(['o1']);
+    // The search index is backfilled too (migration 5).
+    const indexed = store.search({
+      resourceType: 'Observation',
+      criteria: [
+        { kind: 'token', param: 'code', not: false, values: [{ system: 'http://loinc.org', code: '8867-4' }] },
+        { kind: 'reference', param: 'subject', values: [{ ref: 'Patient/p1' }] },
+        { kind: 'date', param: 'date', op: 'eq', value: '2026-01-02' },
+      ],
+      limit: 10,
+    });
+    expect(indexed.map((h) => h.id)).to.deep.equal(['o1']);
     store.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).to.equal(SCHEMA_VERSION);

@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../fhir/outcome';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../fhir/definitions';
+import { indexEntriesOf } from '../fhir/search-index';
 import type { AccessEntryInput } from '../ledger/ledger-client';
-import type { DateFilter, NewVersion, PendingWrite, PendingWriteRef, ReadyChange, ResourceStore, StoredPendingWrite, StoreQuery, StoredVersion, VersionKey } from './store';
+import type { Criterion, DateFilter, IndexEntry, NewVersion, PendingWrite, PendingWriteRef, ReadyChange, ResourceStore, StoredPendingWrite, StoreQuery, StoredVersion, VersionKey } from './store';
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -48,6 +49,51 @@ function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Databas
     const resource = JSON.parse(r.content) as Record<string, unknown>;
     const codes = codeTokensOf(resource);
     update.run(clinicalDateOf(resource), codes.length > 0 ? ` ${codes.join(' ')} ` : '', r.resource_type, r.id, r.version_id);
+  }
+}
+
+/**
+ * One criterion on the search index, as an SQL condition on the version `rv`: values OR'ed inside one
+ * EXISTS. Dates are ranges [v1, v2) compared as FHIR says (eq: within the search range; ge/gt/le/lt:
+ * the ranges overlap beyond the search value).
+ */
+function criterionSql(c: Criterion, name: string, params: Record<string, unknown>): string {
+  params[`${name}p`] = c.param;
+  const exists = (cond: string): string =>
+    `EXISTS (SELECT 1 FROM search_index si WHERE si.resource_type = rv.resource_type AND si.id = rv.id AND si.version_id = rv.version_id AND si.param = @${name}p AND (${cond}))`;
+  const bind = (i: number, suffix: string, value: string): string => {
+    params[`${name}_${i}${suffix}`] = value;
+    return `@${name}_${i}${suffix}`;
+  };
+  switch (c.kind) {
+    case 'missing':
+      return c.missing ? `NOT ${exists('1')}` : exists('1');
+    case 'token': {
+      const ors = c.values.map((v, i) => {
+        const parts = [...(v.system !== undefined ? [`si.v1 = ${bind(i, 's', v.system)}`] : []), ...(v.code !== undefined ? [`si.v2 = ${bind(i, 'c', v.code)}`] : [])];
+        return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
+      });
+      return c.not ? `NOT ${exists(ors.join(' OR '))}` : exists(ors.join(' OR '));
+    }
+    case 'string': {
+      const ors = c.values.map((v, i) =>
+        c.match === 'exact' ? `si.v2 = ${bind(i, '', v)}` : `si.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(v)}%` : `${likeEscape(v)}%`)} ESCAPE '\\'`,
+      );
+      return exists(ors.join(' OR '));
+    }
+    case 'reference': {
+      const ors = c.values.map((v, i) => (v.ref !== undefined ? `si.v1 = ${bind(i, 'r', v.ref)}` : `si.v2 = ${bind(i, 'i', v.id ?? '')}`));
+      return exists(ors.join(' OR '));
+    }
+    case 'uri':
+      return exists(c.values.map((v, i) => `si.v1 = ${bind(i, '', v)}`).join(' OR '));
+    case 'date': {
+      const lo = bind(0, 'l', c.value);
+      const hi = bind(0, 'h', `${c.value}\uffff`);
+      const within = `(si.v1 >= ${lo} AND si.v2 <= ${hi})`;
+      const cond = { eq: within, ne: `NOT ${within}`, ge: `si.v2 > ${lo}`, gt: `si.v2 > ${hi}`, le: `si.v1 < ${hi}`, lt: `si.v1 < ${lo}` }[c.op];
+      return exists(cond);
+    }
   }
 }
 
@@ -121,6 +167,27 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
     backfillSearchColumns(rows, db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?'));
   },
+  // 5: the search index: one row per value of each indexed SearchParameter of a version (fhir/search-index.ts).
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS search_index (
+        resource_type TEXT    NOT NULL,
+        id            TEXT    NOT NULL,
+        version_id    INTEGER NOT NULL,
+        param         TEXT    NOT NULL,
+        v1            TEXT    NOT NULL,
+        v2            TEXT    NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS search_index_value ON search_index (resource_type, param, v1, v2);
+      CREATE INDEX IF NOT EXISTS search_index_version ON search_index (resource_type, id, version_id);
+    `);
+    const insert = db.prepare('INSERT INTO search_index (resource_type, id, version_id, param, v1, v2) VALUES (?, ?, ?, ?, ?, ?)');
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
+    for (const r of rows) {
+      if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
+      for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(r.resource_type, r.id, r.version_id, e.param, e.v1, e.v2);
+    }
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -191,6 +258,11 @@ export class SqliteStore implements ResourceStore {
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
+      insertIndex: db.prepare(`INSERT INTO search_index (resource_type, id, version_id, param, v1, v2) VALUES (?, ?, ?, ?, ?, ?)`),
+      discardIndex: db.prepare(
+        `DELETE FROM search_index WHERE resource_type = @t AND id = @id AND version_id = @v
+         AND EXISTS (SELECT 1 FROM resource_version WHERE resource_type = @t AND id = @id AND version_id = @v AND state = 'pending')`,
+      ),
       pending: db.prepare(`SELECT * FROM resource_version WHERE state = 'pending' ORDER BY last_updated`),
       current: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`),
       version: db.prepare(`SELECT * FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'anchored'`),
@@ -261,7 +333,7 @@ export class SqliteStore implements ResourceStore {
         this.#stmts.dropPendingChangesOf.run(w.writeId);
         this.#stmts.deleteWriteRow.run(w.writeId);
       }
-      for (const v of w.versions) this.#stmts.discard.run(v.resourceType, v.id, v.versionId);
+      for (const v of w.versions) this.#discardOne(v.resourceType, v.id, v.versionId);
       for (const l of w.didLinks) {
         if (l.previous === undefined) this.#stmts.unlinkDid.run(l.patientId, l.did);
         else this.#stmts.linkDid.run(l.patientId, l.previous);
@@ -280,9 +352,23 @@ export class SqliteStore implements ResourceStore {
     });
   }
 
+  /** Removes a pending version and its index entries (never an anchored one). */
+  #discardOne(resourceType: string, id: string, versionId: number): void {
+    this.#stmts.discardIndex.run({ t: resourceType, id, v: versionId });
+    this.#stmts.discard.run(resourceType, id, versionId);
+  }
+
+  #insertIndex(v: NewVersion, entries: readonly IndexEntry[]): void {
+    for (const e of entries) this.#stmts.insertIndex.run(v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2);
+  }
+
   insertPending(v: NewVersion): void {
     try {
-      this.#stmts.insert.run({ ...v, deleted: v.deleted ? 1 : 0, codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '' });
+      this.#db.transaction(() => {
+        const { index: _index, ...row } = v;
+        this.#stmts.insert.run({ ...row, deleted: v.deleted ? 1 : 0, codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '' });
+        if (!v.deleted) this.#insertIndex(v, v.index ?? []);
+      })();
     } catch (err) {
       if (isConstraintError(err)) {
         throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);
@@ -372,7 +458,7 @@ export class SqliteStore implements ResourceStore {
   }
 
   discardPending(resourceType: string, id: string, versionId: number): void {
-    this.#stmts.discard.run(resourceType, id, versionId);
+    this.#db.transaction(() => this.#discardOne(resourceType, id, versionId))();
   }
 
   listPending(): StoredVersion[] {
@@ -425,6 +511,7 @@ export class SqliteStore implements ResourceStore {
       });
       where.push(`(${ors.join(' OR ')})`);
     }
+    (q.criteria ?? []).forEach((c, i) => where.push(criterionSql(c, `c${i}`, params)));
     dateFilters(where, params, 'rv.last_updated', 'lu', q.lastUpdated ?? []);
     dateFilters(where, params, 'rv.clinical_date', 'cd', q.date ?? []);
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY rv.last_updated, rv.id LIMIT @limit`;
@@ -459,6 +546,11 @@ export class SqliteStore implements ResourceStore {
 
   erasePatient(patientId: string): number {
     return this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `DELETE FROM search_index WHERE EXISTS (SELECT 1 FROM resource_version rv WHERE rv.patient_id = ? AND rv.resource_type = search_index.resource_type AND rv.id = search_index.id AND rv.version_id = search_index.version_id)`,
+        )
+        .run(patientId);
       const versions = this.#db.prepare('DELETE FROM resource_version WHERE patient_id = ?').run(patientId).changes;
       this.#db.prepare('DELETE FROM patient_key WHERE patient_id = ?').run(patientId);
       this.#db.prepare('DELETE FROM patient_did WHERE patient_id = ?').run(patientId);

@@ -28,7 +28,29 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
   readonly date: string | null;
   /** `system|code` tokens of the resource's main code, for the `code` search parameter. */
   readonly codes: readonly string[];
+  /** The version's search index entries (fhir/search-index.ts); none for a deletion. */
+  readonly index?: readonly IndexEntry[];
 }
+
+/**
+ * One value of one search parameter of a version: token → system, code; string → normalized, as
+ * written; reference → `Type/id` (or as written), id; date → [low, high) in the normalized ordering;
+ * uri → the value, ''.
+ */
+export interface IndexEntry {
+  readonly param: string;
+  readonly v1: string;
+  readonly v2: string;
+}
+
+/** One criterion on the search index: its values are OR, the criteria of a query AND. */
+export type Criterion =
+  | { readonly kind: 'token'; readonly param: string; readonly not: boolean; readonly values: ReadonlyArray<{ readonly system?: string; readonly code?: string }> }
+  | { readonly kind: 'string'; readonly param: string; readonly match: 'start' | 'exact' | 'contains'; readonly values: readonly string[] }
+  | { readonly kind: 'reference'; readonly param: string; readonly values: ReadonlyArray<{ readonly ref?: string; readonly id?: string }> }
+  | { readonly kind: 'date'; readonly param: string; readonly op: Comparator; readonly value: string }
+  | { readonly kind: 'uri'; readonly param: string; readonly values: readonly string[] }
+  | { readonly kind: 'missing'; readonly param: string; readonly missing: boolean };
 
 /** Names one version. */
 export interface VersionKey {
@@ -101,6 +123,8 @@ export interface StoreQuery {
   readonly date?: readonly DateFilter[];
   /** Any of these (OR): `system|code`, `|code` (no system) or `code` (any system). */
   readonly codes?: readonly string[];
+  /** Criteria on the search index (AND). */
+  readonly criteria?: readonly Criterion[];
   /** At most this many rows (the caller asks for one more than it allows, to detect overflow). */
   readonly limit: number;
 }
