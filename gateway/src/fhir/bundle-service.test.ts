@@ -221,9 +221,13 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(get.status).to.equal(400);
     expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.method']);
     expect(get.body.issue[0].diagnostics).to.include('batch');
-    const conditional = await send(bundle('transaction', [{ ...post(patient()), request: { method: 'POST', url: 'Patient', ifNoneExist: 'identifier=x' } }]));
+    // Conditional create is supported (below); the other conditional interactions are not yet.
+    const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifMatch: 'W/"1"' } }]));
     expect(conditional.status).to.equal(400);
-    expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneExist']);
+    expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifMatch']);
+    const onPut = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneExist: 'identifier=x' } }]));
+    expect(onPut.status).to.equal(400);
+    expect(expressions(onPut.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneExist']);
     const twice = await send(
       bundle('transaction', [
         { resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
@@ -311,5 +315,73 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['404 Not Found', '403 Forbidden']);
     expect(JSON.stringify(res.body)).to.not.include('Quist');
     expect(env.ledger.audit.filter((e) => e.actor === DR_H2 && e.decision === 'deny')).to.have.length(1);
+  });
+});
+
+describe('conditional create and conditional references (fake ledger)', () => {
+  beforeEach(() => {
+    env = setup();
+  });
+  const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
+  const withMrn = (mrn: string) => patient({ identifier: [{ system: MRN, value: mrn }] });
+  const createMrn = (mrn: string, ifNoneExist?: string) => {
+    const r = request(env.app).post('/fhir/Patient').set(...staff).set('content-type', FHIR);
+    return (ifNoneExist !== undefined ? r.set('If-None-Exist', ifNoneExist) : r).send(withMrn(mrn));
+  };
+
+  it('If-None-Exist: none → 201; one → 200 naming it, nothing written, no content disclosed; several → 412; concurrent ones create once', async () => {
+    const first = await createMrn('12345', `identifier=${MRN}|12345`);
+    expect(first.status, JSON.stringify(first.body)).to.equal(201);
+    const anchors = env.ledger.anchors.size;
+    const again = await createMrn('12345', `identifier=${MRN}|12345`);
+    expect(again.status).to.equal(200);
+    expect(again.headers.location).to.equal(`${BASE}/Patient/${String(first.body.id)}/_history/1`);
+    expect(again.body.resourceType).to.equal('OperationOutcome');
+    expect(JSON.stringify(again.body)).to.not.include('Quist');
+    expect(env.ledger.anchors.size).to.equal(anchors);
+    await createMrn('777');
+    await createMrn('777');
+    const several = await createMrn('777', `identifier=${MRN}|777`);
+    expect(several.status).to.equal(412);
+    expect(JSON.stringify(several.body)).to.not.include('777');
+    const unknown = await createMrn('1', 'nonsense=1');
+    expect(unknown.status).to.equal(400);
+    const both = await Promise.all([createMrn('999', `identifier=${MRN}|999`), createMrn('999', `identifier=${MRN}|999`)]);
+    expect(both.map((r) => r.status).sort()).to.deep.equal([200, 201]);
+  });
+
+  it('a transaction entry whose ifNoneExist matches writes nothing and its urn:uuid resolves to the match; conditional references resolve to their one match', async () => {
+    const existing = await createMrn('4242');
+    expect(existing.status).to.equal(201);
+    const pid = String(existing.body.id);
+    const res = await send(
+      bundle('transaction', [
+        { fullUrl: P, resource: withMrn('4242'), request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|4242` } },
+        post(observation(P)),
+        post({ ...observation(`Patient?identifier=${MRN}|4242`), code: { coding: [{ system: 'http://loinc.org', code: '8310-5' }] } }),
+      ]),
+    );
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '201 Created', '201 Created']);
+    expect(res.body.entry[0].response.location).to.equal(`Patient/${pid}/_history/1`);
+    expect(res.body.entry[0].resource).to.equal(undefined);
+    expect(res.body.entry[1].resource.subject.reference).to.equal(`Patient/${pid}`);
+    expect(res.body.entry[2].resource.subject.reference).to.equal(`Patient/${pid}`);
+  });
+
+  it('a conditional reference matching none is a 400, several a 412; nothing is written and the query is not echoed', async () => {
+    await createMrn('55');
+    await createMrn('55');
+    const before = env.rows();
+    const none = await send(bundle('transaction', [post(observation(`Patient?identifier=${MRN}|00`))]));
+    expect(none.status).to.equal(400);
+    expect(expressions(none.body)).to.deep.equal(['Bundle.entry[0].resource.subject']);
+    const several = await send(bundle('transaction', [post(observation(`Patient?identifier=${MRN}|55`))]));
+    expect(several.status).to.equal(412);
+    expect(JSON.stringify(several.body)).to.not.include('|55');
+    expect(env.rows()).to.deep.equal(before);
+    // In a batch only that entry fails.
+    const batch = await send(bundle('batch', [post(observation(`Patient?identifier=${MRN}|55`)), post(withMrn('56'))]));
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '201 Created']);
   });
 });

@@ -3,7 +3,8 @@
  *
  * - transaction: all or nothing. Every entry is checked first (method, URL, scope, FHIR validity, the
  *   patient it belongs to); the ids of POSTed entries are assigned up front and `urn:uuid:` references
- *   rewritten to them; then every new version is stored pending in one SQLite transaction, anchored in
+ *   rewritten to them (conditional references `Type?query`, resolved to the one match, before anything
+ *   else; an entry with `ifNoneExist` matching one resource writes nothing and stands for it); then every new version is stored pending in one SQLite transaction, anchored in
  *   ONE ledger transaction (hdx.record:AnchorBatch) and only then marked anchored. Any failure discards
  *   every pending version and answers one OperationOutcome naming the entry at fault.
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
@@ -44,6 +45,8 @@ interface Entry {
   readonly versionId?: string;
   /** `urn:uuid:…` of the entry, if it has one. */
   readonly urn?: string;
+  /** POST: request.ifNoneExist, the query part (conditional create). */
+  readonly ifNoneExist?: string;
   readonly resource?: Resource;
 }
 
@@ -55,7 +58,9 @@ interface ResponseEntry {
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const URN_UUID = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince', 'ifMatch', 'ifNoneExist'] as const;
+const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince', 'ifMatch'] as const;
+/** A conditional reference: `Type?search` (http.html#trules), resolved to the one resource it matches. */
+const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
 /** FHIR transaction processing order (DELETE, POST, PUT, GET); Patients before what refers to them. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, GET: 3 };
@@ -155,7 +160,33 @@ export class BundleService {
         `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries (a transaction is anchored in one ledger transaction); this one has ${entries.length}: split it`,
       );
     }
-    return body.type === 'transaction' ? this.transaction(scoped, body, entries) : this.batch(scoped, body, entries);
+    // Conditional references (`Practitioner?identifier=…`) are resolved first, on a copy, so the Bundle
+    // is validated with the literal references it will be stored with.
+    const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
+    const failures = this.#resolveConditionalReferences(resolved.entry ?? [], body.type === 'transaction');
+    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures);
+  }
+
+  /**
+   * Rewrites every conditional reference of the entries' resources to the one resource it matches. A
+   * transaction fails at the first that does not resolve; a batch fails only that entry (returned).
+   */
+  #resolveConditionalReferences(entries: readonly unknown[], failFast: boolean): Map<number, unknown> {
+    const cache = new Map<string, string>();
+    const failures = new Map<number, unknown>();
+    entries.forEach((raw, index) => {
+      if (!isObject(raw) || !isObject(raw.resource)) return;
+      try {
+        forEachReference(raw.resource, `Bundle.entry[${index}].resource`, (holder, path) => {
+          const value = holder.reference as string;
+          if (CONDITIONAL_REFERENCE.test(value)) holder.reference = this.#resolveConditionalReference(value, path, cache);
+        });
+      } catch (err) {
+        if (failFast) throw err;
+        failures.set(index, err);
+      }
+    });
+    return failures;
   }
 
   #parseEntry(raw: unknown, index: number, kind: 'transaction' | 'batch'): Entry {
@@ -171,7 +202,11 @@ export class BundleService {
       throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD and PATCH are not supported)`);
     }
     const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
-    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: conditional interactions are not supported`);
+    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: conditional interactions other than create (ifNoneExist) are not supported`);
+    const ifNoneExist = request.ifNoneExist;
+    if (ifNoneExist !== undefined && (method !== 'POST' || typeof ifNoneExist !== 'string' || ifNoneExist.trim() === '')) {
+      throw invalid(`${at}.request.ifNoneExist`, `${at}.request.ifNoneExist is a search query, on a POST only`);
+    }
     if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
     if (request.url.includes('?')) throw invalid(`${at}.request.url`, `${at}.request.url: conditional interactions and searches are not supported in a Bundle`);
     const url = parseUrl(request.url, this.#base);
@@ -195,6 +230,7 @@ export class BundleService {
       ...(url.id !== undefined ? { id: url.id } : {}),
       ...(url.versionId !== undefined ? { versionId: url.versionId } : {}),
       ...(urn !== undefined ? { urn } : {}),
+      ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
       ...(isObject(resource) ? { resource: structuredClone(resource) as Resource } : {}),
     };
   }
@@ -214,12 +250,26 @@ export class BundleService {
       }
     });
 
+    // Conditional creates: an entry whose ifNoneExist matches one resource writes nothing and stands
+    // for that resource (its urn:uuid resolves to it); several matches fail the transaction (412).
+    const matched = new Map<number, { id: string; versionId: number }>();
+    for (const e of entries) {
+      if (e.ifNoneExist === undefined) continue;
+      try {
+        const found = this.#resources.matchConditional(e.type, e.ifNoneExist);
+        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `ifNoneExist matches several ${e.type} resources: nothing was written`);
+        if (found[0]) matched.set(e.index, { id: found[0].id, versionId: found[0].versionId });
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
+
     // Server-assigned ids for POSTs, so urn:uuid references resolve before anything is validated.
     const ids = new Map<number, string>();
     const targets = new Map<string, string>();
     const touched = new Set<string>();
     for (const e of entries) {
-      const id = e.method === 'POST' ? randomUUID() : (e.id as string);
+      const id = matched.get(e.index)?.id ?? (e.method === 'POST' ? randomUUID() : (e.id as string));
       ids.set(e.index, id);
       if (e.urn !== undefined) {
         if (targets.has(e.urn)) throw invalid(`Bundle.entry[${e.index}].fullUrl`, `Bundle.entry[${e.index}].fullUrl appears on an earlier entry too`);
@@ -231,6 +281,7 @@ export class BundleService {
       }
     }
     for (const e of entries) {
+      if (matched.has(e.index)) continue;
       forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
         const value = holder.reference as string;
         if (!value.startsWith('urn:uuid:')) return;
@@ -245,6 +296,7 @@ export class BundleService {
     const prepared = new Map<number, PreparedVersion | undefined>();
     const order = [...entries].sort((a, b) => METHOD_ORDER[a.method] - METHOD_ORDER[b.method] || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
     for (const e of order) {
+      if (matched.has(e.index)) continue;
       const who = callers[e.index] as Caller;
       const id = ids.get(e.index) as string;
       try {
@@ -275,10 +327,37 @@ export class BundleService {
       id: randomUUID(),
       type: 'transaction-response',
       entry: entries.map((e): ResponseEntry => {
+        const existing = matched.get(e.index);
+        if (existing) return this.#matched(e.type, existing);
         const v = prepared.get(e.index);
         if (!v) return { response: { status: status(204) } };
         return this.#written(v);
       }),
+    };
+  }
+
+  /**
+   * `Type?query` → `Type/id` of the one current resource it matches (cached per transaction); none →
+   * 400, several → 412. The query never appears in an error (it may hold an identifier).
+   */
+  #resolveConditionalReference(value: string, path: string, cache: Map<string, string>): string {
+    const known = cache.get(value);
+    if (known) return known;
+    const m = CONDITIONAL_REFERENCE.exec(value);
+    const [type, query] = [m?.[1] ?? '', m?.[2] ?? ''];
+    const found = this.#resources.matchConditional(type, query);
+    if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `${path}: the conditional reference matches several ${type} resources`);
+    if (!found[0]) throw invalid(path, `${path}: the conditional reference matches no ${type} held here`);
+    const ref = `${type}/${found[0].id}`;
+    cache.set(value, ref);
+    return ref;
+  }
+
+  /** A conditional create that matched: nothing written, the existing resource named (not disclosed). */
+  #matched(type: string, existing: { id: string; versionId: number }): ResponseEntry {
+    return {
+      fullUrl: `${this.#base}/${type}/${existing.id}`,
+      response: { status: status(200), location: `${type}/${existing.id}/_history/${existing.versionId}`, etag: `W/"${existing.versionId}"` },
     };
   }
 
@@ -294,7 +373,7 @@ export class BundleService {
   }
 
   /** Each entry on its own; the batch-response lists every entry's outcome in request order. */
-  async batch(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
+  async batch(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[], failures: ReadonlyMap<number, unknown> = new Map()): Promise<Record<string, unknown>> {
     // Validation problems belong to their entry; anything else is the whole Bundle's.
     const byEntry = new Map<number, FhirIssue[]>();
     const envelope: FhirIssue[] = [];
@@ -308,6 +387,7 @@ export class BundleService {
     const entry = await mapLimit(raw, BATCH_CONCURRENCY, async (r, index): Promise<ResponseEntry> => {
       let type: string | undefined;
       try {
+        if (failures.has(index)) throw failures.get(index);
         const problems = byEntry.get(index);
         if (problems) throw invalidResource(problems, `Bundle.entry[${index}] is not valid FHIR R4`);
         const e = this.#parseEntry(r, index, 'batch');
@@ -325,6 +405,16 @@ export class BundleService {
       if ((holder.reference as string).startsWith('urn:uuid:')) throw invalid(path, `${path}: entries of a batch cannot refer to each other (urn:uuid); use a transaction`);
     });
     const who = scoped(e.type, SCOPE_ACTION[e.method]);
+    if (e.method === 'POST' && e.ifNoneExist !== undefined) {
+      const outcome = await this.#resources.conditionalCreate(who, e.type, e.resource, e.ifNoneExist);
+      if ('existing' in outcome) return this.#matched(e.type, outcome.existing);
+      const { id: createdId, meta } = outcome.created as Resource & { meta: { versionId: string; lastUpdated: string } };
+      return {
+        fullUrl: `${this.#base}/${e.type}/${String(createdId)}`,
+        resource: outcome.created,
+        response: { status: status(201), location: `${e.type}/${String(createdId)}/_history/${meta.versionId}`, etag: `W/"${meta.versionId}"`, lastModified: meta.lastUpdated },
+      };
+    }
     const id = e.id as string;
     switch (e.method) {
       case 'GET': {

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'INVALID'
+  | 'PRECONDITION_FAILED'
   | 'UNSUPPORTED'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'UNMAPPABLE'
@@ -19,7 +20,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'INTERNAL';
 
-type IssueType = 'not-found' | 'deleted' | 'duplicate' | 'conflict' | 'login' | 'forbidden' | 'invalid' | 'not-supported' | 'processing' | 'too-long' | 'throttled' | 'exception' | 'transient' | 'timeout';
+type IssueType = 'multiple-matches' | 'not-found' | 'deleted' | 'duplicate' | 'conflict' | 'login' | 'forbidden' | 'invalid' | 'not-supported' | 'processing' | 'too-long' | 'throttled' | 'exception' | 'transient' | 'timeout';
 
 /** One exhaustive table: a new code without an HTTP status and issue type does not compile. */
 const TABLE: Record<ErrorCode, { status: number; issue: IssueType }> = {
@@ -30,6 +31,7 @@ const TABLE: Record<ErrorCode, { status: number; issue: IssueType }> = {
   UNAUTHENTICATED: { status: 401, issue: 'login' },
   FORBIDDEN: { status: 403, issue: 'forbidden' },
   INVALID: { status: 400, issue: 'invalid' },
+  PRECONDITION_FAILED: { status: 412, issue: 'multiple-matches' },
   UNSUPPORTED: { status: 404, issue: 'not-supported' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, issue: 'not-supported' },
   UNMAPPABLE: { status: 422, issue: 'processing' },

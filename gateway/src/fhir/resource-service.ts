@@ -11,6 +11,7 @@ import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { indexEntriesOf } from './search-index';
+import { COMMON_SEARCH_PARAMS, patientParam, searchCriteria } from './search-params';
 import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
 
 export { SUPPORTED_TYPES };
@@ -322,6 +323,54 @@ export class ResourceService {
     const prepared = await this.prepareCreate(caller, resourceType, body, plan);
     await this.commitWrite(caller, plan);
     return prepared.resource;
+  }
+
+  /**
+   * The current versions a conditional query (`identifier=http://sys|123`, the search syntax without
+   * paging) matches, at most `limit`. Used by conditional create and conditional references, which only
+   * the custodian's own users send (writes are theirs alone): it looks at the store, before consent,
+   * and tells the caller only whether there are none, one (its id) or several.
+   */
+  matchConditional(resourceType: string, query: string, limit = 2): StoredVersion[] {
+    typeInfo(resourceType);
+    const params = new URLSearchParams(query);
+    const q: Record<string, string[]> = {};
+    for (const [k, v] of params) (q[k] ??= []).push(v);
+    if (Object.keys(q).length === 0) throw new OperationOutcomeError('INVALID', `A conditional ${resourceType} query names no search parameter`);
+    for (const k of Object.keys(q)) {
+      if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) && k !== '_id') throw new OperationOutcomeError('INVALID', `A conditional query takes search parameters, not ${k}`);
+    }
+    const criteria = searchCriteria(resourceType, q);
+    const patientValues = ['patient', 'subject'].filter((c) => patientParam(resourceType, c)).flatMap((c) => (q[c] ?? []).flatMap((v) => v.split(',')));
+    const patientIds = patientValues.map((v) => (v.startsWith('did:') ? (this.#store.patientByDid(v) ?? '') : v.replace(/^Patient\//, '')));
+    const ids = q._id?.flatMap((v) => v.split(','));
+    return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(patientValues.length > 0 ? { patientIds } : {}), limit });
+  }
+
+  /** Conditional creates of the same type and query in this process, one after the other (no double create). */
+  readonly #conditionalTails = new Map<string, Promise<unknown>>();
+
+  /**
+   * Conditional create (If-None-Exist): none matches → created; one matches → nothing written, that one
+   * named (not disclosed: the answer carries no content); several → 412.
+   */
+  async conditionalCreate(caller: Caller, resourceType: string, body: unknown, query: string): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> {
+    this.#assertWrite(caller, 'create', resourceType);
+    const key = `${resourceType}?${query}`;
+    const before = this.#conditionalTails.get(key) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
+      const matches = this.matchConditional(resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (match) return { existing: { id: match.id, versionId: match.versionId } };
+      return { created: await this.create(caller, resourceType, body) };
+    });
+    this.#conditionalTails.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#conditionalTails.get(key) === run) this.#conditionalTails.delete(key);
+    }
   }
 
   async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {

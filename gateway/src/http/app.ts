@@ -488,6 +488,22 @@ export function createApp(deps: AppDeps): express.Express {
     const { type } = req.params;
     checkIds(type);
     needsJson(req);
+    const ifNoneExist = req.get('if-none-exist');
+    if (ifNoneExist !== undefined) {
+      const outcome = await resources.conditionalCreate(caller(req, config.mspId, type, 'create'), type, req.body, ifNoneExist.replace(/^[^?]*\?/, ''));
+      if ('existing' in outcome) {
+        // One match: nothing written; named, not disclosed (read it to see it, through consent).
+        res.setHeader('Location', `${base}/${type}/${outcome.existing.id}/_history/${outcome.existing.versionId}`);
+        res.setHeader('ETag', `W/"${outcome.existing.versionId}"`);
+        sendResource(res, 200, { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'duplicate', diagnostics: 'If-None-Exist matched an existing resource: nothing was written' }] });
+        return;
+      }
+      const c = outcome.created;
+      res.setHeader('Location', `${base}/${type}/${String(c.id)}/_history/${(c.meta as { versionId: string }).versionId}`);
+      versionHeaders(res, c);
+      sendResource(res, 201, c);
+      return;
+    }
     const created = await resources.create(caller(req, config.mspId, type, 'create'), type, req.body);
     const m = created.meta as { versionId: string };
     res.setHeader('Location', `${base}/${type}/${String(created.id)}/_history/${m.versionId}`);
