@@ -380,6 +380,16 @@ describe('conditional create and conditional references (fake ledger)', () => {
     expect(several.status).to.equal(412);
     expect(JSON.stringify(several.body)).to.not.include('|55');
     expect(env.rows()).to.deep.equal(before);
+    // Another organization's user learns nothing: 403 before any match is looked up, for a reference or an ifNoneExist.
+    const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    for (const q of ['55', '00']) {
+      const ref = await send(bundle('transaction', [post(observation(`Patient?identifier=${MRN}|${q}`))]), other);
+      expect(ref.status, q).to.equal(403);
+      const ifNone = await send(bundle('transaction', [{ resource: withMrn(q), request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|${q}` } }]), other);
+      expect(ifNone.status, q).to.equal(403);
+      const header = await request(env.app).post('/fhir/Patient').set(...other).set('content-type', FHIR).set('If-None-Exist', `identifier=${MRN}|${q}`).send(withMrn(q));
+      expect(header.status, q).to.equal(403);
+    }
     // In a batch only that entry fails.
     const batch = await send(bundle('batch', [post(observation(`Patient?identifier=${MRN}|55`)), post(withMrn('56'))]));
     expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '201 Created']);

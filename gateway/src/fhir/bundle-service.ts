@@ -163,7 +163,7 @@ export class BundleService {
     // Conditional references (`Practitioner?identifier=…`) are resolved first, on a copy, so the Bundle
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
-    const failures = this.#resolveConditionalReferences(resolved.entry ?? [], body.type === 'transaction');
+    const failures = this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
     return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures);
   }
 
@@ -171,19 +171,27 @@ export class BundleService {
    * Rewrites every conditional reference of the entries' resources to the one resource it matches. A
    * transaction fails at the first that does not resolve; a batch fails only that entry (returned).
    */
-  #resolveConditionalReferences(entries: readonly unknown[], failFast: boolean): Map<number, unknown> {
+  #resolveConditionalReferences(scoped: ScopedCaller, entries: readonly unknown[], failFast: boolean): Map<number, unknown> {
     const cache = new Map<string, string>();
     const failures = new Map<number, unknown>();
     entries.forEach((raw, index) => {
-      if (!isObject(raw) || !isObject(raw.resource)) return;
+      if (!isObject(raw) || !isObject(raw.resource) || !isObject(raw.request)) return;
+      const method = raw.request.method;
+      const type = raw.resource.resourceType;
       try {
         forEachReference(raw.resource, `Bundle.entry[${index}].resource`, (holder, path) => {
           const value = holder.reference as string;
-          if (CONDITIONAL_REFERENCE.test(value)) holder.reference = this.#resolveConditionalReference(value, path, cache);
+          if (!CONDITIONAL_REFERENCE.test(value)) return;
+          // Resolved only for a caller allowed to make this entry's write (the match is looked up before consent).
+          if ((method !== 'POST' && method !== 'PUT') || typeof type !== 'string') throw invalid(path, `${path}: a conditional reference is resolved only in a POST or PUT entry`);
+          const interaction = method === 'POST' ? 'create' : 'update';
+          const writer = { caller: scoped(type, interaction), interaction, resourceType: type } as const;
+          holder.reference = this.#resolveConditionalReference(writer, value, path, cache);
         });
       } catch (err) {
-        if (failFast) throw err;
-        failures.set(index, err);
+        const named = atEntry(err, index, typeof type === 'string' ? type : undefined);
+        if (failFast) throw named;
+        failures.set(index, named);
       }
     });
     return failures;
@@ -256,7 +264,7 @@ export class BundleService {
     for (const e of entries) {
       if (e.ifNoneExist === undefined) continue;
       try {
-        const found = this.#resources.matchConditional(e.type, e.ifNoneExist);
+        const found = this.#resources.matchConditional({ caller: callers[e.index] as Caller, interaction: 'create', resourceType: e.type }, e.type, e.ifNoneExist);
         if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `ifNoneExist matches several ${e.type} resources: nothing was written`);
         if (found[0]) matched.set(e.index, { id: found[0].id, versionId: found[0].versionId });
       } catch (err) {
@@ -340,12 +348,15 @@ export class BundleService {
    * `Type?query` → `Type/id` of the one current resource it matches (cached per transaction); none →
    * 400, several → 412. The query never appears in an error (it may hold an identifier).
    */
-  #resolveConditionalReference(value: string, path: string, cache: Map<string, string>): string {
-    const known = cache.get(value);
-    if (known) return known;
+  #resolveConditionalReference(writer: Parameters<ResourceService['matchConditional']>[0], value: string, path: string, cache: Map<string, string>): string {
     const m = CONDITIONAL_REFERENCE.exec(value);
     const [type, query] = [m?.[1] ?? '', m?.[2] ?? ''];
-    const found = this.#resources.matchConditional(type, query);
+    const known = cache.get(value);
+    if (known) {
+      this.#resources.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
+      return known;
+    }
+    const found = this.#resources.matchConditional(writer, type, query);
     if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `${path}: the conditional reference matches several ${type} resources`);
     if (!found[0]) throw invalid(path, `${path}: the conditional reference matches no ${type} held here`);
     const ref = `${type}/${found[0].id}`;

@@ -331,7 +331,9 @@ export class ResourceService {
    * the custodian's own users send (writes are theirs alone): it looks at the store, before consent,
    * and tells the caller only whether there are none, one (its id) or several.
    */
-  matchConditional(resourceType: string, query: string, limit = 2): StoredVersion[] {
+  matchConditional(writer: { caller: Caller; interaction: 'create' | 'update'; resourceType: string }, resourceType: string, query: string, limit = 2): StoredVersion[] {
+    // Only a caller that may make the write it is part of learns anything (else it is an existence oracle).
+    this.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
     typeInfo(resourceType);
     const params = new URLSearchParams(query);
     const q: Record<string, string[]> = {};
@@ -347,6 +349,11 @@ export class ResourceService {
     return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(patientValues.length > 0 ? { patientIds } : {}), limit });
   }
 
+  /** Throws FORBIDDEN unless the caller may make this write here (the interaction table, and a DID). */
+  assertMayWrite(caller: Caller, interaction: 'create' | 'update', resourceType: string): void {
+    this.#assertWrite(caller, interaction, resourceType);
+  }
+
   /** Conditional creates of the same type and query in this process, one after the other (no double create). */
   readonly #conditionalTails = new Map<string, Promise<unknown>>();
 
@@ -359,7 +366,7 @@ export class ResourceService {
     const key = `${resourceType}?${query}`;
     const before = this.#conditionalTails.get(key) ?? Promise.resolve();
     const run = before.catch(() => undefined).then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
-      const matches = this.matchConditional(resourceType, query);
+      const matches = this.matchConditional({ caller, interaction: 'create', resourceType }, resourceType, query);
       if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
       const [match] = matches;
       if (match) return { existing: { id: match.id, versionId: match.versionId } };
