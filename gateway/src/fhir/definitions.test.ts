@@ -47,6 +47,12 @@ describe('FHIR R4 definitions (from the spec package, evaluated with fhirpath)',
     // MedicationRequest's code is its medication[x] as a CodeableConcept.
     expect(codeTokensOf({ resourceType: 'MedicationRequest', medicationCodeableConcept: { coding: [{ system: 's', code: 'c' }] } })).to.deep.equal(['s|c']);
     expect(valuesOf({ resourceType: 'Patient', id: 'x' }, '_id')).to.deep.equal(['x']);
+    // The clinical date (consent's dataPeriod) of types without a date parameter, or with it empty.
+    expect(clinicalDateOf({ resourceType: 'Condition', onsetDateTime: '2023-02-03', recordedDate: '2024-01-01' })).to.equal('2023-02-03');
+    expect(clinicalDateOf({ resourceType: 'Condition', recordedDate: '2024-01-01' })).to.equal('2024-01-01');
+    expect(clinicalDateOf({ resourceType: 'MedicationRequest', authoredOn: '2022-05-06' })).to.equal('2022-05-06');
+    expect(clinicalDateOf({ resourceType: 'Claim', created: '2021-07-08' })).to.equal('2021-07-08');
+    expect(clinicalDateOf({ resourceType: 'Practitioner' })).to.equal(null);
   });
 
   it('outside the compartment, anything but a literal reference to another type counts as a patient reference (refused, not reference data)', () => {

@@ -226,11 +226,37 @@ function dateStart(v: unknown): string | undefined {
   return undefined;
 }
 
-/** The resource's clinical date: the first value of its type's `date` search parameter, normalized. */
+/**
+ * Where the clinical date is, by search parameter code, most specific first: the type's `date`
+ * parameter when it has a value, else the first of these the type defines that has one (Condition →
+ * onset-date, MedicationRequest → authoredon, Claim → created). Consent decides a dataPeriod on this
+ * date's month; a record without one is matched by denies only.
+ */
+const CLINICAL_DATE_PARAMS = [
+  'date',
+  'onset-date',
+  'authoredon',
+  'occurrence',
+  'effective',
+  'period',
+  'recorded-date',
+  'created',
+  'issued',
+  'recorded',
+  'authored',
+  'sent',
+  'when',
+] as const;
+
+/** The resource's clinical date (see CLINICAL_DATE_PARAMS), normalized; null when it has none. */
 export function clinicalDateOf(resource: Record<string, unknown>): string | null {
-  for (const v of valuesOf(resource, 'date')) {
-    const s = dateStart(v);
-    if (s !== undefined) return normalizeDate(s);
+  const params = searchParamsOf(String(resource.resourceType));
+  for (const code of CLINICAL_DATE_PARAMS) {
+    if (params.get(code)?.type !== 'date') continue;
+    for (const v of valuesOf(resource, code)) {
+      const s = dateStart(v);
+      if (s !== undefined) return normalizeDate(s);
+    }
   }
   return null;
 }
