@@ -33,6 +33,8 @@ export function pagingLinks(opts: PagingOptions): BundleLink[] {
 export function searchset(
   opts: PagingOptions & {
     resources: ReadonlyArray<Record<string, unknown>>;
+    /** Resources brought in by _include / _revinclude (search mode include). */
+    included?: ReadonlyArray<Record<string, unknown>>;
     /** Extensions for an entry (e.g. the commitment opening key disclosed to another member). */
     entryExtension?: (resource: Record<string, unknown>) => Array<Record<string, unknown>> | undefined;
   },
@@ -43,13 +45,13 @@ export function searchset(
     type: 'searchset',
     ...(opts.total !== undefined ? { total: opts.total } : {}),
     link,
-    entry: opts.resources.map((r) => {
+    entry: [...opts.resources.map((r) => ({ r, mode: 'match' })), ...(opts.included ?? []).map((r) => ({ r, mode: 'include' }))].map(({ r, mode }) => {
       const extension = opts.entryExtension?.(r);
       return {
         ...(extension && extension.length > 0 ? { extension } : {}),
         fullUrl: `${opts.baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
         resource: r,
-        search: { mode: 'match' },
+        search: { mode },
       };
     }),
   };

@@ -1,6 +1,14 @@
 import { SUPPORTED_TYPES } from './definitions';
 import { supportedSearchParams } from './search-params';
 
+/** The _include values a type takes (its reference parameters), omitted when it has none. */
+function includesOf(type: string): { searchInclude?: string[] } {
+  const includes = supportedSearchParams(type)
+    .filter((p) => p.type === 'reference' && !(type === 'Patient' && p.name === 'patient'))
+    .map((p) => `${type}:${p.name}`);
+  return includes.length > 0 ? { searchInclude: includes } : {};
+}
+
 /** The CapabilityStatement: only what this server really does. */
 export function capabilityStatement(baseUrl: string, version: string): Record<string, unknown> {
   return {
@@ -38,6 +46,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalUpdate: false,
             conditionalDelete: 'not-supported',
             interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
+            ...includesOf(type),
             searchParam: supportedSearchParams(type),
             operation: [
               ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),

@@ -11,8 +11,8 @@ import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { indexEntriesOf } from './search-index';
-import { COMMON_SEARCH_PARAMS, patientParam, searchCriteria } from './search-params';
-import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
+import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
+import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, valuesOf, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
 
 export { SUPPORTED_TYPES };
 
@@ -53,6 +53,14 @@ export interface HistoryEntry {
 export interface SearchPage {
   readonly total: number;
   readonly resources: Resource[];
+  /** Resources brought in by _include / _revinclude, each released through the enforcement point. */
+  readonly included: Resource[];
+}
+
+/** What a search includes, and which types the caller's scopes let it read. */
+export interface Includes {
+  readonly specs: readonly IncludeSpec[];
+  readonly mayRead: (resourceType: string) => boolean;
 }
 
 /** Too many candidates to decide in one request. Said the same way whoever asks (it counts before consent). */
@@ -831,7 +839,7 @@ export class ResourceService {
     );
   }
 
-  async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type'): Promise<SearchPage> {
+  async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
@@ -849,8 +857,49 @@ export class ResourceService {
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
-    await this.access.recordDisclosures(caller, page, subtype, this.#refOfVersion);
-    return { total: visible.length, resources: await Promise.all(page.map((x) => this.#verified(x.version))) };
+    // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
+    const included = includes && includes.specs.length > 0 ? await this.access.permitted(caller, await this.#includeCandidates(caller, page.map((x) => x.version), includes)) : [];
+    await this.access.recordDisclosures(caller, [...page, ...included], subtype, this.#refOfVersion);
+    return {
+      total: visible.length,
+      resources: await Promise.all(page.map((x) => this.#verified(x.version))),
+      included: await Promise.all(included.map((x) => this.#verified(x.version))),
+    };
+  }
+
+  /** Current versions the page's _include / _revinclude name, not in the page, that the caller may be asked about. */
+  async #includeCandidates(caller: Caller, page: readonly StoredVersion[], includes: Includes): Promise<StoredVersion[]> {
+    const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
+    const found = new Map<string, StoredVersion>();
+    const inPage = new Set(page.map(key));
+    const add = (v: StoredVersion | undefined): void => {
+      if (v && !v.deleted && !inPage.has(key(v))) found.set(key(v), v);
+    };
+    for (const spec of includes.specs) {
+      if (spec.reverse) {
+        if (page.length === 0) continue;
+        const hits = this.#store.search({ resourceType: spec.source, criteria: [{ kind: 'reference', param: spec.param, values: page.map((v) => ({ ref: key(v) })) }], limit: MAX_SEARCH_CANDIDATES + 1 });
+        if (hits.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_revinclude, _count');
+        hits.forEach(add);
+        continue;
+      }
+      for (const v of page) {
+        for (const value of valuesOf(JSON.parse(v.content) as Record<string, unknown>, spec.param)) {
+          const ref = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
+          const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
+          if (!m?.[1] || !m[2] || (spec.target !== undefined && m[1] !== spec.target) || !SUPPORTED_TYPES.has(m[1])) continue;
+          add(this.#store.readCurrent(m[1], m[2]));
+        }
+      }
+    }
+    const out: StoredVersion[] = [];
+    for (const v of found.values()) {
+      if (!includes.mayRead(v.resourceType)) continue;
+      if (v.patientId !== null && !(await this.inCompartment(caller, v.patientId))) continue;
+      out.push(v);
+    }
+    if (out.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_include, _count');
+    return out;
   }
 
   /** Patient/$everything: the Patient and every current resource of the patient the caller may see. */

@@ -74,8 +74,39 @@ export function assertKnown(q: RawQuery, known: readonly string[]): void {
   }
 }
 
-/** Parameters every type takes besides its own: the version's columns and paging. */
-export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset'] as const;
+/** Parameters every type takes besides its own: the version's columns, paging and includes. */
+export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset', '_include', '_revinclude'] as const;
+
+/** `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target the searched type). */
+export interface IncludeSpec {
+  readonly reverse: boolean;
+  readonly source: string;
+  readonly param: string;
+  readonly target?: string;
+}
+
+/** The _include and _revinclude of a query: reference parameters of the types named (no `*`, no :iterate). */
+export function includeSpecs(resourceType: string, q: RawQuery): IncludeSpec[] {
+  const specs: IncludeSpec[] = [];
+  for (const [key, reverse] of [
+    ['_include', false],
+    ['_revinclude', true],
+  ] as const) {
+    for (const raw of q[key] ?? []) {
+      for (const value of raw.split(',').map((v) => v.trim())) {
+        const [source = '', param = '', target, ...more] = value.split(':');
+        const p = indexedParamsOf(source).get(param);
+        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *, no :iterate)');
+        if (!reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched`);
+        if (reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched`);
+        if (target !== undefined && !p.target.includes(target)) fail(key, `names a target type the parameter does not refer to`);
+        specs.push({ reverse, source, param, ...(target !== undefined ? { target } : {}) });
+      }
+    }
+  }
+  for (const k of Object.keys(q)) if (k.startsWith('_include:') || k.startsWith('_revinclude:')) fail(k, 'is not supported (no :iterate)');
+  return specs;
+}
 
 /**
  * Whether `patient` / `subject` of a type name the patient whose consents govern its records (searched
@@ -101,7 +132,7 @@ export function supportedSearchParams(resourceType: string): Array<{ name: strin
 export function searchCriteria(resourceType: string, q: RawQuery): Criterion[] {
   const criteria: Criterion[] = [];
   for (const [key, values] of Object.entries(q)) {
-    if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key)) continue;
+    if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key) || key.startsWith('_include:') || key.startsWith('_revinclude:')) continue;
     const found = criteriaOf(resourceType, key, values);
     if (!found) {
       throw new OperationOutcomeError('INVALID', `Search parameter ${key} is not supported for ${resourceType} here (see the CapabilityStatement at /metadata for the parameters of each type)`);

@@ -15,7 +15,7 @@ import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
 import type { Resource, ResourceService } from '../fhir/resource-service';
-import { assertKnown, count, dateFilters, ID, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
+import { assertKnown, count, dateFilters, ID, includeSpecs, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -442,20 +442,31 @@ export function createApp(deps: AppDeps): express.Express {
     const q = rawQuery(req.query);
     // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
     const criteria = searchCriteria(type, q);
+    const specs = includeSpecs(type, q);
     const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
     const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
     const c = count(q);
     const o = offset(q);
     const ids = list(q, '_id', ID, 'must be FHIR ids');
     const lastUpdated = dateFilters('_lastUpdated', q._lastUpdated);
-    const page = await resources.search(caller(req, config.mspId, type, 'search'), type, {
+    const searcher = caller(req, config.mspId, type, 'search');
+    // An included type is read only under the scopes (and rules) that would let the caller search it.
+    const mayReadType = (t: string): boolean => {
+      try {
+        bindCaller(requireAuth(req), config.mspId, t, 'search');
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const page = await resources.search(searcher, type, {
       ...(ids ? { ids } : {}),
       ...(patientIds ? { patientIds } : {}),
       ...(lastUpdated ? { lastUpdated } : {}),
       ...(criteria.length > 0 ? { criteria } : {}),
       count: c,
       offset: o,
-    });
+    }, 'search-type', { specs, mayRead: mayReadType });
     // A member organization fetching for one of its users gets, per version, the key that opens its
     // commitment, so it can check the content against the ledger before passing it on.
     const forMember = requireAuth(req).viaOrganization !== undefined;
@@ -465,7 +476,7 @@ export function createApp(deps: AppDeps): express.Express {
           return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
         }
       : undefined;
-    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c, ...(entryExtension ? { entryExtension } : {}) }));
+    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, included: page.included, total: page.total, offset: o, count: c, ...(entryExtension ? { entryExtension } : {}) }));
   });
 
   /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */

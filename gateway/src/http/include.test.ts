@@ -1,0 +1,153 @@
+/**
+ * _include and _revinclude (HTTP, fake ledger): what a page names is brought in, and every included
+ * resource goes through the same enforcement point as a match (the caller's scopes, its compartment,
+ * consent for each, one access entry), so an include never discloses what the caller may not see.
+ */
+import { expect } from 'chai';
+import request from 'supertest';
+import { AuditService } from '../fhir/audit-events';
+import { ConsentService } from '../fhir/consent-service';
+import { DID_IDENTIFIER_SYSTEM, ResourceService } from '../fhir/resource-service';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { createApp } from './app';
+
+const FHIR = 'application/fhir+json';
+const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
+const DR = did('d');
+const OTHER = did('e');
+const ALICE = did('a');
+const BOB = did('b');
+const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+
+type SearchBundle = { total: number; entry?: Array<{ resource: { resourceType: string; id: string }; search: { mode: string } }> };
+
+async function setup() {
+  const store = new SqliteStore(':memory:');
+  const ledger = new FakeLedger();
+  /** Resource types another member's practitioner is denied (as a consent excluding them would). */
+  const denied = new Set<string>();
+  ledger.decide = (req, anchor) => {
+    const patient = anchor?.patient ?? req.patient;
+    if (req.actor === patient) return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass: false };
+    if (req.actorOrganization === (anchor?.custodian ?? req.custodian) && req.purpose === 'TREAT')
+      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    if (req.actor === OTHER && !denied.has(anchor?.resourceType ?? '')) return { decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false };
+    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+  };
+  for (const [d, kind] of [
+    [DR, 'practitioner'],
+    [OTHER, 'practitioner'],
+    [ALICE, 'patient'],
+    [BOB, 'patient'],
+  ] as const) {
+    await ledger.registerDid({ did: d, kind });
+  }
+  const log = newLogger('silent');
+  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
+  const app = createApp({
+    config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: 'Hospital1MSP' },
+    log,
+    resources,
+    consents: new ConsentService(ledger),
+    audit: new AuditService(ledger),
+    ledger,
+    store,
+    authenticate: fakeAuthenticate,
+    subjectLinkSecret: Buffer.alloc(32, 5),
+    idpIssuer: 'https://idp.hospital1.example',
+  });
+  const post = async (body: Record<string, unknown>): Promise<string> => {
+    const res = await request(app)
+      .post(`/fhir/${String(body.resourceType)}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(body);
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    return String(res.body.id);
+  };
+  const alice = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
+  const bob = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }] });
+  const med = await post({ resourceType: 'Medication', code: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '313782' }] } });
+  const enc = await post({
+    resourceType: 'Encounter',
+    status: 'finished',
+    class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+    subject: { reference: `Patient/${alice}` },
+  });
+  const condition = (patient: string) => ({
+    resourceType: 'Condition',
+    code: { text: 'x' },
+    subject: { reference: `Patient/${patient}` },
+    encounter: { reference: `Encounter/${enc}` },
+  });
+  const cond = await post(condition(alice));
+  // Another patient's record naming Alice's encounter: never included for Alice.
+  const bobCond = await post(condition(bob));
+  const rx = await post({
+    resourceType: 'MedicationRequest',
+    status: 'active',
+    intent: 'order',
+    subject: { reference: `Patient/${alice}` },
+    medicationReference: { reference: `Medication/${med}` },
+  });
+  const get = async (q: string, as: [string, string] = staff): Promise<SearchBundle> => {
+    const res = await request(app)
+      .get(`/fhir/${q}`)
+      .set(...as);
+    expect(res.status, `${q}: ${JSON.stringify(res.body)}`).to.equal(200);
+    return res.body as SearchBundle;
+  };
+  const entries = (b: SearchBundle): string[] => (b.entry ?? []).map((e) => `${e.search.mode} ${e.resource.resourceType}/${e.resource.id}`).sort();
+  return { app, ledger, denied, alice, bob, med, enc, cond, bobCond, rx, get, entries };
+}
+
+describe('_include and _revinclude through the enforcement point (HTTP, fake ledger)', () => {
+  it('brings in what the page names (reference data included); total counts the matches only', async () => {
+    const { get, entries, alice, med, enc, cond, bobCond, rx } = await setup();
+    const rxs = await get(`MedicationRequest?patient=${alice}&_include=MedicationRequest:medication`);
+    expect(rxs.total).to.equal(1);
+    expect(entries(rxs)).to.deep.equal([`include Medication/${med}`, `match MedicationRequest/${rx}`]);
+    const encs = await get(`Encounter?patient=${alice}&_revinclude=Condition:encounter`);
+    expect(encs.total).to.equal(1);
+    expect(entries(encs)).to.deep.equal([`include Condition/${bobCond}`, `include Condition/${cond}`, `match Encounter/${enc}`].sort());
+  });
+
+  it('never discloses an included resource the caller may not see: consent, compartment and scopes each apply; its access is recorded', async () => {
+    const { get, entries, ledger, denied, alice, med, enc, cond, rx } = await setup();
+    // Another member's practitioner whose consent does not cover Conditions.
+    denied.add('Condition');
+    const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const before = ledger.audit.length;
+    const encs = await get(`Encounter?patient=${ALICE}&_revinclude=Condition:encounter`, other);
+    expect(entries(encs)).to.deep.equal([`match Encounter/${enc}`]);
+    // The Encounter's access is recorded; the Conditions were evaluated (denied), not released.
+    expect(ledger.audit.slice(before).flatMap((e) => e.resources)).to.deep.equal([`Encounter/${enc}/_history/1`]);
+    // Alice herself: her own Condition, never Bob's that names her encounter.
+    const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    expect(entries(await get(`Encounter?_revinclude=Condition:encounter`, asAlice))).to.deep.equal([`include Condition/${cond}`, `match Encounter/${enc}`].sort());
+    // Scopes: a token for MedicationRequest only gets no Medication.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/MedicationRequest.read' });
+    expect(entries(await get(`MedicationRequest?patient=${alice}&_include=MedicationRequest:medication`, narrow))).to.deep.equal([`match MedicationRequest/${rx}`]);
+    expect(med).to.be.a('string');
+  });
+
+  it('refuses includes it does not do', async () => {
+    const { app, alice } = await setup();
+    for (const q of [
+      '_include=*',
+      '_include=Observation:subject',
+      '_include=Encounter:status',
+      '_include:iterate=Encounter:subject',
+      '_revinclude=Condition:encounter:Observation',
+      '_include=Encounter:subject:Observation',
+    ]) {
+      const res = await request(app)
+        .get(`/fhir/Encounter?patient=${alice}&${q}`)
+        .set(...staff);
+      expect(res.status, q).to.equal(400);
+    }
+  });
+});
