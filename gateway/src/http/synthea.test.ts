@@ -99,8 +99,12 @@ describe('Synthea population through POST /fhir (HTTP, fake ledger)', () => {
     // Conditional references were resolved to the Practitioner loaded by the batch.
     const enc = encounters.entry?.[0]?.resource as { participant?: Array<{ individual?: { reference?: string } }> };
     expect(enc.participant?.[0]?.individual?.reference).to.match(/^Practitioner\/[0-9a-f-]{36}$/);
-    const meds = await get(`MedicationRequest?patient=${pid}`);
+    const meds = await get(`MedicationRequest?patient=${pid}&_include=MedicationRequest:medication`);
     expect(meds.total).to.equal(9);
+    // The one MedicationRequest naming a Medication brings it in (reference data).
+    expect(meds.entry?.filter((e) => e.resource.resourceType === 'Medication')).to.have.length(1);
+    const withConditions = await get(`Encounter?patient=${pid}&_count=100&_revinclude=Condition:encounter`);
+    expect(withConditions.entry?.filter((e) => e.resource.resourceType === 'Condition')).to.have.length(30);
     const claims = await get(`ExplanationOfBenefit?patient=${pid}&_count=100`);
     expect(claims.total).to.equal(45);
   });
