@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
-import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf } from '../ledger/ledger-errors';
 import type { DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
@@ -376,6 +376,8 @@ export class ResourceService {
 
   /** Versions being written (between insertPendingWrite and markWriteAnchored) or settled by this process: never settled by anyone else meanwhile. */
   readonly #inFlight = new Set<string>();
+  /** Pending writes whose endorsed transaction the ledger client kept (unknown outcome), by writeId. */
+  readonly #unsettled = new Map<string, unknown>();
   readonly #pendingKey = (v: { readonly resourceType: string; readonly id: string; readonly versionId: number }): string => ref(v.resourceType, v.id, v.versionId);
   /**
    * After an ambiguous ledger error (the transaction may have committed), when to ask the ledger whether
@@ -448,7 +450,13 @@ export class ResourceService {
           throw err;
         }
         const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
-        const outcome = await this.#askLedger(expected, this.settleDelaysMs);
+        const asked = await this.#askLedger(expected, this.settleDelaysMs);
+        // The ledger client kept the endorsed transaction: while its anchors are not there it may still
+        // commit (an orderer holding it), so it is settled later by sending that same transaction again,
+        // never discarded because it is not there yet.
+        const transaction = unsettledTransactionOf(err);
+        if (transaction !== undefined && write.writeId !== undefined) this.#unsettled.set(write.writeId, transaction);
+        const outcome = asked === 'absent' && transaction !== undefined ? 'unresolved' : asked;
         // No resource ids in logs (a Patient id names the patient).
         const what = { event: 'ambiguous-commit', resourceType: first.row.resourceType, versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
         if (outcome === 'unresolved') {
@@ -467,6 +475,7 @@ export class ResourceService {
           throw err;
         }
         this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
+        if (write.writeId !== undefined) this.#unsettled.delete(write.writeId);
       }
       this.#store.markWriteAnchored(write);
     } finally {
@@ -548,6 +557,21 @@ export class ResourceService {
     return last;
   }
 
+  /**
+   * A pending write's outcome: when this process kept its endorsed transaction, by sending it again
+   * (committed → its anchors are read back to be sure; never committed → absent); otherwise by reading
+   * its anchors.
+   */
+  async #outcomeOf(w: StoredPendingWrite, expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>, delays: readonly number[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+    const transaction = w.writeId !== undefined ? this.#unsettled.get(w.writeId) : undefined;
+    if (transaction === undefined || !this.#ledger.settleTransaction) return this.#askLedger(expected, delays);
+    const sent = await this.#ledger.settleTransaction(transaction);
+    if (sent === 'not-committed') return 'absent';
+    if (sent === 'unknown') return 'unresolved';
+    const read = await this.#askLedger(expected, [0]);
+    return read === 'absent' ? 'unresolved' : read;
+  }
+
   /** Settles one stored pending write (after a crash or an unknown outcome); `busy` when this process is still writing it. */
   async #settleStored(w: StoredPendingWrite, delays: readonly number[]): Promise<'anchored' | 'discarded' | 'unresolved' | 'busy'> {
     const keys = w.versions.map(this.#pendingKey);
@@ -560,8 +584,9 @@ export class ResourceService {
         if (!key) break;
         expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
       }
-      const outcome = expected.length === w.versions.length ? await this.#askLedger(expected, delays) : 'absent';
+      const outcome = expected.length === w.versions.length ? await this.#outcomeOf(w, expected, delays) : 'absent';
       if (outcome === 'unresolved') return 'unresolved';
+      if (w.writeId !== undefined) this.#unsettled.delete(w.writeId);
       if (outcome === 'anchored') {
         this.#store.markWriteAnchored(w);
         return 'anchored';

@@ -26,7 +26,9 @@ import type {
   PatientLink,
   PatientLinkInput,
   SubjectDid,
+  TransactionOutcome,
 } from './ledger-client';
+import { unsettledTransactionOf, withUnsettledTransaction } from './ledger-client';
 
 const MVCC_RETRIES = 3;
 
@@ -107,8 +109,21 @@ export class FabricLedger implements LedgerClient {
         return parse<T>(await this.#submitSettled(this.#contracts[contract], tx, args));
       } catch (err) {
         if (isMvccConflict(err) && attempt < MVCC_RETRIES) continue;
-        throw toLedgerError(err, what);
+        const e = toLedgerError(err, what);
+        const transaction = unsettledTransactionOf(err);
+        throw transaction === undefined ? e : withUnsettledTransaction(e, transaction);
       }
+    }
+  }
+
+  async settleTransaction(transaction: unknown): Promise<TransactionOutcome> {
+    const tx = transaction as Transaction;
+    if (typeof (tx as Partial<Transaction> | null)?.submit !== 'function') return 'unknown';
+    try {
+      await this.#sendUntilKnown(tx, [0]);
+      return 'committed';
+    } catch (err) {
+      return (err as { name?: unknown }).name === 'CommitError' ? 'not-committed' : 'unknown';
     }
   }
 
@@ -122,9 +137,19 @@ export class FabricLedger implements LedgerClient {
    */
   async #submitSettled(contract: Contract, name: string, args: string[]): Promise<Uint8Array> {
     const transaction = await contract.newProposal(name, { arguments: args }).endorse();
+    return this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true);
+  }
+
+  /**
+   * Sends an endorsed transaction once per delay until its commit status is known. `first` says the
+   * first send is the original one (a duplicate txid then cannot mean an earlier copy). Throws an
+   * InvalidatedError when it never committed, and the last unknown-outcome error (carrying the
+   * transaction, for settleTransaction) when the ledger never told.
+   */
+  async #sendUntilKnown(transaction: Transaction, delays: readonly number[], first = false): Promise<Uint8Array> {
     let unknown: unknown;
-    for (let send = 0; send <= AMBIGUOUS_RESENDS.length; send++) {
-      if (send > 0) await new Promise((resolve) => setTimeout(resolve, AMBIGUOUS_RESENDS[send - 1]));
+    for (let send = 0; send < delays.length; send++) {
+      if ((delays[send] ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, delays[send]));
       let status: Awaited<ReturnType<Awaited<ReturnType<Transaction['submit']>>['getStatus']>>;
       try {
         status = await (await transaction.submit()).getStatus();
@@ -136,12 +161,12 @@ export class FabricLedger implements LedgerClient {
         continue;
       }
       if (status.successful) return transaction.getResult();
-      if (send > 0 && status.code === peer.TxValidationCode.DUPLICATE_TXID && (await this.#validationCodeOf(transaction.getTransactionId())) === peer.TxValidationCode.VALID) {
+      if ((send > 0 || !first) && status.code === peer.TxValidationCode.DUPLICATE_TXID && (await this.#validationCodeOf(transaction.getTransactionId())) === peer.TxValidationCode.VALID) {
         return transaction.getResult();
       }
       throw new InvalidatedError(status.code, status.transactionId);
     }
-    throw unknown;
+    throw withUnsettledTransaction(unknown as object, transaction);
   }
 
   /** The validation code the ledger recorded for a committed transaction (qscc GetTransactionByID). */
