@@ -9,14 +9,12 @@ import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
-import { createApp } from '../http/app';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { AuditService } from './audit-events';
-import { ConsentService } from './consent-service';
 import { OperationOutcomeError } from './outcome';
 import type { Caller } from './policy';
 import { type Resource, ResourceService, WritePlan } from './resource-service';
+import { testApp } from '../test-support/test-app';
 
 const log = newLogger('silent');
 const MSP = 'Hospital1MSP';
@@ -464,16 +462,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');
     const resources = service(store, ledger);
-    const app = createApp({
-      config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: MSP },
-      log,
-      resources,
-      consents: new ConsentService(ledger),
-      audit: new AuditService(ledger),
-      ledger,
-      store,
-      authenticate: fakeAuthenticate,
-    });
+    const { app } = testApp({ store, ledger, log, resources, mspId: MSP });
     const user = asCaller({ did: staff.did, organization: MSP, purpose: 'TREAT', scope: 'user/*.*' });
     const { patientId, obsId } = await seed(resources);
     const put = (v: string) =>

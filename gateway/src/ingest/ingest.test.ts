@@ -5,19 +5,15 @@ import { createHash } from 'node:crypto';
 import { HDX_ID_NAMESPACE, keyedIds, validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
 import type { Caller } from '../fhir/policy';
 import { ErasureService } from '../fhir/erasure';
-import { ResourceService } from '../fhir/resource-service';
-import { createApp } from '../http/app';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { CustodianIds } from './custodian-ids';
-import { IngestService, redactIds } from './ingest-service';
-import { withIngestRoutes } from './test-app';
+import { redactIds } from './ingest-service';
+import { testApp } from '../test-support/test-app';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -39,10 +35,7 @@ function setup(options: { ids?: boolean } = {}) {
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const ids = new CustodianIds(SECRET, path.join(dir, 'id-epochs.db'));
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const fhirApp = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
-  const ingest = new IngestService({ resources, store, log, baseUrl: BASE, ...(options.ids === false ? {} : { ids }) });
-  const app = withIngestRoutes(fhirApp, { ingest, authenticate: fakeAuthenticate, mspId: 'Hospital1MSP' });
+  const { app } = testApp({ store, ledger, log, baseUrl: BASE, ...(options.ids === false ? {} : { ids }) });
   return {
     app,
     store,
