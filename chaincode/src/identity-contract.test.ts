@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { IdentityContract } from './identity-contract';
-import { jwkThumbprint } from './jose';
+import { thumbprintOf } from './jose';
 import { FakeIdentity, FakeLedger, identity, rejectsWith } from './test-support/fake-ledger';
 import { newKey, nonce, signJws } from './test-support/keys';
 import { H1_ADMIN, H1_GATEWAY, H2_ADMIN, H2_GATEWAY, REG_ADMIN, REG_AUDITOR, registerDid, registrationJson, registrationProof, signedBy } from './test-support/registry';
@@ -24,10 +24,10 @@ describe('hdx.identity', () => {
   });
 
   describe('Register and Resolve', () => {
-    it('derives the DID from the RFC 7638 thumbprint of the key', () => {
+    it('derives the DID from the RFC 7638 thumbprint of the key', async () => {
       const key = newKey();
       const expected = createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${key.jwk.x}","y":"${key.jwk.y}"}`).digest('base64url');
-      expect(jwkThumbprint(key.jwk)).to.equal(expected);
+      expect(await thumbprintOf(key.jwk)).to.equal(expected);
       expect(key.did).to.equal(`did:hdx:${expected}`);
     });
 

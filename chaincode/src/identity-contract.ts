@@ -21,7 +21,7 @@ import {
   keyId,
   resolutionOf,
 } from './identity-model';
-import { jwkThumbprint, parseCompactJws, parseP256Jwk, P256Jwk } from './jose';
+import { parseCompactJws, parseP256Jwk, P256Jwk, thumbprintOf } from './jose';
 import { INDEX_MARKER, canonicalJson, marshal, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import { verifySignedRequest, verifyWithKey } from './signed-request';
 import { HDX_DID, JsonObject, asObject, checkString, optionalStringArray, parseJsonObject, rejectUnknownFields, requireString } from './validate';
@@ -57,7 +57,7 @@ export class IdentityContract extends Contract {
     const kind = parseKind(input.kind);
     mayRegister(caller, kind);
     const jwk = parseP256Jwk(input.publicKeyJwk, 'registration.publicKeyJwk');
-    const did = `did:hdx:${jwkThumbprint(jwk)}`;
+    const did = `did:hdx:${await thumbprintOf(jwk)}`;
     if (input.did !== undefined && input.did !== did) {
       throw invalid('registration.did does not match the RFC 7638 thumbprint of publicKeyJwk');
     }
@@ -225,7 +225,7 @@ export class IdentityContract extends Contract {
     const did = requireString(input, 'did', 'rotation', HDX_DID, 'must be a did:hdx DID');
     const jwk = parseP256Jwk(input.publicKeyJwk, 'rotation.publicKeyJwk');
     const record = await getActiveIdentity(ctx, did);
-    if (jwkThumbprint(jwk) === jwkThumbprint(currentJwk(record))) {
+    if ((await thumbprintOf(jwk)) === (await thumbprintOf(currentJwk(record)))) {
       throw invalid('rotation.publicKeyJwk is the current key');
     }
     if (input.proof !== undefined) {

@@ -175,6 +175,8 @@ describe('hdx.identity: guardians, suspension, reactivation, IdP subjects', () =
       const b = await registerDid(ledger, 'device', H1_ADMIN, { subject: SUBJECT });
       await registerDid(ledger, 'practitioner', H2_GATEWAY, { subject: SUBJECT });
       await registerDid(ledger, 'practitioner', H1_GATEWAY, { subject: SUBJECT_2 });
+      // The resolution carries the link, so a gateway can check IdP tokens that carry the DID.
+      expect((await resolve(a.did)).hdx.subject).to.equal(SUBJECT);
       const found = JSON.parse(await call(H1_ADMIN, (ctx) => identities.FindBySubject(ctx, SUBJECT)));
       expect(found.map((f: { did: string }) => f.did).sort()).to.deep.equal([a.did, b.did].sort());
       await call(H1_ADMIN, (ctx) => identities.Deactivate(ctx, body({ did: a.did })));

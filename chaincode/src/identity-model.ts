@@ -183,6 +183,9 @@ export function resolutionOf(record: IdentityRecord): unknown {
       organization: record.organization,
       guardians: record.guardians,
       pendingGuardians: record.pendingGuardians ?? [],
+      // The keyed hash of the IdP subject a staff DID was registered for: gateways check IdP tokens
+      // carrying the DID against it (unlinkable to the subject without the organization's secret).
+      ...(record.links.subject ? { subject: record.links.subject } : {}),
       ...(record.pendingReactivation ? { pendingReactivation: record.pendingReactivation } : {}),
     },
   };

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { CompactSign } from 'jose';
-import { jwkThumbprint, parseCompactJws, parseP256Jwk, thumbprintOf, verifyEs256, verifyJws } from './jose';
-import { newKey, signJws } from './test-support/keys';
+import { parseCompactJws, parseP256Jwk, thumbprintOf, verifyJws } from './jose';
+import { newKey, rfc7638Thumbprint, signJws } from './test-support/keys';
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
@@ -9,19 +9,10 @@ describe('jose (ES256 compact JWS, P-256 JWK)', () => {
   const key = newKey();
   const kid = `${key.did}#key-1`;
 
-  it('verifies a JWS made with Node crypto in IEEE P1363 form', () => {
+  it('verifies a JWS made with Node crypto in IEEE P1363 form', async () => {
     const jws = parseCompactJws(signJws(key.privateKey, kid, { a: 1, nonce: 'x' }), 'jws');
     expect(jws.payload).to.deep.equal({ a: 1, nonce: 'x' });
-    verifyEs256(jws, key.jwk, 'jws');
-  });
-
-  it('refuses a signature by another key, or over another payload, with UNAUTHENTICATED', () => {
-    const other = newKey();
-    const jws = parseCompactJws(signJws(other.privateKey, kid, { a: 1 }), 'jws');
-    expect(() => verifyEs256(jws, key.jwk, 'jws')).to.throw(/^UNAUTHENTICATED: /);
-    const [h, , s] = signJws(key.privateKey, kid, { a: 1 }).split('.');
-    const swapped = parseCompactJws(`${h}.${b64('{"a":2}')}.${s}`, 'jws');
-    expect(() => verifyEs256(swapped, key.jwk, 'jws')).to.throw(/^UNAUTHENTICATED: /);
+    await verifyJws(jws, key.jwk, 'jws');
   });
 
   const malformed: Array<[string, string]> = [
@@ -44,12 +35,12 @@ describe('jose (ES256 compact JWS, P-256 JWK)', () => {
 
   it('keeps only kty, crv, x, y of a public key and computes its thumbprint', () => {
     expect(parseP256Jwk(key.jwk, 'jwk')).to.deep.equal(key.jwk);
-    expect(jwkThumbprint(key.jwk)).to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect(rfc7638Thumbprint(key.jwk)).to.match(/^[A-Za-z0-9_-]{43}$/);
     expect(() => parseP256Jwk({ ...key.jwk, kid: 'k' }, 'jwk')).to.throw(/^INVALID: /);
   });
 
-  describe('jose (panva) agrees with the synchronous pair', () => {
-    it('verifyJws accepts what verifyEs256 accepts and refuses what it refuses (UNAUTHENTICATED)', async () => {
+  describe('verification and thumbprints by jose (panva)', () => {
+    it('verifyJws refuses a signature by another key, or over another payload (UNAUTHENTICATED)', async () => {
       const good = parseCompactJws(signJws(key.privateKey, kid, { a: 1, nonce: 'x' }), 'jws');
       await verifyJws(good, key.jwk, 'jws');
       const other = newKey();
@@ -59,16 +50,15 @@ describe('jose (ES256 compact JWS, P-256 JWK)', () => {
       await rejectsWith(verifyJws(parseCompactJws(`${h}.${b64('{"a":2}')}.${s}`, 'jws'), key.jwk, 'jws'), /^UNAUTHENTICATED: /);
     });
 
-    it('a JWS made by jose CompactSign parses and verifies both ways', async () => {
+    it('a JWS made by jose CompactSign parses and verifies', async () => {
       const jws = await new CompactSign(Buffer.from('{"a":1,"nonce":"x"}', 'utf8')).setProtectedHeader({ alg: 'ES256', kid }).sign(key.privateKey);
       const parsed = parseCompactJws(jws, 'jws');
-      verifyEs256(parsed, key.jwk, 'jws');
       await verifyJws(parsed, key.jwk, 'jws');
     });
 
-    it('thumbprintOf (calculateJwkThumbprint) equals jwkThumbprint and the DID of the key', async () => {
+    it('thumbprintOf (calculateJwkThumbprint) equals the RFC 7638 thumbprint written out, and the DID of the key', async () => {
       for (const k of [key, newKey(), newKey()]) {
-        expect(await thumbprintOf(k.jwk)).to.equal(jwkThumbprint(k.jwk));
+        expect(await thumbprintOf(k.jwk)).to.equal(rfc7638Thumbprint(k.jwk));
         expect(`did:hdx:${await thumbprintOf(k.jwk)}`).to.equal(k.did);
       }
     });

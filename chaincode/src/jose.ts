@@ -3,12 +3,8 @@
  * ES256 (IEEE P1363 r||s signatures). The strict parsing (header members, canonical payload, signature
  * length, DID URL kid) is HDX's own; signature verification and thumbprints are `jose`'s (panva):
  * `verifyJws` (compactVerify, ES256 only) and `thumbprintOf` (calculateJwkThumbprint).
- *
- * `verifyEs256` and `jwkThumbprint` are the synchronous equivalents the contracts call today (jose's
- * API is async); the tests pin that both give the same answers. Callers in async code should move to
- * `await verifyJws(...)` / `await thumbprintOf(...)`, after which the synchronous pair can go.
  */
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { calculateJwkThumbprint, compactVerify, errors as joseErrors } from 'jose';
 import { invalid, unauthenticated } from './errors';
 import { canonicalJson } from './ledger';
@@ -38,12 +34,6 @@ export function parseP256Jwk(value: unknown, path: string): P256Jwk {
     throw invalid(`${path} is not a point on P-256`);
   }
   return key;
-}
-
-/** RFC 7638 thumbprint: base64url(SHA-256(canonical {crv, kty, x, y})). */
-export function jwkThumbprint(jwk: P256Jwk): string {
-  const members = canonicalJson({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
-  return createHash('sha256').update(members, 'utf8').digest('base64url');
 }
 
 export interface CompactJws {
@@ -95,15 +85,6 @@ function decodeJsonPart(part: string, name: string): JsonObject {
     throw invalid(`${name} is not base64url JSON`);
   }
   return asObject(value, name);
-}
-
-/** Verifies an ES256 signature with a P-256 public key; UNAUTHENTICATED when it does not match. */
-export function verifyEs256(jws: CompactJws, jwk: P256Jwk, path: string): void {
-  const key = createPublicKey({ key: { ...jwk }, format: 'jwk' });
-  const ok = verify('sha256', Buffer.from(jws.signingInput, 'ascii'), { key, dsaEncoding: 'ieee-p1363' }, jws.signature);
-  if (!ok) {
-    throw unauthenticated(`${path} signature does not verify with ${jws.header.kid}`);
-  }
 }
 
 /**

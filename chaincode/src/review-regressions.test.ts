@@ -173,11 +173,13 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
     expect(ids).to.deep.equal([high === patientA ? 'obs-a' : 'obs-b']);
   });
 
-  it('F6: no member mints or borrows the auditor read-all; the regulator gateway can no longer register auditor DIDs', async () => {
-    await rejectsWith(
-      ledger.invoke(REG_GATEWAY, (ctx) => identities.Register(ctx, registrationJson(ledger, newKey(), 'auditor'))),
-      'FORBIDDEN',
-    );
+  it("F6: no member mints or borrows the auditor read-all (auditors are registered only by the regulator's admin or gateway, which serves its IdP admins only)", async () => {
+    for (const other of [H1_GATEWAY, H2_GATEWAY]) {
+      await rejectsWith(
+        ledger.invoke(other, (ctx) => identities.Register(ctx, registrationJson(ledger, newKey(), 'auditor'))),
+        'FORBIDDEN',
+      );
+    }
     const auditor = await registerDid(ledger, 'auditor', REG_ADMIN);
     await authorize({ actor: h1Doctor.did, actorOrganization: 'Hospital1MSP', actorAuth: 'idp', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' }, H1_GATEWAY);
     await rejectsWith(

@@ -6,7 +6,7 @@
 import type { Context } from 'fabric-contract-api';
 import { conflict, forbidden, invalid, unauthenticated } from './errors';
 import { findIdentity, IdentityRecord } from './identity-model';
-import { CompactJws, P256Jwk, parseCompactJws, splitDidUrl, verifyEs256 } from './jose';
+import { CompactJws, P256Jwk, parseCompactJws, splitDidUrl, verifyJws } from './jose';
 import { INDEX_MARKER, txEpochSeconds } from './ledger';
 import { JsonObject } from './validate';
 
@@ -97,7 +97,7 @@ export async function verifyWithKey(
   signer: string,
   jws: string,
 ): Promise<VerifiedRequest> {
-  verifyEs256(parsed, jwk, path);
+  await verifyJws(parsed, jwk, path);
   const { nonce, iat } = checkEnvelope(ctx, parsed.payload, actions, path);
   await consumeNonce(ctx, signer, nonce, path);
   return { payload: parsed.payload, signer, kid: parsed.header.kid, iat, nonce, jws };

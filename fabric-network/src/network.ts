@@ -7,7 +7,7 @@ import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, write
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
-import { httpGet, isRunning, logFile, NetworkError, run, sleep, startService, stopService, waitFor, waitHealthy } from './proc';
+import { httpGet, isRunning, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   CHAINCODE_LABEL,
   CHAINCODE_NAME,

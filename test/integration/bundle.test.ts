@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { locatedVersions, OrgClient } from '../support/ledger';
+import { locatedVersions, OrgClient, evaluateOnceThere } from '../support/ledger';
 import { startTestGateway } from '../support/network';
 
 interface Anchor {
@@ -93,7 +93,7 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     }
 
     // On the ledger, as another organization sees it: one transaction anchored all four, for the patient's DID.
-    const anchors = await Promise.all(entries.map((e) => hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', e.resource.resourceType, e.resource.id, '1')));
+    const anchors = await Promise.all(entries.map((e) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', e.resource.resourceType, e.resource.id, '1')));
     expect(new Set(anchors.map((a) => a.txId)).size).to.equal(1);
     expect(anchors.every((a) => a.custodian === 'Hospital1MSP' && a.patient === patientKey.did)).to.equal(true);
     expect(await located()).to.deep.equal([...refs].sort());
@@ -172,7 +172,7 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '400 Bad Request', '200 OK']);
     expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1].resource.subject']);
     const created = res.body.entry[0].resource;
-    const anchor = await hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', 'Observation', created.id, '1');
+    const anchor = await evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', 'Observation', created.id, '1');
     expect(anchor.custodian).to.equal('Hospital1MSP');
   });
 });

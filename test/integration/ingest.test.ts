@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { generateDidKey } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { locatedVersions, OrgClient } from '../support/ledger';
+import { locatedVersions, OrgClient, evaluateOnceThere } from '../support/ledger';
 import { freePort, startTestGateway } from '../support/network';
 
 const HL7 = 'x-application/hl7-v2+er7';
@@ -81,7 +81,7 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     const entries = res.body.entry as Array<{ response: { status: string; location: string } }>;
     expect(entries.map((e) => e.response.status)).to.deep.equal(['201 Created', '201 Created']);
     const refs = entries.map((e) => e.response.location);
-    const anchors = await Promise.all(refs.map((r) => hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', ...(r.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
+    const anchors = await Promise.all(refs.map((r) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(r.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
     expect(new Set(anchors.map((a) => a.txId)).size).to.equal(1);
     pseudonym = anchors[0]?.patient as string;
     expect(pseudonym).to.match(/^pseudonym:/);
@@ -103,7 +103,7 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     // The same patient (PID-3), kept as the ADT wrote it: the result message's Patient is create-only.
     expect(entries[0]?.response.location).to.match(/^Patient\/.+\/_history\/1$/);
     expect(entries.slice(1).every((e) => e.response.status === '201 Created')).to.equal(true);
-    const txIds = await Promise.all(entries.slice(1).map((e) => hospital2.evaluate<Anchor>('hdx.record', 'GetAnchor', ...(e.response.location.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
+    const txIds = await Promise.all(entries.slice(1).map((e) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(e.response.location.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
     expect(new Set(txIds.map((a) => a.txId)).size).to.equal(1);
     const rows = versions();
     const anchored = await located();

@@ -15,7 +15,7 @@ import { expect } from 'chai';
 import { generateDidKey } from '@hdx/gateway';
 import { type MiniFhirServer, startMiniFhirServer } from '../../gateway/src/test-support/mini-fhir-server';
 import { type Gw, registerDid } from '../support/fhir-client';
-import { OrgClient } from '../support/ledger';
+import { OrgClient, evaluateOnceThere } from '../support/ledger';
 import { network, startTestGateway } from '../support/network';
 
 const repo = path.resolve(__dirname, '..', '..');
@@ -147,7 +147,7 @@ describe('hdx sync from an EHR FHIR API (real network, hospital1 gateway)', func
     await Promise.all(
       [...after.keys()].map(async (ref) => {
         const [type, id] = ref.split('/') as [string, string];
-        const v1 = await hospital2.evaluate<{ custodian: string }>('hdx.record', 'GetAnchor', type, id, '1');
+        const v1 = await evaluateOnceThere<{ custodian: string }>(hospital2, 'hdx.record', 'GetAnchor', type, id, '1');
         expect(v1.custodian).to.equal('Hospital1MSP');
         const v2 = await hospital2.evaluate('hdx.record', 'GetAnchor', type, id, '2').catch((err: { code?: string }) => err.code);
         expect(v2).to.equal('NOT_FOUND');

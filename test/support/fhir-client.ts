@@ -13,12 +13,12 @@ function idpKey(org: string) {
 }
 
 /** A token from the org's (development) identity provider, as `hdx idp-token` makes them. */
-export function staffToken(gw: Gw, org: string, opts: { did?: string; role?: string; scope?: string; purpose?: string } = {}): string {
+export function staffToken(gw: Gw, org: string, opts: { did?: string; role?: string; scope?: string; purpose?: string; subject?: string } = {}): string {
   return signIdpToken({
     key: idpKey(org),
     issuer: `https://idp.${org}.hdx.test`,
     audience: gw.config.baseUrl,
-    subject: `staff-${org}`,
+    subject: opts.subject ?? `staff-${org}`,
     role: opts.role ?? 'practitioner',
     scope: opts.scope ?? 'user/*.*',
     purposeOfUse: opts.purpose ?? 'TREAT',

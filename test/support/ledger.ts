@@ -217,3 +217,18 @@ export async function locatedVersions(client: OrgClient, q: { patient: string; a
   );
   return result.custodians.flatMap((c) => c.resources.map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`)).sort();
 }
+
+/**
+ * An evaluate through a member's own peer of something another member's peer just committed: the
+ * block reaches this peer by gossip a moment later, so NOT_FOUND is retried (every 250 ms, 15 s at most).
+ */
+export async function evaluateOnceThere<T>(client: OrgClient, contract: string, tx: string, ...args: string[]): Promise<T> {
+  for (const until = Date.now() + 15_000; ; ) {
+    try {
+      return await client.evaluate<T>(contract, tx, ...args);
+    } catch (err) {
+      if (!(err instanceof LedgerError && err.code === 'NOT_FOUND') || Date.now() > until) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}

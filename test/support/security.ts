@@ -8,7 +8,7 @@
  * Everything goes through the public HTTP API as the attacking party would send it; where a finding is
  * about what a member reads on the ledger, through a member's own peer (test/support/ledger.ts).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
@@ -167,26 +167,4 @@ export const REFUSED = [401, 403, 404];
 export function resourcesOf(bundle: any): any[] {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return (bundle?.entry ?? []).map((e: { resource: any }) => e.resource).filter(Boolean);
-}
-
-/**
- * What an attacker computes from an MRN (or an order number) when ids are an unkeyed hash: the name-based
- * UUID HDX used before ids were keyed (SHA-256 over a public namespace and the length-prefixed parts,
- * version 8). Kept here, as the attacker's tool, so the suite can show that it no longer finds anything.
- */
-export function unkeyedStableUuid(kind: string, ...parts: readonly string[]): string {
-  const h = createHash('sha256');
-  h.update(Buffer.from('3c5e2b9a8f1d4c6e9a7b5d2f0e4c1a83', 'hex'));
-  for (const p of [kind, ...parts]) {
-    const b = Buffer.from(p, 'utf8');
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(b.length);
-    h.update(len);
-    h.update(b);
-  }
-  const d = h.digest();
-  d[6] = ((d[6] ?? 0) & 0x0f) | 0x80;
-  d[8] = ((d[8] ?? 0) & 0x3f) | 0x80;
-  const x = d.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }

@@ -1,6 +1,6 @@
 /** P-256 keys, DIDs and compact JWS for tests. */
-import { KeyObject, generateKeyPairSync, sign } from 'node:crypto';
-import { jwkThumbprint, P256Jwk } from '../jose';
+import { KeyObject, createHash, generateKeyPairSync, sign } from 'node:crypto';
+import type { P256Jwk } from '../jose';
 import { canonicalJson } from '../ledger';
 
 export interface TestKey {
@@ -10,11 +10,16 @@ export interface TestKey {
   did: string;
 }
 
+/** RFC 7638 thumbprint written out from the RFC (the tests' own oracle; the chaincode uses jose). */
+export function rfc7638Thumbprint(jwk: P256Jwk): string {
+  return createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${jwk.x}","y":"${jwk.y}"}`).digest('base64url');
+}
+
 export function newKey(): TestKey {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const exported = publicKey.export({ format: 'jwk' });
   const jwk: P256Jwk = { kty: 'EC', crv: 'P-256', x: String(exported.x), y: String(exported.y) };
-  return { privateKey, jwk, did: `did:hdx:${jwkThumbprint(jwk)}` };
+  return { privateKey, jwk, did: `did:hdx:${rfc7638Thumbprint(jwk)}` };
 }
 
 /** A compact ES256 JWS over the canonical JSON of `payload`. */

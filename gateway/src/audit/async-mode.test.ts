@@ -3,16 +3,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
 import { ResourceService } from '../fhir/resource-service';
-import { createApp } from '../http/app';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { AuditOutbox } from './outbox';
+import { testApp } from '../test-support/test-app';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -42,17 +40,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     // The outbox takes the change entries of anchored writes from the store (ChangeFeed).
     outbox = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger: counted, log, flushMs: 3_600_000, changes: store });
     const resources = new ResourceService({ store, ledger: counted, log, mspId: 'Hospital1MSP', auditSink: outbox });
-    const app = createApp({
-      config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
-      log,
-      resources,
-      consents: new ConsentService(ledger),
-      audit: new AuditService(ledger),
-      ledger,
-      store,
-      authenticate: fakeAuthenticate,
-      outbox,
-    });
+    const { app } = testApp({ store, ledger, log, resources, baseUrl: BASE, outbox });
     return { app, ledger, calls, resources };
   }
 
@@ -151,16 +139,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     const log = newLogger('silent');
     const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
     expect(resources.access.auditMode).to.equal('sync');
-    const app = createApp({
-      config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
-      log,
-      resources,
-      consents: new ConsentService(ledger),
-      audit: new AuditService(ledger),
-      ledger,
-      store,
-      authenticate: fakeAuthenticate,
-    });
+    const { app } = testApp({ store, ledger, log, resources, baseUrl: BASE });
     const health = await request(app).get('/healthz');
     expect(health.status).to.equal(200);
     expect(Object.keys(health.body.checks)).to.deep.equal(['store', 'ledger']);

@@ -107,7 +107,19 @@ export class AccessControl {
       if (!patient) throw new Error('AccessControl: reference data needs patientRefOf (the reference-data pseudonym)');
       const decision = REFERENCE_DATA_DECISION;
       const [recorded] = await this.#sink.record([
-        { actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, patient, resources: [ref(v)], action: 'R', subtype, purpose, ...decision, custodian: this.#custodian, entryId },
+        {
+          actor,
+          actorOrganization: caller.organization,
+          actorAuth: caller.actorAuth,
+          patient,
+          resources: [ref(v)],
+          action: 'R',
+          subtype,
+          purpose,
+          ...decision,
+          custodian: this.#custodian,
+          entryId,
+        },
       ]);
       return { ...decision, entryId, ...(recorded?.eventId ? { eventId: recorded.eventId } : {}) };
     }
@@ -190,20 +202,31 @@ export class AccessControl {
   /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
   async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<Decision[]> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    return mapLimit(versions, EVALUATE_CONCURRENCY, async (v) => (v.patientId === null ? REFERENCE_DATA_DECISION : this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) })));
+    return mapLimit(versions, EVALUATE_CONCURRENCY, async (v) =>
+      v.patientId === null
+        ? REFERENCE_DATA_DECISION
+        : this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }),
+    );
   }
 
   /** The versions the caller may see, each with the decision that permitted it, in input order. */
   async permitted(caller: Caller, versions: readonly StoredVersion[]): Promise<Array<{ version: StoredVersion; decision: Decision }>> {
     const decisions = await this.evaluate(caller, versions);
-    return versions.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    return versions
+      .map((version, i) => ({ version, decision: decisions[i] }))
+      .filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
   }
 
   /**
    * Commits one access entry per patient for versions about to be released (permitted by `evaluate`).
    * Returns only after the entries are on the ledger (sync) or in the durable outbox (async).
    */
-  async recordDisclosures(caller: Caller, released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>, subtype: Disclosure, patientRefOf: (v: StoredVersion) => string): Promise<void> {
+  async recordDisclosures(
+    caller: Caller,
+    released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>,
+    subtype: Disclosure,
+    patientRefOf: (v: StoredVersion) => string,
+  ): Promise<void> {
     if (released.length === 0) return;
     const { actor, purpose } = AccessControl.requireActor(caller);
     const byPatient = new Map<string, { refs: string[]; consents: Set<string>; breakGlass: boolean }>();

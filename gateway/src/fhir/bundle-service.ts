@@ -284,7 +284,8 @@ export class BundleService {
         targets.set(e.urn, `${e.type}/${id}`);
       }
       if (e.method !== 'POST') {
-        if (touched.has(`${e.type}/${id}`)) throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
+        if (touched.has(`${e.type}/${id}`))
+          throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
         touched.add(`${e.type}/${id}`);
       }
     }
@@ -384,7 +385,12 @@ export class BundleService {
   }
 
   /** Each entry on its own; the batch-response lists every entry's outcome in request order. */
-  async batch(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[], failures: ReadonlyMap<number, unknown> = new Map()): Promise<Record<string, unknown>> {
+  async batch(
+    scoped: ScopedCaller,
+    bundle: Record<string, unknown>,
+    raw: readonly unknown[],
+    failures: ReadonlyMap<number, unknown> = new Map(),
+  ): Promise<Record<string, unknown>> {
     // Validation problems belong to their entry; anything else is the whole Bundle's.
     const byEntry = new Map<number, FhirIssue[]>();
     const envelope: FhirIssue[] = [];

@@ -4,19 +4,17 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
 import { AuditOutbox } from '../audit/outbox';
-import type { AccessEntryInput, Anchor, AnchorInput, AuditEntry } from '../ledger/ledger-client';
+import { type AccessEntryInput, type Anchor, type AnchorInput, type AuditEntry, type TransactionOutcome, withUnsettledTransaction } from '../ledger/ledger-client';
 import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
-import { createApp } from '../http/app';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { AuditService } from './audit-events';
-import { ConsentService } from './consent-service';
 import { OperationOutcomeError } from './outcome';
 import type { Caller } from './policy';
 import { type Resource, ResourceService, WritePlan } from './resource-service';
+import { testApp } from '../test-support/test-app';
 
 const log = newLogger('silent');
 const MSP = 'Hospital1MSP';
@@ -97,6 +95,52 @@ async function rejection(p: Promise<unknown>): Promise<OperationOutcomeError> {
     throw err;
   }
   throw new Error('expected the promise to be rejected');
+}
+
+/**
+ * An orderer that holds a transaction (frozen, or slow): the submit times out, nothing is on the ledger
+ * yet, but the same endorsed transaction can still commit later. Like the Fabric client, the failure
+ * carries the endorsed transaction, and settleTransaction sends it again: it commits once, and a second
+ * copy would be a duplicate of the first.
+ */
+class HeldLedger extends FakeLedger {
+  hold = 0;
+  ordererUp = true;
+  readonly held: Array<{ commit: () => Promise<unknown>; done: boolean }> = [];
+
+  async #maybeHold<T>(commit: () => Promise<T>): Promise<T> {
+    if (this.hold === 0) return commit();
+    this.hold--;
+    const transaction = { commit, done: false };
+    this.held.push(transaction);
+    throw withUnsettledTransaction(TIMEOUT(), transaction);
+  }
+
+  /** The orderer wakes up and orders what it held (a late commit). */
+  async release(): Promise<void> {
+    for (const t of this.held.filter((x) => !x.done)) {
+      t.done = true;
+      await t.commit();
+    }
+  }
+
+  async settleTransaction(transaction: unknown): Promise<TransactionOutcome> {
+    const t = transaction as { commit: () => Promise<unknown>; done: boolean };
+    if (!this.ordererUp) return 'unknown';
+    if (!t.done) {
+      t.done = true;
+      await t.commit();
+    }
+    return 'committed';
+  }
+
+  override anchor(input: AnchorInput): Promise<Anchor> {
+    return this.#maybeHold(() => super.anchor(input));
+  }
+
+  override anchorAndRecord(anchors: AnchorInput[], entries: AccessEntryInput[]): Promise<{ anchors: Anchor[]; entries: AuditEntry[] }> {
+    return this.#maybeHold(() => super.anchorAndRecord(anchors, entries));
+  }
 }
 
 describe('commitWrite: writes that survive an ambiguous ledger outcome (review #7, #12)', () => {
@@ -204,6 +248,38 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(store.listPending()).to.have.length(0);
     expect(ledger.anchors.size).to.equal(0);
     expect(ledger.audit).to.have.length(0);
+  });
+
+  it('a transaction the orderer holds is not discarded for being absent: it commits late, and the next update follows it (review #7, the late commit)', async () => {
+    const ledger = new HeldLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.hold = 1;
+    ledger.ordererUp = false;
+    const first = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'held')));
+    expect(first.status).to.equal(504);
+    expect(store.listPending().map((v) => v.versionId), 'kept pending, not discarded').to.deep.equal([2]);
+    const whileDown = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
+    expect(whileDown.status).to.equal(503);
+    // The orderer wakes up and commits the held version 2 on its own.
+    ledger.ordererUp = true;
+    await ledger.release();
+    const next = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'after'));
+    expect(next.meta?.versionId).to.equal('3');
+    expect(JSON.parse(store.readVersion('Observation', obsId, 2)?.content ?? '{}').valueString).to.equal('held');
+  });
+
+  it('a held transaction the orderer dropped is committed by sending it again when it is settled', async () => {
+    const ledger = new HeldLedger(MSP);
+    const store = new SqliteStore(':memory:');
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    ledger.hold = 1;
+    await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'held')));
+    expect(await resources.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
+    expect(store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
+    expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
   });
 
   it('the ledger cannot tell yet: 504 "being settled", the version stays pending (never served); a later update gets 503, then, once the version is known to be committed, follows it (version 3)', async () => {
@@ -386,16 +462,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const ledger = new AmbiguousLedger(MSP);
     const store = new SqliteStore(':memory:');
     const resources = service(store, ledger);
-    const app = createApp({
-      config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: MSP },
-      log,
-      resources,
-      consents: new ConsentService(ledger),
-      audit: new AuditService(ledger),
-      ledger,
-      store,
-      authenticate: fakeAuthenticate,
-    });
+    const { app } = testApp({ store, ledger, log, resources, mspId: MSP });
     const user = asCaller({ did: staff.did, organization: MSP, purpose: 'TREAT', scope: 'user/*.*' });
     const { patientId, obsId } = await seed(resources);
     const put = (v: string) =>

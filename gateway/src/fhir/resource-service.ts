@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
-import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
+import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf } from '../ledger/ledger-errors';
 import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
@@ -12,7 +12,17 @@ import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { indexEntriesOf } from './search-index';
 import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
-import { clinicalDateOf, codeTokensOf, compartmentParamsOf, governedByPatientReference, inPatientCompartment, valuesOf, patientReferencesOf, patientTargetReferencesOf, SUPPORTED_TYPES } from './definitions';
+import {
+  clinicalDateOf,
+  codeTokensOf,
+  compartmentParamsOf,
+  governedByPatientReference,
+  inPatientCompartment,
+  valuesOf,
+  patientReferencesOf,
+  patientTargetReferencesOf,
+  SUPPORTED_TYPES,
+} from './definitions';
 
 export { SUPPORTED_TYPES };
 
@@ -348,7 +358,8 @@ export class ResourceService {
     for (const [k, v] of params) (q[k] ??= []).push(v);
     if (Object.keys(q).length === 0) throw new OperationOutcomeError('INVALID', `A conditional ${resourceType} query names no search parameter`);
     for (const k of Object.keys(q)) {
-      if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) && k !== '_id') throw new OperationOutcomeError('INVALID', `A conditional query takes search parameters, not ${k}`);
+      if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) && k !== '_id')
+        throw new OperationOutcomeError('INVALID', `A conditional query takes search parameters, not ${k}`);
     }
     const criteria = searchCriteria(resourceType, q);
     const patientValues = ['patient', 'subject'].filter((c) => patientParam(resourceType, c)).flatMap((c) => (q[c] ?? []).flatMap((v) => v.split(',')));
@@ -373,13 +384,15 @@ export class ResourceService {
     this.#assertWrite(caller, 'create', resourceType);
     const key = `${resourceType}?${query}`;
     const before = this.#conditionalTails.get(key) ?? Promise.resolve();
-    const run = before.catch(() => undefined).then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
-      const matches = this.matchConditional({ caller, interaction: 'create', resourceType }, resourceType, query);
-      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
-      const [match] = matches;
-      if (match) return { existing: { id: match.id, versionId: match.versionId } };
-      return { created: await this.create(caller, resourceType, body) };
-    });
+    const run = before
+      .catch(() => undefined)
+      .then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
+        const matches = this.matchConditional({ caller, interaction: 'create', resourceType }, resourceType, query);
+        if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
+        const [match] = matches;
+        if (match) return { existing: { id: match.id, versionId: match.versionId } };
+        return { created: await this.create(caller, resourceType, body) };
+      });
     this.#conditionalTails.set(key, run);
     try {
       return await run;
@@ -451,7 +464,10 @@ export class ResourceService {
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
     const patientId = knownPatient !== undefined ? knownPatient : this.#patientOf(resource, id, plan);
     if (patientId === null && caller !== undefined && !REFERENCE_DATA_WRITERS.has(caller.kind)) {
-      throw new OperationOutcomeError('FORBIDDEN', `A ${caller.kind} may not write reference data (${resource.resourceType} in no patient's compartment): the custodian's staff and feeds do`);
+      throw new OperationOutcomeError(
+        'FORBIDDEN',
+        `A ${caller.kind} may not write reference data (${resource.resourceType} in no patient's compartment): the custodian's staff and feeds do`,
+      );
     }
     if (patientId === null) {
       // Created once, outside any write (a key shared by every reference-data version is never undone with one write).
@@ -501,6 +517,8 @@ export class ResourceService {
 
   /** Versions being written (between insertPendingWrite and markWriteAnchored) or settled by this process: never settled by anyone else meanwhile. */
   readonly #inFlight = new Set<string>();
+  /** Pending writes whose endorsed transaction the ledger client kept (unknown outcome), by writeId. */
+  readonly #unsettled = new Map<string, unknown>();
   readonly #pendingKey = (v: { readonly resourceType: string; readonly id: string; readonly versionId: number }): string => ref(v.resourceType, v.id, v.versionId);
   /**
    * After an ambiguous ledger error (the transaction may have committed), when to ask the ledger whether
@@ -555,17 +573,31 @@ export class ResourceService {
     // stored with the write and delivered once it is anchored.
     const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
     // Entries delivered later say when the change happened (the ledger's recordedAt is the delivery).
-    const write: PendingWrite = { ...plan.pendingWrite(), writeId: randomUUID(), changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })) };
+    const write: PendingWrite = {
+      ...plan.pendingWrite(),
+      writeId: randomUUID(),
+      changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })),
+    };
     await this.#settleEarlierWrites(write);
     const keys = write.versions.map(this.#pendingKey);
-    if (!this.#claim(keys)) throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
+    if (!this.#claim(keys))
+      throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
       this.#store.insertPendingWrite(write);
       try {
         const links = this.#ledgerLinks(plan);
-        if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries, ...(links.length > 0 ? [links] : []));
+        if (together)
+          await this.#ledger.anchorAndRecord(
+            plan.versions.map((v) => v.anchor),
+            entries,
+            ...(links.length > 0 ? [links] : []),
+          );
         else if (rest.length === 0 && links.length === 0) await this.#ledger.anchor(first.anchor);
-        else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor), ...(links.length > 0 ? [links] : []));
+        else
+          await this.#ledger.anchorBatch(
+            plan.versions.map((v) => v.anchor),
+            ...(links.length > 0 ? [links] : []),
+          );
       } catch (err) {
         if (commitOutcomeOf(err) === 'not-committed') {
           // Not anchored, so not acknowledged: leave no trace of it in the store.
@@ -573,9 +605,21 @@ export class ResourceService {
           throw err;
         }
         const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
-        const outcome = await this.#askLedger(expected, this.settleDelaysMs);
+        const asked = await this.#askLedger(expected, this.settleDelaysMs);
+        // The ledger client kept the endorsed transaction: while its anchors are not there it may still
+        // commit (an orderer holding it), so it is settled later by sending that same transaction again,
+        // never discarded because it is not there yet.
+        const transaction = unsettledTransactionOf(err);
+        if (transaction !== undefined && write.writeId !== undefined) this.#unsettled.set(write.writeId, transaction);
+        const outcome = asked === 'absent' && transaction !== undefined ? 'unresolved' : asked;
         // No resource ids in logs (a Patient id names the patient).
-        const what = { event: 'ambiguous-commit', resourceType: first.row.resourceType, versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
+        const what = {
+          event: 'ambiguous-commit',
+          resourceType: first.row.resourceType,
+          versions: plan.versions.length,
+          code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL',
+          outcome,
+        };
         if (outcome === 'unresolved') {
           this.#log.warn(what, 'the ledger outcome of a write is unknown; it stays pending until the ledger answers');
           this.#armSettling();
@@ -592,6 +636,7 @@ export class ResourceService {
           throw err;
         }
         this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
+        if (write.writeId !== undefined) this.#unsettled.delete(write.writeId);
       }
       this.#store.markWriteAnchored(write);
     } finally {
@@ -599,7 +644,10 @@ export class ResourceService {
     }
     if (write.changeEntries && write.changeEntries.length > 0) {
       if (!(await this.#deliverChanges())) {
-        this.#log.error({ event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length }, 'change anchored; its access entries are kept in the store and retried');
+        this.#log.error(
+          { event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length },
+          'change anchored; its access entries are kept in the store and retried',
+        );
       }
     }
   }
@@ -645,7 +693,8 @@ export class ResourceService {
         this.#armSettling();
         throw new OperationOutcomeError('UNAVAILABLE', `A previous write of ${what} is still being settled with the ledger (its outcome was unknown); retry shortly`);
       }
-      if (outcome === 'anchored' && conflictOnAnchored) throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
+      if (outcome === 'anchored' && conflictOnAnchored)
+        throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
     }
   }
 
@@ -655,7 +704,10 @@ export class ResourceService {
    * make it); none there at the last try → `absent`; the ledger not answering (or a partial batch,
    * which an atomic batch cannot be) at the last try → `unresolved`.
    */
-  async #askLedger(expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>, delays: readonly number[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+  async #askLedger(
+    expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>,
+    delays: readonly number[],
+  ): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
     let last: 'absent' | 'unresolved' = 'unresolved';
     for (const delay of delays.length > 0 ? delays : [0]) {
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -673,6 +725,25 @@ export class ResourceService {
     return last;
   }
 
+  /**
+   * A pending write's outcome: when this process kept its endorsed transaction, by sending it again
+   * (committed → its anchors are read back to be sure; never committed → absent); otherwise by reading
+   * its anchors.
+   */
+  async #outcomeOf(
+    w: StoredPendingWrite,
+    expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>,
+    delays: readonly number[],
+  ): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+    const transaction = w.writeId !== undefined ? this.#unsettled.get(w.writeId) : undefined;
+    if (transaction === undefined || !this.#ledger.settleTransaction) return this.#askLedger(expected, delays);
+    const sent = await this.#ledger.settleTransaction(transaction);
+    if (sent === 'not-committed') return 'absent';
+    if (sent === 'unknown') return 'unresolved';
+    const read = await this.#askLedger(expected, [0]);
+    return read === 'absent' ? 'unresolved' : read;
+  }
+
   /** Settles one stored pending write (after a crash or an unknown outcome); `busy` when this process is still writing it. */
   async #settleStored(w: StoredPendingWrite, delays: readonly number[]): Promise<'anchored' | 'discarded' | 'unresolved' | 'busy'> {
     const keys = w.versions.map(this.#pendingKey);
@@ -685,8 +756,9 @@ export class ResourceService {
         if (!key) break;
         expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
       }
-      const outcome = expected.length === w.versions.length ? await this.#askLedger(expected, delays) : 'absent';
+      const outcome = expected.length === w.versions.length ? await this.#outcomeOf(w, expected, delays) : 'absent';
       if (outcome === 'unresolved') return 'unresolved';
+      if (w.writeId !== undefined) this.#unsettled.delete(w.writeId);
       if (outcome === 'anchored') {
         this.#store.markWriteAnchored(w);
         return 'anchored';
@@ -719,7 +791,10 @@ export class ResourceService {
     if (this.access.auditMode !== 'sync') {
       const { count, oldestReadyAt } = this.#store.readyChangeStats();
       if (count > 0 && oldestReadyAt !== undefined && Date.now() - oldestReadyAt > 5 * 60_000) {
-        this.#log.error({ event: 'change-audit-waiting', entries: count }, 'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)');
+        this.#log.error(
+          { event: 'change-audit-waiting', entries: count },
+          'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)',
+        );
       }
       return Promise.resolve(true);
     }
@@ -727,7 +802,10 @@ export class ResourceService {
       let ok = true;
       const failed = new Set<string>();
       for (;;) {
-        const ready = this.#store.readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size).filter((c) => !failed.has(c.entryId)).slice(0, MAX_ENTRIES_PER_TRANSACTION);
+        const ready = this.#store
+          .readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size)
+          .filter((c) => !failed.has(c.entryId))
+          .slice(0, MAX_ENTRIES_PER_TRANSACTION);
         if (ready.length === 0) break;
         try {
           await this.#ledger.recordAccess(ready.map((c) => c.entry));
@@ -735,7 +813,10 @@ export class ResourceService {
         } catch (err) {
           ok = false;
           for (const c of ready) failed.add(c.entryId);
-          this.#log.error({ event: 'change-audit-retry', code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', entries: ready.length }, 'change entries could not be recorded on the ledger; they stay in the store and are retried');
+          this.#log.error(
+            { event: 'change-audit-retry', code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', entries: ready.length },
+            'change entries could not be recorded on the ledger; they stay in the store and are retried',
+          );
         }
       }
       if (!ok) this.#armSettling();
@@ -852,13 +933,26 @@ export class ResourceService {
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     // Reference data (in no patient's compartment) is not limited to the caller's compartment.
     const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
-    const candidates = patientIds !== undefined && patientIds.length === 0 ? [] : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    const candidates =
+      patientIds !== undefined && patientIds.length === 0
+        ? []
+        : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
     // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
-    const included = includes && includes.specs.length > 0 ? await this.access.permitted(caller, await this.#includeCandidates(caller, page.map((x) => x.version), includes)) : [];
+    const included =
+      includes && includes.specs.length > 0
+        ? await this.access.permitted(
+            caller,
+            await this.#includeCandidates(
+              caller,
+              page.map((x) => x.version),
+              includes,
+            ),
+          )
+        : [];
     await this.access.recordDisclosures(caller, [...page, ...included], subtype, this.#refOfVersion);
     return {
       total: visible.length,
@@ -878,7 +972,11 @@ export class ResourceService {
     for (const spec of includes.specs) {
       if (spec.reverse) {
         if (page.length === 0) continue;
-        const hits = this.#store.search({ resourceType: spec.source, criteria: [{ kind: 'reference', param: spec.param, values: page.map((v) => ({ ref: key(v) })) }], limit: MAX_SEARCH_CANDIDATES + 1 });
+        const hits = this.#store.search({
+          resourceType: spec.source,
+          criteria: [{ kind: 'reference', param: spec.param, values: page.map((v) => ({ ref: key(v) })) }],
+          limit: MAX_SEARCH_CANDIDATES + 1,
+        });
         if (hits.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_revinclude, _count');
         hits.forEach(add);
         continue;
@@ -923,7 +1021,11 @@ export class ResourceService {
     const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
     await this.access.authorize(caller, v, '$verify');
     const check = await this.#check(v);
-    return { verified: check.ok, reason: check.reason, ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}) };
+    return {
+      verified: check.ok,
+      reason: check.reason,
+      ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}),
+    };
   }
 
   async #check(v: StoredVersion): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
@@ -941,7 +1043,10 @@ export class ResourceService {
   async #verified(v: StoredVersion): Promise<Resource> {
     const check = await this.#check(v);
     if (!check.ok) {
-      this.#log.warn({ event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason }, 'stored resource does not match its ledger anchor; withheld');
+      this.#log.warn(
+        { event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason },
+        'stored resource does not match its ledger anchor; withheld',
+      );
       throw new OperationOutcomeError(
         'INTEGRITY',
         `${ref(v.resourceType, v.id, v.versionId)} does not match its anchor on the ledger and is withheld; the custodian has been alerted`,

@@ -61,7 +61,10 @@ export function offset(q: RawQuery): number {
 export function list(q: RawQuery, param: string, pattern?: RegExp, rule?: string): string[] | undefined {
   const v = single(q, param);
   if (v === undefined) return undefined;
-  const values = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const values = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (values.length === 0) fail(param, 'is empty');
   if (pattern) for (const x of values) if (!pattern.test(x)) fail(param, rule ?? 'has an invalid value');
   return values;
@@ -135,7 +138,10 @@ export function searchCriteria(resourceType: string, q: RawQuery): Criterion[] {
     if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key) || key.startsWith('_include:') || key.startsWith('_revinclude:')) continue;
     const found = criteriaOf(resourceType, key, values);
     if (!found) {
-      throw new OperationOutcomeError('INVALID', `Search parameter ${key} is not supported for ${resourceType} here (see the CapabilityStatement at /metadata for the parameters of each type)`);
+      throw new OperationOutcomeError(
+        'INVALID',
+        `Search parameter ${key} is not supported for ${resourceType} here (see the CapabilityStatement at /metadata for the parameters of each type)`,
+      );
     }
     criteria.push(...found);
   }

@@ -2,14 +2,11 @@ import { validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
 import request from 'supertest';
 import { newLogger } from '../logger';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../fhir/outcome';
-import { ResourceService } from '../fhir/resource-service';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp } from './app';
+import { testApp } from '../test-support/test-app';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -25,17 +22,7 @@ function setup() {
   const store = new SqliteStore(':memory:');
   const ledger = new FakeLedger();
   const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({
-    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
-    log,
-    resources,
-    consents: new ConsentService(ledger),
-    audit: new AuditService(ledger),
-    ledger,
-    store,
-    authenticate: fakeAuthenticate,
-  });
+  const { app, resources } = testApp({ store, ledger, log, baseUrl: BASE });
   return { app, store, ledger, resources };
 }
 

@@ -6,14 +6,13 @@
  */
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
-import { DID_IDENTIFIER_SYSTEM, ResourceService } from '../fhir/resource-service';
+import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp, loggablePath, redactIds } from './app';
+import { loggablePath, redactIds } from './app';
+import { testApp } from '../test-support/test-app';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -46,19 +45,8 @@ async function setup() {
     await ledger.registerDid({ did: d, kind });
   }
   const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({
-    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
-    log,
-    resources,
-    consents: new ConsentService(ledger),
-    audit: new AuditService(ledger),
-    ledger,
-    store,
-    authenticate: fakeAuthenticate,
-    subjectLinkSecret: Buffer.alloc(32, 5),
-    idpIssuer: 'https://idp.hospital1.example',
-  });
+  const { app } = testApp({ store, ledger, log, baseUrl: BASE, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });
+
   const post = async (path: string, body: object): Promise<string> => {
     const res = await request(app).post(`/fhir/${path}`).set(...staff).set('content-type', FHIR).send(body);
     expect(res.status, JSON.stringify(res.body)).to.equal(201);

@@ -5,14 +5,11 @@
  */
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
-import { DID_IDENTIFIER_SYSTEM, ResourceService } from '../fhir/resource-service';
-import { newLogger } from '../logger';
+import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp } from './app';
+import { testApp } from '../test-support/test-app';
 
 const FHIR = 'application/fhir+json';
 const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
@@ -45,20 +42,7 @@ async function setup() {
   ] as const) {
     await ledger.registerDid({ did: d, kind });
   }
-  const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({
-    config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: 'Hospital1MSP' },
-    log,
-    resources,
-    consents: new ConsentService(ledger),
-    audit: new AuditService(ledger),
-    ledger,
-    store,
-    authenticate: fakeAuthenticate,
-    subjectLinkSecret: Buffer.alloc(32, 5),
-    idpIssuer: 'https://idp.hospital1.example',
-  });
+  const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });
   const post = async (body: Record<string, unknown>): Promise<string> => {
     const res = await request(app)
       .post(`/fhir/${String(body.resourceType)}`)

@@ -1,14 +1,11 @@
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
-import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
 import { createMetrics, instrumentLedger } from '../metrics';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp } from './app';
+import { testApp } from '../test-support/test-app';
 
 describe('/metrics', () => {
   it('counts requests by route pattern (never by concrete id), ledger calls, decisions and error codes', async () => {
@@ -17,8 +14,7 @@ describe('/metrics', () => {
     const ledger = instrumentLedger(fake, metrics);
     const store = new SqliteStore(':memory:');
     const log = newLogger('silent');
-    const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-    const app = createApp({ config: { baseUrl: 'http://x/fhir', mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate, metrics });
+    const { app } = testApp({ store, ledger, log, baseUrl: 'http://x/fhir', metrics });
     const staff = asCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' });
     const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', 'application/fhir+json').send({ resourceType: 'Patient', gender: 'other' });
     expect(created.status).to.equal(201);

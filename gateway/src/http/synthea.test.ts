@@ -8,14 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
-import { ResourceService } from '../fhir/resource-service';
-import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { createApp } from './app';
+import { testApp } from '../test-support/test-app';
 
 const FHIR = 'application/fhir+json';
 const DR = `did:hdx:${'d'.repeat(43)}`;
@@ -29,20 +25,7 @@ async function setup() {
   const store = new SqliteStore(':memory:');
   const ledger = new FakeLedger();
   await ledger.registerDid({ did: DR, kind: 'practitioner' });
-  const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({
-    config: { baseUrl: 'http://127.0.0.1:8080/fhir', mspId: 'Hospital1MSP' },
-    log,
-    resources,
-    consents: new ConsentService(ledger),
-    audit: new AuditService(ledger),
-    ledger,
-    store,
-    authenticate: fakeAuthenticate,
-    subjectLinkSecret: Buffer.alloc(32, 5),
-    idpIssuer: 'https://idp.hospital1.example',
-  });
+  const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });
   const load = async (name: string): Promise<ResponseBundle> => {
     const res = await request(app)
       .post('/fhir')

@@ -5,19 +5,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import express, { type RequestHandler } from 'express';
-import { AuditService } from '../fhir/audit-events';
-import { ConsentService } from '../fhir/consent-service';
 import { ResourceService } from '../fhir/resource-service';
-import { createApp } from '../http/app';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { type MiniFhirServer, startMiniFhirServer } from '../test-support/mini-fhir-server';
 import { CustodianIds } from './custodian-ids';
-import { IngestService, rewriteEhrReferences } from './ingest-service';
+import { rewriteEhrReferences } from './ingest-service';
 import { readState, sync } from './sync';
-import { withIngestRoutes } from './test-app';
+import { testApp } from '../test-support/test-app';
 
 const DR = `did:hdx:${'a'.repeat(43)}`;
 /** The unit tests' fake auth reads the caller from the bearer token here. */
@@ -61,8 +58,7 @@ async function setup(): Promise<Env> {
   const server: Server = createServer(outer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const gatewayBase = `http://127.0.0.1:${(server.address() as AddressInfo).port}/fhir`;
-  const app = createApp({ config: { baseUrl: gatewayBase, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: bearerAsTestAuth });
-  outer.use(withIngestRoutes(app, { ingest: new IngestService({ resources, store, log, baseUrl: gatewayBase, ids }), authenticate: bearerAsTestAuth, mspId: 'Hospital1MSP' }));
+  outer.use(testApp({ store, ledger, log, resources, baseUrl: gatewayBase, ids, authenticate: bearerAsTestAuth }).app);
   const ehr = await startMiniFhirServer();
   return {
     ehr,

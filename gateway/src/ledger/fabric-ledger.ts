@@ -1,7 +1,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { type Contract, connect, type Gateway, hash, signers } from '@hyperledger/fabric-gateway';
+import { type Contract, connect, type Gateway, hash, type Network, signers, type Transaction } from '@hyperledger/fabric-gateway';
+import { peer } from '@hyperledger/fabric-protos';
 import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
@@ -25,7 +26,9 @@ import type {
   PatientLink,
   PatientLinkInput,
   SubjectDid,
+  TransactionOutcome,
 } from './ledger-client';
+import { unsettledTransactionOf, withUnsettledTransaction } from './ledger-client';
 
 const MVCC_RETRIES = 3;
 
@@ -38,6 +41,23 @@ function anchorsArgument(anchors: AnchorInput[], links: PatientLinkInput[]): str
   return JSON.stringify(links.length > 0 ? { anchors, links } : anchors);
 }
 
+/**
+ * Sending an endorsed transaction again when its outcome is unknown: how many times, and the pause before
+ * each. The same signed transaction (the same id) can commit at most once, so re-sending it is safe.
+ */
+const AMBIGUOUS_RESENDS = [500, 2_000] as const;
+
+/** A transaction its block marked invalid (an MVCC conflict, say): certainly not committed, as a Fabric CommitError. */
+class InvalidatedError extends Error {
+  constructor(
+    readonly code: number,
+    readonly transactionId: string,
+  ) {
+    super(`transaction ${transactionId} was invalidated (validation code ${Object.entries(peer.TxValidationCode).find(([, v]) => v === code)?.[0] ?? code})`);
+    this.name = 'CommitError';
+  }
+}
+
 function parse<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
 }
@@ -47,6 +67,8 @@ export class FabricLedger implements LedgerClient {
   readonly #client: grpc.Client;
   readonly #gateway: Gateway;
   readonly #contracts: Record<ContractName, Contract>;
+  readonly #network: Network;
+  readonly #channel: string;
 
   constructor(config: Config, identity: EnrolledIdentity) {
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
@@ -68,6 +90,8 @@ export class FabricLedger implements LedgerClient {
       commitStatusOptions: () => ({ deadline: Date.now() + 4 * t }),
     });
     const network = this.#gateway.getNetwork(config.channel);
+    this.#network = network;
+    this.#channel = config.channel;
     const c = (name: string): Contract => network.getContract(config.chaincode, name);
     this.#contracts = {
       record: c('hdx.record'),
@@ -82,12 +106,73 @@ export class FabricLedger implements LedgerClient {
   async #submit<T>(contract: ContractName, tx: string, args: string[], what: string): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return parse<T>(await this.#contracts[contract].submitTransaction(tx, ...args));
+        return parse<T>(await this.#submitSettled(this.#contracts[contract], tx, args));
       } catch (err) {
         if (isMvccConflict(err) && attempt < MVCC_RETRIES) continue;
-        throw toLedgerError(err, what);
+        const e = toLedgerError(err, what);
+        const transaction = unsettledTransactionOf(err);
+        throw transaction === undefined ? e : withUnsettledTransaction(e, transaction);
       }
     }
+  }
+
+  async settleTransaction(transaction: unknown): Promise<TransactionOutcome> {
+    const tx = transaction as Transaction;
+    if (typeof (tx as Partial<Transaction> | null)?.submit !== 'function') return 'unknown';
+    try {
+      await this.#sendUntilKnown(tx, [0]);
+      return 'committed';
+    } catch (err) {
+      return (err as { name?: unknown }).name === 'CommitError' ? 'not-committed' : 'unknown';
+    }
+  }
+
+  /**
+   * Endorses, submits and waits for the commit. When the submit or the commit-status wait fails in a way
+   * that leaves the outcome unknown (the orderer may have the transaction: review #7), the SAME endorsed
+   * transaction is sent again and its status read: valid → committed now; DUPLICATE_TXID → an earlier copy
+   * is in a block, and that copy's own validation code decides; any other code → never committed. Only
+   * when the ledger stays unreachable through every re-send does the unknown outcome reach the caller,
+   * which then settles it by asking the ledger.
+   */
+  async #submitSettled(contract: Contract, name: string, args: string[]): Promise<Uint8Array> {
+    const transaction = await contract.newProposal(name, { arguments: args }).endorse();
+    return this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true);
+  }
+
+  /**
+   * Sends an endorsed transaction once per delay until its commit status is known. `first` says the
+   * first send is the original one (a duplicate txid then cannot mean an earlier copy). Throws an
+   * InvalidatedError when it never committed, and the last unknown-outcome error (carrying the
+   * transaction, for settleTransaction) when the ledger never told.
+   */
+  async #sendUntilKnown(transaction: Transaction, delays: readonly number[], first = false): Promise<Uint8Array> {
+    let unknown: unknown;
+    for (let send = 0; send < delays.length; send++) {
+      if ((delays[send] ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, delays[send]));
+      let status: Awaited<ReturnType<Awaited<ReturnType<Transaction['submit']>>['getStatus']>>;
+      try {
+        status = await (await transaction.submit()).getStatus();
+      } catch (err) {
+        // SubmitError: the orderer may have it; CommitStatusError: the commit was not seen in time.
+        const kind = (err as { name?: unknown } | null)?.name;
+        if (kind !== 'SubmitError' && kind !== 'CommitStatusError') throw err;
+        unknown = err;
+        continue;
+      }
+      if (status.successful) return transaction.getResult();
+      if ((send > 0 || !first) && status.code === peer.TxValidationCode.DUPLICATE_TXID && (await this.#validationCodeOf(transaction.getTransactionId())) === peer.TxValidationCode.VALID) {
+        return transaction.getResult();
+      }
+      throw new InvalidatedError(status.code, status.transactionId);
+    }
+    throw withUnsettledTransaction(unknown as object, transaction);
+  }
+
+  /** The validation code the ledger recorded for a committed transaction (qscc GetTransactionByID). */
+  async #validationCodeOf(txId: string): Promise<number> {
+    const bytes = await this.#network.getContract('qscc').evaluateTransaction('GetTransactionByID', this.#channel, txId);
+    return peer.ProcessedTransaction.deserializeBinary(bytes).getValidationcode();
   }
 
   /** Evaluates on the org's peer; `NOT_FOUND` becomes undefined when `notFound` is 'undefined'. */

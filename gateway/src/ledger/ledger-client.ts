@@ -123,7 +123,31 @@ export interface Page<T> {
  * What the gateway asks of the ledger. The Fabric implementation is fabric-ledger.ts; unit tests use
  * an in-memory fake with the same rules. Failures are OperationOutcomeErrors (see ledger-errors.ts).
  */
+/** What settling an unsettled transaction found: committed (valid), never committed, or still unknown. */
+export type TransactionOutcome = 'committed' | 'not-committed' | 'unknown';
+
+/** The endorsed transaction behind an error whose ledger outcome is unknown (fabric-ledger.ts attaches it). */
+const UNSETTLED = new WeakMap<object, unknown>();
+
+/** Attaches to an error the transaction whose outcome it leaves unknown, for settleTransaction. */
+export function withUnsettledTransaction<E extends object>(err: E, transaction: unknown): E {
+  UNSETTLED.set(err, transaction);
+  return err;
+}
+
+/** The transaction an error left unsettled, if the ledger client kept it. */
+export function unsettledTransactionOf(err: unknown): unknown {
+  return err !== null && typeof err === 'object' ? UNSETTLED.get(err) : undefined;
+}
+
 export interface LedgerClient {
+  /**
+   * Settles a transaction whose outcome an error left unknown (unsettledTransactionOf) by sending the
+   * same endorsed transaction again and reading its commit status. Optional: without it the caller
+   * settles by reading what the transaction would have written.
+   */
+  settleTransaction?(transaction: unknown): Promise<TransactionOutcome>;
+
   /** Anchors one resource version (submit; waits for the commit). Idempotent for identical input. */
   anchor(input: AnchorInput): Promise<Anchor>;
   /**

@@ -6,7 +6,20 @@ import { OperationOutcomeError } from '../fhir/outcome';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../fhir/definitions';
 import { indexEntriesOf } from '../fhir/search-index';
 import type { AccessEntryInput } from '../ledger/ledger-client';
-import type { Criterion, DateFilter, IndexEntry, NewVersion, PendingWrite, PendingWriteRef, ReadyChange, ResourceStore, StoredPendingWrite, StoreQuery, StoredVersion, VersionKey } from './store';
+import type {
+  Criterion,
+  DateFilter,
+  IndexEntry,
+  NewVersion,
+  PendingWrite,
+  PendingWriteRef,
+  ReadyChange,
+  ResourceStore,
+  StoredPendingWrite,
+  StoreQuery,
+  StoredVersion,
+  VersionKey,
+} from './store';
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);

@@ -16,7 +16,9 @@ import { expect } from 'chai';
 
 import { call, type Gw, staffToken } from '../../support/fhir-client';
 import { LedgerError, OrgClient } from '../../support/ledger';
-import { extraGateway, securityEnv, type SecurityEnv, show, unkeyedStableUuid } from '../../support/security';
+import { extraGateway, securityEnv, type SecurityEnv, show } from '../../support/security';
+// The attacker's tool: the public, unkeyed id function HDX used before ids were keyed.
+import { unkeyedStableUuid } from '../../../fhir-mappers/src/test-support/ids';
 
 const HL7 = 'x-application/hl7-v2+er7';
 const hl7 = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');

@@ -8,6 +8,9 @@
  * relation to the patient. Secure outcome: only admins register DIDs (auditors only by the regulator's
  * admin); `GET /did` and Consent reads need authentication and a relation to the patient.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as path from 'node:path';
 import { expect } from 'chai';
 import { generateDidKey, registrationRequest, signConsent } from '@hdx/gateway';
 import { call, type Gw, staffToken } from '../../support/fhir-client';
@@ -114,5 +117,24 @@ describe('security finding 7: DID registration by admins only; DID documents and
     const own = await call(env.h1, 'GET', `/Consent?patient=${victim.did}`, didToken(victim.key.privateJwk, env.h1, 'patient/Consent.read', 'PATRQT'));
     expect(own.status, show(own)).to.equal(200);
     expect(resourcesOf(own.body).map((c) => c.id)).to.include(consentId);
+  });
+
+  it("a staff DID tied to an IdP subject is refused to any other subject's token, and off-boarding the subject deactivates it", async () => {
+    const key = generateDidKey();
+    const registration = { ...(registrationRequest(key.privateJwk, 'practitioner') as Record<string, unknown>), subject: 'dr-jones-f07' };
+    const admin = staffToken(env.h1, 'hospital1', { role: 'admin', scope: 'user/*.*' });
+    const registered = await call(env.h1, 'POST', `${root(env.h1)}/did`, admin, registration, 'application/json');
+    expect(registered.status, show(registered)).to.equal(201);
+    expect(JSON.stringify(registered.body), 'only a keyed hash of the subject is on the ledger').to.not.include('dr-jones');
+    const asOther = await call(env.h1, 'GET', `/Observation?patient=${victim.did}`, staffToken(env.h1, 'hospital1', { did: key.did, subject: 'staff-hospital1' }));
+    expect(asOther.status, `another IdP subject used the staff DID: ${show(asOther)}`).to.equal(401);
+    const asHolder = await call(env.h1, 'GET', `/Observation?patient=${victim.did}`, staffToken(env.h1, 'hospital1', { did: key.did, subject: 'dr-jones-f07' }));
+    expect(asHolder.status, show(asHolder)).to.equal(200);
+    // Off-boarding through the CLI, as the hospital's admin would.
+    // (Asynchronously: the gateway under test serves the CLI's request from this very process.)
+    const run = await promisify(execFile)(process.execPath, [path.join(__dirname, '..', '..', '..', 'gateway', 'dist', 'cli.js'), 'offboard', '--gateway', root(env.h1), '--token', admin, '--subject', 'dr-jones-f07']);
+    expect(JSON.parse(run.stdout).deactivated).to.deep.equal([key.did]);
+    const resolved = await call(env.h1, 'GET', `${root(env.h1)}/did/${key.did}`, h1Staff(env));
+    expect(resolved.body?.hdx?.status, show(resolved)).to.equal('deactivated');
   });
 });
