@@ -172,20 +172,29 @@ export class AccessControl {
   /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
   async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<Decision[]> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    return mapLimit(versions, EVALUATE_CONCURRENCY, (v) => this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }));
+    return mapLimit(versions, EVALUATE_CONCURRENCY, (v) =>
+      this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }),
+    );
   }
 
   /** The versions the caller may see, each with the decision that permitted it, in input order. */
   async permitted(caller: Caller, versions: readonly StoredVersion[]): Promise<Array<{ version: StoredVersion; decision: Decision }>> {
     const decisions = await this.evaluate(caller, versions);
-    return versions.map((version, i) => ({ version, decision: decisions[i] })).filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+    return versions
+      .map((version, i) => ({ version, decision: decisions[i] }))
+      .filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
   }
 
   /**
    * Commits one access entry per patient for versions about to be released (permitted by `evaluate`).
    * Returns only after the entries are on the ledger (sync) or in the durable outbox (async).
    */
-  async recordDisclosures(caller: Caller, released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>, subtype: Disclosure, patientRefOf: (v: StoredVersion) => string): Promise<void> {
+  async recordDisclosures(
+    caller: Caller,
+    released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>,
+    subtype: Disclosure,
+    patientRefOf: (v: StoredVersion) => string,
+  ): Promise<void> {
     if (released.length === 0) return;
     const { actor, purpose } = AccessControl.requireActor(caller);
     const byPatient = new Map<string, { refs: string[]; consents: Set<string>; breakGlass: boolean }>();

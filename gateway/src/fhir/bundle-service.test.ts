@@ -32,7 +32,11 @@ const observation = (subject: string, code = '8867-4') => ({
   effectiveDateTime: '2026-03-01T10:00:00Z',
   valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
 });
-const post = (resource: object, fullUrl?: string) => ({ ...(fullUrl ? { fullUrl } : {}), resource, request: { method: 'POST', url: (resource as { resourceType: string }).resourceType } });
+const post = (resource: object, fullUrl?: string) => ({
+  ...(fullUrl ? { fullUrl } : {}),
+  resource,
+  request: { method: 'POST', url: (resource as { resourceType: string }).resourceType },
+});
 const bundle = (type: 'transaction' | 'batch', entry: object[]) => ({ resourceType: 'Bundle', type, entry });
 
 function setup() {
@@ -42,7 +46,16 @@ function setup() {
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({ config: { baseUrl: BASE, mspId: 'Hospital1MSP' }, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: fakeAuthenticate });
+  const app = createApp({
+    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
+    log,
+    resources,
+    consents: new ConsentService(ledger),
+    audit: new AuditService(ledger),
+    ledger,
+    store,
+    authenticate: fakeAuthenticate,
+  });
   /** Rows in every table that holds patient data: a failed transaction must leave none. */
   const rows = (): Record<string, number> => {
     const db = new Database(file, { readonly: true });
@@ -61,7 +74,11 @@ let env: Setup;
 afterEach(() => env?.cleanup());
 
 async function send(body: unknown, as: [string, string] = staff) {
-  return request(env.app).post('/fhir').set(...as).set('content-type', FHIR).send(JSON.stringify(body));
+  return request(env.app)
+    .post('/fhir')
+    .set(...as)
+    .set('content-type', FHIR)
+    .send(JSON.stringify(body));
 }
 
 function expressions(body: { issue: Array<{ expression?: string[] }> }): string[] {
@@ -69,7 +86,11 @@ function expressions(body: { issue: Array<{ expression?: string[] }> }): string[
 }
 
 async function createPatient(): Promise<string> {
-  const res = await request(env.app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient());
+  const res = await request(env.app)
+    .post('/fhir/Patient')
+    .set(...staff)
+    .set('content-type', FHIR)
+    .send(patient());
   expect(res.status).to.equal(201);
   return res.body.id;
 }
@@ -104,10 +125,14 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(env.ledger.anchorBatchCalls).to.equal(1);
     expect(env.ledger.anchors.size).to.equal(4);
     // Stored and served with the rewritten reference, checked against its anchor.
-    const read = await request(env.app).get(`/fhir/Observation/${entries[0]?.resource.id}`).set(...staff);
+    const read = await request(env.app)
+      .get(`/fhir/Observation/${entries[0]?.resource.id}`)
+      .set(...staff);
     expect(read.status).to.equal(200);
     expect(read.body.subject.reference).to.equal(`Patient/${patientId}`);
-    const search = await request(env.app).get(`/fhir/Observation?patient=Patient/${patientId}`).set(...staff);
+    const search = await request(env.app)
+      .get(`/fhir/Observation?patient=Patient/${patientId}`)
+      .set(...staff);
     expect(search.body.total).to.equal(3);
     // The changes are recorded: one entry for the patient, naming the 4 versions.
     const changes = env.ledger.audit.filter((e) => e.action === 'C');
@@ -185,19 +210,32 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     env.ledger.anchors.set(`Patient/${existing}/_history/2`, { ...anchor, versionId: '2', commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
     const before = env.rows();
     const res = await send(
-      bundle('transaction', [post(observation(`Patient/${existing}`)), { resource: { ...patient({ gender: 'other' }), id: existing }, request: { method: 'PUT', url: `Patient/${existing}` } }]),
+      bundle('transaction', [
+        post(observation(`Patient/${existing}`)),
+        { resource: { ...patient({ gender: 'other' }), id: existing }, request: { method: 'PUT', url: `Patient/${existing}` } },
+      ]),
     );
     expect(res.status).to.equal(409);
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1]']);
     expect(res.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: /);
     expect(env.rows()).to.deep.equal(before);
     expect([...env.ledger.anchors.keys()].filter((k) => k.startsWith('Observation/'))).to.have.length(0);
-    expect((await request(env.app).get(`/fhir/Patient/${existing}`).set(...staff)).body.meta.versionId).to.equal('1');
+    expect(
+      (
+        await request(env.app)
+          .get(`/fhir/Patient/${existing}`)
+          .set(...staff)
+      ).body.meta.versionId,
+    ).to.equal('1');
   });
 
   it('updates and deletes: 200 with version 2, 204 for the deletion, all in one AnchorBatch', async () => {
     const p = await createPatient();
-    const o = await request(env.app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(`Patient/${p}`));
+    const o = await request(env.app)
+      .post('/fhir/Observation')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(observation(`Patient/${p}`));
     const res = await send(
       bundle('transaction', [
         { resource: { ...patient({ gender: 'female' }), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
@@ -211,7 +249,13 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(res.body.entry[1].response).to.include({ status: '204 No Content', etag: 'W/"2"' });
     expect(res.body.entry[2].response).to.deep.equal({ status: '204 No Content' });
     expect(env.ledger.anchorBatchCalls).to.equal(1);
-    expect((await request(env.app).get(`/fhir/Observation/${o.body.id}`).set(...staff)).status).to.equal(410);
+    expect(
+      (
+        await request(env.app)
+          .get(`/fhir/Observation/${o.body.id}`)
+          .set(...staff)
+      ).status,
+    ).to.equal(410);
     expect(env.ledger.audit.filter((e) => e.action === 'U' || e.action === 'D').map((e) => e.action)).to.have.members(['U', 'D']);
   });
 
@@ -225,10 +269,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(conditional.status).to.equal(400);
     expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneExist']);
     const twice = await send(
-      bundle('transaction', [
-        { resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
-        { request: { method: 'DELETE', url: `Patient/${p}` } },
-      ]),
+      bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}` } }, { request: { method: 'DELETE', url: `Patient/${p}` } }]),
     );
     expect(twice.status).to.equal(400);
     expect(expressions(twice.body)).to.deep.equal(['Bundle.entry[1].request.url']);
@@ -236,7 +277,12 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
   });
 
   it('refuses a Bundle of more than 500 entries (one AnchorBatch takes 500) before doing anything', async () => {
-    const res = await send(bundle('transaction', Array.from({ length: 501 }, () => post(patient()))));
+    const res = await send(
+      bundle(
+        'transaction',
+        Array.from({ length: 501 }, () => post(patient())),
+      ),
+    );
     expect(res.status).to.equal(413);
     expect(res.body.issue[0].diagnostics).to.include('at most 500 entries');
     expect(env.rows()).to.deep.equal(EMPTY);
@@ -276,7 +322,11 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
 
   it('processes each entry on its own, with its own status and OperationOutcome', async () => {
     const p = await createPatient();
-    const o = await request(env.app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(`Patient/${p}`));
+    const o = await request(env.app)
+      .post('/fhir/Observation')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(observation(`Patient/${p}`));
     const res = await send(
       bundle('batch', [
         post(observation(`Patient/${p}`)),

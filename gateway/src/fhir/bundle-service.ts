@@ -226,7 +226,8 @@ export class BundleService {
         targets.set(e.urn, `${e.type}/${id}`);
       }
       if (e.method !== 'POST') {
-        if (touched.has(`${e.type}/${id}`)) throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
+        if (touched.has(`${e.type}/${id}`))
+          throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
         touched.add(`${e.type}/${id}`);
       }
     }

@@ -69,7 +69,10 @@ export function historyBundle(
     entry: versions.map(({ resource: r, deleted, versionId }) => ({
       fullUrl: `${baseUrl}/${String(r.resourceType)}/${String(r.id)}`,
       ...(deleted ? {} : { resource: r }),
-      request: { method: deleted ? 'DELETE' : versionId === '1' ? 'POST' : 'PUT', url: deleted || versionId !== '1' ? `${String(r.resourceType)}/${String(r.id)}` : String(r.resourceType) },
+      request: {
+        method: deleted ? 'DELETE' : versionId === '1' ? 'POST' : 'PUT',
+        url: deleted || versionId !== '1' ? `${String(r.resourceType)}/${String(r.id)}` : String(r.resourceType),
+      },
       response: { status: deleted ? '204' : versionId === '1' ? '201' : '200', etag: `W/"${versionId}"` },
     })),
   };

@@ -35,8 +35,15 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             "Bearer JWT: from the hospital's identity provider, or self-signed (ES256) with a DID key registered on the ledger. Claims: hdx_did, role, SMART scopes, purpose_of_use (HL7 v3 PurposeOfUse), break_glass_reason with ETREAT.",
         },
         interaction: [
-          { code: 'transaction', documentation: 'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET, no conditional interactions).' },
-          { code: 'batch', documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 500 entries.' },
+          {
+            code: 'transaction',
+            documentation:
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET, no conditional interactions).',
+          },
+          {
+            code: 'batch',
+            documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 500 entries.',
+          },
         ],
         resource: [
           ...[...SUPPORTED_TYPES].map((type) => ({
@@ -65,7 +72,10 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             type: 'AuditEvent',
             documentation: "The ledger's access history: patients see their own, actors their own actions, auditors all.",
             interaction: [{ code: 'search-type' }],
-            searchParam: ['patient', 'agent', 'entity', 'date', 'action', 'outcome'].map((name) => ({ name, type: name === 'date' ? 'date' : name === 'patient' || name === 'agent' || name === 'entity' ? 'reference' : 'token' })),
+            searchParam: ['patient', 'agent', 'entity', 'date', 'action', 'outcome'].map((name) => ({
+              name,
+              type: name === 'date' ? 'date' : name === 'patient' || name === 'agent' || name === 'entity' ? 'reference' : 'token',
+            })),
           },
         ],
       },

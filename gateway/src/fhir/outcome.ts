@@ -19,7 +19,21 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'INTERNAL';
 
-type IssueType = 'not-found' | 'deleted' | 'duplicate' | 'conflict' | 'login' | 'forbidden' | 'invalid' | 'not-supported' | 'processing' | 'too-long' | 'throttled' | 'exception' | 'transient' | 'timeout';
+type IssueType =
+  | 'not-found'
+  | 'deleted'
+  | 'duplicate'
+  | 'conflict'
+  | 'login'
+  | 'forbidden'
+  | 'invalid'
+  | 'not-supported'
+  | 'processing'
+  | 'too-long'
+  | 'throttled'
+  | 'exception'
+  | 'transient'
+  | 'timeout';
 
 /** One exhaustive table: a new code without an HTTP status and issue type does not compile. */
 const TABLE: Record<ErrorCode, { status: number; issue: IssueType }> = {

@@ -432,17 +432,31 @@ export class ResourceService {
     // stored with the write and delivered once it is anchored.
     const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
     // Entries delivered later say when the change happened (the ledger's recordedAt is the delivery).
-    const write: PendingWrite = { ...plan.pendingWrite(), writeId: randomUUID(), changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })) };
+    const write: PendingWrite = {
+      ...plan.pendingWrite(),
+      writeId: randomUUID(),
+      changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })),
+    };
     await this.#settleEarlierWrites(write);
     const keys = write.versions.map(this.#pendingKey);
-    if (!this.#claim(keys)) throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
+    if (!this.#claim(keys))
+      throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
       this.#store.insertPendingWrite(write);
       try {
         const links = this.#ledgerLinks(plan);
-        if (together) await this.#ledger.anchorAndRecord(plan.versions.map((v) => v.anchor), entries, ...(links.length > 0 ? [links] : []));
+        if (together)
+          await this.#ledger.anchorAndRecord(
+            plan.versions.map((v) => v.anchor),
+            entries,
+            ...(links.length > 0 ? [links] : []),
+          );
         else if (rest.length === 0 && links.length === 0) await this.#ledger.anchor(first.anchor);
-        else await this.#ledger.anchorBatch(plan.versions.map((v) => v.anchor), ...(links.length > 0 ? [links] : []));
+        else
+          await this.#ledger.anchorBatch(
+            plan.versions.map((v) => v.anchor),
+            ...(links.length > 0 ? [links] : []),
+          );
       } catch (err) {
         if (commitOutcomeOf(err) === 'not-committed') {
           // Not anchored, so not acknowledged: leave no trace of it in the store.
@@ -458,7 +472,13 @@ export class ResourceService {
         if (transaction !== undefined && write.writeId !== undefined) this.#unsettled.set(write.writeId, transaction);
         const outcome = asked === 'absent' && transaction !== undefined ? 'unresolved' : asked;
         // No resource ids in logs (a Patient id names the patient).
-        const what = { event: 'ambiguous-commit', resourceType: first.row.resourceType, versions: plan.versions.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', outcome };
+        const what = {
+          event: 'ambiguous-commit',
+          resourceType: first.row.resourceType,
+          versions: plan.versions.length,
+          code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL',
+          outcome,
+        };
         if (outcome === 'unresolved') {
           this.#log.warn(what, 'the ledger outcome of a write is unknown; it stays pending until the ledger answers');
           this.#armSettling();
@@ -483,7 +503,10 @@ export class ResourceService {
     }
     if (write.changeEntries && write.changeEntries.length > 0) {
       if (!(await this.#deliverChanges())) {
-        this.#log.error({ event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length }, 'change anchored; its access entries are kept in the store and retried');
+        this.#log.error(
+          { event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length },
+          'change anchored; its access entries are kept in the store and retried',
+        );
       }
     }
   }
@@ -529,7 +552,8 @@ export class ResourceService {
         this.#armSettling();
         throw new OperationOutcomeError('UNAVAILABLE', `A previous write of ${what} is still being settled with the ledger (its outcome was unknown); retry shortly`);
       }
-      if (outcome === 'anchored' && conflictOnAnchored) throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
+      if (outcome === 'anchored' && conflictOnAnchored)
+        throw new OperationOutcomeError('CONFLICT', `${what} changed: a previous write, whose ledger outcome was unknown, turned out to be committed; read it and retry`);
     }
   }
 
@@ -539,7 +563,10 @@ export class ResourceService {
    * make it); none there at the last try → `absent`; the ledger not answering (or a partial batch,
    * which an atomic batch cannot be) at the last try → `unresolved`.
    */
-  async #askLedger(expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>, delays: readonly number[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+  async #askLedger(
+    expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>,
+    delays: readonly number[],
+  ): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
     let last: 'absent' | 'unresolved' = 'unresolved';
     for (const delay of delays.length > 0 ? delays : [0]) {
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -562,7 +589,11 @@ export class ResourceService {
    * (committed → its anchors are read back to be sure; never committed → absent); otherwise by reading
    * its anchors.
    */
-  async #outcomeOf(w: StoredPendingWrite, expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>, delays: readonly number[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+  async #outcomeOf(
+    w: StoredPendingWrite,
+    expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>,
+    delays: readonly number[],
+  ): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
     const transaction = w.writeId !== undefined ? this.#unsettled.get(w.writeId) : undefined;
     if (transaction === undefined || !this.#ledger.settleTransaction) return this.#askLedger(expected, delays);
     const sent = await this.#ledger.settleTransaction(transaction);
@@ -619,7 +650,10 @@ export class ResourceService {
     if (this.access.auditMode !== 'sync') {
       const { count, oldestReadyAt } = this.#store.readyChangeStats();
       if (count > 0 && oldestReadyAt !== undefined && Date.now() - oldestReadyAt > 5 * 60_000) {
-        this.#log.error({ event: 'change-audit-waiting', entries: count }, 'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)');
+        this.#log.error(
+          { event: 'change-audit-waiting', entries: count },
+          'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)',
+        );
       }
       return Promise.resolve(true);
     }
@@ -627,7 +661,10 @@ export class ResourceService {
       let ok = true;
       const failed = new Set<string>();
       for (;;) {
-        const ready = this.#store.readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size).filter((c) => !failed.has(c.entryId)).slice(0, MAX_ENTRIES_PER_TRANSACTION);
+        const ready = this.#store
+          .readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size)
+          .filter((c) => !failed.has(c.entryId))
+          .slice(0, MAX_ENTRIES_PER_TRANSACTION);
         if (ready.length === 0) break;
         try {
           await this.#ledger.recordAccess(ready.map((c) => c.entry));
@@ -635,7 +672,10 @@ export class ResourceService {
         } catch (err) {
           ok = false;
           for (const c of ready) failed.add(c.entryId);
-          this.#log.error({ event: 'change-audit-retry', code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', entries: ready.length }, 'change entries could not be recorded on the ledger; they stay in the store and are retried');
+          this.#log.error(
+            { event: 'change-audit-retry', code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL', entries: ready.length },
+            'change entries could not be recorded on the ledger; they stay in the store and are retried',
+          );
         }
       }
       if (!ok) this.#armSettling();
@@ -750,7 +790,10 @@ export class ResourceService {
     }
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     const patientIds = await this.#compartmentPatients(caller, params.patientIds);
-    const candidates = patientIds !== undefined && patientIds.length === 0 ? [] : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    const candidates =
+      patientIds !== undefined && patientIds.length === 0
+        ? []
+        : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
@@ -780,7 +823,11 @@ export class ResourceService {
     const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
     await this.access.authorize(caller, v, '$verify');
     const check = await this.#check(v);
-    return { verified: check.ok, reason: check.reason, ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}) };
+    return {
+      verified: check.ok,
+      reason: check.reason,
+      ...(check.anchor ? { anchor: { txId: check.anchor.txId, custodian: check.anchor.custodian, anchoredAt: check.anchor.anchoredAt } } : {}),
+    };
   }
 
   async #check(v: StoredVersion): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
@@ -798,7 +845,10 @@ export class ResourceService {
   async #verified(v: StoredVersion): Promise<Resource> {
     const check = await this.#check(v);
     if (!check.ok) {
-      this.#log.warn({ event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason }, 'stored resource does not match its ledger anchor; withheld');
+      this.#log.warn(
+        { event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason },
+        'stored resource does not match its ledger anchor; withheld',
+      );
       throw new OperationOutcomeError(
         'INTEGRITY',
         `${ref(v.resourceType, v.id, v.versionId)} does not match its anchor on the ledger and is withheld; the custodian has been alerted`,

@@ -60,7 +60,10 @@ export function offset(q: RawQuery): number {
 export function list(q: RawQuery, param: string, pattern?: RegExp, rule?: string): string[] | undefined {
   const v = single(q, param);
   if (v === undefined) return undefined;
-  const values = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const values = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (values.length === 0) fail(param, 'is empty');
   if (pattern) for (const x of values) if (!pattern.test(x)) fail(param, rule ?? 'has an invalid value');
   return values;

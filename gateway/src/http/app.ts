@@ -96,7 +96,10 @@ export function loggablePath(url: string): string {
 
 function signedBody(req: Request): string {
   if (!req.is('application/jose') || typeof req.body !== 'string') {
-    throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)');
+    throw new OperationOutcomeError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)',
+    );
   }
   return req.body;
 }
@@ -192,9 +195,11 @@ export function createApp(deps: AppDeps): express.Express {
   // Off-boarding: every DID this organization registered for an IdP subject is deactivated on the ledger.
   did.post('/$offboard', async (req, res) => {
     const auth = requireAuth(req);
-    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') throw new OperationOutcomeError('FORBIDDEN', 'Off-boarding needs an admin of this organization, with a token from its identity provider');
+    if (auth.tokenKind !== 'idp' || auth.role !== 'admin')
+      throw new OperationOutcomeError('FORBIDDEN', 'Off-boarding needs an admin of this organization, with a token from its identity provider');
     const subject = (req.body as { subject?: unknown } | undefined)?.subject;
-    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256) throw new OperationOutcomeError('INVALID', 'The body must be {"subject": "<the identity-provider sub to off-board>"}');
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256)
+      throw new OperationOutcomeError('INVALID', 'The body must be {"subject": "<the identity-provider sub to off-board>"}');
     const { subject: link } = withSubjectLink({ subject });
     const found = await ledger.findBySubject(String(link));
     const deactivated: string[] = [];
@@ -208,7 +213,7 @@ export function createApp(deps: AppDeps): express.Express {
   did.post('/', async (req, res) => {
     const auth = requireAuth(req);
     if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {
-      throw new OperationOutcomeError('FORBIDDEN', "Registering a DID needs an admin of this organization, with a token from its identity provider");
+      throw new OperationOutcomeError('FORBIDDEN', 'Registering a DID needs an admin of this organization, with a token from its identity provider');
     }
     if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
       throw new OperationOutcomeError('INVALID', 'The body must be a registration: {kind, publicKeyJwk, proof} (make the proof with `hdx did-proof`)');
@@ -230,9 +235,11 @@ export function createApp(deps: AppDeps): express.Express {
   function withSubjectLink(body: Record<string, unknown>): Record<string, unknown> {
     const { subject, ...rest } = body;
     if (subject === undefined) return rest;
-    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256) throw new OperationOutcomeError('INVALID', 'registration.subject must be the identity-provider subject (sub) of the DID holder, 1 to 256 characters');
+    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256)
+      throw new OperationOutcomeError('INVALID', 'registration.subject must be the identity-provider subject (sub) of the DID holder, 1 to 256 characters');
     if (rest.kind === 'patient') throw new OperationOutcomeError('INVALID', 'registration.subject ties a staff DID to its IdP account; patients register without one');
-    if (!deps.subjectLinkSecret || !deps.idpIssuer) throw new OperationOutcomeError('UNSUPPORTED', 'This gateway has no identity provider configured to tie DIDs to (HDX_IDP_ISSUER)');
+    if (!deps.subjectLinkSecret || !deps.idpIssuer)
+      throw new OperationOutcomeError('UNSUPPORTED', 'This gateway has no identity provider configured to tie DIDs to (HDX_IDP_ISSUER)');
     return { ...rest, subject: subjectLink(deps.subjectLinkSecret, deps.idpIssuer, subject) };
   }
 
@@ -281,7 +288,8 @@ export function createApp(deps: AppDeps): express.Express {
     requireScope(auth, 'Consent', 'read');
     const record = await consents.read(req.params.id);
     // A consent says what a patient hides and from whom: only those related to the patient see it.
-    if (!(await relatedTo(auth, record.consent.patient.reference, config.mspId, relation))) throw new OperationOutcomeError('NOT_FOUND', `Consent/${req.params.id} is not on the ledger`);
+    if (!(await relatedTo(auth, record.consent.patient.reference, config.mspId, relation)))
+      throw new OperationOutcomeError('NOT_FOUND', `Consent/${req.params.id} is not on the ledger`);
     const resource = toFhirConsent(record);
     versionHeaders(res, resource as Resource);
     sendResource(res, 200, resource);
@@ -294,7 +302,10 @@ export function createApp(deps: AppDeps): express.Express {
     if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Search Consent by patient=<the patient DID>');
     // Refused alike for a patient who exists and one who does not: the refusal says nothing of either.
     if (!(await relatedTo(requireAuth(req), patient, config.mspId, relation))) {
-      throw new OperationOutcomeError('FORBIDDEN', "A patient's consents are listed only for the patient, their guardians, the staff of a custodian holding the patient, and auditors");
+      throw new OperationOutcomeError(
+        'FORBIDDEN',
+        "A patient's consents are listed only for the patient, their guardians, the staff of a custodian holding the patient, and auditors",
+      );
     }
     const page = await consents.listByPatient(patient, count(q), single(q, '_bookmark') ?? '');
     sendResource(
@@ -338,14 +349,19 @@ export function createApp(deps: AppDeps): express.Express {
       count: count(q),
       bookmark: single(q, '_bookmark') ?? '',
     });
-    sendResource(res, 200, searchset({ baseUrl: base, path: '/AuditEvent', query: q, resources: result.events, ...(result.bookmark ? { next: { _bookmark: result.bookmark } } : {}) }));
+    sendResource(
+      res,
+      200,
+      searchset({ baseUrl: base, path: '/AuditEvent', query: q, resources: result.events, ...(result.bookmark ? { next: { _bookmark: result.bookmark } } : {}) }),
+    );
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */
   function resolvePatientParam(value: string): string {
     if (DID.test(value) || /^pseudonym:[0-9a-f]{64}$/.test(value)) return value;
     const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
-    if (!ID.test(id) || !store.readCurrent('Patient', id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient must be a patient DID or a Patient held by this server');
+    if (!ID.test(id) || !store.readCurrent('Patient', id))
+      throw new OperationOutcomeError('INVALID', 'Search parameter patient must be a patient DID or a Patient held by this server');
     return resources.patientRef(id);
   }
 
@@ -395,7 +411,11 @@ export function createApp(deps: AppDeps): express.Express {
       { name: 'reason', valueString: result.reason },
     ];
     if (result.anchor) {
-      parameter.push({ name: 'custodian', valueString: result.anchor.custodian }, { name: 'transaction', valueString: result.anchor.txId }, { name: 'anchoredAt', valueInstant: result.anchor.anchoredAt });
+      parameter.push(
+        { name: 'custodian', valueString: result.anchor.custodian },
+        { name: 'transaction', valueString: result.anchor.txId },
+        { name: 'anchoredAt', valueInstant: result.anchor.anchoredAt },
+      );
     }
     sendResource(res, 200, { resourceType: 'Parameters', parameter });
   });
@@ -467,7 +487,11 @@ export function createApp(deps: AppDeps): express.Express {
           return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
         }
       : undefined;
-    sendResource(res, 200, searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c, ...(entryExtension ? { entryExtension } : {}) }));
+    sendResource(
+      res,
+      200,
+      searchset({ baseUrl: base, path: `/${type}`, query: q, resources: page.resources, total: page.total, offset: o, count: c, ...(entryExtension ? { entryExtension } : {}) }),
+    );
   });
 
   /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */

@@ -71,9 +71,18 @@ beforeEach(() => {
 });
 afterEach(() => env.cleanup());
 
-const hl7 = (message: string, as: [string, string] = staff, type = HL7) => request(env.app).post('/ingest/hl7v2').set(...as).set('content-type', type).send(message);
+const hl7 = (message: string, as: [string, string] = staff, type = HL7) =>
+  request(env.app)
+    .post('/ingest/hl7v2')
+    .set(...as)
+    .set('content-type', type)
+    .send(message);
 const fhir = (body: unknown, source = 'ehr-1', as: [string, string] = staff) =>
-  request(env.app).post(`/ingest/fhir?source=${source}`).set(...as).set('content-type', 'application/fhir+json').send(JSON.stringify(body));
+  request(env.app)
+    .post(`/ingest/fhir?source=${source}`)
+    .set(...as)
+    .set('content-type', 'application/fhir+json')
+    .send(JSON.stringify(body));
 const statuses = (body: { entry: Array<{ response: { status: string } }> }): string[] => body.entry.map((e) => e.response.status);
 const changes = () => env.ledger.audit.filter((e) => ['C', 'U', 'D'].includes(e.action));
 
@@ -103,7 +112,11 @@ describe('ingestion (fake ledger)', () => {
     expect(oru.body.entry[0].fullUrl).to.equal(patientUrl);
     expect(oru.body.entry[0].response.status).to.equal('200 OK');
     expect(oru.body.entry[0].response.outcome.issue[0].diagnostics).to.match(/create-only/);
-    expect(statuses(oru.body).slice(1).every((s) => s === '201 Created')).to.equal(true);
+    expect(
+      statuses(oru.body)
+        .slice(1)
+        .every((s) => s === '201 Created'),
+    ).to.equal(true);
     const anchorsAfter = env.ledger.anchors.size;
     expect(anchorsAfter).to.equal(2 + oru.body.entry.length - 1);
     expect(env.ledger.anchorBatchCalls).to.equal(2);
@@ -112,7 +125,9 @@ describe('ingestion (fake ledger)', () => {
     const again = await hl7(ORU);
     expect(again.status).to.equal(200);
     expect(statuses(again.body).every((s) => s === '200 OK')).to.equal(true);
-    expect(again.body.entry.every((e: { response: { outcome: { issue: Array<{ diagnostics: string }> } } }) => /^unchanged/.test(e.response.outcome.issue[0]?.diagnostics ?? ''))).to.equal(true);
+    expect(
+      again.body.entry.every((e: { response: { outcome: { issue: Array<{ diagnostics: string }> } } }) => /^unchanged/.test(e.response.outcome.issue[0]?.diagnostics ?? '')),
+    ).to.equal(true);
     expect(env.ledger.anchors.size).to.equal(anchorsAfter);
     expect(env.ledger.anchorBatchCalls).to.equal(2);
     expect(changes()).to.have.length(recorded);
@@ -120,7 +135,9 @@ describe('ingestion (fake ledger)', () => {
     expect(env.store.history('Patient', id)).to.have.length(1);
 
     // Served, and checked against its anchor, like anything else.
-    const read = await request(env.app).get(`/fhir/Patient/${id}`).set(...staff);
+    const read = await request(env.app)
+      .get(`/fhir/Patient/${id}`)
+      .set(...staff);
     expect(read.status).to.equal(200);
   });
 
@@ -146,7 +163,14 @@ describe('ingestion (fake ledger)', () => {
 
   it('a changed resource gets a new version (meta differences alone do not)', async () => {
     const patient = { resourceType: 'Patient', id: 'p-1', name: [{ family: 'Quist' }], birthDate: '1990-01-31' };
-    const obs = { resourceType: 'Observation', id: 'o-1', status: 'final', code: { text: 'pulse' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-111111111111' }, valueQuantity: { value: 72 } };
+    const obs = {
+      resourceType: 'Observation',
+      id: 'o-1',
+      status: 'final',
+      code: { text: 'pulse' },
+      subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-111111111111' },
+      valueQuantity: { value: 72 },
+    };
     const bundle = (p: object, o: object) => ({
       resourceType: 'Bundle',
       type: 'transaction',
@@ -203,7 +227,7 @@ describe('ingestion (fake ledger)', () => {
     expect(wrongType.status).to.equal(415);
   });
 
-  it('only the custodian\'s users with write scopes may ingest', async () => {
+  it("only the custodian's users with write scopes may ingest", async () => {
     const reader = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.read' });
     expect((await hl7(ADT, reader)).status).to.equal(403);
     const other = asCaller({ did: DR, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
@@ -221,15 +245,28 @@ describe('ingestion (fake ledger)', () => {
     const dangling = await fhir({
       resourceType: 'Bundle',
       type: 'collection',
-      entry: [{ resource: { resourceType: 'Observation', id: 'o', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-222222222222' } } }],
+      entry: [
+        { resource: { resourceType: 'Observation', id: 'o', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:0e3c8a1e-8f7e-4d55-9a2c-222222222222' } } },
+      ],
     });
     expect(dangling.status).to.equal(400);
     expect(dangling.body.issue[0].expression).to.deep.equal(['Bundle.entry[0].resource.subject']);
-    const invalidObs = await fhir({ resourceType: 'Bundle', type: 'collection', entry: [{ resource: { resourceType: 'Patient', id: 'p' } }, { resource: { resourceType: 'Observation', id: 'o', status: 'bogus', code: { text: 'x' }, subject: { reference: 'Patient/p' } } }] });
+    const invalidObs = await fhir({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [
+        { resource: { resourceType: 'Patient', id: 'p' } },
+        { resource: { resourceType: 'Observation', id: 'o', status: 'bogus', code: { text: 'x' }, subject: { reference: 'Patient/p' } } },
+      ],
+    });
     expect(invalidObs.status).to.equal(400);
     expect(JSON.stringify(invalidObs.body)).to.contain('Bundle.entry[1].resource.status');
     expect(env.ledger.anchors.size).to.equal(0);
-    const noSource = await request(env.app).post('/ingest/fhir').set(...staff).set('content-type', 'application/fhir+json').send('{}');
+    const noSource = await request(env.app)
+      .post('/ingest/fhir')
+      .set(...staff)
+      .set('content-type', 'application/fhir+json')
+      .send('{}');
     expect(noSource.status).to.equal(400);
     const badSource = await fhir({ resourceType: 'Patient', id: 'p' }, 'a%20b');
     expect(badSource.status).to.equal(400);
@@ -241,10 +278,19 @@ describe('ingestion (fake ledger)', () => {
 
   it('VR session record: mapped onto the Patient given, unsupported types skipped and said so; idempotent', async () => {
     const record = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'src', 'vr-session', 'example.json'), 'utf8')) as Record<string, unknown>;
-    const noPatient = await request(env.app).post('/ingest/vr-session').set(...staff).set('content-type', 'application/json').send(record);
+    const noPatient = await request(env.app)
+      .post('/ingest/vr-session')
+      .set(...staff)
+      .set('content-type', 'application/json')
+      .send(record);
     expect(noPatient.status).to.equal(422);
     await fhir({ resourceType: 'Patient', id: 'vr-p' });
-    const send = () => request(env.app).post('/ingest/vr-session?patient=Patient/vr-p').set(...staff).set('content-type', 'application/json').send(record);
+    const send = () =>
+      request(env.app)
+        .post('/ingest/vr-session?patient=Patient/vr-p')
+        .set(...staff)
+        .set('content-type', 'application/json')
+        .send(record);
     const res = await send();
     expect(res.status, res.text.slice(0, 1000)).to.equal(200);
     const st = statuses(res.body);
@@ -254,7 +300,11 @@ describe('ingestion (fake ledger)', () => {
     const again = await send();
     expect(statuses(again.body).filter((s) => s === '201 Created')).to.have.length(0);
     expect(env.ledger.anchors.size).to.equal(anchors);
-    const invalid = await request(env.app).post('/ingest/vr-session?patient=Patient/vr-p').set(...staff).set('content-type', 'application/json').send({ ...record, sessionType: 'dancing' });
+    const invalid = await request(env.app)
+      .post('/ingest/vr-session?patient=Patient/vr-p')
+      .set(...staff)
+      .set('content-type', 'application/json')
+      .send({ ...record, sessionType: 'dancing' });
     expect(invalid.status).to.equal(400);
     expect(JSON.stringify(invalid.body)).to.contain('/sessionType');
   });
@@ -320,10 +370,18 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
       type: 'transaction',
       entry: [
         { resource: { resourceType: 'Patient', id: '123', meta: { versionId: '4', lastUpdated: '2026-01-01T00:00:00Z' } }, request: { method: 'PUT', url: 'Patient/123' } },
-        { resource: { resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'pulse' }, subject: { reference: `${ehr}/Patient/123/_history/4` } }, request: { method: 'PUT', url: 'Observation/o1' } },
+        {
+          resource: { resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'pulse' }, subject: { reference: `${ehr}/Patient/123/_history/4` } },
+          request: { method: 'PUT', url: 'Observation/o1' },
+        },
       ],
     };
-    const push = () => request(env.app).post(`/ingest/fhir?source=ehr-1&ehr=${encodeURIComponent(ehr)}`).set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
+    const push = () =>
+      request(env.app)
+        .post(`/ingest/fhir?source=ehr-1&ehr=${encodeURIComponent(ehr)}`)
+        .set(...staff)
+        .set('content-type', 'application/fhir+json')
+        .send(JSON.stringify(page));
     const res = await push();
     expect(res.status, res.text).to.equal(200);
     const patientId = env.ids.ehrLocalId(ehr, 'Patient', '123');
@@ -343,7 +401,11 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     expect(newPatient).to.not.equal(patientId);
     expect(env.ids.ehrLocalId(ehr, 'Observation', 'o1')).to.not.equal(obsId);
     expect(env.store.readCurrent('Observation', env.ids.ehrLocalId(ehr, 'Observation', 'o1'))?.content).to.contain(`"reference":"Patient/${newPatient}"`);
-    const bad = await request(env.app).post('/ingest/fhir?source=ehr-1&ehr=ftp://x').set(...staff).set('content-type', 'application/fhir+json').send(JSON.stringify(page));
+    const bad = await request(env.app)
+      .post('/ingest/fhir?source=ehr-1&ehr=ftp://x')
+      .set(...staff)
+      .set('content-type', 'application/fhir+json')
+      .send(JSON.stringify(page));
     expect(bad.status).to.equal(400);
   });
 
@@ -357,7 +419,11 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
 
   it('an unknown ingestion path is answered without echoing it (it may hold an id)', async () => {
     const id = '0e3c8a1e-8f7e-4d55-9a2c-444444444444';
-    const res = await request(env.app).post(`/ingest/Patient/${id}`).set(...staff).set('content-type', 'application/fhir+json').send('{}');
+    const res = await request(env.app)
+      .post(`/ingest/Patient/${id}`)
+      .set(...staff)
+      .set('content-type', 'application/fhir+json')
+      .send('{}');
     expect(res.status).to.equal(404);
     expect(res.text).to.not.contain(id);
   });
