@@ -208,7 +208,13 @@ async function main(): Promise<void> {
         ...(opts.did ? { did: opts.did } : {}),
       });
     const registerDid = async (gw: Gw, org: 'hospital1' | 'hospital2', kind: string, key: ReturnType<typeof generateDidKey>): Promise<void> => {
-      const r = await call(`${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`, 'POST', staff(gw, org, { role: 'admin' }), registrationRequest(key.privateJwk, kind), 'application/json');
+      const r = await call(
+        `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`,
+        'POST',
+        staff(gw, org, { role: 'admin' }),
+        registrationRequest(key.privateJwk, kind),
+        'application/json',
+      );
       expectStatus(r, 201, `register ${kind} DID at ${org}`);
     };
 
@@ -267,7 +273,11 @@ async function main(): Promise<void> {
     const revocation = async (gw: Gw, mode: string): Promise<void> => {
       log(`revocation → first denied read, ${mode} audit mode, ${ROUNDS} rounds`);
       const h2Read = (id: string): Promise<Reply> =>
-        call(`${gw.config.baseUrl}/Observation/${id}`, 'GET', signDidToken({ key: drH2.privateJwk, audience: gw.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 }));
+        call(
+          `${gw.config.baseUrl}/Observation/${id}`,
+          'GET',
+          signDidToken({ key: drH2.privateJwk, audience: gw.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 }),
+        );
       const patientToken = (): string => signDidToken({ key: patientKey.privateJwk, audience: gw.config.baseUrl, scope: 'patient/Consent.write', ttlSec: 120 });
       const times: number[] = [];
       const polls: number[] = [];
@@ -286,7 +296,11 @@ async function main(): Promise<void> {
             purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
           },
         };
-        expectStatus(await call(`${gw.config.baseUrl}/Consent`, 'POST', patientToken(), signConsent(patientKey.privateJwk, consent, 'grant'), 'application/jose'), 201, 'grant consent');
+        expectStatus(
+          await call(`${gw.config.baseUrl}/Consent`, 'POST', patientToken(), signConsent(patientKey.privateJwk, consent, 'grant'), 'application/jose'),
+          201,
+          'grant consent',
+        );
         // The grant is in effect: a read is permitted (retried briefly in case it is not yet).
         for (let tries = 0; ; tries++) {
           const r = await h2Read(id);
@@ -426,19 +440,46 @@ async function main(): Promise<void> {
     const cpu = os.cpus();
     printGrid(`HDX exchange benchmark (issue 6), ${new Date().toISOString().slice(0, 16)}Z`, ['measure', 'variant', 'throughput', 'p50 / median', 'p99 / max', 'detail'], rows);
     printTable('settings', [
-      ['network', `${options.orderers} Raft orderer(s), BatchTimeout ${options.batchTimeout}, MaxMessageCount ${options.maxMessageCount}, endorsement MAJORITY of 3 orgs (hospital1, hospital2, regulator), TLS, native processes`],
+      [
+        'network',
+        `${options.orderers} Raft orderer(s), BatchTimeout ${options.batchTimeout}, MaxMessageCount ${options.maxMessageCount}, endorsement MAJORITY of 3 orgs (hospital1, hospital2, regulator), TLS, native processes`,
+      ],
       ['gateway', 'hospital1, in this Node process (the load generator shares its event loop), SQLite store, log level warn'],
       ['reads', `GET /fhir/Observation/:id over ${readSet.length} Observations of one patient, ${SECONDS} s per row, c = concurrent clients, keep-alive HTTP on 127.0.0.1`],
-      ['read caller', 'hospital1 practitioner with one identity-provider token (ES256, reused): DID tokens are single-use (jti) and signing one per read would dominate the client cost'],
+      [
+        'read caller',
+        'hospital1 practitioner with one identity-provider token (ES256, reused): DID tokens are single-use (jti) and signing one per read would dominate the client cost',
+      ],
       ['sync audit', 'hdx.audit:AuthorizeAndRecord per read: endorsed, ordered and committed before the data leaves, then checked against its anchor'],
       ['async audit', 'hdx.consent:EvaluateAccess per read + access entry in the local SQLite outbox; flushed with RecordAccessBatch in the background (flush 200 ms, batch 100)'],
       ['baseline', 'plain Express route: SqliteStore.readCurrent + the stored JSON, same HTTP client; no token check, no consent, no audit, no anchor check'],
-      ['ingest', `FHIR transaction Bundles of Observations of one patient (POST /fhir), sent one after the other (1 client); each Bundle validated, stored pending, anchored in ONE ledger transaction (at most ${MAX_BUNDLE} entries); batch 1000 = 2 Bundles of ${MAX_BUNDLE}`],
-      ['ingest, audit of the change', 'sync: the anchors and the change entries are the same ledger transaction (hdx.record:AnchorAndRecord), committed before the Bundle response; async: anchors (AnchorBatch), then the change entry to the outbox'],
-      ['revocation', 'per round: new consent id, grant (POST /fhir/Consent), a permitted hospital2 read, revoke (PUT, signed JWS); timed from the PUT response to the first 403 of back-to-back hospital2 reads (fresh DID token each)'],
-      ['machine', `${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.versions.node}, ${os.platform()}/${os.arch()}`],
-      ['load average (1/5/15 min)', `before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`],
-      ['caveat', 'the whole network (4 CAs, orderer, 3 peers, 3 chaincode servers), the gateway and the client share this machine; other load on it (e.g. other test networks) changes the figures'],
+      [
+        'ingest',
+        `FHIR transaction Bundles of Observations of one patient (POST /fhir), sent one after the other (1 client); each Bundle validated, stored pending, anchored in ONE ledger transaction (at most ${MAX_BUNDLE} entries); batch 1000 = 2 Bundles of ${MAX_BUNDLE}`,
+      ],
+      [
+        'ingest, audit of the change',
+        'sync: the anchors and the change entries are the same ledger transaction (hdx.record:AnchorAndRecord), committed before the Bundle response; async: anchors (AnchorBatch), then the change entry to the outbox',
+      ],
+      [
+        'revocation',
+        'per round: new consent id, grant (POST /fhir/Consent), a permitted hospital2 read, revoke (PUT, signed JWS); timed from the PUT response to the first 403 of back-to-back hospital2 reads (fresh DID token each)',
+      ],
+      [
+        'machine',
+        `${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.versions.node}, ${os.platform()}/${os.arch()}`,
+      ],
+      [
+        'load average (1/5/15 min)',
+        `before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${os
+          .loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}`,
+      ],
+      [
+        'caveat',
+        'the whole network (4 CAs, orderer, 3 peers, 3 chaincode servers), the gateway and the client share this machine; other load on it (e.g. other test networks) changes the figures',
+      ],
       ['network up (binaries cached, fresh state)', `${(upMs / 1000).toFixed(1)} s`],
       ['whole run', `${((Date.now() - runStart) / 1000).toFixed(0)} s (including network up and down)`],
       ...notes.map((n, i): [string, string] => [`note ${i + 1}`, n]),

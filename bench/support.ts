@@ -26,7 +26,11 @@ export function printTable(title: string, rows: ReadonlyArray<readonly [string, 
 /** A table with a header row and left-aligned columns (every row as long as the header). */
 export function printGrid(title: string, header: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   process.stdout.write(`\n${title}\n${'-'.repeat(title.length)}\n${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }

@@ -49,7 +49,9 @@ function latencies(label: string, fn: () => unknown, iterations: number): void {
 function main(): void {
   const cpu = cpus();
   console.log('@hdx/fhir-mappers benchmark');
-  console.log(`  machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`);
+  console.log(
+    `  machine: ${cpu.length} cores (${cpu[0]?.model ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${process.platform}/${process.arch}`,
+  );
   console.log(`  ${SECONDS} s per throughput figure, single thread`);
 
   const t0 = process.hrtime.bigint();

@@ -198,18 +198,24 @@ describe('security review PoCs F1–F6, turned around (chaincode)', () => {
     expect(all.entries.map((e: { patient: string }) => e.patient)).to.include(patientA.did);
   });
 
-  it("F2b: a consent permitting an organization lets its staff in, never its other patients", async () => {
+  it('F2b: a consent permitting an organization lets its staff in, never its other patients', async () => {
     await ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, patientA, { action: 'grant', consent: permitH2(patientA.did, 'org-permit') })));
     const h2Patient = await registerDid(ledger, 'patient', H2_GATEWAY);
     const byPatient = JSON.parse(
       await ledger.invoke(H1_GATEWAY, (ctx) =>
-        consents.EvaluateAccess(ctx, JSON.stringify({ actor: h2Patient.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/obs-a/_history/1' })),
+        consents.EvaluateAccess(
+          ctx,
+          JSON.stringify({ actor: h2Patient.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/obs-a/_history/1' }),
+        ),
       ),
     );
     expect(byPatient).to.deep.include({ decision: 'deny', reason: 'no-permit' });
     const byDoctor = JSON.parse(
       await ledger.invoke(H1_GATEWAY, (ctx) =>
-        consents.EvaluateAccess(ctx, JSON.stringify({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' })),
+        consents.EvaluateAccess(
+          ctx,
+          JSON.stringify({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'TREAT', resource: 'Observation/obs-a/_history/1' }),
+        ),
       ),
     );
     expect(byDoctor).to.deep.include({ decision: 'permit', reason: 'consent-permit', consents: ['org-permit'] });

@@ -24,7 +24,11 @@ export function ensureBinaries(): Binaries {
   const script = path.join(REPO_ROOT, 'scripts', 'install-fabric.sh');
   let binDir: string;
   try {
-    binDir = execFileSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+    binDir =
+      execFileSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .pop() ?? '';
   } catch {
     throw new NetworkError('installing the Fabric binaries failed (see the messages above)');
   }

@@ -305,7 +305,16 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
   const ordererOrg = orgOf(t, 'orderer');
   const adminTls = path.join(identityDir(ordererOrg, 'admin', 'admin'), 'tls');
   for (const o of t.orderers) {
-    const adminArgs = ['-o', `127.0.0.1:${o.adminPort}`, '--ca-file', caCertFile(ordererOrg.ca), '--client-cert', path.join(adminTls, 'server.crt'), '--client-key', path.join(adminTls, 'server.key')];
+    const adminArgs = [
+      '-o',
+      `127.0.0.1:${o.adminPort}`,
+      '--ca-file',
+      caCertFile(ordererOrg.ca),
+      '--client-cert',
+      path.join(adminTls, 'server.crt'),
+      '--client-key',
+      path.join(adminTls, 'server.key'),
+    ];
     const list = await run(bins.osnadmin, ['channel', 'list', '--channelID', CHANNEL, ...adminArgs]).catch(() => '');
     if (!list.includes(`"name": "${CHANNEL}"`)) {
       await run(bins.osnadmin, ['channel', 'join', '--channelID', CHANNEL, '--config-block', block, ...adminArgs]);
@@ -368,7 +377,9 @@ async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
     if (done(t, `org-did-${org}`)) continue;
     const key = orgKey(orgKeyFile(t, org));
     const env = adminEnv(t, bins, org);
-    const known = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', JSON.stringify({ Args: ['hdx.identity:Resolve', key.did] })], { env }).then(
+    const known = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', JSON.stringify({ Args: ['hdx.identity:Resolve', key.did] })], {
+      env,
+    }).then(
       () => true,
       () => false,
     );
@@ -474,14 +485,37 @@ async function deployChaincode(t: Topology, bins: Binaries): Promise<void> {
       if (!installed.includes(pkg.packageId)) await run(bins.peer, ['lifecycle', 'chaincode', 'install', file], { env });
       const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env }).catch(() => '');
       if (!approved.includes(pkg.packageId)) {
-        await run(bins.peer, ['lifecycle', 'chaincode', 'approveformyorg', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--package-id', pkg.packageId, '--sequence', sequence], { env });
+        await run(
+          bins.peer,
+          [
+            'lifecycle',
+            'chaincode',
+            'approveformyorg',
+            ...ordererArgs(t),
+            '-C',
+            CHANNEL,
+            '-n',
+            CHAINCODE_NAME,
+            '-v',
+            CHAINCODE_VERSION,
+            '--package-id',
+            pkg.packageId,
+            '--sequence',
+            sequence,
+          ],
+          { env },
+        );
       }
     }
     const env = adminEnv(t, bins, 'hospital1');
     const committed = await run(bins.peer, ['lifecycle', 'chaincode', 'querycommitted', '-C', CHANNEL, '-n', CHAINCODE_NAME], { env }).catch(() => '');
     if (!committed.includes(`Sequence: ${sequence}`)) {
       const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
-      await run(bins.peer, ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, ...peerArgs], { env });
+      await run(
+        bins.peer,
+        ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, ...peerArgs],
+        { env },
+      );
     }
     markDone(t, 'chaincode');
   }
@@ -589,12 +623,7 @@ function serviceNames(t: Topology): string[] {
         .filter((f) => f.endsWith('.pid'))
         .map((f) => f.slice(0, -4))
     : [];
-  const core = [
-    ...t.peers.map((p) => chaincodeServerName(p.org)),
-    ...t.peers.map((p) => p.name),
-    ...t.orderers.map((o) => o.name),
-    ...t.orgs.map((o) => o.ca.name),
-  ];
+  const core = [...t.peers.map((p) => chaincodeServerName(p.org)), ...t.peers.map((p) => p.name), ...t.orderers.map((o) => o.name), ...t.orgs.map((o) => o.ca.name)];
   // Anything else registered in pids/ (e.g. gateways started by scripts/start.sh) stops first.
   return [...extra.filter((n) => !core.includes(n)), ...core];
 }
@@ -635,9 +664,27 @@ export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
     }
   };
   const rows: Array<Promise<NodeStatus>> = [
-    ...t.orgs.map(async (o) => ({ name: o.ca.name, kind: 'ca' as const, running: isRunning(t.dirs.pids, o.ca.name), healthy: await healthz(o.ca.operationsPort), endpoint: caUrl(o.ca) })),
-    ...t.orderers.map(async (o) => ({ name: o.name, kind: 'orderer' as const, running: isRunning(t.dirs.pids, o.name), healthy: await healthz(o.operationsPort), endpoint: `127.0.0.1:${o.port}` })),
-    ...t.peers.map(async (p) => ({ name: p.name, kind: 'peer' as const, running: isRunning(t.dirs.pids, p.name), healthy: await healthz(p.operationsPort), endpoint: `127.0.0.1:${p.port}` })),
+    ...t.orgs.map(async (o) => ({
+      name: o.ca.name,
+      kind: 'ca' as const,
+      running: isRunning(t.dirs.pids, o.ca.name),
+      healthy: await healthz(o.ca.operationsPort),
+      endpoint: caUrl(o.ca),
+    })),
+    ...t.orderers.map(async (o) => ({
+      name: o.name,
+      kind: 'orderer' as const,
+      running: isRunning(t.dirs.pids, o.name),
+      healthy: await healthz(o.operationsPort),
+      endpoint: `127.0.0.1:${o.port}`,
+    })),
+    ...t.peers.map(async (p) => ({
+      name: p.name,
+      kind: 'peer' as const,
+      running: isRunning(t.dirs.pids, p.name),
+      healthy: await healthz(p.operationsPort),
+      endpoint: `127.0.0.1:${p.port}`,
+    })),
     ...t.peers.map(async (p) => ({
       name: chaincodeServerName(p.org),
       kind: 'chaincode' as const,

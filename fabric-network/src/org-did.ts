@@ -16,7 +16,9 @@ export interface OrgKey {
 
 /** RFC 7638 thumbprint of a P-256 public JWK (members in lexicographic order: crv, kty, x, y). */
 function thumbprint(jwk: { crv: string; kty: string; x: string; y: string }): string {
-  return createHash('sha256').update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })).digest('base64url');
+  return createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
 }
 
 /** Loads the org's key from `file`, creating it (mode 0600) the first time. */

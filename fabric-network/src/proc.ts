@@ -182,8 +182,11 @@ export function importantLogLines(file: string, max = 12): string[] {
   } catch {
     return [`(no log at ${file})`];
   }
-  // eslint-disable-next-line no-control-regex
-  const lines = text.replace(/\x1b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim() !== '');
+  const lines = text
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC (0x1B)
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   // Fabric levels (ERRO, FATA, PANI, WARN), fabric-ca ([ERROR], [FATAL]) and Node chaincode (error).
   const bad = lines.filter((l) => /\b(ERRO|FATA|PANI|WARN|ERROR|FATAL|error)\b|panic:/.test(l));
   return (bad.length > 0 ? bad : lines).slice(-max);
@@ -193,11 +196,7 @@ export function importantLogLines(file: string, max = 12): string[] {
  * Polls `check` until it returns true. If the process dies or time runs out, throws a NetworkError naming
  * the node and carrying the log lines that matter.
  */
-export async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  opts: { timeoutMs: number; pidsDir?: string; name?: string; log?: string },
-): Promise<void> {
+export async function waitFor(what: string, check: () => Promise<boolean>, opts: { timeoutMs: number; pidsDir?: string; name?: string; log?: string }): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     try {

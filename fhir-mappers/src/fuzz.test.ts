@@ -157,7 +157,10 @@ const recordArb = fc.record({
   firmware: safeText,
   notes: fc.option(safeText, { nil: undefined }),
   streams: fc.array(streamArb, { maxLength: 4 }),
-  events: fc.array(fc.record({ offsetMs: fc.integer({ min: 0, max: 5_000_000 }), type: fc.constantFrom('pause', 'resume', 'other' as const), label: fc.option(safeText, { nil: undefined }) }), { maxLength: 5 }),
+  events: fc.array(
+    fc.record({ offsetMs: fc.integer({ min: 0, max: 5_000_000 }), type: fc.constantFrom('pause', 'resume', 'other' as const), label: fc.option(safeText, { nil: undefined }) }),
+    { maxLength: 5 },
+  ),
   durationMs: fc.option(fc.integer({ min: 5_000_000, max: 20_000_000 }), { nil: undefined }),
 });
 
@@ -189,7 +192,10 @@ describe('property: VR session mapping', () => {
   });
 
   it('never misbehaves on mutated records', () => {
-    const paths = fc.array(fc.oneof(fc.constantFrom('patient', 'device', 'biometrics', 'samples', 'start', 'end', 'events', 'scores', 'recording', 'value', 'offsetMs', 'did'), fc.nat({ max: 10 })), { minLength: 1, maxLength: 4 });
+    const paths = fc.array(
+      fc.oneof(fc.constantFrom('patient', 'device', 'biometrics', 'samples', 'start', 'end', 'events', 'scores', 'recording', 'value', 'offsetMs', 'did'), fc.nat({ max: 10 })),
+      { minLength: 1, maxLength: 4 },
+    );
     const junk = fc.oneof(fc.anything({ maxDepth: 2 }), fc.constant(undefined), fc.double(), fc.string({ maxLength: 10 }));
     fc.assert(
       fc.property(paths, junk, (path, value) => {

@@ -99,7 +99,21 @@ describe('hdx CLI', () => {
     it('signs as --kid (a rotated key) and carries a break-glass reason with ETREAT', async () => {
       hdx('keygen', '--out', keyFile);
       const key = keyFromFile(keyFile);
-      const { stdout } = hdx('token', '--key', keyFile, '--aud', BASE, '--scope', 'user/*.read', '--purpose', 'ETREAT', '--break-glass-reason', 'unconscious on arrival', '--kid', `${key.did}#key-2`);
+      const { stdout } = hdx(
+        'token',
+        '--key',
+        keyFile,
+        '--aud',
+        BASE,
+        '--scope',
+        'user/*.read',
+        '--purpose',
+        'ETREAT',
+        '--break-glass-reason',
+        'unconscious on arrival',
+        '--kid',
+        `${key.did}#key-2`,
+      );
       const opts = { audience: BASE, resolveDid: fakeResolver(resolutionOf(key, { keyNumber: 2, kind: 'practitioner' })), jtiStore: new MemoryJtiStore() };
       const ctx = await verifyBearerToken(`Bearer ${stdout.trim()}`, opts);
       expect(ctx).to.deep.include({ role: 'practitioner', purposeOfUse: 'ETREAT', breakGlassReason: 'unconscious on arrival' });
@@ -189,7 +203,11 @@ describe('hdx CLI', () => {
       id: '6f1c7a52-8a0e-4a55-9d1e-2a4c1c1f0b7e',
       status: 'active',
       patient: { reference: patient },
-      provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }], purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }] },
+      provision: {
+        type: 'permit',
+        actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+        purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
+      },
     });
 
     it('signs {consent, action, nonce, iat} as the chaincode expects; a revocation carries the consent reference only', async () => {
@@ -238,8 +256,23 @@ describe('hdx CLI', () => {
       hdx('keygen', '--out', keyFile);
       const did = keyFromFile(keyFile).did;
       const { code, stdout } = hdx(
-        'idp-token', '--idp-key', out.privateKey, '--iss', 'https://idp.hospital1.example', '--aud', 'hdx-hospital1', '--sub', 'dr-house',
-        '--role', 'practitioner', '--scope', 'user/*.read', '--purpose', 'TREAT', '--did', did,
+        'idp-token',
+        '--idp-key',
+        out.privateKey,
+        '--iss',
+        'https://idp.hospital1.example',
+        '--aud',
+        'hdx-hospital1',
+        '--sub',
+        'dr-house',
+        '--role',
+        'practitioner',
+        '--scope',
+        'user/*.read',
+        '--purpose',
+        'TREAT',
+        '--did',
+        did,
       );
       expect(code).to.equal(0);
       const idp = { issuer: 'https://idp.hospital1.example', audience: 'hdx-hospital1', keys: idpKeysFromText(fs.readFileSync(out.publicKey, 'utf8')) };

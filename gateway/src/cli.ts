@@ -8,15 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDidKey, HDX_DID, HDX_DID_URL, jwkThumbprint, type P256PrivateJwk, toP256PrivateJwk } from './auth/did-key';
-import {
-  type ConsentAction,
-  deactivationRequest,
-  registrationRequest,
-  rotationRequest,
-  signConsent,
-  signDidToken,
-  signIdpToken,
-} from './auth/issue';
+import { type ConsentAction, deactivationRequest, registrationRequest, rotationRequest, signConsent, signDidToken, signIdpToken } from './auth/issue';
 import { parseScopes, ScopeSyntaxError } from './auth/scopes';
 import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
@@ -375,8 +367,12 @@ async function syncCommand(args: string[], io: CliIo): Promise<void> {
   });
   const ehr = checkUrl(required(values, 'ehr', 'sync', 'https://ehr.example/fhir'), '--ehr');
   const gateway = checkUrl(required(values, 'gateway', 'sync', 'http://127.0.0.1:8080/fhir'), '--gateway');
-  const types = required(values, 'types', 'sync', 'Patient,Observation').split(',').map((t) => t.trim()).filter((t) => t !== '');
-  if (types.length === 0 || types.some((t) => !/^[A-Z][A-Za-z]{1,63}$/.test(t))) throw new UsageError('--types must be FHIR resource types separated by commas, e.g. --types Patient,Observation');
+  const types = required(values, 'types', 'sync', 'Patient,Observation')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  if (types.length === 0 || types.some((t) => !/^[A-Z][A-Za-z]{1,63}$/.test(t)))
+    throw new UsageError('--types must be FHIR resource types separated by commas, e.g. --types Patient,Observation');
   const stateFile = required(values, 'state', 'sync', 'sync-state.json');
   const pageSize = positiveInt(optional(values, 'page'), '--page', 50, 500);
   const source = optional(values, 'source');
@@ -422,7 +418,8 @@ function outboxCommand(args: string[], io: CliIo): void {
   const dataDir = required(values, 'data-dir', 'outbox', '/var/lib/hdx');
   const id = optional(values, 'id');
   if (sub === 'dead-letters' && (id !== undefined || values.all !== undefined)) throw new UsageError('--id and --all are for hdx outbox redeliver');
-  if (sub === 'redeliver' && (id === undefined) === (values.all !== true)) throw new UsageError('give --id ENTRY_ID (one dead letter, as listed by hdx outbox dead-letters) or --all');
+  if (sub === 'redeliver' && (id === undefined) === (values.all !== true))
+    throw new UsageError('give --id ENTRY_ID (one dead letter, as listed by hdx outbox dead-letters) or --all');
   const file = path.join(dataDir, 'outbox.db');
   let admin: OutboxAdmin;
   try {
@@ -452,7 +449,9 @@ const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void
 /** `hdx offboard`: POST <gateway>/did/$offboard as an admin of the organization. */
 async function offboardCommand(args: string[], io: CliIo): Promise<void> {
   const values = parse('offboard', args, { gateway: { type: 'string' }, token: { type: 'string' }, subject: { type: 'string' } });
-  const gateway = required(values, 'gateway', 'offboard', 'http://127.0.0.1:8080').replace(/\/+$/, '').replace(/\/fhir$/, '');
+  const gateway = required(values, 'gateway', 'offboard', 'http://127.0.0.1:8080')
+    .replace(/\/+$/, '')
+    .replace(/\/fhir$/, '');
   const token = required(values, 'token', 'offboard', '"$(hdx idp-token --role admin ...)"');
   const subject = required(values, 'subject', 'offboard', 'dr-house');
   if (!/^https?:\/\/[^/]+/.test(gateway)) throw new UsageError(`--gateway must be the gateway's base URL (http(s)://host:port)\n\n${USAGE.offboard ?? ''}`);

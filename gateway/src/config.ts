@@ -98,7 +98,18 @@ const VARS = {
 } as const;
 
 /** Optional variables: everything else without a default is required. */
-const OPTIONAL = new Set(['HDX_GATEWAY_BASE_URL', 'HDX_DATA_DIR', 'HDX_IDP_ISSUER', 'HDX_IDP_PUBLIC_KEY_FILE', 'HDX_ORG_KEY_FILE', 'HDX_MEMBER_GATEWAYS', 'HDX_MLLP_PORT', 'HDX_MLLP_ACTOR_DID', 'HDX_PEER_HOST_ALIAS', 'HDX_ID_SECRET_FILE']);
+const OPTIONAL = new Set([
+  'HDX_GATEWAY_BASE_URL',
+  'HDX_DATA_DIR',
+  'HDX_IDP_ISSUER',
+  'HDX_IDP_PUBLIC_KEY_FILE',
+  'HDX_ORG_KEY_FILE',
+  'HDX_MEMBER_GATEWAYS',
+  'HDX_MLLP_PORT',
+  'HDX_MLLP_ACTOR_DID',
+  'HDX_PEER_HOST_ALIAS',
+  'HDX_ID_SECRET_FILE',
+]);
 
 const schema = {
   type: 'object',
@@ -107,7 +118,9 @@ const schema = {
     .filter(([name, v]) => !('default' in v) && !OPTIONAL.has(name))
     .map(([name]) => name),
   properties: {
-    ...Object.fromEntries(Object.entries(VARS).map(([name, v]) => [name, { type: v.type, minLength: v.type === 'string' ? 1 : undefined, ...('default' in v ? { default: v.default } : {}) }])),
+    ...Object.fromEntries(
+      Object.entries(VARS).map(([name, v]) => [name, { type: v.type, minLength: v.type === 'string' ? 1 : undefined, ...('default' in v ? { default: v.default } : {}) }]),
+    ),
     HDX_GATEWAY_HOST: { type: 'string', enum: ['127.0.0.1', 'localhost', '::1'], default: '127.0.0.1' },
     HDX_GATEWAY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     HDX_GATEWAY_BASE_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?[^/]$' },

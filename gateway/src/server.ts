@@ -63,7 +63,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // server (first the entries an earlier process left behind).
   const outbox =
     config.auditMode === 'async'
-      ? new AuditOutbox({ file: path.join(config.dataDir, 'outbox.db'), ledger, log, changes: store, flushMs: config.auditFlushMs, batchSize: config.auditBatch, drainMs: Math.max(10_000, config.ledgerTimeoutMs) })
+      ? new AuditOutbox({
+          file: path.join(config.dataDir, 'outbox.db'),
+          ledger,
+          log,
+          changes: store,
+          flushMs: config.auditFlushMs,
+          batchSize: config.auditBatch,
+          drainMs: Math.max(10_000, config.ledgerTimeoutMs),
+        })
       : undefined;
   try {
     if (outbox) registerOutboxMetrics(metrics.registry, outbox);
@@ -85,7 +93,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     const exchange = config.orgKeyFile
       ? new ExchangeService({ ledger, log, mspId: config.mspId, orgKey: orgKeyOf(config.orgKeyFile), memberUrls: config.memberGateways })
       : undefined;
-    const app = createApp({ config, log, resources, consents: new ConsentService(ledger), audit: new AuditService(ledger), ledger, store, authenticate: authn,
+    const app = createApp({
+      config,
+      log,
+      resources,
+      consents: new ConsentService(ledger),
+      audit: new AuditService(ledger),
+      ledger,
+      store,
+      authenticate: authn,
       metrics,
       ...(outbox ? { outbox } : {}),
       erasure: new ErasureService(store, ledger, log, config.mspId, custodianIds),
@@ -105,7 +121,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     let mllp: MllpListener | undefined;
     if (config.mllpPort !== undefined && config.mllpActorDid !== undefined) {
       const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl, ids: custodianIds });
-      mllp = await startMllpListener({ port: config.mllpPort, ingest, log, caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true } }).catch(async (err: unknown) => {
+      mllp = await startMllpListener({
+        port: config.mllpPort,
+        ingest,
+        log,
+        caller: { did: config.mllpActorDid, organization: config.mspId, purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true },
+      }).catch(async (err: unknown) => {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         throw err;
       });

@@ -21,7 +21,6 @@ interface Anchor {
   txId: string;
 }
 
-
 const P = 'urn:uuid:0c9f3a52-7d1e-4b8a-9f64-2e5d8c1b7a30';
 
 const observation = (subject: string, code: string) => ({
@@ -33,7 +32,11 @@ const observation = (subject: string, code: string) => ({
   valueQuantity: { value: 64, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
 });
 
-const post = (resource: { resourceType: string } & Record<string, unknown>, fullUrl?: string) => ({ ...(fullUrl ? { fullUrl } : {}), resource, request: { method: 'POST', url: resource.resourceType } });
+const post = (resource: { resourceType: string } & Record<string, unknown>, fullUrl?: string) => ({
+  ...(fullUrl ? { fullUrl } : {}),
+  resource,
+  request: { method: 'POST', url: resource.resourceType },
+});
 
 describe('FHIR Bundle transaction (real network, hospital1 gateway)', function () {
   let h1: Gw;
@@ -75,7 +78,12 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
   let patientId: string;
 
   it('creates a Patient and 3 Observations referring to it by urn:uuid, all anchored in one ledger transaction', async () => {
-    const patient = { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], name: [{ family: 'Haugland-Mbeki', given: ['Ilse'] }], birthDate: '1979-08-14' };
+    const patient = {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
+      name: [{ family: 'Haugland-Mbeki', given: ['Ilse'] }],
+      birthDate: '1979-08-14',
+    };
     const res = await call(h1, 'POST', '', token, {
       resourceType: 'Bundle',
       type: 'transaction',
@@ -83,7 +91,10 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     });
     expect(res.status, res.text).to.equal(200);
     expect(res.body.type).to.equal('transaction-response');
-    const entries = res.body.entry as Array<{ resource: { resourceType: string; id: string; subject?: { reference: string } }; response: { status: string; location: string; etag: string } }>;
+    const entries = res.body.entry as Array<{
+      resource: { resourceType: string; id: string; subject?: { reference: string } };
+      response: { status: string; location: string; etag: string };
+    }>;
     expect(entries.map((e) => e.response.status)).to.deep.equal(['201 Created', '201 Created', '201 Created', '201 Created']);
     patientId = entries[1]?.resource.id as string;
     const refs = entries.map((e) => e.response.location);
@@ -116,7 +127,10 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
-        { resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' }, request: { method: 'PUT', url: `Patient/${patientId}` } },
+        {
+          resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' },
+          request: { method: 'PUT', url: `Patient/${patientId}` },
+        },
         post(observation(`Patient/${patientId}`, '8867-4')),
         post({ resourceType: 'Patient', name: [{ family: 'Osei-Brandt' }] }, 'urn:uuid:5a1e7c33-0b6d-4f2e-8c9a-7d3b2e1f0a44'),
         post({ ...observation(`Patient/${patientId}`, '8310-5'), effectiveDateTime: 'last Tuesday' }),
@@ -136,7 +150,18 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
 
   it('a transaction the chaincode refuses (a version already anchored differently): 409 naming the entry, no part kept', async () => {
     // Someone anchored Patient/<id>/_history/2 with another commitment: the transaction's update must fail, and with it the rest.
-    await hospital1Admin.submit('hdx.record', 'Anchor', JSON.stringify({ resourceType: 'Patient', id: patientId, versionId: '2', patient: patientKey.did, lastUpdated: new Date().toISOString(), commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } }));
+    await hospital1Admin.submit(
+      'hdx.record',
+      'Anchor',
+      JSON.stringify({
+        resourceType: 'Patient',
+        id: patientId,
+        versionId: '2',
+        patient: patientKey.did,
+        lastUpdated: new Date().toISOString(),
+        commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) },
+      }),
+    );
     const rowsBefore = storeRows();
     const locatedBefore = await located();
     expect(locatedBefore).to.include(`Patient/${patientId}/_history/2`);
@@ -146,7 +171,10 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
       entry: [
         post(observation(`Patient/${patientId}`, '8867-4')),
         post(observation(`Patient/${patientId}`, '8310-5')),
-        { resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' }, request: { method: 'PUT', url: `Patient/${patientId}` } },
+        {
+          resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' },
+          request: { method: 'PUT', url: `Patient/${patientId}` },
+        },
       ],
     });
     expect(res.status, res.text).to.equal(409);
@@ -161,11 +189,7 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     const res = await call(h1, 'POST', '', token, {
       resourceType: 'Bundle',
       type: 'batch',
-      entry: [
-        post(observation(`Patient/${patientId}`, '8867-4')),
-        post(observation('Patient/not-here', '8867-4')),
-        { request: { method: 'GET', url: `Patient/${patientId}` } },
-      ],
+      entry: [post(observation(`Patient/${patientId}`, '8867-4')), post(observation('Patient/not-here', '8867-4')), { request: { method: 'GET', url: `Patient/${patientId}` } }],
     });
     expect(res.status, res.text).to.equal(200);
     expect(res.body.type).to.equal('batch-response');

@@ -28,7 +28,8 @@ describe('consent flow across organizations (real network, three gateways)', fun
   const consent = permitOrganizationConsent(consentId, patientKey.did, 'Hospital2MSP', 'TREAT') as { id: string } & Record<string, unknown>;
 
   /** A fresh DID token of the hospital2 practitioner, for hospital1's gateway. */
-  const h2Token = (scope = 'user/*.read', purpose = 'TREAT'): string => signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope, purposeOfUse: purpose, ttlSec: 120 });
+  const h2Token = (scope = 'user/*.read', purpose = 'TREAT'): string =>
+    signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope, purposeOfUse: purpose, ttlSec: 120 });
   const patientToken = (gw: Gw, scope: string): string => signDidToken({ key: patientKey.privateJwk, audience: gw.config.baseUrl, scope, ttlSec: 120 });
 
   before(async () => {
@@ -100,7 +101,14 @@ describe('consent flow across organizations (real network, three gateways)', fun
   });
 
   it('the patient revokes; the very next read is denied', async () => {
-    const revoked = await call(h1, 'PUT', `/Consent/${consentId}`, patientToken(h1, 'patient/Consent.write'), signConsent(patientKey.privateJwk, consent, 'revoke'), 'application/jose');
+    const revoked = await call(
+      h1,
+      'PUT',
+      `/Consent/${consentId}`,
+      patientToken(h1, 'patient/Consent.write'),
+      signConsent(patientKey.privateJwk, consent, 'revoke'),
+      'application/jose',
+    );
     expect(revoked.status, revoked.text).to.equal(200);
     expect(revoked.body.status).to.equal('inactive');
     const read = await call(h1, 'GET', `/Observation/${observationId}`, h2Token());
@@ -119,7 +127,12 @@ describe('consent flow across organizations (real network, three gateways)', fun
     expect(permitted?.agent[0]?.policy).to.deep.equal([`Consent/${consentId}`]);
 
     // Through another member's gateway the auditor's read-all right does not apply.
-    const elsewhere = await call(h1, 'GET', `/AuditEvent?patient=${patientKey.did}`, signDidToken({ key: auditor.privateJwk, audience: h1.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }));
+    const elsewhere = await call(
+      h1,
+      'GET',
+      `/AuditEvent?patient=${patientKey.did}`,
+      signDidToken({ key: auditor.privateJwk, audience: h1.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
     expect(elsewhere.status, elsewhere.text).to.equal(403);
 
     const byPatient = await call(h1, 'GET', `/AuditEvent?patient=${patientKey.did}&_count=100`, patientToken(h1, 'patient/AuditEvent.read'));
@@ -134,7 +147,14 @@ describe('consent flow across organizations (real network, three gateways)', fun
     expect((await call(h1, 'GET', `/Observation/${observationId}`, undefined)).status).to.equal(401);
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: drH2.did, sub: drH2.did, aud: h1.config.baseUrl, exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url')}.`;
     expect((await call(h1, 'GET', `/Observation/${observationId}`, none)).status).to.equal(401);
-    const expired = signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', iat: Math.floor(Date.now() / 1000) - 600, ttlSec: 60 });
+    const expired = signDidToken({
+      key: drH2.privateJwk,
+      audience: h1.config.baseUrl,
+      scope: 'user/*.read',
+      purposeOfUse: 'TREAT',
+      iat: Math.floor(Date.now() / 1000) - 600,
+      ttlSec: 60,
+    });
     expect((await call(h1, 'GET', `/Observation/${observationId}`, expired)).status).to.equal(401);
     const wrongAud = signDidToken({ key: drH2.privateJwk, audience: h2.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT' });
     expect((await call(h1, 'GET', `/Observation/${observationId}`, wrongAud)).status).to.equal(401);
@@ -146,7 +166,7 @@ describe('consent flow across organizations (real network, three gateways)', fun
     const staff = staffToken(h1, 'hospital1', { did: drH1.did });
     expect((await call(h1, 'GET', `/Observation/${observationId}/$verify`, staff)).body.parameter[0].valueBoolean).to.equal(true);
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'));
-    const row = db.prepare("SELECT content FROM resource_version WHERE id = ?").get(observationId) as { content: string };
+    const row = db.prepare('SELECT content FROM resource_version WHERE id = ?').get(observationId) as { content: string };
     db.prepare('UPDATE resource_version SET content = ? WHERE id = ?').run(row.content.replace('"value":64', '"value":46'), observationId);
     db.close();
     const verify = await call(h1, 'GET', `/Observation/${observationId}/$verify`, staff);

@@ -26,7 +26,11 @@ describe('erasure of a patient (real network)', function () {
     await registerDid(h1, 'hospital1', 'practitioner', admin);
     // The records are written by a practitioner; the admin (same person, admin role) only erases.
     const token = staffToken(h1, 'hospital1', { did: admin.did });
-    const p = await call(h1, 'POST', '/Patient', token, { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], name: [{ family: 'Vandersloot' }] });
+    const p = await call(h1, 'POST', '/Patient', token, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
+      name: [{ family: 'Vandersloot' }],
+    });
     expect(p.status, p.text).to.equal(201);
     patientId = p.body.id;
     const o = await call(h1, 'POST', '/Observation', token, {
@@ -59,7 +63,10 @@ describe('erasure of a patient (real network)', function () {
     expect(res.body.parameter).to.deep.include({ name: 'anchorsTombstoned', valueInteger: 2 });
 
     // On the ledger: the commitments stay, nothing links them to the patient any more.
-    for (const [type, id] of [['Patient', patientId], ['Observation', obsId]] as const) {
+    for (const [type, id] of [
+      ['Patient', patientId],
+      ['Observation', obsId],
+    ] as const) {
       const anchor = await regulator.evaluate<Record<string, unknown>>('hdx.record', 'GetAnchor', type, id, '1');
       expect(anchor.tombstone, `${type} tombstone`).to.be.an('object');
       expect(anchor).to.not.have.property('patient');

@@ -26,8 +26,7 @@ describe('exchange between members (real network, two gateways)', function () {
   let obsId: string;
   const consent = permitOrganizationConsent('7d0c2a9e-5b4f-4e1a-8c3d-2f6e9a1b0c4d', patientKey.did, 'Hospital2MSP', 'TREAT') as { id: string } & Record<string, unknown>;
 
-  const exchange = (purpose = 'TREAT', reason?: string) =>
-    call(h2, 'GET', `/Patient/$exchange?patient=${patientKey.did}`, staffTokenWithReason(purpose, reason));
+  const exchange = (purpose = 'TREAT', reason?: string) => call(h2, 'GET', `/Patient/$exchange?patient=${patientKey.did}`, staffTokenWithReason(purpose, reason));
   function staffTokenWithReason(purpose: string, reason?: string): string {
     if (!reason) return staffToken(h2, 'hospital2', { did: drH2.did, scope: 'user/*.read', purpose });
     // Break-glass needs a reason: a DID token of the practitioner carries it.
@@ -43,7 +42,11 @@ describe('exchange between members (real network, two gateways)', function () {
     await registerDid(h1, 'hospital1', 'practitioner', drH1);
     await registerDid(h2, 'hospital2', 'practitioner', drH2);
     const staff = staffToken(h1, 'hospital1', { did: drH1.did });
-    const p = await call(h1, 'POST', '/Patient', staff, { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], name: [{ family: 'Achterberg' }] });
+    const p = await call(h1, 'POST', '/Patient', staff, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
+      name: [{ family: 'Achterberg' }],
+    });
     expect(p.status, p.text).to.equal(201);
     const o = await call(h1, 'POST', '/Observation', staff, {
       resourceType: 'Observation',
@@ -71,7 +74,14 @@ describe('exchange between members (real network, two gateways)', function () {
   });
 
   it('with the patient’s consent: fetched from hospital1, checked against the anchors, with provenance; hospital1 recorded the access', async () => {
-    const granted = await call(h1, 'POST', '/Consent', signDidToken({ key: patientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write' }), signConsent(patientKey.privateJwk, consent, 'grant'), 'application/jose');
+    const granted = await call(
+      h1,
+      'POST',
+      '/Consent',
+      signDidToken({ key: patientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write' }),
+      signConsent(patientKey.privateJwk, consent, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, granted.text).to.equal(201);
     const res = await exchange();
     expect(res.status, res.text).to.equal(200);
@@ -110,14 +120,25 @@ describe('exchange between members (real network, two gateways)', function () {
   });
 
   it('after the patient revokes, nothing is fetched; break-glass (with a reason) still reaches the record and is flagged', async () => {
-    const revoked = await call(h1, 'PUT', `/Consent/${consent.id}`, signDidToken({ key: patientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write' }), signConsent(patientKey.privateJwk, consent, 'revoke'), 'application/jose');
+    const revoked = await call(
+      h1,
+      'PUT',
+      `/Consent/${consent.id}`,
+      signDidToken({ key: patientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write' }),
+      signConsent(patientKey.privateJwk, consent, 'revoke'),
+      'application/jose',
+    );
     expect(revoked.status, revoked.text).to.equal(200);
     expect(observations((await exchange()).body)).to.have.length(0);
 
     const emergency = await exchange('ETREAT', 'unconscious on arrival, allergy history needed');
     expect(emergency.status, emergency.text).to.equal(200);
     expect(observations(emergency.body).map((e) => e.resource.id)).to.deep.equal([obsId]);
-    const history = await regulator.evaluate<{ entries: Array<{ breakGlass: boolean; purpose: string; gateway: string }> }>('hdx.audit', 'QueryAccess', JSON.stringify({ actor: drH2.did, pageSize: 100 }));
+    const history = await regulator.evaluate<{ entries: Array<{ breakGlass: boolean; purpose: string; gateway: string }> }>(
+      'hdx.audit',
+      'QueryAccess',
+      JSON.stringify({ actor: drH2.did, pageSize: 100 }),
+    );
     expect(history.entries.some((e) => e.breakGlass && e.purpose === 'ETREAT' && e.gateway === 'Hospital1MSP')).to.equal(true);
     expect(JSON.stringify(history.entries)).to.not.include('unconscious');
   });

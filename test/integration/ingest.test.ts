@@ -50,7 +50,12 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
   const versions = (): Array<{ ref: string; n: number }> => {
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'), { readonly: true });
     try {
-      return (db.prepare("SELECT resource_type || '/' || id AS ref, COUNT(*) AS n FROM resource_version GROUP BY resource_type, id ORDER BY ref").all() as Array<{ ref: string; n: number }>).map((r) => ({ ...r }));
+      return (
+        db.prepare("SELECT resource_type || '/' || id AS ref, COUNT(*) AS n FROM resource_version GROUP BY resource_type, id ORDER BY ref").all() as Array<{
+          ref: string;
+          n: number;
+        }>
+      ).map((r) => ({ ...r }));
     } finally {
       db.close();
     }
@@ -81,7 +86,9 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     const entries = res.body.entry as Array<{ response: { status: string; location: string } }>;
     expect(entries.map((e) => e.response.status)).to.deep.equal(['201 Created', '201 Created']);
     const refs = entries.map((e) => e.response.location);
-    const anchors = await Promise.all(refs.map((r) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(r.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
+    const anchors = await Promise.all(
+      refs.map((r) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(r.split('/').filter((_, i) => i !== 2) as [string, string, string]))),
+    );
     expect(new Set(anchors.map((a) => a.txId)).size).to.equal(1);
     pseudonym = anchors[0]?.patient as string;
     expect(pseudonym).to.match(/^pseudonym:/);
@@ -103,7 +110,11 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     // The same patient (PID-3), kept as the ADT wrote it: the result message's Patient is create-only.
     expect(entries[0]?.response.location).to.match(/^Patient\/.+\/_history\/1$/);
     expect(entries.slice(1).every((e) => e.response.status === '201 Created')).to.equal(true);
-    const txIds = await Promise.all(entries.slice(1).map((e) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(e.response.location.split('/').filter((_, i) => i !== 2) as [string, string, string]))));
+    const txIds = await Promise.all(
+      entries
+        .slice(1)
+        .map((e) => evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', ...(e.response.location.split('/').filter((_, i) => i !== 2) as [string, string, string]))),
+    );
     expect(new Set(txIds.map((a) => a.txId)).size).to.equal(1);
     const rows = versions();
     const anchored = await located();
@@ -127,7 +138,14 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
 
   it('a message the mapper refuses: 422 naming the field, nothing stored', async () => {
     const rows = versions();
-    const res = await call(h1, 'POST', `${h1.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, token, message('adt-a01.hl7').replace('ADT^A01^ADT_A01', 'ADT^A99^ADT_A01'), HL7);
+    const res = await call(
+      h1,
+      'POST',
+      `${h1.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`,
+      token,
+      message('adt-a01.hl7').replace('ADT^A01^ADT_A01', 'ADT^A99^ADT_A01'),
+      HL7,
+    );
     expect(res.status, res.text).to.equal(422);
     expect(res.text).to.contain('MSH-9');
     expect(res.text).to.not.contain('Brien');

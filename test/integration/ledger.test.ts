@@ -130,8 +130,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
       for (const tx of evaluate) expect(txs.get(tx)?.tag, `${name}:${tx}`).to.include('EVALUATE');
     }
     // The parameter lists the README documents (every declared parameter must be passed).
-    const params = (contract: string, tx: string): string[] =>
-      (metadata.contracts[contract]?.transactions.find((t) => t.name === tx)?.parameters ?? []).map((p) => p.name);
+    const params = (contract: string, tx: string): string[] => (metadata.contracts[contract]?.transactions.find((t) => t.name === tx)?.parameters ?? []).map((p) => p.name);
     expect(params('hdx.record', 'Anchor')).to.deep.equal(['anchorJson']);
     expect(params('hdx.record', 'Verify')).to.deep.equal(['resourceType', 'id', 'versionId', 'commitment']);
     expect(params('hdx.consent', 'ListByPatient')).to.deep.equal(['patient', 'pageSize', 'bookmark']);
@@ -224,7 +223,17 @@ describe('hdx chaincode on the real network: three organizations', () => {
       const grantJws = patient.sign(consentPayload(consent, 'grant'));
       expect(decodeCompact(grantJws).header).to.deep.equal({ alg: 'ES256', kid: `${patient.did}#key-1` });
       const granted = await everywhere(await h1.submitTx<ConsentRecord>(CONSENT, 'Grant', grantJws));
-      expect(granted).to.include({ id: consentId, patient: patient.did, status: 'active', version: 1, action: 'grant', signer: patient.did, kid: patient.kid, jws: grantJws, submittedBy: H1 });
+      expect(granted).to.include({
+        id: consentId,
+        patient: patient.did,
+        status: 'active',
+        version: 1,
+        action: 'grant',
+        signer: patient.did,
+        kid: patient.kid,
+        jws: grantJws,
+        submittedBy: H1,
+      });
       expect(granted.consent).to.deep.equal(consent);
 
       // Hospital2's own peer (and the regulator's) now permit, naming the consent.
@@ -232,10 +241,12 @@ describe('hdx chaincode on the real network: three organizations', () => {
       expect(await evaluate(h2)).to.deep.equal(permit);
       expect(await evaluate(reg)).to.deep.equal(permit);
       // The consent is scoped: the same organization for research is still denied.
-      expect(await h2.evaluate<AccessDecision>(CONSENT, 'EvaluateAccess', JSON.stringify({ actor: clinician.did, actorOrganization: H2, purpose: 'HRESCH', resource }))).to.include({
-        decision: 'deny',
-        reason: 'no-permit',
-      });
+      expect(await h2.evaluate<AccessDecision>(CONSENT, 'EvaluateAccess', JSON.stringify({ actor: clinician.did, actorOrganization: H2, purpose: 'HRESCH', resource }))).to.include(
+        {
+          decision: 'deny',
+          reason: 'no-permit',
+        },
+      );
 
       // Sync audit mode: the permit is decided and recorded in one transaction.
       const authorizeRequest = JSON.stringify({ actor: clinician.did, actorOrganization: H2, purpose: 'TREAT', resource, subtype: 'read' });
@@ -298,7 +309,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
       [patient, otherPatient] = await Promise.all([registerPatient(h1), registerPatient(h2)]);
     });
 
-    it('refuses a consent signed by another key under the patient\'s kid (UNAUTHENTICATED) and stores nothing', async () => {
+    it("refuses a consent signed by another key under the patient's kid (UNAUTHENTICATED) and stores nothing", async () => {
       const consentId = crypto.randomUUID();
       const consent = permitOrganizationConsent(consentId, patient.did, H2, 'TREAT');
       // One payload (one nonce), signed three ways.
@@ -400,7 +411,10 @@ describe('hdx chaincode on the real network: three organizations', () => {
       expect(new Set(eventIds).size).to.equal(30);
       expect(new Set(committed.map((c) => c.txId)).size).to.equal(30);
 
-      await syncPeers(peers(), committed.reduce((max, c) => (c.blockNumber > max ? c.blockNumber : max), 0n));
+      await syncPeers(
+        peers(),
+        committed.reduce((max, c) => (c.blockNumber > max ? c.blockNumber : max), 0n),
+      );
       // The patient (through a gateway acting for them) sees all 30, oldest first, from either organization.
       for (const via of [h1, h2]) {
         const page = await via.evaluate<AuditPage>(AUDIT, 'QueryAccess', JSON.stringify({ patient: patient.did, requester: patient.did, pageSize: 200 }));
@@ -451,7 +465,11 @@ describe('hdx chaincode on the real network: three organizations', () => {
       expect(first.commitment).to.deep.equal(original);
 
       const other = commitment();
-      await refused(h1.submit(RECORD, 'Anchor', JSON.stringify({ ...input, commitment: other })), 'CONFLICT', new RegExp(`Observation/${id}/_history/1 is already anchored with a different commitment`));
+      await refused(
+        h1.submit(RECORD, 'Anchor', JSON.stringify({ ...input, commitment: other })),
+        'CONFLICT',
+        new RegExp(`Observation/${id}/_history/1 is already anchored with a different commitment`),
+      );
       await refused(h2.submit(RECORD, 'Anchor', JSON.stringify(input)), 'CONFLICT', /is already anchored by another custodian/);
 
       // The identical anchor again returns the stored one, first transaction id and time included.

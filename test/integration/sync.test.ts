@@ -87,7 +87,10 @@ describe('hdx sync from an EHR FHIR API (real network, hospital1 gateway)', func
   const versions = (): Map<string, number> => {
     const db = new Database(path.join(h1.config.dataDir, 'hdx.db'), { readonly: true });
     try {
-      const rows = db.prepare("SELECT resource_type || '/' || id AS ref, COUNT(*) AS n FROM resource_version WHERE state = 'anchored' GROUP BY resource_type, id").all() as Array<{ ref: string; n: number }>;
+      const rows = db.prepare("SELECT resource_type || '/' || id AS ref, COUNT(*) AS n FROM resource_version WHERE state = 'anchored' GROUP BY resource_type, id").all() as Array<{
+        ref: string;
+        n: number;
+      }>;
       return new Map(rows.map((r) => [r.ref, r.n]));
     } finally {
       db.close();

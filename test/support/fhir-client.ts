@@ -58,6 +58,13 @@ export function call(gw: Gw, method: string, url: string, token: string | undefi
 
 /** Registers a DID on the ledger through the org's gateway (POST /did, by an admin of the org). */
 export async function registerDid(gw: Gw, org: string, kind: string, key: ReturnType<typeof generateDidKey>): Promise<void> {
-  const res = await call(gw, 'POST', `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`, staffToken(gw, org, { role: 'admin' }), registrationRequest(key.privateJwk, kind), 'application/json');
+  const res = await call(
+    gw,
+    'POST',
+    `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`,
+    staffToken(gw, org, { role: 'admin' }),
+    registrationRequest(key.privateJwk, kind),
+    'application/json',
+  );
   expect(res.status, res.text).to.equal(201);
 }

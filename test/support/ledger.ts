@@ -109,7 +109,17 @@ export class OrgClient {
       if (!file) throw new Error(`no *${suffix} in ${dir}`);
       return fs.readFileSync(path.join(dir, file), 'utf8');
     };
-    return new OrgClient(org, conn.mspId, conn.peerEndpoint, conn.peerTlsCaFile, pick(path.join(msp, 'signcerts'), '.pem'), pick(path.join(msp, 'keystore'), '_sk'), info.channel, info.chaincode, () => {});
+    return new OrgClient(
+      org,
+      conn.mspId,
+      conn.peerEndpoint,
+      conn.peerTlsCaFile,
+      pick(path.join(msp, 'signcerts'), '.pem'),
+      pick(path.join(msp, 'keystore'), '_sk'),
+      info.channel,
+      info.chaincode,
+      () => {},
+    );
   }
 
   #contract(name: string): Contract {
@@ -223,7 +233,7 @@ export async function locatedVersions(client: OrgClient, q: { patient: string; a
  * block reaches this peer by gossip a moment later, so NOT_FOUND is retried (every 250 ms, 15 s at most).
  */
 export async function evaluateOnceThere<T>(client: OrgClient, contract: string, tx: string, ...args: string[]): Promise<T> {
-  for (const until = Date.now() + 15_000; ; ) {
+  for (const until = Date.now() + 15_000; ;) {
     try {
       return await client.evaluate<T>(contract, tx, ...args);
     } catch (err) {

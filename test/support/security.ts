@@ -149,8 +149,11 @@ export async function auditEventsOf(env: SecurityEnv, patientDid: string): Promi
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function eventsBy(events: any[], actor: string, ref: string): any[] {
   return events.filter(
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    (e) => e.agent?.some((a: any) => a.who?.identifier?.value === actor) && e.entity?.some((x: any) => typeof x.what?.reference === 'string' && (x.what.reference === ref || x.what.reference.startsWith(`${ref}/`))),
+    (e) =>
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- AuditEvent JSON as served
+      e.agent?.some((a: any) => a.who?.identifier?.value === actor) &&
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- AuditEvent JSON as served
+      e.entity?.some((x: any) => typeof x.what?.reference === 'string' && (x.what.reference === ref || x.what.reference.startsWith(`${ref}/`))),
   );
 }
 

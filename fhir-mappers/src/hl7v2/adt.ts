@@ -16,16 +16,7 @@ import type { Bundle, Encounter, EncounterParticipant, Identifier, Patient, Refe
 import { MappingError } from '../errors';
 import { checkOutput, ref, transaction } from '../output';
 import { SYSTEM } from '../systems';
-import {
-  type Hl7MapOptions,
-  cxToIdentifier,
-  tableConcept,
-  v2DateTime,
-  xadToAddress,
-  xcnToReference,
-  xpnToName,
-  xtnToContact,
-} from './datatypes';
+import { type Hl7MapOptions, cxToIdentifier, tableConcept, v2DateTime, xadToAddress, xcnToReference, xpnToName, xtnToContact } from './datatypes';
 import { type Hl7Segment, comp, location, repetitions, value } from './parse';
 import type { MessageHeader } from './header';
 
@@ -47,12 +38,11 @@ export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7M
     id: options.ids.id('Patient', first.system ?? '', first.value ?? ''),
     identifier: identifiers,
   };
-  const names = repetitions(pid, 5).map(xpnToName).filter((n) => n !== undefined);
+  const names = repetitions(pid, 5)
+    .map(xpnToName)
+    .filter((n) => n !== undefined);
   if (names.length > 0) patient.name = names;
-  const telecom = [
-    ...repetitions(pid, 13).map((r) => xtnToContact(r, 'home')),
-    ...repetitions(pid, 14).map((r) => xtnToContact(r, 'work')),
-  ].filter((t) => t !== undefined);
+  const telecom = [...repetitions(pid, 13).map((r) => xtnToContact(r, 'home')), ...repetitions(pid, 14).map((r) => xtnToContact(r, 'work'))].filter((t) => t !== undefined);
   if (telecom.length > 0) patient.telecom = telecom;
   const sex = value(pid, 8);
   if (sex !== undefined) {
@@ -66,7 +56,9 @@ export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7M
   const deathIndicator = value(pid, 30)?.toUpperCase();
   if (deathTime !== undefined) patient.deceasedDateTime = deathTime;
   else if (deathIndicator === 'Y' || deathIndicator === 'N') patient.deceasedBoolean = deathIndicator === 'Y';
-  const addresses = repetitions(pid, 11).map(xadToAddress).filter((a) => a !== undefined);
+  const addresses = repetitions(pid, 11)
+    .map(xadToAddress)
+    .filter((a) => a !== undefined);
   if (addresses.length > 0) patient.address = addresses;
   const marital = tableConcept('0002', value(pid, 16));
   if (marital) patient.maritalStatus = marital;
@@ -104,13 +96,7 @@ export function visitIdentifier(pv1: Hl7Segment, header: MessageHeader, options:
 }
 
 /** PV1 → Encounter, or undefined when PV1-2 is N (not applicable). */
-export function mapEncounter(
-  pv1: Hl7Segment,
-  header: MessageHeader,
-  patient: PatientResource,
-  status: Encounter['status'],
-  options: Hl7MapOptions,
-): EncounterResource | undefined {
+export function mapEncounter(pv1: Hl7Segment, header: MessageHeader, patient: PatientResource, status: Encounter['status'], options: Hl7MapOptions): EncounterResource | undefined {
   const klass = value(pv1, 2)?.toUpperCase();
   if (klass === undefined) throw new MappingError('INVALID', location(pv1, 2), 'patient class is required');
   if (klass === 'N') return undefined;
@@ -119,11 +105,7 @@ export function mapEncounter(
   const visit = visitIdentifier(pv1, header, options);
   const start = v2DateTime(value(pv1, 44), location(pv1, 44), options);
   const end = v2DateTime(value(pv1, 45), location(pv1, 45), options);
-  const idKey = visit
-    ? ['visit', visit.system ?? '', visit.value ?? '']
-    : start !== undefined
-      ? ['admission', patient.id, start]
-      : ['message', header.senderKey, header.controlId];
+  const idKey = visit ? ['visit', visit.system ?? '', visit.value ?? ''] : start !== undefined ? ['admission', patient.id, start] : ['message', header.senderKey, header.controlId];
   const encounter: EncounterResource = {
     resourceType: 'Encounter',
     id: options.ids.id('Encounter', patient.id, ...idKey),
@@ -181,4 +163,3 @@ export function mapAdt(segments: readonly Hl7Segment[], header: MessageHeader, o
   const encounter = pv1 ? mapEncounter(pv1, header, patient, ADT_STATUS[header.trigger] ?? 'unknown', options) : undefined;
   return checkOutput(transaction(encounter ? [patient, encounter] : [patient]), options);
 }
-

@@ -34,7 +34,7 @@ export const V2_CODE_SYSTEMS: Readonly<Record<string, string>> = {
   UCUM: SYSTEM.ucum,
   I10: SYSTEM.icd10,
   I10C: SYSTEM.icd10cm,
-  'ICD10CM': SYSTEM.icd10cm,
+  ICD10CM: SYSTEM.icd10cm,
   I9C: SYSTEM.icd9cm,
   I9CDX: SYSTEM.icd9cm,
   C4: SYSTEM.cpt,
@@ -90,10 +90,9 @@ function coding(code: string | undefined, display: string | undefined, system: s
 
 /** CE / CWE / CNE: primary and alternate triplets, original text (CWE.9). */
 export function cweToConcept(rep: string[][] | undefined, options: Hl7MapOptions | undefined): CodeableConcept | undefined {
-  const codings = [
-    coding(comp(rep, 1), comp(rep, 2), comp(rep, 3), options),
-    coding(comp(rep, 4), comp(rep, 5), comp(rep, 6), options),
-  ].filter((c): c is Coding => c !== undefined);
+  const codings = [coding(comp(rep, 1), comp(rep, 2), comp(rep, 3), options), coding(comp(rep, 4), comp(rep, 5), comp(rep, 6), options)].filter(
+    (c): c is Coding => c !== undefined,
+  );
   const text = comp(rep, 9) ?? (codings.length === 0 ? comp(rep, 2) : undefined);
   if (codings.length === 0 && text === undefined) return undefined;
   const cc: CodeableConcept = {};
@@ -109,12 +108,7 @@ export function tableConcept(table: string, code: string | undefined): CodeableC
 }
 
 /** CX → Identifier. The assigning authority (CX.4) gives the system, else `fallbackAuthority` (MSH-4). */
-export function cxToIdentifier(
-  rep: string[][],
-  loc: string,
-  fallbackAuthority: string | undefined,
-  options: Hl7MapOptions | undefined,
-): Identifier | undefined {
+export function cxToIdentifier(rep: string[][], loc: string, fallbackAuthority: string | undefined, options: Hl7MapOptions | undefined): Identifier | undefined {
   const value = comp(rep, 1);
   if (value === undefined) return undefined;
   const system = hdToSystem(subcomponents(rep, 4), options) ?? fallbackAuthority;

@@ -10,17 +10,7 @@
  * DiagnosticReport: code (OBR-4), filler / placer order numbers (OBR-3 / OBR-2), status (OBR-25, else
  * from the results), effective time (OBR-7), category (OBR-24, table 0074), result references.
  */
-import type {
-  Bundle,
-  CodeableConcept,
-  DiagnosticReport,
-  FhirResource,
-  Identifier,
-  Observation,
-  ObservationReferenceRange,
-  Quantity,
-  Reference,
-} from 'fhir/r4';
+import type { Bundle, CodeableConcept, DiagnosticReport, FhirResource, Identifier, Observation, ObservationReferenceRange, Quantity, Reference } from 'fhir/r4';
 import { MappingError } from '../errors';
 import { checkOutput, ref, transaction } from '../output';
 import { SYSTEM } from '../systems';
@@ -282,9 +272,7 @@ function mapOrder(
   const filler = eiToIdentifier(repetitions(obr, 3)[0], 'FILL', header.facilitySystem, options);
   const placer = eiToIdentifier(repetitions(obr, 2)[0], 'PLAC', header.facilitySystem, options);
   const orderId = filler ?? placer;
-  const reportKey = orderId
-    ? ['order', orderId.system ?? '', orderId.value ?? '']
-    : ['message', header.senderKey, header.controlId, String(obr.occurrence)];
+  const reportKey = orderId ? ['order', orderId.system ?? '', orderId.value ?? ''] : ['message', header.senderKey, header.controlId, String(obr.occurrence)];
   const effective = v2DateTime(value(obr, 7), location(obr, 7), options);
   const ctx: OrderContext = { header, patient, encounter, reportKey, effective, options };
   const seen = new Map<string, number>();

@@ -219,7 +219,10 @@ export function parseHl7v2(input: string | Uint8Array): Hl7Message {
   if (text.length > HL7_LIMITS.maxMessageLength) {
     throw new MappingError('INVALID', 'message', `message longer than ${HL7_LIMITS.maxMessageLength} characters`);
   }
-  text = text.replace(/^\uFEFF/, '').replace(/^\x0b/, '').replace(/\x1c\r?$/, '');
+  text = text
+    .replace(/^\uFEFF/, '')
+    .replace(/^\x0b/, '')
+    .replace(/\x1c\r?$/, '');
   const lines = text.split(/\r\n|\r|\n/);
   while (lines.length > 0 && lines[lines.length - 1]?.trim() === '') lines.pop();
   const first = lines[0] ?? '';

@@ -38,11 +38,7 @@ const JSON_TYPE_NAMES: Readonly<Record<string, string>> = {
  * One ajv error → one issue, or undefined for errors that only summarise others (oneOf/anyOf/if).
  * The instance value is never read: diagnostics come from the schema side only.
  */
-export function issueFromAjv(
-  err: ErrorObject,
-  root: string,
-  patternNames: ReadonlyMap<string, string>,
-): FhirIssue | undefined {
+export function issueFromAjv(err: ErrorObject, root: string, patternNames: ReadonlyMap<string, string>): FhirIssue | undefined {
   const at = expressionOf(root, err.instancePath);
   const params = err.params as Record<string, unknown>;
   switch (err.keyword) {
@@ -91,9 +87,7 @@ export function issueFromAjv(
         severity: 'error',
         code: 'invalid',
         expression: `${at}.resourceType`,
-        diagnostics: tagMissing
-          ? `${at}.resourceType: must be a string naming the resource type`
-          : `${at}.resourceType: not a FHIR R4 resource type`,
+        diagnostics: tagMissing ? `${at}.resourceType: must be a string naming the resource type` : `${at}.resourceType: not a FHIR R4 resource type`,
       };
     }
     case 'oneOf':

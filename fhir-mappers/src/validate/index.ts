@@ -94,7 +94,9 @@ function expectedTypeIssues(resource: unknown, expectedType: string, c: Compiled
   const actual = (resource as Record<string, unknown>)['resourceType'];
   if (actual === expectedType) return [];
   const shown = root === actual ? `'${root}'` : 'the given resourceType';
-  return [{ severity: 'error', code: 'invalid', expression: `${root}.resourceType`, diagnostics: `${root}.resourceType: ${shown} does not match the expected type '${expectedType}'` }];
+  return [
+    { severity: 'error', code: 'invalid', expression: `${root}.resourceType`, diagnostics: `${root}.resourceType: ${shown} does not match the expected type '${expectedType}'` },
+  ];
 }
 
 /**

@@ -443,7 +443,8 @@ export class InvariantChecker {
     if (needsRequest && e['request'] === undefined) this.#add('invariant', `${at}.request`, `bdl-3: entry.request is mandatory in a ${type} Bundle`);
     if (!needsRequest && e['request'] !== undefined) this.#add('invariant', `${at}.request`, 'bdl-3: entry.request is only allowed in batch, transaction or history Bundles');
     if (needsResponse && e['response'] === undefined) this.#add('invariant', `${at}.response`, `bdl-4: entry.response is mandatory in a ${type} Bundle`);
-    if (!needsResponse && e['response'] !== undefined) this.#add('invariant', `${at}.response`, 'bdl-4: entry.response is only allowed in batch-response, transaction-response or history Bundles');
+    if (!needsResponse && e['response'] !== undefined)
+      this.#add('invariant', `${at}.response`, 'bdl-4: entry.response is only allowed in batch-response, transaction-response or history Bundles');
     if (e['search'] !== undefined && type !== 'searchset') this.#add('invariant', `${at}.search`, 'bdl-2: entry.search only when a search');
     if (e['resource'] === undefined && e['request'] === undefined && e['response'] === undefined) {
       this.#add('invariant', at, 'bdl-5: an entry SHALL have a resource, a request or a response');
@@ -490,7 +491,7 @@ export class InvariantChecker {
       this.#add('invariant', at, 'request.url of a POST SHALL be the resource type only');
     }
     if (method === 'PUT' && id !== undefined && resource['id'] !== undefined && resource['id'] !== id) {
-      this.#add('invariant', at, 'request.url of a PUT SHALL carry the id of the entry\'s resource');
+      this.#add('invariant', at, "request.url of a PUT SHALL carry the id of the entry's resource");
     }
   }
 }

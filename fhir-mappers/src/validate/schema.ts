@@ -29,8 +29,7 @@ export const FHIR_SCHEMA_ID = 'http://hl7.org/fhir/json-schema/4.0';
 
 const XSD_STRING_PATTERN = '^[ \\r\\n\\t\\S]+$';
 /** The same set under JS semantics, plus the Unicode space separators JS counts as `\s`. */
-const JS_STRING_PATTERN =
-  '^[ \\r\\n\\t\\S\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000\\uFEFF]+$';
+const JS_STRING_PATTERN = '^[ \\r\\n\\t\\S\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000\\uFEFF]+$';
 
 const INTEGER_PATTERNS: Readonly<Record<string, { minimum: number; maximum: number }>> = {
   '^-?([0]|([1-9][0-9]*))$': { minimum: -2147483648, maximum: 2147483647 },

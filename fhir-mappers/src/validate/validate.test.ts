@@ -40,7 +40,9 @@ describe('validateResource: schema', () => {
         }),
       ),
     ).to.deep.equal([]);
-    expect(validateResource({ resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR' } })).to.deep.equal([]);
+    expect(validateResource({ resourceType: 'Encounter', status: 'finished', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'VR' } })).to.deep.equal(
+      [],
+    );
   });
 
   it('lists every supported type and nothing else', () => {
@@ -178,8 +180,7 @@ describe('validateResource: deliberate schema quirk handling', () => {
   it('enforces integer, positiveInt and unsignedInt ranges the schema only states as patterns', () => {
     expect(one(validateResource(patient({ multipleBirthInteger: 1.5 })), 'Patient.multipleBirthInteger').code).to.equal('structure');
     expect(one(validateResource(patient({ multipleBirthInteger: 2 ** 31 })), 'Patient.multipleBirthInteger').code).to.equal('value');
-    const sampled = (dimensions: number): Record<string, unknown> =>
-      observation({ valueSampledData: { origin: { value: 0 }, period: 1, dimensions } });
+    const sampled = (dimensions: number): Record<string, unknown> => observation({ valueSampledData: { origin: { value: 0 }, period: 1, dimensions } });
     expect(validateResource(sampled(1))).to.deep.equal([]);
     expect(one(validateResource(sampled(0)), 'Observation.valueSampledData.dimensions').code).to.equal('value');
   });
@@ -223,16 +224,21 @@ describe('validateResource: invariants', () => {
     expect(one(validateResource(observation({ contained: [device], device: { reference: '#d2' } })), 'Observation.device.reference').diagnostics).to.match(/ref-1/);
     expect(one(validateResource(observation({ contained: [device] })), 'Observation.contained[0]').diagnostics).to.match(/dom-3/);
     const nested = { ...device, contained: [{ resourceType: 'Device', id: 'd9' }] };
-    expect(validateResource(observation({ contained: [nested], device: { reference: '#d1' } })).map((i) => i.diagnostics).join()).to.match(/dom-2/);
+    expect(
+      validateResource(observation({ contained: [nested], device: { reference: '#d1' } }))
+        .map((i) => i.diagnostics)
+        .join(),
+    ).to.match(/dom-2/);
     const versioned = { ...device, meta: { versionId: '1', security: [{ code: 'R' }] } };
-    const issues = validateResource(observation({ contained: [versioned], device: { reference: '#d1' } })).map((i) => i.diagnostics).join();
+    const issues = validateResource(observation({ contained: [versioned], device: { reference: '#d1' } }))
+      .map((i) => i.diagnostics)
+      .join();
     expect(issues).to.match(/dom-4/).and.to.match(/dom-5/);
     expect(one(validateResource(observation({ focus: [{ reference: '#' }] })), 'Observation.focus[0].reference').diagnostics).to.match(/ref-1/);
   });
 
   it('per-1: Period start <= end, aware of precision and time zones', () => {
-    const enc = (start: string, end: string): FhirIssue[] =>
-      validateResource({ resourceType: 'Encounter', status: 'finished', class: { code: 'VR' }, period: { start, end } });
+    const enc = (start: string, end: string): FhirIssue[] => validateResource({ resourceType: 'Encounter', status: 'finished', class: { code: 'VR' }, period: { start, end } });
     expect(enc('2024-01-01T10:00:00Z', '2024-01-01T10:00:00Z')).to.deep.equal([]);
     expect(enc('2024-01-01T10:00:00+02:00', '2024-01-01T09:00:00Z')).to.deep.equal([]);
     expect(enc('2024-01-01', '2024-01-01T08:00:00Z')).to.deep.equal([]);
@@ -305,7 +311,10 @@ describe('validateResource: required elements the schema cannot require', () => 
 
   it('ext-1 and Extension.url', () => {
     expect(one(validateResource(patient({ extension: [{ url: 'http://x.org/e' }] })), 'Patient.extension[0]').diagnostics).to.match(/ext-1/);
-    expect(one(validateResource(patient({ extension: [{ url: 'http://x.org/e', valueString: 'a', extension: [{ url: 'http://x.org/f', valueString: 'b' }] }] })), 'Patient.extension[0]').diagnostics).to.match(/ext-1/);
+    expect(
+      one(validateResource(patient({ extension: [{ url: 'http://x.org/e', valueString: 'a', extension: [{ url: 'http://x.org/f', valueString: 'b' }] }] })), 'Patient.extension[0]')
+        .diagnostics,
+    ).to.match(/ext-1/);
     expect(one(validateResource(patient({ extension: [{ valueString: 'a' }] })), 'Patient.extension[0].url').code).to.equal('required');
   });
 });
@@ -318,10 +327,7 @@ describe('validateResource: Bundle invariants', () => {
   delete pat['id'];
 
   it('accepts a transaction whose urn:uuid references resolve', () => {
-    const b = txn([
-      entry(UUID1, pat, { method: 'POST', url: 'Patient' }),
-      entry(UUID2, observation({ subject: { reference: UUID1 } }), { method: 'POST', url: 'Observation' }),
-    ]);
+    const b = txn([entry(UUID1, pat, { method: 'POST', url: 'Patient' }), entry(UUID2, observation({ subject: { reference: UUID1 } }), { method: 'POST', url: 'Observation' })]);
     expect(validateResource(b)).to.deep.equal([]);
   });
 
@@ -336,7 +342,11 @@ describe('validateResource: Bundle invariants', () => {
     expect(one(validateResource(dup), 'Bundle.entry[1].fullUrl').diagnostics).to.match(/bdl-7/);
     const p1 = patient();
     const versioned = txn([entry('https://h.example/fhir/Patient/p1/_history/1', p1, { method: 'PUT', url: 'Patient/p1' })]);
-    expect(validateResource(versioned).map((i) => i.diagnostics).join()).to.match(/bdl-8/);
+    expect(
+      validateResource(versioned)
+        .map((i) => i.diagnostics)
+        .join(),
+    ).to.match(/bdl-8/);
     const relative = txn([entry('Patient/p1', p1, { method: 'PUT', url: 'Patient/p1' })]);
     expect(one(validateResource(relative), 'Bundle.entry[0].fullUrl').code).to.equal('value');
     const disagree = txn([entry('https://h.example/fhir/Patient/p2', p1, { method: 'PUT', url: 'Patient/p1' })]);
@@ -369,13 +379,19 @@ describe('validateResource: Bundle invariants', () => {
   });
 
   it('bdl-1, bdl-2, bdl-4, bdl-5, bdl-9..12', () => {
-    const diag = (b: Record<string, unknown>): string => validateResource(b).map((i) => i.diagnostics).join('\n');
+    const diag = (b: Record<string, unknown>): string =>
+      validateResource(b)
+        .map((i) => i.diagnostics)
+        .join('\n');
     expect(diag({ resourceType: 'Bundle', type: 'collection', total: 1 })).to.match(/bdl-1/);
     expect(diag({ resourceType: 'Bundle', type: 'collection', entry: [{ fullUrl: UUID1, resource: pat, search: { mode: 'match' } }] })).to.match(/bdl-2/);
     expect(diag({ resourceType: 'Bundle', type: 'transaction-response', entry: [{ fullUrl: UUID1, resource: pat }] })).to.match(/bdl-4/);
     expect(diag({ resourceType: 'Bundle', type: 'collection', entry: [{ fullUrl: UUID1 }] })).to.match(/bdl-5/);
     const document = diag({ resourceType: 'Bundle', type: 'document', entry: [{ fullUrl: UUID1, resource: pat }] });
-    expect(document).to.match(/bdl-9/).and.to.match(/bdl-10/).and.to.match(/bdl-11/);
+    expect(document)
+      .to.match(/bdl-9/)
+      .and.to.match(/bdl-10/)
+      .and.to.match(/bdl-11/);
     expect(diag({ resourceType: 'Bundle', type: 'message', entry: [{ fullUrl: UUID1, resource: pat }] })).to.match(/bdl-12/);
   });
 });

@@ -388,11 +388,7 @@ function streamObservation(ctx: Ctx, s: VrBiometricStream, occurrence: number, d
       dimensions: 1,
       data: slots.join(' '),
     },
-    component: [
-      stat('mean', 'Mean', sum / s.samples.length),
-      stat('minimum', 'Minimum', min),
-      stat('maximum', 'Maximum', max),
-    ],
+    component: [stat('mean', 'Mean', sum / s.samples.length), stat('minimum', 'Minimum', min), stat('maximum', 'Maximum', max)],
   };
 }
 
@@ -498,10 +494,7 @@ function mapRecord(r: VrSessionRecord, options: VrMapOptions): Bundle {
     id: encounterId,
     identifier: [{ system: r.platform.id, value: r.sessionId }],
     status: endMs === undefined ? 'in-progress' : 'finished',
-    class:
-      r.setting === 'remote'
-        ? { system: SYSTEM.actCode, code: 'VR', display: 'virtual' }
-        : { system: SYSTEM.actCode, code: 'AMB', display: 'ambulatory' },
+    class: r.setting === 'remote' ? { system: SYSTEM.actCode, code: 'VR', display: 'virtual' } : { system: SYSTEM.actCode, code: 'AMB', display: 'ambulatory' },
     type: [concept(SYSTEM.hdxVrSessionType, r.sessionType, SESSION_TYPE_DISPLAY[r.sessionType])],
     subject,
     period,

@@ -43,7 +43,11 @@ describe('vrSessionToBundle', () => {
       Array.isArray(v)
         ? v.map(reverseKeys)
         : typeof v === 'object' && v !== null
-          ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reverseKeys(x)]))
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, reverseKeys(x)]),
+            )
           : v;
     const shuffled = reverseKeys(example);
     expect(Object.keys(shuffled as object)[0]).to.equal('clinicianNotes');
@@ -55,9 +59,21 @@ describe('vrSessionToBundle', () => {
     const b = mapValid(example);
     expect(b.type).to.equal('transaction');
     expect((b.entry ?? []).map((e) => e.resource?.resourceType)).to.deep.equal([
-      'Encounter', 'Procedure', 'Device', 'Device', 'Device',
-      'Observation', 'Observation', 'Observation', 'Observation', 'Observation', 'Observation', 'Observation', 'Observation',
-      'DocumentReference', 'Provenance',
+      'Encounter',
+      'Procedure',
+      'Device',
+      'Device',
+      'Device',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'Observation',
+      'DocumentReference',
+      'Provenance',
     ]);
     for (const e of b.entry ?? []) {
       expect(e.fullUrl).to.equal(`urn:uuid:${e.resource?.id ?? ''}`);
@@ -163,7 +179,11 @@ describe('vrSessionToBundle: invalid records', () => {
     expectMappingError(() => vrSessionToBundle(record((r) => ((r as unknown as Record<string, unknown>)['schemaVersion'] = '2.0.0'))), 'INVALID', '/schemaVersion');
     const extra = expectMappingError(() => vrSessionToBundle({ ...example, 'Jane Doe': 1 }), 'INVALID', '/(unrecognized name)');
     expect(extra.message).not.to.include('Jane');
-    expectMappingError(() => vrSessionToBundle(record((r) => r.biometrics?.[0]?.samples.splice(3, 1, { offsetMs: 3000, value: Number.NaN }))), 'INVALID', '/biometrics/0/samples/3/value');
+    expectMappingError(
+      () => vrSessionToBundle(record((r) => r.biometrics?.[0]?.samples.splice(3, 1, { offsetMs: 3000, value: Number.NaN }))),
+      'INVALID',
+      '/biometrics/0/samples/3/value',
+    );
     for (const bad of [null, 42, 'x', [], {}]) expect(() => vrSessionToBundle(bad)).to.throw(MappingError);
   });
 
@@ -182,7 +202,12 @@ describe('vrSessionToBundle: invalid records', () => {
       '/biometrics/0/samples/3/offsetMs',
       /same sampling period/,
     );
-    expectMappingError(() => vrSessionToBundle(record((r) => r.biometrics?.[1]?.samples.push({ offsetMs: 3_000_000, value: 1 }))), 'INVALID', '/biometrics/1/samples/3/offsetMs', /after the end/);
+    expectMappingError(
+      () => vrSessionToBundle(record((r) => r.biometrics?.[1]?.samples.push({ offsetMs: 3_000_000, value: 1 }))),
+      'INVALID',
+      '/biometrics/1/samples/3/offsetMs',
+      /after the end/,
+    );
     expectMappingError(() => vrSessionToBundle(record((r) => r.biometrics?.[0] && (r.biometrics[0].sensor = 'nope'))), 'INVALID', '/biometrics/0/sensor');
     expectMappingError(() => vrSessionToBundle(record((r) => r.wearables?.push({ ...r.wearables[0]!, serialNumber: 'X' }))), 'INVALID', '/wearables/1/key');
     expectMappingError(() => vrSessionToBundle(record((r) => r.events?.push({ offsetMs: 9_000_000, type: 'other' }))), 'INVALID', '/events/4/offsetMs');
@@ -191,7 +216,16 @@ describe('vrSessionToBundle: invalid records', () => {
         vrSessionToBundle(
           record((r) => {
             delete r.end;
-            r.biometrics = [{ measure: 'heart-rate', periodMs: 1, samples: [{ offsetMs: 0, value: 1 }, { offsetMs: 10_000_000, value: 2 }] }];
+            r.biometrics = [
+              {
+                measure: 'heart-rate',
+                periodMs: 1,
+                samples: [
+                  { offsetMs: 0, value: 1 },
+                  { offsetMs: 10_000_000, value: 2 },
+                ],
+              },
+            ];
           }),
         ),
       'UNMAPPABLE',
@@ -201,11 +235,7 @@ describe('vrSessionToBundle: invalid records', () => {
 
   it('rejects huge records at their limits', () => {
     const samples = Array.from({ length: VR_LIMITS.maxSamplesPerStream + 1 }, (_, i) => ({ offsetMs: i, value: 1 }));
-    expectMappingError(
-      () => vrSessionToBundle(record((r) => (r.biometrics = [{ measure: 'heart-rate', periodMs: 1, samples }]))),
-      'INVALID',
-      '/biometrics/0/samples',
-    );
+    expectMappingError(() => vrSessionToBundle(record((r) => (r.biometrics = [{ measure: 'heart-rate', periodMs: 1, samples }]))), 'INVALID', '/biometrics/0/samples');
     expectMappingError(() => vrSessionToBundle(record((r) => (r.clinicianNotes = 'x'.repeat(VR_LIMITS.maxTextLength + 1)))), 'INVALID', '/clinicianNotes');
     expectMappingError(() => vrSessionToBundle(record((r) => r.scores?.[0] && (r.scores[0].value = 1e300))), 'INVALID', '/scores/0/value');
   });

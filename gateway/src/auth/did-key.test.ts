@@ -1,23 +1,12 @@
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { expect } from 'chai';
 import { calculateJwkThumbprint, compactVerify, importJWK } from 'jose';
-import {
-  didOf,
-  generateDidKey,
-  jwkThumbprint,
-  kidOf,
-  publicJwkOf,
-  signCompactJws,
-  splitDidUrl,
-  toP256PrivateJwk,
-  toP256PublicJwk,
-} from './did-key';
+import { didOf, generateDidKey, jwkThumbprint, kidOf, publicJwkOf, signCompactJws, splitDidUrl, toP256PrivateJwk, toP256PublicJwk } from './did-key';
 
 /** RFC 7638 §3.1: the example RSA key and its thumbprint. */
 const RFC7638_RSA = {
   kty: 'RSA',
-  n:
-    '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw',
+  n: '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw',
   e: 'AQAB',
   alg: 'RS256',
   kid: '2011-04-29',

@@ -24,8 +24,7 @@ export class AuthenticationError extends OperationOutcomeError {
     super('UNAUTHENTICATED', message);
     this.name = AuthenticationError.name;
     this.bearerError = bearerError === undefined ? 'invalid_token' : bearerError;
-    this.wwwAuthenticate =
-      this.bearerError === null ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${this.bearerError}", error_description="${quoted(message)}"`;
+    this.wwwAuthenticate = this.bearerError === null ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${this.bearerError}", error_description="${quoted(message)}"`;
   }
 }
 

@@ -17,7 +17,19 @@ export {
   verifyBearerToken,
 } from './token';
 export { AuthenticationError, InsufficientScopeError, wwwAuthenticateOf } from './errors';
-export { grantingScope, hasScope, parseScope, parseScopes, type ParsedScopes, type Permission, requireScope, type Scope, type ScopeAction, type ScopeContext, ScopeSyntaxError } from './scopes';
+export {
+  grantingScope,
+  hasScope,
+  parseScope,
+  parseScopes,
+  type ParsedScopes,
+  type Permission,
+  requireScope,
+  type Scope,
+  type ScopeAction,
+  type ScopeContext,
+  ScopeSyntaxError,
+} from './scopes';
 export { type DidCacheOptions, DidResolutionCache } from './did-cache';
 export { type JtiStore, MemoryJtiStore, SqliteJtiStore } from './replay';
 export { type ActorAuth, type AuthContext, type DidResolution, type DidResolver, IDP_ROLES, type IdpRole, type Role } from './types';

@@ -95,11 +95,7 @@ export function signIdpToken(input: IdpTokenInput): string {
 export function registrationRequest(key: P256PrivateJwk, kind: string, options: { fhirBaseUrl?: string; iat?: number; nonce?: string } = {}): Record<string, unknown> {
   const publicKeyJwk = publicJwkOf(key);
   const did = didOf(publicKeyJwk);
-  const proof = signCompactJws(
-    { action: 'register', did, kind, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) },
-    key,
-    `${did}#key-1`,
-  );
+  const proof = signCompactJws({ action: 'register', did, kind, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) }, key, `${did}#key-1`);
   return { did, kind, publicKeyJwk, proof, ...(options.fhirBaseUrl !== undefined ? { fhirBaseUrl: options.fhirBaseUrl } : {}) };
 }
 
@@ -112,19 +108,11 @@ export function deactivationRequest(key: P256PrivateJwk, options: { kid?: string
 }
 
 /** The `hdx.identity:RotateKey` input signed by the current key over the new public key: `{did, publicKeyJwk, proof}`. */
-export function rotationRequest(
-  currentKey: P256PrivateJwk,
-  newKey: P256PrivateJwk,
-  options: { kid?: string; iat?: number; nonce?: string } = {},
-): Record<string, unknown> {
+export function rotationRequest(currentKey: P256PrivateJwk, newKey: P256PrivateJwk, options: { kid?: string; iat?: number; nonce?: string } = {}): Record<string, unknown> {
   const kid = options.kid ?? kidOf(currentKey);
   const { did } = splitDidUrl(kid);
   const publicKeyJwk = publicJwkOf(newKey);
-  const proof = signCompactJws(
-    { action: 'rotate', did, publicKeyJwk, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) },
-    currentKey,
-    kid,
-  );
+  const proof = signCompactJws({ action: 'rotate', did, publicKeyJwk, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) }, currentKey, kid);
   return { did, publicKeyJwk, proof };
 }
 
@@ -134,16 +122,7 @@ export type ConsentAction = 'grant' | 'update' | 'revoke';
  * The signed consent `hdx.consent:Grant/Update/Revoke` expects: a compact JWS over the canonical
  * `{consent, action, nonce, iat}`. A revocation carries only `{resourceType, id, patient}`.
  */
-export function signConsent(
-  key: P256PrivateJwk,
-  consent: Record<string, unknown>,
-  action: ConsentAction,
-  options: { kid?: string; iat?: number; nonce?: string } = {},
-): string {
+export function signConsent(key: P256PrivateJwk, consent: Record<string, unknown>, action: ConsentAction, options: { kid?: string; iat?: number; nonce?: string } = {}): string {
   const body = action === 'revoke' ? { resourceType: consent.resourceType, id: consent.id, patient: consent.patient } : consent;
-  return signCompactJws(
-    { consent: body, action, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) },
-    key,
-    options.kid ?? kidOf(key),
-  );
+  return signCompactJws({ consent: body, action, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) }, key, options.kid ?? kidOf(key));
 }

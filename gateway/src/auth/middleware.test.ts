@@ -43,7 +43,9 @@ describe('auth/middleware', () => {
   const token = (scope = 'patient/*.read'): string => signDidToken({ key: key.privateJwk, audience: BASE, scope, purposeOfUse: 'TREAT' });
 
   it('sets req.auth for a valid token', async () => {
-    const res = await request(appWith(fakeResolver(resolutionOf(key)))).get('/fhir/Patient/1').set('Authorization', `Bearer ${token()}`);
+    const res = await request(appWith(fakeResolver(resolutionOf(key))))
+      .get('/fhir/Patient/1')
+      .set('Authorization', `Bearer ${token()}`);
     expect(res.status).to.equal(200);
     expect(res.body).to.deep.equal({ subject: key.did, role: 'patient', grantedBy: 'patient/*.read' });
   });
@@ -61,14 +63,18 @@ describe('auth/middleware', () => {
     const good = token();
     const at = good.length - 20; // inside the signature (the last character carries padding bits only)
     const bad = `${good.slice(0, at)}${good[at] === 'A' ? 'B' : 'A'}${good.slice(at + 1)}`;
-    const res = await request(appWith(fakeResolver(resolutionOf(key)))).get('/fhir/Patient/1').set('Authorization', `Bearer ${bad}`);
+    const res = await request(appWith(fakeResolver(resolutionOf(key))))
+      .get('/fhir/Patient/1')
+      .set('Authorization', `Bearer ${bad}`);
     expect(res.status).to.equal(401);
     expect(res.headers['www-authenticate']).to.match(/^Bearer realm="hdx", error="invalid_token", error_description="The token signature does not verify"$/);
     expect(res.text).to.not.include(bad.split('.')[1] ?? 'x');
   });
 
   it('403 insufficient_scope naming the scope that is missing', async () => {
-    const res = await request(appWith(fakeResolver(resolutionOf(key)))).get('/fhir/Observation/1').set('Authorization', `Bearer ${token('patient/Patient.read')}`);
+    const res = await request(appWith(fakeResolver(resolutionOf(key))))
+      .get('/fhir/Observation/1')
+      .set('Authorization', `Bearer ${token('patient/Patient.read')}`);
     expect(res.status).to.equal(403);
     expect(res.headers['www-authenticate']).to.equal('Bearer realm="hdx", error="insufficient_scope", scope="patient/Observation.read"');
     expect(res.body.issue[0].code).to.equal('forbidden');

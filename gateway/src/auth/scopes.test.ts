@@ -25,7 +25,16 @@ describe('auth/scopes', () => {
     });
 
     it('refuses malformed resource scopes, naming the position and the rule', () => {
-      for (const bad of ['patient/*.reed', 'user/Observation.sr', 'user/Observation.rr', 'user/observation.read', 'system/*', 'user/.read', 'patient/*.', 'user/Obs-ervation.read']) {
+      for (const bad of [
+        'patient/*.reed',
+        'user/Observation.sr',
+        'user/Observation.rr',
+        'user/observation.read',
+        'system/*',
+        'user/.read',
+        'patient/*.',
+        'user/Obs-ervation.read',
+      ]) {
         expect(() => parseScope(bad, 3), bad).to.throw(ScopeSyntaxError, /^scope 3/);
       }
       expect(() => parseScope('patient/Observation.rs?category=laboratory')).to.throw(ScopeSyntaxError, /parameters/);

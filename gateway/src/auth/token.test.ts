@@ -7,7 +7,15 @@ import { registrationRequest, signConsent, signDidToken, signIdpToken } from './
 import { MemoryJtiStore } from './replay';
 import { DidResolutionCache } from './did-cache';
 import { fakeResolver, resolutionOf } from './test-support/fixtures';
-import { assertTokenVerifierOptions, deriveSubjectLinkSecret, idpKeysFromText, MAX_IDP_TOKEN_LIFETIME_SEC, subjectLink, type TokenVerifierOptions, verifyBearerToken } from './token';
+import {
+  assertTokenVerifierOptions,
+  deriveSubjectLinkSecret,
+  idpKeysFromText,
+  MAX_IDP_TOKEN_LIFETIME_SEC,
+  subjectLink,
+  type TokenVerifierOptions,
+  verifyBearerToken,
+} from './token';
 import type { AuthContext, DidResolution, DidResolver } from './types';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -65,7 +73,17 @@ describe('auth/token', () => {
     it('accepts a token made by signDidToken and returns who is calling', async () => {
       const token = signDidToken({ key: key.privateJwk, audience: BASE, scope: 'patient/*.read user/Observation.rs openid', purposeOfUse: 'TREAT', jti: 'j-1' });
       const ctx: AuthContext = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ subject: key.did, did: key.did, role: 'patient', didKind: 'patient', actorAuth: 'did', organization: 'Hospital2MSP', purposeOfUse: 'TREAT', tokenKind: 'did', jti: 'j-1' });
+      expect(ctx).to.deep.include({
+        subject: key.did,
+        did: key.did,
+        role: 'patient',
+        didKind: 'patient',
+        actorAuth: 'did',
+        organization: 'Hospital2MSP',
+        purposeOfUse: 'TREAT',
+        tokenKind: 'did',
+        jti: 'j-1',
+      });
       expect(ctx).to.not.have.property('viaOrganization');
       expect(ctx.scopes.map((s) => s.text)).to.deep.equal(['patient/*.read', 'user/Observation.rs']);
       expect(ctx.expiresAt).to.be.within(nowSec() + 298, nowSec() + 300);
@@ -113,7 +131,10 @@ describe('auth/token', () => {
     });
 
     it('401 for a token meant for another gateway (aud)', async () => {
-      await rejects(verifyBearerToken(`Bearer ${didToken(key, { aud: 'http://127.0.0.1:9090/fhir' })}`, opts), /not meant for this gateway: its aud must be http:\/\/127\.0\.0\.1:8080\/fhir/);
+      await rejects(
+        verifyBearerToken(`Bearer ${didToken(key, { aud: 'http://127.0.0.1:9090/fhir' })}`, opts),
+        /not meant for this gateway: its aud must be http:\/\/127\.0\.0\.1:8080\/fhir/,
+      );
       await rejects(verifyBearerToken(`Bearer ${didToken(key, { aud: undefined })}`, opts), /not meant for this gateway/);
     });
 
@@ -237,7 +258,10 @@ describe('auth/token', () => {
     });
 
     it('401 for DID tokens when the gateway takes none, and crit headers', async () => {
-      const idpOnly: TokenVerifierOptions = { audience: BASE, idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey }] } };
+      const idpOnly: TokenVerifierOptions = {
+        audience: BASE,
+        idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey }] },
+      };
       await rejects(verifyBearerToken(`Bearer ${didToken(key)}`, idpOnly), /DID-signed tokens are not accepted/);
       await rejects(verifyBearerToken(`Bearer ${didToken(key, {}, { crit: ['b64'] })}`, opts), /crit/);
     });
@@ -316,7 +340,11 @@ describe('auth/token', () => {
     });
 
     const refused: Array<[string, keyof typeof people, RegExp]> = [
-      ['a patient DID (review #1: reading that patient everywhere as the patient)', 'patient', /hdx_user DID is a patient DID: an organization may act only for its own active practitioners/],
+      [
+        'a patient DID (review #1: reading that patient everywhere as the patient)',
+        'patient',
+        /hdx_user DID is a patient DID: an organization may act only for its own active practitioners/,
+      ],
       ['a guardian (a patient-kind DID)', 'guardian', /hdx_user DID is a patient DID/],
       ['an auditor DID (review #1: the whole access history at the regulator)', 'auditor', /hdx_user DID is a auditor DID/],
       ['a device DID', 'device', /hdx_user DID is a device DID/],
@@ -375,7 +403,8 @@ describe('auth/token', () => {
       opts = { audience: BASE, mspId: 'Hospital1MSP', resolveDid, jtiStore: new MemoryJtiStore(), now: () => clock };
     });
 
-    const token = (k: GeneratedDidKey = key, kid?: string): string => signDidToken({ key: k.privateJwk, audience: BASE, scope: 'user/*.read', ...(kid !== undefined ? { kid } : {}) });
+    const token = (k: GeneratedDidKey = key, kid?: string): string =>
+      signDidToken({ key: k.privateJwk, audience: BASE, scope: 'user/*.read', ...(kid !== undefined ? { kid } : {}) });
 
     it('a junk signature on a cached kid costs no ledger call; a good token neither', async () => {
       await verifyBearerToken(`Bearer ${token()}`, opts);
@@ -519,9 +548,29 @@ describe('auth/token', () => {
     });
 
     it('accepts an ES256 token and reads its claims; organization is this gateway', async () => {
-      const token = signIdpToken({ key: ec.privateKey, issuer: ISSUER, audience: IDP_AUD, subject: 'dr-house', role: 'practitioner', scope: 'user/*.read launch', purposeOfUse: 'TREAT', did: drKey.did, jti: 'x' });
+      const token = signIdpToken({
+        key: ec.privateKey,
+        issuer: ISSUER,
+        audience: IDP_AUD,
+        subject: 'dr-house',
+        role: 'practitioner',
+        scope: 'user/*.read launch',
+        purposeOfUse: 'TREAT',
+        did: drKey.did,
+        jti: 'x',
+      });
       const ctx = await verifyBearerToken(`Bearer ${token}`, opts);
-      expect(ctx).to.deep.include({ subject: 'dr-house', did: drKey.did, didKind: 'practitioner', role: 'practitioner', organization: 'Hospital1MSP', purposeOfUse: 'TREAT', tokenKind: 'idp', actorAuth: 'idp', jti: 'x' });
+      expect(ctx).to.deep.include({
+        subject: 'dr-house',
+        did: drKey.did,
+        didKind: 'practitioner',
+        role: 'practitioner',
+        organization: 'Hospital1MSP',
+        purposeOfUse: 'TREAT',
+        tokenKind: 'idp',
+        actorAuth: 'idp',
+        jti: 'x',
+      });
       expect(ctx.scopes.map((s) => s.text)).to.deep.equal(['user/*.read']);
       // an access token is reusable until it expires
       await verifyBearerToken(`Bearer ${token}`, opts);
@@ -544,7 +593,10 @@ describe('auth/token', () => {
     it('401 without iat, for a lifetime over 3600 s (or the configured maximum), and for an iat in the future', async () => {
       const iat = nowSec();
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat: undefined }), ec.privateKey)}`, opts), /must carry iat/);
-      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + MAX_IDP_TOKEN_LIFETIME_SEC + 1 }), ec.privateKey)}`, opts), /at most 3600 seconds \(exp - iat\)/);
+      await rejects(
+        verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + MAX_IDP_TOKEN_LIFETIME_SEC + 1 }), ec.privateKey)}`, opts),
+        /at most 3600 seconds \(exp - iat\)/,
+      );
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat }), ec.privateKey)}`, opts), /at most 3600 seconds/);
       await verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iat, exp: iat + 3600 }), ec.privateKey)}`, opts);
       const short: TokenVerifierOptions = { ...opts, idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ key: ec.publicKey }], maxLifetimeSec: 600 } };
@@ -591,7 +643,10 @@ describe('auth/token', () => {
     });
 
     it('401 for a wrong issuer, a wrong audience, an expired token or no exp', async () => {
-      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iss: 'https://evil.example' }), ec.privateKey)}`, opts), /issuer is not the configured identity provider/);
+      await rejects(
+        verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ iss: 'https://evil.example' }), ec.privateKey)}`, opts),
+        /issuer is not the configured identity provider/,
+      );
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ aud: BASE }), ec.privateKey)}`, opts), /aud must be hdx-gateway-hospital1/);
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ exp: nowSec() - 60 }), ec.privateKey)}`, opts), /has expired/);
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ exp: undefined }), ec.privateKey)}`, opts), /must carry exp/);
@@ -600,7 +655,10 @@ describe('auth/token', () => {
 
     it('401 for a missing sub, an unknown role, a bad did', async () => {
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ sub: undefined }), ec.privateKey)}`, opts), /must carry sub/);
-      await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ role: 'superuser' }), ec.privateKey)}`, opts), /role claim must be one of patient, practitioner, auditor, admin, system/);
+      await rejects(
+        verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ role: 'superuser' }), ec.privateKey)}`, opts),
+        /role claim must be one of patient, practitioner, auditor, admin, system/,
+      );
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ hdx_did: 'MRN-123' }), ec.privateKey)}`, opts), /hdx_did claim must be a did:hdx DID/);
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256' }, claims({ hdx_did: patientDid, did: generateDidKey().did }), ec.privateKey)}`, opts), /disagree/);
     });
@@ -623,7 +681,17 @@ describe('auth/token', () => {
 
     it('picks keys by kid, falling back to keys without a kid; several keys allow rollover', async () => {
       const next = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      const withKids: TokenVerifierOptions = { ...opts, idp: { issuer: ISSUER, audience: IDP_AUD, keys: [{ kid: 'k1', key: ec.publicKey }, { kid: 'k2', key: next.publicKey }] } };
+      const withKids: TokenVerifierOptions = {
+        ...opts,
+        idp: {
+          issuer: ISSUER,
+          audience: IDP_AUD,
+          keys: [
+            { kid: 'k1', key: ec.publicKey },
+            { kid: 'k2', key: next.publicKey },
+          ],
+        },
+      };
       await verifyBearerToken(`Bearer ${handmade({ alg: 'ES256', kid: 'k2' }, claims(), next.privateKey)}`, withKids);
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256', kid: 'k1' }, claims(), next.privateKey)}`, withKids), /signature does not verify/);
       await rejects(verifyBearerToken(`Bearer ${handmade({ alg: 'ES256', kid: 'k9' }, claims(), next.privateKey)}`, withKids), /names no key/);

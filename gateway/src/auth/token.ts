@@ -280,7 +280,9 @@ function joseErrorToOutcome(err: unknown, options: { audience: string; typ?: str
       case 'typ':
         return unauthenticated(`A ${options.kind} token must carry the JOSE header typ ${options.typ ?? 'JWT'}`);
       case 'nbf':
-        return err.reason === 'check_failed' ? unauthenticated('The token is not valid yet (nbf is in the future)') : unauthenticated('The token exp and nbf must be numbers of seconds');
+        return err.reason === 'check_failed'
+          ? unauthenticated('The token is not valid yet (nbf is in the future)')
+          : unauthenticated('The token exp and nbf must be numbers of seconds');
       case 'exp':
       case 'iat':
         return unauthenticated(`The token ${err.claim} must be a number of seconds`);
@@ -324,7 +326,8 @@ function commonClaims(payload: JwtPayload): CommonClaims {
     throw err;
   }
   const purposeOfUse = optionalString(payload, 'purpose_of_use', 20);
-  if (purposeOfUse !== undefined && !PURPOSE_OF_USE.test(purposeOfUse)) throw unauthenticated('The token purpose_of_use must be an HL7 v3 PurposeOfUse code (e.g. TREAT, ETREAT, HRESCH)');
+  if (purposeOfUse !== undefined && !PURPOSE_OF_USE.test(purposeOfUse))
+    throw unauthenticated('The token purpose_of_use must be an HL7 v3 PurposeOfUse code (e.g. TREAT, ETREAT, HRESCH)');
   const breakGlassReason = optionalString(payload, 'break_glass_reason', MAX_BREAK_GLASS_REASON);
   if (breakGlassReason !== undefined && purposeOfUse !== 'ETREAT') throw unauthenticated('The token break_glass_reason is only allowed with purpose_of_use ETREAT');
   return {

@@ -30,7 +30,14 @@ describe('ExchangeService (requesting member)', () => {
   async function setup(served: object, withKey = true) {
     const ledger = new FakeLedger('Hospital1MSP');
     ledger.decide = () => ({ decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false });
-    await ledger.anchor({ resourceType: 'Observation', id: 'o1', versionId: '1', patient: PATIENT, lastUpdated: '2026-01-01T00:00:00.000Z', commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(opening, obs) } });
+    await ledger.anchor({
+      resourceType: 'Observation',
+      id: 'o1',
+      versionId: '1',
+      patient: PATIENT,
+      lastUpdated: '2026-01-01T00:00:00.000Z',
+      commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(opening, obs) },
+    });
     const extension = withKey ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: opening.toString('base64') }] : undefined;
     const c = await custodian({ resourceType: 'Bundle', type: 'searchset', entry: [{ ...(extension ? { extension } : {}), resource: served }] });
     const svc = new ExchangeService({ ledger, log: newLogger('silent'), mspId: 'Hospital2MSP', orgKey: generateDidKey().privateJwk, memberUrls: { Hospital1MSP: c.url } });

@@ -44,14 +44,21 @@ export class ExchangeService {
    * `readable` says which types the user's own scopes let it read: nothing else is fetched, and each
    * custodian is asked with a token scoped to the one type being fetched (never wider than the user's).
    */
-  async fetchPatientRecords(caller: Caller, patient: string, types: readonly string[] | undefined, readable: (resourceType: string) => boolean = () => false): Promise<Record<string, unknown>> {
+  async fetchPatientRecords(
+    caller: Caller,
+    patient: string,
+    types: readonly string[] | undefined,
+    readable: (resourceType: string) => boolean = () => false,
+  ): Promise<Record<string, unknown>> {
     const { actor, purpose } = AccessControl.requireActor(caller);
     const located = await this.#locate(patient, actor, caller.organization, purpose, caller.actorAuth);
     const entries: Array<Record<string, unknown>> = [];
     const issues: OperationOutcomeIssue[] = [];
     for (const c of located) {
       if (c.custodian === this.opts.mspId) continue; // this organization's own records are read here directly
-      const listed = new Set(c.resources.filter((r) => (!types || types.includes(r.resourceType)) && readable(r.resourceType)).map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`));
+      const listed = new Set(
+        c.resources.filter((r) => (!types || types.includes(r.resourceType)) && readable(r.resourceType)).map((r) => `${r.resourceType}/${r.id}/_history/${r.versionId}`),
+      );
       if (listed.size === 0) continue;
       const base = this.opts.memberUrls[c.custodian] ?? c.fhirBaseUrl;
       if (!base) {
@@ -170,4 +177,3 @@ function provenance(custodian: string, base: string, resources: readonly Resourc
     reason: [{ coding: [{ system: 'https://hdx.example/fhir/CodeSystem/verification', code: 'anchor-verified', display: 'each resource matched its commitment on the ledger' }] }],
   };
 }
-

@@ -259,7 +259,10 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.ordererUp = false;
     const first = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'held')));
     expect(first.status).to.equal(504);
-    expect(store.listPending().map((v) => v.versionId), 'kept pending, not discarded').to.deep.equal([2]);
+    expect(
+      store.listPending().map((v) => v.versionId),
+      'kept pending, not discarded',
+    ).to.deep.equal([2]);
     const whileDown = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
     expect(whileDown.status).to.equal(503);
     // The orderer wakes up and commits the held version 2 on its own.

@@ -24,7 +24,9 @@ export function commitmentsEqual(a: string, b: string): boolean {
  * the content against the anchor on the ledger; it opens that version only.
  */
 export function versionKey(patientKey: Buffer, resourceType: string, id: string, versionId: number | string): Buffer {
-  return createHmac('sha256', patientKey).update(`hdx:version-key:v1|${resourceType}/${id}/_history/${String(versionId)}`, 'utf8').digest();
+  return createHmac('sha256', patientKey)
+    .update(`hdx:version-key:v1|${resourceType}/${id}/_history/${String(versionId)}`, 'utf8')
+    .digest();
 }
 
 /**

@@ -9,7 +9,10 @@ export type ConsentChange = 'grant' | 'update' | 'revoke';
 /** What the gateway reads of a signed consent change before the chaincode verifies it. */
 function peek(jws: string): { action: ConsentChange; consentId: string } {
   if (jws.length > MAX_JWS_LENGTH || !COMPACT_JWS.test(jws)) {
-    throw new OperationOutcomeError('INVALID', 'The body must be the patient-signed consent change as a compact JWS (Content-Type: application/jose); make one with `hdx consent-sign`');
+    throw new OperationOutcomeError(
+      'INVALID',
+      'The body must be the patient-signed consent change as a compact JWS (Content-Type: application/jose); make one with `hdx consent-sign`',
+    );
   }
   let payload: unknown;
   try {

@@ -54,7 +54,7 @@ describe('ErasureService', () => {
     expect(JSON.stringify(ledger.audit.at(-1))).to.not.contain(patientId);
   });
 
-  it('bumps the erasure epoch of the patient\'s keyed id: the same MRN then maps to a new Patient id, which anchors', async () => {
+  it("bumps the erasure epoch of the patient's keyed id: the same MRN then maps to a new Patient id, which anchors", async () => {
     const { store, ledger } = await setup();
     const log = newLogger('silent');
     const ids = new CustodianIds(Buffer.alloc(32, 3), ':memory:');

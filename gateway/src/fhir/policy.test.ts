@@ -46,7 +46,10 @@ describe('policy: the caller bound to a request', () => {
 
   it('allows purposes per kind: TREAT and ETREAT never for a patient, PATRQT never for a practitioner', () => {
     for (const purpose of ['TREAT', 'ETREAT']) {
-      expect(code(() => bindCaller(auth('patient', { purposeOfUse: purpose }), H1, 'Observation', 'read')), `patient ${purpose}`).to.equal('FORBIDDEN');
+      expect(
+        code(() => bindCaller(auth('patient', { purposeOfUse: purpose }), H1, 'Observation', 'read')),
+        `patient ${purpose}`,
+      ).to.equal('FORBIDDEN');
     }
     expect(code(() => bindCaller(auth('practitioner', { purposeOfUse: 'PATRQT' }), H1, 'Observation', 'read'))).to.equal('FORBIDDEN');
     expect(code(() => bindCaller(auth('practitioner', { purposeOfUse: 'ETREAT' }), H1, 'Observation', 'read'))).to.equal(undefined);
@@ -75,11 +78,26 @@ describe('policy: the interaction table', () => {
     it(`${kind}: ${JSON.stringify(expected[kind])}`, () => {
       const c = base(kind);
       const ok = (fn: () => void): boolean => code(fn) === undefined;
-      expect(ok(() => assertInteraction(c, 'read', 'Observation', H1)), 'read').to.equal(expected[kind].read);
-      expect(ok(() => assertInteraction(c, 'create', 'Observation', H1)), 'write Observation').to.equal(expected[kind].writeObservation);
-      expect(ok(() => assertInteraction(c, 'update', 'Patient', H1)), 'write Patient').to.equal(expected[kind].writePatient);
-      expect(ok(() => assertInteraction(c, '$erase', 'Patient', H1)), '$erase').to.equal(expected[kind].erase);
-      expect(ok(() => assertInteraction(c, '$exchange', 'Patient', H1)), '$exchange').to.equal(expected[kind].exchange);
+      expect(
+        ok(() => assertInteraction(c, 'read', 'Observation', H1)),
+        'read',
+      ).to.equal(expected[kind].read);
+      expect(
+        ok(() => assertInteraction(c, 'create', 'Observation', H1)),
+        'write Observation',
+      ).to.equal(expected[kind].writeObservation);
+      expect(
+        ok(() => assertInteraction(c, 'update', 'Patient', H1)),
+        'write Patient',
+      ).to.equal(expected[kind].writePatient);
+      expect(
+        ok(() => assertInteraction(c, '$erase', 'Patient', H1)),
+        '$erase',
+      ).to.equal(expected[kind].erase);
+      expect(
+        ok(() => assertInteraction(c, '$exchange', 'Patient', H1)),
+        '$exchange',
+      ).to.equal(expected[kind].exchange);
     });
   }
 

@@ -112,7 +112,8 @@ export function assertInteraction(caller: Caller, interaction: Interaction, reso
     return;
   }
   if (interaction === '$erase') {
-    if (!row.erase || !caller.local || caller.actorAuth !== 'idp') throw new OperationOutcomeError('FORBIDDEN', 'Erasure needs an admin of this organization, with a token from its identity provider');
+    if (!row.erase || !caller.local || caller.actorAuth !== 'idp')
+      throw new OperationOutcomeError('FORBIDDEN', 'Erasure needs an admin of this organization, with a token from its identity provider');
     return;
   }
   if (interaction === '$exchange') {

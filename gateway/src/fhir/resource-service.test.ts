@@ -9,7 +9,17 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
   const content = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' } };
 
   function pending(store: SqliteStore): void {
-    store.insertPending({ resourceType: 'Patient', id: 'p1', versionId: 1, lastUpdated: content.meta.lastUpdated, patientId: 'p1', deleted: false, content: JSON.stringify(content), date: null, codes: [] });
+    store.insertPending({
+      resourceType: 'Patient',
+      id: 'p1',
+      versionId: 1,
+      lastUpdated: content.meta.lastUpdated,
+      patientId: 'p1',
+      deleted: false,
+      content: JSON.stringify(content),
+      date: null,
+      codes: [],
+    });
   }
 
   it('keeps a pending version the ledger has anchored with the same commitment', async () => {
@@ -17,7 +27,14 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
     const ledger = new FakeLedger();
     pending(store);
     const key = store.patientKey('p1');
-    await ledger.anchor({ resourceType: 'Patient', id: 'p1', versionId: '1', patient: patientPseudonym(key), lastUpdated: content.meta.lastUpdated, commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(versionKey(key, 'Patient', 'p1', '1'), content) } });
+    await ledger.anchor({
+      resourceType: 'Patient',
+      id: 'p1',
+      versionId: '1',
+      patient: patientPseudonym(key),
+      lastUpdated: content.meta.lastUpdated,
+      commitment: { alg: 'HMAC-SHA-256', value: commitmentOf(versionKey(key, 'Patient', 'p1', '1'), content) },
+    });
     const svc = new ResourceService({ store, ledger, log: newLogger('silent'), mspId: 'Hospital1MSP' });
     expect(await svc.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
     expect(store.readCurrent('Patient', 'p1')?.state).to.equal('anchored');

@@ -29,7 +29,11 @@ function setup() {
 type App = ReturnType<typeof setup>['app'];
 
 async function createPatient(app: App, body: object = patient): Promise<{ id: string; meta: { versionId: string } }> {
-  const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(body);
+  const res = await request(app)
+    .post('/fhir/Patient')
+    .set(...staff)
+    .set('content-type', FHIR)
+    .send(body);
   expect(res.status, JSON.stringify(res.body)).to.equal(201);
   return res.body;
 }
@@ -50,7 +54,11 @@ const observation = (patientId: string, code = '8867-4', date = '2026-03-01T10:0
 describe('gateway HTTP (fake ledger)', () => {
   it('creates a Patient: 201, Location, ETag, server-assigned id and meta, anchored, change recorded', async () => {
     const { app, ledger } = setup();
-    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ ...patient, id: 'client-chosen', meta: { versionId: '7' } });
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ ...patient, id: 'client-chosen', meta: { versionId: '7' } });
     expect(res.status).to.equal(201);
     expect(res.headers['content-type']).to.match(/^application\/fhir\+json/);
     expect(res.body.id).to.match(/^[0-9a-f-]{36}$/);
@@ -77,23 +85,35 @@ describe('gateway HTTP (fake ledger)', () => {
   it('403 for a scope that does not cover the interaction, and for a token without DID or purpose', async () => {
     const { app } = setup();
     const readOnly = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.read' });
-    const res = await request(app).post('/fhir/Patient').set(...readOnly).set('content-type', FHIR).send(patient);
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...readOnly)
+      .set('content-type', FHIR)
+      .send(patient);
     expect(res.status).to.equal(403);
     const p = await createPatient(app);
-    const noDid = await request(app).get(`/fhir/Patient/${p.id}`).set(...asCaller({ organization: 'Hospital1MSP', purpose: 'TREAT' }));
+    const noDid = await request(app)
+      .get(`/fhir/Patient/${p.id}`)
+      .set(...asCaller({ organization: 'Hospital1MSP', purpose: 'TREAT' }));
     expect(noDid.status).to.equal(403);
     expect(noDid.body.issue[0].diagnostics).to.match(/DID/);
-    const noPurpose = await request(app).get(`/fhir/Patient/${p.id}`).set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP' }));
+    const noPurpose = await request(app)
+      .get(`/fhir/Patient/${p.id}`)
+      .set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP' }));
     expect(noPurpose.status).to.equal(403);
   });
 
   it('reads through the enforcement point: custodian permitted, another organization denied, both recorded', async () => {
     const { app, ledger } = setup();
     const created = await createPatient(app);
-    const read = await request(app).get(`/fhir/Patient/${created.id}`).set(...staff);
+    const read = await request(app)
+      .get(`/fhir/Patient/${created.id}`)
+      .set(...staff);
     expect(read.status).to.equal(200);
     expect(read.body).to.deep.equal(created);
-    const denied = await request(app).get(`/fhir/Patient/${created.id}`).set(...other);
+    const denied = await request(app)
+      .get(`/fhir/Patient/${created.id}`)
+      .set(...other);
     // Denied is answered as absent (no existence oracle); the deny is on the ledger.
     expect(denied.status).to.equal(404);
     expect(JSON.stringify(denied.body)).to.not.include('Quist');
@@ -107,7 +127,9 @@ describe('gateway HTTP (fake ledger)', () => {
   it('break-glass (ETREAT) needs a reason', async () => {
     const { app } = setup();
     const created = await createPatient(app);
-    const res = await request(app).get(`/fhir/Patient/${created.id}`).set(...asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'ETREAT', scope: 'user/*.read' }));
+    const res = await request(app)
+      .get(`/fhir/Patient/${created.id}`)
+      .set(...asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'ETREAT', scope: 'user/*.read' }));
     expect(res.status).to.equal(403);
     expect(res.body.issue[0].diagnostics).to.match(/reason/);
   });
@@ -116,23 +138,42 @@ describe('gateway HTTP (fake ledger)', () => {
     const { app, ledger } = setup();
     const a = await createPatient(app);
     const b = await createPatient(app);
-    for (let i = 0; i < 3; i++) await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(a.id));
-    await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation(b.id, '59408-5'));
+    for (let i = 0; i < 3; i++)
+      await request(app)
+        .post('/fhir/Observation')
+        .set(...staff)
+        .set('content-type', FHIR)
+        .send(observation(a.id));
+    await request(app)
+      .post('/fhir/Observation')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(observation(b.id, '59408-5'));
     // Patient b's records are hidden from everyone but by a (fake) consent rule: deny b to the custodian too.
     const bAnchorPatient = ledger.anchors.get(`Patient/${b.id}/_history/1`)?.patient;
     ledger.decide = (req, anchor) =>
-      anchor?.patient === bAnchorPatient ? { decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: false } : { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
-    const page1 = await request(app).get('/fhir/Observation?_count=2').set(...staff);
+      anchor?.patient === bAnchorPatient
+        ? { decision: 'deny', consents: ['c1'], reason: 'consent-deny', breakGlass: false }
+        : { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    const page1 = await request(app)
+      .get('/fhir/Observation?_count=2')
+      .set(...staff);
     expect(page1.status).to.equal(200);
     expect(page1.body.total).to.equal(3);
     expect(page1.body.entry).to.have.length(2);
     const next = page1.body.link.find((l: { relation: string }) => l.relation === 'next');
     expect(next.url).to.include('_getpagesoffset=2');
-    const page2 = await request(app).get(new URL(next.url).pathname + new URL(next.url).search).set(...staff);
+    const page2 = await request(app)
+      .get(new URL(next.url).pathname + new URL(next.url).search)
+      .set(...staff);
     expect(page2.body.entry).to.have.length(1);
-    const byCode = await request(app).get('/fhir/Observation?code=http://loinc.org|59408-5').set(...staff);
+    const byCode = await request(app)
+      .get('/fhir/Observation?code=http://loinc.org|59408-5')
+      .set(...staff);
     expect(byCode.body.total).to.equal(0);
-    const byPatient = await request(app).get(`/fhir/Observation?patient=Patient/${a.id}&date=ge2026-03-01&date=lt2026-03-02`).set(...staff);
+    const byPatient = await request(app)
+      .get(`/fhir/Observation?patient=Patient/${a.id}&date=ge2026-03-01&date=lt2026-03-02`)
+      .set(...staff);
     expect(byPatient.body.total).to.equal(3);
     const disclosed = ledger.audit.filter((e) => e.subtype === 'search-type').flatMap((e) => e.resources);
     expect(disclosed.every((r) => !r.includes(b.id))).to.equal(true);
@@ -140,7 +181,9 @@ describe('gateway HTTP (fake ledger)', () => {
 
   it('refuses unknown search parameters (ignoring one would widen the search)', async () => {
     const { app } = setup();
-    const res = await request(app).get('/fhir/Observation?subjet=Patient/1').set(...staff);
+    const res = await request(app)
+      .get('/fhir/Observation?subjet=Patient/1')
+      .set(...staff);
     expect(res.status).to.equal(400);
     expect(res.body.issue[0].diagnostics).to.include('subjet');
   });
@@ -148,23 +191,53 @@ describe('gateway HTTP (fake ledger)', () => {
   it('update makes version 2, history lists both, delete makes the resource gone', async () => {
     const { app } = setup();
     const created = await createPatient(app);
-    const upd = await request(app).put(`/fhir/Patient/${created.id}`).set(...staff).set('content-type', FHIR).send({ ...patient, id: created.id, gender: 'other' });
+    const upd = await request(app)
+      .put(`/fhir/Patient/${created.id}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ ...patient, id: created.id, gender: 'other' });
     expect(upd.status).to.equal(200);
     expect(upd.body.meta.versionId).to.equal('2');
-    const hist = await request(app).get(`/fhir/Patient/${created.id}/_history`).set(...staff);
+    const hist = await request(app)
+      .get(`/fhir/Patient/${created.id}/_history`)
+      .set(...staff);
     expect(hist.body.type).to.equal('history');
     expect(hist.body.entry.map((e: { response: { etag: string } }) => e.response.etag)).to.deep.equal(['W/"2"', 'W/"1"']);
-    expect((await request(app).delete(`/fhir/Patient/${created.id}`).set(...staff)).status).to.equal(204);
-    expect((await request(app).get(`/fhir/Patient/${created.id}`).set(...staff)).status).to.equal(410);
-    expect((await request(app).get(`/fhir/Patient/${created.id}/_history/1`).set(...staff)).status).to.equal(200);
+    expect(
+      (
+        await request(app)
+          .delete(`/fhir/Patient/${created.id}`)
+          .set(...staff)
+      ).status,
+    ).to.equal(204);
+    expect(
+      (
+        await request(app)
+          .get(`/fhir/Patient/${created.id}`)
+          .set(...staff)
+      ).status,
+    ).to.equal(410);
+    expect(
+      (
+        await request(app)
+          .get(`/fhir/Patient/${created.id}/_history/1`)
+          .set(...staff)
+      ).status,
+    ).to.equal(200);
   });
 
   it("type history: every version the caller may see, newest first, paged; another organization's users are refused it (they ask per patient)", async () => {
     const { app } = setup();
     const a = await createPatient(app);
     await createPatient(app);
-    await request(app).put(`/fhir/Patient/${a.id}`).set(...staff).set('content-type', FHIR).send({ ...patient, id: a.id, gender: 'other' });
-    const page1 = await request(app).get('/fhir/Patient/_history?_count=2').set(...staff);
+    await request(app)
+      .put(`/fhir/Patient/${a.id}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ ...patient, id: a.id, gender: 'other' });
+    const page1 = await request(app)
+      .get('/fhir/Patient/_history?_count=2')
+      .set(...staff);
     expect(page1.status, JSON.stringify(page1.body)).to.equal(200);
     expect(page1.body.type).to.equal('history');
     expect(page1.body.total).to.equal(3);
@@ -172,30 +245,52 @@ describe('gateway HTTP (fake ledger)', () => {
     expect(page1.body.entry[0].resource.id).to.equal(a.id);
     expect(page1.body.entry[0].response.etag).to.equal('W/"2"');
     expect(page1.body.link.find((l: { relation: string }) => l.relation === 'next').url).to.include('_getpagesoffset=2');
-    const hidden = await request(app).get('/fhir/Patient/_history').set(...other);
+    const hidden = await request(app)
+      .get('/fhir/Patient/_history')
+      .set(...other);
     expect(hidden.status).to.equal(403);
-    const future = await request(app).get('/fhir/Patient/_history?_since=2999-01-01T00:00:00Z').set(...staff);
+    const future = await request(app)
+      .get('/fhir/Patient/_history?_since=2999-01-01T00:00:00Z')
+      .set(...staff);
     expect(future.body.total).to.equal(0);
-    expect((await request(app).get('/fhir/Patient/_history?_since=2024-01-01').set(...staff)).status).to.equal(400);
+    expect(
+      (
+        await request(app)
+          .get('/fhir/Patient/_history?_since=2024-01-01')
+          .set(...staff)
+      ).status,
+    ).to.equal(400);
   });
 
   it('another organization cannot write into this custodian', async () => {
     const { app } = setup();
     const writer = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
-    const res = await request(app).post('/fhir/Patient').set(...writer).set('content-type', FHIR).send(patient);
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...writer)
+      .set('content-type', FHIR)
+      .send(patient);
     expect(res.status).to.equal(403);
   });
 
   it('an Observation must reference a Patient held here', async () => {
     const { app } = setup();
-    const res = await request(app).post('/fhir/Observation').set(...staff).set('content-type', FHIR).send(observation('nobody'));
+    const res = await request(app)
+      .post('/fhir/Observation')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(observation('nobody'));
     expect(res.status).to.equal(400);
     expect(res.body.issue[0].diagnostics).to.include('Observation.subject');
   });
 
   it('400 with one issue per problem and its FHIRPath, without echoing values', async () => {
     const { app, store } = setup();
-    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send({ ...patient, birthDate: 'Quist-day', gender: 'x' });
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ ...patient, birthDate: 'Quist-day', gender: 'x' });
     expect(res.status).to.equal(400);
     const expressions = res.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? []);
     expect(expressions).to.include.members(['Patient.birthDate', 'Patient.gender']);
@@ -205,22 +300,52 @@ describe('gateway HTTP (fake ledger)', () => {
 
   it('400 for a body that is not JSON, or not an object; 415 for another media type', async () => {
     const { app } = setup();
-    const bad = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send('{"resourceType": "Patient",');
+    const bad = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send('{"resourceType": "Patient",');
     expect(bad.status).to.equal(400);
     expect(bad.body.issue[0].diagnostics).to.equal('The request body is not valid JSON');
-    expect((await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send('[1,2]')).status).to.equal(400);
-    expect((await request(app).post('/fhir/Patient').set(...staff).set('content-type', 'application/fhir+xml').send('<Patient/>')).status).to.equal(415);
+    expect(
+      (
+        await request(app)
+          .post('/fhir/Patient')
+          .set(...staff)
+          .set('content-type', FHIR)
+          .send('[1,2]')
+      ).status,
+    ).to.equal(400);
+    expect(
+      (
+        await request(app)
+          .post('/fhir/Patient')
+          .set(...staff)
+          .set('content-type', 'application/fhir+xml')
+          .send('<Patient/>')
+      ).status,
+    ).to.equal(415);
   });
 
   it('404 OperationOutcomes for unknown ids, types and routes', async () => {
     const { app } = setup();
-    const missing = await request(app).get('/fhir/Patient/does-not-exist').set(...staff);
+    const missing = await request(app)
+      .get('/fhir/Patient/does-not-exist')
+      .set(...staff);
     expect(missing.status).to.equal(404);
     expect(codeOf(missing.body)).to.equal('NOT_FOUND');
-    const type = await request(app).get('/fhir/Spaceship/1').set(...staff);
+    const type = await request(app)
+      .get('/fhir/Spaceship/1')
+      .set(...staff);
     expect(type.status).to.equal(404);
     expect(codeOf(type.body)).to.equal('UNSUPPORTED');
-    expect((await request(app).get('/fhir/Patient/has%20space').set(...staff)).status).to.equal(400);
+    expect(
+      (
+        await request(app)
+          .get('/fhir/Patient/has%20space')
+          .set(...staff)
+      ).status,
+    ).to.equal(400);
     const route = await request(app).get('/nowhere');
     expect(route.status).to.equal(404);
     expect(route.body.resourceType).to.equal('OperationOutcome');
@@ -233,11 +358,15 @@ describe('gateway HTTP (fake ledger)', () => {
     const anchor = ledger.anchors.get(key);
     if (!anchor) throw new Error('setup');
     ledger.anchors.set(key, { ...anchor, commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
-    const res = await request(app).get(`/fhir/Patient/${created.id}`).set(...staff);
+    const res = await request(app)
+      .get(`/fhir/Patient/${created.id}`)
+      .set(...staff);
     expect(res.status).to.equal(500);
     expect(codeOf(res.body)).to.equal('INTEGRITY');
     expect(JSON.stringify(res.body)).to.not.include('Quist');
-    const verify = await request(app).get(`/fhir/Patient/${created.id}/$verify`).set(...staff);
+    const verify = await request(app)
+      .get(`/fhir/Patient/${created.id}/$verify`)
+      .set(...staff);
     expect(verify.status).to.equal(200);
     expect(verify.body.parameter[0]).to.deep.equal({ name: 'verified', valueBoolean: false });
   });
@@ -245,7 +374,11 @@ describe('gateway HTTP (fake ledger)', () => {
   it('503 when the ledger is down, and the unanchored write leaves nothing behind', async () => {
     const { app, ledger, store } = setup();
     ledger.failWith = new OperationOutcomeError('UNAVAILABLE', 'anchoring: the ledger is unavailable');
-    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient);
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(patient);
     expect(res.status).to.equal(503);
     expect(res.body.issue[0].code).to.equal('transient');
     expect(store.listPending()).to.have.length(0);
@@ -257,25 +390,41 @@ describe('gateway HTTP (fake ledger)', () => {
   it('500 for unexpected errors names only a request id', async () => {
     const { app, ledger } = setup();
     ledger.failWith = new OperationOutcomeError('INTERNAL', 'anchoring failed');
-    const res = await request(app).post('/fhir/Patient').set(...staff).set('content-type', FHIR).send(patient);
+    const res = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(patient);
     expect(res.status).to.equal(500);
     expect(res.body.issue[0].diagnostics).to.match(/quote request id [0-9a-f-]{36}/);
   });
 
   it('Consent changes must come as a signed JWS (application/jose)', async () => {
     const { app } = setup();
-    const json = await request(app).post('/fhir/Consent').set(...staff).set('content-type', FHIR).send({ resourceType: 'Consent' });
+    const json = await request(app)
+      .post('/fhir/Consent')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Consent' });
     expect(json.status).to.equal(415);
     expect(json.body.issue[0].diagnostics).to.include('hdx consent-sign');
-    const garbage = await request(app).post('/fhir/Consent').set(...staff).set('content-type', 'application/jose').send('not-a-jws');
+    const garbage = await request(app)
+      .post('/fhir/Consent')
+      .set(...staff)
+      .set('content-type', 'application/jose')
+      .send('not-a-jws');
     expect(garbage.status).to.equal(400);
   });
 
   it('AuditEvents from the ledger are valid R4 AuditEvents', async () => {
     const { app } = setup();
     const created = await createPatient(app);
-    await request(app).get(`/fhir/Patient/${created.id}`).set(...other);
-    const res = await request(app).get(`/fhir/AuditEvent?patient=Patient/${created.id}`).set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP', scope: 'user/AuditEvent.read' }));
+    await request(app)
+      .get(`/fhir/Patient/${created.id}`)
+      .set(...other);
+    const res = await request(app)
+      .get(`/fhir/AuditEvent?patient=Patient/${created.id}`)
+      .set(...asCaller({ did: DR_H1, organization: 'Hospital1MSP', scope: 'user/AuditEvent.read' }));
     expect(res.status).to.equal(200);
     expect(res.body.entry.length).to.be.greaterThan(0);
     for (const e of res.body.entry) expect(validateResource(e.resource, 'AuditEvent')).to.deep.equal([]);

@@ -49,7 +49,10 @@ describe('http/body (bounded JSON body parser)', () => {
     const a = await request(appWith()).post('/echo').set('Content-Type', FHIR).send(JSON.stringify(patient));
     expect(a.status).to.equal(200);
     expect(a.body.body).to.deep.equal(patient);
-    const b = await request(appWith()).post('/echo').set('Content-Type', 'application/json; charset=utf-8').send(JSON.stringify([1, { a: '[{' }]));
+    const b = await request(appWith())
+      .post('/echo')
+      .set('Content-Type', 'application/json; charset=utf-8')
+      .send(JSON.stringify([1, { a: '[{' }]));
     expect(b.body.body).to.deep.equal([1, { a: '[{' }]);
   });
 

@@ -56,7 +56,8 @@ export function jsonDepth(text: string, maxDepth = Number.MAX_SAFE_INTEGER): num
 function bodyError(err: unknown, limit: number | string): OperationOutcomeError {
   const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
   if (type === 'entity.too.large') return new OperationOutcomeError('TOO_LARGE', `The request body is larger than ${String(limit)}`);
-  if (type === 'charset.unsupported' || type === 'encoding.unsupported') return new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'The request body charset or content encoding is not supported (send UTF-8 JSON)');
+  if (type === 'charset.unsupported' || type === 'encoding.unsupported')
+    return new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'The request body charset or content encoding is not supported (send UTF-8 JSON)');
   if (type === 'request.aborted') return new OperationOutcomeError('INVALID', 'The request body was not received completely');
   return new OperationOutcomeError('INVALID', 'The request body could not be read');
 }

@@ -16,10 +16,18 @@ describe('/metrics', () => {
     const log = newLogger('silent');
     const { app } = testApp({ store, ledger, log, baseUrl: 'http://x/fhir', metrics });
     const staff = asCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' });
-    const created = await request(app).post('/fhir/Patient').set(...staff).set('content-type', 'application/fhir+json').send({ resourceType: 'Patient', gender: 'other' });
+    const created = await request(app)
+      .post('/fhir/Patient')
+      .set(...staff)
+      .set('content-type', 'application/fhir+json')
+      .send({ resourceType: 'Patient', gender: 'other' });
     expect(created.status).to.equal(201);
-    await request(app).get(`/fhir/Patient/${created.body.id}`).set(...staff);
-    await request(app).get(`/fhir/Patient/${created.body.id}`).set(...asCaller({ did: `did:hdx:${'b'.repeat(43)}`, organization: 'Hospital2MSP', purpose: 'TREAT' }));
+    await request(app)
+      .get(`/fhir/Patient/${created.body.id}`)
+      .set(...staff);
+    await request(app)
+      .get(`/fhir/Patient/${created.body.id}`)
+      .set(...asCaller({ did: `did:hdx:${'b'.repeat(43)}`, organization: 'Hospital2MSP', purpose: 'TREAT' }));
     const text = (await request(app).get('/metrics')).text;
     expect(text).to.match(/hdx_http_requests_total\{method="GET",route="\/fhir\/:type\/:id",status="200"\} 1/);
     expect(text).to.not.include(created.body.id);

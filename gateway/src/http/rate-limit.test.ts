@@ -75,7 +75,9 @@ describe('http/rate-limit (per identity, per IP before authentication)', () => {
 
   it('keys: did:<DID> for DID tokens (the practitioner for a delegated token), idp:<sub> for IdP tokens; options are checked', () => {
     const base = { role: 'practitioner' as const, scopes: [], expiresAt: 0 };
-    expect(identityKeyOf({ ...base, subject: 'did:hdx:org', did: 'did:hdx:dr', tokenKind: 'did', actorAuth: 'delegated', viaOrganization: 'did:hdx:org' })).to.equal('did:did:hdx:dr');
+    expect(identityKeyOf({ ...base, subject: 'did:hdx:org', did: 'did:hdx:dr', tokenKind: 'did', actorAuth: 'delegated', viaOrganization: 'did:hdx:org' })).to.equal(
+      'did:did:hdx:dr',
+    );
     expect(identityKeyOf({ ...base, subject: 'dr-house', did: 'did:hdx:dr', tokenKind: 'idp', actorAuth: 'idp' })).to.equal('idp:dr-house');
     expect(() => createRateLimiters({ perIdentity: 0 })).to.throw(/perIdentity/);
     expect(() => createRateLimiters({ windowMs: 1.5 })).to.throw(/windowMs/);

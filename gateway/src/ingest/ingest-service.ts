@@ -193,7 +193,10 @@ export class IngestService {
   /** The custodian's keyed ids, for the mappers (options.ids); refused when this server has none. */
   custodianIds(): CustodianIds {
     if (!this.#ids) {
-      throw new OperationOutcomeError('UNSUPPORTED', 'This server has no custodian id secret (HDX_ID_SECRET_FILE): it does not derive ids for HL7 v2, VR sessions or EHR resources');
+      throw new OperationOutcomeError(
+        'UNSUPPORTED',
+        'This server has no custodian id secret (HDX_ID_SECRET_FILE): it does not derive ids for HL7 v2, VR sessions or EHR resources',
+      );
     }
     return this.#ids;
   }
@@ -211,28 +214,31 @@ export class IngestService {
     try {
       url = new URL(ehrBase);
     } catch {
-      throw new OperationOutcomeError('INVALID', 'ehr must be the EHR\'s FHIR base URL (http or https)');
+      throw new OperationOutcomeError('INVALID', "ehr must be the EHR's FHIR base URL (http or https)");
     }
     if (!['http:', 'https:'].includes(url.protocol) || url.search !== '' || url.hash !== '' || ehrBase.length > 2048) {
-      throw new OperationOutcomeError('INVALID', 'ehr must be the EHR\'s FHIR base URL (http or https, no query)');
+      throw new OperationOutcomeError('INVALID', "ehr must be the EHR's FHIR base URL (http or https, no query)");
     }
     const base = ehrBase.replace(/\/+$/, '');
     if (!isObject(body) || body.resourceType !== 'Bundle' || !Array.isArray(body.entry)) throw invalid('Bundle.entry', 'An EHR import is a Bundle with entries');
-    if (body.entry.length > MAX_INGEST_ENTRIES) throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${body.entry.length}`);
+    if (body.entry.length > MAX_INGEST_ENTRIES)
+      throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${body.entry.length}`);
     const local = (type: string, id: string): string => ids.ehrLocalId(base, type, id);
     const entries: unknown[] = body.entry;
-    const entry = ids.derive(() => entries.map((raw: unknown, index: number) => {
-      const at = `Bundle.entry[${index}].resource`;
-      const r = isObject(raw) && isObject(raw.resource) ? (structuredClone(raw.resource) as Record<string, unknown>) : undefined;
-      if (!r || typeof r.resourceType !== 'string' || !TYPE.test(r.resourceType)) throw invalid(`${at}.resourceType`, `${at}.resourceType is not a FHIR resource type`);
-      if (typeof r.id !== 'string' || !ID.test(r.id)) throw invalid(`${at}.id`, `${at}.id is required and must be a FHIR id (the EHR's id)`);
-      const type = r.resourceType;
-      const ehrId = r.id;
-      rewriteEhrReferences(r, base, local);
-      const { versionId: _v, lastUpdated: _l, ...meta } = isObject(r.meta) ? r.meta : {};
-      const id = local(type, ehrId);
-      return { resource: { ...r, id, meta: { ...meta, source: meta.source ?? `${base}/${type}/${ehrId}` } }, request: { method: 'PUT', url: `${type}/${id}` } };
-    }));
+    const entry = ids.derive(() =>
+      entries.map((raw: unknown, index: number) => {
+        const at = `Bundle.entry[${index}].resource`;
+        const r = isObject(raw) && isObject(raw.resource) ? (structuredClone(raw.resource) as Record<string, unknown>) : undefined;
+        if (!r || typeof r.resourceType !== 'string' || !TYPE.test(r.resourceType)) throw invalid(`${at}.resourceType`, `${at}.resourceType is not a FHIR resource type`);
+        if (typeof r.id !== 'string' || !ID.test(r.id)) throw invalid(`${at}.id`, `${at}.id is required and must be a FHIR id (the EHR's id)`);
+        const type = r.resourceType;
+        const ehrId = r.id;
+        rewriteEhrReferences(r, base, local);
+        const { versionId: _v, lastUpdated: _l, ...meta } = isObject(r.meta) ? r.meta : {};
+        const id = local(type, ehrId);
+        return { resource: { ...r, id, meta: { ...meta, source: meta.source ?? `${base}/${type}/${ehrId}` } }, request: { method: 'PUT', url: `${type}/${id}` } };
+      }),
+    );
     return { resourceType: 'Bundle', type: 'transaction', entry };
   }
 
@@ -284,7 +290,6 @@ export class IngestService {
   }
 
   async #ingest(scoped: ScopedCaller, source: string, items: readonly Item[]): Promise<IngestResult> {
-
     // Who may do it: create and update on every type that is stored, before anything is looked at.
     const callers = new Map<string, Caller>();
     for (const item of items) {
@@ -300,7 +305,8 @@ export class IngestService {
     // Patients first, so what refers to them finds them (in this chunk or an earlier one).
     const outcomes = new Map<number, Outcome>();
     const stored = items.filter((i) => SUPPORTED_TYPES.has(i.type)).sort((a, b) => Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
-    for (const item of items) if (!SUPPORTED_TYPES.has(item.type)) outcomes.set(item.index, { status: 'skipped', note: `${item.type} is not a resource type this gateway holds; not stored` });
+    for (const item of items)
+      if (!SUPPORTED_TYPES.has(item.type)) outcomes.set(item.index, { status: 'skipped', note: `${item.type} is not a resource type this gateway holds; not stored` });
 
     let anchorTransactions = 0;
     let plan = new WritePlan();
@@ -350,7 +356,8 @@ export class IngestService {
     if (!['transaction', 'batch', 'collection'].includes(String(body.type))) throw invalid('Bundle.type', 'Bundle.type must be transaction, batch or collection to be ingested');
     const entries = body.entry ?? [];
     if (!Array.isArray(entries)) throw invalid('Bundle.entry', 'Bundle.entry must be an array');
-    if (entries.length > MAX_INGEST_ENTRIES) throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${entries.length}`);
+    if (entries.length > MAX_INGEST_ENTRIES)
+      throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${entries.length}`);
     const items: Item[] = [];
     const urns = new Map<string, string>();
     const seen = new Set<string>();
@@ -403,7 +410,16 @@ export class IngestService {
     const entry = items.map((item) => {
       const o = outcomes.get(item.index) as Outcome;
       const info = (text: string): OperationOutcome => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: text }] });
-      if (o.status === 'skipped') return { response: { status: '422 Unprocessable Entity', outcome: { ...info(o.note ?? 'not stored'), issue: [{ severity: 'warning', code: 'not-supported', diagnostics: o.note ?? 'not stored', expression: [`Bundle.entry[${item.index}]`] }] } } };
+      if (o.status === 'skipped')
+        return {
+          response: {
+            status: '422 Unprocessable Entity',
+            outcome: {
+              ...info(o.note ?? 'not stored'),
+              issue: [{ severity: 'warning', code: 'not-supported', diagnostics: o.note ?? 'not stored', expression: [`Bundle.entry[${item.index}]`] }],
+            },
+          },
+        };
       const versionId = o.version ? o.version.row.versionId : (o.current?.versionId as number);
       const lastUpdated = o.version ? o.version.row.lastUpdated : (o.current?.lastUpdated as string);
       return {

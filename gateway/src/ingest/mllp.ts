@@ -48,7 +48,10 @@ function erl(location: string): string {
 }
 
 function timestamp(): string {
-  return new Date().toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, '+0000');
+  return new Date()
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, '+0000');
 }
 
 /** The ACK for a message (its MSH read leniently: the message itself may be what is wrong). */
@@ -60,7 +63,9 @@ export function ackFor(message: string, error?: { code: string; location: string
   const standard = f[1] === '^~\\&';
   const field = (n: number): string => (standard ? (f[n - 1] ?? '').replace(/[|~\\\r\n]/g, ' ').slice(0, 200) : plain(f[n - 1] ?? ''));
   const trigger = (f[8] ?? '').split('^')[1] ?? '';
-  const header = ['MSH', '^~\\&', field(5), field(6), field(3), field(4), timestamp(), '', `ACK^${plain(trigger)}^ACK`, randomUUID().slice(0, 20), 'P', field(12) || '2.5.1'].join('|');
+  const header = ['MSH', '^~\\&', field(5), field(6), field(3), field(4), timestamp(), '', `ACK^${plain(trigger)}^ACK`, randomUUID().slice(0, 20), 'P', field(12) || '2.5.1'].join(
+    '|',
+  );
   if (!error) return `${header}\rMSA|AA|${field(10)}\r`;
   // Table 0357: 100 segment sequence, 101 required field missing, 102 data type, 200 unsupported message type, 207 application error.
   const code = error.location.startsWith('MSH-9') ? '200^Unsupported message type' : error.code === 'INVALID' ? '102^Data type error' : '207^Application internal error';

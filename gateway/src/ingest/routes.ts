@@ -69,7 +69,11 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
   // Before any body is read (up to 64 MB): ingestion is for this organization's writers only.
   router.use((req: Request, _res: Response, next: NextFunction) => {
     const auth = requireAuth(req);
-    next(INGEST_ROLES.has(auth.role) && auth.actorAuth !== 'delegated' ? undefined : new OperationOutcomeError('FORBIDDEN', `A ${auth.role} may not ingest records (systems, devices and practitioners of this organization do)`));
+    next(
+      INGEST_ROLES.has(auth.role) && auth.actorAuth !== 'delegated'
+        ? undefined
+        : new OperationOutcomeError('FORBIDDEN', `A ${auth.role} may not ingest records (systems, devices and practitioners of this organization do)`),
+    );
   });
 
   router.post('/hl7v2', express.raw({ type: HL7_TYPES, limit: '4mb' }), async (req, res) => {
@@ -96,7 +100,10 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
       patientId = ingest.patientByDid(record.patient.did);
     }
     if (patientId === undefined) {
-      throw new OperationOutcomeError('UNMAPPABLE', '/patient: the session\'s patient is not a Patient held here (link the patient\'s DID to a Patient, or give ?patient=Patient/<id>)');
+      throw new OperationOutcomeError(
+        'UNMAPPABLE',
+        "/patient: the session's patient is not a Patient held here (link the patient's DID to a Patient, or give ?patient=Patient/<id>)",
+      );
     }
     const bundle = mapped(() => custodian.derive(() => vrSessionToBundle(record, { ids: custodian.ids, patientReference: `Patient/${patientId}` })));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
@@ -113,7 +120,12 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
 
   router.all('/{*rest}', (req: Request, _res: Response, next: NextFunction) => {
     // The path is not echoed: it may hold an id (and the message goes to the log).
-    next(new OperationOutcomeError('NOT_FOUND', `${req.method === 'POST' ? 'This' : `${req.method} on this`} path is not an ingestion route (POST /ingest/hl7v2, /ingest/vr-session, /ingest/fhir)`));
+    next(
+      new OperationOutcomeError(
+        'NOT_FOUND',
+        `${req.method === 'POST' ? 'This' : `${req.method} on this`} path is not an ingestion route (POST /ingest/hl7v2, /ingest/vr-session, /ingest/fhir)`,
+      ),
+    );
   });
   return router;
 }

@@ -88,7 +88,10 @@ function seed(env: Env): void {
   for (const p of ['p1', 'p2']) env.ehr.put({ resourceType: 'Patient', id: p, name: [{ family: `Family-${p}` }] }, T1);
   // Five Observations sharing one lastUpdated (a bulk load): page boundaries split them.
   for (let i = 0; i < 5; i++) {
-    env.ehr.put({ resourceType: 'Observation', id: `o${i}`, status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/p${(i % 2) + 1}` }, valueInteger: 60 + i }, T1);
+    env.ehr.put(
+      { resourceType: 'Observation', id: `o${i}`, status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/p${(i % 2) + 1}` }, valueInteger: 60 + i },
+      T1,
+    );
   }
 }
 
@@ -112,7 +115,10 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(first.created).to.equal(7);
     expect(versions('Patient')).to.deep.equal([1, 1]);
     expect(versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
-    const o0 = JSON.parse(env.store.readCurrent('Observation', env.ids.ehrLocalId(env.ehr.baseUrl, 'Observation', 'o0'))?.content ?? '{}') as { subject: { reference: string }; meta: { source: string } };
+    const o0 = JSON.parse(env.store.readCurrent('Observation', env.ids.ehrLocalId(env.ehr.baseUrl, 'Observation', 'o0'))?.content ?? '{}') as {
+      subject: { reference: string };
+      meta: { source: string };
+    };
     expect(o0.subject.reference).to.equal(`Patient/${env.ids.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1')}`);
     expect(o0.meta.source).to.equal(`${env.ehr.baseUrl}/Observation/o0`);
     expect(env.ehr.searches[0]).to.match(/^\/fhir\/Patient\?/);
@@ -126,8 +132,14 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
 
   it('incremental: only what changed is pushed, and gets a new version', async () => {
     await run();
-    env.ehr.put({ resourceType: 'Observation', id: 'o3', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p2' }, valueInteger: 99 }, '2026-01-02T00:00:00.000Z');
-    env.ehr.put({ resourceType: 'Observation', id: 'o9', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p1' }, valueInteger: 70 }, '2026-01-02T00:00:00.000Z');
+    env.ehr.put(
+      { resourceType: 'Observation', id: 'o3', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p2' }, valueInteger: 99 },
+      '2026-01-02T00:00:00.000Z',
+    );
+    env.ehr.put(
+      { resourceType: 'Observation', id: 'o9', status: 'final', code: { text: 'pulse' }, subject: { reference: 'Patient/p1' }, valueInteger: 70 },
+      '2026-01-02T00:00:00.000Z',
+    );
     const next = await run();
     expect(next).to.include({ resources: 2, created: 1, updated: 1, unchanged: 0 });
     expect(versions('Observation')).to.deep.equal([1, 1, 1, 2, 1]);
@@ -172,10 +184,16 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     other.close();
   });
 
-  it('rewrites only references to the EHR\'s own resources', () => {
+  it("rewrites only references to the EHR's own resources", () => {
     const base = 'https://ehr.example/fhir';
     const localIdOf = (b: string, type: string, id: string): string => env.ids.ehrLocalId(b, type, id);
-    const r = { a: { reference: 'Patient/1' }, b: { reference: `${base}/Encounter/2/_history/3` }, c: { reference: '#c1' }, d: { reference: 'https://other.example/fhir/Patient/1' }, e: [{ reference: 'urn:uuid:x' }] };
+    const r = {
+      a: { reference: 'Patient/1' },
+      b: { reference: `${base}/Encounter/2/_history/3` },
+      c: { reference: '#c1' },
+      d: { reference: 'https://other.example/fhir/Patient/1' },
+      e: [{ reference: 'urn:uuid:x' }],
+    };
     rewriteEhrReferences(r, base, (type, id) => localIdOf(base, type, id));
     expect(r.a.reference).to.equal(`Patient/${localIdOf(base, 'Patient', '1')}`);
     expect(r.b.reference).to.equal(`Encounter/${localIdOf(base, 'Encounter', '2')}`);

@@ -142,7 +142,11 @@ async function push(options: SyncOptions, source: string, ehr: string, resources
     let why = text.slice(0, 500);
     try {
       const outcome = JSON.parse(text) as { issue?: Array<{ diagnostics?: string }> };
-      why = (outcome.issue ?? []).map((i) => i.diagnostics).filter(Boolean).join('; ') || why;
+      why =
+        (outcome.issue ?? [])
+          .map((i) => i.diagnostics)
+          .filter(Boolean)
+          .join('; ') || why;
     } catch {
       // not JSON: the text as is
     }
@@ -220,7 +224,9 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
         total.updated += counts.updated;
         total.unchanged += counts.unchanged;
         const secs = (Date.now() - t0) / 1000;
-        say(`${type}: page ${total.pages}: ${local.length} resources (${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged); total ${total.resources} in ${secs.toFixed(1)} s, ${(total.resources / Math.max(secs, 0.001)).toFixed(1)}/s`);
+        say(
+          `${type}: page ${total.pages}: ${local.length} resources (${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged); total ${total.resources} in ${secs.toFixed(1)} s, ${(total.resources / Math.max(secs, 0.001)).toFixed(1)}/s`,
+        );
       }
       const nextLink = page.link?.find((l) => l.relation === 'next')?.url;
       if (nextLink !== undefined && new URL(nextLink, `${ehr}/`).origin !== ehrOrigin) throw new Error(`${type}: the EHR's next link leads to another origin; refused`);

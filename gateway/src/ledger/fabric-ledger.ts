@@ -161,7 +161,11 @@ export class FabricLedger implements LedgerClient {
         continue;
       }
       if (status.successful) return transaction.getResult();
-      if ((send > 0 || !first) && status.code === peer.TxValidationCode.DUPLICATE_TXID && (await this.#validationCodeOf(transaction.getTransactionId())) === peer.TxValidationCode.VALID) {
+      if (
+        (send > 0 || !first) &&
+        status.code === peer.TxValidationCode.DUPLICATE_TXID &&
+        (await this.#validationCodeOf(transaction.getTransactionId())) === peer.TxValidationCode.VALID
+      ) {
         return transaction.getResult();
       }
       throw new InvalidatedError(status.code, status.transactionId);
@@ -186,7 +190,6 @@ export class FabricLedger implements LedgerClient {
     }
   }
 
-
   anchor(input: AnchorInput): Promise<Anchor> {
     return this.#submit('record', 'Anchor', [JSON.stringify(input)], `anchoring ${input.resourceType}/${input.id}/_history/${input.versionId}`);
   }
@@ -209,7 +212,7 @@ export class FabricLedger implements LedgerClient {
   }
 
   erasePatient(patient: string): Promise<{ erased: string[] }> {
-    return this.#submit('record', 'ErasePatient', [patient], 'erasing the patient\'s anchors');
+    return this.#submit('record', 'ErasePatient', [patient], "erasing the patient's anchors");
   }
 
   getAnchor(resourceType: string, id: string, versionId: string): Promise<Anchor | undefined> {

@@ -44,13 +44,19 @@ export async function startMiniFhirServer(options: { port?: number; host?: strin
   };
 
   const outcome = (res: express.Response, status: number, text: string): void => {
-    res.status(status).type('application/fhir+json').send(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: text }] }));
+    res
+      .status(status)
+      .type('application/fhir+json')
+      .send(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: text }] }));
   };
 
   app.put('/fhir/:type/:id', (req, res) => {
     const body = req.body as Resource;
     if (body?.resourceType !== req.params.type || body.id !== req.params.id) return outcome(res, 400, 'resourceType and id must match the URL');
-    res.status(200).type('application/fhir+json').send(JSON.stringify(put(body)));
+    res
+      .status(200)
+      .type('application/fhir+json')
+      .send(JSON.stringify(put(body)));
   });
 
   app.get('/fhir/:type/:id', (req, res) => {
@@ -84,7 +90,13 @@ export async function startMiniFhirServer(options: { port?: number; host?: strin
       link.push({ relation: 'next', url: `${baseUrl}/${req.params.type}?${next.toString()}` });
     }
     res.type('application/fhir+json').send(
-      JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: matches.length, link, entry: page.map((r) => ({ fullUrl: `${baseUrl}/${r.resourceType}/${r.id}`, resource: r, search: { mode: 'match' } })) }),
+      JSON.stringify({
+        resourceType: 'Bundle',
+        type: 'searchset',
+        total: matches.length,
+        link,
+        entry: page.map((r) => ({ fullUrl: `${baseUrl}/${r.resourceType}/${r.id}`, resource: r, search: { mode: 'match' } })),
+      }),
     );
   });
 

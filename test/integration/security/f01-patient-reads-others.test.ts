@@ -15,7 +15,20 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { generateDidKey } from '@hdx/gateway';
 import { call, registerDid, staffToken } from '../../support/fhir-client';
-import { auditEventsOf, didToken, eventsBy, missingId, newObservation, newPatient, type PatientParty, REFUSED, resourcesOf, securityEnv, type SecurityEnv, show } from '../../support/security';
+import {
+  auditEventsOf,
+  didToken,
+  eventsBy,
+  missingId,
+  newObservation,
+  newPatient,
+  type PatientParty,
+  REFUSED,
+  resourcesOf,
+  securityEnv,
+  type SecurityEnv,
+  show,
+} from '../../support/security';
 
 const repo = path.resolve(__dirname, '..', '..', '..');
 const cli = path.join(repo, 'gateway', 'dist', 'cli.js');
@@ -30,7 +43,9 @@ describe('security finding 1: a patient reads only their own compartment', funct
 
   /** The attacker's token, made with `hdx token` (the CLI a patient's wallet stands in for). */
   const cliToken = (scope: string, purpose: string, extra: string[] = []): string =>
-    execFileSync(process.execPath, [cli, 'token', '--key', keyFile, '--aud', env.h1.config.baseUrl, '--scope', scope, '--purpose', purpose, '--ttl', '120', ...extra], { encoding: 'utf8' }).trim();
+    execFileSync(process.execPath, [cli, 'token', '--key', keyFile, '--aud', env.h1.config.baseUrl, '--scope', scope, '--purpose', purpose, '--ttl', '120', ...extra], {
+      encoding: 'utf8',
+    }).trim();
 
   before(async () => {
     env = await securityEnv();
@@ -80,7 +95,10 @@ describe('security finding 1: a patient reads only their own compartment', funct
     const ids = resourcesOf(all.body).map((r) => r.id);
     expect(ids, 'LEAK: an unfiltered search by patient B lists patient A’s Observation').to.not.include(victimObs);
     const subjects = resourcesOf(all.body).map((r) => r.subject?.reference);
-    expect(subjects.every((s) => s === `Patient/${attacker.patientId}`), `an unfiltered search by patient B lists other patients' records: ${JSON.stringify(subjects)}`).to.equal(true);
+    expect(
+      subjects.every((s) => s === `Patient/${attacker.patientId}`),
+      `an unfiltered search by patient B lists other patients' records: ${JSON.stringify(subjects)}`,
+    ).to.equal(true);
   });
 
   it('$everything and _history of the victim are refused to another patient', async () => {
@@ -107,7 +125,12 @@ describe('security finding 1: a patient reads only their own compartment', funct
   it('break-glass is not open to a device either (ETREAT is for practitioners only)', async () => {
     const device = generateDidKey();
     await registerDid(env.h1, 'hospital1', 'device', device);
-    const res = await call(env.h1, 'GET', `/Observation/${victimObs}`, didToken(device.privateJwk, env.h1, 'system/Observation.read', 'ETREAT', { breakGlassReason: 'sensor says so' }));
+    const res = await call(
+      env.h1,
+      'GET',
+      `/Observation/${victimObs}`,
+      didToken(device.privateJwk, env.h1, 'system/Observation.read', 'ETREAT', { breakGlassReason: 'sensor says so' }),
+    );
     expect(res.text, 'LEAK: a device broke the glass').to.not.include('HIV-1 RNA detected');
     expect(REFUSED, show(res)).to.include(res.status);
   });

@@ -88,7 +88,14 @@ describe('security finding 2: a patient never writes another patient’s records
       entry: [
         {
           request: { method: 'PUT', url: `Observation/${victimObs}` },
-          resource: { resourceType: 'Observation', id: victimObs, status: 'final', code: LOINC, subject: { reference: `Patient/${victim.patientId}` }, valueString: 'forged in a bundle' },
+          resource: {
+            resourceType: 'Observation',
+            id: victimObs,
+            status: 'final',
+            code: LOINC,
+            subject: { reference: `Patient/${victim.patientId}` },
+            valueString: 'forged in a bundle',
+          },
         },
       ],
     });
@@ -105,7 +112,14 @@ describe('security finding 2: a patient never writes another patient’s records
         {
           fullUrl: `urn:uuid:${victimObs}`,
           request: { method: 'PUT', url: `Observation/${victimObs}` },
-          resource: { resourceType: 'Observation', id: victimObs, status: 'final', code: LOINC, subject: { reference: `Patient/${victim.patientId}` }, valueString: 'forged through ingestion' },
+          resource: {
+            resourceType: 'Observation',
+            id: victimObs,
+            status: 'final',
+            code: LOINC,
+            subject: { reference: `Patient/${victim.patientId}` },
+            valueString: 'forged through ingestion',
+          },
         },
       ],
     });

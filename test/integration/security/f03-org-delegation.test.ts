@@ -53,7 +53,10 @@ describe('security finding 3: a member organization acts only for its own active
   it('no access entry claims the patient read their own record through Hospital2', async () => {
     const events = await auditEventsOf(env, victim.did);
     const forged = events.filter((e) => e.outcome === '0' && e.agent?.some((a: { who?: { identifier?: { value?: string } } }) => a.who?.identifier?.value === victim.did));
-    expect(forged.map((e) => e.outcomeDesc), 'FORGED HISTORY: a permitted access is recorded as the patient’s own, made by Hospital2').to.have.length(0);
+    expect(
+      forged.map((e) => e.outcomeDesc),
+      'FORGED HISTORY: a permitted access is recorded as the patient’s own, made by Hospital2',
+    ).to.have.length(0);
   });
 
   it('hdx_user = the regulator’s auditor DID at the regulator’s gateway: the access history is refused', async () => {

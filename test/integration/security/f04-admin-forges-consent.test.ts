@@ -56,15 +56,32 @@ describe('security finding 4: a hospital admin alone can neither forge nor freez
       addRefused = true;
     }
     const forged = permitOrganizationConsent('5c2d8e1f-0a3b-4c5d-9e6f-7a8b9c0d1e2f', victim.did, 'Hospital2MSP', 'TREAT');
-    const res = await call(env.h1, 'POST', '/Consent', didToken(adminsPuppet.privateJwk, env.h1, 'user/Consent.write', 'TREAT'), signConsent(adminsPuppet.privateJwk, forged, 'grant'), 'application/jose');
-    expect(res.status, `FORGED CONSENT accepted, signed by a guardian the admin added alone (AddGuardian → ${JSON.stringify(added).slice(0, 200)}): ${show(res)}`).to.be.within(400, 499);
+    const res = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(adminsPuppet.privateJwk, env.h1, 'user/Consent.write', 'TREAT'),
+      signConsent(adminsPuppet.privateJwk, forged, 'grant'),
+      'application/jose',
+    );
+    expect(res.status, `FORGED CONSENT accepted, signed by a guardian the admin added alone (AddGuardian → ${JSON.stringify(added).slice(0, 200)}): ${show(res)}`).to.be.within(
+      400,
+      499,
+    );
     const read = await h2Read(victimObs);
     expect(read.text, 'LEAK: Hospital2 read the record under a consent forged by hospital1’s admin').to.not.include('F4 guarded result');
     expect(REFUSED, show(read)).to.include(read.status);
   });
 
   it('the patient sees the proposed guardian as pending in their own DID resolution, not as a guardian', async () => {
-    const res = await call(env.h1, 'GET', `${env.h1.config.baseUrl.replace(/\/fhir$/, '')}/did/${victim.did}`, didToken(victim.key.privateJwk, env.h1, 'patient/*.read', 'PATRQT'), undefined, 'application/json');
+    const res = await call(
+      env.h1,
+      'GET',
+      `${env.h1.config.baseUrl.replace(/\/fhir$/, '')}/did/${victim.did}`,
+      didToken(victim.key.privateJwk, env.h1, 'patient/*.read', 'PATRQT'),
+      undefined,
+      'application/json',
+    );
     expect(res.status, show(res)).to.equal(200);
     expect(res.body.hdx.guardians ?? [], 'the admin’s guardian is effective without the patient’s proof or a second organization').to.not.include(adminsPuppet.did);
     if (!addRefused) expect(res.body.hdx.pendingGuardians ?? [], 'the admin’s proposal is not visible to the patient (hdx.pendingGuardians)').to.include(adminsPuppet.did);
@@ -72,7 +89,14 @@ describe('security finding 4: a hospital admin alone can neither forge nor freez
 
   it('after an admin deactivates the patient without proof, the patient’s permit stops permitting and the patient can still revoke', async () => {
     const consent = frozenConsent();
-    const granted = await call(env.h1, 'POST', '/Consent', didToken(frozen.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(frozen.key.privateJwk, consent, 'grant'), 'application/jose');
+    const granted = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(frozen.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+      signConsent(frozen.key.privateJwk, consent, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, show(granted)).to.equal(201);
     const before = await h2Read(frozenObs);
     expect(before.status, `precondition: Hospital2 reads under the patient's permit: ${show(before)}`).to.equal(200);
@@ -88,7 +112,14 @@ describe('security finding 4: a hospital admin alone can neither forge nor freez
     if (revoked.status === 401) {
       // The patient's bearer token is not accepted while suspended: the patient's signed revoke goes
       // through another member's gateway instead.
-      revoked = await call(env.reg, 'PUT', `/Consent/${consent.id}`, staffToken(env.reg, 'regulator', { scope: 'user/Consent.write', purpose: 'HOPERAT' }), revokeJws, 'application/jose');
+      revoked = await call(
+        env.reg,
+        'PUT',
+        `/Consent/${consent.id}`,
+        staffToken(env.reg, 'regulator', { scope: 'user/Consent.write', purpose: 'HOPERAT' }),
+        revokeJws,
+        'application/jose',
+      );
     }
     expect(revoked.status, `the patient could not revoke after the admin deactivated their DID: ${show(revoked)}`).to.equal(200);
     expect(revoked.body.status).to.equal('inactive');

@@ -31,7 +31,10 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
   const logLines: string[] = [];
   // A unique MRN and visit number, so this file never collides with other ingestion tests on the network.
   const mrn = `MRN-${randomBytes(4).readUInt32BE(0) % 100000000}`;
-  const adt = golden.replace('MRN-000042', mrn).replace('V-2024-777', `V-${mrn}`).replace('MSG00001', `MSG${mrn.slice(4)}`);
+  const adt = golden
+    .replace('MRN-000042', mrn)
+    .replace('V-2024-777', `V-${mrn}`)
+    .replace('MSG00001', `MSG${mrn.slice(4)}`);
   let patientId: string;
   let mrnIdentifier: { system: string; value: string };
   const admin = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did, role: 'admin', scope: 'user/*.*' });
@@ -39,7 +42,12 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
   const ingest = (message = adt) => call(gw, 'POST', `${gw.config.baseUrl.replace(/\/fhir$/, '')}/ingest/hl7v2`, staff(), message, HL7);
   // The same patient's lab result, with order numbers of its own.
   const filler = `FIL-${mrn.slice(4)}`;
-  const oru = hl7('oru-r01.hl7').replace(/MRN-000042/g, mrn).replace(/V-2024-777/g, `V-${mrn}`).replace(/FIL-9/g, filler).replace(/ORD-1/g, `ORD-${mrn.slice(4)}`).replace('LAB-0042', `LAB${mrn.slice(4)}`);
+  const oru = hl7('oru-r01.hl7')
+    .replace(/MRN-000042/g, mrn)
+    .replace(/V-2024-777/g, `V-${mrn}`)
+    .replace(/FIL-9/g, filler)
+    .replace(/ORD-1/g, `ORD-${mrn.slice(4)}`)
+    .replace('LAB-0042', `LAB${mrn.slice(4)}`);
 
   before(async () => {
     env = await securityEnv();
@@ -79,7 +87,10 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
     expect(read.status).to.equal(200);
     await new Promise((r) => setTimeout(r, 200));
     const leaking = logLines.filter((l) => l.includes(patientId) || l.includes(mrn));
-    expect(leaking.map((l) => l.slice(0, 300)), `LOGGED: ${leaking.length} log lines name the MRN-derived Patient id or the MRN`).to.have.length(0);
+    expect(
+      leaking.map((l) => l.slice(0, 300)),
+      `LOGGED: ${leaking.length} log lines name the MRN-derived Patient id or the MRN`,
+    ).to.have.length(0);
   });
 
   it('order-number-derived ids: another member cannot compute a lab report’s id from its order number', async () => {
@@ -106,6 +117,9 @@ describe('security finding 5: no MRN-derived ids on the ledger or in logs; erasu
     const again = await ingest();
     expect(again.status, `RETURNING PATIENT REFUSED after erasure (same MRN): ${show(again)}`).to.equal(200);
     const statuses = (again.body.entry as Array<{ response: { status: string } }>).map((e) => e.response.status);
-    expect(statuses.every((s) => s.startsWith('201') || s.startsWith('200')), JSON.stringify(statuses)).to.equal(true);
+    expect(
+      statuses.every((s) => s.startsWith('201') || s.startsWith('200')),
+      JSON.stringify(statuses),
+    ).to.equal(true);
   });
 });

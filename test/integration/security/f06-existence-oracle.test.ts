@@ -13,7 +13,19 @@ import { expect } from 'chai';
 import { signConsent } from '@hdx/gateway';
 import { call, type Gw, type Reply, staffToken } from '../../support/fhir-client';
 import { MSP_SYSTEM, PURPOSE_SYSTEM } from '../../support/jose';
-import { auditEventsOf, didToken, eventsBy, extraGateway, missingId, newObservation, newPatient, type PatientParty, securityEnv, type SecurityEnv, show } from '../../support/security';
+import {
+  auditEventsOf,
+  didToken,
+  eventsBy,
+  extraGateway,
+  missingId,
+  newObservation,
+  newPatient,
+  type PatientParty,
+  securityEnv,
+  type SecurityEnv,
+  show,
+} from '../../support/security';
 
 describe('security finding 6: refusals do not reveal whether a record exists or why', function () {
   let env: SecurityEnv;
@@ -41,7 +53,14 @@ describe('security finding 6: refusals do not reveal whether a record exists or 
       patient: { reference: denier.did },
       provision: { type: 'deny', actor: [{ reference: { identifier: { system: MSP_SYSTEM, value: 'Hospital2MSP' } } }], purpose: [{ system: PURPOSE_SYSTEM, code: 'TREAT' }] },
     };
-    const granted = await call(env.h1, 'POST', '/Consent', didToken(denier.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(denier.key.privateJwk, deny, 'grant'), 'application/jose');
+    const granted = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(denier.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+      signConsent(denier.key.privateJwk, deny, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, show(granted)).to.equal(201);
   });
 
@@ -100,8 +119,14 @@ describe('security finding 6: refusals do not reveal whether a record exists or 
   it('guard (holds on main): the denied attempt on the existing record is still recorded for the regulator’s auditor', async () => {
     await call(env.h1, 'GET', `/Observation/${obs}`, h2());
     const events = eventsBy(await auditEventsOf(env, victim.did), env.drH2.did, `Observation/${obs}`);
-    expect(events.map((e) => e.outcome), 'the refused read of an existing record left no access entry').to.include('4');
-    expect(events.map((e) => e.outcome), 'recorded as permitted').to.not.include('0');
+    expect(
+      events.map((e) => e.outcome),
+      'the refused read of an existing record left no access entry',
+    ).to.include('4');
+    expect(
+      events.map((e) => e.outcome),
+      'recorded as permitted',
+    ).to.not.include('0');
   });
 
   describe('the candidate limit of search and history', function () {
@@ -119,7 +144,13 @@ describe('security finding 6: refusals do not reveal whether a record exists or 
       for (const n of [500, 500, 1]) {
         const entry = Array.from({ length: n }, () => ({
           request: { method: 'POST', url: 'Observation' },
-          resource: { resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: manyCode }] }, subject: { reference: `Patient/${p.body.id}` }, effectiveDateTime: '2026-11-01T00:00:00Z' },
+          resource: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { coding: [{ system: 'http://loinc.org', code: manyCode }] },
+            subject: { reference: `Patient/${p.body.id}` },
+            effectiveDateTime: '2026-11-01T00:00:00Z',
+          },
         }));
         const res = await call(gw, 'POST', '', staff, { resourceType: 'Bundle', type: 'transaction', entry });
         expect(res.status, show(res)).to.equal(200);
@@ -129,13 +160,19 @@ describe('security finding 6: refusals do not reveal whether a record exists or 
     it('a search matching over 1000 records the caller may not see answers like one matching none', async () => {
       const many = await call(gw, 'GET', `/Observation?code=http://loinc.org|${manyCode}`, h2At());
       const none = await call(gw, 'GET', `/Observation?code=http://loinc.org|${noneCode}`, h2At());
-      expect({ status: many.status, total: many.body?.total }, `ORACLE (candidate limit): code with 1001 records ${show(many)} vs code with none ${show(none)}`).to.deep.equal({ status: none.status, total: none.body?.total });
+      expect({ status: many.status, total: many.body?.total }, `ORACLE (candidate limit): code with 1001 records ${show(many)} vs code with none ${show(none)}`).to.deep.equal({
+        status: none.status,
+        total: none.body?.total,
+      });
     });
 
     it('type history over 1000 versions the caller may not see answers like an empty one', async () => {
       const all = await call(gw, 'GET', '/Observation/_history', h2At());
       const empty = await call(gw, 'GET', '/Condition/_history', h2At());
-      expect({ status: all.status, total: all.body?.total }, `ORACLE (history limit): ${show(all)} vs ${show(empty)}`).to.deep.equal({ status: empty.status, total: empty.body?.total });
+      expect({ status: all.status, total: all.body?.total }, `ORACLE (history limit): ${show(all)} vs ${show(empty)}`).to.deep.equal({
+        status: empty.status,
+        total: empty.body?.total,
+      });
     });
   });
 });

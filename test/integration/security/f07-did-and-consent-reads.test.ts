@@ -45,7 +45,14 @@ describe('security finding 7: DID registration by admins only; DID documents and
         securityLabel: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY' }],
       },
     };
-    const granted = await call(env.h1, 'POST', '/Consent', didToken(victim.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(victim.key.privateJwk, consent, 'grant'), 'application/jose');
+    const granted = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(victim.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+      signConsent(victim.key.privateJwk, consent, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, show(granted)).to.equal(201);
   });
 
@@ -132,7 +139,16 @@ describe('security finding 7: DID registration by admins only; DID documents and
     expect(asHolder.status, show(asHolder)).to.equal(200);
     // Off-boarding through the CLI, as the hospital's admin would.
     // (Asynchronously: the gateway under test serves the CLI's request from this very process.)
-    const run = await promisify(execFile)(process.execPath, [path.join(__dirname, '..', '..', '..', 'gateway', 'dist', 'cli.js'), 'offboard', '--gateway', root(env.h1), '--token', admin, '--subject', 'dr-jones-f07']);
+    const run = await promisify(execFile)(process.execPath, [
+      path.join(__dirname, '..', '..', '..', 'gateway', 'dist', 'cli.js'),
+      'offboard',
+      '--gateway',
+      root(env.h1),
+      '--token',
+      admin,
+      '--subject',
+      'dr-jones-f07',
+    ]);
     expect(JSON.parse(run.stdout).deactivated).to.deep.equal([key.did]);
     const resolved = await call(env.h1, 'GET', `${root(env.h1)}/did/${key.did}`, h1Staff(env));
     expect(resolved.body?.hdx?.status, show(resolved)).to.equal('deactivated');

@@ -52,7 +52,14 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
       if (link.status === 403) link = await call(env.h1, 'PUT', `/Patient/${patientId}`, h1Staff(env), linked);
       expect(link.status, show(link)).to.equal(200);
       afterLink = await newObservation(env, patientId, { code: LOINC, valueString: 'F8 after the link' });
-      const granted = await call(env.h1, 'POST', '/Consent', didToken(patient.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(patient.privateJwk, consent, 'grant'), 'application/jose');
+      const granted = await call(
+        env.h1,
+        'POST',
+        '/Consent',
+        didToken(patient.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+        signConsent(patient.privateJwk, consent, 'grant'),
+        'application/jose',
+      );
       expect(granted.status, show(granted)).to.equal(201);
     });
 
@@ -72,7 +79,9 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
     it('$exchange finds the records written before the link', async () => {
       const res = await call(env.h2, 'GET', `/Patient/$exchange?patient=${patient.did}`, staffToken(env.h2, 'hospital2', { did: env.drH2.did, scope: 'user/*.read' }));
       expect(res.status, show(res)).to.equal(200);
-      const ids = resourcesOf(res.body).filter((r) => r.resourceType === 'Observation').map((r) => r.id);
+      const ids = resourcesOf(res.body)
+        .filter((r) => r.resourceType === 'Observation')
+        .map((r) => r.id);
       expect(ids, 'guard: the post-link record is exchanged').to.include(afterLink);
       expect(ids, 'NOT LOCATED: the pre-link record is invisible to the exchange').to.include(beforeLink);
     });
@@ -106,8 +115,11 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
     it('the resource stays writable after an ambiguous outcome that did commit, and what is served verifies', async () => {
       const pid = ordererPid();
       const anchored = async (version: number, waitMs: number): Promise<boolean> => {
-        for (const until = Date.now() + waitMs; ; ) {
-          const found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Observation', obsId, String(version)).then(() => true, () => false);
+        for (const until = Date.now() + waitMs; ;) {
+          const found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Observation', obsId, String(version)).then(
+            () => true,
+            () => false,
+          );
           if (found || Date.now() > until) return found;
           await new Promise((r) => setTimeout(r, 300));
         }
@@ -139,11 +151,14 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
       // A fixed gateway may need a moment to settle the ambiguous write by asking the ledger; a wedged one
       // refuses for ever.
       let next = await call(gw, 'PUT', `/Observation/${obsId}`, staff(), body('after the timeout'));
-      for (const until = Date.now() + 10_000; [409, 503, 504].includes(next.status) && Date.now() < until; ) {
+      for (const until = Date.now() + 10_000; [409, 503, 504].includes(next.status) && Date.now() < until;) {
         await new Promise((r) => setTimeout(r, 1000));
         next = await call(gw, 'PUT', `/Observation/${obsId}`, staff(), body('after the timeout'));
       }
-      expect(next.status, `WEDGED: the update after an ambiguous outcome (version ${committed} committed although the client was told it failed; attempts: ${attempts.join(", ")}): ${show(next)}`).to.equal(200);
+      expect(
+        next.status,
+        `WEDGED: the update after an ambiguous outcome (version ${committed} committed although the client was told it failed; attempts: ${attempts.join(', ')}): ${show(next)}`,
+      ).to.equal(200);
       const again = await call(gw, 'PUT', `/Observation/${obsId}`, staff(), body('and once more'));
       expect(again.status, `WEDGED (second update): ${show(again)}`).to.equal(200);
       const read = await call(gw, 'GET', `/Observation/${obsId}`, staff());

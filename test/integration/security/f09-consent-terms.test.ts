@@ -54,7 +54,14 @@ describe('security finding 9: consent terms are enforced as written', function (
         ],
       },
     };
-    const granted = await call(env.h1, 'POST', '/Consent', didToken(patient.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(patient.key.privateJwk, consent, 'grant'), 'application/jose');
+    const granted = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(patient.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+      signConsent(patient.key.privateJwk, consent, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, show(granted)).to.equal(201);
   });
 
@@ -94,7 +101,10 @@ describe('security finding 9: consent terms are enforced as written', function (
       } catch (err) {
         refusal = String(err);
       }
-      expect(listed, `BOOKMARK ESCAPE: LocateRecords for a patient with no records listed ${listed.length} other patients' records, e.g. ${listed.slice(0, 3).join(', ')}`).to.have.length(0);
+      expect(
+        listed,
+        `BOOKMARK ESCAPE: LocateRecords for a patient with no records listed ${listed.length} other patients' records, e.g. ${listed.slice(0, 3).join(', ')}`,
+      ).to.have.length(0);
       if (refusal !== undefined) expect(refusal).to.match(/INVALID|FORBIDDEN/);
     } finally {
       member.close();

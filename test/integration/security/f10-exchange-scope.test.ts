@@ -16,8 +16,7 @@ describe('security finding 10: $exchange passes the user’s scopes on', functio
   let env: SecurityEnv;
   let patient: PatientParty;
   let obs: string;
-  const exchange = (scope: string, query = '') =>
-    call(env.h2, 'GET', `/Patient/$exchange?patient=${patient.did}${query}`, didToken(env.drH2.privateJwk, env.h2, scope, 'TREAT'));
+  const exchange = (scope: string, query = '') => call(env.h2, 'GET', `/Patient/$exchange?patient=${patient.did}${query}`, didToken(env.drH2.privateJwk, env.h2, scope, 'TREAT'));
   const types = (bundle: unknown): string[] => resourcesOf(bundle).map((r) => r.resourceType);
 
   before(async () => {
@@ -25,14 +24,25 @@ describe('security finding 10: $exchange passes the user’s scopes on', functio
     patient = await newPatient(env, 'Exchange-F10');
     obs = await newObservation(env, patient.patientId, { valueString: 'F10 result' });
     const consent = permitOrganizationConsent('a0b1c2d3-e4f5-4a6b-8c7d-9e0f1a2b3c4d', patient.did, 'Hospital2MSP', 'TREAT');
-    const granted = await call(env.h1, 'POST', '/Consent', didToken(patient.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'), signConsent(patient.key.privateJwk, consent, 'grant'), 'application/jose');
+    const granted = await call(
+      env.h1,
+      'POST',
+      '/Consent',
+      didToken(patient.key.privateJwk, env.h1, 'patient/Consent.write', 'PATRQT'),
+      signConsent(patient.key.privateJwk, consent, 'grant'),
+      'application/jose',
+    );
     expect(granted.status, show(granted)).to.equal(201);
   });
 
   it('guard (holds on main): with user/*.read the consented Observation is exchanged', async () => {
     const res = await exchange('user/*.read');
     expect(res.status, show(res)).to.equal(200);
-    expect(resourcesOf(res.body).filter((r) => r.resourceType === 'Observation').map((r) => r.id)).to.include(obs);
+    expect(
+      resourcesOf(res.body)
+        .filter((r) => r.resourceType === 'Observation')
+        .map((r) => r.id),
+    ).to.include(obs);
   });
 
   it('with user/Patient.read only the Patient comes back, no Observation', async () => {
