@@ -15,6 +15,17 @@ check_prerequisites() {
   command -v gcc >/dev/null 2>&1 || die "gcc is missing: install a C compiler (Debian: apt-get install build-essential)."
 }
 
+# The shell linter (shellcheck) runs in the test command. Installed from Debian's packages when it is
+# missing and this is root on a Debian-like machine (a fresh CI machine); otherwise the lint says how.
+ensure_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "shellcheck (apt-get install shellcheck)"
+    { apt-get install -y -qq shellcheck || { apt-get update -qq && apt-get install -y -qq shellcheck; }; } >/dev/null 2>&1 || true
+  fi
+  command -v shellcheck >/dev/null 2>&1
+}
+
 # Installs the npm dependencies from the lockfile when node_modules is missing or older than the lockfile.
 ensure_node_modules() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

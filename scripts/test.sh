@@ -11,7 +11,7 @@ ensure_node_modules
 step "Fabric binaries (built once per machine, then cached)"
 bash scripts/install-fabric.sh >/dev/null
 step "Lint shell scripts"
-if command -v shellcheck >/dev/null 2>&1; then
+if ensure_shellcheck; then
   shellcheck -x scripts/*.sh .ci/run fabric-network/builders/ccaas/bin/*
 else
   echo "shellcheck is not installed: skipped (Debian: apt-get install shellcheck)" >&2
