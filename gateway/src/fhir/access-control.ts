@@ -106,21 +106,7 @@ export class AccessControl {
       const patient = this.#patientRefOf?.(v);
       if (!patient) throw new Error('AccessControl: reference data needs patientRefOf (the reference-data pseudonym)');
       const decision = REFERENCE_DATA_DECISION;
-      const [recorded] = await this.#sink.record([
-        {
-          actor,
-          actorOrganization: caller.organization,
-          actorAuth: caller.actorAuth,
-          patient,
-          resources: [ref(v)],
-          action: 'R',
-          subtype,
-          purpose,
-          ...decision,
-          custodian: this.#custodian,
-          entryId,
-        },
-      ]);
+      const [recorded] = await this.#sink.record([this.#readEntry(caller, v, patient, subtype, decision, entryId)]);
       return { ...decision, entryId, ...(recorded?.eventId ? { eventId: recorded.eventId } : {}) };
     }
     if (this.#sink.kind === 'ledger') {
@@ -142,24 +128,7 @@ export class AccessControl {
     } else {
       const decision = await this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) });
       // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
-      await this.#sink.record([
-        {
-          actor,
-          actorOrganization: caller.organization,
-          actorAuth: caller.actorAuth,
-          patient: (this.#patientRefOf as (v: StoredVersion) => string)(v),
-          resources: [ref(v)],
-          action: 'R',
-          subtype,
-          purpose,
-          decision: decision.decision,
-          consents: decision.consents,
-          reason: decision.reason,
-          breakGlass: decision.breakGlass,
-          custodian: this.#custodian,
-          entryId,
-        },
-      ]);
+      await this.#sink.record([this.#readEntry(caller, v, (this.#patientRefOf as (v: StoredVersion) => string)(v), subtype, decision, entryId)]);
       result = { ...decision, entryId };
       this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
     }
@@ -169,33 +138,41 @@ export class AccessControl {
     return result;
   }
 
+  /** The access entry of one read of one version, as the chaincode's AuthorizeAndRecord would record it. */
+  #readEntry(
+    caller: Caller,
+    v: StoredVersion,
+    patient: string,
+    subtype: Disclosure,
+    decision: Pick<AccessEntryInput, 'decision' | 'consents' | 'reason' | 'breakGlass'>,
+    entryId: string,
+  ): AccessEntryInput {
+    const { actor, purpose } = AccessControl.requireActor(caller);
+    return {
+      actor,
+      actorOrganization: caller.organization,
+      actorAuth: caller.actorAuth,
+      patient,
+      resources: [ref(v)],
+      action: 'R',
+      subtype,
+      purpose,
+      decision: decision.decision,
+      consents: decision.consents ?? [],
+      ...(decision.reason !== undefined ? { reason: decision.reason } : {}),
+      breakGlass: decision.breakGlass,
+      custodian: this.#custodian,
+      entryId,
+    };
+  }
+
   /**
    * A refusal the gateway decides before asking the chaincode (a patient outside their compartment):
    * recorded as a denied access like any other, then answered exactly as a missing resource.
    */
   async refuse(caller: Caller, v: StoredVersion, subtype: Disclosure, reason: 'outside-compartment'): Promise<never> {
-    const { actor, purpose } = AccessControl.requireActor(caller);
     const patient = this.#patientRefOf?.(v);
-    if (patient) {
-      await this.#sink.record([
-        {
-          actor,
-          actorOrganization: caller.organization,
-          actorAuth: caller.actorAuth,
-          patient,
-          resources: [ref(v)],
-          action: 'R',
-          subtype,
-          purpose,
-          decision: 'deny',
-          consents: [],
-          reason,
-          breakGlass: false,
-          custodian: this.#custodian,
-          entryId: randomUUID(),
-        },
-      ]);
-    }
+    if (patient) await this.#sink.record([this.#readEntry(caller, v, patient, subtype, { decision: 'deny', consents: [], reason, breakGlass: false }, randomUUID())]);
     throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
   }
 
