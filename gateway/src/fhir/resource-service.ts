@@ -73,6 +73,12 @@ export interface Includes {
   readonly mayRead: (resourceType: string) => boolean;
 }
 
+/** The refusal of a reference to a Patient that is not held here, or not the writing patient's own. */
+function notHeldPatient(resourceType: string): OperationOutcomeError {
+  const path = `${resourceType}.${compartmentParamsOf(resourceType)[0] ?? 'patient'}`;
+  return invalidAt(path, `${path} must reference a Patient held by this server`);
+}
+
 /** Too many candidates to decide in one request. Said the same way whoever asks (it counts before consent). */
 function tooBroad(narrowBy: string): OperationOutcomeError {
   return new OperationOutcomeError('INVALID', `The request is too broad for one answer: narrow it (${narrowBy})`);
@@ -286,7 +292,7 @@ export class ResourceService {
     const patientId = m?.[1];
     const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
     const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : this.#store.readCurrent('Patient', patientId)?.deleted === false;
-    if (!held || patientId === undefined) throw invalidAt(path, `${path} must reference a Patient held by this server`);
+    if (!held || patientId === undefined) throw notHeldPatient(type);
     return patientId;
   }
 
@@ -429,9 +435,8 @@ export class ResourceService {
 
   /** A compartment-bound caller (a patient) writes only its own compartment's records. */
   async #guardCompartment(caller: Caller, prepared: PreparedVersion): Promise<PreparedVersion> {
-    if (!(await this.inCompartment(caller, prepared.row.patientId))) {
-      throw invalidAt(`${prepared.resource.resourceType}.subject`, 'A patient may only write records of their own compartment');
-    }
+    // Said exactly as for a Patient this server does not hold: a patient cannot probe which exist.
+    if (!(await this.inCompartment(caller, prepared.row.patientId))) throw notHeldPatient(prepared.resource.resourceType);
     return prepared;
   }
 

@@ -142,6 +142,13 @@ describe('caller binding (HTTP, fake ledger)', () => {
       .set('content-type', FHIR)
       .send(obs(bob, 'forged'));
     expect(create.status).to.equal(400);
+    // Exactly the answer for a Patient this server does not hold: no probing which patients exist.
+    const absent = await request(app)
+      .post('/fhir/Observation')
+      .set(...asPatient(ALICE))
+      .set('content-type', FHIR)
+      .send(obs('00000000-0000-0000-0000-000000000000', 'forged'));
+    expect(create.body).to.deep.equal(absent.body);
     const relink = await request(app)
       .put(`/fhir/Patient/${bob}`)
       .set(...asPatient(ALICE))

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey } from '@hdx/gateway';
 import { call, registerDid } from '../../support/fhir-client';
-import { didToken, h1Staff, newObservation, newPatient, type PatientParty, securityEnv, type SecurityEnv, show } from '../../support/security';
+import { didToken, h1Staff, newObservation, newPatient, type PatientParty, securityEnv, type SecurityEnv, show, missingId } from '../../support/security';
 
 const LOINC = { coding: [{ system: 'http://loinc.org', code: '25836-8' }] };
 
@@ -18,7 +18,9 @@ describe('security finding 2: a patient never writes another patient’s records
   let victim: PatientParty;
   let attacker: PatientParty;
   let victimObs: string;
-  const bToken = (purpose = 'TREAT'): string => didToken(attacker.key.privateJwk, env.h1, 'patient/*.write patient/*.read', purpose);
+  // The patient's own purpose (PATRQT): with TREAT the purpose rule refuses the request before the
+  // compartment is even looked at, which would hide a compartment hole.
+  const bToken = (purpose = 'PATRQT'): string => didToken(attacker.key.privateJwk, env.h1, 'patient/*.write patient/*.read', purpose);
 
   /** The victim's Observation as custodian staff see it. */
   const staffRead = async (type: string, id: string) => call(env.h1, 'GET', `/${type}/${id}`, h1Staff(env));
@@ -51,7 +53,7 @@ describe('security finding 2: a patient never writes another patient’s records
     // this attacker is a patient registered by hospital1 who holds no record of their own.
     const hijacker = generateDidKey();
     await registerDid(env.h1, 'hospital1', 'patient', hijacker);
-    const res = await call(env.h1, 'PUT', `/Patient/${victim.patientId}`, didToken(hijacker.privateJwk, env.h1, 'patient/*.write patient/*.read', 'TREAT'), {
+    const res = await call(env.h1, 'PUT', `/Patient/${victim.patientId}`, didToken(hijacker.privateJwk, env.h1, 'patient/*.write patient/*.read', 'PATRQT'), {
       resourceType: 'Patient',
       id: victim.patientId,
       identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: hijacker.did }],
@@ -71,7 +73,16 @@ describe('security finding 2: a patient never writes another patient’s records
       subject: { reference: `Patient/${victim.patientId}` },
       valueString: 'planted by patient B',
     });
-    expect([403, 404], `patient B added a record to A's compartment: ${show(created)}`).to.include(created.status);
+    expect([400, 403, 404], `patient B added a record to A's compartment: ${show(created)}`).to.include(created.status);
+    // Refused exactly as a reference to a Patient that does not exist: B cannot probe who is a patient here.
+    const toNobody = await call(env.h1, 'POST', '/Observation', bToken(), {
+      resourceType: 'Observation',
+      status: 'final',
+      code: LOINC,
+      subject: { reference: `Patient/${missingId()}` },
+      valueString: 'x',
+    });
+    expect(created.body, 'the refusal tells whether the Patient exists').to.deep.equal(toNobody.body);
     const search = await call(env.h1, 'GET', `/Observation?patient=Patient/${victim.patientId}`, h1Staff(env));
     expect(search.text, 'PLANTED: a record written by patient B is in A’s compartment').to.not.include('planted by patient B');
 
