@@ -20,7 +20,7 @@ import type { ScopeAction } from '../auth/scopes';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from './outcome';
-import { type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
+import { parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 
@@ -45,6 +45,8 @@ interface Entry {
   readonly versionId?: string;
   /** `urn:uuid:…` of the entry, if it has one. */
   readonly urn?: string;
+  /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
+  readonly ifMatch?: string;
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
   readonly resource?: Resource;
@@ -58,7 +60,7 @@ interface ResponseEntry {
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const URN_UUID = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince', 'ifMatch'] as const;
+const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince'] as const;
 /** A conditional reference: `Type?search` (http.html#trules), resolved to the one resource it matches. */
 const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
@@ -210,7 +212,13 @@ export class BundleService {
       throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD and PATCH are not supported)`);
     }
     const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
-    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: conditional interactions other than create (ifNoneExist) are not supported`);
+    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: not supported (conditional reads are not offered in a Bundle)`);
+    const ifMatch = request.ifMatch;
+    if (ifMatch !== undefined) {
+      if ((method !== 'PUT' && method !== 'DELETE') || typeof ifMatch !== 'string')
+        throw invalid(`${at}.request.ifMatch`, `${at}.request.ifMatch names a version, on a PUT or DELETE only`);
+      parseIfMatch(ifMatch);
+    }
     const ifNoneExist = request.ifNoneExist;
     if (ifNoneExist !== undefined && (method !== 'POST' || typeof ifNoneExist !== 'string' || ifNoneExist.trim() === '')) {
       throw invalid(`${at}.request.ifNoneExist`, `${at}.request.ifNoneExist is a search query, on a POST only`);
@@ -238,6 +246,7 @@ export class BundleService {
       ...(url.id !== undefined ? { id: url.id } : {}),
       ...(url.versionId !== undefined ? { versionId: url.versionId } : {}),
       ...(urn !== undefined ? { urn } : {}),
+      ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
       ...(isObject(resource) ? { resource: structuredClone(resource) as Resource } : {}),
     };
@@ -310,8 +319,8 @@ export class BundleService {
       const id = ids.get(e.index) as string;
       try {
         if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
-        else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan));
-        else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan));
+        else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch));
+        else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch));
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
@@ -445,13 +454,16 @@ export class BundleService {
       }
       case 'DELETE': {
         const plan = new WritePlan();
-        const v = await this.#resources.prepareDelete(who, e.type, id, plan);
+        const v = await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return v ? this.#written(v) : { response: { status: status(204) } };
       }
       default: {
         const plan = new WritePlan();
-        const v = e.method === 'POST' ? await this.#resources.prepareCreate(who, e.type, e.resource, plan) : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan);
+        const v =
+          e.method === 'POST'
+            ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
+            : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return this.#written(v);
       }

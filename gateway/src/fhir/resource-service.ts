@@ -128,6 +128,29 @@ function invalidAt(expression: string, message: string): OperationOutcomeError {
   ]);
 }
 
+/**
+ * The version an `If-Match` header (or Bundle `request.ifMatch`) names: `W/"3"` (the ETag this server
+ * sends) or `"3"`. Anything else is a 400.
+ */
+export function parseIfMatch(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"([0-9]{1,9})"\s*$/.exec(value);
+  if (!m?.[1]) throw new OperationOutcomeError('INVALID', 'If-Match must name one version as W/"<versionId>"');
+  return m[1];
+}
+
+/** 412 unless the current version is the one If-Match names (no If-Match: nothing to check). */
+function assertVersionMatches(ifMatch: string | undefined, current: StoredVersion, resourceType: string): void {
+  if (ifMatch === undefined) return;
+  if (String(current.versionId) !== parseIfMatch(ifMatch)) {
+    // The current version is not named: the caller reads it (through consent) to learn it.
+    const message = `If-Match does not name the current version of the ${resourceType}: nothing was written; read it and retry`;
+    throw new OperationOutcomeError('PRECONDITION_FAILED', message, [
+      { severity: 'error', code: 'conflict', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'PRECONDITION_FAILED' }], text: message }, diagnostics: message },
+    ]);
+  }
+}
+
 /** A version ready to be stored and anchored: validated, its patient resolved, its commitment computed. */
 export interface PreparedVersion {
   readonly resource: Resource;
@@ -401,18 +424,18 @@ export class ResourceService {
     }
   }
 
-  async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {
+  async update(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan);
+    const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan, ifMatch);
     await this.commitWrite(caller, plan);
     return prepared.resource;
   }
 
-  async delete(caller: Caller, resourceType: string, id: string): Promise<void> {
+  async delete(caller: Caller, resourceType: string, id: string, ifMatch?: string): Promise<void> {
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    await this.prepareDelete(caller, resourceType, id, plan);
+    await this.prepareDelete(caller, resourceType, id, plan, ifMatch);
     await this.commitWrite(caller, plan);
   }
 
@@ -436,22 +459,27 @@ export class ResourceService {
   }
 
   /** Adds an update of an existing resource to `plan` (update does not create). */
-  async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan): Promise<PreparedVersion> {
+  async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
     this.#assertWrite(caller, 'update', resourceType);
     const input = this.#validate(resourceType, body);
     if (input.id !== id) throw invalidAt(`${resourceType}.id`, `${resourceType}.id must equal the id in the URL`);
     const current = this.#store.readCurrent(resourceType, id);
-    // Someone else's record is answered as a missing one (update does not create).
+    // Someone else's record is answered as a missing one (update does not create), before If-Match is
+    // looked at: a version check never tells a caller that a record it may not see is there.
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    assertVersionMatches(ifMatch, current, resourceType);
     return this.#guardCompartment(caller, await this.#prepareVersion(plan, input, current.versionId + 1, false, undefined, caller));
   }
 
   /** Adds a deletion to `plan`; undefined when there is nothing to delete (FHIR: that succeeds too). */
-  async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan): Promise<PreparedVersion | undefined> {
+  async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion | undefined> {
     this.#assertWrite(caller, 'delete', resourceType);
     typeInfo(resourceType);
     const current = this.#store.readCurrent(resourceType, id);
-    if (!current || current.deleted) return undefined;
+    // Someone else's record (outside a patient's compartment) is answered as a missing one: nothing
+    // deleted, and If-Match not looked at, so the answer never tells that it is there.
+    if (!current || current.deleted || !(await this.inCompartment(caller, current.patientId))) return undefined;
+    assertVersionMatches(ifMatch, current, resourceType);
     const stub: Resource = { resourceType, id };
     return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId, caller);
   }

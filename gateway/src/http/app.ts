@@ -568,14 +568,14 @@ export function createApp(deps: AppDeps): express.Express {
   fhir.put('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
     needsJson(req);
-    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body);
+    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
     versionHeaders(res, updated);
     sendResource(res, 200, updated);
   });
 
   fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
-    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id);
+    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id, req.get('if-match'));
     res.status(204).end();
   });
 

@@ -1,0 +1,154 @@
+/**
+ * Version-aware and conditional writes through HTTP (issue 10): If-Match on PUT, DELETE and Bundle
+ * entries, conditional update and delete, PATCH. Each check also runs for a caller who may not see the
+ * record (a patient outside its compartment), who must get exactly the answer a missing record gets.
+ */
+import { expect } from 'chai';
+import request from 'supertest';
+import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
+import { newLogger } from '../logger';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { testApp } from '../test-support/test-app';
+
+const FHIR = 'application/fhir+json';
+const BASE = 'http://127.0.0.1:8080/fhir';
+const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
+const DR = did('d');
+const ALICE = did('a');
+const BOB = did('b');
+const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const asPatient = (who: string) => asCaller({ did: who, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.*', tokenKind: 'did' });
+
+async function setup() {
+  const store = new SqliteStore(':memory:');
+  const ledger = new FakeLedger();
+  ledger.decide = (req, anchor) => {
+    const patient = anchor?.patient ?? req.patient;
+    if (req.actor === patient) return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass: false };
+    if (req.purpose === 'TREAT' && req.actorOrganization === (anchor?.custodian ?? req.custodian))
+      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+  };
+  for (const [d, kind] of [
+    [ALICE, 'patient'],
+    [BOB, 'patient'],
+    [DR, 'practitioner'],
+  ] as const) {
+    await ledger.registerDid({ did: d, kind });
+  }
+  const { app } = testApp({ store, ledger, log: newLogger('silent'), baseUrl: BASE });
+  const post = async (path: string, body: object): Promise<string> => {
+    const res = await request(app)
+      .post(`/fhir/${path}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(body);
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    return res.body.id as string;
+  };
+  const alice = await post('Patient', { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
+  const bob = await post('Patient', { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }] });
+  const obs = (patientId: string, value: string, code = 'hiv') => ({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://example.org/codes', code }], text: 'HIV test' },
+    subject: { reference: `Patient/${patientId}` },
+    valueString: value,
+  });
+  const aliceObs = await post('Observation', obs(alice, 'not detected'));
+  const bobObs = await post('Observation', obs(bob, 'detected'));
+  const put = (path: string, body: object, who = staff, ifMatch?: string) => {
+    const r = request(app)
+      .put(`/fhir/${path}`)
+      .set(...who)
+      .set('content-type', FHIR);
+    return (ifMatch !== undefined ? r.set('If-Match', ifMatch) : r).send(body);
+  };
+  const del = (path: string, who = staff, ifMatch?: string) => {
+    const r = request(app)
+      .delete(`/fhir/${path}`)
+      .set(...who);
+    return ifMatch !== undefined ? r.set('If-Match', ifMatch) : r;
+  };
+  const bundle = (type: 'transaction' | 'batch', entry: object[], who = staff) =>
+    request(app)
+      .post('/fhir')
+      .set(...who)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Bundle', type, entry });
+  return { app, ledger, store, alice, bob, aliceObs, bobObs, obs, put, del, bundle };
+}
+
+/** The answer without what differs between two requests anyway (the id in the text). */
+const shape = (res: { status: number; body: unknown }, id: string) => ({ status: res.status, body: JSON.stringify(res.body).split(id).join('<id>') });
+
+describe('If-Match (HTTP, fake ledger)', () => {
+  it('PUT with the current version updates; with an older one is 412, writes nothing and does not name the current version', async () => {
+    const { put, aliceObs, alice, obs, store, ledger } = await setup();
+    const ok = await put(`Observation/${aliceObs}`, { ...obs(alice, 'v2'), id: aliceObs }, staff, 'W/"1"');
+    expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
+    expect(ok.headers.etag).to.equal('W/"2"');
+    const anchors = ledger.anchors.size;
+    // A lost update: the client still holds version 1.
+    const stale = await put(`Observation/${aliceObs}`, { ...obs(alice, 'lost'), id: aliceObs }, staff, 'W/"1"');
+    expect(stale.status).to.equal(412);
+    expect(stale.body.resourceType).to.equal('OperationOutcome');
+    expect(JSON.stringify(stale.body)).to.not.include('"2"');
+    expect(stale.headers.etag).to.equal(undefined);
+    expect(ledger.anchors.size).to.equal(anchors);
+    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(2);
+    // The strong form is accepted too; a malformed header is a 400, never ignored.
+    expect((await put(`Observation/${aliceObs}`, { ...obs(alice, 'v3'), id: aliceObs }, staff, '"2"')).status).to.equal(200);
+    expect((await put(`Observation/${aliceObs}`, { ...obs(alice, 'x'), id: aliceObs }, staff, '*')).status).to.equal(400);
+    expect((await put(`Observation/${aliceObs}`, { ...obs(alice, 'x'), id: aliceObs }, staff, 'W/"a"')).status).to.equal(400);
+  });
+
+  it('DELETE with an older version is 412 and deletes nothing; with the current one deletes', async () => {
+    const { put, del, aliceObs, alice, obs, store } = await setup();
+    await put(`Observation/${aliceObs}`, { ...obs(alice, 'v2'), id: aliceObs });
+    const stale = await del(`Observation/${aliceObs}`, staff, 'W/"1"');
+    expect(stale.status).to.equal(412);
+    expect(store.readCurrent('Observation', aliceObs)?.deleted).to.equal(false);
+    expect((await del(`Observation/${aliceObs}`, staff, 'W/"2"')).status).to.equal(204);
+    expect(store.readCurrent('Observation', aliceObs)?.deleted).to.equal(true);
+  });
+
+  it('a patient outside the compartment gets the answer a missing record gets, whatever If-Match says (no version oracle), and deletes nothing', async () => {
+    const { put, del, bobObs, bob, obs, store } = await setup();
+    const missing = 'no-such-observation';
+    for (const ifMatch of [undefined, 'W/"1"', 'W/"7"']) {
+      const update = await put(`Observation/${bobObs}`, { ...obs(bob, 'forged'), id: bobObs }, asPatient(ALICE), ifMatch);
+      const absent = await put(`Observation/${missing}`, { ...obs(bob, 'forged'), id: missing }, asPatient(ALICE), ifMatch);
+      expect(update.status, String(ifMatch)).to.equal(404);
+      expect(shape(update, bobObs)).to.deep.equal(shape(absent, missing));
+      const deletion = await del(`Observation/${bobObs}`, asPatient(ALICE), ifMatch);
+      const absentDeletion = await del(`Observation/${missing}`, asPatient(ALICE), ifMatch);
+      expect(deletion.status, String(ifMatch)).to.equal(absentDeletion.status);
+      expect(deletion.status).to.equal(204);
+    }
+    // Bob's record is untouched: a patient never deletes outside its compartment.
+    expect(store.readCurrent('Observation', bobObs)).to.include({ versionId: 1, deleted: false });
+  });
+
+  it('Bundle request.ifMatch: a stale version fails the whole transaction (412, nothing written) and only its entry of a batch', async () => {
+    const { bundle, aliceObs, bobObs, alice, bob, obs, store, ledger } = await setup();
+    const anchors = ledger.anchors.size;
+    const tx = await bundle('transaction', [
+      { resource: { ...obs(alice, 'a2'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}`, ifMatch: 'W/"1"' } },
+      { resource: { ...obs(bob, 'b2'), id: bobObs }, request: { method: 'PUT', url: `Observation/${bobObs}`, ifMatch: 'W/"2"' } },
+    ]);
+    expect(tx.status).to.equal(412);
+    expect(JSON.stringify(tx.body)).to.include('Bundle.entry[1]');
+    expect(ledger.anchors.size).to.equal(anchors);
+    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(1);
+    const batch = await bundle('batch', [
+      { resource: { ...obs(alice, 'a2'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}`, ifMatch: 'W/"1"' } },
+      { request: { method: 'DELETE', url: `Observation/${bobObs}`, ifMatch: 'W/"3"' } },
+    ]);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '412 Precondition Failed']);
+    const misplaced = await bundle('batch', [{ resource: obs(alice, 'x'), request: { method: 'POST', url: 'Observation', ifMatch: 'W/"1"' } }]);
+    expect(misplaced.body.entry[0].response.status).to.equal('400 Bad Request');
+  });
+});
