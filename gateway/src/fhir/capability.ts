@@ -36,7 +36,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
           },
           {
             code: 'batch',
@@ -50,9 +50,9 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             versioning: 'versioned-update',
             readHistory: true,
             updateCreate: false,
-            conditionalCreate: false,
-            conditionalUpdate: false,
-            conditionalDelete: 'not-supported',
+            conditionalCreate: true,
+            conditionalUpdate: true,
+            conditionalDelete: 'single',
             interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             ...includesOf(type),
             searchParam: supportedSearchParams(type),

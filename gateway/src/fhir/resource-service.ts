@@ -151,6 +151,9 @@ function assertVersionMatches(ifMatch: string | undefined, current: StoredVersio
   }
 }
 
+/** The writes a conditional query can be part of. */
+export type ConditionalWrite = 'create' | 'update' | 'delete';
+
 /** A version ready to be stored and anchored: validated, its patient resolved, its commitment computed. */
 export interface PreparedVersion {
   readonly resource: Resource;
@@ -372,7 +375,13 @@ export class ResourceService {
    * the custodian's own users send (writes are theirs alone): it looks at the store, before consent,
    * and tells the caller only whether there are none, one (its id) or several.
    */
-  matchConditional(writer: { caller: Caller; interaction: 'create' | 'update'; resourceType: string }, resourceType: string, query: string, limit = 2): StoredVersion[] {
+  matchConditional(
+    writer: { caller: Caller; interaction: ConditionalWrite; resourceType: string },
+    resourceType: string,
+    query: string,
+    limit = 2,
+    within?: readonly string[],
+  ): StoredVersion[] {
     // Only a caller that may make the write it is part of learns anything (else it is an existence oracle).
     this.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
     typeInfo(resourceType);
@@ -388,12 +397,85 @@ export class ResourceService {
     const patientValues = ['patient', 'subject'].filter((c) => patientParam(resourceType, c)).flatMap((c) => (q[c] ?? []).flatMap((v) => v.split(',')));
     const patientIds = patientValues.map((v) => (v.startsWith('did:') ? (this.#store.patientByDid(v) ?? '') : v.replace(/^Patient\//, '')));
     const ids = q._id?.flatMap((v) => v.split(','));
-    return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(patientValues.length > 0 ? { patientIds } : {}), limit });
+    // A compartment-bound caller's matches are looked for in its compartment only (`within`).
+    const scoped =
+      within === undefined ? (patientValues.length > 0 ? patientIds : undefined) : patientValues.length > 0 ? patientIds.filter((p) => within.includes(p)) : [...within];
+    return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(scoped ? { patientIds: scoped } : {}), limit });
+  }
+
+  /**
+   * matchConditional for the caller making the write: a patient (compartment-bound) is matched only
+   * against the records of its own compartment, so none, one or several never tells it about anyone
+   * else's records. Reference data is written by staff only (a patient's write of it is refused later).
+   */
+  async matchFor(caller: Caller, interaction: ConditionalWrite, writing: string, resourceType: string, query: string, limit = 2): Promise<StoredVersion[]> {
+    this.assertMayWrite(caller, interaction, writing);
+    // Reference data (in no patient's compartment) is any member user's to read: matched as for anyone.
+    const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
+    const within = caller.compartmentOf === undefined || reference ? undefined : await this.#compartmentPatients(caller, undefined);
+    return this.matchConditional({ caller, interaction, resourceType: writing }, resourceType, query, limit, within);
   }
 
   /** Throws FORBIDDEN unless the caller may make this write here (the interaction table, and a DID). */
-  assertMayWrite(caller: Caller, interaction: 'create' | 'update', resourceType: string): void {
+  assertMayWrite(caller: Caller, interaction: ConditionalWrite, resourceType: string): void {
     this.#assertWrite(caller, interaction, resourceType);
+  }
+
+  /** Runs conditional writes of the same type and query in this process one after the other (no double create). */
+  async #serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#conditionalTails.get(key) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(fn);
+    this.#conditionalTails.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#conditionalTails.get(key) === run) this.#conditionalTails.delete(key);
+    }
+  }
+
+  /**
+   * Conditional update (`PUT /Type?query`, http.html#cond-update): no match → created with a server
+   * id (a body naming an id is a 400: update-as-create is not offered); one match → that resource
+   * updated (a body id must be its id; If-Match applies); several → 412. The body is validated and the
+   * write permitted before anything is matched.
+   */
+  async conditionalUpdate(caller: Caller, resourceType: string, query: string, body: unknown, ifMatch?: string): Promise<{ resource: Resource; created: boolean }> {
+    this.#assertWrite(caller, 'update', resourceType);
+    const input = this.#validate(resourceType, body);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'update', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional update matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (match) {
+        if (input.id !== undefined && input.id !== match.id)
+          throw invalidAt(`${resourceType}.id`, `${resourceType}.id is not the id of the resource the conditional update matches`);
+        return { resource: await this.update(caller, resourceType, match.id, { ...input, id: match.id }, ifMatch), created: false };
+      }
+      if (input.id !== undefined)
+        throw invalidAt(`${resourceType}.id`, `The conditional update matches nothing and names an id: this server does not create a resource at a client-chosen id`);
+      if (ifMatch !== undefined)
+        throw new OperationOutcomeError('PRECONDITION_FAILED', `If-Match names a version, but the conditional update matches no ${resourceType}: nothing was written`);
+      this.#assertWrite(caller, 'create', resourceType);
+      return { resource: await this.create(caller, resourceType, input), created: true };
+    });
+  }
+
+  /**
+   * Conditional delete (`DELETE /Type?query`, http.html#cdelete): no match → nothing to delete
+   * (success); one match → deleted (If-Match applies); several → 412, nothing deleted.
+   */
+  async conditionalDelete(caller: Caller, resourceType: string, query: string, ifMatch?: string): Promise<{ deleted: number }> {
+    this.#assertWrite(caller, 'delete', resourceType);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'delete', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional delete matches several ${resourceType} resources: nothing was deleted`);
+      const [match] = matches;
+      if (!match) return { deleted: 0 };
+      await this.delete(caller, resourceType, match.id, ifMatch);
+      return { deleted: 1 };
+    });
   }
 
   /** Conditional creates of the same type and query in this process, one after the other (no double create). */
@@ -405,23 +487,13 @@ export class ResourceService {
    */
   async conditionalCreate(caller: Caller, resourceType: string, body: unknown, query: string): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> {
     this.#assertWrite(caller, 'create', resourceType);
-    const key = `${resourceType}?${query}`;
-    const before = this.#conditionalTails.get(key) ?? Promise.resolve();
-    const run = before
-      .catch(() => undefined)
-      .then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
-        const matches = this.matchConditional({ caller, interaction: 'create', resourceType }, resourceType, query);
-        if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
-        const [match] = matches;
-        if (match) return { existing: { id: match.id, versionId: match.versionId } };
-        return { created: await this.create(caller, resourceType, body) };
-      });
-    this.#conditionalTails.set(key, run);
-    try {
-      return await run;
-    } finally {
-      if (this.#conditionalTails.get(key) === run) this.#conditionalTails.delete(key);
-    }
+    return this.#serialized(`${resourceType}?${query}`, async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
+      const matches = await this.matchFor(caller, 'create', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (match) return { existing: { id: match.id, versionId: match.versionId } };
+      return { created: await this.create(caller, resourceType, body) };
+    });
   }
 
   async update(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {

@@ -573,6 +573,34 @@ export function createApp(deps: AppDeps): express.Express {
     sendResource(res, 200, updated);
   });
 
+  /** The search of a conditional update or delete (`PUT /Type?query`): the raw query string, required. */
+  function conditionalQuery(req: Request, what: string): string {
+    const at = req.originalUrl.indexOf('?');
+    const query = at < 0 ? '' : req.originalUrl.slice(at + 1);
+    if (query === '') throw new OperationOutcomeError('INVALID', `${what} needs an id (${req.method} /Type/id) or a search (${req.method} /Type?param=value)`);
+    return query;
+  }
+
+  fhir.put('/:type', async (req: Request<{ type: string }>, res) => {
+    const { type } = req.params;
+    checkIds(type);
+    const query = conditionalQuery(req, 'An update');
+    needsJson(req);
+    const outcome = await resources.conditionalUpdate(caller(req, config.mspId, type, 'update'), type, query, req.body, req.get('if-match'));
+    const r = outcome.resource;
+    if (outcome.created) res.setHeader('Location', `${base}/${type}/${String(r.id)}/_history/${(r.meta as { versionId: string }).versionId}`);
+    versionHeaders(res, r);
+    sendResource(res, outcome.created ? 201 : 200, r);
+  });
+
+  fhir.delete('/:type', async (req: Request<{ type: string }>, res) => {
+    const { type } = req.params;
+    checkIds(type);
+    const query = conditionalQuery(req, 'A delete');
+    await resources.conditionalDelete(caller(req, config.mspId, type, 'delete'), type, query, req.get('if-match'));
+    res.status(204).end();
+  });
+
   fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
     await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id, req.get('if-match'));

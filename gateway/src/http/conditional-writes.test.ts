@@ -152,3 +152,137 @@ describe('If-Match (HTTP, fake ledger)', () => {
     expect(misplaced.body.entry[0].response.status).to.equal('400 Bad Request');
   });
 });
+
+describe('conditional update and delete (HTTP, fake ledger)', () => {
+  const code = (c: string) => `code=http://example.org/codes|${c}`;
+
+  it('PUT Type?query: none → 201 with a server id; one → that resource updated (If-Match applies); several → 412, nothing written', async () => {
+    const { put, alice, obs, store, ledger } = await setup();
+    const created = await put(`Observation?${code('bp')}`, obs(alice, 'first', 'bp'));
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    const id = String(created.body.id);
+    expect(created.headers.location).to.equal(`${BASE}/Observation/${id}/_history/1`);
+    const updated = await put(`Observation?${code('bp')}`, obs(alice, 'second', 'bp'));
+    expect(updated.status).to.equal(200);
+    expect(updated.body).to.include({ id, valueString: 'second' });
+    expect(updated.headers.etag).to.equal('W/"2"');
+    expect((await put(`Observation?${code('bp')}`, obs(alice, 'stale', 'bp'), staff, 'W/"1"')).status).to.equal(412);
+    // The body may name the match's id, but no other: the id in the body never picks another record.
+    expect((await put(`Observation?${code('bp')}`, { ...obs(alice, 'x', 'bp'), id: 'other' })).status).to.equal(400);
+    expect((await put(`Observation?${code('none')}`, { ...obs(alice, 'x', 'none'), id: 'chosen' })).status).to.equal(400);
+    expect(store.readCurrent('Observation', 'chosen')).to.equal(undefined);
+    await put(`Observation?${code('dup')}`, obs(alice, 'a', 'dup'));
+    const second = await put(`Observation?_id=nothing-here`, obs(alice, 'b', 'dup'));
+    expect(second.status).to.equal(201);
+    const anchors = ledger.anchors.size;
+    const several = await put(`Observation?${code('dup')}`, obs(alice, 'c', 'dup'));
+    expect(several.status).to.equal(412);
+    expect(JSON.stringify(several.body)).to.not.include('dup');
+    expect(ledger.anchors.size).to.equal(anchors);
+    expect((await put('Observation', obs(alice, 'no query'))).status).to.equal(400);
+    expect((await put(`Observation?nonsense=1`, obs(alice, 'x'))).status).to.equal(400);
+  });
+
+  it('DELETE Type?query: none → 204; one → deleted; several → 412, nothing deleted', async () => {
+    const { put, del, alice, obs, store } = await setup();
+    expect((await del(`Observation?${code('nothing')}`)).status).to.equal(204);
+    const one = String((await put(`Observation?${code('one')}`, obs(alice, 'x', 'one'))).body.id);
+    expect((await del(`Observation?${code('one')}`, staff, 'W/"9"')).status).to.equal(412);
+    expect(store.readCurrent('Observation', one)?.deleted).to.equal(false);
+    expect((await del(`Observation?${code('one')}`)).status).to.equal(204);
+    expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
+    const a = String((await put(`Observation?${code('two')}`, obs(alice, 'a', 'two'))).body.id);
+    const b = String((await put(`Observation?_id=fresh`, obs(alice, 'b', 'two'))).body.id);
+    expect((await del(`Observation?${code('two')}`)).status).to.equal(412);
+    expect([store.readCurrent('Observation', a)?.deleted, store.readCurrent('Observation', b)?.deleted]).to.deep.equal([false, false]);
+  });
+
+  it("no existence oracle: a patient's conditional writes match its own compartment only; another member's user is refused before any match", async () => {
+    const { put, del, app, alice, bob, obs, store } = await setup();
+    // Two of Bob's records share a code; one more has a code only Bob has.
+    const post = (body: object) =>
+      request(app)
+        .post('/fhir/Observation')
+        .set(...staff)
+        .set('content-type', FHIR)
+        .send(body);
+    const b1 = String((await post(obs(bob, 'x', 'shared'))).body.id);
+    const b2 = String((await post(obs(bob, 'y', 'shared'))).body.id);
+    const b3 = String((await post(obs(bob, 'z', 'bob-only'))).body.id);
+    const alicePatient = asPatient(ALICE);
+    // Deleting by Bob's codes answers as for a code nobody has, and deletes nothing.
+    for (const c of ['shared', 'bob-only', 'nobody']) expect((await del(`Observation?${code(c)}`, alicePatient)).status, c).to.equal(204);
+    for (const id of [b1, b2, b3]) expect(store.readCurrent('Observation', id)).to.include({ versionId: 1, deleted: false });
+    // Updating by them creates the patient's own record, exactly as for a code nobody has.
+    for (const c of ['shared', 'bob-only', 'nobody']) {
+      const res = await put(`Observation?${code(c)}`, obs(alice, 'home', c), alicePatient);
+      expect(res.status, c).to.equal(201);
+      expect(res.body.subject.reference).to.equal(`Patient/${alice}`);
+      expect(JSON.stringify(res.body)).to.not.include(bob);
+    }
+    for (const id of [b1, b2, b3]) expect(store.readCurrent('Observation', id)?.versionId).to.equal(1);
+    // Conditional create too: If-None-Exist never names another patient's record to a patient.
+    const ifNone = await request(app)
+      .post('/fhir/Observation')
+      .set(...alicePatient)
+      .set('content-type', FHIR)
+      .set('If-None-Exist', code('bob-only'))
+      .send(obs(alice, 'mine', 'bob-only'));
+    expect(ifNone.status).to.equal(200);
+    expect(ifNone.headers.location).to.not.include(b3);
+    // Conditional references in a patient's transaction: another patient's record is answered as none.
+    const byRef = (value: string) =>
+      request(app)
+        .post('/fhir')
+        .set(...alicePatient)
+        .set('content-type', FHIR)
+        .send({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            { resource: { ...obs(alice, 'ref'), subject: { reference: `Patient?identifier=${DID_IDENTIFIER_SYSTEM}|${value}` } }, request: { method: 'POST', url: 'Observation' } },
+          ],
+        });
+    const toBob = await byRef(BOB);
+    const toNobody = await byRef(did('n'));
+    expect(toBob.status).to.equal(400);
+    expect(toBob.body).to.deep.equal(toNobody.body);
+    expect((await byRef(ALICE)).status).to.equal(200);
+    // Another organization's user: 403 whatever the query matches.
+    const other = asCaller({ did: did('o'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    for (const c of ['shared', 'bob-only', 'nobody']) {
+      expect((await del(`Observation?${code(c)}`, other)).status, c).to.equal(403);
+      expect((await put(`Observation?${code(c)}`, obs(bob, 'x', c), other)).status, c).to.equal(403);
+    }
+  });
+
+  it('in a Bundle: request.url Type?query in a transaction (none creates, one updates, several fail it all) and in a batch', async () => {
+    const { bundle, put, alice, obs, store, ledger } = await setup();
+    const one = String((await put(`Observation?${code('one')}`, obs(alice, 'x', 'one'))).body.id);
+    const tx = await bundle('transaction', [
+      { resource: obs(alice, 'updated', 'one'), request: { method: 'PUT', url: `Observation?${code('one')}` } },
+      { resource: obs(alice, 'created', 'new'), request: { method: 'PUT', url: `Observation?${code('new')}` } },
+      { request: { method: 'DELETE', url: `Observation?${code('nothing')}` } },
+    ]);
+    expect(tx.status, JSON.stringify(tx.body)).to.equal(200);
+    expect(tx.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '201 Created', '204 No Content']);
+    expect(tx.body.entry[0].resource.id).to.equal(one);
+    expect(store.readCurrent('Observation', one)?.versionId).to.equal(2);
+    await put(`Observation?_id=fresh`, obs(alice, 'dup', 'new'));
+    const anchors = ledger.anchors.size;
+    const failed = await bundle('transaction', [
+      { resource: obs(alice, 'again', 'one'), request: { method: 'PUT', url: `Observation?${code('one')}` } },
+      { request: { method: 'DELETE', url: `Observation?${code('new')}` } },
+    ]);
+    expect(failed.status).to.equal(412);
+    expect(JSON.stringify(failed.body)).to.include('Bundle.entry[1]');
+    expect(ledger.anchors.size).to.equal(anchors);
+    const batch = await bundle('batch', [
+      { request: { method: 'DELETE', url: `Observation?${code('new')}` } },
+      { request: { method: 'DELETE', url: `Observation?${code('one')}` } },
+      { request: { method: 'GET', url: `Observation?${code('one')}` } },
+    ]);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '204 No Content', '400 Bad Request']);
+    expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
+  });
+});
