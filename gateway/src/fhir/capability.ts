@@ -53,7 +53,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalCreate: true,
             conditionalUpdate: true,
             conditionalDelete: 'single',
-            interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
+            interaction: ['create', 'read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             ...includesOf(type),
             searchParam: supportedSearchParams(type),
             operation: [

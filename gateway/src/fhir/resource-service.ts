@@ -10,6 +10,7 @@ import { AccessControl, type Caller, type Disclosure, notKnown } from './access-
 import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
+import { applyJsonPatch, parseJsonPatch } from './json-patch';
 import { indexEntriesOf } from './search-index';
 import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import {
@@ -509,6 +510,29 @@ export class ResourceService {
     const plan = new WritePlan();
     await this.prepareDelete(caller, resourceType, id, plan, ifMatch);
     await this.commitWrite(caller, plan);
+  }
+
+  /**
+   * `PATCH Type/id` with a JSON Patch: applied to the current version (checked against its anchor
+   * first), then written as an update (validated, If-Match, anchored). A record that is not there or
+   * that the caller may not see is a 404 before If-Match or the patch is looked at; a deleted one 410.
+   */
+  async patch(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
+    typeInfo(resourceType);
+    this.#assertWrite(caller, 'update', resourceType);
+    const operations = parseJsonPatch(body);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    await this.#settleBefore(resourceType, id);
+    const current = this.#store.readCurrent(resourceType, id);
+    if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
+    assertVersionMatches(ifMatch, current, resourceType);
+    const patched = applyJsonPatch(await this.#verified(current), operations);
+    const plan = new WritePlan();
+    // If-Match again: the version patched is the version replaced.
+    const prepared = await this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
+    await this.commitWrite(caller, plan);
+    return prepared.resource;
   }
 
   /**

@@ -23,7 +23,8 @@ import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from '../ingest/routes';
-import { jsonBody } from './body';
+import { JSON_MEDIA_TYPES, jsonBody } from './body';
+import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../ingest/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 
@@ -263,7 +264,7 @@ export function createApp(deps: AppDeps): express.Express {
     },
   );
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token.
-  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb' }), joseBody);
+  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] }), joseBody);
 
   // Consent: on the ledger, changed only with the patient's signature.
   fhir.post('/Consent', async (req, res) => {
@@ -599,6 +600,15 @@ export function createApp(deps: AppDeps): express.Express {
     const query = conditionalQuery(req, 'A delete');
     await resources.conditionalDelete(caller(req, config.mspId, type, 'delete'), type, query, req.get('if-match'));
     res.status(204).end();
+  });
+
+  fhir.patch('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    if (!req.is(JSON_PATCH_MEDIA_TYPE))
+      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', `Send the patch as ${JSON_PATCH_MEDIA_TYPE} (RFC 6902); FHIRPath Patch is not supported`);
+    const patched = await resources.patch(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
+    versionHeaders(res, patched);
+    sendResource(res, 200, patched);
   });
 
   fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {

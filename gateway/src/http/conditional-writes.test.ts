@@ -286,3 +286,104 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
   });
 });
+
+describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
+  const PATCH = 'application/json-patch+json';
+
+  async function withPatch() {
+    const env = await setup();
+    const patch = (path: string, body: unknown, who = staff, ifMatch?: string, type = PATCH) => {
+      const r = request(env.app)
+        .patch(`/fhir/${path}`)
+        .set(...who)
+        .set('content-type', type);
+      return (ifMatch !== undefined ? r.set('If-Match', ifMatch) : r).send(JSON.stringify(body));
+    };
+    return { ...env, patch };
+  }
+
+  it('applies the operations to the current version and writes an anchored update; If-Match applies', async () => {
+    const { patch, aliceObs, store, ledger } = await withPatch();
+    const anchors = ledger.anchors.size;
+    const res = await patch(
+      `Observation/${aliceObs}`,
+      [
+        { op: 'replace', path: '/valueString', value: 'corrected' },
+        { op: 'add', path: '/note', value: [{ text: 'rechecked' }] },
+      ],
+      staff,
+      'W/"1"',
+    );
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body).to.include({ id: aliceObs, valueString: 'corrected' });
+    expect(res.body.note).to.deep.equal([{ text: 'rechecked' }]);
+    expect(res.body.meta.versionId).to.equal('2');
+    expect(res.headers.etag).to.equal('W/"2"');
+    expect(ledger.anchors.size).to.equal(anchors + 1);
+    expect(JSON.parse(store.readCurrent('Observation', aliceObs)?.content ?? '{}')).to.include({ valueString: 'corrected' });
+    const stale = await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'lost' }], staff, 'W/"1"');
+    expect(stale.status).to.equal(412);
+    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(2);
+  });
+
+  it('the result is validated like any update; a failed test is 412, an unappliable operation 422, a bad document 400, other media types 415 — nothing written, no value echoed', async () => {
+    const { patch, aliceObs, store } = await withPatch();
+    const cases: Array<[unknown, number]> = [
+      [[{ op: 'replace', path: '/status', value: 'secret-status' }], 400],
+      [[{ op: 'test', path: '/valueString', value: 'secret-guess' }], 412],
+      [[{ op: 'remove', path: '/secret-path' }], 422],
+      [[{ op: 'replace', path: '/id', value: 'elsewhere' }], 400],
+      [[{ op: 'replace', path: '/resourceType', value: 'Patient' }], 400],
+      [[{ op: '_get', path: '/valueString', value: null }], 400],
+      [[{ op: 'add', path: '/__proto__/polluted', value: 'secret-x' }], 400],
+      [[{ op: 'copy', from: '/constructor/prototype', path: '/x' }], 400],
+      [{ op: 'replace', path: '/valueString', value: 'secret-x' }, 400],
+      [[], 400],
+    ];
+    for (const [body, status] of cases) {
+      const res = await patch(`Observation/${aliceObs}`, body);
+      expect(res.status, JSON.stringify(body)).to.equal(status);
+      expect(res.body.resourceType).to.equal('OperationOutcome');
+      expect(JSON.stringify(res.body), JSON.stringify(body)).to.not.match(/secret|not detected/);
+    }
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'x' }], staff, undefined, 'application/json')).status).to.equal(415);
+    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(1);
+  });
+
+  it('a record the caller may not see is answered as a missing one, whatever the patch or If-Match (no oracle); a deleted one is 410 for staff', async () => {
+    const { patch, del, bobObs, aliceObs, store } = await withPatch();
+    const missing = 'no-such-observation';
+    for (const ops of [
+      [{ op: 'replace', path: '/valueString', value: 'forged' }],
+      [{ op: 'test', path: '/valueString', value: 'detected' }],
+      [{ op: 'remove', path: '/nothing' }],
+    ]) {
+      for (const ifMatch of [undefined, 'W/"1"', 'W/"5"']) {
+        const res = await patch(`Observation/${bobObs}`, ops, asPatient(ALICE), ifMatch);
+        const absent = await patch(`Observation/${missing}`, ops, asPatient(ALICE), ifMatch);
+        expect(res.status).to.equal(404);
+        expect(shape(res, bobObs)).to.deep.equal(shape(absent, missing));
+      }
+    }
+    expect(store.readCurrent('Observation', bobObs)?.versionId).to.equal(1);
+    // The patient patches its own record.
+    expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'home' }], asPatient(ALICE))).status).to.equal(200);
+    await del(`Observation/${aliceObs}`);
+    expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'x' }])).status).to.equal(410);
+  });
+
+  it('the CapabilityStatement lists patch, conditional update and delete and versioned updates for every type', async () => {
+    const { app } = await setup();
+    const res = await request(app).get('/fhir/metadata');
+    const types = res.body.rest[0].resource.filter((r: { type: string }) => r.type !== 'Consent' && r.type !== 'AuditEvent');
+    expect(types.length).to.be.greaterThan(100);
+    for (const r of types) {
+      expect(
+        r.interaction.map((i: { code: string }) => i.code),
+        r.type,
+      ).to.include('patch');
+      expect(r, r.type).to.include({ versioning: 'versioned-update', conditionalCreate: true, conditionalUpdate: true, conditionalDelete: 'single', updateCreate: false });
+    }
+  });
+});
