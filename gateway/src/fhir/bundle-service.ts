@@ -354,7 +354,12 @@ export class BundleService {
     // Prepared in dependency order (nothing is stored yet): a Patient before what refers to it.
     const plan = new WritePlan();
     const prepared = new Map<number, PreparedVersion | undefined>();
-    const order = [...entries].sort((a, b) => METHOD_ORDER[a.method] - METHOD_ORDER[b.method] || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
+    // A conditional update that creates is ordered as the create it is (a POST may refer to it).
+    const rank = (e: Entry): number => {
+      const cond = conditional.get(e.index);
+      return METHOD_ORDER[cond && 'create' in cond ? 'POST' : e.method];
+    };
+    const order = [...entries].sort((a, b) => rank(a) - rank(b) || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
     for (const e of order) {
       if (matched.has(e.index)) continue;
       const who = callers[e.index] as Caller;

@@ -285,6 +285,29 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '204 No Content', '400 Bad Request']);
     expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
   });
+
+  it('a conditional update that creates is written before the POSTs that refer to it (urn:uuid)', async () => {
+    const { bundle } = await setup();
+    const urn = 'urn:uuid:0b9f2a3c-1d2e-4f50-8a6b-7c8d9e0f1a2b';
+    const mrn = 'identifier=urn:oid:1.2.3|42';
+    const entry = [
+      {
+        resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: urn } },
+        request: { method: 'POST', url: 'Observation' },
+      },
+      { fullUrl: urn, resource: { resourceType: 'Patient', identifier: [{ system: 'urn:oid:1.2.3', value: '42' }] }, request: { method: 'PUT', url: `Patient?${mrn}` } },
+    ];
+    const created = await bundle('transaction', entry);
+    expect(created.status, JSON.stringify(created.body)).to.equal(200);
+    expect(created.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '201 Created']);
+    const pid = String(created.body.entry[1].resource.id);
+    expect(created.body.entry[0].resource.subject.reference).to.equal(`Patient/${pid}`);
+    // Sent again: the Patient is matched and updated, the new Observation refers to it.
+    const again = await bundle('transaction', entry);
+    expect(again.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '200 OK']);
+    expect(again.body.entry[1].resource.id).to.equal(pid);
+    expect(again.body.entry[0].resource.subject.reference).to.equal(`Patient/${pid}`);
+  });
 });
 
 describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
