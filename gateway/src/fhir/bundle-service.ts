@@ -301,6 +301,8 @@ export class BundleService {
       if (e.conditional === undefined) continue;
       try {
         const interaction = e.method === 'PUT' ? 'update' : 'delete';
+        // A conditional update may create: the scopes of both, before anything is matched.
+        if (e.method === 'PUT') scoped(e.type, 'create');
         const found = await this.#resources.matchFor(callers[e.index] as Caller, interaction, e.type, e.type, e.conditional);
         if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${interaction} matches several ${e.type} resources: nothing was written`);
         const [match] = found;
@@ -498,6 +500,8 @@ export class BundleService {
       return { response: { status: status(204) } };
     }
     if (e.conditional !== undefined) {
+      // It may create: the scopes of both, before anything is matched.
+      scoped(e.type, 'create');
       const { resource, created } = await this.#resources.conditionalUpdate(who, e.type, e.conditional, e.resource, e.ifMatch);
       const { id: rid, meta } = resource as Resource & { meta: { versionId: string; lastUpdated: string } };
       return {

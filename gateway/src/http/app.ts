@@ -587,6 +587,8 @@ export function createApp(deps: AppDeps): express.Express {
     checkIds(type);
     const query = conditionalQuery(req, 'An update');
     needsJson(req);
+    // It may create: the caller needs the scopes of both, before anything is matched.
+    caller(req, config.mspId, type, 'create');
     const outcome = await resources.conditionalUpdate(caller(req, config.mspId, type, 'update'), type, query, req.body, req.get('if-match'));
     const r = outcome.resource;
     if (outcome.created) res.setHeader('Location', `${base}/${type}/${String(r.id)}/_history/${(r.meta as { versionId: string }).versionId}`);

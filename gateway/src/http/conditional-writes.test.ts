@@ -248,6 +248,10 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect(toBob.status).to.equal(400);
     expect(toBob.body).to.deep.equal(toNobody.body);
     expect((await byRef(ALICE)).status).to.equal(200);
+    // A token that may update but not create: 403 before any match, whether one would match or not.
+    const updateOnly = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.u' });
+    for (const c of ['bob-only', 'nobody']) expect((await put(`Observation?${code(c)}`, obs(bob, 'x', c), updateOnly)).status, c).to.equal(403);
+    expect(store.readCurrent('Observation', b3)?.versionId).to.equal(1);
     // Another organization's user: 403 whatever the query matches.
     const other = asCaller({ did: did('o'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
     for (const c of ['shared', 'bob-only', 'nobody']) {
