@@ -297,9 +297,17 @@ export class BundleService {
     // id), a delete has nothing to do; several → 412. Matched only for a caller allowed to make the
     // write (a patient in its own compartment only), so the answer is no existence oracle.
     const conditional = new Map<number, { id: string } | { create: true } | { none: true }>();
+    const queries = new Set<string>();
     for (const e of entries) {
       if (e.conditional === undefined) continue;
       try {
+        // Two entries of one query would both create (or both change one resource): refused.
+        if (queries.has(`${e.type}?${e.conditional}`))
+          throw invalid(
+            `Bundle.entry[${e.index}].request.url`,
+            `Bundle.entry[${e.index}].request.url: the same conditional request.url is on an earlier entry of this transaction`,
+          );
+        queries.add(`${e.type}?${e.conditional}`);
         const interaction = e.method === 'PUT' ? 'update' : 'delete';
         // A conditional update may create: the scopes of both, before anything is matched.
         if (e.method === 'PUT') scoped(e.type, 'create');
@@ -316,7 +324,6 @@ export class BundleService {
           if (bodyId !== undefined)
             throw invalid(`${e.type}.id`, 'the conditional update matches nothing and names an id: this server does not create a resource at a client-chosen id');
           if (e.ifMatch !== undefined) throw new OperationOutcomeError('PRECONDITION_FAILED', `ifMatch names a version, but the conditional update matches no ${e.type}`);
-          scoped(e.type, 'create');
           conditional.set(e.index, { create: true });
         }
       } catch (err) {

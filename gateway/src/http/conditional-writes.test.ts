@@ -290,6 +290,18 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
   });
 
+  it('a transaction naming one conditional request.url twice is refused (it would create twice)', async () => {
+    const { bundle, alice, obs, store } = await setup();
+    const url = 'Observation?code=http://example.org/codes|twice';
+    const res = await bundle('transaction', [
+      { resource: obs(alice, 'a', 'twice'), request: { method: 'PUT', url } },
+      { resource: obs(alice, 'b', 'twice'), request: { method: 'PUT', url } },
+    ]);
+    expect(res.status).to.equal(400);
+    expect(res.body.issue[0].expression).to.deep.equal(['Bundle.entry[1].request.url']);
+    expect(store.search({ resourceType: 'Observation', criteria: [], limit: 10 })).to.have.length(2);
+  });
+
   it('a conditional update that creates is written before the POSTs that refer to it (urn:uuid)', async () => {
     const { bundle } = await setup();
     const urn = 'urn:uuid:0b9f2a3c-1d2e-4f50-8a6b-7c8d9e0f1a2b';
