@@ -265,10 +265,10 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(get.status).to.equal(400);
     expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.method']);
     expect(get.body.issue[0].diagnostics).to.include('batch');
-    // Conditional create is supported (below); the other conditional interactions are not yet.
-    const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifMatch: 'W/"1"' } }]));
+    // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince (reads) are not.
+    const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneMatch: 'W/"1"' } }]));
     expect(conditional.status).to.equal(400);
-    expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifMatch']);
+    expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneMatch']);
     const onPut = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneExist: 'identifier=x' } }]));
     expect(onPut.status).to.equal(400);
     expect(expressions(onPut.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneExist']);

@@ -20,7 +20,7 @@ import type { ScopeAction } from '../auth/scopes';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from './outcome';
-import { type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
+import { parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 
@@ -45,6 +45,10 @@ interface Entry {
   readonly versionId?: string;
   /** `urn:uuid:…` of the entry, if it has one. */
   readonly urn?: string;
+  /** PUT, DELETE of `Type?query`: the query (conditional update or delete); no id then. */
+  readonly conditional?: string;
+  /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
+  readonly ifMatch?: string;
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
   readonly resource?: Resource;
@@ -58,7 +62,7 @@ interface ResponseEntry {
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const URN_UUID = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince', 'ifMatch'] as const;
+const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince'] as const;
 /** A conditional reference: `Type?search` (http.html#trules), resolved to the one resource it matches. */
 const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
@@ -163,7 +167,7 @@ export class BundleService {
     // Conditional references (`Practitioner?identifier=…`) are resolved first, on a copy, so the Bundle
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
-    const failures = this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
+    const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
     return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures);
   }
 
@@ -171,29 +175,30 @@ export class BundleService {
    * Rewrites every conditional reference of the entries' resources to the one resource it matches. A
    * transaction fails at the first that does not resolve; a batch fails only that entry (returned).
    */
-  #resolveConditionalReferences(scoped: ScopedCaller, entries: readonly unknown[], failFast: boolean): Map<number, unknown> {
+  async #resolveConditionalReferences(scoped: ScopedCaller, entries: readonly unknown[], failFast: boolean): Promise<Map<number, unknown>> {
     const cache = new Map<string, string>();
     const failures = new Map<number, unknown>();
-    entries.forEach((raw, index) => {
-      if (!isObject(raw) || !isObject(raw.resource) || !isObject(raw.request)) return;
+    for (const [index, raw] of entries.entries()) {
+      if (!isObject(raw) || !isObject(raw.resource) || !isObject(raw.request)) continue;
       const method = raw.request.method;
       const type = raw.resource.resourceType;
       try {
+        const holders: Array<{ holder: Record<string, unknown>; path: string }> = [];
         forEachReference(raw.resource, `Bundle.entry[${index}].resource`, (holder, path) => {
-          const value = holder.reference as string;
-          if (!CONDITIONAL_REFERENCE.test(value)) return;
+          if (CONDITIONAL_REFERENCE.test(holder.reference as string)) holders.push({ holder, path });
+        });
+        for (const { holder, path } of holders) {
           // Resolved only for a caller allowed to make this entry's write (the match is looked up before consent).
           if ((method !== 'POST' && method !== 'PUT') || typeof type !== 'string') throw invalid(path, `${path}: a conditional reference is resolved only in a POST or PUT entry`);
           const interaction = method === 'POST' ? 'create' : 'update';
-          const writer = { caller: scoped(type, interaction), interaction, resourceType: type } as const;
-          holder.reference = this.#resolveConditionalReference(writer, value, path, cache);
-        });
+          holder.reference = await this.#resolveConditionalReference(scoped(type, interaction), interaction, type, holder.reference as string, path, cache);
+        }
       } catch (err) {
         const named = atEntry(err, index, typeof type === 'string' ? type : undefined);
         if (failFast) throw named;
         failures.set(index, named);
       }
-    });
+    }
     return failures;
   }
 
@@ -210,16 +215,30 @@ export class BundleService {
       throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD and PATCH are not supported)`);
     }
     const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
-    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: conditional interactions other than create (ifNoneExist) are not supported`);
+    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: not supported (conditional reads are not offered in a Bundle)`);
+    const ifMatch = request.ifMatch;
+    if (ifMatch !== undefined) {
+      if ((method !== 'PUT' && method !== 'DELETE') || typeof ifMatch !== 'string')
+        throw invalid(`${at}.request.ifMatch`, `${at}.request.ifMatch names a version, on a PUT or DELETE only`);
+      parseIfMatch(ifMatch);
+    }
     const ifNoneExist = request.ifNoneExist;
     if (ifNoneExist !== undefined && (method !== 'POST' || typeof ifNoneExist !== 'string' || ifNoneExist.trim() === '')) {
       throw invalid(`${at}.request.ifNoneExist`, `${at}.request.ifNoneExist is a search query, on a POST only`);
     }
     if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
-    if (request.url.includes('?')) throw invalid(`${at}.request.url`, `${at}.request.url: conditional interactions and searches are not supported in a Bundle`);
-    const url = parseUrl(request.url, this.#base);
-    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id', DELETE: 'Type/id' }[method];
-    const fits = url !== undefined && (method === 'POST' ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
+    // `Type?query` on a PUT or DELETE: a conditional update or delete (http.html#cond-update, #cdelete).
+    const [path = '', query] = request.url.split(/\?(.*)/s, 2);
+    if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
+      throw invalid(
+        `${at}.request.url`,
+        `${at}.request.url: a search in request.url is a conditional update or delete (PUT or DELETE Type?query); searches are not supported in a Bundle`,
+      );
+    const url = parseUrl(path, this.#base);
+    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', DELETE: 'Type/id or Type?query' }[method];
+    const fits =
+      url !== undefined &&
+      (method === 'POST' || query !== undefined ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
     if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
     const resource = raw.resource;
     if (method === 'POST' || method === 'PUT') {
@@ -238,6 +257,8 @@ export class BundleService {
       ...(url.id !== undefined ? { id: url.id } : {}),
       ...(url.versionId !== undefined ? { versionId: url.versionId } : {}),
       ...(urn !== undefined ? { urn } : {}),
+      ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
+      ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
       ...(isObject(resource) ? { resource: structuredClone(resource) as Resource } : {}),
     };
@@ -264,9 +285,47 @@ export class BundleService {
     for (const e of entries) {
       if (e.ifNoneExist === undefined) continue;
       try {
-        const found = this.#resources.matchConditional({ caller: callers[e.index] as Caller, interaction: 'create', resourceType: e.type }, e.type, e.ifNoneExist);
+        const found = await this.#resources.matchFor(callers[e.index] as Caller, 'create', e.type, e.type, e.ifNoneExist);
         if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `ifNoneExist matches several ${e.type} resources: nothing was written`);
         if (found[0]) matched.set(e.index, { id: found[0].id, versionId: found[0].versionId });
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
+
+    // Conditional updates and deletes: one match → that resource; none → an update creates (a server
+    // id), a delete has nothing to do; several → 412. Matched only for a caller allowed to make the
+    // write (a patient in its own compartment only), so the answer is no existence oracle.
+    const conditional = new Map<number, { id: string } | { create: true } | { none: true }>();
+    const queries = new Set<string>();
+    for (const e of entries) {
+      if (e.conditional === undefined) continue;
+      try {
+        // Two entries of one query would both create (or both change one resource): refused.
+        if (queries.has(`${e.type}?${e.conditional}`))
+          throw invalid(
+            `Bundle.entry[${e.index}].request.url`,
+            `Bundle.entry[${e.index}].request.url: the same conditional request.url is on an earlier entry of this transaction`,
+          );
+        queries.add(`${e.type}?${e.conditional}`);
+        const interaction = e.method === 'PUT' ? 'update' : 'delete';
+        // A conditional update may create: the scopes of both, before anything is matched.
+        if (e.method === 'PUT') scoped(e.type, 'create');
+        const found = await this.#resources.matchFor(callers[e.index] as Caller, interaction, e.type, e.type, e.conditional);
+        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${interaction} matches several ${e.type} resources: nothing was written`);
+        const [match] = found;
+        const bodyId = e.resource?.id;
+        if (match) {
+          if (bodyId !== undefined && bodyId !== match.id) throw invalid(`${e.type}.id`, `${e.type}.id is not the id of the resource the conditional update matches`);
+          conditional.set(e.index, { id: match.id });
+        } else if (e.method === 'DELETE') {
+          conditional.set(e.index, { none: true });
+        } else {
+          if (bodyId !== undefined)
+            throw invalid(`${e.type}.id`, 'the conditional update matches nothing and names an id: this server does not create a resource at a client-chosen id');
+          if (e.ifMatch !== undefined) throw new OperationOutcomeError('PRECONDITION_FAILED', `ifMatch names a version, but the conditional update matches no ${e.type}`);
+          conditional.set(e.index, { create: true });
+        }
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
@@ -277,7 +336,8 @@ export class BundleService {
     const targets = new Map<string, string>();
     const touched = new Set<string>();
     for (const e of entries) {
-      const id = matched.get(e.index)?.id ?? (e.method === 'POST' ? randomUUID() : (e.id as string));
+      const cond = conditional.get(e.index);
+      const id = matched.get(e.index)?.id ?? (cond && 'id' in cond ? cond.id : e.method === 'POST' || cond !== undefined ? randomUUID() : (e.id as string));
       ids.set(e.index, id);
       if (e.urn !== undefined) {
         if (targets.has(e.urn)) throw invalid(`Bundle.entry[${e.index}].fullUrl`, `Bundle.entry[${e.index}].fullUrl appears on an earlier entry too`);
@@ -303,15 +363,24 @@ export class BundleService {
     // Prepared in dependency order (nothing is stored yet): a Patient before what refers to it.
     const plan = new WritePlan();
     const prepared = new Map<number, PreparedVersion | undefined>();
-    const order = [...entries].sort((a, b) => METHOD_ORDER[a.method] - METHOD_ORDER[b.method] || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
+    // A conditional update that creates is ordered as the create it is (a POST may refer to it).
+    const rank = (e: Entry): number => {
+      const cond = conditional.get(e.index);
+      return METHOD_ORDER[cond && 'create' in cond ? 'POST' : e.method];
+    };
+    const order = [...entries].sort((a, b) => rank(a) - rank(b) || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
     for (const e of order) {
       if (matched.has(e.index)) continue;
       const who = callers[e.index] as Caller;
       const id = ids.get(e.index) as string;
+      const cond = conditional.get(e.index);
       try {
-        if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
-        else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan));
-        else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan));
+        if (cond && 'none' in cond) prepared.set(e.index, undefined);
+        else if (cond && 'create' in cond) prepared.set(e.index, await this.#resources.prepareCreate(scoped(e.type, 'create'), e.type, e.resource, plan, id));
+        else if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
+        else if (e.method === 'PUT' && cond) prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, { ...e.resource, id }, plan, e.ifMatch));
+        else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch));
+        else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch));
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
@@ -349,15 +418,16 @@ export class BundleService {
    * `Type?query` → `Type/id` of the one current resource it matches (cached per transaction); none →
    * 400, several → 412. The query never appears in an error (it may hold an identifier).
    */
-  #resolveConditionalReference(writer: Parameters<ResourceService['matchConditional']>[0], value: string, path: string, cache: Map<string, string>): string {
+  async #resolveConditionalReference(caller: Caller, interaction: 'create' | 'update', writing: string, value: string, path: string, cache: Map<string, string>): Promise<string> {
     const m = CONDITIONAL_REFERENCE.exec(value);
     const [type, query] = [m?.[1] ?? '', m?.[2] ?? ''];
     const known = cache.get(value);
     if (known) {
-      this.#resources.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
+      this.#resources.assertMayWrite(caller, interaction, writing);
       return known;
     }
-    const found = this.#resources.matchConditional(writer, type, query);
+    // A patient's references match its own compartment only (matchFor): never another patient's record.
+    const found = await this.#resources.matchFor(caller, interaction, writing, type, query);
     if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `${path}: the conditional reference matches several ${type} resources`);
     if (!found[0]) throw invalid(path, `${path}: the conditional reference matches no ${type} held here`);
     const ref = `${type}/${found[0].id}`;
@@ -432,6 +502,26 @@ export class BundleService {
         response: { status: status(201), location: `${e.type}/${String(createdId)}/_history/${meta.versionId}`, etag: `W/"${meta.versionId}"`, lastModified: meta.lastUpdated },
       };
     }
+    if (e.conditional !== undefined && e.method === 'DELETE') {
+      await this.#resources.conditionalDelete(who, e.type, e.conditional, e.ifMatch);
+      return { response: { status: status(204) } };
+    }
+    if (e.conditional !== undefined) {
+      // It may create: the scopes of both, before anything is matched.
+      scoped(e.type, 'create');
+      const { resource, created } = await this.#resources.conditionalUpdate(who, e.type, e.conditional, e.resource, e.ifMatch);
+      const { id: rid, meta } = resource as Resource & { meta: { versionId: string; lastUpdated: string } };
+      return {
+        fullUrl: `${this.#base}/${e.type}/${String(rid)}`,
+        resource,
+        response: {
+          status: status(created ? 201 : 200),
+          location: `${e.type}/${String(rid)}/_history/${meta.versionId}`,
+          etag: `W/"${meta.versionId}"`,
+          lastModified: meta.lastUpdated,
+        },
+      };
+    }
     const id = e.id as string;
     switch (e.method) {
       case 'GET': {
@@ -445,13 +535,16 @@ export class BundleService {
       }
       case 'DELETE': {
         const plan = new WritePlan();
-        const v = await this.#resources.prepareDelete(who, e.type, id, plan);
+        const v = await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return v ? this.#written(v) : { response: { status: status(204) } };
       }
       default: {
         const plan = new WritePlan();
-        const v = e.method === 'POST' ? await this.#resources.prepareCreate(who, e.type, e.resource, plan) : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan);
+        const v =
+          e.method === 'POST'
+            ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
+            : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return this.#written(v);
       }

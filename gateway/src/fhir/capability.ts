@@ -36,7 +36,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET, no conditional interactions).',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
           },
           {
             code: 'batch',
@@ -46,13 +46,14 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
         resource: [
           ...[...SUPPORTED_TYPES].map((type) => ({
             type,
-            versioning: 'versioned',
+            // versioned-update: If-Match on update and delete is honoured (a mismatch is 412).
+            versioning: 'versioned-update',
             readHistory: true,
             updateCreate: false,
-            conditionalCreate: false,
-            conditionalUpdate: false,
-            conditionalDelete: 'not-supported',
-            interaction: ['create', 'read', 'vread', 'update', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
+            conditionalCreate: true,
+            conditionalUpdate: true,
+            conditionalDelete: 'single',
+            interaction: ['create', 'read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             ...includesOf(type),
             searchParam: supportedSearchParams(type),
             operation: [

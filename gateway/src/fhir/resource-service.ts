@@ -10,6 +10,7 @@ import { AccessControl, type Caller, type Disclosure, notKnown } from './access-
 import { assertInteraction, type Interaction } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
+import { applyJsonPatch, parseJsonPatch } from './json-patch';
 import { indexEntriesOf } from './search-index';
 import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import {
@@ -133,6 +134,32 @@ function invalidAt(expression: string, message: string): OperationOutcomeError {
     { severity: 'error', code: 'invalid', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'INVALID' }], text: message }, diagnostics: message, expression: [expression] },
   ]);
 }
+
+/**
+ * The version an `If-Match` header (or Bundle `request.ifMatch`) names: `W/"3"` (the ETag this server
+ * sends) or `"3"`. Anything else is a 400.
+ */
+export function parseIfMatch(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const m = /^\s*(?:W\/)?"([0-9]{1,9})"\s*$/.exec(value);
+  if (!m?.[1]) throw new OperationOutcomeError('INVALID', 'If-Match must name one version as W/"<versionId>"');
+  return m[1];
+}
+
+/** 412 unless the current version is the one If-Match names (no If-Match: nothing to check). */
+function assertVersionMatches(ifMatch: string | undefined, current: StoredVersion, resourceType: string): void {
+  if (ifMatch === undefined) return;
+  if (String(current.versionId) !== parseIfMatch(ifMatch)) {
+    // The current version is not named: the caller reads it (through consent) to learn it.
+    const message = `If-Match does not name the current version of the ${resourceType}: nothing was written; read it and retry`;
+    throw new OperationOutcomeError('PRECONDITION_FAILED', message, [
+      { severity: 'error', code: 'conflict', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'PRECONDITION_FAILED' }], text: message }, diagnostics: message },
+    ]);
+  }
+}
+
+/** The writes a conditional query can be part of. */
+export type ConditionalWrite = 'create' | 'update' | 'delete';
 
 /** A version ready to be stored and anchored: validated, its patient resolved, its commitment computed. */
 export interface PreparedVersion {
@@ -355,7 +382,13 @@ export class ResourceService {
    * the custodian's own users send (writes are theirs alone): it looks at the store, before consent,
    * and tells the caller only whether there are none, one (its id) or several.
    */
-  matchConditional(writer: { caller: Caller; interaction: 'create' | 'update'; resourceType: string }, resourceType: string, query: string, limit = 2): StoredVersion[] {
+  matchConditional(
+    writer: { caller: Caller; interaction: ConditionalWrite; resourceType: string },
+    resourceType: string,
+    query: string,
+    limit = 2,
+    within?: readonly string[],
+  ): StoredVersion[] {
     // Only a caller that may make the write it is part of learns anything (else it is an existence oracle).
     this.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
     typeInfo(resourceType);
@@ -371,12 +404,85 @@ export class ResourceService {
     const patientValues = ['patient', 'subject'].filter((c) => patientParam(resourceType, c)).flatMap((c) => (q[c] ?? []).flatMap((v) => v.split(',')));
     const patientIds = patientValues.map((v) => (v.startsWith('did:') ? (this.#store.patientByDid(v) ?? '') : v.replace(/^Patient\//, '')));
     const ids = q._id?.flatMap((v) => v.split(','));
-    return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(patientValues.length > 0 ? { patientIds } : {}), limit });
+    // A compartment-bound caller's matches are looked for in its compartment only (`within`).
+    const scoped =
+      within === undefined ? (patientValues.length > 0 ? patientIds : undefined) : patientValues.length > 0 ? patientIds.filter((p) => within.includes(p)) : [...within];
+    return this.#store.search({ resourceType, criteria, ...(ids ? { ids } : {}), ...(scoped ? { patientIds: scoped } : {}), limit });
+  }
+
+  /**
+   * matchConditional for the caller making the write: a patient (compartment-bound) is matched only
+   * against the records of its own compartment, so none, one or several never tells it about anyone
+   * else's records. Reference data is written by staff only (a patient's write of it is refused later).
+   */
+  async matchFor(caller: Caller, interaction: ConditionalWrite, writing: string, resourceType: string, query: string, limit = 2): Promise<StoredVersion[]> {
+    this.assertMayWrite(caller, interaction, writing);
+    // Reference data (in no patient's compartment) is any member user's to read: matched as for anyone.
+    const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
+    const within = caller.compartmentOf === undefined || reference ? undefined : await this.#compartmentPatients(caller, undefined);
+    return this.matchConditional({ caller, interaction, resourceType: writing }, resourceType, query, limit, within);
   }
 
   /** Throws FORBIDDEN unless the caller may make this write here (the interaction table, and a DID). */
-  assertMayWrite(caller: Caller, interaction: 'create' | 'update', resourceType: string): void {
+  assertMayWrite(caller: Caller, interaction: ConditionalWrite, resourceType: string): void {
     this.#assertWrite(caller, interaction, resourceType);
+  }
+
+  /** Runs conditional writes of the same type and query in this process one after the other (no double create). */
+  async #serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#conditionalTails.get(key) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(fn);
+    this.#conditionalTails.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#conditionalTails.get(key) === run) this.#conditionalTails.delete(key);
+    }
+  }
+
+  /**
+   * Conditional update (`PUT /Type?query`, http.html#cond-update): no match → created with a server
+   * id (a body naming an id is a 400: update-as-create is not offered); one match → that resource
+   * updated (a body id must be its id; If-Match applies); several → 412. The body is validated and the
+   * write permitted before anything is matched.
+   */
+  async conditionalUpdate(caller: Caller, resourceType: string, query: string, body: unknown, ifMatch?: string): Promise<{ resource: Resource; created: boolean }> {
+    this.#assertWrite(caller, 'update', resourceType);
+    const input = this.#validate(resourceType, body);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'update', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional update matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (match) {
+        if (input.id !== undefined && input.id !== match.id)
+          throw invalidAt(`${resourceType}.id`, `${resourceType}.id is not the id of the resource the conditional update matches`);
+        return { resource: await this.update(caller, resourceType, match.id, { ...input, id: match.id }, ifMatch), created: false };
+      }
+      if (input.id !== undefined)
+        throw invalidAt(`${resourceType}.id`, `The conditional update matches nothing and names an id: this server does not create a resource at a client-chosen id`);
+      if (ifMatch !== undefined)
+        throw new OperationOutcomeError('PRECONDITION_FAILED', `If-Match names a version, but the conditional update matches no ${resourceType}: nothing was written`);
+      this.#assertWrite(caller, 'create', resourceType);
+      return { resource: await this.create(caller, resourceType, input), created: true };
+    });
+  }
+
+  /**
+   * Conditional delete (`DELETE /Type?query`, http.html#cdelete): no match → nothing to delete
+   * (success); one match → deleted (If-Match applies); several → 412, nothing deleted.
+   */
+  async conditionalDelete(caller: Caller, resourceType: string, query: string, ifMatch?: string): Promise<{ deleted: number }> {
+    this.#assertWrite(caller, 'delete', resourceType);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'delete', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional delete matches several ${resourceType} resources: nothing was deleted`);
+      const [match] = matches;
+      if (!match) return { deleted: 0 };
+      await this.delete(caller, resourceType, match.id, ifMatch);
+      return { deleted: 1 };
+    });
   }
 
   /** Conditional creates of the same type and query in this process, one after the other (no double create). */
@@ -388,38 +494,51 @@ export class ResourceService {
    */
   async conditionalCreate(caller: Caller, resourceType: string, body: unknown, query: string): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> {
     this.#assertWrite(caller, 'create', resourceType);
-    const key = `${resourceType}?${query}`;
-    const before = this.#conditionalTails.get(key) ?? Promise.resolve();
-    const run = before
-      .catch(() => undefined)
-      .then(async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
-        const matches = this.matchConditional({ caller, interaction: 'create', resourceType }, resourceType, query);
-        if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
-        const [match] = matches;
-        if (match) return { existing: { id: match.id, versionId: match.versionId } };
-        return { created: await this.create(caller, resourceType, body) };
-      });
-    this.#conditionalTails.set(key, run);
-    try {
-      return await run;
-    } finally {
-      if (this.#conditionalTails.get(key) === run) this.#conditionalTails.delete(key);
-    }
+    return this.#serialized(`${resourceType}?${query}`, async (): Promise<{ created: Resource } | { existing: { id: string; versionId: number } }> => {
+      const matches = await this.matchFor(caller, 'create', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `If-None-Exist matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (match) return { existing: { id: match.id, versionId: match.versionId } };
+      return { created: await this.create(caller, resourceType, body) };
+    });
   }
 
-  async update(caller: Caller, resourceType: string, id: string, body: unknown): Promise<Resource> {
+  async update(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan);
+    const prepared = await this.prepareUpdate(caller, resourceType, id, body, plan, ifMatch);
     await this.commitWrite(caller, plan);
     return prepared.resource;
   }
 
-  async delete(caller: Caller, resourceType: string, id: string): Promise<void> {
+  async delete(caller: Caller, resourceType: string, id: string, ifMatch?: string): Promise<void> {
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    await this.prepareDelete(caller, resourceType, id, plan);
+    await this.prepareDelete(caller, resourceType, id, plan, ifMatch);
     await this.commitWrite(caller, plan);
+  }
+
+  /**
+   * `PATCH Type/id` with a JSON Patch: applied to the current version (checked against its anchor
+   * first), then written as an update (validated, If-Match, anchored). A record that is not there or
+   * that the caller may not see is a 404 before If-Match or the patch is looked at; a deleted one 410.
+   */
+  async patch(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
+    typeInfo(resourceType);
+    this.#assertWrite(caller, 'update', resourceType);
+    const operations = parseJsonPatch(body);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    await this.#settleBefore(resourceType, id);
+    const current = this.#store.readCurrent(resourceType, id);
+    if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
+    assertVersionMatches(ifMatch, current, resourceType);
+    const patched = applyJsonPatch(await this.#verified(current), operations);
+    const plan = new WritePlan();
+    // If-Match again: the version patched is the version replaced.
+    const prepared = await this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
+    await this.commitWrite(caller, plan);
+    return prepared.resource;
   }
 
   /**
@@ -441,22 +560,27 @@ export class ResourceService {
   }
 
   /** Adds an update of an existing resource to `plan` (update does not create). */
-  async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan): Promise<PreparedVersion> {
+  async prepareUpdate(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
     this.#assertWrite(caller, 'update', resourceType);
     const input = this.#validate(resourceType, body);
     if (input.id !== id) throw invalidAt(`${resourceType}.id`, `${resourceType}.id must equal the id in the URL`);
     const current = this.#store.readCurrent(resourceType, id);
-    // Someone else's record is answered as a missing one (update does not create).
+    // Someone else's record is answered as a missing one (update does not create), before If-Match is
+    // looked at: a version check never tells a caller that a record it may not see is there.
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    assertVersionMatches(ifMatch, current, resourceType);
     return this.#guardCompartment(caller, await this.#prepareVersion(plan, input, current.versionId + 1, false, undefined, caller));
   }
 
   /** Adds a deletion to `plan`; undefined when there is nothing to delete (FHIR: that succeeds too). */
-  async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan): Promise<PreparedVersion | undefined> {
+  async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion | undefined> {
     this.#assertWrite(caller, 'delete', resourceType);
     typeInfo(resourceType);
     const current = this.#store.readCurrent(resourceType, id);
-    if (!current || current.deleted) return undefined;
+    // Someone else's record (outside a patient's compartment) is answered as a missing one: nothing
+    // deleted, and If-Match not looked at, so the answer never tells that it is there.
+    if (!current || current.deleted || !(await this.inCompartment(caller, current.patientId))) return undefined;
+    assertVersionMatches(ifMatch, current, resourceType);
     const stub: Resource = { resourceType, id };
     return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId, caller);
   }

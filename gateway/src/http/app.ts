@@ -23,7 +23,8 @@ import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from '../ingest/routes';
-import { jsonBody } from './body';
+import { JSON_MEDIA_TYPES, jsonBody } from './body';
+import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../ingest/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 
@@ -263,7 +264,7 @@ export function createApp(deps: AppDeps): express.Express {
     },
   );
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token.
-  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb' }), joseBody);
+  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] }), joseBody);
 
   // Consent: on the ledger, changed only with the patient's signature.
   fhir.post('/Consent', async (req, res) => {
@@ -568,14 +569,53 @@ export function createApp(deps: AppDeps): express.Express {
   fhir.put('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
     needsJson(req);
-    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body);
+    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
     versionHeaders(res, updated);
     sendResource(res, 200, updated);
   });
 
+  /** The search of a conditional update or delete (`PUT /Type?query`): the raw query string, required. */
+  function conditionalQuery(req: Request, what: string): string {
+    const at = req.originalUrl.indexOf('?');
+    const query = at < 0 ? '' : req.originalUrl.slice(at + 1);
+    if (query === '') throw new OperationOutcomeError('INVALID', `${what} needs an id (${req.method} /Type/id) or a search (${req.method} /Type?param=value)`);
+    return query;
+  }
+
+  fhir.put('/:type', async (req: Request<{ type: string }>, res) => {
+    const { type } = req.params;
+    checkIds(type);
+    const query = conditionalQuery(req, 'An update');
+    needsJson(req);
+    // It may create: the caller needs the scopes of both, before anything is matched.
+    caller(req, config.mspId, type, 'create');
+    const outcome = await resources.conditionalUpdate(caller(req, config.mspId, type, 'update'), type, query, req.body, req.get('if-match'));
+    const r = outcome.resource;
+    if (outcome.created) res.setHeader('Location', `${base}/${type}/${String(r.id)}/_history/${(r.meta as { versionId: string }).versionId}`);
+    versionHeaders(res, r);
+    sendResource(res, outcome.created ? 201 : 200, r);
+  });
+
+  fhir.delete('/:type', async (req: Request<{ type: string }>, res) => {
+    const { type } = req.params;
+    checkIds(type);
+    const query = conditionalQuery(req, 'A delete');
+    await resources.conditionalDelete(caller(req, config.mspId, type, 'delete'), type, query, req.get('if-match'));
+    res.status(204).end();
+  });
+
+  fhir.patch('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
+    checkIds(req.params.type, req.params.id);
+    if (!req.is(JSON_PATCH_MEDIA_TYPE))
+      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', `Send the patch as ${JSON_PATCH_MEDIA_TYPE} (RFC 6902); FHIRPath Patch is not supported`);
+    const patched = await resources.patch(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
+    versionHeaders(res, patched);
+    sendResource(res, 200, patched);
+  });
+
   fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
     checkIds(req.params.type, req.params.id);
-    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id);
+    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id, req.get('if-match'));
     res.status(204).end();
   });
 
