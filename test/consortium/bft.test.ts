@@ -80,7 +80,7 @@ describe('BFT ordering (SmartBFT, 4 orderers)', function () {
     const newLeader = await orderingLeader(t);
     process.stderr.write(
       `      BFT, ${leader} (leader) killed at write 12 of ${results.length}: ${s.acknowledged} acknowledged, ${anchored.found} of them anchored (seen from hospital2), ` +
-        `${s.failed} not acknowledged (statuses ${JSON.stringify(s.statuses)}); time to resume ${s.resumeMs ?? 'never'} ms, longest gap without an acknowledgement ${s.longestGapMs} ms; new leader ${newLeader ?? 'none'}\n`,
+        `${s.failed} not acknowledged (statuses ${JSON.stringify(s.statuses)}); time to resume ${s.resumeMs ?? 'never'} ms, longest stall under load ${s.stallMs} ms, slowest acknowledged write #${s.slowest?.n ?? '-'} took ${s.slowest?.ms ?? '-'} ms; new leader ${newLeader ?? 'none'}\n`,
     );
     process.stderr.write(`      acknowledgements per 5 s from the fault: ${timeline(results, faultAt)}\n`);
     expect(anchored.missing, 'acknowledged but not on the ledger').to.deep.equal([]);

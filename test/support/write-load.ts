@@ -94,16 +94,20 @@ export function timeline(results: readonly WriteResult[], faultAt: number, windo
 export function summarize(
   results: readonly WriteResult[],
   faultAt: number,
-): { acknowledged: number; failed: number; statuses: Record<string, number>; resumeMs: number | undefined; longestGapMs: number } {
+): { acknowledged: number; failed: number; statuses: Record<string, number>; resumeMs: number | undefined; stallMs: number; slowest: { n: number; ms: number } | undefined } {
   const acked = results.filter((r) => r.status === 201);
   const statuses: Record<string, number> = {};
   for (const r of results) statuses[String(r.status)] = (statuses[String(r.status)] ?? 0) + 1;
   // Time to resume: from the fault to the first acknowledgement of a write started after it.
   const after = acked.filter((r) => r.startedAt >= faultAt).map((r) => r.endedAt);
   const resumeMs = after.length > 0 ? Math.min(...after) - faultAt : undefined;
-  // The longest time without any acknowledgement, from the fault on.
-  const ends = [faultAt, ...acked.map((r) => r.endedAt).filter((t) => t >= faultAt)].sort((a, b) => a - b);
-  let longestGapMs = 0;
-  for (let i = 1; i < ends.length; i++) longestGapMs = Math.max(longestGapMs, (ends[i] ?? 0) - (ends[i - 1] ?? 0));
-  return { acknowledged: acked.length, failed: results.length - acked.length, statuses, resumeMs, longestGapMs };
+  // The longest time without any acknowledgement while load was still offered (fault to last start).
+  const lastStart = Math.max(...results.map((r) => r.startedAt));
+  const ends = [faultAt, ...acked.map((r) => r.endedAt).filter((t) => t >= faultAt && t <= lastStart), lastStart].sort((a, b) => a - b);
+  let stallMs = 0;
+  for (let i = 1; i < ends.length; i++) stallMs = Math.max(stallMs, (ends[i] ?? 0) - (ends[i - 1] ?? 0));
+  // The slowest acknowledged write (a write caught by the fault is answered last).
+  let slowest: { n: number; ms: number } | undefined;
+  for (const r of acked) if (!slowest || r.endedAt - r.startedAt > slowest.ms) slowest = { n: r.n, ms: r.endedAt - r.startedAt };
+  return { acknowledged: acked.length, failed: results.length - acked.length, statuses, resumeMs, stallMs, slowest };
 }
