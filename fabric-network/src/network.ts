@@ -15,6 +15,7 @@ import {
   CHANNEL,
   identityDir,
   type NetworkOptions,
+  type OrdererNode,
   type Org,
   orgOf,
   type PeerNode,
@@ -395,6 +396,14 @@ async function waitForLeader(t: Topology): Promise<void> {
   );
 }
 
+/** Whether an orderer leads channel hdx (from its consensus metrics); nothing when it does not answer. */
+async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower' }> {
+  const body = await metricsOf(o.operationsPort).catch(() => undefined);
+  if (body === undefined) return {};
+  const leads = channelMetric(body, t.options.consensus === 'bft' ? 'consensus_BFT_is_leader' : 'consensus_etcdraft_is_leader');
+  return leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' };
+}
+
 /** The orderer that leads channel hdx now, from the consensus metrics; undefined when none does. */
 export async function orderingLeader(t: Topology): Promise<string | undefined> {
   for (const o of t.orderers) {
@@ -735,6 +744,8 @@ export interface NodeStatus {
   readonly running: boolean;
   readonly healthy: boolean | undefined;
   readonly endpoint: string;
+  /** For an orderer: 'leader' when it leads channel hdx (Raft or BFT), else 'follower'. */
+  readonly role?: 'leader' | 'follower';
 }
 
 export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
@@ -762,6 +773,7 @@ export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
       running: isRunning(t.dirs.pids, o.name),
       healthy: await healthz(o.operationsPort),
       endpoint: `127.0.0.1:${o.port}`,
+      ...(await ordererRole(t, o)),
     })),
     ...t.peers.map(async (p) => ({
       name: p.name,
