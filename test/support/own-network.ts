@@ -29,6 +29,16 @@ const say =
     if (process.env.HDX_TEST_VERBOSE) process.stderr.write(`  [${name} network] ${m}\n`);
   };
 
+/** Stops the network and wipes it, keeping the nodes' logs (for reading what happened during a fault). */
+async function stopKeepingLogs(options: NetworkOptions): Promise<void> {
+  await down(options, { wipe: false }, () => {});
+  const logs = path.join(options.home, 'logs');
+  const kept = `${options.home}-logs`;
+  fs.rmSync(kept, { recursive: true, force: true });
+  if (fs.existsSync(logs)) fs.cpSync(logs, kept, { recursive: true });
+  await down(options, { wipe: true }, () => {});
+}
+
 /**
  * Mocha hooks for a suite that needs its own network: `before` brings it up (wiping what an interrupted run
  * left), `after` stops and wipes it. Returns a getter for the running network.
@@ -50,7 +60,7 @@ export function useOwnNetwork(name: string, offset: number, env: Record<string, 
       const info = await up(options, say(name));
       current = { info, options };
     } catch (err) {
-      await down(options, { wipe: true }, () => {});
+      await stopKeepingLogs(options);
       throw err;
     }
     process.stderr.write(`  [${name} network] up in ${((Date.now() - start) / 1000).toFixed(1)}s on ports ${options.portBase}-${options.portBase + 109}\n`);
@@ -59,13 +69,7 @@ export function useOwnNetwork(name: string, offset: number, env: Record<string, 
   after(async function () {
     this.timeout(120_000);
     if (previous) setNetwork(previous.info, previous.options);
-    await down(options, { wipe: false }, () => {});
-    // The nodes' logs outlive the network (for reading what happened during a fault), then all is wiped.
-    const logs = path.join(options.home, 'logs');
-    const kept = `${options.home}-logs`;
-    fs.rmSync(kept, { recursive: true, force: true });
-    if (fs.existsSync(logs)) fs.cpSync(logs, kept, { recursive: true });
-    await down(options, { wipe: true }, () => {});
+    await stopKeepingLogs(options);
   });
   return () => {
     if (!current) throw new Error(`the ${name} network is not up`);
