@@ -11,7 +11,8 @@ Commands:
                      Fabric CAs, orderers (Raft, or SmartBFT), peers for hospital1, hospital2, regulator,
                      channel "hdx" and chaincode "hdx" as a service. Idempotent.
   down [--wipe]      stop every process this launcher started; --wipe also deletes all state
-  status [--json]    show each node: running, healthy, endpoint; which orderer leads
+  status [--json]    show each node: running, healthy, endpoint; block height of each orderer
+                     and peer; which orderer leads
   logs [NODE] [-n N] print the last N (default 40) lines of a node's log; no NODE lists the logs
 
 Environment (defaults in brackets):
@@ -58,7 +59,10 @@ async function main(argv: string[]): Promise<number> {
       } else {
         for (const r of rows) {
           const state = !r.running ? 'stopped' : r.healthy ? 'healthy' : 'UNHEALTHY';
-          process.stdout.write(`${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint}${r.role ? `  (${r.role})` : ''}\n`);
+          process.stdout.write(
+            `${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint.padEnd(24)} ${[r.height === undefined ? '' : `height ${r.height}`, r.role ?? ''].filter((x) => x !== '').join(', ')}`.trimEnd() +
+              '\n',
+          );
         }
       }
       return rows.every((r) => r.running && r.healthy) ? 0 : 3;

@@ -397,11 +397,16 @@ async function waitForLeader(t: Topology): Promise<void> {
 }
 
 /** Whether an orderer leads channel hdx (from its consensus metrics); nothing when it does not answer. */
-async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower' }> {
+async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower'; height?: number }> {
   const body = await metricsOf(o.operationsPort).catch(() => undefined);
   if (body === undefined) return {};
   const leads = channelMetric(body, t.options.consensus === 'bft' ? 'consensus_BFT_is_leader' : 'consensus_etcdraft_is_leader');
-  return leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' };
+  return { ...(leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' }), ...heightIn(body) };
+}
+
+function heightIn(body: string): { height?: number } {
+  const height = channelMetric(body, 'ledger_blockchain_height');
+  return height === undefined ? {} : { height };
 }
 
 /** The orderer that leads channel hdx now, from the consensus metrics; undefined when none does. */
@@ -746,6 +751,8 @@ export interface NodeStatus {
   readonly endpoint: string;
   /** For an orderer: 'leader' when it leads channel hdx (Raft or BFT), else 'follower'. */
   readonly role?: 'leader' | 'follower';
+  /** For an orderer or a peer: the height of its copy of channel hdx (blocks), when it answers. */
+  readonly height?: number;
 }
 
 export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
@@ -781,6 +788,7 @@ export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
       running: isRunning(t.dirs.pids, p.name),
       healthy: await healthz(p.operationsPort),
       endpoint: `127.0.0.1:${p.port}`,
+      ...heightIn(await metricsOf(p.operationsPort).catch(() => '')),
     })),
     ...t.peers.map(async (p) => ({
       name: chaincodeServerName(p.org),
