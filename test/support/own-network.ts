@@ -34,8 +34,11 @@ async function stopKeepingLogs(options: NetworkOptions): Promise<void> {
   await down(options, { wipe: false }, () => {});
   const logs = path.join(options.home, 'logs');
   const kept = `${options.home}-logs`;
-  fs.rmSync(kept, { recursive: true, force: true });
-  if (fs.existsSync(logs)) fs.cpSync(logs, kept, { recursive: true });
+  // (Called twice when `before` fails: once there, once by `after`; the second call keeps the first copy.)
+  if (fs.existsSync(logs)) {
+    fs.rmSync(kept, { recursive: true, force: true });
+    fs.cpSync(logs, kept, { recursive: true });
+  }
   await down(options, { wipe: true }, () => {});
 }
 
