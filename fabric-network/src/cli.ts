@@ -8,16 +8,18 @@ const HELP = `Usage: hdx-network <command> [options]
 
 Commands:
   up                 build the Fabric binaries if needed, then start (or resume) the network:
-                     Fabric CAs, Raft orderer(s), peers for hospital1, hospital2, regulator,
+                     Fabric CAs, orderers (Raft, or SmartBFT), peers for hospital1, hospital2, regulator,
                      channel "hdx" and chaincode "hdx" as a service. Idempotent.
   down [--wipe]      stop every process this launcher started; --wipe also deletes all state
-  status [--json]    show each node: running, healthy, endpoint
+  status [--json]    show each node: running, healthy, endpoint; block height of each orderer
+                     and peer; which orderer leads
   logs [NODE] [-n N] print the last N (default 40) lines of a node's log; no NODE lists the logs
 
 Environment (defaults in brackets):
   HDX_NETWORK_HOME        state folder [<repo>/.hdx/network]
   HDX_PORT_BASE           first of 110 ports on 127.0.0.1 [7000]
-  HDX_ORDERERS            Raft orderers, 1 or 3 [1]
+  HDX_ORDERER_TYPE        ordering consensus, raft or bft [raft]
+  HDX_ORDERERS            orderers: 1 or 3 with raft [1], 4 with bft [4]
   HDX_BATCH_TIMEOUT       orderer BatchTimeout [200ms]
   HDX_MAX_MESSAGE_COUNT   orderer MaxMessageCount [100]
   HDX_FABRIC_HOME         Fabric binary cache [~/.cache/hdx/fabric]
@@ -57,7 +59,10 @@ async function main(argv: string[]): Promise<number> {
       } else {
         for (const r of rows) {
           const state = !r.running ? 'stopped' : r.healthy ? 'healthy' : 'UNHEALTHY';
-          process.stdout.write(`${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint}\n`);
+          process.stdout.write(
+            `${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint.padEnd(24)} ${[r.height === undefined ? '' : `height ${r.height}`, r.role ?? ''].filter((x) => x !== '').join(', ')}`.trimEnd() +
+              '\n',
+          );
         }
       }
       return rows.every((r) => r.running && r.healthy) ? 0 : 3;

@@ -7,7 +7,7 @@ import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, write
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
-import { httpGet, isRunning, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
+import { httpGet, importantLogLines, isRunning, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   CHAINCODE_LABEL,
   CHAINCODE_NAME,
@@ -15,6 +15,7 @@ import {
   CHANNEL,
   identityDir,
   type NetworkOptions,
+  type OrdererNode,
   type Org,
   orgOf,
   type PeerNode,
@@ -60,8 +61,11 @@ export interface GatewayConnection {
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
-  const orderers = Number(env.HDX_ORDERERS ?? '1');
-  if (orderers !== 1 && orderers !== 3) throw new NetworkError(`HDX_ORDERERS must be 1 or 3, not ${env.HDX_ORDERERS}`);
+  const consensus = env.HDX_ORDERER_TYPE ?? 'raft';
+  if (consensus !== 'raft' && consensus !== 'bft') throw new NetworkError(`HDX_ORDERER_TYPE must be raft or bft, not ${consensus}`);
+  const orderers = Number(env.HDX_ORDERERS ?? (consensus === 'bft' ? '4' : '1')) as NetworkOptions['orderers'];
+  if (consensus === 'raft' && orderers !== 1 && orderers !== 3) throw new NetworkError(`HDX_ORDERERS must be 1 or 3 with Raft, not ${env.HDX_ORDERERS}`);
+  if (consensus === 'bft' && orderers !== 4) throw new NetworkError(`HDX_ORDERERS must be 4 with BFT (3f+1 orderers for f = 1), not ${env.HDX_ORDERERS}`);
   const portBase = Number(env.HDX_PORT_BASE ?? '7000');
   if (!Number.isInteger(portBase) || portBase < 1024 || portBase > 65_000) {
     throw new NetworkError(`HDX_PORT_BASE must be an integer between 1024 and 65000, not ${env.HDX_PORT_BASE}`);
@@ -75,6 +79,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
   return {
     home: path.resolve(env.HDX_NETWORK_HOME ?? path.join(REPO_ROOT, '.hdx', 'network')),
     portBase,
+    consensus,
     orderers,
     batchTimeout,
     maxMessageCount,
@@ -83,10 +88,16 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
 
 const STATE_FILE = 'network.json';
 
+/** A network's options.json; networks created before BFT existed have no `consensus`: they are Raft. */
+function readOptions(file: string): NetworkOptions {
+  const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<NetworkOptions, 'consensus'> & { consensus?: NetworkOptions['consensus'] };
+  return { ...stored, consensus: stored.consensus ?? 'raft' };
+}
+
 /** Reads the options a network was created with, so a later `up` or `status` uses the same layout. */
 function loadOrCreateOptions(requested: NetworkOptions): NetworkOptions {
   const file = path.join(requested.home, 'options.json');
-  if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as NetworkOptions;
+  if (fs.existsSync(file)) return readOptions(file);
   fs.mkdirSync(requested.home, { recursive: true });
   fs.writeFileSync(file, JSON.stringify(requested, null, 2));
   return requested;
@@ -127,7 +138,7 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
   }
-  const steps = 9;
+  const steps = 10;
   let step = 0;
   const s = (label: string): string => `(${++step}/${steps}) ${label}`;
 
@@ -138,11 +149,13 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
     await Promise.all(t.orgs.map((org) => startCa(t, bins, org)));
   });
   await timed(progress, s('Identities (enrolled from each CA)'), () => enrollAll(t, bins));
-  await timed(progress, s(`Raft ordering service (${t.orderers.length} node${t.orderers.length > 1 ? 's' : ''})`), () => startOrderers(t, bins));
+  const ordering = t.options.consensus === 'bft' ? 'SmartBFT' : 'Raft';
+  await timed(progress, s(`${ordering} ordering service (${t.orderers.length} node${t.orderers.length > 1 ? 's' : ''})`), () => startOrderers(t, bins));
   await timed(progress, s('Peers (hospital1, hospital2, regulator)'), () => startPeers(t, bins));
   await timed(progress, s(`Channel ${CHANNEL}`), () => createChannel(t, bins));
   await timed(progress, s(`Chaincode ${CHAINCODE_NAME} (as a service, endorsement MAJORITY)`), () => deployChaincode(t, bins));
 
+  await timed(progress, s(`Every orderer holds the blocks ordered so far (${ordering} cluster ordering)`), () => waitForOrdererHeights(t));
   await timed(progress, s('Gossip membership (each peer sees the other organizations, so endorsements can be planned)'), () => waitForMembership(t));
   await timed(progress, s('Organization DIDs (each member onboarded on the ledger with its gateway URL)'), () => registerOrgDids(t, bins));
 
@@ -166,6 +179,10 @@ async function enrollAll(t: Topology, bins: Binaries): Promise<void> {
   );
 }
 
+function consensusDir(t: Topology): string {
+  return t.options.consensus === 'bft' ? 'smartbft' : 'etcdraft';
+}
+
 function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
   const o = t.orderers[i];
   if (!o) throw new Error(`no orderer ${i}`);
@@ -187,8 +204,8 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
     ORDERER_GENERAL_BOOTSTRAPMETHOD: 'none',
     ORDERER_CHANNELPARTICIPATION_ENABLED: 'true',
     ORDERER_FILELEDGER_LOCATION: path.join(data, 'ledger'),
-    ORDERER_CONSENSUS_WALDIR: path.join(data, 'etcdraft', 'wal'),
-    ORDERER_CONSENSUS_SNAPDIR: path.join(data, 'etcdraft', 'snapshot'),
+    ORDERER_CONSENSUS_WALDIR: path.join(data, consensusDir(t), 'wal'),
+    ORDERER_CONSENSUS_SNAPDIR: path.join(data, consensusDir(t), 'snapshot'),
     ORDERER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${o.operationsPort}`,
     ORDERER_METRICS_PROVIDER: 'prometheus',
     ORDERER_ADMIN_LISTENADDRESS: `127.0.0.1:${o.adminPort}`,
@@ -304,39 +321,121 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
   }
   const ordererOrg = orgOf(t, 'orderer');
   const adminTls = path.join(identityDir(ordererOrg, 'admin', 'admin'), 'tls');
-  for (const o of t.orderers) {
-    const adminArgs = [
-      '-o',
-      `127.0.0.1:${o.adminPort}`,
-      '--ca-file',
-      caCertFile(ordererOrg.ca),
-      '--client-cert',
-      path.join(adminTls, 'server.crt'),
-      '--client-key',
-      path.join(adminTls, 'server.key'),
-    ];
-    const list = await run(bins.osnadmin, ['channel', 'list', '--channelID', CHANNEL, ...adminArgs]).catch(() => '');
-    if (!list.includes(`"name": "${CHANNEL}"`)) {
-      await run(bins.osnadmin, ['channel', 'join', '--channelID', CHANNEL, '--config-block', block, ...adminArgs]);
-    }
-  }
-  // Raft needs a leader before the channel takes transactions.
-  const first = t.orderers[0];
-  if (!first) throw new Error('no orderer');
-  await waitFor(
-    'Raft leader for channel hdx',
-    async () => {
-      const res = await httpGet(`http://127.0.0.1:${first.operationsPort}/metrics`);
-      return /consensus_etcdraft_is_leader\{channel="hdx"\} 1|consensus_etcdraft_leader_changes\{channel="hdx"\} [1-9]/.test(res.body);
-    },
-    { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
+  // All orderers join at once: a BFT consenter that joins seconds after the others finds them changing
+  // views for want of a quorum, and the cluster takes a while to settle.
+  await Promise.all(
+    t.orderers.map(async (o) => {
+      const adminArgs = [
+        '-o',
+        `127.0.0.1:${o.adminPort}`,
+        '--ca-file',
+        caCertFile(ordererOrg.ca),
+        '--client-cert',
+        path.join(adminTls, 'server.crt'),
+        '--client-key',
+        path.join(adminTls, 'server.key'),
+      ];
+      const list = await run(bins.osnadmin, ['channel', 'list', '--channelID', CHANNEL, ...adminArgs]).catch(() => '');
+      if (!list.includes(`"name": "${CHANNEL}"`)) {
+        // osnadmin exits 0 whatever the orderer answered: the status line tells (201 Created).
+        const out = await run(bins.osnadmin, ['channel', 'join', '--channelID', CHANNEL, '--config-block', block, ...adminArgs]);
+        if (!/^Status: 201\b/m.test(out)) {
+          throw new NetworkError(`${o.name} refused to join channel ${CHANNEL}`, [
+            ...out.split('\n').filter((l) => l.trim() !== ''),
+            ...importantLogLines(logFile(t.dirs.logs, o.name), 4),
+          ]);
+        }
+      }
+    }),
   );
+  await waitForLeader(t);
   for (const p of t.peers) {
     const env = adminEnv(t, bins, p.org);
     const joined = await run(bins.peer, ['channel', 'list'], { env });
     if (!joined.split('\n').includes(CHANNEL)) await run(bins.peer, ['channel', 'join', '-b', block], { env });
   }
   markDone(t, 'channel');
+}
+
+async function metricsOf(port: number): Promise<string> {
+  return (await httpGet(`http://127.0.0.1:${port}/metrics`)).body;
+}
+
+/** A metric of channel hdx in an orderer's or peer's Prometheus text, e.g. consensus_BFT_leader_id. */
+export function channelMetric(body: string, name: string): number | undefined {
+  const m = new RegExp(`^${name}\\{channel="${CHANNEL}"\\} ([0-9.e+-]+)$`, 'm').exec(body);
+  return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+/**
+ * The channel takes transactions once its consenters agree on a leader. Raft: orderer0 has seen a leader
+ * elected. BFT: every orderer reports the same leader (its consenter id), i.e. all four run the protocol.
+ */
+async function waitForLeader(t: Topology): Promise<void> {
+  const first = t.orderers[0];
+  if (!first) throw new Error('no orderer');
+  if (t.options.consensus === 'raft') {
+    await waitFor(
+      `Raft leader for channel ${CHANNEL}`,
+      async () => {
+        const body = await metricsOf(first.operationsPort);
+        return channelMetric(body, 'consensus_etcdraft_is_leader') === 1 || (channelMetric(body, 'consensus_etcdraft_leader_changes') ?? 0) >= 1;
+      },
+      { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
+    );
+    return;
+  }
+  await waitFor(
+    `SmartBFT leader agreed by all ${t.orderers.length} orderers of channel ${CHANNEL}`,
+    async () => {
+      const leaders = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o.operationsPort), 'consensus_BFT_leader_id')));
+      const l = leaders[0];
+      return l !== undefined && l >= 1 && leaders.every((x) => x === l);
+    },
+    { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
+  );
+}
+
+/** Whether an orderer leads channel hdx (from its consensus metrics); nothing when it does not answer. */
+async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower'; height?: number }> {
+  const body = await metricsOf(o.operationsPort).catch(() => undefined);
+  if (body === undefined) return {};
+  const leads = channelMetric(body, t.options.consensus === 'bft' ? 'consensus_BFT_is_leader' : 'consensus_etcdraft_is_leader');
+  return { ...(leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' }), ...heightIn(body) };
+}
+
+function heightIn(body: string): { height?: number } {
+  const height = channelMetric(body, 'ledger_blockchain_height');
+  return height === undefined ? {} : { height };
+}
+
+/** The orderer that leads channel hdx now, from the consensus metrics; undefined when none does. */
+export async function orderingLeader(t: Topology): Promise<string | undefined> {
+  for (const o of t.orderers) {
+    const body = await metricsOf(o.operationsPort).catch(() => '');
+    const leads = t.options.consensus === 'bft' ? channelMetric(body, 'consensus_BFT_is_leader') === 1 : channelMetric(body, 'consensus_etcdraft_is_leader') === 1;
+    if (leads) return o.name;
+  }
+  return undefined;
+}
+
+/**
+ * After the chaincode definition and its approvals went through ordering, every orderer of the cluster
+ * must hold the same chain (height > 1): proof that the cluster orders and replicates blocks, not just
+ * that its processes are healthy.
+ */
+async function waitForOrdererHeights(t: Topology): Promise<void> {
+  const first = t.orderers[0];
+  if (!first) throw new Error('no orderer');
+  await waitFor(
+    `every orderer to hold the blocks of channel ${CHANNEL}`,
+    async () => {
+      const heights = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o.operationsPort), 'ledger_blockchain_height')));
+      const h = heights[0];
+      return h !== undefined && h > 1 && heights.every((x) => x === h);
+    },
+    { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
+  );
 }
 
 /**
@@ -631,7 +730,7 @@ function serviceNames(t: Topology): string[] {
 /** Stops exactly the processes this network's launcher started (by recorded pid); `wipe` deletes all state. */
 export async function down(requested: NetworkOptions, opts: { wipe: boolean }, progress: Progress = () => {}): Promise<void> {
   const optionsFile = path.join(requested.home, 'options.json');
-  const options = fs.existsSync(optionsFile) ? (JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as NetworkOptions) : requested;
+  const options = fs.existsSync(optionsFile) ? readOptions(optionsFile) : requested;
   const t = topology(options);
   const list: string[] = [];
   for (const name of serviceNames(t)) {
@@ -650,12 +749,16 @@ export interface NodeStatus {
   readonly running: boolean;
   readonly healthy: boolean | undefined;
   readonly endpoint: string;
+  /** For an orderer: 'leader' when it leads channel hdx (Raft or BFT), else 'follower'. */
+  readonly role?: 'leader' | 'follower';
+  /** For an orderer or a peer: the height of its copy of channel hdx (blocks), when it answers. */
+  readonly height?: number;
 }
 
 export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
   const optionsFile = path.join(requested.home, 'options.json');
   if (!fs.existsSync(optionsFile)) return [];
-  const t = topology(JSON.parse(fs.readFileSync(optionsFile, 'utf8')) as NetworkOptions);
+  const t = topology(readOptions(optionsFile));
   const healthz = async (port: number): Promise<boolean> => {
     try {
       return (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200;
@@ -677,6 +780,7 @@ export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
       running: isRunning(t.dirs.pids, o.name),
       healthy: await healthz(o.operationsPort),
       endpoint: `127.0.0.1:${o.port}`,
+      ...(await ordererRole(t, o)),
     })),
     ...t.peers.map(async (p) => ({
       name: p.name,
@@ -684,6 +788,7 @@ export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
       running: isRunning(t.dirs.pids, p.name),
       healthy: await healthz(p.operationsPort),
       endpoint: `127.0.0.1:${p.port}`,
+      ...heightIn(await metricsOf(p.operationsPort).catch(() => '')),
     })),
     ...t.peers.map(async (p) => ({
       name: chaincodeServerName(p.org),

@@ -8,9 +8,13 @@ import { importantLogLines } from './proc';
 import { topology } from './topology';
 
 describe('topology', () => {
-  for (const orderers of [1, 3] as const) {
-    it(`gives every node of a ${orderers}-orderer network distinct ports inside its block`, () => {
-      const t = topology({ home: '/h', portBase: 7000, orderers, batchTimeout: '200ms', maxMessageCount: 100 });
+  for (const [consensus, orderers] of [
+    ['raft', 1],
+    ['raft', 3],
+    ['bft', 4],
+  ] as const) {
+    it(`gives every node of a ${orderers}-orderer ${consensus} network distinct ports inside its block`, () => {
+      const t = topology({ home: '/h', portBase: 7000, consensus, orderers, batchTimeout: '200ms', maxMessageCount: 100 });
       const ports = [
         ...t.orgs.flatMap((o) => [o.ca.port, o.ca.operationsPort]),
         ...t.orderers.flatMap((o) => [o.port, o.adminPort, o.operationsPort]),
@@ -23,7 +27,7 @@ describe('topology', () => {
   }
 
   it('configtx: Raft consenters for every orderer, MAJORITY endorsement, anchor peers, low-latency cutting', () => {
-    const t = topology({ home: '/h', portBase: 7000, orderers: 3, batchTimeout: '250ms', maxMessageCount: 10 });
+    const t = topology({ home: '/h', portBase: 7000, consensus: 'raft', orderers: 3, batchTimeout: '250ms', maxMessageCount: 10 });
     // The parts of the configtx profile this test reads.
     type Profile = {
       Orderer: { EtcdRaft: { Consenters: unknown[] }; BatchTimeout: string; BatchSize: { MaxMessageCount: number } };
@@ -37,11 +41,54 @@ describe('topology', () => {
     expect(p.Application.Policies.LifecycleEndorsement.Rule).to.equal('MAJORITY Endorsement');
     expect(p.Application.Organizations.map((o: { AnchorPeers: unknown[] }) => o.AnchorPeers.length)).to.deep.equal([1, 1, 1]);
   });
+
+  it('configtx: BFT maps each of 4 orderers to a consenter id, its MSP, signing identity and TLS certificates', () => {
+    const t = topology({ home: '/h', portBase: 7000, consensus: 'bft', orderers: 4, batchTimeout: '100ms', maxMessageCount: 20 });
+    type Consenter = { ID: number; Host: string; Port: number; MSPID: string; Identity: string; ClientTLSCert: string; ServerTLSCert: string };
+    type Profile = {
+      Capabilities: Record<string, boolean>;
+      Orderer: {
+        OrdererType: string;
+        EtcdRaft?: unknown;
+        ConsenterMapping: Consenter[];
+        SmartBFT: Record<string, string | number | boolean>;
+        Organizations: Array<{ OrdererEndpoints: string[] }>;
+      };
+    };
+    const p = (configtx(t) as { Profiles: Record<string, Profile> }).Profiles[PROFILE] as Profile;
+    // Fabric refuses BFT without the V3_0 channel capability.
+    expect(p.Capabilities.V3_0).to.equal(true);
+    expect(p.Orderer.OrdererType).to.equal('BFT');
+    expect(p.Orderer.EtcdRaft).to.equal(undefined);
+    expect(p.Orderer.ConsenterMapping.map((c) => c.ID)).to.deep.equal([1, 2, 3, 4]);
+    expect(p.Orderer.ConsenterMapping.map((c) => c.Port)).to.deep.equal(t.orderers.map((o) => o.port));
+    for (const [i, c] of p.Orderer.ConsenterMapping.entries()) {
+      expect(c).to.include({ Host: '127.0.0.1', MSPID: 'OrdererMSP' });
+      expect(c.Identity).to.equal(`/h/orgs/orderer/orderers/orderer${i}/msp/signcerts/cert.pem`);
+      expect(c.ServerTLSCert).to.equal(`/h/orgs/orderer/orderers/orderer${i}/tls/server.crt`);
+      expect(c.ClientTLSCert).to.equal(c.ServerTLSCert);
+    }
+    // Every consenter is also a delivery/broadcast endpoint (1:1, as Fabric recommends for BFT).
+    expect(p.Orderer.Organizations[0]?.OrdererEndpoints).to.deep.equal(t.orderers.map((o) => `127.0.0.1:${o.port}`));
+    // No zero values: the orderer's SmartBFT validation refuses them at channel join.
+    for (const [k, v] of Object.entries(p.Orderer.SmartBFT)) if (typeof v !== 'boolean') expect(v, k).to.not.be.oneOf([0, '', '0s']);
+    expect(p.Orderer.SmartBFT).to.include({ RequestBatchMaxCount: 20, RequestBatchMaxInterval: '100ms' });
+    // The SmartBFT ordering of timeouts its validation requires.
+    const sec = (d: unknown): number => (String(d).endsWith('m') ? 60 : 1) * parseFloat(String(d));
+    const o = p.Orderer.SmartBFT;
+    expect(sec(o.RequestForwardTimeout)).to.be.at.most(sec(o.RequestComplainTimeout));
+    expect(sec(o.RequestComplainTimeout)).to.be.at.most(sec(o.RequestAutoRemoveTimeout));
+    expect(sec(o.ViewChangeResendInterval)).to.be.at.most(sec(o.ViewChangeTimeout));
+  });
 });
 
 describe('defaultOptions', () => {
   it('refuses values that cannot work, naming the variable', () => {
     expect(() => defaultOptions({ HDX_ORDERERS: '2' })).to.throw(/HDX_ORDERERS must be 1 or 3/);
+    expect(() => defaultOptions({ HDX_ORDERER_TYPE: 'kafka' })).to.throw(/HDX_ORDERER_TYPE must be raft or bft/);
+    expect(() => defaultOptions({ HDX_ORDERER_TYPE: 'bft', HDX_ORDERERS: '3' })).to.throw(/HDX_ORDERERS must be 4 with BFT/);
+    expect(defaultOptions({ HDX_ORDERER_TYPE: 'bft' })).to.include({ consensus: 'bft', orderers: 4 });
+    expect(defaultOptions({})).to.include({ consensus: 'raft', orderers: 1 });
     expect(() => defaultOptions({ HDX_PORT_BASE: '80' })).to.throw(/HDX_PORT_BASE/);
     expect(() => defaultOptions({ HDX_BATCH_TIMEOUT: 'soon' })).to.throw(/HDX_BATCH_TIMEOUT/);
     expect(defaultOptions({ HDX_ORDERERS: '3', HDX_NETWORK_HOME: '/n' })).to.include({ orderers: 3, home: '/n', portBase: 7000 });

@@ -10,13 +10,20 @@ export const CHAINCODE_NAME = 'hdx';
 export const CHAINCODE_LABEL = 'hdx_1.0';
 export const CHAINCODE_VERSION = '1.0';
 
+export type Consensus = 'raft' | 'bft';
+
 export interface NetworkOptions {
   /** Folder holding every file of this network (certificates, ledgers, logs, pids). */
   readonly home: string;
   /** First port of the block of ports the network uses (default 7000; 150 ports are used). */
   readonly portBase: number;
-  /** Raft orderers: 1 (default) or 3. */
-  readonly orderers: 1 | 3;
+  /**
+   * Ordering consensus: 'raft' (etcdraft, crash fault tolerant; the default) or 'bft' (SmartBFT, Fabric 3;
+   * tolerates one faulty, even dishonest, orderer of four).
+   */
+  readonly consensus: Consensus;
+  /** Orderers: 1 (default) or 3 for Raft; 4 for BFT (3f+1 with f = 1). */
+  readonly orderers: 1 | 3 | 4;
   /** Orderer BatchTimeout, e.g. '200ms'. */
   readonly batchTimeout: string;
   /** Orderer MaxMessageCount per block. */
@@ -37,6 +44,8 @@ export interface OrdererNode {
   readonly adminPort: number;
   readonly operationsPort: number;
   readonly dir: string;
+  /** The orderer's consenter id in a BFT channel's ConsenterMapping (1-based). */
+  readonly consenterId: number;
 }
 
 export interface PeerNode {
@@ -81,7 +90,7 @@ export function mspIdOf(org: OrgName): string {
 
 /**
  * Lays out every node's ports and folders. Ports: CAs at base+0..39 (10 per org), orderers at
- * base+40..69, peers at base+70..99, chaincode servers at base+100..109.
+ * base+40..59 (5 per orderer, up to 4), peers at base+70..99, chaincode servers at base+100..109.
  */
 export function topology(options: NetworkOptions): Topology {
   const { home, portBase: b } = options;
@@ -100,10 +109,11 @@ export function topology(options: NetworkOptions): Topology {
   }));
   const orderers: OrdererNode[] = Array.from({ length: options.orderers }, (_, i) => ({
     name: `orderer${i}`,
-    port: b + 40 + i * 10,
-    adminPort: b + 41 + i * 10,
-    operationsPort: b + 42 + i * 10,
+    port: b + 40 + i * 5,
+    adminPort: b + 41 + i * 5,
+    operationsPort: b + 42 + i * 5,
     dir: path.join(home, 'orgs', 'orderer', 'orderers', `orderer${i}`),
+    consenterId: i + 1,
   }));
   const peers: PeerNode[] = PEER_ORGS.map((org, i) => ({
     org,

@@ -87,7 +87,10 @@ export class FabricLedger implements LedgerClient {
       evaluateOptions: () => ({ deadline: Date.now() + t }),
       endorseOptions: () => ({ deadline: Date.now() + t }),
       submitOptions: () => ({ deadline: Date.now() + t }),
-      commitStatusOptions: () => ({ deadline: Date.now() + 4 * t }),
+      // A commit normally shows within a second or two. A transaction an orderer accepted and then lost (a
+      // Raft follower forwarding it to a leader that died: see fabric-network/README.md, Faults) never
+      // shows: the wait must end soon enough for #sendUntilKnown to re-send it while the client waits.
+      commitStatusOptions: () => ({ deadline: Date.now() + t }),
     });
     const network = this.#gateway.getNetwork(config.channel);
     this.#network = network;
