@@ -88,8 +88,8 @@ async function startOrgGateway(info: NetworkInfo, org: string, overrides: Record
     HDX_DATA_DIR: path.join(info.home, `gateway-${org}`),
     HDX_LOG_LEVEL: 'warn',
     // A benchmark measures the gateway, not its rate limiter: one identity sends thousands a minute.
-    HDX_RATE_LIMIT_PER_IDENTITY: '10000000',
-    HDX_RATE_LIMIT_PER_IP: '10000000',
+    HDX_RATE_LIMIT_PER_IDENTITY: '1000000',
+    HDX_RATE_LIMIT_PER_IP: '1000000',
     ...overrides,
   });
   return { gateway: await startGateway(config, newLogger('warn')), config };

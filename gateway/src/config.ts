@@ -134,8 +134,8 @@ const schema = {
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
     HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
-    HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 10000000, default: 600 },
-    HDX_RATE_LIMIT_PER_IP: { type: 'integer', minimum: 1, maximum: 10000000, default: 1200 },
+    HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 1000000, default: 600 },
+    HDX_RATE_LIMIT_PER_IP: { type: 'integer', minimum: 1, maximum: 1000000, default: 1200 },
   },
   dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'], HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'] },
 };
