@@ -313,7 +313,8 @@ async function main(): Promise<void> {
         expectStatus(revoked, 200, 'revoke consent');
         for (let n = 1; ; n++) {
           const r = await h2Read(id);
-          if (r.status === 403) {
+          // A denied read is answered as a missing record (no existence oracle).
+          if (r.status === 404) {
             times.push(ms(t0));
             polls.push(n);
             break;
@@ -463,7 +464,7 @@ async function main(): Promise<void> {
       ],
       [
         'revocation',
-        'per round: new consent id, grant (POST /fhir/Consent), a permitted hospital2 read, revoke (PUT, signed JWS); timed from the PUT response to the first 403 of back-to-back hospital2 reads (fresh DID token each)',
+        'per round: new consent id, grant (POST /fhir/Consent), a permitted hospital2 read, revoke (PUT, signed JWS); timed from the PUT response to the first denied read (404) of back-to-back hospital2 reads (fresh DID token each)',
       ],
       [
         'machine',
