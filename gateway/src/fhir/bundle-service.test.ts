@@ -5,15 +5,12 @@ import { validateResource } from '@hdx/fhir-mappers';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import request from 'supertest';
-import { createApp } from '../http/app';
-import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
-import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
+import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { AuditService } from './audit-events';
-import { ConsentService } from './consent-service';
+import { testApp } from '../test-support/test-app';
 import { OperationOutcomeError } from './outcome';
-import { DID_IDENTIFIER_SYSTEM, ResourceService } from './resource-service';
+import { DID_IDENTIFIER_SYSTEM } from './resource-service';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -44,18 +41,7 @@ function setup() {
   const file = path.join(dir, 'hdx.db');
   const store = new SqliteStore(file);
   const ledger = new FakeLedger();
-  const log = newLogger('silent');
-  const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
-  const app = createApp({
-    config: { baseUrl: BASE, mspId: 'Hospital1MSP' },
-    log,
-    resources,
-    consents: new ConsentService(ledger),
-    audit: new AuditService(ledger),
-    ledger,
-    store,
-    authenticate: fakeAuthenticate,
-  });
+  const { app } = testApp({ store, ledger, baseUrl: BASE });
   /** Rows in every table that holds patient data: a failed transaction must leave none. */
   const rows = (): Record<string, number> => {
     const db = new Database(file, { readonly: true });
