@@ -28,7 +28,14 @@ export interface StableIds {
 export type EpochLookup = (epochKey: string) => number;
 
 function mac(secret: Uint8Array, label: string, parts: ReadonlyArray<string>): Buffer {
-  const h = createHmac('sha256', secret);
+  return namespacedDigest(createHmac('sha256', secret), label, parts);
+}
+
+/**
+ * The digest of the HDX namespace and the length-prefixed label and parts, by the hash given (keyed ids
+ * use an HMAC; the test-support's copy of the old unkeyed ids a plain SHA-256).
+ */
+export function namespacedDigest(h: { update(data: Uint8Array): unknown; digest(): Buffer }, label: string, parts: ReadonlyArray<string>): Buffer {
   h.update(Buffer.from(HDX_ID_NAMESPACE.replace(/-/g, ''), 'hex'));
   // Length-prefixed, so ['ab','c'] ≠ ['a','bc'].
   for (const p of [label, ...parts]) {
@@ -42,7 +49,7 @@ function mac(secret: Uint8Array, label: string, parts: ReadonlyArray<string>): B
 }
 
 /** 128 bits of a digest as a UUID with the RFC 9562 version 8 (custom) and variant bits set. */
-function uuidOf(d: Buffer): string {
+export function uuidOf(d: Buffer): string {
   d[6] = ((d[6] ?? 0) & 0x0f) | 0x80; // version 8
   d[8] = ((d[8] ?? 0) & 0x3f) | 0x80; // RFC 4122/9562 variant
   const x = d.subarray(0, 16).toString('hex');
