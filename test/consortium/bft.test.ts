@@ -6,31 +6,14 @@
  */
 import { expect } from 'chai';
 import { orderingLeader, topology } from '@hdx/fabric-network';
-import { generateDidKey, type FabricLedger } from '@hdx/gateway';
-import { type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { startTestGateway } from '../support/network';
-import { channelMetric, ledgerOf, recordedPid, useOwnNetwork } from '../support/own-network';
+import { channelMetric, recordedPid, useOwnNetwork, useWriter } from '../support/own-network';
 import { summarize, timeline, writeLoad } from '../support/write-load';
 import { anchoredOf } from '../support/anchored';
 
 describe('BFT ordering (SmartBFT, 4 orderers)', function () {
   this.timeout(300_000);
   const own = useOwnNetwork('bft', 200, { HDX_ORDERER_TYPE: 'bft', HDX_ORDERERS: '4' });
-  let h1: Gw;
-  let hospital2: FabricLedger;
-  let token: string;
-
-  before(async () => {
-    h1 = await startTestGateway('hospital1');
-    hospital2 = await ledgerOf('hospital2');
-    const practitioner = generateDidKey();
-    await registerDid(h1, 'hospital1', 'practitioner', practitioner);
-    token = staffToken(h1, 'hospital1', { did: practitioner.did });
-  });
-  after(async () => {
-    hospital2?.close();
-    await h1?.gateway.close();
-  });
+  const writer = useWriter();
 
   it('runs a 4-node SmartBFT cluster that agrees on one leader', async () => {
     const t = topology(own().options);
@@ -43,6 +26,7 @@ describe('BFT ordering (SmartBFT, 4 orderers)', function () {
   });
 
   it('commits a transaction through the BFT cluster: a Patient created at hospital1 is anchored, seen from hospital2', async () => {
+    const { h1, token, hospital2 } = writer();
     const res = await fetch(`${h1.config.baseUrl}/Patient`, {
       method: 'POST',
       headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${token}` },
@@ -59,6 +43,7 @@ describe('BFT ordering (SmartBFT, 4 orderers)', function () {
   });
 
   it('keeps ordering with the leader killed under a steady write load; nothing acknowledged is missing', async () => {
+    const { h1, token, hospital2 } = writer();
     const t = topology(own().options);
     const leader = await orderingLeader(t);
     if (!leader) throw new Error('no BFT leader');

@@ -6,33 +6,17 @@
  */
 import { expect } from 'chai';
 import { orderingLeader, topology } from '@hdx/fabric-network';
-import { generateDidKey, type FabricLedger } from '@hdx/gateway';
-import { type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { startTestGateway } from '../support/network';
 import { anchoredOf } from '../support/anchored';
-import { ledgerOf, recordedPid, useOwnNetwork } from '../support/own-network';
+import { recordedPid, useOwnNetwork, useWriter } from '../support/own-network';
 import { summarize, timeline, writeLoad } from '../support/write-load';
 
 describe('faults: the Raft leader (of 3 orderers) killed under a steady write load', function () {
   this.timeout(300_000);
   const own = useOwnNetwork('raft3', 400, { HDX_ORDERER_TYPE: 'raft', HDX_ORDERERS: '3' });
-  let h1: Gw;
-  let hospital2: FabricLedger;
-  let token: string;
-
-  before(async () => {
-    h1 = await startTestGateway('hospital1');
-    hospital2 = await ledgerOf('hospital2');
-    const practitioner = generateDidKey();
-    await registerDid(h1, 'hospital1', 'practitioner', practitioner);
-    token = staffToken(h1, 'hospital1', { did: practitioner.did });
-  });
-  after(async () => {
-    hospital2?.close();
-    await h1?.gateway.close();
-  });
+  const writer = useWriter();
 
   it('resumes writing under a new leader; every acknowledged write is anchored', async () => {
+    const { h1, token, hospital2 } = writer();
     const t = topology(own().options);
     const leader = await orderingLeader(t);
     if (!leader) throw new Error('no Raft leader');

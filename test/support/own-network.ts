@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultOptions, down, type NetworkInfo, type NetworkOptions, up } from '@hdx/fabric-network';
-import { enrollGatewayIdentity, FabricLedger, newLogger } from '@hdx/gateway';
-import { gatewayConfig, network, setNetwork } from './network';
+import { enrollGatewayIdentity, FabricLedger, generateDidKey, newLogger } from '@hdx/gateway';
+import { type Gw, registerDid, staffToken } from './fhir-client';
+import { gatewayConfig, network, setNetwork, startTestGateway } from './network';
 
 const repo = path.resolve(__dirname, '..', '..');
 
@@ -101,4 +102,36 @@ export async function channelMetric(operationsPort: number, metric: string): Pro
   } catch {
     return undefined;
   }
+}
+
+/** What the consortium tests write with: hospital1's gateway, a registered practitioner's token, hospital2's ledger client. */
+export interface Writer {
+  readonly h1: Gw;
+  readonly token: string;
+  readonly hospital2: FabricLedger;
+}
+
+/**
+ * Mocha hooks (call after useOwnNetwork): `before` starts hospital1's gateway on the suite's network with a
+ * registered practitioner and opens hospital2's ledger client; `after` closes both. Returns a getter.
+ */
+export function useWriter(): () => Writer {
+  let writer: Writer | undefined;
+  let h1: Gw | undefined;
+  let hospital2: FabricLedger | undefined;
+  before(async () => {
+    h1 = await startTestGateway('hospital1');
+    hospital2 = await ledgerOf('hospital2');
+    const practitioner = generateDidKey();
+    await registerDid(h1, 'hospital1', 'practitioner', practitioner);
+    writer = { h1, hospital2, token: staffToken(h1, 'hospital1', { did: practitioner.did }) };
+  });
+  after(async () => {
+    hospital2?.close();
+    await h1?.gateway.close();
+  });
+  return () => {
+    if (!writer) throw new Error('the writer is not set up');
+    return writer;
+  };
 }
