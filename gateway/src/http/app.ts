@@ -23,6 +23,9 @@ import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from '../ingest/routes';
+// The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
+// constant (caller.ts is plain data and loads no contract).
+import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../ingest/custodian-ids';
@@ -58,8 +61,6 @@ export interface AppDeps {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
-/** The consortium's regulator: the only member whose admins register auditor DIDs. */
-const REGULATOR_MSP = 'RegulatorMSP';
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
 
