@@ -132,6 +132,16 @@ export function mayRead(auth: AuthContext, resourceType: string): boolean {
   return grantingScope(auth.scopes, resourceType, 'read') !== undefined;
 }
 
+/** A DID's resolution as far as the patient checks below read it (guardians, status). */
+type PatientResolver = (did: string) => Promise<{ hdx: { status: string; guardians: string[] } } | undefined>;
+
+/** Whether `did` is the patient `patientDid` itself or an active guardian of that (active) patient. */
+export async function isPatientOrGuardian(did: string, patientDid: string, resolve: PatientResolver): Promise<boolean> {
+  if (did === patientDid) return true;
+  const resolution = await resolve(patientDid);
+  return resolution?.hdx.status === 'active' && resolution.hdx.guardians.includes(did);
+}
+
 /** What relatedTo needs to know of a patient DID. */
 export interface RelationDeps {
   /** The patient's DID resolution (guardians, status, registering organization), undefined if unknown. */
@@ -151,7 +161,5 @@ export async function relatedTo(auth: AuthContext, patientDid: string, ownMsp: s
   if (auth.did === patientDid) return true;
   const staff = (auth.organization ?? ownMsp) === ownMsp && ['practitioner', 'admin', 'system'].includes(auth.role);
   if (staff && deps.holdsPatient(patientDid)) return true;
-  if (auth.did === undefined) return false;
-  const resolution = await deps.resolve(patientDid);
-  return resolution !== undefined && resolution.hdx.status === 'active' && resolution.hdx.guardians.includes(auth.did);
+  return auth.did !== undefined && isPatientOrGuardian(auth.did, patientDid, deps.resolve);
 }

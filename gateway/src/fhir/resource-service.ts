@@ -7,7 +7,7 @@ import { commitOutcomeOf } from '../ledger/ledger-errors';
 import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
-import { assertInteraction, type Interaction } from './policy';
+import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
@@ -253,10 +253,7 @@ export class ResourceService {
     if (self === undefined) return true;
     if (patientId === null) return false;
     const did = this.#store.patientDid(patientId);
-    if (did === undefined) return false;
-    if (did === self) return true;
-    const resolution = await this.#ledger.resolveDid(did);
-    return resolution?.hdx.status === 'active' && resolution.hdx.guardians.includes(self);
+    return did !== undefined && isPatientOrGuardian(self, did, (d) => this.#ledger.resolveDid(d));
   }
 
   /** The local patients a compartment-bound caller may search: itself, and the wards it names. */
