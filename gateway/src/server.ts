@@ -11,7 +11,7 @@ import { SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
 import { type Config, loadIdSecret } from './config';
 import { deriveSubjectLinkSecret } from './auth/token';
-import { CustodianIds } from './ingest/custodian-ids';
+import { CustodianIds } from './store/custodian-ids';
 import { AuditService } from './fhir/audit-events';
 import { ConsentService } from './fhir/consent-service';
 import { ResourceService } from './fhir/resource-service';

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { run } from '../cli';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput, AuditEntry, LedgerClient } from '../ledger/ledger-client';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';

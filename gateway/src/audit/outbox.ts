@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput, LedgerClient } from '../ledger/ledger-client';
 import { isTransientLedgerError } from '../ledger/ledger-errors';
 import { type AuditSink, MAX_LEDGER_BATCH, type RecordedEntry } from './sink';

@@ -11,7 +11,7 @@
  * registration) is seen by this gateway at most `ttlMs` (default 30 s) after it commits, `negativeTtlMs`
  * (default 5 s) for a DID that was unknown. Ledger failures are never cached.
  */
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import type { DidResolution, DidResolver } from './types';
 
 export interface DidCacheOptions {

@@ -2,7 +2,7 @@
  * Authentication (401) and scope (403) errors. Both are OperationOutcomeErrors, so the app's error
  * handler renders them; each carries the RFC 6750 `WWW-Authenticate` value to send with it.
  */
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 
 export const REALM = 'hdx';
 

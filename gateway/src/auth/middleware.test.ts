@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { generateDidKey } from './did-key';
 import { wwwAuthenticateOf } from './errors';
 import { signDidToken } from './issue';

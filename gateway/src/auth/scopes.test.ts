@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { InsufficientScopeError } from './errors';
 import { grantingScope, hasScope, parseScope, parseScopes, requireScope, type Scope, ScopeSyntaxError } from './scopes';
 

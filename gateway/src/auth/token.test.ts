@@ -1,6 +1,6 @@
 import { createHmac, generateKeyPairSync, type KeyObject, sign as cryptoSign } from 'node:crypto';
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { generateDidKey, type GeneratedDidKey, privateKeyOf } from './did-key';
 import { AuthenticationError } from './errors';
 import { registrationRequest, signConsent, signDidToken, signIdpToken } from './issue';

@@ -23,7 +23,7 @@
 import { createHmac, createPublicKey, type JsonWebKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { DidKind } from '@hdx/chaincode';
 import { errors as joseErrors, jwtVerify } from 'jose';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { assertDidCacheOptions, type DidCacheOptions, DidResolutionCache, resolveOrUndefined } from './did-cache';
 import { HDX_DID, HDX_DID_URL, splitDidUrl, toP256PublicJwk } from './did-key';
 import { AuthenticationError, unauthenticated } from './errors';

@@ -1,4 +1,7 @@
-import type { DidDocument, DidKind } from '@hdx/chaincode';
+import type { DidKind } from '@hdx/chaincode';
+import type { DidResolution } from '../ledger/did-resolution';
+
+export type { DidResolution } from '../ledger/did-resolution';
 import type { Scope } from './scopes';
 
 /** Roles an identity provider may assert (`role` claim). */
@@ -40,27 +43,6 @@ export interface AuthContext {
   readonly jti?: string;
   /** The token's `exp`, in seconds since the epoch. */
   readonly expiresAt: number;
-}
-
-/** `hdx.identity:Resolve` output (chaincode/README.md, hdx.identity). */
-export interface DidResolution {
-  didDocument: DidDocument;
-  didDocumentMetadata: {
-    versionId: string;
-    created: string;
-    updated: string;
-    deactivated: boolean;
-  };
-  didResolutionMetadata?: { contentType?: string };
-  hdx: {
-    kind: DidKind;
-    /** `suspended`: an admin's deactivation of a patient without the patient's proof (reversible); refused like deactivated. */
-    status: 'active' | 'deactivated' | 'suspended';
-    organization: string;
-    guardians: string[];
-    /** Opaque link to the identity-provider subject the DID was registered for: subjectLink(secret, issuer, sub). */
-    subject?: string;
-  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { generateDidKey } from '../auth/did-key';
-import { commitmentOf, versionKey } from '../fhir/commitment';
+import { commitmentOf, versionKey } from '../model/commitment';
 import { newLogger } from '../logger';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { ExchangeService, OPENING_KEY_EXTENSION } from './exchange-service';

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import type { P256PrivateJwk } from '../auth/did-key';
 import { signDidToken } from '../auth/issue';
 import { AccessControl, type Caller } from '../fhir/access-control';
-import { commitmentOf, commitmentsEqual } from '../fhir/commitment';
-import type { OperationOutcomeIssue } from '../fhir/outcome';
+import { commitmentOf, commitmentsEqual } from '../model/commitment';
+import type { OperationOutcomeIssue } from '../errors';
 import type { LedgerClient, LocateResult } from '../ledger/ledger-client';
 
 /** Bundle.entry extension in which a custodian reveals the key that opens one version's commitment. */

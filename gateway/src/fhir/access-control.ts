@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { type AuditSink, LedgerAuditSink } from '../audit/sink';
 import type { AccessEntryInput, Decision, LedgerClient } from '../ledger/ledger-client';
 import type { StoredVersion } from '../store/store';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 import { mapLimit } from '../util/concurrency';
 import type { Caller } from './policy';
 

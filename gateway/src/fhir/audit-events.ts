@@ -1,5 +1,5 @@
 import type { AccessQuery, AuditEntry, LedgerClient } from '../ledger/ledger-client';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 
 const URI = 'urn:ietf:rfc:3986';
 const MSP = 'urn:hdx:msp';

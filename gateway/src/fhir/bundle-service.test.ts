@@ -9,7 +9,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 import { DID_IDENTIFIER_SYSTEM } from './resource-service';
 
 const FHIR = 'application/fhir+json';

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { ScopeAction } from '../auth/scopes';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { Caller } from './access-control';
-import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from './outcome';
+import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';

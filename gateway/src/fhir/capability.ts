@@ -1,4 +1,4 @@
-import { SUPPORTED_TYPES } from './definitions';
+import { SUPPORTED_TYPES } from '../model/definitions';
 import { supportedSearchParams } from './search-params';
 
 /** The _include values a type takes (its reference parameters), omitted when it has none. */

@@ -11,7 +11,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 import type { Caller } from './policy';
 import { type Resource, ResourceService, WritePlan } from './resource-service';
 import { testApp } from '../test-support/test-app';

@@ -1,5 +1,5 @@
 import type { ConsentRecord, LedgerClient } from '../ledger/ledger-client';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const MAX_JWS_LENGTH = 256 * 1024;

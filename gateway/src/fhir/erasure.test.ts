@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { hl7v2ToBundle } from '@hdx/fhir-mappers';
-import { CustodianIds } from '../ingest/custodian-ids';
+import { CustodianIds } from '../store/custodian-ids';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';

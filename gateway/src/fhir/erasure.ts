@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LedgerClient } from '../ledger/ledger-client';
-import type { CustodianIds } from '../ingest/custodian-ids';
+import type { CustodianIds } from '../store/custodian-ids';
 import type { ResourceStore } from '../store/store';
 import { AccessControl, type Caller } from './access-control';
-import { patientPseudonym } from './commitment';
-import { OperationOutcomeError } from './outcome';
-import { SUPPORTED_TYPES } from './definitions';
+import { patientPseudonym } from '../model/commitment';
+import { OperationOutcomeError } from '../errors';
+import { SUPPORTED_TYPES } from '../model/definitions';
 
 export interface ErasureResult {
   /** Resource versions deleted from this gateway's store. */

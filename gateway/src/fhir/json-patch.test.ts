@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 
 const resource = { resourceType: 'Observation', id: 'o1', status: 'final', valueString: 'private value', note: [{ text: 'a' }] };
 

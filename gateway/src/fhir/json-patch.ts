@@ -6,7 +6,7 @@
  * (either may hold PHI).
  */
 import { applyPatch, JsonPatchError, type Operation } from 'fast-json-patch';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 
 export const JSON_PATCH_MEDIA_TYPE = 'application/json-patch+json';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { parseScopes } from '../auth/scopes';
 import type { AuthContext } from '../auth/types';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 import { assertInteraction, bindCaller, type Caller, type CallerKind, INTERACTIONS, relatedTo } from './policy';
 
 const H1 = 'Hospital1MSP';

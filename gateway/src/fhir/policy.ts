@@ -12,7 +12,7 @@ import type { DidKind } from '@hdx/chaincode';
 import { purposeAllowed } from '@hdx/chaincode/dist/actor-rules';
 import { grantingScope, type ScopeAction, requireScope } from '../auth/scopes';
 import type { AuthContext } from '../auth/types';
-import { OperationOutcomeError } from './outcome';
+import { OperationOutcomeError } from '../errors';
 
 /** What the caller is, for access decisions: an IdP role or the registered kind of its DID. */
 export type CallerKind = 'patient' | 'practitioner' | 'admin' | 'auditor' | 'system' | 'device' | 'organization';

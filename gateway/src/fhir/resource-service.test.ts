@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { commitmentOf, patientPseudonym, versionKey } from './commitment';
+import { commitmentOf, patientPseudonym, versionKey } from '../model/commitment';
 import { ResourceService } from './resource-service';
 
 describe('ResourceService.settlePending (crash between store and ledger)', () => {

@@ -8,10 +8,10 @@ import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, St
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
-import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from './commitment';
-import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from './outcome';
+import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '../model/commitment';
+import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
-import { indexEntriesOf } from './search-index';
+import { indexEntriesOf } from '../store/search-index';
 import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import {
   clinicalDateOf,
@@ -23,7 +23,7 @@ import {
   patientReferencesOf,
   patientTargetReferencesOf,
   SUPPORTED_TYPES,
-} from './definitions';
+} from '../model/definitions';
 
 export { SUPPORTED_TYPES };
 

@@ -1,7 +1,7 @@
 import type { Comparator, Criterion, DateFilter } from '../store/store';
-import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf } from './definitions';
-import { OperationOutcomeError } from './outcome';
-import { criteriaOf, indexedParamsOf } from './search-index';
+import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf } from '../model/definitions';
+import { OperationOutcomeError } from '../errors';
+import { criteriaOf, indexedParamsOf } from '../store/search-index';
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 100;

@@ -2,7 +2,7 @@ import { validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
 import request from 'supertest';
 import { newLogger } from '../logger';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';

@@ -13,7 +13,7 @@ import { historyBundle, pagingLinks, searchset } from '../fhir/bundle';
 import { BundleService } from '../fhir/bundle-service';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import type { Resource, ResourceService } from '../fhir/resource-service';
 import { assertKnown, count, dateFilters, ID, includeSpecs, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
@@ -28,7 +28,7 @@ import { ingestRoutes } from '../ingest/routes';
 import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
-import type { CustodianIds } from '../ingest/custodian-ids';
+import type { CustodianIds } from '../store/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 
 export interface AppDeps {

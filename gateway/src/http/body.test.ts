@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { jsonBody, type JsonBodyOptions, jsonDepth } from './body';
 
 function appWith(opts: JsonBodyOptions = {}): express.Express {

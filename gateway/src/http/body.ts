@@ -10,7 +10,7 @@
  * Bodies of other media types are left alone (req.body untouched).
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 
 export interface JsonBodyOptions {
   /** Largest body accepted, in bytes or as '5mb' (default '5mb'). */

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
 import type { AuthContext } from '../auth/types';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { createRateLimiters, identityKeyOf, type RateLimitOptions } from './rate-limit';
 
 /** A stand-in authenticate(): the caller named in x-who (`did:…` or `idp:…`), none → no req.auth. */

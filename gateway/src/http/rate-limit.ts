@@ -15,7 +15,7 @@
 import type { Request, RequestHandler } from 'express';
 import { rateLimit, type Store } from 'express-rate-limit';
 import type { AuthContext } from '../auth/types';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 
 export interface RateLimitOptions {
   /** The window, in ms (default 60 000). */

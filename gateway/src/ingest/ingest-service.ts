@@ -27,12 +27,12 @@ import canonicalize from 'canonicalize';
 import type { Logger } from 'pino';
 import type { ScopedCaller } from '../fhir/bundle-service';
 import type { Caller } from '../fhir/access-control';
-import { HDX_ERROR_SYSTEM, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
+import { HDX_ERROR_SYSTEM, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { type PreparedVersion, type Resource, type ResourceService, SUPPORTED_TYPES, WritePlan } from '../fhir/resource-service';
 import { ID } from '../fhir/search-params';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
-import type { CustodianIds } from './custodian-ids';
+import type { CustodianIds } from '../store/custodian-ids';
 
 /** Most entries in one ingested Bundle (the body limit bounds it too). */
 export const MAX_INGEST_ENTRIES = 10_000;

@@ -11,7 +11,7 @@ import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { CustodianIds } from './custodian-ids';
+import { CustodianIds } from '../store/custodian-ids';
 import { redactIds } from './ingest-service';
 import { testApp } from '../test-support/test-app';
 

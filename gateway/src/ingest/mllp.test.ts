@@ -9,7 +9,7 @@ import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
 import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';
-import { CustodianIds } from './custodian-ids';
+import { CustodianIds } from '../store/custodian-ids';
 import { IngestService } from './ingest-service';
 import { type MllpListener, startMllpListener } from './mllp';
 

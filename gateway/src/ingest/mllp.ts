@@ -15,7 +15,7 @@ import * as net from 'node:net';
 import { hl7v2ToBundle, isMappingError } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { Caller } from '../fhir/access-control';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 import { type IngestService, redactIds } from './ingest-service';
 
 const START = 0x0b;

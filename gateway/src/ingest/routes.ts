@@ -15,7 +15,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { hl7v2ToBundle, isMappingError, type MappingError, mappingErrorToOperationOutcome, parseVrSessionRecord, vrSessionToBundle } from '@hdx/fhir-mappers';
 import type { ScopedCaller } from '../fhir/bundle-service';
-import { OperationOutcomeError, type OperationOutcomeIssue } from '../fhir/outcome';
+import { OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { ID } from '../fhir/search-params';
 import { type IngestService, SOURCE_NAME } from './ingest-service';
 import { requireAuth } from '../auth/middleware';

@@ -11,7 +11,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { type MiniFhirServer, startMiniFhirServer } from '../test-support/mini-fhir-server';
-import { CustodianIds } from './custodian-ids';
+import { CustodianIds } from '../store/custodian-ids';
 import { rewriteEhrReferences } from './ingest-service';
 import { readState, sync } from './sync';
 import { testApp } from '../test-support/test-app';

@@ -1,5 +1,5 @@
 import type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink } from '@hdx/chaincode';
-import type { DidResolution } from '../auth/types';
+import type { DidResolution } from './did-resolution';
 
 export type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink };
 

@@ -1,5 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { type ErrorCode, OperationOutcomeError } from '../fhir/outcome';
+import { type ErrorCode, OperationOutcomeError } from '../errors';
 
 /** The codes the chaincode throws as `CODE: message`. */
 const CHAINCODE_CODES = ['NOT_FOUND', 'ALREADY_EXISTS', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'INVALID'] as const satisfies readonly ErrorCode[];

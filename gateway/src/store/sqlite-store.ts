@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { OperationOutcomeError } from '../fhir/outcome';
-import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../fhir/definitions';
-import { indexEntriesOf } from '../fhir/search-index';
+import { OperationOutcomeError } from '../errors';
+import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
+import { indexEntriesOf } from './search-index';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
   Criterion,
@@ -180,7 +180,7 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
     backfillSearchColumns(rows, db.prepare('UPDATE resource_version SET clinical_date = ?, codes = ? WHERE resource_type = ? AND id = ? AND version_id = ?'));
   },
-  // 5: the search index: one row per value of each indexed SearchParameter of a version (fhir/search-index.ts).
+  // 5: the search index: one row per value of each indexed SearchParameter of a version (store/search-index.ts).
   (db) => {
     db.exec(`
       CREATE TABLE IF NOT EXISTS search_index (

@@ -28,7 +28,7 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
   readonly date: string | null;
   /** `system|code` tokens of the resource's main code, for the `code` search parameter. */
   readonly codes: readonly string[];
-  /** The version's search index entries (fhir/search-index.ts); none for a deletion. */
+  /** The version's search index entries (store/search-index.ts); none for a deletion. */
   readonly index?: readonly IndexEntry[];
 }
 

@@ -20,7 +20,7 @@ import type {
   SubjectDid,
 } from '../ledger/ledger-client';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
-import { OperationOutcomeError } from '../fhir/outcome';
+import { OperationOutcomeError } from '../errors';
 
 /**
  * An in-memory ledger for unit tests, with the hdx rules that matter to the gateway: an anchored version

@@ -4,9 +4,9 @@
  * criteria on that index. Token, string, reference, date and uri parameters are indexed; number,
  * quantity, composite and special ones are not yet (a query naming one is refused, never ignored).
  */
-import type { Comparator, Criterion, IndexEntry } from '../store/store';
-import { normalizeDate, searchParamsOf, type TypeSearchParam, evaluate, tokensOfValue } from './definitions';
-import { OperationOutcomeError } from './outcome';
+import type { Comparator, Criterion, IndexEntry } from './store';
+import { normalizeDate, searchParamsOf, type TypeSearchParam, evaluate, tokensOfValue } from '../model/definitions';
+import { OperationOutcomeError } from '../errors';
 
 /** Parameter kinds indexed here. */
 export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri']);
