@@ -131,6 +131,21 @@ export function supportedSearchParams(resourceType: string): Array<{ name: strin
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** Whether a query parameter is one the type takes here (common, patient, include, or an indexed SearchParameter). */
+function knownParam(resourceType: string, key: string): boolean {
+  if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key) || key.startsWith('_include:') || key.startsWith('_revinclude:')) return true;
+  return indexedParamsOf(resourceType).has(key.split(':')[0] ?? key);
+}
+
+/**
+ * `Prefer: handling=lenient` (FHIR R4 search 3.1.1.5): the query without the parameters the type does not
+ * take, so they are ignored (and left out of the Bundle's self link) instead of refused. Strict is the default.
+ */
+export function lenientQuery(resourceType: string, q: RawQuery, prefer: string | undefined): RawQuery {
+  if (!prefer || !/(^|[;,\s])handling\s*=\s*lenient\b/i.test(prefer)) return q;
+  return Object.fromEntries(Object.entries(q).filter(([key]) => knownParam(resourceType, key)));
+}
+
 /** A query's criteria on the search index; every parameter not known for the type is refused. */
 export function searchCriteria(resourceType: string, q: RawQuery): Criterion[] {
   const criteria: Criterion[] = [];

@@ -15,7 +15,7 @@ import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
 import type { Resource, ResourceService } from '../fhir/resource-service';
-import { assertKnown, count, dateFilters, ID, includeSpecs, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
+import { assertKnown, count, dateFilters, ID, includeSpecs, lenientQuery, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -461,7 +461,8 @@ export function createApp(deps: AppDeps): express.Express {
   fhir.get('/:type', async (req: Request<{ type: string }>, res) => {
     const type = req.params.type;
     checkIds(type);
-    const q = rawQuery(req.query);
+    // `Prefer: handling=lenient` drops the parameters the type does not take (and the self link says so).
+    const q = lenientQuery(type, rawQuery(req.query), req.get('prefer'));
     // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
     const criteria = searchCriteria(type, q);
     const specs = includeSpecs(type, q);

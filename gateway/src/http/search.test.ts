@@ -133,6 +133,35 @@ describe('search from the SearchParameter definitions (HTTP, fake ledger)', () =
     }
   });
 
+  it('Prefer: handling=lenient ignores unknown parameters and leaves them out of the self link; strict (the default) refuses them', async () => {
+    const { app, post } = await setup();
+    const ann = await post({ resourceType: 'Patient', name: [{ family: 'Lenient', given: ['Ann'] }], gender: 'female' });
+    await post({ resourceType: 'Patient', name: [{ family: 'Other', given: ['Bob'] }], gender: 'male' });
+    const lenient = await request(app)
+      .get('/fhir/Patient?gender=female&shoe-size=42')
+      .set(...staff)
+      .set('prefer', 'handling=lenient');
+    expect(lenient.status, JSON.stringify(lenient.body)).to.equal(200);
+    expect((lenient.body.entry as Array<{ resource: { id: string } }>).map((e) => e.resource.id)).to.deep.equal([ann]);
+    const self = (lenient.body.link as Array<{ relation: string; url: string }>).find((l) => l.relation === 'self')?.url ?? '';
+    expect(self).to.contain('gender=female');
+    expect(self).to.not.contain('shoe-size');
+    for (const prefer of [undefined, 'handling=strict']) {
+      const req = request(app)
+        .get('/fhir/Patient?gender=female&shoe-size=42')
+        .set(...staff);
+      const res = prefer ? await req.set('prefer', prefer) : await req;
+      expect(res.status, String(prefer)).to.equal(400);
+      expect(JSON.stringify(res.body)).to.contain('shoe-size');
+    }
+    // Lenient is about unknown parameters only: a bad value of a known one is still refused.
+    const bad = await request(app)
+      .get('/fhir/Patient?birthdate=yesterday&shoe-size=42')
+      .set(...staff)
+      .set('prefer', 'handling=lenient');
+    expect(bad.status).to.equal(400);
+  });
+
   it('the CapabilityStatement lists every stored type with exactly the parameters searched', async () => {
     const { app } = await setup();
     const cs = await request(app).get('/fhir/metadata');
