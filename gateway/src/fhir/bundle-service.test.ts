@@ -10,6 +10,7 @@ import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
 import { OperationOutcomeError } from '../errors';
+import { MAX_BUNDLE_ENTRIES } from './bundle-service';
 import { DID_IDENTIFIER_SYSTEM } from './resource-service';
 
 const FHIR = 'application/fhir+json';
@@ -41,7 +42,7 @@ function setup() {
   const file = path.join(dir, 'hdx.db');
   const store = new SqliteStore(file);
   const ledger = new FakeLedger();
-  const { app } = testApp({ store, ledger, baseUrl: BASE });
+  const { app, resources } = testApp({ store, ledger, baseUrl: BASE });
   /** Rows in every table that holds patient data: a failed transaction must leave none. */
   const rows = (): Record<string, number> => {
     const db = new Database(file, { readonly: true });
@@ -52,7 +53,7 @@ function setup() {
       db.close();
     }
   };
-  return { app, store, ledger, rows, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  return { app, resources, store, ledger, rows, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 type Setup = ReturnType<typeof setup>;
@@ -266,16 +267,90 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(env.ledger.anchorBatchCalls).to.equal(0);
   });
 
-  it('refuses a Bundle of more than 500 entries (one AnchorBatch takes 500) before doing anything', async () => {
+  it('a transaction of 1,201 entries is anchored in 3 AnchorBatch transactions (the DID link in the first), and nothing is served before the last commits', async () => {
+    await env.ledger.registerDid({ did: PATIENT_DID, kind: 'patient' });
+    const withDid = patient({ identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: PATIENT_DID }] });
+    const real = env.ledger.anchorBatch.bind(env.ledger);
+    const seen: Array<{ anchors: number; links: number; servedBefore: number }> = [];
+    env.ledger.anchorBatch = async (inputs, links = []) => {
+      // What a reader sees while the write is being anchored: nothing of it.
+      seen.push({ anchors: inputs.length, links: links.length, servedBefore: env.store.search({ resourceType: 'Observation', limit: 10_000 }).length });
+      return real(inputs, links);
+    };
+    const res = await send(bundle('transaction', [post(withDid, P), ...Array.from({ length: 1200 }, () => post(observation(P)))]));
+    expect(res.status, JSON.stringify(res.body).slice(0, 500)).to.equal(200);
+    expect(res.body.entry).to.have.length(1201);
+    expect(seen.map((c) => c.anchors)).to.deep.equal([500, 500, 201]);
+    expect(seen.map((c) => c.links)).to.deep.equal([1, 0, 0]);
+    expect(seen.every((c) => c.servedBefore === 0)).to.equal(true);
+    expect(env.ledger.anchors.size).to.equal(1201);
+    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(1200);
+    expect(env.store.listPending()).to.have.length(0);
+    // Every change is recorded (its entries were too many for the anchoring transactions: stored, then delivered).
+    expect(env.ledger.audit.filter((e) => e.action === 'C').reduce((n, e) => n + e.resources.length, 0)).to.equal(1201);
+  });
+
+  it('more than 500 entries, the first AnchorBatch refused: nothing is kept and nothing is on the ledger', async () => {
+    env.ledger.anchorBatch = async () => {
+      throw new OperationOutcomeError('UNAVAILABLE', 'the ledger is unavailable');
+    };
+    const res = await send(bundle('transaction', [post(patient(), P), ...Array.from({ length: 600 }, () => post(observation(P)))]));
+    expect(res.status).to.equal(503);
+    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(env.ledger.anchors.size).to.equal(0);
+  });
+
+  it('more than 500 entries, a later AnchorBatch fails: the write stays pending (never served) and is completed, not discarded, once the ledger takes the rest', async () => {
+    env.resources.settleDelaysMs = [0];
+    const real = env.ledger.anchorBatch.bind(env.ledger);
+    let down = false;
+    env.ledger.anchorBatch = async (inputs, links) => {
+      if (down) throw new OperationOutcomeError('UNAVAILABLE', 'the ledger is unavailable');
+      const out = await real(inputs, links);
+      down = true; // the first transaction commits, then the ledger goes away
+      return out;
+    };
+    const res = await send(bundle('transaction', [post(patient(), P), ...Array.from({ length: 700 }, () => post(observation(P)))]));
+    expect(res.status).to.equal(503);
+    expect(res.body.issue[0].diagnostics).to.include('being settled');
+    expect(env.ledger.anchors.size).to.equal(500);
+    // Pending, not served: a search sees none of it.
+    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(0);
+    expect(env.store.listPending()).to.have.length(701);
+
+    down = false;
+    env.ledger.anchorBatch = real;
+    expect(await env.resources.settlePending()).to.deep.equal({ kept: 701, removed: 0 });
+    expect(env.ledger.anchors.size).to.equal(701);
+    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(700);
+    expect(env.store.listPending()).to.have.length(0);
+  });
+
+  it(`refuses a Bundle of more than ${MAX_BUNDLE_ENTRIES} entries before doing anything`, async () => {
     const res = await send(
       bundle(
         'transaction',
-        Array.from({ length: 501 }, () => post(patient())),
+        Array.from({ length: MAX_BUNDLE_ENTRIES + 1 }, () => ({ request: { method: 'DELETE', url: 'Patient/x' } })),
       ),
     );
     expect(res.status).to.equal(413);
-    expect(res.body.issue[0].diagnostics).to.include('at most 500 entries');
+    expect(res.body.issue[0].diagnostics).to.include(`at most ${MAX_BUNDLE_ENTRIES} entries`);
     expect(env.rows()).to.deep.equal(EMPTY);
+  });
+
+  it("a Bundle larger than 5 MB is read from the custodian's own staff (up to 64 MB), and refused (413) from another member's user before any work", async () => {
+    const big = bundle('batch', [
+      {
+        resource: { ...patient(), text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(6 * 1024 * 1024)}</div>` } },
+        request: { method: 'POST', url: 'Patient' },
+      },
+    ]);
+    const own = await send(big);
+    expect(own.status, JSON.stringify(own.body).slice(0, 300)).to.equal(200);
+    const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    const res = await send(big, other);
+    expect(res.status).to.equal(413);
+    expect(res.body.issue[0].diagnostics).to.include('larger than 5mb');
   });
 
   it('needs the scope for every entry, and a user of this custodian', async () => {

@@ -5,8 +5,9 @@
  *   patient it belongs to); the ids of POSTed entries are assigned up front and `urn:uuid:` references
  *   rewritten to them (conditional references `Type?query`, resolved to the one match, before anything
  *   else; an entry with `ifNoneExist` matching one resource writes nothing and stands for it); then every new version is stored pending in one SQLite transaction, anchored in
- *   ONE ledger transaction (hdx.record:AnchorBatch) and only then marked anchored. Any failure discards
- *   every pending version and answers one OperationOutcome naming the entry at fault.
+ *   ONE ledger transaction (hdx.record:AnchorBatch; more than 500 versions in several, none served until
+ *   all are committed) and only then marked anchored. Any failure before the ledger has part of it
+ *   discards every pending version and answers one OperationOutcome naming the entry at fault.
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
  *   point), with its own status and, on failure, its own OperationOutcome.
  *
@@ -17,15 +18,17 @@ import { STATUS_CODES } from 'node:http';
 import { validateResource, type FhirIssue } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { ScopeAction } from '../auth/scopes';
-import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
-import { parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
+import { MAX_WRITE_VERSIONS, parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 
-/** Most entries in one Bundle: a transaction is anchored in one AnchorBatch, which takes at most 500. */
-export const MAX_BUNDLE_ENTRIES = MAX_ANCHOR_BATCH;
+/**
+ * Most entries in one Bundle: a transaction is one write (MAX_WRITE_VERSIONS, anchored in as many
+ * AnchorBatch transactions as it needs and still all or nothing).
+ */
+export const MAX_BUNDLE_ENTRIES = MAX_WRITE_VERSIONS;
 
 /** Batch entries processed at the same time. */
 const BATCH_CONCURRENCY = 8;
@@ -159,10 +162,7 @@ export class BundleService {
     const entries = body.entry ?? [];
     if (!Array.isArray(entries)) throw invalid('Bundle.entry', 'Bundle.entry must be an array');
     if (entries.length > MAX_BUNDLE_ENTRIES) {
-      throw new OperationOutcomeError(
-        'TOO_LARGE',
-        `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries (a transaction is anchored in one ledger transaction); this one has ${entries.length}: split it`,
-      );
+      throw new OperationOutcomeError('TOO_LARGE', `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries; this one has ${entries.length}: split it`);
     }
     // Conditional references (`Practitioner?identifier=…`) are resolved first, on a copy, so the Bundle
     // is validated with the literal references it will be stored with.

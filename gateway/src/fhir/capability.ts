@@ -36,11 +36,15 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored in one ledger transaction. At most 500 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
+          },
+          {
+            code: 'history-system',
+            documentation: "Every version of every type the token's scopes read, for this custodian's own users, each through consent; _since, _at, _count, _getpagesoffset.",
           },
           {
             code: 'batch',
-            documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 500 entries.',
+            documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 20,000 entries.',
           },
         ],
         resource: [

@@ -3,7 +3,8 @@ import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
-import { commitOutcomeOf } from '../ledger/ledger-errors';
+import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
+import { mapLimit } from '../util/concurrency';
 import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
@@ -81,12 +82,46 @@ function notHeldPatient(resourceType: string): OperationOutcomeError {
 }
 
 /** Too many candidates to decide in one request. Said the same way whoever asks (it counts before consent). */
+/** Whether the interaction table lets this caller read the type here. */
+function mayReadHere(caller: Caller, resourceType: string, ownMsp: string): boolean {
+  try {
+    assertInteraction(caller, 'read', resourceType, ownMsp);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A history's filters and page: `since` an instant, `at` a period as [low, high) of normalized dates. */
+export interface HistoryParams {
+  readonly since?: string;
+  readonly at?: { readonly low: string; readonly high: string };
+  readonly count: number;
+  readonly offset: number;
+}
+
 function tooBroad(narrowBy: string): OperationOutcomeError {
   return new OperationOutcomeError('INVALID', `The request is too broad for one answer: narrow it (${narrowBy})`);
 }
 
 /** hdx.audit takes at most this many access entries in one transaction. */
 const MAX_ENTRIES_PER_TRANSACTION = 200;
+
+/**
+ * Most versions in one write (a FHIR transaction): anchored in ceil(n / MAX_ANCHOR_BATCH) ledger
+ * transactions and still all or nothing (commitWrite). Synthea's largest patient bundle has 6,550.
+ */
+export const MAX_WRITE_VERSIONS = 20_000;
+/** AnchorBatch transactions of one write in flight at once (after the first). */
+const ANCHOR_CHUNKS_IN_FLIGHT = 4;
+/** GetAnchor calls in flight at once when a write's anchors are looked up. */
+const LEDGER_READS_IN_FLIGHT = 32;
+
+function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 /** Candidates looked at by one search at most; a broader search must be narrowed. */
 export const MAX_SEARCH_CANDIDATES = 1000;
@@ -201,6 +236,30 @@ function dataMonthOf(resource: Resource, deleted: boolean): string | undefined {
   if (deleted || resource.resourceType === 'Patient') return undefined;
   const date = clinicalDateOf(resource);
   return date !== null && /^\d{4}-\d{2}/.test(date) ? date.slice(0, 7) : undefined;
+}
+
+/**
+ * The ledger anchor of a version: what AnchorBatch stores for it. Built when the version is prepared,
+ * and rebuilt from the stored version to complete a write anchored in several transactions.
+ */
+function anchorInputFor(
+  resource: Resource,
+  v: { readonly resourceType: string; readonly id: string; readonly versionId: number; readonly lastUpdated: string; readonly deleted: boolean },
+  key: Buffer,
+  patient: string,
+): AnchorInput {
+  const dataMonth = dataMonthOf(resource, v.deleted);
+  return {
+    resourceType: v.resourceType,
+    id: v.id,
+    versionId: String(v.versionId),
+    patient,
+    securityLabels: securityLabels(resource.meta),
+    lastUpdated: v.lastUpdated,
+    // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.
+    ...(dataMonth !== undefined ? { dataMonth } : {}),
+    commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
+  };
 }
 
 function didOf(resource: Resource): string | undefined {
@@ -623,17 +682,7 @@ export class ResourceService {
         codes: deleted ? [] : codeTokensOf(resource),
         index: deleted ? [] : indexEntriesOf(resource),
       },
-      anchor: {
-        resourceType: resource.resourceType,
-        id,
-        versionId: String(versionId),
-        patient,
-        securityLabels: securityLabels(resource.meta),
-        lastUpdated,
-        // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.
-        ...(dataMonthOf(resource, deleted) ? { dataMonth: dataMonthOf(resource, deleted) as string } : {}),
-        commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
-      },
+      anchor: anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient),
       patient,
       action: deleted ? 'D' : versionId === 1 ? 'C' : 'U',
     };
@@ -662,7 +711,8 @@ export class ResourceService {
   /**
    * Writes a plan: every version pending in ONE SQLite transaction (with the write's DID links, new
    * patients and, unless the ledger transaction records them itself, its change entries), anchored in
-   * ONE ledger transaction (AnchorBatch when there are several: all or nothing), then marked anchored
+   * ONE ledger transaction (AnchorBatch when there are several: all or nothing; beyond MAX_ANCHOR_BATCH
+   * versions, several transactions completed before anything is served: #anchorInChunks), then marked anchored
    * and its change entries made ready for delivery, in ONE SQLite transaction.
    *
    * If anchoring fails, the outcome decides (ledger-errors.ts commitOutcomeOf):
@@ -691,13 +741,15 @@ export class ResourceService {
   async commitWrite(caller: Caller, plan: WritePlan): Promise<void> {
     const [first, ...rest] = plan.versions;
     if (!first) return;
-    if (plan.versions.length > MAX_ANCHOR_BATCH) throw new OperationOutcomeError('TOO_LARGE', `One write may anchor at most ${MAX_ANCHOR_BATCH} versions`);
+    if (plan.versions.length > MAX_WRITE_VERSIONS) throw new OperationOutcomeError('TOO_LARGE', `One write may hold at most ${MAX_WRITE_VERSIONS} versions`);
+    // More versions than one AnchorBatch takes: anchored in several ledger transactions (#anchorInChunks).
+    const chunked = plan.versions.length > MAX_ANCHOR_BATCH;
     const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
     const entries = this.access.changeEntries(caller, changes);
     // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
     // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
     // stored with the write and delivered once it is anchored.
-    const together = this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
+    const together = !chunked && this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
     // Entries delivered later say when the change happened (the ledger's recordedAt is the delivery).
     const write: PendingWrite = {
       ...plan.pendingWrite(),
@@ -712,7 +764,12 @@ export class ResourceService {
       this.#store.insertPendingWrite(write);
       try {
         const links = this.#ledgerLinks(plan);
-        if (together)
+        if (chunked)
+          await this.#anchorInChunks(
+            plan.versions.map((v) => v.anchor),
+            links,
+          );
+        else if (together)
           await this.#ledger.anchorAndRecord(
             plan.versions.map((v) => v.anchor),
             entries,
@@ -778,6 +835,70 @@ export class ResourceService {
     }
   }
 
+  /**
+   * A write of more versions than one AnchorBatch takes, anchored in several ledger transactions of at
+   * most MAX_ANCHOR_BATCH anchors, the first carrying the patient links. It is still all or nothing for
+   * every reader: its versions stay pending (never served) until every anchor is committed, and are then
+   * marked anchored in one SQLite transaction. If the first transaction is refused, nothing of the write
+   * is on the ledger and the caller discards it. Once one is committed the write is only ever completed,
+   * never discarded: AnchorBatch takes an identical anchor again as a no-op, so what is missing is sent
+   * again (here once, then by settlePending) until the ledger has every anchor.
+   */
+  async #anchorInChunks(anchors: readonly AnchorInput[], links: ReadonlyArray<{ pseudonym: string; did: string }>): Promise<void> {
+    const [head = [], ...tail] = chunksOf(anchors, MAX_ANCHOR_BATCH);
+    await this.#ledger.anchorBatch(head, ...(links.length > 0 ? [[...links]] : []));
+    try {
+      await mapLimit(tail, ANCHOR_CHUNKS_IN_FLIGHT, (chunk) => this.#ledger.anchorBatch(chunk));
+    } catch (err) {
+      if ((await this.#completeAnchors(anchors)) === 'anchored') return;
+      this.#log.warn(
+        { event: 'partly-anchored', versions: anchors.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL' },
+        'a write anchored in several ledger transactions is partly on the ledger; it is completed when the ledger takes the rest',
+      );
+      // Part of it is committed: never discarded (commitWrite asks the ledger, then leaves it to settlePending).
+      throw withCommitOutcome(
+        new OperationOutcomeError(
+          'UNAVAILABLE',
+          'The ledger took part of this write and is not taking the rest now; the write is completed when it does (nothing is served before)',
+        ),
+        'unknown',
+      );
+    }
+  }
+
+  /**
+   * Sends again the anchors of a write that the ledger does not have yet, when it has some of them with
+   * this write's commitments: `anchored` when it then has them all; `absent` when it has none (nothing
+   * to complete); `superseded` when another commitment is at one of its versions; `unresolved` when the
+   * ledger does not answer or refuses.
+   */
+  async #completeAnchors(anchors: readonly AnchorInput[]): Promise<'anchored' | 'absent' | 'superseded' | 'unresolved'> {
+    try {
+      const state = await this.#ledgerState(anchors.map((a) => ({ ...a, commitment: a.commitment.value })));
+      if (state.includes('other')) return 'superseded';
+      const missing = anchors.filter((_, i) => state[i] === 'absent');
+      if (missing.length === anchors.length) return 'absent';
+      await mapLimit(chunksOf(missing, MAX_ANCHOR_BATCH), ANCHOR_CHUNKS_IN_FLIGHT, (chunk) => this.#ledger.anchorBatch(chunk));
+      return 'anchored';
+    } catch {
+      return 'unresolved';
+    }
+  }
+
+  /** Per version: its anchor on the ledger has this commitment (`equal`), another (`other`), or is not there (`absent`). Throws when the ledger does not answer. */
+  async #ledgerState(expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>): Promise<Array<'equal' | 'other' | 'absent'>> {
+    const anchors = await mapLimit(expected, LEDGER_READS_IN_FLIGHT, (e) => this.#ledger.getAnchor(e.resourceType, e.id, e.versionId));
+    return anchors.map((a, i) => (a === undefined ? 'absent' : commitmentsEqual(a.commitment.value, expected[i]?.commitment ?? '') ? 'equal' : 'other'));
+  }
+
+  /** The anchor of a stored version, rebuilt as it was prepared (undefined without the patient's key). */
+  #storedAnchorInput(v: StoredVersion): AnchorInput | undefined {
+    const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
+    if (!key) return undefined;
+    const patient = (v.patientId === null ? undefined : this.#store.patientDid(v.patientId)) ?? patientPseudonym(key);
+    return anchorInputFor(JSON.parse(v.content) as Resource, v, key, patient);
+  }
+
   /** Marks versions as being worked on by this process; false (nothing marked) if one already is. */
   #claim(keys: readonly string[]): boolean {
     if (keys.some((k) => this.#inFlight.has(k))) return false;
@@ -828,7 +949,8 @@ export class ResourceService {
    * Asks the ledger whether a write's anchors are there with its commitments, once per delay: all
    * there → `anchored`; another commitment at one of its versions → `superseded` (this write did not
    * make it); none there at the last try → `absent`; the ledger not answering (or a partial batch,
-   * which an atomic batch cannot be) at the last try → `unresolved`.
+   * only a write anchored in several transactions can be; settlement completes it) at the last try →
+   * `unresolved`.
    */
   async #askLedger(
     expected: ReadonlyArray<{ resourceType: string; id: string; versionId: string; commitment: string }>,
@@ -838,9 +960,9 @@ export class ResourceService {
     for (const delay of delays.length > 0 ? delays : [0]) {
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       try {
-        const anchors = await Promise.all(expected.map((e) => this.#ledger.getAnchor(e.resourceType, e.id, e.versionId)));
-        const equal = anchors.filter((a, i) => a !== undefined && commitmentsEqual(a.commitment.value, expected[i]?.commitment ?? '')).length;
-        const absent = anchors.filter((a) => a === undefined).length;
+        const state = await this.#ledgerState(expected);
+        const equal = state.filter((x) => x === 'equal').length;
+        const absent = state.filter((x) => x === 'absent').length;
         if (equal === expected.length) return 'anchored';
         if (equal + absent < expected.length) return 'superseded';
         last = absent === expected.length ? 'absent' : 'unresolved';
@@ -882,7 +1004,13 @@ export class ResourceService {
         if (!key) break;
         expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
       }
-      const outcome = expected.length === w.versions.length ? await this.#outcomeOf(w, expected, delays) : 'absent';
+      let outcome = expected.length === w.versions.length ? await this.#outcomeOf(w, expected, delays) : 'absent';
+      // A write anchored in several transactions, part of which is on the ledger: completed, never discarded.
+      if (outcome === 'unresolved' && w.versions.length > MAX_ANCHOR_BATCH) {
+        const anchors = w.versions.map((v) => this.#storedAnchorInput(v)).filter((a): a is AnchorInput => a !== undefined);
+        const completed = await this.#completeAnchors(anchors);
+        if (completed === 'anchored' || completed === 'superseded') outcome = completed;
+      }
       if (outcome === 'unresolved') return 'unresolved';
       if (w.writeId !== undefined) this.#unsettled.delete(w.writeId);
       if (outcome === 'anchored') {
@@ -1020,19 +1148,52 @@ export class ResourceService {
    * Every version of every resource of a type the caller may see, newest first, one page of it. Consent
    * is evaluated for every candidate, so the total counts only what the caller may see.
    */
-  async typeHistory(caller: Caller, resourceType: string, params: { since?: string; count: number; offset: number }): Promise<{ total: number; entries: HistoryEntry[] }> {
+  async typeHistory(caller: Caller, resourceType: string, params: HistoryParams): Promise<{ total: number; entries: HistoryEntry[] }> {
     typeInfo(resourceType);
-    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    return this.#historyAcross(() => caller, resourceType, params);
+  }
+
+  /**
+   * `GET [base]/_history`: every version of every type the caller may read (its scopes decide which
+   * types: `callerFor` binds the caller to a type, undefined when it may not read it), then exactly as a
+   * type's history: compartment, consent per version, one access entry per patient.
+   */
+  systemHistory(callerFor: (resourceType: string) => Caller | undefined, params: HistoryParams): Promise<{ total: number; entries: HistoryEntry[] }> {
+    return this.#historyAcross(callerFor, undefined, params);
+  }
+
+  async #historyAcross(
+    callerFor: (resourceType: string) => Caller | undefined,
+    resourceType: string | undefined,
+    params: HistoryParams,
+  ): Promise<{ total: number; entries: HistoryEntry[] }> {
+    const all = this.#store.typeHistory(resourceType, {
+      ...(params.since ? { since: params.since } : {}),
+      ...(params.at ? { at: params.at } : {}),
+      limit: MAX_SEARCH_CANDIDATES + 1,
+    });
+    const readable = new Map<string, Caller | undefined>();
+    const callerOf = (type: string): Caller | undefined => {
+      if (!readable.has(type)) {
+        const c = callerFor(type);
+        readable.set(type, c !== undefined && mayReadHere(c, type, this.#mspId) ? c : undefined);
+      }
+      return readable.get(type);
+    };
+    // The caller as bound to the type asked for, or (system history) to any type it may read: the binding differs only in the scope.
+    const caller = resourceType !== undefined ? callerFor(resourceType) : [...SUPPORTED_TYPES].map(callerOf).find((c) => c !== undefined);
+    if (caller === undefined) throw new OperationOutcomeError('FORBIDDEN', 'The token grants no read scope for any resource type held here');
+    if (resourceType !== undefined) assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
     // Across every patient of this custodian: for its own users only (another member's asks per patient).
-    if (!caller.local) throw new OperationOutcomeError('FORBIDDEN', `The history of every ${resourceType} here is for users of ${this.#mspId}; search by patient instead`);
-    const all = this.#store.typeHistory(resourceType, { ...(params.since ? { since: params.since } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    if (!caller.local)
+      throw new OperationOutcomeError('FORBIDDEN', `The history of every ${resourceType ?? 'resource'} here is for users of ${this.#mspId}; search by patient instead`);
     const allowed = await this.#compartmentPatients(caller, undefined);
-    const candidates = allowed === undefined ? all : all.filter((v) => v.patientId !== null && allowed.includes(v.patientId));
-    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_since');
+    const candidates = all.filter((v) => callerOf(v.resourceType) !== undefined && (allowed === undefined || (v.patientId !== null && allowed.includes(v.patientId))));
+    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad(params.at ? '_at' : '_since');
     const visible = await this.access.permitted(caller, candidates);
     const page = visible.slice(params.offset, params.offset + params.count);
-    await this.access.recordDisclosures(caller, page, 'history-type', this.#refOfVersion);
+    await this.access.recordDisclosures(caller, page, resourceType === undefined ? 'history-system' : 'history-type', this.#refOfVersion);
     return { total: visible.length, entries: await this.#historyEntries(page.map((x) => x.version)) };
   }
 

@@ -262,6 +262,74 @@ describe('gateway HTTP (fake ledger)', () => {
     ).to.equal(400);
   });
 
+  it("system history: every version of every type the caller's scopes read, newest first; _at keeps the versions current at that time; another organization's users are refused it", async () => {
+    const { app } = setup();
+    const a = await createPatient(app);
+    const obs = await request(app)
+      .post('/fhir/Observation')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(observation(a.id));
+    expect(obs.status).to.equal(201);
+    const before = String(obs.body.meta.lastUpdated);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await request(app)
+      .put(`/fhir/Patient/${a.id}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ ...patient, id: a.id, gender: 'other' });
+
+    const all = await request(app)
+      .get('/fhir/_history')
+      .set(...staff);
+    expect(all.status, JSON.stringify(all.body)).to.equal(200);
+    expect(all.body.type).to.equal('history');
+    expect(all.body.total).to.equal(3);
+    expect(all.body.entry.map((e: { resource: { resourceType: string }; response: { etag: string } }) => `${e.resource.resourceType} ${e.response.etag}`)).to.deep.equal([
+      'Patient W/"2"',
+      'Observation W/"1"',
+      'Patient W/"1"',
+    ]);
+    // Only the types the token's scopes read.
+    const patientsOnly = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Patient.read' });
+    const some = await request(app)
+      .get('/fhir/_history')
+      .set(...patientsOnly);
+    expect(some.body.entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType)).to.deep.equal(['Patient', 'Patient']);
+    // _at: what was current then (the Patient's first version and the Observation), not the later version.
+    const then = await request(app)
+      .get(`/fhir/_history?_at=${encodeURIComponent(before)}`)
+      .set(...staff);
+    expect(then.status, JSON.stringify(then.body)).to.equal(200);
+    expect(then.body.entry.map((e: { resource: { resourceType: string }; response: { etag: string } }) => `${e.resource.resourceType} ${e.response.etag}`)).to.deep.equal([
+      'Observation W/"1"',
+      'Patient W/"1"',
+    ]);
+    const typeAt = await request(app)
+      .get(`/fhir/Patient/_history?_at=${encodeURIComponent(before)}`)
+      .set(...staff);
+    expect(typeAt.body.total).to.equal(1);
+    expect(typeAt.body.entry[0].response.etag).to.equal('W/"1"');
+    const longAgo = await request(app)
+      .get('/fhir/_history?_at=2001')
+      .set(...staff);
+    expect(longAgo.body.total).to.equal(0);
+    expect(
+      (
+        await request(app)
+          .get('/fhir/_history?_at=ge2026-01-01')
+          .set(...staff)
+      ).status,
+    ).to.equal(400);
+    expect(
+      (
+        await request(app)
+          .get('/fhir/_history')
+          .set(...other)
+      ).status,
+    ).to.equal(403);
+  });
+
   it('another organization cannot write into this custodian', async () => {
     const { app } = setup();
     const writer = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });

@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { requireScope, type ScopeAction } from '../auth/scopes';
 import { requireAuth } from '../auth/middleware';
+import type { AuthContext } from '../auth/types';
 import { subjectLink } from '../auth/token';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
@@ -14,8 +15,22 @@ import { BundleService } from '../fhir/bundle-service';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
-import type { Resource, ResourceService } from '../fhir/resource-service';
-import { assertKnown, count, dateFilters, ID, includeSpecs, lenientQuery, list, offset, patientParam, rawQuery, searchCriteria, single } from '../fhir/search-params';
+import type { HistoryParams, Resource, ResourceService } from '../fhir/resource-service';
+import {
+  assertKnown,
+  count,
+  type RawQuery,
+  dateFilters,
+  ID,
+  includeSpecs,
+  lenientQuery,
+  list,
+  offset,
+  patientParam,
+  rawQuery,
+  searchCriteria,
+  single,
+} from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -94,6 +109,15 @@ export function loggablePath(url: string): string {
     .split('/')
     .map((seg) => (PATH_WORD.test(seg) ? seg : ':id'))
     .join('/');
+}
+
+/** Largest Bundle body the custodian's own practitioners and systems may POST to the base (a transaction of a whole patient's export). */
+export const FEED_BUNDLE_LIMIT = '64mb';
+
+/** The custodian's own practitioner, system or admin (not another member's user, not one acting through an organization). */
+function isOwnFeed(auth: AuthContext | undefined, ownMsp: string): boolean {
+  if (!auth || !['practitioner', 'system', 'admin'].includes(auth.role)) return false;
+  return (auth.organization ?? ownMsp) === ownMsp && auth.actorAuth !== 'delegated' && auth.viaOrganization === undefined;
 }
 
 function signedBody(req: Request): string {
@@ -264,8 +288,19 @@ export function createApp(deps: AppDeps): express.Express {
       sendResource(res, 200, resource);
     },
   );
-  // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token.
-  fhir.use(authenticate, limits.afterAuth, jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] }), joseBody);
+  // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. A Bundle POSTed
+  // to the base by the custodian's own staff or feeds may be as large as a real EHR export (Synthea's
+  // largest patient bundle is 19 MB); anyone else's is held to the common limit.
+  const commonBody = jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] });
+  const feedBundleBody = jsonBody({ limit: FEED_BUNDLE_LIMIT, types: [...JSON_MEDIA_TYPES] });
+  fhir.use(
+    authenticate,
+    limits.afterAuth,
+    (req, res, next) => {
+      (req.method === 'POST' && req.path === '/' && isOwnFeed(req.auth, config.mspId) ? feedBundleBody : commonBody)(req, res, next);
+    },
+    joseBody,
+  );
 
   // Consent: on the ledger, changed only with the patient's signature.
   fhir.post('/Consent', async (req, res) => {
@@ -422,19 +457,46 @@ export function createApp(deps: AppDeps): express.Express {
     sendResource(res, 200, { resourceType: 'Parameters', parameter });
   });
 
+  /** `_since`, `_at`, `_count`, `_getpagesoffset` of a type's or the system's history. */
+  function historyParams(q: RawQuery): HistoryParams {
+    assertKnown(q, ['_since', '_at', '_count', '_getpagesoffset']);
+    const since = dateFilters('_since', q._since)?.map((f) => {
+      if (f.op !== 'eq' || !f.value.includes('T')) throw new OperationOutcomeError('INVALID', 'Search parameter _since must be an instant (e.g. 2026-01-01T00:00:00Z)');
+      return f.value;
+    });
+    const at = dateFilters('_at', q._at)?.map((f) => {
+      if (f.op !== 'eq') throw new OperationOutcomeError('INVALID', 'Search parameter _at is a date or dateTime without a prefix (e.g. 2026-01 or 2026-01-01T10:00:00Z)');
+      // The whole period the value names: [start, end of its precision).
+      return { low: f.value, high: `${f.value}\uffff` };
+    });
+    if ((since?.length ?? 0) > 1 || (at?.length ?? 0) > 1) throw new OperationOutcomeError('INVALID', 'Search parameters _since and _at may be given only once');
+    return { ...(since?.[0] ? { since: since[0] } : {}), ...(at?.[0] ? { at: at[0] } : {}), count: count(q), offset: offset(q) };
+  }
+
+  // History of every type the caller may read (registered before /:type, which would take `_history` for a type).
+  fhir.get('/_history', async (req, res) => {
+    const q = rawQuery(req.query);
+    const params = historyParams(q);
+    const auth = requireAuth(req);
+    const callerFor = (type: string): Caller | undefined => {
+      try {
+        return bindCaller(auth, config.mspId, type, 'read');
+      } catch {
+        return undefined;
+      }
+    };
+    const result = await resources.systemHistory(callerFor, params);
+    const link = pagingLinks({ baseUrl: base, path: '/_history', query: q, total: result.total, offset: params.offset, count: params.count });
+    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link }));
+  });
+
   fhir.get('/:type/_history', async (req: Request<{ type: string }>, res) => {
     const type = req.params.type;
     checkIds(type);
     const q = rawQuery(req.query);
-    assertKnown(q, ['_since', '_count', '_getpagesoffset']);
-    const since = dateFilters('_since', q._since)?.map((f) => {
-      if (f.op !== 'eq' || !f.value.includes('T')) throw new OperationOutcomeError('INVALID', 'Search parameter _since must be an instant (e.g. 2026-01-01T00:00:00Z)');
-      return f.value;
-    })[0];
-    const c = count(q);
-    const o = offset(q);
-    const result = await resources.typeHistory(caller(req, config.mspId, type, 'read'), type, { ...(since ? { since } : {}), count: c, offset: o });
-    const link = pagingLinks({ baseUrl: base, path: `/${type}/_history`, query: q, total: result.total, offset: o, count: c });
+    const params = historyParams(q);
+    const result = await resources.typeHistory(caller(req, config.mspId, type, 'read'), type, params);
+    const link = pagingLinks({ baseUrl: base, path: `/${type}/_history`, query: q, total: result.total, offset: params.offset, count: params.count });
     sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link }));
   });
 

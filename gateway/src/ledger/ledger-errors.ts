@@ -77,6 +77,12 @@ function fabricCommitOutcome(err: unknown): CommitOutcome | undefined {
   return undefined;
 }
 
+/** Marks an error with the commit outcome the caller knows (e.g. `unknown` for a write part of which may be committed). */
+export function withCommitOutcome<E extends object>(err: E, outcome: CommitOutcome): E {
+  COMMIT_OUTCOME.set(err, outcome);
+  return err;
+}
+
 /** Codes that are the chaincode's (or the gateway's) refusal of the request: nothing was committed. */
 const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'NOT_FOUND',

@@ -9,6 +9,7 @@ import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
   Criterion,
   DateFilter,
+  HistoryQuery,
   IndexEntry,
   NewVersion,
   PendingWrite,
@@ -492,13 +493,18 @@ export class SqliteStore implements ResourceStore {
     return (this.#stmts.history.all(resourceType, id) as Row[]).map(toVersion);
   }
 
-  typeHistory(resourceType: string, opts: { since?: string; limit: number }): StoredVersion[] {
+  typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[] {
+    // A version was current from its lastUpdated until the next anchored version's: it overlaps `at`
+    // when it began before at's end and no later version began at or before at's start.
     const rows = this.#db
       .prepare(
-        `SELECT * FROM resource_version WHERE resource_type = @type AND state = 'anchored' AND (@since IS NULL OR last_updated >= @since)
-         ORDER BY last_updated DESC, id, version_id DESC LIMIT @limit`,
+        `SELECT * FROM resource_version rv WHERE (@type IS NULL OR rv.resource_type = @type) AND rv.state = 'anchored' AND (@since IS NULL OR rv.last_updated >= @since)
+           AND (@atLow IS NULL OR (rv.last_updated < @atHigh AND NOT EXISTS (
+             SELECT 1 FROM resource_version n WHERE n.resource_type = rv.resource_type AND n.id = rv.id AND n.state = 'anchored'
+               AND n.version_id > rv.version_id AND n.last_updated <= @atLow)))
+         ORDER BY rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC LIMIT @limit`,
       )
-      .all({ type: resourceType, since: opts.since ?? null, limit: opts.limit }) as Row[];
+      .all({ type: resourceType ?? null, since: opts.since ?? null, atLow: opts.at?.low ?? null, atHigh: opts.at?.high ?? null, limit: opts.limit }) as Row[];
     return rows.map(toVersion);
   }
 

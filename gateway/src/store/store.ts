@@ -129,6 +129,13 @@ export interface StoreQuery {
   readonly limit: number;
 }
 
+/** Which versions a history lists (typeHistory). */
+export interface HistoryQuery {
+  readonly since?: string;
+  readonly at?: { readonly low: string; readonly high: string };
+  readonly limit: number;
+}
+
 export interface ResourceStore {
   /** Writes a new version as pending. Fails with a CONFLICT OperationOutcomeError if the version exists. */
   insertPending(version: NewVersion): void;
@@ -165,8 +172,12 @@ export interface ResourceStore {
   readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;
   /** Every anchored version of a resource, newest first. */
   history(resourceType: string, id: string): StoredVersion[];
-  /** Every anchored version of every resource of a type, newest first; `since` (an instant) excludes older ones. */
-  typeHistory(resourceType: string, opts: { since?: string; limit: number }): StoredVersion[];
+  /**
+   * Every anchored version of every resource of a type (undefined: of every type), newest first;
+   * `since` (an instant) excludes older ones; `at` keeps only versions that were current at some point
+   * in [low, high) (normalized dates, FHIR `_at`).
+   */
+  typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[];
   /** Current versions matching the query, oldest lastUpdated first (then id). */
   search(query: StoreQuery): StoredVersion[];
 
