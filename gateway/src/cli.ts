@@ -54,10 +54,12 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   'consent-sign': `hdx consent-sign --key key.json --consent consent.json --action grant|update|revoke [--kid did:hdx:...#key-n]
   The compact JWS that hdx.consent Grant, Update or Revoke takes: the canonical {consent, action, nonce, iat}
   signed by the patient's (or a guardian's) key.`,
-  sync: `hdx sync --ehr <EHR FHIR base URL> --gateway <gateway FHIR base URL> --types Patient,Observation --state sync-state.json [--page 50] [--source NAME]
+  sync: `hdx sync --ehr <EHR FHIR base URL> --gateway <gateway FHIR base URL> [--types all|Patient,Observation,...] --state sync-state.json [--page 50] [--source NAME]
          (--token TOKEN | --idp-key idp-private.pem --iss <issuer> --sub <id> --did did:hdx:... [--role system] [--scope "system/*.write"] [--purpose TREAT])
          [--ehr-token TOKEN]
-  Pulls every resource of those types changed since the last sync from the EHR (_lastUpdated, paged), gives each a
+  Pulls every resource of those types (all, the default: every type the EHR's CapabilityStatement offers a search of
+  that the gateway holds; reference data first, then Patients, then the rest) changed since the last sync from the
+  EHR (_lastUpdated, paged), gives each a
   stable local id (from the EHR base URL and Type/id), rewrites references, and pushes each page to the gateway
   (POST /ingest/fhir). The checkpoint in --state moves only after the gateway acknowledged a page: a sync that was
   stopped resumes where it was; re-sent pages are no-ops. Prints progress; ends with a JSON summary.`,
@@ -367,12 +369,16 @@ async function syncCommand(args: string[], io: CliIo): Promise<void> {
   });
   const ehr = checkUrl(required(values, 'ehr', 'sync', 'https://ehr.example/fhir'), '--ehr');
   const gateway = checkUrl(required(values, 'gateway', 'sync', 'http://127.0.0.1:8080/fhir'), '--gateway');
-  const types = required(values, 'types', 'sync', 'Patient,Observation')
-    .split(',')
-    .map((t) => t.trim())
-    .filter((t) => t !== '');
-  if (types.length === 0 || types.some((t) => !/^[A-Z][A-Za-z]{1,63}$/.test(t)))
-    throw new UsageError('--types must be FHIR resource types separated by commas, e.g. --types Patient,Observation');
+  const typesArg = optional(values, 'types') ?? 'all';
+  const types =
+    typesArg === 'all'
+      ? 'all'
+      : typesArg
+          .split(',')
+          .map((t) => t.trim())
+          .filter((t) => t !== '');
+  if (types !== 'all' && (types.length === 0 || types.some((t) => !/^[A-Z][A-Za-z]{1,63}$/.test(t))))
+    throw new UsageError('--types must be all (the default) or FHIR resource types separated by commas, e.g. --types Patient,Observation');
   const stateFile = required(values, 'state', 'sync', 'sync-state.json');
   const pageSize = positiveInt(optional(values, 'page'), '--page', 50, 500);
   const source = optional(values, 'source');

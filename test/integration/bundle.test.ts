@@ -199,4 +199,38 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     const anchor = await evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', 'Observation', created.id, '1');
     expect(anchor.custodian).to.equal('Hospital1MSP');
   });
+
+  it('a transaction of 1,201 entries is anchored in 3 ledger transactions (500, 500, 201) and every version verifies against its anchor', async () => {
+    const before = storeRows();
+    const Q = 'urn:uuid:5d2e7f10-3a4b-4c6d-8e9f-0a1b2c3d4e5f';
+    const res = await call(h1, 'POST', '', token, {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        post({ resourceType: 'Patient', name: [{ family: 'Okonkwo-Lind', given: ['Tove'] }], birthDate: '1961-02-03' }, Q),
+        ...Array.from({ length: 1200 }, () => post(observation(Q, '8867-4'))),
+      ],
+    });
+    expect(res.status, res.text.slice(0, 500)).to.equal(200);
+    const entries = res.body.entry as Array<{ resource: { resourceType: string; id: string }; response: { status: string } }>;
+    expect(entries).to.have.length(1201);
+    expect(entries.every((e) => e.response.status === '201 Created')).to.equal(true);
+    expect(storeRows().versions - before.versions).to.equal(1201);
+    // The Patient and the first 499 Observations in one ledger transaction, the next 500 in another, the rest in a third.
+    const txOf = async (i: number): Promise<string> => {
+      const e = entries[i] as { resource: { resourceType: string; id: string } };
+      return (await evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', e.resource.resourceType, e.resource.id, '1')).txId;
+    };
+    const [t0, t499, t500, t999, t1000, t1200] = await Promise.all([0, 499, 500, 999, 1000, 1200].map(txOf));
+    expect(t499).to.equal(t0);
+    expect(t999).to.equal(t500);
+    expect(t1200).to.equal(t1000);
+    expect(new Set([t0, t500, t1000]).size).to.equal(3);
+    for (const i of [0, 600, 1200]) {
+      const e = entries[i] as { resource: { resourceType: string; id: string } };
+      const verify = await call(h1, 'GET', `/${e.resource.resourceType}/${e.resource.id}/$verify`, token);
+      expect(verify.status, verify.text).to.equal(200);
+      expect(verify.body.parameter).to.deep.include({ name: 'verified', valueBoolean: true });
+    }
+  });
 });

@@ -13,7 +13,7 @@ import { FakeLedger } from '../test-support/fake-ledger';
 import { type MiniFhirServer, startMiniFhirServer } from '../test-support/mini-fhir-server';
 import { CustodianIds } from '../store/custodian-ids';
 import { rewriteEhrReferences } from './ingest-service';
-import { readState, sync } from './sync';
+import { readState, sync, syncOrder, typesOffered } from './sync';
 import { testApp } from '../test-support/test-app';
 
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -182,6 +182,50 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(env.store.readCurrent('Patient', id)).to.not.equal(undefined);
     expect(other.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1')).to.not.equal(id);
     other.close();
+  });
+
+  it('--types all: every type the EHR offers that the gateway holds (not Consent), reference data first, then Patients, then the rest', async () => {
+    env.ehr.put({ resourceType: 'Practitioner', id: 'dr1', name: [{ family: 'Adeyemi' }] }, T1);
+    env.ehr.put({ resourceType: 'Organization', id: 'org1', name: 'General' }, T1);
+    env.ehr.put(
+      {
+        resourceType: 'Encounter',
+        id: 'e1',
+        status: 'finished',
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+        subject: { reference: 'Patient/p1' },
+        participant: [{ individual: { reference: 'Practitioner/dr1' } }],
+        serviceProvider: { reference: 'Organization/org1' },
+      },
+      T1,
+    );
+    const lines: string[] = [];
+    const summary = await sync({
+      ehr: env.ehr.baseUrl,
+      gateway: env.gatewayBase,
+      types: 'all',
+      stateFile: env.stateFile,
+      pageSize: 50,
+      gatewayToken: () => TOKEN,
+      progress: (l) => lines.push(l),
+    });
+    expect(summary.resources).to.equal(10);
+    expect(summary.created).to.equal(10);
+    expect(lines[0]).to.equal('the EHR offers 5 types held here: Organization, Practitioner, Patient, Encounter, Observation');
+    expect(env.ehr.searches.map((u) => /^\/fhir\/([A-Za-z]+)\?/.exec(u)?.[1])).to.deep.equal(['Organization', 'Practitioner', 'Patient', 'Encounter', 'Observation']);
+    const encounter = JSON.parse(env.store.readCurrent('Encounter', env.ids.ehrLocalId(env.ehr.baseUrl, 'Encounter', 'e1'))?.content ?? '{}') as {
+      participant: Array<{ individual: { reference: string } }>;
+    };
+    expect(encounter.participant[0]?.individual.reference).to.equal(`Practitioner/${env.ids.ehrLocalId(env.ehr.baseUrl, 'Practitioner', 'dr1')}`);
+    expect(env.store.readCurrent('Practitioner', env.ids.ehrLocalId(env.ehr.baseUrl, 'Practitioner', 'dr1'))).to.not.equal(undefined);
+  });
+
+  it('syncOrder and typesOffered: reference data, Patients, the rest; a server without a CapabilityStatement is a clear error', () => {
+    expect(syncOrder(['Observation', 'Patient', 'Medication', 'Claim', 'Location'])).to.deep.equal(['Medication', 'Location', 'Patient', 'Observation', 'Claim']);
+    expect(() => typesOffered({ resourceType: 'OperationOutcome' })).to.throw(/name the types with --types/);
+    expect(() => typesOffered({ resourceType: 'CapabilityStatement', rest: [{ mode: 'server', resource: [{ type: 'Consent' }] }] })).to.throw(
+      /no resource type this gateway holds/,
+    );
   });
 
   it("rewrites only references to the EHR's own resources", () => {

@@ -2,7 +2,8 @@
  * `hdx sync`: pulls resources from an EHR's FHIR API (fhir-kit-client) into an HDX gateway
  * (`POST /ingest/fhir`), incrementally and resumably.
  *
- * For each resource type (Patient first, so what refers to a Patient finds it):
+ * For each resource type (every type the EHR offers with `--types all`; reference data first, then
+ * Patients, then the rest, so that what refers to a Patient finds it: syncOrder):
  *
  * 1. search `Type?_lastUpdated=ge<checkpoint>&_sort=_lastUpdated&_count=<page>` (no filter the first
  *    time) and follow the `next` links (same origin as the EHR base only: the EHR token goes nowhere else);
@@ -23,13 +24,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { governedByPatientReference, inPatientCompartment, SUPPORTED_TYPES } from '../model/definitions';
 
 export interface SyncOptions {
   /** The EHR's FHIR base URL. */
   readonly ehr: string;
   /** The gateway's FHIR base URL (…/fhir); ingestion is at its origin + /ingest/fhir. */
   readonly gateway: string;
-  readonly types: readonly string[];
+  /**
+   * The resource types to pull, or `all`: every type the EHR's CapabilityStatement offers a search of
+   * that this gateway holds. Either way pulled in syncOrder (reference data, then Patients, then the rest).
+   */
+  readonly types: readonly string[] | 'all';
   readonly stateFile: string;
   readonly pageSize: number;
   /** The source name the gateway records (default: the EHR's host). */
@@ -71,6 +77,34 @@ type Bundle = { resourceType: string; link?: Array<{ relation: string; url: stri
 interface FhirClient {
   search(p: { resourceType: string; searchParams: Record<string, string | number> }): Promise<unknown>;
   request(url: string): Promise<unknown>;
+  capabilityStatement(): Promise<unknown>;
+}
+
+/**
+ * The order types are pulled in: reference data first (Organization, Location, Practitioner, ... what
+ * clinical records point at), then Patients, then everything in or about a patient's record, so that
+ * what refers to a Patient finds it held. Within each group the order given.
+ */
+export function syncOrder(types: readonly string[]): string[] {
+  const group = (t: string): number => (t === 'Patient' ? 1 : inPatientCompartment(t) || governedByPatientReference(t) ? 2 : 0);
+  return [...new Set(types)]
+    .map((t, i) => ({ t, i }))
+    .sort((a, b) => group(a.t) - group(b.t) || a.i - b.i)
+    .map((x) => x.t);
+}
+
+/** The types of the EHR's CapabilityStatement with a search-type interaction that this gateway holds, in syncOrder. */
+export function typesOffered(capability: unknown): string[] {
+  if (!isObject(capability) || capability.resourceType !== 'CapabilityStatement')
+    throw new Error('the EHR did not answer /metadata with a CapabilityStatement: name the types with --types');
+  const rest = Array.isArray(capability.rest) ? capability.rest.filter(isObject) : [];
+  const server = rest.find((r) => r.mode === 'server') ?? rest[0];
+  const offered = (Array.isArray(server?.resource) ? server.resource.filter(isObject) : [])
+    .filter((r) => !Array.isArray(r.interaction) || r.interaction.some((i) => isObject(i) && i.code === 'search-type'))
+    .map((r) => r.type)
+    .filter((t): t is string => typeof t === 'string' && SUPPORTED_TYPES.has(t));
+  if (offered.length === 0) throw new Error('the EHR offers a search of no resource type this gateway holds');
+  return syncOrder(offered);
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -181,7 +215,8 @@ export async function sync(options: SyncOptions): Promise<SyncSummary> {
   const say = options.progress ?? (() => {});
   const client = await ehrClient({ ...options, ehr });
   const state = readState(options.stateFile, ehr);
-  const types = [...options.types].sort((a, b) => Number(b === 'Patient') - Number(a === 'Patient'));
+  const types = options.types === 'all' ? typesOffered(await client.capabilityStatement()) : syncOrder(options.types);
+  if (options.types === 'all') say(`the EHR offers ${types.length} types held here: ${types.join(', ')}`);
   const total: SyncSummary = { pages: 0, resources: 0, created: 0, updated: 0, unchanged: 0, seconds: 0 };
   const t0 = Date.now();
 

@@ -1,6 +1,6 @@
 /**
  * A small, real FHIR R4 server over HTTP standing in for an EHR in tests of `hdx sync`: resources in
- * memory, `PUT [type]/[id]` (versions and lastUpdated), `GET [type]/[id]` and search by type with
+ * memory, `GET metadata` (a CapabilityStatement of the types it holds), `PUT [type]/[id]` (versions and lastUpdated), `GET [type]/[id]` and search by type with
  * `_lastUpdated` (gt, ge, lt, le, eq), `_sort=_lastUpdated`, `_count` and `next` links (offset
  * paging). Unknown search parameters are refused, as a strict server would.
  */
@@ -57,6 +57,21 @@ export async function startMiniFhirServer(options: { port?: number; host?: strin
       .status(200)
       .type('application/fhir+json')
       .send(JSON.stringify(put(body)));
+  });
+
+  // The types it serves (those it holds, and Consent, which a gateway that keeps consents elsewhere skips), as a real server lists them.
+  app.get('/fhir/metadata', (_req, res) => {
+    const types = [...new Set([...[...data.values()].map((r) => r.resourceType), 'Consent'])].sort();
+    res.type('application/fhir+json').send(
+      JSON.stringify({
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+        format: ['json'],
+        rest: [{ mode: 'server', resource: types.map((type) => ({ type, interaction: [{ code: 'read' }, { code: 'search-type' }] })) }],
+      }),
+    );
   });
 
   app.get('/fhir/:type/:id', (req, res) => {
