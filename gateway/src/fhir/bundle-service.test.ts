@@ -137,6 +137,29 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(changes.map((e) => e.resources.length)).to.deep.equal([100, 51]);
   });
 
+  it('references to an entry by its absolute fullUrl (another server, or Type/id at this one) are rewritten to the id the server gives it', async () => {
+    const elsewhere = 'https://ehr.example/fhir/Patient/p-17';
+    const here = `${BASE}/Patient/temp-1`;
+    const res = await send(
+      bundle('transaction', [
+        post(patient(), elsewhere),
+        post(observation(elsewhere)),
+        post(observation(`${elsewhere}/_history/4`)),
+        post(patient({ birthDate: '1971-05-05' }), here),
+        post(observation('Patient/temp-1')),
+      ]),
+    );
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [p1, o1, o2, p2, o3] = res.body.entry as Array<{ resource: { id: string; subject?: { reference: string } } }>;
+    expect(o1?.resource.subject?.reference).to.equal(`Patient/${String(p1?.resource.id)}`);
+    expect(o2?.resource.subject?.reference).to.equal(`Patient/${String(p1?.resource.id)}`);
+    expect(o3?.resource.subject?.reference).to.equal(`Patient/${String(p2?.resource.id)}`);
+    expect(p2?.resource.id).to.not.equal('temp-1');
+    const twice = await send(bundle('transaction', [post(patient(), elsewhere), post(patient(), elsewhere)]));
+    expect(twice.status).to.equal(400);
+    expect(expressions(twice.body)).to.deep.equal(['Bundle.entry[1].fullUrl']);
+  });
+
   it('an invalid entry: 400 naming Bundle.entry[3], and nothing stored or anchored', async () => {
     const bad = { ...observation(P), status: 'not-a-status' };
     const res = await send(bundle('transaction', [post(patient(), P), post(observation(P)), post(observation(P)), post(bad)]));
@@ -373,10 +396,10 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(empty.body).to.include({ resourceType: 'Bundle', type: 'transaction-response' });
   });
 
-  it('the CapabilityStatement offers transaction and batch', async () => {
+  it('the CapabilityStatement offers transaction, batch and history-system', async () => {
     const res = await request(env.app).get('/fhir/metadata');
     expect(validateResource(res.body, 'CapabilityStatement')).to.deep.equal([]);
-    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code)).to.deep.equal(['transaction', 'batch']);
+    expect(res.body.rest[0].interaction.map((i: { code: string }) => i.code)).to.deep.equal(['transaction', 'history-system', 'batch']);
   });
 });
 

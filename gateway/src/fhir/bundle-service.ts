@@ -48,6 +48,8 @@ interface Entry {
   readonly versionId?: string;
   /** `urn:uuid:…` of the entry, if it has one. */
   readonly urn?: string;
+  /** An absolute fullUrl `…/Type/id` of the entry (its identity in the Bundle), and the `Type/id` it ends with. */
+  readonly absolute?: { readonly url: string; readonly ref: string; readonly atThisServer: boolean };
   /** PUT, DELETE of `Type?query`: the query (conditional update or delete); no id then. */
   readonly conditional?: string;
   /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
@@ -66,6 +68,8 @@ interface ResponseEntry {
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const URN_UUID = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince'] as const;
+/** An absolute fullUrl: its base, type and id. */
+const ABSOLUTE_FULL_URL = /^(https?:\/\/.+)\/([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})$/;
 /** A conditional reference: `Type?search` (http.html#trules), resolved to the one resource it matches. */
 const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
@@ -250,6 +254,10 @@ export class BundleService {
     const fullUrl = raw.fullUrl;
     const urn = typeof fullUrl === 'string' && fullUrl.startsWith('urn:uuid:') ? fullUrl.toLowerCase() : undefined;
     if (urn !== undefined && !URN_UUID.test(urn)) throw invalid(`${at}.fullUrl`, `${at}.fullUrl: a urn:uuid must hold a UUID`);
+    // An absolute fullUrl names the entry's resource where it came from; references to it are rewritten (http.html#trules).
+    const abs = typeof fullUrl === 'string' && /^https?:\/\//.test(fullUrl) ? ABSOLUTE_FULL_URL.exec(fullUrl) : null;
+    const absolute =
+      abs?.[1] !== undefined && abs[2] === url.type && abs[3] !== undefined ? { url: abs[0], ref: `${abs[2]}/${abs[3]}`, atThisServer: abs[1] === this.#base } : undefined;
     return {
       index,
       method,
@@ -257,6 +265,7 @@ export class BundleService {
       ...(url.id !== undefined ? { id: url.id } : {}),
       ...(url.versionId !== undefined ? { versionId: url.versionId } : {}),
       ...(urn !== undefined ? { urn } : {}),
+      ...(absolute !== undefined ? { absolute } : {}),
       ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
       ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
@@ -343,6 +352,12 @@ export class BundleService {
         if (targets.has(e.urn)) throw invalid(`Bundle.entry[${e.index}].fullUrl`, `Bundle.entry[${e.index}].fullUrl appears on an earlier entry too`);
         targets.set(e.urn, `${e.type}/${id}`);
       }
+      if (e.absolute !== undefined) {
+        if (targets.has(e.absolute.url)) throw invalid(`Bundle.entry[${e.index}].fullUrl`, `Bundle.entry[${e.index}].fullUrl appears on an earlier entry too`);
+        targets.set(e.absolute.url, `${e.type}/${id}`);
+        // At this server's base, the relative form names the entry too (a POST's id is replaced by the server's).
+        if (e.absolute.atThisServer) targets.set(e.absolute.ref, `${e.type}/${id}`);
+      }
       if (e.method !== 'POST') {
         if (touched.has(`${e.type}/${id}`))
           throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
@@ -353,7 +368,12 @@ export class BundleService {
       if (matched.has(e.index)) continue;
       forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
         const value = holder.reference as string;
-        if (!value.startsWith('urn:uuid:')) return;
+        if (!value.startsWith('urn:uuid:')) {
+          // A reference to an entry by its absolute fullUrl (or, at this server's base, its Type/id).
+          const entryTarget = targets.get(value) ?? targets.get(value.replace(/\/_history\/[^/]+$/, ''));
+          if (entryTarget !== undefined && !value.startsWith('#')) holder.reference = entryTarget;
+          return;
+        }
         const target = targets.get(value.toLowerCase());
         if (target === undefined) throw invalid(path, `${path} refers to a urn:uuid that is not the fullUrl of an entry of this transaction`);
         holder.reference = target;
