@@ -62,6 +62,15 @@ interface ResourceScope {
   inContained: boolean;
 }
 
+/** Whether a string equal to `value` appears anywhere in `node` (a canonical, uri or url naming a contained resource), skipping the top-level keys in `skip`. */
+function mentions(node: unknown, value: string, skip: ReadonlySet<string> = new Set(), depth = 0): boolean {
+  if (depth > MAX_DEPTH) return false;
+  if (typeof node === 'string') return node === value;
+  if (Array.isArray(node)) return node.some((n) => mentions(n, value, new Set(), depth + 1));
+  if (!isObj(node)) return false;
+  return Object.entries(node).some(([k, v]) => !skip.has(k) && mentions(v, value, new Set(), depth + 1));
+}
+
 function isObj(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -147,7 +156,13 @@ export class InvariantChecker {
         this.#add('invariant', `${expr}.contained[${i}].id`, 'a contained resource SHALL have an id');
         return;
       }
-      if (!scope.localRefs.has(id) && !this.#refersToContainer(c)) {
+      // dom-3 counts a `#id` in any reference, canonical, uri or url of the resource (a contained ValueSet is named by `valueSet: "#vs1"`).
+      if (
+        !scope.localRefs.has(id) &&
+        !this.#refersToContainer(c) &&
+        !mentions(res, `#${id}`, new Set(['contained'])) &&
+        !contained.some((other, j) => j !== i && mentions(other, `#${id}`))
+      ) {
         this.#add('invariant', `${expr}.contained[${i}]`, 'dom-3: a contained resource SHALL be referenced from elsewhere in the resource or refer to the containing resource');
       }
     });

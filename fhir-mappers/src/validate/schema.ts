@@ -19,6 +19,11 @@
  *  5. Tightening: `integer`, `positiveInt` and `unsignedInt` are declared `type: number` with a pattern
  *     that JSON-schema ignores for numbers, so 1.5, 0 or -3 would pass. They become `type: integer` with
  *     the R4 bounds (32-bit signed; ≥ 1; ≥ 0).
+ *  6. Quirk: for the 72 elements of type `canonical` the schema omits the `_name` property that FHIR
+ *     JSON uses for the id and extensions of a primitive (json.html#primitive), so valid resources such
+ *     as the spec's own StructureDefinition examples (`_baseDefinition`) are refused. Exactly those
+ *     `_name` properties are added, as the schema declares them for every other primitive: an Element
+ *     (an array of Elements for a repeating element). Nothing else is loosened.
  */
 import { readFileSync } from 'node:fs';
 
@@ -76,6 +81,22 @@ function adaptNode(node: unknown): void {
   }
 }
 
+/** Adaptation 6: `_name` (Element, or an array of Elements) beside every canonical-typed `name` that lacks it. */
+function addCanonicalPrimitiveElements(definitions: Record<string, unknown>): void {
+  const CANONICAL = '#/definitions/canonical';
+  const ELEMENT = { type: 'object', $ref: '#/definitions/Element' };
+  for (const def of Object.values(definitions)) {
+    const props = isRecord(def) ? def['properties'] : undefined;
+    if (!isRecord(props)) continue;
+    for (const [name, prop] of Object.entries(props)) {
+      if (name.startsWith('_') || !isRecord(prop) || props[`_${name}`] !== undefined) continue;
+      const items = prop['items'];
+      if (prop['$ref'] === CANONICAL) props[`_${name}`] = { ...ELEMENT };
+      else if (prop['type'] === 'array' && isRecord(items) && items['$ref'] === CANONICAL) props[`_${name}`] = { type: 'array', items: { ...ELEMENT } };
+    }
+  }
+}
+
 export function loadFhirSchema(): LoadedSchema {
   const file = require.resolve(`${FHIR_SCHEMA_PACKAGE}/fhir.schema.json`);
   const schema = JSON.parse(readFileSync(file, 'utf8')) as JsonSchema;
@@ -115,6 +136,8 @@ export function loadFhirSchema(): LoadedSchema {
   }
   // 3, 4, 5
   adaptNode(definitions);
+  // 6
+  addCanonicalPrimitiveElements(definitions);
 
   return {
     schema,

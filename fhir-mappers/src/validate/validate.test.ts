@@ -177,6 +177,27 @@ describe('validateResource: deliberate schema quirk handling', () => {
     expect(one(validateResource(patient({ name: [{ text: '' }] })), 'Patient.name[0].text').code).to.equal('value');
   });
 
+  it('accepts the _name form (id, extensions) of canonical elements, which the schema omits, and nothing else new', () => {
+    const sd = (extra: Record<string, unknown>): Record<string, unknown> => ({
+      resourceType: 'StructureDefinition',
+      url: 'http://example.org/fhir/StructureDefinition/x',
+      name: 'X',
+      status: 'draft',
+      kind: 'resource',
+      abstract: false,
+      type: 'Patient',
+      baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
+      derivation: 'constraint',
+      ...extra,
+    });
+    const ext = { extension: [{ url: 'http://example.org/ext', valueString: 'x' }] };
+    expect(validateResource(sd({ _baseDefinition: ext }))).to.deep.equal([]);
+    // a repeating canonical: an array of Elements
+    expect(validateResource({ resourceType: 'Questionnaire', status: 'draft', derivedFrom: ['http://example.org/q'], _derivedFrom: [ext] })).to.deep.equal([]);
+    expect(one(validateResource(sd({ _baseDefinition: 'not an element' })), 'StructureDefinition._baseDefinition').code).to.equal('structure');
+    expect(one(validateResource(sd({ _nothing: ext })), 'StructureDefinition._nothing').code).to.equal('structure');
+  });
+
   it('enforces integer, positiveInt and unsignedInt ranges the schema only states as patterns', () => {
     expect(one(validateResource(patient({ multipleBirthInteger: 1.5 })), 'Patient.multipleBirthInteger').code).to.equal('structure');
     expect(one(validateResource(patient({ multipleBirthInteger: 2 ** 31 })), 'Patient.multipleBirthInteger').code).to.equal('value');
@@ -235,6 +256,15 @@ describe('validateResource: invariants', () => {
       .join();
     expect(issues).to.match(/dom-4/).and.to.match(/dom-5/);
     expect(one(validateResource(observation({ focus: [{ reference: '#' }] })), 'Observation.focus[0].reference').diagnostics).to.match(/ref-1/);
+    // dom-3 counts a canonical or uri naming the contained resource (a contained ValueSet of a Questionnaire item)
+    const vs = { resourceType: 'ValueSet', id: 'vs1', status: 'draft' };
+    const item = { linkId: '1', type: 'choice', answerValueSet: '#vs1' };
+    expect(validateResource({ resourceType: 'Questionnaire', status: 'draft', contained: [vs], item: [item] })).to.deep.equal([]);
+    expect(one(validateResource({ resourceType: 'Questionnaire', status: 'draft', contained: [vs] }), 'Questionnaire.contained[0]').diagnostics).to.match(/dom-3/);
+    // a contained resource naming itself does not count
+    expect(one(validateResource({ resourceType: 'Questionnaire', status: 'draft', contained: [{ ...vs, url: '#vs1' }] }), 'Questionnaire.contained[0]').diagnostics).to.match(
+      /dom-3/,
+    );
   });
 
   it('per-1: Period start <= end, aware of precision and time zones', () => {

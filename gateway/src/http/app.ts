@@ -111,8 +111,8 @@ export function loggablePath(url: string): string {
     .join('/');
 }
 
-/** Largest Bundle body the custodian's own practitioners and systems may POST to the base (a transaction of a whole patient's export). */
-export const FEED_BUNDLE_LIMIT = '64mb';
+/** Largest body the custodian's own practitioners, systems and admins may POST or PUT (a transaction of a whole patient's export). */
+export const FEED_BODY_LIMIT = '64mb';
 
 /** The custodian's own practitioner, system or admin (not another member's user, not one acting through an organization). */
 function isOwnFeed(auth: AuthContext | undefined, ownMsp: string): boolean {
@@ -288,16 +288,16 @@ export function createApp(deps: AppDeps): express.Express {
       sendResource(res, 200, resource);
     },
   );
-  // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. A Bundle POSTed
-  // to the base by the custodian's own staff or feeds may be as large as a real EHR export (Synthea's
-  // largest patient bundle is 19 MB); anyone else's is held to the common limit.
+  // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. What the
+  // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
+  // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
   const commonBody = jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] });
-  const feedBundleBody = jsonBody({ limit: FEED_BUNDLE_LIMIT, types: [...JSON_MEDIA_TYPES] });
+  const feedBody = jsonBody({ limit: FEED_BODY_LIMIT, types: [...JSON_MEDIA_TYPES] });
   fhir.use(
     authenticate,
     limits.afterAuth,
     (req, res, next) => {
-      (req.method === 'POST' && req.path === '/' && isOwnFeed(req.auth, config.mspId) ? feedBundleBody : commonBody)(req, res, next);
+      ((req.method === 'POST' || req.method === 'PUT') && isOwnFeed(req.auth, config.mspId) ? feedBody : commonBody)(req, res, next);
     },
     joseBody,
   );

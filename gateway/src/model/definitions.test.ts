@@ -59,6 +59,14 @@ describe('FHIR R4 definitions (from the spec package, evaluated with fhirpath)',
     expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { identifier: { value: 'MRN' } } })).to.deep.equal(['?']);
     expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { reference: 'urn:uuid:0' } })).to.deep.equal(['urn:uuid:0']);
     expect(patientTargetReferencesOf({ resourceType: 'Device' })).to.deep.equal([]);
+    expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { reference: 'https://ehr.example/fhir/Patient/7/_history/2' } })).to.deep.equal([
+      'https://ehr.example/fhir/Patient/7/_history/2',
+    ]);
+    // Clearly not a patient: a reference to another type (relative or absolute), a contained resource of another type, a typed identifier.
+    expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { reference: 'https://ehr.example/fhir/Group/herd' } })).to.deep.equal([]);
+    expect(patientTargetReferencesOf({ resourceType: 'Device', contained: [{ resourceType: 'Group', id: 'g' }], patient: { reference: '#g' } })).to.deep.equal([]);
+    expect(patientTargetReferencesOf({ resourceType: 'Device', contained: [{ resourceType: 'Patient', id: 'p' }], patient: { reference: '#p' } })).to.deep.equal(['#p']);
+    expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { type: 'Group', identifier: { value: 'x' } } })).to.deep.equal([]);
   });
 
   it('cuts a shared expression to the terms for one type, parentheses and quotes respected', () => {

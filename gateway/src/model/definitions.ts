@@ -186,14 +186,38 @@ export function patientTargetReferencesOf(resource: Record<string, unknown>): st
   const refs = new Set<string>();
   for (const code of patientTargetParamsOf(String(resource.resourceType))) {
     for (const v of valuesOf(resource, code)) {
+      // Only what is clearly not a patient is left out; anything else (urn:uuid, an identifier of no
+      // stated type) counts, so that it is refused rather than taken for reference data.
+      if (clearlyNotPatient(v, resource)) continue;
       const ref = v && typeof v === 'object' ? (v as { reference?: unknown }).reference : undefined;
-      // Only a literal reference to another type is clearly not a patient: anything else (urn:uuid,
-      // identifier only, contained) counts, so that it is refused rather than taken for reference data.
-      if (typeof ref === 'string' && /^[A-Z][A-Za-z]+\//.test(ref) && !ref.startsWith('Patient/')) continue;
       refs.add(typeof ref === 'string' ? ref : '?');
     }
   }
   return [...refs];
+}
+
+/** `Type/id` at the end of a literal reference, relative or absolute (with or without `/_history/n`). */
+const LITERAL_REFERENCE = /(?:^|\/)([A-Z][A-Za-z]{1,63})\/[A-Za-z0-9\-.]{1,64}(?:\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
+
+/**
+ * Whether a value of a Patient-targeting search parameter clearly names something else: a canonical
+ * (a string: Patient is no canonical resource), a literal reference (relative or absolute) to another
+ * type, a local reference to a contained resource of another type, or a Reference whose `type` says so.
+ */
+function clearlyNotPatient(v: unknown, resource: Record<string, unknown>): boolean {
+  if (typeof v === 'string') return true;
+  if (!v || typeof v !== 'object') return false;
+  const { reference, type } = v as { reference?: unknown; type?: unknown };
+  if (typeof reference === 'string') {
+    if (reference.startsWith('#')) {
+      const contained = Array.isArray(resource.contained) ? (resource.contained as Array<{ id?: unknown; resourceType?: unknown }>) : [];
+      const target = contained.find((c) => c.id === reference.slice(1))?.resourceType;
+      return typeof target === 'string' && target !== 'Patient';
+    }
+    const m = reference.startsWith('urn:') ? null : LITERAL_REFERENCE.exec(reference);
+    return m?.[1] !== undefined && m[1] !== 'Patient';
+  }
+  return typeof type === 'string' && type !== 'Patient';
 }
 
 function patientRefsFound(resource: Record<string, unknown>, codes: readonly string[]): string[] {
