@@ -1159,8 +1159,8 @@ export class ResourceService {
     AccessControl.requireActor(caller);
     const limit = Math.min(Math.max(1, page.limit), MAX_SEARCH_CANDIDATES);
     const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
-    // Across this custodian's patients only for its own users; a patient only within its compartment.
-    if (!caller.local && page.patientIds === undefined && !reference) {
+    // Across this custodian's patients only for its own users; a patient (of any member) only within its compartment.
+    if (!caller.local && caller.compartmentOf === undefined && page.patientIds === undefined && !reference) {
       throw new OperationOutcomeError('FORBIDDEN', `An export across every patient here is for users of ${this.#mspId}`);
     }
     const patientIds = reference ? page.patientIds : await this.#compartmentPatients(caller, page.patientIds);

@@ -207,6 +207,10 @@ describe('Bulk Data $export (HTTP)', () => {
     const { manifest } = await ctx.run('/fhir/Patient/$export', alice);
     const exported = await ctx.everything(manifest, alice);
     expect(exported).to.deep.equal([`Condition/${ctx.aliceCond}`, `Encounter/${ctx.aliceEnc}`, `Group/${ctx.group}`, `Patient/${ctx.aliceId}`].sort());
+    // A patient whose DID another member registered exports its own records here too.
+    const elsewhere = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital2MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    const other = await ctx.run('/fhir/Patient/$export?_type=Patient,Condition', elsewhere);
+    expect(await ctx.everything(other.manifest, elsewhere)).to.deep.equal([`Condition/${ctx.aliceCond}`, `Patient/${ctx.aliceId}`].sort());
     for (const url of ['/fhir/$export', `/fhir/Group/${ctx.group}/$export`]) {
       const res = await request(ctx.app)
         .get(url)
