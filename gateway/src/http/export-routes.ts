@@ -65,6 +65,9 @@ export function exportRoutes(deps: ExportRoutesDeps): Router {
       .send(JSON.stringify(informational('The export has started: poll the URL in Content-Location')));
   };
 
+  router.post(['/$export', '/Patient/$export', '/Group/:id/$export'], () => {
+    throw new OperationOutcomeError('UNSUPPORTED', 'A $export kick-off by POST (a Parameters body) is not supported here: use GET with the parameters in the query');
+  });
   router.get('/$export', kickOff('system'));
   router.get('/Patient/$export', kickOff('patient'));
   router.get('/Group/:id/$export', kickOff('group'));

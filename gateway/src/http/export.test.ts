@@ -354,6 +354,14 @@ describe('Bulk Data $export (HTTP)', () => {
       expect(res.body.resourceType, url).to.equal('OperationOutcome');
       expect(String(res.body.issue[0].diagnostics), url).to.match(message);
     }
+    const post = await request(ctx.app)
+      .post('/fhir/$export')
+      .set(...staff)
+      .set(...ASYNC)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Parameters' });
+    expect(post.status).to.equal(404);
+    expect(String(post.body.issue[0].diagnostics)).to.match(/POST .* is not supported/);
     for (const format of ['application/fhir+ndjson', 'application/ndjson', 'ndjson']) {
       const res = await request(ctx.app)
         .get(`/fhir/$export?_type=Patient&_outputFormat=${encodeURIComponent(format)}`)

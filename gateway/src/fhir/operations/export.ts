@@ -20,14 +20,14 @@ import type { AuthContext } from '../../auth/types';
 import { OperationOutcomeError } from '../../errors';
 import { governedByPatientReference, inPatientCompartment, SUPPORTED_TYPES } from '../../model/definitions';
 import { AccessControl, chunks } from '../access-control';
-import type { Caller } from '../policy';
+import { assertMayExport, type Caller, type ExportLevel } from '../policy';
 import type { Resource, ResourceService } from '../resource-service';
+
+export type { ExportLevel };
 
 /** The `_outputFormat` values accepted (all mean FHIR NDJSON, the only format written). */
 export const EXPORT_OUTPUT_FORMATS: readonly string[] = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
 export const NDJSON = 'application/fhir+ndjson';
-
-export type ExportLevel = 'system' | 'patient' | 'group';
 
 /** A kick-off request, as the HTTP adapter parsed it. */
 export interface ExportRequest {
@@ -199,17 +199,7 @@ export class ExportService {
     }
     if (!caller) throw new OperationOutcomeError('INVALID', '_type names no resource type');
     AccessControl.requireActor(caller);
-    if (caller.purpose === 'ETREAT') throw new OperationOutcomeError('FORBIDDEN', "Break-glass (ETREAT) opens one patient's records when needed, never a bulk export");
-    const staff = caller.local && (caller.kind === 'practitioner' || caller.kind === 'system') && caller.compartmentOf === undefined;
-    const patient = caller.kind === 'patient' && caller.compartmentOf !== undefined;
-    if (req.level === 'patient' ? !staff && !patient : !staff) {
-      throw new OperationOutcomeError(
-        'FORBIDDEN',
-        req.level === 'patient'
-          ? `Patient/$export is for the practitioners and systems of this organization, or a patient for its own records`
-          : `${req.level === 'system' ? 'A system-level' : 'A Group'} $export is for the practitioners and systems of this organization`,
-      );
-    }
+    assertMayExport(caller, req.level);
     this.sweep();
     this.#assertMayStart(owner);
     let patientIds: string[] | undefined;
