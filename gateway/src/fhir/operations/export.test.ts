@@ -79,6 +79,8 @@ describe('ExportService', () => {
     const id = await ctx.kickOff(service);
     expect((await ctx.settle(service, id)).state).to.equal('complete');
     expect(fs.existsSync(path.join(ctx.dir, id, 'Patient.ndjson'))).to.equal(true);
+    for (const f of ['exports.db', 'exports.db-wal']) expect(fs.statSync(path.join(ctx.dir, f)).mode & 0o777, f).to.equal(0o600);
+    expect(fs.statSync(ctx.dir).mode & 0o777).to.equal(0o700);
     await new Promise((r) => setTimeout(r, 10));
     service.sweep();
     expect(() => service.status(OWNER, id)).to.throw(/No such export job/);

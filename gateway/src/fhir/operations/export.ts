@@ -145,7 +145,10 @@ export class ExportService {
     this.#maxResources = opts.maxResources ?? 100_000;
     fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     fs.chmodSync(this.#dir, 0o700);
-    this.#db = new Database(path.join(this.#dir, 'exports.db'));
+    const dbFile = path.join(this.#dir, 'exports.db');
+    this.#db = new Database(dbFile);
+    // Owner hashes and kick-off URLs (a Group id): the gateway's own, like the files (SQLite gives its WAL the same mode).
+    fs.chmodSync(dbFile, 0o600);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS export_job (
