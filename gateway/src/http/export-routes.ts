@@ -105,7 +105,8 @@ export function exportRoutes(deps: ExportRoutesDeps): Router {
       stream.once('error', () => reject(new OperationOutcomeError('NOT_FOUND', 'No such export file (the export may have expired or been deleted)')));
     });
     res.status(200).type(NDJSON);
-    await pipeline(stream, res);
+    // A client that goes away mid-file is not a server error: pipeline closes both ends, nothing to answer.
+    await pipeline(stream, res).catch(() => undefined);
   });
 
   return router;
