@@ -16,6 +16,7 @@ import { AuditService } from './fhir/audit-events';
 import { ConsentService } from './fhir/consent-service';
 import { ResourceService } from './fhir/resource-service';
 import { createApp } from './http/app';
+import { ExportService } from './fhir/operations/export';
 import { enrollGatewayIdentity } from './ledger/enroll';
 import { FabricLedger } from './ledger/fabric-ledger';
 import { SqliteStore } from './store/sqlite-store';
@@ -73,10 +74,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           drainMs: Math.max(10_000, config.ledgerTimeoutMs),
         })
       : undefined;
+  let bulkExports: ExportService | undefined;
   try {
     if (outbox) registerOutboxMetrics(metrics.registry, outbox);
     const resources = new ResourceService({ store, ledger, log, mspId: config.mspId, ...(outbox ? { auditSink: outbox } : {}) });
     const settled = await resources.settlePending();
+    // Bulk Data $export jobs and their files (mode 600) under the data folder; a job a stop interrupted is reported failed.
+    bulkExports = new ExportService({ resources, dir: path.join(config.dataDir, 'exports'), log, baseUrl: config.baseUrl });
     if (settled.kept + settled.removed > 0) log.info(settled, 'settled versions left pending by an earlier stop');
     if (settled.unresolved) log.warn(settled, 'some writes left pending have an unknown ledger outcome: they are settled as soon as the ledger answers');
     // Writes whose ledger outcome was unknown are settled in the background, by asking the ledger.
@@ -110,6 +114,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       subjectLinkSecret,
       ...(idp ? { idpIssuer: idp.issuer } : {}),
       rateLimits: { perIdentity: config.rateLimitPerIdentity, perIp: config.rateLimitPerIp },
+      exports: bulkExports,
     });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
@@ -142,6 +147,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         });
         // No request is in flight any more: drain what the ledger will take, keep the rest on disk.
         resources.stopSettling();
+        await bulkExports?.close();
         await outbox?.close();
         ledger.close();
         store.close();
@@ -150,6 +156,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       },
     };
   } catch (err) {
+    await bulkExports?.close();
     await outbox?.close(false);
     ledger.close();
     store.close();

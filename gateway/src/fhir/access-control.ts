@@ -9,7 +9,7 @@ import type { Caller } from './policy';
 
 export type { Caller };
 
-export type Disclosure = 'read' | 'vread' | 'history-instance' | 'history-type' | 'history-system' | 'search-type' | '$everything' | '$verify';
+export type Disclosure = 'read' | 'vread' | 'history-instance' | 'history-type' | 'history-system' | 'search-type' | '$everything' | '$verify' | '$export';
 
 const EVALUATE_CONCURRENCY = 8;
 /** hdx.audit takes at most this many resources in one access entry: larger disclosures take several. */

@@ -9,6 +9,8 @@ function includesOf(type: string): { searchInclude?: string[] } {
   return includes.length > 0 ? { searchInclude: includes } : {};
 }
 
+const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition';
+
 /** The CapabilityStatement: only what this server really does. */
 export function capabilityStatement(baseUrl: string, version: string): Record<string, unknown> {
   return {
@@ -19,6 +21,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
     kind: 'instance',
     software: { name: 'HDX gateway', version },
     implementation: { description: 'HDX gateway: FHIR R4 with consent enforced and every disclosure recorded on the consortium ledger', url: baseUrl },
+    // Bulk Data Access v2: $export at the system, Patient and Group levels (fhir/operations/export.ts).
+    instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     rest: [
@@ -47,6 +51,14 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 20,000 entries.',
           },
         ],
+        operation: [
+          {
+            name: 'export',
+            definition: `${BULK_DATA}/export`,
+            documentation:
+              'Bulk Data $export (Prefer: respond-async; _type, _since, _outputFormat NDJSON) for this organization’s practitioners and systems; Patient/$export also for a patient, its own records only. Every resource is decided by consent and recorded on the ledger like a search hit.',
+          },
+        ],
         resource: [
           ...[...SUPPORTED_TYPES].map((type) => ({
             type,
@@ -62,6 +74,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             searchParam: supportedSearchParams(type),
             operation: [
               ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+              ...(type === 'Patient' ? [{ name: 'export', definition: `${BULK_DATA}/patient-export` }] : []),
+              ...(type === 'Group' ? [{ name: 'export', definition: `${BULK_DATA}/group-export` }] : []),
               { name: 'verify', definition: `${baseUrl}/OperationDefinition/hdx-verify` },
             ],
           })),

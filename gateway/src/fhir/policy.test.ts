@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { parseScopes } from '../auth/scopes';
 import type { AuthContext } from '../auth/types';
 import { OperationOutcomeError } from '../errors';
-import { assertInteraction, bindCaller, type Caller, type CallerKind, INTERACTIONS, relatedTo } from './policy';
+import { assertInteraction, assertMayExport, bindCaller, type Caller, type CallerKind, INTERACTIONS, relatedTo } from './policy';
 
 const H1 = 'Hospital1MSP';
 const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
@@ -125,5 +125,27 @@ describe('policy: who is related to a patient (consents, DID metadata)', () => {
     expect(await relatedTo(auth('practitioner'), patient, H1, deps([], false))).to.equal(false);
     expect(await relatedTo(auth('practitioner', { organization: 'Hospital2MSP' }), patient, H1, deps([], true))).to.equal(false);
     expect(await relatedTo(auth('auditor', { actorAuth: 'delegated', viaOrganization: did('o') }), patient, H1, deps([], true))).to.equal(false);
+  });
+});
+
+describe('policy: who may run a bulk export', () => {
+  const bound = (role: AuthContext['role'], over: Partial<AuthContext> = {}): Caller => bindCaller(auth(role, over), H1, 'Observation', 'search');
+  const levels = ['system', 'patient', 'group'] as const;
+  const outcome = (c: Caller): string => levels.map((l) => `${l}:${code(() => assertMayExport(c, l)) ?? 'ok'}`).join(' ');
+
+  it("lets this organization's practitioners and systems export at every level, and a patient its own records only", () => {
+    expect(outcome(bound('practitioner'))).to.equal('system:ok patient:ok group:ok');
+    expect(outcome(bound('system', { scopes: parseScopes('system/*.read').scopes }))).to.equal('system:ok patient:ok group:ok');
+    expect(outcome(bound('patient', { scopes: parseScopes('patient/*.read').scopes }))).to.equal('system:FORBIDDEN patient:ok group:FORBIDDEN');
+  });
+
+  it('refuses other members, delegated requests, break-glass, and those who read no clinical data', () => {
+    const none = 'system:FORBIDDEN patient:FORBIDDEN group:FORBIDDEN';
+    expect(outcome(bound('practitioner', { organization: 'Hospital2MSP' }))).to.equal(none);
+    expect(outcome(bound('practitioner', { actorAuth: 'delegated', viaOrganization: did('o') }))).to.equal(none);
+    expect(outcome(bound('practitioner', { purposeOfUse: 'ETREAT', breakGlassReason: 'x' }))).to.equal(none);
+    expect(outcome(bound('auditor', { purposeOfUse: 'HCOMPL' }))).to.equal(none);
+    expect(outcome(bound('device', { scopes: parseScopes('system/*.read').scopes, purposeOfUse: 'TREAT' }))).to.equal(none);
+    expect(outcome(bound('admin'))).to.equal(none);
   });
 });

@@ -127,6 +127,30 @@ export function assertInteraction(caller: Caller, interaction: Interaction, reso
   }
 }
 
+/** The levels of a Bulk Data $export: every type, every patient's data, a Group's patients' data. */
+export type ExportLevel = 'system' | 'patient' | 'group';
+
+/**
+ * Who may run a bulk export (SECURITY.md, "Bulk export"); FORBIDDEN otherwise. The system level and a
+ * Group: this organization's practitioners and systems. Patient/$export: those too (every patient held
+ * here), or a patient (its own compartment). Never another member's user or a delegated request (they
+ * ask one patient at a time), nobody who reads no clinical data, and never under break-glass (ETREAT
+ * opens one patient's records in an emergency, not a bulk copy). Scopes are checked per type when the
+ * caller is bound.
+ */
+export function assertMayExport(caller: Caller, level: ExportLevel): void {
+  if (caller.purpose === 'ETREAT') throw new OperationOutcomeError('FORBIDDEN', "Break-glass (ETREAT) opens one patient's records when needed, never a bulk export");
+  const staff = caller.local && (caller.kind === 'practitioner' || caller.kind === 'system') && caller.compartmentOf === undefined;
+  const patient = caller.kind === 'patient' && caller.compartmentOf !== undefined;
+  if (level === 'patient' ? staff || patient : staff) return;
+  throw new OperationOutcomeError(
+    'FORBIDDEN',
+    level === 'patient'
+      ? 'Patient/$export is for the practitioners and systems of this organization, or a patient for its own records'
+      : `${level === 'system' ? 'A system-level' : 'A Group'} $export is for the practitioners and systems of this organization`,
+  );
+}
+
 /** Whether a scope of the caller grants reading the type (for $exchange, which fetches on the user's scopes only). */
 export function mayRead(auth: AuthContext, resourceType: string): boolean {
   return grantingScope(auth.scopes, resourceType, 'read') !== undefined;

@@ -1302,6 +1302,50 @@ export class ResourceService {
     return Promise.all(released.map((v) => this.#verified(v)));
   }
 
+  /**
+   * One page of a bulk export ($export) of one type: current versions in (lastUpdated, id) order after
+   * `after`, changed in [since, until], of the given patients (else every patient's, for this
+   * organization's staff). Each candidate goes through the enforcement point as a search hit does (the
+   * caller's compartment, consent for each, one access entry per patient, committed before anything is
+   * returned); what the caller may not see is simply absent. A version that fails its integrity check is
+   * withheld and counted, not returned. `next` is where the following page starts (none: this was the last).
+   */
+  async exportPage(
+    caller: Caller,
+    resourceType: string,
+    page: { patientIds?: readonly string[]; since?: string; until: string; after?: { lastUpdated: string; id: string }; limit: number },
+  ): Promise<{ resources: Resource[]; withheld: Array<{ resourceType: string; id: string }>; next?: { lastUpdated: string; id: string } }> {
+    typeInfo(resourceType);
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    AccessControl.requireActor(caller);
+    const limit = Math.min(Math.max(1, page.limit), MAX_SEARCH_CANDIDATES);
+    const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
+    // Across this custodian's patients only for its own users; a patient (of any member) only within its compartment.
+    if (!caller.local && caller.compartmentOf === undefined && page.patientIds === undefined && !reference) {
+      throw new OperationOutcomeError('FORBIDDEN', `An export across every patient here is for users of ${this.#mspId}`);
+    }
+    const patientIds = reference ? page.patientIds : await this.#compartmentPatients(caller, page.patientIds);
+    const lastUpdated: DateFilter[] = [{ op: 'le', value: page.until }, ...(page.since ? [{ op: 'ge' as const, value: page.since }] : [])];
+    const candidates =
+      patientIds !== undefined && patientIds.length === 0
+        ? []
+        : this.#store.search({ resourceType, ...(patientIds ? { patientIds } : {}), lastUpdated, ...(page.after ? { after: page.after } : {}), limit });
+    const last = candidates.at(-1);
+    const next = candidates.length === limit && last ? { lastUpdated: last.lastUpdated, id: last.id } : undefined;
+    const released = await this.access.filterAndRecord(caller, candidates, '$export', this.#refOfVersion);
+    const resources: Resource[] = [];
+    const withheld: Array<{ resourceType: string; id: string }> = [];
+    for (const v of released) {
+      try {
+        resources.push(await this.#verified(v));
+      } catch (err) {
+        if (!(err instanceof OperationOutcomeError) || err.code !== 'INTEGRITY') throw err;
+        withheld.push({ resourceType: v.resourceType, id: v.id });
+      }
+    }
+    return { resources, withheld, ...(next ? { next } : {}) };
+  }
+
   /** $verify: the stored current version against its anchor, for a caller allowed to read it. */
   async verify(caller: Caller, resourceType: string, id: string): Promise<{ verified: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     typeInfo(resourceType);

@@ -45,6 +45,9 @@ import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../store/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
+import type { ExportService } from '../fhir/operations/export';
+import { exportRoutes } from './export-routes';
+import { smartConfiguration } from '../auth/smart-configuration';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -73,6 +76,8 @@ export interface AppDeps {
   readonly idpIssuer?: string;
   /** Per-identity and per-address request limits (defaults: see rate-limit.ts). */
   readonly rateLimits?: RateLimitOptions;
+  /** Bulk Data $export jobs; the export routes answer that it is not offered when absent. */
+  readonly exports?: ExportService;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -205,6 +210,12 @@ export function createApp(deps: AppDeps): express.Express {
   const limits = createRateLimiters(deps.rateLimits ?? {});
   app.use(limits.beforeAuth);
 
+  // SMART discovery: public, like the CapabilityStatement (what tokens and scopes this server accepts).
+  const smart = smartConfiguration({ baseUrl: base, idpIssuer: deps.idpIssuer });
+  app.get(['/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration'], (_req, res) => {
+    res.status(200).type('application/json').send(JSON.stringify(smart));
+  });
+
   // --- DIDs: W3C DID resolution from the ledger (public keys only, no PHI), registration by staff ---
   const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: (d) => store.patientByDid(d) !== undefined };
   const did = express.Router();
@@ -301,6 +312,8 @@ export function createApp(deps: AppDeps): express.Express {
     },
     joseBody,
   );
+  // Bulk Data $export (system, Patient, Group), its status URL and files: fhir/operations/export.ts.
+  fhir.use(exportRoutes({ exports: deps.exports, baseUrl: base, mspId: config.mspId }));
 
   // Consent: on the ledger, changed only with the patient's signature.
   fhir.post('/Consent', async (req, res) => {

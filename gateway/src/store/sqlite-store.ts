@@ -533,6 +533,11 @@ export class SqliteStore implements ResourceStore {
     (q.criteria ?? []).forEach((c, i) => where.push(criterionSql(c, `c${i}`, params)));
     dateFilters(where, params, 'rv.last_updated', 'lu', q.lastUpdated ?? []);
     dateFilters(where, params, 'rv.clinical_date', 'cd', q.date ?? []);
+    if (q.after) {
+      params.afterLu = q.after.lastUpdated;
+      params.afterId = q.after.id;
+      where.push('(rv.last_updated > @afterLu OR (rv.last_updated = @afterLu AND rv.id > @afterId))');
+    }
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY rv.last_updated, rv.id LIMIT @limit`;
     return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
   }

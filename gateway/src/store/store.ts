@@ -125,6 +125,11 @@ export interface StoreQuery {
   readonly codes?: readonly string[];
   /** Criteria on the search index (AND). */
   readonly criteria?: readonly Criterion[];
+  /**
+   * Keyset paging (bulk export): only rows after this one in the query's order (lastUpdated, then id),
+   * so a long result is read page by page without an offset.
+   */
+  readonly after?: { readonly lastUpdated: string; readonly id: string };
   /** At most this many rows (the caller asks for one more than it allows, to detect overflow). */
   readonly limit: number;
 }
