@@ -21,14 +21,16 @@ function refName(s: unknown): string | undefined {
 }
 
 /**
- * Choice elements are not marked in the JSON schema; their concrete properties share one description and
- * are named base + TypeName (valueQuantity, valueString, ...). Both conditions are required, so unrelated
- * properties with a common prefix (compareToSourceId / compareToSourceExpression) are not grouped.
+ * Choice elements are not marked in the JSON schema; their concrete properties share one description,
+ * are named base + TypeName (valueQuantity, valueString, ...), never repeat, and each holds the type its
+ * name ends with. All conditions are required, so unrelated properties with a common prefix
+ * (compareToSourceId / compareToSourceExpression) or a shared description (DeviceRequest.reasonCode, a
+ * list of CodeableConcepts, beside reasonReference) are not grouped.
  */
 function choiceGroups(properties: Record<string, unknown>): Map<string, string[]> {
   const byDescription = new Map<string, string[]>();
   for (const [name, p] of Object.entries(properties)) {
-    if (name.startsWith('_') || typeof p !== 'object' || p === null) continue;
+    if (name.startsWith('_') || typeof p !== 'object' || p === null || (p as Record<string, unknown>)['type'] === 'array') continue;
     const d = (p as Record<string, unknown>)['description'];
     if (typeof d !== 'string') continue;
     const list = byDescription.get(d) ?? [];
@@ -41,7 +43,12 @@ function choiceGroups(properties: Record<string, unknown>): Map<string, string[]
     let base = names[0] ?? '';
     for (const n of names) while (!n.startsWith(base)) base = base.slice(0, -1);
     while (base.length > 0 && !names.every((n) => /^[A-Z]/.test(n.slice(base.length)))) base = base.slice(0, -1);
-    if (base.length > 0) groups.set(base, names);
+    // Each name is base + the type it holds (valueCode holds a code; reasonCode would hold a CodeableConcept).
+    const holdsItsType = (n: string): boolean => {
+      const t = refName(properties[n]);
+      return t === undefined || t.toLowerCase() === n.slice(base.length).toLowerCase();
+    };
+    if (base.length > 0 && names.every(holdsItsType)) groups.set(base, names);
   }
   return groups;
 }

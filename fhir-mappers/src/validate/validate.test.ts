@@ -222,6 +222,10 @@ describe('validateResource: invariants', () => {
     const i = one(validateResource(observation({ valueString: 'a', valueBoolean: true })), 'Observation.value[x]');
     expect(i.code).to.equal('structure');
     expect(validateResource(patient({ deceasedBoolean: false, deceasedDateTime: '2020-01-01' })).map((x) => x.expression)).to.include('Patient.deceased[x]');
+    // Two lists sharing a description are no choice (DeviceRequest.reasonCode beside reasonReference).
+    const request = { resourceType: 'DeviceRequest', status: 'active', intent: 'order', codeCodeableConcept: { text: 'pump' }, subject: { reference: 'Patient/p' } };
+    expect(validateResource({ ...request, reasonCode: [{ text: 'why' }], reasonReference: [{ reference: 'Condition/c' }] })).to.deep.equal([]);
+    expect(validateResource({ ...request, codeReference: { reference: 'Device/d' } }).map((x) => x.expression)).to.include('DeviceRequest.code[x]');
   });
 
   it('reference format', () => {
