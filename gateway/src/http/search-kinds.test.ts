@@ -1,6 +1,7 @@
 /**
- * Search by number and quantity parameters (HTTP, fake ledger): the spec's prefixes, the implicit range
- * of the precision given for eq, a quantity's system|code or unit.
+ * Search by number, quantity and composite parameters (HTTP, fake ledger): the spec's prefixes, the
+ * implicit range of the precision given for eq, a quantity's system|code or unit; a composite's
+ * components met by one element.
  */
 import { expect } from 'chai';
 import request from 'supertest';
@@ -133,6 +134,62 @@ describe('search by number and quantity (HTTP, fake ledger)', () => {
       expect(res.status, q).to.equal(400);
       expect(res.body.resourceType, q).to.equal('OperationOutcome');
       expect(JSON.stringify(res.body), q).to.match(/probability|value-quantity/);
+    }
+  });
+});
+
+describe('search by composite parameters (HTTP, fake ledger)', () => {
+  it('code-value-quantity, component-code-value-quantity, combo and code-value-concept: the components of one element', async () => {
+    const { post, ids, get, patient } = await setup();
+    const mmHg = (value: number) => ({ value, system: UCUM, code: 'mm[Hg]' });
+    const coding = (code: string) => ({ coding: [{ system: LOINC, code }] });
+    const bp = (systolic: number, diastolic: number) =>
+      post({
+        resourceType: 'Observation',
+        status: 'final',
+        code: coding('85354-9'),
+        subject: { reference: `Patient/${patient}` },
+        component: [
+          { code: coding('8480-6'), valueQuantity: mmHg(systolic) },
+          { code: coding('8462-4'), valueQuantity: mmHg(diastolic) },
+        ],
+      });
+    const high = await bp(150, 95);
+    const normal = await bp(118, 76);
+    // Diastolic 105 but systolic 95: no one component has code 8480-6 and a value over 100.
+    const crossed = await bp(95, 105);
+    const systolicAlone = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: coding('8480-6'),
+      subject: { reference: `Patient/${patient}` },
+      valueQuantity: mmHg(130),
+    });
+    const smoker = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: coding('72166-2'),
+      subject: { reference: `Patient/${patient}` },
+      valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '449868002' }] },
+    });
+
+    expect(await ids(`Observation?code-value-quantity=${LOINC}|8480-6$gt100`)).to.deep.equal([systolicAlone]);
+    expect(await ids(`Observation?component-code-value-quantity=${LOINC}|8480-6$gt100`)).to.deep.equal([high, normal].sort());
+    expect(await ids(`Observation?component-code-value-quantity=${LOINC}|8480-6$gt140|${UCUM}|mm[Hg]`)).to.deep.equal([high]);
+    expect(await ids(`Observation?component-code-value-quantity=8462-4$ge100`)).to.deep.equal([crossed]);
+    expect(await ids(`Observation?component-code-value-quantity=${LOINC}|8480-6$lt100`)).to.deep.equal([crossed]);
+    // commas OR, repeats AND (each met by some component)
+    expect(await ids(`Observation?component-code-value-quantity=8480-6$gt140,8462-4$lt80`)).to.deep.equal([high, normal].sort());
+    expect(await ids(`Observation?component-code-value-quantity=8480-6$gt140&component-code-value-quantity=8462-4$gt90`)).to.deep.equal([high]);
+    // combo: the Observation's own code and value, or a component's
+    expect(await ids(`Observation?combo-code-value-quantity=8480-6$gt125`)).to.deep.equal([high, systolicAlone].sort());
+    expect(await ids(`Observation?code-value-concept=${LOINC}|72166-2$http://snomed.info/sct|449868002`)).to.deep.equal([smoker]);
+    expect(await ids(`Observation?code-value-concept=${LOINC}|72166-2$http://snomed.info/sct|8517006`)).to.deep.equal([]);
+
+    for (const q of ['Observation?code-value-quantity=8480-6', 'Observation?code-value-quantity=8480-6$gt100$x', 'Observation?code-value-quantity=8480-6$tall']) {
+      const res = await get(q);
+      expect(res.status, q).to.equal(400);
+      expect(JSON.stringify(res.body), q).to.contain('code-value-quantity');
     }
   });
 });

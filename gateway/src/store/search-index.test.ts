@@ -54,3 +54,53 @@ describe('search index: number and quantity parameters', () => {
     expect(() => criteriaOf('Observation', 'value-quantity:exact', ['5'])).to.throw(OperationOutcomeError, /modifier/);
   });
 });
+
+describe('search index: composite parameters', () => {
+  const bp = {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '85354-9' }] },
+    component: [
+      { code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, valueQuantity: { value: 120, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+      { code: { coding: [{ system: 'http://loinc.org', code: '8462-4' }] }, valueQuantity: { value: 80, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+    ],
+  };
+
+  it('indexes the components of each element together (one group per element), and only elements with every component', () => {
+    const rows = indexEntriesOf(bp).filter((e) => e.param.startsWith('component-code-value-quantity$'));
+    expect(rows.map((e) => [e.param, e.v2, e.n1, e.grp])).to.deep.equal([
+      ['component-code-value-quantity$0', '8480-6', undefined, rows[0]?.grp],
+      ['component-code-value-quantity$1', 'mm[Hg]', 120, rows[0]?.grp],
+      ['component-code-value-quantity$0', '8462-4', undefined, rows[2]?.grp],
+      ['component-code-value-quantity$1', 'mm[Hg]', 80, rows[2]?.grp],
+    ]);
+    expect(rows[0]?.grp).to.not.equal(rows[2]?.grp);
+    // The Observation itself has no value: code-value-quantity has no element with both components.
+    expect(indexEntriesOf(bp).filter((e) => e.param.startsWith('code-value-quantity$'))).to.deep.equal([]);
+  });
+
+  it('parses a composite value per component kind, $ between components; refuses a wrong number of components', () => {
+    expect(criteriaOf('Observation', 'component-code-value-quantity', ['http://loinc.org|8480-6$gt100'])).to.deep.equal([
+      {
+        kind: 'composite',
+        param: 'component-code-value-quantity',
+        values: [
+          [
+            { kind: 'token', param: 'component-code-value-quantity$0', not: false, values: [{ system: 'http://loinc.org', code: '8480-6' }] },
+            { kind: 'quantity', param: 'component-code-value-quantity$1', values: [{ op: 'gt', value: 100, lo: 99.5, hi: 100.5 }] },
+          ],
+        ],
+      },
+    ]);
+    for (const bad of ['8480-6', '8480-6$gt100$1', '8480-6$', '8480-6$high']) {
+      expect(() => criteriaOf('Observation', 'component-code-value-quantity', [bad]), bad).to.throw(OperationOutcomeError, /component-code-value-quantity/);
+    }
+    expect(() => criteriaOf('Observation', 'code-value-quantity:missing', ['true'])).to.throw(OperationOutcomeError, /modifier/);
+  });
+
+  it('leaves out composites it cannot read within one element (%resource) or whose R4 definition is inconsistent', () => {
+    expect(criteriaOf('MolecularSequence', 'chromosome-variant-coordinate', ['1$gt1$lt5'])).to.equal(undefined);
+    expect(criteriaOf('DocumentReference', 'relationship', ['x$y'])).to.equal(undefined);
+    expect(criteriaOf('MolecularSequence', 'chromosome-window-coordinate', ['1$gt1$lt5'])).to.have.length(1);
+  });
+});

@@ -9,7 +9,7 @@ import { normalizeDate, searchParamsOf, type SearchParamType, type TypeSearchPar
 import { OperationOutcomeError } from '../errors';
 
 /** Parameter kinds indexed here. */
-export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri', 'number', 'quantity']);
+export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri', 'number', 'quantity', 'composite']);
 
 /** Kinds a composite's components may have here (a value of each is parsed and matched as its own kind). */
 const COMPONENT_KINDS: ReadonlySet<SearchParamType> = new Set(['token', 'string', 'date', 'uri', 'number', 'quantity']);
@@ -173,13 +173,16 @@ export function indexEntriesOf(resource: Record<string, unknown>): IndexEntry[] 
   let grp = 0;
   for (const [code, p] of indexedParamsOf(String(resource.resourceType))) {
     if (p.type === 'composite') {
-      // One group per element the composite's expression selects; each component read within it.
+      // One group per element the composite's expression selects, each component read within it; an
+      // element lacking a component can match no value of the composite and is left out.
       for (const term of unionTerms(p.expression)) {
         for (const element of evaluate(resource, term)) {
           if (!element || typeof element !== 'object') continue;
+          const parts = (p.components ?? []).map((c) => evaluate(element as Record<string, unknown>, c.expression, term).flatMap((v) => entriesOfValue(c.type, v)));
+          if (parts.some((entriesOfPart) => entriesOfPart.length === 0)) continue;
           grp++;
-          (p.components ?? []).forEach((c, i) => {
-            for (const v of evaluate(element as Record<string, unknown>, c.expression, term)) for (const e of entriesOfValue(c.type, v)) add(`${code}$${String(i)}`, e, grp);
+          parts.forEach((entriesOfPart, i) => {
+            for (const e of entriesOfPart) add(`${code}$${String(i)}`, e, grp);
           });
         }
       }
