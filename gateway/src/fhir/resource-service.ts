@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf } from '../ledger/ledger-errors';
-import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
+import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SortKey, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
@@ -50,8 +50,16 @@ export interface SearchParams {
   readonly codes?: string[];
   /** Criteria on the search index, from the spec's SearchParameters (AND). */
   readonly criteria?: Criterion[];
+  /** `_sort`: the order of the matches, before paging (so pages are stable). */
+  readonly sort?: SortKey[];
   readonly count: number;
   readonly offset: number;
+  /**
+   * `_summary=count` (or `_count=0`): only the total is returned, no page and no includes; the matches it
+   * counts are decided for the caller and recorded on the ledger as a search's page is, since the count
+   * tells the caller about them.
+   */
+  readonly countOnly?: boolean;
 }
 
 /** One version in a history: a deletion has no content. */
@@ -1066,7 +1074,7 @@ export class ResourceService {
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
-    const page = visible.slice(params.offset, params.offset + params.count);
+    const page = params.countOnly === true ? [] : visible.slice(params.offset, params.offset + params.count);
     // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
     const included =
       includes && includes.specs.length > 0
@@ -1079,7 +1087,7 @@ export class ResourceService {
             ),
           )
         : [];
-    await this.access.recordDisclosures(caller, [...page, ...included], subtype, this.#refOfVersion);
+    await this.access.recordDisclosures(caller, params.countOnly === true ? visible : [...page, ...included], subtype, this.#refOfVersion);
     return {
       total: visible.length,
       resources: await Promise.all(page.map((x) => this.#verified(x.version))),

@@ -1,4 +1,4 @@
-import type { Comparator, Criterion, DateFilter } from '../store/store';
+import type { Comparator, Criterion, DateFilter, SortKey } from '../store/store';
 import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf } from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
 import { criteriaOf, indexedParamsOf } from '../store/search-index';
@@ -77,8 +77,42 @@ export function assertKnown(q: RawQuery, known: readonly string[]): void {
   }
 }
 
-/** Parameters every type takes besides its own: the version's columns, paging and includes. */
-export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset', '_include', '_revinclude'] as const;
+/** Parameters every type takes besides its own: the version's columns, paging, includes and what the result holds. */
+export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset', '_include', '_revinclude', '_sort', '_total', '_summary', '_elements'] as const;
+
+/**
+ * `_sort=a,-b`: `_id`, `_lastUpdated` or an indexed parameter of the type (not a composite), `-` for
+ * descending; ties (and no `_sort`) by lastUpdated, then id, so paging is stable.
+ */
+export function sortKeys(resourceType: string, q: RawQuery): SortKey[] | undefined {
+  const values = list(q, '_sort');
+  if (!values) return undefined;
+  return values.map((v): SortKey => {
+    const descending = v.startsWith('-');
+    const param = descending ? v.slice(1) : v;
+    if (param === '_id') return { param, on: 'id', descending };
+    if (param === '_lastUpdated') return { param, on: 'lastUpdated', descending };
+    const p = indexedParamsOf(resourceType).get(param);
+    if (!p || p.type === 'composite')
+      fail('_sort', `names ${param}, which is not a parameter of ${resourceType} this server sorts by (_id, _lastUpdated or a parameter of the type that is not composite)`);
+    return { param, on: p.type === 'token' ? 'v2' : p.type === 'number' || p.type === 'quantity' ? 'n1' : 'v1', descending };
+  });
+}
+
+/** `_total=none|estimate|accurate`: whether the Bundle says the total (both counts are exact here: consent is evaluated for every candidate). */
+export function totalWanted(q: RawQuery): boolean {
+  const t = single(q, '_total');
+  if (t !== undefined && !['none', 'estimate', 'accurate'].includes(t)) fail('_total', 'must be none, estimate or accurate');
+  return t !== 'none';
+}
+
+/** `_summary=true|false|text|data|count`. */
+export function summaryMode(q: RawQuery): 'true' | 'false' | 'text' | 'data' | 'count' | undefined {
+  const v = single(q, '_summary');
+  if (v === undefined) return undefined;
+  if (v !== 'true' && v !== 'false' && v !== 'text' && v !== 'data' && v !== 'count') fail('_summary', 'must be true, false, text, data or count');
+  return v;
+}
 
 /** `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target the searched type). */
 export interface IncludeSpec {

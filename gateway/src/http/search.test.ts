@@ -123,7 +123,7 @@ describe('search from the SearchParameter definitions (HTTP, fake ledger)', () =
       'Location?near=42.25|-83.69|10|km',
       'Observation?date=yesterday',
       'Patient?birthdate:missing=maybe',
-      'Observation?_sort=date',
+      'Observation?_sort=shoe-size',
     ]) {
       const res = await request(app)
         .get(`/fhir/${q}`)
