@@ -12,7 +12,7 @@ import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '..
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
 import { indexEntriesOf } from '../store/search-index';
-import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
+import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import {
   clinicalDateOf,
   codeTokensOf,
@@ -60,6 +60,10 @@ export interface SearchParams {
    * tells the caller about them.
    */
   readonly countOnly?: boolean;
+  /** Chained parameters (one level): the referenced resources must meet them, and the caller must be allowed to see them. */
+  readonly chains?: readonly ChainSpec[];
+  /** `_has`: some resource referencing the match must meet it, and the caller must be allowed to see it. */
+  readonly has?: readonly HasSpec[];
 }
 
 /** One version in a history: a deletion has no content. */
@@ -95,6 +99,35 @@ function tooBroad(narrowBy: string): OperationOutcomeError {
 
 /** hdx.audit takes at most this many access entries in one transaction. */
 const MAX_ENTRIES_PER_TRANSACTION = 200;
+
+type Permitted = Awaited<ReturnType<AccessControl['permitted']>>[number];
+
+/** `Type/id` of the literal references a version's reference parameter holds. */
+function referencedKeys(v: StoredVersion, param: string): string[] {
+  return valuesOf(JSON.parse(v.content) as Record<string, unknown>, param).flatMap((value) => {
+    const r = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
+    const m = typeof r === 'string' ? /([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(r) : null;
+    return m?.[1] && m[2] ? [`${m[1]}/${m[2]}`] : [];
+  });
+}
+
+/** The ids of the resources of a type a version's reference parameter points at. */
+function referencedIds(v: StoredVersion, param: string, type: string): string[] {
+  return referencedKeys(v, param)
+    .filter((k) => k.startsWith(`${type}/`))
+    .map((k) => k.slice(type.length + 1));
+}
+
+/** Each version once (a resource both matched, included or linked is recorded once). */
+function dedupe(xs: readonly Permitted[]): Permitted[] {
+  const seen = new Set<string>();
+  return xs.filter((x) => {
+    const k = `${x.version.resourceType}/${x.version.id}/${String(x.version.versionId)}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
 
 /** Candidates looked at by one search at most; a broader search must be narrowed. */
 export const MAX_SEARCH_CANDIDATES = 1000;
@@ -402,7 +435,9 @@ export class ResourceService {
     for (const [k, v] of params) (q[k] ??= []).push(v);
     if (Object.keys(q).length === 0) throw new OperationOutcomeError('INVALID', `A conditional ${resourceType} query names no search parameter`);
     for (const k of Object.keys(q)) {
-      if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) && k !== '_id')
+      // Nor chains, _has or _include:iterate: the search skips them for the enforcement point to resolve,
+      // so here they would be silently dropped and widen the match.
+      if (k !== '_id' && ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) || k.startsWith('_') || k.includes('.')))
         throw new OperationOutcomeError('INVALID', `A conditional query takes search parameters, not ${k}`);
     }
     const criteria = searchCriteria(resourceType, q);
@@ -1067,10 +1102,20 @@ export class ResourceService {
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     // Reference data (in no patient's compartment) is not limited to the caller's compartment.
     const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
+    // Chains and _has: resolved first, each linked resource counted only if the caller may see it.
+    const mayRead = includes?.mayRead ?? ((): boolean => false);
+    const links = await this.#links(caller, resourceType, params, mayRead);
     const candidates =
-      patientIds !== undefined && patientIds.length === 0
+      (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0
         ? []
-        : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+        : this.#store.search({
+            resourceType,
+            ...params,
+            criteria: [...(params.criteria ?? []), ...links.criteria],
+            ...(links.ids ? { ids: links.ids } : {}),
+            ...(patientIds ? { patientIds } : {}),
+            limit: MAX_SEARCH_CANDIDATES + 1,
+          });
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
@@ -1087,12 +1132,77 @@ export class ResourceService {
             ),
           )
         : [];
-    await this.access.recordDisclosures(caller, params.countOnly === true ? visible : [...page, ...included], subtype, this.#refOfVersion);
+    const released = params.countOnly === true ? visible : page;
+    // A chained or _has resource tells the caller something about it when it links to a released match: recorded too.
+    const linked = links.linkedTo(released.map((x) => x.version));
+    await this.access.recordDisclosures(caller, dedupe([...released, ...included, ...linked]), subtype, this.#refOfVersion);
     return {
       total: visible.length,
       resources: await Promise.all(page.map((x) => this.#verified(x.version))),
       included: await Promise.all(included.map((x) => this.#verified(x.version))),
     };
+  }
+
+  /**
+   * The criteria (chains) and ids (_has) a query's chains and _has parameters come to, from the linked
+   * resources the caller may see, and which of them link to given matches (to record their access).
+   */
+  async #links(
+    caller: Caller,
+    resourceType: string,
+    params: SearchParams,
+    mayRead: (resourceType: string) => boolean,
+  ): Promise<{ criteria: Criterion[]; ids: string[] | undefined; linkedTo: (matches: readonly StoredVersion[]) => Permitted[] }> {
+    const criteria: Criterion[] = [];
+    let ids = params.ids;
+    const chained: Array<{ param: string; found: Permitted[] }> = [];
+    const reverse: Array<{ param: string; found: Permitted[] }> = [];
+    const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
+    for (const chain of params.chains ?? []) {
+      const found: Permitted[] = [];
+      for (const t of chain.targets) found.push(...(await this.#visibleLinked(caller, t.type, t.criteria, params.patientIds, mayRead)));
+      chained.push({ param: chain.param, found });
+      criteria.push({ kind: 'reference', param: chain.param, values: found.map((x) => ({ ref: key(x.version) })) });
+    }
+    for (const has of params.has ?? []) {
+      const found = await this.#visibleLinked(caller, has.source, has.criteria, params.patientIds, mayRead);
+      reverse.push({ param: has.param, found });
+      const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
+      ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
+    }
+    const linkedTo = (matches: readonly StoredVersion[]): Permitted[] => {
+      if (matches.length === 0) return [];
+      const matchKeys = new Set(matches.map(key));
+      const out: Permitted[] = [];
+      for (const c of chained) {
+        const refs = new Set(matches.flatMap((m) => referencedKeys(m, c.param)));
+        out.push(...c.found.filter((x) => refs.has(key(x.version))));
+      }
+      for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
+      return out;
+    };
+    return { criteria, ids, linkedTo };
+  }
+
+  /**
+   * The current resources of a type meeting criteria that the caller may see: its scopes for the type,
+   * its compartment, and consent for each, exactly as a search's matches. Patient data is looked for
+   * among the patients the search names (a compartment-bound caller's own), and another member's user
+   * must name them, so that neither the candidate limit nor the matches tell about other patients.
+   */
+  async #visibleLinked(caller: Caller, type: string, criteria: readonly Criterion[], asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Permitted[]> {
+    if (!mayRead(type)) return [];
+    const reference = !inPatientCompartment(type) && !governedByPatientReference(type);
+    const patientIds = reference ? undefined : await this.#compartmentPatients(caller, asked);
+    if (!reference && patientIds === undefined && !caller.local) {
+      throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
+    }
+    if (patientIds !== undefined && patientIds.length === 0) return [];
+    const candidates = this.#store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('the chained or _has parameters');
+    const inScope: StoredVersion[] = [];
+    for (const v of candidates) if (v.patientId === null || (await this.inCompartment(caller, v.patientId))) inScope.push(v);
+    return this.access.permitted(caller, inScope);
   }
 
   /** Current versions the page's _include / _revinclude name, not in the page, that the caller may be asked about. */

@@ -17,8 +17,10 @@ import { OperationOutcomeError } from '../errors';
 import type { Resource, ResourceService } from '../fhir/resource-service';
 import {
   assertKnown,
+  chainSpecs,
   count,
   dateFilters,
+  hasSpecs,
   ID,
   includeSpecs,
   lenientQuery,
@@ -483,6 +485,8 @@ export function createApp(deps: AppDeps): express.Express {
     // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
     const criteria = searchCriteria(type, q);
     const specs = includeSpecs(type, q);
+    const chains = chainSpecs(type, q);
+    const has = hasSpecs(type, q);
     const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
     const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
     const c = count(q);
@@ -519,6 +523,8 @@ export function createApp(deps: AppDeps): express.Express {
         ...(lastUpdated ? { lastUpdated } : {}),
         ...(criteria.length > 0 ? { criteria } : {}),
         ...(sort ? { sort } : {}),
+        ...(chains.length > 0 ? { chains } : {}),
+        ...(has.length > 0 ? { has } : {}),
         count: c,
         offset: o,
         countOnly,

@@ -112,6 +112,8 @@ function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: 
     params[`${name}_${i}${suffix}`] = value;
     return `@${name}_${i}${suffix}`;
   };
+  // No value at all (a chain none of whose targets the caller may see): nothing matches.
+  if ('values' in c && c.values.length === 0) return '0';
   switch (c.kind) {
     case 'token': {
       const ors = c.values.map((v, i) => {
