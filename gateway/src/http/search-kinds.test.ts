@@ -186,6 +186,20 @@ describe('search by composite parameters (HTTP, fake ledger)', () => {
     expect(await ids(`Observation?code-value-concept=${LOINC}|72166-2$http://snomed.info/sct|449868002`)).to.deep.equal([smoker]);
     expect(await ids(`Observation?code-value-concept=${LOINC}|72166-2$http://snomed.info/sct|8517006`)).to.deep.equal([]);
 
+    // date and string components
+    const dated = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: coding('21112-8'),
+      subject: { reference: `Patient/${patient}` },
+      valueDateTime: '2024-05-06T07:00:00Z',
+    });
+    const noted = await post({ resourceType: 'Observation', status: 'final', code: coding('8251-1'), subject: { reference: `Patient/${patient}` }, valueString: 'Mild headache' });
+    expect(await ids(`Observation?code-value-date=${LOINC}|21112-8$2024-05`)).to.deep.equal([dated]);
+    expect(await ids(`Observation?code-value-date=${LOINC}|21112-8$lt2024-05`)).to.deep.equal([]);
+    expect(await ids(`Observation?code-value-string=8251-1$mild`)).to.deep.equal([noted]);
+    expect(await ids(`Observation?code-value-string=21112-8$mild`)).to.deep.equal([]);
+
     for (const q of ['Observation?code-value-quantity=8480-6', 'Observation?code-value-quantity=8480-6$gt100$x', 'Observation?code-value-quantity=8480-6$tall']) {
       const res = await get(q);
       expect(res.status, q).to.equal(400);
