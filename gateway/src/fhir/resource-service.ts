@@ -13,6 +13,7 @@ import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../err
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
 import { indexEntriesOf } from '../store/search-index';
 import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
+import { dedupe, resolveLinks } from './search-links';
 import {
   clinicalDateOf,
   codeTokensOf,
@@ -99,35 +100,6 @@ function tooBroad(narrowBy: string): OperationOutcomeError {
 
 /** hdx.audit takes at most this many access entries in one transaction. */
 const MAX_ENTRIES_PER_TRANSACTION = 200;
-
-type Permitted = Awaited<ReturnType<AccessControl['permitted']>>[number];
-
-/** `Type/id` of the literal references a version's reference parameter holds. */
-function referencedKeys(v: StoredVersion, param: string): string[] {
-  return valuesOf(JSON.parse(v.content) as Record<string, unknown>, param).flatMap((value) => {
-    const r = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
-    const m = typeof r === 'string' ? /([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(r) : null;
-    return m?.[1] && m[2] ? [`${m[1]}/${m[2]}`] : [];
-  });
-}
-
-/** The ids of the resources of a type a version's reference parameter points at. */
-function referencedIds(v: StoredVersion, param: string, type: string): string[] {
-  return referencedKeys(v, param)
-    .filter((k) => k.startsWith(`${type}/`))
-    .map((k) => k.slice(type.length + 1));
-}
-
-/** Each version once (a resource both matched, included or linked is recorded once). */
-function dedupe(xs: readonly Permitted[]): Permitted[] {
-  const seen = new Set<string>();
-  return xs.filter((x) => {
-    const k = `${x.version.resourceType}/${x.version.id}/${String(x.version.versionId)}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
-}
 
 /** Candidates looked at by one search at most; a broader search must be narrowed. */
 export const MAX_SEARCH_CANDIDATES = 1000;
@@ -1104,7 +1076,25 @@ export class ResourceService {
     const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
     // Chains and _has: resolved first, each linked resource counted only if the caller may see it.
     const mayRead = includes?.mayRead ?? ((): boolean => false);
-    const links = await this.#links(caller, resourceType, params, mayRead);
+    const links = await resolveLinks(
+      {
+        store: this.#store,
+        access: this.access,
+        mspId: this.#mspId,
+        maxCandidates: MAX_SEARCH_CANDIDATES,
+        inCompartment: (c, p) => this.inCompartment(c, p),
+        compartmentPatients: (c, asked) => this.#compartmentPatients(c, asked),
+      },
+      caller,
+      resourceType,
+      {
+        ...(params.chains ? { chains: params.chains } : {}),
+        ...(params.has ? { has: params.has } : {}),
+        ...(params.ids ? { ids: params.ids } : {}),
+        ...(params.patientIds ? { patientIds: params.patientIds } : {}),
+      },
+      mayRead,
+    );
     const candidates =
       (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0
         ? []
@@ -1141,68 +1131,6 @@ export class ResourceService {
       resources: await Promise.all(page.map((x) => this.#verified(x.version))),
       included: await Promise.all(included.map((x) => this.#verified(x.version))),
     };
-  }
-
-  /**
-   * The criteria (chains) and ids (_has) a query's chains and _has parameters come to, from the linked
-   * resources the caller may see, and which of them link to given matches (to record their access).
-   */
-  async #links(
-    caller: Caller,
-    resourceType: string,
-    params: SearchParams,
-    mayRead: (resourceType: string) => boolean,
-  ): Promise<{ criteria: Criterion[]; ids: string[] | undefined; linkedTo: (matches: readonly StoredVersion[]) => Permitted[] }> {
-    const criteria: Criterion[] = [];
-    let ids = params.ids;
-    const chained: Array<{ param: string; found: Permitted[] }> = [];
-    const reverse: Array<{ param: string; found: Permitted[] }> = [];
-    const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
-    for (const chain of params.chains ?? []) {
-      const found: Permitted[] = [];
-      for (const t of chain.targets) found.push(...(await this.#visibleLinked(caller, t.type, t.criteria, params.patientIds, mayRead)));
-      chained.push({ param: chain.param, found });
-      criteria.push({ kind: 'reference', param: chain.param, values: found.map((x) => ({ ref: key(x.version) })) });
-    }
-    for (const has of params.has ?? []) {
-      const found = await this.#visibleLinked(caller, has.source, has.criteria, params.patientIds, mayRead);
-      reverse.push({ param: has.param, found });
-      const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
-      ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
-    }
-    const linkedTo = (matches: readonly StoredVersion[]): Permitted[] => {
-      if (matches.length === 0) return [];
-      const matchKeys = new Set(matches.map(key));
-      const out: Permitted[] = [];
-      for (const c of chained) {
-        const refs = new Set(matches.flatMap((m) => referencedKeys(m, c.param)));
-        out.push(...c.found.filter((x) => refs.has(key(x.version))));
-      }
-      for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
-      return out;
-    };
-    return { criteria, ids, linkedTo };
-  }
-
-  /**
-   * The current resources of a type meeting criteria that the caller may see: its scopes for the type,
-   * its compartment, and consent for each, exactly as a search's matches. Patient data is looked for
-   * among the patients the search names (a compartment-bound caller's own), and another member's user
-   * must name them, so that neither the candidate limit nor the matches tell about other patients.
-   */
-  async #visibleLinked(caller: Caller, type: string, criteria: readonly Criterion[], asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Permitted[]> {
-    if (!mayRead(type)) return [];
-    const reference = !inPatientCompartment(type) && !governedByPatientReference(type);
-    const patientIds = reference ? undefined : await this.#compartmentPatients(caller, asked);
-    if (!reference && patientIds === undefined && !caller.local) {
-      throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
-    }
-    if (patientIds !== undefined && patientIds.length === 0) return [];
-    const candidates = this.#store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
-    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('the chained or _has parameters');
-    const inScope: StoredVersion[] = [];
-    for (const v of candidates) if (v.patientId === null || (await this.inCompartment(caller, v.patientId))) inScope.push(v);
-    return this.access.permitted(caller, inScope);
   }
 
   /** Current versions the page's _include / _revinclude name, not in the page, that the caller may be asked about. */
