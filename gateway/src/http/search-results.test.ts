@@ -195,6 +195,29 @@ describe('search results: _sort, _total, _summary, _elements (HTTP, fake ledger)
     expect(elements.meta).to.have.property('versionId', '1');
   });
 
+  it('_summary cuts included resources too; _elements (elements of the searched type) leaves them whole', async () => {
+    const { get, alice, o } = await setup();
+    const byMode = async (q: string) => {
+      const b = await get(`Observation?patient=${alice}&_id=${o.a}&_include=Observation:subject&${q}`);
+      return { match: b.entry?.find((e) => e.search.mode === 'match')?.resource, include: b.entry?.find((e) => e.search.mode === 'include')?.resource };
+    };
+    const summary = await byMode('_summary=true');
+    expect(summary.include?.resourceType).to.equal('Patient');
+    expect(summary.include?.meta?.tag).to.deep.include(SUBSETTED);
+    expect(summary.include).to.have.property('name');
+    const elements = await byMode('_elements=code');
+    expect(elements.match).to.not.have.property('subject');
+    expect(elements.include?.meta?.tag).to.equal(undefined);
+    expect(elements.include).to.have.property('name');
+  });
+
+  it('the CapabilityStatement says which result parameters every search takes', async () => {
+    const { app } = await setup();
+    const cs = await request(app).get('/fhir/metadata');
+    const doc = String(cs.body.rest[0].documentation);
+    for (const p of ['_sort', '_total', '_summary', '_elements', '_has']) expect(doc, p).to.contain(p);
+  });
+
   it('a member organization fetching for its user gets whole resources only (it verifies them against their anchors)', async () => {
     const { app } = await setup();
     const member = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read', viaOrganization: did('f') });
