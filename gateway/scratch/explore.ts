@@ -24,14 +24,14 @@ async function main() {
     if (!SUPPORTED_TYPES.has(r.resourceType)) { tally.set(`unsupported ${r.resourceType}`, (tally.get(`unsupported ${r.resourceType}`) ?? 0) + 1); continue; }
     if (process.argv[2] && !f.startsWith(process.argv[2])) continue;
     total++;
-    const text = JSON.stringify(r).replace(/"reference":"Patient\/[^"]*"/g, `"reference":"Patient/${pid}"`);
+    const text = JSON.stringify(r).replace(/"reference":"(?:https?:\/\/[^"]*\/)?Patient\/[^"]*"/g, `"reference":"Patient/${pid}"`);
     const res = await request(app).post(`/fhir/${r.resourceType}`).set(...staff).set('content-type', 'application/fhir+json').send(text);
     if (res.status === 201) { ok++; continue; }
     const d = String(res.body?.issue?.[0]?.diagnostics ?? res.status).replace(/[0-9a-f-]{36}/g, 'ID').slice(0, 140);
-    const key = `${res.status} ${f}: ${d}`;
+    const key = `  '${f}': /${d.replace(/[.*+?^${}()|[\]\\\/]/g, (c) => '\\' + c).slice(0, 60)}/,`;
     tally.set(key, (tally.get(key) ?? 0) + 1);
   }
   console.log(`ok ${ok}/${total} in ${(Date.now() - t0) / 1000}s`);
-  for (const [k, v] of [...tally].sort((a, b) => b[1] - a[1])) console.log(v, k);
+  for (const [k] of [...tally].sort((a, b) => a[0].localeCompare(b[0]))) console.log(k);
 }
 main().then(() => process.exit(0));

@@ -37,13 +37,20 @@ export function searchset(
     included?: ReadonlyArray<Record<string, unknown>>;
     /** Extensions for an entry (e.g. the commitment opening key disclosed to another member). */
     entryExtension?: (resource: Record<string, unknown>) => Array<Record<string, unknown>> | undefined;
+    /** `_total=none`: the total is left out of the Bundle (paging links still use it). */
+    hideTotal?: boolean;
+    /** `_summary=count`: the total only, no entries and no paging links. */
+    countOnly?: boolean;
   },
 ): Record<string, unknown> {
+  if (opts.countOnly === true) {
+    return { resourceType: 'Bundle', type: 'searchset', total: opts.total ?? 0, link: pagingLinks({ baseUrl: opts.baseUrl, path: opts.path, query: opts.query }) };
+  }
   const link = pagingLinks(opts);
   return {
     resourceType: 'Bundle',
     type: 'searchset',
-    ...(opts.total !== undefined ? { total: opts.total } : {}),
+    ...(opts.total !== undefined && opts.hideTotal !== true ? { total: opts.total } : {}),
     link,
     entry: [...opts.resources.map((r) => ({ r, mode: 'match' })), ...(opts.included ?? []).map((r) => ({ r, mode: 'include' }))].map(({ r, mode }) => {
       const extension = opts.entryExtension?.(r);

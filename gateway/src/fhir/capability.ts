@@ -29,7 +29,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
       {
         mode: 'server',
         documentation:
-          'Every version is anchored on the Hyperledger Fabric ledger (HMAC-SHA-256 commitment) before it is acknowledged and checked against its anchor before it is returned. Every disclosure is decided by the patient consents on the ledger and recorded there before data leaves (sync audit mode). Unknown search parameters are refused.',
+          'Every version is anchored on the Hyperledger Fabric ledger (HMAC-SHA-256 commitment) before it is acknowledged and checked against its anchor before it is returned. Every disclosure is decided by the patient consents on the ledger and recorded there before data leaves (sync audit mode). Unknown search parameters are refused (ignored with Prefer: handling=lenient). Every search type also takes _count, _getpagesoffset, _include, _revinclude, _sort (_id, _lastUpdated or a non-composite parameter of the type; - for descending), _total (none|estimate|accurate), _summary (true|false|text|data|count) and _elements, and chained parameters one level deep (subject.name, subject:Patient.identifier) and _has (_has:Observation:patient:code), whose linked resources count only when the caller may see them; totals count only what the caller may see.',
         security: {
           cors: false,
           service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],

@@ -5,7 +5,7 @@ import type { AuditSink } from '../audit/sink';
 import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
-import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, StoredVersion } from '../store/store';
+import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SortKey, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
 import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
@@ -13,7 +13,8 @@ import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '..
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
 import { indexEntriesOf } from '../store/search-index';
-import { COMMON_SEARCH_PARAMS, type IncludeSpec, patientParam, searchCriteria } from './search-params';
+import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
+import { dedupe, resolveLinks } from './search-links';
 import {
   clinicalDateOf,
   codeTokensOf,
@@ -51,8 +52,20 @@ export interface SearchParams {
   readonly codes?: string[];
   /** Criteria on the search index, from the spec's SearchParameters (AND). */
   readonly criteria?: Criterion[];
+  /** `_sort`: the order of the matches, before paging (so pages are stable). */
+  readonly sort?: SortKey[];
   readonly count: number;
   readonly offset: number;
+  /**
+   * `_summary=count` (or `_count=0`): only the total is returned, no page and no includes; the matches it
+   * counts are decided for the caller and recorded on the ledger as a search's page is, since the count
+   * tells the caller about them.
+   */
+  readonly countOnly?: boolean;
+  /** Chained parameters (one level): the referenced resources must meet them, and the caller must be allowed to see them. */
+  readonly chains?: readonly ChainSpec[];
+  /** `_has`: some resource referencing the match must meet it, and the caller must be allowed to see it. */
+  readonly has?: readonly HasSpec[];
 }
 
 /** One version in a history: a deletion has no content. */
@@ -453,7 +466,9 @@ export class ResourceService {
     for (const [k, v] of params) (q[k] ??= []).push(v);
     if (Object.keys(q).length === 0) throw new OperationOutcomeError('INVALID', `A conditional ${resourceType} query names no search parameter`);
     for (const k of Object.keys(q)) {
-      if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) && k !== '_id')
+      // Nor chains, _has or _include:iterate: the search skips them for the enforcement point to resolve,
+      // so here they would be silently dropped and widen the match.
+      if (k !== '_id' && ((COMMON_SEARCH_PARAMS as readonly string[]).includes(k) || k.startsWith('_') || k.includes('.')))
         throw new OperationOutcomeError('INVALID', `A conditional query takes search parameters, not ${k}`);
     }
     const criteria = searchCriteria(resourceType, q);
@@ -1220,14 +1235,42 @@ export class ResourceService {
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     // Reference data (in no patient's compartment) is not limited to the caller's compartment.
     const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
+    // Chains and _has: resolved first, each linked resource counted only if the caller may see it.
+    const mayRead = includes?.mayRead ?? ((): boolean => false);
+    const links = await resolveLinks(
+      {
+        store: this.#store,
+        access: this.access,
+        mspId: this.#mspId,
+        maxCandidates: MAX_SEARCH_CANDIDATES,
+        inCompartment: (c, p) => this.inCompartment(c, p),
+        compartmentPatients: (c, asked) => this.#compartmentPatients(c, asked),
+      },
+      caller,
+      resourceType,
+      {
+        ...(params.chains ? { chains: params.chains } : {}),
+        ...(params.has ? { has: params.has } : {}),
+        ...(params.ids ? { ids: params.ids } : {}),
+        ...(params.patientIds ? { patientIds: params.patientIds } : {}),
+      },
+      mayRead,
+    );
     const candidates =
-      patientIds !== undefined && patientIds.length === 0
+      (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0
         ? []
-        : this.#store.search({ resourceType, ...params, ...(patientIds ? { patientIds } : {}), limit: MAX_SEARCH_CANDIDATES + 1 });
+        : this.#store.search({
+            resourceType,
+            ...params,
+            criteria: [...(params.criteria ?? []), ...links.criteria],
+            ...(links.ids ? { ids: links.ids } : {}),
+            ...(patientIds ? { patientIds } : {}),
+            limit: MAX_SEARCH_CANDIDATES + 1,
+          });
     if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
     // Consent is evaluated for every candidate, so the total counts only what the caller may see.
     const visible = await this.access.permitted(caller, candidates);
-    const page = visible.slice(params.offset, params.offset + params.count);
+    const page = params.countOnly === true ? [] : visible.slice(params.offset, params.offset + params.count);
     // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
     const included =
       includes && includes.specs.length > 0
@@ -1240,7 +1283,10 @@ export class ResourceService {
             ),
           )
         : [];
-    await this.access.recordDisclosures(caller, [...page, ...included], subtype, this.#refOfVersion);
+    const released = params.countOnly === true ? visible : page;
+    // A chained or _has resource tells the caller something about it when it links to a released match: recorded too.
+    const linked = links.linkedTo(released.map((x) => x.version));
+    await this.access.recordDisclosures(caller, dedupe([...released, ...included, ...linked]), subtype, this.#refOfVersion);
     return {
       total: visible.length,
       resources: await Promise.all(page.map((x) => this.#verified(x.version))),

@@ -1,5 +1,5 @@
-import type { Comparator, Criterion, DateFilter } from '../store/store';
-import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf } from '../model/definitions';
+import type { Comparator, Criterion, DateFilter, SortKey } from '../store/store';
+import { governedByPatientReference, inPatientCompartment, normalizeDate, searchParamsOf, SUPPORTED_TYPES } from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
 import { criteriaOf, indexedParamsOf } from '../store/search-index';
 
@@ -77,8 +77,42 @@ export function assertKnown(q: RawQuery, known: readonly string[]): void {
   }
 }
 
-/** Parameters every type takes besides its own: the version's columns, paging and includes. */
-export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset', '_include', '_revinclude'] as const;
+/** Parameters every type takes besides its own: the version's columns, paging, includes and what the result holds. */
+export const COMMON_SEARCH_PARAMS = ['_id', '_lastUpdated', '_count', '_getpagesoffset', '_include', '_revinclude', '_sort', '_total', '_summary', '_elements'] as const;
+
+/**
+ * `_sort=a,-b`: `_id`, `_lastUpdated` or an indexed parameter of the type (not a composite), `-` for
+ * descending; ties (and no `_sort`) by lastUpdated, then id, so paging is stable.
+ */
+export function sortKeys(resourceType: string, q: RawQuery): SortKey[] | undefined {
+  const values = list(q, '_sort');
+  if (!values) return undefined;
+  return values.map((v): SortKey => {
+    const descending = v.startsWith('-');
+    const param = descending ? v.slice(1) : v;
+    if (param === '_id') return { param, on: 'id', descending };
+    if (param === '_lastUpdated') return { param, on: 'lastUpdated', descending };
+    const p = indexedParamsOf(resourceType).get(param);
+    if (!p || p.type === 'composite')
+      fail('_sort', `names ${param}, which is not a parameter of ${resourceType} this server sorts by (_id, _lastUpdated or a parameter of the type that is not composite)`);
+    return { param, on: p.type === 'token' ? 'v2' : p.type === 'number' || p.type === 'quantity' ? 'n1' : 'v1', descending };
+  });
+}
+
+/** `_total=none|estimate|accurate`: whether the Bundle says the total (both counts are exact here: consent is evaluated for every candidate). */
+export function totalWanted(q: RawQuery): boolean {
+  const t = single(q, '_total');
+  if (t !== undefined && !['none', 'estimate', 'accurate'].includes(t)) fail('_total', 'must be none, estimate or accurate');
+  return t !== 'none';
+}
+
+/** `_summary=true|false|text|data|count`. */
+export function summaryMode(q: RawQuery): 'true' | 'false' | 'text' | 'data' | 'count' | undefined {
+  const v = single(q, '_summary');
+  if (v === undefined) return undefined;
+  if (v !== 'true' && v !== 'false' && v !== 'text' && v !== 'data' && v !== 'count') fail('_summary', 'must be true, false, text, data or count');
+  return v;
+}
 
 /** `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target the searched type). */
 export interface IncludeSpec {
@@ -131,9 +165,87 @@ export function supportedSearchParams(resourceType: string): Array<{ name: strin
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Whether a query parameter is one the type takes here (common, patient, include, or an indexed SearchParameter). */
+/**
+ * A chained parameter (`subject.name=peter`, `subject:Patient.name=peter`, `patient.identifier=sys|x`),
+ * one level: the searched type's reference parameter, and per target type the criteria on it.
+ */
+export interface ChainSpec {
+  readonly param: string;
+  readonly targets: ReadonlyArray<{ readonly type: string; readonly criteria: readonly Criterion[] }>;
+}
+
+/** A reverse chain (`_has:Observation:patient:code=1234-5`): resources of `source` whose `param` references the searched one and that meet the criteria. */
+export interface HasSpec {
+  readonly source: string;
+  readonly param: string;
+  readonly criteria: readonly Criterion[];
+}
+
+/** Whether a key is a chained parameter (`ref.param`, `ref:Type.param`). */
+function isChain(key: string): boolean {
+  return !key.startsWith('_') && key.includes('.');
+}
+
+function chainSpec(resourceType: string, key: string, values: readonly string[]): ChainSpec {
+  const dot = key.indexOf('.');
+  const [code = '', typed, ...more] = key.slice(0, dot).split(':');
+  const rest = key.slice(dot + 1);
+  const p = indexedParamsOf(resourceType).get(code);
+  if (p?.type !== 'reference' || more.length > 0) fail(key, `must chain from a reference parameter of ${resourceType} (e.g. subject.name, subject:Patient.name)`);
+  if (typed !== undefined && !p.target.includes(typed)) fail(key, `names a type ${code} does not refer to`);
+  if (rest.includes('.')) fail(key, 'chains more than one level (not supported here)');
+  const types = (typed !== undefined ? [typed] : p.target).filter((t) => SUPPORTED_TYPES.has(t));
+  const targets = types.flatMap((type) => {
+    const criteria = criteriaOf(type, rest, values);
+    return criteria ? [{ type, criteria }] : [];
+  });
+  if (targets.length === 0) fail(key, `names ${rest.split(':')[0] ?? rest}, which no type ${code} refers to takes here`);
+  return { param: code, targets };
+}
+
+function hasSpec(resourceType: string, key: string, values: readonly string[]): HasSpec {
+  const [, source = '', param = '', ...rest] = key.split(':');
+  const chained = rest.join(':');
+  const p = indexedParamsOf(source).get(param);
+  if (p?.type !== 'reference' || !p.target.includes(resourceType) || chained === '')
+    fail(key, `must be _has:Type:parameter:searchparameter, where parameter is a reference of Type to ${resourceType} (e.g. _has:Observation:patient:code)`);
+  if (chained.startsWith('_has:') || isChain(chained)) fail(key, 'nests a chain (not supported here)');
+  const criteria = criteriaOf(source, chained, values);
+  if (!criteria) fail(key, `names ${chained}, which ${source} does not take here`);
+  return { source, param, criteria };
+}
+
+/** The chained parameters of a query (one level), each refused with a 400 if it is not one the types take. */
+export function chainSpecs(resourceType: string, q: RawQuery): ChainSpec[] {
+  return Object.entries(q)
+    .filter(([key]) => isChain(key))
+    .map(([key, values]) => chainSpec(resourceType, key, values));
+}
+
+/**
+ * The `_has` parameters of a query (one level), each refused with a 400 if it is not one the types take.
+ * Each occurrence is its own reverse chain: `_has:Observation:patient:code=A&_has:Observation:patient:code=B`
+ * finds patients with an Observation coded A and one coded B.
+ */
+export function hasSpecs(resourceType: string, q: RawQuery): HasSpec[] {
+  return Object.entries(q)
+    .filter(([key]) => key.startsWith('_has:'))
+    .flatMap(([key, values]) => values.map((v) => hasSpec(resourceType, key, [v])));
+}
+
+/** Whether a query parameter is one the type takes here (common, patient, include, chain, _has, or an indexed SearchParameter). */
 function knownParam(resourceType: string, key: string): boolean {
   if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key) || key.startsWith('_include:') || key.startsWith('_revinclude:')) return true;
+  if (isChain(key) || key.startsWith('_has:')) {
+    // Known when its parameters are (a bad value is still refused when the search parses it).
+    try {
+      if (isChain(key)) chainSpec(resourceType, key, []);
+      else hasSpec(resourceType, key, []);
+      return true;
+    } catch {
+      return false;
+    }
+  }
   return indexedParamsOf(resourceType).has(key.split(':')[0] ?? key);
 }
 
@@ -151,6 +263,8 @@ export function searchCriteria(resourceType: string, q: RawQuery): Criterion[] {
   const criteria: Criterion[] = [];
   for (const [key, values] of Object.entries(q)) {
     if ((COMMON_SEARCH_PARAMS as readonly string[]).includes(key) || patientParam(resourceType, key) || key.startsWith('_include:') || key.startsWith('_revinclude:')) continue;
+    // Chains and _has are resolved by the search itself (through the enforcement point): chainSpecs, hasSpecs.
+    if (isChain(key) || key.startsWith('_has:')) continue;
     const found = criteriaOf(resourceType, key, values);
     if (!found) {
       throw new OperationOutcomeError(

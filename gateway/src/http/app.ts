@@ -18,9 +18,11 @@ import { OperationOutcomeError } from '../errors';
 import type { HistoryParams, Resource, ResourceService } from '../fhir/resource-service';
 import {
   assertKnown,
+  chainSpecs,
   count,
   type RawQuery,
   dateFilters,
+  hasSpecs,
   ID,
   includeSpecs,
   lenientQuery,
@@ -30,7 +32,11 @@ import {
   rawQuery,
   searchCriteria,
   single,
+  sortKeys,
+  summaryMode,
+  totalWanted,
 } from '../fhir/search-params';
+import { elementNames, subset, type Subsetting } from '../fhir/subsetting';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -541,12 +547,25 @@ export function createApp(deps: AppDeps): express.Express {
     // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
     const criteria = searchCriteria(type, q);
     const specs = includeSpecs(type, q);
+    const chains = chainSpecs(type, q);
+    const has = hasSpecs(type, q);
     const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
     const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
     const c = count(q);
     const o = offset(q);
     const ids = list(q, '_id', ID, 'must be FHIR ids');
     const lastUpdated = dateFilters('_lastUpdated', q._lastUpdated);
+    const sort = sortKeys(type, q);
+    const showTotal = totalWanted(q);
+    const summary = summaryMode(q);
+    const elements = q._elements ? elementNames(type, q._elements) : undefined;
+    if (elements && summary !== undefined && summary !== 'false') throw new OperationOutcomeError('INVALID', 'Search parameters _summary and _elements are exclusive: give one');
+    // `_summary=count` and `_count=0` both ask for the total only.
+    const countOnly = summary === 'count' || c === 0;
+    const subsetting: Subsetting = elements ? { elements } : summary === 'true' || summary === 'text' || summary === 'data' ? { summary } : undefined;
+    // A member organization checks what it fetches against the anchors: a part of a resource cannot be checked.
+    if (subsetting && requireAuth(req).viaOrganization !== undefined)
+      throw new OperationOutcomeError('INVALID', 'A member organization fetches whole resources (it verifies each against its anchor): no _summary or _elements');
     const searcher = caller(req, config.mspId, type, 'search');
     // An included type is read only under the scopes (and rules) that would let the caller search it.
     const mayReadType = (t: string): boolean => {
@@ -565,8 +584,12 @@ export function createApp(deps: AppDeps): express.Express {
         ...(patientIds ? { patientIds } : {}),
         ...(lastUpdated ? { lastUpdated } : {}),
         ...(criteria.length > 0 ? { criteria } : {}),
+        ...(sort ? { sort } : {}),
+        ...(chains.length > 0 ? { chains } : {}),
+        ...(has.length > 0 ? { has } : {}),
         count: c,
         offset: o,
+        countOnly,
       },
       'search-type',
       { specs, mayRead: mayReadType },
@@ -587,12 +610,14 @@ export function createApp(deps: AppDeps): express.Express {
         baseUrl: base,
         path: `/${type}`,
         query: q,
-        resources: page.resources,
-        included: page.included,
+        resources: page.resources.map((r) => subset(r, subsetting, 'match')),
+        included: page.included.map((r) => subset(r, subsetting, 'include')),
         total: page.total,
         offset: o,
         count: c,
         ...(entryExtension ? { entryExtension } : {}),
+        hideTotal: !showTotal,
+        countOnly,
       }),
     );
   });

@@ -1,6 +1,6 @@
 /**
  * Search from the spec's SearchParameter definitions (HTTP, fake ledger): token, string, reference,
- * date and uri parameters indexed at write time with FHIRPath; modifiers :not, :exact, :contains,
+ * date, uri, number and quantity parameters indexed at write time with FHIRPath; modifiers :not, :exact, :contains,
  * :missing; today's patient / subject / code / date / _id / _lastUpdated still work; anything else 400.
  */
 import { expect } from 'chai';
@@ -120,10 +120,10 @@ describe('search from the SearchParameter definitions (HTTP, fake ledger)', () =
       'Encounter?code=x',
       'Practitioner?patient=x',
       'Patient?family:text=x',
-      'Observation?value-quantity=5',
+      'Location?near=42.25|-83.69|10|km',
       'Observation?date=yesterday',
       'Patient?birthdate:missing=maybe',
-      'Observation?_sort=date',
+      'Observation?_sort=shoe-size',
     ]) {
       const res = await request(app)
         .get(`/fhir/${q}`)
@@ -171,6 +171,11 @@ describe('search from the SearchParameter definitions (HTTP, fake ledger)', () =
     expect(types).to.have.length(143);
     const obs = types.find((r) => r.type === 'Observation')?.searchParam?.map((p) => p.name) ?? [];
     expect(obs).to.include.members(['_id', '_lastUpdated', 'code', 'date', 'patient', 'subject', 'status', 'category']);
-    expect(obs).to.not.include('value-quantity');
+    expect(obs).to.include.members(['value-quantity', 'component-value-quantity', 'code-value-quantity', 'component-code-value-quantity']);
+    expect(types.find((r) => r.type === 'Observation')?.searchParam?.find((p) => p.name === 'value-quantity')?.type).to.equal('quantity');
+    expect(types.find((r) => r.type === 'RiskAssessment')?.searchParam?.find((p) => p.name === 'probability')?.type).to.equal('number');
+    // special parameters and the composites not read within one element are not served, so not listed
+    expect(types.find((r) => r.type === 'MolecularSequence')?.searchParam?.map((p) => p.name)).to.not.include('chromosome-variant-coordinate');
+    expect(types.find((r) => r.type === 'Location')?.searchParam?.map((p) => p.name)).to.not.include('near');
   });
 });

@@ -22,11 +22,13 @@ interface CompartmentDefinition {
 }
 
 interface SearchParameterDefinition {
+  readonly url: string;
   readonly code: string;
   readonly base: readonly string[];
   readonly type: string;
   readonly expression?: string;
   readonly target?: readonly string[];
+  readonly component?: ReadonlyArray<{ readonly definition: string; readonly expression: string }>;
 }
 
 export type SearchParamType = 'number' | 'date' | 'string' | 'token' | 'reference' | 'composite' | 'quantity' | 'uri' | 'special';
@@ -38,6 +40,11 @@ export interface TypeSearchParam {
   /** The part of the spec's expression that applies to this type. */
   readonly expression: string;
   readonly target: readonly string[];
+  /**
+   * A composite's components: the kind of the parameter each names and its expression, relative to an
+   * element the composite's expression selects.
+   */
+  readonly components?: ReadonlyArray<{ readonly type: SearchParamType; readonly expression: string }>;
 }
 
 /** Types whose resources live on the ledger (their own routes), not in the resource store. */
@@ -63,6 +70,13 @@ const COMPARTMENT_PARAMS: ReadonlyMap<string, readonly string[]> = new Map(
  * kept as is.
  */
 export function expressionFor(expression: string, type: string): string | undefined {
+  const head = (t: string): string => /^\(*\s*([A-Za-z]+)/.exec(t)?.[1] ?? '';
+  const mine = unionTerms(expression).filter((t) => head(t) === type || head(t) === 'Resource' || head(t) === 'DomainResource');
+  return mine.length > 0 ? mine.join(' | ') : undefined;
+}
+
+/** The terms of a union expression, split at its top-level `|` (not inside parentheses or quotes). */
+export function unionTerms(expression: string): string[] {
   const terms: string[] = [];
   let depth = 0;
   let quoted = false;
@@ -79,9 +93,7 @@ export function expressionFor(expression: string, type: string): string | undefi
     }
   }
   terms.push(expression.slice(start).trim());
-  const head = (t: string): string => /^\(*\s*([A-Za-z]+)/.exec(t)?.[1] ?? '';
-  const mine = terms.filter((t) => head(t) === type || head(t) === 'Resource' || head(t) === 'DomainResource');
-  return mine.length > 0 ? mine.join(' | ') : undefined;
+  return terms;
 }
 
 /**
@@ -102,6 +114,7 @@ function asOfType(expression: string): string {
 }
 
 function buildSearchParams(): ReadonlyMap<string, ReadonlyMap<string, TypeSearchParam>> {
+  const kindOf = new Map(searchBundle.entry.map(({ resource: sp }) => [sp.url, sp.type as SearchParamType]));
   const byType = new Map<string, Map<string, TypeSearchParam>>();
   for (const { resource: sp } of searchBundle.entry) {
     if (!sp.expression) continue;
@@ -111,7 +124,14 @@ function buildSearchParams(): ReadonlyMap<string, ReadonlyMap<string, TypeSearch
       const expression = expressionFor(sp.expression, type);
       if (!expression) continue;
       const params = byType.get(type) ?? new Map<string, TypeSearchParam>();
-      params.set(sp.code, { code: sp.code, type: sp.type as SearchParamType, expression: asOfType(withoutResolve(expression)), target: sp.target ?? [] });
+      const components = sp.component?.map((c) => ({ type: kindOf.get(c.definition) ?? 'special', expression: asOfType(c.expression) }));
+      params.set(sp.code, {
+        code: sp.code,
+        type: sp.type as SearchParamType,
+        expression: asOfType(withoutResolve(expression)),
+        target: sp.target ?? [],
+        ...(components ? { components } : {}),
+      });
       byType.set(type, params);
     }
   }
@@ -128,19 +148,23 @@ export function searchParamsOf(resourceType: string): ReadonlyMap<string, TypeSe
 type Compiled = (resource: unknown) => unknown[];
 const compiled = new Map<string, Compiled>();
 
-/** The values an expression selects in a resource (FHIRPath, R4 model), compiled once per expression. */
-export function evaluate(resource: Record<string, unknown>, expression: string): unknown[] {
-  let fn = compiled.get(expression);
+/**
+ * The values an expression selects in a resource (FHIRPath, R4 model), compiled once per expression;
+ * with `base` (an element path such as `Observation.component`), in an element of that type.
+ */
+export function evaluate(resource: Record<string, unknown>, expression: string, base?: string): unknown[] {
+  const cacheKey = base === undefined ? expression : `${base}\u0000${expression}`;
+  let fn = compiled.get(cacheKey);
   if (!fn) {
-    const f = fhirpath.compile(expression, r4model);
+    const f = fhirpath.compile(base === undefined ? expression : { base, expression }, r4model);
     fn = (r: unknown): unknown[] => f(r) as unknown[];
-    compiled.set(expression, fn);
+    compiled.set(cacheKey, fn);
   }
   try {
     return fn(resource);
   } catch {
     // The engine's message quotes the values it met: patient data, never put in an error or a log.
-    throw new Error(`FHIRPath evaluation failed for ${String(resource.resourceType)}: ${expression}`);
+    throw new Error(`FHIRPath evaluation failed for ${base ?? String(resource.resourceType)}: ${expression}`);
   }
 }
 

@@ -1,23 +1,46 @@
 /**
  * Search from the spec's SearchParameter definitions: what each version is indexed under (at write
  * time, by evaluating each parameter's FHIRPath expression) and how a query's parameters become
- * criteria on that index. Token, string, reference, date and uri parameters are indexed; number,
- * quantity, composite and special ones are not yet (a query naming one is refused, never ignored).
+ * criteria on that index. Token, string, reference, date, uri, number, quantity and composite
+ * parameters are indexed; special ones are not (a query naming one is refused, never ignored).
  */
-import type { Comparator, Criterion, IndexEntry } from './store';
-import { normalizeDate, searchParamsOf, type TypeSearchParam, evaluate, tokensOfValue } from '../model/definitions';
+import type { Comparator, Criterion, IndexEntry, NumberPrefix, NumberValue, QuantityValue } from './store';
+import { normalizeDate, searchParamsOf, type SearchParamType, type TypeSearchParam, evaluate, tokensOfValue, unionTerms } from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
 
 /** Parameter kinds indexed here. */
-export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri']);
+export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri', 'number', 'quantity', 'composite']);
+
+/** Kinds a composite's components may have here (a value of each is parsed and matched as its own kind). */
+const COMPONENT_KINDS: ReadonlySet<SearchParamType> = new Set(['token', 'string', 'date', 'uri', 'number', 'quantity']);
 
 /** Kept in the version's own columns, not in the index. */
 const COLUMN_PARAMS: ReadonlySet<string> = new Set(['_id', '_lastUpdated']);
 
+/** An element path (`Observation.component`): a composite's elements are evaluated in elements of that type. */
+const ELEMENT_PATH = /^[A-Z][A-Za-z]+(\.[a-z][A-Za-z]*)*$/;
+
+/**
+ * Whether a composite is indexed here: each term of its expression an element path, each component of
+ * a kind matched here, read within the element (not `%resource`). Left out (refused if queried):
+ * MolecularSequence's coordinates (`%resource`) and DocumentReference `relationship`, whose R4
+ * definition pairs a reference parameter with the `code` element.
+ */
+function compositeIndexed(p: TypeSearchParam): boolean {
+  const components = p.components ?? [];
+  return (
+    components.length >= 2 && components.every((c) => COMPONENT_KINDS.has(c.type) && !c.expression.includes('%')) && unionTerms(p.expression).every((t) => ELEMENT_PATH.test(t))
+  );
+}
+
 /** The indexed search parameters of a type (the spec's, of an indexed kind), by code. */
 export function indexedParamsOf(resourceType: string): Map<string, TypeSearchParam> {
   const out = new Map<string, TypeSearchParam>();
-  for (const [code, p] of searchParamsOf(resourceType)) if (INDEXED_KINDS.has(p.type) && !COLUMN_PARAMS.has(code)) out.set(code, p);
+  for (const [code, p] of searchParamsOf(resourceType)) {
+    if (!INDEXED_KINDS.has(p.type) || COLUMN_PARAMS.has(code)) continue;
+    if (p.type === 'composite' && !compositeIndexed(p)) continue;
+    out.set(code, p);
+  }
   return out;
 }
 
@@ -71,33 +94,101 @@ function referenceParts(ref: string): { ref: string; id: string } {
   return m?.[1] && m[2] ? { ref: `${m[1]}/${m[2]}`, id: m[2] } : { ref: bare, id: bare };
 }
 
+type Entry = Omit<IndexEntry, 'param' | 'grp'>;
+
+/** [low, high] of a number: the value, or a Range's low and high (open ends ±Infinity). */
+function numberBounds(v: unknown): [number, number] | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return [v, v];
+  if (v && typeof v === 'object' && ('low' in v || 'high' in v)) {
+    const r = v as { low?: { value?: unknown }; high?: { value?: unknown } };
+    const lo = typeof r.low?.value === 'number' ? r.low.value : -Infinity;
+    const hi = typeof r.high?.value === 'number' ? r.high.value : Infinity;
+    return lo === -Infinity && hi === Infinity ? undefined : [lo, hi];
+  }
+  return undefined;
+}
+
+/**
+ * A quantity's entry: its value as [n1, n2] (a comparator `<` or `>` opens one end), system, code and
+ * unit; a Money's currency as code and unit (system ISO 4217); a Range's low and high.
+ */
+function quantityEntry(v: unknown): Entry | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const q = v as { value?: unknown; comparator?: unknown; system?: unknown; code?: unknown; unit?: unknown; currency?: unknown; low?: unknown; high?: unknown };
+  const text = (x: unknown): string => (typeof x === 'string' ? x : '');
+  if ('low' in q || 'high' in q) {
+    const bounds = numberBounds(q);
+    const unitOf = (q.low ?? q.high) as { system?: unknown; code?: unknown; unit?: unknown } | undefined;
+    return bounds ? { n1: bounds[0], n2: bounds[1], v1: text(unitOf?.system), v2: text(unitOf?.code), v3: text(unitOf?.unit) } : undefined;
+  }
+  if (typeof q.value !== 'number' || !Number.isFinite(q.value)) return undefined;
+  const x = q.value;
+  const [n1, n2] = q.comparator === '<' || q.comparator === '<=' ? [-Infinity, x] : q.comparator === '>' || q.comparator === '>=' ? [x, Infinity] : [x, x];
+  if (typeof q.currency === 'string') return { n1, n2, v1: 'urn:iso:std:iso:4217', v2: q.currency, v3: q.currency };
+  return { n1, n2, v1: text(q.system), v2: text(q.code), v3: text(q.unit) };
+}
+
+/** The index entries (without the parameter) of one value of a parameter of a kind. */
+function entriesOfValue(kind: SearchParamType, v: unknown): Entry[] {
+  switch (kind) {
+    case 'token':
+      return tokensOfValue(v).map((t) => {
+        const bar = t.indexOf('|');
+        return { v1: t.slice(0, bar), v2: t.slice(bar + 1) };
+      });
+    case 'string':
+      return stringsOf(v)
+        .filter((x) => x.trim() !== '')
+        .map((x) => ({ v1: normalizeString(x), v2: x }));
+    case 'reference': {
+      const ref = v && typeof v === 'object' ? (v as { reference?: unknown }).reference : typeof v === 'string' ? v : undefined;
+      if (typeof ref !== 'string') return [];
+      const parts = referenceParts(ref);
+      return [{ v1: parts.ref, v2: parts.id }];
+    }
+    case 'date':
+      return dateRanges(v).map(([lo, hi]) => ({ v1: lo, v2: hi }));
+    case 'number': {
+      const b = numberBounds(v);
+      return b ? [{ v1: '', v2: '', n1: b[0], n2: b[1] }] : [];
+    }
+    case 'quantity': {
+      const e = quantityEntry(v);
+      return e ? [e] : [];
+    }
+    case 'uri':
+      return typeof v === 'string' ? [{ v1: v, v2: '' }] : [];
+    default:
+      return [];
+  }
+}
+
 /** Every index entry of a version's content: one per value of each indexed parameter of its type. */
 export function indexEntriesOf(resource: Record<string, unknown>): IndexEntry[] {
   const entries = new Map<string, IndexEntry>();
-  const add = (param: string, v1: string, v2: string): void => {
-    entries.set(`${param}\u0000${v1}\u0000${v2}`, { param, v1, v2 });
+  const add = (param: string, e: Entry, grp = 0): void => {
+    const full: IndexEntry = { param, ...e, grp };
+    entries.set(JSON.stringify([param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, grp]), full);
   };
+  let grp = 0;
   for (const [code, p] of indexedParamsOf(String(resource.resourceType))) {
-    for (const v of evaluate(resource, p.expression)) {
-      if (p.type === 'token') {
-        for (const t of tokensOfValue(v)) {
-          const bar = t.indexOf('|');
-          add(code, t.slice(0, bar), t.slice(bar + 1));
+    if (p.type === 'composite') {
+      // One group per element the composite's expression selects, each component read within it; an
+      // element lacking a component can match no value of the composite and is left out.
+      for (const term of unionTerms(p.expression)) {
+        for (const element of evaluate(resource, term)) {
+          if (!element || typeof element !== 'object') continue;
+          const parts = (p.components ?? []).map((c) => evaluate(element as Record<string, unknown>, c.expression, term).flatMap((v) => entriesOfValue(c.type, v)));
+          if (parts.some((entriesOfPart) => entriesOfPart.length === 0)) continue;
+          grp++;
+          parts.forEach((entriesOfPart, i) => {
+            for (const e of entriesOfPart) add(`${code}$${String(i)}`, e, grp);
+          });
         }
-      } else if (p.type === 'string') {
-        for (const s of stringsOf(v)) if (s.trim() !== '') add(code, normalizeString(s), s);
-      } else if (p.type === 'reference') {
-        const ref = v && typeof v === 'object' ? (v as { reference?: unknown }).reference : typeof v === 'string' ? v : undefined;
-        if (typeof ref === 'string') {
-          const parts = referenceParts(ref);
-          add(code, parts.ref, parts.id);
-        }
-      } else if (p.type === 'date') {
-        for (const [lo, hi] of dateRanges(v)) add(code, lo, hi);
-      } else if (typeof v === 'string') {
-        add(code, v, '');
       }
+      continue;
     }
+    for (const v of evaluate(resource, p.expression)) for (const e of entriesOfValue(p.type, v)) add(code, e);
   }
   return [...entries.values()];
 }
@@ -118,22 +209,82 @@ function orValues(param: string, raw: string): string[] {
   return values;
 }
 
+const NUMBER = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)?([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d{1,3}))?$/;
+
+/**
+ * A number as searched, with the range its precision implies: `100` → [99.5, 100.5), `5.40` → [5.395,
+ * 5.405), `1e2` → [50, 150). The bounds are computed in decimal (BigInt) and then read as doubles, so
+ * they meet stored values exactly where the decimal does.
+ */
+export function parseNumber(param: string, raw: string): NumberValue {
+  const m = NUMBER.exec(raw);
+  if (!m?.[3]) fail(param, 'must be a decimal number with an optional prefix eq|ne|gt|lt|ge|le|sa|eb|ap (e.g. gt5.4)');
+  const [, prefix, sign = '', whole, fraction = '', exponent = '0'] = m;
+  const digits = BigInt(`${sign}${whole}${fraction}`);
+  const scale = fraction.length - Number(exponent);
+  const at = (n: bigint, s: number): number => Number(`${n.toString()}e${String(-s)}`);
+  const value = at(digits, scale);
+  if (!Number.isFinite(value)) fail(param, 'is out of range');
+  return { op: (prefix ?? 'eq') as NumberPrefix, value, lo: at(digits * 10n - 5n, scale + 1), hi: at(digits * 10n + 5n, scale + 1) };
+}
+
+/** `[prefix]number`, `number|system|code` or `number||code-or-unit`. */
+function parseQuantity(param: string, raw: string): QuantityValue {
+  const parts = raw.split('|');
+  if (parts.length !== 1 && parts.length !== 3) fail(param, 'must be [prefix]number, [prefix]number|system|code or [prefix]number||unit');
+  const n = parseNumber(param, parts[0] ?? '');
+  const [, system = '', code = ''] = parts;
+  if (parts.length === 1) return n;
+  if (code === '') fail(param, 'names a system without a code (number|system|code)');
+  return { ...n, ...(system !== '' ? { system } : {}), code };
+}
+
+/** One value (no OR) of a parameter of a kind, as a criterion: a composite's component. */
+function componentCriterion(param: string, key: string, kind: SearchParamType, raw: string): Criterion {
+  if (raw === '') fail(key, 'has an empty component');
+  switch (kind) {
+    case 'token': {
+      const bar = raw.indexOf('|');
+      const value = bar < 0 ? { code: raw } : raw.slice(bar + 1) === '' ? { system: raw.slice(0, bar) } : { system: raw.slice(0, bar), code: raw.slice(bar + 1) };
+      return { kind: 'token', param, not: false, values: [value] };
+    }
+    case 'string':
+      return { kind: 'string', param, match: 'start', values: [normalizeString(raw)] };
+    case 'date':
+      return { kind: 'date', param, ...parseDate(key, raw) };
+    case 'number':
+      return { kind: 'number', param, values: [parseNumber(key, raw)] };
+    case 'quantity':
+      return { kind: 'quantity', param, values: [parseQuantity(key, raw)] };
+    default:
+      return { kind: 'uri', param, values: [raw] };
+  }
+}
+
+function parseDate(key: string, raw: string): { op: Comparator; value: string } {
+  const m = DATE.exec(raw);
+  if (!m?.[2]) fail(key, 'must be a FHIR date or dateTime with an optional prefix eq|ne|gt|lt|ge|le (e.g. ge2024-01-01)');
+  if (m[2].includes('T') && !m[5]) fail(key, 'needs a time zone when it gives a time');
+  return { op: (m[1] ?? 'eq') as Comparator, value: normalizeDate(m[2]) };
+}
+
 /**
  * The criteria of one query parameter of the type's indexed parameters (`code`, `code:not`,
- * `name:exact`, `date`, ...). Repeats are AND, commas OR. Undefined when the type has no such
- * parameter (the caller refuses it).
+ * `name:exact`, `date`, `value-quantity`, `code-value-quantity`, ...). Repeats are AND, commas OR; a
+ * composite's components are separated by `$`. Undefined when the type has no such parameter (the
+ * caller refuses it).
  */
 export function criteriaOf(resourceType: string, key: string, occurrences: readonly string[]): Criterion[] | undefined {
   const [code = '', modifier, ...more] = key.split(':');
   const p = indexedParamsOf(resourceType).get(code);
   if (!p || more.length > 0) return undefined;
-  if (modifier === 'missing') {
+  if (modifier === 'missing' && p.type !== 'composite') {
     return occurrences.map((v) => {
       if (v !== 'true' && v !== 'false') fail(key, 'must be true or false');
       return { kind: 'missing', param: code, missing: v === 'true' };
     });
   }
-  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'], reference: [], date: [], uri: [] };
+  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'] };
   if (modifier !== undefined && !(allowed[p.type] ?? []).includes(modifier)) fail(key, `: the modifier :${modifier} is not supported for a ${p.type} parameter here`);
   return occurrences.map((raw): Criterion => {
     const values = p.type === 'date' ? [raw] : orValues(key, raw);
@@ -168,11 +319,23 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
             return { ref: parts.ref };
           }),
         };
-      case 'date': {
-        const m = DATE.exec(raw);
-        if (!m?.[2]) fail(key, 'must be a FHIR date or dateTime with an optional prefix eq|ne|gt|lt|ge|le (e.g. ge2024-01-01)');
-        if (m[2].includes('T') && !m[5]) fail(key, 'needs a time zone when it gives a time');
-        return { kind: 'date', param: code, op: (m[1] ?? 'eq') as Comparator, value: normalizeDate(m[2]) };
+      case 'date':
+        return { kind: 'date', param: code, ...parseDate(key, raw) };
+      case 'number':
+        return { kind: 'number', param: code, values: values.map((v) => parseNumber(key, v)) };
+      case 'quantity':
+        return { kind: 'quantity', param: code, values: values.map((v) => parseQuantity(key, v)) };
+      case 'composite': {
+        const components = p.components ?? [];
+        return {
+          kind: 'composite',
+          param: code,
+          values: values.map((v) => {
+            const parts = v.split('$');
+            if (parts.length !== components.length) fail(key, `takes ${String(components.length)} components separated by $ (e.g. http://loinc.org|8480-6$gt100)`);
+            return parts.map((part, i) => componentCriterion(`${code}$${String(i)}`, key, components[i]?.type ?? 'special', part));
+          }),
+        };
       }
       default:
         return { kind: 'uri', param: code, values };

@@ -108,6 +108,7 @@ describe('SqliteStore schema', () => {
       code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
       subject: { reference: 'Patient/p1' },
       effectiveDateTime: '2026-01-02T03:04:05+01:00',
+      valueQuantity: { value: 72, system: 'http://unitsofmeasure.org', code: '/min' },
     };
     old.prepare("INSERT INTO resource_version VALUES ('Observation', 'o1', 1, '2026-01-02T00:00:00.000Z', 'p1', 0, ?, 'anchored')").run(JSON.stringify(obs));
     old.close();
@@ -122,6 +123,8 @@ describe('SqliteStore schema', () => {
         { kind: 'token', param: 'code', not: false, values: [{ system: 'http://loinc.org', code: '8867-4' }] },
         { kind: 'reference', param: 'subject', values: [{ ref: 'Patient/p1' }] },
         { kind: 'date', param: 'date', op: 'eq', value: '2026-01-02' },
+        // Number and quantity values too (migration 6 rebuilds the index with them).
+        { kind: 'quantity', param: 'value-quantity', values: [{ op: 'gt', value: 70, lo: 69.5, hi: 70.5, system: 'http://unitsofmeasure.org', code: '/min' }] },
       ],
       limit: 10,
     });

@@ -12,10 +12,12 @@ import type {
   HistoryQuery,
   IndexEntry,
   NewVersion,
+  NumberValue,
   PendingWrite,
   PendingWriteRef,
   ReadyChange,
   ResourceStore,
+  SortKey,
   StoredPendingWrite,
   StoreQuery,
   StoredVersion,
@@ -66,49 +68,144 @@ function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Databas
   }
 }
 
+const INSERT_INDEX = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/** The same version as `rv` (the row alias `a` of search_index). */
+const sameVersion = (a: string): string => `${a}.resource_type = rv.resource_type AND ${a}.id = rv.id AND ${a}.version_id = rv.version_id`;
+
+/**
+ * A number or quantity value against a row's [n1, n2] (a point or a Range): eq the target within the
+ * search value's precision range [lo, hi); gt/ge/lt/le some of the target beyond the value; sa/eb all of
+ * it after/before; ap the target overlapping the value ±10%.
+ */
+function numberCond(a: string, v: NumberValue, bind: (suffix: string, value: number) => string): string {
+  const value = (): string => bind('v', v.value);
+  switch (v.op) {
+    case 'eq':
+      return `(${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
+    case 'ne':
+      return `NOT (${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
+    case 'gt':
+      return `${a}.n2 > ${value()}`;
+    case 'ge':
+      return `${a}.n2 >= ${value()}`;
+    case 'lt':
+      return `${a}.n1 < ${value()}`;
+    case 'le':
+      return `${a}.n1 <= ${value()}`;
+    case 'sa':
+      return `${a}.n1 > ${value()}`;
+    case 'eb':
+      return `${a}.n2 < ${value()}`;
+    case 'ap': {
+      const d = Math.abs(v.value) * 0.1;
+      return `(${a}.n1 <= ${bind('h', v.value + d)} AND ${a}.n2 >= ${bind('l', v.value - d)})`;
+    }
+  }
+}
+
+/**
+ * The condition on the search_index row `a` that one of a criterion's values (OR) holds, without its
+ * parameter (the caller names the row). Negation (:not, ne of a date) is the caller's.
+ */
+function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: string, name: string, params: Record<string, unknown>): string {
+  const bind = (i: number, suffix: string, value: string | number): string => {
+    params[`${name}_${i}${suffix}`] = value;
+    return `@${name}_${i}${suffix}`;
+  };
+  // No value at all (a chain none of whose targets the caller may see): nothing matches.
+  if ('values' in c && c.values.length === 0) return '0';
+  switch (c.kind) {
+    case 'token': {
+      const ors = c.values.map((v, i) => {
+        const parts = [...(v.system !== undefined ? [`${a}.v1 = ${bind(i, 's', v.system)}`] : []), ...(v.code !== undefined ? [`${a}.v2 = ${bind(i, 'c', v.code)}`] : [])];
+        return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
+      });
+      return ors.join(' OR ');
+    }
+    case 'string':
+      return c.values
+        .map((v, i) =>
+          c.match === 'exact' ? `${a}.v2 = ${bind(i, '', v)}` : `${a}.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(v)}%` : `${likeEscape(v)}%`)} ESCAPE '\\'`,
+        )
+        .join(' OR ');
+    case 'reference':
+      return c.values.map((v, i) => (v.ref !== undefined ? `${a}.v1 = ${bind(i, 'r', v.ref)}` : `${a}.v2 = ${bind(i, 'i', v.id ?? '')}`)).join(' OR ');
+    case 'uri':
+      return c.values.map((v, i) => `${a}.v1 = ${bind(i, '', v)}`).join(' OR ');
+    case 'date': {
+      const lo = bind(0, 'l', c.value);
+      const hi = bind(0, 'h', `${c.value}\uffff`);
+      const within = `(${a}.v1 >= ${lo} AND ${a}.v2 <= ${hi})`;
+      return { eq: within, ne: `NOT ${within}`, ge: `${a}.v2 > ${lo}`, gt: `${a}.v2 > ${hi}`, le: `${a}.v1 < ${hi}`, lt: `${a}.v1 < ${lo}` }[c.op];
+    }
+    case 'number':
+      return c.values.map((v, i) => `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))})`).join(' OR ');
+    case 'quantity':
+      return c.values
+        .map((v, i) => {
+          const unit =
+            v.system !== undefined && v.system !== ''
+              ? ` AND ${a}.v1 = ${bind(i, 's', v.system)} AND ${a}.v2 = ${bind(i, 'c', v.code ?? '')}`
+              : v.code !== undefined
+                ? ` AND (${a}.v2 = ${bind(i, 'c', v.code)} OR ${a}.v3 = ${bind(i, 'c', v.code)})`
+                : '';
+          return `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))}${unit})`;
+        })
+        .join(' OR ');
+  }
+}
+
 /**
  * One criterion on the search index, as an SQL condition on the version `rv`: values OR'ed inside one
  * EXISTS. Dates are ranges [v1, v2) compared as FHIR says (eq: within the search range; ge/gt/le/lt:
- * the ranges overlap beyond the search value).
+ * the ranges overlap beyond the search value). A composite value joins its components' rows of one
+ * element (same `grp`).
  */
 function criterionSql(c: Criterion, name: string, params: Record<string, unknown>): string {
-  params[`${name}p`] = c.param;
-  const exists = (cond: string): string =>
-    `EXISTS (SELECT 1 FROM search_index si WHERE si.resource_type = rv.resource_type AND si.id = rv.id AND si.version_id = rv.version_id AND si.param = @${name}p AND (${cond}))`;
-  const bind = (i: number, suffix: string, value: string): string => {
-    params[`${name}_${i}${suffix}`] = value;
-    return `@${name}_${i}${suffix}`;
+  const exists = (cond: string): string => {
+    params[`${name}p`] = c.param;
+    return `EXISTS (SELECT 1 FROM search_index si WHERE ${sameVersion('si')} AND si.param = @${name}p AND (${cond}))`;
   };
   switch (c.kind) {
     case 'missing':
       return c.missing ? `NOT ${exists('1')}` : exists('1');
-    case 'token': {
-      const ors = c.values.map((v, i) => {
-        const parts = [...(v.system !== undefined ? [`si.v1 = ${bind(i, 's', v.system)}`] : []), ...(v.code !== undefined ? [`si.v2 = ${bind(i, 'c', v.code)}`] : [])];
-        return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
+    case 'token':
+      return c.not ? `NOT ${exists(valueCond(c, 'si', name, params))}` : exists(valueCond(c, 'si', name, params));
+    case 'composite': {
+      const ors = c.values.map((components, i) => {
+        const rows = components.map((_, j) => `search_index s${j}`).join(', ');
+        const conds = components.map((comp, j) => {
+          const n = `${name}v${i}c${j}`;
+          params[`${n}p`] = comp.param;
+          if (comp.kind === 'missing' || comp.kind === 'composite') throw new Error('a composite component is a plain criterion');
+          return `${sameVersion(`s${j}`)} AND s${j}.param = @${n}p AND s${j}.grp = s0.grp AND (${valueCond(comp, `s${j}`, n, params)})`;
+        });
+        return `EXISTS (SELECT 1 FROM ${rows} WHERE ${conds.join(' AND ')})`;
       });
-      return c.not ? `NOT ${exists(ors.join(' OR '))}` : exists(ors.join(' OR '));
+      return `(${ors.join(' OR ')})`;
     }
-    case 'string': {
-      const ors = c.values.map((v, i) =>
-        c.match === 'exact' ? `si.v2 = ${bind(i, '', v)}` : `si.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(v)}%` : `${likeEscape(v)}%`)} ESCAPE '\\'`,
-      );
-      return exists(ors.join(' OR '));
-    }
-    case 'reference': {
-      const ors = c.values.map((v, i) => (v.ref !== undefined ? `si.v1 = ${bind(i, 'r', v.ref)}` : `si.v2 = ${bind(i, 'i', v.id ?? '')}`));
-      return exists(ors.join(' OR '));
-    }
-    case 'uri':
-      return exists(c.values.map((v, i) => `si.v1 = ${bind(i, '', v)}`).join(' OR '));
-    case 'date': {
-      const lo = bind(0, 'l', c.value);
-      const hi = bind(0, 'h', `${c.value}\uffff`);
-      const within = `(si.v1 >= ${lo} AND si.v2 <= ${hi})`;
-      const cond = { eq: within, ne: `NOT ${within}`, ge: `si.v2 > ${lo}`, gt: `si.v2 > ${hi}`, le: `si.v1 < ${hi}`, lt: `si.v1 < ${lo}` }[c.op];
-      return exists(cond);
-    }
+    default:
+      return exists(valueCond(c, 'si', name, params));
   }
+}
+
+/** ORDER BY terms of `_sort` keys (lowest value ascending, highest descending, none last), then lastUpdated and id. */
+function orderBy(keys: readonly SortKey[], params: Record<string, unknown>): string {
+  const terms = keys.map((k, i) => {
+    const dir = k.descending ? 'DESC' : 'ASC';
+    if (k.on === 'id') return `rv.id ${dir}`;
+    if (k.on === 'lastUpdated') return `rv.last_updated ${dir}`;
+    params[`sort${i}`] = k.param;
+    const value = `(SELECT ${k.descending ? 'MAX' : 'MIN'}(ss.${k.on}) FROM search_index ss WHERE ${sameVersion('ss')} AND ss.param = @sort${i})`;
+    return `${value} IS NULL, ${value} ${dir}`;
+  });
+  return [...terms, 'rv.last_updated', 'rv.id'].join(', ');
+}
+
+/** Index rows of a version's content (migrations and writes alike). */
+function indexRow(v: { resourceType: string; id: string; versionId: number }, e: IndexEntry): unknown[] {
+  return [v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, e.grp ?? 0];
 }
 
 /**
@@ -202,6 +299,25 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(r.resource_type, r.id, r.version_id, e.param, e.v1, e.v2);
     }
   },
+  // 6: number, quantity and composite parameters: numeric bounds, a unit and the element a composite's
+  // components share; the index is rebuilt from the stored content.
+  (db) => {
+    db.exec(`
+      ALTER TABLE search_index ADD COLUMN v3 TEXT NOT NULL DEFAULT '';
+      ALTER TABLE search_index ADD COLUMN n1 REAL;
+      ALTER TABLE search_index ADD COLUMN n2 REAL;
+      ALTER TABLE search_index ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX IF NOT EXISTS search_index_number ON search_index (resource_type, param, n1, n2);
+      DELETE FROM search_index;
+    `);
+    const insert = db.prepare(INSERT_INDEX);
+    const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
+    for (const r of rows) {
+      if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
+      const key = { resourceType: r.resource_type, id: r.id, versionId: r.version_id };
+      for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
+    }
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -272,7 +388,7 @@ export class SqliteStore implements ResourceStore {
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
-      insertIndex: db.prepare(`INSERT INTO search_index (resource_type, id, version_id, param, v1, v2) VALUES (?, ?, ?, ?, ?, ?)`),
+      insertIndex: db.prepare(INSERT_INDEX),
       discardIndex: db.prepare(
         `DELETE FROM search_index WHERE resource_type = @t AND id = @id AND version_id = @v
          AND EXISTS (SELECT 1 FROM resource_version WHERE resource_type = @t AND id = @id AND version_id = @v AND state = 'pending')`,
@@ -373,7 +489,7 @@ export class SqliteStore implements ResourceStore {
   }
 
   #insertIndex(v: NewVersion, entries: readonly IndexEntry[]): void {
-    for (const e of entries) this.#stmts.insertIndex.run(v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2);
+    for (const e of entries) this.#stmts.insertIndex.run(...indexRow(v, e));
   }
 
   insertPending(v: NewVersion): void {
@@ -538,7 +654,7 @@ export class SqliteStore implements ResourceStore {
       params.afterId = q.after.id;
       where.push('(rv.last_updated > @afterLu OR (rv.last_updated = @afterLu AND rv.id > @afterId))');
     }
-    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY rv.last_updated, rv.id LIMIT @limit`;
+    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit`;
     return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
   }
 

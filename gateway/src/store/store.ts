@@ -35,12 +35,41 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
 /**
  * One value of one search parameter of a version: token → system, code; string → normalized, as
  * written; reference → `Type/id` (or as written), id; date → [low, high) in the normalized ordering;
- * uri → the value, ''.
+ * uri → the value, ''; number → [n1, n2] (a value, or a Range's low and high); quantity → [n1, n2] and
+ * system, code, unit. A composite's components are rows `<code>$<i>` sharing `grp` (one per element
+ * the composite's expression selects), so a query matches components of the same element only.
  */
 export interface IndexEntry {
   readonly param: string;
   readonly v1: string;
   readonly v2: string;
+  /** A quantity's unit ('' otherwise). */
+  readonly v3?: string;
+  /** Low and high of a number or quantity (equal for a plain value; ±Infinity for an open Range). */
+  readonly n1?: number;
+  readonly n2?: number;
+  /** The element a composite's component belongs to (0 otherwise). */
+  readonly grp?: number;
+}
+
+/** Prefixes of number and quantity parameters (dates take the first six). */
+export type NumberPrefix = Comparator | 'sa' | 'eb' | 'ap';
+
+/**
+ * A number as searched: the prefix, the value, and the range its precision implies (`5.4` → [5.35,
+ * 5.45)), which eq and ne compare against; ap compares against ±10% of the value.
+ */
+export interface NumberValue {
+  readonly op: NumberPrefix;
+  readonly value: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** A quantity as searched: a number, and the system and code (`5.4|http://unitsofmeasure.org|mg`), or a code or unit (`5.4||mg`). */
+export interface QuantityValue extends NumberValue {
+  readonly system?: string;
+  readonly code?: string;
 }
 
 /** One criterion on the search index: its values are OR, the criteria of a query AND. */
@@ -50,7 +79,22 @@ export type Criterion =
   | { readonly kind: 'reference'; readonly param: string; readonly values: ReadonlyArray<{ readonly ref?: string; readonly id?: string }> }
   | { readonly kind: 'date'; readonly param: string; readonly op: Comparator; readonly value: string }
   | { readonly kind: 'uri'; readonly param: string; readonly values: readonly string[] }
+  | { readonly kind: 'number'; readonly param: string; readonly values: readonly NumberValue[] }
+  | { readonly kind: 'quantity'; readonly param: string; readonly values: readonly QuantityValue[] }
+  /** Each value is one criterion per component (on `<code>$<i>`), all met by one element. */
+  | { readonly kind: 'composite'; readonly param: string; readonly values: ReadonlyArray<readonly Criterion[]> }
   | { readonly kind: 'missing'; readonly param: string; readonly missing: boolean };
+
+/**
+ * One key of `_sort`: a column of the version (`_id`, `_lastUpdated`) or an index value of a parameter
+ * (`v1`: strings, dates, references, uris; `v2`: token codes; `n1`: numbers and quantities). Ascending
+ * takes a resource's lowest value, descending its highest; resources without one come last.
+ */
+export interface SortKey {
+  readonly param: string;
+  readonly on: 'id' | 'lastUpdated' | 'v1' | 'v2' | 'n1';
+  readonly descending: boolean;
+}
 
 /** Names one version. */
 export interface VersionKey {
@@ -130,6 +174,8 @@ export interface StoreQuery {
    * so a long result is read page by page without an offset.
    */
   readonly after?: { readonly lastUpdated: string; readonly id: string };
+  /** The order (`_sort`), then lastUpdated and id; oldest lastUpdated first (then id) without one. */
+  readonly sort?: readonly SortKey[];
   /** At most this many rows (the caller asks for one more than it allows, to detect overflow). */
   readonly limit: number;
 }
@@ -183,7 +229,7 @@ export interface ResourceStore {
    * in [low, high) (normalized dates, FHIR `_at`).
    */
   typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[];
-  /** Current versions matching the query, oldest lastUpdated first (then id). */
+  /** Current versions matching the query, in the query's sort order (then oldest lastUpdated first, then id). */
   search(query: StoreQuery): StoredVersion[];
 
   /** The patient's HMAC key, creating it on first use. */

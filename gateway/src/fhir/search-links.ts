@@ -1,0 +1,134 @@
+/**
+ * Chained parameters and `_has` for a search: the linked resources (the targets of a chain, the sources
+ * of a `_has`) are found and decided exactly as a search's matches are — the caller's scopes for their
+ * type, its compartment, consent for each — so one the caller may not see counts as absent and a chain
+ * never tells anything about a record the caller may not see.
+ */
+import { OperationOutcomeError } from '../errors';
+import { governedByPatientReference, inPatientCompartment, valuesOf } from '../model/definitions';
+import type { Criterion, ResourceStore, StoredVersion } from '../store/store';
+import type { AccessControl, Caller } from './access-control';
+import type { ChainSpec, HasSpec } from './search-params';
+
+/** A version the enforcement point permitted, with its decision (what recordDisclosures takes). */
+export type Permitted = Awaited<ReturnType<AccessControl['permitted']>>[number];
+
+/** What resolving links needs of the resource service. */
+export interface LinkDeps {
+  readonly store: ResourceStore;
+  readonly access: AccessControl;
+  /** This custodian's MSP id (named in a refusal). */
+  readonly mspId: string;
+  /** Candidates looked at at most, per linked type. */
+  readonly maxCandidates: number;
+  readonly inCompartment: (caller: Caller, patientId: string | null) => Promise<boolean>;
+  /** The local patients a compartment-bound caller may search (the asked ones otherwise). */
+  readonly compartmentPatients: (caller: Caller, asked: readonly string[] | undefined) => Promise<string[] | undefined>;
+}
+
+export interface LinkQuery {
+  readonly chains?: readonly ChainSpec[];
+  readonly has?: readonly HasSpec[];
+  /** `_id` of the search, intersected with what `_has` finds. */
+  readonly ids?: readonly string[];
+  /** The patients the search names: linked patient data is looked for among them only. */
+  readonly patientIds?: readonly string[];
+}
+
+export interface Links {
+  /** One reference criterion per chain: to the targets the caller may see (none: nothing matches). */
+  readonly criteria: Criterion[];
+  /** The ids the matches must have (`_id` and each `_has`), or undefined when neither is given. */
+  readonly ids: string[] | undefined;
+  /** The linked resources that link to these matches: they tell the caller about them, so are recorded with them. */
+  readonly linkedTo: (matches: readonly StoredVersion[]) => Permitted[];
+}
+
+const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
+
+/** `Type/id` of the literal references a version's reference parameter holds. */
+function referencedKeys(v: StoredVersion, param: string): string[] {
+  return valuesOf(JSON.parse(v.content) as Record<string, unknown>, param).flatMap((value) => {
+    const r = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
+    const m = typeof r === 'string' ? /([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/[^/]+)?$/.exec(r) : null;
+    return m?.[1] && m[2] ? [`${m[1]}/${m[2]}`] : [];
+  });
+}
+
+/** The ids of the resources of a type a version's reference parameter points at. */
+function referencedIds(v: StoredVersion, param: string, type: string): string[] {
+  return referencedKeys(v, param)
+    .filter((k) => k.startsWith(`${type}/`))
+    .map((k) => k.slice(type.length + 1));
+}
+
+/** Each version once (a resource both matched, included or linked is recorded once). */
+export function dedupe(xs: readonly Permitted[]): Permitted[] {
+  const seen = new Set<string>();
+  return xs.filter((x) => {
+    const k = `${key(x.version)}/${String(x.version.versionId)}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * The current resources of a type meeting criteria that the caller may see: its scopes for the type,
+ * its compartment, and consent for each, exactly as a search's matches. Patient data is looked for
+ * among the patients the search names (a compartment-bound caller's own), and another member's user
+ * must name them, so that neither the candidate limit nor the matches tell about other patients.
+ */
+async function visibleLinked(
+  deps: LinkDeps,
+  caller: Caller,
+  type: string,
+  criteria: readonly Criterion[],
+  asked: readonly string[] | undefined,
+  mayRead: (t: string) => boolean,
+): Promise<Permitted[]> {
+  if (!mayRead(type)) return [];
+  const reference = !inPatientCompartment(type) && !governedByPatientReference(type);
+  const patientIds = reference ? undefined : await deps.compartmentPatients(caller, asked);
+  if (!reference && patientIds === undefined && !caller.local) {
+    throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
+  }
+  if (patientIds !== undefined && patientIds.length === 0) return [];
+  const candidates = deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: deps.maxCandidates + 1 });
+  if (candidates.length > deps.maxCandidates) throw new OperationOutcomeError('INVALID', 'The request is too broad for one answer: narrow it (the chained or _has parameters)');
+  const inScope: StoredVersion[] = [];
+  for (const v of candidates) if (v.patientId === null || (await deps.inCompartment(caller, v.patientId))) inScope.push(v);
+  return deps.access.permitted(caller, inScope);
+}
+
+/** The criteria (chains) and ids (_has) a search's chains and _has parameters come to, from the linked resources the caller may see. */
+export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType: string, q: LinkQuery, mayRead: (resourceType: string) => boolean): Promise<Links> {
+  const criteria: Criterion[] = [];
+  let ids = q.ids ? [...q.ids] : undefined;
+  const chained: Array<{ param: string; found: Permitted[] }> = [];
+  const reverse: Array<{ param: string; found: Permitted[] }> = [];
+  for (const chain of q.chains ?? []) {
+    const found: Permitted[] = [];
+    for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, q.patientIds, mayRead)));
+    chained.push({ param: chain.param, found });
+    criteria.push({ kind: 'reference', param: chain.param, values: found.map((x) => ({ ref: key(x.version) })) });
+  }
+  for (const has of q.has ?? []) {
+    const found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead);
+    reverse.push({ param: has.param, found });
+    const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
+    ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
+  }
+  const linkedTo = (matches: readonly StoredVersion[]): Permitted[] => {
+    if (matches.length === 0) return [];
+    const matchKeys = new Set(matches.map(key));
+    const out: Permitted[] = [];
+    for (const c of chained) {
+      const refs = new Set(matches.flatMap((m) => referencedKeys(m, c.param)));
+      out.push(...c.found.filter((x) => refs.has(key(x.version))));
+    }
+    for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
+    return out;
+  };
+  return { criteria, ids, linkedTo };
+}

@@ -1,0 +1,193 @@
+/**
+ * Chained parameters (one level) and `_has` (HTTP, fake ledger): the linked resources count only when
+ * the caller may see them (its scopes, its compartment, consent for each), so a chain never tells a
+ * caller anything about a record it may not see; those that link to what is released are recorded.
+ */
+import { expect } from 'chai';
+import request from 'supertest';
+import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
+import { SqliteStore } from '../store/sqlite-store';
+import { asCaller } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { testApp } from '../test-support/test-app';
+
+const FHIR = 'application/fhir+json';
+const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
+const DR = did('d');
+const OTHER = did('e');
+const ALICE = did('a');
+const BOB = did('b');
+const LOINC = 'http://loinc.org';
+const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+
+async function setup() {
+  const store = new SqliteStore(':memory:');
+  const ledger = new FakeLedger();
+  /** Resource types another member's practitioner is denied (as a consent excluding them would). */
+  const denied = new Set<string>();
+  ledger.decide = (req, anchor) => {
+    const patient = anchor?.patient ?? req.patient;
+    if (req.actor === patient) return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass: false };
+    if (req.actorOrganization === (anchor?.custodian ?? req.custodian) && req.purpose === 'TREAT')
+      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    if (req.actor === OTHER && !denied.has(anchor?.resourceType ?? '')) return { decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false };
+    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+  };
+  for (const [d, kind] of [
+    [DR, 'practitioner'],
+    [OTHER, 'practitioner'],
+    [ALICE, 'patient'],
+    [BOB, 'patient'],
+  ] as const) {
+    await ledger.registerDid({ did: d, kind });
+  }
+  const { app } = testApp({ store, ledger });
+  const post = async (body: Record<string, unknown>): Promise<string> => {
+    const res = await request(app)
+      .post(`/fhir/${String(body.resourceType)}`)
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send(body);
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    return String(res.body.id);
+  };
+  const get = (q: string, as: [string, string] = staff) =>
+    request(app)
+      .get(`/fhir/${q}`)
+      .set(...as);
+  const ids = async (q: string, as: [string, string] = staff): Promise<string[]> => {
+    const res = await get(q, as);
+    expect(res.status, `${q}: ${JSON.stringify(res.body)}`).to.equal(200);
+    return ((res.body.entry ?? []) as Array<{ resource: { id: string } }>).map((e) => e.resource.id).sort();
+  };
+  const alice = await post({
+    resourceType: 'Patient',
+    identifier: [
+      { system: DID_IDENTIFIER_SYSTEM, value: ALICE },
+      { system: 'urn:mrn', value: 'A-1' },
+    ],
+    name: [{ family: 'Peterson', given: ['Alice'] }],
+  });
+  const bob = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }], name: [{ family: 'Peters', given: ['Bob'] }] });
+  const osler = await post({ resourceType: 'Practitioner', name: [{ family: 'Osler' }] });
+  const obs = (patient: string, code: string) =>
+    post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code }] },
+      subject: { reference: `Patient/${patient}` },
+      performer: [{ reference: `Practitioner/${osler}` }],
+    });
+  const aliceHiv = await obs(alice, '75622-1');
+  const aliceHr = await obs(alice, '8867-4');
+  const bobHr = await obs(bob, '8867-4');
+  return { app, ledger, denied, alice, bob, osler, aliceHiv, aliceHr, bobHr, get, ids };
+}
+
+describe('chained parameters and _has through the enforcement point (HTTP, fake ledger)', () => {
+  it('chains one level (typed or not) and _has find what they name', async () => {
+    const { ids, alice, bob, osler, aliceHiv, aliceHr, bobHr } = await setup();
+    expect(await ids('Observation?subject.name=peterson')).to.deep.equal([aliceHiv, aliceHr].sort());
+    expect(await ids('Observation?subject:Patient.name=peters')).to.deep.equal([aliceHiv, aliceHr, bobHr].sort());
+    expect(await ids('Observation?patient.identifier=urn:mrn|A-1&code=8867-4')).to.deep.equal([aliceHr]);
+    expect(await ids('Observation?performer:Practitioner.name=osler')).to.deep.equal([aliceHiv, aliceHr, bobHr].sort());
+    expect(await ids('Observation?subject.name:exact=Peters')).to.deep.equal([bobHr]);
+    expect(await ids('Observation?subject.name=peters&subject.name:exact=Peters')).to.deep.equal([bobHr]);
+    expect(await ids('Observation?performer:Practitioner.name=osler&subject.name:exact=Peters')).to.deep.equal([bobHr]);
+    expect(await ids('Observation?performer:Practitioner.name=osler&subject.name=peters&subject.name:exact=Peters')).to.deep.equal([bobHr]);
+    expect(await ids('Observation?subject.name=nobody')).to.deep.equal([]);
+    expect(await ids(`Patient?_has:Observation:patient:code=75622-1`)).to.deep.equal([alice]);
+    expect(await ids(`Patient?_has:Observation:patient:code=8867-4`)).to.deep.equal([alice, bob].sort());
+    expect(await ids(`Patient?_has:Observation:patient:code=8867-4&_has:Observation:patient:code=75622-1`)).to.deep.equal([alice]);
+    expect(await ids(`Patient?_has:Observation:patient:code=8867-4&_id=${bob}`)).to.deep.equal([bob]);
+    expect(await ids(`Practitioner?_has:Observation:performer:code=8867-4`)).to.deep.equal([osler]);
+    expect(await ids(`Practitioner?_has:Observation:performer:code=1234-5`)).to.deep.equal([]);
+  });
+
+  it('a linked resource the caller may not see counts as absent: consent, compartment and scopes', async () => {
+    const { ids, denied, alice, aliceHiv, aliceHr } = await setup();
+    // Another member's practitioner: permitted Alice's Observations, not her Patient record.
+    denied.add('Patient');
+    expect(await ids(`Observation?patient=${ALICE}`, other)).to.deep.equal([aliceHiv, aliceHr].sort());
+    // Her name is not to be learnt through a chain.
+    expect(await ids(`Observation?patient=${ALICE}&subject.name=peterson`, other)).to.deep.equal([]);
+    // Permitted her Patient record but not her Observations: _has does not tell what she has.
+    denied.clear();
+    denied.add('Observation');
+    expect(await ids(`Patient?patient=${ALICE}`, other)).to.deep.equal([alice]);
+    expect(await ids(`Patient?patient=${ALICE}&_has:Observation:patient:code=75622-1`, other)).to.deep.equal([]);
+    denied.clear();
+    expect(await ids(`Patient?patient=${ALICE}&_has:Observation:patient:code=75622-1`, other)).to.deep.equal([alice]);
+    // Alice herself: Bob's records are outside her compartment, whichever way they are reached.
+    expect(await ids('Practitioner?_has:Observation:performer:code=8867-4', asAlice)).to.have.length(1);
+    expect(await ids('Observation?subject.name=peters', asAlice)).to.deep.equal([aliceHiv, aliceHr].sort());
+    // Scopes: a token for Observation alone chains to no Patient.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.read' });
+    expect(await ids(`Observation?subject.name=peterson`, narrow)).to.deep.equal([]);
+    expect(await ids(`Observation?subject=Patient/${alice}`, narrow)).to.deep.equal([aliceHiv, aliceHr].sort());
+  });
+
+  it('_has does not reveal a patient outside the compartment of a patient caller', async () => {
+    const { ids, bob } = await setup();
+    // Bob's Observation with that code: Alice searching Patients by it sees nothing of Bob.
+    expect(await ids(`Patient?_has:Observation:patient:code=8867-4&_id=${bob}`, asAlice)).to.deep.equal([]);
+  });
+
+  it('records the linked resources that tell about a released match, not the others', async () => {
+    const { get, ledger, alice, bobHr } = await setup();
+    const before = ledger.audit.length;
+    const res = await get(`Patient?patient=${ALICE}&_has:Observation:patient:code=75622-1`, other);
+    expect(res.status).to.equal(200);
+    const recorded = ledger.audit
+      .slice(before)
+      .flatMap((e) => e.resources)
+      .sort();
+    expect(recorded).to.have.length(2);
+    expect(recorded[1]).to.equal(`Patient/${alice}/_history/1`);
+    expect(recorded[0]).to.match(/^Observation\//);
+    expect(recorded).to.not.include(`Observation/${bobHr}/_history/1`);
+  });
+
+  it('refuses chains and _has it does not do, and a chain to patient data from outside without the patient', async () => {
+    const { get, app, aliceHr } = await setup();
+    for (const q of [
+      'Observation?subject.name.family=x',
+      'Observation?subject.organization.name=x',
+      'Observation?status.name=x',
+      'Observation?subject.shoe=x',
+      'Observation?subject:Device.name=x',
+      'Observation?subject:Group.name=x&subject:Group.shoe=y',
+      'Patient?_has:Observation:code:code=x',
+      'Patient?_has:Observation:patient:shoe=x',
+      'Patient?_has:Observation:patient:_has:Encounter:patient:status=x',
+      'Patient?_has:Observation:patient',
+      'Observation?subject.birthdate=yesterday',
+    ]) {
+      const res = await get(q);
+      expect(res.status, q).to.equal(400);
+      expect(res.body.resourceType, q).to.equal('OperationOutcome');
+    }
+    const outside = await get('Practitioner?_has:Observation:performer:code=8867-4', other);
+    expect(outside.status).to.equal(400);
+    expect(JSON.stringify(outside.body)).to.contain('must name the patient');
+    // A conditional write never drops a chain (that would widen what it matches).
+    const put = await request(app)
+      .put('/fhir/Observation?subject.name=peterson')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Observation', status: 'final', code: { text: 'x' } });
+    expect(put.status).to.equal(400);
+    expect(aliceHr).to.be.a('string');
+  });
+
+  it('Prefer: handling=lenient ignores a chain the types do not take, not a bad value of one they do', async () => {
+    const { get, aliceHiv, aliceHr } = await setup();
+    const lenient = await get('Observation?subject.name=peterson&subject.shoe=x').set('prefer', 'handling=lenient');
+    expect(lenient.status).to.equal(200);
+    expect(((lenient.body.entry ?? []) as Array<{ resource: { id: string } }>).map((e) => e.resource.id).sort()).to.deep.equal([aliceHiv, aliceHr].sort());
+    const bad = await get('Observation?subject.birthdate=yesterday').set('prefer', 'handling=lenient');
+    expect(bad.status).to.equal(400);
+  });
+});

@@ -1,0 +1,106 @@
+import { expect } from 'chai';
+import { OperationOutcomeError } from '../errors';
+import { criteriaOf, indexEntriesOf, parseNumber } from './search-index';
+
+describe('search index: number and quantity parameters', () => {
+  it('a searched number carries the range its precision implies', () => {
+    expect(parseNumber('x', '100')).to.deep.equal({ op: 'eq', value: 100, lo: 99.5, hi: 100.5 });
+    expect(parseNumber('x', 'gt5.40')).to.deep.equal({ op: 'gt', value: 5.4, lo: 5.395, hi: 5.405 });
+    expect(parseNumber('x', '1e2')).to.deep.include({ value: 100, lo: 50, hi: 150 });
+    expect(parseNumber('x', 'ap-0.5')).to.deep.include({ op: 'ap', value: -0.5, lo: -0.55, hi: -0.45 });
+    // The bounds are the doubles of the decimal bounds: a stored 5.35 is inside eq5.4's range.
+    expect(parseNumber('x', '5.4').lo).to.equal(5.35);
+    for (const bad of ['', 'five', 'gt', 'xx5', '5.', '.5', '1e9999', '5,4']) {
+      expect(() => parseNumber('value-quantity', bad), bad).to.throw(OperationOutcomeError, /value-quantity/);
+    }
+  });
+
+  it('indexes numbers (values and Ranges) and quantities (value, comparator, system, code, unit; Money)', () => {
+    const ra = indexEntriesOf({
+      resourceType: 'RiskAssessment',
+      status: 'final',
+      subject: { reference: 'Patient/p' },
+      prediction: [{ probabilityDecimal: 0.25 }, { probabilityRange: { low: { value: 0.1 }, high: { value: 0.3 } } }],
+    }).filter((e) => e.param === 'probability');
+    expect(ra.map((e) => [e.n1, e.n2])).to.deep.equal([
+      [0.25, 0.25],
+      [0.1, 0.3],
+    ]);
+    const obs = indexEntriesOf({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      valueQuantity: { value: 5.4, comparator: '<', unit: 'milligram', system: 'http://unitsofmeasure.org', code: 'mg' },
+    }).filter((e) => e.param === 'value-quantity');
+    expect(obs).to.deep.equal([{ param: 'value-quantity', n1: -Infinity, n2: 5.4, v1: 'http://unitsofmeasure.org', v2: 'mg', v3: 'milligram', grp: 0 }]);
+    const invoice = indexEntriesOf({ resourceType: 'Invoice', status: 'issued', totalNet: { value: 12.5, currency: 'EUR' } }).filter((e) => e.param === 'totalnet');
+    expect(invoice).to.deep.equal([{ param: 'totalnet', n1: 12.5, n2: 12.5, v1: 'urn:iso:std:iso:4217', v2: 'EUR', v3: 'EUR', grp: 0 }]);
+  });
+
+  it('parses quantity values: number, number|system|code, number||unit; refuses the rest', () => {
+    expect(criteriaOf('Observation', 'value-quantity', ['gt5.4|http://unitsofmeasure.org|mg,le2||mg'])).to.deep.equal([
+      {
+        kind: 'quantity',
+        param: 'value-quantity',
+        values: [
+          { op: 'gt', value: 5.4, lo: 5.35, hi: 5.45, system: 'http://unitsofmeasure.org', code: 'mg' },
+          { op: 'le', value: 2, lo: 1.5, hi: 2.5, code: 'mg' },
+        ],
+      },
+    ]);
+    for (const bad of ['5|mg', '5|http://unitsofmeasure.org|', 'x|http://unitsofmeasure.org|mg', '5|a|b|c']) {
+      expect(() => criteriaOf('Observation', 'value-quantity', [bad]), bad).to.throw(OperationOutcomeError);
+    }
+    expect(() => criteriaOf('Observation', 'value-quantity:exact', ['5'])).to.throw(OperationOutcomeError, /modifier/);
+  });
+});
+
+describe('search index: composite parameters', () => {
+  const bp = {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '85354-9' }] },
+    component: [
+      { code: { coding: [{ system: 'http://loinc.org', code: '8480-6' }] }, valueQuantity: { value: 120, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+      { code: { coding: [{ system: 'http://loinc.org', code: '8462-4' }] }, valueQuantity: { value: 80, system: 'http://unitsofmeasure.org', code: 'mm[Hg]' } },
+    ],
+  };
+
+  it('indexes the components of each element together (one group per element), and only elements with every component', () => {
+    const rows = indexEntriesOf(bp).filter((e) => e.param.startsWith('component-code-value-quantity$'));
+    expect(rows.map((e) => [e.param, e.v2, e.n1, e.grp])).to.deep.equal([
+      ['component-code-value-quantity$0', '8480-6', undefined, rows[0]?.grp],
+      ['component-code-value-quantity$1', 'mm[Hg]', 120, rows[0]?.grp],
+      ['component-code-value-quantity$0', '8462-4', undefined, rows[2]?.grp],
+      ['component-code-value-quantity$1', 'mm[Hg]', 80, rows[2]?.grp],
+    ]);
+    expect(rows[0]?.grp).to.not.equal(rows[2]?.grp);
+    // The Observation itself has no value: code-value-quantity has no element with both components.
+    expect(indexEntriesOf(bp).filter((e) => e.param.startsWith('code-value-quantity$'))).to.deep.equal([]);
+  });
+
+  it('parses a composite value per component kind, $ between components; refuses a wrong number of components', () => {
+    expect(criteriaOf('Observation', 'component-code-value-quantity', ['http://loinc.org|8480-6$gt100'])).to.deep.equal([
+      {
+        kind: 'composite',
+        param: 'component-code-value-quantity',
+        values: [
+          [
+            { kind: 'token', param: 'component-code-value-quantity$0', not: false, values: [{ system: 'http://loinc.org', code: '8480-6' }] },
+            { kind: 'quantity', param: 'component-code-value-quantity$1', values: [{ op: 'gt', value: 100, lo: 99.5, hi: 100.5 }] },
+          ],
+        ],
+      },
+    ]);
+    for (const bad of ['8480-6', '8480-6$gt100$1', '8480-6$', '8480-6$high']) {
+      expect(() => criteriaOf('Observation', 'component-code-value-quantity', [bad]), bad).to.throw(OperationOutcomeError, /component-code-value-quantity/);
+    }
+    expect(() => criteriaOf('Observation', 'code-value-quantity:missing', ['true'])).to.throw(OperationOutcomeError, /modifier/);
+  });
+
+  it('leaves out composites it cannot read within one element (%resource) or whose R4 definition is inconsistent', () => {
+    expect(criteriaOf('MolecularSequence', 'chromosome-variant-coordinate', ['1$gt1$lt5'])).to.equal(undefined);
+    expect(criteriaOf('DocumentReference', 'relationship', ['x$y'])).to.equal(undefined);
+    expect(criteriaOf('MolecularSequence', 'chromosome-window-coordinate', ['1$gt1$lt5'])).to.have.length(1);
+  });
+});
