@@ -417,11 +417,16 @@ export class IngestService {
   }
 
   #response(items: readonly Item[], outcomes: ReadonlyMap<number, Outcome>, warnings: readonly MappingWarning[]): Record<string, unknown> {
-    const first = items[0];
-    const concerns = (item: Item, w: MappingWarning): boolean => (w.resource === undefined ? item === first : w.resource === `${item.type}/${item.id}`);
+    // Each warning with the entry of the resource it concerns; one about the whole message with the first.
+    const byEntry = new Map<string, OperationOutcomeIssue[]>();
+    const firstKey = items[0] ? `${items[0].type}/${items[0].id}` : '';
+    for (const w of warnings) {
+      const key = w.resource ?? firstKey;
+      byEntry.set(key, [...(byEntry.get(key) ?? []), mappingWarningToIssue(w) as OperationOutcomeIssue]);
+    }
     const entry = items.map((item) => {
       const o = outcomes.get(item.index) as Outcome;
-      const lenient = warnings.filter((w) => concerns(item, w)).map((w) => mappingWarningToIssue(w) as OperationOutcomeIssue);
+      const lenient = byEntry.get(`${item.type}/${item.id}`) ?? [];
       const info = (text: string): OperationOutcome => ({
         resourceType: 'OperationOutcome',
         issue: [{ severity: 'information', code: 'informational', diagnostics: text }, ...lenient],
