@@ -10,10 +10,11 @@ export type MappingErrorCode = 'INVALID' | 'UNMAPPABLE';
 /**
  * HL7 table 0357 (message error condition codes) as HDX uses them in HL7 v2 ACKs (ERR-3):
  * 100 segment sequence error (a segment missing or out of place), 101 required field missing,
- * 102 data type error, 103 table value not found, 200 unsupported message type, 203 unsupported version id,
+ * 102 data type error, 103 table value not found, 200 unsupported message type, 201 unsupported event code
+ * (a supported message type with another trigger), 203 unsupported version id,
  * 207 application internal error.
  */
-export type Hl7Condition = '100' | '101' | '102' | '103' | '200' | '203' | '207';
+export type Hl7Condition = '100' | '101' | '102' | '103' | '200' | '201' | '203' | '207';
 
 export const HL7_CONDITION_TEXT: Readonly<Record<Hl7Condition, string>> = {
   '100': 'Segment sequence error',
@@ -21,6 +22,7 @@ export const HL7_CONDITION_TEXT: Readonly<Record<Hl7Condition, string>> = {
   '102': 'Data type error',
   '103': 'Table value not found',
   '200': 'Unsupported message type',
+  '201': 'Unsupported event code',
   '203': 'Unsupported version id',
   '207': 'Application internal error',
 };

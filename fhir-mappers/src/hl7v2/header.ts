@@ -37,7 +37,10 @@ export function readHeader(msg: Hl7Message, options: Hl7MapOptions | undefined, 
   const kind = `${type}^${trigger}`;
   if (!(SUPPORTED_MESSAGES as readonly string[]).includes(kind)) {
     const shown = /^[A-Z0-9]{3}\^[A-Z0-9]{3}$/.test(kind) ? ` ${kind}` : '';
-    throw new MappingError('UNMAPPABLE', location(msh, 9), `message type${shown} is not supported (supported: ${SUPPORTED_MESSAGES.join(', ')})`);
+    const typeKnown = SUPPORTED_MESSAGES.some((m) => m.startsWith(`${type}^`));
+    throw new MappingError('UNMAPPABLE', location(msh, 9), `message type${shown} is not supported (supported: ${SUPPORTED_MESSAGES.join(', ')})`, undefined, {
+      hl7Condition: typeKnown ? '201' : '200',
+    });
   }
   const app = repetitions(msh, 3)[0];
   const facility = repetitions(msh, 4)[0];

@@ -94,7 +94,7 @@ describe('MLLP listener (fake ledger)', () => {
     const acks = await exchange(listener.port, [bytes.subarray(0, 10), bytes.subarray(10, bytes.length - 3), bytes.subarray(bytes.length - 3)], 2);
     const [first, second] = acks.map((a) => a.split('\r'));
     expect(first?.[1]).to.match(/^MSA\|AE\|MSG00001\|MSH-9: /);
-    expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|200\^Unsupported message type\^HL70357\|E\|/);
+    expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|201\^Unsupported event code\^HL70357\|E\|/);
     expect(acks[0]).to.not.contain('Brien');
     expect(second?.[1]).to.equal('MSA|AA|MSG00001');
   });

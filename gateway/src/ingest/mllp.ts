@@ -88,7 +88,7 @@ export function ackFor(message: string, error?: AckError, warnings: readonly Map
     '|',
   );
   if (!error) return [`${header}`, `MSA|AA|${field(10)}`, ...warnings.map((w) => errSegment(w.location, w.condition, 'W', `${w.location}: ${w.message}`, w.rule)), ''].join('\r');
-  // Table 0357: 100 segment sequence, 101 required field missing, 102 data type, 103 table value, 200 unsupported message type, 207 application error.
+  // Table 0357 (the mapper's condition, else): 200 unsupported message type, 102 data type, 207 application error.
   const condition = error.condition ?? (error.location.startsWith('MSH-9') ? '200' : error.code === 'INVALID' ? '102' : '207');
   const why = plain(redactIds(error.text));
   return `${header}\rMSA|AE|${field(10)}|${why}\r${errSegment(error.location, condition, 'E', why)}\r`;
