@@ -381,3 +381,31 @@ describe('hl7v2ToBundleWithWarnings: fields real senders leave blank', () => {
     for (const [text, code, loc, condition] of cases) expect(hl7ConditionOf(expectMappingError(() => hl7v2ToBundle(text), code, loc)), loc).to.equal(condition);
   });
 });
+
+describe('hl7v2ToBundle: order numbers in the ORC', () => {
+  it('takes the filler and placer order numbers from the ORC before the OBR when OBR-2/3 are blank', () => {
+    const obrOnly = msg(MSH_ORU, PID, OBR, obx('1', 'NM', 'X^A^LN', '1', '', 'F'));
+    const orcOnly = msg(MSH_ORU.replace('CTRL-2', 'CTRL-3'), PID, 'ORC|RE|P-1|F-1^LAB', OBR.replace('|P-1|F-1^LAB|', '|||'), obx('1', 'NM', 'X^A^LN', '1', '', 'F'));
+    const a = resources<DiagnosticReport>(mapWarned(obrOnly).bundle, 'DiagnosticReport')[0];
+    const b = mapWarned(orcOnly);
+    const report = resources<DiagnosticReport>(b.bundle, 'DiagnosticReport')[0];
+    expect(report?.identifier?.map((i) => [i.type?.coding?.[0]?.code, i.value])).to.deep.equal([
+      ['FILL', 'F-1'],
+      ['PLAC', 'P-1'],
+    ]);
+    // the same order, so the same report (a correction in a later message replaces it)
+    expect(report?.id).to.equal(a?.id);
+    expect(b.warnings.map((w) => w.rule)).to.not.include('order-number-missing');
+    // an ORC belongs to the OBR after it only
+    const second = msg(
+      MSH_ORU,
+      PID,
+      'ORC|RE|P-1|F-1^LAB',
+      OBR,
+      obx('1', 'NM', 'X^A^LN', '1', '', 'F'),
+      'OBR|2|||X^B^LN|||20240101110000+0100',
+      obx('1', 'NM', 'X^B^LN', '1', '', 'F'),
+    );
+    expect(mapWarned(second).warnings.map((w) => `${w.location} ${w.rule}`)).to.include('OBR[2]-3 order-number-missing');
+  });
+});

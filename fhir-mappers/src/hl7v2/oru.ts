@@ -7,7 +7,7 @@
  * CodeableConcept, DT/DTM/TS → dateTime, TM → time), reference range (OBX-7), interpretation (OBX-8),
  * status (OBX-11, table 0085), effective time (OBX-14, else OBR-7), method (OBX-17), notes (NTE after
  * the OBX); an empty value gets a dataAbsentReason.
- * DiagnosticReport: code (OBR-4), filler / placer order numbers (OBR-3 / OBR-2), status (OBR-25, else
+ * DiagnosticReport: code (OBR-4), filler / placer order numbers (OBR-3 / OBR-2, else ORC-3 / ORC-2), status (OBR-25, else
  * from the results), effective time (OBR-7), category (OBR-24, table 0074), result references.
  */
 import type { Bundle, CodeableConcept, DiagnosticReport, FhirResource, Identifier, Observation, ObservationReferenceRange, Quantity, Reference } from 'fhir/r4';
@@ -58,17 +58,23 @@ const COMPARATORS: Readonly<Record<string, Quantity['comparator']>> = { '<': '<'
 interface Group {
   pid: Hl7Segment;
   pv1?: Hl7Segment;
-  orders: Array<{ obr: Hl7Segment; results: Array<{ obx: Hl7Segment; notes: Hl7Segment[] }> }>;
+  /** an order: its OBR, the ORC before it (the common order segment, which may carry the order numbers), its results */
+  orders: Array<{ obr: Hl7Segment; orc?: Hl7Segment; results: Array<{ obx: Hl7Segment; notes: Hl7Segment[] }> }>;
 }
 
 function groups(segments: readonly Hl7Segment[]): Group[] {
   const out: Group[] = [];
+  let orc: Hl7Segment | undefined;
   for (const seg of segments) {
     const group = out.at(-1);
     const order = group?.orders.at(-1);
     switch (seg.name) {
       case 'PID':
         out.push({ pid: seg, orders: [] });
+        orc = undefined;
+        break;
+      case 'ORC':
+        orc = seg;
         break;
       case 'PV1':
         if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'PV1 before any PID', undefined, { hl7Condition: '100' });
@@ -76,7 +82,8 @@ function groups(segments: readonly Hl7Segment[]): Group[] {
         break;
       case 'OBR':
         if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBR before any PID', undefined, { hl7Condition: '100' });
-        group.orders.push({ obr: seg, results: [] });
+        group.orders.push(orc ? { obr: seg, orc, results: [] } : { obr: seg, results: [] });
+        orc = undefined;
         break;
       case 'OBX':
         if (order === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBX before any OBR', undefined, { hl7Condition: '100' });
@@ -278,8 +285,10 @@ function mapOrder(
 ): FhirResource[] & Array<{ id: string } & FhirResource> {
   const { obr } = order;
   const code = cweToConcept(repetitions(obr, 4)[0], options);
-  const filler = eiToIdentifier(repetitions(obr, 3)[0], 'FILL', header.facilitySystem, options);
-  const placer = eiToIdentifier(repetitions(obr, 2)[0], 'PLAC', header.facilitySystem, options);
+  // OBR-2/3 are the ORC-2/3 of the order: a sender may give them in the ORC only; OBR-2/3 are conditional on them.
+  const { orc } = order;
+  const filler = eiToIdentifier(repetitions(obr, 3)[0] ?? (orc && repetitions(orc, 3)[0]), 'FILL', header.facilitySystem, options);
+  const placer = eiToIdentifier(repetitions(obr, 2)[0] ?? (orc && repetitions(orc, 2)[0]), 'PLAC', header.facilitySystem, options);
   const orderId = filler ?? placer;
   const reportKey = orderId ? ['order', orderId.system ?? '', orderId.value ?? ''] : ['message', header.senderKey, header.controlId, String(obr.occurrence)];
   const effective = v2DateTime(value(obr, 7), location(obr, 7), options);
@@ -301,7 +310,7 @@ function mapOrder(
       location(obr, 3),
       '101',
       'order-number-missing',
-      'neither filler (OBR-3) nor placer (OBR-2) order number: the report is keyed by this message, so a later correction of it cannot replace it',
+      'neither filler (OBR-3, ORC-3) nor placer (OBR-2, ORC-2) order number: the report is keyed by this message, so a later correction of it cannot replace it',
       report,
     );
   }
