@@ -100,11 +100,14 @@ const PARTICIPANTS: ReadonlyArray<{ field: number; code: string; display: string
   { field: 17, code: 'ADM', display: 'admitter' },
 ];
 
-/** The visit (PV1-19) as an identifier, used for the Encounter id and for logical references. */
-export function visitIdentifier(pv1: Hl7Segment, header: MessageHeader, options: Hl7MapOptions | undefined): Identifier | undefined {
+/**
+ * The visit (PV1-19) as an identifier, used for the Encounter id and for logical references. Without an
+ * assigning authority (nor MSH-4): a MappingError, or undefined when not `required`.
+ */
+export function visitIdentifier(pv1: Hl7Segment, header: MessageHeader, options: Hl7MapOptions | undefined, required = true): Identifier | undefined {
   const rep = repetitions(pv1, 19)[0];
   if (rep === undefined) return undefined;
-  const id = cxToIdentifier(rep, location(pv1, 19), header.facilitySystem, options);
+  const id = cxToIdentifier(rep, location(pv1, 19), header.facilitySystem, options, required);
   if (id) id.type = { coding: [{ system: `${SYSTEM.v2Table}0203`, code: 'VN', display: 'Visit number' }] };
   return id;
 }
@@ -170,10 +173,28 @@ export function mapEncounter(
   return encounter;
 }
 
-/** A logical reference to the visit (for results that arrive outside ADT). */
-export function encounterReference(pv1: Hl7Segment | undefined, header: MessageHeader, options: Hl7MapOptions | undefined): Reference | undefined {
+/**
+ * A logical reference to the visit (for results that arrive outside ADT). A visit number without an
+ * assigning authority (nor MSH-4) cannot be told from another facility's: no reference, with a warning.
+ */
+export function encounterReference(
+  pv1: Hl7Segment | undefined,
+  header: MessageHeader,
+  options: Hl7MapOptions | undefined,
+  warnings: Warnings,
+  patient: PatientResource,
+): Reference | undefined {
   if (pv1 === undefined) return undefined;
-  const visit = visitIdentifier(pv1, header, options);
+  const visit = visitIdentifier(pv1, header, options, false);
+  if (visit === undefined && comp(repetitions(pv1, 19)[0], 1) !== undefined) {
+    warnings.add(
+      `${location(pv1, 19)}.4`,
+      '101',
+      'visit-number-without-authority',
+      'visit number has no assigning authority (and MSH-4 is empty): the results are not linked to the visit',
+      patient,
+    );
+  }
   return visit ? { type: 'Encounter', identifier: visit } : undefined;
 }
 

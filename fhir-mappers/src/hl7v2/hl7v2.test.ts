@@ -409,3 +409,19 @@ describe('hl7v2ToBundle: order numbers in the ORC', () => {
     expect(mapWarned(second).warnings.map((w) => `${w.location} ${w.rule}`)).to.include('OBR[2]-3 order-number-missing');
   });
 });
+
+describe('hl7v2ToBundleWithWarnings: a visit number without assigning authority', () => {
+  const noFacility = (m: string): string => m.replace('FAC^1.2.3.4^ISO', '');
+  const pid = 'PID|1||MRN-1^^^FAC&1.2.3.4.5&ISO^MR||Doe^Jane';
+  const pv1 = 'PV1|1|I|||||||||||||||||V-1';
+
+  it('in a result message: the results are not linked to the visit, with a warning', () => {
+    const r = mapWarned(noFacility(msg(MSH_ORU, pid, pv1, OBR, obx('1', 'NM', 'X^A^LN', '1', '', 'F'))));
+    expect(resources<Observation>(r.bundle, 'Observation')[0]?.encounter).to.equal(undefined);
+    expect(r.warnings.map((w) => `${w.location} ${w.condition} ${w.rule}`)).to.include('PV1-19.4 101 visit-number-without-authority');
+  });
+
+  it('in an ADT message it is the Encounter identity: refused', () => {
+    expect(hl7ConditionOf(expectMappingError(() => hl7v2ToBundle(noFacility(msg(MSH_ADT, pid, pv1))), 'INVALID', 'PV1-19.4'))).to.equal('101');
+  });
+});

@@ -344,7 +344,7 @@ export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, o
       patients.add(patient.id);
       resources.push(patient);
     }
-    const encounter = encounterReference(group.pv1, header, options);
+    const encounter = encounterReference(group.pv1, header, options, warnings, patient);
     for (const order of group.orders) resources.push(...mapOrder(order, header, patient, encounter, options, warnings));
   }
   return checkOutput(transaction(resources, new Set([...patients].map((id) => `Patient/${id}`))), options);

@@ -15,6 +15,7 @@ export type Hl7LenientRule =
   | 'visit-segment-missing'
   | 'patient-class-missing'
   | 'patient-class-not-in-table'
+  | 'visit-number-without-authority'
   | 'result-status-missing'
   | 'order-status-missing'
   | 'service-identifier-missing'
