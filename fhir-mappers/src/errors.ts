@@ -7,6 +7,26 @@
  */
 export type MappingErrorCode = 'INVALID' | 'UNMAPPABLE';
 
+/**
+ * HL7 table 0357 (message error condition codes) as HDX uses them in HL7 v2 ACKs (ERR-3):
+ * 100 segment sequence error (a segment missing or out of place), 101 required field missing,
+ * 102 data type error, 103 table value not found, 200 unsupported message type, 201 unsupported event code
+ * (a supported message type with another trigger), 203 unsupported version id,
+ * 207 application internal error.
+ */
+export type Hl7Condition = '100' | '101' | '102' | '103' | '200' | '201' | '203' | '207';
+
+export const HL7_CONDITION_TEXT: Readonly<Record<Hl7Condition, string>> = {
+  '100': 'Segment sequence error',
+  '101': 'Required field missing',
+  '102': 'Data type error',
+  '103': 'Table value not found',
+  '200': 'Unsupported message type',
+  '201': 'Unsupported event code',
+  '203': 'Unsupported version id',
+  '207': 'Application internal error',
+};
+
 export interface MappingProblem {
   location: string;
   message: string;
@@ -17,14 +37,24 @@ export class MappingError extends Error {
   readonly location: string;
   /** all problems found (the first is `location` / `message`) */
   readonly problems: readonly MappingProblem[];
+  /** HL7 v2 mappers: the table 0357 condition (ERR-3 of the ACK), when more precise than the code's default */
+  readonly hl7Condition: Hl7Condition | undefined;
 
-  constructor(code: MappingErrorCode, location: string, message: string, problems?: readonly MappingProblem[], options?: { cause?: unknown }) {
-    super(`${code}: ${location}: ${message}`, options);
+  constructor(code: MappingErrorCode, location: string, message: string, problems?: readonly MappingProblem[], options?: { cause?: unknown; hl7Condition?: Hl7Condition }) {
+    super(`${code}: ${location}: ${message}`, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = MappingError.name;
     this.code = code;
     this.location = location;
     this.problems = problems && problems.length > 0 ? problems : [{ location, message }];
+    this.hl7Condition = options?.hl7Condition;
   }
+}
+
+/** A MappingError's table 0357 condition: its own, else 200 for MSH-9, 102 for INVALID, 207 otherwise. */
+export function hl7ConditionOf(err: MappingError): Hl7Condition {
+  if (err.hl7Condition !== undefined) return err.hl7Condition;
+  if (err.location.startsWith('MSH-9')) return '200';
+  return err.code === 'INVALID' ? '102' : '207';
 }
 
 export function isMappingError(e: unknown): e is MappingError {

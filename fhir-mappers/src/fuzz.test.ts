@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Bundle } from 'fhir/r4';
 import { MappingError } from './errors';
-import { type Hl7MapOptions, hl7v2ToBundle as mapHl7 } from './hl7v2';
+import { type Hl7MapOptions, type MappingWarning, hl7v2ToBundleWithWarnings } from './hl7v2';
 import { readTestData } from './test-support/golden';
 import { validateResource } from './validate';
 import { TEST_IDS } from './test-support/ids';
@@ -14,7 +14,17 @@ import { vrSessionToBundle as mapVr } from './vr-session/to-bundle';
 import type { VrSessionRecord } from './vr-session/types';
 import example from './vr-session/example.json';
 
-const hl7v2ToBundle = (m: string | Uint8Array, o?: Omit<Hl7MapOptions, 'ids'>): Bundle => mapHl7(m, { ids: TEST_IDS, ...o });
+/** Maps and checks the warnings: a position in the message, a table 0357 condition, a resource of the Bundle. */
+const hl7v2ToBundle = (m: string | Uint8Array, o?: Omit<Hl7MapOptions, 'ids'>): Bundle => {
+  const { bundle, warnings } = hl7v2ToBundleWithWarnings(m, { ids: TEST_IDS, ...o });
+  const urls = new Set((bundle.entry ?? []).map((e) => e.request?.url));
+  for (const w of warnings as MappingWarning[]) {
+    expect(w.location).to.match(/^[A-Z][A-Z0-9]{2}(\[\d+\])?(-\d+(\(\d+\))?(\.\d+)*)?$/);
+    expect(w.condition).to.be.oneOf(['100', '101', '103']);
+    if (w.resource !== undefined) expect(urls).to.include(w.resource);
+  }
+  return bundle;
+};
 const vrSessionToBundle = (r: unknown): Bundle => mapVr(r, { ids: TEST_IDS });
 
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 200);

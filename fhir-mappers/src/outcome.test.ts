@@ -1,9 +1,21 @@
 import { expect } from 'chai';
 import { MappingError } from './errors';
-import { issuesToOperationOutcome, mappingErrorToOperationOutcome } from './outcome';
+import { issuesToOperationOutcome, mappingErrorToOperationOutcome, mappingWarningToIssue } from './outcome';
 import { validateResource } from './validate';
 
 describe('OperationOutcome helpers', () => {
+  it('turns an HL7 v2 mapping warning into a warning issue with its table 0357 condition, valid R4', () => {
+    const issue = mappingWarningToIssue({ location: 'OBX[2]-11', condition: '101', rule: 'result-status-missing', message: 'status missing: unknown' });
+    expect(issue).to.deep.equal({
+      severity: 'warning',
+      code: 'incomplete',
+      details: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0357', code: '101', display: 'Required field missing' }], text: 'OBX[2]-11' },
+      diagnostics: 'OBX[2]-11: status missing: unknown (result-status-missing)',
+    });
+    expect(mappingWarningToIssue({ location: 'PID-8', condition: '103', rule: 'sex-not-in-table', message: 'x' }).code).to.equal('code-invalid');
+    expect(validateResource({ resourceType: 'OperationOutcome', issue: [issue] })).to.deep.equal([]);
+  });
+
   it('turns validation issues into a valid OperationOutcome with expressions', () => {
     const oo = issuesToOperationOutcome(validateResource({ resourceType: 'Patient', gender: 'x' }));
     expect(oo.issue).to.have.length(1);

@@ -1,5 +1,6 @@
 import type { OperationOutcome, OperationOutcomeIssue } from 'fhir/r4';
-import { MappingError } from './errors';
+import { HL7_CONDITION_TEXT, MappingError } from './errors';
+import type { MappingWarning } from './hl7v2/warnings';
 import type { FhirIssue } from './validate';
 
 /** Validation issues → an OperationOutcome (for a 400 response). */
@@ -25,5 +26,25 @@ export function mappingErrorToOperationOutcome(err: MappingError): OperationOutc
       if (/^[A-Z][A-Za-z]+(\.|$)/.test(p.location) && !/^[A-Z0-9]{3}(\[\d+\])?-\d/.test(p.location)) issue.expression = [p.location];
       return issue;
     }),
+  };
+}
+
+const WARNING_ISSUE_CODE: Readonly<Record<MappingWarning['condition'], OperationOutcomeIssue['code']>> = {
+  '100': 'structure',
+  '101': 'incomplete',
+  '103': 'code-invalid',
+};
+
+/**
+ * An HL7 v2 mapping warning → an OperationOutcome issue of severity warning: the table 0357 condition in
+ * details (system v2-0357), the input location in details.text and diagnostics (not FHIRPath, so no
+ * expression), the rule name in diagnostics.
+ */
+export function mappingWarningToIssue(w: MappingWarning): OperationOutcomeIssue {
+  return {
+    severity: 'warning',
+    code: WARNING_ISSUE_CODE[w.condition],
+    details: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0357', code: w.condition, display: HL7_CONDITION_TEXT[w.condition] }], text: w.location },
+    diagnostics: `${w.location}: ${w.message} (${w.rule})`,
   };
 }

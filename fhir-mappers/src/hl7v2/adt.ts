@@ -19,36 +19,49 @@ import { SYSTEM } from '../systems';
 import { type Hl7MapOptions, cxToIdentifier, tableConcept, v2DateTime, xadToAddress, xcnToReference, xpnToName, xtnToContact } from './datatypes';
 import { type Hl7Segment, comp, location, repetitions, value } from './parse';
 import type { MessageHeader } from './header';
+import type { Warnings } from './warnings';
 
 export type PatientResource = Patient & { id: string };
 export type EncounterResource = Encounter & { id: string };
 
 const GENDER: Readonly<Record<string, Patient['gender']>> = { M: 'male', F: 'female', O: 'other', A: 'other', U: 'unknown', N: 'unknown' };
 
-export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7MapOptions): PatientResource {
+export function mapPatient(pid: Hl7Segment, header: MessageHeader, options: Hl7MapOptions, warnings: Warnings): PatientResource {
   const identifiers: Identifier[] = [];
+  const dropped: string[] = [];
   repetitions(pid, 3).forEach((rep, i) => {
-    const id = cxToIdentifier(rep, location(pid, 3, i + 1), header.facilitySystem, options);
+    const loc = location(pid, 3, i + 1);
+    // The first identifier is the patient's identity (and keys the Patient id): it must have a system.
+    // A further one without an assigning authority cannot be told apart from another facility's: left out.
+    if (identifiers.length > 0 && comp(rep, 1) !== undefined && cxToIdentifier(rep, loc, header.facilitySystem, options, false) === undefined) {
+      dropped.push(`${loc}.4`);
+      return;
+    }
+    const id = cxToIdentifier(rep, loc, header.facilitySystem, options);
     if (id) identifiers.push(id);
   });
   const first = identifiers[0];
-  if (first === undefined) throw new MappingError('INVALID', location(pid, 3), 'patient identifier list is required');
+  if (first === undefined) throw new MappingError('INVALID', location(pid, 3), 'patient identifier list is required', undefined, { hl7Condition: '101' });
   const patient: PatientResource = {
     resourceType: 'Patient',
     id: options.ids.id('Patient', first.system ?? '', first.value ?? ''),
     identifier: identifiers,
   };
+  for (const loc of dropped) {
+    warnings.add(loc, '101', 'patient-identifier-without-authority', 'identifier has no assigning authority (and MSH-4 is empty): this identifier is left out', patient);
+  }
   const names = repetitions(pid, 5)
     .map(xpnToName)
     .filter((n) => n !== undefined);
   if (names.length > 0) patient.name = names;
+  else warnings.add(location(pid, 5), '101', 'patient-name-missing', 'patient name missing: Patient.name left out', patient);
   const telecom = [...repetitions(pid, 13).map((r) => xtnToContact(r, 'home')), ...repetitions(pid, 14).map((r) => xtnToContact(r, 'work'))].filter((t) => t !== undefined);
   if (telecom.length > 0) patient.telecom = telecom;
   const sex = value(pid, 8);
   if (sex !== undefined) {
     const gender = GENDER[sex.toUpperCase()];
-    if (gender === undefined) throw new MappingError('INVALID', location(pid, 8), 'administrative sex is not a code of HL7 table 0001');
-    patient.gender = gender;
+    if (gender !== undefined) patient.gender = gender;
+    else warnings.add(location(pid, 8), '103', 'sex-not-in-table', 'administrative sex is not a code of HL7 table 0001: Patient.gender left out', patient);
   }
   const birthDate = v2DateTime(value(pid, 7), location(pid, 7), options, true);
   if (birthDate !== undefined) patient.birthDate = birthDate;
@@ -78,6 +91,7 @@ const PATIENT_CLASS: Readonly<Record<string, { code: string; display: string; sy
   B: { code: 'IMP', display: 'inpatient encounter' },
   U: { code: 'UNK', display: 'unknown', system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor' },
 };
+const UNKNOWN_CLASS = PATIENT_CLASS['U'] as { code: string; display: string; system: string };
 
 const PARTICIPANTS: ReadonlyArray<{ field: number; code: string; display: string }> = [
   { field: 7, code: 'ATND', display: 'attender' },
@@ -86,22 +100,33 @@ const PARTICIPANTS: ReadonlyArray<{ field: number; code: string; display: string
   { field: 17, code: 'ADM', display: 'admitter' },
 ];
 
-/** The visit (PV1-19) as an identifier, used for the Encounter id and for logical references. */
-export function visitIdentifier(pv1: Hl7Segment, header: MessageHeader, options: Hl7MapOptions | undefined): Identifier | undefined {
+/**
+ * The visit (PV1-19) as an identifier, used for the Encounter id and for logical references. Without an
+ * assigning authority (nor MSH-4): a MappingError, or undefined when not `required`.
+ */
+export function visitIdentifier(pv1: Hl7Segment, header: MessageHeader, options: Hl7MapOptions | undefined, required = true): Identifier | undefined {
   const rep = repetitions(pv1, 19)[0];
   if (rep === undefined) return undefined;
-  const id = cxToIdentifier(rep, location(pv1, 19), header.facilitySystem, options);
+  const id = cxToIdentifier(rep, location(pv1, 19), header.facilitySystem, options, required);
   if (id) id.type = { coding: [{ system: `${SYSTEM.v2Table}0203`, code: 'VN', display: 'Visit number' }] };
   return id;
 }
 
-/** PV1 → Encounter, or undefined when PV1-2 is N (not applicable). */
-export function mapEncounter(pv1: Hl7Segment, header: MessageHeader, patient: PatientResource, status: Encounter['status'], options: Hl7MapOptions): EncounterResource | undefined {
+/**
+ * PV1 → Encounter, or undefined when PV1-2 is N (not applicable). A patient class that is missing or not
+ * in table 0004 becomes class UNK (v3 NullFlavor: unknown), with a warning.
+ */
+export function mapEncounter(
+  pv1: Hl7Segment,
+  header: MessageHeader,
+  patient: PatientResource,
+  status: Encounter['status'],
+  options: Hl7MapOptions,
+  warnings: Warnings,
+): EncounterResource | undefined {
   const klass = value(pv1, 2)?.toUpperCase();
-  if (klass === undefined) throw new MappingError('INVALID', location(pv1, 2), 'patient class is required');
   if (klass === 'N') return undefined;
-  const c = PATIENT_CLASS[klass];
-  if (c === undefined) throw new MappingError('UNMAPPABLE', location(pv1, 2), 'patient class is not a code of HL7 table 0004');
+  const c = PATIENT_CLASS[klass ?? 'U'] ?? UNKNOWN_CLASS;
   const visit = visitIdentifier(pv1, header, options);
   const start = v2DateTime(value(pv1, 44), location(pv1, 44), options);
   const end = v2DateTime(value(pv1, 45), location(pv1, 45), options);
@@ -113,6 +138,10 @@ export function mapEncounter(pv1: Hl7Segment, header: MessageHeader, patient: Pa
     class: { system: c.system ?? SYSTEM.actCode, code: c.code, display: c.display },
     subject: ref(patient.id),
   };
+  if (klass === undefined) warnings.add(location(pv1, 2), '101', 'patient-class-missing', 'patient class missing: Encounter.class is UNK (unknown)', encounter);
+  else if (PATIENT_CLASS[klass] === undefined) {
+    warnings.add(location(pv1, 2), '103', 'patient-class-not-in-table', 'patient class is not a code of HL7 table 0004: Encounter.class is UNK (unknown)', encounter);
+  }
   if (visit) encounter.identifier = [visit];
   const admissionType = tableConcept('0007', value(pv1, 4));
   if (admissionType) encounter.type = [admissionType];
@@ -144,22 +173,42 @@ export function mapEncounter(pv1: Hl7Segment, header: MessageHeader, patient: Pa
   return encounter;
 }
 
-/** A logical reference to the visit (for results that arrive outside ADT). */
-export function encounterReference(pv1: Hl7Segment | undefined, header: MessageHeader, options: Hl7MapOptions | undefined): Reference | undefined {
+/**
+ * A logical reference to the visit (for results that arrive outside ADT). A visit number without an
+ * assigning authority (nor MSH-4) cannot be told from another facility's: no reference, with a warning.
+ */
+export function encounterReference(
+  pv1: Hl7Segment | undefined,
+  header: MessageHeader,
+  options: Hl7MapOptions | undefined,
+  warnings: Warnings,
+  patient: PatientResource,
+): Reference | undefined {
   if (pv1 === undefined) return undefined;
-  const visit = visitIdentifier(pv1, header, options);
+  const visit = visitIdentifier(pv1, header, options, false);
+  if (visit === undefined && comp(repetitions(pv1, 19)[0], 1) !== undefined) {
+    warnings.add(
+      `${location(pv1, 19)}.4`,
+      '101',
+      'visit-number-without-authority',
+      'visit number has no assigning authority (and MSH-4 is empty): the results are not linked to the visit',
+      patient,
+    );
+  }
   return visit ? { type: 'Encounter', identifier: visit } : undefined;
 }
 
 const ADT_STATUS: Readonly<Record<string, Encounter['status']>> = { A01: 'in-progress', A04: 'arrived', A08: 'unknown' };
 
 /** ADT^A01 (admit), A04 (register), A08 (update) → Patient [+ Encounter]. */
-export function mapAdt(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions): Bundle {
+export function mapAdt(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions, warnings: Warnings): Bundle {
   const pid = segments.find((s) => s.name === 'PID');
-  if (pid === undefined) throw new MappingError('INVALID', 'PID', 'ADT message has no PID segment');
-  const patient = mapPatient(pid, header, options);
+  if (pid === undefined) throw new MappingError('INVALID', 'PID', 'ADT message has no PID segment', undefined, { hl7Condition: '100' });
+  const patient = mapPatient(pid, header, options, warnings);
   const pv1 = segments.find((s) => s.name === 'PV1');
-  if (pv1 === undefined && header.trigger !== 'A08') throw new MappingError('INVALID', 'PV1', `ADT^${header.trigger} message has no PV1 segment`);
-  const encounter = pv1 ? mapEncounter(pv1, header, patient, ADT_STATUS[header.trigger] ?? 'unknown', options) : undefined;
+  if (pv1 === undefined && header.trigger !== 'A08') {
+    warnings.add('PV1', '100', 'visit-segment-missing', `ADT^${header.trigger} message has no PV1 segment: the Patient is mapped, no Encounter`, patient);
+  }
+  const encounter = pv1 ? mapEncounter(pv1, header, patient, ADT_STATUS[header.trigger] ?? 'unknown', options, warnings) : undefined;
   return checkOutput(transaction(encounter ? [patient, encounter] : [patient]), options);
 }

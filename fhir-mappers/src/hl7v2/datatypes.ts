@@ -107,12 +107,18 @@ export function tableConcept(table: string, code: string | undefined): CodeableC
   return c === undefined ? undefined : { coding: [{ system: `${SYSTEM.v2Table}${table}`, code: c }] };
 }
 
-/** CX → Identifier. The assigning authority (CX.4) gives the system, else `fallbackAuthority` (MSH-4). */
-export function cxToIdentifier(rep: string[][], loc: string, fallbackAuthority: string | undefined, options: Hl7MapOptions | undefined): Identifier | undefined {
+/**
+ * CX → Identifier. The assigning authority (CX.4) gives the system, else `fallbackAuthority` (MSH-4); with
+ * neither, a MappingError (101), or undefined when `required` is false.
+ */
+export function cxToIdentifier(rep: string[][], loc: string, fallbackAuthority: string | undefined, options: Hl7MapOptions | undefined, required = true): Identifier | undefined {
   const value = comp(rep, 1);
   if (value === undefined) return undefined;
   const system = hdToSystem(subcomponents(rep, 4), options) ?? fallbackAuthority;
-  if (system === undefined) throw new MappingError('INVALID', `${loc}.4`, 'identifier has no assigning authority (and MSH-4 is empty)');
+  if (system === undefined) {
+    if (!required) return undefined;
+    throw new MappingError('INVALID', `${loc}.4`, 'identifier has no assigning authority (and MSH-4 is empty)', undefined, { hl7Condition: '101' });
+  }
   const id: Identifier = { system, value };
   const type = tableConcept('0203', comp(rep, 5));
   if (type) id.type = type;

@@ -7,7 +7,7 @@
  * CodeableConcept, DT/DTM/TS → dateTime, TM → time), reference range (OBX-7), interpretation (OBX-8),
  * status (OBX-11, table 0085), effective time (OBX-14, else OBR-7), method (OBX-17), notes (NTE after
  * the OBX); an empty value gets a dataAbsentReason.
- * DiagnosticReport: code (OBR-4), filler / placer order numbers (OBR-3 / OBR-2), status (OBR-25, else
+ * DiagnosticReport: code (OBR-4), filler / placer order numbers (OBR-3 / OBR-2, else ORC-3 / ORC-2), status (OBR-25, else
  * from the results), effective time (OBR-7), category (OBR-24, table 0074), result references.
  */
 import type { Bundle, CodeableConcept, DiagnosticReport, FhirResource, Identifier, Observation, ObservationReferenceRange, Quantity, Reference } from 'fhir/r4';
@@ -18,6 +18,7 @@ import { type PatientResource, encounterReference, mapPatient } from './adt';
 import { type Hl7MapOptions, codeSystemUri, cweToConcept, eiToIdentifier, fhirCode, tableConcept, v2DateTime, v2Number, v2Time } from './datatypes';
 import type { MessageHeader } from './header';
 import { type Hl7Segment, comp, location, repetitions, value } from './parse';
+import type { Warnings } from './warnings';
 
 type ObservationResource = Observation & { id: string };
 type ReportResource = DiagnosticReport & { id: string };
@@ -57,28 +58,35 @@ const COMPARATORS: Readonly<Record<string, Quantity['comparator']>> = { '<': '<'
 interface Group {
   pid: Hl7Segment;
   pv1?: Hl7Segment;
-  orders: Array<{ obr: Hl7Segment; results: Array<{ obx: Hl7Segment; notes: Hl7Segment[] }> }>;
+  /** an order: its OBR, the ORC before it (the common order segment, which may carry the order numbers), its results */
+  orders: Array<{ obr: Hl7Segment; orc?: Hl7Segment; results: Array<{ obx: Hl7Segment; notes: Hl7Segment[] }> }>;
 }
 
 function groups(segments: readonly Hl7Segment[]): Group[] {
   const out: Group[] = [];
+  let orc: Hl7Segment | undefined;
   for (const seg of segments) {
     const group = out.at(-1);
     const order = group?.orders.at(-1);
     switch (seg.name) {
       case 'PID':
         out.push({ pid: seg, orders: [] });
+        orc = undefined;
+        break;
+      case 'ORC':
+        orc = seg;
         break;
       case 'PV1':
-        if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'PV1 before any PID');
+        if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'PV1 before any PID', undefined, { hl7Condition: '100' });
         if (group.orders.length === 0) group.pv1 = seg;
         break;
       case 'OBR':
-        if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBR before any PID');
-        group.orders.push({ obr: seg, results: [] });
+        if (group === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBR before any PID', undefined, { hl7Condition: '100' });
+        group.orders.push(orc ? { obr: seg, orc, results: [] } : { obr: seg, results: [] });
+        orc = undefined;
         break;
       case 'OBX':
-        if (order === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBX before any OBR');
+        if (order === undefined) throw new MappingError('INVALID', location(seg, 1).replace(/-1$/, ''), 'OBX before any OBR', undefined, { hl7Condition: '100' });
         order.results.push({ obx: seg, notes: [] });
         break;
       case 'NTE':
@@ -87,7 +95,7 @@ function groups(segments: readonly Hl7Segment[]): Group[] {
       default:
     }
   }
-  if (out.length === 0) throw new MappingError('INVALID', 'PID', 'ORU message has no PID segment');
+  if (out.length === 0) throw new MappingError('INVALID', 'PID', 'ORU message has no PID segment', undefined, { hl7Condition: '100' });
   return out;
 }
 
@@ -134,7 +142,7 @@ function observationValue(obx: Hl7Segment, options: Hl7MapOptions | undefined): 
   if (first === undefined) return {};
   const type = value(obx, 2)?.toUpperCase();
   const loc = location(obx, 5);
-  if (type === undefined) throw new MappingError('INVALID', location(obx, 2), 'value type is required when OBX-5 has a value');
+  if (type === undefined) throw new MappingError('INVALID', location(obx, 2), 'value type is required when OBX-5 has a value', undefined, { hl7Condition: '101' });
   const text = (): string => reps.map((r) => r.map((c) => c.join('&')).join('^')).join('\n');
   if (reps.length > 1 && !['TX', 'FT', 'ST'].includes(type)) {
     throw new MappingError('UNMAPPABLE', loc, 'repeating observation values are only supported for text types');
@@ -208,15 +216,17 @@ interface OrderContext {
   reportKey: string[];
   effective: string | undefined;
   options: Hl7MapOptions;
+  warnings: Warnings;
 }
 
 function mapObservation(obx: Hl7Segment, notes: Hl7Segment[], ctx: OrderContext, seen: Map<string, number>): ObservationResource {
   const code = cweToConcept(repetitions(obx, 3)[0], ctx.options);
-  if (code === undefined) throw new MappingError('INVALID', location(obx, 3), 'observation identifier is required');
+  if (code === undefined) throw new MappingError('INVALID', location(obx, 3), 'observation identifier is required', undefined, { hl7Condition: '101' });
+  // A missing status is `unknown` (R4 observation-status); a code we cannot read may mean "withdrawn" or
+  // "wrong patient" (D, W in table 0085), so it is refused rather than guessed.
   const statusCode = value(obx, 11)?.toUpperCase();
-  if (statusCode === undefined) throw new MappingError('INVALID', location(obx, 11), 'observation result status is required');
-  const status = RESULT_STATUS[statusCode];
-  if (status === undefined) throw new MappingError('INVALID', location(obx, 11), 'result status is not a code of HL7 table 0085');
+  const status = statusCode === undefined ? 'unknown' : RESULT_STATUS[statusCode];
+  if (status === undefined) throw new MappingError('INVALID', location(obx, 11), 'result status is not a code of HL7 table 0085', undefined, { hl7Condition: '103' });
   const first = code.coding?.[0];
   const key = [...ctx.reportKey, first?.system ?? '', first?.code ?? code.text ?? '', value(obx, 4) ?? ''];
   const n = (seen.get(key.join('|')) ?? 0) + 1;
@@ -237,6 +247,7 @@ function mapObservation(obx: Hl7Segment, notes: Hl7Segment[], ctx: OrderContext,
     const reason = status === 'cancelled' ? 'not-performed' : 'unknown';
     obs.dataAbsentReason = { coding: [{ system: SYSTEM.dataAbsentReason, code: reason }] };
   }
+  if (statusCode === undefined) ctx.warnings.add(location(obx, 11), '101', 'result-status-missing', 'observation result status missing: Observation.status is unknown', obs);
   const interp = interpretation(obx);
   if (interp) obs.interpretation = interp;
   const range = referenceRange(obx, units(obx, ctx.options));
@@ -248,16 +259,21 @@ function mapObservation(obx: Hl7Segment, notes: Hl7Segment[], ctx: OrderContext,
   return obs;
 }
 
+/** OBR-25 (table 0123), else derived from the results (undefined code: the caller warns). */
 function reportStatus(obr: Hl7Segment, results: readonly ObservationResource[]): DiagnosticReport['status'] {
   const code = value(obr, 25)?.toUpperCase();
   if (code !== undefined) {
     const s = ORDER_STATUS[code];
-    if (s === undefined) throw new MappingError('INVALID', location(obr, 25), 'result status is not a code of HL7 table 0123');
+    if (s === undefined) throw new MappingError('INVALID', location(obr, 25), 'result status is not a code of HL7 table 0123', undefined, { hl7Condition: '103' });
     return s;
   }
-  if (results.length > 0 && results.every((r) => r.status === 'final' || r.status === 'corrected')) return 'final';
-  return results.length === 0 ? 'registered' : 'partial';
+  if (results.length === 0) return 'registered';
+  if (results.every((r) => r.status === 'final' || r.status === 'corrected')) return 'final';
+  return results.some((r) => r.status === 'unknown') ? 'unknown' : 'partial';
 }
+
+/** data-absent-reason on a required element the message does not give (R4: any element may carry it). */
+const ABSENT_UNKNOWN = { extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' }] };
 
 function mapOrder(
   order: Group['orders'][number],
@@ -265,25 +281,45 @@ function mapOrder(
   patient: PatientResource,
   encounter: Reference | undefined,
   options: Hl7MapOptions,
+  warnings: Warnings,
 ): FhirResource[] & Array<{ id: string } & FhirResource> {
   const { obr } = order;
   const code = cweToConcept(repetitions(obr, 4)[0], options);
-  if (code === undefined) throw new MappingError('INVALID', location(obr, 4), 'universal service identifier is required');
-  const filler = eiToIdentifier(repetitions(obr, 3)[0], 'FILL', header.facilitySystem, options);
-  const placer = eiToIdentifier(repetitions(obr, 2)[0], 'PLAC', header.facilitySystem, options);
+  // OBR-2/3 are the ORC-2/3 of the order: a sender may give them in the ORC only; OBR-2/3 are conditional on them.
+  const { orc } = order;
+  const filler = eiToIdentifier(repetitions(obr, 3)[0] ?? (orc && repetitions(orc, 3)[0]), 'FILL', header.facilitySystem, options);
+  const placer = eiToIdentifier(repetitions(obr, 2)[0] ?? (orc && repetitions(orc, 2)[0]), 'PLAC', header.facilitySystem, options);
   const orderId = filler ?? placer;
   const reportKey = orderId ? ['order', orderId.system ?? '', orderId.value ?? ''] : ['message', header.senderKey, header.controlId, String(obr.occurrence)];
   const effective = v2DateTime(value(obr, 7), location(obr, 7), options);
-  const ctx: OrderContext = { header, patient, encounter, reportKey, effective, options };
+  const ctx: OrderContext = { header, patient, encounter, reportKey, effective, options, warnings };
   const seen = new Map<string, number>();
   const observations = order.results.map((r) => mapObservation(r.obx, r.notes, ctx, seen));
   const report: ReportResource = {
     resourceType: 'DiagnosticReport',
     id: options.ids.id('DiagnosticReport', patient.id, ...reportKey),
     status: reportStatus(obr, observations),
-    code,
+    code: code ?? structuredClone(ABSENT_UNKNOWN),
     subject: ref(patient.id),
   };
+  if (code === undefined) {
+    warnings.add(location(obr, 4), '101', 'service-identifier-missing', 'universal service identifier missing: DiagnosticReport.code carries data-absent-reason unknown', report);
+  }
+  if (orderId === undefined) {
+    warnings.add(
+      location(obr, 3),
+      '101',
+      'order-number-missing',
+      'neither filler (OBR-3, ORC-3) nor placer (OBR-2, ORC-2) order number: the report is keyed by this message, so a later correction of it cannot replace it',
+      report,
+    );
+  }
+  if (effective === undefined) {
+    warnings.add(location(obr, 7), '101', 'observation-time-missing', 'observation date/time missing: effective time left out (kept per result where OBX-14 gives one)', report);
+  }
+  if (value(obr, 25) === undefined) {
+    warnings.add(location(obr, 25), '101', 'order-status-missing', `result status missing: DiagnosticReport.status derived from the results (${report.status})`, report);
+  }
   const identifiers = [filler, placer].filter((i): i is Identifier => i !== undefined);
   if (identifiers.length > 0) report.identifier = identifiers;
   const category = tableConcept('0074', value(obr, 24));
@@ -299,17 +335,17 @@ function mapOrder(
  * but carries less than the ADT feed (often no address or contacts), so its Patient is a create-only
  * entry: it creates a patient the receiver does not know yet and never replaces a richer one.
  */
-export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions): Bundle {
+export function mapOru(segments: readonly Hl7Segment[], header: MessageHeader, options: Hl7MapOptions, warnings: Warnings): Bundle {
   const resources: Array<FhirResource & { id: string }> = [];
   const patients = new Set<string>();
   for (const group of groups(segments)) {
-    const patient = mapPatient(group.pid, header, options);
+    const patient = mapPatient(group.pid, header, options, warnings);
     if (!patients.has(patient.id)) {
       patients.add(patient.id);
       resources.push(patient);
     }
-    const encounter = encounterReference(group.pv1, header, options);
-    for (const order of group.orders) resources.push(...mapOrder(order, header, patient, encounter, options));
+    const encounter = encounterReference(group.pv1, header, options, warnings, patient);
+    for (const order of group.orders) resources.push(...mapOrder(order, header, patient, encounter, options, warnings));
   }
   return checkOutput(transaction(resources, new Set([...patients].map((id) => `Patient/${id}`))), options);
 }

@@ -24,6 +24,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { type MappingWarning, mappingWarningToIssue } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { ScopedCaller } from '../fhir/bundle-service';
 import type { Caller } from '../fhir/access-control';
@@ -55,9 +56,14 @@ export interface IngestSummary {
 }
 
 export interface IngestResult {
-  /** A FHIR `transaction-response` Bundle: one entry per input entry, in input order. */
+  /**
+   * A FHIR `transaction-response` Bundle: one entry per input entry, in input order. The mapper's warnings
+   * are warning issues in `response.outcome` of the entry they concern (message-wide ones: the first entry).
+   */
   readonly bundle: Record<string, unknown>;
   readonly summary: IngestSummary;
+  /** The mapper's warnings passed in, for the HL7 ACK (ERR, severity W). */
+  readonly warnings: readonly MappingWarning[];
 }
 
 interface Item {
@@ -252,14 +258,16 @@ export class IngestService {
    * ids, or one resource with an id. `urn:uuid:` references to entries of the Bundle are rewritten to
    * `Type/id`. Resource types this gateway does not hold (Device, Provenance, ...) are skipped and said
    * so in their response entry. `scoped` checks the caller's scopes (create and update for every type).
+   * `warnings` are what the mapper read leniently (hl7v2ToBundleWithWarnings): they go into the response
+   * entries and back in the result.
    */
-  async ingest(scoped: ScopedCaller, source: string, body: unknown): Promise<IngestResult> {
+  async ingest(scoped: ScopedCaller, source: string, body: unknown, warnings: readonly MappingWarning[] = []): Promise<IngestResult> {
     try {
       if (!SOURCE_NAME.test(source)) throw new OperationOutcomeError('INVALID', 'The source name must be 1 to 64 letters, digits or ._:-');
       const items = this.#parse(body);
       return await this.#exclusive(
         items.map((i) => `${i.type}/${i.id}`),
-        () => this.#ingest(scoped, source, items),
+        () => this.#ingest(scoped, source, items, warnings),
       );
     } catch (err) {
       // Ledger and store errors may name `Patient/<id>` (an id derived from an MRN): never passed on.
@@ -289,7 +297,7 @@ export class IngestService {
     }
   }
 
-  async #ingest(scoped: ScopedCaller, source: string, items: readonly Item[]): Promise<IngestResult> {
+  async #ingest(scoped: ScopedCaller, source: string, items: readonly Item[], warnings: readonly MappingWarning[]): Promise<IngestResult> {
     // Who may do it: create and update on every type that is stored, before anything is looked at.
     const callers = new Map<string, Caller>();
     for (const item of items) {
@@ -346,8 +354,10 @@ export class IngestService {
       skipped: [...outcomes.values()].filter((o) => o.status === 'skipped').length,
       anchorTransactions,
     };
-    this.#log.info({ event: 'ingest', ...summary, entries: items.length }, 'ingested');
-    return { bundle: this.#response(items, outcomes), summary };
+    // Rule names and positions only (no values): which fields a feed leaves blank.
+    const lenient = warnings.length === 0 ? {} : { warnings: warnings.length, warningRules: [...new Set(warnings.map((w) => `${w.location.replace(/\[\d+\]/, '')} ${w.rule}`))] };
+    this.#log.info({ event: 'ingest', ...summary, entries: items.length, ...lenient }, 'ingested');
+    return { bundle: this.#response(items, outcomes, warnings), summary, warnings };
   }
 
   #parse(body: unknown): Item[] {
@@ -406,17 +416,28 @@ export class IngestService {
     return { index, type, id, resource, createOnly };
   }
 
-  #response(items: readonly Item[], outcomes: ReadonlyMap<number, Outcome>): Record<string, unknown> {
+  #response(items: readonly Item[], outcomes: ReadonlyMap<number, Outcome>, warnings: readonly MappingWarning[]): Record<string, unknown> {
+    // Each warning with the entry of the resource it concerns; one about the whole message with the first.
+    const byEntry = new Map<string, OperationOutcomeIssue[]>();
+    const firstKey = items[0] ? `${items[0].type}/${items[0].id}` : '';
+    for (const w of warnings) {
+      const key = w.resource ?? firstKey;
+      byEntry.set(key, [...(byEntry.get(key) ?? []), mappingWarningToIssue(w) as OperationOutcomeIssue]);
+    }
     const entry = items.map((item) => {
       const o = outcomes.get(item.index) as Outcome;
-      const info = (text: string): OperationOutcome => ({ resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: text }] });
+      const lenient = byEntry.get(`${item.type}/${item.id}`) ?? [];
+      const info = (text: string): OperationOutcome => ({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'information', code: 'informational', diagnostics: text }, ...lenient],
+      });
       if (o.status === 'skipped')
         return {
           response: {
             status: '422 Unprocessable Entity',
             outcome: {
               ...info(o.note ?? 'not stored'),
-              issue: [{ severity: 'warning', code: 'not-supported', diagnostics: o.note ?? 'not stored', expression: [`Bundle.entry[${item.index}]`] }],
+              issue: [{ severity: 'warning', code: 'not-supported', diagnostics: o.note ?? 'not stored', expression: [`Bundle.entry[${item.index}]`] }, ...lenient],
             },
           },
         };

@@ -227,6 +227,38 @@ describe('ingestion (fake ledger)', () => {
     expect(wrongType.status).to.equal(415);
   });
 
+  it('HL7 v2 with required fields left blank: stored (200), each lenient reading a warning issue in the outcome of the entry it concerns', async () => {
+    type Issue = { severity: string; code: string; diagnostics?: string; details?: { coding?: Array<{ system: string; code: string }> } };
+    type Entry = { fullUrl: string; response: { status: string; outcome: { resourceType: string; issue: Issue[] } } };
+    const warningsOf = (e: Entry | undefined): Issue[] => e?.response.outcome.issue.filter((i) => i.severity === 'warning') ?? [];
+    // OBX[2] without its result status (OBX-11)
+    const res = await hl7(ORU.replace('|<^150|mg/dL^^UCUM|0-150|N|||F', '|<^150|mg/dL^^UCUM|0-150|N|||'));
+    expect(res.status).to.equal(200);
+    const entries = res.body.entry as Entry[];
+    expect(statuses(res.body)).to.deep.equal(Array<string>(7).fill('201 Created'));
+    expect(entries.map((e) => warningsOf(e).length)).to.deep.equal([0, 0, 1, 0, 0, 0, 0]);
+    const issue = warningsOf(entries[2])[0];
+    expect(issue).to.deep.include({
+      severity: 'warning',
+      code: 'incomplete',
+      diagnostics: 'OBX[2]-11: observation result status missing: Observation.status is unknown (result-status-missing)',
+    });
+    expect(issue?.details?.coding?.[0]).to.deep.include({ system: 'http://terminology.hl7.org/CodeSystem/v2-0357', code: '101' });
+    expect(validateResource(entries[2]?.response.outcome)).to.deep.equal([]);
+    const id = entries[2]?.fullUrl.split('/').pop() ?? '';
+    const stored = JSON.parse(env.store.readCurrent('Observation', id)?.content ?? '{}') as { status?: string; code?: { coding?: Array<{ code: string }> } };
+    expect(stored.status).to.equal('unknown');
+    expect(stored.code?.coding?.[0]?.code).to.equal('2571-8');
+    expect(JSON.stringify(res.body)).to.not.contain('Brien');
+    // A warning about the whole message (no version id) goes with the first entry
+    const adt = await hl7(ADT.replace('|P|2.5.1|', '|P||'));
+    expect(adt.status).to.equal(200);
+    expect((adt.body.entry as Entry[]).map((e) => warningsOf(e).map((i) => i.diagnostics))).to.deep.equal([
+      ['MSH-12: version id missing: read as HL7 v2 (the structure of every v2.x message HDX maps) (version-missing)'],
+      [],
+    ]);
+  });
+
   it("only the custodian's users with write scopes may ingest", async () => {
     const reader = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.read' });
     expect((await hl7(ADT, reader)).status).to.equal(403);

@@ -16,7 +16,9 @@ import { type MllpListener, startMllpListener } from './mllp';
 const FEED: Caller = { did: `did:hdx:${'m'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'system', actorAuth: 'idp', local: true };
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
-const ADT = fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', 'adt-a01.hl7'), 'utf8');
+const testData = (f: string): string => fs.readFileSync(path.join(__dirname, '..', '..', '..', 'fhir-mappers', 'test-data', 'hl7v2', f), 'utf8');
+const ADT = testData('adt-a01.hl7');
+const ORU = testData('oru-r01.hl7');
 const frame = (m: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(m, 'utf8'), Buffer.from([0x1c, 0x0d])]);
 
 /** Sends the bytes (in the chunks given) and collects `n` framed ACKs. */
@@ -92,7 +94,7 @@ describe('MLLP listener (fake ledger)', () => {
     const acks = await exchange(listener.port, [bytes.subarray(0, 10), bytes.subarray(10, bytes.length - 3), bytes.subarray(bytes.length - 3)], 2);
     const [first, second] = acks.map((a) => a.split('\r'));
     expect(first?.[1]).to.match(/^MSA\|AE\|MSG00001\|MSH-9: /);
-    expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|200\^Unsupported message type\^HL70357\|E\|/);
+    expect(first?.[2]).to.match(/^ERR\|\|MSH\^1\^9\|201\^Unsupported event code\^HL70357\|E\|/);
     expect(acks[0]).to.not.contain('Brien');
     expect(second?.[1]).to.equal('MSA|AA|MSG00001');
   });
@@ -107,5 +109,32 @@ describe('MLLP listener (fake ledger)', () => {
     expect(ack).to.not.match(UUID);
     expect(ack).to.not.contain(patientId);
     expect(lines.join('\n')).to.not.match(UUID);
+  });
+
+  it('stores a result message with fields left blank: MSA|AA and one ERR of severity W per lenient field, naming positions, never values', async () => {
+    // OBX[2] without result status (OBX-11), the order without its result status (OBR-25)
+    const lenient = ORU.replace('|<^150|mg/dL^^UCUM|0-150|N|||F', '|<^150|mg/dL^^UCUM|0-150|N|||').replace('|||||||||CH|F', '|||||||||CH|');
+    const [ack] = await exchange(listener.port, [frame(lenient)], 1);
+    const segments = (ack ?? '').split('\r').filter((x) => x !== '');
+    expect(segments[1]).to.equal('MSA|AA|LAB-0042');
+    expect(segments.slice(2)).to.deep.equal([
+      'ERR||OBX^2^11|101^Required field missing^HL70357|W|result-status-missing^^99HDX|||OBX[2]-11: observation result status missing: Observation.status is unknown',
+      'ERR||OBR^1^25|101^Required field missing^HL70357|W|order-status-missing^^99HDX|||OBR-25: result status missing: DiagnosticReport.status derived from the results (unknown)',
+    ]);
+    expect(ledger.anchors.size).to.equal(7);
+    expect(ack).to.not.contain('Brien').and.not.match(UUID);
+    expect(lines.join('\n')).to.not.contain('Brien');
+  });
+
+  it('refuses what cannot be mapped safely: MSA|AE with an ERR of severity E and its table 0357 condition; nothing stored', async () => {
+    const noPatient = ADT.replace(/\rPID\|1\|\|[^|]*\|/, '\rPID|1|||').replace(/\nPID\|1\|\|[^|]*\|/, '\nPID|1|||');
+    const noCode = ORU.replace('|2571-8^Triglyceride [Mass/volume] in Serum or Plasma^LN|', '||');
+    const acks = await exchange(listener.port, [frame(noPatient), frame(noCode)], 2);
+    const [first, second] = acks.map((a) => a.split('\r'));
+    expect(first?.[1]).to.match(/^MSA\|AE\|MSG00001\|PID-3: /);
+    expect(first?.[2]).to.match(/^ERR\|\|PID\^1\^3\|101\^Required field missing\^HL70357\|E\|/);
+    expect(second?.[1]).to.match(/^MSA\|AE\|LAB-0042\|OBX\[2\]-3: /);
+    expect(second?.[2]).to.match(/^ERR\|\|OBX\^2\^3\|101\^Required field missing\^HL70357\|E\|/);
+    expect(ledger.anchors.size).to.equal(0);
   });
 });

@@ -1,8 +1,11 @@
 /**
  * MLLP listener (HL7 v2 over TCP, `HDX_MLLP_PORT`, bound to 127.0.0.1 only): each framed message
- * (0x0B … 0x1C 0x0D) is mapped with hl7v2ToBundle and ingested exactly as `POST /ingest/hl7v2` does,
- * then answered with an HL7 ACK: `MSA|AA` once stored and anchored, `MSA|AE` with an ERR segment naming
- * the location (MSH-9, OBX[3]-5) when it cannot be. Messages of one connection are handled in order.
+ * (0x0B … 0x1C 0x0D) is mapped with hl7v2ToBundleWithWarnings and ingested exactly as `POST /ingest/hl7v2`
+ * does, then answered with an HL7 ACK: `MSA|AA` once stored and anchored, with one ERR segment of severity
+ * W per field the mapper read leniently (a required field left blank: `ERR||OBX^2^11|101^Required field
+ * missing^HL70357|W|result-status-missing^^99HDX|||...`); `MSA|AE` with an ERR of severity E naming the
+ * location (MSH-9, OBX[3]-5) and its table 0357 condition when it cannot be stored. Messages of one
+ * connection are handled in order.
  *
  * MLLP carries no bearer token: the changes are recorded under the DID configured for the listener
  * (`HDX_MLLP_ACTOR_DID`), as this organization, purpose TREAT. Only processes on this host can connect.
@@ -12,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as net from 'node:net';
-import { hl7v2ToBundle, isMappingError } from '@hdx/fhir-mappers';
+import { HL7_CONDITION_TEXT, type Hl7Condition, type MappingWarning, hl7ConditionOf, hl7v2ToBundleWithWarnings, isMappingError } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { Caller } from '../fhir/access-control';
 import { OperationOutcomeError } from '../errors';
@@ -40,8 +43,10 @@ function plain(text: string): string {
   return text.replace(/[|^~\\&\r\n]/g, ' ').slice(0, 200);
 }
 
-/** `OBX[3]-5`, `PID-3(2).4`, `MSH-9` → an ERL (segment^sequence^field^repetition^component). */
+/** `OBX[3]-5`, `PID-3(2).4`, `MSH-9`, `PV1` → an ERL (segment^sequence[^field^repetition^component]). */
 function erl(location: string): string {
+  const segment = /^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?$/.exec(location);
+  if (segment) return `${segment[1] ?? ''}^${segment[2] ?? '1'}`;
   const m = /^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?-(\d+)(?:\((\d+)\))?(?:\.(\d+))?/.exec(location);
   if (!m) return '';
   return [m[1], m[2] ?? '1', m[3], m[4] ?? (m[5] ? '1' : ''), m[5] ?? ''].join('^').replace(/\^+$/, '');
@@ -54,8 +59,24 @@ function timestamp(): string {
     .replace(/\.\d+Z$/, '+0000');
 }
 
-/** The ACK for a message (its MSH read leniently: the message itself may be what is wrong). */
-export function ackFor(message: string, error?: { code: string; location: string; text: string }): string {
+/** Why a message was not stored: an HDX error code, the location, the text (no value) and its table 0357 condition. */
+export interface AckError {
+  readonly code: string;
+  readonly location: string;
+  readonly text: string;
+  readonly condition?: Hl7Condition;
+}
+
+/** An ERR segment: ERR-2 location, ERR-3 table 0357 condition, ERR-4 severity, ERR-5 HDX rule, ERR-8 user message. */
+function errSegment(location: string, condition: Hl7Condition, severity: 'E' | 'W', text: string, rule = ''): string {
+  return ['ERR', '', erl(location), `${condition}^${HL7_CONDITION_TEXT[condition]}^HL70357`, severity, rule === '' ? '' : `${plain(rule)}^^99HDX`, '', '', plain(text)].join('|');
+}
+
+/**
+ * The ACK for a message (its MSH read leniently: the message itself may be what is wrong): AA, with an ERR
+ * of severity W per warning, or AE with an ERR of severity E.
+ */
+export function ackFor(message: string, error?: AckError, warnings: readonly MappingWarning[] = []): string {
   const msh = message.split(/\r\n|\r|\n/)[0] ?? '';
   const sep = msh.startsWith('MSH') && msh.length > 3 ? (msh[3] as string) : '|';
   const f = msh.startsWith('MSH') ? msh.split(sep) : [];
@@ -66,11 +87,11 @@ export function ackFor(message: string, error?: { code: string; location: string
   const header = ['MSH', '^~\\&', field(5), field(6), field(3), field(4), timestamp(), '', `ACK^${plain(trigger)}^ACK`, randomUUID().slice(0, 20), 'P', field(12) || '2.5.1'].join(
     '|',
   );
-  if (!error) return `${header}\rMSA|AA|${field(10)}\r`;
-  // Table 0357: 100 segment sequence, 101 required field missing, 102 data type, 200 unsupported message type, 207 application error.
-  const code = error.location.startsWith('MSH-9') ? '200^Unsupported message type' : error.code === 'INVALID' ? '102^Data type error' : '207^Application internal error';
+  if (!error) return [`${header}`, `MSA|AA|${field(10)}`, ...warnings.map((w) => errSegment(w.location, w.condition, 'W', `${w.location}: ${w.message}`, w.rule)), ''].join('\r');
+  // Table 0357 (the mapper's condition, else): 200 unsupported message type, 102 data type, 207 application error.
+  const condition = error.condition ?? (error.location.startsWith('MSH-9') ? '200' : error.code === 'INVALID' ? '102' : '207');
   const why = plain(redactIds(error.text));
-  return `${header}\rMSA|AE|${field(10)}|${why}\rERR||${erl(error.location)}|${code}^HL70357|E||||${why}\r`;
+  return `${header}\rMSA|AE|${field(10)}|${why}\r${errSegment(error.location, condition, 'E', why)}\r`;
 }
 
 export async function startMllpListener(options: MllpListenerOptions): Promise<MllpListener> {
@@ -81,13 +102,14 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
     const text = raw.toString('utf8');
     try {
       const custodian = ingest.custodianIds();
-      const bundle = custodian.derive(() => hl7v2ToBundle(new Uint8Array(raw), { ids: custodian.ids }));
-      await ingest.ingest(() => caller, 'mllp', bundle);
-      return ackFor(text);
+      const { bundle, warnings } = custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(raw), { ids: custodian.ids }));
+      const result = await ingest.ingest(() => caller, 'mllp', bundle, warnings);
+      return ackFor(text, undefined, result.warnings);
     } catch (err) {
       if (isMappingError(err)) {
         const first = err.problems[0];
-        return ackFor(text, { code: err.code, location: first?.location ?? err.location, text: first ? `${first.location}: ${first.message}` : err.location });
+        const at = first?.location ?? err.location;
+        return ackFor(text, { code: err.code, location: at, text: first ? `${first.location}: ${first.message}` : err.location, condition: hl7ConditionOf(err) });
       }
       if (err instanceof OperationOutcomeError && err.code !== 'INTERNAL') {
         const expression = err.outcome.issue[0]?.expression?.[0] ?? '';

@@ -1,7 +1,9 @@
 /**
  * The ingestion endpoints (mounted at `/ingest`): HTTP in, a mapper, IngestService, HTTP out.
  *
- * - `POST /ingest/hl7v2` (x-application/hl7-v2+er7 or text/plain): hl7v2ToBundle, then ingest.
+ * - `POST /ingest/hl7v2` (x-application/hl7-v2+er7 or text/plain): hl7v2ToBundleWithWarnings, then ingest;
+ *   what the mapper read leniently (a required field left blank) is a warning issue in the outcome of the
+ *   response entry it concerns.
  * - `POST /ingest/vr-session` (JSON VR session record): vrSessionToBundle, then ingest.
  * - `POST /ingest/fhir?source=<name>` (a Bundle pushed or pulled from an EHR): ingest.
  *   With `&ehr=<EHR FHIR base URL>` (what `hdx sync` sends) the entries carry the EHR's own ids: the gateway
@@ -13,7 +15,7 @@
  * the segment/field or JSON pointer (400 INVALID, 422 UNMAPPABLE), never a value.
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { hl7v2ToBundle, isMappingError, type MappingError, mappingErrorToOperationOutcome, parseVrSessionRecord, vrSessionToBundle } from '@hdx/fhir-mappers';
+import { hl7v2ToBundleWithWarnings, isMappingError, type MappingError, mappingErrorToOperationOutcome, parseVrSessionRecord, vrSessionToBundle } from '@hdx/fhir-mappers';
 import type { ScopedCaller } from '../fhir/bundle-service';
 import { OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { ID } from '../fhir/search-params';
@@ -81,8 +83,8 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
       throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the HL7 v2 message (ER7) with Content-Type: x-application/hl7-v2+er7 or text/plain');
     }
     const custodian = ingest.custodianIds();
-    const bundle = mapped(() => custodian.derive(() => hl7v2ToBundle(new Uint8Array(req.body as Buffer), { ids: custodian.ids })));
-    send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle)).bundle);
+    const { bundle, warnings } = mapped(() => custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(req.body as Buffer), { ids: custodian.ids })));
+    send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle, warnings)).bundle);
   });
 
   router.post('/vr-session', jsonBody({ types: ['application/json'], limit: '64mb' }), async (req, res) => {
