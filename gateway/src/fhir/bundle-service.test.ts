@@ -441,6 +441,40 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     expect(env.ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit')).to.have.length(2);
   });
 
+  it('searches in a batch (GET Type?query): a searchset each, through the same enforcement point; a bad parameter fails only its entry', async () => {
+    const p = await createPatient();
+    const made = await send(bundle('transaction', [post(observation(`Patient/${p}`, '8867-4')), post(observation(`Patient/${p}`, '8310-5'))]));
+    expect(made.status).to.equal(200);
+    const res = await send(
+      bundle('batch', [
+        { request: { method: 'GET', url: `Observation?patient=Patient/${p}&code=http://loinc.org|8867-4` } },
+        { request: { method: 'GET', url: `${BASE}/Observation?patient=${p}&_summary=count` } },
+        { request: { method: 'GET', url: 'Observation?nonsense=1' } },
+        { request: { method: 'GET', url: `Patient/${p}` } },
+      ]),
+    );
+    expect(res.status).to.equal(200);
+    const [bycode, counted, bad, read] = res.body.entry as Array<{
+      resource?: { type?: string; total?: number; entry?: unknown[] };
+      response: { status: string; outcome?: { issue: Array<{ diagnostics: string }> } };
+    }>;
+    expect(bycode?.response.status).to.equal('200 OK');
+    expect(bycode?.resource).to.include({ type: 'searchset', total: 1 });
+    expect(counted?.resource?.total).to.equal(2);
+    expect(counted?.resource?.entry ?? []).to.have.length(0);
+    expect(bad?.response.status).to.equal('400 Bad Request');
+    expect(bad?.response.outcome?.issue[0]?.diagnostics).to.include('nonsense');
+    expect(read?.response.status).to.equal('200 OK');
+    // Another member's user without consent: the search finds nothing it may not see.
+    const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const theirs = await send(bundle('batch', [{ request: { method: 'GET', url: `Observation?patient=Patient/${p}` } }]), other);
+    expect(theirs.body.entry[0].resource.total).to.equal(0);
+    expect(JSON.stringify(theirs.body)).to.not.include('8867-4');
+    // Still no reads or searches in a transaction.
+    const inTx = await send(bundle('transaction', [{ request: { method: 'GET', url: 'Observation?code=8867-4' } }]));
+    expect(inTx.status).to.equal(400);
+  });
+
   it('reads by another organization go through consent: a denied read answers 404 like a missing one and is recorded; a write is 403', async () => {
     const p = await createPatient();
     const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });

@@ -36,6 +36,9 @@ const BATCH_CONCURRENCY = 8;
 /** The Caller for one interaction on one type, after its scope check (app.ts `caller()`); throws FORBIDDEN. */
 export type ScopedCaller = (resourceType: string, action: ScopeAction) => Caller;
 
+/** search-type of the caller (app.ts): the type and the query string → a searchset Bundle. */
+export type SearchType = (resourceType: string, query: string) => Promise<Record<string, unknown>>;
+
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
 interface Entry {
@@ -52,6 +55,8 @@ interface Entry {
   readonly absolute?: { readonly url: string; readonly ref: string; readonly atThisServer: boolean };
   /** PUT, DELETE of `Type?query`: the query (conditional update or delete); no id then. */
   readonly conditional?: string;
+  /** GET of `Type?query` (or `Type`) in a batch: a search, with this query. */
+  readonly search?: string;
   /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
   readonly ifMatch?: string;
   /** POST: request.ifNoneExist, the query part (conditional create). */
@@ -157,8 +162,11 @@ export class BundleService {
     this.#base = deps.baseUrl;
   }
 
-  /** `POST [base]`: a transaction or batch Bundle → its transaction-response or batch-response. */
-  async process(scoped: ScopedCaller, body: unknown): Promise<Record<string, unknown>> {
+  /**
+   * `POST [base]`: a transaction or batch Bundle → its transaction-response or batch-response. `search`
+   * answers a batch's `GET Type?query` entries as the search-type route does (a searchset Bundle).
+   */
+  async process(scoped: ScopedCaller, body: unknown, search?: SearchType): Promise<Record<string, unknown>> {
     if (!isObject(body) || body.resourceType !== 'Bundle') {
       throw new OperationOutcomeError('INVALID', 'POST to the FHIR base takes a Bundle of type transaction or batch');
     }
@@ -172,7 +180,7 @@ export class BundleService {
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
     const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
-    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures);
+    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures, search);
   }
 
   /**
@@ -233,12 +241,16 @@ export class BundleService {
     if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
     // `Type?query` on a PUT or DELETE: a conditional update or delete (http.html#cond-update, #cdelete).
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
+    const url = parseUrl(path, this.#base);
+    // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
+    if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
+      return { index, method, type: url.type, search: query ?? '' };
+    }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
       throw invalid(
         `${at}.request.url`,
-        `${at}.request.url: a search in request.url is a conditional update or delete (PUT or DELETE Type?query); searches are not supported in a Bundle`,
+        `${at}.request.url: a query in request.url is a conditional update or delete (PUT or DELETE Type?query), or a search (GET Type?query) in a batch`,
       );
-    const url = parseUrl(path, this.#base);
     const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', DELETE: 'Type/id or Type?query' }[method];
     const fits =
       url !== undefined &&
@@ -480,6 +492,7 @@ export class BundleService {
     bundle: Record<string, unknown>,
     raw: readonly unknown[],
     failures: ReadonlyMap<number, unknown> = new Map(),
+    search?: SearchType,
   ): Promise<Record<string, unknown>> {
     // Validation problems belong to their entry; anything else is the whole Bundle's.
     const byEntry = new Map<number, FhirIssue[]>();
@@ -499,6 +512,10 @@ export class BundleService {
         if (problems) throw invalidResource(problems, `Bundle.entry[${index}] is not valid FHIR R4`);
         const e = this.#parseEntry(r, index, 'batch');
         type = e.type;
+        if (e.search !== undefined) {
+          if (!search) throw invalid(`Bundle.entry[${index}].request.url`, `Bundle.entry[${index}]: searches are not offered here`);
+          return { resource: await search(e.type, e.search), response: { status: status(200) } };
+        }
         return await this.#batchEntry(scoped, e);
       } catch (err) {
         return this.#failed(atEntry(err, index, type), index);

@@ -48,7 +48,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           },
           {
             code: 'batch',
-            documentation: 'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), create, update and delete. At most 20,000 entries.',
+            documentation:
+              'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), search (GET Type?query, a searchset), create, update and delete. At most 20,000 entries.',
           },
         ],
         operation: [

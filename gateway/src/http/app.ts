@@ -131,6 +131,13 @@ function isOwnFeed(auth: AuthContext | undefined, ownMsp: string): boolean {
   return (auth.organization ?? ownMsp) === ownMsp && auth.actorAuth !== 'delegated' && auth.viaOrganization === undefined;
 }
 
+/** A query string (`a=1&a=2&b=x,y`) as the routes see their query: each parameter's values, in order. */
+function queryOf(query: string): RawQuery {
+  const out: RawQuery = {};
+  for (const [k, v] of new URLSearchParams(query)) (out[k] ??= []).push(v);
+  return out;
+}
+
 function signedBody(req: Request): string {
   if (!req.is('application/jose') || typeof req.body !== 'string') {
     throw new OperationOutcomeError(
@@ -539,11 +546,14 @@ export function createApp(deps: AppDeps): express.Express {
     sendResource(res, 200, resource);
   });
 
-  fhir.get('/:type', async (req: Request<{ type: string }>, res) => {
-    const type = req.params.type;
+  /**
+   * search-type as a searchset Bundle, for the GET route and for a batch's `GET Type?query` entries: the
+   * same parameters, the same enforcement point. `prefer` is the Prefer header (handling=lenient).
+   */
+  async function searchType(auth: AuthContext, type: string, raw: RawQuery, prefer: string | undefined): Promise<Record<string, unknown>> {
     checkIds(type);
     // `Prefer: handling=lenient` drops the parameters the type does not take (and the self link says so).
-    const q = lenientQuery(type, rawQuery(req.query), req.get('prefer'));
+    const q = lenientQuery(type, raw, prefer);
     // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
     const criteria = searchCriteria(type, q);
     const specs = includeSpecs(type, q);
@@ -564,13 +574,13 @@ export function createApp(deps: AppDeps): express.Express {
     const countOnly = summary === 'count' || c === 0;
     const subsetting: Subsetting = elements ? { elements } : summary === 'true' || summary === 'text' || summary === 'data' ? { summary } : undefined;
     // A member organization checks what it fetches against the anchors: a part of a resource cannot be checked.
-    if (subsetting && requireAuth(req).viaOrganization !== undefined)
+    if (subsetting && auth.viaOrganization !== undefined)
       throw new OperationOutcomeError('INVALID', 'A member organization fetches whole resources (it verifies each against its anchor): no _summary or _elements');
-    const searcher = caller(req, config.mspId, type, 'search');
+    const searcher = bindCaller(auth, config.mspId, type, 'search');
     // An included type is read only under the scopes (and rules) that would let the caller search it.
     const mayReadType = (t: string): boolean => {
       try {
-        bindCaller(requireAuth(req), config.mspId, t, 'search');
+        bindCaller(auth, config.mspId, t, 'search');
         return true;
       } catch {
         return false;
@@ -596,30 +606,30 @@ export function createApp(deps: AppDeps): express.Express {
     );
     // A member organization fetching for one of its users gets, per version, the key that opens its
     // commitment, so it can check the content against the ledger before passing it on.
-    const forMember = requireAuth(req).viaOrganization !== undefined;
+    const forMember = auth.viaOrganization !== undefined;
     const entryExtension = forMember
       ? (r: Record<string, unknown>) => {
           const key = resources.openingKey(String(r.resourceType), String(r.id), String((r.meta as { versionId?: string } | undefined)?.versionId));
           return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
         }
       : undefined;
-    sendResource(
-      res,
-      200,
-      searchset({
-        baseUrl: base,
-        path: `/${type}`,
-        query: q,
-        resources: page.resources.map((r) => subset(r, subsetting, 'match')),
-        included: page.included.map((r) => subset(r, subsetting, 'include')),
-        total: page.total,
-        offset: o,
-        count: c,
-        ...(entryExtension ? { entryExtension } : {}),
-        hideTotal: !showTotal,
-        countOnly,
-      }),
-    );
+    return searchset({
+      baseUrl: base,
+      path: `/${type}`,
+      query: q,
+      resources: page.resources.map((r) => subset(r, subsetting, 'match')),
+      included: page.included.map((r) => subset(r, subsetting, 'include')),
+      total: page.total,
+      offset: o,
+      count: c,
+      ...(entryExtension ? { entryExtension } : {}),
+      hideTotal: !showTotal,
+      countOnly,
+    });
+  }
+
+  fhir.get('/:type', async (req: Request<{ type: string }>, res) => {
+    sendResource(res, 200, await searchType(requireAuth(req), req.params.type, rawQuery(req.query), req.get('prefer')));
   });
 
   /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */
@@ -635,7 +645,9 @@ export function createApp(deps: AppDeps): express.Express {
   fhir.post('/', async (req, res) => {
     needsJson(req);
     const scoped = (type: string, action: ScopeAction): Caller => caller(req, config.mspId, type, action);
-    sendResource(res, 200, await bundles.process(scoped, req.body));
+    // A batch's `GET Type?query` entries are searches, as GET Type?query is (no Prefer: strict).
+    const search = (type: string, query: string): Promise<Record<string, unknown>> => searchType(requireAuth(req), type, queryOf(query), undefined);
+    sendResource(res, 200, await bundles.process(scoped, req.body, search));
   });
 
   fhir.post('/:type', async (req: Request<{ type: string }>, res) => {
