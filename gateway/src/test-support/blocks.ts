@@ -95,3 +95,75 @@ export function buildBlock(blockNumber: number, transactions: TestTransaction[],
 export function compositeKey(objectType: string, attributes: string[]): string {
   return `\u0000${objectType}\u0000${attributes.map((a) => `${a}\u0000`).join('')}`;
 }
+
+/**
+ * A peer's block delivery for unit tests: a chain of blocks, streams from any start block that yield
+ * the stored blocks then wait for new commits (as Fabric's deliver service does), and its height. The
+ * stream can be broken (every open stream fails) and the peer taken down (no stream, no height).
+ */
+export class FakePeer {
+  readonly blocks: common.Block[] = [];
+  down = false;
+  /** The deliver service refuses streams while the peer still answers height queries. */
+  deliveryDown = false;
+  /** Start blocks of the streams opened, in order. */
+  readonly opened: bigint[] = [];
+  readonly #streams = new Set<{ wake: () => void; fail: (err: Error) => void }>();
+
+  /** Commits a block with these transactions as the next block number. */
+  commit(transactions: TestTransaction[]): common.Block {
+    const block = buildBlock(this.blocks.length, transactions);
+    this.blocks.push(block);
+    for (const s of this.#streams) s.wake();
+    return block;
+  }
+
+  /** Every open stream fails (a dropped connection). */
+  breakStreams(): void {
+    for (const s of this.#streams) s.fail(new Error('14 UNAVAILABLE: connection dropped'));
+  }
+
+  chainHeight(): Promise<bigint> {
+    return this.down ? Promise.reject(new Error('14 UNAVAILABLE: peer down')) : Promise.resolve(BigInt(this.blocks.length));
+  }
+
+  blockEvents(startBlock: bigint): Promise<AsyncIterable<common.Block> & { close(): void }> {
+    if (this.down || this.deliveryDown) return Promise.reject(new Error('14 UNAVAILABLE: peer down'));
+    this.opened.push(startBlock);
+    let next = Number(startBlock);
+    let closed = false;
+    let failure: Error | undefined;
+    let waiting: (() => void) | undefined;
+    const handle = {
+      wake: (): void => waiting?.(),
+      fail: (err: Error): void => {
+        failure = err;
+        waiting?.();
+      },
+    };
+    this.#streams.add(handle);
+    const close = (): void => {
+      closed = true;
+      this.#streams.delete(handle);
+      waiting?.();
+    };
+    const iterate = async function* (peer: FakePeer): AsyncGenerator<common.Block> {
+      for (;;) {
+        if (failure) throw failure;
+        if (closed) return;
+        const block = peer.blocks[next];
+        if (block) {
+          next += 1;
+          yield block;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          waiting = resolve;
+        });
+        waiting = undefined;
+      }
+    };
+    const generator = iterate(this);
+    return Promise.resolve({ [Symbol.asyncIterator]: () => generator, close });
+  }
+}
