@@ -55,7 +55,9 @@ describe('ledger view (issue 11): fed from committed blocks, checkpointed, rebui
   });
 
   before(async () => {
-    h1 = await startTestGateway('hospital1');
+    // A port in this run's own block (past the network's 110, before the consortium tests' offsets at 200
+    // and 400), not a random free one another process on the machine could take meanwhile.
+    h1 = await startTestGateway('hospital1', { HDX_GATEWAY_PORT: String(Number(process.env.HDX_TEST_PORT_BASE ?? '27000') + 150) });
     ledger = new FabricLedger(h1.config, await enrollGatewayIdentity(h1.config, log));
     reader = await OrgClient.gateway('hospital1');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-view-it-'));
