@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
 import {
+  DEFAULT_MAX_LAG_MS,
   DID_IDENTIFIER_SYSTEM,
   enrollGatewayIdentity,
   FabricLedger,
@@ -122,6 +123,21 @@ describe('ledger view (issue 11): fed from committed blocks, checkpointed, rebui
     expect((first?.at ?? Infinity) - committedAt).to.be.lessThan(5_000);
   });
 
+  it('sees a revocation submitted through another member in the block that committed it', async () => {
+    const consent = permitOrganizationConsent(consentId, patientKey.did, 'Hospital2MSP', 'TREAT');
+    const h2 = await OrgClient.gateway('hospital2');
+    let submitted: { txId: string; blockNumber: bigint };
+    try {
+      submitted = await h2.submitTx('hdx.consent', 'Revoke', signConsent(patientKey.privateJwk, consent, 'revoke'));
+    } finally {
+      h2.close();
+    }
+    await view.waitForHeight(submitted.blockNumber + 1n, 10_000);
+    const row = store.snapshot().tables.consents.find((r) => r.id === consentId);
+    expect(row).to.include({ status: 'inactive', version: 2, tx_id: submitted.txId, block: Number(submitted.blockNumber) });
+    expect(store.consent(consentId)?.submittedBy).to.equal('Hospital2MSP');
+  });
+
   it('resumes after a restart mid-stream from its checkpoint: no gap, no double', async () => {
     const staff = staffToken(h1, 'hospital1', { did: drH1.did });
     // Writes keep committing blocks while the view is stopped and restarted.
@@ -137,8 +153,10 @@ describe('ledger view (issue 11): fed from committed blocks, checkpointed, rebui
     await view.waitForHeight(view.height() + 2n, 30_000);
     await view.stop();
     const stoppedAt = store.height();
+    // Stopped, nothing confirms it is caught up: past the bound it is no longer fresh.
+    await new Promise((resolve) => setTimeout(resolve, DEFAULT_MAX_LAG_MS + 100));
+    expect(view.fresh()).to.equal(false);
     store.close();
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
 
     ({ store, view } = open());
     expect(store.height()).to.equal(stoppedAt);

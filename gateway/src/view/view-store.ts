@@ -157,6 +157,8 @@ export class ViewStore {
   readonly #db: Database.Database;
   readonly #channel: string;
   readonly #namespace: string;
+  /** Prepared statements, compiled once (a catch-up applies thousands of writes). */
+  readonly #statements = new Map<string, Database.Statement>();
 
   /**
    * Opens (or creates) the view file for one channel and chaincode. A file made for another channel or
@@ -191,7 +193,7 @@ export class ViewStore {
 
   /** The last block applied, or undefined for a new view (which starts at block 0). */
   checkpoint(): ViewCheckpoint | undefined {
-    const row = this.#db.prepare('SELECT block, tx_index, applied_at FROM view_checkpoint WHERE id = 1').safeIntegers(true).get() as
+    const row = this.#prepare('SELECT block, tx_index, applied_at FROM view_checkpoint WHERE id = 1').safeIntegers(true).get() as
       { block: bigint; tx_index: bigint; applied_at: bigint } | undefined;
     return row ? { block: row.block, txIndex: Number(row.tx_index), appliedAt: Number(row.applied_at) } : undefined;
   }
@@ -214,14 +216,21 @@ export class ViewStore {
       if (block.blockNumber < next) return false;
       if (block.blockNumber > next) throw new ViewGapError(next, block.blockNumber);
       for (const write of block.writes) this.#applyWrite(write);
-      this.#db
-        .prepare(
-          `INSERT INTO view_checkpoint (id, channel, namespace, block, tx_index, applied_at) VALUES (1, ?, ?, ?, ?, ?)
+      this.#prepare(
+        `INSERT INTO view_checkpoint (id, channel, namespace, block, tx_index, applied_at) VALUES (1, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET block = excluded.block, tx_index = excluded.tx_index, applied_at = excluded.applied_at`,
-        )
-        .run(this.#channel, this.#namespace, block.blockNumber, block.envelopes - 1, now);
+      ).run(this.#channel, this.#namespace, block.blockNumber, block.envelopes - 1, now);
       return true;
     })();
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   #applyWrite(write: KeyWrite): void {
@@ -229,17 +238,16 @@ export class ViewStore {
     if (!composite) return;
     const { objectType, attributes } = composite;
     const block = write.blockNumber;
-    const db = this.#db;
     switch (objectType) {
       case 'hdx.did': {
         const [did] = attributes;
         if (write.deleted) {
-          db.prepare('DELETE FROM identities WHERE did = ?').run(did);
+          this.#prepare('DELETE FROM identities WHERE did = ?').run(did);
           return;
         }
         const r = json<IdentityRecord>(write, 'hdx.did');
         if (r.did !== did || !Array.isArray(r.guardians)) throw new ViewValueError(`block ${block} transaction ${write.txIndex}: an hdx.did value does not match its key`);
-        db.prepare(
+        this.#prepare(
           `INSERT INTO identities (did, kind, organization, status, version, guardians, record, block, tx_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (did) DO UPDATE SET kind = excluded.kind, organization = excluded.organization, status = excluded.status, version = excluded.version,
              guardians = excluded.guardians, record = excluded.record, block = excluded.block, tx_id = excluded.tx_id`,
@@ -258,9 +266,9 @@ export class ViewStore {
       }
       case 'hdx.did~org': {
         const [mspId, did] = attributes;
-        if (write.deleted) db.prepare('DELETE FROM org_dids WHERE msp_id = ? AND did = ?').run(mspId, did);
+        if (write.deleted) this.#prepare('DELETE FROM org_dids WHERE msp_id = ? AND did = ?').run(mspId, did);
         else
-          db.prepare('INSERT INTO org_dids (msp_id, did, block, tx_id) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET block = excluded.block, tx_id = excluded.tx_id').run(
+          this.#prepare('INSERT INTO org_dids (msp_id, did, block, tx_id) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET block = excluded.block, tx_id = excluded.tx_id').run(
             mspId,
             did,
             block,
@@ -271,12 +279,12 @@ export class ViewStore {
       case 'hdx.consent': {
         const [id] = attributes;
         if (write.deleted) {
-          db.prepare('DELETE FROM consents WHERE id = ?').run(id);
+          this.#prepare('DELETE FROM consents WHERE id = ?').run(id);
           return;
         }
         const r = json<ConsentRecord>(write, 'hdx.consent');
         if (r.id !== id) throw new ViewValueError(`block ${block} transaction ${write.txIndex}: an hdx.consent value does not match its key`);
-        db.prepare(
+        this.#prepare(
           `INSERT INTO consents (id, patient, status, version, record, block, tx_id) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET patient = excluded.patient, status = excluded.status, version = excluded.version, record = excluded.record,
              block = excluded.block, tx_id = excluded.tx_id`,
@@ -286,11 +294,11 @@ export class ViewStore {
       case 'hdx.link': {
         const [custodian, pseudonym] = attributes;
         if (write.deleted) {
-          db.prepare('DELETE FROM patient_links WHERE custodian = ? AND pseudonym = ?').run(custodian, pseudonym);
+          this.#prepare('DELETE FROM patient_links WHERE custodian = ? AND pseudonym = ?').run(custodian, pseudonym);
           return;
         }
         const r = json<PatientLink>(write, 'hdx.link');
-        db.prepare(
+        this.#prepare(
           `INSERT INTO patient_links (custodian, pseudonym, did, record, block, tx_id) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT DO UPDATE SET did = excluded.did, record = excluded.record, block = excluded.block, tx_id = excluded.tx_id`,
         ).run(custodian, pseudonym, text(r.did, 'did', write, 'hdx.link'), JSON.stringify(r), block, write.txId);
@@ -299,11 +307,11 @@ export class ViewStore {
       case 'hdx.anchor': {
         const [resourceType, id, versionId] = attributes;
         if (write.deleted) {
-          db.prepare('DELETE FROM anchors WHERE resource_type = ? AND id = ? AND version_id = ?').run(resourceType, id, versionId);
+          this.#prepare('DELETE FROM anchors WHERE resource_type = ? AND id = ? AND version_id = ?').run(resourceType, id, versionId);
           return;
         }
         const r = json<Anchor>(write, 'hdx.anchor');
-        db.prepare(
+        this.#prepare(
           `INSERT INTO anchors (resource_type, id, version_id, patient, custodian, erased, record, block, tx_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT DO UPDATE SET patient = excluded.patient, custodian = excluded.custodian, erased = excluded.erased, record = excluded.record,
              block = excluded.block, tx_id = excluded.tx_id`,
@@ -321,7 +329,7 @@ export class ViewStore {
 
   /** The DIDs under an organization's `hdx.did~org` index (its organization DIDs), in key order. */
   organizationDids(mspId: string): string[] {
-    return (this.#db.prepare('SELECT did FROM org_dids WHERE msp_id = ? ORDER BY did').all(mspId) as Array<{ did: string }>).map((r) => r.did);
+    return (this.#prepare('SELECT did FROM org_dids WHERE msp_id = ? ORDER BY did').all(mspId) as Array<{ did: string }>).map((r) => r.did);
   }
 
   consent(id: string): ConsentRecord | undefined {
@@ -330,9 +338,7 @@ export class ViewStore {
 
   /** A patient's consents (active and revoked), in id order, as the chaincode lists them. */
   consentsOf(patient: string): ConsentRecord[] {
-    return (this.#db.prepare('SELECT record FROM consents WHERE patient = ? ORDER BY id').all(patient) as Array<{ record: string }>).map(
-      (r) => JSON.parse(r.record) as ConsentRecord,
-    );
+    return (this.#prepare('SELECT record FROM consents WHERE patient = ? ORDER BY id').all(patient) as Array<{ record: string }>).map((r) => JSON.parse(r.record) as ConsentRecord);
   }
 
   link(custodian: string, pseudonym: string): PatientLink | undefined {
@@ -344,14 +350,14 @@ export class ViewStore {
   }
 
   #record<T>(sql: string, ...params: string[]): T | undefined {
-    const row = this.#db.prepare(sql).get(...params) as { record: string } | undefined;
+    const row = this.#prepare(sql).get(...params) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as T) : undefined;
   }
 
   /** Row counts per table. */
   counts(): Record<ViewTable, number> {
     const out = {} as Record<ViewTable, number>;
-    for (const table of Object.keys(VIEW_TABLES) as ViewTable[]) out[table] = (this.#db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    for (const table of Object.keys(VIEW_TABLES) as ViewTable[]) out[table] = (this.#prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
     return out;
   }
 
@@ -363,7 +369,7 @@ export class ViewStore {
     return this.#db.transaction((): ViewSnapshot => {
       const tables = {} as Record<ViewTable, ViewRow[]>;
       for (const [table, keys] of Object.entries(VIEW_TABLES) as Array<[ViewTable, readonly string[]]>) {
-        tables[table] = this.#db.prepare(`SELECT * FROM ${table} ORDER BY ${keys.join(', ')}`).all() as ViewRow[];
+        tables[table] = this.#prepare(`SELECT * FROM ${table} ORDER BY ${keys.join(', ')}`).all() as ViewRow[];
       }
       return { height: this.height(), tables };
     })();
