@@ -10,7 +10,7 @@ import { type GeneratedDidKey, toP256PrivateJwk } from './auth/did-key';
 import { MemoryJtiStore } from './auth/replay';
 import { fakeResolver, resolutionOf } from './auth/test-support/fixtures';
 import { idpKeysFromText, verifyBearerToken } from './auth/token';
-import { run } from './cli';
+import { run, runAsync } from './cli';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 
@@ -318,6 +318,23 @@ describe('hdx CLI', () => {
       const bad = node('token', '--key', keyFile);
       expect(bad.status).to.equal(2);
       expect(bad.stderr).to.include('--aud is required');
+    });
+
+    it('hdx view rebuild: usage errors exit 2, a data dir without a ledger view exits 1 naming the file', async () => {
+      const viewCli = async (...argv: string[]): Promise<{ code: number; stderr: string }> => {
+        let stderr = '';
+        const code = await runAsync(argv, { stdout: () => undefined, stderr: (t) => (stderr += t) });
+        return { code, stderr };
+      };
+      const noSub = await viewCli('view');
+      expect(noSub.code).to.equal(2);
+      expect(noSub.stderr).to.include('hdx view rebuild');
+      const noDir = await viewCli('view', 'rebuild');
+      expect(noDir.code).to.equal(2);
+      expect(noDir.stderr).to.include('--data-dir is required');
+      const empty = await viewCli('view', 'rebuild', '--data-dir', dir);
+      expect(empty.code).to.equal(1);
+      expect(empty.stderr).to.include(`there is no ledger view at ${path.join(dir, 'ledger-view.db')}`);
     });
   });
 });

@@ -14,6 +14,11 @@ import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
 import { sync } from './ingest/sync';
 import { OutboxAdmin } from './audit/outbox';
+import { ConfigError, loadConfig } from './config';
+import { enrollGatewayIdentity } from './ledger/enroll';
+import { FabricLedger } from './ledger/fabric-ledger';
+import { newLogger } from './logger';
+import { rebuildAndCompare, VIEW_FILE_NAME } from './view';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -73,6 +78,12 @@ hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
   access entries the ledger refused on every attempt (entryId, when, attempts, the ledger's error; never the entry's
   content). redeliver puts the one named (or all) back at the end of the queue with fresh attempts; a running
   gateway delivers them at its next flush. Safe to run beside the gateway.`,
+  view: `hdx view rebuild --data-dir DIR
+  The ledger view (DIR/${VIEW_FILE_NAME}, DIR being the gateway's HDX_DATA_DIR): rebuilds it from block 0 of the peer into
+  a temporary file in DIR, up to the height the live view reflects, compares the two row for row, and prints
+  {equal, liveHeight, rebuiltHeight, differences} as JSON (each difference: table, key, kind, changed columns);
+  exits 1 when they differ. The peer and the gateway's Fabric identity come from the gateway's environment (HDX_*,
+  as for hdx-gateway). Safe to run beside the gateway.`,
 };
 
 function usageText(): string {
@@ -450,7 +461,41 @@ function outboxCommand(args: string[], io: CliIo): void {
 const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void>> = {
   sync: syncCommand,
   offboard: offboardCommand,
+  view: viewCommand,
 };
+
+/** `hdx view rebuild`: rebuild the ledger view from block 0 and compare it with the live one. */
+async function viewCommand(args: string[], io: CliIo): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== 'rebuild') throw new UsageError(`say what to do: hdx view rebuild\n\n${USAGE.view ?? ''}`);
+  const values = parse('view', rest, { 'data-dir': { type: 'string' } });
+  const dataDir = required(values, 'data-dir', 'view', '/var/lib/hdx');
+  const liveFile = path.join(dataDir, VIEW_FILE_NAME);
+  if (!fs.existsSync(liveFile)) throw new Error(`there is no ledger view at ${liveFile}`);
+  let config;
+  try {
+    config = loadConfig({ ...process.env, HDX_DATA_DIR: dataDir });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`the gateway's environment is needed to reach its peer: ${err.message}`);
+    throw err;
+  }
+  // Logs go to stderr: stdout is the JSON result.
+  const log = newLogger('warn', process.stderr);
+  const ledger = new FabricLedger(config, await enrollGatewayIdentity(config, log));
+  try {
+    const result = await rebuildAndCompare({
+      source: ledger,
+      channel: config.channel,
+      namespace: config.chaincode,
+      liveFile,
+      workFile: path.join(dataDir, `ledger-view.rebuild-${process.pid}.db`),
+    });
+    io.stdout(json({ ...result, liveHeight: String(result.liveHeight), rebuiltHeight: String(result.rebuiltHeight) }, true));
+    if (!result.equal) throw new Error(`the rebuilt view differs from the live one (${result.differences.length} rows; heights ${result.liveHeight} and ${result.rebuiltHeight})`);
+  } finally {
+    ledger.close();
+  }
+}
 
 /** `hdx offboard`: POST <gateway>/did/$offboard as an admin of the organization. */
 async function offboardCommand(args: string[], io: CliIo): Promise<void> {

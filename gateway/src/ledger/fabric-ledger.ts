@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { type Contract, connect, type Gateway, hash, type Network, signers, type Transaction } from '@hyperledger/fabric-gateway';
-import { peer } from '@hyperledger/fabric-protos';
+import { common, peer } from '@hyperledger/fabric-protos';
 import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
@@ -292,6 +292,21 @@ export class FabricLedger implements LedgerClient {
   async queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
     const page = await this.#evaluate<Page<AuditEntry>>('audit', 'QueryAccess', [JSON.stringify(query)], 'reading the access history');
     return page ?? { entries: [], bookmark: '', fetchedRecordsCount: 0 };
+  }
+
+  /** Committed blocks of the channel from `startBlock` on, then each new one (the ledger view's feed). */
+  blockEvents(startBlock: bigint): Promise<AsyncIterable<common.Block> & { close(): void }> {
+    return this.#network.getBlockEvents({ startBlock });
+  }
+
+  /** The peer's ledger height (qscc GetChainInfo): its last block number + 1. */
+  async chainHeight(): Promise<bigint> {
+    try {
+      const bytes = await this.#network.getContract('qscc').evaluateTransaction('GetChainInfo', this.#channel);
+      return BigInt(common.BlockchainInfo.deserializeBinary(bytes).getHeight());
+    } catch (err) {
+      throw toLedgerError(err, 'reading the ledger height');
+    }
   }
 
   close(): void {
