@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  evaluate,
   clinicalDateOf,
   codeTokensOf,
   expressionFor,
@@ -67,6 +68,18 @@ describe('FHIR R4 definitions (from the spec package, evaluated with fhirpath)',
     expect(patientTargetReferencesOf({ resourceType: 'Device', contained: [{ resourceType: 'Group', id: 'g' }], patient: { reference: '#g' } })).to.deep.equal([]);
     expect(patientTargetReferencesOf({ resourceType: 'Device', contained: [{ resourceType: 'Patient', id: 'p' }], patient: { reference: '#p' } })).to.deep.equal(['#p']);
     expect(patientTargetReferencesOf({ resourceType: 'Device', patient: { type: 'Group', identifier: { value: 'x' } } })).to.deep.equal([]);
+  });
+
+  it('evaluates a union whose values the engine cannot compare (a Quantity with a comparator) term by term', () => {
+    const obs = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'eGFR' },
+      component: [{ code: { text: 'eGFR' }, valueQuantity: { value: 60, comparator: '>', unit: 'mL/min', system: 'http://unitsofmeasure.org', code: 'mL/min' } }],
+    };
+    const found = evaluate(obs, 'Observation.value.ofType(Quantity) | Observation.component.value.ofType(Quantity)');
+    expect(found).to.have.length(1);
+    expect(found[0]).to.include({ value: 60, comparator: '>' });
   });
 
   it('cuts a shared expression to the terms for one type, parentheses and quotes respected', () => {

@@ -153,6 +153,26 @@ const compiled = new Map<string, Compiled>();
  * with `base` (an element path such as `Observation.component`), in an element of that type.
  */
 export function evaluate(resource: Record<string, unknown>, expression: string, base?: string): unknown[] {
+  try {
+    return compiledFor(expression, base)(resource);
+  } catch {
+    // A union compares its values to remove duplicates, and the engine cannot compare some valid ones
+    // (a Quantity with a comparator, `>60 mL/min`): the terms one by one then (duplicates are harmless
+    // to every caller: index entries and references are kept in sets).
+    const terms = unionTerms(expression);
+    if (terms.length > 1) {
+      try {
+        return terms.flatMap((t) => compiledFor(t, base)(resource));
+      } catch {
+        // as below
+      }
+    }
+    // The engine's message quotes the values it met: patient data, never put in an error or a log.
+    throw new Error(`FHIRPath evaluation failed for ${base ?? String(resource.resourceType)}: ${expression}`);
+  }
+}
+
+function compiledFor(expression: string, base: string | undefined): (r: unknown) => unknown[] {
   const cacheKey = base === undefined ? expression : `${base}\u0000${expression}`;
   let fn = compiled.get(cacheKey);
   if (!fn) {
@@ -160,12 +180,7 @@ export function evaluate(resource: Record<string, unknown>, expression: string, 
     fn = (r: unknown): unknown[] => f(r) as unknown[];
     compiled.set(cacheKey, fn);
   }
-  try {
-    return fn(resource);
-  } catch {
-    // The engine's message quotes the values it met: patient data, never put in an error or a log.
-    throw new Error(`FHIRPath evaluation failed for ${base ?? String(resource.resourceType)}: ${expression}`);
-  }
+  return fn;
 }
 
 /** The values of one of the type's search parameters in a resource ([] if the type has no such parameter). */
