@@ -441,6 +441,38 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     expect(env.ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit')).to.have.length(2);
   });
 
+  it('PATCH entries (a Binary carrying a JSON Patch): applied in a transaction with the rest, all or nothing; in a batch each on its own', async () => {
+    const p = await createPatient();
+    const patchOf = (ops: object[]) => ({ resourceType: 'Binary', contentType: 'application/json-patch+json', data: Buffer.from(JSON.stringify(ops)).toString('base64') });
+    const patchEntry = (id: string, ops: object[], ifMatch?: string) => ({
+      resource: patchOf(ops),
+      request: { method: 'PATCH', url: `Patient/${id}`, ...(ifMatch ? { ifMatch } : {}) },
+    });
+    const tx = await send(bundle('transaction', [patchEntry(p, [{ op: 'replace', path: '/birthDate', value: '1990-02-01' }], 'W/"1"'), post(observation(`Patient/${p}`))]));
+    expect(tx.status, JSON.stringify(tx.body).slice(0, 300)).to.equal(200);
+    expect(tx.body.entry[0].response.status).to.equal('200 OK');
+    expect(tx.body.entry[0].response.etag).to.equal('W/"2"');
+    expect(tx.body.entry[0].resource.birthDate).to.equal('1990-02-01');
+    // A stale ifMatch or a failed test fails the whole transaction: nothing written.
+    const anchorsBefore = env.ledger.anchors.size;
+    const stale = await send(bundle('transaction', [patchEntry(p, [{ op: 'replace', path: '/gender', value: 'female' }], 'W/"1"'), post(observation(`Patient/${p}`))]));
+    expect(stale.status).to.equal(412);
+    expect(env.ledger.anchors.size).to.equal(anchorsBefore);
+    // A patch whose result is not valid FHIR is unprocessable (422, as PATCH /fhir/Patient/:id answers), naming the entry.
+    const broken = await send(bundle('transaction', [patchEntry(p, [{ op: 'replace', path: '/gender', value: 'not-a-gender' }])]));
+    expect(broken.status).to.equal(422);
+    expect(JSON.stringify(broken.body)).to.include('Bundle.entry[0]');
+    // Anything but a JSON Patch Binary is refused.
+    const notBinary = await send(bundle('batch', [{ resource: patient(), request: { method: 'PATCH', url: `Patient/${p}` } }]));
+    expect(notBinary.body.entry[0].response.status).to.equal('400 Bad Request');
+    const fhirpathPatch = await send(bundle('batch', [{ resource: { ...patchOf([]), contentType: 'application/fhir+json' }, request: { method: 'PATCH', url: `Patient/${p}` } }]));
+    expect(fhirpathPatch.body.entry[0].response.outcome.issue[0].diagnostics).to.include('FHIRPath Patch is not supported');
+    const batch = await send(
+      bundle('batch', [patchEntry(p, [{ op: 'add', path: '/gender', value: 'female' }]), patchEntry('nobody', [{ op: 'add', path: '/gender', value: 'female' }])]),
+    );
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '404 Not Found']);
+  });
+
   it('searches in a batch (GET Type?query): a searchset each, through the same enforcement point; a bad parameter fails only its entry', async () => {
     const p = await createPatient();
     const made = await send(bundle('transaction', [post(observation(`Patient/${p}`, '8867-4')), post(observation(`Patient/${p}`, '8310-5'))]));

@@ -39,7 +39,7 @@ export type ScopedCaller = (resourceType: string, action: ScopeAction) => Caller
 /** search-type of the caller (app.ts): the type and the query string → a searchset Bundle. */
 export type SearchType = (resourceType: string, query: string) => Promise<Record<string, unknown>>;
 
-type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 interface Entry {
   readonly index: number;
@@ -62,6 +62,8 @@ interface Entry {
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
   readonly resource?: Resource;
+  /** PATCH: the JSON Patch document the entry's Binary carries. */
+  readonly patch?: unknown;
 }
 
 interface ResponseEntry {
@@ -77,9 +79,11 @@ const CONDITIONAL = ['ifNoneMatch', 'ifModifiedSince'] as const;
 const ABSOLUTE_FULL_URL = /^(https?:\/\/.+)\/([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})$/;
 /** A conditional reference: `Type?search` (http.html#trules), resolved to the one resource it matches. */
 const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
-const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', DELETE: 'delete' };
-/** FHIR transaction processing order (DELETE, POST, PUT, GET); Patients before what refers to them. */
-const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, GET: 3 };
+const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
+/** FHIR transaction processing order (DELETE, POST, PUT and PATCH, GET); Patients before what refers to them. */
+const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
+/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; FHIRPath Patch is not offered). */
+const JSON_PATCH_TYPE = 'application/json-patch+json';
 
 function status(code: number): string {
   return `${code} ${STATUS_CODES[code] ?? ''}`.trim();
@@ -119,6 +123,23 @@ function atEntry(err: unknown, index: number, type: string | undefined): unknown
     expression: i.expression?.map((e) => rebase(e, entry, type)) ?? [entry],
   }));
   return new OperationOutcomeError(err.code, name(err.message), issues);
+}
+
+/**
+ * The JSON Patch a Bundle PATCH entry carries: a Binary of contentType application/json-patch+json whose
+ * data is the patch document, base64 (http.html#patch). Its operations are checked when it is applied.
+ */
+function patchDocument(resource: unknown, at: string): unknown {
+  if (!isObject(resource) || resource.resourceType !== 'Binary')
+    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries its JSON Patch in a Binary resource (contentType ${JSON_PATCH_TYPE})`);
+  if (resource.contentType !== JSON_PATCH_TYPE)
+    throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE} (FHIRPath Patch is not supported)`);
+  if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the JSON Patch, base64`);
+  try {
+    return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
+  } catch {
+    throw invalid(`${at}.resource.data`, `${at}.resource.data is not a base64 JSON document`);
+  }
 }
 
 /** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */
@@ -223,15 +244,15 @@ export class BundleService {
     if (method === 'GET' && kind === 'transaction') {
       throw invalid(`${at}.request.method`, `${at}: GET entries are not supported in a transaction (a read cannot be undone if the transaction fails); send reads in a batch`);
     }
-    if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'DELETE') {
-      throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD and PATCH are not supported)`);
+    if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') {
+      throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT, PATCH or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD is not supported)`);
     }
     const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
     if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: not supported (conditional reads are not offered in a Bundle)`);
     const ifMatch = request.ifMatch;
     if (ifMatch !== undefined) {
-      if ((method !== 'PUT' && method !== 'DELETE') || typeof ifMatch !== 'string')
-        throw invalid(`${at}.request.ifMatch`, `${at}.request.ifMatch names a version, on a PUT or DELETE only`);
+      if ((method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') || typeof ifMatch !== 'string')
+        throw invalid(`${at}.request.ifMatch`, `${at}.request.ifMatch names a version, on a PUT, PATCH or DELETE only`);
       parseIfMatch(ifMatch);
     }
     const ifNoneExist = request.ifNoneExist;
@@ -251,16 +272,18 @@ export class BundleService {
         `${at}.request.url`,
         `${at}.request.url: a query in request.url is a conditional update or delete (PUT or DELETE Type?query), or a search (GET Type?query) in a batch`,
       );
-    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', DELETE: 'Type/id or Type?query' }[method];
+    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', PATCH: 'Type/id', DELETE: 'Type/id or Type?query' }[method];
     const fits =
       url !== undefined &&
       (method === 'POST' || query !== undefined ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
     if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
     const resource = raw.resource;
+    if (method === 'PATCH' && query !== undefined) throw invalid(`${at}.request.url`, `${at}.request.url must be Type/id for PATCH (conditional patch is not supported)`);
+    const patch = method === 'PATCH' ? patchDocument(resource, at) : undefined;
     if (method === 'POST' || method === 'PUT') {
       if (!isObject(resource)) throw invalid(`${at}.resource`, `${at}.resource is required for ${method}`);
       if (resource.resourceType !== url.type) throw invalid(`${at}.resource.resourceType`, `${at}.resource.resourceType must be the type named by request.url`);
-    } else if (resource !== undefined) {
+    } else if (resource !== undefined && method !== 'PATCH') {
       throw invalid(`${at}.resource`, `${at}: a ${method} entry carries no resource`);
     }
     const fullUrl = raw.fullUrl;
@@ -281,7 +304,8 @@ export class BundleService {
       ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
       ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
-      ...(isObject(resource) ? { resource: structuredClone(resource) as Resource } : {}),
+      ...(isObject(resource) && method !== 'PATCH' ? { resource: structuredClone(resource) as Resource } : {}),
+      ...(method === 'PATCH' ? { patch } : {}),
     };
   }
 
@@ -412,6 +436,7 @@ export class BundleService {
         else if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
         else if (e.method === 'PUT' && cond) prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, { ...e.resource, id }, plan, e.ifMatch));
         else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch));
+        else if (e.method === 'PATCH') prepared.set(e.index, await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch));
         else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch));
       } catch (err) {
         throw atEntry(err, e.index, e.type);
@@ -581,7 +606,9 @@ export class BundleService {
         const v =
           e.method === 'POST'
             ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
-            : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
+            : e.method === 'PATCH'
+              ? await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch)
+              : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return this.#written(v);
       }

@@ -40,7 +40,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT and DELETE only (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Binary carrying a JSON Patch) and DELETE (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
           },
           {
             code: 'history-system',
@@ -49,7 +49,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'batch',
             documentation:
-              'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), search (GET Type?query, a searchset), create, update and delete. At most 20,000 entries.',
+              'Each entry on its own, as the single interactions: read and vread (GET Type/id[/_history/vid]), search (GET Type?query, a searchset), create, update, patch and delete. At most 20,000 entries.',
           },
         ],
         operation: [

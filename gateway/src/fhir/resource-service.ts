@@ -597,19 +597,26 @@ export class ResourceService {
   async patch(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
     typeInfo(resourceType);
     this.#assertWrite(caller, 'update', resourceType);
+    await this.#settleBefore(resourceType, id);
+    const plan = new WritePlan();
+    const prepared = await this.preparePatch(caller, resourceType, id, body, plan, ifMatch);
+    await this.commitWrite(caller, plan);
+    return prepared.resource;
+  }
+
+  /** Adds a JSON Patch of the current version to `plan` as an update (patch above; a Bundle's PATCH entry). */
+  async preparePatch(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
+    typeInfo(resourceType);
+    this.#assertWrite(caller, 'update', resourceType);
     const operations = parseJsonPatch(body);
     if (ifMatch !== undefined) parseIfMatch(ifMatch);
-    await this.#settleBefore(resourceType, id);
     const current = this.#store.readCurrent(resourceType, id);
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
     const patched = applyJsonPatch(await this.#verified(current), operations);
-    const plan = new WritePlan();
     // If-Match again: the version patched is the version replaced.
-    const prepared = await this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
-    await this.commitWrite(caller, plan);
-    return prepared.resource;
+    return this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
   }
 
   /**
