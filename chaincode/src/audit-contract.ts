@@ -22,12 +22,13 @@ import { Caller, REGULATOR_MSP, callerOf, hasRole } from './caller';
 import { forbidden, invalid, notFound } from './errors';
 import { findIdentity } from './identity-model';
 import { LINK_KEY, PatientLink, findLink } from './patient-link';
+import { MAX_AUDIT_BATCH } from './protocol';
 import { ANCHOR_KEY, Anchor, anchorKey } from './record-model';
 import { INDEX_MARKER, canonicalJson, marshal, pageRange, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
 import { FHIR_INSTANT, HDX_DID, PATIENT_REF_RULE, isPatientRef, optionalString, optionalStringArray, parseJsonArray, parseJsonObject, rejectUnknownFields } from './validate';
 
 export const AUDIT_EVENT = 'hdx.audit';
-export const MAX_AUDIT_BATCH = 200;
+export { MAX_AUDIT_BATCH };
 
 /** Access history: who saw or changed what, when, why, and what decided it. */
 @Info({ title: 'AuditContract', description: 'hdx.audit: access history entries, range queries and AuthorizeAndRecord' })

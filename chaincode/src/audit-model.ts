@@ -7,6 +7,7 @@ import type { Context } from 'fabric-contract-api';
 import { ACTOR_AUTHS, ActorAuth, DEFAULT_ACTOR_AUTH } from './actor-rules';
 import { PURPOSE_CODE } from './consent-model';
 import { invalid } from './errors';
+import { MAX_RESOURCES_PER_ENTRY } from './protocol';
 import {
   FHIR_INSTANT,
   HDX_DID,
@@ -72,7 +73,7 @@ const SEP = '~';
 /** The character after SEP: the exclusive end of every key that starts with `prefix~`. */
 const AFTER_SEP = '\u007f';
 
-export const MAX_RESOURCES = 100;
+export const MAX_RESOURCES = MAX_RESOURCES_PER_ENTRY;
 export const ENTRY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const RESOURCE_ID = /^[A-Z][A-Za-z]{1,63}\/[A-Za-z0-9\-.]{1,64}(\/_history\/[A-Za-z0-9\-.]{1,64})?$/;
 const SUBTYPE = /^[A-Za-z0-9$._-]{1,64}$/;

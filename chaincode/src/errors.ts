@@ -4,9 +4,9 @@
  * Messages name keys and fields, never clinical content (no PHI).
  */
 
-export const ERROR_CODES = ['NOT_FOUND', 'ALREADY_EXISTS', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'INVALID'] as const;
+import { ERROR_CODES, type ErrorCode } from './protocol';
 
-export type ErrorCode = (typeof ERROR_CODES)[number];
+export { ERROR_CODES, type ErrorCode };
 
 export class ChaincodeError extends Error {
   public readonly code: ErrorCode;

@@ -25,6 +25,7 @@ import {
   toLocatorEntry,
 } from './record-model';
 import { LinkInput, PatientLink, findLink, linkPatient, linkedPseudonyms, parseLinkInput } from './patient-link';
+import { MAX_ANCHOR_BATCH, MAX_LINKS } from './protocol';
 import {
   FHIR_ID,
   FHIR_RESOURCE_TYPE,
@@ -42,10 +43,9 @@ import {
   requireString,
 } from './validate';
 
-/** Most anchors in one AnchorBatch transaction. */
-export const MAX_BATCH = 500;
-/** Most patient links in one AnchorBatch / AnchorAndRecord. */
-export const MAX_LINKS = 500;
+/** Most anchors in one AnchorBatch transaction (protocol.ts). */
+export const MAX_BATCH = MAX_ANCHOR_BATCH;
+export { MAX_LINKS };
 
 /** Anchors FHIR resource versions: commitments to content held off chain by the custodian. */
 @Info({ title: 'RecordContract', description: 'hdx.record: FHIR resource version anchors and the record locator' })

@@ -6,9 +6,10 @@ import { invalid } from './errors';
 
 export type JsonObject = Record<string, unknown>;
 
-export const FHIR_RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
-/** FHIR `id` (also used for versionId). */
-export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+import { FHIR_ID, FHIR_RESOURCE_TYPE, HDX_DID, MSP_ID, PSEUDONYM } from './protocol';
+
+export { FHIR_ID, FHIR_RESOURCE_TYPE, HDX_DID, MSP_ID, PSEUDONYM };
+
 /** Something that checks a string: a RegExp, or a pattern plus a semantic check. */
 export interface StringRule {
   test(value: string): boolean;
@@ -36,10 +37,6 @@ function isRealDateTime(value: string): boolean {
 export const FHIR_INSTANT: StringRule = { test: (value) => INSTANT_PATTERN.test(value) && isRealDateTime(value) };
 /** FHIR dateTime: a year, year-month, date or full date-time with time zone. */
 export const FHIR_DATE_TIME: StringRule = { test: (value) => DATE_TIME_PATTERN.test(value) && isRealDateTime(value) };
-/** did:hdx:<RFC 7638 thumbprint, base64url SHA-256 = 43 characters>. */
-export const HDX_DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
-export const PSEUDONYM = /^pseudonym:[0-9a-f]{64}$/;
-export const MSP_ID = /^[A-Za-z0-9][A-Za-z0-9.\-_]{0,63}$/;
 export const BASE64URL = /^[A-Za-z0-9_-]*$/;
 /** Security label: a code or `system|code`, printable ASCII without spaces. */
 export const SECURITY_LABEL = /^[\x21-\x7e]{1,256}$/;

@@ -162,7 +162,7 @@ describe('HL7 v2 ingestion (real network, hospital1 gateway)', function () {
     expect(versions()).to.deep.equal(rows);
     const bad = await mllp(mllpPort, a04.replace(/ADT\^A04/, 'ADT^A99'));
     expect(bad.split('\r')[1]).to.match(/^MSA\|AE\|.*MSH-9/);
-    expect(bad).to.match(/\rERR\|\|MSH\^1\^9\|200\^/);
+    expect(bad).to.match(/\rERR\|\|MSH\^1\^9\|201\^/);
     expect(versions()).to.deep.equal(rows);
   });
 });

@@ -1,3 +1,4 @@
+import { HDX_DID, MAX_RESOURCES_PER_ENTRY, PSEUDONYM } from '@hdx/chaincode/dist/protocol';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -101,9 +102,9 @@ export interface DeadLetter {
 
 /** What the chaincode accepts (hdx.audit); checked at enqueue so an entry that could never be delivered is refused before any release. */
 const ENTRY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-const PATIENT_REF = /^(did:hdx:[A-Za-z0-9_-]{43}|pseudonym:[0-9a-f]{64})$/;
+const PATIENT_REF = { test: (s: string): boolean => HDX_DID.test(s) || PSEUDONYM.test(s) };
 /** hdx.audit MAX_RESOURCES: resources named by one entry. */
-const MAX_RESOURCES = 100;
+const MAX_RESOURCES = MAX_RESOURCES_PER_ENTRY;
 
 export interface OutboxOptions {
   /** The SQLite file, normally `<dataDir>/outbox.db`. */

@@ -1,7 +1,8 @@
+import { MAX_AUDIT_BATCH } from '@hdx/chaincode/dist/protocol';
 import type { AccessEntryInput, LedgerClient } from '../ledger/ledger-client';
 
-/** hdx.audit:RecordAccessBatch takes at most this many entries per transaction. */
-export const MAX_LEDGER_BATCH = 200;
+/** hdx.audit:RecordAccessBatch takes at most this many entries per transaction (the chaincode's MAX_AUDIT_BATCH). */
+export const MAX_LEDGER_BATCH = MAX_AUDIT_BATCH;
 
 /** What a sink did with one entry. */
 export interface RecordedEntry {

@@ -3,6 +3,7 @@
  * the compact ES256 JWS (RFC 7515, RFC 8785 canonical payload, r||s signature) that the chaincode's
  * signed requests expect (chaincode/README.md, "Signed requests").
  */
+import { HDX_DID } from '@hdx/chaincode/dist/protocol';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
@@ -20,7 +21,7 @@ export interface P256PrivateJwk extends P256PublicJwk {
 }
 
 /** `did:hdx:` + 43 base64url characters (a SHA-256 thumbprint). */
-export const HDX_DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
+export { HDX_DID };
 /** A DID URL naming a key, as the chaincode accepts it in a JWS `kid`. */
 export const HDX_DID_URL = /^did:hdx:[A-Za-z0-9_-]{43}#[A-Za-z0-9_-]{1,64}$/;
 

@@ -1,3 +1,4 @@
+import { MAX_RESOURCES_PER_ENTRY } from '@hdx/chaincode/dist/protocol';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AuditSink, LedgerAuditSink } from '../audit/sink';
@@ -13,7 +14,7 @@ export type Disclosure = 'read' | 'vread' | 'history-instance' | 'history-type' 
 
 const EVALUATE_CONCURRENCY = 8;
 /** hdx.audit takes at most this many resources in one access entry: larger disclosures take several. */
-export const MAX_RESOURCES_PER_ENTRY = 100;
+export { MAX_RESOURCES_PER_ENTRY };
 
 /** The answer for a resource that is absent or that the caller may not see: the two are never told apart. */
 export function notKnown(resourceType: string, id: string, versionId?: string): OperationOutcomeError {

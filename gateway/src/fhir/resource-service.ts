@@ -1,3 +1,4 @@
+import { MAX_AUDIT_BATCH } from '@hdx/chaincode/dist/protocol';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
@@ -117,8 +118,8 @@ function tooBroad(narrowBy: string): OperationOutcomeError {
   return new OperationOutcomeError('INVALID', `The request is too broad for one answer: narrow it (${narrowBy})`);
 }
 
-/** hdx.audit takes at most this many access entries in one transaction. */
-const MAX_ENTRIES_PER_TRANSACTION = 200;
+/** hdx.audit takes at most this many access entries in one transaction (the chaincode's MAX_AUDIT_BATCH). */
+const MAX_ENTRIES_PER_TRANSACTION = MAX_AUDIT_BATCH;
 
 /**
  * Most versions in one write (a FHIR transaction): anchored in ceil(n / MAX_ANCHOR_BATCH) ledger

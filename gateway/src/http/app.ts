@@ -1,3 +1,4 @@
+import { HDX_DID } from '@hdx/chaincode/dist/protocol';
 import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import pino, { type Logger } from 'pino';
@@ -88,7 +89,7 @@ export interface AppDeps {
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
-const DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
+const DID = HDX_DID;
 
 function sendResource(res: Response, status: number, resource: unknown): void {
   res.status(status).type(FHIR_JSON).send(JSON.stringify(resource));

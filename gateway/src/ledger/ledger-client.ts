@@ -110,8 +110,8 @@ export interface AccessQuery {
   requester?: string;
 }
 
-/** Most anchors in one `hdx.record:AnchorBatch` (the chaincode's MAX_BATCH). */
-export const MAX_ANCHOR_BATCH = 500;
+/** Most anchors in one `hdx.record:AnchorBatch`: the chaincode's own limit. */
+export { MAX_ANCHOR_BATCH } from '@hdx/chaincode/dist/protocol';
 
 export interface Page<T> {
   entries: T[];

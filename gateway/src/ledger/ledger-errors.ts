@@ -1,8 +1,9 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { ERROR_CODES } from '@hdx/chaincode/dist/protocol';
 import { type ErrorCode, OperationOutcomeError } from '../errors';
 
-/** The codes the chaincode throws as `CODE: message`. */
-const CHAINCODE_CODES = ['NOT_FOUND', 'ALREADY_EXISTS', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'INVALID'] as const satisfies readonly ErrorCode[];
+/** The codes the chaincode throws as `CODE: message` (its own list, each one of the gateway's codes). */
+const CHAINCODE_CODES = ERROR_CODES satisfies readonly ErrorCode[];
 const CODE_PATTERN = new RegExp(`\\b(${CHAINCODE_CODES.join('|')}): (.*)$`, 's');
 
 interface GatewayLikeError {

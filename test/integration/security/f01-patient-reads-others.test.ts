@@ -8,7 +8,8 @@
  * a missing id (404), searches find nothing of A's, and the refused attempt is on the ledger for the
  * regulator's auditor to see.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,6 +31,8 @@ import {
   show,
 } from '../../support/security';
 
+const execFileAsync = promisify(execFile);
+
 const repo = path.resolve(__dirname, '..', '..', '..');
 const cli = path.join(repo, 'gateway', 'dist', 'cli.js');
 
@@ -41,11 +44,17 @@ describe('security finding 1: a patient reads only their own compartment', funct
   let attackerObs: string;
   let keyFile: string;
 
-  /** The attacker's token, made with `hdx token` (the CLI a patient's wallet stands in for). */
-  const cliToken = (scope: string, purpose: string, extra: string[] = []): string =>
-    execFileSync(process.execPath, [cli, 'token', '--key', keyFile, '--aud', env.h1.config.baseUrl, '--scope', scope, '--purpose', purpose, '--ttl', '120', ...extra], {
-      encoding: 'utf8',
-    }).trim();
+  /**
+   * The attacker's token, made with `hdx token` (the CLI a patient's wallet stands in for). Run without
+   * blocking: the gateway under test shares this process, and a blocked event loop lets its keep-alive
+   * timer close a pooled socket just as the next request is written (ECONNRESET on a loaded machine).
+   */
+  const cliToken = async (scope: string, purpose: string, extra: string[] = []): Promise<string> =>
+    (
+      await execFileAsync(process.execPath, [cli, 'token', '--key', keyFile, '--aud', env.h1.config.baseUrl, '--scope', scope, '--purpose', purpose, '--ttl', '120', ...extra], {
+        encoding: 'utf8',
+      })
+    ).stdout.trim();
 
   before(async () => {
     env = await securityEnv();
@@ -59,14 +68,14 @@ describe('security finding 1: a patient reads only their own compartment', funct
   });
 
   it('guard (holds on main): the patient reads their own Observation with their own purpose PATRQT', async () => {
-    const own = await call(env.h1, 'GET', `/Observation/${attackerObs}`, cliToken('patient/*.read', 'PATRQT'));
+    const own = await call(env.h1, 'GET', `/Observation/${attackerObs}`, await cliToken('patient/*.read', 'PATRQT'));
     expect(own.status, show(own)).to.equal(200);
     expect(own.body.valueString).to.equal('attacker own result');
   });
 
   it('another patient with patient/*.read and self-asserted TREAT is refused the victim’s Observation exactly as a missing id', async () => {
-    const read = await call(env.h1, 'GET', `/Observation/${victimObs}`, cliToken('patient/*.read', 'TREAT'));
-    const absent = await call(env.h1, 'GET', `/Observation/${missingId()}`, cliToken('patient/*.read', 'TREAT'));
+    const read = await call(env.h1, 'GET', `/Observation/${victimObs}`, await cliToken('patient/*.read', 'TREAT'));
+    const absent = await call(env.h1, 'GET', `/Observation/${missingId()}`, await cliToken('patient/*.read', 'TREAT'));
     expect(read.text, 'LEAK: patient B read patient A’s Observation').to.not.include('HIV-1 RNA detected');
     // TREAT is not a patient's purpose: refused (403) before any record is looked at, so a missing id
     // gets the very same answer.
@@ -77,20 +86,20 @@ describe('security finding 1: a patient reads only their own compartment', funct
   });
 
   it('the same with purpose PATRQT (a patient’s own purpose): 404 for another patient’s record and for their Patient resource', async () => {
-    const read = await call(env.h1, 'GET', `/Observation/${victimObs}`, cliToken('patient/*.read', 'PATRQT'));
+    const read = await call(env.h1, 'GET', `/Observation/${victimObs}`, await cliToken('patient/*.read', 'PATRQT'));
     expect(read.status, `patient B (PATRQT) reading A's Observation: ${show(read)}`).to.equal(404);
-    const patient = await call(env.h1, 'GET', `/Patient/${victim.patientId}`, cliToken('patient/*.read', 'PATRQT'));
+    const patient = await call(env.h1, 'GET', `/Patient/${victim.patientId}`, await cliToken('patient/*.read', 'PATRQT'));
     expect(patient.text, 'LEAK: patient B read patient A’s demographics').to.not.include('Victim-F1');
     expect(patient.status, show(patient)).to.equal(404);
   });
 
   it('searches by another patient find nothing of the victim’s (total 0), whether by patient= or unfiltered', async () => {
-    const byPatient = await call(env.h1, 'GET', `/Observation?patient=${victim.did}`, cliToken('patient/*.read', 'TREAT'));
+    const byPatient = await call(env.h1, 'GET', `/Observation?patient=${victim.did}`, await cliToken('patient/*.read', 'TREAT'));
     expect(byPatient.text, 'LEAK: search patient=<A> by patient B returned A’s result').to.not.include('HIV-1 RNA detected');
     if (byPatient.status === 200) expect(byPatient.body.total, `search patient=<A> by B: ${show(byPatient)}`).to.equal(0);
     else expect(REFUSED, show(byPatient)).to.include(byPatient.status);
 
-    const all = await call(env.h1, 'GET', '/Observation?_count=100', cliToken('patient/*.read', 'TREAT'));
+    const all = await call(env.h1, 'GET', '/Observation?_count=100', await cliToken('patient/*.read', 'TREAT'));
     expect([200, ...REFUSED], show(all)).to.include(all.status);
     const ids = resourcesOf(all.body).map((r) => r.id);
     expect(ids, 'LEAK: an unfiltered search by patient B lists patient A’s Observation').to.not.include(victimObs);
@@ -102,22 +111,22 @@ describe('security finding 1: a patient reads only their own compartment', funct
   });
 
   it('$everything and _history of the victim are refused to another patient', async () => {
-    const everything = await call(env.h1, 'GET', `/Patient/${victim.patientId}/$everything`, cliToken('patient/*.read', 'PATRQT'));
+    const everything = await call(env.h1, 'GET', `/Patient/${victim.patientId}/$everything`, await cliToken('patient/*.read', 'PATRQT'));
     expect(everything.text, 'LEAK: $everything of patient A by patient B').to.not.include('HIV-1 RNA detected');
     expect(everything.status, show(everything)).to.equal(404);
-    const history = await call(env.h1, 'GET', `/Observation/${victimObs}/_history`, cliToken('patient/*.read', 'PATRQT'));
+    const history = await call(env.h1, 'GET', `/Observation/${victimObs}/_history`, await cliToken('patient/*.read', 'PATRQT'));
     expect(history.text, 'LEAK: _history of A’s Observation by patient B').to.not.include('HIV-1 RNA detected');
     expect(history.status, show(history)).to.equal(404);
   });
 
   it('type-level history by another patient lists nothing of the victim’s', async () => {
-    const res = await call(env.h1, 'GET', '/Observation/_history?_count=100', cliToken('patient/*.read', 'TREAT'));
+    const res = await call(env.h1, 'GET', '/Observation/_history?_count=100', await cliToken('patient/*.read', 'TREAT'));
     expect(res.text, 'LEAK: /Observation/_history by patient B holds patient A’s result').to.not.include('HIV-1 RNA detected');
     expect([200, ...REFUSED], show(res)).to.include(res.status);
   });
 
   it('break-glass (ETREAT with a reason) is not open to a patient', async () => {
-    const res = await call(env.h1, 'GET', `/Observation/${victimObs}`, cliToken('patient/*.read', 'ETREAT', ['--break-glass-reason', 'I am a doctor, trust me']));
+    const res = await call(env.h1, 'GET', `/Observation/${victimObs}`, await cliToken('patient/*.read', 'ETREAT', ['--break-glass-reason', 'I am a doctor, trust me']));
     expect(res.text, 'LEAK: a patient broke the glass on another patient').to.not.include('HIV-1 RNA detected');
     expect(REFUSED, show(res)).to.include(res.status);
   });

@@ -1,0 +1,29 @@
+/**
+ * The hdx chaincode's wire vocabulary, in one dependency-free module (no fabric-contract-api): its
+ * limits, error codes and identifier grammar. The contracts import it, and so does the gateway
+ * (`@hdx/chaincode/dist/protocol`), so neither side restates a value the other enforces.
+ */
+
+/** The codes every chaincode error message starts with (`CODE: text`). */
+export const ERROR_CODES = ['NOT_FOUND', 'ALREADY_EXISTS', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'INVALID'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Most anchors in one hdx.record:AnchorBatch / AnchorAndRecord transaction. */
+export const MAX_ANCHOR_BATCH = 500;
+/** Most patient links in one AnchorBatch / AnchorAndRecord. */
+export const MAX_LINKS = 500;
+/** Most access entries in one hdx.audit:RecordAccessBatch (and AnchorAndRecord). */
+export const MAX_AUDIT_BATCH = 200;
+/** Most resources one access entry names. */
+export const MAX_RESOURCES_PER_ENTRY = 100;
+
+/** A FHIR resource type. */
+export const FHIR_RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+/** FHIR `id` (also used for versionId). */
+export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** did:hdx:<RFC 7638 thumbprint, base64url SHA-256 = 43 characters>. */
+export const HDX_DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
+/** A custodian's keyed pseudonym of a patient. */
+export const PSEUDONYM = /^pseudonym:[0-9a-f]{64}$/;
+/** A Fabric MSP id. */
+export const MSP_ID = /^[A-Za-z0-9][A-Za-z0-9.\-_]{0,63}$/;
