@@ -15,6 +15,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
+import { poster, registerAll } from '../test-support/http-fixture';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -53,28 +54,18 @@ async function setup(opts: { pageSize?: number } = {}) {
       return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
     return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
   };
-  for (const [d, kind] of [
+  await registerAll(ledger, [
     [DR, 'practitioner'],
     [LIMITED, 'practitioner'],
     [SYSTEM, 'system'],
     [ALICE, 'patient'],
     [BOB, 'patient'],
-  ] as const) {
-    await ledger.registerDid({ did: d, kind });
-  }
+  ]);
   const log = newLogger('silent');
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
   const exports = new ExportService({ resources, dir, log, baseUrl: BASE, ...(opts.pageSize ? { pageSize: opts.pageSize } : {}) });
   const { app } = testApp({ store, ledger, resources, exports, baseUrl: BASE, idpIssuer: 'https://idp.hospital1.example' });
-  const post = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await request(app)
-      .post(`/fhir/${String(body.resourceType)}`)
-      .set(...staff)
-      .set('content-type', FHIR)
-      .send(body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return String(res.body.id);
-  };
+  const post = poster(app, staff);
   const aliceId = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
   const bobId = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }] });
   const med = await post({ resourceType: 'Medication', code: { text: 'aspirin' } });

@@ -10,8 +10,8 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
+import { consentLike, poster, registerAll } from '../test-support/http-fixture';
 
-const FHIR = 'application/fhir+json';
 const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
 const DR = did('d');
 const OTHER = did('e');
@@ -26,32 +26,15 @@ async function setup() {
   const ledger = new FakeLedger();
   /** Resource types another member's practitioner is denied (as a consent excluding them would). */
   const denied = new Set<string>();
-  ledger.decide = (req, anchor) => {
-    const patient = anchor?.patient ?? req.patient;
-    if (req.actor === patient) return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass: false };
-    if (req.actorOrganization === (anchor?.custodian ?? req.custodian) && req.purpose === 'TREAT')
-      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
-    if (req.actor === OTHER && !denied.has(anchor?.resourceType ?? '')) return { decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false };
-    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
-  };
-  for (const [d, kind] of [
+  ledger.decide = consentLike((req, anchor) => req.actor === OTHER && !denied.has(anchor?.resourceType ?? ''));
+  await registerAll(ledger, [
     [DR, 'practitioner'],
     [OTHER, 'practitioner'],
     [ALICE, 'patient'],
     [BOB, 'patient'],
-  ] as const) {
-    await ledger.registerDid({ did: d, kind });
-  }
+  ]);
   const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });
-  const post = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await request(app)
-      .post(`/fhir/${String(body.resourceType)}`)
-      .set(...staff)
-      .set('content-type', FHIR)
-      .send(body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return String(res.body.id);
-  };
+  const post = poster(app, staff);
   const alice = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
   const bob = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }] });
   const med = await post({ resourceType: 'Medication', code: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '313782' }] } });

@@ -11,8 +11,8 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
+import { consentLike, poster, registerAll } from '../test-support/http-fixture';
 
-const FHIR = 'application/fhir+json';
 const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
 const DR = did('d');
 const OTHER = did('e');
@@ -30,29 +30,14 @@ async function setup() {
   const ledger = new FakeLedger();
   /** Observations another member's practitioner may not see (as a consent excluding them would). */
   const hidden = new Set<string>();
-  ledger.decide = (req, anchor) => {
-    if (req.actorOrganization === (anchor?.custodian ?? req.custodian) && req.purpose === 'TREAT')
-      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
-    if (req.actor === OTHER && !hidden.has(anchor?.id ?? '')) return { decision: 'permit', consents: ['c1'], reason: 'consent-permit', breakGlass: false };
-    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
-  };
-  for (const [d, kind] of [
+  ledger.decide = consentLike((req, anchor) => req.actor === OTHER && !hidden.has(anchor?.id ?? ''), { patientSelf: false });
+  await registerAll(ledger, [
     [DR, 'practitioner'],
     [OTHER, 'practitioner'],
     [ALICE, 'patient'],
-  ] as const) {
-    await ledger.registerDid({ did: d, kind });
-  }
+  ]);
   const { app } = testApp({ store, ledger });
-  const post = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await request(app)
-      .post(`/fhir/${String(body.resourceType)}`)
-      .set(...staff)
-      .set('content-type', FHIR)
-      .send(body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return String(res.body.id);
-  };
+  const post = poster(app, staff);
   const get = async (q: string, as: [string, string] = staff): Promise<SearchBundle> => {
     const res = await request(app)
       .get(`/fhir/${q}`)

@@ -9,8 +9,8 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
+import { poster } from '../test-support/http-fixture';
 
-const FHIR = 'application/fhir+json';
 const DR = `did:hdx:${'d'.repeat(43)}`;
 const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
 const LOINC = 'http://loinc.org';
@@ -20,15 +20,7 @@ async function setup() {
   const ledger = new FakeLedger();
   await ledger.registerDid({ did: DR, kind: 'practitioner' });
   const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });
-  const post = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await request(app)
-      .post(`/fhir/${String(body.resourceType)}`)
-      .set(...staff)
-      .set('content-type', FHIR)
-      .send(body);
-    expect(res.status, JSON.stringify(res.body)).to.equal(201);
-    return String(res.body.id);
-  };
+  const post = poster(app, staff);
   const ids = async (query: string): Promise<string[]> => {
     const res = await request(app)
       .get(`/fhir/${query}`)
