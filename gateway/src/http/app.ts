@@ -44,7 +44,7 @@ import type { Metrics } from '../metrics';
 import type { ErasureService } from '../fhir/erasure';
 import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
-import { ingestRoutes } from '../ingest/routes';
+import { ingestRoutes } from './ingest-routes';
 // The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
 // constant (caller.ts is plain data and loads no contract).
 import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';

@@ -19,9 +19,9 @@ import { hl7v2ToBundleWithWarnings, isMappingError, type MappingError, mappingEr
 import type { ScopedCaller } from '../fhir/bundle-service';
 import { OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { ID } from '../fhir/search-params';
-import { type IngestService, SOURCE_NAME } from './ingest-service';
+import { type IngestService, SOURCE_NAME } from '../ingest/ingest-service';
 import { requireAuth } from '../auth/middleware';
-import { jsonBody } from '../http/body';
+import { jsonBody } from './body';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const HL7_TYPES = ['x-application/hl7-v2+er7', 'application/hl7-v2', 'text/plain'];
