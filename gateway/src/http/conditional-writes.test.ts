@@ -286,7 +286,9 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
       { request: { method: 'DELETE', url: `Observation?${code('one')}` } },
       { request: { method: 'GET', url: `Observation?${code('one')}` } },
     ]);
-    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '204 No Content', '400 Bad Request']);
+    // A GET Type?query entry is a search (its own searchset), not a conditional interaction.
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '204 No Content', '200 OK']);
+    expect(batch.body.entry[2].resource.type).to.equal('searchset');
     expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
   });
 
