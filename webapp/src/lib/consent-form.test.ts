@@ -178,7 +178,7 @@ describe('consent form → FHIR Consent', () => {
     expect(words[0]).to.equal('I allow the staff of Hospital2MSP to see test results and measurements, for treating me.');
     expect(words[1]).to.equal('This permission holds until 2027-06-30.');
     expect(words[2]).to.equal('It covers only records dated from 2020-01-01 on.');
-    expect(words[3]).to.equal('Except: all my health records, only where marked as mental health stay closed to them.');
+    expect(words[3]).to.equal('Except: records marked as mental health stay closed to them.');
     const stored = { ...toFhirConsent(f, PATIENT, ID, NOW), meta: { versionId: '1' } };
     expect(plainWords(formFromConsent(stored))).to.deep.equal(words);
   });

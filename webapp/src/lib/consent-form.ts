@@ -209,8 +209,9 @@ function labelName(label: string): string {
 
 function describeScope(scope: Scope): string {
   const kinds = [...scope.dataClasses.map((id) => DATA_CLASSES.find((c) => c.id === id)?.label.toLowerCase() ?? id), ...scope.resourceTypes.map((t) => `${t.trim()} records`)];
-  const what = kinds.length > 0 ? list(kinds) : 'all my health records';
-  return scope.securityLabels.length > 0 ? `${what}, only where marked as ${list(scope.securityLabels.map(labelName), 'or')}` : what;
+  const labels = list(scope.securityLabels.map(labelName), 'or');
+  if (kinds.length === 0) return scope.securityLabels.length > 0 ? `records marked as ${labels}` : 'all my health records';
+  return scope.securityLabels.length > 0 ? `${list(kinds)}, only where marked as ${labels}` : list(kinds);
 }
 
 function describeWho(w: Who): string {

@@ -155,7 +155,12 @@ export function ConsentPage({ config, patientKey }: Props) {
       )}
 
       <h2>My consents</h2>
-      {active.length === 0 && <p id="no-consents">You have no active consent: only your own hospital's staff can see your records, for treating you.</p>}
+      {active.length === 0 && (
+        <p id="no-consents">
+          You have no active consent: only the staff of the hospitals holding your records can see them, for treating you (and, in an emergency, a practitioner who breaks the
+          glass: that is recorded and highlighted in your access history).
+        </p>
+      )}
       <ul class="cards" id="consent-list">
         {active.map((c) => (
           <li key={String(c.id)} class="card" data-consent-id={String(c.id)}>
