@@ -29,6 +29,12 @@ export function App() {
   useEffect(() => {
     const onHash = (): void => setPage(pageOfHash());
     addEventListener('hashchange', onHash);
+    // WebCrypto (the key, every signature) exists only in a secure context: HTTPS, or localhost.
+    if (!isSecureContext || globalThis.crypto?.subtle === undefined) {
+      setError('This page must be opened over HTTPS (or on this machine, at localhost or 127.0.0.1): the browser offers its key functions only there.');
+      setReady(true);
+      return () => removeEventListener('hashchange', onHash);
+    }
     Promise.all([loadConfig(), loadKey()])
       .then(([c, k]) => {
         setConfig(c);
