@@ -26,6 +26,19 @@ ensure_shellcheck() {
   command -v shellcheck >/dev/null 2>&1
 }
 
+# The browser tests (test/integration/webapp.test.ts) drive the system Chromium with puppeteer-core.
+# Installed from Debian's packages when it is missing and this is root on a Debian-like machine;
+# otherwise the browser test says how (or set HDX_CHROMIUM to a Chromium or Chrome executable).
+ensure_chromium() {
+  [ -n "${HDX_CHROMIUM:-}" ] && return 0
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "chromium (apt-get install chromium, for the browser tests)"
+    { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } >/dev/null 2>&1 || true
+  fi
+  command -v chromium >/dev/null 2>&1
+}
+
 # Installs the npm dependencies from the lockfile when node_modules is missing or older than the lockfile.
 ensure_node_modules() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

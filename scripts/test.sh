@@ -26,5 +26,8 @@ npm run --silent typecheck
 npx --no-install tsc -p test/tsconfig.json
 step "Unit tests"
 npm run --silent test:unit
+if ! ensure_chromium; then
+  echo "chromium is not installed: the browser test (test/integration/webapp.test.ts) will fail (Debian: apt-get install chromium)" >&2
+fi
 step "Integration tests (real Fabric network: 4 CAs, Raft, 3 peers, CCaaS chaincode)"
 npm run --silent test:integration

@@ -55,6 +55,7 @@ import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 import type { ExportService } from '../fhir/operations/export';
 import { exportRoutes } from './export-routes';
 import { smartConfiguration } from '../auth/smart-configuration';
+import { defaultWebappDir, webappRoutes } from './app-routes';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -64,6 +65,8 @@ export interface AppDeps {
   readonly audit: AuditService;
   readonly ledger: LedgerClient;
   readonly store: ResourceStore;
+  /** The built patient web app served at /app (default: webapp/dist of this checkout). */
+  readonly webappDir?: string;
   /** Verifies the bearer token and sets `req.auth`, or passes a 401 OperationOutcomeError on. */
   readonly authenticate: RequestHandler;
   /** Exchange between members (GET /fhir/Patient/$exchange); not offered when absent. */
@@ -223,6 +226,9 @@ export function createApp(deps: AppDeps): express.Express {
   // Everything below is rate limited: per address before authentication, per identity after it.
   const limits = createRateLimiters(deps.rateLimits ?? {});
   app.use(limits.beforeAuth);
+
+  // The patient's web app (static files; it uses /fhir like any client): app-routes.ts.
+  app.use('/app', webappRoutes({ dir: deps.webappDir ?? defaultWebappDir(), fhirBaseUrl: base, mspId: config.mspId }));
 
   // SMART discovery: public, like the CapabilityStatement (what tokens and scopes this server accepts).
   const smart = smartConfiguration({ baseUrl: base, idpIssuer: deps.idpIssuer });
