@@ -269,7 +269,7 @@ function syntheaFiles(seed: number, n: number): string[] {
     }
     const tmp = `${cache}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
-    log(`Synthea: generating ${n} patients, seed ${seed} (once; about 40 s for 5)`);
+    log(`Synthea: generating ${n} patient(s), seed ${seed} (once; about 40 s for 5)`);
     execFileSync(
       'java',
       [
@@ -768,7 +768,7 @@ async function main(): Promise<void> {
       const loaded = res.files.reduce((a, f) => a + f.loaded, 0);
       const accepted = res.files.filter((f) => f.status === 200 && f.problem === '').length;
       printGrid(
-        `3. Synthea 3.3.0 population (seed ${SYNTHEA_SEED}, ${SYNTHEA_PATIENTS} patients) through POST /fhir, fresh store`,
+        `3. Synthea 3.3.0 population (seed ${SYNTHEA_SEED}, ${SYNTHEA_PATIENTS} patient(s)) through POST /fhir, fresh store`,
         ['server', 'resources loaded / total', 'bundles accepted / total', 'rate', 'time'],
         [
           [
