@@ -50,6 +50,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...base, HDX_AUDIT_FLUSH_MS: '0' })).to.throw(ConfigError, /HDX_AUDIT_FLUSH_MS/);
   });
 
+  it('ledger view and decisions: view on, 1,500 ms bound and local decisions by default; each validated', () => {
+    const c = loadConfig(base, '/repo');
+    expect([c.view, c.viewMaxLagMs, c.decisions]).to.deep.equal(['on', 1500, 'local']);
+    const o = loadConfig({ ...base, HDX_VIEW: 'off', HDX_VIEW_MAX_LAG_MS: '800', HDX_DECISIONS: 'chaincode' }, '/repo');
+    expect([o.view, o.viewMaxLagMs, o.decisions]).to.deep.equal(['off', 800, 'chaincode']);
+    expect(() => loadConfig({ ...base, HDX_VIEW: 'yes' })).to.throw(ConfigError, /HDX_VIEW/);
+    expect(() => loadConfig({ ...base, HDX_VIEW_MAX_LAG_MS: '50' })).to.throw(ConfigError, /HDX_VIEW_MAX_LAG_MS/);
+    expect(() => loadConfig({ ...base, HDX_DECISIONS: 'view' })).to.throw(ConfigError, /HDX_DECISIONS/);
+  });
+
   it('refuses to bind anywhere but loopback', () => {
     expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: '0.0.0.0' })).to.throw(ConfigError, /HDX_GATEWAY_HOST/);
   });

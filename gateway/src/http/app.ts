@@ -84,6 +84,22 @@ export interface AppDeps {
   readonly rateLimits?: RateLimitOptions;
   /** Bulk Data $export jobs; the export routes answer that it is not offered when absent. */
   readonly exports?: ExportService;
+  /** The ledger view, reported by /healthz (`checks.view`: height, lag, freshness and who decides); none when HDX_VIEW=off. */
+  readonly ledgerView?: { health(): LedgerViewHealth };
+}
+
+/** /healthz `checks.view`. A stale view is not unhealthy: decisions then go to the chaincode. */
+export interface LedgerViewHealth {
+  readonly ok: boolean;
+  /** Blocks the view reflects. */
+  readonly height: string;
+  /** Blocks the peer had that the view had not applied, at the last height check. */
+  readonly lagBlocks: string | undefined;
+  /** Whether decisions may use the view now (caught up within HDX_VIEW_MAX_LAG_MS). */
+  readonly fresh: boolean;
+  readonly streaming: boolean;
+  /** Where reads are decided when the view is fresh. */
+  readonly decisions: 'local' | 'chaincode';
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -198,7 +214,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
 
   app.get('/healthz', async (_req, res) => {
-    const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string }> = {};
+    const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string } | LedgerViewHealth> = {};
     const t0 = Date.now();
     try {
       store.ping();
@@ -215,6 +231,7 @@ export function createApp(deps: AppDeps): express.Express {
       checks.ledger = { ok: false, error: 'ledger unavailable' };
     }
     if (deps.outbox) checks.outbox = deps.outbox.health();
+    if (deps.ledgerView) checks.view = deps.ledgerView.health();
     const ok = Object.values(checks).every((c) => c.ok);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
   });
