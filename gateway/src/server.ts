@@ -27,7 +27,7 @@ import { toP256PrivateJwk } from './auth/did-key';
 import { IngestService } from './ingest/ingest-service';
 import { type MllpListener, startMllpListener } from './ingest/mllp';
 import { LedgerView } from './view/ledger-view';
-import { LocalDecisions } from './view/local-decisions';
+import { LocalDecisions, viewHealth } from './view/local-decisions';
 import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 
 export interface RunningGateway {
@@ -140,12 +140,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       exports: bulkExports,
       ...(view
         ? {
-            ledgerView: {
-              health: () => {
-                const st = view.status(config.viewMaxLagMs);
-                return { ok: true, height: st.height, lagBlocks: st.lagBlocks, fresh: st.fresh, streaming: st.streaming, decisions: localDecisions ? 'local' : 'chaincode' };
-              },
-            },
+            ledgerView: { health: () => viewHealth(view, config.viewMaxLagMs, localDecisions ? 'local' : 'chaincode') },
           }
         : {}),
     });

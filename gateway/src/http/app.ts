@@ -47,6 +47,7 @@ import { ingestRoutes } from '../ingest/routes';
 // The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
 // constant (caller.ts is plain data and loads no contract).
 import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
+import type { LedgerViewHealth } from '../view/local-decisions';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../store/custodian-ids';
@@ -86,20 +87,6 @@ export interface AppDeps {
   readonly exports?: ExportService;
   /** The ledger view, reported by /healthz (`checks.view`: height, lag, freshness and who decides); none when HDX_VIEW=off. */
   readonly ledgerView?: { health(): LedgerViewHealth };
-}
-
-/** /healthz `checks.view`. A stale view is not unhealthy: decisions then go to the chaincode. */
-export interface LedgerViewHealth {
-  readonly ok: boolean;
-  /** Blocks the view reflects. */
-  readonly height: string;
-  /** Blocks the peer had that the view had not applied, at the last height check. */
-  readonly lagBlocks: string | undefined;
-  /** Whether decisions may use the view now (caught up within HDX_VIEW_MAX_LAG_MS). */
-  readonly fresh: boolean;
-  readonly streaming: boolean;
-  /** Where reads are decided when the view is fresh. */
-  readonly decisions: 'local' | 'chaincode';
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';

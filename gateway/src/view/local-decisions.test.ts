@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import pino from 'pino';
+import request from 'supertest';
 import type { TestKey } from '@hdx/chaincode/dist/test-support/keys';
 import { H1_ADMIN, H2_ADMIN, H2_GATEWAY, REG_ADMIN, registerDid, signedBy } from '@hdx/chaincode/dist/test-support/registry';
 import type { AuditSink } from '../audit/sink';
@@ -7,9 +9,14 @@ import type { AccessEntryInput, AnchorInput, Decision, EvaluateRequest } from '.
 import { newLogger } from '../logger';
 import type { StoredVersion } from '../store/store';
 import { staffCaller } from '../test-support/callers';
+import { FakePeer } from '../test-support/blocks';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { testApp } from '../test-support/test-app';
+import { SqliteStore } from '../store/sqlite-store';
+import { LedgerView } from './ledger-view';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import type { KeyWrite } from './block-parser';
-import { LocalDecisions, decideOnView } from './local-decisions';
+import { LocalDecisions, decideOnView, viewHealth } from './local-decisions';
 import { ViewStore } from './view-store';
 
 const H1 = 'Hospital1MSP';
@@ -292,5 +299,36 @@ describe('view/local-decisions', () => {
       expect(decisions[0]?.decision).to.equal('permit');
       expect(asked).to.have.length(1);
     });
+  });
+
+  it('/healthz reports the view: height, lag, freshness and who decides; a stale view leaves the gateway healthy', async () => {
+    const peer = new FakePeer();
+    peer.commit([{ txId: '', writes: {}, config: true }]);
+    let clock = 1_000_000;
+    const viewStore = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
+    const view = new LedgerView({ store: viewStore, source: peer, namespace: 'hdx', log: pino({ level: 'silent' }), pollMs: 1e9, retryMs: 5, now: () => clock });
+    const store = new SqliteStore(':memory:');
+    try {
+      const { app } = testApp({
+        store,
+        ledger: new FakeLedger(),
+        ledgerView: { health: () => viewHealth(view, 1500, 'local') },
+      });
+      view.start();
+      await view.waitForHeight(1n, 2000);
+      await view.poll();
+      let health = await request(app).get('/healthz');
+      expect(health.status).to.equal(200);
+      expect(health.body.checks.view).to.deep.equal({ ok: true, height: '1', lagBlocks: '0', fresh: true, streaming: true, decisions: 'local' });
+      await view.stop();
+      clock += 1501;
+      health = await request(app).get('/healthz');
+      expect(health.status).to.equal(200);
+      expect(health.body.checks.view).to.deep.include({ fresh: false, streaming: false });
+    } finally {
+      await view.stop();
+      viewStore.close();
+      store.close();
+    }
   });
 });

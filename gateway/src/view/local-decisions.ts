@@ -15,7 +15,7 @@ import { type FactQuery, decideAccessSteps, parseAccessRequest, runSync, storedC
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
 import type { Decision, EvaluateRequest } from '../ledger/ledger-client';
 import type { ViewStore } from './view-store';
-import { DEFAULT_MAX_LAG_MS } from './ledger-view';
+import { DEFAULT_MAX_LAG_MS, type ViewStatus } from './ledger-view';
 
 /** A decision made on the view, with the view height (blocks applied) it was made at. */
 export interface LocalDecision extends Decision {
@@ -124,4 +124,24 @@ export class LocalDecisions {
   decide(request: EvaluateRequest): LocalDecision | undefined {
     return this.decideAll([request])[0];
   }
+}
+
+/** /healthz `checks.view`. A stale view is not unhealthy: decisions then go to the chaincode. */
+export interface LedgerViewHealth {
+  readonly ok: boolean;
+  /** Blocks the view reflects. */
+  readonly height: string;
+  /** Blocks the peer had that the view had not applied, at the last height check. */
+  readonly lagBlocks: string | undefined;
+  /** Whether decisions may use the view now (caught up within HDX_VIEW_MAX_LAG_MS). */
+  readonly fresh: boolean;
+  readonly streaming: boolean;
+  /** Where reads are decided when the view is fresh. */
+  readonly decisions: 'local' | 'chaincode';
+}
+
+/** What /healthz says of a view. */
+export function viewHealth(view: { status(maxLagMs: number): ViewStatus }, maxLagMs: number, decisions: LedgerViewHealth['decisions']): LedgerViewHealth {
+  const st = view.status(maxLagMs);
+  return { ok: true, height: st.height, lagBlocks: st.lagBlocks, fresh: st.fresh, streaming: st.streaming, decisions };
 }
