@@ -9,7 +9,7 @@ import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
-import { type Config, loadIdSecret } from './config';
+import { type Config, loadIdSecret, viewEnabled } from './config';
 import { deriveSubjectLinkSecret } from './auth/token';
 import { CustodianIds } from './store/custodian-ids';
 import { AuditService } from './fhir/audit-events';
@@ -64,8 +64,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const metrics = createMetrics();
   const fabric = new FabricLedger(config, identity);
   const ledger = instrumentLedger(fabric, metrics);
-  // The ledger view (HDX_VIEW=on, the default): the chaincode state decisions read, from this org's peer's blocks.
-  const viewStore = config.view === 'on' ? new ViewStore(path.join(config.dataDir, VIEW_FILE_NAME), { channel: config.channel, namespace: config.chaincode }) : undefined;
+  // The ledger view (HDX_VIEW; by default when decisions are local): the chaincode state decisions read, from this org's peer's blocks.
+  const viewStore = viewEnabled(config) ? new ViewStore(path.join(config.dataDir, VIEW_FILE_NAME), { channel: config.channel, namespace: config.chaincode }) : undefined;
   const view = viewStore ? new LedgerView({ store: viewStore, source: fabric, namespace: config.chaincode, log }) : undefined;
   // Local decisions: async audit mode only, unless HDX_DECISIONS=chaincode; each falls back to the chaincode when the view is not fresh.
   const localDecisions =
