@@ -33,6 +33,8 @@ import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 export interface RunningGateway {
   readonly url: string;
   readonly port: number;
+  /** The ledger view this gateway keeps (HDX_VIEW), when it keeps one. */
+  readonly view?: LedgerView;
   close(): Promise<void>;
 }
 
@@ -168,6 +170,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     return {
       url: config.baseUrl,
       port,
+      ...(view ? { view } : {}),
       close: async () => {
         await mllp?.close();
         await new Promise<void>((resolve) => {
