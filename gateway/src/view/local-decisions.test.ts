@@ -189,6 +189,7 @@ describe('view/local-decisions', () => {
     let fresh: boolean;
     let asked: EvaluateRequest[];
     let outbox: AccessEntryInput[];
+    let local: LocalDecisions;
     const version = (id: string, resourceType = 'Observation'): StoredVersion => ({
       resourceType,
       id,
@@ -215,7 +216,7 @@ describe('view/local-decisions', () => {
           return entries.map((e) => ({ entryId: e.entryId ?? '', breakGlass: e.breakGlass }));
         },
       };
-      const local = new LocalDecisions({ store, freshness: { fresh: () => fresh }, mspId: H1, now: () => w.chain.clock * 1000 });
+      local = new LocalDecisions({ store, freshness: { fresh: () => fresh }, mspId: H1, now: () => w.chain.clock * 1000 });
       return new AccessControl(ledger, newLogger('silent'), H1, { sink, patientRefOf: () => w.patient.did, local });
     }
 
@@ -267,6 +268,7 @@ describe('view/local-decisions', () => {
       const decisions = await access.evaluate(doc2(), [version('a1'), version('c1', 'Condition')]);
       expect(decisions.map((d) => d.decision)).to.deep.equal(['deny', 'deny']);
       expect(asked).to.have.length(3);
+      expect(local.stats).to.deep.equal({ local: 0, stale: 3, undecidable: 0 });
     });
 
     it('a version whose anchor the view does not hold yet goes to the chaincode, even when fresh', async () => {
@@ -276,6 +278,7 @@ describe('view/local-decisions', () => {
       expect([late?.decision, known?.decision]).to.deep.equal(['permit', 'permit']);
       expect(asked.map((r) => r.resource)).to.deep.equal(['Observation/late/_history/1']);
       expect([late?.height, known?.height]).to.deep.equal([undefined, 5]);
+      expect(local.stats).to.deep.equal({ local: 1, stale: 0, undecidable: 1 });
       await access.recordDisclosures(
         doc2(),
         [
