@@ -10,9 +10,9 @@ import { callerOf } from './caller';
 import { CONSENT_PATIENT_INDEX, ConsentAction, ConsentRecord, PURPOSE_CODE, consentKey, parseConsentAction } from './consent-model';
 import { AccessRequest, Decision, EvaluationContext, StoredConsent, evaluateAccess } from './consent-evaluate';
 import { invalid, notFound } from './errors';
-import { DID_ORG_INDEX, findIdentity } from './identity-model';
+import { DID_ORG_INDEX, IdentityRecord, findIdentity } from './identity-model';
 import { readState, scanPartial, txEpochSeconds } from './ledger';
-import { subjectOf } from './patient-link';
+import { PatientLink, findLink } from './patient-link';
 import { Anchor, anchorKey, checkResourceKey, resourceRef } from './record-model';
 import {
   FHIR_DATE_TIME,
@@ -21,6 +21,7 @@ import {
   JsonObject,
   MSP_ID,
   PATIENT_REF_RULE,
+  PSEUDONYM,
   SECURITY_LABEL,
   isPatientRef,
   optionalString,
@@ -106,49 +107,130 @@ export interface EvaluationInputs {
 }
 
 /**
- * Reads the actor's identity, its organization's DIDs, and the patient's status, active guardians and
- * consents. `patient` is the decision's subject (a linked pseudonym already replaced by its DID).
+ * One piece of ledger state a decision reads. The decision below is written ONCE, as a generator that
+ * yields these queries: the chaincode answers them from its stub (asynchronously), a gateway from its
+ * ledger view (synchronously, so a whole decision reads one consistent view height). Both run the same
+ * rules on the same facts; only where the facts come from differs.
  */
-export async function loadEvaluationInputs(ctx: Context, patient: string, actor: string, actorOrganization: string): Promise<EvaluationInputs> {
-  const submitter = callerOf(ctx).mspId;
-  const actorRecord = await findIdentity(ctx, actor);
-  const orgRows = await scanPartial(ctx, DID_ORG_INDEX, [actorOrganization]);
-  const actorOrganizationDids = orgRows.map((row) => ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '').sort();
-  let guardians: string[] = [];
-  let patientStatus: EvaluationContext['patientStatus'];
-  const consents: StoredConsent[] = [];
-  if (HDX_DID.test(patient)) {
-    const patientRecord = await findIdentity(ctx, patient);
-    patientStatus = patientRecord?.status;
-    guardians = patientRecord?.status === 'active' ? await activeGuardians(ctx, patientRecord.guardians) : [];
-    for (const row of await scanPartial(ctx, CONSENT_PATIENT_INDEX, [patient])) {
-      const id = ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '';
-      const record = await readState<ConsentRecord>(ctx, consentKey(ctx, id));
-      if (record) {
-        consents.push({ id: record.id, status: record.status, consent: record.consent });
+export type FactQuery =
+  | { readonly fact: 'anchor'; readonly resourceType: string; readonly id: string; readonly versionId: string }
+  | { readonly fact: 'link'; readonly custodian: string; readonly pseudonym: string }
+  | { readonly fact: 'identity'; readonly did: string }
+  | { readonly fact: 'organizationDids'; readonly mspId: string }
+  | { readonly fact: 'consents'; readonly patient: string };
+
+/** The answer to each query: the record as the chaincode stores it (undefined when absent). */
+export interface FactAnswers {
+  anchor: Anchor | undefined;
+  link: PatientLink | undefined;
+  identity: IdentityRecord | undefined;
+  /** The DIDs under the organization's `hdx.did~org` index, sorted. */
+  organizationDids: string[];
+  /** The patient's consent records (under `hdx.consent~patient`), in id order. */
+  consents: StoredConsent[];
+}
+
+/** A decision in steps: yields what it needs to read, returns its result. */
+export type DecisionSteps<T> = Generator<FactQuery, T, unknown>;
+
+function* ask<K extends FactQuery['fact']>(query: Extract<FactQuery, { fact: K }>): DecisionSteps<FactAnswers[K]> {
+  return (yield query) as FactAnswers[K];
+}
+
+/** Runs decision steps against an asynchronous fact source (the chaincode's stub). */
+export async function runAsync<T>(steps: DecisionSteps<T>, answer: (query: FactQuery) => Promise<unknown>): Promise<T> {
+  let next = steps.next();
+  while (!next.done) next = steps.next(await answer(next.value));
+  return next.value;
+}
+
+/** Runs decision steps against a synchronous fact source (a gateway's ledger view) in one turn. */
+export function runSync<T>(steps: DecisionSteps<T>, answer: (query: FactQuery) => unknown): T {
+  let next = steps.next();
+  while (!next.done) next = steps.next(answer(next.value));
+  return next.value;
+}
+
+/** The chaincode's answers: read from the world state through the stub. */
+export function stubFacts(ctx: Context): (query: FactQuery) => Promise<unknown> {
+  return async (query) => {
+    switch (query.fact) {
+      case 'anchor':
+        return readState<Anchor>(ctx, anchorKey(ctx, query.resourceType, query.id, query.versionId));
+      case 'link':
+        return findLink(ctx, query.custodian, query.pseudonym);
+      case 'identity':
+        return findIdentity(ctx, query.did);
+      case 'organizationDids': {
+        const rows = await scanPartial(ctx, DID_ORG_INDEX, [query.mspId]);
+        return rows.map((row) => ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '').sort();
+      }
+      case 'consents': {
+        const consents: StoredConsent[] = [];
+        for (const row of await scanPartial(ctx, CONSENT_PATIENT_INDEX, [query.patient])) {
+          const id = ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '';
+          const record = await readState<ConsentRecord>(ctx, consentKey(ctx, id));
+          if (record) consents.push(storedConsent(record));
+        }
+        return consents;
       }
     }
+  };
+}
+
+/** What evaluation keeps of a consent record. */
+export function storedConsent(record: ConsentRecord): StoredConsent {
+  return { id: record.id, status: record.status, consent: record.consent };
+}
+
+/** When and by whom a decision is made: the transaction's time and creator MSP (a gateway: now, itself). */
+export interface DecisionClock {
+  /** ms since the epoch. */
+  readonly now: number;
+  /** MSP id of the organization asking (the transaction's creator). */
+  readonly submitter: string;
+}
+
+/**
+ * Steps reading the actor's identity, its organization's DIDs, and the patient's status, active
+ * guardians and consents. `patient` is the decision's subject (a linked pseudonym already replaced by its DID).
+ */
+export function* evaluationInputSteps(patient: string, actor: string, actorOrganization: string, clock: DecisionClock): DecisionSteps<EvaluationInputs> {
+  const actorRecord = yield* ask<'identity'>({ fact: 'identity', did: actor });
+  const actorOrganizationDids = yield* ask<'organizationDids'>({ fact: 'organizationDids', mspId: actorOrganization });
+  const guardians: string[] = [];
+  let patientStatus: EvaluationContext['patientStatus'];
+  let consents: StoredConsent[] = [];
+  if (HDX_DID.test(patient)) {
+    const patientRecord = yield* ask<'identity'>({ fact: 'identity', did: patient });
+    patientStatus = patientRecord?.status;
+    if (patientRecord?.status === 'active') {
+      // The guardians whose own DIDs are still active.
+      for (const guardian of patientRecord.guardians) {
+        if ((yield* ask<'identity'>({ fact: 'identity', did: guardian }))?.status === 'active') guardians.push(guardian);
+      }
+    }
+    consents = yield* ask<'consents'>({ fact: 'consents', patient });
   }
   const context: EvaluationContext = {
-    now: txEpochSeconds(ctx) * 1000,
+    now: clock.now,
     actorOrganizationDids,
     guardians,
     actorIdentity: actorRecord ? { kind: actorRecord.kind, status: actorRecord.status, organization: actorRecord.organization } : undefined,
-    submitter,
+    submitter: clock.submitter,
   };
   if (patientStatus !== undefined) context.patientStatus = patientStatus;
   return { consents, context };
 }
 
-/** The guardians whose own DIDs are still active. */
-async function activeGuardians(ctx: Context, guardians: string[]): Promise<string[]> {
-  const active: string[] = [];
-  for (const guardian of guardians) {
-    if ((await findIdentity(ctx, guardian))?.status === 'active') {
-      active.push(guardian);
-    }
-  }
-  return active;
+/** The transaction's clock: its timestamp and creator MSP. */
+export function txClock(ctx: Context): DecisionClock {
+  return { now: txEpochSeconds(ctx) * 1000, submitter: callerOf(ctx).mspId };
+}
+
+/** evaluationInputSteps read from the world state. */
+export async function loadEvaluationInputs(ctx: Context, patient: string, actor: string, actorOrganization: string): Promise<EvaluationInputs> {
+  return runAsync(evaluationInputSteps(patient, actor, actorOrganization, txClock(ctx)), stubFacts(ctx));
 }
 
 export function decide(request: AccessRequest, inputs: EvaluationInputs): Decision {
@@ -161,8 +243,18 @@ export interface ResolvedDecision extends Decision {
   resource?: string;
 }
 
-/** Resolves a request (anchor facts win; stated ones must agree) and decides it. */
-export async function decideAccess(ctx: Context, input: AccessRequestInput, path: string): Promise<ResolvedDecision> {
+/** The patient a decision is about: the linked DID of a custodian's pseudonym, else the reference itself. */
+function* subjectSteps(custodian: string, patient: string): DecisionSteps<string> {
+  if (!PSEUDONYM.test(patient)) return patient;
+  return (yield* ask<'link'>({ fact: 'link', custodian, pseudonym: patient }))?.did ?? patient;
+}
+
+/**
+ * Resolves a request (anchor facts win; stated ones must agree) and decides it: THE access decision,
+ * run by hdx.consent:EvaluateAccess and hdx.audit:AuthorizeAndRecord on the world state, and by a
+ * gateway deciding locally on its ledger view.
+ */
+export function* decideAccessSteps(input: AccessRequestInput, path: string, clock: DecisionClock): DecisionSteps<ResolvedDecision> {
   const stated = input.request;
   let request: AccessRequest;
   let ref: string | undefined;
@@ -171,13 +263,13 @@ export async function decideAccess(ctx: Context, input: AccessRequestInput, path
     const { resourceType, id, versionId } = input.resource;
     checkResourceKey(resourceType, id, versionId);
     ref = resourceRef(resourceType, id, versionId);
-    const anchor = await readState<Anchor>(ctx, anchorKey(ctx, resourceType, id, versionId));
+    const anchor = yield* ask<'anchor'>({ fact: 'anchor', resourceType, id, versionId });
     if (!anchor) {
       throw notFound(`${ref} is not anchored`);
     }
     erased = anchor.tombstone !== undefined;
     // The anchor's pseudonym stands for its linked DID when the custodian linked it.
-    const subject = anchor.patient === undefined ? undefined : await subjectOf(ctx, anchor.custodian, anchor.patient);
+    const subject = anchor.patient === undefined ? undefined : yield* subjectSteps(anchor.custodian, anchor.patient);
     const fromAnchor = {
       patient: subject ?? stated.patient ?? '',
       custodian: anchor.custodian,
@@ -208,13 +300,18 @@ export async function decideAccess(ctx: Context, input: AccessRequestInput, path
   } else {
     request = { securityLabels: [], ...stated, action: effectiveAction(stated.action, stated.actorOrganization, stated.custodian as string) } as AccessRequest;
     if (request.patient !== undefined) {
-      request.patient = await subjectOf(ctx, request.custodian, request.patient);
+      request.patient = yield* subjectSteps(request.custodian, request.patient);
     }
   }
   if (erased) {
     return { decision: 'deny', consents: [], reason: 'resource-erased', breakGlass: request.purpose === 'ETREAT', request, resource: ref as string };
   }
-  const inputs = await loadEvaluationInputs(ctx, request.patient, request.actor, request.actorOrganization);
+  const inputs = yield* evaluationInputSteps(request.patient, request.actor, request.actorOrganization, clock);
   const decision = decide(request, inputs);
   return ref === undefined ? { ...decision, request } : { ...decision, request, resource: ref };
+}
+
+/** decideAccessSteps on the world state, at the transaction's time. */
+export async function decideAccess(ctx: Context, input: AccessRequestInput, path: string): Promise<ResolvedDecision> {
+  return runAsync(decideAccessSteps(input, path, txClock(ctx)), stubFacts(ctx));
 }

@@ -102,6 +102,19 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
     });
   });
 
+  describe('decidedAt (a decision a gateway made on its ledger view)', () => {
+    it('carries the view height the gateway decided at, and leaves it absent when not stated', async () => {
+      expect((await record({ decidedAt: { height: 42 } })).decidedAt).to.deep.equal({ height: 42 });
+      expect(await record()).not.to.have.property('decidedAt');
+    });
+
+    it('refuses a decidedAt that is not exactly { height: positive integer }', async () => {
+      for (const decidedAt of [{ height: 0 }, { height: 1.5 }, { height: '7' }, {}, { height: 3, block: 2 }, 5]) {
+        expect(await rejectsWith(record({ decidedAt }), 'INVALID')).to.match(/decidedAt/);
+      }
+    });
+  });
+
   describe('actorAuth and vouchedBy', () => {
     it('absent actorAuth is delegated and vouched for by the actor organization; did and idp by the recorder', async () => {
       expect(await record()).to.deep.include({ actorAuth: 'delegated', vouchedBy: 'Hospital2MSP' });

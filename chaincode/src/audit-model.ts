@@ -61,6 +61,17 @@ export interface AuditEntry {
   txId: string;
   /** The gateway's own id of the entry (outbox id), for idempotent retries. */
   entryId?: string;
+  /**
+   * Where a gateway decided the access from its ledger view (async audit mode, local decisions): the
+   * view's height (blocks applied) at the decision, so the decision can be replayed on that state.
+   * Absent when the chaincode decided.
+   */
+  decidedAt?: DecidedAt;
+}
+
+export interface DecidedAt {
+  /** The ledger height (number of blocks) the decision's state reflects: a positive integer. */
+  height: number;
 }
 
 export const AUDIT_KEY = 'hdx.audit';
@@ -146,6 +157,7 @@ const ENTRY_FIELDS = [
   'custodian',
   'occurredAt',
   'entryId',
+  'decidedAt',
 ] as const;
 
 export function parseAuditInput(value: unknown, path: string): AuditInput {
@@ -196,5 +208,17 @@ export function parseAuditInput(value: unknown, path: string): AuditInput {
   if (occurredAt !== undefined) input.occurredAt = occurredAt;
   const entryId = optionalString(obj, 'entryId', path, ENTRY_ID, 'must be 1 to 128 characters [A-Za-z0-9._:-]');
   if (entryId !== undefined) input.entryId = entryId;
+  if (obj.decidedAt !== undefined) input.decidedAt = parseDecidedAt(obj.decidedAt, `${path}.decidedAt`);
   return input;
+}
+
+/** `decidedAt`: exactly `{ height }`, a positive safe integer (a view that decided has applied block 0). */
+export function parseDecidedAt(value: unknown, path: string): DecidedAt {
+  const obj = asObject(value, path);
+  rejectUnknownFields(obj, ['height'], path);
+  const height = obj.height;
+  if (typeof height !== 'number' || !Number.isSafeInteger(height) || height < 1) {
+    throw invalid(`${path}.height must be a positive integer`);
+  }
+  return { height };
 }

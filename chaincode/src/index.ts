@@ -28,7 +28,7 @@ export type { PatientLink } from './patient-link';
 export type { ErrorCode } from './errors';
 export type { Anchor, AnchorInput, Commitment, LocatorEntry, Tombstone } from './record-model';
 
-export type { AuditAction, AuditEntry } from './audit-model';
+export type { AuditAction, AuditEntry, DecidedAt } from './audit-model';
 export type { AccessRequest, ActorIdentity, Decision, DecisionReason } from './consent-evaluate';
 export type { ConsentRecord, ConsentResource, Provision } from './consent-model';
 export type { DidDocument, DidKind, DidStatus, IdentityRecord, PendingGuardian, PendingReactivation } from './identity-model';

@@ -45,11 +45,6 @@ export async function findLink(ctx: Context, custodian: string, pseudonym: strin
   return readState<PatientLink>(ctx, ctx.stub.createCompositeKey(LINK_KEY, [custodian, pseudonym]));
 }
 
-/** The patient a decision is about: the linked DID of a custodian's pseudonym, else the reference itself. */
-export async function subjectOf(ctx: Context, custodian: string, patient: string): Promise<string> {
-  return (await findLink(ctx, custodian, patient))?.did ?? patient;
-}
-
 /** The (custodian, pseudonym) pairs linked to a DID, in key order; optionally of one custodian. */
 export async function linkedPseudonyms(ctx: Context, did: string, custodian?: string): Promise<Array<{ custodian: string; pseudonym: string }>> {
   if (!HDX_DID.test(did)) {

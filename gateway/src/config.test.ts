@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { ConfigError, loadConfig, loadIdSecret } from './config';
+import { ConfigError, loadConfig, loadIdSecret, viewEnabled } from './config';
 
 const base = {
   HDX_ORG: 'hospital1',
@@ -48,6 +48,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...base, HDX_AUDIT_MODE: 'later' })).to.throw(ConfigError, /HDX_AUDIT_MODE/);
     expect(() => loadConfig({ ...base, HDX_AUDIT_BATCH: '201' })).to.throw(ConfigError, /HDX_AUDIT_BATCH/);
     expect(() => loadConfig({ ...base, HDX_AUDIT_FLUSH_MS: '0' })).to.throw(ConfigError, /HDX_AUDIT_FLUSH_MS/);
+  });
+
+  it('ledger view and decisions: view auto, 1,500 ms bound and local decisions by default; each validated', () => {
+    const c = loadConfig(base, '/repo');
+    expect([c.view, c.viewMaxLagMs, c.decisions]).to.deep.equal(['auto', 1500, 'local']);
+    expect(viewEnabled(c)).to.equal(false);
+    expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async' }, '/repo'))).to.equal(true);
+    expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_DECISIONS: 'chaincode' }, '/repo'))).to.equal(false);
+    expect(viewEnabled(loadConfig({ ...base, HDX_VIEW: 'on' }, '/repo'))).to.equal(true);
+    expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_VIEW: 'off' }, '/repo'))).to.equal(false);
+    const o = loadConfig({ ...base, HDX_VIEW: 'off', HDX_VIEW_MAX_LAG_MS: '800', HDX_DECISIONS: 'chaincode' }, '/repo');
+    expect([o.view, o.viewMaxLagMs, o.decisions]).to.deep.equal(['off', 800, 'chaincode']);
+    expect(() => loadConfig({ ...base, HDX_VIEW: 'yes' })).to.throw(ConfigError, /HDX_VIEW/);
+    expect(() => loadConfig({ ...base, HDX_VIEW_MAX_LAG_MS: '50' })).to.throw(ConfigError, /HDX_VIEW_MAX_LAG_MS/);
+    expect(() => loadConfig({ ...base, HDX_DECISIONS: 'view' })).to.throw(ConfigError, /HDX_DECISIONS/);
   });
 
   it('refuses to bind anywhere but loopback', () => {

@@ -56,6 +56,19 @@ export interface Config {
   readonly rateLimitPerIdentity: number;
   /** Requests per minute one client address may make before authentication (HTTP 429 beyond). */
   readonly rateLimitPerIp: number;
+  /**
+   * The ledger view (`<dataDir>/ledger-view.db`, kept from the peer's blocks while the gateway runs):
+   * `auto` (default) keeps it when it decides (async audit mode with HDX_DECISIONS=local); `on` always
+   * (e.g. to watch its height in /healthz); `off` never (every decision asks the chaincode).
+   */
+  readonly view: 'auto' | 'on' | 'off';
+  /** How recently the view must have been caught up with its peer for a decision to use it (ms). */
+  readonly viewMaxLagMs: number;
+  /**
+   * `local` (default): in async audit mode, a read is decided on the ledger view when it is fresh (else by
+   * the chaincode); `chaincode`: every disclosure asks the chaincode. Sync mode always asks the chaincode.
+   */
+  readonly decisions: 'local' | 'chaincode';
 }
 
 /** File name of the id secret in the data dir, when HDX_ID_SECRET_FILE is not set. */
@@ -95,6 +108,9 @@ const VARS = {
   HDX_ID_SECRET_FILE: { field: 'idSecretFile', type: 'string' },
   HDX_RATE_LIMIT_PER_IDENTITY: { field: 'rateLimitPerIdentity', type: 'integer', default: 600 },
   HDX_RATE_LIMIT_PER_IP: { field: 'rateLimitPerIp', type: 'integer', default: 1200 },
+  HDX_VIEW: { field: 'view', type: 'string', default: 'auto' },
+  HDX_VIEW_MAX_LAG_MS: { field: 'viewMaxLagMs', type: 'integer', default: 1500 },
+  HDX_DECISIONS: { field: 'decisions', type: 'string', default: 'local' },
 } as const;
 
 /** Optional variables: everything else without a default is required. */
@@ -136,6 +152,9 @@ const schema = {
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
     HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 1000000, default: 600 },
     HDX_RATE_LIMIT_PER_IP: { type: 'integer', minimum: 1, maximum: 1000000, default: 1200 },
+    HDX_VIEW: { type: 'string', enum: ['auto', 'on', 'off'], default: 'auto' },
+    HDX_VIEW_MAX_LAG_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 1500 },
+    HDX_DECISIONS: { type: 'string', enum: ['local', 'chaincode'], default: 'local' },
   },
   dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'], HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'] },
 };
@@ -177,6 +196,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
       .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1).replace(/\/+$/, '')]),
   );
   return Object.freeze(out) as unknown as Config;
+}
+
+/** Whether the gateway keeps a ledger view: HDX_VIEW=on, or auto when it decides locally (async audit mode, HDX_DECISIONS=local). */
+export function viewEnabled(config: Pick<Config, 'view' | 'auditMode' | 'decisions'>): boolean {
+  return config.view === 'on' || (config.view === 'auto' && config.auditMode === 'async' && config.decisions === 'local');
 }
 
 /**

@@ -9,7 +9,7 @@ import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
-import { type Config, loadIdSecret } from './config';
+import { type Config, loadIdSecret, viewEnabled } from './config';
 import { deriveSubjectLinkSecret } from './auth/token';
 import { CustodianIds } from './store/custodian-ids';
 import { AuditService } from './fhir/audit-events';
@@ -26,10 +26,15 @@ import { ExchangeService } from './exchange/exchange-service';
 import { toP256PrivateJwk } from './auth/did-key';
 import { IngestService } from './ingest/ingest-service';
 import { type MllpListener, startMllpListener } from './ingest/mllp';
+import { LedgerView } from './view/ledger-view';
+import { LocalDecisions, viewHealth } from './view/local-decisions';
+import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 
 export interface RunningGateway {
   readonly url: string;
   readonly port: number;
+  /** The ledger view this gateway keeps (HDX_VIEW), when it keeps one. */
+  readonly view?: LedgerView;
   close(): Promise<void>;
 }
 
@@ -59,7 +64,20 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const store = new SqliteStore(path.join(config.dataDir, 'hdx.db'));
   const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
   const metrics = createMetrics();
-  const ledger = instrumentLedger(new FabricLedger(config, identity), metrics);
+  const fabric = new FabricLedger(config, identity);
+  const ledger = instrumentLedger(fabric, metrics);
+  // The ledger view (HDX_VIEW; by default when decisions are local): the chaincode state decisions read, from this org's peer's blocks.
+  const viewStore = viewEnabled(config) ? new ViewStore(path.join(config.dataDir, VIEW_FILE_NAME), { channel: config.channel, namespace: config.chaincode }) : undefined;
+  const view = viewStore ? new LedgerView({ store: viewStore, source: fabric, namespace: config.chaincode, log }) : undefined;
+  // Local decisions: async audit mode only, unless HDX_DECISIONS=chaincode; each falls back to the chaincode when the view is not fresh.
+  const localDecisions =
+    view && viewStore && config.decisions === 'local' && config.auditMode === 'async'
+      ? new LocalDecisions({ store: viewStore, freshness: view, mspId: config.mspId, maxLagMs: config.viewMaxLagMs })
+      : undefined;
+  const closeView = async (): Promise<void> => {
+    await view?.stop();
+    viewStore?.close();
+  };
   // Async audit mode: access entries go to a durable outbox next to the store; delivery starts with the
   // server (first the entries an earlier process left behind).
   const outbox =
@@ -77,7 +95,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   let bulkExports: ExportService | undefined;
   try {
     if (outbox) registerOutboxMetrics(metrics.registry, outbox);
-    const resources = new ResourceService({ store, ledger, log, mspId: config.mspId, ...(outbox ? { auditSink: outbox } : {}) });
+    const resources = new ResourceService({
+      store,
+      ledger,
+      log,
+      mspId: config.mspId,
+      ...(outbox ? { auditSink: outbox } : {}),
+      ...(localDecisions ? { localDecisions } : {}),
+    });
     const settled = await resources.settlePending();
     // Bulk Data $export jobs and their files (mode 600) under the data folder; a job a stop interrupted is reported failed.
     bulkExports = new ExportService({ resources, dir: path.join(config.dataDir, 'exports'), log, baseUrl: config.baseUrl });
@@ -115,6 +140,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ...(idp ? { idpIssuer: idp.issuer } : {}),
       rateLimits: { perIdentity: config.rateLimitPerIdentity, perIp: config.rateLimitPerIp },
       exports: bulkExports,
+      ...(view
+        ? {
+            ledgerView: { health: () => viewHealth(view, config.viewMaxLagMs, localDecisions ? 'local' : 'chaincode') },
+          }
+        : {}),
     });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
@@ -123,6 +153,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     });
     const port = (server.address() as AddressInfo).port;
     outbox?.start();
+    view?.start();
     let mllp: MllpListener | undefined;
     if (config.mllpPort !== undefined && config.mllpActorDid !== undefined) {
       const ingest = new IngestService({ resources, store, log, baseUrl: config.baseUrl, ids: custodianIds });
@@ -139,6 +170,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     return {
       url: config.baseUrl,
       port,
+      ...(view ? { view } : {}),
       close: async () => {
         await mllp?.close();
         await new Promise<void>((resolve) => {
@@ -149,6 +181,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         resources.stopSettling();
         await bulkExports?.close();
         await outbox?.close();
+        await closeView();
         ledger.close();
         store.close();
         jti.close();
@@ -158,6 +191,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   } catch (err) {
     await bulkExports?.close();
     await outbox?.close(false);
+    await closeView();
     ledger.close();
     store.close();
     jti.close();

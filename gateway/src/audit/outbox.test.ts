@@ -336,7 +336,10 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(() => outbox.enqueue([entry(1, { entryId: 'has space' })])).to.throw(OperationOutcomeError, /entryId/);
     const many = Array.from({ length: 101 }, (_, i) => `Observation/o${i}/_history/1`);
     expect(() => outbox.enqueue([entry(1, { resources: many })])).to.throw(OperationOutcomeError, /more than 100 resources/);
+    expect(() => outbox.enqueue([entry(1, { decidedAt: { height: 0 } })])).to.throw(OperationOutcomeError, /decidedAt/);
     expect(outbox.stats().pending).to.equal(0);
+    outbox.enqueue([entry(2, { decidedAt: { height: 7 } })]);
+    expect(outbox.stats().pending).to.equal(1);
   });
 
   it('an entryId enqueued twice is kept once', () => {

@@ -171,6 +171,7 @@ function entryProblem(entry: AccessEntryInput): string | undefined {
   if (typeof entry.entryId !== 'string' || !ENTRY_ID.test(entry.entryId)) return 'An access entry has an invalid entryId';
   if (typeof entry.patient !== 'string' || !PATIENT_REF.test(entry.patient)) return 'An access entry has no valid patient reference';
   if ((entry.resources?.length ?? 0) > MAX_RESOURCES) return `An access entry names more than ${MAX_RESOURCES} resources`;
+  if (entry.decidedAt !== undefined && !(Number.isSafeInteger(entry.decidedAt.height) && entry.decidedAt.height >= 1)) return 'An access entry has an invalid decidedAt height';
   return undefined;
 }
 

@@ -2,8 +2,9 @@ import { MAX_RESOURCES_PER_ENTRY } from '@hdx/chaincode/dist/protocol';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AuditSink, LedgerAuditSink } from '../audit/sink';
-import type { AccessEntryInput, Decision, LedgerClient } from '../ledger/ledger-client';
+import type { AccessEntryInput, Decision, EvaluateRequest, LedgerClient } from '../ledger/ledger-client';
 import type { StoredVersion } from '../store/store';
+import type { LocalDecision } from '../view/local-decisions';
 import { OperationOutcomeError } from '../errors';
 import { mapLimit } from '../util/concurrency';
 import type { Caller } from './policy';
@@ -41,14 +42,25 @@ export interface AccessControlOptions {
   readonly sink?: AuditSink;
   /** The ledger patient reference of a version (async mode states it in the entry; sync mode lets the chaincode take it from the anchor). */
   readonly patientRefOf?: (v: StoredVersion) => string;
+  /**
+   * Decisions made on the ledger view (LocalDecisions), used in async audit mode only: each answers
+   * undefined where the chaincode must decide (view not fresh, version not in it). Absent: every
+   * decision asks the chaincode (HDX_DECISIONS=chaincode, or no view).
+   */
+  readonly local?: { decideAll(requests: readonly EvaluateRequest[]): Array<LocalDecision | undefined> };
 }
 
+/** A decision, with the view height when it was made locally (undefined: the chaincode decided). */
+export type DecisionAt = Decision & { height?: number };
+
 /**
- * The one enforcement point for every disclosure: it asks the chaincode whether the caller may see each
- * version, records the access, and only then lets data go. `sync` audit mode: the access entry is
- * committed on the ledger before anything is released (consent and entry in one transaction for a single
- * version). `async` mode: consent is evaluated on the ledger and the entry is committed to the durable
- * outbox before anything is released; the outbox delivers it to the ledger later.
+ * The one enforcement point for every disclosure: it decides whether the caller may see each version,
+ * records the access, and only then lets data go. `sync` audit mode: the chaincode decides and the access
+ * entry is committed on the ledger before anything is released (consent and entry in one transaction for
+ * a single version). `async` mode: consent is decided by the chaincode's own decision run on the ledger
+ * view when the view is fresh (`local`, the entry then names the view height it was decided at), else by
+ * the chaincode (EvaluateAccess), and the entry is committed to the durable outbox before anything is
+ * released; the outbox delivers it to the ledger later.
  */
 export class AccessControl {
   readonly #ledger: LedgerClient;
@@ -57,6 +69,7 @@ export class AccessControl {
   readonly #custodian: string;
   readonly #sink: AuditSink;
   readonly #patientRefOf: ((v: StoredVersion) => string) | undefined;
+  readonly #local: AccessControlOptions['local'];
 
   constructor(ledger: LedgerClient, log: Logger, custodian: string, options: AccessControlOptions = {}) {
     this.#ledger = ledger;
@@ -64,6 +77,8 @@ export class AccessControl {
     this.#custodian = custodian;
     this.#sink = options.sink ?? new LedgerAuditSink(ledger);
     this.#patientRefOf = options.patientRefOf;
+    // Sync mode keeps the chaincode deciding and recording in one transaction.
+    this.#local = this.#sink.kind === 'outbox' ? options.local : undefined;
     if (this.#sink.kind === 'outbox' && !this.#patientRefOf) throw new Error('AccessControl: async audit mode needs patientRefOf');
   }
 
@@ -127,10 +142,11 @@ export class AccessControl {
       };
       this.#noteBreakGlass(caller, result, { eventIds: [result.eventId as string] });
     } else {
-      const decision = await this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) });
+      const [decision] = await this.#decide(caller, [v]);
       // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
-      await this.#sink.record([this.#readEntry(caller, v, (this.#patientRefOf as (v: StoredVersion) => string)(v), subtype, decision, entryId)]);
-      result = { ...decision, entryId };
+      await this.#sink.record([this.#readEntry(caller, v, (this.#patientRefOf as (v: StoredVersion) => string)(v), subtype, decision as DecisionAt, entryId)]);
+      const { height: _height, ...plain } = decision as DecisionAt;
+      result = { ...plain, entryId };
       this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
     }
     // The same answer as for a resource that does not exist (HAPI and Medplum answer compartment misses
@@ -145,7 +161,7 @@ export class AccessControl {
     v: StoredVersion,
     patient: string,
     subtype: Disclosure,
-    decision: Pick<AccessEntryInput, 'decision' | 'consents' | 'reason' | 'breakGlass'>,
+    decision: Pick<AccessEntryInput, 'decision' | 'consents' | 'reason' | 'breakGlass'> & { height?: number },
     entryId: string,
   ): AccessEntryInput {
     const { actor, purpose } = AccessControl.requireActor(caller);
@@ -164,6 +180,7 @@ export class AccessControl {
       breakGlass: decision.breakGlass,
       custodian: this.#custodian,
       entryId,
+      ...(decision.height !== undefined ? { decidedAt: { height: decision.height } } : {}),
     };
   }
 
@@ -177,22 +194,32 @@ export class AccessControl {
     throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
   }
 
-  /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
-  async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<Decision[]> {
+  /**
+   * Consent decisions for versions of patients, in input order: made on the ledger view, all at one
+   * height, where it may decide (async mode, view fresh); by the chaincode (EvaluateAccess) for the rest.
+   */
+  async #decide(caller: Caller, versions: readonly StoredVersion[]): Promise<DecisionAt[]> {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    return mapLimit(versions, EVALUATE_CONCURRENCY, async (v) =>
-      v.patientId === null
-        ? REFERENCE_DATA_DECISION
-        : this.#ledger.evaluateAccess({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }),
-    );
+    const requests: EvaluateRequest[] = versions.map((v) => ({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }));
+    const local = this.#local?.decideAll(requests) ?? [];
+    return mapLimit(requests, EVALUATE_CONCURRENCY, async (request, i) => local[i] ?? this.#ledger.evaluateAccess(request));
+  }
+
+  /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */
+  async evaluate(caller: Caller, versions: readonly StoredVersion[]): Promise<DecisionAt[]> {
+    AccessControl.requireActor(caller);
+    const ofPatients = versions.filter((v) => v.patientId !== null);
+    const decided = await this.#decide(caller, ofPatients);
+    let next = 0;
+    return versions.map((v) => (v.patientId === null ? REFERENCE_DATA_DECISION : (decided[next++] as DecisionAt)));
   }
 
   /** The versions the caller may see, each with the decision that permitted it, in input order. */
-  async permitted(caller: Caller, versions: readonly StoredVersion[]): Promise<Array<{ version: StoredVersion; decision: Decision }>> {
+  async permitted(caller: Caller, versions: readonly StoredVersion[]): Promise<Array<{ version: StoredVersion; decision: DecisionAt }>> {
     const decisions = await this.evaluate(caller, versions);
     return versions
       .map((version, i) => ({ version, decision: decisions[i] }))
-      .filter((x): x is { version: StoredVersion; decision: Decision } => x.decision?.decision === 'permit');
+      .filter((x): x is { version: StoredVersion; decision: DecisionAt } => x.decision?.decision === 'permit');
   }
 
   /**
@@ -201,27 +228,29 @@ export class AccessControl {
    */
   async recordDisclosures(
     caller: Caller,
-    released: ReadonlyArray<{ version: StoredVersion; decision: Decision }>,
+    released: ReadonlyArray<{ version: StoredVersion; decision: DecisionAt }>,
     subtype: Disclosure,
     patientRefOf: (v: StoredVersion) => string,
   ): Promise<void> {
     if (released.length === 0) return;
     const { actor, purpose } = AccessControl.requireActor(caller);
-    const byPatient = new Map<string, { refs: string[]; consents: Set<string>; breakGlass: boolean }>();
+    // One entry per patient and decision height (local decisions), so each entry says where it was decided.
+    const byPatient = new Map<string, { patient: string; height: number | undefined; refs: string[]; consents: Set<string>; breakGlass: boolean }>();
     for (const { version, decision } of released) {
-      const key = patientRefOf(version);
-      const group = byPatient.get(key) ?? { refs: [], consents: new Set<string>(), breakGlass: false };
+      const patient = patientRefOf(version);
+      const key = `${patient}\u0000${decision.height ?? ''}`;
+      const group = byPatient.get(key) ?? { patient, height: decision.height, refs: [], consents: new Set<string>(), breakGlass: false };
       group.refs.push(ref(version));
       decision.consents.forEach((c) => group.consents.add(c));
       group.breakGlass ||= decision.breakGlass;
       byPatient.set(key, group);
     }
-    const entries: AccessEntryInput[] = [...byPatient.entries()].flatMap(([patient, g]) =>
+    const entries: AccessEntryInput[] = [...byPatient.values()].flatMap((g) =>
       chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((resources) => ({
         actor,
         actorOrganization: caller.organization,
         actorAuth: caller.actorAuth,
-        patient,
+        patient: g.patient,
         resources,
         action: 'R' as const,
         subtype,
@@ -231,6 +260,7 @@ export class AccessControl {
         breakGlass: g.breakGlass,
         custodian: this.#custodian,
         entryId: randomUUID(),
+        ...(g.height !== undefined ? { decidedAt: { height: g.height } } : {}),
       })),
     );
     const flagged = (await this.#sink.record(entries)).filter((e) => e.breakGlass);

@@ -8,7 +8,7 @@ import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
 import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SortKey, StoredVersion } from '../store/store';
 import type { StoredPendingWrite } from '../store/store';
-import { AccessControl, type Caller, type Disclosure, notKnown } from './access-control';
+import { AccessControl, type AccessControlOptions, type Caller, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '../model/commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
@@ -43,6 +43,8 @@ export interface ResourceServiceDeps {
   readonly mspId: string;
   /** Where access entries go: omitted → the ledger, each committed before release (sync audit mode); the outbox for async mode. */
   readonly auditSink?: AuditSink;
+  /** Decisions on the ledger view (async audit mode only; see AccessControlOptions.local). */
+  readonly localDecisions?: AccessControlOptions['local'];
 }
 
 export interface SearchParams {
@@ -300,7 +302,11 @@ export class ResourceService {
     this.#ledger = deps.ledger;
     this.#log = deps.log;
     this.#mspId = deps.mspId;
-    this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, { ...(deps.auditSink ? { sink: deps.auditSink } : {}), patientRefOf: this.#refOfVersion });
+    this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, {
+      ...(deps.auditSink ? { sink: deps.auditSink } : {}),
+      patientRefOf: this.#refOfVersion,
+      ...(deps.localDecisions ? { local: deps.localDecisions } : {}),
+    });
   }
 
   /** The patient reference used on the ledger: the patient's DID once linked, else a keyed pseudonym. */

@@ -48,6 +48,7 @@ import { ingestRoutes } from './ingest-routes';
 // The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
 // constant (caller.ts is plain data and loads no contract).
 import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
+import type { LedgerViewHealth } from '../view/local-decisions';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import type { CustodianIds } from '../store/custodian-ids';
@@ -88,6 +89,8 @@ export interface AppDeps {
   readonly rateLimits?: RateLimitOptions;
   /** Bulk Data $export jobs; the export routes answer that it is not offered when absent. */
   readonly exports?: ExportService;
+  /** The ledger view, reported by /healthz (`checks.view`: height, lag, freshness and who decides); none when HDX_VIEW=off. */
+  readonly ledgerView?: { health(): LedgerViewHealth };
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -202,7 +205,7 @@ export function createApp(deps: AppDeps): express.Express {
   }
 
   app.get('/healthz', async (_req, res) => {
-    const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string }> = {};
+    const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string } | LedgerViewHealth> = {};
     const t0 = Date.now();
     try {
       store.ping();
@@ -219,6 +222,7 @@ export function createApp(deps: AppDeps): express.Express {
       checks.ledger = { ok: false, error: 'ledger unavailable' };
     }
     if (deps.outbox) checks.outbox = deps.outbox.health();
+    if (deps.ledgerView) checks.view = deps.ledgerView.health();
     const ok = Object.values(checks).every((c) => c.ok);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
   });

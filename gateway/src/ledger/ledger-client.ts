@@ -69,6 +69,8 @@ export interface AccessEntryInput {
   custodian?: string;
   occurredAt?: string;
   entryId?: string;
+  /** The ledger view height a gateway decided the access at (a local decision); absent when the chaincode decided. */
+  decidedAt?: { height: number };
 }
 
 /** `hdx.record:LocateRecords` request (consent-checked per entry for the actor and purpose). */

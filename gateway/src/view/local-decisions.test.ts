@@ -1,0 +1,337 @@
+import { expect } from 'chai';
+import pino from 'pino';
+import request from 'supertest';
+import type { TestKey } from '@hdx/chaincode/dist/test-support/keys';
+import { H1_ADMIN, H2_ADMIN, H2_GATEWAY, REG_ADMIN, registerDid, signedBy } from '@hdx/chaincode/dist/test-support/registry';
+import type { AuditSink } from '../audit/sink';
+import { AccessControl } from '../fhir/access-control';
+import type { AccessEntryInput, AnchorInput, Decision, EvaluateRequest } from '../ledger/ledger-client';
+import { newLogger } from '../logger';
+import type { StoredVersion } from '../store/store';
+import { staffCaller } from '../test-support/callers';
+import { FakePeer } from '../test-support/blocks';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { testApp } from '../test-support/test-app';
+import { SqliteStore } from '../store/sqlite-store';
+import { LedgerView } from './ledger-view';
+import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
+import type { KeyWrite } from './block-parser';
+import { LocalDecisions, decideOnView, viewHealth } from './local-decisions';
+import { ViewStore } from './view-store';
+
+const H1 = 'Hospital1MSP';
+const H2 = 'Hospital2MSP';
+const LINKED = `pseudonym:${'1'.repeat(64)}`;
+const ERASED = `pseudonym:${'2'.repeat(64)}`;
+const UNREGISTERED = `did:hdx:${'U'.repeat(43)}`;
+const RESTRICTED = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R';
+
+/** A view holding the chain's whole world state, as if every key had been written in block 0..height-1. */
+function viewOf(chain: ChaincodeLedger, height = 1): ViewStore {
+  const store = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
+  for (let n = 0; n < height - 1; n++) store.apply({ blockNumber: BigInt(n), envelopes: 1, invalid: [], writes: [] });
+  const blockNumber = BigInt(height - 1);
+  const writes: KeyWrite[] = [...chain.state.entries()].map(([key, value]) => ({ key, value, deleted: false, txId: 'tx', blockNumber, txIndex: 0 }));
+  store.apply({ blockNumber, envelopes: 1, invalid: [], writes });
+  return store;
+}
+
+/** A small deterministic generator (mulberry32), so a failing matrix can be re-run as is. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const anchorInput = (resourceType: string, id: string, patient: string, dataMonth: string, securityLabels?: string[]): AnchorInput => ({
+  resourceType,
+  id,
+  versionId: '1',
+  patient,
+  lastUpdated: '2024-05-01T10:00:00Z',
+  dataMonth,
+  commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
+  ...(securityLabels ? { securityLabels } : {}),
+});
+
+interface World {
+  chain: ChaincodeLedger;
+  h1: ContractLedger;
+  patient: TestKey;
+  other: TestKey;
+  doc1: TestKey;
+  doc2: TestKey;
+  sys1: TestKey;
+  auditor: TestKey;
+  org2: TestKey;
+}
+
+async function world(): Promise<World> {
+  const chain = new ChaincodeLedger();
+  const h1 = new ContractLedger(H1, { chain });
+  const patient = await registerDid(chain, 'patient');
+  const other = await registerDid(chain, 'patient');
+  const doc1 = await registerDid(chain, 'practitioner');
+  const doc2 = await registerDid(chain, 'practitioner', H2_GATEWAY);
+  const sys1 = await registerDid(chain, 'system', H1_ADMIN);
+  const auditor = await registerDid(chain, 'auditor', REG_ADMIN);
+  const org2 = await registerDid(chain, 'organization', H2_ADMIN);
+  await h1.anchor(anchorInput('Observation', 'a1', patient.did, '2024-04'));
+  await h1.anchor(anchorInput('Observation', 'a2', patient.did, '2023-12', [RESTRICTED]));
+  await h1.anchor(anchorInput('Condition', 'c1', LINKED, '2023-01'));
+  await h1.anchor(anchorInput('Observation', 'e1', ERASED, '2024-02'));
+  await h1.linkPatient(LINKED, patient.did);
+  await h1.erasePatient(ERASED);
+  return { chain, h1, patient, other, doc1, doc2, sys1, auditor, org2 };
+}
+
+/** A random provision (with, sometimes, one nested provision of the other type). */
+function provision(rand: () => number, w: World, depth = 0): Record<string, unknown> {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+  const p: Record<string, unknown> = { type: rand() < 0.6 ? 'permit' : 'deny' };
+  const actor = pick([
+    undefined,
+    { reference: { reference: w.doc2.did } },
+    { reference: { reference: w.doc1.did } },
+    { reference: { identifier: { system: 'urn:hdx:msp', value: H2 } } },
+    { reference: { reference: w.org2.did } },
+  ]);
+  if (actor) p.actor = [actor];
+  const purpose = pick([undefined, 'TREAT', 'ETREAT', 'HOPERAT']);
+  if (purpose) p.purpose = [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: purpose }];
+  const cls = pick([undefined, 'Observation', 'Condition']);
+  if (cls) p.class = [{ system: 'http://hl7.org/fhir/resource-types', code: cls }];
+  const action = pick([undefined, 'access', 'disclose', 'use']);
+  if (action) p.action = [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentaction', code: action }] }];
+  if (rand() < 0.25) p.securityLabel = [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }];
+  const dataPeriod = pick([undefined, undefined, { start: '2024-01' }, { end: '2023-12-31' }]);
+  if (dataPeriod) p.dataPeriod = dataPeriod;
+  // The chain's clock starts at 2023-11-14T22:13:20Z and moves 1 s per transaction: this end is crossed mid-matrix.
+  if (rand() < 0.2) p.period = { end: '2023-11-14T22:19:00Z' };
+  if (depth === 0 && rand() < 0.3) p.provision = [{ ...provision(rand, w, 1), type: p.type === 'permit' ? 'deny' : 'permit' }];
+  return p;
+}
+
+describe('view/local-decisions', () => {
+  it('decides as the chaincode contract does, on a generated matrix of consents and requests', async function () {
+    this.timeout(120_000);
+    const reasons = new Map<string, number>();
+    let compared = 0;
+    for (const seed of [11, 12, 13]) {
+      const rand = prng(seed);
+      const w = await world();
+      for (let i = 0; i < 5; i++) {
+        const consent = { resourceType: 'Consent', id: `s${seed}-c${i}`, status: 'active', patient: { reference: w.patient.did }, provision: provision(rand, w) };
+        await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
+        if (i === 4) {
+          const revoke = { resourceType: 'Consent', id: consent.id, patient: { reference: w.patient.did } };
+          await w.h1.changeConsent('revoke', signedBy(w.chain, w.patient, { action: 'revoke', consent: revoke }));
+        }
+      }
+      const store = viewOf(w.chain, 3);
+      const actors: Array<[string, string]> = [
+        [w.doc1.did, H1],
+        [w.doc2.did, H2],
+        [w.doc2.did, H1],
+        [w.sys1.did, H1],
+        [w.patient.did, H1],
+        [w.other.did, H1],
+        [w.auditor.did, 'RegulatorMSP'],
+        [UNREGISTERED, H1],
+      ];
+      const resources = ['Observation/a1/_history/1', 'Observation/a2/_history/1', 'Condition/c1/_history/1', 'Observation/e1/_history/1'];
+      for (const [actor, actorOrganization] of actors) {
+        for (const actorAuth of ['did', 'idp', 'delegated'] as const) {
+          for (const purpose of ['TREAT', 'ETREAT', 'PATRQT', 'HOPERAT']) {
+            for (const resource of resources) {
+              const request: EvaluateRequest = { actor, actorOrganization, actorAuth, purpose, resource };
+              // The evaluate transaction runs at the chain's clock, then moves it on.
+              const now = w.chain.clock * 1000;
+              const byContract = await w.h1.evaluateAccess(request);
+              const local = decideOnView(store, request, { now, submitter: H1 });
+              expect({ ...local, height: undefined }, JSON.stringify({ seed, request })).to.deep.equal({ ...byContract, height: undefined });
+              expect(local.height).to.equal(3);
+              reasons.set(`${local.decision}:${local.reason}`, (reasons.get(`${local.decision}:${local.reason}`) ?? 0) + 1);
+              compared += 1;
+            }
+          }
+        }
+      }
+      store.close();
+    }
+    expect(compared).to.equal(3 * 8 * 3 * 4 * 4);
+    // The matrix reaches every branch of the evaluator that decides a read.
+    for (const seen of [
+      'permit:consent-permit',
+      'deny:consent-deny',
+      'permit:custodian-treatment',
+      'permit:break-glass',
+      'permit:patient-or-guardian',
+      'deny:no-permit',
+      'deny:resource-erased',
+      'deny:actor-unregistered',
+      'deny:actor-organization-mismatch',
+      'deny:delegation-not-allowed',
+      'deny:purpose-not-allowed',
+    ]) {
+      expect(reasons.get(seen) ?? 0, seen).to.be.greaterThan(0);
+    }
+  });
+
+  describe('through AccessControl (the enforcement point)', () => {
+    let w: World;
+    let store: ViewStore;
+    let fresh: boolean;
+    let asked: EvaluateRequest[];
+    let outbox: AccessEntryInput[];
+    let local: LocalDecisions;
+    const version = (id: string, resourceType = 'Observation'): StoredVersion => ({
+      resourceType,
+      id,
+      versionId: 1,
+      lastUpdated: '2024-05-01T10:00:00.000Z',
+      patientId: 'p1',
+      deleted: false,
+      content: '{}',
+      state: 'anchored',
+    });
+
+    /** AccessControl in async mode over the real contracts, counting what it asks the chaincode. */
+    function accessControl(sinkKind: 'outbox' | 'ledger' = 'outbox'): AccessControl {
+      const ledger = new ContractLedger(H1, { chain: w.chain });
+      const evaluate = ledger.evaluateAccess.bind(ledger);
+      ledger.evaluateAccess = (request: EvaluateRequest): Promise<Decision> => {
+        asked.push(request);
+        return evaluate(request);
+      };
+      const sink: AuditSink = {
+        kind: sinkKind,
+        record: async (entries) => {
+          outbox.push(...entries);
+          return entries.map((e) => ({ entryId: e.entryId ?? '', breakGlass: e.breakGlass }));
+        },
+      };
+      local = new LocalDecisions({ store, freshness: { fresh: () => fresh }, mspId: H1, now: () => w.chain.clock * 1000 });
+      return new AccessControl(ledger, newLogger('silent'), H1, { sink, patientRefOf: () => w.patient.did, local });
+    }
+
+    beforeEach(async () => {
+      w = await world();
+      const consent = {
+        resourceType: 'Consent',
+        id: 'permit-h2',
+        status: 'active',
+        patient: { reference: w.patient.did },
+        provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: H2 } } }] },
+      };
+      await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
+      store = viewOf(w.chain, 5);
+      fresh = true;
+      asked = [];
+      outbox = [];
+    });
+    afterEach(() => store?.close());
+
+    const doc2 = (): ReturnType<typeof staffCaller> => staffCaller({ did: w.doc2.did, organization: H2, actorAuth: 'delegated' });
+
+    it('a fresh view decides locally: no chaincode call, and the entry says the height it was decided at', async () => {
+      const access = accessControl();
+      const result = await access.authorize(doc2(), version('a1'), 'read');
+      expect(result).to.deep.include({ decision: 'permit', consents: ['permit-h2'], reason: 'consent-permit' });
+      expect(result).not.to.have.property('height');
+      expect(asked).to.deep.equal([]);
+      expect(outbox).to.have.length(1);
+      expect(outbox[0]).to.deep.include({ decision: 'permit', consents: ['permit-h2'], decidedAt: { height: 5 } });
+    });
+
+    it('a stale view (fresh() false) sends the decision to the chaincode, which sees the revocation the view missed', async () => {
+      const access = accessControl();
+      await w.h1.changeConsent(
+        'revoke',
+        signedBy(w.chain, w.patient, { action: 'revoke', consent: { resourceType: 'Consent', id: 'permit-h2', patient: { reference: w.patient.did } } }),
+      );
+      // The view still holds the consent as active; it is not fresh, so it must not decide.
+      expect(store.consent('permit-h2')?.status).to.equal('active');
+      fresh = false;
+      let status: number | undefined;
+      await access.authorize(doc2(), version('a1'), 'read').catch((err: { status?: number }) => (status = err.status));
+      expect(status).to.equal(404);
+      expect(asked.map((r) => r.resource)).to.deep.equal(['Observation/a1/_history/1']);
+      expect(outbox[0]).to.deep.include({ decision: 'deny', reason: 'no-permit' });
+      expect(outbox[0]).not.to.have.property('decidedAt');
+      // Searches too: every candidate goes to the chaincode.
+      const decisions = await access.evaluate(doc2(), [version('a1'), version('c1', 'Condition')]);
+      expect(decisions.map((d) => d.decision)).to.deep.equal(['deny', 'deny']);
+      expect(asked).to.have.length(3);
+      expect(local.stats).to.deep.equal({ local: 0, stale: 3, undecidable: 0 });
+    });
+
+    it('a version whose anchor the view does not hold yet goes to the chaincode, even when fresh', async () => {
+      await w.h1.anchor(anchorInput('Observation', 'late', w.patient.did, '2024-04'));
+      const access = accessControl();
+      const [late, known] = await access.evaluate(doc2(), [version('late'), version('a1')]);
+      expect([late?.decision, known?.decision]).to.deep.equal(['permit', 'permit']);
+      expect(asked.map((r) => r.resource)).to.deep.equal(['Observation/late/_history/1']);
+      expect([late?.height, known?.height]).to.deep.equal([undefined, 5]);
+      expect(local.stats).to.deep.equal({ local: 1, stale: 0, undecidable: 1 });
+      await access.recordDisclosures(
+        doc2(),
+        [
+          { version: version('late'), decision: late as Decision },
+          { version: version('a1'), decision: known as Decision },
+        ],
+        'search-type',
+        () => w.patient.did,
+      );
+      // One entry per decision height: the chaincode's decision carries none.
+      expect(outbox.map((e) => [e.resources, e.decidedAt])).to.deep.equal([
+        [['Observation/late/_history/1'], undefined],
+        [['Observation/a1/_history/1'], { height: 5 }],
+      ]);
+    });
+
+    it('sync audit mode always asks the chaincode, even with a fresh view', async () => {
+      const access = accessControl('ledger');
+      expect(access.auditMode).to.equal('sync');
+      const decisions = await access.evaluate(doc2(), [version('a1')]);
+      expect(decisions[0]?.decision).to.equal('permit');
+      expect(asked).to.have.length(1);
+    });
+  });
+
+  it('/healthz reports the view: height, lag, freshness and who decides; a stale view leaves the gateway healthy', async () => {
+    const peer = new FakePeer();
+    peer.commit([{ txId: '', writes: {}, config: true }]);
+    let clock = 1_000_000;
+    const viewStore = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
+    const view = new LedgerView({ store: viewStore, source: peer, namespace: 'hdx', log: pino({ level: 'silent' }), pollMs: 1e9, retryMs: 5, now: () => clock });
+    const store = new SqliteStore(':memory:');
+    try {
+      const { app } = testApp({
+        store,
+        ledger: new FakeLedger(),
+        ledgerView: { health: () => viewHealth(view, 1500, 'local') },
+      });
+      view.start();
+      await view.waitForHeight(1n, 2000);
+      await view.poll();
+      let health = await request(app).get('/healthz');
+      expect(health.status).to.equal(200);
+      expect(health.body.checks.view).to.deep.equal({ ok: true, height: '1', lagBlocks: '0', fresh: true, streaming: true, decisions: 'local' });
+      await view.stop();
+      clock += 1501;
+      health = await request(app).get('/healthz');
+      expect(health.status).to.equal(200);
+      expect(health.body.checks.view).to.deep.include({ fresh: false, streaming: false });
+    } finally {
+      await view.stop();
+      viewStore.close();
+      store.close();
+    }
+  });
+});

@@ -1,0 +1,147 @@
+/**
+ * Access decisions made locally, by the chaincode's OWN decision (`decideAccessSteps` of
+ * @hdx/chaincode: the same code hdx.consent:EvaluateAccess and hdx.audit:AuthorizeAndRecord run), on the
+ * ledger view's copy of the state it reads, failing closed to the chaincode.
+ *
+ * A local decision is made only when the view is fresh (caught up with its peer within `maxLagMs`, its
+ * block stream connected: LedgerView.fresh); otherwise, or when the view cannot decide (the version's
+ * anchor is not in it yet, a request the chaincode would refuse), `decide` answers undefined and the
+ * caller asks the chaincode. Never a decision on stale consent.
+ *
+ * A decision runs synchronously, in one turn of the event loop: the view applies blocks synchronously
+ * too, so every fact a decision reads, and the height it reports, are of ONE view height.
+ */
+import { type FactQuery, decideAccessSteps, parseAccessRequest, runSync, storedConsent } from '@hdx/chaincode/dist/access-decision';
+import type { JsonObject } from '@hdx/chaincode/dist/validate';
+import type { Decision, EvaluateRequest } from '../ledger/ledger-client';
+import type { ViewStore } from './view-store';
+import { DEFAULT_MAX_LAG_MS, type ViewStatus } from './ledger-view';
+
+/** A decision made on the view, with the view height (blocks applied) it was made at. */
+export interface LocalDecision extends Decision {
+  readonly height: number;
+}
+
+/** What decides whether the view may be used (LedgerView). */
+export interface Freshness {
+  fresh(maxLagMs: number): boolean;
+}
+
+/** Answers the decision's fact queries from the view (synchronously). */
+export function viewFacts(store: ViewStore): (query: FactQuery) => unknown {
+  return (query) => {
+    switch (query.fact) {
+      case 'anchor':
+        return store.anchor(query.resourceType, query.id, query.versionId);
+      case 'link':
+        return store.link(query.custodian, query.pseudonym);
+      case 'identity':
+        return store.identity(query.did);
+      case 'organizationDids':
+        return store.organizationDids(query.mspId);
+      case 'consents':
+        return store.consentsOf(query.patient).map(storedConsent);
+    }
+  };
+}
+
+/**
+ * One decision on the view's current state, as the chaincode would decide it in a transaction of
+ * `submitter` at time `now`. Throws what the chaincode would throw (NOT_FOUND for a version not
+ * anchored in the view, INVALID for a malformed request).
+ */
+export function decideOnView(store: ViewStore, request: EvaluateRequest, clock: { now: number; submitter: string }): LocalDecision {
+  // The request as the chaincode receives it (JSON), parsed by the chaincode's own parser.
+  const input = parseAccessRequest(JSON.parse(JSON.stringify(request)) as JsonObject, 'request');
+  const height = store.height();
+  const resolved = runSync(decideAccessSteps(input, 'request', clock), viewFacts(store));
+  return { decision: resolved.decision, consents: resolved.consents, reason: resolved.reason, breakGlass: resolved.breakGlass, height: Number(height) };
+}
+
+export interface LocalDecisionsOptions {
+  readonly store: ViewStore;
+  readonly freshness: Freshness;
+  /** This gateway's MSP id: the submitter the chaincode would see. */
+  readonly mspId: string;
+  readonly maxLagMs?: number;
+  readonly now?: () => number;
+}
+
+/** Counts, for /metrics and tests. */
+export interface LocalDecisionStats {
+  /** Decisions made on the view. */
+  local: number;
+  /** Requests left to the chaincode because the view was not fresh. */
+  stale: number;
+  /** Requests left to the chaincode because the view could not decide them (anchor not yet in it, ...). */
+  undecidable: number;
+}
+
+export class LocalDecisions {
+  readonly #store: ViewStore;
+  readonly #freshness: Freshness;
+  readonly #mspId: string;
+  readonly #maxLagMs: number;
+  readonly #now: () => number;
+  readonly stats: LocalDecisionStats = { local: 0, stale: 0, undecidable: 0 };
+
+  constructor(options: LocalDecisionsOptions) {
+    this.#store = options.store;
+    this.#freshness = options.freshness;
+    this.#mspId = options.mspId;
+    this.#maxLagMs = options.maxLagMs ?? DEFAULT_MAX_LAG_MS;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether the view may decide now. */
+  fresh(): boolean {
+    return this.#freshness.fresh(this.#maxLagMs);
+  }
+
+  /**
+   * Decisions for several requests on ONE view height (in one synchronous pass), in input order; each is
+   * undefined where the chaincode must decide (all of them when the view is not fresh).
+   */
+  decideAll(requests: readonly EvaluateRequest[]): Array<LocalDecision | undefined> {
+    if (!this.fresh()) {
+      this.stats.stale += requests.length;
+      return requests.map(() => undefined);
+    }
+    const clock = { now: this.#now(), submitter: this.#mspId };
+    return requests.map((request) => {
+      try {
+        const decision = decideOnView(this.#store, request, clock);
+        this.stats.local += 1;
+        return decision;
+      } catch {
+        // The chaincode decides (and says why) what the view cannot: e.g. an anchor committed after the view's height.
+        this.stats.undecidable += 1;
+        return undefined;
+      }
+    });
+  }
+
+  decide(request: EvaluateRequest): LocalDecision | undefined {
+    return this.decideAll([request])[0];
+  }
+}
+
+/** /healthz `checks.view`. A stale view is not unhealthy: decisions then go to the chaincode. */
+export interface LedgerViewHealth {
+  readonly ok: boolean;
+  /** Blocks the view reflects. */
+  readonly height: string;
+  /** Blocks the peer had that the view had not applied, at the last height check. */
+  readonly lagBlocks: string | undefined;
+  /** Whether decisions may use the view now (caught up within HDX_VIEW_MAX_LAG_MS). */
+  readonly fresh: boolean;
+  readonly streaming: boolean;
+  /** Where reads are decided when the view is fresh. */
+  readonly decisions: 'local' | 'chaincode';
+}
+
+/** What /healthz says of a view. */
+export function viewHealth(view: { status(maxLagMs: number): ViewStatus }, maxLagMs: number, decisions: LedgerViewHealth['decisions']): LedgerViewHealth {
+  const st = view.status(maxLagMs);
+  return { ok: true, height: st.height, lagBlocks: st.lagBlocks, fresh: st.fresh, streaming: st.streaming, decisions };
+}
