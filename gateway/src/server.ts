@@ -27,7 +27,7 @@ import { toP256PrivateJwk } from './auth/did-key';
 import { IngestService } from './ingest/ingest-service';
 import { type MllpListener, startMllpListener } from './ingest/mllp';
 import { LedgerView } from './view/ledger-view';
-import { LocalDecisions, viewHealth } from './view/local-decisions';
+import { LocalDecisions, notingDecisionInputs, viewHealth } from './view/local-decisions';
 import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 
 export interface RunningGateway {
@@ -74,6 +74,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     view && viewStore && config.decisions === 'local' && config.auditMode === 'async'
       ? new LocalDecisions({ store: viewStore, freshness: view, mspId: config.mspId, maxLagMs: config.viewMaxLagMs })
       : undefined;
+  // What the services write through it tells the local decisions of changes they read (read your own writes).
+  const servicesLedger = localDecisions ? notingDecisionInputs(ledger, localDecisions) : ledger;
   const closeView = async (): Promise<void> => {
     await view?.stop();
     viewStore?.close();
@@ -97,7 +99,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     if (outbox) registerOutboxMetrics(metrics.registry, outbox);
     const resources = new ResourceService({
       store,
-      ledger,
+      ledger: servicesLedger,
       log,
       mspId: config.mspId,
       ...(outbox ? { auditSink: outbox } : {}),
@@ -126,14 +128,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       config,
       log,
       resources,
-      consents: new ConsentService(ledger),
+      consents: new ConsentService(servicesLedger),
       audit: new AuditService(ledger),
-      ledger,
+      ledger: servicesLedger,
       store,
       authenticate: authn,
       metrics,
       ...(outbox ? { outbox } : {}),
-      erasure: new ErasureService(store, ledger, log, config.mspId, custodianIds),
+      erasure: new ErasureService(store, servicesLedger, log, config.mspId, custodianIds),
       ...(exchange ? { exchange } : {}),
       ids: custodianIds,
       subjectLinkSecret,

@@ -128,6 +128,11 @@ export class LedgerView {
   }
 
   /** Whether decisions may use the view: caught up with the peer, stream connected, within maxLagMs. */
+  /** When the last height check that found the view caught up started (ms since the epoch). */
+  caughtUpAt(): number | undefined {
+    return this.#caughtUpAt;
+  }
+
   fresh(maxLagMs: number = DEFAULT_MAX_LAG_MS): boolean {
     return this.#caughtUpAt !== undefined && this.#now() - this.#caughtUpAt <= maxLagMs;
   }

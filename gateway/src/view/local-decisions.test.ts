@@ -16,7 +16,7 @@ import { SqliteStore } from '../store/sqlite-store';
 import { LedgerView } from './ledger-view';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import type { KeyWrite } from './block-parser';
-import { LocalDecisions, decideOnView, viewHealth } from './local-decisions';
+import { LocalDecisions, decideOnView, notingDecisionInputs, viewHealth } from './local-decisions';
 import { ViewStore } from './view-store';
 
 const H1 = 'Hospital1MSP';
@@ -187,6 +187,8 @@ describe('view/local-decisions', () => {
     let w: World;
     let store: ViewStore;
     let fresh: boolean;
+    /** When the view was last found caught up (ms, on the world's clock). */
+    let caughtUp: number;
     let asked: EvaluateRequest[];
     let outbox: AccessEntryInput[];
     let local: LocalDecisions;
@@ -216,7 +218,7 @@ describe('view/local-decisions', () => {
           return entries.map((e) => ({ entryId: e.entryId ?? '', breakGlass: e.breakGlass }));
         },
       };
-      local = new LocalDecisions({ store, freshness: { fresh: () => fresh }, mspId: H1, now: () => w.chain.clock * 1000 });
+      local = new LocalDecisions({ store, freshness: { fresh: () => fresh, caughtUpAt: () => caughtUp }, mspId: H1, now: () => w.chain.clock * 1000 });
       return new AccessControl(ledger, newLogger('silent'), H1, { sink, patientRefOf: () => w.patient.did, local });
     }
 
@@ -232,6 +234,7 @@ describe('view/local-decisions', () => {
       await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
       store = viewOf(w.chain, 5);
       fresh = true;
+      caughtUp = w.chain.clock * 1000;
       asked = [];
       outbox = [];
     });
@@ -269,6 +272,30 @@ describe('view/local-decisions', () => {
       expect(decisions.map((d) => d.decision)).to.deep.equal(['deny', 'deny']);
       expect(asked).to.have.length(3);
       expect(local.stats).to.deep.equal({ local: 0, stale: 3, undecidable: 0 });
+    });
+
+    it("read your own writes: after a revoke through this gateway's ledger client, the view decides again only once caught up after it", async () => {
+      const access = accessControl();
+      // The services' ledger client tells LocalDecisions of every change decisions read.
+      const noting = notingDecisionInputs(w.h1, local);
+      w.chain.clock += 1;
+      await noting.changeConsent(
+        'revoke',
+        signedBy(w.chain, w.patient, { action: 'revoke', consent: { resourceType: 'Consent', id: 'permit-h2', patient: { reference: w.patient.did } } }),
+      );
+      // Fresh by the lag bound, but not caught up since the revoke: the chaincode decides (and denies).
+      expect(local.fresh()).to.equal(false);
+      await access.authorize(doc2(), version('a1'), 'read').catch(() => undefined);
+      expect(asked).to.have.length(1);
+      expect(outbox[0]).to.deep.include({ decision: 'deny' });
+      // Caught up after it (the view now holds the revoke): local again.
+      store.close();
+      store = viewOf(w.chain, 6);
+      caughtUp = w.chain.clock * 1000 + 1;
+      expect(local.fresh()).to.equal(true);
+      // Reads and other calls pass through without marking anything.
+      await noting.getConsent('permit-h2');
+      expect(local.fresh()).to.equal(true);
     });
 
     it('a version whose anchor the view does not hold yet goes to the chaincode, even when fresh', async () => {

@@ -25,6 +25,8 @@ export interface LocalDecision extends Decision {
 /** What decides whether the view may be used (LedgerView). */
 export interface Freshness {
   fresh(maxLagMs: number): boolean;
+  /** When the last height check that found the view caught up with its peer started (ms since the epoch). */
+  caughtUpAt(): number | undefined;
 }
 
 /** Answers the decision's fact queries from the view (synchronously). */
@@ -84,6 +86,8 @@ export class LocalDecisions {
   readonly #maxLagMs: number;
   readonly #now: () => number;
   readonly stats: LocalDecisionStats = { local: 0, stale: 0, undecidable: 0 };
+  /** The last time this gateway committed a change decisions read (noteLedgerChange). */
+  #changedAt = 0;
 
   constructor(options: LocalDecisionsOptions) {
     this.#store = options.store;
@@ -95,7 +99,16 @@ export class LocalDecisions {
 
   /** Whether the view may decide now. */
   fresh(): boolean {
-    return this.#freshness.fresh(this.#maxLagMs);
+    if (!this.#freshness.fresh(this.#maxLagMs)) return false;
+    // Read your own writes: after this gateway committed a consent or identity change, the view decides
+    // again only once a height check started after that commit found it caught up (so it holds the
+    // block: the commit was confirmed by the same peer the view follows).
+    return this.#changedAt === 0 || (this.#freshness.caughtUpAt() ?? 0) >= this.#changedAt;
+  }
+
+  /** This gateway committed (or may have committed) a change decisions read, at `at`: see fresh(). */
+  noteLedgerChange(at: number = this.#now()): void {
+    this.#changedAt = Math.max(this.#changedAt, at);
   }
 
   /**
@@ -144,4 +157,43 @@ export interface LedgerViewHealth {
 export function viewHealth(view: { status(maxLagMs: number): ViewStatus }, maxLagMs: number, decisions: LedgerViewHealth['decisions']): LedgerViewHealth {
   const st = view.status(maxLagMs);
   return { ok: true, height: st.height, lagBlocks: st.lagBlocks, fresh: st.fresh, streaming: st.streaming, decisions };
+}
+
+/** LedgerClient writes that change what decisions read (consents, identities, guardians, patient links, erasure). */
+const DECISION_INPUT_WRITES: ReadonlySet<string> = new Set([
+  'changeConsent',
+  'registerDid',
+  'changeGuardian',
+  'approveGuardian',
+  'deactivateDid',
+  'reactivateDid',
+  'approveReactivation',
+  'linkPatient',
+  'erasePatient',
+]);
+
+/** The patient links an anchoring call carries (anchorBatch's second argument, anchorAndRecord's third). */
+function linksOf(method: string, args: readonly unknown[]): unknown {
+  return method === 'anchorBatch' ? args[1] : method === 'anchorAndRecord' ? args[2] : undefined;
+}
+
+/**
+ * The ledger client as the gateway's services use it, telling `local` of every write through it that
+ * changes what decisions read, once it returns or fails (a failed submit may still have committed), so
+ * that the gateway's own next decision never comes from a view without it.
+ */
+export function notingDecisionInputs<L extends object>(ledger: L, local: Pick<LocalDecisions, 'noteLedgerChange'>): L {
+  return new Proxy(ledger, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (typeof prop !== 'string') return method.bind(target);
+      return (...args: unknown[]): unknown => {
+        const changes = DECISION_INPUT_WRITES.has(prop) || (Array.isArray(linksOf(prop, args)) && (linksOf(prop, args) as unknown[]).length > 0);
+        if (!changes) return method.apply(target, args);
+        return Promise.resolve(method.apply(target, args)).finally(() => local.noteLedgerChange());
+      };
+    },
+  });
 }
