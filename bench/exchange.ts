@@ -19,32 +19,17 @@
  *   HDX_BENCH_SECONDS=5 HDX_BENCH_ROUNDS=10 npm run bench -- exchange     (a shorter run)
  *   also HDX_BENCH_RESOURCES (read set, 100) and HDX_BENCH_INGEST_<size> (batches per size: 20, 10, 5, 2)
  */
-import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
-import { defaultOptions, down, type NetworkInfo, up } from '@hdx/fabric-network';
+import { defaultOptions, down, up } from '@hdx/fabric-network';
 import { httpCall, type Reply } from '../test/support/fhir-client';
 import { hl7v2ToBundle, keyedIds } from '@hdx/fhir-mappers';
-import {
-  type Config,
-  DID_IDENTIFIER_SYSTEM,
-  generateDidKey,
-  loadConfig,
-  newLogger,
-  registrationRequest,
-  type RunningGateway,
-  signConsent,
-  signDidToken,
-  signIdpToken,
-  SqliteStore,
-  startGateway,
-} from '@hdx/gateway';
-import { envFileValues, percentile, printGrid, printTable } from './support';
+import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, SqliteStore } from '@hdx/gateway';
+import { expectStatus, freePort, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const SECONDS = Number(process.env.HDX_BENCH_SECONDS ?? '15');
 const ROUNDS = Number(process.env.HDX_BENCH_ROUNDS ?? '20');
@@ -61,40 +46,6 @@ const INGEST: ReadonlyArray<readonly [number, number]> = [
 const MAX_BUNDLE = 500;
 const FHIR = 'application/fhir+json';
 
-const log = (m: string): void => {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-};
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-interface Gw {
-  gateway: RunningGateway;
-  config: Config;
-}
-
-async function startOrgGateway(info: NetworkInfo, org: string, overrides: Record<string, string> = {}): Promise<Gw> {
-  const config = loadConfig({
-    ...envFileValues(path.join(info.home, 'gateways', `${org}.env`)),
-    HDX_GATEWAY_PORT: String(await freePort()),
-    HDX_DATA_DIR: path.join(info.home, `gateway-${org}`),
-    HDX_LOG_LEVEL: 'warn',
-    // A benchmark measures the gateway, not its rate limiter: one identity sends thousands a minute.
-    HDX_RATE_LIMIT_PER_IDENTITY: '1000000',
-    HDX_RATE_LIMIT_PER_IP: '1000000',
-    ...overrides,
-  });
-  return { gateway: await startGateway(config, newLogger('warn')), config };
-}
-
 const call = httpCall;
 
 /** Waits (at most 120 s) until the gateway's ledger view is fresh, so its reads are decided locally; returns false on time-out. */
@@ -105,10 +56,6 @@ async function viewFresh(gw: Gw): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 200));
   }
   return false;
-}
-
-function expectStatus(r: Reply, status: number, what: string): void {
-  if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
 }
 
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -203,30 +150,7 @@ async function main(): Promise<void> {
     const upStart = Date.now();
     const info = await up(options, (m) => log(m));
     upMs = Date.now() - upStart;
-    const idpKey = (org: string) => createPrivateKey(fs.readFileSync(path.join(info.home, 'gateways', `${org}-idp-private.pem`)));
-    const keys = { hospital1: idpKey('hospital1'), hospital2: idpKey('hospital2') };
-    const staff = (gw: Gw, org: 'hospital1' | 'hospital2', opts: { did?: string; role?: string } = {}): string =>
-      signIdpToken({
-        key: keys[org],
-        issuer: `https://idp.${org}.hdx.test`,
-        audience: gw.config.baseUrl,
-        subject: `bench-${opts.role ?? 'practitioner'}-${org}`,
-        role: opts.role ?? 'practitioner',
-        scope: 'user/*.*',
-        purposeOfUse: 'TREAT',
-        ttlSec: 3600,
-        ...(opts.did ? { did: opts.did } : {}),
-      });
-    const registerDid = async (gw: Gw, org: 'hospital1' | 'hospital2', kind: string, key: ReturnType<typeof generateDidKey>): Promise<void> => {
-      const r = await call(
-        `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`,
-        'POST',
-        staff(gw, org, { role: 'admin' }),
-        registrationRequest(key.privateJwk, kind),
-        'application/json',
-      );
-      expectStatus(r, 201, `register ${kind} DID at ${org}`);
-    };
+    const { staff, registerDid } = orgIdentities(info);
 
     // --- Set-up: DIDs, the patient, the read set ---
     const patientKey = generateDidKey();

@@ -26,33 +26,18 @@
  *   HDX_BENCH_SEARCHES (20) timed searches per row, HDX_BENCH_ROW_SECONDS (45) time budget per row;
  *   HDX_BENCH_SYNTHEA_PATIENTS=0 skips the Synthea part.
  */
-import { createPrivateKey, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { defaultOptions, down, type NetworkInfo, up } from '@hdx/fabric-network';
-import {
-  type Config,
-  DID_IDENTIFIER_SYSTEM,
-  generateDidKey,
-  loadConfig,
-  newLogger,
-  registrationRequest,
-  type RunningGateway,
-  signConsent,
-  signDidToken,
-  signIdpToken,
-  SqliteStore,
-  startGateway,
-} from '@hdx/gateway';
+import { defaultOptions, down, up } from '@hdx/fabric-network';
+import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, SqliteStore } from '@hdx/gateway';
 import { searchCriteria } from '@hdx/gateway/dist/fhir/search-params';
 import { indexEntriesOf } from '@hdx/gateway/dist/store/search-index';
 import { httpCall as call, type Reply } from '../test/support/fhir-client';
-import { envFileValues, percentile, printGrid, printTable } from './support';
+import { expectStatus, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const RESOURCES = Number(process.env.HDX_BENCH_RESOURCES ?? '10000');
 const PATIENTS = Number(process.env.HDX_BENCH_PATIENTS ?? '100');
@@ -99,43 +84,6 @@ const CONDITION_CODES = ['44054006', '38341003', '55822004', '195967001', '13645
 const SPAN_START = Date.UTC(2024, 0, 1);
 const SPAN_MS = 731 * 86_400_000;
 const RANGE = { ge: '2025-03-01', lt: '2025-04-01' };
-
-const log = (m: string): void => {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-};
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-interface Gw {
-  gateway: RunningGateway;
-  config: Config;
-}
-
-async function startOrgGateway(info: NetworkInfo, org: string): Promise<Gw> {
-  const config = loadConfig({
-    ...envFileValues(path.join(info.home, 'gateways', `${org}.env`)),
-    HDX_GATEWAY_PORT: String(await freePort()),
-    HDX_DATA_DIR: path.join(info.home, `gateway-${org}`),
-    HDX_LOG_LEVEL: 'warn',
-    // A benchmark measures the gateway, not its rate limiter.
-    HDX_RATE_LIMIT_PER_IDENTITY: '1000000',
-    HDX_RATE_LIMIT_PER_IP: '1000000',
-  });
-  return { gateway: await startGateway(config, newLogger('warn')), config };
-}
-
-function expectStatus(r: Reply, status: number, what: string): void {
-  if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
-}
 
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
@@ -467,30 +415,7 @@ async function main(): Promise<void> {
     const upStart = Date.now();
     const info = await up(options, (m) => log(m));
     upMs = Date.now() - upStart;
-    const idpKey = (org: string) => createPrivateKey(fs.readFileSync(path.join(info.home, 'gateways', `${org}-idp-private.pem`)));
-    const keys = { hospital1: idpKey('hospital1'), hospital2: idpKey('hospital2') };
-    const staff = (gw: Gw, org: 'hospital1' | 'hospital2', opts: { did?: string; role?: string } = {}): string =>
-      signIdpToken({
-        key: keys[org],
-        issuer: `https://idp.${org}.hdx.test`,
-        audience: gw.config.baseUrl,
-        subject: `bench-${opts.role ?? 'practitioner'}-${org}`,
-        role: opts.role ?? 'practitioner',
-        scope: 'user/*.*',
-        purposeOfUse: 'TREAT',
-        ttlSec: 3600,
-        ...(opts.did ? { did: opts.did } : {}),
-      });
-    const registerDid = async (gw: Gw, org: 'hospital1' | 'hospital2', kind: string, key: ReturnType<typeof generateDidKey>): Promise<void> => {
-      const r = await call(
-        `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`,
-        'POST',
-        staff(gw, org, { role: 'admin' }),
-        registrationRequest(key.privateJwk, kind),
-        'application/json',
-      );
-      expectStatus(r, 201, `register ${kind} DID at ${org}`);
-    };
+    const { staff, registerDid } = orgIdentities(info);
 
     const drH1 = generateDidKey();
     const drH2 = generateDidKey();
@@ -610,6 +535,10 @@ async function main(): Promise<void> {
     log('index cost: indexEntriesOf over the loaded mix');
     const mixCost = indexCost(all);
     const syntheaCost = syntheaResult && syntheaResult.resources.length > 0 ? indexCost(syntheaResult.resources) : undefined;
+    // That was seconds of synchronous work in the process that also runs the gateway: let the server close
+    // the keep-alive sockets that went idle meanwhile, and the client see it, before the next request
+    // (else one is written on a socket being closed: ECONNRESET).
+    await new Promise((resolve) => setTimeout(resolve, 200));
 
     // --- 1. Searches ---
     const scenarios = [

@@ -1,4 +1,11 @@
+import { createPrivateKey } from 'node:crypto';
 import * as fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { NetworkInfo } from '@hdx/fabric-network';
+import { type Config, loadConfig, newLogger, registrationRequest, type RunningGateway, signIdpToken, startGateway } from '@hdx/gateway';
+import { httpCall, type Reply } from '../test/support/fhir-client';
 
 /** KEY=VALUE lines of an env file written by the network launcher. */
 export function envFileValues(file: string): Record<string, string> {
@@ -33,4 +40,81 @@ export function printGrid(title: string, header: readonly string[], rows: Readon
       .trimEnd();
   process.stdout.write(`\n${title}\n${'-'.repeat(title.length)}\n${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
+}
+
+/** Progress on stderr (the tables go to stdout). */
+export const log = (m: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+};
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export interface Gw {
+  gateway: RunningGateway;
+  config: Config;
+}
+
+/** A member's gateway, in this process, on the network's env file (rate limits out of the way: a benchmark measures the gateway). */
+export async function startOrgGateway(info: NetworkInfo, org: string, overrides: Record<string, string> = {}): Promise<Gw> {
+  const config = loadConfig({
+    ...envFileValues(path.join(info.home, 'gateways', `${org}.env`)),
+    HDX_GATEWAY_PORT: String(await freePort()),
+    HDX_DATA_DIR: path.join(info.home, `gateway-${org}`),
+    HDX_LOG_LEVEL: 'warn',
+    HDX_RATE_LIMIT_PER_IDENTITY: '1000000',
+    HDX_RATE_LIMIT_PER_IP: '1000000',
+    ...overrides,
+  });
+  return { gateway: await startGateway(config, newLogger('warn')), config };
+}
+
+export function expectStatus(r: Reply, status: number, what: string): void {
+  if (r.status !== status) throw new Error(`${what}: expected ${status}, got ${r.status}: ${r.text.slice(0, 500)}`);
+}
+
+export type Org = 'hospital1' | 'hospital2';
+
+/**
+ * The development identity providers of hospital1 and hospital2 (their keys from the network's home):
+ * `staff` signs an IdP token of a practitioner (or `role`), `registerDid` registers a DID through the
+ * org's gateway as its admin.
+ */
+export function orgIdentities(info: NetworkInfo): {
+  staff: (gw: Gw, org: Org, opts?: { did?: string; role?: string }) => string;
+  registerDid: (gw: Gw, org: Org, kind: string, key: { privateJwk: Parameters<typeof registrationRequest>[0] }) => Promise<void>;
+} {
+  const idpKey = (org: string) => createPrivateKey(fs.readFileSync(path.join(info.home, 'gateways', `${org}-idp-private.pem`)));
+  const keys = { hospital1: idpKey('hospital1'), hospital2: idpKey('hospital2') };
+  const staff = (gw: Gw, org: Org, opts: { did?: string; role?: string } = {}): string =>
+    signIdpToken({
+      key: keys[org],
+      issuer: `https://idp.${org}.hdx.test`,
+      audience: gw.config.baseUrl,
+      subject: `bench-${opts.role ?? 'practitioner'}-${org}`,
+      role: opts.role ?? 'practitioner',
+      scope: 'user/*.*',
+      purposeOfUse: 'TREAT',
+      ttlSec: 3600,
+      ...(opts.did ? { did: opts.did } : {}),
+    });
+  const registerDid = async (gw: Gw, org: Org, kind: string, key: { privateJwk: Parameters<typeof registrationRequest>[0] }): Promise<void> => {
+    const r = await httpCall(
+      `${gw.config.baseUrl.replace(/\/fhir$/, '')}/did`,
+      'POST',
+      staff(gw, org, { role: 'admin' }),
+      registrationRequest(key.privateJwk, kind),
+      'application/json',
+    );
+    expectStatus(r, 201, `register ${kind} DID at ${org}`);
+  };
+  return { staff, registerDid };
 }
