@@ -104,6 +104,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       mspId: config.mspId,
       ...(outbox ? { auditSink: outbox } : {}),
       ...(localDecisions ? { localDecisions } : {}),
+      // With local decisions, a read's integrity check takes its anchor from the view too.
+      ...(localDecisions && viewStore ? { viewAnchors: viewStore } : {}),
     });
     const settled = await resources.settlePending();
     // Bulk Data $export jobs and their files (mode 600) under the data folder; a job a stop interrupted is reported failed.

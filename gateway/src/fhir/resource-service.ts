@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink';
-import { type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
+import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
 import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SortKey, StoredVersion } from '../store/store';
@@ -45,6 +45,11 @@ export interface ResourceServiceDeps {
   readonly auditSink?: AuditSink;
   /** Decisions on the ledger view (async audit mode only; see AccessControlOptions.local). */
   readonly localDecisions?: AccessControlOptions['local'];
+  /**
+   * Anchors from the ledger view (with local decisions): the integrity check of a version served takes
+   * its anchor from here when the view holds it, else asks the ledger. `$verify` always asks the ledger.
+   */
+  readonly viewAnchors?: { anchor(resourceType: string, id: string, versionId: string): Anchor | undefined };
 }
 
 export interface SearchParams {
@@ -295,11 +300,13 @@ export class ResourceService {
   readonly #ledger: LedgerClient;
   readonly #log: Logger;
   readonly #mspId: string;
+  readonly #viewAnchors: ResourceServiceDeps['viewAnchors'];
   readonly access: AccessControl;
 
   constructor(deps: ResourceServiceDeps) {
     this.#store = deps.store;
     this.#ledger = deps.ledger;
+    this.#viewAnchors = deps.viewAnchors;
     this.#log = deps.log;
     this.#mspId = deps.mspId;
     this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, {
@@ -1419,9 +1426,12 @@ export class ResourceService {
     };
   }
 
-  async #check(v: StoredVersion): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
+  async #check(v: StoredVersion, fromView = false): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     const resource = JSON.parse(v.content) as Resource;
-    const anchor = await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId));
+    // An anchor never changes once committed (an erasure tombstones it, and removes the version here too):
+    // the view's copy, when it has one, is the ledger's, without a ledger call per read.
+    const anchor =
+      (fromView ? this.#viewAnchors?.anchor(v.resourceType, v.id, String(v.versionId)) : undefined) ?? (await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId)));
     const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
     if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
     if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
@@ -1432,7 +1442,7 @@ export class ResourceService {
 
   /** Releases a stored version only if it still matches the commitment anchored on the ledger. */
   async #verified(v: StoredVersion): Promise<Resource> {
-    const check = await this.#check(v);
+    const check = await this.#check(v, true);
     if (!check.ok) {
       this.#log.warn(
         { event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason },

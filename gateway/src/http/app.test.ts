@@ -7,6 +7,8 @@ import { SqliteStore } from '../store/sqlite-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
+import { ResourceService } from '../fhir/resource-service';
+import type { Anchor } from '../ledger/ledger-client';
 
 const FHIR = 'application/fhir+json';
 const BASE = 'http://127.0.0.1:8080/fhir';
@@ -437,6 +439,50 @@ describe('gateway HTTP (fake ledger)', () => {
       .set(...staff);
     expect(verify.status).to.equal(200);
     expect(verify.body.parameter[0]).to.deep.equal({ name: 'verified', valueBoolean: false });
+  });
+
+  it("with view anchors, a read's integrity check takes the view's anchor (no ledger call); a version the view lacks asks the ledger; tampered content is still withheld; $verify asks the ledger", async () => {
+    const store = new SqliteStore(':memory:');
+    const ledger = new FakeLedger();
+    const view = new Map<string, Anchor>();
+    const resources = new ResourceService({
+      store,
+      ledger,
+      log: newLogger('silent'),
+      mspId: 'Hospital1MSP',
+      viewAnchors: { anchor: (t, id, v) => view.get(`${t}/${id}/_history/${v}`) },
+    });
+    const { app } = testApp({ store, ledger, resources, baseUrl: BASE });
+    const created = await createPatient(app);
+    const key = `Patient/${created.id}/_history/1`;
+    const asked: string[] = [];
+    const getAnchor = ledger.getAnchor.bind(ledger);
+    ledger.getAnchor = (t: string, id: string, v: string) => {
+      asked.push(`${t}/${id}/_history/${v}`);
+      return getAnchor(t, id, v);
+    };
+    const read = () =>
+      request(app)
+        .get(`/fhir/Patient/${created.id}`)
+        .set(...staff);
+    // Not in the view yet: the ledger's anchor.
+    expect((await read()).status).to.equal(200);
+    expect(asked).to.deep.equal([key]);
+    // In the view: no ledger call.
+    view.set(key, ledger.anchors.get(key) as Anchor);
+    expect((await read()).status).to.equal(200);
+    expect(asked).to.have.length(1);
+    // The view's anchor is still checked against the content: a different commitment withholds it.
+    view.set(key, { ...(ledger.anchors.get(key) as Anchor), commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
+    const withheld = await read();
+    expect(withheld.status).to.equal(500);
+    expect(codeOf(withheld.body)).to.equal('INTEGRITY');
+    // $verify is the ledger's word, not the view's.
+    const verify = await request(app)
+      .get(`/fhir/Patient/${created.id}/$verify`)
+      .set(...staff);
+    expect(verify.body.parameter[0]).to.deep.equal({ name: 'verified', valueBoolean: true });
+    expect(asked).to.have.length(2);
   });
 
   it('503 when the ledger is down, and the unanchored write leaves nothing behind', async () => {
