@@ -138,6 +138,9 @@ const ANCHOR_CHUNKS_IN_FLIGHT = 4;
 /** GetAnchor calls in flight at once when a write's anchors are looked up. */
 const LEDGER_READS_IN_FLIGHT = 32;
 
+/** Errors of a partly anchored write whose anchors were just read and found incomplete (#anchorInChunks). */
+const UNRESOLVED_HERE = new WeakSet<object>();
+
 function chunksOf<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
@@ -824,7 +827,7 @@ export class ResourceService {
           throw err;
         }
         const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
-        const asked = await this.#askLedger(expected, this.settleDelaysMs);
+        const asked = err instanceof OperationOutcomeError && UNRESOLVED_HERE.has(err) ? 'unresolved' : await this.#askLedger(expected, this.settleDelaysMs);
         // The ledger client kept the endorsed transaction: while its anchors are not there it may still
         // commit (an orderer holding it), so it is settled later by sending that same transaction again,
         // never discarded because it is not there yet.
@@ -886,19 +889,24 @@ export class ResourceService {
     try {
       await mapLimit(tail, ANCHOR_CHUNKS_IN_FLIGHT, (chunk) => this.#ledger.anchorBatch(chunk));
     } catch (err) {
-      if ((await this.#completeAnchors(anchors)) === 'anchored') return;
+      const completed = await this.#completeAnchors(anchors);
+      if (completed === 'anchored') return;
       this.#log.warn(
         { event: 'partly-anchored', versions: anchors.length, code: err instanceof OperationOutcomeError ? err.code : 'INTERNAL' },
         'a write anchored in several ledger transactions is partly on the ledger; it is completed when the ledger takes the rest',
       );
       // Part of it is committed: never discarded (commitWrite asks the ledger, then leaves it to settlePending).
-      throw withCommitOutcome(
+      const partly = withCommitOutcome(
         new OperationOutcomeError(
           'UNAVAILABLE',
           'The ledger took part of this write and is not taking the rest now; the write is completed when it does (nothing is served before)',
         ),
         'unknown',
       );
+      // #completeAnchors has just read every anchor and could not complete them: nothing in this process
+      // sends the rest before settlePending, so commitWrite need not read them all again (settle delays).
+      if (completed === 'unresolved') UNRESOLVED_HERE.add(partly);
+      throw partly;
     }
   }
 
@@ -1217,7 +1225,14 @@ export class ResourceService {
       return readable.get(type);
     };
     // The caller as bound to the type asked for, or (system history) to any type it may read: the binding differs only in the scope.
-    const caller = resourceType !== undefined ? callerFor(resourceType) : [...SUPPORTED_TYPES].map(callerOf).find((c) => c !== undefined);
+    const anyReadable = (): Caller | undefined => {
+      for (const t of SUPPORTED_TYPES) {
+        const c = callerOf(t);
+        if (c) return c;
+      }
+      return undefined;
+    };
+    const caller = resourceType !== undefined ? callerFor(resourceType) : anyReadable();
     if (caller === undefined) throw new OperationOutcomeError('FORBIDDEN', 'The token grants no read scope for any resource type held here');
     if (resourceType !== undefined) assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
