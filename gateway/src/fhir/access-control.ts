@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type AuditSink, LedgerAuditSink } from '../audit/sink';
 import type { AccessEntryInput, Decision, EvaluateRequest, LedgerClient } from '../ledger/ledger-client';
+import type { AccessClass } from '../model/access-class';
 import type { StoredVersion } from '../store/store';
 import type { LocalDecision } from '../view/local-decisions';
 import { OperationOutcomeError } from '../errors';
@@ -52,6 +53,17 @@ export interface AccessControlOptions {
 
 /** A decision, with the view height when it was made locally (undefined: the chaincode decided). */
 export type DecisionAt = Decision & { height?: number };
+
+/**
+ * What one decision covers (AccessControl.decideSubjects): reference data (no consent), one anchored
+ * version, or every version of one patient, type and access class at this custodian (the chaincode
+ * decides a version exactly as the request stating its anchor's patient, custodian, type, labels and
+ * month: model/access-class.ts).
+ */
+export type DecisionSubject =
+  | { readonly kind: 'reference' }
+  | { readonly kind: 'version'; readonly resource: string }
+  | { readonly kind: 'class'; readonly patient: string; readonly resourceType: string; readonly accessClass: AccessClass };
 
 /**
  * The one enforcement point for every disclosure: it decides whether the caller may see each version,
@@ -199,10 +211,43 @@ export class AccessControl {
    * height, where it may decide (async mode, view fresh); by the chaincode (EvaluateAccess) for the rest.
    */
   async #decide(caller: Caller, versions: readonly StoredVersion[]): Promise<DecisionAt[]> {
+    return this.#decideRequests(versions.map((v) => ({ ...this.#requestBase(caller), resource: ref(v) })));
+  }
+
+  #requestBase(caller: Caller): EvaluateRequest {
     const { actor, purpose } = AccessControl.requireActor(caller);
-    const requests: EvaluateRequest[] = versions.map((v) => ({ actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose, resource: ref(v) }));
+    return { actor, actorOrganization: caller.organization, actorAuth: caller.actorAuth, purpose };
+  }
+
+  async #decideRequests(requests: readonly EvaluateRequest[]): Promise<DecisionAt[]> {
     const local = this.#local?.decideAll(requests) ?? [];
     return mapLimit(requests, EVALUATE_CONCURRENCY, async (request, i) => local[i] ?? this.#ledger.evaluateAccess(request));
+  }
+
+  /**
+   * Decisions for groups of versions (evaluate only: nothing is recorded), in input order, made as
+   * `evaluate` makes them (on the view when it may decide, else by the chaincode): a search decides each
+   * patient's class once, however many of its versions match.
+   */
+  async decideSubjects(caller: Caller, subjects: readonly DecisionSubject[]): Promise<DecisionAt[]> {
+    const base = this.#requestBase(caller);
+    const requests: EvaluateRequest[] = [];
+    for (const s of subjects) {
+      if (s.kind === 'version') requests.push({ ...base, resource: s.resource });
+      else if (s.kind === 'class') {
+        requests.push({
+          ...base,
+          patient: s.patient,
+          custodian: this.#custodian,
+          resourceType: s.resourceType,
+          securityLabels: [...s.accessClass.securityLabels],
+          ...(s.accessClass.dataMonth !== undefined ? { dataDate: s.accessClass.dataMonth } : {}),
+        });
+      }
+    }
+    const decided = await this.#decideRequests(requests);
+    let next = 0;
+    return subjects.map((s) => (s.kind === 'reference' ? REFERENCE_DATA_DECISION : (decided[next++] as DecisionAt)));
   }
 
   /** Consent decisions for many versions (evaluate only: nothing is recorded), in input order. */

@@ -6,13 +6,14 @@ import type { AuditSink } from '../audit/sink';
 import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
-import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SortKey, StoredVersion } from '../store/store';
-import type { StoredPendingWrite } from '../store/store';
-import { AccessControl, type AccessControlOptions, type Caller, type Disclosure, notKnown } from './access-control';
+import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion } from '../store/store';
+import { type StoredPendingWrite, searchClassKey } from '../store/store';
+import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '../model/commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
+import { type AccessClass, accessClassOf, anchorHasClass, dataMonthOf, parseAccessClass, securityLabels } from '../model/access-class';
 import { indexEntriesOf } from '../store/search-index';
 import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import { dedupe, resolveLinks } from './search-links';
@@ -102,7 +103,6 @@ function notHeldPatient(resourceType: string): OperationOutcomeError {
   return invalidAt(path, `${path} must reference a Patient held by this server`);
 }
 
-/** Too many candidates to decide in one request. Said the same way whoever asks (it counts before consent). */
 /** Whether the interaction table lets this caller read the type here. */
 function mayReadHere(caller: Caller, resourceType: string, ownMsp: string): boolean {
   try {
@@ -121,6 +121,10 @@ export interface HistoryParams {
   readonly offset: number;
 }
 
+/**
+ * Too many candidates to decide in one request (history, $everything, includes, chains; a search pages
+ * instead). Said the same way whoever asks (it counts before consent).
+ */
 function tooBroad(narrowBy: string): OperationOutcomeError {
   return new OperationOutcomeError('INVALID', `The request is too broad for one answer: narrow it (${narrowBy})`);
 }
@@ -147,7 +151,7 @@ function chunksOf<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** Candidates looked at by one search at most; a broader search must be narrowed. */
+/** Candidates decided one by one in one request at most (history, $everything, includes, chains); a search pages through any number. */
 export const MAX_SEARCH_CANDIDATES = 1000;
 
 function ref(resourceType: string, id: string, versionId: number | string): string {
@@ -175,16 +179,6 @@ function typeInfo(resourceType: string): void {
     const why = resourceType === 'Consent' || resourceType === 'AuditEvent' ? 'is held on the ledger (see its own routes)' : 'is not an R4 resource type';
     throw new OperationOutcomeError('UNSUPPORTED', `Resource type "${resourceType}" ${why}`);
   }
-}
-
-/** Security labels (meta.security codes) travel to the ledger: they are policy, never PHI. */
-function securityLabels(meta: Record<string, unknown> | undefined): string[] {
-  const security = meta?.security;
-  if (!Array.isArray(security)) return [];
-  return security
-    .map((c: unknown) => (c && typeof c === 'object' && typeof (c as { code?: unknown }).code === 'string' ? (c as { code: string }).code : undefined))
-    .filter((c): c is string => c !== undefined)
-    .sort();
 }
 
 /** An INVALID error naming the element at fault (FHIRPath), so a Bundle can point at its entry. */
@@ -253,13 +247,6 @@ export class WritePlan {
       didLinks: [...this.didLinks].map(([patientId, l]) => ({ patientId, ...l })),
     };
   }
-}
-
-/** `YYYY-MM` of a resource's clinical date; none for a Patient (its date is the birth date) or a deletion. */
-function dataMonthOf(resource: Resource, deleted: boolean): string | undefined {
-  if (deleted || resource.resourceType === 'Patient') return undefined;
-  const date = clinicalDateOf(resource);
-  return date !== null && /^\d{4}-\d{2}/.test(date) ? date.slice(0, 7) : undefined;
 }
 
 /**
@@ -720,6 +707,7 @@ export class ResourceService {
         date: deleted ? null : clinicalDateOf(resource),
         codes: deleted ? [] : codeTokensOf(resource),
         index: deleted ? [] : indexEntriesOf(resource),
+        accessClass: accessClassOf(resource, deleted),
       },
       anchor: anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient),
       patient,
@@ -1258,6 +1246,23 @@ export class ResourceService {
     );
   }
 
+  /**
+   * What decides a group of matches: a version with no patient is reference data (as
+   * AccessControl.evaluate has it); a class is decided for the patient's ledger reference; a version
+   * stored without a class is decided on its own anchor. A class that cannot be read is decided by
+   * nobody (undefined: its matches are withheld).
+   */
+  #decisionSubject(resourceType: string, c: SearchClass): DecisionSubject | undefined {
+    if (c.patientId === null) return { kind: 'reference' };
+    if (c.accessClass === undefined) return c.version ? { kind: 'version', resource: ref(resourceType, c.version.id, c.version.versionId) } : undefined;
+    const accessClass = parseAccessClass(c.accessClass);
+    if (accessClass === undefined) {
+      this.#log.warn({ event: 'integrity-failure', resourceType, reason: 'unreadable access class' }, 'a stored access class cannot be read; its matches are withheld');
+      return undefined;
+    }
+    return { kind: 'class', patient: this.patientRef(ResourceService.keyIdOf(c.patientId)), resourceType, accessClass };
+  }
+
   async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
@@ -1292,21 +1297,48 @@ export class ResourceService {
       },
       mayRead,
     );
-    const candidates =
-      (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0
+    // Consent applied inside the query: the matches are counted by patient and access class, each class
+    // is decided once (a version's decision reads its patient, type, labels and month, nothing else), and
+    // the store pages through the permitted classes only. A search may match any number of resources, and
+    // its total counts only what the caller may see.
+    const { count: _count, offset: _offset, countOnly: _countOnly, chains: _chains, has: _has, sort, ...filters } = params;
+    const query = {
+      ...filters,
+      resourceType,
+      criteria: [...(params.criteria ?? []), ...links.criteria],
+      ...(links.ids ? { ids: links.ids } : {}),
+      ...(patientIds ? { patientIds } : {}),
+    };
+    const empty = (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0;
+    const classes = empty ? [] : this.#store.searchClasses(query);
+    const subjects = classes.map((c) => this.#decisionSubject(resourceType, c));
+    const decisions = await this.access.decideSubjects(
+      caller,
+      subjects.filter((x): x is DecisionSubject => x !== undefined),
+    );
+    let nextDecision = 0;
+    const permitted = new Map<string, { decision: DecisionAt; accessClass: AccessClass | undefined }>();
+    let total = 0;
+    classes.forEach((c, i) => {
+      const decision = subjects[i] === undefined ? undefined : decisions[nextDecision++];
+      if (decision?.decision !== 'permit') return;
+      permitted.set(c.key, { decision, accessClass: c.accessClass !== undefined ? parseAccessClass(c.accessClass) : undefined });
+      total += c.count;
+    });
+    const matches =
+      permitted.size === 0 || (params.countOnly !== true && params.count === 0)
         ? []
         : this.#store.search({
-            resourceType,
-            ...params,
-            criteria: [...(params.criteria ?? []), ...links.criteria],
-            ...(links.ids ? { ids: links.ids } : {}),
-            ...(patientIds ? { patientIds } : {}),
-            limit: MAX_SEARCH_CANDIDATES + 1,
+            ...query,
+            ...(sort ? { sort } : {}),
+            classes: [...permitted.keys()],
+            ...(params.countOnly === true ? { limit: total } : { offset: params.offset, limit: params.count }),
           });
-    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('patient, date, code, _lastUpdated');
-    // Consent is evaluated for every candidate, so the total counts only what the caller may see.
-    const visible = await this.access.permitted(caller, candidates);
-    const page = params.countOnly === true ? [] : visible.slice(params.offset, params.offset + params.count);
+    const visible = matches.flatMap((v) => {
+      const p = permitted.get(searchClassKey(v));
+      return p ? [{ version: v, decision: p.decision }] : [];
+    });
+    const page = params.countOnly === true ? [] : visible;
     // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
     const included =
       includes && includes.specs.length > 0
@@ -1324,8 +1356,8 @@ export class ResourceService {
     const linked = links.linkedTo(released.map((x) => x.version));
     await this.access.recordDisclosures(caller, dedupe([...released, ...included, ...linked]), subtype, this.#refOfVersion);
     return {
-      total: visible.length,
-      resources: await Promise.all(page.map((x) => this.#verified(x.version))),
+      total,
+      resources: await Promise.all(page.map((x) => this.#verified(x.version, permitted.get(searchClassKey(x.version))?.accessClass))),
       included: await Promise.all(included.map((x) => this.#verified(x.version))),
     };
   }
@@ -1441,7 +1473,16 @@ export class ResourceService {
     };
   }
 
-  async #check(v: StoredVersion, fromView = false): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
+  /**
+   * The version against its anchor: the content against the commitment and, for a version whose release
+   * was decided by its access class (`decidedAs`), the anchor's patient, labels and month against that
+   * class, so a class altered in the store cannot release what the anchor's own facts would not.
+   */
+  async #check(
+    v: StoredVersion,
+    fromView = false,
+    decidedAs?: AccessClass,
+  ): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     const resource = JSON.parse(v.content) as Resource;
     // An anchor never changes once committed (an erasure tombstones it, and removes the version here too):
     // the view's copy, when it has one, is the ledger's, without a ledger call per read.
@@ -1452,12 +1493,18 @@ export class ResourceService {
     if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
     if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
     if (!commitmentsEqual(anchor.commitment.value, commitmentFor(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
+    if (decidedAs !== undefined) {
+      const patients = v.patientId === null ? undefined : [this.#refOfVersion(v), patientPseudonym(key)];
+      if (!anchorHasClass(anchor, decidedAs) || (patients !== undefined && !patients.includes(anchor.patient ?? ''))) {
+        return { ok: false, reason: 'the anchor states another patient, security label or month than the access class the version was released by', anchor };
+      }
+    }
     return { ok: true, reason: 'the stored content matches the anchored commitment', anchor };
   }
 
-  /** Releases a stored version only if it still matches the commitment anchored on the ledger. */
-  async #verified(v: StoredVersion): Promise<Resource> {
-    const check = await this.#check(v, true);
+  /** Releases a stored version only if it still matches the commitment anchored on the ledger (and the class it was decided by). */
+  async #verified(v: StoredVersion, decidedAs?: AccessClass): Promise<Resource> {
+    const check = await this.#check(v, true, decidedAs);
     if (!check.ok) {
       this.#log.warn(
         { event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason },

@@ -28,9 +28,12 @@ type SearchBundle = { total?: number; entry?: Entry[]; link: Array<{ relation: s
 async function setup() {
   const store = new SqliteStore(':memory:');
   const ledger = new FakeLedger();
-  /** Observations another member's practitioner may not see (as a consent excluding them would). */
+  /**
+   * Clinical months another member's practitioner may not see, '' for undated data (as a consent whose
+   * data period excludes them would): decided on the anchor's facts, never on an id.
+   */
   const hidden = new Set<string>();
-  ledger.decide = consentLike((req, anchor) => req.actor === OTHER && !hidden.has(anchor?.id ?? ''), { patientSelf: false });
+  ledger.decide = consentLike((req, anchor) => req.actor === OTHER && !hidden.has(anchor?.dataMonth ?? ''), { patientSelf: false });
   await registerAll(ledger, [
     [DR, 'practitioner'],
     [OTHER, 'practitioner'],
@@ -66,7 +69,9 @@ async function setup() {
     none: await obs('1-a', undefined, undefined),
     d: await obs('4-d', '2024-04-01T00:00:00Z', 7),
   };
-  return { app, ledger, hidden, alice, o, get, ids };
+  /** The clinical month of each Observation (what `hidden` names). */
+  const month = { b: '2024-03', a: '2024-01', c: '2024-02', none: '', d: '2024-04' };
+  return { app, ledger, hidden, month, alice, o, get, ids };
 }
 
 describe('search results: _sort, _total, _summary, _elements (HTTP, fake ledger)', () => {
@@ -121,19 +126,19 @@ describe('search results: _sort, _total, _summary, _elements (HTTP, fake ledger)
   });
 
   it('_total: none leaves it out, estimate and accurate both count only what the caller may see', async () => {
-    const { get, hidden, alice, o } = await setup();
+    const { get, hidden, month, alice } = await setup();
     expect((await get(`Observation?patient=${alice}&_total=none`)).total).to.equal(undefined);
     expect((await get(`Observation?patient=${alice}&_total=accurate`)).total).to.equal(5);
-    hidden.add(o.a);
-    hidden.add(o.b);
+    hidden.add(month.a);
+    hidden.add(month.b);
     expect((await get(`Observation?patient=${ALICE}&_total=estimate`, other)).total).to.equal(3);
     expect((await get(`Observation?patient=${ALICE}&_total=accurate&_count=1`, other)).total).to.equal(3);
   });
 
   it('_summary=count (and _count=0): the total of what the caller may see, no entries; the counted records are decided and recorded', async () => {
-    const { get, ledger, hidden, o } = await setup();
-    hidden.add(o.a);
-    hidden.add(o.c);
+    const { get, ledger, hidden, month, o } = await setup();
+    hidden.add(month.a);
+    hidden.add(month.c);
     for (const q of [`Observation?patient=${ALICE}&_summary=count`, `Observation?patient=${ALICE}&_count=0`]) {
       const before = ledger.audit.length;
       const b = await get(q, other);
@@ -149,7 +154,7 @@ describe('search results: _sort, _total, _summary, _elements (HTTP, fake ledger)
       expect(recorded.flatMap((e) => e.resources).sort()).to.deep.equal([o.b, o.none, o.d].map((id) => `Observation/${id}/_history/1`).sort());
     }
     // Nothing the caller may see: 0, and nothing recorded.
-    hidden.add(o.b).add(o.none).add(o.d);
+    hidden.add(month.b).add(month.none).add(month.d);
     const before = ledger.audit.length;
     expect((await get(`Observation?patient=${ALICE}&_summary=count`, other)).total).to.equal(0);
     expect(ledger.audit.length).to.equal(before);

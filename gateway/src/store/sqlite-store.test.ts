@@ -129,6 +129,10 @@ describe('SqliteStore schema', () => {
       limit: 10,
     });
     expect(indexed.map((h) => h.id)).to.deep.equal(['o1']);
+    // The access class too (migration 7): the version is grouped with its clinical month and no labels.
+    expect(store.searchClasses({ resourceType: 'Observation' })).to.deep.equal([
+      { key: `p1\u001f${JSON.stringify(['2026-01', []])}`, patientId: 'p1', accessClass: JSON.stringify(['2026-01', []]), count: 1 },
+    ]);
     store.close();
     const db = new Database(file, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).to.equal(SCHEMA_VERSION);
@@ -141,5 +145,66 @@ describe('SqliteStore schema', () => {
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     expect(() => new SqliteStore(file)).to.throw(/newer gateway/);
+  });
+});
+
+describe('SqliteStore search classes (consent inside the query)', () => {
+  const version = (id: string, patientId: string | null, month: string, labels: string[] = [], extra: Record<string, unknown> = {}): NewVersion => {
+    const content = {
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      ...(labels.length > 0 ? { meta: { security: labels.map((code) => ({ code })) } } : {}),
+      code: { text: 'x' },
+      effectiveDateTime: `${month}-15`,
+      ...extra,
+    };
+    return {
+      resourceType: 'Observation',
+      id,
+      versionId: 1,
+      lastUpdated: `2026-01-01T00:00:0${id.length}.000Z`,
+      patientId,
+      deleted: false,
+      content: JSON.stringify(content),
+      date: null,
+      codes: [],
+    };
+  };
+
+  it('counts the matches by patient and access class, and pages through the classes it is given only', () => {
+    const store = new SqliteStore(':memory:');
+    const rows = [
+      version('a', 'p1', '2024-01'),
+      version('b', 'p1', '2024-01'),
+      version('c', 'p1', '2024-02'),
+      version('d', 'p1', '2024-01', ['R']),
+      version('e', 'p2', '2024-01'),
+      version('f', null, '2024-01'),
+    ];
+    for (const v of rows) {
+      store.insertPending(v);
+      store.markAnchored(v.resourceType, v.id, 1);
+    }
+    const classes = store.searchClasses({ resourceType: 'Observation' });
+    const counts = Object.fromEntries(classes.map((c) => [`${c.patientId ?? '-'} ${c.accessClass ?? ''}`, c.count]));
+    expect(counts).to.deep.equal({
+      [`p1 ${JSON.stringify(['2024-01', []])}`]: 2,
+      [`p1 ${JSON.stringify(['2024-02', []])}`]: 1,
+      [`p1 ${JSON.stringify(['2024-01', ['R']])}`]: 1,
+      [`p2 ${JSON.stringify(['2024-01', []])}`]: 1,
+      [`- ${JSON.stringify(['2024-01', []])}`]: 1,
+    });
+    // The keys name the groups: a search of the p1 January class (no labels) and p2's finds their versions only.
+    const keyOf = (patientId: string | null, cls: unknown[]): string =>
+      (classes.find((c) => c.patientId === patientId && c.accessClass === JSON.stringify(cls)) as { key: string }).key;
+    const permitted = [keyOf('p1', ['2024-01', []]), keyOf('p2', ['2024-01', []])];
+    expect(store.search({ resourceType: 'Observation', classes: permitted, limit: 10 }).map((v) => v.id)).to.deep.equal(['a', 'b', 'e']);
+    expect(store.search({ resourceType: 'Observation', classes: permitted, offset: 1, limit: 1 }).map((v) => v.id)).to.deep.equal(['b']);
+    expect(store.search({ resourceType: 'Observation', classes: [], limit: 10 })).to.deep.equal([]);
+    // Classes narrow like any other filter (here with the patient).
+    expect(store.searchClasses({ resourceType: 'Observation', patientIds: ['p2'] }).map((c) => c.count)).to.deep.equal([1]);
+    expect(store.search({ resourceType: 'Observation', limit: 10 }).find((v) => v.id === 'd')?.accessClass).to.equal(JSON.stringify(['2024-01', ['R']]));
+    store.close();
   });
 });

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../errors';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
+import { accessClassOf } from '../model/access-class';
 import { indexEntriesOf } from './search-index';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
@@ -17,12 +18,14 @@ import type {
   PendingWriteRef,
   ReadyChange,
   ResourceStore,
+  SearchClass,
   SortKey,
   StoredPendingWrite,
   StoreQuery,
   StoredVersion,
   VersionKey,
 } from './store';
+import { searchClassKey } from './store';
 
 function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -325,9 +328,25 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
     }
   },
+  // 7: the access class of each version (model/access-class.ts), so a search decides consent once per
+  // patient and class and pages through any number of matches; backfilled from the stored content.
+  (db) => {
+    db.exec(`
+      ALTER TABLE resource_version ADD COLUMN access_class TEXT;
+      CREATE INDEX IF NOT EXISTS resource_version_class ON resource_version (resource_type, patient_id, access_class);
+    `);
+    const update = db.prepare('UPDATE resource_version SET access_class = ? WHERE resource_type = ? AND id = ? AND version_id = ?');
+    const rows = db.prepare('SELECT resource_type, id, version_id, deleted, content FROM resource_version').all() as Array<SearchColumnRow & { deleted: number }>;
+    for (const r of rows) update.run(accessClassOf(JSON.parse(r.content) as Record<string, unknown>, r.deleted === 1), r.resource_type, r.id, r.version_id);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A match's group in searchClasses and StoreQuery.classes: its class, or the version itself when it has none. */
+const CLASS_OF_ROW = "COALESCE(rv.access_class, '#' || rv.id || '/' || rv.version_id)";
+/** The key of a (patient, class) group: a row's patient and class, or a SearchClass's. */
+const KEY_OF_ROW = `IFNULL(rv.patient_id, '') || char(31) || ${CLASS_OF_ROW}`;
 
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -352,6 +371,7 @@ interface Row {
   content: string;
   state: 'pending' | 'anchored';
   write_id?: string | null;
+  access_class?: string | null;
 }
 
 function isConstraintError(err: unknown): boolean {
@@ -368,6 +388,7 @@ function toVersion(r: Row): StoredVersion {
     deleted: r.deleted === 1,
     content: r.content,
     state: r.state,
+    ...(typeof r.access_class === 'string' ? { accessClass: r.access_class } : {}),
   };
 }
 
@@ -390,8 +411,8 @@ export class SqliteStore implements ResourceStore {
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(
-        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, state)
-         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, 'pending')`,
+        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state)
+         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, @accessClass, 'pending')`,
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
@@ -503,7 +524,12 @@ export class SqliteStore implements ResourceStore {
     try {
       this.#db.transaction(() => {
         const { index: _index, ...row } = v;
-        this.#stmts.insert.run({ ...row, deleted: v.deleted ? 1 : 0, codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '' });
+        this.#stmts.insert.run({
+          ...row,
+          deleted: v.deleted ? 1 : 0,
+          codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
+          accessClass: v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted),
+        });
         if (!v.deleted) this.#insertIndex(v, v.index ?? []);
       })();
     } catch (err) {
@@ -631,14 +657,15 @@ export class SqliteStore implements ResourceStore {
     return rows.map(toVersion);
   }
 
-  search(q: StoreQuery): StoredVersion[] {
+  /** WHERE terms (and their parameters) of a query's filters: current, anchored, not deleted, matching. */
+  #where(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params: Record<string, unknown>): string[] {
     const where = [
       'rv.resource_type = @type',
       "rv.state = 'anchored'",
       'rv.deleted = 0',
       "rv.version_id = (SELECT MAX(r2.version_id) FROM resource_version r2 WHERE r2.resource_type = rv.resource_type AND r2.id = rv.id AND r2.state = 'anchored')",
     ];
-    const params: Record<string, unknown> = { type: q.resourceType, limit: q.limit };
+    params.type = q.resourceType;
     const list = (name: string, values: readonly string[]): string => {
       values.forEach((v, i) => (params[`${name}${i}`] = v));
       return values.map((_, i) => `@${name}${i}`).join(', ');
@@ -661,8 +688,34 @@ export class SqliteStore implements ResourceStore {
       params.afterId = q.after.id;
       where.push('(rv.last_updated > @afterLu OR (rv.last_updated = @afterLu AND rv.id > @afterId))');
     }
-    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit`;
+    if (q.classes) {
+      params.classes = JSON.stringify(q.classes);
+      where.push(q.classes.length === 0 ? '0' : `${KEY_OF_ROW} IN (SELECT value FROM json_each(@classes))`);
+    }
+    return where;
+  }
+
+  search(q: StoreQuery): StoredVersion[] {
+    const params: Record<string, unknown> = { limit: q.limit, offset: q.offset ?? 0 };
+    const where = this.#where(q, params);
+    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
     return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
+  }
+
+  searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): SearchClass[] {
+    const params: Record<string, unknown> = {};
+    const where = this.#where(q, params);
+    const sql = `SELECT rv.patient_id AS patient_id, rv.access_class AS access_class, ${CLASS_OF_ROW} AS cls,
+                        MIN(rv.id) AS id, MIN(rv.version_id) AS version_id, COUNT(*) AS n
+                   FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, cls`;
+    const rows = this.#db.prepare(sql).all(params) as Array<{ patient_id: string | null; access_class: string | null; cls: string; id: string; version_id: number; n: number }>;
+    return rows.map((r) => ({
+      key: searchClassKey({ patientId: r.patient_id, accessClass: r.access_class ?? undefined, id: r.id, versionId: r.version_id }),
+      patientId: r.patient_id,
+      accessClass: r.access_class ?? undefined,
+      ...(r.access_class === null ? { version: { id: r.id, versionId: r.version_id } } : {}),
+      count: r.n,
+    }));
   }
 
   linkPatientDid(patientId: string, did: string): void {

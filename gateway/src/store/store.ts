@@ -20,6 +20,8 @@ export interface StoredVersion {
   /** The resource JSON exactly as stored (meta.versionId and meta.lastUpdated included). */
   readonly content: string;
   readonly state: 'pending' | 'anchored';
+  /** Its access class (model/access-class.ts), when the store holds one. */
+  readonly accessClass?: string;
 }
 
 /** What search needs besides the content: extracted when the version is written. */
@@ -30,6 +32,12 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
   readonly codes: readonly string[];
   /** The version's search index entries (store/search-index.ts); none for a deletion. */
   readonly index?: readonly IndexEntry[];
+  /**
+   * The version's access class (fhir/access-class.ts): what its anchor says besides the patient that a
+   * consent decision reads (security labels, clinical month). Versions of one patient, type and class are
+   * decided alike, so a search decides each class once. Absent: the store derives it from the content.
+   */
+  readonly accessClass?: string;
 }
 
 /**
@@ -176,8 +184,33 @@ export interface StoreQuery {
   readonly after?: { readonly lastUpdated: string; readonly id: string };
   /** The order (`_sort`), then lastUpdated and id; oldest lastUpdated first (then id) without one. */
   readonly sort?: readonly SortKey[];
+  /**
+   * Only versions of these (patient, class) pairs (the permitted classes of a search, SearchClass.key):
+   * consent applied inside the query, so a search pages through any number of matches.
+   */
+  readonly classes?: readonly string[];
+  /** Rows skipped before the first returned, in the query's order. */
+  readonly offset?: number;
   /** At most this many rows (the caller asks for one more than it allows, to detect overflow). */
   readonly limit: number;
+}
+
+/** The key of a version's (patient, class) group: SearchClass.key, and what StoreQuery.classes lists. */
+export function searchClassKey(v: Pick<StoredVersion, 'patientId' | 'id' | 'versionId' | 'accessClass'>): string {
+  return `${v.patientId ?? ''}\u001f${v.accessClass ?? `#${v.id}/${v.versionId}`}`;
+}
+
+/**
+ * The matches of a search grouped by what their consent decision reads: the patient and the access class
+ * (a version written without one is a class of its own). `key` names the group in StoreQuery.classes.
+ */
+export interface SearchClass {
+  readonly key: string;
+  readonly patientId: string | null;
+  /** The class (fhir/access-class.ts), or undefined for a version stored without one (`version` names it). */
+  readonly accessClass: string | undefined;
+  readonly version?: { readonly id: string; readonly versionId: number };
+  readonly count: number;
 }
 
 /** Which versions a history lists (typeHistory). */
@@ -231,6 +264,8 @@ export interface ResourceStore {
   typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[];
   /** Current versions matching the query, in the query's sort order (then oldest lastUpdated first, then id). */
   search(query: StoreQuery): StoredVersion[];
+  /** The current versions matching the query (its order, paging and limit aside), counted by patient and access class. */
+  searchClasses(query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): SearchClass[];
 
   /** The patient's HMAC key, creating it on first use. */
   patientKey(patientId: string): Buffer;

@@ -351,7 +351,24 @@ export class FakeLedger implements LedgerClient {
 
   async evaluateAccess(request: EvaluateRequest): Promise<Decision> {
     this.#check();
-    return this.decide(request, request.resource ? this.anchors.get(request.resource) : undefined);
+    if (request.resource !== undefined) return this.decide(request, this.anchors.get(request.resource));
+    // A request stating patient, custodian, type, labels and month is decided, as on the chaincode, as a
+    // version anchored with those facts would be: `decide` sees that anchor (with no id: a decision never
+    // reads one).
+    const stated: Anchor = {
+      resourceType: request.resourceType ?? '',
+      id: '',
+      versionId: '',
+      ...(request.patient !== undefined ? { patient: request.patient } : {}),
+      custodian: request.custodian ?? '',
+      securityLabels: request.securityLabels ?? [],
+      ...(request.dataDate !== undefined ? { dataMonth: request.dataDate.slice(0, 7) } : {}),
+      lastUpdated: '',
+      commitment: { alg: 'HMAC-SHA-256', value: '' },
+      txId: '',
+      anchoredAt: '',
+    };
+    return this.decide(request, stated);
   }
 
   /** Like hdx.audit:RecordAccessBatch: 1–200 entries, all or nothing; an entryId already recorded returns the stored entry and writes nothing. */

@@ -183,6 +183,58 @@ describe('view/local-decisions', () => {
     }
   });
 
+  it('decides a class (patient, custodian, type, labels, month) exactly as the version anchored with those facts, on the contract and on the view', async function () {
+    // What lets a search decide each patient's class once (model/access-class.ts): on a generated matrix,
+    // the class request and the version request agree, whether the class names the patient by DID or by
+    // the custodian's pseudonym linked to it.
+    this.timeout(120_000);
+    let compared = 0;
+    const decisions = new Set<string>();
+    for (const seed of [21, 22]) {
+      const rand = prng(seed);
+      const w = await world();
+      for (let i = 0; i < 4; i++) {
+        const consent = { resourceType: 'Consent', id: `k${seed}-c${i}`, status: 'active', patient: { reference: w.patient.did }, provision: provision(rand, w) };
+        await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
+      }
+      const store = viewOf(w.chain, 3);
+      // The anchors of world(): a1, a2 (restricted) of the patient's DID, c1 under the pseudonym linked to it.
+      const classes: Array<{ resource: string; patients: string[]; resourceType: string; securityLabels: string[]; dataDate: string }> = [
+        { resource: 'Observation/a1/_history/1', patients: [w.patient.did], resourceType: 'Observation', securityLabels: [], dataDate: '2024-04' },
+        { resource: 'Observation/a2/_history/1', patients: [w.patient.did], resourceType: 'Observation', securityLabels: [RESTRICTED], dataDate: '2023-12' },
+        { resource: 'Condition/c1/_history/1', patients: [w.patient.did, LINKED], resourceType: 'Condition', securityLabels: [], dataDate: '2023-01' },
+      ];
+      for (const [actor, actorOrganization] of [
+        [w.doc1.did, H1],
+        [w.doc2.did, H2],
+        [w.sys1.did, H1],
+        [w.patient.did, H1],
+        [w.other.did, H1],
+      ] as Array<[string, string]>) {
+        for (const actorAuth of ['did', 'delegated'] as const) {
+          for (const purpose of ['TREAT', 'ETREAT', 'HOPERAT']) {
+            for (const c of classes) {
+              const base = { actor, actorOrganization, actorAuth, purpose };
+              const now = w.chain.clock * 1000;
+              const ofVersion = await w.h1.evaluateAccess({ ...base, resource: c.resource });
+              for (const patient of c.patients) {
+                const asClass: EvaluateRequest = { ...base, patient, custodian: H1, resourceType: c.resourceType, securityLabels: c.securityLabels, dataDate: c.dataDate };
+                const why = JSON.stringify({ seed, asClass });
+                expect(await w.h1.evaluateAccess(asClass), why).to.deep.equal(ofVersion);
+                expect({ ...decideOnView(store, asClass, { now, submitter: H1 }), height: undefined }, why).to.deep.equal({ ...ofVersion, height: undefined });
+                decisions.add(`${ofVersion.decision}:${ofVersion.reason}`);
+                compared += 1;
+              }
+            }
+          }
+        }
+      }
+      store.close();
+    }
+    expect(compared).to.equal(2 * 5 * 2 * 3 * 4);
+    expect([...decisions]).to.include.members(['permit:consent-permit', 'deny:consent-deny', 'permit:custodian-treatment', 'permit:break-glass', 'deny:no-permit']);
+  });
+
   describe('through AccessControl (the enforcement point)', () => {
     let w: World;
     let store: ViewStore;
