@@ -44,6 +44,10 @@ const INGEST: ReadonlyArray<readonly [number, number]> = [
 ];
 /** Entries per Bundle the gateway accepts (one AnchorBatch per transaction). */
 const MAX_BUNDLE = 500;
+const SEARCH_SET = 1000;
+const SEARCH_MONTHS = 20;
+const SEARCH_CONCURRENCY = [1, 8];
+const SEARCH_SECONDS = Math.max(3, Math.round(SECONDS / 2));
 const FHIR = 'application/fhir+json';
 
 const call = httpCall;
@@ -127,6 +131,12 @@ function observation(subject: string, i: number): Record<string, unknown> {
   };
 }
 
+/** The i-th Observation of the search set: 50 a month over 20 months from 2024-08. */
+function monthlyObservation(subject: string, i: number): Record<string, unknown> {
+  const month = Math.floor(i / (SEARCH_SET / SEARCH_MONTHS));
+  return { ...observation(subject, i), effectiveDateTime: new Date(Date.UTC(2024, 7 + month, 1 + (i % 28), 9, 30)).toISOString() };
+}
+
 function transaction(resources: ReadonlyArray<Record<string, unknown>>): Record<string, unknown> {
   return { resourceType: 'Bundle', type: 'transaction', entry: resources.map((resource) => ({ resource, request: { method: 'POST', url: resource.resourceType } })) };
 }
@@ -182,6 +192,87 @@ async function main(): Promise<void> {
       expectStatus(r, 200, 'read-set transaction');
       for (const e of r.body.entry as Array<{ resource: { id: string } }>) readSet.push(e.resource.id);
     }
+
+    // --- The search set: 1,000 Observations of a second patient over 20 months, 50 a month; a consent
+    // lets hospital2's practitioner see one month of them (50 of 1,000) ---
+    const searchPatientKey = generateDidKey();
+    await registerDid(h1, 'hospital1', 'patient', searchPatientKey);
+    const sp = await call(`${h1.config.baseUrl}/Patient`, 'POST', h1Token, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: searchPatientKey.did }],
+      name: [{ family: 'Searched', given: ['Sam'] }],
+    });
+    expectStatus(sp, 201, 'create the searched Patient');
+    log(`creating the search set: ${SEARCH_SET} Observations over ${SEARCH_MONTHS} months`);
+    for (let done = 0; done < SEARCH_SET; done += MAX_BUNDLE) {
+      const n = Math.min(MAX_BUNDLE, SEARCH_SET - done);
+      const r = await call(h1.config.baseUrl, 'POST', h1Token, transaction(Array.from({ length: n }, (_, i) => monthlyObservation(`Patient/${String(sp.body.id)}`, done + i))));
+      expectStatus(r, 200, 'search-set transaction');
+    }
+    const searchConsent = {
+      resourceType: 'Consent',
+      id: randomUUID(),
+      status: 'active',
+      scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+      category: [{ coding: [{ system: 'http://loinc.org', code: '59284-0' }] }],
+      patient: { reference: searchPatientKey.did },
+      provision: {
+        type: 'permit',
+        actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }],
+        purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT' }],
+        // One month of the twenty.
+        dataPeriod: { start: '2025-03-01', end: '2025-03-31' },
+      },
+    };
+    expectStatus(
+      await call(
+        `${h1.config.baseUrl}/Consent`,
+        'POST',
+        signDidToken({ key: searchPatientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write', ttlSec: 120 }),
+        signConsent(searchPatientKey.privateJwk, searchConsent, 'grant'),
+        'application/jose',
+      ),
+      201,
+      'grant the search consent',
+    );
+
+    /** A consent-checked search over the 1,000: hospital2's practitioner (50 visible) and hospital1's own (a page of 50). */
+    const searchesFor = async (gw: Gw, mode: string): Promise<void> => {
+      const url = `${gw.config.baseUrl}/Observation?patient=${searchPatientKey.did}&_count=50`;
+      const variants: Array<[string, () => string]> = [
+        [
+          'hospital2 practitioner, consent for 1 month: 50 of 1,000 released',
+          () => signDidToken({ key: drH2.privateJwk, audience: gw.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 }),
+        ],
+        ['hospital1 practitioner (treatment): page of 50 of 1,000', () => staff(gw, 'hospital1', { did: drH1.did })],
+      ];
+      for (const [who, token] of variants) {
+        const first = await call(url, 'GET', token());
+        expectStatus(first, 200, `search (${who})`);
+        const released = (first.body.entry as unknown[] | undefined)?.length ?? 0;
+        for (const c of SEARCH_CONCURRENCY) {
+          log(`searches, ${mode} audit mode, ${who}, concurrency ${c}, ${SEARCH_SECONDS} s`);
+          // DID tokens are single use: one per search, signed before the clock starts.
+          const tokens = Array.from({ length: 4000 }, () => token());
+          let next = 0;
+          const r = await load(
+            c,
+            SEARCH_SECONDS,
+            () => url,
+            () => tokens[next++ % tokens.length],
+          );
+          if (r.errors) notes.push(`${mode} searches (${who}) c=${c}: ${r.errors} errors, first: ${r.firstError ?? ''}`);
+          rows.push([
+            'consent-checked search',
+            `${mode} audit, c=${c}: ${who}`,
+            `${rate(r.ok / r.seconds)} searches/s`,
+            `${f1(percentile(r.sorted, 50))} ms`,
+            `${f1(percentile(r.sorted, 99))} ms`,
+            `${r.ok} searches in ${r.seconds.toFixed(1)} s; total ${String(first.body.total)}, ${released} entries a page${r.errors ? `, ${r.errors} errors` : ''}`,
+          ]);
+        }
+      }
+    };
 
     // --- Consent-checked reads and revocation, per audit mode ---
     const readsFor = async (gw: Gw, mode: string): Promise<void> => {
@@ -302,6 +393,7 @@ async function main(): Promise<void> {
     };
 
     await readsFor(h1, 'sync');
+    await searchesFor(h1, 'sync');
     await ingest(h1, 'sync');
 
     await revocation(h1, 'sync');
@@ -316,6 +408,7 @@ async function main(): Promise<void> {
     if (!(await viewFresh(h1))) notes.push('async mode: the ledger view was not fresh within 120 s; its reads went to the chaincode');
     else notes.push(`async mode: the ledger view caught up from block 0 (height ${h1.gateway.view?.height() ?? '?'}) in ${(ms(catchUp) / 1000).toFixed(1)} s`);
     await readsFor(h1, 'async');
+    await searchesFor(h1, 'async');
     const st = h1.gateway.view?.status();
     notes.push(`async mode after its reads: view height ${st?.height ?? '?'}, lag ${st?.lagBlocks ?? '?'} block(s), fresh ${String(st?.fresh)}`);
     await ingest(h1, 'async');
@@ -383,7 +476,7 @@ async function main(): Promise<void> {
     baseline = undefined;
 
     // --- The table ---
-    const order = ['consent-checked read', 'read, no ledger (baseline)', 'anchored ingest', 'HL7 v2 mapped', 'revocation → first denied read'];
+    const order = ['consent-checked read', 'read, no ledger (baseline)', 'consent-checked search', 'anchored ingest', 'HL7 v2 mapped', 'revocation → first denied read'];
     rows.sort((a, b) => order.indexOf(a[0] ?? '') - order.indexOf(b[0] ?? ''));
     const cpu = os.cpus();
     printGrid(`HDX exchange benchmark (issue 6), ${new Date().toISOString().slice(0, 16)}Z`, ['measure', 'variant', 'throughput', 'p50 / median', 'p99 / max', 'detail'], rows);
