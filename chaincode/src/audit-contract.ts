@@ -25,7 +25,18 @@ import { LINK_KEY, PatientLink, findLink } from './patient-link';
 import { MAX_AUDIT_BATCH } from './protocol';
 import { ANCHOR_KEY, Anchor, anchorKey } from './record-model';
 import { INDEX_MARKER, canonicalJson, marshal, pageRange, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
-import { FHIR_INSTANT, HDX_DID, PATIENT_REF_RULE, isPatientRef, optionalString, optionalStringArray, parseJsonArray, parseJsonObject, rejectUnknownFields } from './validate';
+import {
+  FHIR_INSTANT,
+  HDX_DID,
+  type JsonObject,
+  PATIENT_REF_RULE,
+  isPatientRef,
+  optionalString,
+  optionalStringArray,
+  parseJsonArray,
+  parseJsonObject,
+  rejectUnknownFields,
+} from './validate';
 
 export const AUDIT_EVENT = 'hdx.audit';
 export { MAX_AUDIT_BATCH };
@@ -65,44 +76,40 @@ export class AuditContract extends Contract {
   @Returns('string')
   public async AuthorizeAndRecord(ctx: Context, requestJson: string): Promise<string> {
     const caller = callerMayRecord(ctx);
-    const obj = parseJsonObject(requestJson, 'request');
-    const input = parseAccessRequest(obj, 'request', ['resources', 'auditAction', 'subtype', 'entryId']);
-    const extra = optionalStringArray(obj, 'resources', 'request', RESOURCE_ID, 'must be Type/id or Type/id/_history/v', MAX_RESOURCES) ?? [];
-    const auditAction = (optionalString(obj, 'auditAction', 'request') ?? 'R') as AuditAction;
-    if (!AUDIT_ACTIONS.includes(auditAction)) {
-      throw invalid(`request.auditAction must be one of ${AUDIT_ACTIONS.join(', ')}`);
-    }
-    const entryId = optionalString(obj, 'entryId', 'request', ENTRY_ID, 'must be 1 to 128 characters [A-Za-z0-9._:-]');
-    if (entryId !== undefined) {
-      const previous = await entryByClientId(ctx, caller, entryId);
-      if (previous) {
-        return canonicalJson(decisionOf(previous));
-      }
-    }
-    const resolved = await decideAccess(ctx, input, 'request');
-    const resources = [...new Set([...(resolved.resource ? [resolved.resource] : []), ...extra])];
-    if (resources.length > MAX_RESOURCES) {
-      throw invalid(`request.resources has more than ${MAX_RESOURCES} items`);
-    }
-    const auditInput: AuditInput = {
-      actor: resolved.request.actor,
-      actorOrganization: resolved.request.actorOrganization,
-      actorAuth: resolved.request.actorAuth,
-      patient: resolved.request.patient,
-      resources,
-      action: auditAction,
-      purpose: resolved.request.purpose,
-      decision: resolved.decision,
-      consents: resolved.consents,
-      reason: resolved.reason,
-      breakGlass: resolved.breakGlass,
-      custodian: resolved.request.custodian,
-    };
-    const subtype = optionalString(obj, 'subtype', 'request', /^[A-Za-z0-9$._-]{1,64}$/, 'must be a short code');
-    if (subtype !== undefined) auditInput.subtype = subtype;
-    if (entryId !== undefined) auditInput.entryId = entryId;
-    const [entry] = await recordEntries(ctx, caller, [auditInput], 'decided');
+    const decided = await authorizeInput(ctx, caller, parseJsonObject(requestJson, 'request'), 'request');
+    if ('previous' in decided) return canonicalJson(decisionOf(decided.previous));
+    const [entry] = await recordEntries(ctx, caller, [decided.input], 'decided');
     return canonicalJson(decisionOf(entry as AuditEntry));
+  }
+
+  /**
+   * AuthorizeAndRecord for 1–200 requests in ONE transaction (sync audit mode's group commit: the
+   * concurrent reads of a gateway share a transaction, and each still waits for its commit). Each request
+   * is decided and recorded as AuthorizeAndRecord would, permit or deny; a request already recorded
+   * (its entryId) returns its recorded decision. entryIds must be unique within the batch. All or nothing:
+   * one request the chaincode refuses fails the batch (the gateway then sends them one by one). Returns the
+   * decisions in request order.
+   */
+  @Transaction()
+  @Returns('string')
+  public async AuthorizeAndRecordBatch(ctx: Context, requestsJson: string): Promise<string> {
+    const caller = callerMayRecord(ctx);
+    const requests = parseJsonArray(requestsJson, 'requests', MAX_AUDIT_BATCH).map((item, i) => {
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) throw invalid(`requests[${i}] must be an object`);
+      return item as JsonObject;
+    });
+    const ids = requests.map((r) => r.entryId).filter((id) => id !== undefined);
+    if (new Set(ids).size !== ids.length) {
+      throw invalid('requests has a repeated entryId');
+    }
+    const decided: Array<{ previous: AuditEntry } | { input: AuditInput }> = [];
+    for (const [i, obj] of requests.entries()) {
+      decided.push(await authorizeInput(ctx, caller, obj, `requests[${i}]`));
+    }
+    const fresh = decided.flatMap((d) => ('input' in d ? [d.input] : []));
+    const recorded = fresh.length > 0 ? await recordEntries(ctx, caller, fresh, 'decided') : [];
+    let next = 0;
+    return canonicalJson(decided.map((d) => decisionOf('previous' in d ? d.previous : (recorded[next++] as AuditEntry))));
   }
 
   /** One entry by event id, if the requester may read it. `requester`: the DID a gateway acts for ('' for none). */
@@ -188,6 +195,50 @@ export function callerMayRecord(ctx: Context): Caller {
     throw forbidden('access entries are recorded by a gateway or admin identity');
   }
   return caller;
+}
+
+/**
+ * One AuthorizeAndRecord request (the EvaluateAccess request plus `resources?`, `auditAction?`,
+ * `subtype?`, `entryId?`): its access entry, decided, ready to record; or the entry already recorded
+ * under its entryId.
+ */
+async function authorizeInput(ctx: Context, caller: Caller, obj: JsonObject, path: string): Promise<{ previous: AuditEntry } | { input: AuditInput }> {
+  const input = parseAccessRequest(obj, path, ['resources', 'auditAction', 'subtype', 'entryId']);
+  const extra = optionalStringArray(obj, 'resources', path, RESOURCE_ID, 'must be Type/id or Type/id/_history/v', MAX_RESOURCES) ?? [];
+  const auditAction = (optionalString(obj, 'auditAction', path) ?? 'R') as AuditAction;
+  if (!AUDIT_ACTIONS.includes(auditAction)) {
+    throw invalid(`${path}.auditAction must be one of ${AUDIT_ACTIONS.join(', ')}`);
+  }
+  const entryId = optionalString(obj, 'entryId', path, ENTRY_ID, 'must be 1 to 128 characters [A-Za-z0-9._:-]');
+  if (entryId !== undefined) {
+    const previous = await entryByClientId(ctx, caller, entryId);
+    if (previous) {
+      return { previous };
+    }
+  }
+  const resolved = await decideAccess(ctx, input, path);
+  const resources = [...new Set([...(resolved.resource ? [resolved.resource] : []), ...extra])];
+  if (resources.length > MAX_RESOURCES) {
+    throw invalid(`${path}.resources has more than ${MAX_RESOURCES} items`);
+  }
+  const auditInput: AuditInput = {
+    actor: resolved.request.actor,
+    actorOrganization: resolved.request.actorOrganization,
+    actorAuth: resolved.request.actorAuth,
+    patient: resolved.request.patient,
+    resources,
+    action: auditAction,
+    purpose: resolved.request.purpose,
+    decision: resolved.decision,
+    consents: resolved.consents,
+    reason: resolved.reason,
+    breakGlass: resolved.breakGlass,
+    custodian: resolved.request.custodian,
+  };
+  const subtype = optionalString(obj, 'subtype', path, /^[A-Za-z0-9$._-]{1,64}$/, 'must be a short code');
+  if (subtype !== undefined) auditInput.subtype = subtype;
+  if (entryId !== undefined) auditInput.entryId = entryId;
+  return { input: auditInput };
 }
 
 async function entryByClientId(ctx: Context, caller: Caller, entryId: string): Promise<AuditEntry | undefined> {

@@ -140,6 +140,55 @@ describe('hdx.audit: entries the recorder can stand behind', () => {
     });
   });
 
+  describe('AuthorizeAndRecordBatch (group commit)', () => {
+    const req = (overrides: Record<string, unknown> = {}) => ({
+      actor: h1Doctor.did,
+      actorOrganization: 'Hospital1MSP',
+      actorAuth: 'idp',
+      purpose: 'TREAT',
+      resource: 'Observation/o1/_history/1',
+      ...overrides,
+    });
+    const batch = async (requests: unknown[], who: FakeIdentity = H1_GATEWAY) =>
+      JSON.parse(await ledger.invoke(who, (ctx) => audit.AuthorizeAndRecordBatch(ctx, JSON.stringify(requests))));
+
+    it('decides and records each request as AuthorizeAndRecord would, in one transaction, permit or deny, in request order', async () => {
+      const results = await batch([
+        req({ entryId: 'a' }),
+        req({ actor: h2Doctor.did, actorOrganization: 'Hospital2MSP', actorAuth: 'delegated', entryId: 'b' }),
+        req({ entryId: 'c', purpose: 'HOPERAT' }),
+      ]);
+      const alone = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => audit.AuthorizeAndRecord(ctx, JSON.stringify(req({ entryId: 'd' })))));
+      expect(results.map((r: { decision: string; reason: string }) => `${r.decision}:${r.reason}`)).to.deep.equal([
+        `${alone.decision}:${alone.reason}`,
+        'deny:no-permit',
+        results[2].decision + ':' + results[2].reason,
+      ]);
+      expect(results[0].decision).to.equal('permit');
+      // One transaction: the event ids share its txId, in order.
+      const txIds = results.map((r: { eventId: string }) => r.eventId.split('.')[0]);
+      expect(new Set(txIds).size).to.equal(1);
+      expect(results.map((r: { eventId: string }) => r.eventId.split('.')[1])).to.deep.equal(['0', '1', '2']);
+      const stored = JSON.parse(await ledger.invoke(H1_ADMIN, (ctx) => audit.GetEntry(ctx, results[1].eventId, '')));
+      expect(stored).to.deep.include({ actor: h2Doctor.did, decision: 'deny', patient: patient.did, custodian: 'Hospital1MSP', entryId: 'b' });
+    });
+
+    it('a request already recorded returns its recorded decision and records nothing again; repeated entryIds and bad requests fail the whole batch', async () => {
+      const [first] = await batch([req({ entryId: 'x' })]);
+      const before = ledger.keys().length;
+      const again = await batch([req({ entryId: 'x' })]);
+      expect(again[0]).to.deep.equal(first);
+      expect(ledger.keys().length).to.equal(before);
+      await rejectsWith(batch([req({ entryId: 'y' }), req({ entryId: 'y' })]), 'INVALID');
+      await rejectsWith(batch([req({ entryId: 'z' }), req({ purpose: 'nope' })]), 'INVALID');
+      await rejectsWith(batch([]), 'INVALID');
+      await rejectsWith(batch(['not an object']), 'INVALID');
+      expect(ledger.keys().length).to.equal(before);
+      // Only gateways and admins record.
+      await rejectsWith(batch([req()], REG_AUDITOR), 'FORBIDDEN');
+    });
+  });
+
   describe('AnchorAndRecord', () => {
     it('stands entries behind the anchors of the same transaction, and refuses the whole transaction otherwise', async () => {
       const fresh = { resourceType: 'Observation', id: 'new', versionId: '1', patient: patient.did, lastUpdated: '2024-05-01T10:00:00Z', commitment };

@@ -42,6 +42,11 @@ export interface Config {
   readonly auditFlushMs: number;
   /** Async mode: entries per ledger transaction (1–200). */
   readonly auditBatch: number;
+  /**
+   * Sync mode: ledger transactions of single reads in flight at once before concurrent reads are grouped
+   * into one (hdx.audit:AuthorizeAndRecordBatch, ledger/group-commit.ts); 0 turns group commit off.
+   */
+  readonly groupCommitInFlight: number;
   /** MLLP listener for HL7 v2 (on 127.0.0.1); off when unset. */
   readonly mllpPort: number | undefined;
   /** The DID the MLLP listener's ingested changes are recorded under (MLLP carries no token). */
@@ -103,6 +108,7 @@ const VARS = {
   HDX_AUDIT_MODE: { field: 'auditMode', type: 'string', default: 'sync' },
   HDX_AUDIT_FLUSH_MS: { field: 'auditFlushMs', type: 'integer', default: 200 },
   HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
+  HDX_GROUP_COMMIT_IN_FLIGHT: { field: 'groupCommitInFlight', type: 'integer', default: 4 },
   HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
   HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
   HDX_ID_SECRET_FILE: { field: 'idSecretFile', type: 'string' },
@@ -148,6 +154,7 @@ const schema = {
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'sync' },
     HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
+    HDX_GROUP_COMMIT_IN_FLIGHT: { type: 'integer', minimum: 0, maximum: 64, default: 4 },
     HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
     HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 1000000, default: 600 },

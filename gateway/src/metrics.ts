@@ -51,8 +51,10 @@ export function instrumentLedger(ledger: LedgerClient, metrics: Metrics): Ledger
       try {
         const result = await fn(...args);
         end({ outcome: 'ok' });
-        const d = result as { decision?: unknown; breakGlass?: unknown } | undefined;
-        if (d && (d.decision === 'permit' || d.decision === 'deny')) metrics.decisions.inc({ decision: d.decision, break_glass: String(d.breakGlass === true) });
+        // One decision, or one per request of a batch (AuthorizeAndRecordBatch).
+        for (const d of (Array.isArray(result) ? result : [result]) as Array<{ decision?: unknown; breakGlass?: unknown } | undefined>) {
+          if (d && (d.decision === 'permit' || d.decision === 'deny')) metrics.decisions.inc({ decision: d.decision, break_glass: String(d.breakGlass === true) });
+        }
         return result;
       } catch (err) {
         end({ outcome: (err as { code?: string }).code ?? 'error' });

@@ -28,6 +28,7 @@ import { IngestService } from './ingest/ingest-service';
 import { type MllpListener, startMllpListener } from './ingest/mllp';
 import { LedgerView } from './view/ledger-view';
 import { LocalDecisions, notingDecisionInputs, viewHealth } from './view/local-decisions';
+import { AuthorizeGroupCommit, withGroupCommit } from './ledger/group-commit';
 import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 
 export interface RunningGateway {
@@ -75,7 +76,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ? new LocalDecisions({ store: viewStore, freshness: view, mspId: config.mspId, maxLagMs: config.viewMaxLagMs })
       : undefined;
   // What the services write through it tells the local decisions of changes they read (read your own writes).
-  const servicesLedger = localDecisions ? notingDecisionInputs(ledger, localDecisions) : ledger;
+  const noted = localDecisions ? notingDecisionInputs(ledger, localDecisions) : ledger;
+  // Sync audit mode: concurrent single reads share AuthorizeAndRecord transactions (group commit).
+  const groupCommit = config.auditMode === 'sync' && config.groupCommitInFlight > 0 ? new AuthorizeGroupCommit(ledger, { maxInFlight: config.groupCommitInFlight }) : undefined;
+  const servicesLedger = groupCommit ? withGroupCommit(noted, groupCommit) : noted;
   const closeView = async (): Promise<void> => {
     await view?.stop();
     viewStore?.close();

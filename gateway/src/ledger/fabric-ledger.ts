@@ -285,6 +285,10 @@ export class FabricLedger implements LedgerClient {
     return this.#submit('audit', 'RecordAccessBatch', [JSON.stringify(entries)], 'recording the access');
   }
 
+  authorizeAndRecordBatch(requests: AuthorizeRequest[]): Promise<AuthorizeResult[]> {
+    return this.#submit('audit', 'AuthorizeAndRecordBatch', [JSON.stringify(requests)], 'checking consent and recording the accesses');
+  }
+
   authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
     return this.#submit('audit', 'AuthorizeAndRecord', [JSON.stringify(request)], 'checking consent and recording the access');
   }

@@ -201,6 +201,11 @@ export interface LedgerClient {
   recordAccess(entries: AccessEntryInput[]): Promise<AuditEntry[]>;
   /** Evaluates consent and records the access on the ledger in one transaction (sync audit mode). */
   authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult>;
+  /**
+   * AuthorizeAndRecord for 1–200 requests in ONE transaction (`hdx.audit:AuthorizeAndRecordBatch`, sync
+   * mode's group commit: ledger/group-commit.ts); all or nothing; decisions in request order.
+   */
+  authorizeAndRecordBatch(requests: AuthorizeRequest[]): Promise<AuthorizeResult[]>;
   queryAccess(query: AccessQuery): Promise<Page<AuditEntry>>;
 
   close(): void;

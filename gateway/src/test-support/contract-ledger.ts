@@ -165,6 +165,10 @@ export class ContractLedger implements LedgerClient {
     return this.#submit((ctx) => audit.RecordAccessBatch(ctx, JSON.stringify(entries)), 'recording the access');
   }
 
+  authorizeAndRecordBatch(requests: AuthorizeRequest[]): Promise<AuthorizeResult[]> {
+    return this.#submit((ctx) => audit.AuthorizeAndRecordBatch(ctx, JSON.stringify(requests)), 'checking consent and recording the accesses');
+  }
+
   authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
     return this.#submit((ctx) => audit.AuthorizeAndRecord(ctx, JSON.stringify(request)), 'checking consent and recording the access');
   }

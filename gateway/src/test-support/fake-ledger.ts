@@ -406,6 +406,27 @@ export class FakeLedger implements LedgerClient {
     return stored;
   }
 
+  /** How many AuthorizeAndRecordBatch transactions were submitted. */
+  authorizeBatchCalls = 0;
+
+  /** Like hdx.audit:AuthorizeAndRecordBatch: 1–200 requests, unique entryIds, each decided and recorded; all or nothing. */
+  async authorizeAndRecordBatch(requests: AuthorizeRequest[]): Promise<AuthorizeResult[]> {
+    this.#check();
+    if (requests.length < 1 || requests.length > 200) throw new OperationOutcomeError('INVALID', 'requests must hold 1 to 200 requests');
+    const ids = requests.map((r) => r.entryId).filter((id): id is string => id !== undefined);
+    if (new Set(ids).size !== ids.length) throw new OperationOutcomeError('INVALID', 'requests has a repeated entryId');
+    this.authorizeBatchCalls++;
+    const before = this.audit.length;
+    const out: AuthorizeResult[] = [];
+    try {
+      for (const r of requests) out.push(await this.authorizeAndRecord(r));
+    } catch (err) {
+      for (const e of this.audit.splice(before)) if (e.entryId !== undefined) this.#byEntryId.delete(e.entryId);
+      throw err;
+    }
+    return out;
+  }
+
   async authorizeAndRecord(request: AuthorizeRequest): Promise<AuthorizeResult> {
     this.#check();
     const previous = request.entryId !== undefined ? this.#byEntryId.get(request.entryId) : undefined;
