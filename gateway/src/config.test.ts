@@ -53,10 +53,11 @@ describe('loadConfig', () => {
   it('ledger view and decisions: view auto, 1,500 ms bound and local decisions by default; each validated', () => {
     const c = loadConfig(base, '/repo');
     expect([c.view, c.viewMaxLagMs, c.decisions]).to.deep.equal(['auto', 1500, 'local']);
-    expect(viewEnabled(c)).to.equal(false);
+    // Sync mode keeps it too: the integrity check takes its anchors from it.
+    expect(viewEnabled(c)).to.equal(true);
     expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async' }, '/repo'))).to.equal(true);
     expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_DECISIONS: 'chaincode' }, '/repo'))).to.equal(false);
-    expect(viewEnabled(loadConfig({ ...base, HDX_VIEW: 'on' }, '/repo'))).to.equal(true);
+    expect(viewEnabled(loadConfig({ ...base, HDX_DECISIONS: 'chaincode', HDX_VIEW: 'on' }, '/repo'))).to.equal(true);
     expect(viewEnabled(loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_VIEW: 'off' }, '/repo'))).to.equal(false);
     const o = loadConfig({ ...base, HDX_VIEW: 'off', HDX_VIEW_MAX_LAG_MS: '800', HDX_DECISIONS: 'chaincode' }, '/repo');
     expect([o.view, o.viewMaxLagMs, o.decisions]).to.deep.equal(['off', 800, 'chaincode']);

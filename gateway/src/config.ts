@@ -63,8 +63,9 @@ export interface Config {
   readonly rateLimitPerIp: number;
   /**
    * The ledger view (`<dataDir>/ledger-view.db`, kept from the peer's blocks while the gateway runs):
-   * `auto` (default) keeps it when it decides (async audit mode with HDX_DECISIONS=local); `on` always
-   * (e.g. to watch its height in /healthz); `off` never (every decision asks the chaincode).
+   * `auto` (default) keeps it unless HDX_DECISIONS=chaincode (it decides reads in async audit mode, and
+   * gives the integrity check its anchors in both modes); `on` always; `off` never (every decision and
+   * every anchor is asked of the ledger).
    */
   readonly view: 'auto' | 'on' | 'off';
   /** How recently the view must have been caught up with its peer for a decision to use it (ms). */
@@ -205,9 +206,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   return Object.freeze(out) as unknown as Config;
 }
 
-/** Whether the gateway keeps a ledger view: HDX_VIEW=on, or auto when it decides locally (async audit mode, HDX_DECISIONS=local). */
+/**
+ * Whether the gateway keeps a ledger view: HDX_VIEW=on, or auto unless HDX_DECISIONS=chaincode (every
+ * disclosure asks the chaincode). In async audit mode the view decides reads; in either mode the
+ * integrity check of a version served takes its anchor from the view.
+ */
 export function viewEnabled(config: Pick<Config, 'view' | 'auditMode' | 'decisions'>): boolean {
-  return config.view === 'on' || (config.view === 'auto' && config.auditMode === 'async' && config.decisions === 'local');
+  return config.view === 'on' || (config.view === 'auto' && config.decisions === 'local');
 }
 
 /**

@@ -109,7 +109,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ...(outbox ? { auditSink: outbox } : {}),
       ...(localDecisions ? { localDecisions } : {}),
       // With local decisions, a read's integrity check takes its anchor from the view too.
-      ...(localDecisions && viewStore ? { viewAnchors: viewStore } : {}),
+      // The integrity check takes anchors from the view (both audit modes): an anchor never changes once committed.
+      ...(viewStore ? { viewAnchors: viewStore } : {}),
     });
     const settled = await resources.settlePending();
     // Bulk Data $export jobs and their files (mode 600) under the data folder; a job a stop interrupted is reported failed.

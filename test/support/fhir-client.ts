@@ -35,10 +35,10 @@ export interface Reply {
 }
 
 /** One HTTP call: JSON (or text) body, bearer token, the reply parsed when it is JSON. */
-export async function httpCall(url: string, method: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
+export async function httpCall(url: string, method: string, token: string | undefined, body?: unknown, contentType = FHIR, headers: Record<string, string> = {}): Promise<Reply> {
   const res = await fetch(url, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
+    headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': contentType } : {}) },
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -52,8 +52,8 @@ export async function httpCall(url: string, method: string, token: string | unde
 }
 
 /** One HTTP call to a gateway: `url` is relative to its FHIR base unless absolute. */
-export function call(gw: Gw, method: string, url: string, token: string | undefined, body?: unknown, contentType = FHIR): Promise<Reply> {
-  return httpCall(url.startsWith('http') ? url : `${gw.config.baseUrl}${url}`, method, token, body, contentType);
+export function call(gw: Gw, method: string, url: string, token: string | undefined, body?: unknown, contentType = FHIR, headers: Record<string, string> = {}): Promise<Reply> {
+  return httpCall(url.startsWith('http') ? url : `${gw.config.baseUrl}${url}`, method, token, body, contentType, headers);
 }
 
 /** Registers a DID on the ledger through the org's gateway (POST /did, by an admin of the org). */

@@ -20,7 +20,8 @@ import type { Logger } from 'pino';
 import type { ScopeAction } from '../auth/scopes';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
-import { MAX_WRITE_VERSIONS, parseIfMatch, type PreparedVersion, type Resource, type ResourceService, WritePlan } from './resource-service';
+import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
+import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 

@@ -13,7 +13,8 @@ import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { OperationOutcomeError } from '../errors';
 import type { Caller } from './policy';
-import { type Resource, ResourceService, WritePlan } from './resource-service';
+import { ResourceService } from './resource-service';
+import { type Resource, WritePlan } from './write-plan';
 import { testApp } from '../test-support/test-app';
 
 const log = newLogger('silent');

@@ -6,7 +6,8 @@ import { SqliteStore } from '../store/sqlite-store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import type { Caller } from './access-control';
 import { ErasureService } from './erasure';
-import { ResourceService, WritePlan } from './resource-service';
+import { ResourceService } from './resource-service';
+import { WritePlan } from './write-plan';
 
 const admin: Caller = { did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'admin', actorAuth: 'idp', local: true };
 /** Who writes the records (admins may not write patient data). */

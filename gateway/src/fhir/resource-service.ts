@@ -6,14 +6,16 @@ import type { AuditSink } from '../audit/sink';
 import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
-import type { Criterion, DateFilter, NewVersion, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion } from '../store/store';
+import type { Criterion, DateFilter, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion } from '../store/store';
 import { type StoredPendingWrite, searchClassKey } from '../store/store';
 import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
-import { commitmentOf, commitmentsEqual, patientPseudonym, versionKey } from '../model/commitment';
+import { commitmentsEqual, patientPseudonym } from '../model/commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
-import { type AccessClass, accessClassOf, anchorHasClass, dataMonthOf, parseAccessClass, securityLabels } from '../model/access-class';
+import { type AccessClass, accessClassOf, parseAccessClass } from '../model/access-class';
+import { Integrity } from './integrity';
+import { anchorInputFor, type ConditionalWrite, commitmentFor, keyIdOf, parseIfMatch, type PreparedVersion, REFERENCE_DATA_KEY_ID, type Resource, WritePlan } from './write-plan';
 import { indexEntriesOf } from '../store/search-index';
 import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
 import { dedupe, resolveLinks } from './search-links';
@@ -30,8 +32,6 @@ import {
 } from '../model/definitions';
 
 export { SUPPORTED_TYPES };
-
-export type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
 
 /** The URI identifier system under which a Patient carries the DID the patient registered. */
 export const DID_IDENTIFIER_SYSTEM = 'urn:ietf:rfc:3986';
@@ -158,19 +158,6 @@ function ref(resourceType: string, id: string, versionId: number | string): stri
   return `${resourceType}/${id}/_history/${versionId}`;
 }
 
-/** A version's commitment: HMAC under the key that opens that version only (see versionKey). */
-function commitmentFor(patientKey: Buffer, resource: Resource): string {
-  const meta = resource.meta as { versionId?: string } | undefined;
-  return commitmentOf(versionKey(patientKey, resource.resourceType, String(resource.id), String(meta?.versionId)), resource);
-}
-
-/**
- * The store's key id under which reference data (resources in no patient's compartment: Practitioner,
- * Organization, Medication, ...) is committed and anchored. `~` is not allowed in a FHIR id, so it never
- * names a Patient.
- */
-export const REFERENCE_DATA_KEY_ID = '~reference-data';
-
 /** Caller kinds of the custodian that may write reference data (its staff and its feeds). */
 const REFERENCE_DATA_WRITERS: ReadonlySet<string> = new Set(['practitioner', 'system']);
 
@@ -188,17 +175,6 @@ function invalidAt(expression: string, message: string): OperationOutcomeError {
   ]);
 }
 
-/**
- * The version an `If-Match` header (or Bundle `request.ifMatch`) names: `W/"3"` (the ETag this server
- * sends) or `"3"`. Anything else is a 400.
- */
-export function parseIfMatch(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  const m = /^\s*(?:W\/)?"([0-9]{1,9})"\s*$/.exec(value);
-  if (!m?.[1]) throw new OperationOutcomeError('INVALID', 'If-Match must name one version as W/"<versionId>"');
-  return m[1];
-}
-
 /** 412 unless the current version is the one If-Match names (no If-Match: nothing to check). */
 function assertVersionMatches(ifMatch: string | undefined, current: StoredVersion, resourceType: string): void {
   if (ifMatch === undefined) return;
@@ -209,68 +185,6 @@ function assertVersionMatches(ifMatch: string | undefined, current: StoredVersio
       { severity: 'error', code: 'conflict', details: { coding: [{ system: HDX_ERROR_SYSTEM, code: 'PRECONDITION_FAILED' }], text: message }, diagnostics: message },
     ]);
   }
-}
-
-/** The writes a conditional query can be part of. */
-export type ConditionalWrite = 'create' | 'update' | 'delete';
-
-/** A version ready to be stored and anchored: validated, its patient resolved, its commitment computed. */
-export interface PreparedVersion {
-  readonly resource: Resource;
-  readonly row: NewVersion;
-  readonly anchor: AnchorInput;
-  /** The patient reference on the ledger (DID or pseudonym). */
-  readonly patient: string;
-  readonly action: 'C' | 'U' | 'D';
-}
-
-/**
- * The versions of one write: a single create, update or delete, or every entry of a FHIR transaction.
- * Preparing stores nothing; ResourceService.commitWrite stores them all pending in one SQLite
- * transaction, anchors them in one ledger transaction and only then marks them anchored.
- */
-export class WritePlan {
-  readonly versions: PreparedVersion[] = [];
-  /** meta.lastUpdated of every version of the write. */
-  readonly lastUpdated = new Date().toISOString();
-  /** Patients this write creates, updates or deletes, and whether it deletes them. */
-  readonly patients = new Map<string, { deleted: boolean }>();
-  /** Keys of the patients this write creates. */
-  readonly newPatientKeys = new Map<string, Buffer>();
-  /** DID links this write sets (Patient.identifier naming the patient's DID). */
-  readonly didLinks = new Map<string, { did: string; previous: string | undefined }>();
-
-  pendingWrite(): PendingWrite {
-    return {
-      versions: this.versions.map((v) => v.row),
-      newPatientKeys: [...this.newPatientKeys].map(([patientId, key]) => ({ patientId, key })),
-      didLinks: [...this.didLinks].map(([patientId, l]) => ({ patientId, ...l })),
-    };
-  }
-}
-
-/**
- * The ledger anchor of a version: what AnchorBatch stores for it. Built when the version is prepared,
- * and rebuilt from the stored version to complete a write anchored in several transactions.
- */
-function anchorInputFor(
-  resource: Resource,
-  v: { readonly resourceType: string; readonly id: string; readonly versionId: number; readonly lastUpdated: string; readonly deleted: boolean },
-  key: Buffer,
-  patient: string,
-): AnchorInput {
-  const dataMonth = dataMonthOf(resource, v.deleted);
-  return {
-    resourceType: v.resourceType,
-    id: v.id,
-    versionId: String(v.versionId),
-    patient,
-    securityLabels: securityLabels(resource.meta),
-    lastUpdated: v.lastUpdated,
-    // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.
-    ...(dataMonth !== undefined ? { dataMonth } : {}),
-    commitment: { alg: 'HMAC-SHA-256', value: commitmentFor(key, resource) },
-  };
 }
 
 function didOf(resource: Resource): string | undefined {
@@ -290,19 +204,25 @@ export class ResourceService {
   readonly #ledger: LedgerClient;
   readonly #log: Logger;
   readonly #mspId: string;
-  readonly #viewAnchors: ResourceServiceDeps['viewAnchors'];
+  readonly #integrity: Integrity;
   readonly access: AccessControl;
 
   constructor(deps: ResourceServiceDeps) {
     this.#store = deps.store;
     this.#ledger = deps.ledger;
-    this.#viewAnchors = deps.viewAnchors;
     this.#log = deps.log;
     this.#mspId = deps.mspId;
     this.access = new AccessControl(deps.ledger, deps.log, deps.mspId, {
       ...(deps.auditSink ? { sink: deps.auditSink } : {}),
       patientRefOf: this.#refOfVersion,
       ...(deps.localDecisions ? { local: deps.localDecisions } : {}),
+    });
+    this.#integrity = new Integrity({
+      store: deps.store,
+      ledger: deps.ledger,
+      log: deps.log,
+      ...(deps.viewAnchors ? { viewAnchors: deps.viewAnchors } : {}),
+      patientRefOf: this.#refOfVersion,
     });
   }
 
@@ -419,7 +339,7 @@ export class ResourceService {
 
   /** The key id of a version's commitment: its patient, or the reference-data key. */
   static keyIdOf(patientId: string | null): string {
-    return patientId ?? REFERENCE_DATA_KEY_ID;
+    return keyIdOf(patientId);
   }
 
   /** Plans the DID link of a Patient naming its DID (stored with the version, undone if it is not anchored). */
@@ -618,7 +538,7 @@ export class ResourceService {
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
-    const patched = applyJsonPatch(await this.#verified(current), operations);
+    const patched = applyJsonPatch(await this.#integrity.verified(current), operations);
     // If-Match again: the version patched is the version replaced.
     return this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
   }
@@ -1162,7 +1082,7 @@ export class ResourceService {
   async #disclose(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Resource> {
     await this.access.authorize(caller, v, subtype);
     if (v.deleted) throw new OperationOutcomeError('GONE', `${v.resourceType}/${v.id} was deleted`);
-    return this.#verified(v);
+    return this.#integrity.verified(v);
   }
 
   /** Every version of one resource the caller may see, newest first (deletions included, without content). */
@@ -1239,7 +1159,7 @@ export class ResourceService {
   #historyEntries(versions: readonly StoredVersion[]): Promise<HistoryEntry[]> {
     return Promise.all(
       versions.map(async (v) => ({
-        resource: v.deleted ? { resourceType: v.resourceType, id: v.id } : await this.#verified(v),
+        resource: v.deleted ? { resourceType: v.resourceType, id: v.id } : await this.#integrity.verified(v),
         deleted: v.deleted,
         versionId: String(v.versionId),
       })),
@@ -1357,8 +1277,8 @@ export class ResourceService {
     await this.access.recordDisclosures(caller, dedupe([...released, ...included, ...linked]), subtype, this.#refOfVersion);
     return {
       total,
-      resources: await Promise.all(page.map((x) => this.#verified(x.version, permitted.get(searchClassKey(x.version))?.accessClass))),
-      included: await Promise.all(included.map((x) => this.#verified(x.version))),
+      resources: await Promise.all(page.map((x) => this.#integrity.verified(x.version, permitted.get(searchClassKey(x.version))?.accessClass))),
+      included: await Promise.all(included.map((x) => this.#integrity.verified(x.version))),
     };
   }
 
@@ -1413,7 +1333,7 @@ export class ResourceService {
     if (versions.length > MAX_SEARCH_CANDIDATES) throw tooBroad('search with paging instead of $everything');
     const released = await this.access.filterAndRecord(caller, versions, '$everything', this.#refOfVersion);
     if (released.length === 0) throw notKnown('Patient', patientId);
-    return Promise.all(released.map((v) => this.#verified(v)));
+    return Promise.all(released.map((v) => this.#integrity.verified(v)));
   }
 
   /**
@@ -1451,7 +1371,7 @@ export class ResourceService {
     const withheld: Array<{ resourceType: string; id: string }> = [];
     for (const v of released) {
       try {
-        resources.push(await this.#verified(v));
+        resources.push(await this.#integrity.verified(v));
       } catch (err) {
         if (!(err instanceof OperationOutcomeError) || err.code !== 'INTEGRITY') throw err;
         withheld.push({ resourceType: v.resourceType, id: v.id });
@@ -1465,7 +1385,7 @@ export class ResourceService {
     typeInfo(resourceType);
     const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
     await this.access.authorize(caller, v, '$verify');
-    const check = await this.#check(v);
+    const check = await this.#integrity.check(v);
     return {
       verified: check.ok,
       reason: check.reason,
@@ -1474,58 +1394,11 @@ export class ResourceService {
   }
 
   /**
-   * The version against its anchor: the content against the commitment and, for a version whose release
-   * was decided by its access class (`decidedAs`), the anchor's patient, labels and month against that
-   * class, so a class altered in the store cannot release what the anchor's own facts would not.
-   */
-  async #check(
-    v: StoredVersion,
-    fromView = false,
-    decidedAs?: AccessClass,
-  ): Promise<{ ok: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
-    const resource = JSON.parse(v.content) as Resource;
-    // An anchor never changes once committed (an erasure tombstones it, and removes the version here too):
-    // the view's copy, when it has one, is the ledger's, without a ledger call per read.
-    const anchor =
-      (fromView ? this.#viewAnchors?.anchor(v.resourceType, v.id, String(v.versionId)) : undefined) ?? (await this.#ledger.getAnchor(v.resourceType, v.id, String(v.versionId)));
-    const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
-    if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
-    if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
-    if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
-    if (!commitmentsEqual(anchor.commitment.value, commitmentFor(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
-    if (decidedAs !== undefined) {
-      const patients = v.patientId === null ? undefined : [this.#refOfVersion(v), patientPseudonym(key)];
-      if (!anchorHasClass(anchor, decidedAs) || (patients !== undefined && !patients.includes(anchor.patient ?? ''))) {
-        return { ok: false, reason: 'the anchor states another patient, security label or month than the access class the version was released by', anchor };
-      }
-    }
-    return { ok: true, reason: 'the stored content matches the anchored commitment', anchor };
-  }
-
-  /** Releases a stored version only if it still matches the commitment anchored on the ledger (and the class it was decided by). */
-  async #verified(v: StoredVersion, decidedAs?: AccessClass): Promise<Resource> {
-    const check = await this.#check(v, true, decidedAs);
-    if (!check.ok) {
-      this.#log.warn(
-        { event: 'integrity-failure', resource: ref(v.resourceType, v.id, v.versionId), reason: check.reason },
-        'stored resource does not match its ledger anchor; withheld',
-      );
-      throw new OperationOutcomeError(
-        'INTEGRITY',
-        `${ref(v.resourceType, v.id, v.versionId)} does not match its anchor on the ledger and is withheld; the custodian has been alerted`,
-      );
-    }
-    return JSON.parse(v.content) as Resource;
-  }
-
-  /**
    * The key that opens one stored version's commitment, for a member this version is being disclosed to
    * (so it can check the content against the anchor); undefined once the patient is erased.
    */
   openingKey(resourceType: string, id: string, versionId: number | string): Buffer | undefined {
-    const v = this.#store.readVersion(resourceType, id, Number(versionId));
-    const key = v ? this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId)) : undefined;
-    return key ? versionKey(key, resourceType, id, versionId) : undefined;
+    return this.#integrity.openingKey(resourceType, id, versionId);
   }
 
   /**

@@ -16,7 +16,8 @@ import { BundleService } from '../fhir/bundle-service';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
-import type { HistoryParams, Resource, ResourceService } from '../fhir/resource-service';
+import type { HistoryParams, ResourceService } from '../fhir/resource-service';
+import type { Resource } from '../fhir/write-plan';
 import {
   assertKnown,
   chainSpecs,

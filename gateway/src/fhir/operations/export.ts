@@ -21,7 +21,8 @@ import { OperationOutcomeError } from '../../errors';
 import { governedByPatientReference, inPatientCompartment, SUPPORTED_TYPES } from '../../model/definitions';
 import { AccessControl, chunks } from '../access-control';
 import { assertMayExport, type Caller, type ExportLevel } from '../policy';
-import type { Resource, ResourceService } from '../resource-service';
+import type { ResourceService } from '../resource-service';
+import type { Resource } from '../write-plan';
 
 export type { ExportLevel };
 
