@@ -77,7 +77,7 @@ describe('sync audit mode: group commit (real network)', function () {
     const entries = [];
     let bookmark = '';
     do {
-      const page = await peer1.queryAccess({ actor: drH2.did, pageSize: 100, ...(bookmark ? { bookmark } : {}) });
+      const page = await peer1.queryAccess({ actor: drH2.did, requester: drH2.did, pageSize: 100, ...(bookmark ? { bookmark } : {}) });
       entries.push(...page.entries);
       bookmark = page.bookmark;
     } while (bookmark);
