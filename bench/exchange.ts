@@ -173,7 +173,7 @@ async function main(): Promise<void> {
     const drH1 = generateDidKey();
     const drH2 = generateDidKey();
     log('starting the hospital1 (sync) and hospital2 gateways, registering DIDs');
-    h1 = await startOrgGateway(info, 'hospital1');
+    h1 = await startOrgGateway(info, 'hospital1', { HDX_AUDIT_MODE: 'sync' });
     h2 = await startOrgGateway(info, 'hospital2');
     await registerDid(h1, 'hospital1', 'patient', patientKey);
     await registerDid(h1, 'hospital1', 'practitioner', drH1);

@@ -40,11 +40,12 @@ describe('loadConfig', () => {
     }
   });
 
-  it('audit mode: sync by default; async with its flush interval and batch size (at most 200 per transaction)', () => {
+  it('audit mode: async by default, with its flush interval and batch size (at most 200 per transaction); sync with group commit', () => {
     const c = loadConfig(base, '/repo');
-    expect([c.auditMode, c.auditFlushMs, c.auditBatch]).to.deep.equal(['sync', 200, 100]);
-    const a = loadConfig({ ...base, HDX_AUDIT_MODE: 'async', HDX_AUDIT_FLUSH_MS: '50', HDX_AUDIT_BATCH: '200' }, '/repo');
-    expect([a.auditMode, a.auditFlushMs, a.auditBatch]).to.deep.equal(['async', 50, 200]);
+    expect([c.auditMode, c.auditFlushMs, c.auditBatch, c.groupCommitInFlight]).to.deep.equal(['async', 200, 100, 4]);
+    const a = loadConfig({ ...base, HDX_AUDIT_MODE: 'sync', HDX_AUDIT_FLUSH_MS: '50', HDX_AUDIT_BATCH: '200', HDX_GROUP_COMMIT_IN_FLIGHT: '0' }, '/repo');
+    expect([a.auditMode, a.auditFlushMs, a.auditBatch, a.groupCommitInFlight]).to.deep.equal(['sync', 50, 200, 0]);
+    expect(() => loadConfig({ ...base, HDX_GROUP_COMMIT_IN_FLIGHT: '65' })).to.throw(ConfigError, /HDX_GROUP_COMMIT_IN_FLIGHT/);
     expect(() => loadConfig({ ...base, HDX_AUDIT_MODE: 'later' })).to.throw(ConfigError, /HDX_AUDIT_MODE/);
     expect(() => loadConfig({ ...base, HDX_AUDIT_BATCH: '201' })).to.throw(ConfigError, /HDX_AUDIT_BATCH/);
     expect(() => loadConfig({ ...base, HDX_AUDIT_FLUSH_MS: '0' })).to.throw(ConfigError, /HDX_AUDIT_FLUSH_MS/);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey } from '@hdx/gateway';
-import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
+import { auditDelivered, call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { OrgClient } from '../support/ledger';
 import { startTestGateway } from '../support/network';
 
@@ -51,6 +51,8 @@ describe('erasure of a patient (real network)', function () {
 
   it('tombstones the anchors, destroys the data and key, and keeps the access history', async () => {
     const token = staffToken(h1, 'hospital1', { did: admin.did, role: 'admin' });
+    // Async audit mode (the default): every entry so far is on the ledger before it is counted.
+    await auditDelivered(h1);
     const historyBefore = await regulator.evaluate<{ entries: unknown[] }>('hdx.audit', 'QueryAccess', JSON.stringify({ patient: patientKey.did, pageSize: 100 }));
     expect(historyBefore.entries.length).to.be.greaterThan(0);
 
@@ -88,6 +90,7 @@ describe('erasure of a patient (real network)', function () {
     expect((await call(h1, 'GET', `/Observation/${obsId}`, staffToken(h1, 'hospital1', { did: admin.did }))).status).to.equal(404);
 
     // The access history is intact, and records the erasure.
+    await auditDelivered(h1);
     const historyAfter = await regulator.evaluate<{ entries: Array<{ subtype?: string }> }>('hdx.audit', 'QueryAccess', JSON.stringify({ patient: patientKey.did, pageSize: 100 }));
     expect(historyAfter.entries.length).to.equal(historyBefore.entries.length + 1);
     expect(historyAfter.entries.at(-1)?.subtype).to.equal('erase');

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken } from '@hdx/gateway';
-import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
+import { auditDelivered, call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { OrgClient } from '../support/ledger';
 import { permitOrganizationConsent } from '../support/jose';
 import { startTestGateway } from '../support/network';
@@ -92,6 +92,8 @@ describe('exchange between members (real network, two gateways)', function () {
     expect(prov?.resource.target).to.have.length(2); // the Patient and the Observation
     expect((res.body.entry as Entry[]).some((e) => e.resource.resourceType === 'OperationOutcome')).to.equal(false);
 
+    // Async audit mode (the default): both gateways' entries reach the ledger within a flush interval.
+    await Promise.all([auditDelivered(h1), auditDelivered(h2)]);
     const history = await regulator.evaluate<{ entries: Array<{ actor: string; actorOrganization: string; gateway: string; decision: string; resources: string[] }> }>(
       'hdx.audit',
       'QueryAccess',
@@ -134,6 +136,8 @@ describe('exchange between members (real network, two gateways)', function () {
     const emergency = await exchange('ETREAT', 'unconscious on arrival, allergy history needed');
     expect(emergency.status, emergency.text).to.equal(200);
     expect(observations(emergency.body).map((e) => e.resource.id)).to.deep.equal([obsId]);
+    // Async audit mode (the default): both gateways' entries reach the ledger within a flush interval.
+    await Promise.all([auditDelivered(h1), auditDelivered(h2)]);
     const history = await regulator.evaluate<{ entries: Array<{ breakGlass: boolean; purpose: string; gateway: string }> }>(
       'hdx.audit',
       'QueryAccess',

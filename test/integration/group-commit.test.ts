@@ -26,7 +26,7 @@ describe('sync audit mode: group commit (real network)', function () {
   const h2Token = (): string => signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 300 });
 
   before(async () => {
-    [h1, h2] = await Promise.all([startTestGateway('hospital1'), startTestGateway('hospital2')]);
+    [h1, h2] = await Promise.all([startTestGateway('hospital1', { HDX_AUDIT_MODE: 'sync' }), startTestGateway('hospital2')]);
     expect(h1.config.auditMode).to.equal('sync');
     expect(h1.config.groupCommitInFlight).to.be.greaterThan(0);
     peer1 = new FabricLedger(h1.config, await enrollGatewayIdentity(h1.config, log));

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signDidToken } from '@hdx/gateway';
-import { call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
+import { auditDelivered, call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
 import { startTestGateway } from '../support/network';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', '.hdx', 'screenshots');
@@ -154,6 +154,8 @@ describe('patient web app in a real browser (real network)', function () {
   it('the access history page lists who read, from where, why, permit and deny, with break-glass highlighted', async () => {
     const glass = await h2Read('ETREAT', 'unconscious patient in the emergency room');
     expect(glass.status, glass.text).to.equal(200);
+    // Async audit mode (the default): the entries reach the ledger within a flush interval.
+    await auditDelivered(h1);
     await page.goto(`${origin}/app/#/history`, { waitUntil: 'networkidle0' });
     await page.waitForFunction(() => document.querySelectorAll('#history-list li').length >= 3, { timeout: 60_000 });
     const entries = await page.$$eval('#history-list li', (lis) =>

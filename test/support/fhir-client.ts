@@ -68,3 +68,24 @@ export async function registerDid(gw: Gw, org: string, kind: string, key: Return
   );
   expect(res.status, res.text).to.equal(201);
 }
+
+/**
+ * Waits until the gateway has delivered every access entry to the ledger: in async audit mode (the
+ * default) an entry is on the ledger within a flush interval of the access, not before the answer. Sync
+ * mode (no outbox) has nothing to wait for. Checked twice, a flush interval apart, so entries the outbox
+ * pulls from the store meanwhile are counted too.
+ */
+export async function auditDelivered(gw: Gw, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  const url = `${gw.config.baseUrl.replace(/\/fhir$/, '')}/healthz`;
+  const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(50, gw.config.auditFlushMs) + 50));
+  let empty = 0;
+  while (empty < 2) {
+    const health = (await httpCall(url, 'GET', undefined)).body as { checks?: { outbox?: { pending: number } } } | undefined;
+    const pending = health?.checks?.outbox?.pending;
+    if (pending === undefined) return;
+    empty = pending === 0 ? empty + 1 : 0;
+    if (Date.now() > end) throw new Error(`the gateway still holds ${pending} access entries after ${timeoutMs} ms`);
+    if (empty < 2) await pause();
+  }
+}

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, newLogger, type P256PrivateJwk, signDidToken, startGateway } from '@hdx/gateway';
-import { call, type Gw, type Reply, registerDid, staffToken } from './fhir-client';
+import { auditDelivered, call, type Gw, type Reply, registerDid, staffToken } from './fhir-client';
 import { gatewayConfig, network, startTestGateway } from './network';
 
 export type DidKey = ReturnType<typeof generateDidKey>;
@@ -139,6 +139,8 @@ export const missingId = (): string => randomUUID();
 /** The access history for a patient, as the regulator's auditor sees it (AuditEvent resources). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function auditEventsOf(env: SecurityEnv, patientDid: string): Promise<any[]> {
+  // Async audit mode (the default): the gateways' entries reach the ledger within a flush interval.
+  await Promise.all([env.h1, env.h2, env.reg].map((g) => auditDelivered(g)));
   const res = await call(env.reg, 'GET', `/AuditEvent?patient=${patientDid}&_count=100`, auditorToken(env));
   expect(res.status, `the regulator's auditor could not read the access history: ${res.text}`).to.equal(200);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
