@@ -1,23 +1,32 @@
 /**
- * Fault under load: three Raft orderers (HDX_ORDERERS=3), their own folder and port block. The Raft leader
- * is killed (SIGKILL, by the pid the launcher recorded) while the hospital1 gateway takes a steady, bounded
- * write load. Counts what was acknowledged and what is anchored afterwards (read by hospital2 from its own
- * peer): nothing acknowledged may be missing. Prints the time to resume.
+ * Fault under load: the default ordering service, three Raft orderers, on a network of its own. The Raft
+ * leader is killed (SIGKILL, by the pid the launcher recorded: stopNode with kill) while the hospital1
+ * gateway takes a steady, bounded write load. Counts what was acknowledged and what is anchored afterwards
+ * (read by hospital2 from its own peer): nothing acknowledged may be missing. Prints the time to resume.
+ * Then the killed orderer is started again (startNode) and catches up with the others.
  */
 import { expect } from 'chai';
-import { orderingLeader, topology } from '@hdx/fabric-network';
+import { defaultOptions, formatStatus, orderingLeader, startNode, status, stopNode, topology } from '@hdx/fabric-network';
 import { anchoredOf } from '../support/anchored';
-import { recordedPid, useOwnNetwork, useWriter } from '../support/own-network';
+import { channelMetric, useOwnNetwork, useWriter } from '../support/own-network';
 import { summarize, timeline, writeLoad } from '../support/write-load';
+import { waitUntil } from '../support/health-watch';
 
-describe('faults: the Raft leader (of 3 orderers) killed under a steady write load', function () {
+describe('faults: the Raft leader (of the default 3 orderers) killed under a steady write load', function () {
   this.timeout(300_000);
+  // The launcher's default (3 Raft orderers), stated so that HDX_ORDERERS in the caller's environment cannot change it.
   const own = useOwnNetwork('raft3', 400, { HDX_ORDERER_TYPE: 'raft', HDX_ORDERERS: '3' });
   const writer = useWriter();
 
-  it('resumes writing under a new leader; every acknowledged write is anchored', async () => {
+  it('is the default ordering service', () => {
+    expect(defaultOptions({})).to.include({ consensus: 'raft', orderers: 3 });
+    expect(topology(own().options).orderers).to.have.length(3);
+  });
+
+  it('resumes writing under a new leader; every acknowledged write is anchored; the killed orderer catches up when started again', async () => {
     const { h1, token, hospital2 } = writer();
-    const t = topology(own().options);
+    const options = own().options;
+    const t = topology(options);
     const leader = await orderingLeader(t);
     if (!leader) throw new Error('no Raft leader');
     let faultAt = 0;
@@ -28,10 +37,10 @@ describe('faults: the Raft leader (of 3 orderers) killed under a steady write lo
       intervalMs: 200,
       maxInFlight: 10,
       deadlineMs: 120_000,
-      onStart: (n) => {
+      onStart: async (n) => {
         if (n !== killAt) return;
-        process.kill(recordedPid(own(), leader), 'SIGKILL');
         faultAt = Date.now();
+        expect(await stopNode(options, leader, { kill: true }), `${leader} was running`).to.equal(true);
       },
     });
     const s = summarize(results, faultAt);
@@ -58,5 +67,31 @@ describe('faults: the Raft leader (of 3 orderers) killed under a steady write lo
       late.every((r) => r.status === 201),
       'writes started 15 s after the fault',
     ).to.equal(true);
+
+    // status names the new leader and shows the killed orderer stopped.
+    const during = await status(options);
+    expect(during.find((r) => r.name === leader)).to.include({ running: false, healthy: false });
+    expect(during.filter((r) => r.kind === 'orderer' && r.role === 'leader').map((r) => r.name)).to.deep.equal([newLeader]);
+
+    // The killed orderer, started again, rejoins as a follower and replicates the blocks it missed.
+    const restartedAt = Date.now();
+    expect(await startNode(options, leader)).to.equal('started');
+    const old = t.orderers.find((o) => o.name === leader);
+    if (!old) throw new Error(`no orderer ${leader}`);
+    const caughtUp = await waitUntil(60_000, async () => {
+      const heights = await Promise.all(t.orderers.map((o) => channelMetric(o.operationsPort, 'ledger_blockchain_height')));
+      return heights.every((h) => h !== undefined && h === heights[0]);
+    });
+    const after = await status(options);
+    process.stderr.write(`      ${leader} started again: same height as the other orderers ${caughtUp ? `after ${Date.now() - restartedAt} ms` : 'NOT within 60 s'}\n`);
+    process.stderr.write(
+      `${formatStatus(after.filter((r) => r.kind !== 'ca'))
+        .split('\n')
+        .map((l) => `        ${l}`)
+        .join('\n')}\n`,
+    );
+    expect(caughtUp, `${leader} caught up with the other orderers`).to.equal(true);
+    expect(after.find((r) => r.name === leader)).to.include({ running: true, healthy: true, role: 'follower' });
+    expect(after.filter((r) => r.kind === 'orderer' || r.kind === 'peer').every((r) => r.running && r.healthy)).to.equal(true);
   });
 });
