@@ -88,6 +88,12 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
 
 const STATE_FILE = 'network.json';
 
+/**
+ * The orderers' cluster RPC timeout (General.Cluster.RPCTimeout). Also bounds each consensus message
+ * send: on slow links between hosts (a full 10 MB block), raise it with ORDERER_GENERAL_CLUSTER_RPCTIMEOUT.
+ */
+const CLUSTER_RPC_TIMEOUT = process.env.ORDERER_GENERAL_CLUSTER_RPCTIMEOUT ?? '3s';
+
 /** A network's options.json; networks created before BFT existed have no `consensus`: they are Raft. */
 export function readOptions(file: string): NetworkOptions {
   const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<NetworkOptions, 'consensus'> & { consensus?: NetworkOptions['consensus'] };
@@ -202,6 +208,10 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
     ORDERER_GENERAL_TLS_CERTIFICATE: path.join(tls, 'server.crt'),
     ORDERER_GENERAL_TLS_ROOTCAS: `[${path.join(tls, 'ca.crt')}]`,
     ORDERER_GENERAL_BOOTSTRAPMETHOD: 'none',
+    // How long a Raft follower waits on forwarding a transaction to the leader (Fabric's default 7 s). A
+    // transaction forwarded to a leader that just died is refused only when this ends, and the peers'
+    // Fabric Gateway then tries the next orderer: this bounds how soon writes resume after the leader dies.
+    ORDERER_GENERAL_CLUSTER_RPCTIMEOUT: CLUSTER_RPC_TIMEOUT,
     ORDERER_CHANNELPARTICIPATION_ENABLED: 'true',
     ORDERER_FILELEDGER_LOCATION: path.join(data, 'ledger'),
     ORDERER_CONSENSUS_WALDIR: path.join(data, consensusDir(t), 'wal'),

@@ -3,7 +3,7 @@
  * while the hospital1 gateway takes a steady, bounded write load, on a network of its own (3 Raft
  * orderers). The other members keep endorsing: the endorsement policy is a MAJORITY of the three members,
  * and hospital1 and the regulator are two. Meanwhile hospital2's gateway reports unhealthy and refuses a
- * write it cannot anchor; when the peer is started again (startNode), the peer catches up on the blocks it
+ * write it cannot anchor and a read whose access it cannot record; when the peer is started again (startNode), the peer catches up on the blocks it
  * missed and the gateway recovers by itself: healthy, its view caught up, writes accepted. Counts what was
  * acknowledged and what is anchored afterwards, read from hospital2's restarted peer: nothing acknowledged
  * may be missing.
@@ -54,9 +54,15 @@ describe(`faults: one member's peer (${PEER}) killed under a steady write load a
     const gateways = [{ name: 'gateway.hospital2 (in-process)', url: gw2.config.baseUrl.replace(/\/fhir$/, '') }];
     expect((await healthOf(gw2.config.baseUrl)).status, 'hospital2 gateway healthy before the fault').to.equal(200);
 
+    // A record of hospital2's, created before the fault, to read during it.
+    const own2 = await call(gw2, 'POST', '/Patient', h2Token, patient('before'));
+    expect(own2.status, own2.text).to.equal(201);
+    const own2Id = (own2.body as { id: string }).id;
+
     const watch = watchHealth(gw2.config.baseUrl);
     let faultAt = 0;
     let refused: { status: number; ms: number; code: string | undefined } | undefined;
+    let readDuring: { status: number; ms: number } | undefined;
     let statusDuring: Awaited<ReturnType<typeof status>> = [];
     let restart: Promise<unknown> | undefined;
     let restartedAt = 0;
@@ -81,6 +87,10 @@ describe(`faults: one member's peer (${PEER}) killed under a steady write load a
             const res = await call(gw2, 'POST', '/Patient', h2Token, patient('refused'));
             const body = res.body as { issue?: Array<{ code?: string }> } | undefined;
             refused = { status: res.status, ms: Date.now() - started, code: body?.issue?.[0]?.code };
+            // A read must be recorded on the ledger before anything is disclosed (sync audit mode): refused too.
+            const readStarted = Date.now();
+            const read = await call(gw2, 'GET', `/Patient/${own2Id}`, h2Token);
+            readDuring = { status: read.status, ms: Date.now() - readStarted };
           })();
           statusDuring = await status(options, { gateways });
         }
@@ -116,7 +126,7 @@ describe(`faults: one member's peer (${PEER}) killed under a steady write load a
     process.stderr.write(`      hospital1 acknowledgements per 5 s from the fault: ${timeline(results, faultAt)}\n`);
     process.stderr.write(
       `      hospital2 gateway: unhealthy ${firstUnhealthy ? `${firstUnhealthy.at - faultAt} ms after the kill` : 'NEVER'} (${unhealthy.length} of ${watch.samples.length} samples); ` +
-        `write during the outage answered ${refused?.status ?? '-'} (${refused?.code ?? '-'}) in ${refused?.ms ?? '-'} ms; ` +
+        `write during the outage answered ${refused?.status ?? '-'} (${refused?.code ?? '-'}) in ${refused?.ms ?? '-'} ms, a read ${readDuring?.status ?? '-'} in ${readDuring?.ms ?? '-'} ms; ` +
         `healthy again ${backHealthy ? `${backHealthy.at - peerBackAt} ms` : 'NOT'} after the peer was back; view caught up ${recovered ? `${recoveredAt - peerBackAt} ms` : 'NOT within 120 s'} after\n`,
     );
     process.stderr.write(`      status during the outage:\n${indent(formatStatus(statusDuring.filter((r) => r.kind !== 'ca')))}\n`);
@@ -130,6 +140,8 @@ describe(`faults: one member's peer (${PEER}) killed under a steady write load a
     expect(firstUnhealthy, 'hospital2 gateway reported unhealthy while its peer was down').to.not.equal(undefined);
     expect(refused?.status, 'a write at hospital2 during the outage').to.equal(503);
     expect(refused?.ms ?? Infinity, 'answered promptly').to.be.below(30_000);
+    expect(readDuring?.status, 'a read at hospital2 during the outage (its access cannot be recorded)').to.equal(503);
+    expect(readDuring?.ms ?? Infinity, 'answered promptly').to.be.below(30_000);
     expect(statusDuring.find((r) => r.name === PEER)).to.include({ running: false, healthy: false });
     expect(statusDuring.find((r) => r.name === 'gateway.hospital2 (in-process)')).to.include({ running: true, healthy: false });
     expect(statusDuring.find((r) => r.name === 'chaincode.hospital2')?.healthy, 'chaincode through the dead peer').to.equal(false);
@@ -144,6 +156,8 @@ describe(`faults: one member's peer (${PEER}) killed under a steady write load a
     expect(afterStatus.filter((r) => r.kind === 'chaincode').every((r) => r.healthy)).to.equal(true);
     const again = await call(gw2, 'POST', '/Patient', h2Token, patient('after'));
     expect(again.status, again.text).to.equal(201);
+    const readAgain = await call(gw2, 'GET', `/Patient/${own2Id}`, h2Token);
+    expect(readAgain.status, readAgain.text).to.equal(200);
     // The refused write left nothing behind.
     const found = await call(gw2, 'GET', `/Patient?identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|PEERDOWN-${process.pid}-refused`)}`, h2Token);
     expect(found.status, found.text).to.equal(200);
