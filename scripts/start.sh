@@ -38,7 +38,8 @@ start_gateway() {
     exec setsid node gateway/dist/main.js >>"$log" 2>&1 </dev/null
   ) &
   gw=$!
-  printf '{"pid":%s,"command":"node","startedAt":"%s"}' "$gw" "$(date -u +%FT%TZ)" >"$pidfile"
+  # The URL lets `npm run network -- status` ask the gateway's /healthz (its health and its view's lag).
+  printf '{"pid":%s,"command":"node","startedAt":"%s","url":"http://127.0.0.1:%s"}' "$gw" "$(date -u +%FT%TZ)" "$port" >"$pidfile"
   for _ in $(seq 1 60); do
     # Our process first: another server already on the port must not pass for this gateway.
     if ! kill -0 "$gw" 2>/dev/null; then

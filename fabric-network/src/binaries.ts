@@ -32,6 +32,11 @@ export function ensureBinaries(): Binaries {
   } catch {
     throw new NetworkError('installing the Fabric binaries failed (see the messages above)');
   }
+  return binariesIn(binDir);
+}
+
+/** The Fabric binaries already built in `binDir` (e.g. the one a network's network.json names). */
+export function binariesIn(binDir: string): Binaries {
   const b = (name: string): string => {
     const file = path.join(binDir, name);
     if (!fs.existsSync(file)) throw new NetworkError(`missing Fabric binary ${file}; run scripts/install-fabric.sh`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
-import { defaultOptions, down, logFiles, status, up } from './network';
+import { defaultOptions, down, logFiles, startNode, stopNode, up } from './network';
+import { formatStatus, status } from './status';
 import { NetworkError } from './proc';
 
 const HELP = `Usage: hdx-network <command> [options]
@@ -12,14 +13,20 @@ Commands:
                      channel "hdx" and chaincode "hdx" as a service. Idempotent.
   down [--wipe]      stop every process this launcher started; --wipe also deletes all state
   status [--json]    show each node: running, healthy, endpoint; block height of each orderer
-                     and peer; which orderer leads
+                     and peer (and each peer's lag behind the orderers); which orderer leads;
+                     whether each member's chaincode answers through its peer; each gateway
+                     started by npm start: health and its ledger view's height and lag.
+                     Exits 3 when a node is stopped or unhealthy.
+  stop NODE [--kill] stop one node (by the pid the launcher recorded): SIGTERM, or SIGKILL at once
+                     with --kill (a crash)
+  start NODE         start one stopped node again as up starts it, and wait until it is healthy
   logs [NODE] [-n N] print the last N (default 40) lines of a node's log; no NODE lists the logs
 
 Environment (defaults in brackets):
   HDX_NETWORK_HOME        state folder [<repo>/.hdx/network]
   HDX_PORT_BASE           first of 110 ports on 127.0.0.1 [7000]
   HDX_ORDERER_TYPE        ordering consensus, raft or bft [raft]
-  HDX_ORDERERS            orderers: 1 or 3 with raft [1], 4 with bft [4]
+  HDX_ORDERERS            orderers: 3 or 1 with raft [3], 4 with bft [4]
   HDX_BATCH_TIMEOUT       orderer BatchTimeout [200ms]
   HDX_MAX_MESSAGE_COUNT   orderer MaxMessageCount [100]
   HDX_FABRIC_HOME         Fabric binary cache [~/.cache/hdx/fabric]
@@ -57,15 +64,24 @@ async function main(argv: string[]): Promise<number> {
       } else if (rows.length === 0) {
         say(`no network at ${options.home}`);
       } else {
-        for (const r of rows) {
-          const state = !r.running ? 'stopped' : r.healthy ? 'healthy' : 'UNHEALTHY';
-          process.stdout.write(
-            `${r.name.padEnd(22)} ${r.kind.padEnd(10)} ${state.padEnd(10)} ${r.endpoint.padEnd(24)} ${[r.height === undefined ? '' : `height ${r.height}`, r.role ?? ''].filter((x) => x !== '').join(', ')}`.trimEnd() +
-              '\n',
-          );
-        }
+        process.stdout.write(`${formatStatus(rows)}\n`);
       }
-      return rows.every((r) => r.running && r.healthy) ? 0 : 3;
+      return rows.every((r) => r.running && r.healthy !== false) ? 0 : 3;
+    }
+    case 'stop':
+    case 'start': {
+      const name = rest.find((a) => !a.startsWith('-'));
+      if (!name) throw new NetworkError(`${command} needs a node name, e.g. \`npm run network -- ${command} peer0.hospital2\` (names: npm run network -- status)`);
+      const started = Date.now();
+      if (command === 'stop') {
+        const kill = rest.includes('--kill');
+        const stopped = await stopNode(options, name, { kill });
+        say(stopped ? `${name} ${kill ? 'killed (SIGKILL)' : 'stopped'}` : `${name} was not running`);
+      } else {
+        const result = await startNode(options, name);
+        say(result === 'running' ? `${name} is already running` : `${name} started and healthy in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      }
+      return 0;
     }
     case 'logs': {
       const files = logFiles(options);

@@ -1,5 +1,7 @@
-export { defaultOptions, down, logFiles, orderingLeader, readNetworkInfo, status, up } from './network';
-export type { GatewayConnection, NetworkInfo, NodeStatus, Progress } from './network';
+export { defaultOptions, down, logFiles, nodeNames, readNetworkInfo, startNode, stopNode, up } from './network';
+export type { GatewayConnection, NetworkInfo, Progress } from './network';
+export { formatStatus, orderingLeader, status } from './status';
+export type { GatewayEndpoint, NodeStatus } from './status';
 export { NetworkError } from './proc';
 export type { Consensus, NetworkOptions, OrdererNode, Topology } from './topology';
 export { CHAINCODE_NAME, CHANNEL, PEER_ORGS, topology } from './topology';

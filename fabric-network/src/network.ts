@@ -2,12 +2,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { type Binaries, ensureBinaries, REPO_ROOT } from './binaries';
+import { type Binaries, binariesIn, ensureBinaries, REPO_ROOT } from './binaries';
 import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, writeOrgMsp } from './ca';
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
-import { httpGet, importantLogLines, isRunning, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
+import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   CHAINCODE_LABEL,
   CHAINCODE_NAME,
@@ -15,7 +15,6 @@ import {
   CHANNEL,
   identityDir,
   type NetworkOptions,
-  type OrdererNode,
   type Org,
   orgOf,
   type PeerNode,
@@ -63,7 +62,8 @@ export interface GatewayConnection {
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
   const consensus = env.HDX_ORDERER_TYPE ?? 'raft';
   if (consensus !== 'raft' && consensus !== 'bft') throw new NetworkError(`HDX_ORDERER_TYPE must be raft or bft, not ${consensus}`);
-  const orderers = Number(env.HDX_ORDERERS ?? (consensus === 'bft' ? '4' : '1')) as NetworkOptions['orderers'];
+  // Three Raft orderers by default: the ordering service survives one of them failing (a Raft majority of 2).
+  const orderers = Number(env.HDX_ORDERERS ?? (consensus === 'bft' ? '4' : '3')) as NetworkOptions['orderers'];
   if (consensus === 'raft' && orderers !== 1 && orderers !== 3) throw new NetworkError(`HDX_ORDERERS must be 1 or 3 with Raft, not ${env.HDX_ORDERERS}`);
   if (consensus === 'bft' && orderers !== 4) throw new NetworkError(`HDX_ORDERERS must be 4 with BFT (3f+1 orderers for f = 1), not ${env.HDX_ORDERERS}`);
   const portBase = Number(env.HDX_PORT_BASE ?? '7000');
@@ -88,8 +88,14 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
 
 const STATE_FILE = 'network.json';
 
+/**
+ * The orderers' cluster RPC timeout (General.Cluster.RPCTimeout). Also bounds each consensus message
+ * send: on slow links between hosts (a full 10 MB block), raise it with ORDERER_GENERAL_CLUSTER_RPCTIMEOUT.
+ */
+const CLUSTER_RPC_TIMEOUT = process.env.ORDERER_GENERAL_CLUSTER_RPCTIMEOUT ?? '3s';
+
 /** A network's options.json; networks created before BFT existed have no `consensus`: they are Raft. */
-function readOptions(file: string): NetworkOptions {
+export function readOptions(file: string): NetworkOptions {
   const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Omit<NetworkOptions, 'consensus'> & { consensus?: NetworkOptions['consensus'] };
   return { ...stored, consensus: stored.consensus ?? 'raft' };
 }
@@ -202,6 +208,10 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
     ORDERER_GENERAL_TLS_CERTIFICATE: path.join(tls, 'server.crt'),
     ORDERER_GENERAL_TLS_ROOTCAS: `[${path.join(tls, 'ca.crt')}]`,
     ORDERER_GENERAL_BOOTSTRAPMETHOD: 'none',
+    // How long a Raft follower waits on forwarding a transaction to the leader (Fabric's default 7 s). A
+    // transaction forwarded to a leader that just died is refused only when this ends, and the peers'
+    // Fabric Gateway then tries the next orderer: this bounds how soon writes resume after the leader dies.
+    ORDERER_GENERAL_CLUSTER_RPCTIMEOUT: CLUSTER_RPC_TIMEOUT,
     ORDERER_CHANNELPARTICIPATION_ENABLED: 'true',
     ORDERER_FILELEDGER_LOCATION: path.join(data, 'ledger'),
     ORDERER_CONSENSUS_WALDIR: path.join(data, consensusDir(t), 'wal'),
@@ -219,18 +229,21 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
 }
 
 async function startOrderers(t: Topology, bins: Binaries): Promise<void> {
-  await Promise.all(
-    t.orderers.map(async (o, i) => {
-      if (!isRunning(t.dirs.pids, o.name)) {
-        startService({ name: o.name, command: bins.orderer, args: [], env: ordererEnv(t, bins, i) }, t.dirs.pids, t.dirs.logs);
-      }
-      await waitHealthy(o.name, `http://127.0.0.1:${o.operationsPort}/healthz`, {
-        timeoutMs: 60_000,
-        pidsDir: t.dirs.pids,
-        log: logFile(t.dirs.logs, o.name),
-      });
-    }),
-  );
+  await Promise.all(t.orderers.map((o, i) => startOrderer(t, bins, i)));
+}
+
+/** Starts one orderer unless it runs, and waits for its /healthz. */
+async function startOrderer(t: Topology, bins: Binaries, i: number): Promise<void> {
+  const o = t.orderers[i];
+  if (!o) throw new Error(`no orderer ${i}`);
+  if (!isRunning(t.dirs.pids, o.name)) {
+    startService({ name: o.name, command: bins.orderer, args: [], env: ordererEnv(t, bins, i) }, t.dirs.pids, t.dirs.logs);
+  }
+  await waitHealthy(o.name, `http://127.0.0.1:${o.operationsPort}/healthz`, {
+    timeoutMs: 60_000,
+    pidsDir: t.dirs.pids,
+    log: logFile(t.dirs.logs, o.name),
+  });
 }
 
 function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
@@ -272,22 +285,23 @@ function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
 }
 
 async function startPeers(t: Topology, bins: Binaries): Promise<void> {
-  await Promise.all(
-    t.peers.map(async (p) => {
-      if (!isRunning(t.dirs.pids, p.name)) {
-        startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p) }, t.dirs.pids, t.dirs.logs);
-      }
-      await waitHealthy(p.name, `http://127.0.0.1:${p.operationsPort}/healthz`, {
-        timeoutMs: 60_000,
-        pidsDir: t.dirs.pids,
-        log: logFile(t.dirs.logs, p.name),
-      });
-    }),
-  );
+  await Promise.all(t.peers.map((p) => startPeer(t, bins, p)));
+}
+
+/** Starts one peer unless it runs, and waits for its /healthz. */
+async function startPeer(t: Topology, bins: Binaries, p: PeerNode): Promise<void> {
+  if (!isRunning(t.dirs.pids, p.name)) {
+    startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p) }, t.dirs.pids, t.dirs.logs);
+  }
+  await waitHealthy(p.name, `http://127.0.0.1:${p.operationsPort}/healthz`, {
+    timeoutMs: 60_000,
+    pidsDir: t.dirs.pids,
+    log: logFile(t.dirs.logs, p.name),
+  });
 }
 
 /** Environment for the `peer` CLI acting as an org's admin against its own peer. */
-function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): NodeJS.ProcessEnv {
+export function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): NodeJS.ProcessEnv {
   const org = orgOf(t, orgName);
   const p = t.peers.find((x) => x.org === orgName);
   if (!p) throw new Error(`no peer for ${orgName}`);
@@ -357,7 +371,8 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
   markDone(t, 'channel');
 }
 
-async function metricsOf(port: number): Promise<string> {
+/** An orderer's or peer's Prometheus metrics (its operations endpoint). */
+export async function metricsOf(port: number): Promise<string> {
   return (await httpGet(`http://127.0.0.1:${port}/metrics`)).body;
 }
 
@@ -394,29 +409,6 @@ async function waitForLeader(t: Topology): Promise<void> {
     },
     { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
   );
-}
-
-/** Whether an orderer leads channel hdx (from its consensus metrics); nothing when it does not answer. */
-async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower'; height?: number }> {
-  const body = await metricsOf(o.operationsPort).catch(() => undefined);
-  if (body === undefined) return {};
-  const leads = channelMetric(body, t.options.consensus === 'bft' ? 'consensus_BFT_is_leader' : 'consensus_etcdraft_is_leader');
-  return { ...(leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' }), ...heightIn(body) };
-}
-
-function heightIn(body: string): { height?: number } {
-  const height = channelMetric(body, 'ledger_blockchain_height');
-  return height === undefined ? {} : { height };
-}
-
-/** The orderer that leads channel hdx now, from the consensus metrics; undefined when none does. */
-export async function orderingLeader(t: Topology): Promise<string | undefined> {
-  for (const o of t.orderers) {
-    const body = await metricsOf(o.operationsPort).catch(() => '');
-    const leads = t.options.consensus === 'bft' ? channelMetric(body, 'consensus_BFT_is_leader') === 1 : channelMetric(body, 'consensus_etcdraft_is_leader') === 1;
-    if (leads) return o.name;
-  }
-  return undefined;
 }
 
 /**
@@ -490,7 +482,7 @@ async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
   }
 }
 
-function chaincodeServerName(org: PeerOrgName): string {
+export function chaincodeServerName(org: PeerOrgName): string {
   return `chaincode.${org}`;
 }
 
@@ -543,7 +535,16 @@ function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void
   );
 }
 
-function portOpen(port: number): Promise<boolean> {
+function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> {
+  return waitFor(`chaincode server for ${p.org} on 127.0.0.1:${p.chaincodePort}`, () => portOpen(p.chaincodePort), {
+    timeoutMs: 30_000,
+    pidsDir: t.dirs.pids,
+    name: chaincodeServerName(p.org),
+    log: logFile(t.dirs.logs, chaincodeServerName(p.org)),
+  });
+}
+
+export function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port }, () => {
       sock.destroy();
@@ -561,16 +562,7 @@ async function deployChaincode(t: Topology, bins: Binaries): Promise<void> {
     if (!pkg) throw new Error('package missing');
     startChaincodeServer(t, p, pkg.packageId);
   }
-  await Promise.all(
-    t.peers.map((p) =>
-      waitFor(`chaincode server for ${p.org} on 127.0.0.1:${p.chaincodePort}`, () => portOpen(p.chaincodePort), {
-        timeoutMs: 30_000,
-        pidsDir: t.dirs.pids,
-        name: chaincodeServerName(p.org),
-        log: logFile(t.dirs.logs, chaincodeServerName(p.org)),
-      }),
-    ),
-  );
+  await Promise.all(t.peers.map((p) => waitForChaincodeServer(t, p)));
 
   if (!done(t, 'chaincode')) {
     const sequence = '1';
@@ -743,62 +735,57 @@ export async function down(requested: NetworkOptions, opts: { wipe: boolean }, p
   }
 }
 
-export interface NodeStatus {
-  readonly name: string;
-  readonly kind: 'ca' | 'orderer' | 'peer' | 'chaincode' | 'other';
-  readonly running: boolean;
-  readonly healthy: boolean | undefined;
-  readonly endpoint: string;
-  /** For an orderer: 'leader' when it leads channel hdx (Raft or BFT), else 'follower'. */
-  readonly role?: 'leader' | 'follower';
-  /** For an orderer or a peer: the height of its copy of channel hdx (blocks), when it answers. */
-  readonly height?: number;
+/** A network's topology as it was created (options.json); a NetworkError when there is none. */
+export function existingTopology(requested: NetworkOptions): Topology {
+  const file = path.join(requested.home, 'options.json');
+  if (!fs.existsSync(file)) throw new NetworkError(`no network at ${requested.home}: run \`npm run network -- up\` first`);
+  return topology(readOptions(file));
 }
 
-export async function status(requested: NetworkOptions): Promise<NodeStatus[]> {
-  const optionsFile = path.join(requested.home, 'options.json');
-  if (!fs.existsSync(optionsFile)) return [];
-  const t = topology(readOptions(optionsFile));
-  const healthz = async (port: number): Promise<boolean> => {
-    try {
-      return (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200;
-    } catch {
-      return false;
-    }
-  };
-  const rows: Array<Promise<NodeStatus>> = [
-    ...t.orgs.map(async (o) => ({
-      name: o.ca.name,
-      kind: 'ca' as const,
-      running: isRunning(t.dirs.pids, o.ca.name),
-      healthy: await healthz(o.ca.operationsPort),
-      endpoint: caUrl(o.ca),
-    })),
-    ...t.orderers.map(async (o) => ({
-      name: o.name,
-      kind: 'orderer' as const,
-      running: isRunning(t.dirs.pids, o.name),
-      healthy: await healthz(o.operationsPort),
-      endpoint: `127.0.0.1:${o.port}`,
-      ...(await ordererRole(t, o)),
-    })),
-    ...t.peers.map(async (p) => ({
-      name: p.name,
-      kind: 'peer' as const,
-      running: isRunning(t.dirs.pids, p.name),
-      healthy: await healthz(p.operationsPort),
-      endpoint: `127.0.0.1:${p.port}`,
-      ...heightIn(await metricsOf(p.operationsPort).catch(() => '')),
-    })),
-    ...t.peers.map(async (p) => ({
-      name: chaincodeServerName(p.org),
-      kind: 'chaincode' as const,
-      running: isRunning(t.dirs.pids, chaincodeServerName(p.org)),
-      healthy: await portOpen(p.chaincodePort),
-      endpoint: `127.0.0.1:${p.chaincodePort}`,
-    })),
-  ];
-  return Promise.all(rows);
+/** The Fabric nodes `startNode` can start again: CAs, orderers, peers and chaincode servers. */
+export function nodeNames(t: Topology): string[] {
+  return [...t.orgs.map((o) => o.ca.name), ...t.orderers.map((o) => o.name), ...t.peers.map((p) => p.name), ...t.peers.map((p) => chaincodeServerName(p.org))];
+}
+
+/**
+ * Stops one node this launcher started, by its recorded pid: with `kill`, at once by SIGKILL, as a crash
+ * would; otherwise SIGTERM, then SIGKILL after 10 s. A gateway started by `npm start` can be stopped too.
+ * Returns false when it was not running.
+ */
+export async function stopNode(requested: NetworkOptions, name: string, opts: { kill: boolean }): Promise<boolean> {
+  const t = existingTopology(requested);
+  const known = serviceNames(t);
+  if (!known.includes(name)) throw new NetworkError(`no node "${name}" in this network; known: ${known.join(', ')}`);
+  return opts.kill ? killService(t.dirs.pids, name) : stopService(t.dirs.pids, name);
+}
+
+/**
+ * Starts one stopped node again, exactly as `up` starts it (same settings, same state folder), and waits
+ * until it is healthy: an orderer or a peer answers /healthz, a CA too, a chaincode server accepts
+ * connections. A node that runs is left alone. The rest of the network is not touched: a restarted peer
+ * catches up on the blocks it missed from the ordering service by itself.
+ */
+export async function startNode(requested: NetworkOptions, name: string): Promise<'started' | 'running'> {
+  const t = existingTopology(requested);
+  if (!nodeNames(t).includes(name)) {
+    const hint = name.startsWith('gateway.') ? ' (gateways are started by `npm start`)' : '';
+    throw new NetworkError(`cannot start "${name}"${hint}; nodes: ${nodeNames(t).join(', ')}`);
+  }
+  if (isRunning(t.dirs.pids, name)) return 'running';
+  // The binaries the network was brought up with (network.json), else build or find them as `up` does.
+  const infoFile = path.join(t.options.home, STATE_FILE);
+  const bins = fs.existsSync(infoFile) ? binariesIn(readNetworkInfo(t.options.home).fabricBinaries) : ensureBinaries();
+  const ordererIndex = t.orderers.findIndex((o) => o.name === name);
+  const peer = t.peers.find((p) => p.name === name);
+  const chaincodeOf = t.peers.find((p) => chaincodeServerName(p.org) === name);
+  const ca = t.orgs.find((o) => o.ca.name === name);
+  if (ordererIndex >= 0) await startOrderer(t, bins, ordererIndex);
+  else if (peer) await startPeer(t, bins, peer);
+  else if (chaincodeOf) {
+    startChaincodeServer(t, chaincodeOf, orgPackage(t, chaincodeOf).packageId);
+    await waitForChaincodeServer(t, chaincodeOf);
+  } else if (ca) await startCa(t, bins, ca);
+  return 'started';
 }
 
 /** The names of the nodes that have logs, and the path of each log. */

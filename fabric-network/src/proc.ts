@@ -65,9 +65,11 @@ interface PidRecord {
   pid: number;
   command: string;
   startedAt: string;
+  /** For a gateway started by scripts/start.sh: its base URL (http://127.0.0.1:<port>), read by `status`. */
+  url?: string;
 }
 
-function readPid(pidsDir: string, name: string): PidRecord | undefined {
+export function readPid(pidsDir: string, name: string): PidRecord | undefined {
   try {
     return JSON.parse(fs.readFileSync(pidFile(pidsDir, name), 'utf8')) as PidRecord;
   } catch {
@@ -129,6 +131,24 @@ export async function stopService(pidsDir: string, name: string, graceMs = 10_00
   return running;
 }
 
+/**
+ * Kills a node we started (by its recorded pid) at once, with SIGKILL, as a crash would: no clean shutdown.
+ * Returns false when it was not running.
+ */
+export async function killService(pidsDir: string, name: string): Promise<boolean> {
+  const rec = readPid(pidsDir, name);
+  if (!rec || !isRunning(pidsDir, name)) return false;
+  signal(rec.pid, 'SIGKILL');
+  while (isAlive(rec.pid)) await sleep(50);
+  fs.rmSync(pidFile(pidsDir, name), { force: true });
+  return true;
+}
+
+/** The pid recorded for a node this launcher started, when it is running. */
+export function runningPid(pidsDir: string, name: string): number | undefined {
+  return isRunning(pidsDir, name) ? readPid(pidsDir, name)?.pid : undefined;
+}
+
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
@@ -160,10 +180,10 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** GET a URL and resolve with status and body; never throws for HTTP errors. */
-export function httpGet(url: string, ca?: Buffer): Promise<{ status: number; body: string }> {
+export function httpGet(url: string, ca?: Buffer, timeoutMs = 2000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const mod = url.startsWith('https:') ? https : http;
-    const req = mod.get(url, { timeout: 2000, ...(ca ? { ca } : {}) }, (res) => {
+    const req = mod.get(url, { timeout: timeoutMs, ...(ca ? { ca } : {}) }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));

@@ -88,10 +88,26 @@ describe('defaultOptions', () => {
     expect(() => defaultOptions({ HDX_ORDERER_TYPE: 'kafka' })).to.throw(/HDX_ORDERER_TYPE must be raft or bft/);
     expect(() => defaultOptions({ HDX_ORDERER_TYPE: 'bft', HDX_ORDERERS: '3' })).to.throw(/HDX_ORDERERS must be 4 with BFT/);
     expect(defaultOptions({ HDX_ORDERER_TYPE: 'bft' })).to.include({ consensus: 'bft', orderers: 4 });
-    expect(defaultOptions({})).to.include({ consensus: 'raft', orderers: 1 });
+    expect(defaultOptions({ HDX_ORDERERS: '1' })).to.include({ consensus: 'raft', orderers: 1 });
     expect(() => defaultOptions({ HDX_PORT_BASE: '80' })).to.throw(/HDX_PORT_BASE/);
     expect(() => defaultOptions({ HDX_BATCH_TIMEOUT: 'soon' })).to.throw(/HDX_BATCH_TIMEOUT/);
     expect(defaultOptions({ HDX_ORDERERS: '3', HDX_NETWORK_HOME: '/n' })).to.include({ orderers: 3, home: '/n', portBase: 7000 });
+  });
+});
+
+describe('the default network', () => {
+  it('orders with three Raft orderers, each a consenter, every one named in the channel config for the peers to fail over to', () => {
+    const options = defaultOptions({});
+    expect(options).to.include({ consensus: 'raft', orderers: 3, portBase: 7000 });
+    const t = topology(options);
+    expect(t.orderers.map((o) => o.port)).to.deep.equal([7040, 7045, 7050]);
+    type Profile = { Orderer: { OrdererType: string; EtcdRaft: { Consenters: Array<{ Port: number }> }; Organizations: Array<{ OrdererEndpoints: string[] }> } };
+    const p = (configtx(t) as { Profiles: Record<string, Profile> }).Profiles[PROFILE] as Profile;
+    expect(p.Orderer.OrdererType).to.equal('etcdraft');
+    expect(p.Orderer.EtcdRaft.Consenters.map((c) => c.Port)).to.deep.equal([7040, 7045, 7050]);
+    // The peers' Fabric Gateway (which the HDX gateways submit through) sends each transaction to one of
+    // these, and to another when one fails.
+    expect(p.Orderer.Organizations[0]?.OrdererEndpoints).to.deep.equal(['127.0.0.1:7040', '127.0.0.1:7045', '127.0.0.1:7050']);
   });
 });
 

@@ -15,14 +15,14 @@ export type Consensus = 'raft' | 'bft';
 export interface NetworkOptions {
   /** Folder holding every file of this network (certificates, ledgers, logs, pids). */
   readonly home: string;
-  /** First port of the block of ports the network uses (default 7000; 150 ports are used). */
+  /** First port of the block of ports the network uses (default 7000; 110 ports are used). */
   readonly portBase: number;
   /**
    * Ordering consensus: 'raft' (etcdraft, crash fault tolerant; the default) or 'bft' (SmartBFT, Fabric 3;
    * tolerates one faulty, even dishonest, orderer of four).
    */
   readonly consensus: Consensus;
-  /** Orderers: 1 (default) or 3 for Raft; 4 for BFT (3f+1 with f = 1). */
+  /** Orderers: 3 (default, survives one failing) or 1 for Raft; 4 for BFT (3f+1 with f = 1). */
   readonly orderers: 1 | 3 | 4;
   /** Orderer BatchTimeout, e.g. '200ms'. */
   readonly batchTimeout: string;

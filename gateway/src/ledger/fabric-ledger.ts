@@ -74,6 +74,11 @@ export class FabricLedger implements LedgerClient {
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
     this.#client = new grpc.Client(config.peerEndpoint, grpc.credentials.createSsl(tlsRoot), {
       'grpc.keepalive_time_ms': 120_000,
+      // After its peer went away, gRPC waits longer and longer between reconnection attempts (up to 120 s
+      // by default), so a gateway stayed unavailable long after its peer was back (19 s after a 35 s
+      // outage, measured). At most 5 s between attempts: the gateway recovers within seconds of its peer.
+      'grpc.initial_reconnect_backoff_ms': 1_000,
+      'grpc.max_reconnect_backoff_ms': 5_000,
       // The TLS name to expect from the peer when it differs from the endpoint's host (an IP address as
       // TLS ServerName is deprecated, RFC 6066); the peer's certificate must carry it.
       ...(config.peerHostAlias ? { 'grpc.ssl_target_name_override': config.peerHostAlias, 'grpc.default_authority': config.peerHostAlias } : {}),

@@ -93,6 +93,29 @@ describe('view/ledger-view', () => {
     expect(stores[0]?.consent('c-1')?.status).to.equal('active');
   });
 
+  it('reconnects as soon as a height check finds its peer back, without waiting out the back-off', async () => {
+    const store = new ViewStore(path.join(dir, 'ledger-view.db'), { channel: 'hdx', namespace: 'hdx' });
+    stores.push(store);
+    // A back-off far longer than the test: only the poll can bring the stream back in time.
+    const view = new LedgerView({ store, source: peer, namespace: 'hdx', log, pollMs: 1e9, retryMs: 3_600_000, now: () => clock });
+    views.push(view);
+    view.start();
+    await view.waitForHeight(1n, 2000);
+    peer.down = true;
+    peer.breakStreams();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await view.poll(); // the peer is down: nothing to do
+    peer.commit([{ txId: 't1', writes: consentWrite('c-1', 'active', 1) }]);
+    expect(peer.opened).to.deep.equal([0n]);
+    expect(view.status().streaming).to.equal(false);
+
+    peer.down = false;
+    await view.poll();
+    await view.waitForHeight(2n, 2000);
+    expect(peer.opened).to.deep.equal([0n, 1n]);
+    expect(stores[0]?.consent('c-1')?.status).to.equal('active');
+  });
+
   it('is fresh only while caught up with the peer and streaming, within the bound; fails closed when the stream is down', async () => {
     const view = newView();
     expect(view.fresh(1000)).to.equal(false); // never confirmed

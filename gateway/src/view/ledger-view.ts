@@ -183,6 +183,9 @@ export class LedgerView {
       const peerHeight = await this.#source.chainHeight();
       this.#peerHeight = peerHeight;
       if (this.#streaming && this.height() >= peerHeight) this.#caughtUpAt = startedAt;
+      // The peer answers again while the stream waits out its back-off (up to 30 s after a long outage):
+      // reconnect now, so the view catches up as soon as its peer is back.
+      if (!this.#streaming) this.#wake?.();
     } catch (err) {
       this.#log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'ledger view: the peer height is unavailable');
     } finally {

@@ -94,10 +94,9 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
     let obsId: string;
     const staff = (): string => staffToken(gw, 'hospital1', { did: env.drH1.did });
     const body = (value: string) => ({ resourceType: 'Observation', id: obsId, status: 'final', code: LOINC, subject: { reference: `Patient/${patientId}` }, valueString: value });
-    const ordererPid = (): number => {
-      const file = path.join(network().info.home, 'pids', 'orderer0.pid');
-      return (JSON.parse(fs.readFileSync(file, 'utf8')) as { pid: number }).pid;
-    };
+    // Every orderer: with three Raft orderers (the default), pausing one leaves the others ordering.
+    const ordererPids = (): number[] =>
+      network().info.orderers.map((o) => (JSON.parse(fs.readFileSync(path.join(network().info.home, 'pids', `${o.name}.pid`), 'utf8')) as { pid: number }).pid);
 
     before(async () => {
       gw = await extraGateway('hospital1', { HDX_LEDGER_TIMEOUT_MS: '2500' });
@@ -113,7 +112,7 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
     after(() => hospital2?.close());
 
     it('the resource stays writable after an ambiguous outcome that did commit, and what is served verifies', async () => {
-      const pid = ordererPid();
+      const pids = ordererPids();
       const anchored = async (version: number, waitMs: number): Promise<boolean> => {
         for (const until = Date.now() + waitMs; ;) {
           const found = await hospital2.evaluate('hdx.record', 'GetAnchor', 'Observation', obsId, String(version)).then(
@@ -124,7 +123,7 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
           await new Promise((r) => setTimeout(r, 300));
         }
       };
-      // Whether the paused orderer still orders the handed-on transaction once resumed is a race inside
+      // Whether a paused orderer still orders the handed-on transaction once resumed is a race inside
       // gRPC (the cancelled stream); a few attempts make it happen.
       const attempts: string[] = [];
       let committed: number | undefined;
@@ -132,14 +131,14 @@ describe('security finding 8: ambiguous ledger outcomes and data written before 
         const current = await call(gw, 'GET', `/Observation/${obsId}`, staff());
         const version = Number(current.body?.meta?.versionId ?? 0) + 1;
         let res;
-        process.kill(pid, 'SIGSTOP');
+        for (const pid of pids) process.kill(pid, 'SIGSTOP');
         try {
           res = await call(gw, 'PUT', `/Observation/${obsId}`, staff(), body(`v${version} (ambiguous, attempt ${attempt})`));
         } finally {
-          process.kill(pid, 'SIGCONT');
+          for (const pid of pids) process.kill(pid, 'SIGCONT');
         }
         attempts.push(String(res.status));
-        if (attempt === 1) expect(res.status, `precondition: the paused orderer makes the write time out: ${show(res)}`).to.be.at.least(500);
+        if (attempt === 1) expect(res.status, `precondition: the paused orderers make the write time out: ${show(res)}`).to.be.at.least(500);
         if (res.status < 500) {
           // A fixed gateway may still be settling the previous ambiguous write: give it a moment.
           await new Promise((r) => setTimeout(r, 1000));
