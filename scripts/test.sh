@@ -31,3 +31,7 @@ if ! ensure_chromium; then
 fi
 step "Integration tests (real Fabric network: 4 CAs, Raft, 3 peers, CCaaS chaincode)"
 npm run --silent test:integration
+step "Fault tests under load (each on a network of its own): Raft leader killed, a member's peer killed"
+npm run --silent test:faults
+step "BFT ordering (SmartBFT, 4 orderers), its leader killed under load (a network of its own)"
+npm run --silent test:consortium
