@@ -342,6 +342,26 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(outbox.stats().pending).to.equal(1);
   });
 
+  it('group commit: concurrent records share one transaction, each answered once on disk; a bad entry fails its caller alone', async () => {
+    const file = tmpFile();
+    const outbox = open({ file, ledger: new FakeLedger() });
+    const answers = await Promise.allSettled([
+      outbox.record([entry(1)]),
+      outbox.record([entry(2), entry(3)]),
+      outbox.record([entry(4, { patient: '' })]),
+      outbox.record([entry(5)]),
+    ]);
+    expect(answers.map((a) => a.status)).to.deep.equal(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(outbox.commits).to.deep.equal({ transactions: 1, records: 3 });
+    // On disk when answered: another connection to the file sees all four entries of the three callers.
+    const db = new Database(file, { readonly: true });
+    expect((db.prepare('SELECT COUNT(*) AS n FROM outbox_entry').get() as { n: number }).n).to.equal(4);
+    db.close();
+    // A record in a later turn of the event loop is a transaction of its own.
+    await outbox.record([entry(6)]);
+    expect(outbox.commits).to.deep.equal({ transactions: 2, records: 4 });
+  });
+
   it('an entryId enqueued twice is kept once', () => {
     const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
     outbox.enqueue([entry(1, { entryId: 'same' })]);

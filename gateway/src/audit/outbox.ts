@@ -204,6 +204,10 @@ export class AuditOutbox implements AuditSink {
   #started = false;
   #closing: Promise<void> | undefined;
   #open = true;
+  /** Outbox transactions committed for records, and the records they carried (group commit). */
+  readonly commits = { transactions: 0, records: 0 };
+  /** Records waiting for the group commit of this turn of the event loop (record()). */
+  #group: Array<{ entries: readonly AccessEntryInput[]; resolve: (r: RecordedEntry[]) => void; reject: (err: unknown) => void }> | undefined;
 
   constructor(options: OutboxOptions) {
     this.#ledger = options.ledger;
@@ -250,9 +254,47 @@ export class AuditOutbox implements AuditSink {
     this.#schedule(0);
   }
 
-  /** AuditSink: the entries are on disk when this resolves. */
-  async record(entries: readonly AccessEntryInput[]): Promise<RecordedEntry[]> {
-    return this.enqueue(entries);
+  /**
+   * AuditSink: the entries are on disk when this resolves. Group commit: the records asked for in the
+   * same turn of the event loop (concurrent reads) share one SQLite transaction, so one sync to disk
+   * serves them all; each caller still gets its answer only after that transaction is committed. A
+   * caller's entry the ledger could never take fails that caller alone.
+   */
+  record(entries: readonly AccessEntryInput[]): Promise<RecordedEntry[]> {
+    return new Promise<RecordedEntry[]>((resolve, reject) => {
+      if (this.#group === undefined) {
+        this.#group = [];
+        setImmediate(() => this.#commitGroup());
+      }
+      this.#group.push({ entries, resolve, reject });
+    });
+  }
+
+  #commitGroup(): void {
+    const group = this.#group ?? [];
+    this.#group = undefined;
+    const prepared: Array<{ rows: AccessEntryInput[]; resolve: (r: RecordedEntry[]) => void }> = [];
+    const now = Date.now();
+    for (const g of group) {
+      try {
+        prepared.push({ rows: this.#rowsOf(g.entries, now), resolve: g.resolve });
+      } catch (err) {
+        g.reject(err);
+      }
+    }
+    if (prepared.length === 0) return;
+    try {
+      this.#insert(
+        prepared.flatMap((p) => p.rows),
+        now,
+      );
+    } catch (err) {
+      group.forEach((g) => g.reject(err));
+      return;
+    }
+    this.commits.transactions += 1;
+    this.commits.records += prepared.length;
+    for (const p of prepared) p.resolve(p.rows.map((e) => ({ entryId: e.entryId as string, breakGlass: e.breakGlass })));
   }
 
   /**
@@ -260,18 +302,29 @@ export class AuditOutbox implements AuditSink {
    * Assigns an `entryId` and `occurredAt` (now) to entries without them.
    */
   enqueue(entries: readonly AccessEntryInput[]): RecordedEntry[] {
-    if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
-    // Changes acknowledged before this access come before it in the outbox too.
-    this.#pullChangesSafely();
     const now = Date.now();
+    const rows = this.#rowsOf(entries, now);
+    this.#insert(rows, now);
+    return rows.map((e) => ({ entryId: e.entryId as string, breakGlass: e.breakGlass }));
+  }
+
+  /** The entries as stored: with an entryId and occurredAt; one the ledger could never take is refused (nothing is released). */
+  #rowsOf(entries: readonly AccessEntryInput[], now: number): AccessEntryInput[] {
+    if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
     const occurredAt = new Date(now).toISOString();
-    const rows = entries.map((e) => {
+    return entries.map((e) => {
       const entry: AccessEntryInput = { ...e, entryId: e.entryId ?? randomUUID(), occurredAt: e.occurredAt ?? occurredAt };
       // Refused here, so nothing is released under an entry the ledger would never take.
       const problem = entryProblem(entry);
       if (problem) throw new OperationOutcomeError('INTERNAL', `${problem}; nothing was released`);
       return entry;
     });
+  }
+
+  #insert(rows: readonly AccessEntryInput[], now: number): void {
+    if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
+    // Changes acknowledged before this access come before it in the outbox too.
+    this.#pullChangesSafely();
     let added = 0;
     this.#db.transaction(() => {
       for (const entry of rows) added += this.#stmts.insert.run({ id: entry.entryId, entry: JSON.stringify(entry), at: now }).changes;
@@ -279,7 +332,6 @@ export class AuditOutbox implements AuditSink {
     this.#pending += added;
     // A full batch need not wait for the timer (unless the ledger is failing: then the backoff rules).
     if (this.#pending >= this.#batchSize && this.#started && !this.#closing && this.#consecutiveFailures === 0 && !this.#flushing) this.#schedule(0);
-    return rows.map((e) => ({ entryId: e.entryId as string, breakGlass: e.breakGlass }));
   }
 
   /**
