@@ -6,7 +6,7 @@ import type { AuditSink } from '../audit/sink';
 import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
-import type { Criterion, DateFilter, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion } from '../store/store';
+import type { Criterion, DateFilter, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery } from '../store/store';
 import { type StoredPendingWrite, searchClassKey } from '../store/store';
 import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
@@ -153,6 +153,15 @@ function chunksOf<T>(items: readonly T[], size: number): T[][] {
 
 /** Candidates decided one by one in one request at most (history, $everything, includes, chains); a search pages through any number. */
 export const MAX_SEARCH_CANDIDATES = 1000;
+
+/** Resources one Patient/$everything answers at most (a larger record is exported, or searched page by page). */
+export const MAX_EVERYTHING = 10_000;
+
+/** A permitted (patient, access class) of a search: the decision that permitted it, and the class it stands for. */
+interface PermittedClass {
+  readonly decision: DecisionAt;
+  readonly accessClass: AccessClass | undefined;
+}
 
 function ref(resourceType: string, id: string, versionId: number | string): string {
   return `${resourceType}/${id}/_history/${versionId}`;
@@ -1183,6 +1192,29 @@ export class ResourceService {
     return { kind: 'class', patient: this.patientRef(ResourceService.keyIdOf(c.patientId)), resourceType, accessClass };
   }
 
+  /**
+   * Consent inside the query: the query's matches counted by patient and access class, each class decided
+   * once for the caller; the permitted classes (by SearchClass.key) and how many matches they hold.
+   */
+  async #permittedClasses(caller: Caller, query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<{ permitted: Map<string, PermittedClass>; total: number }> {
+    const classes = this.#store.searchClasses(query);
+    const subjects = classes.map((c) => this.#decisionSubject(query.resourceType, c));
+    const decisions = await this.access.decideSubjects(
+      caller,
+      subjects.filter((x): x is DecisionSubject => x !== undefined),
+    );
+    let nextDecision = 0;
+    const permitted = new Map<string, PermittedClass>();
+    let total = 0;
+    classes.forEach((c, i) => {
+      const decision = subjects[i] === undefined ? undefined : decisions[nextDecision++];
+      if (decision?.decision !== 'permit') return;
+      permitted.set(c.key, { decision, accessClass: c.accessClass !== undefined ? parseAccessClass(c.accessClass) : undefined });
+      total += c.count;
+    });
+    return { permitted, total };
+  }
+
   async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
@@ -1230,21 +1262,7 @@ export class ResourceService {
       ...(patientIds ? { patientIds } : {}),
     };
     const empty = (patientIds !== undefined && patientIds.length === 0) || links.ids?.length === 0;
-    const classes = empty ? [] : this.#store.searchClasses(query);
-    const subjects = classes.map((c) => this.#decisionSubject(resourceType, c));
-    const decisions = await this.access.decideSubjects(
-      caller,
-      subjects.filter((x): x is DecisionSubject => x !== undefined),
-    );
-    let nextDecision = 0;
-    const permitted = new Map<string, { decision: DecisionAt; accessClass: AccessClass | undefined }>();
-    let total = 0;
-    classes.forEach((c, i) => {
-      const decision = subjects[i] === undefined ? undefined : decisions[nextDecision++];
-      if (decision?.decision !== 'permit') return;
-      permitted.set(c.key, { decision, accessClass: c.accessClass !== undefined ? parseAccessClass(c.accessClass) : undefined });
-      total += c.count;
-    });
+    const { permitted, total } = empty ? { permitted: new Map<string, PermittedClass>(), total: 0 } : await this.#permittedClasses(caller, query);
     const matches =
       permitted.size === 0 || (params.countOnly !== true && params.count === 0)
         ? []
@@ -1325,15 +1343,25 @@ export class ResourceService {
   async everything(caller: Caller, patientId: string): Promise<Resource[]> {
     const found = this.#store.readCurrent('Patient', patientId);
     const patient = await this.#visible(caller, found?.deleted === false ? found : undefined, '$everything', 'Patient', patientId);
-    const versions = [patient];
+    const released: Array<{ version: StoredVersion; decision: DecisionAt; accessClass?: AccessClass | undefined }> = await this.access.permitted(caller, [patient]);
+    // Every other type: consent inside the query, as a search (each patient class decided once), so a
+    // patient with thousands of records is answered whole, up to MAX_EVERYTHING.
+    let total = 0;
     for (const type of SUPPORTED_TYPES) {
       if (type === 'Patient') continue;
-      versions.push(...this.#store.search({ resourceType: type, patientIds: [patientId], limit: MAX_SEARCH_CANDIDATES + 1 }));
+      const query = { resourceType: type, patientIds: [patientId] };
+      const { permitted, total: n } = await this.#permittedClasses(caller, query);
+      if (n === 0) continue;
+      total += n;
+      if (total > MAX_EVERYTHING) throw tooBroad(`Patient/$export, or searches with paging: $everything answers at most ${MAX_EVERYTHING} resources`);
+      for (const v of this.#store.search({ ...query, classes: [...permitted.keys()], limit: n })) {
+        const p = permitted.get(searchClassKey(v));
+        if (p) released.push({ version: v, decision: p.decision, accessClass: p.accessClass });
+      }
     }
-    if (versions.length > MAX_SEARCH_CANDIDATES) throw tooBroad('search with paging instead of $everything');
-    const released = await this.access.filterAndRecord(caller, versions, '$everything', this.#refOfVersion);
     if (released.length === 0) throw notKnown('Patient', patientId);
-    return Promise.all(released.map((v) => this.#integrity.verified(v)));
+    await this.access.recordDisclosures(caller, released, '$everything', this.#refOfVersion);
+    return Promise.all(released.map((x) => this.#integrity.verified(x.version, x.accessClass)));
   }
 
   /**

@@ -143,6 +143,20 @@ describe('search of any size: consent inside the query (HTTP, fake ledger)', fun
     expect(recorded.every((r) => visibleToOther.get(r.split('/')[1] as string))).to.equal(true);
   });
 
+  it('Patient/$everything of a patient with more than 1,000 records: every record the caller may see, nothing else', async () => {
+    const patientId = (await get(`/fhir/Patient?identifier=${encodeURIComponent(`urn:ietf:rfc:3986|${ALICE}`)}`, staff)).entry?.[0]?.resource.id as string;
+    const all = await get(`/fhir/Patient/${patientId}/$everything`, staff);
+    expect(all.entry).to.have.length(N + 1);
+    const before = ledger.audit.length;
+    const partial = await get(`/fhir/Patient/${patientId}/$everything`, other);
+    const ids = (partial.entry ?? []).map((e) => e.resource.id);
+    const expected = [...visibleToOther].filter(([, v]) => v).map(([id]) => id);
+    expect(ids.filter((id) => id !== patientId).sort()).to.deep.equal(expected.sort());
+    // Recorded before release: every released record is in the access entries, nothing else.
+    const recorded = new Set(ledger.audit.slice(before).flatMap((e) => e.resources.map((r) => r.split('/')[1])));
+    expect([...recorded].sort()).to.deep.equal([...ids].sort());
+  });
+
   it('a class altered in the store to a permitted one does not release the version: its anchor says otherwise', async () => {
     const hiddenId = [...visibleToOther].find(([, v]) => !v)?.[0] as string;
     const db = new Database(file);
