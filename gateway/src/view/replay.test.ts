@@ -7,7 +7,7 @@ import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger
 import { FakePeer, compositeKey } from '../test-support/blocks';
 import { parseBlock } from './block-parser';
 import { decideOnView } from './local-decisions';
-import { AUTHORIZE_AND_RECORD, type EntryReplay, type ReplayProgress, replayAccessHistory } from './replay';
+import { AUTHORIZE_AND_RECORD, type EntryReplay, type ReplayProgress, replayAccessHistory, replayPatient } from './replay';
 import { ViewStore } from './view-store';
 
 const H1 = 'Hospital1MSP';
@@ -352,5 +352,31 @@ describe('view/replay', () => {
   it('an empty history reads no block', async () => {
     const report = await replay(w, { entries: [] });
     expect(report).to.deep.equal({ patient: w.patient.did, blocksRead: '0', entries: 0, follows: 0, doesNotFollow: [], unchecked: [] });
+  });
+
+  it('replayPatient reads the history page by page as the patient, then the height, and replays up to it', async () => {
+    await grant(w);
+    await syncRead(w, 'a1');
+    const tampered = await record(w, readEntry(w, 'a2', { decision: 'permit', consents: [], breakGlass: false }, 1));
+    const queries: unknown[] = [];
+    const pages: number[] = [];
+    const ledger = {
+      queryAccess: async (q: { patient: string; requester: string; pageSize: number; bookmark?: string }) => {
+        queries.push(q);
+        // Two pages: the first entry, then the rest (as the chaincode pages with a bookmark).
+        const all = await history(w);
+        return q.bookmark === undefined ? { entries: all.slice(0, 1), bookmark: 'next' } : { entries: all.slice(1), bookmark: '' };
+      },
+      chainHeight: () => w.chain.peer.chainHeight(),
+      blockEvents: (start: bigint) => w.chain.peer.blockEvents(start),
+    };
+    const report = await replayPatient(ledger, { patient: w.patient.did, channel: 'hdx', namespace: 'hdx', onHistoryPage: (n) => pages.push(n) });
+    expect(queries).to.deep.equal([
+      { patient: w.patient.did, requester: w.patient.did, pageSize: 200 },
+      { patient: w.patient.did, requester: w.patient.did, pageSize: 200, bookmark: 'next' },
+    ]);
+    expect(pages).to.deep.equal([1, 2]);
+    expect(report).to.deep.include({ entries: 2, follows: 1 });
+    expect(report.doesNotFollow.map((r) => r.eventId)).to.deep.equal([tampered]);
   });
 });

@@ -346,3 +346,34 @@ export async function replayAccessHistory(options: ReplayOptions): Promise<Repla
     unchecked: unique.filter((r) => r.verdict === 'unchecked'),
   };
 }
+
+/** The ledger as `hdx replay` needs it (FabricLedger): the access history, the height, the blocks. */
+export interface ReplayLedger extends Pick<BlockSource, 'blockEvents' | 'chainHeight'> {
+  queryAccess(query: { patient: string; requester: string; pageSize: number; bookmark?: string }): Promise<{ entries: AuditEntry[]; bookmark: string }>;
+}
+
+/** The largest page hdx.audit:QueryAccess gives. */
+const HISTORY_PAGE = 200;
+
+/**
+ * Reads the patient's access history (hdx.audit:QueryAccess by patient, the patient as requester: every
+ * entry recorded under the patient's DID, whoever recorded it), then the ledger height, and replays it
+ * up to that height: every entry read is in a block below it.
+ */
+export async function replayPatient(
+  ledger: ReplayLedger,
+  options: Pick<ReplayOptions, 'patient' | 'channel' | 'namespace' | 'onProgress' | 'progressEvery' | 'timeoutMs' | 'file'> & { onHistoryPage?: (entries: number) => void },
+): Promise<ReplayReport> {
+  const entries: AuditEntry[] = [];
+  let bookmark = '';
+  for (;;) {
+    const page = await ledger.queryAccess({ patient: options.patient, requester: options.patient, pageSize: HISTORY_PAGE, ...(bookmark !== '' ? { bookmark } : {}) });
+    entries.push(...page.entries);
+    options.onHistoryPage?.(entries.length);
+    if (page.bookmark === '' || page.bookmark === bookmark) break;
+    bookmark = page.bookmark;
+  }
+  const target = await ledger.chainHeight();
+  const { onHistoryPage: _pages, ...rest } = options;
+  return replayAccessHistory({ ...rest, entries, source: ledger, target });
+}
