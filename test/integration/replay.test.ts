@@ -4,7 +4,9 @@
  * transaction), the patient revokes, the next read is denied; `hdx replay` (the CLI, as an operator runs
  * it with hospital1's environment) re-decides every entry from the blocks and finds that each follows.
  * Then a false entry (a permit after the revoke, at a height that holds the revoke) submitted with
- * hospital1's gateway identity, as a dishonest member's gateway could in async mode, is flagged.
+ * hospital1's gateway identity, as a dishonest member's gateway could in async mode, is flagged. Last,
+ * hospital2's gateway in async mode decides reads of its own copy on its ledger view: the entries its
+ * outbox delivers carry their view height, and replay finds them following too.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -29,6 +31,9 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
   const CONSENT_ID = '7d2a0b83-5e4f-4a9c-9d3e-4f5a6b7c8d9e';
   const consent = permitOrganizationConsent(CONSENT_ID, patientKey.did, 'Hospital2MSP', 'TREAT');
   let observationRef: string;
+  let h2ObservationId: string;
+  const CONSENT_H1_ID = '8e3b1c94-6f5a-4b0d-8e4f-5a6b7c8d9e0f';
+  const consentH1 = permitOrganizationConsent(CONSENT_H1_ID, patientKey.did, 'Hospital1MSP', 'TREAT');
 
   const h2Token = (): string => signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 300 });
   const patientToken = (): string => signDidToken({ key: patientKey.privateJwk, audience: h1.config.baseUrl, scope: 'patient/Consent.write', ttlSec: 120 });
@@ -55,7 +60,11 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
   };
 
   before(async () => {
-    [h1, h2] = await Promise.all([startTestGateway('hospital1'), startTestGateway('hospital2')]);
+    [h1, h2] = await Promise.all([
+      startTestGateway('hospital1'),
+      // Async audit mode, decisions on the ledger view, entries delivered to the ledger every 200 ms.
+      startTestGateway('hospital2', { HDX_AUDIT_MODE: 'async', HDX_AUDIT_FLUSH_MS: '200', HDX_DECISIONS: 'local' }),
+    ]);
     peer1 = new FabricLedger(h1.config, await enrollGatewayIdentity(h1.config, log));
     await registerDid(h1, 'hospital1', 'patient', patientKey);
     await registerDid(h1, 'hospital1', 'practitioner', drH1);
@@ -77,6 +86,24 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
     });
     expect(o.status, o.text).to.equal(201);
     observationRef = `Observation/${o.body.id}/_history/${o.body.meta.versionId}`;
+    // Hospital2 holds a record of the same patient.
+    const staff2 = staffToken(h2, 'hospital2', { did: drH2.did });
+    const p2 = await call(h2, 'POST', '/Patient', staff2, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
+      birthDate: '1981-06-02',
+    });
+    expect(p2.status, p2.text).to.equal(201);
+    const o2 = await call(h2, 'POST', '/Observation', staff2, {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+      subject: { reference: `Patient/${p2.body.id}` },
+      effectiveDateTime: '2026-11-22T08:15:00Z',
+      valueQuantity: { value: 66, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+    });
+    expect(o2.status, o2.text).to.equal(201);
+    h2ObservationId = o2.body.id;
   });
 
   after(async () => {
@@ -134,5 +161,54 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
     expect(report.doesNotFollow.map((r) => r.eventId)).to.deep.equal([forged?.eventId]);
     expect(report.doesNotFollow[0]).to.deep.include({ decidedBy: 'gateway-view', height });
     expect(report.doesNotFollow[0]?.replayed).to.deep.include({ decision: 'deny', reason: 'no-permit' });
+  });
+
+  it('reads hospital2 decided on its ledger view (async mode) carry their view height, and replay finds them following', async () => {
+    const until = async (what: string, ms: number, probe: () => Promise<boolean>): Promise<void> => {
+      const end = Date.now() + ms;
+      while (!(await probe())) {
+        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const peer2 = new FabricLedger(h2.config, await enrollGatewayIdentity(h2.config, log));
+    try {
+      /** Hospital2's view fresh and holding every block its peer has. */
+      const caughtUp = async (): Promise<boolean> => {
+        const res = await call(h2, 'GET', `${h2.config.baseUrl.replace(/\/fhir$/, '')}/healthz`, undefined);
+        const view = res.body.checks.view as { fresh: boolean; height: string };
+        return view.fresh && BigInt(view.height) >= (await peer2.chainHeight());
+      };
+      const h1Read = async (): Promise<number> =>
+        (
+          await call(
+            h2,
+            'GET',
+            `/Observation/${h2ObservationId}`,
+            signDidToken({ key: drH1.privateJwk, audience: h2.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 300 }),
+          )
+        ).status;
+      // The consent changes go through hospital1's gateway: hospital2's view learns them from its blocks.
+      const granted = await call(h1, 'POST', '/Consent', patientToken(), signConsent(patientKey.privateJwk, consentH1, 'grant'), 'application/jose');
+      expect(granted.status, granted.text).to.equal(201);
+      await until("hospital2's view to hold the grant", 60_000, caughtUp);
+      expect(await h1Read()).to.equal(200);
+      const revoked = await call(h1, 'PUT', `/Consent/${CONSENT_H1_ID}`, patientToken(), signConsent(patientKey.privateJwk, consentH1, 'revoke'), 'application/jose');
+      expect(revoked.status, revoked.text).to.equal(200);
+      await until("hospital2's view to hold the revoke", 60_000, caughtUp);
+      expect(await h1Read()).to.equal(404);
+      // The outbox delivers both entries, each with the view height it was decided at (the false entry above is drH2's).
+      const viewEntries = async (): Promise<Array<{ decision: string; decidedAt?: { height: number } }>> =>
+        (await peer1.queryAccess({ patient: patientKey.did, requester: patientKey.did, pageSize: 200 })).entries.filter((e) => e.decidedAt !== undefined && e.actor === drH1.did);
+      await until('the async entries on the ledger', 60_000, async () => (await viewEntries()).length >= 2);
+      expect((await viewEntries()).map((e) => e.decision)).to.deep.equal(['permit', 'deny']);
+      const { status, report } = replayCli();
+      // Still 1: the false entry of the test before is still there, and still the only one flagged.
+      expect(status).to.equal(1);
+      expect(report.doesNotFollow).to.have.length(1);
+      expect(report.follows, JSON.stringify(report)).to.equal(4);
+    } finally {
+      peer2.close();
+    }
   });
 });
