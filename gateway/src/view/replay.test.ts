@@ -272,13 +272,18 @@ describe('view/replay', () => {
     expect(JSON.stringify(report)).not.to.contain('Observation/');
   });
 
-  it('a height past the entry’s own block does not follow; entries stated without a height and changes are unchecked, with why', async () => {
+  it('a height past the entry’s own block does not follow; entries stated without a height, changes and unversioned resources are unchecked, with why', async () => {
     await grant(w);
     const future = await record(w, readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], reason: 'consent-permit', breakGlass: false }, w.chain.height() + 5));
     const stated = await record(w, readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], reason: 'consent-permit', breakGlass: false }, undefined));
     const change = await record(w, { ...readEntry(w, 'a2', { decision: 'permit', consents: [], breakGlass: false }, undefined), action: 'C', subtype: 'create' });
+    const unversioned = await record(w, {
+      ...readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], breakGlass: false }, w.chain.height()),
+      resources: ['Observation/a1'],
+    });
     const report = await replay(w);
     expect(report.follows).to.equal(0);
+    expect(byId(report, unversioned)).to.deep.include({ verdict: 'unchecked', decidedBy: 'gateway-view', why: 'resources[0] names no version' });
     expect(byId(report, future)).to.deep.include({ verdict: 'does-not-follow', decidedBy: 'gateway-view' });
     expect(byId(report, future)?.why).to.match(/past its own block/);
     expect(byId(report, stated)).to.deep.include({ verdict: 'unchecked', decidedBy: 'gateway-stated' });

@@ -41,6 +41,7 @@
 import * as fs from 'node:fs';
 import type { AuditEntry } from '@hdx/chaincode';
 import { type AccessRequestInput, decideAccessSteps, parseAccessRequest, type ResolvedDecision, runSync } from '@hdx/chaincode/dist/access-decision';
+import { AUDIT_KEY } from '@hdx/chaincode/dist/audit-model';
 import { ChaincodeError } from '@hdx/chaincode/dist/errors';
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
 import { parseBlock, type ParsedBlock, type TransactionCall } from './block-parser';
@@ -52,7 +53,6 @@ import { ViewStore } from './view-store';
 export const AUTHORIZE_AND_RECORD = 'hdx.audit:AuthorizeAndRecord';
 /** What AuthorizeAndRecord's request holds besides the EvaluateAccess request. */
 const AUTHORIZE_EXTRA_FIELDS = ['resources', 'auditAction', 'subtype', 'entryId'] as const;
-const VERSION_REF = /^[A-Z][A-Za-z]{1,63}\/[A-Za-z0-9\-.]{1,64}\/_history\/[A-Za-z0-9\-.]{1,64}$/;
 
 /** Who decided: the chaincode (AuthorizeAndRecord), a gateway on its view (decidedAt), or a gateway stating it. */
 export type DecidedBy = 'chaincode' | 'gateway-view' | 'gateway-stated';
@@ -136,9 +136,9 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** The composite key `hdx.audit` [eventId] the chaincode writes an entry under. */
+/** The composite key `hdx.audit` [eventId] the chaincode writes an entry under (as `auditKey`). */
 function entryKey(eventId: string): string {
-  return `\u0000hdx.audit\u0000${eventId}\u0000`;
+  return `\u0000${AUDIT_KEY}\u0000${eventId}\u0000`;
 }
 
 /** What a chaincode error means for a recorded decision (its message may name a resource: not kept). */
@@ -187,8 +187,10 @@ function checkViewEntry(store: ViewStore, entry: AuditEntry, height: number): Ch
   const clock = { now: Date.parse(entry.occurredAt), submitter: entry.gateway };
   const decisions: DecisionOutcome[] = [];
   for (const [i, ref] of entry.resources.entries()) {
-    if (!VERSION_REF.test(ref)) return { verdict: 'unchecked', why: `resources[${i}] names no version` };
-    const [resourceType = '', id = '', , versionId = ''] = ref.split('/');
+    // `Type/id` (all versions) names no decision; the chaincode's parser checks the rest of the grammar.
+    const parts = ref.split('/');
+    if (parts.length !== 4) return { verdict: 'unchecked', why: `resources[${i}] names no version` };
+    const [resourceType = '', id = '', , versionId = ''] = parts;
     const request = { actor: entry.actor, actorOrganization: entry.actorOrganization, actorAuth: entry.actorAuth, purpose: entry.purpose, resource: ref };
     let resolved;
     try {
