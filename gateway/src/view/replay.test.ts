@@ -277,6 +277,7 @@ describe('view/replay', () => {
     const future = await record(w, readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], reason: 'consent-permit', breakGlass: false }, w.chain.height() + 5));
     const stated = await record(w, readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], reason: 'consent-permit', breakGlass: false }, undefined));
     const change = await record(w, { ...readEntry(w, 'a2', { decision: 'permit', consents: [], breakGlass: false }, undefined), action: 'C', subtype: 'create' });
+    const statedDeny = await record(w, readEntry(w, 'a1', { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false }, undefined));
     const unversioned = await record(w, {
       ...readEntry(w, 'a1', { decision: 'permit', consents: [CONSENT_ID], breakGlass: false }, w.chain.height()),
       resources: ['Observation/a1'],
@@ -288,6 +289,10 @@ describe('view/replay', () => {
     expect(byId(report, future)?.why).to.match(/past its own block/);
     expect(byId(report, stated)).to.deep.include({ verdict: 'unchecked', decidedBy: 'gateway-stated' });
     expect(byId(report, stated)?.why).to.match(/hdx\.audit:RecordAccessBatch without decidedAt/);
+    // A hint for a read stated without a height: its decision would follow when it was recorded.
+    expect(byId(report, stated)?.atRecording).to.equal('follows');
+    expect(byId(report, change)).not.to.have.property('atRecording');
+    expect(byId(report, statedDeny)).to.deep.include({ verdict: 'unchecked', atRecording: 'differs' });
     expect(byId(report, change)?.why).to.match(/change \(action C\)/);
   });
 

@@ -30,7 +30,8 @@
  * - **Stated by a gateway without a height** (RecordAccess(Batch), AnchorAndRecord without `decidedAt`:
  *   async-mode decisions made by an EvaluateAccess query, whose height no one recorded; the gateway's
  *   own refusals; reference data; changes by the custodian, action C/U/D) cannot be replayed: they are
- *   reported as unchecked, with why.
+ *   reported as unchecked, with why. A read among them also says whether its decision would follow at
+ *   the height before its own block (`atRecording`): a hint, since it was decided earlier.
  *
  * An entry whose version was not anchored at its height, or whose request the chaincode would refuse,
  * does not follow (the chaincode would have recorded nothing; a gateway's view decides only what it can).
@@ -78,6 +79,12 @@ export interface EntryReplay {
   readonly replayed?: DecisionOutcome;
   /** Why it does not follow, or why it was not checked. */
   readonly why?: string;
+  /**
+   * For a read a gateway stated without a height: whether its decision would follow at the height
+   * before its own block (the state when it was recorded). A hint, not a verdict: the decision was made
+   * earlier, at a height no one recorded, and a consent may have changed in between.
+   */
+  readonly atRecording?: 'follows' | 'differs';
 }
 
 export interface ReplayReport {
@@ -316,7 +323,14 @@ export async function replayAccessHistory(options: ReplayOptions): Promise<Repla
                 settle(p, { block, decidedBy: 'gateway-view', height: h, ...(p.atHeight ?? { verdict: 'unchecked', why: 'its height was not replayed' }) });
               }
             } else {
-              settle(p, { block, decidedBy: 'gateway-stated', verdict: 'unchecked', why: statedWhy(p.entry, call?.fn) });
+              const hint = p.entry.action === 'R' ? checkViewEntry(store, p.entry, height).verdict : 'unchecked';
+              settle(p, {
+                block,
+                decidedBy: 'gateway-stated',
+                verdict: 'unchecked',
+                why: statedWhy(p.entry, call?.fn),
+                ...(hint === 'unchecked' ? {} : { atRecording: hint === 'follows' ? 'follows' : 'differs' }),
+              });
             }
           }
         }
