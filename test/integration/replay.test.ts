@@ -21,6 +21,7 @@ import { network, startTestGateway } from '../support/network';
 const repo = path.resolve(__dirname, '..', '..');
 
 describe('hdx replay (issue 11): access decisions re-decided from the ledger alone (real network)', function () {
+  this.timeout(600_000);
   const log = pino({ level: 'silent' });
   let h1: Gw;
   let h2: Gw;
@@ -48,7 +49,8 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
     const run = spawnSync(process.execPath, [path.join(repo, 'gateway', 'dist', 'cli.js'), 'replay', '--patient', patientKey.did, '--data-dir', h1.config.dataDir], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 120_000,
+      // The whole suite's chain is replayed from block 0 (every other test's blocks too).
+      timeout: 300_000,
     });
     let report: ReplayReport;
     try {
