@@ -244,7 +244,9 @@ interface Pending {
 /** Why an entry a gateway stated without a height cannot be replayed. */
 function statedWhy(entry: AuditEntry, fn: string | undefined): string {
   const by = fn ?? 'a transaction whose invocation its block does not show';
-  if (entry.action !== 'R') return `recorded by ${by} as a change (action ${entry.action}) by the custodian: no consent decision to replay`;
+  if (entry.action === 'C' || entry.action === 'U' || entry.action === 'D')
+    return `recorded by ${by} as a change (action ${entry.action}) by the custodian: no consent decision to replay`;
+  if (entry.action !== 'R') return `recorded by ${by} as action ${entry.action} without decidedAt: no decision height to replay at`;
   return `recorded by ${by} without decidedAt: decided by an EvaluateAccess query at a height no one recorded, or by the gateway itself`;
 }
 
