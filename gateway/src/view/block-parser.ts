@@ -41,7 +41,7 @@ export interface ParsedBlock {
   readonly writes: readonly KeyWrite[];
   /**
    * The namespace's invocations by the valid transactions, in block order (what the proposal asked for;
-   * the writes are what the chaincode did). Absent in blocks made by hand for tests of the view.
+   * the writes are what the chaincode did), when parseBlock was asked for them.
    */
   readonly calls?: readonly TransactionCall[];
 }
@@ -99,11 +99,13 @@ function namespaceCall(transaction: peer.Transaction, namespace: string): { fn: 
 /**
  * The writes of `namespace` (the chaincode's name) in a committed block, from valid transactions only.
  * Config transactions and other namespaces are skipped; a transaction whose validation code is not
- * VALID is skipped and listed in `invalid`. Throws MalformedBlockError on a block it cannot read.
+ * VALID is skipped and listed in `invalid`. With `calls`, also what each valid transaction invoked on
+ * the namespace (the replay needs it; the live view does not decode it). Throws MalformedBlockError on a
+ * block it cannot read.
  */
-export function parseBlock(input: common.Block | Uint8Array, namespace: string): ParsedBlock {
+export function parseBlock(input: common.Block | Uint8Array, namespace: string, options: { calls?: boolean } = {}): ParsedBlock {
   try {
-    return parseUnchecked(input instanceof Uint8Array ? common.Block.deserializeBinary(input) : input, namespace);
+    return parseUnchecked(input instanceof Uint8Array ? common.Block.deserializeBinary(input) : input, namespace, options.calls === true);
   } catch (err) {
     if (err instanceof MalformedBlockError) throw err;
     // A protobuf that does not decode (truncated, or not what its header says).
@@ -111,7 +113,7 @@ export function parseBlock(input: common.Block | Uint8Array, namespace: string):
   }
 }
 
-function parseUnchecked(block: common.Block, namespace: string): ParsedBlock {
+function parseUnchecked(block: common.Block, namespace: string, withCalls: boolean): ParsedBlock {
   const blockNumber = BigInt(defined(block.getHeader(), 'block header').getNumber());
   const data = block.getData()?.getDataList_asU8() ?? [];
   const codes = validationCodes(block, blockNumber);
@@ -135,12 +137,12 @@ function parseUnchecked(block: common.Block, namespace: string): ParsedBlock {
       return;
     }
     const transaction = peer.Transaction.deserializeBinary(payload.getData_asU8());
-    const call = namespaceCall(transaction, namespace);
+    const call = withCalls ? namespaceCall(transaction, namespace) : undefined;
     if (call) calls.push({ txId, txIndex, ...call });
     for (const w of namespaceWrites(transaction, namespace)) {
       const deleted = w.getIsDelete();
       writes.push({ key: w.getKey(), value: deleted ? undefined : w.getValue_asU8(), deleted, txId, blockNumber, txIndex });
     }
   });
-  return { blockNumber, envelopes: data.length, invalid, writes, calls };
+  return { blockNumber, envelopes: data.length, invalid, writes, ...(withCalls ? { calls } : {}) };
 }

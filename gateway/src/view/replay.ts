@@ -287,7 +287,7 @@ export async function replayAccessHistory(options: ReplayOptions): Promise<Repla
       arm();
       for await (const block of stream) {
         arm();
-        const parsed: ParsedBlock = parseBlock(block, options.namespace);
+        const parsed: ParsedBlock = parseBlock(block, options.namespace, { calls: true });
         if (parsed.blockNumber < store.height()) continue;
         const height = Number(store.height());
         // 1. Entries a gateway decided at this height: the store holds exactly that state now.
