@@ -336,5 +336,29 @@ describe('hdx CLI', () => {
       expect(empty.code).to.equal(1);
       expect(empty.stderr).to.include(`there is no ledger view at ${path.join(dir, 'ledger-view.db')}`);
     });
+
+    it('hdx replay: usage errors exit 2 and say how to call it; without the gateway environment it exits 2 naming what is missing', async () => {
+      const replayCli = async (...argv: string[]): Promise<{ code: number; stderr: string }> => {
+        let stderr = '';
+        const code = await runAsync(argv, { stdout: () => undefined, stderr: (t) => (stderr += t) });
+        return { code, stderr };
+      };
+      const noPatient = await replayCli('replay');
+      expect(noPatient.code).to.equal(2);
+      expect(noPatient.stderr).to.include('--patient is required');
+      const notDid = await replayCli('replay', '--patient', 'Patient/123');
+      expect(notDid.code).to.equal(2);
+      expect(notDid.stderr).to.include("--patient must be the patient's did:hdx DID");
+      const saved = Object.entries(process.env).filter(([key]) => key.startsWith('HDX_'));
+      try {
+        for (const [key] of saved) Reflect.deleteProperty(process.env, key);
+        const noEnv = await replayCli('replay', '--patient', `did:hdx:${'P'.repeat(43)}`, '--data-dir', dir);
+        expect(noEnv.code).to.equal(2);
+        expect(noEnv.stderr).to.include("the gateway's environment is needed to reach its peer");
+      } finally {
+        for (const [key, value] of saved) process.env[key] = value;
+      }
+      expect((await replayCli('replay', '--help')).stderr).to.equal('');
+    });
   });
 });

@@ -19,6 +19,7 @@ import { enrollGatewayIdentity } from './ledger/enroll';
 import { FabricLedger } from './ledger/fabric-ledger';
 import { newLogger } from './logger';
 import { rebuildAndCompare, VIEW_FILE_NAME } from './view';
+import { replayPatient } from './view/replay';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -462,7 +463,40 @@ const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void
   sync: syncCommand,
   offboard: offboardCommand,
   view: viewCommand,
+  replay: replayCommand,
 };
+
+/** `hdx replay`: re-decide a patient's access history from the ledger and report what does not follow. */
+async function replayCommand(args: string[], io: CliIo): Promise<void> {
+  const values = parse('replay', args, { patient: { type: 'string' }, 'data-dir': { type: 'string' } });
+  const patient = required(values, 'patient', 'replay', 'did:hdx:...');
+  if (!HDX_DID.test(patient)) throw new UsageError(`--patient must be the patient's did:hdx DID\n\n${USAGE.replay ?? ''}`);
+  const dataDir = optional(values, 'data-dir');
+  let config;
+  try {
+    config = loadConfig({ ...process.env, ...(dataDir !== undefined ? { HDX_DATA_DIR: dataDir } : {}) });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(`the gateway's environment is needed to reach its peer: ${err.message}`);
+    throw err;
+  }
+  const log = newLogger('warn', process.stderr);
+  const ledger = new FabricLedger(config, await enrollGatewayIdentity(config, log));
+  try {
+    const report = await replayPatient(ledger, {
+      patient,
+      channel: config.channel,
+      namespace: config.chaincode,
+      onHistoryPage: (n) => io.stderr(`replay: ${n} access entries read\n`),
+      onProgress: (p) => io.stderr(`replay: block ${p.height} of at most ${p.target}, ${p.settled} of ${p.entries} entries settled\n`),
+    });
+    io.stdout(json(report, true));
+    if (report.doesNotFollow.length > 0) {
+      throw new Error(`${report.doesNotFollow.length} of ${report.entries} access entries do not follow from the ledger (${report.unchecked.length} unchecked)`);
+    }
+  } finally {
+    ledger.close();
+  }
+}
 
 /** `hdx view rebuild`: rebuild the ledger view from block 0 and compare it with the live one. */
 async function viewCommand(args: string[], io: CliIo): Promise<void> {

@@ -14,4 +14,4 @@ export { generateDidKey, didOf, publicJwkOf, type P256PrivateJwk } from './auth/
 export { signDidToken, signIdpToken, registrationRequest, signConsent } from './auth/issue';
 export type { AuthContext } from './auth/types';
 export { DID_IDENTIFIER_SYSTEM } from './fhir/resource-service';
-export { compareViews, DEFAULT_MAX_LAG_MS, LedgerView, rebuildAndCompare, rebuildView, VIEW_FILE_NAME, ViewStore } from './view';
+export { compareViews, DEFAULT_MAX_LAG_MS, LedgerView, rebuildAndCompare, rebuildView, replayPatient, type ReplayReport, VIEW_FILE_NAME, ViewStore } from './view';

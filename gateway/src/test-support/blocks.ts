@@ -21,6 +21,8 @@ export interface TestTransaction {
   validationCode?: number;
   /** A config transaction instead of an endorser one (no writes read). */
   config?: boolean;
+  /** The invocation the proposal carried: chaincode `hdx` (or `chaincode`), function and string arguments. */
+  call?: { fn: string; args?: string[]; chaincode?: string };
 }
 
 function bytesOf(value: unknown): Uint8Array {
@@ -55,6 +57,20 @@ function envelopeOf(tx: TestTransaction, channel: string): Uint8Array {
   endorsed.setProposalResponsePayload(responsePayload.serializeBinary());
   const actionPayload = new peer.ChaincodeActionPayload();
   actionPayload.setAction(endorsed);
+  if (tx.call) {
+    const input = new peer.ChaincodeInput();
+    input.setArgsList([tx.call.fn, ...(tx.call.args ?? [])].map((a) => Buffer.from(a, 'utf8')));
+    const chaincodeId = new peer.ChaincodeID();
+    chaincodeId.setName(tx.call.chaincode ?? 'hdx');
+    const spec = new peer.ChaincodeSpec();
+    spec.setChaincodeId(chaincodeId);
+    spec.setInput(input);
+    const invocation = new peer.ChaincodeInvocationSpec();
+    invocation.setChaincodeSpec(spec);
+    const proposal = new peer.ChaincodeProposalPayload();
+    proposal.setInput(invocation.serializeBinary());
+    actionPayload.setChaincodeProposalPayload(proposal.serializeBinary());
+  }
   const action = new peer.TransactionAction();
   action.setPayload(actionPayload.serializeBinary());
   const transaction = new peer.Transaction();

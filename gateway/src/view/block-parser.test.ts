@@ -24,6 +24,21 @@ describe('view/block-parser', () => {
     expect(parsed.writes.some((w) => w.key === 'x')).to.equal(false);
   });
 
+  it('gives the function and arguments each valid transaction invoked on the namespace, as its proposal named them', () => {
+    const block = buildBlock(5, [
+      { txId: 'tx-a', writes: { hdx: [] }, call: { fn: 'hdx.audit:AuthorizeAndRecord', args: ['{"a":1}'] } },
+      { txId: 'tx-bad', writes: { hdx: [] }, call: { fn: 'hdx.audit:RecordAccess', args: ['{}'] }, validationCode: peer.TxValidationCode.MVCC_READ_CONFLICT },
+      { txId: 'tx-other', writes: { other: [] }, call: { fn: 'Other', chaincode: 'other' } },
+      { txId: 'tx-none', writes: { hdx: [] } },
+    ]);
+    // Only when asked for: the live view does not decode them.
+    expect(parseBlock(block, 'hdx')).not.to.have.property('calls');
+    const parsed = parseBlock(block.serializeBinary(), 'hdx', { calls: true });
+    expect(parsed.calls?.map((c) => [c.txId, c.txIndex, c.fn, c.args.map((a) => Buffer.from(a).toString('utf8'))])).to.deep.equal([
+      ['tx-a', 0, 'hdx.audit:AuthorizeAndRecord', ['{"a":1}']],
+    ]);
+  });
+
   it('ignores an invalidated transaction (an MVCC conflict) and lists its txId', () => {
     const block = buildBlock(8, [
       { txId: 'tx-conflict', writes: { hdx: [{ key: consentKey, value: { id: 'c-1', status: 'inactive' } }] }, validationCode: peer.TxValidationCode.MVCC_READ_CONFLICT },

@@ -21,6 +21,16 @@ export interface KeyWrite {
   readonly txIndex: number;
 }
 
+/** What a valid transaction invoked on the namespace: the chaincode function and its arguments, as proposed. */
+export interface TransactionCall {
+  readonly txId: string;
+  readonly txIndex: number;
+  /** The function, as the client named it (`hdx.audit:AuthorizeAndRecord`): args[0]. */
+  readonly fn: string;
+  /** The arguments after the function, as sent (UTF-8 JSON for the hdx contracts). */
+  readonly args: readonly Uint8Array[];
+}
+
 export interface ParsedBlock {
   readonly blockNumber: bigint;
   /** Envelopes in the block (config and invalid transactions included). */
@@ -29,6 +39,11 @@ export interface ParsedBlock {
   readonly invalid: readonly string[];
   /** The namespace's writes of the valid transactions, in block order. */
   readonly writes: readonly KeyWrite[];
+  /**
+   * The namespace's invocations by the valid transactions, in block order (what the proposal asked for;
+   * the writes are what the chaincode did), when parseBlock was asked for them.
+   */
+  readonly calls?: readonly TransactionCall[];
 }
 
 /** A block that cannot be read as Fabric wrote it: the view stops rather than skip what it holds. */
@@ -67,14 +82,30 @@ function namespaceWrites(transaction: peer.Transaction, namespace: string): ledg
   return out;
 }
 
+/** The namespace's invocation of an endorser transaction (its first action that invoked `namespace`). */
+function namespaceCall(transaction: peer.Transaction, namespace: string): { fn: string; args: Uint8Array[] } | undefined {
+  for (const action of transaction.getActionsList()) {
+    const actionPayload = peer.ChaincodeActionPayload.deserializeBinary(action.getPayload_asU8());
+    const proposal = peer.ChaincodeProposalPayload.deserializeBinary(actionPayload.getChaincodeProposalPayload_asU8());
+    const spec = peer.ChaincodeInvocationSpec.deserializeBinary(proposal.getInput_asU8()).getChaincodeSpec();
+    if (spec?.getChaincodeId()?.getName() !== namespace) continue;
+    const [fn, ...args] = spec.getInput()?.getArgsList_asU8() ?? [];
+    if (fn === undefined) continue;
+    return { fn: Buffer.from(fn).toString('utf8'), args };
+  }
+  return undefined;
+}
+
 /**
  * The writes of `namespace` (the chaincode's name) in a committed block, from valid transactions only.
  * Config transactions and other namespaces are skipped; a transaction whose validation code is not
- * VALID is skipped and listed in `invalid`. Throws MalformedBlockError on a block it cannot read.
+ * VALID is skipped and listed in `invalid`. With `calls`, also what each valid transaction invoked on
+ * the namespace (the replay needs it; the live view does not decode it). Throws MalformedBlockError on a
+ * block it cannot read.
  */
-export function parseBlock(input: common.Block | Uint8Array, namespace: string): ParsedBlock {
+export function parseBlock(input: common.Block | Uint8Array, namespace: string, options: { calls?: boolean } = {}): ParsedBlock {
   try {
-    return parseUnchecked(input instanceof Uint8Array ? common.Block.deserializeBinary(input) : input, namespace);
+    return parseUnchecked(input instanceof Uint8Array ? common.Block.deserializeBinary(input) : input, namespace, options.calls === true);
   } catch (err) {
     if (err instanceof MalformedBlockError) throw err;
     // A protobuf that does not decode (truncated, or not what its header says).
@@ -82,11 +113,12 @@ export function parseBlock(input: common.Block | Uint8Array, namespace: string):
   }
 }
 
-function parseUnchecked(block: common.Block, namespace: string): ParsedBlock {
+function parseUnchecked(block: common.Block, namespace: string, withCalls: boolean): ParsedBlock {
   const blockNumber = BigInt(defined(block.getHeader(), 'block header').getNumber());
   const data = block.getData()?.getDataList_asU8() ?? [];
   const codes = validationCodes(block, blockNumber);
   const writes: KeyWrite[] = [];
+  const calls: TransactionCall[] = [];
   const invalid: string[] = [];
   data.forEach((envelopeBytes, txIndex) => {
     const envelope = common.Envelope.deserializeBinary(envelopeBytes);
@@ -104,10 +136,13 @@ function parseUnchecked(block: common.Block, namespace: string): ParsedBlock {
       invalid.push(txId);
       return;
     }
-    for (const w of namespaceWrites(peer.Transaction.deserializeBinary(payload.getData_asU8()), namespace)) {
+    const transaction = peer.Transaction.deserializeBinary(payload.getData_asU8());
+    const call = withCalls ? namespaceCall(transaction, namespace) : undefined;
+    if (call) calls.push({ txId, txIndex, ...call });
+    for (const w of namespaceWrites(transaction, namespace)) {
       const deleted = w.getIsDelete();
       writes.push({ key: w.getKey(), value: deleted ? undefined : w.getValue_asU8(), deleted, txId, blockNumber, txIndex });
     }
   });
-  return { blockNumber, envelopes: data.length, invalid, writes };
+  return { blockNumber, envelopes: data.length, invalid, writes, ...(withCalls ? { calls } : {}) };
 }
