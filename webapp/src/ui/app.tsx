@@ -7,11 +7,13 @@ import { followAccesses, type LiveState } from '../lib/live';
 import { ConsentPage } from './consent-page';
 import { HistoryPage, sentenceOf } from './history-page';
 import { KeyPage } from './key-page';
+import { RecordsPage } from './records-page';
 
-type Page = 'key' | 'consents' | 'history';
+type Page = 'key' | 'records' | 'consents' | 'history';
 
 const PAGES: ReadonlyArray<{ id: Page; label: string }> = [
   { id: 'key', label: 'My key' },
+  { id: 'records', label: 'My records' },
   { id: 'consents', label: 'Consents' },
   { id: 'history', label: 'Access history' },
 ];
@@ -149,6 +151,7 @@ export function App() {
             You have no key on this device yet. <a href="#/key">Create or import your key</a> first.
           </p>
         )}
+        {ready && config && key && page === 'records' && <RecordsPage config={config} patientKey={key} />}
         {ready && config && key && page === 'consents' && <ConsentPage config={config} patientKey={key} />}
         {ready && config && key && page === 'history' && <HistoryPage config={config} patientKey={key} live={live} />}
       </main>
