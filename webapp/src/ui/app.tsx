@@ -4,18 +4,20 @@ import { type AccessRow, toAccessRow } from '../lib/audit';
 import { loadKey } from '../lib/key-store';
 import type { PatientKey } from '../lib/keys';
 import { followAccesses, type LiveState } from '../lib/live';
+import { AuditorPage } from './auditor-page';
 import { ConsentPage } from './consent-page';
 import { HistoryPage, sentenceOf } from './history-page';
 import { KeyPage } from './key-page';
 import { RecordsPage } from './records-page';
 
-type Page = 'key' | 'records' | 'consents' | 'history';
+type Page = 'key' | 'records' | 'consents' | 'history' | 'audit';
 
 const PAGES: ReadonlyArray<{ id: Page; label: string }> = [
   { id: 'key', label: 'My key' },
   { id: 'records', label: 'My records' },
   { id: 'consents', label: 'Consents' },
   { id: 'history', label: 'Access history' },
+  { id: 'audit', label: 'Auditor' },
 ];
 
 function pageOfHash(): Page {
@@ -153,6 +155,7 @@ export function App() {
         )}
         {ready && config && key && page === 'records' && <RecordsPage config={config} patientKey={key} />}
         {ready && config && key && page === 'consents' && <ConsentPage config={config} patientKey={key} />}
+        {ready && config && key && page === 'audit' && <AuditorPage config={config} patientKey={key} />}
         {ready && config && key && page === 'history' && <HistoryPage config={config} patientKey={key} live={live} />}
       </main>
     </>
