@@ -28,7 +28,10 @@ export interface LiveOptions {
   readonly tokenTtlSec?: number;
 }
 
-/** Statuses after which reconnecting cannot help (the caller is not a patient, the scope is missing). */
+/**
+ * Statuses after which reconnecting at once cannot help (the DID is not registered yet, the caller is not
+ * a patient, the scope is missing): the stream stops and says why; the app tries again later.
+ */
 const FATAL = new Set([400, 401, 403, 404]);
 
 async function problemText(res: Response): Promise<string> {
@@ -43,8 +46,8 @@ async function problemText(res: Response): Promise<string> {
 }
 
 /**
- * Follows the patient's access stream until the returned function is called. Resolves nothing: it
- * reports through the handlers.
+ * Follows the patient's access stream until the returned function is called (then it reports nothing
+ * more), or until the gateway refuses the caller (`stopped`, with the gateway's reason).
  */
 export function followAccesses(config: AppConfig, key: PatientKey, handlers: LiveHandlers, options: LiveOptions = {}): () => void {
   const abort = new AbortController();
@@ -113,7 +116,6 @@ export function followAccesses(config: AppConfig, key: PatientKey, handlers: Liv
       // The token's end closes the stream on purpose: reconnect at once; otherwise back off.
       if (!expired) await sleep(Math.min(30_000, retryMs * 2 ** Math.max(0, failures - 1)));
     }
-    handlers.onState('stopped');
   };
   void run();
   return () => abort.abort();

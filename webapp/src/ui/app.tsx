@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { type AppConfig, loadConfig } from '../lib/api';
 import { type AccessRow, toAccessRow } from '../lib/audit';
 import { loadKey } from '../lib/key-store';
@@ -55,6 +55,14 @@ export function App() {
   const [page, setPage] = useState<Page>(pageOfHash());
   const [live, setLive] = useState<Live>({ state: 'stopped', detail: '', rows: [], epoch: 0 });
   const [notices, setNotices] = useState<Notice[]>([]);
+  // A stream the gateway refused (a DID not registered yet, a key that is not a patient's) is tried again at the next page change.
+  const refused = useRef(false);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    if (!refused.current) return;
+    refused.current = false;
+    setAttempt((a) => a + 1);
+  }, [page]);
 
   // One live stream while the app is open with a key: notifications on every page, rows for the history.
   useEffect(() => {
@@ -70,9 +78,12 @@ export function App() {
       onReady: (resumed) => {
         if (!resumed) setLive((l) => ({ ...l, epoch: l.epoch + 1 }));
       },
-      onState: (state, detail) => setLive((l) => ({ ...l, state, detail: detail ?? '' })),
+      onState: (state, detail) => {
+        if (state === 'stopped') refused.current = true;
+        setLive((l) => ({ ...l, state, detail: detail ?? '' }));
+      },
     });
-  }, [config, key?.did]);
+  }, [config, key?.did, attempt]);
 
   useEffect(() => {
     const onHash = (): void => setPage(pageOfHash());
