@@ -64,9 +64,14 @@ export function App() {
     setAttempt((a) => a + 1);
   }, [page]);
 
+  // Not on the key page until the stream has been live once: a key just made is not registered yet, and
+  // asking with it would only be refused (and the gateway remembers an unknown DID for a few seconds).
+  const everLive = useRef(false);
+  const wantLive = page !== 'key' || everLive.current;
+
   // One live stream while the app is open with a key: notifications on every page, rows for the history.
   useEffect(() => {
-    if (!config || !key) return undefined;
+    if (!config || !key || !wantLive) return undefined;
     setLive({ state: 'connecting', detail: '', rows: [], epoch: 0 });
     return followAccesses(config, key, {
       onAccess: (event) => {
@@ -80,10 +85,11 @@ export function App() {
       },
       onState: (state, detail) => {
         if (state === 'stopped') refused.current = true;
+        if (state === 'live') everLive.current = true;
         setLive((l) => ({ ...l, state, detail: detail ?? '' }));
       },
     });
-  }, [config, key?.did, attempt]);
+  }, [config, key?.did, attempt, wantLive]);
 
   useEffect(() => {
     const onHash = (): void => setPage(pageOfHash());
