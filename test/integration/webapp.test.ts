@@ -199,6 +199,8 @@ describe('patient web app in a real browser (real network)', function () {
     expect(notice).to.include('Permitted');
     expect(notice).to.include('of Hospital2MSP read your data');
     expect(await page.evaluate(() => (window as unknown as { hdxSameDocument?: boolean }).hdxSameDocument)).to.equal(true);
+    // Long DIDs wrap: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
     await shot('4-live-notification');
   });
 
@@ -232,7 +234,8 @@ describe('patient web app in a real browser (real network)', function () {
     expect(observation).to.include('Heart rate');
     expect(observation).to.include('71 beats/minute');
     expect(observation).to.include('Not checked yet');
-    await page.click('#verify-all');
+    await page.focus('#verify-all');
+    await page.keyboard.press('Enter');
     await page.waitForSelector(`li[data-ref="Observation/${observationId}"][data-verified="true"]`, { timeout: 60_000 });
     expect(await textOf(`li[data-ref="Observation/${observationId}"]`)).to.include('matches its ledger anchor, written by Hospital1MSP');
     await waitForText('#records-status', 'verified against the ledger');
