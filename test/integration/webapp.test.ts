@@ -286,6 +286,16 @@ describe('patient web app in a real browser (real network)', function () {
     expect(rows[0]!.glass).to.equal(true);
     expect(rows[0]!.text).to.include(drH2.did);
     expect(rows[0]!.text).to.include('ETREAT');
+    // Accesses per day: one day, one access, no denial, one break-glass.
+    const days = await audit.$$eval('#audit-per-day tbody tr', (trs) =>
+      trs.map((tr) =>
+        Array.from(tr.querySelectorAll('th, td'))
+          .slice(0, 4)
+          .map((c) => c.textContent ?? ''),
+      ),
+    );
+    expect(days).to.have.length(1);
+    expect(days[0]!.slice(1)).to.deep.equal(['1', '0', '1']);
     await shot2(audit, '8-auditor');
 
     // Without the filter the patient's other accesses are there too (denials among them).

@@ -3,7 +3,7 @@ import Papa from 'papaparse';
 import { validateResource } from '@hdx/fhir-mappers';
 import { toAuditEvent } from '@hdx/gateway/dist/fhir/audit-events';
 import { toAccessRow } from './audit';
-import { auditBundle, CSV_COLUMNS, matches, NO_FILTERS, searchPath, selectEvents, toCsv } from './auditor';
+import { auditBundle, CSV_COLUMNS, matches, NO_FILTERS, perDay, searchPath, selectEvents, toCsv } from './auditor';
 
 const PATIENT = `did:hdx:${'A'.repeat(43)}`;
 const DOCTOR = `did:hdx:${'B'.repeat(43)}`;
@@ -101,5 +101,19 @@ describe('auditor search and exports', () => {
     expect(validateResource(bundle, 'Bundle')).to.deep.equal([]);
     // The validator does look: a Bundle of an unknown type does not pass.
     expect(validateResource({ ...bundle, type: 'pile' }, 'Bundle')).to.not.deep.equal([]);
+  });
+
+  it('counts accesses per day (UTC), with denials and break-glass, oldest day first', () => {
+    const rows = [
+      entry({ eventId: 'a.0', occurredAt: '2026-12-07T23:59:59.000Z' }),
+      entry({ eventId: 'b.0', occurredAt: '2026-12-05T08:00:00.000Z', decision: 'deny', reason: 'no-permit', consents: [] }),
+      entry({ eventId: 'c.0', occurredAt: '2026-12-07T00:00:00.000Z', purpose: 'ETREAT', breakGlass: true, reason: 'break-glass', consents: [] }),
+      entry({ eventId: 'd.0', occurredAt: '2026-12-07T10:00:00.000Z', decision: 'deny', reason: 'no-permit', consents: [] }),
+    ].map((e) => toAccessRow(toAuditEvent(e)));
+    expect(perDay(rows)).to.deep.equal([
+      { day: '2026-12-05', total: 1, denied: 1, breakGlass: 0 },
+      { day: '2026-12-07', total: 3, denied: 1, breakGlass: 1 },
+    ]);
+    expect(perDay([])).to.deep.equal([]);
   });
 });

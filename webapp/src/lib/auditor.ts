@@ -109,3 +109,26 @@ export function toCsv(rows: AccessRow[]): string {
 export function auditBundle(events: Array<Record<string, unknown>>, timestamp: string): Record<string, unknown> {
   return { resourceType: 'Bundle', type: 'collection', timestamp, entry: events.map((resource) => ({ resource })) };
 }
+
+export interface DayCount {
+  /** YYYY-MM-DD (UTC). */
+  day: string;
+  total: number;
+  denied: number;
+  breakGlass: number;
+}
+
+/** Accesses per day (UTC), with denials and break-glass, oldest day first; days without access are left out. */
+export function perDay(rows: AccessRow[]): DayCount[] {
+  const days = new Map<string, DayCount>();
+  for (const r of rows) {
+    const day = r.when.slice(0, 10);
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) continue;
+    const d = days.get(day) ?? { day, total: 0, denied: 0, breakGlass: 0 };
+    d.total += 1;
+    if (!r.permitted) d.denied += 1;
+    if (r.breakGlass) d.breakGlass += 1;
+    days.set(day, d);
+  }
+  return [...days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { type AppConfig, fhirRequest } from '../lib/api';
 import { nextLink } from '../lib/audit';
-import { type AuditFilters, auditBundle, NO_FILTERS, searchPath, selectEvents, toCsv } from '../lib/auditor';
+import { type AuditFilters, auditBundle, type DayCount, NO_FILTERS, perDay, searchPath, selectEvents, toCsv } from '../lib/auditor';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
 
@@ -36,6 +36,45 @@ function download(name: string, text: string, type: string): void {
 function when(instant: string): string {
   const d = new Date(instant);
   return Number.isNaN(d.getTime()) ? instant : d.toLocaleString();
+}
+
+/** Accesses per day as a table a screen reader reads, with bars for the eye (hidden from assistive technology). */
+function PerDayChart({ days }: { days: DayCount[] }) {
+  const max = Math.max(1, ...days.map((d) => d.total));
+  const pct = (n: number): string => `${(100 * n) / max}%`;
+  return (
+    <div class="table-wrap">
+      <table id="audit-per-day" class="per-day">
+        <caption>Accesses per day (UTC): all, denied, break-glass</caption>
+        <thead>
+          <tr>
+            <th scope="col">Day</th>
+            <th scope="col">Accesses</th>
+            <th scope="col">Denied</th>
+            <th scope="col">Break-glass</th>
+            <th scope="col">
+              <span class="visually-hidden">Chart</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {days.map((d) => (
+            <tr key={d.day}>
+              <th scope="row">{d.day}</th>
+              <td>{d.total}</td>
+              <td>{d.denied}</td>
+              <td>{d.breakGlass}</td>
+              <td class="bars" aria-hidden="true">
+                <span class="bar all" style={{ width: pct(d.total) }} />
+                <span class="bar denied" style={{ width: pct(d.denied) }} />
+                <span class="bar glass" style={{ width: pct(d.breakGlass) }} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
 }
 
 export function AuditorPage({ config, patientKey }: Props) {
@@ -199,6 +238,7 @@ export function AuditorPage({ config, patientKey }: Props) {
           )}
         </p>
       )}
+      {selected.length > 0 && <PerDayChart days={perDay(selected.map((s) => s.row))} />}
       <div class="table-wrap">
         <table id="audit-results" aria-describedby="audit-status">
           <thead>
