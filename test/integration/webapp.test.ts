@@ -296,6 +296,10 @@ describe('patient web app in a real browser (real network)', function () {
     );
     expect(days).to.have.length(1);
     expect(days[0]!.slice(1)).to.deep.equal(['1', '0', '1']);
+    const bars = await audit.$$eval('#audit-per-day .day-bar', (spans) => spans.map((s) => Math.round(s.getBoundingClientRect().width)));
+    expect(bars[0]).to.be.greaterThan(0);
+    expect(bars[1]).to.equal(0);
+    expect(bars[2]).to.equal(bars[0]);
     await shot2(audit, '8-auditor');
 
     // Without the filter the patient's other accesses are there too (denials among them).

@@ -65,9 +65,9 @@ function PerDayChart({ days }: { days: DayCount[] }) {
               <td>{d.denied}</td>
               <td>{d.breakGlass}</td>
               <td class="bars" aria-hidden="true">
-                <span class="bar all" style={{ width: pct(d.total) }} />
-                <span class="bar denied" style={{ width: pct(d.denied) }} />
-                <span class="bar glass" style={{ width: pct(d.breakGlass) }} />
+                <span class="day-bar all" style={{ width: pct(d.total) }} />
+                <span class="day-bar denied" style={{ width: pct(d.denied) }} />
+                <span class="day-bar glass" style={{ width: pct(d.breakGlass) }} />
               </td>
             </tr>
           ))}
