@@ -149,6 +149,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ...(idp ? { idpIssuer: idp.issuer } : {}),
       rateLimits: { perIdentity: config.rateLimitPerIdentity, perIp: config.rateLimitPerIp },
       exports: bulkExports,
+      blocks: { source: fabric, namespace: config.chaincode },
       ...(view
         ? {
             ledgerView: { health: () => viewHealth(view, config.viewMaxLagMs, localDecisions ? 'local' : 'chaincode') },

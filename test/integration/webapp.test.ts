@@ -4,15 +4,19 @@
  * the real network, on a phone-sized screen: the patient creates a key in the page, the hospital
  * registers the DID, the patient grants a consent to Hospital2MSP in the page and a hospital2
  * practitioner's read then succeeds; the access history shows it (and a break-glass read, highlighted);
- * the patient revokes in the page and the next read is denied. Screenshots of each page go to
- * .hdx/screenshots/.
+ * the patient revokes in the page and the next read is denied. With the app open, a hospital2 read
+ * appears in the page without reloading (live notifications, server-sent events from committed blocks),
+ * announced in an aria-live region. The patient checks their records against the ledger; an auditor,
+ * registered by the regulator, finds the break-glass entry on the regulator's gateway and exports it.
+ * Screenshots of each page go to .hdx/screenshots/.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signDidToken } from '@hdx/gateway';
-import { auditDelivered, call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
+import * as os from 'node:os';
+import { call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
 import { startTestGateway } from '../support/network';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', '.hdx', 'screenshots');
@@ -28,12 +32,14 @@ function chromiumPath(): string {
 describe('patient web app in a real browser (real network)', function () {
   let h1: Gw;
   let h2: Gw;
+  let reg: Gw;
   let browser: Browser;
   let page: Page;
   let origin: string;
   const problems: string[] = [];
   const drH2 = generateDidKey();
   const drH1 = generateDidKey();
+  const auditor = generateDidKey();
   let patientDid: string;
   let observationId: string;
 
@@ -56,6 +62,10 @@ describe('patient web app in a real browser (real network)', function () {
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
   }
 
+  async function shot2(p: Page, name: string): Promise<void> {
+    await p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
   async function textOf(selector: string): Promise<string> {
     return page.$eval(selector, (el) => el.textContent ?? '');
   }
@@ -66,9 +76,10 @@ describe('patient web app in a real browser (real network)', function () {
 
   before(async () => {
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    [h1, h2] = await Promise.all([startTestGateway('hospital1'), startTestGateway('hospital2')]);
+    [h1, h2, reg] = await Promise.all([startTestGateway('hospital1'), startTestGateway('hospital2'), startTestGateway('regulator')]);
     await registerDid(h1, 'hospital1', 'practitioner', drH1);
     await registerDid(h2, 'hospital2', 'practitioner', drH2);
+    await registerDid(reg, 'regulator', 'auditor', auditor);
     origin = h1.config.baseUrl.replace(/\/fhir$/, '');
     browser = await puppeteer.launch({
       executablePath: chromiumPath(),
@@ -85,9 +96,14 @@ describe('patient web app in a real browser (real network)', function () {
     });
   });
 
+  // A failed step leaves a picture of the page it failed on.
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && page) await shot(`failed-${(this.currentTest.title.slice(0, 40) || 'step').replace(/[^A-Za-z0-9]+/g, '-')}`).catch(() => undefined);
+  });
+
   after(async () => {
     await browser?.close();
-    await Promise.all([h1, h2].filter(Boolean).map((g) => g.gateway.close()));
+    await Promise.all([h1, h2, reg].filter(Boolean).map((g) => g.gateway.close()));
   });
 
   it('the patient creates a key in the page (keyboard only) and sees their DID and registration request', async () => {
@@ -131,7 +147,10 @@ describe('patient web app in a real browser (real network)', function () {
   });
 
   it('the patient grants Hospital2MSP a consent in the page, shown in plain words first; the hospital2 read then succeeds', async () => {
-    await page.goto(`${origin}/app/#/consents`, { waitUntil: 'networkidle0' });
+    // From now on the page holds its live stream open: it is never network-idle. Pages change by hash, as a click on the menu does.
+    await page.evaluate(() => {
+      location.hash = '#/consents';
+    });
     await page.waitForSelector('#no-consents');
     await page.type('#who-0-value', 'Hospital2MSP');
     await page.click('#why-TREAT'); // unchecks the default …
@@ -151,13 +170,46 @@ describe('patient web app in a real browser (real network)', function () {
     expect(read.body.valueQuantity.value).to.equal(71);
   });
 
-  it('the access history page lists who read, from where, why, permit and deny, with break-glass highlighted', async () => {
+  it('with the app open, a hospital2 practitioner’s read appears in the page without reloading, announced in an aria-live region', async () => {
+    await page.evaluate(() => {
+      location.hash = '#/history';
+    });
+    await waitForText('#live-state', 'Live:');
+    await page.waitForFunction(() => document.querySelectorAll('#history-list li').length >= 2, { timeout: 60_000 });
+    const before = await page.$$eval('#history-list li', (lis) => lis.map((li) => li.getAttribute('data-event')));
+    // Set in this document: still there afterwards only if the page was not reloaded.
+    await page.evaluate(() => {
+      (window as unknown as { hdxSameDocument: boolean }).hdxSameDocument = true;
+    });
+    const read = await h2Read();
+    expect(read.status, read.text).to.equal(200);
+    await page.waitForFunction((n: number) => document.querySelectorAll('#history-list li').length > n, { timeout: 60_000 }, before.length);
+    const fresh = await page.$$eval(
+      '#history-list li',
+      (lis, old) => lis.filter((li) => !old.includes(li.getAttribute('data-event'))).map((li) => ({ text: li.textContent ?? '', outcome: li.getAttribute('data-outcome') })),
+      before,
+    );
+    expect(fresh).to.have.length(1);
+    expect(fresh[0]!.outcome).to.equal('permit');
+    expect(fresh[0]!.text).to.include(drH2.did);
+    // The notification: in a polite live region, naming who, from which organization, permitted.
+    await page.waitForFunction((did: string) => document.querySelector('#live-notices')?.textContent?.includes(did) === true, { timeout: 10_000 }, drH2.did);
+    expect(await page.$eval('#live-notices', (el) => el.getAttribute('aria-live'))).to.equal('polite');
+    const notice = await textOf('#live-notices .live-notice');
+    expect(notice).to.include('Permitted');
+    expect(notice).to.include('of Hospital2MSP read your data');
+    expect(await page.evaluate(() => (window as unknown as { hdxSameDocument?: boolean }).hdxSameDocument)).to.equal(true);
+    // Long DIDs wrap: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot('4-live-notification');
+  });
+
+  it('the access history lists who read, from where, why, permit and deny; a break-glass read arrives live, highlighted', async () => {
     const glass = await h2Read('ETREAT', 'unconscious patient in the emergency room');
     expect(glass.status, glass.text).to.equal(200);
-    // Async audit mode (the default): the entries reach the ledger within a flush interval.
-    await auditDelivered(h1);
-    await page.goto(`${origin}/app/#/history`, { waitUntil: 'networkidle0' });
-    await page.waitForFunction(() => document.querySelectorAll('#history-list li').length >= 3, { timeout: 60_000 });
+    await page.waitForSelector('#live-notices .live-notice.break-glass', { timeout: 60_000 });
+    expect(await textOf('#live-notices .live-notice.break-glass')).to.include('Break-glass');
+    await page.waitForSelector('#history-list li.break-glass');
     const entries = await page.$$eval('#history-list li', (lis) =>
       lis.map((li) => ({ text: li.textContent ?? '', outcome: li.getAttribute('data-outcome'), glass: li.classList.contains('break-glass') })),
     );
@@ -170,18 +222,128 @@ describe('patient web app in a real browser (real network)', function () {
     expect(highlighted[0]!.text).to.include('an emergency (break-glass)');
     // No PHI in the history: the patient's name and birth date are not on the ledger.
     expect(entries.map((e) => e.text).join(' ')).to.not.include('Adeyemi');
-    await shot('4-history');
+    await shot('5-history');
+  });
+
+  it('the records page lists what this member holds about the patient, from whom, each checked against its ledger anchor', async () => {
+    await page.evaluate(() => {
+      location.hash = '#/records';
+    });
+    await page.waitForSelector('#records-Observation li', { timeout: 60_000 });
+    const observation = await textOf(`#records-Observation li[data-ref="Observation/${observationId}"]`);
+    expect(observation).to.include('Heart rate');
+    expect(observation).to.include('71 beats/minute');
+    expect(observation).to.include('Not checked yet');
+    await page.focus('#verify-all');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector(`li[data-ref="Observation/${observationId}"][data-verified="true"]`, { timeout: 60_000 });
+    expect(await textOf(`li[data-ref="Observation/${observationId}"]`)).to.include('matches its ledger anchor, written by Hospital1MSP');
+    await waitForText('#records-status', 'verified against the ledger');
+    await shot('6-records');
   });
 
   it('the patient revokes in the page; the next hospital2 read is denied', async () => {
-    await page.goto(`${origin}/app/#/consents`, { waitUntil: 'networkidle0' });
+    await page.evaluate(() => {
+      location.hash = '#/consents';
+    });
     await page.waitForSelector('#consent-list li button');
     await page.click('#consent-list li button');
     await waitForText('#consent-status', 'Consent revoked');
     await page.waitForSelector('#no-consents');
-    await shot('5-revoked');
+    await shot('7-revoked');
     const read = await h2Read();
     expect(read.status, read.text).to.equal(404);
+    // The denied read arrives live too.
+    await page.waitForSelector('#live-notices .live-notice.deny', { timeout: 60_000 });
+    expect(problems, problems.join('\n')).to.deep.equal([]);
+  });
+
+  it('an auditor registered by the regulator finds the break-glass access on the regulator’s gateway and exports it', async () => {
+    const downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-audit-downloads-'));
+    const context = await browser.createBrowserContext({ downloadBehavior: { policy: 'allow', downloadPath: downloads } });
+    const audit = await context.newPage();
+    await audit.setViewport({ width: 1280, height: 900 });
+    audit.on('pageerror', (err) => problems.push(`auditor page error: ${String(err)}`));
+    const regOrigin = reg.config.baseUrl.replace(/\/fhir$/, '');
+    await audit.goto(`${regOrigin}/app/`, { waitUntil: 'networkidle0' });
+    // The auditor's key comes from `hdx keygen` (here the same JSON): imported into the page.
+    const keyFile = path.join(downloads, 'auditor-key.json');
+    fs.writeFileSync(keyFile, JSON.stringify(auditor.privateJwk));
+    const input = await audit.waitForSelector('#import-key');
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(keyFile);
+    await audit.waitForFunction((did: string) => document.querySelector('#did')?.textContent?.includes(did) === true, { timeout: 30_000 }, auditor.did);
+    fs.rmSync(keyFile);
+    await audit.evaluate(() => {
+      location.hash = '#/audit';
+    });
+    await audit.waitForSelector('#f-patient');
+    await audit.type('#f-patient', patientDid);
+    await audit.click('#f-glass');
+    await audit.click('#audit-search-button');
+    await audit.waitForFunction(() => document.querySelector('#audit-status')?.textContent?.includes('match') === true, { timeout: 60_000 });
+    const rows = await audit.$$eval('#audit-results tbody tr', (trs) => trs.map((tr) => ({ text: tr.textContent ?? '', glass: tr.classList.contains('break-glass') })));
+    expect(rows).to.have.length(1);
+    expect(rows[0]!.glass).to.equal(true);
+    expect(rows[0]!.text).to.include(drH2.did);
+    expect(rows[0]!.text).to.include('ETREAT');
+    // Accesses per day: one day, one access, no denial, one break-glass.
+    const days = await audit.$$eval('#audit-per-day tbody tr', (trs) =>
+      trs.map((tr) =>
+        Array.from(tr.querySelectorAll('th, td'))
+          .slice(0, 4)
+          .map((c) => c.textContent ?? ''),
+      ),
+    );
+    expect(days).to.have.length(1);
+    expect(days[0]!.slice(1)).to.deep.equal(['1', '0', '1']);
+    const bars = await audit.$$eval('#audit-per-day .day-bar', (spans) => spans.map((s) => Math.round(s.getBoundingClientRect().width)));
+    expect(bars[0]).to.be.greaterThan(0);
+    expect(bars[1]).to.equal(0);
+    expect(bars[2]).to.equal(bars[0]);
+    await shot2(audit, '8-auditor');
+
+    // Without the filter the patient's other accesses are there too (denials among them).
+    await audit.click('#f-glass');
+    await audit.select('#f-decision', 'deny');
+    await audit.click('#audit-search-button');
+    // The table is filtered in the page at once; the search on the ledger (outcome=4) then replaces what was fetched.
+    await audit.waitForFunction(
+      () => {
+        const rows = Array.from(document.querySelectorAll('#audit-results tbody tr'));
+        return document.querySelector('#audit-status')?.textContent?.includes('match') === true && rows.length >= 1 && rows.every((tr) => tr.classList.contains('deny'));
+      },
+      { timeout: 60_000 },
+    );
+
+    // Exports, made in the browser.
+    await audit.click('#f-glass');
+    await audit.select('#f-decision', '');
+    await audit.click('#audit-search-button');
+    await audit.waitForFunction(
+      () => document.querySelector('#audit-status')?.textContent?.includes('match') === true && document.querySelectorAll('#audit-results tbody tr').length === 1,
+      { timeout: 60_000 },
+    );
+    await audit.click('#export-csv');
+    await audit.click('#export-bundle');
+    const saved = async (ext: string): Promise<string> => {
+      for (let i = 0; i < 100; i += 1) {
+        const f = fs.readdirSync(downloads).find((n) => n.endsWith(ext));
+        if (f) return fs.readFileSync(path.join(downloads, f), 'utf8');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no ${ext} download`);
+    };
+    const csv = await saved('.csv');
+    const lines = csv.trim().split('\r\n');
+    expect(lines[0]).to.match(/^when,decision,breakGlass,actor,organization/);
+    expect(lines).to.have.length(2);
+    expect(lines[1]).to.include(',yes,');
+    expect(lines[1]).to.include(drH2.did);
+    const bundle = JSON.parse(await saved('.json')) as { resourceType: string; type: string; entry: Array<{ resource: { resourceType: string } }> };
+    expect(bundle).to.include({ resourceType: 'Bundle', type: 'collection' });
+    expect(bundle.entry.map((e) => e.resource.resourceType)).to.deep.equal(['AuditEvent']);
+    await context.close();
+    fs.rmSync(downloads, { recursive: true, force: true });
     expect(problems, problems.join('\n')).to.deep.equal([]);
   });
 });

@@ -58,6 +58,8 @@ import type { ExportService } from '../fhir/operations/export';
 import { exportRoutes } from './export-routes';
 import { smartConfiguration } from '../auth/smart-configuration';
 import { defaultWebappDir, webappRoutes } from './app-routes';
+import { AccessStream } from './access-stream';
+import type { BlockSource } from '../view/ledger-view';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -92,6 +94,11 @@ export interface AppDeps {
   readonly exports?: ExportService;
   /** The ledger view, reported by /healthz (`checks.view`: height, lag, freshness and who decides); none when HDX_VIEW=off. */
   readonly ledgerView?: { health(): LedgerViewHealth };
+  /**
+   * The organization's peer's committed blocks (and the chaincode's namespace): feeds the live access
+   * notifications (GET /fhir/AuditEvent/$stream); not offered when absent.
+   */
+  readonly blocks?: { readonly source: BlockSource; readonly namespace: string; readonly heartbeatMs?: number };
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -429,6 +436,24 @@ export function createApp(deps: AppDeps): express.Express {
       200,
       searchset({ baseUrl: base, path: '/AuditEvent', query: q, resources: result.events, ...(result.bookmark ? { next: { _bookmark: result.bookmark } } : {}) }),
     );
+  });
+
+  // Live access notifications (server-sent events) for a patient and their wards, from committed blocks.
+  const accessStream = deps.blocks
+    ? new AccessStream({
+        source: deps.blocks.source,
+        namespace: deps.blocks.namespace,
+        resolve: (d) => ledger.resolveDid(d),
+        log,
+        ...(deps.blocks.heartbeatMs !== undefined ? { heartbeatMs: deps.blocks.heartbeatMs } : {}),
+      })
+    : undefined;
+  fhir.get('/AuditEvent/$stream', async (req, res) => {
+    const auth = requireAuth(req);
+    if (!accessStream) throw new OperationOutcomeError('UNSUPPORTED', 'Live access notifications are not offered by this server');
+    if (Object.keys(rawQuery(req.query)).length > 0)
+      throw new OperationOutcomeError('INVALID', "GET /fhir/AuditEvent/$stream takes no parameters: it streams the accesses to the caller's own data and their wards'");
+    await accessStream.serve(req, res, auth);
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */

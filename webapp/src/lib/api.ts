@@ -59,9 +59,10 @@ export async function fhirRequest(
   method: string,
   pathOrUrl: string,
   body?: { type: string; text: string },
+  purposeOfUse?: string,
 ): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/fhir+json' };
-  if (key) headers.authorization = `Bearer ${await didToken(key, config.fhirBaseUrl, scope)}`;
+  if (key) headers.authorization = `Bearer ${await didToken(key, config.fhirBaseUrl, scope, purposeOfUse !== undefined ? { purposeOfUse } : {})}`;
   if (body) headers['content-type'] = body.type;
   const res = await fetch(fhirPath(config, pathOrUrl), { method, headers, ...(body ? { body: body.text } : {}) });
   if (!res.ok) throw new ApiError(res.status, await outcomeText(res));
@@ -98,4 +99,9 @@ export async function listConsents(config: AppConfig, key: PatientKey): Promise<
 /** One page of the patient's access history (a searchset of AuditEvents). */
 export async function accessHistory(config: AppConfig, key: PatientKey, pageUrl?: string): Promise<unknown> {
   return fhirRequest(config, key, 'patient/AuditEvent.read', 'GET', pageUrl ?? `/AuditEvent?patient=${encodeURIComponent(key.did)}&_count=50`);
+}
+
+/** A read of the patient's own records (or their wards'): scope patient/*.read, purpose PATRQT (a patient's own request). */
+export async function patientRead(config: AppConfig, key: PatientKey, pathOrUrl: string): Promise<unknown> {
+  return fhirRequest(config, key, 'patient/*.read', 'GET', pathOrUrl, undefined, 'PATRQT');
 }

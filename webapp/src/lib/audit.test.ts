@@ -38,6 +38,7 @@ describe('access history rows (from the gateway’s AuditEvents)', () => {
       when: '2026-12-07T09:00:00.000Z',
       permitted: true,
       breakGlass: false,
+      patient: PATIENT,
     });
     expect(row.what).to.deep.equal(['Observation/o1/_history/1']);
     expect(row.consents).to.deep.equal(['Consent/c-1']);

@@ -25,6 +25,8 @@ export interface AccessRow {
   breakGlass: boolean;
   /** The consents that decided it. */
   consents: string[];
+  /** Whose data: the patient's DID (or pseudonym). */
+  patient: string;
 }
 
 type Json = Record<string, unknown>;
@@ -76,6 +78,10 @@ export function toAccessRow(event: unknown): AccessRow {
     outcome: str(e.outcomeDesc) || (e.outcome === '0' ? 'permit' : 'denied'),
     breakGlass: security.some((s) => s.code === 'ETREAT') || purpose.includes('ETREAT'),
     consents: arr(requestor.policy).map(str),
+    patient: arr(e.entity)
+      .map((x) => identifierValue(obj(x).what))
+      .filter((v) => v !== '' && !v.includes('/'))
+      .join(', '),
   };
 }
 

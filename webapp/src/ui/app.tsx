@@ -1,17 +1,23 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { type AppConfig, loadConfig } from '../lib/api';
+import { type AccessRow, toAccessRow } from '../lib/audit';
 import { loadKey } from '../lib/key-store';
 import type { PatientKey } from '../lib/keys';
+import { followAccesses, type LiveState } from '../lib/live';
+import { AuditorPage } from './auditor-page';
 import { ConsentPage } from './consent-page';
-import { HistoryPage } from './history-page';
+import { HistoryPage, sentenceOf } from './history-page';
 import { KeyPage } from './key-page';
+import { RecordsPage } from './records-page';
 
-type Page = 'key' | 'consents' | 'history';
+type Page = 'key' | 'records' | 'consents' | 'history' | 'audit';
 
 const PAGES: ReadonlyArray<{ id: Page; label: string }> = [
   { id: 'key', label: 'My key' },
+  { id: 'records', label: 'My records' },
   { id: 'consents', label: 'Consents' },
   { id: 'history', label: 'Access history' },
+  { id: 'audit', label: 'Auditor' },
 ];
 
 function pageOfHash(): Page {
@@ -19,12 +25,71 @@ function pageOfHash(): Page {
   return PAGES.some((p) => p.id === id) ? (id as Page) : 'key';
 }
 
+/** The live access stream as the pages see it. */
+export interface Live {
+  state: LiveState;
+  detail: string;
+  /** Entries that arrived on the stream, newest first. */
+  rows: AccessRow[];
+  /** Counts fresh (not resumed) connections: the history is loaded again after each. */
+  epoch: number;
+}
+
+interface Notice {
+  id: string;
+  row: AccessRow;
+}
+
+const LIVE_WORDS: Record<LiveState, string> = {
+  connecting: 'Connecting to live notifications…',
+  live: 'Live: new accesses appear here as the ledger records them.',
+  reconnecting: 'Reconnecting to live notifications…',
+  stopped: 'Live notifications are off.',
+};
+
 export function App() {
   const [config, setConfig] = useState<AppConfig | undefined>();
   const [key, setKey] = useState<PatientKey | undefined>();
   const [ready, setReady] = useState(false);
   const [error, setError] = useState('');
   const [page, setPage] = useState<Page>(pageOfHash());
+  const [live, setLive] = useState<Live>({ state: 'stopped', detail: '', rows: [], epoch: 0 });
+  const [notices, setNotices] = useState<Notice[]>([]);
+  // A stream the gateway refused (a DID not registered yet, a key that is not a patient's) is tried again at the next page change.
+  const refused = useRef(false);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    if (!refused.current) return;
+    refused.current = false;
+    setAttempt((a) => a + 1);
+  }, [page]);
+
+  // Not on the key page until the stream has been live once: a key just made is not registered yet, and
+  // asking with it would only be refused (and the gateway remembers an unknown DID for a few seconds).
+  const everLive = useRef(false);
+  const wantLive = page !== 'key' || everLive.current;
+
+  // One live stream while the app is open with a key: notifications on every page, rows for the history.
+  useEffect(() => {
+    if (!config || !key || !wantLive) return undefined;
+    setLive({ state: 'connecting', detail: '', rows: [], epoch: 0 });
+    return followAccesses(config, key, {
+      onAccess: (event) => {
+        const row = toAccessRow(event);
+        setLive((l) => (l.rows.some((r) => r.id === row.id) ? l : { ...l, rows: [row, ...l.rows] }));
+        // The patient's own reads (through this app) are listed, not announced.
+        if (row.who !== key.did) setNotices((n) => [{ id: row.id, row }, ...n.filter((x) => x.id !== row.id)].slice(0, 5));
+      },
+      onReady: (resumed) => {
+        if (!resumed) setLive((l) => ({ ...l, epoch: l.epoch + 1 }));
+      },
+      onState: (state, detail) => {
+        if (state === 'stopped') refused.current = true;
+        if (state === 'live') everLive.current = true;
+        setLive((l) => ({ ...l, state, detail: detail ?? '' }));
+      },
+    });
+  }, [config, key?.did, attempt, wantLive]);
 
   useEffect(() => {
     const onHash = (): void => setPage(pageOfHash());
@@ -72,6 +137,26 @@ export function App() {
           </ul>
         </nav>
       </header>
+      {key && (
+        <p class={`live-state ${live.state}`} id="live-state">
+          {LIVE_WORDS[live.state]}
+          {live.state !== 'live' && live.detail ? ` ${live.detail}` : ''}
+        </p>
+      )}
+      <section class="live-notices" aria-label="New accesses" aria-live="polite" aria-relevant="additions" id="live-notices">
+        {notices.map((n) => (
+          <div key={n.id} class={`live-notice ${n.row.permitted ? 'permit' : 'deny'}${n.row.breakGlass ? ' break-glass' : ''}`} data-event={n.row.id}>
+            <p>
+              {n.row.breakGlass && <strong class="badge glass">Break-glass</strong>}
+              <strong class={`badge ${n.row.permitted ? 'ok' : 'no'}`}>{n.row.permitted ? 'Permitted' : 'Denied'}</strong>
+              {sentenceOf(n.row, key?.did ?? '')}
+            </p>
+            <button type="button" class="secondary" aria-label="Dismiss this notification" onClick={() => setNotices((all) => all.filter((x) => x.id !== n.id))}>
+              Dismiss
+            </button>
+          </div>
+        ))}
+      </section>
       <main id="main" tabIndex={-1}>
         {error && (
           <p class="error" role="alert">
@@ -85,8 +170,10 @@ export function App() {
             You have no key on this device yet. <a href="#/key">Create or import your key</a> first.
           </p>
         )}
+        {ready && config && key && page === 'records' && <RecordsPage config={config} patientKey={key} />}
         {ready && config && key && page === 'consents' && <ConsentPage config={config} patientKey={key} />}
-        {ready && config && key && page === 'history' && <HistoryPage config={config} patientKey={key} />}
+        {ready && config && key && page === 'audit' && <AuditorPage config={config} patientKey={key} />}
+        {ready && config && key && page === 'history' && <HistoryPage config={config} patientKey={key} live={live} />}
       </main>
     </>
   );

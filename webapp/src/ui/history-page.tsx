@@ -3,10 +3,12 @@ import { accessHistory, type AppConfig } from '../lib/api';
 import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
+import type { Live } from './app';
 
 interface Props {
   config: AppConfig;
   patientKey: PatientKey;
+  live: Live;
 }
 
 const PURPOSE_WORDS: Record<string, string> = { ...Object.fromEntries(PURPOSES.map((p) => [p.code, p.label])), ETREAT: 'an emergency (break-glass)' };
@@ -16,9 +18,27 @@ function when(instant: string): string {
   return Number.isNaN(d.getTime()) ? instant : d.toLocaleString();
 }
 
-function Entry({ row }: { row: AccessRow }) {
+const ACTIONS: Record<string, string> = {
+  read: 'read',
+  vread: 'read',
+  'search-type': 'searched',
+  'history-instance': 'read the history of',
+  update: 'changed',
+  create: 'added to',
+};
+
+/** One access in a sentence, for a notification: who, from where, what, why. */
+export function sentenceOf(row: AccessRow, self: string): string {
+  const who = row.who === self ? 'You' : `${row.who || 'Someone'}${row.organization ? ` of ${row.organization}` : ''}`;
+  const whose = row.patient === '' || row.patient === self ? 'your data' : `the data of ${row.patient}`;
+  const act = ACTIONS[row.interaction] ?? row.interaction;
+  const what = row.permitted ? `${act} ${whose}` : `asked to ${act === 'read' ? 'read' : act} ${whose} and was refused`;
+  return ` ${who} ${what}${row.where ? ` at ${row.where}` : ''}, for ${PURPOSE_WORDS[row.why] ?? row.why}, ${when(row.when)}.`;
+}
+
+function Entry({ row, self }: { row: AccessRow; self: string }) {
   return (
-    <li class={`card access ${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-outcome={row.permitted ? 'permit' : 'deny'}>
+    <li class={`card access ${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-outcome={row.permitted ? 'permit' : 'deny'} data-event={row.id}>
       <p class="verdict">
         {row.breakGlass && <strong class="badge glass">Break-glass</strong>}
         <strong class={`badge ${row.permitted ? 'ok' : 'no'}`}>{row.permitted ? 'Permitted' : 'Denied'}</strong> <time dateTime={row.when}>{when(row.when)}</time>
@@ -30,6 +50,12 @@ function Entry({ row }: { row: AccessRow }) {
         <dd>{row.organization || 'unknown'}</dd>
         <dt>Where</dt>
         <dd>{row.where || 'unknown'}</dd>
+        {row.patient !== '' && row.patient !== self && (
+          <>
+            <dt>Whose</dt>
+            <dd class="mono">{row.patient}</dd>
+          </>
+        )}
         <dt>Why</dt>
         <dd>{PURPOSE_WORDS[row.why] ?? row.why}</dd>
         <dt>What</dt>
@@ -44,7 +70,19 @@ function Entry({ row }: { row: AccessRow }) {
   );
 }
 
-export function HistoryPage({ config, patientKey }: Props) {
+/** Loaded pages and live entries together, each once, newest first. */
+function merged(live: AccessRow[], loaded: AccessRow[]): AccessRow[] {
+  const seen = new Set<string>();
+  const out: AccessRow[] = [];
+  for (const r of [...live, ...loaded]) {
+    if (seen.has(r.id)) continue;
+    seen.add(r.id);
+    out.push(r);
+  }
+  return out.sort((a, b) => (a.when < b.when ? 1 : a.when > b.when ? -1 : 0));
+}
+
+export function HistoryPage({ config, patientKey, live }: Props) {
   const [rows, setRows] = useState<AccessRow[]>([]);
   const [next, setNext] = useState<string | undefined>();
   const [error, setError] = useState('');
@@ -64,17 +102,22 @@ export function HistoryPage({ config, patientKey }: Props) {
       setLoading(false);
     }
   };
+  // Loaded again after each fresh connection of the live stream: what committed before it started is in the search.
   useEffect(() => {
     void load();
-  }, [patientKey.did]);
+  }, [patientKey.did, live.epoch]);
 
-  const glass = rows.filter((r) => r.breakGlass).length;
+  const all = merged(live.rows, rows);
+  const glass = all.filter((r) => r.breakGlass).length;
   return (
     <section aria-labelledby="history-title">
       <h1 id="history-title">Access history</h1>
-      <p>Every time someone asked for your data, through any member's gateway, the ledger recorded who, from where, when, why, and whether it was allowed.</p>
+      <p>
+        Every time someone asked for your data, through any member's gateway, the ledger recorded who, from where, when, why, and whether it was allowed. New accesses appear here
+        as the ledger records them, without reloading.
+      </p>
       <p role="status" class="status" id="history-status">
-        {loading ? 'Loading…' : `${rows.length} access${rows.length === 1 ? '' : 'es'} shown${glass > 0 ? `, ${glass} break-glass` : ''}.`}
+        {loading ? 'Loading…' : `${all.length} access${all.length === 1 ? '' : 'es'} shown${glass > 0 ? `, ${glass} break-glass` : ''}.`}
       </p>
       {error && (
         <p class="error" role="alert">
@@ -85,8 +128,8 @@ export function HistoryPage({ config, patientKey }: Props) {
         Refresh
       </button>
       <ul class="cards" id="history-list">
-        {rows.map((r) => (
-          <Entry key={r.id} row={r} />
+        {all.map((r) => (
+          <Entry key={r.id} row={r} self={patientKey.did} />
         ))}
       </ul>
       {next && (
