@@ -63,7 +63,8 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
 
   before(async () => {
     [h1, h2] = await Promise.all([
-      startTestGateway('hospital1'),
+      // Sync audit mode: reads decided and recorded by AuthorizeAndRecord.
+      startTestGateway('hospital1', { HDX_AUDIT_MODE: 'sync' }),
       // Async audit mode, decisions on the ledger view, entries delivered to the ledger every 200 ms.
       startTestGateway('hospital2', { HDX_AUDIT_MODE: 'async', HDX_AUDIT_FLUSH_MS: '200', HDX_DECISIONS: 'local' }),
     ]);

@@ -7,7 +7,7 @@ import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger
 import { FakePeer, compositeKey } from '../test-support/blocks';
 import { parseBlock } from './block-parser';
 import { decideOnView } from './local-decisions';
-import { AUTHORIZE_AND_RECORD, type EntryReplay, type ReplayProgress, replayAccessHistory, replayPatient } from './replay';
+import { AUTHORIZE_AND_RECORD, AUTHORIZE_AND_RECORD_BATCH, type EntryReplay, type ReplayProgress, replayAccessHistory, replayPatient } from './replay';
 import { ViewStore } from './view-store';
 
 const H1 = 'Hospital1MSP';
@@ -201,6 +201,31 @@ describe('view/replay', () => {
       [after, 'deny', 'no-permit'],
     ]);
     expect(Number(report.blocksRead)).to.be.greaterThan(revokedIn);
+  });
+
+  it('sync mode with group commit: each entry of an AuthorizeAndRecordBatch is replayed on the request carrying its entryId', async () => {
+    await grant(w);
+    const requests = ['a1', 'a2'].map((id, i) => ({
+      ...readRequest(w, id),
+      resources: [`Observation/${id}/_history/1`],
+      auditAction: 'R' as const,
+      subtype: 'read',
+      entryId: `batch-${i}`,
+    }));
+    w.chain.naming(AUTHORIZE_AND_RECORD_BATCH, JSON.stringify(requests));
+    const results = await w.h1.authorizeAndRecordBatch(requests);
+    expect(results.map((r) => r.eventId.split('.')[1])).to.deep.equal(['0', '1']);
+    const report = await replay(w);
+    expect(report).to.deep.include({ entries: 2, follows: 2, doesNotFollow: [], unchecked: [] });
+    // A batch whose requests do not carry the entry's entryId names no request for it: not trusted.
+    await revoke(w);
+    const forged = [{ ...requests[0], entryId: 'other' }];
+    w.chain.naming(AUTHORIZE_AND_RECORD_BATCH, JSON.stringify(forged));
+    const [entry] = await w.h1.authorizeAndRecordBatch([
+      { ...readRequest(w, 'a1'), resources: ['Observation/a1/_history/1'], auditAction: 'R', subtype: 'read', entryId: 'batch-9' },
+    ]);
+    const flagged = byId(await replay(w), entry?.eventId ?? '');
+    expect(flagged?.verdict).to.equal('does-not-follow');
   });
 
   it('async mode: a permit recorded at a height where the consent did not permit it (a tampered entry) is flagged; honest entries follow', async () => {

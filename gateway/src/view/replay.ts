@@ -52,6 +52,8 @@ import { ViewStore } from './view-store';
 
 /** The function whose entries the chaincode decided itself. */
 export const AUTHORIZE_AND_RECORD = 'hdx.audit:AuthorizeAndRecord';
+/** Group commit (sync mode): several AuthorizeAndRecord requests in one transaction; an entry's request is the one with its entryId. */
+export const AUTHORIZE_AND_RECORD_BATCH = 'hdx.audit:AuthorizeAndRecordBatch';
 /** What AuthorizeAndRecord's request holds besides the EvaluateAccess request. */
 const AUTHORIZE_EXTRA_FIELDS = ['resources', 'auditAction', 'subtype', 'entryId'] as const;
 
@@ -163,12 +165,26 @@ function decideNow(store: ViewStore, input: AccessRequestInput, clock: { now: nu
   return runSync(decideAccessSteps(input, 'request', clock), viewFacts(store));
 }
 
+/**
+ * The request an AuthorizeAndRecord entry was decided on: the transaction's one request, or, in an
+ * AuthorizeAndRecordBatch, the request carrying the entry's entryId (unique within a batch).
+ */
+function requestOf(entry: AuditEntry, call: TransactionCall): JsonObject {
+  const arg = JSON.parse(Buffer.from(call.args[0] ?? []).toString('utf8')) as unknown;
+  if (call.fn !== AUTHORIZE_AND_RECORD_BATCH) return arg as JsonObject;
+  const found = Array.isArray(arg)
+    ? (arg as JsonObject[]).find((r) => r !== null && typeof r === 'object' && r.entryId === entry.entryId && entry.entryId !== undefined)
+    : undefined;
+  if (!found) throw new SyntaxError("no request of the batch carries the entry's entryId");
+  return found;
+}
+
 /** An AuthorizeAndRecord entry: its own request, re-decided at the height before its block. */
 function checkChaincodeEntry(store: ViewStore, entry: AuditEntry, call: TransactionCall, height: number): Check {
   const recorded = outcomeOf(entry);
   let resolved;
   try {
-    const obj = JSON.parse(Buffer.from(call.args[0] ?? []).toString('utf8')) as JsonObject;
+    const obj = requestOf(entry, call);
     const input = parseAccessRequest(obj, 'request', AUTHORIZE_EXTRA_FIELDS);
     resolved = decideNow(store, input, { now: Math.floor(Date.parse(entry.recordedAt) / 1000) * 1000, submitter: entry.gateway });
   } catch (err) {
@@ -315,7 +331,7 @@ export async function replayAccessHistory(options: ReplayOptions): Promise<Repla
               continue;
             }
             const call = calls.get(txId);
-            if (call?.fn === AUTHORIZE_AND_RECORD) {
+            if (call?.fn === AUTHORIZE_AND_RECORD || call?.fn === AUTHORIZE_AND_RECORD_BATCH) {
               settle(p, { block, decidedBy: 'chaincode', height, ...checkChaincodeEntry(store, p.entry, call, height) });
             } else if (p.entry.decidedAt !== undefined) {
               const h = p.entry.decidedAt.height;
