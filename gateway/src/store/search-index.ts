@@ -33,15 +33,87 @@ function compositeIndexed(p: TypeSearchParam): boolean {
   );
 }
 
+const indexedByType = new Map<string, ReadonlyMap<string, TypeSearchParam>>();
+
 /** The indexed search parameters of a type (the spec's, of an indexed kind), by code. */
-export function indexedParamsOf(resourceType: string): Map<string, TypeSearchParam> {
-  const out = new Map<string, TypeSearchParam>();
-  for (const [code, p] of searchParamsOf(resourceType)) {
-    if (!INDEXED_KINDS.has(p.type) || COLUMN_PARAMS.has(code)) continue;
-    if (p.type === 'composite' && !compositeIndexed(p)) continue;
-    out.set(code, p);
+export function indexedParamsOf(resourceType: string): ReadonlyMap<string, TypeSearchParam> {
+  let out = indexedByType.get(resourceType);
+  if (!out) {
+    const params = new Map<string, TypeSearchParam>();
+    for (const [code, p] of searchParamsOf(resourceType)) {
+      if (!INDEXED_KINDS.has(p.type) || COLUMN_PARAMS.has(code)) continue;
+      if (p.type === 'composite' && !compositeIndexed(p)) continue;
+      params.set(code, p);
+    }
+    out = params;
+    indexedByType.set(resourceType, out);
   }
   return out;
+}
+
+/** A term with the arguments of its where(...) filters removed (they only keep values, never make one). */
+function withoutFilters(term: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < term.length; i++) {
+    if (term.startsWith('.where(', i)) {
+      let depth = 0;
+      let j = i + '.where'.length;
+      for (; j < term.length; j++) {
+        if (term[j] === '(') depth++;
+        else if (term[j] === ')' && --depth === 0) break;
+      }
+      if (depth !== 0) return undefined;
+      out += '.where()';
+      i = j;
+      continue;
+    }
+    out += term[i];
+  }
+  return out;
+}
+
+/** A navigation: elements, type filters and where() filters only, nothing that can yield a value from an absent element. */
+const NAVIGATION = /^\(*\s*[A-Z][A-Za-z]+((\.[a-z][A-Za-z0-9]*)|(\.ofType\([A-Za-z]+\))|(\.where\(\)))+\s*\)*$/;
+
+/**
+ * The top-level elements an expression reads its values from (each union term's first element after the
+ * type: `Observation.value.ofType(Quantity)` → `value`), when every term is a pure navigation; undefined
+ * otherwise (`Patient.deceased.exists() and ...` yields `false` from an absent element; `%resource`; a
+ * function): then it is always evaluated.
+ */
+export function topElementsOf(expression: string): readonly string[] | undefined {
+  const out: string[] = [];
+  for (const term of unionTerms(expression)) {
+    const bare = withoutFilters(term.trim());
+    const m = bare !== undefined && NAVIGATION.test(bare) ? /^\(*\s*[A-Z][A-Za-z]+\.([a-z][A-Za-z0-9]*)/.exec(bare) : null;
+    if (!m?.[1]) return undefined;
+    out.push(m[1]);
+  }
+  return out;
+}
+
+const topElements = new Map<string, readonly string[] | undefined>();
+
+/**
+ * Whether a resource holds any of these elements at its top level: the element itself, a choice of it
+ * (`value` → `valueQuantity`), or a primitive's extension (`_status`). An expression whose elements are all
+ * absent selects nothing (FHIRPath reads no value from an absent element), so it need not be evaluated:
+ * most of a type's parameters name elements a given resource does not have.
+ */
+function mayHold(keys: readonly string[], elements: readonly string[] | undefined): boolean {
+  if (elements === undefined) return true;
+  for (const raw of keys) {
+    const key = raw.startsWith('_') ? raw.slice(1) : raw;
+    for (const e of elements) {
+      if (key === e || (key.startsWith(e) && key.length > e.length && /[A-Z]/.test(key.charAt(e.length)))) return true;
+    }
+  }
+  return false;
+}
+
+function elementsOf(expression: string): readonly string[] | undefined {
+  if (!topElements.has(expression)) topElements.set(expression, topElementsOf(expression));
+  return topElements.get(expression);
 }
 
 /** Lower case, without diacritics: how string parameters match by default. */
@@ -163,15 +235,21 @@ function entriesOfValue(kind: SearchParamType, v: unknown): Entry[] {
   }
 }
 
-/** Every index entry of a version's content: one per value of each indexed parameter of its type. */
-export function indexEntriesOf(resource: Record<string, unknown>): IndexEntry[] {
+/**
+ * Every index entry of a version's content: one per value of each indexed parameter of its type. A
+ * parameter whose elements the resource does not hold is skipped (`everyParam` evaluates each anyway:
+ * the test that the skip changes nothing).
+ */
+export function indexEntriesOf(resource: Record<string, unknown>, options: { everyParam?: boolean } = {}): IndexEntry[] {
   const entries = new Map<string, IndexEntry>();
   const add = (param: string, e: Entry, grp = 0): void => {
     const full: IndexEntry = { param, ...e, grp };
     entries.set(JSON.stringify([param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, grp]), full);
   };
   let grp = 0;
+  const keys = Object.keys(resource);
   for (const [code, p] of indexedParamsOf(String(resource.resourceType))) {
+    if (options.everyParam !== true && !mayHold(keys, elementsOf(p.expression))) continue;
     if (p.type === 'composite') {
       // One group per element the composite's expression selects, each component read within it; an
       // element lacking a component can match no value of the composite and is left out.
