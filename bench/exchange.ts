@@ -45,6 +45,9 @@ const INGEST: ReadonlyArray<readonly [number, number]> = [
 /** Entries per Bundle the gateway accepts (one AnchorBatch per transaction). */
 const MAX_BUNDLE = 500;
 const SEARCH_SET = 1000;
+/** Pipelined ingest: senders at once, and Bundles of MAX_BUNDLE each sends. */
+const PIPELINE_CLIENTS = Number(process.env.HDX_BENCH_PIPELINE_CLIENTS ?? '4');
+const PIPELINE_BUNDLES = Number(process.env.HDX_BENCH_PIPELINE_BUNDLES ?? '2');
 const SEARCH_MONTHS = 20;
 const SEARCH_CONCURRENCY = [1, 8];
 const SEARCH_SECONDS = Math.max(3, Math.round(SECONDS / 2));
@@ -371,6 +374,36 @@ async function main(): Promise<void> {
       ]);
     };
 
+    // --- Pipelined ingest: several Bundles in flight at once (as a feed with several senders would) ---
+    const pipelinedIngest = async (gw: Gw, mode: string): Promise<void> => {
+      const token = staff(gw, 'hospital1', { did: drH1.did });
+      log(`pipelined ingest, ${mode} audit mode: ${PIPELINE_CLIENTS} senders × ${PIPELINE_BUNDLES} Bundles of ${MAX_BUNDLE} Observations`);
+      const perBundle: number[] = [];
+      const start = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: PIPELINE_CLIENTS }, async (_, c) => {
+          for (let b = 0; b < PIPELINE_BUNDLES; b++) {
+            const t0 = process.hrtime.bigint();
+            const base = 1_000_000 + (c * PIPELINE_BUNDLES + b) * MAX_BUNDLE;
+            const r = await call(gw.config.baseUrl, 'POST', token, transaction(Array.from({ length: MAX_BUNDLE }, (_, i) => observation(patientRef, base + i))));
+            expectStatus(r, 200, `pipelined transaction of ${MAX_BUNDLE}`);
+            perBundle.push(ms(t0));
+          }
+        }),
+      );
+      const seconds = ms(start) / 1000;
+      const total = PIPELINE_CLIENTS * PIPELINE_BUNDLES * MAX_BUNDLE;
+      perBundle.sort((a, b) => a - b);
+      rows.push([
+        'anchored ingest',
+        `pipelined, ${PIPELINE_CLIENTS} senders, ${mode} audit`,
+        `${rate(total / seconds)} resources/s`,
+        `${f1(percentile(perBundle, 50))} ms/Bundle`,
+        `${f1(perBundle[perBundle.length - 1] ?? NaN)} ms/Bundle (max)`,
+        `${total} resources in ${PIPELINE_CLIENTS * PIPELINE_BUNDLES} Bundles of ${MAX_BUNDLE}, ${PIPELINE_CLIENTS} in flight at once`,
+      ]);
+    };
+
     // --- Anchored ingest through transaction Bundles ---
     const ingest = async (gw: Gw, mode: string): Promise<void> => {
       const token = staff(gw, 'hospital1', { did: drH1.did });
@@ -407,6 +440,7 @@ async function main(): Promise<void> {
     await readsFor(h1, 'sync', [...CONCURRENCY, 32]);
     await searchesFor(h1, 'sync');
     await ingest(h1, 'sync');
+    await pipelinedIngest(h1, 'sync');
 
     await revocation(h1, 'sync');
     await h1.gateway.close();
@@ -424,6 +458,7 @@ async function main(): Promise<void> {
     const st = h1.gateway.view?.status();
     notes.push(`async mode after its reads: view height ${st?.height ?? '?'}, lag ${st?.lagBlocks ?? '?'} block(s), fresh ${String(st?.fresh)}`);
     await ingest(h1, 'async');
+    await pipelinedIngest(h1, 'async');
     await revocation(h1, 'async');
     log('stopping the async gateway (it drains its outbox first)');
     const drainStart = process.hrtime.bigint();
