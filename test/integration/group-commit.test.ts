@@ -4,6 +4,7 @@
  * transaction carrying its own access entry is committed; a denied read grouped with permitted ones is
  * denied alone, and recorded.
  */
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import pino from 'pino';
 import { DID_IDENTIFIER_SYSTEM, enrollGatewayIdentity, FabricLedger, generateDidKey, signConsent, signDidToken } from '@hdx/gateway';
@@ -50,7 +51,7 @@ describe('sync audit mode: group commit (real network)', function () {
     };
     permittedObs = await observationOf(consenting.did);
     deniedObs = await observationOf(other.did);
-    const consent = permitOrganizationConsent('7d2a0b83-5e4f-4a9c-9d3e-4f5a6b7c8d9e', consenting.did, 'Hospital2MSP', 'TREAT');
+    const consent = permitOrganizationConsent(randomUUID(), consenting.did, 'Hospital2MSP', 'TREAT');
     const granted = await call(
       h1,
       'POST',

@@ -9,6 +9,7 @@
  * outbox delivers carry their view height, and replay finds them following too.
  */
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
@@ -29,11 +30,12 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
   const patientKey = generateDidKey();
   const drH1 = generateDidKey();
   const drH2 = generateDidKey();
-  const CONSENT_ID = '7d2a0b83-5e4f-4a9c-9d3e-4f5a6b7c8d9e';
+  // Consent ids are global on the ledger: each run and each test file takes its own.
+  const CONSENT_ID = randomUUID();
   const consent = permitOrganizationConsent(CONSENT_ID, patientKey.did, 'Hospital2MSP', 'TREAT');
   let observationRef: string;
   let h2ObservationId: string;
-  const CONSENT_H1_ID = '8e3b1c94-6f5a-4b0d-8e4f-5a6b7c8d9e0f';
+  const CONSENT_H1_ID = randomUUID();
   const consentH1 = permitOrganizationConsent(CONSENT_H1_ID, patientKey.did, 'Hospital1MSP', 'TREAT');
 
   const h2Token = (): string => signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 300 });
