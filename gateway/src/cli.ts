@@ -3,7 +3,7 @@
  * `hdx`: keys, DIDs, signed requests and bearer tokens for trying and testing an HDX gateway.
  * Each command prints JSON or a token on stdout; a usage error exits with 2 and says how to fix it.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +20,7 @@ import { FabricLedger } from './ledger/fabric-ledger';
 import { newLogger } from './logger';
 import { rebuildAndCompare, VIEW_FILE_NAME } from './view';
 import { replayPatient } from './view/replay';
+import { ReceiptError, verifyReceipt } from './audit/receipt';
 
 export interface CliIo {
   stdout(text: string): void;
@@ -85,6 +86,14 @@ hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
   {equal, liveHeight, rebuiltHeight, differences} as JSON (each difference: table, key, kind, changed columns);
   exits 1 when they differ. The peer and the gateway's Fabric identity come from the gateway's environment (HDX_*,
   as for hdx-gateway). Safe to run beside the gateway.`,
+  receipt: `hdx receipt verify <receipt.json> [--trust-roots roots.pem]
+  Verifies an audit receipt (GET /fhir/AuditEvent/<eventId>/$receipt) offline, with no network: the block's data
+  hash, the orderers' signatures on the block, that the transaction is in the block and valid, its submitter's
+  signature, each endorsement over the proposal response, every certificate against its organization's MSP
+  certificates in the receipt's config block, and that the entry written is exactly the receipt's entry.
+  Prints {verified, eventId, blockNumber, endorsedBy, orderedBy, rootCertificates, entry, ...} as JSON; exits 1
+  naming the failed check. With --trust-roots (PEM certificates) every MSP root in the receipt must be one of them;
+  without it, compare rootCertificates (SHA-256 fingerprints) with the consortium's.`,
 };
 
 function usageText(): string {
@@ -559,7 +568,42 @@ async function offboardCommand(args: string[], io: CliIo): Promise<void> {
   io.stdout(`${text}\n`);
 }
 
+/** `hdx receipt verify <file>`: an audit receipt checked offline. */
+function receiptCommand(args: string[], io: CliIo): void {
+  const [sub, ...rest] = args;
+  if (sub !== 'verify') throw new UsageError(`say what to do: hdx receipt verify <receipt.json>\n\n${USAGE.receipt ?? ''}`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { 'trust-roots': { type: 'string' } }, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE.receipt ?? ''}`);
+  }
+  const [file, ...extra] = parsed.positionals;
+  if (file === undefined || extra.length > 0) throw new UsageError(`give one receipt file: hdx receipt verify <receipt.json>\n\n${USAGE.receipt ?? ''}`);
+  const rootsFile = parsed.values['trust-roots'];
+  let trustedRoots: X509Certificate[] | undefined;
+  if (rootsFile !== undefined) {
+    const pems = readText(rootsFile, 'trust-roots', 'PEM certificates').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (pems.length === 0) throw new UsageError(`--trust-roots ${rootsFile} holds no PEM certificate`);
+    trustedRoots = pems.map((pem) => new X509Certificate(pem));
+  }
+  const text = readText(file, 'receipt', 'a receipt file');
+  let receipt: unknown;
+  try {
+    receipt = JSON.parse(text);
+  } catch {
+    throw new Error(`${file} is not JSON: not a receipt`);
+  }
+  try {
+    io.stdout(json(verifyReceipt(receipt, trustedRoots ? { trustedRoots } : {}), true));
+  } catch (err) {
+    if (err instanceof ReceiptError) throw new Error(`the receipt does NOT verify: ${err.message}`);
+    throw err;
+  }
+}
+
 const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
+  receipt: receiptCommand,
   keygen,
   'did-proof': didProof,
   token,

@@ -150,6 +150,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       rateLimits: { perIdentity: config.rateLimitPerIdentity, perIp: config.rateLimitPerIp },
       exports: bulkExports,
       blocks: { source: fabric, namespace: config.chaincode },
+      receipts: { source: fabric, channel: config.channel, chaincode: config.chaincode },
       ...(view
         ? {
             ledgerView: { health: () => viewHealth(view, config.viewMaxLagMs, localDecisions ? 'local' : 'chaincode') },

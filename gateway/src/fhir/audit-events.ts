@@ -2,6 +2,8 @@ import type { AccessQuery, AuditEntry, LedgerClient } from '../ledger/ledger-cli
 import { OperationOutcomeError } from '../errors';
 
 const URI = 'urn:ietf:rfc:3986';
+/** The AuditEvent extension carrying the ledger's event id `<txId>.<n>` of the access entry. */
+export const LEDGER_EVENT_ID_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/ledger-event-id';
 const MSP = 'urn:hdx:msp';
 const PSEUDONYM = 'urn:hdx:pseudonym';
 
@@ -19,6 +21,9 @@ export function toAuditEvent(e: AuditEntry): Record<string, unknown> {
   return {
     resourceType: 'AuditEvent',
     id: e.eventId.replace(/[^A-Za-z0-9\-.]/g, '-').slice(0, 64),
+    // The id holds at most 64 characters (the transaction id): the ledger's own event id, which names the
+    // entry among the others of its transaction, is what GET /fhir/AuditEvent/<eventId>/$receipt takes.
+    extension: [{ url: LEDGER_EVENT_ID_EXTENSION, valueString: e.eventId }],
     ...(e.breakGlass ? { meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT', display: 'break-glass: flagged for review' }] } } : {}),
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
     subtype: [

@@ -59,6 +59,7 @@ import { exportRoutes } from './export-routes';
 import { smartConfiguration } from '../auth/smart-configuration';
 import { defaultWebappDir, webappRoutes } from './app-routes';
 import { AccessStream } from './access-stream';
+import { fetchReceipt, type ReceiptSource } from '../audit/receipt';
 import type { BlockSource } from '../view/ledger-view';
 
 export interface AppDeps {
@@ -99,6 +100,11 @@ export interface AppDeps {
    * notifications (GET /fhir/AuditEvent/$stream); not offered when absent.
    */
   readonly blocks?: { readonly source: BlockSource; readonly namespace: string; readonly heartbeatMs?: number };
+  /**
+   * This organization's peer's blocks by transaction and number, and access entries as a requester may
+   * see them: audit receipts (GET /fhir/AuditEvent/:eventId/$receipt); not offered when absent.
+   */
+  readonly receipts?: { readonly source: ReceiptSource; readonly channel: string; readonly chaincode: string };
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -454,6 +460,30 @@ export function createApp(deps: AppDeps): express.Express {
     if (Object.keys(rawQuery(req.query)).length > 0)
       throw new OperationOutcomeError('INVALID', "GET /fhir/AuditEvent/$stream takes no parameters: it streams the accesses to the caller's own data and their wards'");
     await accessStream.serve(req, res, auth);
+  });
+
+  // Offline-verifiable audit receipts (src/audit/receipt.ts): for auditors, of any entry they may read.
+  fhir.get('/AuditEvent/:eventId/$receipt', async (req: Request<{ eventId: string }>, res) => {
+    const auth = requireAuth(req);
+    if (!deps.receipts) throw new OperationOutcomeError('UNSUPPORTED', 'Audit receipts are not offered by this server');
+    requireScope(auth, 'AuditEvent', 'read');
+    if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
+      throw new OperationOutcomeError('FORBIDDEN', 'Audit receipts are not available to a member organization acting for a user');
+    }
+    // A receipt holds the whole block (its data hash covers every transaction in it), so it discloses the
+    // block's other transactions: only auditors, who may read the whole access history, get receipts.
+    if (auth.role !== 'auditor' || !auth.did) {
+      throw new OperationOutcomeError('FORBIDDEN', "Audit receipts are for auditors: a receipt carries the whole block, other members' transactions included");
+    }
+    if (Object.keys(rawQuery(req.query)).length > 0) throw new OperationOutcomeError('INVALID', 'GET /fhir/AuditEvent/<eventId>/$receipt takes no parameters');
+    const eventId = req.params.eventId;
+    if (!/^[A-Za-z0-9]{1,128}\.[0-9]{1,6}$/.test(eventId)) {
+      throw new OperationOutcomeError('INVALID', 'The receipt is asked by the ledger event id <txId>.<n> (the AuditEvent extension ledger-event-id)');
+    }
+    const receipt = await fetchReceipt(deps.receipts.source, { channel: deps.receipts.channel, chaincode: deps.receipts.chaincode, eventId, requester: auth.did });
+    if (!receipt) throw new OperationOutcomeError('NOT_FOUND', `AuditEvent ${eventId} is not known`);
+    res.setHeader('Content-Disposition', `attachment; filename="receipt-${eventId}.json"`);
+    res.status(200).type('application/json; charset=utf-8').send(JSON.stringify(receipt));
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */

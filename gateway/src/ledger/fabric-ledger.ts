@@ -303,6 +303,36 @@ export class FabricLedger implements LedgerClient {
     return page ?? { entries: [], bookmark: '', fetchedRecordsCount: 0 };
   }
 
+  /** `hdx.audit:GetEntry`: one access entry as `requester` may see it; undefined when missing or not visible to them. */
+  async auditEntry(eventId: string, requester: string): Promise<AuditEntry | undefined> {
+    try {
+      return parse<AuditEntry>(await this.#contracts.audit.evaluateTransaction('GetEntry', eventId, requester));
+    } catch (err) {
+      const e = toLedgerError(err, 'reading an access entry');
+      // Not visible is answered as missing: the caller cannot tell an entry exists.
+      if (e.code === 'NOT_FOUND' || e.code === 'FORBIDDEN') return undefined;
+      throw e;
+    }
+  }
+
+  /** The block holding a transaction, as the peer stores it (qscc GetBlockByTxID). */
+  async blockByTxId(txId: string): Promise<Uint8Array> {
+    try {
+      return await this.#network.getContract('qscc').evaluateTransaction('GetBlockByTxID', this.#channel, txId);
+    } catch (err) {
+      throw toLedgerError(err, 'reading the block of a transaction');
+    }
+  }
+
+  /** One block by number, as the peer stores it (qscc GetBlockByNumber). */
+  async blockByNumber(blockNumber: bigint): Promise<Uint8Array> {
+    try {
+      return await this.#network.getContract('qscc').evaluateTransaction('GetBlockByNumber', this.#channel, blockNumber.toString());
+    } catch (err) {
+      throw toLedgerError(err, 'reading a block');
+    }
+  }
+
   /** Committed blocks of the channel from `startBlock` on, then each new one (the ledger view's feed). */
   blockEvents(startBlock: bigint): Promise<AsyncIterable<common.Block> & { close(): void }> {
     return this.#network.getBlockEvents({ startBlock });
