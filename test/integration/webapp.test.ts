@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signDidToken } from '@hdx/gateway';
 import * as os from 'node:os';
-import { call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
+import { auditDelivered, call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
 import { startTestGateway } from '../support/network';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', '.hdx', 'screenshots');
@@ -144,6 +144,19 @@ describe('patient web app in a real browser (real network)', function () {
     observationId = String(o.body.id);
     // Without a consent a hospital2 practitioner cannot read it (nor tell it exists).
     expect((await h2Read()).status).to.equal(404);
+    // The refusal is on the ledger (async audit mode: within a flush), as the auditor sees it.
+    await auditDelivered(h1);
+    const events = await call(
+      reg,
+      'GET',
+      `/AuditEvent?patient=${patientDid}&_count=100`,
+      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+    expect(events.status, events.text).to.equal(200);
+    const denies = ((events.body.entry ?? []) as Array<{ resource: { outcome?: string; agent?: Array<{ who?: { identifier?: { value?: string } } }> } }>).filter(
+      (e) => e.resource.outcome === '4' && e.resource.agent?.some((a) => a.who?.identifier?.value === drH2.did),
+    );
+    expect(denies, events.text).to.have.length(1);
   });
 
   it('the patient grants Hospital2MSP a consent in the page, shown in plain words first; the hospital2 read then succeeds', async () => {
