@@ -3,12 +3,11 @@ import type { Logger } from 'pino';
 import type { P256PrivateJwk } from '../auth/did-key';
 import { signDidToken } from '../auth/issue';
 import { AccessControl, type Caller } from '../fhir/access-control';
-import { commitmentOf, commitmentsEqual } from '../model/commitment';
+import { commitmentOf, commitmentsEqual, OPENING_KEY_EXTENSION } from '../model/commitment';
 import type { OperationOutcomeIssue } from '../errors';
 import type { LedgerClient, LocateResult } from '../ledger/ledger-client';
 
-/** Bundle.entry extension in which a custodian reveals the key that opens one version's commitment. */
-export const OPENING_KEY_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/commitment-opening-key';
+export { OPENING_KEY_EXTENSION };
 
 const MAX_PAGES = 50;
 /** Largest page hdx.record:LocateRecords serves. */

@@ -16,14 +16,23 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { validateResource, type FhirIssue } from '@hdx/fhir-mappers';
-import type { Logger } from 'pino';
 import type { ScopeAction } from '../auth/scopes';
+import type { AuthContext } from '../auth/types';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
+import { bindCaller } from './policy';
+import { conditionalDelete } from './handlers/conditional-delete';
+import { conditionalUpdate } from './handlers/conditional-update';
+import { create } from './handlers/create';
+import { read } from './handlers/read';
+import type { FhirContext, FhirOutcome, FhirRequest } from './handlers/request';
+import { queryOf } from './handlers/request';
+import { search } from './handlers/search';
+import { vread } from './handlers/vread';
 
 /**
  * Most entries in one Bundle: a transaction is one write (MAX_WRITE_VERSIONS, anchored in as many
@@ -34,11 +43,8 @@ export const MAX_BUNDLE_ENTRIES = MAX_WRITE_VERSIONS;
 /** Batch entries processed at the same time. */
 const BATCH_CONCURRENCY = 8;
 
-/** The Caller for one interaction on one type, after its scope check (app.ts `caller()`); throws FORBIDDEN. */
+/** The Caller for one interaction on one type, after its scope check (policy.ts bindCaller); throws FORBIDDEN. */
 export type ScopedCaller = (resourceType: string, action: ScopeAction) => Caller;
-
-/** search-type of the caller (app.ts): the type and the query string → a searchset Bundle. */
-export type SearchType = (resourceType: string, query: string) => Promise<Record<string, unknown>>;
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -167,28 +173,31 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
 }
 
 export interface BundleServiceDeps {
-  readonly resources: ResourceService;
-  readonly log: Logger;
-  /** This server's FHIR base URL (fullUrl of the response entries; accepted as a prefix of request URLs). */
-  readonly baseUrl: string;
+  /**
+   * The FHIR layer's context: its services, this server's FHIR base URL (fullUrl of the response
+   * entries; accepted as a prefix of request URLs) and MSP id (callers are bound against it).
+   */
+  readonly context: FhirContext;
 }
 
 export class BundleService {
+  readonly #ctx: FhirContext;
   readonly #resources: ResourceService;
-  readonly #log: Logger;
   readonly #base: string;
 
   constructor(deps: BundleServiceDeps) {
-    this.#resources = deps.resources;
-    this.#log = deps.log;
-    this.#base = deps.baseUrl;
+    this.#ctx = deps.context;
+    this.#resources = deps.context.resources;
+    this.#base = deps.context.baseUrl;
   }
 
   /**
-   * `POST [base]`: a transaction or batch Bundle → its transaction-response or batch-response. `search`
-   * answers a batch's `GET Type?query` entries as the search-type route does (a searchset Bundle).
+   * `POST [base]`: a transaction or batch Bundle of this caller → its transaction-response or
+   * batch-response. A batch's `GET Type?query` entries are answered by the search-type handler, as
+   * `GET [base]/Type?query` is (a searchset Bundle).
    */
-  async process(scoped: ScopedCaller, body: unknown, search?: SearchType): Promise<Record<string, unknown>> {
+  async process(auth: AuthContext, body: unknown): Promise<Record<string, unknown>> {
+    const scoped: ScopedCaller = (type, action) => bindCaller(auth, this.#ctx.mspId, type, action);
     if (!isObject(body) || body.resourceType !== 'Bundle') {
       throw new OperationOutcomeError('INVALID', 'POST to the FHIR base takes a Bundle of type transaction or batch');
     }
@@ -202,7 +211,7 @@ export class BundleService {
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
     const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
-    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(scoped, resolved, resolved.entry ?? [], failures, search);
+    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
   }
 
   /**
@@ -513,13 +522,7 @@ export class BundleService {
   }
 
   /** Each entry on its own; the batch-response lists every entry's outcome in request order. */
-  async batch(
-    scoped: ScopedCaller,
-    bundle: Record<string, unknown>,
-    raw: readonly unknown[],
-    failures: ReadonlyMap<number, unknown> = new Map(),
-    search?: SearchType,
-  ): Promise<Record<string, unknown>> {
+  async batch(auth: AuthContext, bundle: Record<string, unknown>, raw: readonly unknown[], failures: ReadonlyMap<number, unknown> = new Map()): Promise<Record<string, unknown>> {
     // Validation problems belong to their entry; anything else is the whole Bundle's.
     const byEntry = new Map<number, FhirIssue[]>();
     const envelope: FhirIssue[] = [];
@@ -539,10 +542,11 @@ export class BundleService {
         const e = this.#parseEntry(r, index, 'batch');
         type = e.type;
         if (e.search !== undefined) {
-          if (!search) throw invalid(`Bundle.entry[${index}].request.url`, `Bundle.entry[${index}]: searches are not offered here`);
-          return { resource: await search(e.type, e.search), response: { status: status(200) } };
+          // A search, as GET [base]/Type?query is (no Prefer: strict).
+          const found = await search(this.#ctx, { auth, type: e.type, query: queryOf(e.search) });
+          return { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } };
         }
-        return await this.#batchEntry(scoped, e);
+        return await this.#batchEntry(auth, e);
       } catch (err) {
         return this.#failed(atEntry(err, index, type), index);
       }
@@ -550,52 +554,32 @@ export class BundleService {
     return { resourceType: 'Bundle', id: randomUUID(), type: 'batch-response', entry };
   }
 
-  async #batchEntry(scoped: ScopedCaller, e: Entry): Promise<ResponseEntry> {
+  async #batchEntry(auth: AuthContext, e: Entry): Promise<ResponseEntry> {
     forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
       if ((holder.reference as string).startsWith('urn:uuid:')) throw invalid(path, `${path}: entries of a batch cannot refer to each other (urn:uuid); use a transaction`);
     });
-    const who = scoped(e.type, SCOPE_ACTION[e.method]);
-    if (e.method === 'POST' && e.ifNoneExist !== undefined) {
-      const outcome = await this.#resources.conditionalCreate(who, e.type, e.resource, e.ifNoneExist);
-      if ('existing' in outcome) return this.#matched(e.type, outcome.existing);
-      const { id: createdId, meta } = outcome.created as Resource & { meta: { versionId: string; lastUpdated: string } };
-      return {
-        fullUrl: `${this.#base}/${e.type}/${String(createdId)}`,
-        resource: outcome.created,
-        response: { status: status(201), location: `${e.type}/${String(createdId)}/_history/${meta.versionId}`, etag: `W/"${meta.versionId}"`, lastModified: meta.lastUpdated },
-      };
-    }
-    if (e.conditional !== undefined && e.method === 'DELETE') {
-      await this.#resources.conditionalDelete(who, e.type, e.conditional, e.ifMatch);
-      return { response: { status: status(204) } };
-    }
-    if (e.conditional !== undefined) {
-      // It may create: the scopes of both, before anything is matched.
-      scoped(e.type, 'create');
-      const { resource, created } = await this.#resources.conditionalUpdate(who, e.type, e.conditional, e.resource, e.ifMatch);
-      const { id: rid, meta } = resource as Resource & { meta: { versionId: string; lastUpdated: string } };
-      return {
-        fullUrl: `${this.#base}/${e.type}/${String(rid)}`,
-        resource,
-        response: {
-          status: status(created ? 201 : 200),
-          location: `${e.type}/${String(rid)}/_history/${meta.versionId}`,
-          etag: `W/"${meta.versionId}"`,
-          lastModified: meta.lastUpdated,
-        },
-      };
-    }
+    const who = bindCaller(auth, this.#ctx.mspId, e.type, SCOPE_ACTION[e.method]);
+    // Reads and conditional writes: the handlers of the single interactions, with the entry's request.
+    const req: FhirRequest = {
+      auth,
+      type: e.type,
+      ...(e.id !== undefined ? { id: e.id } : {}),
+      ...(e.versionId !== undefined ? { versionId: e.versionId } : {}),
+      query: {},
+      ...(e.conditional !== undefined ? { queryString: e.conditional } : {}),
+      headers: { ...(e.ifMatch !== undefined ? { ifMatch: e.ifMatch } : {}), ...(e.ifNoneExist !== undefined ? { ifNoneExist: e.ifNoneExist } : {}) },
+      ...(e.resource !== undefined ? { body: e.resource } : {}),
+      bodyFormat: 'fhir-json',
+    };
+    if (e.method === 'POST' && e.ifNoneExist !== undefined) return this.#entryOf(e.type, await create(this.#ctx, req));
+    if (e.conditional !== undefined && e.method === 'DELETE') return this.#entryOf(e.type, await conditionalDelete(this.#ctx, req));
+    // A conditional update's entry names the version written, also when it updated (HTTP sends Location on a create only).
+    if (e.conditional !== undefined) return this.#entryOf(e.type, await conditionalUpdate(this.#ctx, req), true);
+    if (e.method === 'GET') return this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req));
+    // Plain writes are prepared and committed here: the entry's response names the version written, a
+    // deletion's too, which only the prepared version carries (the single delete answers 204 alone).
     const id = e.id as string;
     switch (e.method) {
-      case 'GET': {
-        const resource = e.versionId === undefined ? await this.#resources.read(who, e.type, id) : await this.#resources.vread(who, e.type, id, e.versionId);
-        const meta = resource.meta as { versionId?: string; lastUpdated?: string } | undefined;
-        return {
-          fullUrl: `${this.#base}/${e.type}/${id}`,
-          resource,
-          response: { status: status(200), ...(meta?.versionId ? { etag: `W/"${meta.versionId}"` } : {}), ...(meta?.lastUpdated ? { lastModified: meta.lastUpdated } : {}) },
-        };
-      }
       case 'DELETE': {
         const plan = new WritePlan();
         const v = await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch);
@@ -616,9 +600,30 @@ export class BundleService {
     }
   }
 
+  /**
+   * A handler's outcome as a batch-response entry: its resource, status, version (etag, lastModified)
+   * and where the resource is (fullUrl; location when the outcome names one, or with `locate` the
+   * version the resource carries).
+   */
+  #entryOf(type: string, out: FhirOutcome, locate = false): ResponseEntry {
+    const versioned = out.resource !== undefined && out.version !== undefined ? `${type}/${String(out.resource.id)}/_history/${out.version.versionId}` : undefined;
+    const location = out.location ?? (locate ? versioned : undefined);
+    const ref = location?.replace(/\/_history\/[^/]+$/, '') ?? (out.resource?.id !== undefined ? `${type}/${String(out.resource.id)}` : undefined);
+    return {
+      ...(ref !== undefined ? { fullUrl: `${this.#base}/${ref}` } : {}),
+      ...(out.resource !== undefined ? { resource: out.resource } : {}),
+      response: {
+        status: status(out.status),
+        ...(location !== undefined ? { location } : {}),
+        ...(out.version ? { etag: `W/"${out.version.versionId}"` } : {}),
+        ...(out.version?.lastUpdated !== undefined ? { lastModified: out.version.lastUpdated } : {}),
+      },
+    };
+  }
+
   #failed(err: unknown, index: number): ResponseEntry {
     if (err instanceof OperationOutcomeError && err.code !== 'INTERNAL') return { response: { status: status(err.status), outcome: err.outcome } };
-    this.#log.error({ err: (err as { cause?: unknown }).cause ?? err, entry: index }, 'internal error in a batch entry');
+    this.#ctx.log.error({ err: (err as { cause?: unknown }).cause ?? err, entry: index }, 'internal error in a batch entry');
     const e = new OperationOutcomeError('INTERNAL', `Bundle.entry[${index}]: internal error; the operator has been alerted`);
     return { response: { status: status(500), outcome: e.outcome } };
   }

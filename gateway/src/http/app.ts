@@ -11,41 +11,22 @@ import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
 import { assertInteraction, bindCaller, type Caller, mayRead, relatedTo, type RelationDeps } from '../fhir/policy';
 import { type AuditService } from '../fhir/audit-events';
-import { historyBundle, pagingLinks, searchset } from '../fhir/bundle';
-import { BundleService } from '../fhir/bundle-service';
+import { searchset } from '../fhir/bundle';
 import { capabilityStatement } from '../fhir/capability';
 import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
-import type { HistoryParams, ResourceService } from '../fhir/resource-service';
+import type { ResourceService } from '../fhir/resource-service';
 import type { Resource } from '../fhir/write-plan';
-import {
-  assertKnown,
-  chainSpecs,
-  count,
-  type RawQuery,
-  dateFilters,
-  hasSpecs,
-  ID,
-  includeSpecs,
-  lenientQuery,
-  list,
-  offset,
-  patientParam,
-  rawQuery,
-  searchCriteria,
-  single,
-  sortKeys,
-  summaryMode,
-  totalWanted,
-} from '../fhir/search-params';
-import { elementNames, subset, type Subsetting } from '../fhir/subsetting';
+import { assertKnown, count, dateFilters, ID, list, rawQuery, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
 import type { ErasureService } from '../fhir/erasure';
-import { type ExchangeService, OPENING_KEY_EXTENSION } from '../exchange/exchange-service';
+import type { ExchangeService } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from './ingest-routes';
+import { registerFhirRoutes } from './fhir-routes';
+import { checkIds } from '../fhir/handlers/request';
 // The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
 // constant (caller.ts is plain data and loads no contract).
 import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
@@ -121,12 +102,6 @@ function versionHeaders(res: Response, resource: Resource): void {
   if (m?.lastUpdated) res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
 }
 
-function checkIds(type: string, id?: string, vid?: string): void {
-  if (!TYPE.test(type)) throw new OperationOutcomeError('UNSUPPORTED', 'Unknown resource type in the URL');
-  if (id !== undefined && !ID.test(id)) throw new OperationOutcomeError('INVALID', 'The resource id in the URL is not a valid FHIR id');
-  if (vid !== undefined && !/^[0-9]{1,9}$/.test(vid)) throw new OperationOutcomeError('INVALID', 'The version id in the URL is not valid');
-}
-
 /** The caller bound to this request for one interaction on one type (scope, kind and purpose checked: policy.ts). */
 function caller(req: Request, ownMsp: string, resourceType: string, action: ScopeAction): Caller {
   return bindCaller(requireAuth(req), ownMsp, resourceType, action);
@@ -152,13 +127,6 @@ function isOwnFeed(auth: AuthContext | undefined, ownMsp: string): boolean {
   return (auth.organization ?? ownMsp) === ownMsp && auth.actorAuth !== 'delegated' && auth.viaOrganization === undefined;
 }
 
-/** A query string (`a=1&a=2&b=x,y`) as the routes see their query: each parameter's values, in order. */
-function queryOf(query: string): RawQuery {
-  const out: RawQuery = {};
-  for (const [k, v] of new URLSearchParams(query)) (out[k] ??= []).push(v);
-  return out;
-}
-
 function signedBody(req: Request): string {
   if (!req.is('application/jose') || typeof req.body !== 'string') {
     throw new OperationOutcomeError(
@@ -167,10 +135,6 @@ function signedBody(req: Request): string {
     );
   }
   return req.body;
-}
-
-function needsJson(req: Request): void {
-  if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the resource as application/fhir+json');
 }
 
 /** The Express app: adapts HTTP to the FHIR services; every error becomes an OperationOutcome. */
@@ -495,12 +459,6 @@ export function createApp(deps: AppDeps): express.Express {
     return resources.patientRef(id);
   }
 
-  fhir.get('/Patient/:id/$everything', async (req: Request<{ id: string }>, res) => {
-    checkIds('Patient', req.params.id);
-    const everything = await resources.everything(caller(req, config.mspId, 'Patient', 'read'), req.params.id);
-    sendResource(res, 200, searchset({ baseUrl: base, path: `/Patient/${req.params.id}/$everything`, query: {}, resources: everything, total: everything.length }));
-  });
-
   // Exchange between members: this organization's user asks for a patient's records held elsewhere.
   fhir.get('/Patient/$exchange', async (req, res) => {
     if (!deps.exchange) throw new OperationOutcomeError('UNSUPPORTED', 'Exchange between members is not configured on this gateway (HDX_ORG_KEY_FILE)');
@@ -533,272 +491,8 @@ export function createApp(deps: AppDeps): express.Express {
     });
   });
 
-  fhir.get('/:type/:id/$verify', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    const result = await resources.verify(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
-    const parameter: Array<Record<string, unknown>> = [
-      { name: 'verified', valueBoolean: result.verified },
-      { name: 'reason', valueString: result.reason },
-    ];
-    if (result.anchor) {
-      parameter.push(
-        { name: 'custodian', valueString: result.anchor.custodian },
-        { name: 'transaction', valueString: result.anchor.txId },
-        { name: 'anchoredAt', valueInstant: result.anchor.anchoredAt },
-      );
-    }
-    sendResource(res, 200, { resourceType: 'Parameters', parameter });
-  });
-
-  /** `_since`, `_at`, `_count`, `_getpagesoffset` of a type's or the system's history. */
-  function historyParams(q: RawQuery): HistoryParams {
-    assertKnown(q, ['_since', '_at', '_count', '_getpagesoffset']);
-    const since = dateFilters('_since', q._since)?.map((f) => {
-      if (f.op !== 'eq' || !f.value.includes('T')) throw new OperationOutcomeError('INVALID', 'Search parameter _since must be an instant (e.g. 2026-01-01T00:00:00Z)');
-      return f.value;
-    });
-    const at = dateFilters('_at', q._at)?.map((f) => {
-      if (f.op !== 'eq') throw new OperationOutcomeError('INVALID', 'Search parameter _at is a date or dateTime without a prefix (e.g. 2026-01 or 2026-01-01T10:00:00Z)');
-      // The whole period the value names: [start, end of its precision).
-      return { low: f.value, high: `${f.value}\uffff` };
-    });
-    if ((since?.length ?? 0) > 1 || (at?.length ?? 0) > 1) throw new OperationOutcomeError('INVALID', 'Search parameters _since and _at may be given only once');
-    return { ...(since?.[0] ? { since: since[0] } : {}), ...(at?.[0] ? { at: at[0] } : {}), count: count(q), offset: offset(q) };
-  }
-
-  // History of every type the caller may read (registered before /:type, which would take `_history` for a type).
-  fhir.get('/_history', async (req, res) => {
-    const q = rawQuery(req.query);
-    const params = historyParams(q);
-    const auth = requireAuth(req);
-    const callerFor = (type: string): Caller | undefined => {
-      try {
-        return bindCaller(auth, config.mspId, type, 'read');
-      } catch {
-        return undefined;
-      }
-    };
-    const result = await resources.systemHistory(callerFor, params);
-    const link = pagingLinks({ baseUrl: base, path: '/_history', query: q, total: result.total, offset: params.offset, count: params.count });
-    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link }));
-  });
-
-  fhir.get('/:type/_history', async (req: Request<{ type: string }>, res) => {
-    const type = req.params.type;
-    checkIds(type);
-    const q = rawQuery(req.query);
-    const params = historyParams(q);
-    const result = await resources.typeHistory(caller(req, config.mspId, type, 'read'), type, params);
-    const link = pagingLinks({ baseUrl: base, path: `/${type}/_history`, query: q, total: result.total, offset: params.offset, count: params.count });
-    sendResource(res, 200, historyBundle(base, result.entries, { total: result.total, link }));
-  });
-
-  fhir.get('/:type/:id/_history/:vid', async (req: Request<{ type: string; id: string; vid: string }>, res) => {
-    checkIds(req.params.type, req.params.id, req.params.vid);
-    const resource = await resources.vread(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id, req.params.vid);
-    versionHeaders(res, resource);
-    sendResource(res, 200, resource);
-  });
-
-  fhir.get('/:type/:id/_history', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    const versions = await resources.history(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
-    sendResource(res, 200, historyBundle(base, versions));
-  });
-
-  fhir.get('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    const resource = await resources.read(caller(req, config.mspId, req.params.type, 'read'), req.params.type, req.params.id);
-    versionHeaders(res, resource);
-    sendResource(res, 200, resource);
-  });
-
-  /**
-   * search-type as a searchset Bundle, for the GET route and for a batch's `GET Type?query` entries: the
-   * same parameters, the same enforcement point. `prefer` is the Prefer header (handling=lenient).
-   */
-  async function searchType(auth: AuthContext, type: string, raw: RawQuery, prefer: string | undefined): Promise<Record<string, unknown>> {
-    checkIds(type);
-    // `Prefer: handling=lenient` drops the parameters the type does not take (and the self link says so).
-    const q = lenientQuery(type, raw, prefer);
-    // From the spec's SearchParameters of the type; anything else is a 400 (ignoring it would widen the search).
-    const criteria = searchCriteria(type, q);
-    const specs = includeSpecs(type, q);
-    const chains = chainSpecs(type, q);
-    const has = hasSpecs(type, q);
-    const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
-    const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(v)).filter((v): v is string => v !== undefined) : undefined;
-    const c = count(q);
-    const o = offset(q);
-    const ids = list(q, '_id', ID, 'must be FHIR ids');
-    const lastUpdated = dateFilters('_lastUpdated', q._lastUpdated);
-    const sort = sortKeys(type, q);
-    const showTotal = totalWanted(q);
-    const summary = summaryMode(q);
-    const elements = q._elements ? elementNames(type, q._elements) : undefined;
-    if (elements && summary !== undefined && summary !== 'false') throw new OperationOutcomeError('INVALID', 'Search parameters _summary and _elements are exclusive: give one');
-    // `_summary=count` and `_count=0` both ask for the total only.
-    const countOnly = summary === 'count' || c === 0;
-    const subsetting: Subsetting = elements ? { elements } : summary === 'true' || summary === 'text' || summary === 'data' ? { summary } : undefined;
-    // A member organization checks what it fetches against the anchors: a part of a resource cannot be checked.
-    if (subsetting && auth.viaOrganization !== undefined)
-      throw new OperationOutcomeError('INVALID', 'A member organization fetches whole resources (it verifies each against its anchor): no _summary or _elements');
-    const searcher = bindCaller(auth, config.mspId, type, 'search');
-    // An included type is read only under the scopes (and rules) that would let the caller search it.
-    const mayReadType = (t: string): boolean => {
-      try {
-        bindCaller(auth, config.mspId, t, 'search');
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const page = await resources.search(
-      searcher,
-      type,
-      {
-        ...(ids ? { ids } : {}),
-        ...(patientIds ? { patientIds } : {}),
-        ...(lastUpdated ? { lastUpdated } : {}),
-        ...(criteria.length > 0 ? { criteria } : {}),
-        ...(sort ? { sort } : {}),
-        ...(chains.length > 0 ? { chains } : {}),
-        ...(has.length > 0 ? { has } : {}),
-        count: c,
-        offset: o,
-        countOnly,
-      },
-      'search-type',
-      { specs, mayRead: mayReadType },
-    );
-    // A member organization fetching for one of its users gets, per version, the key that opens its
-    // commitment, so it can check the content against the ledger before passing it on.
-    const forMember = auth.viaOrganization !== undefined;
-    const entryExtension = forMember
-      ? (r: Record<string, unknown>) => {
-          const key = resources.openingKey(String(r.resourceType), String(r.id), String((r.meta as { versionId?: string } | undefined)?.versionId));
-          return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
-        }
-      : undefined;
-    return searchset({
-      baseUrl: base,
-      path: `/${type}`,
-      query: q,
-      resources: page.resources.map((r) => subset(r, subsetting, 'match')),
-      included: page.included.map((r) => subset(r, subsetting, 'include')),
-      total: page.total,
-      offset: o,
-      count: c,
-      ...(entryExtension ? { entryExtension } : {}),
-      hideTotal: !showTotal,
-      countOnly,
-    });
-  }
-
-  fhir.get('/:type', async (req: Request<{ type: string }>, res) => {
-    sendResource(res, 200, await searchType(requireAuth(req), req.params.type, rawQuery(req.query), req.get('prefer')));
-  });
-
-  /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */
-  function localPatientId(value: string): string | undefined {
-    if (DID.test(value)) return store.patientByDid(value);
-    const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
-    if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient/subject must be Patient/<id>, <id> or a patient DID');
-    return id;
-  }
-
-  // Bundle transaction (all or nothing, one ledger transaction) and batch (each entry on its own).
-  const bundles = new BundleService({ resources, log, baseUrl: base });
-  fhir.post('/', async (req, res) => {
-    needsJson(req);
-    const scoped = (type: string, action: ScopeAction): Caller => caller(req, config.mspId, type, action);
-    // A batch's `GET Type?query` entries are searches, as GET Type?query is (no Prefer: strict).
-    const search = (type: string, query: string): Promise<Record<string, unknown>> => searchType(requireAuth(req), type, queryOf(query), undefined);
-    sendResource(res, 200, await bundles.process(scoped, req.body, search));
-  });
-
-  fhir.post('/:type', async (req: Request<{ type: string }>, res) => {
-    const { type } = req.params;
-    checkIds(type);
-    needsJson(req);
-    const ifNoneExist = req.get('if-none-exist');
-    if (ifNoneExist !== undefined) {
-      const outcome = await resources.conditionalCreate(caller(req, config.mspId, type, 'create'), type, req.body, ifNoneExist.replace(/^[^?]*\?/, ''));
-      if ('existing' in outcome) {
-        // One match: nothing written; named, not disclosed (read it to see it, through consent).
-        res.setHeader('Location', `${base}/${type}/${outcome.existing.id}/_history/${outcome.existing.versionId}`);
-        res.setHeader('ETag', `W/"${outcome.existing.versionId}"`);
-        sendResource(res, 200, {
-          resourceType: 'OperationOutcome',
-          issue: [{ severity: 'information', code: 'duplicate', diagnostics: 'If-None-Exist matched an existing resource: nothing was written' }],
-        });
-        return;
-      }
-      const c = outcome.created;
-      res.setHeader('Location', `${base}/${type}/${String(c.id)}/_history/${(c.meta as { versionId: string }).versionId}`);
-      versionHeaders(res, c);
-      sendResource(res, 201, c);
-      return;
-    }
-    const created = await resources.create(caller(req, config.mspId, type, 'create'), type, req.body);
-    const m = created.meta as { versionId: string };
-    res.setHeader('Location', `${base}/${type}/${String(created.id)}/_history/${m.versionId}`);
-    versionHeaders(res, created);
-    sendResource(res, 201, created);
-  });
-
-  fhir.put('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    needsJson(req);
-    const updated = await resources.update(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
-    versionHeaders(res, updated);
-    sendResource(res, 200, updated);
-  });
-
-  /** The search of a conditional update or delete (`PUT /Type?query`): the raw query string, required. */
-  function conditionalQuery(req: Request, what: string): string {
-    const at = req.originalUrl.indexOf('?');
-    const query = at < 0 ? '' : req.originalUrl.slice(at + 1);
-    if (query === '') throw new OperationOutcomeError('INVALID', `${what} needs an id (${req.method} /Type/id) or a search (${req.method} /Type?param=value)`);
-    return query;
-  }
-
-  fhir.put('/:type', async (req: Request<{ type: string }>, res) => {
-    const { type } = req.params;
-    checkIds(type);
-    const query = conditionalQuery(req, 'An update');
-    needsJson(req);
-    // It may create: the caller needs the scopes of both, before anything is matched.
-    caller(req, config.mspId, type, 'create');
-    const outcome = await resources.conditionalUpdate(caller(req, config.mspId, type, 'update'), type, query, req.body, req.get('if-match'));
-    const r = outcome.resource;
-    if (outcome.created) res.setHeader('Location', `${base}/${type}/${String(r.id)}/_history/${(r.meta as { versionId: string }).versionId}`);
-    versionHeaders(res, r);
-    sendResource(res, outcome.created ? 201 : 200, r);
-  });
-
-  fhir.delete('/:type', async (req: Request<{ type: string }>, res) => {
-    const { type } = req.params;
-    checkIds(type);
-    const query = conditionalQuery(req, 'A delete');
-    await resources.conditionalDelete(caller(req, config.mspId, type, 'delete'), type, query, req.get('if-match'));
-    res.status(204).end();
-  });
-
-  fhir.patch('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    if (!req.is(JSON_PATCH_MEDIA_TYPE))
-      throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', `Send the patch as ${JSON_PATCH_MEDIA_TYPE} (RFC 6902); FHIRPath Patch is not supported`);
-    const patched = await resources.patch(caller(req, config.mspId, req.params.type, 'update'), req.params.type, req.params.id, req.body, req.get('if-match'));
-    versionHeaders(res, patched);
-    sendResource(res, 200, patched);
-  });
-
-  fhir.delete('/:type/:id', async (req: Request<{ type: string; id: string }>, res) => {
-    checkIds(req.params.type, req.params.id);
-    await resources.delete(caller(req, config.mspId, req.params.type, 'delete'), req.params.type, req.params.id, req.get('if-match'));
-    res.status(204).end();
-  });
+  // The FHIR interactions and operations: adapters over the transport-free handlers (fhir/handlers/).
+  registerFhirRoutes(fhir, { resources, store, baseUrl: base, mspId: config.mspId, log });
 
   fhir.all('/{*rest}', (req) => {
     throw new OperationOutcomeError('UNSUPPORTED', `${req.method} ${req.baseUrl}${req.path} is not supported by this server (see /fhir/metadata)`);

@@ -12,6 +12,9 @@ export function commitmentOf(key: Buffer, resource: unknown): string {
   return createHmac('sha256', key).update(canonical, 'utf8').digest('base64url');
 }
 
+/** Bundle.entry extension in which a custodian reveals the key that opens one version's commitment. */
+export const OPENING_KEY_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/commitment-opening-key';
+
 export function commitmentsEqual(a: string, b: string): boolean {
   const x = Buffer.from(a, 'base64url');
   const y = Buffer.from(b, 'base64url');

@@ -1,0 +1,15 @@
+/** The transport-free FHIR interactions and operations: one file each (request.ts says what they take and give). */
+export { batch } from './batch';
+export { conditionalDelete } from './conditional-delete';
+export { conditionalUpdate } from './conditional-update';
+export { create, ifNoneExistQuery } from './create';
+export { deleteResource } from './delete';
+export { everything } from './everything';
+export { historyInstance, historySystem, historyType } from './history';
+export { patch } from './patch';
+export { read } from './read';
+export { search } from './search';
+export { update } from './update';
+export { verify } from './verify';
+export { vread } from './vread';
+export type { BodyFormat, FhirContext, FhirOutcome, FhirRequest } from './request';
