@@ -6,6 +6,7 @@ import { AccessControl, type Caller } from '../fhir/access-control';
 import { commitmentOf, commitmentsEqual, OPENING_KEY_EXTENSION } from '../model/commitment';
 import type { OperationOutcomeIssue } from '../errors';
 import type { LedgerClient, LocateResult } from '../ledger/ledger-client';
+import type { Resource } from '../model/resource';
 
 export { OPENING_KEY_EXTENSION };
 
@@ -14,7 +15,6 @@ const MAX_PAGES = 50;
 const LOCATE_PAGE = 200;
 const FETCH_TIMEOUT_MS = 15_000;
 
-type Resource = Record<string, unknown> & { resourceType: string; id?: string; meta?: { versionId?: string } };
 type Entry = { fullUrl?: string; resource?: Resource; extension?: Array<{ url: string; valueBase64Binary?: string }> };
 type Bundle = { resourceType: 'Bundle'; entry?: Entry[]; link?: Array<{ relation: string; url: string }> };
 

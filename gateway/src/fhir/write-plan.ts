@@ -9,7 +9,8 @@ import { commitmentOf, versionKey } from '../model/commitment';
 import type { NewVersion, PendingWrite } from '../store/store';
 import { OperationOutcomeError } from '../errors';
 
-export type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
+export type { Resource } from '../model/resource';
+import type { Resource } from '../model/resource';
 
 /** A version's commitment: HMAC under the key that opens that version only (see versionKey). */
 export function commitmentFor(patientKey: Buffer, resource: Resource): string {

@@ -24,6 +24,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Resource } from '../model/resource';
 import { governedByPatientReference, inPatientCompartment, SUPPORTED_TYPES } from '../model/definitions';
 
 export interface SyncOptions {
@@ -71,7 +72,6 @@ export interface SyncSummary {
   seconds: number;
 }
 
-type Resource = { resourceType: string; id?: string; meta?: Record<string, unknown> } & Record<string, unknown>;
 type Bundle = { resourceType: string; link?: Array<{ relation: string; url: string }>; entry?: Array<{ resource?: Resource; search?: { mode?: string } }> };
 
 interface FhirClient {
