@@ -6,17 +6,15 @@ import { pinoHttp } from 'pino-http';
 import { requireScope, type ScopeAction } from '../auth/scopes';
 import { requireAuth } from '../auth/middleware';
 import type { AuthContext } from '../auth/types';
-import { subjectLink } from '../auth/token';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
-import { assertInteraction, bindCaller, type Caller, mayRead, relatedTo, type RelationDeps } from '../fhir/policy';
+import { assertInteraction, bindCaller, type Caller, mayRead, type RelationDeps } from '../fhir/policy';
 import { type AuditService } from '../fhir/audit-events';
 import { searchset } from '../fhir/bundle';
 import { capabilityStatement } from '../fhir/capability';
-import { type ConsentService, toFhirConsent } from '../fhir/consent-service';
+import type { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
 import type { ResourceService } from '../fhir/resource-service';
-import type { Resource } from '../fhir/write-plan';
 import { assertKnown, count, dateFilters, ID, list, rawQuery, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
@@ -26,10 +24,10 @@ import type { ExchangeService } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from './ingest-routes';
 import { registerFhirRoutes } from './fhir-routes';
+import { didRoutes } from './did-routes';
+import { registerConsentRoutes, registerSignedRevocation } from './consent-routes';
+import { FHIR_JSON, sendResource } from './respond';
 import { checkIds } from '../fhir/handlers/request';
-// The consortium's regulator, the only member whose admins register auditor DIDs: the chaincode's own
-// constant (caller.ts is plain data and loads no contract).
-import { REGULATOR_MSP } from '@hdx/chaincode/dist/caller';
 import type { LedgerViewHealth } from '../view/local-decisions';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
@@ -88,19 +86,8 @@ export interface AppDeps {
   readonly receipts?: { readonly source: ReceiptSource; readonly channel: string; readonly chaincode: string };
 }
 
-const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const DID = HDX_DID;
-
-function sendResource(res: Response, status: number, resource: unknown): void {
-  res.status(status).type(FHIR_JSON).send(JSON.stringify(resource));
-}
-
-function versionHeaders(res: Response, resource: Resource): void {
-  const m = resource.meta as { versionId?: string; lastUpdated?: string } | undefined;
-  if (m?.versionId) res.setHeader('ETag', `W/"${m.versionId}"`);
-  if (m?.lastUpdated) res.setHeader('Last-Modified', new Date(m.lastUpdated).toUTCString());
-}
 
 /** The caller bound to this request for one interaction on one type (scope, kind and purpose checked: policy.ts). */
 function caller(req: Request, ownMsp: string, resourceType: string, action: ScopeAction): Caller {
@@ -125,16 +112,6 @@ export const FEED_BODY_LIMIT = '64mb';
 function isOwnFeed(auth: AuthContext | undefined, ownMsp: string): boolean {
   if (!auth || !['practitioner', 'system', 'admin'].includes(auth.role)) return false;
   return (auth.organization ?? ownMsp) === ownMsp && auth.actorAuth !== 'delegated' && auth.viaOrganization === undefined;
-}
-
-function signedBody(req: Request): string {
-  if (!req.is('application/jose') || typeof req.body !== 'string') {
-    throw new OperationOutcomeError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      'Send the patient-signed consent change as a compact JWS with Content-Type: application/jose (make it with `hdx consent-sign`)',
-    );
-  }
-  return req.body;
 }
 
 /** The Express app: adapts HTTP to the FHIR services; every error becomes an OperationOutcome. */
@@ -218,89 +195,17 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(200).type('application/json').send(JSON.stringify(smart));
   });
 
-  // --- DIDs: W3C DID resolution from the ledger (public keys only, no PHI), registration by staff ---
+  // DIDs: W3C DID resolution from the ledger, registration and off-boarding by admins (did-routes.ts).
   const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: (d) => store.patientByDid(d) !== undefined };
-  const did = express.Router();
-  did.use(authenticate, limits.afterAuth, jsonBody({ limit: '64kb' }));
-  did.get('/:did', async (req: Request<{ did: string }>, res) => {
-    if (!DID.test(req.params.did)) throw new OperationOutcomeError('INVALID', 'Not a did:hdx DID');
-    const resolution = await ledger.resolveDid(req.params.did);
-    // A patient's DID document names their hospital and guardians: only those related to the patient
-    // see it, and everyone else gets the same answer as for an unknown DID.
-    const visible = resolution !== undefined && (resolution.hdx.kind !== 'patient' || (await relatedTo(requireAuth(req), req.params.did, config.mspId, relation)));
-    if (!resolution || !visible) throw new OperationOutcomeError('NOT_FOUND', 'The DID is not registered on the ledger');
-    res.status(200).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
-  });
-  // Off-boarding: every DID this organization registered for an IdP subject is deactivated on the ledger.
-  did.post('/$offboard', async (req, res) => {
-    const auth = requireAuth(req);
-    if (auth.tokenKind !== 'idp' || auth.role !== 'admin')
-      throw new OperationOutcomeError('FORBIDDEN', 'Off-boarding needs an admin of this organization, with a token from its identity provider');
-    const subject = (req.body as { subject?: unknown } | undefined)?.subject;
-    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256)
-      throw new OperationOutcomeError('INVALID', 'The body must be {"subject": "<the identity-provider sub to off-board>"}');
-    const { subject: link } = withSubjectLink({ subject });
-    const found = await ledger.findBySubject(String(link));
-    const deactivated: string[] = [];
-    for (const f of found.filter((d) => d.status === 'active')) {
-      await ledger.deactivateDid({ did: f.did });
-      deactivated.push(f.did);
-    }
-    log.info({ event: 'offboard', deactivated: deactivated.length }, 'identity-provider subject off-boarded');
-    res.status(200).json({ deactivated, alreadyInactive: found.filter((d) => d.status !== 'active').map((d) => d.did) });
-  });
-  did.post('/', async (req, res) => {
-    const auth = requireAuth(req);
-    if (auth.tokenKind !== 'idp' || auth.role !== 'admin') {
-      throw new OperationOutcomeError('FORBIDDEN', 'Registering a DID needs an admin of this organization, with a token from its identity provider');
-    }
-    if (req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
-      throw new OperationOutcomeError('INVALID', 'The body must be a registration: {kind, publicKeyJwk, proof} (make the proof with `hdx did-proof`)');
-    }
-    const kind = (req.body as { kind?: unknown }).kind;
-    if (kind === 'auditor' && config.mspId !== REGULATOR_MSP) throw new OperationOutcomeError('FORBIDDEN', `Auditor DIDs are registered by the regulator (${REGULATOR_MSP}) only`);
-    if (kind === 'organization') throw new OperationOutcomeError('FORBIDDEN', "An organization's DID is registered when the member joins, not through this API");
-    const resolution = await ledger.registerDid(withSubjectLink(req.body as Record<string, unknown>));
-    res.setHeader('Location', `${base.replace(/\/fhir$/, '')}/did/${resolution.didDocument.id}`);
-    res.status(201).type('application/ld+json;profile="https://w3id.org/did-resolution"').send(JSON.stringify(resolution));
-  });
-  app.use('/did', did);
-
-  /**
-   * A staff DID is tied to its holder's identity-provider subject (`subject` in the registration, the
-   * IdP's `sub`): the ledger keeps only a keyed hash of it, IdP tokens carrying the DID must come from
-   * that subject, and off-boarding the subject finds the DID.
-   */
-  function withSubjectLink(body: Record<string, unknown>): Record<string, unknown> {
-    const { subject, ...rest } = body;
-    if (subject === undefined) return rest;
-    if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256)
-      throw new OperationOutcomeError('INVALID', 'registration.subject must be the identity-provider subject (sub) of the DID holder, 1 to 256 characters');
-    if (rest.kind === 'patient') throw new OperationOutcomeError('INVALID', 'registration.subject ties a staff DID to its IdP account; patients register without one');
-    if (!deps.subjectLinkSecret || !deps.idpIssuer)
-      throw new OperationOutcomeError('UNSUPPORTED', 'This gateway has no identity provider configured to tie DIDs to (HDX_IDP_ISSUER)');
-    return { ...rest, subject: subjectLink(deps.subjectLinkSecret, deps.idpIssuer, subject) };
-  }
+  app.use('/did', didRoutes({ ...deps, relation, afterAuth: limits.afterAuth }));
 
   // --- FHIR ---
   const fhir = express.Router();
   fhir.get('/metadata', (_req, res) => sendResource(res, 200, capabilityStatement(base, deps.version ?? '0.1.0')));
   const joseBody = express.text({ type: 'application/jose', limit: '256kb' });
-  // A revocation needs no bearer token: its own signature, which the chaincode verifies against the
-  // patient's DID document, is the proof. So a patient whose DID an admin suspended (and who can no
-  // longer sign in) can still revoke.
-  fhir.put(
-    '/Consent/:id',
-    (req, _res, next) => next(req.headers.authorization === undefined ? undefined : 'route'),
-    joseBody,
-    async (req: Request<{ id: string }>, res) => {
-      checkIds('Consent', req.params.id);
-      const { record } = await consents.change(signedBody(req), { id: req.params.id, actions: ['revoke'] });
-      const resource = toFhirConsent(record);
-      versionHeaders(res, resource as Resource);
-      sendResource(res, 200, resource);
-    },
-  );
+  const consentDeps = { consents, relation, baseUrl: base, mspId: config.mspId };
+  // A patient-signed revocation, which needs no bearer token (consent-routes.ts).
+  registerSignedRevocation(fhir, consentDeps, joseBody);
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. What the
   // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
   // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
@@ -317,55 +222,8 @@ export function createApp(deps: AppDeps): express.Express {
   // Bulk Data $export (system, Patient, Group), its status URL and files: fhir/operations/export.ts.
   fhir.use(exportRoutes({ exports: deps.exports, baseUrl: base, mspId: config.mspId }));
 
-  // Consent: on the ledger, changed only with the patient's signature.
-  fhir.post('/Consent', async (req, res) => {
-    requireScope(requireAuth(req), 'Consent', 'create');
-    const { record } = await consents.change(signedBody(req), { actions: ['grant'] });
-    const resource = toFhirConsent(record);
-    res.setHeader('Location', `${base}/Consent/${record.id}/_history/${record.version}`);
-    versionHeaders(res, resource as Resource);
-    sendResource(res, 201, resource);
-  });
-  fhir.put('/Consent/:id', async (req: Request<{ id: string }>, res) => {
-    checkIds('Consent', req.params.id);
-    requireScope(requireAuth(req), 'Consent', 'update');
-    const { record } = await consents.change(signedBody(req), { id: req.params.id, actions: ['update', 'revoke'] });
-    const resource = toFhirConsent(record);
-    versionHeaders(res, resource as Resource);
-    sendResource(res, 200, resource);
-  });
-  fhir.get('/Consent/:id', async (req: Request<{ id: string }>, res) => {
-    checkIds('Consent', req.params.id);
-    const auth = requireAuth(req);
-    requireScope(auth, 'Consent', 'read');
-    const record = await consents.read(req.params.id);
-    // A consent says what a patient hides and from whom: only those related to the patient see it.
-    if (!(await relatedTo(auth, record.consent.patient.reference, config.mspId, relation)))
-      throw new OperationOutcomeError('NOT_FOUND', `Consent/${req.params.id} is not on the ledger`);
-    const resource = toFhirConsent(record);
-    versionHeaders(res, resource as Resource);
-    sendResource(res, 200, resource);
-  });
-  fhir.get('/Consent', async (req, res) => {
-    requireScope(requireAuth(req), 'Consent', 'search');
-    const q = rawQuery(req.query);
-    assertKnown(q, ['patient', '_count', '_bookmark']);
-    const patient = single(q, 'patient');
-    if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Search Consent by patient=<the patient DID>');
-    // Refused alike for a patient who exists and one who does not: the refusal says nothing of either.
-    if (!(await relatedTo(requireAuth(req), patient, config.mspId, relation))) {
-      throw new OperationOutcomeError(
-        'FORBIDDEN',
-        "A patient's consents are listed only for the patient, their guardians, the staff of a custodian holding the patient, and auditors",
-      );
-    }
-    const page = await consents.listByPatient(patient, count(q), single(q, '_bookmark') ?? '');
-    sendResource(
-      res,
-      200,
-      searchset({ baseUrl: base, path: '/Consent', query: q, resources: page.records.map(toFhirConsent), ...(page.bookmark ? { next: { _bookmark: page.bookmark } } : {}) }),
-    );
-  });
+  // Consent: on the ledger, changed only with the patient's signature (consent-routes.ts).
+  registerConsentRoutes(fhir, consentDeps);
 
   // AuditEvent: the ledger's access history.
   fhir.get('/AuditEvent', async (req, res) => {
