@@ -93,7 +93,9 @@ hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
   certificates in the receipt's config block, and that the entry written is exactly the receipt's entry.
   Prints {verified, eventId, blockNumber, endorsedBy, orderedBy, rootCertificates, entry, ...} as JSON; exits 1
   naming the failed check. With --trust-roots (PEM certificates) every MSP root in the receipt must be one of them;
-  without it, compare rootCertificates (SHA-256 fingerprints) with the consortium's.`,
+  without it, compare rootCertificates (SHA-256 fingerprints) with the consortium's. A config block after the
+  genesis block is checked by its orderers' signatures (configSignedBy); the genesis block, which no orderer
+  signs, by its hash: compare configBlockHash with the channel's genesis block hash.`,
 };
 
 function usageText(): string {

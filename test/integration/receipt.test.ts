@@ -99,6 +99,9 @@ describe('audit receipts (issue 12): verified offline by hdx receipt verify (rea
       endorsedBy: string[];
       orderedBy: string[];
       submittedBy: string;
+      configBlockNumber: string;
+      configBlockHash: string;
+      configSignedBy: string[];
       entry: { actor: string; decision: string };
     };
     expect(report.verified).to.equal(true);
@@ -106,6 +109,11 @@ describe('audit receipts (issue 12): verified offline by hdx receipt verify (rea
     expect(report.submittedBy).to.equal('Hospital1MSP');
     expect(report.endorsedBy.length).to.be.greaterThan(0);
     expect(report.orderedBy).to.deep.equal(['OrdererMSP']);
+    // The test channel has had no config update: its configuration is the genesis block, which no orderer
+    // signs; the report gives its hash to compare with the channel's.
+    expect(report.configBlockNumber).to.equal('0');
+    expect(report.configSignedBy).to.deep.equal([]);
+    expect(report.configBlockHash).to.match(/^[0-9a-f]{64}$/);
     expect(report.blockNumber).to.equal((JSON.parse(receiptText) as { blockNumber: string }).blockNumber);
     expect(report.entry.actor).to.equal(drH1.did);
     expect(report.entry.decision).to.equal('permit');

@@ -57,6 +57,13 @@ export interface ReceiptReport {
   /** The MSP of the identity that signed the transaction (the recording gateway's organization). */
   readonly submittedBy: string;
   readonly configBlockNumber: string;
+  /**
+   * SHA-256 of the config block's header, hex. For the genesis block (number 0), which no orderer signs,
+   * this is what a verifier compares with the channel's genesis block hash, known out of band.
+   */
+  readonly configBlockHash: string;
+  /** The orderer MSPs whose signatures on the config block verified; empty for the genesis block. */
+  readonly configSignedBy: string[];
   /** SHA-256 fingerprints of every MSP root certificate the receipt carries, per MSP id. */
   readonly rootCertificates: Record<string, string[]>;
   readonly entry: Record<string, unknown>;
@@ -257,13 +264,19 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
 }
 
-/** Checks a block's header fields and the orderers' signatures on it; returns the orderer MSPs that signed. */
-function checkBlock(block: common.Block, msps: ChannelMsps, what: string): { orderedBy: Set<string>; signatures: number } {
+/** A block's header and transactions, its data hash checked against them. */
+function checkDataHash(block: common.Block, what: string): { header: common.BlockHeader; data: Uint8Array[] } {
   const header = block.getHeader() ?? fail(`${what} has no header`);
   const data = block.getData()?.getDataList_asU8() ?? [];
   if (data.length === 0) fail(`${what} holds no transactions`);
   const dataHash = sha256(Buffer.concat(data.map((d) => Buffer.from(d))));
   if (!dataHash.equals(Buffer.from(header.getDataHash_asU8()))) fail(`${what}'s data hash does not match its transactions: the block's contents were changed after it was ordered`);
+  return { header, data };
+}
+
+/** Checks a block's header fields and the orderers' signatures on it; returns the orderer MSPs that signed. */
+function checkBlock(block: common.Block, msps: ChannelMsps, what: string): { orderedBy: Set<string>; signatures: number } {
+  const { header, data } = checkDataHash(block, what);
   const metadataBytes = block.getMetadata()?.getMetadataList_asU8()[common.BlockMetadataIndex.SIGNATURES];
   if (!metadataBytes || metadataBytes.length === 0) return fail(`${what} carries no orderer signatures`);
   const metadata = decode(() => common.Metadata.deserializeBinary(metadataBytes), `${what}'s signature metadata`);
@@ -326,12 +339,23 @@ export function verifyReceipt(input: unknown, options: { trustedRoots?: X509Cert
       if (unknown) fail(`MSP ${mspId}'s root certificate ${unknown} is not one of the trusted roots`);
     }
   }
-  checkBlock(configBlock, msps, 'the config block');
+  const configNumber = BigInt(configBlock.getHeader()?.getNumber() ?? fail('the config block has no header'));
+  // The genesis block (the channel's first configuration) is made by configtxgen and given to each
+  // orderer: no orderer signs it. It is trusted by its hash (configBlockHash, which names the channel and
+  // is known to every member) and the root certificates (--trust-roots); a later config block is checked
+  // like any block, by the orderers' signatures.
+  let configSignedBy: string[] = [];
+  if (configNumber === 0n) {
+    const { header: genesis } = checkDataHash(configBlock, 'the genesis config block');
+    if (genesis.getPreviousHash_asU8().length !== 0) fail('the config block is number 0 but names a previous block');
+  } else {
+    configSignedBy = [...checkBlock(configBlock, msps, 'the config block').orderedBy].sort();
+  }
+  const configHeader = configBlock.getHeader() ?? fail('the config block has no header');
 
   const blockBytes = Buffer.from(receipt.block, 'base64');
   const block = decode(() => common.Block.deserializeBinary(blockBytes), 'the block');
   const header = block.getHeader() ?? fail('the block has no header');
-  const configNumber = BigInt(configBlock.getHeader()?.getNumber() ?? fail('the config block has no header'));
   if (BigInt(header.getNumber()) !== BigInt(receipt.blockNumber)) fail(`the receipt says block ${receipt.blockNumber} but its block is number ${header.getNumber()}`);
   if (lastConfigIndex(blockBytes) !== configNumber) fail(`the block's configuration is block ${lastConfigIndex(blockBytes)}, but the receipt carries config block ${configNumber}`);
 
@@ -413,6 +437,8 @@ export function verifyReceipt(input: unknown, options: { trustedRoots?: X509Cert
     ordererSignatures: ordering.signatures,
     submittedBy: creator.mspId,
     configBlockNumber: String(configNumber),
+    configBlockHash: hex(sha256(blockHeaderBytes(configHeader))),
+    configSignedBy,
     rootCertificates,
     entry: receipt.entry,
   };
