@@ -548,7 +548,7 @@ async function main(): Promise<void> {
       ],
       [
         'async audit',
-        'decided locally on the ledger view (the chaincode decision run in the gateway, view fresh within HDX_VIEW_MAX_LAG_MS 1500 ms, else hdx.consent:EvaluateAccess) + access entry in the local SQLite outbox; flushed with RecordAccessBatch in the background (flush 200 ms, batch 100)',
+        'decided locally on the ledger view (the chaincode decision run in the gateway, view fresh within HDX_VIEW_MAX_LAG_MS 1500 ms, else hdx.consent:EvaluateAccess) + access entry in the local SQLite outbox; flushed with RecordAccessBatch in the background (flush 200 ms, batches of 100, up to 4 transactions in flight)',
       ],
       ['async (HDX_DECISIONS=chaincode)', 'as async audit, but every read asks hdx.consent:EvaluateAccess (the behaviour before issue 11)'],
       ['baseline', 'plain Express route: SqliteStore.readCurrent + the stored JSON, same HTTP client; no token check, no consent, no audit, no anchor check'],

@@ -42,7 +42,9 @@ describe('loadConfig', () => {
 
   it('audit mode: async by default, with its flush interval and batch size (at most 200 per transaction); sync with group commit', () => {
     const c = loadConfig(base, '/repo');
-    expect([c.auditMode, c.auditFlushMs, c.auditBatch, c.groupCommitInFlight]).to.deep.equal(['async', 200, 100, 4]);
+    expect([c.auditMode, c.auditFlushMs, c.auditBatch, c.auditInFlight, c.groupCommitInFlight]).to.deep.equal(['async', 200, 100, 4, 4]);
+    expect(loadConfig({ ...base, HDX_AUDIT_IN_FLIGHT: '1' }, '/repo').auditInFlight).to.equal(1);
+    expect(() => loadConfig({ ...base, HDX_AUDIT_IN_FLIGHT: '17' })).to.throw(ConfigError, /HDX_AUDIT_IN_FLIGHT/);
     const a = loadConfig({ ...base, HDX_AUDIT_MODE: 'sync', HDX_AUDIT_FLUSH_MS: '50', HDX_AUDIT_BATCH: '200', HDX_GROUP_COMMIT_IN_FLIGHT: '0' }, '/repo');
     expect([a.auditMode, a.auditFlushMs, a.auditBatch, a.groupCommitInFlight]).to.deep.equal(['sync', 50, 200, 0]);
     expect(() => loadConfig({ ...base, HDX_GROUP_COMMIT_IN_FLIGHT: '65' })).to.throw(ConfigError, /HDX_GROUP_COMMIT_IN_FLIGHT/);

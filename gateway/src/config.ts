@@ -42,6 +42,8 @@ export interface Config {
   readonly auditFlushMs: number;
   /** Async mode: entries per ledger transaction (1–200). */
   readonly auditBatch: number;
+  /** Async mode: outbox ledger transactions delivered at the same time (1–16). */
+  readonly auditInFlight: number;
   /**
    * Sync mode: ledger transactions of single reads in flight at once before concurrent reads are grouped
    * into one (hdx.audit:AuthorizeAndRecordBatch, ledger/group-commit.ts); 0 turns group commit off.
@@ -109,6 +111,7 @@ const VARS = {
   HDX_AUDIT_MODE: { field: 'auditMode', type: 'string', default: 'async' },
   HDX_AUDIT_FLUSH_MS: { field: 'auditFlushMs', type: 'integer', default: 200 },
   HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
+  HDX_AUDIT_IN_FLIGHT: { field: 'auditInFlight', type: 'integer', default: 4 },
   HDX_GROUP_COMMIT_IN_FLIGHT: { field: 'groupCommitInFlight', type: 'integer', default: 4 },
   HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
   HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
@@ -155,6 +158,7 @@ const schema = {
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'async' },
     HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
+    HDX_AUDIT_IN_FLIGHT: { type: 'integer', minimum: 1, maximum: 16, default: 4 },
     HDX_GROUP_COMMIT_IN_FLIGHT: { type: 'integer', minimum: 0, maximum: 64, default: 4 },
     HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },

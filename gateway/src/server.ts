@@ -95,6 +95,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           changes: store,
           flushMs: config.auditFlushMs,
           batchSize: config.auditBatch,
+          inFlight: config.auditInFlight,
           drainMs: Math.max(10_000, config.ledgerTimeoutMs),
         })
       : undefined;

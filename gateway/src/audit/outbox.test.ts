@@ -103,6 +103,7 @@ describe('AuditOutbox (async audit mode)', () => {
     const outbox = open({
       file,
       batchSize: 2,
+      inFlight: 1,
       ledger: ledgerWith(fake, async (entries) => {
         const db = new Database(file, { readonly: true });
         seen.push({ size: entries.length, pendingOnDisk: (db.prepare('SELECT COUNT(*) AS n FROM outbox_entry').get() as { n: number }).n });
@@ -121,6 +122,40 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(fake.audit.map((e) => e.entryId)).to.deep.equal(recorded.map((r) => r.entryId));
     expect(fake.audit.map((e) => e.resources[0])).to.deep.equal([1, 2, 3, 4, 5].map((n) => `Observation/o${n}/_history/1`));
     expect(outbox.stats()).to.include({ pending: 0, delivered: 5, failures: 0 });
+  });
+
+  it('a backlog goes out as up to inFlight transactions at once, each entry once; a batch that fails stays for the next round', async () => {
+    const fake = new FakeLedger();
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    const outbox = open({
+      file: tmpFile(),
+      batchSize: 2,
+      inFlight: 3,
+      ledger: ledgerWith(fake, async (entries) => {
+        const call = ++calls;
+        inFlight++;
+        most = Math.max(most, inFlight);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          // The second transaction of the first round does not get through (a timeout): it is sent again later.
+          if (call === 2) throw new OperationOutcomeError('TIMEOUT', 'recording the access: the commit was not seen in time');
+          return await fake.recordAccess(entries);
+        } finally {
+          inFlight--;
+        }
+      }),
+    });
+    const recorded = outbox.enqueue([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => entry(n)));
+    expect(await outbox.flush()).to.equal(false);
+    expect(most).to.equal(3);
+    // The two batches that went through are off the outbox; the failed one is still there.
+    expect(outbox.stats().pending).to.equal(7);
+    expect(await outbox.flush()).to.equal(true);
+    expect(most).to.equal(3);
+    expect(outbox.stats()).to.include({ pending: 0, delivered: 11 });
+    expect(fake.audit.map((e) => e.entryId).sort()).to.deep.equal(recorded.map((r) => r.entryId).sort());
   });
 
   it('ledger down: the entries stay and are retried with backoff until the ledger takes them', async () => {

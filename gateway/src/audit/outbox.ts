@@ -115,6 +115,11 @@ export interface OutboxOptions {
   readonly flushMs?: number;
   /** Entries per ledger transaction (1–200). */
   readonly batchSize?: number;
+  /**
+   * Ledger transactions delivered at the same time (1–16, default 4): each of `batchSize` entries, so one
+   * flush round moves up to batchSize × inFlight entries while each transaction waits for its block.
+   */
+  readonly inFlight?: number;
   /** First and largest retry delay while the ledger refuses or is unreachable (ms). */
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -185,6 +190,7 @@ export class AuditOutbox implements AuditSink {
   readonly #ledger: Pick<LedgerClient, 'recordAccess'>;
   readonly #log: Logger;
   readonly #flushMs: number;
+  readonly #inFlight: number;
   readonly #batchSize: number;
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
@@ -214,6 +220,7 @@ export class AuditOutbox implements AuditSink {
     this.#log = options.log;
     this.#flushMs = options.flushMs ?? 200;
     this.#batchSize = Math.max(1, Math.min(MAX_LEDGER_BATCH, options.batchSize ?? 100));
+    this.#inFlight = Math.max(1, Math.min(16, options.inFlight ?? 4));
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = Math.max(this.#minBackoffMs, options.maxBackoffMs ?? 30_000);
     this.#drainMs = options.drainMs ?? 10_000;
@@ -392,10 +399,16 @@ export class AuditOutbox implements AuditSink {
       this.#pending = this.#count();
     }
     while (this.#open) {
-      const rows = this.#stmts.next.all(Date.now(), this.#batchSize) as Row[];
+      const rows = this.#stmts.next.all(Date.now(), this.#batchSize * this.#inFlight) as Row[];
       if (rows.length === 0) return true;
+      // Up to inFlight transactions at once, each its own batch: entries are independent (unique keys,
+      // idempotent by entryId), so they may commit in any order, in the same block or not.
+      const batches: Row[][] = [];
+      for (let i = 0; i < rows.length; i += this.#batchSize) batches.push(rows.slice(i, i + this.#batchSize));
       try {
-        await this.#deliver(rows);
+        const settled = await Promise.allSettled(batches.map((b) => this.#deliver(b)));
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       } catch (err) {
         this.#failures++;
         this.#consecutiveFailures++;
