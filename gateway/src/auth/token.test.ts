@@ -576,6 +576,30 @@ describe('auth/token', () => {
       await verifyBearerToken(`Bearer ${token}`, opts);
     });
 
+    it('a reused token is verified once, but its expiry, its key and its DID are checked at every use', async () => {
+      let clock = Date.now();
+      const keys = [{ key: ec.publicKey }, { key: rsa.publicKey }];
+      const timed: TokenVerifierOptions = { ...opts, idp: { issuer: ISSUER, audience: IDP_AUD, keys }, now: () => clock };
+      const iat = Math.floor(clock / 1000);
+      const token = handmade({ alg: 'ES256' }, claims({ iat, exp: iat + 60, hdx_did: drKey.did }), ec.privateKey);
+      expect((await verifyBearerToken(`Bearer ${token}`, timed)).did).to.equal(drKey.did);
+      // The same bytes again: answered the same (the signature is not checked again; the claims are read again).
+      expect(await verifyBearerToken(`Bearer ${token}`, timed)).to.deep.include({ subject: 'dr-house', did: drKey.did, didKind: 'practitioner' });
+      // A token differing in one signature byte is not the cached one: it is checked, and refused.
+      const [h, pl, sig] = token.split('.') as [string, string, string];
+      const flipped = `${h}.${pl}.${sig.slice(0, 10)}${sig[10] === 'A' ? 'B' : 'A'}${sig.slice(11)}`;
+      await rejects(verifyBearerToken(`Bearer ${flipped}`, timed), /signature does not verify|not a well-formed/);
+      // Past exp (and the clock tolerance) it is refused, cached or not.
+      clock += 95_000;
+      await rejects(verifyBearerToken(`Bearer ${token}`, timed), /The token has expired/);
+      // A key removed from the identity provider's keys stops its cached tokens at once.
+      clock -= 95_000;
+      const fresh = handmade({ alg: 'ES256' }, claims({ iat, exp: iat + 60, sub: 'dr-wilson' }), ec.privateKey);
+      expect((await verifyBearerToken(`Bearer ${fresh}`, timed)).subject).to.equal('dr-wilson');
+      keys.splice(0, 1);
+      await rejects(verifyBearerToken(`Bearer ${fresh}`, timed), /signature does not verify|names no key/);
+    });
+
     it('accepts RS256 with an RSA key, the did claim, and break-glass', async () => {
       const token = handmade({ alg: 'RS256', typ: 'JWT' }, claims({ did: drKey.did, purpose_of_use: 'ETREAT', break_glass_reason: 'cardiac arrest' }), rsa.privateKey);
       const ctx = await verifyBearerToken(`Bearer ${token}`, opts);

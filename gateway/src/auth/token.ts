@@ -527,6 +527,44 @@ async function idpDidKind(opts: TokenVerifierOptions, did: string, role: IdpRole
   return kind;
 }
 
+/**
+ * Identity-provider tokens whose signature, audience and issuer have verified, by the exact token text
+ * (one cache per IdpOptions, so per gateway): an EHR or a clinician's app sends the same access token
+ * for its whole lifetime, and checking its ES256/RS256 signature was the largest cost of a read after
+ * the audit record. Only what cannot change for the same bytes is skipped: the time claims (exp, nbf)
+ * are checked again on every use, the key must still be one of the IdP's (a key removed from
+ * HDX_IDP_PUBLIC_KEY_FILE stops its tokens at once), and everything after (role, DID, scopes, the DID's
+ * status through the DID cache) runs as for a fresh token. DID tokens are never cached: each is
+ * single-use (its jti is recorded).
+ */
+const VERIFIED_IDP_TOKENS = 10_000;
+const verifiedIdpTokens = new WeakMap<IdpOptions, Map<string, { key: KeyObject; payload: JwtPayload; exp: number; nbf?: number }>>();
+
+function verifiedIdpPayload(idp: IdpOptions, token: string, opts: TokenVerifierOptions): JwtPayload | undefined {
+  const hit = verifiedIdpTokens.get(idp)?.get(token);
+  if (!hit) return undefined;
+  const { nowSec, tolerance } = clockOf(opts);
+  if (!idp.keys.some((k) => k.key === hit.key)) return undefined;
+  if (nowSec - tolerance >= hit.exp) throw unauthenticated('The token has expired');
+  if (hit.nbf !== undefined && hit.nbf > nowSec + tolerance) throw unauthenticated('The token is not valid yet (nbf is in the future)');
+  return hit.payload;
+}
+
+function rememberIdpPayload(idp: IdpOptions, token: string, key: KeyObject, payload: JwtPayload): void {
+  const exp = payload.exp;
+  const nbf = payload.nbf;
+  // Only a token whose time claims are plain numbers is remembered (the rest is refused below anyway).
+  if (typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) return;
+  let cache = verifiedIdpTokens.get(idp);
+  if (!cache) verifiedIdpTokens.set(idp, (cache = new Map()));
+  if (cache.size >= VERIFIED_IDP_TOKENS) {
+    // The oldest first (Map order is insertion order).
+    const oldest = cache.keys().next();
+    if (!oldest.done) cache.delete(oldest.value);
+  }
+  cache.set(token, { key, payload, exp, ...(typeof nbf === 'number' ? { nbf } : {}) });
+}
+
 async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, opts: TokenVerifierOptions): Promise<AuthContext> {
   const { idp } = opts;
   if (!idp) throw unauthenticated('Only DID-signed tokens are accepted by this gateway (header kid must be a DID URL)');
@@ -535,11 +573,12 @@ async function verifyIdpToken(token: string, alg: TokenAlgorithm, kid: unknown, 
   const candidates = (byKid.length > 0 ? byKid : idp.keys.filter((k) => k.kid === undefined)).filter((k) => algorithmOfKey(k.key) === alg);
   if (candidates.length === 0) throw unauthenticated('The token names no key of the configured identity provider for its kid and algorithm');
 
-  let payload: JwtPayload | undefined;
+  let payload = verifiedIdpPayload(idp, token, opts);
   let lastError: AuthenticationError | undefined;
-  for (const candidate of candidates) {
+  for (const candidate of payload ? [] : candidates) {
     try {
       payload = await verifyJwt(token, candidate.key, alg, { audience: idp.audience, issuer: idp.issuer, kind: 'identity provider' }, opts);
+      rememberIdpPayload(idp, token, candidate.key, payload);
       break;
     } catch (err) {
       // Another key of the IdP may have signed it (key rollover): only a bad signature moves on.
