@@ -1,3 +1,4 @@
+export { addOrg, majorityOf } from './add-org';
 export { defaultOptions, down, logFiles, nodeNames, readNetworkInfo, startNode, stopNode, up } from './network';
 export type { GatewayConnection, NetworkInfo, Progress } from './network';
 export { formatStatus, orderingLeader, status } from './status';
