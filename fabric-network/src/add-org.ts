@@ -17,14 +17,17 @@
  * Every step is skipped when done, so an interrupted add-org is finished by running it again.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Binaries, ensureBinaries } from './binaries';
+import { type Binaries, binariesIn, ensureBinaries } from './binaries';
 import { caCertFile, startCa } from './ca';
 import { joiningOrgConfigtx } from './configtx';
 import {
   adminEnv,
   done,
   enrollOrg,
+  existingTopology,
+  joinedMarker,
   markDone,
   metricsOf,
   channelMetric,
@@ -32,6 +35,7 @@ import {
   ordererArgs,
   orgPackage,
   type Progress,
+  readNetworkInfo,
   readOptions,
   registerOrgDids,
   startChaincodeServer,
@@ -105,9 +109,12 @@ export async function addOrg(requested: NetworkOptions, name: string, progress: 
 
   const bins = await timed(progress, s('Fabric binaries (configtxlator too)'), async () => ensureBinaries());
   if (!fs.existsSync(bins.configtxlator)) throw new NetworkError(`missing ${bins.configtxlator}; run scripts/install-fabric.sh`);
-  await timed(progress, s(`Running network (orderers and the members' peers started when stopped)`), async () => {
+  await timed(progress, s(`Running network (orderers, the members' peers and chaincode servers started when stopped)`), async () => {
     await startOrderers(t, bins);
-    await startPeers({ ...t, peers: t.peers.filter((p) => p.org !== name) }, bins);
+    const members = t.peers.filter((p) => p.org !== name);
+    await startPeers({ ...t, peers: members }, bins);
+    for (const p of members) startChaincodeServer(t, p, orgPackage(t, p).packageId);
+    await Promise.all(members.map((p) => waitForChaincodeServer(t, p)));
   });
   await timed(progress, s(`CA, identities and peer of ${name} (${org.mspId})`), async () => {
     await startCa(t, bins, org);
@@ -116,10 +123,48 @@ export async function addOrg(requested: NetworkOptions, name: string, progress: 
   });
   await timed(progress, s(`Channel ${CHANNEL}: add ${org.mspId} (config update signed by a majority of the member admins)`), () => addToChannel(t, bins, name, progress));
   await timed(progress, s(`${peer.name} joins channel ${CHANNEL} and catches up`), () => joinChannel(t, bins, name));
-  await timed(progress, s(`Chaincode ${CHAINCODE_NAME}: ${name} installs it; definition committed again, endorsement MAJORITY of ${t.peers.length}`), () => redefineChaincode(t, bins, name, progress));
+  await timed(progress, s(`Chaincode ${CHAINCODE_NAME}: ${name} installs it; definition committed again, endorsement MAJORITY of ${t.peers.length}`), () =>
+    redefineChaincode(t, bins, name, progress),
+  );
   await timed(progress, s(`Gossip membership (each of the ${t.peers.length} peers sees the others)`), () => waitForMembership(t));
   await timed(progress, s(`Organization DID of ${name} on the ledger; gateway env file`), () => registerOrgDids(t, bins));
-  return writeNetworkInfo(t, bins);
+  const info = writeNetworkInfo(t, bins);
+  markDone(t, joinedMarker(name));
+  return info;
+}
+
+/** The running network's topology and the binaries it was brought up with. */
+function runningNetwork(requested: NetworkOptions): { t: Topology; bins: Binaries } {
+  const t = existingTopology(requested);
+  return { t, bins: binariesIn(readNetworkInfo(t.options.home).fabricBinaries) };
+}
+
+/** The member organizations (MSP ids) in channel hdx's current config, as the ordering service hands it out. */
+export async function channelMembers(requested: NetworkOptions): Promise<string[]> {
+  const { t, bins } = runningNetwork(requested);
+  const asOrg = t.peers[0]?.org;
+  if (!asOrg) throw new Error('no member');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-config-'));
+  try {
+    return applicationMembers(await fetchConfig(t, bins, asOrg, dir));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The committed definition of chaincode hdx: its sequence, endorsement policy reference and which members approved it. */
+export interface CommittedDefinition {
+  readonly sequence: number;
+  readonly endorsementPolicy: string;
+  readonly approvals: Record<string, boolean>;
+}
+
+/** The committed definition of chaincode hdx, as the first member's admin reads it from its peer. */
+export async function committedDefinition(requested: NetworkOptions): Promise<CommittedDefinition> {
+  const { t, bins } = runningNetwork(requested);
+  const asOrg = t.peers[0]?.org;
+  if (!asOrg) throw new Error('no member');
+  return queryCommitted(t, bins, asOrg);
 }
 
 function workDir(t: Topology, name: string): string {
@@ -191,11 +236,7 @@ async function addToChannel(t: Topology, bins: Binaries, name: string, progress:
     progress(`  config update signed by the admins of ${chosen.join(', ')} (${need} of ${members.length} members) and submitted`);
   }
   // Committed: the config the ordering service hands out now names the organization.
-  await waitFor(
-    `channel ${CHANNEL} config naming ${org.mspId}`,
-    async () => applicationMembers(await fetchConfig(t, bins, first, dir)).includes(org.mspId),
-    { timeoutMs: 60_000 },
-  );
+  await waitFor(`channel ${CHANNEL} config naming ${org.mspId}`, async () => applicationMembers(await fetchConfig(t, bins, first, dir)).includes(org.mspId), { timeoutMs: 60_000 });
   markDone(t, `joined-${name}-config`);
 }
 
@@ -219,10 +260,28 @@ async function joinChannel(t: Topology, bins: Binaries, name: string): Promise<v
   );
 }
 
-/** The committed definition's sequence (querycommitted as an admin of `asOrg`). */
-async function committedSequence(t: Topology, bins: Binaries, asOrg: string): Promise<number> {
+/** The committed definition (querycommitted as an admin of `asOrg`). */
+async function queryCommitted(t: Topology, bins: Binaries, asOrg: string): Promise<CommittedDefinition> {
   const out = await run(bins.peer, ['lifecycle', 'chaincode', 'querycommitted', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-O', 'json'], { env: adminEnv(t, bins, asOrg) });
-  return Number((JSON.parse(out) as { sequence: number }).sequence);
+  return committedDefinitionOf(JSON.parse(out) as unknown);
+}
+
+/**
+ * The parts of `peer lifecycle chaincode querycommitted -O json` add-org reads. The validation parameter is
+ * the serialized ApplicationPolicy (base64): for a channel config policy reference it holds the reference's
+ * text, which is read out of it.
+ */
+export function committedDefinitionOf(json: unknown): CommittedDefinition {
+  const d = json as { sequence?: unknown; validation_parameter?: unknown; approvals?: unknown };
+  if (typeof d.sequence !== 'number') throw new NetworkError('querycommitted answered without a sequence');
+  const parameter = typeof d.validation_parameter === 'string' ? Buffer.from(d.validation_parameter, 'base64').toString('latin1') : '';
+  const reference = /\/Channel\/[A-Za-z0-9/]+/.exec(parameter)?.[0] ?? '';
+  const approvals = d.approvals && typeof d.approvals === 'object' ? (d.approvals as Record<string, boolean>) : {};
+  return { sequence: d.sequence, endorsementPolicy: reference, approvals };
+}
+
+async function committedSequence(t: Topology, bins: Binaries, asOrg: string): Promise<number> {
+  return (await queryCommitted(t, bins, asOrg)).sequence;
 }
 
 /**
@@ -255,7 +314,9 @@ async function redefineChaincode(t: Topology, bins: Binaries, name: string, prog
       t.peers.map(async (p) => {
         const orgEnv = adminEnv(t, bins, p.org);
         const own = orgPackage(t, p).packageId;
-        const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env: orgEnv }).catch(() => '');
+        const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env: orgEnv }).catch(
+          () => '',
+        );
         if (!approved.includes(own)) {
           await run(bins.peer, ['lifecycle', 'chaincode', 'approveformyorg', ...ordererArgs(t), ...definition, '--package-id', own], { env: orgEnv });
         }

@@ -63,11 +63,13 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'add-org': {
       const name = rest.find((a) => !a.startsWith('-'));
-      if (!name) throw new NetworkError('add-org needs the new organization\'s name, e.g. `npm run network -- add-org hospital3`');
+      if (!name) throw new NetworkError("add-org needs the new organization's name, e.g. `npm run network -- add-org hospital3`");
       const start = Date.now();
       const info = await addOrg(options, name, say);
       const org = info.orgs[name];
-      say(`${name} joined in ${((Date.now() - start) / 1000).toFixed(1)}s: peer ${org?.peerEndpoint ?? '?'}, CA ${org?.caUrl ?? '?'}, gateway env ${info.home}/gateways/${name}.env`);
+      say(
+        `${name} joined in ${((Date.now() - start) / 1000).toFixed(1)}s: peer ${org?.peerEndpoint ?? '?'}, CA ${org?.caUrl ?? '?'}, gateway env ${info.home}/gateways/${name}.env`,
+      );
       return 0;
     }
     case 'down':

@@ -120,6 +120,10 @@ function marker(t: Topology, step: string): string {
 export function done(t: Topology, step: string): boolean {
   return fs.existsSync(marker(t, step));
 }
+/** The step marker of a finished add-org: until it is there, `up` refuses to run (add-org is to be run again). */
+export function joinedMarker(name: string): string {
+  return `joined-${name}`;
+}
 export function markDone(t: Topology, step: string): void {
   fs.mkdirSync(path.dirname(marker(t, step)), { recursive: true });
   fs.writeFileSync(marker(t, step), new Date().toISOString());
@@ -140,6 +144,10 @@ export async function timed<T>(progress: Progress, label: string, fn: () => Prom
 export async function up(requested: NetworkOptions, progress: Progress = () => {}): Promise<NetworkInfo> {
   const options = loadOrCreateOptions(requested);
   const t = topology(options);
+  // An organization whose add-org was interrupted is in the topology but maybe not yet in the channel: up
+  // would try to join its peer and register its DID. add-org finishes it (and starts the rest too).
+  const unfinished = (options.joined ?? []).filter((name) => !done(t, joinedMarker(name)));
+  if (unfinished[0] !== undefined) throw new NetworkError(`${unfinished.join(', ')} did not finish joining: run \`npm run network -- add-org ${unfinished[0]}\` again`);
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
   }

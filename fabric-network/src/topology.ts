@@ -127,10 +127,7 @@ export function topology(options: NetworkOptions): Topology {
     dir: path.join(home, 'orgs', org, 'peers', 'peer0'),
     chaincodePort,
   });
-  const peers: PeerNode[] = [
-    ...PEER_ORGS.map((org, i) => peerOfOrg(org, b + 70 + i * 10, b + 100 + i)),
-    ...joined.map((org, k) => peerOfOrg(org, b + 62 + 5 * k, b + 103 + k)),
-  ];
+  const peers: PeerNode[] = [...PEER_ORGS.map((org, i) => peerOfOrg(org, b + 70 + i * 10, b + 100 + i)), ...joined.map((org, k) => peerOfOrg(org, b + 62 + 5 * k, b + 103 + k))];
   return {
     options,
     orgs,

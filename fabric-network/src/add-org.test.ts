@@ -1,0 +1,33 @@
+import { expect } from 'chai';
+import { applicationMembers, type ChannelConfigJson, majorityOf, updateEnvelope, withMember } from './add-org';
+
+describe('add-org: the channel config update', () => {
+  it('needs the admins of a MAJORITY of the members: 2 of 3, 3 of 4, 3 of 5', () => {
+    expect([1, 2, 3, 4, 5].map(majorityOf)).to.deep.equal([1, 2, 2, 3, 3]);
+  });
+
+  const config = (): ChannelConfigJson & { channel_group: { groups: { Orderer: unknown } } } => ({
+    channel_group: {
+      groups: {
+        Application: { groups: { Hospital1MSP: { version: '0' }, Hospital2MSP: { version: '0' }, RegulatorMSP: { version: '0' } } },
+        Orderer: { groups: { OrdererMSP: {} } },
+      },
+    },
+  });
+
+  it('adds the organization to the Application group only, leaving the fetched config as it was', () => {
+    const original = config();
+    const updated = withMember(original, 'Hospital3MSP', { mod_policy: 'Admins', values: { MSP: {} } });
+    expect(applicationMembers(original)).to.deep.equal(['Hospital1MSP', 'Hospital2MSP', 'RegulatorMSP']);
+    expect(applicationMembers(updated)).to.deep.equal(['Hospital1MSP', 'Hospital2MSP', 'RegulatorMSP', 'Hospital3MSP']);
+    expect(updated.channel_group.groups.Application.groups.Hospital3MSP).to.deep.equal({ mod_policy: 'Admins', values: { MSP: {} } });
+    expect((updated as ReturnType<typeof config>).channel_group.groups.Orderer).to.deep.equal(original.channel_group.groups.Orderer);
+  });
+
+  it('wraps the update as a CONFIG_UPDATE (type 2) envelope for the channel', () => {
+    const update = { channel_id: 'hdx', read_set: {}, write_set: {} };
+    expect(updateEnvelope('hdx', update)).to.deep.equal({
+      payload: { header: { channel_header: { channel_id: 'hdx', type: 2 } }, data: { config_update: update } },
+    });
+  });
+});
