@@ -182,14 +182,15 @@ describe(`a member joins a running consortium: add-org ${NEW_ORG} (real network)
     }
 
     await auditDelivered(h1);
-    const asAuditor = signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 });
-    const events = await call(reg, 'GET', `/AuditEvent?entity=Patient/${id}&_count=100`, asAuditor);
+    // A fresh token per request: the gateway refuses a token used twice (jti replay).
+    const asAuditor = (): string => signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 });
+    const events = await call(reg, 'GET', `/AuditEvent?entity=Patient/${id}&_count=100`, asAuditor());
     expect(events.status, events.text).to.equal(200);
     type Event = { subtype: Array<{ code: string }>; extension?: Array<{ url: string; valueString: string }> };
     const create = (events.body.entry as Array<{ resource: Event }>).map((e) => e.resource).find((e) => e.subtype[0]?.code === 'create');
     const eventId = create?.extension?.find((x) => x.url === EVENT_ID_EXTENSION)?.valueString;
     expect(eventId, events.text).to.match(/^[0-9a-f]{64}\.[0-9]+$/);
-    const receipt = await call(reg, 'GET', `/AuditEvent/${eventId ?? ''}/$receipt`, asAuditor);
+    const receipt = await call(reg, 'GET', `/AuditEvent/${eventId ?? ''}/$receipt`, asAuditor());
     expect(receipt.status, receipt.text).to.equal(200);
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-add-org-'));
@@ -202,6 +203,7 @@ describe(`a member joins a running consortium: add-org ${NEW_ORG} (real network)
       });
       expect(verified.status, verified.stderr).to.equal(0);
       const report = JSON.parse(verified.stdout) as { verified: boolean; submittedBy: string; endorsedBy: string[] };
+      process.stderr.write(`      the write's receipt: endorsed by ${report.endorsedBy.join(', ')}\n`);
       expect(report.verified).to.equal(true);
       expect(report.submittedBy).to.equal('Hospital1MSP');
       // MAJORITY of four members is three: with three members it would have been two.
