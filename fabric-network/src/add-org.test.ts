@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { applicationMembers, type ChannelConfigJson, majorityOf, updateEnvelope, withMember } from './add-org';
+import { applicationMembers, type ChannelConfigJson, committedDefinitionOf, majorityOf, updateEnvelope, withMember } from './add-org';
 
 describe('add-org: the channel config update', () => {
   it('needs the admins of a MAJORITY of the members: 2 of 3, 3 of 4, 3 of 5', () => {
@@ -29,5 +29,27 @@ describe('add-org: the channel config update', () => {
     expect(updateEnvelope('hdx', update)).to.deep.equal({
       payload: { header: { channel_header: { channel_id: 'hdx', type: 2 } }, data: { config_update: update } },
     });
+  });
+});
+
+describe('add-org: the committed chaincode definition', () => {
+  it('reads the sequence, the channel policy reference (from the serialized ApplicationPolicy) and the approvals', () => {
+    // ApplicationPolicy { channel_config_policy_reference (field 2) = "/Channel/Application/Endorsement" }, as querycommitted -O json prints it.
+    const parameter = Buffer.concat([Buffer.from([0x12, 32]), Buffer.from('/Channel/Application/Endorsement')]).toString('base64');
+    const definition = committedDefinitionOf({
+      sequence: 2,
+      version: '1.0',
+      endorsement_plugin: 'escc',
+      validation_plugin: 'vscc',
+      validation_parameter: parameter,
+      collections: {},
+      approvals: { Hospital1MSP: true, Hospital3MSP: false },
+    });
+    expect(definition).to.deep.equal({ sequence: 2, endorsementPolicy: '/Channel/Application/Endorsement', approvals: { Hospital1MSP: true, Hospital3MSP: false } });
+  });
+
+  it('refuses an answer without a sequence; a signature policy has no reference', () => {
+    expect(() => committedDefinitionOf({ approvals: {} })).to.throw(/without a sequence/);
+    expect(committedDefinitionOf({ sequence: 1, validation_parameter: Buffer.from([0x0a, 0x00]).toString('base64') }).endorsementPolicy).to.equal('');
   });
 });
