@@ -53,6 +53,7 @@ tools=(
   "fabric 0 orderer github.com/hyperledger/fabric/cmd/orderer"
   "fabric 0 configtxgen github.com/hyperledger/fabric/cmd/configtxgen"
   "fabric 0 osnadmin github.com/hyperledger/fabric/cmd/osnadmin"
+  "fabric 0 configtxlator github.com/hyperledger/fabric/cmd/configtxlator"
   "fabric-ca 1 fabric-ca-server github.com/hyperledger/fabric-ca/cmd/fabric-ca-server"
   "fabric-ca 1 fabric-ca-client github.com/hyperledger/fabric-ca/cmd/fabric-ca-client"
 )

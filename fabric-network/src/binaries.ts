@@ -10,6 +10,8 @@ export interface Binaries {
   readonly orderer: string;
   readonly configtxgen: string;
   readonly osnadmin: string;
+  /** For channel config updates (add-org, which builds it). Not checked here: a cache built before add-org lacks it. */
+  readonly configtxlator: string;
   readonly caServer: string;
   readonly caClient: string;
 }
@@ -49,6 +51,7 @@ export function binariesIn(binDir: string): Binaries {
     orderer: b('orderer'),
     configtxgen: b('configtxgen'),
     osnadmin: b('osnadmin'),
+    configtxlator: path.join(binDir, 'configtxlator'),
     caServer: b('fabric-ca-server'),
     caClient: b('fabric-ca-client'),
   };

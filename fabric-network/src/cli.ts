@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
+import { addOrg } from './add-org';
 import { defaultOptions, down, logFiles, startNode, stopNode, up } from './network';
 import { formatStatus, status } from './status';
 import { NetworkError } from './proc';
@@ -11,6 +12,12 @@ Commands:
   up                 build the Fabric binaries if needed, then start (or resume) the network:
                      Fabric CAs, orderers (Raft, or SmartBFT), peers for hospital1, hospital2, regulator,
                      channel "hdx" and chaincode "hdx" as a service. Idempotent.
+  add-org NAME       a new member organization joins the running network: its CA, identities, peer
+                     and chaincode server; a channel config update adding its MSP, signed by a
+                     majority of the member admins; its peer joins the channel; the chaincode is
+                     committed again with every member's approval (endorsement: MAJORITY of the
+                     members); its organization DID and gateways/NAME.env. At most 2 per network.
+                     Run it again to finish one that was interrupted.
   down [--wipe]      stop every process this launcher started; --wipe also deletes all state
   status [--json]    show each node: running, healthy, endpoint; block height of each orderer
                      and peer (and each peer's lag behind the orderers); which orderer leads;
@@ -52,6 +59,17 @@ async function main(argv: string[]): Promise<number> {
       const info = await up(options, say);
       say(`network is up in ${((Date.now() - start) / 1000).toFixed(1)}s (state in ${info.home})`);
       for (const org of Object.values(info.orgs)) say(`  ${org.org}: peer ${org.peerEndpoint}, CA ${org.caUrl}`);
+      return 0;
+    }
+    case 'add-org': {
+      const name = rest.find((a) => !a.startsWith('-'));
+      if (!name) throw new NetworkError("add-org needs the new organization's name, e.g. `npm run network -- add-org hospital3`");
+      const start = Date.now();
+      const info = await addOrg(options, name, say);
+      const org = info.orgs[name];
+      say(
+        `${name} joined in ${((Date.now() - start) / 1000).toFixed(1)}s: peer ${org?.peerEndpoint ?? '?'}, CA ${org?.caUrl ?? '?'}, gateway env ${info.home}/gateways/${name}.env`,
+      );
       return 0;
     }
     case 'down':

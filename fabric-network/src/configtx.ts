@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Org, Topology } from './topology';
+import { isFounder, type Org, type Topology } from './topology';
 
 export const PROFILE = 'HdxChannel';
 
@@ -118,7 +118,8 @@ function consensus(t: Topology): object {
  */
 export function configtx(t: Topology): object {
   const ordererOrgs = t.orgs.filter((o) => o.name === 'orderer');
-  const memberOrgs = t.orgs.filter((o) => o.name !== 'orderer');
+  // The founding members: an organization that joined later is added by a channel config update (add-org).
+  const memberOrgs = t.orgs.filter((o) => isFounder(o.name));
   return {
     Profiles: {
       [PROFILE]: {
@@ -159,4 +160,12 @@ export function configtx(t: Topology): object {
       },
     },
   };
+}
+
+/**
+ * configtx.yaml for `configtxgen -printOrg`: only the joining member organization, defined as the founding
+ * ones are (policies, anchor peer), so the channel config update adds it exactly as the genesis block would.
+ */
+export function joiningOrgConfigtx(t: Topology, org: Org): object {
+  return { Organizations: [peerOrg(t, org)] };
 }

@@ -1,3 +1,5 @@
+export { addOrg, channelMembers, committedDefinition, majorityOf } from './add-org';
+export type { CommittedDefinition } from './add-org';
 export { defaultOptions, down, logFiles, nodeNames, readNetworkInfo, startNode, stopNode, up } from './network';
 export type { GatewayConnection, NetworkInfo, Progress } from './network';
 export { formatStatus, orderingLeader, status } from './status';

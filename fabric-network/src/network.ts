@@ -19,7 +19,6 @@ import {
   orgOf,
   type PeerNode,
   type PeerOrgName,
-  PEER_ORGS,
   type Topology,
   topology,
 } from './topology';
@@ -86,7 +85,7 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
   };
 }
 
-const STATE_FILE = 'network.json';
+export const STATE_FILE = 'network.json';
 
 /**
  * The orderers' cluster RPC timeout (General.Cluster.RPCTimeout). Also bounds each consensus message
@@ -118,15 +117,19 @@ export function readNetworkInfo(home: string): NetworkInfo {
 function marker(t: Topology, step: string): string {
   return path.join(t.options.home, 'steps', step);
 }
-function done(t: Topology, step: string): boolean {
+export function done(t: Topology, step: string): boolean {
   return fs.existsSync(marker(t, step));
 }
-function markDone(t: Topology, step: string): void {
+/** The step marker of a finished add-org: until it is there, `up` refuses to run (add-org is to be run again). */
+export function joinedMarker(name: string): string {
+  return `joined-${name}`;
+}
+export function markDone(t: Topology, step: string): void {
   fs.mkdirSync(path.dirname(marker(t, step)), { recursive: true });
   fs.writeFileSync(marker(t, step), new Date().toISOString());
 }
 
-async function timed<T>(progress: Progress, label: string, fn: () => Promise<T>): Promise<T> {
+export async function timed<T>(progress: Progress, label: string, fn: () => Promise<T>): Promise<T> {
   const start = Date.now();
   progress(`${label} ...`);
   const result = await fn();
@@ -141,6 +144,10 @@ async function timed<T>(progress: Progress, label: string, fn: () => Promise<T>)
 export async function up(requested: NetworkOptions, progress: Progress = () => {}): Promise<NetworkInfo> {
   const options = loadOrCreateOptions(requested);
   const t = topology(options);
+  // An organization whose add-org was interrupted is in the topology but maybe not yet in the channel: up
+  // would try to join its peer and register its DID. add-org finishes it (and starts the rest too).
+  const unfinished = (options.joined ?? []).filter((name) => !done(t, joinedMarker(name)));
+  if (unfinished[0] !== undefined) throw new NetworkError(`${unfinished.join(', ')} did not finish joining: run \`npm run network -- add-org ${unfinished[0]}\` again`);
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
   }
@@ -157,7 +164,7 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   await timed(progress, s('Identities (enrolled from each CA)'), () => enrollAll(t, bins));
   const ordering = t.options.consensus === 'bft' ? 'SmartBFT' : 'Raft';
   await timed(progress, s(`${ordering} ordering service (${t.orderers.length} node${t.orderers.length > 1 ? 's' : ''})`), () => startOrderers(t, bins));
-  await timed(progress, s('Peers (hospital1, hospital2, regulator)'), () => startPeers(t, bins));
+  await timed(progress, s(`Peers (${t.peers.map((p) => p.org).join(', ')})`), () => startPeers(t, bins));
   await timed(progress, s(`Channel ${CHANNEL}`), () => createChannel(t, bins));
   await timed(progress, s(`Chaincode ${CHAINCODE_NAME} (as a service, endorsement MAJORITY)`), () => deployChaincode(t, bins));
 
@@ -169,20 +176,21 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
 }
 
 async function enrollAll(t: Topology, bins: Binaries): Promise<void> {
-  await Promise.all(
-    t.orgs.map(async (org) => {
-      writeOrgMsp(org);
-      await enrollIdentity(t, bins, org, { id: 'orgadmin', type: 'admin', attrs: ['hdx.role=admin'] }, identityDir(org, 'admin', 'admin'), true);
-      if (org.name === 'orderer') {
-        for (const o of t.orderers) await enrollIdentity(t, bins, org, { id: o.name, type: 'orderer' }, o.dir, true);
-        return;
-      }
-      await enrollIdentity(t, bins, org, { id: 'peer0', type: 'peer' }, identityDir(org, 'peer', 'peer0'), true);
-      await enrollIdentity(t, bins, org, { id: 'chaincode', type: 'client' }, identityDir(org, 'chaincode', 'server'), true);
-      // The org's HDX gateway enrolls itself (fabric-ca-client) with this id and secret.
-      await register(t, bins, org, { id: 'gateway', type: 'client', attrs: ['hdx.role=gateway'] });
-    }),
-  );
+  await Promise.all(t.orgs.map((org) => enrollOrg(t, bins, org)));
+}
+
+/** Enrolls an organization's identities from its CA (each only once): admin, and its orderers or its peer, chaincode server and gateway. */
+export async function enrollOrg(t: Topology, bins: Binaries, org: Org): Promise<void> {
+  writeOrgMsp(org);
+  await enrollIdentity(t, bins, org, { id: 'orgadmin', type: 'admin', attrs: ['hdx.role=admin'] }, identityDir(org, 'admin', 'admin'), true);
+  if (org.name === 'orderer') {
+    for (const o of t.orderers) await enrollIdentity(t, bins, org, { id: o.name, type: 'orderer' }, o.dir, true);
+    return;
+  }
+  await enrollIdentity(t, bins, org, { id: 'peer0', type: 'peer' }, identityDir(org, 'peer', 'peer0'), true);
+  await enrollIdentity(t, bins, org, { id: 'chaincode', type: 'client' }, identityDir(org, 'chaincode', 'server'), true);
+  // The org's HDX gateway enrolls itself (fabric-ca-client) with this id and secret.
+  await register(t, bins, org, { id: 'gateway', type: 'client', attrs: ['hdx.role=gateway'] });
 }
 
 function consensusDir(t: Topology): string {
@@ -228,7 +236,7 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
   };
 }
 
-async function startOrderers(t: Topology, bins: Binaries): Promise<void> {
+export async function startOrderers(t: Topology, bins: Binaries): Promise<void> {
   await Promise.all(t.orderers.map((o, i) => startOrderer(t, bins, i)));
 }
 
@@ -284,12 +292,12 @@ function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
   };
 }
 
-async function startPeers(t: Topology, bins: Binaries): Promise<void> {
+export async function startPeers(t: Topology, bins: Binaries): Promise<void> {
   await Promise.all(t.peers.map((p) => startPeer(t, bins, p)));
 }
 
 /** Starts one peer unless it runs, and waits for its /healthz. */
-async function startPeer(t: Topology, bins: Binaries, p: PeerNode): Promise<void> {
+export async function startPeer(t: Topology, bins: Binaries, p: PeerNode): Promise<void> {
   if (!isRunning(t.dirs.pids, p.name)) {
     startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p) }, t.dirs.pids, t.dirs.logs);
   }
@@ -316,7 +324,7 @@ export function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): Nod
   };
 }
 
-function ordererArgs(t: Topology): string[] {
+export function ordererArgs(t: Topology): string[] {
   const o = t.orderers[0];
   if (!o) throw new Error('no orderer');
   return ['-o', `127.0.0.1:${o.port}`, '--tls', '--cafile', caCertFile(orgOf(t, 'orderer').ca)];
@@ -435,7 +443,7 @@ async function waitForOrdererHeights(t: Topology): Promise<void> {
  * other organizations, a MAJORITY endorsement cannot be planned ("no peer combination can satisfy the
  * endorsement policy"). Wait for each peer's `gossip_membership_total_peers_known` to reach the others.
  */
-async function waitForMembership(t: Topology): Promise<void> {
+export async function waitForMembership(t: Topology): Promise<void> {
   const others = t.peers.length - 1;
   await Promise.all(
     t.peers.map((p) =>
@@ -452,9 +460,12 @@ async function waitForMembership(t: Topology): Promise<void> {
   );
 }
 
-/** Where `npm start` serves each org's gateway; the organization DIDs name these FHIR base URLs. */
-export function defaultGatewayUrl(org: PeerOrgName): string {
-  return `http://127.0.0.1:${8080 + PEER_ORGS.indexOf(org)}/fhir`;
+/**
+ * Where `npm start` serves each org's gateway (8080, 8081, 8082 for the founding members, then 8083, ...
+ * for those that joined); the organization DIDs name these FHIR base URLs.
+ */
+export function defaultGatewayUrl(t: Topology, org: PeerOrgName): string {
+  return `http://127.0.0.1:${8080 + t.peers.findIndex((p) => p.org === org)}/fhir`;
 }
 
 function orgKeyFile(t: Topology, org: PeerOrgName): string {
@@ -462,9 +473,9 @@ function orgKeyFile(t: Topology, org: PeerOrgName): string {
 }
 
 /** Registers each member's organization DID (as the org admin), once. */
-async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
+export async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
   const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
-  for (const org of PEER_ORGS) {
+  for (const org of t.peers.map((p) => p.org)) {
     if (done(t, `org-did-${org}`)) continue;
     const key = orgKey(orgKeyFile(t, org));
     const env = adminEnv(t, bins, org);
@@ -475,7 +486,7 @@ async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
       () => false,
     );
     if (!known) {
-      const args = JSON.stringify({ Args: ['hdx.identity:Register', JSON.stringify(orgRegistration(key, defaultGatewayUrl(org)))] });
+      const args = JSON.stringify({ Args: ['hdx.identity:Register', JSON.stringify(orgRegistration(key, defaultGatewayUrl(t, org)))] });
       await run(bins.peer, ['chaincode', 'invoke', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, ...peerArgs, '-c', args, '--waitForEvent'], { env });
     }
     markDone(t, `org-did-${org}`);
@@ -487,7 +498,7 @@ export function chaincodeServerName(org: PeerOrgName): string {
 }
 
 /** Each org runs its own chaincode server (TLS, client certificates required); its package points there. */
-function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPackage> {
+export function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPackage> {
   const org = orgOf(t, p.org);
   const peerTls = path.join(p.dir, 'tls');
   return ccaasPackage(CHAINCODE_LABEL, {
@@ -501,7 +512,7 @@ function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPackage> {
   });
 }
 
-function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void {
+export function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void {
   const name = chaincodeServerName(p.org);
   if (isRunning(t.dirs.pids, name)) return;
   const org = orgOf(t, p.org);
@@ -535,7 +546,7 @@ function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void
   );
 }
 
-function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> {
+export function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> {
   return waitFor(`chaincode server for ${p.org} on 127.0.0.1:${p.chaincodePort}`, () => portOpen(p.chaincodePort), {
     timeoutMs: 30_000,
     pidsDir: t.dirs.pids,
@@ -612,26 +623,27 @@ async function deployChaincode(t: Topology, bins: Binaries): Promise<void> {
   }
 
   // Ready when every peer can reach its org's chaincode server: ask each for the contract metadata.
-  await Promise.all(
-    t.peers.map((p) =>
-      waitFor(
-        `chaincode ${CHAINCODE_NAME} answering through ${p.name}`,
-        async () => {
-          const out = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', '{"Args":["org.hyperledger.fabric:GetMetadata"]}'], {
-            env: adminEnv(t, bins, p.org),
-            timeoutMs: 20_000,
-          });
-          return out.includes('"contracts"');
-        },
-        { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: chaincodeServerName(p.org), log: logFile(t.dirs.logs, p.name) },
-      ),
-    ),
+  await Promise.all(t.peers.map((p) => waitForChaincodeAnswer(t, bins, p)));
+}
+
+/** Waits until the chaincode answers through a peer (the contract metadata, asked as the org admin). */
+export function waitForChaincodeAnswer(t: Topology, bins: Binaries, p: PeerNode): Promise<void> {
+  return waitFor(
+    `chaincode ${CHAINCODE_NAME} answering through ${p.name}`,
+    async () => {
+      const out = await run(bins.peer, ['chaincode', 'query', '-C', CHANNEL, '-n', CHAINCODE_NAME, '-c', '{"Args":["org.hyperledger.fabric:GetMetadata"]}'], {
+        env: adminEnv(t, bins, p.org),
+        timeoutMs: 20_000,
+      });
+      return out.includes('"contracts"');
+    },
+    { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: chaincodeServerName(p.org), log: logFile(t.dirs.logs, p.name) },
   );
 }
 
-function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
+export function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
   const orgs: Record<string, GatewayConnection> = {};
-  for (const name of PEER_ORGS) {
+  for (const name of t.peers.map((p) => p.org)) {
     const org = orgOf(t, name);
     const p = t.peers.find((x) => x.org === name);
     if (!p) throw new Error(`no peer for ${name}`);

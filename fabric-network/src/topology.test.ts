@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { configtx, PROFILE } from './configtx';
+import { configtx, joiningOrgConfigtx, PROFILE } from './configtx';
 import { defaultOptions } from './network';
 import { importantLogLines } from './proc';
-import { topology } from './topology';
+import { invalidOrgName, orgOf, peerOf, topology } from './topology';
 
 describe('topology', () => {
   for (const [consensus, orderers] of [
@@ -116,5 +116,62 @@ describe('importantLogLines', () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'log-')), 'x.log');
     fs.writeFileSync(file, ['\u001b[34m2026 INFO\u001b[0m [peer] all good', '2026 ERRO [comm] TLS handshake failed', '2026 INFO [peer] more'].join('\n'));
     expect(importantLogLines(file)).to.deep.equal(['2026 ERRO [comm] TLS handshake failed']);
+  });
+});
+
+describe('organizations that joined (add-org)', () => {
+  const base = { home: '/h', portBase: 7000, batchTimeout: '200ms', maxMessageCount: 100 } as const;
+
+  for (const [consensus, orderers] of [
+    ['raft', 3],
+    ['bft', 4],
+  ] as const) {
+    it(`gives two joined organizations ports of their own inside the block of a ${orderers}-orderer ${consensus} network`, () => {
+      const t = topology({ ...base, consensus, orderers, joined: ['hospital3', 'clinic4'] });
+      const ports = [
+        ...t.orgs.flatMap((o) => [o.ca.port, o.ca.operationsPort]),
+        ...t.orderers.flatMap((o) => [o.port, o.adminPort, o.operationsPort]),
+        ...t.peers.flatMap((p) => [p.port, p.chaincodeListenPort, p.operationsPort, p.chaincodePort]),
+      ];
+      expect(new Set(ports).size).to.equal(ports.length);
+      for (const p of ports) expect(p).to.be.within(7000, 7109);
+      expect(t.orgs.map((o) => o.mspId)).to.deep.equal(['OrdererMSP', 'Hospital1MSP', 'Hospital2MSP', 'RegulatorMSP', 'Hospital3MSP', 'Clinic4MSP']);
+      expect(t.peers.map((p) => p.name)).to.deep.equal(['peer0.hospital1', 'peer0.hospital2', 'peer0.regulator', 'peer0.hospital3', 'peer0.clinic4']);
+      // The founding members keep the ports they had: a running network's nodes do not move.
+      const founders = topology({ ...base, consensus, orderers });
+      expect(t.peers.slice(0, 3)).to.deep.equal(founders.peers);
+      expect(t.orgs.slice(0, 4)).to.deep.equal(founders.orgs);
+    });
+  }
+
+  it('refuses a third joined organization (the block has no ports for it)', () => {
+    expect(() => topology({ ...base, consensus: 'raft', orderers: 3, joined: ['a1', 'b2', 'c3'] })).to.throw(/at most 2/);
+  });
+
+  it('names what is wrong with a new organization name', () => {
+    const t = topology({ ...base, consensus: 'raft', orderers: 3, joined: ['hospital3'] });
+    expect(invalidOrgName(t, 'hospital4')).to.equal(undefined);
+    expect(invalidOrgName(t, 'hospital3')).to.match(/already in this network/);
+    expect(invalidOrgName(t, 'regulator')).to.match(/already in this network/);
+    expect(invalidOrgName(t, 'orderer')).to.match(/already in this network/);
+    for (const bad of ['Hospital4', 'h', '4hospital', 'hospital-4', '../x', 'a'.repeat(21), '']) expect(invalidOrgName(t, bad), bad).to.match(/not a valid organization name/);
+  });
+
+  it('configtx: the genesis block holds the founding members only; a joining org is defined as they are, with its anchor peer', () => {
+    const t = topology({ ...base, consensus: 'raft', orderers: 3, joined: ['hospital3'] });
+    type OrgDef = { Name: string; ID: string; MSPDir: string; Policies: Record<string, { Type: string; Rule: string }>; AnchorPeers: Array<{ Host: string; Port: number }> };
+    type Profile = { Application: { Organizations: OrgDef[] } };
+    const p = (configtx(t) as { Profiles: Record<string, Profile> }).Profiles[PROFILE] as Profile;
+    expect(p.Application.Organizations.map((o) => o.ID)).to.deep.equal(['Hospital1MSP', 'Hospital2MSP', 'RegulatorMSP']);
+    const joining = joiningOrgConfigtx(t, orgOf(t, 'hospital3')) as { Organizations: OrgDef[] };
+    expect(joining.Organizations).to.have.length(1);
+    const [org] = joining.Organizations;
+    expect(org?.Name).to.equal('Hospital3MSP');
+    expect(org?.MSPDir).to.equal('/h/orgs/hospital3/msp');
+    expect(org?.AnchorPeers).to.deep.equal([{ Host: '127.0.0.1', Port: peerOf(t, 'hospital3').port }]);
+    // The same policies as a founding member's, with its own MSP id.
+    const founder = p.Application.Organizations[0];
+    expect(JSON.stringify(org?.Policies)).to.equal(JSON.stringify(founder?.Policies).replaceAll('Hospital1MSP', 'Hospital3MSP'));
+    expect(org?.Policies.Endorsement?.Rule).to.equal("OR('Hospital3MSP.peer')");
   });
 });

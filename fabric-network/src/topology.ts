@@ -1,9 +1,13 @@
 import * as path from 'node:path';
 
-/** The organizations of the default HDX consortium. */
+/** The founding members of the HDX consortium: the organizations in the channel's genesis block. */
 export const PEER_ORGS = ['hospital1', 'hospital2', 'regulator'] as const;
-export type PeerOrgName = (typeof PEER_ORGS)[number];
-export type OrgName = PeerOrgName | 'orderer';
+/** A member organization: a founding one, or one that joined later (`add-org`). */
+export type PeerOrgName = string;
+export type OrgName = PeerOrgName;
+
+/** How many organizations may join a running network (`add-org`): the free ports of the block hold two. */
+export const MAX_JOINED_ORGS = 2;
 
 export const CHANNEL = 'hdx';
 export const CHAINCODE_NAME = 'hdx';
@@ -28,6 +32,8 @@ export interface NetworkOptions {
   readonly batchTimeout: string;
   /** Orderer MaxMessageCount per block. */
   readonly maxMessageCount: number;
+  /** Organizations that joined the running network (`add-org`), in the order they joined. */
+  readonly joined?: readonly string[];
 }
 
 export interface CaNode {
@@ -90,23 +96,20 @@ export function mspIdOf(org: OrgName): string {
 
 /**
  * Lays out every node's ports and folders. Ports: CAs at base+0..39 (10 per org), orderers at
- * base+40..59 (5 per orderer, up to 4), peers at base+70..99, chaincode servers at base+100..109.
+ * base+40..59 (5 per orderer, up to 4), peers at base+70..99, chaincode servers at base+100..102.
+ * An organization that joined later (the k-th, k = 0 or 1) takes base+60+5k..64+5k (its CA and CA
+ * operations, its peer, chaincode listener and operations) and its chaincode server base+103+k.
  */
 export function topology(options: NetworkOptions): Topology {
   const { home, portBase: b } = options;
-  const orgNames: OrgName[] = ['orderer', ...PEER_ORGS];
-  const orgs: Org[] = orgNames.map((name, i) => ({
-    name,
-    mspId: mspIdOf(name),
-    dir: path.join(home, 'orgs', name),
-    ca: {
-      org: name,
-      name: `ca-${name}`,
-      port: b + i * 10,
-      operationsPort: b + i * 10 + 1,
-      home: path.join(home, 'ca', name),
-    },
-  }));
+  const joined = options.joined ?? [];
+  if (joined.length > MAX_JOINED_ORGS) throw new Error(`at most ${MAX_JOINED_ORGS} organizations can join a network, not ${joined.length}`);
+  const caOf = (name: string, port: number): CaNode => ({ org: name, name: `ca-${name}`, port, operationsPort: port + 1, home: path.join(home, 'ca', name) });
+  const orgOfName = (name: string, ca: CaNode): Org => ({ name, mspId: mspIdOf(name), dir: path.join(home, 'orgs', name), ca });
+  const orgs: Org[] = [
+    ...['orderer', ...PEER_ORGS].map((name, i) => orgOfName(name, caOf(name, b + i * 10))),
+    ...joined.map((name, k) => orgOfName(name, caOf(name, b + 60 + 5 * k))),
+  ];
   const orderers: OrdererNode[] = Array.from({ length: options.orderers }, (_, i) => ({
     name: `orderer${i}`,
     port: b + 40 + i * 5,
@@ -115,15 +118,16 @@ export function topology(options: NetworkOptions): Topology {
     dir: path.join(home, 'orgs', 'orderer', 'orderers', `orderer${i}`),
     consenterId: i + 1,
   }));
-  const peers: PeerNode[] = PEER_ORGS.map((org, i) => ({
+  const peerOfOrg = (org: string, port: number, chaincodePort: number): PeerNode => ({
     org,
     name: `peer0.${org}`,
-    port: b + 70 + i * 10,
-    chaincodeListenPort: b + 71 + i * 10,
-    operationsPort: b + 72 + i * 10,
+    port,
+    chaincodeListenPort: port + 1,
+    operationsPort: port + 2,
     dir: path.join(home, 'orgs', org, 'peers', 'peer0'),
-    chaincodePort: b + 100 + i,
-  }));
+    chaincodePort,
+  });
+  const peers: PeerNode[] = [...PEER_ORGS.map((org, i) => peerOfOrg(org, b + 70 + i * 10, b + 100 + i)), ...joined.map((org, k) => peerOfOrg(org, b + 62 + 5 * k, b + 103 + k))];
   return {
     options,
     orgs,
@@ -140,6 +144,21 @@ export function topology(options: NetworkOptions): Topology {
       secrets: path.join(home, 'secrets'),
     },
   };
+}
+
+/** Whether an organization is a founding member (in the genesis block), not one that joined later. */
+export function isFounder(name: string): boolean {
+  return (PEER_ORGS as readonly string[]).includes(name);
+}
+
+/**
+ * Why `name` cannot be the name of a new member organization, or undefined when it can: lower-case
+ * letters and digits (it becomes a folder, a node name and, capitalized, the MSP id `<Name>MSP`).
+ */
+export function invalidOrgName(t: Topology, name: string): string | undefined {
+  if (!/^[a-z][a-z0-9]{1,19}$/.test(name)) return `"${name}" is not a valid organization name: 2 to 20 lower-case letters and digits, starting with a letter`;
+  if (t.orgs.some((o) => o.name === name || o.mspId === mspIdOf(name))) return `organization ${name} is already in this network`;
+  return undefined;
 }
 
 export function orgOf(t: Topology, name: OrgName): Org {

@@ -91,7 +91,7 @@ function bundleOf(patientId: string, tag: string, n: number): object {
 
 describe('faults: the gateway killed in the middle of a transaction Bundle (each audit mode); a CA stopped', function () {
   this.timeout(600_000);
-  const own = useOwnNetwork('gateway-killed', 800, { HDX_ORDERER_TYPE: 'raft', HDX_ORDERERS: '3' });
+  const own = useOwnNetwork('gateway-killed', 1000, { HDX_ORDERER_TYPE: 'raft', HDX_ORDERERS: '3' });
   const running: ChildProcess[] = [];
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-gateway-killed-'));
 
