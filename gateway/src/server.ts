@@ -18,6 +18,7 @@ import { ResourceService } from './fhir/resource-service';
 import { createApp } from './http/app';
 import { ExportService } from './fhir/operations/export';
 import { enrollGatewayIdentity } from './ledger/enroll';
+import { ForegroundWrites } from './ledger/foreground';
 import { FabricLedger } from './ledger/fabric-ledger';
 import { SqliteStore } from './store/sqlite-store';
 import { createMetrics, instrumentLedger } from './metrics';
@@ -66,7 +67,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
   const metrics = createMetrics();
   const fabric = new FabricLedger(config, identity);
-  const ledger = instrumentLedger(fabric, metrics);
+  // Writes callers wait on are counted, so the audit outbox's background delivery gives way to them.
+  const foreground = new ForegroundWrites();
+  const ledger = foreground.track(instrumentLedger(fabric, metrics));
   // The ledger view (HDX_VIEW; by default when decisions are local): the chaincode state decisions read, from this org's peer's blocks.
   const viewStore = viewEnabled(config) ? new ViewStore(path.join(config.dataDir, VIEW_FILE_NAME), { channel: config.channel, namespace: config.chaincode }) : undefined;
   const view = viewStore ? new LedgerView({ store: viewStore, source: fabric, namespace: config.chaincode, log }) : undefined;
@@ -96,6 +99,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           flushMs: config.auditFlushMs,
           batchSize: config.auditBatch,
           inFlight: config.auditInFlight,
+          busy: () => foreground.busy(),
           drainMs: Math.max(10_000, config.ledgerTimeoutMs),
         })
       : undefined;

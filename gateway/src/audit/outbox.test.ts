@@ -158,6 +158,37 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(fake.audit.map((e) => e.entryId).sort()).to.deep.equal(recorded.map((r) => r.entryId).sort());
   });
 
+  it('while a caller waits on a ledger write (busy), the backlog goes out one transaction at a time', async () => {
+    const fake = new FakeLedger();
+    let inFlight = 0;
+    let most = 0;
+    let busy = true;
+    const outbox = open({
+      file: tmpFile(),
+      batchSize: 2,
+      inFlight: 4,
+      busy: () => busy,
+      ledger: ledgerWith(fake, async (entries) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return await fake.recordAccess(entries);
+        } finally {
+          inFlight--;
+        }
+      }),
+    });
+    outbox.enqueue([1, 2, 3, 4, 5, 6].map((n) => entry(n)));
+    expect(await outbox.flush()).to.equal(true);
+    expect(most).to.equal(1);
+    busy = false;
+    outbox.enqueue([7, 8, 9, 10, 11, 12].map((n) => entry(n)));
+    expect(await outbox.flush()).to.equal(true);
+    expect(most).to.equal(3);
+    expect(fake.audit).to.have.length(12);
+  });
+
   it('ledger down: the entries stay and are retried with backoff until the ledger takes them', async () => {
     const fake = new FakeLedger();
     fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'recording the access: the ledger is unavailable');

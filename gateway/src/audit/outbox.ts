@@ -120,6 +120,8 @@ export interface OutboxOptions {
    * flush round moves up to batchSize × inFlight entries while each transaction waits for its block.
    */
   readonly inFlight?: number;
+  /** True while writes callers wait on are in flight (ledger/foreground.ts): delivery then sends one transaction at a time. */
+  readonly busy?: () => boolean;
   /** First and largest retry delay while the ledger refuses or is unreachable (ms). */
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -191,6 +193,7 @@ export class AuditOutbox implements AuditSink {
   readonly #log: Logger;
   readonly #flushMs: number;
   readonly #inFlight: number;
+  readonly #busy: (() => boolean) | undefined;
   readonly #batchSize: number;
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
@@ -221,6 +224,7 @@ export class AuditOutbox implements AuditSink {
     this.#flushMs = options.flushMs ?? 200;
     this.#batchSize = Math.max(1, Math.min(MAX_LEDGER_BATCH, options.batchSize ?? 100));
     this.#inFlight = Math.max(1, Math.min(16, options.inFlight ?? 4));
+    this.#busy = options.busy;
     this.#minBackoffMs = options.minBackoffMs ?? 500;
     this.#maxBackoffMs = Math.max(this.#minBackoffMs, options.maxBackoffMs ?? 30_000);
     this.#drainMs = options.drainMs ?? 10_000;
@@ -399,7 +403,9 @@ export class AuditOutbox implements AuditSink {
       this.#pending = this.#count();
     }
     while (this.#open) {
-      const rows = this.#stmts.next.all(Date.now(), this.#batchSize * this.#inFlight) as Row[];
+      // While a caller waits on a ledger write, one transaction at a time: the backlog gives way.
+      const parallel = this.#busy?.() === true ? 1 : this.#inFlight;
+      const rows = this.#stmts.next.all(Date.now(), this.#batchSize * parallel) as Row[];
       if (rows.length === 0) return true;
       // Up to inFlight transactions at once, each its own batch: entries are independent (unique keys,
       // idempotent by entryId), so they may commit in any order, in the same block or not.
