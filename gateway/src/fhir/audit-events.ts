@@ -15,14 +15,29 @@ function identifierOf(ref: string): { system: string; value: string } {
   return { system: MSP, value: ref };
 }
 
+/**
+ * The AuditEvent id of a ledger event id (`<txId>.<n>`: 64 hex characters, a dot, the entry's index in
+ * its transaction), within FHIR's 64 characters: the transaction id cut to leave room for `.<n>`, so the
+ * entries of one transaction (a RecordAccessBatch holds up to 200) keep distinct ids. Cutting the index
+ * instead gave every entry of a batch the same id, and a client keeping one resource per id (the web
+ * app's history did) showed one access of the batch and hid the others.
+ */
+export function auditEventId(eventId: string): string {
+  const safe = eventId.replace(/[^A-Za-z0-9\-.]/g, '-');
+  if (safe.length <= 64) return safe;
+  const dot = safe.lastIndexOf('.');
+  const suffix = dot > 0 && safe.length - dot <= 16 ? safe.slice(dot) : '';
+  return `${safe.slice(0, 64 - suffix.length)}${suffix}`;
+}
+
 /** One access-history entry of the ledger as a FHIR R4 AuditEvent. */
 export function toAuditEvent(e: AuditEntry): Record<string, unknown> {
   const subtype = e.subtype ?? (e.action === 'R' ? 'read' : 'update');
   return {
     resourceType: 'AuditEvent',
-    id: e.eventId.replace(/[^A-Za-z0-9\-.]/g, '-').slice(0, 64),
-    // The id holds at most 64 characters (the transaction id): the ledger's own event id, which names the
-    // entry among the others of its transaction, is what GET /fhir/AuditEvent/<eventId>/$receipt takes.
+    id: auditEventId(e.eventId),
+    // The ledger's own event id (66+ characters: a FHIR id holds 64) is what GET
+    // /fhir/AuditEvent/<eventId>/$receipt and $review take.
     extension: [{ url: LEDGER_EVENT_ID_EXTENSION, valueString: e.eventId }],
     ...(e.breakGlass ? { meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT', display: 'break-glass: flagged for review' }] } } : {}),
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
