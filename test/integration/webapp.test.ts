@@ -414,6 +414,15 @@ describe('patient web app in a real browser (real network)', function () {
     );
     expect(atHospital2.status, atHospital2.text).to.equal(200);
     expect(reviewState(atHospital2.body)).to.deep.equal({ state: 'reviewed', outcome: 'not-justified', reviewer: auditor.did });
+    // … and the patient's own history page (hospital1's gateway) shows the auditor's outcome.
+    await page.evaluate(() => {
+      location.hash = '#/records';
+    });
+    await page.evaluate(() => {
+      location.hash = '#/history';
+    });
+    await page.waitForFunction(() => document.querySelector('#history-list li.break-glass [data-review="not-justified"]') !== null, { timeout: 60_000 });
+    await shot('10-history-reviewed');
     await context.close();
     fs.rmSync(downloads, { recursive: true, force: true });
     expect(problems, problems.join('\n')).to.deep.equal([]);

@@ -12,6 +12,7 @@ import { H1_GATEWAY, H2_GATEWAY, REG_ADMIN, registerDid } from '@hdx/chaincode/d
 import { toAuditEvent } from '@hdx/gateway/dist/fhir/audit-events';
 import { parseReviewParameters } from '@hdx/gateway/dist/fhir/break-glass-review';
 import type { AuditEntry, ReviewState } from '@hdx/chaincode';
+import { toAccessRow } from './audit';
 import { signCompact } from './jws';
 import { generatePatientKey, newNonce, type PatientKey } from './keys';
 import { ledgerEventId, outcomeLabel, REVIEW_OUTCOMES, reviewOf, reviewParameters, signReview } from './review';
@@ -74,6 +75,8 @@ describe('break-glass review (browser) on the real chaincode', () => {
       reviewed: result.review.current?.reviewedAt,
     });
     expect(reviewOf(toAuditEvent(result.entry, { state: 'open', reviews: 0 }))).to.deep.equal({ state: 'open', reviews: 0 });
+    // The patient's access history rows carry it too.
+    expect(toAccessRow(event).review).to.deep.include({ state: 'reviewed', outcome: 'needs-follow-up' });
     // An AuditEvent without the extension (not break-glass) has no review state.
     expect(reviewOf(toAuditEvent({ ...result.entry, breakGlass: false }, result.review))).to.equal(undefined);
   });

@@ -3,6 +3,7 @@ import { accessHistory, type AppConfig } from '../lib/api';
 import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
+import { outcomeLabel } from '../lib/review';
 import type { Live } from './app';
 
 interface Props {
@@ -41,6 +42,11 @@ function Entry({ row, self }: { row: AccessRow; self: string }) {
     <li class={`card access ${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-outcome={row.permitted ? 'permit' : 'deny'} data-event={row.id}>
       <p class="verdict">
         {row.breakGlass && <strong class="badge glass">Break-glass</strong>}
+        {row.review && (
+          <strong class={`badge review ${row.review.state}`} data-review={row.review.state === 'reviewed' ? (row.review.outcome ?? '') : 'open'}>
+            {row.review.state === 'reviewed' ? `Auditor's review: ${outcomeLabel(row.review.outcome)}` : 'Not reviewed by an auditor yet'}
+          </strong>
+        )}
         <strong class={`badge ${row.permitted ? 'ok' : 'no'}`}>{row.permitted ? 'Permitted' : 'Denied'}</strong> <time dateTime={row.when}>{when(row.when)}</time>
       </p>
       <dl>
