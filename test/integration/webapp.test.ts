@@ -368,6 +368,7 @@ describe('patient web app in a real browser (real network)', function () {
     const eventId = String(await audit.evaluate(openItem, patientDid, drH2.did));
     expect(eventId).to.match(/^[A-Za-z0-9]+\.[0-9]+$/);
     const select = `#review-outcome-${eventId.replace(/[^A-Za-z0-9]/g, '-')}`;
+    await shot2(audit, '9-auditor-queue');
     // Labelled: the select's label says what it is.
     expect(await audit.$eval(select, (el) => (el as HTMLSelectElement).labels?.[0]?.textContent ?? '')).to.include('Outcome');
     await audit.focus(select);

@@ -80,7 +80,9 @@ function Entry({ row, self }: { row: AccessRow; self: string }) {
 function merged(live: AccessRow[], loaded: AccessRow[]): AccessRow[] {
   const seen = new Set<string>();
   const out: AccessRow[] = [];
-  for (const r of [...live, ...loaded]) {
+  // The search's row wins over the live one of the same entry: it carries what the stream does not (the
+  // review state of a break-glass access).
+  for (const r of [...loaded, ...live]) {
     if (seen.has(r.id)) continue;
     seen.add(r.id);
     out.push(r);
