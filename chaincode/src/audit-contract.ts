@@ -18,7 +18,9 @@ import {
   resourceOfRef,
   timeKeyOf,
 } from './audit-model';
-import { Caller, REGULATOR_MSP, callerOf, hasRole } from './caller';
+import { canSee, mayQuery, viewerOf } from './audit-viewer';
+import { queryBreakGlass, reviewBreakGlass, reviewStatesOf } from './break-glass-review';
+import { Caller, callerOf, hasRole } from './caller';
 import { forbidden, invalid, notFound } from './errors';
 import { findIdentity } from './identity-model';
 import { LINK_KEY, PatientLink, findLink } from './patient-link';
@@ -174,7 +176,38 @@ export class AuditContract extends Contract {
         entries.push(entry);
       }
     }
-    return canonicalJson({ entries, bookmark: page.bookmark, fetchedRecordsCount: page.fetchedRecordsCount });
+    // The review state of each break-glass entry on the page, by event id (break-glass-review.ts).
+    const reviews = await reviewStatesOf(ctx, entries);
+    return canonicalJson({ entries, bookmark: page.bookmark, fetchedRecordsCount: page.fetchedRecordsCount, reviews });
+  }
+
+  /**
+   * Records an auditor's review of a break-glass entry: `reviewJws` is a compact JWS signed by an active
+   * auditor DID over `{action: "review", eventId, outcome, nonce, iat}` (outcome: justified,
+   * not-justified or needs-follow-up). Submitted by a gateway (or auditor identity) of the auditor's
+   * organization; never an admin, never the entry's actor, only break-glass entries; append-only.
+   * Returns `{entry, review: {state, reviews, current}}`.
+   */
+  @Transaction()
+  @Returns('string')
+  public async ReviewBreakGlass(ctx: Context, reviewJws: string): Promise<string> {
+    return canonicalJson(await reviewBreakGlass(ctx, callerOf(ctx), reviewJws));
+  }
+
+  /**
+   * The break-glass review queue, oldest first: `{state?: open | reviewed, from?, to?, pageSize?,
+   * bookmark?, requester?}` (requester: the auditor DID a gateway acts for). Returns `{entries: [{entry,
+   * review}], bookmark, fetchedRecordsCount}`; for auditors (everything) and admins or auditor
+   * identities of an organization (its own entries).
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async QueryBreakGlass(ctx: Context, queryJson: string): Promise<string> {
+    const query = parseJsonObject(queryJson, 'query');
+    rejectUnknownFields(query, ['state', 'from', 'to', 'pageSize', 'bookmark', 'requester'], 'query');
+    const requester = optionalString(query, 'requester', 'query', HDX_DID, 'must be a did:hdx DID');
+    const viewer = await viewerOf(ctx, callerOf(ctx), requester);
+    return canonicalJson(await queryBreakGlass(ctx, viewer, query));
   }
 }
 
@@ -367,74 +400,4 @@ export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditI
     );
   }
   return entries;
-}
-
-/** Who is reading: everything (regulator, auditor DIDs), one organization's entries, or one DID's. */
-interface Viewer {
-  all: boolean;
-  organization?: string;
-  did?: string;
-}
-
-async function viewerOf(ctx: Context, caller: Caller, requester: string | undefined): Promise<Viewer> {
-  if (requester !== undefined && !HDX_DID.test(requester)) {
-    throw invalid('requester must be a did:hdx DID');
-  }
-  if (caller.did !== undefined && requester !== undefined && requester !== caller.did) {
-    throw forbidden('a caller with its own DID reads only as that DID');
-  }
-  const did = caller.did ?? requester;
-  if (did !== undefined) {
-    if (caller.did === undefined && !hasRole(caller, 'gateway', 'admin', 'auditor')) {
-      throw forbidden('only a gateway may read on behalf of a requester');
-    }
-    const record = await findIdentity(ctx, did);
-    if (record?.status === 'active' && record.kind === 'auditor') {
-      // An auditor's read-everything right is used only through its own organization's gateway: a
-      // requester DID is public, so another member naming it must not read the whole history.
-      if (caller.did === undefined && record.organization !== caller.mspId) {
-        throw forbidden('an auditor DID reads the access history only through a gateway of its own organization');
-      }
-      return { all: true };
-    }
-    return { all: false, did };
-  }
-  if (caller.mspId === REGULATOR_MSP && hasRole(caller, 'auditor', 'admin')) {
-    return { all: true };
-  }
-  if (hasRole(caller, 'auditor', 'admin')) {
-    return { all: false, organization: caller.mspId };
-  }
-  throw forbidden('reading access history needs a requester DID, or an auditor or admin identity');
-}
-
-async function isGuardianOf(ctx: Context, did: string, patient: string): Promise<boolean> {
-  if (!HDX_DID.test(patient)) {
-    return false;
-  }
-  const record = await findIdentity(ctx, patient);
-  return record?.status === 'active' && record.guardians.includes(did);
-}
-
-async function mayQuery(ctx: Context, viewer: Viewer, index: AuditIndex, value: string | undefined): Promise<void> {
-  if (viewer.all || viewer.organization !== undefined || viewer.did === undefined) {
-    return;
-  }
-  const did = viewer.did;
-  const ok = (index === 'patient' && (value === did || (await isGuardianOf(ctx, did, value ?? '')))) || (index === 'actor' && value === did);
-  if (!ok) {
-    throw forbidden('a requester reads only entries about themselves (as patient or guardian) or their own actions');
-  }
-}
-
-async function canSee(ctx: Context, viewer: Viewer, entry: AuditEntry): Promise<boolean> {
-  if (viewer.all) {
-    return true;
-  }
-  if (viewer.organization !== undefined) {
-    const org = viewer.organization;
-    return entry.gateway === org || entry.actorOrganization === org || entry.custodian === org;
-  }
-  const did = viewer.did as string;
-  return entry.patient === did || entry.actor === did || (await isGuardianOf(ctx, did, entry.patient));
 }

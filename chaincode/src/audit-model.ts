@@ -115,7 +115,21 @@ export function indexKeysOf(entry: AuditEntry, timeKey: string): string[] {
     indexKey('actor', entry.actor, timeKey, entry.eventId),
     ...resources.map((resource) => indexKey('resource', resource, timeKey, entry.eventId)),
     indexKey('time', undefined, timeKey, entry.eventId),
+    // The break-glass review queue (break-glass-review.ts) pages over these.
+    ...(entry.breakGlass ? [breakGlassIndexKey(timeKey, entry.eventId)] : []),
   ];
+}
+
+const BREAK_GLASS_PREFIX = `${AUDIT_KEY}${SEP}breakglass`;
+
+/** The review queue's index key of a break-glass entry: `hdx.audit~breakglass~<timeKey>~<eventId>`. */
+export function breakGlassIndexKey(timeKey: string, eventId: string): string {
+  return `${BREAK_GLASS_PREFIX}${SEP}${timeKey}${SEP}${eventId}`;
+}
+
+/** [start, end) of the break-glass index, optionally limited to a time window [from, to). */
+export function breakGlassRange(fromKey?: string, toKey?: string): [string, string] {
+  return [`${BREAK_GLASS_PREFIX}${SEP}${fromKey ?? ''}`, toKey === undefined ? `${BREAK_GLASS_PREFIX}${AFTER_SEP}` : `${BREAK_GLASS_PREFIX}${SEP}${toKey}`];
 }
 
 /** [start, end) of an index, optionally limited to a time window [from, to). */

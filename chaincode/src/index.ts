@@ -29,6 +29,8 @@ export type { ErrorCode } from './errors';
 export type { Anchor, AnchorInput, Commitment, LocatorEntry, Tombstone } from './record-model';
 
 export type { AuditAction, AuditEntry, DecidedAt } from './audit-model';
+export { REVIEW_OUTCOMES } from './break-glass-review';
+export type { BreakGlassReview, ReviewedEntry, ReviewOutcome, ReviewState } from './break-glass-review';
 export type { AccessRequest, ActorIdentity, Decision, DecisionReason } from './consent-evaluate';
 export type { ConsentRecord, ConsentResource, Provision } from './consent-model';
 export type { DidDocument, DidKind, DidStatus, IdentityRecord, PendingGuardian, PendingReactivation } from './identity-model';

@@ -27,3 +27,12 @@ export const HDX_DID = /^did:hdx:[A-Za-z0-9_-]{43}$/;
 export const PSEUDONYM = /^pseudonym:[0-9a-f]{64}$/;
 /** A Fabric MSP id. */
 export const MSP_ID = /^[A-Za-z0-9][A-Za-z0-9.\-_]{0,63}$/;
+
+/**
+ * The outcomes an auditor records for a break-glass access (hdx.audit:ReviewBreakGlass): codes only,
+ * never free text (a note could hold PHI).
+ */
+export const REVIEW_OUTCOMES = ['justified', 'not-justified', 'needs-follow-up'] as const;
+export type ReviewOutcome = (typeof REVIEW_OUTCOMES)[number];
+/** The ledger event id of an access entry: `<txId>.<n>`. */
+export const AUDIT_EVENT_ID = /^[A-Za-z0-9]{1,128}\.[0-9]{1,6}$/;

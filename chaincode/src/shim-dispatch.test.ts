@@ -72,7 +72,16 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
       ].sort(),
     );
     expect(names('hdx.consent')).to.deep.equal(['EvaluateAccess', 'GetConsent', 'Grant', 'History', 'ListByPatient', 'Revoke', 'Update']);
-    expect(names('hdx.audit')).to.deep.equal(['AuthorizeAndRecord', 'AuthorizeAndRecordBatch', 'GetEntry', 'QueryAccess', 'RecordAccess', 'RecordAccessBatch']);
+    expect(names('hdx.audit')).to.deep.equal([
+      'AuthorizeAndRecord',
+      'AuthorizeAndRecordBatch',
+      'GetEntry',
+      'QueryAccess',
+      'QueryBreakGlass',
+      'RecordAccess',
+      'RecordAccessBatch',
+      'ReviewBreakGlass',
+    ]);
     const getAnchor = chaincode.metadata.contracts['hdx.record']?.transactions.find((t) => t.name === 'GetAnchor');
     expect(getAnchor?.tag).to.deep.equal(['EVALUATE']);
   });

@@ -11,6 +11,7 @@ import { MemoryJtiStore } from './auth/replay';
 import { fakeResolver, resolutionOf } from './auth/test-support/fixtures';
 import { idpKeysFromText, verifyBearerToken } from './auth/token';
 import { run, runAsync } from './cli';
+import { parseReviewParameters } from './fhir/break-glass-review';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 
@@ -240,6 +241,35 @@ describe('hdx CLI', () => {
       fs.writeFileSync(file, '{not json');
       expect(hdx('consent-sign', '--key', keyFile, '--consent', file, '--action', 'grant').stderr).to.include('is not JSON');
       expect(hdx('consent-sign', '--key', keyFile, '--consent', file, '--action', 'delete').stderr).to.include('--action must be grant, update or revoke');
+    });
+  });
+
+  describe('review-sign', () => {
+    const eventId = `${'a1'.repeat(32)}.0`;
+
+    it('prints the $review Parameters: the outcome and the auditor-signed {action, eventId, outcome, nonce, iat}, which the gateway takes', async () => {
+      hdx('keygen', '--out', keyFile);
+      const key = keyFromFile(keyFile);
+      const out = hdx('review-sign', '--key', keyFile, '--event', eventId, '--outcome', 'needs-follow-up');
+      expect(out.code, out.stderr).to.equal(0);
+      const body = JSON.parse(out.stdout) as unknown;
+      const request = parseReviewParameters(body);
+      expect(request.outcome).to.equal('needs-follow-up');
+      const parsed = parseCompactJws(request.proof, 'review');
+      await verifyJws(parsed, key.publicJwk, 'review');
+      expect(parsed.header.kid).to.equal(key.kid);
+      expect(Object.keys(parsed.payload).sort()).to.deep.equal(['action', 'eventId', 'iat', 'nonce', 'outcome']);
+      expect(parsed.payload).to.deep.include({ action: 'review', eventId, outcome: 'needs-follow-up' });
+    });
+
+    it('refuses an outcome outside the codes and an event id that is not a ledger event id (exit 2)', () => {
+      hdx('keygen', '--out', keyFile);
+      const bad = hdx('review-sign', '--key', keyFile, '--event', eventId, '--outcome', 'fine');
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.include('justified, not-justified, needs-follow-up');
+      const id = hdx('review-sign', '--key', keyFile, '--event', 'AuditEvent/1', '--outcome', 'justified');
+      expect(id.code).to.equal(2);
+      expect(id.stderr).to.include('ledger event id');
     });
   });
 

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateDidKey, HDX_DID, HDX_DID_URL, jwkThumbprint, type P256PrivateJwk, toP256PrivateJwk } from './auth/did-key';
-import { type ConsentAction, deactivationRequest, registrationRequest, rotationRequest, signConsent, signDidToken, signIdpToken } from './auth/issue';
+import { type ConsentAction, deactivationRequest, registrationRequest, rotationRequest, signConsent, signDidToken, signIdpToken, signReview } from './auth/issue';
+import { AUDIT_EVENT_ID, REVIEW_OUTCOMES } from '@hdx/chaincode/dist/protocol';
 import { parseScopes, ScopeSyntaxError } from './auth/scopes';
 import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
@@ -61,6 +62,10 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   'consent-sign': `hdx consent-sign --key key.json --consent consent.json --action grant|update|revoke [--kid did:hdx:...#key-n]
   The compact JWS that hdx.consent Grant, Update or Revoke takes: the canonical {consent, action, nonce, iat}
   signed by the patient's (or a guardian's) key.`,
+  'review-sign': `hdx review-sign --key key.json --event <txId>.<n> --outcome justified|not-justified|needs-follow-up [--kid did:hdx:...#key-n]
+  An auditor's break-glass review: prints the Parameters body of POST /fhir/AuditEvent/<event>/$review, with the
+  proof (the canonical {action: "review", eventId, outcome, nonce, iat} signed by the auditor's key). The event
+  id is the AuditEvent's ledger-event-id extension.`,
   sync: `hdx sync --ehr <EHR FHIR base URL> --gateway <gateway FHIR base URL> [--types all|Patient,Observation,...] --state sync-state.json [--page 50] [--source NAME]
          (--token TOKEN | --idp-key idp-private.pem --iss <issuer> --sub <id> --did did:hdx:... [--role system] [--scope "system/*.write"] [--purpose TREAT])
          [--ehr-token TOKEN]
@@ -365,6 +370,29 @@ function consentSign(args: string[], io: CliIo): void {
   io.stdout(`${signConsent(key, c, action as ConsentAction, kid !== undefined ? { kid } : {})}\n`);
 }
 
+function reviewSign(args: string[], io: CliIo): void {
+  const values = parse('review-sign', args, { key: { type: 'string' }, event: { type: 'string' }, outcome: { type: 'string' }, kid: { type: 'string' } });
+  const key = readDidKey(required(values, 'key', 'review-sign', 'key.json'));
+  const eventId = required(values, 'event', 'review-sign', '<txId>.<n>');
+  if (!AUDIT_EVENT_ID.test(eventId)) throw new UsageError('--event must be the ledger event id <txId>.<n> (the AuditEvent extension ledger-event-id)');
+  const outcome = required(values, 'outcome', 'review-sign', 'justified');
+  if (!(REVIEW_OUTCOMES as readonly string[]).includes(outcome)) throw new UsageError(`--outcome must be one of ${REVIEW_OUTCOMES.join(', ')}`);
+  const kid = kidOption(values);
+  const proof = signReview(key, eventId, outcome, kid !== undefined ? { kid } : {});
+  io.stdout(`${JSON.stringify(reviewParametersOf(outcome, proof), null, 2)}\n`);
+}
+
+/** The `$review` Parameters body. */
+function reviewParametersOf(outcome: string, proof: string): Record<string, unknown> {
+  return {
+    resourceType: 'Parameters',
+    parameter: [
+      { name: 'outcome', valueCode: outcome },
+      { name: 'proof', valueString: proof },
+    ],
+  };
+}
+
 function positiveInt(value: string | undefined, flag: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
@@ -612,6 +640,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
   'idp-keygen': idpKeygen,
   'idp-token': idpToken,
   'consent-sign': consentSign,
+  'review-sign': reviewSign,
   outbox: outboxCommand,
 };
 

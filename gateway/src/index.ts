@@ -11,7 +11,7 @@ export { enrollGatewayIdentity, type EnrolledIdentity } from './ledger/enroll';
 export { SqliteStore } from './store/sqlite-store';
 export type { ResourceStore, StoredVersion } from './store/store';
 export { generateDidKey, didOf, publicJwkOf, type P256PrivateJwk } from './auth/did-key';
-export { signDidToken, signIdpToken, registrationRequest, signConsent } from './auth/issue';
+export { signDidToken, signIdpToken, registrationRequest, signConsent, signReview } from './auth/issue';
 export type { AuthContext } from './auth/types';
 export { DID_IDENTIFIER_SYSTEM } from './fhir/resource-service';
 export { compareViews, DEFAULT_MAX_LAG_MS, LedgerView, rebuildAndCompare, rebuildView, replayPatient, type ReplayReport, VIEW_FILE_NAME, ViewStore } from './view';

@@ -120,7 +120,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
       'hdx.identity': { submit: ['Register', 'Update', 'RotateKey', 'Deactivate', 'AddGuardian', 'RemoveGuardian'], evaluate: ['Resolve', 'History', 'FindByIdentifier'] },
       'hdx.consent': { submit: ['Grant', 'Update', 'Revoke'], evaluate: ['GetConsent', 'History', 'ListByPatient', 'EvaluateAccess'] },
       'hdx.record': { submit: ['Anchor', 'AnchorBatch', 'AnchorAndRecord', 'EraseResource', 'ErasePatient'], evaluate: ['GetAnchor', 'Verify', 'GetHistory', 'LocateRecords'] },
-      'hdx.audit': { submit: ['RecordAccess', 'RecordAccessBatch', 'AuthorizeAndRecord'], evaluate: ['GetEntry', 'QueryAccess'] },
+      'hdx.audit': { submit: ['RecordAccess', 'RecordAccessBatch', 'AuthorizeAndRecord', 'ReviewBreakGlass'], evaluate: ['GetEntry', 'QueryAccess', 'QueryBreakGlass'] },
     };
     for (const [name, { submit, evaluate }] of Object.entries(expected)) {
       const contract = metadata.contracts[name];
@@ -135,6 +135,7 @@ describe('hdx chaincode on the real network: three organizations', () => {
     expect(params('hdx.record', 'Verify')).to.deep.equal(['resourceType', 'id', 'versionId', 'commitment']);
     expect(params('hdx.consent', 'ListByPatient')).to.deep.equal(['patient', 'pageSize', 'bookmark']);
     expect(params('hdx.audit', 'GetEntry')).to.deep.equal(['eventId', 'requester']);
+    expect(params('hdx.audit', 'ReviewBreakGlass')).to.deep.equal(['reviewJws']);
   });
 
   describe('identities across organizations', () => {

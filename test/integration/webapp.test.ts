@@ -7,8 +7,9 @@
  * the patient revokes in the page and the next read is denied. With the app open, a hospital2 read
  * appears in the page without reloading (live notifications, server-sent events from committed blocks),
  * announced in an aria-live region. The patient checks their records against the ledger; an auditor,
- * registered by the regulator, finds the break-glass entry on the regulator's gateway and exports it.
- * Screenshots of each page go to .hdx/screenshots/.
+ * registered by the regulator, finds the break-glass entry on the regulator's gateway and exports it,
+ * then finds it in the review queue and records an outcome (with the keyboard), which is then on the
+ * ledger: the regulator's gateway and hospital2's show it in the AuditEvent. Screenshots of each page go to .hdx/screenshots/.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -356,6 +357,74 @@ describe('patient web app in a real browser (real network)', function () {
     const bundle = JSON.parse(await saved('.json')) as { resourceType: string; type: string; entry: Array<{ resource: { resourceType: string } }> };
     expect(bundle).to.include({ resourceType: 'Bundle', type: 'collection' });
     expect(bundle.entry.map((e) => e.resource.resourceType)).to.deep.equal(['AuditEvent']);
+
+    // The review queue: the break-glass access is open; the auditor records an outcome with the keyboard.
+    await audit.focus('#review-load');
+    await audit.keyboard.press('Enter');
+    const openItem = (p: string, d: string): string | undefined =>
+      Array.from(document.querySelectorAll('#review-open li'))
+        .find((li) => (li.textContent ?? '').includes(p) && (li.textContent ?? '').includes(d))
+        ?.getAttribute('data-event-id') ?? undefined;
+    await audit.waitForFunction(openItem, { timeout: 60_000 }, patientDid, drH2.did);
+    const eventId = String(await audit.evaluate(openItem, patientDid, drH2.did));
+    expect(eventId).to.match(/^[A-Za-z0-9]+\.[0-9]+$/);
+    const select = `#review-outcome-${eventId.replace(/[^A-Za-z0-9]/g, '-')}`;
+    await shot2(audit, '9-auditor-queue');
+    // Labelled: the select's label says what it is.
+    expect(await audit.$eval(select, (el) => (el as HTMLSelectElement).labels?.[0]?.textContent ?? '')).to.include('Outcome');
+    await audit.focus(select);
+    await audit.keyboard.press('ArrowDown');
+    await audit.keyboard.press('ArrowDown');
+    expect(await audit.$eval(select, (el) => (el as HTMLSelectElement).value)).to.equal('not-justified');
+    await audit.keyboard.press('Tab');
+    expect(await audit.evaluate(() => document.activeElement?.textContent ?? '')).to.equal('Record outcome');
+    await audit.keyboard.press('Enter');
+    await audit.waitForFunction(
+      (id: string) => document.querySelector(`#review-done li[data-event-id="${id}"] [data-outcome="not-justified"]`) !== null,
+      { timeout: 60_000 },
+      eventId,
+    );
+    expect(await audit.$eval('#review-status', (el) => el.textContent ?? '')).to.include('Not justified');
+    // It left the queue.
+    expect(await audit.evaluate(openItem, patientDid, drH2.did)).to.equal(undefined);
+    await shot2(audit, '9-auditor-review');
+
+    // On the ledger: the regulator's gateway shows the outcome in the AuditEvent …
+    const reviewState = (body: { entry?: Array<{ resource: { extension?: Array<{ url: string; valueString?: string; extension?: Array<Record<string, unknown>> }> } }> }) => {
+      const event = (body.entry ?? []).map((e) => e.resource).find((r) => r.extension?.some((x) => x.url.endsWith('/ledger-event-id') && x.valueString === eventId));
+      const parts = event?.extension?.find((x) => x.url.endsWith('/break-glass-review'))?.extension ?? [];
+      return {
+        state: parts.find((x) => x.url === 'state')?.valueCode,
+        outcome: (parts.find((x) => x.url === 'outcome')?.valueCoding as { code?: string } | undefined)?.code,
+        reviewer: (parts.find((x) => x.url === 'reviewer')?.valueIdentifier as { value?: string } | undefined)?.value,
+      };
+    };
+    const atRegulator = await call(
+      reg,
+      'GET',
+      `/AuditEvent?patient=${patientDid}&_count=100`,
+      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+    expect(atRegulator.status, atRegulator.text).to.equal(200);
+    expect(reviewState(atRegulator.body)).to.deep.equal({ state: 'reviewed', outcome: 'not-justified', reviewer: auditor.did });
+    // … and so does a second gateway: hospital2 shows its practitioner the review of their own break-glass.
+    const atHospital2 = await call(
+      h2,
+      'GET',
+      `/AuditEvent?agent=${drH2.did}&_count=100`,
+      signDidToken({ key: drH2.privateJwk, audience: h2.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+    expect(atHospital2.status, atHospital2.text).to.equal(200);
+    expect(reviewState(atHospital2.body)).to.deep.equal({ state: 'reviewed', outcome: 'not-justified', reviewer: auditor.did });
+    // … and the patient's own history page (hospital1's gateway) shows the auditor's outcome.
+    await page.evaluate(() => {
+      location.hash = '#/records';
+    });
+    await page.evaluate(() => {
+      location.hash = '#/history';
+    });
+    await page.waitForFunction(() => document.querySelector('#history-list li.break-glass [data-review="not-justified"]') !== null, { timeout: 60_000 });
+    await shot('10-history-reviewed');
     await context.close();
     fs.rmSync(downloads, { recursive: true, force: true });
     expect(problems, problems.join('\n')).to.deep.equal([]);

@@ -119,6 +119,19 @@ export function rotationRequest(currentKey: P256PrivateJwk, newKey: P256PrivateJ
 export type ConsentAction = 'grant' | 'update' | 'revoke';
 
 /**
+ * An auditor's break-glass review, as `hdx.audit:ReviewBreakGlass` verifies it: a compact JWS over the
+ * canonical `{action: "review", eventId, outcome, nonce, iat}` (outcome: justified, not-justified or
+ * needs-follow-up), signed with the auditor's DID key.
+ */
+export function signReview(key: P256PrivateJwk, eventId: string, outcome: string, options: { kid?: string; iat?: number; nonce?: string } = {}): string {
+  return signCompactJws(
+    { action: 'review', eventId, outcome, nonce: options.nonce ?? newNonce(), iat: options.iat ?? Math.floor(Date.now() / 1000) },
+    key,
+    options.kid ?? kidOf(key),
+  );
+}
+
+/**
  * The signed consent `hdx.consent:Grant/Update/Revoke` expects: a compact JWS over the canonical
  * `{consent, action, nonce, iat}`. A revocation carries only `{resourceType, id, patient}`.
  */

@@ -11,6 +11,7 @@ function entry(n: number, decision: 'permit' | 'deny'): AuditEntry {
   return {
     actor: DR,
     actorOrganization: 'Hospital2MSP',
+    actorAuth: 'did',
     patient: PATIENT,
     resources: [`Observation/o${n}/_history/1`],
     action: 'R',

@@ -1,5 +1,6 @@
-import type { AccessQuery, AuditEntry, LedgerClient } from '../ledger/ledger-client';
+import type { AccessQuery, AuditEntry, LedgerClient, ReviewState } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../errors';
+import { reviewExtension, type ReviewStateCode } from './break-glass-review';
 
 const URI = 'urn:ietf:rfc:3986';
 /** The AuditEvent extension carrying the ledger's event id `<txId>.<n>` of the access entry. */
@@ -30,15 +31,18 @@ export function auditEventId(eventId: string): string {
   return `${safe.slice(0, 64 - suffix.length)}${suffix}`;
 }
 
-/** One access-history entry of the ledger as a FHIR R4 AuditEvent. */
-export function toAuditEvent(e: AuditEntry): Record<string, unknown> {
+/**
+ * One access-history entry of the ledger as a FHIR R4 AuditEvent; `review`, for a break-glass entry,
+ * its review state on the ledger (the extension break-glass-review: break-glass-review.ts).
+ */
+export function toAuditEvent(e: AuditEntry, review?: ReviewState): Record<string, unknown> {
   const subtype = e.subtype ?? (e.action === 'R' ? 'read' : 'update');
   return {
     resourceType: 'AuditEvent',
     id: auditEventId(e.eventId),
     // The ledger's own event id (66+ characters: a FHIR id holds 64) is what GET
     // /fhir/AuditEvent/<eventId>/$receipt and $review take.
-    extension: [{ url: LEDGER_EVENT_ID_EXTENSION, valueString: e.eventId }],
+    extension: [{ url: LEDGER_EVENT_ID_EXTENSION, valueString: e.eventId }, ...(e.breakGlass && review ? [reviewExtension(review)] : [])],
     ...(e.breakGlass ? { meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'ETREAT', display: 'break-glass: flagged for review' }] } } : {}),
     type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
     subtype: [
@@ -96,6 +100,8 @@ export interface AuditSearch {
   to?: string;
   action?: string;
   outcome?: string;
+  /** The break-glass review queue: break-glass entries in these review states (open, reviewed). */
+  reviewStates?: ReviewStateCode[];
   count: number;
   bookmark: string;
 }
@@ -106,6 +112,14 @@ export class AuditService {
 
   async search(requester: string | undefined, q: AuditSearch): Promise<{ events: Record<string, unknown>[]; bookmark: string }> {
     const selectors = [q.patient, q.agent, q.entity].filter((x) => x !== undefined);
+    if (q.reviewStates !== undefined) {
+      if (selectors.length > 0)
+        throw new OperationOutcomeError(
+          'INVALID',
+          'Search parameter review-state (the break-glass review queue) combines with date, action and outcome, not with patient, agent or entity',
+        );
+      return this.#queue(requester, q, q.reviewStates);
+    }
     if (selectors.length > 1) throw new OperationOutcomeError('INVALID', 'Search AuditEvent by at most one of patient, agent and entity');
     const query: AccessQuery = {
       ...(q.patient ? { patient: q.patient } : {}),
@@ -121,6 +135,22 @@ export class AuditService {
     const entries = page.entries.filter(
       (e) => (q.action === undefined || e.action === q.action) && (q.outcome === undefined || (e.decision === 'permit' ? '0' : '4') === q.outcome),
     );
-    return { events: entries.map(toAuditEvent), bookmark: page.bookmark };
+    return { events: entries.map((e) => toAuditEvent(e, page.reviews?.[e.eventId])), bookmark: page.bookmark };
+  }
+
+  /** The break-glass entries in the review states asked (both: every break-glass entry), oldest first. */
+  async #queue(requester: string | undefined, q: AuditSearch, states: ReviewStateCode[]): Promise<{ events: Record<string, unknown>[]; bookmark: string }> {
+    const page = await this.ledger.queryBreakGlass({
+      ...(states.length === 1 ? { state: states[0] } : {}),
+      ...(q.from ? { from: q.from } : {}),
+      ...(q.to ? { to: q.to } : {}),
+      pageSize: q.count,
+      ...(q.bookmark ? { bookmark: q.bookmark } : {}),
+      ...(requester ? { requester } : {}),
+    });
+    const entries = page.entries.filter(
+      ({ entry: e }) => (q.action === undefined || e.action === q.action) && (q.outcome === undefined || (e.decision === 'permit' ? '0' : '4') === q.outcome),
+    );
+    return { events: entries.map(({ entry, review }) => toAuditEvent(entry, review)), bookmark: page.bookmark };
   }
 }

@@ -91,10 +91,12 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             type: 'AuditEvent',
             documentation: "The ledger's access history: patients see their own, actors their own actions, auditors all.",
             interaction: [{ code: 'search-type' }],
-            searchParam: ['patient', 'agent', 'entity', 'date', 'action', 'outcome'].map((name) => ({
+            searchParam: ['patient', 'agent', 'entity', 'date', 'action', 'outcome', 'review-state'].map((name) => ({
               name,
               type: name === 'date' ? 'date' : name === 'patient' || name === 'agent' || name === 'entity' ? 'reference' : 'token',
+              ...(name === 'review-state' ? { documentation: 'Break-glass entries by review state (open, reviewed): the review queue, for auditors' } : {}),
             })),
+            operation: [{ name: 'review', definition: `${baseUrl}/OperationDefinition/hdx-audit-review` }],
           },
         ],
       },

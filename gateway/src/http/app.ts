@@ -9,7 +9,8 @@ import type { AuthContext } from '../auth/types';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
 import { assertInteraction, bindCaller, type Caller, mayRead, type RelationDeps } from '../fhir/policy';
-import { type AuditService } from '../fhir/audit-events';
+import { type AuditService, toAuditEvent } from '../fhir/audit-events';
+import { parseReviewStates, reviewBreakGlass } from '../fhir/break-glass-review';
 import { searchset } from '../fhir/bundle';
 import { capabilityStatement } from '../fhir/capability';
 import type { ConsentService } from '../fhir/consent-service';
@@ -235,7 +236,11 @@ export function createApp(deps: AppDeps): express.Express {
     }
     if (!auth.did) throw new OperationOutcomeError('FORBIDDEN', 'Reading the access history needs a registered DID (claim hdx_did)');
     const q = rawQuery(req.query);
-    assertKnown(q, ['patient', 'agent', 'entity', 'date', 'action', 'outcome', '_count', '_bookmark']);
+    assertKnown(q, ['patient', 'agent', 'entity', 'date', 'action', 'outcome', 'review-state', '_count', '_bookmark']);
+    const reviewState = single(q, 'review-state');
+    const reviewStates = reviewState === undefined ? undefined : parseReviewStates(reviewState);
+    // The break-glass review queue is the auditors' (the chaincode refuses anyone else as well).
+    if (reviewStates && auth.role !== 'auditor') throw new OperationOutcomeError('FORBIDDEN', 'The break-glass review queue (review-state) is for auditors');
     let from: string | undefined;
     let to: string | undefined;
     for (const f of dateFilters('date', q.date) ?? []) {
@@ -256,6 +261,7 @@ export function createApp(deps: AppDeps): express.Express {
       ...(to ? { to } : {}),
       ...(action !== undefined ? { action } : {}),
       ...(outcome !== undefined ? { outcome } : {}),
+      ...(reviewStates ? { reviewStates } : {}),
       count: count(q),
       bookmark: single(q, '_bookmark') ?? '',
     });
@@ -306,6 +312,16 @@ export function createApp(deps: AppDeps): express.Express {
     if (!receipt) throw new OperationOutcomeError('NOT_FOUND', `AuditEvent ${eventId} is not known`);
     res.setHeader('Content-Disposition', `attachment; filename="receipt-${eventId}.json"`);
     res.status(200).type('application/json; charset=utf-8').send(JSON.stringify(receipt));
+  });
+
+  // The break-glass review: an auditor records an outcome, signed with their DID key, on the ledger.
+  fhir.post('/AuditEvent/:eventId/$review', async (req: Request<{ eventId: string }>, res) => {
+    const auth = requireAuth(req);
+    requireScope(auth, 'AuditEvent', 'update');
+    if (Object.keys(rawQuery(req.query)).length > 0)
+      throw new OperationOutcomeError('INVALID', 'POST /fhir/AuditEvent/<eventId>/$review takes no URL parameters: send a Parameters body');
+    const { entry, review } = await reviewBreakGlass(ledger, auth, req.params.eventId, req.body);
+    sendResource(res, 200, toAuditEvent(entry, review));
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */

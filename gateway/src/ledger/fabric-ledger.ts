@@ -18,6 +18,7 @@ import type {
   AuditEntry,
   AuthorizeRequest,
   AuthorizeResult,
+  BreakGlassQuery,
   ConsentRecord,
   DidResolution,
   GuardianChange,
@@ -25,6 +26,7 @@ import type {
   Page,
   PatientLink,
   PatientLinkInput,
+  ReviewedEntry,
   SubjectDid,
   TransactionOutcome,
 } from './ledger-client';
@@ -300,6 +302,15 @@ export class FabricLedger implements LedgerClient {
 
   async queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
     const page = await this.#evaluate<Page<AuditEntry>>('audit', 'QueryAccess', [JSON.stringify(query)], 'reading the access history');
+    return page ?? { entries: [], bookmark: '', fetchedRecordsCount: 0 };
+  }
+
+  reviewBreakGlass(reviewJws: string): Promise<ReviewedEntry> {
+    return this.#submit('audit', 'ReviewBreakGlass', [reviewJws], 'recording a break-glass review');
+  }
+
+  async queryBreakGlass(query: BreakGlassQuery): Promise<Page<ReviewedEntry>> {
+    const page = await this.#evaluate<Page<ReviewedEntry>>('audit', 'QueryBreakGlass', [JSON.stringify(query)], 'reading the break-glass review queue');
     return page ?? { entries: [], bookmark: '', fetchedRecordsCount: 0 };
   }
 

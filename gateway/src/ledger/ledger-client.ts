@@ -1,7 +1,21 @@
-import type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink } from '@hdx/chaincode';
+import type {
+  ActorAuth,
+  Anchor,
+  AnchorInput,
+  AuditEntry,
+  BreakGlassReview,
+  ConsentRecord,
+  Decision,
+  DidKind,
+  DidStatus,
+  PatientLink,
+  ReviewedEntry,
+  ReviewOutcome,
+  ReviewState,
+} from '@hdx/chaincode';
 import type { DidResolution } from './did-resolution';
 
-export type { ActorAuth, Anchor, AnchorInput, AuditEntry, ConsentRecord, Decision, DidKind, DidStatus, PatientLink };
+export type { ActorAuth, Anchor, AnchorInput, AuditEntry, BreakGlassReview, ConsentRecord, Decision, DidKind, DidStatus, PatientLink, ReviewedEntry, ReviewOutcome, ReviewState };
 
 /** A custodian's pseudonym of a patient linked to the patient's DID (`hdx.record:LinkPatient`). */
 export interface PatientLinkInput {
@@ -112,6 +126,16 @@ export interface AccessQuery {
   requester?: string;
 }
 
+/** `hdx.audit:QueryBreakGlass`: the break-glass review queue (open: not reviewed yet). */
+export interface BreakGlassQuery {
+  state?: 'open' | 'reviewed';
+  from?: string;
+  to?: string;
+  pageSize?: number;
+  bookmark?: string;
+  requester?: string;
+}
+
 /** Most anchors in one `hdx.record:AnchorBatch`: the chaincode's own limit. */
 export { MAX_ANCHOR_BATCH } from '@hdx/chaincode/dist/protocol';
 
@@ -119,6 +143,8 @@ export interface Page<T> {
   entries: T[];
   bookmark: string;
   fetchedRecordsCount: number;
+  /** QueryAccess: the review state of each break-glass entry of the page, by event id. */
+  reviews?: Record<string, ReviewState>;
 }
 
 /**
@@ -207,6 +233,14 @@ export interface LedgerClient {
    */
   authorizeAndRecordBatch(requests: AuthorizeRequest[]): Promise<AuthorizeResult[]>;
   queryAccess(query: AccessQuery): Promise<Page<AuditEntry>>;
+  /**
+   * `hdx.audit:ReviewBreakGlass`: records an auditor's review of a break-glass entry, a compact JWS the
+   * auditor signed over `{action: "review", eventId, outcome, nonce, iat}` (append-only). Returns the
+   * entry with its new review state.
+   */
+  reviewBreakGlass(reviewJws: string): Promise<ReviewedEntry>;
+  /** `hdx.audit:QueryBreakGlass`: break-glass entries with their review state, oldest first, paged. */
+  queryBreakGlass(query: BreakGlassQuery): Promise<Page<ReviewedEntry>>;
 
   close(): void;
 }

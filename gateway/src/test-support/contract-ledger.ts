@@ -10,6 +10,7 @@ import type {
   AuditEntry,
   AuthorizeRequest,
   AuthorizeResult,
+  BreakGlassQuery,
   ConsentRecord,
   Decision,
   DidResolution,
@@ -21,6 +22,7 @@ import type {
   Page,
   PatientLink,
   PatientLinkInput,
+  ReviewedEntry,
   SubjectDid,
 } from '../ledger/ledger-client';
 
@@ -175,6 +177,14 @@ export class ContractLedger implements LedgerClient {
 
   queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
     return this.#evaluate((ctx) => audit.QueryAccess(ctx, JSON.stringify(query)), 'reading the access history');
+  }
+
+  reviewBreakGlass(reviewJws: string): Promise<ReviewedEntry> {
+    return this.#submit((ctx) => audit.ReviewBreakGlass(ctx, reviewJws), 'recording a break-glass review');
+  }
+
+  queryBreakGlass(query: BreakGlassQuery): Promise<Page<ReviewedEntry>> {
+    return this.#evaluate((ctx) => audit.QueryBreakGlass(ctx, JSON.stringify(query)), 'reading the break-glass review queue');
   }
 
   close(): void {}

@@ -9,6 +9,8 @@ import type {
   AuditEntry,
   AuthorizeRequest,
   AuthorizeResult,
+  BreakGlassQuery,
+  BreakGlassReview,
   ConsentRecord,
   Decision,
   DidResolution,
@@ -17,8 +19,12 @@ import type {
   Page,
   PatientLink,
   PatientLinkInput,
+  ReviewedEntry,
+  ReviewOutcome,
+  ReviewState,
   SubjectDid,
 } from '../ledger/ledger-client';
+import { REVIEW_OUTCOMES } from '@hdx/chaincode/dist/protocol';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../errors';
 
@@ -467,6 +473,72 @@ export class FakeLedger implements LedgerClient {
   async queryAccess(query: AccessQuery): Promise<Page<AuditEntry>> {
     this.#check();
     const entries = this.audit.filter((e) => (!query.patient || e.patient === query.patient) && (!query.actor || e.actor === query.actor));
+    const reviews = Object.fromEntries(entries.filter((e) => e.breakGlass).map((e) => [e.eventId, this.#reviewState(e.eventId)]));
+    return { entries, bookmark: '', fetchedRecordsCount: entries.length, reviews };
+  }
+
+  /** Break-glass reviews by entry event id, oldest first (append-only, as hdx.review). */
+  readonly reviews = new Map<string, BreakGlassReview[]>();
+
+  #reviewState(eventId: string): ReviewState {
+    const all = this.reviews.get(eventId) ?? [];
+    const current = all.at(-1);
+    return current === undefined ? { state: 'open', reviews: 0 } : { state: 'reviewed', reviews: all.length, current };
+  }
+
+  /**
+   * Like hdx.audit:ReviewBreakGlass, with the signature NOT verified (as consents here): the signer is
+   * the payload's `kid` DID. The chaincode's other rules hold: an active auditor DID of this organization,
+   * not the entry's actor, a break-glass entry, an outcome of the code set, no other payload field;
+   * append-only. The real contract runs in ContractLedger.
+   */
+  async reviewBreakGlass(reviewJws: string): Promise<ReviewedEntry> {
+    this.#check();
+    const [h = '', p = ''] = reviewJws.split('.');
+    let header: { kid?: unknown };
+    let payload: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { kid?: unknown };
+      payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new OperationOutcomeError('INVALID', 'review must be a compact JWS');
+    }
+    const signer = String(header.kid ?? '').split('#')[0] ?? '';
+    const record = this.dids.get(signer);
+    if (!record) throw new OperationOutcomeError('UNAUTHENTICATED', 'review is signed by a DID that is not registered');
+    if (record.hdx.status !== 'active') throw new OperationOutcomeError('FORBIDDEN', `review is signed by a ${record.hdx.status} DID`);
+    if (payload.action !== 'review') throw new OperationOutcomeError('INVALID', 'review payload.action must be one of review');
+    if (Object.keys(payload).some((k) => !['action', 'nonce', 'iat', 'eventId', 'outcome'].includes(k)))
+      throw new OperationOutcomeError('INVALID', 'review payload has unknown fields');
+    if (record.hdx.kind !== 'auditor') throw new OperationOutcomeError('FORBIDDEN', `only an auditor DID reviews break-glass access (the signer is a ${record.hdx.kind} DID)`);
+    if (record.hdx.organization !== this.mspId) throw new OperationOutcomeError('FORBIDDEN', 'an auditor’s review is submitted through its own organization');
+    const outcome = payload.outcome;
+    if (typeof outcome !== 'string' || !(REVIEW_OUTCOMES as readonly string[]).includes(outcome))
+      throw new OperationOutcomeError('INVALID', `review payload.outcome must be one of ${REVIEW_OUTCOMES.join(', ')}`);
+    const entry = this.audit.find((e) => e.eventId === payload.eventId);
+    if (!entry) throw new OperationOutcomeError('NOT_FOUND', 'the audit entry does not exist');
+    if (!entry.breakGlass) throw new OperationOutcomeError('CONFLICT', 'the audit entry is not a break-glass access: only break-glass access is reviewed');
+    if (entry.actor === signer) throw new OperationOutcomeError('FORBIDDEN', 'the actor of a break-glass access never reviews it');
+    const all = this.reviews.get(entry.eventId) ?? [];
+    all.push({
+      eventId: entry.eventId,
+      outcome: outcome as ReviewOutcome,
+      reviewer: signer,
+      reviewerOrganization: this.mspId,
+      reviewedAt: new Date().toISOString(),
+      txId: `tx-review-${all.length}`,
+    });
+    this.reviews.set(entry.eventId, all);
+    return { entry, review: this.#reviewState(entry.eventId) };
+  }
+
+  /** Like hdx.audit:QueryBreakGlass (one page: every break-glass entry of the state asked). */
+  async queryBreakGlass(query: BreakGlassQuery): Promise<Page<ReviewedEntry>> {
+    this.#check();
+    const entries = this.audit
+      .filter((e) => e.breakGlass)
+      .map((entry) => ({ entry, review: this.#reviewState(entry.eventId) }))
+      .filter((e) => query.state === undefined || e.review.state === query.state);
     return { entries, bookmark: '', fetchedRecordsCount: entries.length };
   }
 

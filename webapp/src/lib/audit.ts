@@ -4,6 +4,8 @@
  * when, why, what, permit or deny, break-glass.
  */
 
+import { type ReviewInfo, reviewOf } from './review';
+
 export interface AccessRow {
   id: string;
   /** ISO instant of the access. */
@@ -27,6 +29,8 @@ export interface AccessRow {
   consents: string[];
   /** Whose data: the patient's DID (or pseudonym). */
   patient: string;
+  /** A break-glass access's review by an auditor (the gateway's break-glass-review extension), when the gateway says. */
+  review?: ReviewInfo;
 }
 
 type Json = Record<string, unknown>;
@@ -50,6 +54,7 @@ function identifierValue(who: unknown): string {
 /** One AuditEvent as a row. */
 export function toAccessRow(event: unknown): AccessRow {
   const e = obj(event);
+  const review = reviewOf(event);
   const agents = arr(e.agent).map(obj);
   const requestor = agents.find((a) => a.requestor === true) ?? agents[0] ?? {};
   const processor = agents.find((a) => a.requestor === false) ?? {};
@@ -82,6 +87,7 @@ export function toAccessRow(event: unknown): AccessRow {
       .map((x) => identifierValue(obj(x).what))
       .filter((v) => v !== '' && !v.includes('/'))
       .join(', '),
+    ...(review ? { review } : {}),
   };
 }
 

@@ -4,6 +4,8 @@ import { nextLink } from '../lib/audit';
 import { type AuditFilters, auditBundle, type DayCount, NO_FILTERS, perDay, searchPath, selectEvents, toCsv } from '../lib/auditor';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
+import { ledgerEventId, outcomeLabel, reviewOf } from '../lib/review';
+import { ReviewQueue } from './review-queue';
 
 interface Props {
   config: AppConfig;
@@ -131,7 +133,13 @@ export function AuditorPage({ config, patientKey }: Props) {
         For auditors: search every access recorded on the ledger, through any member. Sign in with an auditor key registered by the regulator, on the regulator's gateway. Patient,
         actor, dates and decision are searched on the ledger; organization, purpose and break-glass are filtered here, over what was fetched.
       </p>
-      <form id="audit-search" onSubmit={onSearch}>
+      <ReviewQueue
+        config={config}
+        patientKey={patientKey}
+        onReviewed={(updated) => setEvents((old) => old.map((e) => (ledgerEventId(e) !== undefined && ledgerEventId(e) === ledgerEventId(updated) ? updated : e)))}
+      />
+      <h2 id="audit-search-title">Search</h2>
+      <form id="audit-search" onSubmit={onSearch} aria-labelledby="audit-search-title">
         <div class="filters">
           <label for="f-patient">
             Patient DID
@@ -254,24 +262,32 @@ export function AuditorPage({ config, patientKey }: Props) {
             </tr>
           </thead>
           <tbody>
-            {selected.map(({ row }) => (
-              <tr key={row.id} class={`${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-event={row.id}>
-                <td>
-                  <time dateTime={row.when}>{when(row.when)}</time>
-                </td>
-                <td>
-                  {row.breakGlass && <strong class="badge glass">Break-glass</strong>}
-                  <strong class={`badge ${row.permitted ? 'ok' : 'no'}`}>{row.permitted ? 'Permitted' : 'Denied'}</strong>
-                  <span class="muted">{row.outcome}</span>
-                </td>
-                <td class="mono">{row.who}</td>
-                <td>{row.organization}</td>
-                <td>{row.why}</td>
-                <td class="mono">{row.patient}</td>
-                <td class="mono">{row.what.length > 0 ? row.what.join(', ') : row.interaction}</td>
-                <td>{row.where}</td>
-              </tr>
-            ))}
+            {selected.map(({ row, event }) => {
+              const review = reviewOf(event);
+              return (
+                <tr key={row.id} class={`${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-event={row.id}>
+                  <td>
+                    <time dateTime={row.when}>{when(row.when)}</time>
+                  </td>
+                  <td>
+                    {row.breakGlass && <strong class="badge glass">Break-glass</strong>}
+                    {review && (
+                      <strong class={`badge review ${review.state}`} data-review={review.state === 'reviewed' ? (review.outcome ?? '') : 'open'}>
+                        {review.state === 'reviewed' ? `Reviewed: ${outcomeLabel(review.outcome)}` : 'Review open'}
+                      </strong>
+                    )}
+                    <strong class={`badge ${row.permitted ? 'ok' : 'no'}`}>{row.permitted ? 'Permitted' : 'Denied'}</strong>
+                    <span class="muted">{row.outcome}</span>
+                  </td>
+                  <td class="mono">{row.who}</td>
+                  <td>{row.organization}</td>
+                  <td>{row.why}</td>
+                  <td class="mono">{row.patient}</td>
+                  <td class="mono">{row.what.length > 0 ? row.what.join(', ') : row.interaction}</td>
+                  <td>{row.where}</td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
       </div>

@@ -3,6 +3,7 @@ import { accessHistory, type AppConfig } from '../lib/api';
 import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
+import { outcomeLabel } from '../lib/review';
 import type { Live } from './app';
 
 interface Props {
@@ -41,6 +42,11 @@ function Entry({ row, self }: { row: AccessRow; self: string }) {
     <li class={`card access ${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-outcome={row.permitted ? 'permit' : 'deny'} data-event={row.id}>
       <p class="verdict">
         {row.breakGlass && <strong class="badge glass">Break-glass</strong>}
+        {row.review && (
+          <strong class={`badge review ${row.review.state}`} data-review={row.review.state === 'reviewed' ? (row.review.outcome ?? '') : 'open'}>
+            {row.review.state === 'reviewed' ? `Auditor's review: ${outcomeLabel(row.review.outcome)}` : 'Not reviewed by an auditor yet'}
+          </strong>
+        )}
         <strong class={`badge ${row.permitted ? 'ok' : 'no'}`}>{row.permitted ? 'Permitted' : 'Denied'}</strong> <time dateTime={row.when}>{when(row.when)}</time>
       </p>
       <dl>
@@ -74,7 +80,9 @@ function Entry({ row, self }: { row: AccessRow; self: string }) {
 function merged(live: AccessRow[], loaded: AccessRow[]): AccessRow[] {
   const seen = new Set<string>();
   const out: AccessRow[] = [];
-  for (const r of [...live, ...loaded]) {
+  // The search's row wins over the live one of the same entry: it carries what the stream does not (the
+  // review state of a break-glass access).
+  for (const r of [...loaded, ...live]) {
     if (seen.has(r.id)) continue;
     seen.add(r.id);
     out.push(r);
