@@ -3,20 +3,18 @@ import { randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import pino, { type Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
-import { requireScope, type ScopeAction } from '../auth/scopes';
+import type { ScopeAction } from '../auth/scopes';
 import { requireAuth } from '../auth/middleware';
 import type { AuthContext } from '../auth/types';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
 import { assertInteraction, bindCaller, type Caller, mayRead, type RelationDeps } from '../fhir/policy';
-import { type AuditService, toAuditEvent } from '../fhir/audit-events';
-import { parseReviewStates, reviewBreakGlass } from '../fhir/break-glass-review';
-import { searchset } from '../fhir/bundle';
+import type { AuditService } from '../fhir/audit-events';
 import { capabilityStatement } from '../fhir/capability';
 import type { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
 import type { ResourceService } from '../fhir/resource-service';
-import { assertKnown, count, dateFilters, ID, list, rawQuery, single } from '../fhir/search-params';
+import { assertKnown, ID, list, rawQuery, single } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -25,6 +23,7 @@ import type { ExchangeService } from '../exchange/exchange-service';
 import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from './ingest-routes';
 import { registerFhirRoutes } from './fhir-routes';
+import { registerAuditRoutes } from './audit-routes';
 import { didRoutes } from './did-routes';
 import { registerConsentRoutes, registerSignedRevocation } from './consent-routes';
 import { FHIR_JSON, sendResource } from './respond';
@@ -38,8 +37,7 @@ import type { ExportService } from '../fhir/operations/export';
 import { exportRoutes } from './export-routes';
 import { smartConfiguration } from '../auth/smart-configuration';
 import { defaultWebappDir, webappRoutes } from './app-routes';
-import { AccessStream } from './access-stream';
-import { fetchReceipt, type ReceiptSource } from '../audit/receipt';
+import type { ReceiptSource } from '../audit/receipt';
 import type { BlockSource } from '../view/ledger-view';
 
 export interface AppDeps {
@@ -226,102 +224,15 @@ export function createApp(deps: AppDeps): express.Express {
   // Consent: on the ledger, changed only with the patient's signature (consent-routes.ts).
   registerConsentRoutes(fhir, consentDeps);
 
-  // AuditEvent: the ledger's access history.
-  fhir.get('/AuditEvent', async (req, res) => {
-    const auth = requireAuth(req);
-    requireScope(auth, 'AuditEvent', 'search');
-    // The access history is read by people for themselves: never by a member organization for someone.
-    if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
-      throw new OperationOutcomeError('FORBIDDEN', 'The access history is not available to a member organization acting for a user');
-    }
-    if (!auth.did) throw new OperationOutcomeError('FORBIDDEN', 'Reading the access history needs a registered DID (claim hdx_did)');
-    const q = rawQuery(req.query);
-    assertKnown(q, ['patient', 'agent', 'entity', 'date', 'action', 'outcome', 'review-state', '_count', '_bookmark']);
-    const reviewState = single(q, 'review-state');
-    const reviewStates = reviewState === undefined ? undefined : parseReviewStates(reviewState);
-    // The break-glass review queue is the auditors' (the chaincode refuses anyone else as well).
-    if (reviewStates && auth.role !== 'auditor') throw new OperationOutcomeError('FORBIDDEN', 'The break-glass review queue (review-state) is for auditors');
-    let from: string | undefined;
-    let to: string | undefined;
-    for (const f of dateFilters('date', q.date) ?? []) {
-      if (f.op === 'ge' || f.op === 'gt') from = f.value;
-      else if (f.op === 'lt' || f.op === 'le') to = f.value;
-      else throw new OperationOutcomeError('INVALID', 'Search parameter date takes ge/gt and lt/le here');
-    }
-    const patient = single(q, 'patient');
-    const entity = single(q, 'entity');
-    const action = single(q, 'action');
-    const outcome = single(q, 'outcome');
-    const agent = single(q, 'agent');
-    const result = await audit.search(auth.did, {
-      ...(patient !== undefined ? { patient: resolvePatientParam(patient) } : {}),
-      ...(agent !== undefined ? { agent } : {}),
-      ...(entity !== undefined ? { entity } : {}),
-      ...(from ? { from } : {}),
-      ...(to ? { to } : {}),
-      ...(action !== undefined ? { action } : {}),
-      ...(outcome !== undefined ? { outcome } : {}),
-      ...(reviewStates ? { reviewStates } : {}),
-      count: count(q),
-      bookmark: single(q, '_bookmark') ?? '',
-    });
-    sendResource(
-      res,
-      200,
-      searchset({ baseUrl: base, path: '/AuditEvent', query: q, resources: result.events, ...(result.bookmark ? { next: { _bookmark: result.bookmark } } : {}) }),
-    );
-  });
-
-  // Live access notifications (server-sent events) for a patient and their wards, from committed blocks.
-  const accessStream = deps.blocks
-    ? new AccessStream({
-        source: deps.blocks.source,
-        namespace: deps.blocks.namespace,
-        resolve: (d) => ledger.resolveDid(d),
-        log,
-        ...(deps.blocks.heartbeatMs !== undefined ? { heartbeatMs: deps.blocks.heartbeatMs } : {}),
-      })
-    : undefined;
-  fhir.get('/AuditEvent/$stream', async (req, res) => {
-    const auth = requireAuth(req);
-    if (!accessStream) throw new OperationOutcomeError('UNSUPPORTED', 'Live access notifications are not offered by this server');
-    if (Object.keys(rawQuery(req.query)).length > 0)
-      throw new OperationOutcomeError('INVALID', "GET /fhir/AuditEvent/$stream takes no parameters: it streams the accesses to the caller's own data and their wards'");
-    await accessStream.serve(req, res, auth);
-  });
-
-  // Offline-verifiable audit receipts (src/audit/receipt.ts): for auditors, of any entry they may read.
-  fhir.get('/AuditEvent/:eventId/$receipt', async (req: Request<{ eventId: string }>, res) => {
-    const auth = requireAuth(req);
-    if (!deps.receipts) throw new OperationOutcomeError('UNSUPPORTED', 'Audit receipts are not offered by this server');
-    requireScope(auth, 'AuditEvent', 'read');
-    if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
-      throw new OperationOutcomeError('FORBIDDEN', 'Audit receipts are not available to a member organization acting for a user');
-    }
-    // A receipt holds the whole block (its data hash covers every transaction in it), so it discloses the
-    // block's other transactions: only auditors, who may read the whole access history, get receipts.
-    if (auth.role !== 'auditor' || !auth.did) {
-      throw new OperationOutcomeError('FORBIDDEN', "Audit receipts are for auditors: a receipt carries the whole block, other members' transactions included");
-    }
-    if (Object.keys(rawQuery(req.query)).length > 0) throw new OperationOutcomeError('INVALID', 'GET /fhir/AuditEvent/<eventId>/$receipt takes no parameters');
-    const eventId = req.params.eventId;
-    if (!/^[A-Za-z0-9]{1,128}\.[0-9]{1,6}$/.test(eventId)) {
-      throw new OperationOutcomeError('INVALID', 'The receipt is asked by the ledger event id <txId>.<n> (the AuditEvent extension ledger-event-id)');
-    }
-    const receipt = await fetchReceipt(deps.receipts.source, { channel: deps.receipts.channel, chaincode: deps.receipts.chaincode, eventId, requester: auth.did });
-    if (!receipt) throw new OperationOutcomeError('NOT_FOUND', `AuditEvent ${eventId} is not known`);
-    res.setHeader('Content-Disposition', `attachment; filename="receipt-${eventId}.json"`);
-    res.status(200).type('application/json; charset=utf-8').send(JSON.stringify(receipt));
-  });
-
-  // The break-glass review: an auditor records an outcome, signed with their DID key, on the ledger.
-  fhir.post('/AuditEvent/:eventId/$review', async (req: Request<{ eventId: string }>, res) => {
-    const auth = requireAuth(req);
-    requireScope(auth, 'AuditEvent', 'update');
-    if (Object.keys(rawQuery(req.query)).length > 0)
-      throw new OperationOutcomeError('INVALID', 'POST /fhir/AuditEvent/<eventId>/$review takes no URL parameters: send a Parameters body');
-    const { entry, review } = await reviewBreakGlass(ledger, auth, req.params.eventId, req.body);
-    sendResource(res, 200, toAuditEvent(entry, review));
+  // AuditEvent: the ledger's access history, its live stream, receipts and break-glass reviews (audit-routes.ts).
+  registerAuditRoutes(fhir, {
+    audit,
+    ledger,
+    log,
+    baseUrl: base,
+    patientRef: resolvePatientParam,
+    ...(deps.blocks ? { blocks: deps.blocks } : {}),
+    ...(deps.receipts ? { receipts: deps.receipts } : {}),
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */
