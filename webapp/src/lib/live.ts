@@ -9,8 +9,19 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { fhirPath, type AppConfig } from './api';
 import { didToken, type PatientKey } from './keys';
+import type { AccessRow } from './audit';
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'stopped';
+
+/** The live access stream as the pages see it. */
+export interface Live {
+  state: LiveState;
+  detail: string;
+  /** Entries that arrived on the stream, newest first. */
+  rows: AccessRow[];
+  /** Counts fresh (not resumed) connections: the history is loaded again after each. */
+  epoch: number;
+}
 
 export interface LiveHandlers {
   /** A new access entry (a FHIR AuditEvent). */

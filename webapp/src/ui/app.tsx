@@ -3,7 +3,7 @@ import { type AppConfig, loadConfig } from '../lib/api';
 import { type AccessRow, toAccessRow } from '../lib/audit';
 import { loadKey } from '../lib/key-store';
 import type { PatientKey } from '../lib/keys';
-import { followAccesses, type LiveState } from '../lib/live';
+import { followAccesses, type Live, type LiveState } from '../lib/live';
 import { AuditorPage } from './auditor-page';
 import { ConsentPage } from './consent-page';
 import { HistoryPage, sentenceOf } from './history-page';
@@ -23,16 +23,6 @@ const PAGES: ReadonlyArray<{ id: Page; label: string }> = [
 function pageOfHash(): Page {
   const id = location.hash.replace(/^#\/?/, '');
   return PAGES.some((p) => p.id === id) ? (id as Page) : 'key';
-}
-
-/** The live access stream as the pages see it. */
-export interface Live {
-  state: LiveState;
-  detail: string;
-  /** Entries that arrived on the stream, newest first. */
-  rows: AccessRow[];
-  /** Counts fresh (not resumed) connections: the history is loaded again after each. */
-  epoch: number;
 }
 
 interface Notice {

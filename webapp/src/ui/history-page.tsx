@@ -4,7 +4,7 @@ import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
 import { outcomeLabel } from '../lib/review';
-import type { Live } from './app';
+import type { Live } from '../lib/live';
 
 interface Props {
   config: AppConfig;
