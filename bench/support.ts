@@ -6,16 +6,9 @@ import * as path from 'node:path';
 import type { NetworkInfo } from '@hdx/fabric-network';
 import { type Config, loadConfig, newLogger, registrationRequest, type RunningGateway, signIdpToken, startGateway } from '@hdx/gateway';
 import { httpCall, type Reply } from '../test/support/fhir-client';
+import { envFileValues } from '../test/support/network';
 
-/** KEY=VALUE lines of an env file written by the network launcher. */
-export function envFileValues(file: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
-  }
-  return env;
-}
+export { envFileValues };
 
 /** Nearest-rank percentile of an ascending array. */
 export function percentile(sorted: readonly number[], p: number): number {

@@ -7,7 +7,6 @@
  * delivered. Then a CA is stopped: the running gateway keeps reading and writing (it enrolled at start;
  * nothing on the request path asks the CA), and restarts on its data folder without it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,57 +15,18 @@ import { expect } from 'chai';
 import { startNode, stopNode } from '@hdx/fabric-network';
 import { generateDidKey, loadConfig } from '@hdx/gateway';
 import { auditDelivered, call, type Gw, registerDid, staffToken } from '../support/fhir-client';
-import { freePort, network } from '../support/network';
+import { GatewayProcesses, type GatewayChild } from '../support/gateway-process';
+import { freePort, gatewayEnv } from '../support/network';
 import { useOwnNetwork } from '../support/own-network';
 
-const repo = path.resolve(__dirname, '..', '..');
 const ENTRIES = 1_200;
 const CODE_SYSTEM = 'urn:hdx-test:gateway-killed';
 
-/** The launcher's env file of an organization's gateway, as `npm start` sources it. */
-function envFileOf(org: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of fs.readFileSync(path.join(network().info.home, 'gateways', `${org}.env`), 'utf8').split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
-  }
-  return env;
-}
-
-interface GatewayProcess {
-  readonly child: ChildProcess;
-  readonly gw: Gw;
-  readonly logFile: string;
-}
-
-/** Starts hospital1's gateway as a process on `port` and `dataDir`; resolves when /healthz answers 200. */
-async function startProcess(port: number, dataDir: string, mode: 'sync' | 'async', logFile: string): Promise<GatewayProcess> {
-  const env = { ...envFileOf('hospital1'), HDX_GATEWAY_PORT: String(port), HDX_DATA_DIR: dataDir, HDX_AUDIT_MODE: mode, HDX_LOG_LEVEL: 'warn' };
+/** hospital1's gateway as a process on `port` and `dataDir` (gateway-process.ts), and its client handle. */
+async function startHospital1(gateways: GatewayProcesses, port: number, dataDir: string, mode: 'sync' | 'async'): Promise<{ child: GatewayChild; gw: Gw }> {
+  const env = { PATH: process.env.PATH ?? '', ...gatewayEnv('hospital1'), HDX_GATEWAY_PORT: String(port), HDX_DATA_DIR: dataDir, HDX_AUDIT_MODE: mode, HDX_LOG_LEVEL: 'warn' };
   const config = loadConfig(env);
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [path.join(repo, 'gateway', 'dist', 'main.js')], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
-  const health = `${config.baseUrl.replace(/\/fhir$/, '')}/healthz`;
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (exited !== undefined) throw new Error(`the gateway exited (${String(exited)}) before it was healthy:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
-    const ok = await fetch(health)
-      .then((r) => r.status === 200)
-      .catch(() => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`the gateway was not healthy within 90 s:\n${fs.readFileSync(logFile, 'utf8').slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { child, gw: { config } as unknown as Gw, logFile };
-}
-
-function exitOf(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
+  return { child: await gateways.start(env, config.baseUrl, 90_000), gw: { config } as unknown as Gw };
 }
 
 /** A transaction Bundle of `n` Observations of one patient, each coded `tag` (to count them by search). */
@@ -92,16 +52,10 @@ function bundleOf(patientId: string, tag: string, n: number): object {
 describe('faults: the gateway killed in the middle of a transaction Bundle (each audit mode); a CA stopped', function () {
   this.timeout(600_000);
   const own = useOwnNetwork('gateway-killed', 1000, { HDX_ORDERER_TYPE: 'raft', HDX_ORDERERS: '3' });
-  const running: ChildProcess[] = [];
-  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-gateway-killed-'));
+  const gateways = new GatewayProcesses();
 
   after(async () => {
-    for (const child of running) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exitOf(child);
-      }
-    }
+    await gateways.stopAll();
   });
 
   for (const mode of ['sync', 'async'] as const) {
@@ -109,9 +63,7 @@ describe('faults: the gateway killed in the middle of a transaction Bundle (each
       own();
       const port = await freePort();
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `hdx-killed-${mode}-`));
-      const logFile = path.join(logDir, `gateway-${mode}.log`);
-      let proc = await startProcess(port, dataDir, mode, logFile);
-      running.push(proc.child);
+      let proc = await startHospital1(gateways, port, dataDir, mode);
       const practitioner = generateDidKey();
       await registerDid(proc.gw, 'hospital1', 'practitioner', practitioner);
       const token = (): string => staffToken(proc.gw, 'hospital1', { did: practitioner.did });
@@ -139,13 +91,12 @@ describe('faults: the gateway killed in the middle of a transaction Bundle (each
         () => 'no answer' as const,
       );
       await new Promise((r) => setTimeout(r, killAfter));
-      proc.child.kill('SIGKILL');
-      await exitOf(proc.child);
+      proc.child.proc.kill('SIGKILL');
+      await proc.child.exited;
       const answer = await posted;
 
       const t1 = Date.now();
-      proc = await startProcess(port, dataDir, mode, logFile);
-      running.push(proc.child);
+      proc = await startHospital1(gateways, port, dataDir, mode);
       const restartMs = Date.now() - t1;
 
       const after = await countOf(tag);
@@ -170,8 +121,7 @@ describe('faults: the gateway killed in the middle of a transaction Bundle (each
     const { options } = own();
     const port = await freePort();
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-ca-down-'));
-    const proc = await startProcess(port, dataDir, 'async', path.join(logDir, 'gateway-ca.log'));
-    running.push(proc.child);
+    const proc = await startHospital1(gateways, port, dataDir, 'async');
     const practitioner = generateDidKey();
     await registerDid(proc.gw, 'hospital1', 'practitioner', practitioner);
     const token = (): string => staffToken(proc.gw, 'hospital1', { did: practitioner.did });
@@ -185,10 +135,9 @@ describe('faults: the gateway killed in the middle of a transaction Bundle (each
       expect(health.status).to.equal(200);
       await auditDelivered(proc.gw, 60_000);
       // A restart on its data folder needs no CA either (the identity enrolled at the first start is kept).
-      proc.child.kill('SIGTERM');
-      await exitOf(proc.child);
-      const again = await startProcess(port, dataDir, 'async', path.join(logDir, 'gateway-ca.log'));
-      running.push(again.child);
+      proc.child.proc.kill('SIGTERM');
+      await proc.child.exited;
+      const again = await startHospital1(gateways, port, dataDir, 'async');
       const reread = await call(again.gw, 'GET', `/Patient/${String(created.body.id)}`, token());
       expect(reread.status, reread.text).to.equal(200);
     } finally {

@@ -5,7 +5,6 @@
  * SIGKILL, restarted, and every queued entry reaches the ledger exactly once (by entryId), the outbox
  * ending empty. Then a graceful stop (SIGTERM) drains the outbox before the process exits.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,10 +13,9 @@ import { expect } from 'chai';
 import { generateDidKey, loadConfig } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { OrgClient } from '../support/ledger';
-import { freePort, network } from '../support/network';
+import { GatewayProcesses, type GatewayChild } from '../support/gateway-process';
+import { freePort, gatewayEnv } from '../support/network';
 
-const repo = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(repo, 'gateway', 'dist', 'main.js');
 const FAMILY = 'Vandermeulen-Ashby';
 
 /** An access entry as the outbox holds it (hdx.audit entry input). */
@@ -43,22 +41,6 @@ interface LedgerEntry {
   recordedAt: string;
 }
 
-interface Child {
-  proc: ChildProcess;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** The launcher's env file of an org, as main.ts would get it. */
-function orgEnv(org: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of fs.readFileSync(path.join(network().info.home, 'gateways', `${org}.env`), 'utf8').split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
-  }
-  return env;
-}
-
 function outboxRows(dataDir: string): QueuedEntry[] {
   const db = new Database(path.join(dataDir, 'outbox.db'), { readonly: true, fileMustExist: true });
   try {
@@ -79,11 +61,7 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
 }
 
 describe('async audit mode: a gateway killed with entries in its outbox delivers them all after restart (real network, gateway as a child process)', function () {
-  const children = new Set<Child>();
-  const killAll = (): void => {
-    for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  };
-  process.once('exit', killAll);
+  const gateways = new GatewayProcesses();
 
   let dataDir: string;
   let env: Record<string, string>;
@@ -92,34 +70,8 @@ describe('async audit mode: a gateway killed with entries in its outbox delivers
   const dr = generateDidKey();
 
   /** Starts the gateway process and resolves once /healthz answers 200. */
-  async function startChild(flushMs: number): Promise<Child> {
-    const proc = spawn(process.execPath, [MAIN], {
-      cwd: repo,
-      env: { ...env, HDX_AUDIT_FLUSH_MS: String(flushMs) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output: string[] = [];
-    const keep = (chunk: Buffer): void => {
-      output.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-    const child: Child = { proc, output, exited };
-    children.add(child);
-    let gone = false;
-    void exited.then(() => {
-      gone = true;
-    });
-    await until('the gateway process to answer /healthz', 120_000, async () => {
-      if (gone) throw new Error(`the gateway process exited during start:\n${output.slice(-20).join('\n')}`);
-      const res = await fetch(`${gw.config.baseUrl.replace(/\/fhir$/, '')}/healthz`);
-      return res.status === 200 ? true : undefined;
-    }).catch((err: Error) => {
-      if (gone) throw new Error(`the gateway process exited during start:\n${output.slice(-20).join('\n')}`);
-      throw err;
-    });
-    return child;
+  function startChild(flushMs: number): Promise<GatewayChild> {
+    return gateways.start({ ...env, HDX_AUDIT_FLUSH_MS: String(flushMs) }, gw.config.baseUrl);
   }
 
   async function outboxHealth(): Promise<{ ok: boolean; pending: number }> {
@@ -150,7 +102,7 @@ describe('async audit mode: a gateway killed with entries in its outbox delivers
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => !k.startsWith('HDX_') && v !== undefined)) as Record<string, string>;
     env = {
       ...inherited,
-      ...orgEnv('hospital1'),
+      ...gatewayEnv('hospital1'),
       HDX_GATEWAY_PORT: String(port),
       HDX_DATA_DIR: dataDir,
       HDX_LOG_LEVEL: 'info',
@@ -161,8 +113,7 @@ describe('async audit mode: a gateway killed with entries in its outbox delivers
   });
 
   after(async () => {
-    killAll();
-    await Promise.all([...children].map((c) => c.exited));
+    await gateways.stopAll();
     ledger?.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });

@@ -10,14 +10,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import pino from 'pino';
 import { DID_IDENTIFIER_SYSTEM, enrollGatewayIdentity, FabricLedger, generateDidKey, type ReplayReport, signConsent, signDidToken } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { permitOrganizationConsent } from '../support/jose';
-import { network, startTestGateway } from '../support/network';
+import { gatewayEnv, startTestGateway } from '../support/network';
 
 const repo = path.resolve(__dirname, '..', '..');
 
@@ -43,11 +42,7 @@ describe('hdx replay (issue 11): access decisions re-decided from the ledger alo
 
   /** `hdx replay` as a program, with hospital1's environment (its env file and data dir, where its identity is). */
   const replayCli = (): { status: number | null; report: ReplayReport; stderr: string } => {
-    const env: Record<string, string> = {};
-    for (const line of fs.readFileSync(path.join(network().info.home, 'gateways', 'hospital1.env'), 'utf8').split('\n')) {
-      const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-      if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
-    }
+    const env = gatewayEnv('hospital1');
     const run = spawnSync(process.execPath, [path.join(repo, 'gateway', 'dist', 'cli.js'), 'replay', '--patient', patientKey.did, '--data-dir', h1.config.dataDir], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH ?? '', ...env },

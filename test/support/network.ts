@@ -30,18 +30,26 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** An org's gateway configuration, exactly as main.ts would load it from the launcher's env file. */
-export async function gatewayConfig(org: string, overrides: Record<string, string> = {}): Promise<Config> {
-  const { info: n } = network();
-  const envFile = path.join(n.home, 'gateways', `${org}.env`);
+/** KEY=VALUE lines of an env file written by the network launcher. */
+export function envFileValues(file: string): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const line of fs.readFileSync(envFile, 'utf8').split('\n')) {
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
     if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
   }
+  return env;
+}
+
+/** The launcher's env file of an org's gateway (`gateways/<org>.env`), as `npm start` sources it. */
+export function gatewayEnv(org: string): Record<string, string> {
+  return envFileValues(path.join(network().info.home, 'gateways', `${org}.env`));
+}
+
+/** An org's gateway configuration, exactly as main.ts would load it from the launcher's env file. */
+export async function gatewayConfig(org: string, overrides: Record<string, string> = {}): Promise<Config> {
   const port = await freePort();
   return loadConfig({
-    ...env,
+    ...gatewayEnv(org),
     HDX_GATEWAY_PORT: String(port),
     HDX_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), `hdx-${org}-`)),
     HDX_LOG_LEVEL: process.env.HDX_TEST_LOG_LEVEL ?? 'warn',
