@@ -59,6 +59,15 @@ describe('patient web app in a real browser (real network)', function () {
       }),
     );
 
+  /** The patient's access history as the regulator's auditor reads it on the ledger. */
+  const historyAtRegulator = () =>
+    call(
+      reg,
+      'GET',
+      `/AuditEvent?patient=${patientDid}&_count=100`,
+      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+
   async function shot(name: string): Promise<void> {
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
   }
@@ -179,12 +188,7 @@ describe('patient web app in a real browser (real network)', function () {
     // Async audit mode: the accesses so far reach the ledger within a flush; the page shows every one of
     // them (each has its own AuditEvent id, also when one ledger transaction holds several) before the new read.
     await auditDelivered(h1);
-    const onLedger = await call(
-      reg,
-      'GET',
-      `/AuditEvent?patient=${patientDid}&_count=100`,
-      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
-    );
+    const onLedger = await historyAtRegulator();
     expect(onLedger.status, onLedger.text).to.equal(200);
     const recorded = (onLedger.body.entry ?? []).length as number;
     expect(recorded).to.be.at.least(3);
@@ -399,12 +403,7 @@ describe('patient web app in a real browser (real network)', function () {
         reviewer: (parts.find((x) => x.url === 'reviewer')?.valueIdentifier as { value?: string } | undefined)?.value,
       };
     };
-    const atRegulator = await call(
-      reg,
-      'GET',
-      `/AuditEvent?patient=${patientDid}&_count=100`,
-      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
-    );
+    const atRegulator = await historyAtRegulator();
     expect(atRegulator.status, atRegulator.text).to.equal(200);
     expect(reviewState(atRegulator.body)).to.deep.equal({ state: 'reviewed', outcome: 'not-justified', reviewer: auditor.did });
     // … and so does a second gateway: hospital2 shows its practitioner the review of their own break-glass.
