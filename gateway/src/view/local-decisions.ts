@@ -14,6 +14,7 @@
 import { type FactQuery, decideAccessSteps, parseAccessRequest, runSync, storedConsent } from '@hdx/chaincode/dist/access-decision';
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
 import type { Decision, EvaluateRequest } from '../ledger/ledger-client';
+import { DECISION_INPUT_WRITES, tapCalls } from '../ledger/ledger-calls';
 import type { ViewStore } from './view-store';
 import { DEFAULT_MAX_LAG_MS, type ViewStatus } from './ledger-view';
 
@@ -159,19 +160,6 @@ export function viewHealth(view: { status(maxLagMs: number): ViewStatus }, maxLa
   return { ok: true, height: st.height, lagBlocks: st.lagBlocks, fresh: st.fresh, streaming: st.streaming, decisions };
 }
 
-/** LedgerClient writes that change what decisions read (consents, identities, guardians, patient links, erasure). */
-const DECISION_INPUT_WRITES: ReadonlySet<string> = new Set([
-  'changeConsent',
-  'registerDid',
-  'changeGuardian',
-  'approveGuardian',
-  'deactivateDid',
-  'reactivateDid',
-  'approveReactivation',
-  'linkPatient',
-  'erasePatient',
-]);
-
 /** The patient links an anchoring call carries (anchorBatch's second argument, anchorAndRecord's third). */
 function linksOf(method: string, args: readonly unknown[]): unknown {
   return method === 'anchorBatch' ? args[1] : method === 'anchorAndRecord' ? args[2] : undefined;
@@ -183,17 +171,9 @@ function linksOf(method: string, args: readonly unknown[]): unknown {
  * that the gateway's own next decision never comes from a view without it.
  */
 export function notingDecisionInputs<L extends object>(ledger: L, local: Pick<LocalDecisions, 'noteLedgerChange'>): L {
-  return new Proxy(ledger, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      const method = value as (...args: unknown[]) => unknown;
-      if (typeof prop !== 'string') return method.bind(target);
-      return (...args: unknown[]): unknown => {
-        const changes = DECISION_INPUT_WRITES.has(prop) || (Array.isArray(linksOf(prop, args)) && (linksOf(prop, args) as unknown[]).length > 0);
-        if (!changes) return method.apply(target, args);
-        return Promise.resolve(method.apply(target, args)).finally(() => local.noteLedgerChange());
-      };
-    },
-  });
+  const changes = (method: string, args: readonly unknown[]): boolean => {
+    const links = linksOf(method, args);
+    return DECISION_INPUT_WRITES.has(method) || (Array.isArray(links) && links.length > 0);
+  };
+  return tapCalls(ledger, changes, { settled: () => local.noteLedgerChange() });
 }
