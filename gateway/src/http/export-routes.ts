@@ -11,8 +11,8 @@ import { informational, OperationOutcomeError } from '../errors';
 import { type ExportLevel, type ExportService, NDJSON, ownerOf } from '../fhir/operations/export';
 import { bindCaller } from '../fhir/policy';
 import { dateFilters, ID, list, rawQuery, single } from '../fhir/search-params';
+import { FHIR_JSON } from './respond';
 
-const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const KICK_OFF_PARAMS = ['_outputFormat', '_type', '_since'];
 

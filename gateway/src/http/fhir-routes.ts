@@ -9,8 +9,7 @@ import * as handlers from '../fhir/handlers';
 import { type BodyFormat, type FhirContext, type FhirOutcome, type FhirRequest, ifNoneExistQuery } from '../fhir/handlers';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import { rawQuery } from '../fhir/search-params';
-
-const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+import { sendResource } from './respond';
 
 type Handler = (ctx: FhirContext, req: FhirRequest) => Promise<FhirOutcome>;
 type Params = { type?: string; id?: string; vid?: string };
@@ -51,7 +50,7 @@ export function sendOutcome(res: Response, baseUrl: string, out: FhirOutcome): v
   if (out.version?.lastUpdated !== undefined) res.setHeader('Last-Modified', new Date(out.version.lastUpdated).toUTCString());
   const body = out.resource ?? out.info;
   if (body === undefined) res.status(out.status).end();
-  else res.status(out.status).type(FHIR_JSON).send(JSON.stringify(body));
+  else sendResource(res, out.status, body);
 }
 
 /**

@@ -22,8 +22,8 @@ import { ID } from '../fhir/search-params';
 import { type IngestService, SOURCE_NAME } from '../ingest/ingest-service';
 import { requireAuth } from '../auth/middleware';
 import { jsonBody } from './body';
+import { sendResource } from './respond';
 
-const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const HL7_TYPES = ['x-application/hl7-v2+er7', 'application/hl7-v2', 'text/plain'];
 
 export interface IngestRoutesDeps {
@@ -51,7 +51,7 @@ function mapped<T>(fn: () => T): T {
 }
 
 function send(res: Response, bundle: unknown): void {
-  res.status(200).type(FHIR_JSON).send(JSON.stringify(bundle));
+  sendResource(res, 200, bundle);
 }
 
 function sourceOf(req: Request, fallback: string): string {
