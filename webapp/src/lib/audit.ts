@@ -5,6 +5,7 @@
  */
 
 import { type ReviewInfo, reviewOf } from './review';
+import { arr, obj, str } from './json';
 
 export interface AccessRow {
   id: string;
@@ -31,20 +32,6 @@ export interface AccessRow {
   patient: string;
   /** A break-glass access's review by an auditor (the gateway's break-glass-review extension), when the gateway says. */
   review?: ReviewInfo;
-}
-
-type Json = Record<string, unknown>;
-
-function obj(value: unknown): Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {};
-}
-
-function arr(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
 }
 
 function identifierValue(who: unknown): string {

@@ -6,19 +6,7 @@
  * decides what is shown and records each access on the ledger.
  */
 
-type Json = Record<string, unknown>;
-
-function obj(value: unknown): Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {};
-}
-
-function arr(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-
-function str(value: unknown): string {
-  return typeof value === 'string' ? value : '';
-}
+import { arr, type Json, obj, str } from './json';
 
 /** The DID identifier system of a Patient (gateway DID_IDENTIFIER_SYSTEM). */
 export const DID_SYSTEM = 'urn:ietf:rfc:3986';

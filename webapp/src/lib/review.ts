@@ -9,6 +9,7 @@
 import { type AppConfig, fhirRequest } from './api';
 import { signCompact } from './jws';
 import { newNonce, type PatientKey } from './keys';
+import { arr, type Json, obj } from './json';
 
 export const BREAK_GLASS_REVIEW_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/break-glass-review';
 export const LEDGER_EVENT_ID_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/ledger-event-id';
@@ -33,16 +34,6 @@ export interface ReviewInfo {
   outcome?: ReviewOutcome;
   reviewer?: string;
   reviewed?: string;
-}
-
-type Json = Record<string, unknown>;
-
-function obj(value: unknown): Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {};
-}
-
-function arr(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
 }
 
 /** The ledger event id `<txId>.<n>` of an AuditEvent (what `$review` and `$receipt` take). */
