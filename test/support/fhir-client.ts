@@ -89,3 +89,20 @@ export async function auditDelivered(gw: Gw, timeoutMs = 30_000): Promise<void> 
     if (empty < 2) await pause();
   }
 }
+
+/**
+ * Waits until the gateway's ledger view has applied block `blockNumber` (its height is past it): a
+ * decision made on the view from then on sees what that block wrote. Local decisions accept a view up
+ * to HDX_VIEW_MAX_LAG_MS behind its peer (SECURITY.md, "Never on stale consent"); a test of a change
+ * made on the ledger by someone else waits for this before asserting its effect. No view: nothing to wait for.
+ */
+export async function viewHolds(gw: Gw, blockNumber: bigint, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  const url = `${gw.config.baseUrl.replace(/\/fhir$/, '')}/healthz`;
+  for (;;) {
+    const view = ((await httpCall(url, 'GET', undefined)).body as { checks?: { view?: { height: string } } } | undefined)?.checks?.view;
+    if (view === undefined || BigInt(view.height) > blockNumber) return;
+    if (Date.now() > end) throw new Error(`the gateway's view is at height ${view.height} after ${timeoutMs} ms, not past block ${blockNumber}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

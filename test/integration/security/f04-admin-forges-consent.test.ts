@@ -17,7 +17,7 @@
  */
 import { expect } from 'chai';
 import { generateDidKey, signConsent } from '@hdx/gateway';
-import { call, registerDid, staffToken } from '../../support/fhir-client';
+import { call, registerDid, staffToken, viewHolds } from '../../support/fhir-client';
 import { OrgClient } from '../../support/ledger';
 import { permitOrganizationConsent } from '../../support/jose';
 import { didToken, h1Staff, newObservation, newPatient, type PatientParty, REFUSED, securityEnv, type SecurityEnv, show } from '../../support/security';
@@ -101,7 +101,9 @@ describe('security finding 4: a hospital admin alone can neither forge nor freez
     const before = await h2Read(frozenObs);
     expect(before.status, `precondition: Hospital2 reads under the patient's permit: ${show(before)}`).to.equal(200);
 
-    await admin1.submit('hdx.identity', 'Deactivate', JSON.stringify({ did: frozen.did }));
+    const { blockNumber } = await admin1.submitTx('hdx.identity', 'Deactivate', JSON.stringify({ did: frozen.did }));
+    // The custodian decides on its ledger view, which may be one block behind its peer for a moment.
+    await viewHolds(env.h1, blockNumber);
 
     const whileSuspended = await h2Read(frozenObs);
     expect(whileSuspended.text, 'FROZEN CONSENT: the suspended patient’s permit still releases the record to Hospital2').to.not.include('F4 frozen result');
