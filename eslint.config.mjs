@@ -15,6 +15,17 @@ export default tseslint.config(
     },
   },
   {
+    // The gateway's store, ledger and HTTP layers are asynchronous: a promise never awaited (a write not
+    // waited for, a Promise tested as a boolean) is a bug the types alone do not catch.
+    files: ['gateway/src/**/*.ts'],
+    languageOptions: { parserOptions: { project: './gateway/tsconfig.json', tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+    },
+  },
+  {
     // HL7 v2 and MLLP are framed with control characters (0x0B, 0x1C, 0x0D): matching them is the point.
     files: ['fhir-mappers/src/hl7v2/**/*.ts', 'gateway/src/ingest/mllp*.ts'],
     rules: { 'no-control-regex': 'off' },

@@ -199,7 +199,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         await outbox?.close();
         await closeView();
         ledger.close();
-        store.close();
+        await store.close();
         jti.close();
         custodianIds.close();
       },
@@ -209,7 +209,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await outbox?.close(false);
     await closeView();
     ledger.close();
-    store.close();
+    await store.close();
     jti.close();
     custodianIds.close();
     throw err;

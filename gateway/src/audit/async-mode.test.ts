@@ -91,7 +91,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     // Nothing went to the ledger per request: create, 3 reads and the search hit wait in the outbox.
     expect(calls).to.deep.equal({ authorizeAndRecord: 0, recordAccess: 0 });
     expect(ledger.audit).to.have.length(0);
-    expect(outbox.stats().pending).to.equal(5);
+    expect((await outbox.stats()).pending).to.equal(5);
     const health = await request(app).get('/healthz');
     expect(health.body.checks.outbox).to.deep.equal({ ok: true, pending: 5 });
 
@@ -124,13 +124,13 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
       .set(...staff)
       .set('content-type', FHIR)
       .send({ resourceType: 'Patient', name: [{ family: 'Quist' }] });
-    const before = outbox.stats().pending;
+    const before = (await outbox.stats()).pending;
     ledger.failWith = new OperationOutcomeError('UNAVAILABLE', 'evaluating consent: the ledger is unavailable');
     const read = await request(app)
       .get(`/fhir/Patient/${created.body.id as string}`)
       .set(...staff);
     expect(read.status).to.equal(503);
-    expect(outbox.stats().pending).to.equal(before);
+    expect((await outbox.stats()).pending).to.equal(before);
   });
 
   it('sync mode stays the default: no outbox, and /healthz has no outbox check', async () => {

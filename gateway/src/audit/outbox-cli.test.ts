@@ -75,7 +75,7 @@ describe('hdx outbox dead-letters | redeliver', () => {
       expect(JSON.parse(redelivered.out).redelivered).to.deep.equal([dead]);
       expect(await outbox.flush()).to.equal(true);
       expect(fake.audit.map((e) => e.entryId)).to.include(dead);
-      expect(outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
+      expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
     } finally {
       await outbox.close(false);
     }

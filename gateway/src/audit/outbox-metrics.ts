@@ -2,14 +2,14 @@ import client from 'prom-client';
 import type { OutboxStats } from './outbox';
 
 /** The async audit outbox on /metrics: backlog, deliveries, failed attempts, dead letters (read at scrape time). */
-export function registerOutboxMetrics(registry: client.Registry, outbox: { stats(): OutboxStats }): void {
+export function registerOutboxMetrics(registry: client.Registry, outbox: { stats(): Promise<OutboxStats> }): void {
   const gauge = (name: string, help: string, read: (s: OutboxStats) => number): void => {
     new client.Gauge({
       name,
       help,
       registers: [registry],
-      collect() {
-        this.set(read(outbox.stats()));
+      async collect() {
+        this.set(read(await outbox.stats()));
       },
     });
   };
@@ -18,10 +18,11 @@ export function registerOutboxMetrics(registry: client.Registry, outbox: { stats
       name,
       help,
       registers: [registry],
-      collect() {
+      async collect() {
         // The outbox keeps the running total; the counter mirrors it.
+        const stats = await outbox.stats();
         this.reset();
-        this.inc(read(outbox.stats()));
+        this.inc(read(stats));
       },
     });
   };

@@ -40,9 +40,9 @@ function tmpFile(): string {
   return path.join(dir, 'outbox.db');
 }
 
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -67,7 +67,7 @@ describe('AuditOutbox (async audit mode)', () => {
     for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('enqueue is on disk when it returns: a process killed right after finds its entries at the next open', () => {
+  it('enqueue is on disk when it returns: a process killed right after finds its entries at the next open', async () => {
     const file = tmpFile();
     // A separate process enqueues, then is killed with SIGKILL before it could close anything.
     const script = `
@@ -93,7 +93,7 @@ describe('AuditOutbox (async audit mode)', () => {
         .and.to.match(/^[A-Za-z0-9._:-]{1,128}$/);
       expect(Date.parse(e.occurredAt ?? '')).to.be.closeTo(Date.now(), 60_000);
     }
-    expect(open({ file, ledger: new FakeLedger() }).stats().pending).to.equal(3);
+    expect((await open({ file, ledger: new FakeLedger() }).stats()).pending).to.equal(3);
   });
 
   it('flush delivers in batches of batchSize and deletes each batch only after the ledger committed it', async () => {
@@ -112,7 +112,7 @@ describe('AuditOutbox (async audit mode)', () => {
       }),
     });
     const recorded = outbox.enqueue([1, 2, 3, 4, 5].map((n) => entry(n)));
-    expect(outbox.stats().pending).to.equal(5);
+    expect((await outbox.stats()).pending).to.equal(5);
     expect(await outbox.flush()).to.equal(true);
     expect(seen).to.deep.equal([
       { size: 2, pendingOnDisk: 5 },
@@ -121,7 +121,7 @@ describe('AuditOutbox (async audit mode)', () => {
     ]);
     expect(fake.audit.map((e) => e.entryId)).to.deep.equal(recorded.map((r) => r.entryId));
     expect(fake.audit.map((e) => e.resources[0])).to.deep.equal([1, 2, 3, 4, 5].map((n) => `Observation/o${n}/_history/1`));
-    expect(outbox.stats()).to.include({ pending: 0, delivered: 5, failures: 0 });
+    expect(await outbox.stats()).to.include({ pending: 0, delivered: 5, failures: 0 });
   });
 
   it('a backlog goes out as up to inFlight transactions at once, each entry once; a batch that fails stays for the next round', async () => {
@@ -151,10 +151,10 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(await outbox.flush()).to.equal(false);
     expect(most).to.equal(3);
     // The two batches that went through are off the outbox; the failed one is still there.
-    expect(outbox.stats().pending).to.equal(7);
+    expect((await outbox.stats()).pending).to.equal(7);
     expect(await outbox.flush()).to.equal(true);
     expect(most).to.equal(3);
-    expect(outbox.stats()).to.include({ pending: 0, delivered: 11 });
+    expect(await outbox.stats()).to.include({ pending: 0, delivered: 11 });
     expect(fake.audit.map((e) => e.entryId).sort()).to.deep.equal(recorded.map((r) => r.entryId).sort());
   });
 
@@ -195,15 +195,15 @@ describe('AuditOutbox (async audit mode)', () => {
     const outbox = open({ file: tmpFile(), ledger: fake, flushMs: 10, minBackoffMs: 10, maxBackoffMs: 40 });
     outbox.start();
     outbox.enqueue([entry(1), entry(2), entry(3)]);
-    await waitFor('three failed attempts', () => outbox.stats().failures >= 3);
-    expect(outbox.stats()).to.include({ pending: 3, delivered: 0, lastError: 'UNAVAILABLE' });
+    await waitFor('three failed attempts', async () => (await outbox.stats()).failures >= 3);
+    expect(await outbox.stats()).to.include({ pending: 3, delivered: 0, lastError: 'UNAVAILABLE' });
     expect(fake.audit).to.have.length(0);
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 3 });
+    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 3 });
 
     fake.failWith = undefined;
-    await waitFor('delivery', () => outbox.stats().pending === 0);
+    await waitFor('delivery', async () => (await outbox.stats()).pending === 0);
     expect(fake.audit).to.have.length(3);
-    expect(outbox.stats()).to.include({ delivered: 3, consecutiveFailures: 0 });
+    expect(await outbox.stats()).to.include({ delivered: 3, consecutiveFailures: 0 });
   });
 
   it('a crash after the ledger commit but before the delete: the next process resends, and the ledger keeps each entry once', async () => {
@@ -216,10 +216,10 @@ describe('AuditOutbox (async audit mode)', () => {
     await waitFor('the first commit', () => fake.audit.length === 3);
 
     const second = open({ file, ledger: fake, flushMs: 10 });
-    expect(second.stats().pending).to.equal(3);
+    expect((await second.stats()).pending).to.equal(3);
     second.start();
-    await waitFor('the resend', () => second.stats().pending === 0);
-    expect(second.stats().delivered).to.equal(3);
+    await waitFor('the resend', async () => (await second.stats()).pending === 0);
+    expect((await second.stats()).delivered).to.equal(3);
     expect(fake.audit.map((e) => e.entryId)).to.deep.equal(ids);
   });
 
@@ -236,10 +236,10 @@ describe('AuditOutbox (async audit mode)', () => {
     });
     outbox.enqueue([entry(1), entry(2)]);
     expect(await outbox.flush()).to.equal(false);
-    expect(outbox.stats()).to.include({ pending: 2, failures: 1, lastError: 'TIMEOUT' });
+    expect(await outbox.stats()).to.include({ pending: 2, failures: 1, lastError: 'TIMEOUT' });
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit).to.have.length(2);
-    expect(outbox.stats()).to.include({ pending: 0, delivered: 2 });
+    expect(await outbox.stats()).to.include({ pending: 0, delivered: 2 });
   });
 
   it('an entry the ledger refuses as INVALID is isolated and dead-lettered (maxAttempts 1); the rest of its batch is delivered', async () => {
@@ -258,7 +258,7 @@ describe('AuditOutbox (async audit mode)', () => {
     const ids = outbox.enqueue([entry(1), entry(2), entry(3, { subtype: 'refused' }), entry(4), entry(5)]).map((r) => r.entryId);
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[1], ids[3], ids[4]]);
-    expect(outbox.stats()).to.include({ pending: 0, delivered: 4, deadLetters: 1 });
+    expect(await outbox.stats()).to.include({ pending: 0, delivered: 4, deadLetters: 1 });
     expect(calls.length).to.be.lessThan(8);
     const db = new Database(file, { readonly: true });
     const q = db.prepare('SELECT entry_id, error, attempts FROM outbox_quarantine').all();
@@ -287,9 +287,9 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit).to.have.length(3);
     expect(refusals).to.be.at.most(3); // isolated once, then left alone until its next attempt
-    expect(outbox.stats()).to.include({ pending: 1, retrying: 1, deadLetters: 0, consecutiveFailures: 0 });
+    expect(await outbox.stats()).to.include({ pending: 1, retrying: 1, deadLetters: 0, consecutiveFailures: 0 });
     // Waiting after a refusal is not a stuck ledger: /healthz stays green.
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1 });
+    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 1 });
   });
 
   it('dead letters: refused maxAttempts times → kept aside, counted, listed (no content) and re-delivered by OutboxAdmin (the hdx CLI)', async () => {
@@ -308,8 +308,8 @@ describe('AuditOutbox (async audit mode)', () => {
     const ids = outbox.enqueue([entry(1), entry(2, { subtype: 'refused' }), entry(3)]).map((r) => r.entryId);
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[2]]);
-    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 1, retrying: 0 });
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 0, deadLetters: 1 });
+    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 1, retrying: 0 });
+    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 0, deadLetters: 1 });
 
     const admin = new OutboxAdmin(file); // beside the running outbox, as the CLI would be
     try {
@@ -323,10 +323,10 @@ describe('AuditOutbox (async audit mode)', () => {
     } finally {
       admin.close();
     }
-    expect(outbox.stats()).to.include({ pending: 1, deadLetters: 0 });
+    expect(await outbox.stats()).to.include({ pending: 1, deadLetters: 0 });
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.include(ids[1]);
-    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
+    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
   });
 
   it('/metrics: dead letters and entries waiting after a refusal are gauges', async () => {
@@ -360,7 +360,7 @@ describe('AuditOutbox (async audit mode)', () => {
     old.close();
     const fake = new FakeLedger();
     const outbox = open({ file, ledger: fake });
-    expect(outbox.stats()).to.include({ pending: 1, deadLetters: 1 });
+    expect(await outbox.stats()).to.include({ pending: 1, deadLetters: 1 });
     expect(await outbox.flush()).to.equal(true);
     expect(fake.audit.map((e) => e.entryId)).to.deep.equal(['old-1']);
   });
@@ -380,32 +380,34 @@ describe('AuditOutbox (async audit mode)', () => {
     ];
     const dropped: string[] = [];
     const feed: ChangeFeed = {
-      readyChanges: (limit) => held.filter((h) => !dropped.includes(h.entryId)).slice(0, limit),
-      dropChanges: (ids) => dropped.push(...ids),
-      readyChangeStats: () => ({ count: held.length - dropped.length, oldestReadyAt: held.find((h) => !dropped.includes(h.entryId))?.readyAt }),
+      readyChanges: async (limit) => held.filter((h) => !dropped.includes(h.entryId)).slice(0, limit),
+      dropChanges: async (ids) => {
+        dropped.push(...ids);
+      },
+      readyChangeStats: async () => ({ count: held.length - dropped.length, oldestReadyAt: held.find((h) => !dropped.includes(h.entryId))?.readyAt }),
     };
     const outbox = open({ file: tmpFile(), ledger: fake, changes: feed });
-    expect(outbox.stats().pending).to.equal(3); // still in the store, but committed locally
-    expect(outbox.stats().oldestPendingMs).to.be.at.least(1000);
+    expect((await outbox.stats()).pending).to.equal(3); // still in the store, but committed locally
+    expect((await outbox.stats()).oldestPendingMs).to.be.at.least(1000);
     expect(await outbox.flush()).to.equal(true);
     expect(dropped).to.deep.equal(['c1', 'c2', 'c3']);
     expect(fake.audit.map((e) => [e.entryId, e.action])).to.deep.equal([
       ['c1', 'C'],
       ['c3', 'D'],
     ]);
-    expect(outbox.stats()).to.include({ pending: 0, deadLetters: 1 });
+    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 1 });
   });
 
-  it('refuses, before anything is released, an entry the ledger could never take', () => {
+  it('refuses, before anything is released, an entry the ledger could never take', async () => {
     const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
     expect(() => outbox.enqueue([entry(1), entry(2, { patient: '' })])).to.throw(OperationOutcomeError, /patient reference/);
     expect(() => outbox.enqueue([entry(1, { entryId: 'has space' })])).to.throw(OperationOutcomeError, /entryId/);
     const many = Array.from({ length: 101 }, (_, i) => `Observation/o${i}/_history/1`);
     expect(() => outbox.enqueue([entry(1, { resources: many })])).to.throw(OperationOutcomeError, /more than 100 resources/);
     expect(() => outbox.enqueue([entry(1, { decidedAt: { height: 0 } })])).to.throw(OperationOutcomeError, /decidedAt/);
-    expect(outbox.stats().pending).to.equal(0);
+    expect((await outbox.stats()).pending).to.equal(0);
     outbox.enqueue([entry(2, { decidedAt: { height: 7 } })]);
-    expect(outbox.stats().pending).to.equal(1);
+    expect((await outbox.stats()).pending).to.equal(1);
   });
 
   it('group commit: concurrent records share one transaction, each answered once on disk; a bad entry fails its caller alone', async () => {
@@ -428,11 +430,11 @@ describe('AuditOutbox (async audit mode)', () => {
     expect(outbox.commits).to.deep.equal({ transactions: 2, records: 4 });
   });
 
-  it('an entryId enqueued twice is kept once', () => {
+  it('an entryId enqueued twice is kept once', async () => {
     const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
     outbox.enqueue([entry(1, { entryId: 'same' })]);
     outbox.enqueue([entry(1, { entryId: 'same' })]);
-    expect(outbox.stats().pending).to.equal(1);
+    expect((await outbox.stats()).pending).to.equal(1);
   });
 
   it('a full batch is sent without waiting for the timer', async () => {
@@ -462,7 +464,7 @@ describe('AuditOutbox (async audit mode)', () => {
     await b.close();
     fake.failWith = undefined;
     const c = open({ file, ledger: fake, flushMs: 10 });
-    expect(c.stats().pending).to.equal(1);
+    expect((await c.stats()).pending).to.equal(1);
     c.start();
     await waitFor('delivery at start', () => fake.audit.length === 3);
   });
@@ -472,8 +474,8 @@ describe('AuditOutbox (async audit mode)', () => {
     fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
     const outbox = open({ file: tmpFile(), ledger: fake, staleMs: 20 });
     outbox.enqueue([entry(1)]);
-    expect(outbox.health()).to.deep.equal({ ok: true, pending: 1 });
+    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 1 });
     await new Promise((r) => setTimeout(r, 40));
-    expect(outbox.health()).to.include({ ok: false, pending: 1 });
+    expect(await outbox.health()).to.include({ ok: false, pending: 1 });
   });
 });

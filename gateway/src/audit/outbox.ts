@@ -85,9 +85,9 @@ function openOutboxDb(file: string, create: boolean): Database.Database {
  * SqliteStore implements it).
  */
 export interface ChangeFeed {
-  readyChanges(limit: number): ReadonlyArray<{ readonly entryId: string; readonly entry: AccessEntryInput; readonly readyAt: number }>;
-  dropChanges(entryIds: readonly string[]): void;
-  readyChangeStats(): { count: number; oldestReadyAt: number | undefined };
+  readyChanges(limit: number): Promise<ReadonlyArray<{ readonly entryId: string; readonly entry: AccessEntryInput; readonly readyAt: number }>>;
+  dropChanges(entryIds: readonly string[]): Promise<void>;
+  readyChangeStats(): Promise<{ count: number; oldestReadyAt: number | undefined }>;
 }
 
 /** A dead letter as listed for the operator: no entry content (it names a patient reference and an actor). */
@@ -210,6 +210,7 @@ export class AuditOutbox implements AuditSink {
   #lastError: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<boolean> | undefined;
+  #pulling: Promise<void> | undefined;
   #started = false;
   #closing: Promise<void> | undefined;
   #open = true;
@@ -275,15 +276,17 @@ export class AuditOutbox implements AuditSink {
     return new Promise<RecordedEntry[]>((resolve, reject) => {
       if (this.#group === undefined) {
         this.#group = [];
-        setImmediate(() => this.#commitGroup());
+        setImmediate(() => void this.#commitGroup());
       }
       this.#group.push({ entries, resolve, reject });
     });
   }
 
-  #commitGroup(): void {
+  async #commitGroup(): Promise<void> {
     const group = this.#group ?? [];
     this.#group = undefined;
+    // Changes acknowledged before these accesses come before them in the outbox too.
+    await this.#pullChangesSafely();
     const prepared: Array<{ rows: AccessEntryInput[]; resolve: (r: RecordedEntry[]) => void }> = [];
     const now = Date.now();
     for (const g of group) {
@@ -334,8 +337,6 @@ export class AuditOutbox implements AuditSink {
 
   #insert(rows: readonly AccessEntryInput[], now: number): void {
     if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
-    // Changes acknowledged before this access come before it in the outbox too.
-    this.#pullChangesSafely();
     let added = 0;
     this.#db.transaction(() => {
       for (const entry of rows) added += this.#stmts.insert.run({ id: entry.entryId, entry: JSON.stringify(entry), at: now }).changes;
@@ -350,11 +351,12 @@ export class AuditOutbox implements AuditSink {
    * store). An entry the ledger could never take becomes a dead letter at once, so it cannot hold the
    * feed up either.
    */
-  #pullChanges(): void {
+  async #pullChanges(): Promise<void> {
     const feed = this.#changes;
     if (!feed) return;
     for (;;) {
-      const ready = feed.readyChanges(PULL_BATCH);
+      const ready = await feed.readyChanges(PULL_BATCH);
+      if (!this.#open) return;
       if (ready.length === 0) return;
       let added = 0;
       this.#db.transaction(() => {
@@ -370,7 +372,7 @@ export class AuditOutbox implements AuditSink {
         }
       })();
       this.#pending += added;
-      feed.dropChanges(ready.map((r) => r.entryId));
+      await feed.dropChanges(ready.map((r) => r.entryId));
       if (ready.length < PULL_BATCH) return;
     }
   }
@@ -388,18 +390,23 @@ export class AuditOutbox implements AuditSink {
   }
 
   /** #pullChanges, never failing its caller (the entries stay in the store for the next try). */
-  #pullChangesSafely(): void {
-    if (!this.#open || !this.#changes) return;
-    try {
-      this.#pullChanges();
-    } catch (err) {
-      this.#log.error({ event: 'audit-outbox-pull', err }, 'change entries could not be moved from the store into the outbox; retried at the next flush');
-    }
+  #pullChangesSafely(): Promise<void> {
+    if (!this.#open || !this.#changes) return Promise.resolve();
+    // One pull at a time: concurrent ones would read the same ready entries.
+    this.#pulling ??= this.#pullChanges()
+      .catch((err: unknown) => {
+        this.#log.error({ event: 'audit-outbox-pull', err }, 'change entries could not be moved from the store into the outbox; retried at the next flush');
+      })
+      .finally(() => {
+        this.#pulling = undefined;
+      });
+    return this.#pulling;
   }
 
   async #flushAll(): Promise<boolean> {
     if (this.#open) {
-      this.#pullChangesSafely();
+      await this.#pullChangesSafely();
+      if (!this.#open) return false;
       this.#pending = this.#count();
     }
     while (this.#open) {
@@ -507,9 +514,9 @@ export class AuditOutbox implements AuditSink {
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
-  stats(): OutboxStats {
+  async stats(): Promise<OutboxStats> {
+    const inStore = this.#open && this.#changes ? await this.#changes.readyChangeStats() : { count: 0, oldestReadyAt: undefined };
     const oldest = this.#open ? (this.#stmts.oldest.get() as { enqueued_at: number | null } | undefined) : undefined;
-    const inStore = this.#open && this.#changes ? this.#changes.readyChangeStats() : { count: 0, oldestReadyAt: undefined };
     const oldestAt = Math.min(oldest?.enqueued_at ?? Infinity, inStore.oldestReadyAt ?? Infinity);
     return {
       pending: (this.#open ? this.#count() : this.#pending) + inStore.count,
@@ -528,10 +535,10 @@ export class AuditOutbox implements AuditSink {
    * (`deadLetters`, when there are any: the operator re-delivers them) but do not make the gateway
    * unhealthy: entries keep flowing past them.
    */
-  health(): { ok: boolean; pending: number; deadLetters?: number; error?: string } {
+  async health(): Promise<{ ok: boolean; pending: number; deadLetters?: number; error?: string }> {
     if (!this.#open) return { ok: false, pending: this.#pending, error: 'audit outbox closed' };
     try {
-      const s = this.stats();
+      const s = await this.stats();
       // Named only when there are some, so the usual answer stays {ok, pending}.
       const dead = s.deadLetters > 0 ? { deadLetters: s.deadLetters } : {};
       if (s.oldestPendingMs > this.#staleMs)

@@ -24,7 +24,7 @@ describe('AccessControl.recordDisclosures', () => {
       staffCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP' }),
       versions.map((version) => ({ version, decision })),
       '$everything',
-      () => `pseudonym:${'0'.repeat(64)}`,
+      async () => `pseudonym:${'0'.repeat(64)}`,
     );
     expect(ledger.audit.map((e) => e.resources.length)).to.deep.equal([100, 100, 50]);
     expect(new Set(ledger.audit.flatMap((e) => e.resources)).size).to.equal(250);

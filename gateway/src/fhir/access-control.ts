@@ -42,7 +42,7 @@ export interface AccessControlOptions {
   /** Where access entries go: the ledger (sync audit mode, the default) or the durable outbox (async). */
   readonly sink?: AuditSink;
   /** The ledger patient reference of a version (async mode states it in the entry; sync mode lets the chaincode take it from the anchor). */
-  readonly patientRefOf?: (v: StoredVersion) => string;
+  readonly patientRefOf?: (v: StoredVersion) => Promise<string>;
   /**
    * Decisions made on the ledger view (LocalDecisions), used in async audit mode only: each answers
    * undefined where the chaincode must decide (view not fresh, version not in it). Absent: every
@@ -80,7 +80,7 @@ export class AccessControl {
   /** This gateway's MSP id: the custodian of everything it discloses. */
   readonly #custodian: string;
   readonly #sink: AuditSink;
-  readonly #patientRefOf: ((v: StoredVersion) => string) | undefined;
+  readonly #patientRefOf: ((v: StoredVersion) => Promise<string>) | undefined;
   readonly #local: AccessControlOptions['local'];
 
   constructor(ledger: LedgerClient, log: Logger, custodian: string, options: AccessControlOptions = {}) {
@@ -131,7 +131,7 @@ export class AccessControl {
     const entryId = randomUUID();
     let result: Decision & { eventId?: string; entryId: string };
     if (v.patientId === null) {
-      const patient = this.#patientRefOf?.(v);
+      const patient = await this.#patientRefOf?.(v);
       if (!patient) throw new Error('AccessControl: reference data needs patientRefOf (the reference-data pseudonym)');
       const decision = REFERENCE_DATA_DECISION;
       const [recorded] = await this.#sink.record([this.#readEntry(caller, v, patient, subtype, decision, entryId)]);
@@ -156,7 +156,7 @@ export class AccessControl {
     } else {
       const [decision] = await this.#decide(caller, [v]);
       // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
-      await this.#sink.record([this.#readEntry(caller, v, (this.#patientRefOf as (v: StoredVersion) => string)(v), subtype, decision as DecisionAt, entryId)]);
+      await this.#sink.record([this.#readEntry(caller, v, await (this.#patientRefOf as (v: StoredVersion) => Promise<string>)(v), subtype, decision as DecisionAt, entryId)]);
       const { height: _height, ...plain } = decision as DecisionAt;
       result = { ...plain, entryId };
       this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
@@ -201,7 +201,7 @@ export class AccessControl {
    * recorded as a denied access like any other, then answered exactly as a missing resource.
    */
   async refuse(caller: Caller, v: StoredVersion, subtype: Disclosure, reason: 'outside-compartment'): Promise<never> {
-    const patient = this.#patientRefOf?.(v);
+    const patient = await this.#patientRefOf?.(v);
     if (patient) await this.#sink.record([this.#readEntry(caller, v, patient, subtype, { decision: 'deny', consents: [], reason, breakGlass: false }, randomUUID())]);
     throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
   }
@@ -275,14 +275,17 @@ export class AccessControl {
     caller: Caller,
     released: ReadonlyArray<{ version: StoredVersion; decision: DecisionAt }>,
     subtype: Disclosure,
-    patientRefOf: (v: StoredVersion) => string,
+    patientRefOf: (v: StoredVersion) => Promise<string>,
   ): Promise<void> {
     if (released.length === 0) return;
     const { actor, purpose } = AccessControl.requireActor(caller);
     // One entry per patient and decision height (local decisions), so each entry says where it was decided.
     const byPatient = new Map<string, { patient: string; height: number | undefined; refs: string[]; consents: Set<string>; breakGlass: boolean }>();
+    // A patient's reference is looked up once, however many of its versions are released.
+    const refs = new Map<string | null, string>();
     for (const { version, decision } of released) {
-      const patient = patientRefOf(version);
+      const patient = refs.get(version.patientId) ?? (await patientRefOf(version));
+      refs.set(version.patientId, patient);
       const key = `${patient}\u0000${decision.height ?? ''}`;
       const group = byPatient.get(key) ?? { patient, height: decision.height, refs: [], consents: new Set<string>(), breakGlass: false };
       group.refs.push(ref(version));
@@ -319,7 +322,7 @@ export class AccessControl {
    * Many versions (history, $everything): only the permitted ones are returned, after their access
    * entries are committed. What is withheld is simply absent, so counts never reveal it.
    */
-  async filterAndRecord(caller: Caller, versions: readonly StoredVersion[], subtype: Disclosure, patientRefOf: (v: StoredVersion) => string): Promise<StoredVersion[]> {
+  async filterAndRecord(caller: Caller, versions: readonly StoredVersion[], subtype: Disclosure, patientRefOf: (v: StoredVersion) => Promise<string>): Promise<StoredVersion[]> {
     const released = await this.permitted(caller, versions);
     await this.recordDisclosures(caller, released, subtype, patientRefOf);
     return released.map((x) => x.version);

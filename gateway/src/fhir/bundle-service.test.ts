@@ -125,7 +125,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     const changes = env.ledger.audit.filter((e) => e.action === 'C');
     expect(changes).to.have.length(1);
     expect(changes[0]?.resources).to.have.length(4);
-    expect(env.store.listPending()).to.have.length(0);
+    expect(await env.store.listPending()).to.have.length(0);
   });
 
   it('a large transaction (1 Patient, 150 Observations): one AnchorBatch, changes recorded at most 100 versions per entry', async () => {
@@ -209,7 +209,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     const patientId = retry.body.entry[0].resource.id;
     // The anchors name the patient by the DID the transaction linked.
     expect(env.ledger.anchors.get(`Observation/${retry.body.entry[1].resource.id}/_history/1`)?.patient).to.equal(PATIENT_DID);
-    expect(env.store.patientByDid(PATIENT_DID)).to.equal(patientId);
+    expect(await env.store.patientByDid(PATIENT_DID)).to.equal(patientId);
     expect(env.rows()).to.deep.equal({ resource_version: 3, patient_key: 1, patient_did: 1 });
   });
 
@@ -297,7 +297,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     const seen: Array<{ anchors: number; links: number; servedBefore: number }> = [];
     env.ledger.anchorBatch = async (inputs, links = []) => {
       // What a reader sees while the write is being anchored: nothing of it.
-      seen.push({ anchors: inputs.length, links: links.length, servedBefore: env.store.search({ resourceType: 'Observation', limit: 10_000 }).length });
+      seen.push({ anchors: inputs.length, links: links.length, servedBefore: (await env.store.search({ resourceType: 'Observation', limit: 10_000 })).length });
       return real(inputs, links);
     };
     const res = await send(bundle('transaction', [post(withDid, P), ...Array.from({ length: 1200 }, () => post(observation(P)))]));
@@ -307,8 +307,8 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(seen.map((c) => c.links)).to.deep.equal([1, 0, 0]);
     expect(seen.every((c) => c.servedBefore === 0)).to.equal(true);
     expect(env.ledger.anchors.size).to.equal(1201);
-    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(1200);
-    expect(env.store.listPending()).to.have.length(0);
+    expect(await env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(1200);
+    expect(await env.store.listPending()).to.have.length(0);
     // Every change is recorded (its entries were too many for the anchoring transactions: stored, then delivered).
     expect(env.ledger.audit.filter((e) => e.action === 'C').reduce((n, e) => n + e.resources.length, 0)).to.equal(1201);
   });
@@ -338,15 +338,15 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(res.body.issue[0].diagnostics).to.include('being settled');
     expect(env.ledger.anchors.size).to.equal(500);
     // Pending, not served: a search sees none of it.
-    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(0);
-    expect(env.store.listPending()).to.have.length(701);
+    expect(await env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(0);
+    expect(await env.store.listPending()).to.have.length(701);
 
     down = false;
     env.ledger.anchorBatch = real;
     expect(await env.resources.settlePending()).to.deep.equal({ kept: 701, removed: 0 });
     expect(env.ledger.anchors.size).to.equal(701);
-    expect(env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(700);
-    expect(env.store.listPending()).to.have.length(0);
+    expect(await env.store.search({ resourceType: 'Observation', limit: 10_000 })).to.have.length(700);
+    expect(await env.store.listPending()).to.have.length(0);
   });
 
   it(`refuses a Bundle of more than ${MAX_BUNDLE_ENTRIES} entries before doing anything`, async () => {

@@ -213,13 +213,13 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.commitThenTimeout = 1;
     const amended = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'));
     expect(amended.meta?.versionId).to.equal('2');
-    expect(store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
-    expect(store.listPending()).to.have.length(0);
+    expect(await store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
+    expect(await store.listPending()).to.have.length(0);
     // Sync mode: the change entry was in the committed transaction (AnchorAndRecord), recorded once.
     expect(ledger.audit.filter((e) => e.action === 'U').map((e) => e.resources)).to.deep.equal([[`Observation/${obsId}/_history/2`]]);
     for (const v of ['amended again', 'and again']) await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, v));
-    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(4);
-    expect(JSON.parse(store.readCurrent('Observation', obsId)?.content ?? '{}').valueString).to.equal('and again');
+    expect((await store.readCurrent('Observation', obsId))?.versionId).to.equal(4);
+    expect(JSON.parse((await store.readCurrent('Observation', obsId))?.content ?? '{}').valueString).to.equal('and again');
   });
 
   it('a timeout where nothing committed: discarded (504 as the ledger said), and the retry succeeds', async () => {
@@ -230,8 +230,8 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.timeoutBeforeCommit = 1;
     const err = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
     expect(err.status).to.equal(504);
-    expect(store.listPending()).to.have.length(0);
-    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(1);
+    expect(await store.listPending()).to.have.length(0);
+    expect((await store.readCurrent('Observation', obsId))?.versionId).to.equal(1);
     const retried = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'));
     expect(retried.meta?.versionId).to.equal('2');
   });
@@ -245,8 +245,8 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const prepared = await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] }, plan);
     await rejection(resources.commitWrite(staff, plan));
     const id = String(prepared.resource.id);
-    expect(store.findPatientKey(id)).to.equal(undefined);
-    expect(store.listPending()).to.have.length(0);
+    expect(await store.findPatientKey(id)).to.equal(undefined);
+    expect(await store.listPending()).to.have.length(0);
     expect(ledger.anchors.size).to.equal(0);
     expect(ledger.audit).to.have.length(0);
   });
@@ -261,7 +261,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const first = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'held')));
     expect(first.status).to.equal(504);
     expect(
-      store.listPending().map((v) => v.versionId),
+      (await store.listPending()).map((v) => v.versionId),
       'kept pending, not discarded',
     ).to.deep.equal([2]);
     const whileDown = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
@@ -271,7 +271,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     await ledger.release();
     const next = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'after'));
     expect(next.meta?.versionId).to.equal('3');
-    expect(JSON.parse(store.readVersion('Observation', obsId, 2)?.content ?? '{}').valueString).to.equal('held');
+    expect(JSON.parse((await store.readVersion('Observation', obsId, 2))?.content ?? '{}').valueString).to.equal('held');
   });
 
   it('a held transaction the orderer dropped is committed by sending it again when it is settled', async () => {
@@ -282,7 +282,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.hold = 1;
     await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'held')));
     expect(await resources.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
-    expect(store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
+    expect(await store.readCurrent('Observation', obsId)).to.include({ versionId: 2, state: 'anchored' });
     expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
   });
 
@@ -296,8 +296,8 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const first = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
     expect(first.status).to.equal(504);
     expect(first.message).to.match(/outcome is being settled/);
-    expect(store.listPending().map((v) => v.versionId)).to.deep.equal([2]);
-    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(1);
+    expect((await store.listPending()).map((v) => v.versionId)).to.deep.equal([2]);
+    expect((await store.readCurrent('Observation', obsId))?.versionId).to.equal(1);
 
     const whileDown = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other')));
     expect([whileDown.status, whileDown.code]).to.deep.equal([503, 'UNAVAILABLE']);
@@ -307,7 +307,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     // The update settles the earlier write first (version 2 was committed), then becomes version 3.
     const next = await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'other'));
     expect(next.meta?.versionId).to.equal('3');
-    expect(store.readVersion('Observation', obsId, 2)).to.include({ state: 'anchored' });
+    expect(await store.readVersion('Observation', obsId, 2)).to.include({ state: 'anchored' });
   });
 
   it("an unsettled write is settled by settlePending, and by itself (an unref'd timer) once the ledger answers", async () => {
@@ -322,9 +322,9 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 0, unresolved: 1 });
     ledger.queriesDown = false;
     const deadline = Date.now() + 5000;
-    while (store.listPending().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(store.listPending()).to.have.length(0);
-    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(2);
+    while ((await store.listPending()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(await store.listPending()).to.have.length(0);
+    expect((await store.readCurrent('Observation', obsId))?.versionId).to.equal(2);
   });
 
   it('startSettling: settles on a fixed interval as well (for the server to schedule); stopSettling ends it', async () => {
@@ -339,15 +339,15 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.queriesDown = false;
     resources.startSettling(10);
     const deadline = Date.now() + 5000;
-    while (store.listPending().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(store.readCurrent('Observation', obsId)?.versionId).to.equal(2);
+    while ((await store.listPending()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect((await store.readCurrent('Observation', obsId))?.versionId).to.equal(2);
     resources.stopSettling();
     ledger.commitThenTimeout = 1;
     ledger.queriesDown = true;
     await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'again')));
     ledger.queriesDown = false;
     await new Promise((r) => setTimeout(r, 50));
-    expect(store.listPending()).to.have.length(1); // stopped: nothing settles by timer any more
+    expect(await store.listPending()).to.have.length(1); // stopped: nothing settles by timer any more
     expect(await resources.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
   });
 
@@ -359,7 +359,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.failWith = new OperationOutcomeError('INTERNAL', 'anchoring failed');
     const err = await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended')));
     expect(err.code).to.equal('INTERNAL');
-    expect(store.listPending()).to.have.length(1); // the ledger could not say: kept for settling
+    expect(await store.listPending()).to.have.length(1); // the ledger could not say: kept for settling
     ledger.failWith = undefined;
     expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
     expect((await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'))).meta?.versionId).to.equal('2');
@@ -375,12 +375,12 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const prepared = await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] }, plan);
     expect((await rejection(resources.commitWrite(staff, plan))).message).to.match(/being settled/);
     const id = String(prepared.resource.id);
-    expect(store.findPatientKey(id)).to.not.equal(undefined);
-    expect(store.readCurrent('Patient', id)).to.equal(undefined); // pending: never served
+    expect(await store.findPatientKey(id)).to.not.equal(undefined);
+    expect(await store.readCurrent('Patient', id)).to.equal(undefined); // pending: never served
     ledger.queriesDown = false;
     expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
-    expect(store.findPatientKey(id)).to.equal(undefined);
-    expect(store.listPending()).to.have.length(0);
+    expect(await store.findPatientKey(id)).to.equal(undefined);
+    expect(await store.listPending()).to.have.length(0);
   });
 
   it('async mode: a crash between anchoring and marking → settlePending keeps the version AND hands its change entry to the outbox', async () => {
@@ -409,15 +409,15 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
       (err: Error) => expect(err.message).to.equal('killed'),
     );
     expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
-    expect(store.listPending()).to.have.length(1);
-    expect(store.readyChangeStats().count).to.equal(0); // the entry waits with its version, not yet deliverable
+    expect(await store.listPending()).to.have.length(1);
+    expect((await store.readyChangeStats()).count).to.equal(0); // the entry waits with its version, not yet deliverable
     // The restart: a new service on the same store.
     const restarted = service(store, ledger, outbox);
     expect(await restarted.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
-    expect(store.readyChangeStats().count).to.equal(1);
-    expect(outbox.stats().pending).to.equal(1);
+    expect((await store.readyChangeStats()).count).to.equal(1);
+    expect((await outbox.stats()).pending).to.equal(1);
     expect(await outbox.flush()).to.equal(true);
-    expect(store.readyChangeStats().count).to.equal(0);
+    expect((await store.readyChangeStats()).count).to.equal(0);
     const recorded = ledger.audit.slice(before);
     expect(recorded.map((e) => [e.action, e.subtype, e.resources])).to.deep.equal([['U', 'update', [`Observation/${obsId}/_history/2`]]]);
     expect(Date.parse(recorded[0]?.occurredAt ?? '')).to.be.at.most(Date.parse(recorded[0]?.recordedAt ?? ''));
@@ -430,12 +430,12 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     const resources = service(store, ledger, outbox);
     ledger.commitThenTimeout = 1; // the ambiguous path too
     const patient = await resources.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] });
-    expect(store.readyChangeStats().count).to.equal(1);
+    expect((await store.readyChangeStats()).count).to.equal(1);
     expect(ledger.audit).to.have.length(0);
     // The next access entry brings the change entry into the outbox first (order kept).
     await resources.read(staff, 'Patient', String(patient.id));
-    expect(store.readyChangeStats().count).to.equal(0);
-    expect(outbox.stats().pending).to.equal(2);
+    expect((await store.readyChangeStats()).count).to.equal(0);
+    expect((await outbox.stats()).pending).to.equal(2);
     expect(await outbox.flush()).to.equal(true);
     expect(ledger.audit.map((e) => [e.action, e.resources])).to.deep.equal([
       ['C', [`Patient/${String(patient.id)}/_history/1`]],
@@ -454,10 +454,10 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     await resources.commitWrite(staff, plan); // anchored: acknowledged
     expect(ledger.anchors.size).to.equal(201);
     expect(ledger.anchorAndRecordCalls).to.equal(0);
-    expect(store.readyChangeStats().count).to.equal(201);
+    expect((await store.readyChangeStats()).count).to.equal(201);
     ledger.recordAccessDown = false;
     expect(await resources.settlePending()).to.deep.equal({ kept: 0, removed: 0 });
-    expect(store.readyChangeStats().count).to.equal(0);
+    expect((await store.readyChangeStats()).count).to.equal(0);
     expect(ledger.audit.filter((e) => e.action === 'C')).to.have.length(201);
   });
 
@@ -510,7 +510,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     ledger.commitThenTimeout = 1;
     await resources.commitWrite(staff, plan);
     expect(ledger.anchorBatchCalls).to.equal(1);
-    expect(store.listPending()).to.have.length(0);
-    expect(store.readCurrent('Observation', String(plan.versions[1]?.resource.id))?.state).to.equal('anchored');
+    expect(await store.listPending()).to.have.length(0);
+    expect((await store.readCurrent('Observation', String(plan.versions[1]?.resource.id)))?.state).to.equal('anchored');
   });
 });

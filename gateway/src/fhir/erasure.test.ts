@@ -42,11 +42,11 @@ describe('ErasureService', () => {
       expect(a?.patient).to.equal(undefined);
       expect(a?.commitment.value).to.be.a('string');
     }
-    expect(store.readCurrent('Patient', patientId)).to.equal(undefined);
-    expect(store.readCurrent('Observation', obsId)).to.equal(undefined);
-    expect(store.findPatientKey(patientId)).to.equal(undefined);
+    expect(await store.readCurrent('Patient', patientId)).to.equal(undefined);
+    expect(await store.readCurrent('Observation', obsId)).to.equal(undefined);
+    expect(await store.findPatientKey(patientId)).to.equal(undefined);
     // Other patients are untouched; the history keeps every earlier entry and records the erasure.
-    expect(store.readCurrent('Patient', otherId)?.state).to.equal('anchored');
+    expect((await store.readCurrent('Patient', otherId))?.state).to.equal('anchored');
     expect(ledger.anchors.get(`Patient/${otherId}/_history/1`)?.tombstone).to.equal(undefined);
     expect(ledger.audit).to.have.length(historyBefore + 1);
     expect(ledger.audit.at(-1)).to.include({ action: 'D', subtype: 'erase' });
@@ -70,7 +70,7 @@ describe('ErasureService', () => {
     const plan = new WritePlan();
     await resources.prepareCreate(staff, 'Patient', first.resource, plan, first.id);
     await resources.commitWrite(staff, plan);
-    expect(store.readCurrent('Patient', first.id)).to.not.equal(undefined);
+    expect(await store.readCurrent('Patient', first.id)).to.not.equal(undefined);
     const erasure = new ErasureService(store, ledger, log, 'Hospital1MSP', ids);
     await erasure.erasePatient(admin, first.id);
     expect(ledger.anchors.get(`Patient/${first.id}/_history/1`)?.tombstone).to.not.equal(undefined);

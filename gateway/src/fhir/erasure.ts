@@ -44,13 +44,14 @@ export class ErasureService {
   async erasePatient(caller: Caller, patientId: string): Promise<ErasureResult> {
     const { actor, purpose } = AccessControl.requireActor(caller);
     if (caller.organization !== this.mspId) throw new OperationOutcomeError('FORBIDDEN', `Only ${this.mspId} may erase records it holds`);
-    const did = this.store.patientDid(patientId);
-    const key = this.store.findPatientKey(patientId);
-    if (!this.store.readCurrent('Patient', patientId) && !did && !key) {
+    const did = await this.store.patientDid(patientId);
+    const key = await this.store.findPatientKey(patientId);
+    if (!(await this.store.readCurrent('Patient', patientId)) && !did && !key) {
       throw new OperationOutcomeError('NOT_FOUND', 'The patient is not known to this server');
     }
     // The patient's resources, while the store still has them (their ids get new epochs below).
-    const held = [patientId, ...[...SUPPORTED_TYPES].flatMap((type) => this.store.search({ resourceType: type, patientIds: [patientId], limit: 1_000_000_000 }).map((v) => v.id))];
+    const held = [patientId];
+    for (const type of SUPPORTED_TYPES) for (const v of await this.store.search({ resourceType: type, patientIds: [patientId], limit: 1_000_000_000 })) held.push(v.id);
     const refs = [did, key ? patientPseudonym(key) : undefined].filter((r): r is string => r !== undefined);
     let anchorsTombstoned = 0;
     for (const ref of refs) anchorsTombstoned += (await this.ledger.erasePatient(ref)).erased.length;
@@ -62,7 +63,7 @@ export class ErasureService {
     }
     // Before the store step: if it fails, running the erasure again bumps the epochs again (harmless).
     const newEpochs = this.ids?.forget(held) ?? 0;
-    const versionsDeleted = this.store.erasePatient(patientId);
+    const versionsDeleted = await this.store.erasePatient(patientId);
     this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned, newEpochs }, 'patient erased');
     return { versionsDeleted, anchorsTombstoned };
   }

@@ -19,7 +19,7 @@ export interface IntegrityDeps {
   /** Anchors from the ledger view, when the gateway keeps one (see ResourceServiceDeps.viewAnchors). */
   readonly viewAnchors?: { anchor(resourceType: string, id: string, versionId: string): Anchor | undefined };
   /** The patient reference on the ledger of a version (its DID once linked, else its pseudonym). */
-  readonly patientRefOf: (v: StoredVersion) => string;
+  readonly patientRefOf: (v: StoredVersion) => Promise<string>;
 }
 
 export interface IntegrityResult {
@@ -55,13 +55,13 @@ export class Integrity {
     const anchor =
       (fromView ? this.#deps.viewAnchors?.anchor(v.resourceType, v.id, String(v.versionId)) : undefined) ??
       (await this.#deps.ledger.getAnchor(v.resourceType, v.id, String(v.versionId)));
-    const key = this.#deps.store.findPatientKey(keyIdOf(v.patientId));
+    const key = await this.#deps.store.findPatientKey(keyIdOf(v.patientId));
     if (anchor === undefined) return { ok: false, reason: 'no anchor on the ledger' };
     if (anchor.tombstone) return { ok: false, reason: 'the anchor is erased', anchor };
     if (key === undefined) return { ok: false, reason: 'the patient key is missing', anchor };
     if (!commitmentsEqual(anchor.commitment.value, commitmentFor(key, resource))) return { ok: false, reason: 'the stored content does not match the anchored commitment', anchor };
     if (decidedAs !== undefined) {
-      const patients = v.patientId === null ? undefined : [this.#deps.patientRefOf(v), patientPseudonym(key)];
+      const patients = v.patientId === null ? undefined : [await this.#deps.patientRefOf(v), patientPseudonym(key)];
       if (!anchorHasClass(anchor, decidedAs) || (patients !== undefined && !patients.includes(anchor.patient ?? ''))) {
         return { ok: false, reason: 'the anchor states another patient, security label or month than the access class the version was released by', anchor };
       }
@@ -83,9 +83,9 @@ export class Integrity {
    * The key that opens one stored version's commitment, for a member this version is being disclosed to
    * (so it can check the content against the anchor); undefined once the patient is erased.
    */
-  openingKey(resourceType: string, id: string, versionId: number | string): Buffer | undefined {
-    const v = this.#deps.store.readVersion(resourceType, id, Number(versionId));
-    const key = v ? this.#deps.store.findPatientKey(keyIdOf(v.patientId)) : undefined;
+  async openingKey(resourceType: string, id: string, versionId: number | string): Promise<Buffer | undefined> {
+    const v = await this.#deps.store.readVersion(resourceType, id, Number(versionId));
+    const key = v ? await this.#deps.store.findPatientKey(keyIdOf(v.patientId)) : undefined;
     return key ? versionKey(key, resourceType, id, versionId) : undefined;
   }
 }

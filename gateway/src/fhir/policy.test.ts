@@ -110,7 +110,7 @@ describe('policy: who is related to a patient (consents, DID metadata)', () => {
   const patient = did('p');
   const deps = (guardians: string[], held: boolean) => ({
     resolve: () => Promise.resolve({ hdx: { kind: 'patient', status: 'active', organization: H1, guardians } }),
-    holdsPatient: () => held,
+    holdsPatient: async () => held,
   });
 
   it('the patient, an active guardian, local staff holding the patient, an auditor: yes', async () => {

@@ -171,7 +171,7 @@ export interface RelationDeps {
   /** The patient's DID resolution (guardians, status, registering organization), undefined if unknown. */
   readonly resolve: (did: string) => Promise<{ hdx: { kind: string; status: string; organization: string; guardians: string[] } } | undefined>;
   /** Whether this gateway holds a Patient linked to the DID. */
-  readonly holdsPatient: (did: string) => boolean;
+  readonly holdsPatient: (did: string) => Promise<boolean>;
 }
 
 /**
@@ -184,6 +184,6 @@ export async function relatedTo(auth: AuthContext, patientDid: string, ownMsp: s
   if (auth.role === 'auditor') return auth.did !== undefined || auth.tokenKind === 'idp';
   if (auth.did === patientDid) return true;
   const staff = (auth.organization ?? ownMsp) === ownMsp && ['practitioner', 'admin', 'system'].includes(auth.role);
-  if (staff && deps.holdsPatient(patientDid)) return true;
+  if (staff && (await deps.holdsPatient(patientDid))) return true;
   return auth.did !== undefined && isPatientOrGuardian(auth.did, patientDid, deps.resolve);
 }

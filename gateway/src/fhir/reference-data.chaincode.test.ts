@@ -27,7 +27,7 @@ describe('reference data over the real chaincode contracts', () => {
     const created = await resources.create(staff, 'Organization', { resourceType: 'Organization', name: 'General Hospital' });
     const anchor = await h1.getAnchor('Organization', String(created.id), '1');
     expect(anchor?.patient).to.match(/^pseudonym:[0-9a-f]{64}$/);
-    expect(anchor?.patient).to.equal(resources.patientRef('~reference-data'));
+    expect(anchor?.patient).to.equal(await resources.patientRef('~reference-data'));
 
     // The chaincode alone would deny another member (no consent names this pseudonym).
     const resource = `Organization/${String(created.id)}/_history/1`;
@@ -42,6 +42,6 @@ describe('reference data over the real chaincode contracts', () => {
       ['read', 'permit', 'reference-data'],
       ['search-type', 'permit', undefined],
     ]);
-    store.close();
+    await store.close();
   });
 });

@@ -8,8 +8,8 @@ import { ResourceService } from './resource-service';
 describe('ResourceService.settlePending (crash between store and ledger)', () => {
   const content = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' } };
 
-  function pending(store: SqliteStore): void {
-    store.insertPending({
+  async function pending(store: SqliteStore): Promise<void> {
+    await store.insertPending({
       resourceType: 'Patient',
       id: 'p1',
       versionId: 1,
@@ -25,8 +25,8 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
   it('keeps a pending version the ledger has anchored with the same commitment', async () => {
     const store = new SqliteStore(':memory:');
     const ledger = new FakeLedger();
-    pending(store);
-    const key = store.patientKey('p1');
+    await pending(store);
+    const key = await store.patientKey('p1');
     await ledger.anchor({
       resourceType: 'Patient',
       id: 'p1',
@@ -37,28 +37,28 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
     });
     const svc = new ResourceService({ store, ledger, log: newLogger('silent'), mspId: 'Hospital1MSP' });
     expect(await svc.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
-    expect(store.readCurrent('Patient', 'p1')?.state).to.equal('anchored');
+    expect((await store.readCurrent('Patient', 'p1'))?.state).to.equal('anchored');
   });
 
   it('a new Patient that never reached the ledger leaves no key or DID link behind', async () => {
     const store = new SqliteStore(':memory:');
-    pending(store);
-    store.patientKey('p1');
-    store.linkPatientDid('p1', `did:hdx:${'z'.repeat(43)}`);
+    await pending(store);
+    await store.patientKey('p1');
+    await store.linkPatientDid('p1', `did:hdx:${'z'.repeat(43)}`);
     const svc = new ResourceService({ store, ledger: new FakeLedger(), log: newLogger('silent'), mspId: 'Hospital1MSP' });
     expect(await svc.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
-    expect(store.findPatientKey('p1')).to.equal(undefined);
-    expect(store.patientByDid(`did:hdx:${'z'.repeat(43)}`)).to.equal(undefined);
+    expect(await store.findPatientKey('p1')).to.equal(undefined);
+    expect(await store.patientByDid(`did:hdx:${'z'.repeat(43)}`)).to.equal(undefined);
   });
 
   it('removes a pending version the ledger never anchored', async () => {
     const store = new SqliteStore(':memory:');
-    pending(store);
-    store.patientKey('p1');
+    await pending(store);
+    await store.patientKey('p1');
     const svc = new ResourceService({ store, ledger: new FakeLedger(), log: newLogger('silent'), mspId: 'Hospital1MSP' });
     expect(await svc.settlePending()).to.deep.equal({ kept: 0, removed: 1 });
-    expect(store.readCurrent('Patient', 'p1')).to.equal(undefined);
-    expect(store.listPending()).to.have.length(0);
+    expect(await store.readCurrent('Patient', 'p1')).to.equal(undefined);
+    expect(await store.listPending()).to.have.length(0);
   });
 });
 

@@ -236,11 +236,11 @@ export class ResourceService {
   }
 
   /** The patient reference used on the ledger: the patient's DID once linked, else a keyed pseudonym. */
-  patientRef(patientId: string): string {
-    return this.#store.patientDid(patientId) ?? patientPseudonym(this.#store.patientKey(patientId));
+  async patientRef(patientId: string): Promise<string> {
+    return (await this.#store.patientDid(patientId)) ?? patientPseudonym(await this.#store.patientKey(patientId));
   }
 
-  #refOfVersion = (v: StoredVersion): string => this.patientRef(ResourceService.keyIdOf(v.patientId));
+  #refOfVersion = (v: StoredVersion): Promise<string> => this.patientRef(ResourceService.keyIdOf(v.patientId));
 
   /** The interaction table (policy.ts), then a DID for the record of who changed what. */
   #assertWrite(caller: Caller, interaction: Interaction, resourceType: string): void {
@@ -257,14 +257,14 @@ export class ResourceService {
     const self = caller.compartmentOf;
     if (self === undefined) return true;
     if (patientId === null) return false;
-    const did = this.#store.patientDid(patientId);
+    const did = await this.#store.patientDid(patientId);
     return did !== undefined && isPatientOrGuardian(self, did, (d) => this.#ledger.resolveDid(d));
   }
 
   /** The local patients a compartment-bound caller may search: itself, and the wards it names. */
   async #compartmentPatients(caller: Caller, asked: readonly string[] | undefined): Promise<string[] | undefined> {
     if (caller.compartmentOf === undefined) return asked ? [...asked] : undefined;
-    const own = this.#store.patientByDid(caller.compartmentOf);
+    const own = await this.#store.patientByDid(caller.compartmentOf);
     const candidates = asked ?? (own !== undefined ? [own] : []);
     const allowed: string[] = [];
     for (const p of candidates) if (await this.inCompartment(caller, p)) allowed.push(p);
@@ -302,7 +302,7 @@ export class ResourceService {
    * a search parameter targeting Patient (Device.patient), else it is reference data. The Patient must be
    * held here, or created (and not deleted) by the same write.
    */
-  #patientOf(resource: Resource, id: string, plan: WritePlan): string | null {
+  async #patientOf(resource: Resource, id: string, plan: WritePlan): Promise<string | null> {
     const type = resource.resourceType;
     if (type === 'Patient') return id;
     const inCompartment = inPatientCompartment(type);
@@ -312,7 +312,7 @@ export class ResourceService {
       if (!inCompartment) return null;
       // No Patient named (a Provenance whose targets are the patient's records): governed by the one
       // patient whose records it references, never left ungoverned.
-      const via = this.#patientsReferenced(resource, plan);
+      const via = await this.#patientsReferenced(resource, plan);
       if (via.size === 1) return [...via][0] as string;
       throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
     }
@@ -320,29 +320,30 @@ export class ResourceService {
     const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(refs[0] ?? '');
     const patientId = m?.[1];
     const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
-    const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : this.#store.readCurrent('Patient', patientId)?.deleted === false;
+    const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : (await this.#store.readCurrent('Patient', patientId))?.deleted === false;
     if (!held || patientId === undefined) throw notHeldPatient(type);
     return patientId;
   }
 
   /** The patients governing the resources (held here or in this write) a resource references literally. */
-  #patientsReferenced(resource: Resource, plan: WritePlan): Set<string> {
-    const found = new Set<string>();
+  async #patientsReferenced(resource: Resource, plan: WritePlan): Promise<Set<string>> {
+    const targets: Array<[string, string]> = [];
     const walk = (v: unknown): void => {
       if (Array.isArray(v)) v.forEach(walk);
       else if (v && typeof v === 'object') {
         const ref = (v as { reference?: unknown }).reference;
         const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
-        if (m?.[1] && m[2]) {
-          const [type, id] = [m[1], m[2]];
-          const planned = plan.versions.find((p) => p.row.resourceType === type && p.row.id === id);
-          const patientId = planned ? planned.row.patientId : this.#store.readCurrent(type, id)?.patientId;
-          if (patientId) found.add(patientId);
-        }
+        if (m?.[1] && m[2]) targets.push([m[1], m[2]]);
         Object.values(v).forEach(walk);
       }
     };
     walk(resource);
+    const found = new Set<string>();
+    for (const [type, id] of targets) {
+      const planned = plan.versions.find((p) => p.row.resourceType === type && p.row.id === id);
+      const patientId = planned ? planned.row.patientId : (await this.#store.readCurrent(type, id))?.patientId;
+      if (patientId) found.add(patientId);
+    }
     return found;
   }
 
@@ -354,7 +355,7 @@ export class ResourceService {
   /** Plans the DID link of a Patient naming its DID (stored with the version, undone if it is not anchored). */
   async #linkDid(resource: Resource, patientId: string, plan: WritePlan, caller: Caller | undefined): Promise<void> {
     const did = didOf(resource);
-    const linked = this.#store.patientDid(patientId);
+    const linked = await this.#store.patientDid(patientId);
     // Re-linking a patient to another DID hands that DID the patient's records and consent: an admin's act.
     if (linked !== undefined && linked !== did && caller?.kind !== 'admin') {
       throw invalidAt('Patient.identifier', "The Patient's DID link can only be changed by an admin of this organization");
@@ -364,10 +365,10 @@ export class ResourceService {
     if (!resolved || resolved.hdx.kind !== 'patient' || resolved.hdx.status !== 'active') {
       throw new OperationOutcomeError('INVALID', 'Patient.identifier names a DID that is not an active patient DID on the ledger');
     }
-    const other = this.#store.patientByDid(did);
+    const other = await this.#store.patientByDid(did);
     const otherInPlan = [...plan.didLinks].some(([p, l]) => l.did === did && p !== patientId);
     if ((other !== undefined && other !== patientId) || otherInPlan) throw new OperationOutcomeError('CONFLICT', 'That DID is already linked to another Patient on this server');
-    const previous = this.#store.patientDid(patientId);
+    const previous = await this.#store.patientDid(patientId);
     if (previous !== did) plan.didLinks.set(patientId, { did, previous });
   }
 
@@ -384,13 +385,13 @@ export class ResourceService {
    * the custodian's own users send (writes are theirs alone): it looks at the store, before consent,
    * and tells the caller only whether there are none, one (its id) or several.
    */
-  matchConditional(
+  async matchConditional(
     writer: { caller: Caller; interaction: ConditionalWrite; resourceType: string },
     resourceType: string,
     query: string,
     limit = 2,
     within?: readonly string[],
-  ): StoredVersion[] {
+  ): Promise<StoredVersion[]> {
     // Only a caller that may make the write it is part of learns anything (else it is an existence oracle).
     this.assertMayWrite(writer.caller, writer.interaction, writer.resourceType);
     typeInfo(resourceType);
@@ -406,7 +407,8 @@ export class ResourceService {
     }
     const criteria = searchCriteria(resourceType, q);
     const patientValues = ['patient', 'subject'].filter((c) => patientParam(resourceType, c)).flatMap((c) => (q[c] ?? []).flatMap((v) => v.split(',')));
-    const patientIds = patientValues.map((v) => (v.startsWith('did:') ? (this.#store.patientByDid(v) ?? '') : v.replace(/^Patient\//, '')));
+    const patientIds: string[] = [];
+    for (const v of patientValues) patientIds.push(v.startsWith('did:') ? ((await this.#store.patientByDid(v)) ?? '') : v.replace(/^Patient\//, ''));
     const ids = q._id?.flatMap((v) => v.split(','));
     // A compartment-bound caller's matches are looked for in its compartment only (`within`).
     const scoped =
@@ -543,7 +545,7 @@ export class ResourceService {
     this.#assertWrite(caller, 'update', resourceType);
     const operations = parseJsonPatch(body);
     if (ifMatch !== undefined) parseIfMatch(ifMatch);
-    const current = this.#store.readCurrent(resourceType, id);
+    const current = await this.#store.readCurrent(resourceType, id);
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
@@ -575,7 +577,7 @@ export class ResourceService {
     this.#assertWrite(caller, 'update', resourceType);
     const input = this.#validate(resourceType, body);
     if (input.id !== id) throw invalidAt(`${resourceType}.id`, `${resourceType}.id must equal the id in the URL`);
-    const current = this.#store.readCurrent(resourceType, id);
+    const current = await this.#store.readCurrent(resourceType, id);
     // Someone else's record is answered as a missing one (update does not create), before If-Match is
     // looked at: a version check never tells a caller that a record it may not see is there.
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
@@ -587,7 +589,7 @@ export class ResourceService {
   async prepareDelete(caller: Caller, resourceType: string, id: string, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion | undefined> {
     this.#assertWrite(caller, 'delete', resourceType);
     typeInfo(resourceType);
-    const current = this.#store.readCurrent(resourceType, id);
+    const current = await this.#store.readCurrent(resourceType, id);
     // Someone else's record (outside a patient's compartment) is answered as a missing one: nothing
     // deleted, and If-Match not looked at, so the answer never tells that it is there.
     if (!current || current.deleted || !(await this.inCompartment(caller, current.patientId))) return undefined;
@@ -602,7 +604,7 @@ export class ResourceService {
     const lastUpdated = plan.lastUpdated;
     const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
-    const patientId = knownPatient !== undefined ? knownPatient : this.#patientOf(resource, id, plan);
+    const patientId = knownPatient !== undefined ? knownPatient : await this.#patientOf(resource, id, plan);
     if (patientId === null && caller !== undefined && !REFERENCE_DATA_WRITERS.has(caller.kind)) {
       throw new OperationOutcomeError(
         'FORBIDDEN',
@@ -611,18 +613,18 @@ export class ResourceService {
     }
     if (patientId === null) {
       // Created once, outside any write (a key shared by every reference-data version is never undone with one write).
-      this.#store.patientKey(REFERENCE_DATA_KEY_ID);
+      await this.#store.patientKey(REFERENCE_DATA_KEY_ID);
     } else if (resource.resourceType === 'Patient') {
       if (!deleted) await this.#linkDid(resource, patientId, plan, caller);
       plan.patients.set(patientId, { deleted });
     }
     const keyId = ResourceService.keyIdOf(patientId);
-    let key = this.#store.findPatientKey(keyId) ?? plan.newPatientKeys.get(keyId);
+    let key = (await this.#store.findPatientKey(keyId)) ?? plan.newPatientKeys.get(keyId);
     if (!key) {
       key = randomBytes(32);
       plan.newPatientKeys.set(keyId, key);
     }
-    const patient = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? this.#store.patientDid(patientId))) ?? patientPseudonym(key);
+    const patient = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? (await this.#store.patientDid(patientId)))) ?? patientPseudonym(key);
     const prepared: PreparedVersion = {
       resource,
       row: {
@@ -685,10 +687,10 @@ export class ResourceService {
    * pseudonym before the link is governed by the patient's consents too (review #8). A link on the
    * ledger is never re-pointed: an admin's re-link of a Patient to another DID is refused there.
    */
-  #ledgerLinks(plan: WritePlan): Array<{ pseudonym: string; did: string }> {
+  async #ledgerLinks(plan: WritePlan): Promise<Array<{ pseudonym: string; did: string }>> {
     const links: Array<{ pseudonym: string; did: string }> = [];
     for (const [patientId, link] of plan.didLinks) {
-      const key = this.#store.findPatientKey(patientId) ?? plan.newPatientKeys.get(patientId);
+      const key = (await this.#store.findPatientKey(patientId)) ?? plan.newPatientKeys.get(patientId);
       if (key && link.previous === undefined) links.push({ pseudonym: patientPseudonym(key), did: link.did });
     }
     return links;
@@ -717,9 +719,9 @@ export class ResourceService {
     if (!this.#claim(keys))
       throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
-      this.#store.insertPendingWrite(write);
+      await this.#store.insertPendingWrite(write);
       try {
-        const links = this.#ledgerLinks(plan);
+        const links = await this.#ledgerLinks(plan);
         if (chunked)
           await this.#anchorInChunks(
             plan.versions.map((v) => v.anchor),
@@ -740,7 +742,7 @@ export class ResourceService {
       } catch (err) {
         if (commitOutcomeOf(err) === 'not-committed') {
           // Not anchored, so not acknowledged: leave no trace of it in the store.
-          this.#store.discardPendingWrite(write);
+          await this.#store.discardPendingWrite(write);
           throw err;
         }
         const expected = plan.versions.map((v) => ({ resourceType: v.anchor.resourceType, id: v.anchor.id, versionId: v.anchor.versionId, commitment: v.anchor.commitment.value }));
@@ -771,13 +773,13 @@ export class ResourceService {
         }
         if (outcome !== 'anchored') {
           this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger does not have it, so it is discarded');
-          this.#store.discardPendingWrite(write);
+          await this.#store.discardPendingWrite(write);
           throw err;
         }
         this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
         if (write.writeId !== undefined) this.#unsettled.delete(write.writeId);
       }
-      this.#store.markWriteAnchored(write);
+      await this.#store.markWriteAnchored(write);
     } finally {
       this.#release(keys);
     }
@@ -853,10 +855,10 @@ export class ResourceService {
   }
 
   /** The anchor of a stored version, rebuilt as it was prepared (undefined without the patient's key). */
-  #storedAnchorInput(v: StoredVersion): AnchorInput | undefined {
-    const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
+  async #storedAnchorInput(v: StoredVersion): Promise<AnchorInput | undefined> {
+    const key = await this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
     if (!key) return undefined;
-    const patient = (v.patientId === null ? undefined : this.#store.patientDid(v.patientId)) ?? patientPseudonym(key);
+    const patient = (v.patientId === null ? undefined : await this.#store.patientDid(v.patientId)) ?? patientPseudonym(key);
     return anchorInputFor(JSON.parse(v.content) as Resource, v, key, patient);
   }
 
@@ -892,10 +894,11 @@ export class ResourceService {
   }
 
   async #settlePendingOf(resources: ReadonlyArray<{ resourceType: string; id: string }>, what: string, conflictOnAnchored: boolean): Promise<void> {
-    const pending = new Set(resources.flatMap((v) => this.#store.pendingVersions(v.resourceType, v.id).map(this.#pendingKey)));
+    const pending = new Set<string>();
+    for (const v of resources) for (const p of await this.#store.pendingVersions(v.resourceType, v.id)) pending.add(this.#pendingKey(p));
     if (pending.size === 0) return;
     if ([...pending].some((k) => this.#inFlight.has(k))) throw new OperationOutcomeError('CONFLICT', `${what} is being written by another request; retry when it has finished`);
-    for (const earlier of this.#store.listPendingWrites().filter((w) => w.versions.some((v) => pending.has(this.#pendingKey(v))))) {
+    for (const earlier of (await this.#store.listPendingWrites()).filter((w) => w.versions.some((v) => pending.has(this.#pendingKey(v))))) {
       const outcome = await this.#settleStored(earlier, [0]);
       if (outcome === 'unresolved' || outcome === 'busy') {
         this.#armSettling();
@@ -960,7 +963,7 @@ export class ResourceService {
     try {
       const expected: Array<{ resourceType: string; id: string; versionId: string; commitment: string }> = [];
       for (const v of w.versions) {
-        const key = this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
+        const key = await this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
         // Without its key a version can never be verified, nor served: nothing to keep.
         if (!key) break;
         expected.push({ resourceType: v.resourceType, id: v.id, versionId: String(v.versionId), commitment: commitmentFor(key, JSON.parse(v.content) as Resource) });
@@ -968,26 +971,30 @@ export class ResourceService {
       let outcome = expected.length === w.versions.length ? await this.#outcomeOf(w, expected, delays) : 'absent';
       // A write anchored in several transactions, part of which is on the ledger: completed, never discarded.
       if (outcome === 'unresolved' && w.versions.length > MAX_ANCHOR_BATCH) {
-        const anchors = w.versions.map((v) => this.#storedAnchorInput(v)).filter((a): a is AnchorInput => a !== undefined);
+        const anchors: AnchorInput[] = [];
+        for (const v of w.versions) {
+          const anchor = await this.#storedAnchorInput(v);
+          if (anchor) anchors.push(anchor);
+        }
         const completed = await this.#completeAnchors(anchors);
         if (completed === 'anchored' || completed === 'superseded') outcome = completed;
       }
       if (outcome === 'unresolved') return 'unresolved';
       if (w.writeId !== undefined) this.#unsettled.delete(w.writeId);
       if (outcome === 'anchored') {
-        this.#store.markWriteAnchored(w);
+        await this.#store.markWriteAnchored(w);
         return 'anchored';
       }
       if (w.writeId !== undefined) {
         // Undoes the whole write: versions, change entries, the DID links it set, the keys it created.
-        this.#store.discardPendingWrite(w);
+        await this.#store.discardPendingWrite(w);
       } else {
         // A version stored before writes were stored whole.
         for (const v of w.versions) {
-          this.#store.discardPending(v.resourceType, v.id, v.versionId);
+          await this.#store.discardPending(v.resourceType, v.id, v.versionId);
           // A new Patient that never reached the ledger leaves nothing behind: no key, no DID link (a
           // retry with the same DID would otherwise be refused as a conflict).
-          if (v.resourceType === 'Patient' && v.versionId === 1 && v.patientId !== null) this.#store.erasePatient(v.patientId);
+          if (v.resourceType === 'Patient' && v.versionId === 1 && v.patientId !== null) await this.#store.erasePatient(v.patientId);
         }
       }
       return 'discarded';
@@ -1002,29 +1009,26 @@ export class ResourceService {
    * failed transaction leaves its entries for the next try (idempotent: entryId). Async mode: the audit
    * outbox takes them from the store itself (AuditOutbox `changes`). False when some are left.
    */
-  #deliverChanges(): Promise<boolean> {
+  async #deliverChanges(): Promise<boolean> {
     if (this.access.auditMode !== 'sync') {
-      const { count, oldestReadyAt } = this.#store.readyChangeStats();
+      const { count, oldestReadyAt } = await this.#store.readyChangeStats();
       if (count > 0 && oldestReadyAt !== undefined && Date.now() - oldestReadyAt > 5 * 60_000) {
         this.#log.error(
           { event: 'change-audit-waiting', entries: count },
           'change entries have waited in the store for over 5 minutes: the audit outbox takes them only when it is given the store (AuditOutbox option changes)',
         );
       }
-      return Promise.resolve(true);
+      return true;
     }
     this.#delivering ??= (async () => {
       let ok = true;
       const failed = new Set<string>();
       for (;;) {
-        const ready = this.#store
-          .readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size)
-          .filter((c) => !failed.has(c.entryId))
-          .slice(0, MAX_ENTRIES_PER_TRANSACTION);
+        const ready = (await this.#store.readyChanges(MAX_ENTRIES_PER_TRANSACTION + failed.size)).filter((c) => !failed.has(c.entryId)).slice(0, MAX_ENTRIES_PER_TRANSACTION);
         if (ready.length === 0) break;
         try {
           await this.#ledger.recordAccess(ready.map((c) => c.entry));
-          this.#store.dropChanges(ready.map((c) => c.entryId));
+          await this.#store.dropChanges(ready.map((c) => c.entryId));
         } catch (err) {
           ok = false;
           for (const c of ready) failed.add(c.entryId);
@@ -1075,14 +1079,14 @@ export class ResourceService {
 
   async read(caller: Caller, resourceType: string, id: string): Promise<Resource> {
     typeInfo(resourceType);
-    const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), 'read', resourceType, id);
+    const v = await this.#visible(caller, await this.#store.readCurrent(resourceType, id), 'read', resourceType, id);
     return this.#disclose(caller, v, 'read');
   }
 
   async vread(caller: Caller, resourceType: string, id: string, versionId: string): Promise<Resource> {
     typeInfo(resourceType);
     const n = Number(versionId);
-    const found = Number.isInteger(n) && n > 0 ? this.#store.readVersion(resourceType, id, n) : undefined;
+    const found = Number.isInteger(n) && n > 0 ? await this.#store.readVersion(resourceType, id, n) : undefined;
     const v = await this.#visible(caller, found, 'vread', resourceType, id, versionId);
     return this.#disclose(caller, v, 'vread');
   }
@@ -1097,7 +1101,7 @@ export class ResourceService {
   /** Every version of one resource the caller may see, newest first (deletions included, without content). */
   async history(caller: Caller, resourceType: string, id: string): Promise<HistoryEntry[]> {
     typeInfo(resourceType);
-    const versions = this.#store.history(resourceType, id);
+    const versions = await this.#store.history(resourceType, id);
     await this.#visible(caller, versions[0], 'history-instance', resourceType, id);
     const released = await this.access.filterAndRecord(caller, versions, 'history-instance', this.#refOfVersion);
     // Nothing the caller may see is answered as nothing there at all.
@@ -1128,7 +1132,7 @@ export class ResourceService {
     resourceType: string | undefined,
     params: HistoryParams,
   ): Promise<{ total: number; entries: HistoryEntry[] }> {
-    const all = this.#store.typeHistory(resourceType, {
+    const all = await this.#store.typeHistory(resourceType, {
       ...(params.since ? { since: params.since } : {}),
       ...(params.at ? { at: params.at } : {}),
       limit: MAX_SEARCH_CANDIDATES + 1,
@@ -1181,7 +1185,7 @@ export class ResourceService {
    * stored without a class is decided on its own anchor. A class that cannot be read is decided by
    * nobody (undefined: its matches are withheld).
    */
-  #decisionSubject(resourceType: string, c: SearchClass): DecisionSubject | undefined {
+  async #decisionSubject(resourceType: string, c: SearchClass, refs: Map<string, string>): Promise<DecisionSubject | undefined> {
     if (c.patientId === null) return { kind: 'reference' };
     if (c.accessClass === undefined) return c.version ? { kind: 'version', resource: ref(resourceType, c.version.id, c.version.versionId) } : undefined;
     const accessClass = parseAccessClass(c.accessClass);
@@ -1189,7 +1193,9 @@ export class ResourceService {
       this.#log.warn({ event: 'integrity-failure', resourceType, reason: 'unreadable access class' }, 'a stored access class cannot be read; its matches are withheld');
       return undefined;
     }
-    return { kind: 'class', patient: this.patientRef(ResourceService.keyIdOf(c.patientId)), resourceType, accessClass };
+    const patient = refs.get(c.patientId) ?? (await this.patientRef(ResourceService.keyIdOf(c.patientId)));
+    refs.set(c.patientId, patient);
+    return { kind: 'class', patient, resourceType, accessClass };
   }
 
   /**
@@ -1197,8 +1203,11 @@ export class ResourceService {
    * once for the caller; the permitted classes (by SearchClass.key) and how many matches they hold.
    */
   async #permittedClasses(caller: Caller, query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<{ permitted: Map<string, PermittedClass>; total: number }> {
-    const classes = this.#store.searchClasses(query);
-    const subjects = classes.map((c) => this.#decisionSubject(query.resourceType, c));
+    const classes = await this.#store.searchClasses(query);
+    // A patient's ledger reference is looked up once, however many classes it has.
+    const refs = new Map<string, string>();
+    const subjects: Array<DecisionSubject | undefined> = [];
+    for (const c of classes) subjects.push(await this.#decisionSubject(query.resourceType, c, refs));
     const decisions = await this.access.decideSubjects(
       caller,
       subjects.filter((x): x is DecisionSubject => x !== undefined),
@@ -1266,7 +1275,7 @@ export class ResourceService {
     const matches =
       permitted.size === 0 || (params.countOnly !== true && params.count === 0)
         ? []
-        : this.#store.search({
+        : await this.#store.search({
             ...query,
             ...(sort ? { sort } : {}),
             classes: [...permitted.keys()],
@@ -1311,7 +1320,7 @@ export class ResourceService {
     for (const spec of includes.specs) {
       if (spec.reverse) {
         if (page.length === 0) continue;
-        const hits = this.#store.search({
+        const hits = await this.#store.search({
           resourceType: spec.source,
           criteria: [{ kind: 'reference', param: spec.param, values: page.map((v) => ({ ref: key(v) })) }],
           limit: MAX_SEARCH_CANDIDATES + 1,
@@ -1325,7 +1334,7 @@ export class ResourceService {
           const ref = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
           const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
           if (!m?.[1] || !m[2] || (spec.target !== undefined && m[1] !== spec.target) || !SUPPORTED_TYPES.has(m[1])) continue;
-          add(this.#store.readCurrent(m[1], m[2]));
+          add(await this.#store.readCurrent(m[1], m[2]));
         }
       }
     }
@@ -1341,7 +1350,7 @@ export class ResourceService {
 
   /** Patient/$everything: the Patient and every current resource of the patient the caller may see. */
   async everything(caller: Caller, patientId: string): Promise<Resource[]> {
-    const found = this.#store.readCurrent('Patient', patientId);
+    const found = await this.#store.readCurrent('Patient', patientId);
     const patient = await this.#visible(caller, found?.deleted === false ? found : undefined, '$everything', 'Patient', patientId);
     const released: Array<{ version: StoredVersion; decision: DecisionAt; accessClass?: AccessClass | undefined }> = await this.access.permitted(caller, [patient]);
     // Every other type: consent inside the query, as a search (each patient class decided once), so a
@@ -1354,7 +1363,7 @@ export class ResourceService {
       if (n === 0) continue;
       total += n;
       if (total > MAX_EVERYTHING) throw tooBroad(`Patient/$export, or searches with paging: $everything answers at most ${MAX_EVERYTHING} resources`);
-      for (const v of this.#store.search({ ...query, classes: [...permitted.keys()], limit: n })) {
+      for (const v of await this.#store.search({ ...query, classes: [...permitted.keys()], limit: n })) {
         const p = permitted.get(searchClassKey(v));
         if (p) released.push({ version: v, decision: p.decision, accessClass: p.accessClass });
       }
@@ -1391,7 +1400,7 @@ export class ResourceService {
     const candidates =
       patientIds !== undefined && patientIds.length === 0
         ? []
-        : this.#store.search({ resourceType, ...(patientIds ? { patientIds } : {}), lastUpdated, ...(page.after ? { after: page.after } : {}), limit });
+        : await this.#store.search({ resourceType, ...(patientIds ? { patientIds } : {}), lastUpdated, ...(page.after ? { after: page.after } : {}), limit });
     const last = candidates.at(-1);
     const next = candidates.length === limit && last ? { lastUpdated: last.lastUpdated, id: last.id } : undefined;
     const released = await this.access.filterAndRecord(caller, candidates, '$export', this.#refOfVersion);
@@ -1411,7 +1420,7 @@ export class ResourceService {
   /** $verify: the stored current version against its anchor, for a caller allowed to read it. */
   async verify(caller: Caller, resourceType: string, id: string): Promise<{ verified: boolean; reason: string; anchor?: { txId: string; custodian: string; anchoredAt: string } }> {
     typeInfo(resourceType);
-    const v = await this.#visible(caller, this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
+    const v = await this.#visible(caller, await this.#store.readCurrent(resourceType, id), '$verify', resourceType, id);
     await this.access.authorize(caller, v, '$verify');
     const check = await this.#integrity.check(v);
     return {
@@ -1425,7 +1434,7 @@ export class ResourceService {
    * The key that opens one stored version's commitment, for a member this version is being disclosed to
    * (so it can check the content against the anchor); undefined once the patient is erased.
    */
-  openingKey(resourceType: string, id: string, versionId: number | string): Buffer | undefined {
+  openingKey(resourceType: string, id: string, versionId: number | string): Promise<Buffer | undefined> {
     return this.#integrity.openingKey(resourceType, id, versionId);
   }
 
@@ -1442,7 +1451,7 @@ export class ResourceService {
       let kept = 0;
       let removed = 0;
       let unresolved = 0;
-      for (const w of this.#store.listPendingWrites()) {
+      for (const w of await this.#store.listPendingWrites()) {
         const outcome = await this.#settleStored(w, [0]);
         if (outcome === 'anchored') kept += w.versions.length;
         else if (outcome === 'discarded') removed += w.versions.length;

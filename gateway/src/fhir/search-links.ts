@@ -94,7 +94,7 @@ async function visibleLinked(
     throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
   }
   if (patientIds !== undefined && patientIds.length === 0) return [];
-  const candidates = deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: deps.maxCandidates + 1 });
+  const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: deps.maxCandidates + 1 });
   if (candidates.length > deps.maxCandidates) throw new OperationOutcomeError('INVALID', 'The request is too broad for one answer: narrow it (the chained or _has parameters)');
   const inScope: StoredVersion[] = [];
   for (const v of candidates) if (v.patientId === null || (await deps.inCompartment(caller, v.patientId))) inScope.push(v);

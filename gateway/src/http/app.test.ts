@@ -365,7 +365,7 @@ describe('gateway HTTP (fake ledger)', () => {
     const expressions = res.body.issue.flatMap((i: { expression?: string[] }) => i.expression ?? []);
     expect(expressions).to.include.members(['Patient.birthDate', 'Patient.gender']);
     expect(JSON.stringify(res.body)).to.not.include('Quist');
-    expect(store.listPending()).to.have.length(0);
+    expect(await store.listPending()).to.have.length(0);
   });
 
   it('400 for a body that is not JSON, or not an object; 415 for another media type', async () => {
@@ -495,8 +495,8 @@ describe('gateway HTTP (fake ledger)', () => {
       .send(patient);
     expect(res.status).to.equal(503);
     expect(res.body.issue[0].code).to.equal('transient');
-    expect(store.listPending()).to.have.length(0);
-    expect(store.search({ resourceType: 'Patient', limit: 10 })).to.have.length(0);
+    expect(await store.listPending()).to.have.length(0);
+    expect(await store.search({ resourceType: 'Patient', limit: 10 })).to.have.length(0);
     const health = await request(app).get('/healthz');
     expect(health.status).to.equal(503);
   });

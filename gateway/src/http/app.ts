@@ -59,7 +59,7 @@ export interface AppDeps {
   /** Prometheus metrics served at /metrics; none when absent. */
   readonly metrics?: Metrics;
   /** The async audit mode's outbox, reported by /healthz (`checks.outbox`); none in sync mode. */
-  readonly outbox?: { health(): { ok: boolean; pending: number; error?: string } };
+  readonly outbox?: { health(): Promise<{ ok: boolean; pending: number; error?: string }> };
   readonly version?: string;
   /** The custodian's keyed ids for ingestion (HL7 v2, VR, EHR sync); ingestion of mapped data is refused without it. */
   readonly ids?: CustodianIds;
@@ -162,7 +162,7 @@ export function createApp(deps: AppDeps): express.Express {
     const checks: Record<string, { ok: boolean; ms?: number; pending?: number; error?: string } | LedgerViewHealth> = {};
     const t0 = Date.now();
     try {
-      store.ping();
+      await store.ping();
       checks.store = { ok: true };
     } catch {
       checks.store = { ok: false, error: 'store unavailable' };
@@ -175,7 +175,7 @@ export function createApp(deps: AppDeps): express.Express {
       log.warn({ err }, 'health check: ledger unavailable');
       checks.ledger = { ok: false, error: 'ledger unavailable' };
     }
-    if (deps.outbox) checks.outbox = deps.outbox.health();
+    if (deps.outbox) checks.outbox = await deps.outbox.health();
     if (deps.ledgerView) checks.view = deps.ledgerView.health();
     const ok = Object.values(checks).every((c) => c.ok);
     res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
@@ -195,7 +195,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   // DIDs: W3C DID resolution from the ledger, registration and off-boarding by admins (did-routes.ts).
-  const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: (d) => store.patientByDid(d) !== undefined };
+  const relation: RelationDeps = { resolve: (d) => ledger.resolveDid(d), holdsPatient: async (d) => (await store.patientByDid(d)) !== undefined };
   app.use('/did', didRoutes({ ...deps, relation, afterAuth: limits.afterAuth }));
 
   // --- FHIR ---
@@ -236,10 +236,10 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   /** patient=<DID> | Patient/<local id> | <local id> → the patient reference used on the ledger. */
-  function resolvePatientParam(value: string): string {
+  async function resolvePatientParam(value: string): Promise<string> {
     if (DID.test(value) || /^pseudonym:[0-9a-f]{64}$/.test(value)) return value;
     const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
-    if (!ID.test(id) || !store.readCurrent('Patient', id))
+    if (!ID.test(id) || !(await store.readCurrent('Patient', id)))
       throw new OperationOutcomeError('INVALID', 'Search parameter patient must be a patient DID or a Patient held by this server');
     return resources.patientRef(id);
   }

@@ -26,7 +26,7 @@ export interface AuditRoutesDeps {
   /** This server's FHIR base URL (paging links). */
   readonly baseUrl: string;
   /** `patient=` as sent (a DID, a pseudonym, `Patient/<id>` or `<id>` held here) → the patient reference on the ledger. */
-  readonly patientRef: (value: string) => string;
+  readonly patientRef: (value: string) => Promise<string>;
   /** The peer's committed blocks: the live stream; not offered when absent. */
   readonly blocks?: { readonly source: BlockSource; readonly namespace: string; readonly heartbeatMs?: number };
   /** The peer's blocks by transaction and number: receipts; not offered when absent. */
@@ -62,7 +62,7 @@ export function registerAuditRoutes(fhir: Router, deps: AuditRoutesDeps): void {
     const outcome = single(q, 'outcome');
     const agent = single(q, 'agent');
     const result = await audit.search(auth.did, {
-      ...(patient !== undefined ? { patient: deps.patientRef(patient) } : {}),
+      ...(patient !== undefined ? { patient: await deps.patientRef(patient) } : {}),
       ...(agent !== undefined ? { agent } : {}),
       ...(entity !== undefined ? { entity } : {}),
       ...(from ? { from } : {}),

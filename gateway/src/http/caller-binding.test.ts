@@ -135,7 +135,7 @@ describe('caller binding (HTTP, fake ledger)', () => {
       .set('content-type', FHIR)
       .send({ ...obs(bob, 'not detected'), id: bobObs });
     expect(put.status).to.equal(404);
-    expect(JSON.parse(store.readCurrent('Observation', bobObs)?.content ?? '{}').valueString).to.equal('detected');
+    expect(JSON.parse((await store.readCurrent('Observation', bobObs))?.content ?? '{}').valueString).to.equal('detected');
     const create = await request(app)
       .post('/fhir/Observation')
       .set(...asPatient(ALICE))
@@ -162,7 +162,7 @@ describe('caller binding (HTTP, fake ledger)', () => {
       .set('content-type', FHIR)
       .send({ resourceType: 'Patient', id: bob, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
     expect(byStaff.status).to.equal(400);
-    expect(store.patientDid(bob)).to.equal(BOB);
+    expect(await store.patientDid(bob)).to.equal(BOB);
   });
 
   it('a patient writes patient-reported data in its own compartment only', async () => {

@@ -98,7 +98,7 @@ describe('If-Match (HTTP, fake ledger)', () => {
     expect(JSON.stringify(stale.body)).to.not.include('"2"');
     expect(stale.headers.etag).to.equal(undefined);
     expect(ledger.anchors.size).to.equal(anchors);
-    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(2);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(2);
     // The strong form is accepted too; a malformed header is a 400, never ignored.
     expect((await put(`Observation/${aliceObs}`, { ...obs(alice, 'v3'), id: aliceObs }, staff, '"2"')).status).to.equal(200);
     expect((await put(`Observation/${aliceObs}`, { ...obs(alice, 'x'), id: aliceObs }, staff, '*')).status).to.equal(400);
@@ -110,9 +110,9 @@ describe('If-Match (HTTP, fake ledger)', () => {
     await put(`Observation/${aliceObs}`, { ...obs(alice, 'v2'), id: aliceObs });
     const stale = await del(`Observation/${aliceObs}`, staff, 'W/"1"');
     expect(stale.status).to.equal(412);
-    expect(store.readCurrent('Observation', aliceObs)?.deleted).to.equal(false);
+    expect((await store.readCurrent('Observation', aliceObs))?.deleted).to.equal(false);
     expect((await del(`Observation/${aliceObs}`, staff, 'W/"2"')).status).to.equal(204);
-    expect(store.readCurrent('Observation', aliceObs)?.deleted).to.equal(true);
+    expect((await store.readCurrent('Observation', aliceObs))?.deleted).to.equal(true);
   });
 
   it('a patient outside the compartment gets the answer a missing record gets, whatever If-Match says (no version oracle), and deletes nothing', async () => {
@@ -129,7 +129,7 @@ describe('If-Match (HTTP, fake ledger)', () => {
       expect(deletion.status).to.equal(204);
     }
     // Bob's record is untouched: a patient never deletes outside its compartment.
-    expect(store.readCurrent('Observation', bobObs)).to.include({ versionId: 1, deleted: false });
+    expect(await store.readCurrent('Observation', bobObs)).to.include({ versionId: 1, deleted: false });
   });
 
   it('Bundle request.ifMatch: a stale version fails the whole transaction (412, nothing written) and only its entry of a batch', async () => {
@@ -142,7 +142,7 @@ describe('If-Match (HTTP, fake ledger)', () => {
     expect(tx.status).to.equal(412);
     expect(JSON.stringify(tx.body)).to.include('Bundle.entry[1]');
     expect(ledger.anchors.size).to.equal(anchors);
-    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(1);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
     const batch = await bundle('batch', [
       { resource: { ...obs(alice, 'a2'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}`, ifMatch: 'W/"1"' } },
       { request: { method: 'DELETE', url: `Observation/${bobObs}`, ifMatch: 'W/"3"' } },
@@ -170,7 +170,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     // The body may name the match's id, but no other: the id in the body never picks another record.
     expect((await put(`Observation?${code('bp')}`, { ...obs(alice, 'x', 'bp'), id: 'other' })).status).to.equal(400);
     expect((await put(`Observation?${code('none')}`, { ...obs(alice, 'x', 'none'), id: 'chosen' })).status).to.equal(400);
-    expect(store.readCurrent('Observation', 'chosen')).to.equal(undefined);
+    expect(await store.readCurrent('Observation', 'chosen')).to.equal(undefined);
     await put(`Observation?${code('dup')}`, obs(alice, 'a', 'dup'));
     const second = await put(`Observation?_id=nothing-here`, obs(alice, 'b', 'dup'));
     expect(second.status).to.equal(201);
@@ -188,13 +188,13 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect((await del(`Observation?${code('nothing')}`)).status).to.equal(204);
     const one = String((await put(`Observation?${code('one')}`, obs(alice, 'x', 'one'))).body.id);
     expect((await del(`Observation?${code('one')}`, staff, 'W/"9"')).status).to.equal(412);
-    expect(store.readCurrent('Observation', one)?.deleted).to.equal(false);
+    expect((await store.readCurrent('Observation', one))?.deleted).to.equal(false);
     expect((await del(`Observation?${code('one')}`)).status).to.equal(204);
-    expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
+    expect((await store.readCurrent('Observation', one))?.deleted).to.equal(true);
     const a = String((await put(`Observation?${code('two')}`, obs(alice, 'a', 'two'))).body.id);
     const b = String((await put(`Observation?_id=fresh`, obs(alice, 'b', 'two'))).body.id);
     expect((await del(`Observation?${code('two')}`)).status).to.equal(412);
-    expect([store.readCurrent('Observation', a)?.deleted, store.readCurrent('Observation', b)?.deleted]).to.deep.equal([false, false]);
+    expect([(await store.readCurrent('Observation', a))?.deleted, (await store.readCurrent('Observation', b))?.deleted]).to.deep.equal([false, false]);
   });
 
   it("no existence oracle: a patient's conditional writes match its own compartment only; another member's user is refused before any match", async () => {
@@ -212,7 +212,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     const alicePatient = asPatient(ALICE);
     // Deleting by Bob's codes answers as for a code nobody has, and deletes nothing.
     for (const c of ['shared', 'bob-only', 'nobody']) expect((await del(`Observation?${code(c)}`, alicePatient)).status, c).to.equal(204);
-    for (const id of [b1, b2, b3]) expect(store.readCurrent('Observation', id)).to.include({ versionId: 1, deleted: false });
+    for (const id of [b1, b2, b3]) expect(await store.readCurrent('Observation', id)).to.include({ versionId: 1, deleted: false });
     // Updating by them creates the patient's own record, exactly as for a code nobody has.
     for (const c of ['shared', 'bob-only', 'nobody']) {
       const res = await put(`Observation?${code(c)}`, obs(alice, 'home', c), alicePatient);
@@ -220,7 +220,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
       expect(res.body.subject.reference).to.equal(`Patient/${alice}`);
       expect(JSON.stringify(res.body)).to.not.include(bob);
     }
-    for (const id of [b1, b2, b3]) expect(store.readCurrent('Observation', id)?.versionId).to.equal(1);
+    for (const id of [b1, b2, b3]) expect((await store.readCurrent('Observation', id))?.versionId).to.equal(1);
     // Conditional create too: If-None-Exist never names another patient's record to a patient.
     const ifNone = await request(app)
       .post('/fhir/Observation')
@@ -251,7 +251,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     // A token that may update but not create: 403 before any match, whether one would match or not.
     const updateOnly = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.u' });
     for (const c of ['bob-only', 'nobody']) expect((await put(`Observation?${code(c)}`, obs(bob, 'x', c), updateOnly)).status, c).to.equal(403);
-    expect(store.readCurrent('Observation', b3)?.versionId).to.equal(1);
+    expect((await store.readCurrent('Observation', b3))?.versionId).to.equal(1);
     // Another organization's user: 403 whatever the query matches.
     const other = asCaller({ did: did('o'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
     for (const c of ['shared', 'bob-only', 'nobody']) {
@@ -271,7 +271,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     expect(tx.status, JSON.stringify(tx.body)).to.equal(200);
     expect(tx.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '201 Created', '204 No Content']);
     expect(tx.body.entry[0].resource.id).to.equal(one);
-    expect(store.readCurrent('Observation', one)?.versionId).to.equal(2);
+    expect((await store.readCurrent('Observation', one))?.versionId).to.equal(2);
     await put(`Observation?_id=fresh`, obs(alice, 'dup', 'new'));
     const anchors = ledger.anchors.size;
     const failed = await bundle('transaction', [
@@ -289,7 +289,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     // A GET Type?query entry is a search (its own searchset), not a conditional interaction.
     expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['412 Precondition Failed', '204 No Content', '200 OK']);
     expect(batch.body.entry[2].resource.type).to.equal('searchset');
-    expect(store.readCurrent('Observation', one)?.deleted).to.equal(true);
+    expect((await store.readCurrent('Observation', one))?.deleted).to.equal(true);
   });
 
   it('a transaction naming one conditional request.url twice is refused (it would create twice)', async () => {
@@ -301,7 +301,7 @@ describe('conditional update and delete (HTTP, fake ledger)', () => {
     ]);
     expect(res.status).to.equal(400);
     expect(res.body.issue[0].expression).to.deep.equal(['Bundle.entry[1].request.url']);
-    expect(store.search({ resourceType: 'Observation', criteria: [], limit: 10 })).to.have.length(2);
+    expect(await store.search({ resourceType: 'Observation', criteria: [], limit: 10 })).to.have.length(2);
   });
 
   it('a conditional update that creates is written before the POSTs that refer to it (urn:uuid)', async () => {
@@ -361,10 +361,10 @@ describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
     expect(res.body.meta.versionId).to.equal('2');
     expect(res.headers.etag).to.equal('W/"2"');
     expect(ledger.anchors.size).to.equal(anchors + 1);
-    expect(JSON.parse(store.readCurrent('Observation', aliceObs)?.content ?? '{}')).to.include({ valueString: 'corrected' });
+    expect(JSON.parse((await store.readCurrent('Observation', aliceObs))?.content ?? '{}')).to.include({ valueString: 'corrected' });
     const stale = await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'lost' }], staff, 'W/"1"');
     expect(stale.status).to.equal(412);
-    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(2);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(2);
   });
 
   it('the result is validated like any update; a failed test is 412, an unappliable operation 422, a bad document 400, other media types 415 — nothing written, no value echoed', async () => {
@@ -389,7 +389,7 @@ describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
     }
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'x' }], staff, undefined, 'application/json')).status).to.equal(415);
-    expect(store.readCurrent('Observation', aliceObs)?.versionId).to.equal(1);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
   });
 
   it('a record the caller may not see is answered as a missing one, whatever the patch or If-Match (no oracle); a deleted one is 410 for staff', async () => {
@@ -407,7 +407,7 @@ describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
         expect(shape(res, bobObs)).to.deep.equal(shape(absent, missing));
       }
     }
-    expect(store.readCurrent('Observation', bobObs)?.versionId).to.equal(1);
+    expect((await store.readCurrent('Observation', bobObs))?.versionId).to.equal(1);
     // The patient patches its own record.
     expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'home' }], asPatient(ALICE))).status).to.equal(200);
     await del(`Observation/${aliceObs}`);

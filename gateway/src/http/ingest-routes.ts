@@ -99,7 +99,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
       if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'patient must be Patient/<id>');
       patientId = id;
     } else if (record.patient.did) {
-      patientId = ingest.patientByDid(record.patient.did);
+      patientId = await ingest.patientByDid(record.patient.did);
     }
     if (patientId === undefined) {
       throw new OperationOutcomeError(

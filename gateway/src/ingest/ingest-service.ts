@@ -250,7 +250,7 @@ export class IngestService {
   }
 
   /** The local Patient linked to a DID, if any (a VR record names its patient by DID). */
-  patientByDid(did: string): string | undefined {
+  patientByDid(did: string): Promise<string | undefined> {
     return this.#store.patientByDid(did);
   }
 
@@ -329,7 +329,7 @@ export class IngestService {
     for (const item of stored) {
       const who = callers.get(item.type) as Caller;
       planCaller ??= who;
-      const current = this.#store.readCurrent(item.type, item.id);
+      const current = await this.#store.readCurrent(item.type, item.id);
       // Create-only entries (e.g. the patient a lab result names) never replace what is held.
       if (current && !current.deleted && (item.createOnly || comparable(JSON.parse(current.content) as Record<string, unknown>) === comparable(item.resource))) {
         outcomes.set(item.index, { status: 'unchanged', current: { versionId: current.versionId, lastUpdated: current.lastUpdated } });

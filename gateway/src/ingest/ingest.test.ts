@@ -44,7 +44,7 @@ function setup(options: { ids?: boolean } = {}) {
     erasure: (withIds = true) => new ErasureService(store, ledger, log, 'Hospital1MSP', withIds ? ids : undefined),
     cleanup: () => {
       ids.close();
-      store.close();
+      void store.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -132,7 +132,7 @@ describe('ingestion (fake ledger)', () => {
     expect(env.ledger.anchorBatchCalls).to.equal(2);
     expect(changes()).to.have.length(recorded);
     const id = patientUrl.split('/').pop() as string;
-    expect(env.store.history('Patient', id)).to.have.length(1);
+    expect(await env.store.history('Patient', id)).to.have.length(1);
 
     // Served, and checked against its anchor, like anything else.
     const read = await request(env.app)
@@ -145,7 +145,7 @@ describe('ingestion (fake ledger)', () => {
     const oru = await hl7(ORU);
     expect(oru.status, oru.text).to.equal(200);
     expect(oru.body.entry[0].response.status).to.equal('201 Created');
-    expect(env.store.history('Patient', String(oru.body.entry[0].fullUrl).split('/').pop() as string)).to.have.length(1);
+    expect(await env.store.history('Patient', String(oru.body.entry[0].fullUrl).split('/').pop() as string)).to.have.length(1);
   });
 
   it('the same message delivered twice at once: one creates, the other finds it unchanged', async () => {
@@ -182,7 +182,7 @@ describe('ingestion (fake ledger)', () => {
     const first = await fhir(bundle(patient, obs));
     expect(first.status, first.text).to.equal(200);
     expect(statuses(first.body)).to.deep.equal(['201 Created', '201 Created']);
-    expect(env.store.readCurrent('Observation', 'o-1')?.content).to.contain('"reference":"Patient/p-1"');
+    expect((await env.store.readCurrent('Observation', 'o-1'))?.content).to.contain('"reference":"Patient/p-1"');
 
     const metaOnly = await fhir(bundle({ ...patient, meta: { versionId: '17', lastUpdated: '2020-01-01T00:00:00Z' } }, obs));
     expect(metaOnly.body.entry.map((e: { response: { etag: string } }) => e.response.etag)).to.deep.equal(['W/"1"', 'W/"1"']);
@@ -192,7 +192,7 @@ describe('ingestion (fake ledger)', () => {
     expect(statuses(changed.body)).to.deep.equal(['200 OK', '200 OK']);
     expect(changed.body.entry[1].response.etag).to.equal('W/"2"');
     expect(changed.body.entry[1].response.outcome.issue[0].diagnostics).to.match(/^updated/);
-    expect(env.store.history('Observation', 'o-1')).to.have.length(2);
+    expect(await env.store.history('Observation', 'o-1')).to.have.length(2);
     expect(env.ledger.anchors.has('Observation/o-1/_history/2')).to.equal(true);
     expect(env.ledger.anchors.has('Patient/p-1/_history/2')).to.equal(false);
     expect(changes().filter((e) => e.action === 'U')).to.have.length(1);
@@ -246,7 +246,7 @@ describe('ingestion (fake ledger)', () => {
     expect(issue?.details?.coding?.[0]).to.deep.include({ system: 'http://terminology.hl7.org/CodeSystem/v2-0357', code: '101' });
     expect(validateResource(entries[2]?.response.outcome)).to.deep.equal([]);
     const id = entries[2]?.fullUrl.split('/').pop() ?? '';
-    const stored = JSON.parse(env.store.readCurrent('Observation', id)?.content ?? '{}') as { status?: string; code?: { coding?: Array<{ code: string }> } };
+    const stored = JSON.parse((await env.store.readCurrent('Observation', id))?.content ?? '{}') as { status?: string; code?: { coding?: Array<{ code: string }> } };
     expect(stored.status).to.equal('unknown');
     expect(stored.code?.coding?.[0]?.code).to.equal('2571-8');
     expect(JSON.stringify(res.body)).to.not.contain('Brien');
@@ -430,7 +430,7 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     const obsId = env.ids.ehrLocalId(ehr, 'Observation', 'o1');
     expect(statuses(res.body)).to.deep.equal(['201 Created', '201 Created']);
     expect(patientId).to.not.equal(unkeyedUuid('ehr-sync', ehr, 'Patient/123'));
-    const obs = JSON.parse(env.store.readCurrent('Observation', obsId)?.content ?? '{}') as { subject: { reference: string }; meta: { source: string; versionId: string } };
+    const obs = JSON.parse((await env.store.readCurrent('Observation', obsId))?.content ?? '{}') as { subject: { reference: string }; meta: { source: string; versionId: string } };
     expect(obs.subject.reference).to.equal(`Patient/${patientId}`);
     expect(obs.meta.source).to.equal(`${ehr}/Observation/o1`);
     expect(statuses((await push()).body)).to.deep.equal(['200 OK', '200 OK']);
@@ -442,7 +442,7 @@ describe('ingestion ids: keyed with the custodian secret; re-admission after era
     const newPatient = env.ids.ehrLocalId(ehr, 'Patient', '123');
     expect(newPatient).to.not.equal(patientId);
     expect(env.ids.ehrLocalId(ehr, 'Observation', 'o1')).to.not.equal(obsId);
-    expect(env.store.readCurrent('Observation', env.ids.ehrLocalId(ehr, 'Observation', 'o1'))?.content).to.contain(`"reference":"Patient/${newPatient}"`);
+    expect((await env.store.readCurrent('Observation', env.ids.ehrLocalId(ehr, 'Observation', 'o1')))?.content).to.contain(`"reference":"Patient/${newPatient}"`);
     const bad = await request(env.app)
       .post('/ingest/fhir?source=ehr-1&ehr=ftp://x')
       .set(...staff)

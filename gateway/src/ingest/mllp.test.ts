@@ -71,7 +71,7 @@ describe('MLLP listener (fake ledger)', () => {
 
   afterEach(async () => {
     await listener.close();
-    store.close();
+    await store.close();
     ids.close();
     lines.length = 0;
     fs.rmSync(dir, { recursive: true, force: true });

@@ -76,7 +76,7 @@ async function setup(): Promise<Env> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      store.close();
+      await store.close();
       ids.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -104,18 +104,20 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
   afterEach(async () => env.close());
 
   const run = () => sync({ ehr: env.ehr.baseUrl, gateway: env.gatewayBase, types: ['Observation', 'Patient'], stateFile: env.stateFile, pageSize: 2, gatewayToken: () => TOKEN });
-  const versions = (type: string): number[] =>
-    ['p1', 'p2', 'o0', 'o1', 'o2', 'o3', 'o4']
-      .filter((id) => (type === 'Patient' ? id.startsWith('p') : id.startsWith('o')))
-      .map((id) => env.store.history(type, env.ids.ehrLocalId(env.ehr.baseUrl, type, id)).length);
+  const versions = (type: string): Promise<number[]> =>
+    Promise.all(
+      ['p1', 'p2', 'o0', 'o1', 'o2', 'o3', 'o4']
+        .filter((id) => (type === 'Patient' ? id.startsWith('p') : id.startsWith('o')))
+        .map(async (id) => (await env.store.history(type, env.ids.ehrLocalId(env.ehr.baseUrl, type, id))).length),
+    );
 
   it('pulls everything (Patients first), with stable local ids and rewritten references; a second run changes nothing', async () => {
     const first = await run();
     expect(first.resources).to.equal(7);
     expect(first.created).to.equal(7);
-    expect(versions('Patient')).to.deep.equal([1, 1]);
-    expect(versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
-    const o0 = JSON.parse(env.store.readCurrent('Observation', env.ids.ehrLocalId(env.ehr.baseUrl, 'Observation', 'o0'))?.content ?? '{}') as {
+    expect(await versions('Patient')).to.deep.equal([1, 1]);
+    expect(await versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
+    const o0 = JSON.parse((await env.store.readCurrent('Observation', env.ids.ehrLocalId(env.ehr.baseUrl, 'Observation', 'o0')))?.content ?? '{}') as {
       subject: { reference: string };
       meta: { source: string };
     };
@@ -142,7 +144,7 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     );
     const next = await run();
     expect(next).to.include({ resources: 2, created: 1, updated: 1, unchanged: 0 });
-    expect(versions('Observation')).to.deep.equal([1, 1, 1, 2, 1]);
+    expect(await versions('Observation')).to.deep.equal([1, 1, 1, 2, 1]);
   });
 
   it('a failure midway leaves a checkpoint after the last acknowledged page; the rerun resumes and ends with every resource once', async () => {
@@ -170,8 +172,8 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(state.types.Observation?.run?.next).to.match(/_offset=2/);
     const resumed = await run();
     expect(resumed.resources).to.equal(3);
-    expect(versions('Patient')).to.deep.equal([1, 1]);
-    expect(versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
+    expect(await versions('Patient')).to.deep.equal([1, 1]);
+    expect(await versions('Observation')).to.deep.equal([1, 1, 1, 1, 1]);
     expect(env.ledger.anchors.size).to.equal(7);
   });
 
@@ -179,7 +181,7 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     await run();
     const other = new CustodianIds(Buffer.alloc(32, 10), ':memory:');
     const id = env.ids.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1');
-    expect(env.store.readCurrent('Patient', id)).to.not.equal(undefined);
+    expect(await env.store.readCurrent('Patient', id)).to.not.equal(undefined);
     expect(other.ehrLocalId(env.ehr.baseUrl, 'Patient', 'p1')).to.not.equal(id);
     other.close();
   });
@@ -213,11 +215,11 @@ describe('hdx sync (mini FHIR server → gateway with a fake ledger)', () => {
     expect(summary.created).to.equal(10);
     expect(lines[0]).to.equal('the EHR offers 5 types held here: Organization, Practitioner, Patient, Encounter, Observation');
     expect(env.ehr.searches.map((u) => /^\/fhir\/([A-Za-z]+)\?/.exec(u)?.[1])).to.deep.equal(['Organization', 'Practitioner', 'Patient', 'Encounter', 'Observation']);
-    const encounter = JSON.parse(env.store.readCurrent('Encounter', env.ids.ehrLocalId(env.ehr.baseUrl, 'Encounter', 'e1'))?.content ?? '{}') as {
+    const encounter = JSON.parse((await env.store.readCurrent('Encounter', env.ids.ehrLocalId(env.ehr.baseUrl, 'Encounter', 'e1')))?.content ?? '{}') as {
       participant: Array<{ individual: { reference: string } }>;
     };
     expect(encounter.participant[0]?.individual.reference).to.equal(`Practitioner/${env.ids.ehrLocalId(env.ehr.baseUrl, 'Practitioner', 'dr1')}`);
-    expect(env.store.readCurrent('Practitioner', env.ids.ehrLocalId(env.ehr.baseUrl, 'Practitioner', 'dr1'))).to.not.equal(undefined);
+    expect(await env.store.readCurrent('Practitioner', env.ids.ehrLocalId(env.ehr.baseUrl, 'Practitioner', 'dr1'))).to.not.equal(undefined);
   });
 
   it('syncOrder and typesOffered: reference data, Patients, the rest; a server without a CapabilityStatement is a clear error', () => {

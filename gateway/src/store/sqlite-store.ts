@@ -468,7 +468,7 @@ export class SqliteStore implements ResourceStore {
           throw err;
         }
       }
-      for (const v of w.versions) this.insertPending(v);
+      for (const v of w.versions) this.#insertPending(v);
       if (w.writeId !== undefined) {
         const writeId = w.writeId;
         this.#stmts.insertWriteRow.run(
@@ -520,7 +520,11 @@ export class SqliteStore implements ResourceStore {
     for (const e of entries) this.#stmts.insertIndex.run(...indexRow(v, e));
   }
 
-  insertPending(v: NewVersion): void {
+  async insertPending(v: NewVersion): Promise<void> {
+    this.#insertPending(v);
+  }
+
+  #insertPending(v: NewVersion): void {
     try {
       this.#db.transaction(() => {
         const { index: _index, ...row } = v;
@@ -540,23 +544,23 @@ export class SqliteStore implements ResourceStore {
     }
   }
 
-  insertPendingWrite(write: PendingWrite): void {
+  async insertPendingWrite(write: PendingWrite): Promise<void> {
     this.#insertWrite(write);
   }
 
-  discardPendingWrite(write: PendingWriteRef): void {
+  async discardPendingWrite(write: PendingWriteRef): Promise<void> {
     this.#discardWrite(write);
   }
 
-  markAnchoredAll(versions: readonly VersionKey[]): void {
+  async markAnchoredAll(versions: readonly VersionKey[]): Promise<void> {
     this.#markAll(versions);
   }
 
-  markWriteAnchored(write: PendingWriteRef): void {
+  async markWriteAnchored(write: PendingWriteRef): Promise<void> {
     this.#markWrite(write);
   }
 
-  listPendingWrites(): StoredPendingWrite[] {
+  async listPendingWrites(): Promise<StoredPendingWrite[]> {
     // A write whose versions are all gone (erased meanwhile) leaves nothing to settle.
     for (const { write_id } of this.#stmts.orphanWrites.all() as Array<{ write_id: string }>) {
       this.#db.transaction(() => {
@@ -593,11 +597,11 @@ export class SqliteStore implements ResourceStore {
     return out;
   }
 
-  pendingVersions(resourceType: string, id: string): StoredVersion[] {
+  async pendingVersions(resourceType: string, id: string): Promise<StoredVersion[]> {
     return (this.#stmts.pendingOf.all(resourceType, id) as Row[]).map(toVersion);
   }
 
-  readyChanges(limit: number): ReadyChange[] {
+  async readyChanges(limit: number): Promise<ReadyChange[]> {
     return (this.#stmts.readyChanges.all(limit) as Array<{ entry_id: string; entry: string; ready_at: number }>).map((r) => ({
       entryId: r.entry_id,
       entry: JSON.parse(r.entry) as AccessEntryInput,
@@ -605,44 +609,44 @@ export class SqliteStore implements ResourceStore {
     }));
   }
 
-  dropChanges(entryIds: readonly string[]): void {
+  async dropChanges(entryIds: readonly string[]): Promise<void> {
     this.#db.transaction(() => {
       for (const id of entryIds) this.#stmts.dropChange.run(id);
     })();
   }
 
-  readyChangeStats(): { count: number; oldestReadyAt: number | undefined } {
+  async readyChangeStats(): Promise<{ count: number; oldestReadyAt: number | undefined }> {
     const r = this.#stmts.readyStats.get() as { n: number; oldest: number | null };
     return { count: r.n, oldestReadyAt: r.oldest ?? undefined };
   }
 
-  markAnchored(resourceType: string, id: string, versionId: number): void {
+  async markAnchored(resourceType: string, id: string, versionId: number): Promise<void> {
     this.#stmts.markAnchored.run(resourceType, id, versionId);
   }
 
-  discardPending(resourceType: string, id: string, versionId: number): void {
+  async discardPending(resourceType: string, id: string, versionId: number): Promise<void> {
     this.#db.transaction(() => this.#discardOne(resourceType, id, versionId))();
   }
 
-  listPending(): StoredVersion[] {
+  async listPending(): Promise<StoredVersion[]> {
     return (this.#stmts.pending.all() as Row[]).map(toVersion);
   }
 
-  readCurrent(resourceType: string, id: string): StoredVersion | undefined {
+  async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
     const row = this.#stmts.current.get(resourceType, id) as Row | undefined;
     return row ? toVersion(row) : undefined;
   }
 
-  readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined {
+  async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
     const row = this.#stmts.version.get(resourceType, id, versionId) as Row | undefined;
     return row ? toVersion(row) : undefined;
   }
 
-  history(resourceType: string, id: string): StoredVersion[] {
+  async history(resourceType: string, id: string): Promise<StoredVersion[]> {
     return (this.#stmts.history.all(resourceType, id) as Row[]).map(toVersion);
   }
 
-  typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[] {
+  async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
     // A version was current from its lastUpdated until the next anchored version's: it overlaps `at`
     // when it began before at's end and no later version began at or before at's start.
     const rows = this.#db
@@ -695,14 +699,14 @@ export class SqliteStore implements ResourceStore {
     return where;
   }
 
-  search(q: StoreQuery): StoredVersion[] {
+  async search(q: StoreQuery): Promise<StoredVersion[]> {
     const params: Record<string, unknown> = { limit: q.limit, offset: q.offset ?? 0 };
     const where = this.#where(q, params);
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
     return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
   }
 
-  searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): SearchClass[] {
+  async searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]> {
     const params: Record<string, unknown> = {};
     const where = this.#where(q, params);
     const sql = `SELECT rv.patient_id AS patient_id, rv.access_class AS access_class, ${CLASS_OF_ROW} AS cls,
@@ -718,33 +722,37 @@ export class SqliteStore implements ResourceStore {
     }));
   }
 
-  linkPatientDid(patientId: string, did: string): void {
+  async linkPatientDid(patientId: string, did: string): Promise<void> {
     this.#stmts.linkDid.run(patientId, did);
   }
 
-  patientDid(patientId: string): string | undefined {
+  async patientDid(patientId: string): Promise<string | undefined> {
     return (this.#stmts.didOf.get(patientId) as { did: string } | undefined)?.did;
   }
 
-  patientByDid(did: string): string | undefined {
+  async patientByDid(did: string): Promise<string | undefined> {
     return (this.#stmts.patientOf.get(did) as { patient_id: string } | undefined)?.patient_id;
   }
 
-  patientKey(patientId: string): Buffer {
-    const existing = this.findPatientKey(patientId);
+  async patientKey(patientId: string): Promise<Buffer> {
+    const existing = this.#findPatientKey(patientId);
     if (existing) return existing;
     this.#stmts.putKey.run(patientId, randomBytes(32), new Date().toISOString());
-    const created = this.findPatientKey(patientId);
+    const created = this.#findPatientKey(patientId);
     if (!created) throw new Error('patient key was not stored');
     return created;
   }
 
-  findPatientKey(patientId: string): Buffer | undefined {
+  async findPatientKey(patientId: string): Promise<Buffer | undefined> {
+    return this.#findPatientKey(patientId);
+  }
+
+  #findPatientKey(patientId: string): Buffer | undefined {
     const row = this.#stmts.getKey.get(patientId) as { hmac_key: Buffer } | undefined;
     return row?.hmac_key;
   }
 
-  erasePatient(patientId: string): number {
+  async erasePatient(patientId: string): Promise<number> {
     return this.#db.transaction(() => {
       this.#db
         .prepare(
@@ -759,11 +767,11 @@ export class SqliteStore implements ResourceStore {
     })();
   }
 
-  ping(): void {
+  async ping(): Promise<void> {
     this.#stmts.ping.get();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.#db.close();
   }
 }

@@ -222,66 +222,66 @@ export interface HistoryQuery {
 
 export interface ResourceStore {
   /** Writes a new version as pending. Fails with a CONFLICT OperationOutcomeError if the version exists. */
-  insertPending(version: NewVersion): void;
-  markAnchored(resourceType: string, id: string, versionId: number): void;
+  insertPending(version: NewVersion): Promise<void>;
+  markAnchored(resourceType: string, id: string, versionId: number): Promise<void>;
   /** Removes a pending version whose anchoring failed. Never removes an anchored version. */
-  discardPending(resourceType: string, id: string, versionId: number): void;
-  listPending(): StoredVersion[];
+  discardPending(resourceType: string, id: string, versionId: number): Promise<void>;
+  listPending(): Promise<StoredVersion[]>;
   /**
    * Stores a whole write as pending in ONE transaction: every version, key and link, or none (CONFLICT
    * if a version exists or a DID is linked to another patient).
    */
-  insertPendingWrite(write: PendingWrite): void;
+  insertPendingWrite(write: PendingWrite): Promise<void>;
   /** Undoes insertPendingWrite after its anchoring failed, in one transaction; anchored versions are never touched. */
-  discardPendingWrite(write: PendingWriteRef): void;
+  discardPendingWrite(write: PendingWriteRef): Promise<void>;
   /** Marks every version of a write anchored, in one transaction. */
-  markAnchoredAll(versions: readonly VersionKey[]): void;
+  markAnchoredAll(versions: readonly VersionKey[]): Promise<void>;
   /**
    * Marks every version of a write anchored AND makes its change entries ready for delivery, in ONE
    * SQLite transaction (so no acknowledged change is ever without its access entry).
    */
-  markWriteAnchored(write: PendingWriteRef): void;
+  markWriteAnchored(write: PendingWriteRef): Promise<void>;
   /** Writes left pending (every pending version, grouped by write), oldest first. */
-  listPendingWrites(): StoredPendingWrite[];
+  listPendingWrites(): Promise<StoredPendingWrite[]>;
   /** The pending versions of one resource. */
-  pendingVersions(resourceType: string, id: string): StoredVersion[];
+  pendingVersions(resourceType: string, id: string): Promise<StoredVersion[]>;
   /** Change entries ready for delivery, oldest first. */
-  readyChanges(limit: number): ReadyChange[];
+  readyChanges(limit: number): Promise<ReadyChange[]>;
   /** Removes delivered change entries. */
-  dropChanges(entryIds: readonly string[]): void;
+  dropChanges(entryIds: readonly string[]): Promise<void>;
   /** How many change entries wait for delivery, and since when the oldest (ms since the epoch). */
-  readyChangeStats(): { count: number; oldestReadyAt: number | undefined };
+  readyChangeStats(): Promise<{ count: number; oldestReadyAt: number | undefined }>;
   /** The latest anchored version (deleted or not), or undefined. */
-  readCurrent(resourceType: string, id: string): StoredVersion | undefined;
-  readVersion(resourceType: string, id: string, versionId: number): StoredVersion | undefined;
+  readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined>;
+  readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined>;
   /** Every anchored version of a resource, newest first. */
-  history(resourceType: string, id: string): StoredVersion[];
+  history(resourceType: string, id: string): Promise<StoredVersion[]>;
   /**
    * Every anchored version of every resource of a type (undefined: of every type), newest first;
    * `since` (an instant) excludes older ones; `at` keeps only versions that were current at some point
    * in [low, high) (normalized dates, FHIR `_at`).
    */
-  typeHistory(resourceType: string | undefined, opts: HistoryQuery): StoredVersion[];
+  typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]>;
   /** Current versions matching the query, in the query's sort order (then oldest lastUpdated first, then id). */
-  search(query: StoreQuery): StoredVersion[];
+  search(query: StoreQuery): Promise<StoredVersion[]>;
   /** The current versions matching the query (its order, paging and limit aside), counted by patient and access class. */
-  searchClasses(query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): SearchClass[];
+  searchClasses(query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]>;
 
   /** The patient's HMAC key, creating it on first use. */
-  patientKey(patientId: string): Buffer;
+  patientKey(patientId: string): Promise<Buffer>;
   /** The patient's HMAC key if it exists (undefined after erasure). */
-  findPatientKey(patientId: string): Buffer | undefined;
+  findPatientKey(patientId: string): Promise<Buffer | undefined>;
   /** Links a local patient to the DID the patient registered (one DID per patient). */
-  linkPatientDid(patientId: string, did: string): void;
-  patientDid(patientId: string): string | undefined;
-  patientByDid(did: string): string | undefined;
+  linkPatientDid(patientId: string, did: string): Promise<void>;
+  patientDid(patientId: string): Promise<string | undefined>;
+  patientByDid(did: string): Promise<string | undefined>;
 
   /**
    * Erasure: deletes every version of the patient's resources (the Patient included), the patient's
    * HMAC key and DID link, in one transaction. Returns how many versions were deleted.
    */
-  erasePatient(patientId: string): number;
+  erasePatient(patientId: string): Promise<number>;
 
-  ping(): void;
-  close(): void;
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }

@@ -271,7 +271,7 @@ describe('view/local-decisions', () => {
         },
       };
       local = new LocalDecisions({ store, freshness: { fresh: () => fresh, caughtUpAt: () => caughtUp }, mspId: H1, now: () => w.chain.clock * 1000 });
-      return new AccessControl(ledger, newLogger('silent'), H1, { sink, patientRefOf: () => w.patient.did, local });
+      return new AccessControl(ledger, newLogger('silent'), H1, { sink, patientRefOf: async () => w.patient.did, local });
     }
 
     beforeEach(async () => {
@@ -365,7 +365,7 @@ describe('view/local-decisions', () => {
           { version: version('a1'), decision: known as Decision },
         ],
         'search-type',
-        () => w.patient.did,
+        async () => w.patient.did,
       );
       // One entry per decision height: the chaincode's decision carries none.
       expect(outbox.map((e) => [e.resources, e.decidedAt])).to.deep.equal([
@@ -410,7 +410,7 @@ describe('view/local-decisions', () => {
     } finally {
       await view.stop();
       viewStore.close();
-      store.close();
+      await store.close();
     }
   });
 });

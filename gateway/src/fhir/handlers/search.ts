@@ -27,7 +27,7 @@ import { elementNames, subset, type Subsetting } from '../subsetting';
 import { checkIds, type FhirContext, type FhirOutcome, type FhirRequest } from './request';
 
 /** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */
-function localPatientId(ctx: FhirContext, value: string): string | undefined {
+async function localPatientId(ctx: FhirContext, value: string): Promise<string | undefined> {
   if (HDX_DID.test(value)) return ctx.store.patientByDid(value);
   const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
   if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient/subject must be Patient/<id>, <id> or a patient DID');
@@ -46,7 +46,7 @@ export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
   const chains = chainSpecs(type, q);
   const has = hasSpecs(type, q);
   const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
-  const patientIds = patientValues.length > 0 ? patientValues.map((v) => localPatientId(ctx, v)).filter((v): v is string => v !== undefined) : undefined;
+  const patientIds = patientValues.length > 0 ? (await Promise.all(patientValues.map((v) => localPatientId(ctx, v)))).filter((v): v is string => v !== undefined) : undefined;
   const c = count(q);
   const o = offset(q);
   const ids = list(q, '_id', ID, 'must be FHIR ids');
@@ -93,9 +93,21 @@ export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
   // A member organization fetching for one of its users gets, per version, the key that opens its
   // commitment, so it can check the content against the ledger before passing it on.
   const forMember = auth.viaOrganization !== undefined;
+  const versionOf = (r: Record<string, unknown>): [string, string, string] => [
+    String(r.resourceType),
+    String(r.id),
+    String((r.meta as { versionId?: string } | undefined)?.versionId),
+  ];
+  const openingKeys = new Map<string, Buffer>();
+  if (forMember) {
+    for (const r of [...page.resources, ...page.included]) {
+      const key = await ctx.resources.openingKey(...versionOf(r));
+      if (key) openingKeys.set(versionOf(r).join('/'), key);
+    }
+  }
   const entryExtension = forMember
     ? (r: Record<string, unknown>) => {
-        const key = ctx.resources.openingKey(String(r.resourceType), String(r.id), String((r.meta as { versionId?: string } | undefined)?.versionId));
+        const key = openingKeys.get(versionOf(r).join('/'));
         return key ? [{ url: OPENING_KEY_EXTENSION, valueBase64Binary: key.toString('base64') }] : undefined;
       }
     : undefined;

@@ -1,0 +1,221 @@
+/**
+ * What every ResourceStore must do, as mocha tests: run by sqlite-store.test.ts and pg-store.test.ts on
+ * their own store, so the two implementations keep one behaviour. `open` gives a store on the same
+ * data each time it is called (a second call is a restart); `fresh` starts the data over.
+ */
+import { expect } from 'chai';
+import type { AccessEntryInput } from '../ledger/ledger-client';
+import { OperationOutcomeError } from '../errors';
+import type { NewVersion, PendingWrite, ResourceStore } from '../store/store';
+
+export interface StoreUnderTest {
+  /** A store on the current data (a second open while the first is closed is a restart). */
+  open(): ResourceStore;
+  /** Starts over on empty data (before each test). */
+  fresh(): Promise<void>;
+}
+
+const DID_OLD = `did:hdx:${'o'.repeat(43)}`;
+const DID_NEW = `did:hdx:${'n'.repeat(43)}`;
+
+function version(resourceType: string, id: string, versionId: number, patientId: string): NewVersion {
+  const content = JSON.stringify({ resourceType, id, meta: { versionId: String(versionId) } });
+  return { resourceType, id, versionId, lastUpdated: '2026-12-01T00:00:00.000Z', patientId, deleted: false, content, date: null, codes: [] };
+}
+
+function change(entryId: string, action: 'C' | 'U'): AccessEntryInput {
+  return {
+    entryId,
+    actor: `did:hdx:${'a'.repeat(43)}`,
+    actorOrganization: 'Hospital1MSP',
+    patient: `pseudonym:${'1'.repeat(64)}`,
+    resources: [],
+    action,
+    purpose: 'TREAT',
+    decision: 'permit',
+    breakGlass: false,
+  };
+}
+
+const observation = (id: string, patientId: string | null, month: string, labels: string[] = [], extra: Record<string, unknown> = {}): NewVersion => {
+  const content = {
+    resourceType: 'Observation',
+    id,
+    status: 'final',
+    ...(labels.length > 0 ? { meta: { security: labels.map((code) => ({ code })) } } : {}),
+    code: { text: 'x' },
+    effectiveDateTime: `${month}-15`,
+    ...extra,
+  };
+  return {
+    resourceType: 'Observation',
+    id,
+    versionId: 1,
+    lastUpdated: `2026-01-01T00:00:0${id.length}.000Z`,
+    patientId,
+    deleted: false,
+    content: JSON.stringify(content),
+    date: null,
+    codes: [],
+  };
+};
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+export function storeContract(name: string, sut: () => StoreUnderTest): void {
+  describe(`${name}: the ResourceStore contract`, () => {
+    const opened: ResourceStore[] = [];
+    const open = (): ResourceStore => {
+      const store = sut().open();
+      opened.push(store);
+      return store;
+    };
+    beforeEach(async () => sut().fresh());
+    afterEach(async () => {
+      for (const s of opened.splice(0)) await s.close();
+    });
+
+    it('a write and its change entries survive a restart; marking it anchored makes the entries ready in the same transaction', async () => {
+      const a = open();
+      await a.patientKey('p1');
+      const write: PendingWrite = {
+        writeId: 'w1',
+        versions: [version('Patient', 'p1', 2, 'p1'), version('Observation', 'o1', 1, 'p1')],
+        newPatientKeys: [],
+        didLinks: [{ patientId: 'p1', did: DID_NEW, previous: undefined }],
+        changeEntries: [change('e1', 'U'), change('e2', 'C')],
+      };
+      await a.insertPendingWrite(write);
+      expect((await a.readyChangeStats()).count).to.equal(0);
+      await a.close();
+      const b = open(); // the restart
+      const [stored, ...others] = await b.listPendingWrites();
+      expect(others).to.have.length(0);
+      expect(stored?.writeId).to.equal('w1');
+      expect(stored?.versions.map((v) => `${v.resourceType}/${v.id}/${v.versionId}`)).to.have.members(['Patient/p1/2', 'Observation/o1/1']);
+      expect(stored?.didLinks).to.deep.equal([{ patientId: 'p1', did: DID_NEW, previous: undefined }]);
+      expect((await b.pendingVersions('Observation', 'o1')).map((v) => v.versionId)).to.deep.equal([1]);
+      await b.markWriteAnchored(stored as NonNullable<typeof stored>);
+      expect(await b.listPending()).to.have.length(0);
+      expect((await b.readyChanges(10)).map((c) => [c.entryId, c.entry.action])).to.deep.equal([
+        ['e1', 'U'],
+        ['e2', 'C'],
+      ]);
+      await b.dropChanges(['e1']);
+      expect((await b.readyChangeStats()).count).to.equal(1);
+    });
+
+    it('discarding a stored write after a restart undoes it whole: versions, change entries, the DID link it replaced, the key it created', async () => {
+      const a = open();
+      await a.patientKey('p1');
+      await a.linkPatientDid('p1', DID_OLD);
+      await a.insertPendingWrite({
+        writeId: 'w2',
+        versions: [version('Patient', 'p1', 2, 'p1'), version('Patient', 'p2', 1, 'p2')],
+        newPatientKeys: [{ patientId: 'p2', key: Buffer.alloc(32, 2) }],
+        didLinks: [{ patientId: 'p1', did: DID_NEW, previous: DID_OLD }],
+        changeEntries: [change('e3', 'U')],
+      });
+      expect(await a.patientDid('p1')).to.equal(DID_NEW);
+      await a.close();
+      const b = open();
+      const [stored] = await b.listPendingWrites();
+      await b.discardPendingWrite(stored as NonNullable<typeof stored>);
+      expect(await b.listPending()).to.have.length(0);
+      expect(await b.patientDid('p1')).to.equal(DID_OLD);
+      expect(await b.findPatientKey('p2')).to.equal(undefined);
+      expect(await b.findPatientKey('p1')).to.not.equal(undefined);
+      expect((await b.readyChangeStats()).count).to.equal(0);
+      expect(await b.listPendingWrites()).to.deep.equal([]);
+    });
+
+    it('a write is all or nothing: a version that exists, or a DID linked to another patient, stores none of it (409)', async () => {
+      const s = open();
+      await s.insertPendingWrite({
+        writeId: 'w1',
+        versions: [version('Patient', 'p1', 1, 'p1')],
+        newPatientKeys: [],
+        didLinks: [{ patientId: 'p1', did: DID_OLD, previous: undefined }],
+      });
+      const again = s.insertPendingWrite({ writeId: 'w2', versions: [version('Patient', 'p2', 1, 'p2'), version('Patient', 'p1', 1, 'p1')], newPatientKeys: [], didLinks: [] });
+      expect(await rejection(again))
+        .to.be.instanceOf(OperationOutcomeError)
+        .with.property('message')
+        .that.matches(/already exists/);
+      const linked = s.insertPendingWrite({
+        writeId: 'w3',
+        versions: [version('Patient', 'p3', 1, 'p3')],
+        newPatientKeys: [],
+        didLinks: [{ patientId: 'p3', did: DID_OLD, previous: undefined }],
+      });
+      expect(await rejection(linked))
+        .to.be.instanceOf(OperationOutcomeError)
+        .with.property('message')
+        .that.matches(/already linked/);
+      expect((await s.listPending()).map((v) => v.id)).to.deep.equal(['p1']);
+      expect(await s.patientByDid(DID_OLD)).to.equal('p1');
+    });
+
+    it('serves anchored versions only: current, by version, history newest first; erasure removes the patient whole', async () => {
+      const s = open();
+      for (const v of [version('Patient', 'p1', 1, 'p1'), version('Patient', 'p1', 2, 'p1'), version('Patient', 'p1', 3, 'p1')]) await s.insertPending(v);
+      await s.markAnchoredAll([
+        { resourceType: 'Patient', id: 'p1', versionId: 1 },
+        { resourceType: 'Patient', id: 'p1', versionId: 2 },
+      ]);
+      expect((await s.readCurrent('Patient', 'p1'))?.versionId).to.equal(2);
+      expect(await s.readVersion('Patient', 'p1', 3)).to.equal(undefined);
+      expect((await s.history('Patient', 'p1')).map((v) => v.versionId)).to.deep.equal([2, 1]);
+      const key = await s.patientKey('p1');
+      expect((await s.patientKey('p1')).equals(key)).to.equal(true);
+      await s.linkPatientDid('p1', DID_NEW);
+      expect(await s.erasePatient('p1')).to.equal(3);
+      expect(await s.readCurrent('Patient', 'p1')).to.equal(undefined);
+      expect(await s.findPatientKey('p1')).to.equal(undefined);
+      expect(await s.patientDid('p1')).to.equal(undefined);
+      await s.ping();
+    });
+
+    it('counts the matches by patient and access class, and pages through the classes it is given only', async () => {
+      const store = open();
+      const rows = [
+        observation('a', 'p1', '2024-01'),
+        observation('b', 'p1', '2024-01'),
+        observation('c', 'p1', '2024-02'),
+        observation('d', 'p1', '2024-01', ['R']),
+        observation('e', 'p2', '2024-01'),
+        observation('f', null, '2024-01'),
+      ];
+      for (const v of rows) {
+        await store.insertPending(v);
+        await store.markAnchored(v.resourceType, v.id, 1);
+      }
+      const classes = await store.searchClasses({ resourceType: 'Observation' });
+      const counts = Object.fromEntries(classes.map((c) => [`${c.patientId ?? '-'} ${c.accessClass ?? ''}`, c.count]));
+      expect(counts).to.deep.equal({
+        [`p1 ${JSON.stringify(['2024-01', []])}`]: 2,
+        [`p1 ${JSON.stringify(['2024-02', []])}`]: 1,
+        [`p1 ${JSON.stringify(['2024-01', ['R']])}`]: 1,
+        [`p2 ${JSON.stringify(['2024-01', []])}`]: 1,
+        [`- ${JSON.stringify(['2024-01', []])}`]: 1,
+      });
+      // The keys name the groups: a search of the p1 January class (no labels) and p2's finds their versions only.
+      const keyOf = (patientId: string | null, cls: unknown[]): string =>
+        (classes.find((c) => c.patientId === patientId && c.accessClass === JSON.stringify(cls)) as { key: string }).key;
+      const permitted = [keyOf('p1', ['2024-01', []]), keyOf('p2', ['2024-01', []])];
+      expect((await store.search({ resourceType: 'Observation', classes: permitted, limit: 10 })).map((v) => v.id)).to.deep.equal(['a', 'b', 'e']);
+      expect((await store.search({ resourceType: 'Observation', classes: permitted, offset: 1, limit: 1 })).map((v) => v.id)).to.deep.equal(['b']);
+      expect(await store.search({ resourceType: 'Observation', classes: [], limit: 10 })).to.deep.equal([]);
+      // Classes narrow like any other filter (here with the patient).
+      expect((await store.searchClasses({ resourceType: 'Observation', patientIds: ['p2'] })).map((c) => c.count)).to.deep.equal([1]);
+      expect((await store.search({ resourceType: 'Observation', limit: 10 })).find((v) => v.id === 'd')?.accessClass).to.equal(JSON.stringify(['2024-01', ['R']]));
+    });
+  });
+}
