@@ -7,3 +7,5 @@ export type { GatewayEndpoint, NodeStatus } from './status';
 export { NetworkError } from './proc';
 export type { Consensus, NetworkOptions, OrdererNode, Topology } from './topology';
 export { CHAINCODE_NAME, CHANNEL, PEER_ORGS, topology } from './topology';
+export { postgresBin, startPostgres, stopPostgres } from './postgres';
+export type { PostgresServer } from './postgres';

@@ -13,6 +13,14 @@ export interface Config {
   /** Public base URL of the FHIR API (used in Location headers and references). */
   readonly baseUrl: string;
   readonly dataDir: string;
+  /**
+   * Where the resource store, the search index, the per-patient keys, the pending writes and the
+   * token-replay record live: undefined → SQLite files in dataDir (the embedded default); a
+   * `postgres://…` URL → that PostgreSQL database, which every gateway process of the organization may share.
+   */
+  readonly storeUrl: string | undefined;
+  /** The PostgreSQL schema of the store's tables (HDX_STORE_SCHEMA; default the connection's search_path, normally public). */
+  readonly storeSchema: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly org: string;
   readonly mspId: string;
@@ -90,6 +98,8 @@ const VARS = {
   HDX_GATEWAY_PORT: { field: 'port', type: 'integer', default: 8080 },
   HDX_GATEWAY_BASE_URL: { field: 'baseUrl', type: 'string' },
   HDX_DATA_DIR: { field: 'dataDir', type: 'string' },
+  HDX_STORE: { field: 'storeUrl', type: 'string' },
+  HDX_STORE_SCHEMA: { field: 'storeSchema', type: 'string' },
   HDX_LOG_LEVEL: { field: 'logLevel', type: 'string', default: 'info' },
   HDX_ORG: { field: 'org', type: 'string' },
   HDX_MSP_ID: { field: 'mspId', type: 'string' },
@@ -127,6 +137,8 @@ const VARS = {
 const OPTIONAL = new Set([
   'HDX_GATEWAY_BASE_URL',
   'HDX_DATA_DIR',
+  'HDX_STORE',
+  'HDX_STORE_SCHEMA',
   'HDX_IDP_ISSUER',
   'HDX_IDP_PUBLIC_KEY_FILE',
   'HDX_ORG_KEY_FILE',
@@ -153,6 +165,8 @@ const schema = {
     HDX_LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     HDX_PEER_ENDPOINT: { type: 'string', pattern: '^[^:/]+:\\d+$' },
     HDX_CA_URL: { type: 'string', pattern: '^https://' },
+    HDX_STORE: { type: 'string', pattern: '^postgres(ql)?://[^\\s]+$' },
+    HDX_STORE_SCHEMA: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
     HDX_MEMBER_GATEWAYS: { type: 'string', pattern: '^[A-Za-z0-9.-]+=https?://[^,=\\s]+(,[A-Za-z0-9.-]+=https?://[^,=\\s]+)*$' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'async' },

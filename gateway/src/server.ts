@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { AuditOutbox } from './audit/outbox';
 import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
-import { SqliteJtiStore } from './auth/replay';
+import { PgJtiStore, SqliteJtiStore } from './auth/replay';
 import { idpKeysFromText, type IdpOptions } from './auth/token';
 import { type Config, loadIdSecret, viewEnabled } from './config';
 import { deriveSubjectLinkSecret } from './auth/token';
@@ -20,7 +20,9 @@ import { ExportService } from './fhir/operations/export';
 import { enrollGatewayIdentity } from './ledger/enroll';
 import { ForegroundWrites } from './ledger/foreground';
 import { FabricLedger } from './ledger/fabric-ledger';
+import { PgStore } from './store/pg-store';
 import { SqliteStore } from './store/sqlite-store';
+import type { ResourceStore } from './store/store';
 import { createMetrics, instrumentLedger } from './metrics';
 import { ErasureService } from './fhir/erasure';
 import { ExchangeService } from './exchange/exchange-service';
@@ -63,8 +65,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const idSecret = loadIdSecret(config);
   const subjectLinkSecret = deriveSubjectLinkSecret(idSecret);
   const custodianIds = new CustodianIds(idSecret, path.join(config.dataDir, 'id-epochs.db'));
-  const store = new SqliteStore(path.join(config.dataDir, 'hdx.db'));
-  const jti = new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
+  // The store: SQLite files in the data folder, or PostgreSQL (HDX_STORE), shared by the organization's gateway processes.
+  const pg = config.storeUrl !== undefined ? new PgStore({ url: config.storeUrl, ...(config.storeSchema ? { schema: config.storeSchema } : {}) }) : undefined;
+  const store: ResourceStore = pg ?? new SqliteStore(path.join(config.dataDir, 'hdx.db'));
+  const jti = pg ? new PgJtiStore(pg.query) : new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
+  if (pg)
+    await store.ping().catch(async (err: unknown) => {
+      await store.close();
+      throw new Error(`the PostgreSQL store (HDX_STORE) cannot be used: ${err instanceof Error ? err.message : String(err)}`);
+    });
   const metrics = createMetrics();
   const fabric = new FabricLedger(config, identity);
   // Writes callers wait on are counted, so the audit outbox's background delivery gives way to them.
@@ -200,7 +209,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
         await closeView();
         ledger.close();
         await store.close();
-        jti.close();
+        if (jti instanceof SqliteJtiStore) jti.close();
         custodianIds.close();
       },
     };
@@ -210,7 +219,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await closeView();
     ledger.close();
     await store.close();
-    jti.close();
+    if (jti instanceof SqliteJtiStore) jti.close();
     custodianIds.close();
     throw err;
   }

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { OperationOutcomeError } from '../errors';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { AuditOutbox } from './outbox';
@@ -25,7 +25,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
   let dir: string | undefined;
 
   function setup() {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const ledger = new FakeLedger();
     const log = newLogger('silent');
     const calls = { authorizeAndRecord: 0, recordAccess: 0 };
@@ -135,7 +135,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
 
   it('sync mode stays the default: no outbox, and /healthz has no outbox check', async () => {
     const ledger = new FakeLedger();
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const log = newLogger('silent');
     const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });
     expect(resources.access.auditMode).to.equal('sync');

@@ -1,7 +1,8 @@
 /**
  * Replay protection for single-use tokens: a `jti` is accepted once until the token expires.
- * The gateway uses the SQLite store so the protection survives restarts; the in-memory one is for
- * tests and single-process tools.
+ * The gateway uses the SQLite store so the protection survives restarts, or PostgreSQL (PgJtiStore) so
+ * that it holds across every gateway process sharing the database (a token used at one replica is
+ * refused at the others); the in-memory one is for tests and single-process tools.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +10,7 @@ import Database from 'better-sqlite3';
 
 export interface JtiStore {
   /** True if `jti` was recorded before and has not expired; otherwise records it until `expiresAtSec` and returns false. */
-  seen(jti: string, expiresAtSec: number): boolean;
+  seen(jti: string, expiresAtSec: number): Promise<boolean>;
 }
 
 export interface JtiStoreOptions {
@@ -31,7 +32,7 @@ export class MemoryJtiStore implements JtiStore {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   }
 
-  seen(jti: string, expiresAtSec: number): boolean {
+  async seen(jti: string, expiresAtSec: number): Promise<boolean> {
     const nowMs = this.#now();
     const nowSec = Math.floor(nowMs / 1000);
     if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
@@ -92,7 +93,7 @@ export class SqliteJtiStore implements JtiStore {
     this.#sweep = this.#db.prepare('DELETE FROM token_jti WHERE expires_at < ?');
   }
 
-  seen(jti: string, expiresAtSec: number): boolean {
+  async seen(jti: string, expiresAtSec: number): Promise<boolean> {
     const nowMs = this.#now();
     const nowSec = Math.floor(nowMs / 1000);
     if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
@@ -104,5 +105,41 @@ export class SqliteJtiStore implements JtiStore {
 
   close(): void {
     if (this.#owned) this.#db.close();
+  }
+}
+
+/** Runs one SQL statement on PostgreSQL (PgStore.query): the rows and how many it changed. */
+export type PgQuery = (sql: string, values: readonly unknown[]) => Promise<{ rows: unknown[]; rowCount: number }>;
+
+/**
+ * The `token_jti` table of the gateway's PostgreSQL store (its migrations create it), shared by every
+ * gateway process of the organization: the insert-or-take-over-if-expired is one atomic statement, so
+ * of two replicas shown the same token at the same moment exactly one accepts it.
+ */
+export class PgJtiStore implements JtiStore {
+  readonly #query: PgQuery;
+  readonly #now: () => number;
+  readonly #sweepIntervalMs: number;
+  #lastSweep = 0;
+
+  constructor(query: PgQuery, options: JtiStoreOptions = {}) {
+    this.#query = query;
+    this.#now = options.now ?? Date.now;
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  }
+
+  async seen(jti: string, expiresAtSec: number): Promise<boolean> {
+    const nowMs = this.#now();
+    const nowSec = Math.floor(nowMs / 1000);
+    if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
+      this.#lastSweep = nowMs;
+      await this.#query('DELETE FROM token_jti WHERE expires_at < $1', [nowSec]);
+    }
+    const r = await this.#query(
+      `INSERT INTO token_jti (jti, expires_at) VALUES ($1, $2)
+       ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE token_jti.expires_at < $3`,
+      [jti, expiresAtSec, nowSec],
+    );
+    return r.rowCount === 0;
   }
 }

@@ -463,7 +463,7 @@ async function verifyDidToken(token: string, alg: TokenAlgorithm, kid: string, o
   }
   // Last, so a token refused for another reason does not use up its jti. Keyed per DID (a jti chosen
   // by one DID cannot block another's) and kept while the token could still pass the exp check.
-  if (jtiStore.seen(`${did} ${jti}`, exp + tolerance)) throw unauthenticated('The token was already used (jti replay): make a new token for each request');
+  if (await jtiStore.seen(`${did} ${jti}`, exp + tolerance)) throw unauthenticated('The token was already used (jti replay): make a new token for each request');
   return {
     subject: did,
     did: actor.did,

@@ -2,10 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { validateResource } from '@hdx/fhir-mappers';
-import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import request from 'supertest';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore, testStoreSql } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -40,18 +39,13 @@ const bundle = (type: 'transaction' | 'batch', entry: object[]) => ({ resourceTy
 function setup() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bundle-'));
   const file = path.join(dir, 'hdx.db');
-  const store = new SqliteStore(file);
+  const store = testStore(file);
   const ledger = new FakeLedger();
   const { app, resources } = testApp({ store, ledger, baseUrl: BASE });
   /** Rows in every table that holds patient data: a failed transaction must leave none. */
-  const rows = (): Record<string, number> => {
-    const db = new Database(file, { readonly: true });
-    try {
-      const n = (t: string): number => (db.prepare(`SELECT COUNT(*) AS n FROM ${t}`).get() as { n: number }).n;
-      return { resource_version: n('resource_version'), patient_key: n('patient_key'), patient_did: n('patient_did') };
-    } finally {
-      db.close();
-    }
+  const rows = async (): Promise<Record<string, number>> => {
+    const n = async (t: string): Promise<number> => (await testStoreSql(file, `SELECT COUNT(*) AS n FROM ${t}`))[0]?.n as number;
+    return { resource_version: await n('resource_version'), patient_key: await n('patient_key'), patient_did: await n('patient_did') };
   };
   return { app, resources, store, ledger, rows, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
@@ -168,7 +162,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[3].resource.status']);
     expect(JSON.stringify(res.body)).to.not.include('not-a-status');
     expect(JSON.stringify(res.body)).to.not.include('Quist');
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
     expect(env.ledger.anchors.size).to.equal(0);
     expect(env.ledger.anchorBatchCalls).to.equal(0);
     expect(env.ledger.audit).to.have.length(0);
@@ -179,14 +173,14 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(res.status).to.equal(400);
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[2].resource.subject']);
     expect(res.body.issue[0].diagnostics).to.equal('Bundle.entry[2].resource.subject must reference a Patient held by this server');
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
   });
 
   it('a urn:uuid that is no entry of the Bundle: 400 naming the Reference', async () => {
     const res = await send(bundle('transaction', [post(patient(), P), post(observation('urn:uuid:00000000-0000-4000-8000-000000000000'))]));
     expect(res.status).to.equal(400);
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1].resource.subject.reference']);
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
   });
 
   it('the ledger refuses the AnchorBatch: nothing is kept (versions, keys, DID links) and a retry succeeds', async () => {
@@ -200,7 +194,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     const res = await send(tx);
     expect(res.status).to.equal(503);
     expect(res.body.issue[0].code).to.equal('transient');
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
     expect(env.ledger.audit).to.have.length(0);
 
     env.ledger.anchorBatch = real;
@@ -210,7 +204,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     // The anchors name the patient by the DID the transaction linked.
     expect(env.ledger.anchors.get(`Observation/${retry.body.entry[1].resource.id}/_history/1`)?.patient).to.equal(PATIENT_DID);
     expect(await env.store.patientByDid(PATIENT_DID)).to.equal(patientId);
-    expect(env.rows()).to.deep.equal({ resource_version: 3, patient_key: 1, patient_did: 1 });
+    expect(await env.rows()).to.deep.equal({ resource_version: 3, patient_key: 1, patient_did: 1 });
   });
 
   it('a conflict on the ledger fails the whole transaction, naming the entry whose version conflicts', async () => {
@@ -218,7 +212,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     const anchor = env.ledger.anchors.get(`Patient/${existing}/_history/1`);
     if (!anchor) throw new Error('setup');
     env.ledger.anchors.set(`Patient/${existing}/_history/2`, { ...anchor, versionId: '2', commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
-    const before = env.rows();
+    const before = await env.rows();
     const res = await send(
       bundle('transaction', [
         post(observation(`Patient/${existing}`)),
@@ -228,7 +222,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(res.status).to.equal(409);
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1]']);
     expect(res.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: /);
-    expect(env.rows()).to.deep.equal(before);
+    expect(await env.rows()).to.deep.equal(before);
     expect([...env.ledger.anchors.keys()].filter((k) => k.startsWith('Observation/'))).to.have.length(0);
     expect(
       (
@@ -319,7 +313,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     };
     const res = await send(bundle('transaction', [post(patient(), P), ...Array.from({ length: 600 }, () => post(observation(P)))]));
     expect(res.status).to.equal(503);
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
     expect(env.ledger.anchors.size).to.equal(0);
   });
 
@@ -358,7 +352,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     );
     expect(res.status).to.equal(413);
     expect(res.body.issue[0].diagnostics).to.include(`at most ${MAX_BUNDLE_ENTRIES} entries`);
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
   });
 
   it("a Bundle larger than 5 MB is read from the custodian's own staff (up to 64 MB), and refused (413) from another member's user before any work", async () => {
@@ -383,7 +377,7 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(expressions(res.body)).to.deep.equal(['Bundle.entry[1]']);
     const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
     expect((await send(bundle('transaction', [post(patient(), P)]), other)).status).to.equal(403);
-    expect(env.rows()).to.deep.equal(EMPTY);
+    expect(await env.rows()).to.deep.equal(EMPTY);
   });
 
   it('answers 400 for a body that is not a transaction or batch Bundle', async () => {
@@ -575,14 +569,14 @@ describe('conditional create and conditional references (fake ledger)', () => {
   it('a conditional reference matching none is a 400, several a 412; nothing is written and the query is not echoed', async () => {
     await createMrn('55');
     await createMrn('55');
-    const before = env.rows();
+    const before = await env.rows();
     const none = await send(bundle('transaction', [post(observation(`Patient?identifier=${MRN}|00`))]));
     expect(none.status).to.equal(400);
     expect(expressions(none.body)).to.deep.equal(['Bundle.entry[0].resource.subject']);
     const several = await send(bundle('transaction', [post(observation(`Patient?identifier=${MRN}|55`))]));
     expect(several.status).to.equal(412);
     expect(JSON.stringify(several.body)).to.not.include('|55');
-    expect(env.rows()).to.deep.equal(before);
+    expect(await env.rows()).to.deep.equal(before);
     // Another organization's user learns nothing: 403 before any match is looked up, for a reference or an ifNoneExist.
     const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
     for (const q of ['55', '00']) {

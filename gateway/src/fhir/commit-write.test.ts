@@ -7,7 +7,7 @@ import { AuditOutbox } from '../audit/outbox';
 import { type AccessEntryInput, type Anchor, type AnchorInput, type AuditEntry, type TransactionOutcome, withUnsettledTransaction } from '../ledger/ledger-client';
 import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import type { ResourceStore } from '../store/store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
@@ -156,7 +156,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     return s;
   }
 
-  function outboxFor(store: SqliteStore, ledger: FakeLedger): AuditOutbox {
+  function outboxFor(store: ResourceStore, ledger: FakeLedger): AuditOutbox {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-commit-'));
     dirs.push(dir);
     const o = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger, log, flushMs: 3_600_000, changes: store });
@@ -207,7 +207,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('review PoC G4 turned around: the ledger commits, then times out → the update is acknowledged, and the next update succeeds', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.commitThenTimeout = 1;
@@ -224,7 +224,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('a timeout where nothing committed: discarded (504 as the ledger said), and the retry succeeds', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.timeoutBeforeCommit = 1;
@@ -238,7 +238,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('a create that timed out with nothing committed leaves no patient key, no anchor and no version', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     ledger.timeoutBeforeCommit = 1;
     const plan = new WritePlan();
@@ -253,7 +253,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('a transaction the orderer holds is not discarded for being absent: it commits late, and the next update follows it (review #7, the late commit)', async () => {
     const ledger = new HeldLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.hold = 1;
@@ -276,7 +276,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('a held transaction the orderer dropped is committed by sending it again when it is settled', async () => {
     const ledger = new HeldLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.hold = 1;
@@ -288,7 +288,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('the ledger cannot tell yet: 504 "being settled", the version stays pending (never served); a later update gets 503, then, once the version is known to be committed, follows it (version 3)', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.commitThenTimeout = 1;
@@ -312,7 +312,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it("an unsettled write is settled by settlePending, and by itself (an unref'd timer) once the ledger answers", async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     resources.settleRetryMs = 20;
     const { patientId, obsId } = await seed(resources);
@@ -329,7 +329,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('startSettling: settles on a fixed interval as well (for the server to schedule); stopSettling ends it', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     resources.settleRetryMs = 3_600_000; // not the self-armed retry
     const { patientId, obsId } = await seed(resources);
@@ -353,7 +353,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('an unexpected failure (INTERNAL) stays the error answered, and the write is still asked about, never just dropped', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { patientId, obsId } = await seed(resources);
     ledger.failWith = new OperationOutcomeError('INTERNAL', 'anchoring failed');
@@ -367,7 +367,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('an unsettled create that the ledger turns out not to have is removed whole: its patient key goes too', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     ledger.timeoutBeforeCommit = 1;
     ledger.queriesDown = true;
@@ -385,7 +385,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('async mode: a crash between anchoring and marking → settlePending keeps the version AND hands its change entry to the outbox', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const outbox = outboxFor(store, ledger);
     const resources = service(store, ledger, outbox);
     const { patientId, obsId } = await seed(resources);
@@ -425,7 +425,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('async mode: the change entries are ready in the store in the same transaction that marks the write anchored', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const outbox = outboxFor(store, ledger);
     const resources = service(store, ledger, outbox);
     ledger.commitThenTimeout = 1; // the ambiguous path too
@@ -445,7 +445,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('sync mode beyond 200 change entries: a failed recording is not swallowed: kept in the store and delivered by settlePending', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     resources.settleRetryMs = 3_600_000;
     const plan = new WritePlan();
@@ -464,7 +464,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
   it('over HTTP (review PoC G4, turned around): the timed-out update is 200, later updates 200; while the ledger cannot tell, 504 then 503 OperationOutcomes', async () => {
     const FHIR = 'application/fhir+json';
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = service(store, ledger);
     const { app } = testApp({ store, ledger, log, resources, mspId: MSP });
     const user = asCaller({ did: staff.did, organization: MSP, purpose: 'TREAT', scope: 'user/*.*' });
@@ -501,7 +501,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
 
   it('a batch that commits and times out is acknowledged whole (AnchorBatch)', async () => {
     const ledger = new AmbiguousLedger(MSP);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const outbox = outboxFor(store, ledger);
     const resources = service(store, ledger, outbox);
     const plan = new WritePlan();

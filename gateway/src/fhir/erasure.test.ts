@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { hl7v2ToBundle } from '@hdx/fhir-mappers';
 import { CustodianIds } from '../store/custodian-ids';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import type { Caller } from './access-control';
 import { ErasureService } from './erasure';
@@ -16,7 +16,7 @@ const ADT = 'MSH|^~\\&|APP|FAC^1.2.3.4^ISO|HDX|HDX|20240101120000+0100||ADT^A04|
 
 describe('ErasureService', () => {
   async function setup() {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const ledger = new FakeLedger();
     const log = newLogger('silent');
     const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });

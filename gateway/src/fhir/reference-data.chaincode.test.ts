@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { H2_GATEWAY, registerDid } from '@hdx/chaincode/dist/test-support/registry';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import type { Caller } from './policy';
 import { ResourceService } from './resource-service';
@@ -19,7 +19,7 @@ describe('reference data over the real chaincode contracts', () => {
     const h1 = new ContractLedger('Hospital1MSP', { chain });
     const doctor = await registerDid(chain, 'practitioner');
     const foreign = await registerDid(chain, 'practitioner', H2_GATEWAY);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const resources = new ResourceService({ store, ledger: h1, log: newLogger('silent'), mspId: 'Hospital1MSP' });
     const staff: Caller = { did: doctor.did, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'practitioner', actorAuth: 'idp', local: true };
     const other: Caller = { did: foreign.did, organization: 'Hospital2MSP', purpose: 'TREAT', kind: 'practitioner', actorAuth: 'did', local: false };

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
+import type { ResourceStore } from '../store/store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { commitmentOf, patientPseudonym, versionKey } from '../model/commitment';
 import { ResourceService } from './resource-service';
@@ -8,7 +9,7 @@ import { ResourceService } from './resource-service';
 describe('ResourceService.settlePending (crash between store and ledger)', () => {
   const content = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' } };
 
-  async function pending(store: SqliteStore): Promise<void> {
+  async function pending(store: ResourceStore): Promise<void> {
     await store.insertPending({
       resourceType: 'Patient',
       id: 'p1',
@@ -23,7 +24,7 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
   }
 
   it('keeps a pending version the ledger has anchored with the same commitment', async () => {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const ledger = new FakeLedger();
     await pending(store);
     const key = await store.patientKey('p1');
@@ -41,7 +42,7 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
   });
 
   it('a new Patient that never reached the ledger leaves no key or DID link behind', async () => {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     await pending(store);
     await store.patientKey('p1');
     await store.linkPatientDid('p1', `did:hdx:${'z'.repeat(43)}`);
@@ -52,7 +53,7 @@ describe('ResourceService.settlePending (crash between store and ledger)', () =>
   });
 
   it('removes a pending version the ledger never anchored', async () => {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     await pending(store);
     await store.patientKey('p1');
     const svc = new ResourceService({ store, ledger: new FakeLedger(), log: newLogger('silent'), mspId: 'Hospital1MSP' });

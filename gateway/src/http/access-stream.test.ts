@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { createParser } from 'eventsource-parser';
 import type { RequestHandler } from 'express';
 import request from 'supertest';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { compositeKey, FakePeer, type TestTransaction } from '../test-support/blocks';
 import { asCaller, fakeAuthenticate, type TestCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
@@ -144,7 +144,7 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
   const clients: Client[] = [];
 
   async function start(authenticate: RequestHandler = fakeAuthenticate): Promise<void> {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
+    const { app } = testApp({ store: testStore(), ledger, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -332,7 +332,7 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
   });
 
   it('is not offered without a block source', async () => {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger });
+    const { app } = testApp({ store: testStore(), ledger });
     server = createServer(app);
     const res = await request(app)
       .get('/fhir/AuditEvent/$stream')

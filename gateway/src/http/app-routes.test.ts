@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
 
@@ -18,7 +18,7 @@ describe('/app: the patient web app', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  const app = (webappDir: string) => testApp({ store: new SqliteStore(':memory:'), ledger: new FakeLedger(), baseUrl: 'https://h1.example/fhir', webappDir }).app;
+  const app = (webappDir: string) => testApp({ store: testStore(), ledger: new FakeLedger(), baseUrl: 'https://h1.example/fhir', webappDir }).app;
 
   it('serves the built app at /app/ with a strict content security policy, and /app redirects to /app/', async () => {
     const a = app(dir);

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { newLogger } from '../logger';
 import { OperationOutcomeError } from '../errors';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -21,7 +21,7 @@ const staff = asCaller({ did: DR_H1, organization: 'Hospital1MSP', purpose: 'TRE
 const other = asCaller({ did: DR_H2, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
 
 function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const { app, resources } = testApp({ store, ledger, log, baseUrl: BASE });
@@ -442,7 +442,7 @@ describe('gateway HTTP (fake ledger)', () => {
   });
 
   it("with view anchors, a read's integrity check takes the view's anchor (no ledger call); a version the view lacks asks the ledger; tampered content is still withheld; $verify asks the ledger", async () => {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const ledger = new FakeLedger();
     const view = new Map<string, Anchor>();
     const resources = new ResourceService({

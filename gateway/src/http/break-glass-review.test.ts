@@ -9,7 +9,7 @@ import { H2_GATEWAY, registerDid, signedBy } from '@hdx/chaincode/dist/test-supp
 import type { TestKey } from '@hdx/chaincode/dist/test-support/keys';
 import { BREAK_GLASS_REVIEW_EXTENSION, REVIEW_OUTCOME_SYSTEM } from '../fhir/break-glass-review';
 import { LEDGER_EVENT_ID_EXTENSION } from '../fhir/audit-events';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import { asCaller, type TestCaller } from '../test-support/fake-auth';
 import { testApp } from '../test-support/test-app';
@@ -88,8 +88,8 @@ describe('POST /fhir/AuditEvent/<eventId>/$review and the review queue (real con
     expect(broke.breakGlass).to.equal(true);
     breakGlassId = broke.eventId;
     treatmentId = (await h1.authorizeAndRecord({ actor: doctor.did, actorOrganization: 'Hospital2MSP', actorAuth: 'did', purpose: 'TREAT', resource })).eventId;
-    regulator = testApp({ store: new SqliteStore(':memory:'), ledger: new ContractLedger('RegulatorMSP', { chain }), mspId: 'RegulatorMSP' }).app;
-    hospital1 = testApp({ store: new SqliteStore(':memory:'), ledger: h1 }).app;
+    regulator = testApp({ store: testStore(), ledger: new ContractLedger('RegulatorMSP', { chain }), mspId: 'RegulatorMSP' }).app;
+    hospital1 = testApp({ store: testStore(), ledger: h1 }).app;
   });
 
   it('lists the open entry, records the outcome on the ledger, and the entry leaves the queue showing it', async () => {

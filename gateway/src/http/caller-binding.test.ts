@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { loggablePath, redactIds } from './app';
@@ -25,7 +25,7 @@ const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT'
 const asPatient = (who: string, scope = 'patient/*.*') => asCaller({ did: who, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope, tokenKind: 'did' });
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   // As the chaincode decides these cases: the patient (or an active guardian) sees its own records;
   // the custodian's practitioners treat; nothing else is permitted without a consent.

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -22,7 +22,7 @@ const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT'
 const asPatient = (who: string) => asCaller({ did: who, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.*', tokenKind: 'did' });
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   ledger.decide = (req, anchor) => {
     const patient = anchor?.patient ?? req.patient;

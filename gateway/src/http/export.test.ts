@@ -11,7 +11,7 @@ import request from 'supertest';
 import { ExportService } from '../fhir/operations/export';
 import { DID_IDENTIFIER_SYSTEM, ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -42,7 +42,7 @@ type Manifest = {
 
 async function setup(opts: { pageSize?: number } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-export-'));
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   ledger.decide = (req, anchor) => {
     const patient = anchor?.patient ?? req.patient;
@@ -405,7 +405,7 @@ describe('Bulk Data $export (HTTP)', () => {
 
 describe('SMART discovery and the CapabilityStatement', () => {
   it('serves /.well-known/smart-configuration without a token, true to what the gateway accepts', async () => {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger: new FakeLedger(), baseUrl: BASE, idpIssuer: 'https://idp.hospital1.example' });
+    const { app } = testApp({ store: testStore(), ledger: new FakeLedger(), baseUrl: BASE, idpIssuer: 'https://idp.hospital1.example' });
     for (const url of ['/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration']) {
       const res = await request(app).get(url);
       expect(res.status, url).to.equal(200);
@@ -420,13 +420,13 @@ describe('SMART discovery and the CapabilityStatement', () => {
       expect(res.body.hdx_accepted_tokens[0].issuer).to.equal('https://idp.hospital1.example');
       expect(res.body.hdx_accepted_tokens[1].audience).to.equal(BASE);
     }
-    const without = testApp({ store: new SqliteStore(':memory:'), ledger: new FakeLedger(), baseUrl: BASE }).app;
+    const without = testApp({ store: testStore(), ledger: new FakeLedger(), baseUrl: BASE }).app;
     const res = await request(without).get('/.well-known/smart-configuration');
     expect((res.body.hdx_accepted_tokens as Array<{ kind: string }>).map((t) => t.kind)).to.deep.equal(['did', 'delegated']);
   });
 
   it('lists the export operations in the CapabilityStatement', async () => {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger: new FakeLedger(), baseUrl: BASE });
+    const { app } = testApp({ store: testStore(), ledger: new FakeLedger(), baseUrl: BASE });
     const res = await request(app).get('/fhir/metadata');
     const rest = res.body.rest[0] as {
       operation: Array<{ name: string; definition: string }>;
@@ -440,7 +440,7 @@ describe('SMART discovery and the CapabilityStatement', () => {
   });
 
   it('answers the export routes with an OperationOutcome when exports are not configured', async () => {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger: new FakeLedger(), baseUrl: BASE });
+    const { app } = testApp({ store: testStore(), ledger: new FakeLedger(), baseUrl: BASE });
     const res = await request(app)
       .get('/fhir/$export')
       .set(...staff)

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -22,7 +22,7 @@ const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT'
 type SearchBundle = { total: number; entry?: Array<{ resource: { resourceType: string; id: string }; search: { mode: string } }> };
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   /** Resource types another member's practitioner is denied (as a consent excluding them would). */
   const denied = new Set<string>();

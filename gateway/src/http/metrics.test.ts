@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { newLogger } from '../logger';
 import { createMetrics, instrumentLedger } from '../metrics';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -12,7 +12,7 @@ describe('/metrics', () => {
     const metrics = createMetrics();
     const fake = new FakeLedger();
     const ledger = instrumentLedger(fake, metrics);
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const log = newLogger('silent');
     const { app } = testApp({ store, ledger, log, baseUrl: 'http://x/fhir', metrics });
     const staff = asCaller({ did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT' });

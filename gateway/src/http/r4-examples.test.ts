@@ -15,7 +15,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { SUPPORTED_TYPES } from '../model/definitions';
 import { indexedParamsOf, indexEntriesOf } from '../store/search-index';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -156,7 +156,7 @@ describe('the official R4 examples (hl7.fhir.r4.examples 4.0.1) through the HTTP
   this.timeout(900_000);
 
   it('every example of every type held here is created, read back unchanged, valid, and found by _id and by one other search parameter; the refused ones are refused for their listed reason', async () => {
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     const { app } = testApp({ store, ledger: new FakeLedger(), rateLimits: { perIdentity: 1_000_000, perIp: 1_000_000 } });
     const post = (type: string, body: string) =>
       request(app)

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -24,7 +24,7 @@ const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TRE
 const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   /** Resource types another member's practitioner is denied (as a consent excluding them would). */
   const denied = new Set<string>();

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { SUBSETTED } from '../fhir/subsetting';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -26,7 +26,7 @@ type Entry = { resource: Record<string, unknown> & { id: string; meta?: { tag?: 
 type SearchBundle = { total?: number; entry?: Entry[]; link: Array<{ relation: string; url: string }> };
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   /**
    * Clinical months another member's practitioner may not see, '' for undated data (as a consent whose

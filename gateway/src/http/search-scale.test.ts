@@ -5,7 +5,6 @@
  * may see, and a class altered in the store never releases what the anchor's own facts would not.
  */
 import { expect } from 'chai';
-import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,7 +12,7 @@ import request from 'supertest';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
 import { MAX_COUNT } from '../fhir/search-params';
 import type { EvaluateRequest } from '../ledger/ledger-client';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore, testStoreSql } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -62,7 +61,7 @@ describe('search of any size: consent inside the query (HTTP, fake ledger)', fun
       [OTHER, 'practitioner'],
       [ALICE, 'patient'],
     ]);
-    ({ app } = testApp({ store: new SqliteStore(file), ledger }));
+    ({ app } = testApp({ store: testStore(file), ledger }));
     const alice = await poster(app, staff)({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ALICE }] });
     const entry = Array.from({ length: N }, (_, i) => {
       const month = MONTHS[i % MONTHS.length] as string;
@@ -159,12 +158,7 @@ describe('search of any size: consent inside the query (HTTP, fake ledger)', fun
 
   it('a class altered in the store to a permitted one does not release the version: its anchor says otherwise', async () => {
     const hiddenId = [...visibleToOther].find(([, v]) => !v)?.[0] as string;
-    const db = new Database(file);
-    try {
-      db.prepare(`UPDATE resource_version SET access_class = ? WHERE resource_type = 'Observation' AND id = ?`).run(JSON.stringify(['2024-03', []]), hiddenId);
-    } finally {
-      db.close();
-    }
+    await testStoreSql(file, `UPDATE resource_version SET access_class = ? WHERE resource_type = 'Observation' AND id = ?`, [JSON.stringify(['2024-03', []]), hiddenId]);
     const res = await request(app)
       .get(`/fhir/Observation?patient=${ALICE}&_id=${hiddenId}`)
       .set(...other);

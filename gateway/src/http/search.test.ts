@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import request from 'supertest';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -16,7 +16,7 @@ const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT'
 const LOINC = 'http://loinc.org';
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   await ledger.registerDid({ did: DR, kind: 'practitioner' });
   const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import request from 'supertest';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
@@ -22,7 +22,7 @@ const fixture = (name: string): Record<string, unknown> =>
 type ResponseBundle = { type: string; entry: Array<{ response: { status: string; location?: string; outcome?: unknown } }> };
 
 async function setup() {
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   await ledger.registerDid({ did: DR, kind: 'practitioner' });
   const { app } = testApp({ store, ledger, subjectLinkSecret: Buffer.alloc(32, 5), idpIssuer: 'https://idp.hospital1.example' });

@@ -8,7 +8,7 @@ import request from 'supertest';
 import type { Caller } from '../fhir/policy';
 import { ErasureService } from '../fhir/erasure';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { CustodianIds } from '../store/custodian-ids';
@@ -31,7 +31,7 @@ const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
 function setup(options: { ids?: boolean } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-ingest-'));
-  const store = new SqliteStore(path.join(dir, 'hdx.db'));
+  const store = testStore(path.join(dir, 'hdx.db'));
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const ids = new CustodianIds(SECRET, path.join(dir, 'id-epochs.db'));

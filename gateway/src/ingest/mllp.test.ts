@@ -7,7 +7,8 @@ import { ErasureService } from '../fhir/erasure';
 import type { Caller } from '../fhir/policy';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
+import type { ResourceStore } from '../store/store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { CustodianIds } from '../store/custodian-ids';
 import { IngestService } from './ingest-service';
@@ -48,7 +49,7 @@ function exchange(port: number, chunks: Buffer[], n: number): Promise<string[]> 
 
 describe('MLLP listener (fake ledger)', () => {
   let dir: string;
-  let store: SqliteStore;
+  let store: ResourceStore;
   let ledger: FakeLedger;
   let listener: MllpListener;
   let ids: CustodianIds;
@@ -57,7 +58,7 @@ describe('MLLP listener (fake ledger)', () => {
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-mllp-'));
-    store = new SqliteStore(path.join(dir, 'hdx.db'));
+    store = testStore(path.join(dir, 'hdx.db'));
     ledger = new FakeLedger();
     const log = newLogger('silent');
     // What the listener logs, to check it names no id.

@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import express, { type RequestHandler } from 'express';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
+import type { ResourceStore } from '../store/store';
 import { asCaller, fakeAuthenticate } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { type MiniFhirServer, startMiniFhirServer } from '../test-support/mini-fhir-server';
@@ -28,7 +29,7 @@ const bearerAsTestAuth: RequestHandler = (req, res, next) => {
 interface Env {
   ehr: MiniFhirServer;
   gatewayBase: string;
-  store: SqliteStore;
+  store: ResourceStore;
   ledger: FakeLedger;
   /** The gateway's keyed ids (its custodian secret): the local id of an EHR resource. */
   ids: CustodianIds;
@@ -40,7 +41,7 @@ interface Env {
 
 async function setup(): Promise<Env> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-sync-'));
-  const store = new SqliteStore(path.join(dir, 'hdx.db'));
+  const store = testStore(path.join(dir, 'hdx.db'));
   const ledger = new FakeLedger();
   const log = newLogger('silent');
   const resources = new ResourceService({ store, ledger, log, mspId: 'Hospital1MSP' });

@@ -6,20 +6,17 @@ import { OperationOutcomeError } from '../errors';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
 import { accessClassOf } from '../model/access-class';
 import { indexEntriesOf } from './search-index';
+import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
-  Criterion,
-  DateFilter,
   HistoryQuery,
   IndexEntry,
   NewVersion,
-  NumberValue,
   PendingWrite,
   PendingWriteRef,
   ReadyChange,
   ResourceStore,
   SearchClass,
-  SortKey,
   StoredPendingWrite,
   StoreQuery,
   StoredVersion,
@@ -27,32 +24,13 @@ import type {
 } from './store';
 import { searchClassKey } from './store';
 
-function likeEscape(s: string): string {
-  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-/**
- * FHIR date comparisons on normalized values (dates as given, date-times as UTC ISO strings), treating a
- * partial date as the whole range it names: ge 2024-01 includes 2024-01-15T10:00Z, le 2024-01 includes
- * the whole of January.
- */
-function dateFilters(where: string[], params: Record<string, unknown>, column: string, name: string, filters: readonly DateFilter[]): void {
-  filters.forEach((f, i) => {
-    const p = `${name}${i}`;
-    const end = `${p}e`;
-    params[p] = f.value;
-    params[end] = `${f.value}\uffff`;
-    const clause = {
-      eq: `(${column} >= @${p} AND ${column} < @${end})`,
-      ne: `NOT (${column} >= @${p} AND ${column} < @${end})`,
-      ge: `${column} >= @${p}`,
-      gt: `${column} >= @${end}`,
-      le: `${column} < @${end}`,
-      lt: `${column} < @${p}`,
-    }[f.op];
-    where.push(`(${column} IS NOT NULL AND ${clause})`);
-  });
-}
+/** SQLite: the permitted class keys as a JSON array, read with json_each. */
+const SQLITE: SqlDialect = {
+  classesIn: (expr, name, values, params) => {
+    params[name] = JSON.stringify(values);
+    return `${expr} IN (SELECT value FROM json_each(@${name}))`;
+  },
+};
 
 interface SearchColumnRow {
   resource_type: string;
@@ -72,146 +50,6 @@ function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Databas
 }
 
 const INSERT_INDEX = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-
-/** The same version as `rv` (the row alias `a` of search_index). */
-const sameVersion = (a: string): string => `${a}.resource_type = rv.resource_type AND ${a}.id = rv.id AND ${a}.version_id = rv.version_id`;
-
-/**
- * A number or quantity value against a row's [n1, n2] (a point or a Range): eq the target within the
- * search value's precision range [lo, hi); gt/ge/lt/le some of the target beyond the value; sa/eb all of
- * it after/before; ap the target overlapping the value ±10%.
- */
-function numberCond(a: string, v: NumberValue, bind: (suffix: string, value: number) => string): string {
-  const value = (): string => bind('v', v.value);
-  switch (v.op) {
-    case 'eq':
-      return `(${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
-    case 'ne':
-      return `NOT (${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
-    case 'gt':
-      return `${a}.n2 > ${value()}`;
-    case 'ge':
-      return `${a}.n2 >= ${value()}`;
-    case 'lt':
-      return `${a}.n1 < ${value()}`;
-    case 'le':
-      return `${a}.n1 <= ${value()}`;
-    case 'sa':
-      return `${a}.n1 > ${value()}`;
-    case 'eb':
-      return `${a}.n2 < ${value()}`;
-    case 'ap': {
-      const d = Math.abs(v.value) * 0.1;
-      return `(${a}.n1 <= ${bind('h', v.value + d)} AND ${a}.n2 >= ${bind('l', v.value - d)})`;
-    }
-  }
-}
-
-/**
- * The condition on the search_index row `a` that one of a criterion's values (OR) holds, without its
- * parameter (the caller names the row). Negation (:not, ne of a date) is the caller's.
- */
-function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: string, name: string, params: Record<string, unknown>): string {
-  const bind = (i: number, suffix: string, value: string | number): string => {
-    params[`${name}_${i}${suffix}`] = value;
-    return `@${name}_${i}${suffix}`;
-  };
-  // No value at all (a chain none of whose targets the caller may see): nothing matches.
-  if ('values' in c && c.values.length === 0) return '0';
-  switch (c.kind) {
-    case 'token': {
-      const ors = c.values.map((v, i) => {
-        const parts = [...(v.system !== undefined ? [`${a}.v1 = ${bind(i, 's', v.system)}`] : []), ...(v.code !== undefined ? [`${a}.v2 = ${bind(i, 'c', v.code)}`] : [])];
-        return parts.length > 0 ? `(${parts.join(' AND ')})` : '1';
-      });
-      return ors.join(' OR ');
-    }
-    case 'string':
-      return c.values
-        .map((v, i) =>
-          c.match === 'exact' ? `${a}.v2 = ${bind(i, '', v)}` : `${a}.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(v)}%` : `${likeEscape(v)}%`)} ESCAPE '\\'`,
-        )
-        .join(' OR ');
-    case 'reference':
-      return c.values.map((v, i) => (v.ref !== undefined ? `${a}.v1 = ${bind(i, 'r', v.ref)}` : `${a}.v2 = ${bind(i, 'i', v.id ?? '')}`)).join(' OR ');
-    case 'uri':
-      return c.values.map((v, i) => `${a}.v1 = ${bind(i, '', v)}`).join(' OR ');
-    case 'date': {
-      const lo = bind(0, 'l', c.value);
-      const hi = bind(0, 'h', `${c.value}\uffff`);
-      const within = `(${a}.v1 >= ${lo} AND ${a}.v2 <= ${hi})`;
-      return { eq: within, ne: `NOT ${within}`, ge: `${a}.v2 > ${lo}`, gt: `${a}.v2 > ${hi}`, le: `${a}.v1 < ${hi}`, lt: `${a}.v1 < ${lo}` }[c.op];
-    }
-    case 'number':
-      return c.values.map((v, i) => `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))})`).join(' OR ');
-    case 'quantity':
-      return c.values
-        .map((v, i) => {
-          const unit =
-            v.system !== undefined && v.system !== ''
-              ? ` AND ${a}.v1 = ${bind(i, 's', v.system)} AND ${a}.v2 = ${bind(i, 'c', v.code ?? '')}`
-              : v.code !== undefined
-                ? ` AND (${a}.v2 = ${bind(i, 'c', v.code)} OR ${a}.v3 = ${bind(i, 'c', v.code)})`
-                : '';
-          return `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))}${unit})`;
-        })
-        .join(' OR ');
-  }
-}
-
-/**
- * One criterion on the search index, as an SQL condition on the version `rv`: values OR'ed inside one
- * EXISTS. Dates are ranges [v1, v2) compared as FHIR says (eq: within the search range; ge/gt/le/lt:
- * the ranges overlap beyond the search value). A composite value joins its components' rows of one
- * element (same `grp`).
- */
-/**
- * One criterion as SQL on `rv`: the versions whose index rows meet it, as an uncorrelated subquery
- * (`(type, id, version) IN (SELECT ...)`), which SQLite runs once through search_index_value and then
- * looks each version up by primary key. (A correlated EXISTS per version made it scan every row of the
- * parameter for every version of the type: quadratic, seconds on 10,000 Observations.)
- */
-function criterionSql(c: Criterion, name: string, params: Record<string, unknown>): string {
-  const exists = (cond: string): string => {
-    params[`${name}p`] = c.param;
-    return `(rv.resource_type, rv.id, rv.version_id) IN (SELECT si.resource_type, si.id, si.version_id FROM search_index si WHERE si.resource_type = @type AND si.param = @${name}p AND (${cond}))`;
-  };
-  switch (c.kind) {
-    case 'missing':
-      return c.missing ? `NOT ${exists('1')}` : exists('1');
-    case 'token':
-      return c.not ? `NOT ${exists(valueCond(c, 'si', name, params))}` : exists(valueCond(c, 'si', name, params));
-    case 'composite': {
-      const ors = c.values.map((components, i) => {
-        const rows = components.map((_, j) => `search_index s${j}`).join(', ');
-        const conds = components.map((comp, j) => {
-          const n = `${name}v${i}c${j}`;
-          params[`${n}p`] = comp.param;
-          if (comp.kind === 'missing' || comp.kind === 'composite') throw new Error('a composite component is a plain criterion');
-          const sameRow = j === 0 ? 's0.resource_type = @type' : `s${j}.resource_type = s0.resource_type AND s${j}.id = s0.id AND s${j}.version_id = s0.version_id`;
-          return `${sameRow} AND s${j}.param = @${n}p AND s${j}.grp = s0.grp AND (${valueCond(comp, `s${j}`, n, params)})`;
-        });
-        return `(rv.resource_type, rv.id, rv.version_id) IN (SELECT s0.resource_type, s0.id, s0.version_id FROM ${rows} WHERE ${conds.join(' AND ')})`;
-      });
-      return `(${ors.join(' OR ')})`;
-    }
-    default:
-      return exists(valueCond(c, 'si', name, params));
-  }
-}
-
-/** ORDER BY terms of `_sort` keys (lowest value ascending, highest descending, none last), then lastUpdated and id. */
-function orderBy(keys: readonly SortKey[], params: Record<string, unknown>): string {
-  const terms = keys.map((k, i) => {
-    const dir = k.descending ? 'DESC' : 'ASC';
-    if (k.on === 'id') return `rv.id ${dir}`;
-    if (k.on === 'lastUpdated') return `rv.last_updated ${dir}`;
-    params[`sort${i}`] = k.param;
-    const value = `(SELECT ${k.descending ? 'MAX' : 'MIN'}(ss.${k.on}) FROM search_index ss WHERE ${sameVersion('ss')} AND ss.param = @sort${i})`;
-    return `${value} IS NULL, ${value} ${dir}`;
-  });
-  return [...terms, 'rv.last_updated', 'rv.id'].join(', ');
-}
 
 /** Index rows of a version's content (migrations and writes alike). */
 function indexRow(v: { resourceType: string; id: string; versionId: number }, e: IndexEntry): unknown[] {
@@ -342,11 +180,6 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
-
-/** A match's group in searchClasses and StoreQuery.classes: its class, or the version itself when it has none. */
-const CLASS_OF_ROW = "COALESCE(rv.access_class, '#' || rv.id || '/' || rv.version_id)";
-/** The key of a (patient, class) group: a row's patient and class, or a SearchClass's. */
-const KEY_OF_ROW = `IFNULL(rv.patient_id, '') || char(31) || ${CLASS_OF_ROW}`;
 
 function migrate(db: Database.Database): void {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -661,57 +494,19 @@ export class SqliteStore implements ResourceStore {
     return rows.map(toVersion);
   }
 
-  /** WHERE terms (and their parameters) of a query's filters: current, anchored, not deleted, matching. */
-  #where(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params: Record<string, unknown>): string[] {
-    const where = [
-      'rv.resource_type = @type',
-      "rv.state = 'anchored'",
-      'rv.deleted = 0',
-      "rv.version_id = (SELECT MAX(r2.version_id) FROM resource_version r2 WHERE r2.resource_type = rv.resource_type AND r2.id = rv.id AND r2.state = 'anchored')",
-    ];
-    params.type = q.resourceType;
-    const list = (name: string, values: readonly string[]): string => {
-      values.forEach((v, i) => (params[`${name}${i}`] = v));
-      return values.map((_, i) => `@${name}${i}`).join(', ');
-    };
-    if (q.ids) where.push(q.ids.length === 0 ? '0' : `rv.id IN (${list('id', q.ids)})`);
-    if (q.patientIds) where.push(q.patientIds.length === 0 ? '0' : `rv.patient_id IN (${list('pt', q.patientIds)})`);
-    if (q.codes && q.codes.length > 0) {
-      // Tokens are stored as ` system|code ` (a coding without system as ` |code `).
-      const ors = q.codes.map((c, i) => {
-        params[`code${i}`] = c.includes('|') ? `% ${likeEscape(c)} %` : `%|${likeEscape(c)} %`;
-        return `rv.codes LIKE @code${i} ESCAPE '\\'`;
-      });
-      where.push(`(${ors.join(' OR ')})`);
-    }
-    (q.criteria ?? []).forEach((c, i) => where.push(criterionSql(c, `c${i}`, params)));
-    dateFilters(where, params, 'rv.last_updated', 'lu', q.lastUpdated ?? []);
-    dateFilters(where, params, 'rv.clinical_date', 'cd', q.date ?? []);
-    if (q.after) {
-      params.afterLu = q.after.lastUpdated;
-      params.afterId = q.after.id;
-      where.push('(rv.last_updated > @afterLu OR (rv.last_updated = @afterLu AND rv.id > @afterId))');
-    }
-    if (q.classes) {
-      params.classes = JSON.stringify(q.classes);
-      where.push(q.classes.length === 0 ? '0' : `${KEY_OF_ROW} IN (SELECT value FROM json_each(@classes))`);
-    }
-    return where;
-  }
-
   async search(q: StoreQuery): Promise<StoredVersion[]> {
     const params: Record<string, unknown> = { limit: q.limit, offset: q.offset ?? 0 };
-    const where = this.#where(q, params);
+    const where = whereOf(q, params, SQLITE);
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
     return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
   }
 
   async searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]> {
     const params: Record<string, unknown> = {};
-    const where = this.#where(q, params);
+    const where = whereOf(q, params, SQLITE);
     const sql = `SELECT rv.patient_id AS patient_id, rv.access_class AS access_class, ${CLASS_OF_ROW} AS cls,
                         MIN(rv.id) AS id, MIN(rv.version_id) AS version_id, COUNT(*) AS n
-                   FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, cls`;
+                   FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, rv.access_class, cls`;
     const rows = this.#db.prepare(sql).all(params) as Array<{ patient_id: string | null; access_class: string | null; cls: string; id: string; version_id: number; n: number }>;
     return rows.map((r) => ({
       key: searchClassKey({ patientId: r.patient_id, accessClass: r.access_class ?? undefined, id: r.id, versionId: r.version_id }),

@@ -12,7 +12,7 @@ import { staffCaller } from '../test-support/callers';
 import { FakePeer } from '../test-support/blocks';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
-import { SqliteStore } from '../store/sqlite-store';
+import { testStore } from '../test-support/test-store';
 import { LedgerView } from './ledger-view';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import type { KeyWrite } from './block-parser';
@@ -389,7 +389,7 @@ describe('view/local-decisions', () => {
     let clock = 1_000_000;
     const viewStore = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
     const view = new LedgerView({ store: viewStore, source: peer, namespace: 'hdx', log: pino({ level: 'silent' }), pollMs: 1e9, retryMs: 5, now: () => clock });
-    const store = new SqliteStore(':memory:');
+    const store = testStore();
     try {
       const { app } = testApp({
         store,

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { newLogger } from '../../logger';
-import { SqliteStore } from '../../store/sqlite-store';
+import { testStore } from '../../test-support/test-store';
 import { staffCaller } from '../../test-support/callers';
 import { FakeLedger } from '../../test-support/fake-ledger';
 import { ResourceService } from '../resource-service';
@@ -19,7 +19,7 @@ const BASE = 'http://127.0.0.1:8080/fhir';
 
 async function setup() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-export-svc-'));
-  const store = new SqliteStore(':memory:');
+  const store = testStore();
   const ledger = new FakeLedger();
   await ledger.registerDid({ did: DR, kind: 'practitioner' });
   const log = newLogger('silent');

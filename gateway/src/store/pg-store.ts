@@ -1,0 +1,598 @@
+import { randomBytes } from 'node:crypto';
+import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import { OperationOutcomeError } from '../errors';
+import { accessClassOf } from '../model/access-class';
+import type { AccessEntryInput } from '../ledger/ledger-client';
+import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
+import type {
+  HistoryQuery,
+  NewVersion,
+  PendingWrite,
+  PendingWriteRef,
+  ReadyChange,
+  ResourceStore,
+  SearchClass,
+  StoredPendingWrite,
+  StoreQuery,
+  StoredVersion,
+  VersionKey,
+} from './store';
+import { searchClassKey } from './store';
+
+/**
+ * The store on PostgreSQL (HDX_STORE=postgres://…): the same tables, search and transactions as
+ * SqliteStore, in a database the hospital's DBAs already run, shared by every gateway process of the
+ * organization. Text columns compare byte by byte (COLLATE "C", as SQLite does), so both stores sort and
+ * page alike. Every write that SqliteStore makes in one SQLite transaction is one PostgreSQL transaction
+ * here; a version that exists (or a DID linked to another patient) is a unique violation → CONFLICT.
+ */
+
+/** Schema migrations, each in one transaction, recorded in hdx_schema. Never edit a released step: add one. */
+const MIGRATIONS: readonly string[] = [
+  // 1: everything SqliteStore's seven migrations come to.
+  `
+  CREATE TABLE resource_version (
+    resource_type TEXT COLLATE "C" NOT NULL,
+    id            TEXT COLLATE "C" NOT NULL,
+    version_id    INTEGER NOT NULL,
+    last_updated  TEXT COLLATE "C" NOT NULL,
+    patient_id    TEXT COLLATE "C",
+    deleted       INTEGER NOT NULL DEFAULT 0,
+    content       TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('pending', 'anchored')),
+    clinical_date TEXT COLLATE "C",
+    codes         TEXT COLLATE "C" NOT NULL DEFAULT '',
+    write_id      TEXT COLLATE "C",
+    access_class  TEXT COLLATE "C",
+    PRIMARY KEY (resource_type, id, version_id)
+  );
+  CREATE INDEX resource_version_state ON resource_version (state) WHERE state = 'pending';
+  CREATE INDEX resource_version_patient ON resource_version (patient_id, resource_type);
+  CREATE INDEX resource_version_updated ON resource_version (resource_type, last_updated);
+  CREATE INDEX resource_version_write ON resource_version (write_id) WHERE write_id IS NOT NULL;
+  CREATE INDEX resource_version_class ON resource_version (resource_type, patient_id, access_class);
+  CREATE TABLE patient_key (
+    patient_id TEXT COLLATE "C" PRIMARY KEY,
+    hmac_key   BYTEA NOT NULL,
+    created    TEXT NOT NULL
+  );
+  CREATE TABLE patient_did (
+    patient_id TEXT COLLATE "C" PRIMARY KEY,
+    did        TEXT COLLATE "C" NOT NULL UNIQUE
+  );
+  CREATE TABLE pending_write (
+    write_id     TEXT COLLATE "C" PRIMARY KEY,
+    did_links    TEXT NOT NULL,
+    new_patients TEXT NOT NULL,
+    created      TEXT NOT NULL
+  );
+  CREATE TABLE change_entry (
+    seq      BIGSERIAL PRIMARY KEY,
+    entry_id TEXT COLLATE "C" NOT NULL UNIQUE,
+    write_id TEXT COLLATE "C" NOT NULL,
+    entry    TEXT NOT NULL,
+    state    TEXT NOT NULL CHECK (state IN ('pending', 'ready')),
+    ready_at BIGINT
+  );
+  CREATE INDEX change_entry_write ON change_entry (write_id);
+  CREATE INDEX change_entry_ready ON change_entry (state, seq);
+  CREATE TABLE search_index (
+    resource_type TEXT COLLATE "C" NOT NULL,
+    id            TEXT COLLATE "C" NOT NULL,
+    version_id    INTEGER NOT NULL,
+    param         TEXT COLLATE "C" NOT NULL,
+    v1            TEXT COLLATE "C" NOT NULL,
+    v2            TEXT COLLATE "C" NOT NULL,
+    v3            TEXT COLLATE "C" NOT NULL DEFAULT '',
+    n1            DOUBLE PRECISION,
+    n2            DOUBLE PRECISION,
+    grp           INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX search_index_value ON search_index (resource_type, param, v1, v2);
+  CREATE INDEX search_index_version ON search_index (resource_type, id, version_id);
+  CREATE INDEX search_index_number ON search_index (resource_type, param, n1, n2);
+  `,
+  // 2: the token-replay record (auth/replay.ts PgJtiStore), shared by every gateway process of the organization.
+  `
+  CREATE TABLE token_jti (
+    jti        TEXT COLLATE "C" PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX token_jti_expires ON token_jti (expires_at);
+  `,
+];
+
+export const PG_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** PostgreSQL: the permitted class keys as one text[] parameter. */
+const POSTGRES: SqlDialect = {
+  classesIn: (expr, name, values, params) => {
+    params[name] = [...values];
+    return `${expr} = ANY(CAST(@${name} AS TEXT[]))`;
+  },
+};
+
+/** Named parameters (`@name`, as sql-search.ts writes them) as PostgreSQL's numbered ones. */
+export function toPositional(sql: string, params: Record<string, unknown>): { text: string; values: unknown[] } {
+  const numbers = new Map<string, number>();
+  const values: unknown[] = [];
+  const text = sql.replace(/@([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
+    let n = numbers.get(name);
+    if (n === undefined) {
+      if (!(name in params)) throw new Error(`the query names a parameter it was not given: ${name}`);
+      values.push(params[name]);
+      n = values.length;
+      numbers.set(name, n);
+    }
+    return `$${n}`;
+  });
+  return { text, values };
+}
+
+interface Row {
+  resource_type: string;
+  id: string;
+  version_id: number;
+  last_updated: string;
+  patient_id: string | null;
+  deleted: number;
+  content: string;
+  state: 'pending' | 'anchored';
+  write_id?: string | null;
+  access_class?: string | null;
+}
+
+function toVersion(r: Row): StoredVersion {
+  return {
+    resourceType: r.resource_type,
+    id: r.id,
+    versionId: r.version_id,
+    lastUpdated: r.last_updated,
+    patientId: r.patient_id,
+    deleted: r.deleted === 1,
+    content: r.content,
+    state: r.state,
+    ...(typeof r.access_class === 'string' ? { accessClass: r.access_class } : {}),
+  };
+}
+
+/** The constraint a unique violation broke (PostgreSQL error 23505), else undefined. */
+function uniqueViolation(err: unknown): string | undefined {
+  if (err instanceof Error && (err as { code?: unknown }).code === '23505') return String((err as { constraint?: unknown }).constraint ?? '');
+  return undefined;
+}
+
+const VERSION_COLUMNS = 'resource_type, id, version_id, last_updated, patient_id, deleted, content, state, write_id, access_class';
+
+export interface PgStoreOptions {
+  /** postgres://user:password@host:port/database */
+  readonly url: string;
+  /** The schema holding the tables (created if missing; default: the connection's search_path, normally `public`). */
+  readonly schema?: string;
+  /** Connections in the pool (default 10). */
+  readonly poolSize?: number;
+}
+
+export class PgStore implements ResourceStore {
+  readonly #pool: Pool;
+  readonly #ready: Promise<void>;
+  readonly #schema: string | undefined;
+  #closed: Promise<void> | undefined;
+
+  /** Connects lazily: the first call waits for the connection and the migrations (and fails as they do). */
+  constructor(options: PgStoreOptions) {
+    if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`not a schema name: ${options.schema}`);
+    this.#schema = options.schema;
+    this.#pool = new Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    // A connection the server ends while idle is dropped from the pool, not a crash of the process.
+    this.#pool.on('error', () => undefined);
+    this.#ready = this.#migrate();
+    // Reported by the first call that needs the store (and by ping), not as an unhandled rejection.
+    this.#ready.catch(() => undefined);
+  }
+
+  async #migrate(): Promise<void> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      // Two processes starting on one database: one migrates, the other waits and finds it done.
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('hdx-store-migrations'))`);
+      if (this.#schema) {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.#schema}`);
+        await client.query(`SET LOCAL search_path TO ${this.#schema}`);
+      }
+      await client.query('CREATE TABLE IF NOT EXISTS hdx_schema (version INTEGER NOT NULL)');
+      const current = (await client.query<{ version: number }>('SELECT version FROM hdx_schema')).rows[0]?.version ?? 0;
+      if (current > MIGRATIONS.length) {
+        throw new Error(`the store was written by a newer gateway (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade the gateway`);
+      }
+      for (let v = current; v < MIGRATIONS.length; v++) await client.query(MIGRATIONS[v] as string);
+      if (current === 0) await client.query('INSERT INTO hdx_schema (version) VALUES ($1)', [MIGRATIONS.length]);
+      else if (current < MIGRATIONS.length) await client.query('UPDATE hdx_schema SET version = $1', [MIGRATIONS.length]);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * One statement on the store's database, for the other tables the gateway keeps beside the store's
+   * (token_jti: PgJtiStore): its rows and how many it changed.
+   */
+  readonly query = async (sql: string, values: readonly unknown[] = []): Promise<{ rows: unknown[]; rowCount: number }> => {
+    await this.#ready;
+    const r = await this.#pool.query(sql, [...values]);
+    return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+  };
+
+  async #query<R extends QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
+    await this.#ready;
+    return (await this.#pool.query<R>(sql, values)).rows;
+  }
+
+  /** Runs `fn` in one transaction on one connection: committed if it returns, rolled back if it throws. */
+  async #transaction<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
+    await this.#ready;
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #insertVersion(c: PoolClient, v: NewVersion, writeId: string | null): Promise<void> {
+    try {
+      await c.query(
+        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state, write_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)`,
+        [
+          v.resourceType,
+          v.id,
+          v.versionId,
+          v.lastUpdated,
+          v.patientId,
+          v.deleted ? 1 : 0,
+          v.content,
+          v.date,
+          v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
+          v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted),
+          writeId,
+        ],
+      );
+    } catch (err) {
+      if (uniqueViolation(err) !== undefined) throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);
+      throw err;
+    }
+    const entries = v.deleted ? [] : (v.index ?? []);
+    if (entries.length === 0) return;
+    // One statement for every index row of the version (arrays unnested), not one round trip per row.
+    await c.query(
+      `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp)
+       SELECT $1, $2, $3, u.param, u.v1, u.v2, u.v3, u.n1, u.n2, u.grp
+         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[]) AS u(param, v1, v2, v3, n1, n2, grp)`,
+      [
+        v.resourceType,
+        v.id,
+        v.versionId,
+        entries.map((e) => e.param),
+        entries.map((e) => e.v1),
+        entries.map((e) => e.v2),
+        entries.map((e) => e.v3 ?? ''),
+        entries.map((e) => e.n1 ?? null),
+        entries.map((e) => e.n2 ?? null),
+        entries.map((e) => e.grp ?? 0),
+      ],
+    );
+  }
+
+  async #discardOne(c: PoolClient, resourceType: string, id: string, versionId: number): Promise<void> {
+    const gone = await c.query(`DELETE FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3 AND state = 'pending'`, [resourceType, id, versionId]);
+    if ((gone.rowCount ?? 0) > 0) await c.query('DELETE FROM search_index WHERE resource_type = $1 AND id = $2 AND version_id = $3', [resourceType, id, versionId]);
+  }
+
+  async #linkDid(c: PoolClient, patientId: string, did: string): Promise<void> {
+    await c.query('INSERT INTO patient_did (patient_id, did) VALUES ($1, $2) ON CONFLICT (patient_id) DO UPDATE SET did = excluded.did', [patientId, did]);
+  }
+
+  async insertPending(v: NewVersion): Promise<void> {
+    await this.#transaction((c) => this.#insertVersion(c, v, null));
+  }
+
+  async insertPendingWrite(w: PendingWrite): Promise<void> {
+    if (w.writeId === undefined && (w.changeEntries?.length ?? 0) > 0) throw new Error('change entries are stored with a write: give the write a writeId');
+    await this.#transaction(async (c) => {
+      const now = new Date().toISOString();
+      for (const k of w.newPatientKeys) {
+        try {
+          await c.query('INSERT INTO patient_key (patient_id, hmac_key, created) VALUES ($1, $2, $3)', [k.patientId, k.key, now]);
+        } catch (err) {
+          if (uniqueViolation(err) !== undefined) throw new OperationOutcomeError('CONFLICT', `Patient/${k.patientId} already has a key: retry`);
+          throw err;
+        }
+      }
+      for (const l of w.didLinks) {
+        try {
+          await this.#linkDid(c, l.patientId, l.did);
+        } catch (err) {
+          if (uniqueViolation(err) !== undefined)
+            throw new OperationOutcomeError('CONFLICT', `The DID of Patient/${l.patientId} is already linked to another Patient on this server`);
+          throw err;
+        }
+      }
+      for (const v of w.versions) await this.#insertVersion(c, v, w.writeId ?? null);
+      if (w.writeId === undefined) return;
+      await c.query('INSERT INTO pending_write (write_id, did_links, new_patients, created) VALUES ($1, $2, $3, $4)', [
+        w.writeId,
+        JSON.stringify(w.didLinks.map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? null }))),
+        JSON.stringify(w.newPatientKeys.map((k) => k.patientId)),
+        now,
+      ]);
+      for (const e of w.changeEntries ?? []) {
+        if (typeof e.entryId !== 'string' || e.entryId.length === 0) throw new Error('a change entry needs its entryId before it is stored');
+        await c.query(`INSERT INTO change_entry (entry_id, write_id, entry, state) VALUES ($1, $2, $3, 'pending')`, [e.entryId, w.writeId, JSON.stringify(e)]);
+      }
+    });
+  }
+
+  async discardPendingWrite(w: PendingWriteRef): Promise<void> {
+    await this.#transaction(async (c) => {
+      if (w.writeId !== undefined) {
+        await c.query(`DELETE FROM change_entry WHERE write_id = $1 AND state = 'pending'`, [w.writeId]);
+        await c.query('DELETE FROM pending_write WHERE write_id = $1', [w.writeId]);
+      }
+      for (const v of w.versions) await this.#discardOne(c, v.resourceType, v.id, v.versionId);
+      for (const l of w.didLinks) {
+        if (l.previous === undefined) await c.query('DELETE FROM patient_did WHERE patient_id = $1 AND did = $2', [l.patientId, l.did]);
+        else await this.#linkDid(c, l.patientId, l.previous);
+      }
+      for (const k of w.newPatientKeys) {
+        await c.query('DELETE FROM patient_key WHERE patient_id = $1 AND NOT EXISTS (SELECT 1 FROM resource_version WHERE patient_id = $1)', [k.patientId]);
+      }
+    });
+  }
+
+  async #markAnchored(c: PoolClient, versions: readonly VersionKey[]): Promise<void> {
+    if (versions.length === 0) return;
+    await c.query(
+      `UPDATE resource_version rv SET state = 'anchored'
+         FROM unnest($1::text[], $2::text[], $3::int[]) AS k(resource_type, id, version_id)
+        WHERE rv.resource_type = k.resource_type AND rv.id = k.id AND rv.version_id = k.version_id`,
+      [versions.map((v) => v.resourceType), versions.map((v) => v.id), versions.map((v) => v.versionId)],
+    );
+  }
+
+  async markAnchoredAll(versions: readonly VersionKey[]): Promise<void> {
+    await this.#transaction((c) => this.#markAnchored(c, versions));
+  }
+
+  async markWriteAnchored(w: PendingWriteRef): Promise<void> {
+    await this.#transaction(async (c) => {
+      await this.#markAnchored(c, w.versions);
+      if (w.writeId !== undefined) {
+        await c.query(`UPDATE change_entry SET state = 'ready', ready_at = $1 WHERE write_id = $2 AND state = 'pending'`, [Date.now(), w.writeId]);
+        await c.query('DELETE FROM pending_write WHERE write_id = $1', [w.writeId]);
+      }
+    });
+  }
+
+  async markAnchored(resourceType: string, id: string, versionId: number): Promise<void> {
+    await this.#query(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = $1 AND id = $2 AND version_id = $3`, [resourceType, id, versionId]);
+  }
+
+  async discardPending(resourceType: string, id: string, versionId: number): Promise<void> {
+    await this.#transaction((c) => this.#discardOne(c, resourceType, id, versionId));
+  }
+
+  async listPending(): Promise<StoredVersion[]> {
+    return (await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE state = 'pending' ORDER BY last_updated`)).map(toVersion);
+  }
+
+  async listPendingWrites(): Promise<StoredPendingWrite[]> {
+    // A write whose versions are all gone (erased meanwhile) leaves nothing to settle.
+    await this.#transaction(async (c) => {
+      const orphans = await c.query<{ write_id: string }>(
+        `SELECT write_id FROM pending_write pw WHERE NOT EXISTS (SELECT 1 FROM resource_version rv WHERE rv.write_id = pw.write_id AND rv.state = 'pending')`,
+      );
+      const ids = orphans.rows.map((r) => r.write_id);
+      if (ids.length === 0) return;
+      await c.query(`DELETE FROM change_entry WHERE write_id = ANY($1::text[]) AND state = 'pending'`, [ids]);
+      await c.query('DELETE FROM pending_write WHERE write_id = ANY($1::text[])', [ids]);
+    });
+    const rows = await this.#query<Row & { did_links: string | null; new_patients: string | null }>(
+      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class,
+              pw.did_links, pw.new_patients
+         FROM resource_version rv LEFT JOIN pending_write pw ON pw.write_id = rv.write_id
+        WHERE rv.state = 'pending' ORDER BY rv.last_updated`,
+    );
+    const writes = new Map<string, { versions: StoredVersion[] }>();
+    const out: StoredPendingWrite[] = [];
+    for (const row of rows) {
+      const writeId = row.write_id ?? undefined;
+      if (writeId === undefined) {
+        out.push({ writeId: undefined, versions: [toVersion(row)], newPatientKeys: [], didLinks: [] });
+        continue;
+      }
+      const known = writes.get(writeId);
+      if (known) {
+        known.versions.push(toVersion(row));
+        continue;
+      }
+      const versions = [toVersion(row)];
+      writes.set(writeId, { versions });
+      const didLinks =
+        row.did_links !== null
+          ? (JSON.parse(row.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({
+              patientId: l.patientId,
+              did: l.did,
+              previous: l.previous ?? undefined,
+            }))
+          : [];
+      const newPatientKeys = row.new_patients !== null ? (JSON.parse(row.new_patients) as string[]).map((patientId) => ({ patientId })) : [];
+      out.push({ writeId, versions, newPatientKeys, didLinks });
+    }
+    return out;
+  }
+
+  async pendingVersions(resourceType: string, id: string): Promise<StoredVersion[]> {
+    const rows = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'pending' ORDER BY version_id`, [
+      resourceType,
+      id,
+    ]);
+    return rows.map(toVersion);
+  }
+
+  async readyChanges(limit: number): Promise<ReadyChange[]> {
+    const rows = await this.#query<{ entry_id: string; entry: string; ready_at: string }>(
+      `SELECT entry_id, entry, ready_at FROM change_entry WHERE state = 'ready' ORDER BY seq LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({ entryId: r.entry_id, entry: JSON.parse(r.entry) as AccessEntryInput, readyAt: Number(r.ready_at) }));
+  }
+
+  async dropChanges(entryIds: readonly string[]): Promise<void> {
+    if (entryIds.length === 0) return;
+    await this.#query(`DELETE FROM change_entry WHERE entry_id = ANY($1::text[]) AND state = 'ready'`, [[...entryIds]]);
+  }
+
+  async readyChangeStats(): Promise<{ count: number; oldestReadyAt: number | undefined }> {
+    const [r] = await this.#query<{ n: string; oldest: string | null }>(`SELECT COUNT(*) AS n, MIN(ready_at) AS oldest FROM change_entry WHERE state = 'ready'`);
+    return { count: Number(r?.n ?? 0), oldestReadyAt: r?.oldest == null ? undefined : Number(r.oldest) };
+  }
+
+  async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
+    const [row] = await this.#query<Row>(
+      `SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`,
+      [resourceType, id],
+    );
+    return row ? toVersion(row) : undefined;
+  }
+
+  async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
+    const [row] = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3 AND state = 'anchored'`, [
+      resourceType,
+      id,
+      versionId,
+    ]);
+    return row ? toVersion(row) : undefined;
+  }
+
+  async history(resourceType: string, id: string): Promise<StoredVersion[]> {
+    const rows = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'anchored' ORDER BY version_id DESC`, [
+      resourceType,
+      id,
+    ]);
+    return rows.map(toVersion);
+  }
+
+  async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
+    // As SqliteStore: a version overlaps `at` when it began before at's end and no later version began at or before at's start.
+    const rows = await this.#query<Row>(
+      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class
+         FROM resource_version rv
+        WHERE ($1::text IS NULL OR rv.resource_type = $1::text) AND rv.state = 'anchored' AND ($2::text IS NULL OR rv.last_updated >= $2::text)
+          AND ($3::text IS NULL OR (rv.last_updated < $4::text AND NOT EXISTS (
+            SELECT 1 FROM resource_version n WHERE n.resource_type = rv.resource_type AND n.id = rv.id AND n.state = 'anchored'
+              AND n.version_id > rv.version_id AND n.last_updated <= $3::text)))
+        ORDER BY rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC LIMIT $5`,
+      [resourceType ?? null, opts.since ?? null, opts.at?.low ?? null, opts.at?.high ?? null, opts.limit],
+    );
+    return rows.map(toVersion);
+  }
+
+  async search(q: StoreQuery): Promise<StoredVersion[]> {
+    const params: Record<string, unknown> = { limit: q.limit, offset: q.offset ?? 0 };
+    const where = whereOf(q, params, POSTGRES);
+    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
+    const { text, values } = toPositional(sql, params);
+    return (await this.#query<Row>(text, values)).map(toVersion);
+  }
+
+  async searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]> {
+    const params: Record<string, unknown> = {};
+    const where = whereOf(q, params, POSTGRES);
+    const sql = `SELECT rv.patient_id AS patient_id, rv.access_class AS access_class, ${CLASS_OF_ROW} AS cls,
+                        MIN(rv.id) AS id, MIN(rv.version_id) AS version_id, COUNT(*) AS n
+                   FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, rv.access_class, cls`;
+    const { text, values } = toPositional(sql, params);
+    const rows = await this.#query<{ patient_id: string | null; access_class: string | null; id: string; version_id: number; n: string }>(text, values);
+    return rows.map((r) => ({
+      key: searchClassKey({ patientId: r.patient_id, accessClass: r.access_class ?? undefined, id: r.id, versionId: r.version_id }),
+      patientId: r.patient_id,
+      accessClass: r.access_class ?? undefined,
+      ...(r.access_class === null ? { version: { id: r.id, versionId: r.version_id } } : {}),
+      count: Number(r.n),
+    }));
+  }
+
+  async linkPatientDid(patientId: string, did: string): Promise<void> {
+    await this.#query('INSERT INTO patient_did (patient_id, did) VALUES ($1, $2) ON CONFLICT (patient_id) DO UPDATE SET did = excluded.did', [patientId, did]);
+  }
+
+  async patientDid(patientId: string): Promise<string | undefined> {
+    const [row] = await this.#query<{ did: string }>('SELECT did FROM patient_did WHERE patient_id = $1', [patientId]);
+    return row?.did;
+  }
+
+  async patientByDid(did: string): Promise<string | undefined> {
+    const [row] = await this.#query<{ patient_id: string }>('SELECT patient_id FROM patient_did WHERE did = $1', [did]);
+    return row?.patient_id;
+  }
+
+  async patientKey(patientId: string): Promise<Buffer> {
+    const existing = await this.findPatientKey(patientId);
+    if (existing) return existing;
+    // Two processes creating it at once: one insert wins, both read the winner's key.
+    await this.#query('INSERT INTO patient_key (patient_id, hmac_key, created) VALUES ($1, $2, $3) ON CONFLICT (patient_id) DO NOTHING', [
+      patientId,
+      randomBytes(32),
+      new Date().toISOString(),
+    ]);
+    const created = await this.findPatientKey(patientId);
+    if (!created) throw new Error('patient key was not stored');
+    return created;
+  }
+
+  async findPatientKey(patientId: string): Promise<Buffer | undefined> {
+    const [row] = await this.#query<{ hmac_key: Buffer }>('SELECT hmac_key FROM patient_key WHERE patient_id = $1', [patientId]);
+    return row?.hmac_key;
+  }
+
+  async erasePatient(patientId: string): Promise<number> {
+    return this.#transaction(async (c) => {
+      await c.query(
+        `DELETE FROM search_index si USING resource_version rv
+          WHERE rv.patient_id = $1 AND rv.resource_type = si.resource_type AND rv.id = si.id AND rv.version_id = si.version_id`,
+        [patientId],
+      );
+      const versions = (await c.query('DELETE FROM resource_version WHERE patient_id = $1', [patientId])).rowCount ?? 0;
+      await c.query('DELETE FROM patient_key WHERE patient_id = $1', [patientId]);
+      await c.query('DELETE FROM patient_did WHERE patient_id = $1', [patientId]);
+      // Pending writes left without versions are dropped by the next listPendingWrites.
+      return versions;
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.#query('SELECT 1 AS ok');
+  }
+
+  /** Ends the pool's connections (once: closing again does nothing). */
+  close(): Promise<void> {
+    this.#closed ??= this.#pool.end();
+    return this.#closed;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * PostgreSQL for the gateway's unit tests: one local cluster per mocha run (fabric-network's
+ * startPostgres: initdb and pg_ctl from Debian's packages, in a temporary folder, on a free port of
+ * 127.0.0.1), started by the first test that asks and stopped by the root hook after the last test.
+ * HDX_TEST_PG_URL names a server to use instead (nothing is started or stopped then).
+ *
+ * Every store a test opens gets a schema of its own (testPgSchema), so tests never see each other's rows.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { startPostgres, stopPostgres } from '@hdx/fabric-network';
+
+let server: Promise<string> | undefined;
+let started: string | undefined;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The URL of the test PostgreSQL server (started on first use). */
+export function testPostgresUrl(): Promise<string> {
+  server ??= (async () => {
+    const given = process.env.HDX_TEST_PG_URL;
+    if (given) return given;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-test-pg-'));
+    const pg = await startPostgres({ dir, port: await freePort() });
+    started = dir;
+    return pg.url;
+  })();
+  return server;
+}
+
+/** A new schema name for one store. */
+export function testPgSchema(): string {
+  return `t_${randomBytes(6).toString('hex')}`;
+}
+
+/** Stops the server testPostgresUrl started (the root hook calls it after the last test). */
+export async function stopTestPostgres(): Promise<void> {
+  const dir = started;
+  started = undefined;
+  server = undefined;
+  if (dir) {
+    await stopPostgres(dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Mocha root hooks (gateway/.mocharc.json requires this file). */
+export const mochaHooks = {
+  async afterAll(this: unknown): Promise<void> {
+    await stopTestPostgres();
+  },
+};
