@@ -50,9 +50,10 @@ export interface EvaluationContext {
   actorOrganizationDids: string[];
   /**
    * Whether the actor's organization was removed from the consortium (hdx.identity:ApproveMemberRemoval):
-   * then none of its identities acts, and no provision naming it permits anything.
+   * then none of its identities acts, and no provision naming it permits anything. Decisions on the
+   * ledger and on a gateway's view always state it (evaluationInputSteps); absent means not removed.
    */
-  actorOrganizationRemoved: boolean;
+  actorOrganizationRemoved?: boolean;
   /** Active guardians registered for the patient (empty unless the patient's DID is active). */
   guardians: string[];
   /** The actor's registered identity; undefined when the actor DID is not registered. */
@@ -180,7 +181,7 @@ export function actorRefusal(r: AccessRequest, c: EvaluationContext): DecisionRe
   if (actor.organization !== r.actorOrganization) {
     return 'actor-organization-mismatch';
   }
-  if (c.actorOrganizationRemoved) {
+  if (c.actorOrganizationRemoved === true) {
     // A departed member: its staff, systems and patients act nowhere, whatever a consent names.
     return 'actor-organization-removed';
   }

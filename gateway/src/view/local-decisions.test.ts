@@ -9,7 +9,10 @@ import type { AccessEntryInput, AnchorInput, Decision, EvaluateRequest } from '.
 import { newLogger } from '../logger';
 import type { StoredVersion } from '../store/store';
 import { staffCaller } from '../test-support/callers';
-import { FakePeer } from '../test-support/blocks';
+import { FakePeer, buildBlock } from '../test-support/blocks';
+import { IdentityContract } from '@hdx/chaincode';
+import { identity } from '@hdx/chaincode/dist/test-support/fake-ledger';
+import { parseBlock } from './block-parser';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
 import { SqliteStore } from '../store/sqlite-store';
@@ -233,6 +236,60 @@ describe('view/local-decisions', () => {
     }
     expect(compared).to.equal(2 * 5 * 2 * 3 * 4);
     expect([...decisions]).to.include.members(['permit:consent-permit', 'deny:consent-deny', 'permit:custodian-treatment', 'permit:break-glass', 'deny:no-permit']);
+  });
+
+  it("a member's removal, seen in the blocks: the view decides as the contract before the proposal, after it, and once the removal is in force", async function () {
+    this.timeout(60_000);
+    const H3 = 'Hospital3MSP';
+    const identities = new IdentityContract();
+    const w = await world();
+    const store = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
+    // Each stage's changes to the world state, committed as one Fabric block the view parses and applies.
+    let seen = new Map<string, Uint8Array>();
+    const commitChanges = (): void => {
+      const writes = [...w.chain.state.entries()].filter(([key, value]) => seen.get(key) !== value).map(([key, value]) => ({ key, value }));
+      const deletes = [...seen.keys()].filter((key) => !w.chain.state.has(key)).map((key) => ({ key, delete: true }));
+      store.apply(parseBlock(buildBlock(Number(store.height()), [{ txId: `stage-${store.height()}`, writes: { hdx: [...writes, ...deletes] } }]), 'hdx'));
+      seen = new Map(w.chain.state);
+    };
+    // Four members with organization DIDs; Hospital3's practitioner, permitted by a consent naming Hospital3MSP.
+    await registerDid(w.chain, 'organization', H1_ADMIN);
+    await registerDid(w.chain, 'organization', REG_ADMIN);
+    await registerDid(w.chain, 'organization', identity(H3, 'admin'));
+    const doc3 = await registerDid(w.chain, 'practitioner', identity(H3, 'gateway'));
+    const consent = {
+      resourceType: 'Consent',
+      id: 'permit-h3',
+      status: 'active',
+      patient: { reference: w.patient.did },
+      provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: H3 } } }] },
+    };
+    await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
+    commitChanges();
+    const outcomes: string[] = [];
+    const compare = async (): Promise<void> => {
+      for (const actorAuth of ['did', 'delegated'] as const) {
+        for (const resource of ['Observation/a1/_history/1', 'Condition/c1/_history/1']) {
+          const request: EvaluateRequest = { actor: doc3.did, actorOrganization: H3, actorAuth, purpose: 'TREAT', resource };
+          const now = w.chain.clock * 1000;
+          const byContract = await w.h1.evaluateAccess(request);
+          expect({ ...decideOnView(store, request, { now, submitter: H1 }), height: undefined }, JSON.stringify(request)).to.deep.equal({ ...byContract, height: undefined });
+          outcomes.push(`${byContract.decision}:${byContract.reason}`);
+        }
+      }
+    };
+    await compare();
+    await w.chain.invoke(H1_ADMIN, (ctx) => identities.ProposeMemberRemoval(ctx, JSON.stringify({ mspId: H3 })));
+    commitChanges();
+    await compare();
+    await w.chain.invoke(H2_ADMIN, (ctx) => identities.ApproveMemberRemoval(ctx, JSON.stringify({ mspId: H3 })));
+    commitChanges();
+    expect(store.organizationRemoved(H3)).to.equal(true);
+    await compare();
+    expect(outcomes).to.deep.equal([...Array<string>(8).fill('permit:consent-permit'), ...Array<string>(4).fill('deny:actor-organization-removed')]);
+    // The consent itself is still in the view, active: it only permits nothing any more.
+    expect(store.consent('permit-h3')?.status).to.equal('active');
+    store.close();
   });
 
   describe('through AccessControl (the enforcement point)', () => {
