@@ -9,6 +9,7 @@ import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
 import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
+  activeSlots,
   CHAINCODE_LABEL,
   CHAINCODE_NAME,
   CHAINCODE_VERSION,
@@ -146,7 +147,11 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   const t = topology(options);
   // An organization whose add-org was interrupted is in the topology but maybe not yet in the channel: up
   // would try to join its peer and register its DID. add-org finishes it (and starts the rest too).
-  const unfinished = (options.joined ?? []).filter((name) => !done(t, joinedMarker(name)));
+  const leaving = options.leaving ?? [];
+  if (leaving[0] !== undefined) throw new NetworkError(`${leaving.join(', ')} did not finish leaving: run \`npm run network -- remove-org ${leaving[0]}\` again`);
+  const unfinished = activeSlots(options)
+    .map(([name]) => name)
+    .filter((name) => !done(t, joinedMarker(name)));
   if (unfinished[0] !== undefined) throw new NetworkError(`${unfinished.join(', ')} did not finish joining: run \`npm run network -- add-org ${unfinished[0]}\` again`);
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
