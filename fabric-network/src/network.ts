@@ -19,6 +19,7 @@ import {
   type Org,
   orgOf,
   type PeerNode,
+  PEER_ORGS,
   type PeerOrgName,
   type Topology,
   topology,
@@ -57,6 +58,8 @@ export interface GatewayConnection {
   /** Private JWK of the organization's DID (member-to-member requests). */
   readonly orgKeyFile: string;
   readonly orgDid: string;
+  /** The port `npm start` serves its gateway on, the one its organization DID's FHIR base URL names. */
+  readonly gatewayPort: number;
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
@@ -466,11 +469,20 @@ export async function waitForMembership(t: Topology): Promise<void> {
 }
 
 /**
- * Where `npm start` serves each org's gateway (8080, 8081, 8082 for the founding members, then 8083, ...
- * for those that joined); the organization DIDs name these FHIR base URLs.
+ * Where `npm start` serves each org's gateway: 8080, 8081, 8082 for the founding members, then 8083 + k for
+ * the organization in slot k of those that joined (so a member keeps its port when another leaves); the
+ * organization DIDs name these FHIR base URLs.
  */
+export function gatewayPortOf(t: Topology, org: PeerOrgName): number {
+  const founder = (PEER_ORGS as readonly string[]).indexOf(org);
+  if (founder >= 0) return 8080 + founder;
+  const slot = activeSlots(t.options).find(([name]) => name === org)?.[1];
+  if (slot === undefined) throw new Error(`unknown organization ${org}`);
+  return 8080 + PEER_ORGS.length + slot;
+}
+
 export function defaultGatewayUrl(t: Topology, org: PeerOrgName): string {
-  return `http://127.0.0.1:${8080 + t.peers.findIndex((p) => p.org === org)}/fhir`;
+  return `http://127.0.0.1:${gatewayPortOf(t, org)}/fhir`;
 }
 
 function orgKeyFile(t: Topology, org: PeerOrgName): string {
@@ -664,6 +676,7 @@ export function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
       enrollmentSecret: orgSecrets(t, org).gateway ?? '',
       orgKeyFile: orgKeyFile(t, name),
       orgDid: orgKey(orgKeyFile(t, name)).did,
+      gatewayPort: gatewayPortOf(t, name),
     };
     orgs[name] = conn;
     fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn, devIdentityProvider(t, name)), { mode: 0o600 });

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { ChannelConfigJson } from './add-org';
+import { gatewayPortOf } from './network';
 import { notRemovable, removalSigners, withoutMember } from './remove-org';
 import { activeSlots, invalidOrgName, joinedWith, type NetworkOptions, topology } from './topology';
 
@@ -46,6 +47,9 @@ describe('remove-org: which organizations, and their slots of the port block', (
     expect(after.peers.map((p) => p.org)).to.deep.equal(['hospital1', 'hospital2', 'regulator', 'clinic4']);
     expect(after.orgs.map((o) => o.name)).not.to.include('hospital3');
     expect(after.peers.find((p) => p.org === 'clinic4')).to.deep.equal(clinic4);
+    // And its gateway's port, the one its organization DID names.
+    expect(['hospital1', 'regulator', 'clinic4'].map((o) => gatewayPortOf(both, o))).to.deep.equal([8080, 8082, 8084]);
+    expect(gatewayPortOf(after, 'clinic4')).to.equal(8084);
   });
 
   it("add-org gives a removed organization's slot (and ports) to the next one, and refuses the removed name", () => {
