@@ -12,7 +12,9 @@
  * removal in the blocks for its own decision to refuse.
  */
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { addOrg, channelMembers, committedDefinition, formatStatus, ledgerMemberStatus, removeOrg, status } from '@hdx/fabric-network';
@@ -23,7 +25,9 @@ import { permitOrganizationConsent } from '../support/jose';
 import { startTestGateway } from '../support/network';
 import { ledgerOf, useOwnNetwork } from '../support/own-network';
 
+const repo = path.resolve(__dirname, '..', '..');
 const LEAVING = 'hospital3';
+const EVENT_ID_EXTENSION = 'https://hdx.example/fhir/StructureDefinition/ledger-event-id';
 const REMAINING = ['Hospital1MSP', 'Hospital2MSP', 'RegulatorMSP'];
 
 describe(`a member leaves a running consortium: remove-org ${LEAVING} (real network)`, function () {
@@ -136,15 +140,45 @@ describe(`a member leaves a running consortium: remove-org ${LEAVING} (real netw
     expect(byDrH3.map((e) => e.outcomeDesc)).to.include('denied (actor-organization-removed)');
   });
 
-  it('a write at hospital1 still commits (endorsed by a majority of the three that remain), read from hospital2', async () => {
+  it('a write at hospital1 still commits, endorsed by a majority of the three that remain (its receipt), read from hospital2', async () => {
     const staff = staffToken(h1, 'hospital1', { did: drH1.did });
     const created = await call(h1, 'POST', '/Patient', staff, { resourceType: 'Patient', birthDate: '1990-09-09', gender: 'female' });
     expect(created.status, created.text).to.equal(201);
+    const id = created.body.id as string;
     const hospital2 = await ledgerOf('hospital2');
     try {
-      expect((await anchoredOf(hospital2, [created.body.id as string])).missing, 'anchored, read from peer0.hospital2').to.deep.equal([]);
+      expect((await anchoredOf(hospital2, [id])).missing, 'anchored, read from peer0.hospital2').to.deep.equal([]);
     } finally {
       hospital2.close();
+    }
+    // The write's access entry, as the regulator's auditor reads it, and the receipt of its transaction.
+    await auditDelivered(h1);
+    const asAuditor = (): string => signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 });
+    const events = await call(reg, 'GET', `/AuditEvent?entity=Patient/${id}&_count=100`, asAuditor());
+    expect(events.status, events.text).to.equal(200);
+    type Event = { subtype: Array<{ code: string }>; extension?: Array<{ url: string; valueString: string }> };
+    const create = ((events.body.entry ?? []) as Array<{ resource: Event }>).map((e) => e.resource).find((e) => e.subtype[0]?.code === 'create');
+    const eventId = create?.extension?.find((x) => x.url === EVENT_ID_EXTENSION)?.valueString;
+    expect(eventId, events.text).to.match(/^[0-9a-f]{64}\.[0-9]+$/);
+    const receipt = await call(reg, 'GET', `/AuditEvent/${eventId ?? ''}/$receipt`, asAuditor());
+    expect(receipt.status, receipt.text).to.equal(200);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-remove-org-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'receipt.json'), receipt.text);
+      const verified = spawnSync(process.execPath, [path.join(repo, 'gateway', 'dist', 'cli.js'), 'receipt', 'verify', path.join(dir, 'receipt.json')], {
+        encoding: 'utf8',
+        env: {},
+        timeout: 60_000,
+      });
+      expect(verified.status, verified.stderr).to.equal(0);
+      const report = JSON.parse(verified.stdout) as { verified: boolean; endorsedBy: string[] };
+      process.stderr.write(`      the write's entry: endorsed by ${report.endorsedBy.join(', ')}\n`);
+      expect(report.verified).to.equal(true);
+      // MAJORITY of the three that remain is two; the departed member endorses nothing.
+      expect(report.endorsedBy).to.have.length.of.at.least(2);
+      for (const msp of report.endorsedBy) expect(REMAINING).to.include(msp);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
