@@ -17,11 +17,11 @@ node fabric-network/dist/cli.js up
 
 home="${HDX_NETWORK_HOME:-$PWD/.hdx/network}"
 # Gateways to start, each ORG:PORT; hospital1 first (the default FHIR endpoint). By default every member in
-# network.json, at the port its organization DID names: 8080, 8081, 8082 for hospital1, hospital2 and the
-# regulator, then 8083, 8084 for members that joined (npm run network -- add-org).
+# network.json, at the port its organization DID names (gatewayPort): 8080, 8081, 8082 for hospital1,
+# hospital2 and the regulator, then 8083, 8084 for the slots of members that joined (npm run network -- add-org).
 default_gateways() {
-  node -e 'const orgs = Object.keys(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).orgs);
-process.stdout.write(orgs.map((org, i) => org + ":" + (8080 + i)).join(" "))' "$home/network.json"
+  node -e 'const orgs = Object.values(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).orgs);
+process.stdout.write(orgs.map((o, i) => o.org + ":" + (o.gatewayPort ?? 8080 + i)).join(" "))' "$home/network.json"
 }
 gateways="${HDX_GATEWAYS:-$(default_gateways)}"
 

@@ -12,6 +12,7 @@ import { AccessRequest, Decision, EvaluationContext, StoredConsent, evaluateAcce
 import { invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, findIdentity } from './identity-model';
 import { readState, scanPartial, txEpochSeconds } from './ledger';
+import { findRemoval, isRemoved } from './member-model';
 import { PatientLink, findLink } from './patient-link';
 import { Anchor, anchorKey, checkResourceKey, resourceRef } from './record-model';
 import {
@@ -117,6 +118,7 @@ export type FactQuery =
   | { readonly fact: 'link'; readonly custodian: string; readonly pseudonym: string }
   | { readonly fact: 'identity'; readonly did: string }
   | { readonly fact: 'organizationDids'; readonly mspId: string }
+  | { readonly fact: 'organizationRemoved'; readonly mspId: string }
   | { readonly fact: 'consents'; readonly patient: string };
 
 /** The answer to each query: the record as the chaincode stores it (undefined when absent). */
@@ -126,6 +128,8 @@ export interface FactAnswers {
   identity: IdentityRecord | undefined;
   /** The DIDs under the organization's `hdx.did~org` index, sorted. */
   organizationDids: string[];
+  /** Whether the organization was removed from the consortium (`hdx.member` [MSP id] with status `removed`). */
+  organizationRemoved: boolean;
   /** The patient's consent records (under `hdx.consent~patient`), in id order. */
   consents: StoredConsent[];
 }
@@ -165,6 +169,8 @@ export function stubFacts(ctx: Context): (query: FactQuery) => Promise<unknown> 
         const rows = await scanPartial(ctx, DID_ORG_INDEX, [query.mspId]);
         return rows.map((row) => ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '').sort();
       }
+      case 'organizationRemoved':
+        return isRemoved(await findRemoval(ctx, query.mspId));
       case 'consents': {
         const consents: StoredConsent[] = [];
         for (const row of await scanPartial(ctx, CONSENT_PATIENT_INDEX, [query.patient])) {
@@ -192,12 +198,14 @@ export interface DecisionClock {
 }
 
 /**
- * Steps reading the actor's identity, its organization's DIDs, and the patient's status, active
+ * Steps reading the actor's identity, its organization's DIDs and whether that organization was removed
+ * from the consortium, and the patient's status, active
  * guardians and consents. `patient` is the decision's subject (a linked pseudonym already replaced by its DID).
  */
 export function* evaluationInputSteps(patient: string, actor: string, actorOrganization: string, clock: DecisionClock): DecisionSteps<EvaluationInputs> {
   const actorRecord = yield* ask<'identity'>({ fact: 'identity', did: actor });
   const actorOrganizationDids = yield* ask<'organizationDids'>({ fact: 'organizationDids', mspId: actorOrganization });
+  const actorOrganizationRemoved = yield* ask<'organizationRemoved'>({ fact: 'organizationRemoved', mspId: actorOrganization });
   const guardians: string[] = [];
   let patientStatus: EvaluationContext['patientStatus'];
   let consents: StoredConsent[] = [];
@@ -215,6 +223,7 @@ export function* evaluationInputSteps(patient: string, actor: string, actorOrgan
   const context: EvaluationContext = {
     now: clock.now,
     actorOrganizationDids,
+    actorOrganizationRemoved,
     guardians,
     actorIdentity: actorRecord ? { kind: actorRecord.kind, status: actorRecord.status, organization: actorRecord.organization } : undefined,
     submitter: clock.submitter,

@@ -39,6 +39,7 @@ import {
   parseJsonObject,
   rejectUnknownFields,
 } from './validate';
+import { refuseRemovedSubmitter } from './member-model';
 
 export const AUDIT_EVENT = 'hdx.audit';
 export { MAX_AUDIT_BATCH };
@@ -48,6 +49,11 @@ export { MAX_AUDIT_BATCH };
 export class AuditContract extends Contract {
   public constructor() {
     super('hdx.audit');
+  }
+
+  /** No identity of a member organization removed from the consortium submits anything. */
+  public override async beforeTransaction(ctx: Context): Promise<void> {
+    await refuseRemovedSubmitter(ctx);
   }
 
   /** Records one access entry stated by a gateway of an organization that took part in it. */

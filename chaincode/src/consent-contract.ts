@@ -18,6 +18,7 @@ import { getActiveIdentity, getIdentity } from './identity-model';
 import { INDEX_MARKER, canonicalJson, marshal, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import { verifySignedRequest } from './signed-request';
 import { FHIR_ID, HDX_DID, asObject, checkString, parseJsonObject, rejectUnknownFields, requireString } from './validate';
+import { refuseRemovedSubmitter } from './member-model';
 
 export const CONSENT_EVENT = 'hdx.consent';
 
@@ -29,6 +30,11 @@ export const CONSENT_EVENT = 'hdx.consent';
 export class ConsentContract extends Contract {
   public constructor() {
     super('hdx.consent');
+  }
+
+  /** No identity of a member organization removed from the consortium submits anything. */
+  public override async beforeTransaction(ctx: Context): Promise<void> {
+    await refuseRemovedSubmitter(ctx);
   }
 
   /** Records a new consent (`action: "grant"`). Returns the stored consent record. */

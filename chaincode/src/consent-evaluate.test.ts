@@ -22,7 +22,13 @@ const request = (overrides: Partial<AccessRequest> = {}): AccessRequest => ({
   ...overrides,
 });
 type PartialContext = Omit<EvaluationContext, 'actorIdentity' | 'submitter'> & Partial<Pick<EvaluationContext, 'actorIdentity' | 'submitter'>>;
-const context = (overrides: Partial<EvaluationContext> = {}): PartialContext => ({ now: NOW, actorOrganizationDids: [ORG2], guardians: [GUARDIAN], ...overrides });
+const context = (overrides: Partial<EvaluationContext> = {}): PartialContext => ({
+  now: NOW,
+  actorOrganizationDids: [ORG2],
+  actorOrganizationRemoved: false,
+  guardians: [GUARDIAN],
+  ...overrides,
+});
 const consent = (id: string, provision: Provision, status: 'active' | 'inactive' = 'active', patient = PATIENT): StoredConsent => ({
   id,
   status,

@@ -48,6 +48,12 @@ export interface EvaluationContext {
   now: number;
   /** Active organization DIDs registered for the actor's MSP (actors may name an organization by DID). */
   actorOrganizationDids: string[];
+  /**
+   * Whether the actor's organization was removed from the consortium (hdx.identity:ApproveMemberRemoval):
+   * then none of its identities acts, and no provision naming it permits anything. Decisions on the
+   * ledger and on a gateway's view always state it (evaluationInputSteps); absent means not removed.
+   */
+  actorOrganizationRemoved?: boolean;
   /** Active guardians registered for the patient (empty unless the patient's DID is active). */
   guardians: string[];
   /** The actor's registered identity; undefined when the actor DID is not registered. */
@@ -75,6 +81,7 @@ export type DecisionReason =
   | 'actor-unregistered'
   | 'actor-deactivated'
   | 'actor-organization-mismatch'
+  | 'actor-organization-removed'
   | 'delegation-not-allowed'
   | 'purpose-not-allowed';
 
@@ -173,6 +180,10 @@ export function actorRefusal(r: AccessRequest, c: EvaluationContext): DecisionRe
   }
   if (actor.organization !== r.actorOrganization) {
     return 'actor-organization-mismatch';
+  }
+  if (c.actorOrganizationRemoved === true) {
+    // A departed member: its staff, systems and patients act nowhere, whatever a consent names.
+    return 'actor-organization-removed';
   }
   if (r.actorAuth === 'idp' && r.actorOrganization !== c.submitter) {
     // An identity provider vouches only for its own organization's users, through its own gateway.

@@ -24,7 +24,8 @@ import {
 import { parseCompactJws, parseP256Jwk, P256Jwk, thumbprintOf } from './jose';
 import { INDEX_MARKER, canonicalJson, marshal, scanPartial, txInstant, unmarshal, writeState } from './ledger';
 import { verifySignedRequest, verifyWithKey } from './signed-request';
-import { HDX_DID, JsonObject, asObject, checkString, optionalStringArray, parseJsonObject, rejectUnknownFields, requireString } from './validate';
+import { MEMBER_EVENT, MemberRemoval, findRemoval, isRemoved, majorityOf, memberKey, refuseRemovedSubmitter } from './member-model';
+import { HDX_DID, JsonObject, MSP_ID, asObject, checkString, optionalStringArray, parseJsonObject, rejectUnknownFields, requireString } from './validate';
 
 /** A salted identifier hash: base64url of 32 bytes (e.g. HMAC-SHA-256 with the consortium salt). */
 export const IDENTIFIER_HASH = /^[A-Za-z0-9_-]{43}$/;
@@ -42,6 +43,11 @@ const OFFBOARDED_BY_GATEWAY: readonly string[] = ['practitioner', 'device', 'sys
 export class IdentityContract extends Contract {
   public constructor() {
     super('hdx.identity');
+  }
+
+  /** No identity of a member organization removed from the consortium submits anything. */
+  public override async beforeTransaction(ctx: Context): Promise<void> {
+    await refuseRemovedSubmitter(ctx);
   }
 
   /**
@@ -344,6 +350,76 @@ export class IdentityContract extends Contract {
     return canonicalJson(resolutionOf(next));
   }
 
+  /**
+   * Proposes removing a member organization from the consortium: `{mspId}`, by an admin of another member.
+   * The proposal is its proposer's approval; the removal takes effect once a majority of the members other
+   * than the one removed approved (ApproveMemberRemoval): with four members, two of the three that remain.
+   * RegulatorMSP, which approves the two-organization changes, is not removed.
+   */
+  @Transaction()
+  @Returns('string')
+  public async ProposeMemberRemoval(ctx: Context, removalJson: string): Promise<string> {
+    const mspId = parseMemberChange(removalJson, 'removal');
+    const { caller, members } = await memberAdmin(ctx, mspId);
+    if (mspId === REGULATOR_MSP) {
+      throw forbidden(`${REGULATOR_MSP} approves the two-organization changes and is not removed`);
+    }
+    const existing = await findRemoval(ctx, mspId);
+    if (existing?.status === 'removed') {
+      throw conflict(`${mspId} was already removed`);
+    }
+    if (existing) {
+      throw alreadyExists(`the removal of ${mspId} is already proposed: approve it`);
+    }
+    if (!members.includes(mspId)) {
+      throw notFound(`${mspId} is not a member (no active organization DID)`);
+    }
+    const at = txInstant(ctx);
+    const proposal: MemberRemoval = {
+      mspId,
+      status: 'proposed',
+      proposedBy: caller.mspId,
+      proposedAt: at,
+      approvals: [{ mspId: caller.mspId, at, txId: ctx.stub.getTxID() }],
+      required: majorityOf(members.length - 1),
+      txId: ctx.stub.getTxID(),
+    };
+    return canonicalJson(await settleRemoval(ctx, proposal, members));
+  }
+
+  /** Approves a proposed member removal: `{mspId}`, by an admin of a member other than the proposer and the one removed. */
+  @Transaction()
+  @Returns('string')
+  public async ApproveMemberRemoval(ctx: Context, approvalJson: string): Promise<string> {
+    const mspId = parseMemberChange(approvalJson, 'approval');
+    const { caller, members } = await memberAdmin(ctx, mspId);
+    const existing = await findRemoval(ctx, mspId);
+    if (!existing) {
+      throw notFound(`no removal of ${mspId} is proposed`);
+    }
+    if (existing.status === 'removed') {
+      throw conflict(`${mspId} was already removed`);
+    }
+    if (existing.approvals.some((a) => a.mspId === caller.mspId)) {
+      throw alreadyExists(`${caller.mspId} already approved the removal of ${mspId}`);
+    }
+    const approvals = [...existing.approvals, { mspId: caller.mspId, at: txInstant(ctx), txId: ctx.stub.getTxID() }];
+    return canonicalJson(await settleRemoval(ctx, { ...existing, approvals, txId: ctx.stub.getTxID() }, members));
+  }
+
+  /**
+   * Where a member organization stands: `{mspId, member, removal?}`. `member` is true while it holds an
+   * active organization DID and was not removed; `removal` is its proposed or final removal.
+   */
+  @Transaction(false)
+  @Returns('string')
+  public async MemberStatus(ctx: Context, mspId: string): Promise<string> {
+    checkString(mspId, 'mspId', MSP_ID, 'must be an MSP id');
+    const removal = await findRemoval(ctx, mspId);
+    const member = (await currentMembers(ctx)).includes(mspId);
+    return canonicalJson({ mspId, member, ...(removal ? { removal } : {}) });
+  }
+
   /** DIDs linked to a salted identifier hash: `[{did, kind, status, organization, linkedBy: [msp]}]`. */
   @Transaction(false)
   @Returns('string')
@@ -415,6 +491,79 @@ export class IdentityContract extends Contract {
     emitIdentityEvent(ctx, pending.change === 'add' ? 'add-guardian' : 'remove-guardian', next, guardian);
     return canonicalJson(resolutionOf(next));
   }
+}
+
+/** `{mspId}` of a member change. */
+function parseMemberChange(json: string, path: string): string {
+  const input = parseJsonObject(json, path);
+  rejectUnknownFields(input, ['mspId'], path);
+  return requireString(input, 'mspId', path, MSP_ID, 'must be an MSP id');
+}
+
+/** The member organizations: MSP ids holding an active organization DID, not removed, sorted. */
+async function currentMembers(ctx: Context): Promise<string[]> {
+  const msps = new Set<string>();
+  for (const row of await scanPartial(ctx, DID_ORG_INDEX, [])) {
+    const mspId = ctx.stub.splitCompositeKey(row.key).attributes[0];
+    if (mspId !== undefined) msps.add(mspId);
+  }
+  const members: string[] = [];
+  for (const mspId of [...msps].sort()) {
+    if (!isRemoved(await findRemoval(ctx, mspId))) members.push(mspId);
+  }
+  return members;
+}
+
+/** The caller of a member change: an admin of a member organization other than `subject`. */
+async function memberAdmin(ctx: Context, subject: string): Promise<{ caller: Caller; members: string[] }> {
+  const caller = callerOf(ctx);
+  if (!hasRole(caller, 'admin')) {
+    throw forbidden('member changes are made by an admin of a member organization');
+  }
+  if (caller.mspId === subject) {
+    throw forbidden('an organization neither proposes nor approves its own removal');
+  }
+  const members = await currentMembers(ctx);
+  if (!members.includes(caller.mspId)) {
+    throw forbidden(`${caller.mspId} is not a member organization (no active organization DID)`);
+  }
+  return { caller, members };
+}
+
+/**
+ * Saves a removal, in force once the approvals of current members other than the one removed reach a
+ * majority of them. In force: final; its organization DIDs are deactivated (so they name no one in a
+ * consent and resolve as deactivated); its other DIDs stay as they are, refused by every decision.
+ */
+async function settleRemoval(ctx: Context, removal: MemberRemoval, members: string[]): Promise<MemberRemoval> {
+  const remaining = members.filter((m) => m !== removal.mspId);
+  const required = majorityOf(remaining.length);
+  const counted = removal.approvals.filter((a) => remaining.includes(a.mspId)).length;
+  let next: MemberRemoval = { ...removal, required };
+  if (counted >= required) {
+    next = { ...next, status: 'removed', removedAt: txInstant(ctx) };
+    for (const row of await scanPartial(ctx, DID_ORG_INDEX, [removal.mspId])) {
+      const record = await getIdentity(ctx, ctx.stub.splitCompositeKey(row.key).attributes[1] ?? '');
+      await ctx.stub.deleteState(row.key);
+      if (record.status === 'deactivated') continue;
+      const deactivated = nextVersion(ctx, record, { status: 'deactivated' });
+      await saveIdentity(ctx, deactivated);
+    }
+  }
+  await writeState(ctx, memberKey(ctx, next.mspId), next);
+  // One event per transaction: the member event (the organization DID's deactivation is in its history).
+  ctx.stub.setEvent(
+    MEMBER_EVENT,
+    marshal({
+      action: next.status === 'removed' ? 'remove-member' : 'approve-member-removal',
+      mspId: next.mspId,
+      status: next.status,
+      approvals: counted,
+      required,
+      txId: ctx.stub.getTxID(),
+    }),
+  );
+  return next;
 }
 
 /** The second organization of a two-organization change: an admin of RegulatorMSP. */

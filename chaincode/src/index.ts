@@ -25,6 +25,7 @@ export {
 } from './actor-rules';
 export type { ActorAuth, PurposeRule } from './actor-rules';
 export type { PatientLink } from './patient-link';
+export type { MemberApproval, MemberRemoval } from './member-model';
 export type { ErrorCode } from './errors';
 export type { Anchor, AnchorInput, Commitment, LocatorEntry, Tombstone } from './record-model';
 

@@ -42,6 +42,7 @@ import {
   rejectUnknownFields,
   requireString,
 } from './validate';
+import { refuseRemovedSubmitter } from './member-model';
 
 /** Most anchors in one AnchorBatch transaction (protocol.ts). */
 export const MAX_BATCH = MAX_ANCHOR_BATCH;
@@ -52,6 +53,11 @@ export { MAX_LINKS };
 export class RecordContract extends Contract {
   public constructor() {
     super('hdx.record');
+  }
+
+  /** No identity of a member organization removed from the consortium submits anything. */
+  public override async beforeTransaction(ctx: Context): Promise<void> {
+    await refuseRemovedSubmitter(ctx);
   }
 
   /**

@@ -63,6 +63,9 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
         'FindByIdentifier',
         'FindBySubject',
         'History',
+        'ApproveMemberRemoval',
+        'MemberStatus',
+        'ProposeMemberRemoval',
         'Reactivate',
         'Register',
         'RemoveGuardian',
@@ -110,6 +113,20 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
     const bad = await call('hdx.record:Anchor', '{"resourceType":"Patient"}');
     expect(bad.message?.startsWith('INVALID: ')).to.equal(true);
     expect(ledger.state.size).to.equal(0);
+  });
+
+  it("runs each contract's beforeTransaction: an identity of a removed member organization is refused by all four", async () => {
+    const removal = { mspId: 'Hospital1MSP', status: 'removed', proposedBy: 'Hospital2MSP', proposedAt: '', approvals: [], required: 2, txId: 'tx' };
+    ledger.state.set('\u0000hdx.member\u0000Hospital1MSP\u0000', Buffer.from(JSON.stringify(removal)));
+    for (const [fn, ...args] of [
+      ['hdx.record:GetAnchor', 'Patient', '123', '1'],
+      ['hdx.identity:Resolve', `did:hdx:${'a'.repeat(43)}`],
+      ['hdx.consent:GetConsent', 'c1'],
+      ['hdx.audit:GetEntry', 'e1', ''],
+    ] as Array<[string, ...string[]]>) {
+      const response = await call(fn, ...args);
+      expect(response.message, fn).to.equal('FORBIDDEN: Hospital1MSP was removed from the consortium');
+    }
   });
 
   it('refuses an unknown transaction', async () => {

@@ -8,6 +8,7 @@ import { conflict, forbidden, invalid, unauthenticated } from './errors';
 import { findIdentity, IdentityRecord } from './identity-model';
 import { CompactJws, P256Jwk, parseCompactJws, splitDidUrl, verifyJws } from './jose';
 import { INDEX_MARKER, txEpochSeconds } from './ledger';
+import { findRemoval, isRemoved } from './member-model';
 import { JsonObject } from './validate';
 
 export const NONCE_KEY = 'hdx.nonce';
@@ -79,6 +80,10 @@ export async function verifySignedRequest(
   // A suspended DID (an admin's freeze) may still sign what undoes harm: revoking a consent, reactivating.
   if (signerRecord.status !== 'active' && !(signerRecord.status === 'suspended' && options.allowSuspended === true)) {
     throw forbidden(`${path} is signed by a ${signerRecord.status} DID`);
+  }
+  // A DID of a removed member organization signs nothing but what undoes harm (as a suspended one).
+  if (options.allowSuspended !== true && isRemoved(await findRemoval(ctx, signerRecord.organization))) {
+    throw forbidden(`${path} is signed by a DID of an organization removed from the consortium`);
   }
   const method = signerRecord.document.verificationMethod.find((m) => m.id === parsed.header.kid);
   if (!method || !signerRecord.document.assertionMethod.includes(parsed.header.kid)) {

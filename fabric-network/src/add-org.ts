@@ -48,7 +48,21 @@ import {
   writeNetworkInfo,
 } from './network';
 import { logFile, NetworkError, run, waitFor } from './proc';
-import { CHAINCODE_NAME, CHAINCODE_VERSION, CHANNEL, invalidOrgName, MAX_JOINED_ORGS, type NetworkOptions, orgOf, peerOf, type Topology, topology } from './topology';
+import {
+  activeSlots,
+  CHAINCODE_NAME,
+  CHAINCODE_VERSION,
+  CHANNEL,
+  invalidOrgName,
+  joinedWith,
+  MAX_JOINED_ORGS,
+  type NetworkOptions,
+  orgOf,
+  type PeerNode,
+  peerOf,
+  type Topology,
+  topology,
+} from './topology';
 
 /** The endorsement policy of the chaincode definition: the channel's MAJORITY of the members' peers. */
 export const ENDORSEMENT_POLICY_REF = '/Channel/Application/Endorsement';
@@ -90,15 +104,19 @@ export async function addOrg(requested: NetworkOptions, name: string, progress: 
     throw new NetworkError(`no network at ${requested.home}: run \`npm run network -- up\` first`);
   }
   const stored = readOptions(optionsFile);
-  const joined = stored.joined ?? [];
-  if (!joined.includes(name)) {
+  if ((stored.leaving ?? []).length > 0) {
+    throw new NetworkError(`${(stored.leaving ?? []).join(', ')} is being removed: run \`npm run network -- remove-org ${stored.leaving?.[0] ?? ''}\` again first`);
+  }
+  if (!activeSlots(stored).some(([n]) => n === name)) {
     const problem = invalidOrgName(topology(stored), name);
     if (problem) throw new NetworkError(problem);
-    if (joined.length >= MAX_JOINED_ORGS) {
-      throw new NetworkError(`this network already has ${joined.length} organizations that joined (${joined.join(', ')}): its port block holds at most ${MAX_JOINED_ORGS}`);
+    const joined = joinedWith(stored, name);
+    if (!joined) {
+      const active = activeSlots(stored).map(([n]) => n);
+      throw new NetworkError(`this network already has ${active.length} organizations that joined (${active.join(', ')}): its port block holds at most ${MAX_JOINED_ORGS}`);
     }
     // Recorded first: `down` then stops the new nodes even when add-org fails half-way, and a second run resumes.
-    fs.writeFileSync(optionsFile, JSON.stringify({ ...stored, joined: [...joined, name] }, null, 2));
+    fs.writeFileSync(optionsFile, JSON.stringify({ ...stored, joined }, null, 2));
   }
   const t = topology(readOptions(optionsFile));
   const org = orgOf(t, name);
@@ -167,14 +185,14 @@ export async function committedDefinition(requested: NetworkOptions): Promise<Co
   return queryCommitted(t, bins, asOrg);
 }
 
-function workDir(t: Topology, name: string): string {
-  const dir = path.join(t.dirs.config, `add-org-${name}`);
+export function workDir(t: Topology, name: string, command = 'add-org'): string {
+  const dir = path.join(t.dirs.config, `${command}-${name}`);
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }
 
 /** The channel's current config (configtxlator's JSON of common.Config), fetched from the ordering service by an admin of `asOrg`. */
-async function fetchConfig(t: Topology, bins: Binaries, asOrg: string, dir: string): Promise<ChannelConfigJson> {
+export async function fetchConfig(t: Topology, bins: Binaries, asOrg: string, dir: string): Promise<ChannelConfigJson> {
   const block = path.join(dir, 'config_block.pb');
   await run(bins.peer, ['channel', 'fetch', 'config', block, ...ordererArgs(t), '-c', CHANNEL], { env: adminEnv(t, bins, asOrg) });
   const decoded = (await decode(bins, 'common.Block', block)) as {
@@ -186,12 +204,12 @@ async function fetchConfig(t: Topology, bins: Binaries, asOrg: string, dir: stri
 }
 
 /** configtxlator proto_decode to a file (it cannot write to a pipe's /dev/stdout), parsed. */
-async function decode(bins: Binaries, type: string, file: string): Promise<unknown> {
+export async function decode(bins: Binaries, type: string, file: string): Promise<unknown> {
   await run(bins.configtxlator, ['proto_decode', '--input', file, '--type', type, '--output', `${file}.json`]);
   return JSON.parse(fs.readFileSync(`${file}.json`, 'utf8')) as unknown;
 }
 
-async function encode(bins: Binaries, type: string, value: unknown, file: string): Promise<string> {
+export async function encode(bins: Binaries, type: string, value: unknown, file: string): Promise<string> {
   fs.writeFileSync(`${file}.json`, JSON.stringify(value));
   await run(bins.configtxlator, ['proto_encode', '--input', `${file}.json`, '--type', type, '--output', file]);
   return file;
@@ -280,7 +298,7 @@ export function committedDefinitionOf(json: unknown): CommittedDefinition {
   return { sequence: d.sequence, endorsementPolicy: reference, approvals };
 }
 
-async function committedSequence(t: Topology, bins: Binaries, asOrg: string): Promise<number> {
+export async function committedSequence(t: Topology, bins: Binaries, asOrg: string): Promise<number> {
   return (await queryCommitted(t, bins, asOrg)).sequence;
 }
 
@@ -301,33 +319,40 @@ async function redefineChaincode(t: Topology, bins: Binaries, name: string, prog
   if (!installed.includes(pkg.packageId)) await run(bins.peer, ['lifecycle', 'chaincode', 'install', file], { env });
 
   if (!done(t, `joined-${name}-chaincode`)) {
-    const founder = t.peers[0]?.org;
-    if (!founder) throw new Error('no member');
-    // The target sequence is kept, so a resumed add-org finishes the same redefinition.
-    const targetFile = path.join(workDir(t, name), 'chaincode-sequence');
-    if (!fs.existsSync(targetFile)) fs.writeFileSync(targetFile, String((await committedSequence(t, bins, founder)) + 1));
-    const sequence = fs.readFileSync(targetFile, 'utf8').trim();
-    const definition = ['-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, '--channel-config-policy', ENDORSEMENT_POLICY_REF];
-    // Each member approves for itself, with its own package (its own chaincode server): all at once, as
-    // their approvals are separate keys.
-    await Promise.all(
-      t.peers.map(async (p) => {
-        const orgEnv = adminEnv(t, bins, p.org);
-        const own = orgPackage(t, p).packageId;
-        const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env: orgEnv }).catch(
-          () => '',
-        );
-        if (!approved.includes(own)) {
-          await run(bins.peer, ['lifecycle', 'chaincode', 'approveformyorg', ...ordererArgs(t), ...definition, '--package-id', own], { env: orgEnv });
-        }
-      }),
-    );
-    if ((await committedSequence(t, bins, founder)) < Number(sequence)) {
-      const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
-      await run(bins.peer, ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), ...definition, ...peerArgs], { env: adminEnv(t, bins, founder) });
-    }
-    progress(`  definition sequence ${sequence} committed, approved by ${t.peers.map((p) => orgOf(t, p.org).mspId).join(', ')}`);
+    await commitDefinition(t, bins, t.peers, path.join(workDir(t, name), 'chaincode-sequence'), progress);
     markDone(t, `joined-${name}-chaincode`);
   }
   await Promise.all(t.peers.map((p) => waitForChaincodeAnswer(t, bins, p)));
+}
+
+/**
+ * Commits the chaincode definition again at the next sequence (kept in `targetFile`, so a resumed run
+ * finishes the same redefinition), approved by each of `members` with its own package, endorsement policy
+ * `/Channel/Application/Endorsement` (MAJORITY Endorsement of the channel's members at each validation).
+ */
+export async function commitDefinition(t: Topology, bins: Binaries, members: readonly PeerNode[], targetFile: string, progress: Progress): Promise<void> {
+  const first = members[0]?.org;
+  if (!first) throw new Error('no member');
+  if (!fs.existsSync(targetFile)) fs.writeFileSync(targetFile, String((await committedSequence(t, bins, first)) + 1));
+  const sequence = fs.readFileSync(targetFile, 'utf8').trim();
+  const definition = ['-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, '--channel-config-policy', ENDORSEMENT_POLICY_REF];
+  // Each member approves for itself, with its own package (its own chaincode server): all at once, as
+  // their approvals are separate keys.
+  await Promise.all(
+    members.map(async (p) => {
+      const orgEnv = adminEnv(t, bins, p.org);
+      const own = orgPackage(t, p).packageId;
+      const approved = await run(bins.peer, ['lifecycle', 'chaincode', 'queryapproved', '-C', CHANNEL, '-n', CHAINCODE_NAME, '--sequence', sequence], { env: orgEnv }).catch(
+        () => '',
+      );
+      if (!approved.includes(own)) {
+        await run(bins.peer, ['lifecycle', 'chaincode', 'approveformyorg', ...ordererArgs(t), ...definition, '--package-id', own], { env: orgEnv });
+      }
+    }),
+  );
+  if ((await committedSequence(t, bins, first)) < Number(sequence)) {
+    const peerArgs = members.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+    await run(bins.peer, ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), ...definition, ...peerArgs], { env: adminEnv(t, bins, first) });
+  }
+  progress(`  definition sequence ${sequence} committed, approved by ${members.map((p) => orgOf(t, p.org).mspId).join(', ')}`);
 }

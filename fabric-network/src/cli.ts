@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
 import { addOrg } from './add-org';
+import { removeOrg } from './remove-org';
 import { defaultOptions, down, logFiles, startNode, stopNode, up } from './network';
 import { formatStatus, status } from './status';
 import { NetworkError } from './proc';
@@ -17,6 +18,13 @@ Commands:
                      majority of the member admins; its peer joins the channel; the chaincode is
                      committed again with every member's approval (endorsement: MAJORITY of the
                      members); its organization DID and gateways/NAME.env. At most 2 per network.
+                     Run it again to finish one that was interrupted.
+  remove-org NAME    an organization that joined with add-org leaves: its removal on the ledger
+                     (proposed and approved by a majority of the remaining members: its identities
+                     act nowhere any more), a channel config update removing its MSP signed by
+                     remaining admins only, the chaincode committed again by the remaining members,
+                     its gateway, chaincode server, peer and CA stopped, its state deleted and its
+                     ports freed for a later add-org. Its name is not used again.
                      Run it again to finish one that was interrupted.
   down [--wipe]      stop every process this launcher started; --wipe also deletes all state
   status [--json]    show each node: running, healthy, endpoint; block height of each orderer
@@ -70,6 +78,14 @@ async function main(argv: string[]): Promise<number> {
       say(
         `${name} joined in ${((Date.now() - start) / 1000).toFixed(1)}s: peer ${org?.peerEndpoint ?? '?'}, CA ${org?.caUrl ?? '?'}, gateway env ${info.home}/gateways/${name}.env`,
       );
+      return 0;
+    }
+    case 'remove-org': {
+      const name = rest.find((a) => !a.startsWith('-'));
+      if (!name) throw new NetworkError("remove-org needs the organization's name, e.g. `npm run network -- remove-org hospital3`");
+      const start = Date.now();
+      await removeOrg(options, name, say);
+      say(`${name} removed in ${((Date.now() - start) / 1000).toFixed(1)}s`);
       return 0;
     }
     case 'down':

@@ -1,5 +1,7 @@
 export { addOrg, channelMembers, committedDefinition, majorityOf } from './add-org';
 export type { CommittedDefinition } from './add-org';
+export { ledgerMemberStatus, removeOrg } from './remove-org';
+export type { MemberStatus } from './remove-org';
 export { defaultOptions, down, logFiles, nodeNames, readNetworkInfo, startNode, stopNode, up } from './network';
 export type { GatewayConnection, NetworkInfo, Progress } from './network';
 export { formatStatus, orderingLeader, status } from './status';

@@ -9,6 +9,7 @@ import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
 import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
+  activeSlots,
   CHAINCODE_LABEL,
   CHAINCODE_NAME,
   CHAINCODE_VERSION,
@@ -18,6 +19,7 @@ import {
   type Org,
   orgOf,
   type PeerNode,
+  PEER_ORGS,
   type PeerOrgName,
   type Topology,
   topology,
@@ -56,6 +58,8 @@ export interface GatewayConnection {
   /** Private JWK of the organization's DID (member-to-member requests). */
   readonly orgKeyFile: string;
   readonly orgDid: string;
+  /** The port `npm start` serves its gateway on, the one its organization DID's FHIR base URL names. */
+  readonly gatewayPort: number;
 }
 
 export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOptions {
@@ -146,7 +150,11 @@ export async function up(requested: NetworkOptions, progress: Progress = () => {
   const t = topology(options);
   // An organization whose add-org was interrupted is in the topology but maybe not yet in the channel: up
   // would try to join its peer and register its DID. add-org finishes it (and starts the rest too).
-  const unfinished = (options.joined ?? []).filter((name) => !done(t, joinedMarker(name)));
+  const leaving = options.leaving ?? [];
+  if (leaving[0] !== undefined) throw new NetworkError(`${leaving.join(', ')} did not finish leaving: run \`npm run network -- remove-org ${leaving[0]}\` again`);
+  const unfinished = activeSlots(options)
+    .map(([name]) => name)
+    .filter((name) => !done(t, joinedMarker(name)));
   if (unfinished[0] !== undefined) throw new NetworkError(`${unfinished.join(', ')} did not finish joining: run \`npm run network -- add-org ${unfinished[0]}\` again`);
   if (!fs.existsSync(path.join(CHAINCODE_DIR, 'dist', 'index.js'))) {
     throw new NetworkError('the chaincode is not built: run `npm run build` first');
@@ -461,11 +469,20 @@ export async function waitForMembership(t: Topology): Promise<void> {
 }
 
 /**
- * Where `npm start` serves each org's gateway (8080, 8081, 8082 for the founding members, then 8083, ...
- * for those that joined); the organization DIDs name these FHIR base URLs.
+ * Where `npm start` serves each org's gateway: 8080, 8081, 8082 for the founding members, then 8083 + k for
+ * the organization in slot k of those that joined (so a member keeps its port when another leaves); the
+ * organization DIDs name these FHIR base URLs.
  */
+export function gatewayPortOf(t: Topology, org: PeerOrgName): number {
+  const founder = (PEER_ORGS as readonly string[]).indexOf(org);
+  if (founder >= 0) return 8080 + founder;
+  const slot = activeSlots(t.options).find(([name]) => name === org)?.[1];
+  if (slot === undefined) throw new Error(`unknown organization ${org}`);
+  return 8080 + PEER_ORGS.length + slot;
+}
+
 export function defaultGatewayUrl(t: Topology, org: PeerOrgName): string {
-  return `http://127.0.0.1:${8080 + t.peers.findIndex((p) => p.org === org)}/fhir`;
+  return `http://127.0.0.1:${gatewayPortOf(t, org)}/fhir`;
 }
 
 function orgKeyFile(t: Topology, org: PeerOrgName): string {
@@ -659,6 +676,7 @@ export function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
       enrollmentSecret: orgSecrets(t, org).gateway ?? '',
       orgKeyFile: orgKeyFile(t, name),
       orgDid: orgKey(orgKeyFile(t, name)).did,
+      gatewayPort: gatewayPortOf(t, name),
     };
     orgs[name] = conn;
     fs.writeFileSync(path.join(t.dirs.gateways, `${name}.env`), gatewayEnv(conn, devIdentityProvider(t, name)), { mode: 0o600 });

@@ -32,8 +32,16 @@ export interface NetworkOptions {
   readonly batchTimeout: string;
   /** Orderer MaxMessageCount per block. */
   readonly maxMessageCount: number;
-  /** Organizations that joined the running network (`add-org`), in the order they joined. */
+  /**
+   * Organizations that joined the running network (`add-org`): slot k of the port block is `joined[k]`.
+   * A removed organization keeps its slot (so the others keep their ports) until add-org gives it to
+   * the next organization that joins.
+   */
   readonly joined?: readonly string[];
+  /** Organizations `remove-org` is removing (started, not finished): still in the topology. */
+  readonly leaving?: readonly string[];
+  /** Organizations removed (`remove-org` finished): out of the topology; their names are not used again. */
+  readonly removed?: readonly string[];
 }
 
 export interface CaNode {
@@ -97,7 +105,7 @@ export function mspIdOf(org: OrgName): string {
 /**
  * Lays out every node's ports and folders. Ports: CAs at base+0..39 (10 per org), orderers at
  * base+40..59 (5 per orderer, up to 4), peers at base+70..99, chaincode servers at base+100..102.
- * An organization that joined later (the k-th, k = 0 or 1) takes base+60+5k..64+5k (its CA and CA
+ * An organization that joined later (in slot k, k = 0 or 1) takes base+60+5k..64+5k (its CA and CA
  * operations, its peer, chaincode listener and operations) and its chaincode server base+103+k.
  */
 export function topology(options: NetworkOptions): Topology {
@@ -108,7 +116,7 @@ export function topology(options: NetworkOptions): Topology {
   const orgOfName = (name: string, ca: CaNode): Org => ({ name, mspId: mspIdOf(name), dir: path.join(home, 'orgs', name), ca });
   const orgs: Org[] = [
     ...['orderer', ...PEER_ORGS].map((name, i) => orgOfName(name, caOf(name, b + i * 10))),
-    ...joined.map((name, k) => orgOfName(name, caOf(name, b + 60 + 5 * k))),
+    ...activeSlots(options).map(([name, k]) => orgOfName(name, caOf(name, b + 60 + 5 * k))),
   ];
   const orderers: OrdererNode[] = Array.from({ length: options.orderers }, (_, i) => ({
     name: `orderer${i}`,
@@ -127,7 +135,10 @@ export function topology(options: NetworkOptions): Topology {
     dir: path.join(home, 'orgs', org, 'peers', 'peer0'),
     chaincodePort,
   });
-  const peers: PeerNode[] = [...PEER_ORGS.map((org, i) => peerOfOrg(org, b + 70 + i * 10, b + 100 + i)), ...joined.map((org, k) => peerOfOrg(org, b + 62 + 5 * k, b + 103 + k))];
+  const peers: PeerNode[] = [
+    ...PEER_ORGS.map((org, i) => peerOfOrg(org, b + 70 + i * 10, b + 100 + i)),
+    ...activeSlots(options).map(([org, k]) => peerOfOrg(org, b + 62 + 5 * k, b + 103 + k)),
+  ];
   return {
     options,
     orgs,
@@ -146,6 +157,27 @@ export function topology(options: NetworkOptions): Topology {
   };
 }
 
+/** The organizations that joined and were not removed, each with its slot of the port block. */
+export function activeSlots(options: NetworkOptions): Array<[string, number]> {
+  const removed = options.removed ?? [];
+  return (options.joined ?? []).map((name, k): [string, number] => [name, k]).filter(([name]) => !removed.includes(name));
+}
+
+/**
+ * `joined` with `name` in the first slot a removed organization freed, else in a new slot at the end;
+ * undefined when every slot is taken by an organization still in the network.
+ */
+export function joinedWith(options: NetworkOptions, name: string): string[] | undefined {
+  const joined = [...(options.joined ?? [])];
+  const removed = options.removed ?? [];
+  const free = joined.findIndex((n) => removed.includes(n));
+  if (free >= 0) {
+    joined[free] = name;
+    return joined;
+  }
+  return joined.length < MAX_JOINED_ORGS ? [...joined, name] : undefined;
+}
+
 /** Whether an organization is a founding member (in the genesis block), not one that joined later. */
 export function isFounder(name: string): boolean {
   return (PEER_ORGS as readonly string[]).includes(name);
@@ -158,6 +190,9 @@ export function isFounder(name: string): boolean {
 export function invalidOrgName(t: Topology, name: string): string | undefined {
   if (!/^[a-z][a-z0-9]{1,19}$/.test(name)) return `"${name}" is not a valid organization name: 2 to 20 lower-case letters and digits, starting with a letter`;
   if (t.orgs.some((o) => o.name === name || o.mspId === mspIdOf(name))) return `organization ${name} is already in this network`;
+  if ((t.options.removed ?? []).some((n) => mspIdOf(n) === mspIdOf(name))) {
+    return `organization ${name} was removed from this network, and its MSP id ${mspIdOf(name)} stays removed on the ledger: choose another name`;
+  }
   return undefined;
 }
 

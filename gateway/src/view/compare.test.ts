@@ -3,7 +3,7 @@ import { compareViews } from './compare';
 import type { ViewSnapshot } from './view-store';
 
 function snapshot(height: bigint, consents: Array<Record<string, string | number>>, orgDids: Array<Record<string, string | number>> = []): ViewSnapshot {
-  return { height, tables: { identities: [], org_dids: orgDids, consents, patient_links: [], anchors: [] } };
+  return { height, tables: { identities: [], org_dids: orgDids, consents, patient_links: [], anchors: [], members: [] } };
 }
 
 const consent = (id: string, status: string, block: number): Record<string, string | number> => ({

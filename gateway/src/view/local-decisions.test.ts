@@ -9,7 +9,10 @@ import type { AccessEntryInput, AnchorInput, Decision, EvaluateRequest } from '.
 import { newLogger } from '../logger';
 import type { StoredVersion } from '../store/store';
 import { staffCaller } from '../test-support/callers';
-import { FakePeer } from '../test-support/blocks';
+import { FakePeer, buildBlock } from '../test-support/blocks';
+import { IdentityContract } from '@hdx/chaincode';
+import { identity } from '@hdx/chaincode/dist/test-support/fake-ledger';
+import { parseBlock } from './block-parser';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { testApp } from '../test-support/test-app';
 import { testStore } from '../test-support/test-store';
@@ -69,6 +72,8 @@ interface World {
   sys1: TestKey;
   auditor: TestKey;
   org2: TestKey;
+  /** A practitioner of Hospital3MSP, a member removed from the consortium (by Hospital2MSP, the only other member with an organization DID). */
+  doc3: TestKey;
 }
 
 async function world(): Promise<World> {
@@ -81,13 +86,16 @@ async function world(): Promise<World> {
   const sys1 = await registerDid(chain, 'system', H1_ADMIN);
   const auditor = await registerDid(chain, 'auditor', REG_ADMIN);
   const org2 = await registerDid(chain, 'organization', H2_ADMIN);
+  await registerDid(chain, 'organization', identity('Hospital3MSP', 'admin'));
+  const doc3 = await registerDid(chain, 'practitioner', identity('Hospital3MSP', 'gateway'));
+  await chain.invoke(H2_ADMIN, (ctx) => new IdentityContract().ProposeMemberRemoval(ctx, JSON.stringify({ mspId: 'Hospital3MSP' })));
   await h1.anchor(anchorInput('Observation', 'a1', patient.did, '2024-04'));
   await h1.anchor(anchorInput('Observation', 'a2', patient.did, '2023-12', [RESTRICTED]));
   await h1.anchor(anchorInput('Condition', 'c1', LINKED, '2023-01'));
   await h1.anchor(anchorInput('Observation', 'e1', ERASED, '2024-02'));
   await h1.linkPatient(LINKED, patient.did);
   await h1.erasePatient(ERASED);
-  return { chain, h1, patient, other, doc1, doc2, sys1, auditor, org2 };
+  return { chain, h1, patient, other, doc1, doc2, sys1, auditor, org2, doc3 };
 }
 
 /** A random provision (with, sometimes, one nested provision of the other type). */
@@ -142,6 +150,7 @@ describe('view/local-decisions', () => {
         [w.patient.did, H1],
         [w.other.did, H1],
         [w.auditor.did, 'RegulatorMSP'],
+        [w.doc3.did, 'Hospital3MSP'],
         [UNREGISTERED, H1],
       ];
       const resources = ['Observation/a1/_history/1', 'Observation/a2/_history/1', 'Condition/c1/_history/1', 'Observation/e1/_history/1'];
@@ -164,7 +173,7 @@ describe('view/local-decisions', () => {
       }
       store.close();
     }
-    expect(compared).to.equal(3 * 8 * 3 * 4 * 4);
+    expect(compared).to.equal(3 * 9 * 3 * 4 * 4);
     // The matrix reaches every branch of the evaluator that decides a read.
     for (const seen of [
       'permit:consent-permit',
@@ -176,6 +185,7 @@ describe('view/local-decisions', () => {
       'deny:resource-erased',
       'deny:actor-unregistered',
       'deny:actor-organization-mismatch',
+      'deny:actor-organization-removed',
       'deny:delegation-not-allowed',
       'deny:purpose-not-allowed',
     ]) {
@@ -233,6 +243,61 @@ describe('view/local-decisions', () => {
     }
     expect(compared).to.equal(2 * 5 * 2 * 3 * 4);
     expect([...decisions]).to.include.members(['permit:consent-permit', 'deny:consent-deny', 'permit:custodian-treatment', 'permit:break-glass', 'deny:no-permit']);
+  });
+
+  it("a member's removal, seen in the blocks: the view decides as the contract before the proposal, after it, and once the removal is in force", async function () {
+    this.timeout(60_000);
+    // world() removed Hospital3MSP already; this test removes Hospital4MSP, step by step.
+    const H4 = 'Hospital4MSP';
+    const identities = new IdentityContract();
+    const w = await world();
+    const store = new ViewStore(':memory:', { channel: 'hdx', namespace: 'hdx' });
+    // Each stage's changes to the world state, committed as one Fabric block the view parses and applies.
+    let seen = new Map<string, Uint8Array>();
+    const commitChanges = (): void => {
+      const writes = [...w.chain.state.entries()].filter(([key, value]) => seen.get(key) !== value).map(([key, value]) => ({ key, value }));
+      const deletes = [...seen.keys()].filter((key) => !w.chain.state.has(key)).map((key) => ({ key, delete: true }));
+      store.apply(parseBlock(buildBlock(Number(store.height()), [{ txId: `stage-${store.height()}`, writes: { hdx: [...writes, ...deletes] } }]), 'hdx'));
+      seen = new Map(w.chain.state);
+    };
+    // Four members with organization DIDs; Hospital4's practitioner, permitted by a consent naming Hospital3MSP.
+    await registerDid(w.chain, 'organization', H1_ADMIN);
+    await registerDid(w.chain, 'organization', REG_ADMIN);
+    await registerDid(w.chain, 'organization', identity(H4, 'admin'));
+    const doc4 = await registerDid(w.chain, 'practitioner', identity(H4, 'gateway'));
+    const consent = {
+      resourceType: 'Consent',
+      id: 'permit-h4',
+      status: 'active',
+      patient: { reference: w.patient.did },
+      provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: H4 } } }] },
+    };
+    await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent }));
+    commitChanges();
+    const outcomes: string[] = [];
+    const compare = async (): Promise<void> => {
+      for (const actorAuth of ['did', 'delegated'] as const) {
+        for (const resource of ['Observation/a1/_history/1', 'Condition/c1/_history/1']) {
+          const request: EvaluateRequest = { actor: doc4.did, actorOrganization: H4, actorAuth, purpose: 'TREAT', resource };
+          const now = w.chain.clock * 1000;
+          const byContract = await w.h1.evaluateAccess(request);
+          expect({ ...decideOnView(store, request, { now, submitter: H1 }), height: undefined }, JSON.stringify(request)).to.deep.equal({ ...byContract, height: undefined });
+          outcomes.push(`${byContract.decision}:${byContract.reason}`);
+        }
+      }
+    };
+    await compare();
+    await w.chain.invoke(H1_ADMIN, (ctx) => identities.ProposeMemberRemoval(ctx, JSON.stringify({ mspId: H4 })));
+    commitChanges();
+    await compare();
+    await w.chain.invoke(H2_ADMIN, (ctx) => identities.ApproveMemberRemoval(ctx, JSON.stringify({ mspId: H4 })));
+    commitChanges();
+    expect(store.organizationRemoved(H4)).to.equal(true);
+    await compare();
+    expect(outcomes).to.deep.equal([...Array<string>(8).fill('permit:consent-permit'), ...Array<string>(4).fill('deny:actor-organization-removed')]);
+    // The consent itself is still in the view, active: it only permits nothing any more.
+    expect(store.consent('permit-h4')?.status).to.equal('active');
+    store.close();
   });
 
   describe('through AccessControl (the enforcement point)', () => {

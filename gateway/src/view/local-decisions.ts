@@ -42,6 +42,8 @@ export function viewFacts(store: ViewStore): (query: FactQuery) => unknown {
         return store.identity(query.did);
       case 'organizationDids':
         return store.organizationDids(query.mspId);
+      case 'organizationRemoved':
+        return store.organizationRemoved(query.mspId);
       case 'consents':
         return store.consentsOf(query.patient).map(storedConsent);
     }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import { peer } from '@hyperledger/fabric-protos';
 import { expect } from 'chai';
 import { buildBlock, compositeKey, type TestTransaction } from '../test-support/blocks';
@@ -59,7 +60,7 @@ describe('view/view-store', () => {
     expect(store.link('Hospital1MSP', PSEUDONYM)?.did).to.equal(PATIENT);
     expect(store.anchor('Observation', 'o-1', '1')).to.include({ custodian: 'Hospital1MSP', patient: PSEUDONYM });
     // Indexes, versions and the access history are not rows of their own.
-    expect(store.counts()).to.deep.equal({ identities: 2, org_dids: 1, consents: 1, patient_links: 1, anchors: 1 });
+    expect(store.counts()).to.deep.equal({ identities: 2, org_dids: 1, consents: 1, patient_links: 1, anchors: 1, members: 0 });
   });
 
   it('follows updates, revocations, tombstones and deleted keys; ignores invalidated transactions', () => {
@@ -113,6 +114,38 @@ describe('view/view-store', () => {
     ).to.throw(ViewValueError, 'block 1 transaction 1');
     expect(store.consent('c-2')).to.equal(undefined);
     expect(store.height()).to.equal(1n);
+  });
+
+  it('keeps the member registry: a proposed removal is not a removal, an approved one is', () => {
+    const member = (status: string) => ({
+      key: compositeKey('hdx.member', ['Hospital3MSP']),
+      value: { mspId: 'Hospital3MSP', status, proposedBy: 'Hospital1MSP', approvals: [], required: 2 },
+    });
+    apply(0, [{ txId: 't1', writes: { hdx: [member('proposed')] } }]);
+    expect(store.organizationRemoved('Hospital3MSP')).to.equal(false);
+    apply(1, [
+      // Invalidated: it must not remove anyone.
+      { txId: 't2', writes: { hdx: [member('removed')] }, validationCode: peer.TxValidationCode.MVCC_READ_CONFLICT },
+    ]);
+    expect(store.organizationRemoved('Hospital3MSP')).to.equal(false);
+    apply(2, [{ txId: 't3', writes: { hdx: [member('removed')] } }]);
+    expect(store.organizationRemoved('Hospital3MSP')).to.equal(true);
+    expect(store.organizationRemoved('Hospital1MSP')).to.equal(false);
+    expect(store.counts().members).to.equal(1);
+    expect(() =>
+      apply(3, [{ txId: 't4', writes: { hdx: [{ key: compositeKey('hdx.member', ['Hospital2MSP']), value: { mspId: 'Hospital3MSP', status: 'removed' } }] } }]),
+    ).to.throw(ViewValueError, 'does not match its key');
+  });
+
+  it('empties a view of schema 1 (which skipped the member registry), so it follows its peer again from block 0', () => {
+    apply(0, [{ txId: 't1', writes: consentWrite('c-1', 'active', 1) }]);
+    store.close();
+    const db = new Database(file);
+    db.pragma('user_version = 1');
+    db.close();
+    store = open(file);
+    expect(store.height()).to.equal(0n);
+    expect(store.consent('c-1')).to.equal(undefined);
   });
 
   it('keeps rows and checkpoint across a reopen, and refuses a file of another chaincode', () => {

@@ -9,6 +9,7 @@
  * | `hdx.consent` [id]: ConsentRecord (current)      | consents       |
  * | `hdx.link` [custodian, pseudonym]: PatientLink   | patient_links  |
  * | `hdx.anchor` [type, id, version]: Anchor         | anchors        |
+ * | `hdx.member` [msp]: MemberRemoval                | members        |
  *
  * The chaincode's other keys are not kept: its secondary indexes (`hdx.consent~patient`,
  * `hdx.link~did`, `hdx.anchor~patient`) are SQL indexes here over the same rows; version history
@@ -22,12 +23,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import type { Anchor, ConsentRecord, IdentityRecord, PatientLink } from '@hdx/chaincode';
+import type { Anchor, ConsentRecord, IdentityRecord, MemberRemoval, PatientLink } from '@hdx/chaincode';
 import type { KeyWrite, ParsedBlock } from './block-parser';
 
 export const VIEW_FILE_NAME = 'ledger-view.db';
 
-const SCHEMA_VERSION = 1;
+/** 2: the member registry (`members`). A gateway of schema 1 would ignore removals: it refuses this file. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS view_checkpoint (
@@ -89,6 +91,13 @@ CREATE TABLE IF NOT EXISTS anchors (
   PRIMARY KEY (resource_type, id, version_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS anchors_by_patient ON anchors (patient, custodian) WHERE patient IS NOT NULL;
+CREATE TABLE IF NOT EXISTS members (
+  msp_id TEXT    PRIMARY KEY,
+  status TEXT    NOT NULL,
+  record TEXT    NOT NULL,
+  block  INTEGER NOT NULL,
+  tx_id  TEXT    NOT NULL
+) WITHOUT ROWID;
 `;
 
 /** The tables a view holds, each with its key columns (for snapshots and comparison). */
@@ -98,6 +107,7 @@ export const VIEW_TABLES = {
   consents: ['id'],
   patient_links: ['custodian', 'pseudonym'],
   anchors: ['resource_type', 'id', 'version_id'],
+  members: ['msp_id'],
 } as const;
 export type ViewTable = keyof typeof VIEW_TABLES;
 
@@ -180,6 +190,10 @@ export class ViewStore {
         const version = this.#db.pragma('user_version', { simple: true }) as number;
         if (version > SCHEMA_VERSION) throw new Error(`the ledger view at ${file} has schema ${version}, newer than this gateway's ${SCHEMA_VERSION}`);
         this.#db.exec(SCHEMA);
+        if (version === 1) {
+          // A view of schema 1 skipped `hdx.member` writes: it is emptied and follows its peer again from block 0.
+          for (const table of [...Object.keys(VIEW_TABLES), 'view_checkpoint']) this.#db.exec(`DELETE FROM ${table}`);
+        }
         this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })();
       if (file !== ':memory:') fs.chmodSync(file, 0o600);
@@ -318,6 +332,20 @@ export class ViewStore {
         ).run(resourceType, id, versionId, r.patient ?? null, text(r.custodian, 'custodian', write, 'hdx.anchor'), r.tombstone ? 1 : 0, JSON.stringify(r), block, write.txId);
         return;
       }
+      case 'hdx.member': {
+        const [mspId] = attributes;
+        if (write.deleted) {
+          this.#prepare('DELETE FROM members WHERE msp_id = ?').run(mspId);
+          return;
+        }
+        const r = json<MemberRemoval>(write, 'hdx.member');
+        if (r.mspId !== mspId) throw new ViewValueError(`block ${block} transaction ${write.txIndex}: an hdx.member value does not match its key`);
+        this.#prepare(
+          `INSERT INTO members (msp_id, status, record, block, tx_id) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (msp_id) DO UPDATE SET status = excluded.status, record = excluded.record, block = excluded.block, tx_id = excluded.tx_id`,
+        ).run(mspId, text(r.status, 'status', write, 'hdx.member'), JSON.stringify(r), block, write.txId);
+        return;
+      }
       default:
         return;
     }
@@ -330,6 +358,11 @@ export class ViewStore {
   /** The DIDs under an organization's `hdx.did~org` index (its organization DIDs), in key order. */
   organizationDids(mspId: string): string[] {
     return (this.#prepare('SELECT did FROM org_dids WHERE msp_id = ? ORDER BY did').all(mspId) as Array<{ did: string }>).map((r) => r.did);
+  }
+
+  /** Whether the organization was removed from the consortium (its `hdx.member` removal is in force). */
+  organizationRemoved(mspId: string): boolean {
+    return (this.#prepare('SELECT status FROM members WHERE msp_id = ?').get(mspId) as { status: string } | undefined)?.status === 'removed';
   }
 
   consent(id: string): ConsentRecord | undefined {
