@@ -181,8 +181,10 @@ export function actorRefusal(r: AccessRequest, c: EvaluationContext): DecisionRe
   if (actor.organization !== r.actorOrganization) {
     return 'actor-organization-mismatch';
   }
-  if (c.actorOrganizationRemoved === true) {
-    // A departed member: its staff, systems and patients act nowhere, whatever a consent names.
+  if (c.actorOrganizationRemoved === true && actor.kind !== 'patient') {
+    // A departed member: its staff, systems and organization act nowhere, whatever a consent names. A
+    // patient it registered is not its agent: the patient's right to their own records and their say
+    // over them do not end because the hospital that first registered their DID left.
     return 'actor-organization-removed';
   }
   if (r.actorAuth === 'idp' && r.actorOrganization !== c.submitter) {

@@ -189,14 +189,26 @@ describe('hdx.identity: removing a member organization', () => {
       );
     });
 
-    it("refuses what a departed member's DID signs, except a revocation", async () => {
+    it("refuses what a departed member's staff DID signs; a patient it registered keeps their say and their records", async () => {
+      const next = newKey();
+      const rotation = signedBy(ledger, doc3, { action: 'rotate', did: doc3.did, publicKeyJwk: next.jwk });
       await rejectsWith(
-        ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, h3Patient, { action: 'grant', consent: h3Consent('h3p-2') }))),
+        ledger.invoke(H1_GATEWAY, (ctx) => identities.RotateKey(ctx, JSON.stringify({ did: doc3.did, publicKeyJwk: next.jwk, proof: rotation }))),
         'FORBIDDEN',
       );
+      // The patient is not the departed member's agent: they still grant, revoke and read their own records.
+      const granted = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => consents.Grant(ctx, signedBy(ledger, h3Patient, { action: 'grant', consent: h3Consent('h3p-2') }))));
+      expect(granted.status).to.equal('active');
       const revoke = { resourceType: 'Consent', id: 'h3p-1', patient: { reference: h3Patient.did } };
       const revoked = JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => consents.Revoke(ctx, signedBy(ledger, h3Patient, { action: 'revoke', consent: revoke }))));
       expect(revoked.status).to.equal('inactive');
+      // Their record at hospital1 is theirs to read (a patient reads their own records under any consent).
+      const own = { resourceType: 'Observation', id: 'obs-h3p', versionId: '1', patient: h3Patient.did, securityLabels: [], lastUpdated: '2024-05-02T10:00:00.000Z' };
+      await ledger.invoke(H1_GATEWAY, (ctx) => records.Anchor(ctx, JSON.stringify({ ...own, commitment: { alg: 'HMAC-SHA-256', value: COMMITMENT } })));
+      const read = { actor: h3Patient.did, actorOrganization: H3, actorAuth: 'did', purpose: 'PATRQT', resource: 'Observation/obs-h3p/_history/1' };
+      expect(await evaluate(read)).to.deep.include({ decision: 'permit' });
+      // Their DID is not deactivated with the organization's.
+      expect((await resolve(h3Patient.did)).didDocumentMetadata.deactivated ?? false).to.equal(false);
     });
 
     it('an admin cannot bring it back: no second removal, no approval, and the departed admin cannot register a new organization DID', async () => {

@@ -81,8 +81,9 @@ export async function verifySignedRequest(
   if (signerRecord.status !== 'active' && !(signerRecord.status === 'suspended' && options.allowSuspended === true)) {
     throw forbidden(`${path} is signed by a ${signerRecord.status} DID`);
   }
-  // A DID of a removed member organization signs nothing but what undoes harm (as a suspended one).
-  if (options.allowSuspended !== true && isRemoved(await findRemoval(ctx, signerRecord.organization))) {
+  // A DID of a removed member organization signs nothing but what undoes harm (as a suspended one);
+  // a patient it registered keeps their say (their consents, their key), as in the access decision.
+  if (options.allowSuspended !== true && signerRecord.kind !== 'patient' && isRemoved(await findRemoval(ctx, signerRecord.organization))) {
     throw forbidden(`${path} is signed by a DID of an organization removed from the consortium`);
   }
   const method = signerRecord.document.verificationMethod.find((m) => m.id === parsed.header.kid);
