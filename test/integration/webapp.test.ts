@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signDidToken } from '@hdx/gateway';
+import { verifyReceipt } from '@hdx/gateway/dist/audit/receipt';
 import * as os from 'node:os';
 import { auditDelivered, call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
 import { canonicalJson, newNonce, nowSeconds, signCompact } from '../support/jose';
@@ -77,6 +78,12 @@ describe('patient web app in a real browser (real network)', function () {
 
   async function shot2(p: Page, name: string): Promise<void> {
     await p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  /** Activates a button with the keyboard (a click can miss while live notifications move the page). */
+  async function press(selector: string): Promise<void> {
+    await page.focus(selector);
+    await page.keyboard.press('Enter');
   }
 
   async function textOf(selector: string): Promise<string> {
@@ -334,7 +341,7 @@ describe('patient web app in a real browser (real network)', function () {
     // Someone who is not their ward: the gateway refuses, and the page says so; the choice stays "Me".
     const before = problems.length;
     await page.type('#ward-did', stranger.did);
-    await page.click('#ward-add');
+    await press('#ward-add');
     await waitForText('#ward-error', 'not a guardian');
     expect(await textOf('#ward-error')).to.include('The gateway refused');
     expect(await page.$$eval('#subject-select option', (os) => os.map((o) => (o as HTMLOptionElement).value))).to.deep.equal([patientDid]);
@@ -347,7 +354,7 @@ describe('patient web app in a real browser (real network)', function () {
       (el as HTMLInputElement).value = '';
     });
     await page.type('#ward-did', ward.did);
-    await page.click('#ward-add');
+    await press('#ward-add');
     await waitForText('#ward-status', 'You now act for your ward');
     expect(await page.$eval('#subject-select', (el) => (el as HTMLSelectElement).value)).to.equal(ward.did);
     expect(await textOf('#acting-for')).to.include(ward.did);
@@ -355,10 +362,10 @@ describe('patient web app in a real browser (real network)', function () {
 
     // A consent for the ward, shown in plain words, signed with the guardian's own key.
     await page.type('#who-0-value', 'Hospital2MSP');
-    await page.click('#review-consent');
+    await press('#review-consent');
     await page.waitForSelector('#consent-for-ward');
     expect(await textOf('#consent-for-ward')).to.include(ward.did);
-    await page.click('#sign-consent');
+    await press('#sign-consent');
     await waitForText('#consent-status', 'Consent granted');
     await page.waitForSelector('#consent-list li');
     await shot('7b-ward-consent');
@@ -395,7 +402,7 @@ describe('patient web app in a real browser (real network)', function () {
       location.hash = '#/consents';
     });
     await page.waitForSelector('#consent-list li button');
-    await page.click('#consent-list li button');
+    await press('#consent-list li button');
     await waitForText('#consent-status', 'Consent revoked');
     expect((await h2ReadWard()).status).to.equal(404);
 
@@ -490,6 +497,27 @@ describe('patient web app in a real browser (real network)', function () {
     const bundle = JSON.parse(await saved('.json')) as { resourceType: string; type: string; entry: Array<{ resource: { resourceType: string } }> };
     expect(bundle).to.include({ resourceType: 'Bundle', type: 'collection' });
     expect(bundle.entry.map((e) => e.resource.resourceType)).to.deep.equal(['AuditEvent']);
+
+    // The row's ledger receipt, checked in the page (WebCrypto, no trust in the gateway): verified, and the
+    // page says what the CLI's verifier (the gateway's verifyReceipt, run here on the same receipt) says.
+    await audit.click('#audit-results tbody tr .receipt-check');
+    await audit.waitForSelector('#audit-results tbody tr [data-receipt="verified"]', { timeout: 60_000 });
+    const receiptText = await audit.$eval('#audit-results tbody tr .receipt', (el) => el.textContent ?? '');
+    const glassEventId = await audit.$eval('#audit-results tbody tr', (tr) => tr.getAttribute('data-event-id') ?? '');
+    expect(glassEventId).to.match(/^[A-Za-z0-9]+\.[0-9]+$/);
+    const fetched = await httpCall(
+      `${reg.config.baseUrl}/AuditEvent/${glassEventId}/$receipt`,
+      'GET',
+      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+    expect(fetched.status, fetched.text).to.equal(200);
+    const cli = verifyReceipt(JSON.parse(fetched.text));
+    expect(receiptText).to.include('Receipt verified');
+    expect(receiptText).to.include(`endorsed by ${cli.endorsedBy.join(', ')}, block ${cli.blockNumber}`);
+    expect(receiptText).to.include(`submitted by ${cli.submittedBy}`);
+    // A receipt kept for the webapp's unit tests (the same checks on a real block, and tampered copies).
+    fs.writeFileSync(path.join(SCREENSHOTS, '..', 'webapp-receipt.json'), fetched.text);
+    await shot2(audit, '8b-auditor-receipt');
 
     // The review queue: the break-glass access is open; the auditor records an outcome with the keyboard.
     await audit.focus('#review-load');
