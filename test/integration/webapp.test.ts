@@ -491,8 +491,11 @@ describe('patient web app in a real browser (real network)', function () {
     const csv = await saved('.csv');
     const lines = csv.trim().split('\r\n');
     expect(lines[0]).to.match(/^when,decision,breakGlass,actor,organization/);
+    // The review state of the break-glass access: open (not reviewed yet), no outcome.
+    expect(lines[0]).to.match(/,reviewState,reviewOutcome$/);
     expect(lines).to.have.length(2);
     expect(lines[1]).to.include(',yes,');
+    expect(lines[1]).to.match(/,open,$/);
     expect(lines[1]).to.include(drH2.did);
     const bundle = JSON.parse(await saved('.json')) as { resourceType: string; type: string; entry: Array<{ resource: { resourceType: string } }> };
     expect(bundle).to.include({ resourceType: 'Bundle', type: 'collection' });
@@ -549,6 +552,23 @@ describe('patient web app in a real browser (real network)', function () {
     // It left the queue.
     expect(await audit.evaluate(openItem, patientDid, drH2.did)).to.equal(undefined);
     await shot2(audit, '9-auditor-review');
+
+    // The queue is live: a new break-glass access joins it as its block commits, without a reload.
+    await audit.waitForFunction(() => document.querySelector('#review-live')?.textContent?.includes('Live:') === true, { timeout: 60_000 });
+    const again = await h2Read('ETREAT', 'patient unresponsive again');
+    expect(again.status, again.text).to.equal(200);
+    await audit.waitForFunction(
+      (p: string, d: string, old: string) =>
+        Array.from(document.querySelectorAll('#review-open li[data-live="new"]')).some(
+          (li) => li.getAttribute('data-event-id') !== old && (li.textContent ?? '').includes(p) && (li.textContent ?? '').includes(d),
+        ),
+      { timeout: 60_000 },
+      patientDid,
+      drH2.did,
+      eventId,
+    );
+    expect(await audit.$eval('#review-status', (el) => el.textContent ?? '')).to.include('A new break-glass access joined the queue');
+    await shot2(audit, '9b-auditor-queue-live');
 
     // On the ledger: the regulator's gateway shows the outcome in the AuditEvent …
     const reviewState = (body: { entry?: Array<{ resource: { extension?: Array<{ url: string; valueString?: string; extension?: Array<Record<string, unknown>> }> } }> }) => {

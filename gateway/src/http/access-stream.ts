@@ -7,7 +7,9 @@
  *
  * Who: a patient (a DID token of a patient DID, or an IdP patient with its DID), for themselves and the
  * patients whose registered guardian they are (the chaincode's rule for the AuditEvent search:
- * audit-contract.ts, canSee). Other entries are never sent, and nothing tells the caller they exist.
+ * audit-contract.ts, canSee); and an auditor (with their DID), who may search every entry, for the
+ * break-glass accesses only (what the review queue waits for). Other entries are never sent, and nothing
+ * tells the caller they exist.
  *
  * Each event is `event: access`, `id: <block>.<transaction>.<n>` (a ledger position, no PHI) and `data:`
  * the entry as a FHIR AuditEvent (toAuditEvent, as the search returns it). A client that reconnects with
@@ -138,7 +140,7 @@ export class AccessStream {
 
   /** Checks the caller and the Last-Event-ID, then streams until the client leaves or the token expires. */
   async serve(req: Request, res: Response, auth: AuthContext): Promise<void> {
-    const did = this.#patientDid(auth);
+    const { did, auditor } = this.#caller(auth);
     const last = req.get('last-event-id');
     const resume = last === undefined || last === '' ? undefined : parseCursor(last);
     if (last !== undefined && last !== '' && resume === undefined)
@@ -209,7 +211,10 @@ export class AccessStream {
     );
 
     const guardianOf = new Map<string, { ok: boolean; at: number }>();
-    const visible = async (patient: string): Promise<boolean> => {
+    const visible = async (entry: AuditEntry): Promise<boolean> => {
+      // An auditor, who may search every entry, is sent the break-glass accesses (the review queue's).
+      if (auditor) return entry.breakGlass === true;
+      const patient = entry.patient;
       if (patient === did) return true;
       if (!HDX_DID.test(patient)) return false;
       const cached = guardianOf.get(patient);
@@ -225,7 +230,7 @@ export class AccessStream {
         const parsed = parseBlock(block, this.#o.namespace);
         for (const { cursor, entry } of entriesOf(parsed.writes)) {
           if (!after(start, cursor.block, cursor.tx, cursor.n)) continue;
-          if (!(await visible(entry.patient))) continue;
+          if (!(await visible(entry))) continue;
           if (closed) break;
           res.write(`id: ${cursorText(cursor)}\nevent: access\ndata: ${JSON.stringify(toAuditEvent(entry))}\n\n`);
         }
@@ -239,14 +244,19 @@ export class AccessStream {
     }
   }
 
-  /** The patient (or guardian) the stream is for; anyone else is refused. */
-  #patientDid(auth: AuthContext): string {
+  /** The patient (or guardian), or the auditor, the stream is for; anyone else is refused. */
+  #caller(auth: AuthContext): { did: string; auditor: boolean } {
     requireScope(auth, 'AuditEvent', 'search');
     if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
       throw new OperationOutcomeError('FORBIDDEN', 'The access history is not available to a member organization acting for a user');
     }
     if (!auth.did) throw new OperationOutcomeError('FORBIDDEN', 'Live access notifications need a registered patient DID (claim hdx_did)');
-    if (auth.role !== 'patient') throw new OperationOutcomeError('FORBIDDEN', 'Live access notifications are for patients (and guardians); auditors search /fhir/AuditEvent');
-    return auth.did;
+    if (auth.role !== 'patient' && auth.role !== 'auditor') {
+      throw new OperationOutcomeError(
+        'FORBIDDEN',
+        'Live access notifications are for patients (and guardians), and for auditors (break-glass accesses); others search /fhir/AuditEvent for their own actions',
+      );
+    }
+    return { did: auth.did, auditor: auth.role === 'auditor' };
   }
 }
