@@ -345,6 +345,8 @@ describe('patient web app in a real browser (real network)', function () {
     await waitForText('#ward-error', 'not a guardian');
     expect(await textOf('#ward-error')).to.include('The gateway refused');
     expect(await page.$$eval('#subject-select option', (os) => os.map((o) => (o as HTMLOptionElement).value))).to.deep.equal([patientDid]);
+    // Long DIDs in the refusal wrap: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
     await shot('7a-ward-refused');
     // The browser reports the refused request (403) on its console: that one is expected.
     problems.splice(before, problems.length - before, ...problems.slice(before).filter((p) => !p.includes('403')));
@@ -368,6 +370,7 @@ describe('patient web app in a real browser (real network)', function () {
     await press('#sign-consent');
     await waitForText('#consent-status', 'Consent granted');
     await page.waitForSelector('#consent-list li');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
     await shot('7b-ward-consent');
     const consentId = String(await page.$eval('#consent-list li', (li) => li.getAttribute('data-consent-id')));
     const onLedger = await call(h1, 'GET', `/Consent/${consentId}`, staff);

@@ -143,8 +143,8 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
   let base: string;
   const clients: Client[] = [];
 
-  async function start(authenticate: RequestHandler = fakeAuthenticate): Promise<void> {
-    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
+  async function start(authenticate: RequestHandler = fakeAuthenticate, mspId = 'Hospital1MSP'): Promise<void> {
+    const { app } = testApp({ store: new SqliteStore(':memory:'), ledger, mspId, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -235,6 +235,24 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
       .get('/fhir/AuditEvent/$stream')
       .set(...asCaller({ did: DOCTOR, role: 'practitioner', tokenKind: 'did', scope: 'user/*.read', purpose: 'TREAT' }));
     expect(doctor.status).to.equal(403);
+  });
+
+  it("refuses an auditor at another organization's gateway, and a DID that is not an active auditor's, as the chaincode refuses their reads", async () => {
+    // The auditor was registered by Hospital1MSP's ledger client (their organization); this gateway is Hospital2MSP's.
+    await start(fakeAuthenticate, 'Hospital2MSP');
+    const elsewhere = await request(server)
+      .get('/fhir/AuditEvent/$stream')
+      .set(...asCaller({ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'user/AuditEvent.read' }));
+    expect(elsewhere.status).to.equal(403);
+    expect(elsewhere.body.issue[0].diagnostics).to.include("the auditor's own organization");
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await start();
+    // A patient DID presented with the auditor role is not an auditor on the ledger.
+    const impostor = await request(server)
+      .get('/fhir/AuditEvent/$stream')
+      .set(...asCaller({ did: ALICE, role: 'auditor', tokenKind: 'did', scope: 'user/AuditEvent.read' }));
+    expect(impostor.status).to.equal(403);
   });
 
   it('sends only entries of valid transactions, and never index keys or other namespaces', async () => {

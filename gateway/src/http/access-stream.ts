@@ -7,8 +7,9 @@
  *
  * Who: a patient (a DID token of a patient DID, or an IdP patient with its DID), for themselves and the
  * patients whose registered guardian they are (the chaincode's rule for the AuditEvent search:
- * audit-contract.ts, canSee); and an auditor (with their DID), who may search every entry, for the
- * break-glass accesses only (what the review queue waits for). Other entries are never sent, and nothing
+ * audit-contract.ts, canSee); and an active auditor DID, through a gateway of the auditor's own
+ * organization (where the chaincode lets it read every entry), for the break-glass accesses only (what
+ * the review queue waits for). Other entries are never sent, and nothing
  * tells the caller they exist.
  *
  * Each event is `event: access`, `id: <block>.<transaction>.<n>` (a ledger position, no PHI) and `data:`
@@ -102,16 +103,22 @@ export function entriesOf(writes: readonly KeyWrite[]): PositionedEntry[] {
   return out;
 }
 
-/** A DID's resolution as far as the guardian check reads it. */
-type Resolver = (did: string) => Promise<{ hdx: { status: string; guardians: string[] } } | undefined>;
+/** A DID's resolution as far as the guardian and auditor checks read it. */
+type Resolver = (did: string) => Promise<{ hdx: { status: string; guardians: string[]; kind?: string; organization?: string } } | undefined>;
 
 export interface AccessStreamOptions {
   /** The organization's peer: committed blocks from any block on, and its height. */
   readonly source: BlockSource;
   /** The chaincode's name: the namespace of its writes. */
   readonly namespace: string;
-  /** DID resolution on the ledger (for the guardian rule). */
+  /** DID resolution on the ledger (for the guardian rule, and an auditor's organization). */
   readonly resolve: Resolver;
+  /**
+   * The organization running this gateway. An auditor is streamed to only through a gateway of their own
+   * organization, as the chaincode lets an auditor DID read the whole history (audit-viewer.ts, viewerOf);
+   * without it, auditors get no stream.
+   */
+  readonly mspId?: string;
   readonly log: Logger;
   /** A comment line this often keeps proxies from closing an idle stream (default 15 s). */
   readonly heartbeatMs?: number;
@@ -141,6 +148,13 @@ export class AccessStream {
   /** Checks the caller and the Last-Event-ID, then streams until the client leaves or the token expires. */
   async serve(req: Request, res: Response, auth: AuthContext): Promise<void> {
     const { did, auditor } = this.#caller(auth);
+    if (auditor) {
+      // The chaincode's rule: an auditor DID reads everything only through its own organization's gateway.
+      const record = await this.#o.resolve(did).catch(() => undefined);
+      if (!(record?.hdx.status === 'active' && record.hdx.kind === 'auditor' && this.#o.mspId !== undefined && record.hdx.organization === this.#o.mspId)) {
+        throw new OperationOutcomeError('FORBIDDEN', "An auditor's live stream is served only by a gateway of the auditor's own organization");
+      }
+    }
     const last = req.get('last-event-id');
     const resume = last === undefined || last === '' ? undefined : parseCursor(last);
     if (last !== undefined && last !== '' && resume === undefined)
