@@ -352,9 +352,13 @@ describe('patient web app in a real browser (real network)', function () {
     problems.splice(before, problems.length - before, ...problems.slice(before).filter((p) => !p.includes('403')));
 
     // The ward: accepted, chosen, and the page says whose data it manages.
-    await page.$eval('#ward-did', (el) => {
-      (el as HTMLInputElement).value = '';
-    });
+    // Cleared as a person does (select all, delete), so the page's state follows.
+    await page.focus('#ward-did');
+    await page.keyboard.down('Control');
+    await page.keyboard.press('KeyA');
+    await page.keyboard.up('Control');
+    await page.keyboard.press('Backspace');
+    expect(await page.$eval('#ward-did', (el) => (el as HTMLInputElement).value)).to.equal('');
     await page.type('#ward-did', ward.did);
     await press('#ward-add');
     await waitForText('#ward-status', 'You now act for your ward');

@@ -310,6 +310,7 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
     const cases: Array<[TestCaller | undefined, string | undefined, number, string]> = [
       [undefined, undefined, 401, 'Authentication required'],
       [{ did: DOCTOR, role: 'practitioner', tokenKind: 'did', scope: 'user/*.read', purpose: 'TREAT' }, undefined, 403, 'for patients'],
+      [{ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'patient/AuditEvent.read' }, undefined, 403, 'an auditor uses user/ scopes'],
       [{ role: 'patient', tokenKind: 'idp', scope: 'patient/*.read' }, undefined, 403, 'registered patient DID'],
       [{ ...patient(ALICE), viaOrganization: DOCTOR }, undefined, 403, 'member organization'],
       [{ ...patient(ALICE), scope: 'patient/Observation.read' }, undefined, 403, 'scope'],

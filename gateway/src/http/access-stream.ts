@@ -260,7 +260,7 @@ export class AccessStream {
 
   /** The patient (or guardian), or the auditor, the stream is for; anyone else is refused. */
   #caller(auth: AuthContext): { did: string; auditor: boolean } {
-    requireScope(auth, 'AuditEvent', 'search');
+    const scope = requireScope(auth, 'AuditEvent', 'search');
     if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
       throw new OperationOutcomeError('FORBIDDEN', 'The access history is not available to a member organization acting for a user');
     }
@@ -271,6 +271,9 @@ export class AccessStream {
         'Live access notifications are for patients (and guardians), and for auditors (break-glass accesses); others search /fhir/AuditEvent for their own actions',
       );
     }
+    // SMART: a patient/ scope binds to the patient signed in (as everywhere in policy.ts).
+    if (auth.role === 'auditor' && scope.context !== 'user')
+      throw new OperationOutcomeError('FORBIDDEN', 'patient/ scopes bind to the patient signed in; an auditor uses user/ scopes');
     return { did: auth.did, auditor: auth.role === 'auditor' };
   }
 }
