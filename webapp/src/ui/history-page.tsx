@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { accessHistory, type AppConfig } from '../lib/api';
 import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
@@ -117,10 +117,15 @@ export function HistoryPage({ config, patientKey, subject, wards, live }: Props)
     }
   };
   // Loaded again after each fresh connection of the live stream: what committed before it started is in the search.
+  const shownFor = useRef(subject.did);
   useEffect(() => {
     let current = true;
-    setRows([]);
-    setNext(undefined);
+    // Another person's history: nothing of the previous one's stays shown (a reconnection keeps the rows until reloaded).
+    if (shownFor.current !== subject.did) {
+      shownFor.current = subject.did;
+      setRows([]);
+      setNext(undefined);
+    }
     void load(undefined, () => current);
     return () => {
       current = false;
