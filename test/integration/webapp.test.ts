@@ -11,13 +11,17 @@
  * then finds it in the review queue and records an outcome (with the keyboard), which is then on the
  * ledger: the regulator's gateway and hospital2's show it in the AuditEvent. Screenshots of each page go to .hdx/screenshots/.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signDidToken } from '@hdx/gateway';
+import { verifyReceipt } from '@hdx/gateway/dist/audit/receipt';
 import * as os from 'node:os';
 import { auditDelivered, call, type Gw, httpCall, registerDid, staffToken } from '../support/fhir-client';
+import { canonicalJson, newNonce, nowSeconds, signCompact } from '../support/jose';
+import { OrgClient } from '../support/ledger';
 import { startTestGateway } from '../support/network';
 
 const SCREENSHOTS = path.resolve(__dirname, '..', '..', '.hdx', 'screenshots');
@@ -74,6 +78,12 @@ describe('patient web app in a real browser (real network)', function () {
 
   async function shot2(p: Page, name: string): Promise<void> {
     await p.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  /** Activates a button with the keyboard (a click can miss while live notifications move the page). */
+  async function press(selector: string): Promise<void> {
+    await page.focus(selector);
+    await page.keyboard.press('Enter');
   }
 
   async function textOf(selector: string): Promise<string> {
@@ -277,6 +287,139 @@ describe('patient web app in a real browser (real network)', function () {
     expect(problems, problems.join('\n')).to.deep.equal([]);
   });
 
+  it('a guardian chooses their ward in the page, grants and revokes for the ward (signed with their own key), and sees the ward’s records and history; someone who is not their ward is refused', async () => {
+    // The ward: a second patient of hospital1, whose own signed word makes the page's patient their guardian on the ledger.
+    const ward = generateDidKey();
+    const stranger = generateDidKey();
+    await registerDid(h1, 'hospital1', 'patient', ward);
+    await registerDid(h1, 'hospital1', 'patient', stranger);
+    const proof = signCompact(
+      crypto.createPrivateKey({ key: { ...ward.privateJwk }, format: 'jwk' }),
+      { alg: 'ES256', kid: ward.kid },
+      canonicalJson({ action: 'add-guardian', patient: ward.did, guardian: patientDid, nonce: newNonce(), iat: nowSeconds() }),
+    );
+    const admin = OrgClient.admin('hospital1');
+    try {
+      const added = await admin.submit<{ hdx: { guardians: string[] } }>('hdx.identity', 'AddGuardian', JSON.stringify({ patient: ward.did, guardian: patientDid, proof }));
+      expect(added.hdx.guardians).to.deep.equal([patientDid]);
+    } finally {
+      admin.close();
+    }
+    const staff = staffToken(h1, 'hospital1', { did: drH1.did });
+    const wp = await call(h1, 'POST', '/Patient', staff, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: ward.did }],
+      name: [{ family: 'Adeyemi-Sørensen', given: ['Mia'] }],
+      birthDate: '2015-06-02',
+    });
+    expect(wp.status, wp.text).to.equal(201);
+    const wo = await call(h1, 'POST', '/Observation', staff, {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8310-5', display: 'Body temperature' }] },
+      subject: { reference: `Patient/${String(wp.body.id)}` },
+      effectiveDateTime: '2026-11-21T08:00:00Z',
+      valueQuantity: { value: 37.9, unit: 'Cel', system: 'http://unitsofmeasure.org', code: 'Cel' },
+    });
+    expect(wo.status, wo.text).to.equal(201);
+    const wardObservation = String(wo.body.id);
+    const h2ReadWard = () =>
+      call(
+        h1,
+        'GET',
+        `/Observation/${wardObservation}`,
+        signDidToken({ key: drH2.privateJwk, audience: h1.config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 }),
+      );
+    expect((await h2ReadWard()).status).to.equal(404);
+
+    await page.evaluate(() => {
+      location.hash = '#/consents';
+    });
+    await page.waitForSelector('#subject-select');
+    expect(await page.$eval('#subject-select', (el) => (el as HTMLSelectElement).labels?.[0]?.textContent ?? '')).to.include('Whose data');
+    await page.click('.subject summary');
+    // Someone who is not their ward: the gateway refuses, and the page says so; the choice stays "Me".
+    const before = problems.length;
+    await page.type('#ward-did', stranger.did);
+    await press('#ward-add');
+    await waitForText('#ward-error', 'not a guardian');
+    expect(await textOf('#ward-error')).to.include('The gateway refused');
+    expect(await page.$$eval('#subject-select option', (os) => os.map((o) => (o as HTMLOptionElement).value))).to.deep.equal([patientDid]);
+    // Long DIDs in the refusal wrap: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot('7a-ward-refused');
+    // The browser reports the refused request (403) on its console: that one is expected.
+    problems.splice(before, problems.length - before, ...problems.slice(before).filter((p) => !p.includes('403')));
+
+    // The ward: accepted, chosen, and the page says whose data it manages.
+    // Cleared as a person does (select all, delete), so the page's state follows.
+    await page.focus('#ward-did');
+    await page.keyboard.down('Control');
+    await page.keyboard.press('KeyA');
+    await page.keyboard.up('Control');
+    await page.keyboard.press('Backspace');
+    expect(await page.$eval('#ward-did', (el) => (el as HTMLInputElement).value)).to.equal('');
+    await page.type('#ward-did', ward.did);
+    await press('#ward-add');
+    await waitForText('#ward-status', 'You now act for your ward');
+    expect(await page.$eval('#subject-select', (el) => (el as HTMLSelectElement).value)).to.equal(ward.did);
+    expect(await textOf('#acting-for')).to.include(ward.did);
+    await page.waitForSelector('#no-consents');
+
+    // A consent for the ward, shown in plain words, signed with the guardian's own key.
+    await page.type('#who-0-value', 'Hospital2MSP');
+    await press('#review-consent');
+    await page.waitForSelector('#consent-for-ward');
+    expect(await textOf('#consent-for-ward')).to.include(ward.did);
+    await press('#sign-consent');
+    await waitForText('#consent-status', 'Consent granted');
+    await page.waitForSelector('#consent-list li');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot('7b-ward-consent');
+    const consentId = String(await page.$eval('#consent-list li', (li) => li.getAttribute('data-consent-id')));
+    const onLedger = await call(h1, 'GET', `/Consent/${consentId}`, staff);
+    expect(onLedger.status, onLedger.text).to.equal(200);
+    expect(onLedger.body.patient).to.deep.equal({ reference: ward.did });
+    const read = await h2ReadWard();
+    expect(read.status, read.text).to.equal(200);
+    expect(read.body.valueQuantity.value).to.equal(37.9);
+
+    // The ward's records (their Patient here and the Observation) and their history (the hospital2 read), not the guardian's.
+    await page.evaluate(() => {
+      location.hash = '#/records';
+    });
+    await page.waitForSelector(`#records-Observation li[data-ref="Observation/${wardObservation}"]`, { timeout: 60_000 });
+    expect(await page.$$eval('#records-Observation li', (lis) => lis.map((li) => li.getAttribute('data-ref')))).to.deep.equal([`Observation/${wardObservation}`]);
+    await page.evaluate(() => {
+      location.hash = '#/history';
+    });
+    await page.waitForFunction(
+      (did: string) => Array.from(document.querySelectorAll('#history-list li')).some((li) => li.getAttribute('data-outcome') === 'permit' && (li.textContent ?? '').includes(did)),
+      { timeout: 60_000 },
+      drH2.did,
+    );
+    const wardHistory = await page.$$eval('#history-list li', (lis) => lis.map((li) => li.textContent ?? ''));
+    // The ward's accesses, named as theirs; nothing of the guardian's own record.
+    expect(wardHistory.some((t) => t.includes(ward.did))).to.equal(true);
+    expect(wardHistory.some((t) => t.includes(observationId))).to.equal(false);
+    await shot('7c-ward-history');
+
+    // The guardian revokes the ward's consent; the next hospital2 read is denied.
+    await page.evaluate(() => {
+      location.hash = '#/consents';
+    });
+    await page.waitForSelector('#consent-list li button');
+    await press('#consent-list li button');
+    await waitForText('#consent-status', 'Consent revoked');
+    expect((await h2ReadWard()).status).to.equal(404);
+
+    // Back to their own data: their own (revoked) consent, none of the ward's.
+    await page.select('#subject-select', patientDid);
+    await page.waitForSelector('#no-consents');
+    expect(await textOf('#consents-title')).to.equal('Consents');
+    expect(problems, problems.join('\n')).to.deep.equal([]);
+  });
+
   it('an auditor registered by the regulator finds the break-glass access on the regulator’s gateway and exports it', async () => {
     const downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-audit-downloads-'));
     const context = await browser.createBrowserContext({ downloadBehavior: { policy: 'allow', downloadPath: downloads } });
@@ -355,12 +498,36 @@ describe('patient web app in a real browser (real network)', function () {
     const csv = await saved('.csv');
     const lines = csv.trim().split('\r\n');
     expect(lines[0]).to.match(/^when,decision,breakGlass,actor,organization/);
+    // The review state of the break-glass access: open (not reviewed yet), no outcome.
+    expect(lines[0]).to.match(/,reviewState,reviewOutcome$/);
     expect(lines).to.have.length(2);
     expect(lines[1]).to.include(',yes,');
+    expect(lines[1]).to.match(/,open,$/);
     expect(lines[1]).to.include(drH2.did);
     const bundle = JSON.parse(await saved('.json')) as { resourceType: string; type: string; entry: Array<{ resource: { resourceType: string } }> };
     expect(bundle).to.include({ resourceType: 'Bundle', type: 'collection' });
     expect(bundle.entry.map((e) => e.resource.resourceType)).to.deep.equal(['AuditEvent']);
+
+    // The row's ledger receipt, checked in the page (WebCrypto, no trust in the gateway): verified, and the
+    // page says what the CLI's verifier (the gateway's verifyReceipt, run here on the same receipt) says.
+    await audit.click('#audit-results tbody tr .receipt-check');
+    await audit.waitForSelector('#audit-results tbody tr [data-receipt="verified"]', { timeout: 60_000 });
+    const receiptText = await audit.$eval('#audit-results tbody tr .receipt', (el) => el.textContent ?? '');
+    const glassEventId = await audit.$eval('#audit-results tbody tr', (tr) => tr.getAttribute('data-event-id') ?? '');
+    expect(glassEventId).to.match(/^[A-Za-z0-9]+\.[0-9]+$/);
+    const fetched = await httpCall(
+      `${reg.config.baseUrl}/AuditEvent/${glassEventId}/$receipt`,
+      'GET',
+      signDidToken({ key: auditor.privateJwk, audience: reg.config.baseUrl, scope: 'user/AuditEvent.read', ttlSec: 120 }),
+    );
+    expect(fetched.status, fetched.text).to.equal(200);
+    const cli = verifyReceipt(JSON.parse(fetched.text));
+    expect(receiptText).to.include('Receipt verified');
+    expect(receiptText).to.include(`endorsed by ${cli.endorsedBy.join(', ')}, block ${cli.blockNumber}`);
+    expect(receiptText).to.include(`submitted by ${cli.submittedBy}`);
+    // A receipt kept for the webapp's unit tests (the same checks on a real block, and tampered copies).
+    fs.writeFileSync(path.join(SCREENSHOTS, '..', 'webapp-receipt.json'), fetched.text);
+    await shot2(audit, '8b-auditor-receipt');
 
     // The review queue: the break-glass access is open; the auditor records an outcome with the keyboard.
     await audit.focus('#review-load');
@@ -392,6 +559,23 @@ describe('patient web app in a real browser (real network)', function () {
     // It left the queue.
     expect(await audit.evaluate(openItem, patientDid, drH2.did)).to.equal(undefined);
     await shot2(audit, '9-auditor-review');
+
+    // The queue is live: a new break-glass access joins it as its block commits, without a reload.
+    await audit.waitForFunction(() => document.querySelector('#review-live')?.textContent?.includes('Live:') === true, { timeout: 60_000 });
+    const again = await h2Read('ETREAT', 'patient unresponsive again');
+    expect(again.status, again.text).to.equal(200);
+    await audit.waitForFunction(
+      (p: string, d: string, old: string) =>
+        Array.from(document.querySelectorAll('#review-open li[data-live="new"]')).some(
+          (li) => li.getAttribute('data-event-id') !== old && (li.textContent ?? '').includes(p) && (li.textContent ?? '').includes(d),
+        ),
+      { timeout: 60_000 },
+      patientDid,
+      drH2.did,
+      eventId,
+    );
+    expect(await audit.$eval('#review-status', (el) => el.textContent ?? '')).to.include('A new break-glass access joined the queue');
+    await shot2(audit, '9b-auditor-queue-live');
 
     // On the ledger: the regulator's gateway shows the outcome in the AuditEvent …
     const reviewState = (body: { entry?: Array<{ resource: { extension?: Array<{ url: string; valueString?: string; extension?: Array<Record<string, unknown>> }> } }> }) => {

@@ -143,8 +143,8 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
   let base: string;
   const clients: Client[] = [];
 
-  async function start(authenticate: RequestHandler = fakeAuthenticate): Promise<void> {
-    const { app } = testApp({ store: testStore(), ledger, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
+  async function start(authenticate: RequestHandler = fakeAuthenticate, mspId = 'Hospital1MSP'): Promise<void> {
+    const { app } = testApp({ store: testStore(), ledger, mspId, authenticate, blocks: { source: peer, namespace: 'hdx', heartbeatMs: 50 } });
     server = createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -215,6 +215,46 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
     expect(alice.access().map(patientOf)).to.deep.equal([ALICE]);
   });
 
+  it('streams every break-glass access, whoever the patient, to an auditor, and no other entry', async () => {
+    await start();
+    const auditor = await open({ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'user/AuditEvent.read' });
+    expect(auditor.status).to.equal(200);
+    await auditor.until('ready', () => auditor.events.some((e) => e.event === 'ready'));
+    peer.commit([tx('t1', entry('t1', 0, ALICE), entry('t1', 1, BOB, { purpose: 'ETREAT', breakGlass: true, reason: 'break-glass', consents: [] }))]);
+    peer.commit([tx('t2', entry('t2', 0, WARD, { purpose: 'ETREAT', breakGlass: true, decision: 'deny', reason: 'no-permit', consents: [] }))]);
+    peer.commit([tx('t3', entry('t3', 0, ALICE))]);
+    await auditor.until('both break-glass entries', () => auditor.access().length === 2);
+    peer.commit([tx('t4', entry('t4', 0, BOB, { purpose: 'ETREAT', breakGlass: true, reason: 'break-glass', consents: [] }))]);
+    await auditor.until('the next break-glass entry', () => auditor.access().length === 3);
+    const ids = auditor.events.filter((e) => e.event === 'access').map((e) => e.id);
+    // Block 3's entry (not break-glass) was passed over: the stream went on to block 4's.
+    expect(ids).to.deep.equal(['1.0.1', '2.0.0', '4.0.0']);
+    expect(auditor.access().map(patientOf)).to.deep.equal([BOB, WARD, BOB]);
+    // A practitioner still gets no stream.
+    const doctor = await request(server)
+      .get('/fhir/AuditEvent/$stream')
+      .set(...asCaller({ did: DOCTOR, role: 'practitioner', tokenKind: 'did', scope: 'user/*.read', purpose: 'TREAT' }));
+    expect(doctor.status).to.equal(403);
+  });
+
+  it("refuses an auditor at another organization's gateway, and a DID that is not an active auditor's, as the chaincode refuses their reads", async () => {
+    // The auditor was registered by Hospital1MSP's ledger client (their organization); this gateway is Hospital2MSP's.
+    await start(fakeAuthenticate, 'Hospital2MSP');
+    const elsewhere = await request(server)
+      .get('/fhir/AuditEvent/$stream')
+      .set(...asCaller({ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'user/AuditEvent.read' }));
+    expect(elsewhere.status).to.equal(403);
+    expect(elsewhere.body.issue[0].diagnostics).to.include("the auditor's own organization");
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await start();
+    // A patient DID presented with the auditor role is not an auditor on the ledger.
+    const impostor = await request(server)
+      .get('/fhir/AuditEvent/$stream')
+      .set(...asCaller({ did: ALICE, role: 'auditor', tokenKind: 'did', scope: 'user/AuditEvent.read' }));
+    expect(impostor.status).to.equal(403);
+  });
+
   it('sends only entries of valid transactions, and never index keys or other namespaces', async () => {
     await start();
     const alice = await open(patient(ALICE));
@@ -265,12 +305,12 @@ describe('GET /fhir/AuditEvent/$stream: live access notifications from committed
     expect(again.access()[0]?.id).to.equal('t1.0');
   });
 
-  it('refuses anyone but a patient or guardian, a bad Last-Event-ID and a position beyond the ledger, with an OperationOutcome', async () => {
+  it('refuses anyone but a patient, guardian or auditor, a bad Last-Event-ID and a position beyond the ledger, with an OperationOutcome', async () => {
     await start();
     const cases: Array<[TestCaller | undefined, string | undefined, number, string]> = [
       [undefined, undefined, 401, 'Authentication required'],
       [{ did: DOCTOR, role: 'practitioner', tokenKind: 'did', scope: 'user/*.read', purpose: 'TREAT' }, undefined, 403, 'for patients'],
-      [{ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'user/*.read' }, undefined, 403, 'for patients'],
+      [{ did: AUDITOR, role: 'auditor', tokenKind: 'did', scope: 'patient/AuditEvent.read' }, undefined, 403, 'an auditor uses user/ scopes'],
       [{ role: 'patient', tokenKind: 'idp', scope: 'patient/*.read' }, undefined, 403, 'registered patient DID'],
       [{ ...patient(ALICE), viaOrganization: DOCTOR }, undefined, 403, 'member organization'],
       [{ ...patient(ALICE), scope: 'patient/Observation.read' }, undefined, 403, 'scope'],

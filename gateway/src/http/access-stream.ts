@@ -7,7 +7,10 @@
  *
  * Who: a patient (a DID token of a patient DID, or an IdP patient with its DID), for themselves and the
  * patients whose registered guardian they are (the chaincode's rule for the AuditEvent search:
- * audit-contract.ts, canSee). Other entries are never sent, and nothing tells the caller they exist.
+ * audit-contract.ts, canSee); and an active auditor DID, through a gateway of the auditor's own
+ * organization (where the chaincode lets it read every entry), for the break-glass accesses only (what
+ * the review queue waits for). Other entries are never sent, and nothing
+ * tells the caller they exist.
  *
  * Each event is `event: access`, `id: <block>.<transaction>.<n>` (a ledger position, no PHI) and `data:`
  * the entry as a FHIR AuditEvent (toAuditEvent, as the search returns it). A client that reconnects with
@@ -100,16 +103,22 @@ export function entriesOf(writes: readonly KeyWrite[]): PositionedEntry[] {
   return out;
 }
 
-/** A DID's resolution as far as the guardian check reads it. */
-type Resolver = (did: string) => Promise<{ hdx: { status: string; guardians: string[] } } | undefined>;
+/** A DID's resolution as far as the guardian and auditor checks read it. */
+type Resolver = (did: string) => Promise<{ hdx: { status: string; guardians: string[]; kind?: string; organization?: string } } | undefined>;
 
 export interface AccessStreamOptions {
   /** The organization's peer: committed blocks from any block on, and its height. */
   readonly source: BlockSource;
   /** The chaincode's name: the namespace of its writes. */
   readonly namespace: string;
-  /** DID resolution on the ledger (for the guardian rule). */
+  /** DID resolution on the ledger (for the guardian rule, and an auditor's organization). */
   readonly resolve: Resolver;
+  /**
+   * The organization running this gateway. An auditor is streamed to only through a gateway of their own
+   * organization, as the chaincode lets an auditor DID read the whole history (audit-viewer.ts, viewerOf);
+   * without it, auditors get no stream.
+   */
+  readonly mspId?: string;
   readonly log: Logger;
   /** A comment line this often keeps proxies from closing an idle stream (default 15 s). */
   readonly heartbeatMs?: number;
@@ -138,7 +147,14 @@ export class AccessStream {
 
   /** Checks the caller and the Last-Event-ID, then streams until the client leaves or the token expires. */
   async serve(req: Request, res: Response, auth: AuthContext): Promise<void> {
-    const did = this.#patientDid(auth);
+    const { did, auditor } = this.#caller(auth);
+    if (auditor) {
+      // The chaincode's rule: an auditor DID reads everything only through its own organization's gateway.
+      const record = await this.#o.resolve(did).catch(() => undefined);
+      if (!(record?.hdx.status === 'active' && record.hdx.kind === 'auditor' && this.#o.mspId !== undefined && record.hdx.organization === this.#o.mspId)) {
+        throw new OperationOutcomeError('FORBIDDEN', "An auditor's live stream is served only by a gateway of the auditor's own organization");
+      }
+    }
     const last = req.get('last-event-id');
     const resume = last === undefined || last === '' ? undefined : parseCursor(last);
     if (last !== undefined && last !== '' && resume === undefined)
@@ -209,7 +225,10 @@ export class AccessStream {
     );
 
     const guardianOf = new Map<string, { ok: boolean; at: number }>();
-    const visible = async (patient: string): Promise<boolean> => {
+    const visible = async (entry: AuditEntry): Promise<boolean> => {
+      // An auditor, who may search every entry, is sent the break-glass accesses (the review queue's).
+      if (auditor) return entry.breakGlass === true;
+      const patient = entry.patient;
       if (patient === did) return true;
       if (!HDX_DID.test(patient)) return false;
       const cached = guardianOf.get(patient);
@@ -225,7 +244,7 @@ export class AccessStream {
         const parsed = parseBlock(block, this.#o.namespace);
         for (const { cursor, entry } of entriesOf(parsed.writes)) {
           if (!after(start, cursor.block, cursor.tx, cursor.n)) continue;
-          if (!(await visible(entry.patient))) continue;
+          if (!(await visible(entry))) continue;
           if (closed) break;
           res.write(`id: ${cursorText(cursor)}\nevent: access\ndata: ${JSON.stringify(toAuditEvent(entry))}\n\n`);
         }
@@ -239,14 +258,22 @@ export class AccessStream {
     }
   }
 
-  /** The patient (or guardian) the stream is for; anyone else is refused. */
-  #patientDid(auth: AuthContext): string {
-    requireScope(auth, 'AuditEvent', 'search');
+  /** The patient (or guardian), or the auditor, the stream is for; anyone else is refused. */
+  #caller(auth: AuthContext): { did: string; auditor: boolean } {
+    const scope = requireScope(auth, 'AuditEvent', 'search');
     if (auth.viaOrganization !== undefined || auth.actorAuth === 'delegated') {
       throw new OperationOutcomeError('FORBIDDEN', 'The access history is not available to a member organization acting for a user');
     }
     if (!auth.did) throw new OperationOutcomeError('FORBIDDEN', 'Live access notifications need a registered patient DID (claim hdx_did)');
-    if (auth.role !== 'patient') throw new OperationOutcomeError('FORBIDDEN', 'Live access notifications are for patients (and guardians); auditors search /fhir/AuditEvent');
-    return auth.did;
+    if (auth.role !== 'patient' && auth.role !== 'auditor') {
+      throw new OperationOutcomeError(
+        'FORBIDDEN',
+        'Live access notifications are for patients (and guardians), and for auditors (break-glass accesses); others search /fhir/AuditEvent for their own actions',
+      );
+    }
+    // SMART: a patient/ scope binds to the patient signed in (as everywhere in policy.ts).
+    if (auth.role === 'auditor' && scope.context !== 'user')
+      throw new OperationOutcomeError('FORBIDDEN', 'patient/ scopes bind to the patient signed in; an auditor uses user/ scopes');
+    return { did: auth.did, auditor: auth.role === 'auditor' };
   }
 }

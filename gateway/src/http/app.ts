@@ -230,6 +230,7 @@ export function createApp(deps: AppDeps): express.Express {
     ledger,
     log,
     baseUrl: base,
+    mspId: config.mspId,
     patientRef: resolvePatientParam,
     ...(deps.blocks ? { blocks: deps.blocks } : {}),
     ...(deps.receipts ? { receipts: deps.receipts } : {}),

@@ -25,6 +25,8 @@ export interface AuditRoutesDeps {
   readonly log: Logger;
   /** This server's FHIR base URL (paging links). */
   readonly baseUrl: string;
+  /** The organization running this gateway (an auditor streams only through their own organization's). */
+  readonly mspId: string;
   /** `patient=` as sent (a DID, a pseudonym, `Patient/<id>` or `<id>` held here) → the patient reference on the ledger. */
   readonly patientRef: (value: string) => Promise<string>;
   /** The peer's committed blocks: the live stream; not offered when absent. */
@@ -86,6 +88,7 @@ export function registerAuditRoutes(fhir: Router, deps: AuditRoutesDeps): void {
         source: deps.blocks.source,
         namespace: deps.blocks.namespace,
         resolve: (d) => ledger.resolveDid(d),
+        mspId: deps.mspId,
         log,
         ...(deps.blocks.heartbeatMs !== undefined ? { heartbeatMs: deps.blocks.heartbeatMs } : {}),
       })

@@ -81,10 +81,10 @@ export async function revokeConsent(config: AppConfig, key: PatientKey, consent:
   return fhirRequest(config, undefined, '', 'PUT', `/Consent/${encodeURIComponent(String(consent.id))}`, { type: 'application/jose', text: jws });
 }
 
-/** The patient's consents (every page). */
-export async function listConsents(config: AppConfig, key: PatientKey): Promise<Record<string, unknown>[]> {
+/** The consents of the patient `patient` (the key holder, or a ward of theirs), every page. */
+export async function listConsents(config: AppConfig, key: PatientKey, patient: string = key.did): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
-  let url: string | undefined = `/Consent?patient=${encodeURIComponent(key.did)}&_count=50`;
+  let url: string | undefined = `/Consent?patient=${encodeURIComponent(patient)}&_count=50`;
   for (let page = 0; url !== undefined && page < 20; page += 1) {
     const bundle = (await fhirRequest(config, key, 'patient/Consent.read', 'GET', url)) as {
       entry?: Array<{ resource?: Record<string, unknown> }>;
@@ -96,9 +96,9 @@ export async function listConsents(config: AppConfig, key: PatientKey): Promise<
   return out;
 }
 
-/** One page of the patient's access history (a searchset of AuditEvents). */
-export async function accessHistory(config: AppConfig, key: PatientKey, pageUrl?: string): Promise<unknown> {
-  return fhirRequest(config, key, 'patient/AuditEvent.read', 'GET', pageUrl ?? `/AuditEvent?patient=${encodeURIComponent(key.did)}&_count=50`);
+/** One page of the access history of `patient` (the key holder, or a ward of theirs): a searchset of AuditEvents. */
+export async function accessHistory(config: AppConfig, key: PatientKey, pageUrl?: string, patient: string = key.did): Promise<unknown> {
+  return fhirRequest(config, key, 'patient/AuditEvent.read', 'GET', pageUrl ?? `/AuditEvent?patient=${encodeURIComponent(patient)}&_count=50`);
 }
 
 /** A read of the patient's own records (or their wards'): scope patient/*.read, purpose PATRQT (a patient's own request). */

@@ -80,10 +80,36 @@ describe('auditor search and exports', () => {
       'permit (consent, "quoted")',
       'Consent/c-1',
       'a.0',
+      '',
+      '',
     ]);
     expect(parsed.data[2]?.[1]).to.equal('deny');
     // A spreadsheet does not run it: the cell starts with a quote character.
     expect(parsed.data[2]?.[4]).to.equal(`'=HYPERLINK("x")`);
+  });
+
+  it('exports each break-glass access’s review state and latest outcome, as the gateway’s AuditEvent carries them', () => {
+    const glass = { eventId: 'g.0', purpose: 'ETREAT', breakGlass: true, reason: 'break-glass', consents: [] };
+    const review = {
+      eventId: 'g.1',
+      outcome: 'needs-follow-up' as const,
+      reviewer: OTHER,
+      reviewerOrganization: 'RegulatorMSP',
+      reviewedAt: '2026-12-07T11:00:00.000Z',
+      txId: 'r1',
+    };
+    const rows = [
+      toAccessRow(toAuditEvent(entry({ ...glass }), { state: 'open', reviews: 0 })),
+      toAccessRow(toAuditEvent(entry({ ...glass, eventId: 'g.1' }), { state: 'reviewed', reviews: 2, current: review })),
+      toAccessRow(toAuditEvent(entry({ eventId: 't.0' }))),
+    ];
+    const parsed = Papa.parse<Record<string, string>>(toCsv(rows).trim(), { header: true });
+    expect(parsed.errors).to.deep.equal([]);
+    expect(parsed.data.map((r) => [r.eventId, r.breakGlass, r.reviewState, r.reviewOutcome])).to.deep.equal([
+      ['g.0', 'yes', 'open', ''],
+      ['g.1', 'yes', 'reviewed', 'needs-follow-up'],
+      ['t.0', 'no', '', ''],
+    ]);
   });
 
   it('exports a FHIR R4 Bundle of the selected AuditEvents, newest first, that validates', () => {

@@ -78,9 +78,14 @@ export const CSV_COLUMNS = [
   'outcome',
   'consents',
   'eventId',
+  'reviewState',
+  'reviewOutcome',
 ] as const;
 
-/** RFC 4180 CSV with a header row; cells that a spreadsheet would run as a formula are escaped. */
+/**
+ * RFC 4180 CSV with a header row; cells that a spreadsheet would run as a formula are escaped. The last
+ * two columns are a break-glass access's review state (`open`, `reviewed`) and latest outcome.
+ */
 export function toCsv(rows: AccessRow[]): string {
   return Papa.unparse(
     {
@@ -99,6 +104,9 @@ export function toCsv(rows: AccessRow[]): string {
         r.outcome,
         r.consents.join(' '),
         r.id,
+        // A break-glass access's review: open or reviewed, and the latest outcome; empty for any other access.
+        r.review?.state ?? '',
+        r.review?.state === 'reviewed' ? (r.review.outcome ?? '') : '',
       ]),
     },
     { escapeFormulae: true, newline: '\r\n' },

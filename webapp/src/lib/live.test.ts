@@ -118,4 +118,25 @@ describe('live access notifications in the page (fetch + eventsource-parser)', (
     await new Promise((r) => setTimeout(r, 50));
     expect(calls).to.equal(1);
   });
+
+  it('an auditor’s stream carries an auditor’s scope, and hands on the break-glass AuditEvents it is sent', async () => {
+    const { key } = await generatePatientKey();
+    const calls: Call[] = [];
+    const fakeFetch = (async (url: string, init?: RequestInit) => {
+      calls.push({ url, headers: init?.headers as Record<string, string> });
+      return sse(['id: 7\nevent: ready\ndata: {"resumed":false}\n\n', access('8.0.1', 'glass-1')], true);
+    }) as typeof fetch;
+    const got: string[] = [];
+    const stop = followAccesses(
+      CONFIG,
+      key,
+      { onAccess: (e) => got.push(String(e.id)), onReady: () => undefined, onState: () => undefined },
+      { fetch: fakeFetch, scope: 'user/AuditEvent.read' },
+    );
+    const deadline = Date.now() + 2_000;
+    while (got.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    stop();
+    expect(got).to.deep.equal(['glass-1']);
+    expect(decodeJwt(calls[0]?.headers.authorization?.replace(/^Bearer /, '') ?? '')).to.include({ sub: key.did, scope: 'user/AuditEvent.read' });
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * Live access notifications: the gateway's `GET /fhir/AuditEvent/$stream` (server-sent events of each
- * access entry about the patient or their wards, as its block commits), read with fetch() and a
+ * access entry about the patient or their wards, as its block commits; for an auditor, each break-glass
+ * access), read with fetch() and a
  * streaming body reader, because the browser's EventSource cannot send an Authorization header and a
  * token must never go into a URL. Each connection carries a fresh single-use DID token; after a drop, or
  * when the gateway ends the stream at the token's expiry, it reconnects with `Last-Event-ID` so no entry
@@ -37,6 +38,8 @@ export interface LiveOptions {
   /** First pause before reconnecting (doubles up to 30 s; the server's `retry:` sets it). */
   readonly retryMs?: number;
   readonly tokenTtlSec?: number;
+  /** The token's scope: a patient's `patient/AuditEvent.read` (the default), an auditor's `user/AuditEvent.read`. */
+  readonly scope?: string;
 }
 
 /**
@@ -81,7 +84,7 @@ export function followAccesses(config: AppConfig, key: PatientKey, handlers: Liv
       handlers.onState(lastId === undefined ? 'connecting' : 'reconnecting');
       let expired = false;
       try {
-        const token = await didToken(key, config.fhirBaseUrl, 'patient/AuditEvent.read', { ttlSec: options.tokenTtlSec ?? 300 });
+        const token = await didToken(key, config.fhirBaseUrl, options.scope ?? 'patient/AuditEvent.read', { ttlSec: options.tokenTtlSec ?? 300 });
         const res = await doFetch(fhirPath(config, '/AuditEvent/$stream'), {
           headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...(lastId !== undefined ? { 'last-event-id': lastId } : {}) },
           cache: 'no-store',

@@ -15,7 +15,7 @@ import type { AuditEntry, ReviewState } from '@hdx/chaincode';
 import { toAccessRow } from './audit';
 import { signCompact } from './jws';
 import { generatePatientKey, newNonce, type PatientKey } from './keys';
-import { ledgerEventId, outcomeLabel, REVIEW_OUTCOMES, reviewOf, reviewParameters, signReview } from './review';
+import { joinQueue, ledgerEventId, outcomeLabel, REVIEW_OUTCOMES, reviewOf, reviewParameters, signReview } from './review';
 
 const audit = new AuditContract();
 const identities = new IdentityContract();
@@ -88,5 +88,39 @@ describe('break-glass review (browser) on the real chaincode', () => {
       ledger.invoke(identity('RegulatorMSP', 'gateway'), (ctx) => audit.ReviewBreakGlass(ctx, forged)),
       'UNAUTHENTICATED',
     );
+  });
+
+  it('a break-glass access from the live stream joins the queue at its place (oldest first), once', () => {
+    const entryOf = (n: string, at: string) =>
+      toAuditEvent({
+        eventId: `${n}.0`,
+        recordedAt: at,
+        occurredAt: at,
+        actor: `did:hdx:${'D'.repeat(43)}`,
+        actorOrganization: 'Hospital2MSP',
+        actorAuth: 'did',
+        vouchedBy: 'Hospital1MSP',
+        patient: `did:hdx:${'P'.repeat(43)}`,
+        resources: ['Observation/o1/_history/1'],
+        action: 'R',
+        subtype: 'read',
+        purpose: 'ETREAT',
+        decision: 'permit',
+        consents: [],
+        reason: 'break-glass',
+        breakGlass: true,
+        gateway: 'Hospital1MSP',
+        txId: n,
+      } as AuditEntry);
+    const first = entryOf('a', '2026-12-07T08:00:00.000Z');
+    const third = entryOf('c', '2026-12-07T10:00:00.000Z');
+    const second = entryOf('b', '2026-12-07T09:00:00.000Z');
+    const queue = [first, third];
+    const joined = joinQueue(queue, second);
+    expect(joined.map(ledgerEventId)).to.deep.equal(['a.0', 'b.0', 'c.0']);
+    expect(joinQueue(joined, second)).to.equal(joined);
+    const fourth = entryOf('d', '2026-12-07T11:00:00.000Z');
+    expect(joinQueue(joined, fourth).map(ledgerEventId)).to.deep.equal(['a.0', 'b.0', 'c.0', 'd.0']);
+    expect(queue.map(ledgerEventId)).to.deep.equal(['a.0', 'c.0']);
   });
 });

@@ -116,3 +116,18 @@ export async function openQueue(config: AppConfig, key: PatientKey, maxPages = 1
   }
   return out;
 }
+
+/**
+ * The queue with `event` (an open break-glass entry from the live stream) added at its place (oldest
+ * first), or the same array when it is already there (by ledger event id).
+ */
+export function joinQueue(queue: Json[], event: Json): Json[] {
+  const id = ledgerEventId(event);
+  if (id === undefined || queue.some((e) => ledgerEventId(e) === id)) return queue;
+  const when = (e: Json): string => {
+    const period = obj(e.period);
+    return typeof period.start === 'string' ? period.start : typeof e.recorded === 'string' ? e.recorded : '';
+  };
+  const at = queue.findIndex((e) => when(e) > when(event));
+  return at < 0 ? [...queue, event] : [...queue.slice(0, at), event, ...queue.slice(at)];
+}

@@ -9,6 +9,8 @@ import { ConsentPage } from './consent-page';
 import { HistoryPage, sentenceOf } from './history-page';
 import { KeyPage } from './key-page';
 import { RecordsPage } from './records-page';
+import { SubjectPicker } from './subject-picker';
+import { loadWards, saveWards, type Subject } from '../lib/wards';
 
 type Page = 'key' | 'records' | 'consents' | 'history' | 'audit';
 
@@ -45,6 +47,24 @@ export function App() {
   const [page, setPage] = useState<Page>(pageOfHash());
   const [live, setLive] = useState<Live>({ state: 'stopped', detail: '', rows: [], epoch: 0 });
   const [notices, setNotices] = useState<Notice[]>([]);
+  // Whose data the patient pages manage: the key holder's own, or a ward's (a guardian acting for them).
+  const [wards, setWards] = useState<string[]>([]);
+  const [chosen, setSubject] = useState<Subject | undefined>();
+  // Only the key holder or one of their wards, also in the render right after the key changed.
+  const subject: Subject | undefined =
+    key && chosen && (chosen.self ? chosen.did === key.did : wards.includes(chosen.did)) ? chosen : key ? { did: key.did, self: true } : undefined;
+  useEffect(() => {
+    setSubject(key ? { did: key.did, self: true } : undefined);
+    setWards([]);
+    if (!key) return;
+    loadWards(key.did)
+      .then(setWards)
+      .catch(() => setWards([]));
+  }, [key?.did]);
+  const changeWards = (next: string[]): void => {
+    setWards(next);
+    if (key) void saveWards(key.did, next);
+  };
   // A stream the gateway refused (a DID not registered yet, a key that is not a patient's) is tried again at the next page change.
   const refused = useRef(false);
   const [attempt, setAttempt] = useState(0);
@@ -160,10 +180,27 @@ export function App() {
             You have no key on this device yet. <a href="#/key">Create or import your key</a> first.
           </p>
         )}
-        {ready && config && key && page === 'records' && <RecordsPage config={config} patientKey={key} />}
-        {ready && config && key && page === 'consents' && <ConsentPage config={config} patientKey={key} />}
+        {ready && config && key && subject && (page === 'records' || page === 'consents' || page === 'history') && (
+          <SubjectPicker
+            config={config}
+            patientKey={key}
+            wards={wards}
+            subject={subject}
+            onSubject={setSubject}
+            onWard={(did) => {
+              changeWards([...wards.filter((w) => w !== did), did]);
+              setSubject({ did, self: false });
+            }}
+            onForget={(did) => {
+              changeWards(wards.filter((w) => w !== did));
+              setSubject({ did: key.did, self: true });
+            }}
+          />
+        )}
+        {ready && config && key && subject && page === 'records' && <RecordsPage config={config} patientKey={key} subject={subject} />}
+        {ready && config && key && subject && page === 'consents' && <ConsentPage config={config} patientKey={key} subject={subject} />}
         {ready && config && key && page === 'audit' && <AuditorPage config={config} patientKey={key} />}
-        {ready && config && key && page === 'history' && <HistoryPage config={config} patientKey={key} live={live} />}
+        {ready && config && key && subject && page === 'history' && <HistoryPage config={config} patientKey={key} subject={subject} wards={wards} live={live} />}
       </main>
     </>
   );

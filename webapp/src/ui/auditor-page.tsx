@@ -5,6 +5,7 @@ import { type AuditFilters, auditBundle, type DayCount, NO_FILTERS, perDay, sear
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
 import { ledgerEventId, outcomeLabel, reviewOf } from '../lib/review';
+import { ReceiptCheck } from './receipt-check';
 import { ReviewQueue } from './review-queue';
 
 interface Props {
@@ -259,13 +260,15 @@ export function AuditorPage({ config, patientKey }: Props) {
               <th scope="col">Patient</th>
               <th scope="col">What</th>
               <th scope="col">Through</th>
+              <th scope="col">Ledger receipt</th>
             </tr>
           </thead>
           <tbody>
             {selected.map(({ row, event }) => {
               const review = reviewOf(event);
+              const eventId = ledgerEventId(event);
               return (
-                <tr key={row.id} class={`${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-event={row.id}>
+                <tr key={row.id} class={`${row.permitted ? 'permit' : 'deny'}${row.breakGlass ? ' break-glass' : ''}`} data-event={row.id} data-event-id={eventId}>
                   <td>
                     <time dateTime={row.when}>{when(row.when)}</time>
                   </td>
@@ -285,6 +288,7 @@ export function AuditorPage({ config, patientKey }: Props) {
                   <td class="mono">{row.patient}</td>
                   <td class="mono">{row.what.length > 0 ? row.what.join(', ') : row.interaction}</td>
                   <td>{row.where}</td>
+                  <td>{eventId ? <ReceiptCheck config={config} patientKey={patientKey} eventId={eventId} event={event} /> : <span class="muted">no ledger event id</span>}</td>
                 </tr>
               );
             })}

@@ -14,10 +14,13 @@ import {
   toFhirConsent,
 } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
+import type { Subject } from '../lib/wards';
 
 interface Props {
   config: AppConfig;
   patientKey: PatientKey;
+  /** Whose consents: the key holder's, or a ward's (signed with the key holder's own key, as guardian). */
+  subject: Subject;
 }
 
 function toggle(list: string[], value: string, on: boolean): string[] {
@@ -78,7 +81,7 @@ function ScopeFields({ idPrefix, scope, onChange, legend }: { idPrefix: string; 
   );
 }
 
-export function ConsentPage({ config, patientKey }: Props) {
+export function ConsentPage({ config, patientKey, subject }: Props) {
   const [form, setForm] = useState<ConsentForm>(emptyForm());
   /** The exact Consent shown for review and then signed (undefined while editing). */
   const [review, setReview] = useState<Record<string, unknown> | undefined>();
@@ -88,16 +91,28 @@ export function ConsentPage({ config, patientKey }: Props) {
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
 
-  const refresh = async (): Promise<void> => {
+  const refresh = async (isCurrent: () => boolean = () => true): Promise<void> => {
     try {
-      setConsents(await listConsents(config, patientKey));
+      const list = await listConsents(config, patientKey, subject.did);
+      if (isCurrent()) setConsents(list);
     } catch (err) {
+      if (!isCurrent()) return;
+      setConsents([]);
       setError(err instanceof Error ? err.message : String(err));
     }
   };
   useEffect(() => {
-    void refresh();
-  }, [patientKey.did]);
+    // Another person's consents: nothing of the previous one's stays on the page, nor arrives late.
+    let current = true;
+    setConsents([]);
+    setReview(undefined);
+    setStatus('');
+    setError('');
+    void refresh(() => current);
+    return () => {
+      current = false;
+    };
+  }, [patientKey.did, subject.did]);
 
   const run = async (work: () => Promise<void>): Promise<void> => {
     setBusy(true);
@@ -116,7 +131,7 @@ export function ConsentPage({ config, patientKey }: Props) {
     event.preventDefault();
     const found = formProblems(form);
     setProblems(found);
-    setReview(found.length === 0 ? toFhirConsent(form, patientKey.did, crypto.randomUUID()) : undefined);
+    setReview(found.length === 0 ? toFhirConsent(form, subject.did, crypto.randomUUID()) : undefined);
     if (found.length > 0) setTimeout(() => document.getElementById('form-problems')?.focus(), 0);
     else setTimeout(() => document.getElementById('review-title')?.focus(), 0);
   };
@@ -144,7 +159,7 @@ export function ConsentPage({ config, patientKey }: Props) {
 
   return (
     <section aria-labelledby="consents-title">
-      <h1 id="consents-title">Consents</h1>
+      <h1 id="consents-title">{subject.self ? 'Consents' : 'Consents of your ward'}</h1>
       <p role="status" class="status" id="consent-status">
         {status}
       </p>
@@ -154,8 +169,9 @@ export function ConsentPage({ config, patientKey }: Props) {
         </p>
       )}
 
-      <h2>My consents</h2>
-      {active.length === 0 && (
+      <h2>{subject.self ? 'My consents' : `The consents of ${subject.did}`}</h2>
+      {active.length === 0 && !subject.self && <p id="no-consents">Your ward has no active consent: only the staff of the hospitals holding their records can see them.</p>}
+      {active.length === 0 && subject.self && (
         <p id="no-consents">
           You have no active consent: only the staff of the hospitals holding your records can see them, for treating you (and, in an emergency, a practitioner who breaks the
           glass: that is recorded and highlighted in your access history).
@@ -304,6 +320,11 @@ export function ConsentPage({ config, patientKey }: Props) {
           <h3 id="review-title" tabIndex={-1}>
             Please read before you sign
           </h3>
+          {!subject.self && (
+            <p id="consent-for-ward">
+              You sign this consent as the guardian of <span class="mono">{subject.did}</span>, with your own key: in the words below, “I” and “my” are your ward.
+            </p>
+          )}
           <div id="consent-words">
             {plainWords(form).map((line) => (
               <p key={line}>{line}</p>

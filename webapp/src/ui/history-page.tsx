@@ -1,14 +1,19 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { accessHistory, type AppConfig } from '../lib/api';
 import { accessRows, type AccessRow, nextLink } from '../lib/audit';
 import { PURPOSES } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
 import { outcomeLabel } from '../lib/review';
 import type { Live } from '../lib/live';
+import { rowIsAbout, type Subject } from '../lib/wards';
 
 interface Props {
   config: AppConfig;
   patientKey: PatientKey;
+  /** Whose history: the key holder's, or a ward's. */
+  subject: Subject;
+  /** The key holder's wards (the live stream carries their entries too). */
+  wards: string[];
   live: Live;
 }
 
@@ -90,36 +95,51 @@ function merged(live: AccessRow[], loaded: AccessRow[]): AccessRow[] {
   return out.sort((a, b) => (a.when < b.when ? 1 : a.when > b.when ? -1 : 0));
 }
 
-export function HistoryPage({ config, patientKey, live }: Props) {
+export function HistoryPage({ config, patientKey, subject, wards, live }: Props) {
   const [rows, setRows] = useState<AccessRow[]>([]);
   const [next, setNext] = useState<string | undefined>();
   const [error, setError] = useState('');
   const [loading, setLoading] = useState(false);
 
-  const load = async (pageUrl?: string): Promise<void> => {
+  const load = async (pageUrl?: string, isCurrent: () => boolean = () => true): Promise<void> => {
     setLoading(true);
     setError('');
     try {
-      const bundle = await accessHistory(config, patientKey, pageUrl);
+      const bundle = await accessHistory(config, patientKey, pageUrl, subject.did);
+      if (!isCurrent()) return;
       const page = accessRows(bundle);
       setRows(pageUrl ? (old) => [...old, ...page] : page);
       setNext(nextLink(bundle));
     } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
+      if (isCurrent()) setError(err instanceof Error ? err.message : String(err));
     } finally {
       setLoading(false);
     }
   };
   // Loaded again after each fresh connection of the live stream: what committed before it started is in the search.
+  const shownFor = useRef(subject.did);
   useEffect(() => {
-    void load();
-  }, [patientKey.did, live.epoch]);
+    let current = true;
+    // Another person's history: nothing of the previous one's stays shown (a reconnection keeps the rows until reloaded).
+    if (shownFor.current !== subject.did) {
+      shownFor.current = subject.did;
+      setRows([]);
+      setNext(undefined);
+    }
+    void load(undefined, () => current);
+    return () => {
+      current = false;
+    };
+  }, [patientKey.did, subject.did, live.epoch]);
 
-  const all = merged(live.rows, rows);
+  const all = merged(
+    live.rows.filter((r) => rowIsAbout(r.patient, subject, wards)),
+    rows,
+  );
   const glass = all.filter((r) => r.breakGlass).length;
   return (
     <section aria-labelledby="history-title">
-      <h1 id="history-title">Access history</h1>
+      <h1 id="history-title">{subject.self ? 'Access history' : 'Access history of your ward'}</h1>
       <p>
         Every time someone asked for your data, through any member's gateway, the ledger recorded who, from where, when, why, and whether it was allowed. New accesses appear here
         as the ledger records them, without reloading.

@@ -2,10 +2,13 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, type AppConfig, patientRead } from '../lib/api';
 import type { PatientKey } from '../lib/keys';
 import { groupByType, patientDid, type RecordRow, resourcesOf, toRecordRow, toVerification, type Verification } from '../lib/records';
+import type { Subject } from '../lib/wards';
 
 interface Props {
   config: AppConfig;
   patientKey: PatientKey;
+  /** Whose records: the key holder's, or a ward's. */
+  subject: Subject;
 }
 
 interface Holder {
@@ -40,18 +43,20 @@ function CheckResult({ check }: { check: Check | undefined }) {
   );
 }
 
-export function RecordsPage({ config, patientKey }: Props) {
+export function RecordsPage({ config, patientKey, subject }: Props) {
   const [holders, setHolders] = useState<Holder[]>([]);
   const [checks, setChecks] = useState<Record<string, Check>>({});
   const [error, setError] = useState('');
   const [loading, setLoading] = useState(false);
   const [checking, setChecking] = useState(false);
 
-  const load = async (): Promise<void> => {
+  const load = async (isCurrent: () => boolean = () => true): Promise<void> => {
     setLoading(true);
     setError('');
     try {
-      const patients = resourcesOf(await patientRead(config, patientKey, '/Patient?_count=50')).filter((r) => r.resourceType === 'Patient');
+      // The key holder's own Patient here, or the ward's (named by DID: the gateway's compartment rule lets a guardian see it).
+      const query = subject.self ? '/Patient?_count=50' : `/Patient?patient=${encodeURIComponent(subject.did)}&_count=50`;
+      const patients = resourcesOf(await patientRead(config, patientKey, query)).filter((r) => r.resourceType === 'Patient');
       const out: Holder[] = [];
       for (const p of patients) {
         const id = String(p.id);
@@ -65,8 +70,9 @@ export function RecordsPage({ config, patientKey }: Props) {
         }
         out.push({ patientId: id, did: patientDid(p), rows });
       }
-      setHolders(out);
+      if (isCurrent()) setHolders(out);
     } catch (err) {
+      if (!isCurrent()) return;
       setError(err instanceof ApiError && err.status === 404 ? '' : err instanceof Error ? err.message : String(err));
       setHolders([]);
     } finally {
@@ -74,8 +80,14 @@ export function RecordsPage({ config, patientKey }: Props) {
     }
   };
   useEffect(() => {
-    void load();
-  }, [patientKey.did]);
+    let current = true;
+    setHolders([]);
+    setChecks({});
+    void load(() => current);
+    return () => {
+      current = false;
+    };
+  }, [patientKey.did, subject.did]);
 
   const verify = async (row: RecordRow): Promise<void> => {
     setChecks((c) => ({ ...c, [row.ref]: { state: 'checking' } }));
@@ -97,7 +109,7 @@ export function RecordsPage({ config, patientKey }: Props) {
   const verified = done.filter((c) => c.state === 'done' && c.result.verified).length;
   return (
     <section aria-labelledby="records-title">
-      <h1 id="records-title">My records at {config.mspId}</h1>
+      <h1 id="records-title">{subject.self ? `My records at ${config.mspId}` : `Your ward's records at ${config.mspId}`}</h1>
       <p>
         What this member holds about you (and your wards), of which kind, from whom. <em>Check against the ledger</em> asks the ledger whether each record is exactly the version
         its custodian anchored there. Each check is a read, and is listed in your access history.
@@ -112,7 +124,7 @@ export function RecordsPage({ config, patientKey }: Props) {
       )}
       {!loading && holders.length === 0 && !error && (
         <p class="notice" id="no-records">
-          This member holds no record linked to your DID.
+          {subject.self ? 'This member holds no record linked to your DID.' : 'This member holds no record linked to your ward’s DID.'}
         </p>
       )}
       <p class="actions">

@@ -1,8 +1,9 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { AppConfig } from '../lib/api';
 import { toAccessRow } from '../lib/audit';
 import type { PatientKey } from '../lib/keys';
-import { ledgerEventId, openQueue, outcomeLabel, recordReview, REVIEW_OUTCOMES, type ReviewOutcome, reviewOf } from '../lib/review';
+import { followAccesses, type LiveState } from '../lib/live';
+import { joinQueue, ledgerEventId, openQueue, outcomeLabel, recordReview, REVIEW_OUTCOMES, type ReviewOutcome, reviewOf } from '../lib/review';
 
 interface Props {
   config: AppConfig;
@@ -34,6 +35,10 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
   const [reviewed, setReviewed] = useState<Reviewed[]>([]);
   const [status, setStatus] = useState('');
   const [error, setError] = useState('');
+  const [live, setLive] = useState<{ state: LiveState; detail: string }>({ state: 'stopped', detail: '' });
+  /** Entries that joined the queue from the live stream (marked until the queue is reloaded). */
+  const [arrived, setArrived] = useState<string[]>([]);
+  const reviewedIds = useRef(new Set<string>());
 
   const load = async (): Promise<void> => {
     setBusy(true);
@@ -41,7 +46,8 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
     setStatus('Loading the review queue…');
     try {
       const open = await openQueue(config, patientKey);
-      setQueue(open);
+      setQueue(open.filter((e) => !reviewedIds.current.has(ledgerEventId(e) ?? '')));
+      setArrived([]);
       setLoaded(true);
       setStatus(`${open.length} break-glass access${open.length === 1 ? '' : 'es'} waiting for review.`);
     } catch (err) {
@@ -51,6 +57,34 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
       setBusy(false);
     }
   };
+
+  // Once loaded, the queue follows the gateway's live stream of break-glass accesses (an auditor's
+  // $stream): a new one joins the queue as its block commits. Each fresh connection reloads the queue,
+  // so nothing committed before the stream started is missed.
+  const connections = useRef(0);
+  useEffect(() => {
+    if (!loaded) return undefined;
+    return followAccesses(
+      config,
+      patientKey,
+      {
+        onAccess: (event) => {
+          const id = ledgerEventId(event);
+          if (id === undefined || reviewedIds.current.has(id) || !toAccessRow(event).breakGlass) return;
+          const row = toAccessRow(event);
+          setQueue((old) => joinQueue(old, event));
+          setArrived((a) => (a.includes(id) ? a : [...a, id]));
+          setStatus(`A new break-glass access joined the queue: ${row.who} (${row.organization}), through ${row.where}.`);
+        },
+        onReady: (resumed) => {
+          connections.current += 1;
+          if (!resumed && connections.current > 1) void load();
+        },
+        onState: (state, detail) => setLive({ state, detail: detail ?? '' }),
+      },
+      { scope: 'user/AuditEvent.read' },
+    );
+  }, [loaded, patientKey.did]);
 
   const record = async (e: Event, eventId: string): Promise<void> => {
     e.preventDefault();
@@ -63,6 +97,7 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
     setError('');
     try {
       const updated = await recordReview(config, patientKey, eventId, outcome);
+      reviewedIds.current.add(eventId);
       setQueue((old) => old.filter((x) => ledgerEventId(x) !== eventId));
       setReviewed((old) => [{ eventId, event: updated }, ...old.filter((r) => r.eventId !== eventId)]);
       setStatus(`Outcome recorded on the ledger: ${outcomeLabel(reviewOf(updated)?.outcome)}.`);
@@ -78,14 +113,24 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
     <section aria-labelledby="review-title" id="review-queue">
       <h2 id="review-title">Review queue</h2>
       <p>
-        Break-glass accesses no auditor has reviewed yet, oldest first. Record an outcome for each: it is signed with your key and kept on the ledger (no notes: the ledger keeps
-        only the outcome). A later review adds to the record, it never replaces it.
+        Break-glass accesses no auditor has reviewed yet, oldest first; once loaded, new ones join as the ledger records them. Record an outcome for each: it is signed with your
+        key and kept on the ledger (no notes: the ledger keeps only the outcome). A review cannot be withdrawn (the chaincode keeps every review): a later one adds to the record
+        and becomes the current outcome.
       </p>
       <p class="actions">
         <button type="button" id="review-load" disabled={busy} onClick={() => void load()}>
           {loaded ? 'Reload the review queue' : 'Load the review queue'}
         </button>
       </p>
+      {loaded && (
+        <p class={`live-state ${live.state}`} id="review-live">
+          {live.state === 'live'
+            ? 'Live: new break-glass accesses join the queue as the ledger records them.'
+            : live.state === 'stopped'
+              ? `Not live: reload the queue by hand.${live.detail ? ` ${live.detail}` : ''}`
+              : 'Connecting to the live stream of break-glass accesses…'}
+        </p>
+      )}
       <p role="status" class="status" id="review-status">
         {status}
       </p>
@@ -101,8 +146,9 @@ export function ReviewQueue({ config, patientKey, onReviewed }: Props) {
             const row = toAccessRow(event);
             const selectId = `review-outcome-${eventId.replace(/[^A-Za-z0-9]/g, '-')}`;
             return (
-              <li key={eventId} class="review-item break-glass" data-event-id={eventId}>
+              <li key={eventId} class="review-item break-glass" data-event-id={eventId} data-live={arrived.includes(eventId) ? 'new' : undefined}>
                 <p>
+                  {arrived.includes(eventId) && <strong class="badge new">New</strong>}
                   <strong class="badge glass">Break-glass</strong> <time dateTime={row.when}>{when(row.when)}</time>: <span class="mono">{row.who}</span> ({row.organization}) read{' '}
                   <span class="mono">{row.what.length > 0 ? row.what.join(', ') : row.interaction}</span> of patient <span class="mono">{row.patient}</span>, through {row.where};{' '}
                   {row.outcome}.
