@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { OperationOutcomeError } from '../errors';
 import { SUPPORTED_TYPES } from '../model/definitions';
-import { criteriaOf, indexEntriesOf, parseNumber, topElementsOf } from './search-index';
+import { capIndexValue, criteriaOf, INDEX_VALUE_BYTES, indexEntriesOf, parseNumber, topElementsOf } from './search-index';
 import type { IndexEntry } from './store';
 
 describe('search index: number and quantity parameters', () => {
@@ -137,5 +137,15 @@ describe('search index: parameters whose elements a resource does not hold are s
       compared++;
     }
     expect(compared).to.be.greaterThan(2500);
+  });
+
+  it('cuts a text value at INDEX_VALUE_BYTES UTF-8 bytes, never inside a character', () => {
+    expect(capIndexValue('short')).to.equal('short');
+    const cut = capIndexValue('é'.repeat(INDEX_VALUE_BYTES));
+    expect(Buffer.byteLength(cut)).to.equal(INDEX_VALUE_BYTES);
+    // 'a' and then 3-byte characters: the cut falls inside one, which is dropped whole.
+    const odd = capIndexValue(`ab${'€'.repeat(INDEX_VALUE_BYTES)}`);
+    expect(odd).to.equal(`ab${'€'.repeat(Math.floor((INDEX_VALUE_BYTES - 2) / 3))}`);
+    expect(odd.includes('\ufffd')).to.equal(false);
   });
 });

@@ -240,9 +240,26 @@ function entriesOfValue(kind: SearchParamType, v: unknown): Entry[] {
  * parameter whose elements the resource does not hold is skipped (`everyParam` evaluates each anyway:
  * the test that the skip changes nothing).
  */
+/**
+ * The longest text value the index keeps, in UTF-8 bytes: longer ones are cut (at a character boundary).
+ * A value and the search for it are cut alike (sql-search.ts), so a long value still matches; two values
+ * alike in their first INDEX_VALUE_BYTES bytes are alike to the search (HAPI FHIR indexes 200 characters).
+ * The limit keeps an index row within PostgreSQL's b-tree maximum (2,704 bytes), so both stores take any
+ * resource: a ValueSet's 5 kB description is searchable by its start, never a 500.
+ */
+export const INDEX_VALUE_BYTES = 1000;
+
+export function capIndexValue(s: string): string {
+  if (s.length * 3 <= INDEX_VALUE_BYTES || Buffer.byteLength(s) <= INDEX_VALUE_BYTES) return s;
+  const cut = Buffer.from(s).subarray(0, INDEX_VALUE_BYTES).toString('utf8');
+  // A character cut in half decodes as U+FFFD: drop it.
+  return cut.endsWith('\ufffd') && !s.startsWith(cut) ? cut.slice(0, -1) : cut;
+}
+
 export function indexEntriesOf(resource: Record<string, unknown>, options: { everyParam?: boolean } = {}): IndexEntry[] {
   const entries = new Map<string, IndexEntry>();
-  const add = (param: string, e: Entry, grp = 0): void => {
+  const add = (param: string, raw: Entry, grp = 0): void => {
+    const e: Entry = { ...raw, v1: capIndexValue(raw.v1), v2: capIndexValue(raw.v2), ...(raw.v3 !== undefined ? { v3: capIndexValue(raw.v3) } : {}) };
     const full: IndexEntry = { param, ...e, grp };
     entries.set(JSON.stringify([param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, grp]), full);
   };

@@ -4,6 +4,7 @@
  * SqliteStore binds them as they are; PgStore numbers them (toPositional). What the two dialects write
  * differently is in SqlDialect; the rest is SQL both read alike (TRUE/FALSE, COALESCE, `||`, row values).
  */
+import { capIndexValue } from './search-index';
 import type { Criterion, DateFilter, NumberValue, SortKey, StoreQuery } from './store';
 
 export interface SqlDialect {
@@ -77,8 +78,10 @@ function numberCond(a: string, v: NumberValue, bind: (suffix: string, value: num
  * parameter (the caller names the row). Negation (:not, ne of a date) is the caller's.
  */
 function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: string, name: string, params: Record<string, unknown>): string {
+  // Text compared with the index is cut as the index cuts it (search-index.ts capIndexValue).
   const bind = (i: number, suffix: string, value: string | number): string => {
-    params[`${name}_${i}${suffix}`] = value;
+    const cut = typeof value === 'string' && c.kind !== 'date' && !(c.kind === 'string' && c.match !== 'exact');
+    params[`${name}_${i}${suffix}`] = cut ? capIndexValue(value) : value;
     return `@${name}_${i}${suffix}`;
   };
   // No value at all (a chain none of whose targets the caller may see): nothing matches.
@@ -94,7 +97,9 @@ function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: 
     case 'string':
       return c.values
         .map((v, i) =>
-          c.match === 'exact' ? `${a}.v2 = ${bind(i, '', v)}` : `${a}.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(v)}%` : `${likeEscape(v)}%`)} ESCAPE '\\'`,
+          c.match === 'exact'
+            ? `${a}.v2 = ${bind(i, '', v)}`
+            : `${a}.v1 LIKE ${bind(i, '', c.match === 'contains' ? `%${likeEscape(capIndexValue(v))}%` : `${likeEscape(capIndexValue(v))}%`)} ESCAPE '\\'`,
         )
         .join(' OR ');
     case 'reference':

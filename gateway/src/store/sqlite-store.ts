@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../errors';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
 import { accessClassOf } from '../model/access-class';
-import { indexEntriesOf } from './search-index';
+import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf } from './search-index';
 import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
@@ -176,6 +176,14 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     const update = db.prepare('UPDATE resource_version SET access_class = ? WHERE resource_type = ? AND id = ? AND version_id = ?');
     const rows = db.prepare('SELECT resource_type, id, version_id, deleted, content FROM resource_version').all() as Array<SearchColumnRow & { deleted: number }>;
     for (const r of rows) update.run(accessClassOf(JSON.parse(r.content) as Record<string, unknown>, r.deleted === 1), r.resource_type, r.id, r.version_id);
+  },
+  // 8: index values cut at INDEX_VALUE_BYTES (search-index.ts capIndexValue), as searches now cut theirs.
+  (db) => {
+    const long = db
+      .prepare(`SELECT rowid, v1, v2, v3 FROM search_index WHERE length(CAST(v1 AS BLOB)) > ? OR length(CAST(v2 AS BLOB)) > ? OR length(CAST(v3 AS BLOB)) > ?`)
+      .all(INDEX_VALUE_BYTES, INDEX_VALUE_BYTES, INDEX_VALUE_BYTES) as Array<{ rowid: number; v1: string; v2: string; v3: string }>;
+    const update = db.prepare('UPDATE search_index SET v1 = ?, v2 = ?, v3 = ? WHERE rowid = ?');
+    for (const r of long) update.run(capIndexValue(r.v1), capIndexValue(r.v2), capIndexValue(r.v3), r.rowid);
   },
 ];
 

@@ -1,7 +1,7 @@
 /**
  * PostgreSQL for the gateway's unit tests: one local cluster per mocha run (fabric-network's
  * startPostgres: initdb and pg_ctl from Debian's packages, in a temporary folder, on a free port of
- * 127.0.0.1), started by the first test that asks and stopped by the root hook after the last test.
+ * 127.0.0.1), started by the first test that asks and stopped after the last test (test-store.ts's root hook).
  * HDX_TEST_PG_URL names a server to use instead (nothing is started or stopped then).
  *
  * Every store a test opens gets a schema of its own (testPgSchema), so tests never see each other's rows.
@@ -55,10 +55,3 @@ export async function stopTestPostgres(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-
-/** Mocha root hooks (gateway/.mocharc.json requires this file). */
-export const mochaHooks = {
-  async afterAll(this: unknown): Promise<void> {
-    await stopTestPostgres();
-  },
-};

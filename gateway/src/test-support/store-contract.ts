@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../errors';
+import { indexEntriesOf } from '../store/search-index';
 import type { NewVersion, PendingWrite, ResourceStore } from '../store/store';
 
 export interface StoreUnderTest {
@@ -181,6 +182,33 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
       expect(await s.findPatientKey('p1')).to.equal(undefined);
       expect(await s.patientDid('p1')).to.equal(undefined);
       await s.ping();
+    });
+
+    it('takes a resource whose indexed text is longer than an index row may be, and finds it by that text', async () => {
+      const s = open();
+      const long = `${'Ω'.repeat(1200)} and the end`;
+      const valueSet = { resourceType: 'ValueSet', id: 'vs1', status: 'active', description: long, url: 'http://example.org/vs1' };
+      const v: NewVersion = {
+        resourceType: 'ValueSet',
+        id: 'vs1',
+        versionId: 1,
+        lastUpdated: '2026-12-01T00:00:00.000Z',
+        patientId: null,
+        deleted: false,
+        content: JSON.stringify(valueSet),
+        date: null,
+        codes: [],
+        index: indexEntriesOf(valueSet),
+      };
+      await s.insertPending(v);
+      await s.markAnchored('ValueSet', 'vs1', 1);
+      const find = async (match: 'exact' | 'start' | 'contains', value: string): Promise<string[]> =>
+        (await s.search({ resourceType: 'ValueSet', criteria: [{ kind: 'string', param: 'description', match, values: [value] }], limit: 10 })).map((x) => x.id);
+      expect(await find('exact', long)).to.deep.equal(['vs1']);
+      // Start and contains compare the normalized text (lower case), as the search layer asks.
+      expect(await find('start', 'ωωω')).to.deep.equal(['vs1']);
+      expect(await find('contains', 'ω'.repeat(10))).to.deep.equal(['vs1']);
+      expect(await find('exact', 'Ω')).to.deep.equal([]);
     });
 
     it('counts the matches by patient and access class, and pages through the classes it is given only', async () => {

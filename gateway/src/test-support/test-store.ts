@@ -9,9 +9,11 @@ import { Client } from 'pg';
 import { PgStore } from '../store/pg-store';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
-import { testPgSchema, testPostgresUrl } from './postgres';
+import { stopTestPostgres, testPgSchema, testPostgresUrl } from './postgres';
 
 let pgUrl: string | undefined;
+/** The PostgreSQL stores tests opened: closed before the server stops (an open connection would see it go). */
+const opened: PgStore[] = [];
 
 export function testStoreKind(): 'sqlite' | 'postgres' {
   const kind = process.env.HDX_TEST_STORE ?? 'sqlite';
@@ -23,7 +25,9 @@ export function testStoreKind(): 'sqlite' | 'postgres' {
 export function testStore(file = ':memory:'): ResourceStore {
   if (testStoreKind() === 'sqlite') return new SqliteStore(file);
   if (pgUrl === undefined) throw new Error('HDX_TEST_STORE=postgres: the root hook starts PostgreSQL before the tests (gateway/.mocharc.json requires test-support/test-store.ts)');
-  return new PgStore({ url: pgUrl, schema: file === ':memory:' ? testPgSchema() : schemaOf(file), poolSize: 4 });
+  const store = new PgStore({ url: pgUrl, schema: file === ':memory:' ? testPgSchema() : schemaOf(file), poolSize: 4 });
+  opened.push(store);
+  return store;
 }
 
 function schemaOf(file: string): string {
@@ -65,11 +69,19 @@ export async function testStoreSql(file: string, sql: string, params: readonly u
   }
 }
 
-/** Mocha root hooks: PostgreSQL is started before the first test when the tests run on it. */
+/**
+ * Mocha root hooks (gateway/.mocharc.json requires this file): PostgreSQL is started before the first
+ * test when the tests run on it, and stopped after the last (also when only some tests used it).
+ */
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context): Promise<void> {
     if (testStoreKind() !== 'postgres') return;
     this.timeout(120_000);
     pgUrl = await testPostgresUrl();
+  },
+  async afterAll(this: Mocha.Context): Promise<void> {
+    this.timeout(120_000);
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+    await stopTestPostgres();
   },
 };
