@@ -39,6 +39,21 @@ ensure_chromium() {
   command -v chromium >/dev/null 2>&1
 }
 
+# The PostgreSQL store's tests (gateway, HDX_TEST_STORE=postgres; test/integration/replicas.test.ts) start
+# a cluster of their own with Debian's initdb and pg_ctl (/usr/lib/postgresql/<version>/bin). Installed
+# from Debian's packages when missing and this is root on a Debian-like machine; otherwise say how (or
+# set HDX_PG_BIN to the folder of initdb and pg_ctl).
+ensure_postgres() {
+  [ -n "${HDX_PG_BIN:-}" ] && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "postgresql (apt-get install postgresql, for the PostgreSQL store's tests)"
+    # RUNLEVEL=1: the package's own cluster is not started (the tests run clusters of their own).
+    { RUNLEVEL=1 apt-get install -y -qq postgresql || { apt-get update -qq && RUNLEVEL=1 apt-get install -y -qq postgresql; }; } >/dev/null 2>&1 || true
+  fi
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
 # Installs the npm dependencies from the lockfile when node_modules is missing or older than the lockfile.
 ensure_node_modules() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -24,8 +24,13 @@ npm run --silent build
 step "Type-check tests"
 npm run --silent typecheck
 npx --no-install tsc -p test/tsconfig.json
+if ! ensure_postgres; then
+  echo "PostgreSQL is not installed: the PostgreSQL store's tests will fail (Debian: apt-get install postgresql, or set HDX_PG_BIN)" >&2
+fi
 step "Unit tests"
 npm run --silent test:unit
+step "Gateway unit tests again on the PostgreSQL store (HDX_TEST_STORE=postgres: a local cluster the tests start and stop)"
+(cd gateway && HDX_TEST_STORE=postgres npx --no-install mocha)
 if ! ensure_chromium; then
   echo "chromium is not installed: the browser test (test/integration/webapp.test.ts) will fail (Debian: apt-get install chromium)" >&2
 fi
