@@ -39,6 +39,51 @@ describe('PgStore', () => {
     }
   });
 
+  it("two processes on one database: a live process's pending write is left to it; a dead one's is settled by the other, once", async () => {
+    const s = testPgSchema();
+    const [a, b, c] = [new PgStore({ url, schema: s }), new PgStore({ url, schema: s }), new PgStore({ url, schema: s })];
+    try {
+      const content = JSON.stringify({ resourceType: 'Patient', id: 'p1', meta: { versionId: '1' } });
+      const version = { resourceType: 'Patient', id: 'p1', versionId: 1, lastUpdated: '2026-12-01T00:00:00.000Z', patientId: 'p1', deleted: false, content, date: null, codes: [] };
+      await a.insertPendingWrite({ writeId: 'w1', versions: [version], newPatientKeys: [], didLinks: [] });
+      // A is alive (it holds its lock): B and C see nothing to settle, and B cannot take its write.
+      expect(await b.listPendingWrites()).to.deep.equal([]);
+      expect(await c.listPendingWrites()).to.deep.equal([]);
+      // A dies with its write pending: the first of B and C to look takes it over, the other does not see it.
+      await a.close();
+      const [fromB, fromC] = await Promise.all([b.listPendingWrites(), c.listPendingWrites()]);
+      expect([...fromB, ...fromC].map((w) => w.writeId)).to.deep.equal(['w1']);
+      const settler = fromB.length > 0 ? b : c;
+      await settler.discardPendingWrite(fromB[0] ?? (fromC[0] as NonNullable<(typeof fromC)[0]>));
+      expect(await settler.listPendingWrites()).to.deep.equal([]);
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  it('a write another process settled meanwhile is not acknowledged: marking it anchored fails', async () => {
+    const store = new PgStore({ url, schema: testPgSchema() });
+    try {
+      const content = JSON.stringify({ resourceType: 'Patient', id: 'p2', meta: { versionId: '1' } });
+      const write = {
+        writeId: 'w2',
+        versions: [{ resourceType: 'Patient', id: 'p2', versionId: 1, lastUpdated: '2026-12-01T00:00:00.000Z', patientId: 'p2', deleted: false, content, date: null, codes: [] }],
+        newPatientKeys: [],
+        didLinks: [],
+      };
+      await store.insertPendingWrite(write);
+      await store.discardPendingWrite(write); // as another process would, having taken this one for dead
+      try {
+        await store.markWriteAnchored(write);
+        expect.fail('the write was acknowledged');
+      } catch (err) {
+        expect(err).to.have.property('code', 'UNAVAILABLE');
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a store written by a newer gateway, and says so at the first use', async () => {
     const s = testPgSchema();
     const client = new Client({ connectionString: url });

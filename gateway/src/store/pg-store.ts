@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Client, Pool, type PoolClient, type QueryResultRow } from 'pg';
 import { OperationOutcomeError } from '../errors';
 import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
@@ -100,6 +100,11 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX token_jti_expires ON token_jti (expires_at);
   `,
+  // 3: which process a pending write belongs to (PgStore's owner, alive while it holds its advisory lock),
+  // so a live process settles only what a dead one left, never a write another process is still making.
+  `
+  ALTER TABLE pending_write ADD COLUMN owner TEXT COLLATE "C";
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -169,7 +174,7 @@ export interface PgStoreOptions {
   readonly url: string;
   /** The schema holding the tables (created if missing; default: the connection's search_path, normally `public`). */
   readonly schema?: string;
-  /** Connections in the pool (default 10). */
+  /** Connections in the pool (default 10; one more is held for the process's ownership lock). */
   readonly poolSize?: number;
 }
 
@@ -177,12 +182,21 @@ export class PgStore implements ResourceStore {
   readonly #pool: Pool;
   readonly #ready: Promise<void>;
   readonly #schema: string | undefined;
+  readonly #url: string;
   #closed: Promise<void> | undefined;
+  /**
+   * This process's name on its pending writes, and the connection holding the session advisory lock on
+   * it: while the lock is held the process is alive, and no other process settles its writes.
+   */
+  #owner = randomUUID();
+  #ownerLock: Promise<Client> | undefined;
+  #ownerLost: Error | undefined;
 
   /** Connects lazily: the first call waits for the connection and the migrations (and fails as they do). */
   constructor(options: PgStoreOptions) {
     if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) throw new Error(`not a schema name: ${options.schema}`);
     this.#schema = options.schema;
+    this.#url = options.url;
     this.#pool = new Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
@@ -193,6 +207,50 @@ export class PgStore implements ResourceStore {
     this.#ready = this.#migrate();
     // Reported by the first call that needs the store (and by ping), not as an unhandled rejection.
     this.#ready.catch(() => undefined);
+  }
+
+  /**
+   * Holds this process's ownership lock (once; again under a new name if its connection was lost: the
+   * writes left under the old name are then another process's to settle, as a dead one's).
+   */
+  #holdOwnership(): Promise<Client> {
+    this.#ownerLock ??= (async () => {
+      const client = new Client({ connectionString: this.#url });
+      client.on('error', () => undefined);
+      client.on('end', () => {
+        if (this.#closed) return;
+        this.#ownerLost = new Error('the store lost the connection holding its ownership lock; it takes a new one');
+        this.#ownerLock = undefined;
+        this.#owner = randomUUID();
+      });
+      await client.connect();
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [this.#owner]);
+      this.#ownerLost = undefined;
+      return client;
+    })();
+    const held = this.#ownerLock;
+    held.catch(() => {
+      if (this.#ownerLock === held) this.#ownerLock = undefined;
+    });
+    return held;
+  }
+
+  /** The owners of pending writes that no live process holds (their process died): taken over by this one. */
+  async #deadOwners(owners: readonly string[]): Promise<Set<string>> {
+    const dead = new Set<string>();
+    if (owners.length === 0) return dead;
+    const client = await this.#pool.connect();
+    try {
+      for (const owner of owners) {
+        const got = await client.query<{ free: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS free', [owner]);
+        if (got.rows[0]?.free !== true) continue;
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [owner]);
+        dead.add(owner);
+      }
+    } finally {
+      client.release();
+    }
+    return dead;
   }
 
   async #migrate(): Promise<void> {
@@ -314,6 +372,9 @@ export class PgStore implements ResourceStore {
 
   async insertPendingWrite(w: PendingWrite): Promise<void> {
     if (w.writeId === undefined && (w.changeEntries?.length ?? 0) > 0) throw new Error('change entries are stored with a write: give the write a writeId');
+    // Never a write without the lock that says this process is alive (another would settle it).
+    await this.#holdOwnership();
+    const owner = this.#owner;
     await this.#transaction(async (c) => {
       const now = new Date().toISOString();
       for (const k of w.newPatientKeys) {
@@ -335,11 +396,12 @@ export class PgStore implements ResourceStore {
       }
       for (const v of w.versions) await this.#insertVersion(c, v, w.writeId ?? null);
       if (w.writeId === undefined) return;
-      await c.query('INSERT INTO pending_write (write_id, did_links, new_patients, created) VALUES ($1, $2, $3, $4)', [
+      await c.query('INSERT INTO pending_write (write_id, did_links, new_patients, created, owner) VALUES ($1, $2, $3, $4, $5)', [
         w.writeId,
         JSON.stringify(w.didLinks.map((l) => ({ patientId: l.patientId, did: l.did, previous: l.previous ?? null }))),
         JSON.stringify(w.newPatientKeys.map((k) => k.patientId)),
         now,
+        owner,
       ]);
       for (const e of w.changeEntries ?? []) {
         if (typeof e.entryId !== 'string' || e.entryId.length === 0) throw new Error('a change entry needs its entryId before it is stored');
@@ -365,14 +427,16 @@ export class PgStore implements ResourceStore {
     });
   }
 
-  async #markAnchored(c: PoolClient, versions: readonly VersionKey[]): Promise<void> {
-    if (versions.length === 0) return;
-    await c.query(
+  /** Marks versions anchored; how many of them were there to mark. */
+  async #markAnchored(c: PoolClient, versions: readonly VersionKey[]): Promise<number> {
+    if (versions.length === 0) return 0;
+    const r = await c.query(
       `UPDATE resource_version rv SET state = 'anchored'
          FROM unnest($1::text[], $2::text[], $3::int[]) AS k(resource_type, id, version_id)
         WHERE rv.resource_type = k.resource_type AND rv.id = k.id AND rv.version_id = k.version_id`,
       [versions.map((v) => v.resourceType), versions.map((v) => v.id), versions.map((v) => v.versionId)],
     );
+    return r.rowCount ?? 0;
   }
 
   async markAnchoredAll(versions: readonly VersionKey[]): Promise<void> {
@@ -381,7 +445,13 @@ export class PgStore implements ResourceStore {
 
   async markWriteAnchored(w: PendingWriteRef): Promise<void> {
     await this.#transaction(async (c) => {
-      await this.#markAnchored(c, w.versions);
+      // A write another process settled meanwhile (it took this one for dead) is not acknowledged here.
+      if ((await this.#markAnchored(c, w.versions)) < w.versions.length) {
+        throw new OperationOutcomeError(
+          'UNAVAILABLE',
+          'The write was settled by another gateway process meanwhile; read the resource, and send the change again if it is not there',
+        );
+      }
       if (w.writeId !== undefined) {
         await c.query(`UPDATE change_entry SET state = 'ready', ready_at = $1 WHERE write_id = $2 AND state = 'pending'`, [Date.now(), w.writeId]);
         await c.query('DELETE FROM pending_write WHERE write_id = $1', [w.writeId]);
@@ -401,7 +471,18 @@ export class PgStore implements ResourceStore {
     return (await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE state = 'pending' ORDER BY last_updated`)).map(toVersion);
   }
 
+  /**
+   * The pending writes this process may settle: its own, and those of processes that died (no live
+   * process holds their owner's lock), taken over one by one so two live processes never settle the
+   * same write. A write of a live process is left to it.
+   */
   async listPendingWrites(): Promise<StoredPendingWrite[]> {
+    await this.#holdOwnership();
+    const me = this.#owner;
+    const owners = await this.#query<{ owner: string }>('SELECT DISTINCT owner FROM pending_write WHERE owner IS NOT NULL AND owner <> $1', [me]);
+    for (const dead of await this.#deadOwners(owners.map((o) => o.owner))) {
+      await this.#query('UPDATE pending_write SET owner = $1 WHERE owner = $2', [me, dead]);
+    }
     // A write whose versions are all gone (erased meanwhile) leaves nothing to settle.
     await this.#transaction(async (c) => {
       const orphans = await c.query<{ write_id: string }>(
@@ -416,7 +497,8 @@ export class PgStore implements ResourceStore {
       `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class,
               pw.did_links, pw.new_patients
          FROM resource_version rv LEFT JOIN pending_write pw ON pw.write_id = rv.write_id
-        WHERE rv.state = 'pending' ORDER BY rv.last_updated`,
+        WHERE rv.state = 'pending' AND (pw.owner IS NULL OR pw.owner = $1) ORDER BY rv.last_updated`,
+      [me],
     );
     const writes = new Map<string, { versions: StoredVersion[] }>();
     const out: StoredPendingWrite[] = [];
@@ -586,13 +668,20 @@ export class PgStore implements ResourceStore {
     });
   }
 
+  /** Fails while the database does not answer, or this process has lost its ownership lock (it is retaken at the next write). */
   async ping(): Promise<void> {
     await this.#query('SELECT 1 AS ok');
+    if (this.#ownerLost) throw this.#ownerLost;
   }
 
   /** Ends the pool's connections (once: closing again does nothing). */
   close(): Promise<void> {
-    this.#closed ??= this.#pool.end();
+    this.#closed ??= (async () => {
+      const lock = this.#ownerLock;
+      this.#ownerLock = undefined;
+      if (lock) await (await lock.catch(() => undefined))?.end();
+      await this.#pool.end();
+    })();
     return this.#closed;
   }
 }
