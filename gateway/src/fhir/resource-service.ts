@@ -437,7 +437,8 @@ export class ResourceService {
   /** Runs conditional writes of the same type and query in this process one after the other (no double create). */
   async #serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const before = this.#conditionalTails.get(key) ?? Promise.resolve();
-    const run = before.catch(() => undefined).then(fn);
+    // In this process one after the other; across the processes sharing the store, under its lock.
+    const run = before.catch(() => undefined).then(() => this.#store.exclusive(key, fn));
     this.#conditionalTails.set(key, run);
     try {
       return await run;

@@ -61,6 +61,29 @@ describe('PgStore', () => {
     }
   });
 
+  it('exclusive: two processes never run the same key at once; other keys run meanwhile', async () => {
+    const s = testPgSchema();
+    const [a, b] = [new PgStore({ url, schema: s }), new PgStore({ url, schema: s })];
+    try {
+      const log: string[] = [];
+      const hold = (who: string, ms: number) => async (): Promise<void> => {
+        log.push(`${who}+`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`${who}-`);
+      };
+      await Promise.all([
+        a.exclusive('Patient?identifier=x', hold('a', 200)),
+        new Promise((r) => setTimeout(r, 50)).then(() => b.exclusive('Patient?identifier=x', hold('b', 10))),
+      ]);
+      expect(log).to.deep.equal(['a+', 'a-', 'b+', 'b-']);
+      log.length = 0;
+      await Promise.all([a.exclusive('k1', hold('a', 200)), new Promise((r) => setTimeout(r, 50)).then(() => b.exclusive('k2', hold('b', 10)))]);
+      expect(log).to.deep.equal(['a+', 'b+', 'b-', 'a-']);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('a write another process settled meanwhile is not acknowledged: marking it anchored fails', async () => {
     const store = new PgStore({ url, schema: testPgSchema() });
     try {

@@ -668,6 +668,22 @@ export class PgStore implements ResourceStore {
     });
   }
 
+  /** Holds a session advisory lock on the key (its own key space, apart from the owners') on one connection while `fn` runs. */
+  async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    await this.#ready;
+    const client = await this.#pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtextextended($1, 1))', [key]);
+      try {
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 1))', [key]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
   /** Fails while the database does not answer, or this process has lost its ownership lock (it is retaken at the next write). */
   async ping(): Promise<void> {
     await this.#query('SELECT 1 AS ok');

@@ -570,6 +570,11 @@ export class SqliteStore implements ResourceStore {
     })();
   }
 
+  /** One process per SQLite file: nothing else to exclude. */
+  exclusive<T>(_key: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
   async ping(): Promise<void> {
     this.#stmts.ping.get();
   }

@@ -282,6 +282,12 @@ export interface ResourceStore {
    */
   erasePatient(patientId: string): Promise<number>;
 
+  /**
+   * Runs `fn` while no other process sharing this store runs `exclusive` with the same key (a conditional
+   * create's query: two gateway processes never both create). SQLite serves one process: it runs `fn`.
+   */
+  exclusive<T>(key: string, fn: () => Promise<T>): Promise<T>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
 }
