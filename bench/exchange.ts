@@ -477,8 +477,8 @@ async function main(): Promise<void> {
     // --- Baseline: the same read straight from the store, no ledger ---
     const store = new SqliteStore(path.join(dataDir, 'hdx.db'));
     const app = express();
-    app.get('/fhir/:type/:id', (req, res) => {
-      const v = store.readCurrent(String(req.params.type), String(req.params.id));
+    app.get('/fhir/:type/:id', async (req, res) => {
+      const v = await store.readCurrent(String(req.params.type), String(req.params.id));
       if (!v || v.deleted || v.state !== 'anchored') res.status(404).end();
       else res.type(FHIR).send(v.content);
     });

@@ -613,7 +613,7 @@ async function main(): Promise<void> {
           const until = Date.now() + 10_000;
           for (let i = 0; i <= SEARCHES && (i < 3 || Date.now() < until); i++) {
             const t0 = process.hrtime.bigint();
-            found = store.search({ resourceType: q.type, patientIds: s.patients, criteria, limit: CANDIDATE_LIMIT + 1 }).length;
+            found = (await store.search({ resourceType: q.type, patientIds: s.patients, criteria, limit: CANDIDATE_LIMIT + 1 })).length;
             if (i > 0) times.push(ms(t0));
           }
           times.sort((a, b) => a - b);

@@ -19,6 +19,11 @@ export interface Config {
    * `postgres://…` URL → that PostgreSQL database, which every gateway process of the organization may share.
    */
   readonly storeUrl: string | undefined;
+  /**
+   * How often the gateway looks for writes left pending (ms): its own whose ledger outcome was unknown,
+   * and, with a shared PostgreSQL store, those a dead replica left.
+   */
+  readonly settleIntervalMs: number;
   /** The PostgreSQL schema of the store's tables (HDX_STORE_SCHEMA; default the connection's search_path, normally public). */
   readonly storeSchema: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -100,6 +105,7 @@ const VARS = {
   HDX_DATA_DIR: { field: 'dataDir', type: 'string' },
   HDX_STORE: { field: 'storeUrl', type: 'string' },
   HDX_STORE_SCHEMA: { field: 'storeSchema', type: 'string' },
+  HDX_SETTLE_INTERVAL_MS: { field: 'settleIntervalMs', type: 'integer', default: 60000 },
   HDX_LOG_LEVEL: { field: 'logLevel', type: 'string', default: 'info' },
   HDX_ORG: { field: 'org', type: 'string' },
   HDX_MSP_ID: { field: 'mspId', type: 'string' },
@@ -167,6 +173,7 @@ const schema = {
     HDX_CA_URL: { type: 'string', pattern: '^https://' },
     HDX_STORE: { type: 'string', pattern: '^postgres(ql)?://[^\\s]+$' },
     HDX_STORE_SCHEMA: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+    HDX_SETTLE_INTERVAL_MS: { type: 'integer', minimum: 500, maximum: 86400000, default: 60000 },
     HDX_MEMBER_GATEWAYS: { type: 'string', pattern: '^[A-Za-z0-9.-]+=https?://[^,=\\s]+(,[A-Za-z0-9.-]+=https?://[^,=\\s]+)*$' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'async' },

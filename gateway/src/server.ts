@@ -132,7 +132,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     if (settled.kept + settled.removed > 0) log.info(settled, 'settled versions left pending by an earlier stop');
     if (settled.unresolved) log.warn(settled, 'some writes left pending have an unknown ledger outcome: they are settled as soon as the ledger answers');
     // Writes whose ledger outcome was unknown are settled in the background, by asking the ledger.
-    resources.startSettling(60_000);
+    resources.startSettling(config.settleIntervalMs);
     const idp = idpOptions(config);
     const authn = authenticate({
       audience: config.baseUrl,
