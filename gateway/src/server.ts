@@ -64,11 +64,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // The custodian's secret (kept off chain): keyed ids of ingested records, and staff DIDs' IdP-subject links.
   const idSecret = loadIdSecret(config);
   const subjectLinkSecret = deriveSubjectLinkSecret(idSecret);
-  const custodianIds = new CustodianIds(idSecret, path.join(config.dataDir, 'id-epochs.db'));
   // The store: SQLite files in the data folder, or PostgreSQL (HDX_STORE), shared by the organization's gateway processes.
   const pg = config.storeUrl !== undefined ? new PgStore({ url: config.storeUrl, ...(config.storeSchema ? { schema: config.storeSchema } : {}) }) : undefined;
   const store: ResourceStore = pg ?? new SqliteStore(path.join(config.dataDir, 'hdx.db'));
   const jti = pg ? new PgJtiStore(pg.query) : new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
+  // The custodian's id epochs: beside the store (shared by the replicas on PostgreSQL).
+  const custodianIds = new CustodianIds(idSecret, pg ?? path.join(config.dataDir, 'id-epochs.db'));
   if (pg)
     await store.ping().catch(async (err: unknown) => {
       await store.close();

@@ -62,7 +62,7 @@ export class ErasureService {
       await this.ledger.recordAccess(refs.map((patient) => ({ ...entry, patient, action: 'D', subtype: 'erase', decision: 'permit', entryId: randomUUID() })));
     }
     // Before the store step: if it fails, running the erasure again bumps the epochs again (harmless).
-    const newEpochs = this.ids?.forget(held) ?? 0;
+    const newEpochs = (await this.ids?.forget(held)) ?? 0;
     const versionsDeleted = await this.store.erasePatient(patientId);
     this.log.info({ event: 'erasure', versionsDeleted, anchorsTombstoned, newEpochs }, 'patient erased');
     return { versionsDeleted, anchorsTombstoned };

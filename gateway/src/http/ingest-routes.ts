@@ -50,6 +50,16 @@ function mapped<T>(fn: () => T): T {
   }
 }
 
+/** mapped, for a mapping run by CustodianIds.derive (which records the ids it derives once it ends). */
+async function mappedAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isMappingError(err)) throw mappingError(err);
+    throw err;
+  }
+}
+
 function send(res: Response, bundle: unknown): void {
   sendResource(res, 200, bundle);
 }
@@ -83,7 +93,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
       throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the HL7 v2 message (ER7) with Content-Type: x-application/hl7-v2+er7 or text/plain');
     }
     const custodian = ingest.custodianIds();
-    const { bundle, warnings } = mapped(() => custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(req.body as Buffer), { ids: custodian.ids })));
+    const { bundle, warnings } = await mappedAsync(() => custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(req.body as Buffer), { ids: custodian.ids })));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle, warnings)).bundle);
   });
 
@@ -107,7 +117,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
         "/patient: the session's patient is not a Patient held here (link the patient's DID to a Patient, or give ?patient=Patient/<id>)",
       );
     }
-    const bundle = mapped(() => custodian.derive(() => vrSessionToBundle(record, { ids: custodian.ids, patientReference: `Patient/${patientId}` })));
+    const bundle = await mappedAsync(() => custodian.derive(() => vrSessionToBundle(record, { ids: custodian.ids, patientReference: `Patient/${patientId}` })));
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
   });
 
@@ -116,7 +126,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     if (req.query.source === undefined) throw new OperationOutcomeError('INVALID', 'Name the source: POST /ingest/fhir?source=<name>');
     const ehr = req.query.ehr;
     if (ehr !== undefined && typeof ehr !== 'string') throw new OperationOutcomeError('INVALID', 'ehr must be one URL');
-    const body: unknown = ehr === undefined ? req.body : ingest.fromEhr(ehr, req.body);
+    const body: unknown = ehr === undefined ? req.body : await ingest.fromEhr(ehr, req.body);
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, ''), body)).bundle);
   });
 

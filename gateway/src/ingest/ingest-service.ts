@@ -215,7 +215,7 @@ export class IngestService {
    * `meta.lastUpdated` dropped (they are the gateway's own), `meta.source` the EHR URL of the resource.
    * The EHR ids never leave this process in an id: the keyed ids are derived here, where the secret is.
    */
-  fromEhr(ehrBase: string, body: unknown): Record<string, unknown> {
+  async fromEhr(ehrBase: string, body: unknown): Promise<Record<string, unknown>> {
     const ids = this.custodianIds();
     let url: URL;
     try {
@@ -232,7 +232,7 @@ export class IngestService {
       throw new OperationOutcomeError('TOO_LARGE', `At most ${MAX_INGEST_ENTRIES} entries may be ingested at once; this Bundle has ${body.entry.length}`);
     const local = (type: string, id: string): string => ids.ehrLocalId(base, type, id);
     const entries: unknown[] = body.entry;
-    const entry = ids.derive(() =>
+    const entry = await ids.derive(() =>
       entries.map((raw: unknown, index: number) => {
         const at = `Bundle.entry[${index}].resource`;
         const r = isObject(raw) && isObject(raw.resource) ? (structuredClone(raw.resource) as Record<string, unknown>) : undefined;

@@ -102,7 +102,7 @@ export async function startMllpListener(options: MllpListenerOptions): Promise<M
     const text = raw.toString('utf8');
     try {
       const custodian = ingest.custodianIds();
-      const { bundle, warnings } = custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(raw), { ids: custodian.ids }));
+      const { bundle, warnings } = await custodian.derive(() => hl7v2ToBundleWithWarnings(new Uint8Array(raw), { ids: custodian.ids }));
       const result = await ingest.ingest(() => caller, 'mllp', bundle, warnings);
       return ackFor(text, undefined, result.warnings);
     } catch (err) {

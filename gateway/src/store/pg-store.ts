@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolClient, type QueryResultRow } from 'pg';
+import type { PgQuery } from '../auth/replay';
 import { OperationOutcomeError } from '../errors';
 import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
@@ -104,6 +105,21 @@ const MIGRATIONS: readonly string[] = [
   // so a live process settles only what a dead one left, never a write another process is still making.
   `
   ALTER TABLE pending_write ADD COLUMN owner TEXT COLLATE "C";
+  `,
+  // 4: the custodian's id epochs (store/custodian-ids.ts), shared by the organization's gateway processes:
+  // an erasure at one gives every one of them a new epoch for the patient's natural keys.
+  `
+  CREATE SEQUENCE id_epoch_seq;
+  CREATE TABLE id_epoch (
+    epoch_key TEXT COLLATE "C" PRIMARY KEY,
+    epoch     INTEGER NOT NULL,
+    seq       BIGINT NOT NULL
+  );
+  CREATE INDEX id_epoch_seq_idx ON id_epoch (seq);
+  CREATE TABLE id_derived (
+    id        TEXT COLLATE "C" PRIMARY KEY,
+    epoch_key TEXT COLLATE "C" NOT NULL
+  );
   `,
 ];
 
@@ -289,6 +305,16 @@ export class PgStore implements ResourceStore {
     const r = await this.#pool.query(sql, [...values]);
     return { rows: r.rows, rowCount: r.rowCount ?? 0 };
   };
+
+  /** Runs `fn` in one transaction (its statements through the `query` it is given): committed if it returns, rolled back if it throws. */
+  transaction<T>(fn: (query: PgQuery) => Promise<T>): Promise<T> {
+    return this.#transaction((c) =>
+      fn(async (sql, values) => {
+        const r = await c.query(sql, [...values]);
+        return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+      }),
+    );
+  }
 
   async #query<R extends QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
     await this.#ready;
