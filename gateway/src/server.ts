@@ -68,13 +68,18 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const pg = config.storeUrl !== undefined ? new PgStore({ url: config.storeUrl, ...(config.storeSchema ? { schema: config.storeSchema } : {}) }) : undefined;
   const store: ResourceStore = pg ?? new SqliteStore(path.join(config.dataDir, 'hdx.db'));
   const jti = pg ? new PgJtiStore(pg.query) : new SqliteJtiStore(path.join(config.dataDir, 'tokens.db'));
-  // The custodian's id epochs: beside the store (shared by the replicas on PostgreSQL).
-  const custodianIds = new CustodianIds(idSecret, pg ?? path.join(config.dataDir, 'id-epochs.db'));
   if (pg)
     await store.ping().catch(async (err: unknown) => {
       await store.close();
       throw new Error(`the PostgreSQL store (HDX_STORE) cannot be used: ${err instanceof Error ? err.message : String(err)}`);
     });
+  // The custodian's id epochs: beside the store (shared by the replicas on PostgreSQL, which must share the id secret too).
+  const custodianIds = new CustodianIds(idSecret, pg ?? path.join(config.dataDir, 'id-epochs.db'));
+  await custodianIds.checkSharedSecret().catch(async (err: unknown) => {
+    custodianIds.close();
+    await store.close();
+    throw err;
+  });
   const metrics = createMetrics();
   const fabric = new FabricLedger(config, identity);
   // Writes callers wait on are counted, so the audit outbox's background delivery gives way to them.

@@ -6,7 +6,7 @@
  * by the survivor, and what the dead one left pending is settled by the survivor (nothing stays pending).
  * PostgreSQL is a local cluster the test starts (fabric-network's startPostgres) and stops.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +31,9 @@ describe('two gateway processes on one PostgreSQL store (real network)', functio
   this.timeout(600_000);
   const gateways = new GatewayProcesses();
   const pgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-replicas-pg-'));
+  // Replicas key ids with one secret (the store refuses a process with another).
+  const idSecretFile = path.join(pgDir, 'id-secret');
+  fs.writeFileSync(idSecretFile, randomBytes(32), { mode: 0o600 });
   const schema = `replicas_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   let pgUrl = '';
   /** The public URL both replicas answer to (tokens name it as their audience). */
@@ -53,6 +56,7 @@ describe('two gateway processes on one PostgreSQL store (real network)', functio
       HDX_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-replica-')),
       HDX_STORE: pgUrl,
       HDX_STORE_SCHEMA: schema,
+      HDX_ID_SECRET_FILE: idSecretFile,
       HDX_SETTLE_INTERVAL_MS: '2000',
       HDX_LOG_LEVEL: 'warn',
     };

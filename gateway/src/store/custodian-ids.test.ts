@@ -96,6 +96,15 @@ describe('CustodianIds on the PostgreSQL store (shared by replicas)', () => {
       // Outside derive, nothing could record the id: refused, not silently forgotten.
       expect(() => a.ids.id('Patient', 'urn:oid:1.2', 'MRN-9')).to.throw(/inside derive/);
       await failedMappingRemembersNothing(a);
+      // Both keyed with one secret; a third process with another is refused at start.
+      await a.checkSharedSecret();
+      await b.checkSharedSecret();
+      const stranger = new CustodianIds(Buffer.alloc(32, 99), storeA);
+      const refused = await stranger.checkSharedSecret().then(
+        () => undefined,
+        (err: unknown) => String(err),
+      );
+      expect(refused).to.include('HDX_ID_SECRET_FILE');
     } finally {
       await Promise.all([storeA.close(), storeB.close()]);
     }

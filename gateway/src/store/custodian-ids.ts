@@ -15,6 +15,7 @@
  * so `derive` reads the epochs changed since its last call first (PostgreSQL), runs the mapping on that
  * copy, then records the ids it derived in one statement.
  */
+import { createHmac } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { epochKey, keyedIds, type StableIds } from '@hdx/fhir-mappers';
 import type { PgQuery } from '../auth/replay';
@@ -73,6 +74,23 @@ export class CustodianIds {
         return id;
       },
     });
+  }
+
+  /**
+   * PostgreSQL: every process sharing the store must key ids with the same secret, or one MRN would map
+   * to two ids. The first process records a fingerprint of its secret (an HMAC of a constant: it reveals
+   * nothing of the secret); a process with another secret is refused at start, naming the fix.
+   */
+  async checkSharedSecret(): Promise<void> {
+    if (!this.#pg) return;
+    const fingerprint = createHmac('sha256', this.#secret).update('hdx id-secret fingerprint').digest('hex');
+    await this.#pg.query('INSERT INTO id_secret (fingerprint) VALUES ($1) ON CONFLICT (only_row) DO NOTHING', [fingerprint]);
+    const [row] = (await this.#pg.query('SELECT fingerprint FROM id_secret', [])).rows as Array<{ fingerprint: string }>;
+    if (row?.fingerprint !== fingerprint) {
+      throw new Error(
+        'the id secret (HDX_ID_SECRET_FILE) is not the one the PostgreSQL store was written with: every gateway process sharing the store must use the same id secret file (copy it, mode 600)',
+      );
+    }
   }
 
   /**

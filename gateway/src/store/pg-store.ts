@@ -120,6 +120,10 @@ const MIGRATIONS: readonly string[] = [
     id        TEXT COLLATE "C" PRIMARY KEY,
     epoch_key TEXT COLLATE "C" NOT NULL
   );
+  CREATE TABLE id_secret (
+    only_row    BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+    fingerprint TEXT NOT NULL
+  );
   `,
 ];
 
