@@ -8,13 +8,13 @@ import { requireAuth } from '../auth/middleware';
 import type { AuthContext } from '../auth/types';
 import { wwwAuthenticateOf } from '../auth/errors';
 import type { Config } from '../config';
-import { assertInteraction, bindCaller, type Caller, mayRead, type RelationDeps } from '../fhir/policy';
+import { bindCaller, type Caller, type RelationDeps } from '../fhir/policy';
 import type { AuditService } from '../fhir/audit-events';
 import { capabilityStatement } from '../fhir/capability';
 import type { ConsentService } from '../fhir/consent-service';
 import { OperationOutcomeError } from '../errors';
 import type { ResourceService } from '../fhir/resource-service';
-import { assertKnown, ID, list, rawQuery, single } from '../fhir/search-params';
+import { ID } from '../fhir/search-params';
 import type { LedgerClient } from '../ledger/ledger-client';
 import type { ResourceStore } from '../store/store';
 import type { Metrics } from '../metrics';
@@ -27,7 +27,6 @@ import { registerAuditRoutes } from './audit-routes';
 import { didRoutes } from './did-routes';
 import { registerConsentRoutes, registerSignedRevocation } from './consent-routes';
 import { FHIR_JSON, sendResource } from './respond';
-import { checkIds } from '../fhir/handlers/request';
 import type { LedgerViewHealth } from '../view/local-decisions';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
@@ -85,7 +84,6 @@ export interface AppDeps {
   readonly receipts?: { readonly source: ReceiptSource; readonly channel: string; readonly chaincode: string };
 }
 
-const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const DID = HDX_DID;
 
 /** The caller bound to this request for one interaction on one type (scope, kind and purpose checked: policy.ts). */
@@ -245,40 +243,16 @@ export function createApp(deps: AppDeps): express.Express {
     return resources.patientRef(id);
   }
 
-  // Exchange between members: this organization's user asks for a patient's records held elsewhere.
-  fhir.get('/Patient/$exchange', async (req, res) => {
-    if (!deps.exchange) throw new OperationOutcomeError('UNSUPPORTED', 'Exchange between members is not configured on this gateway (HDX_ORG_KEY_FILE)');
-    const q = rawQuery(req.query);
-    assertKnown(q, ['patient', '_type']);
-    const patient = single(q, 'patient');
-    if (!patient || !DID.test(patient)) throw new OperationOutcomeError('INVALID', 'Give the patient as patient=<the patient DID>');
-    const types = list(q, '_type', TYPE, 'must be resource types');
-    const auth = requireAuth(req);
-    if (auth.viaOrganization) throw new OperationOutcomeError('FORBIDDEN', 'A member organization cannot relay an exchange further');
-    const who = caller(req, config.mspId, 'Patient', 'read');
-    assertInteraction(who, '$exchange', 'Patient', config.mspId);
-    // Only the types the user's own scopes let it read are fetched, and the custodian is told so.
-    const readable = (t: string): boolean => mayRead(auth, t);
-    sendResource(res, 200, await deps.exchange.fetchPatientRecords(who, patient, types, readable));
-  });
-
-  fhir.post('/Patient/:id/$erase', async (req: Request<{ id: string }>, res) => {
-    checkIds('Patient', req.params.id);
-    if (!deps.erasure) throw new OperationOutcomeError('UNSUPPORTED', 'Erasure is not offered by this server');
-    const who = caller(req, config.mspId, 'Patient', 'delete');
-    assertInteraction(who, '$erase', 'Patient', config.mspId);
-    const result = await deps.erasure.erasePatient(who, req.params.id);
-    sendResource(res, 200, {
-      resourceType: 'Parameters',
-      parameter: [
-        { name: 'versionsDeleted', valueInteger: result.versionsDeleted },
-        { name: 'anchorsTombstoned', valueInteger: result.anchorsTombstoned },
-      ],
-    });
-  });
-
   // The FHIR interactions and operations: adapters over the transport-free handlers (fhir/handlers/).
-  registerFhirRoutes(fhir, { resources, store, baseUrl: base, mspId: config.mspId, log });
+  registerFhirRoutes(fhir, {
+    resources,
+    store,
+    baseUrl: base,
+    mspId: config.mspId,
+    log,
+    ...(deps.exchange ? { exchange: deps.exchange } : {}),
+    ...(deps.erasure ? { erasure: deps.erasure } : {}),
+  });
 
   fhir.all('/{*rest}', (req) => {
     throw new OperationOutcomeError('UNSUPPORTED', `${req.method} ${req.baseUrl}${req.path} is not supported by this server (see /fhir/metadata)`);

@@ -64,6 +64,8 @@ export function registerFhirRoutes(fhir: Router, ctx: FhirContext): void {
     async (req: Request<Params>, res: Response): Promise<void> => {
       sendOutcome(res, ctx.baseUrl, await handler(ctx, fhirRequest(req)));
     };
+  fhir.get('/Patient/$exchange', route(handlers.exchange));
+  fhir.post('/Patient/:id/$erase', route(handlers.erase));
   fhir.get('/Patient/:id/$everything', route(handlers.everything));
   fhir.get('/:type/:id/$verify', route(handlers.verify));
   // History of every type the caller may read (registered before /:type, which would take `_history` for a type).

@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import type { ScopeAction } from '../../auth/scopes';
 import type { AuthContext } from '../../auth/types';
 import { OperationOutcomeError, type OperationOutcome } from '../../errors';
+import type { ExchangeService } from '../../exchange/exchange-service';
 import type { ResourceStore } from '../../store/store';
+import type { ErasureService } from '../erasure';
 import { bindCaller, type Caller } from '../policy';
 import type { ResourceService } from '../resource-service';
 import { ID, type RawQuery } from '../search-params';
@@ -24,6 +26,10 @@ export interface FhirContext {
   readonly mspId: string;
   /** Where a batch logs an entry's internal error (never its content). */
   readonly log: Logger;
+  /** Exchange between members (`Patient/$exchange`); absent without HDX_ORG_KEY_FILE. */
+  readonly exchange?: ExchangeService;
+  /** The custodian's erasure (`Patient/:id/$erase`); absent: not offered. */
+  readonly erasure?: ErasureService;
 }
 
 /** The format the transport says the body is in (HTTP: its Content-Type); handlers refuse the wrong one. */
