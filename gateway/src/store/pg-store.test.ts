@@ -84,6 +84,24 @@ describe('PgStore', () => {
     }
   });
 
+  it('exclusive: more locks held at once than the pool has connections, each running queries, never deadlocks', async () => {
+    const store = new PgStore({ url, schema: testPgSchema(), poolSize: 2 });
+    try {
+      const ran = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          store.exclusive(`key-${i}`, async () => {
+            await new Promise((r) => setTimeout(r, 20));
+            await store.readCurrent('Patient', `p${i}`);
+            return i;
+          }),
+        ),
+      );
+      expect(ran).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a write another process settled meanwhile is not acknowledged: marking it anchored fails', async () => {
     const store = new PgStore({ url, schema: testPgSchema() });
     try {

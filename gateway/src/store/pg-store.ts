@@ -200,6 +200,11 @@ export interface PgStoreOptions {
 
 export class PgStore implements ResourceStore {
   readonly #pool: Pool;
+  /**
+   * The connections `exclusive` holds its advisory locks on, apart from #pool: a lock holder's own
+   * queries never wait for a connection that another lock holder (or waiter) keeps.
+   */
+  readonly #lockPool: Pool;
   readonly #ready: Promise<void>;
   readonly #schema: string | undefined;
   readonly #url: string;
@@ -222,8 +227,10 @@ export class PgStore implements ResourceStore {
       max: options.poolSize ?? 10,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     });
+    this.#lockPool = new Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
     // A connection the server ends while idle is dropped from the pool, not a crash of the process.
     this.#pool.on('error', () => undefined);
+    this.#lockPool.on('error', () => undefined);
     this.#ready = this.#migrate();
     // Reported by the first call that needs the store (and by ping), not as an unhandled rejection.
     this.#ready.catch(() => undefined);
@@ -701,7 +708,7 @@ export class PgStore implements ResourceStore {
   /** Holds a session advisory lock on the key (its own key space, apart from the owners') on one connection while `fn` runs. */
   async exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
     await this.#ready;
-    const client = await this.#pool.connect();
+    const client = await this.#lockPool.connect();
     try {
       await client.query('SELECT pg_advisory_lock(hashtextextended($1, 1))', [key]);
       try {
@@ -726,7 +733,7 @@ export class PgStore implements ResourceStore {
       const lock = this.#ownerLock;
       this.#ownerLock = undefined;
       if (lock) await (await lock.catch(() => undefined))?.end();
-      await this.#pool.end();
+      await Promise.all([this.#pool.end(), this.#lockPool.end()]);
     })();
     return this.#closed;
   }
