@@ -88,7 +88,7 @@ describe('a guardian acting for a ward (browser code, real chaincode)', () => {
       }
     };
     const asPatient = (did: string) => ({ subject: did, did, role: 'patient', tokenKind: 'did', actorAuth: 'did', scopes: [], expiresAt: 0 }) as unknown as AuthContext;
-    const deps = { resolve, holdsPatient: () => false };
+    const deps = { resolve, holdsPatient: async () => false };
     expect(await relatedTo(asPatient(guardian.did), ward.did, 'Hospital1MSP', deps)).to.equal(true);
     expect(await relatedTo(asPatient(stranger.did), ward.did, 'Hospital1MSP', deps)).to.equal(false);
   });
