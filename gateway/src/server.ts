@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { prepareValidator } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import { AuditOutbox } from './audit/outbox';
+import { PgOutboxQueue } from './audit/outbox-pg';
 import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { PgJtiStore, SqliteJtiStore } from './auth/replay';
@@ -96,12 +97,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await view?.stop();
     viewStore?.close();
   };
-  // Async audit mode: access entries go to a durable outbox next to the store; delivery starts with the
-  // server (first the entries an earlier process left behind).
+  // Async audit mode: access entries go to a durable outbox next to the store (an SQLite file of this
+  // process, or with HDX_STORE the store's PostgreSQL database, shared by the organization's gateway
+  // processes: each entry leased to the one delivering it); delivery starts with the server (first the
+  // entries an earlier process left behind).
   const outbox =
     config.auditMode === 'async'
       ? new AuditOutbox({
-          file: path.join(config.dataDir, 'outbox.db'),
+          // The lease outlasts a ledger call (endorse, submit and the commit-status wait, each up to HDX_LEDGER_TIMEOUT_MS, and a re-send).
+          ...(pg ? { queue: new PgOutboxQueue(pg, { leaseMs: Math.max(60_000, 6 * config.ledgerTimeoutMs) }) } : { file: path.join(config.dataDir, 'outbox.db') }),
           ledger,
           log,
           changes: store,

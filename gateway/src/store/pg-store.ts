@@ -100,6 +100,30 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX token_jti_expires ON token_jti (expires_at);
   `,
+  // 3: the async-audit outbox (audit/outbox-pg.ts PgOutboxQueue), shared by every gateway process of the
+  // organization: an entry is delivered by the process holding its lease (claimed_by, claimed_until).
+  `
+  CREATE TABLE outbox_entry (
+    seq             BIGSERIAL PRIMARY KEY,
+    entry_id        TEXT COLLATE "C" NOT NULL UNIQUE,
+    entry           TEXT NOT NULL,
+    enqueued_at     BIGINT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    claimed_by      TEXT COLLATE "C",
+    claimed_until   BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX outbox_entry_due ON outbox_entry (next_attempt_at, seq);
+  CREATE TABLE outbox_quarantine (
+    entry_id       TEXT COLLATE "C" PRIMARY KEY,
+    entry          TEXT NOT NULL,
+    enqueued_at    BIGINT NOT NULL,
+    quarantined_at BIGINT NOT NULL,
+    error          TEXT NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 1
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -231,6 +255,19 @@ export class PgStore implements ResourceStore {
     const r = await this.#pool.query(sql, [...values]);
     return { rows: r.rows, rowCount: r.rowCount ?? 0 };
   };
+
+  /**
+   * Runs `fn` in one transaction on one connection of the store's database (for the other tables the
+   * gateway keeps beside the store's: the outbox, audit/outbox-pg.ts): committed if it resolves, rolled
+   * back if it throws. `query` runs a statement inside it.
+   */
+  readonly transaction = <T>(fn: (query: (sql: string, values?: readonly unknown[]) => Promise<{ rows: unknown[]; rowCount: number }>) => Promise<T>): Promise<T> =>
+    this.#transaction((c) =>
+      fn(async (sql, values = []) => {
+        const r = await c.query(sql, [...values]);
+        return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+      }),
+    );
 
   async #query<R extends QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
     await this.#ready;
