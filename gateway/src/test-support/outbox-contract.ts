@@ -408,7 +408,8 @@ export function outboxContract(name: string, sut: () => QueueUnderTest): void {
       const fake = new FakeLedger();
       const outbox = open({ ...(await fresh()), ledger: fake, batchSize: 3, flushMs: 3_600_000 });
       outbox.start();
-      await new Promise((r) => setTimeout(r, 20)); // the start-up delivery (nothing left from before)
+      await new Promise((r) => setTimeout(r, 5));
+      await outbox.flush(); // the start-up delivery (nothing left from before), joined
       await outbox.enqueue([entry(1), entry(2)]);
       await new Promise((r) => setTimeout(r, 50));
       expect(fake.audit).to.have.length(0);
@@ -439,10 +440,10 @@ export function outboxContract(name: string, sut: () => QueueUnderTest): void {
     it('health: unhealthy when the oldest entry has waited longer than staleMs', async () => {
       const fake = new FakeLedger();
       fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
-      const outbox = open({ ...(await fresh()), ledger: fake, staleMs: 20 });
+      const outbox = open({ ...(await fresh()), ledger: fake, staleMs: 300 });
       await outbox.enqueue([entry(1)]);
       expect(await outbox.health()).to.deep.equal({ ok: true, pending: 1 });
-      await new Promise((r) => setTimeout(r, 40));
+      await new Promise((r) => setTimeout(r, 350));
       expect(await outbox.health()).to.include({ ok: false, pending: 1 });
     });
   });
