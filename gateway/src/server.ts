@@ -104,8 +104,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const outbox =
     config.auditMode === 'async'
       ? new AuditOutbox({
-          // The lease outlasts a ledger call (endorse, submit and the commit-status wait, each up to HDX_LEDGER_TIMEOUT_MS, and a re-send).
-          ...(pg ? { queue: new PgOutboxQueue(pg, { leaseMs: Math.max(60_000, 6 * config.ledgerTimeoutMs) }) } : { file: path.join(config.dataDir, 'outbox.db') }),
+          // Leases of 30 s, renewed while a ledger call runs: a dead process's entries wait at most that long.
+          ...(pg ? { queue: new PgOutboxQueue(pg, { leaseMs: 30_000 }) } : { file: path.join(config.dataDir, 'outbox.db') }),
           ledger,
           log,
           changes: store,

@@ -179,6 +179,44 @@ describe('AuditOutbox on PostgreSQL: several gateway processes on one queue', ()
     await waitFor('an empty queue', async () => (await live.stats()).pending === 0);
   });
 
+  it('a live process whose ledger call outlasts the lease keeps its entries (the lease is renewed): the other process does not send them', async function () {
+    this.timeout(30_000);
+    const schema = testPgSchema();
+    const fake = new FakeLedger();
+    const sent = new Map<string, number>();
+    const leaseMs = 300;
+    let release: () => void = () => undefined;
+    const slowCall = new Promise<void>((resolve) => (release = resolve));
+    let slowTaken = 0;
+    const slow = new AuditOutbox({
+      queue: new PgOutboxQueue(storeAt(schema), { leaseMs }),
+      log,
+      flushMs: 3_600_000,
+      batchSize: 50,
+      inFlight: 1,
+      ledger: {
+        recordAccess: async (entries) => {
+          slowTaken += entries.length;
+          await slowCall; // a block that takes long to come
+          return countingLedger(fake, sent, 0)(entries);
+        },
+      },
+    });
+    const other = new AuditOutbox({ queue: new PgOutboxQueue(storeAt(schema), { leaseMs }), log, flushMs: 10, ledger: { recordAccess: countingLedger(fake, sent, 0) } });
+    outboxes.push(slow, other);
+    await slow.enqueue(Array.from({ length: 50 }, (_, i) => entry(i)));
+    const slowFlush = slow.flush();
+    await waitFor('the slow call', () => slowTaken === 50);
+    other.start();
+    // Four leases long, the other process finds nothing it may take.
+    await new Promise((r) => setTimeout(r, 4 * leaseMs));
+    expect(fake.audit).to.have.length(0);
+    release();
+    expect(await slowFlush).to.equal(true);
+    expect(fake.audit).to.have.length(50);
+    expect([...sent.values()].filter((n) => n !== 1)).to.deep.equal([]);
+  });
+
   it('an unreachable ledger gives the lease back at once: the other process delivers without waiting for it to expire', async () => {
     const schema = testPgSchema();
     const fake = new FakeLedger();

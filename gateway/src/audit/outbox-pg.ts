@@ -22,8 +22,9 @@ import {
  *   `UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`, so two processes taking at the
  *   same moment get different entries. It is deleted once the ledger committed it, set aside (lease
  *   given back) when refused, released when the ledger is unreachable.
- * - A process that dies leaves its leases; they expire after `leaseMs` and a live process takes those
- *   entries. A resend (the dead process's transaction had committed) is harmless: the chaincode records
+ * - While the ledger call runs, the outbox renews the lease (AuditOutbox, every leaseMs / 3). A process
+ *   that dies (or is closed) stops renewing; its leases expire after `leaseMs` and a live process takes
+ *   those entries. A resend (the dead process's transaction had committed) is harmless: the chaincode records
  *   an (MSP, entryId) pair once.
  * - Lease and retry times are the database's clock, so processes on hosts whose clocks differ agree.
  * - The store's ready change entries (change_entry, same database) are moved in ONE transaction: locked
@@ -53,9 +54,10 @@ function insertValues(entries: readonly NewQueueEntry[]): unknown[] {
 
 export interface PgOutboxQueueOptions {
   /**
-   * How long an entry taken for delivery stays this process's (ms, default 60 s). Longer than a ledger
-   * call can take, so a live process's entries are never sent by another meanwhile; the entries of a
-   * process that died wait this long before a live one sends them.
+   * How long an entry taken for delivery stays this process's unless renewed (ms, default 30 s). The
+   * outbox renews the lease of entries whose ledger call is still running (every third of it), so a live
+   * process's entries are not sent by another meanwhile; the entries of a process that died wait at
+   * most this long before a live one sends them.
    */
   readonly leaseMs?: number;
   /** Names this process in claimed_by (default host:pid:random). */
@@ -66,14 +68,14 @@ export class PgOutboxQueue implements OutboxQueue {
   readonly kind = 'postgres';
   readonly #store: Pick<PgStore, 'query' | 'transaction'>;
   readonly #query: Query;
-  readonly #leaseMs: number;
+  readonly leaseMs: number;
   readonly owner: string;
 
   /** On the store's database (its pool: the store is closed by its owner, not by this queue). */
   constructor(store: Pick<PgStore, 'query' | 'transaction'>, options: PgOutboxQueueOptions = {}) {
     this.#store = store;
     this.#query = store.query;
-    this.#leaseMs = Math.max(1, Math.round(options.leaseMs ?? 60_000));
+    this.leaseMs = Math.max(1, Math.round(options.leaseMs ?? 30_000));
     this.owner = options.owner ?? `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   }
 
@@ -88,7 +90,7 @@ export class PgOutboxQueue implements OutboxQueue {
         WHERE seq IN (SELECT seq FROM outbox_entry WHERE next_attempt_at <= ${DB_NOW} AND claimed_until <= ${DB_NOW}
                        ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED)
        RETURNING seq, entry_id, entry, enqueued_at, attempts`,
-      [this.owner, this.#leaseMs, limit],
+      [this.owner, this.leaseMs, limit],
     );
     const rows = r.rows as Array<{ seq: string; entry_id: string; entry: string; enqueued_at: string; attempts: number }>;
     return rows.map((x) => ({ seq: Number(x.seq), entryId: x.entry_id, entry: x.entry, enqueuedAt: Number(x.enqueued_at), attempts: x.attempts })).sort((a, b) => a.seq - b.seq);
@@ -102,6 +104,11 @@ export class PgOutboxQueue implements OutboxQueue {
   async release(seqs: readonly number[]): Promise<void> {
     if (seqs.length === 0) return;
     await this.#query('UPDATE outbox_entry SET claimed_by = NULL, claimed_until = 0 WHERE seq = ANY($1::bigint[]) AND claimed_by = $2', [[...seqs], this.owner]);
+  }
+
+  async renew(seqs: readonly number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.#query(`UPDATE outbox_entry SET claimed_until = ${DB_NOW} + $1 WHERE seq = ANY($2::bigint[]) AND claimed_by = $3`, [this.leaseMs, [...seqs], this.owner]);
   }
 
   async refused(seq: number, attempts: number, waitMs: number, error: string): Promise<void> {

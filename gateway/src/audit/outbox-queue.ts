@@ -69,6 +69,8 @@ export interface MovedChanges {
 
 export interface OutboxQueue {
   readonly kind: 'sqlite' | 'postgres';
+  /** How long an entry taken stays this process's unless renewed (ms); undefined when the queue has no leases (one process per queue). */
+  readonly leaseMs: number | undefined;
   /** Adds entries in one transaction, durable when it resolves; an entryId already queued or dead is skipped. Resolves with how many were added. */
   insert(entries: readonly NewQueueEntry[]): Promise<number>;
   /**
@@ -80,6 +82,8 @@ export interface OutboxQueue {
   remove(seqs: readonly number[]): Promise<number>;
   /** Gives back the lease of entries this process could not deliver (the ledger unreachable): any process may take them. */
   release(seqs: readonly number[]): Promise<void>;
+  /** Extends the lease of entries this process still holds (their ledger call is still running). */
+  renew(seqs: readonly number[]): Promise<void>;
   /** An entry refused: tried again in `waitMs`, after `attempts` refusals. */
   refused(seq: number, attempts: number, waitMs: number, error: string): Promise<void>;
   /** Keeps an entry as a dead letter, and deletes it from the queue when `seq` is given (one transaction). */
@@ -162,6 +166,7 @@ export function toDeadLetter(r: { entry_id: string; enqueued_at: number | string
  */
 export class SqliteOutboxQueue implements OutboxQueue {
   readonly kind = 'sqlite';
+  readonly leaseMs = undefined;
   readonly #db: Database.Database;
   readonly #stmts;
 
@@ -213,6 +218,11 @@ export class SqliteOutboxQueue implements OutboxQueue {
   /** One process per file: nothing is leased. */
   async release(): Promise<void> {
     // Nothing to give back.
+  }
+
+  /** One process per file: nothing is leased. */
+  async renew(): Promise<void> {
+    // Nothing to extend.
   }
 
   async refused(seq: number, attempts: number, waitMs: number, error: string): Promise<void> {

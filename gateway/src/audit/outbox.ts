@@ -323,7 +323,7 @@ export class AuditOutbox implements AuditSink {
         // idempotent by entryId), so they may commit in any order, in the same block or not.
         const batches: QueuedEntry[][] = [];
         for (let i = 0; i < rows.length; i += this.#batchSize) batches.push(rows.slice(i, i + this.#batchSize));
-        const settled = await Promise.allSettled(batches.map((b) => this.#deliver(b)));
+        const settled = await this.#holding(rows, Promise.allSettled(batches.map((b) => this.#deliver(b))));
         const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) {
           // The entries not delivered are given back at once (shared queue): any process may retry them.
@@ -345,6 +345,36 @@ export class AuditOutbox implements AuditSink {
         'audit entries could not be delivered to the ledger; they stay in the outbox and will be retried',
       );
       return false;
+    }
+  }
+
+  /**
+   * On a queue with leases: renews the lease of `rows` every third of it until `delivery` settles, so no
+   * other process sends them while their ledger call runs. Stops when this outbox closes (a closed or
+   * dead process's leases expire and another process delivers those entries).
+   */
+  async #holding<T>(rows: readonly QueuedEntry[], delivery: Promise<T>): Promise<T> {
+    const leaseMs = this.#queue.leaseMs;
+    if (leaseMs === undefined) return delivery;
+    const seqs = rows.map((r) => r.seq);
+    const timer = setInterval(
+      () => {
+        if (!this.#open) {
+          clearInterval(timer);
+          return;
+        }
+        // Entries already deleted or given back are not this process's any more: renewing skips them.
+        this.#queue
+          .renew(seqs)
+          .catch((err: unknown) => this.#log.warn({ event: 'audit-outbox-lease', code: codeOf(err) }, 'the lease of audit entries being delivered could not be renewed'));
+      },
+      Math.max(1, Math.floor(leaseMs / 3)),
+    );
+    timer.unref();
+    try {
+      return await delivery;
+    } finally {
+      clearInterval(timer);
     }
   }
 

@@ -206,6 +206,7 @@ export function outboxContract(name: string, sut: () => QueueUnderTest): void {
       const ids = (await first.enqueue([entry(1), entry(2), entry(3)])).map((r) => r.entryId);
       void first.flush();
       await waitFor('the first commit', () => fake.audit.length === 3);
+      await first.close(false); // the process is gone (on a shared queue its lease is no longer renewed)
 
       const second = open({ ...qt.at(place), ledger: fake, flushMs: 10 });
       expect((await second.stats()).pending).to.equal(3);
