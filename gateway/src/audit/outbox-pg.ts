@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
+import type { PgQuery } from '../auth/replay';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type { PgStore } from '../store/pg-store';
 import {
@@ -31,7 +32,8 @@ import {
  *   (SKIP LOCKED: two processes never move the same one), inserted here, deleted there.
  */
 
-type Query = PgStore['query'];
+/** A statement on the store's database (PgStore.query, or inside PgStore.transaction). */
+type Query = PgQuery;
 
 /** Milliseconds since the epoch on the database's clock. */
 const DB_NOW = `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`;
@@ -178,6 +180,7 @@ export class PgOutboxQueue implements OutboxQueue {
       `SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE attempts > 0) AS retrying, MIN(enqueued_at) FILTER (WHERE attempts = 0) AS oldest,
               (SELECT COUNT(*) FROM outbox_quarantine) AS dead
          FROM outbox_entry`,
+      [],
     );
     const row = r.rows[0] as { n: string; retrying: string; oldest: string | null; dead: string } | undefined;
     return {
@@ -189,7 +192,7 @@ export class PgOutboxQueue implements OutboxQueue {
   }
 
   async deadLetters(): Promise<DeadLetter[]> {
-    const r = await this.#query('SELECT entry_id, enqueued_at, quarantined_at, attempts, error FROM outbox_quarantine ORDER BY quarantined_at, entry_id');
+    const r = await this.#query('SELECT entry_id, enqueued_at, quarantined_at, attempts, error FROM outbox_quarantine ORDER BY quarantined_at, entry_id', []);
     return (r.rows as Array<{ entry_id: string; enqueued_at: string; quarantined_at: string; attempts: number; error: string }>).map(toDeadLetter);
   }
 
@@ -197,7 +200,7 @@ export class PgOutboxQueue implements OutboxQueue {
     return this.#store.transaction(async (q) => {
       const rows = (
         entryId === undefined
-          ? await q('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine ORDER BY quarantined_at, entry_id FOR UPDATE')
+          ? await q('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine ORDER BY quarantined_at, entry_id FOR UPDATE', [])
           : await q('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine WHERE entry_id = $1 FOR UPDATE', [entryId])
       ).rows as Array<{ entry_id: string; entry: string; enqueued_at: string }>;
       if (rows.length === 0) return [];

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Pool, type PoolClient, type QueryResultRow } from 'pg';
+import type { PgQuery } from '../auth/replay';
 import { OperationOutcomeError } from '../errors';
 import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
@@ -257,17 +258,18 @@ export class PgStore implements ResourceStore {
   };
 
   /**
-   * Runs `fn` in one transaction on one connection of the store's database (for the other tables the
-   * gateway keeps beside the store's: the outbox, audit/outbox-pg.ts): committed if it resolves, rolled
-   * back if it throws. `query` runs a statement inside it.
+   * Runs `fn` in one transaction (its statements through the `query` it is given): committed if it
+   * returns, rolled back if it throws. For the other tables the gateway keeps beside the store's (the
+   * outbox, audit/outbox-pg.ts).
    */
-  readonly transaction = <T>(fn: (query: (sql: string, values?: readonly unknown[]) => Promise<{ rows: unknown[]; rowCount: number }>) => Promise<T>): Promise<T> =>
-    this.#transaction((c) =>
-      fn(async (sql, values = []) => {
+  transaction<T>(fn: (query: PgQuery) => Promise<T>): Promise<T> {
+    return this.#transaction((c) =>
+      fn(async (sql, values) => {
         const r = await c.query(sql, [...values]);
         return { rows: r.rows, rowCount: r.rowCount ?? 0 };
       }),
     );
+  }
 
   async #query<R extends QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
     await this.#ready;
