@@ -15,6 +15,8 @@ import { algorithmOfKey, MAX_DID_TOKEN_LIFETIME_SEC } from './auth/token';
 import { IDP_ROLES } from './auth/types';
 import { sync } from './ingest/sync';
 import { OutboxAdmin } from './audit/outbox';
+import { PgOutboxQueue } from './audit/outbox-pg';
+import { PgStore } from './store/pg-store';
 import { ConfigError, loadConfig } from './config';
 import { enrollGatewayIdentity } from './ledger/enroll';
 import { FabricLedger } from './ledger/fabric-ledger';
@@ -81,7 +83,8 @@ hdx did-proof --key key.json --action rotate --new-key new-key.json [--kid did:h
   Prints {deactivated, alreadyInactive} as JSON.`,
   outbox: `hdx outbox dead-letters --data-dir DIR
 hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)
-  The async audit outbox (DIR/outbox.db, DIR being the gateway's HDX_DATA_DIR). dead-letters lists, as JSON, the
+  The async audit outbox (DIR/outbox.db, DIR being the gateway's HDX_DATA_DIR; with HDX_STORE=postgres://… set, as
+  for the gateway, the outbox tables of that PostgreSQL database and HDX_STORE_SCHEMA, and no --data-dir). dead-letters lists, as JSON, the
   access entries the ledger refused on every attempt (entryId, when, attempts, the ledger's error; never the entry's
   content). redeliver puts the one named (or all) back at the end of the queue with fresh attempts; a running
   gateway delivers them at its next flush. Safe to run beside the gateway.`,
@@ -468,32 +471,51 @@ async function syncCommand(args: string[], io: CliIo): Promise<void> {
   io.stdout(json(summary));
 }
 
-function outboxCommand(args: string[], io: CliIo): void {
+async function outboxCommand(args: string[], io: CliIo): Promise<void> {
   const [sub, ...rest] = args;
   if (sub !== 'dead-letters' && sub !== 'redeliver') throw new UsageError(`say what to do: hdx outbox dead-letters or hdx outbox redeliver\n\n${USAGE.outbox ?? ''}`);
   const values = parse('outbox', rest, { 'data-dir': { type: 'string' }, id: { type: 'string' }, all: { type: 'boolean' } });
-  const dataDir = required(values, 'data-dir', 'outbox', '/var/lib/hdx');
+  // With HDX_STORE (PostgreSQL) the queue is in the store's database, shared by the organization's gateway processes.
+  const storeUrl = process.env.HDX_STORE;
+  const storeSchema = process.env.HDX_STORE_SCHEMA;
+  const dataDir = storeUrl ? optional(values, 'data-dir') : required(values, 'data-dir', 'outbox', '/var/lib/hdx');
   const id = optional(values, 'id');
   if (sub === 'dead-letters' && (id !== undefined || values.all !== undefined)) throw new UsageError('--id and --all are for hdx outbox redeliver');
   if (sub === 'redeliver' && (id === undefined) === (values.all !== true))
     throw new UsageError('give --id ENTRY_ID (one dead letter, as listed by hdx outbox dead-letters) or --all');
-  const file = path.join(dataDir, 'outbox.db');
   let admin: OutboxAdmin;
-  try {
-    admin = new OutboxAdmin(file);
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
+  let where: string;
+  let pg: PgStore | undefined;
+  if (storeUrl) {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(storeUrl)) throw new UsageError('HDX_STORE must be a postgres:// URL');
+    try {
+      pg = new PgStore({ url: storeUrl, poolSize: 1, ...(storeSchema ? { schema: storeSchema } : {}) });
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
+    admin = new OutboxAdmin(new PgOutboxQueue(pg));
+    // Never the URL: it may hold a password.
+    where = `PostgreSQL (HDX_STORE${storeSchema ? `, schema ${storeSchema}` : ''})`;
+  } else {
+    where = path.join(dataDir as string, 'outbox.db');
+    try {
+      admin = new OutboxAdmin(where);
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err));
+    }
   }
   try {
     if (sub === 'dead-letters') {
-      io.stdout(json({ outbox: file, deadLetters: admin.deadLetters() }));
+      io.stdout(json({ outbox: where, deadLetters: await admin.deadLetters() }));
       return;
     }
-    const moved = admin.redeliver(id);
-    if (id !== undefined && moved.length === 0) throw new Error(`no dead letter has entryId ${id} (list them with: hdx outbox dead-letters --data-dir ${dataDir})`);
-    io.stdout(json({ outbox: file, redelivered: moved }));
+    const moved = await admin.redeliver(id);
+    if (id !== undefined && moved.length === 0)
+      throw new Error(`no dead letter has entryId ${id} (list them with: hdx outbox dead-letters${storeUrl ? '' : ` --data-dir ${dataDir as string}`})`);
+    io.stdout(json({ outbox: where, redelivered: moved }));
   } finally {
-    admin.close();
+    await admin.close();
+    await pg?.close();
   }
 }
 
@@ -503,6 +525,7 @@ const ASYNC_COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<void
   offboard: offboardCommand,
   view: viewCommand,
   replay: replayCommand,
+  outbox: outboxCommand,
 };
 
 /** `hdx replay`: re-decide a patient's access history from the ledger and report what does not follow. */
@@ -641,7 +664,6 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => void> = {
   'idp-token': idpToken,
   'consent-sign': consentSign,
   'review-sign': reviewSign,
-  outbox: outboxCommand,
 };
 
 /** Runs one hdx command; returns the exit status (0 done, 1 failed, 2 usage error). */

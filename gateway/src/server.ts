@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { prepareValidator } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
 import { AuditOutbox } from './audit/outbox';
+import { PgOutboxQueue } from './audit/outbox-pg';
 import { registerOutboxMetrics } from './audit/outbox-metrics';
 import { authenticate } from './auth/middleware';
 import { PgJtiStore, SqliteJtiStore } from './auth/replay';
@@ -102,12 +103,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     await view?.stop();
     viewStore?.close();
   };
-  // Async audit mode: access entries go to a durable outbox next to the store; delivery starts with the
-  // server (first the entries an earlier process left behind).
+  // Async audit mode: access entries go to a durable outbox next to the store (an SQLite file of this
+  // process, or with HDX_STORE the store's PostgreSQL database, shared by the organization's gateway
+  // processes: each entry leased to the one delivering it); delivery starts with the server (first the
+  // entries an earlier process left behind).
   const outbox =
     config.auditMode === 'async'
       ? new AuditOutbox({
-          file: path.join(config.dataDir, 'outbox.db'),
+          // Leases of 30 s, renewed while a ledger call runs: a dead process's entries wait at most that long.
+          ...(pg ? { queue: new PgOutboxQueue(pg, { leaseMs: 30_000 }) } : { file: path.join(config.dataDir, 'outbox.db') }),
           ledger,
           log,
           changes: store,

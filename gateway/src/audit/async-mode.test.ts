@@ -6,7 +6,7 @@ import request from 'supertest';
 import { OperationOutcomeError } from '../errors';
 import { ResourceService } from '../fhir/resource-service';
 import { newLogger } from '../logger';
-import { testStore } from '../test-support/test-store';
+import { testOutboxQueue, testStore } from '../test-support/test-store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { AuditOutbox } from './outbox';
@@ -38,7 +38,7 @@ describe('async audit mode through the enforcement point (fake ledger)', () => {
     });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-async-'));
     // The outbox takes the change entries of anchored writes from the store (ChangeFeed).
-    outbox = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger: counted, log, flushMs: 3_600_000, changes: store });
+    outbox = new AuditOutbox({ ...testOutboxQueue(store, path.join(dir, 'outbox.db')), ledger: counted, log, flushMs: 3_600_000, changes: store });
     const resources = new ResourceService({ store, ledger: counted, log, mspId: 'Hospital1MSP', auditSink: outbox });
     const { app } = testApp({ store, ledger, log, resources, baseUrl: BASE, outbox });
     return { app, ledger, calls, resources };

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { run } from '../cli';
+import { runAsync } from '../cli';
 import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import { newLogger } from '../logger';
@@ -27,10 +27,10 @@ function entry(subtype: string): AccessEntryInput {
   };
 }
 
-function hdx(...argv: string[]): { code: number; out: string; err: string } {
+async function hdx(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = run(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
+  const code = await runAsync(argv, { stdout: (t) => (out += t), stderr: (t) => (err += t) });
   return { code, out, err };
 }
 
@@ -57,20 +57,20 @@ describe('hdx outbox dead-letters | redeliver', () => {
       },
     });
     try {
-      const [dead] = outbox.enqueue([entry('refused'), entry('read')]).map((r) => r.entryId);
+      const [dead] = (await outbox.enqueue([entry('refused'), entry('read')])).map((r) => r.entryId);
       await outbox.flush();
-      const listed = hdx('outbox', 'dead-letters', '--data-dir', dir);
+      const listed = await hdx('outbox', 'dead-letters', '--data-dir', dir);
       expect(listed.code, listed.err).to.equal(0);
       const body = JSON.parse(listed.out) as { deadLetters: Array<{ entryId: string; attempts: number; error: string }> };
       expect(body.deadLetters.map((d) => [d.entryId, d.attempts, d.error])).to.deep.equal([[dead, 1, 'FORBIDDEN: not yours']]);
       expect(listed.out).to.not.include(PATIENT);
 
-      const unknown = hdx('outbox', 'redeliver', '--data-dir', dir, '--id', 'nope');
+      const unknown = await hdx('outbox', 'redeliver', '--data-dir', dir, '--id', 'nope');
       expect(unknown.code).to.equal(1);
       expect(unknown.err).to.match(/no dead letter has entryId nope/);
 
       refuse = false;
-      const redelivered = hdx('outbox', 'redeliver', '--data-dir', dir, '--id', String(dead));
+      const redelivered = await hdx('outbox', 'redeliver', '--data-dir', dir, '--id', String(dead));
       expect(redelivered.code, redelivered.err).to.equal(0);
       expect(JSON.parse(redelivered.out).redelivered).to.deep.equal([dead]);
       expect(await outbox.flush()).to.equal(true);
@@ -81,16 +81,16 @@ describe('hdx outbox dead-letters | redeliver', () => {
     }
   });
 
-  it('usage errors (exit 2) say how to call it; no outbox file is created where there is none', () => {
-    expect(hdx('outbox').code).to.equal(2);
-    const noDir = hdx('outbox', 'dead-letters');
+  it('usage errors (exit 2) say how to call it; no outbox file is created where there is none', async () => {
+    expect((await hdx('outbox')).code).to.equal(2);
+    const noDir = await hdx('outbox', 'dead-letters');
     expect([noDir.code, noDir.err.includes('--data-dir is required')]).to.deep.equal([2, true]);
-    const neither = hdx('outbox', 'redeliver', '--data-dir', dir);
+    const neither = await hdx('outbox', 'redeliver', '--data-dir', dir);
     expect([neither.code, /--id ENTRY_ID .* or --all/.test(neither.err)]).to.deep.equal([2, true]);
-    const missing = hdx('outbox', 'dead-letters', '--data-dir', dir);
+    const missing = await hdx('outbox', 'dead-letters', '--data-dir', dir);
     expect([missing.code, /there is no audit outbox at/.test(missing.err)]).to.deep.equal([2, true]);
     expect(fs.existsSync(path.join(dir, 'outbox.db'))).to.equal(false);
-    const help = hdx('outbox', '--help');
+    const help = await hdx('outbox', '--help');
     expect([help.code, help.out.includes('hdx outbox redeliver --data-dir DIR (--id ENTRY_ID | --all)')]).to.deep.equal([0, true]);
   });
 });

@@ -4,34 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../errors';
-import type { AccessEntryInput, AuditEntry, LedgerClient } from '../ledger/ledger-client';
-import { newLogger } from '../logger';
+import type { AccessEntryInput } from '../ledger/ledger-client';
 import { FakeLedger } from '../test-support/fake-ledger';
-import client from 'prom-client';
-import { AuditOutbox, type ChangeFeed, OutboxAdmin, type OutboxOptions } from './outbox';
-import { registerOutboxMetrics } from './outbox-metrics';
+import { entry, outboxContract } from '../test-support/outbox-contract';
+import { AuditOutbox, OutboxAdmin, type OutboxOptions } from './outbox';
+import { newLogger } from '../logger';
 
 const log = newLogger('silent');
-const DR = `did:hdx:${'a'.repeat(43)}`;
-const PATIENT = `pseudonym:${'1'.repeat(64)}`;
-
-function entry(n: number, overrides: Partial<AccessEntryInput> = {}): AccessEntryInput {
-  return {
-    actor: DR,
-    actorOrganization: 'Hospital1MSP',
-    patient: PATIENT,
-    resources: [`Observation/o${n}/_history/1`],
-    action: 'R',
-    subtype: 'read',
-    purpose: 'TREAT',
-    decision: 'permit',
-    consents: [],
-    breakGlass: false,
-    custodian: 'Hospital1MSP',
-    ...overrides,
-  };
-}
 
 const tmpDirs: string[] = [];
 function tmpFile(): string {
@@ -40,20 +19,23 @@ function tmpFile(): string {
   return path.join(dir, 'outbox.db');
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+// The outbox's behaviour on its SQLite queue (one file per gateway process); outbox-pg.test.ts runs the same on PostgreSQL.
+outboxContract('SqliteOutboxQueue', () => ({
+  place: async () => tmpFile(),
+  at: (file) => ({ file }),
+  sql: async (file, sql, params = []) => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return db.prepare(sql).all(...params) as Array<Record<string, unknown>>;
+    } finally {
+      db.close();
+    }
+  },
+  admin: (file) => new OutboxAdmin(file),
+  cleanup: async () => undefined,
+}));
 
-/** A ledger whose recordAccess is replaced (the fake keeps the state and the entryId idempotency). */
-function ledgerWith(fake: FakeLedger, recordAccess: (entries: AccessEntryInput[]) => Promise<AuditEntry[]>): Pick<LedgerClient, 'recordAccess'> {
-  return { recordAccess };
-}
-
-describe('AuditOutbox (async audit mode)', () => {
+describe('AuditOutbox on SQLite (the outbox file)', () => {
   const opened: AuditOutbox[] = [];
   const open = (options: Partial<OutboxOptions> & Pick<OutboxOptions, 'file' | 'ledger'>): AuditOutbox => {
     const o = new AuditOutbox({ log, flushMs: 60_000, ...options });
@@ -67,15 +49,14 @@ describe('AuditOutbox (async audit mode)', () => {
     for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('enqueue is on disk when it returns: a process killed right after finds its entries at the next open', async () => {
+  it('enqueue is on disk when it resolves: a process killed right after finds its entries at the next open', async () => {
     const file = tmpFile();
     // A separate process enqueues, then is killed with SIGKILL before it could close anything.
     const script = `
       const { AuditOutbox } = require(${JSON.stringify(path.join(__dirname, 'outbox'))});
       const { newLogger } = require(${JSON.stringify(path.join(__dirname, '..', 'logger'))});
       const o = new AuditOutbox({ file: ${JSON.stringify(file)}, ledger: { recordAccess: () => new Promise(() => {}) }, log: newLogger('silent'), flushMs: 60000 });
-      o.enqueue(${JSON.stringify([entry(1), entry(2, { decision: 'deny', reason: 'no-permit' }), entry(3, { entryId: 'chosen-id-3' })])});
-      process.kill(process.pid, 'SIGKILL');
+      o.enqueue(${JSON.stringify([entry(1), entry(2, { decision: 'deny', reason: 'no-permit' }), entry(3, { entryId: 'chosen-id-3' })])}).then(() => process.kill(process.pid, 'SIGKILL'));
     `;
     const child = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], { encoding: 'utf8', timeout: 60_000 });
     expect(child.signal, child.stderr).to.equal('SIGKILL');
@@ -94,260 +75,6 @@ describe('AuditOutbox (async audit mode)', () => {
       expect(Date.parse(e.occurredAt ?? '')).to.be.closeTo(Date.now(), 60_000);
     }
     expect((await open({ file, ledger: new FakeLedger() }).stats()).pending).to.equal(3);
-  });
-
-  it('flush delivers in batches of batchSize and deletes each batch only after the ledger committed it', async () => {
-    const file = tmpFile();
-    const fake = new FakeLedger();
-    const seen: Array<{ size: number; pendingOnDisk: number }> = [];
-    const outbox = open({
-      file,
-      batchSize: 2,
-      inFlight: 1,
-      ledger: ledgerWith(fake, async (entries) => {
-        const db = new Database(file, { readonly: true });
-        seen.push({ size: entries.length, pendingOnDisk: (db.prepare('SELECT COUNT(*) AS n FROM outbox_entry').get() as { n: number }).n });
-        db.close();
-        return fake.recordAccess(entries);
-      }),
-    });
-    const recorded = outbox.enqueue([1, 2, 3, 4, 5].map((n) => entry(n)));
-    expect((await outbox.stats()).pending).to.equal(5);
-    expect(await outbox.flush()).to.equal(true);
-    expect(seen).to.deep.equal([
-      { size: 2, pendingOnDisk: 5 },
-      { size: 2, pendingOnDisk: 3 },
-      { size: 1, pendingOnDisk: 1 },
-    ]);
-    expect(fake.audit.map((e) => e.entryId)).to.deep.equal(recorded.map((r) => r.entryId));
-    expect(fake.audit.map((e) => e.resources[0])).to.deep.equal([1, 2, 3, 4, 5].map((n) => `Observation/o${n}/_history/1`));
-    expect(await outbox.stats()).to.include({ pending: 0, delivered: 5, failures: 0 });
-  });
-
-  it('a backlog goes out as up to inFlight transactions at once, each entry once; a batch that fails stays for the next round', async () => {
-    const fake = new FakeLedger();
-    let inFlight = 0;
-    let most = 0;
-    let calls = 0;
-    const outbox = open({
-      file: tmpFile(),
-      batchSize: 2,
-      inFlight: 3,
-      ledger: ledgerWith(fake, async (entries) => {
-        const call = ++calls;
-        inFlight++;
-        most = Math.max(most, inFlight);
-        try {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          // The second transaction of the first round does not get through (a timeout): it is sent again later.
-          if (call === 2) throw new OperationOutcomeError('TIMEOUT', 'recording the access: the commit was not seen in time');
-          return await fake.recordAccess(entries);
-        } finally {
-          inFlight--;
-        }
-      }),
-    });
-    const recorded = outbox.enqueue([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => entry(n)));
-    expect(await outbox.flush()).to.equal(false);
-    expect(most).to.equal(3);
-    // The two batches that went through are off the outbox; the failed one is still there.
-    expect((await outbox.stats()).pending).to.equal(7);
-    expect(await outbox.flush()).to.equal(true);
-    expect(most).to.equal(3);
-    expect(await outbox.stats()).to.include({ pending: 0, delivered: 11 });
-    expect(fake.audit.map((e) => e.entryId).sort()).to.deep.equal(recorded.map((r) => r.entryId).sort());
-  });
-
-  it('while a caller waits on a ledger write (busy), the backlog goes out one transaction at a time', async () => {
-    const fake = new FakeLedger();
-    let inFlight = 0;
-    let most = 0;
-    let busy = true;
-    const outbox = open({
-      file: tmpFile(),
-      batchSize: 2,
-      inFlight: 4,
-      busy: () => busy,
-      ledger: ledgerWith(fake, async (entries) => {
-        inFlight++;
-        most = Math.max(most, inFlight);
-        try {
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          return await fake.recordAccess(entries);
-        } finally {
-          inFlight--;
-        }
-      }),
-    });
-    outbox.enqueue([1, 2, 3, 4, 5, 6].map((n) => entry(n)));
-    expect(await outbox.flush()).to.equal(true);
-    expect(most).to.equal(1);
-    busy = false;
-    outbox.enqueue([7, 8, 9, 10, 11, 12].map((n) => entry(n)));
-    expect(await outbox.flush()).to.equal(true);
-    expect(most).to.equal(3);
-    expect(fake.audit).to.have.length(12);
-  });
-
-  it('ledger down: the entries stay and are retried with backoff until the ledger takes them', async () => {
-    const fake = new FakeLedger();
-    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'recording the access: the ledger is unavailable');
-    const outbox = open({ file: tmpFile(), ledger: fake, flushMs: 10, minBackoffMs: 10, maxBackoffMs: 40 });
-    outbox.start();
-    outbox.enqueue([entry(1), entry(2), entry(3)]);
-    await waitFor('three failed attempts', async () => (await outbox.stats()).failures >= 3);
-    expect(await outbox.stats()).to.include({ pending: 3, delivered: 0, lastError: 'UNAVAILABLE' });
-    expect(fake.audit).to.have.length(0);
-    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 3 });
-
-    fake.failWith = undefined;
-    await waitFor('delivery', async () => (await outbox.stats()).pending === 0);
-    expect(fake.audit).to.have.length(3);
-    expect(await outbox.stats()).to.include({ delivered: 3, consecutiveFailures: 0 });
-  });
-
-  it('a crash after the ledger commit but before the delete: the next process resends, and the ledger keeps each entry once', async () => {
-    const file = tmpFile();
-    const fake = new FakeLedger();
-    // The first process gets its batch committed, then dies before it hears back (never answers).
-    const first = open({ file, ledger: ledgerWith(fake, async (entries) => (await fake.recordAccess(entries), new Promise<AuditEntry[]>(() => {}))) });
-    const ids = first.enqueue([entry(1), entry(2), entry(3)]).map((r) => r.entryId);
-    void first.flush();
-    await waitFor('the first commit', () => fake.audit.length === 3);
-
-    const second = open({ file, ledger: fake, flushMs: 10 });
-    expect((await second.stats()).pending).to.equal(3);
-    second.start();
-    await waitFor('the resend', async () => (await second.stats()).pending === 0);
-    expect((await second.stats()).delivered).to.equal(3);
-    expect(fake.audit.map((e) => e.entryId)).to.deep.equal(ids);
-  });
-
-  it('a commit the gateway did not hear about (timeout): retried, still once on the ledger', async () => {
-    const fake = new FakeLedger();
-    let timeouts = 1;
-    const outbox = open({
-      file: tmpFile(),
-      ledger: ledgerWith(fake, async (entries) => {
-        const stored = await fake.recordAccess(entries);
-        if (timeouts-- > 0) throw new OperationOutcomeError('TIMEOUT', 'recording the access: the ledger did not answer in time');
-        return stored;
-      }),
-    });
-    outbox.enqueue([entry(1), entry(2)]);
-    expect(await outbox.flush()).to.equal(false);
-    expect(await outbox.stats()).to.include({ pending: 2, failures: 1, lastError: 'TIMEOUT' });
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit).to.have.length(2);
-    expect(await outbox.stats()).to.include({ pending: 0, delivered: 2 });
-  });
-
-  it('an entry the ledger refuses as INVALID is isolated and dead-lettered (maxAttempts 1); the rest of its batch is delivered', async () => {
-    const file = tmpFile();
-    const fake = new FakeLedger();
-    const calls: number[] = [];
-    const outbox = open({
-      file,
-      maxAttempts: 1,
-      ledger: ledgerWith(fake, async (entries) => {
-        calls.push(entries.length);
-        if (entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('INVALID', 'entries[0].subtype must be a short code');
-        return fake.recordAccess(entries);
-      }),
-    });
-    const ids = outbox.enqueue([entry(1), entry(2), entry(3, { subtype: 'refused' }), entry(4), entry(5)]).map((r) => r.entryId);
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[1], ids[3], ids[4]]);
-    expect(await outbox.stats()).to.include({ pending: 0, delivered: 4, deadLetters: 1 });
-    expect(calls.length).to.be.lessThan(8);
-    const db = new Database(file, { readonly: true });
-    const q = db.prepare('SELECT entry_id, error, attempts FROM outbox_quarantine').all();
-    db.close();
-    expect(q).to.deep.equal([{ entry_id: ids[2], error: 'INVALID: entries[0].subtype must be a short code', attempts: 1 }]);
-  });
-
-  it('head of line: an entry the ledger keeps refusing (FORBIDDEN) does not stop the ones after it; it waits for its next attempt', async () => {
-    const fake = new FakeLedger();
-    let refusals = 0;
-    const outbox = open({
-      file: tmpFile(),
-      refusedRetryMs: 3_600_000,
-      ledger: ledgerWith(fake, async (entries) => {
-        if (entries.some((e) => e.subtype === 'refused')) {
-          refusals++;
-          throw new OperationOutcomeError('FORBIDDEN', 'the recording organization cannot stand behind this entry');
-        }
-        return fake.recordAccess(entries);
-      }),
-    });
-    const ids = outbox.enqueue([entry(1, { subtype: 'refused' }), entry(2), entry(3)]).map((r) => r.entryId);
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[1], ids[2]]);
-    outbox.enqueue([entry(4)]);
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit).to.have.length(3);
-    expect(refusals).to.be.at.most(3); // isolated once, then left alone until its next attempt
-    expect(await outbox.stats()).to.include({ pending: 1, retrying: 1, deadLetters: 0, consecutiveFailures: 0 });
-    // Waiting after a refusal is not a stuck ledger: /healthz stays green.
-    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 1 });
-  });
-
-  it('dead letters: refused maxAttempts times → kept aside, counted, listed (no content) and re-delivered by OutboxAdmin (the hdx CLI)', async () => {
-    const file = tmpFile();
-    const fake = new FakeLedger();
-    let refuse = true;
-    const outbox = open({
-      file,
-      maxAttempts: 3,
-      refusedRetryMs: 0,
-      ledger: ledgerWith(fake, async (entries) => {
-        if (refuse && entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('CONFLICT', 'refused');
-        return fake.recordAccess(entries);
-      }),
-    });
-    const ids = outbox.enqueue([entry(1), entry(2, { subtype: 'refused' }), entry(3)]).map((r) => r.entryId);
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit.map((e) => e.entryId)).to.have.members([ids[0], ids[2]]);
-    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 1, retrying: 0 });
-    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 0, deadLetters: 1 });
-
-    const admin = new OutboxAdmin(file); // beside the running outbox, as the CLI would be
-    try {
-      const dead = admin.deadLetters();
-      expect(dead.map((d) => [d.entryId, d.attempts, d.error])).to.deep.equal([[ids[1], 3, 'CONFLICT: refused']]);
-      expect(JSON.stringify(dead)).to.not.include(PATIENT);
-      expect(admin.redeliver('no-such-entry')).to.deep.equal([]);
-      refuse = false;
-      expect(admin.redeliver(ids[1])).to.deep.equal([ids[1]]);
-      expect(admin.deadLetters()).to.deep.equal([]);
-    } finally {
-      admin.close();
-    }
-    expect(await outbox.stats()).to.include({ pending: 1, deadLetters: 0 });
-    expect(await outbox.flush()).to.equal(true);
-    expect(fake.audit.map((e) => e.entryId)).to.include(ids[1]);
-    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 0 });
-  });
-
-  it('/metrics: dead letters and entries waiting after a refusal are gauges', async () => {
-    const fake = new FakeLedger();
-    const outbox = open({
-      file: tmpFile(),
-      maxAttempts: 2,
-      refusedRetryMs: 3_600_000,
-      ledger: ledgerWith(fake, async (entries) => {
-        if (entries.some((e) => e.subtype === 'refused')) throw new OperationOutcomeError('INVALID', 'no');
-        return fake.recordAccess(entries);
-      }),
-    });
-    const registry = new client.Registry();
-    registerOutboxMetrics(registry, outbox);
-    outbox.enqueue([entry(1, { subtype: 'refused' }), entry(2)]);
-    await outbox.flush();
-    const text = await registry.metrics();
-    expect(text).to.match(/^hdx_audit_outbox_retrying 1$/m);
-    expect(text).to.match(/^hdx_audit_outbox_dead_letters 0$/m);
-    expect(text).to.match(/^hdx_audit_outbox_delivered_total 1$/m);
   });
 
   it('an outbox file of the earlier release (no attempt columns) opens, and its entries are delivered', async () => {
@@ -369,113 +96,5 @@ describe('AuditOutbox (async audit mode)', () => {
     const file = tmpFile();
     expect(() => new OutboxAdmin(file)).to.throw(/there is no audit outbox at/);
     expect(fs.existsSync(file)).to.equal(false);
-  });
-
-  it('takes the change entries of anchored writes from the store (ChangeFeed); one the ledger could never take is a dead letter at once', async () => {
-    const fake = new FakeLedger();
-    const held = [
-      { entryId: 'c1', entry: entry(1, { action: 'C', subtype: 'create', entryId: 'c1' }), readyAt: Date.now() - 1000 },
-      { entryId: 'c2', entry: entry(2, { action: 'U', subtype: 'update', patient: 'not-a-reference', entryId: 'c2' }), readyAt: Date.now() },
-      { entryId: 'c3', entry: entry(3, { action: 'D', subtype: 'delete', entryId: 'c3' }), readyAt: Date.now() },
-    ];
-    const dropped: string[] = [];
-    const feed: ChangeFeed = {
-      readyChanges: async (limit) => held.filter((h) => !dropped.includes(h.entryId)).slice(0, limit),
-      dropChanges: async (ids) => {
-        dropped.push(...ids);
-      },
-      readyChangeStats: async () => ({ count: held.length - dropped.length, oldestReadyAt: held.find((h) => !dropped.includes(h.entryId))?.readyAt }),
-    };
-    const outbox = open({ file: tmpFile(), ledger: fake, changes: feed });
-    expect((await outbox.stats()).pending).to.equal(3); // still in the store, but committed locally
-    expect((await outbox.stats()).oldestPendingMs).to.be.at.least(1000);
-    expect(await outbox.flush()).to.equal(true);
-    expect(dropped).to.deep.equal(['c1', 'c2', 'c3']);
-    expect(fake.audit.map((e) => [e.entryId, e.action])).to.deep.equal([
-      ['c1', 'C'],
-      ['c3', 'D'],
-    ]);
-    expect(await outbox.stats()).to.include({ pending: 0, deadLetters: 1 });
-  });
-
-  it('refuses, before anything is released, an entry the ledger could never take', async () => {
-    const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
-    expect(() => outbox.enqueue([entry(1), entry(2, { patient: '' })])).to.throw(OperationOutcomeError, /patient reference/);
-    expect(() => outbox.enqueue([entry(1, { entryId: 'has space' })])).to.throw(OperationOutcomeError, /entryId/);
-    const many = Array.from({ length: 101 }, (_, i) => `Observation/o${i}/_history/1`);
-    expect(() => outbox.enqueue([entry(1, { resources: many })])).to.throw(OperationOutcomeError, /more than 100 resources/);
-    expect(() => outbox.enqueue([entry(1, { decidedAt: { height: 0 } })])).to.throw(OperationOutcomeError, /decidedAt/);
-    expect((await outbox.stats()).pending).to.equal(0);
-    outbox.enqueue([entry(2, { decidedAt: { height: 7 } })]);
-    expect((await outbox.stats()).pending).to.equal(1);
-  });
-
-  it('group commit: concurrent records share one transaction, each answered once on disk; a bad entry fails its caller alone', async () => {
-    const file = tmpFile();
-    const outbox = open({ file, ledger: new FakeLedger() });
-    const answers = await Promise.allSettled([
-      outbox.record([entry(1)]),
-      outbox.record([entry(2), entry(3)]),
-      outbox.record([entry(4, { patient: '' })]),
-      outbox.record([entry(5)]),
-    ]);
-    expect(answers.map((a) => a.status)).to.deep.equal(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    expect(outbox.commits).to.deep.equal({ transactions: 1, records: 3 });
-    // On disk when answered: another connection to the file sees all four entries of the three callers.
-    const db = new Database(file, { readonly: true });
-    expect((db.prepare('SELECT COUNT(*) AS n FROM outbox_entry').get() as { n: number }).n).to.equal(4);
-    db.close();
-    // A record in a later turn of the event loop is a transaction of its own.
-    await outbox.record([entry(6)]);
-    expect(outbox.commits).to.deep.equal({ transactions: 2, records: 4 });
-  });
-
-  it('an entryId enqueued twice is kept once', async () => {
-    const outbox = open({ file: tmpFile(), ledger: new FakeLedger() });
-    outbox.enqueue([entry(1, { entryId: 'same' })]);
-    outbox.enqueue([entry(1, { entryId: 'same' })]);
-    expect((await outbox.stats()).pending).to.equal(1);
-  });
-
-  it('a full batch is sent without waiting for the timer', async () => {
-    const fake = new FakeLedger();
-    const outbox = open({ file: tmpFile(), ledger: fake, batchSize: 3, flushMs: 3_600_000 });
-    outbox.start();
-    await new Promise((r) => setTimeout(r, 20)); // the start-up delivery (nothing left from before)
-    outbox.enqueue([entry(1), entry(2)]);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fake.audit).to.have.length(0);
-    outbox.enqueue([entry(3)]);
-    await waitFor('the full batch', () => fake.audit.length === 3);
-  });
-
-  it('close drains what the ledger takes; with the ledger down the entries stay for the next start', async () => {
-    const fake = new FakeLedger();
-    const file = tmpFile();
-    const a = open({ file, ledger: fake });
-    a.enqueue([entry(1), entry(2)]);
-    await a.close();
-    expect(fake.audit).to.have.length(2);
-    expect(() => a.enqueue([entry(3)])).to.throw(OperationOutcomeError, /closed/);
-
-    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
-    const b = open({ file, ledger: fake });
-    b.enqueue([entry(4)]);
-    await b.close();
-    fake.failWith = undefined;
-    const c = open({ file, ledger: fake, flushMs: 10 });
-    expect((await c.stats()).pending).to.equal(1);
-    c.start();
-    await waitFor('delivery at start', () => fake.audit.length === 3);
-  });
-
-  it('health: unhealthy when the oldest entry has waited longer than staleMs', async () => {
-    const fake = new FakeLedger();
-    fake.failWith = new OperationOutcomeError('UNAVAILABLE', 'down');
-    const outbox = open({ file: tmpFile(), ledger: fake, staleMs: 20 });
-    outbox.enqueue([entry(1)]);
-    expect(await outbox.health()).to.deep.equal({ ok: true, pending: 1 });
-    await new Promise((r) => setTimeout(r, 40));
-    expect(await outbox.health()).to.include({ ok: false, pending: 1 });
   });
 });

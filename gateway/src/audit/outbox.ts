@@ -1,21 +1,23 @@
 import { HDX_DID, MAX_RESOURCES_PER_ENTRY, PSEUDONYM } from '@hdx/chaincode/dist/protocol';
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput, LedgerClient } from '../ledger/ledger-client';
 import { isTransientLedgerError } from '../ledger/ledger-errors';
+import { type ChangeFeed, type DeadLetter, type NewQueueEntry, type OutboxQueue, type QueuedEntry, SqliteOutboxQueue } from './outbox-queue';
 import { type AuditSink, MAX_LEDGER_BATCH, type RecordedEntry } from './sink';
 
+export type { ChangeFeed, DeadLetter, OutboxQueue } from './outbox-queue';
+
 /**
- * The async audit mode's durable outbox: access entries are committed to a local SQLite file (WAL,
- * synchronous FULL) before the data they describe is released, then delivered to the ledger in batches
- * (hdx.audit:RecordAccessBatch) and deleted only once the ledger has committed them.
+ * The async audit mode's durable outbox: access entries are committed to a queue (OutboxQueue: an
+ * SQLite file per process, WAL, synchronous FULL; or PostgreSQL tables shared by the organization's
+ * gateway processes, outbox-pg.ts) before the data they describe is released, then delivered to the
+ * ledger in batches (hdx.audit:RecordAccessBatch) and deleted only once the ledger has committed them.
  *
  * - Never drops an entry: while the ledger is unavailable entries stay and delivery is retried with
- *   capped exponential backoff; entries left by a stopped or crashed process are delivered at start.
+ *   capped exponential backoff; entries left by a stopped or crashed process are delivered at start
+ *   (on PostgreSQL: by any live process, once that process's leases have expired).
  * - A resend after a crash between the ledger commit and the delete is harmless: every entry carries
  *   an `entryId`, and the chaincode records an (MSP, entryId) pair only once.
  * - Never blocks behind, and never drops, an entry the ledger refuses (INVALID, FORBIDDEN, CONFLICT,
@@ -23,82 +25,17 @@ import { type AuditSink, MAX_LEDGER_BATCH, type RecordedEntry } from './sink';
  *   is set aside for a later attempt (refusedRetryMs, doubling) while the entries after it keep
  *   flowing, and after maxAttempts refusals it becomes a dead letter (table outbox_quarantine): kept,
  *   counted in stats()/health()/metrics, logged by entryId only, listed and re-delivered with
- *   `hdx outbox dead-letters|redeliver --data-dir <dir>` (OutboxAdmin).
+ *   `hdx outbox dead-letters|redeliver` (OutboxAdmin).
  * - Change entries of writes (create, update, delete) are not enqueued by the write itself: they are
- *   stored with the write in the resource store and made ready there in the same SQLite transaction
- *   that marks the versions anchored (the store and the outbox are separate files, and SQLite is not
- *   atomic across WAL files). Each flush first moves ready change entries from the store (`changes`,
- *   a ChangeFeed) into the outbox, then deletes them from the store; a crash in between re-moves them,
- *   which is harmless (entry_id is unique here, and the ledger records an entryId once).
+ *   stored with the write in the resource store and made ready there in the same store transaction
+ *   that marks the versions anchored. Each flush first moves ready change entries from the store
+ *   (`changes`, a ChangeFeed) into the outbox (OutboxQueue.moveChanges: on SQLite inserted here, then
+ *   deleted there, a crash in between re-moving them harmlessly; on PostgreSQL one transaction).
  *
- * One process delivers from an outbox file at a time (the gateway's data directory); the hdx CLI may
- * open it meanwhile to list and re-deliver dead letters.
+ * On SQLite one process delivers from an outbox file at a time (the gateway's data directory); on
+ * PostgreSQL each entry is leased to the process delivering it. The hdx CLI may open the queue meanwhile
+ * to list and re-deliver dead letters.
  */
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS outbox_entry (
-  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-  entry_id    TEXT    NOT NULL UNIQUE,
-  entry       TEXT    NOT NULL,
-  enqueued_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox_quarantine (
-  entry_id       TEXT    PRIMARY KEY,
-  entry          TEXT    NOT NULL,
-  enqueued_at    INTEGER NOT NULL,
-  quarantined_at INTEGER NOT NULL,
-  error          TEXT    NOT NULL
-) WITHOUT ROWID;
-`;
-
-/** Columns added after the first release (outbox files have no schema version: added when missing). */
-const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; ddl: string }> = [
-  { table: 'outbox_entry', column: 'attempts', ddl: 'attempts INTEGER NOT NULL DEFAULT 0' },
-  { table: 'outbox_entry', column: 'next_attempt_at', ddl: 'next_attempt_at INTEGER NOT NULL DEFAULT 0' },
-  { table: 'outbox_entry', column: 'last_error', ddl: 'last_error TEXT' },
-  { table: 'outbox_quarantine', column: 'attempts', ddl: 'attempts INTEGER NOT NULL DEFAULT 1' },
-];
-
-function openOutboxDb(file: string, create: boolean): Database.Database {
-  if (!create && file !== ':memory:' && !fs.existsSync(file)) {
-    throw new Error(`there is no audit outbox at ${file} (the async audit mode keeps it in the gateway's data directory, HDX_DATA_DIR)`);
-  }
-  if (create && file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
-  db.transaction(() => {
-    db.exec(SCHEMA);
-    for (const c of ADDED_COLUMNS) {
-      const columns = db.prepare(`PRAGMA table_info(${c.table})`).all() as Array<{ name: string }>;
-      if (!columns.some((x) => x.name === c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.ddl}`);
-    }
-    db.exec('CREATE INDEX IF NOT EXISTS outbox_entry_due ON outbox_entry (next_attempt_at, seq)');
-  })();
-  if (create && file !== ':memory:') fs.chmodSync(file, 0o600);
-  return db;
-}
-
-/**
- * Where the change entries of anchored writes wait until the outbox takes them (the resource store:
- * SqliteStore implements it).
- */
-export interface ChangeFeed {
-  readyChanges(limit: number): Promise<ReadonlyArray<{ readonly entryId: string; readonly entry: AccessEntryInput; readonly readyAt: number }>>;
-  dropChanges(entryIds: readonly string[]): Promise<void>;
-  readyChangeStats(): Promise<{ count: number; oldestReadyAt: number | undefined }>;
-}
-
-/** A dead letter as listed for the operator: no entry content (it names a patient reference and an actor). */
-export interface DeadLetter {
-  readonly entryId: string;
-  readonly enqueuedAt: string;
-  readonly deadAt: string;
-  readonly attempts: number;
-  /** The ledger's refusal, `CODE: message`. */
-  readonly error: string;
-}
 
 /** What the chaincode accepts (hdx.audit); checked at enqueue so an entry that could never be delivered is refused before any release. */
 const ENTRY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -107,8 +44,10 @@ const PATIENT_REF = { test: (s: string): boolean => HDX_DID.test(s) || PSEUDONYM
 const MAX_RESOURCES = MAX_RESOURCES_PER_ENTRY;
 
 export interface OutboxOptions {
-  /** The SQLite file, normally `<dataDir>/outbox.db`. */
-  readonly file: string;
+  /** The SQLite file, normally `<dataDir>/outbox.db` (a SqliteOutboxQueue), when no `queue` is given. */
+  readonly file?: string;
+  /** The queue (PgOutboxQueue on PostgreSQL); closed with the outbox. */
+  readonly queue?: OutboxQueue;
   readonly ledger: Pick<LedgerClient, 'recordAccess'>;
   readonly log: Logger;
   /** Pause between deliveries while the ledger accepts them (ms). */
@@ -156,14 +95,6 @@ export interface OutboxStats {
   readonly lastError: string | undefined;
 }
 
-interface Row {
-  seq: number;
-  entry_id: string;
-  entry: string;
-  enqueued_at: number;
-  attempts: number;
-}
-
 function codeOf(err: unknown): string {
   return err instanceof OperationOutcomeError ? err.code : 'INTERNAL';
 }
@@ -187,8 +118,7 @@ const PULL_BATCH = 500;
 
 export class AuditOutbox implements AuditSink {
   readonly kind = 'outbox';
-  readonly #db: Database.Database;
-  readonly #stmts;
+  readonly #queue: OutboxQueue;
   readonly #ledger: Pick<LedgerClient, 'recordAccess'>;
   readonly #log: Logger;
   readonly #flushMs: number;
@@ -202,8 +132,8 @@ export class AuditOutbox implements AuditSink {
   readonly #maxAttempts: number;
   readonly #refusedRetryMs: number;
   readonly #changes: ChangeFeed | undefined;
-  /** Entries in outbox_entry (kept in step by this process; recounted at each flush, as the CLI may add re-delivered ones). */
-  #pending: number;
+  /** Entries in the queue (kept in step by this process; recounted at each flush, as the CLI or other processes change it). */
+  #pending = 0;
   #delivered = 0;
   #failures = 0;
   #consecutiveFailures = 0;
@@ -233,42 +163,31 @@ export class AuditOutbox implements AuditSink {
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.#refusedRetryMs = Math.max(0, options.refusedRetryMs ?? 30_000);
     this.#changes = options.changes;
-    this.#db = openOutboxDb(options.file, true);
-    const db = this.#db;
-    this.#stmts = {
-      insert: db.prepare(
-        `INSERT INTO outbox_entry (entry_id, entry, enqueued_at) SELECT @id, @entry, @at WHERE NOT EXISTS (SELECT 1 FROM outbox_quarantine WHERE entry_id = @id) ON CONFLICT (entry_id) DO NOTHING`,
-      ),
-      next: db.prepare(`SELECT seq, entry_id, entry, enqueued_at, attempts FROM outbox_entry WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?`),
-      remove: db.prepare(`DELETE FROM outbox_entry WHERE seq = ?`),
-      refused: db.prepare(`UPDATE outbox_entry SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?`),
-      quarantine: db.prepare(
-        `INSERT INTO outbox_quarantine (entry_id, entry, enqueued_at, quarantined_at, error, attempts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (entry_id) DO NOTHING`,
-      ),
-      count: db.prepare(`SELECT COUNT(*) AS n FROM outbox_entry`),
-      countRetrying: db.prepare(`SELECT COUNT(*) AS n FROM outbox_entry WHERE attempts > 0`),
-      countQuarantined: db.prepare(`SELECT COUNT(*) AS n FROM outbox_quarantine`),
-      // Entries waiting after a refusal are counted as `retrying`, not as a stuck ledger.
-      oldest: db.prepare(`SELECT MIN(enqueued_at) AS enqueued_at FROM outbox_entry WHERE attempts = 0`),
-    };
-    this.#pending = this.#count();
+    if ((options.queue === undefined) === (options.file === undefined)) throw new Error('the audit outbox needs either a file (SQLite) or a queue');
+    this.#queue = options.queue ?? new SqliteOutboxQueue(options.file as string);
   }
 
-  #count(): number {
-    return (this.#stmts.count.get() as { n: number }).n;
+  /** Which queue the entries wait in. */
+  get queueKind(): OutboxQueue['kind'] {
+    return this.#queue.kind;
   }
 
   /** Starts delivering; entries an earlier process left are sent right away. */
   start(): void {
     if (this.#started || this.#closing) return;
     this.#started = true;
-    if (this.#pending > 0) this.#log.info({ event: 'audit-outbox', pending: this.#pending }, 'delivering audit entries left by an earlier stop');
+    this.#queue.counts().then(
+      (c) => {
+        if (c.pending > 0) this.#log.info({ event: 'audit-outbox', pending: c.pending }, 'delivering audit entries left by an earlier stop');
+      },
+      () => undefined,
+    );
     this.#schedule(0);
   }
 
   /**
-   * AuditSink: the entries are on disk when this resolves. Group commit: the records asked for in the
-   * same turn of the event loop (concurrent reads) share one SQLite transaction, so one sync to disk
+   * AuditSink: the entries are committed when this resolves. Group commit: the records asked for in the
+   * same turn of the event loop (concurrent reads) share one queue transaction, so one sync to disk
    * serves them all; each caller still gets its answer only after that transaction is committed. A
    * caller's entry the ledger could never take fails that caller alone.
    */
@@ -298,7 +217,7 @@ export class AuditOutbox implements AuditSink {
     }
     if (prepared.length === 0) return;
     try {
-      this.#insert(
+      await this.#insert(
         prepared.flatMap((p) => p.rows),
         now,
       );
@@ -312,13 +231,13 @@ export class AuditOutbox implements AuditSink {
   }
 
   /**
-   * Commits entries to the outbox file (one SQLite transaction, synced to disk) and returns only then.
-   * Assigns an `entryId` and `occurredAt` (now) to entries without them.
+   * Commits entries to the queue (one transaction, synced to disk) and resolves only then. Assigns an
+   * `entryId` and `occurredAt` (now) to entries without them.
    */
-  enqueue(entries: readonly AccessEntryInput[]): RecordedEntry[] {
+  async enqueue(entries: readonly AccessEntryInput[]): Promise<RecordedEntry[]> {
     const now = Date.now();
     const rows = this.#rowsOf(entries, now);
-    this.#insert(rows, now);
+    await this.#insert(rows, now);
     return rows.map((e) => ({ entryId: e.entryId as string, breakGlass: e.breakGlass }));
   }
 
@@ -335,52 +254,37 @@ export class AuditOutbox implements AuditSink {
     });
   }
 
-  #insert(rows: readonly AccessEntryInput[], now: number): void {
+  async #insert(rows: readonly AccessEntryInput[], now: number): Promise<void> {
     if (!this.#open) throw new OperationOutcomeError('UNAVAILABLE', 'The audit outbox is closed; the access cannot be recorded');
-    let added = 0;
-    this.#db.transaction(() => {
-      for (const entry of rows) added += this.#stmts.insert.run({ id: entry.entryId, entry: JSON.stringify(entry), at: now }).changes;
-    })();
+    const queued: NewQueueEntry[] = rows.map((entry) => ({ entryId: entry.entryId as string, entry: JSON.stringify(entry), enqueuedAt: now }));
+    const added = await this.#queue.insert(queued);
     this.#pending += added;
     // A full batch need not wait for the timer (unless the ledger is failing: then the backoff rules).
     if (this.#pending >= this.#batchSize && this.#started && !this.#closing && this.#consecutiveFailures === 0 && !this.#flushing) this.#schedule(0);
   }
 
   /**
-   * Moves the store's ready change entries into the outbox (committed here first, then dropped from the
-   * store). An entry the ledger could never take becomes a dead letter at once, so it cannot hold the
-   * feed up either.
+   * Moves the store's ready change entries into the outbox (OutboxQueue.moveChanges). An entry the
+   * ledger could never take becomes a dead letter at once, so it cannot hold the feed up either.
    */
   async #pullChanges(): Promise<void> {
     const feed = this.#changes;
     if (!feed) return;
     for (;;) {
-      const ready = await feed.readyChanges(PULL_BATCH);
       if (!this.#open) return;
-      if (ready.length === 0) return;
-      let added = 0;
-      this.#db.transaction(() => {
-        for (const r of ready) {
-          const entry: AccessEntryInput = { ...r.entry, entryId: r.entryId };
-          const problem = entryProblem(entry);
-          if (problem) {
-            this.#stmts.quarantine.run(r.entryId, JSON.stringify(entry), r.readyAt, Date.now(), `INTERNAL: ${problem}`, 0);
-            this.#log.error({ event: 'audit-outbox-dead-letter', entryId: r.entryId, code: 'INTERNAL' }, 'a change entry the ledger could never take is a dead letter');
-          } else {
-            added += this.#stmts.insert.run({ id: r.entryId, entry: JSON.stringify(entry), at: r.readyAt }).changes;
-          }
-        }
-      })();
-      this.#pending += added;
-      await feed.dropChanges(ready.map((r) => r.entryId));
-      if (ready.length < PULL_BATCH) return;
+      const moved = await this.#queue.moveChanges(feed, PULL_BATCH, entryProblem);
+      this.#pending += moved.added;
+      for (const entryId of moved.dead) {
+        this.#log.error({ event: 'audit-outbox-dead-letter', entryId, code: 'INTERNAL' }, 'a change entry the ledger could never take is a dead letter');
+      }
+      if (moved.moved < PULL_BATCH) return;
     }
   }
 
   /**
    * Delivers the entries that are due, batch after batch, until none is left (→ true; refused entries
-   * waiting for their next attempt do not count) or the ledger is unreachable (→ false; the entries
-   * stay). Concurrent calls share one run.
+   * waiting for their next attempt, and on PostgreSQL entries another process holds, do not count) or
+   * the ledger is unreachable (→ false; the entries stay). Concurrent calls share one run.
    */
   flush(): Promise<boolean> {
     this.#flushing ??= this.#flushAll().finally(() => {
@@ -404,52 +308,87 @@ export class AuditOutbox implements AuditSink {
   }
 
   async #flushAll(): Promise<boolean> {
-    if (this.#open) {
-      await this.#pullChangesSafely();
-      if (!this.#open) return false;
-      this.#pending = this.#count();
-    }
-    while (this.#open) {
-      // While a caller waits on a ledger write, one transaction at a time: the backlog gives way.
-      const parallel = this.#busy?.() === true ? 1 : this.#inFlight;
-      const rows = this.#stmts.next.all(Date.now(), this.#batchSize * parallel) as Row[];
-      if (rows.length === 0) return true;
-      // Up to inFlight transactions at once, each its own batch: entries are independent (unique keys,
-      // idempotent by entryId), so they may commit in any order, in the same block or not.
-      const batches: Row[][] = [];
-      for (let i = 0; i < rows.length; i += this.#batchSize) batches.push(rows.slice(i, i + this.#batchSize));
-      try {
-        const settled = await Promise.allSettled(batches.map((b) => this.#deliver(b)));
-        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) throw failed.reason;
-      } catch (err) {
-        this.#failures++;
-        this.#consecutiveFailures++;
-        this.#lastError = codeOf(err);
-        const level = this.#consecutiveFailures === 1 || this.#consecutiveFailures % 10 === 0 ? 'warn' : 'debug';
-        this.#log[level](
-          { event: 'audit-outbox-retry', code: this.#lastError, pending: this.#pending, consecutiveFailures: this.#consecutiveFailures },
-          'audit entries could not be delivered to the ledger; they stay in the outbox and will be retried',
-        );
-        return false;
+    try {
+      if (this.#open) {
+        await this.#pullChangesSafely();
+        if (!this.#open) return false;
+        this.#pending = (await this.#queue.counts()).pending;
       }
-      if (this.#consecutiveFailures > 0) this.#log.info({ event: 'audit-outbox-recovered', pending: this.#pending }, 'the ledger accepts audit entries again');
-      this.#consecutiveFailures = 0;
+      while (this.#open) {
+        // While a caller waits on a ledger write, one transaction at a time: the backlog gives way.
+        const parallel = this.#busy?.() === true ? 1 : this.#inFlight;
+        const rows = await this.#queue.take(this.#batchSize * parallel);
+        if (rows.length === 0) return true;
+        // Up to inFlight transactions at once, each its own batch: entries are independent (unique keys,
+        // idempotent by entryId), so they may commit in any order, in the same block or not.
+        const batches: QueuedEntry[][] = [];
+        for (let i = 0; i < rows.length; i += this.#batchSize) batches.push(rows.slice(i, i + this.#batchSize));
+        const settled = await this.#holding(rows, Promise.allSettled(batches.map((b) => this.#deliver(b))));
+        const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) {
+          // The entries not delivered are given back at once (shared queue): any process may retry them.
+          if (this.#open) await this.#queue.release(rows.map((r) => r.seq)).catch(() => undefined);
+          throw failed.reason;
+        }
+        if (this.#consecutiveFailures > 0) this.#log.info({ event: 'audit-outbox-recovered', pending: this.#pending }, 'the ledger accepts audit entries again');
+        this.#consecutiveFailures = 0;
+      }
+      return false;
+    } catch (err) {
+      // The ledger unreachable or slow, or the queue itself failing (PostgreSQL down): the entries stay.
+      this.#failures++;
+      this.#consecutiveFailures++;
+      this.#lastError = codeOf(err);
+      const level = this.#consecutiveFailures === 1 || this.#consecutiveFailures % 10 === 0 ? 'warn' : 'debug';
+      this.#log[level](
+        { event: 'audit-outbox-retry', code: this.#lastError, pending: this.#pending, consecutiveFailures: this.#consecutiveFailures },
+        'audit entries could not be delivered to the ledger; they stay in the outbox and will be retried',
+      );
+      return false;
     }
-    return false;
+  }
+
+  /**
+   * On a queue with leases: renews the lease of `rows` every third of it until `delivery` settles, so no
+   * other process sends them while their ledger call runs. Stops when this outbox closes (a closed or
+   * dead process's leases expire and another process delivers those entries).
+   */
+  async #holding<T>(rows: readonly QueuedEntry[], delivery: Promise<T>): Promise<T> {
+    const leaseMs = this.#queue.leaseMs;
+    if (leaseMs === undefined) return delivery;
+    const seqs = rows.map((r) => r.seq);
+    const timer = setInterval(
+      () => {
+        if (!this.#open) {
+          clearInterval(timer);
+          return;
+        }
+        // Entries already deleted or given back are not this process's any more: renewing skips them.
+        this.#queue
+          .renew(seqs)
+          .catch((err: unknown) => this.#log.warn({ event: 'audit-outbox-lease', code: codeOf(err) }, 'the lease of audit entries being delivered could not be renewed'));
+      },
+      Math.max(1, Math.floor(leaseMs / 3)),
+    );
+    timer.unref();
+    try {
+      return await delivery;
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /**
    * One ledger transaction for `rows`, then their deletion. A refused batch is split to isolate the
    * entry at fault, which is set aside (or dead-lettered); an unreachable ledger fails the whole call.
    */
-  async #deliver(rows: Row[]): Promise<void> {
+  async #deliver(rows: QueuedEntry[]): Promise<void> {
     try {
       await this.#ledger.recordAccess(rows.map((r) => JSON.parse(r.entry) as AccessEntryInput));
     } catch (err) {
       if (!isRefusal(err)) throw err;
       if (rows.length === 1) {
-        this.#refused(rows[0] as Row, err);
+        await this.#refused(rows[0] as QueuedEntry, err);
         return;
       }
       const mid = Math.ceil(rows.length / 2);
@@ -459,16 +398,13 @@ export class AuditOutbox implements AuditSink {
     }
     // Closed meanwhile (drain deadline): the rows stay and the next start resends them (idempotent).
     if (!this.#open) return;
-    let removed = 0;
-    this.#db.transaction(() => {
-      for (const r of rows) removed += this.#stmts.remove.run(r.seq).changes;
-    })();
+    const removed = await this.#queue.remove(rows.map((r) => r.seq));
     this.#pending -= removed;
     this.#delivered += removed;
   }
 
   /** One entry refused: tried again later (the others go on meanwhile), a dead letter after maxAttempts. */
-  #refused(row: Row, err: unknown): void {
+  async #refused(row: QueuedEntry, err: unknown): Promise<void> {
     if (!this.#open) return;
     const code = codeOf(err);
     const error = `${code}: ${err instanceof Error ? err.message : String(err)}`;
@@ -477,20 +413,17 @@ export class AuditOutbox implements AuditSink {
     this.#lastError = code;
     if (attempts < this.#maxAttempts) {
       const wait = Math.min(MAX_REFUSED_RETRY_MS, this.#refusedRetryMs * 2 ** (attempts - 1));
-      this.#stmts.refused.run(attempts, Date.now() + wait, error, row.seq);
+      await this.#queue.refused(row.seq, attempts, wait, error);
       this.#log.warn(
-        { event: 'audit-outbox-refused', entryId: row.entry_id, code, attempts, maxAttempts: this.#maxAttempts },
+        { event: 'audit-outbox-refused', entryId: row.entryId, code, attempts, maxAttempts: this.#maxAttempts },
         'the ledger refused an audit entry; it is tried again later, the entries after it go on',
       );
       return;
     }
-    this.#db.transaction(() => {
-      this.#stmts.quarantine.run(row.entry_id, row.entry, row.enqueued_at, Date.now(), error, attempts);
-      this.#stmts.remove.run(row.seq);
-    })();
+    await this.#queue.quarantine({ entryId: row.entryId, entry: row.entry, enqueuedAt: row.enqueuedAt, error, attempts }, row.seq);
     this.#pending--;
     this.#log.error(
-      { event: 'audit-outbox-dead-letter', entryId: row.entry_id, code, attempts },
+      { event: 'audit-outbox-dead-letter', entryId: row.entryId, code, attempts },
       'the ledger refused an audit entry every time; it is a dead letter: list it with `hdx outbox dead-letters`, re-deliver it with `hdx outbox redeliver`',
     );
   }
@@ -514,17 +447,18 @@ export class AuditOutbox implements AuditSink {
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
+  /** On PostgreSQL `pending`, `retrying`, `deadLetters` and the oldest entry are the shared queue's; `delivered` and the failures this process's. */
   async stats(): Promise<OutboxStats> {
     const inStore = this.#open && this.#changes ? await this.#changes.readyChangeStats() : { count: 0, oldestReadyAt: undefined };
-    const oldest = this.#open ? (this.#stmts.oldest.get() as { enqueued_at: number | null } | undefined) : undefined;
-    const oldestAt = Math.min(oldest?.enqueued_at ?? Infinity, inStore.oldestReadyAt ?? Infinity);
+    const counts = this.#open ? await this.#queue.counts() : undefined;
+    const oldestAt = Math.min(counts?.oldestEnqueuedAt ?? Infinity, inStore.oldestReadyAt ?? Infinity);
     return {
-      pending: (this.#open ? this.#count() : this.#pending) + inStore.count,
+      pending: (counts?.pending ?? this.#pending) + inStore.count,
       delivered: this.#delivered,
       failures: this.#failures,
       consecutiveFailures: this.#consecutiveFailures,
-      deadLetters: this.#open ? (this.#stmts.countQuarantined.get() as { n: number }).n : 0,
-      retrying: this.#open ? (this.#stmts.countRetrying.get() as { n: number }).n : 0,
+      deadLetters: counts?.deadLetters ?? 0,
+      retrying: counts?.retrying ?? 0,
       oldestPendingMs: Number.isFinite(oldestAt) ? Math.max(0, Date.now() - oldestAt) : 0,
       lastError: this.#lastError,
     };
@@ -551,7 +485,8 @@ export class AuditOutbox implements AuditSink {
 
   /**
    * Stops the timer and drains: delivers what it can within `drainMs` (none with `drain` false), then
-   * closes the file. What is left stays on disk and is delivered at the next start.
+   * closes the queue. What is left stays queued and is delivered at the next start (on PostgreSQL by
+   * any process, once the leases of entries in flight have expired).
    */
   close(drain = true): Promise<void> {
     this.#closing ??= (async () => {
@@ -574,63 +509,38 @@ export class AuditOutbox implements AuditSink {
           'audit entries stay in the outbox and will be delivered at the next start',
         );
       }
-      this.#db.close();
+      await this.#queue.close();
     })();
     return this.#closing;
   }
 }
 
 /**
- * The operator's view of an outbox file (the hdx CLI): dead letters listed and re-delivered. Works
- * beside a running gateway (SQLite locking; the gateway picks re-delivered entries up at its next flush).
+ * The operator's view of an outbox queue (the hdx CLI): dead letters listed and re-delivered. Works
+ * beside running gateways (SQLite locking, or PostgreSQL transactions; a gateway picks re-delivered
+ * entries up at its next flush).
  */
 export class OutboxAdmin {
-  readonly #db: Database.Database;
+  readonly #queue: OutboxQueue;
 
-  /** Opens an existing outbox file (never creates one). */
-  constructor(file: string) {
-    this.#db = openOutboxDb(file, false);
+  /** An existing SQLite outbox file (never created here), or a queue (PgOutboxQueue). */
+  constructor(fileOrQueue: string | OutboxQueue) {
+    this.#queue = typeof fileOrQueue === 'string' ? new SqliteOutboxQueue(fileOrQueue, { create: false }) : fileOrQueue;
   }
 
-  deadLetters(): DeadLetter[] {
-    const rows = this.#db.prepare('SELECT entry_id, enqueued_at, quarantined_at, attempts, error FROM outbox_quarantine ORDER BY quarantined_at, entry_id').all() as Array<{
-      entry_id: string;
-      enqueued_at: number;
-      quarantined_at: number;
-      attempts: number;
-      error: string;
-    }>;
-    return rows.map((r) => ({
-      entryId: r.entry_id,
-      enqueuedAt: new Date(r.enqueued_at).toISOString(),
-      deadAt: new Date(r.quarantined_at).toISOString(),
-      attempts: r.attempts,
-      error: r.error,
-    }));
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.#queue.deadLetters();
   }
 
   /**
    * Puts dead letters back at the end of the queue with a fresh attempt count: the one named, or all.
    * Returns the entryIds moved (empty when `entryId` names no dead letter).
    */
-  redeliver(entryId?: string): string[] {
-    return this.#db.transaction(() => {
-      const rows = (
-        entryId === undefined
-          ? this.#db.prepare('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine ORDER BY quarantined_at, entry_id').all()
-          : this.#db.prepare('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine WHERE entry_id = ?').all(entryId)
-      ) as Array<{ entry_id: string; entry: string; enqueued_at: number }>;
-      const insert = this.#db.prepare('INSERT INTO outbox_entry (entry_id, entry, enqueued_at) VALUES (?, ?, ?) ON CONFLICT (entry_id) DO NOTHING');
-      const remove = this.#db.prepare('DELETE FROM outbox_quarantine WHERE entry_id = ?');
-      for (const r of rows) {
-        insert.run(r.entry_id, r.entry, r.enqueued_at);
-        remove.run(r.entry_id);
-      }
-      return rows.map((r) => r.entry_id);
-    })();
+  redeliver(entryId?: string): Promise<string[]> {
+    return this.#queue.redeliver(entryId);
   }
 
-  close(): void {
-    this.#db.close();
+  close(): Promise<void> {
+    return this.#queue.close();
   }
 }

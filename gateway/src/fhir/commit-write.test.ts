@@ -7,7 +7,7 @@ import { AuditOutbox } from '../audit/outbox';
 import { type AccessEntryInput, type Anchor, type AnchorInput, type AuditEntry, type TransactionOutcome, withUnsettledTransaction } from '../ledger/ledger-client';
 import { commitOutcomeOf, toLedgerError } from '../ledger/ledger-errors';
 import { newLogger } from '../logger';
-import { testStore } from '../test-support/test-store';
+import { testOutboxQueue, testStore } from '../test-support/test-store';
 import type { ResourceStore } from '../store/store';
 import { asCaller } from '../test-support/fake-auth';
 import { FakeLedger } from '../test-support/fake-ledger';
@@ -159,7 +159,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
   function outboxFor(store: ResourceStore, ledger: FakeLedger): AuditOutbox {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-commit-'));
     dirs.push(dir);
-    const o = new AuditOutbox({ file: path.join(dir, 'outbox.db'), ledger, log, flushMs: 3_600_000, changes: store });
+    const o = new AuditOutbox({ ...testOutboxQueue(store, path.join(dir, 'outbox.db')), ledger, log, flushMs: 3_600_000, changes: store });
     outboxes.push(o);
     return o;
   }

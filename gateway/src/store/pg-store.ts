@@ -125,6 +125,30 @@ const MIGRATIONS: readonly string[] = [
     fingerprint TEXT NOT NULL
   );
   `,
+  // 5: the async-audit outbox (audit/outbox-pg.ts PgOutboxQueue), shared by every gateway process of the
+  // organization: an entry is delivered by the process holding its lease (claimed_by, claimed_until).
+  `
+  CREATE TABLE outbox_entry (
+    seq             BIGSERIAL PRIMARY KEY,
+    entry_id        TEXT COLLATE "C" NOT NULL UNIQUE,
+    entry           TEXT NOT NULL,
+    enqueued_at     BIGINT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    claimed_by      TEXT COLLATE "C",
+    claimed_until   BIGINT NOT NULL DEFAULT 0
+  );
+  CREATE INDEX outbox_entry_due ON outbox_entry (next_attempt_at, seq);
+  CREATE TABLE outbox_quarantine (
+    entry_id       TEXT COLLATE "C" PRIMARY KEY,
+    entry          TEXT NOT NULL,
+    enqueued_at    BIGINT NOT NULL,
+    quarantined_at BIGINT NOT NULL,
+    error          TEXT NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 1
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -317,7 +341,11 @@ export class PgStore implements ResourceStore {
     return { rows: r.rows, rowCount: r.rowCount ?? 0 };
   };
 
-  /** Runs `fn` in one transaction (its statements through the `query` it is given): committed if it returns, rolled back if it throws. */
+  /**
+   * Runs `fn` in one transaction (its statements through the `query` it is given): committed if it
+   * returns, rolled back if it throws. For the other tables the gateway keeps beside the store's (the
+   * outbox, audit/outbox-pg.ts; the custodian's id epochs, store/custodian-ids.ts).
+   */
   transaction<T>(fn: (query: PgQuery) => Promise<T>): Promise<T> {
     return this.#transaction((c) =>
       fn(async (sql, values) => {

@@ -6,6 +6,8 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
+import type { OutboxOptions } from '../audit/outbox';
+import { PgOutboxQueue } from '../audit/outbox-pg';
 import { PgStore } from '../store/pg-store';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
@@ -28,6 +30,14 @@ export function testStore(file = ':memory:'): ResourceStore {
   const store = new PgStore({ url: pgUrl, schema: file === ':memory:' ? testPgSchema() : schemaOf(file), poolSize: 4 });
   opened.push(store);
   return store;
+}
+
+/**
+ * Where a test's audit outbox keeps its queue beside `store`: the PostgreSQL tables of a PgStore (as
+ * server.ts does with HDX_STORE), else the SQLite file `file`.
+ */
+export function testOutboxQueue(store: ResourceStore, file: string): Pick<OutboxOptions, 'file' | 'queue'> {
+  return store instanceof PgStore ? { queue: new PgOutboxQueue(store, { leaseMs: 5_000 }) } : { file };
 }
 
 function schemaOf(file: string): string {
