@@ -91,7 +91,9 @@ export const mochaHooks = {
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(120_000);
-    await Promise.all(opened.splice(0).map((s) => s.close()));
+    // A store a timed-out test left mid-transaction may never close: wait a while, then stop the server anyway (fast shutdown ends its sessions).
+    const closed = Promise.all(opened.splice(0).map((s) => s.close())).then(() => true);
+    await Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 15_000).unref())]);
     await stopTestPostgres();
   },
 };
