@@ -8,13 +8,17 @@ import type { Logger } from 'pino';
 import type { ScopeAction } from '../../auth/scopes';
 import type { AuthContext } from '../../auth/types';
 import { OperationOutcomeError, type OperationOutcome } from '../../errors';
-import type { ExchangeService } from '../../exchange/exchange-service';
 import type { ResourceStore } from '../../store/store';
 import type { ErasureService } from '../erasure';
 import { bindCaller, type Caller } from '../policy';
 import type { ResourceService } from '../resource-service';
 import { ID, type RawQuery } from '../search-params';
 import type { Resource } from '../write-plan';
+
+/** What `Patient/$exchange` asks of the exchange between members (ExchangeService, a layer above this one). */
+export interface PatientExchange {
+  fetchPatientRecords(caller: Caller, patient: string, types: readonly string[] | undefined, readable: (resourceType: string) => boolean): Promise<Record<string, unknown>>;
+}
 
 /** What a handler needs of the server: the services and this server's identity. */
 export interface FhirContext {
@@ -26,8 +30,8 @@ export interface FhirContext {
   readonly mspId: string;
   /** Where a batch logs an entry's internal error (never its content). */
   readonly log: Logger;
-  /** Exchange between members (`Patient/$exchange`); absent without HDX_ORG_KEY_FILE. */
-  readonly exchange?: ExchangeService;
+  /** Exchange between members (`Patient/$exchange`, exchange/exchange-service.ts); absent without HDX_ORG_KEY_FILE. */
+  readonly exchange?: PatientExchange;
   /** The custodian's erasure (`Patient/:id/$erase`); absent: not offered. */
   readonly erasure?: ErasureService;
 }
