@@ -539,7 +539,7 @@ function report(sqlite: Figures, postgres: Figures, run: { version: string; port
     ['SQLite', 'SqliteStore: one file in a temporary folder (WAL, synchronous=FULL)'],
     [
       'PostgreSQL',
-      `PgStore (pool of 10) on PostgreSQL ${run.version}: its own cluster (initdb, pg_ctl) in a temporary folder, 127.0.0.1:${run.port}, default settings; stopped at the end`,
+      `PgStore (pool of 10) on PostgreSQL ${run.version}: its own cluster (initdb, pg_ctl) in a temporary folder, 127.0.0.1:${run.port}, default settings, ANALYZE once after the load (autovacuum would, within a minute); stopped at the end`,
     ],
     ['reads', `GET /fhir/Observation/:id over all the Observations, ${SECONDS} s per row after 1 s of warm-up, c concurrent clients (fetch, keep-alive) in this process`],
     [
@@ -548,7 +548,7 @@ function report(sqlite: Figures, postgres: Figures, run: { version: string; port
     ],
     [
       'replicas',
-      'two apps in this process: a second PgStore on the same schema, the same ledger (a second ContractLedger on the same chain), one event loop, requests alternating; worker threads: each app in a thread of its own (its own event loop, its own PgStore on the schema) over its own copy of the ledger’s state after the load (the access entries of its reads stay in its copy); the client stays in the main thread',
+      `two apps in this process: a second PgStore on the same schema, the same ledger (${LEDGER === 'fake' ? 'the one FakeLedger' : 'a second ContractLedger on the same chain'}), one event loop, requests alternating; worker threads: each app in a thread of its own (its own event loop, its own PgStore on the schema) over its own copy of the ledger’s state after the load (the access entries of its reads stay in its copy); the client stays in the main thread`,
     ],
     [
       'machine',
