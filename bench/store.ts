@@ -466,15 +466,17 @@ async function main(): Promise<void> {
   // A folder of its own: startPostgres gives it to the postgres user (as root), who could not reach into `dir`.
   const pgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bench-store-pg-'));
   let pgStarted = false;
-  const stopAll = async (): Promise<void> => {
-    if (pgStarted) {
-      pgStarted = false;
-      log('stopping PostgreSQL');
-      await stopPostgres(pgDir).catch((err: unknown) => log(`stopping PostgreSQL failed: ${String(err)}`));
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(pgDir, { recursive: true, force: true });
-  };
+  // One stop, whichever path asks first (the end of the run, a failure, a signal): the others wait for it.
+  let stopping: Promise<void> | undefined;
+  const stopAll = (): Promise<void> =>
+    (stopping ??= (async () => {
+      if (pgStarted) {
+        log('stopping PostgreSQL');
+        await stopPostgres(pgDir).catch((err: unknown) => log(`stopping PostgreSQL failed: ${String(err)}`));
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(pgDir, { recursive: true, force: true });
+    })());
   const onSignal = (signal: NodeJS.Signals): void => {
     log(`${signal}: stopping`);
     void stopAll().finally(() => process.exit(130));
