@@ -16,7 +16,8 @@
  *    date (50 matches of the patient's 1,000), the same with _include=Observation:subject, and chained
  *    (patient.identifier=<MRN>);
  *  - PostgreSQL only: two gateway apps sharing the one database (two PgStore instances, one schema),
- *    reads spread over both, in this process and as two worker threads (each its own event loop).
+ *    reads spread over both, in this process and as two worker threads (each its own event loop);
+ *    HDX_BENCH_STORE_PG_POOL (10) connections per PgStore.
  *
  * Progress goes to stderr, the tables to stdout.
  */
@@ -49,6 +50,8 @@ const OBSERVATIONS = Number(process.env.HDX_BENCH_STORE_OBSERVATIONS ?? '1000');
 const SECONDS = Number(process.env.HDX_BENCH_STORE_SECONDS ?? '8');
 const SEARCHES = Number(process.env.HDX_BENCH_STORE_SEARCHES ?? '40');
 const LEDGER = process.env.HDX_BENCH_STORE_LEDGER ?? 'fake';
+/** Connections of each PgStore's pool (PgStore's default: 10). */
+const PG_POOL = Number(process.env.HDX_BENCH_STORE_PG_POOL ?? '10');
 /** Entries per transaction Bundle (the gateway anchors a transaction in one ledger transaction, 500 at most). */
 const BUNDLE = 500;
 const H1 = 'Hospital1MSP';
@@ -338,7 +341,7 @@ function ledgerFrom(copy: LedgerCopy): LedgerClient {
 
 async function replicaMain(): Promise<void> {
   const data = workerData as ReplicaData;
-  const store = new PgStore({ url: data.url, schema: data.schema });
+  const store = new PgStore({ url: data.url, schema: data.schema, poolSize: PG_POOL });
   const gateway = await listen(store, ledgerFrom(data.ledger));
   parentPort?.on('message', (m: unknown) => {
     if (m !== 'stop') return;
@@ -409,7 +412,7 @@ async function runOn(kind: 'sqlite' | 'postgres', store: ResourceStore, pg: { ur
     await searches(gateway.base, world, loaded, figures);
     if (pg) {
       log(`${kind}: two apps on the one database`);
-      const second = new PgStore({ url: pg.url, schema: pg.schema });
+      const second = new PgStore({ url: pg.url, schema: pg.schema, poolSize: PG_POOL });
       const ledger2 = world.chain ? new ContractLedger(H1, { chain: world.chain }) : world.ledger;
       const gateway2 = await listen(second, ledger2);
       extra.push(() => gateway2.close().then(() => second.close()));
@@ -494,7 +497,7 @@ async function main(): Promise<void> {
     const server = await startPostgres({ dir: pgDir, port });
     const version = fs.readFileSync(path.join(pgDir, 'data', 'PG_VERSION'), 'utf8').trim();
     const schema = 'bench_store';
-    const postgres = await runOn('postgres', new PgStore({ url: server.url, schema }), { url: server.url, schema });
+    const postgres = await runOn('postgres', new PgStore({ url: server.url, schema, poolSize: PG_POOL }), { url: server.url, schema });
     report(sqlite, postgres, { version, port, started, loadBefore: load.before });
   } finally {
     await stopAll();
@@ -541,7 +544,7 @@ function report(sqlite: Figures, postgres: Figures, run: { version: string; port
     ['SQLite', 'SqliteStore: one file in a temporary folder (WAL, synchronous=FULL)'],
     [
       'PostgreSQL',
-      `PgStore (pool of 10) on PostgreSQL ${run.version}: its own cluster (initdb, pg_ctl) in a temporary folder, 127.0.0.1:${run.port}, default settings, ANALYZE once after the load (autovacuum would, within a minute); stopped at the end`,
+      `PgStore (pool of ${PG_POOL} each) on PostgreSQL ${run.version}: its own cluster (initdb, pg_ctl) in a temporary folder, 127.0.0.1:${run.port}, default settings, ANALYZE once after the load (autovacuum would, within a minute); stopped at the end`,
     ],
     ['reads', `GET /fhir/Observation/:id over all the Observations, ${SECONDS} s per row after 1 s of warm-up, c concurrent clients (fetch, keep-alive) in this process`],
     [
