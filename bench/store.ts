@@ -78,7 +78,7 @@ interface Figures {
   searches: Record<string, { p50: number; p99: number; count: number; total: number; entries: number }>;
 }
 
-/** The world one store runs: the ledger (and the chain under it, to copy to a replica), the app's server. */
+/** One gateway app listening on 127.0.0.1 (a free port): its FHIR base and how to close it. */
 interface Gateway {
   base: string;
   close: () => Promise<void>;
@@ -135,6 +135,7 @@ async function readLoad(
       while (Date.now() < until) {
         const i = next++;
         const t = process.hrtime.bigint();
+        // Requests alternate over the apps; a prime stride spreads them over the whole set.
         await call(`${bases[i % bases.length] as string}/Observation/${ids[(i * 7919) % ids.length] as string}`, caller);
         times.push(ms(t));
       }
@@ -152,7 +153,7 @@ interface World {
   patientDids: string[];
 }
 
-/** A ledger with the practitioner and the patients registered: the real contracts (default) or the FakeLedger. */
+/** A ledger with the practitioner and the patients registered: the FakeLedger (default) or the real contracts in memory. */
 async function newWorld(patients = PATIENTS): Promise<World> {
   if (LEDGER === 'fake') {
     const ledger = new FakeLedger();
