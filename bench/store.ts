@@ -45,13 +45,30 @@ import { FakeLedger } from '../gateway/src/test-support/fake-ledger';
 import { testApp } from '../gateway/src/test-support/test-app';
 import { freePort, log, percentile, printGrid, printTable } from './support';
 
-const PATIENTS = Number(process.env.HDX_BENCH_STORE_PATIENTS ?? '10');
-const OBSERVATIONS = Number(process.env.HDX_BENCH_STORE_OBSERVATIONS ?? '1000');
-const SECONDS = Number(process.env.HDX_BENCH_STORE_SECONDS ?? '8');
-const SEARCHES = Number(process.env.HDX_BENCH_STORE_SEARCHES ?? '40');
+/**
+ * Settings the environment got wrong: main() refuses to start with them. (Not thrown here: the chaincode
+ * library's handler of uncaught exceptions would log them and end the process with status 0.)
+ */
+const badSettings: string[] = [];
+
+/** A positive number (an integer unless `fraction`) from the environment, else `fallback`. */
+function setting(name: string, fallback: number, fraction = false): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (Number.isFinite(n) && n > 0 && (fraction || Number.isInteger(n))) return n;
+  badSettings.push(`${name} must be a positive ${fraction ? 'number' : 'integer'}, not "${raw}"`);
+  return fallback;
+}
+
+const PATIENTS = setting('HDX_BENCH_STORE_PATIENTS', 10);
+const OBSERVATIONS = setting('HDX_BENCH_STORE_OBSERVATIONS', 1000);
+const SECONDS = setting('HDX_BENCH_STORE_SECONDS', 8, true);
+const SEARCHES = setting('HDX_BENCH_STORE_SEARCHES', 40);
 const LEDGER = process.env.HDX_BENCH_STORE_LEDGER ?? 'fake';
+if (LEDGER !== 'fake' && LEDGER !== 'contract') badSettings.push(`HDX_BENCH_STORE_LEDGER is contract or fake, not "${LEDGER}"`);
 /** Connections of each PgStore's pool (PgStore's default: 10). */
-const PG_POOL = Number(process.env.HDX_BENCH_STORE_PG_POOL ?? '10');
+const PG_POOL = setting('HDX_BENCH_STORE_PG_POOL', 10);
 /** Entries per transaction Bundle (the gateway anchors a transaction in one ledger transaction, 500 at most). */
 const BUNDLE = 500;
 const H1 = 'Hospital1MSP';
@@ -167,7 +184,6 @@ async function newWorld(patients = PATIENTS): Promise<World> {
     }
     return { ledger, chain: undefined, caller: { header: asCaller({ did: doctor, organization: H1, purpose: 'TREAT', scope: 'user/*.*' }) }, patientDids };
   }
-  if (LEDGER !== 'contract') throw new Error(`HDX_BENCH_STORE_LEDGER is contract or fake, not ${LEDGER}`);
   const chain = new ChaincodeLedger();
   const ledger = new ContractLedger(H1, { chain });
   const doctor = await registerDid(chain, 'practitioner');
@@ -464,6 +480,7 @@ async function warmUp(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (badSettings.length > 0) throw new Error(badSettings.join('; '));
   const started = Date.now();
   const load = { before: os.loadavg() };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bench-store-'));
