@@ -297,6 +297,9 @@ async function searches(base: string, world: World, loaded: Loaded, figures: Fig
       const got = (json.entry ?? []) as unknown[];
       const matches = typeof json.total === 'number' ? json.total : -1;
       if (matches !== matchesOf(observations, c)) throw new Error(`${kind}: total ${matches}, expected ${matchesOf(observations, c)}`);
+      // Every match on the one page, and the patient once with _include.
+      const included = kind === 'code + date, _include=Observation:subject' && matches > 0 ? 1 : 0;
+      if (got.length !== matches + included) throw new Error(`${kind}: ${got.length} entries for ${matches} matches`);
       if (i >= 0) times.push(took);
       total = matches;
       entries = got.length;
@@ -317,7 +320,7 @@ async function reads(bases: readonly string[], label: string, ids: readonly stri
 
 // ---------------------------------------------------------------------------------------------------
 // Replicas in worker threads: each its own event loop, its own PgStore on the one schema, and its own
-// copy of the chain's state (the ledger both would share on a real channel is in memory here).
+// copy of the ledger stand-in's state (the ledger both would share on a real channel is in memory here).
 // ---------------------------------------------------------------------------------------------------
 
 /** A copy of the ledger's state for a replica in another thread (structured clone: Maps and plain data). */
