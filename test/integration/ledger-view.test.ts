@@ -87,9 +87,15 @@ describe('ledger view (issue 11): fed from committed blocks, checkpointed, rebui
   });
 
   it('holds what the chaincode wrote: the patient DID, its organization DIDs, the anchors and the DID link', async () => {
-    await view.poll();
+    // Caught up at a poll (the gateway's outbox may still add a block or two after the set-up's writes;
+    // the bound is generous: on a loaded machine the poll itself can take longer than the default 1.5 s).
+    const end = Date.now() + 30_000;
+    for (;;) {
+      await view.poll();
+      if ((view.lagBlocks() === 0n && view.fresh(60_000)) || Date.now() > end) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(view.lagBlocks()).to.equal(0n);
-    // Caught up at that poll (the bound is generous: on a loaded machine the poll itself can take longer than the default 1.5 s).
     expect(view.fresh(60_000)).to.equal(true);
     expect(store.identity(patientKey.did)).to.include({ kind: 'patient', status: 'active', organization: 'Hospital1MSP' });
     expect(store.organizationDids('Hospital1MSP')).to.have.length.greaterThan(0);

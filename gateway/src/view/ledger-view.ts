@@ -74,7 +74,8 @@ export class LedgerView {
   #streaming = false;
   #run: Promise<void> | undefined;
   #poller: NodeJS.Timeout | undefined;
-  #polling = false;
+  /** The poll in progress: a second caller waits for it rather than returning before it has answered. */
+  #polling: Promise<void> | undefined;
   #peerHeight: bigint | undefined;
   #lastEventAt: number | undefined;
   #caughtUpAt: number | undefined;
@@ -175,9 +176,14 @@ export class LedgerView {
   }
 
   /** One height check of the peer (also run every pollMs while started). */
-  async poll(): Promise<void> {
-    if (this.#polling) return;
-    this.#polling = true;
+  poll(): Promise<void> {
+    this.#polling ??= this.#pollOnce().finally(() => {
+      this.#polling = undefined;
+    });
+    return this.#polling;
+  }
+
+  async #pollOnce(): Promise<void> {
     const startedAt = this.#now();
     try {
       const peerHeight = await this.#source.chainHeight();
@@ -188,8 +194,6 @@ export class LedgerView {
       if (!this.#streaming) this.#wake?.();
     } catch (err) {
       this.#log.warn({ reason: err instanceof Error ? err.message : String(err) }, 'ledger view: the peer height is unavailable');
-    } finally {
-      this.#polling = false;
     }
   }
 
