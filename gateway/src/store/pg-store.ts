@@ -153,6 +153,9 @@ const MIGRATIONS: readonly string[] = [
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
 
+/** Versions inserted by one statement (insertPendingWrite). */
+const WRITE_CHUNK = 1_000;
+
 /** PostgreSQL: the permitted class keys as one text[] parameter. */
 const POSTGRES: SqlDialect = {
   classesIn: (expr, name, values, params) => {
@@ -422,6 +425,62 @@ export class PgStore implements ResourceStore {
     );
   }
 
+  /**
+   * Every version of a write and all their index rows, in chunks of WRITE_CHUNK versions: two statements
+   * a chunk (arrays unnested), not two round trips a version (a Synthea transaction holds 6,550).
+   */
+  async #insertVersions(c: PoolClient, versions: readonly NewVersion[], writeId: string | null): Promise<void> {
+    for (let at = 0; at < versions.length; at += WRITE_CHUNK) {
+      const chunk = versions.slice(at, at + WRITE_CHUNK);
+      try {
+        await c.query(
+          `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state, write_id)
+           SELECT u.t, u.id, u.v, u.lu, u.p, u.d, u.c, u.cd, u.codes, u.ac, 'pending', $11
+             FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])
+                  AS u(t, id, v, lu, p, d, c, cd, codes, ac)`,
+          [
+            chunk.map((v) => v.resourceType),
+            chunk.map((v) => v.id),
+            chunk.map((v) => v.versionId),
+            chunk.map((v) => v.lastUpdated),
+            chunk.map((v) => v.patientId),
+            chunk.map((v) => (v.deleted ? 1 : 0)),
+            chunk.map((v) => v.content),
+            chunk.map((v) => v.date),
+            chunk.map((v) => (v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '')),
+            chunk.map((v) => v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted)),
+            writeId,
+          ],
+        );
+      } catch (err) {
+        if (uniqueViolation(err) !== undefined) {
+          // PostgreSQL names the key: `Key (resource_type, id, version_id)=(Observation, o1, 2) already exists.`
+          const key = /=\(([^,]+), ([^,]+), (\d+)\)/.exec(String((err as { detail?: unknown }).detail ?? ''));
+          throw new OperationOutcomeError('CONFLICT', key ? `${key[1]}/${key[2]} version ${key[3]} already exists` : 'A version of this write already exists');
+        }
+        throw err;
+      }
+      const rows = chunk.flatMap((v) => (v.deleted ? [] : (v.index ?? []).map((e) => ({ v, e }))));
+      if (rows.length === 0) continue;
+      await c.query(
+        `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[])`,
+        [
+          rows.map((r) => r.v.resourceType),
+          rows.map((r) => r.v.id),
+          rows.map((r) => r.v.versionId),
+          rows.map((r) => r.e.param),
+          rows.map((r) => r.e.v1),
+          rows.map((r) => r.e.v2),
+          rows.map((r) => r.e.v3 ?? ''),
+          rows.map((r) => r.e.n1 ?? null),
+          rows.map((r) => r.e.n2 ?? null),
+          rows.map((r) => r.e.grp ?? 0),
+        ],
+      );
+    }
+  }
+
   async #discardOne(c: PoolClient, resourceType: string, id: string, versionId: number): Promise<void> {
     const gone = await c.query(`DELETE FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3 AND state = 'pending'`, [resourceType, id, versionId]);
     if ((gone.rowCount ?? 0) > 0) await c.query('DELETE FROM search_index WHERE resource_type = $1 AND id = $2 AND version_id = $3', [resourceType, id, versionId]);
@@ -459,7 +518,7 @@ export class PgStore implements ResourceStore {
           throw err;
         }
       }
-      for (const v of w.versions) await this.#insertVersion(c, v, w.writeId ?? null);
+      await this.#insertVersions(c, w.versions, w.writeId ?? null);
       if (w.writeId === undefined) return;
       await c.query('INSERT INTO pending_write (write_id, did_links, new_patients, created, owner) VALUES ($1, $2, $3, $4, $5)', [
         w.writeId,
