@@ -66,18 +66,39 @@ describe('PgStore', () => {
     const [a, b] = [new PgStore({ url, schema: s }), new PgStore({ url, schema: s })];
     try {
       const log: string[] = [];
-      const hold = (who: string, ms: number) => async (): Promise<void> => {
-        log.push(`${who}+`);
-        await new Promise((r) => setTimeout(r, ms));
-        log.push(`${who}-`);
+      const until = async (cond: () => boolean): Promise<void> => {
+        while (!cond()) await new Promise((r) => setTimeout(r, 5));
       };
-      await Promise.all([
-        a.exclusive('Patient?identifier=x', hold('a', 200)),
-        new Promise((r) => setTimeout(r, 50)).then(() => b.exclusive('Patient?identifier=x', hold('b', 10))),
-      ]);
+      // Same key: B asks while A holds it, and runs only once A is done.
+      let releaseA!: () => void;
+      const heldA = a.exclusive('Patient?identifier=x', async () => {
+        log.push('a+');
+        await new Promise<void>((r) => (releaseA = r));
+        log.push('a-');
+      });
+      await until(() => log.includes('a+'));
+      const waitingB = b.exclusive('Patient?identifier=x', async () => {
+        log.push('b+');
+        log.push('b-');
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(log, 'B waits while A holds the key').to.deep.equal(['a+']);
+      releaseA();
+      await Promise.all([heldA, waitingB]);
       expect(log).to.deep.equal(['a+', 'a-', 'b+', 'b-']);
+      // Other keys: A holds k1 until B has run k2 (it would never end if B waited for A).
       log.length = 0;
-      await Promise.all([a.exclusive('k1', hold('a', 200)), new Promise((r) => setTimeout(r, 50)).then(() => b.exclusive('k2', hold('b', 10)))]);
+      const holdK1 = a.exclusive('k1', async () => {
+        log.push('a+');
+        await until(() => log.includes('b-'));
+        log.push('a-');
+      });
+      await until(() => log.includes('a+'));
+      await b.exclusive('k2', async () => {
+        log.push('b+');
+        log.push('b-');
+      });
+      await holdK1;
       expect(log).to.deep.equal(['a+', 'b+', 'b-', 'a-']);
     } finally {
       await Promise.all([a.close(), b.close()]);
