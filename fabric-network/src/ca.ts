@@ -37,15 +37,10 @@ function newSecret(): string {
   return randomBytes(18).toString('base64url');
 }
 
-/** Starts (and on first start initializes) the org's fabric-ca-server with TLS, and waits for /healthz. */
-export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<void> {
-  const ca = org.ca;
-  if (isRunning(t.dirs.pids, ca.name)) return;
-  const secrets = orgSecrets(t, org);
-  const home = path.join(ca.home, 'server');
-  fs.mkdirSync(home, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    FABRIC_CA_SERVER_HOME: home,
+/** The environment fabric-ca-server runs with (its home, address, TLS names), as `up` and the host units start it. */
+export function caEnv(ca: CaNode): NodeJS.ProcessEnv {
+  return {
+    FABRIC_CA_SERVER_HOME: path.join(ca.home, 'server'),
     FABRIC_CA_SERVER_ADDRESS: ca.host,
     FABRIC_CA_SERVER_PORT: String(ca.port),
     FABRIC_CA_SERVER_CA_NAME: ca.name,
@@ -55,6 +50,16 @@ export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<vo
     FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS: endpoint(ca.host, ca.operationsPort),
     FABRIC_CA_SERVER_METRICS_PROVIDER: 'disabled',
   };
+}
+
+/** Starts (and on first start initializes) the org's fabric-ca-server with TLS, and waits for /healthz. */
+export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<void> {
+  const ca = org.ca;
+  if (isRunning(t.dirs.pids, ca.name)) return;
+  const secrets = orgSecrets(t, org);
+  const home = path.join(ca.home, 'server');
+  fs.mkdirSync(home, { recursive: true });
+  const env = caEnv(ca);
   // The bootstrap admin's secret goes only to the short-lived `init`, which stores the identity: the
   // long-running server's command line (visible to every local user) never carries it.
   if (!fs.existsSync(path.join(home, 'fabric-ca-server.db'))) {

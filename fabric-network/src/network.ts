@@ -7,7 +7,7 @@ import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, write
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
-import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
+import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, type ServiceSpec, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   activeSlots,
   CHAINCODE_LABEL,
@@ -555,36 +555,37 @@ export function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPac
 export function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void {
   const name = chaincodeServerName(p.org);
   if (isRunning(t.dirs.pids, name)) return;
+  startService(chaincodeServerSpec(t, p, packageId), t.dirs.pids, t.dirs.logs);
+}
+
+/** How an org's chaincode server is started (program, arguments, environment, namespace). */
+export function chaincodeServerSpec(t: Topology, p: PeerNode, packageId: string): ServiceSpec {
   const org = orgOf(t, p.org);
   const tls = path.join(identityDir(org, 'chaincode', 'server'), 'tls');
   const cli = require.resolve('fabric-shim/cli.js', { paths: [CHAINCODE_DIR] });
-  startService(
-    {
-      name,
-      command: process.execPath,
-      args: [
-        cli,
-        'server',
-        '--chaincode-address',
-        endpoint(p.host, p.chaincodePort),
-        '--chaincode-id',
-        packageId,
-        '--module-path',
-        CHAINCODE_DIR,
-        '--chaincode-tls-cert-file',
-        path.join(tls, 'server.crt'),
-        '--chaincode-tls-key-file',
-        path.join(tls, 'server.key'),
-        '--chaincode-tls-client-cacert-file',
-        caCertFile(org.ca),
-      ],
-      env: { CORE_PEER_LOCALMSPID: org.mspId, CORE_CHAINCODE_LOGGING_LEVEL: 'info' },
-      cwd: CHAINCODE_DIR,
-      netns: p.netns,
-    },
-    t.dirs.pids,
-    t.dirs.logs,
-  );
+  return {
+    name: chaincodeServerName(p.org),
+    command: process.execPath,
+    args: [
+      cli,
+      'server',
+      '--chaincode-address',
+      endpoint(p.host, p.chaincodePort),
+      '--chaincode-id',
+      packageId,
+      '--module-path',
+      CHAINCODE_DIR,
+      '--chaincode-tls-cert-file',
+      path.join(tls, 'server.crt'),
+      '--chaincode-tls-key-file',
+      path.join(tls, 'server.key'),
+      '--chaincode-tls-client-cacert-file',
+      caCertFile(org.ca),
+    ],
+    env: { CORE_PEER_LOCALMSPID: org.mspId, CORE_CHAINCODE_LOGGING_LEVEL: 'info' },
+    cwd: CHAINCODE_DIR,
+    netns: p.netns,
+  };
 }
 
 export function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> {
