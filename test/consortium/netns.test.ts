@@ -16,12 +16,19 @@
  * namespace, with TLS checked against the organization's address (no localhost alias). Not covered: a
  * gateway's own HTTP port reached from another namespace.
  *
+ * Last, hospital1's host folder (`units hospital1`): its nodes are stopped, its folder written, the
+ * launcher's copy of its material moved away, and its CA, peer and chaincode server started again from
+ * their generated units (ExecStart and EnvironmentFile, in hospital1's namespace): a new write through
+ * hospital1's gateway needs its peer, so it shows the folder alone runs the member.
+ *
  * Needs root and `ip` (iproute2) with network namespaces: otherwise it fails, saying why.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { expect } from 'chai';
+import { binariesIn, stopNode, topology, writeHostFolder } from '@hdx/fabric-network';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken } from '@hdx/gateway';
 import { call, type Gw, registerDid, staffToken } from '../support/fhir-client';
 import { permitOrganizationConsent } from '../support/jose';
@@ -154,6 +161,7 @@ describe('members on separate hosts: each organization in its own network namesp
   const drH1 = generateDidKey();
   const drH2 = generateDidKey();
   let observationId: string;
+  let patientId: string;
   const consentId = '7c0d2a4e-1b3f-4a5c-8d6e-9f0a1b2c3d4e';
   const consent = permitOrganizationConsent(consentId, patientKey.did, 'Hospital2MSP', 'TREAT') as { id: string } & Record<string, unknown>;
   const h2Token = (): string => signDidToken({ key: drH2.privateJwk, audience: started1().config.baseUrl, scope: 'user/*.read', purposeOfUse: 'TREAT', ttlSec: 120 });
@@ -174,6 +182,7 @@ describe('members on separate hosts: each organization in its own network namesp
       birthDate: '1979-02-11',
     });
     expect(p.status, p.text).to.equal(201);
+    patientId = p.body.id;
     const o = await call(h1, 'POST', '/Observation', staff, {
       resourceType: 'Observation',
       status: 'final',
@@ -232,5 +241,64 @@ describe('members on separate hosts: each organization in its own network namesp
     expect(revoked.body.status).to.equal('inactive');
     const read = await call(started1(), 'GET', `/Observation/${observationId}`, h2Token());
     expect(read.status, read.text).to.equal(404);
+  });
+
+  it('runs hospital1 again from its host folder alone (`units hospital1`): its CA, peer and chaincode server from their units', async function () {
+    this.timeout(240_000);
+    const { info, options } = own();
+    const t = topology(options);
+    const bins = binariesIn(info.fabricBinaries);
+    for (const node of ['chaincode.hospital1', 'peer0.hospital1', 'ca-hospital1']) await stopNode(options, node, { kill: false });
+    const root = path.join(info.home, 'hosts', 'hospital1');
+    const repo = path.resolve(__dirname, '..', '..');
+    const out = writeHostFolder(t, bins, 'hospital1', { root, repo, fabricBin: bins.binDir, fabricConfig: bins.configDir, node: process.execPath, user: 'root' });
+    // The launcher's own copy of hospital1's material goes away: the nodes can only use the host folder.
+    for (const rel of ['orgs/hospital1', 'ca/hospital1', 'data/peer0.hospital1']) fs.renameSync(path.join(info.home, rel), path.join(info.home, `${rel}.moved`));
+    const started = Date.now();
+    for (const unit of ['hdx-ca-hospital1.service', 'hdx-peer0.hospital1.service', 'hdx-chaincode.hospital1.service']) {
+      expect(out.units).to.include(unit);
+      const text = fs.readFileSync(path.join(out.dir, 'units', unit), 'utf8');
+      const envFile = /^EnvironmentFile=(.+)$/m.exec(text)?.[1] ?? '';
+      const exec = (/^ExecStart=(.+)$/m.exec(text)?.[1] ?? '').split(' ').map((a) => a.replace(/%%/g, '%'));
+      const cwd = /^WorkingDirectory=(.+)$/m.exec(text)?.[1];
+      const env: Record<string, string> = {};
+      for (const line of fs.readFileSync(envFile, 'utf8').split('\n')) {
+        const m = /^([A-Z0-9_]+)='(.*)'$/.exec(line);
+        if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
+      }
+      // Every path the node is given is in the host folder (or the binaries, or the repository's code).
+      for (const v of Object.values(env)) expect(v.includes(`${info.home}/`) && !v.includes(`${root}/`), v).to.equal(false);
+      const name = unit.slice('hdx-'.length, -'.service'.length);
+      const log = fs.openSync(path.join(info.home, 'logs', `${name}.log`), 'a');
+      const child = spawn('ip', ['netns', 'exec', nsOf('h1'), ...exec], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+        cwd,
+        detached: true,
+        stdio: ['ignore', log, log],
+      });
+      fs.closeSync(log);
+      child.unref();
+      // Recorded as the launcher records its nodes, so the network's `down` stops it.
+      fs.writeFileSync(path.join(info.home, 'pids', `${name}.pid`), JSON.stringify({ pid: child.pid, command: exec[0], startedAt: new Date().toISOString() }));
+    }
+    const h1 = started1();
+    const staff = staffToken(h1, 'hospital1', { did: drH1.did });
+    const body = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+      subject: { reference: `Patient/${patientId}` },
+      effectiveDateTime: '2026-11-22T10:00:00Z',
+      valueQuantity: { value: 68, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+    };
+    let last = '';
+    for (;;) {
+      const written = await call(h1, 'POST', '/Observation', staff, body);
+      if (written.status === 201) break;
+      last = `${written.status} ${written.text.slice(0, 300)}`;
+      if (Date.now() - started > 180_000) throw new Error(`no write through hospital1's peer started from its host folder: ${last}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    process.stderr.write(`  [netns] hospital1 ran from its host folder (${out.files} files): a write went through after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
   });
 });
