@@ -53,6 +53,7 @@ import {
   CHAINCODE_NAME,
   CHAINCODE_VERSION,
   CHANNEL,
+  endpoint,
   invalidOrgName,
   joinedWith,
   MAX_JOINED_ORGS,
@@ -269,7 +270,7 @@ async function joinChannel(t: Topology, bins: Binaries, name: string): Promise<v
   await waitFor(
     `${peer.name} to catch up with the ordering service on channel ${CHANNEL}`,
     async () => {
-      const [ordered, held] = await Promise.all([metricsOf(first.operationsPort), metricsOf(peer.operationsPort)]);
+      const [ordered, held] = await Promise.all([metricsOf(first), metricsOf(peer)]);
       const top = channelMetric(ordered, 'ledger_blockchain_height');
       const height = channelMetric(held, 'ledger_blockchain_height');
       return top !== undefined && height !== undefined && height >= top;
@@ -351,7 +352,7 @@ export async function commitDefinition(t: Topology, bins: Binaries, members: rea
     }),
   );
   if ((await committedSequence(t, bins, first)) < Number(sequence)) {
-    const peerArgs = members.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+    const peerArgs = members.flatMap((p) => ['--peerAddresses', endpoint(p.host, p.port), '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
     await run(bins.peer, ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), ...definition, ...peerArgs], { env: adminEnv(t, bins, first) });
   }
   progress(`  definition sequence ${sequence} committed, approved by ${members.map((p) => orgOf(t, p.org).mspId).join(', ')}`);

@@ -3,9 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Binaries } from './binaries';
 import { isRunning, logFile, NetworkError, run, startService, waitHealthy } from './proc';
-import type { CaNode, Org, Topology } from './topology';
-
-const HOSTS = '127.0.0.1,localhost';
+import { type CaNode, endpoint, type Org, tlsHostsOf, type Topology } from './topology';
 
 /** The root certificate of an org's CA: signs the org's enrollment and TLS certificates and the CA's own TLS cert. */
 export function caCertFile(ca: CaNode): string {
@@ -13,7 +11,7 @@ export function caCertFile(ca: CaNode): string {
 }
 
 export function caUrl(ca: CaNode): string {
-  return `https://127.0.0.1:${ca.port}`;
+  return `https://${endpoint(ca.host, ca.port)}`;
 }
 
 export interface OrgSecrets {
@@ -39,6 +37,21 @@ function newSecret(): string {
   return randomBytes(18).toString('base64url');
 }
 
+/** The environment fabric-ca-server runs with (its home, address, TLS names), as `up` and the host units start it. */
+export function caEnv(ca: CaNode): NodeJS.ProcessEnv {
+  return {
+    FABRIC_CA_SERVER_HOME: path.join(ca.home, 'server'),
+    FABRIC_CA_SERVER_ADDRESS: ca.host,
+    FABRIC_CA_SERVER_PORT: String(ca.port),
+    FABRIC_CA_SERVER_CA_NAME: ca.name,
+    FABRIC_CA_SERVER_CSR_CN: ca.name,
+    FABRIC_CA_SERVER_CSR_HOSTS: tlsHostsOf(ca.host).join(','),
+    FABRIC_CA_SERVER_TLS_ENABLED: 'true',
+    FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS: endpoint(ca.host, ca.operationsPort),
+    FABRIC_CA_SERVER_METRICS_PROVIDER: 'disabled',
+  };
+}
+
 /** Starts (and on first start initializes) the org's fabric-ca-server with TLS, and waits for /healthz. */
 export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<void> {
   const ca = org.ca;
@@ -46,24 +59,14 @@ export async function startCa(t: Topology, bins: Binaries, org: Org): Promise<vo
   const secrets = orgSecrets(t, org);
   const home = path.join(ca.home, 'server');
   fs.mkdirSync(home, { recursive: true });
-  const env: NodeJS.ProcessEnv = {
-    FABRIC_CA_SERVER_HOME: home,
-    FABRIC_CA_SERVER_ADDRESS: '127.0.0.1',
-    FABRIC_CA_SERVER_PORT: String(ca.port),
-    FABRIC_CA_SERVER_CA_NAME: ca.name,
-    FABRIC_CA_SERVER_CSR_CN: ca.name,
-    FABRIC_CA_SERVER_CSR_HOSTS: HOSTS,
-    FABRIC_CA_SERVER_TLS_ENABLED: 'true',
-    FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${ca.operationsPort}`,
-    FABRIC_CA_SERVER_METRICS_PROVIDER: 'disabled',
-  };
+  const env = caEnv(ca);
   // The bootstrap admin's secret goes only to the short-lived `init`, which stores the identity: the
   // long-running server's command line (visible to every local user) never carries it.
   if (!fs.existsSync(path.join(home, 'fabric-ca-server.db'))) {
     await run(bins.caServer, ['init', '-b', `admin:${secrets.caAdmin}`], { env, timeoutMs: 60_000 });
   }
-  startService({ name: ca.name, command: bins.caServer, args: ['start'], env }, t.dirs.pids, t.dirs.logs);
-  await waitHealthy(ca.name, `http://127.0.0.1:${ca.operationsPort}/healthz`, {
+  startService({ name: ca.name, command: bins.caServer, args: ['start'], env, netns: ca.netns }, t.dirs.pids, t.dirs.logs);
+  await waitHealthy(ca.name, `http://${endpoint(ca.host, ca.operationsPort)}/healthz`, {
     timeoutMs: 60_000,
     pidsDir: t.dirs.pids,
     log: logFile(t.dirs.logs, ca.name),
@@ -84,7 +87,7 @@ async function enrollRegistrar(t: Topology, bins: Binaries, org: Org): Promise<s
   const home = path.join(org.ca.home, 'registrar');
   if (!fs.existsSync(path.join(home, 'msp', 'signcerts', 'cert.pem'))) {
     const { caAdmin } = orgSecrets(t, org);
-    await caClient(t, bins, org, ['enroll', '-u', `https://admin:${caAdmin}@127.0.0.1:${org.ca.port}`], home);
+    await caClient(t, bins, org, ['enroll', '-u', `https://admin:${caAdmin}@${endpoint(org.ca.host, org.ca.port)}`], home);
   }
   return home;
 }
@@ -113,19 +116,20 @@ export async function register(t: Topology, bins: Binaries, org: Org, spec: Iden
 
 /**
  * Enrolls `spec` into `dir`: dir/msp (signing identity, NodeOUs on) and, for nodes, dir/tls
- * (server.crt, server.key, ca.crt) from the CA's TLS profile with SANs 127.0.0.1 and localhost.
+ * (server.crt, server.key, ca.crt) from the CA's TLS profile, its SANs its organization's address (`tlsHostsOf`).
  */
 export async function enrollIdentity(t: Topology, bins: Binaries, org: Org, spec: IdentitySpec, dir: string, withTls: boolean): Promise<void> {
   const secret = await register(t, bins, org, spec);
-  const url = `https://${spec.id}:${secret}@127.0.0.1:${org.ca.port}`;
+  const url = `https://${spec.id}:${secret}@${endpoint(org.ca.host, org.ca.port)}`;
+  const hosts = tlsHostsOf(org.ca.host).join(',');
   const mspDir = path.join(dir, 'msp');
   if (!fs.existsSync(path.join(mspDir, 'signcerts', 'cert.pem'))) {
-    await caClient(t, bins, org, ['enroll', '-u', url, '-M', mspDir, '--csr.hosts', HOSTS], path.join(dir, '.ca-client'));
+    await caClient(t, bins, org, ['enroll', '-u', url, '-M', mspDir, '--csr.hosts', hosts], path.join(dir, '.ca-client'));
     normalizeMsp(org, mspDir);
   }
   if (withTls && !fs.existsSync(path.join(dir, 'tls', 'server.key'))) {
     const tlsMsp = path.join(dir, '.tls-msp');
-    await caClient(t, bins, org, ['enroll', '-u', url, '-M', tlsMsp, '--enrollment.profile', 'tls', '--csr.hosts', HOSTS], path.join(dir, '.ca-client'));
+    await caClient(t, bins, org, ['enroll', '-u', url, '-M', tlsMsp, '--enrollment.profile', 'tls', '--csr.hosts', hosts], path.join(dir, '.ca-client'));
     const tlsDir = path.join(dir, 'tls');
     fs.mkdirSync(tlsDir, { recursive: true });
     fs.copyFileSync(path.join(tlsMsp, 'signcerts', 'cert.pem'), path.join(tlsDir, 'server.crt'));

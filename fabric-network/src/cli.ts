@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import { addOrg } from './add-org';
 import { removeOrg } from './remove-org';
-import { defaultOptions, down, logFiles, startNode, stopNode, up } from './network';
+import { binariesIn } from './binaries';
+import { hostLayout, writeHostFolder } from './host-units';
+import { defaultOptions, down, existingTopology, logFiles, readNetworkInfo, startNode, stopNode, up } from './network';
 import { formatStatus, status } from './status';
 import { NetworkError } from './proc';
 
@@ -36,10 +38,21 @@ Commands:
                      with --kill (a crash)
   start NODE         start one stopped node again as up starts it, and wait until it is healthy
   logs [NODE] [-n N] print the last N (default 40) lines of a node's log; no NODE lists the logs
+  units ORG          write <home>/hosts/ORG/: what ORG's own host needs (its keys, CA, ledgers and
+                     gateway files; of the others only their CA certificates) and a systemd unit
+                     per node of ORG, paths moved to HDX_HOST_ROOT. ORG's nodes must be stopped.
+                     See fabric-network/README.md, "Members on separate hosts".
 
 Environment (defaults in brackets):
   HDX_NETWORK_HOME        state folder [<repo>/.hdx/network]
-  HDX_PORT_BASE           first of 110 ports on 127.0.0.1 [7000]
+  HDX_PORT_BASE           first of 110 ports [7000]
+  HDX_ORG_ADDRESSES       each organization's address, e.g. orderer=10.77.0.1,hospital1=10.77.0.2
+                          (every node of it listens there, its TLS certificates name it) [127.0.0.1]
+  HDX_ORG_NETNS           each organization's Linux network namespace, e.g. hospital1=hdx-h1: its
+                          nodes start through \`ip netns exec\` [none]
+  HDX_HOST_ROOT           units: the HDX root on the organization's host [/opt/hdx]
+  HDX_HOST_NODE           units: Node.js on the host [/usr/bin/node]
+  HDX_HOST_USER           units: the user the units run as [hdx]
   HDX_ORDERER_TYPE        ordering consensus, raft or bft [raft]
   HDX_ORDERERS            orderers: 3 or 1 with raft [3], 4 with bft [4]
   HDX_BATCH_TIMEOUT       orderer BatchTimeout [200ms]
@@ -130,6 +143,14 @@ async function main(argv: string[]): Promise<number> {
       if (!f) throw new NetworkError(`no log for "${name}"; known: ${files.map((x) => x.name).join(', ') || 'none'}`);
       const lines = fs.readFileSync(f.file, 'utf8').split('\n');
       process.stdout.write(`${lines.slice(-n - 1).join('\n')}\n`);
+      return 0;
+    }
+    case 'units': {
+      const org = rest.find((a) => !a.startsWith('-'));
+      if (!org) throw new NetworkError("units needs an organization's name, e.g. `npm run network -- units hospital1`");
+      const t = existingTopology(options);
+      const out = writeHostFolder(t, binariesIn(readNetworkInfo(t.options.home).fabricBinaries), org, hostLayout());
+      say(`${org}: ${out.files} files in ${out.dir} (copy it to the host's ${hostLayout().root}); units: ${out.units.join(', ')}`);
       return 0;
     }
     case undefined:

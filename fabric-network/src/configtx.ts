@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { isFounder, type Org, type Topology } from './topology';
+import { endpoint, isFounder, type Org, type Topology } from './topology';
 
 export const PROFILE = 'HdxChannel';
 
@@ -18,7 +18,7 @@ function ordererOrg(t: Topology, org: Org): object {
       Writers: sig(`OR('${m}.member')`),
       Admins: sig(`OR('${m}.admin')`),
     },
-    OrdererEndpoints: t.orderers.map((o) => `127.0.0.1:${o.port}`),
+    OrdererEndpoints: t.orderers.map((o) => endpoint(o.host, o.port)),
   };
 }
 
@@ -35,7 +35,7 @@ function peerOrg(t: Topology, org: Org): object {
       Admins: sig(`OR('${m}.admin')`),
       Endorsement: sig(`OR('${m}.peer')`),
     },
-    AnchorPeers: peer ? [{ Host: '127.0.0.1', Port: peer.port }] : [],
+    AnchorPeers: peer ? [{ Host: peer.host, Port: peer.port }] : [],
   };
 }
 
@@ -45,7 +45,7 @@ function raft(t: Topology): object {
     OrdererType: 'etcdraft',
     EtcdRaft: {
       Consenters: t.orderers.map((o) => ({
-        Host: '127.0.0.1',
+        Host: o.host,
         Port: o.port,
         ClientTLSCert: path.join(o.dir, 'tls', 'server.crt'),
         ServerTLSCert: path.join(o.dir, 'tls', 'server.crt'),
@@ -72,7 +72,7 @@ function bft(t: Topology): object {
     OrdererType: 'BFT',
     ConsenterMapping: t.orderers.map((o) => ({
       ID: o.consenterId,
-      Host: '127.0.0.1',
+      Host: o.host,
       Port: o.port,
       MSPID: orgOfName(t, 'orderer').mspId,
       Identity: path.join(o.dir, 'msp', 'signcerts', 'cert.pem'),

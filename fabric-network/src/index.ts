@@ -11,3 +11,7 @@ export type { Consensus, NetworkOptions, OrdererNode, Topology } from './topolog
 export { CHAINCODE_NAME, CHANNEL, PEER_ORGS, topology } from './topology';
 export { postgresBin, startPostgres, stopPostgres } from './postgres';
 export type { PostgresServer } from './postgres';
+export { hostLayout, hostUnits, writeHostFolder } from './host-units';
+export type { HostLayout, HostUnit } from './host-units';
+export { binariesIn } from './binaries';
+export type { Binaries } from './binaries';

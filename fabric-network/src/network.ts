@@ -7,7 +7,7 @@ import { caCertFile, caUrl, enrollIdentity, orgSecrets, register, startCa, write
 import { ccaasPackage } from './chaincode-package';
 import { configtx, PROFILE } from './configtx';
 import { orgKey, orgRegistration } from './org-did';
-import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, startService, stopService, waitFor, waitHealthy } from './proc';
+import { httpGet, importantLogLines, isRunning, killService, logFile, NetworkError, run, type ServiceSpec, startService, stopService, waitFor, waitHealthy } from './proc';
 import {
   activeSlots,
   CHAINCODE_LABEL,
@@ -23,6 +23,12 @@ import {
   type PeerOrgName,
   type Topology,
   topology,
+  endpoint,
+  invalidAddress,
+  invalidNetns,
+  isLoopback,
+  parseOrgMap,
+  addressOf,
 } from './topology';
 
 export type Progress = (message: string) => void;
@@ -49,6 +55,12 @@ export interface GatewayConnection {
   readonly org: string;
   readonly mspId: string;
   readonly peerEndpoint: string;
+  /**
+   * The TLS name the gateway checks the peer's certificate against instead of the endpoint's host:
+   * `localhost` on the loopback (as before); absent when the peer is at another address, whose
+   * certificate names that address.
+   */
+  readonly peerHostAlias?: string;
   readonly peerTlsCaFile: string;
   readonly caUrl: string;
   readonly caName: string;
@@ -79,6 +91,14 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
   }
   const batchTimeout = env.HDX_BATCH_TIMEOUT ?? '200ms';
   if (!/^\d+(ms|s)$/.test(batchTimeout)) throw new NetworkError(`HDX_BATCH_TIMEOUT must look like 200ms or 1s, not ${batchTimeout}`);
+  let addresses: Record<string, string> | undefined;
+  let netns: Record<string, string> | undefined;
+  try {
+    addresses = parseOrgMap('HDX_ORG_ADDRESSES', env.HDX_ORG_ADDRESSES, invalidAddress);
+    netns = parseOrgMap('HDX_ORG_NETNS', env.HDX_ORG_NETNS, invalidNetns);
+  } catch (err) {
+    throw new NetworkError((err as Error).message);
+  }
   return {
     home: path.resolve(env.HDX_NETWORK_HOME ?? path.join(REPO_ROOT, '.hdx', 'network')),
     portBase,
@@ -86,6 +106,9 @@ export function defaultOptions(env: NodeJS.ProcessEnv = process.env): NetworkOpt
     orderers,
     batchTimeout,
     maxMessageCount,
+    // Only when given, so a network's options.json (and every existing layout) is as before.
+    ...(addresses ? { addresses } : {}),
+    ...(netns ? { netns } : {}),
   };
 }
 
@@ -205,7 +228,7 @@ function consensusDir(t: Topology): string {
   return t.options.consensus === 'bft' ? 'smartbft' : 'etcdraft';
 }
 
-function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
+export function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
   const o = t.orderers[i];
   if (!o) throw new Error(`no orderer ${i}`);
   const tls = path.join(o.dir, 'tls');
@@ -215,7 +238,7 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
     FABRIC_CFG_PATH: bins.configDir,
     FABRIC_LOGGING_SPEC: 'info:grpc=error',
     FABRIC_LOGGING_FORMAT: LOG_FORMAT,
-    ORDERER_GENERAL_LISTENADDRESS: '127.0.0.1',
+    ORDERER_GENERAL_LISTENADDRESS: o.host,
     ORDERER_GENERAL_LISTENPORT: String(o.port),
     ORDERER_GENERAL_LOCALMSPID: 'OrdererMSP',
     ORDERER_GENERAL_LOCALMSPDIR: path.join(o.dir, 'msp'),
@@ -232,9 +255,9 @@ function ordererEnv(t: Topology, bins: Binaries, i: number): NodeJS.ProcessEnv {
     ORDERER_FILELEDGER_LOCATION: path.join(data, 'ledger'),
     ORDERER_CONSENSUS_WALDIR: path.join(data, consensusDir(t), 'wal'),
     ORDERER_CONSENSUS_SNAPDIR: path.join(data, consensusDir(t), 'snapshot'),
-    ORDERER_OPERATIONS_LISTENADDRESS: `127.0.0.1:${o.operationsPort}`,
+    ORDERER_OPERATIONS_LISTENADDRESS: endpoint(o.host, o.operationsPort),
     ORDERER_METRICS_PROVIDER: 'prometheus',
-    ORDERER_ADMIN_LISTENADDRESS: `127.0.0.1:${o.adminPort}`,
+    ORDERER_ADMIN_LISTENADDRESS: endpoint(o.host, o.adminPort),
     ORDERER_ADMIN_TLS_ENABLED: 'true',
     ORDERER_ADMIN_TLS_CERTIFICATE: path.join(tls, 'server.crt'),
     ORDERER_ADMIN_TLS_PRIVATEKEY: path.join(tls, 'server.key'),
@@ -253,16 +276,16 @@ async function startOrderer(t: Topology, bins: Binaries, i: number): Promise<voi
   const o = t.orderers[i];
   if (!o) throw new Error(`no orderer ${i}`);
   if (!isRunning(t.dirs.pids, o.name)) {
-    startService({ name: o.name, command: bins.orderer, args: [], env: ordererEnv(t, bins, i) }, t.dirs.pids, t.dirs.logs);
+    startService({ name: o.name, command: bins.orderer, args: [], env: ordererEnv(t, bins, i), netns: o.netns }, t.dirs.pids, t.dirs.logs);
   }
-  await waitHealthy(o.name, `http://127.0.0.1:${o.operationsPort}/healthz`, {
+  await waitHealthy(o.name, `http://${endpoint(o.host, o.operationsPort)}/healthz`, {
     timeoutMs: 60_000,
     pidsDir: t.dirs.pids,
     log: logFile(t.dirs.logs, o.name),
   });
 }
 
-function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
+export function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
   const org = orgOf(t, p.org);
   const tls = path.join(p.dir, 'tls');
   const data = path.join(t.dirs.data, p.name);
@@ -271,12 +294,12 @@ function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
     FABRIC_LOGGING_SPEC: 'info:grpc=error:gossip,discovery=warning',
     FABRIC_LOGGING_FORMAT: LOG_FORMAT,
     CORE_PEER_ID: p.name,
-    CORE_PEER_ADDRESS: `127.0.0.1:${p.port}`,
-    CORE_PEER_LISTENADDRESS: `127.0.0.1:${p.port}`,
-    CORE_PEER_CHAINCODEADDRESS: `127.0.0.1:${p.chaincodeListenPort}`,
-    CORE_PEER_CHAINCODELISTENADDRESS: `127.0.0.1:${p.chaincodeListenPort}`,
-    CORE_PEER_GOSSIP_BOOTSTRAP: `127.0.0.1:${p.port}`,
-    CORE_PEER_GOSSIP_EXTERNALENDPOINT: `127.0.0.1:${p.port}`,
+    CORE_PEER_ADDRESS: endpoint(p.host, p.port),
+    CORE_PEER_LISTENADDRESS: endpoint(p.host, p.port),
+    CORE_PEER_CHAINCODEADDRESS: endpoint(p.host, p.chaincodeListenPort),
+    CORE_PEER_CHAINCODELISTENADDRESS: endpoint(p.host, p.chaincodeListenPort),
+    CORE_PEER_GOSSIP_BOOTSTRAP: endpoint(p.host, p.port),
+    CORE_PEER_GOSSIP_EXTERNALENDPOINT: endpoint(p.host, p.port),
     // Peers join the channel one after another, so their first cross-org handshakes fail; the stock
     // 25 s reconnect interval then delays discovery (and endorsement planning) by half a minute.
     CORE_PEER_GOSSIP_RECONNECTINTERVAL: '2s',
@@ -290,7 +313,7 @@ function peerEnv(t: Topology, bins: Binaries, p: PeerNode): NodeJS.ProcessEnv {
     CORE_PEER_TLS_ROOTCERT_FILE: path.join(tls, 'ca.crt'),
     CORE_PEER_FILESYSTEMPATH: data,
     CORE_LEDGER_SNAPSHOTS_ROOTDIR: path.join(data, 'snapshots'),
-    CORE_OPERATIONS_LISTENADDRESS: `127.0.0.1:${p.operationsPort}`,
+    CORE_OPERATIONS_LISTENADDRESS: endpoint(p.host, p.operationsPort),
     CORE_METRICS_PROVIDER: 'prometheus',
     // No Docker: chaincode runs only as a service, through our external builder.
     CORE_VM_ENDPOINT: '',
@@ -307,9 +330,9 @@ export async function startPeers(t: Topology, bins: Binaries): Promise<void> {
 /** Starts one peer unless it runs, and waits for its /healthz. */
 export async function startPeer(t: Topology, bins: Binaries, p: PeerNode): Promise<void> {
   if (!isRunning(t.dirs.pids, p.name)) {
-    startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p) }, t.dirs.pids, t.dirs.logs);
+    startService({ name: p.name, command: bins.peer, args: ['node', 'start'], env: peerEnv(t, bins, p), netns: p.netns }, t.dirs.pids, t.dirs.logs);
   }
-  await waitHealthy(p.name, `http://127.0.0.1:${p.operationsPort}/healthz`, {
+  await waitHealthy(p.name, `http://${endpoint(p.host, p.operationsPort)}/healthz`, {
     timeoutMs: 60_000,
     pidsDir: t.dirs.pids,
     log: logFile(t.dirs.logs, p.name),
@@ -326,7 +349,7 @@ export function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): Nod
     FABRIC_LOGGING_SPEC: 'warning',
     CORE_PEER_LOCALMSPID: org.mspId,
     CORE_PEER_MSPCONFIGPATH: path.join(identityDir(org, 'admin', 'admin'), 'msp'),
-    CORE_PEER_ADDRESS: `127.0.0.1:${p.port}`,
+    CORE_PEER_ADDRESS: endpoint(p.host, p.port),
     CORE_PEER_TLS_ENABLED: 'true',
     CORE_PEER_TLS_ROOTCERT_FILE: caCertFile(org.ca),
   };
@@ -335,7 +358,7 @@ export function adminEnv(t: Topology, bins: Binaries, orgName: PeerOrgName): Nod
 export function ordererArgs(t: Topology): string[] {
   const o = t.orderers[0];
   if (!o) throw new Error('no orderer');
-  return ['-o', `127.0.0.1:${o.port}`, '--tls', '--cafile', caCertFile(orgOf(t, 'orderer').ca)];
+  return ['-o', endpoint(o.host, o.port), '--tls', '--cafile', caCertFile(orgOf(t, 'orderer').ca)];
 }
 
 async function createChannel(t: Topology, bins: Binaries): Promise<void> {
@@ -357,7 +380,7 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
     t.orderers.map(async (o) => {
       const adminArgs = [
         '-o',
-        `127.0.0.1:${o.adminPort}`,
+        endpoint(o.host, o.adminPort),
         '--ca-file',
         caCertFile(ordererOrg.ca),
         '--client-cert',
@@ -388,8 +411,8 @@ async function createChannel(t: Topology, bins: Binaries): Promise<void> {
 }
 
 /** An orderer's or peer's Prometheus metrics (its operations endpoint). */
-export async function metricsOf(port: number): Promise<string> {
-  return (await httpGet(`http://127.0.0.1:${port}/metrics`)).body;
+export async function metricsOf(node: { readonly host: string; readonly operationsPort: number }): Promise<string> {
+  return (await httpGet(`http://${endpoint(node.host, node.operationsPort)}/metrics`)).body;
 }
 
 /** A metric of channel hdx in an orderer's or peer's Prometheus text, e.g. consensus_BFT_leader_id. */
@@ -409,7 +432,7 @@ async function waitForLeader(t: Topology): Promise<void> {
     await waitFor(
       `Raft leader for channel ${CHANNEL}`,
       async () => {
-        const body = await metricsOf(first.operationsPort);
+        const body = await metricsOf(first);
         return channelMetric(body, 'consensus_etcdraft_is_leader') === 1 || (channelMetric(body, 'consensus_etcdraft_leader_changes') ?? 0) >= 1;
       },
       { timeoutMs: 60_000, pidsDir: t.dirs.pids, name: first.name, log: logFile(t.dirs.logs, first.name) },
@@ -419,7 +442,7 @@ async function waitForLeader(t: Topology): Promise<void> {
   await waitFor(
     `SmartBFT leader agreed by all ${t.orderers.length} orderers of channel ${CHANNEL}`,
     async () => {
-      const leaders = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o.operationsPort), 'consensus_BFT_leader_id')));
+      const leaders = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o), 'consensus_BFT_leader_id')));
       const l = leaders[0];
       return l !== undefined && l >= 1 && leaders.every((x) => x === l);
     },
@@ -438,7 +461,7 @@ async function waitForOrdererHeights(t: Topology): Promise<void> {
   await waitFor(
     `every orderer to hold the blocks of channel ${CHANNEL}`,
     async () => {
-      const heights = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o.operationsPort), 'ledger_blockchain_height')));
+      const heights = await Promise.all(t.orderers.map(async (o) => channelMetric(await metricsOf(o), 'ledger_blockchain_height')));
       const h = heights[0];
       return h !== undefined && h > 1 && heights.every((x) => x === h);
     },
@@ -458,7 +481,7 @@ export async function waitForMembership(t: Topology): Promise<void> {
       waitFor(
         `${p.name} to see the other ${others} peers through gossip`,
         async () => {
-          const res = await httpGet(`http://127.0.0.1:${p.operationsPort}/metrics`);
+          const res = await httpGet(`http://${endpoint(p.host, p.operationsPort)}/metrics`);
           const m = /gossip_membership_total_peers_known\{channel="hdx"\} (\d+)/.exec(res.body);
           return m?.[1] !== undefined && Number(m[1]) >= others;
         },
@@ -482,7 +505,7 @@ export function gatewayPortOf(t: Topology, org: PeerOrgName): number {
 }
 
 export function defaultGatewayUrl(t: Topology, org: PeerOrgName): string {
-  return `http://127.0.0.1:${gatewayPortOf(t, org)}/fhir`;
+  return `http://${endpoint(addressOf(t.options, org), gatewayPortOf(t, org))}/fhir`;
 }
 
 function orgKeyFile(t: Topology, org: PeerOrgName): string {
@@ -491,7 +514,7 @@ function orgKeyFile(t: Topology, org: PeerOrgName): string {
 
 /** Registers each member's organization DID (as the org admin), once. */
 export async function registerOrgDids(t: Topology, bins: Binaries): Promise<void> {
-  const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+  const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', endpoint(p.host, p.port), '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
   for (const org of t.peers.map((p) => p.org)) {
     if (done(t, `org-did-${org}`)) continue;
     const key = orgKey(orgKeyFile(t, org));
@@ -519,7 +542,7 @@ export function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPac
   const org = orgOf(t, p.org);
   const peerTls = path.join(p.dir, 'tls');
   return ccaasPackage(CHAINCODE_LABEL, {
-    address: `127.0.0.1:${p.chaincodePort}`,
+    address: endpoint(p.host, p.chaincodePort),
     dial_timeout: '10s',
     tls_required: true,
     client_auth_required: true,
@@ -532,39 +555,41 @@ export function orgPackage(t: Topology, p: PeerNode): ReturnType<typeof ccaasPac
 export function startChaincodeServer(t: Topology, p: PeerNode, packageId: string): void {
   const name = chaincodeServerName(p.org);
   if (isRunning(t.dirs.pids, name)) return;
+  startService(chaincodeServerSpec(t, p, packageId), t.dirs.pids, t.dirs.logs);
+}
+
+/** How an org's chaincode server is started (program, arguments, environment, namespace). */
+export function chaincodeServerSpec(t: Topology, p: PeerNode, packageId: string): ServiceSpec {
   const org = orgOf(t, p.org);
   const tls = path.join(identityDir(org, 'chaincode', 'server'), 'tls');
   const cli = require.resolve('fabric-shim/cli.js', { paths: [CHAINCODE_DIR] });
-  startService(
-    {
-      name,
-      command: process.execPath,
-      args: [
-        cli,
-        'server',
-        '--chaincode-address',
-        `127.0.0.1:${p.chaincodePort}`,
-        '--chaincode-id',
-        packageId,
-        '--module-path',
-        CHAINCODE_DIR,
-        '--chaincode-tls-cert-file',
-        path.join(tls, 'server.crt'),
-        '--chaincode-tls-key-file',
-        path.join(tls, 'server.key'),
-        '--chaincode-tls-client-cacert-file',
-        caCertFile(org.ca),
-      ],
-      env: { CORE_PEER_LOCALMSPID: org.mspId, CORE_CHAINCODE_LOGGING_LEVEL: 'info' },
-      cwd: CHAINCODE_DIR,
-    },
-    t.dirs.pids,
-    t.dirs.logs,
-  );
+  return {
+    name: chaincodeServerName(p.org),
+    command: process.execPath,
+    args: [
+      cli,
+      'server',
+      '--chaincode-address',
+      endpoint(p.host, p.chaincodePort),
+      '--chaincode-id',
+      packageId,
+      '--module-path',
+      CHAINCODE_DIR,
+      '--chaincode-tls-cert-file',
+      path.join(tls, 'server.crt'),
+      '--chaincode-tls-key-file',
+      path.join(tls, 'server.key'),
+      '--chaincode-tls-client-cacert-file',
+      caCertFile(org.ca),
+    ],
+    env: { CORE_PEER_LOCALMSPID: org.mspId, CORE_CHAINCODE_LOGGING_LEVEL: 'info' },
+    cwd: CHAINCODE_DIR,
+    netns: p.netns,
+  };
 }
 
 export function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> {
-  return waitFor(`chaincode server for ${p.org} on 127.0.0.1:${p.chaincodePort}`, () => portOpen(p.chaincodePort), {
+  return waitFor(`chaincode server for ${p.org} on ${endpoint(p.host, p.chaincodePort)}`, () => portOpen(p.host, p.chaincodePort), {
     timeoutMs: 30_000,
     pidsDir: t.dirs.pids,
     name: chaincodeServerName(p.org),
@@ -572,9 +597,9 @@ export function waitForChaincodeServer(t: Topology, p: PeerNode): Promise<void> 
   });
 }
 
-export function portOpen(port: number): Promise<boolean> {
+export function portOpen(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port }, () => {
+    const sock = net.connect({ host, port }, () => {
       sock.destroy();
       resolve(true);
     });
@@ -629,7 +654,7 @@ async function deployChaincode(t: Topology, bins: Binaries): Promise<void> {
     const env = adminEnv(t, bins, 'hospital1');
     const committed = await run(bins.peer, ['lifecycle', 'chaincode', 'querycommitted', '-C', CHANNEL, '-n', CHAINCODE_NAME], { env }).catch(() => '');
     if (!committed.includes(`Sequence: ${sequence}`)) {
-      const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+      const peerArgs = t.peers.flatMap((p) => ['--peerAddresses', endpoint(p.host, p.port), '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
       await run(
         bins.peer,
         ['lifecycle', 'chaincode', 'commit', ...ordererArgs(t), '-C', CHANNEL, '-n', CHAINCODE_NAME, '-v', CHAINCODE_VERSION, '--sequence', sequence, ...peerArgs],
@@ -667,7 +692,8 @@ export function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
     const conn: GatewayConnection = {
       org: name,
       mspId: org.mspId,
-      peerEndpoint: `127.0.0.1:${p.port}`,
+      peerEndpoint: endpoint(p.host, p.port),
+      ...(isLoopback(p.host) ? { peerHostAlias: 'localhost' } : {}),
       peerTlsCaFile: caCertFile(org.ca),
       caUrl: caUrl(org.ca),
       caName: org.ca.name,
@@ -688,7 +714,7 @@ export function writeNetworkInfo(t: Topology, bins: Binaries): NetworkInfo {
     chaincode: CHAINCODE_NAME,
     fabricBinaries: bins.binDir,
     orgs,
-    orderers: t.orderers.map((o) => ({ name: o.name, endpoint: `127.0.0.1:${o.port}` })),
+    orderers: t.orderers.map((o) => ({ name: o.name, endpoint: endpoint(o.host, o.port) })),
   };
   fs.writeFileSync(path.join(t.options.home, STATE_FILE), JSON.stringify(info, null, 2), { mode: 0o600 });
   return info;
@@ -710,15 +736,16 @@ function devIdentityProvider(t: Topology, org: string): { issuer: string; public
   return { issuer: `https://idp.${org}.hdx.test`, publicKeyFile, privateKeyFile };
 }
 
-function gatewayEnv(c: GatewayConnection, idp: { issuer: string; publicKeyFile: string; privateKeyFile: string }): string {
+export function gatewayEnv(c: GatewayConnection, idp: { issuer: string; publicKeyFile: string; privateKeyFile: string }): string {
   return [
     `# Written by the HDX network launcher: how the ${c.org} gateway reaches its peer and CA.`,
     `HDX_ORG=${c.org}`,
     `HDX_MSP_ID=${c.mspId}`,
     `HDX_PEER_ENDPOINT=${c.peerEndpoint}`,
     `HDX_PEER_TLS_CA_FILE=${c.peerTlsCaFile}`,
-    '# the peer certificates name localhost and 127.0.0.1; TLS uses the host name',
-    'HDX_PEER_HOST_ALIAS=localhost',
+    ...(c.peerHostAlias === undefined
+      ? ['# the peer certificate names the address above; TLS checks it']
+      : ['# the peer certificates name localhost and 127.0.0.1; TLS uses the host name', `HDX_PEER_HOST_ALIAS=${c.peerHostAlias}`]),
     `HDX_CA_URL=${c.caUrl}`,
     `HDX_CA_NAME=${c.caName}`,
     `HDX_CA_TLS_CA_FILE=${c.caTlsCaFile}`,

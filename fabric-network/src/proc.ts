@@ -51,6 +51,14 @@ export interface ServiceSpec {
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
   readonly cwd?: string;
+  /** A Linux network namespace to run it in: the command becomes `ip netns exec <netns> <command> ...`. */
+  readonly netns?: string | undefined;
+}
+
+/** The program and arguments that start a service: in its network namespace, through `ip netns exec`. */
+export function commandLine(spec: Pick<ServiceSpec, 'command' | 'args' | 'netns'>): { file: string; args: string[] } {
+  if (spec.netns === undefined) return { file: spec.command, args: [...spec.args] };
+  return { file: 'ip', args: ['netns', 'exec', spec.netns, spec.command, ...spec.args] };
 }
 
 export function pidFile(pidsDir: string, name: string): string {
@@ -100,7 +108,10 @@ export function startService(spec: ServiceSpec, pidsDir: string, logsDir: string
   fs.mkdirSync(logsDir, { recursive: true });
   const out = fs.openSync(logFile(logsDir, spec.name), 'a');
   fs.writeSync(out, `\n===== ${new Date().toISOString()} starting ${spec.name}\n`);
-  const child = spawn(spec.command, spec.args, {
+  // `ip netns exec` enters the namespace and then execs the command in the same process, so the recorded
+  // pid is the node's own and isRunning finds its program in /proc/<pid>/cmdline.
+  const { file, args } = commandLine(spec);
+  const child = spawn(file, args, {
     env: { ...process.env, ...spec.env },
     cwd: spec.cwd,
     detached: true,

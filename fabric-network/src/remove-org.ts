@@ -44,7 +44,7 @@ import {
 } from './network';
 import { caCertFile } from './ca';
 import { NetworkError, run, stopService, waitFor } from './proc';
-import { activeSlots, CHAINCODE_NAME, CHANNEL, isFounder, type NetworkOptions, orgOf, peerOf, type Topology, topology } from './topology';
+import { activeSlots, CHAINCODE_NAME, CHANNEL, endpoint, isFounder, type NetworkOptions, orgOf, peerOf, type Topology, topology } from './topology';
 
 /** Where a member stands in the ledger's member registry (hdx.identity:MemberStatus). */
 export interface MemberStatus {
@@ -167,7 +167,7 @@ async function removeFromRegistry(t: Topology, bins: Binaries, name: string, pro
   const admins = t.peers.map((p) => p.org).filter((o) => o !== name);
   const first = admins[0];
   if (!first) throw new Error('no member organization');
-  const peerArgs = t.peers.filter((p) => p.org !== name).flatMap((p) => ['--peerAddresses', `127.0.0.1:${p.port}`, '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
+  const peerArgs = t.peers.filter((p) => p.org !== name).flatMap((p) => ['--peerAddresses', endpoint(p.host, p.port), '--tlsRootCertFiles', caCertFile(orgOf(t, p.org).ca)]);
   const invoke = (asOrg: string, fn: string): Promise<string> =>
     run(
       bins.peer,

@@ -10,7 +10,7 @@ import { binariesIn } from './binaries';
 import { adminEnv, chaincodeServerName, channelMetric, existingTopology, metricsOf, portOpen, readNetworkInfo } from './network';
 import { caUrl } from './ca';
 import { httpGet, isRunning, readPid, run } from './proc';
-import { CHAINCODE_NAME, CHANNEL, type NetworkOptions, type OrdererNode, type Topology } from './topology';
+import { CHAINCODE_NAME, CHANNEL, endpoint, type NetworkOptions, type OrdererNode, type Topology } from './topology';
 
 export interface NodeStatus {
   readonly name: string;
@@ -90,7 +90,7 @@ function heightIn(body: string): { height?: number } {
 
 /** Whether an orderer leads channel hdx (from its consensus metrics) and its height; nothing when it does not answer. */
 async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leader' | 'follower'; height?: number }> {
-  const body = await metricsOf(o.operationsPort).catch(() => undefined);
+  const body = await metricsOf(o).catch(() => undefined);
   if (body === undefined) return {};
   const leads = channelMetric(body, t.options.consensus === 'bft' ? 'consensus_BFT_is_leader' : 'consensus_etcdraft_is_leader');
   return { ...(leads === undefined ? {} : { role: leads === 1 ? 'leader' : 'follower' }), ...heightIn(body) };
@@ -99,16 +99,16 @@ async function ordererRole(t: Topology, o: OrdererNode): Promise<{ role?: 'leade
 /** The orderer that leads channel hdx now, from the consensus metrics; undefined when none does. */
 export async function orderingLeader(t: Topology): Promise<string | undefined> {
   for (const o of t.orderers) {
-    const body = await metricsOf(o.operationsPort).catch(() => '');
+    const body = await metricsOf(o).catch(() => '');
     const leads = t.options.consensus === 'bft' ? channelMetric(body, 'consensus_BFT_is_leader') === 1 : channelMetric(body, 'consensus_etcdraft_is_leader') === 1;
     if (leads) return o.name;
   }
   return undefined;
 }
 
-async function healthz(port: number): Promise<boolean> {
+async function healthz(host: string, port: number): Promise<boolean> {
   try {
-    return (await httpGet(`http://127.0.0.1:${port}/healthz`)).status === 200;
+    return (await httpGet(`http://${endpoint(host, port)}/healthz`)).status === 200;
   } catch {
     return false;
   }
@@ -151,7 +151,7 @@ export async function status(requested: NetworkOptions, opts: { gateways?: reado
         name: o.ca.name,
         kind: 'ca',
         running: isRunning(t.dirs.pids, o.ca.name),
-        healthy: await healthz(o.ca.operationsPort),
+        healthy: await healthz(o.ca.host, o.ca.operationsPort),
         endpoint: caUrl(o.ca),
       })),
     ),
@@ -160,8 +160,8 @@ export async function status(requested: NetworkOptions, opts: { gateways?: reado
         name: o.name,
         kind: 'orderer',
         running: isRunning(t.dirs.pids, o.name),
-        healthy: await healthz(o.operationsPort),
-        endpoint: `127.0.0.1:${o.port}`,
+        healthy: await healthz(o.host, o.operationsPort),
+        endpoint: endpoint(o.host, o.port),
         ...(await ordererRole(t, o)),
       })),
     ),
@@ -170,18 +170,18 @@ export async function status(requested: NetworkOptions, opts: { gateways?: reado
         name: p.name,
         kind: 'peer',
         running: isRunning(t.dirs.pids, p.name),
-        healthy: await healthz(p.operationsPort),
-        endpoint: `127.0.0.1:${p.port}`,
-        ...heightIn(await metricsOf(p.operationsPort).catch(() => '')),
+        healthy: await healthz(p.host, p.operationsPort),
+        endpoint: endpoint(p.host, p.port),
+        ...heightIn(await metricsOf(p).catch(() => '')),
       })),
     ),
     Promise.all(
       t.peers.map(async (p): Promise<NodeStatus> => {
         const name = chaincodeServerName(p.org);
         const running = isRunning(t.dirs.pids, name);
-        const listening = await portOpen(p.chaincodePort);
+        const listening = await portOpen(p.host, p.chaincodePort);
         const problem = !listening ? 'not listening' : await chaincodeAnswers(t, binDir, p.org);
-        return { name, kind: 'chaincode', running, healthy: problem === undefined, endpoint: `127.0.0.1:${p.chaincodePort}`, ...(problem ? { detail: problem } : {}) };
+        return { name, kind: 'chaincode', running, healthy: problem === undefined, endpoint: endpoint(p.host, p.chaincodePort), ...(problem ? { detail: problem } : {}) };
       }),
     ),
     Promise.all(

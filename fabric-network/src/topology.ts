@@ -42,11 +42,83 @@ export interface NetworkOptions {
   readonly leaving?: readonly string[];
   /** Organizations removed (`remove-org` finished): out of the topology; their names are not used again. */
   readonly removed?: readonly string[];
+  /**
+   * The address each organization's nodes listen on and are reached at (`HDX_ORG_ADDRESSES`), by
+   * organization name ('orderer' for the ordering organization); an organization not listed uses 127.0.0.1.
+   */
+  readonly addresses?: Readonly<Record<string, string>>;
+  /** The Linux network namespace each organization's processes run in (`HDX_ORG_NETNS`); absent: this one. */
+  readonly netns?: Readonly<Record<string, string>>;
+}
+
+/** The address of a node that was not given one: this machine's loopback. */
+export const LOOPBACK = '127.0.0.1';
+
+/** The address an organization's nodes listen on and are reached at. */
+export function addressOf(options: NetworkOptions, org: OrgName): string {
+  return options.addresses?.[org] ?? LOOPBACK;
+}
+
+/** The network namespace an organization's processes are started in, if any. */
+export function netnsOf(options: NetworkOptions, org: OrgName): string | undefined {
+  return options.netns?.[org];
+}
+
+/** Whether an address is this machine's loopback (127.0.0.0/8, ::1 or localhost). */
+export function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
+}
+
+/**
+ * The names a node's TLS certificate carries (its subject alternative names): its organization's address;
+ * on the loopback also `localhost`, as before (a gateway on this machine may name its peer `localhost`).
+ */
+export function tlsHostsOf(address: string): string[] {
+  return isLoopback(address) ? [...new Set([address, LOOPBACK, 'localhost'])] : [address];
+}
+
+/** `host:port`, with an IPv6 address in brackets. */
+export function endpoint(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * Parses `org=value,org=value` (HDX_ORG_ADDRESSES, HDX_ORG_NETNS). `check` says why a value is refused, or
+ * undefined. Throws an Error naming the variable and the entry at fault.
+ */
+export function parseOrgMap(variable: string, text: string | undefined, check: (value: string) => string | undefined): Record<string, string> | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const map: Record<string, string> = {};
+  for (const entry of text.split(',').map((e) => e.trim())) {
+    const m = /^([a-z][a-z0-9]{1,19})=(.+)$/.exec(entry);
+    if (!m?.[1] || m[2] === undefined) throw new Error(`${variable}: "${entry}" is not <organization>=<value> (e.g. hospital1=10.77.0.2)`);
+    if (m[1] in map) throw new Error(`${variable}: organization ${m[1]} is given twice`);
+    const why = check(m[2]);
+    if (why) throw new Error(`${variable}: ${m[1]}=${m[2]}: ${why}`);
+    map[m[1]] = m[2];
+  }
+  return map;
+}
+
+/** Why `value` cannot be a node address (an IPv4 address, an IPv6 address or a DNS name), or undefined. */
+export function invalidAddress(value: string): string | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(value)) return value.split('.').every((o) => Number(o) <= 255) ? undefined : 'not an IPv4 address';
+  if (value.includes(':')) return /^[0-9a-fA-F:]+$/.test(value) ? undefined : 'not an IPv6 address';
+  return /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(value) ? undefined : 'not an IP address or host name';
+}
+
+/** Why `value` cannot be a network namespace name, or undefined. */
+export function invalidNetns(value: string): string | undefined {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(value) ? undefined : 'not a network namespace name (letters, digits, ".", "_", "-")';
 }
 
 export interface CaNode {
   readonly org: OrgName;
   readonly name: string;
+  /** The address it listens on and is reached at: its organization's. */
+  readonly host: string;
+  /** The network namespace it runs in, if any: its organization's. */
+  readonly netns?: string;
   readonly port: number;
   readonly operationsPort: number;
   readonly home: string;
@@ -54,6 +126,9 @@ export interface CaNode {
 
 export interface OrdererNode {
   readonly name: string;
+  /** The ordering organization's address. */
+  readonly host: string;
+  readonly netns?: string;
   readonly port: number;
   readonly adminPort: number;
   readonly operationsPort: number;
@@ -65,6 +140,9 @@ export interface OrdererNode {
 export interface PeerNode {
   readonly org: PeerOrgName;
   readonly name: string;
+  /** Its organization's address: the peer, its chaincode listener, operations and chaincode server listen there. */
+  readonly host: string;
+  readonly netns?: string;
   readonly port: number;
   readonly chaincodeListenPort: number;
   readonly operationsPort: number;
@@ -112,7 +190,11 @@ export function topology(options: NetworkOptions): Topology {
   const { home, portBase: b } = options;
   const joined = options.joined ?? [];
   if (joined.length > MAX_JOINED_ORGS) throw new Error(`at most ${MAX_JOINED_ORGS} organizations can join a network, not ${joined.length}`);
-  const caOf = (name: string, port: number): CaNode => ({ org: name, name: `ca-${name}`, port, operationsPort: port + 1, home: path.join(home, 'ca', name) });
+  const placed = (org: string): { host: string; netns?: string } => {
+    const netns = netnsOf(options, org);
+    return { host: addressOf(options, org), ...(netns === undefined ? {} : { netns }) };
+  };
+  const caOf = (name: string, port: number): CaNode => ({ org: name, name: `ca-${name}`, ...placed(name), port, operationsPort: port + 1, home: path.join(home, 'ca', name) });
   const orgOfName = (name: string, ca: CaNode): Org => ({ name, mspId: mspIdOf(name), dir: path.join(home, 'orgs', name), ca });
   const orgs: Org[] = [
     ...['orderer', ...PEER_ORGS].map((name, i) => orgOfName(name, caOf(name, b + i * 10))),
@@ -120,6 +202,7 @@ export function topology(options: NetworkOptions): Topology {
   ];
   const orderers: OrdererNode[] = Array.from({ length: options.orderers }, (_, i) => ({
     name: `orderer${i}`,
+    ...placed('orderer'),
     port: b + 40 + i * 5,
     adminPort: b + 41 + i * 5,
     operationsPort: b + 42 + i * 5,
@@ -129,6 +212,7 @@ export function topology(options: NetworkOptions): Topology {
   const peerOfOrg = (org: string, port: number, chaincodePort: number): PeerNode => ({
     org,
     name: `peer0.${org}`,
+    ...placed(org),
     port,
     chaincodeListenPort: port + 1,
     operationsPort: port + 2,
