@@ -146,6 +146,20 @@ describe('PgStore', () => {
     }
   });
 
+  it('PostgreSQL out of reach is a 503 the client may retry, naming no host or credentials', async () => {
+    const store = new PgStore({ url: 'postgres://hdx:secret-password@127.0.0.1:1/hdx', poolSize: 1 });
+    try {
+      const err = await store.readCurrent('Patient', 'p1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.have.property('code', 'UNAVAILABLE');
+      expect(String((err as Error).message)).to.not.match(/secret-password|127\.0\.0\.1/);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses a store written by a newer gateway, and says so at the first use', async () => {
     const s = testPgSchema();
     const client = new Client({ connectionString: url });

@@ -208,6 +208,22 @@ function toVersion(r: Row): StoredVersion {
   };
 }
 
+/**
+ * A failure to reach PostgreSQL (refused, reset, the server shutting down: SQLSTATE classes 08 and 57P)
+ * as a 503 the client may retry; anything else as it was. The message names no host or credentials.
+ */
+function unavailableOr(err: unknown): unknown {
+  if (err instanceof OperationOutcomeError) return err;
+  const code = String((err as { code?: unknown } | undefined)?.code ?? '');
+  const message = err instanceof Error ? err.message : '';
+  const down =
+    code.startsWith('08') ||
+    code.startsWith('57P') ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code) ||
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
+  return down ? new OperationOutcomeError('UNAVAILABLE', 'The store (PostgreSQL) is unavailable; retry shortly') : err;
+}
+
 /** The constraint a unique violation broke (PostgreSQL error 23505), else undefined. */
 function uniqueViolation(err: unknown): string | undefined {
   if (err instanceof Error && (err as { code?: unknown }).code === '23505') return String((err as { constraint?: unknown }).constraint ?? '');
@@ -328,7 +344,7 @@ export class PgStore implements ResourceStore {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
+      throw unavailableOr(err);
     } finally {
       client.release();
     }
@@ -339,9 +355,13 @@ export class PgStore implements ResourceStore {
    * (token_jti: PgJtiStore): its rows and how many it changed.
    */
   readonly query = async (sql: string, values: readonly unknown[] = []): Promise<{ rows: unknown[]; rowCount: number }> => {
-    await this.#ready;
-    const r = await this.#pool.query(sql, [...values]);
-    return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+    try {
+      await this.#ready;
+      const r = await this.#pool.query(sql, [...values]);
+      return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+    } catch (err) {
+      throw unavailableOr(err);
+    }
   };
 
   /**
@@ -359,14 +379,23 @@ export class PgStore implements ResourceStore {
   }
 
   async #query<R extends QueryResultRow>(sql: string, values: unknown[] = []): Promise<R[]> {
-    await this.#ready;
-    return (await this.#pool.query<R>(sql, values)).rows;
+    try {
+      await this.#ready;
+      return (await this.#pool.query<R>(sql, values)).rows;
+    } catch (err) {
+      throw unavailableOr(err);
+    }
   }
 
   /** Runs `fn` in one transaction on one connection: committed if it returns, rolled back if it throws. */
   async #transaction<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
-    await this.#ready;
-    const client = await this.#pool.connect();
+    let client: PoolClient;
+    try {
+      await this.#ready;
+      client = await this.#pool.connect();
+    } catch (err) {
+      throw unavailableOr(err);
+    }
     try {
       await client.query('BEGIN');
       const result = await fn(client);
