@@ -38,5 +38,5 @@ step "Integration tests (real Fabric network: 4 CAs, Raft, 3 peers, CCaaS chainc
 npm run --silent test:integration
 step "Fault tests under load (each on a network of its own): Raft leader killed, a member's peer killed"
 npm run --silent test:faults
-step "Consortium (each on a network of its own): BFT ordering (SmartBFT, 4 orderers) with its leader killed under load; a member joins (add-org); a member joins and leaves (remove-org)"
+step "Consortium (each on a network of its own): BFT ordering (SmartBFT, 4 orderers) with its leader killed under load; a member joins (add-org); a member joins and leaves (remove-org); members in network namespaces of their own"
 npm run --silent test:consortium
