@@ -18,7 +18,7 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { searchClassKey } from './store';
+import { groupPendingWrites, toSearchClass, toVersion, type VersionRow } from './sql-rows';
 
 /**
  * The store on PostgreSQL (HDX_STORE=postgres://…): the same tables, search and transactions as
@@ -179,33 +179,6 @@ export function toPositional(sql: string, params: Record<string, unknown>): { te
     return `$${n}`;
   });
   return { text, values };
-}
-
-interface Row {
-  resource_type: string;
-  id: string;
-  version_id: number;
-  last_updated: string;
-  patient_id: string | null;
-  deleted: number;
-  content: string;
-  state: 'pending' | 'anchored';
-  write_id?: string | null;
-  access_class?: string | null;
-}
-
-function toVersion(r: Row): StoredVersion {
-  return {
-    resourceType: r.resource_type,
-    id: r.id,
-    versionId: r.version_id,
-    lastUpdated: r.last_updated,
-    patientId: r.patient_id,
-    deleted: r.deleted === 1,
-    content: r.content,
-    state: r.state,
-    ...(typeof r.access_class === 'string' ? { accessClass: r.access_class } : {}),
-  };
 }
 
 /**
@@ -621,7 +594,7 @@ export class PgStore implements ResourceStore {
   }
 
   async listPending(): Promise<StoredVersion[]> {
-    return (await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE state = 'pending' ORDER BY last_updated`)).map(toVersion);
+    return (await this.#query<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE state = 'pending' ORDER BY last_updated`)).map(toVersion);
   }
 
   /**
@@ -646,44 +619,21 @@ export class PgStore implements ResourceStore {
       await c.query(`DELETE FROM change_entry WHERE write_id = ANY($1::text[]) AND state = 'pending'`, [ids]);
       await c.query('DELETE FROM pending_write WHERE write_id = ANY($1::text[])', [ids]);
     });
-    const rows = await this.#query<Row & { did_links: string | null; new_patients: string | null }>(
+    const rows = await this.#query<VersionRow & { did_links: string | null; new_patients: string | null }>(
       `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class,
               pw.did_links, pw.new_patients
          FROM resource_version rv LEFT JOIN pending_write pw ON pw.write_id = rv.write_id
         WHERE rv.state = 'pending' AND (pw.owner IS NULL OR pw.owner = $1) ORDER BY rv.last_updated`,
       [me],
     );
-    const writes = new Map<string, { versions: StoredVersion[] }>();
-    const out: StoredPendingWrite[] = [];
-    for (const row of rows) {
-      const writeId = row.write_id ?? undefined;
-      if (writeId === undefined) {
-        out.push({ writeId: undefined, versions: [toVersion(row)], newPatientKeys: [], didLinks: [] });
-        continue;
-      }
-      const known = writes.get(writeId);
-      if (known) {
-        known.versions.push(toVersion(row));
-        continue;
-      }
-      const versions = [toVersion(row)];
-      writes.set(writeId, { versions });
-      const didLinks =
-        row.did_links !== null
-          ? (JSON.parse(row.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({
-              patientId: l.patientId,
-              did: l.did,
-              previous: l.previous ?? undefined,
-            }))
-          : [];
-      const newPatientKeys = row.new_patients !== null ? (JSON.parse(row.new_patients) as string[]).map((patientId) => ({ patientId })) : [];
-      out.push({ writeId, versions, newPatientKeys, didLinks });
-    }
-    return out;
+    return groupPendingWrites(rows, (_writeId, row) => {
+      const { did_links, new_patients } = row as VersionRow & { did_links: string | null; new_patients: string | null };
+      return did_links !== null && new_patients !== null ? { did_links, new_patients } : undefined;
+    });
   }
 
   async pendingVersions(resourceType: string, id: string): Promise<StoredVersion[]> {
-    const rows = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'pending' ORDER BY version_id`, [
+    const rows = await this.#query<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'pending' ORDER BY version_id`, [
       resourceType,
       id,
     ]);
@@ -709,7 +659,7 @@ export class PgStore implements ResourceStore {
   }
 
   async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
-    const [row] = await this.#query<Row>(
+    const [row] = await this.#query<VersionRow>(
       `SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'anchored' ORDER BY version_id DESC LIMIT 1`,
       [resourceType, id],
     );
@@ -717,7 +667,7 @@ export class PgStore implements ResourceStore {
   }
 
   async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
-    const [row] = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3 AND state = 'anchored'`, [
+    const [row] = await this.#query<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3 AND state = 'anchored'`, [
       resourceType,
       id,
       versionId,
@@ -726,16 +676,16 @@ export class PgStore implements ResourceStore {
   }
 
   async history(resourceType: string, id: string): Promise<StoredVersion[]> {
-    const rows = await this.#query<Row>(`SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'anchored' ORDER BY version_id DESC`, [
-      resourceType,
-      id,
-    ]);
+    const rows = await this.#query<VersionRow>(
+      `SELECT ${VERSION_COLUMNS} FROM resource_version WHERE resource_type = $1 AND id = $2 AND state = 'anchored' ORDER BY version_id DESC`,
+      [resourceType, id],
+    );
     return rows.map(toVersion);
   }
 
   async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
     // As SqliteStore: a version overlaps `at` when it began before at's end and no later version began at or before at's start.
-    const rows = await this.#query<Row>(
+    const rows = await this.#query<VersionRow>(
       `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class
          FROM resource_version rv
         WHERE ($1::text IS NULL OR rv.resource_type = $1::text) AND rv.state = 'anchored' AND ($2::text IS NULL OR rv.last_updated >= $2::text)
@@ -753,7 +703,7 @@ export class PgStore implements ResourceStore {
     const where = whereOf(q, params, POSTGRES);
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
     const { text, values } = toPositional(sql, params);
-    return (await this.#query<Row>(text, values)).map(toVersion);
+    return (await this.#query<VersionRow>(text, values)).map(toVersion);
   }
 
   async searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]> {
@@ -764,13 +714,7 @@ export class PgStore implements ResourceStore {
                    FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, rv.access_class, cls`;
     const { text, values } = toPositional(sql, params);
     const rows = await this.#query<{ patient_id: string | null; access_class: string | null; id: string; version_id: number; n: string }>(text, values);
-    return rows.map((r) => ({
-      key: searchClassKey({ patientId: r.patient_id, accessClass: r.access_class ?? undefined, id: r.id, versionId: r.version_id }),
-      patientId: r.patient_id,
-      accessClass: r.access_class ?? undefined,
-      ...(r.access_class === null ? { version: { id: r.id, versionId: r.version_id } } : {}),
-      count: Number(r.n),
-    }));
+    return rows.map(toSearchClass);
   }
 
   async linkPatientDid(patientId: string, did: string): Promise<void> {

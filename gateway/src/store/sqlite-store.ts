@@ -22,7 +22,7 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { searchClassKey } from './store';
+import { groupPendingWrites, type PendingWriteMeta, toSearchClass, toVersion, type VersionRow } from './sql-rows';
 
 /** SQLite: the permitted class keys as a JSON array, read with json_each. */
 const SQLITE: SqlDialect = {
@@ -202,35 +202,8 @@ function migrate(db: Database.Database): void {
   }
 }
 
-interface Row {
-  resource_type: string;
-  id: string;
-  version_id: number;
-  last_updated: string;
-  patient_id: string | null;
-  deleted: number;
-  content: string;
-  state: 'pending' | 'anchored';
-  write_id?: string | null;
-  access_class?: string | null;
-}
-
 function isConstraintError(err: unknown): boolean {
   return err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('SQLITE_CONSTRAINT');
-}
-
-function toVersion(r: Row): StoredVersion {
-  return {
-    resourceType: r.resource_type,
-    id: r.id,
-    versionId: r.version_id,
-    lastUpdated: r.last_updated,
-    patientId: r.patient_id,
-    deleted: r.deleted === 1,
-    content: r.content,
-    state: r.state,
-    ...(typeof r.access_class === 'string' ? { accessClass: r.access_class } : {}),
-  };
 }
 
 /** The default store: one SQLite file (WAL, synchronous FULL so an acknowledged write survives a crash). */
@@ -409,37 +382,11 @@ export class SqliteStore implements ResourceStore {
         this.#stmts.deleteWriteRow.run(write_id);
       })();
     }
-    const writes = new Map<string, { versions: StoredVersion[] }>();
-    const out: StoredPendingWrite[] = [];
-    for (const row of this.#stmts.pending.all() as Row[]) {
-      const writeId = row.write_id ?? undefined;
-      if (writeId === undefined) {
-        out.push({ writeId: undefined, versions: [toVersion(row)], newPatientKeys: [], didLinks: [] });
-        continue;
-      }
-      const known = writes.get(writeId);
-      if (known) {
-        known.versions.push(toVersion(row));
-        continue;
-      }
-      const meta = this.#stmts.writeRow.get(writeId) as { did_links: string; new_patients: string } | undefined;
-      const versions = [toVersion(row)];
-      writes.set(writeId, { versions });
-      const didLinks = meta
-        ? (JSON.parse(meta.did_links) as Array<{ patientId: string; did: string; previous: string | null }>).map((l) => ({
-            patientId: l.patientId,
-            did: l.did,
-            previous: l.previous ?? undefined,
-          }))
-        : [];
-      const newPatientKeys = meta ? (JSON.parse(meta.new_patients) as string[]).map((patientId) => ({ patientId })) : [];
-      out.push({ writeId, versions, newPatientKeys, didLinks });
-    }
-    return out;
+    return groupPendingWrites(this.#stmts.pending.all() as VersionRow[], (writeId) => this.#stmts.writeRow.get(writeId) as PendingWriteMeta | undefined);
   }
 
   async pendingVersions(resourceType: string, id: string): Promise<StoredVersion[]> {
-    return (this.#stmts.pendingOf.all(resourceType, id) as Row[]).map(toVersion);
+    return (this.#stmts.pendingOf.all(resourceType, id) as VersionRow[]).map(toVersion);
   }
 
   async readyChanges(limit: number): Promise<ReadyChange[]> {
@@ -470,21 +417,21 @@ export class SqliteStore implements ResourceStore {
   }
 
   async listPending(): Promise<StoredVersion[]> {
-    return (this.#stmts.pending.all() as Row[]).map(toVersion);
+    return (this.#stmts.pending.all() as VersionRow[]).map(toVersion);
   }
 
   async readCurrent(resourceType: string, id: string): Promise<StoredVersion | undefined> {
-    const row = this.#stmts.current.get(resourceType, id) as Row | undefined;
+    const row = this.#stmts.current.get(resourceType, id) as VersionRow | undefined;
     return row ? toVersion(row) : undefined;
   }
 
   async readVersion(resourceType: string, id: string, versionId: number): Promise<StoredVersion | undefined> {
-    const row = this.#stmts.version.get(resourceType, id, versionId) as Row | undefined;
+    const row = this.#stmts.version.get(resourceType, id, versionId) as VersionRow | undefined;
     return row ? toVersion(row) : undefined;
   }
 
   async history(resourceType: string, id: string): Promise<StoredVersion[]> {
-    return (this.#stmts.history.all(resourceType, id) as Row[]).map(toVersion);
+    return (this.#stmts.history.all(resourceType, id) as VersionRow[]).map(toVersion);
   }
 
   async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
@@ -498,7 +445,7 @@ export class SqliteStore implements ResourceStore {
                AND n.version_id > rv.version_id AND n.last_updated <= @atLow)))
          ORDER BY rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC LIMIT @limit`,
       )
-      .all({ type: resourceType ?? null, since: opts.since ?? null, atLow: opts.at?.low ?? null, atHigh: opts.at?.high ?? null, limit: opts.limit }) as Row[];
+      .all({ type: resourceType ?? null, since: opts.since ?? null, atLow: opts.at?.low ?? null, atHigh: opts.at?.high ?? null, limit: opts.limit }) as VersionRow[];
     return rows.map(toVersion);
   }
 
@@ -506,7 +453,7 @@ export class SqliteStore implements ResourceStore {
     const params: Record<string, unknown> = { limit: q.limit, offset: q.offset ?? 0 };
     const where = whereOf(q, params, SQLITE);
     const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${orderBy(q.sort ?? [], params)} LIMIT @limit OFFSET @offset`;
-    return (this.#db.prepare(sql).all(params) as Row[]).map(toVersion);
+    return (this.#db.prepare(sql).all(params) as VersionRow[]).map(toVersion);
   }
 
   async searchClasses(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<SearchClass[]> {
@@ -516,13 +463,7 @@ export class SqliteStore implements ResourceStore {
                         MIN(rv.id) AS id, MIN(rv.version_id) AS version_id, COUNT(*) AS n
                    FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.patient_id, rv.access_class, cls`;
     const rows = this.#db.prepare(sql).all(params) as Array<{ patient_id: string | null; access_class: string | null; cls: string; id: string; version_id: number; n: number }>;
-    return rows.map((r) => ({
-      key: searchClassKey({ patientId: r.patient_id, accessClass: r.access_class ?? undefined, id: r.id, versionId: r.version_id }),
-      patientId: r.patient_id,
-      accessClass: r.access_class ?? undefined,
-      ...(r.access_class === null ? { version: { id: r.id, versionId: r.version_id } } : {}),
-      count: r.n,
-    }));
+    return rows.map(toSearchClass);
   }
 
   async linkPatientDid(patientId: string, did: string): Promise<void> {
