@@ -382,51 +382,6 @@ export class PgStore implements ResourceStore {
     }
   }
 
-  async #insertVersion(c: PoolClient, v: NewVersion, writeId: string | null): Promise<void> {
-    try {
-      await c.query(
-        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state, write_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)`,
-        [
-          v.resourceType,
-          v.id,
-          v.versionId,
-          v.lastUpdated,
-          v.patientId,
-          v.deleted ? 1 : 0,
-          v.content,
-          v.date,
-          v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
-          v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted),
-          writeId,
-        ],
-      );
-    } catch (err) {
-      if (uniqueViolation(err) !== undefined) throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);
-      throw err;
-    }
-    const entries = v.deleted ? [] : (v.index ?? []);
-    if (entries.length === 0) return;
-    // One statement for every index row of the version (arrays unnested), not one round trip per row.
-    await c.query(
-      `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp)
-       SELECT $1, $2, $3, u.param, u.v1, u.v2, u.v3, u.n1, u.n2, u.grp
-         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[]) AS u(param, v1, v2, v3, n1, n2, grp)`,
-      [
-        v.resourceType,
-        v.id,
-        v.versionId,
-        entries.map((e) => e.param),
-        entries.map((e) => e.v1),
-        entries.map((e) => e.v2),
-        entries.map((e) => e.v3 ?? ''),
-        entries.map((e) => e.n1 ?? null),
-        entries.map((e) => e.n2 ?? null),
-        entries.map((e) => e.grp ?? 0),
-      ],
-    );
-  }
-
   /**
    * Every version of a write and all their index rows, in chunks of WRITE_CHUNK versions: two statements
    * a chunk (arrays unnested), not two round trips a version (a Synthea transaction holds 6,550).
@@ -493,7 +448,7 @@ export class PgStore implements ResourceStore {
   }
 
   async insertPending(v: NewVersion): Promise<void> {
-    await this.#transaction((c) => this.#insertVersion(c, v, null));
+    await this.#transaction((c) => this.#insertVersions(c, [v], null));
   }
 
   async insertPendingWrite(w: PendingWrite): Promise<void> {
