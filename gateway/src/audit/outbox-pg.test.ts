@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { Client } from 'pg';
 import { runAsync } from '../cli';
 import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput, AuditEntry } from '../ledger/ledger-client';
@@ -7,7 +6,7 @@ import { newLogger } from '../logger';
 import { PgStore } from '../store/pg-store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { entry, outboxContract, PATIENT, waitFor } from '../test-support/outbox-contract';
-import { testPgSchema, testPostgresUrl } from '../test-support/postgres';
+import { sqlInSchema, testPgSchema, testPostgresUrl } from '../test-support/postgres';
 import { AuditOutbox, OutboxAdmin } from './outbox';
 import { PgOutboxQueue } from './outbox-pg';
 
@@ -22,22 +21,8 @@ function storeAt(schema: string, poolSize = 4): PgStore {
   return s;
 }
 
-async function sqlAt(schema: string, sql: string, params: readonly unknown[] = []): Promise<Array<Record<string, unknown>>> {
-  const client = new Client({ connectionString: url, options: `-c search_path=${schema}` });
-  await client.connect();
-  try {
-    let n = 0;
-    const rows = (
-      await client.query(
-        sql.replace(/\?/g, () => `$${++n}`),
-        [...params],
-      )
-    ).rows as Array<Record<string, unknown>>;
-    // COUNT(*) and BIGINT columns come back as strings.
-    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) && k === 'n' ? Number(v) : v])));
-  } finally {
-    await client.end();
-  }
+function sqlAt(schema: string, sql: string, params: readonly unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  return sqlInSchema(url, schema, sql, params);
 }
 
 async function closeStores(): Promise<void> {

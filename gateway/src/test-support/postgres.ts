@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startPostgres, stopPostgres } from '@hdx/fabric-network';
+import { Client } from 'pg';
 
 let server: Promise<string> | undefined;
 let started: string | undefined;
@@ -53,5 +54,26 @@ export async function stopTestPostgres(): Promise<void> {
   if (dir) {
     await stopPostgres(dir);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs SQL on one schema behind the stores' back (a test counting rows or tampering): `?` placeholders;
+ * a column named `n` (COUNT(*), a bigint PostgreSQL returns as a string) comes back as a number.
+ */
+export async function sqlInSchema(url: string, schema: string, sql: string, params: readonly unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  const client = new Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await client.connect();
+  try {
+    let n = 0;
+    const rows = (
+      await client.query(
+        sql.replace(/\?/g, () => `$${++n}`),
+        [...params],
+      )
+    ).rows as Array<Record<string, unknown>>;
+    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) && k === 'n' ? Number(v) : v])));
+  } finally {
+    await client.end();
   }
 }

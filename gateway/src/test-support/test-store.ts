@@ -5,13 +5,12 @@
  */
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { Client } from 'pg';
 import type { OutboxOptions } from '../audit/outbox';
 import { PgOutboxQueue } from '../audit/outbox-pg';
 import { PgStore } from '../store/pg-store';
 import { SqliteStore } from '../store/sqlite-store';
 import type { ResourceStore } from '../store/store';
-import { stopTestPostgres, testPgSchema, testPostgresUrl } from './postgres';
+import { sqlInSchema, stopTestPostgres, testPgSchema, testPostgresUrl } from './postgres';
 
 let pgUrl: string | undefined;
 /** The PostgreSQL stores tests opened: closed before the server stops (an open connection would see it go). */
@@ -62,21 +61,7 @@ export async function testStoreSql(file: string, sql: string, params: readonly u
   const store = new PgStore({ url: pgUrl as string, schema: schemaOf(file), poolSize: 1 });
   await store.ping();
   await store.close();
-  const client = new Client({ connectionString: pgUrl, options: `-c search_path=${schemaOf(file)}` });
-  await client.connect();
-  try {
-    let n = 0;
-    const rows = (
-      await client.query(
-        sql.replace(/\?/g, () => `$${++n}`),
-        [...params],
-      )
-    ).rows as Array<Record<string, unknown>>;
-    // COUNT(*) and other bigints come back as strings from PostgreSQL.
-    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) && k === 'n' ? Number(v) : v])));
-  } finally {
-    await client.end();
-  }
+  return sqlInSchema(pgUrl as string, schemaOf(file), sql, params);
 }
 
 /**
