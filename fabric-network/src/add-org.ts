@@ -186,6 +186,19 @@ export async function committedDefinition(requested: NetworkOptions): Promise<Co
   return queryCommitted(t, bins, asOrg);
 }
 
+/**
+ * A config update envelope signed by each chosen org's admin (`peer channel signconfigtx`) and submitted
+ * by the last of them (`peer channel update` adds the submitter's signature, completing the set).
+ */
+export async function signAndSubmit(t: Topology, bins: Binaries, envelope: string, chosen: readonly string[]): Promise<void> {
+  const last = chosen[chosen.length - 1];
+  if (last === undefined) throw new Error('a config update needs at least one signer');
+  for (const signer of chosen.slice(0, -1)) {
+    await run(bins.peer, ['channel', 'signconfigtx', '-f', envelope], { env: adminEnv(t, bins, signer) });
+  }
+  await run(bins.peer, ['channel', 'update', '-f', envelope, '-c', CHANNEL, ...ordererArgs(t)], { env: adminEnv(t, bins, last) });
+}
+
 export function workDir(t: Topology, name: string, command = 'add-org'): string {
   const dir = path.join(t.dirs.config, `${command}-${name}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -245,13 +258,7 @@ async function addToChannel(t: Topology, bins: Binaries, name: string, progress:
     const need = majorityOf(members.length);
     if (signers.length < need) throw new NetworkError(`the channel has ${members.length} members; this launcher holds the admins of only ${signers.length} of them`);
     const chosen = signers.slice(0, need);
-    for (const signer of chosen.slice(0, -1)) {
-      await run(bins.peer, ['channel', 'signconfigtx', '-f', envelope], { env: adminEnv(t, bins, signer) });
-    }
-    const last = chosen[chosen.length - 1];
-    if (!last) throw new Error('no signer');
-    // `peer channel update` adds the submitting admin's signature: the majority is complete.
-    await run(bins.peer, ['channel', 'update', '-f', envelope, '-c', CHANNEL, ...ordererArgs(t)], { env: adminEnv(t, bins, last) });
+    await signAndSubmit(t, bins, envelope, chosen);
     progress(`  config update signed by the admins of ${chosen.join(', ')} (${need} of ${members.length} members) and submitted`);
   }
   // Committed: the config the ordering service hands out now names the organization.

@@ -22,7 +22,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Binaries, binariesIn, ensureBinaries } from './binaries';
-import { applicationMembers, type ChannelConfigJson, commitDefinition, decode, encode, fetchConfig, majorityOf, updateEnvelope, workDir } from './add-org';
+import { applicationMembers, type ChannelConfigJson, commitDefinition, decode, encode, fetchConfig, majorityOf, signAndSubmit, updateEnvelope, workDir } from './add-org';
 import {
   adminEnv,
   done,
@@ -227,12 +227,7 @@ async function removeFromChannel(t: Topology, bins: Binaries, name: string, prog
     if (signers.length < need)
       throw new NetworkError(`removing ${mspId} needs ${need} admin signatures; this launcher holds the admins of only ${signers.length} remaining members`);
     const chosen = signers.slice(0, need);
-    for (const signer of chosen.slice(0, -1)) {
-      await run(bins.peer, ['channel', 'signconfigtx', '-f', envelope], { env: adminEnv(t, bins, signer) });
-    }
-    const last = chosen[chosen.length - 1];
-    if (!last) throw new Error('no signer');
-    await run(bins.peer, ['channel', 'update', '-f', envelope, '-c', CHANNEL, ...ordererArgs(t)], { env: adminEnv(t, bins, last) });
+    await signAndSubmit(t, bins, envelope, chosen);
     progress(`  config update signed by the admins of ${chosen.join(', ')} (${need} of the ${members.length} members before the update; ${name} did not sign) and submitted`);
   }
   await waitFor(`channel ${CHANNEL} config without ${mspId}`, async () => !applicationMembers(await fetchConfig(t, bins, first, dir)).includes(mspId), { timeoutMs: 60_000 });
