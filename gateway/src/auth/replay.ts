@@ -20,14 +20,16 @@ export interface JtiStoreOptions {
   readonly sweepIntervalMs?: number;
 }
 
-/** Expiring entries in a Map; swept at most once per sweep interval, on use. */
-export class MemoryJtiStore implements JtiStore {
-  readonly #entries = new Map<string, number>();
+/**
+ * What every store shares: expired entries swept at most once per sweep interval, on use, then one
+ * atomic "record unless live" step of the store's own.
+ */
+abstract class SweepingJtiStore implements JtiStore {
   readonly #now: () => number;
   readonly #sweepIntervalMs: number;
   #lastSweep = 0;
 
-  constructor(options: JtiStoreOptions = {}) {
+  protected constructor(options: JtiStoreOptions) {
     this.#now = options.now ?? Date.now;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   }
@@ -37,8 +39,31 @@ export class MemoryJtiStore implements JtiStore {
     const nowSec = Math.floor(nowMs / 1000);
     if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
       this.#lastSweep = nowMs;
-      for (const [key, exp] of this.#entries) if (exp < nowSec) this.#entries.delete(key);
+      await this.sweep(nowSec);
     }
+    return this.recordUnlessLive(jti, expiresAtSec, nowSec);
+  }
+
+  /** Deletes the entries expired before `nowSec`. */
+  protected abstract sweep(nowSec: number): Promise<void>;
+
+  /** True if `jti` is held and not expired at `nowSec`; otherwise holds it until `expiresAtSec`, in one atomic step, and returns false. */
+  protected abstract recordUnlessLive(jti: string, expiresAtSec: number, nowSec: number): Promise<boolean>;
+}
+
+/** Expiring entries in a Map. */
+export class MemoryJtiStore extends SweepingJtiStore {
+  readonly #entries = new Map<string, number>();
+
+  constructor(options: JtiStoreOptions = {}) {
+    super(options);
+  }
+
+  protected async sweep(nowSec: number): Promise<void> {
+    for (const [key, exp] of this.#entries) if (exp < nowSec) this.#entries.delete(key);
+  }
+
+  protected async recordUnlessLive(jti: string, expiresAtSec: number, nowSec: number): Promise<boolean> {
     const exp = this.#entries.get(jti);
     if (exp !== undefined && exp >= nowSec) return true;
     this.#entries.set(jti, expiresAtSec);
@@ -63,17 +88,15 @@ CREATE INDEX IF NOT EXISTS token_jti_expires ON token_jti (expires_at);
  * The `token_jti` table of a SQLite database (the gateway's own, or a file of its own). One atomic
  * statement per check: insert, or take over an expired entry; no change means the jti is live.
  */
-export class SqliteJtiStore implements JtiStore {
+export class SqliteJtiStore extends SweepingJtiStore {
   readonly #db: Database.Database;
   readonly #owned: boolean;
-  readonly #now: () => number;
-  readonly #sweepIntervalMs: number;
   readonly #upsert: Database.Statement<[string, number, number]>;
   readonly #sweep: Database.Statement<[number]>;
-  #lastSweep = 0;
 
   /** `database`: an open better-sqlite3 Database (left open by close()) or a file path (opened in WAL mode, closed by close()). */
   constructor(database: Database.Database | string, options: JtiStoreOptions = {}) {
+    super(options);
     if (typeof database === 'string') {
       if (database !== ':memory:') fs.mkdirSync(path.dirname(database), { recursive: true, mode: 0o700 });
       this.#db = new Database(database);
@@ -83,8 +106,6 @@ export class SqliteJtiStore implements JtiStore {
       this.#db = database;
       this.#owned = false;
     }
-    this.#now = options.now ?? Date.now;
-    this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     this.#db.exec(SCHEMA);
     this.#upsert = this.#db.prepare(
       `INSERT INTO token_jti (jti, expires_at) VALUES (?, ?)
@@ -93,13 +114,11 @@ export class SqliteJtiStore implements JtiStore {
     this.#sweep = this.#db.prepare('DELETE FROM token_jti WHERE expires_at < ?');
   }
 
-  async seen(jti: string, expiresAtSec: number): Promise<boolean> {
-    const nowMs = this.#now();
-    const nowSec = Math.floor(nowMs / 1000);
-    if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
-      this.#lastSweep = nowMs;
-      this.#sweep.run(nowSec);
-    }
+  protected async sweep(nowSec: number): Promise<void> {
+    this.#sweep.run(nowSec);
+  }
+
+  protected async recordUnlessLive(jti: string, expiresAtSec: number, nowSec: number): Promise<boolean> {
     return this.#upsert.run(jti, expiresAtSec, nowSec).changes === 0;
   }
 
@@ -116,25 +135,19 @@ export type PgQuery = (sql: string, values: readonly unknown[]) => Promise<{ row
  * gateway process of the organization: the insert-or-take-over-if-expired is one atomic statement, so
  * of two replicas shown the same token at the same moment exactly one accepts it.
  */
-export class PgJtiStore implements JtiStore {
+export class PgJtiStore extends SweepingJtiStore {
   readonly #query: PgQuery;
-  readonly #now: () => number;
-  readonly #sweepIntervalMs: number;
-  #lastSweep = 0;
 
   constructor(query: PgQuery, options: JtiStoreOptions = {}) {
+    super(options);
     this.#query = query;
-    this.#now = options.now ?? Date.now;
-    this.#sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   }
 
-  async seen(jti: string, expiresAtSec: number): Promise<boolean> {
-    const nowMs = this.#now();
-    const nowSec = Math.floor(nowMs / 1000);
-    if (nowMs - this.#lastSweep >= this.#sweepIntervalMs) {
-      this.#lastSweep = nowMs;
-      await this.#query('DELETE FROM token_jti WHERE expires_at < $1', [nowSec]);
-    }
+  protected async sweep(nowSec: number): Promise<void> {
+    await this.#query('DELETE FROM token_jti WHERE expires_at < $1', [nowSec]);
+  }
+
+  protected async recordUnlessLive(jti: string, expiresAtSec: number, nowSec: number): Promise<boolean> {
     const r = await this.#query(
       `INSERT INTO token_jti (jti, expires_at) VALUES ($1, $2)
        ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE token_jti.expires_at < $3`,
