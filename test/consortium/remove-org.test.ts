@@ -6,7 +6,10 @@
  * practitioner's read at hospital1 is refused (404, as any refused read), and the refusal is on the ledger
  * with its reason; the ledger's member registry says removed; the channel config names three members, the
  * definition is committed again by them; a write at hospital1 still commits (a majority of the three);
- * `status` no longer shows hospital3; and a later add-org gets hospital3's ports.
+ * `status` no longer shows hospital3; and a later add-org gets hospital3's ports. A patient whom hospital3
+ * registered is not hospital3's staff: after the removal they still read their own record at hospital1 and
+ * still sign consents there (the chaincode's rule: a removed member's identities stop acting, except its
+ * patients, whose consent must not be held hostage by their hospital's departure).
  *
  * hospital1 runs in the default async audit mode with local decisions: its ledger view has to see the
  * removal in the blocks for its own decision to refuse.
@@ -41,6 +44,9 @@ describe(`a member leaves a running consortium: remove-org ${LEAVING} (real netw
   const drH1 = generateDidKey();
   const drH3 = generateDidKey();
   const auditor = generateDidKey();
+  /** A patient registered by hospital3, with records at hospital1. */
+  const patientOfH3 = generateDidKey();
+  let patientOfH3ObservationId: string;
   const h3Consent = permitOrganizationConsent(randomUUID(), patientKey.did, 'Hospital3MSP', 'TREAT') as { id: string } & Record<string, unknown>;
   let observationId: string;
   let hospital3PeerPort: string | undefined;
@@ -80,6 +86,23 @@ describe(`a member leaves a running consortium: remove-org ${LEAVING} (real netw
     hospital3PeerPort = joined.orgs[LEAVING]?.peerEndpoint.split(':')[1];
     h3 = await startTestGateway(LEAVING);
     await registerDid(h3, LEAVING, 'practitioner', drH3);
+    await registerDid(h3, LEAVING, 'patient', patientOfH3);
+    const p3 = await call(h1, 'POST', '/Patient', staff, {
+      resourceType: 'Patient',
+      identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientOfH3.did }],
+      birthDate: '1971-05-05',
+    });
+    expect(p3.status, p3.text).to.equal(201);
+    const o3 = await call(h1, 'POST', '/Observation', staff, {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+      subject: { reference: `Patient/${p3.body.id as string}` },
+      effectiveDateTime: '2026-12-02T09:00:00Z',
+      valueQuantity: { value: 71, unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+    });
+    expect(o3.status, o3.text).to.equal(201);
+    patientOfH3ObservationId = o3.body.id as string;
     const granted = await call(h1, 'POST', '/Consent', patientToken('patient/Consent.write'), signConsent(patientKey.privateJwk, h3Consent, 'grant'), 'application/jose');
     expect(granted.status, granted.text).to.equal(201);
     const permitted = await call(h1, 'GET', `/Observation/${observationId}`, drH3Token());
@@ -138,6 +161,17 @@ describe(`a member leaves a running consortium: remove-org ${LEAVING} (real netw
     const byDrH3 = ((history.body.entry ?? []) as Array<{ resource: Event }>).map((e) => e.resource).filter((e) => e.agent?.some((a) => a.who?.identifier?.value === drH3.did));
     expect(byDrH3.map((e) => e.outcomeDesc)).to.include('permit (consent-permit)');
     expect(byDrH3.map((e) => e.outcomeDesc)).to.include('denied (actor-organization-removed)');
+  });
+
+  it(`a patient ${LEAVING} registered keeps acting: reads their own record at hospital1 and signs a consent there`, async () => {
+    const token = (scope: string, purposeOfUse?: string): string =>
+      signDidToken({ key: patientOfH3.privateJwk, audience: h1.config.baseUrl, scope, ...(purposeOfUse ? { purposeOfUse } : {}), ttlSec: 120 });
+    const own = await call(h1, 'GET', `/Observation/${patientOfH3ObservationId}`, token('patient/*.read', 'PATRQT'));
+    expect(own.status, own.text).to.equal(200);
+    expect((own.body.valueQuantity as { value: number }).value).to.equal(71);
+    const consent = permitOrganizationConsent(randomUUID(), patientOfH3.did, 'Hospital2MSP', 'TREAT');
+    const granted = await call(h1, 'POST', '/Consent', token('patient/Consent.write'), signConsent(patientOfH3.privateJwk, consent, 'grant'), 'application/jose');
+    expect(granted.status, granted.text).to.equal(201);
   });
 
   it('a write at hospital1 still commits, endorsed by a majority of the three that remain (its receipt), read from hospital2', async () => {
