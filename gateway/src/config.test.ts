@@ -40,6 +40,11 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses a variable whose companion is missing (an issuer without its key, an MLLP port without its actor)', () => {
+    expect(() => loadConfig({ ...base, HDX_IDP_ISSUER: 'https://idp.example' })).to.throw(ConfigError, /HDX_IDP_PUBLIC_KEY_FILE is required when HDX_IDP_ISSUER is set/);
+    expect(() => loadConfig({ ...base, HDX_MLLP_PORT: '2575' })).to.throw(ConfigError, /HDX_MLLP_ACTOR_DID is required when HDX_MLLP_PORT is set/);
+  });
+
   it('audit mode: async by default, with its flush interval and batch size (at most 200 per transaction); sync with group commit', () => {
     const c = loadConfig(base, '/repo');
     expect([c.auditMode, c.auditFlushMs, c.auditBatch, c.auditInFlight, c.groupCommitInFlight]).to.deep.equal(['async', 200, 100, 4, 4]);
@@ -69,8 +74,44 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...base, HDX_DECISIONS: 'view' })).to.throw(ConfigError, /HDX_DECISIONS/);
   });
 
-  it('refuses to bind anywhere but loopback', () => {
-    expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: '0.0.0.0' })).to.throw(ConfigError, /HDX_GATEWAY_HOST/);
+  describe('where the API listens: loopback in plain HTTP, any other address only over TLS', () => {
+    // A self-signed test certificate (P-256, SANs 127.0.0.1 and 10.77.0.2) and its key; other.key is another key.
+    const tls = path.join(__dirname, 'test-support', 'fixtures', 'tls');
+    const withTls = { HDX_GATEWAY_TLS_CERT_FILE: path.join(tls, 'server.crt'), HDX_GATEWAY_TLS_KEY_FILE: path.join(tls, 'server.key') };
+
+    it('refuses any address but loopback in plain HTTP, saying how to serve TLS', () => {
+      for (const host of ['0.0.0.0', '10.77.0.2', '::']) {
+        expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: host }), host).to.throw(
+          ConfigError,
+          /HDX_GATEWAY_HOST=.* is not a loopback address: set HDX_GATEWAY_TLS_CERT_FILE and HDX_GATEWAY_TLS_KEY_FILE/,
+        );
+      }
+      expect(loadConfig({ ...base, HDX_GATEWAY_HOST: '127.0.0.2' }).baseUrl).to.equal('http://127.0.0.2:8080/fhir');
+      expect(loadConfig({ ...base, HDX_GATEWAY_HOST: '::1' }).baseUrl).to.equal('http://[::1]:8080/fhir');
+      expect(() => loadConfig({ ...base, HDX_GATEWAY_HOST: 'gateway.example.org' })).to.throw(ConfigError, /HDX_GATEWAY_HOST/);
+    });
+
+    it("with a certificate and its key, listens on the organization's address over HTTPS", () => {
+      const c = loadConfig({ ...base, ...withTls, HDX_GATEWAY_HOST: '10.77.0.2', HDX_GATEWAY_PORT: '8443' });
+      expect(c.host).to.equal('10.77.0.2');
+      expect(c.baseUrl).to.equal('https://10.77.0.2:8443/fhir');
+      expect(c.tlsCertFile).to.equal(withTls.HDX_GATEWAY_TLS_CERT_FILE);
+      // On loopback too, when asked.
+      expect(loadConfig({ ...base, ...withTls }).baseUrl).to.equal('https://127.0.0.1:8080/fhir');
+    });
+
+    it('refuses half a TLS configuration, a key that is not the certificate’s, a missing file and a plain-HTTP base URL', () => {
+      expect(() => loadConfig({ ...base, HDX_GATEWAY_TLS_CERT_FILE: withTls.HDX_GATEWAY_TLS_CERT_FILE })).to.throw(
+        ConfigError,
+        /HDX_GATEWAY_TLS_KEY_FILE is required when HDX_GATEWAY_TLS_CERT_FILE is set/,
+      );
+      expect(() => loadConfig({ ...base, ...withTls, HDX_GATEWAY_TLS_KEY_FILE: path.join(tls, 'other.key') })).to.throw(
+        ConfigError,
+        /must be a PEM certificate and its own private key/,
+      );
+      expect(() => loadConfig({ ...base, ...withTls, HDX_GATEWAY_TLS_CERT_FILE: path.join(tls, 'missing.crt') })).to.throw(ConfigError, /missing\.crt is not a readable file/);
+      expect(() => loadConfig({ ...base, ...withTls, HDX_GATEWAY_BASE_URL: 'http://gw.example.org/fhir' })).to.throw(ConfigError, /HDX_GATEWAY_BASE_URL must be https:\/\//);
+    });
   });
 
   describe('the custodian id secret (HDX_ID_SECRET_FILE)', () => {

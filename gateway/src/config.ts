@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createSecureContext } from 'node:tls';
 import Ajv from 'ajv';
 
 /**
@@ -8,7 +9,14 @@ import Ajv from 'ajv';
  * then passed around frozen. Nothing else in the gateway reads process.env.
  */
 export interface Config {
+  /**
+   * The address the FHIR API listens on: loopback (the default, 127.0.0.1) or, with TLS configured, the
+   * organization's own address (a member on its own host). Plain HTTP never leaves the machine.
+   */
   readonly host: string;
+  /** PEM server certificate (chain) and key files: the API is served over HTTPS when both are set. */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
   readonly port: number;
   /** Public base URL of the FHIR API (used in Location headers and references). */
   readonly baseUrl: string;
@@ -101,6 +109,8 @@ const ID_SECRET_MAX_BYTES = 4096;
 const VARS = {
   HDX_GATEWAY_HOST: { field: 'host', type: 'string', default: '127.0.0.1' },
   HDX_GATEWAY_PORT: { field: 'port', type: 'integer', default: 8080 },
+  HDX_GATEWAY_TLS_CERT_FILE: { field: 'tlsCertFile', type: 'string' },
+  HDX_GATEWAY_TLS_KEY_FILE: { field: 'tlsKeyFile', type: 'string' },
   HDX_GATEWAY_BASE_URL: { field: 'baseUrl', type: 'string' },
   HDX_DATA_DIR: { field: 'dataDir', type: 'string' },
   HDX_STORE: { field: 'storeUrl', type: 'string' },
@@ -142,6 +152,8 @@ const VARS = {
 /** Optional variables: everything else without a default is required. */
 const OPTIONAL = new Set([
   'HDX_GATEWAY_BASE_URL',
+  'HDX_GATEWAY_TLS_CERT_FILE',
+  'HDX_GATEWAY_TLS_KEY_FILE',
   'HDX_DATA_DIR',
   'HDX_STORE',
   'HDX_STORE_SCHEMA',
@@ -165,7 +177,8 @@ const schema = {
     ...Object.fromEntries(
       Object.entries(VARS).map(([name, v]) => [name, { type: v.type, minLength: v.type === 'string' ? 1 : undefined, ...('default' in v ? { default: v.default } : {}) }]),
     ),
-    HDX_GATEWAY_HOST: { type: 'string', enum: ['127.0.0.1', 'localhost', '::1'], default: '127.0.0.1' },
+    // An IP address (v4 or v6) or localhost; a name other than localhost is not resolved at start.
+    HDX_GATEWAY_HOST: { type: 'string', pattern: '^(localhost|[0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$', default: '127.0.0.1' },
     HDX_GATEWAY_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     HDX_GATEWAY_BASE_URL: { type: 'string', pattern: '^https?://[^/]+(/.*)?[^/]$' },
     HDX_LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
@@ -189,7 +202,14 @@ const schema = {
     HDX_VIEW_MAX_LAG_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 1500 },
     HDX_DECISIONS: { type: 'string', enum: ['local', 'chaincode'], default: 'local' },
   },
-  dependentRequired: { HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'], HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'], HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'] },
+  // draft-07's `dependencies` (Ajv's default draft; `dependentRequired` would be ignored there)
+  dependencies: {
+    HDX_GATEWAY_TLS_CERT_FILE: ['HDX_GATEWAY_TLS_KEY_FILE'],
+    HDX_GATEWAY_TLS_KEY_FILE: ['HDX_GATEWAY_TLS_CERT_FILE'],
+    HDX_IDP_ISSUER: ['HDX_IDP_PUBLIC_KEY_FILE'],
+    HDX_IDP_PUBLIC_KEY_FILE: ['HDX_IDP_ISSUER'],
+    HDX_MLLP_PORT: ['HDX_MLLP_ACTOR_DID'],
+  },
 };
 
 export class ConfigError extends Error {
@@ -209,7 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   if (!check(input)) {
     const problems = (check.errors ?? []).map((e) => {
       if (e.keyword === 'required') return `${String(e.params.missingProperty)} is required (see gateway/.env.sample)`;
-      if (e.keyword === 'dependentRequired') return `${String(e.params.missingProperty)} is required when ${String(e.params.property)} is set`;
+      if (e.keyword === 'dependencies') return `${String(e.params.missingProperty)} is required when ${String(e.params.property)} is set`;
       const name = e.instancePath.slice(1);
       return `${name} ${e.message ?? 'is invalid'}`;
     });
@@ -220,7 +240,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
   const org = String(out.org);
   const port = Number(out.port);
   out.dataDir = path.resolve(String(out.dataDir ?? path.join(repoRoot, '.hdx', `gateway-${org}`)));
-  out.baseUrl = String(out.baseUrl ?? `http://${String(out.host)}:${port}/fhir`);
+  const tls = out.tlsCertFile !== undefined;
+  const host = String(out.host);
+  if (!tls && !isLoopback(host)) {
+    throw new ConfigError([
+      `HDX_GATEWAY_HOST=${host} is not a loopback address: set HDX_GATEWAY_TLS_CERT_FILE and HDX_GATEWAY_TLS_KEY_FILE (tokens and records never cross a network in plain HTTP), or keep 127.0.0.1 behind a TLS proxy`,
+    ]);
+  }
+  if (tls) {
+    for (const name of ['tlsCertFile', 'tlsKeyFile'] as const) out[name] = path.resolve(String(out[name]));
+    const unreadable = (['tlsCertFile', 'tlsKeyFile'] as const).filter((name) => !readableFile(String(out[name])));
+    if (unreadable.length > 0) {
+      throw new ConfigError(
+        unreadable.map((name) => `${name === 'tlsCertFile' ? 'HDX_GATEWAY_TLS_CERT_FILE' : 'HDX_GATEWAY_TLS_KEY_FILE'}=${String(out[name])} is not a readable file`),
+      );
+    }
+    try {
+      createSecureContext({ cert: fs.readFileSync(String(out.tlsCertFile)), key: fs.readFileSync(String(out.tlsKeyFile)) });
+    } catch (err) {
+      throw new ConfigError([`HDX_GATEWAY_TLS_CERT_FILE and HDX_GATEWAY_TLS_KEY_FILE must be a PEM certificate and its own private key: ${(err as Error).message}`]);
+    }
+  }
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  out.baseUrl = String(out.baseUrl ?? `${tls ? 'https' : 'http'}://${urlHost}:${port}/fhir`);
+  if (tls && String(out.baseUrl).startsWith('http://')) {
+    throw new ConfigError([`HDX_GATEWAY_BASE_URL must be https:// when the gateway serves TLS (HDX_GATEWAY_TLS_CERT_FILE is set), not ${String(out.baseUrl)}`]);
+  }
   out.idSecretFile = path.resolve(String(out.idSecretFile ?? path.join(String(out.dataDir), ID_SECRET_FILE_NAME)));
   out.memberGateways = Object.fromEntries(
     String(out.memberGateways ?? '')
@@ -229,6 +274,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
       .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1).replace(/\/+$/, '')]),
   );
   return Object.freeze(out) as unknown as Config;
+}
+
+/** Whether an address (or localhost) is the machine's own loopback, where plain HTTP is acceptable. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
+}
+
+function readableFile(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**

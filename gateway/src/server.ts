@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { prepareValidator } from '@hdx/fhir-mappers';
@@ -181,7 +182,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
           }
         : {}),
     });
-    const server = createServer(app);
+    // HTTPS when the configuration names a certificate (a member on its own host); else plain HTTP on loopback.
+    const server =
+      config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+        ? createTlsServer({ cert: fs.readFileSync(config.tlsCertFile), key: fs.readFileSync(config.tlsKeyFile), minVersion: 'TLSv1.2' }, app)
+        : createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
