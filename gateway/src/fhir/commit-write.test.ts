@@ -191,6 +191,16 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
       expect([submit, status].map(commitOutcomeOf)).to.deep.equal(['unknown', 'unknown']);
     });
 
+    it('Fabric: too few peers up to satisfy the endorsement policy is a 503 that did not commit, not an internal error', () => {
+      const message = '9 FAILED_PRECONDITION: no combination of peers can be derived which satisfy the endorsement policy: no peer combination can satisfy the endorsement policy';
+      const err = toLedgerError({ name: 'EndorseError', code: 9, message, details: [] }, 'anchoring Observation/:id');
+      expect(err.code).to.equal('UNAVAILABLE');
+      expect(err.message).to.equal('anchoring Observation/:id: too few peers are reachable to endorse it; retry later');
+      expect(commitOutcomeOf(err)).to.equal('not-committed');
+      // Any other failed precondition stays an internal error.
+      expect(toLedgerError({ name: 'EndorseError', code: 9, message: 'something else', details: [] }, 'anchoring').code).to.equal('INTERNAL');
+    });
+
     it('without a Fabric class: refusals and "not connected" did not commit; TIMEOUT and anything unexpected may have', () => {
       const codes = ['INVALID', 'CONFLICT', 'FORBIDDEN', 'UNAVAILABLE', 'TIMEOUT', 'INTERNAL'] as const;
       expect(codes.map((c) => commitOutcomeOf(new OperationOutcomeError(c, 'x')))).to.deep.equal([

@@ -48,6 +48,11 @@ export function toLedgerError(err: unknown, what: string): OperationOutcomeError
   const code = (err as GatewayLikeError).code;
   if (code === GrpcStatus.UNAVAILABLE) return mark(new OperationOutcomeError('UNAVAILABLE', `${what}: the ledger is unavailable`));
   if (code === GrpcStatus.DEADLINE_EXCEEDED) return mark(new OperationOutcomeError('TIMEOUT', `${what}: the ledger did not answer in time`));
+  // The Fabric Gateway finds too few peers up to satisfy the endorsement policy (peers down or restarting):
+  // nothing was sent to the orderer, and the same request can succeed once they are back.
+  if (code === GrpcStatus.FAILED_PRECONDITION && /no (peer )?combination of peers|satisfy the endorsement policy/.test((err as GatewayLikeError).message ?? '')) {
+    return mark(new OperationOutcomeError('UNAVAILABLE', `${what}: too few peers are reachable to endorse it; retry later`));
+  }
   const wrapped = mark(new OperationOutcomeError('INTERNAL', `${what} failed`));
   (wrapped as { cause?: unknown }).cause = err;
   return wrapped;
