@@ -67,7 +67,8 @@ describe('per-organization addresses (HDX_ORG_ADDRESSES, HDX_ORG_NETNS)', () => 
     });
     expect(adminEnv(t, bins, 'hospital1')).to.include({ CORE_PEER_ADDRESS: '10.77.0.2:52070' });
     expect(ordererArgs(t).slice(0, 2)).to.deep.equal(['-o', '10.77.0.1:52040']);
-    expect(defaultGatewayUrl(t, 'hospital2')).to.equal('http://10.77.0.3:8081/fhir');
+    // The organization DID's URL: HTTPS on a member's own address (its gateway serves TLS there).
+    expect(defaultGatewayUrl(t, 'hospital2')).to.equal('https://10.77.0.3:8081/fhir');
 
     const raft = (configtx(t) as { Profiles: Record<string, RaftProfile> }).Profiles[PROFILE] as RaftProfile;
     expect(raft.Orderer.Organizations[0]?.OrdererEndpoints).to.deep.equal(['10.77.0.1:52040', '10.77.0.1:52045', '10.77.0.1:52050']);

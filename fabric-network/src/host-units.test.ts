@@ -124,6 +124,22 @@ describe('host folders and systemd units (`units <org>`)', () => {
     expect(gw?.env).to.include("HDX_PEER_TLS_CA_FILE='/opt/hdx/state/ca/hospital1/server/ca-cert.pem'");
     expect(gw?.env).to.include("HDX_DATA_DIR='/opt/hdx/state/gateway-hospital1'");
     expect(gw?.env).to.include("HDX_GATEWAY_PORT='8080'");
+    // On its own address the gateway serves HTTPS there (the gateway refuses plain HTTP off the loopback),
+    // with its TLS certificate from its CA, and trusts the other members' CAs for their gateways.
+    expect(gw?.env).to.include("HDX_GATEWAY_HOST='10.77.0.2'");
+    expect(gw?.env).to.include("HDX_GATEWAY_BASE_URL='https://10.77.0.2:8080/fhir'");
+    expect(gw?.env).to.include("HDX_GATEWAY_TLS_CERT_FILE='/opt/hdx/state/orgs/hospital1/gateway/gateway/tls/server.crt'");
+    expect(gw?.env).to.include("HDX_GATEWAY_TLS_KEY_FILE='/opt/hdx/state/orgs/hospital1/gateway/gateway/tls/server.key'");
+    expect(gw?.env).to.include("NODE_EXTRA_CA_CERTS='/opt/hdx/state/gateways/hospital1-member-tls-roots.pem'");
+  });
+
+  it("writes the bundle of the other members' CA certificates the gateway trusts, and only certificates", () => {
+    const { t, bins } = net;
+    const out = writeHostFolder(t, bins, 'hospital1', layout);
+    const bundle = fs.readFileSync(path.join(out.dir, 'state', 'gateways', 'hospital1-member-tls-roots.pem'), 'utf8');
+    expect(bundle.match(/-----BEGIN CERTIFICATE-----/g)).to.have.length(3); // orderer, hospital2, regulator
+    expect(bundle).to.not.include('PRIVATE KEY');
+    expect(fs.readFileSync(path.join(out.dir, 'MANIFEST'), 'utf8')).to.include('state/gateways/hospital1-member-tls-roots.pem');
   });
 
   it("refuses while one of the organization's nodes runs (its ledger would be copied half-written)", () => {

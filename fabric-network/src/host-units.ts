@@ -19,9 +19,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Binaries, REPO_ROOT } from './binaries';
 import { caCertFile, caEnv } from './ca';
-import { chaincodeServerName, chaincodeServerSpec, gatewayPortOf, nodeNames, ordererEnv, orgPackage, peerEnv } from './network';
+import { chaincodeServerName, chaincodeServerSpec, defaultGatewayUrl, gatewayPortOf, gatewayTlsDir, nodeNames, ordererEnv, orgPackage, peerEnv } from './network';
 import { isRunning, NetworkError, type ServiceSpec } from './proc';
-import { CHANNEL, type Org, orgOf, type Topology } from './topology';
+import { addressOf, CHANNEL, isLoopback, type Org, orgOf, type Topology } from './topology';
 
 /** Where things are on the organization's host. */
 export interface HostLayout {
@@ -190,7 +190,7 @@ export function hostUnits(t: Topology, bins: Binaries, layout: HostLayout, orgNa
   const cc = chaincodeServerSpec(t, peer, orgPackage(t, peer).packageId);
   units.push(unitFor(t, bins, layout, { ...cc, netns: undefined }, `${org.name} chaincode server`, [peerUnit]));
   const gatewayEnvFile = path.join(t.dirs.gateways, `${org.name}.env`);
-  const gatewayEnv = envLines(gatewayEnvFile);
+  const gatewayEnv = { ...envLines(gatewayEnvFile), ...gatewayListenEnv(t, org) };
   units.push(
     unitFor(
       t,
@@ -208,6 +208,29 @@ export function hostUnits(t: Topology, bins: Binaries, layout: HostLayout, orgNa
     ),
   );
   return units;
+}
+
+/** The bundle of the other members' CA certificates a gateway with its own address trusts for their HTTPS gateways. */
+export function memberTlsRootsFile(t: Topology, org: Org): string {
+  return path.join(t.dirs.gateways, `${org.name}-member-tls-roots.pem`);
+}
+
+/**
+ * Where a member's gateway listens on its host: on the organization's own address over HTTPS (its TLS
+ * certificate from its CA, naming the address), with the other members' CA certificates trusted for
+ * their gateways (NODE_EXTRA_CA_CERTS: the exchange's fetches); on the loopback, nothing changes.
+ */
+function gatewayListenEnv(t: Topology, org: Org): Record<string, string> {
+  const address = addressOf(t.options, org.name);
+  if (isLoopback(address)) return {};
+  const tls = path.join(gatewayTlsDir(org), 'tls');
+  return {
+    HDX_GATEWAY_HOST: address,
+    HDX_GATEWAY_TLS_CERT_FILE: path.join(tls, 'server.crt'),
+    HDX_GATEWAY_TLS_KEY_FILE: path.join(tls, 'server.key'),
+    HDX_GATEWAY_BASE_URL: defaultGatewayUrl(t, org.name),
+    NODE_EXTRA_CA_CERTS: memberTlsRootsFile(t, org),
+  };
 }
 
 /** KEY=VALUE lines of a launcher env file (comments skipped). */
@@ -259,6 +282,12 @@ export function writeHostFolder(t: Topology, bins: Binaries, orgName: string, la
   for (const rel of [...own, ...otherCertificates(t, org)]) {
     const from = path.join(t.options.home, rel);
     if (fs.existsSync(from)) copyInto(from, path.join(state, rel));
+  }
+  if (org.name !== 'orderer') {
+    const roots = otherCertificates(t, org).map((rel) => fs.readFileSync(path.join(t.options.home, rel), 'utf8').trim());
+    const bundle = path.join(state, path.relative(t.options.home, memberTlsRootsFile(t, org)));
+    fs.mkdirSync(path.dirname(bundle), { recursive: true });
+    fs.writeFileSync(bundle, `${roots.join('\n')}\n`);
   }
   const leaked = foreignSecrets(state, own);
   if (leaked.length > 0) throw new NetworkError(`the host folder of ${org.name} would hold another organization's secrets: ${leaked.join(', ')}`);

@@ -222,6 +222,14 @@ export async function enrollOrg(t: Topology, bins: Binaries, org: Org): Promise<
   await enrollIdentity(t, bins, org, { id: 'chaincode', type: 'client' }, identityDir(org, 'chaincode', 'server'), true);
   // The org's HDX gateway enrolls itself (fabric-ca-client) with this id and secret.
   await register(t, bins, org, { id: 'gateway', type: 'client', attrs: ['hdx.role=gateway'] });
+  // A member on its own address serves its FHIR API over HTTPS (the gateway refuses plain HTTP off the
+  // loopback): a TLS server certificate from its CA naming that address, used by its host unit.
+  if (!isLoopback(addressOf(t.options, org.name))) await enrollIdentity(t, bins, org, { id: 'gateway-tls', type: 'client' }, gatewayTlsDir(org), true);
+}
+
+/** Where the TLS server certificate of an organization's gateway is kept (tls/server.crt, server.key, ca.crt), when it has its own address. */
+export function gatewayTlsDir(org: Org): string {
+  return identityDir(org, 'gateway', 'gateway');
 }
 
 function consensusDir(t: Topology): string {
@@ -505,7 +513,8 @@ export function gatewayPortOf(t: Topology, org: PeerOrgName): number {
 }
 
 export function defaultGatewayUrl(t: Topology, org: PeerOrgName): string {
-  return `http://${endpoint(addressOf(t.options, org), gatewayPortOf(t, org))}/fhir`;
+  const address = addressOf(t.options, org);
+  return `${isLoopback(address) ? 'http' : 'https'}://${endpoint(address, gatewayPortOf(t, org))}/fhir`;
 }
 
 function orgKeyFile(t: Topology, org: PeerOrgName): string {

@@ -293,7 +293,7 @@ export function peerOf(t: Topology, org: PeerOrgName): PeerNode {
 }
 
 /** Where an identity enrolled from its org's CA keeps its MSP (signcerts, keystore, cacerts) and TLS files. */
-export function identityDir(org: Org, kind: 'admin' | 'peer' | 'orderer' | 'chaincode', name: string): string {
-  const sub = kind === 'admin' ? 'users' : kind === 'peer' ? 'peers' : kind === 'orderer' ? 'orderers' : 'chaincode';
+export function identityDir(org: Org, kind: 'admin' | 'peer' | 'orderer' | 'chaincode' | 'gateway', name: string): string {
+  const sub = kind === 'admin' ? 'users' : kind === 'peer' ? 'peers' : kind === 'orderer' ? 'orderers' : kind === 'gateway' ? 'gateway' : 'chaincode';
   return path.join(org.dir, sub, name);
 }

@@ -25,6 +25,8 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { expect } from 'chai';
@@ -243,6 +245,38 @@ describe('members on separate hosts: each organization in its own network namesp
     expect(read.status, read.text).to.equal(404);
   });
 
+  let hostFolder: { dir: string; units: string[] } | undefined;
+  /** Starts a node from its generated unit (ExecStart, EnvironmentFile, WorkingDirectory) in hospital1's namespace, as systemd would there. */
+  const startUnit = (out: { dir: string; units: string[] }, unit: string): Record<string, string> => {
+    const { info } = own();
+    const root = out.dir;
+    expect(out.units).to.include(unit);
+    const text = fs.readFileSync(path.join(out.dir, 'units', unit), 'utf8');
+    const envFile = /^EnvironmentFile=(.+)$/m.exec(text)?.[1] ?? '';
+    const exec = (/^ExecStart=(.+)$/m.exec(text)?.[1] ?? '').split(' ').map((a) => a.replace(/%%/g, '%'));
+    const cwd = /^WorkingDirectory=(.+)$/m.exec(text)?.[1];
+    const env: Record<string, string> = {};
+    for (const line of fs.readFileSync(envFile, 'utf8').split('\n')) {
+      const m = /^([A-Z0-9_]+)='(.*)'$/.exec(line);
+      if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
+    }
+    // Every path the node is given is in the host folder (or the binaries, or the repository's code).
+    for (const v of Object.values(env)) expect(v.includes(`${info.home}/`) && !v.includes(`${root}/`), v).to.equal(false);
+    const name = unit.slice('hdx-'.length, -'.service'.length);
+    const log = fs.openSync(path.join(info.home, 'logs', `${name}.log`), 'a');
+    const child = spawn('ip', ['netns', 'exec', nsOf('h1'), ...exec], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      cwd,
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+    fs.closeSync(log);
+    child.unref();
+    // Recorded as the launcher records its nodes, so the network's `down` stops it.
+    fs.writeFileSync(path.join(info.home, 'pids', `${name}.pid`), JSON.stringify({ pid: child.pid, command: exec[0], startedAt: new Date().toISOString() }));
+    return env;
+  };
+
   it('runs hospital1 again from its host folder alone (`units hospital1`): its CA, peer and chaincode server from their units', async function () {
     this.timeout(240_000);
     const { info, options } = own();
@@ -254,33 +288,9 @@ describe('members on separate hosts: each organization in its own network namesp
     const out = writeHostFolder(t, bins, 'hospital1', { root, repo, fabricBin: bins.binDir, fabricConfig: bins.configDir, node: process.execPath, user: 'root' });
     // The launcher's own copy of hospital1's material goes away: the nodes can only use the host folder.
     for (const rel of ['orgs/hospital1', 'ca/hospital1', 'data/peer0.hospital1']) fs.renameSync(path.join(info.home, rel), path.join(info.home, `${rel}.moved`));
+    hostFolder = out;
     const started = Date.now();
-    for (const unit of ['hdx-ca-hospital1.service', 'hdx-peer0.hospital1.service', 'hdx-chaincode.hospital1.service']) {
-      expect(out.units).to.include(unit);
-      const text = fs.readFileSync(path.join(out.dir, 'units', unit), 'utf8');
-      const envFile = /^EnvironmentFile=(.+)$/m.exec(text)?.[1] ?? '';
-      const exec = (/^ExecStart=(.+)$/m.exec(text)?.[1] ?? '').split(' ').map((a) => a.replace(/%%/g, '%'));
-      const cwd = /^WorkingDirectory=(.+)$/m.exec(text)?.[1];
-      const env: Record<string, string> = {};
-      for (const line of fs.readFileSync(envFile, 'utf8').split('\n')) {
-        const m = /^([A-Z0-9_]+)='(.*)'$/.exec(line);
-        if (m?.[1] && m[2] !== undefined) env[m[1]] = m[2];
-      }
-      // Every path the node is given is in the host folder (or the binaries, or the repository's code).
-      for (const v of Object.values(env)) expect(v.includes(`${info.home}/`) && !v.includes(`${root}/`), v).to.equal(false);
-      const name = unit.slice('hdx-'.length, -'.service'.length);
-      const log = fs.openSync(path.join(info.home, 'logs', `${name}.log`), 'a');
-      const child = spawn('ip', ['netns', 'exec', nsOf('h1'), ...exec], {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-        cwd,
-        detached: true,
-        stdio: ['ignore', log, log],
-      });
-      fs.closeSync(log);
-      child.unref();
-      // Recorded as the launcher records its nodes, so the network's `down` stops it.
-      fs.writeFileSync(path.join(info.home, 'pids', `${name}.pid`), JSON.stringify({ pid: child.pid, command: exec[0], startedAt: new Date().toISOString() }));
-    }
+    for (const unit of ['hdx-ca-hospital1.service', 'hdx-peer0.hospital1.service', 'hdx-chaincode.hospital1.service']) startUnit(out, unit);
     const h1 = started1();
     const staff = staffToken(h1, 'hospital1', { did: drH1.did });
     const body = {
@@ -301,4 +311,72 @@ describe('members on separate hosts: each organization in its own network namesp
     }
     process.stderr.write(`  [netns] hospital1 ran from its host folder (${out.files} files): a write went through after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
   });
+
+  it("serves hospital1's FHIR API from its gateway unit, in its namespace, over HTTPS at its own address, reached from outside", async function () {
+    this.timeout(180_000);
+    if (!hostFolder) throw new Error('the host folder step did not run');
+    const env = startUnit(hostFolder, 'hdx-gateway.hospital1.service');
+    expect(env.HDX_GATEWAY_HOST).to.equal('10.77.0.2');
+    const base = env.HDX_GATEWAY_BASE_URL ?? '';
+    expect(base).to.match(/^https:\/\/10\.77\.0\.2:\d+\/fhir$/);
+    // Its certificate, issued by hospital1's CA, names the address; checked against that CA alone.
+    const ca = fs.readFileSync(path.join(hostFolder.dir, 'state', 'ca', 'hospital1', 'server', 'ca-cert.pem'));
+    const started = Date.now();
+    let metadata: { status: number; body: string } | undefined;
+    let last = '';
+    while (!metadata) {
+      metadata = await httpsCall('GET', `${base}/metadata`, ca).catch((e: Error) => {
+        last = e.message;
+        return undefined;
+      });
+      if (!metadata && Date.now() - started > 150_000) throw new Error(`hospital1's gateway unit did not answer over HTTPS at ${base}: ${last}`);
+      if (!metadata) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(metadata.status).to.equal(200);
+    expect((JSON.parse(metadata.body) as { resourceType: string }).resourceType).to.equal('CapabilityStatement');
+    process.stderr.write(`  [netns] hospital1's gateway unit answered over HTTPS at ${base} after ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+    // A caller with a staff token writes and reads, across the bridge, over TLS: this gateway's own store
+    // is new (the test's in-process gateway kept the earlier records), its write endorsed and anchored.
+    const staff = staffToken({ config: { ...started1().config, baseUrl: base } } as Gw, 'hospital1', { did: drH1.did });
+    const created = await httpsCall('POST', `${base}/Patient`, ca, staff, { resourceType: 'Patient', birthDate: '1966-06-16', gender: 'other' });
+    expect(created.status, created.body).to.equal(201);
+    const id = (JSON.parse(created.body) as { id: string }).id;
+    const read = await httpsCall('GET', `${base}/Patient/${id}`, ca, staff);
+    expect(read.status, read.body).to.equal(200);
+    expect((JSON.parse(read.body) as { birthDate: string }).birthDate).to.equal('1966-06-16');
+    // Plain HTTP is not served there, and a client that does not trust hospital1's CA refuses the certificate.
+    const port = Number(new URL(base).port);
+    const plain = await new Promise<string>((resolve) => {
+      const req = httpRequest({ host: '10.77.0.2', port, path: '/fhir/metadata', timeout: 5000 }, (res) => resolve(`answered ${String(res.statusCode)}`));
+      req.on('error', (e) => resolve(`error ${e.message}`));
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.end();
+    });
+    expect(plain).to.not.match(/^answered 200/);
+    const untrusted = await httpsCall('GET', `${base}/metadata`, undefined).then(
+      () => 'accepted',
+      (e: Error) => e.message,
+    );
+    expect(untrusted).to.match(/self.signed|unable to (get|verify)|certificate/i);
+  });
 });
+
+/** A call over HTTPS trusting `ca` only (undefined: the system's roots), with an optional bearer token and JSON body. */
+function httpsCall(method: string, url: string, ca: Buffer | undefined, token?: string, body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {
+      accept: 'application/fhir+json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/fhir+json' } : {}),
+    };
+    const req = httpsRequest(url, { method, ...(ca ? { ca } : {}), headers, timeout: 30_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
