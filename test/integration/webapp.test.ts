@@ -652,7 +652,10 @@ describe('patient web app in a real browser (real network)', function () {
     await staff.waitForSelector('#staff-answer', { timeout: 60_000 });
     expect(await staff.$eval('#staff-answer', (el) => el.getAttribute('data-permitted'))).to.equal('false');
     const answer = await staff.$eval('#staff-answer', (el) => el.textContent ?? '');
-    expect(answer).to.include('Not permitted: no consent of this patient permits you or Hospital2MSP to read Observation records held by Hospital1MSP for treatment (TREAT).');
+    expect(answer).to.include('Not permitted');
+    expect(await staff.$eval('#staff-explanation', (el) => el.textContent ?? '')).to.equal(
+      'No consent of this patient permits you or Hospital2MSP to read Observation records held by Hospital1MSP for treatment (TREAT). You can ask the patient for access.',
+    );
     // Nothing on the page says whether the patient has a record, or how many, nor which consent (the revoked one) decided.
     const pageText = await staff.$eval('main', (el) => el.textContent ?? '');
     expect(pageText).to.not.match(/\b\d+\s+(record|result|resource|match)/i);
@@ -709,7 +712,7 @@ describe('patient web app in a real browser (real network)', function () {
       await new Promise((r) => setTimeout(r, 1000));
     }
     expect(await staff.$eval('#staff-answer', (el) => el.getAttribute('data-permitted'))).to.equal('true');
-    expect(await staff.$eval('#staff-answer', (el) => el.textContent ?? '')).to.include('Permitted: a consent of this patient permits you or Hospital2MSP');
+    expect(await staff.$eval('#staff-explanation', (el) => el.textContent ?? '')).to.include('A consent of this patient permits you or Hospital2MSP');
     await shot2(staff, '15-staff-permitted');
     await page.evaluate(() => {
       location.hash = '#/requests';

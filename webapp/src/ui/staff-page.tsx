@@ -9,6 +9,12 @@ interface Props {
   patientKey: PatientKey;
 }
 
+/** The gateway's explanation without its leading verdict, which the badge shows. */
+function withoutVerdict(text: string): string {
+  const rest = text.replace(/^(Not permitted|Permitted): /, '');
+  return rest.charAt(0).toUpperCase() + rest.slice(1);
+}
+
 /**
  * The staff view: a practitioner asks whether they may read one kind of a patient's records, held by one
  * member, for one purpose, and sees why not in plain words; then may ask the patient for access. The
@@ -70,7 +76,8 @@ export function StaffPage({ config, patientKey }: Props) {
       <h1 id="staff-title">Staff: may I read it?</h1>
       <p>
         Signed in as <span class="mono">{patientKey.did}</span>. The answer is decided for you by the patient’s consents on the ledger. It never says whether the patient has
-        records, nor which consent decided.
+        records, nor which consent decided. It answers for records with no sensitivity label: a record marked sensitive, or a consent limited to certain dates, is decided when you
+        read it.
       </p>
       <p role="status" class="status" id="staff-status">
         {status}
@@ -114,7 +121,8 @@ export function StaffPage({ config, patientKey }: Props) {
       {answer && asked && (
         <div class={`callout ${answer.permitted ? 'permit' : 'deny'}`} id="staff-answer" tabIndex={-1} data-permitted={String(answer.permitted)} data-reason={answer.reason}>
           <p>
-            <strong class={`badge ${answer.permitted ? 'ok' : 'no'}`}>{answer.permitted ? 'Permitted' : 'Not permitted'}</strong> {answer.explanation}
+            <strong class={`badge ${answer.permitted ? 'ok' : 'no'}`}>{answer.permitted ? 'Permitted' : 'Not permitted'}</strong>{' '}
+            <span id="staff-explanation">{withoutVerdict(answer.explanation)}</span>
           </p>
           {answer.breakGlassAvailable === true && (
             <p id="staff-break-glass">
