@@ -696,6 +696,8 @@ describe('patient web app in a real browser (real network)', function () {
     await press('#review-consent');
     await page.waitForSelector('#consent-words');
     expect(await textOf('#consent-words')).to.include(`I allow the person with DID ${drH2.did} to see Observation records, for treating me.`);
+    // The practitioner's DID in the words wraps: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
     await shot('14-grant-from-request');
     await press('#sign-consent');
     await waitForText('#consent-status', 'Consent granted');
