@@ -1,5 +1,6 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 import { decideAccess, parseAccessRequest } from './access-decision';
+import { listAccessRequests, requestAccess } from './access-request';
 import { callerOf } from './caller';
 import {
   CONSENT_PATIENT_INDEX,
@@ -103,6 +104,26 @@ export class ConsentContract extends Contract {
     const input = parseAccessRequest(parseJsonObject(requestJson, 'request'), 'request');
     const { decision, consents, reason, breakGlass } = await decideAccess(ctx, input, 'request');
     return canonicalJson({ decision, consents, reason, breakGlass });
+  }
+
+  /**
+   * A practitioner asks the patient for access (access-request.ts): `{patient, requester, purpose,
+   * resourceTypes}`, submitted by the requester's own organization for its active practitioner. Replaces
+   * the open request of the same requester, patient and purpose. Returns the stored request.
+   */
+  @Transaction()
+  @Returns('string')
+  public async RequestAccess(ctx: Context, requestJson: string): Promise<string> {
+    const caller = callerOf(ctx);
+    return canonicalJson(await requestAccess(ctx, caller, parseJsonObject(requestJson, 'accessRequest')));
+  }
+
+  /** A patient's open access requests, latest first: `{requests}`. */
+  @Transaction(false)
+  @Returns('string')
+  public async ListAccessRequests(ctx: Context, patient: string): Promise<string> {
+    callerOf(ctx);
+    return canonicalJson({ requests: await listAccessRequests(ctx, patient) });
   }
 }
 

@@ -31,6 +31,7 @@ export type { Anchor, AnchorInput, Commitment, LocatorEntry, Tombstone } from '.
 
 export type { AuditAction, AuditEntry, DecidedAt } from './audit-model';
 export { REVIEW_OUTCOMES } from './break-glass-review';
+export type { AccessRequestRecord } from './access-request';
 export type { BreakGlassReview, ReviewedEntry, ReviewOutcome, ReviewState } from './break-glass-review';
 export type { AccessRequest, ActorIdentity, Decision, DecisionReason } from './consent-evaluate';
 export type { ConsentRecord, ConsentResource, Provision } from './consent-model';

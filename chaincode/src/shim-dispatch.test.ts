@@ -74,7 +74,7 @@ describe('dispatch through fabric-shim (as the peer calls it)', () => {
         'Update',
       ].sort(),
     );
-    expect(names('hdx.consent')).to.deep.equal(['EvaluateAccess', 'GetConsent', 'Grant', 'History', 'ListByPatient', 'Revoke', 'Update']);
+    expect(names('hdx.consent')).to.deep.equal(['EvaluateAccess', 'GetConsent', 'Grant', 'History', 'ListAccessRequests', 'ListByPatient', 'RequestAccess', 'Revoke', 'Update']);
     expect(names('hdx.audit')).to.deep.equal([
       'AuthorizeAndRecord',
       'AuthorizeAndRecordBatch',

@@ -9,7 +9,10 @@
  * announced in an aria-live region. The patient checks their records against the ledger; an auditor,
  * registered by the regulator, finds the break-glass entry on the regulator's gateway and exports it,
  * then finds it in the review queue and records an outcome (with the keyboard), which is then on the
- * ledger: the regulator's gateway and hospital2's show it in the AuditEvent. Screenshots of each page go to .hdx/screenshots/.
+ * ledger: the regulator's gateway and hospital2's show it in the AuditEvent. The staff view: a hospital2
+ * practitioner refused a read checks why on hospital2's app (no consent permits it; nothing says whether a
+ * record exists), asks the patient for access; the patient sees the request on hospital1's app, grants it
+ * from there, and the read then succeeds. Screenshots of each page go to .hdx/screenshots/.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -610,6 +613,114 @@ describe('patient web app in a real browser (real network)', function () {
     await shot('10-history-reviewed');
     await context.close();
     fs.rmSync(downloads, { recursive: true, force: true });
+    expect(problems, problems.join('\n')).to.deep.equal([]);
+  });
+
+  it('the staff view: a hospital2 practitioner refused a read sees why (no consent; nothing says whether a record exists), asks the patient, who grants from the request; the read then succeeds', async () => {
+    // Refused, exactly as a missing record.
+    expect((await h2Read()).status).to.equal(404);
+
+    // The practitioner signs in at their own organization's gateway with their DID key (imported, as an auditor's is).
+    const downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-staff-'));
+    const context = await browser.createBrowserContext();
+    const staff = await context.newPage();
+    await staff.setViewport({ width: 390, height: 844, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
+    staff.on('pageerror', (err) => problems.push(`staff page error: ${String(err)}`));
+    const h2Origin = h2.config.baseUrl.replace(/\/fhir$/, '');
+    await staff.goto(`${h2Origin}/app/`, { waitUntil: 'networkidle0' });
+    const keyFile = path.join(downloads, 'practitioner-key.json');
+    fs.writeFileSync(keyFile, JSON.stringify(drH2.privateJwk));
+    const input = await staff.waitForSelector('#import-key');
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(keyFile);
+    await staff.waitForFunction((did: string) => document.querySelector('#did')?.textContent?.includes(did) === true, { timeout: 30_000 }, drH2.did);
+    fs.rmSync(downloads, { recursive: true, force: true });
+    await staff.evaluate(() => {
+      location.hash = '#/staff';
+    });
+    await staff.waitForSelector('#staff-patient');
+    // Labelled fields.
+    expect(await staff.$eval('#staff-patient', (el) => (el as HTMLInputElement).labels?.[0]?.textContent ?? '')).to.include('Patient DID');
+    await staff.type('#staff-patient', patientDid);
+    await staff.select('#staff-purpose', 'TREAT');
+    await staff.$eval('#staff-type', (el) => {
+      (el as HTMLInputElement).value = '';
+    });
+    await staff.type('#staff-type', 'Observation');
+    await staff.type('#staff-custodian', 'Hospital1MSP');
+    await staff.focus('#staff-check');
+    await staff.keyboard.press('Enter');
+    await staff.waitForSelector('#staff-answer', { timeout: 60_000 });
+    expect(await staff.$eval('#staff-answer', (el) => el.getAttribute('data-permitted'))).to.equal('false');
+    const answer = await staff.$eval('#staff-answer', (el) => el.textContent ?? '');
+    expect(answer).to.include('Not permitted');
+    expect(await staff.$eval('#staff-explanation', (el) => el.textContent ?? '')).to.equal(
+      'No consent of this patient permits you or Hospital2MSP to read Observation records held by Hospital1MSP for treatment (TREAT). You can ask the patient for access.',
+    );
+    // Nothing on the page says whether the patient has a record, or how many, nor which consent (the revoked one) decided.
+    const pageText = await staff.$eval('main', (el) => el.textContent ?? '');
+    expect(pageText).to.not.match(/\b\d+\s+(record|result|resource|match)/i);
+    expect(pageText).to.not.match(/exists?\b|found|no records|revoked|denied by|Consent\//i);
+    expect(pageText).to.not.include(observationId);
+    expect(await staff.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot2(staff, '11-staff-denied');
+
+    // The request, on the ledger for the patient.
+    await staff.focus('#staff-request');
+    await staff.keyboard.press('Enter');
+    await staff.waitForFunction(() => document.querySelector('#staff-status')?.textContent?.includes('Request sent') === true, { timeout: 60_000 });
+    await shot2(staff, '12-staff-request-sent');
+
+    // The patient sees it in their app, at hospital1's gateway (another member's).
+    await page.evaluate(() => {
+      location.hash = '#/requests';
+    });
+    const item = `#request-list li[data-requester="${drH2.did}"]`;
+    for (let i = 0; i < 30 && (await page.$(item)) === null; i += 1) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if ((await page.$(item)) === null) await press('#requests-refresh');
+    }
+    await page.waitForSelector(item, { timeout: 30_000 });
+    const requestText = await textOf(item);
+    expect(requestText).to.include('Hospital2MSP');
+    expect(requestText).to.include('treatment (TREAT)');
+    expect(requestText).to.include('Observation records');
+    expect(requestText).to.include('No consent permits this yet');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot('13-requests');
+
+    // Grant: the consent form, prefilled with that practitioner, purpose and type; read in plain words, then signed.
+    await press(`${item} .grant-request`);
+    await page.waitForFunction((did: string) => (document.querySelector('#who-0-value') as HTMLInputElement | null)?.value === did, { timeout: 30_000 }, drH2.did);
+    expect(await page.$eval('#who-0-person', (el) => (el as HTMLInputElement).checked)).to.equal(true);
+    expect(await page.$eval('#what-types', (el) => (el as HTMLInputElement).value)).to.equal('Observation');
+    await press('#review-consent');
+    await page.waitForSelector('#consent-words');
+    expect(await textOf('#consent-words')).to.include(`I allow the person with DID ${drH2.did} to see Observation records, for treating me.`);
+    // The practitioner's DID in the words wraps: nothing is wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).to.be.at.most(390);
+    await shot('14-grant-from-request');
+    await press('#sign-consent');
+    await waitForText('#consent-status', 'Consent granted');
+
+    // The practitioner's read now succeeds, and the check says so; the patient's list says a consent permits it.
+    const read = await h2Read();
+    expect(read.status, read.text).to.equal(200);
+    // Asked of hospital2's peer, which receives the consent's block a moment after hospital1's: asked again until it has.
+    for (let i = 0; i < 30; i += 1) {
+      await staff.focus('#staff-check');
+      await staff.keyboard.press('Enter');
+      await staff.waitForFunction(() => document.querySelector('#staff-answer') !== null, { timeout: 60_000 });
+      if ((await staff.$eval('#staff-answer', (el) => el.getAttribute('data-permitted'))) === 'true') break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(await staff.$eval('#staff-answer', (el) => el.getAttribute('data-permitted'))).to.equal('true');
+    expect(await staff.$eval('#staff-explanation', (el) => el.textContent ?? '')).to.include('A consent of this patient permits you or Hospital2MSP');
+    await shot2(staff, '15-staff-permitted');
+    await page.evaluate(() => {
+      location.hash = '#/requests';
+    });
+    await page.waitForSelector(`${item}[data-permitted="true"]`, { timeout: 60_000 });
+    await context.close();
     expect(problems, problems.join('\n')).to.deep.equal([]);
   });
 });

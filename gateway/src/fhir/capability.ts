@@ -76,6 +76,10 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             operation: [
               ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
               ...(type === 'Patient' ? [{ name: 'export', definition: `${BULK_DATA}/patient-export` }] : []),
+              // The staff view (fhir/access-check.ts): patient-level access check and access requests.
+              ...(type === 'Patient'
+                ? ['access-check', 'request-access', 'access-requests'].map((name) => ({ name, definition: `${baseUrl}/OperationDefinition/hdx-${name}` }))
+                : []),
               ...(type === 'Group' ? [{ name: 'export', definition: `${BULK_DATA}/group-export` }] : []),
               { name: 'verify', definition: `${baseUrl}/OperationDefinition/hdx-verify` },
             ],

@@ -24,6 +24,7 @@ import { IngestService } from '../ingest/ingest-service';
 import { ingestRoutes } from './ingest-routes';
 import { registerFhirRoutes } from './fhir-routes';
 import { registerAuditRoutes } from './audit-routes';
+import { registerStaffRoutes } from './staff-routes';
 import { didRoutes } from './did-routes';
 import { registerConsentRoutes, registerSignedRevocation } from './consent-routes';
 import { FHIR_JSON, sendResource } from './respond';
@@ -242,6 +243,9 @@ export function createApp(deps: AppDeps): express.Express {
       throw new OperationOutcomeError('INVALID', 'Search parameter patient must be a patient DID or a Patient held by this server');
     return resources.patientRef(id);
   }
+
+  // The staff view: why a read would be denied, and access requests to the patient (staff-routes.ts).
+  registerStaffRoutes(fhir, { ledger, mspId: config.mspId });
 
   // The FHIR interactions and operations: adapters over the transport-free handlers (fhir/handlers/).
   registerFhirRoutes(fhir, {

@@ -7,6 +7,8 @@ import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
 import type {
+  AccessRequestInput,
+  AccessRequestRecord,
   AccessEntryInput,
   AccessQuery,
   Decision,
@@ -280,6 +282,15 @@ export class FabricLedger implements LedgerClient {
   async listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
     const page = await this.#evaluate<{ consents: ConsentRecord[]; bookmark: string }>('consent', 'ListByPatient', [patient, String(pageSize), bookmark], 'listing consents');
     return page ?? { consents: [], bookmark: '' };
+  }
+
+  requestAccess(request: AccessRequestInput): Promise<AccessRequestRecord> {
+    return this.#submit('consent', 'RequestAccess', [JSON.stringify(request)], 'recording an access request');
+  }
+
+  async listAccessRequests(patient: string): Promise<AccessRequestRecord[]> {
+    const page = await this.#evaluate<{ requests: AccessRequestRecord[] }>('consent', 'ListAccessRequests', [patient], 'listing access requests');
+    return page?.requests ?? [];
   }
 
   async evaluateAccess(request: EvaluateRequest): Promise<Decision> {

@@ -1,4 +1,5 @@
 import type {
+  AccessRequestRecord,
   ActorAuth,
   Anchor,
   AnchorInput,
@@ -15,7 +16,22 @@ import type {
 } from '@hdx/chaincode';
 import type { DidResolution } from './did-resolution';
 
-export type { ActorAuth, Anchor, AnchorInput, AuditEntry, BreakGlassReview, ConsentRecord, Decision, DidKind, DidStatus, PatientLink, ReviewedEntry, ReviewOutcome, ReviewState };
+export type {
+  AccessRequestRecord,
+  ActorAuth,
+  Anchor,
+  AnchorInput,
+  AuditEntry,
+  BreakGlassReview,
+  ConsentRecord,
+  Decision,
+  DidKind,
+  DidStatus,
+  PatientLink,
+  ReviewedEntry,
+  ReviewOutcome,
+  ReviewState,
+};
 
 /** A custodian's pseudonym of a patient linked to the patient's DID (`hdx.record:LinkPatient`). */
 export interface PatientLinkInput {
@@ -60,6 +76,14 @@ export interface AuthorizeRequest {
 
 export interface AuthorizeResult extends Decision {
   eventId: string;
+}
+
+/** `hdx.consent:RequestAccess` input: who asks whom, why, for which types (codes only). */
+export interface AccessRequestInput {
+  patient: string;
+  requester: string;
+  purpose: string;
+  resourceTypes: string[];
 }
 
 /** `hdx.consent:EvaluateAccess` request (evaluate only: nothing is recorded). */
@@ -220,6 +244,15 @@ export interface LedgerClient {
   changeConsent(action: 'grant' | 'update' | 'revoke', jws: string): Promise<ConsentRecord>;
   getConsent(id: string): Promise<ConsentRecord | undefined>;
   listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }>;
+
+  /**
+   * `hdx.consent:RequestAccess`: stores a practitioner's request for access to a patient's data (codes
+   * only), submitted by this organization for its own active practitioner; replaces the open request of
+   * the same requester, patient and purpose. Grants nothing.
+   */
+  requestAccess(request: AccessRequestInput): Promise<AccessRequestRecord>;
+  /** `hdx.consent:ListAccessRequests`: a patient's open access requests, latest first. */
+  listAccessRequests(patient: string): Promise<AccessRequestRecord[]>;
 
   /** Evaluates consent for one request; records nothing. */
   evaluateAccess(request: EvaluateRequest): Promise<Decision>;

@@ -4,6 +4,8 @@ import type { Context } from 'fabric-contract-api';
 import { toLedgerError } from '../ledger/ledger-errors';
 import type {
   AccessEntryInput,
+  AccessRequestInput,
+  AccessRequestRecord,
   AccessQuery,
   Anchor,
   AnchorInput,
@@ -157,6 +159,14 @@ export class ContractLedger implements LedgerClient {
 
   listConsents(patient: string, pageSize: number, bookmark: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
     return this.#evaluate((ctx) => consents.ListByPatient(ctx, patient, String(pageSize), bookmark), 'listing consents');
+  }
+
+  requestAccess(request: AccessRequestInput): Promise<AccessRequestRecord> {
+    return this.#submit((ctx) => consents.RequestAccess(ctx, JSON.stringify(request)), 'recording an access request');
+  }
+
+  async listAccessRequests(patient: string): Promise<AccessRequestRecord[]> {
+    return (await this.#evaluate<{ requests: AccessRequestRecord[] }>((ctx) => consents.ListAccessRequests(ctx, patient), 'listing access requests')).requests;
   }
 
   evaluateAccess(request: EvaluateRequest): Promise<Decision> {

@@ -1,5 +1,7 @@
 import type {
   AccessEntryInput,
+  AccessRequestInput,
+  AccessRequestRecord,
   AccessQuery,
   EvaluateRequest,
   LocateRequest,
@@ -353,6 +355,27 @@ export class FakeLedger implements LedgerClient {
   async listConsents(patient: string): Promise<{ consents: ConsentRecord[]; bookmark: string }> {
     this.#check();
     return { consents: [...this.consents.values()].filter((c) => c.patient === patient), bookmark: '' };
+  }
+
+  /** Access requests by patient, requester and purpose (a repeated request replaces the open one, as on the chaincode). */
+  readonly accessRequests = new Map<string, AccessRequestRecord>();
+
+  async requestAccess(request: AccessRequestInput): Promise<AccessRequestRecord> {
+    this.#check();
+    const record: AccessRequestRecord = {
+      ...request,
+      resourceTypes: [...new Set(request.resourceTypes)].sort(),
+      requesterOrganization: this.mspId,
+      requestedAt: new Date().toISOString(),
+      txId: `tx-${this.accessRequests.size + 1}-${Date.now()}`,
+    };
+    this.accessRequests.set(`${request.patient} ${request.requester} ${request.purpose}`, record);
+    return record;
+  }
+
+  async listAccessRequests(patient: string): Promise<AccessRequestRecord[]> {
+    this.#check();
+    return [...this.accessRequests.values()].filter((r) => r.patient === patient).sort((a, b) => (a.requestedAt < b.requestedAt ? 1 : -1));
   }
 
   async evaluateAccess(request: EvaluateRequest): Promise<Decision> {

@@ -9,17 +9,23 @@ import { ConsentPage } from './consent-page';
 import { HistoryPage, sentenceOf } from './history-page';
 import { KeyPage } from './key-page';
 import { RecordsPage } from './records-page';
+import { RequestsPage } from './requests-page';
+import { StaffPage } from './staff-page';
+import type { ConsentForm } from '../lib/consent-form';
+import { formFromRequest } from '../lib/staff';
 import { SubjectPicker } from './subject-picker';
 import { loadWards, saveWards, type Subject } from '../lib/wards';
 
-type Page = 'key' | 'records' | 'consents' | 'history' | 'audit';
+type Page = 'key' | 'records' | 'consents' | 'requests' | 'history' | 'audit' | 'staff';
 
 const PAGES: ReadonlyArray<{ id: Page; label: string }> = [
   { id: 'key', label: 'My key' },
   { id: 'records', label: 'My records' },
   { id: 'consents', label: 'Consents' },
+  { id: 'requests', label: 'Requests' },
   { id: 'history', label: 'Access history' },
   { id: 'audit', label: 'Auditor' },
+  { id: 'staff', label: 'Staff' },
 ];
 
 function pageOfHash(): Page {
@@ -50,6 +56,11 @@ export function App() {
   // Whose data the patient pages manage: the key holder's own, or a ward's (a guardian acting for them).
   const [wards, setWards] = useState<string[]>([]);
   const [chosen, setSubject] = useState<Subject | undefined>();
+  // The consent form prefilled from an access request (Requests → Grant), until the patient leaves Consents.
+  const [prefill, setPrefill] = useState<ConsentForm | undefined>();
+  useEffect(() => {
+    if (page !== 'consents') setPrefill(undefined);
+  }, [page]);
   // Only the key holder or one of their wards, also in the render right after the key changed.
   const subject: Subject | undefined =
     key && chosen && (chosen.self ? chosen.did === key.did : wards.includes(chosen.did)) ? chosen : key ? { did: key.did, self: true } : undefined;
@@ -180,7 +191,7 @@ export function App() {
             You have no key on this device yet. <a href="#/key">Create or import your key</a> first.
           </p>
         )}
-        {ready && config && key && subject && (page === 'records' || page === 'consents' || page === 'history') && (
+        {ready && config && key && subject && (page === 'records' || page === 'consents' || page === 'requests' || page === 'history') && (
           <SubjectPicker
             config={config}
             patientKey={key}
@@ -198,7 +209,19 @@ export function App() {
           />
         )}
         {ready && config && key && subject && page === 'records' && <RecordsPage config={config} patientKey={key} subject={subject} />}
-        {ready && config && key && subject && page === 'consents' && <ConsentPage config={config} patientKey={key} subject={subject} />}
+        {ready && config && key && subject && page === 'consents' && <ConsentPage config={config} patientKey={key} subject={subject} prefill={prefill} />}
+        {ready && config && key && subject && page === 'requests' && (
+          <RequestsPage
+            config={config}
+            patientKey={key}
+            subject={subject}
+            onGrant={(row) => {
+              setPrefill(formFromRequest(row));
+              location.hash = '#/consents';
+            }}
+          />
+        )}
+        {ready && config && key && page === 'staff' && <StaffPage config={config} patientKey={key} />}
         {ready && config && key && page === 'audit' && <AuditorPage config={config} patientKey={key} />}
         {ready && config && key && subject && page === 'history' && <HistoryPage config={config} patientKey={key} subject={subject} wards={wards} live={live} />}
       </main>

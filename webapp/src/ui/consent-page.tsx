@@ -21,6 +21,8 @@ interface Props {
   patientKey: PatientKey;
   /** Whose consents: the key holder's, or a ward's (signed with the key holder's own key, as guardian). */
   subject: Subject;
+  /** A form to start from (an access request's Grant): shown to edit, then reviewed in plain words and signed. */
+  prefill?: ConsentForm | undefined;
 }
 
 function toggle(list: string[], value: string, on: boolean): string[] {
@@ -81,8 +83,8 @@ function ScopeFields({ idPrefix, scope, onChange, legend }: { idPrefix: string; 
   );
 }
 
-export function ConsentPage({ config, patientKey, subject }: Props) {
-  const [form, setForm] = useState<ConsentForm>(emptyForm());
+export function ConsentPage({ config, patientKey, subject, prefill }: Props) {
+  const [form, setForm] = useState<ConsentForm>(prefill ?? emptyForm());
   /** The exact Consent shown for review and then signed (undefined while editing). */
   const [review, setReview] = useState<Record<string, unknown> | undefined>();
   const [problems, setProblems] = useState<string[]>([]);
@@ -106,13 +108,14 @@ export function ConsentPage({ config, patientKey, subject }: Props) {
     let current = true;
     setConsents([]);
     setReview(undefined);
-    setStatus('');
+    setStatus(prefill ? 'The form below answers the access request: check it, then review it before signing.' : '');
     setError('');
+    if (prefill) setForm(prefill);
     void refresh(() => current);
     return () => {
       current = false;
     };
-  }, [patientKey.did, subject.did]);
+  }, [patientKey.did, subject.did, prefill]);
 
   const run = async (work: () => Promise<void>): Promise<void> => {
     setBusy(true);
