@@ -22,6 +22,7 @@ import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
+import { fhirPathPatch, jsonPatch, type PatchDocument } from './patch-document';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 import { bindCaller } from './policy';
@@ -69,8 +70,8 @@ interface Entry {
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
   readonly resource?: Resource;
-  /** PATCH: the JSON Patch document the entry's Binary carries. */
-  readonly patch?: unknown;
+  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch in a Binary). */
+  readonly patch?: PatchDocument;
 }
 
 interface ResponseEntry {
@@ -89,7 +90,7 @@ const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 /** FHIR transaction processing order (DELETE, POST, PUT and PATCH, GET); Patients before what refers to them. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
-/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; FHIRPath Patch is not offered). */
+/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; a FHIRPath Patch is a Parameters). */
 const JSON_PATCH_TYPE = 'application/json-patch+json';
 
 function status(code: number): string {
@@ -133,20 +134,23 @@ function atEntry(err: unknown, index: number, type: string | undefined): unknown
 }
 
 /**
- * The JSON Patch a Bundle PATCH entry carries: a Binary of contentType application/json-patch+json whose
- * data is the patch document, base64 (http.html#patch). Its operations are checked when it is applied.
+ * The patch a Bundle PATCH entry carries (http.html#patch): a FHIRPath Patch as its resource (a
+ * Parameters), or a JSON Patch in a Binary of contentType application/json-patch+json whose data is the
+ * patch document, base64. Parsed here: a malformed one fails its entry (400).
  */
-function patchDocument(resource: unknown, at: string): unknown {
+function patchDocument(resource: unknown, at: string): PatchDocument {
+  if (isObject(resource) && resource.resourceType === 'Parameters') return fhirPathPatch(resource);
   if (!isObject(resource) || resource.resourceType !== 'Binary')
-    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries its JSON Patch in a Binary resource (contentType ${JSON_PATCH_TYPE})`);
-  if (resource.contentType !== JSON_PATCH_TYPE)
-    throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE} (FHIRPath Patch is not supported)`);
+    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters) or a JSON Patch in a Binary (contentType ${JSON_PATCH_TYPE})`);
+  if (resource.contentType !== JSON_PATCH_TYPE) throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE}`);
   if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the JSON Patch, base64`);
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
+    body = JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
   } catch {
     throw invalid(`${at}.resource.data`, `${at}.resource.data is not a base64 JSON document`);
   }
+  return jsonPatch(body);
 }
 
 /** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */
@@ -315,7 +319,7 @@ export class BundleService {
       ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
       ...(isObject(resource) && method !== 'PATCH' ? { resource: structuredClone(resource) as Resource } : {}),
-      ...(method === 'PATCH' ? { patch } : {}),
+      ...(patch !== undefined ? { patch } : {}),
     };
   }
 
@@ -446,7 +450,7 @@ export class BundleService {
         else if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
         else if (e.method === 'PUT' && cond) prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, { ...e.resource, id }, plan, e.ifMatch));
         else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch));
-        else if (e.method === 'PATCH') prepared.set(e.index, await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch));
+        else if (e.method === 'PATCH') prepared.set(e.index, await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch));
         else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch));
       } catch (err) {
         throw atEntry(err, e.index, e.type);
@@ -592,7 +596,7 @@ export class BundleService {
           e.method === 'POST'
             ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
             : e.method === 'PATCH'
-              ? await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch)
+              ? await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch)
               : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return this.#written(v);

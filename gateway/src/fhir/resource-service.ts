@@ -12,7 +12,7 @@ import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt,
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentsEqual, patientPseudonym } from '../model/commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
-import { applyJsonPatch, parseJsonPatch } from './json-patch';
+import { applyPatch, type PatchDocument } from './patch-document';
 import { type AccessClass, accessClassOf, parseAccessClass } from '../model/access-class';
 import { Integrity } from './integrity';
 import { anchorInputFor, type ConditionalWrite, commitmentFor, keyIdOf, parseIfMatch, type PreparedVersion, REFERENCE_DATA_KEY_ID, type Resource, WritePlan } from './write-plan';
@@ -526,31 +526,30 @@ export class ResourceService {
   }
 
   /**
-   * `PATCH Type/id` with a JSON Patch: applied to the current version (checked against its anchor
+   * `PATCH Type/id` with a JSON Patch or a FHIRPath Patch (parsed: patch-document.ts): applied to the current version (checked against its anchor
    * first), then written as an update (validated, If-Match, anchored). A record that is not there or
    * that the caller may not see is a 404 before If-Match or the patch is looked at; a deleted one 410.
    */
-  async patch(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
+  async patch(caller: Caller, resourceType: string, id: string, patch: PatchDocument, ifMatch?: string): Promise<Resource> {
     typeInfo(resourceType);
     this.#assertWrite(caller, 'update', resourceType);
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    const prepared = await this.preparePatch(caller, resourceType, id, body, plan, ifMatch);
+    const prepared = await this.preparePatch(caller, resourceType, id, patch, plan, ifMatch);
     await this.commitWrite(caller, plan);
     return prepared.resource;
   }
 
-  /** Adds a JSON Patch of the current version to `plan` as an update (patch above; a Bundle's PATCH entry). */
-  async preparePatch(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
+  /** Adds a patch of the current version to `plan` as an update (patch above; a Bundle's PATCH entry). */
+  async preparePatch(caller: Caller, resourceType: string, id: string, patch: PatchDocument, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
     typeInfo(resourceType);
     this.#assertWrite(caller, 'update', resourceType);
-    const operations = parseJsonPatch(body);
     if (ifMatch !== undefined) parseIfMatch(ifMatch);
     const current = await this.#store.readCurrent(resourceType, id);
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
-    const patched = applyJsonPatch(await this.#integrity.verified(current), operations);
+    const patched = applyPatch(await this.#integrity.verified(current), patch);
     // If-Match again: the version patched is the version replaced.
     return this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
   }

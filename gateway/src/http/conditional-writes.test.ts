@@ -428,3 +428,97 @@ describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
     }
   });
 });
+
+describe('PATCH with FHIRPath Patch (HTTP, fake ledger)', () => {
+  const op = (type: string, ...parts: object[]) => ({ name: 'operation', part: [{ name: 'type', valueCode: type }, ...parts] });
+  const parameters = (...operations: object[]) => ({ resourceType: 'Parameters', parameter: operations });
+  const replaceValue = (value: string) => parameters(op('replace', { name: 'path', valueString: 'Observation.value' }, { name: 'value', valueString: value }));
+
+  async function withPatch() {
+    const env = await setup();
+    const patch = (path: string, body: unknown, who = staff, ifMatch?: string) => {
+      const r = request(env.app)
+        .patch(`/fhir/${path}`)
+        .set(...who)
+        .set('content-type', FHIR);
+      return (ifMatch !== undefined ? r.set('If-Match', ifMatch) : r).send(JSON.stringify(body));
+    };
+    return { ...env, patch };
+  }
+
+  it('applies the operations to the current version and writes an anchored update; If-Match applies', async () => {
+    const { patch, aliceObs, store, ledger } = await withPatch();
+    const anchors = ledger.anchors.size;
+    const res = await patch(
+      `Observation/${aliceObs}`,
+      parameters(
+        op('replace', { name: 'path', valueString: 'Observation.value' }, { name: 'value', valueString: 'corrected' }),
+        op('add', { name: 'path', valueString: 'Observation' }, { name: 'name', valueString: 'note' }, { name: 'value', valueAnnotation: { text: 'rechecked' } }),
+        op('delete', { name: 'path', valueString: 'Observation.code.text' }),
+      ),
+      staff,
+      'W/"1"',
+    );
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body).to.include({ id: aliceObs, valueString: 'corrected' });
+    expect(res.body.note).to.deep.equal([{ text: 'rechecked' }]);
+    expect(res.body.code).to.deep.equal({ coding: [{ system: 'http://example.org/codes', code: 'hiv' }] });
+    expect([res.body.meta.versionId, res.headers.etag]).to.deep.equal(['2', 'W/"2"']);
+    expect(ledger.anchors.size).to.equal(anchors + 1);
+    expect(JSON.parse((await store.readCurrent('Observation', aliceObs))?.content ?? '{}')).to.include({ valueString: 'corrected' });
+    const stale = await patch(`Observation/${aliceObs}`, replaceValue('lost'), staff, 'W/"1"');
+    expect(stale.status).to.equal(412);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(2);
+  });
+
+  it('the result is validated like any update; a malformed patch is 400, an unappliable operation 422 — nothing written, no value echoed', async () => {
+    const { patch, aliceObs, store } = await withPatch();
+    const cases: Array<[unknown, number]> = [
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.status' }, { name: 'value', valueCode: 'secret-status' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: "Observation.where(value = 'secret-guess').status" }, { name: 'value', valueCode: 'final' })), 422],
+      // Observation.code is required: the patched resource is not valid.
+      [parameters(op('delete', { name: 'path', valueString: "Observation.code.where(text != 'secret')" }), op('delete', { name: 'path', valueString: 'Observation.note' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.id' }, { name: 'value', valueId: 'secret-elsewhere' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.(secret' }, { name: 'value', valueString: 'x' })), 400],
+      [parameters(op('upsert', { name: 'path', valueString: 'Observation.secret' })), 400],
+      [{ resourceType: 'Observation', status: 'secret' }, 400],
+      [parameters(), 400],
+    ];
+    for (const [body, status] of cases) {
+      const res = await patch(`Observation/${aliceObs}`, body);
+      expect(res.status, JSON.stringify(body)).to.equal(status);
+      expect(res.body.resourceType).to.equal('OperationOutcome');
+      expect(JSON.stringify(res.body), JSON.stringify(body)).to.not.match(/secret|not detected|hiv/);
+    }
+    // A JSON Patch sent as FHIR JSON: told its media type.
+    expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'x' }])).status).to.equal(415);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
+  });
+
+  it('a record the caller may not see is answered as a missing one, whatever the patch or If-Match (no oracle); a deleted one is 410 for staff', async () => {
+    const { patch, del, bobObs, aliceObs, store } = await withPatch();
+    const missing = 'no-such-observation';
+    for (const body of [
+      replaceValue('forged'),
+      parameters(op('replace', { name: 'path', valueString: "Observation.where(value = 'detected').status" }, { name: 'value', valueCode: 'final' })),
+      parameters(op('delete', { name: 'path', valueString: 'Observation.nothing' })),
+    ]) {
+      for (const ifMatch of [undefined, 'W/"1"', 'W/"5"']) {
+        const res = await patch(`Observation/${bobObs}`, body, asPatient(ALICE), ifMatch);
+        const absent = await patch(`Observation/${missing}`, body, asPatient(ALICE), ifMatch);
+        expect(res.status).to.equal(404);
+        expect(shape(res, bobObs)).to.deep.equal(shape(absent, missing));
+      }
+    }
+    expect((await store.readCurrent('Observation', bobObs))?.versionId).to.equal(1);
+    expect((await patch(`Observation/${aliceObs}`, replaceValue('home'), asPatient(ALICE))).status).to.equal(200);
+    await del(`Observation/${aliceObs}`);
+    expect((await patch(`Observation/${aliceObs}`, replaceValue('x'))).status).to.equal(410);
+  });
+
+  it('the CapabilityStatement names both patch formats', async () => {
+    const { app } = await setup();
+    const res = await request(app).get('/fhir/metadata');
+    expect(res.body.patchFormat).to.deep.equal(['application/json-patch+json', 'application/fhir+json']);
+  });
+});
