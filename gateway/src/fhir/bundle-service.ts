@@ -31,7 +31,7 @@ import { conditionalUpdate } from './handlers/conditional-update';
 import { create } from './handlers/create';
 import { read } from './handlers/read';
 import type { FhirContext, FhirOutcome, FhirRequest } from './handlers/request';
-import { queryOf } from './handlers/request';
+import { queryOf, withVersion } from './handlers/request';
 import { search } from './handlers/search';
 import { vread } from './handlers/vread';
 
@@ -274,7 +274,7 @@ export class BundleService {
       throw invalid(`${at}.request.ifNoneExist`, `${at}.request.ifNoneExist is a search query, on a POST only`);
     }
     if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
-    // `Type?query` on a PUT or DELETE: a conditional update or delete (http.html#cond-update, #cdelete).
+    // `Type?query` on a PUT, PATCH or DELETE: a conditional update, patch or delete (http.html#cond-update, #patch, #cdelete).
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
     const url = parseUrl(path, this.#base);
     // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
@@ -284,15 +284,20 @@ export class BundleService {
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
       throw invalid(
         `${at}.request.url`,
-        `${at}.request.url: a query in request.url is a conditional update or delete (PUT or DELETE Type?query), or a search (GET Type?query) in a batch`,
+        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query) in a batch`,
       );
-    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', PATCH: 'Type/id', DELETE: 'Type/id or Type?query' }[method];
+    const shape = {
+      GET: 'Type/id or Type/id/_history/vid',
+      POST: 'a resource type',
+      PUT: 'Type/id or Type?query',
+      PATCH: 'Type/id or Type?query',
+      DELETE: 'Type/id or Type?query',
+    }[method];
     const fits =
       url !== undefined &&
       (method === 'POST' || query !== undefined ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
     if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
     const resource = raw.resource;
-    if (method === 'PATCH' && query !== undefined) throw invalid(`${at}.request.url`, `${at}.request.url must be Type/id for PATCH (conditional patch is not supported)`);
     const patch = method === 'PATCH' ? patchDocument(resource, at) : undefined;
     if (method === 'POST' || method === 'PUT') {
       if (!isObject(resource)) throw invalid(`${at}.resource`, `${at}.resource is required for ${method}`);
@@ -352,8 +357,8 @@ export class BundleService {
       }
     }
 
-    // Conditional updates and deletes: one match → that resource; none → an update creates (a server
-    // id), a delete has nothing to do; several → 412. Matched only for a caller allowed to make the
+    // Conditional updates, patches and deletes: one match → that resource; none → an update creates (a
+    // server id), a delete has nothing to do, a patch fails (404); several → 412. Matched only for a caller allowed to make the
     // write (a patient in its own compartment only), so the answer is no existence oracle.
     const conditional = new Map<number, { id: string } | { create: true } | { none: true }>();
     const queries = new Set<string>();
@@ -367,12 +372,15 @@ export class BundleService {
             `Bundle.entry[${e.index}].request.url: the same conditional request.url is on an earlier entry of this transaction`,
           );
         queries.add(`${e.type}?${e.conditional}`);
-        const interaction = e.method === 'PUT' ? 'update' : 'delete';
+        const interaction = e.method === 'DELETE' ? 'delete' : 'update';
         // A conditional update may create: the scopes of both, before anything is matched.
         if (e.method === 'PUT') scoped(e.type, 'create');
         const found = await this.#resources.matchFor(callers[e.index] as Caller, interaction, e.type, e.type, e.conditional);
-        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${interaction} matches several ${e.type} resources: nothing was written`);
+        const what = e.method === 'PATCH' ? 'patch' : interaction;
+        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${what} matches several ${e.type} resources: nothing was written`);
         const [match] = found;
+        // A conditional patch needs its one match (http.html#patch): none is a 404.
+        if (!match && e.method === 'PATCH') throw new OperationOutcomeError('NOT_FOUND', `the conditional patch matches no ${e.type}: nothing was written`);
         const bodyId = e.resource?.id;
         if (match) {
           if (bodyId !== undefined && bodyId !== match.id) throw invalid(`${e.type}.id`, `${e.type}.id is not the id of the resource the conditional update matches`);
@@ -577,6 +585,10 @@ export class BundleService {
     };
     if (e.method === 'POST' && e.ifNoneExist !== undefined) return this.#entryOf(e.type, await create(this.#ctx, req));
     if (e.conditional !== undefined && e.method === 'DELETE') return this.#entryOf(e.type, await conditionalDelete(this.#ctx, req));
+    if (e.conditional !== undefined && e.method === 'PATCH') {
+      this.#resources.assertMayWrite(who, 'update', e.type);
+      return this.#entryOf(e.type, withVersion(200, await this.#resources.conditionalPatch(who, e.type, e.conditional, e.patch as PatchDocument, e.ifMatch)), true);
+    }
     // A conditional update's entry names the version written, also when it updated (HTTP sends Location on a create only).
     if (e.conditional !== undefined) return this.#entryOf(e.type, await conditionalUpdate(this.#ctx, req), true);
     if (e.method === 'GET') return this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req));

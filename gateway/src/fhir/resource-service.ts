@@ -492,6 +492,24 @@ export class ResourceService {
     });
   }
 
+  /**
+   * Conditional patch (`PATCH /Type?query`, http.html#patch): one match → that resource patched (as
+   * patch: If-Match applies, a deleted match cannot be, as it is not current); none → 404; several →
+   * 412, nothing written. Matched only for a caller allowed to make the write (a patient in its own
+   * compartment only), so none, one or several tells nothing about records it may not see.
+   */
+  async conditionalPatch(caller: Caller, resourceType: string, query: string, patch: PatchDocument, ifMatch?: string): Promise<Resource> {
+    this.#assertWrite(caller, 'update', resourceType);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'update', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional patch matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (!match) throw new OperationOutcomeError('NOT_FOUND', `The conditional patch matches no ${resourceType}: nothing was written`);
+      return this.patch(caller, resourceType, match.id, patch, ifMatch);
+    });
+  }
+
   /** Conditional creates of the same type and query in this process, one after the other (no double create). */
   readonly #conditionalTails = new Map<string, Promise<unknown>>();
 

@@ -82,5 +82,6 @@ export function registerFhirRoutes(fhir: Router, ctx: FhirContext): void {
   fhir.put('/:type', route(handlers.conditionalUpdate));
   fhir.delete('/:type', route(handlers.conditionalDelete));
   fhir.patch('/:type/:id', route(handlers.patch));
+  fhir.patch('/:type', route(handlers.conditionalPatch));
   fhir.delete('/:type/:id', route(handlers.deleteResource));
 }
