@@ -69,6 +69,9 @@ interface Entry {
   readonly ifMatch?: string;
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
+  /** GET Type/id: request.ifNoneMatch and request.ifModifiedSince (conditional read). */
+  readonly ifNoneMatch?: string;
+  readonly ifModifiedSince?: string;
   readonly resource?: Resource;
   /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch in a Binary). */
   readonly patch?: PatchDocument;
@@ -261,8 +264,10 @@ export class BundleService {
     if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') {
       throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT, PATCH or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD is not supported)`);
     }
-    const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
-    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: not supported (conditional reads are not offered in a Bundle)`);
+    // Conditional read (If-None-Match, If-Modified-Since): on a read (GET Type/id) only, checked below.
+    const conditionalRead = CONDITIONAL.find((c) => request[c] !== undefined);
+    if (conditionalRead !== undefined && (method !== 'GET' || typeof request[conditionalRead] !== 'string'))
+      throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
     const ifMatch = request.ifMatch;
     if (ifMatch !== undefined) {
       if ((method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') || typeof ifMatch !== 'string')
@@ -279,6 +284,7 @@ export class BundleService {
     const url = parseUrl(path, this.#base);
     // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
     if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
+      if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
       return { index, method, type: url.type, search: query ?? '' };
     }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
@@ -297,6 +303,8 @@ export class BundleService {
       url !== undefined &&
       (method === 'POST' || query !== undefined ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
     if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
+    if (conditionalRead !== undefined && url.versionId !== undefined)
+      throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
     const resource = raw.resource;
     const patch = method === 'PATCH' ? patchDocument(resource, at) : undefined;
     if (method === 'POST' || method === 'PUT') {
@@ -323,6 +331,8 @@ export class BundleService {
       ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
       ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
+      ...(typeof request.ifNoneMatch === 'string' ? { ifNoneMatch: request.ifNoneMatch } : {}),
+      ...(typeof request.ifModifiedSince === 'string' ? { ifModifiedSince: request.ifModifiedSince } : {}),
       ...(isObject(resource) && method !== 'PATCH' ? { resource: structuredClone(resource) as Resource } : {}),
       ...(patch !== undefined ? { patch } : {}),
     };
@@ -579,7 +589,12 @@ export class BundleService {
       ...(e.versionId !== undefined ? { versionId: e.versionId } : {}),
       query: {},
       ...(e.conditional !== undefined ? { queryString: e.conditional } : {}),
-      headers: { ...(e.ifMatch !== undefined ? { ifMatch: e.ifMatch } : {}), ...(e.ifNoneExist !== undefined ? { ifNoneExist: e.ifNoneExist } : {}) },
+      headers: {
+        ...(e.ifMatch !== undefined ? { ifMatch: e.ifMatch } : {}),
+        ...(e.ifNoneExist !== undefined ? { ifNoneExist: e.ifNoneExist } : {}),
+        ...(e.ifNoneMatch !== undefined ? { ifNoneMatch: e.ifNoneMatch } : {}),
+        ...(e.ifModifiedSince !== undefined ? { ifModifiedSince: e.ifModifiedSince } : {}),
+      },
       ...(e.resource !== undefined ? { body: e.resource } : {}),
       bodyFormat: 'fhir-json',
     };

@@ -72,6 +72,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalCreate: true,
             conditionalUpdate: true,
             conditionalDelete: 'single',
+            // If-None-Match and If-Modified-Since on read (304 only for a caller allowed to read it).
+            conditionalRead: 'full-support',
             interaction: ['create', 'read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             ...includesOf(type),
             searchParam: supportedSearchParams(type),

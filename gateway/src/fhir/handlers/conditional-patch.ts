@@ -1,7 +1,7 @@
 /** conditional patch (`PATCH [base]/Type?query`): one match → patched (200); none → 404; several → 412 (resource-service.ts). */
 import { conditionalQuery } from './conditional';
-import { patchOf } from './patch';
-import { bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, withVersion } from './request';
+import { PATCHED, patchOf } from './patch';
+import { asPreferred, bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, withVersion } from './request';
 
 export async function conditionalPatch(ctx: FhirContext, req: FhirRequest): Promise<FhirOutcome> {
   const type = req.type ?? '';
@@ -9,5 +9,5 @@ export async function conditionalPatch(ctx: FhirContext, req: FhirRequest): Prom
   const query = conditionalQuery(req, 'A patch', 'PATCH');
   const who = bind(ctx, req, type, 'update');
   ctx.resources.assertMayWrite(who, 'update', type);
-  return withVersion(200, await ctx.resources.conditionalPatch(who, type, query, patchOf(req), req.headers?.ifMatch));
+  return asPreferred(req, withVersion(200, await ctx.resources.conditionalPatch(who, type, query, patchOf(req), req.headers?.ifMatch)), PATCHED);
 }

@@ -5,7 +5,9 @@
 import { OperationOutcomeError } from '../../errors';
 import { JSON_PATCH_MEDIA_TYPE } from '../json-patch';
 import { fhirPathPatch, jsonPatch, type PatchDocument } from '../patch-document';
-import { bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, withVersion } from './request';
+import { asPreferred, bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, withVersion } from './request';
+
+export const PATCHED = 'The resource was patched: its ETag names the new version';
 
 /** The request's patch, by its media type: 415 for any other. */
 export function patchOf(req: FhirRequest): PatchDocument {
@@ -23,5 +25,5 @@ export async function patch(ctx: FhirContext, req: FhirRequest): Promise<FhirOut
   const who = bind(ctx, req, type, 'update');
   // Who may not make the write is told so before its patch is read.
   ctx.resources.assertMayWrite(who, 'update', type);
-  return withVersion(200, await ctx.resources.patch(who, type, id, patchOf(req), req.headers?.ifMatch));
+  return asPreferred(req, withVersion(200, await ctx.resources.patch(who, type, id, patchOf(req), req.headers?.ifMatch)), PATCHED);
 }
