@@ -263,13 +263,13 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(env.ledger.audit.filter((e) => e.action === 'U' || e.action === 'D').map((e) => e.action)).to.have.members(['U', 'D']);
   });
 
-  it('refuses GET entries, conditional interactions and a resource changed twice', async () => {
+  it('refuses searches (GET Type?query), conditional reads on writes and a resource changed twice', async () => {
     const p = await createPatient();
-    const get = await send(bundle('transaction', [post(patient()), { request: { method: 'GET', url: `Patient/${p}` } }]));
+    const get = await send(bundle('transaction', [post(patient()), { request: { method: 'GET', url: 'Patient?name=x' } }]));
     expect(get.status).to.equal(400);
-    expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.method']);
+    expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.url']);
     expect(get.body.issue[0].diagnostics).to.include('batch');
-    // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince (reads) are not.
+    // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince are a read's only.
     const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneMatch: 'W/"1"' } }]));
     expect(conditional.status).to.equal(400);
     expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneMatch']);

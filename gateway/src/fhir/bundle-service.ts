@@ -8,6 +8,13 @@
  *   ONE ledger transaction (hdx.record:AnchorBatch; more than 500 versions in several, none served until
  *   all are committed) and only then marked anchored. Any failure before the ledger has part of it
  *   discards every pending version and answers one OperationOutcome naming the entry at fault.
+ *   Its GET entries (reads and vreads, not searches) come last (http.html#trules): before anything is
+ *   committed each is checked to be answerable in the state the writes leave (scope, compartment,
+ *   consent evaluated but not recorded, there and not deleted), so one that is not fails the whole
+ *   transaction and nothing is disclosed or recorded; once the writes are committed each is answered
+ *   through the enforcement point as any read (decided again and recorded). A version the transaction
+ *   writes is decided at that second step only; one refused there (consent changed in between) fails
+ *   closed: its entry answers the error, the committed writes stand.
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
  *   point), with its own status and, on failure, its own OperationOutcome.
  *
@@ -218,7 +225,7 @@ export class BundleService {
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
     const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
-    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
+    return body.type === 'transaction' ? this.transaction(auth, scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
   }
 
   /**
@@ -258,11 +265,8 @@ export class BundleService {
     const request = raw.request;
     if (!isObject(request)) throw invalid(`${at}.request`, `${at}.request is required in a ${kind}`);
     const method = request.method;
-    if (method === 'GET' && kind === 'transaction') {
-      throw invalid(`${at}.request.method`, `${at}: GET entries are not supported in a transaction (a read cannot be undone if the transaction fails); send reads in a batch`);
-    }
     if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') {
-      throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT, PATCH or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD is not supported)`);
+      throw invalid(`${at}.request.method`, `${at}.request.method must be GET, POST, PUT, PATCH or DELETE (HEAD is not supported)`);
     }
     // Conditional read (If-None-Match, If-Modified-Since): on a read (GET Type/id) only, checked below.
     const conditionalRead = CONDITIONAL.find((c) => request[c] !== undefined);
@@ -283,6 +287,8 @@ export class BundleService {
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
     const url = parseUrl(path, this.#base);
     // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
+    if (method === 'GET' && kind === 'transaction' && url !== undefined && url.id === undefined)
+      throw invalid(`${at}.request.url`, `${at}: a search (GET Type?query) is not supported in a transaction; send it in a batch (a read, GET Type/id, is)`);
     if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
       if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
       return { index, method, type: url.type, search: query ?? '' };
@@ -339,7 +345,7 @@ export class BundleService {
   }
 
   /** All or nothing: see the file comment. */
-  async transaction(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
+  async transaction(auth: AuthContext, scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
     const issues = validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error');
     if (issues.length > 0) throw invalidResource(issues, 'The transaction is not valid FHIR R4; nothing was written');
     const entries = raw.map((r, i) => this.#parseEntry(r, i, 'transaction'));
@@ -413,6 +419,8 @@ export class BundleService {
     const targets = new Map<string, string>();
     const touched = new Set<string>();
     for (const e of entries) {
+      // A read changes nothing and names its resource by Type/id: no id to assign, nothing touched.
+      if (e.method === 'GET') continue;
       const cond = conditional.get(e.index);
       const id = matched.get(e.index)?.id ?? (cond && 'id' in cond ? cond.id : e.method === 'POST' || cond !== undefined ? randomUUID() : (e.id as string));
       ids.set(e.index, id);
@@ -458,7 +466,7 @@ export class BundleService {
     };
     const order = [...entries].sort((a, b) => rank(a) - rank(b) || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
     for (const e of order) {
-      if (matched.has(e.index)) continue;
+      if (matched.has(e.index) || e.method === 'GET') continue;
       const who = callers[e.index] as Caller;
       const id = ids.get(e.index) as string;
       const cond = conditional.get(e.index);
@@ -475,7 +483,25 @@ export class BundleService {
       }
     }
 
-    const [first] = callers;
+    // GET entries, before anything is committed: each must be answerable (allowed, there) in the state
+    // the writes leave, decided without recording anything; one that is not fails the transaction.
+    const reads = entries.filter((e) => e.method === 'GET');
+    const written = new Map(plan.versions.map((v) => [`${v.row.resourceType}/${v.row.id}`, v]));
+    for (const e of reads) {
+      try {
+        const mine = written.get(`${e.type}/${String(e.id)}`);
+        if (mine?.action === 'D' && (e.versionId === undefined || e.versionId === String(mine.row.versionId)))
+          throw new OperationOutcomeError('GONE', `${e.type}/${String(e.id)} is deleted by this transaction`);
+        // A version this transaction writes is decided when it is read, after the commit; any other is decided now.
+        if (mine === undefined || (e.versionId !== undefined && e.versionId !== String(mine.row.versionId)))
+          await this.#resources.assertReadable(callers[e.index] as Caller, e.type, e.id as string, e.versionId);
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
+
+    // The writes are committed as the caller of the first write (a read's binding is for reading).
+    const first = callers.find((_, i) => entries[i]?.method !== 'GET');
     if (first) {
       try {
         await this.#resources.commitWrite(first, plan);
@@ -489,11 +515,33 @@ export class BundleService {
       }
     }
 
+    // The reads, last (http.html#trules), through the enforcement point as any read: each decided and
+    // recorded now that the writes are committed. One no longer allowed (consent changed since the
+    // check) fails closed: that entry answers its error, the committed writes stand.
+    const answers = new Map<number, ResponseEntry>();
+    for (const e of reads) {
+      const req: FhirRequest = {
+        auth,
+        type: e.type,
+        id: e.id as string,
+        ...(e.versionId !== undefined ? { versionId: e.versionId } : {}),
+        query: {},
+        headers: { ...(e.ifNoneMatch !== undefined ? { ifNoneMatch: e.ifNoneMatch } : {}), ...(e.ifModifiedSince !== undefined ? { ifModifiedSince: e.ifModifiedSince } : {}) },
+      };
+      try {
+        answers.set(e.index, this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req)));
+      } catch (err) {
+        answers.set(e.index, this.#failed(atEntry(err, e.index, e.type), e.index));
+      }
+    }
+
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
       type: 'transaction-response',
       entry: entries.map((e): ResponseEntry => {
+        const answer = answers.get(e.index);
+        if (answer) return answer;
         const existing = matched.get(e.index);
         if (existing) return this.#matched(e.type, existing);
         const v = prepared.get(e.index);

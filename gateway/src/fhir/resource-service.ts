@@ -1109,6 +1109,25 @@ export class ResourceService {
     return this.#disclose(caller, v, 'vread');
   }
 
+  /**
+   * Whether a read (or, with `versionId`, a vread) would be answered now, decided WITHOUT recording
+   * anything: a transaction's GET entry, checked before its writes commit (bundle-service.ts), is read
+   * through `read`/`vread` only once they have. The caller's interaction, its compartment and consent
+   * (evaluated, not recorded); throws what the read would: 404 for a record absent or not permitted
+   * (never told apart), 410 for a deleted one.
+   */
+  async assertReadable(caller: Caller, resourceType: string, id: string, versionId?: string): Promise<void> {
+    typeInfo(resourceType);
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    const n = Number(versionId);
+    const found =
+      versionId === undefined ? await this.#store.readCurrent(resourceType, id) : Number.isInteger(n) && n > 0 ? await this.#store.readVersion(resourceType, id, n) : undefined;
+    if (!found || (found.patientId !== null && !(await this.inCompartment(caller, found.patientId)))) throw notKnown(resourceType, id, versionId);
+    const [decision] = await this.access.evaluate(caller, [found]);
+    if (decision?.decision !== 'permit') throw notKnown(resourceType, id, versionId);
+    if (found.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
+  }
+
   /** One version: consent and audit in one transaction, then the integrity check, then release. */
   async #disclose(caller: Caller, v: StoredVersion, subtype: Disclosure): Promise<Resource> {
     await this.access.authorize(caller, v, subtype);

@@ -1,7 +1,8 @@
 /**
- * Conditional read (If-None-Match, If-Modified-Since → 304) and `Prefer: return=` on writes, through
- * HTTP (http.html#cread, #ops). A 304 is answered only after the read was allowed and recorded: a
- * record the caller may not see is a 404 whatever the headers.
+ * Conditional read (If-None-Match, If-Modified-Since → 304), `Prefer: return=` on writes and GET
+ * entries in a transaction, through HTTP (http.html#cread, #ops, #trules). A 304 is answered only after
+ * the read was allowed and recorded: a record the caller may not see is a 404 whatever the headers. A
+ * transaction's reads disclose and record nothing unless its writes commit.
  */
 import { expect } from 'chai';
 import request from 'supertest';
@@ -196,5 +197,87 @@ describe('Prefer: return= on create, update and patch (HTTP, fake ledger)', () =
     // Errors are answered as always.
     const bad = await write('post', 'Observation', { ...obs(alice, 'x'), status: 'nope' }, { Prefer: 'return=minimal' });
     expect([bad.status, bad.body.resourceType]).to.deep.equal([400, 'OperationOutcome']);
+  });
+});
+
+describe('GET entries in a transaction (HTTP, fake ledger)', () => {
+  const transaction = (app: Parameters<typeof request>[0], entry: object[], who = staff) =>
+    request(app)
+      .post('/fhir')
+      .set(...who)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Bundle', type: 'transaction', entry });
+  const get = (url: string, extra: object = {}) => ({ request: { method: 'GET', url, ...extra } });
+
+  it('reads come after the writes and see their results; each is recorded once the writes are committed', async () => {
+    const { app, alice, aliceObs, obs, ledger, reads } = await setup();
+    const anchors = ledger.anchors.size;
+    const before = reads();
+    const res = await transaction(app, [
+      get(`Observation/${aliceObs}`),
+      get(`Observation/${aliceObs}/_history/1`),
+      { resource: { ...obs(alice, 'changed'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}` } },
+      { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } },
+      get(`Patient/${alice}`),
+      get(`Observation/${aliceObs}`, { ifNoneMatch: 'W/"2"' }),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    expect(res.body.type).to.equal('transaction-response');
+    const statuses = res.body.entry.map((e: { response: { status: string } }) => e.response.status);
+    expect(statuses).to.deep.equal(['200 OK', '200 OK', '200 OK', '201 Created', '200 OK', '304 Not Modified']);
+    expect(res.body.entry[0].resource).to.include({ id: aliceObs, valueString: 'changed' });
+    expect(res.body.entry[0].response.etag).to.equal('W/"2"');
+    expect(res.body.entry[1].resource).to.include({ valueString: 'one' });
+    expect(res.body.entry[4].resource.id).to.equal(alice);
+    expect(ledger.anchors.size).to.equal(anchors + 2);
+    expect(reads()).to.equal(before + 4);
+  });
+
+  it('a GET entry that cannot be answered (absent, not the caller’s to see, deleted) fails the whole transaction: nothing written, nothing recorded, hidden and absent alike', async () => {
+    const { app, alice, aliceObs, bobObs, obs, ledger, store } = await setup();
+    const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
+    const count = async () => (await store.search({ resourceType: 'Observation', limit: 100 })).length;
+    const [anchors, audit, observations] = [ledger.anchors.size, ledger.audit.length, await count()];
+    const hidden = await transaction(app, [mine, get(`Observation/${bobObs}`)], asPatient(ALICE));
+    const absent = await transaction(app, [mine, get('Observation/no-such-observation')], asPatient(ALICE));
+    expect(hidden.status).to.equal(404);
+    expect(hidden.body.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    expect(JSON.stringify(hidden.body).split(bobObs).join('<id>')).to.equal(JSON.stringify(absent.body).split('no-such-observation').join('<id>'));
+    // Denied by consent (another member's user) rather than by compartment: the same.
+    const denied = await transaction(app, [get(`Observation/${bobObs}`)], otherMember);
+    expect(denied.status).to.equal(404);
+    // Deleted by the transaction itself, or before it: 410.
+    const deletes = await transaction(app, [{ request: { method: 'DELETE', url: `Observation/${aliceObs}` } }, get(`Observation/${aliceObs}`)]);
+    expect([deletes.status, deletes.body.issue[0].expression]).to.deep.equal([410, ['Bundle.entry[1]']]);
+    expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);
+    await request(app)
+      .delete(`/fhir/Observation/${aliceObs}`)
+      .set(...staff);
+    expect((await transaction(app, [mine, get(`Observation/${aliceObs}`)])).status).to.equal(410);
+    // Only the deletion of its own (not the transaction's POST) changed the count.
+    expect(await count()).to.equal(observations - 1);
+    // A search is refused in a transaction (it belongs in a batch).
+    const search = await transaction(app, [mine, get('Observation?code=x')]);
+    expect([search.status, search.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1].request.url']]);
+  });
+
+  it('consent withdrawn between the check and the read: that entry fails closed (404), the committed writes stand', async () => {
+    const { app, alice, bobObs, obs, ledger, store } = await setup();
+    const decide = ledger.decide;
+    // The commit withdraws the practitioner's access to Bob's records (as a consent change landing in between would).
+    const anchorAndRecord = ledger.anchorAndRecord.bind(ledger);
+    ledger.anchorAndRecord = async (...args: Parameters<typeof anchorAndRecord>) => {
+      const out = await anchorAndRecord(...args);
+      ledger.decide = (req, anchor) => (anchor?.id === bobObs ? { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false } : decide(req, anchor));
+      return out;
+    };
+    const res = await transaction(app, [{ resource: obs(alice, 'kept'), request: { method: 'POST', url: 'Observation' } }, get(`Observation/${bobObs}`)]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).to.equal(200);
+    expect(res.body.entry[0].response.status).to.equal('201 Created');
+    expect(res.body.entry[1]).to.not.have.key('resource');
+    expect(res.body.entry[1].response.status).to.equal('404 Not Found');
+    expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    const created = String(res.body.entry[0].response.location).split('/')[1] ?? '';
+    expect((await store.readCurrent('Observation', created))?.versionId).to.equal(1);
   });
 });
