@@ -263,13 +263,13 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(env.ledger.audit.filter((e) => e.action === 'U' || e.action === 'D').map((e) => e.action)).to.have.members(['U', 'D']);
   });
 
-  it('refuses GET entries, conditional interactions and a resource changed twice', async () => {
+  it('refuses searches (GET Type?query), conditional reads on writes and a resource changed twice', async () => {
     const p = await createPatient();
-    const get = await send(bundle('transaction', [post(patient()), { request: { method: 'GET', url: `Patient/${p}` } }]));
+    const get = await send(bundle('transaction', [post(patient()), { request: { method: 'GET', url: 'Patient?name=x' } }]));
     expect(get.status).to.equal(400);
-    expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.method']);
+    expect(expressions(get.body)).to.deep.equal(['Bundle.entry[1].request.url']);
     expect(get.body.issue[0].diagnostics).to.include('batch');
-    // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince (reads) are not.
+    // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince are a read's only.
     const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneMatch: 'W/"1"' } }]));
     expect(conditional.status).to.equal(400);
     expect(expressions(conditional.body)).to.deep.equal(['Bundle.entry[0].request.ifNoneMatch']);
@@ -459,12 +459,53 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     // Anything but a JSON Patch Binary is refused.
     const notBinary = await send(bundle('batch', [{ resource: patient(), request: { method: 'PATCH', url: `Patient/${p}` } }]));
     expect(notBinary.body.entry[0].response.status).to.equal('400 Bad Request');
-    const fhirpathPatch = await send(bundle('batch', [{ resource: { ...patchOf([]), contentType: 'application/fhir+json' }, request: { method: 'PATCH', url: `Patient/${p}` } }]));
-    expect(fhirpathPatch.body.entry[0].response.outcome.issue[0].diagnostics).to.include('FHIRPath Patch is not supported');
+    const otherBinary = await send(bundle('batch', [{ resource: { ...patchOf([]), contentType: 'application/fhir+json' }, request: { method: 'PATCH', url: `Patient/${p}` } }]));
+    expect(otherBinary.body.entry[0].response.outcome.issue[0].diagnostics).to.include('contentType must be application/json-patch+json');
     const batch = await send(
       bundle('batch', [patchEntry(p, [{ op: 'add', path: '/gender', value: 'female' }]), patchEntry('nobody', [{ op: 'add', path: '/gender', value: 'female' }])]),
     );
     expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '404 Not Found']);
+  });
+
+  it('PATCH entries carrying a FHIRPath Patch (a Parameters): in a transaction all or nothing, naming the entry and operation; in a batch each on its own', async () => {
+    const p = await createPatient();
+    const op = (type: string, ...parts: object[]) => ({ name: 'operation', part: [{ name: 'type', valueCode: type }, ...parts] });
+    const parameters = (...operations: object[]) => ({ resourceType: 'Parameters', parameter: operations });
+    const entry = (id: string, resource: object, ifMatch?: string) => ({ resource, request: { method: 'PATCH', url: `Patient/${id}`, ...(ifMatch ? { ifMatch } : {}) } });
+    const setBirthDate = parameters(op('replace', { name: 'path', valueString: 'Patient.birthDate' }, { name: 'value', valueDate: '1991-03-04' }));
+    const tx = await send(bundle('transaction', [entry(p, setBirthDate, 'W/"1"'), post(observation(`Patient/${p}`))]));
+    expect(tx.status, JSON.stringify(tx.body).slice(0, 300)).to.equal(200);
+    expect(tx.body.entry[0].response).to.include({ status: '200 OK', etag: 'W/"2"' });
+    expect(tx.body.entry[0].resource.birthDate).to.equal('1991-03-04');
+    // An operation that cannot be applied fails the whole transaction (422), naming the entry and the operation, not the path.
+    const anchorsBefore = env.ledger.anchors.size;
+    const bad = await send(
+      bundle('transaction', [
+        post(observation(`Patient/${p}`)),
+        entry(
+          p,
+          parameters(
+            op('delete', { name: 'path', valueString: 'Patient.photo' }),
+            op('replace', { name: 'path', valueString: 'Patient.gender' }, { name: 'value', valueCode: 'female' }),
+          ),
+        ),
+      ]),
+    );
+    expect(bad.status).to.equal(422);
+    expect(bad.body.issue[0].diagnostics).to.equal('Bundle.entry[1]: FHIRPath Patch operation 1 cannot be applied: its path selects no element; nothing was written');
+    expect(env.ledger.anchors.size).to.equal(anchorsBefore);
+    const batch = await send(
+      bundle('batch', [
+        entry(p, parameters(op('add', { name: 'path', valueString: 'Patient' }, { name: 'name', valueString: 'gender' }, { name: 'value', valueCode: 'female' }))),
+        entry(p, parameters(op('upsert', { name: 'path', valueString: 'Patient' }))),
+        entry('nobody', setBirthDate),
+      ]),
+    );
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '400 Bad Request', '404 Not Found']);
+    expect(batch.body.entry[0].resource).to.include({ gender: 'female', birthDate: '1991-03-04' });
+    expect(batch.body.entry[1].response.outcome.issue[0].diagnostics).to.equal(
+      'Bundle.entry[1]: FHIRPath Patch operation 0: its type must be add, insert, delete, replace or move',
+    );
   });
 
   it('searches in a batch (GET Type?query): a searchset each, through the same enforcement point; a bad parameter fails only its entry', async () => {

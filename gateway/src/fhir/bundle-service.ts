@@ -8,6 +8,13 @@
  *   ONE ledger transaction (hdx.record:AnchorBatch; more than 500 versions in several, none served until
  *   all are committed) and only then marked anchored. Any failure before the ledger has part of it
  *   discards every pending version and answers one OperationOutcome naming the entry at fault.
+ *   Its GET entries (reads and vreads, not searches) come last (http.html#trules): before anything is
+ *   committed each is checked to be answerable in the state the writes leave (scope, compartment,
+ *   consent evaluated but not recorded, there and not deleted), so one that is not fails the whole
+ *   transaction and nothing is disclosed or recorded; once the writes are committed each is answered
+ *   through the enforcement point as any read (decided again and recorded). A version the transaction
+ *   writes is decided at that second step only; one refused there (consent changed in between) fails
+ *   closed: its entry answers the error, the committed writes stand.
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
  *   point), with its own status and, on failure, its own OperationOutcome.
  *
@@ -22,6 +29,7 @@ import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
+import { fhirPathPatch, jsonPatch, type PatchDocument } from './patch-document';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 import { bindCaller } from './policy';
@@ -30,7 +38,7 @@ import { conditionalUpdate } from './handlers/conditional-update';
 import { create } from './handlers/create';
 import { read } from './handlers/read';
 import type { FhirContext, FhirOutcome, FhirRequest } from './handlers/request';
-import { queryOf } from './handlers/request';
+import { queryOf, withVersion } from './handlers/request';
 import { search } from './handlers/search';
 import { vread } from './handlers/vread';
 
@@ -68,9 +76,12 @@ interface Entry {
   readonly ifMatch?: string;
   /** POST: request.ifNoneExist, the query part (conditional create). */
   readonly ifNoneExist?: string;
+  /** GET Type/id: request.ifNoneMatch and request.ifModifiedSince (conditional read). */
+  readonly ifNoneMatch?: string;
+  readonly ifModifiedSince?: string;
   readonly resource?: Resource;
-  /** PATCH: the JSON Patch document the entry's Binary carries. */
-  readonly patch?: unknown;
+  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch in a Binary). */
+  readonly patch?: PatchDocument;
 }
 
 interface ResponseEntry {
@@ -89,7 +100,7 @@ const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 /** FHIR transaction processing order (DELETE, POST, PUT and PATCH, GET); Patients before what refers to them. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
-/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; FHIRPath Patch is not offered). */
+/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; a FHIRPath Patch is a Parameters). */
 const JSON_PATCH_TYPE = 'application/json-patch+json';
 
 function status(code: number): string {
@@ -133,20 +144,23 @@ function atEntry(err: unknown, index: number, type: string | undefined): unknown
 }
 
 /**
- * The JSON Patch a Bundle PATCH entry carries: a Binary of contentType application/json-patch+json whose
- * data is the patch document, base64 (http.html#patch). Its operations are checked when it is applied.
+ * The patch a Bundle PATCH entry carries (http.html#patch): a FHIRPath Patch as its resource (a
+ * Parameters), or a JSON Patch in a Binary of contentType application/json-patch+json whose data is the
+ * patch document, base64. Parsed here: a malformed one fails its entry (400).
  */
-function patchDocument(resource: unknown, at: string): unknown {
+function patchDocument(resource: unknown, at: string): PatchDocument {
+  if (isObject(resource) && resource.resourceType === 'Parameters') return fhirPathPatch(resource);
   if (!isObject(resource) || resource.resourceType !== 'Binary')
-    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries its JSON Patch in a Binary resource (contentType ${JSON_PATCH_TYPE})`);
-  if (resource.contentType !== JSON_PATCH_TYPE)
-    throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE} (FHIRPath Patch is not supported)`);
+    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters) or a JSON Patch in a Binary (contentType ${JSON_PATCH_TYPE})`);
+  if (resource.contentType !== JSON_PATCH_TYPE) throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE}`);
   if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the JSON Patch, base64`);
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
+    body = JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
   } catch {
     throw invalid(`${at}.resource.data`, `${at}.resource.data is not a base64 JSON document`);
   }
+  return jsonPatch(body);
 }
 
 /** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */
@@ -211,7 +225,7 @@ export class BundleService {
     // is validated with the literal references it will be stored with.
     const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
     const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
-    return body.type === 'transaction' ? this.transaction(scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
+    return body.type === 'transaction' ? this.transaction(auth, scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
   }
 
   /**
@@ -251,14 +265,13 @@ export class BundleService {
     const request = raw.request;
     if (!isObject(request)) throw invalid(`${at}.request`, `${at}.request is required in a ${kind}`);
     const method = request.method;
-    if (method === 'GET' && kind === 'transaction') {
-      throw invalid(`${at}.request.method`, `${at}: GET entries are not supported in a transaction (a read cannot be undone if the transaction fails); send reads in a batch`);
-    }
     if (method !== 'GET' && method !== 'POST' && method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') {
-      throw invalid(`${at}.request.method`, `${at}.request.method must be POST, PUT, PATCH or DELETE${kind === 'batch' ? ' or GET' : ''} (HEAD is not supported)`);
+      throw invalid(`${at}.request.method`, `${at}.request.method must be GET, POST, PUT, PATCH or DELETE (HEAD is not supported)`);
     }
-    const conditional = CONDITIONAL.find((c) => request[c] !== undefined);
-    if (conditional) throw invalid(`${at}.request.${conditional}`, `${at}.request.${conditional}: not supported (conditional reads are not offered in a Bundle)`);
+    // Conditional read (If-None-Match, If-Modified-Since): on a read (GET Type/id) only, checked below.
+    const conditionalRead = CONDITIONAL.find((c) => request[c] !== undefined);
+    if (conditionalRead !== undefined && (method !== 'GET' || typeof request[conditionalRead] !== 'string'))
+      throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
     const ifMatch = request.ifMatch;
     if (ifMatch !== undefined) {
       if ((method !== 'PUT' && method !== 'PATCH' && method !== 'DELETE') || typeof ifMatch !== 'string')
@@ -270,25 +283,35 @@ export class BundleService {
       throw invalid(`${at}.request.ifNoneExist`, `${at}.request.ifNoneExist is a search query, on a POST only`);
     }
     if (typeof request.url !== 'string') throw invalid(`${at}.request.url`, `${at}.request.url is required`);
-    // `Type?query` on a PUT or DELETE: a conditional update or delete (http.html#cond-update, #cdelete).
+    // `Type?query` on a PUT, PATCH or DELETE: a conditional update, patch or delete (http.html#cond-update, #patch, #cdelete).
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
     const url = parseUrl(path, this.#base);
     // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
+    if (method === 'GET' && kind === 'transaction' && url !== undefined && url.id === undefined)
+      throw invalid(`${at}.request.url`, `${at}: a search (GET Type?query) is not supported in a transaction; send it in a batch (a read, GET Type/id, is)`);
     if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
+      if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
       return { index, method, type: url.type, search: query ?? '' };
     }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
       throw invalid(
         `${at}.request.url`,
-        `${at}.request.url: a query in request.url is a conditional update or delete (PUT or DELETE Type?query), or a search (GET Type?query) in a batch`,
+        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query) in a batch`,
       );
-    const shape = { GET: 'Type/id or Type/id/_history/vid', POST: 'a resource type', PUT: 'Type/id or Type?query', PATCH: 'Type/id', DELETE: 'Type/id or Type?query' }[method];
+    const shape = {
+      GET: 'Type/id or Type/id/_history/vid',
+      POST: 'a resource type',
+      PUT: 'Type/id or Type?query',
+      PATCH: 'Type/id or Type?query',
+      DELETE: 'Type/id or Type?query',
+    }[method];
     const fits =
       url !== undefined &&
       (method === 'POST' || query !== undefined ? url.id === undefined : method === 'GET' ? url.id !== undefined : url.id !== undefined && url.versionId === undefined);
     if (!url || !fits) throw invalid(`${at}.request.url`, `${at}.request.url must be ${shape} for ${method}`);
+    if (conditionalRead !== undefined && url.versionId !== undefined)
+      throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
     const resource = raw.resource;
-    if (method === 'PATCH' && query !== undefined) throw invalid(`${at}.request.url`, `${at}.request.url must be Type/id for PATCH (conditional patch is not supported)`);
     const patch = method === 'PATCH' ? patchDocument(resource, at) : undefined;
     if (method === 'POST' || method === 'PUT') {
       if (!isObject(resource)) throw invalid(`${at}.resource`, `${at}.resource is required for ${method}`);
@@ -314,13 +337,15 @@ export class BundleService {
       ...(typeof ifMatch === 'string' ? { ifMatch } : {}),
       ...(query !== undefined ? { conditional: query } : {}),
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
+      ...(typeof request.ifNoneMatch === 'string' ? { ifNoneMatch: request.ifNoneMatch } : {}),
+      ...(typeof request.ifModifiedSince === 'string' ? { ifModifiedSince: request.ifModifiedSince } : {}),
       ...(isObject(resource) && method !== 'PATCH' ? { resource: structuredClone(resource) as Resource } : {}),
-      ...(method === 'PATCH' ? { patch } : {}),
+      ...(patch !== undefined ? { patch } : {}),
     };
   }
 
   /** All or nothing: see the file comment. */
-  async transaction(scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
+  async transaction(auth: AuthContext, scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
     const issues = validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error');
     if (issues.length > 0) throw invalidResource(issues, 'The transaction is not valid FHIR R4; nothing was written');
     const entries = raw.map((r, i) => this.#parseEntry(r, i, 'transaction'));
@@ -348,8 +373,8 @@ export class BundleService {
       }
     }
 
-    // Conditional updates and deletes: one match → that resource; none → an update creates (a server
-    // id), a delete has nothing to do; several → 412. Matched only for a caller allowed to make the
+    // Conditional updates, patches and deletes: one match → that resource; none → an update creates (a
+    // server id), a delete has nothing to do, a patch fails (404); several → 412. Matched only for a caller allowed to make the
     // write (a patient in its own compartment only), so the answer is no existence oracle.
     const conditional = new Map<number, { id: string } | { create: true } | { none: true }>();
     const queries = new Set<string>();
@@ -363,12 +388,15 @@ export class BundleService {
             `Bundle.entry[${e.index}].request.url: the same conditional request.url is on an earlier entry of this transaction`,
           );
         queries.add(`${e.type}?${e.conditional}`);
-        const interaction = e.method === 'PUT' ? 'update' : 'delete';
+        const interaction = e.method === 'DELETE' ? 'delete' : 'update';
         // A conditional update may create: the scopes of both, before anything is matched.
         if (e.method === 'PUT') scoped(e.type, 'create');
         const found = await this.#resources.matchFor(callers[e.index] as Caller, interaction, e.type, e.type, e.conditional);
-        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${interaction} matches several ${e.type} resources: nothing was written`);
+        const what = e.method === 'PATCH' ? 'patch' : interaction;
+        if (found.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `the conditional ${what} matches several ${e.type} resources: nothing was written`);
         const [match] = found;
+        // A conditional patch needs its one match (http.html#patch): none is a 404.
+        if (!match && e.method === 'PATCH') throw new OperationOutcomeError('NOT_FOUND', `the conditional patch matches no ${e.type}: nothing was written`);
         const bodyId = e.resource?.id;
         if (match) {
           if (bodyId !== undefined && bodyId !== match.id) throw invalid(`${e.type}.id`, `${e.type}.id is not the id of the resource the conditional update matches`);
@@ -391,6 +419,8 @@ export class BundleService {
     const targets = new Map<string, string>();
     const touched = new Set<string>();
     for (const e of entries) {
+      // A read changes nothing and names its resource by Type/id: no id to assign, nothing touched.
+      if (e.method === 'GET') continue;
       const cond = conditional.get(e.index);
       const id = matched.get(e.index)?.id ?? (cond && 'id' in cond ? cond.id : e.method === 'POST' || cond !== undefined ? randomUUID() : (e.id as string));
       ids.set(e.index, id);
@@ -436,7 +466,7 @@ export class BundleService {
     };
     const order = [...entries].sort((a, b) => rank(a) - rank(b) || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
     for (const e of order) {
-      if (matched.has(e.index)) continue;
+      if (matched.has(e.index) || e.method === 'GET') continue;
       const who = callers[e.index] as Caller;
       const id = ids.get(e.index) as string;
       const cond = conditional.get(e.index);
@@ -446,14 +476,32 @@ export class BundleService {
         else if (e.method === 'POST') prepared.set(e.index, await this.#resources.prepareCreate(who, e.type, e.resource, plan, id));
         else if (e.method === 'PUT' && cond) prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, { ...e.resource, id }, plan, e.ifMatch));
         else if (e.method === 'PUT') prepared.set(e.index, await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch));
-        else if (e.method === 'PATCH') prepared.set(e.index, await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch));
+        else if (e.method === 'PATCH') prepared.set(e.index, await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch));
         else prepared.set(e.index, await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch));
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
     }
 
-    const [first] = callers;
+    // GET entries, before anything is committed: each must be answerable (allowed, there) in the state
+    // the writes leave, decided without recording anything; one that is not fails the transaction.
+    const reads = entries.filter((e) => e.method === 'GET');
+    const written = new Map(plan.versions.map((v) => [`${v.row.resourceType}/${v.row.id}`, v]));
+    for (const e of reads) {
+      try {
+        const mine = written.get(`${e.type}/${String(e.id)}`);
+        if (mine?.action === 'D' && (e.versionId === undefined || e.versionId === String(mine.row.versionId)))
+          throw new OperationOutcomeError('GONE', `${e.type}/${String(e.id)} is deleted by this transaction`);
+        // A version this transaction writes is decided when it is read, after the commit; any other is decided now.
+        if (mine === undefined || (e.versionId !== undefined && e.versionId !== String(mine.row.versionId)))
+          await this.#resources.assertReadable(callers[e.index] as Caller, e.type, e.id as string, e.versionId);
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
+
+    // The writes are committed as the caller of the first write (a read's binding is for reading).
+    const first = callers.find((_, i) => entries[i]?.method !== 'GET');
     if (first) {
       try {
         await this.#resources.commitWrite(first, plan);
@@ -467,11 +515,33 @@ export class BundleService {
       }
     }
 
+    // The reads, last (http.html#trules), through the enforcement point as any read: each decided and
+    // recorded now that the writes are committed. One no longer allowed (consent changed since the
+    // check) fails closed: that entry answers its error, the committed writes stand.
+    const answers = new Map<number, ResponseEntry>();
+    for (const e of reads) {
+      const req: FhirRequest = {
+        auth,
+        type: e.type,
+        id: e.id as string,
+        ...(e.versionId !== undefined ? { versionId: e.versionId } : {}),
+        query: {},
+        headers: { ...(e.ifNoneMatch !== undefined ? { ifNoneMatch: e.ifNoneMatch } : {}), ...(e.ifModifiedSince !== undefined ? { ifModifiedSince: e.ifModifiedSince } : {}) },
+      };
+      try {
+        answers.set(e.index, this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req)));
+      } catch (err) {
+        answers.set(e.index, this.#failed(atEntry(err, e.index, e.type), e.index));
+      }
+    }
+
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
       type: 'transaction-response',
       entry: entries.map((e): ResponseEntry => {
+        const answer = answers.get(e.index);
+        if (answer) return answer;
         const existing = matched.get(e.index);
         if (existing) return this.#matched(e.type, existing);
         const v = prepared.get(e.index);
@@ -567,12 +637,21 @@ export class BundleService {
       ...(e.versionId !== undefined ? { versionId: e.versionId } : {}),
       query: {},
       ...(e.conditional !== undefined ? { queryString: e.conditional } : {}),
-      headers: { ...(e.ifMatch !== undefined ? { ifMatch: e.ifMatch } : {}), ...(e.ifNoneExist !== undefined ? { ifNoneExist: e.ifNoneExist } : {}) },
+      headers: {
+        ...(e.ifMatch !== undefined ? { ifMatch: e.ifMatch } : {}),
+        ...(e.ifNoneExist !== undefined ? { ifNoneExist: e.ifNoneExist } : {}),
+        ...(e.ifNoneMatch !== undefined ? { ifNoneMatch: e.ifNoneMatch } : {}),
+        ...(e.ifModifiedSince !== undefined ? { ifModifiedSince: e.ifModifiedSince } : {}),
+      },
       ...(e.resource !== undefined ? { body: e.resource } : {}),
       bodyFormat: 'fhir-json',
     };
     if (e.method === 'POST' && e.ifNoneExist !== undefined) return this.#entryOf(e.type, await create(this.#ctx, req));
     if (e.conditional !== undefined && e.method === 'DELETE') return this.#entryOf(e.type, await conditionalDelete(this.#ctx, req));
+    if (e.conditional !== undefined && e.method === 'PATCH') {
+      this.#resources.assertMayWrite(who, 'update', e.type);
+      return this.#entryOf(e.type, withVersion(200, await this.#resources.conditionalPatch(who, e.type, e.conditional, e.patch as PatchDocument, e.ifMatch)), true);
+    }
     // A conditional update's entry names the version written, also when it updated (HTTP sends Location on a create only).
     if (e.conditional !== undefined) return this.#entryOf(e.type, await conditionalUpdate(this.#ctx, req), true);
     if (e.method === 'GET') return this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req));
@@ -592,7 +671,7 @@ export class BundleService {
           e.method === 'POST'
             ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
             : e.method === 'PATCH'
-              ? await this.#resources.preparePatch(who, e.type, id, e.patch, plan, e.ifMatch)
+              ? await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch)
               : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
         await this.#resources.commitWrite(who, plan);
         return this.#written(v);

@@ -25,6 +25,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
     instantiates: ['http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data'],
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
+    // PATCH: JSON Patch (RFC 6902) and FHIRPath Patch (a Parameters sent as FHIR JSON).
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
     rest: [
       {
         mode: 'server',
@@ -40,7 +42,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Binary carrying a JSON Patch) and DELETE (no GET); ifNoneExist, ifMatch, conditional update and delete (PUT/DELETE Type?query) and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Parameters holding a FHIRPath Patch, or a Binary carrying a JSON Patch), DELETE and GET (read and vread, not search: processed last, each checked before the writes commit without recording, then read and recorded through consent once they have); ifNoneExist, ifMatch, conditional update, patch and delete (PUT/PATCH/DELETE Type?query) and conditional references.',
           },
           {
             code: 'history-system',
@@ -70,6 +72,8 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
             conditionalCreate: true,
             conditionalUpdate: true,
             conditionalDelete: 'single',
+            // If-None-Match and If-Modified-Since on read (304 only for a caller allowed to read it).
+            conditionalRead: 'full-support',
             interaction: ['create', 'read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'search-type'].map((code) => ({ code })),
             ...includesOf(type),
             searchParam: supportedSearchParams(type),

@@ -12,7 +12,7 @@ import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt,
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentsEqual, patientPseudonym } from '../model/commitment';
 import { HDX_ERROR_SYSTEM, invalidResource, OperationOutcomeError } from '../errors';
-import { applyJsonPatch, parseJsonPatch } from './json-patch';
+import { applyPatch, type PatchDocument } from './patch-document';
 import { type AccessClass, accessClassOf, parseAccessClass } from '../model/access-class';
 import { Integrity } from './integrity';
 import { anchorInputFor, type ConditionalWrite, commitmentFor, keyIdOf, parseIfMatch, type PreparedVersion, REFERENCE_DATA_KEY_ID, type Resource, WritePlan } from './write-plan';
@@ -492,6 +492,24 @@ export class ResourceService {
     });
   }
 
+  /**
+   * Conditional patch (`PATCH /Type?query`, http.html#patch): one match → that resource patched (as
+   * patch: If-Match applies, a deleted match cannot be, as it is not current); none → 404; several →
+   * 412, nothing written. Matched only for a caller allowed to make the write (a patient in its own
+   * compartment only), so none, one or several tells nothing about records it may not see.
+   */
+  async conditionalPatch(caller: Caller, resourceType: string, query: string, patch: PatchDocument, ifMatch?: string): Promise<Resource> {
+    this.#assertWrite(caller, 'update', resourceType);
+    if (ifMatch !== undefined) parseIfMatch(ifMatch);
+    return this.#serialized(`${resourceType}?${query}`, async () => {
+      const matches = await this.matchFor(caller, 'update', resourceType, resourceType, query);
+      if (matches.length > 1) throw new OperationOutcomeError('PRECONDITION_FAILED', `The conditional patch matches several ${resourceType} resources: nothing was written`);
+      const [match] = matches;
+      if (!match) throw new OperationOutcomeError('NOT_FOUND', `The conditional patch matches no ${resourceType}: nothing was written`);
+      return this.patch(caller, resourceType, match.id, patch, ifMatch);
+    });
+  }
+
   /** Conditional creates of the same type and query in this process, one after the other (no double create). */
   readonly #conditionalTails = new Map<string, Promise<unknown>>();
 
@@ -526,31 +544,30 @@ export class ResourceService {
   }
 
   /**
-   * `PATCH Type/id` with a JSON Patch: applied to the current version (checked against its anchor
+   * `PATCH Type/id` with a JSON Patch or a FHIRPath Patch (parsed: patch-document.ts): applied to the current version (checked against its anchor
    * first), then written as an update (validated, If-Match, anchored). A record that is not there or
    * that the caller may not see is a 404 before If-Match or the patch is looked at; a deleted one 410.
    */
-  async patch(caller: Caller, resourceType: string, id: string, body: unknown, ifMatch?: string): Promise<Resource> {
+  async patch(caller: Caller, resourceType: string, id: string, patch: PatchDocument, ifMatch?: string): Promise<Resource> {
     typeInfo(resourceType);
     this.#assertWrite(caller, 'update', resourceType);
     await this.#settleBefore(resourceType, id);
     const plan = new WritePlan();
-    const prepared = await this.preparePatch(caller, resourceType, id, body, plan, ifMatch);
+    const prepared = await this.preparePatch(caller, resourceType, id, patch, plan, ifMatch);
     await this.commitWrite(caller, plan);
     return prepared.resource;
   }
 
-  /** Adds a JSON Patch of the current version to `plan` as an update (patch above; a Bundle's PATCH entry). */
-  async preparePatch(caller: Caller, resourceType: string, id: string, body: unknown, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
+  /** Adds a patch of the current version to `plan` as an update (patch above; a Bundle's PATCH entry). */
+  async preparePatch(caller: Caller, resourceType: string, id: string, patch: PatchDocument, plan: WritePlan, ifMatch?: string): Promise<PreparedVersion> {
     typeInfo(resourceType);
     this.#assertWrite(caller, 'update', resourceType);
-    const operations = parseJsonPatch(body);
     if (ifMatch !== undefined) parseIfMatch(ifMatch);
     const current = await this.#store.readCurrent(resourceType, id);
     if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
-    const patched = applyJsonPatch(await this.#integrity.verified(current), operations);
+    const patched = applyPatch(await this.#integrity.verified(current), patch);
     // If-Match again: the version patched is the version replaced.
     return this.prepareUpdate(caller, resourceType, id, patched, plan, `W/"${current.versionId}"`);
   }
@@ -1090,6 +1107,25 @@ export class ResourceService {
     const found = Number.isInteger(n) && n > 0 ? await this.#store.readVersion(resourceType, id, n) : undefined;
     const v = await this.#visible(caller, found, 'vread', resourceType, id, versionId);
     return this.#disclose(caller, v, 'vread');
+  }
+
+  /**
+   * Whether a read (or, with `versionId`, a vread) would be answered now, decided WITHOUT recording
+   * anything: a transaction's GET entry, checked before its writes commit (bundle-service.ts), is read
+   * through `read`/`vread` only once they have. The caller's interaction, its compartment and consent
+   * (evaluated, not recorded); throws what the read would: 404 for a record absent or not permitted
+   * (never told apart), 410 for a deleted one.
+   */
+  async assertReadable(caller: Caller, resourceType: string, id: string, versionId?: string): Promise<void> {
+    typeInfo(resourceType);
+    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    const n = Number(versionId);
+    const found =
+      versionId === undefined ? await this.#store.readCurrent(resourceType, id) : Number.isInteger(n) && n > 0 ? await this.#store.readVersion(resourceType, id, n) : undefined;
+    if (!found || (found.patientId !== null && !(await this.inCompartment(caller, found.patientId)))) throw notKnown(resourceType, id, versionId);
+    const [decision] = await this.access.evaluate(caller, [found]);
+    if (decision?.decision !== 'permit') throw notKnown(resourceType, id, versionId);
+    if (found.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
   }
 
   /** One version: consent and audit in one transaction, then the integrity check, then release. */

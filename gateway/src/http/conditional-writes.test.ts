@@ -428,3 +428,196 @@ describe('PATCH with JSON Patch (HTTP, fake ledger)', () => {
     }
   });
 });
+
+describe('PATCH with FHIRPath Patch (HTTP, fake ledger)', () => {
+  const op = (type: string, ...parts: object[]) => ({ name: 'operation', part: [{ name: 'type', valueCode: type }, ...parts] });
+  const parameters = (...operations: object[]) => ({ resourceType: 'Parameters', parameter: operations });
+  const replaceValue = (value: string) => parameters(op('replace', { name: 'path', valueString: 'Observation.value' }, { name: 'value', valueString: value }));
+
+  async function withPatch() {
+    const env = await setup();
+    const patch = (path: string, body: unknown, who = staff, ifMatch?: string) => {
+      const r = request(env.app)
+        .patch(`/fhir/${path}`)
+        .set(...who)
+        .set('content-type', FHIR);
+      return (ifMatch !== undefined ? r.set('If-Match', ifMatch) : r).send(JSON.stringify(body));
+    };
+    return { ...env, patch };
+  }
+
+  it('applies the operations to the current version and writes an anchored update; If-Match applies', async () => {
+    const { patch, aliceObs, store, ledger } = await withPatch();
+    const anchors = ledger.anchors.size;
+    const res = await patch(
+      `Observation/${aliceObs}`,
+      parameters(
+        op('replace', { name: 'path', valueString: 'Observation.value' }, { name: 'value', valueString: 'corrected' }),
+        op('add', { name: 'path', valueString: 'Observation' }, { name: 'name', valueString: 'note' }, { name: 'value', valueAnnotation: { text: 'rechecked' } }),
+        op('delete', { name: 'path', valueString: 'Observation.code.text' }),
+      ),
+      staff,
+      'W/"1"',
+    );
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body).to.include({ id: aliceObs, valueString: 'corrected' });
+    expect(res.body.note).to.deep.equal([{ text: 'rechecked' }]);
+    expect(res.body.code).to.deep.equal({ coding: [{ system: 'http://example.org/codes', code: 'hiv' }] });
+    expect([res.body.meta.versionId, res.headers.etag]).to.deep.equal(['2', 'W/"2"']);
+    expect(ledger.anchors.size).to.equal(anchors + 1);
+    expect(JSON.parse((await store.readCurrent('Observation', aliceObs))?.content ?? '{}')).to.include({ valueString: 'corrected' });
+    const stale = await patch(`Observation/${aliceObs}`, replaceValue('lost'), staff, 'W/"1"');
+    expect(stale.status).to.equal(412);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(2);
+  });
+
+  it('the result is validated like any update; a malformed patch is 400, an unappliable operation 422 — nothing written, no value echoed', async () => {
+    const { patch, aliceObs, store } = await withPatch();
+    const cases: Array<[unknown, number]> = [
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.status' }, { name: 'value', valueCode: 'secret-status' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: "Observation.where(value = 'secret-guess').status" }, { name: 'value', valueCode: 'final' })), 422],
+      // Observation.code is required: the patched resource is not valid.
+      [parameters(op('delete', { name: 'path', valueString: "Observation.code.where(text != 'secret')" }), op('delete', { name: 'path', valueString: 'Observation.note' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.id' }, { name: 'value', valueId: 'secret-elsewhere' })), 400],
+      [parameters(op('replace', { name: 'path', valueString: 'Observation.(secret' }, { name: 'value', valueString: 'x' })), 400],
+      [parameters(op('upsert', { name: 'path', valueString: 'Observation.secret' })), 400],
+      [{ resourceType: 'Observation', status: 'secret' }, 400],
+      [parameters(), 400],
+    ];
+    for (const [body, status] of cases) {
+      const res = await patch(`Observation/${aliceObs}`, body);
+      expect(res.status, JSON.stringify(body)).to.equal(status);
+      expect(res.body.resourceType).to.equal('OperationOutcome');
+      expect(JSON.stringify(res.body), JSON.stringify(body)).to.not.match(/secret|not detected|hiv/);
+    }
+    // A JSON Patch sent as FHIR JSON: told its media type.
+    expect((await patch(`Observation/${aliceObs}`, [{ op: 'replace', path: '/valueString', value: 'x' }])).status).to.equal(415);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
+  });
+
+  it('a record the caller may not see is answered as a missing one, whatever the patch or If-Match (no oracle); a deleted one is 410 for staff', async () => {
+    const { patch, del, bobObs, aliceObs, store } = await withPatch();
+    const missing = 'no-such-observation';
+    for (const body of [
+      replaceValue('forged'),
+      parameters(op('replace', { name: 'path', valueString: "Observation.where(value = 'detected').status" }, { name: 'value', valueCode: 'final' })),
+      parameters(op('delete', { name: 'path', valueString: 'Observation.nothing' })),
+    ]) {
+      for (const ifMatch of [undefined, 'W/"1"', 'W/"5"']) {
+        const res = await patch(`Observation/${bobObs}`, body, asPatient(ALICE), ifMatch);
+        const absent = await patch(`Observation/${missing}`, body, asPatient(ALICE), ifMatch);
+        expect(res.status).to.equal(404);
+        expect(shape(res, bobObs)).to.deep.equal(shape(absent, missing));
+      }
+    }
+    expect((await store.readCurrent('Observation', bobObs))?.versionId).to.equal(1);
+    expect((await patch(`Observation/${aliceObs}`, replaceValue('home'), asPatient(ALICE))).status).to.equal(200);
+    await del(`Observation/${aliceObs}`);
+    expect((await patch(`Observation/${aliceObs}`, replaceValue('x'))).status).to.equal(410);
+  });
+
+  it('the CapabilityStatement names both patch formats', async () => {
+    const { app } = await setup();
+    const res = await request(app).get('/fhir/metadata');
+    expect(res.body.patchFormat).to.deep.equal(['application/json-patch+json', 'application/fhir+json']);
+  });
+});
+
+describe('conditional patch (HTTP, fake ledger)', () => {
+  const code = (c: string) => `code=http://example.org/codes|${c}`;
+  const op = (type: string, ...parts: object[]) => ({ name: 'operation', part: [{ name: 'type', valueCode: type }, ...parts] });
+  const setValue = (value: string) => ({
+    resourceType: 'Parameters',
+    parameter: [op('replace', { name: 'path', valueString: 'Observation.value' }, { name: 'value', valueString: value })],
+  });
+
+  async function withPatch() {
+    const env = await setup();
+    const patch = (path: string, body: unknown, who = staff, ifMatch?: string, type = FHIR) => {
+      const r = request(env.app)
+        .patch(`/fhir/${path}`)
+        .set(...who)
+        .set('content-type', type);
+      return (ifMatch !== undefined ? r.set('If-Match', ifMatch) : r).send(JSON.stringify(body));
+    };
+    return { ...env, patch };
+  }
+
+  it('PATCH Type?query: one match → patched (If-Match applies, either format); none → 404; several → 412, nothing written', async () => {
+    const { patch, put, alice, obs, store, ledger } = await withPatch();
+    const one = String((await put(`Observation?${code('one')}`, obs(alice, 'first', 'one'))).body.id);
+    const res = await patch(`Observation?${code('one')}`, setValue('second'));
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body).to.include({ id: one, valueString: 'second' });
+    expect(res.headers.etag).to.equal('W/"2"');
+    expect((await patch(`Observation?${code('one')}`, setValue('stale'), staff, 'W/"1"')).status).to.equal(412);
+    const json = await patch(`Observation?${code('one')}`, [{ op: 'replace', path: '/valueString', value: 'third' }], staff, 'W/"2"', 'application/json-patch+json');
+    expect([json.status, json.body.valueString]).to.deep.equal([200, 'third']);
+    const none = await patch(`Observation?${code('nothing')}`, setValue('x'));
+    expect(none.status).to.equal(404);
+    expect(none.body.issue[0].diagnostics).to.equal('The conditional patch matches no Observation: nothing was written');
+    await put(`Observation?${code('two')}`, obs(alice, 'a', 'two'));
+    await put('Observation?_id=fresh', obs(alice, 'b', 'two'));
+    const anchors = ledger.anchors.size;
+    const several = await patch(`Observation?${code('two')}`, setValue('x'));
+    expect(several.status).to.equal(412);
+    expect(JSON.stringify(several.body)).to.not.include('two');
+    expect(ledger.anchors.size).to.equal(anchors);
+    expect((await store.readCurrent('Observation', one))?.versionId).to.equal(3);
+    // No query: told to give an id or a search; a bad parameter or a bad patch: 400 before anything is matched.
+    expect((await patch('Observation', setValue('x'))).status).to.equal(400);
+    expect((await patch('Observation?nonsense=1', setValue('x'))).status).to.equal(400);
+    expect((await patch(`Observation?${code('one')}`, { resourceType: 'Parameters' })).status).to.equal(400);
+  });
+
+  it("no existence oracle: a patient's conditional patch matches its own compartment only; another member's user is refused before any match", async () => {
+    const { patch, app, alice, bob, obs, store } = await withPatch();
+    const post = (body: object) =>
+      request(app)
+        .post('/fhir/Observation')
+        .set(...staff)
+        .set('content-type', FHIR)
+        .send(body);
+    const b1 = String((await post(obs(bob, 'x', 'shared'))).body.id);
+    const b2 = String((await post(obs(bob, 'y', 'shared'))).body.id);
+    const b3 = String((await post(obs(bob, 'z', 'bob-only'))).body.id);
+    const answers = await Promise.all(['shared', 'bob-only', 'nobody'].map(async (c) => patch(`Observation?${code(c)}`, setValue('forged'), asPatient(ALICE))));
+    for (const a of answers) expect({ status: a.status, body: JSON.stringify(a.body) }).to.deep.equal({ status: 404, body: JSON.stringify(answers[2]?.body) });
+    for (const id of [b1, b2, b3]) expect((await store.readCurrent('Observation', id))?.versionId).to.equal(1);
+    // Its own record it patches.
+    const mine = String((await post(obs(alice, 'mine', 'bob-only'))).body.id);
+    const own = await patch(`Observation?${code('bob-only')}`, setValue('changed'), asPatient(ALICE));
+    expect([own.status, own.body.id]).to.deep.equal([200, mine]);
+    const other = asCaller({ did: did('o'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+    for (const c of ['shared', 'bob-only', 'nobody']) expect((await patch(`Observation?${code(c)}`, setValue('x'), other)).status, c).to.equal(403);
+  });
+
+  it('in a Bundle: request.url Type?query on a PATCH entry (a transaction fails whole on none or several) and in a batch', async () => {
+    const { bundle, put, alice, obs, store, ledger } = await withPatch();
+    const one = String((await put(`Observation?${code('one')}`, obs(alice, 'first', 'one'))).body.id);
+    await put(`Observation?${code('two')}`, obs(alice, 'a', 'two'));
+    await put('Observation?_id=fresh', obs(alice, 'b', 'two'));
+    const entry = (query: string, value: string, ifMatch?: string) => ({
+      resource: setValue(value),
+      request: { method: 'PATCH', url: `Observation?${query}`, ...(ifMatch ? { ifMatch } : {}) },
+    });
+    const tx = await bundle('transaction', [entry(code('one'), 'patched', 'W/"1"'), { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } }]);
+    expect(tx.status, JSON.stringify(tx.body)).to.equal(200);
+    expect(tx.body.entry[0].resource).to.include({ id: one, valueString: 'patched' });
+    expect(tx.body.entry[0].response).to.include({ status: '200 OK', etag: 'W/"2"' });
+    const anchors = ledger.anchors.size;
+    for (const [query, status] of [
+      [code('nothing'), 404],
+      [code('two'), 412],
+    ] as const) {
+      const failed = await bundle('transaction', [{ resource: obs(alice, 'never'), request: { method: 'POST', url: 'Observation' } }, entry(query, 'x')]);
+      expect(failed.status, query).to.equal(status);
+      expect(failed.body.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    }
+    expect(ledger.anchors.size).to.equal(anchors);
+    const batch = await bundle('batch', [entry(code('one'), 'again'), entry(code('nothing'), 'x'), entry(code('two'), 'x')]);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '404 Not Found', '412 Precondition Failed']);
+    expect(batch.body.entry[0].response.location).to.equal(`Observation/${one}/_history/3`);
+    expect((await store.readCurrent('Observation', one))?.versionId).to.equal(3);
+  });
+});

@@ -26,6 +26,8 @@ export function fhirRequest(req: Request<Params>): FhirRequest {
   const ifMatch = req.get('if-match');
   const ifNoneExist = req.get('if-none-exist');
   const prefer = req.get('prefer');
+  const ifNoneMatch = req.get('if-none-match');
+  const ifModifiedSince = req.get('if-modified-since');
   return {
     auth: requireAuth(req),
     ...(req.params.type !== undefined ? { type: req.params.type } : {}),
@@ -37,6 +39,8 @@ export function fhirRequest(req: Request<Params>): FhirRequest {
       ...(ifMatch !== undefined ? { ifMatch } : {}),
       ...(ifNoneExist !== undefined ? { ifNoneExist: ifNoneExistQuery(ifNoneExist) } : {}),
       ...(prefer !== undefined ? { prefer } : {}),
+      ...(ifNoneMatch !== undefined ? { ifNoneMatch } : {}),
+      ...(ifModifiedSince !== undefined ? { ifModifiedSince } : {}),
     },
     body: req.body as unknown,
     bodyFormat: bodyFormat(req),
@@ -82,5 +86,6 @@ export function registerFhirRoutes(fhir: Router, ctx: FhirContext): void {
   fhir.put('/:type', route(handlers.conditionalUpdate));
   fhir.delete('/:type', route(handlers.conditionalDelete));
   fhir.patch('/:type/:id', route(handlers.patch));
+  fhir.patch('/:type', route(handlers.conditionalPatch));
   fhir.delete('/:type/:id', route(handlers.deleteResource));
 }

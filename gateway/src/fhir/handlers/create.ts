@@ -3,7 +3,9 @@
  * `ifNoneExist`): none matches → created (201); one matches → nothing written, that one named, not
  * disclosed (200 with an OperationOutcome); several → 412.
  */
-import { bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, located, needsJson } from './request';
+import { asPreferred, bind, checkIds, type FhirContext, type FhirOutcome, type FhirRequest, located, needsJson } from './request';
+
+const CREATED = 'The resource was created: its Location and ETag name it';
 
 /** The query part of an If-None-Exist header (`Patient?identifier=x` and `identifier=x` alike). */
 export function ifNoneExistQuery(header: string): string {
@@ -30,7 +32,7 @@ export async function create(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
         location: `${type}/${id}/_history/${versionId}`,
       };
     }
-    return located(201, type, outcome.created);
+    return asPreferred(req, located(201, type, outcome.created), CREATED);
   }
-  return located(201, type, await ctx.resources.create(bind(ctx, req, type, 'create'), type, req.body));
+  return asPreferred(req, located(201, type, await ctx.resources.create(bind(ctx, req, type, 'create'), type, req.body)), CREATED);
 }

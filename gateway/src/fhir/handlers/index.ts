@@ -1,6 +1,7 @@
 /** The transport-free FHIR interactions and operations: one file each (request.ts says what they take and give). */
 export { batch } from './batch';
 export { conditionalDelete } from './conditional-delete';
+export { conditionalPatch } from './conditional-patch';
 export { conditionalUpdate } from './conditional-update';
 export { create, ifNoneExistQuery } from './create';
 export { deleteResource } from './delete';

@@ -57,6 +57,10 @@ export interface FhirRequest {
     /** If-None-Exist, its query part (`identifier=sys|1`, without any `Type?` before it). */
     readonly ifNoneExist?: string;
     readonly prefer?: string;
+    /** Conditional read: the versions the client holds (`W/"3"`, a list, or `*`). */
+    readonly ifNoneMatch?: string;
+    /** Conditional read: the time the client's copy is from (an HTTP-date, or an instant in a Bundle). */
+    readonly ifModifiedSince?: string;
   };
   readonly body?: unknown;
   readonly bodyFormat?: BodyFormat;
@@ -118,4 +122,52 @@ export function queryOf(query: string): RawQuery {
   const out: RawQuery = {};
   for (const [k, v] of new URLSearchParams(query)) (out[k] ??= []).push(v);
   return out;
+}
+
+/** The versions an If-None-Match names (`W/"3"`, `"3"`, a comma-separated list of them), or `*` (any); anything else is a 400. */
+function noneMatch(value: string): Set<string> | '*' {
+  if (value.trim() === '*') return '*';
+  const versions = new Set<string>();
+  for (const tag of value.split(',')) {
+    const m = /^\s*(?:W\/)?"([0-9]{1,9})"\s*$/.exec(tag);
+    if (!m?.[1]) throw new OperationOutcomeError('INVALID', 'If-None-Match must name versions as W/"<versionId>" (or be *)');
+    versions.add(m[1]);
+  }
+  return versions;
+}
+
+/**
+ * Conditional read (http.html#cread): whether the version read is one the client already has
+ * (If-None-Match names it) or is not newer than its copy (If-Modified-Since, compared to the second,
+ * HTTP-dates having no fraction; not looked at when If-None-Match is sent). Asked only of a version the
+ * caller was allowed to read, so a 304 never tells anything the read itself would not.
+ */
+export function notModified(req: FhirRequest, resource: Resource): boolean {
+  const version = versionOf(resource);
+  if (!version) return false;
+  const { ifNoneMatch, ifModifiedSince } = req.headers ?? {};
+  if (ifNoneMatch !== undefined) {
+    const held = noneMatch(ifNoneMatch);
+    return held === '*' || held.has(version.versionId);
+  }
+  if (ifModifiedSince === undefined || version.lastUpdated === undefined) return false;
+  const since = Date.parse(ifModifiedSince);
+  if (Number.isNaN(since)) throw new OperationOutcomeError('INVALID', 'If-Modified-Since must be a date (an HTTP-date, or an instant in a Bundle)');
+  return Math.floor(Date.parse(version.lastUpdated) / 1000) <= Math.floor(since / 1000);
+}
+
+/**
+ * A write's answer as the client prefers it (`Prefer: return=…`, http.html#ops): `minimal`, no body;
+ * `OperationOutcome`, an OperationOutcome saying what was done instead of the resource;
+ * `representation` (and no preference, or one not known) the resource. Status, Location and ETag are
+ * the same whichever.
+ */
+export function asPreferred(req: FhirRequest, out: FhirOutcome, done: string): FhirOutcome {
+  if (out.resource === undefined) return out;
+  const m = /(?:^|[,;\s])return\s*=\s*"?(minimal|representation|OperationOutcome)"?(?=$|[,;\s])/i.exec(req.headers?.prefer ?? '');
+  const preference = m?.[1]?.toLowerCase();
+  if (preference !== 'minimal' && preference !== 'operationoutcome') return out;
+  const { resource: _resource, ...rest } = out;
+  if (preference === 'minimal') return rest;
+  return { ...rest, info: { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: done }] } };
 }

@@ -1,0 +1,283 @@
+/**
+ * Conditional read (If-None-Match, If-Modified-Since → 304), `Prefer: return=` on writes and GET
+ * entries in a transaction, through HTTP (http.html#cread, #ops, #trules). A 304 is answered only after
+ * the read was allowed and recorded: a record the caller may not see is a 404 whatever the headers. A
+ * transaction's reads disclose and record nothing unless its writes commit.
+ */
+import { expect } from 'chai';
+import request from 'supertest';
+import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
+import { newLogger } from '../logger';
+import { asCaller } from '../test-support/fake-auth';
+import { FakeLedger } from '../test-support/fake-ledger';
+import { testApp } from '../test-support/test-app';
+import { testStore } from '../test-support/test-store';
+
+const FHIR = 'application/fhir+json';
+const BASE = 'http://127.0.0.1:8080/fhir';
+const did = (c: string): string => `did:hdx:${c.repeat(43)}`;
+const DR = did('d');
+const ALICE = did('a');
+const BOB = did('b');
+const staff = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const otherMember = asCaller({ did: did('o'), organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.*' });
+const asPatient = (who: string) => asCaller({ did: who, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.*', tokenKind: 'did' });
+
+async function setup() {
+  const store = testStore();
+  const ledger = new FakeLedger();
+  ledger.decide = (req, anchor) => {
+    const patient = anchor?.patient ?? req.patient;
+    if (req.actor === patient) return { decision: 'permit', consents: [], reason: 'patient-or-guardian', breakGlass: false };
+    if (req.purpose === 'TREAT' && req.actorOrganization === (anchor?.custodian ?? req.custodian))
+      return { decision: 'permit', consents: [], reason: 'custodian-treatment', breakGlass: false };
+    return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+  };
+  for (const [d, kind] of [
+    [ALICE, 'patient'],
+    [BOB, 'patient'],
+    [DR, 'practitioner'],
+    [did('o'), 'practitioner'],
+  ] as const) {
+    await ledger.registerDid({ did: d, kind });
+  }
+  const { app } = testApp({ store, ledger, log: newLogger('silent'), baseUrl: BASE });
+  const write = (method: 'post' | 'put' | 'patch', path: string, body: unknown, headers: Record<string, string> = {}, who = staff) => {
+    const agent = request(app);
+    let r = agent[method](`/fhir/${path}`)
+      .set(...who)
+      .set('content-type', FHIR);
+    for (const [k, v] of Object.entries(headers)) r = r.set(k, v);
+    return r.send(JSON.stringify(body));
+  };
+  const patientOf = async (d: string) => String((await write('post', 'Patient', { resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: d }] })).body.id);
+  const alice = await patientOf(ALICE);
+  const bob = await patientOf(BOB);
+  const obs = (patientId: string, value: string) => ({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://example.org/codes', code: 'x' }] },
+    subject: { reference: `Patient/${patientId}` },
+    valueString: value,
+  });
+  const aliceObs = String((await write('post', 'Observation', obs(alice, 'one'))).body.id);
+  const bobObs = String((await write('post', 'Observation', obs(bob, 'two'))).body.id);
+  const read = (path: string, headers: Record<string, string> = {}, who = staff) => {
+    let r = request(app)
+      .get(`/fhir/${path}`)
+      .set(...who);
+    for (const [k, v] of Object.entries(headers)) r = r.set(k, v);
+    return r;
+  };
+  const reads = () => ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit').length;
+  return { app, ledger, store, alice, bob, aliceObs, bobObs, obs, write, read, reads };
+}
+
+describe('conditional read (HTTP, fake ledger)', () => {
+  it('If-None-Match naming the current version (or *, or a list holding it) → 304 with its ETag and no body, the read recorded; another version → 200', async () => {
+    const { read, aliceObs, write, obs, alice, reads } = await setup();
+    const before = reads();
+    for (const tag of ['W/"1"', '"1"', 'W/"7", W/"1"', '*']) {
+      const res = await read(`Observation/${aliceObs}`, { 'If-None-Match': tag });
+      expect(res.status, tag).to.equal(304);
+      expect(res.headers.etag).to.equal('W/"1"');
+      expect(res.text).to.equal('');
+    }
+    // Each 304 went through the enforcement point and is on the ledger like a read.
+    expect(reads()).to.equal(before + 4);
+    await write('put', `Observation/${aliceObs}`, { ...obs(alice, 'changed'), id: aliceObs });
+    const changed = await read(`Observation/${aliceObs}`, { 'If-None-Match': 'W/"1"' });
+    expect([changed.status, changed.body.valueString, changed.headers.etag]).to.deep.equal([200, 'changed', 'W/"2"']);
+    const bad = await read(`Observation/${aliceObs}`, { 'If-None-Match': 'abc' });
+    expect([bad.status, bad.body.resourceType, bad.body.issue[0].diagnostics]).to.deep.equal([
+      400,
+      'OperationOutcome',
+      'If-None-Match must name versions as W/"<versionId>" (or be *)',
+    ]);
+  });
+
+  it('If-Modified-Since: not modified since → 304; modified since → 200; If-None-Match decides when both are sent; a bad date is 400', async () => {
+    const { read, aliceObs } = await setup();
+    const first = await read(`Observation/${aliceObs}`);
+    const lastModified = String(first.headers['last-modified']);
+    expect((await read(`Observation/${aliceObs}`, { 'If-Modified-Since': lastModified })).status).to.equal(304);
+    expect((await read(`Observation/${aliceObs}`, { 'If-Modified-Since': new Date(Date.now() + 60_000).toUTCString() })).status).to.equal(304);
+    const older = await read(`Observation/${aliceObs}`, { 'If-Modified-Since': new Date(Date.parse(lastModified) - 1000).toUTCString() });
+    expect([older.status, older.body.id]).to.deep.equal([200, aliceObs]);
+    expect((await read(`Observation/${aliceObs}`, { 'If-None-Match': 'W/"9"', 'If-Modified-Since': lastModified })).status).to.equal(200);
+    expect((await read(`Observation/${aliceObs}`, { 'If-Modified-Since': 'yesterday' })).status).to.equal(400);
+  });
+
+  it('a record the caller may not see is 404 as a missing one whatever the headers (a 304 never tells it exists)', async () => {
+    const { read, bobObs, aliceObs, reads } = await setup();
+    const now = new Date(Date.now() + 60_000).toUTCString();
+    const conditions: Array<Record<string, string>> = [{ 'If-None-Match': 'W/"1"' }, { 'If-None-Match': '*' }, { 'If-Modified-Since': now }];
+    for (const headers of conditions) {
+      for (const who of [asPatient(ALICE), otherMember]) {
+        const hidden = await read(`Observation/${bobObs}`, headers, who);
+        const missing = await read('Observation/no-such-observation', headers, who);
+        expect(hidden.status).to.equal(404);
+        expect(JSON.stringify(hidden.body).split(bobObs).join('<id>')).to.equal(JSON.stringify(missing.body).split('no-such-observation').join('<id>'));
+      }
+    }
+    // The patient's own record: 304 like anyone allowed.
+    const before = reads();
+    expect((await read(`Observation/${aliceObs}`, { 'If-None-Match': 'W/"1"' }, asPatient(ALICE))).status).to.equal(304);
+    expect(reads()).to.equal(before + 1);
+  });
+
+  it('in a batch: GET Type/id entries take ifNoneMatch and ifModifiedSince (304 Not Modified, no resource); anything else with them is 400', async () => {
+    const { app, aliceObs, bobObs } = await setup();
+    const res = await request(app)
+      .post('/fhir')
+      .set(...asPatient(ALICE))
+      .set('content-type', FHIR)
+      .send({
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url: `Observation/${aliceObs}`, ifNoneMatch: 'W/"1"' } },
+          { request: { method: 'GET', url: `Observation/${aliceObs}`, ifNoneMatch: 'W/"5"' } },
+          { request: { method: 'GET', url: `Observation/${aliceObs}`, ifModifiedSince: new Date(Date.now() + 60_000).toISOString() } },
+          { request: { method: 'GET', url: `Observation/${bobObs}`, ifNoneMatch: 'W/"1"' } },
+          { request: { method: 'GET', url: 'Observation?code=x', ifNoneMatch: 'W/"1"' } },
+          { request: { method: 'GET', url: `Observation/${aliceObs}/_history/1`, ifNoneMatch: 'W/"1"' } },
+        ],
+      });
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    const statuses = res.body.entry.map((e: { response: { status: string } }) => e.response.status);
+    expect(statuses).to.deep.equal(['304 Not Modified', '200 OK', '304 Not Modified', '404 Not Found', '400 Bad Request', '400 Bad Request']);
+    expect(res.body.entry[0]).to.not.have.key('resource');
+    expect(res.body.entry[0].response.etag).to.equal('W/"1"');
+    expect(res.body.entry[1].resource.id).to.equal(aliceObs);
+  });
+});
+
+describe('Prefer: return= on create, update and patch (HTTP, fake ledger)', () => {
+  const setValue = {
+    resourceType: 'Parameters',
+    parameter: [
+      {
+        name: 'operation',
+        part: [
+          { name: 'type', valueCode: 'replace' },
+          { name: 'path', valueString: 'Observation.value' },
+          { name: 'value', valueString: 'patched' },
+        ],
+      },
+    ],
+  };
+
+  it('minimal: no body; OperationOutcome: an OperationOutcome instead of the resource; representation (or none): the resource; status, Location and ETag alike', async () => {
+    const { write, obs, alice, aliceObs } = await setup();
+    const minimal = await write('post', 'Observation', obs(alice, 'secret-value'), { Prefer: 'return=minimal' });
+    expect([minimal.status, minimal.text]).to.deep.equal([201, '']);
+    expect(minimal.headers.location).to.match(/\/Observation\/[0-9a-f-]{36}\/_history\/1$/);
+    expect(minimal.headers.etag).to.equal('W/"1"');
+    const outcome = await write('post', 'Observation', obs(alice, 'secret-value'), { Prefer: 'return=OperationOutcome' });
+    expect(outcome.status).to.equal(201);
+    expect(outcome.body).to.deep.equal({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'information', code: 'informational', diagnostics: 'The resource was created: its Location and ETag name it' }],
+    });
+    expect(outcome.headers.location).to.match(/_history\/1$/);
+    const representation = await write('post', 'Observation', obs(alice, 'shown'), { Prefer: 'return=representation' });
+    expect(representation.body).to.include({ resourceType: 'Observation', valueString: 'shown' });
+    // Several preferences in one header; an unknown return value is the default.
+    const updated = await write('put', `Observation/${aliceObs}`, { ...obs(alice, 'u'), id: aliceObs }, { Prefer: 'handling=strict, return=minimal' });
+    expect([updated.status, updated.text, updated.headers.etag]).to.deep.equal([200, '', 'W/"2"']);
+    const unknown = await write('put', `Observation/${aliceObs}`, { ...obs(alice, 'v'), id: aliceObs }, { Prefer: 'return=everything' });
+    expect(unknown.body).to.include({ id: aliceObs, valueString: 'v' });
+    const patched = await write('patch', `Observation/${aliceObs}`, setValue, { Prefer: 'return=OperationOutcome' });
+    expect([patched.status, patched.body.issue[0].diagnostics, patched.headers.etag]).to.deep.equal([200, 'The resource was patched: its ETag names the new version', 'W/"4"']);
+    const conditional = await write('patch', `Observation?_id=${aliceObs}`, setValue, { Prefer: 'return=minimal' });
+    expect([conditional.status, conditional.text, conditional.headers.etag]).to.deep.equal([200, '', 'W/"5"']);
+    const conditionalUpdate = await write('put', `Observation?_id=${aliceObs}`, { ...obs(alice, 'w'), id: aliceObs }, { Prefer: 'return=minimal' });
+    expect([conditionalUpdate.status, conditionalUpdate.text]).to.deep.equal([200, '']);
+    // Errors are answered as always.
+    const bad = await write('post', 'Observation', { ...obs(alice, 'x'), status: 'nope' }, { Prefer: 'return=minimal' });
+    expect([bad.status, bad.body.resourceType]).to.deep.equal([400, 'OperationOutcome']);
+  });
+});
+
+describe('GET entries in a transaction (HTTP, fake ledger)', () => {
+  const transaction = (app: Parameters<typeof request>[0], entry: object[], who = staff) =>
+    request(app)
+      .post('/fhir')
+      .set(...who)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Bundle', type: 'transaction', entry });
+  const get = (url: string, extra: object = {}) => ({ request: { method: 'GET', url, ...extra } });
+
+  it('reads come after the writes and see their results; each is recorded once the writes are committed', async () => {
+    const { app, alice, aliceObs, obs, ledger, reads } = await setup();
+    const anchors = ledger.anchors.size;
+    const before = reads();
+    const res = await transaction(app, [
+      get(`Observation/${aliceObs}`),
+      get(`Observation/${aliceObs}/_history/1`),
+      { resource: { ...obs(alice, 'changed'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}` } },
+      { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } },
+      get(`Patient/${alice}`),
+      get(`Observation/${aliceObs}`, { ifNoneMatch: 'W/"2"' }),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    expect(res.body.type).to.equal('transaction-response');
+    const statuses = res.body.entry.map((e: { response: { status: string } }) => e.response.status);
+    expect(statuses).to.deep.equal(['200 OK', '200 OK', '200 OK', '201 Created', '200 OK', '304 Not Modified']);
+    expect(res.body.entry[0].resource).to.include({ id: aliceObs, valueString: 'changed' });
+    expect(res.body.entry[0].response.etag).to.equal('W/"2"');
+    expect(res.body.entry[1].resource).to.include({ valueString: 'one' });
+    expect(res.body.entry[4].resource.id).to.equal(alice);
+    expect(ledger.anchors.size).to.equal(anchors + 2);
+    expect(reads()).to.equal(before + 4);
+  });
+
+  it('a GET entry that cannot be answered (absent, not the caller’s to see, deleted) fails the whole transaction: nothing written, nothing recorded, hidden and absent alike', async () => {
+    const { app, alice, aliceObs, bobObs, obs, ledger, store } = await setup();
+    const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
+    const count = async () => (await store.search({ resourceType: 'Observation', limit: 100 })).length;
+    const [anchors, audit, observations] = [ledger.anchors.size, ledger.audit.length, await count()];
+    const hidden = await transaction(app, [mine, get(`Observation/${bobObs}`)], asPatient(ALICE));
+    const absent = await transaction(app, [mine, get('Observation/no-such-observation')], asPatient(ALICE));
+    expect(hidden.status).to.equal(404);
+    expect(hidden.body.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    expect(JSON.stringify(hidden.body).split(bobObs).join('<id>')).to.equal(JSON.stringify(absent.body).split('no-such-observation').join('<id>'));
+    // Denied by consent (another member's user) rather than by compartment: the same.
+    const denied = await transaction(app, [get(`Observation/${bobObs}`)], otherMember);
+    expect(denied.status).to.equal(404);
+    // Deleted by the transaction itself, or before it: 410.
+    const deletes = await transaction(app, [{ request: { method: 'DELETE', url: `Observation/${aliceObs}` } }, get(`Observation/${aliceObs}`)]);
+    expect([deletes.status, deletes.body.issue[0].expression]).to.deep.equal([410, ['Bundle.entry[1]']]);
+    expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);
+    await request(app)
+      .delete(`/fhir/Observation/${aliceObs}`)
+      .set(...staff);
+    expect((await transaction(app, [mine, get(`Observation/${aliceObs}`)])).status).to.equal(410);
+    // Only the deletion of its own (not the transaction's POST) changed the count.
+    expect(await count()).to.equal(observations - 1);
+    // A search is refused in a transaction (it belongs in a batch).
+    const search = await transaction(app, [mine, get('Observation?code=x')]);
+    expect([search.status, search.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1].request.url']]);
+  });
+
+  it('consent withdrawn between the check and the read: that entry fails closed (404), the committed writes stand', async () => {
+    const { app, alice, bobObs, obs, ledger, store } = await setup();
+    const decide = ledger.decide;
+    // The commit withdraws the practitioner's access to Bob's records (as a consent change landing in between would).
+    const anchorAndRecord = ledger.anchorAndRecord.bind(ledger);
+    ledger.anchorAndRecord = async (...args: Parameters<typeof anchorAndRecord>) => {
+      const out = await anchorAndRecord(...args);
+      ledger.decide = (req, anchor) => (anchor?.id === bobObs ? { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false } : decide(req, anchor));
+      return out;
+    };
+    const res = await transaction(app, [{ resource: obs(alice, 'kept'), request: { method: 'POST', url: 'Observation' } }, get(`Observation/${bobObs}`)]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).to.equal(200);
+    expect(res.body.entry[0].response.status).to.equal('201 Created');
+    expect(res.body.entry[1]).to.not.have.key('resource');
+    expect(res.body.entry[1].response.status).to.equal('404 Not Found');
+    expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    const created = String(res.body.entry[0].response.location).split('/')[1] ?? '';
+    expect((await store.readCurrent('Observation', created))?.versionId).to.equal(1);
+  });
+});
