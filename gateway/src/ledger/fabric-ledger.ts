@@ -6,6 +6,7 @@ import { common, peer } from '@hyperledger/fabric-protos';
 import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
 import { isMvccConflict, toLedgerError } from './ledger-errors';
+import { timeAsync } from '../util/phase-timing';
 import type {
   AccessEntryInput,
   AccessQuery,
@@ -146,8 +147,8 @@ export class FabricLedger implements LedgerClient {
    * which then settles it by asking the ledger.
    */
   async #submitSettled(contract: Contract, name: string, args: string[]): Promise<Uint8Array> {
-    const transaction = await contract.newProposal(name, { arguments: args }).endorse();
-    return this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true);
+    const transaction = await timeAsync('endorse', () => contract.newProposal(name, { arguments: args }).endorse(), name);
+    return timeAsync('commit-wait', () => this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true), name);
   }
 
   /**
