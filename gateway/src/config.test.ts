@@ -58,6 +58,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...base, HDX_AUDIT_FLUSH_MS: '0' })).to.throw(ConfigError, /HDX_AUDIT_FLUSH_MS/);
   });
 
+  it('endorsing organizations: none by default (the Fabric Gateway plans); a comma-separated list of MSP ids, duplicates dropped', () => {
+    expect(loadConfig(base, '/repo').endorsingOrgs).to.deep.equal([]);
+    expect(loadConfig({ ...base, HDX_ENDORSING_ORGS: 'Hospital1MSP,Hospital2MSP,Hospital1MSP' }, '/repo').endorsingOrgs).to.deep.equal(['Hospital1MSP', 'Hospital2MSP']);
+    expect(() => loadConfig({ ...base, HDX_ENDORSING_ORGS: 'Hospital1MSP,,Hospital2MSP' })).to.throw(ConfigError, /HDX_ENDORSING_ORGS/);
+    expect(() => loadConfig({ ...base, HDX_ENDORSING_ORGS: 'Hospital 1' })).to.throw(ConfigError, /HDX_ENDORSING_ORGS/);
+  });
+
   it('ledger view and decisions: view auto, 1,500 ms bound and local decisions by default; each validated', () => {
     const c = loadConfig(base, '/repo');
     expect([c.view, c.viewMaxLagMs, c.decisions]).to.deep.equal(['auto', 1500, 'local']);

@@ -50,6 +50,15 @@ export interface Config {
   readonly chaincode: string;
   /** Deadline for ledger queries and endorsements, in milliseconds. */
   readonly ledgerTimeoutMs: number;
+  /**
+   * The organizations (MSP ids) asked to endorse every submitted transaction, all at once
+   * (HDX_ENDORSING_ORGS); empty: the Fabric Gateway plans the endorsement itself, which first runs the
+   * proposal on this organization's peer and only then asks the others, one endorsement after the other.
+   * They must satisfy the chaincode's endorsement policy (MAJORITY: more than half of the members); an
+   * endorsement they cannot give, or a transaction invalidated for its endorsement policy, is retried with
+   * the Fabric Gateway's own plan (fabric-ledger.ts).
+   */
+  readonly endorsingOrgs: readonly string[];
   /** Private JWK of this organization's DID, for member-to-member requests; exchange is off without it. */
   readonly orgKeyFile: string | undefined;
   /** Gateway FHIR base URLs of other members by MSP id, overriding the URLs registered on the ledger. */
@@ -130,6 +139,7 @@ const VARS = {
   HDX_CHANNEL: { field: 'channel', type: 'string', default: 'hdx' },
   HDX_CHAINCODE: { field: 'chaincode', type: 'string', default: 'hdx' },
   HDX_LEDGER_TIMEOUT_MS: { field: 'ledgerTimeoutMs', type: 'integer', default: 15000 },
+  HDX_ENDORSING_ORGS: { field: 'endorsingOrgs', type: 'string' },
   HDX_ORG_KEY_FILE: { field: 'orgKeyFile', type: 'string' },
   HDX_MEMBER_GATEWAYS: { field: 'memberGateways', type: 'string' },
   HDX_IDP_ISSUER: { field: 'idpIssuer', type: 'string' },
@@ -165,6 +175,7 @@ const OPTIONAL = new Set([
   'HDX_MLLP_ACTOR_DID',
   'HDX_PEER_HOST_ALIAS',
   'HDX_ID_SECRET_FILE',
+  'HDX_ENDORSING_ORGS',
 ]);
 
 const schema = {
@@ -189,6 +200,7 @@ const schema = {
     HDX_SETTLE_INTERVAL_MS: { type: 'integer', minimum: 500, maximum: 86400000, default: 60000 },
     HDX_MEMBER_GATEWAYS: { type: 'string', pattern: '^[A-Za-z0-9.-]+=https?://[^,=\\s]+(,[A-Za-z0-9.-]+=https?://[^,=\\s]+)*$' },
     HDX_LEDGER_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 15000 },
+    HDX_ENDORSING_ORGS: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9.\\-_]{0,63}(,[A-Za-z0-9][A-Za-z0-9.\\-_]{0,63})*$' },
     HDX_AUDIT_MODE: { type: 'string', enum: ['sync', 'async'], default: 'async' },
     HDX_AUDIT_FLUSH_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 200 },
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
@@ -273,6 +285,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, repoRoot = path
       .filter((p) => p !== '')
       .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1).replace(/\/+$/, '')]),
   );
+  out.endorsingOrgs = [
+    ...new Set(
+      String(out.endorsingOrgs ?? '')
+        .split(',')
+        .filter((o) => o !== ''),
+    ),
+  ];
   return Object.freeze(out) as unknown as Config;
 }
 

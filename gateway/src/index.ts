@@ -15,3 +15,4 @@ export { signDidToken, signIdpToken, registrationRequest, signConsent, signRevie
 export type { AuthContext } from './auth/types';
 export { DID_IDENTIFIER_SYSTEM } from './fhir/resource-service';
 export { compareViews, DEFAULT_MAX_LAG_MS, LedgerView, rebuildAndCompare, rebuildView, replayPatient, type ReplayReport, VIEW_FILE_NAME, ViewStore } from './view';
+export { type Phase, type PhaseSink, setPhaseSink } from './util/phase-timing';

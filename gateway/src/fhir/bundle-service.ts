@@ -32,6 +32,7 @@ import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './
 import { fhirPathPatch, jsonPatch, type PatchDocument } from './patch-document';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
+import { phaseClock, timeSync } from '../util/phase-timing';
 import { bindCaller } from './policy';
 import { conditionalDelete } from './handlers/conditional-delete';
 import { conditionalUpdate } from './handlers/conditional-update';
@@ -346,7 +347,7 @@ export class BundleService {
 
   /** All or nothing: see the file comment. */
   async transaction(auth: AuthContext, scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
-    const issues = validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error');
+    const issues = timeSync('validate', () => validateResource(bundle, 'Bundle'), 'bundle').filter((i) => i.severity === 'error');
     if (issues.length > 0) throw invalidResource(issues, 'The transaction is not valid FHIR R4; nothing was written');
     const entries = raw.map((r, i) => this.#parseEntry(r, i, 'transaction'));
 
@@ -465,6 +466,7 @@ export class BundleService {
       return METHOD_ORDER[cond && 'create' in cond ? 'POST' : e.method];
     };
     const order = [...entries].sort((a, b) => rank(a) - rank(b) || Number(b.type === 'Patient') - Number(a.type === 'Patient') || a.index - b.index);
+    const planStart = phaseClock();
     for (const e of order) {
       if (matched.has(e.index) || e.method === 'GET') continue;
       const who = callers[e.index] as Caller;
@@ -482,6 +484,7 @@ export class BundleService {
         throw atEntry(err, e.index, e.type);
       }
     }
+    planStart?.('plan');
 
     // GET entries, before anything is committed: each must be answerable (allowed, there) in the state
     // the writes leave, decided without recording anything; one that is not fails the transaction.

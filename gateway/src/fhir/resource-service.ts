@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/sink';
 import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, unsettledTransactionOf } from '../ledger/ledger-client';
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
+import { timeAsync, timeSync } from '../util/phase-timing';
 import type { Criterion, DateFilter, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery } from '../store/store';
 import { type StoredPendingWrite, searchClassKey } from '../store/store';
 import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
@@ -290,7 +291,7 @@ export class ResourceService {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new OperationOutcomeError('INVALID', `The request body must be a FHIR ${resourceType} resource (a JSON object)`);
     }
-    const issues = validateResource(body, resourceType).filter((i) => i.severity === 'error');
+    const issues = timeSync('validate', () => validateResource(body, resourceType), 'resource').filter((i) => i.severity === 'error');
     if (issues.length > 0) throw invalidResource(issues, `The ${resourceType} is not valid FHIR R4`);
     return body as Resource;
   }
@@ -655,10 +656,10 @@ export class ResourceService {
         content: JSON.stringify(resource),
         date: deleted ? null : clinicalDateOf(resource),
         codes: deleted ? [] : codeTokensOf(resource),
-        index: deleted ? [] : indexEntriesOf(resource),
+        index: deleted ? [] : timeSync('index', () => indexEntriesOf(resource)),
         accessClass: accessClassOf(resource, deleted),
       },
-      anchor: anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient),
+      anchor: timeSync('commitment', () => anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient)),
       patient,
       action: deleted ? 'D' : versionId === 1 ? 'C' : 'U',
     };
@@ -721,7 +722,7 @@ export class ResourceService {
     // More versions than one AnchorBatch takes: anchored in several ledger transactions (#anchorInChunks).
     const chunked = plan.versions.length > MAX_ANCHOR_BATCH;
     const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
-    const entries = this.access.changeEntries(caller, changes);
+    const entries = timeSync('audit', () => this.access.changeEntries(caller, changes));
     // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
     // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
     // stored with the write and delivered once it is anchored.
@@ -732,12 +733,12 @@ export class ResourceService {
       writeId: randomUUID(),
       changeEntries: together ? [] : entries.map((e) => ({ ...e, occurredAt: e.occurredAt ?? plan.lastUpdated })),
     };
-    await this.#settleEarlierWrites(write);
+    await timeAsync('pending-check', () => this.#settleEarlierWrites(write));
     const keys = write.versions.map(this.#pendingKey);
     if (!this.#claim(keys))
       throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
-      await this.#store.insertPendingWrite(write);
+      await timeAsync('store-pending', () => this.#store.insertPendingWrite(write));
       try {
         const links = await this.#ledgerLinks(plan);
         if (chunked)
@@ -797,12 +798,12 @@ export class ResourceService {
         this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
         if (write.writeId !== undefined) this.#unsettled.delete(write.writeId);
       }
-      await this.#store.markWriteAnchored(write);
+      await timeAsync('mark-anchored', () => this.#store.markWriteAnchored(write));
     } finally {
       this.#release(keys);
     }
     if (write.changeEntries && write.changeEntries.length > 0) {
-      if (!(await this.#deliverChanges())) {
+      if (!(await timeAsync('audit', () => this.#deliverChanges()))) {
         this.#log.error(
           { event: 'change-audit-pending', resourceType: first.row.resourceType, entries: write.changeEntries.length },
           'change anchored; its access entries are kept in the store and retried',

@@ -11,6 +11,7 @@
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { OperationOutcomeError } from '../errors';
+import { timeSync } from '../util/phase-timing';
 
 export interface JsonBodyOptions {
   /** Largest body accepted, in bytes or as '5mb' (default '5mb'). */
@@ -93,16 +94,19 @@ export function jsonBody(opts: JsonBodyOptions = {}): RequestHandler {
         next(new OperationOutcomeError('INVALID', 'The request body must be a JSON object (a FHIR resource) or array'));
         return;
       }
-      if (jsonDepth(text, maxDepth) > maxDepth) {
-        next(new OperationOutcomeError('INVALID', `The request body is nested more than ${maxDepth} levels deep`));
+      const parsed = timeSync('parse', (): { body: unknown } | OperationOutcomeError => {
+        if (jsonDepth(text, maxDepth) > maxDepth) return new OperationOutcomeError('INVALID', `The request body is nested more than ${maxDepth} levels deep`);
+        try {
+          return { body: JSON.parse(text) as unknown };
+        } catch {
+          return new OperationOutcomeError('INVALID', 'The request body is not valid JSON');
+        }
+      });
+      if (parsed instanceof OperationOutcomeError) {
+        next(parsed);
         return;
       }
-      try {
-        req.body = JSON.parse(text) as unknown;
-      } catch {
-        next(new OperationOutcomeError('INVALID', 'The request body is not valid JSON'));
-        return;
-      }
+      req.body = parsed.body;
       next();
     });
   };

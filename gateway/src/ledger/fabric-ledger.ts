@@ -5,7 +5,8 @@ import { type Contract, connect, type Gateway, hash, type Network, signers, type
 import { common, peer } from '@hyperledger/fabric-protos';
 import type { Config } from '../config';
 import type { EnrolledIdentity } from './enroll';
-import { isMvccConflict, toLedgerError } from './ledger-errors';
+import { chaincodeError, isMvccConflict, toLedgerError } from './ledger-errors';
+import { timeAsync } from '../util/phase-timing';
 import type {
   AccessRequestInput,
   AccessRequestRecord,
@@ -62,6 +63,22 @@ class InvalidatedError extends Error {
   }
 }
 
+/**
+ * Whether a submit whose endorsers were chosen (HDX_ENDORSING_ORGS) should be endorsed again with the
+ * Fabric Gateway's own plan, after `err` left it certainly not committed:
+ * - `this-transaction`: an endorsement the chosen organizations could not give (a peer down or
+ *   unreachable), not the chaincode's refusal (that one refuses whoever runs it) nor a deadline;
+ * - `from-now-on`: the transaction was invalidated for its endorsement policy, so the chosen
+ *   organizations no longer satisfy it (a member joined the channel): they are not asked again;
+ * - undefined: nothing the choice of endorsers changes.
+ */
+export function planFallback(err: unknown): 'this-transaction' | 'from-now-on' | undefined {
+  const e = err as { name?: unknown; code?: unknown } | null;
+  if (e?.name === 'CommitError' && e.code === peer.TxValidationCode.ENDORSEMENT_POLICY_FAILURE) return 'from-now-on';
+  if (e?.name !== 'EndorseError' || chaincodeError(err) !== undefined) return undefined;
+  return e.code === grpc.status.DEADLINE_EXCEEDED ? undefined : 'this-transaction';
+}
+
 function parse<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
 }
@@ -73,8 +90,11 @@ export class FabricLedger implements LedgerClient {
   readonly #contracts: Record<ContractName, Contract>;
   readonly #network: Network;
   readonly #channel: string;
+  /** HDX_ENDORSING_ORGS: asked to endorse every submit at once (empty: the Fabric Gateway's plan). */
+  #endorsingOrgs: readonly string[];
 
   constructor(config: Config, identity: EnrolledIdentity) {
+    this.#endorsingOrgs = config.endorsingOrgs;
     const tlsRoot = fs.readFileSync(config.peerTlsCaFile);
     this.#client = new grpc.Client(config.peerEndpoint, grpc.credentials.createSsl(tlsRoot), {
       'grpc.keepalive_time_ms': 120_000,
@@ -116,11 +136,20 @@ export class FabricLedger implements LedgerClient {
 
   /** Submits (endorse, order, wait for commit), retrying read-write conflicts a few times. */
   async #submit<T>(contract: ContractName, tx: string, args: string[], what: string): Promise<T> {
+    let chosen = this.#endorsingOrgs.length > 0;
     for (let attempt = 1; ; attempt++) {
       try {
-        return parse<T>(await this.#submitSettled(this.#contracts[contract], tx, args));
+        return parse<T>(await this.#submitSettled(this.#contracts[contract], tx, args, chosen ? this.#endorsingOrgs : undefined));
       } catch (err) {
         if (isMvccConflict(err) && attempt < MVCC_RETRIES) continue;
+        // Chosen endorsers that could not endorse, or no longer satisfy the policy: certainly not
+        // committed, so endorsed again (a new transaction) with the Fabric Gateway's own plan.
+        const fallback = chosen ? planFallback(err) : undefined;
+        if (fallback !== undefined) {
+          chosen = false;
+          if (fallback === 'from-now-on') this.#endorsingOrgs = [];
+          continue;
+        }
         const e = toLedgerError(err, what);
         const transaction = unsettledTransactionOf(err);
         throw transaction === undefined ? e : withUnsettledTransaction(e, transaction);
@@ -147,9 +176,12 @@ export class FabricLedger implements LedgerClient {
    * when the ledger stays unreachable through every re-send does the unknown outcome reach the caller,
    * which then settles it by asking the ledger.
    */
-  async #submitSettled(contract: Contract, name: string, args: string[]): Promise<Uint8Array> {
-    const transaction = await contract.newProposal(name, { arguments: args }).endorse();
-    return this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true);
+  async #submitSettled(contract: Contract, name: string, args: string[], endorsingOrganizations?: readonly string[]): Promise<Uint8Array> {
+    // Endorsers named: the Fabric Gateway asks them all at once, instead of its own peer first and then
+    // the others it plans from that first endorsement.
+    const options = { arguments: args, ...(endorsingOrganizations ? { endorsingOrganizations: [...endorsingOrganizations] } : {}) };
+    const transaction = await timeAsync('endorse', () => contract.newProposal(name, options).endorse(), name);
+    return timeAsync('commit-wait', () => this.#sendUntilKnown(transaction, [0, ...AMBIGUOUS_RESENDS], true), name);
   }
 
   /**
