@@ -7,6 +7,7 @@
 import type { Comparator, Criterion, IndexEntry, NumberPrefix, NumberValue, QuantityValue } from './store';
 import { normalizeDate, searchParamsOf, type SearchParamType, type TypeSearchParam, evaluate, tokensOfValue, unionTerms } from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
+import { canonicalQuantity } from './ucum';
 
 /** Parameter kinds indexed here. */
 export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri', 'number', 'quantity', 'composite']);
@@ -181,8 +182,19 @@ function numberBounds(v: unknown): [number, number] | undefined {
 }
 
 /**
+ * A quantity entry with its canonical form (store/ucum.ts) when its system is UCUM and its unit converts.
+ * It reads the entry's system, code and [n1, n2] only, so the migration that added the canonical columns
+ * computes them from the stored rows alike (sqlite-store.ts, pg-store.ts).
+ */
+export function withCanonical(e: Entry): Entry {
+  const c = e.n1 !== undefined && e.n2 !== undefined ? canonicalQuantity(e.v1, e.v2, [e.n1, e.n2]) : undefined;
+  return c ? { ...e, cu: c.unit, cn1: c.values[0] ?? e.n1, cn2: c.values[1] ?? e.n2 } : e;
+}
+
+/**
  * A quantity's entry: its value as [n1, n2] (a comparator `<` or `>` opens one end), system, code and
- * unit; a Money's currency as code and unit (system ISO 4217); a Range's low and high.
+ * unit; a Money's currency as code and unit (system ISO 4217); a Range's low and high (in the unit of its
+ * low, or of its high when it has no low). In a UCUM unit that converts, also in the canonical unit.
  */
 function quantityEntry(v: unknown): Entry | undefined {
   if (!v || typeof v !== 'object') return undefined;
@@ -191,13 +203,13 @@ function quantityEntry(v: unknown): Entry | undefined {
   if ('low' in q || 'high' in q) {
     const bounds = numberBounds(q);
     const unitOf = (q.low ?? q.high) as { system?: unknown; code?: unknown; unit?: unknown } | undefined;
-    return bounds ? { n1: bounds[0], n2: bounds[1], v1: text(unitOf?.system), v2: text(unitOf?.code), v3: text(unitOf?.unit) } : undefined;
+    return bounds ? withCanonical({ n1: bounds[0], n2: bounds[1], v1: text(unitOf?.system), v2: text(unitOf?.code), v3: text(unitOf?.unit) }) : undefined;
   }
   if (typeof q.value !== 'number' || !Number.isFinite(q.value)) return undefined;
   const x = q.value;
   const [n1, n2] = q.comparator === '<' || q.comparator === '<=' ? [-Infinity, x] : q.comparator === '>' || q.comparator === '>=' ? [x, Infinity] : [x, x];
   if (typeof q.currency === 'string') return { n1, n2, v1: 'urn:iso:std:iso:4217', v2: q.currency, v3: q.currency };
-  return { n1, n2, v1: text(q.system), v2: text(q.code), v3: text(q.unit) };
+  return withCanonical({ n1, n2, v1: text(q.system), v2: text(q.code), v3: text(q.unit) });
 }
 
 /** The index entries (without the parameter) of one value of a parameter of a kind. */
@@ -331,7 +343,10 @@ function parseQuantity(param: string, raw: string): QuantityValue {
   const [, system = '', code = ''] = parts;
   if (parts.length === 1) return n;
   if (code === '') fail(param, 'names a system without a code (number|system|code)');
-  return { ...n, ...(system !== '' ? { system } : {}), code };
+  // A UCUM unit that converts is compared in its canonical unit (5|http://unitsofmeasure.org|g finds 5000 mg).
+  const c = canonicalQuantity(system, code, [n.value, n.lo, n.hi]);
+  const canonical = c ? { unit: c.unit, value: c.values[0] ?? n.value, lo: c.values[1] ?? n.lo, hi: c.values[2] ?? n.hi } : undefined;
+  return { ...n, ...(system !== '' ? { system } : {}), code, ...(canonical ? { canonical } : {}) };
 }
 
 /** One value (no OR) of a parameter of a kind, as a criterion: a composite's component. */
