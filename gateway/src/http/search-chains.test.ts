@@ -257,6 +257,50 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     expect(JSON.stringify(res.body)).to.contain('result.performer:Practitioner.name');
   });
 
+  it(':identifier finds resources by the logical identifier of their reference, through the enforcement point', async () => {
+    const { app, ids, denied, alice, bob } = await setup();
+    const post = poster(app, staff);
+    const withIds = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '8867-4' }] },
+      subject: { reference: `Patient/${alice}`, identifier: { system: 'urn:mrn', value: 'A-1' } },
+      performer: [{ identifier: { system: 'urn:npi', value: '999' } }],
+    });
+    const bobsWithIds = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '8867-4' }] },
+      subject: { reference: `Patient/${bob}`, identifier: { system: 'urn:mrn', value: 'B-2' } },
+      performer: [{ identifier: { system: 'urn:npi', value: '999' } }],
+    });
+    expect(await ids('Observation?subject:identifier=urn:mrn|A-1')).to.deep.equal([withIds]);
+    expect(await ids('Observation?patient:identifier=urn:mrn|A-1,urn:mrn|B-2')).to.deep.equal([withIds, bobsWithIds].sort());
+    expect(await ids('Observation?performer:identifier=999')).to.deep.equal([withIds, bobsWithIds].sort());
+    expect(await ids('Observation?performer:identifier=urn:npi|999&subject:identifier=B-2')).to.deep.equal([bobsWithIds]);
+    expect(await ids('Observation?performer:identifier=urn:other|999')).to.deep.equal([]);
+    // The Reference's identifier, never the referenced resource's: Alice's other Observations name her by reference only.
+    expect(await ids('Observation?subject:identifier=urn:mrn|A-1&code=8867-4')).to.deep.equal([withIds]);
+    // Through the enforcement point: another member's practitioner sees what consent permits, and nothing of Bob's.
+    expect(await ids(`Observation?patient=${ALICE}&performer:identifier=999`, other)).to.deep.equal([withIds]);
+    denied.add('Observation');
+    expect(await ids(`Observation?patient=${ALICE}&performer:identifier=999`, other)).to.deep.equal([]);
+    // Alice herself: Bob's Observation is outside her compartment.
+    expect(await ids('Observation?performer:identifier=999', asAlice)).to.deep.equal([withIds]);
+    // In a chain's last level too.
+    denied.clear();
+    const report = await post({
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: `Patient/${alice}` },
+      result: [{ reference: `Observation/${withIds}` }],
+    });
+    expect(await ids('DiagnosticReport?result.performer:identifier=urn:npi|999')).to.deep.equal([report]);
+    denied.add('Observation');
+    expect(await ids(`DiagnosticReport?patient=${ALICE}&result.performer:identifier=urn:npi|999`, other)).to.deep.equal([]);
+  });
+
   it('refuses chains and _has it does not do, and a chain to patient data from outside without the patient', async () => {
     const { get, app, aliceHr } = await setup();
     for (const q of [
@@ -266,6 +310,9 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
       'Observation?subject:Patient.general-practitioner:Patient.name=x',
       'Observation?subject.general-practitioner.shoe=x',
       'Observation?subject.',
+      'Observation?code:identifier=x',
+      'Observation?subject:identifier=',
+      'Observation?subject:identifier:not=x',
       'Observation?status.name=x',
       'Observation?subject.shoe=x',
       'Observation?subject:Device.name=x',

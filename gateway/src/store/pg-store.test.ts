@@ -227,6 +227,52 @@ describe('PgStore', () => {
     }
   });
 
+  it('migration 7 indexes the logical identifiers of the references a schema-6 store holds', async () => {
+    const s = testPgSchema();
+    const store = new PgStore({ url, schema: s });
+    const content = {
+      resourceType: 'Observation',
+      id: 'o1',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: 'Patient/p1', identifier: { system: 'urn:mrn', value: 'A-1' } },
+    };
+    const plain = { resourceType: 'Observation', id: 'o2', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p1' } };
+    const versions: NewVersion[] = [content, plain].map((c) => ({
+      resourceType: 'Observation',
+      id: c.id,
+      versionId: 1,
+      lastUpdated: '2026-12-01T00:00:00.000Z',
+      patientId: 'p1',
+      deleted: false,
+      content: JSON.stringify(c),
+      date: null,
+      codes: [],
+      index: indexEntriesOf(c),
+    }));
+    try {
+      await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
+      await store.markAnchoredAll(versions);
+      // The store as schema 6 had it: no rows for Reference.identifier.
+      expect((await store.query("DELETE FROM search_index WHERE param LIKE '%:identifier'")).rowCount).to.equal(2);
+      await store.query('UPDATE hdx_schema SET version = 6');
+    } finally {
+      await store.close();
+    }
+    const reopened = new PgStore({ url, schema: s });
+    try {
+      const hits = await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'subject:identifier', ['urn:mrn|A-1']) ?? [], limit: 10 });
+      expect(hits.map((v) => v.id)).to.deep.equal(['o1']);
+      expect((await reopened.query(`SELECT id, param FROM search_index WHERE param LIKE '%:identifier' ORDER BY param`)).rows).to.deep.equal([
+        { id: 'o1', param: 'patient:identifier' },
+        { id: 'o1', param: 'subject:identifier' },
+      ]);
+      expect((await reopened.query('SELECT version FROM hdx_schema')).rows).to.deep.equal([{ version: PG_SCHEMA_VERSION }]);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('refuses a store written by a newer gateway, and says so at the first use', async () => {
     const s = testPgSchema();
     const client = new Client({ connectionString: url });

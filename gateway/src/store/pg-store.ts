@@ -4,7 +4,8 @@ import type { PgQuery } from '../auth/replay';
 import { OperationOutcomeError } from '../errors';
 import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
-import { withCanonical } from './search-index';
+import { referenceIdentifierEntries, withCanonical } from './search-index';
+import { SUPPORTED_TYPES } from '../model/definitions';
 import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
 import { UCUM_SYSTEM } from './ucum';
 import type {
@@ -176,6 +177,32 @@ const MIGRATIONS: ReadonlyArray<string | ((client: PoolClient) => Promise<void>)
          FROM unnest($2::text[], $3::float8[], $4::float8[], $5::text[], $6::float8[], $7::float8[]) AS u(code, n1, n2, cu, cn1, cn2)
          WHERE s.v1 = $1 AND s.v2 = u.code AND s.n1 = u.n1 AND s.n2 = u.n2`,
         [UCUM_SYSTEM, chunk.map((r) => r.v2), chunk.map((r) => r.n1), chunk.map((r) => r.n2), chunk.map((r) => r.cu), chunk.map((r) => r.cn1), chunk.map((r) => r.cn2)],
+      );
+    }
+  },
+  // 7: the logical identifiers of references (Reference.identifier, for :identifier), as SqliteStore's
+  // migration 10: the versions that may hold one (a single Identifier object in their JSON) are indexed
+  // again, their new rows added.
+  async (client) => {
+    const found = await client.query<{ resource_type: string; id: string; version_id: number; content: string }>(
+      `SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0 AND content LIKE '%"identifier":{%'`,
+    );
+    const rows = found.rows.flatMap((r) =>
+      SUPPORTED_TYPES.has(r.resource_type) ? referenceIdentifierEntries(JSON.parse(r.content) as Record<string, unknown>).map((e) => ({ r, e })) : [],
+    );
+    for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
+      const chunk = rows.slice(i, i + WRITE_CHUNK);
+      await client.query(
+        `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])`,
+        [
+          chunk.map((x) => x.r.resource_type),
+          chunk.map((x) => x.r.id),
+          chunk.map((x) => x.r.version_id),
+          chunk.map((x) => x.e.param),
+          chunk.map((x) => x.e.v1),
+          chunk.map((x) => x.e.v2),
+        ],
       );
     }
   },

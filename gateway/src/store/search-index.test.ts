@@ -111,6 +111,41 @@ describe('search index: UCUM canonical units', () => {
   });
 });
 
+describe('search index: the :identifier modifier of reference parameters', () => {
+  it("indexes a reference's logical identifier (Reference.identifier) as a token beside its reference, under <param>:identifier", () => {
+    const entries = indexEntriesOf({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: 'Patient/p1', identifier: { system: 'urn:mrn', value: 'A-1' } },
+      performer: [{ identifier: { system: 'urn:npi', value: '999' } }, { reference: 'Practitioner/d1' }],
+    });
+    const of = (param: string): Array<[string, string]> => entries.filter((e) => e.param === param).map((e) => [e.v1, e.v2]);
+    expect(of('subject')).to.deep.equal([['Patient/p1', 'p1']]);
+    expect(of('subject:identifier')).to.deep.equal([['urn:mrn', 'A-1']]);
+    expect(of('patient:identifier')).to.deep.equal([['urn:mrn', 'A-1']]);
+    expect(of('performer')).to.deep.equal([['Practitioner/d1', 'd1']]);
+    expect(of('performer:identifier')).to.deep.equal([['urn:npi', '999']]);
+  });
+
+  it('searches :identifier as a token on those rows, and refuses it on a parameter that is not a reference', () => {
+    expect(criteriaOf('Observation', 'subject:identifier', ['urn:mrn|A-1,|B-2', '999'])).to.deep.equal([
+      {
+        kind: 'token',
+        param: 'subject:identifier',
+        not: false,
+        values: [
+          { system: 'urn:mrn', code: 'A-1' },
+          { system: '', code: 'B-2' },
+        ],
+      },
+      { kind: 'token', param: 'subject:identifier', not: false, values: [{ code: '999' }] },
+    ]);
+    expect(() => criteriaOf('Observation', 'code:identifier', ['x'])).to.throw(OperationOutcomeError, /:identifier/);
+    expect(() => criteriaOf('Observation', 'subject:identifier', [''])).to.throw(OperationOutcomeError, /empty/);
+  });
+});
+
 describe('search index: composite parameters', () => {
   const bp = {
     resourceType: 'Observation',

@@ -295,13 +295,36 @@ export function indexEntriesOf(resource: Record<string, unknown>, options: { eve
       }
       continue;
     }
-    for (const v of evaluate(resource, p.expression)) for (const e of entriesOfValue(p.type, v)) add(code, e);
+    for (const v of evaluate(resource, p.expression)) {
+      for (const e of entriesOfValue(p.type, v)) add(code, e);
+      // A Reference's logical identifier, for the :identifier modifier (subject:identifier=sys|123).
+      if (p.type === 'reference' && v && typeof v === 'object') for (const e of entriesOfValue('token', (v as { identifier?: unknown }).identifier)) add(identifierParam(code), e);
+    }
   }
   return [...entries.values()];
 }
 
+/** The index entries of a version's references' logical identifiers only (the migration that added them). */
+export function referenceIdentifierEntries(resource: Record<string, unknown>): IndexEntry[] {
+  return indexEntriesOf(resource).filter((e) => e.param.endsWith(':identifier'));
+}
+
 function fail(param: string, rule: string): never {
   throw new OperationOutcomeError('INVALID', `Search parameter ${param} ${rule}`);
+}
+
+/** Where the index keeps the logical identifiers (Reference.identifier) of a reference parameter's values, as tokens. */
+export function identifierParam(code: string): string {
+  return `${code}:identifier`;
+}
+
+/** A token as searched: `system|code`, `|code` (no system), `code` (any system) or `system|` (any code). */
+function tokenValue(v: string): { system?: string; code?: string } {
+  const bar = v.indexOf('|');
+  if (bar < 0) return { code: v };
+  const system = v.slice(0, bar);
+  const c = v.slice(bar + 1);
+  return c === '' ? { system } : { system, code: c };
 }
 
 const DATE = /^(eq|ne|gt|lt|ge|le)?(\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?)?)?)$/;
@@ -354,9 +377,7 @@ function componentCriterion(param: string, key: string, kind: SearchParamType, r
   if (raw === '') fail(key, 'has an empty component');
   switch (kind) {
     case 'token': {
-      const bar = raw.indexOf('|');
-      const value = bar < 0 ? { code: raw } : raw.slice(bar + 1) === '' ? { system: raw.slice(0, bar) } : { system: raw.slice(0, bar), code: raw.slice(bar + 1) };
-      return { kind: 'token', param, not: false, values: [value] };
+      return { kind: 'token', param, not: false, values: [tokenValue(raw)] };
     }
     case 'string':
       return { kind: 'string', param, match: 'start', values: [normalizeString(raw)] };
@@ -394,7 +415,7 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
       return { kind: 'missing', param: code, missing: v === 'true' };
     });
   }
-  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'] };
+  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'], reference: ['identifier'] };
   if (modifier !== undefined && !(allowed[p.type] ?? []).includes(modifier)) fail(key, `: the modifier :${modifier} is not supported for a ${p.type} parameter here`);
   return occurrences.map((raw): Criterion => {
     const values = p.type === 'date' ? [raw] : orValues(key, raw);
@@ -404,13 +425,7 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
           kind: 'token',
           param: code,
           not: modifier === 'not',
-          values: values.map((v) => {
-            const bar = v.indexOf('|');
-            if (bar < 0) return { code: v };
-            const system = v.slice(0, bar);
-            const c = v.slice(bar + 1);
-            return c === '' ? { system } : { system, code: c };
-          }),
+          values: values.map(tokenValue),
         };
       case 'string':
         return {
@@ -420,6 +435,8 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
           values: modifier === 'exact' ? values : values.map(normalizeString),
         };
       case 'reference':
+        // :identifier: the references' logical identifiers (Reference.identifier), as a token; never the referenced resource's.
+        if (modifier === 'identifier') return { kind: 'token', param: identifierParam(code), not: false, values: values.map(tokenValue) };
         return {
           kind: 'reference',
           param: code,

@@ -119,6 +119,50 @@ describe('SqliteStore schema', () => {
     check.close();
   });
 
+  it('migration 10 indexes the logical identifiers of the references a schema-9 store holds', async () => {
+    const dbFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
+    const store = new SqliteStore(dbFile);
+    const content = {
+      resourceType: 'Observation',
+      id: 'o1',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: 'Patient/p1', identifier: { system: 'urn:mrn', value: 'A-1' } },
+    };
+    const plain = { resourceType: 'Observation', id: 'o2', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p1' } };
+    const versions: NewVersion[] = [content, plain].map((c) => ({
+      resourceType: 'Observation',
+      id: c.id,
+      versionId: 1,
+      lastUpdated: '2026-12-01T00:00:00.000Z',
+      patientId: 'p1',
+      deleted: false,
+      content: JSON.stringify(c),
+      date: null,
+      codes: [],
+      index: indexEntriesOf(c),
+    }));
+    await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
+    await store.markAnchoredAll(versions);
+    await store.close();
+    // The store as schema 9 had it: no rows for Reference.identifier.
+    const db = new Database(dbFile);
+    expect(db.prepare("DELETE FROM search_index WHERE param LIKE '%:identifier'").run().changes).to.equal(2);
+    db.pragma('user_version = 9');
+    db.close();
+
+    const reopened = new SqliteStore(dbFile);
+    const hits = await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'subject:identifier', ['urn:mrn|A-1']) ?? [], limit: 10 });
+    expect(hits.map((v) => v.id)).to.deep.equal(['o1']);
+    await reopened.close();
+    const check = new Database(dbFile, { readonly: true });
+    expect(check.prepare("SELECT id, param FROM search_index WHERE param LIKE '%:identifier' ORDER BY param").all()).to.deep.equal([
+      { id: 'o1', param: 'patient:identifier' },
+      { id: 'o1', param: 'subject:identifier' },
+    ]);
+    check.close();
+  });
+
   it('refuses a store written by a newer gateway', () => {
     const dbFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
     const db = new Database(dbFile);

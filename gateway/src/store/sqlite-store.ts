@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../errors';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
 import { accessClassOf } from '../model/access-class';
-import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf, withCanonical } from './search-index';
+import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf, referenceIdentifierEntries, withCanonical } from './search-index';
 import { UCUM_SYSTEM } from './ucum';
 import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
 import type { AccessEntryInput } from '../ledger/ledger-client';
@@ -212,6 +212,17 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     for (const r of rows) {
       const c = withCanonical(r);
       if (c.cu !== undefined) update.run(c.cu, c.cn1 ?? null, c.cn2 ?? null, r.rowid);
+    }
+  },
+  // 10: the logical identifiers of references (Reference.identifier, for :identifier): the versions
+  // that may hold one (a single Identifier object in their JSON) are indexed again, their new rows added.
+  (db) => {
+    const insert = db.prepare(INSERT_INDEX);
+    const rows = db.prepare(`SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0 AND content LIKE '%"identifier":{%'`).all() as SearchColumnRow[];
+    for (const r of rows) {
+      if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
+      const key = { resourceType: r.resource_type, id: r.id, versionId: r.version_id };
+      for (const e of referenceIdentifierEntries(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
     }
   },
 ];
