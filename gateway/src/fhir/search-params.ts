@@ -114,34 +114,46 @@ export function summaryMode(q: RawQuery): 'true' | 'false' | 'text' | 'data' | '
   return v;
 }
 
-/** `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target the searched type). */
+/**
+ * `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target
+ * the searched type); with `:iterate`, also applied to what was included (Source, or Target, any type).
+ */
 export interface IncludeSpec {
   readonly reverse: boolean;
   readonly source: string;
   readonly param: string;
   readonly target?: string;
+  /** `_include:iterate` / `_revinclude:iterate`: applied to the included resources too, not only to the matches. */
+  readonly iterate: boolean;
 }
 
-/** The _include and _revinclude of a query: reference parameters of the types named (no `*`, no :iterate). */
+/** The include parameters a search takes (R4's `:iterate`; `:recurse` is STU3's and refused). */
+const INCLUDE_KEYS = [
+  ['_include', false, false],
+  ['_include:iterate', false, true],
+  ['_revinclude', true, false],
+  ['_revinclude:iterate', true, true],
+] as const;
+
+/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named (no `*`). */
 export function includeSpecs(resourceType: string, q: RawQuery): IncludeSpec[] {
   const specs: IncludeSpec[] = [];
-  for (const [key, reverse] of [
-    ['_include', false],
-    ['_revinclude', true],
-  ] as const) {
+  for (const [key, reverse, iterate] of INCLUDE_KEYS) {
     for (const raw of q[key] ?? []) {
       for (const value of raw.split(',').map((v) => v.trim())) {
         const [source = '', param = '', target, ...more] = value.split(':');
         const p = indexedParamsOf(source).get(param);
-        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *, no :iterate)');
-        if (!reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched`);
-        if (reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched`);
+        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *)');
+        // Without :iterate an include starts from the matches only: it must name the type searched.
+        if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
+        if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
         if (target !== undefined && !p.target.includes(target)) fail(key, `names a target type the parameter does not refer to`);
-        specs.push({ reverse, source, param, ...(target !== undefined ? { target } : {}) });
+        specs.push({ reverse, source, param, ...(target !== undefined ? { target } : {}), iterate });
       }
     }
   }
-  for (const k of Object.keys(q)) if (k.startsWith('_include:') || k.startsWith('_revinclude:')) fail(k, 'is not supported (no :iterate)');
+  const known: readonly string[] = INCLUDE_KEYS.map(([k]) => k);
+  for (const k of Object.keys(q)) if ((k.startsWith('_include:') || k.startsWith('_revinclude:')) && !known.includes(k)) fail(k, 'is not supported (:iterate is)');
   return specs;
 }
 
