@@ -19,7 +19,7 @@ import { Integrity } from './integrity';
 import { anchorInputFor, type ConditionalWrite, commitmentFor, keyIdOf, parseIfMatch, type PreparedVersion, REFERENCE_DATA_KEY_ID, type Resource, WritePlan } from './write-plan';
 import { indexEntriesOf } from '../store/search-index';
 import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
-import { dedupe, resolveLinks } from './search-links';
+import { dedupe, type Permitted, resolveLinks } from './search-links';
 import {
   clinicalDateOf,
   codeTokensOf,
@@ -154,6 +154,9 @@ function chunksOf<T>(items: readonly T[], size: number): T[][] {
 
 /** Candidates decided one by one in one request at most (history, $everything, includes, chains); a search pages through any number. */
 export const MAX_SEARCH_CANDIDATES = 1000;
+
+/** Rounds of _include / _revinclude at most: the matches' includes, then three more of `:iterate` (a loop ends sooner: nothing is included twice). */
+export const MAX_INCLUDE_ROUNDS = 4;
 
 /** Resources one Patient/$everything answers at most (a larger record is exported, or searched page by page). */
 export const MAX_EVERYTHING = 10_000;
@@ -1327,13 +1330,10 @@ export class ResourceService {
     // Includes are candidates like any other: the caller's scopes, its compartment, then consent for each.
     const included =
       includes && includes.specs.length > 0
-        ? await this.access.permitted(
+        ? await this.#included(
             caller,
-            await this.#includeCandidates(
-              caller,
-              page.map((x) => x.version),
-              includes,
-            ),
+            page.map((x) => x.version),
+            includes,
           )
         : [];
     const released = params.countOnly === true ? visible : page;
@@ -1347,27 +1347,61 @@ export class ResourceService {
     };
   }
 
-  /** Current versions the page's _include / _revinclude name, not in the page, that the caller may be asked about. */
-  async #includeCandidates(caller: Caller, page: readonly StoredVersion[], includes: Includes): Promise<StoredVersion[]> {
+  /**
+   * The included resources the caller may see: the _include / _revinclude of the page's matches, then (for
+   * `:iterate`) of what was included, round by round, at most MAX_INCLUDE_ROUNDS rounds. Each round's
+   * candidates are decided (scopes, compartment, consent) before the next round starts from them, so an
+   * iterated include starts only from a resource the caller may see, never from one withheld.
+   */
+  async #included(caller: Caller, page: readonly StoredVersion[], includes: Includes): Promise<Permitted[]> {
+    const seen = new Set(page.map((v) => `${v.resourceType}/${v.id}`));
+    const out: Permitted[] = [];
+    let from: readonly StoredVersion[] = page;
+    for (let round = 0; round < MAX_INCLUDE_ROUNDS && from.length > 0; round++) {
+      const specs = round === 0 ? includes.specs : includes.specs.filter((x) => x.iterate);
+      if (specs.length === 0) break;
+      const candidates = await this.#includeCandidates(caller, from, specs, includes.mayRead, seen);
+      if (out.length + candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_include, _count');
+      const permitted = candidates.length > 0 ? await this.access.permitted(caller, candidates) : [];
+      out.push(...permitted);
+      from = permitted.map((x) => x.version);
+    }
+    return out;
+  }
+
+  /**
+   * Current versions that `specs` include from `from` (each spec from the resources of its type), not seen
+   * before (the matches and earlier rounds: added to `seen`), that the caller may be asked about: a type
+   * its scopes read, in its compartment.
+   */
+  async #includeCandidates(
+    caller: Caller,
+    from: readonly StoredVersion[],
+    specs: readonly IncludeSpec[],
+    mayRead: (t: string) => boolean,
+    seen: Set<string>,
+  ): Promise<StoredVersion[]> {
     const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
     const found = new Map<string, StoredVersion>();
-    const inPage = new Set(page.map(key));
     const add = (v: StoredVersion | undefined): void => {
-      if (v && !v.deleted && !inPage.has(key(v))) found.set(key(v), v);
+      if (v && !v.deleted && !seen.has(key(v))) found.set(key(v), v);
     };
-    for (const spec of includes.specs) {
+    for (const spec of specs) {
       if (spec.reverse) {
-        if (page.length === 0) continue;
+        // Resources of spec.source whose parameter points at one of `from` (of the target type, when named).
+        const targets = from.filter((v) => spec.target === undefined || v.resourceType === spec.target);
+        if (targets.length === 0) continue;
         const hits = await this.#store.search({
           resourceType: spec.source,
-          criteria: [{ kind: 'reference', param: spec.param, values: page.map((v) => ({ ref: key(v) })) }],
+          criteria: [{ kind: 'reference', param: spec.param, values: targets.map((v) => ({ ref: key(v) })) }],
           limit: MAX_SEARCH_CANDIDATES + 1,
         });
         if (hits.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_revinclude, _count');
         hits.forEach(add);
         continue;
       }
-      for (const v of page) {
+      for (const v of from) {
+        if (v.resourceType !== spec.source) continue;
         for (const value of valuesOf(JSON.parse(v.content) as Record<string, unknown>, spec.param)) {
           const ref = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
           const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;
@@ -1378,7 +1412,8 @@ export class ResourceService {
     }
     const out: StoredVersion[] = [];
     for (const v of found.values()) {
-      if (!includes.mayRead(v.resourceType)) continue;
+      seen.add(key(v));
+      if (!mayRead(v.resourceType)) continue;
       if (v.patientId !== null && !(await this.inCompartment(caller, v.patientId))) continue;
       out.push(v);
     }

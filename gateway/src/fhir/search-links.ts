@@ -73,6 +73,27 @@ export function dedupe(xs: readonly Permitted[]): Permitted[] {
   });
 }
 
+/** Whether the linked resources of a type are a patient's data (else reference data, in no patient's compartment). */
+function patientData(type: string): boolean {
+  return inPatientCompartment(type) || governedByPatientReference(type);
+}
+
+/**
+ * Another member's user links to patient data only within the patients it names: checked for every type
+ * a chain or `_has` may reach before anything is looked up, so the refusal never depends on what is held.
+ */
+function assertNamesPatient(deps: LinkDeps, caller: Caller, type: string, asked: readonly string[] | undefined): void {
+  if (patientData(type) && asked === undefined && !caller.local && caller.compartmentOf === undefined) {
+    throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
+  }
+}
+
+/** Candidates a level of a chain (or a `_has`) may still look at: shared by the types of the level, named in the refusal beyond it. */
+interface Budget {
+  readonly param: string;
+  left: number;
+}
+
 /**
  * The current resources of a type meeting criteria that the caller may see: its scopes for the type,
  * its compartment, and consent for each, exactly as a search's matches. Patient data is looked for
@@ -86,35 +107,72 @@ async function visibleLinked(
   criteria: readonly Criterion[],
   asked: readonly string[] | undefined,
   mayRead: (t: string) => boolean,
+  budget: Budget,
 ): Promise<Permitted[]> {
   if (!mayRead(type)) return [];
-  const reference = !inPatientCompartment(type) && !governedByPatientReference(type);
-  const patientIds = reference ? undefined : await deps.compartmentPatients(caller, asked);
-  if (!reference && patientIds === undefined && !caller.local) {
-    throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
-  }
+  assertNamesPatient(deps, caller, type, asked);
+  const patientIds = patientData(type) ? await deps.compartmentPatients(caller, asked) : undefined;
   if (patientIds !== undefined && patientIds.length === 0) return [];
-  const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: deps.maxCandidates + 1 });
-  if (candidates.length > deps.maxCandidates) throw new OperationOutcomeError('INVALID', 'The request is too broad for one answer: narrow it (the chained or _has parameters)');
+  const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: budget.left + 1 });
+  if (candidates.length > budget.left) {
+    throw new OperationOutcomeError(
+      'INVALID',
+      `Search parameter ${budget.param} links to more than ${String(deps.maxCandidates)} resources at one level, too many for one answer: narrow it`,
+    );
+  }
+  budget.left -= candidates.length;
   const inScope: StoredVersion[] = [];
   for (const v of candidates) if (v.patientId === null || (await deps.inCompartment(caller, v.patientId))) inScope.push(v);
   return deps.access.permitted(caller, inScope);
+}
+
+/** One level of a resolved chain: the reference parameter leading to it and the linked resources the caller may see there. */
+interface Step {
+  readonly param: string;
+  readonly found: Permitted[];
+}
+
+/**
+ * A chain resolved level by level from the last: the resources of the last level meeting the criteria,
+ * then at each level up those whose reference parameter points at one found below, each level decided
+ * as a search's matches are (scopes, compartment, consent), so a record the caller may not see at any
+ * level counts as absent and breaks the chain there. The steps are outermost first.
+ */
+async function resolveChain(deps: LinkDeps, caller: Caller, chain: ChainSpec, asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Step[]> {
+  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps, caller, t, asked);
+  let found: Permitted[] = [];
+  let budget: Budget = { param: chain.key, left: deps.maxCandidates };
+  for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, asked, mayRead, budget)));
+  const params = [chain.param, ...chain.hops.map((h) => h.param)];
+  const steps: Step[] = [{ param: params.at(-1) ?? chain.param, found }];
+  for (let i = chain.hops.length - 1; i >= 0; i--) {
+    const hop = chain.hops[i];
+    if (!hop) continue;
+    const below = found;
+    found = [];
+    budget = { param: chain.key, left: deps.maxCandidates };
+    if (below.length > 0) {
+      const criterion: Criterion = { kind: 'reference', param: hop.param, values: below.map((x) => ({ ref: key(x.version) })) };
+      for (const type of hop.types) found.push(...(await visibleLinked(deps, caller, type, [criterion], asked, mayRead, budget)));
+    }
+    steps.unshift({ param: params[i] ?? chain.param, found });
+  }
+  return steps;
 }
 
 /** The criteria (chains) and ids (_has) a search's chains and _has parameters come to, from the linked resources the caller may see. */
 export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType: string, q: LinkQuery, mayRead: (resourceType: string) => boolean): Promise<Links> {
   const criteria: Criterion[] = [];
   let ids = q.ids ? [...q.ids] : undefined;
-  const chained: Array<{ param: string; found: Permitted[] }> = [];
+  const chained: Step[][] = [];
   const reverse: Array<{ param: string; found: Permitted[] }> = [];
   for (const chain of q.chains ?? []) {
-    const found: Permitted[] = [];
-    for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, q.patientIds, mayRead)));
-    chained.push({ param: chain.param, found });
-    criteria.push({ kind: 'reference', param: chain.param, values: found.map((x) => ({ ref: key(x.version) })) });
+    const steps = await resolveChain(deps, caller, chain, q.patientIds, mayRead);
+    chained.push(steps);
+    criteria.push({ kind: 'reference', param: chain.param, values: (steps[0]?.found ?? []).map((x) => ({ ref: key(x.version) })) });
   }
   for (const has of q.has ?? []) {
-    const found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead);
+    const found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, { param: has.key, left: deps.maxCandidates });
     reverse.push({ param: has.param, found });
     const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
     ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
@@ -123,9 +181,15 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
     if (matches.length === 0) return [];
     const matchKeys = new Set(matches.map(key));
     const out: Permitted[] = [];
-    for (const c of chained) {
-      const refs = new Set(matches.flatMap((m) => referencedKeys(m, c.param)));
-      out.push(...c.found.filter((x) => refs.has(key(x.version))));
+    // Level by level: what the matches link to, then what those link to, and so on.
+    for (const steps of chained) {
+      let from: readonly StoredVersion[] = matches;
+      for (const step of steps) {
+        const refs = new Set(from.flatMap((m) => referencedKeys(m, step.param)));
+        const linked = step.found.filter((x) => refs.has(key(x.version)));
+        out.push(...linked);
+        from = linked.map((x) => x.version);
+      }
     }
     for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
     return out;

@@ -114,34 +114,46 @@ export function summaryMode(q: RawQuery): 'true' | 'false' | 'text' | 'data' | '
   return v;
 }
 
-/** `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target the searched type). */
+/**
+ * `_include=Source:param[:Target]` (Source the searched type) or `_revinclude=Source:param[:Target]` (Target
+ * the searched type); with `:iterate`, also applied to what was included (Source, or Target, any type).
+ */
 export interface IncludeSpec {
   readonly reverse: boolean;
   readonly source: string;
   readonly param: string;
   readonly target?: string;
+  /** `_include:iterate` / `_revinclude:iterate`: applied to the included resources too, not only to the matches. */
+  readonly iterate: boolean;
 }
 
-/** The _include and _revinclude of a query: reference parameters of the types named (no `*`, no :iterate). */
+/** The include parameters a search takes (R4's `:iterate`; `:recurse` is STU3's and refused). */
+const INCLUDE_KEYS = [
+  ['_include', false, false],
+  ['_include:iterate', false, true],
+  ['_revinclude', true, false],
+  ['_revinclude:iterate', true, true],
+] as const;
+
+/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named (no `*`). */
 export function includeSpecs(resourceType: string, q: RawQuery): IncludeSpec[] {
   const specs: IncludeSpec[] = [];
-  for (const [key, reverse] of [
-    ['_include', false],
-    ['_revinclude', true],
-  ] as const) {
+  for (const [key, reverse, iterate] of INCLUDE_KEYS) {
     for (const raw of q[key] ?? []) {
       for (const value of raw.split(',').map((v) => v.trim())) {
         const [source = '', param = '', target, ...more] = value.split(':');
         const p = indexedParamsOf(source).get(param);
-        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *, no :iterate)');
-        if (!reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched`);
-        if (reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched`);
+        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *)');
+        // Without :iterate an include starts from the matches only: it must name the type searched.
+        if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
+        if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
         if (target !== undefined && !p.target.includes(target)) fail(key, `names a target type the parameter does not refer to`);
-        specs.push({ reverse, source, param, ...(target !== undefined ? { target } : {}) });
+        specs.push({ reverse, source, param, ...(target !== undefined ? { target } : {}), iterate });
       }
     }
   }
-  for (const k of Object.keys(q)) if (k.startsWith('_include:') || k.startsWith('_revinclude:')) fail(k, 'is not supported (no :iterate)');
+  const known: readonly string[] = INCLUDE_KEYS.map(([k]) => k);
+  for (const k of Object.keys(q)) if ((k.startsWith('_include:') || k.startsWith('_revinclude:')) && !known.includes(k)) fail(k, 'is not supported (:iterate is)');
   return specs;
 }
 
@@ -165,17 +177,31 @@ export function supportedSearchParams(resourceType: string): Array<{ name: strin
   ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** The most levels a chained parameter may have (`a.b.c.d.name`: four). */
+export const MAX_CHAIN_LEVELS = 4;
+
 /**
- * A chained parameter (`subject.name=peter`, `subject:Patient.name=peter`, `patient.identifier=sys|x`),
- * one level: the searched type's reference parameter, and per target type the criteria on it.
+ * A chained parameter (`subject.name=peter`, `subject:Patient.name=peter`, `patient.identifier=sys|x`,
+ * `subject:Patient.general-practitioner:Practitioner.name=x`, `result.subject.name=x`), of up to
+ * MAX_CHAIN_LEVELS levels: the searched type's reference parameter, the intermediate levels (each the
+ * types reached and their reference parameter leading on), and per type of the last level the criteria
+ * on it. Every type listed leads to the criteria (types that cannot are left out).
  */
 export interface ChainSpec {
+  /** The query parameter (`subject.general-practitioner.name`), named in refusals. */
+  readonly key: string;
+  /** The searched type's reference parameter. */
   readonly param: string;
+  /** The levels between the searched type and the last, outermost first (none for a one-level chain). */
+  readonly hops: ReadonlyArray<{ readonly types: readonly string[]; readonly param: string }>;
+  /** The last level: each type reached and its criteria. */
   readonly targets: ReadonlyArray<{ readonly type: string; readonly criteria: readonly Criterion[] }>;
 }
 
 /** A reverse chain (`_has:Observation:patient:code=1234-5`): resources of `source` whose `param` references the searched one and that meet the criteria. */
 export interface HasSpec {
+  /** The query parameter (`_has:Observation:patient:code`), named in refusals. */
+  readonly key: string;
   readonly source: string;
   readonly param: string;
   readonly criteria: readonly Criterion[];
@@ -186,21 +212,49 @@ function isChain(key: string): boolean {
   return !key.startsWith('_') && key.includes('.');
 }
 
+/** The targets of a type's reference parameter (only `typed` when given) that are held here; none when it is not a reference parameter. */
+function referenceTargets(type: string, code: string, typed: string | undefined): string[] {
+  const p = indexedParamsOf(type).get(code);
+  if (p?.type !== 'reference') return [];
+  return p.target.filter((t) => (typed === undefined || t === typed) && SUPPORTED_TYPES.has(t));
+}
+
 function chainSpec(resourceType: string, key: string, values: readonly string[]): ChainSpec {
-  const dot = key.indexOf('.');
-  const [code = '', typed, ...more] = key.slice(0, dot).split(':');
-  const rest = key.slice(dot + 1);
-  const p = indexedParamsOf(resourceType).get(code);
-  if (p?.type !== 'reference' || more.length > 0) fail(key, `must chain from a reference parameter of ${resourceType} (e.g. subject.name, subject:Patient.name)`);
-  if (typed !== undefined && !p.target.includes(typed)) fail(key, `names a type ${code} does not refer to`);
-  if (rest.includes('.')) fail(key, 'chains more than one level (not supported here)');
-  const types = (typed !== undefined ? [typed] : p.target).filter((t) => SUPPORTED_TYPES.has(t));
-  const targets = types.flatMap((type) => {
-    const criteria = criteriaOf(type, rest, values);
+  const segments = key.split('.');
+  const last = segments.pop() ?? '';
+  if (last === '') fail(key, 'ends without the parameter searched (e.g. subject.name)');
+  if (segments.length > MAX_CHAIN_LEVELS) fail(key, `chains ${String(segments.length)} levels: at most ${String(MAX_CHAIN_LEVELS)} here`);
+  // Forward: the reference parameter of each level and the types it reaches (level 0 is the searched type).
+  const links: Array<{ code: string; typed: string | undefined }> = [];
+  const reached: string[][] = [[resourceType]];
+  for (const [i, segment] of segments.entries()) {
+    const [code = '', typed, ...more] = segment.split(':');
+    const from = reached[i] ?? [];
+    const isReference = from.some((t) => indexedParamsOf(t).get(code)?.type === 'reference');
+    if (i === 0 && (!isReference || more.length > 0)) fail(key, `must chain from a reference parameter of ${resourceType} (e.g. subject.name, subject:Patient.name)`);
+    if (!isReference || more.length > 0) fail(key, `chains through ${segment}, which is not a reference parameter of ${from.join(', ')}`);
+    const types = [...new Set(from.flatMap((t) => referenceTargets(t, code, typed)))];
+    if (types.length === 0) fail(key, typed !== undefined ? `names a type ${code} does not refer to` : `chains through ${code}, which refers to no type held here`);
+    links.push({ code, typed });
+    reached.push(types);
+  }
+  const n = links.length;
+  const targets = (reached[n] ?? []).flatMap((type) => {
+    const criteria = criteriaOf(type, last, values);
     return criteria ? [{ type, criteria }] : [];
   });
-  if (targets.length === 0) fail(key, `names ${rest.split(':')[0] ?? rest}, which no type ${code} refers to takes here`);
-  return { param: code, targets };
+  if (targets.length === 0) fail(key, `names ${last.split(':')[0] ?? last}, which no type ${links[n - 1]?.code ?? ''} refers to takes here`);
+  // Backward: keep at each level only the types whose parameter leads to a type kept at the next.
+  const kept: string[][] = [];
+  kept[n] = targets.map((t) => t.type);
+  for (let i = n - 1; i >= 1; i--) {
+    const link = links[i];
+    const next = new Set(kept[i + 1]);
+    kept[i] = (reached[i] ?? []).filter((t) => link !== undefined && referenceTargets(t, link.code, link.typed).some((x) => next.has(x)));
+    if (kept[i]?.length === 0) fail(key, `leads to no ${last.split(':')[0] ?? last} through ${segments.slice(0, i + 1).join('.')}`);
+  }
+  const hops = links.slice(1).map((link, i) => ({ types: kept[i + 1] ?? [], param: link.code }));
+  return { key, param: links[0]?.code ?? '', hops, targets };
 }
 
 function hasSpec(resourceType: string, key: string, values: readonly string[]): HasSpec {
@@ -212,10 +266,10 @@ function hasSpec(resourceType: string, key: string, values: readonly string[]): 
   if (chained.startsWith('_has:') || isChain(chained)) fail(key, 'nests a chain (not supported here)');
   const criteria = criteriaOf(source, chained, values);
   if (!criteria) fail(key, `names ${chained}, which ${source} does not take here`);
-  return { source, param, criteria };
+  return { key, source, param, criteria };
 }
 
-/** The chained parameters of a query (one level), each refused with a 400 if it is not one the types take. */
+/** The chained parameters of a query (up to MAX_CHAIN_LEVELS levels), each refused with a 400 if it is not one the types take. */
 export function chainSpecs(resourceType: string, q: RawQuery): ChainSpec[] {
   return Object.entries(q)
     .filter(([key]) => isChain(key))

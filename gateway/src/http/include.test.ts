@@ -101,13 +101,52 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
     expect(med).to.be.a('string');
   });
 
+  it('_include:iterate and _revinclude:iterate apply to what was included too, round by round', async () => {
+    const { get, entries, alice, bob, enc, cond, bobCond } = await setup();
+    // Condition → its Encounter → the Encounter's subject (not the searched type's parameter: :iterate only).
+    expect(entries(await get(`Condition?patient=${alice}&_include=Condition:encounter&_include:iterate=Encounter:subject`))).to.deep.equal(
+      [`include Encounter/${enc}`, `include Patient/${alice}`, `match Condition/${cond}`].sort(),
+    );
+    // Encounter ← Conditions naming it → their subjects.
+    expect(entries(await get(`Encounter?patient=${alice}&_revinclude=Condition:encounter&_include:iterate=Condition:subject`))).to.deep.equal(
+      [`include Condition/${bobCond}`, `include Condition/${cond}`, `include Patient/${alice}`, `include Patient/${bob}`, `match Encounter/${enc}`].sort(),
+    );
+    // Three rounds: Encounter → Patient → the Patient's Conditions; nothing is included twice.
+    expect(entries(await get(`Encounter?patient=${alice}&_include:iterate=Encounter:subject&_revinclude:iterate=Condition:subject`))).to.deep.equal(
+      [`include Condition/${cond}`, `include Patient/${alice}`, `match Encounter/${enc}`].sort(),
+    );
+  });
+
+  it('an iterated include starts only from what the caller may see: one withheld at any round breaks the path there', async () => {
+    const { get, entries, ledger, denied, alice, enc, cond } = await setup();
+    const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const q = `Condition?patient=${ALICE}&_include=Condition:encounter&_include:iterate=Encounter:subject`;
+    expect(entries(await get(q, other))).to.deep.equal([`include Encounter/${enc}`, `include Patient/${alice}`, `match Condition/${cond}`].sort());
+    // Denied the Encounter: neither it nor the Patient reached through it, though the Patient itself is permitted.
+    denied.add('Encounter');
+    const before = ledger.audit.length;
+    expect(entries(await get(q, other))).to.deep.equal([`match Condition/${cond}`]);
+    expect(ledger.audit.slice(before).flatMap((e) => e.resources)).to.deep.equal([`Condition/${cond}/_history/1`]);
+    // Alice: Bob's Condition naming her encounter is outside her compartment, and so is Bob, reached only through it.
+    const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    expect(entries(await get(`Encounter?_revinclude=Condition:encounter&_include:iterate=Condition:subject`, asAlice))).to.deep.equal(
+      [`include Condition/${cond}`, `include Patient/${alice}`, `match Encounter/${enc}`].sort(),
+    );
+    // Scopes: a token that does not read Encounter reaches no Patient through one.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Condition.read user/Patient.read' });
+    expect(entries(await get(`Condition?patient=${alice}&_include=Condition:encounter&_include:iterate=Encounter:subject`, narrow))).to.deep.equal([`match Condition/${cond}`]);
+  });
+
   it('refuses includes it does not do', async () => {
     const { app, alice } = await setup();
     for (const q of [
       '_include=*',
       '_include=Observation:subject',
       '_include=Encounter:status',
-      '_include:iterate=Encounter:subject',
+      '_include:recurse=Encounter:subject',
+      '_include:iterate=*',
+      '_include:iterate=Encounter:status',
+      '_revinclude:iterate=Condition:encounter:Observation',
       '_revinclude=Condition:encounter:Observation',
       '_include=Encounter:subject:Observation',
     ]) {

@@ -1,5 +1,5 @@
 /**
- * Chained parameters (one level) and `_has` (HTTP, fake ledger): the linked resources count only when
+ * Chained parameters (one to four levels) and `_has` (HTTP, fake ledger): the linked resources count only when
  * the caller may see them (its scopes, its compartment, consent for each), so a chain never tells a
  * caller anything about a record it may not see; those that link to what is released are recorded.
  */
@@ -46,6 +46,9 @@ async function setup() {
     expect(res.status, `${q}: ${JSON.stringify(res.body)}`).to.equal(200);
     return ((res.body.entry ?? []) as Array<{ resource: { id: string } }>).map((e) => e.resource.id).sort();
   };
+  const org = await post({ resourceType: 'Organization', name: 'St Elsewhere' });
+  const osler = await post({ resourceType: 'Practitioner', name: [{ family: 'Osler' }] });
+  const role = await post({ resourceType: 'PractitionerRole', practitioner: { reference: `Practitioner/${osler}` }, organization: { reference: `Organization/${org}` } });
   const alice = await post({
     resourceType: 'Patient',
     identifier: [
@@ -53,9 +56,15 @@ async function setup() {
       { system: 'urn:mrn', value: 'A-1' },
     ],
     name: [{ family: 'Peterson', given: ['Alice'] }],
+    generalPractitioner: [{ reference: `Practitioner/${osler}` }],
+    managingOrganization: { reference: `Organization/${org}` },
   });
-  const bob = await post({ resourceType: 'Patient', identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }], name: [{ family: 'Peters', given: ['Bob'] }] });
-  const osler = await post({ resourceType: 'Practitioner', name: [{ family: 'Osler' }] });
+  const bob = await post({
+    resourceType: 'Patient',
+    identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: BOB }],
+    name: [{ family: 'Peters', given: ['Bob'] }],
+    generalPractitioner: [{ reference: `PractitionerRole/${role}` }],
+  });
   const obs = (patient: string, code: string) =>
     post({
       resourceType: 'Observation',
@@ -67,7 +76,17 @@ async function setup() {
   const aliceHiv = await obs(alice, '75622-1');
   const aliceHr = await obs(alice, '8867-4');
   const bobHr = await obs(bob, '8867-4');
-  return { app, ledger, denied, alice, bob, osler, aliceHiv, aliceHr, bobHr, get, ids };
+  const report = (patient: string, result: string) =>
+    post({
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '58410-2' }] },
+      subject: { reference: `Patient/${patient}` },
+      result: [{ reference: `Observation/${result}` }],
+    });
+  const aliceReport = await report(alice, aliceHr);
+  const bobReport = await report(bob, bobHr);
+  return { app, ledger, denied, org, role, alice, bob, osler, aliceHiv, aliceHr, bobHr, aliceReport, bobReport, get, ids };
 }
 
 describe('chained parameters and _has through the enforcement point (HTTP, fake ledger)', () => {
@@ -134,11 +153,166 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     expect(recorded).to.not.include(`Observation/${bobHr}/_history/1`);
   });
 
+  it('chains of two, three and four levels find what they name', async () => {
+    const { ids, aliceHiv, aliceHr, bobHr, aliceReport, bobReport } = await setup();
+    // Two levels: Observation → Patient → Practitioner (typed or not: general-practitioner also refers to Organization and PractitionerRole).
+    expect(await ids('Observation?subject:Patient.general-practitioner:Practitioner.name=osler')).to.deep.equal([aliceHiv, aliceHr].sort());
+    expect(await ids('Observation?subject.general-practitioner.name=osler')).to.deep.equal([aliceHiv, aliceHr].sort());
+    expect(await ids('Observation?subject.organization.name=st')).to.deep.equal([aliceHiv, aliceHr].sort());
+    expect(await ids('Observation?subject.general-practitioner.name=nobody')).to.deep.equal([]);
+    // DiagnosticReport → Observation → Patient.
+    expect(await ids('DiagnosticReport?result.subject.name=peterson')).to.deep.equal([aliceReport]);
+    expect(await ids('DiagnosticReport?result.subject.name=peters')).to.deep.equal([aliceReport, bobReport].sort());
+    expect(await ids('DiagnosticReport?result.subject.name:exact=Peters&result.code=8867-4')).to.deep.equal([bobReport]);
+    // Three levels: DiagnosticReport → Observation → Patient → Practitioner.
+    expect(await ids('DiagnosticReport?result.subject:Patient.general-practitioner:Practitioner.name=osler')).to.deep.equal([aliceReport]);
+    // Four: DiagnosticReport → Observation → Patient → PractitionerRole → Practitioner.
+    expect(await ids('DiagnosticReport?result.subject:Patient.general-practitioner:PractitionerRole.practitioner.name=osler')).to.deep.equal([bobReport]);
+    expect(await ids('DiagnosticReport?result.subject.general-practitioner:PractitionerRole.organization.name=st')).to.deep.equal([bobReport]);
+    // With the other parameters of the search (AND) and a one-level chain beside it.
+    expect(await ids('Observation?subject.general-practitioner.name=osler&code=8867-4')).to.deep.equal([aliceHr]);
+    expect(await ids('Observation?subject.general-practitioner.name=osler&subject.name:exact=Peters')).to.deep.equal([]);
+    expect(bobHr).to.be.a('string');
+  });
+
+  it('a record the caller may not see at any level of a chain counts as absent', async () => {
+    const { ids, denied, aliceHr, aliceReport, bobReport } = await setup();
+    const threeLevels = `DiagnosticReport?patient=${ALICE}&result.subject:Patient.general-practitioner:Practitioner.name=osler`;
+    // Another member's practitioner, permitted everything of Alice's: the chain finds her report.
+    expect(await ids(threeLevels, other)).to.deep.equal([aliceReport]);
+    // Denied one type, at any level: the chain breaks there, while the report itself is still permitted.
+    for (const type of ['Observation', 'Patient']) {
+      denied.clear();
+      denied.add(type);
+      expect(await ids(`DiagnosticReport?patient=${ALICE}`, other), type).to.deep.equal([aliceReport]);
+      expect(await ids(threeLevels, other), type).to.deep.equal([]);
+      expect(await ids(`DiagnosticReport?patient=${ALICE}&result.subject.name=peterson`, other), type).to.deep.equal([]);
+    }
+    denied.clear();
+    expect(await ids(`DiagnosticReport?patient=${ALICE}&result.subject.name=peterson`, other)).to.deep.equal([aliceReport]);
+    // Alice: Bob's Observation (and so his report) is outside her compartment at the first level.
+    expect(await ids('DiagnosticReport?result.subject.name=peters', asAlice)).to.deep.equal([aliceReport]);
+    expect(await ids('DiagnosticReport?result.subject:Patient.general-practitioner:PractitionerRole.practitioner.name=osler', asAlice)).to.deep.equal([]);
+    expect(bobReport).to.be.a('string');
+    // Scopes: a token that does not read Patient chains through no Patient, at whatever level.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/DiagnosticReport.read user/Observation.read user/Practitioner.read' });
+    expect(await ids('DiagnosticReport?result.subject:Patient.general-practitioner:Practitioner.name=osler', narrow)).to.deep.equal([]);
+    expect(await ids(`DiagnosticReport?result=Observation/${aliceHr}`, narrow)).to.deep.equal([aliceReport]);
+    const noPractitioner = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/DiagnosticReport.read user/Observation.read user/Patient.read' });
+    expect(await ids('DiagnosticReport?result.subject:Patient.general-practitioner:Practitioner.name=osler', noPractitioner)).to.deep.equal([]);
+    expect(await ids('DiagnosticReport?result.subject.name=peterson', noPractitioner)).to.deep.equal([aliceReport]);
+  });
+
+  it('records the resources of every level that link a released match to what the chain named', async () => {
+    const { get, ledger, alice, osler, aliceHr, aliceHiv, aliceReport } = await setup();
+    const before = ledger.audit.length;
+    const res = await get(`DiagnosticReport?patient=${ALICE}&result.subject:Patient.general-practitioner:Practitioner.name=osler`, other);
+    expect(res.status).to.equal(200);
+    const recorded = ledger.audit.slice(before).flatMap((e) => e.resources);
+    expect(recorded).to.include.members([
+      `DiagnosticReport/${aliceReport}/_history/1`,
+      `Observation/${aliceHr}/_history/1`,
+      `Patient/${alice}/_history/1`,
+      `Practitioner/${osler}/_history/1`,
+    ]);
+    expect(recorded).to.not.include(`Observation/${aliceHiv}/_history/1`);
+  });
+
+  it('refuses a chain from outside that does not name the patient at any level, whatever is held', async () => {
+    const { get } = await setup();
+    for (const q of ['DiagnosticReport?result.subject.name=peterson', 'DiagnosticReport?result.subject.name=nobody-at-all']) {
+      const res = await get(q, other);
+      expect(res.status, q).to.equal(400);
+      expect(res.body.resourceType, q).to.equal('OperationOutcome');
+    }
+    const res = await get('DiagnosticReport?result.subject.name=nobody-at-all', other);
+    expect(JSON.stringify(res.body)).to.contain('must name the patient');
+  });
+
+  it('refuses a chain reaching more candidates at one level than it decides in one request, naming the parameter', async function () {
+    this.timeout(120_000);
+    const { app, alice, osler } = await setup();
+    // 1,001 Observations performed by Osler: the middle level of DiagnosticReport?result.performer... is too broad.
+    const entry = Array.from({ length: 1001 }, () => ({
+      request: { method: 'POST', url: 'Observation' },
+      resource: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'x' },
+        subject: { reference: `Patient/${alice}` },
+        performer: [{ reference: `Practitioner/${osler}` }],
+      },
+    }));
+    const tx = await request(app)
+      .post('/fhir')
+      .set(...staff)
+      .set('content-type', FHIR)
+      .send({ resourceType: 'Bundle', type: 'transaction', entry });
+    expect(tx.status, JSON.stringify(tx.body).slice(0, 500)).to.equal(200);
+    const res = await request(app)
+      .get('/fhir/DiagnosticReport?result.performer:Practitioner.name=osler')
+      .set(...staff);
+    expect(res.status).to.equal(400);
+    expect(res.body.resourceType).to.equal('OperationOutcome');
+    expect(JSON.stringify(res.body)).to.contain('result.performer:Practitioner.name');
+  });
+
+  it(':identifier finds resources by the logical identifier of their reference, through the enforcement point', async () => {
+    const { app, ids, denied, alice, bob } = await setup();
+    const post = poster(app, staff);
+    const withIds = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '8867-4' }] },
+      subject: { reference: `Patient/${alice}`, identifier: { system: 'urn:mrn', value: 'A-1' } },
+      performer: [{ identifier: { system: 'urn:npi', value: '999' } }],
+    });
+    const bobsWithIds = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '8867-4' }] },
+      subject: { reference: `Patient/${bob}`, identifier: { system: 'urn:mrn', value: 'B-2' } },
+      performer: [{ identifier: { system: 'urn:npi', value: '999' } }],
+    });
+    expect(await ids('Observation?subject:identifier=urn:mrn|A-1')).to.deep.equal([withIds]);
+    expect(await ids('Observation?patient:identifier=urn:mrn|A-1,urn:mrn|B-2')).to.deep.equal([withIds, bobsWithIds].sort());
+    expect(await ids('Observation?performer:identifier=999')).to.deep.equal([withIds, bobsWithIds].sort());
+    expect(await ids('Observation?performer:identifier=urn:npi|999&subject:identifier=B-2')).to.deep.equal([bobsWithIds]);
+    expect(await ids('Observation?performer:identifier=urn:other|999')).to.deep.equal([]);
+    // The Reference's identifier, never the referenced resource's: Alice's other Observations name her by reference only.
+    expect(await ids('Observation?subject:identifier=urn:mrn|A-1&code=8867-4')).to.deep.equal([withIds]);
+    // Through the enforcement point: another member's practitioner sees what consent permits, and nothing of Bob's.
+    expect(await ids(`Observation?patient=${ALICE}&performer:identifier=999`, other)).to.deep.equal([withIds]);
+    denied.add('Observation');
+    expect(await ids(`Observation?patient=${ALICE}&performer:identifier=999`, other)).to.deep.equal([]);
+    // Alice herself: Bob's Observation is outside her compartment.
+    expect(await ids('Observation?performer:identifier=999', asAlice)).to.deep.equal([withIds]);
+    // In a chain's last level too.
+    denied.clear();
+    const report = await post({
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { text: 'x' },
+      subject: { reference: `Patient/${alice}` },
+      result: [{ reference: `Observation/${withIds}` }],
+    });
+    expect(await ids('DiagnosticReport?result.performer:identifier=urn:npi|999')).to.deep.equal([report]);
+    denied.add('Observation');
+    expect(await ids(`DiagnosticReport?patient=${ALICE}&result.performer:identifier=urn:npi|999`, other)).to.deep.equal([]);
+  });
+
   it('refuses chains and _has it does not do, and a chain to patient data from outside without the patient', async () => {
     const { get, app, aliceHr } = await setup();
     for (const q of [
       'Observation?subject.name.family=x',
-      'Observation?subject.organization.name=x',
+      'DiagnosticReport?result.status.name=x',
+      'DiagnosticReport?result.subject:Patient.general-practitioner:PractitionerRole.organization.partof.name=x',
+      'Observation?subject:Patient.general-practitioner:Patient.name=x',
+      'Observation?subject.general-practitioner.shoe=x',
+      'Observation?subject.',
+      'Observation?code:identifier=x',
+      'Observation?subject:identifier=',
+      'Observation?subject:identifier:not=x',
       'Observation?status.name=x',
       'Observation?subject.shoe=x',
       'Observation?subject:Device.name=x',

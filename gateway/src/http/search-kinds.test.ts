@@ -83,7 +83,8 @@ describe('search by number and quantity (HTTP, fake ledger)', () => {
     const grams = await obs({ value: 6, unit: 'g', system: UCUM, code: 'g' });
     const local = await obs({ value: 7, unit: 'mg' });
     const under = await obs({ value: 3, comparator: '<', unit: 'mg', system: UCUM, code: 'mg' });
-    expect(await ids(`Observation?value-quantity=gt5.4|${UCUM}|mg`)).to.deep.equal([mg]);
+    // 6 g is more than 5.4 mg (UCUM units convert: below).
+    expect(await ids(`Observation?value-quantity=gt5.4|${UCUM}|mg`)).to.deep.equal([mg, grams].sort());
     expect(await ids(`Observation?value-quantity=5.4|${UCUM}|mg`)).to.deep.equal([small]);
     // 5 means [4.5, 5.5)
     expect(await ids(`Observation?value-quantity=5|${UCUM}|mg`)).to.deep.equal([small]);
@@ -95,7 +96,7 @@ describe('search by number and quantity (HTTP, fake ledger)', () => {
     expect(await ids('Observation?value-quantity=ge5.5')).to.deep.equal([grams, local, mg].sort());
     // a comparator in the data is an open range: `<3` is less than 2 in part, never more than 3
     expect(await ids(`Observation?value-quantity=lt2|${UCUM}|mg`)).to.deep.equal([under]);
-    expect(await ids(`Observation?value-quantity=gt3|${UCUM}|mg`)).to.deep.equal([mg, small].sort());
+    expect(await ids(`Observation?value-quantity=gt3|${UCUM}|mg`)).to.deep.equal([mg, small, grams].sort());
     // Encounter.length (Duration), Invoice.totalnet (Money: currency as the code)
     const enc = await post({
       resourceType: 'Encounter',
@@ -109,6 +110,46 @@ describe('search by number and quantity (HTTP, fake ledger)', () => {
     const inv = await post({ resourceType: 'Invoice', status: 'issued', subject: { reference: `Patient/${patient}` }, totalNet: { value: 120.5, currency: 'EUR' } });
     expect(await ids('Invoice?totalnet=120.5||EUR')).to.deep.equal([inv]);
     expect(await ids('Invoice?totalnet=lt100||EUR')).to.deep.equal([]);
+  });
+
+  it('quantity in a UCUM unit: compared in canonical units (5 g finds 5000 mg), prefixes on canonical values; other units as given', async () => {
+    const { post, ids, patient } = await setup();
+    const obs = (valueQuantity: Record<string, unknown>, code = '2345-7') =>
+      post({ resourceType: 'Observation', status: 'final', code: { coding: [{ system: LOINC, code }] }, subject: { reference: `Patient/${patient}` }, valueQuantity });
+    const mg5000 = await obs({ value: 5000, unit: 'mg', system: UCUM, code: 'mg' });
+    const g5 = await obs({ value: 5, unit: 'g', system: UCUM, code: 'g' });
+    const kg = await obs({ value: 0.006, unit: 'kg', system: UCUM, code: 'kg' });
+    const g4 = await obs({ value: 4, unit: 'g', system: UCUM, code: 'g' });
+    const under = await obs({ value: 3, comparator: '<', unit: 'g', system: UCUM, code: 'g' });
+    const local = await obs({ value: 5000, unit: 'mg' });
+    const iu = await obs({ value: 5, unit: 'IU/L', system: UCUM, code: '[IU]/L' });
+    const celsius = await obs({ value: 37, unit: 'C', system: UCUM, code: 'Cel' }, '8310-5');
+    // eq: the precision range, converted (5 g is [4.5, 5.5) g; 5000 mg is [4999.5, 5000.5) mg).
+    expect(await ids(`Observation?value-quantity=5|${UCUM}|g`)).to.deep.equal([mg5000, g5].sort());
+    expect(await ids(`Observation?value-quantity=5000|${UCUM}|mg`)).to.deep.equal([mg5000, g5].sort());
+    expect(await ids(`Observation?value-quantity=0.005|${UCUM}|kg`)).to.deep.equal([mg5000, g5].sort());
+    expect(await ids(`Observation?value-quantity=5|${UCUM}|kg`)).to.deep.equal([]);
+    // Prefixes compare canonical values.
+    expect(await ids(`Observation?value-quantity=gt4.5|${UCUM}|g`)).to.deep.equal([mg5000, g5, kg].sort());
+    expect(await ids(`Observation?value-quantity=ge5500|${UCUM}|mg`)).to.deep.equal([kg]);
+    expect(await ids(`Observation?value-quantity=le5|${UCUM}|g`)).to.deep.equal([mg5000, g5, g4, under].sort());
+    expect(await ids(`Observation?value-quantity=lt1000|${UCUM}|mg`)).to.deep.equal([under]);
+    expect(await ids(`Observation?value-quantity=sa4000|${UCUM}|mg`)).to.deep.equal([mg5000, g5, kg].sort());
+    expect(await ids(`Observation?value-quantity=ap5|${UCUM}|g`)).to.deep.equal([mg5000, g5].sort());
+    expect(await ids(`Observation?value-quantity=ne5|${UCUM}|g`)).to.deep.equal([kg, g4, under].sort());
+    // Another dimension matches nothing; commas OR across units.
+    expect(await ids(`Observation?value-quantity=5|${UCUM}|mL`)).to.deep.equal([]);
+    expect(await ids(`Observation?value-quantity=4|${UCUM}|g,6000|${UCUM}|mg`)).to.deep.equal([g4, kg].sort());
+    // In a composite's component too.
+    expect(await ids(`Observation?code-value-quantity=${LOINC}|2345-7$5000|${UCUM}|mg`)).to.deep.equal([mg5000, g5].sort());
+    // Without a system, in another system, or in a unit UCUM does not convert by a factor: as given, exactly as before.
+    expect(await ids('Observation?value-quantity=5000||mg')).to.deep.equal([mg5000, local].sort());
+    expect(await ids('Observation?value-quantity=5||g')).to.deep.equal([g5]);
+    expect(await ids(`Observation?value-quantity=5|${UCUM}|[IU]/L`)).to.deep.equal([iu]);
+    expect(await ids(`Observation?value-quantity=5000|${UCUM}|m[IU]/L`)).to.deep.equal([]);
+    expect(await ids(`Observation?value-quantity=37|${UCUM}|Cel`)).to.deep.equal([celsius]);
+    expect(await ids(`Observation?value-quantity=310.15|${UCUM}|K`)).to.deep.equal([]);
+    expect(await ids(`Observation?value-quantity=5|${UCUM}|not-a-unit`)).to.deep.equal([]);
   });
 
   it('refuses bad numbers and quantities with an OperationOutcome naming the parameter', async () => {

@@ -4,7 +4,10 @@ import type { PgQuery } from '../auth/replay';
 import { OperationOutcomeError } from '../errors';
 import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
+import { referenceIdentifierEntries, withCanonical } from './search-index';
+import { SUPPORTED_TYPES } from '../model/definitions';
 import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
+import { UCUM_SYSTEM } from './ucum';
 import type {
   HistoryQuery,
   NewVersion,
@@ -28,8 +31,11 @@ import { groupPendingWrites, toSearchClass, toVersion, type VersionRow } from '.
  * here; a version that exists (or a DID linked to another patient) is a unique violation → CONFLICT.
  */
 
-/** Schema migrations, each in one transaction, recorded in hdx_schema. Never edit a released step: add one. */
-const MIGRATIONS: readonly string[] = [
+/**
+ * Schema migrations, all in one transaction, recorded in hdx_schema. Never edit a released step: add one.
+ * A step is SQL, or a function of the migrating connection (a backfill computed in the gateway).
+ */
+const MIGRATIONS: ReadonlyArray<string | ((client: PoolClient) => Promise<void>)> = [
   // 1: everything SqliteStore's seven migrations come to.
   `
   CREATE TABLE resource_version (
@@ -149,6 +155,57 @@ const MIGRATIONS: readonly string[] = [
     attempts       INTEGER NOT NULL DEFAULT 1
   );
   `,
+  // 6: UCUM canonical units in quantity search (store/ucum.ts), as SqliteStore's migration 9: a quantity's
+  // unit in base units and its values in it, backfilled from the index rows themselves (system, code, n1,
+  // n2: what index time reads), one update per distinct quantity, so no resource is indexed again.
+  async (client) => {
+    await client.query(`
+      ALTER TABLE search_index ADD COLUMN cu TEXT COLLATE "C" NOT NULL DEFAULT '', ADD COLUMN cn1 DOUBLE PRECISION, ADD COLUMN cn2 DOUBLE PRECISION;
+      CREATE INDEX search_index_canonical ON search_index (resource_type, param, cu, cn1);
+    `);
+    const found = await client.query<{ v2: string; n1: number; n2: number }>('SELECT DISTINCT v2, n1, n2 FROM search_index WHERE v1 = $1 AND n1 IS NOT NULL AND n2 IS NOT NULL', [
+      UCUM_SYSTEM,
+    ]);
+    const rows = found.rows.flatMap((r) => {
+      const c = withCanonical({ v1: UCUM_SYSTEM, v2: r.v2, n1: r.n1, n2: r.n2 });
+      return c.cu !== undefined ? [{ ...r, cu: c.cu, cn1: c.cn1 ?? r.n1, cn2: c.cn2 ?? r.n2 }] : [];
+    });
+    for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
+      const chunk = rows.slice(i, i + WRITE_CHUNK);
+      await client.query(
+        `UPDATE search_index s SET cu = u.cu, cn1 = u.cn1, cn2 = u.cn2
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::text[], $6::float8[], $7::float8[]) AS u(code, n1, n2, cu, cn1, cn2)
+         WHERE s.v1 = $1 AND s.v2 = u.code AND s.n1 = u.n1 AND s.n2 = u.n2`,
+        [UCUM_SYSTEM, chunk.map((r) => r.v2), chunk.map((r) => r.n1), chunk.map((r) => r.n2), chunk.map((r) => r.cu), chunk.map((r) => r.cn1), chunk.map((r) => r.cn2)],
+      );
+    }
+  },
+  // 7: the logical identifiers of references (Reference.identifier, for :identifier), as SqliteStore's
+  // migration 10: the versions that may hold one (a single Identifier object in their JSON) are indexed
+  // again, their new rows added.
+  async (client) => {
+    const found = await client.query<{ resource_type: string; id: string; version_id: number; content: string }>(
+      `SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0 AND content LIKE '%"identifier":{%'`,
+    );
+    const rows = found.rows.flatMap((r) =>
+      SUPPORTED_TYPES.has(r.resource_type) ? referenceIdentifierEntries(JSON.parse(r.content) as Record<string, unknown>).map((e) => ({ r, e })) : [],
+    );
+    for (let i = 0; i < rows.length; i += WRITE_CHUNK) {
+      const chunk = rows.slice(i, i + WRITE_CHUNK);
+      await client.query(
+        `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])`,
+        [
+          chunk.map((x) => x.r.resource_type),
+          chunk.map((x) => x.r.id),
+          chunk.map((x) => x.r.version_id),
+          chunk.map((x) => x.e.param),
+          chunk.map((x) => x.e.v1),
+          chunk.map((x) => x.e.v2),
+        ],
+      );
+    }
+  },
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -311,7 +368,11 @@ export class PgStore implements ResourceStore {
       if (current > MIGRATIONS.length) {
         throw new Error(`the store was written by a newer gateway (schema ${current}, this one knows ${MIGRATIONS.length}); upgrade the gateway`);
       }
-      for (let v = current; v < MIGRATIONS.length; v++) await client.query(MIGRATIONS[v] as string);
+      for (let v = current; v < MIGRATIONS.length; v++) {
+        const step = MIGRATIONS[v];
+        if (typeof step === 'string') await client.query(step);
+        else if (step) await step(client);
+      }
       if (current === 0) await client.query('INSERT INTO hdx_schema (version) VALUES ($1)', [MIGRATIONS.length]);
       else if (current < MIGRATIONS.length) await client.query('UPDATE hdx_schema SET version = $1', [MIGRATIONS.length]);
       await client.query('COMMIT');
@@ -420,8 +481,8 @@ export class PgStore implements ResourceStore {
       const rows = chunk.flatMap((v) => (v.deleted ? [] : (v.index ?? []).map((e) => ({ v, e }))));
       if (rows.length === 0) continue;
       await c.query(
-        `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[])`,
+        `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp, cu, cn1, cn2)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[], $11::text[], $12::float8[], $13::float8[])`,
         [
           rows.map((r) => r.v.resourceType),
           rows.map((r) => r.v.id),
@@ -433,6 +494,9 @@ export class PgStore implements ResourceStore {
           rows.map((r) => r.e.n1 ?? null),
           rows.map((r) => r.e.n2 ?? null),
           rows.map((r) => r.e.grp ?? 0),
+          rows.map((r) => r.e.cu ?? ''),
+          rows.map((r) => r.e.cn1 ?? null),
+          rows.map((r) => r.e.cn2 ?? null),
         ],
       );
     }

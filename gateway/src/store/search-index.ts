@@ -7,6 +7,7 @@
 import type { Comparator, Criterion, IndexEntry, NumberPrefix, NumberValue, QuantityValue } from './store';
 import { normalizeDate, searchParamsOf, type SearchParamType, type TypeSearchParam, evaluate, tokensOfValue, unionTerms } from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
+import { canonicalQuantity } from './ucum';
 
 /** Parameter kinds indexed here. */
 export const INDEXED_KINDS: ReadonlySet<string> = new Set(['token', 'string', 'reference', 'date', 'uri', 'number', 'quantity', 'composite']);
@@ -181,8 +182,19 @@ function numberBounds(v: unknown): [number, number] | undefined {
 }
 
 /**
+ * A quantity entry with its canonical form (store/ucum.ts) when its system is UCUM and its unit converts.
+ * It reads the entry's system, code and [n1, n2] only, so the migration that added the canonical columns
+ * computes them from the stored rows alike (sqlite-store.ts, pg-store.ts).
+ */
+export function withCanonical(e: Entry): Entry {
+  const c = e.n1 !== undefined && e.n2 !== undefined ? canonicalQuantity(e.v1, e.v2, [e.n1, e.n2]) : undefined;
+  return c ? { ...e, cu: c.unit, cn1: c.values[0] ?? e.n1, cn2: c.values[1] ?? e.n2 } : e;
+}
+
+/**
  * A quantity's entry: its value as [n1, n2] (a comparator `<` or `>` opens one end), system, code and
- * unit; a Money's currency as code and unit (system ISO 4217); a Range's low and high.
+ * unit; a Money's currency as code and unit (system ISO 4217); a Range's low and high (in the unit of its
+ * low, or of its high when it has no low). In a UCUM unit that converts, also in the canonical unit.
  */
 function quantityEntry(v: unknown): Entry | undefined {
   if (!v || typeof v !== 'object') return undefined;
@@ -191,13 +203,13 @@ function quantityEntry(v: unknown): Entry | undefined {
   if ('low' in q || 'high' in q) {
     const bounds = numberBounds(q);
     const unitOf = (q.low ?? q.high) as { system?: unknown; code?: unknown; unit?: unknown } | undefined;
-    return bounds ? { n1: bounds[0], n2: bounds[1], v1: text(unitOf?.system), v2: text(unitOf?.code), v3: text(unitOf?.unit) } : undefined;
+    return bounds ? withCanonical({ n1: bounds[0], n2: bounds[1], v1: text(unitOf?.system), v2: text(unitOf?.code), v3: text(unitOf?.unit) }) : undefined;
   }
   if (typeof q.value !== 'number' || !Number.isFinite(q.value)) return undefined;
   const x = q.value;
   const [n1, n2] = q.comparator === '<' || q.comparator === '<=' ? [-Infinity, x] : q.comparator === '>' || q.comparator === '>=' ? [x, Infinity] : [x, x];
   if (typeof q.currency === 'string') return { n1, n2, v1: 'urn:iso:std:iso:4217', v2: q.currency, v3: q.currency };
-  return { n1, n2, v1: text(q.system), v2: text(q.code), v3: text(q.unit) };
+  return withCanonical({ n1, n2, v1: text(q.system), v2: text(q.code), v3: text(q.unit) });
 }
 
 /** The index entries (without the parameter) of one value of a parameter of a kind. */
@@ -283,13 +295,36 @@ export function indexEntriesOf(resource: Record<string, unknown>, options: { eve
       }
       continue;
     }
-    for (const v of evaluate(resource, p.expression)) for (const e of entriesOfValue(p.type, v)) add(code, e);
+    for (const v of evaluate(resource, p.expression)) {
+      for (const e of entriesOfValue(p.type, v)) add(code, e);
+      // A Reference's logical identifier, for the :identifier modifier (subject:identifier=sys|123).
+      if (p.type === 'reference' && v && typeof v === 'object') for (const e of entriesOfValue('token', (v as { identifier?: unknown }).identifier)) add(identifierParam(code), e);
+    }
   }
   return [...entries.values()];
 }
 
+/** The index entries of a version's references' logical identifiers only (the migration that added them). */
+export function referenceIdentifierEntries(resource: Record<string, unknown>): IndexEntry[] {
+  return indexEntriesOf(resource).filter((e) => e.param.endsWith(':identifier'));
+}
+
 function fail(param: string, rule: string): never {
   throw new OperationOutcomeError('INVALID', `Search parameter ${param} ${rule}`);
+}
+
+/** Where the index keeps the logical identifiers (Reference.identifier) of a reference parameter's values, as tokens. */
+export function identifierParam(code: string): string {
+  return `${code}:identifier`;
+}
+
+/** A token as searched: `system|code`, `|code` (no system), `code` (any system) or `system|` (any code). */
+function tokenValue(v: string): { system?: string; code?: string } {
+  const bar = v.indexOf('|');
+  if (bar < 0) return { code: v };
+  const system = v.slice(0, bar);
+  const c = v.slice(bar + 1);
+  return c === '' ? { system } : { system, code: c };
 }
 
 const DATE = /^(eq|ne|gt|lt|ge|le)?(\d{4}(-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?)?)?)$/;
@@ -331,7 +366,10 @@ function parseQuantity(param: string, raw: string): QuantityValue {
   const [, system = '', code = ''] = parts;
   if (parts.length === 1) return n;
   if (code === '') fail(param, 'names a system without a code (number|system|code)');
-  return { ...n, ...(system !== '' ? { system } : {}), code };
+  // A UCUM unit that converts is compared in its canonical unit (5|http://unitsofmeasure.org|g finds 5000 mg).
+  const c = canonicalQuantity(system, code, [n.value, n.lo, n.hi]);
+  const canonical = c ? { unit: c.unit, value: c.values[0] ?? n.value, lo: c.values[1] ?? n.lo, hi: c.values[2] ?? n.hi } : undefined;
+  return { ...n, ...(system !== '' ? { system } : {}), code, ...(canonical ? { canonical } : {}) };
 }
 
 /** One value (no OR) of a parameter of a kind, as a criterion: a composite's component. */
@@ -339,9 +377,7 @@ function componentCriterion(param: string, key: string, kind: SearchParamType, r
   if (raw === '') fail(key, 'has an empty component');
   switch (kind) {
     case 'token': {
-      const bar = raw.indexOf('|');
-      const value = bar < 0 ? { code: raw } : raw.slice(bar + 1) === '' ? { system: raw.slice(0, bar) } : { system: raw.slice(0, bar), code: raw.slice(bar + 1) };
-      return { kind: 'token', param, not: false, values: [value] };
+      return { kind: 'token', param, not: false, values: [tokenValue(raw)] };
     }
     case 'string':
       return { kind: 'string', param, match: 'start', values: [normalizeString(raw)] };
@@ -379,7 +415,7 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
       return { kind: 'missing', param: code, missing: v === 'true' };
     });
   }
-  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'] };
+  const allowed: Record<string, readonly string[]> = { token: ['not'], string: ['exact', 'contains'], reference: ['identifier'] };
   if (modifier !== undefined && !(allowed[p.type] ?? []).includes(modifier)) fail(key, `: the modifier :${modifier} is not supported for a ${p.type} parameter here`);
   return occurrences.map((raw): Criterion => {
     const values = p.type === 'date' ? [raw] : orValues(key, raw);
@@ -389,13 +425,7 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
           kind: 'token',
           param: code,
           not: modifier === 'not',
-          values: values.map((v) => {
-            const bar = v.indexOf('|');
-            if (bar < 0) return { code: v };
-            const system = v.slice(0, bar);
-            const c = v.slice(bar + 1);
-            return c === '' ? { system } : { system, code: c };
-          }),
+          values: values.map(tokenValue),
         };
       case 'string':
         return {
@@ -405,6 +435,8 @@ export function criteriaOf(resourceType: string, key: string, occurrences: reado
           values: modifier === 'exact' ? values : values.map(normalizeString),
         };
       case 'reference':
+        // :identifier: the references' logical identifiers (Reference.identifier), as a token; never the referenced resource's.
+        if (modifier === 'identifier') return { kind: 'token', param: identifierParam(code), not: false, values: values.map(tokenValue) };
         return {
           kind: 'reference',
           param: code,

@@ -47,28 +47,28 @@ const sameVersion = (a: string): string => `${a}.resource_type = rv.resource_typ
  * search value's precision range [lo, hi); gt/ge/lt/le some of the target beyond the value; sa/eb all of
  * it after/before; ap the target overlapping the value ±10%.
  */
-function numberCond(a: string, v: NumberValue, bind: (suffix: string, value: number) => string): string {
+function numberCond(n1: string, n2: string, v: NumberValue, bind: (suffix: string, value: number) => string): string {
   const value = (): string => bind('v', v.value);
   switch (v.op) {
     case 'eq':
-      return `(${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
+      return `(${n1} >= ${bind('l', v.lo)} AND ${n2} < ${bind('h', v.hi)})`;
     case 'ne':
-      return `NOT (${a}.n1 >= ${bind('l', v.lo)} AND ${a}.n2 < ${bind('h', v.hi)})`;
+      return `NOT (${n1} >= ${bind('l', v.lo)} AND ${n2} < ${bind('h', v.hi)})`;
     case 'gt':
-      return `${a}.n2 > ${value()}`;
+      return `${n2} > ${value()}`;
     case 'ge':
-      return `${a}.n2 >= ${value()}`;
+      return `${n2} >= ${value()}`;
     case 'lt':
-      return `${a}.n1 < ${value()}`;
+      return `${n1} < ${value()}`;
     case 'le':
-      return `${a}.n1 <= ${value()}`;
+      return `${n1} <= ${value()}`;
     case 'sa':
-      return `${a}.n1 > ${value()}`;
+      return `${n1} > ${value()}`;
     case 'eb':
-      return `${a}.n2 < ${value()}`;
+      return `${n2} < ${value()}`;
     case 'ap': {
       const d = Math.abs(v.value) * 0.1;
-      return `(${a}.n1 <= ${bind('h', v.value + d)} AND ${a}.n2 >= ${bind('l', v.value - d)})`;
+      return `(${n1} <= ${bind('h', v.value + d)} AND ${n2} >= ${bind('l', v.value - d)})`;
     }
   }
 }
@@ -113,17 +113,22 @@ function valueCond(c: Exclude<Criterion, { kind: 'missing' | 'composite' }>, a: 
       return { eq: within, ne: `NOT ${within}`, ge: `${a}.v2 > ${lo}`, gt: `${a}.v2 > ${hi}`, le: `${a}.v1 < ${hi}`, lt: `${a}.v1 < ${lo}` }[c.op];
     }
     case 'number':
-      return c.values.map((v, i) => `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))})`).join(' OR ');
+      return c.values.map((v, i) => `(${a}.n1 IS NOT NULL AND ${numberCond(`${a}.n1`, `${a}.n2`, v, (suffix, x) => bind(i, suffix, x))})`).join(' OR ');
     case 'quantity':
       return c.values
         .map((v, i) => {
+          // A UCUM unit that converts: the rows in the same canonical unit, compared in it (5 g finds 5000 mg).
+          if (v.canonical) {
+            const cv: NumberValue = { op: v.op, value: v.canonical.value, lo: v.canonical.lo, hi: v.canonical.hi };
+            return `(${a}.cu = ${bind(i, 'u', v.canonical.unit)} AND ${a}.cn1 IS NOT NULL AND ${numberCond(`${a}.cn1`, `${a}.cn2`, cv, (suffix, x) => bind(i, suffix, x))})`;
+          }
           const unit =
             v.system !== undefined && v.system !== ''
               ? ` AND ${a}.v1 = ${bind(i, 's', v.system)} AND ${a}.v2 = ${bind(i, 'c', v.code ?? '')}`
               : v.code !== undefined
                 ? ` AND (${a}.v2 = ${bind(i, 'c', v.code)} OR ${a}.v3 = ${bind(i, 'c', v.code)})`
                 : '';
-          return `(${a}.n1 IS NOT NULL AND ${numberCond(a, v, (suffix, x) => bind(i, suffix, x))}${unit})`;
+          return `(${a}.n1 IS NOT NULL AND ${numberCond(`${a}.n1`, `${a}.n2`, v, (suffix, x) => bind(i, suffix, x))}${unit})`;
         })
         .join(' OR ');
   }

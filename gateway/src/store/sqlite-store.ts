@@ -5,7 +5,8 @@ import Database from 'better-sqlite3';
 import { OperationOutcomeError } from '../errors';
 import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definitions';
 import { accessClassOf } from '../model/access-class';
-import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf } from './search-index';
+import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf, referenceIdentifierEntries, withCanonical } from './search-index';
+import { UCUM_SYSTEM } from './ucum';
 import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
@@ -32,6 +33,15 @@ const SQLITE: SqlDialect = {
   },
 };
 
+/** A quantity row of the index, as migration 9 reads it. */
+interface CanonicalRow {
+  rowid: number;
+  v1: string;
+  v2: string;
+  n1: number;
+  n2: number;
+}
+
 interface SearchColumnRow {
   resource_type: string;
   id: string;
@@ -49,11 +59,13 @@ function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Databas
   }
 }
 
-const INSERT_INDEX = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** An index row as migration 6 wrote it (before the canonical columns of migration 9). */
+const INSERT_INDEX_6 = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const INSERT_INDEX = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp, cu, cn1, cn2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-/** Index rows of a version's content (migrations and writes alike). */
+/** Index rows of a version's content (migrations and writes alike): the columns of INSERT_INDEX, whose first ten are INSERT_INDEX_6's. */
 function indexRow(v: { resourceType: string; id: string; versionId: number }, e: IndexEntry): unknown[] {
-  return [v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, e.grp ?? 0];
+  return [v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, e.grp ?? 0, e.cu ?? '', e.cn1 ?? null, e.cn2 ?? null];
 }
 
 /**
@@ -158,12 +170,12 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       CREATE INDEX IF NOT EXISTS search_index_number ON search_index (resource_type, param, n1, n2);
       DELETE FROM search_index;
     `);
-    const insert = db.prepare(INSERT_INDEX);
+    const insert = db.prepare(INSERT_INDEX_6);
     const rows = db.prepare('SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0').all() as SearchColumnRow[];
     for (const r of rows) {
       if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
       const key = { resourceType: r.resource_type, id: r.id, versionId: r.version_id };
-      for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
+      for (const e of indexEntriesOf(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e).slice(0, 10));
     }
   },
   // 7: the access class of each version (model/access-class.ts), so a search decides consent once per
@@ -184,6 +196,34 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       .all(INDEX_VALUE_BYTES, INDEX_VALUE_BYTES, INDEX_VALUE_BYTES) as Array<{ rowid: number; v1: string; v2: string; v3: string }>;
     const update = db.prepare('UPDATE search_index SET v1 = ?, v2 = ?, v3 = ? WHERE rowid = ?');
     for (const r of long) update.run(capIndexValue(r.v1), capIndexValue(r.v2), capIndexValue(r.v3), r.rowid);
+  },
+  // 9: UCUM canonical units in quantity search (store/ucum.ts): a quantity's unit in base units and its
+  // values in it. Backfilled from the index rows themselves (system, code, n1, n2: what index time reads),
+  // so no resource is indexed again.
+  (db) => {
+    db.exec(`
+      ALTER TABLE search_index ADD COLUMN cu TEXT NOT NULL DEFAULT '';
+      ALTER TABLE search_index ADD COLUMN cn1 REAL;
+      ALTER TABLE search_index ADD COLUMN cn2 REAL;
+      CREATE INDEX IF NOT EXISTS search_index_canonical ON search_index (resource_type, param, cu, cn1);
+    `);
+    const rows = db.prepare(`SELECT rowid, v1, v2, n1, n2 FROM search_index WHERE v1 = ? AND n1 IS NOT NULL AND n2 IS NOT NULL`).all(UCUM_SYSTEM) as CanonicalRow[];
+    const update = db.prepare('UPDATE search_index SET cu = ?, cn1 = ?, cn2 = ? WHERE rowid = ?');
+    for (const r of rows) {
+      const c = withCanonical(r);
+      if (c.cu !== undefined) update.run(c.cu, c.cn1 ?? null, c.cn2 ?? null, r.rowid);
+    }
+  },
+  // 10: the logical identifiers of references (Reference.identifier, for :identifier): the versions
+  // that may hold one (a single Identifier object in their JSON) are indexed again, their new rows added.
+  (db) => {
+    const insert = db.prepare(INSERT_INDEX);
+    const rows = db.prepare(`SELECT resource_type, id, version_id, content FROM resource_version WHERE deleted = 0 AND content LIKE '%"identifier":{%'`).all() as SearchColumnRow[];
+    for (const r of rows) {
+      if (!SUPPORTED_TYPES.has(r.resource_type)) continue;
+      const key = { resourceType: r.resource_type, id: r.id, versionId: r.version_id };
+      for (const e of referenceIdentifierEntries(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
+    }
   },
 ];
 

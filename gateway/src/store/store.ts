@@ -44,7 +44,7 @@ export interface NewVersion extends Omit<StoredVersion, 'state'> {
  * One value of one search parameter of a version: token → system, code; string → normalized, as
  * written; reference → `Type/id` (or as written), id; date → [low, high) in the normalized ordering;
  * uri → the value, ''; number → [n1, n2] (a value, or a Range's low and high); quantity → [n1, n2] and
- * system, code, unit. A composite's components are rows `<code>$<i>` sharing `grp` (one per element
+ * system, code, unit (and, in a UCUM unit that converts, [cn1, cn2] in the canonical unit cu). A composite's components are rows `<code>$<i>` sharing `grp` (one per element
  * the composite's expression selects), so a query matches components of the same element only.
  */
 export interface IndexEntry {
@@ -58,6 +58,13 @@ export interface IndexEntry {
   readonly n2?: number;
   /** The element a composite's component belongs to (0 otherwise). */
   readonly grp?: number;
+  /**
+   * A UCUM quantity's canonical form (store/ucum.ts): its unit in base units (`g`, `m-3.g`; '' when the
+   * system is not UCUM or the unit does not convert) and [n1, n2] in that unit.
+   */
+  readonly cu?: string;
+  readonly cn1?: number;
+  readonly cn2?: number;
 }
 
 /** Prefixes of number and quantity parameters (dates take the first six). */
@@ -78,6 +85,8 @@ export interface NumberValue {
 export interface QuantityValue extends NumberValue {
   readonly system?: string;
   readonly code?: string;
+  /** For a UCUM unit that converts: the value, lo and hi in its canonical unit, compared with the index's canonical values. */
+  readonly canonical?: { readonly unit: string; readonly value: number; readonly lo: number; readonly hi: number };
 }
 
 /** One criterion on the search index: its values are OR, the criteria of a query AND. */
