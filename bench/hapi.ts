@@ -13,6 +13,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { log } from './support';
@@ -265,21 +266,38 @@ export async function tryStartHapi(opts: { dir: string; port: number }): Promise
   }
 }
 
-/** One POST of a FHIR Bundle: status, the entries whose response is 2xx, and the first failure. */
-export async function postBundle(baseUrl: string, text: string): Promise<{ status: number; ok: number; entries: number; problem: string }> {
-  try {
-    const res = await fetch(baseUrl, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: text });
-    const body = (await res.json().catch(() => undefined)) as { entry?: Array<{ response?: { status?: string } }>; issue?: Array<{ diagnostics?: string }> } | undefined;
-    const entries = body?.entry ?? [];
-    const failed = entries.filter((e) => !/^2/.test(e.response?.status ?? ''));
-    const problem =
-      res.status !== 200
-        ? `${res.status}: ${(body?.issue?.[0]?.diagnostics ?? '').slice(0, 240)}`
-        : failed.length > 0
-          ? `${failed.length} entries failed, first: ${failed[0]?.response?.status ?? '?'}`
-          : '';
-    return { status: res.status, ok: res.status === 200 ? entries.length - failed.length : 0, entries: entries.length, problem };
-  } catch (err) {
-    return { status: 0, ok: 0, entries: 0, problem: `fetch: ${err instanceof Error ? err.message : String(err)}` };
-  }
+/**
+ * One POST of a FHIR Bundle: status, the entries whose response is 2xx, and the first failure. Over
+ * node:http with no time-out: fetch (undici) gives up after 300 s without response headers, and HAPI can
+ * take longer than that for Synthea's largest transaction on a busy machine.
+ */
+export function postBundle(baseUrl: string, text: string): Promise<{ status: number; ok: number; entries: number; problem: string }> {
+  return new Promise((resolve) => {
+    const body = Buffer.from(text, 'utf8');
+    const req = http.request(baseUrl, { method: 'POST', headers: { 'content-type': 'application/fhir+json', 'content-length': body.length } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', (err) => resolve({ status: res.statusCode ?? 0, ok: 0, entries: 0, problem: `response: ${err.message}` }));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        let parsed: { entry?: Array<{ response?: { status?: string } }>; issue?: Array<{ diagnostics?: string }> } | undefined;
+        try {
+          parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof parsed;
+        } catch {
+          parsed = undefined;
+        }
+        const entries = parsed?.entry ?? [];
+        const failed = entries.filter((e) => !/^2/.test(e.response?.status ?? ''));
+        const problem =
+          status !== 200
+            ? `${status}: ${(parsed?.issue?.[0]?.diagnostics ?? '').slice(0, 240)}`
+            : failed.length > 0
+              ? `${failed.length} entries failed, first: ${failed[0]?.response?.status ?? '?'}`
+              : '';
+        resolve({ status, ok: status === 200 ? entries.length - failed.length : 0, entries: entries.length, problem });
+      });
+    });
+    req.on('error', (err) => resolve({ status: 0, ok: 0, entries: 0, problem: `request: ${err.message}` }));
+    req.end(body);
+  });
 }
