@@ -493,7 +493,10 @@ async function main(): Promise<void> {
     if (synthea) syntheaResult = await loadSynthea(h1, h1Tok, synthea);
     const afterSyntheaBytes = storeBytes(dataDir);
     // The same population into HAPI FHIR JPA, on the same machine, the network up and idle meanwhile.
-    const hapiLoad = synthea ? await loadSyntheaIntoHapi(synthea) : undefined;
+    // HAPI must never make the HDX figures fail: any error becomes its row's reason.
+    const hapiLoad = synthea
+      ? await loadSyntheaIntoHapi(synthea).catch((err: unknown) => (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 400))
+      : undefined;
 
     // --- Patients, their DIDs and their consents to hospital2 ---
     const nPatients = 1 + PATIENTS;
