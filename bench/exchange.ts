@@ -10,7 +10,10 @@
  *    per-transaction limit, sent one after the other), in both audit modes;
  *  - HL7 v2 messages mapped per second (@hdx/fhir-mappers hl7v2ToBundle, ADT^A01 and ORU^R01);
  *  - the time from a consent revocation (the PUT /fhir/Consent/:id response) to the first denied read by
- *    the hospital2 practitioner, median of 20 rounds, in both audit modes.
+ *    the hospital2 practitioner, median of 20 rounds, in both audit modes;
+ *  - the same reads (the same Observations, PUT with the same ids) from a HAPI FHIR JPA 8.8.0 server on
+ *    this machine (bench/hapi.ts; no consent, no token), with the same load(), and the ratio HDX/HAPI at
+ *    8 clients. HDX_BENCH_HAPI=0 skips it; if HAPI cannot be built or started its row says why.
  *
  * It starts its own network (.hdx/bench-exchange, ports from HDX_BENCH_PORT_BASE, default 37000) and
  * always stops and wipes it. Progress goes to stderr, the table to stdout.
@@ -29,6 +32,7 @@ import { defaultOptions, down, up } from '@hdx/fabric-network';
 import { httpCall, type Reply } from '../test/support/fhir-client';
 import { hl7v2ToBundle, keyedIds } from '@hdx/fhir-mappers';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, SqliteStore } from '@hdx/gateway';
+import { type Hapi, HAPI_VERSION, tryStartHapi } from './hapi';
 import { expectStatus, freePort, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const SECONDS = Number(process.env.HDX_BENCH_SECONDS ?? '15');
@@ -52,6 +56,8 @@ const SEARCH_MONTHS = 20;
 const SEARCH_CONCURRENCY = [1, 8];
 const SEARCH_SECONDS = Math.max(3, Math.round(SECONDS / 2));
 const FHIR = 'application/fhir+json';
+/** Seconds of warm-up load on HAPI before its timed rows (a JVM needs more than the gateway's 1 s). */
+const HAPI_WARMUP_SECONDS = Number(process.env.HDX_BENCH_HAPI_WARMUP_SECONDS ?? '10');
 
 const call = httpCall;
 
@@ -161,6 +167,10 @@ async function main(): Promise<void> {
   let h1: Gw | undefined;
   let h2: Gw | undefined;
   let baseline: { server: Server; store: SqliteStore } | undefined;
+  let hapi: Hapi | undefined;
+  let hapiSettings = 'not run';
+  /** reads/s of each consent-checked read row, by `${mode} c=${c}`. */
+  const readRates = new Map<string, number>();
   let upMs = 0;
 
   log(`network: ${home}, ports ${portBase}..${Number(portBase) + 109}`);
@@ -185,12 +195,13 @@ async function main(): Promise<void> {
     h2 = undefined;
 
     let h1Token = staff(h1, 'hospital1', { did: drH1.did });
-    const p = await call(`${h1.config.baseUrl}/Patient`, 'POST', h1Token, {
+    const patient = {
       resourceType: 'Patient',
       identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }],
       name: [{ family: 'Benchmark', given: ['Patience'] }],
       birthDate: '1980-01-01',
-    });
+    };
+    const p = await call(`${h1.config.baseUrl}/Patient`, 'POST', h1Token, patient);
     expectStatus(p, 201, 'create Patient');
     const patientRef = `Patient/${String(p.body.id)}`;
     log(`creating the read set: ${READ_SET} Observations in one transaction Bundle`);
@@ -298,6 +309,7 @@ async function main(): Promise<void> {
         log(`reads, ${mode} audit mode, concurrency ${c}, ${SECONDS} s`);
         const r = await load(c, SECONDS, url, () => token);
         if (r.errors) notes.push(`${mode} reads c=${c}: ${r.errors} errors, first: ${r.firstError ?? ''}`);
+        readRates.set(`${mode} c=${c}`, r.ok / r.seconds);
         rows.push([
           'consent-checked read',
           `${mode} audit, c=${c}`,
@@ -522,8 +534,67 @@ async function main(): Promise<void> {
     store.close();
     baseline = undefined;
 
+    // --- The same reads from a HAPI FHIR JPA server on this machine (issue 11's peer), the network up and
+    // idle as for the baseline: the Patient and the read set PUT with HDX's ids, then the same load() ---
+    const hapiRow = 'read, HAPI FHIR JPA (peer)';
+    const started = await tryStartHapi({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bench-hapi-')), port: await freePort() });
+    if (!started.hapi) {
+      hapiSettings = `not run (${started.reason})`;
+      rows.push([hapiRow, `HAPI: not run (${started.reason})`, '-', '-', '-', '-']);
+    } else {
+      hapi = started.hapi;
+      try {
+        const server = hapi;
+        const patientId = String(p.body.id);
+        const tx = {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            { resource: { ...patient, id: patientId }, request: { method: 'PUT', url: `Patient/${patientId}` } },
+            ...readSet.map((id, i) => ({ resource: { ...observation(patientRef, i), id }, request: { method: 'PUT', url: `Observation/${id}` } })),
+          ],
+        };
+        expectStatus(await call(server.baseUrl, 'POST', undefined, tx), 200, 'HAPI: the read set (transaction of PUTs)');
+        const hurl = (i: number): string => `${server.baseUrl}/Observation/${readSet[i % readSet.length]}`;
+        log(`reads, HAPI FHIR JPA, warm-up ${HAPI_WARMUP_SECONDS} s`);
+        await load(2, HAPI_WARMUP_SECONDS, hurl, () => undefined);
+        for (const c of CONCURRENCY) {
+          log(`reads, HAPI FHIR JPA, concurrency ${c}, ${SECONDS} s`);
+          const r = await load(c, SECONDS, hurl, () => undefined);
+          if (r.errors) notes.push(`HAPI reads c=${c}: ${r.errors} errors, first: ${r.firstError ?? ''}`);
+          const hdx = readRates.get(`async c=${c}`);
+          const ratio = hdx !== undefined && r.ok > 0 ? `; HDX async c=${c} / HAPI = ${(hdx / (r.ok / r.seconds)).toFixed(2)}×` : '';
+          rows.push([
+            hapiRow,
+            `HAPI FHIR JPA ${HAPI_VERSION}, c=${c}`,
+            `${rate(r.ok / r.seconds)} reads/s`,
+            `${f1(percentile(r.sorted, 50))} ms`,
+            `${f1(percentile(r.sorted, 99))} ms`,
+            `${r.ok} reads in ${r.seconds.toFixed(1)} s${r.errors ? `, ${r.errors} errors` : ''}${ratio}`,
+          ]);
+        }
+        hapiSettings = `${HAPI_VERSION} (bench/hapi: hapi-fhir-jpaserver-base, H2 file database, no validation, no subscriptions, no interceptors, default search parameters), java -Xmx${server.heap}, ready in ${server.startSeconds.toFixed(0)} s; the Patient and the ${readSet.length} Observations PUT with HDX's ids in one transaction; GET /fhir/Observation/:id with no token, the same load() and HTTP client, after ${HAPI_WARMUP_SECONDS} s of warm-up at c=2; started after the gateway and the baseline stopped, the network up and idle`;
+      } catch (err) {
+        const reason = err instanceof Error ? err.message.replace(/\s+/g, ' ').slice(0, 400) : String(err);
+        hapiSettings = `not run (${reason})`;
+        rows.push([hapiRow, `HAPI: not run (${reason})`, '-', '-', '-', '-']);
+      } finally {
+        log('HAPI: stopping it and deleting its database');
+        await hapi.stop();
+        hapi = undefined;
+      }
+    }
+
     // --- The table ---
-    const order = ['consent-checked read', 'read, no ledger (baseline)', 'consent-checked search', 'anchored ingest', 'HL7 v2 mapped', 'revocation → first denied read'];
+    const order = [
+      'consent-checked read',
+      'read, no ledger (baseline)',
+      'read, HAPI FHIR JPA (peer)',
+      'consent-checked search',
+      'anchored ingest',
+      'HL7 v2 mapped',
+      'revocation → first denied read',
+    ];
     rows.sort((a, b) => order.indexOf(a[0] ?? '') - order.indexOf(b[0] ?? ''));
     const cpu = os.cpus();
     printGrid(`HDX exchange benchmark (issue 6), ${new Date().toISOString().slice(0, 16)}Z`, ['measure', 'variant', 'throughput', 'p50 / median', 'p99 / max', 'detail'], rows);
@@ -552,6 +623,7 @@ async function main(): Promise<void> {
       ],
       ['async (HDX_DECISIONS=chaincode)', 'as async audit, but every read asks hdx.consent:EvaluateAccess (the behaviour before issue 11)'],
       ['baseline', 'plain Express route: SqliteStore.readCurrent + the stored JSON, same HTTP client; no token check, no consent, no audit, no anchor check'],
+      ['HAPI FHIR JPA (peer)', hapiSettings],
       [
         'ingest',
         `FHIR transaction Bundles of Observations of one patient (POST /fhir), sent one after the other (1 client); each Bundle validated, stored pending, anchored in ONE ledger transaction (at most ${MAX_BUNDLE} entries); batch 1000 = 2 Bundles of ${MAX_BUNDLE}`,
@@ -584,6 +656,7 @@ async function main(): Promise<void> {
       ...notes.map((n, i): [string, string] => [`note ${i + 1}`, n]),
     ]);
   } finally {
+    await hapi?.stop().catch(() => {});
     if (baseline) {
       baseline.server.close();
       baseline.store.close();

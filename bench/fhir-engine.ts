@@ -15,8 +15,11 @@
  *  3. A Synthea 3.3.0 population (HDX_BENCH_SYNTHEA_PATIENTS, 5; seed HDX_BENCH_SYNTHEA_SEED, 42) loaded
  *     through POST /fhir into the fresh store: hospitalInformation, practitionerInformation, then each
  *     patient Bundle; resources and Bundles accepted, every failure with its status and diagnostics, the
- *     rate; beside HAPI FHIR JPA's figure from /work/shared/PEER-FHIR.md (not run here). Generated once
- *     with Maven + Java (bench/synthea/pom.xml) into ~/.cache/hdx/synthea-<seed>-<n>/.
+ *     rate; beside the same files POSTed in the same order to a HAPI FHIR JPA 8.8.0 server (bench/hapi.ts:
+ *     built from Maven Central, H2 file database, fresh) started on this machine after HDX's load and
+ *     stopped before the searches (HDX_BENCH_HAPI=0 skips it; if it cannot be built or started, its row
+ *     says why and the run goes on). Generated once with Maven + Java (bench/synthea/pom.xml) into
+ *     ~/.cache/hdx/synthea-<seed>-<n>/.
  *
  * It starts its own network (.hdx/bench-fhir-engine, ports from HDX_BENCH_PORT_BASE, default 37000) and
  * always stops and wipes it. Progress goes to stderr, the tables to stdout.
@@ -37,7 +40,8 @@ import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, Sqlit
 import { searchCriteria } from '@hdx/gateway/dist/fhir/search-params';
 import { indexEntriesOf } from '@hdx/gateway/dist/store/search-index';
 import { httpCall as call, type Reply } from '../test/support/fhir-client';
-import { expectStatus, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
+import { HAPI_VERSION, postBundle, tryStartHapi } from './hapi';
+import { expectStatus, freePort, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const RESOURCES = Number(process.env.HDX_BENCH_RESOURCES ?? '10000');
 const PATIENTS = Number(process.env.HDX_BENCH_PATIENTS ?? '100');
@@ -51,8 +55,6 @@ const MAX_BUNDLE = 500;
 /** The gateway refuses a search with more candidates than this (MAX_SEARCH_CANDIDATES, before consent). */
 const CANDIDATE_LIMIT = 1000;
 const MEDICATIONS = 50;
-/** HAPI FHIR JPA, measured in /work/shared/PEER-FHIR.md on a machine of this kind (not run here). */
-const HAPI = { resources: 8883, fresh: 225, warm: 461 };
 
 const LOINC = 'http://loinc.org';
 const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
@@ -296,6 +298,55 @@ async function loadSynthea(gw: Gw, token: () => string, files: readonly string[]
   return out;
 }
 
+interface HapiLoad {
+  loaded: number;
+  total: number;
+  accepted: number;
+  bundles: number;
+  seconds: number;
+  startSeconds: number;
+  heap: string;
+  problems: string[];
+}
+
+/**
+ * The same Synthea files, in the same order, POSTed to a fresh HAPI FHIR JPA server on this machine (one
+ * client, one Bundle after the other, as HDX's load); the server is stopped and its folder deleted after.
+ * Returns why it was not run instead when HAPI cannot be built or started.
+ */
+async function loadSyntheaIntoHapi(files: readonly string[]): Promise<HapiLoad | string> {
+  const started = await tryStartHapi({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-bench-hapi-')), port: await freePort() });
+  if (!started.hapi) return started.reason;
+  const hapi = started.hapi;
+  try {
+    const out: HapiLoad = { loaded: 0, total: 0, accepted: 0, bundles: files.length, seconds: 0, startSeconds: hapi.startSeconds, heap: hapi.heap, problems: [] };
+    const start = process.hrtime.bigint();
+    let patient = 0;
+    for (const file of files) {
+      const text = fs.readFileSync(file, 'utf8');
+      const entries = ((JSON.parse(text) as { entry?: unknown[] }).entry ?? []).length;
+      out.total += entries;
+      const base = path.basename(file);
+      const name = base.startsWith('hospitalInformation')
+        ? 'hospitalInformation'
+        : base.startsWith('practitionerInformation')
+          ? 'practitionerInformation'
+          : `patient bundle ${++patient}`;
+      const t0 = process.hrtime.bigint();
+      const r = await postBundle(hapi.baseUrl, text);
+      out.loaded += r.ok;
+      if (r.status === 200 && r.problem === '') out.accepted++;
+      else out.problems.push(`${name}: ${r.problem}`);
+      log(`HAPI: POST /fhir ${name} (${entries} entries) → ${r.status}, ${r.ok} loaded in ${(ms(t0) / 1000).toFixed(1)} s`);
+    }
+    out.seconds = ms(start) / 1000;
+    return out;
+  } finally {
+    log('HAPI: stopping it and deleting its database');
+    await hapi.stop();
+  }
+}
+
 /** Size of the SQLite store (main file; the WAL checkpointed into it first). */
 function storeBytes(dataDir: string): number {
   const file = path.join(dataDir, 'hdx.db');
@@ -441,6 +492,11 @@ async function main(): Promise<void> {
     let syntheaResult: SyntheaResult | undefined;
     if (synthea) syntheaResult = await loadSynthea(h1, h1Tok, synthea);
     const afterSyntheaBytes = storeBytes(dataDir);
+    // The same population into HAPI FHIR JPA, on the same machine, the network up and idle meanwhile.
+    // HAPI must never make the HDX figures fail: any error becomes its row's reason.
+    const hapiLoad = synthea
+      ? await loadSyntheaIntoHapi(synthea).catch((err: unknown) => (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').slice(0, 400))
+      : undefined;
 
     // --- Patients, their DIDs and their consents to hospital2 ---
     const nPatients = 1 + PATIENTS;
@@ -707,9 +763,18 @@ async function main(): Promise<void> {
             `${f1(loaded / res.seconds)} resources/s (accepted only)`,
             `${res.seconds.toFixed(1)} s`,
           ],
-          ['HAPI (PEER-FHIR.md, not run here)', `${int(HAPI.resources)} / ${int(HAPI.resources)}`, 'all', `${HAPI.fresh} resources/s fresh (${HAPI.warm} warm)`, '-'],
+          typeof hapiLoad === 'object'
+            ? [
+                `HAPI FHIR JPA ${HAPI_VERSION} (H2, fresh)`,
+                `${int(hapiLoad.loaded)} / ${int(hapiLoad.total)}`,
+                `${hapiLoad.accepted} / ${hapiLoad.bundles}`,
+                `${f1(hapiLoad.loaded / hapiLoad.seconds)} resources/s (accepted only)`,
+                `${hapiLoad.seconds.toFixed(1)} s`,
+              ]
+            : [`HAPI: not run (${hapiLoad ?? 'no Synthea files'})`, '-', '-', '-', '-'],
         ],
       );
+      if (typeof hapiLoad === 'object') for (const p of hapiLoad.problems) findings.push(`HAPI Synthea load: ${p}`);
       printGrid(
         'Synthea bundles',
         ['bundle', 'type', 'entries', 'status', 'loaded', 'time', 'problem'],
@@ -746,6 +811,12 @@ async function main(): Promise<void> {
       [
         'Synthea',
         `3.3.0 from Maven Central, seed ${SYNTHEA_SEED} (-s, -cs), reference date 2024-01-01, ${SYNTHEA_PATIENTS} alive patients, Massachusetts; cached in ~/.cache/hdx/`,
+      ],
+      [
+        'HAPI FHIR JPA',
+        typeof hapiLoad === 'object'
+          ? `${HAPI_VERSION} (bench/hapi: hapi-fhir-jpaserver-base, H2 file database, no validation, no subscriptions, default search parameters), java -Xmx${hapiLoad.heap}, 127.0.0.1; started after HDX's Synthea load (ready in ${hapiLoad.startSeconds.toFixed(0)} s), the same files POSTed to /fhir in the same order by one client, stopped before the searches`
+          : `not run (${hapiLoad ?? 'no Synthea files'})`,
       ],
       [
         'machine',
