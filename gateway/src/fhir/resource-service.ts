@@ -1114,22 +1114,24 @@ export class ResourceService {
   }
 
   /**
-   * Whether a read (or, with `versionId`, a vread) would be answered now, decided WITHOUT recording
-   * anything: a transaction's GET entry, checked before its writes commit (bundle-service.ts), is read
-   * through `read`/`vread` only once they have. The caller's interaction, its compartment and consent
-   * (evaluated, not recorded); throws what the read would: 404 for a record absent or not permitted
-   * (never told apart), 410 for a deleted one.
+   * Whether a read (or, with `versionId`, a vread) would be answered now: a transaction's GET entry,
+   * checked before its writes commit (bundle-service.ts), is read through `read`/`vread` only once they
+   * have. The caller's interaction, its compartment and consent; throws what the read would: 404 for a
+   * record absent or not permitted (never told apart), 410 for a deleted one. A permitted check records
+   * nothing (the read after the commit is recorded); a refused one is recorded as any refused read is,
+   * so a transaction is no way to try reads the patient and auditors would not see.
    */
   async assertReadable(caller: Caller, resourceType: string, id: string, versionId?: string): Promise<void> {
     typeInfo(resourceType);
-    assertInteraction(caller, 'read', resourceType, this.#mspId);
+    const subtype: Disclosure = versionId === undefined ? 'read' : 'vread';
     const n = Number(versionId);
     const found =
       versionId === undefined ? await this.#store.readCurrent(resourceType, id) : Number.isInteger(n) && n > 0 ? await this.#store.readVersion(resourceType, id, n) : undefined;
-    if (!found || (found.patientId !== null && !(await this.inCompartment(caller, found.patientId)))) throw notKnown(resourceType, id, versionId);
-    const [decision] = await this.access.evaluate(caller, [found]);
-    if (decision?.decision !== 'permit') throw notKnown(resourceType, id, versionId);
-    if (found.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
+    const v = await this.#visible(caller, found, subtype, resourceType, id, versionId);
+    const [decision] = await this.access.evaluate(caller, [v]);
+    // Refused: decided again and recorded as a refused read (authorize throws the 404 of a missing record).
+    if (decision?.decision !== 'permit') await this.access.authorize(caller, v, subtype);
+    if (v.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
   }
 
   /** One version: consent and audit in one transaction, then the integrity check, then release. */

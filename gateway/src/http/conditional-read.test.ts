@@ -233,7 +233,7 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect(reads()).to.equal(before + 4);
   });
 
-  it('a GET entry that cannot be answered (absent, not the caller’s to see, deleted) fails the whole transaction: nothing written, nothing recorded, hidden and absent alike', async () => {
+  it('a GET entry that cannot be answered (absent, not the caller’s to see, deleted) fails the whole transaction: nothing written, hidden and absent alike, the refused tries recorded as refused reads', async () => {
     const { app, alice, aliceObs, bobObs, obs, ledger, store } = await setup();
     const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
     const count = async () => (await store.search({ resourceType: 'Observation', limit: 100 })).length;
@@ -249,7 +249,15 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     // Deleted by the transaction itself, or before it: 410.
     const deletes = await transaction(app, [{ request: { method: 'DELETE', url: `Observation/${aliceObs}` } }, get(`Observation/${aliceObs}`)]);
     expect([deletes.status, deletes.body.issue[0].expression]).to.deep.equal([410, ['Bundle.entry[1]']]);
-    expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);
+    expect([ledger.anchors.size, await count()]).to.deep.equal([anchors, observations]);
+    // What the ledger gained: the two refused tries at Bob's record (outside Alice's compartment; no
+    // consent for the other member), recorded as denied reads as a plain GET's would be. Nothing else:
+    // no permit, nothing about the absent or the deleted record, no change entry of the failed writes.
+    const added = ledger.audit.slice(audit);
+    expect(added.map((e) => [e.decision, e.resources])).to.deep.equal([
+      ['deny', [`Observation/${bobObs}/_history/1`]],
+      ['deny', [`Observation/${bobObs}/_history/1`]],
+    ]);
     await request(app)
       .delete(`/fhir/Observation/${aliceObs}`)
       .set(...staff);
