@@ -59,10 +59,10 @@ function pg(bin: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): 
 }
 
 /**
- * Creates the cluster in `dir` (unless it is there) and starts it on 127.0.0.1:`port`; resolves when it
- * accepts connections. Calling it again on a running cluster starts nothing and gives its URL.
+ * Creates the cluster in `dir` (unless it is there) and starts it on 127.0.0.1:`port` (at most
+ * `maxConnections` sessions, default 200); resolves when it accepts connections. Calling it again on a running cluster starts nothing and gives its URL.
  */
-export async function startPostgres(opts: { dir: string; port: number }): Promise<PostgresServer> {
+export async function startPostgres(opts: { dir: string; port: number; maxConnections?: number }): Promise<PostgresServer> {
   const dir = path.resolve(opts.dir);
   const data = path.join(dir, 'data');
   const pwFile = path.join(dir, 'password');
@@ -77,7 +77,7 @@ export async function startPostgres(opts: { dir: string; port: number }): Promis
   const password = fs.readFileSync(pwFile, 'utf8').trim();
   const url = `postgres://hdx:${password}@127.0.0.1:${opts.port}/hdx`;
   if (!running(data)) {
-    const settings = `-p ${opts.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c max_connections=200`;
+    const settings = `-p ${opts.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c max_connections=${String(opts.maxConnections ?? 200)}`;
     await pg('pg_ctl', ['-D', data, '-l', path.join(dir, 'postgres.log'), '-o', settings, '-w', '-t', '60', 'start']);
   }
   const env = { PGPASSWORD: password };

@@ -34,7 +34,9 @@ export function testPostgresUrl(): Promise<string> {
     const given = process.env.HDX_TEST_PG_URL;
     if (given) return given;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-test-pg-'));
-    const pg = await startPostgres({ dir, port: await freePort() });
+    // Every test store keeps its own pools and an ownership-lock session until the run ends (the root
+    // hook closes them): the suite's hundreds of stores outgrow PostgreSQL's default 200 sessions.
+    const pg = await startPostgres({ dir, port: await freePort(), maxConnections: 1000 });
     started = dir;
     return pg.url;
   })();

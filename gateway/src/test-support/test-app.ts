@@ -24,7 +24,7 @@ export interface TestAppOptions extends Partial<Omit<AppDeps, 'config'>> {
 
 export function testApp(opts: TestAppOptions): { app: ReturnType<typeof createApp>; resources: ResourceService } {
   const { store, ledger, baseUrl = 'http://127.0.0.1:8080/fhir', mspId = 'Hospital1MSP', ...rest } = opts;
-  const log = opts.log ?? newLogger('silent');
+  const log = opts.log ?? newLogger((process.env.HDX_TEST_LOG_LEVEL as 'error' | undefined) ?? 'silent');
   const resources = opts.resources ?? new ResourceService({ store, ledger, log, mspId });
   const app = createApp({
     consents: new ConsentService(ledger),
