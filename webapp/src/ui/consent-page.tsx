@@ -15,6 +15,7 @@ import {
 } from '../lib/consent-form';
 import type { PatientKey } from '../lib/keys';
 import type { Subject } from '../lib/wards';
+import { useRun } from './use-run';
 
 interface Props {
   config: AppConfig;
@@ -89,9 +90,7 @@ export function ConsentPage({ config, patientKey, subject, prefill }: Props) {
   const [review, setReview] = useState<Record<string, unknown> | undefined>();
   const [problems, setProblems] = useState<string[]>([]);
   const [consents, setConsents] = useState<Record<string, unknown>[]>([]);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, status, error, setStatus, setError, run } = useRun();
 
   const refresh = async (isCurrent: () => boolean = () => true): Promise<void> => {
     try {
@@ -116,19 +115,6 @@ export function ConsentPage({ config, patientKey, subject, prefill }: Props) {
       current = false;
     };
   }, [patientKey.did, subject.did, prefill]);
-
-  const run = async (work: () => Promise<void>): Promise<void> => {
-    setBusy(true);
-    setError('');
-    setStatus('');
-    try {
-      await work();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
 
   const onReview = (event: Event): void => {
     event.preventDefault();

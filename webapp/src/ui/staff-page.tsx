@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import type { AppConfig } from '../lib/api';
 import type { PatientKey } from '../lib/keys';
 import { type AccessAnswer, type AccessQuestion, checkAccess, questionProblems, requestAccess, STAFF_PURPOSES } from '../lib/staff';
+import { useRun } from './use-run';
 
 interface Props {
   config: AppConfig;
@@ -25,22 +26,7 @@ export function StaffPage({ config, patientKey }: Props) {
   const [asked, setAsked] = useState<AccessQuestion | undefined>();
   const [answer, setAnswer] = useState<AccessAnswer | undefined>();
   const [problems, setProblems] = useState<string[]>([]);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
-
-  const run = async (work: () => Promise<void>): Promise<void> => {
-    setBusy(true);
-    setError('');
-    setStatus('');
-    try {
-      await work();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, status, error, setStatus, run } = useRun();
 
   const onCheck = (event: Event): void => {
     event.preventDefault();
