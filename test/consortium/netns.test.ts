@@ -71,7 +71,14 @@ async function removeLayout(): Promise<string[]> {
       () => true,
       () => false,
     );
-    if (exists) await ip(['link', 'del', link]).catch((e: Error) => problems.push(e.message));
+    // A veth whose namespace was just deleted goes by itself, a moment later: gone between the look and
+    // the delete is what was wanted. Anything else, or a link still there afterwards, is a problem.
+    if (exists) await ip(['link', 'del', link]).catch((e: Error) => (/Cannot find device/.test(e.message) ? undefined : problems.push(e.message)));
+    const left = await ip(['link', 'show', link]).then(
+      () => true,
+      () => false,
+    );
+    if (left) problems.push(`${link} is still there`);
   }
   return problems;
 }
