@@ -8,7 +8,7 @@ import type { Context } from 'fabric-contract-api';
 import { ACTOR_AUTHS, ActorAuth, DEFAULT_ACTOR_AUTH, effectiveAction } from './actor-rules';
 import { callerOf } from './caller';
 import { CONSENT_PATIENT_INDEX, ConsentAction, ConsentRecord, PURPOSE_CODE, consentKey, parseConsentAction } from './consent-model';
-import { AccessRequest, Decision, EvaluationContext, StoredConsent, evaluateAccess } from './consent-evaluate';
+import { AccessRequest, Decision, EvaluationContext, StoredConsent, allOf, evaluateAccess } from './consent-evaluate';
 import { invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, findIdentity } from './identity-model';
 import { readState, scanPartial, txEpochSeconds } from './ledger';
@@ -248,6 +248,11 @@ export function decide(request: AccessRequest, inputs: EvaluationInputs): Decisi
 
 export interface ResolvedDecision extends Decision {
   request: AccessRequest;
+  /**
+   * The other patients whose consents decided it too (a version in several patients' compartments, its
+   * anchor's coPatients, each linked pseudonym replaced by its DID), beside `request.patient`.
+   */
+  coPatients?: string[];
   /** `Type/id/_history/v` when the request named an anchored version. */
   resource?: string;
 }
@@ -268,6 +273,7 @@ export function* decideAccessSteps(input: AccessRequestInput, path: string, cloc
   let request: AccessRequest;
   let ref: string | undefined;
   let erased = false;
+  const coPatients: string[] = [];
   if (input.resource) {
     const { resourceType, id, versionId } = input.resource;
     checkResourceKey(resourceType, id, versionId);
@@ -279,6 +285,7 @@ export function* decideAccessSteps(input: AccessRequestInput, path: string, cloc
     erased = anchor.tombstone !== undefined;
     // The anchor's pseudonym stands for its linked DID when the custodian linked it.
     const subject = anchor.patient === undefined ? undefined : yield* subjectSteps(anchor.custodian, anchor.patient);
+    for (const other of anchor.coPatients ?? []) coPatients.push(yield* subjectSteps(anchor.custodian, other));
     const fromAnchor = {
       patient: subject ?? stated.patient ?? '',
       custodian: anchor.custodian,
@@ -316,8 +323,15 @@ export function* decideAccessSteps(input: AccessRequestInput, path: string, cloc
     return { decision: 'deny', consents: [], reason: 'resource-erased', breakGlass: request.purpose === 'ETREAT', request, resource: ref as string };
   }
   const inputs = yield* evaluationInputSteps(request.patient, request.actor, request.actorOrganization, clock);
-  const decision = decide(request, inputs);
-  return ref === undefined ? { ...decision, request } : { ...decision, request, resource: ref };
+  let decision = decide(request, inputs);
+  // In several patients' compartments: each one's consents must permit it (in the anchor's order).
+  for (const other of coPatients) {
+    const otherInputs = yield* evaluationInputSteps(other, request.actor, request.actorOrganization, clock);
+    decision = allOf([decision, decide({ ...request, patient: other }, otherInputs)]);
+  }
+  const resolved: ResolvedDecision = ref === undefined ? { ...decision, request } : { ...decision, request, resource: ref };
+  if (coPatients.length > 0) resolved.coPatients = coPatients;
+  return resolved;
 }
 
 /** decideAccessSteps on the world state, at the transaction's time. */

@@ -24,8 +24,8 @@ import { Caller, callerOf, hasRole } from './caller';
 import { forbidden, invalid, notFound } from './errors';
 import { findIdentity } from './identity-model';
 import { LINK_KEY, PatientLink, findLink } from './patient-link';
-import { MAX_AUDIT_BATCH } from './protocol';
-import { ANCHOR_KEY, Anchor, anchorKey } from './record-model';
+import { MAX_AUDIT_BATCH, coPatientEntryId } from './protocol';
+import { ANCHOR_KEY, Anchor, anchorKey, governingPatients } from './record-model';
 import { INDEX_MARKER, canonicalJson, marshal, pageRange, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
 import {
   FHIR_INSTANT,
@@ -86,7 +86,7 @@ export class AuditContract extends Contract {
     const caller = callerMayRecord(ctx);
     const decided = await authorizeInput(ctx, caller, parseJsonObject(requestJson, 'request'), 'request');
     if ('previous' in decided) return canonicalJson(decisionOf(decided.previous));
-    const [entry] = await recordEntries(ctx, caller, [decided.input], 'decided');
+    const [entry] = await recordEntries(ctx, caller, [decided.input, ...decided.coPatients], 'decided');
     return canonicalJson(decisionOf(entry as AuditEntry));
   }
 
@@ -110,14 +110,22 @@ export class AuditContract extends Contract {
     if (new Set(ids).size !== ids.length) {
       throw invalid('requests has a repeated entryId');
     }
-    const decided: Array<{ previous: AuditEntry } | { input: AuditInput }> = [];
+    const decided: Array<{ previous: AuditEntry } | { input: AuditInput; coPatients: AuditInput[] }> = [];
     for (const [i, obj] of requests.entries()) {
       decided.push(await authorizeInput(ctx, caller, obj, `requests[${i}]`));
     }
-    const fresh = decided.flatMap((d) => ('input' in d ? [d.input] : []));
+    // Each request's own entry, then the entries of its other patients (a version in several compartments).
+    const fresh = decided.flatMap((d) => ('input' in d ? [d.input, ...d.coPatients] : []));
     const recorded = fresh.length > 0 ? await recordEntries(ctx, caller, fresh, 'decided') : [];
     let next = 0;
-    return canonicalJson(decided.map((d) => decisionOf('previous' in d ? d.previous : (recorded[next++] as AuditEntry))));
+    return canonicalJson(
+      decided.map((d) => {
+        if ('previous' in d) return decisionOf(d.previous);
+        const own = recorded[next] as AuditEntry;
+        next += 1 + d.coPatients.length;
+        return decisionOf(own);
+      }),
+    );
   }
 
   /** One entry by event id, if the requester may read it. `requester`: the DID a gateway acts for ('' for none). */
@@ -241,7 +249,7 @@ export function callerMayRecord(ctx: Context): Caller {
  * `subtype?`, `entryId?`): its access entry, decided, ready to record; or the entry already recorded
  * under its entryId.
  */
-async function authorizeInput(ctx: Context, caller: Caller, obj: JsonObject, path: string): Promise<{ previous: AuditEntry } | { input: AuditInput }> {
+async function authorizeInput(ctx: Context, caller: Caller, obj: JsonObject, path: string): Promise<{ previous: AuditEntry } | { input: AuditInput; coPatients: AuditInput[] }> {
   const input = parseAccessRequest(obj, path, ['resources', 'auditAction', 'subtype', 'entryId']);
   const extra = optionalStringArray(obj, 'resources', path, RESOURCE_ID, 'must be Type/id or Type/id/_history/v', MAX_RESOURCES) ?? [];
   const auditAction = (optionalString(obj, 'auditAction', path) ?? 'R') as AuditAction;
@@ -277,7 +285,12 @@ async function authorizeInput(ctx: Context, caller: Caller, obj: JsonObject, pat
   const subtype = optionalString(obj, 'subtype', path, /^[A-Za-z0-9$._-]{1,64}$/, 'must be a short code');
   if (subtype !== undefined) auditInput.subtype = subtype;
   if (entryId !== undefined) auditInput.entryId = entryId;
-  return { input: auditInput };
+  // A version in several patients' compartments: the same access is in each one's history too.
+  const coPatients = (resolved.coPatients ?? []).map((patient, i) => {
+    const { entryId: _entryId, ...rest } = auditInput;
+    return { ...rest, patient, ...(entryId !== undefined ? { entryId: coPatientEntryId(entryId, i + 1) } : {}) };
+  });
+  return { input: auditInput, coPatients };
 }
 
 async function entryByClientId(ctx: Context, caller: Caller, entryId: string): Promise<AuditEntry | undefined> {
@@ -342,12 +355,21 @@ async function anchorsBackEntry(ctx: Context, caller: Caller, input: AuditInput,
       if (anchor.custodian !== caller.mspId) {
         return false;
       }
-      if (anchor.patient === undefined || anchor.patient === input.patient) {
+      // The entry's patient is one of the anchor's patients (its co-patients too), or linked to one.
+      const patients = governingPatients(anchor);
+      if (patients.length === 0 || patients.includes(input.patient)) {
         continue;
       }
-      const linkKey = ctx.stub.createCompositeKey(LINK_KEY, [caller.mspId, anchor.patient]);
-      const link = check.links?.get(linkKey) ?? (await findLink(ctx, caller.mspId, anchor.patient));
-      if (link?.did !== input.patient) {
+      let linked = false;
+      for (const patient of patients) {
+        const linkKey = ctx.stub.createCompositeKey(LINK_KEY, [caller.mspId, patient]);
+        const link = check.links?.get(linkKey) ?? (await findLink(ctx, caller.mspId, patient));
+        if (link?.did === input.patient) {
+          linked = true;
+          break;
+        }
+      }
+      if (!linked) {
         return false;
       }
     }

@@ -94,6 +94,20 @@ export interface Decision {
   breakGlass: boolean;
 }
 
+/**
+ * The decision for a resource several patients' consents govern (it is in each one's compartment): a
+ * permit only if every one permits (the consents of all of them), else the first refusal.
+ */
+export function allOf(decisions: readonly Decision[]): Decision {
+  const breakGlass = decisions.some((d) => d.breakGlass);
+  const refusal = decisions.find((d) => d.decision !== 'permit');
+  if (refusal) return { ...refusal, breakGlass };
+  const first = decisions[0];
+  if (!first) throw new Error('allOf needs at least one decision');
+  const consents = [...new Set(decisions.flatMap((d) => d.consents))].sort();
+  return { decision: 'permit', consents, reason: first.reason, breakGlass };
+}
+
 type Outcome = 'permit' | 'deny' | undefined;
 
 function withinPeriod(ms: number, period: Period): boolean {

@@ -4,6 +4,8 @@
  * (`@hdx/chaincode/dist/protocol`), so neither side restates a value the other enforces.
  */
 
+import { createHash } from 'node:crypto';
+
 /** The codes every chaincode error message starts with (`CODE: text`). */
 export const ERROR_CODES = ['NOT_FOUND', 'ALREADY_EXISTS', 'CONFLICT', 'UNAUTHENTICATED', 'FORBIDDEN', 'INVALID'] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -14,6 +16,20 @@ export const MAX_ANCHOR_BATCH = 500;
 export const MAX_LINKS = 500;
 /** Most access entries in one hdx.audit:RecordAccessBatch (and AnchorAndRecord). */
 export const MAX_AUDIT_BATCH = 200;
+/**
+ * Most other patients a record's anchor names beside its patient (`coPatients`): a resource in several
+ * patients' compartments is governed by every one of their consents.
+ */
+export const MAX_CO_PATIENTS = 16;
+/**
+ * The entryId of the access entry AuthorizeAndRecord writes for the n-th co-patient (n from 1) of the
+ * version a request names, beside the request's own entry (entryId): derived, so a replay finds the
+ * request of each entry of the transaction, and short whatever the request's entryId.
+ */
+export function coPatientEntryId(entryId: string, n: number): string {
+  return `co${n}-${createHash('sha256').update(entryId).digest('base64url').slice(0, 32)}`;
+}
+
 /** Most resources one access entry names. */
 export const MAX_RESOURCES_PER_ENTRY = 100;
 

@@ -3,7 +3,7 @@ import { EvaluationInputs, decide, loadEvaluationInputs, parseActorAuth } from '
 import { effectiveAction } from './actor-rules';
 import { callerMayRecord, parseAuditEntries, recordEntries } from './audit-contract';
 import { Caller, callerOf, hasRole } from './caller';
-import { AccessRequest } from './consent-evaluate';
+import { AccessRequest, allOf } from './consent-evaluate';
 import { ConsentAction, PURPOSE_CODE, parseConsentAction } from './consent-model';
 import { conflict, forbidden, invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, fhirBaseUrlOf, findIdentity } from './identity-model';
@@ -17,6 +17,7 @@ import {
   PATIENT_RESOURCE_INDEX,
   anchorKey,
   checkResourceKey,
+  governingPatients,
   parseAnchorInput,
   parseCommitment,
   patientIndexKey,
@@ -286,7 +287,18 @@ export class RecordContract extends Contract {
         securityLabels: entry.securityLabels ?? [],
       };
       if (entry.dataMonth !== undefined) accessRequest.dataDate = entry.dataMonth;
-      const decision = decide(accessRequest, inputs);
+      let decision = decide(accessRequest, inputs);
+      // A version in several patients' compartments is released only if every one of them permits it.
+      for (const other of entry.governedWith ?? []) {
+        if (decision.decision !== 'permit') break;
+        const otherSubject = (await findLink(ctx, rowCustodian, other))?.did ?? other;
+        let otherInputs = inputsBySubject.get(otherSubject);
+        if (!otherInputs) {
+          otherInputs = await loadEvaluationInputs(ctx, otherSubject, actor, actorOrganization);
+          inputsBySubject.set(otherSubject, otherInputs);
+        }
+        decision = allOf([decision, decide({ ...accessRequest, patient: otherSubject }, otherInputs)]);
+      }
       if (decision.decision !== 'permit') {
         withheld += 1;
         continue;
@@ -367,8 +379,8 @@ async function tombstone(ctx: Context, anchors: Anchor[]): Promise<string[]> {
     if (anchor.tombstone) {
       continue;
     }
-    if (anchor.patient !== undefined) {
-      await ctx.stub.deleteState(patientIndexKey(ctx, { ...anchor, patient: anchor.patient }));
+    for (const patient of governingPatients(anchor)) {
+      await ctx.stub.deleteState(patientIndexKey(ctx, { ...anchor, patient }));
     }
     const stone: Anchor = {
       resourceType: anchor.resourceType,
@@ -494,6 +506,9 @@ async function anchorOne(ctx: Context, caller: Caller, input: AnchorInput): Prom
     anchoredAt: txInstant(ctx),
   };
   await writeState(ctx, key, anchor);
-  await writeState(ctx, patientIndexKey(ctx, { ...input, custodian: caller.mspId }), toLocatorEntry(anchor));
+  // Filed under each patient whose compartment it is in: each one's locator and erasure find it.
+  for (const patient of governingPatients(anchor)) {
+    await writeState(ctx, patientIndexKey(ctx, { ...input, patient, custodian: caller.mspId }), toLocatorEntry(anchor, patient));
+  }
   return anchor;
 }

@@ -3,11 +3,13 @@
  */
 import type { Context } from 'fabric-contract-api';
 import { invalid } from './errors';
+import { MAX_CO_PATIENTS } from './protocol';
 import {
   FHIR_ID,
   FHIR_INSTANT,
   FHIR_RESOURCE_TYPE,
   JsonObject,
+  PATIENT_REF,
   PATIENT_REF_RULE,
   SECURITY_LABEL,
   asObject,
@@ -35,6 +37,12 @@ export interface AnchorInput {
   versionId: string;
   /** did:hdx:… or pseudonym:<64 hex>. */
   patient: string;
+  /**
+   * The other patients in whose compartments the resource also is (an Observation whose performer is
+   * another patient, a Group of patients): each one's consents govern it as well as `patient`'s. Distinct,
+   * never `patient`, at most MAX_CO_PATIENTS.
+   */
+  coPatients?: string[];
   securityLabels?: string[];
   lastUpdated: string;
   /**
@@ -52,13 +60,14 @@ export interface Tombstone {
 
 /**
  * The stored anchor. A tombstoned (erased) anchor keeps its key, commitment, custodian, txId and
- * anchoredAt, and loses everything that links it to a patient (`patient`, `securityLabels`, `lastUpdated`, `dataMonth`).
+ * anchoredAt, and loses everything that links it to a patient (`patient`, `coPatients`, `securityLabels`, `lastUpdated`, `dataMonth`).
  */
 export interface Anchor {
   resourceType: string;
   id: string;
   versionId: string;
   patient?: string;
+  coPatients?: string[];
   securityLabels?: string[];
   lastUpdated?: string;
   dataMonth?: string;
@@ -79,13 +88,18 @@ export interface LocatorEntry {
   lastUpdated: string;
   securityLabels?: string[];
   dataMonth?: string;
+  /**
+   * The other patients whose consents govern this version too (a resource in several compartments):
+   * the anchor's patients but the one this index entry is filed under.
+   */
+  governedWith?: string[];
 }
 
 export const ANCHOR_KEY = 'hdx.anchor';
 /** patient~resource index: [patient, custodian, resourceType, id, versionId]. */
 export const PATIENT_RESOURCE_INDEX = 'hdx.anchor~patient';
 
-const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'securityLabels', 'lastUpdated', 'dataMonth', 'commitment'] as const;
+const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'coPatients', 'securityLabels', 'lastUpdated', 'dataMonth', 'commitment'] as const;
 
 /** `YYYY-MM`, a real month. */
 export const DATA_MONTH = /^[0-9]{4}-(0[1-9]|1[0-2])$/;
@@ -131,11 +145,21 @@ export function parseAnchorInput(value: unknown, path: string): AnchorInput {
   if (!isPatientRef(patient)) {
     throw invalid(`${path}.patient ${PATIENT_REF_RULE}`);
   }
+  const coPatients = optionalStringArray(obj, 'coPatients', path, PATIENT_REF, PATIENT_REF_RULE, MAX_CO_PATIENTS);
+  if (coPatients !== undefined && coPatients.length === 0) {
+    throw invalid(`${path}.coPatients must name at least one patient when present`);
+  }
+  if (coPatients?.includes(patient)) {
+    throw invalid(`${path}.coPatients must not repeat ${path}.patient`);
+  }
   const securityLabels = optionalStringArray(obj, 'securityLabels', path, SECURITY_LABEL, 'must be a code or system|code (printable ASCII, no spaces)');
   const lastUpdated = requireString(obj, 'lastUpdated', path, FHIR_INSTANT, 'must be a FHIR instant');
   const commitment = parseCommitment(obj.commitment, `${path}.commitment`);
   const dataMonth = optionalString(obj, 'dataMonth', path, DATA_MONTH, 'must be YYYY-MM (the clinical month of the resource)');
   const input: AnchorInput = { resourceType, id, versionId, patient, lastUpdated, commitment };
+  if (coPatients !== undefined) {
+    input.coPatients = coPatients;
+  }
   if (securityLabels !== undefined) {
     input.securityLabels = securityLabels;
   }
@@ -149,7 +173,13 @@ export function sameCommitment(a: Commitment, b: Commitment): boolean {
   return a.alg === b.alg && a.value === b.value;
 }
 
-export function toLocatorEntry(anchor: Anchor): LocatorEntry {
+/** Every patient whose consents govern an anchored version: its patient, then its co-patients. */
+export function governingPatients(anchor: Pick<Anchor, 'patient' | 'coPatients'>): string[] {
+  return anchor.patient === undefined ? [] : [anchor.patient, ...(anchor.coPatients ?? [])];
+}
+
+/** The locator entry of an anchor filed under one of its patients (`filedUnder`). */
+export function toLocatorEntry(anchor: Anchor, filedUnder: string | undefined = anchor.patient): LocatorEntry {
   const entry: LocatorEntry = {
     resourceType: anchor.resourceType,
     id: anchor.id,
@@ -162,6 +192,10 @@ export function toLocatorEntry(anchor: Anchor): LocatorEntry {
   }
   if (anchor.dataMonth !== undefined) {
     entry.dataMonth = anchor.dataMonth;
+  }
+  const others = governingPatients(anchor).filter((p) => p !== filedUnder);
+  if (anchor.coPatients !== undefined && others.length > 0) {
+    entry.governedWith = others;
   }
   return entry;
 }

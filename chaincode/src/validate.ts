@@ -142,6 +142,9 @@ export function isBase64UrlOfLength(value: string, length: number): boolean {
   return bytes.length === length && bytes.toString('base64url') === value;
 }
 
+/** A patient reference on the ledger: a DID or a custodian's pseudonym (isPatientRef as a pattern). */
+export const PATIENT_REF = new RegExp(`^(?:${HDX_DID.source.slice(1, -1)}|${PSEUDONYM.source.slice(1, -1)})$`);
+
 export function isPatientRef(value: string): boolean {
   return HDX_DID.test(value) || PSEUDONYM.test(value);
 }

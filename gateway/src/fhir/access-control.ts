@@ -34,6 +34,17 @@ function ref(v: StoredVersion): string {
   return `${v.resourceType}/${v.id}/_history/${v.versionId}`;
 }
 
+/**
+ * The ledger references of every patient whose consents govern a version: its patient's, then its
+ * co-patients' (a resource in several patients' compartments; `patientRefOf` reads only `patientId`).
+ * Each one's access history gets the access.
+ */
+async function governingRefs(v: StoredVersion, patientRefOf: (v: StoredVersion) => Promise<string>): Promise<string[]> {
+  const refs = [await patientRefOf(v)];
+  for (const co of v.coPatientIds ?? []) refs.push(await patientRefOf({ ...v, patientId: co }));
+  return refs;
+}
+
 /** The decision for reference data: permitted to every member user, no consent involved. */
 // 'reference-data' is not (yet) one of the chaincode's DecisionReason codes; its entries accept any reason code.
 export const REFERENCE_DATA_DECISION: Decision = { decision: 'permit', consents: [], reason: 'reference-data' as Decision['reason'], breakGlass: false };
@@ -49,6 +60,14 @@ export interface AccessControlOptions {
    * decision asks the chaincode (HDX_DECISIONS=chaincode, or no view).
    */
   readonly local?: { decideAll(requests: readonly EvaluateRequest[]): Array<LocalDecision | undefined> };
+}
+
+/** A change to record: the version, its patient's ledger reference and its co-patients' (each one's history gets it). */
+export interface Change {
+  readonly version: StoredVersion;
+  readonly patient: string;
+  readonly coPatients?: readonly string[];
+  readonly action: 'C' | 'U' | 'D';
 }
 
 /** A decision, with the view height when it was made locally (undefined: the chaincode decided). */
@@ -155,8 +174,13 @@ export class AccessControl {
       this.#noteBreakGlass(caller, result, { eventIds: [result.eventId as string] });
     } else {
       const [decision] = await this.#decide(caller, [v]);
-      // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both).
-      await this.#sink.record([this.#readEntry(caller, v, await (this.#patientRefOf as (v: StoredVersion) => Promise<string>)(v), subtype, decision as DecisionAt, entryId)]);
+      // Permit or deny, the entry is on disk before the answer leaves (as AuthorizeAndRecord records both),
+      // in the history of each patient whose consents decided it.
+      const [own, ...others] = await governingRefs(v, this.#patientRefOf as (v: StoredVersion) => Promise<string>);
+      await this.#sink.record([
+        this.#readEntry(caller, v, own as string, subtype, decision as DecisionAt, entryId),
+        ...others.map((patient) => this.#readEntry(caller, v, patient, subtype, decision as DecisionAt, randomUUID())),
+      ]);
       const { height: _height, ...plain } = decision as DecisionAt;
       result = { ...plain, entryId };
       this.#noteBreakGlass(caller, result, { entryIds: [entryId] });
@@ -201,8 +225,10 @@ export class AccessControl {
    * recorded as a denied access like any other, then answered exactly as a missing resource.
    */
   async refuse(caller: Caller, v: StoredVersion, subtype: Disclosure, reason: 'outside-compartment'): Promise<never> {
-    const patient = await this.#patientRefOf?.(v);
-    if (patient) await this.#sink.record([this.#readEntry(caller, v, patient, subtype, { decision: 'deny', consents: [], reason, breakGlass: false }, randomUUID())]);
+    if (this.#patientRefOf) {
+      const patients = await governingRefs(v, this.#patientRefOf);
+      await this.#sink.record(patients.map((patient) => this.#readEntry(caller, v, patient, subtype, { decision: 'deny', consents: [], reason, breakGlass: false }, randomUUID())));
+    }
     throw notKnown(v.resourceType, v.id, subtype === 'vread' ? String(v.versionId) : undefined);
   }
 
@@ -283,15 +309,21 @@ export class AccessControl {
     const byPatient = new Map<string, { patient: string; height: number | undefined; refs: string[]; consents: Set<string>; breakGlass: boolean }>();
     // A patient's reference is looked up once, however many of its versions are released.
     const refs = new Map<string | null, string>();
+    const refOf = async (v: StoredVersion): Promise<string> => {
+      const patient = refs.get(v.patientId) ?? (await patientRefOf(v));
+      refs.set(v.patientId, patient);
+      return patient;
+    };
     for (const { version, decision } of released) {
-      const patient = refs.get(version.patientId) ?? (await patientRefOf(version));
-      refs.set(version.patientId, patient);
-      const key = `${patient}\u0000${decision.height ?? ''}`;
-      const group = byPatient.get(key) ?? { patient, height: decision.height, refs: [], consents: new Set<string>(), breakGlass: false };
-      group.refs.push(ref(version));
-      decision.consents.forEach((c) => group.consents.add(c));
-      group.breakGlass ||= decision.breakGlass;
-      byPatient.set(key, group);
+      // In the history of each patient whose consents decided it (several for a version of several patients).
+      for (const patient of await governingRefs(version, refOf)) {
+        const key = `${patient}\u0000${decision.height ?? ''}`;
+        const group = byPatient.get(key) ?? { patient, height: decision.height, refs: [], consents: new Set<string>(), breakGlass: false };
+        group.refs.push(ref(version));
+        decision.consents.forEach((c) => group.consents.add(c));
+        group.breakGlass ||= decision.breakGlass;
+        byPatient.set(key, group);
+      }
     }
     const entries: AccessEntryInput[] = [...byPatient.values()].flatMap((g) =>
       chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((resources) => ({
@@ -333,21 +365,23 @@ export class AccessControl {
    * outbox): one access entry per patient and action listing its versions (at most 100 per entry, the
    * chaincode's limit), so a whole transaction takes as few ledger transactions as possible.
    */
-  async recordChanges(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): Promise<void> {
+  async recordChanges(caller: Caller, changes: readonly Change[]): Promise<void> {
     const entries = this.changeEntries(caller, changes);
     if (entries.length > 0) await this.#sink.record(entries);
   }
 
   /** The access entries recording changes: one per patient and action, at most 100 versions each. */
-  changeEntries(caller: Caller, changes: ReadonlyArray<{ version: StoredVersion; patient: string; action: 'C' | 'U' | 'D' }>): AccessEntryInput[] {
+  changeEntries(caller: Caller, changes: readonly Change[]): AccessEntryInput[] {
     if (changes.length === 0) return [];
     const { actor, purpose } = AccessControl.requireActor(caller);
     const groups = new Map<string, { patient: string; action: 'C' | 'U' | 'D'; refs: string[] }>();
     for (const c of changes) {
-      const key = `${c.action} ${c.patient}`;
-      const group = groups.get(key) ?? { patient: c.patient, action: c.action, refs: [] };
-      group.refs.push(ref(c.version));
-      groups.set(key, group);
+      for (const patient of [c.patient, ...(c.coPatients ?? [])]) {
+        const key = `${c.action} ${patient}`;
+        const group = groups.get(key) ?? { patient, action: c.action, refs: [] };
+        group.refs.push(ref(c.version));
+        groups.set(key, group);
+      }
     }
     const slices = [...groups.values()].flatMap((g) => chunks(g.refs, MAX_RESOURCES_PER_ENTRY).map((refs) => ({ ...g, refs })));
     const entries: AccessEntryInput[] = slices.map((g) => ({

@@ -1,4 +1,4 @@
-import { MAX_AUDIT_BATCH } from '@hdx/chaincode/dist/protocol';
+import { MAX_AUDIT_BATCH, MAX_CO_PATIENTS } from '@hdx/chaincode/dist/protocol';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { validateResource } from '@hdx/fhir-mappers';
 import type { Logger } from 'pino';
@@ -152,6 +152,12 @@ function chunksOf<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
+/** The local patients whose consents govern a version: its patient (null: reference data) and any others. */
+interface GoverningPatients {
+  readonly patientId: string | null;
+  readonly coPatientIds: readonly string[];
+}
+
 /** Candidates decided one by one in one request at most (history, $everything, includes, chains); a search pages through any number. */
 export const MAX_SEARCH_CANDIDATES = 1000;
 
@@ -265,6 +271,21 @@ export class ResourceService {
     return did !== undefined && isPatientOrGuardian(self, did, (d) => this.#ledger.resolveDid(d));
   }
 
+  /**
+   * A version in several patients' compartments is in a compartment-bound caller's compartment when any
+   * of its patients is (reading it still needs every patient's consent); writing it needs all of them
+   * (a patient writes only its own compartment's records).
+   */
+  async inCompartmentOf(caller: Caller, v: Pick<StoredVersion, 'patientId' | 'coPatientIds'>, need: 'any' | 'all' = 'any'): Promise<boolean> {
+    const patients = [v.patientId, ...(v.coPatientIds ?? [])];
+    for (const p of patients) {
+      const inside = await this.inCompartment(caller, p);
+      if (need === 'any' && inside) return true;
+      if (need === 'all' && !inside) return false;
+    }
+    return need === 'all';
+  }
+
   /** The local patients a compartment-bound caller may search: itself, and the wards it names. */
   async #compartmentPatients(caller: Caller, asked: readonly string[] | undefined): Promise<string[] | undefined> {
     if (caller.compartmentOf === undefined) return asked ? [...asked] : undefined;
@@ -280,7 +301,7 @@ export class ResourceService {
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     if (!v) throw notKnown(resourceType, id, versionId);
     // Reference data is in no patient's compartment: a patient reads it as any other member user does.
-    if (v.patientId !== null && !(await this.inCompartment(caller, v.patientId))) return this.access.refuse(caller, v, subtype, 'outside-compartment');
+    if (v.patientId !== null && !(await this.inCompartmentOf(caller, v))) return this.access.refuse(caller, v, subtype, 'outside-compartment');
     return v;
   }
 
@@ -300,33 +321,42 @@ export class ResourceService {
   }
 
   /**
-   * The local patient whose consents govern a resource (null: reference data, in no patient's
-   * compartment). A type of the spec's patient CompartmentDefinition must reference exactly one Patient
-   * through its compartment parameters; a type outside it is governed by a Patient it references through
-   * a search parameter targeting Patient (Device.patient), else it is reference data. The Patient must be
-   * held here, or created (and not deleted) by the same write.
+   * The local patients whose consents govern a resource (patientId null: reference data, in no patient's
+   * compartment). A type of the spec's patient CompartmentDefinition must reference at least one Patient
+   * held here through its compartment parameters; the first found (in the CompartmentDefinition's
+   * parameter order: `Observation.subject` before `performer`) is its patient, any others its co-patients,
+   * and every one's consents govern it (at most 1 + MAX_CO_PATIENTS). A type outside the compartment is
+   * governed by the Patients it references through a search parameter targeting Patient (Device.patient),
+   * else it is reference data. Each Patient must be held here, or created (and not deleted) by the same write.
    */
-  async #patientOf(resource: Resource, id: string, plan: WritePlan): Promise<string | null> {
+  async #patientOf(resource: Resource, id: string, plan: WritePlan): Promise<GoverningPatients> {
     const type = resource.resourceType;
-    if (type === 'Patient') return id;
+    if (type === 'Patient') return { patientId: id, coPatientIds: [] };
     const inCompartment = inPatientCompartment(type);
     const refs = inCompartment ? patientReferencesOf(resource) : patientTargetReferencesOf(resource);
     const path = `${type}.${compartmentParamsOf(type)[0] ?? 'patient'}`;
+    let ids: string[];
     if (refs.length === 0) {
-      if (!inCompartment) return null;
-      // No Patient named (a Provenance whose targets are the patient's records): governed by the one
-      // patient whose records it references, never left ungoverned.
-      const via = await this.#patientsReferenced(resource, plan);
-      if (via.size === 1) return [...via][0] as string;
-      throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
+      if (!inCompartment) return { patientId: null, coPatientIds: [] };
+      // No Patient named (a Provenance whose targets are the patients' records): governed by the patients
+      // whose records it references, never left ungoverned.
+      ids = [...(await this.#patientsReferenced(resource, plan))].sort();
+      if (ids.length === 0) throw invalidAt(path, `${path} must reference the Patient (Patient/<id>) the record belongs to`);
+    } else {
+      ids = [];
+      for (const r of refs) {
+        const patientId = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(r)?.[1];
+        const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
+        const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : (await this.#store.readCurrent('Patient', patientId))?.deleted === false;
+        if (!held || patientId === undefined) throw notHeldPatient(type);
+        if (!ids.includes(patientId)) ids.push(patientId);
+      }
     }
-    if (refs.length > 1) throw invalidAt(path, `A ${type} in several patients' compartments is not supported here yet: it must reference one Patient`);
-    const m = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(refs[0] ?? '');
-    const patientId = m?.[1];
-    const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
-    const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : (await this.#store.readCurrent('Patient', patientId))?.deleted === false;
-    if (!held || patientId === undefined) throw notHeldPatient(type);
-    return patientId;
+    if (ids.length > 1 + MAX_CO_PATIENTS) {
+      throw invalidAt(path, `A ${type} may be in at most ${1 + MAX_CO_PATIENTS} patients' compartments here (each one's consents govern it); this one names ${ids.length}`);
+    }
+    const [patientId, ...coPatientIds] = ids as [string, ...string[]];
+    return { patientId, coPatientIds };
   }
 
   /** The patients governing the resources (held here or in this write) a resource references literally. */
@@ -568,7 +598,7 @@ export class ResourceService {
     this.#assertWrite(caller, 'update', resourceType);
     if (ifMatch !== undefined) parseIfMatch(ifMatch);
     const current = await this.#store.readCurrent(resourceType, id);
-    if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    if (!current || !(await this.inCompartmentOf(caller, current, 'all'))) throw notKnown(resourceType, id);
     if (current.deleted) throw new OperationOutcomeError('GONE', `${resourceType}/${id} was deleted`);
     assertVersionMatches(ifMatch, current, resourceType);
     const patched = applyPatch(await this.#integrity.verified(current), patch);
@@ -590,7 +620,7 @@ export class ResourceService {
   /** A compartment-bound caller (a patient) writes only its own compartment's records. */
   async #guardCompartment(caller: Caller, prepared: PreparedVersion): Promise<PreparedVersion> {
     // Said exactly as for a Patient this server does not hold: a patient cannot probe which exist.
-    if (!(await this.inCompartment(caller, prepared.row.patientId))) throw notHeldPatient(prepared.resource.resourceType);
+    if (!(await this.inCompartmentOf(caller, prepared.row, 'all'))) throw notHeldPatient(prepared.resource.resourceType);
     return prepared;
   }
 
@@ -602,7 +632,7 @@ export class ResourceService {
     const current = await this.#store.readCurrent(resourceType, id);
     // Someone else's record is answered as a missing one (update does not create), before If-Match is
     // looked at: a version check never tells a caller that a record it may not see is there.
-    if (!current || !(await this.inCompartment(caller, current.patientId))) throw notKnown(resourceType, id);
+    if (!current || !(await this.inCompartmentOf(caller, current, 'all'))) throw notKnown(resourceType, id);
     assertVersionMatches(ifMatch, current, resourceType);
     return this.#guardCompartment(caller, await this.#prepareVersion(plan, input, current.versionId + 1, false, undefined, caller));
   }
@@ -614,19 +644,19 @@ export class ResourceService {
     const current = await this.#store.readCurrent(resourceType, id);
     // Someone else's record (outside a patient's compartment) is answered as a missing one: nothing
     // deleted, and If-Match not looked at, so the answer never tells that it is there.
-    if (!current || current.deleted || !(await this.inCompartment(caller, current.patientId))) return undefined;
+    if (!current || current.deleted || !(await this.inCompartmentOf(caller, current, 'all'))) return undefined;
     assertVersionMatches(ifMatch, current, resourceType);
     const stub: Resource = { resourceType, id };
-    return this.#prepareVersion(plan, stub, current.versionId + 1, true, current.patientId, caller);
+    return this.#prepareVersion(plan, stub, current.versionId + 1, true, { patientId: current.patientId, coPatientIds: current.coPatientIds ?? [] }, caller);
   }
 
-  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatient?: string | null, caller?: Caller): Promise<PreparedVersion> {
+  async #prepareVersion(plan: WritePlan, input: Resource, versionId: number, deleted: boolean, knownPatients?: GoverningPatients, caller?: Caller): Promise<PreparedVersion> {
     const id = String(input.id);
     typeInfo(input.resourceType);
     const lastUpdated = plan.lastUpdated;
     const { versionId: _v, lastUpdated: _l, ...keptMeta } = input.meta ?? {};
     const resource: Resource = { ...input, id, meta: { ...keptMeta, versionId: String(versionId), lastUpdated } };
-    const patientId = knownPatient !== undefined ? knownPatient : await this.#patientOf(resource, id, plan);
+    const { patientId, coPatientIds } = knownPatients ?? (await this.#patientOf(resource, id, plan));
     if (patientId === null && caller !== undefined && !REFERENCE_DATA_WRITERS.has(caller.kind)) {
       throw new OperationOutcomeError(
         'FORBIDDEN',
@@ -640,13 +670,9 @@ export class ResourceService {
       if (!deleted) await this.#linkDid(resource, patientId, plan, caller);
       plan.patients.set(patientId, { deleted });
     }
-    const keyId = ResourceService.keyIdOf(patientId);
-    let key = (await this.#store.findPatientKey(keyId)) ?? plan.newPatientKeys.get(keyId);
-    if (!key) {
-      key = randomBytes(32);
-      plan.newPatientKeys.set(keyId, key);
-    }
-    const patient = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? (await this.#store.patientDid(patientId)))) ?? patientPseudonym(key);
+    const { key, ref: patient } = await this.#ledgerPatient(plan, patientId);
+    const coPatients: string[] = [];
+    for (const co of coPatientIds) coPatients.push((await this.#ledgerPatient(plan, co)).ref);
     const prepared: PreparedVersion = {
       resource,
       row: {
@@ -661,13 +687,30 @@ export class ResourceService {
         codes: deleted ? [] : codeTokensOf(resource),
         index: deleted ? [] : timeSync('index', () => indexEntriesOf(resource)),
         accessClass: accessClassOf(resource, deleted),
+        ...(coPatientIds.length > 0 ? { coPatientIds } : {}),
       },
-      anchor: timeSync('commitment', () => anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient)),
+      anchor: timeSync('commitment', () => anchorInputFor(resource, { resourceType: resource.resourceType, id, versionId, lastUpdated, deleted }, key, patient, coPatients)),
       patient,
+      coPatients,
       action: deleted ? 'D' : versionId === 1 ? 'C' : 'U',
     };
     plan.versions.push(prepared);
     return prepared;
+  }
+
+  /**
+   * A patient's commitment key (made in the plan for a patient it creates) and its reference on the
+   * ledger: its DID once linked, else the pseudonym derived from its key (reference data: the shared key).
+   */
+  async #ledgerPatient(plan: WritePlan, patientId: string | null): Promise<{ key: Buffer; ref: string }> {
+    const keyId = ResourceService.keyIdOf(patientId);
+    let key = (await this.#store.findPatientKey(keyId)) ?? plan.newPatientKeys.get(keyId);
+    if (!key) {
+      key = randomBytes(32);
+      plan.newPatientKeys.set(keyId, key);
+    }
+    const ref = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? (await this.#store.patientDid(patientId)))) ?? patientPseudonym(key);
+    return { key, ref };
   }
 
   /** Versions being written (between insertPendingWrite and markWriteAnchored) or settled by this process: never settled by anyone else meanwhile. */
@@ -724,7 +767,7 @@ export class ResourceService {
     if (plan.versions.length > MAX_WRITE_VERSIONS) throw new OperationOutcomeError('TOO_LARGE', `One write may hold at most ${MAX_WRITE_VERSIONS} versions`);
     // More versions than one AnchorBatch takes: anchored in several ledger transactions (#anchorInChunks).
     const chunked = plan.versions.length > MAX_ANCHOR_BATCH;
-    const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, action: v.action }));
+    const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, coPatients: v.coPatients, action: v.action }));
     const entries = timeSync('audit', () => this.access.changeEntries(caller, changes));
     // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
     // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
@@ -881,7 +924,13 @@ export class ResourceService {
     const key = await this.#store.findPatientKey(ResourceService.keyIdOf(v.patientId));
     if (!key) return undefined;
     const patient = (v.patientId === null ? undefined : await this.#store.patientDid(v.patientId)) ?? patientPseudonym(key);
-    return anchorInputFor(JSON.parse(v.content) as Resource, v, key, patient);
+    const coPatients: string[] = [];
+    for (const co of v.coPatientIds ?? []) {
+      const coKey = await this.#store.findPatientKey(co);
+      if (!coKey) return undefined;
+      coPatients.push((await this.#store.patientDid(co)) ?? patientPseudonym(coKey));
+    }
+    return anchorInputFor(JSON.parse(v.content) as Resource, v, key, patient, coPatients);
   }
 
   /** Marks versions as being worked on by this process; false (nothing marked) if one already is. */
@@ -1416,7 +1465,7 @@ export class ResourceService {
     for (const v of found.values()) {
       seen.add(key(v));
       if (!mayRead(v.resourceType)) continue;
-      if (v.patientId !== null && !(await this.inCompartment(caller, v.patientId))) continue;
+      if (v.patientId !== null && !(await this.inCompartmentOf(caller, v))) continue;
       out.push(v);
     }
     if (out.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_include, _count');

@@ -51,6 +51,8 @@ export interface PreparedVersion {
   readonly anchor: AnchorInput;
   /** The patient reference on the ledger (DID or pseudonym). */
   readonly patient: string;
+  /** The other patients' references on the ledger (a resource in several patients' compartments). */
+  readonly coPatients: readonly string[];
   readonly action: 'C' | 'U' | 'D';
 }
 
@@ -88,6 +90,7 @@ export function anchorInputFor(
   v: { readonly resourceType: string; readonly id: string; readonly versionId: number; readonly lastUpdated: string; readonly deleted: boolean },
   key: Buffer,
   patient: string,
+  coPatients: readonly string[] = [],
 ): AnchorInput {
   const dataMonth = dataMonthOf(resource, v.deleted);
   return {
@@ -95,6 +98,7 @@ export function anchorInputFor(
     id: v.id,
     versionId: String(v.versionId),
     patient,
+    ...(coPatients.length > 0 ? { coPatients: [...coPatients] } : {}),
     securityLabels: securityLabels(resource.meta),
     lastUpdated: v.lastUpdated,
     // The clinical month (never a Patient's birth date): consent dataPeriod is decided on it.

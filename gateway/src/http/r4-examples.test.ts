@@ -26,14 +26,11 @@ const EXAMPLES = path.dirname(require.resolve('hl7.fhir.r4.examples/package.json
 
 /** A record of a patient-compartment type that names no Patient held here. */
 const NOT_ATTRIBUTED = /must reference the Patient \(Patient\/<id>\) the record belongs to|must reference a Patient held by this server/;
-/** A record naming two Patients (several compartments: not supported yet). */
-const SEVERAL_PATIENTS = /in several patients' compartments is not supported here yet/;
 
 /**
- * Examples refused, by file, and why. Three kinds:
+ * Examples refused, by file, and why. Two kinds:
  * - not attributable: a record of a patient-compartment type that names no Patient (its subject is a
  *   Group, a contained patient, a herd, nothing): refused rather than held ungoverned (SECURITY.md);
- * - several compartments: a record naming two Patients (not supported yet);
  * - invalid example: the example breaks an R4 rule (an empty narrative, txt-2; an id over 64
  *   characters; ...), which the gateway enforces.
  */
@@ -87,7 +84,7 @@ const REFUSED: Record<string, RegExp> = {
   'Observation-decimal.json': NOT_ATTRIBUTED,
   'Observation-herd1.json': NOT_ATTRIBUTED,
   'Observation-vp-oyster.json': NOT_ATTRIBUTED,
-  'PaymentNotice-77654.json': SEVERAL_PATIENTS,
+  'PaymentNotice-77654.json': NOT_ATTRIBUTED,
   'Person-f002.json': NOT_ATTRIBUTED,
   'Person-grahame.json': NOT_ATTRIBUTED,
   'Person-pd.json': NOT_ATTRIBUTED,

@@ -62,6 +62,11 @@ export function parseAccessClass(text: string): AccessClass | undefined {
 }
 
 /** Whether an anchor states exactly this class (labels compared as sets, as the decision reads them). */
-export function anchorHasClass(anchor: { readonly securityLabels?: readonly string[]; readonly dataMonth?: string }, c: AccessClass): boolean {
+export function anchorHasClass(
+  anchor: { readonly securityLabels?: readonly string[]; readonly dataMonth?: string; readonly coPatients?: readonly string[] },
+  c: AccessClass,
+): boolean {
+  // A version of several patients is never released by a class (one patient's decision): only as itself.
+  if (anchor.coPatients !== undefined && anchor.coPatients.length > 0) return false;
   return formatAccessClass({ securityLabels: anchor.securityLabels ?? [], ...optionalMonth(anchor.dataMonth) }) === formatAccessClass(c);
 }

@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolClient, type QueryResultRow } from 'pg';
 import type { PgQuery } from '../auth/replay';
 import { OperationOutcomeError } from '../errors';
-import { accessClassOf } from '../model/access-class';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import { referenceIdentifierEntries, withCanonical } from './search-index';
 import { SUPPORTED_TYPES } from '../model/definitions';
@@ -21,7 +20,7 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { groupPendingWrites, toSearchClass, toVersion, type VersionRow } from './sql-rows';
+import { accessClassColumn, coPatientsColumn, groupPendingWrites, toSearchClass, toVersion, type VersionRow } from './sql-rows';
 
 /**
  * The store on PostgreSQL (HDX_STORE=postgres://…): the same tables, search and transactions as
@@ -206,6 +205,8 @@ const MIGRATIONS: ReadonlyArray<string | ((client: PoolClient) => Promise<void>)
       );
     }
   },
+  // 8: the other patients of a version in several patients' compartments, as SqliteStore's migration 11.
+  `ALTER TABLE resource_version ADD COLUMN IF NOT EXISTS co_patients TEXT COLLATE "C";`,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
@@ -260,7 +261,7 @@ function uniqueViolation(err: unknown): string | undefined {
   return undefined;
 }
 
-const VERSION_COLUMNS = 'resource_type, id, version_id, last_updated, patient_id, deleted, content, state, write_id, access_class';
+const VERSION_COLUMNS = 'resource_type, id, version_id, last_updated, patient_id, deleted, content, state, write_id, access_class, co_patients';
 
 export interface PgStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -452,10 +453,10 @@ export class PgStore implements ResourceStore {
       const chunk = versions.slice(at, at + WRITE_CHUNK);
       try {
         await c.query(
-          `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state, write_id)
-           SELECT u.t, u.id, u.v, u.lu, u.p, u.d, u.c, u.cd, u.codes, u.ac, 'pending', $11
-             FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[])
-                  AS u(t, id, v, lu, p, d, c, cd, codes, ac)`,
+          `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, co_patients, state, write_id)
+           SELECT u.t, u.id, u.v, u.lu, u.p, u.d, u.c, u.cd, u.codes, u.ac, u.cp, 'pending', $12
+             FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                  AS u(t, id, v, lu, p, d, c, cd, codes, ac, cp)`,
           [
             chunk.map((v) => v.resourceType),
             chunk.map((v) => v.id),
@@ -466,7 +467,8 @@ export class PgStore implements ResourceStore {
             chunk.map((v) => v.content),
             chunk.map((v) => v.date),
             chunk.map((v) => (v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '')),
-            chunk.map((v) => v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted)),
+            chunk.map((v) => accessClassColumn(v)),
+            chunk.map((v) => coPatientsColumn(v.coPatientIds)),
             writeId,
           ],
         );
@@ -639,7 +641,7 @@ export class PgStore implements ResourceStore {
       await c.query('DELETE FROM pending_write WHERE write_id = ANY($1::text[])', [ids]);
     });
     const rows = await this.#query<VersionRow & { did_links: string | null; new_patients: string | null }>(
-      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class,
+      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class, rv.co_patients,
               pw.did_links, pw.new_patients
          FROM resource_version rv LEFT JOIN pending_write pw ON pw.write_id = rv.write_id
         WHERE rv.state = 'pending' AND (pw.owner IS NULL OR pw.owner = $1) ORDER BY rv.last_updated`,
@@ -705,7 +707,7 @@ export class PgStore implements ResourceStore {
   async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
     // As SqliteStore: a version overlaps `at` when it began before at's end and no later version began at or before at's start.
     const rows = await this.#query<VersionRow>(
-      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class
+      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class, rv.co_patients
          FROM resource_version rv
         WHERE ($1::text IS NULL OR rv.resource_type = $1::text) AND rv.state = 'anchored' AND ($2::text IS NULL OR rv.last_updated >= $2::text)
           AND ($3::text IS NULL OR (rv.last_updated < $4::text AND NOT EXISTS (
@@ -771,12 +773,14 @@ export class PgStore implements ResourceStore {
 
   async erasePatient(patientId: string): Promise<number> {
     return this.#transaction(async (c) => {
+      // Its own versions and those naming it beside another patient (erased for all of them).
+      const params = [patientId, `% ${patientId} %`];
       await c.query(
         `DELETE FROM search_index si USING resource_version rv
-          WHERE rv.patient_id = $1 AND rv.resource_type = si.resource_type AND rv.id = si.id AND rv.version_id = si.version_id`,
-        [patientId],
+          WHERE (rv.patient_id = $1 OR rv.co_patients LIKE $2) AND rv.resource_type = si.resource_type AND rv.id = si.id AND rv.version_id = si.version_id`,
+        params,
       );
-      const versions = (await c.query('DELETE FROM resource_version WHERE patient_id = $1', [patientId])).rowCount ?? 0;
+      const versions = (await c.query('DELETE FROM resource_version WHERE patient_id = $1 OR co_patients LIKE $2', params)).rowCount ?? 0;
       await c.query('DELETE FROM patient_key WHERE patient_id = $1', [patientId]);
       await c.query('DELETE FROM patient_did WHERE patient_id = $1', [patientId]);
       // Pending writes left without versions are dropped by the next listPendingWrites.

@@ -2,7 +2,8 @@
  * Rows of the stores' tables as the store interface gives them: the same columns on SQLite and
  * PostgreSQL (sqlite-store.ts, pg-store.ts), so one mapping serves both.
  */
-import { searchClassKey, type SearchClass, type StoredPendingWrite, type StoredVersion } from './store';
+import { accessClassOf } from '../model/access-class';
+import { type NewVersion, searchClassKey, type SearchClass, type StoredPendingWrite, type StoredVersion } from './store';
 
 /** A resource_version row. */
 export interface VersionRow {
@@ -16,6 +17,18 @@ export interface VersionRow {
   state: 'pending' | 'anchored';
   write_id?: string | null;
   access_class?: string | null;
+  co_patients?: string | null;
+}
+
+/** The co_patients column: ` id1 id2 ` (FHIR ids hold no spaces, `%` or `_`, so LIKE '% id %' finds one), or NULL. */
+export function coPatientsColumn(ids: readonly string[] | undefined): string | null {
+  return ids && ids.length > 0 ? ` ${ids.join(' ')} ` : null;
+}
+
+/** A stored version's access class: none for a version of several patients (decided as itself), else the given or derived one. */
+export function accessClassColumn(v: Pick<NewVersion, 'accessClass' | 'coPatientIds' | 'content' | 'deleted'>): string | null {
+  if (v.coPatientIds && v.coPatientIds.length > 0) return null;
+  return v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted);
 }
 
 export function toVersion(r: VersionRow): StoredVersion {
@@ -29,6 +42,7 @@ export function toVersion(r: VersionRow): StoredVersion {
     content: r.content,
     state: r.state,
     ...(typeof r.access_class === 'string' ? { accessClass: r.access_class } : {}),
+    ...(typeof r.co_patients === 'string' && r.co_patients.trim() !== '' ? { coPatientIds: r.co_patients.trim().split(' ') } : {}),
   };
 }
 

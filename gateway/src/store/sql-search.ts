@@ -211,7 +211,17 @@ export function whereOf(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params
     return values.map((_, i) => `@${name}${i}`).join(', ');
   };
   if (q.ids) where.push(q.ids.length === 0 ? 'FALSE' : `rv.id IN (${list('id', q.ids)})`);
-  if (q.patientIds) where.push(q.patientIds.length === 0 ? 'FALSE' : `rv.patient_id IN (${list('pt', q.patientIds)})`);
+  if (q.patientIds) {
+    if (q.patientIds.length === 0) where.push('FALSE');
+    else {
+      // A version is in a patient's compartment as its patient or as one of its co-patients.
+      const co = q.patientIds.map((p, i) => {
+        params[`cpt${i}`] = `% ${p} %`;
+        return `rv.co_patients LIKE @cpt${i}`;
+      });
+      where.push(`(rv.patient_id IN (${list('pt', q.patientIds)}) OR (rv.co_patients IS NOT NULL AND (${co.join(' OR ')})))`);
+    }
+  }
   if (q.codes && q.codes.length > 0) {
     // Tokens are stored as ` system|code ` (a coding without system as ` |code `).
     const ors = q.codes.map((c, i) => {

@@ -23,7 +23,7 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { groupPendingWrites, type PendingWriteMeta, toSearchClass, toVersion, type VersionRow } from './sql-rows';
+import { accessClassColumn, coPatientsColumn, groupPendingWrites, type PendingWriteMeta, toSearchClass, toVersion, type VersionRow } from './sql-rows';
 
 /** SQLite: the permitted class keys as a JSON array, read with json_each. */
 const SQLITE: SqlDialect = {
@@ -225,6 +225,13 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       for (const e of referenceIdentifierEntries(JSON.parse(r.content) as Record<string, unknown>)) insert.run(...indexRow(key, e));
     }
   },
+  // 11: the other patients of a version in several patients' compartments (` id1 id2 `, NULL for most):
+  // each one's consents govern it too. No version written before can have any (they were refused).
+  (db) => {
+    // Added only where missing: a store taken back to an older schema version (the migration tests) keeps it.
+    const columns = db.prepare('PRAGMA table_info(resource_version)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'co_patients')) db.exec(`ALTER TABLE resource_version ADD COLUMN co_patients TEXT;`);
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -265,8 +272,8 @@ export class SqliteStore implements ResourceStore {
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(
-        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, state)
-         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, @accessClass, 'pending')`,
+        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, co_patients, state)
+         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, @accessClass, @coPatients, 'pending')`,
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
@@ -381,12 +388,13 @@ export class SqliteStore implements ResourceStore {
   #insertPending(v: NewVersion): void {
     try {
       this.#db.transaction(() => {
-        const { index: _index, ...row } = v;
+        const { index: _index, coPatientIds: _co, ...row } = v;
         this.#stmts.insert.run({
           ...row,
+          coPatients: coPatientsColumn(v.coPatientIds),
           deleted: v.deleted ? 1 : 0,
           codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
-          accessClass: v.accessClass ?? accessClassOf(JSON.parse(v.content) as Record<string, unknown>, v.deleted),
+          accessClass: accessClassColumn(v),
         });
         if (!v.deleted) this.#insertIndex(v, v.index ?? []);
       })();
@@ -537,13 +545,16 @@ export class SqliteStore implements ResourceStore {
   }
 
   async erasePatient(patientId: string): Promise<number> {
+    // Its own versions and those naming it beside another patient (erased for all of them).
+    const ofPatient = `(rv.patient_id = @p OR rv.co_patients LIKE @co)`;
+    const params = { p: patientId, co: `% ${patientId} %` };
     return this.#db.transaction(() => {
       this.#db
         .prepare(
-          `DELETE FROM search_index WHERE EXISTS (SELECT 1 FROM resource_version rv WHERE rv.patient_id = ? AND rv.resource_type = search_index.resource_type AND rv.id = search_index.id AND rv.version_id = search_index.version_id)`,
+          `DELETE FROM search_index WHERE EXISTS (SELECT 1 FROM resource_version rv WHERE ${ofPatient} AND rv.resource_type = search_index.resource_type AND rv.id = search_index.id AND rv.version_id = search_index.version_id)`,
         )
-        .run(patientId);
-      const versions = this.#db.prepare('DELETE FROM resource_version WHERE patient_id = ?').run(patientId).changes;
+        .run(params);
+      const versions = this.#db.prepare(`DELETE FROM resource_version AS rv WHERE ${ofPatient}`).run(params).changes;
       this.#db.prepare('DELETE FROM patient_key WHERE patient_id = ?').run(patientId);
       this.#db.prepare('DELETE FROM patient_did WHERE patient_id = ?').run(patientId);
       // Pending writes left without versions are dropped by the next listPendingWrites.

@@ -22,6 +22,12 @@ export interface StoredVersion {
   readonly state: 'pending' | 'anchored';
   /** Its access class (model/access-class.ts), when the store holds one. */
   readonly accessClass?: string;
+  /**
+   * The other local patients in whose compartments it also is (a resource naming several patients):
+   * each one's consents govern it beside `patientId`'s. Such a version has no access class: every
+   * decision about it is made for the version itself, from its anchor, which names them all.
+   */
+  readonly coPatientIds?: readonly string[];
 }
 
 /** What search needs besides the content: extracted when the version is written. */
@@ -179,6 +185,7 @@ export interface DateFilter {
 export interface StoreQuery {
   readonly resourceType: string;
   readonly ids?: readonly string[];
+  /** Only versions in these patients' compartments (their own, or naming them as co-patients). */
   readonly patientIds?: readonly string[];
   readonly lastUpdated?: readonly DateFilter[];
   readonly date?: readonly DateFilter[];

@@ -245,5 +245,30 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
       expect((await store.searchClasses({ resourceType: 'Observation', patientIds: ['p2'] })).map((c) => c.count)).to.deep.equal([1]);
       expect((await store.search({ resourceType: 'Observation', limit: 10 })).find((v) => v.id === 'd')?.accessClass).to.equal(JSON.stringify(['2024-01', ['R']]));
     });
+
+    it("keeps a version's co-patients: no access class (a class of its own), in each patient's compartment, erased with any of them", async () => {
+      const store = open();
+      const shared: NewVersion = { ...observation('s', 'p1', '2024-01'), coPatientIds: ['p2', 'p3'] };
+      for (const v of [observation('a', 'p1', '2024-01'), shared, observation('e', 'p2', '2024-01'), observation('g', 'p4', '2024-01')]) {
+        await store.insertPending(v);
+        await store.markAnchored(v.resourceType, v.id, 1);
+      }
+      const read = await store.readCurrent('Observation', 's');
+      expect(read?.coPatientIds).to.deep.equal(['p2', 'p3']);
+      expect(read?.accessClass).to.equal(undefined);
+      expect((await store.readCurrent('Observation', 'a'))?.coPatientIds).to.equal(undefined);
+      // Decided as itself: its own group, naming the version.
+      const classes = await store.searchClasses({ resourceType: 'Observation', patientIds: ['p1'] });
+      expect(classes.map((c) => c.version?.id ?? c.accessClass).sort()).to.deep.equal([JSON.stringify(['2024-01', []]), 's']);
+      const ids = async (patientIds: string[]): Promise<string[]> => (await store.search({ resourceType: 'Observation', patientIds, limit: 10 })).map((v) => v.id).sort();
+      expect(await ids(['p2'])).to.deep.equal(['e', 's']);
+      expect(await ids(['p3'])).to.deep.equal(['s']);
+      expect(await ids(['p4'])).to.deep.equal(['g']);
+      // A co-patient's erasure takes the version with it, and leaves the other patients' own records.
+      expect(await store.erasePatient('p3')).to.equal(1);
+      expect(await store.readCurrent('Observation', 's')).to.equal(undefined);
+      expect(await ids(['p1'])).to.deep.equal(['a']);
+      expect(await ids(['p2'])).to.deep.equal(['e']);
+    });
   });
 }

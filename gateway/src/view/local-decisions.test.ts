@@ -93,6 +93,8 @@ async function world(): Promise<World> {
   await h1.anchor(anchorInput('Observation', 'a2', patient.did, '2023-12', [RESTRICTED]));
   await h1.anchor(anchorInput('Condition', 'c1', LINKED, '2023-01'));
   await h1.anchor(anchorInput('Observation', 'e1', ERASED, '2024-02'));
+  // In two patients' compartments (the other patient as performer): both patients' consents govern it.
+  await h1.anchor({ ...anchorInput('Observation', 's1', patient.did, '2024-04'), coPatients: [other.did] });
   await h1.linkPatient(LINKED, patient.did);
   await h1.erasePatient(ERASED);
   return { chain, h1, patient, other, doc1, doc2, sys1, auditor, org2, doc3 };
@@ -153,7 +155,7 @@ describe('view/local-decisions', () => {
         [w.doc3.did, 'Hospital3MSP'],
         [UNREGISTERED, H1],
       ];
-      const resources = ['Observation/a1/_history/1', 'Observation/a2/_history/1', 'Condition/c1/_history/1', 'Observation/e1/_history/1'];
+      const resources = ['Observation/a1/_history/1', 'Observation/a2/_history/1', 'Condition/c1/_history/1', 'Observation/e1/_history/1', 'Observation/s1/_history/1'];
       for (const [actor, actorOrganization] of actors) {
         for (const actorAuth of ['did', 'idp', 'delegated'] as const) {
           for (const purpose of ['TREAT', 'ETREAT', 'PATRQT', 'HOPERAT']) {
@@ -173,7 +175,7 @@ describe('view/local-decisions', () => {
       }
       store.close();
     }
-    expect(compared).to.equal(3 * 9 * 3 * 4 * 4);
+    expect(compared).to.equal(3 * 9 * 3 * 4 * 5);
     // The matrix reaches every branch of the evaluator that decides a read.
     for (const seen of [
       'permit:consent-permit',

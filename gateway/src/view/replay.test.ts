@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { AuditEntry } from '@hdx/chaincode';
+import { coPatientEntryId } from '@hdx/chaincode/dist/protocol';
 import type { TestKey } from '@hdx/chaincode/dist/test-support/keys';
 import { H2_GATEWAY, registerDid, signedBy } from '@hdx/chaincode/dist/test-support/registry';
 import type { AccessEntryInput, AnchorInput, EvaluateRequest } from '../ledger/ledger-client';
@@ -226,6 +227,25 @@ describe('view/replay', () => {
     ]);
     const flagged = byId(await replay(w), entry?.eventId ?? '');
     expect(flagged?.verdict).to.equal('does-not-follow');
+  });
+
+  it("a version of several patients: the entries in a co-patient's history (its derived entryId in a batch, or stated by the gateway) follow", async () => {
+    // s1 is another patient's record that names w.patient too (coPatients): both consents govern it.
+    const other = await registerDid(w.chain, 'patient');
+    await w.h1.anchor({ ...anchorInput('s1', other.did), coPatients: [w.patient.did] });
+    await grant(w);
+    const request = { ...readRequest(w, 's1'), resources: ['Observation/s1/_history/1'], auditAction: 'R' as const, subtype: 'read', entryId: 'co-batch-0' };
+    w.chain.naming(AUTHORIZE_AND_RECORD_BATCH, JSON.stringify([request]));
+    const [decided] = await w.h1.authorizeAndRecordBatch([request]);
+    // The other patient has not consented: denied, and the denial is in w.patient's history too.
+    expect(decided?.decision).to.equal('deny');
+    const mine = (await history(w)).filter((e) => e.resources.includes('Observation/s1/_history/1'));
+    expect(mine.map((e) => e.entryId)).to.deep.equal([coPatientEntryId('co-batch-0', 1)]);
+    // An async read stated under w.patient (a co-patient) follows too.
+    const stated = await viewRead(w, 's1');
+    const report = await replay(w);
+    expect(report).to.deep.include({ entries: 2, follows: 2, doesNotFollow: [], unchecked: [] });
+    expect(byId(report, stated)).to.equal(undefined);
   });
 
   it('async mode: a permit recorded at a height where the consent did not permit it (a tampered entry) is flagged; honest entries follow', async () => {

@@ -44,6 +44,8 @@ import type { AuditEntry } from '@hdx/chaincode';
 import { type AccessRequestInput, decideAccessSteps, parseAccessRequest, type ResolvedDecision, runSync } from '@hdx/chaincode/dist/access-decision';
 import { AUDIT_KEY } from '@hdx/chaincode/dist/audit-model';
 import { ChaincodeError } from '@hdx/chaincode/dist/errors';
+import { coPatientEntryId } from '@hdx/chaincode/dist/protocol';
+import { governingPatients } from '@hdx/chaincode/dist/record-model';
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
 import { parseBlock, type ParsedBlock, type TransactionCall } from './block-parser';
 import type { BlockSource } from './ledger-view';
@@ -169,11 +171,19 @@ function decideNow(store: ViewStore, input: AccessRequestInput, clock: { now: nu
  * The request an AuthorizeAndRecord entry was decided on: the transaction's one request, or, in an
  * AuthorizeAndRecordBatch, the request carrying the entry's entryId (unique within a batch).
  */
+/** Whether an entry's entryId is a request's own, or that of one of its co-patients' entries (coPatientEntryId). */
+function isEntryOf(entryId: string, requestEntryId: unknown): boolean {
+  if (typeof requestEntryId !== 'string') return false;
+  if (entryId === requestEntryId) return true;
+  const n = /^co([0-9]{1,2})-/.exec(entryId)?.[1];
+  return n !== undefined && coPatientEntryId(requestEntryId, Number(n)) === entryId;
+}
+
 function requestOf(entry: AuditEntry, call: TransactionCall): JsonObject {
   const arg = JSON.parse(Buffer.from(call.args[0] ?? []).toString('utf8')) as unknown;
   if (call.fn !== AUTHORIZE_AND_RECORD_BATCH) return arg as JsonObject;
   const found = Array.isArray(arg)
-    ? (arg as JsonObject[]).find((r) => r !== null && typeof r === 'object' && r.entryId === entry.entryId && entry.entryId !== undefined)
+    ? (arg as JsonObject[]).find((r) => r !== null && typeof r === 'object' && entry.entryId !== undefined && isEntryOf(entry.entryId, r.entryId))
     : undefined;
   if (!found) throw new SyntaxError("no request of the batch carries the entry's entryId");
   return found;
@@ -192,7 +202,10 @@ function checkChaincodeEntry(store: ViewStore, entry: AuditEntry, call: Transact
     return { verdict: 'does-not-follow', why: refusal(err, 'its request', height) };
   }
   const replayed: DecisionOutcome = { decision: resolved.decision, consents: resolved.consents, reason: resolved.reason, breakGlass: resolved.breakGlass };
-  if (resolved.request.patient !== entry.patient) return { verdict: 'does-not-follow', replayed, why: 'the decision is about another patient than the entry names' };
+  // The entry names the decision's patient, or one of the other patients whose consents decided it.
+  if (![resolved.request.patient, ...(resolved.coPatients ?? [])].includes(entry.patient)) {
+    return { verdict: 'does-not-follow', replayed, why: 'the decision is about another patient than the entry names' };
+  }
   if (resolved.resource !== undefined && entry.resources[0] !== resolved.resource)
     return { verdict: 'does-not-follow', replayed, why: 'the entry names another resource than its request' };
   const same =
@@ -222,7 +235,8 @@ function checkViewEntry(store: ViewStore, entry: AuditEntry, height: number): Ch
       return { verdict: 'does-not-follow', why: refusal(err, `resources[${i}]`, height) };
     }
     const anchored = store.anchor(resourceType, id, versionId);
-    if (resolved.request.patient !== entry.patient && anchored?.patient !== entry.patient) {
+    const patients = [resolved.request.patient, ...(resolved.coPatients ?? []), ...(anchored ? governingPatients(anchored) : [])];
+    if (!patients.includes(entry.patient)) {
       return { verdict: 'does-not-follow', why: `resources[${i}] is not about the entry's patient at height ${height}` };
     }
     decisions.push({ decision: resolved.decision, consents: resolved.consents, reason: resolved.reason, breakGlass: resolved.breakGlass });
