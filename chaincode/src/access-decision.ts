@@ -155,8 +155,37 @@ export function runSync<T>(steps: DecisionSteps<T>, answer: (query: FactQuery) =
   return next.value;
 }
 
-/** The chaincode's answers: read from the world state through the stub. */
+/**
+ * Facts already read in a transaction, by its stub: a Fabric read sees the committed state only (never
+ * the transaction's own writes), so a fact read twice in one transaction is the same answer, and the
+ * decisions of one AuthorizeAndRecordBatch (a gateway's group commit: often one actor reading one
+ * patient's records) read each identity, organization and consent list once, not once per request.
+ */
+const factsRead = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/** The chaincode's answers: read from the world state through the stub (each fact once per transaction). */
 export function stubFacts(ctx: Context): (query: FactQuery) => Promise<unknown> {
+  let memo = factsRead.get(ctx.stub);
+  if (!memo) {
+    memo = new Map();
+    factsRead.set(ctx.stub, memo);
+  }
+  const read = readFact(ctx);
+  const cache = memo;
+  return (query) => {
+    const key = JSON.stringify(query);
+    let answer = cache.get(key);
+    if (!answer) {
+      answer = read(query);
+      cache.set(key, answer);
+      // A failed read is not kept: the transaction fails with it anyway.
+      answer.catch(() => cache.delete(key));
+    }
+    return answer;
+  };
+}
+
+function readFact(ctx: Context): (query: FactQuery) => Promise<unknown> {
   return async (query) => {
     switch (query.fact) {
       case 'anchor':
