@@ -222,6 +222,28 @@ describe('Bulk Data $export (HTTP)', () => {
     expect(missing.status).to.equal(404);
   });
 
+  it("exports a Group of several patients (each one's consents govern the Group itself): every member's records", async () => {
+    const pair = await poster(
+      ctx.app,
+      staff,
+    )({
+      resourceType: 'Group',
+      type: 'person',
+      actual: true,
+      member: [{ entity: { reference: `Patient/${ctx.aliceId}` } }, { entity: { reference: `Patient/${ctx.bobId}` } }],
+    });
+    const anchor = [...ctx.ledger.anchors.values()].find((a) => a.resourceType === 'Group' && a.id === pair);
+    expect(anchor?.patient).to.equal(ALICE);
+    expect(anchor?.coPatients).to.deep.equal([BOB]);
+    const { manifest } = await ctx.run(`/fhir/Group/${pair}/$export?_type=Patient,Condition,Group`, staff);
+    expect(await ctx.everything(manifest, staff)).to.deep.equal(
+      [`Condition/${ctx.aliceCond}`, `Condition/${ctx.bobCond}`, `Group/${ctx.group}`, `Group/${pair}`, `Patient/${ctx.aliceId}`, `Patient/${ctx.bobId}`].sort(),
+    );
+    // Alice alone may export her own compartment: the pair is in it, but Bob's consent is needed too.
+    const { manifest: hers } = await ctx.run('/fhir/Patient/$export?_type=Group', alice);
+    expect(await ctx.everything(hers, alice)).to.deep.equal([`Group/${ctx.group}`]);
+  });
+
   it("answers 404 to anyone but the job's starter, for its status, its files and its deletion", async () => {
     const { status, manifest } = await ctx.run('/fhir/$export?_type=Patient', staff);
     const statusPath = status.slice(BASE.length - '/fhir'.length);

@@ -26,7 +26,8 @@ import type {
   ReviewState,
   SubjectDid,
 } from '../ledger/ledger-client';
-import { REVIEW_OUTCOMES } from '@hdx/chaincode/dist/protocol';
+import { allOf } from '@hdx/chaincode/dist/consent-evaluate';
+import { coPatientEntryId, REVIEW_OUTCOMES } from '@hdx/chaincode/dist/protocol';
 import { MAX_ANCHOR_BATCH } from '../ledger/ledger-client';
 import { OperationOutcomeError } from '../errors';
 
@@ -67,6 +68,20 @@ export class FakeLedger implements LedgerClient {
   };
 
   constructor(readonly mspId = 'Hospital1MSP') {}
+
+  /** A version's decision, as the chaincode makes it: for a version of several patients, every one must permit (`decide` per patient). */
+  #decideVersion(request: AuthorizeRequest | EvaluateRequest, anchor: Anchor | undefined): Decision {
+    const own = this.decide(request, anchor);
+    if (!anchor?.coPatients || anchor.coPatients.length === 0) return own;
+    const { coPatients, ...single } = anchor;
+    return allOf([
+      own,
+      ...coPatients.map((co) => {
+        const patient = this.subjectOf({ ...single, patient: co }) ?? co;
+        return this.decide({ ...request, patient }, { ...single, patient });
+      }),
+    ]);
+  }
 
   #check(): void {
     if (this.failWith) throw this.failWith;
@@ -187,7 +202,7 @@ export class FakeLedger implements LedgerClient {
     let withheld = 0;
     for (const { anchor: a, ref } of page) {
       if (request.resourceType && a.resourceType !== request.resourceType) continue;
-      const d = this.decide({ ...request, patient: this.subjectOf(a) as string, resource: ref }, a);
+      const d = this.#decideVersion({ ...request, patient: this.subjectOf(a) as string, resource: ref }, a);
       if (d.decision !== 'permit') {
         withheld++;
         continue;
@@ -380,7 +395,7 @@ export class FakeLedger implements LedgerClient {
 
   async evaluateAccess(request: EvaluateRequest): Promise<Decision> {
     this.#check();
-    if (request.resource !== undefined) return this.decide(request, this.anchors.get(request.resource));
+    if (request.resource !== undefined) return this.#decideVersion(request, this.anchors.get(request.resource));
     // A request stating patient, custodian, type, labels and month is decided, as on the chaincode, as a
     // version anchored with those facts would be: `decide` sees that anchor (with no id: a decision never
     // reads one).
@@ -468,7 +483,7 @@ export class FakeLedger implements LedgerClient {
         eventId: previous.eventId,
       };
     const anchor = request.resource ? this.anchors.get(request.resource) : undefined;
-    const decision = this.decide(request, anchor);
+    const decision = this.#decideVersion(request, anchor);
     const eventId = `tx-audit-${this.audit.length}.0`;
     const now = new Date().toISOString();
     this.audit.push({
@@ -489,7 +504,13 @@ export class FakeLedger implements LedgerClient {
       ...(request.subtype ? { subtype: request.subtype } : {}),
       ...(request.entryId ? { entryId: request.entryId } : {}),
     });
-    if (request.entryId) this.#byEntryId.set(request.entryId, this.audit[this.audit.length - 1] as AuditEntry);
+    const own = this.audit[this.audit.length - 1] as AuditEntry;
+    if (request.entryId) this.#byEntryId.set(request.entryId, own);
+    // The same access in each co-patient's history, as AuthorizeAndRecord records it.
+    for (const [i, patient] of (anchor?.coPatients ?? []).entries()) {
+      const { entryId: _entryId, ...rest } = own;
+      this.audit.push({ ...rest, eventId: `${eventId.split('.')[0]}.${i + 1}`, patient, ...(request.entryId ? { entryId: coPatientEntryId(request.entryId, i + 1) } : {}) });
+    }
     return { ...decision, eventId };
   }
 
