@@ -1,12 +1,9 @@
 import { expect } from 'chai';
 import { Client } from 'pg';
+import { backfillContract } from '../test-support/backfill-contract';
 import { storeContract } from '../test-support/store-contract';
 import { testPgSchema, testPostgresUrl } from '../test-support/postgres';
 import { PG_SCHEMA_VERSION, PgStore, toPositional } from './pg-store';
-import { criteriaOf, indexEntriesOf } from './search-index';
-import type { NewVersion } from './store';
-
-const UCUM = 'http://unitsofmeasure.org';
 
 let url = '';
 let schema = '';
@@ -16,6 +13,41 @@ storeContract('PgStore', () => ({
     url = await testPostgresUrl();
     schema = testPgSchema();
   },
+}));
+
+let backfillSchema = '';
+const sql = async (text: string): Promise<{ rows: unknown[]; rowCount: number }> => {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const res = await client.query(text);
+    return { rows: res.rows as unknown[], rowCount: res.rowCount ?? 0 };
+  } finally {
+    await client.end();
+  }
+};
+backfillContract('PgStore', { ucum: 'migration 6', identifiers: 'migration 7' }, () => ({
+  fresh: async () => {
+    url = await testPostgresUrl();
+    backfillSchema = testPgSchema();
+  },
+  open: () => new PgStore({ url, schema: backfillSchema }),
+  // The store as schema 5 had it: no canonical columns.
+  beforeUcum: async () => {
+    const s = backfillSchema;
+    await sql(`DROP INDEX ${s}.search_index_canonical; ALTER TABLE ${s}.search_index DROP COLUMN cu, DROP COLUMN cn1, DROP COLUMN cn2; UPDATE ${s}.hdx_schema SET version = 5`);
+  },
+  // The store as schema 6 had it: no rows for Reference.identifier.
+  beforeIdentifiers: async () => {
+    const removed = (await sql(`DELETE FROM ${backfillSchema}.search_index WHERE param LIKE '%:identifier'`)).rowCount;
+    await sql(`UPDATE ${backfillSchema}.hdx_schema SET version = 6`);
+    return removed;
+  },
+  rows: async (text) => (await sql(text.replace(/\bsearch_index\b/, `${backfillSchema}.search_index`))).rows,
+  schemaVersion: async () => ({
+    recorded: Number(((await sql(`SELECT version FROM ${backfillSchema}.hdx_schema`)).rows[0] as { version: number }).version),
+    current: PG_SCHEMA_VERSION,
+  }),
 }));
 
 describe('PgStore', () => {
@@ -161,115 +193,6 @@ describe('PgStore', () => {
       expect(String((err as Error).message)).to.not.match(/secret-password|127\.0\.0\.1/);
     } finally {
       await store.close();
-    }
-  });
-
-  it('migration 6 backfills the UCUM canonical values of the quantity rows a schema-5 store holds, and nothing else', async () => {
-    const s = testPgSchema();
-    const store = new PgStore({ url, schema: s });
-    const obs = (id: string, valueQuantity: Record<string, unknown>): NewVersion => {
-      const content = { resourceType: 'Observation', id, status: 'final', code: { text: 'x' }, valueQuantity };
-      return {
-        resourceType: 'Observation',
-        id,
-        versionId: 1,
-        lastUpdated: '2026-12-01T00:00:00.000Z',
-        patientId: 'p1',
-        deleted: false,
-        content: JSON.stringify(content),
-        date: null,
-        codes: [],
-        index: indexEntriesOf(content),
-      };
-    };
-    const versions = [
-      obs('mg', { value: 5000, system: UCUM, code: 'mg' }),
-      obs('mg2', { value: 5000, system: UCUM, code: 'mg' }),
-      obs('under', { value: 3, comparator: '<', system: UCUM, code: 'g' }),
-      obs('local', { value: 5000, unit: 'mg' }),
-      obs('iu', { value: 5, system: UCUM, code: '[IU]/L' }),
-    ];
-    try {
-      await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
-      await store.markAnchoredAll(versions);
-    } finally {
-      await store.close();
-    }
-    // The store as schema 5 had it: no canonical columns.
-    const client = new Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(
-        `DROP INDEX ${s}.search_index_canonical; ALTER TABLE ${s}.search_index DROP COLUMN cu, DROP COLUMN cn1, DROP COLUMN cn2; UPDATE ${s}.hdx_schema SET version = 5`,
-      );
-    } finally {
-      await client.end();
-    }
-    const reopened = new PgStore({ url, schema: s });
-    try {
-      const find = async (raw: string): Promise<string[]> =>
-        (await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'value-quantity', [raw]) ?? [], limit: 10 })).map((v) => v.id).sort();
-      expect(await find(`5|${UCUM}|g`)).to.deep.equal(['mg', 'mg2']);
-      expect(await find(`lt1000|${UCUM}|mg`)).to.deep.equal(['under']);
-      expect(await find(`5|${UCUM}|[IU]/L`)).to.deep.equal(['iu']);
-      expect(await find('5000||mg')).to.deep.equal(['local', 'mg', 'mg2']);
-      const rows = (await reopened.query(`SELECT id, cu, cn1, cn2 FROM search_index WHERE param = 'value-quantity' ORDER BY id`)).rows;
-      expect(rows).to.deep.equal([
-        { id: 'iu', cu: '', cn1: null, cn2: null },
-        { id: 'local', cu: '', cn1: null, cn2: null },
-        { id: 'mg', cu: 'g', cn1: 5, cn2: 5 },
-        { id: 'mg2', cu: 'g', cn1: 5, cn2: 5 },
-        { id: 'under', cu: 'g', cn1: -Infinity, cn2: 3 },
-      ]);
-      expect((await reopened.query('SELECT version FROM hdx_schema')).rows).to.deep.equal([{ version: PG_SCHEMA_VERSION }]);
-    } finally {
-      await reopened.close();
-    }
-  });
-
-  it('migration 7 indexes the logical identifiers of the references a schema-6 store holds', async () => {
-    const s = testPgSchema();
-    const store = new PgStore({ url, schema: s });
-    const content = {
-      resourceType: 'Observation',
-      id: 'o1',
-      status: 'final',
-      code: { text: 'x' },
-      subject: { reference: 'Patient/p1', identifier: { system: 'urn:mrn', value: 'A-1' } },
-    };
-    const plain = { resourceType: 'Observation', id: 'o2', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p1' } };
-    const versions: NewVersion[] = [content, plain].map((c) => ({
-      resourceType: 'Observation',
-      id: c.id,
-      versionId: 1,
-      lastUpdated: '2026-12-01T00:00:00.000Z',
-      patientId: 'p1',
-      deleted: false,
-      content: JSON.stringify(c),
-      date: null,
-      codes: [],
-      index: indexEntriesOf(c),
-    }));
-    try {
-      await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
-      await store.markAnchoredAll(versions);
-      // The store as schema 6 had it: no rows for Reference.identifier.
-      expect((await store.query("DELETE FROM search_index WHERE param LIKE '%:identifier'")).rowCount).to.equal(2);
-      await store.query('UPDATE hdx_schema SET version = 6');
-    } finally {
-      await store.close();
-    }
-    const reopened = new PgStore({ url, schema: s });
-    try {
-      const hits = await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'subject:identifier', ['urn:mrn|A-1']) ?? [], limit: 10 });
-      expect(hits.map((v) => v.id)).to.deep.equal(['o1']);
-      expect((await reopened.query(`SELECT id, param FROM search_index WHERE param LIKE '%:identifier' ORDER BY param`)).rows).to.deep.equal([
-        { id: 'o1', param: 'patient:identifier' },
-        { id: 'o1', param: 'subject:identifier' },
-      ]);
-      expect((await reopened.query('SELECT version FROM hdx_schema')).rows).to.deep.equal([{ version: PG_SCHEMA_VERSION }]);
-    } finally {
-      await reopened.close();
     }
   });
 

@@ -4,17 +4,54 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { expect } from 'chai';
 import { SCHEMA_VERSION, SqliteStore } from './sqlite-store';
+import { backfillContract } from '../test-support/backfill-contract';
 import { storeContract } from '../test-support/store-contract';
-import { criteriaOf, indexEntriesOf } from './search-index';
-import type { NewVersion } from './store';
-
-const UCUM = 'http://unitsofmeasure.org';
+import { criteriaOf } from './search-index';
 
 let file = '';
 storeContract('SqliteStore', () => ({
   open: () => new SqliteStore(file),
   fresh: async () => {
     file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
+  },
+}));
+
+let backfillFile = '';
+backfillContract('SqliteStore', { ucum: 'migration 9', identifiers: 'migration 10' }, () => ({
+  fresh: async () => {
+    backfillFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
+  },
+  open: () => new SqliteStore(backfillFile),
+  beforeUcum: async () => {
+    // The store as schema 8 had it: no canonical columns.
+    const db = new Database(backfillFile);
+    db.exec('DROP INDEX search_index_canonical; ALTER TABLE search_index DROP COLUMN cu; ALTER TABLE search_index DROP COLUMN cn1; ALTER TABLE search_index DROP COLUMN cn2');
+    db.pragma('user_version = 8');
+    db.close();
+  },
+  beforeIdentifiers: async () => {
+    // The store as schema 9 had it: no rows for Reference.identifier.
+    const db = new Database(backfillFile);
+    const removed = db.prepare("DELETE FROM search_index WHERE param LIKE '%:identifier'").run().changes;
+    db.pragma('user_version = 9');
+    db.close();
+    return removed;
+  },
+  rows: async (sql) => {
+    const db = new Database(backfillFile, { readonly: true });
+    try {
+      return db.prepare(sql).all();
+    } finally {
+      db.close();
+    }
+  },
+  schemaVersion: async () => {
+    const db = new Database(backfillFile, { readonly: true });
+    try {
+      return { recorded: Number(db.pragma('user_version', { simple: true })), current: SCHEMA_VERSION };
+    } finally {
+      db.close();
+    }
   },
 }));
 
@@ -64,103 +101,6 @@ describe('SqliteStore schema', () => {
     const db = new Database(dbFile, { readonly: true });
     expect(db.pragma('user_version', { simple: true })).to.equal(SCHEMA_VERSION);
     db.close();
-  });
-
-  it('migration 9 backfills the UCUM canonical values of the quantity rows a schema-8 store holds, and nothing else', async () => {
-    const dbFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
-    const store = new SqliteStore(dbFile);
-    const obs = (id: string, valueQuantity: Record<string, unknown>): NewVersion => {
-      const content = { resourceType: 'Observation', id, status: 'final', code: { text: 'x' }, valueQuantity };
-      return {
-        resourceType: 'Observation',
-        id,
-        versionId: 1,
-        lastUpdated: '2026-12-01T00:00:00.000Z',
-        patientId: 'p1',
-        deleted: false,
-        content: JSON.stringify(content),
-        date: null,
-        codes: [],
-        index: indexEntriesOf(content),
-      };
-    };
-    const versions = [
-      obs('mg', { value: 5000, system: UCUM, code: 'mg' }),
-      obs('under', { value: 3, comparator: '<', system: UCUM, code: 'g' }),
-      obs('local', { value: 5000, unit: 'mg' }),
-      obs('iu', { value: 5, system: UCUM, code: '[IU]/L' }),
-    ];
-    await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
-    await store.markAnchoredAll(versions);
-    await store.close();
-    // The store as schema 8 had it: no canonical columns.
-    const db = new Database(dbFile);
-    db.exec('DROP INDEX search_index_canonical; ALTER TABLE search_index DROP COLUMN cu; ALTER TABLE search_index DROP COLUMN cn1; ALTER TABLE search_index DROP COLUMN cn2');
-    db.pragma('user_version = 8');
-    db.close();
-
-    const reopened = new SqliteStore(dbFile);
-    const find = async (raw: string): Promise<string[]> =>
-      (await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'value-quantity', [raw]) ?? [], limit: 10 })).map((v) => v.id).sort();
-    expect(await find(`5|${UCUM}|g`)).to.deep.equal(['mg']);
-    expect(await find(`lt1000|${UCUM}|mg`)).to.deep.equal(['under']);
-    expect(await find(`5|${UCUM}|[IU]/L`)).to.deep.equal(['iu']);
-    expect(await find('5000||mg')).to.deep.equal(['local', 'mg']);
-    await reopened.close();
-    const check = new Database(dbFile, { readonly: true });
-    expect(check.pragma('user_version', { simple: true })).to.equal(SCHEMA_VERSION);
-    // Only UCUM rows that convert have a canonical unit.
-    expect(check.prepare("SELECT id, cu, cn1, cn2 FROM search_index WHERE param = 'value-quantity' ORDER BY id").all()).to.deep.equal([
-      { id: 'iu', cu: '', cn1: null, cn2: null },
-      { id: 'local', cu: '', cn1: null, cn2: null },
-      { id: 'mg', cu: 'g', cn1: 5, cn2: 5 },
-      { id: 'under', cu: 'g', cn1: -Infinity, cn2: 3 },
-    ]);
-    check.close();
-  });
-
-  it('migration 10 indexes the logical identifiers of the references a schema-9 store holds', async () => {
-    const dbFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'store-')), 'hdx.db');
-    const store = new SqliteStore(dbFile);
-    const content = {
-      resourceType: 'Observation',
-      id: 'o1',
-      status: 'final',
-      code: { text: 'x' },
-      subject: { reference: 'Patient/p1', identifier: { system: 'urn:mrn', value: 'A-1' } },
-    };
-    const plain = { resourceType: 'Observation', id: 'o2', status: 'final', code: { text: 'x' }, subject: { reference: 'Patient/p1' } };
-    const versions: NewVersion[] = [content, plain].map((c) => ({
-      resourceType: 'Observation',
-      id: c.id,
-      versionId: 1,
-      lastUpdated: '2026-12-01T00:00:00.000Z',
-      patientId: 'p1',
-      deleted: false,
-      content: JSON.stringify(c),
-      date: null,
-      codes: [],
-      index: indexEntriesOf(c),
-    }));
-    await store.insertPendingWrite({ versions, newPatientKeys: [], didLinks: [] });
-    await store.markAnchoredAll(versions);
-    await store.close();
-    // The store as schema 9 had it: no rows for Reference.identifier.
-    const db = new Database(dbFile);
-    expect(db.prepare("DELETE FROM search_index WHERE param LIKE '%:identifier'").run().changes).to.equal(2);
-    db.pragma('user_version = 9');
-    db.close();
-
-    const reopened = new SqliteStore(dbFile);
-    const hits = await reopened.search({ resourceType: 'Observation', criteria: criteriaOf('Observation', 'subject:identifier', ['urn:mrn|A-1']) ?? [], limit: 10 });
-    expect(hits.map((v) => v.id)).to.deep.equal(['o1']);
-    await reopened.close();
-    const check = new Database(dbFile, { readonly: true });
-    expect(check.prepare("SELECT id, param FROM search_index WHERE param LIKE '%:identifier' ORDER BY param").all()).to.deep.equal([
-      { id: 'o1', param: 'patient:identifier' },
-      { id: 'o1', param: 'subject:identifier' },
-    ]);
-    check.close();
   });
 
   it('refuses a store written by a newer gateway', () => {
