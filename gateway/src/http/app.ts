@@ -39,6 +39,7 @@ import { smartConfiguration } from '../auth/smart-configuration';
 import { defaultWebappDir, webappRoutes } from './app-routes';
 import type { ReceiptSource } from '../audit/receipt';
 import type { BlockSource } from '../view/ledger-view';
+import { LargeBodyGate } from './large-body-gate';
 
 export interface AppDeps {
   readonly config: Pick<Config, 'baseUrl' | 'mspId'>;
@@ -54,6 +55,8 @@ export interface AppDeps {
   readonly authenticate: RequestHandler;
   /** Exchange between members (GET /fhir/Patient/$exchange); not offered when absent. */
   readonly exchange?: ExchangeService;
+  /** Admission of large bodies (default: two at a time over 5 MB, eight waiting). */
+  readonly largeBodies?: LargeBodyGate;
   /** Patient erasure (POST /fhir/Patient/:id/$erase); not offered when absent. */
   readonly erasure?: ErasureService;
   /** Prometheus metrics served at /metrics; none when absent. */
@@ -102,6 +105,9 @@ export function loggablePath(url: string): string {
     .map((seg) => (PATH_WORD.test(seg) ? seg : ':id'))
     .join('/');
 }
+
+/** Largest body anyone else may send to /fhir (5 MB). */
+const COMMON_BODY_BYTES = 5 * 1024 * 1024;
 
 /** Largest body the custodian's own practitioners, systems and admins may POST or PUT (a transaction of a whole patient's export). */
 export const FEED_BODY_LIMIT = '64mb';
@@ -207,13 +213,16 @@ export function createApp(deps: AppDeps): express.Express {
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. What the
   // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
   // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
-  const commonBody = jsonBody({ limit: '5mb', types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] });
+  const commonBody = jsonBody({ limit: COMMON_BODY_BYTES, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] });
   const feedBody = jsonBody({ limit: FEED_BODY_LIMIT, types: [...JSON_MEDIA_TYPES] });
+  // Such a body is held whole while it is processed: a few at a time per process (large-body-gate.ts).
+  const largeBodies = deps.largeBodies ?? new LargeBodyGate({ thresholdBytes: COMMON_BODY_BYTES });
   fhir.use(
     authenticate,
     limits.afterAuth,
     (req, res, next) => {
-      ((req.method === 'POST' || req.method === 'PUT') && isOwnFeed(req.auth, config.mspId) ? feedBody : commonBody)(req, res, next);
+      if ((req.method === 'POST' || req.method === 'PUT') && isOwnFeed(req.auth, config.mspId)) largeBodies.admit(req, res, () => feedBody(req, res, next));
+      else commonBody(req, res, next);
     },
     joseBody,
   );
