@@ -8,13 +8,17 @@
  *   ONE ledger transaction (hdx.record:AnchorBatch; more than 500 versions in several, none served until
  *   all are committed) and only then marked anchored. Any failure before the ledger has part of it
  *   discards every pending version and answers one OperationOutcome naming the entry at fault.
- *   Its GET entries (reads and vreads, not searches) come last (http.html#trules): before anything is
- *   committed each is checked to be answerable in the state the writes leave (scope, compartment,
- *   consent evaluated but not recorded, there and not deleted), so one that is not fails the whole
- *   transaction and nothing is disclosed or recorded; once the writes are committed each is answered
- *   through the enforcement point as any read (decided again and recorded). A version the transaction
- *   writes is decided at that second step only; one refused there (consent changed in between) fails
- *   closed: its entry answers the error, the committed writes stand.
+ *   Its GET entries come last (http.html#trules). Reads and vreads: before anything is committed each
+ *   is checked to be answerable in the state the writes leave (scope, compartment, consent evaluated
+ *   but not recorded, there and not deleted), so one that is not fails the whole transaction and
+ *   nothing is disclosed or recorded; once the writes are committed each is answered through the
+ *   enforcement point as any read (decided again and recorded). A version the transaction writes is
+ *   decided at that second step only; one refused there (consent changed in between) fails closed: its
+ *   entry answers the error, the committed writes stand. Searches (`GET Type?query`): before anything is
+ *   looked up each is parsed and checked as the search-type handler checks it (parameters, scopes, a
+ *   remote caller naming the patient), so one that would be a 400 or 403 fails the whole transaction;
+ *   after the commit each is answered by that handler, through the enforcement point (a search never
+ *   fails on consent: what the caller may not see is absent, so it needs no check before).
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
  *   point), with its own status and, on failure, its own OperationOutcome.
  *
@@ -40,7 +44,7 @@ import { create } from './handlers/create';
 import { read } from './handlers/read';
 import type { FhirContext, FhirOutcome, FhirRequest } from './handlers/request';
 import { queryOf, withVersion } from './handlers/request';
-import { search } from './handlers/search';
+import { answerSearch, type PreparedSearch, prepareSearch, search } from './handlers/search';
 import { vread } from './handlers/vread';
 
 /**
@@ -71,7 +75,7 @@ interface Entry {
   readonly absolute?: { readonly url: string; readonly ref: string; readonly atThisServer: boolean };
   /** PUT, DELETE of `Type?query`: the query (conditional update or delete); no id then. */
   readonly conditional?: string;
-  /** GET of `Type?query` (or `Type`) in a batch: a search, with this query. */
+  /** GET of `Type?query` (or `Type`): a search, with this query. */
   readonly search?: string;
   /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
   readonly ifMatch?: string;
@@ -287,17 +291,15 @@ export class BundleService {
     // `Type?query` on a PUT, PATCH or DELETE: a conditional update, patch or delete (http.html#cond-update, #patch, #cdelete).
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
     const url = parseUrl(path, this.#base);
-    // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
-    if (method === 'GET' && kind === 'transaction' && url !== undefined && url.id === undefined)
-      throw invalid(`${at}.request.url`, `${at}: a search (GET Type?query) is not supported in a transaction; send it in a batch (a read, GET Type/id, is)`);
-    if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
+    // `GET Type?query` (or `GET Type`): a search (http.html#transaction), in a batch or a transaction.
+    if (method === 'GET' && url !== undefined && url.id === undefined) {
       if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
       return { index, method, type: url.type, search: query ?? '' };
     }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
       throw invalid(
         `${at}.request.url`,
-        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query) in a batch`,
+        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query)`,
       );
     const shape = {
       GET: 'Type/id or Type/id/_history/vid',
@@ -354,11 +356,23 @@ export class BundleService {
     // Who may do all of it: the scope for every entry's interaction, up front.
     const callers = entries.map((e) => {
       try {
-        return scoped(e.type, SCOPE_ACTION[e.method]);
+        return scoped(e.type, e.search !== undefined ? 'search' : SCOPE_ACTION[e.method]);
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
     });
+    // Searches, before anything is looked up or written: each parsed and checked as `GET Type?query` would
+    // be (parameters, scopes, a remote caller naming the patient), nothing read, decided or recorded; one
+    // that would be refused fails the transaction. They are answered after the commit (below).
+    const searches = new Map<number, PreparedSearch>();
+    for (const e of entries) {
+      if (e.search === undefined) continue;
+      try {
+        searches.set(e.index, prepareSearch(this.#ctx, { auth, type: e.type, query: queryOf(e.search) }));
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
 
     // Conditional creates: an entry whose ifNoneExist matches one resource writes nothing and stands
     // for that resource (its urn:uuid resolves to it); several matches fail the transaction (412).
@@ -488,7 +502,7 @@ export class BundleService {
 
     // GET entries, before anything is committed: each must be answerable (allowed, there) in the state
     // the writes leave, decided without recording anything; one that is not fails the transaction.
-    const reads = entries.filter((e) => e.method === 'GET');
+    const reads = entries.filter((e) => e.method === 'GET' && e.search === undefined);
     const written = new Map(plan.versions.map((v) => [`${v.row.resourceType}/${v.row.id}`, v]));
     for (const e of reads) {
       try {
@@ -518,11 +532,23 @@ export class BundleService {
       }
     }
 
-    // The reads, last (http.html#trules), through the enforcement point as any read: each decided and
-    // recorded now that the writes are committed. One no longer allowed (consent changed since the
-    // check) fails closed: that entry answers its error, the committed writes stand.
+    // The reads and searches, last (http.html#trules), in entry order, through the enforcement point as
+    // any read or search: each decided and recorded now that the writes are committed, so it sees them.
+    // A read no longer allowed (consent changed since the check) fails closed: that entry answers its
+    // error, the committed writes stand. A search leaves out what the caller may not see, as any search.
     const answers = new Map<number, ResponseEntry>();
-    for (const e of reads) {
+    for (const e of entries) {
+      if (e.method !== 'GET') continue;
+      const prepared = searches.get(e.index);
+      if (prepared) {
+        try {
+          const found = await answerSearch(this.#ctx, prepared);
+          answers.set(e.index, { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } });
+        } catch (err) {
+          answers.set(e.index, this.#failed(atEntry(err, e.index, e.type), e.index));
+        }
+        continue;
+      }
       const req: FhirRequest = {
         auth,
         type: e.type,

@@ -82,10 +82,26 @@ function patientData(type: string): boolean {
  * Another member's user links to patient data only within the patients it names: checked for every type
  * a chain or `_has` may reach before anything is looked up, so the refusal never depends on what is held.
  */
-function assertNamesPatient(deps: LinkDeps, caller: Caller, type: string, asked: readonly string[] | undefined): void {
-  if (patientData(type) && asked === undefined && !caller.local && caller.compartmentOf === undefined) {
-    throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
+function assertNamesPatient(mspId: string, caller: Caller, type: string, namesPatient: boolean): void {
+  if (patientData(type) && !namesPatient && !caller.local && caller.compartmentOf === undefined) {
+    throw new OperationOutcomeError('INVALID', `A search from outside ${mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
   }
+}
+
+/**
+ * The refusal resolveLinks would give before looking anything up: another member's user naming no
+ * patient while a chain or `_has` reaches patient data of a type its scopes read. For a check made
+ * before anything is read (a transaction's search entries).
+ */
+export function assertLinksNamePatient(
+  mspId: string,
+  caller: Caller,
+  q: Pick<LinkQuery, 'chains' | 'has'>,
+  namesPatient: boolean,
+  mayRead: (resourceType: string) => boolean,
+): void {
+  const reached = [...(q.chains ?? []).flatMap((c) => [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)]), ...(q.has ?? []).map((h) => h.source)];
+  for (const t of reached) if (mayRead(t)) assertNamesPatient(mspId, caller, t, namesPatient);
 }
 
 /** Candidates a level of a chain (or a `_has`) may still look at: shared by the types of the level, named in the refusal beyond it. */
@@ -110,7 +126,7 @@ async function visibleLinked(
   budget: Budget,
 ): Promise<Permitted[]> {
   if (!mayRead(type)) return [];
-  assertNamesPatient(deps, caller, type, asked);
+  assertNamesPatient(deps.mspId, caller, type, asked !== undefined);
   const patientIds = patientData(type) ? await deps.compartmentPatients(caller, asked) : undefined;
   if (patientIds !== undefined && patientIds.length === 0) return [];
   const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: budget.left + 1 });
@@ -139,7 +155,7 @@ interface Step {
  * level counts as absent and breaks the chain there. The steps are outermost first.
  */
 async function resolveChain(deps: LinkDeps, caller: Caller, chain: ChainSpec, asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Step[]> {
-  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps, caller, t, asked);
+  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps.mspId, caller, t, asked !== undefined);
   let found: Permitted[] = [];
   let budget: Budget = { param: chain.key, left: deps.maxCandidates };
   for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, asked, mayRead, budget)));

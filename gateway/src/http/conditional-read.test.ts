@@ -264,9 +264,110 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect((await transaction(app, [mine, get(`Observation/${aliceObs}`)])).status).to.equal(410);
     // Only the deletion of its own (not the transaction's POST) changed the count.
     expect(await count()).to.equal(observations - 1);
-    // A search is refused in a transaction (it belongs in a batch).
-    const search = await transaction(app, [mine, get('Observation?code=x')]);
-    expect([search.status, search.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1].request.url']]);
+  });
+
+  it('searches (GET Type?query) come after the writes and see their results, answered as GET /fhir/Type?query is and recorded only once the writes commit', async () => {
+    const { app, alice, aliceObs, obs, ledger } = await setup();
+    const anchors = ledger.anchors.size;
+    const audit = ledger.audit.length;
+    const res = await transaction(app, [
+      get(`Observation?patient=Patient/${alice}&_sort=_lastUpdated`),
+      { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } },
+      { resource: { ...obs(alice, 'changed'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}` } },
+      get(`Observation?patient=Patient/${alice}&_summary=count`),
+      get(`Patient/${alice}`),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [found, created, , counted, read] = res.body.entry as Array<{
+      resource: { type?: string; total?: number; id?: string; entry?: Array<{ resource: { id: string; valueString: string }; search: { mode: string } }> };
+      response: { status: string };
+    }>;
+    expect(found?.response.status).to.equal('200 OK');
+    expect(found?.resource).to.include({ resourceType: 'Bundle', type: 'searchset', total: 2 });
+    // Both the created Observation and the new version of the updated one, as the transaction left them.
+    expect(found?.resource.entry?.map((e) => e.resource.valueString)).to.have.members(['changed', 'new']);
+    expect(found?.resource.entry?.map((e) => e.resource.id)).to.include(created?.resource.id);
+    expect(found?.resource.entry?.every((e) => e.search.mode === 'match')).to.equal(true);
+    expect(counted?.resource).to.include({ type: 'searchset', total: 2 });
+    expect(counted?.resource.entry ?? []).to.have.length(0);
+    expect(read?.resource.id).to.equal(alice);
+    expect(ledger.anchors.size).to.equal(anchors + 2);
+    // Recorded as searches are (after the commit: the change entries come first), each permitted, naming what it disclosed or counted.
+    const added = ledger.audit.slice(audit);
+    expect(added.map((e) => e.action)).to.deep.equal(['C', 'U', 'R', 'R', 'R']);
+    const searches = added.filter((e) => e.subtype === 'search-type');
+    expect(searches).to.have.length(2);
+    for (const e of searches) expect([e.decision, e.resources.length]).to.deep.equal(['permit', 2]);
+    // The same search as a plain GET gives the same Bundle entries.
+    const plain = await request(app)
+      .get(`/fhir/Observation?patient=Patient/${alice}&_sort=_lastUpdated`)
+      .set(...staff);
+    expect(plain.body.entry.map((e: { fullUrl: string }) => e.fullUrl)).to.deep.equal(found?.resource.entry?.map((e) => (e as unknown as { fullUrl: string }).fullUrl));
+  });
+
+  it('a search that cannot be answered (unknown parameter, no scope, another member naming no patient) fails the whole transaction before anything is written or recorded', async () => {
+    const { app, alice, obs, ledger, store } = await setup();
+    const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
+    const count = async () => (await store.search({ resourceType: 'Observation', limit: 100 })).length;
+    const [anchors, audit, observations] = [ledger.anchors.size, ledger.audit.length, await count()];
+    const bad = await transaction(app, [mine, get(`Observation?patient=Patient/${alice}&nonsense=1`)]);
+    expect(bad.status).to.equal(400);
+    expect(bad.body.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    expect(bad.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: Search parameter nonsense is not supported (for [A-Za-z]+ )?here/);
+    const badValue = await transaction(app, [mine, get('Observation?date=yesterday')]);
+    expect([badValue.status, badValue.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1]']]);
+    // A write scope without the search scope: 403 naming the search entry.
+    const writer = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.cu' });
+    const noScope = await transaction(app, [mine, get('Observation?code=x')], writer);
+    expect([noScope.status, noScope.body.issue[0].expression]).to.deep.equal([403, ['Bundle.entry[1]']]);
+    // Another member's user must name the patient, also through a chain or _has.
+    for (const url of ['Observation?code=x', 'Practitioner?_has:Observation:performer:code=x']) {
+      const unnamed = await transaction(app, [get(url)], otherMember);
+      expect([unnamed.status, unnamed.body.issue[0].diagnostics], url).to.deep.equal([
+        400,
+        `Bundle.entry[0]: A search from outside Hospital1MSP${url.startsWith('Practitioner') ? ' that chains to Observation' : ''} must name the patient (patient=<the patient DID>)`,
+      ]);
+    }
+    expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);
+  });
+
+  it("a caller who may see only part of the patient's data finds only that part, the transaction's own writes included; totals count only it", async () => {
+    const { app, alice, aliceObs, obs, ledger } = await setup();
+    const decide = ledger.decide;
+    // A consent that keeps restricted (R) records from the practitioner, and lets the other member read Observations but not the Patient.
+    ledger.decide = (req, anchor) => {
+      if ((anchor?.securityLabels ?? []).includes('R')) return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+      if (req.actor === did('o') && anchor?.resourceType === 'Observation') return { decision: 'permit', consents: ['c-1'], reason: 'consent-permit', breakGlass: false };
+      return decide(req, anchor);
+    };
+    const restricted = { ...obs(alice, 'restricted'), meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } };
+    const audit = ledger.audit.length;
+    const res = await transaction(app, [
+      { resource: restricted, request: { method: 'POST', url: 'Observation' } },
+      { resource: obs(alice, 'open'), request: { method: 'POST', url: 'Observation' } },
+      get(`Observation?patient=Patient/${alice}`),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const found = res.body.entry[2].resource as { total: number; entry: Array<{ resource: { id: string; valueString: string } }> };
+    expect(found.total).to.equal(2);
+    expect(found.entry.map((e) => e.resource.valueString)).to.have.members(['one', 'open']);
+    expect(JSON.stringify(res.body.entry[2])).to.not.include('restricted');
+    // Recorded: what was released, not the withheld record.
+    const restrictedId = String(res.body.entry[0].resource.id);
+    const recorded = ledger.audit.slice(audit).filter((e) => e.subtype === 'search-type');
+    expect(recorded.flatMap((e) => e.resources).some((r) => r.includes(restrictedId))).to.equal(false);
+    // The other member (a transaction of searches only): Alice's unrestricted Observations, never her Patient record (the include withheld).
+    const theirs = await transaction(
+      app,
+      [get(`Observation?patient=Patient/${alice}&_include=Observation:subject`), get(`Observation?patient=Patient/${alice}&_summary=count`)],
+      otherMember,
+    );
+    expect(theirs.status, JSON.stringify(theirs.body).slice(0, 400)).to.equal(200);
+    const [observations, counted] = theirs.body.entry as Array<{ resource: { total: number; entry?: Array<{ resource: { resourceType: string; id: string } }> } }>;
+    expect(observations?.resource.total).to.equal(2);
+    expect(observations?.resource.entry?.map((e) => e.resource.resourceType)).to.deep.equal(['Observation', 'Observation']);
+    expect(observations?.resource.entry?.map((e) => e.resource.id)).to.include(aliceObs);
+    expect(counted?.resource.total).to.equal(2);
   });
 
   it('consent withdrawn between the check and the read: that entry fails closed (404), the committed writes stand', async () => {
