@@ -33,7 +33,8 @@ import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
-import { fhirPathPatch, jsonPatch, type PatchDocument } from './patch-document';
+import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
+import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
 import { ID } from './search-params';
 import { mapLimit } from '../util/concurrency';
 import { phaseClock, timeSync } from '../util/phase-timing';
@@ -85,7 +86,7 @@ interface Entry {
   readonly ifNoneMatch?: string;
   readonly ifModifiedSince?: string;
   readonly resource?: Resource;
-  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch in a Binary). */
+  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch or JSON Merge Patch in a Binary). */
   readonly patch?: PatchDocument;
 }
 
@@ -105,7 +106,7 @@ const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 /** FHIR transaction processing order (DELETE, POST, PUT and PATCH, GET); Patients before what refers to them. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
-/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; a FHIRPath Patch is a Parameters). */
+/** The media type of a Bundle PATCH entry's Binary holding a JSON Patch (http.html#patch; a FHIRPath Patch is a Parameters). */
 const JSON_PATCH_TYPE = 'application/json-patch+json';
 
 function status(code: number): string {
@@ -150,22 +151,27 @@ function atEntry(err: unknown, index: number, type: string | undefined): unknown
 
 /**
  * The patch a Bundle PATCH entry carries (http.html#patch): a FHIRPath Patch as its resource (a
- * Parameters), or a JSON Patch in a Binary of contentType application/json-patch+json whose data is the
- * patch document, base64. Parsed here: a malformed one fails its entry (400).
+ * Parameters), or a JSON Patch (a JSON Merge Patch) in a Binary of contentType
+ * application/json-patch+json (application/merge-patch+json) whose data is the patch document, base64.
+ * Parsed here: a malformed one fails its entry (400).
  */
 function patchDocument(resource: unknown, at: string): PatchDocument {
   if (isObject(resource) && resource.resourceType === 'Parameters') return fhirPathPatch(resource);
   if (!isObject(resource) || resource.resourceType !== 'Binary')
-    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters) or a JSON Patch in a Binary (contentType ${JSON_PATCH_TYPE})`);
-  if (resource.contentType !== JSON_PATCH_TYPE) throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE}`);
-  if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the JSON Patch, base64`);
+    throw invalid(
+      `${at}.resource`,
+      `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters), or a JSON Patch or JSON Merge Patch in a Binary (contentType ${JSON_PATCH_TYPE} or ${MERGE_PATCH_MEDIA_TYPE})`,
+    );
+  if (resource.contentType !== JSON_PATCH_TYPE && resource.contentType !== MERGE_PATCH_MEDIA_TYPE)
+    throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE} or ${MERGE_PATCH_MEDIA_TYPE}`);
+  if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the patch document, base64`);
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
   } catch {
     throw invalid(`${at}.resource.data`, `${at}.resource.data is not a base64 JSON document`);
   }
-  return jsonPatch(body);
+  return resource.contentType === MERGE_PATCH_MEDIA_TYPE ? mergePatch(body) : jsonPatch(body);
 }
 
 /** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */

@@ -26,7 +26,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     // PATCH: JSON Patch (RFC 6902) and FHIRPath Patch (a Parameters sent as FHIR JSON).
-    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    patchFormat: ['application/json-patch+json', 'application/merge-patch+json', 'application/fhir+json'],
     rest: [
       {
         mode: 'server',
@@ -42,7 +42,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Parameters holding a FHIRPath Patch, or a Binary carrying a JSON Patch), DELETE and GET (read, vread and search: processed last; a read checked before the writes commit without recording, a search checked for its parameters and scopes; then each read or searched and recorded through consent once they have); ifNoneExist, ifMatch, conditional update, patch and delete (PUT/PATCH/DELETE Type?query) and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Parameters holding a FHIRPath Patch, or a Binary carrying a JSON Patch or a JSON Merge Patch), DELETE and GET (read, vread and search: processed last; a read checked before the writes commit without recording, a search checked for its parameters and scopes; then each read or searched and recorded through consent once they have); ifNoneExist, ifMatch, conditional update, patch and delete (PUT/PATCH/DELETE Type?query) and conditional references.',
           },
           {
             code: 'history-system',
