@@ -1401,7 +1401,9 @@ export class ResourceService {
     };
     for (const spec of specs) {
       if (spec.reverse) {
-        // Resources of spec.source whose parameter points at one of `from` (of the target type, when named).
+        // Resources of spec.source whose parameter points at one of `from` (of the target type, when named);
+        // not looked up at all for a type the caller's scopes do not read (`_revinclude=*` names many).
+        if (!mayRead(spec.source)) continue;
         const targets = from.filter((v) => spec.target === undefined || v.resourceType === spec.target);
         if (targets.length === 0) continue;
         const hits = await this.#store.search({

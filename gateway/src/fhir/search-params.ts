@@ -135,15 +135,51 @@ const INCLUDE_KEYS = [
   ['_revinclude:iterate', true, true],
 ] as const;
 
-/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named (no `*`). */
+/** The reference parameters of a type (those an include may name), by code. */
+function referenceParamsOf(resourceType: string): Array<{ code: string; target: readonly string[] }> {
+  return [...indexedParamsOf(resourceType).values()].filter((p) => p.type === 'reference').map((p) => ({ code: p.code, target: p.target }));
+}
+
+/**
+ * `*` as the parameter (search.html#include): every reference parameter. `_include=*` is every
+ * reference parameter of the type searched; `_revinclude=*` every reference parameter of any type that
+ * may refer to the type searched; `Type:*[:Target]` every reference parameter of Type (that may refer
+ * to Target, or for a `_revinclude` without `:iterate`, to the type searched). With `:iterate` a bare
+ * `*` is refused: it would be every parameter of every type at each round, so name the type (`Type:*`).
+ */
+function wildcardSpecs(key: string, resourceType: string, value: string, reverse: boolean, iterate: boolean): IncludeSpec[] {
+  if (value === '*') {
+    if (iterate) fail(key, 'with :iterate names the type whose reference parameters it follows (Type:*): a bare * is for the type searched only');
+    if (!reverse) return referenceParamsOf(resourceType).map((p) => ({ reverse, source: resourceType, param: p.code, iterate }));
+    return [...SUPPORTED_TYPES].flatMap((source) =>
+      referenceParamsOf(source)
+        .filter((p) => p.target.includes(resourceType))
+        .map((p) => ({ reverse, source, param: p.code, target: resourceType, iterate })),
+    );
+  }
+  const [source = '', , target, ...more] = value.split(':');
+  if (more.length > 0 || !SUPPORTED_TYPES.has(source)) fail(key, 'must be *, Type:* or Type:parameter[:TargetType], a reference parameter of that type');
+  if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
+  if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
+  const to = target ?? (reverse && !iterate ? resourceType : undefined);
+  const params = referenceParamsOf(source).filter((p) => to === undefined || p.target.includes(to));
+  if (target !== undefined && params.length === 0) fail(key, 'names a target type no reference parameter of that type refers to');
+  return params.map((p) => ({ reverse, source, param: p.code, ...(to !== undefined ? { target: to } : {}), iterate }));
+}
+
+/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named, or `*` for every one (wildcardSpecs). */
 export function includeSpecs(resourceType: string, q: RawQuery): IncludeSpec[] {
   const specs: IncludeSpec[] = [];
   for (const [key, reverse, iterate] of INCLUDE_KEYS) {
     for (const raw of q[key] ?? []) {
       for (const value of raw.split(',').map((v) => v.trim())) {
         const [source = '', param = '', target, ...more] = value.split(':');
+        if (value === '*' || param === '*') {
+          specs.push(...wildcardSpecs(key, resourceType, value, reverse, iterate));
+          continue;
+        }
         const p = indexedParamsOf(source).get(param);
-        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *)');
+        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be *, Type:* or Type:parameter[:TargetType], a reference parameter of that type');
         // Without :iterate an include starts from the matches only: it must name the type searched.
         if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
         if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
