@@ -100,7 +100,8 @@ export function assertLinksNamePatient(
   namesPatient: boolean,
   mayRead: (resourceType: string) => boolean,
 ): void {
-  const reached = [...(q.chains ?? []).flatMap((c) => [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)]), ...(q.has ?? []).map((h) => h.source)];
+  const chainTypes = (c: ChainSpec): string[] => [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)];
+  const reached = [...(q.chains ?? []).flatMap(chainTypes), ...(q.has ?? []).flatMap((h) => [h.source, ...(h.chain ? chainTypes(h.chain) : [])])];
   for (const t of reached) if (mayRead(t)) assertNamesPatient(mspId, caller, t, namesPatient);
 }
 
@@ -181,15 +182,28 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
   const criteria: Criterion[] = [];
   let ids = q.ids ? [...q.ids] : undefined;
   const chained: Step[][] = [];
-  const reverse: Array<{ param: string; found: Permitted[] }> = [];
+  const reverse: Array<{ param: string; found: Permitted[]; steps?: Step[] }> = [];
   for (const chain of q.chains ?? []) {
     const steps = await resolveChain(deps, caller, chain, q.patientIds, mayRead);
     chained.push(steps);
     criteria.push({ kind: 'reference', param: chain.param, values: (steps[0]?.found ?? []).map((x) => ({ ref: key(x.version) })) });
   }
   for (const has of q.has ?? []) {
-    const found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, { param: has.key, left: deps.maxCandidates });
-    reverse.push({ param: has.param, found });
+    const budget = { param: has.key, left: deps.maxCandidates };
+    let found: Permitted[];
+    let steps: Step[] | undefined;
+    if (has.chain) {
+      // A chain as the last part: resolved from its last level up to the source type's reference
+      // parameter (each level decided as a search's matches are), then the sources pointing at what it found.
+      steps = await resolveChain(deps, caller, has.chain, q.patientIds, mayRead);
+      const below = steps[0]?.found ?? [];
+      const criterion: Criterion = { kind: 'reference', param: has.chain.param, values: below.map((x) => ({ ref: key(x.version) })) };
+      if (mayRead(has.source)) assertNamesPatient(deps.mspId, caller, has.source, q.patientIds !== undefined);
+      found = below.length > 0 ? await visibleLinked(deps, caller, has.source, [criterion], q.patientIds, mayRead, budget) : [];
+    } else {
+      found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, budget);
+    }
+    reverse.push({ param: has.param, found, ...(steps ? { steps } : {}) });
     const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
     ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
   }
@@ -198,16 +212,26 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
     const matchKeys = new Set(matches.map(key));
     const out: Permitted[] = [];
     // Level by level: what the matches link to, then what those link to, and so on.
-    for (const steps of chained) {
-      let from: readonly StoredVersion[] = matches;
+    const walk = (start: readonly StoredVersion[], steps: readonly Step[]): void => {
+      let from = start;
       for (const step of steps) {
         const refs = new Set(from.flatMap((m) => referencedKeys(m, step.param)));
         const linked = step.found.filter((x) => refs.has(key(x.version)));
         out.push(...linked);
         from = linked.map((x) => x.version);
       }
+    };
+    for (const steps of chained) walk(matches, steps);
+    for (const r of reverse) {
+      const linking = r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`)));
+      out.push(...linking);
+      // A _has ending in a chain: what those sources link to along it tells about them too.
+      if (r.steps)
+        walk(
+          linking.map((x) => x.version),
+          r.steps,
+        );
     }
-    for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
     return out;
   };
   return { criteria, ids, linkedTo };
