@@ -370,6 +370,32 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect(counted?.resource.total).to.equal(2);
   });
 
+  it('what only the data can refuse (a chain level of more than 1,000 candidates) is found after the commit: that entry carries the 400, the committed writes stand', async () => {
+    const { app, alice, obs, store } = await setup();
+    const practitioner = { resourceType: 'Practitioner', name: [{ family: 'Osler' }] };
+    const performed = { ...obs(alice, 'x'), performer: [{ reference: 'urn:uuid:6b4f4f2e-2d4c-4a51-9a56-3a0b7c7e0f01' }] };
+    const res = await transaction(app, [
+      { fullUrl: 'urn:uuid:6b4f4f2e-2d4c-4a51-9a56-3a0b7c7e0f01', resource: practitioner, request: { method: 'POST', url: 'Practitioner' } },
+      ...Array.from({ length: 1001 }, () => ({ resource: performed, request: { method: 'POST', url: 'Observation' } })),
+      get('DiagnosticReport?result.performer:Practitioner.name=osler'),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).to.equal(200);
+    const last = res.body.entry[1002] as { resource?: unknown; response: { status: string; outcome: { issue: Array<{ diagnostics: string; expression: string[] }> } } };
+    expect(last.resource).to.equal(undefined);
+    expect(last.response.status).to.equal('400 Bad Request');
+    expect(last.response.outcome.issue[0]?.expression).to.deep.equal(['Bundle.entry[1002]']);
+    expect(last.response.outcome.issue[0]?.diagnostics).to.include('result.performer:Practitioner.name');
+    expect(
+      (
+        await store.search({
+          resourceType: 'Observation',
+          criteria: [{ kind: 'reference', param: 'performer', values: [{ ref: `Practitioner/${String(res.body.entry[0].resource.id)}` }] }],
+          limit: 2000,
+        })
+      ).length,
+    ).to.equal(1001);
+  });
+
   it('consent withdrawn between the check and the read: that entry fails closed (404), the committed writes stand', async () => {
     const { app, alice, bobObs, obs, ledger, store } = await setup();
     const decide = ledger.decide;
