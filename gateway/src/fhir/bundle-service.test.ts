@@ -271,6 +271,8 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(get.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: Search parameter nonsense is not supported (for [A-Za-z]+ )?here/);
     const onSearch = await send(bundle('transaction', [{ request: { method: 'GET', url: 'Patient?name=x', ifNoneMatch: 'W/"1"' } }]));
     expect([onSearch.status, expressions(onSearch.body)]).to.deep.equal([400, ['Bundle.entry[0].request.ifNoneMatch']]);
+    const withResource = await send(bundle('transaction', [post(patient()), { resource: patient(), request: { method: 'GET', url: 'Patient?name=x' } }]));
+    expect([withResource.status, expressions(withResource.body)]).to.deep.equal([400, ['Bundle.entry[1].resource']]);
     // Conditional create and If-Match are supported (below, and conditional-writes.test.ts); ifNoneMatch and ifModifiedSince are a read's only.
     const conditional = await send(bundle('transaction', [{ resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}`, ifNoneMatch: 'W/"1"' } }]));
     expect(conditional.status).to.equal(400);

@@ -300,6 +300,7 @@ export class BundleService {
     // `GET Type?query` (or `GET Type`): a search (http.html#transaction), in a batch or a transaction.
     if (method === 'GET' && url !== undefined && url.id === undefined) {
       if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
+      if (raw.resource !== undefined) throw invalid(`${at}.resource`, `${at}: a GET entry carries no resource`);
       return { index, method, type: url.type, search: query ?? '' };
     }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
