@@ -15,8 +15,9 @@
  *   enforcement point as any read (decided again and recorded). A version the transaction writes is
  *   decided at that second step only; one refused there (consent changed in between) fails closed: its
  *   entry answers the error, the committed writes stand. Searches (`GET Type?query`): before anything is
- *   looked up each is parsed and checked as the search-type handler checks it (parameters, scopes, a
- *   remote caller naming the patient), so one that would be a 400 or 403 fails the whole transaction;
+ *   written each is parsed and checked as the search-type handler checks it (parameters, scopes, a
+ *   remote caller naming the patient; an entry's urn:uuid in a value names what the entry writes), so
+ *   one that would be a 400 or 403 fails the whole transaction;
  *   after the commit each is answered by that handler, through the enforcement point (a search never
  *   fails on consent: what the caller may not see is absent, so it needs no check before).
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
@@ -35,7 +36,7 @@ import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
 import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
 import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
-import { ID } from './search-params';
+import { ID, type RawQuery } from './search-params';
 import { mapLimit } from '../util/concurrency';
 import { phaseClock, timeSync } from '../util/phase-timing';
 import { bindCaller } from './policy';
@@ -195,6 +196,30 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
     if (typeof value.reference === 'string') fn(value, path);
     for (const [k, v] of Object.entries(value)) if (v !== null && typeof v === 'object') forEachReference(v, `${path}.${k}`, fn);
   }
+}
+
+/**
+ * A transaction search's query with each value (or comma-separated part of one) that is the `urn:uuid:` of
+ * an entry replaced by the `Type/id` that entry writes (`Observation?subject=urn:uuid:…` finds what the
+ * transaction's Patient entry creates), by its id alone in `_id`. Anything else is left as sent.
+ */
+function withEntryIds(query: RawQuery, targets: ReadonlyMap<string, string>): RawQuery {
+  const swap = (key: string, part: string): string => {
+    const ref = part.trim().startsWith('urn:uuid:') ? targets.get(part.trim().toLowerCase()) : undefined;
+    if (ref === undefined) return part;
+    return key === '_id' ? ref.slice(ref.indexOf('/') + 1) : ref;
+  };
+  return Object.fromEntries(
+    Object.entries(query).map(([k, values]) => [
+      k,
+      values.map((v) =>
+        v
+          .split(',')
+          .map((part) => swap(k, part))
+          .join(','),
+      ),
+    ]),
+  );
 }
 
 export interface BundleServiceDeps {
@@ -368,19 +393,6 @@ export class BundleService {
         throw atEntry(err, e.index, e.type);
       }
     });
-    // Searches, before anything is looked up or written: each parsed and checked as `GET Type?query` would
-    // be (parameters, scopes, a remote caller naming the patient), nothing read, decided or recorded; one
-    // that would be refused fails the transaction. They are answered after the commit (below).
-    const searches = new Map<number, PreparedSearch>();
-    for (const e of entries) {
-      if (e.search === undefined) continue;
-      try {
-        searches.set(e.index, prepareSearch(this.#ctx, { auth, type: e.type, query: queryOf(e.search) }));
-      } catch (err) {
-        throw atEntry(err, e.index, e.type);
-      }
-    }
-
     // Conditional creates: an entry whose ifNoneExist matches one resource writes nothing and stands
     // for that resource (its urn:uuid resolves to it); several matches fail the transaction (412).
     const matched = new Map<number, { id: string; versionId: number }>();
@@ -460,6 +472,19 @@ export class BundleService {
         if (touched.has(`${e.type}/${id}`))
           throw invalid(`Bundle.entry[${e.index}].request.url`, `Bundle.entry[${e.index}]: the resource is already changed by an earlier entry of this transaction`);
         touched.add(`${e.type}/${id}`);
+      }
+    }
+    // Searches, before anything is prepared or written: each parsed and checked as `GET Type?query` would
+    // be (parameters, scopes, a remote caller naming the patient), nothing read, decided or recorded; one
+    // that would be refused fails the transaction. A value that is an entry's urn:uuid names the resource
+    // that entry writes. They are answered after the commit (below).
+    const searches = new Map<number, PreparedSearch>();
+    for (const e of entries) {
+      if (e.search === undefined) continue;
+      try {
+        searches.set(e.index, prepareSearch(this.#ctx, { auth, type: e.type, query: withEntryIds(queryOf(e.search), targets) }));
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
       }
     }
     for (const e of entries) {

@@ -305,6 +305,34 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect(plain.body.entry.map((e: { fullUrl: string }) => e.fullUrl)).to.deep.equal(found?.resource.entry?.map((e) => (e as unknown as { fullUrl: string }).fullUrl));
   });
 
+  it('a search naming an entry by its urn:uuid finds the resource that entry writes (by Type/id, and by id in _id)', async () => {
+    const { app } = await setup();
+    const P = 'urn:uuid:0c3e2a1b-7d4f-4e5a-9b6c-1d2e3f4a5b6c';
+    const observation = { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: P } };
+    const res = await transaction(app, [
+      get(`Observation?subject=${P}`),
+      get(`Patient?_id=${P.toUpperCase().replace('URN:UUID:', 'urn:uuid:')}`),
+      { fullUrl: P, resource: { resourceType: 'Patient', name: [{ family: 'Newborn' }] }, request: { method: 'POST', url: 'Patient' } },
+      { resource: observation, request: { method: 'POST', url: 'Observation' } },
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [observations, patients, patient, created] = res.body.entry as Array<{
+      resource: { id?: string; total?: number; entry?: Array<{ resource: { id: string } }>; link?: Array<{ relation: string; url: string }> };
+      response: { status: string };
+    }>;
+    expect(observations?.resource.total).to.equal(1);
+    expect(observations?.resource.entry?.[0]?.resource.id).to.equal(created?.resource.id);
+    // The self link says what was searched: the entry's resource, not its urn:uuid.
+    expect(observations?.resource.link?.find((l) => l.relation === 'self')?.url).to.include(encodeURIComponent(`Patient/${String(patient?.resource.id)}`));
+    expect(patients?.resource.entry?.map((e) => e.resource.id)).to.deep.equal([patient?.resource.id]);
+    // A urn:uuid that is no entry of the Bundle is left as sent: here no valid patient value, so the transaction fails, nothing written.
+    const unknown = await transaction(app, [
+      { fullUrl: P, resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } },
+      get('Observation?subject=urn:uuid:00000000-0000-4000-8000-000000000000'),
+    ]);
+    expect([unknown.status, unknown.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1]']]);
+  });
+
   it('a search that cannot be answered (unknown parameter, no scope, another member naming no patient) fails the whole transaction before anything is written or recorded', async () => {
     const { app, alice, obs, ledger, store } = await setup();
     const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
