@@ -8,13 +8,18 @@
  *   ONE ledger transaction (hdx.record:AnchorBatch; more than 500 versions in several, none served until
  *   all are committed) and only then marked anchored. Any failure before the ledger has part of it
  *   discards every pending version and answers one OperationOutcome naming the entry at fault.
- *   Its GET entries (reads and vreads, not searches) come last (http.html#trules): before anything is
- *   committed each is checked to be answerable in the state the writes leave (scope, compartment,
- *   consent evaluated but not recorded, there and not deleted), so one that is not fails the whole
- *   transaction and nothing is disclosed or recorded; once the writes are committed each is answered
- *   through the enforcement point as any read (decided again and recorded). A version the transaction
- *   writes is decided at that second step only; one refused there (consent changed in between) fails
- *   closed: its entry answers the error, the committed writes stand.
+ *   Its GET entries come last (http.html#trules). Reads and vreads: before anything is committed each
+ *   is checked to be answerable in the state the writes leave (scope, compartment, consent evaluated
+ *   but not recorded, there and not deleted), so one that is not fails the whole transaction and
+ *   nothing is disclosed or recorded; once the writes are committed each is answered through the
+ *   enforcement point as any read (decided again and recorded). A version the transaction writes is
+ *   decided at that second step only; one refused there (consent changed in between) fails closed: its
+ *   entry answers the error, the committed writes stand. Searches (`GET Type?query`): before anything is
+ *   written each is parsed and checked as the search-type handler checks it (parameters, scopes, a
+ *   remote caller naming the patient; an entry's urn:uuid in a value names what the entry writes), so
+ *   one that would be a 400 or 403 fails the whole transaction;
+ *   after the commit each is answered by that handler, through the enforcement point (a search never
+ *   fails on consent: what the caller may not see is absent, so it needs no check before).
  * - batch: each entry on its own, exactly as the single interactions (reads through the enforcement
  *   point), with its own status and, on failure, its own OperationOutcome.
  *
@@ -29,8 +34,9 @@ import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
-import { fhirPathPatch, jsonPatch, type PatchDocument } from './patch-document';
-import { ID } from './search-params';
+import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
+import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
+import { ID, type RawQuery } from './search-params';
 import { mapLimit } from '../util/concurrency';
 import { phaseClock, timeSync } from '../util/phase-timing';
 import { bindCaller } from './policy';
@@ -40,7 +46,7 @@ import { create } from './handlers/create';
 import { read } from './handlers/read';
 import type { FhirContext, FhirOutcome, FhirRequest } from './handlers/request';
 import { queryOf, withVersion } from './handlers/request';
-import { search } from './handlers/search';
+import { answerSearch, type PreparedSearch, prepareSearch, search } from './handlers/search';
 import { vread } from './handlers/vread';
 
 /**
@@ -71,7 +77,7 @@ interface Entry {
   readonly absolute?: { readonly url: string; readonly ref: string; readonly atThisServer: boolean };
   /** PUT, DELETE of `Type?query`: the query (conditional update or delete); no id then. */
   readonly conditional?: string;
-  /** GET of `Type?query` (or `Type`) in a batch: a search, with this query. */
+  /** GET of `Type?query` (or `Type`): a search, with this query. */
   readonly search?: string;
   /** PUT, DELETE: request.ifMatch, the version it must be (W/"n"). */
   readonly ifMatch?: string;
@@ -81,7 +87,7 @@ interface Entry {
   readonly ifNoneMatch?: string;
   readonly ifModifiedSince?: string;
   readonly resource?: Resource;
-  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch in a Binary). */
+  /** PATCH: the patch the entry carries (a FHIRPath Patch Parameters, or a JSON Patch or JSON Merge Patch in a Binary). */
   readonly patch?: PatchDocument;
 }
 
@@ -101,7 +107,7 @@ const CONDITIONAL_REFERENCE = /^([A-Z][A-Za-z]{1,63})\?(.+)$/;
 const SCOPE_ACTION: Record<Method, ScopeAction> = { GET: 'read', POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
 /** FHIR transaction processing order (DELETE, POST, PUT and PATCH, GET); Patients before what refers to them. */
 const METHOD_ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
-/** The media type of a Bundle PATCH entry's Binary (http.html#patch: JSON Patch; a FHIRPath Patch is a Parameters). */
+/** The media type of a Bundle PATCH entry's Binary holding a JSON Patch (http.html#patch; a FHIRPath Patch is a Parameters). */
 const JSON_PATCH_TYPE = 'application/json-patch+json';
 
 function status(code: number): string {
@@ -146,22 +152,27 @@ function atEntry(err: unknown, index: number, type: string | undefined): unknown
 
 /**
  * The patch a Bundle PATCH entry carries (http.html#patch): a FHIRPath Patch as its resource (a
- * Parameters), or a JSON Patch in a Binary of contentType application/json-patch+json whose data is the
- * patch document, base64. Parsed here: a malformed one fails its entry (400).
+ * Parameters), or a JSON Patch (a JSON Merge Patch) in a Binary of contentType
+ * application/json-patch+json (application/merge-patch+json) whose data is the patch document, base64.
+ * Parsed here: a malformed one fails its entry (400).
  */
 function patchDocument(resource: unknown, at: string): PatchDocument {
   if (isObject(resource) && resource.resourceType === 'Parameters') return fhirPathPatch(resource);
   if (!isObject(resource) || resource.resourceType !== 'Binary')
-    throw invalid(`${at}.resource`, `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters) or a JSON Patch in a Binary (contentType ${JSON_PATCH_TYPE})`);
-  if (resource.contentType !== JSON_PATCH_TYPE) throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE}`);
-  if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the JSON Patch, base64`);
+    throw invalid(
+      `${at}.resource`,
+      `${at}: a PATCH entry carries a FHIRPath Patch (a Parameters), or a JSON Patch or JSON Merge Patch in a Binary (contentType ${JSON_PATCH_TYPE} or ${MERGE_PATCH_MEDIA_TYPE})`,
+    );
+  if (resource.contentType !== JSON_PATCH_TYPE && resource.contentType !== MERGE_PATCH_MEDIA_TYPE)
+    throw invalid(`${at}.resource.contentType`, `${at}.resource.contentType must be ${JSON_PATCH_TYPE} or ${MERGE_PATCH_MEDIA_TYPE}`);
+  if (typeof resource.data !== 'string') throw invalid(`${at}.resource.data`, `${at}.resource.data must hold the patch document, base64`);
   let body: unknown;
   try {
     body = JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
   } catch {
     throw invalid(`${at}.resource.data`, `${at}.resource.data is not a base64 JSON document`);
   }
-  return jsonPatch(body);
+  return resource.contentType === MERGE_PATCH_MEDIA_TYPE ? mergePatch(body) : jsonPatch(body);
 }
 
 /** `Type`, `Type/id` or `Type/id/_history/vid`, relative or under this server's base. */
@@ -185,6 +196,30 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
     if (typeof value.reference === 'string') fn(value, path);
     for (const [k, v] of Object.entries(value)) if (v !== null && typeof v === 'object') forEachReference(v, `${path}.${k}`, fn);
   }
+}
+
+/**
+ * A transaction search's query with each value (or comma-separated part of one) that is the `urn:uuid:` of
+ * an entry replaced by the `Type/id` that entry writes (`Observation?subject=urn:uuid:…` finds what the
+ * transaction's Patient entry creates), by its id alone in `_id`. Anything else is left as sent.
+ */
+function withEntryIds(query: RawQuery, targets: ReadonlyMap<string, string>): RawQuery {
+  const swap = (key: string, part: string): string => {
+    const ref = part.trim().startsWith('urn:uuid:') ? targets.get(part.trim().toLowerCase()) : undefined;
+    if (ref === undefined) return part;
+    return key === '_id' ? ref.slice(ref.indexOf('/') + 1) : ref;
+  };
+  return Object.fromEntries(
+    Object.entries(query).map(([k, values]) => [
+      k,
+      values.map((v) =>
+        v
+          .split(',')
+          .map((part) => swap(k, part))
+          .join(','),
+      ),
+    ]),
+  );
 }
 
 export interface BundleServiceDeps {
@@ -287,17 +322,16 @@ export class BundleService {
     // `Type?query` on a PUT, PATCH or DELETE: a conditional update, patch or delete (http.html#cond-update, #patch, #cdelete).
     const [path = '', query] = request.url.split(/\?(.*)/s, 2);
     const url = parseUrl(path, this.#base);
-    // `GET Type?query` (or `GET Type`) in a batch: a search (http.html#transaction: searches in batches).
-    if (method === 'GET' && kind === 'transaction' && url !== undefined && url.id === undefined)
-      throw invalid(`${at}.request.url`, `${at}: a search (GET Type?query) is not supported in a transaction; send it in a batch (a read, GET Type/id, is)`);
-    if (method === 'GET' && kind === 'batch' && url !== undefined && url.id === undefined) {
+    // `GET Type?query` (or `GET Type`): a search (http.html#transaction), in a batch or a transaction.
+    if (method === 'GET' && url !== undefined && url.id === undefined) {
       if (conditionalRead !== undefined) throw invalid(`${at}.request.${conditionalRead}`, `${at}.request.${conditionalRead}: a conditional read, on a GET Type/id only`);
+      if (raw.resource !== undefined) throw invalid(`${at}.resource`, `${at}: a GET entry carries no resource`);
       return { index, method, type: url.type, search: query ?? '' };
     }
     if (query !== undefined && (method === 'GET' || method === 'POST' || query === ''))
       throw invalid(
         `${at}.request.url`,
-        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query) in a batch`,
+        `${at}.request.url: a query in request.url is a conditional update, patch or delete (PUT, PATCH or DELETE Type?query), or a search (GET Type?query)`,
       );
     const shape = {
       GET: 'Type/id or Type/id/_history/vid',
@@ -354,12 +388,11 @@ export class BundleService {
     // Who may do all of it: the scope for every entry's interaction, up front.
     const callers = entries.map((e) => {
       try {
-        return scoped(e.type, SCOPE_ACTION[e.method]);
+        return scoped(e.type, e.search !== undefined ? 'search' : SCOPE_ACTION[e.method]);
       } catch (err) {
         throw atEntry(err, e.index, e.type);
       }
     });
-
     // Conditional creates: an entry whose ifNoneExist matches one resource writes nothing and stands
     // for that resource (its urn:uuid resolves to it); several matches fail the transaction (412).
     const matched = new Map<number, { id: string; versionId: number }>();
@@ -441,6 +474,19 @@ export class BundleService {
         touched.add(`${e.type}/${id}`);
       }
     }
+    // Searches, before anything is prepared or written: each parsed and checked as `GET Type?query` would
+    // be (parameters, scopes, a remote caller naming the patient), nothing read, decided or recorded; one
+    // that would be refused fails the transaction. A value that is an entry's urn:uuid names the resource
+    // that entry writes. They are answered after the commit (below).
+    const searches = new Map<number, PreparedSearch>();
+    for (const e of entries) {
+      if (e.search === undefined) continue;
+      try {
+        searches.set(e.index, prepareSearch(this.#ctx, { auth, type: e.type, query: withEntryIds(queryOf(e.search), targets) }));
+      } catch (err) {
+        throw atEntry(err, e.index, e.type);
+      }
+    }
     for (const e of entries) {
       if (matched.has(e.index)) continue;
       forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
@@ -488,7 +534,7 @@ export class BundleService {
 
     // GET entries, before anything is committed: each must be answerable (allowed, there) in the state
     // the writes leave, decided without recording anything; one that is not fails the transaction.
-    const reads = entries.filter((e) => e.method === 'GET');
+    const reads = entries.filter((e) => e.method === 'GET' && e.search === undefined);
     const written = new Map(plan.versions.map((v) => [`${v.row.resourceType}/${v.row.id}`, v]));
     for (const e of reads) {
       try {
@@ -518,11 +564,23 @@ export class BundleService {
       }
     }
 
-    // The reads, last (http.html#trules), through the enforcement point as any read: each decided and
-    // recorded now that the writes are committed. One no longer allowed (consent changed since the
-    // check) fails closed: that entry answers its error, the committed writes stand.
+    // The reads and searches, last (http.html#trules), in entry order, through the enforcement point as
+    // any read or search: each decided and recorded now that the writes are committed, so it sees them.
+    // A read no longer allowed (consent changed since the check) fails closed: that entry answers its
+    // error, the committed writes stand. A search leaves out what the caller may not see, as any search.
     const answers = new Map<number, ResponseEntry>();
-    for (const e of reads) {
+    for (const e of entries) {
+      if (e.method !== 'GET') continue;
+      const prepared = searches.get(e.index);
+      if (prepared) {
+        try {
+          const found = await answerSearch(this.#ctx, prepared);
+          answers.set(e.index, { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } });
+        } catch (err) {
+          answers.set(e.index, this.#failed(atEntry(err, e.index, e.type), e.index));
+        }
+        continue;
+      }
       const req: FhirRequest = {
         auth,
         type: e.type,

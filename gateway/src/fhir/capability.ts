@@ -1,12 +1,12 @@
 import { SUPPORTED_TYPES } from '../model/definitions';
 import { supportedSearchParams } from './search-params';
 
-/** The _include values a type takes (its reference parameters), omitted when it has none. */
+/** The _include values a type takes (`*` and each of its reference parameters), omitted when it has none. */
 function includesOf(type: string): { searchInclude?: string[] } {
   const includes = supportedSearchParams(type)
     .filter((p) => p.type === 'reference' && !(type === 'Patient' && p.name === 'patient'))
     .map((p) => `${type}:${p.name}`);
-  return includes.length > 0 ? { searchInclude: includes } : {};
+  return includes.length > 0 ? { searchInclude: ['*', ...includes] } : {};
 }
 
 const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition';
@@ -26,12 +26,12 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     // PATCH: JSON Patch (RFC 6902) and FHIRPath Patch (a Parameters sent as FHIR JSON).
-    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
+    patchFormat: ['application/json-patch+json', 'application/merge-patch+json', 'application/fhir+json'],
     rest: [
       {
         mode: 'server',
         documentation:
-          'Every version is anchored on the Hyperledger Fabric ledger (HMAC-SHA-256 commitment) before it is acknowledged and checked against its anchor before it is returned. Every disclosure is decided by the patient consents on the ledger and recorded there before data leaves (sync audit mode). Unknown search parameters are refused (ignored with Prefer: handling=lenient). Every search type also takes _count, _getpagesoffset, _include and _revinclude (:iterate too, up to 4 rounds), _sort (_id, _lastUpdated or a non-composite parameter of the type; - for descending), _total (none|estimate|accurate), _summary (true|false|text|data|count) and _elements, and chained parameters up to four levels deep (subject.name, subject:Patient.identifier, result.subject:Patient.general-practitioner.name) and _has (_has:Observation:patient:code), whose linked resources count only when the caller may see them; totals count only what the caller may see.',
+          'Every version is anchored on the Hyperledger Fabric ledger (HMAC-SHA-256 commitment) before it is acknowledged and checked against its anchor before it is returned. Every disclosure is decided by the patient consents on the ledger and recorded there before data leaves (sync audit mode). Unknown search parameters are refused (ignored with Prefer: handling=lenient). Every search type also takes _count, _getpagesoffset, _include and _revinclude (* for every reference parameter; :iterate too, up to 4 rounds), _sort (_id, _lastUpdated or a non-composite parameter of the type; - for descending), _total (none|estimate|accurate), _summary (true|false|text|data|count) and _elements, and chained parameters up to four levels deep (subject.name, subject:Patient.identifier, result.subject:Patient.general-practitioner.name) and _has (_has:Observation:patient:code, or ending in a chain: _has:DiagnosticReport:subject:result.code), whose linked resources count only when the caller may see them; totals count only what the caller may see.',
         security: {
           cors: false,
           service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
@@ -42,7 +42,7 @@ export function capabilityStatement(baseUrl: string, version: string): Record<st
           {
             code: 'transaction',
             documentation:
-              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Parameters holding a FHIRPath Patch, or a Binary carrying a JSON Patch), DELETE and GET (read and vread, not search: processed last, each checked before the writes commit without recording, then read and recorded through consent once they have); ifNoneExist, ifMatch, conditional update, patch and delete (PUT/PATCH/DELETE Type?query) and conditional references.',
+              'All or nothing: every entry checked first, urn:uuid references resolved, every version anchored on the ledger (500 per ledger transaction; a larger transaction is anchored in several and nothing of it is served until all are committed). At most 20,000 entries; POST, PUT, PATCH (a Parameters holding a FHIRPath Patch, or a Binary carrying a JSON Patch or a JSON Merge Patch), DELETE and GET (read, vread and search: processed last; a read checked before the writes commit without recording, a search checked for its parameters and scopes; then each read or searched and recorded through consent once they have); ifNoneExist, ifMatch, conditional update, patch and delete (PUT/PATCH/DELETE Type?query) and conditional references.',
           },
           {
             code: 'history-system',

@@ -19,7 +19,7 @@ import { Integrity } from './integrity';
 import { anchorInputFor, type ConditionalWrite, commitmentFor, keyIdOf, parseIfMatch, type PreparedVersion, REFERENCE_DATA_KEY_ID, type Resource, WritePlan } from './write-plan';
 import { indexEntriesOf } from '../store/search-index';
 import { type ChainSpec, COMMON_SEARCH_PARAMS, type HasSpec, type IncludeSpec, patientParam, searchCriteria } from './search-params';
-import { dedupe, type Permitted, resolveLinks } from './search-links';
+import { assertLinksNamePatient, dedupe, type Permitted, resolveLinks } from './search-links';
 import {
   clinicalDateOf,
   codeTokensOf,
@@ -1316,16 +1316,27 @@ export class ResourceService {
     return { permitted, total };
   }
 
-  async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
+  /**
+   * What `search` refuses before it looks anything up (the type, the interaction, an actor; another
+   * member's user naming no patient, for the type and every type its chains and _has reach): a
+   * transaction checks its search entries with it before it writes. Reads, decides and records nothing.
+   */
+  assertSearchable(caller: Caller, resourceType: string, params: Pick<SearchParams, 'chains' | 'has'> & { readonly namesPatient: boolean }, mayRead: (t: string) => boolean): void {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
     // Another member's user searches one patient's records at a time: a search across this custodian's
     // patients would tell it how many records match (the candidate limit comes before consent).
     const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
-    if (!caller.local && params.patientIds === undefined && !reference) {
+    if (!caller.local && !params.namesPatient && !reference) {
       throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} must name the patient (patient=<the patient DID>)`);
     }
+    assertLinksNamePatient(this.#mspId, caller, params, params.namesPatient, mayRead);
+  }
+
+  async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
+    this.assertSearchable(caller, resourceType, { ...params, namesPatient: params.patientIds !== undefined }, includes?.mayRead ?? ((): boolean => false));
+    const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     // Reference data (in no patient's compartment) is not limited to the caller's compartment.
     const patientIds = reference ? params.patientIds : await this.#compartmentPatients(caller, params.patientIds);
@@ -1439,7 +1450,9 @@ export class ResourceService {
     };
     for (const spec of specs) {
       if (spec.reverse) {
-        // Resources of spec.source whose parameter points at one of `from` (of the target type, when named).
+        // Resources of spec.source whose parameter points at one of `from` (of the target type, when named);
+        // not looked up at all for a type the caller's scopes do not read (`_revinclude=*` names many).
+        if (!mayRead(spec.source)) continue;
         const targets = from.filter((v) => spec.target === undefined || v.resourceType === spec.target);
         if (targets.length === 0) continue;
         const hits = await this.#store.search({

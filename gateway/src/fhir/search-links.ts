@@ -82,10 +82,27 @@ function patientData(type: string): boolean {
  * Another member's user links to patient data only within the patients it names: checked for every type
  * a chain or `_has` may reach before anything is looked up, so the refusal never depends on what is held.
  */
-function assertNamesPatient(deps: LinkDeps, caller: Caller, type: string, asked: readonly string[] | undefined): void {
-  if (patientData(type) && asked === undefined && !caller.local && caller.compartmentOf === undefined) {
-    throw new OperationOutcomeError('INVALID', `A search from outside ${deps.mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
+function assertNamesPatient(mspId: string, caller: Caller, type: string, namesPatient: boolean): void {
+  if (patientData(type) && !namesPatient && !caller.local && caller.compartmentOf === undefined) {
+    throw new OperationOutcomeError('INVALID', `A search from outside ${mspId} that chains to ${type} must name the patient (patient=<the patient DID>)`);
   }
+}
+
+/**
+ * The refusal resolveLinks would give before looking anything up: another member's user naming no
+ * patient while a chain or `_has` reaches patient data of a type its scopes read. For a check made
+ * before anything is read (a transaction's search entries).
+ */
+export function assertLinksNamePatient(
+  mspId: string,
+  caller: Caller,
+  q: Pick<LinkQuery, 'chains' | 'has'>,
+  namesPatient: boolean,
+  mayRead: (resourceType: string) => boolean,
+): void {
+  const chainTypes = (c: ChainSpec): string[] => [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)];
+  const reached = [...(q.chains ?? []).flatMap(chainTypes), ...(q.has ?? []).flatMap((h) => [h.source, ...(h.chain ? chainTypes(h.chain) : [])])];
+  for (const t of reached) if (mayRead(t)) assertNamesPatient(mspId, caller, t, namesPatient);
 }
 
 /** Candidates a level of a chain (or a `_has`) may still look at: shared by the types of the level, named in the refusal beyond it. */
@@ -110,7 +127,7 @@ async function visibleLinked(
   budget: Budget,
 ): Promise<Permitted[]> {
   if (!mayRead(type)) return [];
-  assertNamesPatient(deps, caller, type, asked);
+  assertNamesPatient(deps.mspId, caller, type, asked !== undefined);
   const patientIds = patientData(type) ? await deps.compartmentPatients(caller, asked) : undefined;
   if (patientIds !== undefined && patientIds.length === 0) return [];
   const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: budget.left + 1 });
@@ -139,7 +156,7 @@ interface Step {
  * level counts as absent and breaks the chain there. The steps are outermost first.
  */
 async function resolveChain(deps: LinkDeps, caller: Caller, chain: ChainSpec, asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Step[]> {
-  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps, caller, t, asked);
+  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps.mspId, caller, t, asked !== undefined);
   let found: Permitted[] = [];
   let budget: Budget = { param: chain.key, left: deps.maxCandidates };
   for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, asked, mayRead, budget)));
@@ -165,15 +182,28 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
   const criteria: Criterion[] = [];
   let ids = q.ids ? [...q.ids] : undefined;
   const chained: Step[][] = [];
-  const reverse: Array<{ param: string; found: Permitted[] }> = [];
+  const reverse: Array<{ param: string; found: Permitted[]; steps?: Step[] }> = [];
   for (const chain of q.chains ?? []) {
     const steps = await resolveChain(deps, caller, chain, q.patientIds, mayRead);
     chained.push(steps);
     criteria.push({ kind: 'reference', param: chain.param, values: (steps[0]?.found ?? []).map((x) => ({ ref: key(x.version) })) });
   }
   for (const has of q.has ?? []) {
-    const found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, { param: has.key, left: deps.maxCandidates });
-    reverse.push({ param: has.param, found });
+    const budget = { param: has.key, left: deps.maxCandidates };
+    let found: Permitted[];
+    let steps: Step[] | undefined;
+    if (has.chain) {
+      // A chain as the last part: resolved from its last level up to the source type's reference
+      // parameter (each level decided as a search's matches are), then the sources pointing at what it found.
+      steps = await resolveChain(deps, caller, has.chain, q.patientIds, mayRead);
+      const below = steps[0]?.found ?? [];
+      const criterion: Criterion = { kind: 'reference', param: has.chain.param, values: below.map((x) => ({ ref: key(x.version) })) };
+      if (mayRead(has.source)) assertNamesPatient(deps.mspId, caller, has.source, q.patientIds !== undefined);
+      found = below.length > 0 ? await visibleLinked(deps, caller, has.source, [criterion], q.patientIds, mayRead, budget) : [];
+    } else {
+      found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, budget);
+    }
+    reverse.push({ param: has.param, found, ...(steps ? { steps } : {}) });
     const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
     ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
   }
@@ -182,16 +212,26 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
     const matchKeys = new Set(matches.map(key));
     const out: Permitted[] = [];
     // Level by level: what the matches link to, then what those link to, and so on.
-    for (const steps of chained) {
-      let from: readonly StoredVersion[] = matches;
+    const walk = (start: readonly StoredVersion[], steps: readonly Step[]): void => {
+      let from = start;
       for (const step of steps) {
         const refs = new Set(from.flatMap((m) => referencedKeys(m, step.param)));
         const linked = step.found.filter((x) => refs.has(key(x.version)));
         out.push(...linked);
         from = linked.map((x) => x.version);
       }
+    };
+    for (const steps of chained) walk(matches, steps);
+    for (const r of reverse) {
+      const linking = r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`)));
+      out.push(...linking);
+      // A _has ending in a chain: what those sources link to along it tells about them too.
+      if (r.steps)
+        walk(
+          linking.map((x) => x.version),
+          r.steps,
+        );
     }
-    for (const r of reverse) out.push(...r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`))));
     return out;
   };
   return { criteria, ids, linkedTo };

@@ -135,15 +135,51 @@ const INCLUDE_KEYS = [
   ['_revinclude:iterate', true, true],
 ] as const;
 
-/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named (no `*`). */
+/** The reference parameters of a type (those an include may name), by code. */
+function referenceParamsOf(resourceType: string): Array<{ code: string; target: readonly string[] }> {
+  return [...indexedParamsOf(resourceType).values()].filter((p) => p.type === 'reference').map((p) => ({ code: p.code, target: p.target }));
+}
+
+/**
+ * `*` as the parameter (search.html#include): every reference parameter. `_include=*` is every
+ * reference parameter of the type searched; `_revinclude=*` every reference parameter of any type that
+ * may refer to the type searched; `Type:*[:Target]` every reference parameter of Type (that may refer
+ * to Target, or for a `_revinclude` without `:iterate`, to the type searched). With `:iterate` a bare
+ * `*` is refused: it would be every parameter of every type at each round, so name the type (`Type:*`).
+ */
+function wildcardSpecs(key: string, resourceType: string, value: string, reverse: boolean, iterate: boolean): IncludeSpec[] {
+  if (value === '*') {
+    if (iterate) fail(key, 'with :iterate names the type whose reference parameters it follows (Type:*): a bare * is for the type searched only');
+    if (!reverse) return referenceParamsOf(resourceType).map((p) => ({ reverse, source: resourceType, param: p.code, iterate }));
+    return [...SUPPORTED_TYPES].flatMap((source) =>
+      referenceParamsOf(source)
+        .filter((p) => p.target.includes(resourceType))
+        .map((p) => ({ reverse, source, param: p.code, target: resourceType, iterate })),
+    );
+  }
+  const [source = '', , target, ...more] = value.split(':');
+  if (more.length > 0 || !SUPPORTED_TYPES.has(source)) fail(key, 'must be *, Type:* or Type:parameter[:TargetType], a reference parameter of that type');
+  if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
+  if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
+  const to = target ?? (reverse && !iterate ? resourceType : undefined);
+  const params = referenceParamsOf(source).filter((p) => to === undefined || p.target.includes(to));
+  if (target !== undefined && params.length === 0) fail(key, 'names a target type no reference parameter of that type refers to');
+  return params.map((p) => ({ reverse, source, param: p.code, ...(to !== undefined ? { target: to } : {}), iterate }));
+}
+
+/** The _include and _revinclude of a query, `:iterate` or not: reference parameters of the types named, or `*` for every one (wildcardSpecs). */
 export function includeSpecs(resourceType: string, q: RawQuery): IncludeSpec[] {
   const specs: IncludeSpec[] = [];
   for (const [key, reverse, iterate] of INCLUDE_KEYS) {
     for (const raw of q[key] ?? []) {
       for (const value of raw.split(',').map((v) => v.trim())) {
         const [source = '', param = '', target, ...more] = value.split(':');
+        if (value === '*' || param === '*') {
+          specs.push(...wildcardSpecs(key, resourceType, value, reverse, iterate));
+          continue;
+        }
         const p = indexedParamsOf(source).get(param);
-        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be Type:parameter[:TargetType], a reference parameter of that type (no *)');
+        if (more.length > 0 || p?.type !== 'reference') fail(key, 'must be *, Type:* or Type:parameter[:TargetType], a reference parameter of that type');
         // Without :iterate an include starts from the matches only: it must name the type searched.
         if (!iterate && !reverse && source !== resourceType) fail(key, `must name a parameter of ${resourceType}, the type searched (or be _include:iterate)`);
         if (!iterate && reverse && target !== undefined && target !== resourceType) fail(key, `must target ${resourceType}, the type searched (or be _revinclude:iterate)`);
@@ -198,13 +234,20 @@ export interface ChainSpec {
   readonly targets: ReadonlyArray<{ readonly type: string; readonly criteria: readonly Criterion[] }>;
 }
 
-/** A reverse chain (`_has:Observation:patient:code=1234-5`): resources of `source` whose `param` references the searched one and that meet the criteria. */
+/**
+ * A reverse chain (`_has:Observation:patient:code=1234-5`): resources of `source` whose `param` references
+ * the searched one and that meet the criteria, or (a chain as the last part,
+ * `_has:Observation:patient:encounter.status=finished`) whose chained parameter is met.
+ */
 export interface HasSpec {
   /** The query parameter (`_has:Observation:patient:code`), named in refusals. */
   readonly key: string;
   readonly source: string;
   readonly param: string;
+  /** Criteria on `source` itself (none when `chain` is given). */
   readonly criteria: readonly Criterion[];
+  /** A chained parameter of `source` (`encounter.status`), resolved as a chain of a search of `source` is. */
+  readonly chain?: ChainSpec;
 }
 
 /** Whether a key is a chained parameter (`ref.param`, `ref:Type.param`). */
@@ -219,11 +262,15 @@ function referenceTargets(type: string, code: string, typed: string | undefined)
   return p.target.filter((t) => (typed === undefined || t === typed) && SUPPORTED_TYPES.has(t));
 }
 
-function chainSpec(resourceType: string, key: string, values: readonly string[]): ChainSpec {
+/**
+ * A chained parameter `key` of resourceType; `name` is the query parameter named in refusals (the whole
+ * `_has:…` for a chain inside a `_has`), `maxLevels` the levels it may have.
+ */
+function chainSpec(resourceType: string, key: string, values: readonly string[], name = key, maxLevels = MAX_CHAIN_LEVELS): ChainSpec {
   const segments = key.split('.');
   const last = segments.pop() ?? '';
-  if (last === '') fail(key, 'ends without the parameter searched (e.g. subject.name)');
-  if (segments.length > MAX_CHAIN_LEVELS) fail(key, `chains ${String(segments.length)} levels: at most ${String(MAX_CHAIN_LEVELS)} here`);
+  if (last === '') fail(name, 'ends without the parameter searched (e.g. subject.name)');
+  if (segments.length > maxLevels) fail(name, `chains ${String(segments.length)} levels: at most ${String(maxLevels)} here`);
   // Forward: the reference parameter of each level and the types it reaches (level 0 is the searched type).
   const links: Array<{ code: string; typed: string | undefined }> = [];
   const reached: string[][] = [[resourceType]];
@@ -231,10 +278,10 @@ function chainSpec(resourceType: string, key: string, values: readonly string[])
     const [code = '', typed, ...more] = segment.split(':');
     const from = reached[i] ?? [];
     const isReference = from.some((t) => indexedParamsOf(t).get(code)?.type === 'reference');
-    if (i === 0 && (!isReference || more.length > 0)) fail(key, `must chain from a reference parameter of ${resourceType} (e.g. subject.name, subject:Patient.name)`);
-    if (!isReference || more.length > 0) fail(key, `chains through ${segment}, which is not a reference parameter of ${from.join(', ')}`);
+    if (i === 0 && (!isReference || more.length > 0)) fail(name, `must chain from a reference parameter of ${resourceType} (e.g. subject.name, subject:Patient.name)`);
+    if (!isReference || more.length > 0) fail(name, `chains through ${segment}, which is not a reference parameter of ${from.join(', ')}`);
     const types = [...new Set(from.flatMap((t) => referenceTargets(t, code, typed)))];
-    if (types.length === 0) fail(key, typed !== undefined ? `names a type ${code} does not refer to` : `chains through ${code}, which refers to no type held here`);
+    if (types.length === 0) fail(name, typed !== undefined ? `names a type ${code} does not refer to` : `chains through ${code}, which refers to no type held here`);
     links.push({ code, typed });
     reached.push(types);
   }
@@ -243,7 +290,7 @@ function chainSpec(resourceType: string, key: string, values: readonly string[])
     const criteria = criteriaOf(type, last, values);
     return criteria ? [{ type, criteria }] : [];
   });
-  if (targets.length === 0) fail(key, `names ${last.split(':')[0] ?? last}, which no type ${links[n - 1]?.code ?? ''} refers to takes here`);
+  if (targets.length === 0) fail(name, `names ${last.split(':')[0] ?? last}, which no type ${links[n - 1]?.code ?? ''} refers to takes here`);
   // Backward: keep at each level only the types whose parameter leads to a type kept at the next.
   const kept: string[][] = [];
   kept[n] = targets.map((t) => t.type);
@@ -251,10 +298,10 @@ function chainSpec(resourceType: string, key: string, values: readonly string[])
     const link = links[i];
     const next = new Set(kept[i + 1]);
     kept[i] = (reached[i] ?? []).filter((t) => link !== undefined && referenceTargets(t, link.code, link.typed).some((x) => next.has(x)));
-    if (kept[i]?.length === 0) fail(key, `leads to no ${last.split(':')[0] ?? last} through ${segments.slice(0, i + 1).join('.')}`);
+    if (kept[i]?.length === 0) fail(name, `leads to no ${last.split(':')[0] ?? last} through ${segments.slice(0, i + 1).join('.')}`);
   }
   const hops = links.slice(1).map((link, i) => ({ types: kept[i + 1] ?? [], param: link.code }));
-  return { key, param: links[0]?.code ?? '', hops, targets };
+  return { key: name, param: links[0]?.code ?? '', hops, targets };
 }
 
 function hasSpec(resourceType: string, key: string, values: readonly string[]): HasSpec {
@@ -263,7 +310,9 @@ function hasSpec(resourceType: string, key: string, values: readonly string[]): 
   const p = indexedParamsOf(source).get(param);
   if (p?.type !== 'reference' || !p.target.includes(resourceType) || chained === '')
     fail(key, `must be _has:Type:parameter:searchparameter, where parameter is a reference of Type to ${resourceType} (e.g. _has:Observation:patient:code)`);
-  if (chained.startsWith('_has:') || isChain(chained)) fail(key, 'nests a chain (not supported here)');
+  if (chained.startsWith('_has:')) fail(key, 'nests a _has (not supported here)');
+  // A chain as the last part: of at most MAX_CHAIN_LEVELS levels with the _has's own.
+  if (isChain(chained)) return { key, source, param, criteria: [], chain: chainSpec(source, chained, values, key, MAX_CHAIN_LEVELS - 1) };
   const criteria = criteriaOf(source, chained, values);
   if (!criteria) fail(key, `names ${chained}, which ${source} does not take here`);
   return { key, source, param, criteria };
@@ -277,7 +326,8 @@ export function chainSpecs(resourceType: string, q: RawQuery): ChainSpec[] {
 }
 
 /**
- * The `_has` parameters of a query (one level), each refused with a 400 if it is not one the types take.
+ * The `_has` parameters of a query (one level, its last part a parameter of the source type or a chain
+ * from it), each refused with a 400 if it is not one the types take.
  * Each occurrence is its own reverse chain: `_has:Observation:patient:code=A&_has:Observation:patient:code=B`
  * finds patients with an Observation coded A and one coded B.
  */

@@ -31,6 +31,7 @@ import { FHIR_JSON, sendResource } from './respond';
 import type { LedgerViewHealth } from '../view/local-decisions';
 import { JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
+import { MERGE_PATCH_MEDIA_TYPE } from '../fhir/merge-patch';
 import type { CustodianIds } from '../store/custodian-ids';
 import { createRateLimiters, type RateLimitOptions } from './rate-limit';
 import type { ExportService } from '../fhir/operations/export';
@@ -213,7 +214,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. What the
   // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
   // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
-  const commonBody = jsonBody({ limit: COMMON_BODY_BYTES, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE] });
+  const commonBody = jsonBody({ limit: COMMON_BODY_BYTES, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, MERGE_PATCH_MEDIA_TYPE] });
   const feedBody = jsonBody({ limit: FEED_BODY_LIMIT, types: [...JSON_MEDIA_TYPES] });
   // Such a body is held whole while it is processed: a few at a time per process (large-body-gate.ts).
   const largeBodies = deps.largeBodies ?? new LargeBodyGate({ thresholdBytes: COMMON_BODY_BYTES });

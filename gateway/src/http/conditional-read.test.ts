@@ -264,9 +264,164 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect((await transaction(app, [mine, get(`Observation/${aliceObs}`)])).status).to.equal(410);
     // Only the deletion of its own (not the transaction's POST) changed the count.
     expect(await count()).to.equal(observations - 1);
-    // A search is refused in a transaction (it belongs in a batch).
-    const search = await transaction(app, [mine, get('Observation?code=x')]);
-    expect([search.status, search.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1].request.url']]);
+  });
+
+  it('searches (GET Type?query) come after the writes and see their results, answered as GET /fhir/Type?query is and recorded only once the writes commit', async () => {
+    const { app, alice, aliceObs, obs, ledger } = await setup();
+    const anchors = ledger.anchors.size;
+    const audit = ledger.audit.length;
+    const res = await transaction(app, [
+      get(`Observation?patient=Patient/${alice}&_sort=_lastUpdated`),
+      { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } },
+      { resource: { ...obs(alice, 'changed'), id: aliceObs }, request: { method: 'PUT', url: `Observation/${aliceObs}` } },
+      get(`Observation?patient=Patient/${alice}&_summary=count`),
+      get(`Patient/${alice}`),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [found, created, , counted, read] = res.body.entry as Array<{
+      resource: { type?: string; total?: number; id?: string; entry?: Array<{ resource: { id: string; valueString: string }; search: { mode: string } }> };
+      response: { status: string };
+    }>;
+    expect(found?.response.status).to.equal('200 OK');
+    expect(found?.resource).to.include({ resourceType: 'Bundle', type: 'searchset', total: 2 });
+    // Both the created Observation and the new version of the updated one, as the transaction left them.
+    expect(found?.resource.entry?.map((e) => e.resource.valueString)).to.have.members(['changed', 'new']);
+    expect(found?.resource.entry?.map((e) => e.resource.id)).to.include(created?.resource.id);
+    expect(found?.resource.entry?.every((e) => e.search.mode === 'match')).to.equal(true);
+    expect(counted?.resource).to.include({ type: 'searchset', total: 2 });
+    expect(counted?.resource.entry ?? []).to.have.length(0);
+    expect(read?.resource.id).to.equal(alice);
+    expect(ledger.anchors.size).to.equal(anchors + 2);
+    // Recorded as searches are (after the commit: the change entries come first), each permitted, naming what it disclosed or counted.
+    const added = ledger.audit.slice(audit);
+    expect(added.map((e) => e.action)).to.deep.equal(['C', 'U', 'R', 'R', 'R']);
+    const searches = added.filter((e) => e.subtype === 'search-type');
+    expect(searches).to.have.length(2);
+    for (const e of searches) expect([e.decision, e.resources.length]).to.deep.equal(['permit', 2]);
+    // The same search as a plain GET gives the same Bundle entries.
+    const plain = await request(app)
+      .get(`/fhir/Observation?patient=Patient/${alice}&_sort=_lastUpdated`)
+      .set(...staff);
+    expect(plain.body.entry.map((e: { fullUrl: string }) => e.fullUrl)).to.deep.equal(found?.resource.entry?.map((e) => (e as unknown as { fullUrl: string }).fullUrl));
+  });
+
+  it('a search naming an entry by its urn:uuid finds the resource that entry writes (by Type/id, and by id in _id)', async () => {
+    const { app } = await setup();
+    const P = 'urn:uuid:0c3e2a1b-7d4f-4e5a-9b6c-1d2e3f4a5b6c';
+    const observation = { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: P } };
+    const res = await transaction(app, [
+      get(`Observation?subject=${P}`),
+      get(`Patient?_id=${P.toUpperCase().replace('URN:UUID:', 'urn:uuid:')}`),
+      { fullUrl: P, resource: { resourceType: 'Patient', name: [{ family: 'Newborn' }] }, request: { method: 'POST', url: 'Patient' } },
+      { resource: observation, request: { method: 'POST', url: 'Observation' } },
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [observations, patients, patient, created] = res.body.entry as Array<{
+      resource: { id?: string; total?: number; entry?: Array<{ resource: { id: string } }>; link?: Array<{ relation: string; url: string }> };
+      response: { status: string };
+    }>;
+    expect(observations?.resource.total).to.equal(1);
+    expect(observations?.resource.entry?.[0]?.resource.id).to.equal(created?.resource.id);
+    // The self link says what was searched: the entry's resource, not its urn:uuid.
+    expect(observations?.resource.link?.find((l) => l.relation === 'self')?.url).to.include(encodeURIComponent(`Patient/${String(patient?.resource.id)}`));
+    expect(patients?.resource.entry?.map((e) => e.resource.id)).to.deep.equal([patient?.resource.id]);
+    // A urn:uuid that is no entry of the Bundle is left as sent: here no valid patient value, so the transaction fails, nothing written.
+    const unknown = await transaction(app, [
+      { fullUrl: P, resource: { resourceType: 'Patient' }, request: { method: 'POST', url: 'Patient' } },
+      get('Observation?subject=urn:uuid:00000000-0000-4000-8000-000000000000'),
+    ]);
+    expect([unknown.status, unknown.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1]']]);
+  });
+
+  it('a search that cannot be answered (unknown parameter, no scope, another member naming no patient) fails the whole transaction before anything is written or recorded', async () => {
+    const { app, alice, obs, ledger, store } = await setup();
+    const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
+    const count = async () => (await store.search({ resourceType: 'Observation', limit: 100 })).length;
+    const [anchors, audit, observations] = [ledger.anchors.size, ledger.audit.length, await count()];
+    const bad = await transaction(app, [mine, get(`Observation?patient=Patient/${alice}&nonsense=1`)]);
+    expect(bad.status).to.equal(400);
+    expect(bad.body.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    expect(bad.body.issue[0].diagnostics).to.match(/^Bundle\.entry\[1\]: Search parameter nonsense is not supported (for [A-Za-z]+ )?here/);
+    const badValue = await transaction(app, [mine, get('Observation?date=yesterday')]);
+    expect([badValue.status, badValue.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1]']]);
+    // A write scope without the search scope: 403 naming the search entry.
+    const writer = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.cu' });
+    const noScope = await transaction(app, [mine, get('Observation?code=x')], writer);
+    expect([noScope.status, noScope.body.issue[0].expression]).to.deep.equal([403, ['Bundle.entry[1]']]);
+    // Another member's user must name the patient, also through a chain or _has.
+    for (const url of ['Observation?code=x', 'Practitioner?_has:Observation:performer:code=x']) {
+      const unnamed = await transaction(app, [get(url)], otherMember);
+      expect([unnamed.status, unnamed.body.issue[0].diagnostics], url).to.deep.equal([
+        400,
+        `Bundle.entry[0]: A search from outside Hospital1MSP${url.startsWith('Practitioner') ? ' that chains to Observation' : ''} must name the patient (patient=<the patient DID>)`,
+      ]);
+    }
+    expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);
+  });
+
+  it("a caller who may see only part of the patient's data finds only that part, the transaction's own writes included; totals count only it", async () => {
+    const { app, alice, aliceObs, obs, ledger } = await setup();
+    const decide = ledger.decide;
+    // A consent that keeps restricted (R) records from the practitioner, and lets the other member read Observations but not the Patient.
+    ledger.decide = (req, anchor) => {
+      if ((anchor?.securityLabels ?? []).includes('R')) return { decision: 'deny', consents: [], reason: 'no-permit', breakGlass: false };
+      if (req.actor === did('o') && anchor?.resourceType === 'Observation') return { decision: 'permit', consents: ['c-1'], reason: 'consent-permit', breakGlass: false };
+      return decide(req, anchor);
+    };
+    const restricted = { ...obs(alice, 'restricted'), meta: { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } };
+    const audit = ledger.audit.length;
+    const res = await transaction(app, [
+      { resource: restricted, request: { method: 'POST', url: 'Observation' } },
+      { resource: obs(alice, 'open'), request: { method: 'POST', url: 'Observation' } },
+      get(`Observation?patient=Patient/${alice}`),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const found = res.body.entry[2].resource as { total: number; entry: Array<{ resource: { id: string; valueString: string } }> };
+    expect(found.total).to.equal(2);
+    expect(found.entry.map((e) => e.resource.valueString)).to.have.members(['one', 'open']);
+    expect(JSON.stringify(res.body.entry[2])).to.not.include('restricted');
+    // Recorded: what was released, not the withheld record.
+    const restrictedId = String(res.body.entry[0].resource.id);
+    const recorded = ledger.audit.slice(audit).filter((e) => e.subtype === 'search-type');
+    expect(recorded.flatMap((e) => e.resources).some((r) => r.includes(restrictedId))).to.equal(false);
+    // The other member (a transaction of searches only): Alice's unrestricted Observations, never her Patient record (the include withheld).
+    const theirs = await transaction(
+      app,
+      [get(`Observation?patient=Patient/${alice}&_include=Observation:subject`), get(`Observation?patient=Patient/${alice}&_summary=count`)],
+      otherMember,
+    );
+    expect(theirs.status, JSON.stringify(theirs.body).slice(0, 400)).to.equal(200);
+    const [observations, counted] = theirs.body.entry as Array<{ resource: { total: number; entry?: Array<{ resource: { resourceType: string; id: string } }> } }>;
+    expect(observations?.resource.total).to.equal(2);
+    expect(observations?.resource.entry?.map((e) => e.resource.resourceType)).to.deep.equal(['Observation', 'Observation']);
+    expect(observations?.resource.entry?.map((e) => e.resource.id)).to.include(aliceObs);
+    expect(counted?.resource.total).to.equal(2);
+  });
+
+  it('what only the data can refuse (a chain level of more than 1,000 candidates) is found after the commit: that entry carries the 400, the committed writes stand', async () => {
+    const { app, alice, obs, store } = await setup();
+    const practitioner = { resourceType: 'Practitioner', name: [{ family: 'Osler' }] };
+    const performed = { ...obs(alice, 'x'), performer: [{ reference: 'urn:uuid:6b4f4f2e-2d4c-4a51-9a56-3a0b7c7e0f01' }] };
+    const res = await transaction(app, [
+      { fullUrl: 'urn:uuid:6b4f4f2e-2d4c-4a51-9a56-3a0b7c7e0f01', resource: practitioner, request: { method: 'POST', url: 'Practitioner' } },
+      ...Array.from({ length: 1001 }, () => ({ resource: performed, request: { method: 'POST', url: 'Observation' } })),
+      get('DiagnosticReport?result.performer:Practitioner.name=osler'),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).to.equal(200);
+    const last = res.body.entry[1002] as { resource?: unknown; response: { status: string; outcome: { issue: Array<{ diagnostics: string; expression: string[] }> } } };
+    expect(last.resource).to.equal(undefined);
+    expect(last.response.status).to.equal('400 Bad Request');
+    expect(last.response.outcome.issue[0]?.expression).to.deep.equal(['Bundle.entry[1002]']);
+    expect(last.response.outcome.issue[0]?.diagnostics).to.include('result.performer:Practitioner.name');
+    expect(
+      (
+        await store.search({
+          resourceType: 'Observation',
+          criteria: [{ kind: 'reference', param: 'performer', values: [{ ref: `Practitioner/${String(res.body.entry[0].resource.id)}` }] }],
+          limit: 2000,
+        })
+      ).length,
+    ).to.equal(1001);
   });
 
   it('consent withdrawn between the check and the read: that entry fails closed (404), the committed writes stand', async () => {

@@ -516,10 +516,136 @@ describe('PATCH with FHIRPath Patch (HTTP, fake ledger)', () => {
     expect((await patch(`Observation/${aliceObs}`, replaceValue('x'))).status).to.equal(410);
   });
 
-  it('the CapabilityStatement names both patch formats', async () => {
+  it('the CapabilityStatement names the three patch formats', async () => {
     const { app } = await setup();
     const res = await request(app).get('/fhir/metadata');
-    expect(res.body.patchFormat).to.deep.equal(['application/json-patch+json', 'application/fhir+json']);
+    expect(res.body.patchFormat).to.deep.equal(['application/json-patch+json', 'application/merge-patch+json', 'application/fhir+json']);
+  });
+});
+
+describe('PATCH with JSON Merge Patch (HTTP, fake ledger)', () => {
+  const MERGE = 'application/merge-patch+json';
+
+  async function withPatch() {
+    const env = await setup();
+    const patch = (path: string, body: unknown, who = staff, headers: Record<string, string> = {}, type = MERGE) => {
+      let r = request(env.app)
+        .patch(`/fhir/${path}`)
+        .set(...who)
+        .set('content-type', type);
+      for (const [k, v] of Object.entries(headers)) r = r.set(k, v);
+      return r.send(JSON.stringify(body));
+    };
+    return { ...env, patch };
+  }
+
+  it('merges the patch into the current version and writes an anchored update; If-Match and Prefer: return= apply', async () => {
+    const { patch, aliceObs, store, ledger } = await withPatch();
+    const anchors = ledger.anchors.size;
+    const res = await patch(`Observation/${aliceObs}`, { valueString: 'corrected', note: [{ text: 'rechecked' }], code: { text: null } }, staff, { 'If-Match': 'W/"1"' });
+    expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    expect(res.body).to.include({ id: aliceObs, valueString: 'corrected', status: 'final' });
+    expect(res.body.note).to.deep.equal([{ text: 'rechecked' }]);
+    expect(res.body.code).to.deep.equal({ coding: [{ system: 'http://example.org/codes', code: 'hiv' }] });
+    expect([res.body.meta.versionId, res.headers.etag]).to.deep.equal(['2', 'W/"2"']);
+    expect(ledger.anchors.size).to.equal(anchors + 1);
+    expect(JSON.parse((await store.readCurrent('Observation', aliceObs))?.content ?? '{}')).to.include({ valueString: 'corrected' });
+    const stale = await patch(`Observation/${aliceObs}`, { valueString: 'lost' }, staff, { 'If-Match': 'W/"1"' });
+    expect(stale.status).to.equal(412);
+    const badIfMatch = await patch(`Observation/${aliceObs}`, { valueString: 'lost' }, staff, { 'If-Match': 'version two' });
+    expect(badIfMatch.status).to.equal(400);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(2);
+    const minimal = await patch(`Observation/${aliceObs}`, { valueString: 'quiet' }, staff, { Prefer: 'return=minimal' });
+    expect([minimal.status, minimal.text, minimal.headers.etag]).to.deep.equal([200, '', 'W/"3"']);
+    const outcome = await patch(`Observation/${aliceObs}`, { valueString: 'told' }, staff, { Prefer: 'return=OperationOutcome' });
+    expect([outcome.status, outcome.body.issue[0].diagnostics, outcome.headers.etag]).to.deep.equal([200, 'The resource was patched: its ETag names the new version', 'W/"4"']);
+  });
+
+  it('the result is validated like any update; a malformed patch or a change of id is 400, another media type 415 — nothing written, no value echoed', async () => {
+    const { patch, aliceObs, store } = await withPatch();
+    const cases: Array<[unknown, number]> = [
+      [{ status: 'secret-status' }, 400],
+      // Observation.code is required: removing it leaves no valid resource.
+      [{ code: null, valueString: 'secret-x' }, 400],
+      [{ valueString: { secret: 'x' } }, 400],
+      [{ id: 'secret-elsewhere' }, 400],
+      [{ resourceType: 'Patient' }, 400],
+      [JSON.parse('{"__proto__": {"polluted": "secret-x"}}'), 400],
+      [[{ op: 'replace', path: '/valueString', value: 'secret-x' }], 400],
+      [{}, 400],
+    ];
+    for (const [body, status] of cases) {
+      const res = await patch(`Observation/${aliceObs}`, body);
+      expect(res.status, JSON.stringify(body)).to.equal(status);
+      expect(res.body.resourceType).to.equal('OperationOutcome');
+      expect(JSON.stringify(res.body), JSON.stringify(body)).to.not.match(/secret|not detected/);
+    }
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    expect((await patch(`Observation/${aliceObs}`, { valueString: 'x' }, staff, {}, 'text/plain')).status).to.equal(415);
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
+  });
+
+  it('the current version is checked against its anchor first: one that does not match is withheld and nothing is written', async () => {
+    const { patch, aliceObs, store, ledger } = await withPatch();
+    const key = `Observation/${aliceObs}/_history/1`;
+    const anchor = ledger.anchors.get(key);
+    if (!anchor) throw new Error('no anchor');
+    ledger.anchors.set(key, { ...anchor, commitment: { ...anchor.commitment, value: 'f'.repeat(64) } });
+    const res = await patch(`Observation/${aliceObs}`, { valueString: 'changed' });
+    expect(res.status).to.equal(500);
+    expect(res.body.issue[0].diagnostics).to.include('does not match its anchor');
+    expect(JSON.stringify(res.body)).to.not.include('not detected');
+    expect((await store.readCurrent('Observation', aliceObs))?.versionId).to.equal(1);
+  });
+
+  it('a record the caller may not see is answered as a missing one, whatever the patch or If-Match (no oracle); a deleted one is 410 for staff', async () => {
+    const { patch, del, bobObs, aliceObs, store } = await withPatch();
+    const missing = 'no-such-observation';
+    for (const body of [{ valueString: 'forged' }, { status: 'not-a-status' }, { code: null }]) {
+      for (const ifMatch of [undefined, 'W/"1"', 'W/"5"']) {
+        const headers: Record<string, string> = ifMatch !== undefined ? { 'If-Match': ifMatch } : {};
+        const res = await patch(`Observation/${bobObs}`, body, asPatient(ALICE), headers);
+        const absent = await patch(`Observation/${missing}`, body, asPatient(ALICE), headers);
+        expect(res.status).to.equal(404);
+        expect(shape(res, bobObs)).to.deep.equal(shape(absent, missing));
+      }
+    }
+    expect((await store.readCurrent('Observation', bobObs))?.versionId).to.equal(1);
+    expect((await patch(`Observation/${aliceObs}`, { valueString: 'home' }, asPatient(ALICE))).status).to.equal(200);
+    await del(`Observation/${aliceObs}`);
+    expect((await patch(`Observation/${aliceObs}`, { valueString: 'x' })).status).to.equal(410);
+  });
+
+  it('conditional patch (PATCH Type?query) and Bundle PATCH entries (a Binary of contentType application/merge-patch+json) take it too', async () => {
+    const { patch, put, bundle, alice, obs, store, ledger } = await withPatch();
+    const code = (c: string) => `code=http://example.org/codes|${c}`;
+    const one = String((await put(`Observation?${code('one')}`, obs(alice, 'first', 'one'))).body.id);
+    const res = await patch(`Observation?${code('one')}`, { valueString: 'second' }, staff, { 'If-Match': 'W/"1"' });
+    expect([res.status, res.body.id, res.body.valueString, res.headers.etag]).to.deep.equal([200, one, 'second', 'W/"2"']);
+    expect((await patch(`Observation?${code('nothing')}`, { valueString: 'x' })).status).to.equal(404);
+    const binary = (body: unknown) => ({ resourceType: 'Binary', contentType: MERGE, data: Buffer.from(JSON.stringify(body)).toString('base64') });
+    const tx = await bundle('transaction', [
+      { resource: binary({ valueString: 'third' }), request: { method: 'PATCH', url: `Observation/${one}`, ifMatch: 'W/"2"' } },
+      { resource: obs(alice, 'new'), request: { method: 'POST', url: 'Observation' } },
+    ]);
+    expect(tx.status, JSON.stringify(tx.body).slice(0, 300)).to.equal(200);
+    expect(tx.body.entry[0].resource).to.include({ id: one, valueString: 'third' });
+    expect(tx.body.entry[0].response).to.include({ status: '200 OK', etag: 'W/"3"' });
+    // A merge patch whose result is invalid fails the whole transaction, naming the entry; nothing written.
+    const anchors = ledger.anchors.size;
+    const failed = await bundle('transaction', [
+      { resource: obs(alice, 'never'), request: { method: 'POST', url: 'Observation' } },
+      { resource: binary({ status: 'secret-status' }), request: { method: 'PATCH', url: `Observation/${one}` } },
+    ]);
+    expect(failed.status).to.equal(400);
+    expect(JSON.stringify(failed.body)).to.include('Bundle.entry[1]').and.not.include('secret');
+    expect(ledger.anchors.size).to.equal(anchors);
+    const batch = await bundle('batch', [
+      { resource: binary({ valueString: 'fourth' }), request: { method: 'PATCH', url: `Observation?${code('one')}` } },
+      { resource: binary([{ op: 'add' }]), request: { method: 'PATCH', url: `Observation/${one}` } },
+    ]);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['200 OK', '400 Bad Request']);
+    expect((await store.readCurrent('Observation', one))?.versionId).to.equal(4);
   });
 });
 

@@ -8,6 +8,7 @@ import { requireAuth } from '../auth/middleware';
 import * as handlers from '../fhir/handlers';
 import { type BodyFormat, type FhirContext, type FhirOutcome, type FhirRequest, ifNoneExistQuery } from '../fhir/handlers';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
+import { MERGE_PATCH_MEDIA_TYPE } from '../fhir/merge-patch';
 import { rawQuery } from '../fhir/search-params';
 import { sendResource } from './respond';
 
@@ -17,6 +18,7 @@ type Params = { type?: string; id?: string; vid?: string };
 /** What the Content-Type says the body is. */
 function bodyFormat(req: Request): BodyFormat {
   if (req.is(['application/json', 'application/fhir+json'])) return 'fhir-json';
+  if (req.is(MERGE_PATCH_MEDIA_TYPE)) return 'merge-patch';
   return req.is(JSON_PATCH_MEDIA_TYPE) ? 'json-patch' : 'other';
 }
 

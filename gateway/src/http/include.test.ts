@@ -137,10 +137,63 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
     expect(entries(await get(`Condition?patient=${alice}&_include=Condition:encounter&_include:iterate=Encounter:subject`, narrow))).to.deep.equal([`match Condition/${cond}`]);
   });
 
+  it('* follows every reference parameter (_include=*, _revinclude=*, Type:*[:Target], _include:iterate=Type:*)', async () => {
+    const { get, entries, alice, med, enc, cond, bobCond, rx } = await setup();
+    // Every reference parameter of the type searched: the Condition's encounter and its subject (named by patient and subject, included once).
+    expect(entries(await get(`Condition?patient=${alice}&_include=*`))).to.deep.equal([`include Encounter/${enc}`, `include Patient/${alice}`, `match Condition/${cond}`].sort());
+    expect(entries(await get(`MedicationRequest?patient=${alice}&_include=*`))).to.deep.equal(
+      [`include Medication/${med}`, `include Patient/${alice}`, `match MedicationRequest/${rx}`].sort(),
+    );
+    // Every reference parameter of any type that may refer to the type searched.
+    expect(entries(await get(`Encounter?patient=${alice}&_revinclude=*`))).to.deep.equal(
+      [`include Condition/${bobCond}`, `include Condition/${cond}`, `match Encounter/${enc}`].sort(),
+    );
+    const patients = await get(`Patient?_id=${alice}&_revinclude=*`);
+    expect(patients.total).to.equal(1);
+    expect(entries(patients)).to.deep.equal([`include Condition/${cond}`, `include Encounter/${enc}`, `include MedicationRequest/${rx}`, `match Patient/${alice}`].sort());
+    // One type's parameters, to one target type.
+    expect(entries(await get(`Condition?patient=${alice}&_include=Condition:*:Encounter`))).to.deep.equal([`include Encounter/${enc}`, `match Condition/${cond}`].sort());
+    expect(entries(await get(`Encounter?patient=${alice}&_revinclude=MedicationRequest:*`))).to.deep.equal([`match Encounter/${enc}`]);
+    // Iterated, from what was included: the Encounter's every reference (its subject).
+    expect(entries(await get(`Condition?patient=${alice}&_include=Condition:encounter&_include:iterate=Encounter:*`))).to.deep.equal(
+      [`include Encounter/${enc}`, `include Patient/${alice}`, `match Condition/${cond}`].sort(),
+    );
+  });
+
+  it('* goes through the enforcement point like a named include: consent, compartment and scopes each apply; only what is released is recorded', async () => {
+    const { get, entries, ledger, denied, alice, enc, cond, rx } = await setup();
+    // Another member's practitioner whose consent covers neither Conditions nor MedicationRequests.
+    denied.add('Condition');
+    denied.add('MedicationRequest');
+    const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const before = ledger.audit.length;
+    const patients = await get(`Patient?patient=${ALICE}&_revinclude=*`, other);
+    expect([patients.total, entries(patients)]).to.deep.equal([1, [`include Encounter/${enc}`, `match Patient/${alice}`].sort()]);
+    expect(
+      ledger.audit
+        .slice(before)
+        .flatMap((e) => e.resources)
+        .sort(),
+    ).to.deep.equal([`Encounter/${enc}/_history/1`, `Patient/${alice}/_history/1`].sort());
+    expect(entries(await get(`Encounter?patient=${ALICE}&_revinclude=*&_include=*`, other))).to.deep.equal([`include Patient/${alice}`, `match Encounter/${enc}`].sort());
+    // Alice herself: her own Condition, never Bob's that names her encounter.
+    const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    expect(entries(await get(`Encounter?_revinclude=*`, asAlice))).to.deep.equal([`include Condition/${cond}`, `match Encounter/${enc}`].sort());
+    // Scopes: a token reading Encounter and MedicationRequest only gets no Patient and no Condition.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Encounter.read user/MedicationRequest.read' });
+    expect(entries(await get(`Encounter?patient=${alice}&_revinclude=*&_include=*`, narrow))).to.deep.equal([`match Encounter/${enc}`]);
+    expect(rx).to.be.a('string');
+  });
+
   it('refuses includes it does not do', async () => {
     const { app, alice } = await setup();
     for (const q of [
-      '_include=*',
+      '_include=Condition:*',
+      '_include=Encounter:*:Medication',
+      '_include=Nothing:*',
+      '_include=*:subject',
+      '_include=Encounter:*:Observation:x',
+      '_revinclude:iterate=*',
       '_include=Observation:subject',
       '_include=Encounter:status',
       '_include:recurse=Encounter:subject',

@@ -218,6 +218,62 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     expect(recorded).to.not.include(`Observation/${aliceHiv}/_history/1`);
   });
 
+  it('_has ending in a chain finds what it names, the _has and the chain together at most four levels', async () => {
+    const { ids, get, alice, bob, osler } = await setup();
+    expect(await ids('Patient?_has:Observation:subject:performer:Practitioner.name=osler')).to.deep.equal([alice, bob].sort());
+    expect(await ids('Patient?_has:Observation:subject:performer.name=osler')).to.deep.equal([alice, bob].sort());
+    expect(await ids('Patient?_has:Observation:subject:performer:Practitioner.name=nobody')).to.deep.equal([]);
+    // Patients with a report whose result has that code (aliceHiv is in no report).
+    expect(await ids('Patient?_has:DiagnosticReport:subject:result.code=8867-4')).to.deep.equal([alice, bob].sort());
+    expect(await ids('Patient?_has:DiagnosticReport:subject:result.code=75622-1')).to.deep.equal([]);
+    expect(await ids(`Patient?_has:DiagnosticReport:subject:result.code=8867-4&_id=${bob}`)).to.deep.equal([bob]);
+    expect(await ids('Patient?_has:Observation:patient:encounter.status=finished')).to.deep.equal([]);
+    // Three levels: Practitioner ← Observation → Patient → Practitioner; four: … → PractitionerRole → Practitioner.
+    expect(await ids('Practitioner?_has:Observation:performer:subject:Patient.general-practitioner:Practitioner.name=osler')).to.deep.equal([osler]);
+    expect(await ids('Practitioner?_has:Observation:performer:subject:Patient.general-practitioner:PractitionerRole.practitioner.name=osler')).to.deep.equal([osler]);
+    expect(await ids('Practitioner?_has:Observation:performer:subject:Patient.general-practitioner:PractitionerRole.practitioner.name=nobody')).to.deep.equal([]);
+    // Five levels: refused, naming the parameter and the limit.
+    const deep = await get('Practitioner?_has:Observation:performer:subject:Patient.general-practitioner:PractitionerRole.organization.partof.name=x');
+    expect(deep.status).to.equal(400);
+    expect(deep.body.issue[0].diagnostics).to.equal(
+      'Search parameter _has:Observation:performer:subject:Patient.general-practitioner:PractitionerRole.organization.partof.name chains 4 levels: at most 3 here',
+    );
+    // A chain the source type does not take is refused naming the whole _has.
+    const bad = await get('Patient?_has:Observation:subject:performer.shoe=x');
+    expect(bad.status).to.equal(400);
+    expect(bad.body.issue[0].diagnostics).to.match(/^Search parameter _has:Observation:subject:performer\.shoe /);
+  });
+
+  it('_has ending in a chain: a record the caller may not see at any level counts as absent; the linked resources of a released match are recorded', async () => {
+    const { ids, get, ledger, denied, alice, bob, aliceHr, aliceHiv, aliceReport } = await setup();
+    const q = `Patient?patient=${ALICE}&_has:DiagnosticReport:subject:result.code=8867-4`;
+    expect(await ids(q, other)).to.deep.equal([alice]);
+    // Denied the report or the Observation it links to: the _has breaks there, while Alice's Patient record is still permitted.
+    for (const type of ['DiagnosticReport', 'Observation']) {
+      denied.clear();
+      denied.add(type);
+      expect(await ids(`Patient?patient=${ALICE}`, other), type).to.deep.equal([alice]);
+      expect(await ids(q, other), type).to.deep.equal([]);
+    }
+    denied.clear();
+    const before = ledger.audit.length;
+    expect((await get(q, other)).status).to.equal(200);
+    const recorded = ledger.audit.slice(before).flatMap((e) => e.resources);
+    expect(recorded).to.have.members([`Patient/${alice}/_history/1`, `DiagnosticReport/${aliceReport}/_history/1`, `Observation/${aliceHr}/_history/1`]);
+    expect(recorded).to.not.include(`Observation/${aliceHiv}/_history/1`);
+    // From outside without the patient: refused before anything is looked up, the chain's types included.
+    const outside = await get('Practitioner?_has:Observation:performer:subject.name=peterson', other);
+    expect([outside.status, JSON.stringify(outside.body).includes('must name the patient')]).to.deep.equal([400, true]);
+    // Alice: Bob's report is outside her compartment.
+    expect(await ids(`Patient?_has:DiagnosticReport:subject:result.code=8867-4&_id=${bob}`, asAlice)).to.deep.equal([]);
+    expect(await ids('Patient?_has:DiagnosticReport:subject:result.code=8867-4', asAlice)).to.deep.equal([alice]);
+    // Scopes: a token that does not read Observation (the chain's level) or DiagnosticReport (the _has's) finds nothing through them.
+    for (const scope of ['user/Patient.read user/DiagnosticReport.read', 'user/Patient.read user/Observation.read']) {
+      const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope });
+      expect(await ids('Patient?_has:DiagnosticReport:subject:result.code=8867-4', narrow), scope).to.deep.equal([]);
+    }
+  });
+
   it('refuses a chain from outside that does not name the patient at any level, whatever is held', async () => {
     const { get } = await setup();
     for (const q of ['DiagnosticReport?result.subject.name=peterson', 'DiagnosticReport?result.subject.name=nobody-at-all']) {
@@ -320,6 +376,8 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
       'Patient?_has:Observation:code:code=x',
       'Patient?_has:Observation:patient:shoe=x',
       'Patient?_has:Observation:patient:_has:Encounter:patient:status=x',
+      'Patient?_has:Observation:patient:encounter.shoe=x',
+      'Patient?_has:Observation:patient:status.name=x',
       'Patient?_has:Observation:patient',
       'Observation?subject.birthdate=yesterday',
     ]) {

@@ -37,7 +37,7 @@ export interface FhirContext {
 }
 
 /** The format the transport says the body is in (HTTP: its Content-Type); handlers refuse the wrong one. */
-export type BodyFormat = 'fhir-json' | 'json-patch' | 'other';
+export type BodyFormat = 'fhir-json' | 'json-patch' | 'merge-patch' | 'other';
 
 /** One FHIR interaction or operation, parsed: who asks, on what, with which parameters, headers and body. */
 export interface FhirRequest {

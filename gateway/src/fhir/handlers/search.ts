@@ -18,24 +18,52 @@ import {
   list,
   offset,
   patientParam,
+  type RawQuery,
   searchCriteria,
   sortKeys,
   summaryMode,
   totalWanted,
 } from '../search-params';
 import { elementNames, subset, type Subsetting } from '../subsetting';
+import type { Caller } from '../policy';
+import type { Includes, SearchParams } from '../resource-service';
 import { checkIds, type FhirContext, type FhirOutcome, type FhirRequest } from './request';
 
-/** patient / subject values: Patient/<id>, <id> or the patient's DID → local Patient id (undefined: matches nothing). */
-async function localPatientId(ctx: FhirContext, value: string): Promise<string | undefined> {
-  if (HDX_DID.test(value)) return ctx.store.patientByDid(value);
+/** A patient / subject value's form: Patient/<id>, <id> or a patient DID (anything else is a 400). */
+function checkPatientValue(value: string): void {
+  if (HDX_DID.test(value)) return;
   const id = value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
   if (!ID.test(id)) throw new OperationOutcomeError('INVALID', 'Search parameter patient/subject must be Patient/<id>, <id> or a patient DID');
-  return id;
 }
 
-/** search-type. `Prefer: handling=lenient` drops the parameters the type does not take (and the self link says so). */
-export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOutcome> {
+/** patient / subject values (checked by checkPatientValue) → local Patient id (undefined: matches nothing). */
+async function localPatientId(ctx: FhirContext, value: string): Promise<string | undefined> {
+  if (HDX_DID.test(value)) return ctx.store.patientByDid(value);
+  return value.startsWith('Patient/') ? value.slice('Patient/'.length) : value;
+}
+
+/**
+ * A search-type request parsed and checked: every answer it could get without looking at the store
+ * (an unknown or malformed parameter, a missing scope, a remote caller who names no patient: 400, 403)
+ * is given by prepareSearch, which reads nothing, decides no consent and records nothing. A transaction
+ * prepares its search entries before it writes, and answers them (answerSearch) once its writes are
+ * committed; `GET [base]/Type?query` and a batch do both at once (search).
+ */
+export interface PreparedSearch {
+  readonly type: string;
+  readonly query: RawQuery;
+  readonly forMember: boolean;
+  readonly searcher: Caller;
+  readonly patientValues: readonly string[];
+  readonly params: Omit<SearchParams, 'patientIds'>;
+  readonly includes: Includes;
+  readonly subsetting: Subsetting;
+  readonly showTotal: boolean;
+  readonly countOnly: boolean;
+}
+
+/** search-type, parsed and checked (see PreparedSearch). `Prefer: handling=lenient` drops the parameters the type does not take (and the self link says so). */
+export function prepareSearch(ctx: FhirContext, req: FhirRequest): PreparedSearch {
   const { auth } = req;
   const type = req.type ?? '';
   checkIds(type);
@@ -46,7 +74,7 @@ export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
   const chains = chainSpecs(type, q);
   const has = hasSpecs(type, q);
   const patientValues = [...(patientParam(type, 'patient') ? (list(q, 'patient') ?? []) : []), ...(patientParam(type, 'subject') ? (list(q, 'subject') ?? []) : [])];
-  const patientIds = patientValues.length > 0 ? (await Promise.all(patientValues.map((v) => localPatientId(ctx, v)))).filter((v): v is string => v !== undefined) : undefined;
+  patientValues.forEach(checkPatientValue);
   const c = count(q);
   const o = offset(q);
   const ids = list(q, '_id', ID, 'must be FHIR ids');
@@ -72,27 +100,41 @@ export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
       return false;
     }
   };
-  const page = await ctx.resources.search(
-    searcher,
+  const params = {
+    ...(ids ? { ids } : {}),
+    ...(lastUpdated ? { lastUpdated } : {}),
+    ...(criteria.length > 0 ? { criteria } : {}),
+    ...(sort ? { sort } : {}),
+    ...(chains.length > 0 ? { chains } : {}),
+    ...(has.length > 0 ? { has } : {}),
+    count: c,
+    offset: o,
+    countOnly,
+  };
+  // What the service would refuse before looking anything up (the interaction, a remote caller naming no patient).
+  ctx.resources.assertSearchable(searcher, type, { ...params, namesPatient: patientValues.length > 0 }, mayReadType);
+  return {
     type,
-    {
-      ...(ids ? { ids } : {}),
-      ...(patientIds ? { patientIds } : {}),
-      ...(lastUpdated ? { lastUpdated } : {}),
-      ...(criteria.length > 0 ? { criteria } : {}),
-      ...(sort ? { sort } : {}),
-      ...(chains.length > 0 ? { chains } : {}),
-      ...(has.length > 0 ? { has } : {}),
-      count: c,
-      offset: o,
-      countOnly,
-    },
-    'search-type',
-    { specs, mayRead: mayReadType },
-  );
+    query: q,
+    forMember: auth.viaOrganization !== undefined,
+    searcher,
+    patientValues,
+    params,
+    includes: { specs, mayRead: mayReadType },
+    subsetting,
+    showTotal,
+    countOnly,
+  };
+}
+
+/** A prepared search answered through the enforcement point, as a searchset Bundle. */
+export async function answerSearch(ctx: FhirContext, prepared: PreparedSearch): Promise<FhirOutcome> {
+  const { type, query: q, params, subsetting, countOnly, forMember } = prepared;
+  const patientIds =
+    prepared.patientValues.length > 0 ? (await Promise.all(prepared.patientValues.map((v) => localPatientId(ctx, v)))).filter((v): v is string => v !== undefined) : undefined;
+  const page = await ctx.resources.search(prepared.searcher, type, { ...params, ...(patientIds ? { patientIds } : {}) }, 'search-type', prepared.includes);
   // A member organization fetching for one of its users gets, per version, the key that opens its
   // commitment, so it can check the content against the ledger before passing it on.
-  const forMember = auth.viaOrganization !== undefined;
   const versionOf = (r: Record<string, unknown>): [string, string, string] => [
     String(r.resourceType),
     String(r.id),
@@ -118,11 +160,16 @@ export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOu
     resources: page.resources.map((r) => subset(r, subsetting, 'match')),
     included: page.included.map((r) => subset(r, subsetting, 'include')),
     total: page.total,
-    offset: o,
-    count: c,
+    offset: params.offset,
+    count: params.count,
     ...(entryExtension ? { entryExtension } : {}),
-    hideTotal: !showTotal,
+    hideTotal: !prepared.showTotal,
     countOnly,
   });
   return { status: 200, resource: bundle };
+}
+
+/** search-type (`GET [base]/Type?query`, a batch's `GET Type?query` entry): prepared and answered at once. */
+export async function search(ctx: FhirContext, req: FhirRequest): Promise<FhirOutcome> {
+  return answerSearch(ctx, prepareSearch(ctx, req));
 }
