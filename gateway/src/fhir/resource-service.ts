@@ -1321,7 +1321,13 @@ export class ResourceService {
    * member's user naming no patient, for the type and every type its chains and _has reach): a
    * transaction checks its search entries with it before it writes. Reads, decides and records nothing.
    */
-  assertSearchable(caller: Caller, resourceType: string, params: Pick<SearchParams, 'chains' | 'has'> & { readonly namesPatient: boolean }, mayRead: (t: string) => boolean): void {
+  assertSearchable(
+    caller: Caller,
+    resourceType: string,
+    params: Pick<SearchParams, 'chains' | 'has'> & { readonly namesPatient: boolean },
+    mayRead: (t: string) => boolean,
+    includes: readonly IncludeSpec[] = [],
+  ): void {
     typeInfo(resourceType);
     assertInteraction(caller, 'read', resourceType, this.#mspId);
     AccessControl.requireActor(caller);
@@ -1332,10 +1338,21 @@ export class ResourceService {
       throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} must name the patient (patient=<the patient DID>)`);
     }
     assertLinksNamePatient(this.#mspId, caller, params, params.namesPatient, mayRead);
+    // A _revinclude looks for every resource pointing at the matches, of any patient: from another
+    // member, only among the patient the search names (its candidate limit comes before consent, so a
+    // search across patients would tell how many records point at, say, a Practitioner).
+    if (!caller.local && !params.namesPatient) {
+      for (const spec of includes) {
+        const patientData = inPatientCompartment(spec.source) || governedByPatientReference(spec.source);
+        if (spec.reverse && patientData && mayRead(spec.source)) {
+          throw new OperationOutcomeError('INVALID', `A search from outside ${this.#mspId} must name the patient (patient=<the patient DID>) to _revinclude ${spec.source}`);
+        }
+      }
+    }
   }
 
   async search(caller: Caller, resourceType: string, params: SearchParams, subtype: Disclosure = 'search-type', includes?: Includes): Promise<SearchPage> {
-    this.assertSearchable(caller, resourceType, { ...params, namesPatient: params.patientIds !== undefined }, includes?.mayRead ?? ((): boolean => false));
+    this.assertSearchable(caller, resourceType, { ...params, namesPatient: params.patientIds !== undefined }, includes?.mayRead ?? ((): boolean => false), includes?.specs);
     const reference = !inPatientCompartment(resourceType) && !governedByPatientReference(resourceType);
     // A patient searches its own compartment (and its wards'): the store query itself is limited to it.
     // Reference data (in no patient's compartment) is not limited to the caller's compartment.
@@ -1396,6 +1413,7 @@ export class ResourceService {
             caller,
             page.map((x) => x.version),
             includes,
+            await this.#linkScope(caller, params.patientIds),
           )
         : [];
     const released = params.countOnly === true ? visible : page;
@@ -1415,14 +1433,23 @@ export class ResourceService {
    * candidates are decided (scopes, compartment, consent) before the next round starts from them, so an
    * iterated include starts only from a resource the caller may see, never from one withheld.
    */
-  async #included(caller: Caller, page: readonly StoredVersion[], includes: Includes): Promise<Permitted[]> {
+  /**
+   * The patients a reverse include of patient data looks among: a compartment-bound caller's own (and its
+   * wards'), the patients another member's user names, none for this custodian's own staff (every one).
+   */
+  async #linkScope(caller: Caller, named: readonly string[] | undefined): Promise<readonly string[] | undefined> {
+    if (caller.compartmentOf !== undefined) return this.#compartmentPatients(caller, named);
+    return caller.local ? undefined : (named ?? []);
+  }
+
+  async #included(caller: Caller, page: readonly StoredVersion[], includes: Includes, scope: readonly string[] | undefined): Promise<Permitted[]> {
     const seen = new Set(page.map((v) => `${v.resourceType}/${v.id}`));
     const out: Permitted[] = [];
     let from: readonly StoredVersion[] = page;
     for (let round = 0; round < MAX_INCLUDE_ROUNDS && from.length > 0; round++) {
       const specs = round === 0 ? includes.specs : includes.specs.filter((x) => x.iterate);
       if (specs.length === 0) break;
-      const candidates = await this.#includeCandidates(caller, from, specs, includes.mayRead, seen);
+      const candidates = await this.#includeCandidates(caller, from, specs, includes.mayRead, seen, scope);
       if (out.length + candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_include, _count');
       const permitted = candidates.length > 0 ? await this.access.permitted(caller, candidates) : [];
       out.push(...permitted);
@@ -1442,6 +1469,7 @@ export class ResourceService {
     specs: readonly IncludeSpec[],
     mayRead: (t: string) => boolean,
     seen: Set<string>,
+    scope: readonly string[] | undefined,
   ): Promise<StoredVersion[]> {
     const key = (v: { resourceType: string; id: string }): string => `${v.resourceType}/${v.id}`;
     const found = new Map<string, StoredVersion>();
@@ -1455,9 +1483,12 @@ export class ResourceService {
         if (!mayRead(spec.source)) continue;
         const targets = from.filter((v) => spec.target === undefined || v.resourceType === spec.target);
         if (targets.length === 0) continue;
+        const patientData = inPatientCompartment(spec.source) || governedByPatientReference(spec.source);
         const hits = await this.#store.search({
           resourceType: spec.source,
           criteria: [{ kind: 'reference', param: spec.param, values: targets.map((v) => ({ ref: key(v) })) }],
+          // Patient data only among the patients the caller may search (#linkScope), so the candidate limit tells nothing of others.
+          ...(patientData && scope !== undefined ? { patientIds: scope } : {}),
           limit: MAX_SEARCH_CANDIDATES + 1,
         });
         if (hits.length > MAX_SEARCH_CANDIDATES) throw tooBroad('_revinclude, _count');

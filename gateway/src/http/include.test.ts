@@ -185,6 +185,30 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
     expect(rx).to.be.a('string');
   });
 
+  it('a _revinclude of patient records looks among the patients the caller may search only: another member must name one, a patient its own', async () => {
+    const { app, get, entries, ledger, bob, med } = await setup();
+    // Both patients' MedicationRequests point at the same Medication (reference data, searchable by anyone).
+    await poster(
+      app,
+      staff,
+    )({ resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: `Patient/${bob}` }, medicationReference: { reference: `Medication/${med}` } });
+    const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const before = ledger.audit.length;
+    const refused = await request(app)
+      .get(`/fhir/Medication?_revinclude=MedicationRequest:medication`)
+      .set(...other);
+    expect(refused.status).to.equal(400);
+    expect(refused.body.issue[0].diagnostics).to.equal('A search from outside Hospital1MSP must name the patient (patient=<the patient DID>) to _revinclude MedicationRequest');
+    // Refused before anything was released or recorded.
+    expect(ledger.audit.length).to.equal(before);
+    // Alice's own search finds her MedicationRequest only: Bob's is not even a candidate.
+    const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    const mine = await get('Medication?_revinclude=MedicationRequest:medication', asAlice);
+    expect(entries(mine).filter((e) => e.startsWith('include'))).to.have.length(1);
+    // The custodian's own staff: both.
+    expect(entries(await get('Medication?_revinclude=MedicationRequest:medication')).filter((e) => e.startsWith('include'))).to.have.length(2);
+  });
+
   it('refuses includes it does not do', async () => {
     const { app, alice } = await setup();
     for (const q of [

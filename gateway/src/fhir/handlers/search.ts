@@ -112,7 +112,7 @@ export function prepareSearch(ctx: FhirContext, req: FhirRequest): PreparedSearc
     countOnly,
   };
   // What the service would refuse before looking anything up (the interaction, a remote caller naming no patient).
-  ctx.resources.assertSearchable(searcher, type, { ...params, namesPatient: patientValues.length > 0 }, mayReadType);
+  ctx.resources.assertSearchable(searcher, type, { ...params, namesPatient: patientValues.length > 0 }, mayReadType, specs);
   return {
     type,
     query: q,
