@@ -630,7 +630,7 @@ async function main(): Promise<void> {
       ],
       [
         'ingest, audit of the change',
-        'sync: the anchors and the change entries are the same ledger transaction (hdx.record:AnchorAndRecord), committed before the Bundle response; async: anchors (AnchorBatch), then the change entry to the outbox',
+        'both modes: the anchors and the change entries are the same ledger transaction (hdx.record:AnchorAndRecord), committed before the Bundle response (async mode did AnchorBatch, then the change entries through the outbox, before stop 21)',
       ],
       [
         'revocation',

@@ -394,7 +394,7 @@ async function main(): Promise<void> {
     ],
     [
       'ingest',
-      `transaction Bundles of ${BUNDLE} Observations of one patient (POST /fhir): 1 warm-up Bundle, then ${SEQUENTIAL} from 1 sender, then ${SENDERS} senders × ${PIPELINE_EACH}; sync: AnchorAndRecord, async: AnchorBatch + the change entries to the outbox`,
+      `transaction Bundles of ${BUNDLE} Observations of one patient (POST /fhir): 1 warm-up Bundle, then ${SEQUENTIAL} from 1 sender, then ${SENDERS} senders × ${PIPELINE_EACH}; both modes: AnchorAndRecord (the anchors and the change entries in one transaction)`,
     ],
     ['endorsers', `plan: the Fabric Gateway plans (its own peer first, then the others); endorsers named: HDX_ENDORSING_ORGS=${NAMED_ENDORSERS}, asked at once`],
     ['phases', 'means over the Bundles of the row; with several senders the Bundles overlap, so the phases of one Bundle add up to more than the wall time per Bundle'],

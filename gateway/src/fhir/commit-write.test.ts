@@ -393,7 +393,7 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(await store.listPending()).to.have.length(0);
   });
 
-  it('async mode: a crash between anchoring and marking → settlePending keeps the version AND hands its change entry to the outbox', async () => {
+  it('async mode: a crash between anchoring and marking → settlePending keeps the version; its change entry, committed with the anchor, is not recorded twice', async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = testStore();
     const outbox = outboxFor(store, ledger);
@@ -420,37 +420,40 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     );
     expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
     expect(await store.listPending()).to.have.length(1);
-    expect((await store.readyChangeStats()).count).to.equal(0); // the entry waits with its version, not yet deliverable
+    // The anchor and the change entry were one transaction: the entry is on the ledger, none waits in the store.
+    expect(ledger.anchorAndRecordCalls).to.be.greaterThan(0);
+    expect((await store.readyChangeStats()).count).to.equal(0);
     // The restart: a new service on the same store.
     const restarted = service(store, ledger, outbox);
     expect(await restarted.settlePending()).to.deep.equal({ kept: 1, removed: 0 });
-    expect((await store.readyChangeStats()).count).to.equal(1);
-    expect((await outbox.stats()).pending).to.equal(1);
-    expect(await outbox.flush()).to.equal(true);
     expect((await store.readyChangeStats()).count).to.equal(0);
+    expect((await outbox.stats()).pending).to.equal(0);
+    expect(await outbox.flush()).to.equal(true);
     const recorded = ledger.audit.slice(before);
     expect(recorded.map((e) => [e.action, e.subtype, e.resources])).to.deep.equal([['U', 'update', [`Observation/${obsId}/_history/2`]]]);
-    expect(Date.parse(recorded[0]?.occurredAt ?? '')).to.be.at.most(Date.parse(recorded[0]?.recordedAt ?? ''));
   });
 
-  it('async mode: the change entries are ready in the store in the same transaction that marks the write anchored', async () => {
+  it('async mode: the change entries of a write too large for one transaction are ready in the store in the transaction that marks it anchored, and the outbox delivers them before later reads', async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = testStore();
     const outbox = outboxFor(store, ledger);
     const resources = service(store, ledger, outbox);
     ledger.commitThenTimeout = 1; // the ambiguous path too
-    const patient = await resources.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Quist' }] });
-    expect((await store.readyChangeStats()).count).to.equal(1);
+    const plan = new WritePlan();
+    // 201 patients: 201 change entries, more than one transaction takes (200).
+    for (let i = 0; i < 201; i++) await resources.prepareCreate(staff, 'Patient', { resourceType: 'Patient', name: [{ family: `P${i}` }] }, plan);
+    await resources.commitWrite(staff, plan);
+    expect(ledger.anchorAndRecordCalls).to.equal(0);
+    expect((await store.readyChangeStats()).count).to.equal(201);
     expect(ledger.audit).to.have.length(0);
-    // The next access entry brings the change entry into the outbox first (order kept).
-    await resources.read(staff, 'Patient', String(patient.id));
+    // The next access entry brings the change entries into the outbox first (order kept).
+    const first = String(plan.versions[0]?.row.id);
+    await resources.read(staff, 'Patient', first);
     expect((await store.readyChangeStats()).count).to.equal(0);
-    expect((await outbox.stats()).pending).to.equal(2);
+    expect((await outbox.stats()).pending).to.equal(202);
     expect(await outbox.flush()).to.equal(true);
-    expect(ledger.audit.map((e) => [e.action, e.resources])).to.deep.equal([
-      ['C', [`Patient/${String(patient.id)}/_history/1`]],
-      ['R', [`Patient/${String(patient.id)}/_history/1`]],
-    ]);
+    expect(ledger.audit.map((e) => e.action)).to.deep.equal([...Array<string>(201).fill('C'), 'R']);
+    expect(ledger.audit.at(-1)?.resources).to.deep.equal([`Patient/${first}/_history/1`]);
   });
 
   it('sync mode beyond 200 change entries: a failed recording is not swallowed: kept in the store and delivered by settlePending', async () => {

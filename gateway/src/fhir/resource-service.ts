@@ -769,10 +769,11 @@ export class ResourceService {
     const chunked = plan.versions.length > MAX_ANCHOR_BATCH;
     const changes = plan.versions.map((v) => ({ version: { ...v.row, state: 'anchored' as const }, patient: v.patient, coPatients: v.coPatients, action: v.action }));
     const entries = timeSync('audit', () => this.access.changeEntries(caller, changes));
-    // Sync audit: the anchors and the change record are one ledger transaction (one block, atomic) when
-    // they fit; otherwise (async audit, or more entries than one transaction takes) the entries are
-    // stored with the write and delivered once it is anchored.
-    const together = !chunked && this.access.auditMode === 'sync' && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
+    // The anchors and the change record are one ledger transaction (one block, atomic) when they fit, in
+    // either audit mode: a write waits for its anchors anyway, so its entries cost no wait there, and
+    // async mode's outbox is left to the reads. Otherwise (more versions or entries than one transaction
+    // takes) the entries are stored with the write and delivered once it is anchored.
+    const together = !chunked && entries.length > 0 && entries.length <= MAX_ENTRIES_PER_TRANSACTION;
     // Entries delivered later say when the change happened (the ledger's recordedAt is the delivery).
     const write: PendingWrite = {
       ...plan.pendingWrite(),

@@ -107,7 +107,8 @@ export function loggablePath(url: string): string {
     .join('/');
 }
 
-/** Largest body anyone else may send to /fhir (5 MB). */
+/** Largest body anyone else may send to /fhir, as body-parser reads it (5 MiB), and in bytes. */
+const COMMON_BODY_LIMIT = '5mb';
 const COMMON_BODY_BYTES = 5 * 1024 * 1024;
 
 /** Largest body the custodian's own practitioners, systems and admins may POST or PUT (a transaction of a whole patient's export). */
@@ -214,7 +215,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Authenticate first: nobody gets a body parsed (up to 5 MB) without a valid token. What the
   // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
   // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
-  const commonBody = jsonBody({ limit: COMMON_BODY_BYTES, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, MERGE_PATCH_MEDIA_TYPE] });
+  const commonBody = jsonBody({ limit: COMMON_BODY_LIMIT, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, MERGE_PATCH_MEDIA_TYPE] });
   const feedBody = jsonBody({ limit: FEED_BODY_LIMIT, types: [...JSON_MEDIA_TYPES] });
   // Such a body is held whole while it is processed: a few at a time per process (large-body-gate.ts).
   const largeBodies = deps.largeBodies ?? new LargeBodyGate({ thresholdBytes: COMMON_BODY_BYTES });
