@@ -122,6 +122,36 @@ describe('POST /fhir: Bundle transaction (fake ledger)', () => {
     expect(await env.store.listPending()).to.have.length(0);
   });
 
+  it('Prefer: return=minimal leaves the written resources out of the response (status, location, etag stay), return=OperationOutcome says what was done; a GET entry keeps its answer', async () => {
+    const existing = await createPatient();
+    const entries = [post(patient(), P), post(observation(P)), { request: { method: 'GET', url: `Patient/${existing}` } }];
+    const sendPreferring = async (prefer: string) =>
+      request(env.app)
+        .post('/fhir')
+        .set(...staff)
+        .set('content-type', FHIR)
+        .set('prefer', prefer)
+        .send(JSON.stringify(bundle('transaction', entries)));
+    const minimal = await sendPreferring('return=minimal');
+    expect(minimal.status, JSON.stringify(minimal.body)).to.equal(200);
+    expect(validateResource(minimal.body, 'Bundle')).to.deep.equal([]);
+    const [p, o, read] = minimal.body.entry as Array<{ resource?: { id: string }; response: { status: string; location?: string; etag?: string; outcome?: unknown } }>;
+    for (const e of [p, o]) {
+      expect(e).to.not.have.property('resource');
+      expect(e?.response.status).to.equal('201 Created');
+      expect(e?.response.location).to.match(/^(Patient|Observation)\/[0-9a-f-]{36}\/_history\/1$/);
+      expect(e?.response.etag).to.equal('W/"1"');
+    }
+    expect(read?.resource?.id).to.equal(existing);
+    const outcome = await sendPreferring('return=OperationOutcome');
+    const written = outcome.body.entry[0] as { resource?: unknown; response: { status: string; location: string; outcome: { issue: Array<{ diagnostics: string }> } } };
+    expect(written).to.not.have.property('resource');
+    expect(written.response.outcome.issue[0]?.diagnostics).to.equal(`201 Created ${written.response.location}`);
+    expect(validateResource(outcome.body, 'Bundle')).to.deep.equal([]);
+    // No preference: the resources, as before.
+    expect((await send(bundle('transaction', entries))).body.entry[0].resource.resourceType).to.equal('Patient');
+  });
+
   it('a large transaction (1 Patient, 150 Observations): one AnchorBatch, changes recorded at most 100 versions per entry', async () => {
     const res = await send(bundle('transaction', [post(patient(), P), ...Array.from({ length: 150 }, () => post(observation(P)))]));
     expect(res.status, JSON.stringify(res.body).slice(0, 500)).to.equal(200);

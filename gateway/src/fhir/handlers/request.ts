@@ -156,6 +156,13 @@ export function notModified(req: FhirRequest, resource: Resource): boolean {
   return Math.floor(Date.parse(version.lastUpdated) / 1000) <= Math.floor(since / 1000);
 }
 
+/** What `Prefer: return=` asks of a write's answer; `representation` when it names nothing known. */
+export function preferredReturn(req: FhirRequest): 'minimal' | 'representation' | 'operationoutcome' {
+  const m = /(?:^|[,;\s])return\s*=\s*"?(minimal|representation|OperationOutcome)"?(?=$|[,;\s])/i.exec(req.headers?.prefer ?? '');
+  const preference = m?.[1]?.toLowerCase();
+  return preference === 'minimal' || preference === 'operationoutcome' ? preference : 'representation';
+}
+
 /**
  * A write's answer as the client prefers it (`Prefer: return=…`, http.html#ops): `minimal`, no body;
  * `OperationOutcome`, an OperationOutcome saying what was done instead of the resource;
@@ -164,9 +171,8 @@ export function notModified(req: FhirRequest, resource: Resource): boolean {
  */
 export function asPreferred(req: FhirRequest, out: FhirOutcome, done: string): FhirOutcome {
   if (out.resource === undefined) return out;
-  const m = /(?:^|[,;\s])return\s*=\s*"?(minimal|representation|OperationOutcome)"?(?=$|[,;\s])/i.exec(req.headers?.prefer ?? '');
-  const preference = m?.[1]?.toLowerCase();
-  if (preference !== 'minimal' && preference !== 'operationoutcome') return out;
+  const preference = preferredReturn(req);
+  if (preference === 'representation') return out;
   const { resource: _resource, ...rest } = out;
   if (preference === 'minimal') return rest;
   return { ...rest, info: { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics: done }] } };
