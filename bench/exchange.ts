@@ -33,7 +33,7 @@ import { httpCall, type Reply } from '../test/support/fhir-client';
 import { hl7v2ToBundle, keyedIds } from '@hdx/fhir-mappers';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, SqliteStore } from '@hdx/gateway';
 import { type Hapi, HAPI_VERSION, tryStartHapi } from './hapi';
-import { expectStatus, freePort, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
+import { expectStatus, freePort, type Gw, log, observation, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const SECONDS = Number(process.env.HDX_BENCH_SECONDS ?? '15');
 const ROUNDS = Number(process.env.HDX_BENCH_ROUNDS ?? '20');
@@ -134,17 +134,6 @@ function perSecond(seconds: number, fn: () => unknown): number {
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const rate = (n: number): string => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1));
-
-function observation(subject: string, i: number): Record<string, unknown> {
-  return {
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
-    subject: { reference: subject },
-    effectiveDateTime: new Date(Date.UTC(2026, 10, 20, 9, 30) + i * 60_000).toISOString(),
-    valueQuantity: { value: 50 + (i % 60), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
-  };
-}
 
 /** The i-th Observation of the search set: 50 a month over 20 months from 2024-08. */
 function monthlyObservation(subject: string, i: number): Record<string, unknown> {

@@ -25,7 +25,7 @@ import { H1_GATEWAY } from '@hdx/chaincode/dist/test-support/registry';
 import { defaultOptions, down, topology, up } from '@hdx/fabric-network';
 import { generateDidKey, type Phase, setPhaseSink } from '@hdx/gateway';
 import { httpCall } from '../test/support/fhir-client';
-import { expectStatus, type Gw, log, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
+import { expectStatus, type Gw, log, observation, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const BUNDLE = 500;
 /** Bundles one sender sends one after the other (after one warm-up Bundle). */
@@ -168,17 +168,6 @@ interface Row {
   phases: Map<string, number>;
   counts: Map<string, number>;
   peers: Map<string, { before: Metrics | undefined; after: Metrics | undefined }>;
-}
-
-function observation(subject: string, i: number): Record<string, unknown> {
-  return {
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
-    subject: { reference: subject },
-    effectiveDateTime: new Date(Date.UTC(2026, 10, 20, 9, 30) + i * 60_000).toISOString(),
-    valueQuantity: { value: 50 + (i % 60), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
-  };
 }
 
 function transaction(subject: string, base: number): Record<string, unknown> {

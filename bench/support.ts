@@ -111,3 +111,15 @@ export function orgIdentities(info: NetworkInfo): {
   };
   return { staff, registerDid };
 }
+
+/** The i-th heart-rate Observation of a subject (one a minute from 2026-11-20 09:30 UTC): what the exchange and ingest benchmarks write. */
+export function observation(subject: string, i: number): Record<string, unknown> {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+    subject: { reference: subject },
+    effectiveDateTime: new Date(Date.UTC(2026, 10, 20, 9, 30) + i * 60_000).toISOString(),
+    valueQuantity: { value: 50 + (i % 60), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
+  };
+}
