@@ -46,7 +46,7 @@ import { FakePeer } from '../gateway/src/test-support/blocks';
 import { ChaincodeLedger, ContractLedger } from '../gateway/src/test-support/contract-ledger';
 import { FakeLedger } from '../gateway/src/test-support/fake-ledger';
 import { LedgerView } from '../gateway/src/view/ledger-view';
-import { LocalDecisions, notingDecisionInputs, viewHealth } from '../gateway/src/view/local-decisions';
+import { LocalDecisions, notingDecisionInputs, ViewFacts, viewHealth } from '../gateway/src/view/local-decisions';
 import { ViewStore } from '../gateway/src/view/view-store';
 import { log, percentile, printGrid, printTable } from './support';
 
@@ -202,7 +202,8 @@ async function main(): Promise<void> {
       await view.stop();
       viewStore.close();
     });
-    const localDecisions = new LocalDecisions({ store: viewStore, freshness: view, mspId: H1 });
+    const viewFacts = new ViewFacts(viewStore);
+    const localDecisions = new LocalDecisions({ store: viewStore, freshness: view, mspId: H1, facts: viewFacts });
     const noted = notingDecisionInputs(ledger, localDecisions);
     const delivered = new Map<string, number>();
     const outbox = new AuditOutbox({
@@ -216,7 +217,7 @@ async function main(): Promise<void> {
       busy: () => foreground.busy(),
     });
     closers.push(() => outbox.close());
-    const resources = new ResourceService({ store, ledger: noted, log: logger, mspId: H1, auditSink: outbox, localDecisions, viewAnchors: viewStore });
+    const resources = new ResourceService({ store, ledger: noted, log: logger, mspId: H1, auditSink: outbox, localDecisions, viewAnchors: viewFacts });
     const idp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jti = new SqliteJtiStore(path.join(dir, 'tokens.db'));
     closers.push(() => jti.close());
