@@ -147,13 +147,21 @@ interface ProfileNode {
 
 /** Self time per function (name, file:line) of a V8 CPU profile, largest first. */
 function selfTimes(profile: { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[] }): Array<{ name: string; where: string; share: number }> {
+  const parents = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node);
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  // The profiler's own work (Profiler.start and .stop, under node:inspector's post) is left out.
+  const profilerOwn = (id: number): boolean => {
+    for (let n = nodes.get(id); n; n = parents.get(n.id)) if (n.callFrame.url === 'node:inspector') return true;
+    return false;
+  };
   const byNode = new Map<number, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
-  samples.forEach((id, i) => byNode.set(id, (byNode.get(id) ?? 0) + (deltas[i] ?? 0)));
+  samples.forEach((id, i) => {
+    if (!profilerOwn(id)) byNode.set(id, (byNode.get(id) ?? 0) + (deltas[i] ?? 0));
+  });
   const total = [...byNode.values()].reduce((a, b) => a + b, 0) || 1;
-  const parents = new Map<number, ProfileNode>();
-  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node);
   const root = path.resolve(__dirname, '..');
   const whereOf = (node: ProfileNode): string => {
     const file = node.callFrame.url.replace(/^file:\/\//, '').replace(`${root}/`, '');

@@ -330,8 +330,10 @@ export class SqliteOutboxQueue implements OutboxQueue {
   }
 
   async close(): Promise<void> {
-    // A flush in flight finishes first (closing checkpoints the WAL into the file and deletes it).
+    // The last commits flushed and the WAL's descriptor closed first (closing the connection checkpoints
+    // the WAL into the file and deletes it).
     if (this.#db.open) await this.wal?.durable().catch(() => undefined);
+    await this.wal?.close();
     if (this.#db.open) this.#db.close();
   }
 }

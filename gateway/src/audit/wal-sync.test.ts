@@ -8,7 +8,7 @@ import { FakeLedger } from '../test-support/fake-ledger';
 import { entry } from '../test-support/outbox-contract';
 import { AuditOutbox } from './outbox';
 import { type ChangeFeed, SqliteOutboxQueue } from './outbox-queue';
-import { fdatasyncFile, WalSync } from './wal-sync';
+import { WalSync } from './wal-sync';
 
 /** A flush the test finishes (or fails) by hand, recording which file each flush was for. */
 function manualFlush(): { flush: (file: string) => Promise<void>; started: string[]; finish: (err?: Error) => void; auto: () => void } {
@@ -95,12 +95,15 @@ describe('audit/wal-sync: the outbox WAL flushed off the event loop', () => {
     await waiting;
   });
 
-  it('fdatasyncFile flushes an existing file and refuses a missing one', async () => {
-    const file = tmpFile('f');
+  it('by default flushes the WAL file through one descriptor kept until close(), and fails for a missing file', async () => {
+    const file = tmpFile('outbox.db-wal');
     fs.writeFileSync(file, 'x');
-    await fdatasyncFile(file);
+    const wal = new WalSync(file);
+    await Promise.all([wal.durable(), wal.durable(), wal.durable()]);
+    expect(wal.flushes).to.equal(2);
+    await wal.close();
     let error: unknown;
-    await fdatasyncFile(`${file}-missing`).catch((err: unknown) => (error = err));
+    await new WalSync(`${file}-missing`).durable().catch((err: unknown) => (error = err));
     expect((error as NodeJS.ErrnoException).code).to.equal('ENOENT');
   });
 

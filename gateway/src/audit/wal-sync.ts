@@ -1,5 +1,5 @@
 /**
- * Group sync of an SQLite WAL file, off the event loop (the outbox's durability, DURABILITY.md).
+ * Group sync of an SQLite WAL file, off the event loop (the async audit outbox's durability: gateway/README.md).
  *
  * With `synchronous = FULL` an SQLite commit in WAL mode writes its frames to the `-wal` file and then
  * fsyncs it, inside the synchronous better-sqlite3 call: the event loop stops for the whole disk flush
@@ -17,30 +17,22 @@ const open = promisify(fs.open);
 const fdatasync = promisify(fs.fdatasync);
 const close = promisify(fs.close);
 
-/**
- * Flushes a file's data (and the size needed to read it back) to disk. A plain descriptor opened for
- * the flush (Linux flushes the file's pages whichever descriptor wrote them), not a FileHandle: that
- * costs more JavaScript than the flush itself.
- */
-export async function fdatasyncFile(file: string): Promise<void> {
-  const fd = await open(file, 'r');
-  try {
-    await fdatasync(fd);
-  } finally {
-    await close(fd);
-  }
-}
-
 export class WalSync {
   readonly #file: string;
-  readonly #flush: (file: string) => Promise<void>;
+  readonly #flush: ((file: string) => Promise<void>) | undefined;
   #running: Promise<void> | undefined;
   #next: Promise<void> | undefined;
+  /** The WAL file's descriptor, opened at the first flush and kept until close(). */
+  #fd: number | undefined;
   /** Flushes started (for tests and the benchmark). */
   flushes = 0;
 
-  /** `walFile`: the database file's `-wal` file; `flush` is fdatasyncFile except in tests. */
-  constructor(walFile: string, flush: (file: string) => Promise<void> = fdatasyncFile) {
+  /**
+   * `walFile`: the database file's `-wal` file, which SQLite keeps (same file, truncated and rewritten,
+   * never unlinked) while the connection that writes it is open: its descriptor stays valid until
+   * close(), called before that connection closes. `flush` replaces the fdatasync (tests).
+   */
+  constructor(walFile: string, flush?: (file: string) => Promise<void>) {
     this.#file = walFile;
     this.#flush = flush;
   }
@@ -57,9 +49,23 @@ export class WalSync {
     return this.#next;
   }
 
+  /** Waits for the flushes asked for, then closes the descriptor. */
+  async close(): Promise<void> {
+    await this.#next?.catch(() => undefined);
+    await this.#running?.catch(() => undefined);
+    const fd = this.#fd;
+    this.#fd = undefined;
+    if (fd !== undefined) await close(fd);
+  }
+
+  async #fdatasync(): Promise<void> {
+    this.#fd ??= await open(this.#file, 'r');
+    await fdatasync(this.#fd);
+  }
+
   #start(): Promise<void> {
     this.flushes += 1;
-    const run = this.#flush(this.#file).finally(() => {
+    const run = (this.#flush ? this.#flush(this.#file) : this.#fdatasync()).finally(() => {
       if (this.#running === run) this.#running = undefined;
     });
     this.#running = run;
