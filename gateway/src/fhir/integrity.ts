@@ -4,6 +4,7 @@
  * version released by its access class, the anchor's patient, labels and month against that class. A
  * version that fails is withheld and the custodian alerted; nothing that fails is ever served.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Anchor, LedgerClient } from '../ledger/ledger-client';
 import { type AccessClass, anchorHasClass } from '../model/access-class';
@@ -35,11 +36,19 @@ function refOf(v: StoredVersion): string {
 /** Most verified versions Integrity remembers (the oldest is dropped first). */
 export const MAX_VERIFIED_MEMO = 2_000;
 
-/** A commitment check that passed: the exact inputs it passed on. */
+/** A commitment check that passed: what it passed on (the key and the text by their SHA-256 only). */
 interface Verified {
-  readonly content: string;
-  readonly key: Buffer;
+  readonly inputs: Buffer;
   readonly commitment: string;
+}
+
+/**
+ * SHA-256 of the patient key and the stored text: equal only for the same key and the same text. The
+ * memo keeps this, not the key or the text, so nothing it holds outlives an erasure (the key destroyed,
+ * the versions removed) in a usable form.
+ */
+function inputsOf(key: Buffer, content: string): Buffer {
+  return createHash('sha256').update(key).update('\u0000').update(content, 'utf8').digest();
 }
 
 export class Integrity {
@@ -47,8 +56,9 @@ export class Integrity {
   /**
    * Commitment checks that passed, by version: the same stored text under the same patient key against
    * the same anchored commitment passes again without recomputing the HMAC over its canonical JSON
-   * (a pure function of those three). Any change to one of them (a tampered row, a replaced key, an
-   * erased or different anchor) is a miss, and the check runs in full.
+   * (a pure function of those three; text and key compared by SHA-256, inputsOf). Any change to one of
+   * them (a tampered row, a replaced key, an erased or different anchor) is a miss, and the check runs
+   * in full.
    */
   readonly #verified = new Map<string, Verified>();
   readonly #maxVerified: number;
@@ -85,8 +95,9 @@ export class Integrity {
     if (key === undefined) return { result: { ok: false, reason: 'the patient key is missing', anchor } };
     const ref = refOf(v);
     const known = this.#verified.get(ref);
+    const inputs = inputsOf(key, v.content);
     let resource: Resource | undefined;
-    if (known !== undefined && known.content === v.content && known.commitment === anchor.commitment.value && known.key.equals(key)) {
+    if (known !== undefined && known.commitment === anchor.commitment.value && known.inputs.equals(inputs)) {
       this.stats.remembered += 1;
     } else {
       this.stats.computed += 1;
@@ -100,7 +111,7 @@ export class Integrity {
         const oldest = this.#verified.keys().next();
         if (!oldest.done) this.#verified.delete(oldest.value);
       }
-      this.#verified.set(ref, { content: v.content, key: Buffer.from(key), commitment: anchor.commitment.value });
+      this.#verified.set(ref, { inputs, commitment: anchor.commitment.value });
     }
     if (decidedAs !== undefined) {
       const patients = v.patientId === null ? undefined : [await this.#deps.patientRefOf(v), patientPseudonym(key)];
