@@ -30,6 +30,7 @@ import * as path from 'node:path';
 import express from 'express';
 import { H1_GATEWAY, registerDid } from '@hdx/chaincode/dist/test-support/registry';
 import { AuditOutbox } from '../gateway/src/audit/outbox';
+import { SqliteOutboxQueue } from '../gateway/src/audit/outbox-queue';
 import { signIdpToken } from '../gateway/src/auth/issue';
 import { authenticate } from '../gateway/src/auth/middleware';
 import { SqliteJtiStore } from '../gateway/src/auth/replay';
@@ -214,8 +215,10 @@ async function main(): Promise<void> {
     const localDecisions = new LocalDecisions({ store: viewStore, freshness: view, mspId: H1, facts: viewFacts });
     const noted = notingDecisionInputs(ledger, localDecisions);
     const delivered = new Map<string, number>();
+    // The queue AuditOutbox would open on this file, made here to count its disk flushes.
+    const queue = new SqliteOutboxQueue(path.join(dir, 'outbox.db'));
     const outbox = new AuditOutbox({
-      file: path.join(dir, 'outbox.db'),
+      queue,
       ledger: counting(new FakeLedger(), delivered),
       log: logger,
       changes: store,
@@ -330,6 +333,7 @@ async function main(): Promise<void> {
     calls.clear();
     const stats0 = { ...localDecisions.stats };
     const commits0 = { ...outbox.commits };
+    const flushes0 = queue.wal?.flushes ?? 0;
     for (const c of CONCURRENCY) {
       log(`consent-checked reads, ${c} client(s), ${SECONDS} s`);
       const hdx = await load(c, SECONDS, hdxUrl, token);
@@ -342,6 +346,7 @@ async function main(): Promise<void> {
     const stale = localDecisions.stats.stale - stats0.stale;
     const undecidable = localDecisions.stats.undecidable - stats0.undecidable;
     const commits = { transactions: outbox.commits.transactions - commits0.transactions, records: outbox.commits.records - commits0.records };
+    const flushes = (queue.wal?.flushes ?? 0) - flushes0;
     const reads = results.reduce((sum, r) => sum + r.hdx.ok + r.hdx.errors, 0);
 
     log(`CPU profile of ${PROFILE_SECONDS} s of consent-checked reads at 8 clients`);
@@ -389,7 +394,7 @@ async function main(): Promise<void> {
       ['ledger calls during the rows', readCalls.size === 0 ? 'none' : [...readCalls.entries()].map(([k, v]) => `${k} ${v}`).join(', ')],
       [
         'outbox group commits',
-        `${int(commits.transactions)} transactions for ${int(commits.records)} reads' entries (${f2(commits.records / commits.transactions)} a transaction)`,
+        `${int(commits.transactions)} transactions for ${int(commits.records)} reads' entries (${f2(commits.records / commits.transactions)} a transaction), ${int(flushes)} disk flushes (${f2(commits.records / Math.max(1, flushes))} reads' entries a flush)`,
       ],
       ['outbox', `${int(outboxStats.pending)} pending at the end, ${int(delivered.get('recordAccess') ?? 0)} recordAccess deliveries to the FakeLedger in the run`],
       ['failed requests', failures.length === 0 ? 'none' : failures.map((r) => `${r.errors} (${r.firstError ?? ''})`).join('; ')],
