@@ -32,7 +32,7 @@ import { toP256PrivateJwk } from './auth/did-key';
 import { IngestService } from './ingest/ingest-service';
 import { type MllpListener, startMllpListener } from './ingest/mllp';
 import { LedgerView } from './view/ledger-view';
-import { LocalDecisions, notingDecisionInputs, viewHealth } from './view/local-decisions';
+import { LocalDecisions, notingDecisionInputs, ViewFacts, viewHealth } from './view/local-decisions';
 import { AuthorizeGroupCommit, withGroupCommit } from './ledger/group-commit';
 import { VIEW_FILE_NAME, ViewStore } from './view/view-store';
 
@@ -91,9 +91,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const viewStore = viewEnabled(config) ? new ViewStore(path.join(config.dataDir, VIEW_FILE_NAME), { channel: config.channel, namespace: config.chaincode }) : undefined;
   const view = viewStore ? new LedgerView({ store: viewStore, source: fabric, namespace: config.chaincode, log }) : undefined;
   // Local decisions: async audit mode only, unless HDX_DECISIONS=chaincode; each falls back to the chaincode when the view is not fresh.
+  // The view's facts, remembered for one view height: read by local decisions and by the integrity check's anchors.
+  const viewFacts = viewStore ? new ViewFacts(viewStore) : undefined;
   const localDecisions =
     view && viewStore && config.decisions === 'local' && config.auditMode === 'async'
-      ? new LocalDecisions({ store: viewStore, freshness: view, mspId: config.mspId, maxLagMs: config.viewMaxLagMs })
+      ? new LocalDecisions({ store: viewStore, freshness: view, mspId: config.mspId, maxLagMs: config.viewMaxLagMs, ...(viewFacts ? { facts: viewFacts } : {}) })
       : undefined;
   // What the services write through it tells the local decisions of changes they read (read your own writes).
   const noted = localDecisions ? notingDecisionInputs(ledger, localDecisions) : ledger;
@@ -135,7 +137,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
       ...(localDecisions ? { localDecisions } : {}),
       // With local decisions, a read's integrity check takes its anchor from the view too.
       // The integrity check takes anchors from the view (both audit modes): an anchor never changes once committed.
-      ...(viewStore ? { viewAnchors: viewStore } : {}),
+      ...(viewFacts ? { viewAnchors: viewFacts } : {}),
     });
     const settled = await resources.settlePending();
     // Bulk Data $export jobs and their files (mode 600) under the data folder; a job a stop interrupted is reported failed.

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import type { AccessEntryInput } from '../ledger/ledger-client';
+import { WalSync } from './wal-sync';
 
 /**
  * Where the async audit outbox (AuditOutbox, outbox.ts) keeps its queue: an SQLite file per gateway
@@ -134,7 +135,9 @@ function openOutboxDb(file: string, create: boolean): Database.Database {
   if (create && file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  // Each commit is flushed to disk before its method resolves (WalSync, off the event loop): FULL's
+  // guarantee. NORMAL here only keeps SQLite from flushing inside the commit call itself.
+  db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.transaction(() => {
     db.exec(SCHEMA);
@@ -159,21 +162,31 @@ export function toDeadLetter(r: { entry_id: string; enqueued_at: number | string
 }
 
 /**
- * The queue in an SQLite file (WAL, synchronous FULL): one gateway process delivers from it at a time
- * (the gateway's data directory), so there is no lease; the hdx CLI may open it meanwhile to list and
- * re-deliver dead letters (SQLite locking). Every method does its work before its first await, as the
- * synchronous better-sqlite3 statements it runs.
+ * The queue in an SQLite file (WAL): one gateway process delivers from it at a time (the gateway's
+ * data directory), so there is no lease; the hdx CLI may open it meanwhile to list and re-deliver dead
+ * letters (SQLite locking). Every method does its work before its first await, as the synchronous
+ * better-sqlite3 statements it runs. A method that adds entries (insert, moveChanges, redeliver) then
+ * resolves only once its transaction is flushed to disk (WalSync: an fdatasync of the WAL file on
+ * libuv's thread pool, shared by the commits made while the previous flush ran), as `synchronous =
+ * FULL` would before returning; delivery's own bookkeeping (remove, refused, quarantine) is not waited
+ * for: undone by a power failure, it only sends or tries an entry again.
  */
 export class SqliteOutboxQueue implements OutboxQueue {
   readonly kind = 'sqlite';
   readonly leaseMs = undefined;
   readonly #db: Database.Database;
   readonly #stmts;
+  /** Flushes the WAL file; undefined for an in-memory database (nothing to flush). */
+  readonly wal: WalSync | undefined;
 
-  /** Opens (or, with `create`, creates) the outbox file; without `create` a missing file is an error. */
-  constructor(file: string, options: { create?: boolean } = {}) {
+  /**
+   * Opens (or, with `create`, creates) the outbox file; without `create` a missing file is an error.
+   * `flush` replaces the WAL file's fdatasync (tests).
+   */
+  constructor(file: string, options: { create?: boolean; flush?: (walFile: string) => Promise<void> } = {}) {
     const db = openOutboxDb(file, options.create ?? true);
     this.#db = db;
+    this.wal = file === ':memory:' ? undefined : new WalSync(`${file}-wal`, options.flush);
     this.#stmts = {
       insert: db.prepare(
         `INSERT INTO outbox_entry (entry_id, entry, enqueued_at) SELECT @id, @entry, @at WHERE NOT EXISTS (SELECT 1 FROM outbox_quarantine WHERE entry_id = @id) ON CONFLICT (entry_id) DO NOTHING`,
@@ -198,8 +211,15 @@ export class SqliteOutboxQueue implements OutboxQueue {
     return added;
   }
 
+  /** Resolves once everything this connection committed before the call is on disk. */
+  async #durable(): Promise<void> {
+    await this.wal?.durable();
+  }
+
   async insert(entries: readonly NewQueueEntry[]): Promise<number> {
-    return this.#db.transaction(() => this.#insertAll(entries))();
+    const added = this.#db.transaction(() => this.#insertAll(entries))();
+    await this.#durable();
+    return added;
   }
 
   async take(limit: number): Promise<QueuedEntry[]> {
@@ -208,6 +228,8 @@ export class SqliteOutboxQueue implements OutboxQueue {
   }
 
   async remove(seqs: readonly number[]): Promise<number> {
+    // Not flushed: an entry delivered whose removal a power failure undoes is delivered again, and the
+    // ledger records an entryId once. (The next flush of any commit covers it.)
     return this.#db.transaction(() => {
       let removed = 0;
       for (const seq of seqs) removed += this.#stmts.remove.run(seq).changes;
@@ -226,6 +248,7 @@ export class SqliteOutboxQueue implements OutboxQueue {
   }
 
   async refused(seq: number, attempts: number, waitMs: number, error: string): Promise<void> {
+    // Not flushed: a refusal a power failure undoes is only an attempt tried again.
     this.#stmts.refused.run(attempts, Date.now() + waitMs, error, seq);
   }
 
@@ -234,6 +257,7 @@ export class SqliteOutboxQueue implements OutboxQueue {
       this.#stmts.quarantine.run(entry.entryId, entry.entry, entry.enqueuedAt, Date.now(), entry.error, entry.attempts);
       if (seq !== undefined) this.#stmts.remove.run(seq);
     })();
+    // Not flushed: a dead letter a power failure undoes is a pending entry again, refused again.
   }
 
   /**
@@ -259,6 +283,8 @@ export class SqliteOutboxQueue implements OutboxQueue {
       }
       return this.#insertAll(queued);
     })();
+    // On disk here before the store lets them go.
+    await this.#durable();
     await feed.dropChanges(ready.map((r) => r.entryId));
     return { moved: ready.length, added, dead };
   }
@@ -285,7 +311,7 @@ export class SqliteOutboxQueue implements OutboxQueue {
   }
 
   async redeliver(entryId?: string): Promise<string[]> {
-    return this.#db.transaction(() => {
+    const moved = this.#db.transaction(() => {
       const rows = (
         entryId === undefined
           ? this.#db.prepare('SELECT entry_id, entry, enqueued_at FROM outbox_quarantine ORDER BY quarantined_at, entry_id').all()
@@ -299,9 +325,15 @@ export class SqliteOutboxQueue implements OutboxQueue {
       }
       return rows.map((r) => r.entry_id);
     })();
+    await this.#durable();
+    return moved;
   }
 
   async close(): Promise<void> {
+    // The last commits flushed and the WAL's descriptor closed first (closing the connection checkpoints
+    // the WAL into the file and deletes it).
+    if (this.#db.open) await this.wal?.durable().catch(() => undefined);
+    await this.wal?.close();
     if (this.#db.open) this.#db.close();
   }
 }

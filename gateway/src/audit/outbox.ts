@@ -11,7 +11,7 @@ export type { ChangeFeed, DeadLetter, OutboxQueue } from './outbox-queue';
 
 /**
  * The async audit mode's durable outbox: access entries are committed to a queue (OutboxQueue: an
- * SQLite file per process, WAL, synchronous FULL; or PostgreSQL tables shared by the organization's
+ * SQLite file per process, WAL, each commit flushed to disk before it is answered (wal-sync.ts); or PostgreSQL tables shared by the organization's
  * gateway processes, outbox-pg.ts) before the data they describe is released, then delivered to the
  * ledger in batches (hdx.audit:RecordAccessBatch) and deleted only once the ledger has committed them.
  *

@@ -19,7 +19,7 @@ import { testStore } from '../test-support/test-store';
 import { LedgerView } from './ledger-view';
 import { ChaincodeLedger, ContractLedger } from '../test-support/contract-ledger';
 import type { KeyWrite } from './block-parser';
-import { LocalDecisions, decideOnView, notingDecisionInputs, viewHealth } from './local-decisions';
+import { LocalDecisions, ViewFacts, decideOnView, notingDecisionInputs, viewHealth } from './local-decisions';
 import { ViewStore } from './view-store';
 
 const H1 = 'Hospital1MSP';
@@ -478,6 +478,116 @@ describe('view/local-decisions', () => {
       await view.stop();
       viewStore.close();
       await store.close();
+    }
+  });
+});
+
+describe('view/local-decisions: ViewFacts, the memo of one view height', () => {
+  /** The chain's whole state applied to `store` as its next block (the view after new commits). */
+  function applyState(chain: ChaincodeLedger, store: ViewStore): void {
+    const blockNumber = store.height();
+    const writes: KeyWrite[] = [...chain.state.entries()].map(([key, value]) => ({ key, value, deleted: false, txId: 'tx', blockNumber, txIndex: 0 }));
+    store.apply({ blockNumber, envelopes: 1, invalid: [], writes });
+  }
+  const PERMIT_H2 = (patient: string): Record<string, unknown> => ({
+    resourceType: 'Consent',
+    id: 'permit-h2',
+    status: 'active',
+    patient: { reference: patient },
+    provision: { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: H2 } } }] },
+  });
+
+  it('serves the facts of one height from memory, and a consent revoked in the next block is never answered from it', async () => {
+    const w = await world();
+    await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent: PERMIT_H2(w.patient.did) }));
+    const store = viewOf(w.chain, 5);
+    try {
+      const local = new LocalDecisions({ store, freshness: { fresh: () => true, caughtUpAt: () => 0 }, mspId: H1, now: () => w.chain.clock * 1000 });
+      const request: EvaluateRequest = { actor: w.doc2.did, actorOrganization: H2, actorAuth: 'delegated', purpose: 'TREAT', resource: 'Observation/a1/_history/1' };
+      expect(local.decide(request)).to.deep.include({ decision: 'permit', consents: ['permit-h2'], height: 5 });
+      const misses = local.facts.stats.misses;
+      expect(misses).to.be.greaterThan(0);
+      // The same decision again at the same height: every fact from the memo, no SQLite read.
+      expect(local.decide(request)).to.deep.include({ decision: 'permit', height: 5 });
+      expect(local.facts.stats.misses).to.equal(misses);
+      expect(local.facts.stats.hits).to.be.greaterThanOrEqual(misses);
+
+      await w.h1.changeConsent(
+        'revoke',
+        signedBy(w.chain, w.patient, { action: 'revoke', consent: { resourceType: 'Consent', id: 'permit-h2', patient: { reference: w.patient.did } } }),
+      );
+      applyState(w.chain, store);
+      // Height 6 holds the revoke: the memo of height 5 is dropped, the facts are read again.
+      expect(local.decide(request)).to.deep.include({ decision: 'deny', reason: 'no-permit', height: 6 });
+      expect(local.facts.stats.misses).to.be.greaterThan(misses);
+      expect(await w.h1.evaluateAccess(request)).to.deep.include({ decision: 'deny', reason: 'no-permit' });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('decides as decideOnView without the memo, asked twice over, on every actor, purpose and resource of the world', async () => {
+    const w = await world();
+    await w.h1.changeConsent('grant', signedBy(w.chain, w.patient, { action: 'grant', consent: PERMIT_H2(w.patient.did) }));
+    const store = viewOf(w.chain, 3);
+    try {
+      const now = w.chain.clock * 1000;
+      const local = new LocalDecisions({ store, freshness: { fresh: () => true, caughtUpAt: () => 0 }, mspId: H1, now: () => now });
+      const actors: Array<[string, string]> = [
+        [w.doc1.did, H1],
+        [w.doc2.did, H2],
+        [w.sys1.did, H1],
+        [w.patient.did, H1],
+        [w.auditor.did, 'RegulatorMSP'],
+        [w.doc3.did, 'Hospital3MSP'],
+        [UNREGISTERED, H1],
+      ];
+      const requests: EvaluateRequest[] = [];
+      for (const [actor, actorOrganization] of actors)
+        for (const actorAuth of ['did', 'idp', 'delegated'] as const)
+          for (const purpose of ['TREAT', 'ETREAT', 'HOPERAT'])
+            for (const resource of ['Observation/a1/_history/1', 'Observation/a2/_history/1', 'Condition/c1/_history/1', 'Observation/e1/_history/1'])
+              requests.push({ actor, actorOrganization, actorAuth, purpose, resource });
+      const plain = requests.map((r) => decideOnView(store, r, { now, submitter: H1 }));
+      expect(local.decideAll(requests)).to.deep.equal(plain);
+      expect(local.decideAll(requests)).to.deep.equal(plain);
+      expect(local.stats).to.deep.equal({ local: 2 * requests.length, stale: 0, undecidable: 0 });
+    } finally {
+      store.close();
+    }
+  });
+
+  it('answers frozen facts, sees an erasure tombstone in a new block, and drops its memo when full', async () => {
+    const w = await world();
+    const doomed = `pseudonym:${'3'.repeat(64)}`;
+    await w.h1.anchor(anchorInput('Observation', 't1', doomed, '2024-03'));
+    const store = viewOf(w.chain, 2);
+    try {
+      const facts = new ViewFacts(store, 2);
+      const identity = facts.at(store.height())({ fact: 'identity', did: w.patient.did }) as { status: string };
+      expect(identity.status).to.equal('active');
+      expect(Object.isFrozen(identity)).to.equal(true);
+      expect(() => {
+        identity.status = 'suspended';
+      }).to.throw(TypeError);
+      expect(facts.anchor('Observation', 't1', '1')).to.not.have.property('tombstone');
+
+      await w.h1.erasePatient(doomed);
+      applyState(w.chain, store);
+      const erased = facts.anchor('Observation', 't1', '1');
+      expect(erased?.tombstone).to.be.an('object');
+      expect(erased).to.not.have.property('patient');
+
+      // A memo of at most 2 facts: a third drops it, and the first is read again.
+      const at = facts.at(store.height());
+      at({ fact: 'identity', did: w.patient.did });
+      at({ fact: 'identity', did: w.doc1.did });
+      const misses = facts.stats.misses;
+      at({ fact: 'identity', did: w.doc2.did });
+      at({ fact: 'anchor', resourceType: 'Observation', id: 't1', versionId: '1' });
+      expect(facts.stats.misses).to.equal(misses + 2);
+    } finally {
+      store.close();
     }
   });
 });

@@ -13,7 +13,7 @@
  */
 import { type FactQuery, decideAccessSteps, parseAccessRequest, runSync, storedConsent } from '@hdx/chaincode/dist/access-decision';
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
-import type { Decision, EvaluateRequest } from '../ledger/ledger-client';
+import type { Anchor, Decision, EvaluateRequest } from '../ledger/ledger-client';
 import { DECISION_INPUT_WRITES, tapCalls } from '../ledger/ledger-calls';
 import type { ViewStore } from './view-store';
 import { DEFAULT_MAX_LAG_MS, type ViewStatus } from './ledger-view';
@@ -50,16 +50,98 @@ export function viewFacts(store: ViewStore): (query: FactQuery) => unknown {
   };
 }
 
+/** The memo key of a fact query (every field, in a fixed order). */
+function factKey(query: FactQuery): string {
+  switch (query.fact) {
+    case 'anchor':
+      return `anchor\u0000${query.resourceType}\u0000${query.id}\u0000${query.versionId}`;
+    case 'link':
+      return `link\u0000${query.custodian}\u0000${query.pseudonym}`;
+    case 'identity':
+      return `identity\u0000${query.did}`;
+    case 'organizationDids':
+      return `organizationDids\u0000${query.mspId}`;
+    case 'organizationRemoved':
+      return `organizationRemoved\u0000${query.mspId}`;
+    case 'consents':
+      return `consents\u0000${query.patient}`;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Most facts a ViewFacts memo keeps for one height (all are dropped when it is full). */
+export const MAX_MEMO_FACTS = 10_000;
+
+/**
+ * The view's facts with a memo of ONE view height: the view's state changes only when a block is
+ * applied, which moves its height, so a fact read at height h is the fact at h for as long as the view
+ * is at h. Any other height (read in the same synchronous pass as the facts, as decideOnView does)
+ * drops the whole memo first: a consent revoked, a DID suspended or an anchor erased in a new block is
+ * never answered from it. The decision itself (its clock, consent periods, the request) is computed
+ * again each time; only the SQLite reads and JSON parsing of the facts are saved. Answers are frozen,
+ * so no caller can alter what the next decision reads.
+ */
+export class ViewFacts {
+  readonly #store: ViewStore;
+  readonly #maxEntries: number;
+  readonly #memo = new Map<string, unknown>();
+  #height: bigint | undefined;
+  readonly stats = { hits: 0, misses: 0 };
+
+  constructor(store: ViewStore, maxEntries = MAX_MEMO_FACTS) {
+    this.#store = store;
+    this.#maxEntries = maxEntries;
+  }
+
+  get store(): ViewStore {
+    return this.#store;
+  }
+
+  /** The answers at `height`, which the caller read from the store in the same synchronous pass. */
+  at(height: bigint): (query: FactQuery) => unknown {
+    if (height !== this.#height) {
+      this.#memo.clear();
+      this.#height = height;
+    }
+    const read = viewFacts(this.#store);
+    return (query) => {
+      const key = factKey(query);
+      if (this.#memo.has(key)) {
+        this.stats.hits += 1;
+        return this.#memo.get(key);
+      }
+      this.stats.misses += 1;
+      const value = deepFreeze(read(query));
+      if (this.#memo.size >= this.#maxEntries) this.#memo.clear();
+      this.#memo.set(key, value);
+      return value;
+    };
+  }
+
+  /** A version's anchor at the view's current height (for the integrity check of what is served). */
+  anchor(resourceType: string, id: string, versionId: string): Anchor | undefined {
+    return this.at(this.#store.height())({ fact: 'anchor', resourceType, id, versionId }) as Anchor | undefined;
+  }
+}
+
 /**
  * One decision on the view's current state, as the chaincode would decide it in a transaction of
  * `submitter` at time `now`. Throws what the chaincode would throw (NOT_FOUND for a version not
- * anchored in the view, INVALID for a malformed request).
+ * anchored in the view, INVALID for a malformed request). `facts`: a memo of the view's facts (the same
+ * store) to read them through.
  */
-export function decideOnView(store: ViewStore, request: EvaluateRequest, clock: { now: number; submitter: string }): LocalDecision {
+export function decideOnView(store: ViewStore, request: EvaluateRequest, clock: { now: number; submitter: string }, facts?: ViewFacts): LocalDecision {
   // The request as the chaincode receives it (JSON), parsed by the chaincode's own parser.
   const input = parseAccessRequest(JSON.parse(JSON.stringify(request)) as JsonObject, 'request');
   const height = store.height();
-  const resolved = runSync(decideAccessSteps(input, 'request', clock), viewFacts(store));
+  const resolved = runSync(decideAccessSteps(input, 'request', clock), facts && facts.store === store ? facts.at(height) : viewFacts(store));
   return { decision: resolved.decision, consents: resolved.consents, reason: resolved.reason, breakGlass: resolved.breakGlass, height: Number(height) };
 }
 
@@ -70,6 +152,8 @@ export interface LocalDecisionsOptions {
   readonly mspId: string;
   readonly maxLagMs?: number;
   readonly now?: () => number;
+  /** The memo of the view's facts (default: a new one over `store`); server.ts shares it with the integrity check's anchors. */
+  readonly facts?: ViewFacts;
 }
 
 /** Counts, for /metrics and tests. */
@@ -88,6 +172,8 @@ export class LocalDecisions {
   readonly #mspId: string;
   readonly #maxLagMs: number;
   readonly #now: () => number;
+  /** The view's facts, remembered for one view height. */
+  readonly facts: ViewFacts;
   readonly stats: LocalDecisionStats = { local: 0, stale: 0, undecidable: 0 };
   /** The last time this gateway committed a change decisions read (noteLedgerChange). */
   #changedAt = 0;
@@ -98,6 +184,7 @@ export class LocalDecisions {
     this.#mspId = options.mspId;
     this.#maxLagMs = options.maxLagMs ?? DEFAULT_MAX_LAG_MS;
     this.#now = options.now ?? Date.now;
+    this.facts = options.facts ?? new ViewFacts(options.store);
   }
 
   /** Whether the view may decide now. */
@@ -126,7 +213,7 @@ export class LocalDecisions {
     const clock = { now: this.#now(), submitter: this.#mspId };
     return requests.map((request) => {
       try {
-        const decision = decideOnView(this.#store, request, clock);
+        const decision = decideOnView(this.#store, request, clock, this.facts);
         this.stats.local += 1;
         return decision;
       } catch {
