@@ -7,8 +7,8 @@ import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, uns
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
 import { timeAsync, timeSync } from '../util/phase-timing';
-import type { Criterion, DateFilter, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery } from '../store/store';
-import { type StoredPendingWrite, searchClassKey } from '../store/store';
+import type { Criterion, DateFilter, HistoryClass, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery } from '../store/store';
+import { historyClassKey, type StoredPendingWrite, searchClassKey } from '../store/store';
 import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
 import { commitmentsEqual, patientPseudonym } from '../model/commitment';
@@ -1204,7 +1204,8 @@ export class ResourceService {
 
   /**
    * Every version of every resource of a type the caller may see, newest first, one page of it. Consent
-   * is evaluated for every candidate, so the total counts only what the caller may see.
+   * is applied inside the query (each type, patient and class decided once), so the total counts only
+   * what the caller may see, and a history may hold any number of versions.
    */
   async typeHistory(caller: Caller, resourceType: string, params: HistoryParams): Promise<{ total: number; entries: HistoryEntry[] }> {
     typeInfo(resourceType);
@@ -1225,11 +1226,6 @@ export class ResourceService {
     resourceType: string | undefined,
     params: HistoryParams,
   ): Promise<{ total: number; entries: HistoryEntry[] }> {
-    const all = await this.#store.typeHistory(resourceType, {
-      ...(params.since ? { since: params.since } : {}),
-      ...(params.at ? { at: params.at } : {}),
-      limit: MAX_SEARCH_CANDIDATES + 1,
-    });
     const readable = new Map<string, Caller | undefined>();
     const callerOf = (type: string): Caller | undefined => {
       if (!readable.has(type)) {
@@ -1253,22 +1249,39 @@ export class ResourceService {
     // Across every patient of this custodian: for its own users only (another member's asks per patient).
     if (!caller.local)
       throw new OperationOutcomeError('FORBIDDEN', `The history of every ${resourceType ?? 'resource'} here is for users of ${this.#mspId}; search by patient instead`);
-    const allowed = await this.#compartmentPatients(caller, undefined);
-    const candidates = all.filter((v) => callerOf(v.resourceType) !== undefined && (allowed === undefined || (v.patientId !== null && allowed.includes(v.patientId))));
-    if (candidates.length > MAX_SEARCH_CANDIDATES) throw tooBroad(params.at ? '_at' : '_since');
-    const visible = await this.access.permitted(caller, candidates);
-    const page = visible.slice(params.offset, params.offset + params.count);
-    await this.access.recordDisclosures(caller, page, resourceType === undefined ? 'history-system' : 'history-type', this.#refOfVersion);
-    return { total: visible.length, entries: await this.#historyEntries(page.map((x) => x.version)) };
+    // Consent inside the query, as a search's: the versions counted by type, patient and access class,
+    // each group decided once, the permitted groups paged through in the store; any number of versions.
+    const patientIds = await this.#compartmentPatients(caller, undefined);
+    const filter = {
+      ...(params.since ? { since: params.since } : {}),
+      ...(params.at ? { at: params.at } : {}),
+      types: resourceType !== undefined ? [resourceType] : [...SUPPORTED_TYPES].filter((t) => callerOf(t) !== undefined),
+      ...(patientIds !== undefined ? { patientIds } : {}),
+    };
+    const { permitted, total } = await this.#decideClasses(caller, await this.#store.historyClasses(resourceType, filter));
+    const page = await this.#store.typeHistory(resourceType, { ...filter, classes: [...permitted.keys()], offset: params.offset, limit: params.count });
+    const released = page.flatMap((v) => {
+      const p = permitted.get(historyClassKey(v));
+      return p ? [{ version: v, decision: p.decision, accessClass: p.accessClass }] : [];
+    });
+    await this.access.recordDisclosures(caller, released, resourceType === undefined ? 'history-system' : 'history-type', this.#refOfVersion);
+    return { total, entries: await this.#historyEntries(released) };
   }
 
-  #historyEntries(versions: readonly StoredVersion[]): Promise<HistoryEntry[]> {
+  /**
+   * The entries of a history page, each checked against its anchor (and, when released by its access
+   * class, against that class) before it is served.
+   */
+  #historyEntries(versions: ReadonlyArray<StoredVersion | { readonly version: StoredVersion; readonly accessClass?: AccessClass | undefined }>): Promise<HistoryEntry[]> {
     return Promise.all(
-      versions.map(async (v) => ({
-        resource: v.deleted ? { resourceType: v.resourceType, id: v.id } : await this.#integrity.verified(v),
-        deleted: v.deleted,
-        versionId: String(v.versionId),
-      })),
+      versions.map(async (x) => {
+        const { version: v, accessClass } = 'version' in x ? x : { version: x, accessClass: undefined };
+        return {
+          resource: v.deleted ? { resourceType: v.resourceType, id: v.id } : await this.#integrity.verified(v, accessClass),
+          deleted: v.deleted,
+          versionId: String(v.versionId),
+        };
+      }),
     );
   }
 
@@ -1296,11 +1309,18 @@ export class ResourceService {
    * once for the caller; the permitted classes (by SearchClass.key) and how many matches they hold.
    */
   async #permittedClasses(caller: Caller, query: Omit<StoreQuery, 'limit' | 'offset' | 'sort' | 'classes'>): Promise<{ permitted: Map<string, PermittedClass>; total: number }> {
-    const classes = await this.#store.searchClasses(query);
+    return this.#decideClasses(
+      caller,
+      (await this.#store.searchClasses(query)).map((c) => ({ ...c, resourceType: query.resourceType })),
+    );
+  }
+
+  /** Each group decided once for the caller (searches and histories): the permitted ones by key, and how many versions they hold. */
+  async #decideClasses(caller: Caller, classes: readonly HistoryClass[]): Promise<{ permitted: Map<string, PermittedClass>; total: number }> {
     // A patient's ledger reference is looked up once, however many classes it has.
     const refs = new Map<string, string>();
     const subjects: Array<DecisionSubject | undefined> = [];
-    for (const c of classes) subjects.push(await this.#decisionSubject(query.resourceType, c, refs));
+    for (const c of classes) subjects.push(await this.#decisionSubject(c.resourceType, c, refs));
     const decisions = await this.access.decideSubjects(
       caller,
       subjects.filter((x): x is DecisionSubject => x !== undefined),

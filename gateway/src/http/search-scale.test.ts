@@ -156,6 +156,32 @@ describe('search of any size: consent inside the query (HTTP, fake ledger)', fun
     expect([...recorded].sort()).to.deep.equal([...ids].sort());
   });
 
+  it('a history of more versions than any candidate limit (type and system): the total, every page, each class decided once', async () => {
+    asked.length = 0;
+    const first = await get('/fhir/Observation/_history?_count=100', staff);
+    expect(first.total).to.equal(N);
+    expect(first.entry).to.have.length(100);
+    // 12 months × restricted or not, each decided for its class: never once per version.
+    expect(asked.length).to.be.at.most(MONTHS.length * 2);
+    expect(asked.every((r) => r.resource === undefined)).to.equal(true);
+    const seen = new Set<string>();
+    let url: string | undefined = '/fhir/Observation/_history?_count=500';
+    while (url !== undefined) {
+      const b = await get(url, staff);
+      (b.entry ?? []).forEach((e) => seen.add(e.resource.id));
+      url = b.link.find((l) => l.relation === 'next')?.url;
+    }
+    expect(seen.size).to.equal(N);
+    const system = await get('/fhir/_history?_count=10', staff);
+    expect(system.total).to.equal(N + 1);
+    expect(system.entry).to.have.length(10);
+    // Another member's user asks per patient (a search), never for the history of everything.
+    const refused = await request(app)
+      .get('/fhir/Observation/_history')
+      .set(...other);
+    expect(refused.status).to.equal(403);
+  });
+
   it('a class altered in the store to a permitted one does not release the version: its anchor says otherwise', async () => {
     const hiddenId = [...visibleToOther].find(([, v]) => !v)?.[0] as string;
     await testStoreSql(file, `UPDATE resource_version SET access_class = ? WHERE resource_type = 'Observation' AND id = ?`, [JSON.stringify(['2024-03', []]), hiddenId]);

@@ -5,9 +5,10 @@ import { OperationOutcomeError } from '../errors';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import { referenceIdentifierEntries, withCanonical } from './search-index';
 import { SUPPORTED_TYPES } from '../model/definitions';
-import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
+import { CLASS_OF_ROW, HISTORY_ORDER, historyClassesSql, historyWhere, orderBy, whereOf, type SqlDialect } from './sql-search';
 import { UCUM_SYSTEM } from './ucum';
 import type {
+  HistoryClass,
   HistoryQuery,
   NewVersion,
   PendingWrite,
@@ -20,7 +21,7 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { accessClassColumn, coPatientsColumn, groupPendingWrites, toSearchClass, toVersion, type VersionRow } from './sql-rows';
+import { accessClassColumn, type ClassRow, coPatientsColumn, groupPendingWrites, toHistoryClass, toSearchClass, toVersion, type VersionRow } from './sql-rows';
 
 /**
  * The store on PostgreSQL (HDX_STORE=postgres://…): the same tables, search and transactions as
@@ -705,18 +706,16 @@ export class PgStore implements ResourceStore {
   }
 
   async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
-    // As SqliteStore: a version overlaps `at` when it began before at's end and no later version began at or before at's start.
-    const rows = await this.#query<VersionRow>(
-      `SELECT rv.resource_type, rv.id, rv.version_id, rv.last_updated, rv.patient_id, rv.deleted, rv.content, rv.state, rv.write_id, rv.access_class, rv.co_patients
-         FROM resource_version rv
-        WHERE ($1::text IS NULL OR rv.resource_type = $1::text) AND rv.state = 'anchored' AND ($2::text IS NULL OR rv.last_updated >= $2::text)
-          AND ($3::text IS NULL OR (rv.last_updated < $4::text AND NOT EXISTS (
-            SELECT 1 FROM resource_version n WHERE n.resource_type = rv.resource_type AND n.id = rv.id AND n.state = 'anchored'
-              AND n.version_id > rv.version_id AND n.last_updated <= $3::text)))
-        ORDER BY rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC LIMIT $5`,
-      [resourceType ?? null, opts.since ?? null, opts.at?.low ?? null, opts.at?.high ?? null, opts.limit],
-    );
-    return rows.map(toVersion);
+    const params: Record<string, unknown> = { limit: opts.limit, offset: opts.offset ?? 0 };
+    const where = historyWhere(resourceType, opts, params, POSTGRES);
+    const { text, values } = toPositional(`SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${HISTORY_ORDER} LIMIT @limit OFFSET @offset`, params);
+    return (await this.#query<VersionRow>(text, values)).map(toVersion);
+  }
+
+  async historyClasses(resourceType: string | undefined, opts: Omit<HistoryQuery, 'classes' | 'offset' | 'limit'>): Promise<HistoryClass[]> {
+    const params: Record<string, unknown> = {};
+    const { text, values } = toPositional(historyClassesSql(historyWhere(resourceType, opts, params, POSTGRES)), params);
+    return (await this.#query<ClassRow & { resource_type: string }>(text, values)).map(toHistoryClass);
   }
 
   async search(q: StoreQuery): Promise<StoredVersion[]> {

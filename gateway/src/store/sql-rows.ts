@@ -3,7 +3,7 @@
  * PostgreSQL (sqlite-store.ts, pg-store.ts), so one mapping serves both.
  */
 import { accessClassOf } from '../model/access-class';
-import { type NewVersion, searchClassKey, type SearchClass, type StoredPendingWrite, type StoredVersion } from './store';
+import { type HistoryClass, type NewVersion, searchClassKey, type SearchClass, type StoredPendingWrite, type StoredVersion } from './store';
 
 /** A resource_version row. */
 export interface VersionRow {
@@ -93,6 +93,12 @@ export interface ClassRow {
   id: string;
   version_id: number;
   n: number | string;
+}
+
+/** A historyClasses row: a search group, with its type. */
+export function toHistoryClass(r: ClassRow & { resource_type: string }): HistoryClass {
+  const c = toSearchClass(r);
+  return { ...c, resourceType: r.resource_type, key: `${r.resource_type}\u001f${c.key}` };
 }
 
 export function toSearchClass(r: ClassRow): SearchClass {

@@ -5,7 +5,7 @@
  * differently is in SqlDialect; the rest is SQL both read alike (TRUE/FALSE, COALESCE, `||`, row values).
  */
 import { capIndexValue } from './search-index';
-import type { Criterion, DateFilter, NumberValue, SortKey, StoreQuery } from './store';
+import type { Criterion, DateFilter, HistoryQuery, NumberValue, SortKey, StoreQuery } from './store';
 
 export interface SqlDialect {
   /** The condition that `expr` is one of `values` (the permitted class keys), binding what it needs under `name`. */
@@ -193,6 +193,72 @@ export const CLASS_OF_ROW = "COALESCE(rv.access_class, '#' || rv.id || '/' || rv
 /** The key of a (patient, class) group: a row's patient and class, or a SearchClass's. */
 const KEY_OF_ROW = `COALESCE(rv.patient_id, '') || CAST(@unitSeparator AS TEXT) || ${CLASS_OF_ROW}`;
 
+/** The group key of a history row: its type, then its (patient, class) key. */
+const HISTORY_KEY_OF_ROW = `rv.resource_type || CAST(@unitSeparator AS TEXT) || ${KEY_OF_ROW}`;
+
+/** A row is in one of these patients' compartments: as its patient, or as one of its co-patients. */
+function patientsIn(patientIds: readonly string[], params: Record<string, unknown>): string {
+  if (patientIds.length === 0) return 'FALSE';
+  const own = patientIds.map((p, i) => {
+    params[`pt${i}`] = p;
+    return `@pt${i}`;
+  });
+  const co = patientIds.map((p, i) => {
+    params[`cpt${i}`] = `% ${p} %`;
+    return `rv.co_patients LIKE @cpt${i}`;
+  });
+  return `(rv.patient_id IN (${own.join(', ')}) OR (rv.co_patients IS NOT NULL AND (${co.join(' OR ')})))`;
+}
+
+/**
+ * WHERE terms of a history (store typeHistory and historyClasses): anchored versions of the type (or
+ * of the types listed), changed since `since`, current at some time in `at`, in the patients'
+ * compartments, of the permitted groups.
+ */
+export function historyWhere(resourceType: string | undefined, q: Omit<HistoryQuery, 'offset' | 'limit'>, params: Record<string, unknown>, dialect: SqlDialect): string[] {
+  const where = ["rv.state = 'anchored'"];
+  if (resourceType !== undefined) {
+    params.type = resourceType;
+    where.push('rv.resource_type = @type');
+  }
+  if (q.types) {
+    q.types.forEach((t, i) => (params[`ht${i}`] = t));
+    where.push(q.types.length === 0 ? 'FALSE' : `rv.resource_type IN (${q.types.map((_, i) => `@ht${i}`).join(', ')})`);
+  }
+  if (q.since !== undefined) {
+    params.since = q.since;
+    where.push('rv.last_updated >= @since');
+  }
+  if (q.at !== undefined) {
+    // A version was current from its lastUpdated until the next anchored version's: it overlaps `at`
+    // when it began before at's end and no later version began at or before at's start.
+    params.atLow = q.at.low;
+    params.atHigh = q.at.high;
+    where.push(`rv.last_updated < @atHigh AND NOT EXISTS (
+      SELECT 1 FROM resource_version n WHERE n.resource_type = rv.resource_type AND n.id = rv.id AND n.state = 'anchored'
+        AND n.version_id > rv.version_id AND n.last_updated <= @atLow)`);
+  }
+  if (q.patientIds) where.push(patientsIn(q.patientIds, params));
+  if (q.classes) {
+    if (q.classes.length === 0) where.push('FALSE');
+    else {
+      params.unitSeparator = '\u001f';
+      where.push(dialect.classesIn(HISTORY_KEY_OF_ROW, 'classes', q.classes, params));
+    }
+  }
+  return where;
+}
+
+/** The order of a history: newest first. */
+export const HISTORY_ORDER = 'rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC';
+
+/** The SELECT of historyClasses (its WHERE from historyWhere). */
+export function historyClassesSql(where: readonly string[]): string {
+  return `SELECT rv.resource_type AS resource_type, rv.patient_id AS patient_id, rv.access_class AS access_class, ${CLASS_OF_ROW} AS cls,
+                 MIN(rv.id) AS id, MIN(rv.version_id) AS version_id, COUNT(*) AS n
+            FROM resource_version rv WHERE ${where.join(' AND ')} GROUP BY rv.resource_type, rv.patient_id, rv.access_class, cls`;
+}
+
 /**
  * WHERE terms (and their named parameters) of a query's filters: current, anchored, not deleted,
  * matching. `classesIn` is how the dialect tests a row's group key against the list of permitted keys
@@ -211,17 +277,8 @@ export function whereOf(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params
     return values.map((_, i) => `@${name}${i}`).join(', ');
   };
   if (q.ids) where.push(q.ids.length === 0 ? 'FALSE' : `rv.id IN (${list('id', q.ids)})`);
-  if (q.patientIds) {
-    if (q.patientIds.length === 0) where.push('FALSE');
-    else {
-      // A version is in a patient's compartment as its patient or as one of its co-patients.
-      const co = q.patientIds.map((p, i) => {
-        params[`cpt${i}`] = `% ${p} %`;
-        return `rv.co_patients LIKE @cpt${i}`;
-      });
-      where.push(`(rv.patient_id IN (${list('pt', q.patientIds)}) OR (rv.co_patients IS NOT NULL AND (${co.join(' OR ')})))`);
-    }
-  }
+  // A version is in a patient's compartment as its patient or as one of its co-patients.
+  if (q.patientIds) where.push(patientsIn(q.patientIds, params));
   if (q.codes && q.codes.length > 0) {
     // Tokens are stored as ` system|code ` (a coding without system as ` |code `).
     const ors = q.codes.map((c, i) => {

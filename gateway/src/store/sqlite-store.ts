@@ -7,9 +7,10 @@ import { clinicalDateOf, codeTokensOf, SUPPORTED_TYPES } from '../model/definiti
 import { accessClassOf } from '../model/access-class';
 import { capIndexValue, INDEX_VALUE_BYTES, indexEntriesOf, referenceIdentifierEntries, withCanonical } from './search-index';
 import { UCUM_SYSTEM } from './ucum';
-import { CLASS_OF_ROW, orderBy, whereOf, type SqlDialect } from './sql-search';
+import { CLASS_OF_ROW, HISTORY_ORDER, historyClassesSql, historyWhere, orderBy, whereOf, type SqlDialect } from './sql-search';
 import type { AccessEntryInput } from '../ledger/ledger-client';
 import type {
+  HistoryClass,
   HistoryQuery,
   IndexEntry,
   NewVersion,
@@ -23,7 +24,17 @@ import type {
   StoredVersion,
   VersionKey,
 } from './store';
-import { accessClassColumn, coPatientsColumn, groupPendingWrites, type PendingWriteMeta, toSearchClass, toVersion, type VersionRow } from './sql-rows';
+import {
+  accessClassColumn,
+  type ClassRow,
+  coPatientsColumn,
+  groupPendingWrites,
+  type PendingWriteMeta,
+  toHistoryClass,
+  toSearchClass,
+  toVersion,
+  type VersionRow,
+} from './sql-rows';
 
 /** SQLite: the permitted class keys as a JSON array, read with json_each. */
 const SQLITE: SqlDialect = {
@@ -483,18 +494,16 @@ export class SqliteStore implements ResourceStore {
   }
 
   async typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]> {
-    // A version was current from its lastUpdated until the next anchored version's: it overlaps `at`
-    // when it began before at's end and no later version began at or before at's start.
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM resource_version rv WHERE (@type IS NULL OR rv.resource_type = @type) AND rv.state = 'anchored' AND (@since IS NULL OR rv.last_updated >= @since)
-           AND (@atLow IS NULL OR (rv.last_updated < @atHigh AND NOT EXISTS (
-             SELECT 1 FROM resource_version n WHERE n.resource_type = rv.resource_type AND n.id = rv.id AND n.state = 'anchored'
-               AND n.version_id > rv.version_id AND n.last_updated <= @atLow)))
-         ORDER BY rv.last_updated DESC, rv.resource_type, rv.id, rv.version_id DESC LIMIT @limit`,
-      )
-      .all({ type: resourceType ?? null, since: opts.since ?? null, atLow: opts.at?.low ?? null, atHigh: opts.at?.high ?? null, limit: opts.limit }) as VersionRow[];
-    return rows.map(toVersion);
+    const params: Record<string, unknown> = { limit: opts.limit, offset: opts.offset ?? 0 };
+    const where = historyWhere(resourceType, opts, params, SQLITE);
+    const sql = `SELECT rv.* FROM resource_version rv WHERE ${where.join(' AND ')} ORDER BY ${HISTORY_ORDER} LIMIT @limit OFFSET @offset`;
+    return (this.#db.prepare(sql).all(params) as VersionRow[]).map(toVersion);
+  }
+
+  async historyClasses(resourceType: string | undefined, opts: Omit<HistoryQuery, 'classes' | 'offset' | 'limit'>): Promise<HistoryClass[]> {
+    const params: Record<string, unknown> = {};
+    const rows = this.#db.prepare(historyClassesSql(historyWhere(resourceType, opts, params, SQLITE))).all(params) as Array<ClassRow & { resource_type: string }>;
+    return rows.map(toHistoryClass);
   }
 
   async search(q: StoreQuery): Promise<StoredVersion[]> {

@@ -229,11 +229,29 @@ export interface SearchClass {
   readonly count: number;
 }
 
-/** Which versions a history lists (typeHistory). */
+/** Which versions a history lists (typeHistory), newest first. */
 export interface HistoryQuery {
   readonly since?: string;
   readonly at?: { readonly low: string; readonly high: string };
+  /** Only versions of these types (the types the caller may read). */
+  readonly types?: readonly string[];
+  /** Only versions in these patients' compartments (a compartment-bound caller's). */
+  readonly patientIds?: readonly string[];
+  /** Only versions of these groups (HistoryClass.key): consent applied inside the query, as a search's. */
+  readonly classes?: readonly string[];
+  /** Rows skipped before the first returned. */
+  readonly offset?: number;
   readonly limit: number;
+}
+
+/** The versions of a history grouped by what their consent decision reads: type, patient and access class. */
+export interface HistoryClass extends SearchClass {
+  readonly resourceType: string;
+}
+
+/** The key of a version's history group: its type, then its search group (searchClassKey). */
+export function historyClassKey(v: Pick<StoredVersion, 'resourceType' | 'patientId' | 'id' | 'versionId' | 'accessClass'>): string {
+  return `${v.resourceType}\u001f${searchClassKey(v)}`;
 }
 
 export interface ResourceStore {
@@ -278,6 +296,8 @@ export interface ResourceStore {
    * in [low, high) (normalized dates, FHIR `_at`).
    */
   typeHistory(resourceType: string | undefined, opts: HistoryQuery): Promise<StoredVersion[]>;
+  /** The versions `typeHistory` would list (without classes, offset and limit), counted by type, patient and access class. */
+  historyClasses(resourceType: string | undefined, opts: Omit<HistoryQuery, 'classes' | 'offset' | 'limit'>): Promise<HistoryClass[]>;
   /** Current versions matching the query, in the query's sort order (then oldest lastUpdated first, then id). */
   search(query: StoreQuery): Promise<StoredVersion[]>;
   /** The current versions matching the query (its order, paging and limit aside), counted by patient and access class. */
