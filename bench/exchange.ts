@@ -33,7 +33,7 @@ import { httpCall, type Reply } from '../test/support/fhir-client';
 import { hl7v2ToBundle, keyedIds } from '@hdx/fhir-mappers';
 import { DID_IDENTIFIER_SYSTEM, generateDidKey, signConsent, signDidToken, SqliteStore } from '@hdx/gateway';
 import { type Hapi, HAPI_VERSION, tryStartHapi } from './hapi';
-import { expectStatus, freePort, type Gw, log, observation, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
+import { expectStatus, freePort, type Gw, load, log, observation, orgIdentities, percentile, printGrid, printTable, startOrgGateway } from './support';
 
 const SECONDS = Number(process.env.HDX_BENCH_SECONDS ?? '15');
 const ROUNDS = Number(process.env.HDX_BENCH_ROUNDS ?? '20');
@@ -72,50 +72,6 @@ async function viewFresh(gw: Gw): Promise<boolean> {
 }
 
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
-
-interface LoadResult {
-  concurrency: number;
-  ok: number;
-  errors: number;
-  firstError?: string;
-  seconds: number;
-  sorted: number[];
-}
-
-/** `concurrency` workers issue GETs back to back for `seconds`; every status but 200 counts as an error. */
-async function load(concurrency: number, seconds: number, url: (i: number) => string, token: () => string | undefined): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  let next = 0;
-  const start = process.hrtime.bigint();
-  const end = Date.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < end) {
-        const i = next++;
-        const t0 = process.hrtime.bigint();
-        const t = token();
-        try {
-          const res = await fetch(url(i), { headers: t ? { authorization: `Bearer ${t}` } : {} });
-          const text = await res.text();
-          if (res.status === 200) latencies.push(ms(t0));
-          else {
-            errors++;
-            firstError ??= `${res.status} ${text.slice(0, 300)}`;
-          }
-        } catch (err) {
-          // A connection the server dropped is an error of this request, counted, not the end of the run.
-          errors++;
-          firstError ??= `fetch: ${err instanceof Error ? `${err.message} ${String((err as { cause?: unknown }).cause ?? '')}` : String(err)}`;
-        }
-      }
-    }),
-  );
-  const elapsed = ms(start) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { concurrency, ok: latencies.length, errors, ...(firstError ? { firstError } : {}), seconds: elapsed, sorted: latencies };
-}
 
 /** Messages per second of a synchronous function, for `seconds` after a warm-up. */
 function perSecond(seconds: number, fn: () => unknown): number {

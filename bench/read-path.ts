@@ -49,7 +49,7 @@ import { FakeLedger } from '../gateway/src/test-support/fake-ledger';
 import { LedgerView } from '../gateway/src/view/ledger-view';
 import { LocalDecisions, notingDecisionInputs, ViewFacts, viewHealth } from '../gateway/src/view/local-decisions';
 import { ViewStore } from '../gateway/src/view/view-store';
-import { log, percentile, printGrid, printTable } from './support';
+import { load, type LoadResult, log, percentile, printGrid, printTable } from './support';
 
 const SECONDS = Number(process.env.HDX_BENCH_READ_SECONDS ?? 10);
 const PROFILE_SECONDS = Number(process.env.HDX_BENCH_READ_PROFILE_SECONDS ?? 5);
@@ -60,7 +60,6 @@ const BASE = 'http://127.0.0.1:8080/fhir';
 const FHIR = 'application/fhir+json';
 const TOP = 25;
 
-const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '-');
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -77,52 +76,6 @@ function counting<L extends object>(target: L, calls: Map<string, number>): L {
       };
     },
   });
-}
-
-interface Row {
-  /** CPU time of this process (the gateway AND the load generator) per request, ms. */
-  cpuMs: number;
-  ok: number;
-  errors: number;
-  firstError?: string;
-  seconds: number;
-  sorted: number[];
-}
-
-/** `concurrency` clients GET back to back for `seconds` (the load() of bench/exchange.ts: fetch, one token). */
-async function load(concurrency: number, seconds: number, url: (i: number) => string, token: string | undefined): Promise<Row> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  let next = 0;
-  const start = process.hrtime.bigint();
-  const cpu0 = process.cpuUsage();
-  const end = Date.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < end) {
-        const i = next++;
-        const t0 = process.hrtime.bigint();
-        const res = await fetch(url(i), { headers: token ? { authorization: `Bearer ${token}` } : {} });
-        const text = await res.text();
-        if (res.status === 200) latencies.push(ms(t0));
-        else {
-          errors++;
-          firstError ??= `${res.status} ${text.slice(0, 300)}`;
-        }
-      }
-    }),
-  );
-  const cpu = process.cpuUsage(cpu0);
-  latencies.sort((a, b) => a - b);
-  return {
-    cpuMs: (cpu.user + cpu.system) / 1000 / Math.max(1, latencies.length + errors),
-    ok: latencies.length,
-    errors,
-    ...(firstError ? { firstError } : {}),
-    seconds: ms(start) / 1000,
-    sorted: latencies,
-  };
 }
 
 async function listen(app: http.RequestListener): Promise<{ port: number; close: () => Promise<void> }> {
@@ -326,19 +279,19 @@ async function main(): Promise<void> {
     const hdxUrl = (i: number): string => `http://127.0.0.1:${gateway.port}/fhir/Observation/${readSet[i % RESOURCES] as string}`;
     const storeUrl = (i: number): string => `http://127.0.0.1:${baseline.port}/fhir/Observation/${readSet[i % RESOURCES] as string}`;
     log('warm-up, 2 s each');
-    await load(2, 2, hdxUrl, token);
-    await load(2, 2, storeUrl, undefined);
+    await load(2, 2, hdxUrl, () => token);
+    await load(2, 2, storeUrl, () => undefined);
 
-    const results: Array<{ c: number; hdx: Row; base: Row }> = [];
+    const results: Array<{ c: number; hdx: LoadResult; base: LoadResult }> = [];
     calls.clear();
     const stats0 = { ...localDecisions.stats };
     const commits0 = { ...outbox.commits };
     const flushes0 = queue.wal?.flushes ?? 0;
     for (const c of CONCURRENCY) {
       log(`consent-checked reads, ${c} client(s), ${SECONDS} s`);
-      const hdx = await load(c, SECONDS, hdxUrl, token);
+      const hdx = await load(c, SECONDS, hdxUrl, () => token);
       log(`store-only reads, ${c} client(s), ${SECONDS} s`);
-      const base = await load(c, SECONDS, storeUrl, undefined);
+      const base = await load(c, SECONDS, storeUrl, () => undefined);
       results.push({ c, hdx, base });
     }
     const readCalls = new Map(calls);
@@ -355,7 +308,7 @@ async function main(): Promise<void> {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 100 });
     await session.post('Profiler.start');
-    const profiled = await load(8, PROFILE_SECONDS, hdxUrl, token);
+    const profiled = await load(8, PROFILE_SECONDS, hdxUrl, () => token);
     const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: { nodes: ProfileNode[]; samples?: number[]; timeDeltas?: number[] } };
     session.disconnect();
     if (process.env.HDX_BENCH_READ_CPUPROFILE) fs.writeFileSync(process.env.HDX_BENCH_READ_CPUPROFILE, JSON.stringify(profile));

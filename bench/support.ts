@@ -123,3 +123,65 @@ export function observation(subject: string, i: number): Record<string, unknown>
     valueQuantity: { value: 50 + (i % 60), unit: 'beats/minute', system: 'http://unitsofmeasure.org', code: '/min' },
   };
 }
+
+/** What one load() row measured. */
+export interface LoadResult {
+  concurrency: number;
+  ok: number;
+  errors: number;
+  firstError?: string;
+  seconds: number;
+  /** The latencies of the requests answered 200, ms, ascending. */
+  sorted: number[];
+  /** CPU time of this process (a gateway run in it AND the load generator) per request, ms. */
+  cpuMs: number;
+}
+
+const msSince = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+
+/**
+ * `concurrency` workers issue GETs back to back for `seconds` (keep-alive fetch, a bearer token from
+ * `token` when it gives one); every status but 200, and every dropped connection, counts as an error.
+ */
+export async function load(concurrency: number, seconds: number, url: (i: number) => string, token: () => string | undefined): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  const end = Date.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        const i = next++;
+        const t0 = process.hrtime.bigint();
+        const t = token();
+        try {
+          const res = await fetch(url(i), { headers: t ? { authorization: `Bearer ${t}` } : {} });
+          const text = await res.text();
+          if (res.status === 200) latencies.push(msSince(t0));
+          else {
+            errors++;
+            firstError ??= `${res.status} ${text.slice(0, 300)}`;
+          }
+        } catch (err) {
+          // A connection the server dropped is an error of this request, counted, not the end of the run.
+          errors++;
+          firstError ??= `fetch: ${err instanceof Error ? `${err.message} ${String((err as { cause?: unknown }).cause ?? '')}` : String(err)}`;
+        }
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpu0);
+  latencies.sort((a, b) => a - b);
+  return {
+    concurrency,
+    ok: latencies.length,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    seconds: msSince(start) / 1000,
+    sorted: latencies,
+    cpuMs: (cpu.user + cpu.system) / 1000 / Math.max(1, latencies.length + errors),
+  };
+}
