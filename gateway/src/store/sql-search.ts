@@ -193,21 +193,31 @@ export const CLASS_OF_ROW = "COALESCE(rv.access_class, '#' || rv.id || '/' || rv
 /** The key of a (patient, class) group: a row's patient and class, or a SearchClass's. */
 const KEY_OF_ROW = `COALESCE(rv.patient_id, '') || CAST(@unitSeparator AS TEXT) || ${CLASS_OF_ROW}`;
 
+/** Binds each value as `@<name><i>` and returns the comma-separated placeholders. */
+function listParams(name: string, values: readonly string[], params: Record<string, unknown>): string {
+  values.forEach((v, i) => (params[`${name}${i}`] = v));
+  return values.map((_, i) => `@${name}${i}`).join(', ');
+}
+
+/** Only rows whose group key (`keyExpr`) is one of the permitted `classes` (none: no row). */
+function classesFilter(keyExpr: string, classes: readonly string[], params: Record<string, unknown>, dialect: SqlDialect): string {
+  if (classes.length === 0) return 'FALSE';
+  params.unitSeparator = '\u001f';
+  return dialect.classesIn(keyExpr, 'classes', classes, params);
+}
+
 /** The group key of a history row: its type, then its (patient, class) key. */
 const HISTORY_KEY_OF_ROW = `rv.resource_type || CAST(@unitSeparator AS TEXT) || ${KEY_OF_ROW}`;
 
 /** A row is in one of these patients' compartments: as its patient, or as one of its co-patients. */
 function patientsIn(patientIds: readonly string[], params: Record<string, unknown>): string {
   if (patientIds.length === 0) return 'FALSE';
-  const own = patientIds.map((p, i) => {
-    params[`pt${i}`] = p;
-    return `@pt${i}`;
-  });
+  const own = listParams('pt', patientIds, params);
   const co = patientIds.map((p, i) => {
     params[`cpt${i}`] = `% ${p} %`;
     return `rv.co_patients LIKE @cpt${i}`;
   });
-  return `(rv.patient_id IN (${own.join(', ')}) OR (rv.co_patients IS NOT NULL AND (${co.join(' OR ')})))`;
+  return `(rv.patient_id IN (${own}) OR (rv.co_patients IS NOT NULL AND (${co.join(' OR ')})))`;
 }
 
 /**
@@ -221,10 +231,7 @@ export function historyWhere(resourceType: string | undefined, q: Omit<HistoryQu
     params.type = resourceType;
     where.push('rv.resource_type = @type');
   }
-  if (q.types) {
-    q.types.forEach((t, i) => (params[`ht${i}`] = t));
-    where.push(q.types.length === 0 ? 'FALSE' : `rv.resource_type IN (${q.types.map((_, i) => `@ht${i}`).join(', ')})`);
-  }
+  if (q.types) where.push(q.types.length === 0 ? 'FALSE' : `rv.resource_type IN (${listParams('ht', q.types, params)})`);
   if (q.since !== undefined) {
     params.since = q.since;
     where.push('rv.last_updated >= @since');
@@ -239,13 +246,7 @@ export function historyWhere(resourceType: string | undefined, q: Omit<HistoryQu
         AND n.version_id > rv.version_id AND n.last_updated <= @atLow)`);
   }
   if (q.patientIds) where.push(patientsIn(q.patientIds, params));
-  if (q.classes) {
-    if (q.classes.length === 0) where.push('FALSE');
-    else {
-      params.unitSeparator = '\u001f';
-      where.push(dialect.classesIn(HISTORY_KEY_OF_ROW, 'classes', q.classes, params));
-    }
-  }
+  if (q.classes) where.push(classesFilter(HISTORY_KEY_OF_ROW, q.classes, params, dialect));
   return where;
 }
 
@@ -272,11 +273,7 @@ export function whereOf(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params
     "rv.version_id = (SELECT MAX(r2.version_id) FROM resource_version r2 WHERE r2.resource_type = rv.resource_type AND r2.id = rv.id AND r2.state = 'anchored')",
   ];
   params.type = q.resourceType;
-  const list = (name: string, values: readonly string[]): string => {
-    values.forEach((v, i) => (params[`${name}${i}`] = v));
-    return values.map((_, i) => `@${name}${i}`).join(', ');
-  };
-  if (q.ids) where.push(q.ids.length === 0 ? 'FALSE' : `rv.id IN (${list('id', q.ids)})`);
+  if (q.ids) where.push(q.ids.length === 0 ? 'FALSE' : `rv.id IN (${listParams('id', q.ids, params)})`);
   // A version is in a patient's compartment as its patient or as one of its co-patients.
   if (q.patientIds) where.push(patientsIn(q.patientIds, params));
   if (q.codes && q.codes.length > 0) {
@@ -295,12 +292,6 @@ export function whereOf(q: Omit<StoreQuery, 'limit' | 'offset' | 'sort'>, params
     params.afterId = q.after.id;
     where.push('(rv.last_updated > @afterLu OR (rv.last_updated = @afterLu AND rv.id > @afterId))');
   }
-  if (q.classes) {
-    if (q.classes.length === 0) where.push('FALSE');
-    else {
-      params.unitSeparator = '\u001f';
-      where.push(dialect.classesIn(KEY_OF_ROW, 'classes', q.classes, params));
-    }
-  }
+  if (q.classes) where.push(classesFilter(KEY_OF_ROW, q.classes, params, dialect));
   return where;
 }
