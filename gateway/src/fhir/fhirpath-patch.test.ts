@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../errors';
+import { thrownOutcome } from '../test-support/outcome';
 import { applyFhirPathPatch, parseFhirPathPatch } from './fhirpath-patch';
 
 const patient = {
@@ -20,16 +20,6 @@ const operation = (type: string, ...parts: Part[]) => ({ name: 'operation', part
 const path = (p: string): Part => ({ name: 'path', valueString: p });
 const patch = (...operations: object[]) => ({ resourceType: 'Parameters', parameter: operations });
 const apply = (...operations: object[]) => applyFhirPathPatch(patient, parseFhirPathPatch(patch(...operations)));
-
-function error(fn: () => unknown): OperationOutcomeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) return err;
-    throw err;
-  }
-  throw new Error('expected an OperationOutcomeError');
-}
 
 describe('FHIRPath Patch on a resource (fhirpatch.html, fhirpath engine)', () => {
   it('add: sets a single element, appends to a list, builds a backbone element from parts, takes a choice type from its value', () => {
@@ -135,7 +125,7 @@ describe('FHIRPath Patch on a resource (fhirpatch.html, fhirpath engine)', () =>
       ],
     ];
     for (const [body, message] of cases) {
-      const e = error(() => parseFhirPathPatch(body));
+      const e = thrownOutcome(() => parseFhirPathPatch(body));
       expect([e.status, e.message], JSON.stringify(body)).to.deep.equal([400, message]);
     }
   });
@@ -180,14 +170,14 @@ describe('FHIRPath Patch on a resource (fhirpatch.html, fhirpath engine)', () =>
       ],
     ];
     for (const [op, why] of cases) {
-      const e = error(() => apply(operation('delete', path('Patient.photo')), op));
+      const e = thrownOutcome(() => apply(operation('delete', path('Patient.photo')), op));
       expect([e.status, e.message], JSON.stringify(op)).to.deep.equal([422, `FHIRPath Patch operation 1 cannot be applied: ${why}; nothing was written`]);
       expect(JSON.stringify(e.outcome)).to.not.match(/SECRET|Secretname|1970/);
     }
   });
 
   it('may not change the resourceType or id (400)', () => {
-    const e = error(() => apply(operation('replace', path('Patient.id'), { name: 'value', valueId: 'elsewhere' })));
+    const e = thrownOutcome(() => apply(operation('replace', path('Patient.id'), { name: 'value', valueId: 'elsewhere' })));
     expect([e.status, e.message]).to.deep.equal([400, 'A FHIRPath Patch may not change the resourceType or id of the resource']);
   });
 });

@@ -1,18 +1,8 @@
 import { expect } from 'chai';
+import { thrownOutcome } from '../test-support/outcome';
 import { applyJsonPatch, parseJsonPatch } from './json-patch';
-import { OperationOutcomeError } from '../errors';
 
 const resource = { resourceType: 'Observation', id: 'o1', status: 'final', valueString: 'private value', note: [{ text: 'a' }] };
-
-function error(fn: () => unknown): OperationOutcomeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) return err;
-    throw err;
-  }
-  throw new Error('expected an OperationOutcomeError');
-}
 
 describe('JSON Patch on a resource (RFC 6902, fast-json-patch)', () => {
   it('applies every operation in order and leaves the input unchanged', () => {
@@ -33,7 +23,7 @@ describe('JSON Patch on a resource (RFC 6902, fast-json-patch)', () => {
   });
 
   it('names the failing operation by index and its reason, never a value; test failure 412, unappliable 422, malformed 400', () => {
-    const failed = error(() =>
+    const failed = thrownOutcome(() =>
       applyJsonPatch(
         resource,
         parseJsonPatch([
@@ -43,13 +33,13 @@ describe('JSON Patch on a resource (RFC 6902, fast-json-patch)', () => {
       ),
     );
     expect([failed.status, failed.message]).to.deep.equal([412, 'JSON Patch operation 1: the test failed; nothing was written']);
-    const missing = error(() => applyJsonPatch(resource, parseJsonPatch([{ op: 'replace', path: '/nothing/here', value: 'secret' }])));
+    const missing = thrownOutcome(() => applyJsonPatch(resource, parseJsonPatch([{ op: 'replace', path: '/nothing/here', value: 'secret' }])));
     expect(missing.status).to.equal(422);
     expect(missing.message).to.include('operation 0').and.not.include('secret').and.not.include('nothing/here');
-    expect(error(() => parseJsonPatch([{ op: 'add', path: 'no-slash', value: 1 }])).status).to.equal(400);
-    expect(error(() => parseJsonPatch([{ op: 'add', path: '/x' }])).message).to.equal('JSON Patch operation 0: it needs a value');
-    expect(error(() => parseJsonPatch([{ op: 'move', path: '/x' }])).status).to.equal(400);
-    expect(error(() => parseJsonPatch({ op: 'add' })).status).to.equal(400);
-    expect(error(() => applyJsonPatch(resource, parseJsonPatch([{ op: 'replace', path: '', value: { resourceType: 'Patient', id: 'o1' } }]))).status).to.equal(400);
+    expect(thrownOutcome(() => parseJsonPatch([{ op: 'add', path: 'no-slash', value: 1 }])).status).to.equal(400);
+    expect(thrownOutcome(() => parseJsonPatch([{ op: 'add', path: '/x' }])).message).to.equal('JSON Patch operation 0: it needs a value');
+    expect(thrownOutcome(() => parseJsonPatch([{ op: 'move', path: '/x' }])).status).to.equal(400);
+    expect(thrownOutcome(() => parseJsonPatch({ op: 'add' })).status).to.equal(400);
+    expect(thrownOutcome(() => applyJsonPatch(resource, parseJsonPatch([{ op: 'replace', path: '', value: { resourceType: 'Patient', id: 'o1' } }]))).status).to.equal(400);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { OperationOutcomeError } from '../errors';
+import { thrownOutcome } from '../test-support/outcome';
 import { applyMergePatch, parseMergePatch } from './merge-patch';
 
 const resource = {
@@ -10,16 +10,6 @@ const resource = {
   valueString: 'private value',
   note: [{ text: 'a' }, { text: 'b' }],
 };
-
-function error(fn: () => unknown): OperationOutcomeError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OperationOutcomeError) return err;
-    throw err;
-  }
-  throw new Error('expected an OperationOutcomeError');
-}
 
 describe('JSON Merge Patch on a resource (RFC 7396, json-merge-patch)', () => {
   it('replaces members, merges objects, replaces lists whole, removes what is null, and leaves the input unchanged', () => {
@@ -44,17 +34,17 @@ describe('JSON Merge Patch on a resource (RFC 7396, json-merge-patch)', () => {
 
   it('refuses a body that is no non-empty object, members no FHIR element has, and a change of resourceType or id: 400, naming no value', () => {
     for (const body of [[{ op: 'add' }], 'text', null, 7, {}]) {
-      const e = error(() => parseMergePatch(body));
+      const e = thrownOutcome(() => parseMergePatch(body));
       expect([e.status, e.message], JSON.stringify(body)).to.deep.equal([400, 'A JSON Merge Patch body is a non-empty JSON object naming the elements to change (RFC 7396)']);
     }
     for (const body of [JSON.parse('{"__proto__": {"polluted": "secret"}}') as unknown, { code: { constructor: { prototype: { polluted: 'secret' } } } }]) {
-      const e = error(() => parseMergePatch(body));
+      const e = thrownOutcome(() => parseMergePatch(body));
       expect(e.status).to.equal(400);
       expect(e.message).to.not.include('secret');
     }
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     for (const patch of [{ id: 'secret-elsewhere' }, { id: null }, { resourceType: 'Patient' }]) {
-      const e = error(() => applyMergePatch(resource, parseMergePatch(patch)));
+      const e = thrownOutcome(() => applyMergePatch(resource, parseMergePatch(patch)));
       expect([e.status, e.message]).to.deep.equal([400, 'A JSON Merge Patch may not change the resourceType or id of the resource']);
     }
     // The same resourceType and id are no change.
