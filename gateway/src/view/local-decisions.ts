@@ -11,7 +11,7 @@
  * A decision runs synchronously, in one turn of the event loop: the view applies blocks synchronously
  * too, so every fact a decision reads, and the height it reports, are of ONE view height.
  */
-import { type FactQuery, decideAccessSteps, parseAccessRequest, runSync, storedConsent } from '@hdx/chaincode/dist/access-decision';
+import { type FactQuery, decideAccessSteps, factKey, parseAccessRequest, runSync, storedConsent } from '@hdx/chaincode/dist/access-decision';
 import type { JsonObject } from '@hdx/chaincode/dist/validate';
 import type { Anchor, Decision, EvaluateRequest } from '../ledger/ledger-client';
 import { DECISION_INPUT_WRITES, tapCalls } from '../ledger/ledger-calls';
@@ -48,24 +48,6 @@ export function viewFacts(store: ViewStore): (query: FactQuery) => unknown {
         return store.consentsOf(query.patient).map(storedConsent);
     }
   };
-}
-
-/** The memo key of a fact query (every field, in a fixed order). */
-function factKey(query: FactQuery): string {
-  switch (query.fact) {
-    case 'anchor':
-      return `anchor\u0000${query.resourceType}\u0000${query.id}\u0000${query.versionId}`;
-    case 'link':
-      return `link\u0000${query.custodian}\u0000${query.pseudonym}`;
-    case 'identity':
-      return `identity\u0000${query.did}`;
-    case 'organizationDids':
-      return `organizationDids\u0000${query.mspId}`;
-    case 'organizationRemoved':
-      return `organizationRemoved\u0000${query.mspId}`;
-    case 'consents':
-      return `consents\u0000${query.patient}`;
-  }
 }
 
 function deepFreeze<T>(value: T): T {
