@@ -263,18 +263,24 @@ export class RecordContract extends Contract {
     const inputsBySubject = new Map<string, EvaluationInputs>();
     const byCustodian = new Map<string, Array<Omit<LocatorEntry, 'custodian' | 'securityLabels' | 'dataMonth'> & { consents: string[]; reason: string }>>();
     let withheld = 0;
+    // A patient reference of a custodian's row (its pseudonym stands for its linked DID), with what
+    // deciding for that patient reads (read once per patient).
+    const subjectOf = async (custodian: string, patient: string): Promise<{ subject: string; inputs: EvaluationInputs }> => {
+      const subject = (await findLink(ctx, custodian, patient))?.did ?? patient;
+      let inputs = inputsBySubject.get(subject);
+      if (!inputs) {
+        inputs = await loadEvaluationInputs(ctx, subject, actor, actorOrganization);
+        inputsBySubject.set(subject, inputs);
+      }
+      return { subject, inputs };
+    };
     for (const row of page.records) {
       const entry = unmarshal<LocatorEntry>(row.value);
       if (typeFilter !== undefined && entry.resourceType !== typeFilter) {
         continue;
       }
       const [rowPatient = '', rowCustodian = entry.custodian] = ctx.stub.splitCompositeKey(row.key).attributes;
-      const subject = (await findLink(ctx, rowCustodian, rowPatient))?.did ?? rowPatient;
-      let inputs = inputsBySubject.get(subject);
-      if (!inputs) {
-        inputs = await loadEvaluationInputs(ctx, subject, actor, actorOrganization);
-        inputsBySubject.set(subject, inputs);
-      }
+      const { subject, inputs } = await subjectOf(rowCustodian, rowPatient);
       const accessRequest: AccessRequest = {
         patient: subject,
         actor,
@@ -291,13 +297,8 @@ export class RecordContract extends Contract {
       // A version in several patients' compartments is released only if every one of them permits it.
       for (const other of entry.governedWith ?? []) {
         if (decision.decision !== 'permit') break;
-        const otherSubject = (await findLink(ctx, rowCustodian, other))?.did ?? other;
-        let otherInputs = inputsBySubject.get(otherSubject);
-        if (!otherInputs) {
-          otherInputs = await loadEvaluationInputs(ctx, otherSubject, actor, actorOrganization);
-          inputsBySubject.set(otherSubject, otherInputs);
-        }
-        decision = allOf([decision, decide({ ...accessRequest, patient: otherSubject }, otherInputs)]);
+        const co = await subjectOf(rowCustodian, other);
+        decision = allOf([decision, decide({ ...accessRequest, patient: co.subject }, co.inputs)]);
       }
       if (decision.decision !== 'permit') {
         withheld += 1;
