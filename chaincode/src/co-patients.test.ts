@@ -11,7 +11,7 @@ import { MAX_CO_PATIENTS } from './protocol';
 import { RecordContract } from './record-contract';
 import { FakeIdentity, FakeLedger, rejectsWith } from './test-support/fake-ledger';
 import { TestKey } from './test-support/keys';
-import { H1_GATEWAY, H2_GATEWAY, REG_AUDITOR, registerDid, signedBy } from './test-support/registry';
+import { H1_GATEWAY, H2_GATEWAY, REG_AUDITOR, grantConsent, registerDid } from './test-support/registry';
 
 const records = new RecordContract();
 const consents = new ConsentContract();
@@ -44,16 +44,7 @@ describe('hdx: a record in several patients’ compartments (coPatients)', () =>
       ),
     );
   const byMsp = [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }];
-  const permitH2 = (key: TestKey, id: string) =>
-    ledger.invoke(H1_GATEWAY, (ctx) =>
-      consents.Grant(
-        ctx,
-        signedBy(ledger, key, {
-          action: 'grant',
-          consent: { resourceType: 'Consent', id, status: 'active', patient: { reference: key.did }, provision: { type: 'permit', actor: byMsp } },
-        }),
-      ),
-    );
+  const permitH2 = (key: TestKey, id: string) => grantConsent(ledger, key, id, { type: 'permit', actor: byMsp });
   const h2Read = { actor: '', actorOrganization: 'Hospital2MSP', actorAuth: 'delegated', purpose: 'TREAT', resource: REF };
   const evaluate = async () => JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => consents.EvaluateAccess(ctx, JSON.stringify({ ...h2Read, actor: h2Doctor.did }))));
   const authorize = async () => JSON.parse(await ledger.invoke(H1_GATEWAY, (ctx) => audit.AuthorizeAndRecord(ctx, JSON.stringify({ ...h2Read, actor: h2Doctor.did }))));

@@ -6,13 +6,11 @@
  */
 import { expect } from 'chai';
 import { AuditContract } from './audit-contract';
-import { ConsentContract } from './consent-contract';
 import { RecordContract } from './record-contract';
 import { FakeLedger, FakeTx } from './test-support/fake-ledger';
-import { H1_GATEWAY, H2_GATEWAY, registerDid, signedBy } from './test-support/registry';
+import { H1_GATEWAY, H2_GATEWAY, grantConsent, registerDid } from './test-support/registry';
 
 const records = new RecordContract();
-const consents = new ConsentContract();
 const audit = new AuditContract();
 
 describe('hdx: one read of each decision fact per transaction', () => {
@@ -37,12 +35,7 @@ describe('hdx: one read of each decision fact per transaction', () => {
       );
     }
     const permit = { type: 'permit', actor: [{ reference: { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } } }] };
-    await ledger.invoke(H1_GATEWAY, (ctx) =>
-      consents.Grant(
-        ctx,
-        signedBy(ledger, patient, { action: 'grant', consent: { resourceType: 'Consent', id: 'c1', status: 'active', patient: { reference: patient.did }, provision: permit } }),
-      ),
-    );
+    await grantConsent(ledger, patient, 'c1', permit);
     const request = (i: number, n: number) => ({
       actor: doctor.did,
       actorOrganization: 'Hospital2MSP',

@@ -1,4 +1,5 @@
 /** Registers DIDs on a FakeLedger for tests. */
+import { ConsentContract } from '../consent-contract';
 import { IdentityContract } from '../identity-contract';
 import { FakeIdentity, FakeLedger, identity } from './fake-ledger';
 import { TestKey, newKey, nonce, signJws } from './keys';
@@ -11,6 +12,7 @@ export const REG_ADMIN = identity('RegulatorMSP', 'admin');
 export const REG_AUDITOR = identity('RegulatorMSP', 'auditor');
 
 const identityContract = new IdentityContract();
+const consentContract = new ConsentContract();
 
 export function registrationProof(ledger: FakeLedger, key: TestKey, kind: string, overrides: Record<string, unknown> = {}): string {
   return signJws(key.privateKey, `${key.did}#key-1`, { action: 'register', did: key.did, kind, nonce: nonce(), iat: ledger.clock, ...overrides });
@@ -35,4 +37,10 @@ export async function registerDid(
 /** A JWS by `key` (its current key number) over `{...payload, nonce, iat}`. */
 export function signedBy(ledger: FakeLedger, key: TestKey, payload: Record<string, unknown>, keyNumber = 1, did = key.did): string {
   return signJws(key.privateKey, `${did}#key-${keyNumber}`, { nonce: nonce(), iat: ledger.clock, ...payload });
+}
+
+/** The patient `key` grants an active consent `id` with this provision, signed by the patient, submitted by `who`. */
+export function grantConsent(ledger: FakeLedger, key: TestKey, id: string, provision: Record<string, unknown>, who: FakeIdentity = H1_GATEWAY): Promise<string> {
+  const consent = { resourceType: 'Consent', id, status: 'active', patient: { reference: key.did }, provision };
+  return ledger.invoke(who, (ctx) => consentContract.Grant(ctx, signedBy(ledger, key, { action: 'grant', consent })));
 }

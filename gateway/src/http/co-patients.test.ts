@@ -7,9 +7,9 @@
  */
 import { expect } from 'chai';
 import request from 'supertest';
-import { AuditContract, ConsentContract } from '@hdx/chaincode';
+import { AuditContract } from '@hdx/chaincode';
 import { MAX_CO_PATIENTS } from '@hdx/chaincode/dist/protocol';
-import { H1_ADMIN, H2_GATEWAY, REG_AUDITOR, registerDid, signedBy } from '@hdx/chaincode/dist/test-support/registry';
+import { grantConsent, H1_ADMIN, H2_GATEWAY, REG_AUDITOR, registerDid } from '@hdx/chaincode/dist/test-support/registry';
 import type { TestKey } from '@hdx/chaincode/dist/test-support/keys';
 import { ErasureService } from '../fhir/erasure';
 import { DID_IDENTIFIER_SYSTEM } from '../fhir/resource-service';
@@ -20,7 +20,6 @@ import { asCaller } from '../test-support/fake-auth';
 import { testApp } from '../test-support/test-app';
 import { testStore } from '../test-support/test-store';
 
-const consents = new ConsentContract();
 const audit = new AuditContract();
 const FHIR = 'application/fhir+json';
 
@@ -60,15 +59,7 @@ describe('a record in several patients’ compartments (HTTP, real contracts)', 
     valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
   });
   const toHospital2 = (key: TestKey, id: string, actor: object = { identifier: { system: 'urn:hdx:msp', value: 'Hospital2MSP' } }) =>
-    chain.invoke(H1_ADMIN, (ctx) =>
-      consents.Grant(
-        ctx,
-        signedBy(chain, key, {
-          action: 'grant',
-          consent: { resourceType: 'Consent', id, status: 'active', patient: { reference: key.did }, provision: { type: 'permit', actor: [{ reference: actor }] } },
-        }),
-      ),
-    );
+    grantConsent(chain, key, id, { type: 'permit', actor: [{ reference: actor }] }, H1_ADMIN);
   const historyOf = async (key: TestKey): Promise<Array<{ resources: string[]; decision: string; action: string }>> =>
     JSON.parse(await chain.invoke(REG_AUDITOR, (ctx) => audit.QueryAccess(ctx, JSON.stringify({ patient: key.did })))).entries;
   const diagnostics = (res: request.Response): string => String((res.body as { issue?: Array<{ diagnostics?: string }> }).issue?.[0]?.diagnostics);
