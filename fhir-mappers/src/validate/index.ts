@@ -68,11 +68,19 @@ function dedupe(issues: FhirIssue[]): FhirIssue[] {
   return out;
 }
 
+const SEVERITY_RANK: Record<FhirIssue['severity'], number> = { error: 0, warning: 1 };
+
+/**
+ * At most MAX_ISSUES issues, the most severe first (errors are never crowded out by warnings), and a
+ * note of how many more there are, as severe as the worst of them: warnings beyond the cap stay warnings.
+ */
 function cap(issues: FhirIssue[]): FhirIssue[] {
   if (issues.length <= MAX_ISSUES) return issues;
-  const kept = issues.slice(0, MAX_ISSUES);
+  const ranked = [...issues].sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]);
+  const kept = ranked.slice(0, MAX_ISSUES);
+  const worst = ranked[MAX_ISSUES]?.severity ?? 'error';
   kept.push({
-    severity: 'error',
+    severity: worst,
     code: 'invalid',
     expression: kept[0]?.expression.split(/[.[]/)[0] ?? 'Resource',
     diagnostics: `${issues.length - MAX_ISSUES} further issues not listed`,

@@ -153,6 +153,23 @@ describe('validateResource: schema', () => {
     expect(issues).to.have.length(MAX_ISSUES + 1);
     expect(issues.at(-1)?.diagnostics).to.match(/400 further issues not listed/);
   });
+
+  it('the cap keeps the errors and leaves warnings beyond it warnings', () => {
+    // 150 urn:uuid references that resolve to no entry of a batch: a warning each.
+    const hasMember = Array.from({ length: 150 }, (_, i) => ({ reference: `urn:uuid:00000000-0000-4000-8000-${String(i).padStart(12, '0')}` }));
+    const batch = (observation: Record<string, unknown>): Record<string, unknown> => ({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [{ resource: { resourceType: 'Observation', code: { text: 'panel' }, hasMember, ...observation }, request: { method: 'POST', url: 'Observation' } }],
+    });
+    const warnings = validateResource(batch({ status: 'final' }));
+    expect(warnings).to.have.length(MAX_ISSUES + 1);
+    expect(warnings.every((i) => i.severity === 'warning')).to.equal(true);
+    expect(warnings.at(-1)?.diagnostics).to.match(/50 further issues not listed/);
+    // The same with one error (no status): the error is listed, not crowded out by the warnings.
+    const withError = validateResource(batch({}));
+    expect(withError.filter((i) => i.severity === 'error').map((i) => i.expression)).to.deep.equal(['Bundle.entry[0].resource.status']);
+  });
 });
 
 describe('validateResource: deliberate schema quirk handling', () => {
