@@ -38,6 +38,7 @@ import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
 import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
 import { ID, type RawQuery } from './search-params';
 import { mapLimit } from '../util/concurrency';
+import { type BundleSource, bundleSourceOf } from './bundle-source';
 import { phaseClock, timeSync } from '../util/phase-timing';
 import { bindCaller } from './policy';
 import { conditionalDelete } from './handlers/conditional-delete';
@@ -57,6 +58,10 @@ export const MAX_BUNDLE_ENTRIES = MAX_WRITE_VERSIONS;
 
 /** Batch entries processed at the same time. */
 const BATCH_CONCURRENCY = 8;
+/** Batch entries read from the Bundle, checked and processed before their answers are handed on. */
+const BATCH_WINDOW = 64;
+/** The text of the bdl-7 invariant (as the validator words it for a whole Bundle). */
+const BDL_7 = 'bdl-7: fullUrl SHALL be unique in a Bundle (or, in a history, differ by meta.versionId)';
 
 /** The Caller for one interaction on one type, after its scope check (policy.ts bindCaller); throws FORBIDDEN. */
 export type ScopedCaller = (resourceType: string, action: ScopeAction) => Caller;
@@ -91,10 +96,39 @@ interface Entry {
   readonly patch?: PatchDocument;
 }
 
-interface ResponseEntry {
+export interface ResponseEntry {
   fullUrl?: string;
   resource?: Record<string, unknown>;
   response: { status: string; location?: string; etag?: string; lastModified?: string; outcome?: OperationOutcome };
+}
+
+/** A response entry and the method of the request entry it answers (undefined when that entry had none). */
+export interface AnsweredEntry {
+  readonly entry: ResponseEntry;
+  readonly method: unknown;
+}
+
+/** A transaction-response or batch-response: its fields, and its entries in request order as they are answered. */
+export interface BundleAnswer {
+  readonly fields: Readonly<Record<string, unknown>>;
+  readonly entries: AsyncIterable<AnsweredEntry>;
+}
+
+async function* fromArray<T>(xs: readonly T[]): AsyncGenerator<T> {
+  yield* xs;
+}
+
+/**
+ * The validation errors of entry `index` of a transaction or batch: the entry checked as the only entry
+ * of a batch Bundle (the official schema and the entry's invariants; a transaction's references between
+ * entries are checked where they are resolved), its issues rebased onto `Bundle.entry[index]`.
+ */
+function entryIssues(raw: unknown, index: number): FhirIssue[] {
+  const at = `Bundle.entry[${index}]`;
+  const move = (text: string): string => (text.startsWith('Bundle.entry[0]') ? `${at}${text.slice('Bundle.entry[0]'.length)}` : text);
+  return validateResource({ resourceType: 'Bundle', type: 'batch', entry: [raw] }, 'Bundle')
+    .filter((i) => i.severity === 'error')
+    .map((i) => ({ ...i, expression: move(i.expression), diagnostics: move(i.diagnostics) }));
 }
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
@@ -234,6 +268,8 @@ export class BundleService {
   readonly #ctx: FhirContext;
   readonly #resources: ResourceService;
   readonly #base: string;
+  /** Conditional references resolved by this Bundle so far: `Type?query` → `Type/id`. */
+  readonly #references = new Map<string, string>();
 
   constructor(deps: BundleServiceDeps) {
     this.#ctx = deps.context;
@@ -243,56 +279,72 @@ export class BundleService {
 
   /**
    * `POST [base]`: a transaction or batch Bundle of this caller → its transaction-response or
-   * batch-response. A batch's `GET Type?query` entries are answered by the search-type handler, as
-   * `GET [base]/Type?query` is (a searchset Bundle).
+   * batch-response: the response Bundle's fields and its entries, each with the method of the request
+   * entry it answers. A batch's entries are processed a window at a time as the answer is read (its
+   * entries come from the source one at a time), so a batch of any size is never held whole; a
+   * transaction is processed completely before its answer is returned. A batch's `GET Type?query`
+   * entries are answered by the search-type handler, as `GET [base]/Type?query` is (a searchset Bundle).
    */
-  async process(auth: AuthContext, body: unknown): Promise<Record<string, unknown>> {
+  async process(auth: AuthContext, body: unknown): Promise<BundleAnswer> {
     const scoped: ScopedCaller = (type, action) => bindCaller(auth, this.#ctx.mspId, type, action);
-    if (!isObject(body) || body.resourceType !== 'Bundle') {
-      throw new OperationOutcomeError('INVALID', 'POST to the FHIR base takes a Bundle of type transaction or batch');
+    const source = bundleSourceOf(body);
+    const type = source.fields.type;
+    if (type !== 'transaction' && type !== 'batch') throw invalid('Bundle.type', 'Bundle.type must be transaction or batch');
+    if (source.entryCount > MAX_BUNDLE_ENTRIES) {
+      throw new OperationOutcomeError('TOO_LARGE', `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries; this one has ${source.entryCount}: split it`);
     }
-    if (body.type !== 'transaction' && body.type !== 'batch') throw invalid('Bundle.type', 'Bundle.type must be transaction or batch');
-    const entries = body.entry ?? [];
-    if (!Array.isArray(entries)) throw invalid('Bundle.entry', 'Bundle.entry must be an array');
-    if (entries.length > MAX_BUNDLE_ENTRIES) {
-      throw new OperationOutcomeError('TOO_LARGE', `A Bundle may hold at most ${MAX_BUNDLE_ENTRIES} entries; this one has ${entries.length}: split it`);
-    }
-    // Conditional references (`Practitioner?identifier=…`) are resolved first, on a copy, so the Bundle
-    // is validated with the literal references it will be stored with.
-    const resolved = structuredClone(body) as Record<string, unknown> & { entry?: unknown[] };
-    const failures = await this.#resolveConditionalReferences(scoped, resolved.entry ?? [], body.type === 'transaction');
-    return body.type === 'transaction' ? this.transaction(auth, scoped, resolved, resolved.entry ?? []) : this.batch(auth, resolved, resolved.entry ?? [], failures);
+    // The Bundle's own fields are checked first; each entry is checked as it is read (checkedEntry).
+    const envelope = timeSync('validate', () => validateResource(source.fields, 'Bundle'), 'bundle').filter((i) => i.severity === 'error');
+    if (envelope.length > 0)
+      throw invalidResource(envelope, type === 'transaction' ? 'The transaction is not valid FHIR R4; nothing was written' : 'The batch is not a valid FHIR R4 Bundle');
+    const fields = { resourceType: 'Bundle', id: randomUUID(), type: `${type}-response` };
+    if (type === 'transaction') return { fields, entries: fromArray(await this.transaction(auth, scoped, source)) };
+    return { fields, entries: this.batch(auth, scoped, source) };
   }
 
   /**
-   * Rewrites every conditional reference of the entries' resources to the one resource it matches. A
-   * transaction fails at the first that does not resolve; a batch fails only that entry (returned).
+   * Entry `index` of the source, ready to be parsed as an entry: its conditional references
+   * (`Practitioner?identifier=…`) resolved first, so it is validated with the literal references it will
+   * be stored with, then validated as an entry of a Bundle of the source's type (the official schema and
+   * invariants; a fullUrl used by an earlier entry is bdl-7). Throws the entry's error.
    */
-  async #resolveConditionalReferences(scoped: ScopedCaller, entries: readonly unknown[], failFast: boolean): Promise<Map<number, unknown>> {
-    const cache = new Map<string, string>();
-    const failures = new Map<number, unknown>();
-    for (const [index, raw] of entries.entries()) {
-      if (!isObject(raw) || !isObject(raw.resource) || !isObject(raw.request)) continue;
-      const method = raw.request.method;
-      const type = raw.resource.resourceType;
-      try {
-        const holders: Array<{ holder: Record<string, unknown>; path: string }> = [];
-        forEachReference(raw.resource, `Bundle.entry[${index}].resource`, (holder, path) => {
-          if (CONDITIONAL_REFERENCE.test(holder.reference as string)) holders.push({ holder, path });
-        });
-        for (const { holder, path } of holders) {
-          // Resolved only for a caller allowed to make this entry's write (the match is looked up before consent).
-          if ((method !== 'POST' && method !== 'PUT') || typeof type !== 'string') throw invalid(path, `${path}: a conditional reference is resolved only in a POST or PUT entry`);
-          const interaction = method === 'POST' ? 'create' : 'update';
-          holder.reference = await this.#resolveConditionalReference(scoped(type, interaction), interaction, type, holder.reference as string, path, cache);
-        }
-      } catch (err) {
-        const named = atEntry(err, index, typeof type === 'string' ? type : undefined);
-        if (failFast) throw named;
-        failures.set(index, named);
-      }
+  async #checkedEntry(scoped: ScopedCaller, source: BundleSource, index: number, fullUrls: Set<string>): Promise<unknown> {
+    const raw = source.entry(index);
+    await this.#resolveConditionalReferences(scoped, raw, index);
+    const kind = source.fields.type === 'transaction' ? 'transaction' : 'batch';
+    const issues = timeSync('validate', () => entryIssues(raw, index), 'entry');
+    const fullUrl = isObject(raw) && typeof raw.fullUrl === 'string' ? raw.fullUrl : undefined;
+    if (fullUrl !== undefined) {
+      if (fullUrls.has(fullUrl)) issues.push({ severity: 'error', code: 'invariant', expression: `Bundle.entry[${index}].fullUrl`, diagnostics: BDL_7 });
+      fullUrls.add(fullUrl);
     }
-    return failures;
+    if (issues.length > 0)
+      throw invalidResource(issues, kind === 'transaction' ? 'The transaction is not valid FHIR R4; nothing was written' : `Bundle.entry[${index}] is not valid FHIR R4`);
+    return raw;
+  }
+
+  /**
+   * Rewrites every conditional reference of an entry's resource to the one resource it matches; throws
+   * the entry's error at the first that does not resolve.
+   */
+  async #resolveConditionalReferences(scoped: ScopedCaller, raw: unknown, index: number): Promise<void> {
+    if (!isObject(raw) || !isObject(raw.resource) || !isObject(raw.request)) return;
+    const method = raw.request.method;
+    const type = raw.resource.resourceType;
+    try {
+      const holders: Array<{ holder: Record<string, unknown>; path: string }> = [];
+      forEachReference(raw.resource, `Bundle.entry[${index}].resource`, (holder, path) => {
+        if (CONDITIONAL_REFERENCE.test(holder.reference as string)) holders.push({ holder, path });
+      });
+      for (const { holder, path } of holders) {
+        // Resolved only for a caller allowed to make this entry's write (the match is looked up before consent).
+        if ((method !== 'POST' && method !== 'PUT') || typeof type !== 'string') throw invalid(path, `${path}: a conditional reference is resolved only in a POST or PUT entry`);
+        const interaction = method === 'POST' ? 'create' : 'update';
+        holder.reference = await this.#resolveConditionalReference(scoped(type, interaction), interaction, type, holder.reference as string, path, this.#references);
+      }
+    } catch (err) {
+      throw atEntry(err, index, typeof type === 'string' ? type : undefined);
+    }
   }
 
   #parseEntry(raw: unknown, index: number, kind: 'transaction' | 'batch'): Entry {
@@ -374,16 +426,16 @@ export class BundleService {
       ...(typeof ifNoneExist === 'string' ? { ifNoneExist: ifNoneExist.replace(/^[^?]*\?/, '') } : {}),
       ...(typeof request.ifNoneMatch === 'string' ? { ifNoneMatch: request.ifNoneMatch } : {}),
       ...(typeof request.ifModifiedSince === 'string' ? { ifModifiedSince: request.ifModifiedSince } : {}),
-      ...(isObject(resource) && method !== 'PATCH' ? { resource: structuredClone(resource) as Resource } : {}),
+      ...(isObject(resource) && method !== 'PATCH' ? { resource: resource as Resource } : {}),
       ...(patch !== undefined ? { patch } : {}),
     };
   }
 
-  /** All or nothing: see the file comment. */
-  async transaction(auth: AuthContext, scoped: ScopedCaller, bundle: Record<string, unknown>, raw: readonly unknown[]): Promise<Record<string, unknown>> {
-    const issues = timeSync('validate', () => validateResource(bundle, 'Bundle'), 'bundle').filter((i) => i.severity === 'error');
-    if (issues.length > 0) throw invalidResource(issues, 'The transaction is not valid FHIR R4; nothing was written');
-    const entries = raw.map((r, i) => this.#parseEntry(r, i, 'transaction'));
+  /** All or nothing: see the file comment. Its response entries, in request order. */
+  async transaction(auth: AuthContext, scoped: ScopedCaller, source: BundleSource): Promise<AnsweredEntry[]> {
+    const fullUrls = new Set<string>();
+    const entries: Entry[] = [];
+    for (let i = 0; i < source.entryCount; i++) entries.push(this.#parseEntry(await this.#checkedEntry(scoped, source, i, fullUrls), i, 'transaction'));
 
     // Who may do all of it: the scope for every entry's interaction, up front.
     const callers = entries.map((e) => {
@@ -498,7 +550,7 @@ export class BundleService {
           return;
         }
         const target = targets.get(value.toLowerCase());
-        if (target === undefined) throw invalid(path, `${path} refers to a urn:uuid that is not the fullUrl of an entry of this transaction`);
+        if (target === undefined) throw invalid(`${path}.reference`, `${path}.reference: a urn:uuid in a transaction SHALL resolve to the fullUrl of an entry`);
         holder.reference = target;
       });
     }
@@ -596,20 +648,13 @@ export class BundleService {
       }
     }
 
-    return {
-      resourceType: 'Bundle',
-      id: randomUUID(),
-      type: 'transaction-response',
-      entry: entries.map((e): ResponseEntry => {
-        const answer = answers.get(e.index);
-        if (answer) return answer;
-        const existing = matched.get(e.index);
-        if (existing) return this.#matched(e.type, existing);
-        const v = prepared.get(e.index);
-        if (!v) return { response: { status: status(204) } };
-        return this.#written(v);
-      }),
-    };
+    return entries.map((e): AnsweredEntry => {
+      const answer = answers.get(e.index);
+      const existing = matched.get(e.index);
+      const v = prepared.get(e.index);
+      const entry = answer ?? (existing ? this.#matched(e.type, existing) : v ? this.#written(v) : { response: { status: status(204) } });
+      return { entry, method: e.method };
+    });
   }
 
   /**
@@ -652,37 +697,41 @@ export class BundleService {
     };
   }
 
-  /** Each entry on its own; the batch-response lists every entry's outcome in request order. */
-  async batch(auth: AuthContext, bundle: Record<string, unknown>, raw: readonly unknown[], failures: ReadonlyMap<number, unknown> = new Map()): Promise<Record<string, unknown>> {
-    // Validation problems belong to their entry; anything else is the whole Bundle's.
-    const byEntry = new Map<number, FhirIssue[]>();
-    const envelope: FhirIssue[] = [];
-    for (const issue of validateResource(bundle, 'Bundle').filter((i) => i.severity === 'error')) {
-      const m = /^Bundle\.entry\[(\d+)\]/.exec(issue.expression);
-      if (m) byEntry.set(Number(m[1]), [...(byEntry.get(Number(m[1])) ?? []), issue]);
-      else envelope.push(issue);
-    }
-    if (envelope.length > 0) throw invalidResource(envelope, 'The batch is not a valid FHIR R4 Bundle');
-
-    const entry = await mapLimit(raw, BATCH_CONCURRENCY, async (r, index): Promise<ResponseEntry> => {
-      let type: string | undefined;
-      try {
-        if (failures.has(index)) throw failures.get(index);
-        const problems = byEntry.get(index);
-        if (problems) throw invalidResource(problems, `Bundle.entry[${index}] is not valid FHIR R4`);
-        const e = this.#parseEntry(r, index, 'batch');
-        type = e.type;
-        if (e.search !== undefined) {
-          // A search, as GET [base]/Type?query is (no Prefer: strict).
-          const found = await search(this.#ctx, { auth, type: e.type, query: queryOf(e.search) });
-          return { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } };
+  /**
+   * Each entry on its own; the batch-response lists every entry's outcome in request order. Entries are
+   * read from the source, checked and processed a window at a time (BATCH_CONCURRENCY of them at once),
+   * and each window's answers are yielded before the next window is read.
+   */
+  async *batch(auth: AuthContext, scoped: ScopedCaller, source: BundleSource): AsyncGenerator<AnsweredEntry> {
+    const fullUrls = new Set<string>();
+    for (let start = 0; start < source.entryCount; start += BATCH_WINDOW) {
+      // Checked in entry order (a fullUrl is a duplicate of an earlier entry's), then processed together.
+      const window: Array<{ index: number; raw?: unknown; method: unknown; failure?: unknown }> = [];
+      for (let index = start; index < Math.min(start + BATCH_WINDOW, source.entryCount); index++) {
+        try {
+          const raw = await this.#checkedEntry(scoped, source, index, fullUrls);
+          window.push({ index, raw, method: isObject(raw) && isObject(raw.request) ? raw.request.method : undefined });
+        } catch (err) {
+          window.push({ index, method: undefined, failure: err });
         }
-        return await this.#batchEntry(auth, e);
-      } catch (err) {
-        return this.#failed(atEntry(err, index, type), index);
       }
-    });
-    return { resourceType: 'Bundle', id: randomUUID(), type: 'batch-response', entry };
+      yield* await mapLimit(window, BATCH_CONCURRENCY, async ({ index, raw, method, failure }): Promise<AnsweredEntry> => {
+        let type: string | undefined;
+        try {
+          if (failure !== undefined) throw failure;
+          const e = this.#parseEntry(raw, index, 'batch');
+          type = e.type;
+          if (e.search !== undefined) {
+            // A search, as GET [base]/Type?query is (no Prefer: strict).
+            const found = await search(this.#ctx, { auth, type: e.type, query: queryOf(e.search) });
+            return { entry: { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } }, method };
+          }
+          return { entry: await this.#batchEntry(auth, e), method };
+        } catch (err) {
+          return { entry: this.#failed(atEntry(err, index, type), index), method };
+        }
+      });
+    }
   }
 
   async #batchEntry(auth: AuthContext, e: Entry): Promise<ResponseEntry> {

@@ -29,7 +29,7 @@ import { didRoutes } from './did-routes';
 import { registerConsentRoutes, registerSignedRevocation } from './consent-routes';
 import { FHIR_JSON, sendResource } from './respond';
 import type { LedgerViewHealth } from '../view/local-decisions';
-import { JSON_MEDIA_TYPES, jsonBody } from './body';
+import { framedJsonBody, JSON_MEDIA_TYPES, jsonBody } from './body';
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import { MERGE_PATCH_MEDIA_TYPE } from '../fhir/merge-patch';
 import type { CustodianIds } from '../store/custodian-ids';
@@ -216,8 +216,15 @@ export function createApp(deps: AppDeps): express.Express {
   // custodian's own staff or feeds POST or PUT (a transaction, a document Bundle) may be as large as a
   // real EHR export (Synthea's largest patient bundle is 19 MB); anyone else's is held to the common limit.
   const commonBody = jsonBody({ limit: COMMON_BODY_LIMIT, types: [...JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, MERGE_PATCH_MEDIA_TYPE] });
-  const feedBody = jsonBody({ limit: FEED_BODY_LIMIT, types: [...JSON_MEDIA_TYPES] });
-  // Such a body is held whole while it is processed: a few at a time per process (large-body-gate.ts).
+  // A Bundle POSTed to the base over the common limit is framed, not parsed whole (http/bundle-frame.ts):
+  // a batch's entries are then read and processed a window at a time, a transaction's one at a time.
+  const feedBody = framedJsonBody({
+    limit: FEED_BODY_LIMIT,
+    types: [...JSON_MEDIA_TYPES],
+    frameOver: COMMON_BODY_BYTES,
+    frames: (req) => req.method === 'POST' && req.path === '/',
+  });
+  // Such a body's bytes are held while it is processed: a few at a time per process (large-body-gate.ts).
   const largeBodies = deps.largeBodies ?? new LargeBodyGate({ thresholdBytes: COMMON_BODY_BYTES });
   fhir.use(
     authenticate,

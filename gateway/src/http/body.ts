@@ -12,6 +12,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { OperationOutcomeError } from '../errors';
 import { timeSync } from '../util/phase-timing';
+import { frameBundle } from './bundle-frame';
 
 export interface JsonBodyOptions {
   /** Largest body accepted, in bytes or as '5mb' (default '5mb'). */
@@ -63,13 +64,34 @@ function bodyError(err: unknown, limit: number | string): OperationOutcomeError 
   return new OperationOutcomeError('INVALID', 'The request body could not be read');
 }
 
-/** The body parser; options are checked here (a misconfiguration throws at start). */
-export function jsonBody(opts: JsonBodyOptions = {}): RequestHandler {
+/** Checks the options (a misconfiguration throws at start). */
+function checked(opts: JsonBodyOptions): { limit: number | string; maxDepth: number; types: string[] } {
   const limit = opts.limit ?? DEFAULT_JSON_LIMIT;
   const maxDepth = opts.maxDepth ?? DEFAULT_JSON_MAX_DEPTH;
   if (!Number.isInteger(maxDepth) || maxDepth < 1 || maxDepth > 1000) throw new Error('json body: maxDepth must be an integer from 1 to 1000');
   const types = [...(opts.types ?? JSON_MEDIA_TYPES)];
   if (types.length === 0) throw new Error('json body: types must name at least one media type');
+  return { limit, maxDepth, types };
+}
+
+/** JSON text → the parsed body, or the 400 saying what is wrong with it. */
+function parseText(text: string, maxDepth: number): { body: unknown } | OperationOutcomeError {
+  if (text.trim() === '') return { body: {} };
+  const first = text.trimStart()[0];
+  if (first !== '{' && first !== '[') return new OperationOutcomeError('INVALID', 'The request body must be a JSON object (a FHIR resource) or array');
+  return timeSync('parse', (): { body: unknown } | OperationOutcomeError => {
+    if (jsonDepth(text, maxDepth) > maxDepth) return new OperationOutcomeError('INVALID', `The request body is nested more than ${maxDepth} levels deep`);
+    try {
+      return { body: JSON.parse(text) as unknown };
+    } catch {
+      return new OperationOutcomeError('INVALID', 'The request body is not valid JSON');
+    }
+  });
+}
+
+/** The body parser; options are checked here (a misconfiguration throws at start). */
+export function jsonBody(opts: JsonBodyOptions = {}): RequestHandler {
+  const { limit, maxDepth, types } = checked(opts);
   // express.text reads the raw body (size limit, charset, gzip/deflate) for the JSON types only.
   const readText = express.text({ type: types, limit, defaultCharset: 'utf-8' });
 
@@ -84,24 +106,63 @@ export function jsonBody(opts: JsonBodyOptions = {}): RequestHandler {
         next();
         return;
       }
-      if (text.trim() === '') {
-        req.body = {};
+      const parsed = parseText(text, maxDepth);
+      if (parsed instanceof OperationOutcomeError) {
+        next(parsed);
+        return;
+      }
+      req.body = parsed.body;
+      next();
+    });
+  };
+}
+
+export interface FramedBodyOptions extends JsonBodyOptions {
+  /** Bodies larger than this many bytes that `frames` takes are framed (http/bundle-frame.ts) instead of parsed whole. */
+  readonly frameOver: number;
+  /** Which requests' large bodies are framed: those that are a Bundle POSTed to the FHIR base. */
+  readonly frames: (req: Request) => boolean;
+}
+
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/**
+ * The JSON body parser of the custodian's own feeds (bodies up to tens of MB): as jsonBody, except that
+ * a body over `frameOver` bytes that `frames` takes is kept as its bytes and framed as a Bundle
+ * (req.body is then a BundleSource, fhir/bundle-source.ts), never turned into one string nor parsed
+ * whole. The body must be UTF-8 (the only charset FHIR JSON is sent in); another is a 415.
+ */
+export function framedJsonBody(opts: FramedBodyOptions): RequestHandler {
+  const { limit, maxDepth, types } = checked(opts);
+  const readBytes = express.raw({ type: types, limit });
+  return (req: Request, res: Response, next: NextFunction): void => {
+    readBytes(req, res, (err?: unknown) => {
+      if (err) {
+        next(bodyError(err, limit));
+        return;
+      }
+      const bytes: unknown = req.body;
+      if (!Buffer.isBuffer(bytes) || !req.is(types)) {
         next();
         return;
       }
-      const first = text.trimStart()[0];
-      if (first !== '{' && first !== '[') {
-        next(new OperationOutcomeError('INVALID', 'The request body must be a JSON object (a FHIR resource) or array'));
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
+      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+        next(new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'The request body charset or content encoding is not supported (send UTF-8 JSON)'));
         return;
       }
-      const parsed = timeSync('parse', (): { body: unknown } | OperationOutcomeError => {
-        if (jsonDepth(text, maxDepth) > maxDepth) return new OperationOutcomeError('INVALID', `The request body is nested more than ${maxDepth} levels deep`);
+      const body = bytes.subarray(0, 3).equals(UTF8_BOM) ? bytes.subarray(3) : bytes;
+      if (body.length > opts.frameOver && opts.frames(req)) {
         try {
-          return { body: JSON.parse(text) as unknown };
-        } catch {
-          return new OperationOutcomeError('INVALID', 'The request body is not valid JSON');
+          req.body = timeSync('parse', () => frameBundle(body, maxDepth));
+        } catch (e) {
+          next(e);
+          return;
         }
-      });
+        next();
+        return;
+      }
+      const parsed = parseText(body.toString('utf8'), maxDepth);
       if (parsed instanceof OperationOutcomeError) {
         next(parsed);
         return;

@@ -10,7 +10,7 @@ import { type BodyFormat, type FhirContext, type FhirOutcome, type FhirRequest, 
 import { JSON_PATCH_MEDIA_TYPE } from '../fhir/json-patch';
 import { MERGE_PATCH_MEDIA_TYPE } from '../fhir/merge-patch';
 import { rawQuery } from '../fhir/search-params';
-import { sendResource } from './respond';
+import { sendResource, sendStreamedBundle } from './respond';
 
 type Handler = (ctx: FhirContext, req: FhirRequest) => Promise<FhirOutcome>;
 type Params = { type?: string; id?: string; vid?: string };
@@ -49,13 +49,17 @@ export function fhirRequest(req: Request<Params>): FhirRequest {
   };
 }
 
-/** FhirOutcome → the response: status, Location, ETag, Last-Modified and the resource (or OperationOutcome). */
-export function sendOutcome(res: Response, baseUrl: string, out: FhirOutcome): void {
-  if (out.location !== undefined) res.setHeader('Location', `${baseUrl}/${out.location}`);
+/**
+ * FhirOutcome → the response: status, Location, ETag, Last-Modified and the resource (or
+ * OperationOutcome); a Bundle whose entries come one at a time is sent as they come.
+ */
+export async function sendOutcome(res: Response, ctx: Pick<FhirContext, 'baseUrl' | 'log'>, out: FhirOutcome): Promise<void> {
+  if (out.location !== undefined) res.setHeader('Location', `${ctx.baseUrl}/${out.location}`);
   if (out.version) res.setHeader('ETag', `W/"${out.version.versionId}"`);
   if (out.version?.lastUpdated !== undefined) res.setHeader('Last-Modified', new Date(out.version.lastUpdated).toUTCString());
   const body = out.resource ?? out.info;
-  if (body === undefined) res.status(out.status).end();
+  if (out.entries !== undefined) await sendStreamedBundle(res, out.status, out.resource ?? {}, out.entries, ctx.log);
+  else if (body === undefined) res.status(out.status).end();
   else sendResource(res, out.status, body);
 }
 
@@ -68,7 +72,7 @@ export function registerFhirRoutes(fhir: Router, ctx: FhirContext): void {
   const route =
     (handler: Handler) =>
     async (req: Request<Params>, res: Response): Promise<void> => {
-      sendOutcome(res, ctx.baseUrl, await handler(ctx, fhirRequest(req)));
+      await sendOutcome(res, ctx, await handler(ctx, fhirRequest(req)));
     };
   fhir.get('/Patient/$exchange', route(handlers.exchange));
   fhir.post('/Patient/:id/$erase', route(handlers.erase));

@@ -77,6 +77,12 @@ export interface FhirOutcome {
   readonly version?: { readonly versionId: string; readonly lastUpdated?: string };
   /** `Type/id/_history/vid` of a created (or matched) resource, relative to the base (HTTP: Location). */
   readonly location?: string;
+  /**
+   * The entries of the Bundle `resource` is, handed on as they are answered (a batch or transaction
+   * answer): `resource` holds the Bundle's other fields. The transport sends them as they come; a
+   * failure once the answer has begun can only cut it short.
+   */
+  readonly entries?: AsyncIterable<object>;
 }
 
 const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
