@@ -1386,7 +1386,7 @@ export class ResourceService {
         access: this.access,
         mspId: this.#mspId,
         maxCandidates: MAX_SEARCH_CANDIDATES,
-        inCompartment: (c, p) => this.inCompartment(c, p),
+        inCompartmentOf: (c, v) => this.inCompartmentOf(c, v, 'any'),
         compartmentPatients: (c, asked) => this.#compartmentPatients(c, asked),
       },
       caller,

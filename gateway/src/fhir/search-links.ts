@@ -21,7 +21,11 @@ export interface LinkDeps {
   readonly mspId: string;
   /** Candidates looked at at most, per linked type. */
   readonly maxCandidates: number;
-  readonly inCompartment: (caller: Caller, patientId: string | null) => Promise<boolean>;
+  /**
+   * Whether a version is in a compartment-bound caller's compartment: any of its patients' (its patient
+   * or a co-patient), exactly as a read or a search match is decided (ResourceService.inCompartmentOf).
+   */
+  readonly inCompartmentOf: (caller: Caller, v: Pick<StoredVersion, 'patientId' | 'coPatientIds'>) => Promise<boolean>;
   /** The local patients a compartment-bound caller may search (the asked ones otherwise). */
   readonly compartmentPatients: (caller: Caller, asked: readonly string[] | undefined) => Promise<string[] | undefined>;
 }
@@ -139,7 +143,8 @@ async function visibleLinked(
   }
   budget.left -= candidates.length;
   const inScope: StoredVersion[] = [];
-  for (const v of candidates) if (v.patientId === null || (await deps.inCompartment(caller, v.patientId))) inScope.push(v);
+  // A record in several patients' compartments is in the caller's when any of them is, as for a search's matches.
+  for (const v of candidates) if (v.patientId === null || (await deps.inCompartmentOf(caller, v))) inScope.push(v);
   return deps.access.permitted(caller, inScope);
 }
 

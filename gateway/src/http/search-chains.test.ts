@@ -138,6 +138,37 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     expect(await ids(`Patient?_has:Observation:patient:code=8867-4&_id=${bob}`, asAlice)).to.deep.equal([]);
   });
 
+  it('a record in several patients’ compartments counts in a chain or _has exactly as a direct search of its type finds it', async () => {
+    const { app, ledger, ids, alice, bob } = await setup();
+    const post = poster(app, staff);
+    // Bob's Observation that Alice performed: Bob is its patient, Alice its co-patient (subject comes before performer).
+    const shared = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '29463-7' }] },
+      subject: { reference: `Patient/${bob}` },
+      performer: [{ reference: `Patient/${alice}` }],
+    });
+    const report = await post({
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { text: 'weight' },
+      subject: { reference: `Patient/${alice}` },
+      result: [{ reference: `Observation/${shared}` }],
+    });
+    const found = async (): Promise<string[][]> => [
+      await ids('Observation?code=29463-7', asAlice),
+      await ids('DiagnosticReport?result.code=29463-7', asAlice),
+      await ids('Patient?_has:Observation:performer:code=29463-7', asAlice),
+    ];
+    // Bob lets Alice see his records: her search finds the shared one, and so do a chain and a _has through it.
+    ledger.decide = consentLike((req, anchor) => req.actor === OTHER || (req.actor === ALICE && (anchor?.patient ?? req.patient) === BOB));
+    expect(await found()).to.deep.equal([[shared], [report], [alice]]);
+    // Without Bob's consent, none of them.
+    ledger.decide = consentLike((req) => req.actor === OTHER);
+    expect(await found()).to.deep.equal([[], [], []]);
+  });
+
   it('records the linked resources that tell about a released match, not the others', async () => {
     const { get, ledger, alice, bobHr } = await setup();
     const before = ledger.audit.length;
