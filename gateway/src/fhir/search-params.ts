@@ -141,15 +141,31 @@ function referenceParamsOf(resourceType: string): Array<{ code: string; target: 
 }
 
 /**
+ * `_include:iterate=*` and `_revinclude:iterate=*`: every reference parameter of every type held here,
+ * a `_revinclude` one per type it may refer to (so a round looks up only the parameters that may point at
+ * the types it starts from). The same for every search: built once.
+ */
+let everyReference: { readonly include: readonly IncludeSpec[]; readonly revinclude: readonly IncludeSpec[] } | undefined;
+function everyReferenceSpecs(reverse: boolean): readonly IncludeSpec[] {
+  everyReference ??= {
+    include: [...SUPPORTED_TYPES].flatMap((source) => referenceParamsOf(source).map((p) => ({ reverse: false, source, param: p.code, iterate: true }))),
+    revinclude: [...SUPPORTED_TYPES].flatMap((source) =>
+      referenceParamsOf(source).flatMap((p) => p.target.filter((t) => SUPPORTED_TYPES.has(t)).map((target) => ({ reverse: true, source, param: p.code, target, iterate: true }))),
+    ),
+  };
+  return reverse ? everyReference.revinclude : everyReference.include;
+}
+
+/**
  * `*` as the parameter (search.html#include): every reference parameter. `_include=*` is every
  * reference parameter of the type searched; `_revinclude=*` every reference parameter of any type that
  * may refer to the type searched; `Type:*[:Target]` every reference parameter of Type (that may refer
  * to Target, or for a `_revinclude` without `:iterate`, to the type searched). With `:iterate` a bare
- * `*` is refused: it would be every parameter of every type at each round, so name the type (`Type:*`).
+ * `*` is every reference parameter of whatever type each round starts from (everyReferenceSpecs).
  */
 function wildcardSpecs(key: string, resourceType: string, value: string, reverse: boolean, iterate: boolean): IncludeSpec[] {
   if (value === '*') {
-    if (iterate) fail(key, 'with :iterate names the type whose reference parameters it follows (Type:*): a bare * is for the type searched only');
+    if (iterate) return [...everyReferenceSpecs(reverse)];
     if (!reverse) return referenceParamsOf(resourceType).map((p) => ({ reverse, source: resourceType, param: p.code, iterate }));
     return [...SUPPORTED_TYPES].flatMap((source) =>
       referenceParamsOf(source)
