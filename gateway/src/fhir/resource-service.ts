@@ -1386,7 +1386,7 @@ export class ResourceService {
         access: this.access,
         mspId: this.#mspId,
         maxCandidates: MAX_SEARCH_CANDIDATES,
-        inCompartment: (c, p) => this.inCompartment(c, p),
+        inCompartmentOf: (c, v) => this.inCompartmentOf(c, v, 'any'),
         compartmentPatients: (c, asked) => this.#compartmentPatients(c, asked),
       },
       caller,
@@ -1497,12 +1497,19 @@ export class ResourceService {
     const add = (v: StoredVersion | undefined): void => {
       if (v && !v.deleted && !seen.has(key(v))) found.set(key(v), v);
     };
+    // `from` by type: a `*` names every parameter of many types, most of them of no type at hand.
+    const ofType = new Map<string, StoredVersion[]>();
+    for (const v of from) {
+      const same = ofType.get(v.resourceType);
+      if (same) same.push(v);
+      else ofType.set(v.resourceType, [v]);
+    }
     for (const spec of specs) {
       if (spec.reverse) {
         // Resources of spec.source whose parameter points at one of `from` (of the target type, when named);
         // not looked up at all for a type the caller's scopes do not read (`_revinclude=*` names many).
         if (!mayRead(spec.source)) continue;
-        const targets = from.filter((v) => spec.target === undefined || v.resourceType === spec.target);
+        const targets = spec.target === undefined ? from : (ofType.get(spec.target) ?? []);
         if (targets.length === 0) continue;
         const patientData = inPatientCompartment(spec.source) || governedByPatientReference(spec.source);
         const hits = await this.#store.search({
@@ -1516,8 +1523,7 @@ export class ResourceService {
         hits.forEach(add);
         continue;
       }
-      for (const v of from) {
-        if (v.resourceType !== spec.source) continue;
+      for (const v of ofType.get(spec.source) ?? []) {
         for (const value of valuesOf(JSON.parse(v.content) as Record<string, unknown>, spec.param)) {
           const ref = value && typeof value === 'object' ? (value as { reference?: unknown }).reference : undefined;
           const m = typeof ref === 'string' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(ref) : null;

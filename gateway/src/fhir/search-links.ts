@@ -21,7 +21,11 @@ export interface LinkDeps {
   readonly mspId: string;
   /** Candidates looked at at most, per linked type. */
   readonly maxCandidates: number;
-  readonly inCompartment: (caller: Caller, patientId: string | null) => Promise<boolean>;
+  /**
+   * Whether a version is in a compartment-bound caller's compartment: any of its patients' (its patient
+   * or a co-patient), exactly as a read or a search match is decided (ResourceService.inCompartmentOf).
+   */
+  readonly inCompartmentOf: (caller: Caller, v: Pick<StoredVersion, 'patientId' | 'coPatientIds'>) => Promise<boolean>;
   /** The local patients a compartment-bound caller may search (the asked ones otherwise). */
   readonly compartmentPatients: (caller: Caller, asked: readonly string[] | undefined) => Promise<string[] | undefined>;
 }
@@ -100,9 +104,18 @@ export function assertLinksNamePatient(
   namesPatient: boolean,
   mayRead: (resourceType: string) => boolean,
 ): void {
-  const chainTypes = (c: ChainSpec): string[] => [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)];
-  const reached = [...(q.chains ?? []).flatMap(chainTypes), ...(q.has ?? []).flatMap((h) => [h.source, ...(h.chain ? chainTypes(h.chain) : [])])];
+  const reached = [...(q.chains ?? []).flatMap(chainTypes), ...(q.has ?? []).flatMap(hasTypes)];
   for (const t of reached) if (mayRead(t)) assertNamesPatient(mspId, caller, t, namesPatient);
+}
+
+/** The types a chain reaches, at every level. */
+function chainTypes(c: ChainSpec): string[] {
+  return [...c.hops.flatMap((h) => h.types), ...c.targets.map((x) => x.type)];
+}
+
+/** The types a `_has` reaches: its source, and those of the chain or the `_has` nested in it. */
+function hasTypes(h: HasSpec): string[] {
+  return [h.source, ...(h.chain ? chainTypes(h.chain) : []), ...(h.has ? hasTypes(h.has) : [])];
 }
 
 /** Candidates a level of a chain (or a `_has`) may still look at: shared by the types of the level, named in the refusal beyond it. */
@@ -125,12 +138,13 @@ async function visibleLinked(
   asked: readonly string[] | undefined,
   mayRead: (t: string) => boolean,
   budget: Budget,
+  ids?: readonly string[],
 ): Promise<Permitted[]> {
   if (!mayRead(type)) return [];
   assertNamesPatient(deps.mspId, caller, type, asked !== undefined);
   const patientIds = patientData(type) ? await deps.compartmentPatients(caller, asked) : undefined;
-  if (patientIds !== undefined && patientIds.length === 0) return [];
-  const candidates = await deps.store.search({ resourceType: type, criteria, ...(patientIds ? { patientIds } : {}), limit: budget.left + 1 });
+  if ((patientIds !== undefined && patientIds.length === 0) || ids?.length === 0) return [];
+  const candidates = await deps.store.search({ resourceType: type, criteria, ...(ids ? { ids } : {}), ...(patientIds ? { patientIds } : {}), limit: budget.left + 1 });
   if (candidates.length > budget.left) {
     throw new OperationOutcomeError(
       'INVALID',
@@ -139,7 +153,8 @@ async function visibleLinked(
   }
   budget.left -= candidates.length;
   const inScope: StoredVersion[] = [];
-  for (const v of candidates) if (v.patientId === null || (await deps.inCompartment(caller, v.patientId))) inScope.push(v);
+  // A record in several patients' compartments is in the caller's when any of them is, as for a search's matches.
+  for (const v of candidates) if (v.patientId === null || (await deps.inCompartmentOf(caller, v))) inScope.push(v);
   return deps.access.permitted(caller, inScope);
 }
 
@@ -156,7 +171,7 @@ interface Step {
  * level counts as absent and breaks the chain there. The steps are outermost first.
  */
 async function resolveChain(deps: LinkDeps, caller: Caller, chain: ChainSpec, asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Step[]> {
-  for (const t of [...chain.hops.flatMap((h) => h.types), ...chain.targets.map((x) => x.type)]) if (mayRead(t)) assertNamesPatient(deps.mspId, caller, t, asked !== undefined);
+  for (const t of chainTypes(chain)) if (mayRead(t)) assertNamesPatient(deps.mspId, caller, t, asked !== undefined);
   let found: Permitted[] = [];
   let budget: Budget = { param: chain.key, left: deps.maxCandidates };
   for (const t of chain.targets) found.push(...(await visibleLinked(deps, caller, t.type, t.criteria, asked, mayRead, budget)));
@@ -177,39 +192,65 @@ async function resolveChain(deps: LinkDeps, caller: Caller, chain: ChainSpec, as
   return steps;
 }
 
+/**
+ * A resolved `_has`: the sources the caller may see whose `param` points at a resource of `type` (the type
+ * searched, or for a nested `_has` the source of the one around it), and what they were found through: the
+ * levels of a chain at its end, or the nested `_has`.
+ */
+interface Reverse {
+  readonly type: string;
+  readonly param: string;
+  readonly found: Permitted[];
+  readonly steps?: Step[];
+  readonly inner?: Reverse;
+}
+
+/**
+ * A `_has` of `type` resolved from its last part up, each level decided as a search's matches are
+ * (scopes, compartment, consent, its own candidate budget), so a record the caller may not see at any
+ * level counts as absent and breaks the path there: the sources meeting its criteria; or, for a chain as
+ * its last part, the chain resolved, then the sources pointing at what it found; or, for a nested `_has`
+ * (search.html#has), that `_has` of the source type resolved, then the sources its sources point at.
+ */
+async function resolveHas(deps: LinkDeps, caller: Caller, type: string, has: HasSpec, asked: readonly string[] | undefined, mayRead: (t: string) => boolean): Promise<Reverse> {
+  // Every type the path may reach, before anything is looked up: the refusal never depends on what is held.
+  for (const t of hasTypes(has)) if (mayRead(t)) assertNamesPatient(deps.mspId, caller, t, asked !== undefined);
+  const budget = { param: has.key, left: deps.maxCandidates };
+  if (has.chain) {
+    const steps = await resolveChain(deps, caller, has.chain, asked, mayRead);
+    const below = steps[0]?.found ?? [];
+    const criterion: Criterion = { kind: 'reference', param: has.chain.param, values: below.map((x) => ({ ref: key(x.version) })) };
+    const found = below.length > 0 ? await visibleLinked(deps, caller, has.source, [criterion], asked, mayRead, budget) : [];
+    return { type, param: has.param, found, steps };
+  }
+  if (has.has) {
+    const inner = await resolveHas(deps, caller, has.source, has.has, asked, mayRead);
+    const ids = [...new Set(inner.found.flatMap((x) => referencedIds(x.version, inner.param, has.source)))];
+    const found = await visibleLinked(deps, caller, has.source, has.criteria, asked, mayRead, budget, ids);
+    return { type, param: has.param, found, inner };
+  }
+  return { type, param: has.param, found: await visibleLinked(deps, caller, has.source, has.criteria, asked, mayRead, budget) };
+}
+
 /** The criteria (chains) and ids (_has) a search's chains and _has parameters come to, from the linked resources the caller may see. */
 export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType: string, q: LinkQuery, mayRead: (resourceType: string) => boolean): Promise<Links> {
   const criteria: Criterion[] = [];
   let ids = q.ids ? [...q.ids] : undefined;
   const chained: Step[][] = [];
-  const reverse: Array<{ param: string; found: Permitted[]; steps?: Step[] }> = [];
+  const reverse: Reverse[] = [];
   for (const chain of q.chains ?? []) {
     const steps = await resolveChain(deps, caller, chain, q.patientIds, mayRead);
     chained.push(steps);
     criteria.push({ kind: 'reference', param: chain.param, values: (steps[0]?.found ?? []).map((x) => ({ ref: key(x.version) })) });
   }
   for (const has of q.has ?? []) {
-    const budget = { param: has.key, left: deps.maxCandidates };
-    let found: Permitted[];
-    let steps: Step[] | undefined;
-    if (has.chain) {
-      // A chain as the last part: resolved from its last level up to the source type's reference
-      // parameter (each level decided as a search's matches are), then the sources pointing at what it found.
-      steps = await resolveChain(deps, caller, has.chain, q.patientIds, mayRead);
-      const below = steps[0]?.found ?? [];
-      const criterion: Criterion = { kind: 'reference', param: has.chain.param, values: below.map((x) => ({ ref: key(x.version) })) };
-      if (mayRead(has.source)) assertNamesPatient(deps.mspId, caller, has.source, q.patientIds !== undefined);
-      found = below.length > 0 ? await visibleLinked(deps, caller, has.source, [criterion], q.patientIds, mayRead, budget) : [];
-    } else {
-      found = await visibleLinked(deps, caller, has.source, has.criteria, q.patientIds, mayRead, budget);
-    }
-    reverse.push({ param: has.param, found, ...(steps ? { steps } : {}) });
-    const referenced = new Set(found.flatMap((x) => referencedIds(x.version, has.param, resourceType)));
+    const r = await resolveHas(deps, caller, resourceType, has, q.patientIds, mayRead);
+    reverse.push(r);
+    const referenced = new Set(r.found.flatMap((x) => referencedIds(x.version, r.param, resourceType)));
     ids = (ids ?? [...referenced]).filter((id) => referenced.has(id));
   }
   const linkedTo = (matches: readonly StoredVersion[]): Permitted[] => {
     if (matches.length === 0) return [];
-    const matchKeys = new Set(matches.map(key));
     const out: Permitted[] = [];
     // Level by level: what the matches link to, then what those link to, and so on.
     const walk = (start: readonly StoredVersion[], steps: readonly Step[]): void => {
@@ -221,17 +262,18 @@ export async function resolveLinks(deps: LinkDeps, caller: Caller, resourceType:
         from = linked.map((x) => x.version);
       }
     };
-    for (const steps of chained) walk(matches, steps);
-    for (const r of reverse) {
-      const linking = r.found.filter((x) => referencedIds(x.version, r.param, resourceType).some((id) => matchKeys.has(`${resourceType}/${id}`)));
+    // A _has: the sources pointing at the matches, then (nested) the sources pointing at those, and so on;
+    // a chain at its end: what the last sources link to along it. Each tells about the matches.
+    const walkReverse = (targets: readonly StoredVersion[], r: Reverse): void => {
+      const targetKeys = new Set(targets.map(key));
+      const linking = r.found.filter((x) => referencedIds(x.version, r.param, r.type).some((id) => targetKeys.has(`${r.type}/${id}`)));
       out.push(...linking);
-      // A _has ending in a chain: what those sources link to along it tells about them too.
-      if (r.steps)
-        walk(
-          linking.map((x) => x.version),
-          r.steps,
-        );
-    }
+      const from = linking.map((x) => x.version);
+      if (r.steps) walk(from, r.steps);
+      if (r.inner && from.length > 0) walkReverse(from, r.inner);
+    };
+    for (const steps of chained) walk(matches, steps);
+    for (const r of reverse) walkReverse(matches, r);
     return out;
   };
   return { criteria, ids, linkedTo };

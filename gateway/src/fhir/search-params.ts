@@ -141,15 +141,31 @@ function referenceParamsOf(resourceType: string): Array<{ code: string; target: 
 }
 
 /**
+ * `_include:iterate=*` and `_revinclude:iterate=*`: every reference parameter of every type held here,
+ * a `_revinclude` one per type it may refer to (so a round looks up only the parameters that may point at
+ * the types it starts from). The same for every search: built once.
+ */
+let everyReference: { readonly include: readonly IncludeSpec[]; readonly revinclude: readonly IncludeSpec[] } | undefined;
+function everyReferenceSpecs(reverse: boolean): readonly IncludeSpec[] {
+  everyReference ??= {
+    include: [...SUPPORTED_TYPES].flatMap((source) => referenceParamsOf(source).map((p) => ({ reverse: false, source, param: p.code, iterate: true }))),
+    revinclude: [...SUPPORTED_TYPES].flatMap((source) =>
+      referenceParamsOf(source).flatMap((p) => p.target.filter((t) => SUPPORTED_TYPES.has(t)).map((target) => ({ reverse: true, source, param: p.code, target, iterate: true }))),
+    ),
+  };
+  return reverse ? everyReference.revinclude : everyReference.include;
+}
+
+/**
  * `*` as the parameter (search.html#include): every reference parameter. `_include=*` is every
  * reference parameter of the type searched; `_revinclude=*` every reference parameter of any type that
  * may refer to the type searched; `Type:*[:Target]` every reference parameter of Type (that may refer
  * to Target, or for a `_revinclude` without `:iterate`, to the type searched). With `:iterate` a bare
- * `*` is refused: it would be every parameter of every type at each round, so name the type (`Type:*`).
+ * `*` is every reference parameter of whatever type each round starts from (everyReferenceSpecs).
  */
 function wildcardSpecs(key: string, resourceType: string, value: string, reverse: boolean, iterate: boolean): IncludeSpec[] {
   if (value === '*') {
-    if (iterate) fail(key, 'with :iterate names the type whose reference parameters it follows (Type:*): a bare * is for the type searched only');
+    if (iterate) return [...everyReferenceSpecs(reverse)];
     if (!reverse) return referenceParamsOf(resourceType).map((p) => ({ reverse, source: resourceType, param: p.code, iterate }));
     return [...SUPPORTED_TYPES].flatMap((source) =>
       referenceParamsOf(source)
@@ -234,20 +250,27 @@ export interface ChainSpec {
   readonly targets: ReadonlyArray<{ readonly type: string; readonly criteria: readonly Criterion[] }>;
 }
 
+/** The most `_has` nested in one another (`_has:A:p:_has:B:q:_has:C:r:code`: three). */
+export const MAX_HAS_LEVELS = 3;
+
 /**
  * A reverse chain (`_has:Observation:patient:code=1234-5`): resources of `source` whose `param` references
  * the searched one and that meet the criteria, or (a chain as the last part,
- * `_has:Observation:patient:encounter.status=finished`) whose chained parameter is met.
+ * `_has:Observation:patient:encounter.status=finished`) whose chained parameter is met, or (a `_has` as
+ * the last part, `_has:Observation:patient:_has:DiagnosticReport:result:code=x`) that are themselves
+ * referenced as the nested `_has` of `source` says.
  */
 export interface HasSpec {
-  /** The query parameter (`_has:Observation:patient:code`), named in refusals. */
+  /** The query parameter (`_has:Observation:patient:code`; the whole of it for a nested one), named in refusals. */
   readonly key: string;
   readonly source: string;
   readonly param: string;
-  /** Criteria on `source` itself (none when `chain` is given). */
+  /** Criteria on `source` itself (none when `chain` or `has` is given). */
   readonly criteria: readonly Criterion[];
   /** A chained parameter of `source` (`encounter.status`), resolved as a chain of a search of `source` is. */
   readonly chain?: ChainSpec;
+  /** A `_has` of `source` (`_has:DiagnosticReport:result:code`), resolved as a search of `source`'s `_has` is. */
+  readonly has?: HasSpec;
 }
 
 /** Whether a key is a chained parameter (`ref.param`, `ref:Type.param`). */
@@ -304,18 +327,27 @@ function chainSpec(resourceType: string, key: string, values: readonly string[],
   return { key: name, param: links[0]?.code ?? '', hops, targets };
 }
 
-function hasSpec(resourceType: string, key: string, values: readonly string[]): HasSpec {
+/**
+ * A `_has` of resourceType; `name` is the query parameter named in refusals (the whole of it for a nested
+ * one), `depth` how many `_has` it is in (1: none). Each `_has` is a level: with a chain or the `_has`
+ * nested in it as its last part, at most MAX_CHAIN_LEVELS levels in all, and at most MAX_HAS_LEVELS `_has`.
+ */
+function hasSpec(resourceType: string, key: string, values: readonly string[], name = key, depth = 1): HasSpec {
   const [, source = '', param = '', ...rest] = key.split(':');
   const chained = rest.join(':');
   const p = indexedParamsOf(source).get(param);
   if (p?.type !== 'reference' || !p.target.includes(resourceType) || chained === '')
-    fail(key, `must be _has:Type:parameter:searchparameter, where parameter is a reference of Type to ${resourceType} (e.g. _has:Observation:patient:code)`);
-  if (chained.startsWith('_has:')) fail(key, 'nests a _has (not supported here)');
+    fail(name, `must be _has:Type:parameter:searchparameter, where parameter is a reference of Type to ${resourceType} (e.g. _has:Observation:patient:code)`);
+  if (chained.startsWith('_has:')) {
+    // A _has of the source type (search.html#has): resolved first, then the sources it points at.
+    if (depth >= MAX_HAS_LEVELS) fail(name, `nests _has ${String(depth + 1)} levels deep: at most ${String(MAX_HAS_LEVELS)} here`);
+    return { key: name, source, param, criteria: [], has: hasSpec(source, chained, values, name, depth + 1) };
+  }
   // A chain as the last part: of at most MAX_CHAIN_LEVELS levels with the _has's own.
-  if (isChain(chained)) return { key, source, param, criteria: [], chain: chainSpec(source, chained, values, key, MAX_CHAIN_LEVELS - 1) };
+  if (isChain(chained)) return { key: name, source, param, criteria: [], chain: chainSpec(source, chained, values, name, MAX_CHAIN_LEVELS - depth) };
   const criteria = criteriaOf(source, chained, values);
-  if (!criteria) fail(key, `names ${chained}, which ${source} does not take here`);
-  return { key, source, param, criteria };
+  if (!criteria) fail(name, `names ${chained}, which ${source} does not take here`);
+  return { key: name, source, param, criteria };
 }
 
 /** The chained parameters of a query (up to MAX_CHAIN_LEVELS levels), each refused with a 400 if it is not one the types take. */
@@ -326,8 +358,8 @@ export function chainSpecs(resourceType: string, q: RawQuery): ChainSpec[] {
 }
 
 /**
- * The `_has` parameters of a query (one level, its last part a parameter of the source type or a chain
- * from it), each refused with a 400 if it is not one the types take.
+ * The `_has` parameters of a query (its last part a parameter of the source type, a chain from it, or a
+ * `_has` of it, up to MAX_HAS_LEVELS deep), each refused with a 400 if it is not one the types take.
  * Each occurrence is its own reverse chain: `_has:Observation:patient:code=A&_has:Observation:patient:code=B`
  * finds patients with an Observation coded A and one coded B.
  */

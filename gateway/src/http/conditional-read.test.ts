@@ -348,12 +348,16 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     const writer = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Observation.cu' });
     const noScope = await transaction(app, [mine, get('Observation?code=x')], writer);
     expect([noScope.status, noScope.body.issue[0].expression]).to.deep.equal([403, ['Bundle.entry[1]']]);
-    // Another member's user must name the patient, also through a chain or _has.
-    for (const url of ['Observation?code=x', 'Practitioner?_has:Observation:performer:code=x']) {
+    // Another member's user must name the patient, also through a chain or _has (a nested one too).
+    for (const [url, chained] of [
+      ['Observation?code=x', ''],
+      ['Practitioner?_has:Observation:performer:code=x', ' that chains to Observation'],
+      ['Practitioner?_has:PractitionerRole:practitioner:_has:Patient:general-practitioner:name=x', ' that chains to Patient'],
+    ] as const) {
       const unnamed = await transaction(app, [get(url)], otherMember);
       expect([unnamed.status, unnamed.body.issue[0].diagnostics], url).to.deep.equal([
         400,
-        `Bundle.entry[0]: A search from outside Hospital1MSP${url.startsWith('Practitioner') ? ' that chains to Observation' : ''} must name the patient (patient=<the patient DID>)`,
+        `Bundle.entry[0]: A search from outside Hospital1MSP${chained} must name the patient (patient=<the patient DID>)`,
       ]);
     }
     expect([ledger.anchors.size, ledger.audit.length, await count()]).to.deep.equal([anchors, audit, observations]);

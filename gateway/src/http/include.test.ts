@@ -185,6 +185,95 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
     expect(rx).to.be.a('string');
   });
 
+  it('_include:iterate=* and _revinclude:iterate=* follow every reference parameter of whatever each round reached', async () => {
+    const { app, get, entries, alice, bob, enc, cond, bobCond, rx, med } = await setup();
+    const post = poster(app, staff);
+    const org = await post({ resourceType: 'Organization', name: 'Clinic' });
+    const enc2 = await post({
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+      subject: { reference: `Patient/${alice}` },
+      serviceProvider: { reference: `Organization/${org}` },
+    });
+    const cond2 = await post({ resourceType: 'Condition', code: { text: 'y' }, subject: { reference: `Patient/${alice}` }, encounter: { reference: `Encounter/${enc2}` } });
+    // The Condition's references, then the Encounter's (its service provider), round by round; _include=* stops at the first.
+    expect(entries(await get(`Condition?_id=${cond2}&_include=*`))).to.deep.equal([`include Encounter/${enc2}`, `include Patient/${alice}`, `match Condition/${cond2}`].sort());
+    expect(entries(await get(`Condition?_id=${cond2}&_include:iterate=*`))).to.deep.equal(
+      [`include Encounter/${enc2}`, `include Organization/${org}`, `include Patient/${alice}`, `match Condition/${cond2}`].sort(),
+    );
+    // Everything pointing at Alice, then everything pointing at that: Bob's Condition names her encounter.
+    expect(entries(await get(`Patient?_id=${alice}&_revinclude=*`))).to.not.include(`include Condition/${bobCond}`);
+    expect(entries(await get(`Patient?_id=${alice}&_revinclude:iterate=*`))).to.deep.equal(
+      [
+        `include Condition/${bobCond}`,
+        `include Condition/${cond}`,
+        `include Condition/${cond2}`,
+        `include Encounter/${enc}`,
+        `include Encounter/${enc2}`,
+        `include MedicationRequest/${rx}`,
+        `match Patient/${alice}`,
+      ].sort(),
+    );
+    // Both ways: from the MedicationRequest to its Medication and Alice, and from Alice to all that points at her.
+    const both = entries(await get(`MedicationRequest?_id=${rx}&_include:iterate=*&_revinclude:iterate=*`));
+    expect(both).to.include.members([
+      `include Medication/${med}`,
+      `include Patient/${alice}`,
+      `include Condition/${cond2}`,
+      `include Organization/${org}`,
+      `include Condition/${bobCond}`,
+    ]);
+    // The fourth round reaches Bob through his Condition naming Alice's encounter; nothing is included twice.
+    expect(both).to.include(`include Patient/${bob}`);
+    expect(new Set(both).size).to.equal(both.length);
+  });
+
+  it('_include:iterate=* and _revinclude:iterate=* go through the enforcement point at every round: what the caller may not see is absent, and breaks the path', async () => {
+    const { app, get, entries, ledger, denied, alice, bob, enc, cond, bobCond } = await setup();
+    const post = poster(app, staff);
+    const org = await post({ resourceType: 'Organization', name: 'Clinic' });
+    const enc2 = await post({
+      resourceType: 'Encounter',
+      status: 'finished',
+      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+      subject: { reference: `Patient/${alice}` },
+      serviceProvider: { reference: `Organization/${org}` },
+    });
+    const cond2 = await post({ resourceType: 'Condition', code: { text: 'y' }, subject: { reference: `Patient/${alice}` }, encounter: { reference: `Encounter/${enc2}` } });
+    const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
+    const q = `Condition?patient=${ALICE}&_id=${cond2}&_include:iterate=*`;
+    expect(entries(await get(q, other))).to.deep.equal([`include Encounter/${enc2}`, `include Organization/${org}`, `include Patient/${alice}`, `match Condition/${cond2}`].sort());
+    // Denied Encounters: neither the Encounter nor the Organization reached only through it; only what is released is recorded.
+    denied.add('Encounter');
+    const before = ledger.audit.length;
+    expect(entries(await get(q, other))).to.deep.equal([`include Patient/${alice}`, `match Condition/${cond2}`].sort());
+    expect(
+      ledger.audit
+        .slice(before)
+        .flatMap((e) => e.resources)
+        .sort(),
+    ).to.deep.equal([`Condition/${cond2}/_history/1`, `Patient/${alice}/_history/1`].sort());
+    denied.clear();
+    // Alice herself: never Bob's Condition naming her encounter, nor Bob reached through it.
+    const asAlice = asCaller({ did: ALICE, role: 'patient', organization: 'Hospital1MSP', purpose: 'PATRQT', scope: 'patient/*.read', tokenKind: 'did' });
+    const mine = entries(await get(`Encounter?_id=${enc}&_revinclude:iterate=*&_include:iterate=*`, asAlice));
+    expect(mine).to.include.members([`match Encounter/${enc}`, `include Condition/${cond}`, `include Patient/${alice}`, `include Condition/${cond2}`]);
+    expect(mine).to.not.include.members([`include Condition/${bobCond}`]);
+    expect(mine).to.not.include.members([`include Patient/${bob}`]);
+    // Scopes: a token that does not read Encounter reaches no Organization through one.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Condition.read user/Patient.read user/Organization.read' });
+    expect(entries(await get(`Condition?_id=${cond2}&_include:iterate=*`, narrow))).to.deep.equal([`include Patient/${alice}`, `match Condition/${cond2}`].sort());
+    // Another member naming no patient may not reverse-include patient records: refused before anything is recorded.
+    const recorded = ledger.audit.length;
+    const refused = await request(app)
+      .get(`/fhir/Organization?_id=${org}&_revinclude:iterate=*`)
+      .set(...other);
+    expect([refused.status, refused.body.resourceType]).to.deep.equal([400, 'OperationOutcome']);
+    expect(refused.body.issue[0].diagnostics).to.match(/^A search from outside Hospital1MSP must name the patient \(patient=<the patient DID>\) to _revinclude [A-Za-z]+$/);
+    expect(ledger.audit.length).to.equal(recorded);
+  });
+
   it('a _revinclude of patient records looks among the patients the caller may search only: another member must name one, a patient its own', async () => {
     const { app, get, entries, ledger, bob, med } = await setup();
     // Both patients' MedicationRequests point at the same Medication (reference data, searchable by anyone).
@@ -217,11 +306,9 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
       '_include=Nothing:*',
       '_include=*:subject',
       '_include=Encounter:*:Observation:x',
-      '_revinclude:iterate=*',
       '_include=Observation:subject',
       '_include=Encounter:status',
       '_include:recurse=Encounter:subject',
-      '_include:iterate=*',
       '_include:iterate=Encounter:status',
       '_revinclude:iterate=Condition:encounter:Observation',
       '_revinclude=Condition:encounter:Observation',

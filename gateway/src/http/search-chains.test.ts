@@ -138,6 +138,37 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     expect(await ids(`Patient?_has:Observation:patient:code=8867-4&_id=${bob}`, asAlice)).to.deep.equal([]);
   });
 
+  it('a record in several patients’ compartments counts in a chain or _has exactly as a direct search of its type finds it', async () => {
+    const { app, ledger, ids, alice, bob } = await setup();
+    const post = poster(app, staff);
+    // Bob's Observation that Alice performed: Bob is its patient, Alice its co-patient (subject comes before performer).
+    const shared = await post({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code: '29463-7' }] },
+      subject: { reference: `Patient/${bob}` },
+      performer: [{ reference: `Patient/${alice}` }],
+    });
+    const report = await post({
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { text: 'weight' },
+      subject: { reference: `Patient/${alice}` },
+      result: [{ reference: `Observation/${shared}` }],
+    });
+    const found = async (): Promise<string[][]> => [
+      await ids('Observation?code=29463-7', asAlice),
+      await ids('DiagnosticReport?result.code=29463-7', asAlice),
+      await ids('Patient?_has:Observation:performer:code=29463-7', asAlice),
+    ];
+    // Bob lets Alice see his records: her search finds the shared one, and so do a chain and a _has through it.
+    ledger.decide = consentLike((req, anchor) => req.actor === OTHER || (req.actor === ALICE && (anchor?.patient ?? req.patient) === BOB));
+    expect(await found()).to.deep.equal([[shared], [report], [alice]]);
+    // Without Bob's consent, none of them.
+    ledger.decide = consentLike((req) => req.actor === OTHER);
+    expect(await found()).to.deep.equal([[], [], []]);
+  });
+
   it('records the linked resources that tell about a released match, not the others', async () => {
     const { get, ledger, alice, bobHr } = await setup();
     const before = ledger.audit.length;
@@ -274,6 +305,87 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     }
   });
 
+  it('_has inside _has finds what it names, each nested _has on the source type of the one around it, at most three deep', async () => {
+    const { app, ids, get, alice, bob, osler, aliceReport } = await setup();
+    // Patients with an Observation that is a result of a report of that code (aliceHiv is in no report).
+    const nested = '_has:Observation:patient:_has:DiagnosticReport:result';
+    expect(await ids(`Patient?${nested}:code=58410-2`)).to.deep.equal([alice, bob].sort());
+    expect(await ids(`Patient?${nested}:code=0000-0`)).to.deep.equal([]);
+    expect(await ids(`Patient?${nested}:code=58410-2&_id=${bob}`)).to.deep.equal([bob]);
+    // With a chain at its end: a Practitioner performing an Observation reported on for a patient named so.
+    expect(await ids(`Practitioner?_has:Observation:performer:_has:DiagnosticReport:result:subject.name=peterson`)).to.deep.equal([osler]);
+    expect(await ids(`Practitioner?_has:Observation:performer:_has:DiagnosticReport:result:subject.name=nobody`)).to.deep.equal([]);
+    // Reference data through patient data: the Practitioner of a role that is Bob's general practitioner.
+    expect(await ids('Practitioner?_has:PractitionerRole:practitioner:_has:Patient:general-practitioner:name=peters')).to.deep.equal([osler]);
+    expect(await ids('Practitioner?_has:PractitionerRole:practitioner:_has:Patient:general-practitioner:name=peterson')).to.deep.equal([]);
+    // Three deep: a Procedure done for Alice's report.
+    await poster(
+      app,
+      staff,
+    )({
+      resourceType: 'Procedure',
+      status: 'completed',
+      code: { text: 'biopsy' },
+      subject: { reference: `Patient/${alice}` },
+      reasonReference: [{ reference: `DiagnosticReport/${aliceReport}` }],
+    });
+    const three = `Patient?${nested}:_has:Procedure:reason-reference`;
+    expect(await ids(`${three}:status=completed`)).to.deep.equal([alice]);
+    expect(await ids(`${three}:status=in-progress`)).to.deep.equal([]);
+    expect(await ids(`${three}:subject.name=peterson`)).to.deep.equal([alice]);
+    // Deeper, or a chain making more than four levels with them: refused, naming the parameter and the limit.
+    const deeper = await get(`${three}:_has:Observation:part-of:code=x`);
+    expect([deeper.status, deeper.body.issue?.[0]?.diagnostics]).to.deep.equal([
+      400,
+      `Search parameter _has:Observation:patient:_has:DiagnosticReport:result:_has:Procedure:reason-reference:_has:Observation:part-of:code nests _has 4 levels deep: at most 3 here`,
+    ]);
+    const long = await get(`${three}:subject.general-practitioner.name=osler`);
+    expect([long.status, long.body.issue?.[0]?.diagnostics]).to.deep.equal([
+      400,
+      `Search parameter _has:Observation:patient:_has:DiagnosticReport:result:_has:Procedure:reason-reference:subject.general-practitioner.name chains 2 levels: at most 1 here`,
+    ]);
+    // A nested _has must refer to the source type of the one around it (Encounter.patient refers to Patient, not Observation).
+    const wrong = await get('Patient?_has:Observation:patient:_has:Encounter:patient:status=x');
+    expect([wrong.status, wrong.body.issue?.[0]?.diagnostics]).to.deep.equal([
+      400,
+      'Search parameter _has:Observation:patient:_has:Encounter:patient:status must be _has:Type:parameter:searchparameter, where parameter is a reference of Type to Observation (e.g. _has:Observation:patient:code)',
+    ]);
+  });
+
+  it('_has inside _has: a record the caller may not see at any level breaks the path; the linked resources of a released match are recorded; from outside it must name the patient', async () => {
+    const { ids, get, ledger, denied, alice, bob, aliceHr, aliceHiv, aliceReport, bobHr, bobReport } = await setup();
+    const q = `Patient?patient=${ALICE}&_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2`;
+    expect(await ids(q, other)).to.deep.equal([alice]);
+    // Denied the report or the Observation: the path breaks there, while Alice's Patient record is still permitted.
+    for (const type of ['DiagnosticReport', 'Observation']) {
+      denied.clear();
+      denied.add(type);
+      expect(await ids(`Patient?patient=${ALICE}`, other), type).to.deep.equal([alice]);
+      expect(await ids(q, other), type).to.deep.equal([]);
+    }
+    denied.clear();
+    const before = ledger.audit.length;
+    expect((await get(q, other)).status).to.equal(200);
+    const recorded = ledger.audit.slice(before).flatMap((e) => e.resources);
+    expect(recorded).to.have.members([`Patient/${alice}/_history/1`, `Observation/${aliceHr}/_history/1`, `DiagnosticReport/${aliceReport}/_history/1`]);
+    expect(recorded).to.not.include.members([`Observation/${aliceHiv}/_history/1`, `Observation/${bobHr}/_history/1`, `DiagnosticReport/${bobReport}/_history/1`]);
+    // Alice herself: Bob's Observation and report are outside her compartment.
+    expect(await ids('Patient?_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2', asAlice)).to.deep.equal([alice]);
+    expect(await ids(`Patient?_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2&_id=${bob}`, asAlice)).to.deep.equal([]);
+    // Scopes: a token that does not read the nested level's type finds nothing through it.
+    const narrow = asCaller({ did: DR, organization: 'Hospital1MSP', purpose: 'TREAT', scope: 'user/Patient.read user/Observation.read' });
+    expect(await ids('Patient?_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2', narrow)).to.deep.equal([]);
+    // From outside without the patient: refused before anything is looked up, for patient data at any level,
+    // also where only the nested _has reaches it.
+    for (const outsideQ of [
+      'Patient?_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2',
+      'Practitioner?_has:PractitionerRole:practitioner:_has:Patient:general-practitioner:name=nobody-at-all',
+    ]) {
+      const outside = await get(outsideQ, other);
+      expect([outside.status, outside.body.resourceType, JSON.stringify(outside.body).includes('must name the patient')], outsideQ).to.deep.equal([400, 'OperationOutcome', true]);
+    }
+  });
+
   it('refuses a chain from outside that does not name the patient at any level, whatever is held', async () => {
     const { get } = await setup();
     for (const q of ['DiagnosticReport?result.subject.name=peterson', 'DiagnosticReport?result.subject.name=nobody-at-all']) {
@@ -375,7 +487,6 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
       'Observation?subject:Group.name=x&subject:Group.shoe=y',
       'Patient?_has:Observation:code:code=x',
       'Patient?_has:Observation:patient:shoe=x',
-      'Patient?_has:Observation:patient:_has:Encounter:patient:status=x',
       'Patient?_has:Observation:patient:encounter.shoe=x',
       'Patient?_has:Observation:patient:status.name=x',
       'Patient?_has:Observation:patient',
