@@ -15,6 +15,7 @@
  *
  *   npm run bench -- large-bundle
  *   HDX_BENCH_BUNDLE_ENTRIES=5000 npm run bench -- large-bundle   (small)
+ *   HDX_BENCH_BUNDLE_HEAP_MB=256 npm run bench -- large-bundle    (each row's V8 heap capped: what fits)
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -31,6 +32,8 @@ import { type Phase, setPhaseSink } from '../gateway/src/util/phase-timing';
 import { log, printGrid } from './support';
 
 const ENTRIES = Number(process.env.HDX_BENCH_BUNDLE_ENTRIES ?? '20000');
+/** When set, each row's process runs with its V8 heap capped at this many MB (--max-old-space-size): a row that needs more fails. */
+const HEAP_MB = process.env.HDX_BENCH_BUNDLE_HEAP_MB;
 const ROWS = {
   'transaction, return=representation': { type: 'transaction', prefer: 'return=representation' },
   'transaction, return=minimal': { type: 'transaction', prefer: 'return=minimal' },
@@ -181,11 +184,23 @@ function main(): void {
   const phaseRows: string[][] = [];
   for (const row of Object.keys(ROWS) as Row[]) {
     log(`large-bundle: ${row}, ${ENTRIES} entries`);
-    const out = execFileSync(process.execPath, ['--expose-gc', '-r', 'ts-node/register/transpile-only', __filename, '--row', row], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 20,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    let out: string;
+    try {
+      out = execFileSync(
+        process.execPath,
+        ['--expose-gc', ...(HEAP_MB ? [`--max-old-space-size=${HEAP_MB}`] : []), '-r', 'ts-node/register/transpile-only', __filename, '--row', row],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 20,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
+    } catch (err) {
+      // A row that ran out of its capped heap (or failed otherwise) is reported, and the others still run.
+      const status = (err as { status?: number | null; signal?: string | null }).status ?? (err as { signal?: string }).signal;
+      rows.push([row, '', `failed (exit ${String(status)}${HEAP_MB ? `; heap capped at ${HEAP_MB} MB` : ''})`]);
+      continue;
+    }
     const f = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Figures;
     const top = Object.entries(f.phases)
       .sort((a, b) => b[1].seconds - a[1].seconds)
@@ -207,7 +222,7 @@ function main(): void {
   }
   printGrid('Where the time went (seconds per phase of the write; heap in MB when the phase last ended)', ['row', 'phases'], phaseRows);
   printGrid(
-    `One large Bundle POSTed by the custodian's feed (${ENTRIES} entries, in-process gateway, SQLite, FakeLedger)`,
+    `One large Bundle POSTed by the custodian's feed (${ENTRIES} entries, in-process gateway, SQLite, FakeLedger${HEAP_MB ? `, V8 heap capped at ${HEAP_MB} MB` : ''})`,
     ['row', 'body', 'status', 'stored', 'time', 'entries', 'RSS before', 'peak RSS', 'peak - before', 'answer'],
     rows,
   );

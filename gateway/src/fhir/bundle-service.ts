@@ -233,13 +233,16 @@ function forEachReference(value: unknown, path: string, fn: (holder: Record<stri
 }
 
 /**
- * A transaction search's query with each value (or comma-separated part of one) that is the `urn:uuid:` of
- * an entry replaced by the `Type/id` that entry writes (`Observation?subject=urn:uuid:…` finds what the
- * transaction's Patient entry creates), by its id alone in `_id`. Anything else is left as sent.
+ * A transaction search's query with each value (or comma-separated part of one) that names an entry
+ * replaced by the `Type/id` that entry writes (by its id alone in `_id`): its `urn:uuid:`
+ * (`Observation?subject=urn:uuid:…` finds what the transaction's Patient entry creates), or its absolute
+ * fullUrl (with or without `/_history/n`; at this server's base also its `Type/id`), as references to
+ * the entry are rewritten. Anything else is left as sent.
  */
 function withEntryIds(query: RawQuery, targets: ReadonlyMap<string, string>): RawQuery {
   const swap = (key: string, part: string): string => {
-    const ref = part.trim().startsWith('urn:uuid:') ? targets.get(part.trim().toLowerCase()) : undefined;
+    const value = part.trim();
+    const ref = value.startsWith('urn:uuid:') ? targets.get(value.toLowerCase()) : (targets.get(value) ?? targets.get(value.replace(/\/_history\/[^/]+$/, '')));
     if (ref === undefined) return part;
     return key === '_id' ? ref.slice(ref.indexOf('/') + 1) : ref;
   };

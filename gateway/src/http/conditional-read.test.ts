@@ -333,6 +333,28 @@ describe('GET entries in a transaction (HTTP, fake ledger)', () => {
     expect([unknown.status, unknown.body.issue[0].expression]).to.deep.equal([400, ['Bundle.entry[1]']]);
   });
 
+  it("a search naming an entry by its absolute fullUrl (another server's, or this one's Type/id) finds the resource that entry writes", async () => {
+    const { app } = await setup();
+    const EHR = 'https://ehr.example/fhir/Patient/p-17';
+    const HERE = 'http://127.0.0.1:8080/fhir/Patient/tmp-1';
+    const observation = (subject: string) => ({
+      resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: subject } },
+      request: { method: 'POST', url: 'Observation' },
+    });
+    const res = await transaction(app, [
+      get(`Observation?subject=${EHR}/_history/3`),
+      get('Observation?subject=Patient/tmp-1'),
+      { fullUrl: EHR, resource: { resourceType: 'Patient', name: [{ family: 'Elsewhere' }] }, request: { method: 'POST', url: 'Patient' } },
+      { fullUrl: HERE, resource: { resourceType: 'Patient', name: [{ family: 'Here' }] }, request: { method: 'POST', url: 'Patient' } },
+      observation(EHR),
+      observation('Patient/tmp-1'),
+    ]);
+    expect(res.status, JSON.stringify(res.body).slice(0, 400)).to.equal(200);
+    const [fromEhr, fromHere, , , first, second] = res.body.entry as Array<{ resource: { id?: string; total?: number; entry?: Array<{ resource: { id: string } }> } }>;
+    expect(fromEhr?.resource.entry?.map((e) => e.resource.id)).to.deep.equal([first?.resource.id]);
+    expect(fromHere?.resource.entry?.map((e) => e.resource.id)).to.deep.equal([second?.resource.id]);
+  });
+
   it('a search that cannot be answered (unknown parameter, no scope, another member naming no patient) fails the whole transaction before anything is written or recorded', async () => {
     const { app, alice, obs, ledger, store } = await setup();
     const mine = { resource: obs(alice, 'mine'), request: { method: 'POST', url: 'Observation' } };
