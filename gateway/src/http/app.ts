@@ -283,7 +283,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/fhir', fhir);
   // Ingestion (HL7 v2, VR session records, EHR Bundles): idempotent upserts, anchored in batches.
   const ingest = new IngestService({ resources, store, log, baseUrl: base, ...(deps.ids ? { ids: deps.ids } : {}) });
-  app.use('/ingest', ingestRoutes({ ingest, authenticate, scoped: (req) => (type, action) => caller(req, config.mspId, type, action) }));
+  app.use('/ingest', ingestRoutes({ ingest, authenticate, scoped: (req) => (type, action) => caller(req, config.mspId, type, action), admitLarge: largeBodies.admit }));
   app.use((req: Request) => {
     throw new OperationOutcomeError('NOT_FOUND', `${req.method} ${req.path} is not a route of this server`);
   });

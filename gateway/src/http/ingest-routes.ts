@@ -31,6 +31,11 @@ export interface IngestRoutesDeps {
   readonly authenticate: RequestHandler;
   /** The caller for one interaction after its scope check, as app.ts makes it. */
   readonly scoped: (req: Request) => ScopedCaller;
+  /**
+   * Admits a request whose body may be large before it is read (the process's LargeBodyGate, shared
+   * with the FHIR base): a VR session record or an EHR Bundle may be tens of MB.
+   */
+  readonly admitLarge?: RequestHandler;
 }
 
 function mappingError(err: MappingError): OperationOutcomeError {
@@ -76,6 +81,7 @@ const INGEST_ROLES: ReadonlySet<string> = new Set(['practitioner', 'system', 'de
 
 export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
   const { ingest, authenticate, scoped } = deps;
+  const admitLarge: RequestHandler = deps.admitLarge ?? ((_req, _res, next) => next());
   const router = express.Router();
   router.use(authenticate);
   // Before any body is read (up to 64 MB): ingestion is for this organization's writers only.
@@ -97,7 +103,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, 'hl7v2'), bundle, warnings)).bundle);
   });
 
-  router.post('/vr-session', jsonBody({ types: ['application/json'], limit: '64mb' }), async (req, res) => {
+  router.post('/vr-session', admitLarge, jsonBody({ types: ['application/json'], limit: '64mb' }), async (req, res) => {
     if (!req.is('application/json')) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the VR session record as application/json');
     const custodian = ingest.custodianIds();
     const record = mapped(() => parseVrSessionRecord(req.body));
@@ -121,7 +127,7 @@ export function ingestRoutes(deps: IngestRoutesDeps): express.Router {
     send(res, (await ingest.ingest(scoped(req), sourceOf(req, `vr:${record.platform.name}`.replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64)), bundle)).bundle);
   });
 
-  router.post('/fhir', jsonBody({ limit: '32mb' }), async (req, res) => {
+  router.post('/fhir', admitLarge, jsonBody({ limit: '32mb' }), async (req, res) => {
     if (!req.is(['application/json', 'application/fhir+json'])) throw new OperationOutcomeError('UNSUPPORTED_MEDIA_TYPE', 'Send the Bundle as application/fhir+json');
     if (req.query.source === undefined) throw new OperationOutcomeError('INVALID', 'Name the source: POST /ingest/fhir?source=<name>');
     const ehr = req.query.ehr;

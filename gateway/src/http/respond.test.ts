@@ -6,7 +6,7 @@ import { newLogger } from '../logger';
 import { sendStreamedBundle } from './respond';
 
 /** An app answering GET / with a streamed Bundle of the entries `make` yields. */
-async function serve(make: () => AsyncGenerator<object>): Promise<{ port: number; close: () => void; done: Promise<void> }> {
+async function serve(make: () => AsyncIterable<object>): Promise<{ port: number; close: () => void; done: Promise<void> }> {
   let finished: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finished = resolve));
   const app = express();
@@ -53,16 +53,15 @@ describe('sendStreamedBundle: a Bundle answer written entry by entry', () => {
     expect(bundle.entry.map((e) => e.n)).to.deep.equal(Array.from({ length: 1000 }, (_, i) => i));
     const none = await serve(async function* () {
       // Nothing to answer.
+      yield* [];
     });
     expect(JSON.parse((await get(none.port)).body)).to.deep.equal({ resourceType: 'Bundle', type: 'batch-response', entry: [] });
     none.close();
   });
 
   it('a failure before the first entry is answered as any error; one after it cuts the answer short', async () => {
-    const early = await serve(async function* () {
-      await Promise.resolve();
-      throw new Error('before anything');
-    });
+    // Fails when the first entry is asked for.
+    const early = await serve(() => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('before anything')) }) }));
     const first = await get(early.port);
     early.close();
     expect(first.status).to.equal(500);

@@ -2,8 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { HDX_ID_NAMESPACE, keyedIds, validateResource } from '@hdx/fhir-mappers';
 import { expect } from 'chai';
+import type { Request, Response } from 'express';
 import request from 'supertest';
 import type { Caller } from '../fhir/policy';
 import { ErasureService } from '../fhir/erasure';
@@ -14,6 +16,7 @@ import { FakeLedger } from '../test-support/fake-ledger';
 import { CustodianIds } from '../store/custodian-ids';
 import { redactIds } from './ingest-service';
 import { testApp } from '../test-support/test-app';
+import { LargeBodyGate } from '../http/large-body-gate';
 
 const BASE = 'http://127.0.0.1:8080/fhir';
 const DR = `did:hdx:${'a'.repeat(43)}`;
@@ -306,6 +309,39 @@ describe('ingestion (fake ledger)', () => {
     const single = await fhir({ resourceType: 'Patient', id: 'p' });
     expect(single.status).to.equal(200);
     expect(statuses(single.body)).to.deep.equal(['201 Created']);
+  });
+
+  it("large ingestion bodies take turns with the FHIR base's: one beyond the gate's queue is 503 with Retry-After before its body is read", async () => {
+    // A gate whose one turn is taken (a large body being processed elsewhere in this process) and with no queue.
+    const gate = new LargeBodyGate({ thresholdBytes: 100, inFlight: 1, queue: 0 });
+    gate.admit({ headers: { 'content-length': '1000' } } as unknown as Request, new EventEmitter() as unknown as Response, () => undefined);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hdx-ingest-gate-'));
+    const store = testStore(path.join(dir, 'hdx.db'));
+    const { app } = testApp({ store, ledger: new FakeLedger(), baseUrl: BASE, largeBodies: gate });
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [{ resource: { resourceType: 'Patient', id: 'p1', name: [{ family: 'Gate' }] }, request: { method: 'PUT', url: 'Patient/p1' } }],
+    };
+    for (const route of ['/ingest/fhir?source=ehr', '/ingest/vr-session?patient=Patient/p1']) {
+      const res = await request(app)
+        .post(route)
+        .set(...staff)
+        .set('content-type', 'application/json')
+        .send(bundle);
+      expect(res.status, route).to.equal(503);
+      expect(res.headers['retry-after']).to.equal('5');
+      expect(res.body.issue[0].diagnostics).to.match(/processing as many large bodies/);
+    }
+    // A small body goes at once.
+    const small = await request(app)
+      .post('/ingest/fhir?source=ehr')
+      .set(...staff)
+      .set('content-type', 'application/json')
+      .send({ resourceType: 'Patient' });
+    expect(small.status).to.equal(400);
+    await store.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('VR session record: mapped onto the Patient given, every entry stored (Devices as reference data, the Provenance governed by the patient); idempotent', async () => {
