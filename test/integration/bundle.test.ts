@@ -22,6 +22,8 @@ interface Anchor {
 }
 
 const P = 'urn:uuid:0c9f3a52-7d1e-4b8a-9f64-2e5d8c1b7a30';
+/** About 4.5 KB of note per Observation: 1,200 of them make a body over the common 5 MB limit. */
+const NOTE = 'n'.repeat(4500);
 
 const observation = (subject: string, code: string) => ({
   resourceType: 'Observation',
@@ -200,17 +202,19 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     expect(anchor.custodian).to.equal('Hospital1MSP');
   });
 
-  it('a transaction of 1,201 entries is anchored in 3 ledger transactions (500, 500, 201) and every version verifies against its anchor', async () => {
+  it('a transaction of 1,201 entries over the common 5 MB (framed, its entries read one at a time) is anchored in 3 ledger transactions (500, 500, 201) and every version verifies against its anchor', async () => {
     const before = storeRows();
     const Q = 'urn:uuid:5d2e7f10-3a4b-4c6d-8e9f-0a1b2c3d4e5f';
-    const res = await call(h1, 'POST', '', token, {
+    const body = JSON.stringify({
       resourceType: 'Bundle',
       type: 'transaction',
       entry: [
         post({ resourceType: 'Patient', name: [{ family: 'Okonkwo-Lind', given: ['Tove'] }], birthDate: '1961-02-03' }, Q),
-        ...Array.from({ length: 1200 }, () => post(observation(Q, '8867-4'))),
+        ...Array.from({ length: 1200 }, () => post({ ...observation(Q, '8867-4'), note: [{ text: NOTE }] })),
       ],
     });
+    expect(body.length).to.be.greaterThan(5 * 1024 * 1024);
+    const res = await call(h1, 'POST', '', token, body);
     expect(res.status, res.text.slice(0, 500)).to.equal(200);
     const entries = res.body.entry as Array<{ resource: { resourceType: string; id: string }; response: { status: string } }>;
     expect(entries).to.have.length(1201);
@@ -232,5 +236,15 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
       expect(verify.status, verify.text).to.equal(200);
       expect(verify.body.parameter).to.deep.include({ name: 'verified', valueBoolean: true });
     }
+  });
+
+  it('a batch over 5 MB whose last entry is not JSON: 400 naming it, no entry acted on', async () => {
+    const before = storeRows();
+    const entry = Array.from({ length: 1200 }, () => JSON.stringify(post({ ...observation(`Patient/${patientId}`, '8867-4'), note: [{ text: NOTE }] })));
+    entry.push('{"resource": {"resourceType": "Observation", "status": }}');
+    const res = await call(h1, 'POST', '', token, `{"resourceType":"Bundle","type":"batch","entry":[${entry.join(',')}]}`);
+    expect(res.status, res.text.slice(0, 500)).to.equal(400);
+    expect(res.body.issue[0].diagnostics).to.equal('Bundle.entry[1200] is not valid JSON');
+    expect(storeRows()).to.deep.equal(before);
   });
 });

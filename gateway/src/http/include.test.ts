@@ -71,6 +71,21 @@ async function setup() {
   return { app, ledger, denied, alice, bob, med, enc, cond, bobCond, rx, get, entries };
 }
 
+/** An Organization, an Encounter of the patient it serves, and a Condition of that Encounter: a path of two rounds from the Condition. */
+async function clinicPath(app: Parameters<typeof poster>[0], patient: string): Promise<{ org: string; enc2: string; cond2: string }> {
+  const post = poster(app, staff);
+  const org = await post({ resourceType: 'Organization', name: 'Clinic' });
+  const enc2 = await post({
+    resourceType: 'Encounter',
+    status: 'finished',
+    class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+    subject: { reference: `Patient/${patient}` },
+    serviceProvider: { reference: `Organization/${org}` },
+  });
+  const cond2 = await post({ resourceType: 'Condition', code: { text: 'y' }, subject: { reference: `Patient/${patient}` }, encounter: { reference: `Encounter/${enc2}` } });
+  return { org, enc2, cond2 };
+}
+
 describe('_include and _revinclude through the enforcement point (HTTP, fake ledger)', () => {
   it('brings in what the page names (reference data included); total counts the matches only', async () => {
     const { get, entries, alice, med, enc, cond, bobCond, rx } = await setup();
@@ -187,16 +202,7 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
 
   it('_include:iterate=* and _revinclude:iterate=* follow every reference parameter of whatever each round reached', async () => {
     const { app, get, entries, alice, bob, enc, cond, bobCond, rx, med } = await setup();
-    const post = poster(app, staff);
-    const org = await post({ resourceType: 'Organization', name: 'Clinic' });
-    const enc2 = await post({
-      resourceType: 'Encounter',
-      status: 'finished',
-      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
-      subject: { reference: `Patient/${alice}` },
-      serviceProvider: { reference: `Organization/${org}` },
-    });
-    const cond2 = await post({ resourceType: 'Condition', code: { text: 'y' }, subject: { reference: `Patient/${alice}` }, encounter: { reference: `Encounter/${enc2}` } });
+    const { org, enc2, cond2 } = await clinicPath(app, alice);
     // The Condition's references, then the Encounter's (its service provider), round by round; _include=* stops at the first.
     expect(entries(await get(`Condition?_id=${cond2}&_include=*`))).to.deep.equal([`include Encounter/${enc2}`, `include Patient/${alice}`, `match Condition/${cond2}`].sort());
     expect(entries(await get(`Condition?_id=${cond2}&_include:iterate=*`))).to.deep.equal(
@@ -231,16 +237,7 @@ describe('_include and _revinclude through the enforcement point (HTTP, fake led
 
   it('_include:iterate=* and _revinclude:iterate=* go through the enforcement point at every round: what the caller may not see is absent, and breaks the path', async () => {
     const { app, get, entries, ledger, denied, alice, bob, enc, cond, bobCond } = await setup();
-    const post = poster(app, staff);
-    const org = await post({ resourceType: 'Organization', name: 'Clinic' });
-    const enc2 = await post({
-      resourceType: 'Encounter',
-      status: 'finished',
-      class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
-      subject: { reference: `Patient/${alice}` },
-      serviceProvider: { reference: `Organization/${org}` },
-    });
-    const cond2 = await post({ resourceType: 'Condition', code: { text: 'y' }, subject: { reference: `Patient/${alice}` }, encounter: { reference: `Encounter/${enc2}` } });
+    const { org, enc2, cond2 } = await clinicPath(app, alice);
     const other = asCaller({ did: OTHER, organization: 'Hospital2MSP', purpose: 'TREAT', scope: 'user/*.read' });
     const q = `Condition?patient=${ALICE}&_id=${cond2}&_include:iterate=*`;
     expect(entries(await get(q, other))).to.deep.equal([`include Encounter/${enc2}`, `include Organization/${org}`, `include Patient/${alice}`, `match Condition/${cond2}`].sort());

@@ -89,6 +89,26 @@ async function setup() {
   return { app, ledger, denied, org, role, alice, bob, osler, aliceHiv, aliceHr, bobHr, aliceReport, bobReport, get, ids };
 }
 
+type Setup = Awaited<ReturnType<typeof setup>>;
+
+/**
+ * Another member's search `q` through records of `types`: with any one of those types denied it finds
+ * nothing, while Alice's Patient record stays permitted (the path breaks at the denied level); with none
+ * denied it answers, and what it recorded is returned.
+ */
+async function brokenByEachThenRecorded(env: Pick<Setup, 'ids' | 'get' | 'ledger' | 'denied' | 'alice'>, q: string, types: readonly string[]): Promise<string[]> {
+  for (const type of types) {
+    env.denied.clear();
+    env.denied.add(type);
+    expect(await env.ids(`Patient?patient=${ALICE}`, other), type).to.deep.equal([env.alice]);
+    expect(await env.ids(q, other), type).to.deep.equal([]);
+  }
+  env.denied.clear();
+  const before = env.ledger.audit.length;
+  expect((await env.get(q, other)).status).to.equal(200);
+  return env.ledger.audit.slice(before).flatMap((e) => e.resources);
+}
+
 describe('chained parameters and _has through the enforcement point (HTTP, fake ledger)', () => {
   it('chains one level (typed or not) and _has find what they name', async () => {
     const { ids, alice, bob, osler, aliceHiv, aliceHr, bobHr } = await setup();
@@ -279,17 +299,8 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     const { ids, get, ledger, denied, alice, bob, aliceHr, aliceHiv, aliceReport } = await setup();
     const q = `Patient?patient=${ALICE}&_has:DiagnosticReport:subject:result.code=8867-4`;
     expect(await ids(q, other)).to.deep.equal([alice]);
-    // Denied the report or the Observation it links to: the _has breaks there, while Alice's Patient record is still permitted.
-    for (const type of ['DiagnosticReport', 'Observation']) {
-      denied.clear();
-      denied.add(type);
-      expect(await ids(`Patient?patient=${ALICE}`, other), type).to.deep.equal([alice]);
-      expect(await ids(q, other), type).to.deep.equal([]);
-    }
-    denied.clear();
-    const before = ledger.audit.length;
-    expect((await get(q, other)).status).to.equal(200);
-    const recorded = ledger.audit.slice(before).flatMap((e) => e.resources);
+    // Denied the report or the Observation it links to: the _has breaks there.
+    const recorded = await brokenByEachThenRecorded({ ids, get, ledger, denied, alice }, q, ['DiagnosticReport', 'Observation']);
     expect(recorded).to.have.members([`Patient/${alice}/_history/1`, `DiagnosticReport/${aliceReport}/_history/1`, `Observation/${aliceHr}/_history/1`]);
     expect(recorded).to.not.include(`Observation/${aliceHiv}/_history/1`);
     // From outside without the patient: refused before anything is looked up, the chain's types included.
@@ -356,17 +367,8 @@ describe('chained parameters and _has through the enforcement point (HTTP, fake 
     const { ids, get, ledger, denied, alice, bob, aliceHr, aliceHiv, aliceReport, bobHr, bobReport } = await setup();
     const q = `Patient?patient=${ALICE}&_has:Observation:patient:_has:DiagnosticReport:result:code=58410-2`;
     expect(await ids(q, other)).to.deep.equal([alice]);
-    // Denied the report or the Observation: the path breaks there, while Alice's Patient record is still permitted.
-    for (const type of ['DiagnosticReport', 'Observation']) {
-      denied.clear();
-      denied.add(type);
-      expect(await ids(`Patient?patient=${ALICE}`, other), type).to.deep.equal([alice]);
-      expect(await ids(q, other), type).to.deep.equal([]);
-    }
-    denied.clear();
-    const before = ledger.audit.length;
-    expect((await get(q, other)).status).to.equal(200);
-    const recorded = ledger.audit.slice(before).flatMap((e) => e.resources);
+    // Denied the report or the Observation: the path breaks there.
+    const recorded = await brokenByEachThenRecorded({ ids, get, ledger, denied, alice }, q, ['DiagnosticReport', 'Observation']);
     expect(recorded).to.have.members([`Patient/${alice}/_history/1`, `Observation/${aliceHr}/_history/1`, `DiagnosticReport/${aliceReport}/_history/1`]);
     expect(recorded).to.not.include.members([`Observation/${aliceHiv}/_history/1`, `Observation/${bobHr}/_history/1`, `DiagnosticReport/${bobReport}/_history/1`]);
     // Alice herself: Bob's Observation and report are outside her compartment.
