@@ -464,9 +464,54 @@ describe('POST /fhir: Bundle batch (fake ledger)', () => {
     expect(res.body.entry[6].response.outcome.issue[0].diagnostics).to.include('use a transaction');
     expect(res.body.entry[2].resource.id).to.equal(p);
     expect(res.body.entry[0].response.location).to.match(/^Observation\/[0-9a-f-]{36}\/_history\/1$/);
-    // Each write is its own anchor (no AnchorBatch); each read went through the enforcement point.
-    expect(env.ledger.anchorBatchCalls).to.equal(0);
+    // The two writes (the create and the delete) were anchored together, in one ledger transaction; each read went through the enforcement point.
+    expect(env.ledger.anchorBatchCalls).to.equal(1);
     expect(env.ledger.audit.filter((e) => e.action === 'R' && e.decision === 'permit')).to.have.length(2);
+  });
+
+  it('the plain writes of a batch are committed together, 64 entries at a time: one ledger transaction per window; a second write of one resource goes alone after them', async () => {
+    const p = await createPatient();
+    // Each write's anchors and change entries are one ledger transaction (AnchorAndRecord).
+    const calls = () => env.ledger.anchorAndRecordCalls;
+    const before = calls();
+    const creates = Array.from({ length: 100 }, () => post(observation(`Patient/${p}`)));
+    const update = (family: string) => ({ resource: { ...patient(), id: p, name: [{ family }] }, request: { method: 'PUT', url: `Patient/${p}` } });
+    const res = await send(bundle('batch', [...creates, update('Second'), update('Third')]));
+    expect(res.status).to.equal(200);
+    const statuses = res.body.entry.map((e: { response: { status: string } }) => e.response.status);
+    expect(statuses).to.deep.equal([...Array(100).fill('201 Created'), '200 OK', '200 OK']);
+    // Entries 0-63 in one transaction; 64-100 in another; the second update of the Patient alone, after them.
+    expect(calls() - before).to.equal(3);
+    expect(res.body.entry.slice(100).map((e: { response: { etag: string } }) => e.response.etag)).to.deep.equal(['W/"2"', 'W/"3"']);
+    const current = await request(env.app)
+      .get(`/fhir/Patient/${p}`)
+      .set(...staff);
+    expect(current.body.name[0].family).to.equal('Third');
+  });
+
+  it('a window the ledger refuses because of one write: each write committed again on its own, only that one fails', async () => {
+    const p = await createPatient();
+    // Version 2 of the Patient is already on the ledger with another commitment: its update is refused (409).
+    const anchor = env.ledger.anchors.get(`Patient/${p}/_history/1`);
+    if (!anchor) throw new Error('setup');
+    env.ledger.anchors.set(`Patient/${p}/_history/2`, { ...anchor, versionId: '2', commitment: { alg: 'HMAC-SHA-256', value: 'A'.repeat(43) } });
+    const calls = env.ledger.anchorAndRecordCalls;
+    const res = await send(
+      bundle('batch', [
+        post(observation(`Patient/${p}`)),
+        { resource: { ...patient(), id: p }, request: { method: 'PUT', url: `Patient/${p}` } },
+        post(observation(`Patient/${p}`)),
+      ]),
+    );
+    expect(res.status).to.equal(200);
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '409 Conflict', '201 Created']);
+    expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1]']);
+    // The window's ledger transaction refused as a whole, then each write alone: four in all.
+    expect(env.ledger.anchorAndRecordCalls - calls).to.equal(4);
+    const observations = await request(env.app)
+      .get(`/fhir/Observation?patient=Patient/${p}`)
+      .set(...staff);
+    expect(observations.body.total).to.equal(2);
   });
 
   it('PATCH entries (a Binary carrying a JSON Patch): applied in a transaction with the rest, all or nothing; in a batch each on its own', async () => {

@@ -33,6 +33,7 @@ import type { AuthContext } from '../auth/types';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
+import { commitOutcomeOf } from '../ledger/ledger-errors';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
 import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
 import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
@@ -60,6 +61,8 @@ export const MAX_BUNDLE_ENTRIES = MAX_WRITE_VERSIONS;
 const BATCH_CONCURRENCY = 8;
 /** Batch entries read from the Bundle, checked and processed before their answers are handed on. */
 const BATCH_WINDOW = 64;
+/** Refusals of a batch window's writes committed together that concern a request: each is then committed on its own. */
+const GROUP_SPLIT_ERRORS: ReadonlySet<string> = new Set(['INVALID', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
 /** The text of the bdl-7 invariant (as the validator words it for a whole Bundle). */
 const BDL_7 = 'bdl-7: fullUrl SHALL be unique in a Bundle (or, in a history, differ by meta.versionId)';
 
@@ -112,6 +115,21 @@ export interface AnsweredEntry {
 export interface BundleAnswer {
   readonly fields: Readonly<Record<string, unknown>>;
   readonly entries: AsyncIterable<AnsweredEntry>;
+}
+
+/** A plain write of a batch, prepared: who writes it, its plan and the version it writes (none: a delete of nothing). */
+interface BatchWrite {
+  readonly index: number;
+  readonly type: string;
+  readonly who: Caller;
+  readonly plan: WritePlan;
+  readonly version: PreparedVersion | undefined;
+}
+
+/** A batch entry that is a create, or an update, patch or delete by id: prepared and committed with its window's others. */
+function isPlainWrite(e: Entry): boolean {
+  if (e.conditional !== undefined || e.search !== undefined || e.method === 'GET') return false;
+  return e.method !== 'POST' || e.ifNoneExist === undefined;
 }
 
 async function* fromArray<T>(xs: readonly T[]): AsyncGenerator<T> {
@@ -718,7 +736,14 @@ export class BundleService {
           window.push({ index, method: undefined, failure: err });
         }
       }
-      yield* await mapLimit(window, BATCH_CONCURRENCY, async ({ index, raw, method, failure }): Promise<AnsweredEntry> => {
+      // Plain writes (a create, or an update, patch or delete by id) are prepared each on its own and
+      // committed together (#commitTogether); everything else, and a second write of a resource the
+      // window writes already, goes alone through the single interactions' path.
+      const answers = new Map<number, ResponseEntry>();
+      const writes: BatchWrite[] = [];
+      const later: Entry[] = [];
+      const touched = new Set<string>();
+      await mapLimit(window, BATCH_CONCURRENCY, async ({ index, raw, failure }) => {
         let type: string | undefined;
         try {
           if (failure !== undefined) throw failure;
@@ -727,13 +752,28 @@ export class BundleService {
           if (e.search !== undefined) {
             // A search, as GET [base]/Type?query is (no Prefer: strict).
             const found = await search(this.#ctx, { auth, type: e.type, query: queryOf(e.search) });
-            return { entry: { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } }, method };
+            answers.set(index, { ...(found.resource ? { resource: found.resource } : {}), response: { status: status(found.status) } });
+          } else if (!isPlainWrite(e)) {
+            answers.set(index, await this.#batchEntry(auth, e));
+          } else if (e.id !== undefined && touched.has(`${e.type}/${e.id}`)) {
+            later.push(e);
+          } else {
+            if (e.id !== undefined) touched.add(`${e.type}/${e.id}`);
+            writes.push({ index, type: e.type, ...(await this.#prepareWrite(auth, e)) });
           }
-          return { entry: await this.#batchEntry(auth, e), method };
         } catch (err) {
-          return { entry: this.#failed(atEntry(err, index, type), index), method };
+          answers.set(index, this.#failed(atEntry(err, index, type), index));
         }
       });
+      for (const [index, entry] of await this.#commitTogether(writes)) answers.set(index, entry);
+      for (const e of later) {
+        try {
+          answers.set(e.index, await this.#batchEntry(auth, e));
+        } catch (err) {
+          answers.set(e.index, this.#failed(atEntry(err, e.index, e.type), e.index));
+        }
+      }
+      for (const { index, method } of window) yield { entry: answers.get(index) ?? this.#failed(new Error('a batch entry was not answered'), index), method };
     }
   }
 
@@ -768,28 +808,74 @@ export class BundleService {
     // A conditional update's entry names the version written, also when it updated (HTTP sends Location on a create only).
     if (e.conditional !== undefined) return this.#entryOf(e.type, await conditionalUpdate(this.#ctx, req), true);
     if (e.method === 'GET') return this.#entryOf(e.type, e.versionId === undefined ? await read(this.#ctx, req) : await vread(this.#ctx, req));
-    // Plain writes are prepared and committed here: the entry's response names the version written, a
-    // deletion's too, which only the prepared version carries (the single delete answers 204 alone).
+    // A plain write alone (a second write of a resource its window writes already): prepared and committed here.
+    const w = await this.#prepareWrite(auth, e);
+    if (w.version) await this.#resources.commitWrite(w.who, w.plan);
+    return w.version ? this.#written(w.version) : { response: { status: status(204) } };
+  }
+
+  /**
+   * A plain write of a batch (a create, or an update, patch or delete by id): prepared (validated, its
+   * patient and version resolved), nothing stored. The entry's response names the version written, a
+   * deletion's too, which only the prepared version carries (the single delete answers 204 alone);
+   * no version: a delete of what is not there.
+   */
+  async #prepareWrite(auth: AuthContext, e: Entry): Promise<{ who: Caller; plan: WritePlan; version: PreparedVersion | undefined }> {
+    forEachReference(e.resource, `Bundle.entry[${e.index}].resource`, (holder, path) => {
+      if ((holder.reference as string).startsWith('urn:uuid:')) throw invalid(path, `${path}: entries of a batch cannot refer to each other (urn:uuid); use a transaction`);
+    });
+    const who = bindCaller(auth, this.#ctx.mspId, e.type, SCOPE_ACTION[e.method]);
+    const plan = new WritePlan();
     const id = e.id as string;
-    switch (e.method) {
-      case 'DELETE': {
-        const plan = new WritePlan();
-        const v = await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch);
-        await this.#resources.commitWrite(who, plan);
-        return v ? this.#written(v) : { response: { status: status(204) } };
-      }
-      default: {
-        const plan = new WritePlan();
-        const v =
-          e.method === 'POST'
-            ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
-            : e.method === 'PATCH'
-              ? await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch)
-              : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
-        await this.#resources.commitWrite(who, plan);
-        return this.#written(v);
+    const version =
+      e.method === 'DELETE'
+        ? await this.#resources.prepareDelete(who, e.type, id, plan, e.ifMatch)
+        : e.method === 'POST'
+          ? await this.#resources.prepareCreate(who, e.type, e.resource, plan)
+          : e.method === 'PATCH'
+            ? await this.#resources.preparePatch(who, e.type, id, e.patch as PatchDocument, plan, e.ifMatch)
+            : await this.#resources.prepareUpdate(who, e.type, id, e.resource, plan, e.ifMatch);
+    return { who, plan, version };
+  }
+
+  /**
+   * The prepared plain writes of a batch window, committed together: ONE store transaction and ONE
+   * ledger transaction (commitWrite of their plans merged) instead of one each, so a large batch costs
+   * what a transaction of its writes costs. Each keeps its own answer: if the ledger refuses the group
+   * for a reason that concerns a request (INVALID, FORBIDDEN, NOT_FOUND, CONFLICT; nothing was kept),
+   * each is committed again on its own and answers for itself; any other failure (the ledger
+   * unreachable, an outcome not known) is every write's answer, as it would have been alone.
+   */
+  async #commitTogether(writes: readonly BatchWrite[]): Promise<Map<number, ResponseEntry>> {
+    const out = new Map<number, ResponseEntry>();
+    const real = writes.filter((w) => w.version !== undefined);
+    for (const w of writes) if (w.version === undefined) out.set(w.index, { response: { status: status(204) } });
+    let alone: readonly BatchWrite[] = real;
+    if (real.length > 1) {
+      const plan = new WritePlan();
+      for (const w of real) plan.absorb(w.plan);
+      try {
+        await this.#resources.commitWrite((real[0] as BatchWrite).who, plan);
+        for (const w of real) out.set(w.index, this.#written(w.version as PreparedVersion));
+        return out;
+      } catch (err) {
+        const code = err instanceof OperationOutcomeError ? err.code : 'INTERNAL';
+        if (commitOutcomeOf(err) !== 'not-committed' || !GROUP_SPLIT_ERRORS.has(code)) {
+          for (const w of real) out.set(w.index, this.#failed(atEntry(err, w.index, w.type), w.index));
+          return out;
+        }
+        alone = real;
       }
     }
+    await mapLimit(alone, BATCH_CONCURRENCY, async (w) => {
+      try {
+        await this.#resources.commitWrite(w.who, w.plan);
+        out.set(w.index, this.#written(w.version as PreparedVersion));
+      } catch (err) {
+        out.set(w.index, this.#failed(atEntry(err, w.index, w.type), w.index));
+      }
+    });
+    return out;
   }
 
   /**

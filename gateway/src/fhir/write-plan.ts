@@ -72,6 +72,17 @@ export class WritePlan {
   /** DID links this write sets (Patient.identifier naming the patient's DID). */
   readonly didLinks = new Map<string, { did: string; previous: string | undefined }>();
 
+  /**
+   * Takes another plan's versions and what they change into this one: independent writes committed as
+   * one (a batch window's, bundle-service.ts). The plans must write different resources.
+   */
+  absorb(other: WritePlan): void {
+    this.versions.push(...other.versions);
+    for (const [k, v] of other.patients) this.patients.set(k, v);
+    for (const [k, v] of other.newPatientKeys) this.newPatientKeys.set(k, v);
+    for (const [k, v] of other.didLinks) this.didLinks.set(k, v);
+  }
+
   pendingWrite(): PendingWrite {
     return {
       versions: this.versions.map((v) => v.row),
