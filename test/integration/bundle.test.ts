@@ -187,15 +187,34 @@ describe('FHIR Bundle transaction (real network, hospital1 gateway)', function (
     expect((await call(h1, 'GET', `/Observation?patient=Patient/${patientId}`, token)).body.total).to.equal(3);
   });
 
-  it('a batch: each entry on its own (one created, one invalid, one read)', async () => {
+  it('a batch: each entry on its own (created, invalid, read; an update the chaincode refuses fails alone, the creates committed with it stand)', async () => {
     const res = await call(h1, 'POST', '', token, {
       resourceType: 'Bundle',
       type: 'batch',
-      entry: [post(observation(`Patient/${patientId}`, '8867-4')), post(observation('Patient/not-here', '8867-4')), { request: { method: 'GET', url: `Patient/${patientId}` } }],
+      entry: [
+        post(observation(`Patient/${patientId}`, '8867-4')),
+        post(observation('Patient/not-here', '8867-4')),
+        { request: { method: 'GET', url: `Patient/${patientId}` } },
+        // Version 2 of the Patient is on the ledger with another commitment (the test above): refused.
+        {
+          resource: { resourceType: 'Patient', id: patientId, identifier: [{ system: DID_IDENTIFIER_SYSTEM, value: patientKey.did }], gender: 'female' },
+          request: { method: 'PUT', url: `Patient/${patientId}` },
+        },
+        post(observation(`Patient/${patientId}`, '8310-5')),
+      ],
     });
     expect(res.status, res.text).to.equal(200);
     expect(res.body.type).to.equal('batch-response');
-    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal(['201 Created', '400 Bad Request', '200 OK']);
+    expect(res.body.entry.map((e: { response: { status: string } }) => e.response.status)).to.deep.equal([
+      '201 Created',
+      '400 Bad Request',
+      '200 OK',
+      '409 Conflict',
+      '201 Created',
+    ]);
+    expect(res.body.entry[3].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[3]']);
+    const last = res.body.entry[4].resource;
+    expect((await evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', 'Observation', last.id, '1')).custodian).to.equal('Hospital1MSP');
     expect(res.body.entry[1].response.outcome.issue[0].expression).to.deep.equal(['Bundle.entry[1].resource.subject']);
     const created = res.body.entry[0].resource;
     const anchor = await evaluateOnceThere<Anchor>(hospital2, 'hdx.record', 'GetAnchor', 'Observation', created.id, '1');
