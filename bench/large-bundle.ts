@@ -29,7 +29,7 @@ import { FakeLedger } from '../gateway/src/test-support/fake-ledger';
 import { testApp } from '../gateway/src/test-support/test-app';
 import { SqliteStore } from '../gateway/src/store/sqlite-store';
 import { type Phase, setPhaseSink } from '../gateway/src/util/phase-timing';
-import { log, printGrid } from './support';
+import { log, observation, printGrid } from './support';
 
 const ENTRIES = Number(process.env.HDX_BENCH_BUNDLE_ENTRIES ?? '20000');
 /** When set, each row's process runs with its V8 heap capped at this many MB (--max-old-space-size): a row that needs more fails. */
@@ -80,16 +80,7 @@ function largeBundle(type: 'transaction' | 'batch', patientId: string): Buffer {
   for (let i = entry.length; i < ENTRIES; i++) {
     entry.push({
       fullUrl: `urn:uuid:${randomUUID()}`,
-      resource: {
-        resourceType: 'Observation',
-        status: 'final',
-        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' }] }],
-        code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
-        subject: { reference: subject },
-        effectiveDateTime: new Date(Date.UTC(2026, 0, 1) + i * 60_000).toISOString(),
-        valueQuantity: { value: 60 + (i % 40), unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
-        note: [{ text: PADDING }],
-      },
+      resource: { ...observation(subject, i), note: [{ text: PADDING }] },
       request: { method: 'POST', url: 'Observation' },
     });
   }
