@@ -282,9 +282,13 @@ export function indexEntriesOf(resource: Record<string, unknown>, options: { eve
   const entries = new Map<string, IndexEntry>();
   const evaluate = options.everyParam === true ? evaluateWithEngine : evaluateFast;
   const add = (param: string, raw: Entry, grp = 0): void => {
-    const e: Entry = { ...raw, v1: capIndexValue(raw.v1), v2: capIndexValue(raw.v2), ...(raw.v3 !== undefined ? { v3: capIndexValue(raw.v3) } : {}) };
-    const full: IndexEntry = { param, ...e, grp };
-    entries.set(JSON.stringify([param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, grp]), full);
+    const v1 = capIndexValue(raw.v1);
+    const v2 = capIndexValue(raw.v2);
+    const v3 = raw.v3 !== undefined ? capIndexValue(raw.v3) : undefined;
+    const full: IndexEntry = v3 !== undefined ? { param, ...raw, v1, v2, v3, grp } : { param, ...raw, v1, v2, grp };
+    // One entry per distinct key (the texts length-prefixed, so no two keys run together; numbers as
+    // JSON writes them: none, Infinity and NaN alike); a later one with the same key replaces it in place.
+    entries.set(`${param}|${String(grp)}|${numberKey(raw.n1)}|${numberKey(raw.n2)}|${String(v1.length)}:${v1}|${String(v2.length)}:${v2}|${v3 ?? ''}`, full);
   };
   let grp = 0;
   const keys = Object.keys(resource);
@@ -313,6 +317,11 @@ export function indexEntriesOf(resource: Record<string, unknown>, options: { eve
     }
   }
   return [...entries.values()];
+}
+
+/** A number of an index entry's key, as JSON writes it (`null` for none, Infinity and NaN). */
+function numberKey(n: number | undefined): string {
+  return n !== undefined && Number.isFinite(n) ? String(n) : 'null';
 }
 
 /** The index entries of a version's references' logical identifiers only (the migration that added them). */
