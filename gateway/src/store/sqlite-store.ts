@@ -348,11 +348,16 @@ export class SqliteStore implements ResourceStore {
           throw err;
         }
       }
-      // The versions and their index rows, the write's id on each (one savepoint for all: the transaction's).
+      // The versions and their index rows, the write's id on each (one savepoint for all: the transaction's);
+      // the rows go out a statement's worth at a time, never all held at once.
       const index: unknown[] = [];
       for (const v of w.versions) {
         this.#insertVersion(v, w.writeId ?? null);
-        if (!v.deleted) for (const e of v.index ?? []) index.push(...indexRow(v, e));
+        if (v.deleted) continue;
+        for (const e of v.index ?? []) {
+          index.push(...indexRow(v, e));
+          if (index.length === INDEX_ROWS_PER_STATEMENT * INDEX_COLUMNS) this.#insertIndexRows(index.splice(0));
+        }
       }
       this.#insertIndexRows(index);
       if (w.writeId !== undefined) {
