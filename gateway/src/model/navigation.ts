@@ -13,6 +13,7 @@
  * not imitate; one value or none is the same either way.
  */
 import r4model from 'fhirpath/fhir-context/r4';
+import { typeSuffix } from './element-definitions';
 
 /** The parts of fhirpath's R4 model read here: element types, choice elements, elements defined elsewhere, type parents. */
 interface NavigationModel {
@@ -72,7 +73,7 @@ function derivesFrom(type: string, ancestor: string): boolean {
  * undefined for a System type, a type not among the choices, or one another choice derives from (Age is a Quantity).
  */
 function choiceSuffix(type: string, choices: readonly string[]): string | undefined {
-  const suffix = `${type.charAt(0).toUpperCase()}${type.slice(1)}`;
+  const suffix = typeSuffix(type);
   if (!choices.includes(suffix)) return undefined;
   const family = PRIMITIVE_FAMILIES[suffix];
   if (family === undefined && suffix !== type) return undefined; // a primitive without a family here
