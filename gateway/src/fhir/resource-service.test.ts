@@ -4,7 +4,9 @@ import { testStore } from '../test-support/test-store';
 import type { ResourceStore } from '../store/store';
 import { FakeLedger } from '../test-support/fake-ledger';
 import { commitmentOf, patientPseudonym, versionKey } from '../model/commitment';
+import type { Caller } from './policy';
 import { ResourceService } from './resource-service';
+import { WritePlan } from './write-plan';
 
 describe('ResourceService.settlePending (crash between store and ledger)', () => {
   const content = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1', lastUpdated: '2026-01-01T00:00:00.000Z' } };
@@ -78,5 +80,44 @@ describe('commitments', () => {
     expect(v1.equals(versionKey(k, 'Observation', 'o1', '2'))).to.equal(false);
     expect(v1.equals(versionKey(k, 'Observation', 'o2', '1'))).to.equal(false);
     expect(v1.equals(versionKey(Buffer.alloc(32, 2), 'Observation', 'o1', '1'))).to.equal(false);
+  });
+});
+
+describe('the write plan asks the store about a patient once per write', () => {
+  it('many versions of one held patient: its Patient, key and DID are read once, and every version is anchored under that key and reference', async () => {
+    const store = testStore();
+    const asked: string[] = [];
+    const counted = new Proxy(store, {
+      get(target, prop, receiver): unknown {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (prop === 'findPatientKey' || prop === 'patientDid' || (prop === 'readCurrent' && args[0] === 'Patient')) asked.push(`${String(prop)} ${String(args.at(-1))}`);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const svc = new ResourceService({ store: counted, ledger: new FakeLedger(), log: newLogger('silent'), mspId: 'Hospital1MSP' });
+    const staff: Caller = { did: `did:hdx:${'a'.repeat(43)}`, organization: 'Hospital1MSP', purpose: 'TREAT', kind: 'practitioner', actorAuth: 'idp', local: true };
+    const patient = await svc.create(staff, 'Patient', { resourceType: 'Patient', name: [{ family: 'Once' }] });
+    const id = String(patient.id);
+    asked.length = 0;
+    const plan = new WritePlan();
+    for (let i = 0; i < 5; i++) {
+      await svc.prepareCreate(
+        staff,
+        'Observation',
+        { resourceType: 'Observation', status: 'final', code: { text: `o${String(i)}` }, subject: { reference: `Patient/${id}` } },
+        plan,
+      );
+    }
+    expect(asked).to.deep.equal([`readCurrent ${id}`, `findPatientKey ${id}`, `patientDid ${id}`]);
+    const key = await store.patientKey(id);
+    expect(new Set(plan.versions.map((v) => v.anchor.patient))).to.deep.equal(new Set([patientPseudonym(key)]));
+    for (const v of plan.versions) {
+      expect(v.anchor.commitment.value).to.equal(commitmentOf(versionKey(key, 'Observation', v.row.id, '1'), v.resource));
+    }
+    await svc.commitWrite(staff, plan);
+    expect(await store.readCurrent('Observation', plan.versions[4]?.row.id ?? '')).to.have.property('state', 'anchored');
   });
 });

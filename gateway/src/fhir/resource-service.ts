@@ -347,7 +347,12 @@ export class ResourceService {
       for (const r of refs) {
         const patientId = /^Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(r)?.[1];
         const inPlan = patientId === undefined ? undefined : plan.patients.get(patientId);
-        const held = patientId === undefined ? false : inPlan ? !inPlan.deleted : (await this.#store.readCurrent('Patient', patientId))?.deleted === false;
+        const held =
+          patientId === undefined
+            ? false
+            : inPlan
+              ? !inPlan.deleted
+              : await plan.once(`held:${patientId}`, async () => (await this.#store.readCurrent('Patient', patientId))?.deleted === false);
         if (!held || patientId === undefined) throw notHeldPatient(type);
         if (!ids.includes(patientId)) ids.push(patientId);
       }
@@ -704,12 +709,14 @@ export class ResourceService {
    */
   async #ledgerPatient(plan: WritePlan, patientId: string | null): Promise<{ key: Buffer; ref: string }> {
     const keyId = ResourceService.keyIdOf(patientId);
-    let key = (await this.#store.findPatientKey(keyId)) ?? plan.newPatientKeys.get(keyId);
+    let key = (await plan.once(`key:${keyId}`, () => this.#store.findPatientKey(keyId))) ?? plan.newPatientKeys.get(keyId);
     if (!key) {
       key = randomBytes(32);
       plan.newPatientKeys.set(keyId, key);
     }
-    const ref = (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? (await this.#store.patientDid(patientId)))) ?? patientPseudonym(key);
+    const ref =
+      (patientId === null ? undefined : (plan.didLinks.get(patientId)?.did ?? (await plan.once(`did:${patientId}`, () => this.#store.patientDid(patientId))))) ??
+      patientPseudonym(key);
     return { key, ref };
   }
 

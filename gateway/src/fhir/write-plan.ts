@@ -71,6 +71,23 @@ export class WritePlan {
   readonly newPatientKeys = new Map<string, Buffer>();
   /** DID links this write sets (Patient.identifier naming the patient's DID). */
   readonly didLinks = new Map<string, { did: string; previous: string | undefined }>();
+  readonly #asked = new Map<string, Promise<unknown>>();
+
+  /**
+   * A store lookup made once per write (`what` names it: `key:p1`): the versions of a Bundle of one
+   * patient's records all name the same patient, whose Patient, key and DID were read again for each.
+   * Planning stores nothing it asks about (the reference-data key it may create is created before it is
+   * first asked for), so an answer holds for the whole plan; what the plan itself adds (its patients, new
+   * keys, DID links) is looked at before the store, as before.
+   */
+  async once<T>(what: string, ask: () => Promise<T>): Promise<T> {
+    let answer = this.#asked.get(what) as Promise<T> | undefined;
+    if (!answer) {
+      answer = ask();
+      this.#asked.set(what, answer);
+    }
+    return answer;
+  }
 
   /**
    * Takes another plan's versions and what they change into this one: independent writes committed as

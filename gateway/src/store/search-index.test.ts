@@ -196,7 +196,7 @@ describe('search index: composite parameters', () => {
   });
 });
 
-describe('search index: parameters whose elements a resource does not hold are skipped', () => {
+describe('search index: parameters whose elements a resource does not hold are skipped, navigations read directly', () => {
   it('topElementsOf names each term’s first element; anything else is always evaluated', () => {
     expect(topElementsOf('Observation.code')).to.deep.equal(['code']);
     expect(topElementsOf('Observation.value.ofType(Quantity) | Observation.component.value.ofType(Quantity)')).to.deep.equal(['value', 'component']);
@@ -206,7 +206,7 @@ describe('search index: parameters whose elements a resource does not hold are s
     expect(topElementsOf('Patient.deceased.exists() and Patient.deceased != false')).to.equal(undefined);
   });
 
-  it('gives exactly the entries of evaluating every parameter, on every official R4 example', function () {
+  it('gives exactly the entries, in the same order, of evaluating every parameter with the FHIRPath engine, on every official R4 example', function () {
     this.timeout(300_000);
     const dir = path.dirname(require.resolve('hl7.fhir.r4.examples/package.json'));
     let compared = 0;
@@ -220,7 +220,8 @@ describe('search index: parameters whose elements a resource does not hold are s
         continue; // an example the engine cannot evaluate (refused at write, see r4-examples.test.ts)
       }
       const key = (e: IndexEntry): string => JSON.stringify(e);
-      expect(indexEntriesOf(resource).map(key).sort(), f).to.deep.equal(every.map(key).sort());
+      // In the same order too: a composite's groups are numbered in the order of its elements.
+      expect(indexEntriesOf(resource).map(key), f).to.deep.equal(every.map(key));
       compared++;
     }
     expect(compared).to.be.greaterThan(2500);

@@ -5,7 +5,16 @@
  * parameters are indexed; special ones are not (a query naming one is refused, never ignored).
  */
 import type { Comparator, Criterion, IndexEntry, NumberPrefix, NumberValue, QuantityValue } from './store';
-import { normalizeDate, searchParamsOf, type SearchParamType, type TypeSearchParam, evaluate, tokensOfValue, unionTerms } from '../model/definitions';
+import {
+  normalizeDate,
+  searchParamsOf,
+  type SearchParamType,
+  type TypeSearchParam,
+  evaluate as evaluateFast,
+  evaluateWithEngine,
+  tokensOfValue,
+  unionTerms,
+} from '../model/definitions';
 import { OperationOutcomeError } from '../errors';
 import { canonicalQuantity } from './ucum';
 
@@ -248,11 +257,6 @@ function entriesOfValue(kind: SearchParamType, v: unknown): Entry[] {
 }
 
 /**
- * Every index entry of a version's content: one per value of each indexed parameter of its type. A
- * parameter whose elements the resource does not hold is skipped (`everyParam` evaluates each anyway:
- * the test that the skip changes nothing).
- */
-/**
  * The longest text value the index keeps, in UTF-8 bytes: longer ones are cut (at a character boundary).
  * A value and the search for it are cut alike (sql-search.ts), so a long value still matches; two values
  * alike in their first INDEX_VALUE_BYTES bytes are alike to the search (HAPI FHIR indexes 200 characters).
@@ -268,12 +272,23 @@ export function capIndexValue(s: string): string {
   return cut.endsWith('\ufffd') && !s.startsWith(cut) ? cut.slice(0, -1) : cut;
 }
 
+/**
+ * Every index entry of a version's content: one per value of each indexed parameter of its type. A
+ * parameter whose elements the resource does not hold is skipped, and pure navigations are read without
+ * the FHIRPath engine (model/navigation.ts); `everyParam` evaluates every parameter with the engine, as
+ * indexing did before both: the test that they change nothing.
+ */
 export function indexEntriesOf(resource: Record<string, unknown>, options: { everyParam?: boolean } = {}): IndexEntry[] {
   const entries = new Map<string, IndexEntry>();
+  const evaluate = options.everyParam === true ? evaluateWithEngine : evaluateFast;
   const add = (param: string, raw: Entry, grp = 0): void => {
-    const e: Entry = { ...raw, v1: capIndexValue(raw.v1), v2: capIndexValue(raw.v2), ...(raw.v3 !== undefined ? { v3: capIndexValue(raw.v3) } : {}) };
-    const full: IndexEntry = { param, ...e, grp };
-    entries.set(JSON.stringify([param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, grp]), full);
+    const v1 = capIndexValue(raw.v1);
+    const v2 = capIndexValue(raw.v2);
+    const v3 = raw.v3 !== undefined ? capIndexValue(raw.v3) : undefined;
+    const full: IndexEntry = v3 !== undefined ? { param, ...raw, v1, v2, v3, grp } : { param, ...raw, v1, v2, grp };
+    // One entry per distinct key (the texts length-prefixed, so no two keys run together; numbers as
+    // JSON writes them: none, Infinity and NaN alike); a later one with the same key replaces it in place.
+    entries.set(`${param}|${String(grp)}|${numberKey(raw.n1)}|${numberKey(raw.n2)}|${String(v1.length)}:${v1}|${String(v2.length)}:${v2}|${v3 ?? ''}`, full);
   };
   let grp = 0;
   const keys = Object.keys(resource);
@@ -302,6 +317,11 @@ export function indexEntriesOf(resource: Record<string, unknown>, options: { eve
     }
   }
   return [...entries.values()];
+}
+
+/** A number of an index entry's key, as JSON writes it (`null` for none, Infinity and NaN). */
+function numberKey(n: number | undefined): string {
+  return n !== undefined && Number.isFinite(n) ? String(n) : 'null';
 }
 
 /** The index entries of a version's references' logical identifiers only (the migration that added them). */

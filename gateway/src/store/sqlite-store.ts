@@ -74,7 +74,17 @@ function backfillSearchColumns(rows: readonly SearchColumnRow[], update: Databas
 const INSERT_INDEX_6 = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const INSERT_INDEX = 'INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp, cu, cn1, cn2) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
+/** Index rows one multi-row INSERT takes at most (13 parameters each, well under SQLite's 32,766). */
+const INDEX_ROWS_PER_STATEMENT = 64;
+
+/** INSERT_INDEX for `rows` rows at once. */
+function insertIndexRows(rows: number): string {
+  return `${INSERT_INDEX}${', (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'.repeat(rows - 1)}`;
+}
+
 /** Index rows of a version's content (migrations and writes alike): the columns of INSERT_INDEX, whose first ten are INSERT_INDEX_6's. */
+const INDEX_COLUMNS = 13;
+
 function indexRow(v: { resourceType: string; id: string; versionId: number }, e: IndexEntry): unknown[] {
   return [v.resourceType, v.id, v.versionId, e.param, e.v1, e.v2, e.v3 ?? '', e.n1 ?? null, e.n2 ?? null, e.grp ?? 0, e.cu ?? '', e.cn1 ?? null, e.cn2 ?? null];
 }
@@ -283,12 +293,11 @@ export class SqliteStore implements ResourceStore {
     const db = this.#db;
     this.#stmts = {
       insert: db.prepare(
-        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, co_patients, state)
-         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, @accessClass, @coPatients, 'pending')`,
+        `INSERT INTO resource_version (resource_type, id, version_id, last_updated, patient_id, deleted, content, clinical_date, codes, access_class, co_patients, write_id, state)
+         VALUES (@resourceType, @id, @versionId, @lastUpdated, @patientId, @deleted, @content, @date, @codes, @accessClass, @coPatients, @writeId, 'pending')`,
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
-      insertIndex: db.prepare(INSERT_INDEX),
       discardIndex: db.prepare(
         `DELETE FROM search_index WHERE resource_type = @t AND id = @id AND version_id = @v
          AND EXISTS (SELECT 1 FROM resource_version WHERE resource_type = @t AND id = @id AND version_id = @v AND state = 'pending')`,
@@ -306,7 +315,6 @@ export class SqliteStore implements ResourceStore {
       newKey: db.prepare(`INSERT INTO patient_key (patient_id, hmac_key, created) VALUES (?, ?, ?)`),
       dropNewKey: db.prepare(`DELETE FROM patient_key WHERE patient_id = ? AND NOT EXISTS (SELECT 1 FROM resource_version WHERE patient_id = ?)`),
       unlinkDid: db.prepare(`DELETE FROM patient_did WHERE patient_id = ? AND did = ?`),
-      setWriteId: db.prepare(`UPDATE resource_version SET write_id = ? WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
       insertWriteRow: db.prepare(`INSERT INTO pending_write (write_id, did_links, new_patients, created) VALUES (?, ?, ?, ?)`),
       writeRow: db.prepare(`SELECT did_links, new_patients FROM pending_write WHERE write_id = ?`),
       deleteWriteRow: db.prepare(`DELETE FROM pending_write WHERE write_id = ?`),
@@ -340,7 +348,18 @@ export class SqliteStore implements ResourceStore {
           throw err;
         }
       }
-      for (const v of w.versions) this.#insertPending(v);
+      // The versions and their index rows, the write's id on each (one savepoint for all: the transaction's);
+      // the rows go out a statement's worth at a time, never all held at once.
+      const index: unknown[] = [];
+      for (const v of w.versions) {
+        this.#insertVersion(v, w.writeId ?? null);
+        if (v.deleted) continue;
+        for (const e of v.index ?? []) {
+          index.push(...indexRow(v, e));
+          if (index.length === INDEX_ROWS_PER_STATEMENT * INDEX_COLUMNS) this.#insertIndexRows(index.splice(0));
+        }
+      }
+      this.#insertIndexRows(index);
       if (w.writeId !== undefined) {
         const writeId = w.writeId;
         this.#stmts.insertWriteRow.run(
@@ -349,7 +368,6 @@ export class SqliteStore implements ResourceStore {
           JSON.stringify(w.newPatientKeys.map((k) => k.patientId)),
           now,
         );
-        for (const v of w.versions) this.#stmts.setWriteId.run(writeId, v.resourceType, v.id, v.versionId);
         for (const e of w.changeEntries ?? []) {
           if (typeof e.entryId !== 'string' || e.entryId.length === 0) throw new Error('a change entry needs its entryId before it is stored');
           this.#stmts.insertChange.run(e.entryId, writeId, JSON.stringify(e));
@@ -388,27 +406,43 @@ export class SqliteStore implements ResourceStore {
     this.#stmts.discard.run(resourceType, id, versionId);
   }
 
-  #insertIndex(v: NewVersion, entries: readonly IndexEntry[]): void {
-    for (const e of entries) this.#stmts.insertIndex.run(...indexRow(v, e));
+  /** Multi-row INSERT_INDEX statements, by their number of rows (prepared once each). */
+  readonly #insertIndexBy = new Map<number, Database.Statement>();
+
+  /** Index rows (indexRow's columns, one row after another) in statements of up to INDEX_ROWS_PER_STATEMENT rows. */
+  #insertIndexRows(values: readonly unknown[]): void {
+    const width = INDEX_ROWS_PER_STATEMENT * INDEX_COLUMNS;
+    for (let at = 0; at < values.length; at += width) {
+      const chunk = values.slice(at, at + width);
+      const rows = chunk.length / INDEX_COLUMNS;
+      let stmt = this.#insertIndexBy.get(rows);
+      if (!stmt) {
+        stmt = this.#db.prepare(insertIndexRows(rows));
+        this.#insertIndexBy.set(rows, stmt);
+      }
+      stmt.run(chunk);
+    }
   }
 
   async insertPending(v: NewVersion): Promise<void> {
-    this.#insertPending(v);
+    this.#db.transaction(() => {
+      this.#insertVersion(v, null);
+      if (!v.deleted) this.#insertIndexRows((v.index ?? []).flatMap((e) => indexRow(v, e)));
+    })();
   }
 
-  #insertPending(v: NewVersion): void {
+  /** A version's row, pending (a version already there is a CONFLICT); its index rows are the caller's. */
+  #insertVersion(v: NewVersion, writeId: string | null): void {
+    const { index: _index, coPatientIds: _co, ...row } = v;
     try {
-      this.#db.transaction(() => {
-        const { index: _index, coPatientIds: _co, ...row } = v;
-        this.#stmts.insert.run({
-          ...row,
-          coPatients: coPatientsColumn(v.coPatientIds),
-          deleted: v.deleted ? 1 : 0,
-          codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
-          accessClass: accessClassColumn(v),
-        });
-        if (!v.deleted) this.#insertIndex(v, v.index ?? []);
-      })();
+      this.#stmts.insert.run({
+        ...row,
+        coPatients: coPatientsColumn(v.coPatientIds),
+        deleted: v.deleted ? 1 : 0,
+        codes: v.codes.length > 0 ? ` ${v.codes.join(' ')} ` : '',
+        accessClass: accessClassColumn(v),
+        writeId,
+      });
     } catch (err) {
       if (isConstraintError(err)) {
         throw new OperationOutcomeError('CONFLICT', `${v.resourceType}/${v.id} version ${v.versionId} already exists`);

@@ -164,6 +164,33 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
       expect(await s.patientByDid(DID_OLD)).to.equal('p1');
     });
 
+    it("stores every index row of a large write (more than one multi-row statement's worth, not a multiple of it) under its own version, each version under the write", async () => {
+      const s = open();
+      const versions = Array.from({ length: 90 }, (_, i) => {
+        const v = observation(`o${String(i)}`, 'p1', '2026-03', [], { code: { coding: [{ system: 'http://example.org/codes', code: `c${String(i)}` }] } });
+        return { ...v, index: indexEntriesOf(JSON.parse(v.content) as Record<string, unknown>) };
+      });
+      const rows = versions.reduce((n, v) => n + v.index.length, 0);
+      expect(rows).to.be.greaterThan(64 * 5);
+      expect(rows % 64).to.not.equal(0);
+      await s.insertPendingWrite({ writeId: 'w1', versions, newPatientKeys: [], didLinks: [] });
+      const [stored, ...others] = await s.listPendingWrites();
+      expect(others).to.have.length(0);
+      expect(stored?.versions).to.have.length(90);
+      await s.markWriteAnchored(stored as NonNullable<typeof stored>);
+      const byCode = async (code: string): Promise<string[]> =>
+        (
+          await s.search({
+            resourceType: 'Observation',
+            criteria: [{ kind: 'token', param: 'code', not: false, values: [{ system: 'http://example.org/codes', code }] }],
+            limit: 10,
+          })
+        ).map((x) => x.id);
+      for (const i of [0, 1, 15, 16, 17, 42, 88, 89]) expect(await byCode(`c${String(i)}`), `c${String(i)}`).to.deep.equal([`o${String(i)}`]);
+      const all = await s.search({ resourceType: 'Observation', criteria: [{ kind: 'token', param: 'status', not: false, values: [{ code: 'final' }] }], limit: 100 });
+      expect(all).to.have.length(90);
+    });
+
     it('serves anchored versions only: current, by version, history newest first; erasure removes the patient whole', async () => {
       const s = open();
       for (const v of [version('Patient', 'p1', 1, 'p1'), version('Patient', 'p1', 2, 'p1'), version('Patient', 'p1', 3, 'p1')]) await s.insertPending(v);
