@@ -33,7 +33,7 @@ import type { AuthContext } from '../auth/types';
 import type { Caller } from './access-control';
 import { invalidResource, type OperationOutcome, OperationOutcomeError, type OperationOutcomeIssue } from '../errors';
 import { MAX_WRITE_VERSIONS, type ResourceService } from './resource-service';
-import { commitOutcomeOf } from '../ledger/ledger-errors';
+import { commitOutcomeOf, REQUEST_REFUSALS } from '../ledger/ledger-errors';
 import { parseIfMatch, type PreparedVersion, type Resource, WritePlan } from './write-plan';
 import { MERGE_PATCH_MEDIA_TYPE } from './merge-patch';
 import { fhirPathPatch, jsonPatch, mergePatch, type PatchDocument } from './patch-document';
@@ -61,8 +61,6 @@ export const MAX_BUNDLE_ENTRIES = MAX_WRITE_VERSIONS;
 const BATCH_CONCURRENCY = 8;
 /** Batch entries read from the Bundle, checked and processed before their answers are handed on. */
 const BATCH_WINDOW = 64;
-/** Refusals of a batch window's writes committed together that concern a request: each is then committed on its own. */
-const GROUP_SPLIT_ERRORS: ReadonlySet<string> = new Set(['INVALID', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'PRECONDITION_FAILED']);
 /** The text of the bdl-7 invariant (as the validator words it for a whole Bundle). */
 const BDL_7 = 'bdl-7: fullUrl SHALL be unique in a Bundle (or, in a history, differ by meta.versionId)';
 
@@ -850,7 +848,6 @@ export class BundleService {
     const out = new Map<number, ResponseEntry>();
     const real = writes.filter((w) => w.version !== undefined);
     for (const w of writes) if (w.version === undefined) out.set(w.index, { response: { status: status(204) } });
-    let alone: readonly BatchWrite[] = real;
     if (real.length > 1) {
       const plan = new WritePlan();
       for (const w of real) plan.absorb(w.plan);
@@ -860,14 +857,14 @@ export class BundleService {
         return out;
       } catch (err) {
         const code = err instanceof OperationOutcomeError ? err.code : 'INTERNAL';
-        if (commitOutcomeOf(err) !== 'not-committed' || !GROUP_SPLIT_ERRORS.has(code)) {
+        if (commitOutcomeOf(err) !== 'not-committed' || !REQUEST_REFUSALS.has(code)) {
           for (const w of real) out.set(w.index, this.#failed(atEntry(err, w.index, w.type), w.index));
           return out;
         }
-        alone = real;
       }
     }
-    await mapLimit(alone, BATCH_CONCURRENCY, async (w) => {
+    // One write, or a group refused for one write's sake (nothing of it kept): each on its own.
+    await mapLimit(real, BATCH_CONCURRENCY, async (w) => {
       try {
         await this.#resources.commitWrite(w.who, w.plan);
         out.set(w.index, this.#written(w.version as PreparedVersion));

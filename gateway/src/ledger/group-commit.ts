@@ -14,6 +14,7 @@
 import { MAX_AUDIT_BATCH } from '@hdx/chaincode/dist/protocol';
 import { OperationOutcomeError } from '../errors';
 import type { AuthorizeRequest, AuthorizeResult, LedgerClient } from './ledger-client';
+import { REQUEST_REFUSALS } from './ledger-errors';
 
 export interface GroupCommitOptions {
   /** Transactions in flight at once before requests wait to be grouped (default 4). */
@@ -39,9 +40,6 @@ interface Waiting {
   readonly resolve: (r: AuthorizeResult) => void;
   readonly reject: (err: unknown) => void;
 }
-
-/** Chaincode refusals that concern a request, not the ledger: a batch refused so is resent request by request. */
-const REQUEST_ERRORS = new Set(['INVALID', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT']);
 
 export class AuthorizeGroupCommit {
   readonly #ledger: Pick<LedgerClient, 'authorizeAndRecord' | 'authorizeAndRecordBatch'>;
@@ -87,7 +85,7 @@ export class AuthorizeGroupCommit {
     try {
       results = await this.#ledger.authorizeAndRecordBatch(batch.map((w) => w.request));
     } catch (err) {
-      if (err instanceof OperationOutcomeError && REQUEST_ERRORS.has(err.code)) {
+      if (err instanceof OperationOutcomeError && REQUEST_REFUSALS.has(err.code)) {
         this.stats.splits += 1;
         await Promise.all(batch.map((w) => this.#one(w)));
         return;

@@ -89,6 +89,13 @@ export function withCommitOutcome<E extends object>(err: E, outcome: CommitOutco
   return err;
 }
 
+/**
+ * Chaincode refusals that concern one request of a group sent as one transaction, not the ledger: the
+ * group (a group commit's reads, a batch window's writes) is then sent again request by request, so
+ * each gets its own answer and no other fails for it.
+ */
+export const REQUEST_REFUSALS: ReadonlySet<string> = new Set<ErrorCode>(['INVALID', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT']);
+
 /** Codes that are the chaincode's (or the gateway's) refusal of the request: nothing was committed. */
 const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'NOT_FOUND',
