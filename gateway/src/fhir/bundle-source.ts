@@ -40,9 +40,14 @@ export function bundleSourceOf(body: unknown): BundleSource {
   if (isBundleSource(body)) return body;
   if (!isObject(body) || body.resourceType !== 'Bundle') throw new OperationOutcomeError('INVALID', 'POST to the FHIR base takes a Bundle of type transaction or batch');
   const { entry, ...fields } = body;
+  return parsedEntries(fields, entry);
+}
+
+/** A Bundle's fields and its parsed `entry` (absent: none) as a BundleSource; anything but an array is a 400. */
+export function parsedEntries(fields: Readonly<Record<string, unknown>>, entry: unknown): BundleSource {
   const entries = entry ?? [];
   if (!Array.isArray(entries)) {
     throw invalidResource([{ severity: 'error', code: 'invalid', expression: 'Bundle.entry', diagnostics: 'Bundle.entry must be an array' }], 'Bundle.entry must be an array');
   }
-  return { fields, entryCount: entries.length, entry: (index) => entries[index] };
+  return asBundleSource({ fields, entryCount: entries.length, entry: (index) => entries[index] });
 }

@@ -11,7 +11,7 @@
  * `index` is not, one nested too deeply, a Bundle with `entry` twice.
  */
 import { OperationOutcomeError } from '../errors';
-import { asBundleSource, type BundleSource } from '../fhir/bundle-source';
+import { asBundleSource, type BundleSource, parsedEntries } from '../fhir/bundle-source';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -140,12 +140,8 @@ export function frameBundle(body: Buffer, maxDepth: number): BundleSource {
     }
   }
   const { entry, ...fields } = parsed as Record<string, unknown>;
-  if (!frame.entries) {
-    // No top-level entry array framed (none, or its key written with escapes): the Bundle as parsed.
-    if (entry !== undefined && !Array.isArray(entry)) throw new OperationOutcomeError('INVALID', 'Bundle.entry must be an array');
-    const parsedEntries = (entry ?? []) as unknown[];
-    return asBundleSource({ fields, entryCount: parsedEntries.length, entry: (i) => parsedEntries[i] });
-  }
+  // No top-level entry array framed (none, or its key written with escapes): the Bundle as parsed.
+  if (!frame.entries) return parsedEntries(fields, entry);
   // The framed array is the one JSON.parse kept (another `entry`, its key written with escapes, would replace it).
   if (!Array.isArray(entry) || entry.length !== count || entry.some((e) => e !== null)) throw new OperationOutcomeError('INVALID', 'Bundle.entry appears more than once');
   return asBundleSource({ fields, entryCount: count, entry: entryAt });
