@@ -50,13 +50,10 @@ export async function sendStreamedBundle(res: Response, status: number, fields: 
   let first = true;
   try {
     while (next.done !== true) {
-      if (res.destroyed) {
-        await it.return?.(undefined);
-        return;
-      }
-      const more = res.write(`${first ? '' : ','}${JSON.stringify(next.value)}`);
+      const more = !res.destroyed && res.write(`${first ? '' : ','}${JSON.stringify(next.value)}`);
       first = false;
-      if (!more && !(await writable(res))) {
+      // The client is gone (or goes while the answer waits to drain): no further entry is asked for.
+      if (!more && (res.destroyed || !(await writable(res)))) {
         await it.return?.(undefined);
         return;
       }
