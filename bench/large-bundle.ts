@@ -88,14 +88,15 @@ function largeBundle(type: 'transaction' | 'batch', patientId: string): Buffer {
   return Buffer.from(JSON.stringify({ resourceType: 'Bundle', type, entry }));
 }
 
-function post(port: number, body: Buffer, headers: Record<string, string>): Promise<{ status: number; bytes: number }> {
+/** POSTs `body` to `path` of the gateway: the status, the answer's size (not kept) and its Location. */
+function post(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; bytes: number; location: string | undefined }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: 'POST', path: '/fhir', headers: { 'content-type': 'application/fhir+json', 'content-length': String(body.length), ...headers } },
+      { host: '127.0.0.1', port, method: 'POST', path, headers: { 'content-type': 'application/fhir+json', 'content-length': String(body.length), ...headers } },
       (res) => {
         let bytes = 0;
         res.on('data', (c: Buffer) => (bytes += c.length));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, location: res.headers.location }));
         res.on('error', reject);
       },
     );
@@ -129,7 +130,7 @@ async function runRow(row: Row): Promise<void> {
     const rssBeforeMb = process.memoryUsage().rss / (1024 * 1024);
     resetPeak();
     const start = process.hrtime.bigint();
-    const answer = await post(port, body, { [staff[0]]: staff[1], prefer: prefer });
+    const answer = await post(port, '/fhir', body, { [staff[0]]: staff[1], prefer: prefer });
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const figures: Figures = {
       bodyBytes: body.length,
@@ -149,27 +150,13 @@ async function runRow(row: Row): Promise<void> {
   }
 }
 
-/** The id of a Patient created through POST /fhir/Patient. */
+/** The id of a Patient created through POST /fhir/Patient (from its Location, `…/Patient/<id>/_history/1`). */
 async function firstPatient(port: number, staff: [string, string]): Promise<string> {
   const body = Buffer.from(JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Bench', given: ['Batch'] }] }));
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/fhir/Patient',
-        headers: { 'content-type': 'application/fhir+json', 'content-length': String(body.length), [staff[0]]: staff[1] },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve(String((JSON.parse(text) as { id?: unknown }).id)));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+  const created = await post(port, '/fhir/Patient', body, { [staff[0]]: staff[1] });
+  const id = /\/Patient\/([^/]+)\/_history\//.exec(created.location ?? '')?.[1];
+  if (created.status !== 201 || id === undefined) throw new Error(`creating the batch's Patient answered ${created.status}`);
+  return id;
 }
 
 function main(): void {
