@@ -79,6 +79,8 @@ export interface Config {
    * into one (hdx.audit:AuthorizeAndRecordBatch, ledger/group-commit.ts); 0 turns group commit off.
    */
   readonly groupCommitInFlight: number;
+  /** Sync mode, under load: ms a free group-commit slot waits for more reads before it sends (0: at once). */
+  readonly groupCommitLingerMs: number;
   /** MLLP listener for HL7 v2 (on 127.0.0.1); off when unset. */
   readonly mllpPort: number | undefined;
   /** The DID the MLLP listener's ingested changes are recorded under (MLLP carries no token). */
@@ -149,6 +151,7 @@ const VARS = {
   HDX_AUDIT_BATCH: { field: 'auditBatch', type: 'integer', default: 100 },
   HDX_AUDIT_IN_FLIGHT: { field: 'auditInFlight', type: 'integer', default: 4 },
   HDX_GROUP_COMMIT_IN_FLIGHT: { field: 'groupCommitInFlight', type: 'integer', default: 4 },
+  HDX_GROUP_COMMIT_LINGER_MS: { field: 'groupCommitLingerMs', type: 'integer', default: 5 },
   HDX_MLLP_PORT: { field: 'mllpPort', type: 'integer' },
   HDX_MLLP_ACTOR_DID: { field: 'mllpActorDid', type: 'string' },
   HDX_ID_SECRET_FILE: { field: 'idSecretFile', type: 'string' },
@@ -206,6 +209,7 @@ const schema = {
     HDX_AUDIT_BATCH: { type: 'integer', minimum: 1, maximum: 200, default: 100 },
     HDX_AUDIT_IN_FLIGHT: { type: 'integer', minimum: 1, maximum: 16, default: 4 },
     HDX_GROUP_COMMIT_IN_FLIGHT: { type: 'integer', minimum: 0, maximum: 64, default: 4 },
+    HDX_GROUP_COMMIT_LINGER_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 5 },
     HDX_MLLP_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     HDX_MLLP_ACTOR_DID: { type: 'string', pattern: '^did:hdx:[A-Za-z0-9_-]{43}$' },
     HDX_RATE_LIMIT_PER_IDENTITY: { type: 'integer', minimum: 1, maximum: 1000000, default: 600 },

@@ -65,6 +65,32 @@ describe('ledger/group-commit (sync audit mode)', () => {
     expect(group.stats).to.deep.include({ transactions: 3, requests: 12, largestBatch: 10, splits: 0 });
   });
 
+  it('under load a freed slot lingers for the reads arriving just after, and leaves with all of them; at low load nothing waits', async () => {
+    const { ledger, sent, commit } = slowLedger();
+    const group = new AuthorizeGroupCommit(ledger, { maxInFlight: 2, lingerMs: 30 });
+    const answers: Array<Promise<AuthorizeResult>> = [group.authorizeAndRecord(request(0))];
+    await tick();
+    // Nothing in flight: the first read went at once, alone, without waiting.
+    expect(sent).to.deep.equal([1]);
+    // One in flight, a slot free: the next read does not take it alone...
+    answers.push(group.authorizeAndRecord(request(1)));
+    await tick();
+    expect(sent).to.deep.equal([1]);
+    // ...the reads arriving within the linger join it, and the slot leaves once with all three.
+    answers.push(group.authorizeAndRecord(request(2)), group.authorizeAndRecord(request(3)));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(sent).to.deep.equal([1, 3]);
+    commit();
+    await Promise.all(answers);
+    expect(ledger.audit.map((e) => e.entryId)).to.deep.equal(['e0', 'e1', 'e2', 'e3']);
+    // Idle again: a read goes at once.
+    const late = group.authorizeAndRecord(request(4));
+    await tick();
+    expect(sent).to.deep.equal([1, 3, 1]);
+    commit();
+    await late;
+  });
+
   it('no answer before the transaction carrying it commits', async () => {
     const { ledger, commit } = slowLedger();
     const group = new AuthorizeGroupCommit(ledger, { maxInFlight: 1 });
