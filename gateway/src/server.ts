@@ -100,7 +100,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   // What the services write through it tells the local decisions of changes they read (read your own writes).
   const noted = localDecisions ? notingDecisionInputs(ledger, localDecisions) : ledger;
   // Sync audit mode: concurrent single reads share AuthorizeAndRecord transactions (group commit).
-  const groupCommit = config.auditMode === 'sync' && config.groupCommitInFlight > 0 ? new AuthorizeGroupCommit(ledger, { maxInFlight: config.groupCommitInFlight, lingerMs: config.groupCommitLingerMs }) : undefined;
+  const groupCommit =
+    config.auditMode === 'sync' && config.groupCommitInFlight > 0
+      ? new AuthorizeGroupCommit(ledger, { maxInFlight: config.groupCommitInFlight, lingerMs: config.groupCommitLingerMs })
+      : undefined;
   const servicesLedger = groupCommit ? withGroupCommit(noted, groupCommit) : noted;
   const closeView = async (): Promise<void> => {
     await view?.stop();

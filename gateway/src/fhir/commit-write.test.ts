@@ -433,6 +433,50 @@ describe('commitWrite: writes that survive an ambiguous ledger outcome (review #
     expect(recorded.map((e) => [e.action, e.subtype, e.resources])).to.deep.equal([['U', 'update', [`Observation/${obsId}/_history/2`]]]);
   });
 
+  it('indexing off the critical path: a process that dies while the anchor is on its way, before indexing, leaves a write that settlePending indexes; a refused write leaves no index rows', async () => {
+    const ledger = new AmbiguousLedger(MSP);
+    const store = testStore();
+    const resources = service(store, ledger);
+    const { patientId, obsId } = await seed(resources);
+    const byValue = async (value: string): Promise<string[]> =>
+      (await store.search({ resourceType: 'Observation', criteria: [{ kind: 'string', param: 'value-string', match: 'exact', values: [value] }], limit: 10 })).map(
+        (v) => `${v.id}/${v.versionId}`,
+      );
+    expect(await byValue('first')).to.deep.equal([`${obsId}/1`]);
+    // Dies after the ledger committed and before its index rows or its marking were stored.
+    const crashing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'markWriteAnchored' || prop === 'indexVersions') {
+          return () => Promise.reject(new Error('killed'));
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await service(crashing, ledger)
+      .update(staff, 'Observation', obsId, observation(patientId, obsId, 'amended'))
+      .then(
+        () => expect.fail('the write should have died'),
+        (err: Error) => expect(err.message).to.equal('killed'),
+      );
+    expect(ledger.anchors.has(`Observation/${obsId}/_history/2`)).to.equal(true);
+    expect(await byValue('amended')).to.deep.equal([]);
+    expect(await service(store, ledger).settlePending()).to.deep.equal({ kept: 1, removed: 0 });
+    // Found by what version 2 says, and no longer by what version 1 said (version 1 is not current).
+    expect(await byValue('amended')).to.deep.equal([`${obsId}/2`]);
+    expect(await byValue('first')).to.deep.equal([]);
+    // The ledger refuses the next update (not committed): discarded, and its rows with it.
+    ledger.failWith = new OperationOutcomeError('FORBIDDEN', 'refused');
+    await rejection(resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'refused')));
+    ledger.failWith = undefined;
+    expect(await store.listPending()).to.have.length(0);
+    expect(await byValue('refused')).to.deep.equal([]);
+    // Version 3 written again for real: indexed from its own content only.
+    await resources.update(staff, 'Observation', obsId, observation(patientId, obsId, 'third'));
+    expect(await byValue('third')).to.deep.equal([`${obsId}/3`]);
+    expect(await byValue('refused')).to.deep.equal([]);
+  });
+
   it('async mode: the change entries of a write too large for one transaction are ready in the store in the transaction that marks it anchored, and the outbox delivers them before later reads', async () => {
     const ledger = new AmbiguousLedger(MSP);
     const store = testStore();

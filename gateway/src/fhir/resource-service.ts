@@ -7,7 +7,7 @@ import { type Anchor, type AnchorInput, type LedgerClient, MAX_ANCHOR_BATCH, uns
 import { commitOutcomeOf, withCommitOutcome } from '../ledger/ledger-errors';
 import { mapLimit } from '../util/concurrency';
 import { timeAsync, timeSync } from '../util/phase-timing';
-import type { Criterion, DateFilter, HistoryClass, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery } from '../store/store';
+import type { Criterion, DateFilter, HistoryClass, PendingWrite, ResourceStore, SearchClass, SortKey, StoredVersion, StoreQuery, VersionKey } from '../store/store';
 import { historyClassKey, type StoredPendingWrite, searchClassKey } from '../store/store';
 import { AccessControl, type AccessControlOptions, type Caller, type DecisionAt, type DecisionSubject, type Disclosure, notKnown } from './access-control';
 import { assertInteraction, type Interaction, isPatientOrGuardian } from './policy';
@@ -690,7 +690,7 @@ export class ResourceService {
         content: JSON.stringify(resource),
         date: deleted ? null : clinicalDateOf(resource),
         codes: deleted ? [] : codeTokensOf(resource),
-        index: deleted ? [] : timeSync('index', () => indexEntriesOf(resource)),
+        // Its search index is computed and stored while its anchor is on its way to the ledger (commitWrite).
         accessClass: accessClassOf(resource, deleted),
         ...(coPatientIds.length > 0 ? { coPatientIds } : {}),
       },
@@ -793,26 +793,39 @@ export class ResourceService {
       throw new OperationOutcomeError('CONFLICT', `${first.row.resourceType}/${first.row.id} is being written by another request; retry when it has finished`);
     try {
       await timeAsync('store-pending', () => this.#store.insertPendingWrite(write));
+      // Indexing off the critical path: the versions' search index is computed and stored while the peers
+      // endorse and order their anchors. A pending version is never found by search, and discarding it
+      // takes its rows with it, so the rows change nothing until the write is marked anchored.
+      let indexing: Promise<unknown> = Promise.resolve();
       try {
         const links = await this.#ledgerLinks(plan);
+        let anchoring: Promise<unknown>;
         if (chunked)
-          await this.#anchorInChunks(
+          anchoring = this.#anchorInChunks(
             plan.versions.map((v) => v.anchor),
             links,
           );
         else if (together)
-          await this.#ledger.anchorAndRecord(
+          anchoring = this.#ledger.anchorAndRecord(
             plan.versions.map((v) => v.anchor),
             entries,
             ...(links.length > 0 ? [links] : []),
           );
-        else if (rest.length === 0 && links.length === 0) await this.#ledger.anchor(first.anchor);
+        else if (rest.length === 0 && links.length === 0) anchoring = this.#ledger.anchor(first.anchor);
         else
-          await this.#ledger.anchorBatch(
+          anchoring = this.#ledger.anchorBatch(
             plan.versions.map((v) => v.anchor),
             ...(links.length > 0 ? [links] : []),
           );
+        // A failure is kept, not thrown: the write is indexed again before it is marked anchored.
+        indexing = this.#indexWhileAnchoring(plan.versions).then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('indexing failed'),
+        );
+        await anchoring;
       } catch (err) {
+        // Nothing is discarded while its index rows are still being written.
+        await indexing;
         if (commitOutcomeOf(err) === 'not-committed') {
           // Not anchored, so not acknowledged: leave no trace of it in the store.
           await this.#store.discardPendingWrite(write);
@@ -852,6 +865,7 @@ export class ResourceService {
         this.#log.info(what, 'the ledger outcome of a write was unknown; the ledger has it, so it is acknowledged');
         if (write.writeId !== undefined) this.#unsettled.delete(write.writeId);
       }
+      if ((await indexing) !== undefined) await this.#indexVersions(plan.versions.map((v) => ({ ...v.row, resource: v.resource })));
       await timeAsync('mark-anchored', () => this.#store.markWriteAnchored(write));
     } finally {
       this.#release(keys);
@@ -1035,6 +1049,23 @@ export class ResourceService {
     return read === 'absent' ? 'unresolved' : read;
   }
 
+  /** Lets the ledger call go out first, then indexes the versions (its CPU overlapping the peers' work). */
+  async #indexWhileAnchoring(versions: readonly PreparedVersion[]): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.#indexVersions(versions.map((v) => ({ ...v.row, resource: v.resource })));
+  }
+
+  /** Computes and stores the search index of stored versions (none for a deletion). */
+  async #indexVersions(versions: ReadonlyArray<VersionKey & { readonly deleted: boolean; readonly resource: Resource }>): Promise<void> {
+    const indexed = versions.map((v) => ({
+      resourceType: v.resourceType,
+      id: v.id,
+      versionId: v.versionId,
+      index: v.deleted ? [] : timeSync('index', () => indexEntriesOf(v.resource)),
+    }));
+    await timeAsync('store-index', () => this.#store.indexVersions(indexed));
+  }
+
   /** Settles one stored pending write (after a crash or an unknown outcome); `busy` when this process is still writing it. */
   async #settleStored(w: StoredPendingWrite, delays: readonly number[]): Promise<'anchored' | 'discarded' | 'unresolved' | 'busy'> {
     const keys = w.versions.map(this.#pendingKey);
@@ -1061,6 +1092,8 @@ export class ResourceService {
       if (outcome === 'unresolved') return 'unresolved';
       if (w.writeId !== undefined) this.#unsettled.delete(w.writeId);
       if (outcome === 'anchored') {
+        // A process that stopped while the write was on its way to the ledger may not have indexed it.
+        await this.#indexVersions(w.versions.map((v) => ({ ...v, resource: JSON.parse(v.content) as Resource })));
         await this.#store.markWriteAnchored(w);
         return 'anchored';
       }

@@ -77,10 +77,11 @@ export class AuthorizeGroupCommit {
     while (this.#inFlight < this.#maxInFlight && this.#queue.length > 0) {
       if (!lingered && this.#inFlight > 0 && this.#lingerMs > 0 && this.#queue.length < this.#maxBatch) {
         // Under load: the slot waits (once) for the requests about to arrive, then leaves with all of them.
-        this.#lingering ??= setTimeout(() => {
-          this.#lingering = undefined;
-          this.#pump(true);
-        }, this.#lingerMs);
+        if (this.#lingering === undefined)
+          this.#lingering = setTimeout(() => {
+            this.#lingering = undefined;
+            this.#pump(true);
+          }, this.#lingerMs);
         return;
       }
       lingered = false;

@@ -10,6 +10,8 @@ import { UCUM_SYSTEM } from './ucum';
 import type {
   HistoryClass,
   HistoryQuery,
+  IndexedVersion,
+  IndexEntry,
   NewVersion,
   PendingWrite,
   PendingWriteRef,
@@ -481,8 +483,16 @@ export class PgStore implements ResourceStore {
         }
         throw err;
       }
-      const rows = chunk.flatMap((v) => (v.deleted ? [] : (v.index ?? []).map((e) => ({ v, e }))));
-      if (rows.length === 0) continue;
+      await this.#insertIndex(
+        c,
+        chunk.flatMap((v) => (v.deleted ? [] : (v.index ?? []).map((e) => ({ v, e })))),
+      );
+    }
+  }
+
+  /** Index rows of versions, in one statement. */
+  async #insertIndex(c: PoolClient, rows: ReadonlyArray<{ v: VersionKey; e: IndexEntry }>): Promise<void> {
+    if (rows.length > 0)
       await c.query(
         `INSERT INTO search_index (resource_type, id, version_id, param, v1, v2, v3, n1, n2, grp, cu, cn1, cn2)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[], $10::int[], $11::text[], $12::float8[], $13::float8[])`,
@@ -502,7 +512,6 @@ export class PgStore implements ResourceStore {
           rows.map((r) => r.e.cn2 ?? null),
         ],
       );
-    }
   }
 
   async #discardOne(c: PoolClient, resourceType: string, id: string, versionId: number): Promise<void> {
@@ -604,6 +613,29 @@ export class PgStore implements ResourceStore {
         await c.query(`UPDATE change_entry SET state = 'ready', ready_at = $1 WHERE write_id = $2 AND state = 'pending'`, [Date.now(), w.writeId]);
         await c.query('DELETE FROM pending_write WHERE write_id = $1', [w.writeId]);
       }
+    });
+  }
+
+  async indexVersions(versions: readonly IndexedVersion[]): Promise<void> {
+    if (versions.length === 0) return;
+    await this.#transaction(async (c) => {
+      const keys = [versions.map((v) => v.resourceType), versions.map((v) => v.id), versions.map((v) => v.versionId)];
+      await c.query(
+        `DELETE FROM search_index si USING unnest($1::text[], $2::text[], $3::int[]) AS k(resource_type, id, version_id)
+          WHERE si.resource_type = k.resource_type AND si.id = k.id AND si.version_id = k.version_id`,
+        keys,
+      );
+      const held = await c.query<{ resource_type: string; id: string; version_id: number }>(
+        `SELECT rv.resource_type, rv.id, rv.version_id FROM resource_version rv
+           JOIN unnest($1::text[], $2::text[], $3::int[]) AS k(resource_type, id, version_id)
+             ON rv.resource_type = k.resource_type AND rv.id = k.id AND rv.version_id = k.version_id`,
+        keys,
+      );
+      const there = new Set(held.rows.map((r) => `${r.resource_type}\u0000${r.id}\u0000${r.version_id}`));
+      await this.#insertIndex(
+        c,
+        versions.filter((v) => there.has(`${v.resourceType}\u0000${v.id}\u0000${v.versionId}`)).flatMap((v) => v.index.map((e) => ({ v, e }))),
+      );
     });
   }
 

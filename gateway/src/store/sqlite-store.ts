@@ -13,6 +13,7 @@ import type {
   HistoryClass,
   HistoryQuery,
   IndexEntry,
+  IndexedVersion,
   NewVersion,
   PendingWrite,
   PendingWriteRef,
@@ -298,6 +299,8 @@ export class SqliteStore implements ResourceStore {
       ),
       markAnchored: db.prepare(`UPDATE resource_version SET state = 'anchored' WHERE resource_type = ? AND id = ? AND version_id = ?`),
       discard: db.prepare(`DELETE FROM resource_version WHERE resource_type = ? AND id = ? AND version_id = ? AND state = 'pending'`),
+      dropIndexOf: db.prepare('DELETE FROM search_index WHERE resource_type = @t AND id = @id AND version_id = @v'),
+      held: db.prepare('SELECT 1 FROM resource_version WHERE resource_type = @t AND id = @id AND version_id = @v'),
       discardIndex: db.prepare(
         `DELETE FROM search_index WHERE resource_type = @t AND id = @id AND version_id = @v
          AND EXISTS (SELECT 1 FROM resource_version WHERE resource_type = @t AND id = @id AND version_id = @v AND state = 'pending')`,
@@ -465,6 +468,19 @@ export class SqliteStore implements ResourceStore {
 
   async markWriteAnchored(write: PendingWriteRef): Promise<void> {
     this.#markWrite(write);
+  }
+
+  async indexVersions(versions: readonly IndexedVersion[]): Promise<void> {
+    this.#db.transaction(() => {
+      const index: unknown[] = [];
+      for (const v of versions) {
+        const key = { t: v.resourceType, id: v.id, v: v.versionId };
+        this.#stmts.dropIndexOf.run(key);
+        if (this.#stmts.held.get(key) === undefined) continue;
+        for (const e of v.index) index.push(...indexRow(v, e));
+      }
+      this.#insertIndexRows(index);
+    })();
   }
 
   async listPendingWrites(): Promise<StoredPendingWrite[]> {

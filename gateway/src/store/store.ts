@@ -126,6 +126,11 @@ export interface VersionKey {
   readonly versionId: number;
 }
 
+/** A stored version's search index entries, for indexVersions. */
+export interface IndexedVersion extends VersionKey {
+  readonly index: readonly IndexEntry[];
+}
+
 /**
  * Everything one write stores before it is anchored: one version (a create, update or delete) or every
  * version of a FHIR transaction, with the keys of the patients it creates and the DID links it sets.
@@ -275,6 +280,13 @@ export interface ResourceStore {
    * SQLite transaction (so no acknowledged change is ever without its access entry).
    */
   markWriteAnchored(write: PendingWriteRef): Promise<void>;
+  /**
+   * Replaces the search index rows of versions already stored (pending or anchored) with the given ones,
+   * in one transaction; a version the store does not hold gets none. A write is indexed this way while its
+   * anchors are on their way to the ledger (search never finds a pending version, so the rows change
+   * nothing until it is anchored, and discarding the version removes them).
+   */
+  indexVersions(versions: readonly IndexedVersion[]): Promise<void>;
   /** Writes left pending (every pending version, grouped by write), oldest first. */
   listPendingWrites(): Promise<StoredPendingWrite[]>;
   /** The pending versions of one resource. */

@@ -191,6 +191,47 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
       expect(all).to.have.length(90);
     });
 
+    it('indexVersions: a write stored without its index is indexed while pending (found only once anchored), replaced when indexed again, and a version not held gets no rows', async () => {
+      const s = open();
+      const coded = (id: string, code: string): NewVersion => observation(id, 'p1', '2026-03', [], { code: { coding: [{ system: 'http://example.org/codes', code }] } });
+      const byCode = async (code: string): Promise<string[]> =>
+        (
+          await s.search({
+            resourceType: 'Observation',
+            criteria: [{ kind: 'token', param: 'code', not: false, values: [{ system: 'http://example.org/codes', code }] }],
+            limit: 10,
+          })
+        ).map((x) => x.id);
+      const indexOf = (v: NewVersion): ReturnType<typeof indexEntriesOf> => indexEntriesOf(JSON.parse(v.content) as Record<string, unknown>);
+      const [a, b] = [coded('o1', 'x1'), coded('o2', 'x2')];
+      await s.insertPendingWrite({ writeId: 'w1', versions: [a, b], newPatientKeys: [], didLinks: [] });
+      await s.indexVersions([a, b, coded('o3', 'x3')].map((v) => ({ ...v, index: indexOf(v) })));
+      // Pending: never found, whatever its rows say.
+      expect(await byCode('x1')).to.deep.equal([]);
+      // Indexed again with other entries (a retry): the earlier rows are replaced, not added to.
+      await s.indexVersions([{ ...a, index: indexOf(coded('o1', 'y1')) }]);
+      const [stored] = await s.listPendingWrites();
+      await s.markWriteAnchored(stored as NonNullable<typeof stored>);
+      expect(await byCode('x1')).to.deep.equal([]);
+      expect(await byCode('y1')).to.deep.equal(['o1']);
+      expect(await byCode('x2')).to.deep.equal(['o2']);
+      // o3 was never stored: no rows, so a later o3 version 1 starts clean.
+      const c = coded('o3', 'x4');
+      await s.insertPendingWrite({ writeId: 'w2', versions: [c], newPatientKeys: [], didLinks: [] });
+      const [later] = await s.listPendingWrites();
+      await s.markWriteAnchored(later as NonNullable<typeof later>);
+      expect(await byCode('x3')).to.deep.equal([]);
+      // A discarded write takes the rows it was indexed with.
+      const d = coded('o4', 'x5');
+      await s.insertPendingWrite({ writeId: 'w3', versions: [d], newPatientKeys: [], didLinks: [] });
+      await s.indexVersions([{ ...d, index: indexOf(d) }]);
+      await s.discardPendingWrite({ writeId: 'w3', versions: [d], newPatientKeys: [], didLinks: [] });
+      await s.insertPendingWrite({ writeId: 'w4', versions: [coded('o4', 'x6')], newPatientKeys: [], didLinks: [] });
+      const [again] = await s.listPendingWrites();
+      await s.markWriteAnchored(again as NonNullable<typeof again>);
+      expect(await byCode('x5')).to.deep.equal([]);
+    });
+
     it('serves anchored versions only: current, by version, history newest first; erasure removes the patient whole', async () => {
       const s = open();
       for (const v of [version('Patient', 'p1', 1, 'p1'), version('Patient', 'p1', 2, 'p1'), version('Patient', 'p1', 3, 'p1')]) await s.insertPending(v);

@@ -26,6 +26,8 @@ export type Phase =
   | 'endorse'
   /** A ledger transaction sent to ordering and its commit waited for; detail: the transaction's name. */
   | 'commit-wait'
+  /** The write's search index rows stored (while its anchors are on their way to the ledger). */
+  | 'store-index'
   /** The write's versions marked anchored (one SQLite transaction). */
   | 'mark-anchored'
   /** The change's access entries built and, in sync mode when they did not travel with the anchors, delivered. */
