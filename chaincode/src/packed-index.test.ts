@@ -19,7 +19,7 @@ describe('packed index rows', () => {
   /** One transaction filing `members` under `group`, one add at a time. */
   const file = (group: string, members: string[]) =>
     ledger.invoke(WHO, async (ctx) => {
-      for (const member of members) packedRows(ctx).add(rowKey(ctx, group), member);
+      for (const member of members) packedRows(ctx).add(INDEX, rowKey(ctx, group), member);
       await flushPackedRows(ctx);
     });
   /** A row as the chaincode wrote it before packing: one key per member. */
@@ -59,17 +59,26 @@ describe('packed index rows', () => {
 
     it('a second flush rewrites the whole row, never a part of it', async () => {
       await ledger.invoke(WHO, async (ctx) => {
-        packedRows(ctx).add(rowKey(ctx, 'g'), 'a');
+        packedRows(ctx).add(INDEX, rowKey(ctx, 'g'), 'a');
         await flushPackedRows(ctx);
-        packedRows(ctx).add(rowKey(ctx, 'g'), 'b');
+        packedRows(ctx).add(INDEX, rowKey(ctx, 'g'), 'b');
         await flushPackedRows(ctx);
       });
       expect(ledger.json(ledger.keys(TYPE)[0]!)).to.deep.equal(['a', 'b']);
     });
 
+    it("lists a row's members in the index's order when it has one", async () => {
+      const sorted: PackedIndex<string, string> = { ...INDEX, compare: (a, b) => (a < b ? -1 : a > b ? 1 : 0) };
+      await ledger.invoke(WHO, async (ctx) => {
+        for (const member of ['c', 'a', 'b']) packedRows(ctx).add(sorted, rowKey(ctx, 'g'), member);
+        await flushPackedRows(ctx);
+      });
+      expect(ledger.json(ledger.keys(TYPE)[0]!)).to.deep.equal(['a', 'b', 'c']);
+    });
+
     it('refuses to add to a row that is not keyed by the transaction (it could be in committed state)', async () => {
       await ledger
-        .invoke(WHO, async (ctx) => packedRows(ctx).add(ctx.stub.createCompositeKey(TYPE, ['g', 'other-tx']), 'a'))
+        .invoke(WHO, async (ctx) => packedRows(ctx).add(INDEX, ctx.stub.createCompositeKey(TYPE, ['g', 'other-tx']), 'a'))
         .then(
           () => expect.fail('added'),
           (error: Error) => expect(error.message).to.match(/transaction id/),
@@ -110,7 +119,7 @@ describe('packed index rows', () => {
       expect(ledger.lastTx!.writes.size).to.equal(0);
       await ledger
         .invoke(WHO, async (ctx) => {
-          packedRows(ctx).add(rowKey(ctx, 'g'), 'a');
+          packedRows(ctx).add(INDEX, rowKey(ctx, 'g'), 'a');
           await flushPackedRows(ctx);
           throw new Error('refused');
         })
@@ -222,9 +231,9 @@ describe('packed index rows', () => {
 
     it('pages a simple-key range too', async () => {
       await ledger.invoke(WHO, async (ctx) => {
-        packedRows(ctx).add(`t~2024~${ctx.stub.getTxID()}`, 'a');
-        packedRows(ctx).add(`t~2024~${ctx.stub.getTxID()}`, 'b');
-        packedRows(ctx).add(`u~2024~${ctx.stub.getTxID()}`, 'u');
+        packedRows(ctx).add(INDEX, `t~2024~${ctx.stub.getTxID()}`, 'a');
+        packedRows(ctx).add(INDEX, `t~2024~${ctx.stub.getTxID()}`, 'b');
+        packedRows(ctx).add(INDEX, `u~2024~${ctx.stub.getTxID()}`, 'u');
         await flushPackedRows(ctx);
       });
       ledger.state.set('t~2023~old', INDEX_MARKER);

@@ -31,6 +31,8 @@ export interface PackedIndex<S, M> {
   member(rowKey: string, item: S): M;
   /** The member a row of the shape before packing stands for (one key per member). */
   legacyMember(key: string, value: Uint8Array): M;
+  /** The order a row lists its members in (the order they were added when absent). */
+  compare?(a: S, b: S): number;
 }
 
 /** '[': a packed row's value is a JSON array; an older row's is INDEX_MARKER (0x00) or a JSON object. */
@@ -50,6 +52,7 @@ export function membersOfRow<S, M>(index: PackedIndex<S, M>, key: string, value:
 
 interface PendingRow {
   items: unknown[];
+  compare?: (a: unknown, b: unknown) => number;
   /** Whether the row is in committed state (so an emptied row must be deleted). */
   committed: boolean;
   /** Changed since the last flush. */
@@ -66,11 +69,12 @@ export class PackedRows {
    * Adds a member to a row of THIS transaction (its key holds the transaction id): no such row is in
    * committed state, so nothing is read.
    */
-  public add<S>(key: string, item: S): void {
+  public add<S>(index: PackedIndex<S, unknown>, key: string, item: S): void {
     if (!key.includes(this.ctx.stub.getTxID())) {
       throw new Error('a packed row written by a transaction must hold its transaction id');
     }
-    const row = this.#rows.get(key) ?? { items: [], committed: false, dirty: false };
+    const row: PendingRow = this.#rows.get(key) ?? { items: [], committed: false, dirty: false };
+    if (index.compare) row.compare = index.compare as (a: unknown, b: unknown) => number;
     row.items.push(item);
     row.dirty = true;
     this.#rows.set(key, row);
@@ -106,6 +110,7 @@ export class PackedRows {
       if (!row.dirty) continue;
       row.dirty = false;
       if (row.items.length > 0) {
+        if (row.compare) row.items.sort(row.compare);
         await this.ctx.stub.putState(key, marshal(row.items));
         row.committed = true;
       } else if (row.committed) {

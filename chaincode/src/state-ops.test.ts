@@ -72,14 +72,22 @@ describe('state operations per batch (issue 11)', () => {
     doctors = [await registerDid(ledger, 'practitioner'), await registerDid(ledger, 'practitioner')];
   });
 
-  it('AnchorBatch of 500 anchors of one patient: 1 GET per anchor and a PUT for the anchor and its index entry', async () => {
+  it('AnchorBatch of 500 anchors of one patient: 1 GET and 1 PUT per anchor, and one locator row', async () => {
     const batch = JSON.stringify(anchors(0, 500, patients[0]?.did ?? ''));
     const counts = await counting(() => ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, batch)));
-    // Each anchor's patient~resource entry is a key of its own.
-    expect(counts).to.deep.include({ getState: 500, putState: 1000, deleteState: 0, getStateByPartialCompositeKey: 0, getStateByRange: 0 });
+    // The anchors and ONE locator row listing them (before packing, 1000 PUT: a locator key per anchor).
+    expect(counts).to.deep.include({ getState: 500, putState: 501, deleteState: 0, getStateByPartialCompositeKey: 0, getStateByRange: 0 });
     // A resend of the same batch reads and writes nothing but the 500 existence checks.
     const again = await counting(() => ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, batch)));
     expect(again).to.deep.include({ getState: 500, putState: 0, deleteState: 0 });
+  });
+
+  it('ErasePatient of those 500: the anchors read and tombstoned, the locator row read once and deleted', async () => {
+    const patient = patients[0]?.did ?? '';
+    await ledger.invoke(H1_GATEWAY, (ctx) => records.AnchorBatch(ctx, JSON.stringify(anchors(0, 500, patient))));
+    const counts = await counting(() => ledger.invoke(H1_GATEWAY, (ctx) => records.ErasePatient(ctx, patient)));
+    // Scans: the patient's rows and its linked pseudonyms (hdx.link~did).
+    expect(counts).to.deep.include({ getState: 501, putState: 500, deleteState: 1, getStateByPartialCompositeKey: 2 });
   });
 
   it('RecordAccessBatch of 200 entries (2 patients, 2 actors, distinct resources): entry, client id and one key per index', async () => {
