@@ -10,10 +10,12 @@ import {
   ENTRY_ID,
   MAX_RESOURCES,
   RESOURCE_ID,
+  AUDIT_INDEX,
   auditKey,
-  eventIdOfIndexKey,
-  indexKeysOf,
+  breakGlassIndexKey,
+  eventNumberOf,
   indexRange,
+  indexRowKeysOf,
   parseAuditInput,
   resourceOfRef,
   timeKeyOf,
@@ -26,7 +28,8 @@ import { findIdentity } from './identity-model';
 import { LINK_KEY, PatientLink, findLink } from './patient-link';
 import { MAX_AUDIT_BATCH, coPatientEntryId } from './protocol';
 import { ANCHOR_KEY, Anchor, anchorKey, governingPatients } from './record-model';
-import { INDEX_MARKER, canonicalJson, marshal, pageRange, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
+import { INDEX_MARKER, canonicalJson, marshal, parseBookmark, parsePageSize, readState, scanPartial, txInstant, txTimeKey, writeState } from './ledger';
+import { packedRows, pageMembers, simpleKeyRange } from './packed-index';
 import {
   FHIR_INSTANT,
   HDX_DID,
@@ -182,10 +185,11 @@ export class AuditContract extends Contract {
       throw invalid('query.from must not be after query.to');
     }
     const pageSize = parsePageSize(query.pageSize as string | number | undefined);
-    const page = await pageRange(ctx, start, end, pageSize, parseBookmark(optionalString(query, 'bookmark', 'query')));
+    // pageSize counts entries: a page may end inside the row of one transaction (packed-index.ts).
+    const page = await pageMembers(AUDIT_INDEX, [simpleKeyRange(ctx, start, end)], pageSize, parseBookmark(optionalString(query, 'bookmark', 'query')));
     const entries: AuditEntry[] = [];
-    for (const row of page.records) {
-      const entry = await readState<AuditEntry>(ctx, auditKey(ctx, eventIdOfIndexKey(row.key)));
+    for (const { member: eventId } of page.members) {
+      const entry = await readState<AuditEntry>(ctx, auditKey(ctx, eventId));
       if (entry && (await canSee(ctx, viewer, entry))) {
         entries.push(entry);
       }
@@ -377,11 +381,16 @@ async function anchorsBackEntry(ctx: Context, caller: Caller, input: AuditInput,
   return true;
 }
 
-/** Writes entries under unique keys with their indexes and one chaincode event for the transaction. */
+/**
+ * Writes entries under unique keys and one chaincode event for the transaction. Each entry is filed in
+ * the transaction's index rows (one per patient, actor, resource and the time index, however many
+ * entries share it), written once at the end; a break-glass entry also gets its review-queue key.
+ */
 export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditInput[], check: EntryCheck): Promise<AuditEntry[]> {
   const txId = ctx.stub.getTxID();
   const recordedAt = txInstant(ctx);
   const timeKey = txTimeKey(ctx);
+  const rows = packedRows(ctx);
   const entries: AuditEntry[] = [];
   for (const [index, input] of inputs.entries()) {
     if (input.actorOrganization !== caller.mspId && input.custodian !== caller.mspId) {
@@ -400,14 +409,19 @@ export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditI
     const vouchedBy = input.actorAuth === 'delegated' ? input.actorOrganization : caller.mspId;
     const entry: AuditEntry = { ...input, vouchedBy, eventId: `${txId}.${index}`, recordedAt, occurredAt: input.occurredAt ?? recordedAt, gateway: caller.mspId, txId };
     await writeState(ctx, auditKey(ctx, entry.eventId), entry);
-    for (const key of indexKeysOf(entry, timeKey)) {
-      await ctx.stub.putState(key, INDEX_MARKER);
+    for (const key of indexRowKeysOf(entry, timeKey)) {
+      rows.add(AUDIT_INDEX, key, eventNumberOf(entry));
+    }
+    if (entry.breakGlass) {
+      // The break-glass review queue (break-glass-review.ts) pages over these, one key per entry.
+      await ctx.stub.putState(breakGlassIndexKey(timeKey, entry.eventId), INDEX_MARKER);
     }
     if (entry.entryId !== undefined) {
       await ctx.stub.putState(ctx.stub.createCompositeKey(AUDIT_CLIENT_KEY, [caller.mspId, entry.entryId]), Buffer.from(entry.eventId, 'utf8'));
     }
     entries.push(entry);
   }
+  await rows.flush();
   const fresh = entries.filter((entry) => entry.txId === txId);
   if (fresh.length > 0) {
     ctx.stub.setEvent(

@@ -1,12 +1,16 @@
 /**
  * Access history entries and their keys. Every key holds the transaction id, so concurrent writers
- * never touch the same key (no MVCC_READ_CONFLICT). Index keys are simple keys
- * `hdx.audit~<index>~<value>~<timeKey>~<eventId>` so a time window is one key range.
+ * never touch the same key (no MVCC_READ_CONFLICT). Index rows are simple keys
+ * `hdx.audit~<index>~<value>~<timeKey>~<txId>` (so a time window is one key range), packed
+ * (packed-index.ts): one row per index value and transaction, listing the `.n` suffixes of the event ids
+ * of that transaction's entries filed under it. Rows written before packing are
+ * `hdx.audit~<index>~<value>~<timeKey>~<eventId>` holding INDEX_MARKER, and are read alike.
  */
 import type { Context } from 'fabric-contract-api';
 import { ACTOR_AUTHS, ActorAuth, DEFAULT_ACTOR_AUTH } from './actor-rules';
 import { PURPOSE_CODE } from './consent-model';
 import { invalid } from './errors';
+import type { PackedIndex } from './packed-index';
 import { MAX_RESOURCES_PER_ENTRY } from './protocol';
 import {
   FHIR_INSTANT,
@@ -102,23 +106,36 @@ function indexPrefix(index: AuditIndex, value?: string): string {
   return index === 'time' ? `${AUDIT_KEY}${SEP}time` : `${AUDIT_KEY}${SEP}${index}${SEP}${value ?? ''}`;
 }
 
-export function indexKey(index: AuditIndex, value: string | undefined, timeKey: string, eventId: string): string {
-  return `${indexPrefix(index, value)}${SEP}${timeKey}${SEP}${eventId}`;
+/** The row of an index value for one transaction: every entry of a transaction shares its timeKey. */
+export function indexRowKey(index: AuditIndex, value: string | undefined, timeKey: string, txId: string): string {
+  return `${indexPrefix(index, value)}${SEP}${timeKey}${SEP}${txId}`;
 }
 
-/** Every index key of an entry. */
-export function indexKeysOf(entry: AuditEntry, timeKey: string): string[] {
+/** Every index row an entry is filed in (break-glass entries also get a key of their own: breakGlassIndexKey). */
+export function indexRowKeysOf(entry: AuditEntry, timeKey: string): string[] {
   const resources = [...new Set(entry.resources.map(resourceOfRef))].sort();
   return [
     // An entry about an erased resource may have no patient left to index.
-    ...(entry.patient === '' ? [] : [indexKey('patient', entry.patient, timeKey, entry.eventId)]),
-    indexKey('actor', entry.actor, timeKey, entry.eventId),
-    ...resources.map((resource) => indexKey('resource', resource, timeKey, entry.eventId)),
-    indexKey('time', undefined, timeKey, entry.eventId),
-    // The break-glass review queue (break-glass-review.ts) pages over these.
-    ...(entry.breakGlass ? [breakGlassIndexKey(timeKey, entry.eventId)] : []),
+    ...(entry.patient === '' ? [] : [indexRowKey('patient', entry.patient, timeKey, entry.txId)]),
+    indexRowKey('actor', entry.actor, timeKey, entry.txId),
+    ...resources.map((resource) => indexRowKey('resource', resource, timeKey, entry.txId)),
+    indexRowKey('time', undefined, timeKey, entry.txId),
   ];
 }
+
+/** An entry's member in its index rows: the `n` of its event id `<txId>.<n>`. */
+export function eventNumberOf(entry: Pick<AuditEntry, 'eventId' | 'txId'>): number {
+  return Number(entry.eventId.slice(entry.txId.length + 1));
+}
+
+/**
+ * The access history's indexes: a packed row lists event numbers and its key ends with their
+ * transaction id; a key before packing ends with the event id itself.
+ */
+export const AUDIT_INDEX: PackedIndex<number, string> = {
+  member: (rowKey, n) => `${lastPartOf(rowKey)}.${n}`,
+  legacyMember: (key) => lastPartOf(key),
+};
 
 const BREAK_GLASS_PREFIX = `${AUDIT_KEY}${SEP}breakglass`;
 
@@ -138,7 +155,12 @@ export function indexRange(index: AuditIndex, value: string | undefined, fromKey
   return [`${prefix}${SEP}${fromKey ?? ''}`, toKey === undefined ? `${prefix}${AFTER_SEP}` : `${prefix}${SEP}${toKey}`];
 }
 
+/** The event id that ends a break-glass index key (or an index key before packing). */
 export function eventIdOfIndexKey(key: string): string {
+  return lastPartOf(key);
+}
+
+function lastPartOf(key: string): string {
   return key.slice(key.lastIndexOf(SEP) + 1);
 }
 

@@ -7,20 +7,23 @@ import { AccessRequest, allOf } from './consent-evaluate';
 import { ConsentAction, PURPOSE_CODE, parseConsentAction } from './consent-model';
 import { conflict, forbidden, invalid, notFound } from './errors';
 import { DID_ORG_INDEX, IdentityRecord, fhirBaseUrlOf, findIdentity } from './identity-model';
-import { canonicalJson, pagePartial, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
+import { canonicalJson, parseBookmark, parsePageSize, readState, scanPartial, txInstant, unmarshal, writeState } from './ledger';
+import { flushPackedRows, membersOfRow, packedRows, pageMembers, partialKeyRange } from './packed-index';
 import {
   ANCHOR_KEY,
   Anchor,
   AnchorInput,
   Commitment,
+  LOCATOR_INDEX,
   LocatorEntry,
   PATIENT_RESOURCE_INDEX,
   anchorKey,
   checkResourceKey,
   governingPatients,
+  legacyPatientIndexKey,
   parseAnchorInput,
   parseCommitment,
-  patientIndexKey,
+  patientRowKey,
   resourceRef,
   sameCommitment,
   toLocatorEntry,
@@ -71,6 +74,7 @@ export class RecordContract extends Contract {
     const caller = callerMayAnchor(ctx);
     const input = parseAnchorInput(parseJsonObject(anchorJson, 'anchor'), 'anchor');
     const anchor = await anchorOne(ctx, caller, input);
+    await flushPackedRows(ctx);
     return canonicalJson(anchor);
   }
 
@@ -216,20 +220,24 @@ export class RecordContract extends Contract {
     for (const link of await linkedPseudonyms(ctx, patient, caller.mspId)) {
       rows.push(...(await scanPartial(ctx, PATIENT_RESOURCE_INDEX, [link.pseudonym, caller.mspId])));
     }
-    const anchors: Anchor[] = [];
+    // A version filed under both the DID and a linked pseudonym (a co-patient) is erased once.
+    const anchors = new Map<string, Anchor>();
     for (const row of rows) {
-      const entry = unmarshal<LocatorEntry>(row.value);
-      anchors.push(await getAnchor(ctx, entry.resourceType, entry.id, entry.versionId));
+      for (const entry of membersOfRow(LOCATOR_INDEX, row.key, row.value)) {
+        const ref = resourceRef(entry.resourceType, entry.id, entry.versionId);
+        if (!anchors.has(ref)) anchors.set(ref, await getAnchor(ctx, entry.resourceType, entry.id, entry.versionId));
+      }
     }
-    return canonicalJson({ erased: await tombstone(ctx, anchors) });
+    return canonicalJson({ erased: await tombstone(ctx, [...anchors.values()]) });
   }
 
   /**
    * Record locator: which custodians hold which resource versions for a patient, filtered by consent
    * for the requesting actor and purpose. Request: `{patient, actor, actorOrganization, actorAuth?,
    * purpose, action?, custodian?, resourceType?, pageSize?, bookmark?}`. For a DID, anchors under
-   * pseudonyms linked to it are listed too. Each row is decided with its OWN patient (from the key,
-   * through its custodian's link). A bookmark must come from this query. Returns `{custodians:
+   * pseudonyms linked to it are listed too. Each entry is decided with its OWN patient (from its row's
+   * key, through its custodian's link). `pageSize` counts locator entries, and a page may end inside a
+   * packed row; a bookmark must come from this query. Returns `{custodians:
    * [{custodian, organization, fhirBaseUrl, resources: [{resourceType, id, versionId, lastUpdated,
    * consents, reason}]}], withheld, breakGlass, bookmark, fetchedRecordsCount}`.
    */
@@ -253,12 +261,14 @@ export class RecordContract extends Contract {
     const pageSize = parsePageSize(request.pageSize as string | number | undefined);
     const bookmark = parseBookmark(optionalString(request, 'bookmark', 'request'));
 
-    // The index prefixes of this query: the patient itself, then each pseudonym linked to it.
+    // The index prefixes of this query: the patient itself, then each pseudonym linked to it. A page
+    // counts locator entries (a packed row lists many) and runs on from one prefix into the next.
     const prefixes: string[][] = [custodianFilter ? [patient, custodianFilter] : [patient]];
     for (const link of await linkedPseudonyms(ctx, patient, custodianFilter)) {
       prefixes.push([link.pseudonym, link.custodian]);
     }
-    const page = await pageAcross(ctx, prefixes, pageSize, bookmark);
+    const ranges = prefixes.map((attributes) => partialKeyRange(ctx, PATIENT_RESOURCE_INDEX, attributes));
+    const page = await pageMembers(LOCATOR_INDEX, ranges, pageSize, bookmark);
 
     const inputsBySubject = new Map<string, EvaluationInputs>();
     const byCustodian = new Map<string, Array<Omit<LocatorEntry, 'custodian' | 'securityLabels' | 'dataMonth'> & { consents: string[]; reason: string }>>();
@@ -274,12 +284,11 @@ export class RecordContract extends Contract {
       }
       return { subject, inputs };
     };
-    for (const row of page.records) {
-      const entry = unmarshal<LocatorEntry>(row.value);
+    for (const { key, member: entry } of page.members) {
       if (typeFilter !== undefined && entry.resourceType !== typeFilter) {
         continue;
       }
-      const [rowPatient = '', rowCustodian = entry.custodian] = ctx.stub.splitCompositeKey(row.key).attributes;
+      const [rowPatient = '', rowCustodian = entry.custodian] = ctx.stub.splitCompositeKey(key).attributes;
       const { subject, inputs } = await subjectOf(rowCustodian, rowPatient);
       const accessRequest: AccessRequest = {
         patient: subject,
@@ -329,41 +338,6 @@ export class RecordContract extends Contract {
   }
 }
 
-/**
- * One page of the patient~resource index over several prefixes in order. The bookmark must lie under
- * one of them (pagePartial refuses anything else); when a prefix runs out, the page continues with the
- * next, and a bookmark at a prefix boundary is the next prefix's start.
- */
-async function pageAcross(
-  ctx: Context,
-  prefixes: string[][],
-  pageSize: number,
-  bookmark: string,
-): Promise<{ records: Array<{ key: string; value: Uint8Array }>; bookmark: string; fetchedRecordsCount: number }> {
-  const keys = prefixes.map((attributes) => ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, attributes));
-  const first = bookmark === '' ? 0 : keys.findIndex((key) => bookmark.startsWith(key));
-  if (first < 0) {
-    throw invalid('bookmark does not belong to this query');
-  }
-  const records: Array<{ key: string; value: Uint8Array }> = [];
-  let fetchedRecordsCount = 0;
-  let next = '';
-  for (let i = first; i < prefixes.length; i++) {
-    const page = await pagePartial(ctx, PATIENT_RESOURCE_INDEX, prefixes[i] as string[], pageSize - records.length, i === first ? bookmark : '');
-    records.push(...page.records);
-    fetchedRecordsCount += page.fetchedRecordsCount;
-    if (page.bookmark !== '') {
-      next = page.bookmark;
-      break;
-    }
-    if (records.length >= pageSize) {
-      next = keys[i + 1] ?? '';
-      break;
-    }
-  }
-  return { records, bookmark: next, fetchedRecordsCount };
-}
-
 async function getAnchor(ctx: Context, resourceType: string, id: string, versionId: string): Promise<Anchor> {
   const anchor = await readState<Anchor>(ctx, anchorKey(ctx, resourceType, id, versionId));
   if (!anchor) {
@@ -372,16 +346,24 @@ async function getAnchor(ctx: Context, resourceType: string, id: string, version
   return anchor;
 }
 
-/** Tombstones anchors not yet erased; returns their refs. */
+/**
+ * Tombstones anchors not yet erased; returns their refs. Each version leaves the locator rows of its
+ * patients (the row of its anchoring transaction; an emptied row is deleted), or, filed before packing,
+ * its own locator key.
+ */
 async function tombstone(ctx: Context, anchors: Anchor[]): Promise<string[]> {
   const erased: string[] = [];
   const at = txInstant(ctx);
+  const rows = packedRows(ctx);
   for (const anchor of anchors) {
     if (anchor.tombstone) {
       continue;
     }
+    const same = (entry: LocatorEntry) => entry.resourceType === anchor.resourceType && entry.id === anchor.id && entry.versionId === anchor.versionId;
     for (const patient of governingPatients(anchor)) {
-      await ctx.stub.deleteState(patientIndexKey(ctx, { ...anchor, patient }));
+      if ((await rows.remove(patientRowKey(ctx, patient, anchor.custodian, anchor.txId), same)) === 0) {
+        await ctx.stub.deleteState(legacyPatientIndexKey(ctx, { ...anchor, patient }));
+      }
     }
     const stone: Anchor = {
       resourceType: anchor.resourceType,
@@ -396,6 +378,7 @@ async function tombstone(ctx: Context, anchors: Anchor[]): Promise<string[]> {
     await writeState(ctx, anchorKey(ctx, anchor.resourceType, anchor.id, anchor.versionId), stone);
     erased.push(resourceRef(anchor.resourceType, anchor.id, anchor.versionId));
   }
+  await rows.flush();
   return erased;
 }
 
@@ -471,6 +454,7 @@ async function anchorMany(ctx: Context, caller: Caller, inputs: AnchorInput[]): 
     stored.set(ref, anchor);
     out.push(anchor);
   }
+  await flushPackedRows(ctx);
   return out;
 }
 
@@ -483,7 +467,10 @@ function callerMayAnchor(ctx: Context): Caller {
   return caller;
 }
 
-/** Writes one anchor (or returns the identical stored one) and its patient~resource index entry. */
+/**
+ * Writes one anchor (or returns the identical stored one, filed nowhere again) and files it in the
+ * locator row of each of its patients; the caller flushes the rows (flushPackedRows) once it is done.
+ */
 async function anchorOne(ctx: Context, caller: Caller, input: AnchorInput): Promise<Anchor> {
   const ref = resourceRef(input.resourceType, input.id, input.versionId);
   const key = anchorKey(ctx, input.resourceType, input.id, input.versionId);
@@ -509,7 +496,7 @@ async function anchorOne(ctx: Context, caller: Caller, input: AnchorInput): Prom
   await writeState(ctx, key, anchor);
   // Filed under each patient whose compartment it is in: each one's locator and erasure find it.
   for (const patient of governingPatients(anchor)) {
-    await writeState(ctx, patientIndexKey(ctx, { ...input, patient, custodian: caller.mspId }), toLocatorEntry(anchor, patient));
+    packedRows(ctx).add(LOCATOR_INDEX, patientRowKey(ctx, patient, caller.mspId, anchor.txId), toLocatorEntry(anchor, patient));
   }
   return anchor;
 }

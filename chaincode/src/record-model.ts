@@ -3,6 +3,8 @@
  */
 import type { Context } from 'fabric-contract-api';
 import { invalid } from './errors';
+import { unmarshal } from './ledger';
+import type { PackedIndex } from './packed-index';
 import { MAX_CO_PATIENTS } from './protocol';
 import {
   FHIR_ID,
@@ -96,8 +98,31 @@ export interface LocatorEntry {
 }
 
 export const ANCHOR_KEY = 'hdx.anchor';
-/** patient~resource index: [patient, custodian, resourceType, id, versionId]. */
+/**
+ * patient~resource index, packed (packed-index.ts): one row [patient, custodian, txId] per transaction
+ * that anchored versions for the patient, listing their LocatorEntries. Rows written before packing are
+ * [patient, custodian, resourceType, id, versionId] holding one LocatorEntry; both shapes sit under the
+ * same [patient, custodian] prefix and are read together.
+ */
 export const PATIENT_RESOURCE_INDEX = 'hdx.anchor~patient';
+
+/**
+ * The locator's index: a packed row lists LocatorEntries; a row before packing holds one as its value.
+ * A row lists its entries in the order the keys before packing had (resourceType, id, versionId).
+ */
+export const LOCATOR_INDEX: PackedIndex<LocatorEntry, LocatorEntry> = {
+  member: (_rowKey, entry) => entry,
+  legacyMember: (_key, value) => unmarshal<LocatorEntry>(value),
+  compare: (a, b) => {
+    const [x, y] = [locatorOrder(a), locatorOrder(b)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  },
+};
+
+/** A locator entry's place in key order, as its own composite key before packing sorted it. */
+function locatorOrder(entry: LocatorEntry): string {
+  return `${entry.resourceType}\u0000${entry.id}\u0000${entry.versionId}\u0000`;
+}
 
 const ANCHOR_FIELDS = ['resourceType', 'id', 'versionId', 'patient', 'coPatients', 'securityLabels', 'lastUpdated', 'dataMonth', 'commitment'] as const;
 
@@ -112,7 +137,13 @@ export function anchorKey(ctx: Context, resourceType: string, id: string, versio
   return ctx.stub.createCompositeKey(ANCHOR_KEY, [resourceType, id, versionId]);
 }
 
-export function patientIndexKey(ctx: Context, anchor: { patient: string; custodian: string; resourceType: string; id: string; versionId: string }): string {
+/** The locator row of the versions a transaction (`txId`) anchored for a patient: derivable from each anchor. */
+export function patientRowKey(ctx: Context, patient: string, custodian: string, txId: string): string {
+  return ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, [patient, custodian, txId]);
+}
+
+/** The locator key of one version as written before packing (erasure still removes such keys). */
+export function legacyPatientIndexKey(ctx: Context, anchor: { patient: string; custodian: string; resourceType: string; id: string; versionId: string }): string {
   return ctx.stub.createCompositeKey(PATIENT_RESOURCE_INDEX, [anchor.patient, anchor.custodian, anchor.resourceType, anchor.id, anchor.versionId]);
 }
 
