@@ -396,7 +396,8 @@ export async function recordEntries(ctx: Context, caller: Caller, inputs: AuditI
     if (input.actorOrganization !== caller.mspId && input.custodian !== caller.mspId) {
       throw forbidden(`a gateway of ${caller.mspId} records only accesses its organization took part in`);
     }
-    if (input.entryId !== undefined) {
+    // A decided entry's entryId was looked up before it was decided (authorizeInput): one read, not two.
+    if (input.entryId !== undefined && check !== 'decided') {
       const previous = await entryByClientId(ctx, caller, input.entryId);
       if (previous) {
         entries.push(previous);
