@@ -56,7 +56,7 @@ Environment (defaults in brackets):
   HDX_ORDERER_TYPE        ordering consensus, raft or bft [raft]
   HDX_ORDERERS            orderers: 3 or 1 with raft [3], 4 with bft [4]
   HDX_BATCH_TIMEOUT       orderer BatchTimeout [200ms]
-  HDX_MAX_MESSAGE_COUNT   orderer MaxMessageCount [100]
+  HDX_MAX_MESSAGE_COUNT   orderer MaxMessageCount [1 with Raft, 100 with BFT]
   HDX_FABRIC_HOME         Fabric binary cache [~/.cache/hdx/fabric]
   HDX_CHAINCODE_DIR       chaincode package the chaincode servers run [<repo>/chaincode]
 `;

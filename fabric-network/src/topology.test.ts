@@ -42,6 +42,13 @@ describe('topology', () => {
     expect(p.Application.Organizations.map((o: { AnchorPeers: unknown[] }) => o.AnchorPeers.length)).to.deep.equal([1, 1, 1]);
   });
 
+  it('block cutting by default: a block per transaction with Raft (the gateways batch already), 100 with BFT; HDX_MAX_MESSAGE_COUNT overrides either', () => {
+    expect(defaultOptions({})).to.include({ consensus: 'raft', maxMessageCount: 1, batchTimeout: '200ms' });
+    expect(defaultOptions({ HDX_ORDERER_TYPE: 'bft' })).to.include({ consensus: 'bft', maxMessageCount: 100 });
+    expect(defaultOptions({ HDX_MAX_MESSAGE_COUNT: '100' }).maxMessageCount).to.equal(100);
+    expect(() => defaultOptions({ HDX_MAX_MESSAGE_COUNT: '0' })).to.throw(/HDX_MAX_MESSAGE_COUNT must be a positive integer/);
+  });
+
   it('configtx: BFT maps each of 4 orderers to a consenter id, its MSP, signing identity and TLS certificates', () => {
     const t = topology({ home: '/h', portBase: 7000, consensus: 'bft', orderers: 4, batchTimeout: '100ms', maxMessageCount: 20 });
     type Consenter = { ID: number; Host: string; Port: number; MSPID: string; Identity: string; ClientTLSCert: string; ServerTLSCert: string };
