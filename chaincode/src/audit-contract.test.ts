@@ -5,7 +5,7 @@ import { IdentityContract } from './identity-contract';
 import { RecordContract } from './record-contract';
 import { FakeIdentity, FakeLedger, identity, rejectsWith } from './test-support/fake-ledger';
 import { TestKey } from './test-support/keys';
-import { H1_ADMIN, H1_GATEWAY, H2_ADMIN, H2_GATEWAY, REG_ADMIN, REG_AUDITOR, registerDid, signedBy } from './test-support/registry';
+import { H1_ADMIN, H1_GATEWAY, H2_ADMIN, H2_GATEWAY, REG_ADMIN, REG_AUDITOR, registerDid, signedBy, anchorObservation } from './test-support/registry';
 
 const audit = new AuditContract();
 const consents = new ConsentContract();
@@ -39,19 +39,7 @@ describe('hdx.audit', () => {
     patient = await registerDid(ledger, 'patient');
     doctor = await registerDid(ledger, 'practitioner', H2_GATEWAY);
     // Hospital1 is the custodian of the resource its entries name (it must stand behind them).
-    await ledger.invoke(H1_GATEWAY, (ctx) =>
-      records.Anchor(
-        ctx,
-        JSON.stringify({
-          resourceType: 'Observation',
-          id: 'o1',
-          versionId: '1',
-          patient: patient.did,
-          lastUpdated: '2024-05-01T10:00:00Z',
-          commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
-        }),
-      ),
-    );
+    await anchorObservation(ledger, patient.did);
   });
 
   it('is the contract hdx.audit', () => {

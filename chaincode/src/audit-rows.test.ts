@@ -6,13 +6,11 @@
 import { expect } from 'chai';
 import { AuditContract } from './audit-contract';
 import { INDEX_MARKER } from './ledger';
-import { RecordContract } from './record-contract';
 import { FakeLedger, rejectsWith } from './test-support/fake-ledger';
 import { TestKey } from './test-support/keys';
-import { H1_GATEWAY, H2_GATEWAY, REG_AUDITOR, registerDid } from './test-support/registry';
+import { H1_GATEWAY, H2_GATEWAY, REG_AUDITOR, registerDid, anchorObservation } from './test-support/registry';
 
 const audit = new AuditContract();
-const records = new RecordContract();
 
 interface Entry {
   eventId: string;
@@ -181,19 +179,7 @@ describe('hdx.audit: packed index rows', () => {
   it('AuthorizeAndRecordBatch files its decisions in packed rows too', async () => {
     const [a] = patients as [TestKey];
     const h1Doctor = await registerDid(ledger, 'practitioner');
-    await ledger.invoke(H1_GATEWAY, (ctx) =>
-      records.Anchor(
-        ctx,
-        JSON.stringify({
-          resourceType: 'Observation',
-          id: 'o1',
-          versionId: '1',
-          patient: a.did,
-          lastUpdated: '2024-05-01T10:00:00Z',
-          commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
-        }),
-      ),
-    );
+    await anchorObservation(ledger, a.did);
     const request = (i: number) => ({
       actor: h1Doctor.did,
       actorOrganization: 'Hospital1MSP',

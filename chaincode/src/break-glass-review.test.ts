@@ -1,13 +1,11 @@
 import { expect } from 'chai';
 import { AuditContract } from './audit-contract';
 import { IdentityContract } from './identity-contract';
-import { RecordContract } from './record-contract';
 import { FakeIdentity, FakeLedger, identity, rejectsWith } from './test-support/fake-ledger';
 import { TestKey } from './test-support/keys';
-import { H1_ADMIN, H1_GATEWAY, H2_GATEWAY, REG_ADMIN, REG_AUDITOR, registerDid, signedBy } from './test-support/registry';
+import { H1_ADMIN, H1_GATEWAY, H2_GATEWAY, REG_ADMIN, REG_AUDITOR, registerDid, signedBy, anchorObservation } from './test-support/registry';
 
 const audit = new AuditContract();
-const records = new RecordContract();
 const identities = new IdentityContract();
 const REG_GATEWAY = identity('RegulatorMSP', 'gateway');
 
@@ -53,19 +51,7 @@ describe('hdx.audit break-glass review', () => {
     patient = await registerDid(ledger, 'patient');
     doctor = await registerDid(ledger, 'practitioner', H2_GATEWAY);
     auditor = await registerDid(ledger, 'auditor');
-    await ledger.invoke(H1_GATEWAY, (ctx) =>
-      records.Anchor(
-        ctx,
-        JSON.stringify({
-          resourceType: 'Observation',
-          id: 'o1',
-          versionId: '1',
-          patient: patient.did,
-          lastUpdated: '2024-05-01T10:00:00Z',
-          commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
-        }),
-      ),
-    );
+    await anchorObservation(ledger, patient.did);
   });
 
   it("records an auditor's signed outcome, submitted by the regulator's gateway, with who and when", async () => {

@@ -1,6 +1,7 @@
 /** Registers DIDs on a FakeLedger for tests. */
 import { ConsentContract } from '../consent-contract';
 import { IdentityContract } from '../identity-contract';
+import { RecordContract } from '../record-contract';
 import { FakeIdentity, FakeLedger, identity } from './fake-ledger';
 import { TestKey, newKey, nonce, signJws } from './keys';
 
@@ -43,4 +44,19 @@ export function signedBy(ledger: FakeLedger, key: TestKey, payload: Record<strin
 export function grantConsent(ledger: FakeLedger, key: TestKey, id: string, provision: Record<string, unknown>, who: FakeIdentity = H1_GATEWAY): Promise<string> {
   const consent = { resourceType: 'Consent', id, status: 'active', patient: { reference: key.did }, provision };
   return ledger.invoke(who, (ctx) => consentContract.Grant(ctx, signedBy(ledger, key, { action: 'grant', consent })));
+}
+
+const recordContract = new RecordContract();
+
+/** Anchors `Observation/<id>/_history/1` of a patient as `who`'s custodian (Hospital1 by default). */
+export function anchorObservation(ledger: FakeLedger, patient: string, id = 'o1', who: FakeIdentity = H1_GATEWAY): Promise<string> {
+  const anchor = {
+    resourceType: 'Observation',
+    id,
+    versionId: '1',
+    patient,
+    lastUpdated: '2024-05-01T10:00:00Z',
+    commitment: { alg: 'HMAC-SHA-256', value: Buffer.alloc(32, 1).toString('base64url') },
+  };
+  return ledger.invoke(who, (ctx) => recordContract.Anchor(ctx, JSON.stringify(anchor)));
 }

@@ -24,6 +24,16 @@ function version(resourceType: string, id: string, versionId: number, patientId:
   return { resourceType, id, versionId, lastUpdated: '2026-12-01T00:00:00.000Z', patientId, deleted: false, content, date: null, codes: [] };
 }
 
+/** Ids of the current Observations coded `http://example.org/codes|<code>`, as search finds them. */
+async function observationsCoded(s: ResourceStore, code: string): Promise<string[]> {
+  const found = await s.search({
+    resourceType: 'Observation',
+    criteria: [{ kind: 'token', param: 'code', not: false, values: [{ system: 'http://example.org/codes', code }] }],
+    limit: 10,
+  });
+  return found.map((x) => x.id);
+}
+
 function change(entryId: string, action: 'C' | 'U'): AccessEntryInput {
   return {
     entryId,
@@ -178,14 +188,7 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
       expect(others).to.have.length(0);
       expect(stored?.versions).to.have.length(90);
       await s.markWriteAnchored(stored as NonNullable<typeof stored>);
-      const byCode = async (code: string): Promise<string[]> =>
-        (
-          await s.search({
-            resourceType: 'Observation',
-            criteria: [{ kind: 'token', param: 'code', not: false, values: [{ system: 'http://example.org/codes', code }] }],
-            limit: 10,
-          })
-        ).map((x) => x.id);
+      const byCode = (code: string): Promise<string[]> => observationsCoded(s, code);
       for (const i of [0, 1, 15, 16, 17, 42, 88, 89]) expect(await byCode(`c${String(i)}`), `c${String(i)}`).to.deep.equal([`o${String(i)}`]);
       const all = await s.search({ resourceType: 'Observation', criteria: [{ kind: 'token', param: 'status', not: false, values: [{ code: 'final' }] }], limit: 100 });
       expect(all).to.have.length(90);
@@ -194,14 +197,7 @@ export function storeContract(name: string, sut: () => StoreUnderTest): void {
     it('indexVersions: a write stored without its index is indexed while pending (found only once anchored), replaced when indexed again, and a version not held gets no rows', async () => {
       const s = open();
       const coded = (id: string, code: string): NewVersion => observation(id, 'p1', '2026-03', [], { code: { coding: [{ system: 'http://example.org/codes', code }] } });
-      const byCode = async (code: string): Promise<string[]> =>
-        (
-          await s.search({
-            resourceType: 'Observation',
-            criteria: [{ kind: 'token', param: 'code', not: false, values: [{ system: 'http://example.org/codes', code }] }],
-            limit: 10,
-          })
-        ).map((x) => x.id);
+      const byCode = (code: string): Promise<string[]> => observationsCoded(s, code);
       const indexOf = (v: NewVersion): ReturnType<typeof indexEntriesOf> => indexEntriesOf(JSON.parse(v.content) as Record<string, unknown>);
       const [a, b] = [coded('o1', 'x1'), coded('o2', 'x2')];
       await s.insertPendingWrite({ writeId: 'w1', versions: [a, b], newPatientKeys: [], didLinks: [] });
