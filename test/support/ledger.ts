@@ -188,18 +188,28 @@ export class OrgClient {
   }
 
   /** Resolves once this org's peer has committed the given block (a block event from that peer). */
-  async waitForBlock(blockNumber: bigint): Promise<void> {
-    const events = await this.#network.getFilteredBlockEvents({ startBlock: blockNumber });
-    try {
-      for await (const block of events) {
-        if (BigInt(block.getNumber()) >= blockNumber) return;
+  async waitForBlock(blockNumber: bigint, timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const events = await this.#network.getFilteredBlockEvents({ startBlock: blockNumber });
+      try {
+        for await (const block of events) {
+          if (BigInt(block.getNumber()) >= blockNumber) return;
+        }
+      } catch (err) {
+        // A peer's deliver service answers NOT_FOUND (status 404) when the start block is more than one
+        // past its height. With a block per transaction another organization's peer can be several
+        // blocks behind the one wanted: ask again once it has committed more.
+        if (/status response: 404\b/.test(String((err as Error | undefined)?.message)) && Date.now() < end) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        throw toLedgerError(err);
+      } finally {
+        events.close();
       }
-    } catch (err) {
-      throw toLedgerError(err);
-    } finally {
-      events.close();
+      throw new Error(`the block events of ${this.org} ended before block ${blockNumber}`);
     }
-    throw new Error(`the block events of ${this.org} ended before block ${blockNumber}`);
   }
 
   close(): void {
